@@ -1,0 +1,5 @@
+import sys
+
+from fedisora.cli import main
+
+sys.exit(main())

@@ -1,0 +1,350 @@
+"""The ``fedisora`` command: init, serve, worker, migrate, createuser, check.
+
+Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
+(2 for a malformed command line); no traceback reaches them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fedisora import urls
+from fedisora.config import ENV_FILE_NAME, ConfigError, Settings, load_settings, read_env_file
+from fedisora.db import DatabaseError, close_db, init_db, migrate
+from fedisora.errors import FedisoraError
+
+__all__ = ["main"]
+
+log = logging.getLogger("fedisora")
+
+ADMIN_PASSWORD_FILE = "initial-admin-password"
+
+
+class CommandError(Exception):
+    """A clear, user-facing failure of a command."""
+
+
+def _run(coro: Awaitable[int]) -> int:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _require_secret(settings: Settings) -> None:
+    if not settings.secret_key:
+        raise CommandError(
+            "FEDISORA_SECRET_KEY is not set and no "
+            f"{settings.data_dir / ENV_FILE_NAME} exists: run `fedisora init` first"
+        )
+
+
+def provenance_dir(settings: Settings) -> Path:
+    return settings.data_dir / "provenance"
+
+
+# --- init -----------------------------------------------------------------------------------
+
+
+def _write_env_file(settings: Settings) -> Settings:
+    """Create ``<data dir>/fedisora.env`` with a generated secret key, once."""
+    path = settings.data_dir / ENV_FILE_NAME
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    existing = read_env_file(path) if path.is_file() else {}
+    if settings.secret_key or "FEDISORA_SECRET_KEY" in existing:
+        return settings
+    lines = [
+        "# Written by `fedisora init`. Environment variables override these values.",
+        f"FEDISORA_SECRET_KEY={secrets.token_urlsafe(48)}",
+    ]
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return load_settings()
+
+
+def _write_provenance_credentials(settings: Settings) -> str:
+    """The instance's own C2PA signing CA and leaf (admins may replace them with their own)."""
+    directory = provenance_dir(settings)
+    if (directory / "chain.pem").is_file():
+        return "kept"
+    from render.provenance import generate_instance_ca  # noqa: PLC0415 - cryptography only
+
+    host = settings.domain.split(":", 1)[0]
+    if not any(c.isalpha() for c in host):
+        host = f"{host.replace('.', '-')}.localhost"  # a CA name needs a DNS-style label
+    creds = generate_instance_ca(host)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "root.pem").write_text(creds.root_pem)
+    (directory / "chain.pem").write_text(creds.chain_pem)
+    key_path = directory / "key.pem"
+    key_path.write_text(creds.key_pem)
+    key_path.chmod(0o600)
+    return "created"
+
+
+async def cmd_init(args: argparse.Namespace) -> int:
+    from fedisora.models import User  # noqa: PLC0415
+    from fedisora.services.accounts import (  # noqa: PLC0415
+        create_instance_actor,
+        create_local_account,
+    )
+
+    settings = _write_env_file(_settings())
+    urls.configure(settings)
+    settings.media_root.mkdir(parents=True, exist_ok=True)
+    await migrate(settings)
+    await init_db(settings)
+    try:
+        await create_instance_actor()
+        print(f"provenance signing certificate: {_write_provenance_credentials(settings)}")
+        admin = await User.filter(is_admin=True).prefetch_related("account").first()
+        if admin is not None:
+            print(f"admin account @{admin.account.username} already exists")
+        else:
+            password = args.admin_password or secrets.token_urlsafe(12)
+            await create_local_account(
+                args.admin_username, args.admin_email, password, admin=True
+            )
+            pw_file = settings.data_dir / ADMIN_PASSWORD_FILE
+            pw_file.write_text(password + "\n")
+            pw_file.chmod(0o600)
+            print(f"created admin @{args.admin_username} <{args.admin_email}>")
+            print(f"admin password: {password}  (also in {pw_file})")
+    finally:
+        await close_db()
+    print(f"instance {settings.base_url} is ready; database {settings.database_url}")
+    return 0
+
+
+# --- serve / worker --------------------------------------------------------------------------
+
+
+def _login_banner(settings: Settings, host: str, port: int) -> str:
+    pw_file = settings.data_dir / ADMIN_PASSWORD_FILE
+    where = f"the password in {pw_file}" if pw_file.is_file() else "your admin password"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return (
+        f"fedisora is serving http://{shown}:{port}/ (public URL {settings.base_url})\n"
+        f"log in as admin at http://{shown}:{port}/login with the admin e-mail or username "
+        f"and {where}"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    settings = _settings()
+    _require_secret(settings)
+    _run(_migrate_only(settings))
+    child: subprocess.Popen[bytes] | None = None
+    if not settings.redis_url and not args.no_render_worker:
+        # Embedded defaults: rendering runs in a worker process of its own, so the process
+        # that answers HTTP never loads torch.
+        child = subprocess.Popen(
+            [sys.executable, "-m", "fedisora", "worker", "--queues", "render"],
+            env=os.environ.copy(),
+        )
+    print(_login_banner(settings, args.host, args.port), flush=True)
+    try:
+        uvicorn.run(
+            "fedisora.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level,
+            proxy_headers=True,
+        )
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return 0
+
+
+async def _migrate_only(settings: Settings) -> int:
+    await migrate(settings)
+    return 0
+
+
+async def cmd_worker(args: argparse.Namespace) -> int:
+    from fedisora.work.machines import build_engine  # noqa: PLC0415
+    from fedisora.work.runner import InProcessRunner  # noqa: PLC0415
+
+    settings = _settings()
+    _require_secret(settings)
+    urls.configure(settings)
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    if not queues:
+        raise CommandError("--queues needs at least one queue name (default, render)")
+    await init_db(settings)
+    engine = build_engine(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if settings.redis_url:
+            from fedisora.work.arq_worker import ArqWaker, build_worker  # noqa: PLC0415
+
+            waker = await ArqWaker.connect(settings.redis_url)
+            engine.add_waker(waker)
+            workers = [build_worker(engine, settings.redis_url, q) for q in queues]
+            tasks = [asyncio.create_task(w.async_run()) for w in workers]
+            print(f"arq worker for queues {', '.join(queues)}", flush=True)
+            await stop.wait()
+            for w in workers:
+                await w.close()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await waker.pool.aclose()
+        else:
+            runner = InProcessRunner(engine, queues=queues, concurrency=args.concurrency)
+            runner.start()
+            print(f"in-process worker for queues {', '.join(queues)}", flush=True)
+            await stop.wait()
+            await runner.stop()
+    finally:
+        await close_db()
+    return 0
+
+
+# --- migrate / createuser / check ------------------------------------------------------------
+
+
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    await migrate(settings)
+    print(f"migrations applied to {settings.database_url}")
+    return 0
+
+
+async def cmd_createuser(args: argparse.Namespace) -> int:
+    from fedisora.services.accounts import create_local_account  # noqa: PLC0415
+
+    settings = _settings()
+    urls.configure(settings)
+    await migrate(settings)
+    await init_db(settings)
+    try:
+        account = await create_local_account(
+            args.username, args.email, args.password, admin=args.admin
+        )
+    finally:
+        await close_db()
+    role = "admin" if args.admin else "user"
+    print(f"created {role} @{account.username} ({account.uri})")
+    return 0
+
+
+async def cmd_check(args: argparse.Namespace) -> int:
+    from fedisora.health import check_redis  # noqa: PLC0415
+
+    settings = _settings()  # raises ConfigError with the setting's name
+    problems: list[str] = []
+    if not settings.secret_key:
+        problems.append("FEDISORA_SECRET_KEY is not set (run `fedisora init`)")
+    try:
+        await asyncio.wait_for(init_db(settings), 10)
+        from fedisora.health import check_database  # noqa: PLC0415
+
+        db = await check_database()
+        if not db["ok"]:
+            problems.append(f"database {settings.database_url}: {db['error']}")
+        await close_db()
+    except (DatabaseError, TimeoutError, OSError) as exc:
+        problems.append(f"database {settings.database_url}: {exc or 'timed out'}")
+    redis = await check_redis(settings.redis_url)
+    if not redis["ok"]:
+        problems.append(f"redis {settings.redis_url}: {redis['error']}")
+    print(f"domain: {settings.domain} ({settings.base_url})")
+    print(f"database: {settings.database_url}")
+    print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
+    print(f"media: {settings.media_root}")
+    print(f"render model: {settings.render_model}")
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedisora", description="A federated home for AI-generated short video."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create config, database, keys and the admin user")
+    p.add_argument("--admin-username", default="admin")
+    p.add_argument("--admin-email", default="admin@localhost")
+    p.add_argument("--admin-password", default=None, help="default: generated and printed")
+    p.set_defaults(func=cmd_init, is_async=True)
+
+    p = sub.add_parser("serve", help="run the web server (and, without Redis, the workers)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-render-worker", action="store_true",
+                   help="do not start the embedded render worker process")
+    p.set_defaults(func=cmd_serve, is_async=False)
+
+    p = sub.add_parser("worker", help="run durable work (arq with Redis, in-process without)")
+    p.add_argument("--queues", default="default,render")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.set_defaults(func=cmd_worker, is_async=True)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=cmd_migrate, is_async=True)
+
+    p = sub.add_parser("createuser", help="create a local user")
+    p.add_argument("username")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--admin", action="store_true")
+    p.set_defaults(func=cmd_createuser, is_async=True)
+
+    p = sub.add_parser("check", help="validate configuration and reach database and Redis")
+    p.set_defaults(func=cmd_check, is_async=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("FEDISORA_LOG_LEVEL", "info").upper()
+        if os.environ.get("FEDISORA_LOG_LEVEL", "info").lower() in ("debug", "info", "warning", "error")
+        else "INFO",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], Any] = args.func
+    try:
+        result = _run(func(args)) if args.is_async else func(args)
+    except (ConfigError, DatabaseError, CommandError, FedisoraError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

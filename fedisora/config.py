@@ -1,0 +1,238 @@
+"""Instance configuration, read once from ``FEDISORA_*`` environment variables.
+
+Every setting has an embedded default so that ``fedisora init && fedisora serve`` works on a
+fresh machine with no services: SQLite under ``./data``, media on local disk, work run in-process.
+``fedisora init`` writes ``<data dir>/fedisora.env`` with generated secrets; environment variables
+override that file. Unknown ``FEDISORA_*`` names and invalid values fail fast with
+:class:`ConfigError`, naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["ENV_FILE_NAME", "ConfigError", "Settings", "load_settings"]
+
+ENV_PREFIX = "FEDISORA_"
+ENV_FILE_NAME = "fedisora.env"
+
+REGISTRATION_MODES = ("open", "approval", "closed")
+_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, missing or invalid. The message names the setting."""
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, not {raw!r}")
+
+
+def _parse_int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _parse_float(name: str, raw: str, low: float, high: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _check_domain(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if not _DOMAIN_RE.match(value):
+        raise ConfigError(f"{name} must be a host name with an optional :port, not {raw!r}")
+    return value
+
+
+def _check_database_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    scheme = urlsplit(value).scheme
+    if scheme not in ("sqlite", "postgres", "postgresql", "asyncpg"):
+        raise ConfigError(
+            f"{name} must start with sqlite://, postgres:// or postgresql://, not {raw!r}"
+        )
+    if scheme == "sqlite" and not value[len("sqlite://") :]:
+        raise ConfigError(f"{name} needs a file path after sqlite://")
+    return value
+
+
+def _check_redis_url(name: str, raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{name} must start with redis://, rediss:// or unix://, not {raw!r}")
+    return value
+
+
+def _check_secret(name: str, raw: str) -> str:
+    if len(raw) < 32:
+        raise ConfigError(f"{name} must be at least 32 characters long")
+    return raw
+
+
+def _check_choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def check(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return value
+
+    return check
+
+
+def _check_model(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ConfigError(f"{name} must be 'tiny' or a path to a local model directory")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All instance settings. Build with :func:`load_settings`, not directly."""
+
+    domain: str = "127.0.0.1:8000"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    redis_url: str | None = None
+    media_root: Path = Path("")
+    secret_key: str = ""
+    render_model: str = "tiny"
+    insecure_http: bool = False
+    registrations: str = "open"
+    max_clip_seconds: float = 10.0
+    instance_name: str = "fedisora"
+    worker_lease_seconds: int = 60
+    log_level: str = "info"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.insecure_http else "https"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.domain}"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite://")
+
+    def tortoise_config(self) -> dict[str, Any]:
+        """The tortoise-orm configuration for this instance's database."""
+        return tortoise_config(self.database_url)
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    url = database_url
+    for alias in ("postgresql://", "postgres://"):
+        if url.startswith(alias):
+            url = "asyncpg://" + url[len(alias) :]
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "fedisora": {
+                "models": ["fedisora.models"],
+                "migrations": "migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# name -> (Settings field, parser). The parser gets the full variable name for its messages.
+_PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "DOMAIN": ("domain", _check_domain),
+    "DATA_DIR": ("data_dir", lambda _n, raw: Path(raw)),
+    "DATABASE_URL": ("database_url", _check_database_url),
+    "REDIS_URL": ("redis_url", _check_redis_url),
+    "MEDIA_ROOT": ("media_root", lambda _n, raw: Path(raw)),
+    "SECRET_KEY": ("secret_key", _check_secret),
+    "RENDER_MODEL": ("render_model", _check_model),
+    "INSECURE_HTTP": ("insecure_http", _parse_bool),
+    "REGISTRATIONS": ("registrations", _check_choice(REGISTRATION_MODES)),
+    "MAX_CLIP_SECONDS": ("max_clip_seconds", lambda n, raw: _parse_float(n, raw, 0.5, 10.0)),
+    "INSTANCE_NAME": ("instance_name", lambda _n, raw: raw.strip() or "fedisora"),
+    "WORKER_LEASE_SECONDS": (
+        "worker_lease_seconds",
+        lambda n, raw: _parse_int(n, raw, 5, 3600),
+    ),
+    "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
+}
+# Not settings themselves, but read by tooling around them.
+_ALLOWED_OTHER = {"CONFIG"}
+
+assert {f for f, _ in _PARSERS.values()} <= {f.name for f in fields(Settings)}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read ``KEY=value`` lines (``#`` comments, optional quotes) from *path*."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from *environ* (default ``os.environ``) over ``<data dir>/fedisora.env``."""
+    env = dict(os.environ if environ is None else environ)
+    data_dir = Path(env.get(ENV_PREFIX + "DATA_DIR") or "data")
+    env_file = Path(env.get(ENV_PREFIX + "CONFIG") or data_dir / ENV_FILE_NAME)
+    merged: dict[str, str] = {}
+    if env_file.is_file():
+        merged.update(read_env_file(env_file))
+    merged.update({k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+
+    values: dict[str, Any] = {}
+    for key, raw in merged.items():
+        if not key.startswith(ENV_PREFIX):
+            raise ConfigError(f"{env_file}: {key} is not a fedisora setting")
+        short = key[len(ENV_PREFIX) :]
+        if short in _ALLOWED_OTHER:
+            continue
+        if short not in _PARSERS:
+            known = ", ".join(ENV_PREFIX + name for name in sorted(_PARSERS))
+            raise ConfigError(f"unknown setting {key}; known settings are: {known}")
+        attr, parse = _PARSERS[short]
+        values[attr] = parse(key, raw)
+
+    data_dir = values.setdefault("data_dir", Path("data"))
+    if not values.get("database_url"):
+        values["database_url"] = f"sqlite://{(data_dir / 'fedisora.sqlite3').as_posix()}"
+    if not values.get("media_root") or values["media_root"] == Path(""):
+        values["media_root"] = data_dir / "media"
+    return Settings(**values)

@@ -1,0 +1,574 @@
+"""The domain model (tortoise-orm). Migrations in ``migrations/`` are generated from this module.
+
+Clips and comments share one id sequence (:mod:`fedisora.ids`) because both are statuses to
+Mastodon clients. Indexes are chosen so that every timeline page is an index range scan whose
+cost does not grow with the table (``tests/fedisora/test_indexes.py`` checks the query plans).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+from fedisora.ids import new_id
+
+__all__ = [
+    "Account",
+    "ActorType",
+    "Block",
+    "Boost",
+    "Cameo",
+    "Clip",
+    "ClipTag",
+    "Comment",
+    "Delivery",
+    "Follow",
+    "FollowState",
+    "InboxItem",
+    "Like",
+    "MediaFile",
+    "MediaKind",
+    "Mention",
+    "Mute",
+    "Notification",
+    "NotificationType",
+    "RenderJob",
+    "Tag",
+    "TimelineEntry",
+    "User",
+    "Visibility",
+    "WorkRow",
+    "WorkerHeartbeat",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    UNLISTED = "unlisted"
+    FOLLOWERS = "private"  # Mastodon's API name for followers-only
+    DIRECT = "direct"
+
+
+class ActorType(StrEnum):
+    PERSON = "Person"
+    SERVICE = "Service"
+    GROUP = "Group"
+    APPLICATION = "Application"
+    ORGANIZATION = "Organization"
+
+
+class FollowState(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+
+
+class MediaKind(StrEnum):
+    VIDEO = "video"
+    IMAGE = "image"
+
+
+class NotificationType(StrEnum):
+    MENTION = "mention"
+    FAVOURITE = "favourite"
+    REBLOG = "reblog"
+    FOLLOW = "follow"
+    FOLLOW_REQUEST = "follow_request"
+    STATUS = "status"
+    UPDATE = "update"
+    REMIX = "fedisora.remix"
+    LIKENESS_USE = "fedisora.likeness_use"
+    RENDER_FINISHED = "fedisora.render_finished"
+    RENDER_FAILED = "fedisora.render_failed"
+
+
+class Account(Model):
+    """A local or remote actor. Local ones (``domain`` is null) hold their private keys."""
+
+    id = fields.BigIntField(primary_key=True)
+    username = fields.CharField(max_length=64)
+    domain = fields.CharField(max_length=255, null=True)
+    actor_type = fields.CharEnumField(ActorType, max_length=16, default=ActorType.PERSON)
+    display_name = fields.CharField(max_length=100, default="")
+    note = fields.TextField(default="")
+    uri = fields.CharField(max_length=2048, unique=True)
+    url = fields.CharField(max_length=2048, null=True)
+    inbox_uri = fields.CharField(max_length=2048, null=True)
+    shared_inbox_uri = fields.CharField(max_length=2048, null=True)
+    outbox_uri = fields.CharField(max_length=2048, null=True)
+    followers_uri = fields.CharField(max_length=2048, null=True)
+    following_uri = fields.CharField(max_length=2048, null=True)
+    featured_uri = fields.CharField(max_length=2048, null=True)
+    avatar_url = fields.CharField(max_length=2048, null=True)
+    header_url = fields.CharField(max_length=2048, null=True)
+    public_key_id = fields.CharField(max_length=2048, null=True)
+    public_key_pem = fields.TextField(null=True)
+    private_key_pem = fields.TextField(null=True)
+    ed25519_public_multibase = fields.CharField(max_length=128, null=True)
+    ed25519_private_pem = fields.TextField(null=True)
+    locked = fields.BooleanField(default=False)
+    discoverable = fields.BooleanField(default=True)
+    indexable = fields.BooleanField(default=True)
+    suspended_at = fields.DatetimeField(null=True)
+    followers_count = fields.IntField(default=0)
+    following_count = fields.IntField(default=0)
+    clips_count = fields.IntField(default=0)
+    last_clip_at = fields.DatetimeField(null=True)
+    fetched_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "accounts"
+        unique_together = (("username", "domain"),)
+        indexes = (Index(fields=("domain", "username")),)
+
+    def __str__(self) -> str:
+        return self.acct
+
+    @property
+    def local(self) -> bool:
+        return self.domain is None
+
+    @property
+    def acct(self) -> str:
+        return self.username if self.domain is None else f"{self.username}@{self.domain}"
+
+
+class User(Model):
+    """Login credentials and roles of a local account."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.OneToOneRelation[Account] = fields.OneToOneField(
+        "fedisora.Account", related_name="user", on_delete=fields.CASCADE
+    )
+    email = fields.CharField(max_length=254, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    is_admin = fields.BooleanField(default=False)
+    approved = fields.BooleanField(default=True)
+    disabled = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_login_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "users"
+
+
+class Tag(Model):
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=100, unique=True)  # lower-cased, without '#'
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "tags"
+
+
+class MediaFile(Model):
+    """A video (clip output) or image (render input still), local or remote."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="media", null=True, on_delete=fields.CASCADE
+    )
+    kind = fields.CharEnumField(MediaKind, max_length=8)
+    file = fields.CharField(max_length=512, null=True)  # relative to MEDIA_ROOT
+    remote_url = fields.CharField(max_length=2048, null=True)
+    poster_file = fields.CharField(max_length=512, null=True)
+    remote_poster_url = fields.CharField(max_length=2048, null=True)
+    content_type = fields.CharField(max_length=100)
+    width = fields.IntField(null=True)
+    height = fields.IntField(null=True)
+    duration = fields.FloatField(null=True)
+    fps = fields.FloatField(null=True)
+    frames = fields.IntField(null=True)
+    size = fields.BigIntField(null=True)
+    sha256 = fields.CharField(max_length=64, null=True)
+    blurhash = fields.CharField(max_length=100, null=True)
+    description = fields.TextField(default="")
+    # Provenance as checked when the file entered the instance: {"state": "trusted" |
+    # "valid" | "unverified" | "invalid", "manifest_digest": ..., "claim": {...}}.
+    provenance: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "media_files"
+
+
+class Clip(Model):
+    """A video post: one rendered clip with its caption. Always exactly one video."""
+
+    id = fields.BigIntField(primary_key=True, generated=False)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="clips", on_delete=fields.CASCADE
+    )
+    uri = fields.CharField(max_length=2048, unique=True)
+    url = fields.CharField(max_length=2048, null=True)
+    caption = fields.TextField(default="")  # source text as the author typed it
+    content = fields.TextField(default="")  # rendered HTML
+    language = fields.CharField(max_length=16, null=True)
+    visibility = fields.CharEnumField(Visibility, max_length=10, default=Visibility.PUBLIC)
+    local = fields.BooleanField(default=True)
+    sensitive = fields.BooleanField(default=False)
+    spoiler_text = fields.CharField(max_length=500, default="")
+    media: fields.ForeignKeyNullableRelation[MediaFile] = fields.ForeignKeyField(
+        "fedisora.MediaFile", related_name="clips", null=True, on_delete=fields.SET_NULL
+    )
+    remix_of: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="remixes", null=True, on_delete=fields.SET_NULL
+    )
+    remix_of_uri = fields.CharField(max_length=2048, null=True)
+    render_job: fields.ForeignKeyNullableRelation[RenderJob] = fields.ForeignKeyField(
+        "fedisora.RenderJob", related_name="clips", null=True, on_delete=fields.SET_NULL
+    )
+    likes_count = fields.IntField(default=0)
+    comments_count = fields.IntField(default=0)
+    boosts_count = fields.IntField(default=0)
+    remixes_count = fields.IntField(default=0)
+    pinned = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(default=utcnow)
+    edited_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "clips"
+        indexes = (
+            Index(fields=("account_id", "id")),
+            Index(fields=("visibility", "id")),
+            Index(fields=("local", "visibility", "id")),
+        )
+
+    async def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.id is None:
+            self.id = new_id()
+        await super().save(*args, **kwargs)
+
+
+class ClipTag(Model):
+    id = fields.BigIntField(primary_key=True)
+    tag: fields.ForeignKeyRelation[Tag] = fields.ForeignKeyField(
+        "fedisora.Tag", related_name="clip_tags", on_delete=fields.CASCADE
+    )
+    clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="clip_tags", on_delete=fields.CASCADE
+    )
+
+    class Meta:
+        table = "clip_tags"
+        unique_together = (("tag", "clip"),)
+
+
+class Comment(Model):
+    """A threaded reply under a clip (``parent`` is another comment, or null for top level)."""
+
+    id = fields.BigIntField(primary_key=True, generated=False)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="comments", on_delete=fields.CASCADE
+    )
+    clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="comments", on_delete=fields.CASCADE
+    )
+    parent: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
+        "fedisora.Comment", related_name="replies", null=True, on_delete=fields.SET_NULL
+    )
+    uri = fields.CharField(max_length=2048, unique=True)
+    url = fields.CharField(max_length=2048, null=True)
+    text = fields.TextField(default="")
+    content = fields.TextField(default="")
+    language = fields.CharField(max_length=16, null=True)
+    visibility = fields.CharEnumField(Visibility, max_length=10, default=Visibility.PUBLIC)
+    local = fields.BooleanField(default=True)
+    sensitive = fields.BooleanField(default=False)
+    spoiler_text = fields.CharField(max_length=500, default="")
+    likes_count = fields.IntField(default=0)
+    replies_count = fields.IntField(default=0)
+    created_at = fields.DatetimeField(default=utcnow)
+    edited_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "comments"
+        indexes = (Index(fields=("clip_id", "id")), Index(fields=("account_id", "id")))
+
+    async def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.id is None:
+            self.id = new_id()
+        await super().save(*args, **kwargs)
+
+
+class Mention(Model):
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="mentioned_in", on_delete=fields.CASCADE
+    )
+    clip: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="mentions", null=True, on_delete=fields.CASCADE
+    )
+    comment: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
+        "fedisora.Comment", related_name="mentions", null=True, on_delete=fields.CASCADE
+    )
+    # "clip:<id>" or "comment:<id>": NULLs never collide in a unique index, so the target is
+    # spelled out once for the uniqueness constraint.
+    target_key = fields.CharField(max_length=40)
+
+    class Meta:
+        table = "mentions"
+        unique_together = (("account", "target_key"),)
+
+
+class Cameo(Model):
+    """A likeness used in a clip, with the consent object that allowed it."""
+
+    id = fields.BigIntField(primary_key=True)
+    clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="cameos", on_delete=fields.CASCADE
+    )
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="cameo_uses", on_delete=fields.CASCADE
+    )
+    consent_uri = fields.CharField(max_length=2048, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "cameos"
+        unique_together = (("clip", "account"),)
+
+
+class Like(Model):
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likes", on_delete=fields.CASCADE
+    )
+    clip: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="likes", null=True, on_delete=fields.CASCADE
+    )
+    comment: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
+        "fedisora.Comment", related_name="likes", null=True, on_delete=fields.CASCADE
+    )
+    target_key = fields.CharField(max_length=40)  # "clip:<id>" or "comment:<id>"
+    uri = fields.CharField(max_length=2048, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "likes"
+        unique_together = (("account", "target_key"),)
+        indexes = (Index(fields=("clip_id", "id")), Index(fields=("account_id", "id")))
+
+
+class Boost(Model):
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="boosts", on_delete=fields.CASCADE
+    )
+    clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="boosts", on_delete=fields.CASCADE
+    )
+    uri = fields.CharField(max_length=2048, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "boosts"
+        unique_together = (("account", "clip"),)
+        indexes = (Index(fields=("clip_id", "id")),)
+
+
+class Follow(Model):
+    id = fields.BigIntField(primary_key=True)
+    follower: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="following_rel", on_delete=fields.CASCADE
+    )
+    target: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="followers_rel", on_delete=fields.CASCADE
+    )
+    state = fields.CharEnumField(FollowState, max_length=10, default=FollowState.PENDING)
+    uri = fields.CharField(max_length=2048, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "follows"
+        unique_together = (("follower", "target"),)
+        indexes = (Index(fields=("target_id", "state", "id")),)
+
+
+class Block(Model):
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="blocks", on_delete=fields.CASCADE
+    )
+    target: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="blocked_by", on_delete=fields.CASCADE
+    )
+    uri = fields.CharField(max_length=2048, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "blocks"
+        unique_together = (("account", "target"),)
+
+
+class Mute(Model):
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="mutes", on_delete=fields.CASCADE
+    )
+    target: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="muted_by", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "mutes"
+        unique_together = (("account", "target"),)
+
+
+class TimelineEntry(Model):
+    """A clip in a local account's home feed, written at post time (fan-out on write).
+
+    A home page is then a range scan on ``(owner_id, clip_id)``: its cost depends on the page
+    size, not on how many clips or follows exist.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="timeline", on_delete=fields.CASCADE
+    )
+    clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="timeline_entries", on_delete=fields.CASCADE
+    )
+    boosted_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account",
+        related_name="boosted_timeline_entries",
+        null=True,
+        on_delete=fields.CASCADE,
+    )
+
+    class Meta:
+        table = "timeline_entries"
+        unique_together = (("owner", "clip"),)
+        indexes = (Index(fields=("owner_id", "clip_id")),)
+
+
+class Notification(Model):
+    id = fields.BigIntField(primary_key=True)
+    recipient: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="notifications", on_delete=fields.CASCADE
+    )
+    type = fields.CharEnumField(NotificationType, max_length=32)
+    from_account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="sent_notifications", null=True, on_delete=fields.CASCADE
+    )
+    clip: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="notifications", null=True, on_delete=fields.CASCADE
+    )
+    comment: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
+        "fedisora.Comment", related_name="notifications", null=True, on_delete=fields.CASCADE
+    )
+    render_job: fields.ForeignKeyNullableRelation[RenderJob] = fields.ForeignKeyField(
+        "fedisora.RenderJob",
+        related_name="notifications",
+        null=True,
+        on_delete=fields.CASCADE,
+    )
+    # Idempotency: the same event never notifies twice (e.g. a Like delivered twice).
+    dedupe_key = fields.CharField(max_length=300, unique=True)
+    dismissed = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "notifications"
+        indexes = (Index(fields=("recipient_id", "id")),)
+
+
+class WorkRow(Model):
+    """Columns every durable state-machine row carries (see :mod:`fedisora.work`)."""
+
+    state = fields.CharField(max_length=32)
+    state_changed_at = fields.DatetimeField(default=utcnow)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    locked_until = fields.DatetimeField(null=True)
+    lock_token = fields.CharField(max_length=36, null=True)
+    last_error = fields.TextField(default="")
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        abstract = True
+
+
+class RenderJob(WorkRow):
+    """A render request. The state graph lives in ``render/queue.py``."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="render_jobs", on_delete=fields.CASCADE
+    )
+    spec: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    priority = fields.IntField(default=0)
+    progress_step = fields.IntField(default=0)
+    progress_total = fields.IntField(default=0)
+    gpu_seconds = fields.FloatField(default=0.0)
+    cancel_requested = fields.BooleanField(default=False)
+    output: fields.ForeignKeyNullableRelation[MediaFile] = fields.ForeignKeyField(
+        "fedisora.MediaFile", related_name="render_jobs", null=True, on_delete=fields.SET_NULL
+    )
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "render_jobs"
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("account_id", "id")),
+        )
+
+
+class Delivery(WorkRow):
+    """One activity to one inbox (a shared inbox where the peer has one)."""
+
+    id = fields.BigIntField(primary_key=True)
+    sender: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    inbox_url = fields.CharField(max_length=2048)
+    host = fields.CharField(max_length=255)
+    activity_id = fields.CharField(max_length=2048)
+    payload: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
+    delivered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "deliveries"
+        indexes = (Index(fields=("state", "next_attempt_at")), Index(fields=("host", "state")))
+
+
+class InboxItem(WorkRow):
+    """A verified incoming activity, stored before the 202 and processed later."""
+
+    id = fields.BigIntField(primary_key=True)
+    activity_id = fields.CharField(max_length=2048, unique=True)
+    actor_uri = fields.CharField(max_length=2048)
+    payload: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
+    received_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "inbox_items"
+        indexes = (Index(fields=("state", "next_attempt_at")),)
+
+
+class WorkerHeartbeat(Model):
+    """Written by every runner every few seconds and read by the health check."""
+
+    name = fields.CharField(max_length=200, primary_key=True)
+    kind = fields.CharField(max_length=32)
+    pid = fields.IntField()
+    queues = fields.CharField(max_length=200, default="")
+    started_at = fields.DatetimeField(default=utcnow)
+    last_seen = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "worker_heartbeats"

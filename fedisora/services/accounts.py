@@ -1,0 +1,148 @@
+"""Local accounts: creation with keys, authentication, lookups."""
+
+from __future__ import annotations
+
+import re
+
+from tortoise.transactions import in_transaction
+
+from activitypub import keys
+from fedisora import urls
+from fedisora.errors import Conflict, Invalid, NotFound
+from fedisora.models import Account, ActorType, User, utcnow
+from fedisora.services.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, verify_password
+
+__all__ = [
+    "authenticate",
+    "create_instance_actor",
+    "create_local_account",
+    "get_local_account",
+    "new_actor_keys",
+]
+
+USERNAME_RE = re.compile(r"^[a-zA-Z0-9_]{1,30}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,60}$|^[^@\s]{1,64}@localhost$")
+RESERVED = {"admin_", "instance", "inbox", "users", "api", "oauth", "media", "well_known", "www"}
+INSTANCE_ACTOR = "instance"
+
+
+def new_actor_keys() -> dict[str, str]:
+    """An RSA-2048 key (HTTP signatures) and an Ed25519 key (object proofs), as PEM."""
+    rsa_key = keys.generate_rsa_key()
+    ed_key = keys.generate_ed25519_key()
+    return {
+        "private_key_pem": keys.private_key_to_pem(rsa_key),
+        "public_key_pem": keys.public_key_to_pem(rsa_key.public_key()),
+        "ed25519_private_pem": keys.private_key_to_pem(ed_key),
+        "ed25519_public_multibase": keys.public_key_to_multibase(ed_key.public_key()),
+    }
+
+
+def _local_actor_fields(username: str) -> dict[str, str]:
+    u = urls.current()
+    return {
+        "uri": u.actor(username),
+        "url": u.profile(username),
+        "inbox_uri": u.inbox(username),
+        "shared_inbox_uri": u.shared_inbox(),
+        "outbox_uri": u.outbox(username),
+        "followers_uri": u.followers(username),
+        "following_uri": u.following(username),
+        "featured_uri": u.featured(username),
+        "public_key_id": u.key_id(username),
+    }
+
+
+def validate_new_user(username: str, email: str, password: str) -> None:
+    if not USERNAME_RE.match(username):
+        raise Invalid("username must be 1-30 letters, digits or underscores")
+    if username.lower() in RESERVED:
+        raise Invalid(f"username {username!r} is reserved")
+    if not EMAIL_RE.match(email):
+        raise Invalid(f"{email!r} is not a valid e-mail address")
+    if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
+        raise Invalid(f"password must be {MIN_LENGTH} to {MAX_LENGTH} characters long")
+
+
+async def create_local_account(
+    username: str,
+    email: str,
+    password: str,
+    *,
+    admin: bool = False,
+    approved: bool = True,
+    display_name: str = "",
+) -> Account:
+    """Create a local account and its login. Nothing is written if any check fails."""
+    validate_new_user(username, email, password)
+    email = email.strip().lower()
+    if await Account.filter(username__iexact=username, domain=None).exists():
+        raise Conflict(f"username {username!r} is taken")
+    if await User.filter(email=email).exists():
+        raise Conflict(f"e-mail {email!r} is already registered")
+    keys = new_actor_keys()
+    password_hash = hash_password(password)
+    async with in_transaction():
+        account = await Account.create(
+            username=username,
+            domain=None,
+            display_name=display_name or username,
+            **_local_actor_fields(username),
+            **keys,
+        )
+        await User.create(
+            account=account,
+            email=email,
+            password_hash=password_hash,
+            is_admin=admin,
+            approved=approved,
+        )
+    return account
+
+
+async def create_instance_actor() -> Account:
+    """The instance's own ``Application`` actor, which signs instance-level fetches."""
+    existing = await Account.get_or_none(username=INSTANCE_ACTOR, domain=None)
+    if existing is not None:
+        return existing
+    fields = _local_actor_fields(INSTANCE_ACTOR)
+    fields["uri"] = f"{urls.current().base}/actor"
+    fields["inbox_uri"] = f"{urls.current().base}/actor/inbox"
+    fields["outbox_uri"] = f"{urls.current().base}/actor/outbox"
+    fields["public_key_id"] = f"{urls.current().base}/actor#main-key"
+    return await Account.create(
+        username=INSTANCE_ACTOR,
+        domain=None,
+        actor_type=ActorType.APPLICATION,
+        display_name=urls.current().base.split("://", 1)[1],
+        locked=True,
+        discoverable=False,
+        indexable=False,
+        **fields,
+        **new_actor_keys(),
+    )
+
+
+async def authenticate(login: str, password: str) -> Account | None:
+    """The account for an e-mail or username and password, or None (same for every failure)."""
+    login = login.strip()
+    user = await User.get_or_none(email=login.lower()).prefetch_related("account")
+    if user is None:
+        account = await Account.get_or_none(username__iexact=login, domain=None)
+        if account is not None:
+            user = await User.get_or_none(account=account).prefetch_related("account")
+    if user is None or user.disabled or not user.approved:
+        verify_password(password, "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA")  # even timing
+        return None
+    if not verify_password(password, user.password_hash):
+        return None
+    user.last_login_at = utcnow()
+    await user.save(update_fields=["last_login_at"])
+    return user.account
+
+
+async def get_local_account(username: str) -> Account:
+    account = await Account.get_or_none(username__iexact=username, domain=None)
+    if account is None or account.suspended_at is not None:
+        raise NotFound(f"no local account {username!r}")
+    return account

@@ -1,0 +1,221 @@
+"""Follows (with manual approval), blocks and mutes."""
+
+from __future__ import annotations
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from fedisora import urls
+from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.models import (
+    Account,
+    Block,
+    Clip,
+    Follow,
+    FollowState,
+    Mute,
+    NotificationType,
+    TimelineEntry,
+    Visibility,
+)
+from fedisora.services import events
+from fedisora.services.notify import notify
+from fedisora.services.visibility import is_blocked
+
+__all__ = [
+    "accept_follow",
+    "block",
+    "follow",
+    "mute",
+    "reject_follow",
+    "unblock",
+    "unfollow",
+    "unmute",
+]
+
+BACKFILL = 40  # clips copied into a new follower's home feed
+
+
+async def _count(follow: Follow, delta: int, conn: object) -> None:
+    await (
+        Account.filter(pk=follow.target_id)
+        .using_db(conn)
+        .update(  # type: ignore[arg-type]
+            followers_count=F("followers_count") + delta
+        )
+    )
+    await (
+        Account.filter(pk=follow.follower_id)
+        .using_db(conn)
+        .update(  # type: ignore[arg-type]
+            following_count=F("following_count") + delta
+        )
+    )
+
+
+async def _backfill(follow: Follow, conn: object) -> None:
+    follower = await Account.get(pk=follow.follower_id)
+    if not follower.local:
+        return
+    recent = (
+        await Clip.filter(
+            account_id=follow.target_id,
+            deleted_at=None,
+            visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED, Visibility.FOLLOWERS],
+        )
+        .order_by("-id")
+        .limit(BACKFILL)
+        .values_list("id", flat=True)
+    )
+    await TimelineEntry.bulk_create(
+        [TimelineEntry(owner_id=follower.pk, clip_id=int(c)) for c in recent],
+        ignore_conflicts=True,
+        using_db=conn,  # type: ignore[arg-type]
+    )
+
+
+async def follow(follower: Account, target: Account, *, uri: str | None = None) -> Follow:
+    """Follow *target*. Local unlocked targets accept at once; others stay pending.
+
+    Following again returns the existing follow (idempotent).
+    """
+    if follower.pk == target.pk:
+        raise Invalid("you cannot follow yourself")
+    if target.suspended_at is not None:
+        raise NotFound("that account does not exist")
+    if await is_blocked(follower, target):
+        raise Forbidden("you cannot follow an account that blocks you or that you block")
+    existing = await Follow.get_or_none(follower_id=follower.pk, target_id=target.pk)
+    if existing is not None:
+        return existing
+    if uri is None:
+        uri = (
+            urls.current().activity(follower.username, "follows")
+            if follower.local
+            else f"{follower.uri}#follows/{target.pk}"
+        )
+    auto_accept = target.local and not target.locked
+    try:
+        async with in_transaction() as conn:
+            row = await Follow.create(
+                follower=follower,
+                target=target,
+                uri=uri,
+                state=FollowState.ACCEPTED if auto_accept else FollowState.PENDING,
+                using_db=conn,
+            )
+            if auto_accept:
+                await _count(row, +1, conn)
+                await _backfill(row, conn)
+    except IntegrityError:
+        return await Follow.get(follower_id=follower.pk, target_id=target.pk)
+    if auto_accept:
+        await notify(
+            target, NotificationType.FOLLOW, dedupe_key=f"follow:{row.pk}", from_account=follower
+        )
+    elif target.local:
+        await notify(
+            target,
+            NotificationType.FOLLOW_REQUEST,
+            dedupe_key=f"follow:{row.pk}",
+            from_account=follower,
+        )
+    await events.emit("follow.requested", follower.pk, follow_id=row.pk)
+    if auto_accept:
+        await events.emit("follow.accepted", target.pk, follow_id=row.pk)
+    return row
+
+
+async def accept_follow(target: Account, row: Follow) -> Follow:
+    """Approve a pending follow request addressed to *target*."""
+    if row.target_id != target.pk:
+        raise NotFound("no such follow request")
+    async with in_transaction() as conn:
+        updated = (
+            await Follow.filter(pk=row.pk, state=FollowState.PENDING)
+            .using_db(conn)
+            .update(state=FollowState.ACCEPTED)
+        )
+        if updated:
+            await _count(row, +1, conn)
+            await _backfill(row, conn)
+    row = await Follow.get(pk=row.pk)
+    if updated:
+        follower = await Account.get(pk=row.follower_id)
+        await notify(
+            target, NotificationType.FOLLOW, dedupe_key=f"follow:{row.pk}", from_account=follower
+        )
+        await events.emit("follow.accepted", target.pk, follow_id=row.pk)
+    return row
+
+
+async def reject_follow(target: Account, row: Follow) -> None:
+    if row.target_id != target.pk:
+        raise NotFound("no such follow request")
+    await _remove(row, "follow.rejected", target.pk)
+
+
+async def _remove(row: Follow, kind: str, actor_id: int) -> None:
+    async with in_transaction() as conn:
+        deleted = await Follow.filter(pk=row.pk).using_db(conn).delete()
+        if deleted and row.state == FollowState.ACCEPTED:
+            await _count(row, -1, conn)
+            await (
+                TimelineEntry.filter(owner_id=row.follower_id, clip__account_id=row.target_id)
+                .using_db(conn)
+                .delete()
+            )
+    if deleted:
+        await events.emit(
+            kind, actor_id, follow_uri=row.uri, follower_id=row.follower_id, target_id=row.target_id
+        )
+
+
+async def unfollow(follower: Account, target: Account) -> bool:
+    row = await Follow.get_or_none(follower_id=follower.pk, target_id=target.pk)
+    if row is None:
+        return False
+    await _remove(row, "follow.deleted", follower.pk)
+    return True
+
+
+async def block(account: Account, target: Account, *, uri: str | None = None) -> Block:
+    """Block *target*: follows both ways end, and neither sees the other."""
+    if account.pk == target.pk:
+        raise Invalid("you cannot block yourself")
+    for a, b in ((account, target), (target, account)):
+        row = await Follow.get_or_none(follower_id=a.pk, target_id=b.pk)
+        if row is not None:
+            await _remove(row, "follow.deleted", a.pk)
+    existing = await Block.get_or_none(account_id=account.pk, target_id=target.pk)
+    if existing is not None:
+        return existing
+    if uri is None and account.local:
+        uri = urls.current().activity(account.username, "blocks")
+    try:
+        row = await Block.create(account=account, target=target, uri=uri)
+    except IntegrityError:
+        return await Block.get(account_id=account.pk, target_id=target.pk)
+    await events.emit("block.created", account.pk, block_id=row.pk)
+    return row
+
+
+async def unblock(account: Account, target: Account) -> bool:
+    row = await Block.get_or_none(account_id=account.pk, target_id=target.pk)
+    if row is None:
+        return False
+    await Block.filter(pk=row.pk).delete()
+    await events.emit("block.deleted", account.pk, block_uri=row.uri, target_id=target.pk)
+    return True
+
+
+async def mute(account: Account, target: Account) -> Mute:
+    if account.pk == target.pk:
+        raise Invalid("you cannot mute yourself")
+    row, _ = await Mute.get_or_create(account=account, target=target)
+    return row
+
+
+async def unmute(account: Account, target: Account) -> bool:
+    return bool(await Mute.filter(account_id=account.pk, target_id=target.pk).delete())

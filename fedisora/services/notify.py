@@ -1,0 +1,57 @@
+"""Notifications for local accounts, each event at most once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from fedisora.models import Account, Mute, Notification, NotificationType
+from fedisora.services import events
+from fedisora.services.visibility import is_blocked
+
+__all__ = ["notify"]
+
+
+async def notify(
+    recipient: Account,
+    type: NotificationType,
+    *,
+    dedupe_key: str,
+    from_account: Account | None = None,
+    **related: Any,
+) -> Notification | None:
+    """Notify *recipient* (if local) unless it is their own action, a block or a mute.
+
+    *dedupe_key* names the event (e.g. ``like:<like id>``): the same key never notifies twice,
+    so a duplicated delivery or a retried job cannot spam anyone.
+    """
+    if not recipient.local:
+        return None
+    if from_account is not None:
+        if from_account.pk == recipient.pk and type not in _SELF_TYPES:
+            return None
+        if await is_blocked(recipient, from_account):
+            return None
+        if await Mute.filter(account_id=recipient.pk, target_id=from_account.pk).exists():
+            return None
+    key = f"{recipient.pk}:{type.value}:{dedupe_key}"
+    existing = await Notification.get_or_none(dedupe_key=key)
+    if existing is not None:
+        return None
+    try:
+        note = await Notification.create(
+            recipient=recipient, type=type, from_account=from_account, dedupe_key=key, **related
+        )
+    except IntegrityError:  # a concurrent duplicate won the race
+        return None
+    await events.emit("notification.created", recipient.pk, notification_id=note.pk)
+    return note
+
+
+# Notifications about your own render or your own likeness are still worth sending.
+_SELF_TYPES = {
+    NotificationType.RENDER_FINISHED,
+    NotificationType.RENDER_FAILED,
+    NotificationType.LIKENESS_USE,
+}

@@ -1,0 +1,309 @@
+"""Posting, remixing, editing and deleting clips."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from fedisora import urls
+from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.ids import new_id
+from fedisora.models import (
+    Account,
+    Boost,
+    Cameo,
+    Clip,
+    ClipTag,
+    Follow,
+    FollowState,
+    MediaFile,
+    MediaKind,
+    Mention,
+    NotificationType,
+    Tag,
+    TimelineEntry,
+    Visibility,
+    utcnow,
+)
+from fedisora.services import events
+from fedisora.services.notify import notify
+from fedisora.services.text import parse_text, render_html
+from fedisora.services.visibility import can_see_clip
+
+__all__ = ["MAX_CAPTION", "delete_clip", "edit_clip", "post_clip", "remix_clip"]
+
+MAX_CAPTION = 1000
+MAX_SPOILER = 500
+
+
+def provenance_allows_posting(media: MediaFile) -> bool:
+    """The AI-only rule: only videos whose manifest this instance's render queue signed."""
+    prov = media.provenance or {}
+    return (
+        media.kind == MediaKind.VIDEO and prov.get("state") == "trusted" and bool(prov.get("local"))
+    )
+
+
+def _check_text(caption: str, spoiler_text: str) -> None:
+    if len(caption) > MAX_CAPTION:
+        raise Invalid(f"caption is {len(caption)} characters; the limit is {MAX_CAPTION}")
+    if len(spoiler_text) > MAX_SPOILER:
+        raise Invalid(f"content warning is longer than {MAX_SPOILER} characters")
+
+
+def _visibility(value: str | Visibility) -> Visibility:
+    try:
+        return Visibility(value)
+    except ValueError:
+        allowed = ", ".join(v.value for v in Visibility)
+        raise Invalid(f"visibility must be one of {allowed}, not {value!r}") from None
+
+
+async def resolve_mentions(
+    mentions: Sequence[tuple[str, str | None]], local_domain: str
+) -> list[Account]:
+    """Known accounts for parsed mentions (remote ones are resolved by federation, later)."""
+    found: list[Account] = []
+    for username, domain in mentions:
+        if domain == local_domain:
+            domain = None
+        account = await Account.get_or_none(username__iexact=username, domain=domain)
+        if account is not None and account.suspended_at is None:
+            found.append(account)
+    return found
+
+
+async def _render_caption(text: str) -> tuple[str, list[Account], list[str]]:
+    u = urls.current()
+    parsed = parse_text(text)
+    local_domain = u.base.split("://", 1)[1]
+    mentioned = await resolve_mentions(parsed.mentions, local_domain)
+    by_key = {(a.username.lower(), a.domain): a for a in mentioned}
+
+    def mention_url(username: str, domain: str | None) -> str | None:
+        if domain == local_domain:
+            domain = None
+        account = by_key.get((username, domain))
+        return None if account is None else (account.url or account.uri)
+
+    content = render_html(text, tag_url=u.tag, mention_url=mention_url)
+    return content, mentioned, list(parsed.hashtags)
+
+
+async def _attach_tags(clip: Clip, names: Sequence[str], conn: BaseDBAsyncClient) -> None:
+    for name in names:
+        tag, _ = await Tag.get_or_create(name=name, using_db=conn)
+        await ClipTag.get_or_create(tag=tag, clip=clip, using_db=conn)
+
+
+async def _fan_out(
+    clip: Clip, author: Account, mentioned: Sequence[Account], conn: BaseDBAsyncClient
+) -> None:
+    """Write the clip into local home feeds: the author's, local followers', mentioned locals'."""
+    owners: set[int] = {author.pk} if author.local else set()
+    if clip.visibility != Visibility.DIRECT:
+        follower_ids = (
+            await Follow.filter(
+                target_id=author.pk, state=FollowState.ACCEPTED, follower__domain=None
+            )
+            .using_db(conn)
+            .values_list("follower_id", flat=True)
+        )
+        owners.update(int(i) for i in follower_ids)
+    owners.update(a.pk for a in mentioned if a.local)
+    await TimelineEntry.bulk_create(
+        [TimelineEntry(owner_id=o, clip_id=clip.pk) for o in sorted(owners)],
+        ignore_conflicts=True,
+        using_db=conn,
+    )
+
+
+async def post_clip(
+    author: Account,
+    media: MediaFile,
+    *,
+    caption: str = "",
+    visibility: str | Visibility = Visibility.PUBLIC,
+    sensitive: bool = False,
+    spoiler_text: str = "",
+    language: str | None = None,
+    remix_of: Clip | None = None,
+    cameos: Sequence[tuple[Account, str | None]] = (),
+) -> Clip:
+    """Publish *media* (a finished render of *author*'s) as a clip."""
+    if not author.local:
+        raise Forbidden("only local accounts post through this service")
+    _check_text(caption, spoiler_text)
+    vis = _visibility(visibility)
+    if media.account_id != author.pk:
+        raise Forbidden("that media belongs to another account")
+    if not provenance_allows_posting(media):
+        raise Invalid(
+            "only videos rendered by this instance's render queue can be posted (AI-only rule): "
+            "this media has no valid provenance manifest from it"
+        )
+    if await Clip.filter(media_id=media.pk, deleted_at=None).exists():
+        raise Invalid("that media is already posted")
+    if remix_of is not None:
+        if remix_of.deleted_at is not None or not await can_see_clip(author, remix_of):
+            raise NotFound("the remix source does not exist or is not visible to you")
+        if remix_of.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED) and (
+            remix_of.account_id != author.pk
+        ):
+            raise Forbidden("only public or unlisted clips can be remixed")
+
+    content, mentioned, tags = await _render_caption(caption)
+    u = urls.current()
+    async with in_transaction() as conn:
+        clip = Clip(
+            account=author,
+            caption=caption,
+            content=content,
+            language=language,
+            visibility=vis,
+            local=True,
+            sensitive=sensitive or bool(spoiler_text),
+            spoiler_text=spoiler_text,
+            media=media,
+            remix_of=remix_of,
+            remix_of_uri=remix_of.uri if remix_of else None,
+            uri="",
+        )
+        clip.id = new_id()
+        clip.uri = u.clip(author.username, clip.id)
+        clip.url = u.clip_page(author.username, clip.id)
+        await clip.save(using_db=conn, force_create=True)
+        await _attach_tags(clip, tags, conn)
+        for account in mentioned:
+            await Mention.get_or_create(
+                account=account, clip=clip, target_key=f"clip:{clip.pk}", using_db=conn
+            )
+        for account, consent_uri in cameos:
+            await Cameo.create(clip=clip, account=account, consent_uri=consent_uri, using_db=conn)
+        await _fan_out(clip, author, mentioned, conn)
+        await (
+            Account.filter(pk=author.pk)
+            .using_db(conn)
+            .update(clips_count=F("clips_count") + 1, last_clip_at=utcnow())
+        )
+        if remix_of is not None:
+            await (
+                Clip.filter(pk=remix_of.pk)
+                .using_db(conn)
+                .update(remixes_count=F("remixes_count") + 1)
+            )
+
+    for account in mentioned:
+        await notify(
+            account,
+            NotificationType.MENTION,
+            dedupe_key=f"clip:{clip.pk}",
+            from_account=author,
+            clip=clip,
+        )
+    if remix_of is not None:
+        source_author = await Account.get(pk=remix_of.account_id)
+        await notify(
+            source_author,
+            NotificationType.REMIX,
+            dedupe_key=f"clip:{clip.pk}",
+            from_account=author,
+            clip=clip,
+        )
+    for account, _ in cameos:
+        await notify(
+            account,
+            NotificationType.LIKENESS_USE,
+            dedupe_key=f"clip:{clip.pk}",
+            from_account=author,
+            clip=clip,
+        )
+    await events.emit("clip.created", author.pk, clip_id=clip.pk)
+    return clip
+
+
+async def remix_clip(author: Account, source: Clip, media: MediaFile, **kwargs: object) -> Clip:
+    """Post *media* as a remix of *source* (the render used the source's prompt or frames)."""
+    return await post_clip(author, media, remix_of=source, **kwargs)  # type: ignore[arg-type]
+
+
+async def edit_clip(
+    editor: Account,
+    clip: Clip,
+    *,
+    caption: str | None = None,
+    sensitive: bool | None = None,
+    spoiler_text: str | None = None,
+    language: str | None = None,
+) -> Clip:
+    """Edit a clip's text and flags. The video itself never changes."""
+    if clip.account_id != editor.pk:
+        raise Forbidden("only the author can edit a clip")
+    if clip.deleted_at is not None:
+        raise NotFound("that clip was deleted")
+    new_caption = clip.caption if caption is None else caption
+    new_spoiler = clip.spoiler_text if spoiler_text is None else spoiler_text
+    _check_text(new_caption, new_spoiler)
+    content, mentioned, tags = await _render_caption(new_caption)
+    async with in_transaction() as conn:
+        clip.caption = new_caption
+        clip.content = content
+        clip.spoiler_text = new_spoiler
+        if sensitive is not None:
+            clip.sensitive = sensitive
+        clip.sensitive = clip.sensitive or bool(new_spoiler)
+        if language is not None:
+            clip.language = language
+        clip.edited_at = utcnow()
+        await clip.save(using_db=conn)
+        await ClipTag.filter(clip_id=clip.pk).using_db(conn).delete()
+        await _attach_tags(clip, tags, conn)
+        for account in mentioned:
+            await Mention.get_or_create(
+                account=account, clip=clip, target_key=f"clip:{clip.pk}", using_db=conn
+            )
+    boosters = await Boost.filter(clip_id=clip.pk).prefetch_related("account")
+    stamp = int(clip.edited_at.timestamp())
+    for boost in boosters:
+        await notify(
+            boost.account,
+            NotificationType.UPDATE,
+            dedupe_key=f"clip:{clip.pk}:{stamp}",
+            from_account=editor,
+            clip=clip,
+        )
+    await events.emit("clip.updated", editor.pk, clip_id=clip.pk)
+    return clip
+
+
+async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> None:
+    """Delete a clip: a tombstone stays (its URI answers 410), everything else goes."""
+    if clip.account_id != actor.pk and not as_admin:
+        raise Forbidden("only the author or an admin can delete a clip")
+    if clip.deleted_at is not None:
+        return
+    async with in_transaction() as conn:
+        updated = (
+            await Clip.filter(pk=clip.pk, deleted_at=None)
+            .using_db(conn)
+            .update(deleted_at=utcnow(), caption="", content="", media_id=None)
+        )
+        if not updated:
+            return
+        await TimelineEntry.filter(clip_id=clip.pk).using_db(conn).delete()
+        await ClipTag.filter(clip_id=clip.pk).using_db(conn).delete()
+        await (
+            Account.filter(pk=clip.account_id, clips_count__gt=0)
+            .using_db(conn)
+            .update(clips_count=F("clips_count") - 1)
+        )
+        if clip.remix_of_id is not None:
+            await (
+                Clip.filter(pk=clip.remix_of_id, remixes_count__gt=0)
+                .using_db(conn)
+                .update(remixes_count=F("remixes_count") - 1)
+            )
+    await events.emit("clip.deleted", clip.account_id, clip_id=clip.pk, uri=clip.uri)

@@ -1,0 +1,74 @@
+"""Who may see what. Every read path (API, web, federation) asks these functions."""
+
+from __future__ import annotations
+
+from tortoise.expressions import Q
+
+from fedisora.models import Account, Block, Clip, Comment, Follow, FollowState, Mention, Visibility
+
+__all__ = ["can_see_clip", "can_see_comment", "is_blocked", "visible_clips_q"]
+
+
+async def is_blocked(a: Account | None, b: Account) -> bool:
+    """Whether either account blocks the other."""
+    if a is None:
+        return False
+    return await Block.filter(
+        Q(account_id=a.pk, target_id=b.pk) | Q(account_id=b.pk, target_id=a.pk)
+    ).exists()
+
+
+async def _follows(viewer: Account, author_id: int) -> bool:
+    return await Follow.filter(
+        follower_id=viewer.pk, target_id=author_id, state=FollowState.ACCEPTED
+    ).exists()
+
+
+async def _can_see(
+    viewer: Account | None, author_id: int, visibility: str, deleted: bool, mention_q: Q
+) -> bool:
+    if deleted:
+        return False
+    if viewer is not None and viewer.pk == author_id:
+        return True
+    author = await Account.get(pk=author_id)
+    if author.suspended_at is not None or await is_blocked(viewer, author):
+        return False
+    if visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
+        return True
+    if viewer is None:
+        return False
+    if await Mention.filter(mention_q & Q(account_id=viewer.pk)).exists():
+        return True
+    return visibility == Visibility.FOLLOWERS and await _follows(viewer, author_id)
+
+
+async def can_see_clip(viewer: Account | None, clip: Clip) -> bool:
+    return await _can_see(
+        viewer,
+        clip.account_id,
+        clip.visibility,
+        clip.deleted_at is not None,
+        Q(clip_id=clip.pk),
+    )
+
+
+async def can_see_comment(viewer: Account | None, comment: Comment) -> bool:
+    if not await _can_see(
+        viewer,
+        comment.account_id,
+        comment.visibility,
+        comment.deleted_at is not None,
+        Q(comment_id=comment.pk),
+    ):
+        return False
+    clip = await Clip.get(pk=comment.clip_id)
+    return await can_see_clip(viewer, clip)
+
+
+def visible_clips_q(viewer: Account | None) -> Q:
+    """A filter for listing: public and unlisted clips, plus the viewer's own."""
+    q = Q(deleted_at=None) & Q(visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED])
+    if viewer is not None:
+        q = q | (Q(deleted_at=None) & Q(account_id=viewer.pk))
+    return q

@@ -1,0 +1,342 @@
+"""Advancing durable work rows: claim, run the state's handler, record the outcome.
+
+The row is the truth. A runner claims a row by setting ``locked_until`` and a fresh
+``lock_token`` in one conditional UPDATE (atomic on SQLite and PostgreSQL alike); every later
+write is fenced on that token, so a runner whose lease ran out (it hung or was killed) can no
+longer move the row, and whoever claimed it next finishes the work. Handlers whose effects live
+in the database make them inside :meth:`WorkContext.transition`, in the same transaction as the
+state change: such work is never lost and never done twice. Effects outside the database
+(an HTTP delivery) are at-least-once, and the receiving side deduplicates by activity id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from fedisora.models import WorkRow, utcnow
+from fedisora.work.graph import StateGraph
+
+__all__ = [
+    "Engine",
+    "LeaseLost",
+    "Machine",
+    "Outcome",
+    "Retry",
+    "WorkContext",
+]
+
+log = logging.getLogger("fedisora.work")
+
+
+class LeaseLost(RuntimeError):
+    """Another runner claimed the row after our lease expired: stop, change nothing."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Handler result: try this state again later (counts as a failed attempt)."""
+
+    reason: str = ""
+    after: timedelta | None = None  # overrides the state's retry schedule
+
+
+Outcome = str | Retry | None
+Handler = Callable[[Any, "WorkContext"], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A durable-work table with its state graph and one handler per automatic state."""
+
+    model: type[WorkRow]
+    graph: StateGraph
+    handlers: dict[str, Handler]
+    queue: str = "default"
+    # Orders due rows when a sweep finds more than it can run (render jobs: priority, fairness).
+    order_by: tuple[str, ...] = ("next_attempt_at", "id")
+    # Called after each transition, e.g. to notify listeners (progress streams).
+    on_transition: Callable[[Any, str, str], Awaitable[None]] | None = None
+
+    def __post_init__(self) -> None:
+        missing = set(self.graph.active_states) - set(self.handlers)
+        if missing:
+            raise ValueError(f"{self.name}: no handler for states {sorted(missing)}")
+
+    @property
+    def name(self) -> str:
+        return str(self.model._meta.db_table)
+
+
+class AdvanceResult(StrEnum):
+    MOVED = "moved"  # the row changed state
+    RETRY = "retry"  # attempt failed or asked to wait; scheduled again
+    FAILED = "failed"  # moved to the failed state after too many attempts
+    SKIPPED = "skipped"  # not due, terminal, or gone
+    BUSY = "busy"  # another runner holds the lease
+    LOST = "lost"  # our lease expired under us; the other runner's result stands
+
+
+@dataclass
+class WorkContext:
+    """What a handler gets besides its row: lease control and a fenced transition."""
+
+    engine: Engine
+    machine: Machine
+    row: Any
+    token: str
+    now: Callable[[], datetime]
+    moved_to: str | None = field(default=None, init=False)
+
+    async def heartbeat(self) -> None:
+        """Extend the lease; raise :class:`LeaseLost` if another runner took the row."""
+        until = self.now() + self.engine.lease
+        updated = await self.machine.model.filter(pk=self.row.pk, lock_token=self.token).update(
+            locked_until=until
+        )
+        if updated != 1:
+            raise LeaseLost(f"{self.machine.name}:{self.row.pk}")
+
+    @contextlib.asynccontextmanager
+    async def transition(self, target: str) -> AsyncIterator[BaseDBAsyncClient]:
+        """Move the row to *target* in a transaction the handler also writes its effects in.
+
+        The row update is fenced on our lock token and comes first: if the lease was lost, the
+        block never runs and :class:`LeaseLost` is raised. Leaving the block commits both.
+        """
+        self.machine.graph.check_transition(self.row.state, target)
+        async with in_transaction() as conn:
+            values = self.engine._transition_values(self.machine, target, self.now())
+            updated = (
+                await self.machine.model.filter(pk=self.row.pk, lock_token=self.token)
+                .using_db(conn)
+                .update(**values)
+            )
+            if updated != 1:
+                raise LeaseLost(f"{self.machine.name}:{self.row.pk}")
+            yield conn
+        self.moved_to = target
+
+
+Waker = Callable[[Machine, Any], Awaitable[None]]
+
+
+class Engine:
+    """Runs handlers for a set of machines. Shared by the in-process runner and arq."""
+
+    def __init__(
+        self,
+        machines: Sequence[Machine],
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        clock: Callable[[], datetime] = utcnow,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        self.machines = {m.name: m for m in machines}
+        self.lease = lease
+        self.clock = clock
+        # Shared resources handlers may use (settings, http client, loaded pipeline...).
+        self.context: dict[str, Any] = dict(context or {})
+        self._wakers: list[Waker] = []
+
+    def machine(self, name: str) -> Machine:
+        try:
+            return self.machines[name]
+        except KeyError:
+            raise KeyError(f"no durable work table named {name!r}") from None
+
+    def machine_for(self, model: type[WorkRow]) -> Machine:
+        return self.machine(str(model._meta.db_table))
+
+    def add_waker(self, waker: Waker) -> None:
+        self._wakers.append(waker)
+
+    async def wake(self, machine: Machine, row: Any) -> None:
+        for waker in self._wakers:
+            try:
+                await waker(machine, row)
+            except Exception:  # a lost wake-up is harmless: the sweep finds the row
+                log.warning("wake-up for %s:%s failed", machine.name, row.pk, exc_info=True)
+
+    async def create(self, model: type[WorkRow], **values: Any) -> Any:
+        """Insert a new row in its graph's initial state, due now, and wake a runner."""
+        machine = self.machine_for(model)
+        now = self.clock()
+        values.setdefault("state", machine.graph.initial)
+        row = await model.create(
+            state_changed_at=now, next_attempt_at=now, created_at=now, **values
+        )
+        await self.wake(machine, row)
+        return row
+
+    def _transition_values(self, machine: Machine, target: str, now: datetime) -> dict[str, Any]:
+        automatic = target in machine.graph.active_states
+        return {
+            "state": target,
+            "state_changed_at": now,
+            "attempts": 0,
+            "next_attempt_at": now if automatic else None,
+            "locked_until": None,
+            "lock_token": None,
+            "last_error": "",
+        }
+
+    async def due(self, machine: Machine, limit: int = 100) -> list[Any]:
+        """Rows whose next attempt is due and that nobody holds a live lease on."""
+        now = self.clock()
+        return (
+            await machine.model.filter(
+                Q(state__in=machine.graph.active_states)
+                & Q(next_attempt_at__lte=now)
+                & (Q(locked_until=None) | Q(locked_until__lt=now))
+            )
+            .order_by(*machine.order_by)
+            .limit(limit)
+        )
+
+    async def claim(self, machine: Machine, pk: Any) -> tuple[Any, str] | None:
+        now = self.clock()
+        token = str(uuid.uuid4())
+        updated = await machine.model.filter(
+            Q(pk=pk)
+            & Q(state__in=machine.graph.active_states)
+            & Q(next_attempt_at__lte=now)
+            & (Q(locked_until=None) | Q(locked_until__lt=now))
+        ).update(locked_until=now + self.lease, lock_token=token)
+        if updated != 1:
+            return None
+        row = await machine.model.get_or_none(pk=pk, lock_token=token)
+        return None if row is None else (row, token)
+
+    async def advance(self, table: str, pk: Any) -> AdvanceResult:
+        """Claim row *pk* of *table* and run one step of its state machine."""
+        machine = self.machine(table)
+        claimed = await self.claim(machine, pk)
+        if claimed is None:
+            row = await machine.model.get_or_none(pk=pk)
+            if row is None or row.state not in machine.graph.active_states:
+                return AdvanceResult.SKIPPED
+            if row.locked_until is not None and row.locked_until >= self.clock():
+                return AdvanceResult.BUSY
+            return AdvanceResult.SKIPPED
+        row, token = claimed
+        source = row.state
+        state = machine.graph[source]
+        ctx = WorkContext(self, machine, row, token, self.clock)
+
+        if state.timeout is not None and self.clock() - row.state_changed_at > state.timeout:
+            return await self._fail(ctx, f"timed out in state {source} after {state.timeout}")
+
+        try:
+            outcome = await machine.handlers[source](row, ctx)
+        except LeaseLost:
+            log.warning("%s:%s: lease lost during %s", machine.name, pk, source)
+            return AdvanceResult.LOST
+        except Exception as exc:
+            log.warning("%s:%s: %s failed: %s", machine.name, pk, source, exc, exc_info=True)
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            return await self._retry_or_fail(ctx, Retry(detail))
+
+        if ctx.moved_to is not None:
+            if isinstance(outcome, str) and outcome != ctx.moved_to:
+                raise RuntimeError(
+                    f"{machine.name}: handler moved to {ctx.moved_to} but returned {outcome}"
+                )
+            await self._after_move(ctx, source, ctx.moved_to)
+            return AdvanceResult.MOVED
+        if outcome is None or isinstance(outcome, Retry):
+            return await self._retry_or_fail(ctx, outcome or Retry("not ready"))
+        if outcome == machine.graph.failed:
+            return await self._fail(ctx, "handler gave up")
+        try:
+            async with ctx.transition(outcome):
+                pass
+        except LeaseLost:
+            return AdvanceResult.LOST
+        await self._after_move(ctx, source, outcome)
+        return AdvanceResult.MOVED
+
+    async def _after_move(self, ctx: WorkContext, source: str, target: str) -> None:
+        row = await ctx.machine.model.get(pk=ctx.row.pk)
+        if ctx.machine.on_transition is not None:
+            await ctx.machine.on_transition(row, source, target)
+        if target in ctx.machine.graph.active_states:
+            await self.wake(ctx.machine, row)
+
+    async def _retry_or_fail(self, ctx: WorkContext, retry: Retry) -> AdvanceResult:
+        state = ctx.machine.graph[ctx.row.state]
+        attempts = ctx.row.attempts + 1
+        if state.max_attempts is not None and attempts >= state.max_attempts:
+            return await self._fail(ctx, retry.reason, attempts=attempts)
+        now = self.clock()
+        delay = retry.after if retry.after is not None else state.delay(attempts)
+        updated = await ctx.machine.model.filter(pk=ctx.row.pk, lock_token=ctx.token).update(
+            attempts=attempts,
+            next_attempt_at=now + delay,
+            locked_until=None,
+            lock_token=None,
+            last_error=retry.reason[:10000],
+        )
+        if updated != 1:
+            return AdvanceResult.LOST
+        row = await ctx.machine.model.get(pk=ctx.row.pk)
+        await self.wake(ctx.machine, row)
+        return AdvanceResult.RETRY
+
+    async def _fail(
+        self, ctx: WorkContext, reason: str, attempts: int | None = None
+    ) -> AdvanceResult:
+        source = ctx.row.state
+        target = ctx.machine.graph.failed
+        values = self._transition_values(ctx.machine, target, self.clock())
+        values["last_error"] = reason[:10000]
+        values["attempts"] = ctx.row.attempts if attempts is None else attempts
+        updated = await ctx.machine.model.filter(pk=ctx.row.pk, lock_token=ctx.token).update(
+            **values
+        )
+        if updated != 1:
+            return AdvanceResult.LOST
+        row = await ctx.machine.model.get(pk=ctx.row.pk)
+        if ctx.machine.on_transition is not None:
+            await ctx.machine.on_transition(row, source, target)
+        return AdvanceResult.FAILED
+
+    async def move(
+        self, model: type[WorkRow], pk: Any, source: str | Sequence[str], target: str, **values: Any
+    ) -> bool:
+        """Move a row from outside a handler (e.g. a user cancels, publishes a ready clip).
+
+        Only succeeds if the row is in *source* and not held by a runner; returns whether it did.
+        Runners notice on their next fenced write (their token no longer matches).
+        """
+        machine = self.machine_for(model)
+        sources = [source] if isinstance(source, str) else list(source)
+        for s in sources:
+            machine.graph.check_transition(s, target)
+        now = self.clock()
+        before = await model.get_or_none(pk=pk)
+        if before is None:
+            return False
+        update = self._transition_values(machine, target, now)
+        update.update(values)
+        updated = await model.filter(
+            Q(pk=pk) & Q(state__in=sources) & (Q(locked_until=None) | Q(locked_until__lt=now))
+        ).update(**update)
+        if updated == 1:
+            row = await model.get(pk=pk)
+            if machine.on_transition is not None:
+                await machine.on_transition(row, before.state, target)
+            if target in machine.graph.active_states:
+                await self.wake(machine, row)
+        return updated == 1

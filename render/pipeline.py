@@ -1,0 +1,339 @@
+"""Load a diffusers video pipeline and turn a ``RenderPlan`` into frames.
+
+Importing this module is cheap; torch and diffusers are imported inside
+``load_pipeline`` and ``LoadedPipeline.generate`` so the web process can import the
+package without them.
+
+Weights are never downloaded: ``model`` is either ``"tiny"`` (random weights built in
+memory, see ``render.tiny``) or a local directory holding a diffusers checkpoint
+(``save_pretrained`` layout with ``model_index.json``), loaded with
+``local_files_only=True``.
+
+Cancel: ``on_step`` runs after every denoising step through diffusers'
+``callback_on_step_end``; whatever it raises aborts the run and propagates out of
+``generate``. (Setting ``pipe._interrupt`` would not stop the VAE decode.)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+from render.errors import ModelLoadError, RenderError
+from render.spec import ModelFamily, RenderPlan, RenderSpec, family_named
+
+__all__ = [
+    "SUPPORTED_PIPELINES",
+    "LoadedPipeline",
+    "family_of_pipeline",
+    "load_conditioning_image",
+    "load_pipeline",
+]
+
+log = logging.getLogger(__name__)
+
+DType = Literal["float32", "bfloat16", "float16"]
+StepCallback = Callable[[int, int], None]
+
+SUPPORTED_PIPELINES: dict[str, tuple[str, bool]] = {
+    # class name: (family, takes an input image)
+    "WanPipeline": ("wan", False),
+    "WanImageToVideoPipeline": ("wan", True),
+    "LTXPipeline": ("ltx", False),
+    "LTXImageToVideoPipeline": ("ltx", True),
+    "CogVideoXPipeline": ("cogvideox", False),
+    "CogVideoXImageToVideoPipeline": ("cogvideox", True),
+}
+
+
+def family_of_pipeline(class_name: str) -> str:
+    """The model family of a diffusers pipeline class name ("WanPipeline" -> "wan")."""
+    try:
+        return SUPPORTED_PIPELINES[class_name][0]
+    except KeyError:
+        raise ModelLoadError(
+            f"unsupported pipeline class {class_name}; supported: "
+            + ", ".join(sorted(SUPPORTED_PIPELINES))
+        ) from None
+
+
+def _takes_image(pipe: Any) -> bool:
+    return SUPPORTED_PIPELINES[type(pipe).__name__][1]
+
+
+class LoadedPipeline:
+    """A loaded model: a text-to-video and/or an image-to-video pipeline of one family."""
+
+    def __init__(
+        self,
+        model: str,
+        family: ModelFamily,
+        *,
+        text_pipe: Any | None,
+        image_pipe: Any | None,
+        device: str,
+    ) -> None:
+        if text_pipe is None and image_pipe is None:
+            raise ValueError("a LoadedPipeline needs at least one pipeline")
+        self.model = model
+        self.family = family
+        self.text_pipe = text_pipe
+        self.image_pipe = image_pipe
+        self.device = device
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedPipeline(model={self.model!r}, family={self.family.name!r}, "
+            f"text={self.text_pipe is not None}, image={self.image_pipe is not None})"
+        )
+
+    def supports(self, spec: RenderSpec) -> bool:
+        """Whether this model can render ``spec``'s kind (with or without an image)."""
+        return self._pipe_for(spec) is not None
+
+    def _pipe_for(self, spec: RenderSpec) -> Any | None:
+        # A remix with a still from its source conditions on it; otherwise it is text.
+        return self.image_pipe if spec.input_image else self.text_pipe
+
+    def generate(
+        self,
+        plan: RenderPlan,
+        spec: RenderSpec,
+        on_step: StepCallback | None = None,
+    ) -> npt.NDArray[np.uint8]:
+        """Render ``plan`` and return uint8 frames shaped (frames, height, width, 3).
+
+        ``on_step(done, total)`` is called after each denoising step; raising from it
+        cancels the render (the exception propagates unchanged).
+        """
+        import torch
+
+        if plan.family != self.family.name:
+            raise RenderError(
+                f"plan is for family {plan.family}, but model {self.model} is {self.family.name}"
+            )
+        pipe = self._pipe_for(spec)
+        if pipe is None:
+            what = "an input image" if spec.input_image else "text alone"
+            raise RenderError(f"model {self.model} cannot render from {what}")
+
+        kwargs: dict[str, Any] = {
+            "prompt": spec.prompt,
+            "negative_prompt": spec.negative_prompt or None,
+            "height": plan.height,
+            "width": plan.width,
+            "num_frames": plan.frames,
+            "num_inference_steps": plan.steps,
+            "guidance_scale": plan.guidance_scale,
+            # A CPU generator gives the same noise for a seed on every device.
+            "generator": torch.Generator(device="cpu").manual_seed(plan.seed),
+            "output_type": "np",
+        }
+        if self.family.max_sequence_length is not None:
+            kwargs["max_sequence_length"] = self.family.max_sequence_length
+        if "frame_rate" in inspect.signature(pipe.__call__).parameters:
+            kwargs["frame_rate"] = plan.fps  # LTX conditions its positions on the rate
+        if spec.input_image:
+            kwargs["image"] = load_conditioning_image(spec.input_image, plan.width, plan.height)
+
+        def _callback(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            if on_step is not None:
+                on_step(i + 1, int(getattr(p, "num_timesteps", plan.steps)))
+            return {}
+
+        kwargs["callback_on_step_end"] = _callback
+        with torch.inference_mode():
+            out = pipe(**kwargs).frames
+        video = np.asarray(out[0])
+        expected = (plan.frames, plan.height, plan.width, 3)
+        if video.shape != expected:
+            raise RenderError(f"pipeline returned frames shaped {video.shape}, planned {expected}")
+        return np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8)
+
+
+def load_conditioning_image(path: str | Path, width: int, height: int) -> Image.Image:
+    """Open ``path``, honour EXIF rotation, and centre-crop/resize it to the clip size."""
+    try:
+        with Image.open(path) as opened:
+            rgb = ImageOps.exif_transpose(opened).convert("RGB")
+        return ImageOps.fit(rgb, (width, height), Image.Resampling.LANCZOS)
+    except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
+        raise RenderError(f"input image {path} cannot be read: {exc}") from exc
+
+
+def _family(name: str) -> ModelFamily:
+    try:
+        return family_named(name)
+    except RenderError as exc:
+        raise ModelLoadError(str(exc)) from None
+
+
+def _pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _geometry(pipe: Any) -> tuple[int, int]:
+    """(temporal, spatial) multiples a pipeline needs, read from its VAE and patching."""
+    # Wan and CogVideoX name them vae_scale_factor_*, LTX vae_*_compression_ratio.
+    temporal: Any = getattr(pipe, "vae_scale_factor_temporal", None) or getattr(
+        pipe, "vae_temporal_compression_ratio", 1
+    )
+    spatial: Any = getattr(pipe, "vae_scale_factor_spatial", None) or getattr(
+        pipe, "vae_spatial_compression_ratio", 1
+    )
+    config = getattr(getattr(pipe, "transformer", None), "config", None)
+    patch: Any = getattr(config, "patch_size", None) or 1
+    if isinstance(patch, list | tuple):
+        patch = patch[-1]  # Wan: (t, h, w)
+    return int(temporal), int(spatial) * int(patch)
+
+
+def _check_geometry(pipe: Any, family: ModelFamily, where: str) -> None:
+    temporal, spatial = _geometry(pipe)
+    if temporal != family.frame_step or family.size_multiple % spatial:
+        raise ModelLoadError(
+            f"{where}: pipeline needs frames {temporal}k+1 and sizes in multiples of {spatial}, "
+            f"but family {family.name} is configured for {family.frame_step}k+1 and "
+            f"{family.size_multiple}"
+        )
+
+
+def _read_class_name(path: Path) -> str:
+    if not path.exists():
+        raise ModelLoadError(
+            f"model directory {path} does not exist (weights are never downloaded: "
+            "put a diffusers checkpoint saved with save_pretrained there)"
+        )
+    if not path.is_dir():
+        raise ModelLoadError(f"model path {path} is not a directory")
+    index = path / "model_index.json"
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"{path} has no model_index.json: not a diffusers pipeline directory"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{index} is unreadable: {exc}") from exc
+    name = data.get("_class_name") if isinstance(data, dict) else None
+    if not isinstance(name, str):
+        raise ModelLoadError(f"{index} names no pipeline class (_class_name)")
+    return name
+
+
+def _from_dir(path: Path, dtype: Any) -> Any:
+    class_name = _read_class_name(path)
+    family_of_pipeline(class_name)  # refuse unsupported classes before loading weights
+    import diffusers
+
+    loader: Any = diffusers.DiffusionPipeline
+    try:
+        pipe = loader.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+    except Exception as exc:  # diffusers raises OSError, ValueError, safetensors errors...
+        raise ModelLoadError(
+            f"could not load pipeline from {path}: {type(exc).__name__}: {exc}"
+        ) from exc
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_pipeline(
+    model: str,
+    *,
+    image_model: str | None = None,
+    family: str | None = None,
+    dtype: DType = "float32",
+    device: str = "auto",
+    vae_tiling: bool = False,
+    compile: bool = False,
+    first_block_cache: float | None = None,
+) -> LoadedPipeline:
+    """Load ``model`` ("tiny" or a local diffusers directory) ready to ``generate``.
+
+    ``image_model`` optionally names a second directory holding the same family's
+    image-to-video checkpoint (Wan and CogVideoX ship them separately; LTX derives
+    one from its text-to-video weights). ``family`` overrides the family inferred from
+    the pipeline class (a tiny checkpoint saved to disk loads as "wan"); its frame and
+    size multiples must match the pipeline's. ``first_block_cache`` is the threshold for
+    diffusers' First Block Cache (e.g. 0.05), ``None`` to disable it; ``compile``
+    runs ``torch.compile`` on the transformer (slow first step).
+    """
+    import torch
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in torch_dtype:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(torch_dtype)}")
+    if not model:
+        raise ModelLoadError("no model configured")
+    if model == "tiny":
+        from render.tiny import build_tiny_wan, build_tiny_wan_i2v
+
+        if image_model is not None:
+            raise ModelLoadError("the tiny model brings its own image-to-video pipeline")
+        fam = _family(family or "tiny")
+        first = build_tiny_wan()
+        text_pipe: Any | None = first
+        image_pipe: Any | None = build_tiny_wan_i2v(share=first)
+    else:
+        first = _from_dir(Path(model), torch_dtype[dtype])
+        fam = _family(family or family_of_pipeline(type(first).__name__))
+        text_pipe, image_pipe = (None, first) if _takes_image(first) else (first, None)
+        if image_model is not None:
+            second = _from_dir(Path(image_model), torch_dtype[dtype])
+            if not _takes_image(second):
+                raise ModelLoadError(f"{image_model} is not an image-to-video pipeline")
+            second_family = family_of_pipeline(type(second).__name__)
+            if second_family != family_of_pipeline(type(first).__name__):
+                raise ModelLoadError(f"{image_model} is a {second_family} model, unlike {model}")
+            image_pipe = second
+        elif image_pipe is None and type(first).__name__ == "LTXPipeline":
+            from diffusers import LTXImageToVideoPipeline
+
+            # LTX conditions on the image through its latents: same weights, new pipeline.
+            image_pipe = LTXImageToVideoPipeline.from_pipe(first)
+            image_pipe.set_progress_bar_config(disable=True)
+
+    pipes = [p for p in (text_pipe, image_pipe) if p is not None]
+    for p in pipes:
+        _check_geometry(p, fam, model)
+
+    target = _pick_device(device)
+    seen: set[int] = set()
+    for p in pipes:
+        p.to(target)
+        if model == "tiny" and dtype != "float32":
+            p.to(dtype=torch_dtype[dtype])
+        if type(p.vae).__name__ == "AutoencoderKLWan" and p.vae.dtype != torch.float32:
+            # Wan's VAE decodes visibly worse below float32 (diffusers' Wan docs).
+            p.vae.to(torch.float32)
+        if vae_tiling:
+            if hasattr(p.vae, "enable_tiling"):
+                p.vae.enable_tiling()
+            else:
+                log.warning("%s: VAE %s has no tiling", model, type(p.vae).__name__)
+        transformer = p.transformer
+        if id(transformer) in seen:
+            continue
+        seen.add(id(transformer))
+        if first_block_cache is not None:
+            from diffusers.hooks import first_block_cache as fbc
+
+            fbc.apply_first_block_cache(
+                transformer, fbc.FirstBlockCacheConfig(threshold=first_block_cache)
+            )
+        if compile:
+            transformer.compile()
+
+    return LoadedPipeline(model, fam, text_pipe=text_pipe, image_pipe=image_pipe, device=target)

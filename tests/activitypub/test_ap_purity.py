@@ -1,0 +1,66 @@
+"""The pure protocol modules import no database, network or GPU stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PURE_MODULES = [
+    "activitypub",
+    "activitypub.errors",
+    "activitypub.keys",
+    "activitypub.digest",
+    "activitypub.signatures",
+    "activitypub.signatures.cavage",
+    "activitypub.signatures.rfc9421",
+]
+FORBIDDEN = ["tortoise", "httpx", "httpcore", "torch", "diffusers", "starlette", "asyncpg"]
+
+
+def test_pure_modules_import_no_io_stack() -> None:
+    # A fresh interpreter: this test process has other packages' imports in sys.modules.
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {PURE_MODULES!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    loaded = set(json.loads(result.stdout))
+    assert "activitypub" in loaded
+    assert loaded.isdisjoint(FORBIDDEN), loaded & set(FORBIDDEN)
+
+
+def test_public_names_are_exported() -> None:
+    import activitypub.digest
+    import activitypub.errors
+    import activitypub.keys
+    import activitypub.signatures
+    import activitypub.signatures.cavage
+    import activitypub.signatures.rfc9421
+
+    for module in (
+        activitypub.digest,
+        activitypub.errors,
+        activitypub.keys,
+        activitypub.signatures,
+        activitypub.signatures.cavage,
+        activitypub.signatures.rfc9421,
+    ):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and getattr(value, "__module__", None) == module.__name__
+            and callable(value)
+        }
+        assert public <= set(module.__all__), public - set(module.__all__)

@@ -1,0 +1,109 @@
+"""Shared fixtures: real SQLite, PostgreSQL and Redis (never mocks).
+
+PostgreSQL and Redis come from FEDISORA_TEST_POSTGRES / FEDISORA_TEST_REDIS, defaulting to the
+services every machine here runs on 127.0.0.1. Each test session makes its own PostgreSQL
+database (dropped at the end) and uses its own Redis database number, so runs do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FEDISORA_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("FEDISORA_TEST_REDIS", "redis://127.0.0.1:6379/9")
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, with migrations applied."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"fedisora_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = POSTGRES_ADMIN_URL.replace("postgres://", "postgresql://", 1)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    try:
+        yield url
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite://{tmp_path_factory.mktemp('sqlite') / 'fedisora.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+async def migrated(sqlite_url: str, postgres_url: str) -> dict[str, str]:
+    from fedisora.db import migrate
+
+    await migrate(sqlite_url)
+    await migrate(postgres_url)
+    return {"sqlite": sqlite_url, "postgres": postgres_url}
+
+
+async def _truncate() -> None:
+    from tortoise import Tortoise, connections
+
+    conn = connections.get("default")
+    tables = [m._meta.db_table for m in Tortoise.apps["fedisora"].values()]
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_script(
+            "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+        )
+    else:
+        await conn.execute_script(
+            "PRAGMA foreign_keys=OFF;"
+            + "".join(f'DELETE FROM "{t}";' for t in tables)
+            + "PRAGMA foreign_keys=ON;"
+        )
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, migrated: dict[str, str]) -> AsyncIterator[str]:
+    """An initialised, empty database on each backend in turn; yields its URL."""
+    from fedisora import urls
+    from fedisora.config import load_settings
+    from fedisora.db import close_db, init_db
+
+    url = migrated[request.param]
+    urls.configure(load_settings({"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/nonexistent"}))
+    await init_db(url)
+    await _truncate()
+    try:
+        yield url
+    finally:
+        await close_db()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,71 @@
+"""Shared fixtures for the render tests: the tiny pipeline is built once per session."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Any:
+    """The tiny random-weight pipeline (text- and image-to-video), loaded once."""
+    from render.pipeline import load_pipeline
+
+    return load_pipeline("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def credentials() -> Any:
+    """One instance's C2PA root, chain and key, made once (ES256)."""
+    from render.provenance import generate_instance_ca
+
+    return generate_instance_ca("video.example")
+
+
+@pytest.fixture(scope="session")
+def make_frames() -> Callable[[int, int, int], np.ndarray]:
+    """A factory of smooth, compressible test frames whose content changes every frame."""
+    return moving_gradient
+
+
+@pytest.fixture(scope="session")
+def box_kinds() -> Callable[[Path], list[bytes]]:
+    """A function listing the top-level ISO BMFF box types of an MP4, in file order."""
+    return top_level_boxes
+
+
+@pytest.fixture(scope="session")
+def gradient_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small unsigned H.264 MP4 (17 frames, 64x112) of a moving gradient."""
+    from render.encode import encode_mp4
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    encode_mp4(moving_gradient(17, 112, 64), path, fps=16)
+    return path
+
+
+def moving_gradient(frames: int, height: int, width: int) -> np.ndarray:
+    t = np.arange(frames)[:, None, None]
+    y = np.arange(height)[None, :, None]
+    x = np.arange(width)[None, None, :]
+    r = (x * 255 // max(width - 1, 1) + t * 8) % 256
+    g = (y * 255 // max(height - 1, 1)) % 256
+    b = (128 + 64 * np.sin((x + y + 4 * t) / 9.0)).astype(np.int64)
+    return np.stack([r + 0 * y, g + 0 * x + 0 * t, b], axis=-1).astype(np.uint8)
+
+
+def top_level_boxes(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    kinds, pos = [], 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size == 1:
+            (size,) = struct.unpack_from(">Q", data, pos + 8)
+        kinds.append(kind)
+        pos += size if size else len(data)
+    return kinds
