@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from activitypub import federation
+from activitypub.federation.context import close_federation
 from fedisora import urls
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
@@ -44,7 +46,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if _wants_json(request) or exc.status_code < 400:
         return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
-    from web.pages import error_page  # noqa: PLC0415
+    from web.pages import error_page
 
     return error_page(request, exc.status_code, str(exc.detail))
 
@@ -53,7 +55,7 @@ async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FedisoraError)
     if _wants_json(request):
         return JSONResponse({"error": exc.message}, exc.status)
-    from web.pages import error_page  # noqa: PLC0415
+    from web.pages import error_page
 
     return error_page(request, exc.status, exc.message)
 
@@ -85,10 +87,11 @@ def create_app(
             await init_db(settings)
         engine = build_engine(settings)
         app.state.engine = engine
+        federation.install(engine)
         runner: InProcessRunner | None = None
         waker_pool = None
         if settings.redis_url:
-            from fedisora.work.arq_worker import ArqWaker  # noqa: PLC0415
+            from fedisora.work.arq_worker import ArqWaker
 
             waker = await ArqWaker.connect(settings.redis_url)
             waker_pool = waker.pool
@@ -104,13 +107,16 @@ def create_app(
                 await runner.stop()
             if waker_pool is not None:
                 await waker_pool.aclose()
+            federation.uninstall()
+            await close_federation()
             if manage_db:
                 await close_db()
 
-    from web.routes import routes as web_routes  # noqa: PLC0415
+    from activitypub.federation.routes import routes as federation_routes
+    from web.routes import routes as web_routes
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), *web_routes()],
+        routes=[Route("/healthz", healthz), *federation_routes(), *web_routes()],
         middleware=[
             Middleware(
                 SessionMiddleware,
@@ -134,5 +140,3 @@ def create_app(
 # Used by uvicorn's --factory in `fedisora serve`.
 def app_from_env() -> Starlette:
     return create_app()
-
-

@@ -79,7 +79,7 @@ def _write_provenance_credentials(settings: Settings) -> str:
     directory = provenance_dir(settings)
     if (directory / "chain.pem").is_file():
         return "kept"
-    from render.provenance import generate_instance_ca  # noqa: PLC0415 - cryptography only
+    from render.provenance import generate_instance_ca
 
     host = settings.domain.split(":", 1)[0]
     if not any(c.isalpha() for c in host):
@@ -95,8 +95,8 @@ def _write_provenance_credentials(settings: Settings) -> str:
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
-    from fedisora.models import User  # noqa: PLC0415
-    from fedisora.services.accounts import (  # noqa: PLC0415
+    from fedisora.models import User
+    from fedisora.services.accounts import (
         create_instance_actor,
         create_local_account,
     )
@@ -114,9 +114,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
             print(f"admin account @{admin.account.username} already exists")
         else:
             password = args.admin_password or secrets.token_urlsafe(12)
-            await create_local_account(
-                args.admin_username, args.admin_email, password, admin=True
-            )
+            await create_local_account(args.admin_username, args.admin_email, password, admin=True)
             pw_file = settings.data_dir / ADMIN_PASSWORD_FILE
             pw_file.write_text(password + "\n")
             pw_file.chmod(0o600)
@@ -143,7 +141,7 @@ def _login_banner(settings: Settings, host: str, port: int) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
     settings = _settings()
     _require_secret(settings)
@@ -182,8 +180,8 @@ async def _migrate_only(settings: Settings) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from fedisora.work.machines import build_engine  # noqa: PLC0415
-    from fedisora.work.runner import InProcessRunner  # noqa: PLC0415
+    from fedisora.work.machines import build_engine
+    from fedisora.work.runner import InProcessRunner
 
     settings = _settings()
     _require_secret(settings)
@@ -193,13 +191,20 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         raise CommandError("--queues needs at least one queue name (default, render)")
     await init_db(settings)
     engine = build_engine(settings)
+    from activitypub.federation import install as install_federation
+
+    install_federation(engine)  # local actions taken by handlers are delivered
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         if settings.redis_url:
-            from fedisora.work.arq_worker import ArqWaker, build_worker  # noqa: PLC0415
+            from fedisora.work.arq_worker import (
+                ArqWaker,
+                build_worker,
+                stop_worker,
+            )
 
             waker = await ArqWaker.connect(settings.redis_url)
             engine.add_waker(waker)
@@ -207,11 +212,8 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             tasks = [asyncio.create_task(w.async_run()) for w in workers]
             print(f"arq worker for queues {', '.join(queues)}", flush=True)
             await stop.wait()
-            for w in workers:
-                await w.close()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for w, t in zip(workers, tasks, strict=True):
+                await stop_worker(w, t)
             await waker.pool.aclose()
         else:
             runner = InProcessRunner(engine, queues=queues, concurrency=args.concurrency)
@@ -235,7 +237,7 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def cmd_createuser(args: argparse.Namespace) -> int:
-    from fedisora.services.accounts import create_local_account  # noqa: PLC0415
+    from fedisora.services.accounts import create_local_account
 
     settings = _settings()
     urls.configure(settings)
@@ -253,7 +255,7 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
-    from fedisora.health import check_redis  # noqa: PLC0415
+    from fedisora.health import check_redis
 
     settings = _settings()  # raises ConfigError with the setting's name
     problems: list[str] = []
@@ -261,7 +263,7 @@ async def cmd_check(args: argparse.Namespace) -> int:
         problems.append("FEDISORA_SECRET_KEY is not set (run `fedisora init`)")
     try:
         await asyncio.wait_for(init_db(settings), 10)
-        from fedisora.health import check_database  # noqa: PLC0415
+        from fedisora.health import check_database
 
         db = await check_database()
         if not db["ok"]:
@@ -303,8 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the web server (and, without Redis, the workers)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--no-render-worker", action="store_true",
-                   help="do not start the embedded render worker process")
+    p.add_argument(
+        "--no-render-worker",
+        action="store_true",
+        help="do not start the embedded render worker process",
+    )
     p.set_defaults(func=cmd_serve, is_async=False)
 
     p = sub.add_parser("worker", help="run durable work (arq with Redis, in-process without)")
@@ -331,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("FEDISORA_LOG_LEVEL", "info").upper()
-        if os.environ.get("FEDISORA_LOG_LEVEL", "info").lower() in ("debug", "info", "warning", "error")
+        if os.environ.get("FEDISORA_LOG_LEVEL", "info").lower()
+        in ("debug", "info", "warning", "error")
         else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

@@ -126,6 +126,10 @@ class Settings:
     max_clip_seconds: float = 10.0
     instance_name: str = "fedisora"
     worker_lease_seconds: int = 60
+    render_steps: int = 0  # denoising steps; 0 keeps the model family's default
+    render_clips_per_day: int = 50
+    render_gpu_seconds_per_day: float = 3600.0
+    render_concurrent_jobs: int = 3
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -181,6 +185,16 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "WORKER_LEASE_SECONDS": (
         "worker_lease_seconds",
         lambda n, raw: _parse_int(n, raw, 5, 3600),
+    ),
+    "RENDER_STEPS": ("render_steps", lambda n, raw: _parse_int(n, raw, 0, 100)),
+    "RENDER_CLIPS_PER_DAY": ("render_clips_per_day", lambda n, raw: _parse_int(n, raw, 0, 100000)),
+    "RENDER_GPU_SECONDS_PER_DAY": (
+        "render_gpu_seconds_per_day",
+        lambda n, raw: _parse_float(n, raw, 0.0, 86400.0 * 64),
+    ),
+    "RENDER_CONCURRENT_JOBS": (
+        "render_concurrent_jobs",
+        lambda n, raw: _parse_int(n, raw, 1, 1000),
     ),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
 }

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from tortoise import Tortoise, connections
+from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate as _migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
@@ -46,8 +46,11 @@ async def init_db(settings: Settings | str) -> None:
     # tortoise caches compiled INSERT statements per connection *name*; a process that switches
     # backends under the same name (the test suite does) must not reuse another dialect's SQL.
     EXECUTOR_CACHE.clear()
+    # A global fallback context: uvicorn runs the lifespan and each request in different tasks,
+    # and tortoise's per-task context would not reach the requests otherwise.
+    await close_db()
     try:
-        await Tortoise.init(config=tortoise_config(url))
+        await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
     except (OSError, ConnectionError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc
     except Exception as exc:  # asyncpg raises its own hierarchy for auth/db-missing errors
@@ -57,7 +60,11 @@ async def init_db(settings: Settings | str) -> None:
 
 
 async def close_db() -> None:
-    await connections.close_all()
+    await Tortoise.close_connections()
+    from tortoise import context
+
+    if context._global_context is not None:  # set by a context we no longer see from this task
+        await context._global_context.close_connections()
 
 
 async def migrate(settings: Settings | str) -> None:

@@ -28,7 +28,7 @@ async def check_database() -> dict[str, Any]:
 async def check_redis(url: str | None) -> dict[str, Any]:
     if url is None:
         return {"configured": False, "ok": True, "note": "in-process runner (no Redis)"}
-    from redis.asyncio import Redis  # noqa: PLC0415 - arq's own dependency
+    from redis.asyncio import Redis
 
     client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
     try:

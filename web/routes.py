@@ -48,8 +48,13 @@ async def login(request: Request) -> Response:
                 if not target.startswith("/") or target.startswith("//"):
                     target = "/"
                 return RedirectResponse(target, status_code=303)
-    return render(request, "login.html", status=status, error=error,
-                  next=request.query_params.get("next", "/"))
+    return render(
+        request,
+        "login.html",
+        status=status,
+        error=error,
+        next=request.query_params.get("next", "/"),
+    )
 
 
 async def logout(request: Request) -> Response:
@@ -76,7 +81,9 @@ async def admin(request: Request) -> Response:
     await _admin_user(request)
     report = await health(request.app.state.settings)
     delivery_hosts = (
-        await Delivery.annotate(n=Count("id")).group_by("host", "state").values("host", "state", "n")
+        await Delivery.annotate(n=Count("id"))
+        .group_by("host", "state")
+        .values("host", "state", "n")
     )
     return render(
         request,

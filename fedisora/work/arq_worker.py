@@ -23,7 +23,7 @@ from arq.worker import Worker, func
 from fedisora.work.engine import Engine, Machine
 from fedisora.work.runner import beat
 
-__all__ = ["ArqWaker", "build_worker", "queue_name", "redis_settings"]
+__all__ = ["ArqWaker", "build_worker", "queue_name", "redis_settings", "stop_worker"]
 
 log = logging.getLogger("fedisora.work")
 
@@ -128,5 +128,12 @@ def build_worker(
     )
 
 
-async def run_workers(workers: list[Worker]) -> None:
-    await asyncio.gather(*(w.async_run() for w in workers))
+async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+    """Stop a worker started with ``asyncio.create_task(worker.async_run())``.
+
+    Jobs still running are cancelled; their rows keep their lease until it expires and are then
+    picked up again. arq's ``close`` re-raises those cancellations, which is expected here.
+    """
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.gather(worker.close(), return_exceptions=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from fedisora.models import WorkRow, utcnow
@@ -66,6 +67,9 @@ class Machine:
     queue: str = "default"
     # Orders due rows when a sweep finds more than it can run (render jobs: priority, fairness).
     order_by: tuple[str, ...] = ("next_attempt_at", "id")
+    # Replaces order_by when set: picks due rows from the unordered due query, for orders a
+    # column list cannot express (render jobs: the user with fewest jobs in flight first).
+    select_due: Callable[[QuerySet[Any], int], Awaitable[list[Any]]] | None = None
     # Called after each transition, e.g. to notify listeners (progress streams).
     on_transition: Callable[[Any, str, str], Awaitable[None]] | None = None
 
@@ -195,15 +199,14 @@ class Engine:
     async def due(self, machine: Machine, limit: int = 100) -> list[Any]:
         """Rows whose next attempt is due and that nobody holds a live lease on."""
         now = self.clock()
-        return (
-            await machine.model.filter(
-                Q(state__in=machine.graph.active_states)
-                & Q(next_attempt_at__lte=now)
-                & (Q(locked_until=None) | Q(locked_until__lt=now))
-            )
-            .order_by(*machine.order_by)
-            .limit(limit)
+        query = machine.model.filter(
+            Q(state__in=machine.graph.active_states)
+            & Q(next_attempt_at__lte=now)
+            & (Q(locked_until=None) | Q(locked_until__lt=now))
         )
+        if machine.select_due is not None:
+            return await machine.select_due(query, limit)
+        return await query.order_by(*machine.order_by).limit(limit)
 
     async def claim(self, machine: Machine, pk: Any) -> tuple[Any, str] | None:
         now = self.clock()

@@ -16,7 +16,11 @@ from fedisora.work.engine import Engine, Machine
 __all__ = ["PROVIDERS", "build_engine", "build_machines"]
 
 # Filled as capabilities land: the render queue, deliveries, the inbox, consent revocations.
-PROVIDERS: list[str] = []
+PROVIDERS: list[str] = [
+    "render.queue:machines",
+    "activitypub.federation.inbox:machines",
+    "activitypub.federation.delivery:machines",
+]
 
 
 def build_machines(settings: Settings, providers: list[str] | None = None) -> list[Machine]:

@@ -89,7 +89,9 @@ async def test_post_clip_tags_mentions_feeds_and_notifications(db: str) -> None:
     tags = await ClipTag.filter(clip_id=clip.pk).prefetch_related("tag")
     assert [t.tag.name for t in tags] == ["waves"]
     assert await Mention.filter(clip_id=clip.pk).values_list("account_id", flat=True) == [carol.pk]
-    feed_owners = set(await TimelineEntry.filter(clip_id=clip.pk).values_list("owner_id", flat=True))
+    feed_owners = set(
+        await TimelineEntry.filter(clip_id=clip.pk).values_list("owner_id", flat=True)
+    )
     assert feed_owners == {alice.pk, bob.pk, carol.pk}
     note = await Notification.get(recipient_id=carol.pk)
     assert note.type == NotificationType.MENTION and note.clip_id == clip.pk
@@ -275,7 +277,9 @@ async def test_edit_and_delete(db: str) -> None:
             await posts.edit_clip(bob, clip, caption="hacked")
         edited = await posts.edit_clip(alice, clip, caption="#two", spoiler_text="cw")
         assert edited.edited_at is not None and edited.sensitive
-        assert [t.tag.name for t in await ClipTag.filter(clip_id=clip.pk).prefetch_related("tag")] == ["two"]
+        assert [
+            t.tag.name for t in await ClipTag.filter(clip_id=clip.pk).prefetch_related("tag")
+        ] == ["two"]
         with pytest.raises(Forbidden):
             await posts.delete_clip(bob, clip)
         await posts.delete_clip(alice, clip)

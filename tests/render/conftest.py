@@ -69,3 +69,52 @@ def top_level_boxes(path: Path) -> list[bytes]:
         kinds.append(kind)
         pos += size if size else len(data)
     return kinds
+
+
+# --------------------------------------------------------------------------- render queue
+
+
+@pytest.fixture
+def render_settings(tmp_path: Path, credentials: Any) -> Any:
+    """Instance settings with a data dir holding this instance's provenance credentials."""
+    from fedisora.config import load_settings
+
+    data = tmp_path / "data"
+    prov = data / "provenance"
+    prov.mkdir(parents=True)
+    (prov / "root.pem").write_text(credentials.root_pem)
+    (prov / "chain.pem").write_text(credentials.chain_pem)
+    (prov / "key.pem").write_text(credentials.key_pem)
+    return load_settings(
+        {
+            "FEDISORA_DOMAIN": "fedisora.test",
+            "FEDISORA_DATA_DIR": str(data),
+            "FEDISORA_SECRET_KEY": "s" * 40,
+            "FEDISORA_CONFIG": str(tmp_path / "none.env"),
+        }
+    )
+
+
+@pytest.fixture
+def tiny_loader(tiny: Any) -> Callable[[Any], Any]:
+    """A pipeline loader handing the render machine the session's tiny pipeline."""
+
+    async def load(settings: Any) -> Any:
+        return tiny
+
+    return load
+
+
+@pytest.fixture
+def render_engine(render_settings: Any, tiny_loader: Any) -> Any:
+    """An engine running only the render machine, with the session's tiny pipeline."""
+    from datetime import timedelta
+
+    from fedisora.work import Engine
+    from render.queue import build_render_machine
+
+    return Engine(
+        [build_render_machine(render_settings, load=tiny_loader)],
+        lease=timedelta(seconds=30),
+        context={"settings": render_settings},
+    )

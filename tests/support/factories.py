@@ -22,8 +22,12 @@ async def local_account(username: str | None = None, **kwargs: Any) -> Account:
 async def remote_account(username: str, domain: str = "remote.example", **kwargs: Any) -> Account:
     uri = f"https://{domain}/users/{username}"
     return await Account.create(
-        username=username, domain=domain, uri=uri, inbox_uri=f"{uri}/inbox",
-        shared_inbox_uri=f"https://{domain}/inbox", **kwargs,
+        username=username,
+        domain=domain,
+        uri=uri,
+        inbox_uri=f"{uri}/inbox",
+        shared_inbox_uri=f"https://{domain}/inbox",
+        **kwargs,
     )
 
 
@@ -32,7 +36,14 @@ async def rendered_video(account: Account, **provenance: Any) -> MediaFile:
     prov = {"state": "trusted", "local": True, "manifest_digest": "sha256:test"}
     prov.update(provenance)
     return await MediaFile.create(
-        account=account, kind=MediaKind.VIDEO, file=f"clips/{next(_counter)}.mp4",
-        content_type="video/mp4", width=256, height=448, duration=3.0, fps=16.0, frames=49,
+        account=account,
+        kind=MediaKind.VIDEO,
+        file=f"clips/{next(_counter)}.mp4",
+        content_type="video/mp4",
+        width=256,
+        height=448,
+        duration=3.0,
+        fps=16.0,
+        frames=49,
         provenance=prov,
     )

@@ -1,0 +1,64 @@
+"""The per-process federation context: settings, the peer HTTP client and signing keys."""
+
+from __future__ import annotations
+
+from activitypub.federation.http import PeerClient, SignatureAuth
+from activitypub.keys import PrivateKey, load_private_key_pem
+from fedisora.config import Settings
+from fedisora.models import Account
+
+__all__ = ["Federation", "close_federation", "get_federation", "set_federation"]
+
+
+class Federation:
+    """What federation code needs besides the database. One per process (see
+    :func:`get_federation`); tests build their own with a custom transport."""
+
+    def __init__(self, settings: Settings, client: PeerClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or PeerClient(insecure=settings.insecure_http)
+        self._keys: dict[int, tuple[str, PrivateKey]] = {}
+
+    async def instance_actor(self) -> Account:
+        from fedisora.services.accounts import create_instance_actor
+
+        return await create_instance_actor()
+
+    def auth_for(self, account: Account) -> SignatureAuth:
+        """Signing for requests made on behalf of a local *account*."""
+        cached = self._keys.get(account.pk)
+        if cached is None:
+            if not account.local or not account.private_key_pem or not account.public_key_id:
+                raise ValueError(f"{account.acct} has no signing key here")
+            cached = (account.public_key_id, load_private_key_pem(account.private_key_pem))
+            self._keys[account.pk] = cached
+        return self.client.auth(*cached)
+
+    async def instance_auth(self) -> SignatureAuth:
+        return self.auth_for(await self.instance_actor())
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+_current: Federation | None = None
+
+
+def get_federation(settings: Settings) -> Federation:
+    """The process's federation context for *settings* (made on first use)."""
+    global _current
+    if _current is None or _current.settings is not settings:
+        _current = Federation(settings)
+    return _current
+
+
+def set_federation(federation: Federation | None) -> None:
+    global _current
+    _current = federation
+
+
+async def close_federation() -> None:
+    global _current
+    if _current is not None:
+        await _current.aclose()
+        _current = None

@@ -1,0 +1,433 @@
+"""Outgoing activities: an events listener writes Delivery rows, a machine sends them.
+
+One row per inbox, and one inbox per peer host where it has a shared inbox: a clip to
+10,000 followers on 500 servers is 500 rows. Each row retries with exponential backoff for
+a little over two days, then fails; 4xx answers other than 401/408/429 fail at once.
+Requests are signed with RFC 9421, falling back to draft-cavage on a 401 (remembered per
+host by :class:`~activitypub.federation.http.SchemeMemory`). At most
+:data:`PER_HOST_CONCURRENCY` requests per host run at once in a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from activitypub import objects
+from activitypub.federation.actors import domain_of
+from activitypub.federation.context import get_federation
+from activitypub.federation.http import FetchError, UnsafeURL
+from activitypub.federation.render import actor_document, clip_note, comment_note, iso
+from activitypub.federation.rows import create_row
+from fedisora.config import Settings
+from fedisora.models import (
+    Account,
+    Block,
+    Boost,
+    Clip,
+    Comment,
+    Delivery,
+    Follow,
+    FollowState,
+    Like,
+    Mention,
+    Visibility,
+    utcnow,
+)
+from fedisora.services.events import Event
+from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
+from fedisora.work.graph import State, StateGraph, exponential
+
+__all__ = [
+    "DELIVERY_GRAPH",
+    "PER_HOST_CONCURRENCY",
+    "RETRY_SCHEDULE",
+    "enqueue",
+    "machines",
+    "on_event",
+]
+
+log = logging.getLogger("fedisora.federation")
+
+RETRY_SCHEDULE = exponential(
+    timedelta(seconds=30), 2.0, timedelta(hours=6), timedelta(days=2, hours=1)
+)
+DELIVERY_GRAPH = StateGraph(
+    "delivery",
+    [
+        State(
+            "pending",
+            to=("delivered",),
+            retry=RETRY_SCHEDULE,
+            max_attempts=len(RETRY_SCHEDULE) + 1,
+        ),
+        State("delivered", terminal=True),
+        State("failed", terminal=True),
+    ],
+    initial="pending",
+    failed="failed",
+)
+PER_HOST_CONCURRENCY = 4
+_host_slots: dict[str, asyncio.Semaphore] = {}
+
+Audience = tuple[dict[str, Any], list[Account]]
+
+
+def _slot(host: str) -> asyncio.Semaphore:
+    slot = _host_slots.get(host)
+    if slot is None:
+        slot = _host_slots[host] = asyncio.Semaphore(PER_HOST_CONCURRENCY)
+    return slot
+
+
+# --- who receives what -----------------------------------------------------------------------
+
+
+async def _remote_followers(account: Account) -> list[Account]:
+    return await Account.filter(
+        following_rel__target_id=account.pk,
+        following_rel__state=FollowState.ACCEPTED,
+        domain__not_isnull=True,
+        suspended_at=None,
+    )
+
+
+async def _remote(ids: Iterable[int]) -> list[Account]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return []
+    return await Account.filter(pk__in=wanted, domain__not_isnull=True, suspended_at=None)
+
+
+def inboxes(recipients: Iterable[Account]) -> list[str]:
+    """Each remote recipient's shared inbox (or its own), once."""
+    found: dict[str, None] = {}
+    for account in recipients:
+        inbox = account.shared_inbox_uri or account.inbox_uri
+        if inbox and not account.local:
+            found.setdefault(inbox, None)
+    return list(found)
+
+
+async def _clip_audience(clip: Clip, author: Account) -> list[Account]:
+    mentioned = [m.account_id for m in await Mention.filter(clip_id=clip.pk)]
+    extra = list(mentioned)
+    if clip.remix_of_id is not None and clip.visibility != Visibility.DIRECT:
+        source = await Clip.get_or_none(pk=clip.remix_of_id)
+        if source is not None:
+            extra.append(source.account_id)
+    recipients = await _remote(extra)
+    if clip.visibility != Visibility.DIRECT:
+        recipients += await _remote_followers(author)
+    return recipients
+
+
+async def _comment_audience(comment: Comment, author: Account) -> list[Account]:
+    clip = await Clip.get(pk=comment.clip_id)
+    extra = [clip.account_id] + [m.account_id for m in await Mention.filter(comment_id=comment.pk)]
+    if comment.parent_id is not None:
+        parent = await Comment.get_or_none(pk=comment.parent_id)
+        if parent is not None:
+            extra.append(parent.account_id)
+    recipients = await _remote(extra)
+    if comment.visibility != Visibility.DIRECT:
+        recipients += await _remote_followers(author)
+    return recipients
+
+
+def _create(kind: str, actor: Account, note: dict[str, Any], suffix: str) -> dict[str, Any]:
+    return objects.activity(
+        kind,
+        f"{note['id']}/{suffix}",
+        actor.uri,
+        {k: v for k, v in note.items() if k != "@context"},
+        to=note["to"],
+        cc=note["cc"],
+        published=note.get("updated") or note["published"],
+    )
+
+
+async def _clip_created(actor: Account, data: dict[str, Any]) -> Audience | None:
+    clip = await Clip.get_or_none(pk=data["clip_id"], local=True, deleted_at=None)
+    if clip is None:
+        return None
+    note = await clip_note(clip)
+    return _create("Create", actor, note, "activity"), await _clip_audience(clip, actor)
+
+
+async def _clip_updated(actor: Account, data: dict[str, Any]) -> Audience | None:
+    clip = await Clip.get_or_none(pk=data["clip_id"], local=True, deleted_at=None)
+    if clip is None:
+        return None
+    note = await clip_note(clip)
+    stamp = int((clip.edited_at or utcnow()).timestamp())
+    return _create("Update", actor, note, f"updates/{stamp}"), await _clip_audience(clip, actor)
+
+
+def _delete(actor: Account, uri: str, to: list[str], cc: list[str]) -> dict[str, Any]:
+    return objects.activity(
+        "Delete", f"{uri}#delete", actor.uri, objects.tombstone(uri), to=to, cc=cc
+    )
+
+
+async def _clip_deleted(actor: Account, data: dict[str, Any]) -> Audience | None:
+    clip = await Clip.get_or_none(pk=data["clip_id"], local=True)
+    if clip is None:
+        return None
+    to, cc = objects.addressing("public", actor.followers_uri or "", [])
+    return _delete(actor, data["uri"], to, cc), await _clip_audience(clip, actor)
+
+
+async def _comment_created(actor: Account, data: dict[str, Any]) -> Audience | None:
+    comment = await Comment.get_or_none(pk=data["comment_id"], local=True, deleted_at=None)
+    if comment is None:
+        return None
+    note = await comment_note(comment)
+    return (
+        _create("Create", actor, note, "activity"),
+        await _comment_audience(comment, actor),
+    )
+
+
+async def _comment_deleted(actor: Account, data: dict[str, Any]) -> Audience | None:
+    comment = await Comment.get_or_none(pk=data["comment_id"], local=True)
+    if comment is None:
+        return None
+    to, cc = objects.addressing("public", actor.followers_uri or "", [])
+    return _delete(actor, data["uri"], to, cc), await _comment_audience(comment, actor)
+
+
+async def _target_of(key: str) -> Clip | Comment | None:
+    kind, _, pk = key.partition(":")
+    if not pk.isdigit():
+        return None
+    model: type[Clip] | type[Comment] = Clip if kind == "clip" else Comment
+    return await model.get_or_none(pk=int(pk))
+
+
+async def _like_created(actor: Account, data: dict[str, Any]) -> Audience | None:
+    like = await Like.get_or_none(pk=data["like_id"])
+    target = await _target_of(data["target"])
+    if like is None or target is None:
+        return None
+    author = await _remote([target.account_id])
+    return objects.activity(
+        "Like", like.uri, actor.uri, target.uri, to=[a.uri for a in author]
+    ), author
+
+
+async def _like_deleted(actor: Account, data: dict[str, Any]) -> Audience | None:
+    target = await _target_of(data["target"])
+    if target is None:
+        return None
+    author = await _remote([target.account_id])
+    inner = objects.activity("Like", data["like_uri"], actor.uri, target.uri, context=False)
+    undo = objects.activity("Undo", f"{data['like_uri']}#undo", actor.uri, inner)
+    return undo, author
+
+
+async def _boost_audience(actor: Account, clip: Clip) -> tuple[list[str], list[str], list[Account]]:
+    author = await Account.get(pk=clip.account_id)
+    recipients = await _remote([clip.account_id]) + await _remote_followers(actor)
+    return [objects.PUBLIC], [author.uri, actor.followers_uri or ""], recipients
+
+
+async def _boost_created(actor: Account, data: dict[str, Any]) -> Audience | None:
+    boost = await Boost.get_or_none(pk=data["boost_id"])
+    if boost is None:
+        return None
+    clip = await Clip.get(pk=boost.clip_id)
+    to, cc, recipients = await _boost_audience(actor, clip)
+    announce = objects.activity(
+        "Announce", boost.uri, actor.uri, clip.uri, to=to, cc=cc, published=iso(boost.created_at)
+    )
+    return announce, recipients
+
+
+async def _boost_deleted(actor: Account, data: dict[str, Any]) -> Audience | None:
+    clip = await Clip.get_or_none(pk=data["clip_id"])
+    if clip is None:
+        return None
+    to, cc, recipients = await _boost_audience(actor, clip)
+    inner = objects.activity("Announce", data["boost_uri"], actor.uri, clip.uri, context=False)
+    undo = objects.activity("Undo", f"{data['boost_uri']}#undo", actor.uri, inner, to=to, cc=cc)
+    return undo, recipients
+
+
+def _follow_doc(
+    row: Follow, follower: Account, target: Account, *, context: bool
+) -> dict[str, Any]:
+    return objects.activity("Follow", row.uri, follower.uri, target.uri, context=context)
+
+
+async def _follow_requested(actor: Account, data: dict[str, Any]) -> Audience | None:
+    row = await Follow.get_or_none(pk=data["follow_id"])
+    if row is None or row.follower_id != actor.pk:
+        return None
+    target = await _remote([row.target_id])
+    if not target:
+        return None
+    return _follow_doc(row, actor, target[0], context=True), target
+
+
+async def _follow_answered(actor: Account, data: dict[str, Any], kind: str) -> Audience | None:
+    if "follow_id" in data:
+        row = await Follow.get_or_none(pk=data["follow_id"])
+        if row is None:
+            return None
+        follower_id, follow_uri = row.follower_id, row.uri
+    else:
+        follower_id, follow_uri = data["follower_id"], data["follow_uri"]
+    follower = await _remote([follower_id])
+    if not follower:
+        return None
+    inner = objects.activity("Follow", follow_uri, follower[0].uri, actor.uri, context=False)
+    answer = objects.activity(
+        kind,
+        f"{actor.uri}#{kind.lower()}s/{follower_id}/{utcnow().timestamp():.0f}",
+        actor.uri,
+        inner,
+        to=[follower[0].uri],
+    )
+    return answer, follower
+
+
+async def _follow_accepted(actor: Account, data: dict[str, Any]) -> Audience | None:
+    return await _follow_answered(actor, data, "Accept")
+
+
+async def _follow_rejected(actor: Account, data: dict[str, Any]) -> Audience | None:
+    return await _follow_answered(actor, data, "Reject")
+
+
+async def _follow_deleted(actor: Account, data: dict[str, Any]) -> Audience | None:
+    if data.get("follower_id") != actor.pk:
+        return None  # the follower is remote: undoing is theirs to send
+    target = await _remote([data["target_id"]])
+    if not target:
+        return None
+    inner = objects.activity("Follow", data["follow_uri"], actor.uri, target[0].uri, context=False)
+    return objects.activity("Undo", f"{data['follow_uri']}#undo", actor.uri, inner), target
+
+
+async def _block_created(actor: Account, data: dict[str, Any]) -> Audience | None:
+    row = await Block.get_or_none(pk=data["block_id"])
+    if row is None or not row.uri:
+        return None
+    target = await _remote([row.target_id])
+    if not target:
+        return None
+    return objects.activity("Block", row.uri, actor.uri, target[0].uri), target
+
+
+async def _block_deleted(actor: Account, data: dict[str, Any]) -> Audience | None:
+    target = await _remote([data["target_id"]])
+    if not target or not data.get("block_uri"):
+        return None
+    inner = objects.activity("Block", data["block_uri"], actor.uri, target[0].uri, context=False)
+    return objects.activity("Undo", f"{data['block_uri']}#undo", actor.uri, inner), target
+
+
+async def _account_updated(actor: Account, data: dict[str, Any]) -> Audience | None:
+    doc = actor_document(actor)
+    doc.pop("@context", None)
+    stamp = int(utcnow().timestamp())
+    update = objects.activity(
+        "Update", f"{actor.uri}#updates/{stamp}", actor.uri, doc, to=[objects.PUBLIC]
+    )
+    return update, await _remote_followers(actor)
+
+
+_BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | None]]] = {
+    "clip.created": _clip_created,
+    "clip.updated": _clip_updated,
+    "clip.deleted": _clip_deleted,
+    "comment.created": _comment_created,
+    "comment.deleted": _comment_deleted,
+    "like.created": _like_created,
+    "like.deleted": _like_deleted,
+    "boost.created": _boost_created,
+    "boost.deleted": _boost_deleted,
+    "follow.requested": _follow_requested,
+    "follow.accepted": _follow_accepted,
+    "follow.rejected": _follow_rejected,
+    "follow.deleted": _follow_deleted,
+    "block.created": _block_created,
+    "block.deleted": _block_deleted,
+    "account.updated": _account_updated,
+}
+
+
+async def enqueue(sender: Account, activity: dict[str, Any], recipients: Iterable[Account]) -> int:
+    """Write one Delivery row per inbox; return how many."""
+    count = 0
+    for inbox in inboxes(recipients):
+        await create_row(
+            Delivery,
+            DELIVERY_GRAPH.initial,
+            sender=sender,
+            inbox_url=inbox,
+            host=domain_of(inbox),
+            activity_id=activity["id"],
+            payload=activity,
+        )
+        count += 1
+    return count
+
+
+async def on_event(event: Event) -> None:
+    """The services' events listener: local actors' actions become Delivery rows."""
+    builder = _BUILDERS.get(event.kind)
+    if builder is None:
+        return
+    actor = await Account.get_or_none(pk=event.actor_id)
+    if actor is None or not actor.local or actor.suspended_at is not None:
+        return
+    built = await builder(actor, event.data)
+    if built is None:
+        return
+    activity, recipients = built
+    count = await enqueue(actor, activity, recipients)
+    if count:
+        log.debug("%s by %s: %d deliveries", event.kind, actor.acct, count)
+
+
+# --- the machine -----------------------------------------------------------------------------
+
+
+async def _fail(ctx: WorkContext, row: Delivery, reason: str) -> Outcome:
+    async with ctx.transition(DELIVERY_GRAPH.failed) as conn:
+        await Delivery.filter(pk=row.pk).using_db(conn).update(last_error=reason[:1000])
+    return DELIVERY_GRAPH.failed
+
+
+async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
+    settings: Settings = ctx.engine.context["settings"]
+    fed = get_federation(settings)
+    sender = await Account.get_or_none(pk=row.sender_id)
+    if sender is None or not sender.local:
+        return await _fail(ctx, row, "the sender no longer exists")
+    body = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        async with _slot(row.host):
+            response = await fed.client.post_activity(row.inbox_url, body, fed.auth_for(sender))
+    except UnsafeURL as exc:
+        return await _fail(ctx, row, str(exc))
+    except FetchError as exc:
+        return Retry(str(exc))
+    status = response.status_code
+    if 200 <= status < 300:
+        async with ctx.transition("delivered") as conn:
+            await Delivery.filter(pk=row.pk).using_db(conn).update(delivered_at=utcnow())
+        return "delivered"
+    if status in (401, 408, 425, 429) or status >= 500:
+        return Retry(f"HTTP {status}")
+    return await _fail(ctx, row, f"HTTP {status}: refused by the peer")
+
+
+def machines(settings: Settings) -> list[Machine]:
+    return [Machine(Delivery, DELIVERY_GRAPH, {"pending": _deliver})]

@@ -1,0 +1,517 @@
+"""HTTP endpoints of federation: discovery, actors, objects, collections and inboxes.
+
+Inbox POSTs are checked in this order, each failure answered at once with nothing stored:
+size (413), JSON shape (400), signature (400 malformed / 401 bad), signer is the activity's
+actor (401). A passing activity is stored as an :class:`~fedisora.models.InboxItem` (unique
+by activity id, so a redelivery has no second effect) and answered 202; the InboxItem
+machine (:mod:`activitypub.federation.inbox`) processes it later.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from datetime import timedelta
+from importlib import metadata
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from tortoise.exceptions import IntegrityError
+
+from activitypub import objects
+from activitypub.errors import SignatureError
+from activitypub.federation.actors import domain_of
+from activitypub.federation.context import Federation, get_federation
+from activitypub.federation.inbox import INBOX_GRAPH
+from activitypub.federation.render import actor_document, clip_note, comment_note, iso
+from activitypub.federation.rows import create_row
+from activitypub.federation.verify import signed_request, verify_signer
+from fedisora import urls
+from fedisora.config import Settings
+from fedisora.models import (
+    Account,
+    Clip,
+    Comment,
+    InboxItem,
+    User,
+    Visibility,
+    utcnow,
+)
+from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.visibility import can_see_clip, can_see_comment
+
+__all__ = ["MAX_INBOX_BYTES", "routes"]
+
+log = logging.getLogger("fedisora.federation")
+
+MAX_INBOX_BYTES = 1024 * 1024
+PAGE_SIZE = 20
+ACTIVITY_TYPE = "application/activity+json; charset=utf-8"
+JRD_TYPE = "application/jrd+json; charset=utf-8"
+
+
+class ActivityResponse(JSONResponse):
+    media_type = "application/activity+json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _activity(doc: Any, status: int = 200) -> Response:
+    return ActivityResponse(doc, status, headers={"Vary": "Accept"})
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status)
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _fed(request: Request) -> Federation:
+    return get_federation(_settings(request))
+
+
+def wants_activity(request: Request) -> bool:
+    """Content negotiation: ActivityPub clients ask for activity+json or ld+json."""
+    accept = request.headers.get("accept", "").lower()
+    if "application/activity+json" in accept or "application/ld+json" in accept:
+        return True
+    return "json" in accept and "html" not in accept
+
+
+def _html_page(title: str, body: str, alternate: str) -> Response:
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        f"<link rel='alternate' type='application/activity+json' href='{html.escape(alternate)}'>"
+        f"</head><body>{body}</body></html>"
+    )
+    return Response(page, 200, media_type="text/html", headers={"Vary": "Accept"})
+
+
+# --- discovery -------------------------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fedisora")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+async def _account_for_resource(settings: Settings, resource: str) -> Account | None:
+    if resource.startswith("acct:") or ("@" in resource and "://" not in resource):
+        acct = resource.removeprefix("acct:").lstrip("@")
+        username, _, domain = acct.rpartition("@")
+        if not username or domain.lower() != settings.domain:
+            return None
+        if username.lower() in (settings.domain, settings.domain.split(":", 1)[0]):
+            username = INSTANCE_ACTOR  # FEP-d556: acct:domain@domain is the instance actor
+        account = await Account.get_or_none(username__iexact=username, domain=None)
+    elif resource.startswith(("https://", "http://")):
+        account = await Account.get_or_none(uri=resource, domain=None)
+        if account is None:
+            account = await Account.get_or_none(url=resource, domain=None)
+    else:
+        return None
+    if account is None or account.suspended_at is not None:
+        return None
+    return account
+
+
+async def webfinger(request: Request) -> Response:
+    settings = _settings(request)
+    resource = request.query_params.get("resource", "").strip()
+    if not resource:
+        return _error(400, "the resource parameter is required")
+    if len(resource) > 2048:
+        return _error(400, "resource is too long")
+    account = await _account_for_resource(settings, resource)
+    if account is None:
+        return _error(404, f"no account for {resource}")
+    username = account.username
+    jrd = {
+        "subject": f"acct:{username}@{settings.domain}",
+        "aliases": [account.uri] + ([account.url] if account.url else []),
+        "links": [
+            {"rel": "self", "type": "application/activity+json", "href": account.uri},
+            {
+                "rel": "http://webfinger.net/rel/profile-page",
+                "type": "text/html",
+                "href": account.url or account.uri,
+            },
+        ],
+    }
+    if username == INSTANCE_ACTOR:
+        jrd["links"].append(  # type: ignore[attr-defined]
+            {"rel": "https://www.w3.org/ns/activitystreams#Application", "href": account.uri}
+        )
+    return JSONResponse(jrd, headers={"Content-Type": JRD_TYPE, "Access-Control-Allow-Origin": "*"})
+
+
+async def host_meta(request: Request) -> Response:
+    base = _settings(request).base_url
+    template = html.escape(f"{base}/.well-known/webfinger?resource={{uri}}", quote=True)
+    xrd = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<XRD xmlns="http://docs.oasis-open.org/ns/xri/xrd-1.0">\n'
+        f'  <Link rel="lrdd" template="{template}"/>\n'
+        "</XRD>\n"
+    )
+    return Response(xrd, media_type="application/xrd+xml; charset=utf-8")
+
+
+async def nodeinfo_links(request: Request) -> Response:
+    base = _settings(request).base_url
+    return JSONResponse(
+        {
+            "links": [
+                {
+                    "rel": "http://nodeinfo.diaspora.software/ns/schema/2.0",
+                    "href": f"{base}/nodeinfo/2.0",
+                },
+                {
+                    "rel": "http://nodeinfo.diaspora.software/ns/schema/2.1",
+                    "href": f"{base}/nodeinfo/2.1",
+                },
+                {
+                    "rel": "https://www.w3.org/ns/activitystreams#Application",
+                    "href": f"{base}/actor",
+                },
+            ]
+        }
+    )
+
+
+async def nodeinfo(request: Request) -> Response:
+    settings = _settings(request)
+    version = request.path_params["version"]
+    if version not in ("2.0", "2.1"):
+        return _error(404, "unknown NodeInfo version")
+    now = utcnow()
+    users = User.filter(disabled=False, approved=True)
+    software: dict[str, Any] = {"name": "fedisora", "version": _version()}
+    if version == "2.1":
+        software["repository"] = "https://github.com/fedisora/fedisora"
+        software["homepage"] = "https://fedisora.org"
+    doc = {
+        "version": version,
+        "software": software,
+        "protocols": ["activitypub"],
+        "services": {"inbound": [], "outbound": []},
+        "openRegistrations": settings.registrations == "open",
+        "usage": {
+            "users": {
+                "total": await users.count(),
+                "activeMonth": await users.filter(
+                    last_login_at__gte=now - timedelta(days=30)
+                ).count(),
+                "activeHalfyear": await users.filter(
+                    last_login_at__gte=now - timedelta(days=180)
+                ).count(),
+            },
+            "localPosts": await Clip.filter(local=True, deleted_at=None).count(),
+            "localComments": await Comment.filter(local=True, deleted_at=None).count(),
+        },
+        "metadata": {"nodeName": settings.instance_name, "aiGeneratedMedia": True},
+    }
+    profile = f"http://nodeinfo.diaspora.software/ns/schema/{version}#"
+    return JSONResponse(
+        doc,
+        headers={
+            "Content-Type": f'application/json; profile="{profile}"',
+            "Access-Control-Allow-Origin": "*",
+        },
+    )
+
+
+# --- actors ----------------------------------------------------------------------------------
+
+
+async def _local(username: str) -> Account | None:
+    if username.lower() == INSTANCE_ACTOR:
+        return None  # served at /actor
+    account = await Account.get_or_none(username__iexact=username, domain=None)
+    if account is None or account.suspended_at is not None:
+        return None
+    return account
+
+
+def _actor_or_page(request: Request, account: Account) -> Response:
+    if wants_activity(request):
+        return _activity(actor_document(account))
+    title = account.display_name or account.username
+    body = (
+        f"<h1>{html.escape(title)}</h1><p>@{html.escape(account.username)}@"
+        f"{html.escape(_settings(request).domain)}</p>"
+        f"<p><a href='{html.escape(account.url or account.uri)}'>profile</a></p>"
+    )
+    return _html_page(title, body, account.uri)
+
+
+async def actor(request: Request) -> Response:
+    account = await _local(request.path_params["username"])
+    if account is None:
+        return _error(404, "no such actor")
+    return _actor_or_page(request, account)
+
+
+async def instance_actor(request: Request) -> Response:
+    account = await get_federation(_settings(request)).instance_actor()
+    return _actor_or_page(request, account)
+
+
+# --- objects and collections -----------------------------------------------------------------
+
+
+async def _fetcher(request: Request) -> Account | None:
+    """The verified signer of a GET (authorized fetch), or None when unsigned or invalid."""
+    if "signature" not in request.headers:
+        return None
+    fed = _fed(request)
+    try:
+        return await verify_signer(fed, signed_request(fed, request, b""))
+    except SignatureError as exc:
+        log.info("refused signature on GET %s: %s", request.url.path, exc)
+        return None
+
+
+async def _clip(request: Request) -> tuple[Clip | None, Response | None]:
+    account = await _local(request.path_params["username"])
+    clip = None
+    if account is not None:
+        clip = await Clip.get_or_none(
+            pk=request.path_params["clip_id"], account_id=account.pk, local=True
+        )
+    if clip is None:
+        return None, _error(404, "no such clip")
+    if clip.deleted_at is not None:
+        return None, _activity(
+            objects.with_context(objects.tombstone(clip.uri, "Note", iso(clip.deleted_at))), 410
+        )
+    if clip.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
+        if not await can_see_clip(await _fetcher(request), clip):
+            return None, _error(404, "no such clip")
+    return clip, None
+
+
+async def clip_object(request: Request) -> Response:
+    clip, refused = await _clip(request)
+    if clip is None:
+        assert refused is not None
+        return refused
+    if not wants_activity(request):
+        body = f"<p>{clip.content}</p><p><a href='{html.escape(clip.url or clip.uri)}'>view</a></p>"
+        return _html_page(f"clip {clip.pk}", body, clip.uri)
+    return _activity(await clip_note(clip))
+
+
+async def clip_collection(request: Request) -> Response:
+    clip, refused = await _clip(request)
+    if clip is None:
+        assert refused is not None
+        return refused
+    kind = request.path_params["kind"]
+    total = {"likes": clip.likes_count, "shares": clip.boosts_count}.get(kind)
+    if total is None:
+        total = clip.comments_count
+    return _activity(objects.collection(f"{clip.uri}/{kind}", total, ordered=False))
+
+
+async def comment_object(request: Request) -> Response:
+    account = await _local(request.path_params["username"])
+    comment = None
+    if account is not None:
+        comment = await Comment.get_or_none(
+            pk=request.path_params["comment_id"], account_id=account.pk, local=True
+        )
+    if comment is None:
+        return _error(404, "no such comment")
+    if comment.deleted_at is not None:
+        return _activity(objects.with_context(objects.tombstone(comment.uri)), 410)
+    if comment.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
+        if not await can_see_comment(await _fetcher(request), comment):
+            return _error(404, "no such comment")
+    return _activity(await comment_note(comment))
+
+
+async def outbox(request: Request) -> Response:
+    account = await _local(request.path_params["username"])
+    if account is None:
+        return _error(404, "no such actor")
+    base = account.outbox_uri or urls.current().outbox(account.username)
+    public = Clip.filter(account_id=account.pk, deleted_at=None, visibility=Visibility.PUBLIC)
+    total = await public.count()
+    if request.query_params.get("page") != "true":
+        return _activity(objects.collection(base, total, first=f"{base}?page=true"))
+    query = public
+    max_id = request.query_params.get("max_id", "")
+    if max_id.isdigit():
+        query = query.filter(id__lt=int(max_id))
+    clips = await query.order_by("-id").limit(PAGE_SIZE)
+    items = []
+    for clip in clips:
+        note = await clip_note(clip, context=False)
+        items.append(
+            objects.activity(
+                "Create",
+                f"{clip.uri}/activity",
+                account.uri,
+                note,
+                to=note["to"],  # type: ignore[arg-type]
+                cc=note["cc"],  # type: ignore[arg-type]
+                context=False,
+                published=note["published"],
+            )
+        )
+    page_id = f"{base}?page=true" + (f"&max_id={max_id}" if max_id.isdigit() else "")
+    next_page = f"{base}?page=true&max_id={clips[-1].pk}" if len(clips) == PAGE_SIZE else None
+    doc = objects.collection(page_id, total, items=items, part_of=base, next_page=next_page)
+    doc["@context"] = objects.OBJECT_CONTEXT
+    return _activity(doc)
+
+
+async def follow_collection(request: Request) -> Response:
+    """Followers/following: counts only (who follows whom is not published)."""
+    account = await _local(request.path_params["username"])
+    if account is None:
+        return _error(404, "no such actor")
+    kind = request.path_params["kind"]
+    total = account.followers_count if kind == "followers" else account.following_count
+    uri = account.followers_uri if kind == "followers" else account.following_uri
+    return _activity(objects.collection(uri or f"{account.uri}/{kind}", total))
+
+
+async def featured(request: Request) -> Response:
+    account = await _local(request.path_params["username"])
+    if account is None:
+        return _error(404, "no such actor")
+    clips = await Clip.filter(
+        account_id=account.pk, pinned=True, deleted_at=None, visibility=Visibility.PUBLIC
+    ).order_by("-id")
+    items = [await clip_note(c, context=False) for c in clips]
+    doc = objects.collection(
+        account.featured_uri or urls.current().featured(account.username), len(items), items=items
+    )
+    doc["@context"] = objects.OBJECT_CONTEXT
+    return _activity(doc)
+
+
+async def empty_outbox(request: Request) -> Response:
+    return _activity(objects.collection(f"{_settings(request).base_url}/actor/outbox", 0))
+
+
+# --- inboxes ---------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_INBOX_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_INBOX_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(request: Request, status: int, reason: str) -> JSONResponse:
+    log.warning(
+        "inbox %s refused (%s) from %s: %s",
+        request.url.path,
+        status,
+        request.client.host if request.client else "?",
+        reason,
+    )
+    return _error(status, reason)
+
+
+async def inbox(request: Request) -> Response:
+    username = request.path_params.get("username")
+    if username is not None and await _local(username) is None:
+        return _error(404, "no such actor")
+    body = await _read_body(request)
+    if body is None:
+        return _refuse(request, 413, f"body is over {MAX_INBOX_BYTES} bytes")
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return _refuse(request, 400, "body is not JSON")
+    if not isinstance(payload, dict):
+        return _refuse(request, 400, "an activity must be a JSON object")
+    activity_id = payload.get("id")
+    actor_id = objects.id_of(payload.get("actor"))
+    if not isinstance(payload.get("type"), str) or not actor_id:
+        return _refuse(request, 400, "an activity needs a type and an actor")
+    if not isinstance(activity_id, str) or not activity_id or len(activity_id) > 2048:
+        return _refuse(request, 400, "an activity needs an id")
+    fed = _fed(request)
+    try:
+        signer = await verify_signer(fed, signed_request(fed, request, body))
+    except SignatureError as exc:
+        if _is_gone_actor_delete(payload, actor_id):
+            return Response(status_code=202)  # a deleted actor's key cannot be fetched any more
+        return _refuse(request, exc.http_status, f"signature: {exc}")
+    if signer.uri != actor_id:
+        return _refuse(request, 401, f"signed by {signer.uri}, not by the actor {actor_id}")
+    if not objects.same_origin(activity_id, actor_id):
+        return _refuse(request, 400, "the activity id is not on the actor's host")
+    if signer.suspended_at is not None:
+        return _refuse(request, 403, "the actor is suspended here")
+    try:
+        await create_row(
+            InboxItem,
+            INBOX_GRAPH.initial,
+            activity_id=activity_id,
+            actor_uri=actor_id,
+            payload=payload,
+        )
+    except IntegrityError:
+        log.debug("duplicate activity %s from %s", activity_id, domain_of(actor_id))
+    return Response(status_code=202)
+
+
+def _is_gone_actor_delete(payload: dict[str, Any], actor_id: str) -> bool:
+    return payload.get("type") == "Delete" and objects.id_of(payload.get("object")) == actor_id
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/.well-known/webfinger", webfinger),
+        Route("/.well-known/host-meta", host_meta),
+        Route("/.well-known/nodeinfo", nodeinfo_links),
+        Route("/nodeinfo/{version}", nodeinfo),
+        Route("/actor", instance_actor),
+        Route("/actor/inbox", inbox, methods=["POST"]),
+        Route("/actor/outbox", empty_outbox),
+        Route("/inbox", inbox, methods=["POST"]),
+        Route("/users/{username}", actor),
+        Route("/users/{username}/inbox", inbox, methods=["POST"]),
+        Route("/users/{username}/outbox", outbox),
+        Route("/users/{username}/{kind:str}", follow_collection_or_404),
+        Route("/users/{username}/collections/featured", featured),
+        Route("/users/{username}/clips/{clip_id:int}", clip_object),
+        Route("/users/{username}/clips/{clip_id:int}/{kind}", clip_collection_or_404),
+        Route("/users/{username}/comments/{comment_id:int}", comment_object),
+    ]
+
+
+async def follow_collection_or_404(request: Request) -> Response:
+    if request.path_params["kind"] not in ("followers", "following"):
+        return _error(404, "not found")
+    return await follow_collection(request)
+
+
+async def clip_collection_or_404(request: Request) -> Response:
+    if request.path_params["kind"] not in ("likes", "shares", "replies"):
+        return _error(404, "not found")
+    return await clip_collection(request)

@@ -1,0 +1,814 @@
+"""JSON-LD shapes of actors, clips, comments and activities, and their parsing. Pure: no I/O.
+
+Outgoing documents are built from plain dataclasses (no database rows), so that the wire
+format is tested with fixed values. A clip is a ``Note`` with one ``Document`` video/mp4
+attachment (what Mastodon and Loops render as a video post), carrying:
+
+* ``sensitive`` with the ``as:sensitive`` context term (Loops drops the flag without it);
+* FEP-1311 media fields on the attachment (``digestMultibase``, ``size``, ``duration``);
+* ``quote`` (FEP-044f) for remixes, plus an FEP-e232 ``Link`` tag as fallback;
+* an AI marker, ``aiGenerated`` (``fedisora:aiGenerated``), on the note and the attachment,
+  and ``provenance`` with the C2PA manifest digest.
+
+Incoming objects are read with :func:`parse_note`, which accepts the shapes Mastodon,
+Loops and PeerTube send (``Note`` or ``Video``, ``url`` as a string, a Link or a list).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+from activitypub._base58 import b58encode
+from activitypub.errors import ActivityPubError
+
+__all__ = [
+    "AS_CONTEXT",
+    "FEDISORA_NS",
+    "OBJECT_CONTEXT",
+    "PUBLIC",
+    "SECURITY_CONTEXT",
+    "ActorInfo",
+    "InvalidObject",
+    "NoteInfo",
+    "ParsedActor",
+    "ParsedNote",
+    "ParsedVideo",
+    "ProvenanceInfo",
+    "VideoInfo",
+    "activity",
+    "actor_document",
+    "addressing",
+    "as_list",
+    "collection",
+    "digest_multibase",
+    "html_to_text",
+    "id_of",
+    "iso_duration",
+    "note_document",
+    "parse_actor",
+    "parse_iso_duration",
+    "parse_note",
+    "same_origin",
+    "tombstone",
+    "visibility_of",
+    "with_context",
+]
+
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+_PUBLIC_ALIASES = {PUBLIC, "as:Public", "Public"}
+AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
+SECURITY_CONTEXT = "https://w3id.org/security/v1"
+MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
+FEDISORA_NS = "https://fedisora.org/ns#"
+
+#: Extension terms of every object document (notes, activities).
+OBJECT_TERMS: dict[str, Any] = {
+    "sensitive": "as:sensitive",
+    "Hashtag": "as:Hashtag",
+    "toot": "http://joinmastodon.org/ns#",
+    "blurhash": "toot:blurhash",
+    "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
+    "discoverable": "toot:discoverable",
+    "indexable": "toot:indexable",
+    "featured": {"@id": "toot:featured", "@type": "@id"},
+    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+    "digestMultibase": "https://w3id.org/security#digestMultibase",
+    "quote": {"@id": "https://w3id.org/fep/044f#quote", "@type": "@id"},
+    "quoteUri": "http://fedibird.com/ns#quoteUri",
+    "_misskey_quote": "https://misskey-hub.net/ns#_misskey_quote",
+    "fedisora": FEDISORA_NS,
+    "aiGenerated": "fedisora:aiGenerated",
+    "provenance": {"@id": "fedisora:provenance", "@type": "@id"},
+    "C2PAManifest": "fedisora:C2PAManifest",
+    "manifestDigest": "fedisora:manifestDigest",
+    "provenanceState": "fedisora:provenanceState",
+}
+OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]
+ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, OBJECT_TERMS]
+
+_MAX_TEXT = 100_000
+
+
+class InvalidObject(ActivityPubError, ValueError):
+    """A received object lacks what we need or has the wrong shape (answer 400 or ignore)."""
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def as_list(value: Any) -> list[Any]:
+    """``None`` -> ``[]``, a list stays, anything else becomes a one-item list."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def id_of(value: Any) -> str | None:
+    """The id of a reference: a string, or an object's ``id`` (``href`` for a Link)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        found = value.get("id") or value.get("href")
+        return found if isinstance(found, str) else None
+    return None
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URLs have the same scheme, host and port (the ActivityPub origin rule)."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port) and bool(
+        pa.hostname
+    )
+
+
+def with_context(document: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """*document* with ``@context`` first (the object context unless one is given)."""
+    out: dict[str, Any] = {"@context": OBJECT_CONTEXT if context is None else context}
+    out.update(document)
+    return out
+
+
+def digest_multibase(sha256_hex: str) -> str:
+    """FEP-1311 ``digestMultibase``: base58btc multibase of the sha2-256 multihash."""
+    raw = bytes.fromhex(sha256_hex)
+    if len(raw) != 32:
+        raise ValueError("a SHA-256 digest has 32 bytes")
+    return "z" + b58encode(b"\x12\x20" + raw)
+
+
+def iso_duration(seconds: float) -> str:
+    """ISO 8601 duration as PeerTube and FEP-1311 write it: ``PT3.5S``."""
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"PT{text}S"
+
+
+_DURATION_RE = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def parse_iso_duration(value: Any) -> float | None:
+    """Seconds of an ISO 8601 duration such as ``PT1M3S``; None if absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    match = _DURATION_RE.match(value.strip())
+    if match is None or value.strip() in ("P", "PT"):
+        return None
+    days, hours, minutes, seconds = match.groups()
+    return (int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60) + float(
+        seconds or 0
+    )
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "p" and self.parts:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(value: str) -> str:
+    """Plain text of remote HTML (we never store a peer's markup; we re-render the text)."""
+    parser = _TextExtractor()
+    parser.feed(value[:_MAX_TEXT])
+    parser.close()
+    return "".join(parser.parts).strip()
+
+
+# --- addressing ------------------------------------------------------------------------------
+
+
+def addressing(
+    visibility: str, followers: str, mentions: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
+    """``(to, cc)`` for a visibility (Mastodon's API names: public, unlisted, private, direct)."""
+    mentioned = list(dict.fromkeys(mentions))
+    if visibility == "public":
+        return [PUBLIC], [followers, *mentioned]
+    if visibility == "unlisted":
+        return [followers], [PUBLIC, *mentioned]
+    if visibility == "private":
+        return [followers], mentioned
+    if visibility == "direct":
+        return mentioned, []
+    raise ValueError(f"unknown visibility {visibility!r}")
+
+
+def visibility_of(to: Iterable[Any], cc: Iterable[Any], followers: str | None) -> str:
+    """The visibility a received object's addressing amounts to."""
+    to_ids = {id_of(v) for v in to}
+    cc_ids = {id_of(v) for v in cc}
+    if to_ids & _PUBLIC_ALIASES:
+        return "public"
+    if cc_ids & _PUBLIC_ALIASES:
+        return "unlisted"
+    if followers is not None and followers in (to_ids | cc_ids):
+        return "private"
+    return "direct"
+
+
+# --- actors ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActorInfo:
+    id: str
+    type: str
+    username: str
+    name: str
+    summary: str
+    url: str
+    inbox: str
+    outbox: str
+    followers: str
+    following: str
+    featured: str
+    shared_inbox: str
+    public_key_id: str
+    public_key_pem: str
+    published: str
+    ed25519_key_id: str | None = None
+    ed25519_multibase: str | None = None
+    icon_url: str | None = None
+    image_url: str | None = None
+    manually_approves_followers: bool = False
+    discoverable: bool = True
+    indexable: bool = True
+    also_known_as: tuple[str, ...] = ()
+
+
+def _image(url: str | None) -> dict[str, str] | None:
+    if not url:
+        return None
+    media_type = "image/png" if url.endswith(".png") else "image/jpeg"
+    return {"type": "Image", "mediaType": media_type, "url": url}
+
+
+def actor_document(actor: ActorInfo) -> dict[str, Any]:
+    """An actor as Mastodon reads it, with the Ed25519 key as a FEP-521a Multikey."""
+    doc: dict[str, Any] = {
+        "@context": ACTOR_CONTEXT,
+        "id": actor.id,
+        "type": actor.type,
+        "preferredUsername": actor.username,
+        "name": actor.name,
+        "summary": actor.summary,
+        "url": actor.url,
+        "inbox": actor.inbox,
+        "outbox": actor.outbox,
+        "followers": actor.followers,
+        "following": actor.following,
+        "featured": actor.featured,
+        "endpoints": {"sharedInbox": actor.shared_inbox},
+        "manuallyApprovesFollowers": actor.manually_approves_followers,
+        "discoverable": actor.discoverable,
+        "indexable": actor.indexable,
+        "published": actor.published,
+        "publicKey": {
+            "id": actor.public_key_id,
+            "owner": actor.id,
+            "publicKeyPem": actor.public_key_pem,
+        },
+    }
+    if actor.ed25519_key_id and actor.ed25519_multibase:
+        doc["assertionMethod"] = [
+            {
+                "id": actor.ed25519_key_id,
+                "type": "Multikey",
+                "controller": actor.id,
+                "publicKeyMultibase": actor.ed25519_multibase,
+            }
+        ]
+    icon, image = _image(actor.icon_url), _image(actor.image_url)
+    if icon:
+        doc["icon"] = icon
+    if image:
+        doc["image"] = image
+    if actor.also_known_as:
+        doc["alsoKnownAs"] = list(actor.also_known_as)
+    return doc
+
+
+@dataclass(frozen=True)
+class ParsedActor:
+    id: str
+    type: str
+    username: str
+    name: str
+    summary_html: str
+    url: str | None
+    inbox: str
+    shared_inbox: str | None
+    outbox: str | None
+    followers: str | None
+    following: str | None
+    featured: str | None
+    public_key_id: str | None
+    public_key_pem: str | None
+    ed25519_multibase: str | None
+    icon_url: str | None
+    image_url: str | None
+    manually_approves_followers: bool
+    discoverable: bool
+    indexable: bool
+
+
+def _str(value: Any, name: str, *, required: bool = False, limit: int = 2048) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise InvalidObject(f"{name} is missing")
+        return None
+    if not isinstance(value, str):
+        raise InvalidObject(f"{name} must be a string")
+    if len(value) > limit:
+        raise InvalidObject(f"{name} is too long")
+    return value
+
+
+def _url_of(value: Any) -> str | None:
+    """``url`` may be a string, a Link, an Image or a list of them."""
+    for item in as_list(value):
+        if isinstance(item, str):
+            return item
+        if isinstance(item, Mapping):
+            found = item.get("href") or item.get("url")
+            if isinstance(found, str):
+                return found
+            nested = _url_of(found)
+            if nested:
+                return nested
+    return None
+
+
+def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
+    """Read a remote actor; raises :class:`InvalidObject` if it cannot be one."""
+    actor_id = _str(doc.get("id"), "id", required=True)
+    assert actor_id is not None
+    kind = doc.get("type")
+    if kind not in ("Person", "Service", "Group", "Application", "Organization"):
+        raise InvalidObject(f"{kind!r} is not an actor type")
+    inbox = _str(doc.get("inbox"), "inbox", required=True)
+    assert inbox is not None
+    username = _str(doc.get("preferredUsername"), "preferredUsername", limit=255)
+    if not username:
+        username = urlsplit(actor_id).path.rstrip("/").rsplit("/", 1)[-1] or "unknown"
+    key = doc.get("publicKey")
+    key = next((k for k in as_list(key) if isinstance(k, Mapping)), None)
+    key_id = _str(key.get("id"), "publicKey.id") if key else None
+    pem = _str(key.get("publicKeyPem"), "publicKeyPem", limit=20000) if key else None
+    if key and key.get("owner") not in (None, actor_id):
+        raise InvalidObject("publicKey.owner is not the actor")
+    multibase = None
+    for method in as_list(doc.get("assertionMethod")):
+        if isinstance(method, Mapping) and method.get("type") == "Multikey":
+            value = method.get("publicKeyMultibase")
+            if isinstance(value, str) and value.startswith("z6Mk"):  # ed25519-pub
+                multibase = value
+                break
+    endpoints = doc.get("endpoints")
+    shared = endpoints.get("sharedInbox") if isinstance(endpoints, Mapping) else None
+    name = doc.get("name")
+    summary = doc.get("summary")
+    return ParsedActor(
+        id=actor_id,
+        type=str(kind),
+        username=username[:64],
+        name=(name if isinstance(name, str) else "")[:100],
+        summary_html=summary if isinstance(summary, str) else "",
+        url=_url_of(doc.get("url")),
+        inbox=inbox,
+        shared_inbox=shared if isinstance(shared, str) else None,
+        outbox=_str(id_of(doc.get("outbox")), "outbox"),
+        followers=_str(id_of(doc.get("followers")), "followers"),
+        following=_str(id_of(doc.get("following")), "following"),
+        featured=_str(id_of(doc.get("featured")), "featured"),
+        public_key_id=key_id,
+        public_key_pem=pem,
+        ed25519_multibase=multibase,
+        icon_url=_url_of(doc.get("icon")),
+        image_url=_url_of(doc.get("image")),
+        manually_approves_followers=doc.get("manuallyApprovesFollowers") is True,
+        discoverable=doc.get("discoverable") is not False,
+        indexable=doc.get("indexable") is True,
+    )
+
+
+# --- clips and comments ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProvenanceInfo:
+    """What the instance checked about a video's C2PA manifest."""
+
+    manifest_digest: str | None
+    state: str  # trusted | valid | unverified | invalid
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    url: str
+    media_type: str = "video/mp4"
+    name: str = ""
+    width: int | None = None
+    height: int | None = None
+    blurhash: str | None = None
+    poster_url: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    sha256_hex: str | None = None
+    ai_generated: bool = True
+    provenance: ProvenanceInfo | None = None
+
+
+@dataclass(frozen=True)
+class NoteInfo:
+    id: str
+    attributed_to: str
+    content: str
+    published: str
+    to: Sequence[str]
+    cc: Sequence[str]
+    url: str | None = None
+    summary: str = ""
+    sensitive: bool = False
+    language: str | None = None
+    updated: str | None = None
+    video: VideoInfo | None = None
+    hashtags: Sequence[tuple[str, str]] = ()  # (name without '#', href)
+    mentions: Sequence[tuple[str, str]] = ()  # (actor id, "@user@domain")
+    in_reply_to: str | None = None
+    quote: str | None = None
+    replies: str | None = None
+    likes: str | None = None
+    shares: str | None = None
+    ai_generated: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _provenance(prov: ProvenanceInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "C2PAManifest", "provenanceState": prov.state}
+    if prov.manifest_digest:
+        out["manifestDigest"] = prov.manifest_digest
+    return out
+
+
+def _attachment(video: VideoInfo) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "type": "Document",
+        "mediaType": video.media_type,
+        "url": video.url,
+        "name": video.name or None,
+        "aiGenerated": video.ai_generated,
+    }
+    for key, value in (
+        ("width", video.width),
+        ("height", video.height),
+        ("blurhash", video.blurhash),
+        ("size", video.size),
+    ):
+        if value is not None:
+            doc[key] = value
+    if video.duration is not None:
+        doc["duration"] = iso_duration(video.duration)
+    if video.sha256_hex:
+        doc["digestMultibase"] = digest_multibase(video.sha256_hex)
+    if video.poster_url:
+        doc["icon"] = {"type": "Image", "mediaType": "image/jpeg", "url": video.poster_url}
+    if video.provenance is not None:
+        doc["provenance"] = _provenance(video.provenance)
+    return doc
+
+
+def note_document(note: NoteInfo, *, context: bool = True) -> dict[str, Any]:
+    """A clip (with ``video``) or a comment (with ``in_reply_to``) as a ``Note``."""
+    doc: dict[str, Any] = {
+        "id": note.id,
+        "type": "Note",
+        "attributedTo": note.attributed_to,
+        "published": note.published,
+        "to": list(note.to),
+        "cc": list(note.cc),
+        "content": note.content,
+        "summary": note.summary or None,
+        "sensitive": note.sensitive,
+        "inReplyTo": note.in_reply_to,
+        "url": note.url or note.id,
+    }
+    if note.language:
+        doc["contentMap"] = {note.language: note.content}
+    if note.updated:
+        doc["updated"] = note.updated
+    tags: list[dict[str, Any]] = [
+        {"type": "Hashtag", "href": href, "name": f"#{name}"} for name, href in note.hashtags
+    ]
+    tags += [{"type": "Mention", "href": href, "name": name} for href, name in note.mentions]
+    if note.quote:
+        doc["quote"] = note.quote
+        # FEP-e232 fallback for servers that do not know FEP-044f.
+        tags.append(
+            {
+                "type": "Link",
+                "mediaType": 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
+                "href": note.quote,
+                "name": f"RE: {note.quote}",
+                "rel": "https://misskey-hub.net/ns#_misskey_quote",
+            }
+        )
+    doc["tag"] = tags
+    if note.video is not None:
+        doc["attachment"] = [_attachment(note.video)]
+        doc["aiGenerated"] = note.video.ai_generated
+        if note.video.provenance is not None:
+            doc["provenance"] = _provenance(note.video.provenance)
+    else:
+        doc["attachment"] = []
+    if note.ai_generated is not None:
+        doc["aiGenerated"] = note.ai_generated
+    for key, value in (("replies", note.replies), ("likes", note.likes), ("shares", note.shares)):
+        if value:
+            doc[key] = value
+    doc.update(note.extra)
+    return with_context(doc) if context else doc
+
+
+def tombstone(
+    object_id: str, former_type: str = "Note", deleted: str | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": object_id, "type": "Tombstone", "formerType": former_type}
+    if deleted:
+        doc["deleted"] = deleted
+    return doc
+
+
+def activity(
+    kind: str,
+    activity_id: str,
+    actor: str,
+    obj: Any,
+    *,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    context: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An activity (Create, Update, Delete, Like, Announce, Follow, Accept, Reject, Undo,
+    Block...). Nested activities (the object of Undo/Accept) should pass ``context=False``."""
+    doc: dict[str, Any] = {"id": activity_id, "type": kind, "actor": actor, "object": obj}
+    if to:
+        doc["to"] = list(to)
+    if cc:
+        doc["cc"] = list(cc)
+    doc.update(extra)
+    return with_context(doc) if context else doc
+
+
+def collection(
+    collection_id: str,
+    total: int,
+    *,
+    items: Sequence[Any] | None = None,
+    first: str | None = None,
+    ordered: bool = True,
+    part_of: str | None = None,
+    next_page: str | None = None,
+) -> dict[str, Any]:
+    """A (page of an) OrderedCollection; pages set *part_of*."""
+    if part_of is not None:
+        kind = "OrderedCollectionPage" if ordered else "CollectionPage"
+    else:
+        kind = "OrderedCollection" if ordered else "Collection"
+    doc: dict[str, Any] = {"id": collection_id, "type": kind, "totalItems": total}
+    if part_of is not None:
+        doc["partOf"] = part_of
+    if first is not None:
+        doc["first"] = first
+    if items is not None:
+        doc["orderedItems" if ordered else "items"] = list(items)
+    if next_page is not None:
+        doc["next"] = next_page
+    return with_context(doc, AS_CONTEXT)
+
+
+# --- parsing received notes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedVideo:
+    url: str
+    media_type: str
+    name: str
+    width: int | None
+    height: int | None
+    blurhash: str | None
+    poster_url: str | None
+    size: int | None
+    duration: float | None
+    digest_multibase: str | None
+    ai_generated: bool | None
+    manifest_digest: str | None
+
+
+@dataclass(frozen=True)
+class ParsedNote:
+    id: str
+    type: str
+    attributed_to: str
+    content_html: str
+    summary: str
+    sensitive: bool
+    published: str | None
+    url: str | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    language: str | None
+    in_reply_to: str | None
+    quote: str | None
+    hashtags: tuple[str, ...]
+    mentions: tuple[str, ...]
+    video: ParsedVideo | None
+    ai_generated: bool | None
+    manifest_digest: str | None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if 0 <= value < 2**53 else None
+
+
+def _video_link(links: Any) -> tuple[str, str, dict[str, Any]] | None:
+    """The best video/mp4 URL in a PeerTube-style ``url`` list (the largest height)."""
+    best: tuple[int, str, str, dict[str, Any]] | None = None
+    for link in as_list(links):
+        if isinstance(link, str):
+            continue
+        if not isinstance(link, Mapping):
+            continue
+        media_type = link.get("mediaType")
+        href = link.get("href")
+        if not isinstance(href, str) or not isinstance(media_type, str):
+            continue
+        if not media_type.startswith("video/"):
+            continue
+        height = _int(link.get("height")) or 0
+        if best is None or (media_type == "video/mp4", height) > (best[2] == "video/mp4", best[0]):
+            best = (height, href, media_type, dict(link))
+    return None if best is None else (best[1], best[2], best[3])
+
+
+def _provenance_digest(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        digest = value.get("manifestDigest")
+        return digest if isinstance(digest, str) and len(digest) <= 200 else None
+    return None
+
+
+def _parse_video_attachment(obj: Mapping[str, Any]) -> ParsedVideo | None:
+    for item in as_list(obj.get("attachment")):
+        if not isinstance(item, Mapping) or item.get("type") not in ("Document", "Video"):
+            continue
+        media_type = item.get("mediaType")
+        url = item.get("url")
+        link_fields: dict[str, Any] = {}
+        if not isinstance(url, str):
+            found = _video_link(url)
+            if found is None:
+                continue
+            url, media_type, link_fields = found
+        if not isinstance(media_type, str) or not media_type.startswith("video/"):
+            continue
+        return _video(item, url, media_type, link_fields)
+    if obj.get("type") == "Video":  # PeerTube: the object itself is the video
+        found = _video_link(obj.get("url"))
+        if found is not None:
+            url, media_type, link_fields = found
+            return _video(obj, url, media_type, link_fields)
+    return None
+
+
+def _video(
+    item: Mapping[str, Any], url: str, media_type: str, link: Mapping[str, Any]
+) -> ParsedVideo:
+    icons = [i for i in as_list(item.get("icon")) if isinstance(i, Mapping)]
+    poster = _url_of(icons[0]) if icons else None
+    name = item.get("name")
+    ai = item.get("aiGenerated")
+    return ParsedVideo(
+        url=url,
+        media_type=media_type,
+        name=name[:1500] if isinstance(name, str) else "",
+        width=_int(item.get("width")) or _int(link.get("width")),
+        height=_int(item.get("height")) or _int(link.get("height")),
+        blurhash=item["blurhash"] if isinstance(item.get("blurhash"), str) else None,
+        poster_url=poster,
+        size=_int(item.get("size")) or _int(link.get("size")),
+        duration=parse_iso_duration(item.get("duration")),
+        digest_multibase=(
+            item["digestMultibase"] if isinstance(item.get("digestMultibase"), str) else None
+        ),
+        ai_generated=ai if isinstance(ai, bool) else None,
+        manifest_digest=_provenance_digest(item.get("provenance")),
+    )
+
+
+def _quote(obj: Mapping[str, Any]) -> str | None:
+    for key in ("quote", "quoteUrl", "quoteUri", "_misskey_quote"):
+        value = id_of(obj.get(key))
+        if value:
+            return value
+    for tag in as_list(obj.get("tag")):
+        if isinstance(tag, Mapping) and tag.get("type") == "Link":
+            rel = as_list(tag.get("rel"))
+            media_type = str(tag.get("mediaType", ""))
+            if (
+                "https://misskey-hub.net/ns#_misskey_quote" in rel
+                or "activitystreams" in (media_type)
+                or media_type == "application/activity+json"
+            ):
+                href = tag.get("href")
+                if isinstance(href, str):
+                    return href
+    return None
+
+
+def parse_note(obj: Mapping[str, Any]) -> ParsedNote:
+    """Read a received ``Note`` (or PeerTube ``Video``); raises :class:`InvalidObject`."""
+    kind = obj.get("type")
+    if kind not in ("Note", "Video", "Article", "Page", "Question"):
+        raise InvalidObject(f"unsupported object type {kind!r}")
+    object_id = _str(obj.get("id"), "id", required=True)
+    assert object_id is not None
+    attributed = [id_of(a) for a in as_list(obj.get("attributedTo"))]
+    if kind == "Video":  # PeerTube attributes to [Person, Group channel]; the Person posts
+        people = [
+            id_of(a)
+            for a in as_list(obj.get("attributedTo"))
+            if isinstance(a, Mapping) and a.get("type") == "Person"
+        ]
+        attributed = people or attributed
+    author = next((a for a in attributed if a), None)
+    if author is None:
+        raise InvalidObject("attributedTo is missing")
+    content = obj.get("content")
+    content_map = obj.get("contentMap")
+    language = None
+    if isinstance(content_map, Mapping) and content_map:
+        language, mapped = next(iter(content_map.items()))
+        if not isinstance(content, str) and isinstance(mapped, str):
+            content = mapped
+        language = language if isinstance(language, str) and len(language) <= 16 else None
+    if kind == "Video" and not isinstance(content, str):
+        content = obj.get("name") if isinstance(obj.get("name"), str) else ""
+    if not isinstance(content, str):
+        content = ""
+    if len(content) > _MAX_TEXT:
+        raise InvalidObject("content is too long")
+    summary = obj.get("summary")
+    hashtags: list[str] = []
+    mentions: list[str] = []
+    for tag in as_list(obj.get("tag")):
+        if not isinstance(tag, Mapping):
+            continue
+        name = tag.get("name")
+        if tag.get("type") == "Hashtag" and isinstance(name, str):
+            cleaned = name.lstrip("#").lower()
+            if cleaned and len(cleaned) <= 100:
+                hashtags.append(cleaned)
+        elif tag.get("type") == "Mention" and isinstance(tag.get("href"), str):
+            mentions.append(tag["href"])
+    ai = obj.get("aiGenerated")
+    video = _parse_video_attachment(obj)
+    return ParsedNote(
+        id=object_id,
+        type=str(kind),
+        attributed_to=author,
+        content_html=content,
+        summary=summary[:500] if isinstance(summary, str) else "",
+        sensitive=obj.get("sensitive") is True,
+        published=obj["published"] if isinstance(obj.get("published"), str) else None,
+        url=_url_of(obj.get("url")) if kind != "Video" else object_id,
+        to=tuple(i for i in (id_of(v) for v in as_list(obj.get("to"))) if i),
+        cc=tuple(i for i in (id_of(v) for v in as_list(obj.get("cc"))) if i),
+        language=language,
+        in_reply_to=id_of(obj.get("inReplyTo")),
+        quote=_quote(obj),
+        hashtags=tuple(dict.fromkeys(hashtags)),
+        mentions=tuple(dict.fromkeys(mentions)),
+        video=video,
+        ai_generated=ai if isinstance(ai, bool) else (video.ai_generated if video else None),
+        manifest_digest=_provenance_digest(obj.get("provenance"))
+        or (video.manifest_digest if video else None),
+    )

@@ -1,0 +1,87 @@
+"""Which render job runs next: priority, then fair share between users.
+
+arq has no priorities, and a column order cannot express fairness, so the render machine
+picks its due rows itself (``Machine.select_due``):
+
+1. jobs already in flight (rendering, encoding, signing: admitted earlier, or resumed after
+   a crash) before new ones, so admitted work finishes and frees its resources;
+2. queued jobs by descending ``priority`` (admins' CLI renders), then by the owner's load:
+   the jobs the owner has in flight plus the owner's earlier queued jobs ahead of this one
+   (so users take turns, round robin), then by the GPU-seconds the owner used in the last
+   24 hours (who got least goes first when turns tie), then oldest first.
+
+So one user's ten queued jobs cannot starve another user's single job: that job's load is
+0 while the first user's second job already counts one turn.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from tortoise.functions import Count, Sum
+from tortoise.queryset import QuerySet
+
+from fedisora.models import RenderJob, utcnow
+from render.states import ACTIVE, QUEUED
+
+__all__ = ["fair_order", "queue_position", "select_due"]
+
+WINDOW = 1000
+"""Due rows considered per pick. Per-user concurrency quotas keep queues far smaller."""
+USAGE_WINDOW = timedelta(hours=24)
+
+
+async def _load(account_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, float]]:
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}, {}
+    running_rows = (
+        await RenderJob.filter(account_id__in=ids, state__in=ACTIVE)
+        .annotate(n=Count("id"))
+        .group_by("account_id")
+        .values("account_id", "n")
+    )
+    usage_rows = (
+        await RenderJob.filter(account_id__in=ids, created_at__gte=utcnow() - USAGE_WINDOW)
+        .annotate(s=Sum("gpu_seconds"))
+        .group_by("account_id")
+        .values("account_id", "s")
+    )
+    running = {int(r["account_id"]): int(r["n"]) for r in running_rows}
+    usage = {int(r["account_id"]): float(r["s"] or 0.0) for r in usage_rows}
+    return running, usage
+
+
+async def fair_order(rows: Sequence[Any]) -> list[Any]:
+    """*rows* (RenderJobs) in the order they should run; see the module docstring."""
+    started = sorted((r for r in rows if r.state != QUEUED), key=lambda r: (-r.priority, r.id))
+    queued = sorted((r for r in rows if r.state == QUEUED), key=lambda r: r.id)
+    running, usage = await _load(r.account_id for r in queued)
+    turns: dict[int, int] = defaultdict(int)
+    keyed = []
+    for row in queued:
+        account = row.account_id
+        load = running.get(account, 0) + turns[account]
+        turns[account] += 1
+        keyed.append(((-row.priority, load, usage.get(account, 0.0), row.id), row))
+    keyed.sort(key=lambda pair: pair[0])
+    return started + [row for _, row in keyed]
+
+
+async def select_due(query: QuerySet[Any], limit: int) -> list[Any]:
+    rows = await query.order_by("next_attempt_at", "id").limit(WINDOW)
+    return (await fair_order(rows))[: max(limit, 0)]
+
+
+async def queue_position(job: RenderJob) -> int | None:
+    """1 for the queued job that starts next, 2 after it...; None once the job has started."""
+    if job.state != QUEUED:
+        return None
+    queued = await RenderJob.filter(state=QUEUED).order_by("id").limit(WINDOW)
+    for position, row in enumerate(await fair_order(queued), 1):
+        if row.pk == job.pk:
+            return position
+    return None

@@ -1,0 +1,532 @@
+"""The render queue: RenderJob rows driven through ``render.states.GRAPH`` on queue "render".
+
+Each stage is one handler; the row is the truth (see ``fedisora.work``):
+
+- **rendering** runs the diffusers pipeline in a thread. ``on_step`` writes progress to the
+  row (throttled) and raises when ``cancel_requested`` is set or our lease is gone; a
+  heartbeat task keeps the lease alive through long steps and the VAE decode. The frames
+  go to ``<media_root>/render-work/<job>/frames.npy`` under a temporary name.
+- **encoding** stamps the visible mark (instance and creator) and the invisible id
+  (mapping back to the job), writes the H.264 MP4 and poster, and refuses output that breaks
+  the clip limits, before and after the encode.
+- **signing** signs the MP4 with the instance's C2PA chain, verifies it against the
+  instance root, and creates the ``MediaFile`` in the same transaction as the move to
+  ``ready``: a job resumed after a crash redoes the unfinished stage (rendering again
+  from its seed, deterministically) but never creates a second media row.
+
+torch is imported only when the pipeline is loaded (in a worker thread): importing this
+module, as the web process does through ``PROVIDERS``, stays light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tortoise.expressions import F
+
+from fedisora.config import Settings
+from fedisora.models import Account, Clip, MediaFile, MediaKind, NotificationType, RenderJob
+from fedisora.models import utcnow as _utcnow
+from fedisora.services.notify import notify
+from fedisora.work import LeaseLost, Machine, WorkContext
+from render.consent import check_cameo_consent
+from render.errors import ModelLoadError, RenderError
+from render.fairness import select_due
+from render.instance import load_credentials, watermark_id, watermark_key
+from render.spec import RenderPlan, RenderSpec, plan
+from render.states import (
+    CANCELLED,
+    ENCODING,
+    FAILED,
+    GRAPH,
+    QUEUED,
+    READY,
+    RENDERING,
+    SIGNING,
+)
+
+__all__ = [
+    "QUEUE",
+    "PipelineLoader",
+    "RenderCancelled",
+    "build_render_machine",
+    "clip_paths",
+    "job_spec",
+    "machines",
+    "pipeline_for",
+    "work_dir",
+]
+
+log = logging.getLogger("fedisora.render")
+
+QUEUE = "render"
+PROGRESS_INTERVAL = 0.5
+"""Seconds between progress writes from ``on_step`` (the last step is always written)."""
+
+PipelineLoader = Callable[[Settings], Awaitable[Any]]
+
+
+class RenderCancelled(Exception):
+    """Raised from ``on_step`` when the user asked to cancel."""
+
+
+# --------------------------------------------------------------------------- pipeline cache
+
+_PIPELINES: dict[tuple[str, ...], Any] = {}
+_LOAD_LOCK = threading.Lock()
+_GENERATE_LOCK = threading.Lock()
+"""One generation at a time per process: a diffusers pipeline is not thread-safe (its
+scheduler keeps per-call state), and one GPU gains nothing from interleaving renders."""
+
+
+def _pipeline_key(settings: Settings) -> tuple[str, ...]:
+    return (settings.render_model,)
+
+
+def _load_sync(settings: Settings) -> Any:
+    from render.pipeline import load_pipeline
+
+    key = _pipeline_key(settings)
+    with _LOAD_LOCK:
+        if key not in _PIPELINES:
+            if settings.render_model == "tiny":
+                loaded = load_pipeline("tiny")
+            else:
+                import torch
+
+                cuda = torch.cuda.is_available()
+                loaded = load_pipeline(
+                    settings.render_model,
+                    dtype="bfloat16" if cuda else "float32",
+                    vae_tiling=True,
+                )
+            _PIPELINES[key] = loaded
+            log.info("loaded render pipeline %r", loaded)
+        return _PIPELINES[key]
+
+
+async def pipeline_for(settings: Settings) -> Any:
+    """The loaded pipeline for *settings*, loaded once per process (in a thread)."""
+    hit = _PIPELINES.get(_pipeline_key(settings))
+    if hit is not None:
+        return hit
+    return await asyncio.to_thread(_load_sync, settings)
+
+
+# --------------------------------------------------------------------------- paths and specs
+
+
+def work_dir(settings: Settings, job_id: int) -> Path:
+    """Where a job's intermediate files live until it is ready."""
+    return settings.media_root / "render-work" / str(job_id)
+
+
+def clip_paths(job_id: int) -> tuple[str, str]:
+    """The final video and poster, relative to ``media_root``; fixed per job, so a retried
+    stage overwrites its own earlier attempt instead of leaving a second file."""
+    return f"clips/render-{job_id}.mp4", f"clips/render-{job_id}.jpg"
+
+
+def job_spec(job: RenderJob, settings: Settings, consent_refs: tuple[str, ...] = ()) -> RenderSpec:
+    """The ``RenderSpec`` a stored job asks for (input image resolved under ``media_root``)."""
+    s = job.spec
+    image = s.get("input_image")
+    return RenderSpec(
+        prompt=s["prompt"],
+        seed=int(s["seed"]),
+        negative_prompt=s.get("negative_prompt", ""),
+        seconds=float(s["seconds"]),
+        aspect=s.get("aspect", "9:16"),
+        kind=s.get("kind", "text"),
+        input_image=str(settings.media_root / image) if image else None,
+        remix_source=s.get("remix_source"),
+        cameo_refs=consent_refs,
+    )
+
+
+def _stored_plan(job: RenderJob) -> RenderPlan:
+    return RenderPlan(**job.spec["plan"])
+
+
+def _remove_parts(directory: Path, prefix: str = "") -> None:
+    """Delete temporary files a killed attempt left behind (``atomic_path`` names)."""
+    if directory.is_dir():
+        for part in directory.glob(f".{prefix}*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# --------------------------------------------------------------------------- stage helpers
+
+
+async def _finish(
+    job: RenderJob, ctx: WorkContext, target: str, error: str = "", **values: Any
+) -> str:
+    """Move to a terminal state (failed / cancelled) with a message, fenced on our lease."""
+    async with ctx.transition(target) as conn:
+        await (
+            RenderJob.filter(pk=job.pk)
+            .using_db(conn)
+            .update(last_error=error[:10000], finished_at=_utcnow(), **values)
+        )
+    return target
+
+
+async def _add_gpu_seconds(job: RenderJob, ctx: WorkContext, seconds: float) -> None:
+    """Count GPU time spent on an attempt that did not finish (quotas see it)."""
+    await RenderJob.filter(pk=job.pk, lock_token=ctx.token).update(
+        gpu_seconds=F("gpu_seconds") + seconds
+    )
+
+
+class _Progress:
+    """Bridges the pipeline thread's ``on_step`` and the row (through the event loop)."""
+
+    def __init__(self, job: RenderJob, ctx: WorkContext, loop: asyncio.AbstractEventLoop) -> None:
+        self.job, self.ctx, self.loop = job, ctx, loop
+        self.stop: BaseException | None = None  # set by the heartbeat: cancel or lease lost
+        self.last_write = 0.0
+
+    async def write(self, done: int, total: int) -> None:
+        updated = await RenderJob.filter(pk=self.job.pk, lock_token=self.ctx.token).update(
+            progress_step=done,
+            progress_total=total,
+            locked_until=self.ctx.now() + self.ctx.engine.lease,
+        )
+        if updated != 1:
+            raise LeaseLost(f"render_jobs:{self.job.pk}")
+        await self.check_cancel()
+
+    async def check_cancel(self) -> None:
+        flags = await RenderJob.filter(pk=self.job.pk).values_list("cancel_requested", flat=True)
+        if flags and flags[0]:
+            raise RenderCancelled("cancelled by its owner")
+
+    def on_step(self, done: int, total: int) -> None:
+        """Called in the pipeline thread after every denoising step; raising aborts it."""
+        if self.stop is not None:
+            raise self.stop
+        now = time.monotonic()
+        if done >= total or now - self.last_write >= PROGRESS_INTERVAL:
+            self.last_write = now
+            asyncio.run_coroutine_threadsafe(self.write(done, total), self.loop).result(60)
+
+    async def heartbeat(self, interval: float) -> None:
+        """Extend the lease and watch for cancellation while the thread works."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.ctx.heartbeat()
+                await self.check_cancel()
+            except (LeaseLost, RenderCancelled) as exc:
+                self.stop = exc
+                return
+
+
+def _generate(pipe: Any, p: RenderPlan, spec: RenderSpec, progress: _Progress) -> Any:
+    with _GENERATE_LOCK:
+        if progress.stop is not None:
+            raise progress.stop
+        return pipe.generate(p, spec, progress.on_step)
+
+
+def _save_frames(frames: Any, dst: Path) -> None:
+    import numpy as np
+
+    from render.encode import atomic_path
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, frames, allow_pickle=False)
+
+
+def _encode(
+    frames_path: Path, out_dir: Path, p: RenderPlan, settings: Settings, job_id: int, creator: str
+) -> None:
+    import numpy as np
+
+    from render.encode import encode_mp4, probe
+    from render.spec import check_output
+    from render.watermark import apply_visible_mark, embed_id
+
+    frames = np.load(frames_path, allow_pickle=False)
+    count, height, width, _ = frames.shape
+    check_output(count, p.fps, width, height, p.family, settings.max_clip_seconds)
+    marked = apply_visible_mark(frames, instance=settings.domain, creator=creator)
+    marked = embed_id(marked, watermark_id(job_id), key=watermark_key(settings))
+    encoded = encode_mp4(marked, out_dir / "encoded.mp4", fps=p.fps, poster=out_dir / "poster.jpg")
+    info = probe(encoded.path)
+    check_output(
+        info.frames, round(info.fps), info.width, info.height, p.family, settings.max_clip_seconds
+    )
+
+
+def _sign(
+    settings: Settings, job: RenderJob, creator_uri: str, consent_refs: tuple[str, ...]
+) -> dict[str, Any]:
+    """Sign, verify and place the final files; return the MediaFile's values."""
+    from PIL import Image
+
+    from render.encode import atomic_path, blurhash_of, probe, sha256_file
+    from render.provenance import (
+        ProvenanceClaim,
+        ValidationState,
+        prompt_sha256,
+        sign_mp4,
+        verify_mp4,
+    )
+
+    root_pem, chain_pem, key_pem = load_credentials(settings)
+    src_dir = work_dir(settings, job.pk)
+    video_rel, poster_rel = clip_paths(job.pk)
+    video, poster = settings.media_root / video_rel, settings.media_root / poster_rel
+    video.parent.mkdir(parents=True, exist_ok=True)
+    _remove_parts(video.parent, f"render-{job.pk}.")
+    spec = job.spec
+    model = settings.render_model
+    claim = ProvenanceClaim(
+        instance=settings.domain,
+        job_id=str(job.pk),
+        model=model if model == "tiny" else Path(model).name,
+        seed=int(spec["seed"]),
+        prompt_sha256=prompt_sha256(spec["prompt"]),
+        creator=creator_uri,
+        remix_source=spec.get("remix_source"),
+        consent_refs=consent_refs,
+        input_image=bool(spec.get("input_image")),
+    )
+    signed = sign_mp4(
+        src_dir / "encoded.mp4",
+        video,
+        chain_pem=chain_pem,
+        key_pem=key_pem,
+        claim=claim,
+        title=f"{settings.domain} render {job.pk}",
+    )
+    result = verify_mp4(video, [root_pem])
+    if result.state is not ValidationState.TRUSTED or result.claim != claim:
+        raise RenderError(
+            f"the signed clip does not verify against this instance's root: {result.state} "
+            f"{', '.join(result.failures)}"
+        )
+    with atomic_path(poster) as tmp:
+        shutil.copyfile(src_dir / "poster.jpg", tmp)
+    with Image.open(poster) as image:
+        blurhash = blurhash_of(image)
+    info = probe(video, decode=False)
+    return {
+        "file": video_rel,
+        "poster_file": poster_rel,
+        "content_type": "video/mp4",
+        "width": info.width,
+        "height": info.height,
+        "duration": round(info.frames / info.fps, 3) if info.fps else info.duration,
+        "fps": info.fps,
+        "frames": info.frames,
+        "size": signed.size,
+        "sha256": sha256_file(video),
+        "blurhash": blurhash,
+        "provenance": {
+            "state": "trusted",
+            "local": True,
+            "manifest_digest": signed.manifest_digest,
+            "digital_source_type": claim.digital_source_type,
+            "signer": result.signer,
+            "claim": claim.to_assertion(),
+            "watermark_id": watermark_id(job.pk),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_for) -> Machine:
+    """The render machine for *settings*; *load* returns the pipeline (tests inject one)."""
+
+    async def queued(job: RenderJob, ctx: WorkContext) -> str:
+        if job.cancel_requested:
+            return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
+        return RENDERING
+
+    async def rendering(job: RenderJob, ctx: WorkContext) -> str | None:
+        if job.cancel_requested:
+            return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
+        cameos = [int(i) for i in job.spec.get("cameos") or ()]
+        decision = await check_cameo_consent(job, cameos)
+        if not decision.allowed:
+            return await _finish(job, ctx, FAILED, f"cameo refused: {decision.reason}")
+        try:
+            pipe = await load(settings)
+        except ModelLoadError as exc:
+            return await _finish(job, ctx, FAILED, f"the render model cannot be loaded: {exc}")
+        spec = job_spec(job, settings, decision.refs)
+        try:
+            p = plan(
+                spec, pipe.family, settings.max_clip_seconds, steps=settings.render_steps or None
+            )
+        except RenderError as exc:  # limits changed since the request was accepted
+            return await _finish(job, ctx, FAILED, str(exc))
+
+        out_dir = work_dir(settings, job.pk)
+        _remove_parts(out_dir)
+        progress = _Progress(job, ctx, asyncio.get_running_loop())
+        beat = asyncio.create_task(
+            progress.heartbeat(max(0.5, ctx.engine.lease.total_seconds() / 3))
+        )
+        started = time.monotonic()
+        try:
+            frames = await asyncio.to_thread(_generate, pipe, p, spec, progress)
+            await asyncio.to_thread(_save_frames, frames, out_dir / "frames.npy")
+        except LeaseLost:
+            raise
+        except RenderCancelled:
+            await _add_gpu_seconds(job, ctx, time.monotonic() - started)
+            return await _finish(job, ctx, CANCELLED, "cancelled by its owner while rendering")
+        except Exception as exc:
+            await _add_gpu_seconds(job, ctx, time.monotonic() - started)
+            if _is_oom(exc):
+                _free_memory()
+                return await _finish(
+                    job,
+                    ctx,
+                    FAILED,
+                    f"out of memory while rendering ({type(exc).__name__}: {exc}); try a "
+                    "shorter clip or a smaller aspect",
+                )
+            if isinstance(exc, RenderError):
+                return await _finish(job, ctx, FAILED, str(exc))
+            raise  # unexpected: the engine retries, then fails the job with this error
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        elapsed = time.monotonic() - started
+        spec_json = {**job.spec, "plan": asdict(p), "consent_refs": list(decision.refs)}
+        async with ctx.transition(ENCODING) as conn:
+            await (
+                RenderJob.filter(pk=job.pk)
+                .using_db(conn)
+                .update(
+                    gpu_seconds=F("gpu_seconds") + elapsed,
+                    progress_step=p.steps,
+                    progress_total=p.steps,
+                    spec=spec_json,
+                )
+            )
+        return ENCODING
+
+    async def encoding(job: RenderJob, ctx: WorkContext) -> str:
+        if job.cancel_requested:
+            return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
+        out_dir = work_dir(settings, job.pk)
+        frames = out_dir / "frames.npy"
+        if not frames.is_file() or "plan" not in job.spec:
+            log.warning("render job %s: frames are gone, rendering again", job.pk)
+            return RENDERING
+        _remove_parts(out_dir)
+        account = await Account.get(pk=job.account_id)
+        try:
+            await asyncio.to_thread(
+                _encode, frames, out_dir, _stored_plan(job), settings, job.pk, account.username
+            )
+        except RenderError as exc:  # a limit-breaking output is never published
+            return await _finish(job, ctx, FAILED, f"output refused: {exc}")
+        return SIGNING
+
+    async def signing(job: RenderJob, ctx: WorkContext) -> str:
+        if job.cancel_requested:
+            return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
+        out_dir = work_dir(settings, job.pk)
+        if not (out_dir / "encoded.mp4").is_file() or not (out_dir / "poster.jpg").is_file():
+            return ENCODING
+        account = await Account.get(pk=job.account_id)
+        refs = tuple(str(r) for r in job.spec.get("consent_refs") or ())
+        try:
+            values = await asyncio.to_thread(_sign, settings, job, account.uri, refs)
+        except RenderError as exc:
+            return await _finish(job, ctx, FAILED, f"provenance: {exc}")
+        async with ctx.transition(READY) as conn:
+            media = await MediaFile.create(
+                account_id=job.account_id, kind=MediaKind.VIDEO, using_db=conn, **values
+            )
+            await (
+                RenderJob.filter(pk=job.pk)
+                .using_db(conn)
+                .update(output_id=media.pk, finished_at=_utcnow())
+            )
+        return READY
+
+    async def on_transition(job: RenderJob, source: str, target: str) -> None:
+        if target in (READY, FAILED, CANCELLED):
+            shutil.rmtree(work_dir(settings, job.pk), ignore_errors=True)
+        if target in (FAILED, CANCELLED):
+            await RenderJob.filter(pk=job.pk, finished_at=None).update(finished_at=_utcnow())
+        if target == CANCELLED and job.output_id is not None:
+            await _discard_output(settings, job)
+        if target in (READY, FAILED):
+            owner = await Account.get(pk=job.account_id)
+            kind = (
+                NotificationType.RENDER_FINISHED
+                if target == READY
+                else NotificationType.RENDER_FAILED
+            )
+            await notify(owner, kind, dedupe_key=f"render:{job.pk}", render_job=job)
+
+    return Machine(
+        model=RenderJob,
+        graph=GRAPH,
+        handlers={QUEUED: queued, RENDERING: rendering, ENCODING: encoding, SIGNING: signing},
+        queue=QUEUE,
+        order_by=("-priority", "next_attempt_at", "id"),
+        select_due=select_due,
+        on_transition=on_transition,
+    )
+
+
+async def _discard_output(settings: Settings, job: RenderJob) -> None:
+    """A ready clip the owner cancelled: remove its media unless something posted it."""
+    media = await MediaFile.get_or_none(pk=job.output_id)
+    if media is None or await Clip.filter(media_id=media.pk).exists():
+        return
+    await RenderJob.filter(pk=job.pk).update(output_id=None)
+    await media.delete()
+    for rel in (media.file, media.poster_file):
+        if rel:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(settings.media_root / rel)
+
+
+def machines(settings: Settings) -> list[Machine]:
+    """The provider listed in ``fedisora.work.machines.PROVIDERS``."""
+    return [build_render_machine(settings)]

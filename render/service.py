@@ -1,0 +1,445 @@
+"""Render use cases shared by the API, the web pages and the CLI.
+
+``submit_render`` checks everything it can before a row exists: the spec against the
+clip limits (``RenderLimitError``, naming the limit and the allowed range), the input
+image, the configured model, and the owner's quotas (``RenderQuotaError``). A refused
+request leaves nothing behind; an accepted one is a queued ``RenderJob`` row.
+
+Every function takes an optional ``engine``: with one (the app's or a worker's), moves and
+new rows wake a runner at once; without, the same rows are found by the next sweep.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import uuid
+import warnings
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.functions import Sum
+
+from fedisora.config import Settings
+from fedisora.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from fedisora.models import Account, Clip, RenderJob, Visibility, utcnow
+from fedisora.services import posts
+from fedisora.services.visibility import can_see_clip
+from fedisora.work import Engine
+from render.consent import check_cameo_consent
+from render.errors import ModelLoadError, RenderLimitError
+from render.fairness import queue_position
+from render.spec import MAX_SEED, RenderSpec, plan
+from render.states import (
+    ACTIVE,
+    CANCELLED,
+    ENCODING,
+    FAILED,
+    GRAPH,
+    OVER,
+    PUBLISHED,
+    QUEUED,
+    READY,
+    RENDERING,
+    SIGNING,
+)
+
+__all__ = [
+    "MAX_INPUT_IMAGE_BYTES",
+    "MAX_INPUT_IMAGE_PIXELS",
+    "RenderQuotaError",
+    "cancel_render",
+    "model_family",
+    "publish_render",
+    "render_progress",
+    "submit_render",
+]
+
+MAX_INPUT_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_INPUT_IMAGE_PIXELS = 40_000_000
+_MIN_IMAGE_SIDE = 16
+_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+_SPEC_FIELDS = frozenset(
+    {"prompt", "negative_prompt", "seconds", "aspect", "seed", "kind", "input_image"}
+    | {"remix_of", "cameos"}
+)
+_DAY = timedelta(hours=24)
+
+
+class RenderQuotaError(RateLimited):
+    """The owner used up a render quota; ``quota`` names it (maps to HTTP 429)."""
+
+    def __init__(self, quota: str, message: str) -> None:
+        super().__init__(f"{quota}: {message}")
+        self.quota = quota
+
+
+# --------------------------------------------------------------------------- request checks
+
+
+def model_family(settings: Settings) -> str:
+    """The model family of the configured model, read without loading any weights."""
+    if settings.render_model == "tiny":
+        return "tiny"
+    from render.pipeline import SUPPORTED_PIPELINES
+
+    path = Path(settings.render_model)
+    index = path / "model_index.json"
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"the render model {path} is not a diffusers model directory (no model_index.json)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"the render model's {index} is unreadable: {exc}") from exc
+    name = data.get("_class_name") if isinstance(data, dict) else None
+    if name not in SUPPORTED_PIPELINES:
+        known = ", ".join(sorted(SUPPORTED_PIPELINES))
+        raise ModelLoadError(f"the render model {path} is a {name!r}; supported: {known}")
+    return SUPPORTED_PIPELINES[name][0]
+
+
+def _number(limit: str, value: Any, kind: type[int] | type[float]) -> Any:
+    if isinstance(value, bool):
+        raise RenderLimitError(limit, f"must be a number, got {value!r}")
+    if isinstance(value, int | float):
+        return kind(value) if kind is float else value
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            pass
+    raise RenderLimitError(limit, f"must be a number, got {value!r}")
+
+
+def _store_input_image(data: bytes | str | Path, settings: Settings) -> str:
+    """Check an uploaded still and keep a clean PNG copy; return its path under media_root."""
+    from PIL import Image
+
+    if isinstance(data, str | Path):
+        try:
+            raw = Path(data).read_bytes()
+        except OSError as exc:
+            raise RenderLimitError("input_image", f"cannot be read: {exc}") from exc
+    else:
+        raw = bytes(data)
+    mb = MAX_INPUT_IMAGE_BYTES // (1024 * 1024)
+    if len(raw) > MAX_INPUT_IMAGE_BYTES:
+        raise RenderLimitError(
+            "input_image", f"is {len(raw) / 1048576:.1f} MB; at most {mb} MB are allowed"
+        )
+    if not raw:
+        raise RenderLimitError("input_image", "is empty")
+    formats = ", ".join(_IMAGE_FORMATS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as probe:
+                fmt, (width, height) = probe.format, probe.size
+                if fmt not in _IMAGE_FORMATS:
+                    raise RenderLimitError(
+                        "input_image", f"is a {fmt} image; allowed formats: {formats}"
+                    )
+                if width * height > MAX_INPUT_IMAGE_PIXELS:
+                    raise RenderLimitError(
+                        "input_image",
+                        f"is {width}x{height} pixels; at most {MAX_INPUT_IMAGE_PIXELS:,} pixels",
+                    )
+                if min(width, height) < _MIN_IMAGE_SIDE:
+                    raise RenderLimitError(
+                        "input_image",
+                        f"is {width}x{height} pixels; each side needs at least {_MIN_IMAGE_SIDE}",
+                    )
+                probe.verify()
+            with Image.open(io.BytesIO(raw)) as image:
+                image.load()  # decodes every byte: a truncated file fails here
+                clean = image.convert("RGB")
+    except RenderLimitError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise RenderLimitError("input_image", f"is too large to decode safely: {exc}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for non-images/corruption
+        raise RenderLimitError(
+            "input_image", f"is not a readable image ({formats}): {exc}"
+        ) from exc
+
+    from render.encode import atomic_path
+
+    rel = f"render-inputs/{uuid.uuid4().hex}.png"
+    dst = settings.media_root / rel
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        clean.save(tmp, format="PNG")
+    return rel
+
+
+async def _remix_source(account: Account, value: Any) -> Clip:
+    clip = None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        clip = await Clip.get_or_none(pk=int(value), deleted_at=None)
+    elif isinstance(value, str):
+        clip = await Clip.get_or_none(uri=value, deleted_at=None)
+    if clip is None or not await can_see_clip(account, clip):
+        raise RenderLimitError("remix_of", "the clip to remix does not exist or is not visible")
+    if clip.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED) and (
+        clip.account_id != account.pk
+    ):
+        raise RenderLimitError("remix_of", "only public or unlisted clips can be remixed")
+    return clip
+
+
+async def _check_quotas(account: Account, settings: Settings) -> None:
+    in_flight = await RenderJob.filter(account_id=account.pk, state__in=(QUEUED, *ACTIVE)).count()
+    if in_flight >= settings.render_concurrent_jobs:
+        raise RenderQuotaError(
+            "concurrent_jobs",
+            f"you have {in_flight} renders queued or running; at most "
+            f"{settings.render_concurrent_jobs} at a time. Wait for one to finish or cancel one",
+        )
+    since = utcnow() - _DAY
+    recent = RenderJob.filter(account_id=account.pk, created_at__gte=since)
+    clips = await recent.exclude(state__in=(FAILED, CANCELLED)).count()
+    if clips >= settings.render_clips_per_day:
+        raise RenderQuotaError(
+            "clips_per_day",
+            f"you requested {clips} clips in the last 24 hours; the limit is "
+            f"{settings.render_clips_per_day} per day",
+        )
+    used_rows = await recent.annotate(s=Sum("gpu_seconds")).values_list("s", flat=True)
+    used = float(used_rows[0] or 0.0) if used_rows else 0.0
+    if used >= settings.render_gpu_seconds_per_day:
+        raise RenderQuotaError(
+            "gpu_seconds_per_day",
+            f"your renders used {used:.0f} of {settings.render_gpu_seconds_per_day:.0f} "
+            "GPU-seconds in the last 24 hours; try again later",
+        )
+
+
+def _check_owner(account: Account, job: RenderJob) -> None:
+    if job.account_id != account.pk:
+        raise NotFound("no such render job")
+
+
+# --------------------------------------------------------------------------- use cases
+
+
+async def submit_render(
+    account: Account,
+    spec_dict: dict[str, Any],
+    *,
+    settings: Settings,
+    engine: Engine | None = None,
+    image: bytes | str | Path | None = None,
+    priority: int = 0,
+    enforce_quota: bool = True,
+) -> RenderJob:
+    """Validate a render request and queue it.
+
+    *spec_dict* holds ``prompt``, and optionally ``negative_prompt``, ``seconds``, ``aspect``,
+    ``seed`` (drawn at random when absent), ``kind``, ``remix_of`` (a clip id or URI) and
+    ``cameos`` (account ids). The still for an image-to-video render comes as *image*
+    (bytes or a path) or ``spec_dict["input_image"]``. Admin tools pass a higher *priority*
+    and may skip quotas.
+    """
+    if not account.local or account.suspended_at is not None:
+        raise Forbidden("only active local accounts can render")
+    unknown = sorted(set(spec_dict) - _SPEC_FIELDS)
+    if unknown:
+        allowed = ", ".join(sorted(_SPEC_FIELDS))
+        raise RenderLimitError("spec", f"unknown field(s) {', '.join(unknown)}; allowed: {allowed}")
+    family = model_family(settings)
+
+    prompt = spec_dict.get("prompt", "")
+    remix: Clip | None = None
+    if spec_dict.get("remix_of") is not None:
+        remix = await _remix_source(account, spec_dict["remix_of"])
+        if not (isinstance(prompt, str) and prompt.strip()) and remix.render_job_id:
+            source = await RenderJob.get_or_none(pk=remix.render_job_id)
+            prompt = source.spec.get("prompt", "") if source is not None else ""
+    seed = spec_dict.get("seed")
+    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else _number("seed", seed, int)
+    image_input = image if image is not None else spec_dict.get("input_image")
+    kind = spec_dict.get("kind") or (
+        "remix" if remix is not None else "image" if image_input is not None else "text"
+    )
+    cameos_raw = spec_dict.get("cameos") or []
+    if not isinstance(cameos_raw, list | tuple):
+        raise RenderLimitError("cameos", "must be a list of account ids")
+    cameos = [_number("cameos", c, int) for c in cameos_raw]
+    spec = RenderSpec(
+        prompt=prompt,
+        seed=seed,
+        negative_prompt=spec_dict.get("negative_prompt") or "",
+        seconds=_number("seconds", spec_dict.get("seconds", 5.0), float),
+        aspect=spec_dict.get("aspect") or "9:16",
+        kind=kind,
+        input_image="(pending)" if image_input is not None else None,
+        remix_source=remix.uri if remix is not None else None,
+        cameo_refs=tuple(f"account:{c}" for c in cameos),
+    )
+    p = plan(spec, family, settings.max_clip_seconds, steps=settings.render_steps or None)
+    if cameos:
+        found = await Account.filter(pk__in=cameos).count()
+        if found != len(set(cameos)):
+            raise RenderLimitError("cameos", "names an account that does not exist")
+    if enforce_quota:
+        await _check_quotas(account, settings)
+    stored_image = _store_input_image(image_input, settings) if image_input is not None else None
+
+    values: dict[str, Any] = {
+        "account": account,
+        "priority": priority,
+        "progress_total": p.steps,
+        "spec": {
+            "prompt": spec.prompt,
+            "negative_prompt": spec.negative_prompt,
+            "seconds": spec.seconds,
+            "aspect": spec.aspect,
+            "seed": spec.seed,
+            "kind": spec.kind,
+            "input_image": stored_image,
+            "remix_source": spec.remix_source,
+            "remix_clip_id": remix.pk if remix is not None else None,
+            "cameos": cameos,
+            "family": family,
+        },
+    }
+    if engine is not None:
+        job: RenderJob = await engine.create(RenderJob, **values)
+        return job
+    now = utcnow()
+    return await RenderJob.create(
+        state=GRAPH.initial, state_changed_at=now, next_attempt_at=now, created_at=now, **values
+    )
+
+
+def _engine(engine: Engine | None) -> Engine:
+    if engine is not None:
+        return engine
+    from render.queue import build_render_machine
+
+    # Moves need only the graph; the handlers of this throwaway engine never run.
+    return Engine([build_render_machine(Settings())])
+
+
+async def cancel_render(
+    account: Account, job: RenderJob, *, engine: Engine | None = None
+) -> RenderJob:
+    """Cancel *job* in any live state; returns the job as it now stands.
+
+    A queued or ready job (or one whose worker died) moves to ``cancelled`` at once. A job a
+    worker is running gets ``cancel_requested``: the worker stops at the next denoising step
+    (or before its next stage) and moves it to ``cancelled`` itself.
+    """
+    _check_owner(account, job)
+    if job.state in (PUBLISHED, FAILED, CANCELLED):
+        raise Conflict(f"this render is already {job.state}")
+    await RenderJob.filter(pk=job.pk).update(cancel_requested=True)
+    eng = _engine(engine)
+    live = [QUEUED, RENDERING, ENCODING, SIGNING, READY]
+    await eng.move(RenderJob, job.pk, live, CANCELLED, last_error="cancelled by its owner")
+    return await RenderJob.get(pk=job.pk)
+
+
+_STAGE_PERCENT = {QUEUED: 0, RENDERING: 0, ENCODING: 92, SIGNING: 96, READY: 100, PUBLISHED: 100}
+
+
+async def render_progress(job: RenderJob) -> dict[str, Any]:
+    """What a progress bar needs: state, step i of n, percent, queue position, error."""
+    total = job.progress_total or 0
+    step = min(job.progress_step or 0, total) if total else 0
+    if job.state == RENDERING or job.state in (FAILED, CANCELLED):
+        percent = 90 * step // total if total else 0
+    else:
+        percent = _STAGE_PERCENT.get(job.state, 0)
+    return {
+        "id": str(job.pk),
+        "state": job.state,
+        "step": step,
+        "total": total,
+        "percent": percent,
+        "queue_position": await queue_position(job),
+        "cancel_requested": job.cancel_requested,
+        "error": job.last_error if job.state in (FAILED, CANCELLED) else "",
+        "media_id": str(job.output_id) if job.output_id else None,
+        "done": job.state in OVER,
+    }
+
+
+async def publish_render(
+    account: Account,
+    job: RenderJob,
+    *,
+    caption: str = "",
+    visibility: str | Visibility = Visibility.PUBLIC,
+    sensitive: bool = False,
+    spoiler_text: str = "",
+    language: str | None = None,
+    engine: Engine | None = None,
+) -> Clip:
+    """Post a ready render as a clip and move the job to ``published`` (once).
+
+    The job is held with a short lease while ``post_clip`` runs, so two concurrent publishes
+    cannot both post; if a crash left the clip posted but the job ready, publishing again
+    completes the move instead of posting twice.
+    """
+    _check_owner(account, job)
+    if job.state != READY or job.output_id is None:
+        raise Conflict(f"only a ready render can be published; this one is {job.state}")
+    cameos = [int(i) for i in job.spec.get("cameos") or ()]
+    decision = await check_cameo_consent(job, cameos)
+    if not decision.allowed:
+        raise Forbidden(f"cameo refused: {decision.reason}")
+    eng = _engine(engine)
+    now = eng.clock()
+    token = str(uuid.uuid4())
+    held = await RenderJob.filter(
+        Q(pk=job.pk) & Q(state=READY) & (Q(locked_until=None) | Q(locked_until__lt=now))
+    ).update(locked_until=now + eng.lease, lock_token=token)
+    if not held:
+        raise Conflict("this render is being published or cancelled right now")
+    try:
+        existing = await Clip.get_or_none(media_id=job.output_id, deleted_at=None)
+        if existing is not None and existing.account_id == account.pk:
+            clip = existing
+        else:
+            media = await job.output
+            remix = None
+            if job.spec.get("remix_clip_id"):
+                remix = await Clip.get_or_none(pk=job.spec["remix_clip_id"], deleted_at=None)
+            by_id = {a.pk: a for a in await Account.filter(pk__in=cameos)} if cameos else {}
+            refs: list[str | None] = [*decision.refs, *([None] * len(cameos))]
+            clip = await posts.post_clip(
+                account,
+                media,
+                caption=caption,
+                visibility=visibility,
+                sensitive=sensitive,
+                spoiler_text=spoiler_text,
+                language=language,
+                remix_of=remix,
+                cameos=[(by_id[c], refs[i]) for i, c in enumerate(cameos) if c in by_id],
+            )
+        await Clip.filter(pk=clip.pk).update(render_job_id=job.pk)
+    except BaseException:
+        await RenderJob.filter(pk=job.pk, lock_token=token).update(
+            locked_until=None, lock_token=None
+        )
+        raise
+    GRAPH.check_transition(READY, PUBLISHED)
+    moved = await RenderJob.filter(pk=job.pk, lock_token=token).update(
+        state=PUBLISHED,
+        state_changed_at=eng.clock(),
+        attempts=0,
+        next_attempt_at=None,
+        locked_until=None,
+        lock_token=None,
+        last_error="",
+    )
+    if not moved:
+        raise Invalid("the render changed while it was being published")
+    return await Clip.get(pk=clip.pk)

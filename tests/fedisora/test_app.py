@@ -1,0 +1,105 @@
+"""A real instance started as the README starts it, answering over HTTP on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from instance import ROOT, Instance, running_instance
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    with running_instance(tmp_path_factory.mktemp("instance")) as inst:
+        yield inst
+
+
+def test_healthz_reports_database_redis_and_workers(instance: Instance) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        r = httpx.get(f"{instance.url}/healthz")
+        body = r.json()
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 200, body
+    assert body["status"] == "ok"
+    assert body["database"] == {"ok": True, "backend": "sqlite"}
+    assert body["redis"]["configured"] is False and body["redis"]["ok"] is True
+    queues = {q for w in body["workers"]["workers"] for q in w["queues"]}
+    assert {"default", "render"} <= queues
+    # The render queue is served by a separate process, not by the web server.
+    pids = {w["pid"] for w in body["workers"]["workers"]}
+    assert len(pids) == 2
+
+
+def test_errors_are_json_on_api_paths_and_pages_in_the_browser(instance: Instance) -> None:
+    r = httpx.get(f"{instance.url}/api/v1/nothing-here")
+    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+    r = httpx.get(f"{instance.url}/no-such-page", headers={"accept": "text/html"})
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+    assert "Not Found" in r.text and "Traceback" not in r.text
+    r = httpx.post(f"{instance.url}/healthz")
+    assert r.status_code == 405 and "error" in r.json()
+
+
+def test_login_and_admin_page(instance: Instance) -> None:
+    with httpx.Client(base_url=instance.url) as client:
+        r = client.get("/admin", headers={"accept": "text/html"})
+        assert r.status_code == 401 and "Log in" in r.text
+        r = client.post("/login", data={"login": "admin", "password": "wrong"})
+        assert r.status_code == 401 and "do not match" in r.text
+        r = client.post("/login", data={"login": "", "password": ""})
+        assert r.status_code == 400
+        r = client.post(
+            "/login",
+            data={
+                "login": "admin@localhost",
+                "password": instance.admin_password,
+                "next": "https://evil.example/",
+            },
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        r = client.get("/admin")
+        assert r.status_code == 200
+        assert "Durable work" in r.text and "render jobs" in r.text and "Health: ok" in r.text
+
+
+def test_web_process_never_imports_torch() -> None:
+    """Start the app's lifespan in a fresh interpreter and look at what got imported."""
+    code = textwrap.dedent(
+        """
+        import asyncio, sys, tempfile
+        from fedisora.config import load_settings
+        from fedisora.app import create_app
+        from fedisora.db import migrate
+
+        async def main():
+            d = tempfile.mkdtemp()
+            s = load_settings({"FEDISORA_DATA_DIR": d, "FEDISORA_SECRET_KEY": "s" * 40})
+            await migrate(s)
+            app = create_app(s)
+            async with app.router.lifespan_context(app):
+                await asyncio.sleep(0.5)
+                print(sorted(m for m in ("torch", "diffusers", "transformers", "av", "c2pa")
+                             if m in sys.modules))
+        asyncio.run(main())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_sqlite_database_lives_under_the_data_dir(instance: Instance) -> None:
+    assert (Path(instance.data_dir) / "fedisora.sqlite3").is_file()
+    assert (Path(instance.data_dir) / "provenance" / "chain.pem").is_file()
+    assert (Path(instance.data_dir) / "media").is_dir()

@@ -1,0 +1,98 @@
+"""The `fedisora` command as a user runs it: clear errors, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from instance import fedisora, free_port, instance_env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return instance_env(tmp_path / "data", free_port())
+
+
+def _ok(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return str(result.stdout)
+
+
+def _fails(result, message: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_init_is_idempotent_and_prints_admin_login(env: dict[str, str]) -> None:
+    out = _ok(fedisora(["init"], env))
+    assert "created admin @admin <admin@localhost>" in out
+    assert "admin password: " in out
+    data = Path(env["FEDISORA_DATA_DIR"])
+    password = (data / "initial-admin-password").read_text().strip()
+    assert password in out
+    assert "FEDISORA_SECRET_KEY=" in (data / "fedisora.env").read_text()
+    again = _ok(fedisora(["init"], env))
+    assert "already exists" in again and password not in again
+    assert (data / "provenance" / "root.pem").read_text().startswith("-----BEGIN CERTIFICATE")
+
+
+def test_createuser_and_its_errors(env: dict[str, str]) -> None:
+    _ok(fedisora(["init"], env))
+    out = _ok(
+        fedisora(
+            ["createuser", "bob", "--email", "bob@example.com", "--password", "a good password"],
+            env,
+        )
+    )
+    assert "created user @bob" in out
+    _fails(
+        fedisora(
+            ["createuser", "bob", "--email", "b2@example.com", "--password", "a good password"], env
+        ),
+        "error: username 'bob' is taken",
+    )
+    _fails(
+        fedisora(["createuser", "eve", "--email", "nope", "--password", "a good password"], env),
+        "is not a valid e-mail",
+    )
+    _fails(
+        fedisora(["createuser", "eve", "--email", "e@example.com", "--password", "x"], env),
+        "password must be",
+    )
+    usage = fedisora(["createuser", "eve"], env)
+    assert usage.returncode == 2 and "--email" in usage.stderr
+
+
+def test_check_reports_problems_with_exit_code_1(env: dict[str, str]) -> None:
+    _fails(fedisora(["check"], env), "FEDISORA_SECRET_KEY is not set")
+    _ok(fedisora(["init"], env))
+    assert _ok(fedisora(["check"], env)).strip().endswith("ok")
+    bad_redis = dict(env, FEDISORA_REDIS_URL="redis://127.0.0.1:1/0")
+    _fails(fedisora(["check"], bad_redis), "error: redis redis://127.0.0.1:1/0")
+    bad_db = dict(env, FEDISORA_DATABASE_URL="postgres://postgres@127.0.0.1:1/none")
+    _fails(fedisora(["check"], bad_db), "error: database postgres://postgres@127.0.0.1:1/none")
+    _fails(
+        fedisora(["check"], dict(env, FEDISORA_DOMAIN="bad domain")),
+        "error: FEDISORA_DOMAIN must be a host name",
+    )
+    _fails(fedisora(["check"], dict(env, FEDISORA_TYPO="1")), "unknown setting FEDISORA_TYPO")
+
+
+def test_check_and_migrate_on_postgres_and_redis(
+    env: dict[str, str], postgres_url: str, redis_url: str
+) -> None:
+    pg = dict(
+        env,
+        FEDISORA_DATABASE_URL=postgres_url,
+        FEDISORA_REDIS_URL=redis_url,
+        FEDISORA_SECRET_KEY="s" * 40,
+    )
+    assert "migrations applied" in _ok(fedisora(["migrate"], pg))
+    out = _ok(fedisora(["check"], pg))
+    assert "redis: " + redis_url in out and out.strip().endswith("ok")
+
+
+def test_serve_without_init_says_what_to_do(env: dict[str, str]) -> None:
+    _fails(fedisora(["serve", "--port", "1"], env), "run `fedisora init` first")

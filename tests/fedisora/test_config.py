@@ -1,0 +1,60 @@
+"""Settings: embedded defaults, the env file, and fail-fast errors that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedisora.config import ConfigError, load_settings
+
+
+def test_embedded_defaults(tmp_path: Path) -> None:
+    s = load_settings({"FEDISORA_DATA_DIR": str(tmp_path)})
+    assert s.database_url == f"sqlite://{tmp_path}/fedisora.sqlite3"
+    assert s.media_root == tmp_path / "media"
+    assert s.redis_url is None and s.render_model == "tiny"
+    assert s.insecure_http is False and s.base_url == "https://127.0.0.1:8000"
+    assert s.max_clip_seconds == 10.0 and s.registrations == "open"
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / "fedisora.env").write_text(
+        "# comment\nFEDISORA_SECRET_KEY='" + "k" * 40 + "'\nFEDISORA_DOMAIN=file.example\n"
+    )
+    s = load_settings({"FEDISORA_DATA_DIR": str(tmp_path), "FEDISORA_DOMAIN": "env.example"})
+    assert s.secret_key == "k" * 40 and s.domain == "env.example"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FEDISORA_DOMAIN", "not a domain!", "FEDISORA_DOMAIN must be a host name"),
+        ("FEDISORA_DATABASE_URL", "mysql://x/y", "FEDISORA_DATABASE_URL must start with"),
+        ("FEDISORA_REDIS_URL", "http://x", "FEDISORA_REDIS_URL must start with"),
+        ("FEDISORA_SECRET_KEY", "short", "FEDISORA_SECRET_KEY must be at least 32"),
+        ("FEDISORA_INSECURE_HTTP", "maybe", "FEDISORA_INSECURE_HTTP must be 1/0"),
+        ("FEDISORA_REGISTRATIONS", "sometimes", "FEDISORA_REGISTRATIONS must be one of"),
+        ("FEDISORA_MAX_CLIP_SECONDS", "30", "FEDISORA_MAX_CLIP_SECONDS must be between"),
+        ("FEDISORA_MAX_CLIP_SECONDS", "ten", "FEDISORA_MAX_CLIP_SECONDS must be a number"),
+        ("FEDISORA_COLOUR", "blue", "unknown setting FEDISORA_COLOUR"),
+    ],
+)
+def test_invalid_settings_fail_fast_naming_the_setting(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"FEDISORA_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_insecure_http_and_postgres(tmp_path: Path) -> None:
+    s = load_settings(
+        {
+            "FEDISORA_DATA_DIR": str(tmp_path),
+            "FEDISORA_INSECURE_HTTP": "1",
+            "FEDISORA_DATABASE_URL": "postgres://u@127.0.0.1/db",
+            "FEDISORA_REDIS_URL": "redis://127.0.0.1:6379/0",
+        }
+    )
+    assert s.base_url.startswith("http://") and not s.uses_sqlite
+    assert s.tortoise_config()["connections"]["default"] == "asyncpg://u@127.0.0.1/db"

@@ -1,0 +1,93 @@
+"""Start real fedisora instances (``fedisora init`` + ``fedisora serve``) on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fedisora(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedisora", *args],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def instance_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
+    env.update(
+        FEDISORA_DATA_DIR=str(data_dir),
+        FEDISORA_DOMAIN=f"127.0.0.1:{port}",
+        FEDISORA_INSECURE_HTTP="1",
+        FEDISORA_LOG_LEVEL="warning",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Instance:
+    url: str
+    env: dict[str, str]
+    data_dir: Path
+    admin_password: str
+    process: subprocess.Popen[str]
+
+
+@contextmanager
+def running_instance(data_dir: Path, **extra_env: str) -> Iterator[Instance]:
+    port = free_port()
+    env = instance_env(data_dir, port, **extra_env)
+    init = fedisora(["init", "--admin-password", "admin-password-1"], env)
+    assert init.returncode == 0, init.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedisora", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{url}/healthz", timeout=2)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read() if proc.stdout else ""
+                raise RuntimeError(f"instance did not start:\n{out}") from None
+            time.sleep(0.2)
+    try:
+        yield Instance(url, env, data_dir, "admin-password-1", proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
