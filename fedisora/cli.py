@@ -329,16 +329,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)
+
+    from render.cli import cmd_render, cmd_verify  # light: no torch until a command runs
+
+    p = sub.add_parser("render", help="render one clip through the render queue")
+    p.add_argument("prompt")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--aspect", default=None, help="9:16 (default), 1:1 or 16:9")
+    p.add_argument("--seed", type=int, default=None, help="default: random")
+    p.add_argument("--out", default=None, help="also copy the signed MP4 here")
+    p.add_argument("--user", default=None, help="render as this local user (default: admin)")
+    p.set_defaults(func=cmd_render, is_async=True)
+
+    p = sub.add_parser("verify", help="check a clip's C2PA provenance and watermark")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_verify, is_async=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    level = os.environ.get("FEDISORA_LOG_LEVEL", "info").upper()
     logging.basicConfig(
-        level=os.environ.get("FEDISORA_LOG_LEVEL", "info").upper()
-        if os.environ.get("FEDISORA_LOG_LEVEL", "info").lower()
-        in ("debug", "info", "warning", "error")
-        else "INFO",
+        level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     func: Callable[[argparse.Namespace], Any] = args.func

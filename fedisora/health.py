@@ -1,4 +1,4 @@
-"""The instance's health: database, Redis and workers, as ``/healthz`` and ``fedisora check`` report it."""
+"""Instance health (database, Redis, workers) as `/healthz` and `fedisora check` see it."""
 
 from __future__ import annotations
 

@@ -150,6 +150,7 @@ class User(Model):
     account: fields.OneToOneRelation[Account] = fields.OneToOneField(
         "fedisora.Account", related_name="user", on_delete=fields.CASCADE
     )
+    account_id: int
     email = fields.CharField(max_length=254, unique=True)
     password_hash = fields.CharField(max_length=255)
     is_admin = fields.BooleanField(default=False)
@@ -178,6 +179,7 @@ class MediaFile(Model):
     account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="media", null=True, on_delete=fields.CASCADE
     )
+    account_id: int | None
     kind = fields.CharEnumField(MediaKind, max_length=8)
     file = fields.CharField(max_length=512, null=True)  # relative to MEDIA_ROOT
     remote_url = fields.CharField(max_length=2048, null=True)
@@ -195,7 +197,7 @@ class MediaFile(Model):
     description = fields.TextField(default="")
     # Provenance as checked when the file entered the instance: {"state": "trusted" |
     # "valid" | "unverified" | "invalid", "manifest_digest": ..., "claim": {...}}.
-    provenance: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    provenance: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -209,6 +211,7 @@ class Clip(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="clips", on_delete=fields.CASCADE
     )
+    account_id: int
     uri = fields.CharField(max_length=2048, unique=True)
     url = fields.CharField(max_length=2048, null=True)
     caption = fields.TextField(default="")  # source text as the author typed it
@@ -221,13 +224,16 @@ class Clip(Model):
     media: fields.ForeignKeyNullableRelation[MediaFile] = fields.ForeignKeyField(
         "fedisora.MediaFile", related_name="clips", null=True, on_delete=fields.SET_NULL
     )
+    media_id: int | None
     remix_of: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="remixes", null=True, on_delete=fields.SET_NULL
     )
+    remix_of_id: int | None
     remix_of_uri = fields.CharField(max_length=2048, null=True)
     render_job: fields.ForeignKeyNullableRelation[RenderJob] = fields.ForeignKeyField(
         "fedisora.RenderJob", related_name="clips", null=True, on_delete=fields.SET_NULL
     )
+    render_job_id: int | None
     likes_count = fields.IntField(default=0)
     comments_count = fields.IntField(default=0)
     boosts_count = fields.IntField(default=0)
@@ -256,9 +262,11 @@ class ClipTag(Model):
     tag: fields.ForeignKeyRelation[Tag] = fields.ForeignKeyField(
         "fedisora.Tag", related_name="clip_tags", on_delete=fields.CASCADE
     )
+    tag_id: int
     clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="clip_tags", on_delete=fields.CASCADE
     )
+    clip_id: int
 
     class Meta:
         table = "clip_tags"
@@ -272,12 +280,15 @@ class Comment(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="comments", on_delete=fields.CASCADE
     )
+    account_id: int
     clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="comments", on_delete=fields.CASCADE
     )
+    clip_id: int
     parent: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
         "fedisora.Comment", related_name="replies", null=True, on_delete=fields.SET_NULL
     )
+    parent_id: int | None
     uri = fields.CharField(max_length=2048, unique=True)
     url = fields.CharField(max_length=2048, null=True)
     text = fields.TextField(default="")
@@ -308,12 +319,15 @@ class Mention(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="mentioned_in", on_delete=fields.CASCADE
     )
+    account_id: int
     clip: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="mentions", null=True, on_delete=fields.CASCADE
     )
+    clip_id: int | None
     comment: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
         "fedisora.Comment", related_name="mentions", null=True, on_delete=fields.CASCADE
     )
+    comment_id: int | None
     # "clip:<id>" or "comment:<id>": NULLs never collide in a unique index, so the target is
     # spelled out once for the uniqueness constraint.
     target_key = fields.CharField(max_length=40)
@@ -330,9 +344,11 @@ class Cameo(Model):
     clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="cameos", on_delete=fields.CASCADE
     )
+    clip_id: int
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="cameo_uses", on_delete=fields.CASCADE
     )
+    account_id: int
     consent_uri = fields.CharField(max_length=2048, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -346,12 +362,15 @@ class Like(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="likes", on_delete=fields.CASCADE
     )
+    account_id: int
     clip: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="likes", null=True, on_delete=fields.CASCADE
     )
+    clip_id: int | None
     comment: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
         "fedisora.Comment", related_name="likes", null=True, on_delete=fields.CASCADE
     )
+    comment_id: int | None
     target_key = fields.CharField(max_length=40)  # "clip:<id>" or "comment:<id>"
     uri = fields.CharField(max_length=2048, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -367,9 +386,11 @@ class Boost(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="boosts", on_delete=fields.CASCADE
     )
+    account_id: int
     clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="boosts", on_delete=fields.CASCADE
     )
+    clip_id: int
     uri = fields.CharField(max_length=2048, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -384,9 +405,11 @@ class Follow(Model):
     follower: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="following_rel", on_delete=fields.CASCADE
     )
+    follower_id: int
     target: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="followers_rel", on_delete=fields.CASCADE
     )
+    target_id: int
     state = fields.CharEnumField(FollowState, max_length=10, default=FollowState.PENDING)
     uri = fields.CharField(max_length=2048, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -402,9 +425,11 @@ class Block(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="blocks", on_delete=fields.CASCADE
     )
+    account_id: int
     target: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="blocked_by", on_delete=fields.CASCADE
     )
+    target_id: int
     uri = fields.CharField(max_length=2048, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -418,9 +443,11 @@ class Mute(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="mutes", on_delete=fields.CASCADE
     )
+    account_id: int
     target: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="muted_by", on_delete=fields.CASCADE
     )
+    target_id: int
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -439,15 +466,18 @@ class TimelineEntry(Model):
     owner: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="timeline", on_delete=fields.CASCADE
     )
+    owner_id: int
     clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="timeline_entries", on_delete=fields.CASCADE
     )
+    clip_id: int
     boosted_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account",
         related_name="boosted_timeline_entries",
         null=True,
         on_delete=fields.CASCADE,
     )
+    boosted_by_id: int | None
 
     class Meta:
         table = "timeline_entries"
@@ -460,22 +490,27 @@ class Notification(Model):
     recipient: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="notifications", on_delete=fields.CASCADE
     )
+    recipient_id: int
     type = fields.CharEnumField(NotificationType, max_length=32)
     from_account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="sent_notifications", null=True, on_delete=fields.CASCADE
     )
+    from_account_id: int | None
     clip: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
         "fedisora.Clip", related_name="notifications", null=True, on_delete=fields.CASCADE
     )
+    clip_id: int | None
     comment: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
         "fedisora.Comment", related_name="notifications", null=True, on_delete=fields.CASCADE
     )
+    comment_id: int | None
     render_job: fields.ForeignKeyNullableRelation[RenderJob] = fields.ForeignKeyField(
         "fedisora.RenderJob",
         related_name="notifications",
         null=True,
         on_delete=fields.CASCADE,
     )
+    render_job_id: int | None
     # Idempotency: the same event never notifies twice (e.g. a Like delivered twice).
     dedupe_key = fields.CharField(max_length=300, unique=True)
     dismissed = fields.BooleanField(default=False)
@@ -509,7 +544,8 @@ class RenderJob(WorkRow):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="render_jobs", on_delete=fields.CASCADE
     )
-    spec: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    account_id: int
+    spec: dict[str, Any] = fields.JSONField(default=dict)
     priority = fields.IntField(default=0)
     progress_step = fields.IntField(default=0)
     progress_total = fields.IntField(default=0)
@@ -518,6 +554,7 @@ class RenderJob(WorkRow):
     output: fields.ForeignKeyNullableRelation[MediaFile] = fields.ForeignKeyField(
         "fedisora.MediaFile", related_name="render_jobs", null=True, on_delete=fields.SET_NULL
     )
+    output_id: int | None
     finished_at = fields.DatetimeField(null=True)
 
     class Meta:
@@ -535,10 +572,11 @@ class Delivery(WorkRow):
     sender: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "fedisora.Account", related_name="deliveries", on_delete=fields.CASCADE
     )
+    sender_id: int
     inbox_url = fields.CharField(max_length=2048)
     host = fields.CharField(max_length=255)
     activity_id = fields.CharField(max_length=2048)
-    payload: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
+    payload: dict[str, Any] = fields.JSONField()
     delivered_at = fields.DatetimeField(null=True)
 
     class Meta:
@@ -552,7 +590,7 @@ class InboxItem(WorkRow):
     id = fields.BigIntField(primary_key=True)
     activity_id = fields.CharField(max_length=2048, unique=True)
     actor_uri = fields.CharField(max_length=2048)
-    payload: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
+    payload: dict[str, Any] = fields.JSONField()
     received_at = fields.DatetimeField(default=utcnow)
 
     class Meta:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -26,7 +27,7 @@ RESERVED = {"admin_", "instance", "inbox", "users", "api", "oauth", "media", "we
 INSTANCE_ACTOR = "instance"
 
 
-def new_actor_keys() -> dict[str, str]:
+def new_actor_keys() -> dict[str, Any]:
     """An RSA-2048 key (HTTP signatures) and an Ed25519 key (object proofs), as PEM."""
     rsa_key = keys.generate_rsa_key()
     ed_key = keys.generate_ed25519_key()
@@ -38,7 +39,7 @@ def new_actor_keys() -> dict[str, str]:
     }
 
 
-def _local_actor_fields(username: str) -> dict[str, str]:
+def _local_actor_fields(username: str) -> dict[str, Any]:
     u = urls.current()
     return {
         "uri": u.actor(username),

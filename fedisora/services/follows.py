@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -37,24 +38,20 @@ __all__ = [
 BACKFILL = 40  # clips copied into a new follower's home feed
 
 
-async def _count(follow: Follow, delta: int, conn: object) -> None:
+async def _count(follow: Follow, delta: int, conn: BaseDBAsyncClient) -> None:
     await (
         Account.filter(pk=follow.target_id)
         .using_db(conn)
-        .update(  # type: ignore[arg-type]
-            followers_count=F("followers_count") + delta
-        )
+        .update(followers_count=F("followers_count") + delta)
     )
     await (
         Account.filter(pk=follow.follower_id)
         .using_db(conn)
-        .update(  # type: ignore[arg-type]
-            following_count=F("following_count") + delta
-        )
+        .update(following_count=F("following_count") + delta)
     )
 
 
-async def _backfill(follow: Follow, conn: object) -> None:
+async def _backfill(follow: Follow, conn: BaseDBAsyncClient) -> None:
     follower = await Account.get(pk=follow.follower_id)
     if not follower.local:
         return
@@ -66,12 +63,12 @@ async def _backfill(follow: Follow, conn: object) -> None:
         )
         .order_by("-id")
         .limit(BACKFILL)
-        .values_list("id", flat=True)
+        .values("id")
     )
     await TimelineEntry.bulk_create(
-        [TimelineEntry(owner_id=follower.pk, clip_id=int(c)) for c in recent],
+        [TimelineEntry(owner_id=follower.pk, clip_id=int(r["id"])) for r in recent],
         ignore_conflicts=True,
-        using_db=conn,  # type: ignore[arg-type]
+        using_db=conn,
     )
 
 
@@ -185,9 +182,9 @@ async def block(account: Account, target: Account, *, uri: str | None = None) ->
     if account.pk == target.pk:
         raise Invalid("you cannot block yourself")
     for a, b in ((account, target), (target, account)):
-        row = await Follow.get_or_none(follower_id=a.pk, target_id=b.pk)
-        if row is not None:
-            await _remove(row, "follow.deleted", a.pk)
+        ended = await Follow.get_or_none(follower_id=a.pk, target_id=b.pk)
+        if ended is not None:
+            await _remove(ended, "follow.deleted", a.pk)
     existing = await Block.get_or_none(account_id=account.pk, target_id=target.pk)
     if existing is not None:
         return existing

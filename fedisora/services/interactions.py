@@ -14,8 +14,6 @@ from fedisora.models import (
     Boost,
     Clip,
     Comment,
-    Follow,
-    FollowState,
     Like,
     Mention,
     NotificationType,
@@ -24,6 +22,7 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services import events
+from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.notify import notify
 from fedisora.services.posts import _render_caption
 from fedisora.services.visibility import can_see_clip, can_see_comment
@@ -223,21 +222,8 @@ async def boost(account: Account, clip: Clip, *, uri: str | None = None) -> Boos
         async with in_transaction() as conn:
             row = await Boost.create(account=account, clip=clip, uri=uri, using_db=conn)
             await Clip.filter(pk=clip.pk).using_db(conn).update(boosts_count=F("boosts_count") + 1)
-            follower_ids = (
-                await Follow.filter(
-                    target_id=account.pk, state=FollowState.ACCEPTED, follower__domain=None
-                )
-                .using_db(conn)
-                .values_list("follower_id", flat=True)
-            )
-            await TimelineEntry.bulk_create(
-                [
-                    TimelineEntry(owner_id=int(o), clip_id=clip.pk, boosted_by_id=account.pk)
-                    for o in follower_ids
-                ],
-                ignore_conflicts=True,
-                using_db=conn,
-            )
+            followers = await local_follower_ids(account.pk, conn)
+            await add_to_feeds(followers, clip.pk, conn, boosted_by_id=account.pk)
     except IntegrityError:
         return await Boost.get(account_id=account.pk, clip_id=clip.pk)
     author = await Account.get(pk=clip.account_id)

@@ -17,8 +17,6 @@ from fedisora.models import (
     Cameo,
     Clip,
     ClipTag,
-    Follow,
-    FollowState,
     MediaFile,
     MediaKind,
     Mention,
@@ -29,6 +27,7 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services import events
+from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.notify import notify
 from fedisora.services.text import parse_text, render_html
 from fedisora.services.visibility import can_see_clip
@@ -105,20 +104,9 @@ async def _fan_out(
     """Write the clip into local home feeds: the author's, local followers', mentioned locals'."""
     owners: set[int] = {author.pk} if author.local else set()
     if clip.visibility != Visibility.DIRECT:
-        follower_ids = (
-            await Follow.filter(
-                target_id=author.pk, state=FollowState.ACCEPTED, follower__domain=None
-            )
-            .using_db(conn)
-            .values_list("follower_id", flat=True)
-        )
-        owners.update(int(i) for i in follower_ids)
+        owners.update(await local_follower_ids(author.pk, conn))
     owners.update(a.pk for a in mentioned if a.local)
-    await TimelineEntry.bulk_create(
-        [TimelineEntry(owner_id=o, clip_id=clip.pk) for o in sorted(owners)],
-        ignore_conflicts=True,
-        using_db=conn,
-    )
+    await add_to_feeds(owners, clip.pk, conn)
 
 
 async def post_clip(
