@@ -96,3 +96,61 @@ def test_check_and_migrate_on_postgres_and_redis(
 
 def test_serve_without_init_says_what_to_do(env: dict[str, str]) -> None:
     _fails(fedisora(["serve", "--port", "1"], env), "run `fedisora init` first")
+
+
+def test_worker_with_redis_heartbeats_and_stops_cleanly(
+    env: dict[str, str], postgres_url: str, redis_url: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from instance import ROOT
+
+    pg = dict(
+        env,
+        FEDISORA_DATABASE_URL=postgres_url,
+        FEDISORA_REDIS_URL=redis_url,
+        FEDISORA_SECRET_KEY="s" * 40,
+    )
+    _ok(fedisora(["migrate"], pg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedisora", "worker", "--queues", "default,render"],
+        env=pg,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "arq worker for queues default, render"
+        check = """
+import asyncio, sys
+from fedisora.db import init_db, close_db
+from fedisora.health import check_workers
+async def main():
+    await init_db(sys.argv[1])
+    report = await check_workers()
+    await close_db()
+    print(report["ok"], sorted({w["kind"] for w in report["workers"]}))
+asyncio.run(main())
+"""
+        deadline = time.monotonic() + 30
+        while True:
+            out = subprocess.run(
+                [sys.executable, "-c", check, postgres_url],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if out.stdout.strip() == "True ['arq']" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert out.stdout.strip() == "True ['arq']", out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0, proc.stderr.read() if proc.stderr else ""
