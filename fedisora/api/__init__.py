@@ -1,0 +1,1 @@
+"""The Mastodon-compatible client API and fedisora's own render endpoints."""

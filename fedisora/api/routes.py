@@ -1,0 +1,11 @@
+"""Routes of the client API (filled in by the Mastodon API modules)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+__all__ = ["routes"]
+
+
+def routes() -> list[BaseRoute]:
+    return []
