@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -33,6 +35,7 @@ __all__ = [
     "comment",
     "delete_comment",
     "like",
+    "store_comment",
     "unboost",
     "unlike",
 ]
@@ -134,24 +137,38 @@ async def comment(
     except ValueError:
         raise Invalid(f"unknown visibility {visibility!r}") from None
     content, mentioned, _tags = await _render_caption(text)
-    u = urls.current()
+    row = Comment(
+        id=new_id(),
+        account=account,
+        clip=clip,
+        parent=parent,
+        text=text,
+        content=content,
+        visibility=vis,
+        local=account.local,
+        sensitive=sensitive or bool(spoiler_text),
+        spoiler_text=spoiler_text,
+        language=language,
+    )
+    row.uri = urls.current().comment(account.username, row.id)
+    row.url = row.uri
+    return await store_comment(row, account, clip, parent, mentioned=mentioned)
+
+
+async def store_comment(
+    row: Comment,
+    author: Account,
+    clip: Clip,
+    parent: Comment | None,
+    *,
+    mentioned: Sequence[Account] = (),
+) -> Comment:
+    """Save a new comment, local or remote: mentions, counters, notifications, event.
+
+    Callers check permissions and build the unsaved row. Used by :func:`comment` and by
+    federation for remote replies.
+    """
     async with in_transaction() as conn:
-        row = Comment(
-            id=new_id(),
-            account=account,
-            clip=clip,
-            parent=parent,
-            text=text,
-            content=content,
-            visibility=vis,
-            local=account.local,
-            sensitive=sensitive or bool(spoiler_text),
-            spoiler_text=spoiler_text,
-            language=language,
-            uri="",
-        )
-        row.uri = u.comment(account.username, row.id)
-        row.url = row.uri
         await row.save(using_db=conn, force_create=True)
         for m in mentioned:
             await Mention.get_or_create(
@@ -164,21 +181,19 @@ async def comment(
                 .using_db(conn)
                 .update(replies_count=F("replies_count") + 1)
             )
-    recipients = {clip.account_id}
+    recipients = {clip.account_id, *(m.pk for m in mentioned)}
     if parent is not None:
         recipients.add(parent.account_id)
-    recipients.update(m.pk for m in mentioned)
-    for recipient_id in recipients:
-        recipient = await Account.get(pk=recipient_id)
+    for recipient in await Account.filter(pk__in=sorted(recipients)):
         await notify(
             recipient,
             NotificationType.MENTION,
             dedupe_key=f"comment:{row.pk}",
-            from_account=account,
+            from_account=author,
             clip=clip,
             comment=row,
         )
-    await events.emit("comment.created", account.pk, comment_id=row.pk)
+    await events.emit("comment.created", author.pk, comment_id=row.pk)
     return row
 
 

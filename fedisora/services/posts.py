@@ -32,7 +32,14 @@ from fedisora.services.notify import notify
 from fedisora.services.text import parse_text, render_html
 from fedisora.services.visibility import can_see_clip
 
-__all__ = ["MAX_CAPTION", "delete_clip", "edit_clip", "post_clip", "remix_clip"]
+__all__ = [
+    "MAX_CAPTION",
+    "delete_clip",
+    "edit_clip",
+    "post_clip",
+    "remix_clip",
+    "store_clip",
+]
 
 MAX_CAPTION = 1000
 MAX_SPOILER = 500
@@ -145,24 +152,41 @@ async def post_clip(
 
     content, mentioned, tags = await _render_caption(caption)
     u = urls.current()
+    clip = Clip(
+        id=new_id(),
+        account=author,
+        caption=caption,
+        content=content,
+        language=language,
+        visibility=vis,
+        local=True,
+        sensitive=sensitive or bool(spoiler_text),
+        spoiler_text=spoiler_text,
+        media=media,
+        remix_of=remix_of,
+        remix_of_uri=remix_of.uri if remix_of else None,
+    )
+    clip.uri = u.clip(author.username, clip.id)
+    clip.url = u.clip_page(author.username, clip.id)
+    return await store_clip(clip, author, mentioned=mentioned, tags=tags, cameos=cameos)
+
+
+async def store_clip(
+    clip: Clip,
+    author: Account,
+    *,
+    mentioned: Sequence[Account] = (),
+    tags: Sequence[str] = (),
+    cameos: Sequence[tuple[Account, str | None]] = (),
+) -> Clip:
+    """Save a new clip, local or remote, with everything that comes with it, in one transaction.
+
+    Callers check permissions and build the unsaved row (id, uri, text, media, remix source);
+    this writes tags, mentions, cameos, home feeds and counters, then notifies and emits
+    ``clip.created``. Used by :func:`post_clip` and by federation for remote clips.
+    """
+    remix_of = await Clip.get_or_none(pk=clip.remix_of_id) if clip.remix_of_id else None
     async with in_transaction() as conn:
-        clip = Clip(
-            account=author,
-            caption=caption,
-            content=content,
-            language=language,
-            visibility=vis,
-            local=True,
-            sensitive=sensitive or bool(spoiler_text),
-            spoiler_text=spoiler_text,
-            media=media,
-            remix_of=remix_of,
-            remix_of_uri=remix_of.uri if remix_of else None,
-            uri="",
-        )
-        clip.id = new_id()
-        clip.uri = u.clip(author.username, clip.id)
-        clip.url = u.clip_page(author.username, clip.id)
         await clip.save(using_db=conn, force_create=True)
         await _attach_tags(clip, tags, conn)
         for account in mentioned:
@@ -184,31 +208,14 @@ async def post_clip(
                 .update(remixes_count=F("remixes_count") + 1)
             )
 
-    for account in mentioned:
-        await notify(
-            account,
-            NotificationType.MENTION,
-            dedupe_key=f"clip:{clip.pk}",
-            from_account=author,
-            clip=clip,
-        )
+    notices: list[tuple[Account, NotificationType]] = [
+        (account, NotificationType.MENTION) for account in mentioned
+    ]
     if remix_of is not None:
-        source_author = await Account.get(pk=remix_of.account_id)
-        await notify(
-            source_author,
-            NotificationType.REMIX,
-            dedupe_key=f"clip:{clip.pk}",
-            from_account=author,
-            clip=clip,
-        )
-    for account, _ in cameos:
-        await notify(
-            account,
-            NotificationType.LIKENESS_USE,
-            dedupe_key=f"clip:{clip.pk}",
-            from_account=author,
-            clip=clip,
-        )
+        notices.append((await Account.get(pk=remix_of.account_id), NotificationType.REMIX))
+    notices.extend((account, NotificationType.LIKENESS_USE) for account, _ in cameos)
+    for recipient, kind in notices:
+        await notify(recipient, kind, dedupe_key=f"clip:{clip.pk}", from_account=author, clip=clip)
     await events.emit("clip.created", author.pk, clip_id=clip.pk)
     return clip
 
