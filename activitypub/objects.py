@@ -53,6 +53,7 @@ __all__ = [
     "parse_actor",
     "parse_iso_duration",
     "parse_note",
+    "quote_authorization",
     "same_origin",
     "tombstone",
     "visibility_of",
@@ -80,6 +81,16 @@ OBJECT_TERMS: dict[str, Any] = {
     "digestMultibase": "https://w3id.org/security#digestMultibase",
     "quote": {"@id": "https://w3id.org/fep/044f#quote", "@type": "@id"},
     "quoteUri": "http://fedibird.com/ns#quoteUri",
+    "QuoteRequest": "https://w3id.org/fep/044f#QuoteRequest",
+    "QuoteAuthorization": "https://w3id.org/fep/044f#QuoteAuthorization",
+    "quoteAuthorization": {"@id": "https://w3id.org/fep/044f#quoteAuthorization", "@type": "@id"},
+    "gts": "https://gotosocial.org/ns#",
+    "interactionPolicy": {"@id": "gts:interactionPolicy", "@type": "@id"},
+    "canQuote": {"@id": "https://w3id.org/fep/044f#canQuote", "@type": "@id"},
+    "automaticApproval": {"@id": "gts:automaticApproval", "@type": "@id"},
+    "manualApproval": {"@id": "gts:manualApproval", "@type": "@id"},
+    "interactingObject": {"@id": "gts:interactingObject", "@type": "@id"},
+    "interactionTarget": {"@id": "gts:interactionTarget", "@type": "@id"},
     "_misskey_quote": "https://misskey-hub.net/ns#_misskey_quote",
     "fedisora": FEDISORA_NS,
     "aiGenerated": "fedisora:aiGenerated",
@@ -122,10 +133,18 @@ def id_of(value: Any) -> str | None:
 
 def same_origin(a: str, b: str) -> bool:
     """Whether two URLs have the same scheme, host and port (the ActivityPub origin rule)."""
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port) and bool(
-        pa.hostname
-    )
+
+    def origin(url: str) -> tuple[str, str | None, int | None]:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return ("", None, None)
+        scheme = parts.scheme.lower()
+        return scheme, parts.hostname, port or {"https": 443, "http": 80}.get(scheme)
+
+    first = origin(a)
+    return first[1] is not None and first == origin(b)
 
 
 def with_context(document: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -169,15 +188,23 @@ class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.skipping = 0  # inside <script> or <style>: not text
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
+        if tag in ("script", "style"):
+            self.skipping += 1
+        elif tag == "br":
             self.parts.append("\n")
         elif tag == "p" and self.parts:
             self.parts.append("\n\n")
 
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self.skipping:
+            self.skipping -= 1
+
     def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+        if not self.skipping:
+            self.parts.append(data)
 
 
 def html_to_text(value: str) -> str:
@@ -338,6 +365,11 @@ def _str(value: Any, name: str, *, required: bool = False, limit: int = 2048) ->
     return value
 
 
+def _bounded(value: Any, limit: int = 2048) -> str | None:
+    """A string that fits its column, or None (an over-long optional value is dropped)."""
+    return value if isinstance(value, str) and len(value) <= limit else None
+
+
 def _url_of(value: Any) -> str | None:
     """``url`` may be a string, a Link, an Image or a list of them."""
     for item in as_list(value):
@@ -388,7 +420,7 @@ def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
         username=username[:64],
         name=(name if isinstance(name, str) else "")[:100],
         summary_html=summary if isinstance(summary, str) else "",
-        url=_url_of(doc.get("url")),
+        url=_bounded(_url_of(doc.get("url"))),
         inbox=inbox,
         shared_inbox=shared if isinstance(shared, str) else None,
         outbox=_str(id_of(doc.get("outbox")), "outbox"),
@@ -398,8 +430,8 @@ def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
         public_key_id=key_id,
         public_key_pem=pem,
         ed25519_multibase=multibase,
-        icon_url=_url_of(doc.get("icon")),
-        image_url=_url_of(doc.get("image")),
+        icon_url=_bounded(_url_of(doc.get("icon"))),
+        image_url=_bounded(_url_of(doc.get("image"))),
         manually_approves_followers=doc.get("manuallyApprovesFollowers") is True,
         discoverable=doc.get("discoverable") is not False,
         indexable=doc.get("indexable") is True,
@@ -553,6 +585,19 @@ def tombstone(
     return doc
 
 
+def quote_authorization(stamp_id: str, author: str, quoting: str, quoted: str) -> dict[str, Any]:
+    """FEP-044f: *author* allows the post *quoting* to quote their post *quoted*."""
+    return with_context(
+        {
+            "id": stamp_id,
+            "type": "QuoteAuthorization",
+            "attributedTo": author,
+            "interactingObject": quoting,
+            "interactionTarget": quoted,
+        }
+    )
+
+
 def activity(
     kind: str,
     activity_id: str,
@@ -702,6 +747,8 @@ def _parse_video_attachment(obj: Mapping[str, Any]) -> ParsedVideo | None:
 def _video(
     item: Mapping[str, Any], url: str, media_type: str, link: Mapping[str, Any]
 ) -> ParsedVideo:
+    if len(url) > 2048 or len(media_type) > 100:
+        raise InvalidObject("video URL or media type is too long")
     icons = [i for i in as_list(item.get("icon")) if isinstance(i, Mapping)]
     poster = _url_of(icons[0]) if icons else None
     name = item.get("name")
@@ -712,8 +759,8 @@ def _video(
         name=name[:1500] if isinstance(name, str) else "",
         width=_int(item.get("width")) or _int(link.get("width")),
         height=_int(item.get("height")) or _int(link.get("height")),
-        blurhash=item["blurhash"] if isinstance(item.get("blurhash"), str) else None,
-        poster_url=poster,
+        blurhash=_bounded(item.get("blurhash"), 100),
+        poster_url=_bounded(poster),
         size=_int(item.get("size")) or _int(link.get("size")),
         duration=parse_iso_duration(item.get("duration")),
         digest_multibase=(
@@ -799,12 +846,12 @@ def parse_note(obj: Mapping[str, Any]) -> ParsedNote:
         summary=summary[:500] if isinstance(summary, str) else "",
         sensitive=obj.get("sensitive") is True,
         published=obj["published"] if isinstance(obj.get("published"), str) else None,
-        url=_url_of(obj.get("url")) if kind != "Video" else object_id,
+        url=_bounded(_url_of(obj.get("url"))) if kind != "Video" else object_id,
         to=tuple(i for i in (id_of(v) for v in as_list(obj.get("to"))) if i),
         cc=tuple(i for i in (id_of(v) for v in as_list(obj.get("cc"))) if i),
         language=language,
-        in_reply_to=id_of(obj.get("inReplyTo")),
-        quote=_quote(obj),
+        in_reply_to=_str(id_of(obj.get("inReplyTo")), "inReplyTo"),
+        quote=_bounded(_quote(obj)),
         hashtags=tuple(dict.fromkeys(hashtags)),
         mentions=tuple(dict.fromkeys(mentions)),
         video=video,

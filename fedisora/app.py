@@ -20,7 +20,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from activitypub import federation
-from activitypub.federation.context import close_federation
 from fedisora import urls
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
@@ -107,16 +106,16 @@ def create_app(
                 await runner.stop()
             if waker_pool is not None:
                 await waker_pool.aclose()
-            federation.uninstall()
-            await close_federation()
+            await federation.uninstall()
             if manage_db:
                 await close_db()
 
     from activitypub.federation.routes import routes as federation_routes
+    from fedisora.api.routes import routes as api_routes
     from web.routes import routes as web_routes
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), *federation_routes(), *web_routes()],
+        routes=[Route("/healthz", healthz), *api_routes(), *federation_routes(), *web_routes()],
         middleware=[
             Middleware(
                 SessionMiddleware,

@@ -151,7 +151,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Embedded defaults: rendering runs in a worker process of its own, so the process
         # that answers HTTP never loads torch.
         child = subprocess.Popen(
-            [sys.executable, "-m", "fedisora", "worker", "--queues", "render"],
+            [sys.executable, "-m", "fedisora", "worker", "--queues", "render",
+             "--parent-pid", str(os.getpid())],
             env=os.environ.copy(),
         )
     print(_login_banner(settings, args.host, args.port), flush=True)
@@ -179,6 +180,18 @@ async def _migrate_only(settings: Settings) -> int:
     return 0
 
 
+async def _exit_with_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    """Stop when the process that started us is gone, however it ended (even SIGKILL).
+
+    ``serve`` may not get to clean up after itself: uvicorn re-raises the signal that stopped it.
+    """
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            stop.set()
+            return
+        await asyncio.sleep(1)
+
+
 async def cmd_worker(args: argparse.Namespace) -> int:
     from fedisora.work.machines import build_engine
     from fedisora.work.runner import InProcessRunner
@@ -198,6 +211,9 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = (
+        asyncio.create_task(_exit_with_parent(args.parent_pid, stop)) if args.parent_pid else None
+    )
     try:
         if settings.redis_url:
             from fedisora.work.arq_worker import (
@@ -222,6 +238,8 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             await stop.wait()
             await runner.stop()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await close_db()
     return 0
 
@@ -315,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run durable work (arq with Redis, in-process without)")
     p.add_argument("--queues", default="default,render")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker, is_async=True)
 
     p = sub.add_parser("migrate", help="apply database migrations")

@@ -130,6 +130,7 @@ class Settings:
     render_clips_per_day: int = 50
     render_gpu_seconds_per_day: float = 3600.0
     render_concurrent_jobs: int = 3
+    render_slots: int = 1  # renders in the pipeline at once, instance-wide (one per GPU)
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -196,6 +197,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
         "render_concurrent_jobs",
         lambda n, raw: _parse_int(n, raw, 1, 1000),
     ),
+    "RENDER_SLOTS": ("render_slots", lambda n, raw: _parse_int(n, raw, 1, 1000)),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
 }
 # Not settings themselves, but read by tooling around them.

@@ -610,3 +610,114 @@ class WorkerHeartbeat(Model):
 
     class Meta:
         table = "worker_heartbeats"
+
+
+# --- Client API (Mastodon-compatible): OAuth applications and tokens, idempotency, bookmarks ---
+
+
+class OAuthApplication(Model):
+    """A client registered with ``POST /api/v1/apps``."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    website = fields.CharField(max_length=2048, null=True)
+    redirect_uris = fields.TextField(default="")  # newline-separated
+    scopes = fields.CharField(max_length=1000, default="read")  # space-separated
+    client_id = fields.CharField(max_length=64, unique=True)
+    client_secret = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "oauth_applications"
+
+
+class OAuthAuthorizationCode(Model):
+    """A one-time code from the consent page, with its PKCE challenge (RFC 7636)."""
+
+    id = fields.BigIntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    application: fields.ForeignKeyRelation[OAuthApplication] = fields.ForeignKeyField(
+        "fedisora.OAuthApplication", related_name="codes", on_delete=fields.CASCADE
+    )
+    application_id: int
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="oauth_codes", on_delete=fields.CASCADE
+    )
+    account_id: int
+    redirect_uri = fields.CharField(max_length=2048)
+    scopes = fields.CharField(max_length=1000)
+    code_challenge = fields.CharField(max_length=128, null=True)
+    code_challenge_method = fields.CharField(max_length=8, null=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "oauth_authorization_codes"
+
+
+class OAuthAccessToken(Model):
+    """A bearer token. ``account`` is null for client_credentials (app-only) tokens."""
+
+    id = fields.BigIntField(primary_key=True)
+    token = fields.CharField(max_length=64, unique=True)
+    refresh_token = fields.CharField(max_length=64, unique=True, null=True)
+    application: fields.ForeignKeyRelation[OAuthApplication] = fields.ForeignKeyField(
+        "fedisora.OAuthApplication", related_name="tokens", on_delete=fields.CASCADE
+    )
+    application_id: int
+    account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="oauth_tokens", null=True, on_delete=fields.CASCADE
+    )
+    account_id: int | None
+    scopes = fields.CharField(max_length=1000)
+    expires_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    last_used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "oauth_access_tokens"
+
+
+class IdempotencyKey(Model):
+    """An ``Idempotency-Key`` a client sent with ``POST /api/v1/statuses`` and its result."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="idempotency_keys", on_delete=fields.CASCADE
+    )
+    account_id: int
+    key = fields.CharField(max_length=200)
+    status_id = fields.BigIntField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "idempotency_keys"
+        unique_together = (("account", "key"),)
+
+
+class Bookmark(Model):
+    """A status (clip or comment) an account bookmarked, private to that account."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="bookmarks", on_delete=fields.CASCADE
+    )
+    account_id: int
+    status_id = fields.BigIntField()  # a Clip or Comment id (one id space)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "bookmarks"
+        unique_together = (("account", "status_id"),)
+        indexes = (Index(fields=("account_id", "id")),)
+
+
+__all__ += [
+    "Bookmark",
+    "IdempotencyKey",
+    "OAuthAccessToken",
+    "OAuthApplication",
+    "OAuthAuthorizationCode",
+]

@@ -12,6 +12,13 @@ picks its due rows itself (``Machine.select_due``):
 
 So one user's ten queued jobs cannot starve another user's single job: that job's load is
 0 while the first user's second job already counts one turn.
+
+Ordering the sweep is not enough on its own: arq runs its wake-ups first come, first
+served, and a runner with spare concurrency would move every queued job to ``rendering``
+at once, where they would wait for the GPU in arbitrary order. So ``queued`` is also an
+admission gate (:func:`admission`): a job starts rendering only while fewer than
+``render_slots`` jobs render instance-wide and it is among the fairest queued jobs; the
+others wait in ``queued``, where their queue position is true.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from tortoise.functions import Count, Sum
 from tortoise.queryset import QuerySet
 
 from fedisora.models import RenderJob, utcnow
-from render.states import ACTIVE, QUEUED
+from render.states import ACTIVE, QUEUED, RENDERING
 
-__all__ = ["fair_order", "queue_position", "select_due"]
+__all__ = ["admission", "fair_order", "next_in_line", "queue_position", "select_due"]
 
 WINDOW = 1000
 """Due rows considered per pick. Per-user concurrency quotas keep queues far smaller."""
@@ -85,3 +92,19 @@ async def queue_position(job: RenderJob) -> int | None:
         if row.pk == job.pk:
             return position
     return None
+
+
+async def admission(job: RenderJob, slots: int) -> int:
+    """How many jobs must start before *job* may (0: it may start rendering now)."""
+    rendering = await RenderJob.filter(state=RENDERING).count()
+    free = slots - rendering
+    queued = await RenderJob.filter(state=QUEUED).order_by("id").limit(WINDOW)
+    ahead = next((i for i, row in enumerate(await fair_order(queued)) if row.pk == job.pk), 0)
+    return 0 if ahead < free else ahead - free + 1
+
+
+async def next_in_line() -> RenderJob | None:
+    """The queued job that starts next (to wake it as soon as a slot frees)."""
+    queued = await RenderJob.filter(state=QUEUED).order_by("id").limit(WINDOW)
+    ordered = await fair_order(queued)
+    return ordered[0] if ordered else None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,11 @@ from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, MediaKind, NotificationType, RenderJob
 from fedisora.models import utcnow as _utcnow
 from fedisora.services.notify import notify
-from fedisora.work import LeaseLost, Machine, WorkContext
+from fedisora.work import LeaseLost, Machine, Retry, WorkContext
+from fedisora.work.engine import Outcome
 from render.consent import check_cameo_consent
 from render.errors import ModelLoadError, RenderError
-from render.fairness import select_due
+from render.fairness import admission, next_in_line, select_due
 from render.instance import load_credentials, watermark_id, watermark_key
 from render.spec import RenderPlan, RenderSpec, plan
 from render.states import (
@@ -74,6 +77,9 @@ log = logging.getLogger("fedisora.render")
 QUEUE = "render"
 PROGRESS_INTERVAL = 0.5
 """Seconds between progress writes from ``on_step`` (the last step is always written)."""
+
+_ENCODED_META = "encoded.json"
+"""Written last by the encoding stage: its presence means the stage finished."""
 
 PipelineLoader = Callable[[Settings], Awaitable[Any]]
 
@@ -188,15 +194,13 @@ def _free_memory() -> None:
 # --------------------------------------------------------------------------- stage helpers
 
 
-async def _finish(
-    job: RenderJob, ctx: WorkContext, target: str, error: str = "", **values: Any
-) -> str:
+async def _finish(job: RenderJob, ctx: WorkContext, target: str, error: str) -> str:
     """Move to a terminal state (failed / cancelled) with a message, fenced on our lease."""
     async with ctx.transition(target) as conn:
         await (
             RenderJob.filter(pk=job.pk)
             .using_db(conn)
-            .update(last_error=error[:10000], finished_at=_utcnow(), **values)
+            .update(last_error=error[:10000], finished_at=_utcnow())
         )
     return target
 
@@ -250,6 +254,8 @@ class _Progress:
             except (LeaseLost, RenderCancelled) as exc:
                 self.stop = exc
                 return
+            except Exception:  # a database hiccup: the lease still has two intervals left
+                log.warning("render job %s: heartbeat failed", self.job.pk, exc_info=True)
 
 
 def _generate(pipe: Any, p: RenderPlan, spec: RenderSpec, progress: _Progress) -> Any:
@@ -275,7 +281,7 @@ def _encode(
 ) -> None:
     import numpy as np
 
-    from render.encode import encode_mp4, probe
+    from render.encode import atomic_path, encode_mp4, probe
     from render.spec import check_output
     from render.watermark import apply_visible_mark, embed_id
 
@@ -285,19 +291,20 @@ def _encode(
     marked = apply_visible_mark(frames, instance=settings.domain, creator=creator)
     marked = embed_id(marked, watermark_id(job_id), key=watermark_key(settings))
     encoded = encode_mp4(marked, out_dir / "encoded.mp4", fps=p.fps, poster=out_dir / "poster.jpg")
-    info = probe(encoded.path)
+    # What players will see: the container's own numbers (encode_mp4 wrote it atomically).
+    info = probe(encoded.path, decode=False)
     check_output(
         info.frames, round(info.fps), info.width, info.height, p.family, settings.max_clip_seconds
     )
+    with atomic_path(out_dir / _ENCODED_META) as tmp:
+        tmp.write_text(json.dumps({"blurhash": encoded.blurhash}))
 
 
 def _sign(
     settings: Settings, job: RenderJob, creator_uri: str, consent_refs: tuple[str, ...]
 ) -> dict[str, Any]:
     """Sign, verify and place the final files; return the MediaFile's values."""
-    from PIL import Image
-
-    from render.encode import atomic_path, blurhash_of, probe, sha256_file
+    from render.encode import atomic_path, probe, sha256_file
     from render.provenance import (
         ProvenanceClaim,
         ValidationState,
@@ -341,8 +348,7 @@ def _sign(
         )
     with atomic_path(poster) as tmp:
         shutil.copyfile(src_dir / "poster.jpg", tmp)
-    with Image.open(poster) as image:
-        blurhash = blurhash_of(image)
+    blurhash = json.loads((src_dir / _ENCODED_META).read_text())["blurhash"]
     info = probe(video, decode=False)
     return {
         "file": video_rel,
@@ -371,15 +377,45 @@ def _sign(
 # --------------------------------------------------------------------------- the machine
 
 
+_ADMISSION_POLL = timedelta(seconds=1)
+
+
+async def _wake_next(ctx: WorkContext) -> None:
+    """A render slot may have freed: make the next queued job due and wake a runner for it."""
+    try:
+        row = await next_in_line()
+        if row is None:
+            return
+        now = ctx.now()
+        await RenderJob.filter(pk=row.pk, state=QUEUED, next_attempt_at__gt=now).update(
+            next_attempt_at=now
+        )
+        row = await RenderJob.get(pk=row.pk)
+        await ctx.engine.wake(ctx.machine, row)
+    except Exception:  # the retry schedule and the sweeps find it anyway
+        log.warning("waking the next render job failed", exc_info=True)
+
+
 def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_for) -> Machine:
     """The render machine for *settings*; *load* returns the pipeline (tests inject one)."""
 
-    async def queued(job: RenderJob, ctx: WorkContext) -> str:
+    async def queued(job: RenderJob, ctx: WorkContext) -> Outcome:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
+        waiting = await admission(job, settings.render_slots)
+        if waiting:
+            # Counts as an attempt of "queued" (which has no limit); a freed slot wakes the
+            # next job at once (``_wake_next``), so this delay only bounds lost wake-ups.
+            return Retry(f"waiting for a render slot ({waiting} ahead)", after=_ADMISSION_POLL)
         return RENDERING
 
-    async def rendering(job: RenderJob, ctx: WorkContext) -> str | None:
+    async def rendering(job: RenderJob, ctx: WorkContext) -> str:
+        try:
+            return await _rendering(job, ctx)
+        finally:
+            await _wake_next(ctx)
+
+    async def _rendering(job: RenderJob, ctx: WorkContext) -> str:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         cameos = [int(i) for i in job.spec.get("cameos") or ()]
@@ -409,6 +445,11 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             frames = await asyncio.to_thread(_generate, pipe, p, spec, progress)
             await asyncio.to_thread(_save_frames, frames, out_dir / "frames.npy")
         except LeaseLost:
+            raise
+        except asyncio.CancelledError:
+            # The worker is stopping: the thread cannot be cancelled, so make its next step
+            # raise. The row keeps its lease until it expires, then another worker resumes.
+            progress.stop = LeaseLost("worker shutting down")
             raise
         except RenderCancelled:
             await _add_gpu_seconds(job, ctx, time.monotonic() - started)
@@ -468,7 +509,9 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         out_dir = work_dir(settings, job.pk)
-        if not (out_dir / "encoded.mp4").is_file() or not (out_dir / "poster.jpg").is_file():
+        if not all(
+            (out_dir / name).is_file() for name in ("encoded.mp4", "poster.jpg", _ENCODED_META)
+        ):
             return ENCODING
         account = await Account.get(pk=job.account_id)
         refs = tuple(str(r) for r in job.spec.get("consent_refs") or ())
@@ -489,7 +532,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
 
     async def on_transition(job: RenderJob, source: str, target: str) -> None:
         if target in (READY, FAILED, CANCELLED):
-            shutil.rmtree(work_dir(settings, job.pk), ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, work_dir(settings, job.pk), True)
         if target in (FAILED, CANCELLED):
             await RenderJob.filter(pk=job.pk, finished_at=None).update(finished_at=_utcnow())
         if target == CANCELLED and job.output_id is not None:
@@ -508,7 +551,6 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         graph=GRAPH,
         handlers={QUEUED: queued, RENDERING: rendering, ENCODING: encoding, SIGNING: signing},
         queue=QUEUE,
-        order_by=("-priority", "next_attempt_at", "id"),
         select_due=select_due,
         on_transition=on_transition,
     )

@@ -11,6 +11,7 @@ new rows wake a runner at once; without, the same rows are found by the next swe
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import secrets
@@ -25,7 +26,7 @@ from tortoise.functions import Sum
 
 from fedisora.config import Settings
 from fedisora.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
-from fedisora.models import Account, Clip, RenderJob, Visibility, utcnow
+from fedisora.models import Account, Clip, MediaFile, RenderJob, Visibility, utcnow
 from fedisora.services import posts
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
@@ -210,7 +211,8 @@ async def _check_quotas(account: Account, settings: Settings) -> None:
             f"{settings.render_clips_per_day} per day",
         )
     used_rows = await recent.annotate(s=Sum("gpu_seconds")).values_list("s", flat=True)
-    used = float(used_rows[0] or 0.0) if used_rows else 0.0
+    total: Any = used_rows[0] if used_rows else None
+    used = float(total or 0.0)
     if used >= settings.render_gpu_seconds_per_day:
         raise RenderQuotaError(
             "gpu_seconds_per_day",
@@ -288,7 +290,9 @@ async def submit_render(
             raise RenderLimitError("cameos", "names an account that does not exist")
     if enforce_quota:
         await _check_quotas(account, settings)
-    stored_image = _store_input_image(image_input, settings) if image_input is not None else None
+    stored_image = None
+    if image_input is not None:  # decoding a large still must not block the event loop
+        stored_image = await asyncio.to_thread(_store_input_image, image_input, settings)
 
     values: dict[str, Any] = {
         "account": account,
@@ -398,7 +402,10 @@ async def publish_render(
     now = eng.clock()
     token = str(uuid.uuid4())
     held = await RenderJob.filter(
-        Q(pk=job.pk) & Q(state=READY) & (Q(locked_until=None) | Q(locked_until__lt=now))
+        Q(pk=job.pk)
+        & Q(state=READY)
+        & Q(cancel_requested=False)
+        & (Q(locked_until=None) | Q(locked_until__lt=now))
     ).update(locked_until=now + eng.lease, lock_token=token)
     if not held:
         raise Conflict("this render is being published or cancelled right now")
@@ -407,7 +414,7 @@ async def publish_render(
         if existing is not None and existing.account_id == account.pk:
             clip = existing
         else:
-            media = await job.output
+            media = await MediaFile.get(pk=job.output_id)
             remix = None
             if job.spec.get("remix_clip_id"):
                 remix = await Clip.get_or_none(pk=job.spec["remix_clip_id"], deleted_at=None)

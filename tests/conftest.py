@@ -90,7 +90,9 @@ async def db(request: pytest.FixtureRequest, migrated: dict[str, str]) -> AsyncI
     from fedisora.db import close_db, init_db
 
     url = migrated[request.param]
-    urls.configure(load_settings({"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/nonexistent"}))
+    urls.configure(
+        load_settings({"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/nonexistent"})
+    )
     await init_db(url)
     await _truncate()
     try:

@@ -3,7 +3,8 @@
 Set up in a process with one call, :func:`install` (the app's lifespan and the worker do)::
 
     from activitypub.federation import install
-    install(engine)   # subscribe the delivery listener to fedisora.services.events
+    install(engine)       # at start-up: subscribe the delivery listener to services.events
+    await uninstall()     # at shutdown: unsubscribe, close the peer HTTP client
 
 The durable-work machines are registered in :data:`fedisora.work.machines.PROVIDERS` as
 ``activitypub.federation.inbox:machines`` and ``activitypub.federation.delivery:machines``;
@@ -31,10 +32,13 @@ def install(engine: Engine | None = None) -> None:
     events.subscribe(on_event)
 
 
-def uninstall() -> None:
+async def uninstall() -> None:
+    """Undo :func:`install` and close this process's peer HTTP client (at shutdown)."""
+    from activitypub.federation.context import close_federation
     from activitypub.federation.delivery import on_event
     from activitypub.federation.rows import set_engine
     from fedisora.services import events
 
     set_engine(None)
     events.unsubscribe(on_event)
+    await close_federation()

@@ -18,7 +18,7 @@ from activitypub import objects
 from activitypub.errors import KeyFormatError
 from activitypub.federation.context import Federation
 from activitypub.federation.http import FetchError
-from activitypub.keys import PublicKey, load_public_key_pem
+from activitypub.keys import PublicKey, load_public_key_pem, public_key_from_multibase
 from fedisora.models import Account, ActorType, utcnow
 
 __all__ = [
@@ -139,10 +139,20 @@ async def _fetch_key_owner(fed: Federation, key_id: str) -> Account:
     return await fetch_actor(fed, owner, refresh=True)
 
 
-def _key_matches(account: Account, key_id: str) -> bool:
-    return account.public_key_id == key_id or (
-        account.public_key_id is None and account.uri == key_id.split("#", 1)[0]
-    )
+def _key_of(account: Account, key_id: str) -> PublicKey | None:
+    """The actor's key named *key_id*: its RSA ``publicKey``, or its FEP-521a Ed25519
+    Multikey (any other fragment of the actor's own URI: RFC 9421 signers may use it)."""
+    base, _, fragment = key_id.partition("#")
+    try:
+        if account.public_key_id == key_id or (
+            account.public_key_id is None and account.uri == key_id
+        ):
+            return load_public_key_pem(account.public_key_pem) if account.public_key_pem else None
+        if fragment and base == account.uri and account.ed25519_public_multibase:
+            return public_key_from_multibase(account.ed25519_public_multibase)
+    except KeyFormatError:
+        log.warning("actor %s publishes an unusable key", account.uri)
+    return None
 
 
 async def key_for(
@@ -169,13 +179,8 @@ async def key_for(
         if domain_of(key_id) == _local_domain(fed):
             return None
         account = await _fetch_key_owner(fed, key_id)
-    if not _key_matches(account, key_id) or not account.public_key_pem:
-        return None
-    try:
-        return account, load_public_key_pem(account.public_key_pem)
-    except KeyFormatError:
-        log.warning("actor %s publishes an unusable key", account.uri)
-        return None
+    key = _key_of(account, key_id)
+    return None if key is None else (account, key)
 
 
 async def resolve_acct(fed: Federation, acct: str) -> Account:

@@ -47,7 +47,7 @@ _current: Federation | None = None
 def get_federation(settings: Settings) -> Federation:
     """The process's federation context for *settings* (made on first use)."""
     global _current
-    if _current is None or _current.settings is not settings:
+    if _current is None or _current.settings != settings:
         _current = Federation(settings)
     return _current
 

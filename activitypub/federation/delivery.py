@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+from tortoise.functions import Count
+
 from activitypub import objects
 from activitypub.federation.actors import domain_of
 from activitypub.federation.context import get_federation
@@ -46,6 +48,7 @@ __all__ = [
     "DELIVERY_GRAPH",
     "PER_HOST_CONCURRENCY",
     "RETRY_SCHEDULE",
+    "delivery_stats",
     "enqueue",
     "machines",
     "on_event",
@@ -418,6 +421,8 @@ async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
     except UnsafeURL as exc:
         return await _fail(ctx, row, str(exc))
     except FetchError as exc:
+        if exc.status is None:  # no answer at all: the host is down, not just this request
+            await _back_off_host(row, ctx)
         return Retry(str(exc))
     status = response.status_code
     if 200 <= status < 300:
@@ -427,6 +432,29 @@ async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
     if status in (401, 408, 425, 429) or status >= 500:
         return Retry(f"HTTP {status}")
     return await _fail(ctx, row, f"HTTP {status}: refused by the peer")
+
+
+async def _back_off_host(row: Delivery, ctx: WorkContext) -> None:
+    """A dead host is backed off as a whole: its other due rows wait as long as this one."""
+    later = ctx.now() + DELIVERY_GRAPH["pending"].delay(row.attempts + 1)
+    await (
+        Delivery.filter(
+            host=row.host, state="pending", locked_until=None, next_attempt_at__lt=later
+        )
+        .exclude(pk=row.pk)
+        .update(next_attempt_at=later)
+    )
+
+
+async def delivery_stats() -> list[dict[str, Any]]:
+    """Delivery counts per host and state, for the admin pages (busiest hosts first)."""
+    rows = (
+        await Delivery.annotate(count=Count("id"))
+        .group_by("host", "state")
+        .order_by("-count", "host")
+        .values("host", "state", "count")
+    )
+    return [dict(r) for r in rows]
 
 
 def machines(settings: Settings) -> list[Machine]:

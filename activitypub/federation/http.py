@@ -5,11 +5,13 @@ Every request to a peer goes through :class:`PeerClient`:
 * the URL must be ``https`` (``http`` only with ``insecure_http``) and its host must not
   resolve to a private, loopback, link-local or otherwise special address (unless
   ``insecure_http``: the loopback test instances need it);
-* redirects are followed by hand, at most three, each hop checked again;
+* redirects are followed by hand, at most three, each hop checked again (the address is
+  checked when resolved here, so DNS rebinding between check and connect is not covered);
 * responses are read as a stream and cut at a size limit; every request has a timeout.
 
-:class:`SignatureAuth` signs with RFC 9421 and, on a 401, signs again with draft-cavage
-("double-knock"), remembering per host which scheme worked.
+`SignatureAuth` signs with RFC 9421 and, on a 401 (or another answer that may mean the
+peer cannot read it), signs again with draft-cavage ("double-knock"), remembering per host
+which scheme worked.
 """
 
 from __future__ import annotations
@@ -103,13 +105,20 @@ class SignatureAuth(httpx.Auth):
         first = self.memory.get(host)
         self._sign(request, first)
         response = yield request
-        if response.status_code != 401:
+        if not _signature_refused(response.status_code):
             return
         second: Scheme = "cavage" if first == "rfc9421" else "rfc9421"
         self._sign(request, second)
         response = yield request
-        if response.status_code != 401:
+        if response.status_code < 400:
             self.memory.remember(host, second)
+
+
+def _signature_refused(status: int) -> bool:
+    """Whether an answer may mean "I cannot read this signature scheme". A 401 says so; some
+    servers answer 400, 403 or even 500 (a verifier crashing on RFC 9421 headers: seen in
+    bovine). Knocking again is harmless: receivers deduplicate by activity id."""
+    return status in (400, 401, 403) or status >= 500
 
 
 def _forbidden_address(address: str) -> bool:
@@ -151,11 +160,13 @@ class PeerClient:
         *,
         insecure: bool,
         timeout: float = 10.0,
+        total_timeout: float = 30.0,
         max_bytes: int = MAX_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
         memory: SchemeMemory | None = None,
     ) -> None:
         self.insecure = insecure
+        self.total_timeout = total_timeout
         self.max_bytes = max_bytes
         self.memory = memory or SchemeMemory()
         self._client = httpx.AsyncClient(
@@ -186,13 +197,19 @@ class PeerClient:
             await check_url(url, insecure=self.insecure)
             request = self._client.build_request(method, url, headers=headers, content=content)
             try:
-                response = await self._client.send(request, auth=auth, stream=True)
+                # httpx's timeout is per operation; a peer dripping bytes needs a total one.
+                async with asyncio.timeout(self.total_timeout):
+                    response = await self._client.send(request, auth=auth, stream=True)
+                    try:
+                        body = await self._read(response)
+                    finally:
+                        await response.aclose()
             except httpx.HTTPError as exc:
                 raise FetchError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-            try:
-                body = await self._read(response)
-            finally:
-                await response.aclose()
+            except TimeoutError as exc:
+                raise FetchError(
+                    f"{method} {url}: no full answer in {self.total_timeout} s"
+                ) from exc
             if method == "GET" and response.status_code in (301, 302, 303, 307, 308):
                 location = response.headers.get("location")
                 if not location:

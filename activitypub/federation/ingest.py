@@ -8,16 +8,15 @@ Delete may only remove the actor's own things. Anything else is :class:`Ignored`
 
 from __future__ import annotations
 
+import base64
 import logging
 from datetime import datetime
 from typing import Any
 
-from tortoise.expressions import F
-from tortoise.transactions import in_transaction
-
 from activitypub import objects
 from activitypub.federation.actors import ActorError, fetch_actor, store_actor
 from activitypub.federation.context import Federation
+from activitypub.federation.delivery import enqueue
 from activitypub.federation.http import FetchError
 from fedisora import urls
 from fedisora.errors import FedisoraError
@@ -33,16 +32,14 @@ from fedisora.models import (
     Like,
     MediaFile,
     MediaKind,
-    Mention,
-    NotificationType,
     Visibility,
     utcnow,
 )
 from fedisora.services import events, follows, interactions, posts
-from fedisora.services.notify import notify
 from fedisora.services.text import render_html
+from fedisora.services.visibility import is_blocked
 
-__all__ = ["Ignored", "handle_activity", "resolve_clip"]
+__all__ = ["Ignored", "handle_activity", "quote_stamp", "quoting_uri_of", "resolve_clip"]
 
 log = logging.getLogger("fedisora.federation")
 
@@ -144,45 +141,68 @@ async def _reject(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
 async def _undo(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
     inner = activity.get("object")
     inner_id = objects.id_of(inner)
-    inner_type = inner.get("type") if isinstance(inner, dict) else None
-    if isinstance(inner, dict) and objects.id_of(inner.get("actor")) not in (None, actor.uri):
+    embedded = inner if isinstance(inner, dict) else None
+    inner_type = embedded.get("type") if embedded else None
+    if embedded and objects.id_of(embedded.get("actor")) not in (None, actor.uri):
         raise Ignored("Undo of another actor's activity")
-    if inner_type in (None, "Follow"):
-        row = await Follow.get_or_none(uri=inner_id, follower_id=actor.pk) if inner_id else None
-        if row is None and isinstance(inner, dict):
-            target = await Account.get_or_none(uri=objects.id_of(inner.get("object")))
-            if target is not None:
-                row = await Follow.get_or_none(follower_id=actor.pk, target_id=target.pk)
-        if row is not None:
-            await follows.unfollow(actor, await Account.get(pk=row.target_id))
-            return
-    if inner_type in (None, "Like"):
-        like = await Like.get_or_none(uri=inner_id, account_id=actor.pk) if inner_id else None
-        if like is None and isinstance(inner, dict):
-            target = await _target(objects.id_of(inner.get("object")))
-            kind = "clip" if isinstance(target, Clip) else "comment"
-            like = await Like.get_or_none(account_id=actor.pk, target_key=f"{kind}:{target.pk}")
-        if like is not None:
-            target = await (
-                Clip.get(pk=like.clip_id) if like.clip_id else Comment.get(pk=like.comment_id)
-            )
-            await interactions.unlike(actor, target)
-            return
-    if inner_type in (None, "Announce"):
-        boost = await Boost.get_or_none(uri=inner_id, account_id=actor.pk) if inner_id else None
-        if boost is not None:
-            await interactions.unboost(actor, await Clip.get(pk=boost.clip_id))
-            return
-    if inner_type in (None, "Block"):
-        block = await Block.get_or_none(uri=inner_id, account_id=actor.pk) if inner_id else None
-        if block is None and isinstance(inner, dict):
-            target = await Account.get_or_none(uri=objects.id_of(inner.get("object")))
-            if target is not None:
-                block = await Block.get_or_none(account_id=actor.pk, target_id=target.pk)
-        if block is not None:
-            await follows.unblock(actor, await Account.get(pk=block.target_id))
+    for kind, undo in (
+        ("Follow", _undo_follow),
+        ("Like", _undo_like),
+        ("Announce", _undo_announce),
+        ("Block", _undo_block),
+    ):
+        if inner_type in (None, kind) and await undo(actor, inner_id, embedded):
             return
     raise Ignored(f"nothing to undo for {inner_id}")
+
+
+async def _undo_follow(actor: Account, uri: str | None, inner: dict[str, Any] | None) -> bool:
+    row = await Follow.get_or_none(uri=uri, follower_id=actor.pk) if uri else None
+    if row is None and inner is not None:
+        target = await Account.get_or_none(uri=objects.id_of(inner.get("object")))
+        if target is not None:
+            row = await Follow.get_or_none(follower_id=actor.pk, target_id=target.pk)
+    if row is None:
+        return False
+    await follows.unfollow(actor, await Account.get(pk=row.target_id))
+    return True
+
+
+async def _undo_like(actor: Account, uri: str | None, inner: dict[str, Any] | None) -> bool:
+    like = await Like.get_or_none(uri=uri, account_id=actor.pk) if uri else None
+    if like is None and inner is not None:
+        liked = await _target(objects.id_of(inner.get("object")))
+        kind = "clip" if isinstance(liked, Clip) else "comment"
+        like = await Like.get_or_none(account_id=actor.pk, target_key=f"{kind}:{liked.pk}")
+    if like is None:
+        return False
+    target: Clip | Comment
+    if like.clip_id is not None:
+        target = await Clip.get(pk=like.clip_id)
+    else:
+        target = await Comment.get(pk=like.comment_id)
+    await interactions.unlike(actor, target)
+    return True
+
+
+async def _undo_announce(actor: Account, uri: str | None, inner: dict[str, Any] | None) -> bool:
+    boost = await Boost.get_or_none(uri=uri, account_id=actor.pk) if uri else None
+    if boost is None:
+        return False
+    await interactions.unboost(actor, await Clip.get(pk=boost.clip_id))
+    return True
+
+
+async def _undo_block(actor: Account, uri: str | None, inner: dict[str, Any] | None) -> bool:
+    block = await Block.get_or_none(uri=uri, account_id=actor.pk) if uri else None
+    if block is None and inner is not None:
+        target = await Account.get_or_none(uri=objects.id_of(inner.get("object")))
+        if target is not None:
+            block = await Block.get_or_none(account_id=actor.pk, target_id=target.pk)
+    if block is None:
+        return False
+    await follows.unblock(actor, await Account.get(pk=block.target_id))
+    return True
 
 
 # --- likes, boosts, blocks -------------------------------------------------------------------
@@ -297,92 +317,57 @@ async def _store_clip(author: Account, note: objects.ParsedNote) -> Clip:
         raise Ignored(f"video of {video.size} bytes is over the limit")
     if video.ai_generated is False or note.ai_generated is False:
         raise Ignored("not AI-generated: this instance carries AI-generated video only")
-    visibility = _visibility(note, author)
     text, content = _text_and_html(note)
+    media = await MediaFile.create(
+        account=author,
+        kind=MediaKind.VIDEO,
+        remote_url=video.url,
+        remote_poster_url=video.poster_url,
+        content_type=video.media_type,
+        width=video.width,
+        height=video.height,
+        duration=video.duration,
+        size=video.size,
+        blurhash=video.blurhash,
+        description=video.name,
+        provenance={
+            "state": "unverified",
+            "local": False,
+            "manifest_digest": note.manifest_digest,
+            "ai_generated": note.ai_generated,
+            "digest_multibase": video.digest_multibase,
+        },
+    )
+    clip = Clip(
+        id=new_id(),
+        account=author,
+        uri=note.id,
+        url=note.url or note.id,
+        caption=text,
+        content=content,
+        language=note.language,
+        visibility=_visibility(note, author),
+        local=False,
+        sensitive=note.sensitive or bool(note.summary),
+        spoiler_text=note.summary,
+        media=media,
+        remix_of=await Clip.get_or_none(uri=note.quote, deleted_at=None) if note.quote else None,
+        remix_of_uri=note.quote,
+        created_at=_parse_time(note.published) or utcnow(),
+    )
     mentioned = await _mentioned_locals(note)
-    remix_of = await Clip.get_or_none(uri=note.quote, deleted_at=None) if note.quote else None
-    async with in_transaction() as conn:
-        media = await MediaFile.create(
-            account=author,
-            kind=MediaKind.VIDEO,
-            remote_url=video.url,
-            remote_poster_url=video.poster_url,
-            content_type=video.media_type,
-            width=video.width,
-            height=video.height,
-            duration=video.duration,
-            size=video.size,
-            blurhash=video.blurhash,
-            description=video.name,
-            provenance={
-                "state": "unverified",
-                "local": False,
-                "manifest_digest": note.manifest_digest,
-                "ai_generated": note.ai_generated,
-                "digest_multibase": video.digest_multibase,
-            },
-            using_db=conn,
-        )
-        clip = Clip(
-            id=new_id(),
-            account=author,
-            uri=note.id,
-            url=note.url or note.id,
-            caption=text,
-            content=content,
-            language=note.language,
-            visibility=visibility,
-            local=False,
-            sensitive=note.sensitive or bool(note.summary),
-            spoiler_text=note.summary,
-            media=media,
-            remix_of=remix_of,
-            remix_of_uri=note.quote,
-            created_at=_parse_time(note.published) or utcnow(),
-        )
-        await clip.save(using_db=conn, force_create=True)
-        await posts._attach_tags(clip, note.hashtags, conn)
-        for account in mentioned:
-            await Mention.get_or_create(
-                account=account, clip=clip, target_key=f"clip:{clip.pk}", using_db=conn
-            )
-        await posts._fan_out(clip, author, mentioned, conn)
-        await (
-            Account.filter(pk=author.pk)
-            .using_db(conn)
-            .update(clips_count=F("clips_count") + 1, last_clip_at=utcnow())
-        )
-        if remix_of is not None:
-            await (
-                Clip.filter(pk=remix_of.pk)
-                .using_db(conn)
-                .update(remixes_count=F("remixes_count") + 1)
-            )
-    for account in mentioned:
-        await notify(
-            account,
-            NotificationType.MENTION,
-            dedupe_key=f"clip:{clip.pk}",
-            from_account=author,
-            clip=clip,
-        )
-    if remix_of is not None:
-        source_author = await Account.get(pk=remix_of.account_id)
-        await notify(
-            source_author,
-            NotificationType.REMIX,
-            dedupe_key=f"clip:{clip.pk}",
-            from_account=author,
-            clip=clip,
-        )
-    await events.emit("clip.created", author.pk, clip_id=clip.pk)
-    return clip
+    try:
+        return await posts.store_clip(clip, author, mentioned=mentioned, tags=note.hashtags)
+    except BaseException:
+        await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
+        raise
 
 
 async def _store_comment(fed: Federation, author: Account, note: objects.ParsedNote) -> None:
     if await Comment.filter(uri=note.id).exists():
         raise Ignored(f"{note.id} is known already")
     parent_target = await _target(note.in_reply_to)
+    parent: Comment | None
     if isinstance(parent_target, Clip):
         clip, parent = parent_target, None
     else:
@@ -391,49 +376,24 @@ async def _store_comment(fed: Federation, author: Account, note: objects.ParsedN
     text, content = _text_and_html(note)
     if not text:
         raise Ignored("an empty comment")
+    row = Comment(
+        id=new_id(),
+        account=author,
+        clip=clip,
+        parent=parent,
+        uri=note.id,
+        url=note.url or note.id,
+        text=text,
+        content=content,
+        language=note.language,
+        visibility=_visibility(note, author),
+        local=False,
+        sensitive=note.sensitive or bool(note.summary),
+        spoiler_text=note.summary,
+        created_at=_parse_time(note.published) or utcnow(),
+    )
     mentioned = await _mentioned_locals(note)
-    async with in_transaction() as conn:
-        row = Comment(
-            id=new_id(),
-            account=author,
-            clip=clip,
-            parent=parent,
-            uri=note.id,
-            url=note.url or note.id,
-            text=text,
-            content=content,
-            language=note.language,
-            visibility=_visibility(note, author),
-            local=False,
-            sensitive=note.sensitive or bool(note.summary),
-            spoiler_text=note.summary,
-            created_at=_parse_time(note.published) or utcnow(),
-        )
-        await row.save(using_db=conn, force_create=True)
-        for account in mentioned:
-            await Mention.get_or_create(
-                account=account, comment=row, target_key=f"comment:{row.pk}", using_db=conn
-            )
-        await Clip.filter(pk=clip.pk).using_db(conn).update(comments_count=F("comments_count") + 1)
-        if parent is not None:
-            await (
-                Comment.filter(pk=parent.pk)
-                .using_db(conn)
-                .update(replies_count=F("replies_count") + 1)
-            )
-    recipients = {clip.account_id, *(m.pk for m in mentioned)}
-    if parent is not None:
-        recipients.add(parent.account_id)
-    for recipient in await Account.filter(pk__in=list(recipients), domain=None):
-        await notify(
-            recipient,
-            NotificationType.MENTION,
-            dedupe_key=f"comment:{row.pk}",
-            from_account=author,
-            clip=clip,
-            comment=row,
-        )
-    await events.emit("comment.created", author.pk, comment_id=row.pk)
+    await interactions.store_comment(row, author, clip, parent, mentioned=mentioned)
 
 
 async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
@@ -491,7 +451,61 @@ async def _delete_actor(actor: Account) -> None:
     await Account.filter(pk=actor.pk).update(suspended_at=utcnow())
 
 
+def quote_stamp(clip: Clip, quoting_uri: str) -> str:
+    """The URL of the QuoteAuthorization for *quoting_uri* quoting *clip* (stateless: the
+    quoting post's URI is in the URL, and the stamp is served while the clip may be quoted)."""
+    return f"{clip.uri}/quote_authorizations/{_token(quoting_uri)}"
+
+
+def _token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def quoting_uri_of(token: str) -> str | None:
+    try:
+        uri = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return uri if uri.startswith(("https://", "http://")) and len(uri) <= 2048 else None
+
+
+async def _quote_request(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    """FEP-044f: answer a request to quote (remix) a local clip, at once, by its policy."""
+
+    clip = await Clip.get_or_none(uri=objects.id_of(activity.get("object")), local=True)
+    if clip is None or clip.deleted_at is not None:
+        raise Ignored("QuoteRequest for an unknown clip")
+    quoting = objects.id_of(activity.get("instrument"))
+    if not quoting or not objects.same_origin(quoting, actor.uri):
+        raise Ignored("QuoteRequest without a quoting post of the actor's host")
+    author = await Account.get(pk=clip.account_id)
+    allowed = clip.visibility in (Visibility.PUBLIC, Visibility.UNLISTED) and not (
+        await is_blocked(actor, author)
+    )
+    request_ref = {
+        "id": activity["id"],
+        "type": "QuoteRequest",
+        "actor": actor.uri,
+        "object": clip.uri,
+        "instrument": quoting,
+    }
+    answer_id = f"{clip.uri}#quote_answers/{_token(activity['id'])}"
+    if allowed:
+        answer = objects.activity(
+            "Accept",
+            answer_id,
+            author.uri,
+            request_ref,
+            to=[actor.uri],
+            result=quote_stamp(clip, quoting),
+        )
+    else:
+        answer = objects.activity("Reject", answer_id, author.uri, request_ref, to=[actor.uri])
+    await enqueue(author, answer, [actor])
+
+
 _HANDLERS = {
+    "QuoteRequest": _quote_request,
     "Follow": _follow,
     "Accept": _accept,
     "Reject": _reject,

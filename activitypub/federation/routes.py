@@ -1,10 +1,11 @@
 """HTTP endpoints of federation: discovery, actors, objects, collections and inboxes.
 
 Inbox POSTs are checked in this order, each failure answered at once with nothing stored:
-size (413), JSON shape (400), signature (400 malformed / 401 bad), signer is the activity's
-actor (401). A passing activity is stored as an :class:`~fedisora.models.InboxItem` (unique
-by activity id, so a redelivery has no second effect) and answered 202; the InboxItem
-machine (:mod:`activitypub.federation.inbox`) processes it later.
+size (413), a signature at all (401), JSON shape (400), signature (400 malformed / 401 bad),
+signer is the activity's actor (401). A passing activity is stored as an
+:class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
+effect) and answered 202; the InboxItem machine (:mod:`activitypub.federation.inbox`)
+processes it later.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from activitypub.errors import SignatureError
 from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.inbox import INBOX_GRAPH
+from activitypub.federation.ingest import quote_stamp, quoting_uri_of
 from activitypub.federation.render import actor_document, clip_note, comment_note, iso
 from activitypub.federation.rows import create_row
 from activitypub.federation.verify import signed_request, verify_signer
@@ -324,6 +326,20 @@ async def clip_collection(request: Request) -> Response:
     return _activity(objects.collection(f"{clip.uri}/{kind}", total, ordered=False))
 
 
+async def quote_authorization(request: Request) -> Response:
+    """FEP-044f stamp: dereferenceable while the clip exists and may be quoted."""
+    clip, refused = await _clip(request)
+    if clip is None:
+        assert refused is not None
+        return refused
+    quoting = quoting_uri_of(request.path_params["token"])
+    if quoting is None or clip.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
+        return _error(404, "no such authorization")
+    author = await Account.get(pk=clip.account_id)
+    stamp = quote_stamp(clip, quoting)
+    return _activity(objects.quote_authorization(stamp, author.uri, quoting, clip.uri))
+
+
 async def comment_object(request: Request) -> Response:
     account = await _local(request.path_params["username"])
     comment = None
@@ -442,6 +458,8 @@ async def inbox(request: Request) -> Response:
     body = await _read_body(request)
     if body is None:
         return _refuse(request, 413, f"body is over {MAX_INBOX_BYTES} bytes")
+    if not _has_signature(request):
+        return _refuse(request, 401, "the request is not signed")
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
@@ -480,6 +498,15 @@ async def inbox(request: Request) -> Response:
     return Response(status_code=202)
 
 
+def _has_signature(request: Request) -> bool:
+    headers = request.headers
+    return (
+        "signature" in headers
+        or "signature-input" in headers
+        or headers.get("authorization", "").lower().startswith("signature ")
+    )
+
+
 def _is_gone_actor_delete(payload: dict[str, Any], actor_id: str) -> bool:
     return payload.get("type") == "Delete" and objects.id_of(payload.get("object")) == actor_id
 
@@ -501,6 +528,10 @@ def routes() -> list[BaseRoute]:
         Route("/users/{username}/collections/featured", featured),
         Route("/users/{username}/clips/{clip_id:int}", clip_object),
         Route("/users/{username}/clips/{clip_id:int}/{kind}", clip_collection_or_404),
+        Route(
+            "/users/{username}/clips/{clip_id:int}/quote_authorizations/{token}",
+            quote_authorization,
+        ),
         Route("/users/{username}/comments/{comment_id:int}", comment_object),
     ]
 

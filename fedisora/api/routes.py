@@ -8,4 +8,12 @@ __all__ = ["routes"]
 
 
 def routes() -> list[BaseRoute]:
-    return []
+    from fedisora.api import accounts, instance, oauth, statuses, timelines
+
+    return [
+        *oauth.routes(),
+        *instance.routes(),
+        *accounts.routes(),
+        *statuses.routes(),
+        *timelines.routes(),
+    ]

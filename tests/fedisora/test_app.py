@@ -103,3 +103,30 @@ def test_sqlite_database_lives_under_the_data_dir(instance: Instance) -> None:
     assert (Path(instance.data_dir) / "fedisora.sqlite3").is_file()
     assert (Path(instance.data_dir) / "provenance" / "chain.pem").is_file()
     assert (Path(instance.data_dir) / "media").is_dir()
+
+
+def test_render_worker_exits_when_serve_is_killed(tmp_path: Path) -> None:
+    """Even a SIGKILLed `serve` leaves no render worker behind."""
+    import os
+    import signal
+
+    with running_instance(tmp_path) as inst:
+        children = subprocess.run(
+            ["pgrep", "-P", str(inst.process.pid), "-f", "fedisora worker"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert len(children) == 1
+        inst.process.send_signal(signal.SIGKILL)
+        inst.process.wait()
+        worker = int(children[0])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the render worker outlived its serve process")

@@ -118,3 +118,69 @@ def render_engine(render_settings: Any, tiny_loader: Any) -> Any:
         lease=timedelta(seconds=30),
         context={"settings": render_settings},
     )
+
+
+class SlowPipeline:
+    """The real tiny pipeline behind a slower "GPU" (a pause per step) that can run out of
+    memory on demand: a prompt containing ``oom:memory`` or ``oom:torch`` raises that error
+    from inside the pipeline call, as a real device would; one containing ``misbehave``
+    returns more frames than planned, as a model swapped under the worker might."""
+
+    def __init__(self, inner: Any, step_seconds: float = 0.0) -> None:
+        self.inner = inner
+        self.step_seconds = step_seconds
+        self.family = inner.family
+        self.model = inner.model
+
+    def generate(self, plan: Any, spec: Any, on_step: Any = None) -> Any:
+        import time
+
+        import torch
+
+        if "oom:memory" in spec.prompt:
+            raise MemoryError("cannot allocate 34359738368 bytes")
+        if "oom:torch" in spec.prompt:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+        def slow_step(done: int, total: int) -> None:
+            time.sleep(self.step_seconds)
+            if on_step is not None:
+                on_step(done, total)
+
+        frames = self.inner.generate(plan, spec, slow_step)
+        if "misbehave" in spec.prompt:  # a model that ignores its plan: two frames too many
+            import numpy as np
+
+            frames = np.concatenate([frames, frames[:2]])
+        return frames
+
+
+@pytest.fixture
+def make_engine(render_settings: Any, tiny: Any) -> Callable[..., Any]:
+    """Engines running the render machine on a ``SlowPipeline`` over the session's tiny one."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from fedisora.work import Engine
+    from render.queue import build_render_machine
+
+    def make(steps: int = 0, step_seconds: float = 0.0) -> Any:
+        settings = replace(render_settings, render_steps=steps)
+        slow = SlowPipeline(tiny, step_seconds=step_seconds)
+
+        async def load(_settings: Any) -> Any:
+            return slow
+
+        return Engine(
+            [build_render_machine(settings, load=load)],
+            lease=timedelta(seconds=30),
+            context={"settings": settings},
+        )
+
+    return make
+
+
+@pytest.fixture
+def slow_engine(make_engine: Callable[..., Any]) -> Any:
+    """40 steps of at least 0.05 s each: long enough to interrupt."""
+    return make_engine(steps=40, step_seconds=0.05)

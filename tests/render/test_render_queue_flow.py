@@ -11,7 +11,7 @@ import pytest
 from factories import local_account
 from PIL import Image
 
-from fedisora.errors import Conflict, NotFound
+from fedisora.errors import Conflict, Forbidden, NotFound
 from fedisora.models import Clip, MediaFile, Notification, NotificationType, RenderJob
 from fedisora.work.runner import InProcessRunner
 from render.instance import watermark_id, watermark_key
@@ -86,6 +86,21 @@ async def test_prompt_to_published_clip(db: str, render_settings: Any, render_en
         await publish_render(alice, job, engine=render_engine)
     assert await Clip.filter(media_id=media.pk).count() == 1
 
+    # A remix takes the source's prompt, links to it in the manifest and in the post.
+    bob = await local_account("bob")
+    remix = await submit_render(
+        bob, {"remix_of": clip.pk, "seconds": 0.5}, settings=render_settings, engine=render_engine
+    )
+    assert remix.spec["kind"] == "remix" and remix.spec["prompt"] == "a lighthouse in a storm"
+    await InProcessRunner(render_engine, queues=("render",), concurrency=1).drain(60)
+    remix = await RenderJob.get(pk=remix.pk)
+    assert remix.state == "ready", remix.last_error
+    remix_media = await MediaFile.get(pk=remix.output_id)
+    assert remix_media.provenance["claim"]["remix_source"] == clip.uri
+    remixed = await publish_render(bob, remix, caption="my take", engine=render_engine)
+    assert remixed.remix_of_id == clip.pk
+    assert (await Clip.get(pk=clip.pk)).remixes_count == 1
+
 
 async def test_image_to_video_is_composite(
     db: str, render_settings: Any, render_engine: Any
@@ -132,9 +147,7 @@ async def test_cameo_is_refused_before_rendering_and_owner_told(
         await publish_render(carol, job, engine=render_engine)
 
 
-async def test_publishing_someone_elses_render_is_refused(
-    db: str, render_settings: Any, render_engine: Any
-) -> None:
+async def test_publish_refusals(db: str, render_settings: Any, render_engine: Any) -> None:
     erin, frank = await local_account("erin"), await local_account("frank")
     job = await submit_render(
         erin, {"prompt": "mine", "seconds": 0.5}, settings=render_settings, engine=render_engine
@@ -143,5 +156,11 @@ async def test_publishing_someone_elses_render_is_refused(
     job = await RenderJob.get(pk=job.pk)
     with pytest.raises(NotFound):
         await publish_render(frank, job, engine=render_engine)
-    assert (await RenderJob.get(pk=job.pk)).state == "ready"
+    # Consent is asked again at publishing time: a likeness whose consent is gone by then
+    # (here: a cameo recorded on the job, which the check refuses) keeps the clip unposted.
+    await RenderJob.filter(pk=job.pk).update(spec={**job.spec, "cameos": [frank.pk]})
+    with pytest.raises(Forbidden, match="cameo refused"):
+        await publish_render(erin, await RenderJob.get(pk=job.pk), engine=render_engine)
+    job = await RenderJob.get(pk=job.pk)
+    assert job.state == "ready" and job.lock_token is None
     assert await Clip.all().count() == 0

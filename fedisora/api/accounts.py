@@ -1,0 +1,339 @@
+"""Account endpoints: registration, credentials, profiles, relationships, follow requests."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from tortoise.expressions import Q
+
+from fedisora.api.entities import (
+    account_entities,
+    credential_account,
+    relationships,
+    status_entities,
+)
+from fedisora.api.http import Ctx, api_route, endpoint, json
+from fedisora.api.lookup import column, get_account
+from fedisora.api.oauth import issue_token, token_entity
+from fedisora.api.pagination import Page, link_header, merge_pages, page_of
+from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.models import (
+    Account,
+    Block,
+    Clip,
+    Comment,
+    Follow,
+    FollowState,
+    Mute,
+    OAuthApplication,
+    Visibility,
+)
+from fedisora.services import events, follows
+from fedisora.services.accounts import INSTANCE_ACTOR, create_local_account
+
+__all__ = ["routes"]
+
+# Mastodon: 5 sign-ups per 30 minutes per IP.
+SIGNUP_RATE = ("signup", 5, 1800.0)
+
+
+@endpoint("write", "write:accounts", auth=True, rate=SIGNUP_RATE)
+async def register(ctx: Ctx) -> Response:
+    """Sign up with an app token; ``FEDISORA_REGISTRATIONS`` decides open/approval/closed."""
+    mode = ctx.settings.registrations
+    if mode == "closed":
+        raise Forbidden("Registrations are closed on this server")
+    p = ctx.params
+    username = p.required_text("username", max_length=64)
+    email = p.required_text("email", max_length=254)
+    password = p.required_text("password", max_length=1000)
+    if not p.flag("agreement"):
+        raise Invalid("agreement must be accepted")
+    reason = p.text("reason", max_length=1000)
+    if mode == "approval" and not (reason or "").strip():
+        raise Invalid("reason is required because sign-ups need approval here")
+    account = await create_local_account(username, email, password, approved=mode != "approval")
+    assert ctx.token is not None
+    app = await OAuthApplication.get(pk=ctx.token.application_id)
+    token = await issue_token(app, account, ctx.token.scopes.split())
+    return json(token_entity(token))
+
+
+@endpoint("read", "read:accounts", "profile", user=True)
+async def verify_credentials(ctx: Ctx) -> Response:
+    return json(await credential_account(ctx.me, ctx.user))
+
+
+@endpoint("write", "write:accounts", user=True)
+async def update_credentials(ctx: Ctx) -> Response:
+    p = ctx.params
+    me = ctx.me
+    for upload in ("avatar", "header"):
+        if p.raw(upload) not in (None, ""):
+            raise Invalid(f"{upload} images cannot be uploaded here yet; nothing was changed")
+    changed: list[str] = []
+    display_name = p.text("display_name", max_length=100)
+    if display_name is not None:
+        me.display_name = display_name
+        changed.append("display_name")
+    source = p.mapping("source")
+    note = p.text("note", max_length=500)
+    if note is None and isinstance(source.get("note"), str):
+        note = source["note"]
+        if len(note) > 500:
+            raise Invalid("note is longer than 500 characters")
+    if note is not None:
+        me.note = note
+        changed.append("note")
+    for flag_name in ("locked", "discoverable", "indexable"):
+        if flag_name in p:
+            setattr(me, flag_name, p.flag(flag_name))
+            changed.append(flag_name)
+    if changed:
+        await me.save(update_fields=[*changed, "updated_at"])
+        await events.emit("account.updated", me.pk)
+    return json(await credential_account(me, ctx.user))
+
+
+@endpoint("read", "read:accounts")
+async def lookup(ctx: Ctx) -> Response:
+    acct = ctx.params.required_text("acct", max_length=400).strip().lstrip("@")
+    username, _, domain = acct.partition("@")
+    if not domain or domain.lower() == ctx.settings.domain:
+        found = await Account.get_or_none(username__iexact=username, domain=None)
+    else:
+        found = await Account.get_or_none(username__iexact=username, domain=domain.lower())
+    if found is None or found.suspended_at is not None or found.username == INSTANCE_ACTOR:
+        raise NotFound("Record not found")
+    return json(account_entities([found])[0])
+
+
+@endpoint("read", "read:accounts")
+async def get_one(ctx: Ctx) -> Response:
+    account = await get_account(ctx.path_id())
+    return json(account_entities([account])[0])
+
+
+@endpoint("read", "read:statuses")
+async def account_statuses(ctx: Ctx) -> Response:
+    """Clips (and, unless excluded, comments) by an account, newest first."""
+    account = await get_account(ctx.path_id())
+    viewer = ctx.account
+    p = ctx.params
+    page = Page.from_params(p)
+    if viewer is not None and account.pk in await hidden_account_ids(viewer, mutes=False):
+        return json([])
+    only_media = p.flag("only_media")
+    pinned = p.flag("pinned")
+    exclude_replies = p.flag("exclude_replies")
+    clips_q = Clip.filter(account_id=account.pk, deleted_at=None)
+    if pinned:
+        clips_q = clips_q.filter(pinned=True)
+    tagged = p.text("tagged")
+    if tagged:
+        clips_q = clips_q.filter(clip_tags__tag__name=tagged.lower().lstrip("#"))
+    if viewer is None or viewer.pk != account.pk:
+        allowed = [Visibility.PUBLIC, Visibility.UNLISTED]
+        if (
+            viewer is not None
+            and await Follow.filter(
+                follower_id=viewer.pk, target_id=account.pk, state=FollowState.ACCEPTED
+            ).exists()
+        ):
+            allowed.append(Visibility.FOLLOWERS)
+        clips_q = clips_q.filter(visibility__in=allowed)
+    items: list[Clip | Comment] = [*await page_of(clips_q, page)]
+    if not (only_media or pinned or exclude_replies or tagged):
+        comments_q = Comment.filter(account_id=account.pk, deleted_at=None)
+        items = merge_pages(page, items, [*await page_of(comments_q, page)])
+    visible = await visible_statuses(viewer, items)
+    body = await status_entities(viewer, visible)
+    headers = link_header(ctx.request, items[0].pk, items[-1].pk) if items else {}
+    return json(body, headers=headers)
+
+
+async def _follow_list(ctx: Ctx, *, followers: bool) -> Response:
+    account = await get_account(ctx.path_id())
+    page = Page.from_params(ctx.params, maximum=80, default=40)
+    if followers:
+        query = Follow.filter(target_id=account.pk, state=FollowState.ACCEPTED)
+    else:
+        query = Follow.filter(follower_id=account.pk, state=FollowState.ACCEPTED)
+    rows = await page_of(query, page)
+    ids = [r.follower_id if followers else r.target_id for r in rows]
+    found = {a.pk: a for a in await Account.filter(pk__in=ids, suspended_at=None)}
+    body = account_entities([found[i] for i in ids if i in found])
+    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
+    return json(body, headers=headers)
+
+
+@endpoint("read", "read:accounts")
+async def followers(ctx: Ctx) -> Response:
+    return await _follow_list(ctx, followers=True)
+
+
+@endpoint("read", "read:accounts")
+async def following(ctx: Ctx) -> Response:
+    return await _follow_list(ctx, followers=False)
+
+
+async def _relationship(ctx: Ctx, target: Account) -> Response:
+    return json((await relationships(ctx.me, [target.pk]))[0])
+
+
+@endpoint("write", "write:follows", "follow", user=True)
+async def follow(ctx: Ctx) -> Response:
+    target = await get_account(ctx.path_id())
+    await follows.follow(ctx.me, target)
+    return await _relationship(ctx, target)
+
+
+@endpoint("write", "write:follows", "follow", user=True)
+async def unfollow(ctx: Ctx) -> Response:
+    target = await get_account(ctx.path_id())
+    await follows.unfollow(ctx.me, target)
+    return await _relationship(ctx, target)
+
+
+@endpoint("write", "write:blocks", "follow", user=True)
+async def block(ctx: Ctx) -> Response:
+    target = await get_account(ctx.path_id())
+    await follows.block(ctx.me, target)
+    return await _relationship(ctx, target)
+
+
+@endpoint("write", "write:blocks", "follow", user=True)
+async def unblock(ctx: Ctx) -> Response:
+    target = await get_account(ctx.path_id())
+    await follows.unblock(ctx.me, target)
+    return await _relationship(ctx, target)
+
+
+@endpoint("write", "write:mutes", "follow", user=True)
+async def mute(ctx: Ctx) -> Response:
+    target = await get_account(ctx.path_id())
+    await follows.mute(ctx.me, target)
+    return await _relationship(ctx, target)
+
+
+@endpoint("write", "write:mutes", "follow", user=True)
+async def unmute(ctx: Ctx) -> Response:
+    target = await get_account(ctx.path_id())
+    await follows.unmute(ctx.me, target)
+    return await _relationship(ctx, target)
+
+
+@endpoint("read", "read:follows", "follow", user=True)
+async def relationships_endpoint(ctx: Ctx) -> Response:
+    ids = [i for i in ctx.params.id_list("id") if i >= 0][:100]
+    existing = set(await column(Account.filter(pk__in=ids), "id"))
+    return json(await relationships(ctx.me, [i for i in ids if i in existing]))
+
+
+@endpoint("read", "read:accounts", user=True)
+async def search(ctx: Ctx) -> Response:
+    p = ctx.params
+    q = p.required_text("q", max_length=400).strip().lstrip("@")
+    limit = max(1, min(p.number("limit", 40, high=2**31), 80))
+    offset = p.number("offset", 0, high=10_000)
+    username, _, domain = q.partition("@")
+    # (tortoise's exclude(a=.., b=..) means NOT a AND NOT b, so the instance actor goes by id)
+    instance_ids = await column(Account.filter(username=INSTANCE_ACTOR, domain=None), "id")
+    query = Account.filter(suspended_at=None).exclude(pk__in=list(instance_ids))
+    if domain:
+        dom = None if domain.lower() == ctx.settings.domain else domain.lower()
+        query = query.filter(username__istartswith=username, domain=dom)
+    else:
+        query = query.filter(Q(username__icontains=username) | Q(display_name__icontains=username))
+    if p.flag("following"):
+        ids = await column(
+            Follow.filter(follower_id=ctx.me.pk, state=FollowState.ACCEPTED), "target_id"
+        )
+        query = query.filter(pk__in=list(ids))
+    hidden = await hidden_account_ids(ctx.me, mutes=False)
+    if hidden:
+        query = query.exclude(pk__in=list(hidden))
+    found = await query.order_by("-followers_count", "id").offset(offset).limit(limit)
+    return json(account_entities(found))
+
+
+@endpoint("read", "read:follows", "follow", user=True)
+async def follow_requests(ctx: Ctx) -> Response:
+    page = Page.from_params(ctx.params, maximum=80, default=40)
+    rows = await page_of(Follow.filter(target_id=ctx.me.pk, state=FollowState.PENDING), page)
+    found = {a.pk: a for a in await Account.filter(pk__in=[r.follower_id for r in rows])}
+    body = account_entities([found[r.follower_id] for r in rows if r.follower_id in found])
+    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
+    return json(body, headers=headers)
+
+
+async def _pending_from(ctx: Ctx) -> tuple[Account, Follow]:
+    requester = await get_account(ctx.path_id())
+    row = await Follow.get_or_none(
+        follower_id=requester.pk, target_id=ctx.me.pk, state=FollowState.PENDING
+    )
+    if row is None:
+        raise NotFound("Record not found")
+    return requester, row
+
+
+@endpoint("write", "write:follows", "follow", user=True)
+async def authorize_request(ctx: Ctx) -> Response:
+    requester, row = await _pending_from(ctx)
+    await follows.accept_follow(ctx.me, row)
+    return await _relationship(ctx, requester)
+
+
+@endpoint("write", "write:follows", "follow", user=True)
+async def reject_request(ctx: Ctx) -> Response:
+    requester, row = await _pending_from(ctx)
+    await follows.reject_follow(ctx.me, row)
+    return await _relationship(ctx, requester)
+
+
+@endpoint("read", "read:blocks", "follow", user=True)
+async def blocks_list(ctx: Ctx) -> Response:
+    page = Page.from_params(ctx.params, maximum=80, default=40)
+    rows = await page_of(Block.filter(account_id=ctx.me.pk), page)
+    found = {a.pk: a for a in await Account.filter(pk__in=[r.target_id for r in rows])}
+    body = account_entities([found[r.target_id] for r in rows if r.target_id in found])
+    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
+    return json(body, headers=headers)
+
+
+@endpoint("read", "read:mutes", "follow", user=True)
+async def mutes_list(ctx: Ctx) -> Response:
+    page = Page.from_params(ctx.params, maximum=80, default=40)
+    rows = await page_of(Mute.filter(account_id=ctx.me.pk), page)
+    found = {a.pk: a for a in await Account.filter(pk__in=[r.target_id for r in rows])}
+    body = account_entities([found[r.target_id] for r in rows if r.target_id in found])
+    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
+    return json(body, headers=headers)
+
+
+def routes() -> list[BaseRoute]:
+    a = "/api/v1/accounts"
+    return [
+        *api_route(a, register, ["POST"]),
+        *api_route(f"{a}/verify_credentials", verify_credentials, ["GET"]),
+        *api_route(f"{a}/update_credentials", update_credentials, ["PATCH"]),
+        *api_route(f"{a}/lookup", lookup, ["GET"]),
+        *api_route(f"{a}/relationships", relationships_endpoint, ["GET"]),
+        *api_route(f"{a}/search", search, ["GET"]),
+        *api_route(f"{a}/{{id}}", get_one, ["GET"]),
+        *api_route(f"{a}/{{id}}/statuses", account_statuses, ["GET"]),
+        *api_route(f"{a}/{{id}}/followers", followers, ["GET"]),
+        *api_route(f"{a}/{{id}}/following", following, ["GET"]),
+        *api_route(f"{a}/{{id}}/follow", follow, ["POST"]),
+        *api_route(f"{a}/{{id}}/unfollow", unfollow, ["POST"]),
+        *api_route(f"{a}/{{id}}/block", block, ["POST"]),
+        *api_route(f"{a}/{{id}}/unblock", unblock, ["POST"]),
+        *api_route(f"{a}/{{id}}/mute", mute, ["POST"]),
+        *api_route(f"{a}/{{id}}/unmute", unmute, ["POST"]),
+        *api_route("/api/v1/follow_requests", follow_requests, ["GET"]),
+        *api_route("/api/v1/follow_requests/{id}/authorize", authorize_request, ["POST"]),
+        *api_route("/api/v1/follow_requests/{id}/reject", reject_request, ["POST"]),
+        *api_route("/api/v1/blocks", blocks_list, ["GET"]),
+        *api_route("/api/v1/mutes", mutes_list, ["GET"]),
+    ]

@@ -1,0 +1,567 @@
+"""Mastodon API entities built from fedisora rows, loading related rows in batches.
+
+Each public function takes a whole list of rows and issues a fixed number of queries however
+long the list is (GoToSocial's ``typeutils``, Takahe's ``api/schemas.py``). Field names and
+shapes follow the Mastodon 4.7 OpenAPI description.
+
+How fedisora maps onto Mastodon:
+
+- A clip is a status with exactly one ``video`` media attachment.
+- A comment is a status with ``in_reply_to_id`` (its parent comment, or the clip) and no media.
+- A remix is a status whose ``quote`` (Mastodon 4.5+ quote posts) is the source clip.
+- A boost in a home feed is a status whose ``reblog`` is the boosted clip.
+- Notification types are Mastodon's plus fedisora's own (clients ignore unknown types).
+  A remix of your clip is Mastodon's ``quote`` type (4.5+; ``status`` is the remix) so that
+  clients show it; ``types[]=fedisora.remix`` filters for it too. fedisora's own:
+  ``fedisora.likeness_use`` (your likeness appears in a clip, drafts included; ``status`` is it),
+  ``fedisora.render_finished`` and ``fedisora.render_failed`` (your render job ended;
+  ``account`` is you, ``render_job_id`` names the job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from tortoise.expressions import Q
+
+from fedisora import urls
+from fedisora.api.lookup import column
+from fedisora.ids import id_for_time
+from fedisora.models import (
+    Account,
+    ActorType,
+    Block,
+    Bookmark,
+    Boost,
+    Clip,
+    ClipTag,
+    Comment,
+    Follow,
+    FollowState,
+    Like,
+    MediaFile,
+    Mention,
+    Mute,
+    Notification,
+    NotificationType,
+    Tag,
+    User,
+    Visibility,
+)
+from fedisora.services.text import render_html
+
+__all__ = [
+    "Status",
+    "account_entities",
+    "api_notification_type",
+    "credential_account",
+    "iso",
+    "media_entity",
+    "notification_entities",
+    "reblog_entity",
+    "relationships",
+    "status_entities",
+    "tag_entities",
+]
+
+Status = Clip | Comment
+Json = dict[str, Any]
+
+
+def iso(value: datetime | None) -> str | None:
+    """Mastodon's timestamp format: UTC with milliseconds and a ``Z``."""
+    if value is None:
+        return None
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _day(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).date().isoformat()
+
+
+def _note_html(account: Account) -> str:
+    if not account.local:
+        return account.note
+    u = urls.current()
+    return render_html(account.note, tag_url=u.tag, mention_url=lambda _u, _d: None)
+
+
+def _missing(kind: str) -> str:
+    return f"{urls.current().base}/{kind}/original/missing.png"
+
+
+def _account(account: Account) -> Json:
+    avatar = account.avatar_url or _missing("avatars")
+    header = account.header_url or _missing("headers")
+    return {
+        "id": str(account.pk),
+        "username": account.username,
+        "acct": account.acct,
+        "display_name": account.display_name,
+        "locked": account.locked,
+        "bot": account.actor_type in (ActorType.SERVICE, ActorType.APPLICATION),
+        "discoverable": account.discoverable,
+        "indexable": account.indexable,
+        "group": account.actor_type == ActorType.GROUP,
+        "created_at": iso(account.created_at),
+        "note": _note_html(account),
+        "url": account.url or account.uri,
+        "uri": account.uri,
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": account.followers_count,
+        "following_count": account.following_count,
+        "statuses_count": account.clips_count,
+        "last_status_at": _day(account.last_clip_at),
+        "hide_collections": False,
+        "noindex": not account.indexable,
+        "emojis": [],
+        "roles": [],
+        "fields": [],
+    }
+
+
+def account_entities(accounts: Iterable[Account]) -> list[Json]:
+    """Account entities (every field is on the row: no queries)."""
+    return [_account(a) for a in accounts]
+
+
+async def credential_account(account: Account, user: User | None) -> Json:
+    """The CredentialAccount of ``verify_credentials``: an Account plus ``source`` and ``role``."""
+    data = _account(account)
+    pending = await Follow.filter(target_id=account.pk, state=FollowState.PENDING).count()
+    data["source"] = {
+        "privacy": Visibility.PUBLIC.value,
+        "sensitive": False,
+        "language": None,
+        "note": account.note,
+        "fields": [],
+        "follow_requests_count": pending,
+        "hide_collections": False,
+        "discoverable": account.discoverable,
+        "indexable": account.indexable,
+    }
+    is_admin = bool(user and user.is_admin)
+    data["role"] = {
+        "id": "3" if is_admin else "-99",
+        "name": "Admin" if is_admin else "",
+        "color": "",
+        "permissions": "1" if is_admin else "0",
+        "highlighted": is_admin,
+    }
+    return data
+
+
+async def relationships(viewer: Account, targets: Sequence[int]) -> list[Json]:
+    """Relationship entities between *viewer* and each account id in *targets* (6 queries)."""
+    ids = list(dict.fromkeys(targets))
+    out_follows = {
+        f.target_id: f for f in await Follow.filter(follower_id=viewer.pk, target_id__in=ids)
+    }
+    in_follows = {
+        f.follower_id: f for f in await Follow.filter(target_id=viewer.pk, follower_id__in=ids)
+    }
+    blocking = set(await column(Block.filter(account_id=viewer.pk, target_id__in=ids), "target_id"))
+    blocked_by = set(
+        await column(Block.filter(target_id=viewer.pk, account_id__in=ids), "account_id")
+    )
+    muting = set(await column(Mute.filter(account_id=viewer.pk, target_id__in=ids), "target_id"))
+    result = []
+    for target in ids:
+        out = out_follows.get(target)
+        inc = in_follows.get(target)
+        result.append(
+            {
+                "id": str(target),
+                "following": out is not None and out.state == FollowState.ACCEPTED,
+                "showing_reblogs": out is not None and out.state == FollowState.ACCEPTED,
+                "notifying": False,
+                "languages": None,
+                "followed_by": inc is not None and inc.state == FollowState.ACCEPTED,
+                "blocking": target in blocking,
+                "blocked_by": target in blocked_by,
+                "muting": target in muting,
+                "muting_notifications": target in muting,
+                "muting_expires_at": None,
+                "requested": out is not None and out.state == FollowState.PENDING,
+                "requested_by": inc is not None and inc.state == FollowState.PENDING,
+                "domain_blocking": False,
+                "endorsed": False,
+                "note": "",
+            }
+        )
+    return result
+
+
+def _frame_rate(fps: float | None) -> str | None:
+    if not fps:
+        return None
+    frac = Fraction(fps).limit_denominator(1001)
+    return f"{frac.numerator}/{frac.denominator}"
+
+
+def _length(seconds: float) -> str:
+    whole = int(seconds)
+    return (
+        f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}.{int(seconds * 100) % 100:02d}"
+    )
+
+
+def media_entity(media: MediaFile) -> Json:
+    """A MediaAttachment. Videos carry Mastodon's ``meta.original`` (incl. duration, frame rate)."""
+    u = urls.current()
+    url = u.media(media.file) if media.file else media.remote_url
+    preview = u.media(media.poster_file) if media.poster_file else media.remote_poster_url
+    meta: Json = {}
+    if media.width and media.height:
+        original: Json = {
+            "width": media.width,
+            "height": media.height,
+            "size": f"{media.width}x{media.height}",
+            "aspect": media.width / media.height,
+        }
+        if media.kind == "video":
+            original["frame_rate"] = _frame_rate(media.fps)
+            original["duration"] = media.duration
+            if media.size and media.duration:
+                original["bitrate"] = int(media.size * 8 / media.duration)
+        meta["original"] = original
+        scale = min(1.0, 400 / max(media.width, media.height))
+        small_w, small_h = round(media.width * scale), round(media.height * scale)
+        meta["small"] = {
+            "width": small_w,
+            "height": small_h,
+            "size": f"{small_w}x{small_h}",
+            "aspect": media.width / media.height,
+        }
+    if media.kind == "video" and media.duration:
+        meta["length"] = _length(media.duration)
+        meta["duration"] = media.duration
+        meta["fps"] = media.fps
+    provenance = media.provenance or {}
+    meta["fedisora"] = {
+        "ai_generated": True,
+        "provenance": provenance.get("state", "unverified"),
+    }
+    return {
+        "id": str(media.pk),
+        "type": media.kind.value if hasattr(media.kind, "value") else str(media.kind),
+        "url": url,
+        "preview_url": preview,
+        "remote_url": None if media.file else media.remote_url,
+        "preview_remote_url": None if media.poster_file else media.remote_poster_url,
+        "text_url": None,
+        "meta": meta,
+        "description": media.description or None,
+        "blurhash": media.blurhash,
+    }
+
+
+def _quote_approval(status: Status, viewer: Account | None) -> Json:
+    if isinstance(status, Clip) and status.visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
+        return {"automatic": ["public"], "manual": [], "current_user": "automatic"}
+    return {"automatic": [], "manual": [], "current_user": "denied"}
+
+
+async def status_entities(
+    viewer: Account | None, items: Sequence[Status], *, quotes: bool = True
+) -> list[Json]:
+    """Status entities for clips and comments, in the order given.
+
+    Visibility is the caller's business: pass only statuses *viewer* may see. A remix's source
+    is included as its ``quote`` only when *viewer* may see it (same rules, checked in batch).
+    """
+    if not items:
+        return []
+    clips = [s for s in items if isinstance(s, Clip)]
+    comments = [s for s in items if isinstance(s, Comment)]
+    clip_ids = [c.pk for c in clips]
+    comment_ids = [c.pk for c in comments]
+
+    # Targets of replies: parent comments and the clips comments belong to.
+    parent_ids = {c.parent_id for c in comments if c.parent_id is not None}
+    parents = {c.pk: c for c in await Comment.filter(pk__in=parent_ids)} if parent_ids else {}
+    reply_clip_ids = {c.clip_id for c in comments} - set(clip_ids)
+    reply_clips = {c.pk: c for c in await Clip.filter(pk__in=reply_clip_ids)}
+    reply_clips.update({c.pk: c for c in clips})
+
+    account_ids = {s.account_id for s in items}
+    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
+
+    media_ids = {c.media_id for c in clips if c.media_id is not None}
+    media = {m.pk: m for m in await MediaFile.filter(pk__in=media_ids)} if media_ids else {}
+
+    tags_by_clip: dict[int, list[str]] = {}
+    if clip_ids:
+        for row in await ClipTag.filter(clip_id__in=clip_ids).values("clip_id", "tag__name"):
+            tags_by_clip.setdefault(row["clip_id"], []).append(row["tag__name"])
+
+    mention_q = Q(clip_id__in=clip_ids) | Q(comment_id__in=comment_ids)
+    mention_rows = await Mention.filter(mention_q).values(
+        "clip_id",
+        "comment_id",
+        "account_id",
+        "account__username",
+        "account__domain",
+        "account__url",
+        "account__uri",
+    )
+    mentions: dict[str, list[Json]] = {}
+    for row in mention_rows:
+        key = f"clip:{row['clip_id']}" if row["clip_id"] else f"comment:{row['comment_id']}"
+        acct = row["account__username"]
+        if row["account__domain"]:
+            acct = f"{acct}@{row['account__domain']}"
+        mentions.setdefault(key, []).append(
+            {
+                "id": str(row["account_id"]),
+                "username": row["account__username"],
+                "acct": acct,
+                "url": row["account__url"] or row["account__uri"],
+            }
+        )
+
+    keys = [f"clip:{i}" for i in clip_ids] + [f"comment:{i}" for i in comment_ids]
+    favourited: set[str] = set()
+    reblogged: set[int] = set()
+    bookmarked: set[int] = set()
+    if viewer is not None:
+        favourited = set(
+            await column(Like.filter(account_id=viewer.pk, target_key__in=keys), "target_key")
+        )
+        if clip_ids:
+            reblogged = set(
+                await column(Boost.filter(account_id=viewer.pk, clip_id__in=clip_ids), "clip_id")
+            )
+        bookmarked = set(
+            await column(
+                Bookmark.filter(account_id=viewer.pk, status_id__in=clip_ids + comment_ids),
+                "status_id",
+            )
+        )
+
+    quoted: dict[int, Json | None] = {}
+    deleted_sources: set[int] = set()
+    source_ids = {c.remix_of_id for c in clips if c.remix_of_id is not None}
+    if quotes and source_ids:
+        from fedisora.api.visibility import visible_statuses
+
+        sources = await Clip.filter(pk__in=source_ids)
+        deleted_sources = {c.pk for c in sources if c.deleted_at is not None}
+        visible = await visible_statuses(viewer, sources)
+        rendered = await status_entities(viewer, visible, quotes=False)
+        quoted = {s.pk: r for s, r in zip(visible, rendered, strict=True)}
+
+    u = urls.current()
+    out: list[Json] = []
+    for status in items:
+        account = accounts[status.account_id]
+        key = f"{'clip' if isinstance(status, Clip) else 'comment'}:{status.pk}"
+        entity: Json = {
+            "id": str(status.pk),
+            "created_at": iso(status.created_at),
+            "edited_at": iso(status.edited_at),
+            "in_reply_to_id": None,
+            "in_reply_to_account_id": None,
+            "sensitive": status.sensitive,
+            "spoiler_text": status.spoiler_text,
+            "visibility": status.visibility.value
+            if hasattr(status.visibility, "value")
+            else str(status.visibility),
+            "language": status.language,
+            "uri": status.uri,
+            "url": status.url or status.uri,
+            "favourites_count": status.likes_count,
+            "reblog": None,
+            "application": None,
+            "account": _account(account),
+            "media_attachments": [],
+            "mentions": mentions.get(key, []),
+            "tags": [],
+            "emojis": [],
+            "card": None,
+            "poll": None,
+            "quote": None,
+            "quote_approval": _quote_approval(status, viewer),
+            "quotes_count": 0,
+            "filtered": [],
+        }
+        if viewer is not None:
+            entity["favourited"] = key in favourited
+            entity["reblogged"] = isinstance(status, Clip) and status.pk in reblogged
+            entity["muted"] = False
+            entity["bookmarked"] = status.pk in bookmarked
+        if isinstance(status, Clip):
+            entity["content"] = status.content
+            entity["replies_count"] = status.comments_count
+            entity["reblogs_count"] = status.boosts_count
+            entity["quotes_count"] = status.remixes_count
+            if status.media_id is not None and status.media_id in media:
+                entity["media_attachments"] = [media_entity(media[status.media_id])]
+            entity["tags"] = [
+                {"name": name, "url": u.tag(name)}
+                for name in sorted(tags_by_clip.get(status.pk, []))
+            ]
+            if viewer is not None and viewer.pk == status.account_id:
+                entity["pinned"] = status.pinned
+            if status.remix_of_id is not None or status.remix_of_uri:
+                entity["quote"] = _quote(status, quoted, deleted_sources, quotes)
+        else:
+            entity["content"] = status.content
+            entity["replies_count"] = status.replies_count
+            entity["reblogs_count"] = 0
+            if status.parent_id is not None and status.parent_id in parents:
+                parent = parents[status.parent_id]
+                entity["in_reply_to_id"] = str(parent.pk)
+                entity["in_reply_to_account_id"] = str(parent.account_id)
+            else:
+                clip = reply_clips.get(status.clip_id)
+                entity["in_reply_to_id"] = str(status.clip_id)
+                if clip is not None:
+                    entity["in_reply_to_account_id"] = str(clip.account_id)
+        out.append(entity)
+    return out
+
+
+def _quote(clip: Clip, quoted: dict[int, Json | None], deleted: set[int], full: bool) -> Json:
+    if not full:  # a quote inside a quote is shallow, as Mastodon renders it
+        source_id = str(clip.remix_of_id) if clip.remix_of_id is not None else None
+        return {"state": "accepted" if source_id else "deleted", "quoted_status_id": source_id}
+    if clip.remix_of_id is None or clip.remix_of_id in deleted:
+        return {"state": "deleted", "quoted_status": None}
+    entity = quoted.get(clip.remix_of_id)
+    if entity is None:
+        return {"state": "unauthorized", "quoted_status": None}
+    return {"state": "accepted", "quoted_status": entity}
+
+
+def reblog_entity(boost: Boost, booster: Account, inner: Json) -> Json:
+    """A reblog wrapper as home timelines show it. Its id is time-ordered like status ids."""
+    created = boost.created_at
+    wrapper_id = id_for_time(int(created.timestamp() * 1000), boost.pk)
+    return {
+        **{k: inner[k] for k in ("visibility", "sensitive", "spoiler_text", "language")},
+        "id": str(wrapper_id),
+        "created_at": iso(created),
+        "edited_at": None,
+        "in_reply_to_id": None,
+        "in_reply_to_account_id": None,
+        "uri": boost.uri,
+        "url": None,
+        "replies_count": 0,
+        "reblogs_count": 0,
+        "favourites_count": 0,
+        "quotes_count": 0,
+        "favourited": False,
+        "reblogged": inner.get("reblogged", False),
+        "muted": False,
+        "bookmarked": False,
+        "content": "",
+        "reblog": inner,
+        "application": None,
+        "account": _account(booster),
+        "media_attachments": [],
+        "mentions": [],
+        "tags": [],
+        "emojis": [],
+        "card": None,
+        "poll": None,
+        "quote": None,
+        "filtered": [],
+    }
+
+
+async def tag_entities(tags: Sequence[Tag], *, days: int = 7) -> list[Json]:
+    """Tag entities with ``history``: clips and distinct authors per day, from real posts."""
+    if not tags:
+        return []
+    today = datetime.now(UTC).date()
+    since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), UTC)
+    rows = await ClipTag.filter(
+        tag_id__in=[t.pk for t in tags], clip__created_at__gte=since, clip__deleted_at=None
+    ).values("tag_id", "clip__created_at", "clip__account_id")
+    uses: dict[tuple[int, date], int] = {}
+    authors: dict[tuple[int, date], set[int]] = {}
+    for row in rows:
+        created: datetime = row["clip__created_at"]
+        key = (row["tag_id"], created.astimezone(UTC).date())
+        uses[key] = uses.get(key, 0) + 1
+        authors.setdefault(key, set()).add(row["clip__account_id"])
+    u = urls.current()
+    out = []
+    for tag in tags:
+        history = []
+        for offset in range(days):
+            day = today - timedelta(days=offset)
+            start = datetime.combine(day, datetime.min.time(), UTC)
+            history.append(
+                {
+                    "day": str(int(start.timestamp())),
+                    "uses": str(uses.get((tag.pk, day), 0)),
+                    "accounts": str(len(authors.get((tag.pk, day), set()))),
+                }
+            )
+        out.append(
+            {
+                "id": str(tag.pk),
+                "name": tag.name,
+                "url": u.tag(tag.name),
+                "history": history,
+                "following": False,
+                "featuring": False,
+            }
+        )
+    return out
+
+
+async def notification_entities(viewer: Account, notes: Sequence[Notification]) -> list[Json]:
+    """Notification entities. Ones whose status the viewer can no longer see are dropped."""
+    from fedisora.api.visibility import visible_statuses
+
+    account_ids = {n.from_account_id for n in notes if n.from_account_id is not None}
+    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
+    clip_ids = {n.clip_id for n in notes if n.clip_id is not None and n.comment_id is None}
+    comment_ids = {n.comment_id for n in notes if n.comment_id is not None}
+    statuses: list[Status] = [*await Clip.filter(pk__in=clip_ids)]
+    statuses += list(await Comment.filter(pk__in=comment_ids))
+    visible = await visible_statuses(viewer, statuses)
+    rendered = {
+        f"{type(s).__name__}:{s.pk}": e
+        for s, e in zip(visible, await status_entities(viewer, visible), strict=True)
+    }
+    out = []
+    for note in notes:
+        status_json: Json | None = None
+        if note.comment_id is not None:
+            status_json = rendered.get(f"Comment:{note.comment_id}")
+            if status_json is None:
+                continue
+        elif note.clip_id is not None:
+            status_json = rendered.get(f"Clip:{note.clip_id}")
+            if status_json is None:
+                continue
+        sender = accounts.get(note.from_account_id) if note.from_account_id else None
+        entity: Json = {
+            "id": str(note.pk),
+            "type": api_notification_type(note.type),
+            "group_key": f"ungrouped-{note.pk}",
+            "created_at": iso(note.created_at),
+            "account": _account(sender or viewer),
+            "status": status_json,
+        }
+        if note.render_job_id is not None:
+            entity["render_job_id"] = str(note.render_job_id)
+        out.append(entity)
+    return out
+
+
+def api_notification_type(kind: NotificationType | str) -> str:
+    """The type clients see: a remix is Mastodon's ``quote``; others keep their names."""
+    value = kind.value if isinstance(kind, NotificationType) else str(kind)
+    return "quote" if value == NotificationType.REMIX.value else value

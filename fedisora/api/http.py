@@ -1,0 +1,226 @@
+"""The frame every API endpoint runs in: auth, scopes, rate limits, parameters, errors.
+
+An endpoint is ``async def handler(ctx: Ctx) -> Response`` wrapped by :func:`endpoint`, which
+authenticates the bearer token, checks the endpoint's scopes, counts the request against the
+rate limit and turns every :class:`FedisoraError` into ``{"error": message}`` with its status.
+:func:`api_route` registers each path with and without a trailing slash, since clients differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from tortoise.exceptions import DoesNotExist, IntegrityError, ValidationError
+
+from fedisora.api import scopes as scope_rules
+from fedisora.api.params import Params, read_params
+from fedisora.api.ratelimit import Decision, Limiter
+from fedisora.config import Settings
+from fedisora.errors import FedisoraError, Forbidden
+from fedisora.models import Account, OAuthAccessToken, User, utcnow
+
+__all__ = [
+    "Ctx",
+    "Unauthorized",
+    "api_route",
+    "client_ip",
+    "endpoint",
+    "json",
+    "limiter",
+    "with_cors",
+]
+
+# Mastodon's defaults: 300 requests per 5 minutes per token (or per IP without one).
+DEFAULT_LIMIT = 300
+DEFAULT_WINDOW = 300.0
+
+
+class Unauthorized(FedisoraError):
+    status = 401
+
+
+@dataclass
+class Ctx:
+    request: Request
+    params: Params
+    token: OAuthAccessToken | None
+    account: Account | None
+    user: User | None
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.request.app.state.settings
+        return settings
+
+    @property
+    def me(self) -> Account:
+        """The token's account; endpoints needing one are declared ``user=True``."""
+        if self.account is None:
+            raise Unauthorized("this method requires an authenticated user")
+        return self.account
+
+    def path_id(self, name: str = "id") -> int:
+        from fedisora.api.params import parse_id
+
+        return parse_id(self.request.path_params.get(name, ""))
+
+
+def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(data, status, headers=headers)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def limiter(request: Request, name: str, limit: int, window: float) -> Limiter:
+    """The app-wide limiter called *name* (created on first use)."""
+    state = request.app.state
+    if not hasattr(state, "api_limiters"):
+        state.api_limiters = {}
+    limiters: dict[str, Limiter] = state.api_limiters
+    if name not in limiters:
+        limiters[name] = Limiter(limit, window)
+    return limiters[name]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def load_token(raw: str) -> tuple[OAuthAccessToken, Account | None, User | None]:
+    """The live token for *raw*, its account and user; 401 for unknown, expired or revoked."""
+    token = await OAuthAccessToken.get_or_none(token=raw)
+    if token is None or token.revoked_at is not None:
+        raise Unauthorized("The access token is invalid")
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        raise Unauthorized("The access token expired")
+    account = user = None
+    if token.account_id is not None:
+        account = await Account.get_or_none(pk=token.account_id)
+        user = await User.get_or_none(account_id=token.account_id)
+        if account is None or user is None or account.suspended_at is not None:
+            raise Unauthorized("The access token is invalid")
+        if user.disabled:
+            raise Forbidden("Your login is currently disabled")
+        if not user.approved:
+            raise Forbidden("Your login is missing a confirmed e-mail address or approval")
+    return token, account, user
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+
+def endpoint(
+    *scopes: str,
+    auth: bool = False,
+    user: bool = False,
+    rate: tuple[str, int, float] | None = None,
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap *handler*. *scopes*: any one suffices, and they apply only when a token is given
+    unless *auth* (a token is required) or *user* (a token with a user is required) is set.
+    *rate* is an extra (name, limit, window) limit per client IP, e.g. for sign-ups.
+    """
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            decision: Decision | None = None
+            try:
+                raw = bearer_token(request)
+                token = account = user_row = None
+                if raw is not None:
+                    token, account, user_row = await load_token(raw)
+                elif auth or user:
+                    raise Unauthorized("The access token is invalid")
+                if (
+                    token is not None
+                    and scopes
+                    and not scope_rules.allows(token.scopes.split(), *scopes)
+                ):
+                    raise Forbidden("This action is outside the authorized scopes")
+                if user and account is None:
+                    raise Unauthorized("This method requires an authenticated user")
+                key = f"token:{token.pk}" if token is not None else f"ip:{client_ip(request)}"
+                decision = limiter(request, "api", DEFAULT_LIMIT, DEFAULT_WINDOW).hit(key)
+                if not decision.allowed:
+                    return with_cors(json({"error": "Too many requests"}, 429, decision.headers()))
+                if rate is not None:
+                    extra = limiter(request, *rate).hit(client_ip(request))
+                    if not extra.allowed:
+                        return with_cors(json({"error": "Too many requests"}, 429, extra.headers()))
+                params = await read_params(request)
+                ctx = Ctx(request, params, token, account, user_row)
+                response = await handler(ctx)
+            except FedisoraError as exc:
+                response = json({"error": exc.message}, exc.status)
+            except DoesNotExist:
+                response = json({"error": "Record not found"}, 404)
+            except ValidationError as exc:  # a value no field check caught: still the client's
+                response = json({"error": f"Validation failed: {exc}"}, 422)
+            except IntegrityError:  # lost a race with a concurrent identical request
+                response = json({"error": "Conflicting concurrent request; try again"}, 409)
+            if decision is not None:
+                for name, value in decision.headers().items():
+                    response.headers.setdefault(name, value)
+            return with_cors(response)
+
+        run.__name__ = handler.__name__
+        run.__doc__ = handler.__doc__
+        return run
+
+    return wrap
+
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Link, X-RateLimit-Limit, X-RateLimit-Remaining, "
+    "X-RateLimit-Reset, X-Request-Id, Idempotency-Key",
+}
+
+
+def with_cors(response: Response) -> Response:
+    """Browser clients (Elk, Phanpy) call the API cross-origin with bearer tokens, never
+    cookies, so any origin may read API responses, as on Mastodon."""
+    for name, value in CORS_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def preflight(request: Request) -> Response:
+    """The CORS preflight for an API path."""
+    return with_cors(
+        Response(
+            status_code=204,
+            headers={
+                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "access-control-request-headers",
+                    "Authorization, Content-Type, Idempotency-Key",
+                ),
+                "Access-Control-Max-Age": "86400",
+            },
+        )
+    )
+
+
+def api_route(
+    path: str, endpoint_fn: Callable[[Request], Awaitable[Response]], methods: Sequence[str]
+) -> list[BaseRoute]:
+    """Routes for *path* and *path*/ (Mastodon answers both; a redirect would lose POST bodies)."""
+    name = f"{endpoint_fn.__name__}:{'/'.join(methods)}:{path}"
+    slash = path.rstrip("/") + "/"
+    return [
+        Route(path, endpoint_fn, methods=list(methods), name=name),
+        Route(slash, endpoint_fn, methods=list(methods), name=name + "/"),
+        Route(path, preflight, methods=["OPTIONS"], name=name + ":options"),
+        Route(slash, preflight, methods=["OPTIONS"], name=name + "/:options"),
+    ]

@@ -1,0 +1,200 @@
+"""Instance information: ``/api/v1/instance``, ``/api/v2/instance``, peers, emojis, rules.
+
+``version`` reads as a Mastodon version for clients that parse it (Mastodon.py, Tusky), with
+fedisora's own version in parentheses; ``api_versions.mastodon`` is the capability number.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from importlib import metadata
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from fedisora.api.entities import account_entities
+from fedisora.api.http import Ctx, api_route, endpoint, json
+from fedisora.api.lookup import column
+from fedisora.api.scopes import ALL_SCOPES
+from fedisora.models import Account, Clip, User, utcnow
+from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.interactions import MAX_COMMENT
+from fedisora.services.posts import MAX_CAPTION
+
+__all__ = ["MASTODON_API_VERSION", "MASTODON_COMPAT", "routes", "version_string"]
+
+MASTODON_COMPAT = "4.3.0"
+MASTODON_API_VERSION = 2
+SUPPORTED_MIME_TYPES = ["video/mp4", "image/jpeg", "image/png", "image/webp"]
+VIDEO_SIZE_LIMIT = 99 * 1024 * 1024  # what Mastodon accepts from peers
+VIDEO_MATRIX_LIMIT = 1920 * 1080
+VIDEO_FRAME_RATE_LIMIT = 60
+IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
+IMAGE_MATRIX_LIMIT = 4096 * 4096
+
+
+def version_string() -> str:
+    try:
+        own = metadata.version("fedisora")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        own = "0.1.0"
+    return f"{MASTODON_COMPAT} (compatible; fedisora {own})"
+
+
+def _streaming_url(ctx: Ctx) -> str:
+    """Where the streaming API lives (``/api/v1/streaming``; not served yet: clients fall back
+    to polling when the connection fails)."""
+    scheme = "ws" if ctx.settings.insecure_http else "wss"
+    return f"{scheme}://{ctx.settings.domain}"
+
+
+def _configuration(ctx: Ctx) -> dict[str, Any]:
+    settings = ctx.settings
+    return {
+        "urls": {"streaming": _streaming_url(ctx), "status": None},
+        "accounts": {
+            "max_featured_tags": 0,
+            "max_pinned_statuses": 5,
+            "max_display_name_length": 100,
+            "max_note_length": 500,
+            "max_profile_fields": 0,
+        },
+        "statuses": {
+            "max_characters": max(MAX_CAPTION, MAX_COMMENT),
+            "max_media_attachments": 1,
+            "characters_reserved_per_url": 23,
+        },
+        "media_attachments": {
+            "supported_mime_types": SUPPORTED_MIME_TYPES,
+            "description_limit": 1500,
+            "image_size_limit": IMAGE_SIZE_LIMIT,
+            "image_matrix_limit": IMAGE_MATRIX_LIMIT,
+            "video_size_limit": VIDEO_SIZE_LIMIT,
+            "video_frame_rate_limit": VIDEO_FRAME_RATE_LIMIT,
+            "video_matrix_limit": VIDEO_MATRIX_LIMIT,
+            "video_duration_limit": settings.max_clip_seconds,
+            "fedisora_ai_only": True,
+        },
+        "polls": {
+            "max_options": 0,
+            "max_characters_per_option": 0,
+            "min_expiration": 0,
+            "max_expiration": 0,
+        },
+        "translation": {"enabled": False},
+        "vapid": {"public_key": ""},
+        "oauth": {"scopes": list(ALL_SCOPES)},
+    }
+
+
+async def _contact_account() -> Account | None:
+    admin = await User.filter(is_admin=True).order_by("id").first()
+    return None if admin is None else await Account.get_or_none(pk=admin.account_id)
+
+
+async def _counts() -> tuple[int, int, int]:
+    users = await Account.filter(domain=None).exclude(username=INSTANCE_ACTOR).count()
+    active = await column(
+        Clip.filter(local=True, created_at__gte=utcnow() - timedelta(days=30)).distinct(),
+        "account_id",
+    )
+    statuses = await Clip.filter(local=True, deleted_at=None).count()
+    return users, len(set(active)), statuses
+
+
+@endpoint()
+async def instance_v2(ctx: Ctx) -> Response:
+    settings = ctx.settings
+    contact = await _contact_account()
+    _users, active, _statuses = await _counts()
+    mode = settings.registrations
+    return json(
+        {
+            "domain": settings.domain,
+            "title": settings.instance_name,
+            "version": version_string(),
+            "source_url": "https://github.com/fedisora/fedisora",
+            "description": "A federated home for AI-generated short video.",
+            "usage": {"users": {"active_month": active}},
+            "thumbnail": {"url": f"{settings.base_url}/favicon.ico"},
+            "icon": [],
+            "languages": ["en"],
+            "configuration": _configuration(ctx),
+            "registrations": {
+                "enabled": mode != "closed",
+                "approval_required": mode == "approval",
+                "message": None,
+                "url": None,
+                "min_age": None,
+                "reason_required": mode == "approval",
+            },
+            "api_versions": {"mastodon": MASTODON_API_VERSION, "fedisora": 1},
+            "contact": {
+                "email": "",
+                "account": account_entities([contact])[0] if contact else None,
+            },
+            "rules": [],
+        }
+    )
+
+
+@endpoint()
+async def instance_v1(ctx: Ctx) -> Response:
+    settings = ctx.settings
+    contact = await _contact_account()
+    users, _active, statuses = await _counts()
+    domains = await column(Account.exclude(domain=None).distinct(), "domain")
+    config = _configuration(ctx)
+    mode = settings.registrations
+    return json(
+        {
+            "uri": settings.domain,
+            "title": settings.instance_name,
+            "short_description": "A federated home for AI-generated short video.",
+            "description": "A federated home for AI-generated short video.",
+            "email": "",
+            "version": version_string(),
+            "urls": {"streaming_api": _streaming_url(ctx)},
+            "stats": {
+                "user_count": users,
+                "status_count": statuses,
+                "domain_count": len(set(domains)),
+            },
+            "thumbnail": None,
+            "languages": ["en"],
+            "registrations": mode != "closed",
+            "approval_required": mode == "approval",
+            "invites_enabled": False,
+            "configuration": {
+                "accounts": {"max_featured_tags": 0},
+                "statuses": config["statuses"],
+                "media_attachments": config["media_attachments"],
+                "polls": config["polls"],
+            },
+            "contact_account": account_entities([contact])[0] if contact else None,
+            "rules": [],
+        }
+    )
+
+
+@endpoint()
+async def peers(ctx: Ctx) -> Response:
+    domains = await column(Account.exclude(domain=None).distinct(), "domain")
+    return json(sorted({str(d) for d in domains}))
+
+
+@endpoint()
+async def empty_list(ctx: Ctx) -> Response:
+    """Custom emojis and instance rules: fedisora has none (yet)."""
+    return json([])
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        *api_route("/api/v1/instance", instance_v1, ["GET"]),
+        *api_route("/api/v2/instance", instance_v2, ["GET"]),
+        *api_route("/api/v1/instance/peers", peers, ["GET"]),
+        *api_route("/api/v1/custom_emojis", empty_list, ["GET"]),
+        *api_route("/api/v1/instance/rules", empty_list, ["GET"]),
+    ]

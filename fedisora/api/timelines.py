@@ -1,0 +1,374 @@
+"""Timelines (home, public, tag), notifications and trends.
+
+Home reads the fan-out rows (``TimelineEntry``) and pages on the clip id, so a boost shows at
+its clip's place in time. Public and tag timelines list clips only: comments live in threads.
+Trends rank recent public local clips and tags by real engagement (likes, boosts, comments,
+distinct authors), never by anything configured.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from tortoise.functions import Count
+
+from fedisora.api.entities import (
+    notification_entities,
+    reblog_entity,
+    status_entities,
+    tag_entities,
+)
+from fedisora.api.http import Ctx, api_route, endpoint, json
+from fedisora.api.lookup import column
+from fedisora.api.pagination import Page, link_header, page_of
+from fedisora.api.params import parse_id
+from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.errors import NotFound
+from fedisora.models import (
+    Account,
+    Boost,
+    Clip,
+    ClipTag,
+    Notification,
+    NotificationType,
+    Tag,
+    TimelineEntry,
+    Visibility,
+    utcnow,
+)
+
+__all__ = ["routes"]
+
+TREND_WINDOW = timedelta(days=7)
+
+
+@endpoint("read", "read:statuses", user=True)
+async def home(ctx: Ctx) -> Response:
+    me = ctx.me
+    page = Page.from_params(ctx.params)
+    hidden = await hidden_account_ids(me)
+    query = TimelineEntry.filter(owner_id=me.pk)
+    entries = await page_of(query, page, field="clip_id")
+    clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
+    ordered = [clips[e.clip_id] for e in entries if e.clip_id in clips]
+    visible = {c.pk: c for c in await visible_statuses(me, ordered)}
+    shown = [
+        e
+        for e in entries
+        if e.clip_id in visible
+        and visible[e.clip_id].account_id not in hidden
+        and (e.boosted_by_id is None or e.boosted_by_id not in hidden)
+    ]
+    rendered = await status_entities(me, [visible[e.clip_id] for e in shown])
+    boost_keys = [(e.boosted_by_id, e.clip_id) for e in shown if e.boosted_by_id is not None]
+    boosts: dict[tuple[int, int], Boost] = {}
+    boosters: dict[int, Account] = {}
+    if boost_keys:
+        rows = await Boost.filter(
+            account_id__in=[k[0] for k in boost_keys], clip_id__in=[k[1] for k in boost_keys]
+        )
+        boosts = {(b.account_id, b.clip_id): b for b in rows}
+        boosters = {a.pk: a for a in await Account.filter(pk__in=[k[0] for k in boost_keys])}
+    body: list[dict[str, Any]] = []
+    for entry, entity in zip(shown, rendered, strict=True):
+        key = (entry.boosted_by_id, entry.clip_id) if entry.boosted_by_id is not None else None
+        if key is not None and key in boosts and key[0] in boosters:
+            body.append(reblog_entity(boosts[key], boosters[key[0]], entity))
+        else:
+            body.append(entity)
+    headers = link_header(ctx.request, entries[0].clip_id, entries[-1].clip_id) if entries else {}
+    return json(body, headers=headers)
+
+
+async def _clip_timeline(ctx: Ctx, query: Any) -> Response:
+    p = ctx.params
+    page = Page.from_params(p)
+    if p.flag("local"):
+        query = query.filter(local=True)
+    elif p.flag("remote"):
+        query = query.filter(local=False)
+    if p.flag("only_media"):
+        query = query.exclude(media_id=None)
+    hidden = await hidden_account_ids(ctx.account)
+    if hidden:
+        query = query.exclude(account_id__in=list(hidden))
+    rows = await page_of(query, page)
+    visible = await visible_statuses(ctx.account, rows)
+    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
+    return json(await status_entities(ctx.account, visible), headers=headers)
+
+
+@endpoint("read", "read:statuses")
+async def public(ctx: Ctx) -> Response:
+    return await _clip_timeline(ctx, Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None))
+
+
+@endpoint("read", "read:statuses")
+async def tag(ctx: Ctx) -> Response:
+    p = ctx.params
+    names = {str(ctx.request.path_params["hashtag"]).lower().lstrip("#")}
+    names |= {n.lower().lstrip("#") for n in p.texts("any")}
+    query = Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None)
+    query = query.filter(clip_tags__tag__name__in=sorted(names)).distinct()
+    for required in p.texts("all"):
+        ids = await column(ClipTag.filter(tag__name=required.lower().lstrip("#")), "clip_id")
+        query = query.filter(pk__in=ids)
+    excluded = [n.lower().lstrip("#") for n in p.texts("none")]
+    if excluded:
+        ids = await column(ClipTag.filter(tag__name__in=excluded), "clip_id")
+        query = query.exclude(pk__in=list(ids))
+    return await _clip_timeline(ctx, query)
+
+
+@endpoint("read", "read:notifications", user=True)
+async def notifications(ctx: Ctx) -> Response:
+    p = ctx.params
+    page = Page.from_params(p, maximum=80, default=40)
+    rows = await page_of(_notifications_query(ctx), page)
+    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
+    return json(await notification_entities(ctx.me, rows), headers=headers)
+
+
+def _notifications_query(ctx: Ctx) -> Any:
+    """The caller's undismissed notifications, filtered by types[], exclude_types[] and
+    account_id as Mastodon defines them."""
+    p = ctx.params
+    query = Notification.filter(recipient_id=ctx.me.pk, dismissed=False)
+    if p.texts("types"):
+        query = query.filter(type__in=_model_types(p.texts("types")))
+    excluded = _model_types(p.texts("exclude_types"))
+    if excluded:
+        query = query.exclude(type__in=excluded)
+    account_id = p.id("account_id")
+    if account_id is not None:
+        query = query.filter(from_account_id=account_id)
+    return query
+
+
+_TYPES = {t.value for t in NotificationType}
+UNGROUPED = "ungrouped-"
+
+
+def _grouped(entities: list[dict[str, Any]]) -> dict[str, Any]:
+    """GroupedNotificationsResults where every notification is its own (ungrouped) group.
+
+    fedisora does not group notifications; Mastodon's ``ungrouped-<id>`` keys say so, and
+    clients of the v2 API render such groups as single notifications.
+    """
+    accounts: dict[str, Any] = {}
+    statuses: dict[str, Any] = {}
+    groups = []
+    for note in entities:
+        accounts[note["account"]["id"]] = note["account"]
+        status = note.get("status")
+        if status is not None:
+            statuses[status["id"]] = status
+        group: dict[str, Any] = {
+            "group_key": note["group_key"],
+            "notifications_count": 1,
+            "type": note["type"],
+            # an integer here, unlike every other id (as Mastodon serializes it and its
+            # OpenAPI description types it)
+            "most_recent_notification_id": int(note["id"]),
+            "page_min_id": note["id"],
+            "page_max_id": note["id"],
+            "latest_page_notification_at": note["created_at"],
+            "sample_account_ids": [note["account"]["id"]],
+            "status_id": None if status is None else status["id"],
+        }
+        if "render_job_id" in note:
+            group["render_job_id"] = note["render_job_id"]
+        groups.append(group)
+    return {
+        "accounts": list(accounts.values()),
+        "statuses": list(statuses.values()),
+        "notification_groups": groups,
+    }
+
+
+def _group_note_id(ctx: Ctx) -> int:
+    key = str(ctx.request.path_params.get("group_key", ""))
+    return parse_id(key[len(UNGROUPED) :]) if key.startswith(UNGROUPED) else -1
+
+
+@endpoint("read", "read:notifications", user=True)
+async def notifications_v2(ctx: Ctx) -> Response:
+    p = ctx.params
+    page = Page.from_params(p, maximum=80, default=40)
+    rows = await page_of(_notifications_query(ctx), page)
+    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
+    return json(_grouped(await notification_entities(ctx.me, rows)), headers=headers)
+
+
+async def _group(ctx: Ctx) -> Notification:
+    note = await Notification.get_or_none(
+        pk=_group_note_id(ctx), recipient_id=ctx.me.pk, dismissed=False
+    )
+    if note is None:
+        raise NotFound("Record not found")
+    return note
+
+
+@endpoint("read", "read:notifications", user=True)
+async def notification_group(ctx: Ctx) -> Response:
+    rendered = await notification_entities(ctx.me, [await _group(ctx)])
+    if not rendered:
+        raise NotFound("Record not found")
+    return json(_grouped(rendered))
+
+
+@endpoint("read", "read:notifications", user=True)
+async def notification_group_accounts(ctx: Ctx) -> Response:
+    rendered = await notification_entities(ctx.me, [await _group(ctx)])
+    return json([note["account"] for note in rendered])
+
+
+@endpoint("write", "write:notifications", user=True)
+async def dismiss_group(ctx: Ctx) -> Response:
+    note = await _group(ctx)
+    await Notification.filter(pk=note.pk).update(dismissed=True)
+    return json({})
+
+
+def _model_types(names: list[str]) -> list[str]:
+    """Stored notification types for API names (``quote`` is a remix); unknown names dropped."""
+    out = {NotificationType.REMIX.value if n == "quote" else n for n in names}
+    return sorted(out & _TYPES)
+
+
+async def _notification(ctx: Ctx) -> Notification:
+    note = await Notification.get_or_none(
+        pk=max(ctx.path_id(), -1), recipient_id=ctx.me.pk, dismissed=False
+    )
+    if note is None:
+        raise NotFound("Record not found")
+    return note
+
+
+@endpoint("read", "read:notifications", user=True)
+async def notification(ctx: Ctx) -> Response:
+    note = await _notification(ctx)
+    rendered = await notification_entities(ctx.me, [note])
+    if not rendered:
+        raise NotFound("Record not found")
+    return json(rendered[0])
+
+
+@endpoint("write", "write:notifications", user=True)
+async def dismiss(ctx: Ctx) -> Response:
+    note = await _notification(ctx)
+    await Notification.filter(pk=note.pk).update(dismissed=True)
+    return json({})
+
+
+@endpoint("write", "write:notifications", user=True)
+async def clear(ctx: Ctx) -> Response:
+    await Notification.filter(recipient_id=ctx.me.pk, dismissed=False).update(dismissed=True)
+    return json({})
+
+
+@endpoint("read", "read:notifications", user=True)
+async def unread_count(ctx: Ctx) -> Response:
+    count = await Notification.filter(recipient_id=ctx.me.pk, dismissed=False).count()
+    return json({"count": min(count, 1000)})
+
+
+def _offset_limit(ctx: Ctx, default: int, maximum: int) -> tuple[int, int]:
+    p = ctx.params
+    limit = max(1, min(p.number("limit", default, high=2**31), maximum))
+    return p.number("offset", 0, high=10_000), limit
+
+
+@endpoint("read", "read:statuses")
+async def trending_statuses(ctx: Ctx) -> Response:
+    """Public local clips of the last week ranked by likes + boosts + comments (ties: newer)."""
+    offset, limit = _offset_limit(ctx, 20, 40)
+    candidates = (
+        await Clip.filter(
+            visibility=Visibility.PUBLIC,
+            deleted_at=None,
+            local=True,
+            created_at__gte=utcnow() - TREND_WINDOW,
+        )
+        .order_by("-id")
+        .limit(1000)
+    )
+    hidden = await hidden_account_ids(ctx.account)
+    scored = [
+        c
+        for c in candidates
+        if c.account_id not in hidden and c.likes_count + c.boosts_count + c.comments_count > 0
+    ]
+    scored.sort(
+        key=lambda c: (c.likes_count + c.boosts_count + c.comments_count, c.pk), reverse=True
+    )
+    visible = await visible_statuses(ctx.account, scored[offset : offset + limit])
+    return json(await status_entities(ctx.account, visible))
+
+
+@endpoint("read", "read:statuses")
+async def trending_tags(ctx: Ctx) -> Response:
+    """Tags on public clips of the last week, ranked by distinct authors, then by uses."""
+    offset, limit = _offset_limit(ctx, 10, 20)
+    rows = (
+        await ClipTag.filter(
+            clip__visibility=Visibility.PUBLIC,
+            clip__deleted_at=None,
+            clip__created_at__gte=utcnow() - TREND_WINDOW,
+        )
+        .annotate(uses=Count("id"))
+        .group_by("tag_id")
+        .values("tag_id", "uses")
+    )
+    authors: dict[int, set[int]] = {}
+    for row in await ClipTag.filter(
+        tag_id__in=[r["tag_id"] for r in rows],
+        clip__visibility=Visibility.PUBLIC,
+        clip__deleted_at=None,
+        clip__created_at__gte=utcnow() - TREND_WINDOW,
+    ).values("tag_id", "clip__account_id"):
+        authors.setdefault(row["tag_id"], set()).add(row["clip__account_id"])
+    ranked = sorted(
+        rows,
+        key=lambda r: (len(authors.get(r["tag_id"], ())), r["uses"], -r["tag_id"]),
+        reverse=True,
+    )
+    chosen = [r["tag_id"] for r in ranked[offset : offset + limit]]
+    tags = {t.pk: t for t in await Tag.filter(pk__in=chosen)}
+    return json(await tag_entities([tags[i] for i in chosen if i in tags]))
+
+
+@endpoint("read", "read:statuses")
+async def tag_info(ctx: Ctx) -> Response:
+    name = str(ctx.request.path_params["name"]).lower().lstrip("#")
+    found = await Tag.get_or_none(name=name)
+    if found is None:
+        raise NotFound("Record not found")
+    return json((await tag_entities([found]))[0])
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        *api_route("/api/v1/timelines/home", home, ["GET"]),
+        *api_route("/api/v1/timelines/public", public, ["GET"]),
+        *api_route("/api/v1/timelines/tag/{hashtag}", tag, ["GET"]),
+        *api_route("/api/v1/notifications", notifications, ["GET"]),
+        *api_route("/api/v1/notifications/clear", clear, ["POST"]),
+        *api_route("/api/v1/notifications/unread_count", unread_count, ["GET"]),
+        *api_route("/api/v1/notifications/{id}", notification, ["GET"]),
+        *api_route("/api/v1/notifications/{id}/dismiss", dismiss, ["POST"]),
+        *api_route("/api/v2/notifications", notifications_v2, ["GET"]),
+        *api_route("/api/v2/notifications/unread_count", unread_count, ["GET"]),
+        *api_route("/api/v2/notifications/{group_key}", notification_group, ["GET"]),
+        *api_route(
+            "/api/v2/notifications/{group_key}/accounts", notification_group_accounts, ["GET"]
+        ),
+        *api_route("/api/v2/notifications/{group_key}/dismiss", dismiss_group, ["POST"]),
+        *api_route("/api/v1/trends", trending_tags, ["GET"]),
+        *api_route("/api/v1/trends/tags", trending_tags, ["GET"]),
+        *api_route("/api/v1/trends/statuses", trending_statuses, ["GET"]),
+        *api_route("/api/v1/tags/{name}", tag_info, ["GET"]),
+    ]

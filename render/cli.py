@@ -1,0 +1,167 @@
+"""``fedisora render`` and ``fedisora verify``.
+
+``render`` runs one job through the same queue as everyone else's (a RenderJob row, the
+render machine's handlers) with an in-process runner for the render queue, so what an
+admin tries from the shell is exactly what users get. ``verify`` needs no database: it
+reads a file's C2PA manifest, validates it against the trusted instance roots and reads the
+invisible watermark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedisora.config import Settings, load_settings
+from fedisora.errors import Invalid, NotFound
+from render.errors import RenderError
+from render.instance import trusted_roots, watermark_key
+
+__all__ = ["Verification", "cmd_render", "cmd_verify", "verify_file"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify_file`` found, and its printable summary."""
+
+    state: str
+    trusted: bool
+    lines: tuple[str, ...]
+
+
+def verify_file(path: Path, settings: Settings) -> Verification:
+    """Manifest, validation state against trusted roots, and the watermark id of *path*."""
+    import numpy as np
+
+    from render.encode import probe
+    from render.errors import ProbeError
+    from render.provenance import ValidationState, verify_mp4
+    from render.watermark import read_id
+
+    if not path.is_file():
+        raise Invalid(f"{path} does not exist")
+    roots = trusted_roots(settings)
+    try:
+        result = verify_mp4(path, roots)
+    except RenderError as exc:
+        raise Invalid(str(exc)) from exc
+    lines = [f"file: {path}"]
+    if result.state is ValidationState.MISSING:
+        lines.append("manifest: none (no C2PA provenance in this file)")
+    else:
+        lines.append(f"manifest: sha256 {result.manifest_digest}")
+        verdict = {
+            ValidationState.TRUSTED: "signed by a trusted instance root",
+            ValidationState.VALID: "intact, but the signer is not in the trusted roots",
+            ValidationState.INVALID: "altered or badly signed",
+        }[result.state]
+        lines.append(f"validation: {result.state.value} ({verdict}; {len(roots)} trusted roots)")
+        lines.append(f"signer: {result.signer or '-'}")
+        lines.append(f"source type: {result.digital_source_type or '-'}")
+        if result.failures:
+            lines.append(f"failures: {', '.join(result.failures)}")
+        claim = result.claim
+        if claim is not None:
+            lines.append(
+                f"claim: instance {claim.instance}, job {claim.job_id}, model {claim.model}, "
+                f"seed {claim.seed}, prompt sha256 {claim.prompt_sha256}"
+            )
+            lines.append(
+                f"creator: {claim.creator or '-'}; remix source: {claim.remix_source or '-'}; "
+                f"consent refs: {', '.join(claim.consent_refs) or '-'}"
+            )
+    try:
+        probe(path)
+        import av
+
+        with av.open(str(path)) as container:
+            frames = np.stack(
+                [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            ).astype(np.uint8)
+        reading = read_id(frames, key=watermark_key(settings))
+        verdict = "present" if reading.likely_marked else "not found (noise-level votes)"
+        mark = f"watermark: id {reading.id}, confidence {reading.confidence:.2f}, {verdict}"
+        if reading.likely_marked and result.claim is not None:
+            same = str(reading.id) == str(int(result.claim.job_id) % (1 << 32))
+            mark += "; matches the claim's job" if same else "; does NOT match the claim's job"
+        lines.append(mark)
+    except (ProbeError, ValueError) as exc:
+        lines.append(f"watermark: unreadable ({exc})")
+    return Verification(result.state.value, result.trusted, tuple(lines))
+
+
+async def cmd_verify(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    report = await asyncio.to_thread(verify_file, Path(args.file), settings)
+    print("\n".join(report.lines))
+    return 0 if report.trusted else 1
+
+
+async def cmd_render(args: argparse.Namespace) -> int:
+    from fedisora import urls
+    from fedisora.db import close_db, init_db, migrate
+    from fedisora.models import Account, MediaFile, RenderJob, User
+    from fedisora.work.machines import build_engine
+    from fedisora.work.runner import InProcessRunner
+    from render.service import render_progress, submit_render
+    from render.states import OVER, READY
+
+    settings = load_settings()
+    urls.configure(settings)
+    await migrate(settings)
+    await init_db(settings)
+    try:
+        if args.user:
+            account = await Account.get_or_none(username=args.user, domain=None)
+            if account is None:
+                raise NotFound(f"no local user @{args.user}")
+        else:
+            admin = await User.filter(is_admin=True).order_by("id").first()
+            if admin is None:
+                raise NotFound("no admin user: run `fedisora init` or pass --user")
+            account = await Account.get(pk=admin.account_id)
+        spec: dict[str, object] = {"prompt": args.prompt, "seconds": args.seconds}
+        if args.aspect:
+            spec["aspect"] = args.aspect
+        if args.seed is not None:
+            spec["seed"] = args.seed
+        engine = build_engine(settings, providers=["render.queue:machines"])
+        try:
+            job = await submit_render(
+                account, spec, settings=settings, engine=engine, priority=10, enforce_quota=False
+            )
+        except RenderError as exc:
+            raise Invalid(str(exc)) from exc
+        print(f"render job {job.pk}: seed {job.spec['seed']}", flush=True)
+        runner = InProcessRunner(engine, queues=("render",), concurrency=1, poll_interval=0.5)
+        runner.start()
+        shown = ""
+        try:
+            while job.state not in OVER:
+                await asyncio.sleep(0.5)
+                job = await RenderJob.get(pk=job.pk)
+                p = await render_progress(job)
+                line = f"{p['state']} {p['step']}/{p['total']} ({p['percent']}%)"
+                if line != shown:
+                    print(line, flush=True)
+                    shown = line
+        finally:
+            await runner.stop()
+        if job.state != READY or job.output_id is None:
+            raise Invalid(f"render job {job.pk} {job.state}: {job.last_error}")
+        media = await MediaFile.get(pk=job.output_id)
+        path = settings.media_root / str(media.file)
+        if args.out:
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out)
+            path = out
+        print(f"output: {path}")
+        report = await asyncio.to_thread(verify_file, path, settings)
+        print("\n".join(report.lines))
+        return 0 if report.trusted else 1
+    finally:
+        await close_db()

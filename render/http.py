@@ -1,0 +1,78 @@
+"""A server-sent event stream of one render job's progress.
+
+``GET .../render_jobs/{job_id}/events`` (the API mounts it) sends an ``event: progress``
+whenever the job's progress changes (polling the row every 0.5 s, so it works with any
+number of web processes and workers and needs no broker), a comment line every 15 s so
+proxies keep the connection open, and a final ``event: end`` once rendering is over
+(ready, published, failed or cancelled). Only the job's owner may watch: the API's
+authentication puts the account in ``request.state.account``; without it the answer is 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from fedisora.models import RenderJob
+from render.service import render_progress
+from render.states import OVER
+
+__all__ = ["POLL_SECONDS", "render_events"]
+
+POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
+
+
+def _event(kind: str, data: dict[str, Any], event_id: int) -> str:
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _stream(job_id: int, poll: float) -> AsyncIterator[str]:
+    last: dict[str, Any] | None = None
+    sent_at = time.monotonic()
+    count = 0
+    yield "retry: 2000\n\n"
+    while True:
+        job = await RenderJob.get_or_none(pk=job_id)
+        if job is None:
+            count += 1
+            yield _event("end", {"id": str(job_id), "state": "deleted"}, count)
+            return
+        progress = await render_progress(job)
+        if progress != last:
+            count += 1
+            yield _event("progress", progress, count)
+            last, sent_at = progress, time.monotonic()
+        elif time.monotonic() - sent_at >= KEEPALIVE_SECONDS:
+            yield ": keepalive\n\n"
+            sent_at = time.monotonic()
+        if job.state in OVER:
+            count += 1
+            yield _event("end", {"id": str(job_id), "state": job.state}, count)
+            return
+        await asyncio.sleep(poll)
+
+
+async def render_events(request: Request) -> Response:
+    """Starlette endpoint: stream progress events for ``path_params["job_id"]``."""
+    account = getattr(request.state, "account", None)
+    if account is None:
+        return JSONResponse({"error": "The access token is invalid"}, status_code=401)
+    try:
+        job_id = int(request.path_params["job_id"])
+    except (KeyError, TypeError, ValueError):
+        return JSONResponse({"error": "Record not found"}, status_code=404)
+    job = await RenderJob.get_or_none(pk=job_id)
+    if job is None or job.account_id != account.pk:
+        return JSONResponse({"error": "Record not found"}, status_code=404)
+    return StreamingResponse(
+        _stream(job_id, POLL_SECONDS),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,59 @@
+"""Helpers for client API tests: apps and tokens made through the real OAuth endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from fedisora.models import Account
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Login:
+    account: Account
+    token: str
+    client_id: str
+    client_secret: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def register_app(
+    client: httpx.AsyncClient, scopes: str = "read write follow push"
+) -> tuple[str, str]:
+    r = await client.post(
+        "/api/v1/apps",
+        data={
+            "client_name": "tests",
+            "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+            "scopes": scopes,
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return body["client_id"], body["client_secret"]
+
+
+async def login(
+    client: httpx.AsyncClient, account: Account, scope: str = "read write follow push"
+) -> Login:
+    """A password-grant token for *account* (made by the ``local_account`` factory)."""
+    client_id, client_secret = await register_app(client, "read write follow push")
+    r = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "username": account.username,
+            "password": PASSWORD,
+            "scope": scope,
+        },
+    )
+    assert r.status_code == 200, r.text
+    return Login(account, r.json()["access_token"], client_id, client_secret)

@@ -1,0 +1,141 @@
+"""Real fedisora instances for tests: ``fedisora init`` + ``fedisora serve`` on loopback.
+
+Each instance has its own data directory and SQLite database, listens on a free 127.0.0.1
+port, and runs with FEDISORA_INSECURE_HTTP=1 (plain http and loopback peers allowed). Users
+act through ``_peer.py`` in separate processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER = Path(__file__).with_name("_peer.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Instance:
+    name: str
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def domain(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.domain}"
+
+    def act(self, *args: str) -> Any:
+        out = subprocess.run(
+            [sys.executable, str(PEER), *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, f"{self.name} {args}: {out.stderr[-3000:]}"
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start(name: str, tmp: Path) -> Instance:
+    port = free_port()
+    data = tmp / name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
+    env.update(
+        FEDISORA_DATA_DIR=str(data),
+        FEDISORA_DOMAIN=f"127.0.0.1:{port}",
+        FEDISORA_INSECURE_HTTP="1",
+        FEDISORA_LOG_LEVEL="warning",
+    )
+    instance = Instance(name, port, env)
+    init = subprocess.run(
+        [sys.executable, "-m", "fedisora", "init", "--admin-password", "correct horse battery"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert init.returncode == 0, init.stderr[-3000:]
+    serve(instance, tmp)
+    return instance
+
+
+def serve(instance: Instance, tmp: Path) -> None:
+    """Start (or restart) the instance's server and wait until it answers."""
+    log_path = tmp / f"{instance.name}.log"
+    with log_path.open("ab") as log:
+        instance.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fedisora",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(instance.port),
+                "--no-render-worker",
+            ],
+            env=instance.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if instance.process.poll() is not None:
+            raise AssertionError(f"{instance.name} exited: {log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{instance.base}/.well-known/nodeinfo", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError(f"{instance.name} did not start: {log_path.read_text()[-3000:]}")
+
+
+def stop(instance: Instance) -> None:
+    if instance.process is not None and instance.process.poll() is None:
+        instance.process.terminate()
+        try:
+            instance.process.wait(15)
+        except subprocess.TimeoutExpired:
+            instance.process.kill()
+            instance.process.wait()
+
+
+def wait_for(
+    instance: Instance,
+    check: Callable[[dict[str, Any]], bool],
+    what: str,
+    timeout: float = 30,
+) -> Any:
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = instance.act("state")
+        if check(state):
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"{instance.name}: timed out waiting for {what}; state {state}")

@@ -1,0 +1,108 @@
+"""An independent judge: fediverse-pasture's verify_actor, in its own virtualenv, probes a
+running fedisora instance with its six test actors.
+
+Expected verdicts (pasture's own rules): every actor can fetch ours; unsigned POSTs (alice,
+dean) are refused; signed POSTs (bob, emily) and signed POSTs whose keys can only be fetched
+with a signed GET (claire, frank) are accepted; WebFinger resolves to the actor.
+
+The virtualenv is made once under ~/.cache (pasture pins packages that must not meet ours);
+without PyPI the test is skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fedinstances import Instance, free_port, start, stop
+
+pytestmark = pytest.mark.slow
+
+PASTURE = "fediverse-pasture==0.2.25"
+VENV = Path.home() / ".cache" / "fedisora-tests" / "pasture-0.2.25"
+RUNNER = """
+import sys
+import uvicorn
+from fediverse_pasture.verify_actor import build_app
+
+port = int(sys.argv[1])
+app = build_app(False, f"127.0.0.1:{port}", False, 20)
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+"""
+
+
+def _pasture_python() -> Path:
+    python = VENV / "bin" / "python"
+    if python.exists():
+        return python
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", PASTURE, "uvicorn"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if install.returncode != 0:
+        subprocess.run(["rm", "-rf", str(VENV)], check=False)
+        pytest.fail(f"cannot install {PASTURE} from PyPI: {install.stderr[-500:]}")
+    return python
+
+
+@pytest.fixture
+def pasture(tmp_path: Path) -> Iterator[str]:
+    python = _pasture_python()
+    port = free_port()
+    runner = tmp_path / "run_pasture.py"
+    runner.write_text(RUNNER)
+    log = (tmp_path / "pasture.log").open("wb")
+    process = subprocess.Popen(
+        [str(python), str(runner), str(port)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "pasture.log").read_text()[-3000:]
+            try:
+                if httpx.get(base, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(15)
+        log.close()
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[Instance]:
+    started = start("fed", tmp_path)
+    try:
+        yield started
+    finally:
+        stop(started)
+
+
+def test_verify_actor_verdicts(pasture: str, instance: Instance) -> None:
+    actor = f"{instance.base}/users/admin"
+    r = httpx.get(
+        pasture, params={"actor_uri": actor}, headers={"Accept": "application/json"}, timeout=120
+    )
+    assert r.status_code == 200
+    report = r.json()
+    result = report["result"]
+    steps = json.loads(report["messages"])
+    assert result["webfinger"] is True, steps
+    for name in ("alice", "bob", "claire", "dean", "emily", "frank"):
+        assert result[name]["get_actor"] is True, (name, steps)
+    for name in ("alice", "dean"):  # unsigned POSTs
+        assert result[name]["post_inbox"] is False, (name, steps)
+    for name in ("bob", "claire", "emily", "frank"):
+        assert result[name]["post_inbox"] is True, (name, steps)
