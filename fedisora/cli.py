@@ -373,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if level != "DEBUG":  # tortoise logs every connection shutdown at INFO
+        logging.getLogger("tortoise").setLevel(logging.WARNING)
     func: Callable[[argparse.Namespace], Any] = args.func
     try:
         result = _run(func(args)) if args.is_async else func(args)
