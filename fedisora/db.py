@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.context import TortoiseContext
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate as _migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
@@ -72,9 +74,21 @@ async def migrate(settings: Settings | str) -> None:
     url = settings if isinstance(settings, str) else settings.database_url
     if url.startswith("sqlite://"):
         _prepare_sqlite(url)
+
+    async def run() -> None:
+        # An isolated tortoise context in a task of its own, closed afterwards: the caller's
+        # connections are left alone, and no connection thread outlives the migration (an open
+        # aiosqlite thread would keep the interpreter from exiting).
+        ctx = TortoiseContext()
+        with ctx:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    await _migrate(config=tortoise_config(url))
+            finally:
+                await ctx.close_connections()
+
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            await _migrate(config=tortoise_config(url))
+        await asyncio.create_task(run())
     except (OSError, ConnectionError) as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc
     except Exception as exc:

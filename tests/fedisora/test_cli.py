@@ -154,3 +154,17 @@ asyncio.run(main())
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
     assert code == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_serve_on_a_busy_port_exits_with_the_reason(env: dict[str, str]) -> None:
+    """No hang: a failed start ends the process (no connection thread keeps it alive)."""
+    import socket
+
+    _ok(fedisora(["init"], env))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = fedisora(["serve", "--port", str(port), "--no-render-worker"], env, timeout=60)
+    assert result.returncode != 0
+    assert "address already in use" in result.stderr
