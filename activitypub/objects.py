@@ -32,6 +32,7 @@ __all__ = [
     "OBJECT_CONTEXT",
     "PUBLIC",
     "SECURITY_CONTEXT",
+    "VIDEO_TITLE_LIMIT",
     "ActorInfo",
     "InvalidObject",
     "NoteInfo",
@@ -56,6 +57,7 @@ __all__ = [
     "quote_authorization",
     "same_origin",
     "tombstone",
+    "video_document",
     "visibility_of",
     "with_context",
 ]
@@ -463,6 +465,9 @@ class VideoInfo:
     sha256_hex: str | None = None
     ai_generated: bool = True
     provenance: ProvenanceInfo | None = None
+    fps: float | None = None
+    poster_width: int | None = None
+    poster_height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -574,6 +579,100 @@ def note_document(note: NoteInfo, *, context: bool = True) -> dict[str, Any]:
             doc[key] = value
     doc.update(note.extra)
     return with_context(doc) if context else doc
+
+
+#: PeerTube's terms, for the ``Video`` representation of a clip.
+VIDEO_TERMS: dict[str, Any] = {
+    "pt": "https://joinpeertube.org/ns#",
+    "sc": "http://schema.org/",
+    "uuid": "sc:identifier",
+    "commentsEnabled": "pt:commentsEnabled",
+    "downloadEnabled": "pt:downloadEnabled",
+    "waitTranscoding": "pt:waitTranscoding",
+    "isLiveBroadcast": "sc:isLiveBroadcast",
+    "size": "pt:size",
+    "fps": "pt:fps",
+    "aspectRatio": "pt:aspectRatio",
+    "state": "pt:state",
+    "language": "sc:inLanguage",
+    "identifier": "sc:identifier",
+}
+VIDEO_TITLE_LIMIT = 120
+
+
+def _title(note: NoteInfo) -> str:
+    text = " ".join(html_to_text(note.content).split())
+    if not text:
+        return "clip"
+    if len(text) <= VIDEO_TITLE_LIMIT:
+        return text
+    return text[: VIDEO_TITLE_LIMIT - 1].rstrip() + "\u2026"
+
+
+def video_document(note: NoteInfo, *, context: bool = True) -> dict[str, Any]:
+    """A clip as PeerTube describes its videos: a ``Video`` with an ISO 8601 ``duration``,
+    ``url`` as a list of Links (the HTML page, then the file with mediaType, width, height,
+    size and fps) and ``icon`` as a list of Images. The ``Note`` stays the default
+    representation; this one is for PeerTube peers. Raises ``ValueError`` without a video."""
+    video = note.video
+    if video is None:
+        raise ValueError("a Video representation needs the clip's video")
+    file_link: dict[str, Any] = {"type": "Link", "mediaType": video.media_type, "href": video.url}
+    for key, value in (
+        ("width", video.width),
+        ("height", video.height),
+        ("size", video.size),
+        ("fps", video.fps),
+    ):
+        if value is not None:
+            file_link[key] = value
+    if video.sha256_hex:
+        file_link["digestMultibase"] = digest_multibase(video.sha256_hex)
+    doc: dict[str, Any] = {
+        "id": note.id,
+        "type": "Video",
+        "name": _title(note),
+        "duration": iso_duration(video.duration or 0.0),
+        "attributedTo": [{"type": "Person", "id": note.attributed_to}],
+        "published": note.published,
+        "updated": note.updated or note.published,
+        "to": list(note.to),
+        "cc": list(note.cc),
+        "mediaType": "text/html",
+        "content": note.content,
+        "summary": note.summary or None,
+        "sensitive": note.sensitive,
+        "commentsEnabled": True,
+        "downloadEnabled": True,
+        "waitTranscoding": False,
+        "isLiveBroadcast": False,
+        "state": 1,
+        "url": [
+            {"type": "Link", "mediaType": "text/html", "href": note.url or note.id},
+            file_link,
+        ],
+        "tag": [{"type": "Hashtag", "href": href, "name": name} for name, href in note.hashtags],
+        "aiGenerated": video.ai_generated,
+    }
+    if video.width and video.height:
+        doc["aspectRatio"] = round(video.width / video.height, 4)
+    if note.language:
+        doc["language"] = {"identifier": note.language, "name": note.language}
+    if video.poster_url:
+        icon: dict[str, Any] = {"type": "Image", "mediaType": "image/jpeg", "url": video.poster_url}
+        if video.poster_width and video.poster_height:
+            icon["width"], icon["height"] = video.poster_width, video.poster_height
+        elif video.width and video.height:
+            icon["width"], icon["height"] = video.width, video.height
+        doc["icon"] = [icon]
+    else:
+        doc["icon"] = []
+    if video.provenance is not None:
+        doc["provenance"] = _provenance(video.provenance)
+    for key, link in (("comments", note.replies), ("likes", note.likes), ("shares", note.shares)):
+        if link:
+            doc[key] = link
+    return with_context(doc, [AS_CONTEXT, {**OBJECT_TERMS, **VIDEO_TERMS}]) if context else doc
 
 
 def tombstone(

@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from activitypub import federation
 from fedisora import urls
@@ -99,9 +99,13 @@ def create_app(
             runner = InProcessRunner(engine, queues=("default",))
             runner.start()
         app.state.runner = runner
+        from fedisora.streaming.broker import start_streaming
+
+        app.state.streaming = await start_streaming(settings.redis_url)
         try:
             yield
         finally:
+            await app.state.streaming.stop()
             if runner is not None:
                 await runner.stop()
             if waker_pool is not None:
@@ -111,11 +115,18 @@ def create_app(
                 await close_db()
 
     from activitypub.federation.routes import routes as federation_routes
+    from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
     from web.routes import routes as web_routes
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), *api_routes(), *federation_routes(), *web_routes()],
+        routes=[
+            Route("/healthz", healthz),
+            *api_routes(),
+            *federation_routes(),
+            Mount("/media", app=media_files(settings), name="media"),
+            *web_routes(),
+        ],
         middleware=[
             Middleware(
                 SessionMiddleware,

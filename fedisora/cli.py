@@ -151,8 +151,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Embedded defaults: rendering runs in a worker process of its own, so the process
         # that answers HTTP never loads torch.
         child = subprocess.Popen(
-            [sys.executable, "-m", "fedisora", "worker", "--queues", "render",
-             "--parent-pid", str(os.getpid())],
+            [
+                sys.executable,
+                "-m",
+                "fedisora",
+                "worker",
+                "--queues",
+                "render",
+                "--parent-pid",
+                str(os.getpid()),
+            ],
             env=os.environ.copy(),
         )
     print(_login_banner(settings, args.host, args.port), flush=True)
@@ -164,6 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level=settings.log_level,
             proxy_headers=True,
+            # open streaming responses (server-sent events) never finish on their own
+            timeout_graceful_shutdown=5,
         )
     finally:
         if child is not None:
@@ -207,6 +217,9 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     from activitypub.federation import install as install_federation
 
     install_federation(engine)  # local actions taken by handlers are delivered
+    from fedisora.streaming.broker import start_publisher
+
+    stop_publisher = await start_publisher(settings.redis_url)  # events reach the streams
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -240,6 +253,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     finally:
         if watcher is not None:
             watcher.cancel()
+        await stop_publisher()
         await close_db()
     return 0
 

@@ -110,6 +110,23 @@ def _check_model(name: str, raw: str) -> str:
     return value
 
 
+RENDER_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _check_render_family(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if not value:
+        return ""
+    from render.spec import FAMILIES
+
+    if value not in FAMILIES:
+        raise ConfigError(
+            f"{name} must be empty (infer it from the model) or one of "
+            f"{', '.join(sorted(FAMILIES))}, not {raw!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """All instance settings. Build with :func:`load_settings`, not directly."""
@@ -131,6 +148,11 @@ class Settings:
     render_gpu_seconds_per_day: float = 3600.0
     render_concurrent_jobs: int = 3
     render_slots: int = 1  # renders in the pipeline at once, instance-wide (one per GPU)
+    render_family: str = ""  # model family override ("" infers it from the model)
+    render_dtype: str = "auto"  # auto: bfloat16 on CUDA for real weights, float32 otherwise
+    render_vae_tiling: bool = True
+    render_compile: bool = False  # torch.compile the transformer (slow first render)
+    render_first_block_cache: float = 0.0  # First Block Cache threshold; 0 disables it
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -198,6 +220,14 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
         lambda n, raw: _parse_int(n, raw, 1, 1000),
     ),
     "RENDER_SLOTS": ("render_slots", lambda n, raw: _parse_int(n, raw, 1, 1000)),
+    "RENDER_FAMILY": ("render_family", _check_render_family),
+    "RENDER_DTYPE": ("render_dtype", _check_choice(RENDER_DTYPES)),
+    "RENDER_VAE_TILING": ("render_vae_tiling", _parse_bool),
+    "RENDER_COMPILE": ("render_compile", _parse_bool),
+    "RENDER_FIRST_BLOCK_CACHE": (
+        "render_first_block_cache",
+        lambda n, raw: _parse_float(n, raw, 0.0, 1.0),
+    ),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
 }
 # Not settings themselves, but read by tooling around them.

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
-from tortoise.context import TortoiseContext
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as _migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 

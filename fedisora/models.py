@@ -242,6 +242,9 @@ class Clip(Model):
     created_at = fields.DatetimeField(default=utcnow)
     edited_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
+    quote_authorization_uri = fields.CharField(max_length=2048, null=True)
+    """FEP-044f: the source author's QuoteAuthorization stamp for this remix, once approved
+    (sent in the Note as ``quoteAuthorization``; cleared when the stamp is deleted)."""
 
     class Meta:
         table = "clips"
@@ -721,3 +724,44 @@ __all__ += [
     "OAuthApplication",
     "OAuthAuthorizationCode",
 ]
+
+
+class RenderQuotaGuard(Model):
+    """One row per account that has asked for a render: the serialisation point of quotas.
+
+    ``submit_render`` first increments ``submits`` in the transaction that then counts the
+    owner's jobs and inserts the new one. The update holds the row lock (PostgreSQL) or the
+    database's write lock (SQLite) until commit, so two simultaneous submits by one account
+    check their quotas one after the other, and the second sees the first's job.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.OneToOneRelation[Account] = fields.OneToOneField(
+        "fedisora.Account", related_name="render_quota_guard", on_delete=fields.CASCADE
+    )
+    account_id: int
+    submits = fields.BigIntField(default=0)
+    """Render requests accepted under quota so far."""
+
+    class Meta:
+        table = "render_quota_guards"
+
+
+__all__ += ["RenderQuotaGuard"]
+
+
+class PeerSignatureScheme(Model):
+    """The HTTP signature scheme a peer host accepted last.
+
+    ``rfc9421`` or ``cavage``: kept so the double-knock is not repeated after a restart."""
+
+    id = fields.BigIntField(primary_key=True)
+    host = fields.CharField(max_length=255, unique=True)
+    scheme = fields.CharField(max_length=16)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "peer_signature_schemes"
+
+
+__all__ += ["PeerSignatureScheme"]

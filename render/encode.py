@@ -34,6 +34,7 @@ __all__ = [
     "atomic_path",
     "blurhash_of",
     "encode_mp4",
+    "middle_frame",
     "probe",
     "sha256_file",
     "write_poster",
@@ -245,3 +246,31 @@ def probe(path: Path | str, *, decode: bool = True) -> VideoProbe:
         pix_fmt=pix_fmt,
         size=size,
     )
+
+
+def middle_frame(path: Path | str, dst: Path | str) -> Path:
+    """Decode the middle frame of the video at ``path`` and save it as a PNG at ``dst``.
+
+    A remix conditions on it (image-to-video from the source clip's own frame). Raises
+    ``ProbeError`` when the video cannot be read; the PNG is written atomically.
+    """
+    info = probe(path, decode=False)
+    import av
+
+    wanted = info.frames // 2
+    image: Image.Image | None = None
+    try:
+        with av.open(str(path), "r") as container:
+            for index, frame in enumerate(container.decode(container.streams.video[0])):
+                image = Image.fromarray(frame.to_ndarray(format="rgb24"))
+                if index >= wanted:
+                    break
+    except av.FFmpegError as exc:
+        raise ProbeError(f"{path} is corrupt: {exc}") from exc
+    if image is None:
+        raise ProbeError(f"{path} holds no decodable video")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        image.convert("RGB").save(tmp, format="PNG")
+    return dst

@@ -91,11 +91,14 @@ class ProvenanceClaim:
     """Consent records of people whose likeness (cameo) went in."""
     input_image: bool = False
     """Whether a real input image conditioned the render."""
+    remix_frames: bool = False
+    """Whether frames of the remix source (``remix_source``) conditioned the render."""
 
     @property
     def digital_source_type(self) -> str:
-        """IPTC source type: composite when a real image or a real person's likeness went in."""
-        if self.input_image or self.consent_refs:
+        """IPTC source type: composite when other media (an input image, the remixed clip's
+        frames) or a real person's likeness went in."""
+        if self.input_image or self.consent_refs or self.remix_frames:
             return COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
         return TRAINED_ALGORITHMIC_MEDIA
 
@@ -110,6 +113,7 @@ class ProvenanceClaim:
             "remix_source": self.remix_source,
             "consent_refs": list(self.consent_refs),
             "input_image": self.input_image,
+            "remix_frames": self.remix_frames,
         }
 
     @classmethod
@@ -126,6 +130,7 @@ class ProvenanceClaim:
                 remix_source=_opt_str(data.get("remix_source")),
                 consent_refs=tuple(str(r) for r in data.get("consent_refs") or ()),
                 input_image=bool(data.get("input_image", False)),
+                remix_frames=bool(data.get("remix_frames", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed {RENDER_ASSERTION_LABEL} assertion: {exc}") from exc

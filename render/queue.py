@@ -5,7 +5,9 @@ Each stage is one handler; the row is the truth (see ``fedisora.work``):
 - **rendering** runs the diffusers pipeline in a thread. ``on_step`` writes progress to the
   row (throttled) and raises when ``cancel_requested`` is set or our lease is gone; a
   heartbeat task keeps the lease alive through long steps and the VAE decode. The frames
-  go to ``<media_root>/render-work/<job>/frames.npy`` under a temporary name.
+  go to ``<media_root>/render-work/<job>/frames.npy`` under a temporary name. A remix of a
+  local clip whose file is still there renders image-to-video from the source's middle
+  frame when the model has an image pipeline (``remix_frames`` in the spec and the claim).
 - **encoding** stamps the visible mark (instance and creator) and the invisible id
   (mapping back to the job), writes the H.264 MP4 and poster, and refuses output that breaks
   the clip limits, before and after the encode.
@@ -31,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ __all__ = [
     "job_spec",
     "machines",
     "pipeline_for",
+    "pipeline_options",
     "work_dir",
 ]
 
@@ -97,8 +100,29 @@ _GENERATE_LOCK = threading.Lock()
 scheduler keeps per-call state), and one GPU gains nothing from interleaving renders."""
 
 
-def _pipeline_key(settings: Settings) -> tuple[str, ...]:
-    return (settings.render_model,)
+def pipeline_options(settings: Settings, *, cuda: bool) -> dict[str, Any]:
+    """``load_pipeline``'s keyword arguments for *settings* (the FEDISORA_RENDER_* knobs)."""
+    dtype = settings.render_dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if cuda and settings.render_model != "tiny" else "float32"
+    return {
+        "family": settings.render_family or None,
+        "dtype": dtype,
+        "vae_tiling": settings.render_vae_tiling,
+        "compile": settings.render_compile,
+        "first_block_cache": settings.render_first_block_cache or None,
+    }
+
+
+def _pipeline_key(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.render_model,
+        settings.render_family,
+        settings.render_dtype,
+        settings.render_vae_tiling,
+        settings.render_compile,
+        settings.render_first_block_cache,
+    )
 
 
 def _load_sync(settings: Settings) -> Any:
@@ -107,19 +131,12 @@ def _load_sync(settings: Settings) -> Any:
     key = _pipeline_key(settings)
     with _LOAD_LOCK:
         if key not in _PIPELINES:
-            if settings.render_model == "tiny":
-                loaded = load_pipeline("tiny")
-            else:
-                import torch
+            import torch
 
-                cuda = torch.cuda.is_available()
-                loaded = load_pipeline(
-                    settings.render_model,
-                    dtype="bfloat16" if cuda else "float32",
-                    vae_tiling=True,
-                )
+            options = pipeline_options(settings, cuda=torch.cuda.is_available())
+            loaded = load_pipeline(settings.render_model, **options)
             _PIPELINES[key] = loaded
-            log.info("loaded render pipeline %r", loaded)
+            log.info("loaded render pipeline %r with %s", loaded, options)
         return _PIPELINES[key]
 
 
@@ -331,6 +348,7 @@ def _sign(
         remix_source=spec.get("remix_source"),
         consent_refs=consent_refs,
         input_image=bool(spec.get("input_image")),
+        remix_frames=bool(spec.get("remix_frames")),
     )
     signed = sign_mp4(
         src_dir / "encoded.mp4",
@@ -372,6 +390,36 @@ def _sign(
             "watermark_id": watermark_id(job.pk),
         },
     }
+
+
+async def _remix_still(
+    job: RenderJob, settings: Settings, pipe: Any, spec: RenderSpec, out_dir: Path
+) -> Path | None:
+    """The remixed clip's middle frame, to condition the remix on, where that is possible.
+
+    Only a local source whose file is still there gives one, and only when the model has an
+    image-to-video pipeline; otherwise (a remote source, a deleted file, a text-only model)
+    the remix renders from the prompt alone. Extracted again on every attempt: the work
+    directory of a resumed job may be gone.
+    """
+    from render.encode import middle_frame
+    from render.errors import ProbeError
+
+    if not pipe.supports(replace(spec, input_image="remix source")):
+        return None
+    clip_id = job.spec.get("remix_clip_id")
+    clip = await Clip.get_or_none(pk=clip_id, deleted_at=None) if clip_id else None
+    if clip is None or not clip.local or clip.media_id is None:
+        return None
+    media = await MediaFile.get_or_none(pk=clip.media_id)
+    source = settings.media_root / media.file if media is not None and media.file else None
+    if source is None or not source.is_file():
+        return None
+    try:
+        return await asyncio.to_thread(middle_frame, source, out_dir / "remix-source.png")
+    except ProbeError as exc:
+        log.warning("render job %s: remix source unreadable, text only: %s", job.pk, exc)
+        return None
 
 
 # --------------------------------------------------------------------------- the machine
@@ -436,6 +484,11 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
 
         out_dir = work_dir(settings, job.pk)
         _remove_parts(out_dir)
+        remix_frames = False
+        if spec.kind == "remix" and spec.input_image is None:
+            still = await _remix_still(job, settings, pipe, spec, out_dir)
+            if still is not None:
+                spec, remix_frames = replace(spec, input_image=str(still)), True
         progress = _Progress(job, ctx, asyncio.get_running_loop())
         beat = asyncio.create_task(
             progress.heartbeat(max(0.5, ctx.engine.lease.total_seconds() / 3))
@@ -473,7 +526,12 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         elapsed = time.monotonic() - started
-        spec_json = {**job.spec, "plan": asdict(p), "consent_refs": list(decision.refs)}
+        spec_json = {
+            **job.spec,
+            "plan": asdict(p),
+            "consent_refs": list(decision.refs),
+            "remix_frames": remix_frames,
+        }
         async with ctx.transition(ENCODING) as conn:
             await (
                 RenderJob.filter(pk=job.pk)

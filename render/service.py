@@ -3,7 +3,10 @@
 ``submit_render`` checks everything it can before a row exists: the spec against the
 clip limits (``RenderLimitError``, naming the limit and the allowed range), the input
 image, the configured model, and the owner's quotas (``RenderQuotaError``). A refused
-request leaves nothing behind; an accepted one is a queued ``RenderJob`` row.
+request leaves nothing behind; an accepted one is a queued ``RenderJob`` row. The quotas are
+checked again in the transaction that inserts the row, after updating the owner's
+``RenderQuotaGuard`` row: that serialises one account's simultaneous requests on SQLite and
+PostgreSQL alike, so two of them cannot both take the last slot.
 
 Every function takes an optional ``engine``: with one (the app's or a worker's), moves and
 new rows wake a runner at once; without, the same rows are found by the next sweep.
@@ -12,6 +15,7 @@ new rows wake a runner at once; without, the same rows are found by the next swe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import secrets
@@ -21,12 +25,23 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tortoise.expressions import Q
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
 from tortoise.functions import Sum
+from tortoise.transactions import in_transaction
 
 from fedisora.config import Settings
 from fedisora.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
-from fedisora.models import Account, Clip, MediaFile, RenderJob, Visibility, utcnow
+from fedisora.models import (
+    Account,
+    Clip,
+    MediaFile,
+    RenderJob,
+    RenderQuotaGuard,
+    Visibility,
+    utcnow,
+)
 from fedisora.services import posts
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
@@ -83,6 +98,8 @@ class RenderQuotaError(RateLimited):
 
 def model_family(settings: Settings) -> str:
     """The model family of the configured model, read without loading any weights."""
+    if settings.render_family:
+        return settings.render_family
     if settings.render_model == "tiny":
         return "tiny"
     from render.pipeline import SUPPORTED_PIPELINES
@@ -193,8 +210,11 @@ async def _remix_source(account: Account, value: Any) -> Clip:
     return clip
 
 
-async def _check_quotas(account: Account, settings: Settings) -> None:
-    in_flight = await RenderJob.filter(account_id=account.pk, state__in=(QUEUED, *ACTIVE)).count()
+async def _check_quotas(
+    account: Account, settings: Settings, conn: BaseDBAsyncClient | None = None
+) -> None:
+    jobs = RenderJob.filter(account_id=account.pk).using_db(conn)
+    in_flight = await jobs.filter(state__in=(QUEUED, *ACTIVE)).count()
     if in_flight >= settings.render_concurrent_jobs:
         raise RenderQuotaError(
             "concurrent_jobs",
@@ -202,7 +222,7 @@ async def _check_quotas(account: Account, settings: Settings) -> None:
             f"{settings.render_concurrent_jobs} at a time. Wait for one to finish or cancel one",
         )
     since = utcnow() - _DAY
-    recent = RenderJob.filter(account_id=account.pk, created_at__gte=since)
+    recent = jobs.filter(created_at__gte=since)
     clips = await recent.exclude(state__in=(FAILED, CANCELLED)).count()
     if clips >= settings.render_clips_per_day:
         raise RenderQuotaError(
@@ -219,6 +239,13 @@ async def _check_quotas(account: Account, settings: Settings) -> None:
             f"your renders used {used:.0f} of {settings.render_gpu_seconds_per_day:.0f} "
             "GPU-seconds in the last 24 hours; try again later",
         )
+
+
+async def _ensure_quota_guard(account: Account) -> None:
+    """Create the account's guard row once (outside any transaction: a race is harmless)."""
+    if not await RenderQuotaGuard.exists(account_id=account.pk):
+        with contextlib.suppress(IntegrityError):
+            await RenderQuotaGuard.create(account_id=account.pk)
 
 
 def _check_owner(account: Account, job: RenderJob) -> None:
@@ -288,8 +315,9 @@ async def submit_render(
         found = await Account.filter(pk__in=cameos).count()
         if found != len(set(cameos)):
             raise RenderLimitError("cameos", "names an account that does not exist")
-    if enforce_quota:
+    if enforce_quota:  # refuse early, before storing anything; checked again atomically below
         await _check_quotas(account, settings)
+        await _ensure_quota_guard(account)
     stored_image = None
     if image_input is not None:  # decoding a large still must not block the event loop
         stored_image = await asyncio.to_thread(_store_input_image, image_input, settings)
@@ -312,13 +340,33 @@ async def submit_render(
             "family": family,
         },
     }
-    if engine is not None:
-        job: RenderJob = await engine.create(RenderJob, **values)
-        return job
-    now = utcnow()
-    return await RenderJob.create(
-        state=GRAPH.initial, state_changed_at=now, next_attempt_at=now, created_at=now, **values
-    )
+    try:
+        async with in_transaction() as conn:
+            if enforce_quota:
+                # Serialises this account's submits until commit: see RenderQuotaGuard.
+                await (
+                    RenderQuotaGuard.filter(account_id=account.pk)
+                    .using_db(conn)
+                    .update(submits=F("submits") + 1)
+                )
+                await _check_quotas(account, settings, conn)
+            now = engine.clock() if engine is not None else utcnow()
+            job = await RenderJob.create(
+                using_db=conn,
+                state=GRAPH.initial,
+                state_changed_at=now,
+                next_attempt_at=now,
+                created_at=now,
+                **values,
+            )
+    except BaseException:
+        if stored_image is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (settings.media_root / stored_image).unlink()
+        raise
+    if engine is not None:  # after commit, so the woken runner finds the row
+        await engine.wake(engine.machine_for(RenderJob), job)
+    return job
 
 
 def _engine(engine: Engine | None) -> Engine:

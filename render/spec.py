@@ -167,6 +167,19 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             max_sequence_length=32,
             note="random-weight Wan-shaped pipeline for tests and CPU demos",
         ),
+        "tiny256": ModelFamily(
+            name="tiny256",
+            fps=16,
+            frame_step=4,
+            min_frames=5,
+            max_frames=161,
+            sizes=_sizes((144, 256), (256, 256), (256, 144)),
+            size_multiple=16,
+            default_steps=2,
+            guidance_scale=5.0,
+            max_sequence_length=32,
+            note="the tiny model at 256 px (FEDISORA_RENDER_FAMILY=tiny256): the benchmark's size",
+        ),
     }
 )
 

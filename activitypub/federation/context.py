@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from activitypub.federation.http import PeerClient, SignatureAuth
+from activitypub.federation.schemes import StoredSchemes
 from activitypub.keys import PrivateKey, load_private_key_pem
 from fedisora.config import Settings
 from fedisora.models import Account
@@ -16,7 +17,7 @@ class Federation:
 
     def __init__(self, settings: Settings, client: PeerClient | None = None) -> None:
         self.settings = settings
-        self.client = client or PeerClient(insecure=settings.insecure_http)
+        self.client = client or PeerClient(insecure=settings.insecure_http, memory=StoredSchemes())
         self._keys: dict[int, tuple[str, PrivateKey]] = {}
 
     async def instance_actor(self) -> Account:

@@ -52,6 +52,7 @@ __all__ = [
     "enqueue",
     "machines",
     "on_event",
+    "quote_request_id",
 ]
 
 log = logging.getLogger("fedisora.federation")
@@ -345,6 +346,87 @@ async def _account_updated(actor: Account, data: dict[str, Any]) -> Audience | N
     return update, await _remote_followers(actor)
 
 
+# --- remixes of remote clips (FEP-044f) and deleted accounts -------------------------------
+
+
+async def _quote_requested(actor: Account, data: dict[str, Any]) -> list[Audience]:
+    """A new local remix of a remote clip asks the source's author for approval."""
+    clip = await Clip.get_or_none(pk=data["clip_id"], local=True, deleted_at=None)
+    if clip is None or clip.remix_of_id is None or clip.visibility == Visibility.DIRECT:
+        return []
+    source = await Clip.get_or_none(pk=clip.remix_of_id, local=False)
+    author = await _remote([source.account_id]) if source is not None else []
+    if source is None or not author:
+        return []
+    request = objects.activity(
+        "QuoteRequest",
+        quote_request_id(clip),
+        actor.uri,
+        source.uri,
+        to=[author[0].uri],
+        instrument=await clip_note(clip, context=False),
+    )
+    return [(request, author)]
+
+
+def quote_request_id(clip: Clip) -> str:
+    """The id of the QuoteRequest sent for the local remix *clip*."""
+    return f"{clip.uri}#quote_request"
+
+
+async def _quote_authorizations_revoked(actor: Account, data: dict[str, Any]) -> list[Audience]:
+    """A deleted local clip withdraws the stamps of its remote remixes: one ``Delete`` of each
+    QuoteAuthorization to the remix's author (FEP-044f revocation)."""
+    from activitypub.federation.ingest import quote_stamp
+
+    clip = await Clip.get_or_none(pk=data["clip_id"], local=True)
+    if clip is None:
+        return []
+    out: list[Audience] = []
+    for remix in await Clip.filter(remix_of_id=clip.pk, local=False):
+        author = await _remote([remix.account_id])
+        if not author:
+            continue
+        stamp = quote_stamp(clip, remix.uri)
+        revoke = objects.activity(
+            "Delete",
+            f"{stamp}#delete",
+            actor.uri,
+            {"id": stamp, "type": "QuoteAuthorization"},
+            to=[author[0].uri],
+        )
+        out.append((revoke, author))
+    return out
+
+
+async def _known_inboxes_of(actor: Account) -> list[Account]:
+    """Everyone who should hear that *actor* is gone: remote followers and followees, and the
+    authors this account interacted with (one account per shared inbox is enough)."""
+    followees = await Account.filter(
+        followers_rel__follower_id=actor.pk, domain__not_isnull=True, suspended_at=None
+    )
+    return await _remote_followers(actor) + list(followees)
+
+
+async def _account_deleted(actor: Account, data: dict[str, Any]) -> list[Audience]:
+    """A local account deleted: ``Delete`` of the actor, signed by its (kept) key."""
+    delete = objects.activity(
+        "Delete",
+        f"{actor.uri}#delete",
+        actor.uri,
+        actor.uri,
+        to=[objects.PUBLIC],
+    )
+    return [(delete, await _known_inboxes_of(actor))]
+
+
+#: Builders of further activities for an event (none, one or several each).
+_MORE: dict[str, Callable[[Account, dict[str, Any]], Awaitable[list[Audience]]]] = {
+    "clip.created": _quote_requested,
+    "clip.deleted": _quote_authorizations_revoked,
+    "account.deleted": _account_deleted,
+}
+
 _BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | None]]] = {
     "clip.created": _clip_created,
     "clip.updated": _clip_updated,
@@ -385,18 +467,24 @@ async def enqueue(sender: Account, activity: dict[str, Any], recipients: Iterabl
 async def on_event(event: Event) -> None:
     """The services' events listener: local actors' actions become Delivery rows."""
     builder = _BUILDERS.get(event.kind)
-    if builder is None:
+    more = _MORE.get(event.kind)
+    if builder is None and more is None:
         return
     actor = await Account.get_or_none(pk=event.actor_id)
-    if actor is None or not actor.local or actor.suspended_at is not None:
+    if actor is None or not actor.local:
         return
-    built = await builder(actor, event.data)
-    if built is None:
+    if actor.suspended_at is not None and event.kind != "account.deleted":
         return
-    activity, recipients = built
-    count = await enqueue(actor, activity, recipients)
-    if count:
-        log.debug("%s by %s: %d deliveries", event.kind, actor.acct, count)
+    built: list[Audience] = []
+    if builder is not None:
+        one = await builder(actor, event.data)
+        built += [one] if one is not None else []
+    if more is not None:
+        built += await more(actor, event.data)
+    for activity, recipients in built:
+        count = await enqueue(actor, activity, recipients)
+        if count:
+            log.debug("%s by %s: %d deliveries", event.kind, actor.acct, count)
 
 
 # --- the machine -----------------------------------------------------------------------------

@@ -62,15 +62,29 @@ class UnsafeURL(FetchError):
 
 @dataclass
 class SchemeMemory:
-    """Which signature scheme each host accepted last (cavage after an RFC 9421 401)."""
+    """Which signature scheme each host accepted last (cavage after an RFC 9421 401).
+
+    This one lives in process memory; :class:`~activitypub.federation.schemes.StoredSchemes`
+    keeps it in the database. :class:`PeerClient` calls :meth:`load` before a signed request
+    and :meth:`save` after it (``auth_flow`` is synchronous and cannot do I/O itself)."""
 
     by_host: dict[str, Scheme] = field(default_factory=dict)
+    changed: dict[str, Scheme] = field(default_factory=dict)
 
     def get(self, host: str) -> Scheme:
         return self.by_host.get(host, "rfc9421")
 
     def remember(self, host: str, scheme: Scheme) -> None:
+        if self.by_host.get(host, "rfc9421") != scheme:
+            self.changed[host] = scheme
         self.by_host[host] = scheme
+
+    async def load(self, host: str) -> None:
+        """Make what is known about *host* available to :meth:`get` (nothing to do here)."""
+
+    async def save(self) -> None:
+        """Keep what :meth:`remember` learnt (nothing to do here)."""
+        self.changed.clear()
 
 
 class SignatureAuth(httpx.Auth):
@@ -196,6 +210,8 @@ class PeerClient:
         for _ in range(MAX_REDIRECTS + 1):
             await check_url(url, insecure=self.insecure)
             request = self._client.build_request(method, url, headers=headers, content=content)
+            if isinstance(auth, SignatureAuth):
+                await auth.memory.load(request.url.netloc.decode("ascii"))
             try:
                 # httpx's timeout is per operation; a peer dripping bytes needs a total one.
                 async with asyncio.timeout(self.total_timeout):
@@ -210,6 +226,9 @@ class PeerClient:
                 raise FetchError(
                     f"{method} {url}: no full answer in {self.total_timeout} s"
                 ) from exc
+            finally:
+                if isinstance(auth, SignatureAuth) and auth.memory.changed:
+                    await auth.memory.save()
             if method == "GET" and response.status_code in (301, 302, 303, 307, 308):
                 location = response.headers.get("location")
                 if not location:

@@ -122,6 +122,10 @@ async def _follow_of(actor: Account, inner: Any) -> Follow:
 
 async def _accept(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
     inner = activity.get("object")
+    remix = await _remix_asking(actor, inner)
+    if remix is not None:
+        await _quote_approved(fed, actor, remix, activity)
+        return
     if isinstance(inner, dict) and inner.get("type") not in (None, "Follow"):
         raise Ignored(f"Accept of {inner.get('type')!r}")
     row = await _follow_of(actor, inner)
@@ -131,6 +135,10 @@ async def _accept(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
 
 
 async def _reject(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    remix = await _remix_asking(actor, activity.get("object"))
+    if remix is not None:  # the source's author said no: the remix stays without a stamp
+        await _set_stamp(remix, None)
+        return
     row = await _follow_of(actor, activity.get("object"))
     await follows.reject_follow(actor, row)
 
@@ -429,6 +437,14 @@ async def _delete(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     if uri == actor.uri:
         await _delete_actor(actor)
         return
+    if uri and objects.same_origin(uri, actor.uri):
+        stamped = await Clip.filter(
+            quote_authorization_uri=uri, local=True, remix_of__account_id=actor.pk
+        )
+        if stamped:  # FEP-044f: the quoted author revoked their approval
+            for remix in stamped:
+                await _set_stamp(remix, None)
+            return
     clip = await Clip.get_or_none(uri=uri, account_id=actor.pk) if uri else None
     if clip is not None:
         await posts.delete_clip(actor, clip)
@@ -502,6 +518,64 @@ async def _quote_request(fed: Federation, actor: Account, activity: dict[str, An
     else:
         answer = objects.activity("Reject", answer_id, author.uri, request_ref, to=[actor.uri])
     await enqueue(author, answer, [actor])
+
+
+# --- our remixes of remote clips (FEP-044f, the quoting side) -------------------------------
+
+
+async def _remix_asking(actor: Account, inner: Any) -> Clip | None:
+    """The local remix whose QuoteRequest *inner* is (an id or an embedded request) when
+    *actor* is the author of the remixed clip; None when *inner* is something else."""
+    request_id = objects.id_of(inner)
+    if not request_id or not request_id.endswith("#quote_request"):
+        if not (isinstance(inner, dict) and inner.get("type") == "QuoteRequest"):
+            return None
+    remix = None
+    if request_id and request_id.endswith("#quote_request"):
+        remix = await Clip.get_or_none(uri=request_id.removesuffix("#quote_request"), local=True)
+    if remix is None and isinstance(inner, dict):
+        remix = await Clip.get_or_none(uri=objects.id_of(inner.get("instrument")), local=True)
+    if remix is None or remix.remix_of_id is None:
+        raise Ignored("answer to an unknown quote request")
+    source = await Clip.get_or_none(pk=remix.remix_of_id)
+    if source is None or source.account_id != actor.pk:
+        raise Ignored("a quote request can only be answered by the quoted clip's author")
+    return remix
+
+
+async def _quote_approved(
+    fed: Federation, actor: Account, remix: Clip, activity: dict[str, Any]
+) -> None:
+    """Store the approval stamp once it is dereferenced and names this remix and source."""
+    stamp = objects.id_of(activity.get("result"))
+    if not stamp or not objects.same_origin(stamp, actor.uri):
+        raise Ignored("an Accept of a quote request needs a stamp on the author's host")
+    source = await Clip.get(pk=remix.remix_of_id)
+    try:
+        _, doc = await fed.client.get_json(stamp, auth=await fed.instance_auth())
+    except FetchError as exc:
+        if exc.status in (404, 410):
+            raise Ignored(f"the stamp {stamp} does not exist") from exc
+        raise  # transient: the InboxItem is retried
+    expected = {
+        "type": "QuoteAuthorization",
+        "attributedTo": actor.uri,
+        "interactingObject": remix.uri,
+        "interactionTarget": source.uri,
+    }
+    if not isinstance(doc, dict) or doc.get("id") != stamp:
+        raise Ignored(f"{stamp} is not the stamp it claims to be")
+    for key, value in expected.items():
+        if objects.id_of(doc.get(key)) != value:
+            raise Ignored(f"the stamp {stamp} does not authorize this remix ({key})")
+    await _set_stamp(remix, stamp)
+
+
+async def _set_stamp(remix: Clip, stamp: str | None) -> None:
+    if remix.quote_authorization_uri == stamp:
+        return
+    await Clip.filter(pk=remix.pk).update(quote_authorization_uri=stamp)
+    await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)
 
 
 _HANDLERS = {

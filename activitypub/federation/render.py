@@ -20,6 +20,7 @@ from fedisora.models import (
 __all__ = [
     "actor_document",
     "clip_note",
+    "clip_video",
     "comment_note",
     "ed25519_key_id",
     "iso",
@@ -93,11 +94,24 @@ def _video(media: MediaFile) -> objects.VideoInfo:
         provenance=objects.ProvenanceInfo(
             manifest_digest=prov.get("manifest_digest"), state=str(prov.get("state", "unverified"))
         ),
+        fps=media.fps,
     )
 
 
 async def clip_note(clip: Clip, *, context: bool = True) -> dict[str, object]:
     """A clip as a ``Note`` with its video (a deleted clip has no video: use a Tombstone)."""
+    return objects.note_document(await _clip_info(clip), context=context)
+
+
+async def clip_video(clip: Clip, *, context: bool = True) -> dict[str, object] | None:
+    """A clip as a PeerTube-style ``Video`` (None when it has no video file)."""
+    info = await _clip_info(clip)
+    if info.video is None:
+        return None
+    return objects.video_document(info, context=context)
+
+
+async def _clip_info(clip: Clip) -> objects.NoteInfo:
     author = await Account.get(pk=clip.account_id)
     u = urls.current()
     mentioned = await _mentions(clip_id=clip.pk)
@@ -129,9 +143,16 @@ async def clip_note(clip: Clip, *, context: bool = True) -> dict[str, object]:
         replies=f"{clip.uri}/replies",
         likes=f"{clip.uri}/likes",
         shares=f"{clip.uri}/shares",
-        extra={"interactionPolicy": _policy(clip, author)},
+        extra=_clip_extra(clip, author),
     )
-    return objects.note_document(info, context=context)
+    return info
+
+
+def _clip_extra(clip: Clip, author: Account) -> dict[str, object]:
+    extra: dict[str, object] = {"interactionPolicy": _policy(clip, author)}
+    if clip.quote_authorization_uri and clip.remix_of_uri:
+        extra["quoteAuthorization"] = clip.quote_authorization_uri
+    return extra
 
 
 def _policy(clip: Clip, author: Account) -> dict[str, object]:

@@ -28,7 +28,13 @@ from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.inbox import INBOX_GRAPH
 from activitypub.federation.ingest import quote_stamp, quoting_uri_of
-from activitypub.federation.render import actor_document, clip_note, comment_note, iso
+from activitypub.federation.render import (
+    actor_document,
+    clip_note,
+    clip_video,
+    comment_note,
+    iso,
+)
 from activitypub.federation.rows import create_row
 from activitypub.federation.verify import signed_request, verify_signer
 from fedisora import urls
@@ -311,7 +317,32 @@ async def clip_object(request: Request) -> Response:
     if not wants_activity(request):
         body = f"<p>{clip.content}</p><p><a href='{html.escape(clip.url or clip.uri)}'>view</a></p>"
         return _html_page(f"clip {clip.pk}", body, clip.uri)
-    return _activity(await clip_note(clip))
+    response = None
+    if is_peertube(request):
+        video = await clip_video(clip)
+        if video is not None:
+            response = _activity(video)
+    response = response or _activity(await clip_note(clip))
+    response.headers["Vary"] = "Accept, User-Agent"  # the Video is for PeerTube fetchers
+    return response
+
+
+def is_peertube(request: Request) -> bool:
+    """Whether the requester is a PeerTube server (its fetcher's User-Agent is
+    ``PeerTube/<version> (+https://host)``): it is served the ``Video`` representation."""
+    return request.headers.get("user-agent", "").lower().startswith("peertube/")
+
+
+async def clip_video_object(request: Request) -> Response:
+    """The ``Video`` representation of a clip at its alternate URL ``<clip>/video``."""
+    clip, refused = await _clip(request)
+    if clip is None:
+        assert refused is not None
+        return refused
+    video = await clip_video(clip)
+    if video is None:
+        return _error(404, "this clip has no video")
+    return _activity(video)
 
 
 async def clip_collection(request: Request) -> Response:
@@ -543,6 +574,8 @@ async def follow_collection_or_404(request: Request) -> Response:
 
 
 async def clip_collection_or_404(request: Request) -> Response:
+    if request.path_params["kind"] == "video":
+        return await clip_video_object(request)
     if request.path_params["kind"] not in ("likes", "shares", "replies"):
         return _error(404, "not found")
     return await clip_collection(request)

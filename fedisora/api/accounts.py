@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import UploadFile
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.expressions import Q
 
+from fedisora import urls
+from fedisora.api import media
 from fedisora.api.entities import (
     account_entities,
     credential_account,
@@ -13,6 +16,7 @@ from fedisora.api.entities import (
     status_entities,
 )
 from fedisora.api.http import Ctx, api_route, endpoint, json
+from fedisora.api.instance import IMAGE_SIZE_LIMIT
 from fedisora.api.lookup import column, get_account
 from fedisora.api.oauth import issue_token, token_entity
 from fedisora.api.pagination import Page, link_header, merge_pages, page_of
@@ -69,10 +73,22 @@ async def verify_credentials(ctx: Ctx) -> Response:
 async def update_credentials(ctx: Ctx) -> Response:
     p = ctx.params
     me = ctx.me
-    for upload in ("avatar", "header"):
-        if p.raw(upload) not in (None, ""):
-            raise Invalid(f"{upload} images cannot be uploaded here yet; nothing was changed")
     changed: list[str] = []
+    # Profile pictures go through the same decoding and clean-up as input stills: a file that
+    # is not a readable JPEG, PNG or WebP image is refused before anything changes.
+    images: dict[str, str] = {}
+    for upload in ("avatar", "header"):
+        value = p.raw(upload)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, UploadFile):
+            raise Invalid(f"{upload} must be an image file sent as multipart/form-data")
+        data = await media.read_capped(value, IMAGE_SIZE_LIMIT)
+        stored = media.store_image(data, ctx.settings)
+        images[f"{upload}_url"] = urls.current().media(stored.values["file"])
+    for attr, url in images.items():
+        setattr(me, attr, url)
+        changed.append(attr)
     display_name = p.text("display_name", max_length=100)
     if display_name is not None:
         me.display_name = display_name

@@ -43,8 +43,8 @@ def version_string() -> str:
 
 
 def _streaming_url(ctx: Ctx) -> str:
-    """Where the streaming API lives (``/api/v1/streaming``; not served yet: clients fall back
-    to polling when the connection fails)."""
+    """Where the streaming API lives: ``/api/v1/streaming`` (WebSocket, and server-sent events
+    on its sub-paths) on this same host."""
     scheme = "ws" if ctx.settings.insecure_http else "wss"
     return f"{scheme}://{ctx.settings.domain}"
 

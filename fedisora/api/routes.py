@@ -16,4 +16,20 @@ def routes() -> list[BaseRoute]:
         *accounts.routes(),
         *statuses.routes(),
         *timelines.routes(),
+        *_fedisora_media_routes(),
+        *_streaming_and_search_routes(),
     ]
+
+
+def _streaming_and_search_routes() -> list[BaseRoute]:
+    """The streaming API (WebSocket and server-sent events) and ``/api/v2/search``."""
+    from fedisora.api import search, streaming
+
+    return [*streaming.routes(), *search.routes()]
+
+
+def _fedisora_media_routes() -> list[BaseRoute]:
+    """Media uploads, fedisora's render endpoints and their OpenAPI description."""
+    from fedisora.api import media, openapi, renders
+
+    return [*media.routes(), *renders.routes(), *openapi.routes()]

@@ -29,10 +29,12 @@ from fedisora.models import (
     IdempotencyKey,
     Like,
     MediaFile,
+    RenderJob,
     utcnow,
 )
 from fedisora.services import bookmarks, interactions, posts
 from fedisora.services.comment_edits import edit_comment
+from render.states import READY
 
 __all__ = ["routes"]
 
@@ -94,6 +96,25 @@ async def _create(ctx: Ctx) -> Status:
         if not isinstance(source, Clip):
             raise Invalid("only clips can be remixed, not comments")
         remix_of = source
+    job = await RenderJob.get_or_none(output_id=media.pk, account_id=me.pk, state=READY)
+    if job is not None:
+        # A render's own output: publishing goes through the render queue, which checks cameo
+        # consent once more and moves the job to "published".
+        planned = job.spec.get("remix_clip_id")
+        if remix_of is not None and remix_of.pk != planned:
+            raise Invalid("this render was not made as a remix of that status")
+        from render.service import publish_render
+
+        return await publish_render(
+            me,
+            job,
+            caption=text,
+            visibility=visibility or "public",
+            sensitive=sensitive,
+            spoiler_text=spoiler,
+            language=language,
+            engine=getattr(ctx.request.app.state, "engine", None),
+        )
     return await posts.post_clip(
         me,
         media,

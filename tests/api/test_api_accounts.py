@@ -214,13 +214,47 @@ async def test_fedisora_notification_types(client: httpx.AsyncClient, db: str) -
         headers=me.headers,
     )
     assert r.json() == []
+
+
+async def test_avatar_and_header_uploads(client: httpx.AsyncClient, db: str) -> None:
+    import io
+
+    from PIL import Image
+
+    me = await login(client, await local_account("painter"))
     r = await client.patch(
         "/api/v1/accounts/update_credentials",
         files={"avatar": ("a.png", b"\x89PNG", "image/png")},
         data={"display_name": "x"},
         headers=me.headers,
     )
-    assert r.status_code == 422 and "avatar" in r.json()["error"]
+    assert r.status_code == 422 and "image" in r.json()["error"]
+    after = (await client.get("/api/v1/accounts/verify_credentials", headers=me.headers)).json()
+    assert after["display_name"] != "x"  # nothing changed
+
+    def png(size: tuple[int, int], colour: str) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", size, colour).save(out, format="PNG")
+        return out.getvalue()
+
+    r = await client.patch(
+        "/api/v1/accounts/update_credentials",
+        files={
+            "avatar": ("a.png", png((64, 64), "red"), "image/png"),
+            "header": ("h.png", png((300, 100), "blue"), "image/png"),
+        },
+        data={"display_name": "Painter"},
+        headers=me.headers,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["display_name"] == "Painter"
+    assert "/media/uploads/images/" in body["avatar"] and body["avatar"] == body["avatar_static"]
+    assert "/media/uploads/images/" in body["header"] and body["header"] != body["avatar"]
+    served = await client.get("/media/" + body["avatar"].split("/media/", 1)[1])
+    assert served.status_code == 200
+    with Image.open(io.BytesIO(served.content)) as image:
+        assert image.size == (64, 64) and image.getpixel((5, 5)) == (255, 0, 0)
 
 
 async def test_signups_are_rate_limited_per_ip(client: httpx.AsyncClient, db: str) -> None:

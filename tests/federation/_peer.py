@@ -104,6 +104,7 @@ async def run(action: str, args: list[str]) -> Any:
                     "comments": c.comments_count,
                     "remixes": c.remixes_count,
                     "remix_of": c.remix_of_uri,
+                    "stamp": c.quote_authorization_uri,
                     "caption": c.caption,
                 }
                 for c in await Clip.filter(deleted_at=None)

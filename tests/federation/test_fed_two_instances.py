@@ -85,10 +85,25 @@ def test_follow_post_like_comment_remix_delete_unfollow(
     [remix] = [c for c in a_state["clips"] if c["uri"] == remix_uri]
     assert remix["remix_of"] == clip_uri and remix["local"] is False
     assert [c["remixes"] for c in a_state["clips"] if c["uri"] == clip_uri] == [1]
+    # b also asked a for approval (QuoteRequest); a's Accept carries a stamp that b fetched,
+    # checked and stored on its remix.
+    b_state = wait_for(
+        b,
+        lambda s: any(c["uri"] == remix_uri and c["stamp"] for c in s["clips"]),
+        "the QuoteAuthorization stamp",
+    )
+    [stamped] = [c for c in b_state["clips"] if c["uri"] == remix_uri]
+    assert stamped["stamp"].startswith(f"{clip_uri}/quote_authorizations/")
+    assert any(i["type"] == "Accept" and i["state"] == "processed" for i in b_state["inbox"])
 
-    # a deletes the clip: b's copy goes. b unfollows a: a's follow row goes.
+    # a deletes the clip: b's copy goes, and so does the stamp of b's remix (a revokes it).
     a.act("delete", "admin", clip_uri)
     wait_for(b, lambda s: all(c["uri"] != clip_uri for c in s["clips"]), "the Delete")
+    wait_for(
+        b,
+        lambda s: all(c["stamp"] is None for c in s["clips"] if c["uri"] == remix_uri),
+        "the revocation of the stamp",
+    )
     b.act("unfollow", "admin", a_admin)
     wait_for(a, lambda s: s["follows"] == [], "the Undo(Follow)")
 

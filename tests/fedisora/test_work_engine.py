@@ -65,14 +65,16 @@ async def test_failures_back_off_then_fail_with_the_error_stored(db: str) -> Non
     engine = Engine([machine()])
     row = await _item(engine, "b", fail_times=99)
     await engine.advance("inbox_items", row.pk)
+    before = datetime.now(UTC)
     assert await engine.advance("inbox_items", row.pk) == AdvanceResult.RETRY
     row = await InboxItem.get(pk=row.pk)
     assert row.attempts == 1 and "planned failure 1" in row.last_error
-    assert row.next_attempt_at > datetime.now(UTC)  # backoff stored in the row
+    # The backoff (300 ms for the first failure) is stored in the row.
+    assert row.next_attempt_at >= before + timedelta(milliseconds=300)
     assert await engine.advance("inbox_items", row.pk) == AdvanceResult.SKIPPED  # not due yet
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.35)
     assert await engine.advance("inbox_items", row.pk) == AdvanceResult.RETRY
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.45)
     assert await engine.advance("inbox_items", row.pk) == AdvanceResult.FAILED
     row = await InboxItem.get(pk=row.pk)
     assert row.state == "failed" and row.attempts == 3 and "planned failure 3" in row.last_error

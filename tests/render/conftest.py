@@ -132,6 +132,9 @@ class SlowPipeline:
         self.family = inner.family
         self.model = inner.model
 
+    def supports(self, spec: Any) -> bool:
+        return bool(self.inner.supports(spec))
+
     def generate(self, plan: Any, spec: Any, on_step: Any = None) -> Any:
         import time
 

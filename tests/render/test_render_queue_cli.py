@@ -11,6 +11,9 @@ import pytest
 
 import render.queue
 from fedisora.cli import main
+from fedisora.config import Settings
+
+_DEFAULT_KEY = render.queue._pipeline_key(Settings())
 
 
 def _run(argv: list[str]) -> int:
@@ -22,7 +25,7 @@ def _run(argv: list[str]) -> int:
 @pytest.fixture
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: Any) -> Path:
     # The worker's once-per-process pipeline cache, seeded with the session's tiny pipeline.
-    monkeypatch.setitem(render.queue._PIPELINES, ("tiny",), tiny)
+    monkeypatch.setitem(render.queue._PIPELINES, _DEFAULT_KEY, tiny)
     for name in ("FEDISORA_DATABASE_URL", "FEDISORA_MEDIA_ROOT", "FEDISORA_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FEDISORA_DATA_DIR", str(tmp_path / "data"))
@@ -47,7 +50,7 @@ def test_render_verify_and_bad_requests(
     assert "claim: instance clips.example, job 1, model tiny, seed 42" in printed
     assert "watermark: id 1," in printed and "matches the claim's job" in printed
     # The worker used the process's cached pipeline instead of loading its own.
-    assert render.queue._PIPELINES == {("tiny",): tiny}
+    assert render.queue._PIPELINES == {_DEFAULT_KEY: tiny}
 
     assert _run(["verify", str(out)]) == 0
     assert "validation: Trusted" in capsys.readouterr().out

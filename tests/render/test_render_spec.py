@@ -77,6 +77,8 @@ def test_unknown_family_names_the_known_ones() -> None:
         ("cogvideox", 2, "16:9", 10, 49, (720, 480)),  # fixed length
         ("tiny", 1, "9:16", 10, 17, (64, 112)),
         ("tiny", 0.5, "16:9", 10, 9, (112, 64)),
+        ("tiny256", 3, "1:1", 10, 49, (256, 256)),  # the overhead benchmark's clip
+        ("tiny256", 1, "9:16", 10, 17, (144, 256)),
     ],
 )
 def test_plan(
@@ -197,6 +199,7 @@ def test_validate_rejects_a_nonsense_instance_cap() -> None:
         (241, 24, 768, 448, "ltx", 10),
         (49, 8, 720, 480, "cogvideox", 10),
         (17, 16, 64, 112, "tiny", 10),
+        (49, 16, 256, 256, "tiny256", 10),
         (97, 16, 480, 832, "wan", 6),
     ],
 )
@@ -222,6 +225,8 @@ def test_check_output_accepts(
         (81, 16, 480, 840, "wan", 10, "height"),
         (81, 16, 1280, 720, "wan", 10, "width"),  # larger than the family renders
         (81, 16, 0, 832, "wan", 10, "width"),
+        (49, 16, 256, 256, "tiny", 10, "width"),  # 256 px only through tiny256
+        (49, 16, 248, 248, "tiny256", 10, "width"),  # not a multiple of 16
     ],
 )
 def test_check_output_refuses(

@@ -21,7 +21,7 @@ GRAPH = StateGraph(
         State(
             "processing",
             to=("done",),
-            retry=(timedelta(milliseconds=10), timedelta(milliseconds=20)),
+            retry=(timedelta(milliseconds=300), timedelta(milliseconds=400)),
             max_attempts=3,
         ),
         State("done", terminal=True),

@@ -1,0 +1,618 @@
+"""Federation throughput on loopback: signed inbox POSTs, and fan-out of one clip.
+
+Part 1 (inbox): a real fedisora instance (``fedisora serve``: uvicorn, one process) and a
+bare starlette app that answers the same POST with 202, run by uvicorn with the same
+options, both on 127.0.0.1. The same signed Like activities (RFC 9421, RSA 2048, one fresh
+id each) are POSTed over keep-alive connections by a small raw-HTTP/1.1 client, in
+alternating rounds, so both are measured in the same run. Prints requests per second, p50
+and p99 latency, the ratio fedisora/bare (target >= 0.35), and the share of the server's
+time spent verifying signatures: the verification function (parse, precheck, crypto) is
+timed in this process over the very same requests, and that cost per request times the
+served rate is the share of the server's single event loop it takes.
+
+Part 2 (fan-out): a scratch database with 10,000 remote followers of one local account,
+spread over 500 shared inboxes served by one sink process (starlette apps on several ports
+and paths, counting POSTs). One clip is posted through the real service; the events
+listener writes Delivery rows and the in-process runner (as the app runs it) drains them.
+Prints rows made (must equal the number of shared inboxes), POSTs the sinks received, and
+seconds to enqueue and to drain.
+
+Run: ``.venv/bin/python bench/federation.py`` (options: ``--help``). Only 127.0.0.1 is used;
+every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from activitypub.keys import (  # noqa: E402
+    generate_rsa_key,
+    load_public_key_pem,
+    private_key_to_pem,
+    public_key_to_pem,
+)
+from activitypub.signatures import (  # noqa: E402
+    Request,
+    parse_signature,
+    precheck,
+    sign_request,
+    verify_parsed,
+)
+
+HOST = "127.0.0.1"
+UVICORN_OPTIONS: dict[str, Any] = {"host": HOST, "log_level": "warning", "proxy_headers": True}
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+# --- helper processes (this file run with a leading "_role") ---------------------------------
+
+
+def _run_bare(port: int) -> None:
+    """A bare starlette endpoint: read the POST body, answer 202 (what our inbox answers)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    async def inbox(request: HttpRequest) -> Response:
+        await request.body()
+        return Response(status_code=202)
+
+    async def ready(request: HttpRequest) -> Response:
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[
+            Route("/users/admin/inbox", inbox, methods=["POST"]),
+            Route("/ready", ready),
+        ]
+    )
+    uvicorn.run(app, port=port, **UVICORN_OPTIONS)
+
+
+def _run_sink(actor_json: str, ports: list[int]) -> None:
+    """Inbox sinks on *ports* (any ``/s<n>/inbox`` path answers 202 and is counted), plus the
+    bench's signing actor at ``/actor`` on the first port, and ``/count`` for the totals."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    actor = json.loads(actor_json)
+    counts: dict[str, int] = {}
+    signed = [0]
+
+    async def sink(request: HttpRequest) -> Response:
+        await request.body()
+        key = f"{request.url.port}{request.url.path}"
+        counts[key] = counts.get(key, 0) + 1
+        if "signature" in request.headers:
+            signed[0] += 1
+        return Response(status_code=202)
+
+    async def actor_doc(request: HttpRequest) -> Response:
+        return JSONResponse(actor, media_type="application/activity+json")
+
+    async def count(request: HttpRequest) -> Response:
+        return JSONResponse(
+            {
+                "posts": sum(counts.values()),
+                "inboxes": len(counts),
+                "signed": signed[0],
+                "max_per_inbox": max(counts.values(), default=0),
+            }
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/actor", actor_doc),
+            Route("/count", count),
+            Route("/{sink}/inbox", sink, methods=["POST"]),
+        ]
+    )
+
+    async def serve_all() -> None:
+        servers = [uvicorn.Server(uvicorn.Config(app, port=p, **UVICORN_OPTIONS)) for p in ports]
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    asyncio.run(serve_all())
+
+
+# --- process management ----------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _wait_http(proc: Proc, url: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.process.poll() is not None:
+            raise SystemExit(f"{proc.name} exited: {proc.log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1, trust_env=False).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"{proc.name} did not start: {proc.log.read_text()[-2000:]}")
+
+
+@contextmanager
+def spawn(
+    name: str,
+    args: list[str],
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    ready: str | None = None,
+) -> Iterator[Proc]:
+    log = tmp / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=env or os.environ.copy(), stdout=out, stderr=subprocess.STDOUT
+        )
+    proc = Proc(name, process, log)
+    try:
+        if ready is not None:
+            _wait_http(proc, ready)
+        yield proc
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def instance_env(data: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
+    env.update(
+        FEDISORA_DATA_DIR=str(data),
+        FEDISORA_DOMAIN=f"{HOST}:{port}",
+        FEDISORA_INSECURE_HTTP="1",
+        FEDISORA_LOG_LEVEL="warning",
+        FEDISORA_REGISTRATIONS="closed",
+    )
+    return env
+
+
+def init_instance(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fedisora", "init", "--admin-password", "correct horse battery"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"fedisora init failed: {done.stderr[-2000:]}")
+
+
+# --- the load client -------------------------------------------------------------------------
+
+
+def _raw_request(url_path: str, port: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    lines = [f"POST {url_path} HTTP/1.1", f"Host: {HOST}:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers if k.lower() != "host"]
+    lines += [f"Content-Length: {len(body)}", "Connection: keep-alive"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+@dataclass
+class LoadResult:
+    name: str
+    count: int
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def load(
+    name: str, port: int, requests: list[bytes], concurrency: int, limit: float
+) -> LoadResult:
+    """POST every prepared request once over *concurrency* keep-alive connections."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = iter(requests)
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            for raw in queue:
+                started = time.perf_counter()
+                writer.write(raw)
+                status = await _read_response(reader)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    async with asyncio.timeout(limit):
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return LoadResult(name, len(requests), time.perf_counter() - started, latencies, statuses)
+
+
+# --- part 1: inbox ---------------------------------------------------------------------------
+
+
+@dataclass
+class Signer:
+    actor: str
+    key_id: str
+    private_pem: str
+    public_pem: str
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
+            "id": self.actor,
+            "type": "Person",
+            "preferredUsername": "bench",
+            "inbox": self.actor + "/inbox",
+            "publicKey": {"id": self.key_id, "owner": self.actor, "publicKeyPem": self.public_pem},
+        }
+
+
+def signed_likes(signer: Signer, base: str, first: int, count: int) -> list[Request]:
+    """*count* signed POSTs of Like activities (unique ids) to *base*'s admin inbox."""
+    from activitypub.keys import load_private_key_pem
+
+    key = load_private_key_pem(signer.private_pem)
+    url = f"{base}/users/admin/inbox"
+    out = []
+    now = time.time()
+    for i in range(first, first + count):
+        activity = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{signer.actor}/likes/{i}",
+            "type": "Like",
+            "actor": signer.actor,
+            "object": f"{base}/users/admin/clips/{i}",
+        }
+        body = json.dumps(activity, separators=(",", ":")).encode()
+        headers = [("Content-Type", "application/activity+json")]
+        request = Request("POST", url, headers, body)
+        added = sign_request(request, signer.key_id, key, now=now)
+        out.append(Request("POST", url, headers + list(added.items()), body))
+    return out
+
+
+def time_verification(signer: Signer, requests: list[Request]) -> float:
+    """Seconds per request for the verification function over *requests* (with the key in
+    hand, as after the actor cache lookup)."""
+    key = load_public_key_pem(signer.public_pem)
+    now = time.time()
+    started = time.perf_counter()
+    for request in requests:
+        parsed = parse_signature(request)
+        precheck(parsed, request, now=now)
+        verify_parsed(parsed, request, key, now=now)
+    return (time.perf_counter() - started) / len(requests)
+
+
+def to_raw(requests: list[Request], port: int) -> list[bytes]:
+    from urllib.parse import urlsplit
+
+    return [
+        _raw_request(urlsplit(r.url).path, port, list(r.headers.items()), r.body) for r in requests
+    ]
+
+
+def summary(results: list[LoadResult]) -> LoadResult:
+    lat = [x for r in results for x in r.latencies]
+    statuses: dict[int, int] = {}
+    for r in results:
+        for k, v in r.statuses.items():
+            statuses[k] = statuses.get(k, 0) + v
+    return LoadResult(
+        results[0].name,
+        sum(r.count for r in results),
+        sum(r.seconds for r in results),
+        lat,
+        statuses,
+    )
+
+
+def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
+    sink_port, fed_port, bare_port = free_port(), free_port(), free_port()
+    key = generate_rsa_key()
+    actor = f"http://{HOST}:{sink_port}/actor"
+    signer = Signer(
+        actor, actor + "#main-key", private_key_to_pem(key), public_key_to_pem(key.public_key())
+    )
+    env = instance_env(tmp / "inbox", fed_port)
+    init_instance(env)
+    me = [sys.executable, str(Path(__file__).resolve())]
+    with (
+        spawn(
+            "sink",
+            [*me, "_sink", json.dumps(signer.document()), str(sink_port)],
+            tmp,
+            ready=f"http://{HOST}:{sink_port}/count",
+        ),
+        spawn(
+            "bare", [*me, "_bare", str(bare_port)], tmp, ready=f"http://{HOST}:{bare_port}/ready"
+        ),
+        spawn(
+            "fedisora",
+            [
+                sys.executable,
+                "-m",
+                "fedisora",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(fed_port),
+                "--no-render-worker",
+            ],
+            tmp,
+            env=env,
+            ready=f"http://{HOST}:{fed_port}/.well-known/nodeinfo",
+        ),
+    ):
+        fed_base = f"http://{HOST}:{fed_port}"
+        # Warm up both (the instance fetches and caches the signer's key once).
+        warm = signed_likes(signer, fed_base, 10**9, args.warmup)
+        asyncio.run(load("warm-fed", fed_port, to_raw(warm, fed_port), 1, 60))
+        asyncio.run(load("warm-bare", bare_port, to_raw(warm, bare_port), 1, 60))
+        bare_runs: list[LoadResult] = []
+        fed_runs: list[LoadResult] = []
+        verify_costs: list[float] = []
+        for round_no in range(args.rounds):
+            requests = signed_likes(signer, fed_base, round_no * args.requests, args.requests)
+            bare_runs.append(
+                asyncio.run(
+                    load(
+                        "bare starlette",
+                        bare_port,
+                        to_raw(requests, bare_port),
+                        args.concurrency,
+                        args.timeout,
+                    )
+                )
+            )
+            fed_runs.append(
+                asyncio.run(
+                    load(
+                        "fedisora inbox",
+                        fed_port,
+                        to_raw(requests, fed_port),
+                        args.concurrency,
+                        args.timeout,
+                    )
+                )
+            )
+            verify_costs.append(time_verification(signer, requests))
+    bare, fed = summary(bare_runs), summary(fed_runs)
+    if set(fed.statuses) != {202}:
+        print(f"warning: fedisora answered {fed.statuses}; see {tmp / 'fedisora.log'}")
+    print(
+        f"== inbox: {args.rounds} rounds x {args.requests} signed POSTs (RFC 9421, RSA 2048), "
+        f"{args.concurrency} keep-alive connections, uvicorn {UVICORN_OPTIONS}"
+    )
+    for r in (bare, fed):
+        print(
+            f"{r.name:16s} {r.rps:9.1f} req/s   p50 {r.pct(0.5):7.2f} ms   "
+            f"p99 {r.pct(0.99):7.2f} ms   statuses {r.statuses}"
+        )
+    for i, (b, f) in enumerate(zip(bare_runs, fed_runs, strict=True)):
+        print(f"  round {i + 1}: bare {b.rps:.1f} req/s, fedisora {f.rps:.1f} req/s")
+    ratio = fed.rps / bare.rps
+    verify = statistics.median(verify_costs)
+    print(
+        f"ratio fedisora/bare: {ratio:.3f} (target >= 0.35): "
+        f"{'met' if ratio >= 0.35 else 'NOT met'}"
+    )
+    print(
+        f"signature verification: {verify * 1e6:.0f} us per request (parse + precheck + "
+        f"RSA verify, timed in-process over the same requests) = "
+        f"{100 * verify * fed.rps:.1f}% of the server's time at {fed.rps:.0f} req/s"
+    )
+
+
+# --- part 2: fan-out -------------------------------------------------------------------------
+
+
+async def _fanout(args: argparse.Namespace, data: Path, ports: list[int], sink_port: int) -> None:
+    import httpx
+
+    from activitypub import federation
+    from activitypub.federation.context import close_federation
+    from fedisora import urls
+    from fedisora.config import load_settings
+    from fedisora.db import close_db, init_db
+    from fedisora.models import Account, Delivery, Follow, FollowState, MediaFile, MediaKind
+    from fedisora.services import posts
+    from fedisora.work.machines import build_engine
+    from fedisora.work.runner import InProcessRunner
+
+    settings = load_settings(instance_env(data, free_port()))
+    urls.configure(settings)
+    await init_db(settings)
+    try:
+        admin = await Account.get(username="admin", domain=None)
+        per_inbox = args.followers // args.sinks
+        accounts = []
+        for s in range(args.sinks):
+            port = ports[s % len(ports)]
+            base = f"http://{HOST}:{port}/s{s}"
+            for k in range(per_inbox):
+                accounts.append(
+                    Account(
+                        username=f"s{s}u{k}",
+                        domain=f"{HOST}:{port}",
+                        uri=f"{base}/users/u{k}",
+                        inbox_uri=f"{base}/users/u{k}/inbox",
+                        shared_inbox_uri=f"{base}/inbox",
+                    )
+                )
+        await Account.bulk_create(accounts, batch_size=1000)
+        remote = await Account.filter(domain__not_isnull=True).values_list("id", flat=True)
+        await Follow.bulk_create(
+            [
+                Follow(
+                    follower_id=pk,
+                    target_id=admin.pk,
+                    state=FollowState.ACCEPTED,
+                    uri=f"urn:bench:follow:{pk}",
+                )
+                for pk in remote
+            ],
+            batch_size=1000,
+        )
+        followers = await Follow.filter(target_id=admin.pk, state=FollowState.ACCEPTED).count()
+        media = await MediaFile.create(
+            account=admin,
+            kind=MediaKind.VIDEO,
+            file="clips/bench.mp4",
+            content_type="video/mp4",
+            width=256,
+            height=448,
+            duration=3.0,
+            provenance={"state": "trusted", "local": True, "manifest_digest": "sha256:bench"},
+        )
+        engine = build_engine(settings)
+        federation.install(engine)
+        runner = InProcessRunner(engine, queues=("default",), poll_interval=0.2)
+        runner.start()
+        started = time.perf_counter()
+        await posts.post_clip(admin, media, caption="fan-out bench")
+        enqueued = time.perf_counter() - started
+        rows = await Delivery.all().count()
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            if not await Delivery.filter(state="pending").exists():
+                break
+            await asyncio.sleep(0.05)
+        drained = time.perf_counter() - started
+        await runner.stop()
+        await federation.uninstall()
+        await close_federation()
+        delivered = await Delivery.filter(state="delivered").count()
+        failed = await Delivery.filter(state="failed").count()
+        pending = await Delivery.filter(state="pending").count()
+        async with httpx.AsyncClient(trust_env=False) as http:
+            counted = (await http.get(f"http://{HOST}:{sink_port}/count")).json()
+    finally:
+        await close_db()
+    print(
+        f"== fan-out: one clip to {followers} followers over {args.sinks} shared inboxes "
+        f"on {len(ports)} ports (runner concurrency {runner.concurrency})"
+    )
+    print(
+        f"delivery rows made: {rows} (shared inboxes: {args.sinks}): "
+        f"{'equal' if rows == args.sinks else 'NOT equal'}"
+    )
+    print(
+        f"delivered {delivered}, failed {failed}, still pending {pending}; sinks received "
+        f"{counted['posts']} POSTs ({counted['signed']} signed) at {counted['inboxes']} inboxes, "
+        f"at most {counted['max_per_inbox']} per inbox"
+    )
+    print(
+        f"seconds to enqueue: {enqueued:.2f}; seconds to drain (post to last delivery): "
+        f"{drained:.2f}{'' if pending == 0 else ' (TIMED OUT)'}"
+    )
+
+
+def fanout_bench(args: argparse.Namespace, tmp: Path) -> None:
+    ports = [free_port() for _ in range(args.ports)]
+    data = tmp / "fanout"
+    init_instance(instance_env(data, free_port()))
+    me = [sys.executable, str(Path(__file__).resolve())]
+    with spawn(
+        "sinks",
+        [*me, "_sink", "{}", *map(str, ports)],
+        tmp,
+        ready=f"http://{HOST}:{ports[0]}/count",
+    ) as sinks:
+        for port in ports[1:]:
+            _wait_http(sinks, f"http://{HOST}:{port}/count")
+        asyncio.run(_fanout(args, data, ports, ports[0]))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        _run_bare(int(sys.argv[2]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_sink":
+        _run_sink(sys.argv[2], [int(p) for p in sys.argv[3:]])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="signed POSTs per round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--followers", type=int, default=10_000)
+    parser.add_argument("--sinks", type=int, default=500, help="shared inboxes")
+    parser.add_argument("--ports", type=int, default=10, help="sink ports")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound on each phase (s)")
+    parser.add_argument("--only", choices=("inbox", "fanout"))
+    args = parser.parse_args()
+    if args.followers % args.sinks:
+        parser.error("--followers must be a multiple of --sinks")
+    with tempfile.TemporaryDirectory(prefix="fedisora-bench-") as name:
+        tmp = Path(name)
+        if args.only in (None, "inbox"):
+            inbox_bench(args, tmp)
+        if args.only in (None, "fanout"):
+            fanout_bench(args, tmp)
+
+
+if __name__ == "__main__":
+    main()

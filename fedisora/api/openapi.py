@@ -1,0 +1,524 @@
+"""The OpenAPI 3.1 description of fedisora's own API, served at ``/api/fedisora/openapi.json``.
+
+It covers what Mastodon's documentation does not: the render endpoints, the AI-only rules of
+media uploads and fedisora's notification types. The Mastodon endpoints themselves follow
+Mastodon's own description. ``tests/api/test_api_openapi.py`` validates this document and runs
+schemathesis against a live instance with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fedisora.api.http import with_cors
+from fedisora.api.media import AI_ONLY_RULE, DESCRIPTION_LIMIT, MIN_IMAGE_SIDE
+from fedisora.api.renders import PREFIX
+from fedisora.models import NotificationType
+from render.spec import MAX_CAMEOS, MAX_PROMPT_CHARS, MAX_SECONDS, MAX_SEED
+from render.states import GRAPH
+
+__all__ = ["OPENAPI_PATH", "document", "routes"]
+
+OPENAPI_PATH = "/api/fedisora/openapi.json"
+Json = dict[str, Any]
+
+_FEDISORA_TYPES = [t.value for t in NotificationType if t.value.startswith("fedisora.")]
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> Json:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: Json, headers: Json | None = None) -> Json:
+    out: Json = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+_ERRORS: dict[str, Json] = {
+    "400": _error("The body could not be parsed (malformed JSON or form data)."),
+    "401": _error("No valid access token (missing, unknown, expired or revoked)."),
+    "403": _error("The token lacks the scope, or the login is disabled or not yet approved."),
+    "404": _error("No such record, or it belongs to someone else."),
+    "409": _error("The render is already over (published, failed or cancelled)."),
+    "413": _error("The upload is larger than the instance's limit."),
+    "422": _error("A parameter is invalid; the message names it and the allowed range."),
+    "429": _error("Rate limit or render quota reached; the message names the quota."),
+    "503": _error("The configured render model cannot be loaded."),
+}
+
+
+def _errors(*codes: str) -> Json:
+    return {code: _ERRORS[code] for code in codes}
+
+
+_RATE_HEADERS: Json = {
+    name: {"schema": {"type": "string"}}
+    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+}
+_NULLABLE_STRING: Json = {"type": ["string", "null"]}
+# Parameters may be any text except NUL (PostgreSQL cannot store it: such requests are 400).
+_TEXT: Json = {"type": "string", "pattern": "^[^\\x00]*$"}
+_UNIT = r"-?(0(\.[0-9]{1,6})?|1(\.0{1,6})?)"
+_FOCUS: Json = {
+    "type": "string",
+    "pattern": f"^({_UNIT},{_UNIT})?$",
+    "description": 'Focal point "x,y", each in [-1, 1]; empty to clear it.',
+}
+_UNKNOWN_PARAMS: Json = {
+    "description": "Unknown parameters are ignored, as Mastodon does.",
+    **_TEXT,
+}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "A numeric id, as a string.",
+    "schema": _TEXT,
+}
+_JOB_ID = {**_ID, "name": "job_id"}
+
+_SCHEMAS: dict[str, Json] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "Why, in plain words."}},
+    },
+    "MediaAttachment": {
+        "type": "object",
+        "description": (
+            "Mastodon's MediaAttachment. ``image``: an input still for image-to-video (never "
+            "posted). ``video``: a clip rendered by a fedisora render queue. "
+            "``meta.fedisora.provenance`` is the provenance state recorded on arrival."
+        ),
+        "required": ["id", "type", "url", "preview_url", "meta", "description", "blurhash"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string", "enum": ["image", "video"]},
+            "url": _NULLABLE_STRING,
+            "preview_url": _NULLABLE_STRING,
+            "remote_url": _NULLABLE_STRING,
+            "preview_remote_url": _NULLABLE_STRING,
+            "text_url": _NULLABLE_STRING,
+            "meta": {
+                "type": "object",
+                "properties": {
+                    "original": {"type": "object"},
+                    "small": {"type": "object"},
+                    "focus": {
+                        "type": "object",
+                        "properties": {
+                            "x": {"type": "number", "minimum": -1, "maximum": 1},
+                            "y": {"type": "number", "minimum": -1, "maximum": 1},
+                        },
+                    },
+                    "fedisora": {
+                        "type": "object",
+                        "required": ["ai_generated", "provenance"],
+                        "properties": {
+                            "ai_generated": {"type": "boolean"},
+                            "provenance": {"type": "string"},
+                        },
+                    },
+                },
+            },
+            "description": _NULLABLE_STRING,
+            "blurhash": _NULLABLE_STRING,
+        },
+    },
+    "Render": {
+        "type": "object",
+        "description": "A render job and its progress. ``id`` is also the job's provenance id.",
+        "required": [
+            "id",
+            "state",
+            "step",
+            "total",
+            "percent",
+            "queue_position",
+            "cancel_requested",
+            "error",
+            "media_id",
+            "done",
+            "created_at",
+            "finished_at",
+            "prompt",
+            "media_attachment",
+            "status_id",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": [s.name for s in GRAPH.states]},
+            "step": {"type": "integer", "minimum": 0, "description": "Denoising steps done."},
+            "total": {"type": "integer", "minimum": 0, "description": "Denoising steps planned."},
+            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+            "queue_position": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "1 for the queued render that starts next; null once started.",
+            },
+            "cancel_requested": {"type": "boolean"},
+            "error": {"type": "string", "description": "Why it failed or was cancelled."},
+            "media_id": _NULLABLE_STRING,
+            "done": {"type": "boolean", "description": "ready, published, failed or cancelled."},
+            "created_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "prompt": {"type": "string"},
+            "negative_prompt": {"type": "string"},
+            "seconds": {"type": ["number", "null"]},
+            "aspect": _NULLABLE_STRING,
+            "seed": {"type": ["integer", "null"]},
+            "kind": _NULLABLE_STRING,
+            "remix_of_id": _NULLABLE_STRING,
+            "cameo_ids": {"type": "array", "items": {"type": "string"}},
+            "media_attachment": {
+                "description": "The finished clip once the render is ready (type video).",
+                "oneOf": [_ref("MediaAttachment"), {"type": "null"}],
+            },
+            "status_id": {
+                "type": ["string", "null"],
+                "description": "The status that posted this render, once posted.",
+            },
+        },
+    },
+    "RenderRequest": {
+        "type": "object",
+        "properties": {
+            "prompt": {
+                **_TEXT,
+                "maxLength": MAX_PROMPT_CHARS,
+                "description": "What to render. May be empty for a remix (the source's prompt).",
+            },
+            "negative_prompt": {**_TEXT, "maxLength": MAX_PROMPT_CHARS},
+            "seconds": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_SECONDS,
+                "description": "Clip length; the instance may allow less.",
+            },
+            "duration": {"type": "number", "description": "Alias of seconds."},
+            "aspect": {"type": "string", "enum": ["9:16", "1:1", "16:9"], "default": "9:16"},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+            "media_id": {
+                **_TEXT,
+                "description": "An image you uploaded with POST /api/v2/media (image-to-video).",
+            },
+            "remix_of_id": {
+                **_TEXT,
+                "description": "A public or unlisted clip (status id) you can see, to remix.",
+            },
+            "cameo_ids": {
+                "type": "array",
+                "maxItems": MAX_CAMEOS,
+                "items": _TEXT,
+                "description": (
+                    "Accounts whose likeness to use. Each needs their consent, checked before "
+                    "rendering and again before publishing."
+                ),
+            },
+        },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
+    },
+    "MediaUpload": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "description": {**_TEXT, "maxLength": DESCRIPTION_LIMIT},
+            "focus": _FOCUS,
+        },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
+    },
+    "MediaUpdate": {
+        "type": "object",
+        "properties": {
+            "description": {**_TEXT, "maxLength": DESCRIPTION_LIMIT},
+            "focus": _FOCUS,
+        },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
+    },
+    "FedisoraNotificationType": {
+        "type": "string",
+        "enum": _FEDISORA_TYPES,
+        "description": (
+            "fedisora's own notification types in GET /api/v1/notifications (clients ignore "
+            "types they do not know). ``fedisora.likeness_use``: your likeness appears in a "
+            "clip (``status`` is the clip). ``fedisora.render_finished`` / "
+            "``fedisora.render_failed``: your render ended (``account`` is you, "
+            "``render_job_id`` names the render). ``fedisora.remix`` is sent to clients as "
+            "Mastodon's ``quote`` type (``status`` is the remix); ``types[]=fedisora.remix`` "
+            "filters for it."
+        ),
+    },
+    "FedisoraNotification": {
+        "type": "object",
+        "description": "A Mastodon Notification with one of fedisora's own types.",
+        "required": ["id", "type", "created_at", "account"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": _ref("FedisoraNotificationType"),
+            "created_at": {"type": "string", "format": "date-time"},
+            "account": {"type": "object", "description": "Mastodon Account."},
+            "status": {"type": ["object", "null"], "description": "Mastodon Status."},
+            "render_job_id": {"type": "string", "description": "For render_* types."},
+        },
+    },
+}
+
+_WRITE = ["write:media", "write:statuses", "write"]
+_READ = ["read:statuses", "read"]
+
+
+def _secured(scopes: list[str]) -> list[Json]:
+    return [{"OAuth2": [scope]} for scope in scopes]
+
+
+def _media_upload(version: str) -> Json:
+    return {
+        "post": {
+            "operationId": f"uploadMedia{version}",
+            "summary": "Upload an input still or a fedisora-rendered clip",
+            "description": (
+                f"Files are recognised by their bytes. JPEG, PNG or WebP images (decoded fully, "
+                f"at least {MIN_IMAGE_SIDE} px a side) are kept as input stills for "
+                f"image-to-video renders. A video is accepted only with a valid C2PA manifest "
+                f"from a fedisora render queue whose root this instance trusts: {AI_ONLY_RULE}. "
+                "Audio, documents and other files are refused with 422. Processing is "
+                "synchronous: the answer is 200 with the finished attachment."
+            ),
+            "security": _secured(["write:media", "write"]),
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": _ref("MediaUpload")}},
+            },
+            "responses": {
+                "200": _ok("The stored attachment.", _ref("MediaAttachment"), _RATE_HEADERS),
+                **_errors("400", "401", "403", "413", "422", "429"),
+            },
+        }
+    }
+
+
+_RENDER_EXAMPLE: Json = {"prompt": "a red kite over dunes at dusk", "seconds": 1, "seed": 7}
+
+
+def _paths() -> Json:
+    render = _ref("Render")
+    return {
+        "/api/v2/media": _media_upload("V2"),
+        "/api/v1/media": _media_upload("V1"),
+        "/api/v1/media/{id}": {
+            "parameters": [_ID],
+            "get": {
+                "operationId": "getMedia",
+                "summary": "One of your attachments",
+                "security": _secured(["write:media", "write"]),
+                "responses": {
+                    "200": _ok("The attachment.", _ref("MediaAttachment")),
+                    **_errors("401", "403", "404", "429"),
+                },
+            },
+            "put": {
+                "operationId": "updateMedia",
+                "summary": "Change an attachment's description or focal point",
+                "security": _secured(["write:media", "write"]),
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": _ref("MediaUpdate")},
+                        "application/x-www-form-urlencoded": {"schema": _ref("MediaUpdate")},
+                    }
+                },
+                "responses": {
+                    "200": _ok("The updated attachment.", _ref("MediaAttachment")),
+                    **_errors("400", "401", "403", "404", "422", "429"),
+                },
+            },
+        },
+        PREFIX: {
+            "post": {
+                "operationId": "createRender",
+                "summary": "Queue a render (text-, image-to-video, remix, cameo)",
+                "description": (
+                    "Limits (prompt length, seconds, aspect, seed, the input still) and quotas "
+                    "(concurrent renders, clips and GPU-seconds per day) are checked before "
+                    "anything is queued: 422 names the limit and the allowed range, 429 the "
+                    "quota. Once ``state`` is ``ready``, post ``media_attachment.id`` with "
+                    "POST /api/v1/statuses ``media_ids[]``."
+                ),
+                "security": _secured(_WRITE),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("RenderRequest"),
+                            "examples": {
+                                "text": {"value": _RENDER_EXAMPLE},
+                                "square": {"value": {**_RENDER_EXAMPLE, "aspect": "1:1"}},
+                            },
+                        },
+                        "application/x-www-form-urlencoded": {"schema": _ref("RenderRequest")},
+                    },
+                },
+                "responses": {
+                    "202": _ok("The queued render.", render),
+                    **_errors("400", "401", "403", "404", "422", "429", "503"),
+                },
+            },
+            "get": {
+                "operationId": "listRenders",
+                "summary": "Your renders, newest first",
+                "security": _secured(_READ),
+                "parameters": [
+                    {"name": name, "in": "query", "schema": _TEXT}
+                    for name in ("max_id", "since_id", "min_id")
+                ]
+                + [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 40, "default": 20},
+                    }
+                ],
+                "responses": {
+                    "200": _ok(
+                        "A page of renders; the Link header names the next and previous pages.",
+                        {"type": "array", "items": render},
+                        {"Link": {"schema": {"type": "string"}}},
+                    ),
+                    **_errors("401", "403", "422", "429"),
+                },
+            },
+        },
+        f"{PREFIX}/{{id}}": {
+            "parameters": [_ID],
+            "get": {
+                "operationId": "getRender",
+                "summary": "One of your renders: state, progress, queue position, result",
+                "security": _secured(_READ),
+                "responses": {
+                    "200": _ok("The render.", render),
+                    **_errors("401", "403", "404", "429"),
+                },
+            },
+            "delete": {
+                "operationId": "deleteRender",
+                "summary": "Cancel a render (same as POST .../cancel)",
+                "security": _secured(_WRITE),
+                "responses": {
+                    "200": _ok("The render as it now stands.", render),
+                    **_errors("401", "403", "404", "409", "429"),
+                },
+            },
+        },
+        f"{PREFIX}/{{id}}/cancel": {
+            "parameters": [_ID],
+            "post": {
+                "operationId": "cancelRender",
+                "summary": "Cancel a render in any live state",
+                "description": (
+                    "A queued or ready render is cancelled at once; a running one stops at its "
+                    "next denoising step (``cancel_requested`` is true until it does)."
+                ),
+                "security": _secured(_WRITE),
+                "responses": {
+                    "200": _ok("The render as it now stands.", render),
+                    **_errors("401", "403", "404", "409", "429"),
+                },
+            },
+        },
+        f"{PREFIX}/{{job_id}}/events": {
+            "parameters": [_JOB_ID],
+            "get": {
+                "operationId": "renderEvents",
+                "summary": "Server-sent events of a render's progress",
+                "description": (
+                    "``event: progress`` (data: the progress fields of a Render) whenever it "
+                    "changes, a comment line every 15 s, and ``event: end`` (data: id and final "
+                    "state) once the render is ready, published, failed or cancelled."
+                ),
+                "security": _secured(_READ),
+                "responses": {
+                    "200": {
+                        "description": "The event stream.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_errors("401", "403", "404", "429"),
+                },
+            },
+        },
+        OPENAPI_PATH: {
+            "get": {
+                "operationId": "getOpenAPI",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _ok("OpenAPI 3.1 document.", {"type": "object"})},
+            }
+        },
+    }
+
+
+def document(base_url: str | None = None) -> Json:
+    """The OpenAPI document; *base_url* becomes its only server."""
+    scopes = {
+        "read": "Read everything",
+        "read:statuses": "Read statuses and your renders",
+        "write": "Write everything",
+        "write:media": "Upload media and make renders",
+        "write:statuses": "Post statuses and make renders",
+    }
+    doc: Json = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "fedisora API (fedisora-specific endpoints)",
+            "version": "1.0.0",
+            "description": (
+                "fedisora speaks Mastodon's client API; this document describes what it adds: "
+                "renders, the AI-only rules of media uploads and its notification types "
+                f"({', '.join(_FEDISORA_TYPES)}; see FedisoraNotificationType). Errors are "
+                'Mastodon\'s {"error": "..."}.'
+            ),
+            "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "OAuth2": {
+                    "type": "oauth2",
+                    "description": "Mastodon-compatible OAuth 2 bearer tokens.",
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": "/oauth/authorize",
+                            "tokenUrl": "/oauth/token",
+                            "scopes": scopes,
+                        },
+                        "password": {"tokenUrl": "/oauth/token", "scopes": scopes},
+                    },
+                }
+            },
+        },
+    }
+    if base_url:
+        doc["servers"] = [{"url": base_url}]
+    return doc
+
+
+async def openapi_json(request: Request) -> Response:
+    settings = request.app.state.settings
+    return with_cors(JSONResponse(document(settings.base_url)))
+
+
+def routes() -> list[BaseRoute]:
+    return [Route(OPENAPI_PATH, openapi_json, methods=["GET"], name="fedisora_openapi")]

@@ -1,0 +1,178 @@
+"""What each event means on each stream for one viewer (SQLite and PostgreSQL), and the
+notification poll that stands in for Redis between processes."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from apihelpers import Login, login
+from factories import local_account, rendered_video
+
+from fedisora.models import NotificationType
+from fedisora.services.events import Event
+from fedisora.services.notify import notify
+from fedisora.streaming.broker import Hub, NotificationPoller, decode, encode
+from fedisora.streaming.channels import (
+    Stream,
+    StreamError,
+    Viewer,
+    messages_for,
+    parse_stream,
+)
+
+ALL = [
+    Stream("user"),
+    Stream("public"),
+    Stream("public:local"),
+    Stream("public:remote"),
+    Stream("hashtag", "waves"),
+    Stream("hashtag", "other"),
+]
+
+
+async def _clip(client: httpx.AsyncClient, me: Login, text: str, **extra: str) -> str:
+    media = await rendered_video(me.account)
+    r = await client.post(
+        "/api/v1/statuses",
+        data={"status": text, "media_ids[]": str(media.pk), **extra},
+        headers=me.headers,
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def _viewer(login_: Login | None, scopes: str = "read write follow push") -> Viewer:
+    return Viewer(login_.account if login_ else None, tuple(scopes.split()))
+
+
+async def test_clip_events_follow_visibility(client: httpx.AsyncClient, db: str) -> None:
+    alice = await login(client, await local_account("alice"))
+    bob = await login(client, await local_account("bob"))
+    stranger = await login(client, await local_account("stranger"))
+    await client.post(f"/api/v1/accounts/{alice.account.pk}/follow", headers=bob.headers)
+    public = await _clip(client, alice, "surf #waves")
+    private = await _clip(client, alice, "secret #waves", visibility="private")
+    unlisted = await _clip(client, alice, "quiet #waves", visibility="unlisted")
+
+    def created(clip_id: str) -> Event:
+        return Event("clip.created", alice.account.pk, {"clip_id": int(clip_id)})
+
+    got = await messages_for(created(public), _viewer(bob), ALL)
+    assert [(m.stream, m.event) for m in got] == [
+        (["user"], "update"),
+        (["public"], "update"),
+        (["public:local"], "update"),
+        (["hashtag", "waves"], "update"),
+    ]
+    assert json.loads(got[0].payload)["id"] == public
+    anon = await messages_for(created(public), Viewer(None), ALL)
+    assert [m.stream for m in anon] == [["public"], ["public:local"], ["hashtag", "waves"]]
+
+    # followers-only: only the follower's home; nothing for a stranger or anyone public
+    got = await messages_for(created(private), _viewer(bob), ALL)
+    assert [(m.stream, json.loads(m.payload)["id"]) for m in got] == [(["user"], private)]
+    assert await messages_for(created(private), _viewer(stranger), ALL) == []
+    assert await messages_for(created(private), Viewer(None), ALL) == []
+    # unlisted: the follower's home, never public streams
+    got = await messages_for(created(unlisted), _viewer(bob), ALL)
+    assert [m.stream for m in got] == [["user"]]
+
+    # a token that cannot read statuses gets no updates on the user stream
+    assert await messages_for(created(public), _viewer(bob, "read:notifications"), ALL[:1]) == []
+
+    # mutes and blocks
+    await client.post(f"/api/v1/accounts/{alice.account.pk}/mute", headers=stranger.headers)
+    assert await messages_for(created(public), _viewer(stranger), ALL) == []
+    await client.post(f"/api/v1/accounts/{bob.account.pk}/block", headers=alice.headers)
+    assert await messages_for(created(public), _viewer(bob), ALL) == []
+
+    # deletion: the id to those who could see it and had it
+    r = await client.delete(f"/api/v1/statuses/{private}", headers=alice.headers)
+    assert r.status_code == 200
+    gone = Event("clip.deleted", alice.account.pk, {"clip_id": int(private)})
+    assert await messages_for(gone, _viewer(stranger), ALL) == []
+    got = await messages_for(gone, _viewer(alice), ALL)
+    assert [(m.stream, m.event, m.payload) for m in got] == [(["user"], "delete", private)]
+    # an unknown or malformed event makes nothing
+    assert await messages_for(Event("clip.created", 1, {"clip_id": "x"}), _viewer(bob), ALL) == []
+    assert await messages_for(Event("like.created", 1, {}), _viewer(bob), ALL) == []
+
+
+async def test_notifications_only_to_their_recipient(client: httpx.AsyncClient, db: str) -> None:
+    alice = await login(client, await local_account("alice"))
+    bob = await login(client, await local_account("bob"))
+    note = await notify(
+        alice.account, NotificationType.FOLLOW, dedupe_key="t", from_account=bob.account
+    )
+    assert note is not None
+    event = Event("notification.created", alice.account.pk, {"notification_id": note.pk})
+    streams = [Stream("user"), Stream("user:notification"), Stream("public")]
+    got = await messages_for(event, _viewer(alice), streams)
+    assert [(m.stream, m.event) for m in got] == [
+        (["user"], "notification"),
+        (["user:notification"], "notification"),
+    ]
+    assert json.loads(got[0].payload)["account"]["acct"] == "bob"
+    assert await messages_for(event, _viewer(bob), streams) == []
+    assert await messages_for(event, _viewer(alice, "read:statuses"), streams) == []
+
+
+async def test_parse_stream_rules(client: httpx.AsyncClient, db: str) -> None:
+    alice = await login(client, await local_account("alice"))
+    assert parse_stream(Viewer(None), "hashtag", "#Waves") == Stream("hashtag", "waves")
+    assert parse_stream(_viewer(alice, "read:notifications"), "user:notification").name
+    for viewer, name, status in [
+        (Viewer(None), "user", 401),
+        (_viewer(alice, "write"), "user", 401),
+        (_viewer(alice, "write"), "public", 401),
+        (_viewer(alice, "read:statuses"), "user:notification", 401),
+        (Viewer(None), "direct", 400),
+        (Viewer(None), "hashtag", 400),
+    ]:
+        with pytest.raises(StreamError) as err:
+            parse_stream(viewer, name)
+        assert err.value.status == status
+
+
+async def test_notification_poller(client: httpx.AsyncClient, db: str) -> None:
+    """Rows written elsewhere are dispatched once; ones announced in-process are not repeated,
+    and notifications older than the poller are not news."""
+    alice = await login(client, await local_account("alice"))
+    bob = await login(client, await local_account("bob"))
+    old = await notify(
+        alice.account, NotificationType.FOLLOW, dedupe_key="old", from_account=bob.account
+    )
+    hub = Hub()
+    queue = hub.connect()
+    poller = NotificationPoller(hub)
+    await poller.poll()  # sets the starting point
+    first = await notify(
+        alice.account, NotificationType.MENTION, dedupe_key="a", from_account=bob.account
+    )
+    second = await notify(
+        alice.account, NotificationType.FAVOURITE, dedupe_key="b", from_account=bob.account
+    )
+    assert old and first and second
+    assert poller.seen(second.pk) is False  # the in-process event got there first
+    await poller.poll()
+    got = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert got == [Event("notification.created", alice.account.pk, {"notification_id": first.pk})]
+    await poller.poll()
+    assert queue.empty()
+    assert poller.seen(first.pk) and poller.seen(old.pk)
+
+
+def test_wire_format() -> None:
+    event = Event("clip.created", 3, {"clip_id": 12})
+    assert decode(encode(event)) == event
+    for bad in ("", "[]", '{"kind": 1, "actor_id": 2, "data": {}}', '{"kind": "x"}'):
+        assert decode(bad) is None
+    hub = Hub()
+    queue = hub.connect()
+    hub.dispatch(Event("like.created", 1, {}))  # not a streamed kind
+    assert queue.empty()
+    for n in range(1005):  # a slow connection loses the oldest events, never blocks others
+        hub.dispatch(Event("clip.created", 1, {"clip_id": n}))
+    assert queue.qsize() == 1000 and queue.get_nowait().data == {"clip_id": 5}
