@@ -90,11 +90,17 @@ def limiter(request: Request, name: str, limit: int, window: float) -> Limiter:
 
 
 def bearer_token(request: Request) -> str | None:
+    """The token from ``Authorization: Bearer``, else from an ``access_token`` query parameter.
+
+    Mastodon (Doorkeeper) accepts both; the parameter is what a browser's ``EventSource``,
+    which cannot set headers, has for the server-sent event streams.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return None
+    param = request.query_params.get("access_token", "").strip()
+    return param or None
 
 
 async def load_token(raw: str) -> tuple[OAuthAccessToken, Account | None, User | None]:

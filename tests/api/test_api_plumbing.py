@@ -89,6 +89,15 @@ async def test_rate_limit_headers_and_429(client: httpx.AsyncClient, db: str) ->
     assert r.headers["X-RateLimit-Remaining"] == "0"
 
 
+async def test_access_token_query_parameter(client: httpx.AsyncClient, db: str) -> None:
+    me = await login(client, await local_account("queryuser"))
+    url = "/api/v1/accounts/verify_credentials"
+    r = await client.get(url, params={"access_token": me.token})
+    assert r.status_code == 200 and r.json()["username"] == "queryuser"
+    r = await client.get(url, params={"access_token": "not-a-token"})
+    assert r.status_code == 401 and "error" in r.json()
+
+
 async def test_password_grant_is_rate_limited(client: httpx.AsyncClient, db: str) -> None:
     r = await client.post(
         "/api/v1/apps", data={"client_name": "x", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"}
