@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ from typing import Any
 import httpx
 import mastodon
 import pytest
-from instance import ROOT, Instance, running_instance
+from instance import Instance, finished_render, running_instance
 
 SCOPES = ["read", "write", "follow", "push"]
 PASSWORD = "a long password 1"
@@ -29,41 +26,6 @@ PASSWORD = "a long password 1"
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     with running_instance(tmp_path_factory.mktemp("mastodonpy")) as inst:
         yield inst
-
-
-def finished_render(instance: Instance, username: str) -> int:
-    """A video row for *username* as the render queue leaves it, written to the instance's DB."""
-    script = textwrap.dedent(
-        f"""
-        import asyncio
-        from fedisora.config import load_settings
-        from fedisora.db import close_db, init_db
-        from fedisora.models import Account, MediaFile, MediaKind
-
-        async def main():
-            await init_db(load_settings())
-            account = await Account.get(username={username!r}, domain=None)
-            media = await MediaFile.create(
-                account=account, kind=MediaKind.VIDEO, file="clips/e2e.mp4",
-                content_type="video/mp4", width=256, height=448, duration=3.0, fps=16.0,
-                frames=49, provenance={{"state": "trusted", "local": True}},
-            )
-            print(media.pk)
-            await close_db()
-
-        asyncio.run(main())
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=instance.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout.strip().splitlines()[-1])
 
 
 def client(instance: Instance, **kwargs: Any) -> Any:

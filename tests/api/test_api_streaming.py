@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from instance import ROOT, Instance, running_instance
+from instance import ROOT, Instance, finished_render, running_instance
 from websockets.asyncio.client import ClientConnection, connect
 
 from fedisora.services.events import Event
@@ -74,21 +74,6 @@ def in_instance(instance: Instance, body: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return str(done.stdout).strip()
-
-
-def finished_render(instance: Instance, username: str) -> int:
-    out = in_instance(
-        instance,
-        f"""
-        media = await MediaFile.create(
-            account=await account({username!r}), kind=MediaKind.VIDEO, file="clips/s.mp4",
-            content_type="video/mp4", width=256, height=448, duration=3.0, fps=16.0,
-            frames=49, provenance={{"state": "trusted", "local": True}},
-        )
-        print(media.pk)
-        """,
-    )
-    return int(out.splitlines()[-1])
 
 
 def sign_up(instance: Instance, username: str, scope: str = "read write follow push") -> str:

@@ -11,14 +11,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from instance import ROOT, Instance, running_instance
+from instance import Instance, finished_render, running_instance
 
 PASSWORD = "a long password 1"
 TOOT = Path(sys.executable).with_name("toot")
@@ -75,41 +74,6 @@ def sign_up(http: httpx.Client, username: str) -> str:
     )
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
-
-
-def finished_render(instance: Instance, username: str) -> int:
-    """A video row as the render queue leaves it, written to the instance's database."""
-    script = textwrap.dedent(
-        f"""
-        import asyncio
-        from fedisora.config import load_settings
-        from fedisora.db import close_db, init_db
-        from fedisora.models import Account, MediaFile, MediaKind
-
-        async def main():
-            await init_db(load_settings())
-            account = await Account.get(username={username!r}, domain=None)
-            media = await MediaFile.create(
-                account=account, kind=MediaKind.VIDEO, file="clips/toot.mp4",
-                content_type="video/mp4", width=256, height=448, duration=3.0, fps=16.0,
-                frames=49, provenance={{"state": "trusted", "local": True}},
-            )
-            print(media.pk)
-            await close_db()
-
-        asyncio.run(main())
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=instance.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout.strip().splitlines()[-1])
 
 
 def test_toot_end_to_end(instance: Instance, tmp_path: Path) -> None:

@@ -91,3 +91,42 @@ def running_instance(data_dir: Path, **extra_env: str) -> Iterator[Instance]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+_FINISHED_RENDER = """
+import asyncio, sys
+from fedisora.config import load_settings
+from fedisora.db import close_db, init_db
+from fedisora.models import Account, MediaFile, MediaKind
+
+async def main(username):
+    await init_db(load_settings())
+    account = await Account.get(username=username, domain=None)
+    media = await MediaFile.create(
+        account=account, kind=MediaKind.VIDEO, file=f"clips/{username}-test.mp4",
+        content_type="video/mp4", width=256, height=448, duration=3.0, fps=16.0,
+        frames=49, provenance={"state": "trusted", "local": True},
+    )
+    print(media.pk)
+    await close_db()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def finished_render(instance: Instance, username: str) -> int:
+    """A video row for *username* as the render queue leaves it, in the instance's database.
+
+    For client tests that need a postable media id without rendering (the render path itself
+    is tested in tests/render and tests/api/test_api_renders.py).
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _FINISHED_RENDER, username],
+        env=instance.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip().splitlines()[-1])
