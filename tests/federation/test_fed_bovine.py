@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,29 +22,16 @@ from typing import Any
 import httpx
 import pytest
 from fedinstances import Instance, free_port, start, stop, wait_for
+from peer_venv import peer_python
 
 pytestmark = pytest.mark.slow
 
 BOVINE = "bovine-herd==0.5.19"
-VENV = Path.home() / ".cache" / "fedisora-tests" / "bovine-herd-0.5.19"
 DRIVER = Path(__file__).with_name("_bovine.py")
 
 
 def _bovine_python() -> Path:
-    python = VENV / "bin" / "python"
-    if python.exists():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", BOVINE, "hypercorn"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if install.returncode != 0:
-        subprocess.run(["rm", "-rf", str(VENV)], check=False)
-        pytest.fail(f"cannot install {BOVINE} from PyPI: {install.stderr[-500:]}")
-    return python
+    return peer_python("bovine-herd-0.5.19", [BOVINE, "hypercorn"])
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fedinstances import Instance, free_port, start, stop
+from peer_venv import peer_python
 
 pytestmark = pytest.mark.slow
 
 PASTURE = "fediverse-pasture==0.2.25"
-VENV = Path.home() / ".cache" / "fedisora-tests" / "pasture-0.2.25"
 RUNNER = """
 import sys
 import uvicorn
@@ -38,20 +37,7 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 def _pasture_python() -> Path:
-    python = VENV / "bin" / "python"
-    if python.exists():
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", PASTURE, "uvicorn"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if install.returncode != 0:
-        subprocess.run(["rm", "-rf", str(VENV)], check=False)
-        pytest.fail(f"cannot install {PASTURE} from PyPI: {install.stderr[-500:]}")
-    return python
+    return peer_python("pasture-0.2.25", [PASTURE, "uvicorn"])
 
 
 @pytest.fixture
