@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.datastructures import UploadFile
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.expressions import Q
@@ -198,46 +201,26 @@ async def _relationship(ctx: Ctx, target: Account) -> Response:
     return json((await relationships(ctx.me, [target.pk]))[0])
 
 
-@endpoint("write", "write:follows", "follow", user=True)
-async def follow(ctx: Ctx) -> Response:
-    target = await get_account(ctx.path_id())
-    await follows.follow(ctx.me, target)
-    return await _relationship(ctx, target)
+def _relationship_action(
+    action: Callable[[Account, Account], Awaitable[object]], scope: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that applies *action* (me, target) and answers the new Relationship."""
+
+    @endpoint("write", scope, "follow", user=True)
+    async def handler(ctx: Ctx) -> Response:
+        target = await get_account(ctx.path_id())
+        await action(ctx.me, target)
+        return await _relationship(ctx, target)
+
+    return handler
 
 
-@endpoint("write", "write:follows", "follow", user=True)
-async def unfollow(ctx: Ctx) -> Response:
-    target = await get_account(ctx.path_id())
-    await follows.unfollow(ctx.me, target)
-    return await _relationship(ctx, target)
-
-
-@endpoint("write", "write:blocks", "follow", user=True)
-async def block(ctx: Ctx) -> Response:
-    target = await get_account(ctx.path_id())
-    await follows.block(ctx.me, target)
-    return await _relationship(ctx, target)
-
-
-@endpoint("write", "write:blocks", "follow", user=True)
-async def unblock(ctx: Ctx) -> Response:
-    target = await get_account(ctx.path_id())
-    await follows.unblock(ctx.me, target)
-    return await _relationship(ctx, target)
-
-
-@endpoint("write", "write:mutes", "follow", user=True)
-async def mute(ctx: Ctx) -> Response:
-    target = await get_account(ctx.path_id())
-    await follows.mute(ctx.me, target)
-    return await _relationship(ctx, target)
-
-
-@endpoint("write", "write:mutes", "follow", user=True)
-async def unmute(ctx: Ctx) -> Response:
-    target = await get_account(ctx.path_id())
-    await follows.unmute(ctx.me, target)
-    return await _relationship(ctx, target)
+follow = _relationship_action(follows.follow, "write:follows")
+unfollow = _relationship_action(follows.unfollow, "write:follows")
+block = _relationship_action(follows.block, "write:blocks")
+unblock = _relationship_action(follows.unblock, "write:blocks")
+mute = _relationship_action(follows.mute, "write:mutes")
+unmute = _relationship_action(follows.unmute, "write:mutes")
 
 
 @endpoint("read", "read:follows", "follow", user=True)
