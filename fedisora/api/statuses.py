@@ -7,9 +7,11 @@ remix when a clip also names ``quoted_status_id``. ``Idempotency-Key`` makes ret
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.exceptions import IntegrityError
@@ -252,20 +254,6 @@ async def context(ctx: Ctx) -> Response:
     )
 
 
-@endpoint("write", "write:favourites", user=True)
-async def favourite(ctx: Ctx) -> Response:
-    status = await get_status(ctx.me, ctx.path_id())
-    await interactions.like(ctx.me, status)
-    return await _one(ctx, status)
-
-
-@endpoint("write", "write:favourites", user=True)
-async def unfavourite(ctx: Ctx) -> Response:
-    status = await get_status(ctx.me, ctx.path_id())
-    await interactions.unlike(ctx.me, status)
-    return await _one(ctx, status)
-
-
 @endpoint("write", "write:statuses", user=True)
 async def reblog(ctx: Ctx) -> Response:
     status = await get_status(ctx.me, ctx.path_id())
@@ -285,32 +273,26 @@ async def unreblog(ctx: Ctx) -> Response:
     return await _one(ctx, status)
 
 
-@endpoint("write", "write:bookmarks", user=True)
-async def bookmark(ctx: Ctx) -> Response:
-    status = await get_status(ctx.me, ctx.path_id())
-    await bookmarks.bookmark(ctx.me, status)
-    return await _one(ctx, status)
+def _status_action(
+    action: Callable[[Account, Status], Awaitable[object]], scope: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that applies *action* (me, status) and answers the status as it now is."""
+
+    @endpoint("write", scope, user=True)
+    async def handler(ctx: Ctx) -> Response:
+        status = await get_status(ctx.me, ctx.path_id())
+        await action(ctx.me, status)
+        return await _one(ctx, status)
+
+    return handler
 
 
-@endpoint("write", "write:bookmarks", user=True)
-async def unbookmark(ctx: Ctx) -> Response:
-    status = await get_status(ctx.me, ctx.path_id())
-    await bookmarks.unbookmark(ctx.me, status)
-    return await _one(ctx, status)
-
-
-@endpoint("write", "write:accounts", user=True)
-async def pin(ctx: Ctx) -> Response:
-    status = await get_status(ctx.me, ctx.path_id())
-    await bookmarks.pin(ctx.me, status)
-    return await _one(ctx, status)
-
-
-@endpoint("write", "write:accounts", user=True)
-async def unpin(ctx: Ctx) -> Response:
-    status = await get_status(ctx.me, ctx.path_id())
-    await bookmarks.unpin(ctx.me, status)
-    return await _one(ctx, status)
+favourite = _status_action(interactions.like, "write:favourites")
+unfavourite = _status_action(interactions.unlike, "write:favourites")
+bookmark = _status_action(bookmarks.bookmark, "write:bookmarks")
+unbookmark = _status_action(bookmarks.unbookmark, "write:bookmarks")
+pin = _status_action(bookmarks.pin, "write:accounts")
+unpin = _status_action(bookmarks.unpin, "write:accounts")
 
 
 async def _accounts_page(ctx: Ctx, rows: list[Any]) -> Response:
