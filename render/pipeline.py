@@ -55,6 +55,12 @@ SUPPORTED_PIPELINES: dict[str, tuple[str, bool]] = {
 }
 
 
+LTX_DECODE_TIMESTEP = 0.05
+LTX_DECODE_NOISE_SCALE = 0.025
+"""Decode settings for timestep-conditioned LTX-Video VAEs (0.9.1 and later), from
+diffusers' LTX-Video documentation; 0.9.0's VAE ignores them."""
+
+
 def family_of_pipeline(class_name: str) -> str:
     """The model family of a diffusers pipeline class name ("WanPipeline" -> "wan")."""
     try:
@@ -104,6 +110,29 @@ class LoadedPipeline:
         # A remix with a still from its source conditions on it; otherwise it is text.
         return self.image_pipe if spec.input_image else self.text_pipe
 
+    def _family_kwargs(self, pipe: Any, plan: RenderPlan) -> dict[str, Any]:
+        """The call arguments a pipeline class needs beyond the common ones."""
+        kwargs: dict[str, Any] = {}
+        params = inspect.signature(pipe.__call__).parameters
+        text_tokens = getattr(
+            getattr(pipe.transformer, "config", None), "max_text_seq_length", None
+        )
+        if isinstance(text_tokens, int) and "max_sequence_length" in params:
+            # CogVideoX: the prompt is encoded to exactly this many tokens, the length its
+            # positional embeddings (CogVideoX-2b) were made for; any other length fails.
+            kwargs["max_sequence_length"] = text_tokens
+        elif self.family.max_sequence_length is not None:
+            kwargs["max_sequence_length"] = self.family.max_sequence_length
+        if "frame_rate" in params:
+            kwargs["frame_rate"] = plan.fps  # LTX scales its rotary positions by the rate
+        vae_config = getattr(pipe.vae, "config", None)
+        if "decode_timestep" in params and getattr(vae_config, "timestep_conditioning", False):
+            # LTX-Video 0.9.1+ VAEs denoise while decoding; the pipeline's default (timestep 0,
+            # no noise) skips that. diffusers' LTX docs recommend 0.05 and 0.025.
+            kwargs["decode_timestep"] = LTX_DECODE_TIMESTEP
+            kwargs["decode_noise_scale"] = LTX_DECODE_NOISE_SCALE
+        return kwargs
+
     def generate(
         self,
         plan: RenderPlan,
@@ -138,10 +167,7 @@ class LoadedPipeline:
             "generator": torch.Generator(device="cpu").manual_seed(plan.seed),
             "output_type": "np",
         }
-        if self.family.max_sequence_length is not None:
-            kwargs["max_sequence_length"] = self.family.max_sequence_length
-        if "frame_rate" in inspect.signature(pipe.__call__).parameters:
-            kwargs["frame_rate"] = plan.fps  # LTX conditions its positions on the rate
+        kwargs.update(self._family_kwargs(pipe, plan))
         if spec.input_image:
             kwargs["image"] = load_conditioning_image(spec.input_image, plan.width, plan.height)
 
@@ -256,9 +282,10 @@ def _from_dir(path: Path, dtype: Any) -> Any:
 def _cast_built(pipe: Any, dtype: Any) -> None:
     """Cast a pipeline built in memory to *dtype* the way ``from_pretrained(dtype=)`` would.
 
-    Each model's ``_keep_in_fp32_modules`` (Wan's norms, time embedder and rope; umt5's
-    ``wo``) stay float32, as they do when real weights load in bfloat16; ``nn.Module.to``
-    is called directly because diffusers' own ``to`` warns about exactly this case.
+    A diffusers model's ``_keep_in_fp32_modules`` (Wan's norms, time embedder and rope)
+    stay float32 at any lower dtype; a transformers model's (umt5's ``wo``) only at
+    float16, as transformers 5 keeps them. ``nn.Module.to`` is called directly because
+    diffusers' own ``to`` warns about exactly this case.
     """
     import torch
 
@@ -267,9 +294,16 @@ def _cast_built(pipe: Any, dtype: Any) -> None:
             continue
         torch.nn.Module.to(module, dtype=dtype)
         keep = getattr(module, "_keep_in_fp32_modules", None) or ()
-        for name, sub in module.named_modules():
-            if any(k in name.split(".") for k in keep):
-                torch.nn.Module.to(sub, dtype=torch.float32)
+        if type(module).__module__.startswith("transformers.") and dtype != torch.float16:
+            keep = ()
+        if not keep:
+            continue
+        # Matched by parameter name as diffusers' loader does: Wan's "scale_shift_table" is a
+        # parameter, not a module.
+        tensors = [*module.named_parameters(), *module.named_buffers()]
+        for name, tensor in tensors:
+            if tensor.is_floating_point() and any(k in name.split(".") for k in keep):
+                tensor.data = tensor.data.to(torch.float32)
 
 
 def load_pipeline(
@@ -322,10 +356,13 @@ def load_pipeline(
                 raise ModelLoadError(f"{image_model} is a {second_family} model, unlike {model}")
             image_pipe = second
         elif image_pipe is None and type(first).__name__ == "LTXPipeline":
-            from diffusers import LTXImageToVideoPipeline
+            import diffusers
 
             # LTX conditions on the image through its latents: same weights, new pipeline.
-            image_pipe = LTXImageToVideoPipeline.from_pipe(first)
+            # Not from_pipe(): it casts the shared modules to its own dtype argument
+            # (float32 unless given), which silently undid a bfloat16 load for both pipes.
+            image_class: Any = diffusers.LTXImageToVideoPipeline
+            image_pipe = image_class(**first.components)
             image_pipe.set_progress_bar_config(disable=True)
 
     pipes = [p for p in (text_pipe, image_pipe) if p is not None]

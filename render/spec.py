@@ -180,6 +180,21 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             max_sequence_length=32,
             note="the tiny model at 256 px (FEDISORA_RENDER_FAMILY=tiny256): the benchmark's size",
         ),
+        "tiny-cogvideox": ModelFamily(
+            name="tiny-cogvideox",
+            fps=8,
+            frame_step=4,
+            min_frames=49,
+            max_frames=49,
+            fixed_frames=49,
+            sizes=_sizes(None, None, (112, 64)),
+            size_multiple=16,
+            default_steps=2,
+            guidance_scale=6.0,
+            note="CogVideoX's rules (fixed 49 frames at 8 fps, landscape only) at 112x64, for "
+            "a tiny random CogVideoX (render.tiny.build_tiny_cogvideox) on a CPU: at 720x480 "
+            "even that takes half a minute",
+        ),
     }
 )
 

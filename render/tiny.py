@@ -1,9 +1,9 @@
-"""A tiny random-weight Wan pipeline, built entirely offline.
+"""Tiny random-weight Wan, LTX-Video and CogVideoX pipelines, built entirely offline.
 
-It exercises the real diffusers code paths (tokenizer, text encoder, transformer,
+They exercise the real diffusers code paths (tokenizer, text encoder, transformer,
 scheduler, VAE decode, step callbacks, save/load) in well under a second per clip on
 a CPU, so the worker, the encoder and the provenance chain can be tested end to end
-without model weights. Its frames are structured noise, not pictures.
+without model weights. Their frames are structured noise, not pictures.
 
 diffusers' own tests (tests/pipelines/wan/test_wan.py, ``get_dummy_components``) fetch
 a tokenizer and a T5 config from the Hub; here both are made in memory instead:
@@ -17,6 +17,17 @@ a tokenizer and a T5 config from the Hub; here both are made in memory instead:
 
 VAE, transformer and scheduler sizes follow diffusers' tests. Importing this module
 imports torch: only the render worker and tests import it.
+
+LTX-Video and CogVideoX (``build_tiny_ltx``, ``build_tiny_cogvideox`` and its separate
+image-to-video checkpoint ``build_tiny_cogvideox_i2v``) use the classes their pipelines
+declare: a ``T5Tokenizer`` over the same character vocabulary and a random
+``T5EncoderModel``. Their sizes follow diffusers' tests/pipelines/ltx/test_ltx.py and
+tests/pipelines/cogvideo/test_cogvideox.py, except where a real checkpoint's geometry
+matters to fedisora: the tiny LTX VAE compresses 32x in space and 8x in time like
+LTX-Video's (the tests' VAE compresses 4x and 4x), so a saved tiny LTX directory passes
+the ``ltx`` family's 8k+1 / multiple-of-32 check; and both transformers have two blocks,
+so First Block Cache has a block to skip. ``render.pipeline`` loads neither as ``"tiny"``:
+they are for ``save_pretrained`` to a directory and loading it as an admin's model would.
 """
 
 from __future__ import annotations
@@ -27,6 +38,10 @@ from typing import Any
 import torch
 
 __all__ = [
+    "build_tiny_cogvideox",
+    "build_tiny_cogvideox_i2v",
+    "build_tiny_ltx",
+    "build_tiny_t5_tokenizer",
     "build_tiny_tokenizer",
     "build_tiny_wan",
     "build_tiny_wan_i2v",
@@ -50,12 +65,16 @@ def _transformers() -> Any:
     return transformers
 
 
+def _vocab() -> list[tuple[str, float]]:
+    pieces = ["\u2581", *string.ascii_letters, *string.digits, *string.punctuation]
+    return [(s, 0.0) for s in _SPECIALS] + [(p, -1.0) for p in pieces]
+
+
 def build_tiny_tokenizer() -> Any:
     """A character-level Unigram tokenizer shaped like umt5's (``PreTrainedTokenizerFast``)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    pieces = ["\u2581", *string.ascii_letters, *string.digits, *string.punctuation]
-    vocab = [(s, 0.0) for s in _SPECIALS] + [(p, -1.0) for p in pieces]
+    vocab = _vocab()
     tok = Tokenizer(models.Unigram(vocab, unk_id=_UNK_ID, byte_fallback=False))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
@@ -69,6 +88,36 @@ def build_tiny_tokenizer() -> Any:
         eos_token="</s>",
         unk_token="<unk>",
         model_max_length=512,
+    )
+
+
+def build_tiny_t5_tokenizer() -> Any:
+    """The same character vocabulary as a ``T5Tokenizer`` (the class LTX and CogVideoX declare).
+
+    transformers builds it in memory from the (piece, score) list: a Unigram model with a
+    Metaspace pre-tokenizer and a ``</s>`` post-processor, ids 0-2 being pad, eos and unk.
+    """
+    tok = _transformers().T5Tokenizer(vocab=_vocab(), extra_ids=0, model_max_length=512)
+    if (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) != (_PAD_ID, _EOS_ID, _UNK_ID):
+        raise RuntimeError("T5Tokenizer assigned unexpected special-token ids")  # pragma: no cover
+    return tok
+
+
+def _tiny_t5_encoder(vocab_size: int) -> Any:
+    t = _transformers()
+    return t.T5EncoderModel(
+        t.T5Config(
+            vocab_size=vocab_size,
+            d_model=_TEXT_DIM,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=_PAD_ID,
+            eos_token_id=_EOS_ID,
+            decoder_start_token_id=_PAD_ID,
+        )
     )
 
 
@@ -168,6 +217,160 @@ def build_tiny_wan_i2v(seed: int = 0, *, share: Any | None = None) -> Any:
         image_processor=t.CLIPImageProcessorPil(crop_size=32, size=32),
         image_encoder=image_encoder,
         transformer=transformer,
+    )
+    _to_eval(pipe)
+    return pipe
+
+
+def build_tiny_ltx(seed: int = 0) -> Any:
+    """A random-weight ``LTXPipeline`` with LTX-Video's VAE geometry (32x space, 8x time).
+
+    Its VAE is timestep-conditioned, as LTX-Video 0.9.1 and later are, so decoding takes
+    the ``decode_timestep`` / ``decode_noise_scale`` path. ``LTXImageToVideoPipeline(
+    **pipe.components)`` is its image-to-video pipeline (same weights; the VAE encodes
+    the still), as ``render.pipeline.load_pipeline`` builds it.
+    """
+    d = _diffusers()
+    tokenizer = build_tiny_t5_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = d.LTXVideoTransformer3DModel(
+            in_channels=8,
+            out_channels=8,
+            patch_size=1,
+            patch_size_t=1,
+            num_attention_heads=4,
+            attention_head_dim=8,
+            cross_attention_dim=32,
+            num_layers=2,
+            caption_channels=_TEXT_DIM,
+        )
+        torch.manual_seed(seed)
+        vae = d.AutoencoderKLLTXVideo(
+            latent_channels=8,
+            block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1),
+            # LTX-Video's own: patches of 4 and three 2x stages make 32x; three 2x in time, 8x.
+            spatio_temporal_scaling=(True, True, True, False),
+            decoder_spatio_temporal_scaling=(True, True, True, False),
+            patch_size=4,
+            patch_size_t=1,
+            timestep_conditioning=True,
+            encoder_causal=True,
+            decoder_causal=False,
+        )
+        torch.manual_seed(seed)
+        text_encoder = _tiny_t5_encoder(len(tokenizer))
+    pipe = d.LTXPipeline(
+        # Shifted by sequence length over LTX-Video's range (0.95 to 2.05), as it samples.
+        scheduler=d.FlowMatchEulerDiscreteScheduler(
+            use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05
+        ),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+    _to_eval(pipe)
+    return pipe
+
+
+def build_tiny_cogvideox(seed: int = 0) -> Any:
+    """A random-weight CogVideoX 1.0 (2B-style) ``CogVideoXPipeline``.
+
+    Like CogVideoX-2b it adds fixed sin-cos positional embeddings to the prompt tokens and
+    the video patches, so the prompt must be encoded to exactly ``max_text_seq_length``
+    tokens (16 here, 226 in the real models); the VAE compresses 8x in space and 4x in time.
+    The ``sample_*`` sizes are the ``tiny-cogvideox`` family's 49 frames at 112x64.
+    """
+    d = _diffusers()
+    tokenizer = build_tiny_t5_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = d.CogVideoXTransformer3DModel(
+            num_attention_heads=4,
+            attention_head_dim=8,
+            in_channels=4,
+            out_channels=4,
+            time_embed_dim=2,
+            text_embed_dim=_TEXT_DIM,
+            num_layers=2,
+            sample_width=14,  # latent width: 112 px / 8
+            sample_height=8,  # latent height: 64 px / 8
+            sample_frames=49,
+            patch_size=2,
+            temporal_compression_ratio=4,
+            max_text_seq_length=16,
+        )
+        torch.manual_seed(seed)
+        vae = d.AutoencoderKLCogVideoX(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("CogVideoXDownBlock3D",) * 4,
+            up_block_types=("CogVideoXUpBlock3D",) * 4,
+            block_out_channels=(8, 8, 8, 8),
+            latent_channels=4,
+            layers_per_block=1,
+            norm_num_groups=2,
+            temporal_compression_ratio=4,
+        )
+        torch.manual_seed(seed)
+        text_encoder = _tiny_t5_encoder(len(tokenizer))
+    pipe = d.CogVideoXPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        # CogVideoX-2b's scheduler: v-prediction DDIM, trailing spacing, zero terminal SNR.
+        scheduler=d.CogVideoXDDIMScheduler(
+            prediction_type="v_prediction",
+            timestep_spacing="trailing",
+            rescale_betas_zero_snr=True,
+            clip_sample=False,
+        ),
+    )
+    _to_eval(pipe)
+    return pipe
+
+
+def build_tiny_cogvideox_i2v(seed: int = 0, *, share: Any | None = None) -> Any:
+    """A random-weight CogVideoX-5b-I2V-shaped ``CogVideoXImageToVideoPipeline``.
+
+    Its transformer takes the noise and the encoded still side by side (8 input channels)
+    and, like CogVideoX-5b-I2V, has rotary and learned positional embeddings: learned ones
+    only fit the sample size, 49 frames at 112x64 here (720x480 in the real model).
+    Tokenizer, text encoder, VAE and scheduler come from ``share`` when given.
+    """
+    d = _diffusers()
+    base = share if share is not None else build_tiny_cogvideox(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        transformer = d.CogVideoXTransformer3DModel(
+            # Rotary embeddings split each head's dimension three ways: 16, not 8.
+            num_attention_heads=2,
+            attention_head_dim=16,
+            in_channels=8,
+            out_channels=4,
+            time_embed_dim=2,
+            text_embed_dim=_TEXT_DIM,
+            num_layers=2,
+            sample_width=14,
+            sample_height=8,
+            sample_frames=49,
+            patch_size=2,
+            temporal_compression_ratio=4,
+            max_text_seq_length=16,
+            use_rotary_positional_embeddings=True,
+            use_learned_positional_embeddings=True,
+        )
+    pipe = d.CogVideoXImageToVideoPipeline(
+        tokenizer=base.tokenizer,
+        text_encoder=base.text_encoder,
+        vae=base.vae,
+        transformer=transformer,
+        scheduler=base.scheduler,
     )
     _to_eval(pipe)
     return pipe
