@@ -5,14 +5,17 @@ One row per inbox, and one inbox per peer host where it has a shared inbox: a cl
 a little over two days, then fails; 4xx answers other than 401/408/429 fail at once.
 Requests are signed with RFC 9421, falling back to draft-cavage on a 401 (remembered per
 host by :class:`~activitypub.federation.http.SchemeMemory`). At most
-:data:`PER_HOST_CONCURRENCY` requests per host run at once in a process.
+:data:`PER_HOST_CONCURRENCY` requests per host run at once: in the process without Redis,
+across every worker process with it (:mod:`activitypub.federation.hostcap`). A delivery that
+finds its host's slots taken for a while is rescheduled a few seconds later without counting
+an attempt: throttling is not the peer failing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -22,6 +25,7 @@ from tortoise.functions import Count
 from activitypub import objects
 from activitypub.federation.actors import domain_of
 from activitypub.federation.context import get_federation
+from activitypub.federation.hostcap import HostBusy, HostCap, LocalHostCap, RedisHostCap
 from activitypub.federation.http import FetchError, UnsafeURL
 from activitypub.federation.render import actor_document, clip_note, comment_note, iso
 from activitypub.federation.rows import create_row
@@ -50,6 +54,7 @@ __all__ = [
     "RETRY_SCHEDULE",
     "delivery_stats",
     "enqueue",
+    "host_cap",
     "machines",
     "on_event",
     "quote_request_id",
@@ -76,16 +81,26 @@ DELIVERY_GRAPH = StateGraph(
     failed="failed",
 )
 PER_HOST_CONCURRENCY = 4
-_host_slots: dict[str, asyncio.Semaphore] = {}
+#: When a host's slots stay taken, the delivery is tried again this many seconds later.
+THROTTLED_RETRY_SECONDS = (5.0, 15.0)
+_local_cap = LocalHostCap(PER_HOST_CONCURRENCY)
+_redis_caps: dict[str, RedisHostCap] = {}
 
 Audience = tuple[dict[str, Any], list[Account]]
 
 
-def _slot(host: str) -> asyncio.Semaphore:
-    slot = _host_slots.get(host)
-    if slot is None:
-        slot = _host_slots[host] = asyncio.Semaphore(PER_HOST_CONCURRENCY)
-    return slot
+def host_cap(settings: Settings) -> HostCap:
+    """The per-host request cap for *settings*: shared through Redis when there is one.
+
+    An engine may bring its own as ``engine.context["host_cap"]`` (tests do)."""
+    if not settings.redis_url:
+        return _local_cap
+    cap = _redis_caps.get(settings.redis_url)
+    if cap is None:
+        cap = _redis_caps[settings.redis_url] = RedisHostCap(
+            settings.redis_url, PER_HOST_CONCURRENCY
+        )
+    return cap
 
 
 # --- who receives what -----------------------------------------------------------------------
@@ -503,9 +518,15 @@ async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
     if sender is None or not sender.local:
         return await _fail(ctx, row, "the sender no longer exists")
     body = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    cap: HostCap = ctx.engine.context.get("host_cap") or host_cap(settings)
     try:
-        async with _slot(row.host):
+        asked = ctx.now()
+        async with cap.slot(row.host):
+            if ctx.now() - asked > timedelta(seconds=1):
+                await ctx.heartbeat()  # waited for the slot: the request gets a full lease
             response = await fed.client.post_activity(row.inbox_url, body, fed.auth_for(sender))
+    except HostBusy as exc:
+        return _throttled(exc)
     except UnsafeURL as exc:
         return await _fail(ctx, row, str(exc))
     except FetchError as exc:
@@ -520,6 +541,14 @@ async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
     if status in (401, 408, 425, 429) or status >= 500:
         return Retry(f"HTTP {status}")
     return await _fail(ctx, row, f"HTTP {status}: refused by the peer")
+
+
+def _throttled(busy: HostBusy) -> Retry:
+    """Try again soon, without using up an attempt: throttling is not the peer failing.
+    Counted, a big fan-out to one slow host would climb the backoff schedule and could even
+    fail rows that never got to knock. The jitter spreads the rows' next tries apart."""
+    after = timedelta(seconds=random.uniform(*THROTTLED_RETRY_SECONDS))
+    return Retry(f"throttled: {busy}", after=after, counts=False)
 
 
 async def _back_off_host(row: Delivery, ctx: WorkContext) -> None:

@@ -47,10 +47,25 @@ class LeaseLost(RuntimeError):
 
 @dataclass(frozen=True)
 class Retry:
-    """Handler result: try this state again later (counts as a failed attempt)."""
+    """Handler result: try this state again later.
+
+    By default this is a failed attempt: ``attempts`` goes up, the delay comes from the
+    state's retry schedule (unless *after* is given), and the row fails after the state's
+    ``max_attempts``. With ``counts=False`` the row is only rescheduled *after* from now
+    (required then): ``attempts`` stays as it is, so the row neither climbs the backoff
+    schedule nor gets closer to failing. That is for waiting that is not the work failing
+    (all of a peer host's request slots are taken). *reason* goes into ``last_error``
+    either way. The state's ``timeout`` (time spent in the state) still
+    applies to rows that keep waiting.
+    """
 
     reason: str = ""
     after: timedelta | None = None  # overrides the state's retry schedule
+    counts: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.counts and self.after is None:
+            raise ValueError("a retry that does not count needs an explicit delay (after=)")
 
 
 Outcome = str | Retry | None
@@ -279,11 +294,16 @@ class Engine:
 
     async def _retry_or_fail(self, ctx: WorkContext, retry: Retry) -> AdvanceResult:
         state = ctx.machine.graph[ctx.row.state]
-        attempts = ctx.row.attempts + 1
-        if state.max_attempts is not None and attempts >= state.max_attempts:
-            return await self._fail(ctx, retry.reason, attempts=attempts)
         now = self.clock()
-        delay = retry.after if retry.after is not None else state.delay(attempts)
+        if not retry.counts and retry.after is not None:  # (Retry insists on after= then)
+            # Rescheduled, not failed: the attempt count, hence the backoff schedule and the
+            # way to the failed state, stays where it was.
+            attempts, delay = ctx.row.attempts, retry.after
+        else:
+            attempts = ctx.row.attempts + 1
+            if state.max_attempts is not None and attempts >= state.max_attempts:
+                return await self._fail(ctx, retry.reason, attempts=attempts)
+            delay = retry.after if retry.after is not None else state.delay(attempts)
         updated = await ctx.machine.model.filter(pk=ctx.row.pk, lock_token=ctx.token).update(
             attempts=attempts,
             next_attempt_at=now + delay,

@@ -15,7 +15,16 @@ import pytest
 from work_machines import GRAPH, machine
 
 from fedisora.models import InboxItem, Tag, WorkerHeartbeat
-from fedisora.work import AdvanceResult, Engine, IllegalTransition, State, StateGraph
+from fedisora.work import (
+    AdvanceResult,
+    Engine,
+    IllegalTransition,
+    Machine,
+    Retry,
+    State,
+    StateGraph,
+    WorkContext,
+)
 from fedisora.work.graph import exponential
 from fedisora.work.runner import InProcessRunner
 
@@ -23,9 +32,10 @@ SUPPORT = Path(__file__).resolve().parent.parent / "support"
 
 
 async def _item(engine: Engine, name: str, **payload: object) -> InboxItem:
-    return await engine.create(
+    item: InboxItem = await engine.create(
         InboxItem, activity_id=name, actor_uri="https://x/a", payload=payload
     )
+    return item
 
 
 def test_graph_rejects_undeclared_states_and_transitions() -> None:
@@ -70,6 +80,7 @@ async def test_failures_back_off_then_fail_with_the_error_stored(db: str) -> Non
     row = await InboxItem.get(pk=row.pk)
     assert row.attempts == 1 and "planned failure 1" in row.last_error
     # The backoff (300 ms for the first failure) is stored in the row.
+    assert row.next_attempt_at is not None
     assert row.next_attempt_at >= before + timedelta(milliseconds=300)
     assert await engine.advance("inbox_items", row.pk) == AdvanceResult.SKIPPED  # not due yet
     await asyncio.sleep(0.35)
@@ -89,6 +100,79 @@ async def test_recovers_after_transient_failures(db: str) -> None:
     row = await InboxItem.get(pk=row.pk)
     assert row.state == "done" and row.attempts == 0 and row.last_error == ""
     assert await Tag.filter(name="effect-c").count() == 1
+
+
+# A machine whose one handler always asks to be retried, as the row's payload says:
+# {"counts": bool, "after": seconds or absent}. With max_attempts=3, a row that failed twice
+# fails on its next counted retry; the schedule's own delay is five minutes.
+WAITING = StateGraph(
+    "waiting_items",
+    [
+        State("waiting", to=("done",), retry=(timedelta(minutes=5),), max_attempts=3),
+        State("done", terminal=True),
+        State("failed", terminal=True),
+    ],
+    initial="waiting",
+    failed="failed",
+)
+
+
+async def _ask_again(row: InboxItem, ctx: WorkContext) -> Retry:
+    after = row.payload.get("after")
+    return Retry(
+        f"asked to wait ({row.payload['counts']})",
+        after=None if after is None else timedelta(seconds=after),
+        counts=row.payload["counts"],
+    )
+
+
+async def test_a_retry_that_does_not_count_only_reschedules(db: str) -> None:
+    clock = [datetime.now(UTC).replace(microsecond=0)]
+    engine = Engine([Machine(InboxItem, WAITING, {"waiting": _ask_again})], clock=lambda: clock[0])
+    row = await _item(engine, "w", counts=False, after=90)
+    await InboxItem.filter(pk=row.pk).update(attempts=2)  # a counted retry would fail it now
+
+    for _ in range(3):  # however often it waits, it gets no closer to failing
+        asked_at = clock[0]
+        assert await engine.advance("inbox_items", row.pk) == AdvanceResult.RETRY
+        row = await InboxItem.get(pk=row.pk)
+        assert (row.state, row.attempts) == ("waiting", 2)
+        assert row.next_attempt_at == asked_at + timedelta(seconds=90)
+        assert row.last_error == "asked to wait (False)"
+        assert row.locked_until is None and row.lock_token is None
+        clock[0] = asked_at + timedelta(seconds=89)
+        assert await engine.advance("inbox_items", row.pk) == AdvanceResult.SKIPPED
+        clock[0] = asked_at + timedelta(seconds=90)  # due exactly when it asked to be
+
+    # The same row asking for a counted retry: the third attempt fails it.
+    await InboxItem.filter(pk=row.pk).update(payload={"counts": True, "after": 90})
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.FAILED
+    row = await InboxItem.get(pk=row.pk)
+    assert (row.state, row.attempts) == ("failed", 3)
+    assert row.last_error == "asked to wait (True)"
+
+
+async def test_a_counted_retry_still_adds_an_attempt(db: str) -> None:
+    clock = [datetime.now(UTC).replace(microsecond=0)]
+    engine = Engine([Machine(InboxItem, WAITING, {"waiting": _ask_again})], clock=lambda: clock[0])
+    row = await _item(engine, "c", counts=True, after=90)
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.RETRY
+    row = await InboxItem.get(pk=row.pk)
+    assert (row.state, row.attempts) == ("waiting", 1)
+    assert row.next_attempt_at == clock[0] + timedelta(seconds=90)  # its own delay
+
+    await InboxItem.filter(pk=row.pk).update(payload={"counts": True})  # the schedule's
+    clock[0] += timedelta(seconds=90)
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.RETRY
+    row = await InboxItem.get(pk=row.pk)
+    assert (row.state, row.attempts) == ("waiting", 2)
+    assert row.next_attempt_at == clock[0] + timedelta(minutes=5)
+
+
+def test_a_retry_that_does_not_count_needs_a_delay() -> None:
+    with pytest.raises(ValueError, match="explicit delay"):
+        Retry("waiting", counts=False)
+    assert Retry("x").counts and not Retry("x", timedelta(0), counts=False).counts
 
 
 async def test_claim_is_exclusive(db: str) -> None:

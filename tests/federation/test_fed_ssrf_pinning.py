@@ -1,0 +1,511 @@
+"""The SSRF guard holds at connect time: the address checked is the address connected to.
+
+Real servers listen on 127.0.0.1 (one plain, one TLS with a certificate for host names only).
+"Public" addresses are never contacted: a recording network backend under the pinned backend
+notes every connect attempt (always an IP literal) and either refuses it or routes it to one
+of the local servers, so a test can show which literal was dialled without leaving loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpcore
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from activitypub.federation.http import FetchError, PeerClient, UnsafeURL, check_url
+from activitypub.federation.pinning import (
+    PinnedBackend,
+    PinnedTransport,
+    RefusedAddress,
+    forbidden_address,
+    system_resolve,
+)
+
+PUBLIC_V4 = "93.184.216.34"
+PUBLIC_V6 = "2606:4700::1111"
+
+# --- the rig: local servers, a scripted name server, a recording network ---------------------
+
+
+@dataclass
+class Server:
+    """An HTTP/1.1 server on 127.0.0.1 that records what reached it."""
+
+    redirects: dict[str, str] = field(default_factory=dict)
+    connections: int = 0
+    hosts: list[str] = field(default_factory=list)
+    sni: list[str | None] = field(default_factory=list)
+    port: int = 0
+    _server: asyncio.Server | None = None
+
+    async def start(self, tls: ssl.SSLContext | None = None) -> Server:
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
+            writer.close()
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        path = lines[0].split(" ")[1]
+        for line in lines[1:]:
+            if line.lower().startswith("host:"):
+                self.hosts.append(line.split(":", 1)[1].strip())
+        if path in self.redirects:
+            answer = f"HTTP/1.1 302 Found\r\nLocation: {self.redirects[path]}\r\n"
+            answer += "Content-Length: 0\r\n\r\n"
+        else:
+            body = '{"ok": true}'
+            answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            answer += f"Content-Length: {len(body)}\r\n\r\n{body}"
+        writer.write(answer.encode())
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+class ScriptedResolver:
+    """A name server under the test's control: each name gets a list of answers, one per
+    lookup (the last one repeats). The rebinding attacker is one of these."""
+
+    def __init__(self, answers: dict[str, list[list[str]]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append(host)
+        script = self.answers.get(host)
+        if not script:
+            raise OSError(f"{host}: no such name")
+        return script[min(self.calls.count(host), len(script)) - 1]
+
+
+class RecordingStream(httpcore.AsyncNetworkStream):
+    def __init__(self, inner: httpcore.AsyncNetworkStream, net: RecordingNetwork) -> None:
+        self.inner = inner
+        self.net = net
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return await self.inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        await self.inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> httpcore.AsyncNetworkStream:
+        self.net.server_hostnames.append(server_hostname)
+        return await self.inner.start_tls(ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+class RecordingNetwork(httpcore.AsyncNetworkBackend):
+    """Opens sockets for the pinned backend, recording each attempt. Only loopback is dialled:
+    an attempt on a routed literal goes to a local port, any other non-loopback one fails."""
+
+    def __init__(self, routes: dict[tuple[str, int], int] | None = None) -> None:
+        self.routes = routes or {}
+        self.attempts: list[tuple[str, int]] = []
+        self.server_hostnames: list[str | None] = []
+        self.real = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        ip = ipaddress.ip_address(host)  # the pinned backend dials IP literals only
+        self.attempts.append((host, port))
+        if (host, port) in self.routes:
+            host, port = "127.0.0.1", self.routes[(host, port)]
+        elif not ip.is_loopback:
+            raise httpcore.ConnectError(f"{host}: tests do not leave loopback")
+        stream = await self.real.connect_tcp(host, port, timeout=timeout)
+        return RecordingStream(stream, self)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise AssertionError("not used")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class Certs:
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+def make_certs(tmp: Path, names: list[str]) -> Certs:
+    """A throwaway CA and a server certificate for *names* (DNS names only, no IP)."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedisora test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (tmp / "server.pem").write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
+    (tmp / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp / "server.pem", tmp / "server.key")
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode("ascii"))
+    return Certs(server, client)
+
+
+@pytest.fixture
+async def guard() -> AsyncIterator[Server]:
+    """The loopback server a rebinding attacker wants to reach."""
+    server = await Server().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def tls_peer(tmp_path: Path) -> AsyncIterator[tuple[Server, Certs]]:
+    """A TLS server on loopback with a certificate for peer.test only."""
+    certs = make_certs(tmp_path, ["peer.test"])
+    server = await Server().start(certs.server)
+    try:
+        yield server, certs
+    finally:
+        await server.stop()
+
+
+def pinned_client(
+    resolver: ScriptedResolver,
+    net: RecordingNetwork,
+    *,
+    insecure: bool = False,
+    verify: ssl.SSLContext | bool = True,
+) -> PeerClient:
+    transport = PinnedTransport(
+        allow_private=insecure, resolve=resolver, network=net, verify=verify
+    )
+    return PeerClient(insecure=insecure, transport=transport)
+
+
+# --- DNS rebinding ---------------------------------------------------------------------------
+
+
+async def test_a_rebinding_name_server_cannot_steer_the_connect_to_loopback(
+    guard: Server,
+) -> None:
+    """Public to the first lookup, 127.0.0.1 to every later one: each connection resolves
+    once and dials the very literal it checked, so loopback is never reached."""
+    resolver = ScriptedResolver({"rebind.test": [[PUBLIC_V4], ["127.0.0.1"]]})
+    net = RecordingNetwork()
+    client = pinned_client(resolver, net)
+    url = f"https://rebind.test:{guard.port}/inbox"
+    try:
+        with pytest.raises(FetchError) as first:
+            await client.get_json(url)
+        assert not isinstance(first.value, UnsafeURL)  # the public host is just unreachable
+        assert resolver.calls == ["rebind.test"]  # one lookup: the check's is the connect's
+        assert net.attempts == [(PUBLIC_V4, guard.port)]
+
+        with pytest.raises(UnsafeURL, match=r"rebind\.test resolves to no public address"):
+            await client.get_json(url)
+        assert resolver.calls == ["rebind.test", "rebind.test"]
+        assert net.attempts == [(PUBLIC_V4, guard.port)]  # no attempt on 127.0.0.1
+    finally:
+        await client.aclose()
+    assert guard.connections == 0
+
+
+async def test_the_same_rig_does_reach_loopback_when_insecure(guard: Server) -> None:
+    """The control for the test above: with ``insecure_http`` the rebinding answer is
+    allowed, and the recording network really connects to the guard server."""
+    resolver = ScriptedResolver({"rebind.test": [[PUBLIC_V4], ["127.0.0.1"]]})
+    net = RecordingNetwork()
+    client = pinned_client(resolver, net, insecure=True)
+    try:
+        with pytest.raises(FetchError):
+            await client.get_json(f"http://rebind.test:{guard.port}/x")
+        _, doc = await client.get_json(f"http://rebind.test:{guard.port}/x")
+    finally:
+        await client.aclose()
+    assert doc == {"ok": True}
+    assert net.attempts == [(PUBLIC_V4, guard.port), ("127.0.0.1", guard.port)]
+    assert guard.connections == 1 and guard.hosts == [f"rebind.test:{guard.port}"]
+
+
+async def test_mixed_answers_dial_only_the_public_addresses(guard: Server) -> None:
+    answer = [
+        "127.0.0.1",
+        "10.1.2.3",
+        "::1",
+        "fe80::1",
+        PUBLIC_V4,
+        "::ffff:127.0.0.1",
+        "169.254.169.254",
+        PUBLIC_V6,
+        "fc00::1",
+    ]
+    resolver = ScriptedResolver({"mixed.test": [answer]})
+    net = RecordingNetwork()
+    client = pinned_client(resolver, net)
+    try:
+        with pytest.raises(FetchError) as caught:
+            await client.get_json(f"https://mixed.test:{guard.port}/x")
+    finally:
+        await client.aclose()
+    assert not isinstance(caught.value, UnsafeURL)
+    assert net.attempts == [(PUBLIC_V4, guard.port), (PUBLIC_V6, guard.port)]
+    assert guard.connections == 0
+
+
+async def test_tls_is_verified_against_the_host_name_not_the_pinned_address(
+    tls_peer: tuple[Server, Certs],
+) -> None:
+    """The socket goes to the checked literal; SNI, certificate check and Host keep the name.
+    The certificate names peer.test only (no IP), so verifying against the literal fails."""
+    server, certs = tls_peer
+    resolver = ScriptedResolver(
+        {"peer.test": [["127.0.0.1", PUBLIC_V4]], "stranger.test": [[PUBLIC_V4]]}
+    )
+    net = RecordingNetwork(routes={(PUBLIC_V4, server.port): server.port})
+    client = pinned_client(resolver, net, verify=certs.client)
+    try:
+        final, doc = await client.get_json(f"https://peer.test:{server.port}/actor")
+        assert doc == {"ok": True} and final == f"https://peer.test:{server.port}/actor"
+        assert net.attempts == [(PUBLIC_V4, server.port)]  # 127.0.0.1 was dropped
+        assert net.server_hostnames == ["peer.test"]
+        assert server.sni == ["peer.test"]
+        assert server.hosts == [f"peer.test:{server.port}"]
+
+        # A name the certificate does not cover is refused by the TLS check.
+        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.get_json(f"https://stranger.test:{server.port}/actor")
+        assert net.server_hostnames == ["peer.test", "stranger.test"]
+        assert server.hosts == [f"peer.test:{server.port}"]  # no request was sent
+    finally:
+        await client.aclose()
+
+    # Verification is on: with the system's CAs the test CA's certificate is refused.
+    strict = pinned_client(resolver, RecordingNetwork(routes=net.routes))
+    try:
+        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+            await strict.get_json(f"https://peer.test:{server.port}/actor")
+    finally:
+        await strict.aclose()
+
+
+async def test_redirect_hops_are_resolved_and_pinned_too(
+    tls_peer: tuple[Server, Certs], guard: Server
+) -> None:
+    server, certs = tls_peer
+    server.redirects["/go"] = f"https://inside.test:{guard.port}/latest/meta-data"
+    resolver = ScriptedResolver({"peer.test": [[PUBLIC_V4]], "inside.test": [["127.0.0.1"]]})
+    net = RecordingNetwork(routes={(PUBLIC_V4, server.port): server.port})
+    client = pinned_client(resolver, net, verify=certs.client)
+    try:
+        with pytest.raises(UnsafeURL, match=r"inside\.test resolves to no public address"):
+            await client.get_json(f"https://peer.test:{server.port}/go")
+    finally:
+        await client.aclose()
+    assert resolver.calls == ["peer.test", "inside.test"]
+    assert net.attempts == [(PUBLIC_V4, server.port)]
+    assert server.hosts == [f"peer.test:{server.port}"]
+    assert guard.connections == 0
+
+
+# --- address forms ---------------------------------------------------------------------------
+
+SPECIAL_V6 = [
+    "::1",
+    "::ffff:127.0.0.1",
+    "::ffff:7f00:1",
+    "::ffff:10.0.0.1",
+    "::127.0.0.1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "ff02::1",
+    "64:ff9b::7f00:1",
+    "2002:7f00:1::",
+    "2001:db8::1",
+]
+
+
+@pytest.mark.parametrize("address", SPECIAL_V6)
+async def test_special_ipv6_addresses_are_refused(guard: Server, address: str) -> None:
+    """Written as a literal in the URL, or as a name's answer: never dialled."""
+    resolver = ScriptedResolver({"six.test": [[address]]})
+    net = RecordingNetwork()
+    client = pinned_client(resolver, net)
+    try:
+        with pytest.raises(UnsafeURL):
+            await client.get_json(f"https://[{address}]:{guard.port}/x")
+        with pytest.raises(UnsafeURL, match="no public address"):
+            await client.get_json(f"https://six.test:{guard.port}/x")
+    finally:
+        await client.aclose()
+    assert net.attempts == [] and guard.connections == 0
+    # The connect-time check stands on its own (without check_url in front of it).
+    backend = PinnedBackend(allow_private=False, resolve=resolver, network=net)
+    with pytest.raises(RefusedAddress):
+        await backend.connect_tcp(address, guard.port)
+    assert net.attempts == []
+
+
+NUMERIC_V4 = ["2130706433", "0177.0.0.1", "0x7f000001", "127.1", "0x7f.0.0.1", "017700000001"]
+
+
+@pytest.mark.parametrize("host", NUMERIC_V4)
+@pytest.mark.parametrize("insecure", [False, True])
+async def test_numeric_ipv4_hosts_are_refused(guard: Server, host: str, insecure: bool) -> None:
+    """``http://2130706433/`` is 127.0.0.1 to the system resolver: refused in every mode (no
+    peer has such a name), and refused by the pinned backend on its own when not insecure."""
+    scheme = "http" if insecure else "https"
+    client = PeerClient(insecure=insecure)  # the production transport, system resolver
+    try:
+        with pytest.raises(UnsafeURL):
+            await client.get_json(f"{scheme}://{host}:{guard.port}/x")
+    finally:
+        await client.aclose()
+    assert guard.connections == 0
+    if not insecure:
+        backend = PinnedBackend(allow_private=False, resolve=system_resolve)
+        with pytest.raises(RefusedAddress) as caught:
+            await backend.connect_tcp(host, guard.port)
+        assert caught.value.addresses == ["127.0.0.1"]
+        assert guard.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "forbidden"),
+    [
+        ("127.0.0.1", True),
+        ("10.0.0.1", True),
+        ("172.16.5.4", True),
+        ("192.168.1.1", True),
+        ("100.64.0.1", True),
+        ("169.254.169.254", True),
+        ("0.0.0.0", True),
+        ("224.0.0.1", True),
+        ("255.255.255.255", True),
+        ("192.0.2.1", True),
+        ("fe80::1%2", True),
+        ("64:ff9b::a00:1", True),
+        (PUBLIC_V4, False),
+        (PUBLIC_V6, False),
+        (f"::ffff:{PUBLIC_V4}", False),
+        ("64:ff9b::5db8:d822", False),  # NAT64 of a public address: DNS64 networks need it
+        ("2002:5db8:d822::", False),
+    ],
+)
+def test_address_policy(address: str, forbidden: bool) -> None:
+    assert forbidden_address(address) is forbidden
+
+
+# --- the production transport ----------------------------------------------------------------
+
+
+async def test_default_transport_refuses_a_name_for_loopback(guard: Server) -> None:
+    """No custom seam: the system resolver answers 127.0.0.1 for localhost and the pinned
+    backend (not a check before it) refuses to connect."""
+    await check_url(f"https://localhost:{guard.port}/x", insecure=False, resolve=None)
+    client = PeerClient(insecure=False)
+    try:
+        with pytest.raises(UnsafeURL, match="localhost resolves to no public address"):
+            await client.get_json(f"https://localhost:{guard.port}/x")
+    finally:
+        await client.aclose()
+    assert guard.connections == 0
+
+
+async def test_default_transport_reaches_loopback_when_insecure(guard: Server) -> None:
+    client = PeerClient(insecure=True)
+    try:
+        _, by_name = await client.get_json(f"http://localhost:{guard.port}/a")
+        _, by_ip = await client.get_json(f"http://127.0.0.1:{guard.port}/b")
+    finally:
+        await client.aclose()
+    assert by_name == by_ip == {"ok": True}
+    assert guard.hosts == [f"localhost:{guard.port}", f"127.0.0.1:{guard.port}"]
