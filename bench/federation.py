@@ -153,6 +153,12 @@ class Proc:
     log: Path
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds *pid* has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wait_http(proc: Proc, url: str) -> None:
     import httpx
 
@@ -251,6 +257,11 @@ class LoadResult:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
+    cpu: float = 0.0  # CPU seconds the server process used meanwhile
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / self.count * 1e6
 
     @property
     def rps(self) -> float:
@@ -365,7 +376,69 @@ def summary(results: list[LoadResult]) -> LoadResult:
         sum(r.seconds for r in results),
         lat,
         statuses,
+        sum(r.cpu for r in results),
     )
+
+
+def measured(
+    proc: Proc, port: int, name: str, raw: list[bytes], args: argparse.Namespace
+) -> LoadResult:
+    """One load run against *proc*, with the CPU time the server used for it."""
+    before = cpu_seconds(proc.process.pid)
+    result = asyncio.run(load(name, port, raw, args.concurrency, args.timeout))
+    result.cpu = cpu_seconds(proc.process.pid) - before
+    return result
+
+
+BENCH_DB = "fedisora_bench_inbox"
+
+
+async def _recreate_database(server_url: str) -> str:
+    """A fresh, empty database named :data:`BENCH_DB` on *server_url*'s PostgreSQL."""
+    import asyncpg
+
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    finally:
+        await conn.close()
+    return server_url.rsplit("/", 1)[0] + "/" + BENCH_DB
+
+
+async def _received_items(database_url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM inbox_items WHERE state='received'"))
+    finally:
+        await conn.close()
+
+
+def drain_with_worker(env: dict[str, str], tmp: Path, items: int, limit: float) -> None:
+    """Start ``fedisora worker`` for the default queue and time how long it takes to process
+    the *items* inbox rows the load left behind."""
+    database_url = env["FEDISORA_DATABASE_URL"]
+    before = asyncio.run(_received_items(database_url))
+    started = time.perf_counter()
+    with spawn(
+        "worker", [sys.executable, "-m", "fedisora", "worker", "--queues", "default"], tmp, env=env
+    ):
+        left = before
+        deadline = time.monotonic() + limit
+        while left and time.monotonic() < deadline:
+            time.sleep(0.25)
+            left = asyncio.run(_received_items(database_url))
+    seconds = time.perf_counter() - started
+    done = before - left
+    print(
+        f"processing afterwards by one `fedisora worker` process: {done} of {before} stored "
+        f"items in {seconds:.1f} s ({done / seconds:.0f} items/s, worker start-up included)"
+        + ("" if left == 0 else f"; {left} NOT processed within {limit:.0f} s")
+    )
+    if before != items:
+        print(f"warning: {before} items were waiting, {items} were POSTed")
 
 
 def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
@@ -376,6 +449,11 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         actor, actor + "#main-key", private_key_to_pem(key), public_key_to_pem(key.public_key())
     )
     env = instance_env(tmp / "inbox", fed_port)
+    if args.postgres:
+        # The production layout: PostgreSQL, and Redis waking separate worker processes; the
+        # web process only answers. The worker is started after the load (see below).
+        env["FEDISORA_DATABASE_URL"] = asyncio.run(_recreate_database(args.postgres))
+        env["FEDISORA_REDIS_URL"] = args.redis
     init_instance(env)
     me = [sys.executable, str(Path(__file__).resolve())]
     with (
@@ -387,7 +465,7 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         ),
         spawn(
             "bare", [*me, "_bare", str(bare_port)], tmp, ready=f"http://{HOST}:{bare_port}/ready"
-        ),
+        ) as bare,
         spawn(
             "fedisora",
             [
@@ -404,7 +482,7 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
             tmp,
             env=env,
             ready=f"http://{HOST}:{fed_port}/.well-known/nodeinfo",
-        ),
+        ) as fed,
     ):
         fed_base = f"http://{HOST}:{fed_port}"
         # Warm up both (the instance fetches and caches the signer's key once).
@@ -417,39 +495,30 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         for round_no in range(args.rounds):
             requests = signed_likes(signer, fed_base, round_no * args.requests, args.requests)
             bare_runs.append(
-                asyncio.run(
-                    load(
-                        "bare starlette",
-                        bare_port,
-                        to_raw(requests, bare_port),
-                        args.concurrency,
-                        args.timeout,
-                    )
-                )
+                measured(bare, bare_port, "bare starlette", to_raw(requests, bare_port), args)
             )
             fed_runs.append(
-                asyncio.run(
-                    load(
-                        "fedisora inbox",
-                        fed_port,
-                        to_raw(requests, fed_port),
-                        args.concurrency,
-                        args.timeout,
-                    )
-                )
+                measured(fed, fed_port, "fedisora inbox", to_raw(requests, fed_port), args)
             )
             verify_costs.append(time_verification(signer, requests))
     bare, fed = summary(bare_runs), summary(fed_runs)
     if set(fed.statuses) != {202}:
         print(f"warning: fedisora answered {fed.statuses}; see {tmp / 'fedisora.log'}")
+    layout = (
+        "PostgreSQL + Redis, items processed by a separate worker after the load"
+        if args.postgres
+        else "embedded defaults: SQLite, items processed meanwhile by the in-process runner"
+    )
     print(
         f"== inbox: {args.rounds} rounds x {args.requests} signed POSTs (RFC 9421, RSA 2048), "
-        f"{args.concurrency} keep-alive connections, uvicorn {UVICORN_OPTIONS}"
+        f"{args.concurrency} keep-alive connections, uvicorn {UVICORN_OPTIONS}; fedisora on "
+        f"{layout}"
     )
     for r in (bare, fed):
         print(
             f"{r.name:16s} {r.rps:9.1f} req/s   p50 {r.pct(0.5):7.2f} ms   "
-            f"p99 {r.pct(0.99):7.2f} ms   statuses {r.statuses}"
+            f"p99 {r.pct(0.99):7.2f} ms   server CPU {r.cpu_us:6.0f} us/req   "
+            f"statuses {r.statuses}"
         )
     for i, (b, f) in enumerate(zip(bare_runs, fed_runs, strict=True)):
         print(f"  round {i + 1}: bare {b.rps:.1f} req/s, fedisora {f.rps:.1f} req/s")
@@ -464,6 +533,8 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         f"RSA verify, timed in-process over the same requests) = "
         f"{100 * verify * fed.rps:.1f}% of the server's time at {fed.rps:.0f} req/s"
     )
+    if args.postgres:
+        drain_with_worker(env, tmp, fed.count + args.warmup, args.timeout)
 
 
 # --- part 2: fan-out -------------------------------------------------------------------------
@@ -603,6 +674,14 @@ def main() -> None:
     parser.add_argument("--ports", type=int, default=10, help="sink ports")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on each phase (s)")
     parser.add_argument("--only", choices=("inbox", "fanout"))
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the inbox part on PostgreSQL (a database named "
+        f"{BENCH_DB} is created afresh on this server, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/postgres) with Redis and a separate worker",
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="with --postgres")
     args = parser.parse_args()
     if args.followers % args.sinks:
         parser.error("--followers must be a multiple of --sinks")

@@ -114,6 +114,7 @@ def create_app(
             if manage_db:
                 await close_db()
 
+    from activitypub.federation.inbox_shortcut import InboxShortcut
     from activitypub.federation.routes import routes as federation_routes
     from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
@@ -128,6 +129,7 @@ def create_app(
             *web_routes(),
         ],
         middleware=[
+            Middleware(InboxShortcut),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key or "unset",

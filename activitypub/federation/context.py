@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from activitypub.federation.http import PeerClient, SignatureAuth
+from activitypub.federation.keycache import KeyCache, TimedCache
 from activitypub.federation.schemes import StoredSchemes
 from activitypub.keys import PrivateKey, load_private_key_pem
 from fedisora.config import Settings
@@ -19,6 +20,8 @@ class Federation:
         self.settings = settings
         self.client = client or PeerClient(insecure=settings.insecure_http, memory=StoredSchemes())
         self._keys: dict[int, tuple[str, PrivateKey]] = {}
+        self.keys = KeyCache()  # remote actors' public keys, for inbox verification
+        self.local_inboxes: TimedCache[str, bool] = TimedCache(30.0, 10_000)
 
     async def instance_actor(self) -> Account:
         from fedisora.services.accounts import create_instance_actor

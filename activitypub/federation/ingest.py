@@ -93,6 +93,8 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
         raise FetchError(str(exc)) from exc  # transient: retried with backoff
     if actor.local:
         raise Ignored("activity of a local actor")
+    if actor.suspended_at is not None:  # the inbox may have passed it on a cached key
+        raise Ignored(f"{actor.uri} is suspended or deleted here")
     try:
         await handler(fed, actor, activity)
     except FedisoraError as exc:  # the service refused (a block, not visible...)
@@ -436,6 +438,7 @@ async def _delete(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     uri = objects.id_of(activity.get("object"))
     if uri == actor.uri:
         await _delete_actor(actor)
+        fed.keys.forget(actor.uri)
         return
     if uri and objects.same_origin(uri, actor.uri):
         stamped = await Clip.filter(

@@ -20,11 +20,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from tortoise.exceptions import IntegrityError
 
 from activitypub import objects
 from activitypub.errors import SignatureError
-from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.inbox import INBOX_GRAPH
 from activitypub.federation.ingest import quote_stamp, quoting_uri_of
@@ -35,7 +33,7 @@ from activitypub.federation.render import (
     comment_note,
     iso,
 )
-from activitypub.federation.rows import create_row
+from activitypub.federation.rows import insert_grouped
 from activitypub.federation.verify import signed_request, verify_signer
 from fedisora import urls
 from fedisora.config import Settings
@@ -482,9 +480,21 @@ def _refuse(request: Request, status: int, reason: str) -> JSONResponse:
     return _error(status, reason)
 
 
+async def _has_inbox(fed: Federation, username: str) -> bool:
+    """Whether *username* is a local actor with an inbox. A yes is remembered for a while
+    (an account suspended or deleted meanwhile has its items ignored when they are
+    processed); a no is not, so a new account's inbox works at once."""
+    if fed.local_inboxes.get(username):
+        return True
+    found = await _local(username) is not None
+    if found:
+        fed.local_inboxes.put(username, True)
+    return found
+
+
 async def inbox(request: Request) -> Response:
     username = request.path_params.get("username")
-    if username is not None and await _local(username) is None:
+    if username is not None and not await _has_inbox(_fed(request), username):
         return _error(404, "no such actor")
     body = await _read_body(request)
     if body is None:
@@ -516,16 +526,16 @@ async def inbox(request: Request) -> Response:
         return _refuse(request, 400, "the activity id is not on the actor's host")
     if signer.suspended_at is not None:
         return _refuse(request, 403, "the actor is suspended here")
-    try:
-        await create_row(
-            InboxItem,
-            INBOX_GRAPH.initial,
-            activity_id=activity_id,
-            actor_uri=actor_id,
-            payload=payload,
-        )
-    except IntegrityError:
-        log.debug("duplicate activity %s from %s", activity_id, domain_of(actor_id))
+    # Stored (or found there already: a redelivery) before the 202; committed together
+    # with concurrent POSTs' rows.
+    await insert_grouped(
+        InboxItem,
+        INBOX_GRAPH.initial,
+        "activity_id",
+        activity_id=activity_id,
+        actor_uri=actor_id,
+        payload=payload,
+    )
     return Response(status_code=202)
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from fedisora.models import WorkRow, utcnow
 from fedisora.work.engine import Engine
+from fedisora.work.group_commit import GroupInsert
 
-__all__ = ["create_row", "set_engine"]
+__all__ = ["create_row", "insert_grouped", "set_engine"]
 
 _engine: Engine | None = None
+_groups: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[type[WorkRow], GroupInsert[Any]]
+] = weakref.WeakKeyDictionary()
 
 
 def set_engine(engine: Engine | None) -> None:
@@ -17,17 +23,42 @@ def set_engine(engine: Engine | None) -> None:
     _engine = engine
 
 
+def _machine_engine(model: type[WorkRow]) -> Engine | None:
+    if _engine is None:
+        return None
+    try:
+        _engine.machine_for(model)
+    except KeyError:
+        return None
+    return _engine
+
+
 async def create_row(model: type[WorkRow], initial: str, **values: Any) -> Any:
     """Insert a row due now. With an engine whose machines include *model*, wake a runner;
     without (a CLI command, a test), the next sweep of any runner finds it."""
-    if _engine is not None:
-        try:
-            _engine.machine_for(model)
-        except KeyError:
-            pass
-        else:
-            return await _engine.create(model, **values)
+    engine = _machine_engine(model)
+    if engine is not None:
+        return await engine.create(model, **values)
     now = utcnow()
     return await model.create(
         state=initial, state_changed_at=now, next_attempt_at=now, created_at=now, **values
     )
+
+
+async def _wake(model: type[WorkRow]) -> None:
+    engine = _machine_engine(model)
+    if engine is not None:
+        await engine.wake_soon(engine.machine_for(model))
+
+
+async def insert_grouped(model: type[WorkRow], initial: str, unique: str, **values: Any) -> None:
+    """Insert a row due now, committed together with concurrent callers' rows (see
+    :mod:`fedisora.work.group_commit`); a row whose *unique* value exists is skipped."""
+    loop = asyncio.get_running_loop()
+    groups = _groups.setdefault(loop, {})
+    group = groups.get(model)
+    if group is None:
+        group = groups[model] = GroupInsert(
+            model, initial, unique=unique, wake=lambda: _wake(model)
+        )
+    await group.insert(**values)

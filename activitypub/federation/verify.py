@@ -1,4 +1,12 @@
-"""Verifying signed requests against remote actors' keys (with one refetch for rotation)."""
+"""Verifying signed requests against remote actors' keys (with one refetch for rotation).
+
+Keys are kept in the process's :class:`~activitypub.federation.context.Federation` (a
+:class:`~activitypub.federation.keycache.KeyCache`) for a minute after a database lookup, so a
+busy peer's POSTs do not each cost a query. A key that fails to verify is refetched
+(rotation) and replaces the cached one. An actor suspended or deleted meanwhile may get a
+request past this check for at most that long; processing reads the account again and
+ignores it then.
+"""
 
 from __future__ import annotations
 
@@ -37,12 +45,15 @@ async def verify_signer(fed: Federation, request: Request) -> Account:
     now = time.time()
     parsed = parse_signature(request)
     precheck(parsed, request, now=now)
-    try:
-        found = await key_for(fed, parsed.key_id)
-    except ActorError as exc:
-        raise UnknownKey(f"cannot get key {parsed.key_id}: {exc}") from exc
+    found = fed.keys.get(parsed.key_id)
     if found is None:
-        raise UnknownKey(f"no usable key {parsed.key_id}")
+        try:
+            found = await key_for(fed, parsed.key_id)
+        except ActorError as exc:
+            raise UnknownKey(f"cannot get key {parsed.key_id}: {exc}") from exc
+        if found is None:
+            raise UnknownKey(f"no usable key {parsed.key_id}")
+        fed.keys.put(parsed.key_id, found)
     account, key = found
     try:
         verify_parsed(parsed, request, key, now=now)
@@ -57,6 +68,7 @@ async def verify_signer(fed: Federation, request: Request) -> Account:
         raise first_error from exc
     if refreshed is None:
         raise first_error
+    fed.keys.put(parsed.key_id, refreshed)
     account, key = refreshed
     verify_parsed(parsed, request, key, now=now)
     log.info("key of %s was rotated; verified with the refetched key", account.uri)

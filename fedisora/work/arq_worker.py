@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +24,19 @@ from arq.worker import Worker, func
 from fedisora.work.engine import Engine, Machine
 from fedisora.work.runner import beat
 
-__all__ = ["ArqWaker", "build_worker", "queue_name", "redis_settings", "stop_worker"]
+__all__ = [
+    "SWEEP_BUCKET_MS",
+    "ArqWaker",
+    "build_worker",
+    "queue_name",
+    "redis_settings",
+    "stop_worker",
+]
 
 log = logging.getLogger("fedisora.work")
+
+
+SWEEP_BUCKET_MS = 100
 
 
 def queue_name(queue: str, prefix: str = "fedisora") -> str:
@@ -37,8 +48,12 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 def job_id(machine: Machine, row: Any) -> str:
+    """Names the row's present step, so that duplicates collapse: its state, when it entered
+    it, the attempt and when that attempt is due (a retry that does not count an attempt
+    changes only the last)."""
     changed = int(row.state_changed_at.timestamp() * 1000) if row.state_changed_at else 0
-    return f"{machine.name}:{row.pk}:{row.state}:{changed}:{row.attempts}"
+    due = int(row.next_attempt_at.timestamp() * 1000) if row.next_attempt_at else 0
+    return f"{machine.name}:{row.pk}:{row.state}:{changed}:{row.attempts}:{due}"
 
 
 class ArqWaker:
@@ -47,6 +62,7 @@ class ArqWaker:
     def __init__(self, pool: ArqRedis, prefix: str = "fedisora") -> None:
         self.pool = pool
         self.prefix = prefix
+        self._swept: dict[str, int] = {}  # queue -> the last time bucket a sweep was asked in
 
     async def __call__(self, machine: Machine, row: Any) -> None:
         defer = row.next_attempt_at
@@ -59,6 +75,21 @@ class ArqWaker:
             _job_id=job_id(machine, row),
             _queue_name=queue_name(machine.queue, self.prefix),
             _defer_until=defer,
+        )
+
+    async def soon(self, machine: Machine) -> None:
+        """Many rows of *machine* due now (a batch of inbox items): one ``sweep`` job for its
+        queue instead of a job per row. At most one per :data:`SWEEP_BUCKET_MS`: the job id
+        names the time bucket, so a burst collapses into a few sweeps, and rows stored while
+        a sweep runs get the next one (an id still in use would be refused)."""
+        bucket = time.time_ns() // (SWEEP_BUCKET_MS * 1_000_000)
+        if self._swept.get(machine.queue) == bucket:
+            return  # asked for already
+        self._swept[machine.queue] = bucket
+        await self.pool.enqueue_job(
+            "sweep",
+            _job_id=f"sweep:{machine.queue}:{bucket}",
+            _queue_name=queue_name(machine.queue, self.prefix),
         )
 
     @classmethod
@@ -106,7 +137,10 @@ def build_worker(
             await on_shutdown(ctx)
 
     return Worker(
-        functions=[func(advance, name="advance", keep_result=0, max_tries=1000)],
+        functions=[
+            func(advance, name="advance", keep_result=0, max_tries=1000),
+            func(sweep, name="sweep", keep_result=0, max_tries=1, timeout=60),
+        ],
         cron_jobs=[
             cron(
                 sweep,

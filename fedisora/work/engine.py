@@ -149,6 +149,7 @@ class WorkContext:
 
 
 Waker = Callable[[Machine, Any], Awaitable[None]]
+SweepSoon = Callable[[Machine], Awaitable[None]]
 
 
 class Engine:
@@ -168,6 +169,7 @@ class Engine:
         # Shared resources handlers may use (settings, http client, loaded pipeline...).
         self.context: dict[str, Any] = dict(context or {})
         self._wakers: list[Waker] = []
+        self._soon: list[SweepSoon] = []
 
     def machine(self, name: str) -> Machine:
         try:
@@ -178,8 +180,23 @@ class Engine:
     def machine_for(self, model: type[WorkRow]) -> Machine:
         return self.machine(str(model._meta.db_table))
 
-    def add_waker(self, waker: Waker) -> None:
+    def add_waker(self, waker: Waker, soon: SweepSoon | None = None) -> None:
+        """*waker* is called for each row that becomes due; *soon* (or the waker's own
+        ``soon`` method) when many rows of a machine did at once (:meth:`wake_soon`)."""
         self._wakers.append(waker)
+        soon = soon or getattr(waker, "soon", None)
+        if soon is not None:
+            self._soon.append(soon)
+
+    async def wake_soon(self, machine: Machine) -> None:
+        """Rows of *machine* became due (a batch of inbox items): ask each runner for a sweep
+        of its queue rather than a wake-up per row. A waker without a ``soon`` hook leaves
+        the rows to its next regular sweep."""
+        for soon in self._soon:
+            try:
+                await soon(machine)
+            except Exception:  # a lost wake-up is harmless: the sweep finds the rows
+                log.warning("wake-up for %s rows failed", machine.name, exc_info=True)
 
     async def wake(self, machine: Machine, row: Any) -> None:
         for waker in self._wakers:

@@ -61,13 +61,17 @@ class InProcessRunner:
         self._running: set[tuple[str, Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
-        engine.add_waker(self._on_wake)
+        engine.add_waker(self._on_wake, soon=self._on_soon)
 
     @property
     def machines(self) -> list[Machine]:
         return [m for m in self.engine.machines.values() if m.queue in self.queues]
 
     async def _on_wake(self, machine: Machine, row: Any) -> None:
+        if machine.queue in self.queues:
+            self._wake.set()
+
+    async def _on_soon(self, machine: Machine) -> None:
         if machine.queue in self.queues:
             self._wake.set()
 

@@ -1,0 +1,61 @@
+"""Small in-memory caches for the inbox's hot path (see :mod:`activitypub.federation.verify`).
+
+Each entry lives for a fixed time; the oldest entry goes first when the cache is full. They
+spare a database query per POST for facts that change rarely (an actor's key, whether a
+local inbox exists); every such fact is checked again when the stored item is processed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Generic, TypeVar
+
+from activitypub.keys import PublicKey
+from fedisora.models import Account
+
+__all__ = ["KEY_CACHE_SECONDS", "KEY_CACHE_SIZE", "KeyCache", "TimedCache"]
+
+KEY_CACHE_SECONDS = 60.0
+KEY_CACHE_SIZE = 10_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TimedCache(Generic[K, V]):
+    """*key* -> value, each for *seconds*, at most *size* entries."""
+
+    def __init__(self, seconds: float, size: int) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V) -> None:
+        self._entries.pop(key, None)
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]  # dicts keep insertion order
+        self._entries[key] = (time.monotonic() + self.seconds, value)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class KeyCache(TimedCache[str, tuple[Account, PublicKey]]):
+    """key id -> (owner, public key)."""
+
+    def __init__(self, seconds: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE) -> None:
+        super().__init__(seconds, size)
+
+    def forget(self, owner_uri: str) -> None:
+        """Drop every key of *owner_uri* (it was suspended, deleted or changed here)."""
+        for key_id in [k for k, (_, (a, _)) in self._entries.items() if a.uri == owner_uri]:
+            del self._entries[key_id]

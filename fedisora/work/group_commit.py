@@ -1,0 +1,184 @@
+"""Group commit: many concurrent inserts of new work rows in one transaction.
+
+An inbox answers 202 only once its row is committed (the row is the truth), so each POST
+waits for a commit. Committing each row on its own costs a database round trip and a
+transaction per request; under load that, not the request handling, is what limits the
+inbox. :class:`GroupInsert` lets concurrent callers share the commit: rows that arrive while
+one batch is being written form the next batch, so a lone request is written at once (no
+added latency) and a burst is written in a few statements. Each caller still waits for its
+own row's commit, and a failed batch fails every caller in it, so nothing is acknowledged
+that was not stored.
+
+Rows whose unique key already exists (the same activity delivered twice) are skipped, not
+errors: ``INSERT ... ON CONFLICT DO NOTHING`` on both PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from fedisora.models import WorkRow, utcnow
+
+__all__ = ["GroupInsert"]
+
+log = logging.getLogger("fedisora.work")
+
+Row = TypeVar("Row", bound=WorkRow)
+
+
+class GroupInsert(Generic[Row]):
+    """Inserts rows of *model* (a :class:`~fedisora.models.WorkRow`) in shared transactions.
+
+    *unique* names the column that identifies a row (duplicates are skipped); *wake* is
+    called after each commit (not awaited by the callers) to wake a runner. Up to
+    *max_inflight* batches are written at once (a PostgreSQL pool has several connections;
+    SQLite's single connection serialises them anyway). One instance per event loop.
+    """
+
+    def __init__(
+        self,
+        model: type[Row],
+        initial: str,
+        *,
+        unique: str,
+        wake: Callable[[], Awaitable[None]] | None = None,
+        max_batch: int = 256,
+        max_inflight: int = 1,
+    ) -> None:
+        self.model = model
+        self.initial = initial
+        self.unique = unique
+        self.wake = wake
+        self.max_batch = max_batch
+        self.max_inflight = max_inflight
+        self.loop = asyncio.get_running_loop()
+        self._pending: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._writers: set[asyncio.Task[None]] = set()
+        self._waking: asyncio.Task[None] | None = None
+        self._wake_again = False
+
+    async def insert(self, **values: Any) -> None:
+        """Insert one row; return once it is committed (or was there already).
+
+        Values are converted (and validated) here, so a bad row fails only its caller."""
+        params = self._params(values)
+        done: asyncio.Future[None] = self.loop.create_future()
+        self._pending.append((params, done))
+        if len(self._writers) < self.max_inflight:
+            writer = self.loop.create_task(self._write_pending(), name="group-insert")
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        # shield: a caller that goes away (client disconnect) must not cancel the others'
+        # batch; its row is written anyway, which is harmless (the sender retries, and the
+        # unique key absorbs the retry).
+        await asyncio.shield(done)
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            # Batch sizes are powers of two, so the database sees a few distinct statements
+            # (PostgreSQL keeps them prepared) rather than one per size.
+            size = min(self.max_batch, 1 << (len(self._pending).bit_length() - 1))
+            batch = self._pending[:size]
+            del self._pending[:size]
+            try:
+                await self._write(batch)
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+            self._wake_runners()
+
+    def _wake_runners(self) -> None:
+        """Wake runners in the background, one wake-up at a time: rows committed while one
+        is under way get one more afterwards."""
+        if self.wake is None:
+            return
+        if self._waking is not None and not self._waking.done():
+            self._wake_again = True
+            return
+        self._waking = self.loop.create_task(self._wake_loop(), name="group-insert-wake")
+
+    async def _wake_loop(self) -> None:
+        assert self.wake is not None
+        while True:
+            self._wake_again = False
+            try:
+                await self.wake()
+            except Exception:  # a lost wake-up is harmless: the sweep finds the rows
+                log.warning("wake-up after a group insert failed", exc_info=True)
+            if not self._wake_again:
+                return
+
+    async def _write(self, batch: list[tuple[list[Any], asyncio.Future[None]]]) -> None:
+        """One multi-row ``INSERT ... ON CONFLICT DO NOTHING``: atomic without a transaction
+        around it, and one round trip to the database. (tortoise's ``bulk_create`` makes it
+        a transaction around ``executemany``: three round trips on PostgreSQL, and its
+        ``ignore_conflicts`` is MySQL/SQLite's ``INSERT OR IGNORE``, which would also skip
+        rows that break other constraints.)"""
+        params = [value for row, _ in batch for value in row]
+        db: BaseDBAsyncClient = self.model._meta.db  # looked up each time: tests swap databases
+        await db.execute_query(self._sql(len(batch), db.capabilities.dialect), params)
+
+    def _params(self, values: dict[str, Any]) -> list[Any]:
+        """The row's database values, in :attr:`_columns` order (no model instance is made:
+        that would cost more than the insert)."""
+        now = utcnow()
+        row = {
+            "state": self.initial,
+            "state_changed_at": now,
+            "next_attempt_at": now,
+            "created_at": now,
+            **values,
+        }
+        unknown = set(row) - set(self._columns)
+        if unknown:
+            raise TypeError(f"{self.model.__name__} has no column {sorted(unknown)}")
+        fields = self.model._meta.fields_map
+        params: list[Any] = []
+        for name in self._columns:
+            field = fields[name]
+            if name in row:
+                value = row[name]
+            else:
+                value = field.default() if callable(field.default) else field.default
+            params.append(field.to_db_value(value, self.model))
+        return params
+
+    @functools.cached_property
+    def _columns(self) -> list[str]:
+        """Field names of the inserted columns: all but a database-generated key."""
+        meta = self.model._meta
+        return [
+            name
+            for name in meta.fields_db_projection
+            if not (name == meta.pk_attr and meta.pk.generated)
+        ]
+
+    @functools.lru_cache(maxsize=32)  # noqa: B019 - one instance per loop, few sizes
+    def _sql(self, count: int, dialect: str) -> str:
+        meta = self.model._meta
+        names = ", ".join(f'"{meta.fields_db_projection[n]}"' for n in self._columns)
+        width = len(self._columns)
+        if dialect == "postgres":
+            groups = (
+                "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+                for i in range(count)
+            )
+        else:
+            groups = ("(" + ", ".join("?" * width) + ")" for _ in range(count))
+        return (
+            f'INSERT INTO "{meta.db_table}" ({names}) VALUES {", ".join(groups)} '
+            f'ON CONFLICT ("{meta.fields_db_projection[self.unique]}") DO NOTHING'
+        )

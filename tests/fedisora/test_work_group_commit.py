@@ -1,0 +1,128 @@
+"""Group commit of new work rows: shared statements, duplicates skipped, failures reported."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from fedisora.models import InboxItem, utcnow
+from fedisora.work.group_commit import GroupInsert
+
+
+class CountingInsert(GroupInsert[InboxItem]):
+    """Counts the statements written (the real ``_write`` runs)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(InboxItem, "received", unique="activity_id", **kwargs)
+        self.batches: list[int] = []
+
+    async def _write(self, batch: list[Any]) -> None:
+        self.batches.append(len(batch))
+        await super()._write(batch)
+
+
+def _values(n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "activity_id": f"https://peer.test/a/{n}",
+        "actor_uri": "https://peer.test/u",
+        "payload": {"type": "Like", "n": n, "text": "é \u2028 ✓"},
+        **extra,
+    }
+
+
+async def test_concurrent_inserts_share_statements_and_are_all_stored(db: str) -> None:
+    woken: list[int] = []
+
+    async def wake() -> None:
+        woken.append(await InboxItem.all().count())
+
+    group = CountingInsert(wake=wake)
+    before = utcnow()
+    await asyncio.gather(*(group.insert(**_values(n)) for n in range(100)))
+    rows = await InboxItem.all().order_by("id")
+    assert len(rows) == 100
+    assert {r.payload["n"] for r in rows} == set(range(100))
+    assert all(r.payload["text"] == "é \u2028 ✓" for r in rows)  # JSON survives the raw insert
+    for row in rows:
+        assert row.state == "received" and row.attempts == 0 and row.lock_token is None
+        assert row.next_attempt_at is not None and before <= row.next_attempt_at <= utcnow()
+        assert row.received_at is not None  # the model default was applied
+    # The first caller is written alone; the 99 that queued meanwhile share a few statements
+    # whose sizes are powers of two.
+    assert sum(group.batches) == 100
+    assert len(group.batches) < 10
+    assert all(size & (size - 1) == 0 for size in group.batches)
+    for _ in range(50):  # the wake-up runs after the commit, in the background
+        if woken and woken[-1] == 100:
+            break
+        await asyncio.sleep(0.01)
+    assert woken and woken[-1] == 100
+
+
+async def test_duplicates_in_one_batch_and_across_batches_are_skipped(db: str) -> None:
+    group = CountingInsert()
+    await group.insert(**_values(1))
+    first = await InboxItem.get(activity_id=_values(1)["activity_id"])
+    # The same id again, twice in one burst, beside a new one: no error for anyone.
+    await asyncio.gather(
+        group.insert(**_values(1, payload={"again": 1})),
+        group.insert(**_values(1, payload={"again": 2})),
+        group.insert(**_values(2)),
+    )
+    assert await InboxItem.all().count() == 2
+    kept = await InboxItem.get(activity_id=_values(1)["activity_id"])
+    assert kept.pk == first.pk and kept.payload == first.payload  # the stored one is untouched
+
+
+async def test_a_bad_row_fails_only_its_caller(db: str) -> None:
+    group = CountingInsert()
+    results = await asyncio.gather(
+        group.insert(**_values(0)),
+        group.insert(**_values(1, actor_uri=None)),  # refused when converted, not in SQL
+        group.insert(**_values(2, actor_uri="x" * 3000)),  # over max_length
+        group.insert(**_values(3, nonsense=1)),
+        group.insert(**_values(4)),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[4] is None
+    assert all(isinstance(r, Exception) for r in results[1:4])
+    assert "no column" in str(results[3])
+    stored = await InboxItem.all().order_by("id").values_list("activity_id", flat=True)
+    assert sorted(stored) == [_values(0)["activity_id"], _values(4)["activity_id"]]
+
+
+async def test_a_failed_statement_fails_its_batch_and_the_group_goes_on(db: str) -> None:
+    group = CountingInsert()
+    await group.insert(**_values(0))
+    # The database goes away for one statement: both rows of that batch fail together.
+    from fedisora.db import close_db, init_db
+
+    await close_db()
+    try:
+        results = await asyncio.gather(
+            group.insert(**_values(1)), group.insert(**_values(2)), return_exceptions=True
+        )
+    finally:
+        await init_db(db)
+    assert isinstance(results[0], Exception) and results[1] is results[0], results
+    await group.insert(**_values(3))  # the group goes on working
+    stored = await InboxItem.all().values_list("activity_id", flat=True)
+    assert sorted(stored) == sorted([_values(0)["activity_id"], _values(3)["activity_id"]])
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_write(db: str) -> None:
+    group = CountingInsert()
+    blocker = asyncio.create_task(group.insert(**_values(0)))
+    leaving = asyncio.create_task(group.insert(**_values(1)))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    await blocker
+    for _ in range(100):
+        if await InboxItem.filter(activity_id=_values(1)["activity_id"]).exists():
+            break
+        await asyncio.sleep(0.01)
+    assert await InboxItem.filter(activity_id=_values(1)["activity_id"]).exists()
