@@ -37,6 +37,7 @@ __all__ = [
     "Mute",
     "Notification",
     "NotificationType",
+    "RemoteMediaCheck",
     "RenderJob",
     "Tag",
     "TimelineEntry",
@@ -195,8 +196,10 @@ class MediaFile(Model):
     sha256 = fields.CharField(max_length=64, null=True)
     blurhash = fields.CharField(max_length=100, null=True)
     description = fields.TextField(default="")
-    # Provenance as checked when the file entered the instance: {"state": "trusted" |
-    # "valid" | "unverified" | "invalid", "manifest_digest": ..., "claim": {...}}.
+    # Provenance as checked when the file entered the instance: {"state": "trusted" (rendered
+    # or uploaded here) | "verified" | "unverified" | "invalid" (remote, see
+    # activitypub.federation.media_check), "manifest_digest": ..., "claim": {...}, "reason",
+    # "checked_at"}.
     provenance: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -599,6 +602,27 @@ class InboxItem(WorkRow):
     class Meta:
         table = "inbox_items"
         indexes = (Index(fields=("state", "next_attempt_at")),)
+
+
+class RemoteMediaCheck(WorkRow):
+    """A remote clip's video to fetch once and check for C2PA provenance.
+
+    The outcome is the label in the media's ``provenance`` (verified, unverified or invalid).
+    The state graph lives in ``activitypub/federation/media_check.py``. The file is not kept.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    media: fields.ForeignKeyRelation[MediaFile] = fields.ForeignKeyField(
+        "fedisora.MediaFile", related_name="provenance_checks", on_delete=fields.CASCADE
+    )
+    media_id: int
+    clip_uri = fields.CharField(max_length=2048)
+    url = fields.CharField(max_length=2048)
+    origin = fields.CharField(max_length=255)  # the clip's instance: host[:port] of its author
+
+    class Meta:
+        table = "remote_media_checks"
+        indexes = (Index(fields=("state", "next_attempt_at")), Index(fields=("origin", "state")))
 
 
 class WorkerHeartbeat(Model):

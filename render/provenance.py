@@ -435,7 +435,11 @@ def verify_mp4(path: Path | str, trusted_roots_pem: Sequence[str] = ()) -> Verif
 
     path = Path(path)
     roots = [r.strip() for r in trusted_roots_pem if r.strip()]
-    settings: dict[str, Any] = {"verify": {"verify_trust": True}}
+    # Files come from peers and uploaders: c2pa must not fetch a URL a file names (a remote
+    # manifest in its XMP, OCSP), which would bypass the federation client's SSRF guard.
+    settings: dict[str, Any] = {
+        "verify": {"verify_trust": True, "remote_manifest_fetch": False, "ocsp_fetch": False}
+    }
     if roots:
         settings["trust"] = {"trust_anchors": "\n".join(roots) + "\n"}
     try:

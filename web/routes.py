@@ -23,7 +23,7 @@ async def home(request: Request) -> Response:
         await Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None, local=True)
         .order_by("-id")
         .limit(20)
-        .prefetch_related("account")
+        .prefetch_related("account", "media")
     )
     return render(request, "home.html", clips=clips)
 

@@ -18,6 +18,7 @@ from activitypub.federation.actors import ActorError, fetch_actor, store_actor
 from activitypub.federation.context import Federation
 from activitypub.federation.delivery import enqueue
 from activitypub.federation.http import FetchError
+from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
 from fedisora import urls
 from fedisora.errors import FedisoraError
 from fedisora.ids import new_id
@@ -42,8 +43,6 @@ from fedisora.services.visibility import is_blocked
 __all__ = ["Ignored", "handle_activity", "quote_stamp", "quoting_uri_of", "resolve_clip"]
 
 log = logging.getLogger("fedisora.federation")
-
-MAX_REMOTE_VIDEO_BYTES = 100 * 1024 * 1024
 
 
 class Ignored(Exception):
@@ -319,7 +318,8 @@ async def _mentioned_locals(note: objects.ParsedNote) -> list[Account]:
 
 
 async def _store_clip(author: Account, note: objects.ParsedNote) -> Clip:
-    """Store a remote clip: shown from its own URLs, provenance unverified until checked."""
+    """Store a remote clip: shown from its own URLs, provenance unverified until the check
+    queued with it (:mod:`activitypub.federation.media_check`) has fetched its video."""
     video = note.video
     if video is None:
         raise Ignored("no video attachment")
@@ -327,7 +327,6 @@ async def _store_clip(author: Account, note: objects.ParsedNote) -> Clip:
         raise Ignored(f"video of {video.size} bytes is over the limit")
     if video.ai_generated is False or note.ai_generated is False:
         raise Ignored("not AI-generated: this instance carries AI-generated video only")
-    text, content = _text_and_html(note)
     media = await MediaFile.create(
         account=author,
         kind=MediaKind.VIDEO,
@@ -346,8 +345,21 @@ async def _store_clip(author: Account, note: objects.ParsedNote) -> Clip:
             "manifest_digest": note.manifest_digest,
             "ai_generated": note.ai_generated,
             "digest_multibase": video.digest_multibase,
+            "reason": "not checked yet",
+            "checked_at": None,
         },
     )
+    try:
+        # Queued first: if storing the clip fails, deleting the media row removes the check.
+        await request_check(media, note.id, author)
+        return await _save_clip(author, note, media)
+    except BaseException:
+        await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
+        raise
+
+
+async def _save_clip(author: Account, note: objects.ParsedNote, media: MediaFile) -> Clip:
+    text, content = _text_and_html(note)
     clip = Clip(
         id=new_id(),
         account=author,
@@ -366,11 +378,7 @@ async def _store_clip(author: Account, note: objects.ParsedNote) -> Clip:
         created_at=_parse_time(note.published) or utcnow(),
     )
     mentioned = await _mentioned_locals(note)
-    try:
-        return await posts.store_clip(clip, author, mentioned=mentioned, tags=note.hashtags)
-    except BaseException:
-        await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
-        raise
+    return await posts.store_clip(clip, author, mentioned=mentioned, tags=note.hashtags)
 
 
 async def _store_comment(fed: Federation, author: Account, note: objects.ParsedNote) -> None:

@@ -196,6 +196,8 @@ async def nodeinfo_links(request: Request) -> Response:
 
 
 async def nodeinfo(request: Request) -> Response:
+    from activitypub.federation.provenance_root import own_root, root_url
+
     settings = _settings(request)
     version = request.path_params["version"]
     if version not in ("2.0", "2.1"):
@@ -227,6 +229,8 @@ async def nodeinfo(request: Request) -> Response:
         },
         "metadata": {"nodeName": settings.instance_name, "aiGeneratedMedia": True},
     }
+    if own_root(settings) is not None:  # where peers fetch the root that verifies our clips
+        doc["metadata"]["provenanceRoot"] = root_url(settings.base_url)
     profile = f"http://nodeinfo.diaspora.software/ns/schema/{version}#"
     return JSONResponse(
         doc,
@@ -553,7 +557,10 @@ def _is_gone_actor_delete(payload: dict[str, Any], actor_id: str) -> bool:
 
 
 def routes() -> list[BaseRoute]:
+    from activitypub.federation import provenance_root as root
+
     return [
+        Route(root.PROVENANCE_ROOT_PATH, root.provenance_root),
         Route("/.well-known/webfinger", webfinger),
         Route("/.well-known/host-meta", host_meta),
         Route("/.well-known/nodeinfo", nodeinfo_links),

@@ -245,10 +245,15 @@ def media_entity(media: MediaFile) -> Json:
         meta["duration"] = media.duration
         meta["fps"] = media.fps
     provenance = media.provenance or {}
+    # "trusted" for clips rendered here; a remote clip's is its check's label: "verified",
+    # "unverified" (no manifest, or not checked yet) or "invalid", with why and when.
     meta["fedisora"] = {
         "ai_generated": True,
         "provenance": provenance.get("state", "unverified"),
     }
+    if provenance.get("local") is False:
+        meta["fedisora"]["provenance_reason"] = provenance.get("reason")
+        meta["fedisora"]["provenance_checked_at"] = provenance.get("checked_at")
     return {
         "id": str(media.pk),
         "type": media.kind.value if hasattr(media.kind, "value") else str(media.kind),

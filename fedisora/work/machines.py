@@ -20,6 +20,7 @@ PROVIDERS: list[str] = [
     "render.queue:machines",
     "activitypub.federation.inbox:machines",
     "activitypub.federation.delivery:machines",
+    "activitypub.federation.media_check:machines",
 ]
 
 
