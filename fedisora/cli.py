@@ -1,4 +1,4 @@
-"""The ``fedisora`` command: init, serve, worker, migrate, createuser, check.
+"""The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, check.
 
 Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
 (2 for a malformed command line); no traceback reaches them.
@@ -258,7 +258,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- migrate / createuser / check ------------------------------------------------------------
+# --- migrate / createuser / deleteuser / check -----------------------------------------------
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -283,6 +283,46 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
         await close_db()
     role = "admin" if args.admin else "user"
     print(f"created {role} @{account.username} ({account.uri})")
+    return 0
+
+
+async def cmd_deleteuser(args: argparse.Namespace) -> int:
+    """Delete a local account as the admin pages and API do; its Delete is queued for the
+    running instance's workers to deliver."""
+    from activitypub.federation import install as install_federation
+    from activitypub.federation import uninstall as uninstall_federation
+    from fedisora.models import Account
+    from fedisora.services.account_deletion import delete_local_account, is_deleted
+
+    username = args.username.removeprefix("@")
+    if not args.yes:
+        raise CommandError(
+            f"deleting @{username} removes its login and content and cannot be undone: "
+            "add --yes to confirm"
+        )
+    settings = _settings()
+    urls.configure(settings)
+    await migrate(settings)
+    await init_db(settings)
+    install_federation(None)  # the Delete becomes Delivery rows the instance's runner sends
+    try:
+        account = await Account.get_or_none(username__iexact=username, domain=None)
+        if account is None:
+            raise CommandError(f"no local account @{username}")
+        was_deleted = await is_deleted(account)
+        done = await delete_local_account(account, settings=settings)
+    finally:
+        await uninstall_federation()
+        await close_db()
+    if was_deleted:
+        print(f"@{done.username} was already deleted; its clean-up is complete")
+        return 0
+    print(
+        f"deleted @{done.username}: {done.clips} clips, {done.comments} comments, "
+        f"{done.likes} likes, {done.boosts} boosts, {done.follows} follows, "
+        f"{done.media_files} media files, {done.render_jobs_cancelled} render jobs cancelled; "
+        f"the Delete goes to {done.deliveries} remote inboxes; the username stays reserved"
+    )
     return 0
 
 
@@ -359,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", required=True)
     p.add_argument("--admin", action="store_true")
     p.set_defaults(func=cmd_createuser, is_async=True)
+
+    p = sub.add_parser(
+        "deleteuser", help="delete a local user's login and content (the username stays taken)"
+    )
+    p.add_argument("username")
+    p.add_argument("--yes", action="store_true", help="confirm: deletion cannot be undone")
+    p.set_defaults(func=cmd_deleteuser, is_async=True)
 
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)

@@ -102,9 +102,12 @@ async def admin(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    from web import accounts  # deleting accounts (admin and self); it imports _admin_user
+
     return [
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
+        *accounts.routes(),
     ]

@@ -46,6 +46,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.visibility import can_see_clip, can_see_comment
 
@@ -126,8 +127,6 @@ async def _account_for_resource(settings: Settings, resource: str) -> Account | 
             account = await Account.get_or_none(url=resource, domain=None)
     else:
         return None
-    if account is None or account.suspended_at is not None:
-        return None
     return account
 
 
@@ -139,6 +138,10 @@ async def webfinger(request: Request) -> Response:
     if len(resource) > 2048:
         return _error(400, "resource is too long")
     account = await _account_for_resource(settings, resource)
+    if account is not None and account.suspended_at is not None:
+        if await is_deleted(account):  # as Mastodon: 410 for a deleted account
+            return _error(410, f"{resource} was deleted")
+        account = None
     if account is None:
         return _error(404, f"no account for {resource}")
     username = account.username
@@ -266,8 +269,16 @@ def _actor_or_page(request: Request, account: Account) -> Response:
 
 
 async def actor(request: Request) -> Response:
-    account = await _local(request.path_params["username"])
+    username = request.path_params["username"]
+    account = await _local(username)
     if account is None:
+        gone = None
+        if username.lower() != INSTANCE_ACTOR:
+            gone = await Account.get_or_none(username__iexact=username, domain=None)
+        if gone is not None and await is_deleted(gone):
+            # The name stays reserved and answers 410 for good (Mastodon does the same).
+            tombstone = objects.tombstone(gone.uri, gone.actor_type.value, iso(gone.suspended_at))
+            return _activity(objects.with_context(tombstone), 410)
         return _error(404, "no such actor")
     return _actor_or_page(request, account)
 

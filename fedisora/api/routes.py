@@ -18,6 +18,7 @@ def routes() -> list[BaseRoute]:
         *timelines.routes(),
         *_fedisora_media_routes(),
         *_streaming_and_search_routes(),
+        *_admin_routes(),
     ]
 
 
@@ -33,3 +34,10 @@ def _fedisora_media_routes() -> list[BaseRoute]:
     from fedisora.api import media, openapi, renders
 
     return [*media.routes(), *renders.routes(), *openapi.routes()]
+
+
+def _admin_routes() -> list[BaseRoute]:
+    """Mastodon's admin API (accounts: look up, suspend, delete)."""
+    from fedisora.api import admin
+
+    return admin.routes()

@@ -37,10 +37,13 @@ _WRITE = (
     "statuses",
 )
 TOP_LEVEL = ("read", "write", "follow", "push", "profile")
+# Admin scopes are never implied by read/write (Mastodon): only admin:read / admin:write.
+_ADMIN = ("admin:read", "admin:write", "admin:read:accounts", "admin:write:accounts")
 ALL_SCOPES: tuple[str, ...] = (
     *TOP_LEVEL,
     *(f"read:{s}" for s in _READ),
     *(f"write:{s}" for s in _WRITE),
+    *_ADMIN,
 )
 # The deprecated "follow" scope covers these granular ones (Mastodon's doorkeeper config).
 _FOLLOW_COVERS = {
@@ -80,6 +83,8 @@ def allows(granted: Iterable[str], *required: str) -> bool:
             return True
         top, _, _ = scope.partition(":")
         if top in ("read", "write") and top in have:
+            return True
+        if top == "admin" and scope.rpartition(":")[0] in have:  # admin:write:accounts
             return True
         if "follow" in have and scope in _FOLLOW_COVERS:
             return True

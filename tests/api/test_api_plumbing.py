@@ -61,7 +61,12 @@ def test_scope_rules() -> None:
     assert normalize("read+write  follow") == ["read", "write", "follow"]
     assert normalize(None) == ["read"]
     with pytest.raises(Invalid):
-        normalize("read admin:read")
+        normalize("read bogus:read")
+    # Admin scopes exist but are never implied by read/write (as in Mastodon).
+    assert normalize("read admin:read") == ["read", "admin:read"]
+    assert not allows(["read", "write"], "admin:read:accounts")
+    assert allows(["admin:write"], "admin:write:accounts")
+    assert not allows(["admin:read"], "admin:write:accounts")
 
 
 def test_limiter_window() -> None:

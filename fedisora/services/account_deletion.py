@@ -1,0 +1,349 @@
+"""Suspending and deleting local accounts, the way Mastodon does.
+
+An account is in one of three states, told apart with existing columns (no field of its own):
+
+==========  ================  ===========  ==============================================
+state       ``suspended_at``  ``User`` row  its actor URL
+==========  ================  ===========  ==============================================
+active      null              present       the actor document
+suspended   set               present       404 (hidden here; no token or login works)
+deleted     set               absent        410 Gone with a ``Tombstone`` (WebFinger too)
+==========  ================  ===========  ==============================================
+
+The instance actor has no ``User`` row either but is never suspended, and remote accounts are
+never deleted here (only suspended), so *local, suspended, without a User row* means deleted:
+:func:`is_deleted`.
+
+A deleted account keeps its ``Account`` row and its keys: the row reserves the username for
+good (registration refuses a name an account row holds), and the keys sign the ``Delete`` of
+the actor and its retries.
+
+:func:`delete_local_account` works in two steps:
+
+1. One short transaction is the point of no return. It deletes the ``User`` row (the claim:
+   of two concurrent deletions only the one whose DELETE removed the row goes on with this
+   step), marks the account suspended, scrubs the profile, deletes its OAuth tokens and codes,
+   and emits ``account.deleted``. Listeners run inside that transaction, since tortoise binds
+   a transaction to the running task: the federation listener's ``Delivery`` rows of the
+   single actor ``Delete`` commit (or roll back) together with the state change, so the
+   event is recorded exactly once and cannot be lost between a commit and an emit. The
+   listener reads the followers before step 2 removes them.
+2. Then the content goes, each kind through the service that removes it elsewhere: clips are
+   tombstoned by :func:`fedisora.services.posts.delete_clip` (their URLs answer 410), comments
+   by :func:`~fedisora.services.interactions.delete_comment`, likes and boosts are undone,
+   follows both ways end with their counters, blocks, mutes, bookmarks, notifications and
+   the home feed are deleted, live render jobs are cancelled and finished ones removed, and
+   media files leave the disk. Every part is idempotent: calling this again on a deleted
+   account finishes an interrupted clean-up and emits nothing.
+
+Federation sends only the actor's ``Delete``, as Mastodon does: the per-object events of
+step 2 (``clip.deleted``, ``like.deleted``, ``follow.deleted``...) come from a suspended actor,
+which the federation listener drops, while streaming still tells open clients the clips went.
+
+Web sessions are signed cookies naming the account; every page acting for a user loads its
+``User`` row, so a deleted account's cookie authenticates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from fedisora import urls
+from fedisora.config import Settings
+from fedisora.errors import Conflict, Invalid
+from fedisora.models import (
+    Account,
+    Block,
+    Bookmark,
+    Boost,
+    Clip,
+    Comment,
+    Delivery,
+    Follow,
+    IdempotencyKey,
+    Like,
+    MediaFile,
+    Mute,
+    Notification,
+    OAuthAccessToken,
+    OAuthAuthorizationCode,
+    RenderJob,
+    TimelineEntry,
+    User,
+    utcnow,
+)
+from fedisora.services import events, follows, interactions, posts
+from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.work import Engine
+
+__all__ = [
+    "AccountDeletion",
+    "delete_activity_id",
+    "delete_local_account",
+    "disable_login",
+    "is_deleted",
+    "suspend_account",
+]
+
+
+@dataclass(frozen=True)
+class AccountDeletion:
+    """What a call of :func:`delete_local_account` did (for the CLI, the admin pages, logs)."""
+
+    account_id: int
+    username: str
+    already_deleted: bool
+    """True when the account was deleted before: this call only finished the clean-up."""
+    deliveries: int
+    """Delivery rows of the actor's ``Delete`` (one per remote inbox that knew the account)."""
+    clips: int
+    comments: int
+    likes: int
+    boosts: int
+    follows: int
+    render_jobs_cancelled: int
+    media_files: int
+
+
+def delete_activity_id(account: Account) -> str:
+    """The id of the ``Delete`` of *account*'s actor (as the federation listener writes it)."""
+    return f"{account.uri}#delete"
+
+
+def _refuse_special(account: Account) -> None:
+    if account.local and account.username == INSTANCE_ACTOR:
+        raise Invalid("the instance actor cannot be suspended or deleted")
+
+
+async def is_deleted(account: Account) -> bool:
+    """Whether *account* is a deleted local account (see the table in the module docstring)."""
+    if not account.local or account.suspended_at is None:
+        return False
+    return not await User.filter(account_id=account.pk).exists()
+
+
+async def suspend_account(account: Account) -> Account:
+    """Suspend *account* (local or remote): it disappears from this instance's API, pages and
+    actor URLs, and its tokens stop working. The content stays until it is deleted.
+
+    Suspending again keeps the first suspension time. Nothing is federated: the delivery
+    listener ignores suspended actors (Mastodon's ``Update`` with ``suspended`` is not sent).
+    """
+    _refuse_special(account)
+    now = utcnow()
+    await Account.filter(pk=account.pk, suspended_at=None).update(suspended_at=now)
+    return await Account.get(pk=account.pk)
+
+
+async def disable_login(account: Account) -> None:
+    """Mastodon's ``disable``: the local user can no longer log in or use tokens (reversible)."""
+    if not account.local:
+        raise Invalid("only local accounts have a login to disable")
+    _refuse_special(account)
+    await User.filter(account_id=account.pk).update(disabled=True)
+
+
+async def delete_local_account(
+    account: Account, *, settings: Settings, engine: Engine | None = None
+) -> AccountDeletion:
+    """Delete the local *account*: its login and content go, the row and username stay.
+
+    Files are removed from ``settings.media_root``; *engine* is the caller's work engine if it
+    has one (the app's): its runners hear of cancelled render jobs at once. Raises
+    :class:`Invalid` for a remote account or the instance actor. See the module docstring.
+    """
+    account = await Account.get(pk=account.pk)
+    if not account.local:
+        raise Invalid("only local accounts can be deleted here; suspend remote accounts instead")
+    _refuse_special(account)
+    profile_files = _profile_files(account)  # read before step 1 clears the URLs
+    claimed = await _mark_deleted(account)
+    account = await Account.get(pk=account.pk)
+    cancelled = await _cancel_render_jobs(account, settings, engine)
+    clips = await _tombstone_clips(account)
+    comments = await _tombstone_comments(account)
+    likes, boosts = await _undo_interactions(account)
+    ended = await _end_follows(account)
+    await _delete_private_rows(account)
+    media = await _delete_media(account, settings.media_root, profile_files)
+    await Account.filter(pk=account.pk).update(
+        followers_count=0, following_count=0, clips_count=0, last_clip_at=None
+    )
+    deliveries = await Delivery.filter(
+        sender_id=account.pk, activity_id=delete_activity_id(account)
+    ).count()
+    return AccountDeletion(
+        account_id=account.pk,
+        username=account.username,
+        already_deleted=not claimed,
+        deliveries=deliveries,
+        clips=clips,
+        comments=comments,
+        likes=likes,
+        boosts=boosts,
+        follows=ended,
+        render_jobs_cancelled=cancelled,
+        media_files=media,
+    )
+
+
+async def _mark_deleted(account: Account) -> bool:
+    """Step 1, in one transaction; False if another call already did it."""
+    async with in_transaction() as conn:
+        if not await User.filter(account_id=account.pk).using_db(conn).delete():
+            return False
+        await (
+            Account.filter(pk=account.pk, suspended_at=None)
+            .using_db(conn)
+            .update(suspended_at=utcnow())
+        )
+        await (
+            Account.filter(pk=account.pk)
+            .using_db(conn)
+            .update(
+                display_name="",
+                note="",
+                avatar_url=None,
+                header_url=None,
+                locked=False,
+                discoverable=False,
+                indexable=False,
+                updated_at=utcnow(),
+            )
+        )
+        await OAuthAccessToken.filter(account_id=account.pk).using_db(conn).delete()
+        await OAuthAuthorizationCode.filter(account_id=account.pk).using_db(conn).delete()
+        # The listeners join this transaction (it is bound to this task): the Delete's
+        # Delivery rows are written with the state change, before the follows go.
+        await events.emit("account.deleted", account.pk, uri=account.uri)
+    return True
+
+
+async def _cancel_render_jobs(account: Account, settings: Settings, engine: Engine | None) -> int:
+    """Cancel live render jobs; remove finished ones with their input stills.
+
+    A job a worker holds gets ``cancel_requested`` and is cancelled by that worker at its
+    next step; it is removed by the next call on this account.
+    """
+    from render.service import cancel_render
+    from render.states import CANCELLED, FAILED, PUBLISHED
+
+    over = (PUBLISHED, FAILED, CANCELLED)
+    live = await RenderJob.filter(account_id=account.pk).exclude(state__in=over)
+    if live and engine is None:
+        from render.queue import build_render_machine
+
+        # Moves need the graph, and the cancel hook this instance's media root.
+        engine = Engine([build_render_machine(settings)])
+    cancelled = 0
+    for job in live:
+        with contextlib.suppress(Conflict):  # it ended meanwhile
+            await cancel_render(account, job, engine=engine)
+            cancelled += 1
+    finished = await RenderJob.filter(account_id=account.pk, state__in=over)
+    stills = [str(j.spec.get("input_image") or "") for j in finished]
+    await RenderJob.filter(pk__in=[j.pk for j in finished]).delete()
+    await _unlink(settings.media_root, [s for s in stills if s])
+    return cancelled
+
+
+async def _tombstone_clips(account: Account) -> int:
+    count = 0
+    for clip in await Clip.filter(account_id=account.pk, deleted_at=None).order_by("id"):
+        await posts.delete_clip(account, clip)
+        count += 1
+    await Clip.filter(account_id=account.pk, pinned=True).update(pinned=False)
+    return count
+
+
+async def _tombstone_comments(account: Account) -> int:
+    count = 0
+    for row in await Comment.filter(account_id=account.pk, deleted_at=None).order_by("id"):
+        await interactions.delete_comment(account, row)
+        count += 1
+    return count
+
+
+async def _undo_interactions(account: Account) -> tuple[int, int]:
+    """Unlike and unboost, so the counters of other people's posts stay right."""
+    likes = 0
+    for like in await Like.filter(account_id=account.pk):
+        target: Clip | Comment | None = (
+            await Clip.get_or_none(pk=like.clip_id)
+            if like.clip_id is not None
+            else await Comment.get_or_none(pk=like.comment_id)
+        )
+        if target is None or not await interactions.unlike(account, target):
+            await Like.filter(pk=like.pk).delete()
+        likes += 1
+    boosts = 0
+    for boost in await Boost.filter(account_id=account.pk):
+        clip = await Clip.get_or_none(pk=boost.clip_id)
+        if clip is None or not await interactions.unboost(account, clip):
+            await Boost.filter(pk=boost.pk).delete()
+        boosts += 1
+    return likes, boosts
+
+
+async def _end_follows(account: Account) -> int:
+    """Both directions, through the follow service (counters, home feeds)."""
+    ended = 0
+    for row in await Follow.filter(follower_id=account.pk):
+        target = await Account.get(pk=row.target_id)
+        ended += int(await follows.unfollow(account, target))
+    for row in await Follow.filter(target_id=account.pk):
+        await follows.reject_follow(account, row)
+        ended += 1
+    return ended
+
+
+async def _delete_private_rows(account: Account) -> None:
+    pk = account.pk
+    await Block.filter(Q(account_id=pk) | Q(target_id=pk)).delete()
+    await Mute.filter(Q(account_id=pk) | Q(target_id=pk)).delete()
+    await Bookmark.filter(account_id=pk).delete()
+    await IdempotencyKey.filter(account_id=pk).delete()
+    await Notification.filter(Q(recipient_id=pk) | Q(from_account_id=pk)).delete()
+    await TimelineEntry.filter(owner_id=pk).delete()
+
+
+async def _delete_media(account: Account, media_root: Path, extra: list[str]) -> int:
+    """The account's media rows (clips, stills, uploads) and their files, plus *extra* files."""
+    rows = await MediaFile.filter(account_id=account.pk)
+    files = [f for m in rows for f in (m.file, m.poster_file) if f]
+    await MediaFile.filter(pk__in=[m.pk for m in rows]).delete()
+    await _unlink(media_root, files + extra)
+    return len(rows)
+
+
+def _profile_files(account: Account) -> list[str]:
+    """The avatar and header files (not MediaFile rows) and the previews stored beside them."""
+    base = urls.current().media("")
+    found: list[str] = []
+    for url in (account.avatar_url, account.header_url):
+        if url and url.startswith(base):
+            rel = url.removeprefix(base)
+            stem, dot, _ext = rel.rpartition(".")
+            found += [rel, f"{stem}-small.jpg"] if dot else [rel]
+    return found
+
+
+async def _unlink(media_root: Path, relative: list[str]) -> None:
+    if relative:
+        await asyncio.to_thread(_unlink_files, media_root, relative)
+
+
+def _unlink_files(media_root: Path, relative: list[str]) -> None:
+    root = media_root.resolve()
+    for rel in relative:
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root) or path == root:
+            continue  # a stored path never leaves the media root; refuse if one would
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            path.unlink()

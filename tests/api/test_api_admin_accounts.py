@@ -1,0 +1,197 @@
+"""Mastodon's admin API for accounts: suspend, then delete; scopes, roles and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from apihelpers import PASSWORD, login, register_app
+from factories import local_account, remote_account, rendered_video
+
+from activitypub.federation import install, uninstall
+from fedisora.models import Account, Clip, Delivery, User
+from fedisora.services import follows
+
+ADMIN_SCOPES = "read write admin:read admin:write"
+
+
+async def _admin_login(client: httpx.AsyncClient, account: Account, scope: str) -> dict[str, str]:
+    """A password-grant token with admin scopes (the shared helper's app has none)."""
+    client_id, client_secret = await register_app(client, ADMIN_SCOPES)
+    r = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "username": account.username,
+            "password": PASSWORD,
+            "scope": scope,
+        },
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture
+async def delivering(db: str) -> AsyncIterator[None]:
+    """The federation listener on, as the app's lifespan installs it."""
+    install(None)
+    try:
+        yield
+    finally:
+        await uninstall()
+
+
+async def test_suspend_then_delete(client: httpx.AsyncClient, db: str, delivering: None) -> None:
+    admin = await _admin_login(client, await local_account("boss", admin=True), ADMIN_SCOPES)
+    bob = await login(client, await local_account("bob"))
+    fan = await remote_account("fan", "remote.example")
+    await follows.follow(fan, bob.account)
+    r = await client.post(
+        "/api/v1/statuses",
+        data={"status": "hello", "media_ids[]": str((await rendered_video(bob.account)).pk)},
+        headers=bob.headers,
+    )
+    assert r.status_code == 200, r.text
+    clip_id = r.json()["id"]
+    base = f"/api/v1/admin/accounts/{bob.account.pk}"
+
+    r = await client.get(base, headers=admin)
+    assert r.status_code == 200
+    entity = r.json()
+    assert entity["username"] == "bob" and entity["email"] == "bob@example.com"
+    assert entity["suspended"] is False and entity["account"]["acct"] == "bob"
+
+    # Mastodon's order: deleting an account that is not suspended is refused.
+    r = await client.delete(base, headers=admin)
+    assert r.status_code == 403 and "suspend it first" in r.json()["error"]
+    assert await User.filter(account_id=bob.account.pk).exists()
+
+    r = await client.post(f"{base}/action", data={"type": "suspend"}, headers=admin)
+    assert r.status_code == 200 and r.json() == {}
+    assert (await client.get(base, headers=admin)).json()["suspended"] is True
+    r = await client.get("/api/v1/accounts/verify_credentials", headers=bob.headers)
+    assert r.status_code == 401  # a suspended account's tokens stop working
+    assert await Clip.filter(pk=int(clip_id), deleted_at=None).exists()  # content stays
+
+    r = await client.delete(base, headers=admin)
+    assert r.status_code == 200, r.text
+    gone = r.json()
+    assert gone["id"] == str(bob.account.pk) and gone["suspended"] is True
+    assert gone["email"] is None and gone["confirmed"] is False  # no login left
+
+    # Nothing authenticates; the content and the profile are gone; the name stays taken.
+    r = await client.get("/api/v1/accounts/verify_credentials", headers=bob.headers)
+    assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+    r = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": bob.client_id,
+            "client_secret": bob.client_secret,
+            "username": "bob",
+            "password": PASSWORD,
+        },
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert (await client.get(f"/api/v1/statuses/{clip_id}")).status_code == 404
+    assert (await client.get(f"/api/v1/accounts/{bob.account.pk}")).status_code == 404
+    app_id, app_secret = await register_app(client, "read write")
+    app = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": app_id,
+            "client_secret": app_secret,
+            "scope": "write",
+        },
+    )
+    signup = await client.post(
+        "/api/v1/accounts",
+        data={
+            "username": "bob",
+            "email": "other@example.com",
+            "password": "a long password",
+            "agreement": "true",
+        },
+        headers={"Authorization": f"Bearer {app.json()['access_token']}"},
+    )
+    assert signup.status_code == 409 and "taken" in signup.json()["error"]
+    # The single Delete of the actor went to the remote follower's server.
+    sent = await Delivery.filter(sender_id=bob.account.pk).order_by("id")
+    # The follow's Accept and the clip's Create before; after them, only the actor's Delete.
+    assert [d.payload["type"] for d in sent] == ["Accept", "Create", "Delete"]
+    delete = sent[-1]
+    assert delete.activity_id == f"{bob.account.uri}#delete"
+    assert delete.payload["object"] == bob.account.uri
+    assert delete.inbox_url == "https://remote.example/inbox"
+
+    # Repeating the DELETE is harmless: the same answer, nothing sent twice.
+    r = await client.delete(base, headers=admin)
+    assert r.status_code == 200 and r.json()["suspended"] is True
+    assert await Delivery.filter(activity_id=delete.activity_id).count() == 1
+
+
+async def test_bad_requests_are_clear_json_errors(client: httpx.AsyncClient, db: str) -> None:
+    boss = await local_account("boss", admin=True)
+    admin = await _admin_login(client, boss, ADMIN_SCOPES)
+    bob = await local_account("bob")
+    fan = await remote_account("fan", "remote.example")
+    a = "/api/v1/admin/accounts"
+
+    # No token, a token without admin scopes, a non-admin's token with them.
+    r = await client.delete(f"{a}/{bob.pk}")
+    assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+    plain = await _admin_login(client, boss, "read write")
+    r = await client.delete(f"{a}/{bob.pk}", headers=plain)
+    assert r.status_code == 403
+    assert r.json() == {"error": "This action is outside the authorized scopes"}
+    read_only = await _admin_login(client, boss, "admin:read")
+    r = await client.post(f"{a}/{bob.pk}/action", data={"type": "suspend"}, headers=read_only)
+    assert r.status_code == 403 and "scopes" in r.json()["error"]
+    assert (await client.get(f"{a}/{bob.pk}", headers=read_only)).status_code == 200
+    mallory = await _admin_login(client, await local_account("mallory"), ADMIN_SCOPES)
+    for method, path in (("GET", ""), ("DELETE", ""), ("POST", "/action")):
+        r = await client.request(method, f"{a}/{bob.pk}{path}", headers=mallory)
+        assert r.status_code == 403 and r.json() == {"error": "This action is not allowed"}
+
+    # Unknown ids, and the instance actor, which is no account here.
+    for bad in ("999999", "abc"):
+        r = await client.delete(f"{a}/{bad}", headers=admin)
+        assert r.status_code == 404 and r.json() == {"error": "Record not found"}
+        r = await client.post(f"{a}/{bad}/action", data={"type": "suspend"}, headers=admin)
+        assert r.status_code == 404
+    from fedisora.services.accounts import create_instance_actor
+
+    instance = await create_instance_actor()
+    assert (await client.get(f"{a}/{instance.pk}", headers=admin)).status_code == 404
+
+    # Actions: unknown or unsupported types, one's own account.
+    r = await client.post(f"{a}/{bob.pk}/action", data={"type": "obliterate"}, headers=admin)
+    assert r.status_code == 422 and "type must be one of" in r.json()["error"]
+    r = await client.post(f"{a}/{bob.pk}/action", data={"type": "silence"}, headers=admin)
+    assert r.status_code == 422 and "not supported" in r.json()["error"]
+    r = await client.post(f"{a}/{boss.pk}/action", data={"type": "suspend"}, headers=admin)
+    assert r.status_code == 403 and "own account" in r.json()["error"]
+    r = await client.delete(f"{a}/{boss.pk}", headers=admin)
+    assert r.status_code == 403 and "own account" in r.json()["error"]
+
+    # An unsuspended account, then a (suspended) remote one.
+    r = await client.delete(f"{a}/{bob.pk}", headers=admin)
+    assert r.status_code == 403 and "suspend it first" in r.json()["error"]
+    r = await client.post(f"{a}/{fan.pk}/action", data={"type": "suspend"}, headers=admin)
+    assert r.status_code == 200
+    r = await client.delete(f"{a}/{fan.pk}", headers=admin)
+    assert r.status_code == 422 and "only local accounts" in r.json()["error"]
+    r = await client.post(f"{a}/{fan.pk}/action", data={"type": "disable"}, headers=admin)
+    assert r.status_code == 422 and "only local accounts" in r.json()["error"]
+
+    # None of that changed bob; "disable" stops his login without suspending him.
+    assert (await Account.get(pk=bob.pk)).suspended_at is None
+    assert await User.filter(account_id=bob.pk, disabled=False).exists()
+    r = await client.post(f"{a}/{bob.pk}/action", json={"type": "disable"}, headers=admin)
+    assert r.status_code == 200 and r.json() == {}
+    entity = (await client.get(f"{a}/{bob.pk}", headers=admin)).json()
+    assert entity["disabled"] is True and entity["suspended"] is False

@@ -1,0 +1,330 @@
+"""Deleting a local account (services/account_deletion.py), on real SQLite and PostgreSQL, and
+``fedisora deleteuser`` as an admin runs it.
+
+The federation listener is installed as the app installs it, so the ``Delete`` of the actor
+becomes real Delivery rows; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from factories import local_account, remote_account, rendered_video
+from instance import fedisora, free_port, instance_env
+
+from activitypub.federation import install, uninstall
+from fedisora.api.http import Unauthorized, load_token
+from fedisora.config import Settings, load_settings
+from fedisora.errors import Conflict, Invalid
+from fedisora.models import (
+    Account,
+    Block,
+    Bookmark,
+    Boost,
+    Clip,
+    Comment,
+    Delivery,
+    Follow,
+    Like,
+    MediaFile,
+    Mute,
+    Notification,
+    OAuthAccessToken,
+    OAuthApplication,
+    RenderJob,
+    TimelineEntry,
+    User,
+    utcnow,
+)
+from fedisora.services import bookmarks, events, follows, interactions, posts
+from fedisora.services.account_deletion import (
+    delete_activity_id,
+    delete_local_account,
+    is_deleted,
+    suspend_account,
+)
+from fedisora.services.accounts import authenticate, create_instance_actor, create_local_account
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db: str) -> Settings:
+    return load_settings(
+        {
+            "FEDISORA_DOMAIN": "fedisora.test",
+            "FEDISORA_DATA_DIR": str(tmp_path),
+            "FEDISORA_SECRET_KEY": "s" * 40,
+            "FEDISORA_DATABASE_URL": db,
+        }
+    )
+
+
+@pytest.fixture
+async def federated(db: str) -> AsyncIterator[list[events.Event]]:
+    """The delivery listener on (as in the app), and every event emitted, in order."""
+    seen: list[events.Event] = []
+
+    async def record(event: events.Event) -> None:
+        seen.append(event)
+
+    install(None)
+    events.subscribe(record)
+    try:
+        yield seen
+    finally:
+        events.unsubscribe(record)
+        await uninstall()
+
+
+def _file(settings: Settings, rel: str) -> Path:
+    path: Path = settings.media_root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not really a video")
+    return path
+
+
+async def _token(account: Account) -> str:
+    app = await OAuthApplication.create(name="t", client_id=f"c{account.pk}", client_secret="x")
+    raw = f"token-of-{account.username}"
+    await OAuthAccessToken.create(token=raw, application=app, account=account, scopes="read")
+    return raw
+
+
+async def test_deletion_removes_login_and_content_and_sends_one_delete(
+    db: str, settings: Settings, federated: list[events.Event]
+) -> None:
+    bob = await local_account("bob")
+    alice = await local_account("alice")
+    carol = await local_account("carol")
+    fan = await remote_account("fan", "remote.example")
+    idol = await remote_account("idol", "other.example")
+    troll = await remote_account("troll", "third.example")
+    bob_token = await _token(bob)
+    await load_token(bob_token)  # works before
+
+    bob_video = await rendered_video(bob)
+    video_file = _file(settings, str(bob_video.file))
+    bob_clip = await posts.post_clip(bob, bob_video, caption="mine #waves")
+    alice_clip = await posts.post_clip(alice, await rendered_video(alice), caption="hers")
+    await interactions.like(alice, bob_clip)
+    await interactions.comment(alice, bob_clip, "nice")
+    bob_comment = await interactions.comment(bob, alice_clip, "thanks @alice")
+    await interactions.like(bob, alice_clip)
+    await interactions.like(bob, await Comment.get(account_id=alice.pk))
+    await interactions.boost(bob, alice_clip)
+    await follows.follow(bob, alice)
+    await follows.follow(alice, bob)
+    await follows.follow(carol, bob)
+    await follows.follow(fan, bob)  # a remote follower: its server must hear of the deletion
+    await follows.follow(bob, idol)  # pending, remote: its server too
+    await bookmarks.bookmark(bob, alice_clip)
+    await follows.block(bob, troll)  # blocked, so not told of the deletion
+    await follows.mute(alice, bob)
+    queued = await RenderJob.create(
+        account=bob,
+        state="queued",
+        spec={"prompt": "a cat", "input_image": "render-inputs/cat.png"},
+        next_attempt_at=utcnow(),
+    )
+    still = _file(settings, "render-inputs/cat.png")
+    held = await RenderJob.create(  # a worker is rendering it right now
+        account=bob,
+        state="rendering",
+        spec={"prompt": "a dog"},
+        locked_until=utcnow() + timedelta(minutes=5),
+        lock_token="worker-1",
+    )
+    assert await Notification.filter(from_account_id=bob.pk).exists()
+    assert await Notification.filter(recipient_id=bob.pk).exists()
+    sent_before = {d.activity_id for d in await Delivery.filter(sender_id=bob.pk)}
+    keys_before = (bob.private_key_pem, bob.public_key_pem)
+    federated.clear()
+
+    done = await delete_local_account(bob, settings=settings)
+
+    assert not done.already_deleted
+    assert (done.clips, done.comments, done.likes, done.boosts) == (1, 1, 2, 1)
+    assert done.follows == 5 and done.media_files == 1 and done.render_jobs_cancelled == 2
+    # The one event, and the Delete of the actor to each remote inbox that knew bob.
+    assert [e.kind for e in federated if e.kind == "account.deleted"] == ["account.deleted"]
+    deletes = await Delivery.filter(sender_id=bob.pk, activity_id=delete_activity_id(bob))
+    assert sorted(d.inbox_url for d in deletes) == [
+        "https://other.example/inbox",
+        "https://remote.example/inbox",
+    ]
+    assert done.deliveries == 2
+    for row in deletes:
+        assert row.state == "pending"
+        assert row.payload["type"] == "Delete"
+        assert row.payload["actor"] == row.payload["object"] == bob.uri
+    # Nothing else federates: no Delete per clip or comment, no Undo of likes or follows.
+    after = {d.activity_id for d in await Delivery.filter(sender_id=bob.pk)}
+    assert after - sent_before == {delete_activity_id(bob)}
+
+    # Nothing authenticates as bob any more.
+    assert not await User.filter(account_id=bob.pk).exists()
+    assert await authenticate("bob", PASSWORD) is None
+    assert await authenticate("bob@example.com", PASSWORD) is None
+    assert not await OAuthAccessToken.filter(account_id=bob.pk).exists()
+    with pytest.raises(Unauthorized):
+        await load_token(bob_token)
+
+    # The row stays, suspended, with its keys, and holds the username for good.
+    row = await Account.get(pk=bob.pk)
+    assert row.suspended_at is not None and (row.private_key_pem, row.public_key_pem) == keys_before
+    assert row.display_name == "" and await is_deleted(row)
+    assert (row.followers_count, row.following_count, row.clips_count) == (0, 0, 0)
+    for name in ("bob", "BOB"):
+        with pytest.raises(Conflict, match="taken"):
+            await create_local_account(name, "new-bob@example.com", PASSWORD)
+
+    # Content: clips and comments are tombstones, the rest is gone, counters are right.
+    clip = await Clip.get(pk=bob_clip.pk)
+    assert clip.deleted_at is not None and clip.caption == "" and clip.media_id is None
+    comment = await Comment.get(pk=bob_comment.pk)
+    assert comment.deleted_at is not None and comment.text == ""
+    assert not await TimelineEntry.filter(clip_id=bob_clip.pk).exists()
+    assert not await TimelineEntry.filter(owner_id=bob.pk).exists()
+    hers = await Clip.get(pk=alice_clip.pk)
+    assert (hers.likes_count, hers.boosts_count, hers.comments_count) == (0, 0, 0)
+    assert (await Comment.get(account_id=alice.pk)).likes_count == 0
+    for model, column in ((Like, "account_id"), (Boost, "account_id"), (Bookmark, "account_id")):
+        assert not await model.filter(**{column: bob.pk}).exists()
+    assert not await Follow.filter(follower_id=bob.pk).exists()
+    assert not await Follow.filter(target_id=bob.pk).exists()
+    alice_row, carol_row = await Account.get(pk=alice.pk), await Account.get(pk=carol.pk)
+    assert (alice_row.followers_count, alice_row.following_count) == (0, 0)
+    assert carol_row.following_count == 0
+    assert not await Block.filter(account_id=bob.pk).exists()
+    assert not await Mute.filter(target_id=bob.pk).exists()
+    assert not await Notification.filter(recipient_id=bob.pk).exists()
+    assert not await Notification.filter(from_account_id=bob.pk).exists()
+    assert not await MediaFile.filter(account_id=bob.pk).exists()
+    assert not video_file.exists() and not still.exists()
+    # Renders: the queued one is cancelled (and removed); the one a worker holds is told to
+    # stop, which that worker does at its next step.
+    assert not await RenderJob.filter(pk=queued.pk).exists()
+    stopping = await RenderJob.get(pk=held.pk)
+    assert stopping.cancel_requested and stopping.state == "rendering"
+
+    # Deleting again only finishes the clean-up: no second event, no second Delete.
+    federated.clear()
+    again = await delete_local_account(bob, settings=settings)
+    assert again.already_deleted and again.deliveries == 2
+    assert [e.kind for e in federated if e.kind == "account.deleted"] == []
+    assert await Delivery.filter(activity_id=delete_activity_id(bob)).count() == 2
+
+
+async def test_concurrent_deletions_record_the_event_once(
+    db: str, settings: Settings, federated: list[events.Event]
+) -> None:
+    bob = await local_account("bob")
+    fan = await remote_account("fan", "remote.example")
+    await follows.follow(fan, bob)
+    federated.clear()
+
+    results = await asyncio.gather(
+        *(delete_local_account(bob, settings=settings) for _ in range(3))
+    )
+
+    assert sorted(r.already_deleted for r in results) == [False, True, True]
+    assert [e.kind for e in federated if e.kind == "account.deleted"] == ["account.deleted"]
+    assert await Delivery.filter(activity_id=delete_activity_id(bob)).count() == 1
+
+
+async def test_deleted_actor_answers_410_and_webfinger_too(
+    db: str, settings: Settings, federated: list[events.Event]
+) -> None:
+    from fedisora.app import create_app
+
+    bob = await local_account("bob")
+    dave = await local_account("dave")
+    await local_account("alice")
+    await create_instance_actor()
+    await delete_local_account(bob, settings=settings)
+    await suspend_account(dave)  # suspended, not deleted: hidden, but not gone
+
+    app = create_app(settings, run_work=False, manage_db=False)
+    ap = {"accept": "application/activity+json"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://fedisora.test") as http:
+        r = await http.get("/users/bob", headers=ap)
+        assert r.status_code == 410
+        assert r.headers["content-type"].startswith("application/activity+json")
+        doc = r.json()
+        assert doc["id"] == bob.uri and doc["type"] == "Tombstone"
+        assert doc["formerType"] == "Person" and doc["deleted"].endswith("Z")
+        assert (await http.get("/users/BOB", headers=ap)).status_code == 410
+        assert (await http.get("/users/bob")).status_code == 410  # a browser too
+        finger = await http.get("/.well-known/webfinger?resource=acct:bob@fedisora.test")
+        assert finger.status_code == 410 and "deleted" in finger.json()["error"]
+        finger = await http.get(f"/.well-known/webfinger?resource={bob.uri}")
+        assert finger.status_code == 410
+
+        assert (await http.get("/users/dave", headers=ap)).status_code == 404
+        finger = await http.get("/.well-known/webfinger?resource=acct:dave@fedisora.test")
+        assert finger.status_code == 404
+        assert (await http.get("/users/nobody", headers=ap)).status_code == 404
+        assert (await http.get("/users/alice", headers=ap)).json()["type"] == "Person"
+        finger = await http.get("/.well-known/webfinger?resource=acct:alice@fedisora.test")
+        assert finger.status_code == 200
+        assert (await http.get("/actor", headers=ap)).json()["type"] == "Application"
+
+
+async def test_remote_accounts_and_the_instance_actor_cannot_be_deleted(
+    db: str, settings: Settings
+) -> None:
+    fan = await remote_account("fan", "remote.example")
+    with pytest.raises(Invalid, match="only local accounts"):
+        await delete_local_account(fan, settings=settings)
+    instance = await create_instance_actor()
+    with pytest.raises(Invalid, match="instance actor"):
+        await delete_local_account(instance, settings=settings)
+    with pytest.raises(Invalid, match="instance actor"):
+        await suspend_account(instance)
+    assert (await Account.get(pk=fan.pk)).suspended_at is None
+    assert (await Account.get(pk=instance.pk)).suspended_at is None
+
+
+# --- fedisora deleteuser ---------------------------------------------------------------------
+
+
+def _ok(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return str(result.stdout)
+
+
+def _fails(result, message: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_deleteuser_command(tmp_path: Path) -> None:
+    env = instance_env(tmp_path / "data", free_port())
+    _ok(fedisora(["init"], env))
+    create = ["createuser", "bob", "--email", "bob@example.com", "--password", PASSWORD]
+    _ok(fedisora(create, env))
+
+    _fails(fedisora(["deleteuser", "bob"], env), "add --yes to confirm")
+    _fails(fedisora(["deleteuser", "nobody", "--yes"], env), "error: no local account @nobody")
+    _fails(fedisora(["deleteuser", "instance", "--yes"], env), "instance actor cannot be")
+    out = _ok(fedisora(["deleteuser", "@bob", "--yes"], env))
+    assert out.startswith("deleted @bob: 0 clips") and "username stays reserved" in out
+    assert "already deleted" in _ok(fedisora(["deleteuser", "bob", "--yes"], env))
+    _fails(fedisora(create, env), "error: username 'bob' is taken")
+    # The e-mail address is free again: only the username stays reserved.
+    _ok(
+        fedisora(
+            ["createuser", "robert", "--email", "bob@example.com", "--password", PASSWORD], env
+        )
+    )
+    usage = fedisora(["deleteuser"], env)
+    assert usage.returncode == 2 and "username" in usage.stderr

@@ -1,0 +1,161 @@
+"""Deleting accounts from the web pages: the admin's delete action and a user's own deletion,
+each behind a confirmation step and the session's CSRF token."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from factories import local_account
+
+from fedisora.app import create_app
+from fedisora.config import load_settings
+from fedisora.models import Account, User
+from fedisora.services.account_deletion import is_deleted
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def web(db: str, tmp_path: Path) -> AsyncIterator[httpx.ASGITransport]:
+    settings = load_settings(
+        {
+            "FEDISORA_DOMAIN": "fedisora.test",
+            "FEDISORA_DATA_DIR": str(tmp_path),
+            "FEDISORA_SECRET_KEY": "s" * 40,
+            "FEDISORA_DATABASE_URL": db,
+        }
+    )
+    yield httpx.ASGITransport(app=create_app(settings, run_work=False, manage_db=False))
+
+
+def browser(transport: httpx.ASGITransport) -> httpx.AsyncClient:
+    """A browser of its own: its own cookie jar (session)."""
+    return httpx.AsyncClient(
+        transport=transport, base_url="https://fedisora.test", headers={"accept": "text/html"}
+    )
+
+
+async def _log_in(http: httpx.AsyncClient, login: str) -> None:
+    r = await http.post("/login", data={"login": login, "password": PASSWORD})
+    assert r.status_code == 303, r.text
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+async def test_admin_deletes_an_account_after_confirming(db: str, web: httpx.ASGITransport) -> None:
+    boss = await local_account("boss", admin=True)
+    bob = await local_account("bob")
+    async with browser(web) as anon:
+        assert (await anon.get("/admin/accounts")).status_code == 401
+        assert (await anon.get(f"/admin/accounts/{bob.pk}/delete")).status_code == 401
+    async with browser(web) as carol:
+        await local_account("carol")
+        await _log_in(carol, "carol")
+        assert (await carol.get("/admin/accounts")).status_code == 403
+        # Even with a valid token of its own session, a non-admin cannot delete.
+        token = _csrf((await carol.get("/settings/delete")).text)
+        r = await carol.post(
+            f"/admin/accounts/{bob.pk}/delete", data={"csrf": token, "confirm": "bob"}
+        )
+        assert r.status_code == 403 and "admins" in r.text
+
+    async with browser(web) as admin:
+        await _log_in(admin, "boss")
+        listing = await admin.get("/admin/accounts")
+        assert listing.status_code == 200
+        assert f'href="/admin/accounts/{bob.pk}/delete"' in listing.text
+        assert f'href="/admin/accounts/{boss.pk}/delete"' not in listing.text  # not oneself
+        page = await admin.get(f"/admin/accounts/{bob.pk}/delete")
+        assert page.status_code == 200 and "cannot be undone" in page.text
+        token = _csrf(page.text)
+        url = f"/admin/accounts/{bob.pk}/delete"
+
+        # The confirmation step: no token, a foreign token, the wrong name: nothing happens.
+        assert (await admin.post(url, data={"confirm": "bob"})).status_code == 403
+        r = await admin.post(url, data={"csrf": "forged", "confirm": "bob"})
+        assert r.status_code == 403
+        r = await admin.post(url, data={"csrf": token, "confirm": "alice"})
+        assert r.status_code == 400 and "Type the username bob" in r.text
+        assert await User.filter(account_id=bob.pk).exists()
+
+        r = await admin.post(url, data={"csrf": token, "confirm": "@bob"})
+        assert r.status_code == 200 and "@bob is deleted" in r.text
+        assert await is_deleted(await Account.get(pk=bob.pk))
+        listing = await admin.get("/admin/accounts")
+        assert "deleted" in listing.text
+        assert f'href="/admin/accounts/{bob.pk}/delete"' not in listing.text
+
+        r = await admin.post(
+            f"/admin/accounts/{boss.pk}/delete", data={"csrf": token, "confirm": "boss"}
+        )
+        assert r.status_code == 403 and "/settings/delete" in r.text
+        assert (await admin.get("/admin/accounts/999999/delete")).status_code == 404
+    async with browser(web) as bobs:
+        r = await bobs.post("/login", data={"login": "bob", "password": PASSWORD})
+        assert r.status_code == 401  # his login is gone
+
+
+async def test_users_delete_their_own_account_with_their_password(
+    db: str, web: httpx.ASGITransport
+) -> None:
+    bob = await local_account("bob")
+    async with browser(web) as anon:
+        r = await anon.get("/settings/delete")
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/settings/delete"
+        assert (await anon.post("/settings/delete", data={"password": PASSWORD})).status_code == 401
+
+    async with browser(web) as http:
+        await _log_in(http, "bob")
+        page = await http.get("/settings/delete")
+        assert page.status_code == 200 and "Delete your account @bob" in page.text
+        token = _csrf(page.text)
+        r = await http.post("/settings/delete", data={"password": PASSWORD})
+        assert r.status_code == 403  # no CSRF token
+        r = await http.post("/settings/delete", data={"csrf": token, "password": "wrong one"})
+        assert r.status_code == 401 and "password is not right" in r.text
+        assert await User.filter(account_id=bob.pk).exists()
+
+        r = await http.post("/settings/delete", data={"csrf": token, "password": PASSWORD})
+        assert r.status_code == 200 and "Your account @bob is deleted" in r.text
+        assert await is_deleted(await Account.get(pk=bob.pk))
+        # Logged out: the session no longer names the account.
+        r = await http.get("/settings/delete")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+async def test_a_stale_session_of_a_deleted_account_authenticates_nothing(
+    db: str, web: httpx.ASGITransport
+) -> None:
+    await local_account("boss", admin=True)
+    bob = await local_account("bob", admin=True)
+    async with browser(web) as bobs:
+        await _log_in(bobs, "bob")
+        assert (await bobs.get("/admin")).status_code == 200
+        async with browser(web) as admin:
+            await _log_in(admin, "boss")
+            token = _csrf((await admin.get(f"/admin/accounts/{bob.pk}/delete")).text)
+            r = await admin.post(
+                f"/admin/accounts/{bob.pk}/delete", data={"csrf": token, "confirm": "bob"}
+            )
+            assert r.status_code == 200
+        # bob's browser still has its old session cookie.
+        assert (await bobs.get("/admin")).status_code == 403
+        assert (await bobs.get("/settings/delete")).status_code == 303
+
+
+async def test_the_only_admin_cannot_delete_themselves(db: str, web: httpx.ASGITransport) -> None:
+    boss = await local_account("boss", admin=True)
+    async with browser(web) as http:
+        await _log_in(http, "boss")
+        token = _csrf((await http.get("/settings/delete")).text)
+        r = await http.post("/settings/delete", data={"csrf": token, "password": PASSWORD})
+        assert r.status_code == 409 and "only admin" in r.text
+    assert not await is_deleted(await Account.get(pk=boss.pk))

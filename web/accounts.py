@@ -1,0 +1,160 @@
+"""Deleting accounts from the web: an admin deletes one, or a user deletes their own.
+
+Both go through a confirmation page and a POST carrying the session's CSRF token (compared
+in constant time, as the OAuth consent form does); the admin confirms by typing the
+username, the user by their password. Both call
+:func:`fedisora.services.account_deletion.delete_local_account`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fedisora.models import Account, User
+from fedisora.services.account_deletion import AccountDeletion, delete_local_account, is_deleted
+from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.passwords import verify_password
+from web.pages import render
+from web.routes import _admin_user
+
+__all__ = ["routes"]
+
+CSRF_KEY = "csrf"
+
+
+def csrf_token(request: Request) -> str:
+    """This session's form token (made once per session)."""
+    token = request.session.get(CSRF_KEY)
+    if not isinstance(token, str) or not token:
+        token = request.session[CSRF_KEY] = secrets.token_urlsafe(24)
+    return token
+
+
+def _check_csrf(request: Request, form: FormData) -> None:
+    expected = request.session.get(CSRF_KEY)
+    sent = str(form.get("csrf", ""))
+    if not isinstance(expected, str) or not expected or not hmac.compare_digest(expected, sent):
+        raise HTTPException(403, "The form expired or did not come from this site; try again.")
+
+
+async def _deletion(request: Request, account: Account) -> AccountDeletion:
+    return await delete_local_account(
+        account,
+        settings=request.app.state.settings,
+        engine=getattr(request.app.state, "engine", None),
+    )
+
+
+# --- admin -----------------------------------------------------------------------------------
+
+
+def _state(account: Account, user: User | None) -> str:
+    if account.suspended_at is None:
+        return "active"
+    return "deleted" if user is None else "suspended"
+
+
+async def admin_accounts(request: Request) -> Response:
+    admin = await _admin_user(request)
+    accounts = await Account.filter(domain=None).exclude(username=INSTANCE_ACTOR).order_by("id")
+    users = {u.account_id: u for u in await User.filter(account_id__in=[a.pk for a in accounts])}
+    rows = [
+        {
+            "account": a,
+            "user": users.get(a.pk),
+            "state": _state(a, users.get(a.pk)),
+            "me": a.pk == admin.account_id,
+        }
+        for a in accounts
+    ]
+    return render(request, "admin/accounts.html", rows=rows)
+
+
+async def _deletable(request: Request, admin: User) -> Account:
+    raw = str(request.path_params["account_id"])
+    account = await Account.get_or_none(pk=int(raw)) if raw.isdigit() else None
+    if account is None or not account.local or account.username == INSTANCE_ACTOR:
+        raise HTTPException(404, "no such local account")
+    if account.pk == admin.account_id:
+        raise HTTPException(403, "delete your own account from /settings/delete instead")
+    return account
+
+
+async def admin_delete_account(request: Request) -> Response:
+    admin = await _admin_user(request)
+    account = await _deletable(request, admin)
+    context: dict[str, Any] = {"account": account, "already": await is_deleted(account)}
+    if request.method == "GET":
+        return render(
+            request, "admin/delete_account.html", csrf=csrf_token(request), error=None, **context
+        )
+    form = await request.form()
+    _check_csrf(request, form)
+    typed = str(form.get("confirm", "")).strip().removeprefix("@")
+    if typed.lower() != account.username.lower():
+        return render(
+            request,
+            "admin/delete_account.html",
+            status=400,
+            csrf=csrf_token(request),
+            error=f"Type the username {account.username} to confirm.",
+            **context,
+        )
+    done = await _deletion(request, account)
+    return render(request, "admin/account_deleted.html", done=done)
+
+
+# --- the user's own account ----------------------------------------------------------------
+
+
+async def settings_delete(request: Request) -> Response:
+    account_id = request.session.get("account_id")
+    user = await User.get_or_none(account_id=account_id) if account_id is not None else None
+    if user is None:
+        request.session.pop("account_id", None)
+        request.session.pop("username", None)
+        if request.method == "GET":
+            return RedirectResponse("/login?next=/settings/delete", status_code=303)
+        raise HTTPException(401, "log in to delete your account")
+    account = await Account.get(pk=user.account_id)
+    if request.method == "GET":
+        return render(
+            request, "settings/delete.html", account=account, csrf=csrf_token(request), error=None
+        )
+    form = await request.form()
+    _check_csrf(request, form)
+    password = str(form.get("password", ""))
+    error, status = None, 200
+    if not await asyncio.to_thread(verify_password, password, user.password_hash):
+        error, status = "That password is not right.", 401
+    elif user.is_admin and not await User.filter(is_admin=True).exclude(pk=user.pk).exists():
+        error, status = "You are this instance's only admin: make someone else admin first.", 409
+    if error is not None:
+        return render(
+            request,
+            "settings/delete.html",
+            status=status,
+            account=account,
+            csrf=csrf_token(request),
+            error=error,
+        )
+    done = await _deletion(request, account)
+    request.session.clear()
+    return render(request, "settings/deleted.html", done=done)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/admin/accounts", admin_accounts),
+        Route("/admin/accounts/{account_id}/delete", admin_delete_account, methods=["GET", "POST"]),
+        Route("/settings/delete", settings_delete, methods=["GET", "POST"]),
+    ]
