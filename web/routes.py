@@ -11,7 +11,16 @@ from starlette.routing import BaseRoute, Route
 from tortoise.functions import Count
 
 from fedisora.health import health
-from fedisora.models import Account, Clip, Delivery, InboxItem, RenderJob, User, Visibility
+from fedisora.models import (
+    Account,
+    Clip,
+    Delivery,
+    InboxItem,
+    RemoteMediaCheck,
+    RenderJob,
+    User,
+    Visibility,
+)
 from fedisora.services.accounts import authenticate
 from web.pages import render
 
@@ -96,6 +105,7 @@ async def admin(request: Request) -> Response:
             "render jobs": await _state_counts(RenderJob),
             "deliveries": await _state_counts(Delivery),
             "inbox items": await _state_counts(InboxItem),
+            "remote media checks": await _state_counts(RemoteMediaCheck),
         },
         delivery_hosts=sorted(delivery_hosts, key=lambda r: (r["host"], r["state"])),
     )

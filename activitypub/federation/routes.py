@@ -268,14 +268,20 @@ def _actor_or_page(request: Request, account: Account) -> Response:
     return _html_page(title, body, account.uri)
 
 
+async def _deleted_local(username: str) -> Account | None:
+    """The deleted local account that held *username* (the name stays reserved)."""
+    if username.lower() == INSTANCE_ACTOR:
+        return None
+    gone = await Account.get_or_none(username__iexact=username, domain=None)
+    return gone if gone is not None and await is_deleted(gone) else None
+
+
 async def actor(request: Request) -> Response:
     username = request.path_params["username"]
     account = await _local(username)
     if account is None:
-        gone = None
-        if username.lower() != INSTANCE_ACTOR:
-            gone = await Account.get_or_none(username__iexact=username, domain=None)
-        if gone is not None and await is_deleted(gone):
+        gone = await _deleted_local(username)
+        if gone is not None:
             # The name stays reserved and answers 410 for good (Mastodon does the same).
             tombstone = objects.tombstone(gone.uri, gone.actor_type.value, iso(gone.suspended_at))
             return _activity(objects.with_context(tombstone), 410)
@@ -305,16 +311,20 @@ async def _fetcher(request: Request) -> Account | None:
 
 async def _clip(request: Request) -> tuple[Clip | None, Response | None]:
     account = await _local(request.path_params["username"])
+    # A deleted account's clips are gone (410) even before its clean-up has reached them.
+    gone = None if account is not None else await _deleted_local(request.path_params["username"])
+    owner = account or gone
     clip = None
-    if account is not None:
+    if owner is not None:
         clip = await Clip.get_or_none(
-            pk=request.path_params["clip_id"], account_id=account.pk, local=True
+            pk=request.path_params["clip_id"], account_id=owner.pk, local=True
         )
     if clip is None:
         return None, _error(404, "no such clip")
-    if clip.deleted_at is not None:
+    deleted_at = clip.deleted_at or (gone.suspended_at if gone is not None else None)
+    if deleted_at is not None:
         return None, _activity(
-            objects.with_context(objects.tombstone(clip.uri, "Note", iso(clip.deleted_at))), 410
+            objects.with_context(objects.tombstone(clip.uri, "Note", iso(deleted_at))), 410
         )
     if clip.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
         if not await can_see_clip(await _fetcher(request), clip):
@@ -386,14 +396,16 @@ async def quote_authorization(request: Request) -> Response:
 
 async def comment_object(request: Request) -> Response:
     account = await _local(request.path_params["username"])
+    gone = None if account is not None else await _deleted_local(request.path_params["username"])
+    owner = account or gone
     comment = None
-    if account is not None:
+    if owner is not None:
         comment = await Comment.get_or_none(
-            pk=request.path_params["comment_id"], account_id=account.pk, local=True
+            pk=request.path_params["comment_id"], account_id=owner.pk, local=True
         )
     if comment is None:
         return _error(404, "no such comment")
-    if comment.deleted_at is not None:
+    if comment.deleted_at is not None or gone is not None:
         return _activity(objects.with_context(objects.tombstone(comment.uri)), 410)
     if comment.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
         if not await can_see_comment(await _fetcher(request), comment):

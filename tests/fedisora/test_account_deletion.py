@@ -277,6 +277,36 @@ async def test_deleted_actor_answers_410_and_webfinger_too(
         assert (await http.get("/actor", headers=ap)).json()["type"] == "Application"
 
 
+async def test_a_deleted_accounts_clips_answer_410_even_before_clean_up_reaches_them(
+    db: str, settings: Settings, federated: list[events.Event]
+) -> None:
+    from fedisora.app import create_app
+    from fedisora.models import Clip
+
+    bob = await local_account("bob")
+    dave = await local_account("dave")
+    tombstoned = await posts.post_clip(bob, await rendered_video(bob), caption="one")
+    daves = await posts.post_clip(dave, await rendered_video(dave), caption="two")
+    await delete_local_account(bob, settings=settings)
+    await suspend_account(dave)
+    # As if the clean-up had not got to this one yet: the row is still live.
+    pending = await posts.post_clip(bob, await rendered_video(bob), caption="three")
+    await Clip.filter(pk=pending.pk).update(deleted_at=None)
+
+    app = create_app(settings, run_work=False, manage_db=False)
+    ap = {"accept": "application/activity+json"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://fedisora.test") as http:
+        for clip in (tombstoned, pending):
+            r = await http.get(clip.uri.removeprefix("https://fedisora.test"), headers=ap)
+            assert r.status_code == 410, clip.caption
+            assert r.json()["type"] == "Tombstone" and r.json()["id"] == clip.uri
+            assert "three" not in r.text
+        # Suspended is hidden, not gone.
+        r = await http.get(daves.uri.removeprefix("https://fedisora.test"), headers=ap)
+        assert r.status_code == 404
+
+
 async def test_remote_accounts_and_the_instance_actor_cannot_be_deleted(
     db: str, settings: Settings
 ) -> None:
