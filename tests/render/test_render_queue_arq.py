@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,28 +13,57 @@ from arq.connections import create_pool
 from factories import local_account
 
 from fedisora.models import MediaFile, RenderJob
+from fedisora.work import Engine
 from fedisora.work.arq_worker import ArqWaker, build_worker, queue_name, redis_settings
-from render.queue import QUEUE
+from render.queue import QUEUE, build_render_machine
 from render.service import submit_render
 
 
 # The arq path does not depend on the database backend (claims are tested on both elsewhere).
+class RecordingPipeline:
+    """The session's tiny pipeline, noting the prompts in the order they reach the "GPU"."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.family, self.model = inner, inner.family, inner.model
+        self.prompts: list[str] = []
+
+    def supports(self, spec: Any) -> bool:
+        return bool(self.inner.supports(spec))
+
+    def generate(self, plan: Any, spec: Any, on_step: Any = None) -> Any:
+        self.prompts.append(spec.prompt)
+        return self.inner.generate(plan, spec, on_step)
+
+
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
 async def test_arq_worker_renders_fairly(
-    db: str, render_settings: Any, render_engine: Any, redis_url: str
+    db: str, render_settings: Any, tiny: Any, redis_url: str
 ) -> None:
     """arq runs wake-ups first come, first served; the admission gate still takes turns."""
+    recording = RecordingPipeline(tiny)
+
+    async def load(_settings: Any) -> Any:
+        return recording
+
+    render_engine = Engine(
+        [build_render_machine(render_settings, load=load)],
+        lease=timedelta(seconds=30),
+        context={"settings": render_settings},
+    )
     prefix = f"fedisora-test-{secrets.token_hex(4)}"
     pool = await create_pool(redis_settings(redis_url))
     render_engine.add_waker(ArqWaker(pool, prefix))
     worker = build_worker(render_engine, redis_url, QUEUE, prefix=prefix, max_jobs=4)
     alice, bob = await local_account(), await local_account()
-    spec = {"prompt": "over redis", "seconds": 0.25}
-    settings = replace(render_settings, render_concurrent_jobs=5)
+    kw: dict[str, Any] = {
+        "settings": replace(render_settings, render_concurrent_jobs=5),
+        "engine": render_engine,
+    }
     many = [
-        await submit_render(alice, spec, settings=settings, engine=render_engine) for _ in range(2)
+        await submit_render(alice, {"prompt": prompt, "seconds": 0.25}, **kw)
+        for prompt in ("alice 1", "alice 2")
     ]
-    job = await submit_render(bob, spec, settings=settings, engine=render_engine)
+    job = await submit_render(bob, {"prompt": "bob 1", "seconds": 0.25}, **kw)
     # The wake-ups are on Redis before any worker runs: the rows and the messages agree.
     assert await pool.zcard(queue_name(QUEUE, prefix)) == 3
     task = asyncio.create_task(worker.async_run())
@@ -51,11 +81,14 @@ async def test_arq_worker_renders_fairly(
         if keys:
             await pool.delete(*keys)
         await pool.aclose()
-    jobs = await RenderJob.all().order_by("finished_at")
+    jobs = await RenderJob.all().order_by("id")
     assert [j.state for j in jobs] == ["ready"] * 3, [j.last_error for j in jobs]
-    # Bob's job went second, not behind all of Alice's as arq's own order would have it.
-    assert [j.pk for j in jobs] == [many[0].pk, job.pk, many[1].pk]
-    row = jobs[1]
+    assert [j.pk for j in jobs] == [many[0].pk, many[1].pk, job.pk]
+    # Bob's job reached the GPU second, not behind all of Alice's as arq's own order would
+    # have it. (Finishing order would not show this: a job admitted later may finish
+    # encoding first.)
+    assert recording.prompts == ["alice 1", "bob 1", "alice 2"]
+    row = jobs[2]
     media = await MediaFile.get(pk=row.output_id)
     assert media.provenance["state"] == "trusted"
     assert (render_settings.media_root / media.file).is_file()
