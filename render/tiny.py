@@ -33,6 +33,7 @@ they are for ``save_pretrained`` to a directory and loading it as an admin's mod
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -103,10 +104,26 @@ def build_tiny_t5_tokenizer() -> Any:
     return tok
 
 
-def _tiny_t5_encoder(vocab_size: int) -> Any:
+def _seeded(seed: int, *builders: Callable[[], Any]) -> list[Any]:
+    """Call each builder under ``torch.manual_seed(seed)``, in order; return what they built.
+
+    Reseeding before each one makes a component's weights depend only on the seed, not on
+    what was built before it. fork_rng keeps the caller's global RNG untouched.
+    """
+    built = []
+    with torch.random.fork_rng(devices=[]):
+        for build in builders:
+            torch.manual_seed(seed)
+            built.append(build())
+    return built
+
+
+def _tiny_t5_encoder(vocab_size: int, *, umt5: bool = False) -> Any:
+    """A random T5 encoder (``UMT5EncoderModel`` for Wan, ``T5EncoderModel`` otherwise)."""
     t = _transformers()
-    return t.T5EncoderModel(
-        t.T5Config(
+    model, config = (t.UMT5EncoderModel, t.UMT5Config) if umt5 else (t.T5EncoderModel, t.T5Config)
+    return model(
+        config(
             vocab_size=vocab_size,
             d_model=_TEXT_DIM,
             d_kv=8,
@@ -143,36 +160,20 @@ def _tiny_transformer(*, image_to_video: bool) -> Any:
 
 def build_tiny_wan(seed: int = 0) -> Any:
     """A random-weight ``WanPipeline``; the same ``seed`` gives the same weights."""
-    d, t = _diffusers(), _transformers()
-
+    d = _diffusers()
     tokenizer = build_tiny_tokenizer()
-    # fork_rng keeps the caller's global RNG untouched by our seeding.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        vae = d.AutoencoderKLWan(
+    vae, text_encoder, transformer = _seeded(
+        seed,
+        lambda: d.AutoencoderKLWan(
             base_dim=3,
             z_dim=16,
             dim_mult=[1, 1, 1, 1],
             num_res_blocks=1,
             temperal_downsample=[False, True, True],
-        )
-        torch.manual_seed(seed)
-        text_encoder = t.UMT5EncoderModel(
-            t.UMT5Config(
-                vocab_size=len(tokenizer),
-                d_model=_TEXT_DIM,
-                d_kv=8,
-                d_ff=37,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-                pad_token_id=_PAD_ID,
-                eos_token_id=_EOS_ID,
-                decoder_start_token_id=_PAD_ID,
-            )
-        )
-        torch.manual_seed(seed)
-        transformer = _tiny_transformer(image_to_video=False)
+        ),
+        lambda: _tiny_t5_encoder(len(tokenizer), umt5=True),
+        lambda: _tiny_transformer(image_to_video=False),
+    )
     pipe = d.WanPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
@@ -193,11 +194,10 @@ def build_tiny_wan_i2v(seed: int = 0, *, share: Any | None = None) -> Any:
     """
     d, t = _diffusers(), _transformers()
     base = share if share is not None else build_tiny_wan(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
-        transformer = _tiny_transformer(image_to_video=True)
-        torch.manual_seed(seed + 1)
-        image_encoder = t.CLIPVisionModel(
+    transformer, image_encoder = _seeded(
+        seed + 1,
+        lambda: _tiny_transformer(image_to_video=True),
+        lambda: t.CLIPVisionModel(
             t.CLIPVisionConfig(
                 hidden_size=4,
                 projection_dim=4,
@@ -207,7 +207,8 @@ def build_tiny_wan_i2v(seed: int = 0, *, share: Any | None = None) -> Any:
                 intermediate_size=16,
                 patch_size=1,
             )
-        )
+        ),
+    )
     pipe = d.WanImageToVideoPipeline(
         tokenizer=base.tokenizer,
         text_encoder=base.text_encoder,
@@ -232,9 +233,9 @@ def build_tiny_ltx(seed: int = 0) -> Any:
     """
     d = _diffusers()
     tokenizer = build_tiny_t5_tokenizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        transformer = d.LTXVideoTransformer3DModel(
+    transformer, vae, text_encoder = _seeded(
+        seed,
+        lambda: d.LTXVideoTransformer3DModel(
             in_channels=8,
             out_channels=8,
             patch_size=1,
@@ -244,9 +245,8 @@ def build_tiny_ltx(seed: int = 0) -> Any:
             cross_attention_dim=32,
             num_layers=2,
             caption_channels=_TEXT_DIM,
-        )
-        torch.manual_seed(seed)
-        vae = d.AutoencoderKLLTXVideo(
+        ),
+        lambda: d.AutoencoderKLLTXVideo(
             latent_channels=8,
             block_out_channels=(8, 8, 8, 8),
             decoder_block_out_channels=(8, 8, 8, 8),
@@ -260,9 +260,9 @@ def build_tiny_ltx(seed: int = 0) -> Any:
             timestep_conditioning=True,
             encoder_causal=True,
             decoder_causal=False,
-        )
-        torch.manual_seed(seed)
-        text_encoder = _tiny_t5_encoder(len(tokenizer))
+        ),
+        lambda: _tiny_t5_encoder(len(tokenizer)),
+    )
     pipe = d.LTXPipeline(
         # Shifted by sequence length over LTX-Video's range (0.95 to 2.05), as it samples.
         scheduler=d.FlowMatchEulerDiscreteScheduler(
@@ -277,6 +277,27 @@ def build_tiny_ltx(seed: int = 0) -> Any:
     return pipe
 
 
+def _tiny_cogvideox_transformer(**kwargs: Any) -> Any:
+    """A two-block ``CogVideoXTransformer3DModel`` for the ``tiny-cogvideox`` geometry.
+
+    The sample sizes are that family's 49 frames at 112x64; ``kwargs`` add the heads, the
+    input channels and, for image-to-video, the positional embeddings.
+    """
+    return _diffusers().CogVideoXTransformer3DModel(
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=_TEXT_DIM,
+        num_layers=2,
+        sample_width=14,  # latent width: 112 px / 8
+        sample_height=8,  # latent height: 64 px / 8
+        sample_frames=49,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+        **kwargs,
+    )
+
+
 def build_tiny_cogvideox(seed: int = 0) -> Any:
     """A random-weight CogVideoX 1.0 (2B-style) ``CogVideoXPipeline``.
 
@@ -287,25 +308,12 @@ def build_tiny_cogvideox(seed: int = 0) -> Any:
     """
     d = _diffusers()
     tokenizer = build_tiny_t5_tokenizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        transformer = d.CogVideoXTransformer3DModel(
-            num_attention_heads=4,
-            attention_head_dim=8,
-            in_channels=4,
-            out_channels=4,
-            time_embed_dim=2,
-            text_embed_dim=_TEXT_DIM,
-            num_layers=2,
-            sample_width=14,  # latent width: 112 px / 8
-            sample_height=8,  # latent height: 64 px / 8
-            sample_frames=49,
-            patch_size=2,
-            temporal_compression_ratio=4,
-            max_text_seq_length=16,
-        )
-        torch.manual_seed(seed)
-        vae = d.AutoencoderKLCogVideoX(
+    transformer, vae, text_encoder = _seeded(
+        seed,
+        lambda: _tiny_cogvideox_transformer(
+            num_attention_heads=4, attention_head_dim=8, in_channels=4
+        ),
+        lambda: d.AutoencoderKLCogVideoX(
             in_channels=3,
             out_channels=3,
             down_block_types=("CogVideoXDownBlock3D",) * 4,
@@ -315,9 +323,9 @@ def build_tiny_cogvideox(seed: int = 0) -> Any:
             layers_per_block=1,
             norm_num_groups=2,
             temporal_compression_ratio=4,
-        )
-        torch.manual_seed(seed)
-        text_encoder = _tiny_t5_encoder(len(tokenizer))
+        ),
+        lambda: _tiny_t5_encoder(len(tokenizer)),
+    )
     pipe = d.CogVideoXPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
@@ -345,26 +353,17 @@ def build_tiny_cogvideox_i2v(seed: int = 0, *, share: Any | None = None) -> Any:
     """
     d = _diffusers()
     base = share if share is not None else build_tiny_cogvideox(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
-        transformer = d.CogVideoXTransformer3DModel(
+    [transformer] = _seeded(
+        seed + 1,
+        lambda: _tiny_cogvideox_transformer(
             # Rotary embeddings split each head's dimension three ways: 16, not 8.
             num_attention_heads=2,
             attention_head_dim=16,
             in_channels=8,
-            out_channels=4,
-            time_embed_dim=2,
-            text_embed_dim=_TEXT_DIM,
-            num_layers=2,
-            sample_width=14,
-            sample_height=8,
-            sample_frames=49,
-            patch_size=2,
-            temporal_compression_ratio=4,
-            max_text_seq_length=16,
             use_rotary_positional_embeddings=True,
             use_learned_positional_embeddings=True,
-        )
+        ),
+    )
     pipe = d.CogVideoXImageToVideoPipeline(
         tokenizer=base.tokenizer,
         text_encoder=base.text_encoder,

@@ -40,10 +40,15 @@ async def register_app(
 
 
 async def login(
-    client: httpx.AsyncClient, account: Account, scope: str = "read write follow push"
+    client: httpx.AsyncClient,
+    account: Account,
+    scope: str = "read write follow push",
+    *,
+    app_scopes: str = "read write follow push",
 ) -> Login:
-    """A password-grant token for *account* (made by the ``local_account`` factory)."""
-    client_id, client_secret = await register_app(client, "read write follow push")
+    """A password-grant token with *scope* for *account* (made by the ``local_account``
+    factory), through a new app registered with *app_scopes*."""
+    client_id, client_secret = await register_app(client, app_scopes)
     r = await client.post(
         "/oauth/token",
         data={
@@ -57,3 +62,20 @@ async def login(
     )
     assert r.status_code == 200, r.text
     return Login(account, r.json()["access_token"], client_id, client_secret)
+
+
+async def app_token(client: httpx.AsyncClient, scopes: str = "read write follow") -> dict[str, str]:
+    """Headers with a client-credentials (app, no user) token with *scopes*, through a new app
+    registered with them: what signing up through the API takes."""
+    client_id, client_secret = await register_app(client, scopes)
+    r = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "scope": scopes,
+        },
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}

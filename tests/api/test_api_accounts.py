@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from apihelpers import login, register_app
+from apihelpers import app_token, login
 from factories import local_account, remote_account, rendered_video
 
 from fedisora.models import Account, User
-
-
-async def _app_token(client: httpx.AsyncClient) -> dict[str, str]:
-    cid, secret = await register_app(client, "read write follow")
-    r = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": cid,
-            "client_secret": secret,
-            "scope": "read write follow",
-        },
-    )
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def _signup(**extra: str) -> dict[str, str]:
@@ -42,7 +28,7 @@ async def test_registration_follows_the_instance_setting(
     client.app.state.settings = client.app.state.settings.__class__(  # type: ignore[attr-defined]
         **{**client.app.state.settings.__dict__, "registrations": mode}  # type: ignore[attr-defined]
     )
-    headers = await _app_token(client)
+    headers = await app_token(client)
     r = await client.post("/api/v1/accounts", data=_signup(reason="I make clips"), headers=headers)
     if mode == "closed":
         assert r.status_code == 403 and "closed" in r.json()["error"]
@@ -63,7 +49,7 @@ async def test_registration_follows_the_instance_setting(
 
 
 async def test_registration_validation(client: httpx.AsyncClient, db: str) -> None:
-    headers = await _app_token(client)
+    headers = await app_token(client)
     r = await client.post("/api/v1/accounts", data=_signup())  # no app token
     assert r.status_code == 401
     r = await client.post("/api/v1/accounts", data=_signup(agreement="false"), headers=headers)
@@ -258,7 +244,7 @@ async def test_avatar_and_header_uploads(client: httpx.AsyncClient, db: str) -> 
 
 
 async def test_signups_are_rate_limited_per_ip(client: httpx.AsyncClient, db: str) -> None:
-    headers = await _app_token(client)
+    headers = await app_token(client)
     codes = []
     for n in range(6):
         form = _signup(username=f"user_{n}", email=f"user{n}@example.com")

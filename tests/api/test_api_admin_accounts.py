@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from apihelpers import PASSWORD, login, register_app
+from apihelpers import PASSWORD, app_token, login
 from factories import local_account, remote_account, rendered_video
 
 from activitypub.federation import install, uninstall
@@ -17,21 +17,8 @@ ADMIN_SCOPES = "read write admin:read admin:write"
 
 
 async def _admin_login(client: httpx.AsyncClient, account: Account, scope: str) -> dict[str, str]:
-    """A password-grant token with admin scopes (the shared helper's app has none)."""
-    client_id, client_secret = await register_app(client, ADMIN_SCOPES)
-    r = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "password",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "username": account.username,
-            "password": PASSWORD,
-            "scope": scope,
-        },
-    )
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    """Headers with a password-grant token with *scope*, from an app allowed admin scopes."""
+    return (await login(client, account, scope, app_scopes=ADMIN_SCOPES)).headers
 
 
 @pytest.fixture
@@ -98,16 +85,6 @@ async def test_suspend_then_delete(client: httpx.AsyncClient, db: str, deliverin
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     assert (await client.get(f"/api/v1/statuses/{clip_id}")).status_code == 404
     assert (await client.get(f"/api/v1/accounts/{bob.account.pk}")).status_code == 404
-    app_id, app_secret = await register_app(client, "read write")
-    app = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": app_id,
-            "client_secret": app_secret,
-            "scope": "write",
-        },
-    )
     signup = await client.post(
         "/api/v1/accounts",
         data={
@@ -116,7 +93,7 @@ async def test_suspend_then_delete(client: httpx.AsyncClient, db: str, deliverin
             "password": "a long password",
             "agreement": "true",
         },
-        headers={"Authorization": f"Bearer {app.json()['access_token']}"},
+        headers=await app_token(client, "write"),
     )
     assert signup.status_code == 409 and "taken" in signup.json()["error"]
     # The single Delete of the actor went to the remote follower's server.

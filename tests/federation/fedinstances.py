@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from loopback import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER = Path(__file__).with_name("_peer.py")
@@ -31,19 +33,11 @@ def free_port() -> int:
 
 
 @dataclass
-class Instance:
+class Instance(OnLoopback):
     name: str
     port: int
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def domain(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.domain}"
 
     def act(self, *args: str) -> Any:
         out = subprocess.run(
@@ -80,6 +74,19 @@ def start(name: str, tmp: Path) -> Instance:
     assert init.returncode == 0, init.stderr[-3000:]
     serve(instance, tmp)
     return instance
+
+
+@contextmanager
+def two_instances(tmp: Path) -> Iterator[tuple[Instance, Instance]]:
+    """Instances ``a`` and ``b`` for the block; those that started are stopped after it."""
+    started: list[Instance] = []
+    try:
+        started.append(start("a", tmp))
+        started.append(start("b", tmp))
+        yield started[0], started[1]
+    finally:
+        for instance in started:
+            stop(instance)
 
 
 def serve(instance: Instance, tmp: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import OnLoopback
 
 from render.provenance import (
     InstanceCredentials,
@@ -103,7 +104,7 @@ class Served:
 
 
 @dataclass
-class LoopbackPeer:
+class LoopbackPeer(OnLoopback):
     """An HTTP server on 127.0.0.1 answering GETs from ``files`` (path -> :class:`Served`)."""
 
     port: int = 0
@@ -111,14 +112,6 @@ class LoopbackPeer:
     requests: list[str] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
-
-    @property
-    def domain(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.domain}"
 
     def start(self) -> LoopbackPeer:
         peer = self

@@ -9,14 +9,13 @@ passes between the instances goes over HTTP, signed and verified.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fedinstances import ROOT, Instance, start, stop, wait_for
+from fedinstances import Instance, two_instances, wait_for
+from instance import fedisora
 
 pytestmark = pytest.mark.slow
 
@@ -25,25 +24,12 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    started: list[Instance] = []
-    try:
-        started.append(start("a", tmp_path))
-        started.append(start("b", tmp_path))
-        yield started[0], started[1]
-    finally:
-        for instance in started:
-            stop(instance)
+    with two_instances(tmp_path) as pair:
+        yield pair
 
 
 def _cli(instance: Instance, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "fedisora", *args],
-        env=instance.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = fedisora(list(args), instance.env)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
@@ -101,12 +87,5 @@ def test_deleted_account_disappears_from_its_followers_instance(
         finger = http.get("/.well-known/webfinger", params={"resource": f"acct:bob@{a.domain}"})
         assert finger.status_code == 410
     taken = ["createuser", "bob", "--email", "bob2@example.com", "--password", PASSWORD]
-    again = subprocess.run(
-        [sys.executable, "-m", "fedisora", *taken],
-        env=a.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = fedisora(taken, a.env)
     assert again.returncode == 1 and "username 'bob' is taken" in again.stderr

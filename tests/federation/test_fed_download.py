@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpcore
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from loopback import (
+    PUBLIC_V4,
+    LoopbackServer,
+    RecordingNetwork,
+    ScriptedResolver,
+    make_certs,
+    parse_head,
+    pinned_client,
+    running,
+)
 
 from activitypub.federation.http import (
     USER_AGENT,
@@ -35,9 +38,6 @@ from activitypub.federation.http import (
     TooLarge,
     UnsafeURL,
 )
-from activitypub.federation.pinning import PinnedTransport
-
-PUBLIC_V4 = "93.184.216.34"
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -46,7 +46,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 @dataclass
-class Origin:
+class Origin(LoopbackServer):
     """Answers ``routes[path]``, 404 otherwise; records each request and each path whose
     client hung up while the server was still sending (or waiting to)."""
 
@@ -54,34 +54,12 @@ class Origin:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     connections: int = 0
     hung_up: dict[str, asyncio.Event] = field(default_factory=dict)
-    port: int = 0
-    _server: asyncio.Server | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, tls: ssl.SSLContext | None = None) -> Origin:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            lines = head.decode("latin-1").split("\r\n")
-            path = lines[0].split(" ")[1]
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    name, value = line.split(":", 1)
-                    headers[name.strip().lower()] = value.strip()
+            path, headers = parse_head(head)
             self.requests.append((path, headers))
             handler = self.routes.get(path, _not_found)
             try:
@@ -197,21 +175,15 @@ def serve_redirect(location: str, status: str = "302 Found") -> Handler:
 
 @pytest.fixture
 async def origin() -> AsyncIterator[Origin]:
-    server = await Origin().start()
-    try:
+    async with running(Origin()) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
 async def guard() -> AsyncIterator[Origin]:
     """A loopback service a hostile redirect wants this server to reach."""
-    server = await Origin(routes={"/secret": serve_file(b"secret", "text/plain")}).start()
-    try:
+    async with running(Origin(routes={"/secret": serve_file(b"secret", "text/plain")})) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
@@ -455,97 +427,20 @@ async def test_a_redirect_to_a_numeric_loopback_host_is_refused_in_every_mode(
 # --- secure mode: TLS, a scripted name server, the pinned connection -------------------------
 
 
-class Scripted:
-    """Name server: a fixed answer per name."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.calls: list[str] = []
-
-    async def __call__(self, host: str, port: int) -> list[str]:
-        self.calls.append(host)
-        if host not in self.answers:
-            raise OSError(f"{host}: no such name")
-        return self.answers[host]
-
-
-class Routed(httpcore.AsyncNetworkBackend):
-    """Dials what the pinned backend asks for, recording it: a routed literal goes to a local
-    port, anything else that is not loopback fails (tests do not leave the machine)."""
-
-    def __init__(self, routes: dict[tuple[str, int], int]) -> None:
-        self.routes = routes
-        self.dialled: list[tuple[str, int]] = []
-        self.real = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.dialled.append((host, port))
-        if (host, port) in self.routes:
-            host, port = "127.0.0.1", self.routes[(host, port)]
-        elif not ipaddress.ip_address(host).is_loopback:
-            raise httpcore.ConnectError(f"{host}: tests do not leave loopback")
-        return await self.real.connect_tcp(host, port, timeout=timeout)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise AssertionError("not used")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-def self_signed(tmp: Path, name: str) -> ssl.SSLContext:
-    """A server context with a throwaway self-signed certificate for *name*."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
-        .sign(key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (tmp / "cert.pem").write_bytes(cert.public_bytes(pem))
-    (tmp / "key.pem").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
-    return context
-
-
 async def test_secure_mode_pins_each_hop_and_refuses_a_redirect_inside(
     tmp_path: Path, guard: Origin, folder: Path
 ) -> None:
     """peer.test is public (routed to a loopback TLS server); it redirects to inside.test,
     whose only address is 127.0.0.1. The hop is refused where the connection would be made,
     so the guard service is never reached, and no file is written."""
-    peer = await Origin().start(self_signed(tmp_path, "peer.test"))
+    peer = await Origin().start(make_certs(tmp_path, ["peer.test"]).server)
     body = os.urandom(50_000)
     peer.routes["/ok.mp4"] = serve_file(body)
     peer.routes["/go"] = serve_redirect(f"https://inside.test:{guard.port}/secret")
-    resolver = Scripted({"peer.test": [PUBLIC_V4], "inside.test": ["127.0.0.1"]})
-    net = Routed({(PUBLIC_V4, peer.port): peer.port})
+    resolver = ScriptedResolver({"peer.test": [[PUBLIC_V4]], "inside.test": [["127.0.0.1"]]})
+    net = RecordingNetwork({(PUBLIC_V4, peer.port): peer.port})
     # TLS verification is not what is tested here (test_fed_ssrf_pinning covers it).
-    transport = PinnedTransport(allow_private=False, resolve=resolver, network=net, verify=False)
-    client = PeerClient(insecure=False, transport=transport)
+    client = pinned_client(resolver, net, verify=False)
     try:
         got = await client.download(
             f"https://peer.test:{peer.port}/ok.mp4",
@@ -575,7 +470,7 @@ async def test_secure_mode_pins_each_hop_and_refuses_a_redirect_inside(
         await client.aclose()
         await peer.stop()
     assert resolver.calls == ["peer.test", "peer.test", "inside.test"]
-    assert all(dialled == (PUBLIC_V4, peer.port) for dialled in net.dialled)
+    assert all(dialled == (PUBLIC_V4, peer.port) for dialled in net.attempts)
     assert [path for path, _ in peer.requests] == ["/ok.mp4", "/go"]
     assert guard.connections == 0
     assert names(folder) == ["ok.mp4"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from factories import local_account
+from loopback import LoopbackServer, parse_head, running
 
 from activitypub.federation.context import Federation, set_federation
 from activitypub.federation.delivery import (
@@ -37,7 +38,7 @@ from fedisora.work.machines import build_engine
 
 
 @dataclass
-class Sink:
+class Sink(LoopbackServer):
     """An inbox on 127.0.0.1 that holds each POST for *delay* seconds and answers 202."""
 
     delay: float = 0.15
@@ -45,21 +46,14 @@ class Sink:
     max_in_flight: int = 0
     total: int = 0
     workers: set[str] = field(default_factory=set)
-    port: int = 0
-    _server: asyncio.Server | None = None
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return self.domain
 
     @property
     def inbox(self) -> str:
-        return f"http://{self.host}/inbox"
-
-    async def start(self) -> Sink:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+        return f"{self.base}/inbox"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -68,11 +62,7 @@ class Sink:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-                headers = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    if ":" in line:
-                        name, value = line.split(":", 1)
-                        headers[name.strip().lower()] = value.strip()
+                _, headers = parse_head(head)
                 await reader.readexactly(int(headers.get("content-length", "0")))
                 self.workers.add(headers.get("x-worker", "?"))
                 self.total += 1
@@ -87,19 +77,11 @@ class Sink:
         finally:
             writer.close()
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
 
 @pytest.fixture
 async def sink() -> AsyncIterator[Sink]:
-    server = await Sink().start()
-    try:
+    async with running(Sink()) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

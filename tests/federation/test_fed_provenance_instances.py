@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fedinstances import ROOT, Instance, start, stop, wait_for
+from fedinstances import ROOT, Instance, two_instances, wait_for
+from instance import fedisora
 
 pytestmark = pytest.mark.slow
 
@@ -103,14 +104,8 @@ def _wait_remote(
 
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    started: list[Instance] = []
-    try:
-        started.append(start("a", tmp_path))
-        started.append(start("b", tmp_path))
-        yield started[0], started[1]
-    finally:
-        for instance in started:
-            stop(instance)
+    with two_instances(tmp_path) as pair:
+        yield pair
 
 
 def test_a_rendered_clip_is_verified_by_the_receiving_instance(
@@ -131,14 +126,7 @@ def test_a_rendered_clip_is_verified_by_the_receiving_instance(
     wait_for(b, lambda s: [f["state"] for f in s["follows"]] == ["accepted"], "the Accept")
 
     # A renders a real clip with its render queue and posts it.
-    rendered = subprocess.run(
-        [sys.executable, "-m", "fedisora", "render", "a lighthouse in a storm", "--seconds", "1"],
-        env=a.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    rendered = fedisora(["render", "a lighthouse in a storm", "--seconds", "1"], a.env, timeout=600)
     assert rendered.returncode == 0, rendered.stdout[-2000:] + rendered.stderr[-3000:]
     posted = _python(a, _POST_LATEST_RENDER, "a lighthouse in a storm")
 

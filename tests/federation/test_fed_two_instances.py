@@ -13,21 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fedinstances import Instance, serve, start, stop, wait_for
+from fedinstances import Instance, serve, stop, two_instances, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[tuple[Instance, Instance, Path]]:
-    started: list[Instance] = []
-    try:
-        started.append(start("a", tmp_path))
-        started.append(start("b", tmp_path))
-        yield started[0], started[1], tmp_path
-    finally:
-        for instance in started:
-            stop(instance)
+    with two_instances(tmp_path) as (a, b):
+        yield a, b, tmp_path
 
 
 def test_follow_post_like_comment_remix_delete_unfollow(

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from factories import local_account, remote_account, rendered_video
-from instance import fedisora, free_port, instance_env
+from instance import cli_fails, cli_ok, fedisora, free_port, instance_env
 
 from activitypub.federation import install, uninstall
 from fedisora.api.http import Unauthorized, load_token
@@ -325,33 +325,21 @@ async def test_remote_accounts_and_the_instance_actor_cannot_be_deleted(
 # --- fedisora deleteuser ---------------------------------------------------------------------
 
 
-def _ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return str(result.stdout)
-
-
-def _fails(result, message: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert message in result.stderr, result.stderr
-
-
 def test_deleteuser_command(tmp_path: Path) -> None:
     env = instance_env(tmp_path / "data", free_port())
-    _ok(fedisora(["init"], env))
+    cli_ok(fedisora(["init"], env))
     create = ["createuser", "bob", "--email", "bob@example.com", "--password", PASSWORD]
-    _ok(fedisora(create, env))
+    cli_ok(fedisora(create, env))
 
-    _fails(fedisora(["deleteuser", "bob"], env), "add --yes to confirm")
-    _fails(fedisora(["deleteuser", "nobody", "--yes"], env), "error: no local account @nobody")
-    _fails(fedisora(["deleteuser", "instance", "--yes"], env), "instance actor cannot be")
-    out = _ok(fedisora(["deleteuser", "@bob", "--yes"], env))
+    cli_fails(fedisora(["deleteuser", "bob"], env), "add --yes to confirm")
+    cli_fails(fedisora(["deleteuser", "nobody", "--yes"], env), "error: no local account @nobody")
+    cli_fails(fedisora(["deleteuser", "instance", "--yes"], env), "instance actor cannot be")
+    out = cli_ok(fedisora(["deleteuser", "@bob", "--yes"], env))
     assert out.startswith("deleted @bob: 0 clips") and "username stays reserved" in out
-    assert "already deleted" in _ok(fedisora(["deleteuser", "bob", "--yes"], env))
-    _fails(fedisora(create, env), "error: username 'bob' is taken")
+    assert "already deleted" in cli_ok(fedisora(["deleteuser", "bob", "--yes"], env))
+    cli_fails(fedisora(create, env), "error: username 'bob' is taken")
     # The e-mail address is free again: only the username stays reserved.
-    _ok(
+    cli_ok(
         fedisora(
             ["createuser", "robert", "--email", "bob@example.com", "--password", PASSWORD], env
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from instance import fedisora, free_port, instance_env
+from instance import cli_fails, cli_ok, fedisora, free_port, instance_env
 
 
 @pytest.fixture
@@ -13,51 +13,39 @@ def env(tmp_path: Path) -> dict[str, str]:
     return instance_env(tmp_path / "data", free_port())
 
 
-def _ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return str(result.stdout)
-
-
-def _fails(result, message: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert message in result.stderr, result.stderr
-
-
 def test_init_is_idempotent_and_prints_admin_login(env: dict[str, str]) -> None:
-    out = _ok(fedisora(["init"], env))
+    out = cli_ok(fedisora(["init"], env))
     assert "created admin @admin <admin@localhost>" in out
     assert "admin password: " in out
     data = Path(env["FEDISORA_DATA_DIR"])
     password = (data / "initial-admin-password").read_text().strip()
     assert password in out
     assert "FEDISORA_SECRET_KEY=" in (data / "fedisora.env").read_text()
-    again = _ok(fedisora(["init"], env))
+    again = cli_ok(fedisora(["init"], env))
     assert "already exists" in again and password not in again
     assert (data / "provenance" / "root.pem").read_text().startswith("-----BEGIN CERTIFICATE")
 
 
 def test_createuser_and_its_errors(env: dict[str, str]) -> None:
-    _ok(fedisora(["init"], env))
-    out = _ok(
+    cli_ok(fedisora(["init"], env))
+    out = cli_ok(
         fedisora(
             ["createuser", "bob", "--email", "bob@example.com", "--password", "a good password"],
             env,
         )
     )
     assert "created user @bob" in out
-    _fails(
+    cli_fails(
         fedisora(
             ["createuser", "bob", "--email", "b2@example.com", "--password", "a good password"], env
         ),
         "error: username 'bob' is taken",
     )
-    _fails(
+    cli_fails(
         fedisora(["createuser", "eve", "--email", "nope", "--password", "a good password"], env),
         "is not a valid e-mail",
     )
-    _fails(
+    cli_fails(
         fedisora(["createuser", "eve", "--email", "e@example.com", "--password", "x"], env),
         "password must be",
     )
@@ -66,18 +54,18 @@ def test_createuser_and_its_errors(env: dict[str, str]) -> None:
 
 
 def test_check_reports_problems_with_exit_code_1(env: dict[str, str]) -> None:
-    _fails(fedisora(["check"], env), "FEDISORA_SECRET_KEY is not set")
-    _ok(fedisora(["init"], env))
-    assert _ok(fedisora(["check"], env)).strip().endswith("ok")
+    cli_fails(fedisora(["check"], env), "FEDISORA_SECRET_KEY is not set")
+    cli_ok(fedisora(["init"], env))
+    assert cli_ok(fedisora(["check"], env)).strip().endswith("ok")
     bad_redis = dict(env, FEDISORA_REDIS_URL="redis://127.0.0.1:1/0")
-    _fails(fedisora(["check"], bad_redis), "error: redis redis://127.0.0.1:1/0")
+    cli_fails(fedisora(["check"], bad_redis), "error: redis redis://127.0.0.1:1/0")
     bad_db = dict(env, FEDISORA_DATABASE_URL="postgres://postgres@127.0.0.1:1/none")
-    _fails(fedisora(["check"], bad_db), "error: database postgres://postgres@127.0.0.1:1/none")
-    _fails(
+    cli_fails(fedisora(["check"], bad_db), "error: database postgres://postgres@127.0.0.1:1/none")
+    cli_fails(
         fedisora(["check"], dict(env, FEDISORA_DOMAIN="bad domain")),
         "error: FEDISORA_DOMAIN must be a host name",
     )
-    _fails(fedisora(["check"], dict(env, FEDISORA_TYPO="1")), "unknown setting FEDISORA_TYPO")
+    cli_fails(fedisora(["check"], dict(env, FEDISORA_TYPO="1")), "unknown setting FEDISORA_TYPO")
 
 
 def test_check_and_migrate_on_postgres_and_redis(
@@ -89,13 +77,13 @@ def test_check_and_migrate_on_postgres_and_redis(
         FEDISORA_REDIS_URL=redis_url,
         FEDISORA_SECRET_KEY="s" * 40,
     )
-    assert "migrations applied" in _ok(fedisora(["migrate"], pg))
-    out = _ok(fedisora(["check"], pg))
+    assert "migrations applied" in cli_ok(fedisora(["migrate"], pg))
+    out = cli_ok(fedisora(["check"], pg))
     assert "redis: " + redis_url in out and out.strip().endswith("ok")
 
 
 def test_serve_without_init_says_what_to_do(env: dict[str, str]) -> None:
-    _fails(fedisora(["serve", "--port", "1"], env), "run `fedisora init` first")
+    cli_fails(fedisora(["serve", "--port", "1"], env), "run `fedisora init` first")
 
 
 def test_worker_with_redis_heartbeats_and_stops_cleanly(
@@ -114,7 +102,7 @@ def test_worker_with_redis_heartbeats_and_stops_cleanly(
         FEDISORA_REDIS_URL=redis_url,
         FEDISORA_SECRET_KEY="s" * 40,
     )
-    _ok(fedisora(["migrate"], pg))
+    cli_ok(fedisora(["migrate"], pg))
     proc = subprocess.Popen(
         [sys.executable, "-m", "fedisora", "worker", "--queues", "default,render"],
         env=pg,
@@ -160,7 +148,7 @@ def test_serve_on_a_busy_port_exits_with_the_reason(env: dict[str, str]) -> None
     """No hang: a failed start ends the process (no connection thread keeps it alive)."""
     import socket
 
-    _ok(fedisora(["init"], env))
+    cli_ok(fedisora(["init"], env))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -36,6 +36,20 @@ def fedisora(
     )
 
 
+def cli_ok(result: subprocess.CompletedProcess[str]) -> str:
+    """The output of a ``fedisora`` command that succeeded cleanly."""
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return str(result.stdout)
+
+
+def cli_fails(result: subprocess.CompletedProcess[str], message: str) -> None:
+    """A ``fedisora`` command failed as a user error: exit code 1, *message*, no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+
+
 def instance_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
     env.update(
