@@ -70,9 +70,8 @@ def free_port() -> int:
 # --- helper processes (this file run with a leading "_role") ---------------------------------
 
 
-def _run_bare(port: int) -> None:
+def bare_app() -> Any:
     """A bare starlette endpoint: read the POST body, answer 202 (what our inbox answers)."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request as HttpRequest
     from starlette.responses import PlainTextResponse, Response
@@ -85,13 +84,20 @@ def _run_bare(port: int) -> None:
     async def ready(request: HttpRequest) -> Response:
         return PlainTextResponse("ok")
 
-    app = Starlette(
+    return Starlette(
         routes=[
             Route("/users/admin/inbox", inbox, methods=["POST"]),
             Route("/ready", ready),
         ]
     )
-    uvicorn.run(app, port=port, **UVICORN_OPTIONS)
+
+
+def _run_bare(port: int, workers: int) -> None:
+    import uvicorn
+
+    # An import string, as uvicorn needs for several workers (``fedisora serve`` uses one too).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    uvicorn.run("federation:bare_app", factory=True, port=port, workers=workers, **UVICORN_OPTIONS)
 
 
 def _run_sink(actor_json: str, ports: list[int]) -> None:
@@ -154,9 +160,17 @@ class Proc:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds *pid* has used (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU seconds *pid* and its child processes (uvicorn's workers) have
+    used so far (Linux ``/proc``)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or a child
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_http(proc: Proc, url: str) -> None:
@@ -464,7 +478,10 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
             ready=f"http://{HOST}:{sink_port}/count",
         ),
         spawn(
-            "bare", [*me, "_bare", str(bare_port)], tmp, ready=f"http://{HOST}:{bare_port}/ready"
+            "bare",
+            [*me, "_bare", str(bare_port), str(args.workers)],
+            tmp,
+            ready=f"http://{HOST}:{bare_port}/ready",
         ) as bare,
         spawn(
             "fedisora",
@@ -478,6 +495,8 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
                 "--port",
                 str(fed_port),
                 "--no-render-worker",
+                "--workers",
+                str(args.workers),
             ],
             tmp,
             env=env,
@@ -511,7 +530,8 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
     )
     print(
         f"== inbox: {args.rounds} rounds x {args.requests} signed POSTs (RFC 9421, RSA 2048), "
-        f"{args.concurrency} keep-alive connections, uvicorn {UVICORN_OPTIONS}; fedisora on "
+        f"{args.concurrency} keep-alive connections, uvicorn {UVICORN_OPTIONS} with "
+        f"{args.workers} worker process(es) each; fedisora on "
         f"{layout}"
     )
     for r in (bare, fed):
@@ -659,7 +679,7 @@ def fanout_bench(args: argparse.Namespace, tmp: Path) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_bare":
-        _run_bare(int(sys.argv[2]))
+        _run_bare(int(sys.argv[2]), int(sys.argv[3]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "_sink":
         _run_sink(sys.argv[2], [int(p) for p in sys.argv[3:]])
@@ -682,6 +702,9 @@ def main() -> None:
         "postgresql://postgres@127.0.0.1:5432/postgres) with Redis and a separate worker",
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="with --postgres")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes, for both servers"
+    )
     args = parser.parse_args()
     if args.followers % args.sinks:
         parser.error("--followers must be a multiple of --sinks")

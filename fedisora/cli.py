@@ -34,6 +34,16 @@ class CommandError(Exception):
     """A clear, user-facing failure of a command."""
 
 
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _run(coro: Awaitable[int]) -> int:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
@@ -174,6 +184,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             proxy_headers=True,
             # open streaming responses (server-sent events) never finish on their own
             timeout_graceful_shutdown=5,
+            workers=args.workers,
         )
     finally:
         if child is not None:
@@ -381,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-render-worker",
         action="store_true",
         help="do not start the embedded render worker process",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="web processes answering on the port (each runs durable work too without Redis)",
     )
     p.set_defaults(func=cmd_serve, is_async=False)
 

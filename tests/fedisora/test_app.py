@@ -106,6 +106,43 @@ def test_sqlite_database_lives_under_the_data_dir(instance: Instance) -> None:
     assert (Path(instance.data_dir) / "media").is_dir()
 
 
+def test_serve_with_several_workers(tmp_path: Path) -> None:
+    """`serve --workers 2`: two web processes answer on the one port, sharing the database."""
+    with running_instance(tmp_path, "--workers", "2", "--no-render-worker") as inst:
+        deadline = time.monotonic() + 30
+        while True:  # uvicorn starts its workers one after the other
+            workers = subprocess.run(
+                ["pgrep", "-P", str(inst.process.pid), "-f", "multiprocessing.spawn"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            if len(workers) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2
+        with httpx.Client(base_url=inst.url) as client:
+            # Each web process runs durable work in-process (no Redis) and reports its beat.
+            runners: set[int] = set()
+            while time.monotonic() < deadline + 30:
+                report = client.get("/healthz").json()
+                assert report["database"]["ok"]
+                beats = report["workers"]["workers"]
+                runners = {w["pid"] for w in beats if w["kind"] == "inprocess"}
+                if len(runners) == 2:
+                    break
+                time.sleep(0.2)
+            assert runners == {int(pid) for pid in workers}
+            info = client.get("/api/v1/instance").json()
+            assert info["uri"] == inst.url.removeprefix("http://")
+    result = subprocess.run(
+        [sys.executable, "-m", "fedisora", "serve", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "must be 1 or more" in result.stderr
+
+
 def test_render_worker_exits_when_serve_is_killed(tmp_path: Path) -> None:
     """Even a SIGKILLed `serve` leaves no render worker behind."""
     import os

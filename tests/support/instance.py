@@ -72,13 +72,17 @@ class Instance:
 
 
 @contextmanager
-def running_instance(data_dir: Path, **extra_env: str) -> Iterator[Instance]:
+def running_instance(data_dir: Path, *serve_args: str, **extra_env: str) -> Iterator[Instance]:
+    """``fedisora init`` then ``fedisora serve`` (with *serve_args*) on a free loopback port."""
     port = free_port()
     env = instance_env(data_dir, port, **extra_env)
     init = fedisora(["init", "--admin-password", "admin-password-1"], env)
     assert init.returncode == 0, init.stderr
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fedisora", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "fedisora", "serve", "--host", "127.0.0.1"),
+            *("--port", str(port), *serve_args),
+        ],
         env=env,
         cwd=ROOT,
         text=True,
