@@ -57,7 +57,6 @@ class GroupInsert(Generic[Row]):
         self.wake = wake
         self.max_batch = max_batch
         self.max_inflight = max_inflight
-        self.loop = asyncio.get_running_loop()
         self._pending: list[tuple[list[Any], asyncio.Future[None]]] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._waking: asyncio.Task[None] | None = None
@@ -68,10 +67,11 @@ class GroupInsert(Generic[Row]):
 
         Values are converted (and validated) here, so a bad row fails only its caller."""
         params = self._params(values)
-        done: asyncio.Future[None] = self.loop.create_future()
+        loop = asyncio.get_running_loop()  # not kept: the per-loop registry holds loops weakly
+        done: asyncio.Future[None] = loop.create_future()
         self._pending.append((params, done))
         if len(self._writers) < self.max_inflight:
-            writer = self.loop.create_task(self._write_pending(), name="group-insert")
+            writer = loop.create_task(self._write_pending(), name="group-insert")
             self._writers.add(writer)
             writer.add_done_callback(self._writers.discard)
         # shield: a caller that goes away (client disconnect) must not cancel the others'
@@ -108,7 +108,13 @@ class GroupInsert(Generic[Row]):
         if self._waking is not None and not self._waking.done():
             self._wake_again = True
             return
-        self._waking = self.loop.create_task(self._wake_loop(), name="group-insert-wake")
+        waking = asyncio.get_running_loop().create_task(self._wake_loop(), name="group-insert-wake")
+        self._waking = waking
+        waking.add_done_callback(self._woken)
+
+    def _woken(self, task: asyncio.Task[None]) -> None:
+        if self._waking is task:
+            self._waking = None  # a finished task would keep its loop alive
 
     async def _wake_loop(self) -> None:
         assert self.wake is not None

@@ -126,3 +126,24 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_write(db: str) -> Non
             break
         await asyncio.sleep(0.01)
     assert await InboxItem.filter(activity_id=_values(1)["activity_id"]).exists()
+
+
+def test_a_finished_loop_is_not_kept_alive_by_its_group() -> None:
+    """Groups are kept per event loop, weakly: a loop that is done can be collected."""
+    import gc
+    import weakref
+
+    from activitypub.federation import rows
+
+    async def use() -> weakref.ref[asyncio.AbstractEventLoop]:
+        loop = asyncio.get_running_loop()
+        group = rows._groups.setdefault(loop, {})
+        group[InboxItem] = GroupInsert(InboxItem, "received", unique="activity_id")
+        return weakref.ref(loop)
+
+    loop = asyncio.new_event_loop()
+    ref = loop.run_until_complete(use())
+    loop.close()
+    del loop
+    gc.collect()
+    assert ref() is None
