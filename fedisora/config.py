@@ -189,6 +189,13 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
         connection = expand_db_url(url)
         connection["credentials"].setdefault("synchronous", "NORMAL")
+    elif url.startswith("asyncpg://"):
+        from tortoise.backends.base.config_generator import expand_db_url
+
+        from fedisora.pgconnection import PooledConnection
+
+        connection = expand_db_url(url)
+        connection["credentials"]["connection_class"] = PooledConnection
     return {
         "connections": {"default": connection},
         "apps": {

@@ -57,4 +57,7 @@ def test_insecure_http_and_postgres(tmp_path: Path) -> None:
         }
     )
     assert s.base_url.startswith("http://") and not s.uses_sqlite
-    assert s.tortoise_config()["connections"]["default"] == "asyncpg://u@127.0.0.1/db"
+    connection = s.tortoise_config()["connections"]["default"]
+    assert connection["engine"] == "tortoise.backends.asyncpg"
+    creds = connection["credentials"]
+    assert (creds["host"], creds["user"], creds["database"]) == ("127.0.0.1", "u", "db")
