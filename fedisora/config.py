@@ -127,6 +127,19 @@ def _check_render_family(name: str, raw: str) -> str:
     return value
 
 
+DEFAULT_SOURCE_URL = "https://github.com/fedisora/fedisora"
+
+
+def _check_source_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return DEFAULT_SOURCE_URL
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL of the source code, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """All instance settings. Build with :func:`load_settings`, not directly."""
@@ -154,6 +167,9 @@ class Settings:
     render_compile: bool = False  # torch.compile the transformer (slow first render)
     render_first_block_cache: float = 0.0  # First Block Cache threshold; 0 disables it
     log_level: str = "info"
+    # Where this instance's source code is offered (AGPL section 13): an instance running
+    # modified code must point at its own.
+    source_url: str = DEFAULT_SOURCE_URL
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -247,6 +263,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
         lambda n, raw: _parse_float(n, raw, 0.0, 1.0),
     ),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
+    "SOURCE_URL": ("source_url", _check_source_url),
 }
 # Not settings themselves, but read by tooling around them.
 _ALLOWED_OTHER = {"CONFIG"}

@@ -18,6 +18,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     settings = request.app.state.settings
     context.setdefault("instance_name", settings.instance_name)
     context.setdefault("domain", settings.domain)
+    context.setdefault("source_url", settings.source_url)
     context.setdefault("session_user", request.session.get("username"))
     return templates.TemplateResponse(request, name, context, status_code=status)
 

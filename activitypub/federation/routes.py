@@ -209,7 +209,7 @@ async def nodeinfo(request: Request) -> Response:
     users = User.filter(disabled=False, approved=True)
     software: dict[str, Any] = {"name": "fedisora", "version": _version()}
     if version == "2.1":
-        software["repository"] = "https://github.com/fedisora/fedisora"
+        software["repository"] = settings.source_url
         software["homepage"] = "https://fedisora.org"
     doc = {
         "version": version,

@@ -114,7 +114,7 @@ async def instance_v2(ctx: Ctx) -> Response:
             "domain": settings.domain,
             "title": settings.instance_name,
             "version": version_string(),
-            "source_url": "https://github.com/fedisora/fedisora",
+            "source_url": settings.source_url,
             "description": "A federated home for AI-generated short video.",
             "usage": {"users": {"active_month": active}},
             "thumbnail": {"url": f"{settings.base_url}/favicon.ico"},

@@ -193,3 +193,28 @@ async def test_cors_for_browser_clients(client: httpx.AsyncClient, db: str) -> N
     assert "Link" in r.headers["access-control-expose-headers"]
     r = await client.post("/oauth/token", data={"grant_type": "password"})
     assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "*"
+
+
+async def test_the_source_url_setting_is_offered_everywhere(db: str) -> None:
+    """AGPL section 13: the instance API, NodeInfo and every web page point at the source."""
+    from fedisora.app import create_app
+    from fedisora.config import load_settings
+
+    fork = "https://code.example/me/fedisora-fork"
+    settings = load_settings(
+        {
+            "FEDISORA_DOMAIN": "fedisora.test",
+            "FEDISORA_DATA_DIR": "/nonexistent",
+            "FEDISORA_SECRET_KEY": "s" * 40,
+            "FEDISORA_DATABASE_URL": db,
+            "FEDISORA_SOURCE_URL": fork,
+        }
+    )
+    app = create_app(settings, run_work=False, manage_db=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://fedisora.test") as http:
+        assert (await http.get("/api/v2/instance")).json()["source_url"] == fork
+        nodeinfo = (await http.get("/nodeinfo/2.1")).json()
+        assert nodeinfo["software"]["repository"] == fork
+        page = await http.get("/login")
+        assert f'href="{fork}"' in page.text and "AGPL-3.0-or-later" in page.text

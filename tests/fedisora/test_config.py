@@ -38,6 +38,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("FEDISORA_MAX_CLIP_SECONDS", "30", "FEDISORA_MAX_CLIP_SECONDS must be between"),
         ("FEDISORA_MAX_CLIP_SECONDS", "ten", "FEDISORA_MAX_CLIP_SECONDS must be a number"),
         ("FEDISORA_COLOUR", "blue", "unknown setting FEDISORA_COLOUR"),
+        ("FEDISORA_SOURCE_URL", "git@host:x.git", "FEDISORA_SOURCE_URL must be an http"),
     ],
 )
 def test_invalid_settings_fail_fast_naming_the_setting(
@@ -61,3 +62,13 @@ def test_insecure_http_and_postgres(tmp_path: Path) -> None:
     assert connection["engine"] == "tortoise.backends.asyncpg"
     creds = connection["credentials"]
     assert (creds["host"], creds["user"], creds["database"]) == ("127.0.0.1", "u", "db")
+
+
+def test_source_url_defaults_to_upstream_and_can_name_a_fork(tmp_path: Path) -> None:
+    from fedisora.config import DEFAULT_SOURCE_URL
+
+    base = {"FEDISORA_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).source_url == DEFAULT_SOURCE_URL
+    assert load_settings({**base, "FEDISORA_SOURCE_URL": " "}).source_url == DEFAULT_SOURCE_URL
+    fork = "https://code.example/me/fedisora-fork"
+    assert load_settings({**base, "FEDISORA_SOURCE_URL": fork}).source_url == fork
