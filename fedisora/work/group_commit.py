@@ -36,9 +36,10 @@ class GroupInsert(Generic[Row]):
     """Inserts rows of *model* (a :class:`~fedisora.models.WorkRow`) in shared transactions.
 
     *unique* names the column that identifies a row (duplicates are skipped); *wake* is
-    called after each commit (not awaited by the callers) to wake a runner. Up to
-    *max_inflight* batches are written at once (a PostgreSQL pool has several connections;
-    SQLite's single connection serialises them anyway). One instance per event loop.
+    called after each commit (not awaited by the callers) to wake a runner. One batch is
+    written at a time: the rows that arrive meanwhile make the next one, which is what
+    keeps batches large (several in flight measured slower: smaller batches, more round
+    trips). One instance per event loop.
     """
 
     def __init__(
@@ -49,16 +50,14 @@ class GroupInsert(Generic[Row]):
         unique: str,
         wake: Callable[[], Awaitable[None]] | None = None,
         max_batch: int = 256,
-        max_inflight: int = 1,
     ) -> None:
         self.model = model
         self.initial = initial
         self.unique = unique
         self.wake = wake
         self.max_batch = max_batch
-        self.max_inflight = max_inflight
         self._pending: list[tuple[list[Any], asyncio.Future[None]]] = []
-        self._writers: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
         self._waking: asyncio.Task[None] | None = None
         self._wake_again = False
 
@@ -70,16 +69,20 @@ class GroupInsert(Generic[Row]):
         loop = asyncio.get_running_loop()  # not kept: the per-loop registry holds loops weakly
         done: asyncio.Future[None] = loop.create_future()
         self._pending.append((params, done))
-        if len(self._writers) < self.max_inflight:
-            writer = loop.create_task(self._write_pending(), name="group-insert")
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_pending(), name="group-insert")
         # shield: a caller that goes away (client disconnect) must not cancel the others'
         # batch; its row is written anyway, which is harmless (the sender retries, and the
         # unique key absorbs the retry).
         await asyncio.shield(done)
 
     async def _write_pending(self) -> None:
+        try:
+            await self._write_batches()
+        finally:
+            self._writer = None  # also lets a finished loop go (a done task keeps its loop)
+
+    async def _write_batches(self) -> None:
         while self._pending:
             # Batch sizes are powers of two, so the database sees a few distinct statements
             # (PostgreSQL keeps them prepared) rather than one per size.
