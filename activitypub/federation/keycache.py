@@ -1,4 +1,4 @@
-"""Small in-memory caches for the inbox's hot path (see :mod:`activitypub.federation.verify`).
+"""Small in-memory caches of federation facts (see :mod:`activitypub.federation.verify`).
 
 Each entry lives for a fixed time; the oldest entry goes first when the cache is full. They
 spare a database query per POST for facts that change rarely (an actor's key, whether a
@@ -8,6 +8,7 @@ local inbox exists); every such fact is checked again when the stored item is pr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from activitypub.keys import PublicKey
@@ -23,27 +24,34 @@ V = TypeVar("V")
 
 
 class TimedCache(Generic[K, V]):
-    """*key* -> value, each for *seconds*, at most *size* entries."""
+    """*key* -> value, each for *seconds* (or what :meth:`put` says), at most *size* entries."""
 
-    def __init__(self, seconds: float, size: int) -> None:
+    def __init__(
+        self, seconds: float, size: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.seconds = seconds
         self.size = size
+        self.clock = clock
         self._entries: dict[K, tuple[float, V]] = {}
 
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] < time.monotonic():
+        if entry[0] < self.clock():
             del self._entries[key]
             return None
         return entry[1]
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V, *, seconds: float | None = None) -> None:
         self._entries.pop(key, None)
         if len(self._entries) >= self.size:
             del self._entries[next(iter(self._entries))]  # dicts keep insertion order
-        self._entries[key] = (time.monotonic() + self.seconds, value)
+        lifetime = self.seconds if seconds is None else seconds
+        self._entries[key] = (self.clock() + lifetime, value)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

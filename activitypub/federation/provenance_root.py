@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from activitypub.federation.http import FetchError, PeerClient
+from activitypub.federation.keycache import TimedCache
 from activitypub.objects import same_origin
 from fedisora.config import Settings
 from render.instance import provenance_dir
@@ -112,8 +113,8 @@ class PeerRoots:
     ) -> None:
         self.ttl = ttl
         self.miss_ttl = miss_ttl
-        self.clock = clock
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        # (root,) rather than root: a peer known to publish none is cached too.
+        self._cache: TimedCache[str, tuple[str | None]] = TimedCache(ttl, 10_000, clock)
 
     def clear(self) -> None:
         self._cache.clear()
@@ -125,8 +126,8 @@ class PeerRoots:
         the caller tries again later rather than concluding anything."""
         url = root_url(uri)
         cached = self._cache.get(url)
-        if cached is not None and cached[0] > self.clock():
-            return cached[1]
+        if cached is not None:
+            return cached[0]
         response, body = await client.request("GET", url, headers={"Accept": PEM_TYPE})
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise FetchError(f"GET {url}: HTTP {response.status_code}", response.status_code)
@@ -136,7 +137,7 @@ class PeerRoots:
                 root = parse_root_pem(body)
             except ValueError as exc:
                 log.info("%s is not a provenance root: %s", url, exc)
-        self._cache[url] = (self.clock() + (self.ttl if root else self.miss_ttl), root)
+        self._cache.put(url, (root,), seconds=self.ttl if root else self.miss_ttl)
         return root
 
 

@@ -14,19 +14,18 @@ from fedisora.config import Settings
 from fedisora.models import Account, InboxItem, utcnow
 
 
-def test_timed_cache_expires_and_evicts_the_oldest(monkeypatch: object) -> None:
+def test_timed_cache_expires_and_evicts_the_oldest() -> None:
     clock = [100.0]
-    import activitypub.federation.keycache as keycache
-
-    monkeypatch.setattr(keycache.time, "monotonic", lambda: clock[0])  # type: ignore[attr-defined]
-    cache: TimedCache[str, int] = TimedCache(seconds=10, size=2)
+    cache: TimedCache[str, int] = TimedCache(seconds=10, size=2, clock=lambda: clock[0])
     cache.put("a", 1)
     cache.put("b", 2)
     assert (cache.get("a"), cache.get("b")) == (1, 2)
     cache.put("c", 3)  # full: "a" (the oldest) goes
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, 2, 3)
+    cache.put("d", 4, seconds=60)  # a lifetime of its own
     clock[0] += 10.5
-    assert cache.get("b") is None and len(cache) == 1  # expired entries are dropped on read
+    assert cache.get("c") is None and cache.get("d") == 4
+    assert len(cache) == 1  # expired entries are dropped on read
 
 
 async def test_key_cache_forgets_an_owner(db: str) -> None:
