@@ -18,12 +18,11 @@ retried: the clip is ``unverified`` at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import anyio
 
 from activitypub.federation.context import get_federation
+from activitypub.federation.hostcap import LocalHostCap
 from activitypub.federation.http import (
     DownloadResult,
     FetchError,
@@ -102,7 +102,7 @@ REMOTE_MEDIA_GRAPH = StateGraph(
     failed="failed",
 )
 
-_host_slots: dict[str, asyncio.Semaphore] = {}
+_download_slots = LocalHostCap(PER_HOST_DOWNLOADS)  # per process; see PER_HOST_DOWNLOADS
 
 
 async def request_check(media: MediaFile, clip_uri: str, author: Account) -> RemoteMediaCheck:
@@ -119,16 +119,6 @@ async def request_check(media: MediaFile, clip_uri: str, author: Account) -> Rem
 
 
 # --- downloading -----------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def _host_slot(url: str) -> AsyncIterator[None]:
-    host = origin_of(url)
-    slot = _host_slots.get(host)
-    if slot is None:
-        slot = _host_slots[host] = asyncio.Semaphore(PER_HOST_DOWNLOADS)
-    async with slot:
-        yield
 
 
 async def download(
@@ -197,7 +187,7 @@ async def _examine(
     await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
     path = folder / f"{row.pk}-{uuid.uuid4().hex}.mp4"
     try:
-        async with _host_slot(row.url):
+        async with _download_slots.slot(origin_of(row.url)):
             got = await download(client, row.url, path, heartbeat=beat)
         mismatch = judge_file(got.size, got.sha256_hex, expected)
         if mismatch is not None:
