@@ -5,51 +5,27 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from arq.connections import create_pool
 from factories import local_account
+from render_spy import SpyPipeline, spy_engine
 
 from fedisora.models import MediaFile, RenderJob
-from fedisora.work import Engine
 from fedisora.work.arq_worker import ArqWaker, build_worker, queue_name, redis_settings
-from render.queue import QUEUE, build_render_machine
+from render.queue import QUEUE
 from render.service import submit_render
 
 
 # The arq path does not depend on the database backend (claims are tested on both elsewhere).
-class RecordingPipeline:
-    """The session's tiny pipeline, noting the prompts in the order they reach the "GPU"."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.family, self.model = inner, inner.family, inner.model
-        self.prompts: list[str] = []
-
-    def supports(self, spec: Any) -> bool:
-        return bool(self.inner.supports(spec))
-
-    def generate(self, plan: Any, spec: Any, on_step: Any = None) -> Any:
-        self.prompts.append(spec.prompt)
-        return self.inner.generate(plan, spec, on_step)
-
-
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
 async def test_arq_worker_renders_fairly(
     db: str, render_settings: Any, tiny: Any, redis_url: str
 ) -> None:
     """arq runs wake-ups first come, first served; the admission gate still takes turns."""
-    recording = RecordingPipeline(tiny)
-
-    async def load(_settings: Any) -> Any:
-        return recording
-
-    render_engine = Engine(
-        [build_render_machine(render_settings, load=load)],
-        lease=timedelta(seconds=30),
-        context={"settings": render_settings},
-    )
+    spy = SpyPipeline(tiny)
+    render_engine = spy_engine(render_settings, spy)
     prefix = f"fedisora-test-{secrets.token_hex(4)}"
     pool = await create_pool(redis_settings(redis_url))
     render_engine.add_waker(ArqWaker(pool, prefix))
@@ -87,7 +63,7 @@ async def test_arq_worker_renders_fairly(
     # Bob's job reached the GPU second, not behind all of Alice's as arq's own order would
     # have it. (Finishing order would not show this: a job admitted later may finish
     # encoding first.)
-    assert recording.prompts == ["alice 1", "bob 1", "alice 2"]
+    assert [spec.prompt for spec, _ in spy.calls] == ["alice 1", "bob 1", "alice 2"]
     row = jobs[2]
     media = await MediaFile.get(pk=row.output_id)
     assert media.provenance["state"] == "trusted"

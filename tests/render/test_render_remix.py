@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,37 +9,17 @@ import numpy as np
 import pytest
 from factories import local_account, rendered_video
 from PIL import Image
+from render_spy import SpyPipeline, spy_engine
 
 from fedisora.models import Clip, MediaFile, RenderJob
 from fedisora.services.posts import post_clip
-from fedisora.work import Engine
 from fedisora.work.runner import InProcessRunner
 from render.encode import encode_mp4, middle_frame
 from render.provenance import (
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     TRAINED_ALGORITHMIC_MEDIA,
 )
-from render.queue import build_render_machine
 from render.service import submit_render
-
-
-class SpyPipeline:
-    """The tiny pipeline, remembering each render's spec and the still it was given."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.family, self.model = inner, inner.family, inner.model
-        self.calls: list[tuple[Any, np.ndarray | None]] = []
-
-    def supports(self, spec: Any) -> bool:
-        return bool(self.inner.supports(spec))
-
-    def generate(self, plan: Any, spec: Any, on_step: Any = None) -> Any:
-        still = None
-        if spec.input_image:  # read now: the work directory goes once the job is ready
-            with Image.open(spec.input_image) as image:
-                still = np.asarray(image.convert("RGB"))
-        self.calls.append((spec, still))
-        return self.inner.generate(plan, spec, on_step)
 
 
 def test_middle_frame_is_the_middle_of_the_clip(tmp_path: Path, make_frames: Any) -> None:
@@ -60,15 +39,7 @@ async def test_remix_conditions_on_the_local_source_frame(
     db: str, render_settings: Any, tiny: Any, make_frames: Any
 ) -> None:
     spy = SpyPipeline(tiny)
-
-    async def load(_settings: Any) -> Any:
-        return spy
-
-    engine = Engine(
-        [build_render_machine(render_settings, load=load)],
-        lease=timedelta(seconds=30),
-        context={"settings": render_settings},
-    )
+    engine = spy_engine(render_settings, spy)
     alice, bob = await local_account("alice"), await local_account("bob")
     media = await rendered_video(alice)
     source_frames = make_frames(17, 112, 64)

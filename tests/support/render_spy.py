@@ -1,0 +1,45 @@
+"""A render engine over a pipeline that remembers what it was asked to render."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fedisora.work import Engine
+
+
+class SpyPipeline:
+    """The tiny pipeline, remembering each render's spec and the still it was given, in the
+    order the renders reached it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.family, self.model = inner, inner.family, inner.model
+        self.calls: list[tuple[Any, np.ndarray | None]] = []
+
+    def supports(self, spec: Any) -> bool:
+        return bool(self.inner.supports(spec))
+
+    def generate(self, plan: Any, spec: Any, on_step: Any = None) -> Any:
+        still = None
+        if spec.input_image:  # read now: the work directory goes once the job is ready
+            with Image.open(spec.input_image) as image:
+                still = np.asarray(image.convert("RGB"))
+        self.calls.append((spec, still))
+        return self.inner.generate(plan, spec, on_step)
+
+
+def spy_engine(render_settings: Any, spy: SpyPipeline) -> Engine:
+    """An engine running only the render machine, on *spy*."""
+    from render.queue import build_render_machine
+
+    async def load(_settings: Any) -> Any:
+        return spy
+
+    return Engine(
+        [build_render_machine(render_settings, load=load)],
+        lease=timedelta(seconds=30),
+        context={"settings": render_settings},
+    )
