@@ -276,6 +276,16 @@ async def _deleted_local(username: str) -> Account | None:
     return gone if gone is not None and await is_deleted(gone) else None
 
 
+async def _owner(username: str) -> tuple[Account | None, Account | None]:
+    """(the local account named *username*, or its deleted account: whose objects are gone
+    (410) even before its clean-up has reached them; that deleted account, or None)."""
+    account = await _local(username)
+    if account is not None:
+        return account, None
+    gone = await _deleted_local(username)
+    return gone, gone
+
+
 async def actor(request: Request) -> Response:
     username = request.path_params["username"]
     account = await _local(username)
@@ -310,10 +320,7 @@ async def _fetcher(request: Request) -> Account | None:
 
 
 async def _clip(request: Request) -> tuple[Clip | None, Response | None]:
-    account = await _local(request.path_params["username"])
-    # A deleted account's clips are gone (410) even before its clean-up has reached them.
-    gone = None if account is not None else await _deleted_local(request.path_params["username"])
-    owner = account or gone
+    owner, gone = await _owner(request.path_params["username"])
     clip = None
     if owner is not None:
         clip = await Clip.get_or_none(
@@ -395,9 +402,7 @@ async def quote_authorization(request: Request) -> Response:
 
 
 async def comment_object(request: Request) -> Response:
-    account = await _local(request.path_params["username"])
-    gone = None if account is not None else await _deleted_local(request.path_params["username"])
-    owner = account or gone
+    owner, gone = await _owner(request.path_params["username"])
     comment = None
     if owner is not None:
         comment = await Comment.get_or_none(
