@@ -6,8 +6,11 @@ transaction per request; under load that, not the request handling, is what limi
 inbox. :class:`GroupInsert` lets concurrent callers share the commit: rows that arrive while
 one batch is being written form the next batch, so a lone request is written at once (no
 added latency) and a burst is written in a few statements. Each caller still waits for its
-own row's commit, and a failed batch fails every caller in it, so nothing is acknowledged
-that was not stored.
+own row's commit, and is told of a failure only if its own row was not stored: when the
+database refuses a batch (one bad row fails the whole statement: a JSON string PostgreSQL
+cannot store, a violated constraint), its rows are written again one by one, so the rows the
+database refuses fail their callers and the others are stored. Nothing is acknowledged that
+was not stored.
 
 Rows whose unique key already exists (the same activity delivered twice) are skipped, not
 errors: ``INSERT ... ON CONFLICT DO NOTHING`` on both PostgreSQL and SQLite.
@@ -91,16 +94,46 @@ class GroupInsert(Generic[Row]):
             del self._pending[:size]
             try:
                 await self._write(batch)
-            except BaseException as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
+            except Exception as exc:
+                if len(batch) == 1:
+                    _fail(batch, exc)
+                    continue
+                # One row the database refuses fails the whole statement: write each row on
+                # its own, so that only the refused rows fail their callers. (If the database
+                # is simply gone, each row fails on its own as well.)
+                log.info(
+                    "group insert of %d %s rows failed (%s: %s); writing them one by one",
+                    len(batch),
+                    self.model.__name__,
+                    type(exc).__name__,
+                    exc,
+                )
+                await self._write_singly(batch)
                 continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            except BaseException as exc:  # cancelled: the writer stops, its callers are told
+                _fail(batch, exc)
+                raise
+            _succeed(batch)
+            self._wake_runners()
+
+    async def _write_singly(self, batch: list[tuple[list[Any], asyncio.Future[None]]]) -> None:
+        """Write each row of a failed batch in a statement of its own; each caller learns of
+        its own row as soon as that row is committed or refused."""
+        stored = False
+        for i, entry in enumerate(batch):
+            try:
+                await self._write([entry])
+            except Exception as exc:
+                _fail([entry], exc)
+                continue
+            except BaseException as exc:
+                _fail(batch[i:], exc)
+                if stored:
+                    self._wake_runners()
+                raise
+            _succeed([entry])
+            stored = True
+        if stored:
             self._wake_runners()
 
     def _wake_runners(self) -> None:
@@ -191,3 +224,15 @@ class GroupInsert(Generic[Row]):
             f'INSERT INTO "{meta.db_table}" ({names}) VALUES {", ".join(groups)} '
             f'ON CONFLICT ("{meta.fields_db_projection[self.unique]}") DO NOTHING'
         )
+
+
+def _fail(batch: list[tuple[list[Any], asyncio.Future[None]]], exc: BaseException) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(exc)
+
+
+def _succeed(batch: list[tuple[list[Any], asyncio.Future[None]]]) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_result(None)

@@ -93,10 +93,85 @@ async def test_a_bad_row_fails_only_its_caller(db: str) -> None:
     assert sorted(stored) == [_values(0)["activity_id"], _values(4)["activity_id"]]
 
 
+async def _burst(group: CountingInsert, values: list[dict[str, Any]]) -> list[Any]:
+    """Insert *values* concurrently as one batch: a first row is being written while they
+    queue, so they make the next statement together (``group.batches`` shows it)."""
+    first = asyncio.create_task(group.insert(**_values(1000)))
+    await asyncio.sleep(0)  # the first caller queues its row and starts the writer
+    results = await asyncio.gather(*(group.insert(**v) for v in values), return_exceptions=True)
+    await first
+    assert group.batches[:2] == [1, len(values)], group.batches  # they did share a statement
+    return results
+
+
+async def test_a_row_the_database_refuses_fails_only_its_caller(db: str) -> None:
+    """A row that passes conversion but that the database itself refuses (a hostile peer's
+    payload) fails its caller only, not the others of its batch."""
+    if db.startswith("postgres"):
+        # jsonb cannot store the NUL character: UntranslatableCharacterError.
+        bad = _values(2, payload={"type": "Like", "a": "\u0000"})
+    else:
+        # SQLite stores NUL; it refuses NULL in the NOT NULL received_at (None passes
+        # conversion because the field has a default).
+        bad = _values(2, received_at=None)
+    group = CountingInsert()
+    results = await _burst(group, [_values(0), _values(1), bad, _values(3)])
+    assert isinstance(results[2], Exception), results
+    assert results[:2] == [None, None] and results[3] is None, results
+    stored = await InboxItem.all().values_list("activity_id", flat=True)
+    expected = [_values(n)["activity_id"] for n in (0, 1, 3, 1000)]
+    assert sorted(stored) == sorted(expected)
+    # The refused batch of four was written again row by row.
+    assert group.batches == [1, 4, 1, 1, 1, 1]
+    await group.insert(**_values(4))  # the group goes on batching
+    assert group.batches[-1] == 1 and await InboxItem.all().count() == 5
+
+
+async def test_refused_rows_and_duplicates_in_one_batch(db: str) -> None:
+    """Several refused rows, a row already stored and the same new row twice, in one batch:
+    the refused callers fail, every other caller returns, each new row is stored once."""
+    woken: list[int] = []
+
+    async def wake() -> None:
+        woken.append(await InboxItem.all().count())
+
+    group = CountingInsert(wake=wake)
+    await group.insert(**_values(0))
+    group.batches.clear()
+    refused = {"received_at": None}  # NOT NULL in the database on both backends
+    values = [
+        _values(1, **refused),
+        _values(0, payload={"again": 1}),  # already stored: skipped
+        _values(2),
+        _values(3, **refused),
+        _values(2, payload={"again": 2}),  # the same new row twice: stored once
+        _values(4),
+        _values(5),
+        _values(6, **refused),
+    ]
+    results = await _burst(group, values)
+    failed = [n for n, r in enumerate(results) if r is not None]
+    assert failed == [0, 3, 7], results
+    assert all(isinstance(results[n], Exception) for n in failed)
+    rows = await InboxItem.all().order_by("id")
+    assert sorted(r.activity_id for r in rows) == sorted(
+        _values(n)["activity_id"] for n in (0, 2, 4, 5, 1000)
+    )
+    by_id = {r.activity_id: r.payload for r in rows}
+    assert by_id[_values(0)["activity_id"]] == _values(0)["payload"]  # the first one kept
+    assert by_id[_values(2)["activity_id"]] == _values(2)["payload"]
+    assert group.batches == [1, 8] + [1] * 8
+    for _ in range(50):  # the runners are woken after the rows written one by one, too
+        if woken and woken[-1] == 5:
+            break
+        await asyncio.sleep(0.01)
+    assert woken and woken[-1] == 5
+
+
 async def test_a_failed_statement_fails_its_batch_and_the_group_goes_on(db: str) -> None:
     group = CountingInsert()
     await group.insert(**_values(0))
-    # The database goes away for one statement: both rows of that batch fail together.
+    # The database goes away for one statement: both rows of that batch fail.
     from fedisora.db import close_db, init_db
 
     await close_db()
@@ -106,7 +181,10 @@ async def test_a_failed_statement_fails_its_batch_and_the_group_goes_on(db: str)
         )
     finally:
         await init_db(db)
-    assert isinstance(results[0], Exception) and results[1] is results[0], results
+    # Each row fails, with an exception of its own: a failed batch is written again row by
+    # row (to tell rows the database refuses from the others), and each of those fails too.
+    assert all(isinstance(r, Exception) for r in results), results
+    assert group.batches[1:] == [2, 1, 1]
     await group.insert(**_values(3))  # the group goes on working
     stored = await InboxItem.all().values_list("activity_id", flat=True)
     assert sorted(stored) == sorted([_values(0)["activity_id"], _values(3)["activity_id"]])
