@@ -18,7 +18,7 @@ from starlette.requests import Request as HttpRequest
 from activitypub.errors import SignatureInvalid, UnknownKey, UnsupportedSignature
 from activitypub.federation.actors import ActorError, key_for
 from activitypub.federation.context import Federation
-from activitypub.signatures import Request, parse_signature, precheck, verify_parsed
+from activitypub.signatures import Request, parse_signature, precheck, verify_prechecked
 from fedisora.models import Account
 
 __all__ = ["signed_request", "verify_signer"]
@@ -56,7 +56,7 @@ async def verify_signer(fed: Federation, request: Request) -> Account:
         fed.keys.put(parsed.key_id, found)
     account, key = found
     try:
-        verify_parsed(parsed, request, key, now=now)
+        verify_prechecked(parsed, request, key)
         return account
     except (SignatureInvalid, UnsupportedSignature) as exc:
         if type(exc) not in (SignatureInvalid, UnsupportedSignature):
@@ -70,6 +70,6 @@ async def verify_signer(fed: Federation, request: Request) -> Account:
         raise first_error
     fed.keys.put(parsed.key_id, refreshed)
     account, key = refreshed
-    verify_parsed(parsed, request, key, now=now)
+    verify_prechecked(parsed, request, key)
     log.info("key of %s was rotated; verified with the refetched key", account.uri)
     return account

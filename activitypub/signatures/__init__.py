@@ -7,9 +7,10 @@ happen in between, and only for requests that can still succeed::
     parsed = parse_signature(request)          # MalformedSignature -> 400
     precheck(parsed, request, now=now)         # coverage, time, digest -> 401
     key = await fetch_key(parsed.key_id)       # the caller's I/O
-    verified = verify_parsed(parsed, request, key, now=now)
+    verified = verify_prechecked(parsed, request, key)
 
-:func:`verify_request` does all of it when the key lookup is synchronous.
+(:func:`verify_parsed` runs the precheck again itself, for callers that hold a parsed
+signature from elsewhere.) :func:`verify_request` does all of it when the key lookup is synchronous.
 Every failure is a :class:`~activitypub.errors.SignatureError` whose
 ``http_status`` is the answer to give. A request with ``Signature-Input`` is
 read as RFC 9421; otherwise a ``Signature`` (or ``Authorization: Signature``)
@@ -53,6 +54,7 @@ __all__ = [
     "precheck",
     "sign_request",
     "verify_parsed",
+    "verify_prechecked",
     "verify_request",
 ]
 
@@ -96,12 +98,14 @@ def verify_parsed(
 ) -> VerifiedSignature:
     """Run :func:`precheck` and the cryptographic check with the signer's key."""
     precheck(parsed, request, now=now)
-    return _verify_crypto(parsed, request, public_key)
+    return verify_prechecked(parsed, request, public_key)
 
 
-def _verify_crypto(
+def verify_prechecked(
     parsed: ParsedSignature, request: Request, public_key: PublicKey
 ) -> VerifiedSignature:
+    """The cryptographic check alone, for a signature that passed :func:`precheck` on this
+    very request (the checks are not repeated)."""
     if isinstance(parsed, MessageSignature):
         algorithm = rfc9421.verify_signature(parsed, request, public_key)
     else:
@@ -125,7 +129,7 @@ def verify_request(
         if found is None:
             raise UnknownKey(f"no key for {parsed.key_id!r}")
         key = found
-    return _verify_crypto(parsed, request, key)
+    return verify_prechecked(parsed, request, key)
 
 
 def sign_request(

@@ -13,6 +13,7 @@ On the receiving side the URL must be the *public* one the sender addressed
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -33,22 +34,26 @@ def _text(value: str | bytes) -> str:
 class Headers:
     """An immutable, case-insensitive multi-map of header field lines, in order."""
 
-    __slots__ = ("_lines",)
+    __slots__ = ("_index", "_lines")
 
     _lines: tuple[tuple[str, str], ...]
+    _index: dict[str, list[str]]  # lower-case name -> values (a verification reads several)
 
     def __init__(self, headers: HeadersInput = ()) -> None:
         if isinstance(headers, Headers):
             self._lines = headers._lines
+            self._index = headers._index
             return
         items: Iterable[tuple[str | bytes, str | bytes]]
         items = headers.items() if isinstance(headers, Mapping) else headers
         self._lines = tuple((_text(name), _text(value)) for name, value in items)
+        self._index = {}
+        for key, value in self._lines:
+            self._index.setdefault(key.lower(), []).append(value)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, one per field line, in order."""
-        wanted = name.lower()
-        return [value for key, value in self._lines if key.lower() == wanted]
+        return list(self._index.get(name.lower(), ()))
 
     def get(self, name: str) -> str | None:
         """The combined value of ``name``, or None if absent.
@@ -71,7 +76,7 @@ class Headers:
         return self._lines
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(key.lower() == name.lower() for key, _ in self._lines)
+        return isinstance(name, str) and name.lower() in self._index
 
     def __iter__(self) -> Iterator[str]:
         return (key for key, _ in self._lines)
@@ -145,8 +150,15 @@ def target(request: Request) -> Target:
     info or fragment: the form URL libraries (Rack, WHATWG URL) hand signers.
     ``query`` is None when the URL has none ("" for a bare ``?``).
     """
+    return _target(request.url)
+
+
+@functools.lru_cache(maxsize=256)
+def _target(url: str) -> Target:
+    """(Remembered: an instance's inbox URLs are few, and each verification needs the split
+    twice. A Target is immutable.)"""
     try:
-        parts: SplitResult = urlsplit(request.url)
+        parts: SplitResult = urlsplit(url)
         hostname = parts.hostname
         port = parts.port
     except ValueError as exc:
@@ -156,7 +168,7 @@ def target(request: Request) -> Target:
         raise MalformedSignature("request URL must be absolute")
     host = f"[{hostname}]" if ":" in hostname else hostname
     authority = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    query = parts.query if "?" in request.url.split("#", 1)[0] else None
+    query = parts.query if "?" in url.split("#", 1)[0] else None
     path = parts.path or "/"
     uri = f"{scheme}://{authority}{path}" + ("" if query is None else f"?{query}")
     return Target(scheme, authority, path, query, uri)

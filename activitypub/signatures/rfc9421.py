@@ -25,6 +25,7 @@ that also has a ``Signature`` member is used, unless a label is asked for.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +105,8 @@ class Component:
 
     def _identity(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         # Parameter order does not change a component's identity (RFC 9421 section 2).
+        if not self.params:
+            return self.name, ()
         return self.name, tuple(sorted((key, repr(value)) for key, value in self.params))
 
 
@@ -172,9 +175,10 @@ def parse(request: Request, *, label: str | None = None) -> MessageSignature:
     Raises :class:`SignatureMissing` without ``Signature-Input`` and
     :class:`MalformedSignature` for anything that does not parse.
     """
-    if request.header("signature-input") is None:
+    input_value = request.header("signature-input")
+    if input_value is None:
         raise SignatureMissing("no Signature-Input header")
-    inputs = _dictionary(request, "signature-input")
+    inputs = _input_dictionary(input_value)
     signatures = _dictionary(request, "signature")
     if label is None:
         label = next((name for name in inputs if name in signatures), None)
@@ -182,7 +186,29 @@ def parse(request: Request, *, label: str | None = None) -> MessageSignature:
             raise MalformedSignature("no label is in both Signature-Input and Signature")
     elif label not in inputs or label not in signatures:
         raise MalformedSignature(f"no signature labelled {label!r}")
-    member = inputs[label]
+    raw, _ = split_member(signatures[label])
+    if not isinstance(raw, bytes) or not raw:
+        raise MalformedSignature(f"Signature {label} is not a non-empty byte sequence")
+    return dataclasses.replace(_read_input(input_value, label), signature=raw)
+
+
+# A peer's Signature-Input differs only in its created time, so under load the same value
+# arrives many times a second: its reading (parse, checks, canonical re-serialisation) is
+# remembered. Both functions are pure and return values nobody changes; errors are not cached.
+
+
+@functools.lru_cache(maxsize=1024)
+def _input_dictionary(value: str) -> Dictionary:
+    try:
+        return parse_dictionary(value)
+    except SFError as exc:
+        raise MalformedSignature(f"signature-input is not a structured dictionary: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_input(value: str, label: str) -> MessageSignature:
+    """The signature labelled *label* in Signature-Input *value*, with an empty signature."""
+    member = _input_dictionary(value)[label]
     items, params = split_member(member)
     if not isinstance(items, list):
         raise MalformedSignature(f"Signature-Input {label} is not an inner list")
@@ -197,9 +223,6 @@ def parse(request: Request, *, label: str | None = None) -> MessageSignature:
             raise MalformedSignature(f"component {name!r} is covered twice")
         seen.add(component._identity())
         components.append(component)
-    raw, _ = split_member(signatures[label])
-    if not isinstance(raw, bytes) or not raw:
-        raise MalformedSignature(f"Signature {label} is not a non-empty byte sequence")
     key_id = _str_param(params, "keyid")
     if not key_id:
         raise MalformedSignature("the keyid parameter is required")
@@ -211,7 +234,7 @@ def parse(request: Request, *, label: str | None = None) -> MessageSignature:
         label=label,
         key_id=key_id,
         components=tuple(components),
-        signature=raw,
+        signature=b"",
         signature_params=signature_params,
         created=_int_param(params, "created"),
         expires=_int_param(params, "expires"),
