@@ -25,10 +25,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.fields import Field
 
 from fedisora.models import WorkRow, utcnow
 
 __all__ = ["GroupInsert"]
+
+# Markers in GroupInsert._plan (see there).
+_NOW = object()
+_CALL = object()
+# A new row is due at once: it changes state, is created and becomes due at its insert time.
+_INSERT_TIME = frozenset({"state_changed_at", "next_attempt_at", "created_at"})
 
 log = logging.getLogger("fedisora.work")
 
@@ -175,28 +182,56 @@ class GroupInsert(Generic[Row]):
 
     def _params(self, values: dict[str, Any]) -> list[Any]:
         """The row's database values, in :attr:`_columns` order (no model instance is made:
-        that would cost more than the insert)."""
-        now = utcnow()
-        row = {
-            "state": self.initial,
-            "state_changed_at": now,
-            "next_attempt_at": now,
-            "created_at": now,
-            **values,
-        }
-        unknown = set(row) - set(self._columns)
-        if unknown:
-            raise TypeError(f"{self.model.__name__} has no column {sorted(unknown)}")
-        fields = self.model._meta.fields_map
+        that would cost more than the insert). The given values are converted (and
+        validated) by their fields; the rest come from :attr:`_plan`."""
+        if not self._column_set.issuperset(values):
+            unknown = sorted(set(values) - self._column_set)
+            raise TypeError(f"{self.model.__name__} has no column {unknown}")
+        model = self.model
+        now: Any = None
         params: list[Any] = []
+        for name, field, fixed in self._plan:
+            if name in values:
+                params.append(field.to_db_value(values[name], model))
+            elif fixed is _NOW:
+                if now is None:
+                    now = field.to_db_value(utcnow(), model)
+                params.append(now)
+            elif fixed is _CALL:
+                default = field.default() if callable(field.default) else field.default
+                params.append(field.to_db_value(default, model))
+            else:
+                params.append(fixed)
+        return params
+
+    @functools.cached_property
+    def _plan(self) -> list[tuple[str, Field[Any], Any]]:
+        """Per column: its name, its field, and where a value not given comes from: the
+        insert time (:data:`_NOW`: the work-row times, and defaults of ``utcnow``, all one
+        instant), the field's default called per row (:data:`_CALL`), or a database value
+        converted once (the initial state, constant defaults). A column without a usable
+        default is converted per row too, so a row lacking it fails its caller."""
+        fields = self.model._meta.fields_map
+        plan: list[tuple[str, Field[Any], Any]] = []
         for name in self._columns:
             field = fields[name]
-            if name in row:
-                value = row[name]
+            if name == "state":
+                fixed = field.to_db_value(self.initial, self.model)
+            elif name in _INSERT_TIME or field.default is utcnow:
+                fixed = _NOW
+            elif callable(field.default):
+                fixed = _CALL
             else:
-                value = field.default() if callable(field.default) else field.default
-            params.append(field.to_db_value(value, self.model))
-        return params
+                try:
+                    fixed = field.to_db_value(field.default, self.model)
+                except Exception:  # a required column: each row without it fails, as it should
+                    fixed = _CALL
+            plan.append((name, field, fixed))
+        return plan
+
+    @functools.cached_property
+    def _column_set(self) -> frozenset[str]:
+        return frozenset(self._columns)
 
     @functools.cached_property
     def _columns(self) -> list[str]:
