@@ -16,6 +16,7 @@ Loops and PeerTube send (``Note`` or ``Video``, ``url`` as a string, a Link or a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,18 +136,35 @@ def id_of(value: Any) -> str | None:
 
 def same_origin(a: str, b: str) -> bool:
     """Whether two URLs have the same scheme, host and port (the ActivityPub origin rule)."""
+    prefix = _origin_prefix(b)
+    if prefix is not None and a.startswith(prefix):
+        # Both begin with the same scheme, "://", authority and "/": the URL parser reads
+        # the same origin from both, so only *b*'s (remembered) reading is needed.
+        return _origin(b)[1] is not None
+    first = _origin(a)
+    return first[1] is not None and first == _origin(b)
 
-    def origin(url: str) -> tuple[str, str | None, int | None]:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return ("", None, None)
-        scheme = parts.scheme.lower()
-        return scheme, parts.hostname, port or {"https": 443, "http": 80}.get(scheme)
 
-    first = origin(a)
-    return first[1] is not None and first == origin(b)
+@functools.lru_cache(maxsize=4096)
+def _origin_prefix(url: str) -> str | None:
+    """*url* up to and including the first "/" after its "://", if it has one."""
+    start = url.find("://")
+    if start < 0:
+        return None
+    end = url.find("/", start + 3)
+    return None if end < 0 else url[: end + 1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """(Remembered: every inbox POST compares its ids with its actor's, and actors repeat.)"""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ("", None, None)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname, port or {"https": 443, "http": 80}.get(scheme)
 
 
 def with_context(document: Mapping[str, Any], context: Any = None) -> dict[str, Any]:

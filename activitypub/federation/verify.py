@@ -19,6 +19,7 @@ from activitypub.errors import SignatureInvalid, UnknownKey, UnsupportedSignatur
 from activitypub.federation.actors import ActorError, key_for
 from activitypub.federation.context import Federation
 from activitypub.signatures import Request, parse_signature, precheck, verify_prechecked
+from activitypub.signatures.request import Headers
 from fedisora.models import Account
 
 __all__ = ["signed_request", "verify_signer"]
@@ -27,12 +28,19 @@ log = logging.getLogger("fedisora.federation")
 
 
 def signed_request(fed: Federation, request: HttpRequest, body: bytes) -> Request:
-    """The request as the sender signed it: our public URL, the raw header lines, the body."""
-    url = fed.settings.base_url + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    return Request(request.method, url, headers, body)
+    """The request as the sender signed it: our public URL, the raw header lines, the body.
+
+    The URL is our public base URL followed by the path and query exactly as Starlette's
+    ``request.url`` gives them (made here from the ASGI scope: building the whole URL object
+    cost more than the rest of this function)."""
+    scope = request.scope
+    url = fed.settings.base_url + scope["path"].replace("?", "%3F").replace("#", "%23").replace(
+        "\\", "%5C"
+    )
+    query = scope.get("query_string", b"")
+    if query:
+        url += "?" + query.decode()
+    return Request(request.method, url, Headers.from_wire(scope["headers"]), body)
 
 
 async def verify_signer(fed: Federation, request: Request) -> Account:

@@ -51,6 +51,20 @@ class Headers:
         for key, value in self._lines:
             self._index.setdefault(key.lower(), []).append(value)
 
+    @classmethod
+    def from_wire(cls, lines: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Headers from raw ASGI header lines (what :meth:`__init__` does with them, without
+        its type checks per line: an inbox builds one for every POST)."""
+        headers = cls.__new__(cls)
+        headers._lines = tuple(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in lines
+        )
+        index: dict[str, list[str]] = {}
+        for key, value in headers._lines:
+            index.setdefault(key.lower(), []).append(value)
+        headers._index = index
+        return headers
+
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, one per field line, in order."""
         return list(self._index.get(name.lower(), ()))

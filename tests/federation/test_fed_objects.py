@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from activitypub import objects
 from activitypub._base58 import b58decode
@@ -319,3 +321,47 @@ def test_over_long_values_do_not_reach_the_database() -> None:
                 "inReplyTo": long_url,
             }
         )
+
+
+_url_parts = st.sampled_from(
+    [
+        "https",
+        "HTTP",
+        "http",
+        "",
+        "https://",
+        "://",
+        "a.example",
+        "A.Example",
+        ":443",
+        ":80",
+        ":x",
+        "@",
+        "u@",
+        "/",
+        "?",
+        "#",
+        "[::1]",
+        "\t",
+        " ",
+        "evil",
+        "x",
+        ".",
+        ":",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_url_parts, max_size=8).map("".join), st.lists(_url_parts, max_size=8).map("".join))
+def test_the_same_origin_shortcut_agrees_with_comparing_parsed_urls(a: str, b: str) -> None:
+    """same_origin skips parsing *a* when it begins with *b*'s scheme and authority; the
+    answer must be the one comparing both parsed URLs gives."""
+
+    def parsed(url: str) -> tuple[str, str | None, int | None]:
+        objects._origin.cache_clear()
+        return objects._origin(url)
+
+    for first, second in ((a, b), (b + a, b), (b, b + a)):
+        expected = parsed(first)[1] is not None and parsed(first) == parsed(second)
+        assert objects.same_origin(first, second) is expected, (first, second)
