@@ -525,8 +525,9 @@ async def _has_inbox(fed: Federation, username: str) -> bool:
 
 
 async def inbox(request: Request) -> Response:
+    fed = _fed(request)
     username = request.path_params.get("username")
-    if username is not None and not await _has_inbox(_fed(request), username):
+    if username is not None and not await _has_inbox(fed, username):
         return _error(404, "no such actor")
     body = await _read_body(request)
     if body is None:
@@ -534,18 +535,20 @@ async def inbox(request: Request) -> Response:
     if not _has_signature(request):
         return _refuse(request, 401, "the request is not signed")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_not_json)
     except (ValueError, RecursionError):
         return _refuse(request, 400, "body is not JSON")
     if not isinstance(payload, dict):
         return _refuse(request, 400, "an activity must be a JSON object")
+    if b"\\u0000" in body and _has_nul(payload):
+        # PostgreSQL cannot store it in a JSON column; refused here, on every database.
+        return _refuse(request, 400, "the activity contains a NUL character")
     activity_id = payload.get("id")
     actor_id = objects.id_of(payload.get("actor"))
     if not isinstance(payload.get("type"), str) or not actor_id:
         return _refuse(request, 400, "an activity needs a type and an actor")
     if not isinstance(activity_id, str) or not activity_id or len(activity_id) > 2048:
         return _refuse(request, 400, "an activity needs an id")
-    fed = _fed(request)
     try:
         signer = await verify_signer(fed, signed_request(fed, request, body))
     except SignatureError as exc:
@@ -569,6 +572,27 @@ async def inbox(request: Request) -> Response:
         payload=payload,
     )
     return Response(status_code=202)
+
+
+def _not_json(name: str) -> Any:
+    """Python's json module reads NaN and Infinity; JSON has no such values."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _has_nul(document: Any) -> bool:
+    """Whether a NUL character is in any string (key or value) of *document*."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def _has_signature(request: Request) -> bool:

@@ -110,10 +110,18 @@ async def test_refusals(client: httpx.AsyncClient, federation: Federation) -> No
     big = await client.post("/inbox", content=b" " * (MAX_INBOX_BYTES + 1), headers=json_headers)
     assert big.status_code == 413
 
-    for bad in (b"{nope", b"[" * 100_000, b"[]", b'{"type": "Follow"}'):
+    nul = json.dumps(dict(activity, summary="a\u0000b")).encode()  # PostgreSQL refuses it
+    nan = body.replace(b'"type"', b'"n": NaN, "type"')  # Python reads it; JSON has no NaN
+    for bad in (b"{nope", b"[" * 100_000, b"[]", b'{"type": "Follow"}', nul, nan):
         bad_body, bad_headers = rita.signed(INBOX, bad)
         r = await client.post("/inbox", content=bad_body, headers=bad_headers)
         assert r.status_code == 400, bad[:20]
+        assert "error" in r.json()
+    # An escaped backslash before "u0000" is no NUL: stored like any other activity.
+    not_nul = dict(follow_activity(rita, ann, 2), summary="C:\\u0000")
+    assert json.dumps(not_nul).encode().count(b"\\\\u0000") == 1
+    assert (await post(client, rita, not_nul)).status_code == 202
+    await InboxItem.filter(activity_id=not_nul["id"]).delete()
 
     signed_body, headers = rita.signed(INBOX, activity)
     tampered = signed_body.replace(b"Follow", b"Block")
