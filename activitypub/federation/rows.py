@@ -51,11 +51,26 @@ async def _wake(model: type[WorkRow]) -> None:
         await engine.wake_soon(engine.machine_for(model))
 
 
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], dict[type[WorkRow], GroupInsert[Any]]] | None
+_last = None
+
+
+def _loop_groups() -> dict[type[WorkRow], GroupInsert[Any]]:
+    """This event loop's groups. (The last loop's are kept at hand: a weak dictionary
+    lookup makes a weak reference each time, which cost more than the rest of a call.)"""
+    global _last
+    loop = asyncio.get_running_loop()
+    if _last is not None and _last[0]() is loop:
+        return _last[1]
+    groups = _groups.setdefault(loop, {})
+    _last = (weakref.ref(loop), groups)
+    return groups
+
+
 async def insert_grouped(model: type[WorkRow], initial: str, unique: str, **values: Any) -> None:
     """Insert a row due now, committed together with concurrent callers' rows (see
     :mod:`fedisora.work.group_commit`); a row whose *unique* value exists is skipped."""
-    loop = asyncio.get_running_loop()
-    groups = _groups.setdefault(loop, {})
+    groups = _loop_groups()
     group = groups.get(model)
     if group is None:
         group = groups[model] = GroupInsert(

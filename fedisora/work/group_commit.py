@@ -81,10 +81,10 @@ class GroupInsert(Generic[Row]):
         self._pending.append((params, done))
         if self._writer is None:
             self._writer = loop.create_task(self._write_pending(), name="group-insert")
-        # shield: a caller that goes away (client disconnect) must not cancel the others'
-        # batch; its row is written anyway, which is harmless (the sender retries, and the
-        # unique key absorbs the retry).
-        await asyncio.shield(done)
+        # A caller that goes away (client disconnect) cancels only its own future, not the
+        # writer or the others' batch: its row is written anyway, which is harmless (the
+        # sender retries, and the unique key absorbs the retry).
+        await done
 
     async def _write_pending(self) -> None:
         try:
