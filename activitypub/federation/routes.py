@@ -17,7 +17,7 @@ from datetime import timedelta
 from importlib import metadata
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -35,6 +35,7 @@ from activitypub.federation.render import (
 )
 from activitypub.federation.rows import insert_grouped
 from activitypub.federation.verify import signed_request, verify_signer
+from activitypub.signatures.request import Headers
 from fedisora import urls
 from fedisora.config import Settings
 from fedisora.models import (
@@ -487,18 +488,25 @@ async def empty_outbox(request: Request) -> Response:
 # --- inboxes ---------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length", "")
+async def _read_body(request: Request, headers: Headers) -> bytes | None:
+    """The request body, or None when it is over :data:`MAX_INBOX_BYTES` (read from the
+    ASGI channel directly: Starlette's stream generator cost more than the reading)."""
+    declared = headers.get("content-length") or ""
     if declared.isdigit() and int(declared) > MAX_INBOX_BYTES:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_INBOX_BYTES:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _refuse(request: Request, status: int, reason: str) -> JSONResponse:
@@ -529,10 +537,11 @@ async def inbox(request: Request) -> Response:
     username = request.path_params.get("username")
     if username is not None and not await _has_inbox(fed, username):
         return _error(404, "no such actor")
-    body = await _read_body(request)
+    headers = Headers.from_wire(request.scope["headers"])
+    body = await _read_body(request, headers)
     if body is None:
         return _refuse(request, 413, f"body is over {MAX_INBOX_BYTES} bytes")
-    if not _has_signature(request):
+    if not _has_signature(headers):
         return _refuse(request, 401, "the request is not signed")
     try:
         payload = json.loads(body, parse_constant=_not_json)
@@ -550,7 +559,7 @@ async def inbox(request: Request) -> Response:
     if not isinstance(activity_id, str) or not activity_id or len(activity_id) > 2048:
         return _refuse(request, 400, "an activity needs an id")
     try:
-        signer = await verify_signer(fed, signed_request(fed, request, body))
+        signer = await verify_signer(fed, signed_request(fed, request, body, headers))
     except SignatureError as exc:
         if _is_gone_actor_delete(payload, actor_id):
             return Response(status_code=202)  # a deleted actor's key cannot be fetched any more
@@ -595,12 +604,11 @@ def _has_nul(document: Any) -> bool:
     return False
 
 
-def _has_signature(request: Request) -> bool:
-    headers = request.headers
+def _has_signature(headers: Headers) -> bool:
     return (
         "signature" in headers
         or "signature-input" in headers
-        or headers.get("authorization", "").lower().startswith("signature ")
+        or (headers.get("authorization") or "").lower().startswith("signature ")
     )
 
 

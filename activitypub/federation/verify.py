@@ -27,12 +27,14 @@ __all__ = ["signed_request", "verify_signer"]
 log = logging.getLogger("fedisora.federation")
 
 
-def signed_request(fed: Federation, request: HttpRequest, body: bytes) -> Request:
+def signed_request(
+    fed: Federation, request: HttpRequest, body: bytes, headers: Headers | None = None
+) -> Request:
     """The request as the sender signed it: our public URL, the raw header lines, the body.
 
     The URL is our public base URL followed by the path and query exactly as Starlette's
     ``request.url`` gives them (made here from the ASGI scope: building the whole URL object
-    cost more than the rest of this function)."""
+    cost more than the rest of this function). *headers*: the request's, if already read."""
     scope = request.scope
     url = fed.settings.base_url + scope["path"].replace("?", "%3F").replace("#", "%23").replace(
         "\\", "%5C"
@@ -40,7 +42,9 @@ def signed_request(fed: Federation, request: HttpRequest, body: bytes) -> Reques
     query = scope.get("query_string", b"")
     if query:
         url += "?" + query.decode()
-    return Request(request.method, url, Headers.from_wire(scope["headers"]), body)
+    if headers is None:
+        headers = Headers.from_wire(scope["headers"])
+    return Request(request.method, url, headers, body)
 
 
 async def verify_signer(fed: Federation, request: Request) -> Account:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 from factories import local_account
 from fedhelpers import DOMAIN, make_remote
@@ -83,3 +85,31 @@ async def test_the_shortcut_takes_only_inbox_posts(
     r = await post(client, rita, follow_activity(rita, newbie, 9), url=f"{base}/users/newbie/inbox")
     assert r.status_code == 202
     assert await InboxItem.filter(activity_id=follow_activity(rita, newbie, 9)["id"]).exists()
+
+
+async def test_a_body_sent_in_chunks_is_read_whole_and_capped(
+    client: httpx.AsyncClient, federation: Federation
+) -> None:
+    """The inbox reads the ASGI channel itself: a chunked body (no Content-Length) arrives in
+    several messages, is put together before the signature check, and is refused with 413
+    once it grows past the limit, whatever it declared."""
+    from activitypub.federation.routes import MAX_INBOX_BYTES
+
+    ann = await local_account("ann")
+    rita = await make_remote()
+    activity = follow_activity(rita, ann)
+    body, headers = rita.signed(f"https://{DOMAIN}/inbox", activity)
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+
+    async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
+        for start in range(0, len(data), size):
+            yield data[start : start + size]
+
+    r = await client.post("/inbox", content=pieces(body, 7), headers=headers)
+    assert r.status_code == 202, r.text
+    assert await InboxItem.filter(activity_id=activity["id"]).count() == 1
+
+    huge = b"x" * (MAX_INBOX_BYTES + 10)
+    r = await client.post("/inbox", content=pieces(huge, 64 * 1024), headers=headers)
+    assert r.status_code == 413
+    assert "error" in r.json()
