@@ -323,6 +323,66 @@ def test_over_long_values_do_not_reach_the_database() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "javascript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "https://",
+        "//x.example/a",
+        "ftp://x.example/a",
+        "https://x.example/a b",
+        "https://x.example/\n",
+    ],
+)
+def test_only_http_urls_are_kept_from_remote_objects(bad: str) -> None:
+    """What a peer names as a link, an image or a video ends up in clients' hrefs and
+    players: anything but an absolute http(s) URL is dropped (a video: the object is
+    refused, since a clip without its video is nothing)."""
+    actor = objects.parse_actor(
+        {
+            "id": "https://x.example/u",
+            "type": "Person",
+            "inbox": "https://x.example/u/inbox",
+            "url": bad,
+            "icon": {"type": "Image", "url": bad},
+            "image": {"type": "Image", "url": bad},
+        }
+    )
+    assert actor.url is None and actor.icon_url is None and actor.image_url is None
+    video = {"type": "Document", "mediaType": "video/mp4", "url": "https://x.example/v.mp4"}
+    note = objects.parse_note(
+        {
+            "id": "https://x.example/1",
+            "type": "Note",
+            "attributedTo": "https://x.example/u",
+            "url": bad,
+            "attachment": [dict(video, icon={"type": "Image", "url": bad})],
+        }
+    )
+    assert note.url is None
+    assert note.video is not None and note.video.poster_url is None
+    with pytest.raises(objects.InvalidObject, match="http"):
+        objects.parse_note(
+            {
+                "id": "https://x.example/2",
+                "type": "Note",
+                "attributedTo": "https://x.example/u",
+                "attachment": [dict(video, url=bad)],
+            }
+        )
+    good = objects.parse_actor(
+        {
+            "id": "https://x.example/u",
+            "type": "Person",
+            "inbox": "https://x.example/i",
+            "url": "HTTPS://x.example/@u",
+            "icon": "http://x.example/a.png",
+        }
+    )
+    assert good.url == "HTTPS://x.example/@u" and good.icon_url == "http://x.example/a.png"
+
+
 _url_parts = st.sampled_from(
     [
         "https",
