@@ -84,24 +84,41 @@ def _write_env_file(settings: Settings) -> Settings:
     return load_settings()
 
 
-def _write_provenance_credentials(settings: Settings) -> str:
-    """The instance's own C2PA signing CA and leaf (admins may replace them with their own)."""
+def _write_provenance_credentials(settings: Settings, *, replace: bool = False) -> str:
+    """The instance's own C2PA signing CA and leaf (admins may replace them with their own).
+
+    Kept when they exist, unless *replace*. Every root is kept in the root history
+    (``provenance/roots/``, see :mod:`render.instance`) before it is replaced, so the clips
+    signed under it keep verifying here and on other instances."""
+    from render.instance import record_roots, retired_roots, roots_dir
+
     directory = provenance_dir(settings)
-    if (directory / "chain.pem").is_file():
+    if (directory / "chain.pem").is_file() and not replace:
+        record_roots(settings)  # a data dir from before root history: keep its root now
         return "kept"
     from render.provenance import generate_instance_ca
 
+    record_roots(settings)  # the root being replaced, if there is one, stays in the history
     host = settings.domain.split(":", 1)[0]
     if not any(c.isalpha() for c in host):
         host = f"{host.replace('.', '-')}.localhost"  # a CA name needs a DNS-style label
     creds = generate_instance_ca(host)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "root.pem").write_text(creds.root_pem)
-    (directory / "chain.pem").write_text(creds.chain_pem)
+    replaced = (directory / "root.pem").is_file()
     key_path = directory / "key.pem"
-    key_path.write_text(creds.key_pem)
-    key_path.chmod(0o600)
-    return "created"
+    key_path.unlink(missing_ok=True)  # written afresh, never readable by others
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as key_file:
+        key_file.write(creds.key_pem)
+    (directory / "chain.pem").write_text(creds.chain_pem)
+    (directory / "root.pem").write_text(creds.root_pem)
+    record_roots(settings, creds.root_pem)
+    if not replaced:
+        return "created"
+    return (
+        f"replaced; {len(retired_roots(settings))} retired root(s) in {roots_dir(settings)} "
+        "stay published and trusted for the clips signed under them"
+    )
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
@@ -118,7 +135,8 @@ async def cmd_init(args: argparse.Namespace) -> int:
     await init_db(settings)
     try:
         await create_instance_actor()
-        print(f"provenance signing certificate: {_write_provenance_credentials(settings)}")
+        written = _write_provenance_credentials(settings, replace=args.new_provenance_root)
+        print(f"provenance signing certificate: {written}")
         admin = await User.filter(is_admin=True).prefetch_related("account").first()
         if admin is not None:
             print(f"admin account @{admin.account.username} already exists")
@@ -383,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-username", default="admin")
     p.add_argument("--admin-email", default="admin@localhost")
     p.add_argument("--admin-password", default=None, help="default: generated and printed")
+    p.add_argument(
+        "--new-provenance-root",
+        action="store_true",
+        help="replace the provenance signing key and root; the old root stays published and "
+        "trusted for the clips signed under it",
+    )
     p.set_defaults(func=cmd_init, is_async=True)
 
     p = sub.add_parser("serve", help="run the web server (and, without Redis, the workers)")

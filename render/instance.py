@@ -2,27 +2,58 @@
 
 ``fedisora init`` writes ``<data_dir>/provenance/{root.pem,chain.pem,key.pem}``; roots of
 other instances an admin chooses to trust go in ``<data_dir>/provenance/trusted/*.pem``.
+
+Root history: ``<data_dir>/provenance/roots/<sha256>.pem`` keeps the certificate (never a key)
+of every root this instance has signed under, named by the sha256 of its DER encoding.
+``fedisora init`` records the root it finds and the root it makes, and the render queue
+records the current root before it signs, so a root replaced by hand is kept too. A root
+there that is not the current ``root.pem`` is *retired*: the instance no longer signs under
+it, but it stays published (:mod:`activitypub.federation.provenance_root`) and trusted for
+this instance's own clips, which it signed. Deleting a retired root's file (say its key
+leaked) withdraws it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import logging
+import os
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedisora.config import Settings
 from render.errors import ProvenanceError
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 __all__ = [
+    "ca_certificates",
+    "current_roots",
     "load_credentials",
+    "own_roots",
     "provenance_dir",
+    "record_roots",
+    "retired_roots",
+    "root_fingerprint",
+    "roots_dir",
     "trusted_roots",
     "watermark_id",
     "watermark_key",
 ]
 
+log = logging.getLogger("fedisora.render")
+
 
 def provenance_dir(settings: Settings) -> Path:
     return settings.data_dir / "provenance"
+
+
+def roots_dir(settings: Settings) -> Path:
+    """Where the root history is kept (see the module's docstring)."""
+    return provenance_dir(settings) / "roots"
 
 
 def load_credentials(settings: Settings) -> tuple[str, str, str]:
@@ -40,13 +71,127 @@ def load_credentials(settings: Settings) -> tuple[str, str, str]:
         ) from exc
 
 
-def trusted_roots(settings: Settings) -> list[str]:
-    """This instance's root plus every root an admin put in ``provenance/trusted/``."""
+# --- root certificates -----------------------------------------------------------------------
+
+
+def ca_certificates(data: bytes | str, *, limit: int | None = None) -> list[x509.Certificate]:
+    """The certificates in the PEM text *data*, all CAs; ``ValueError`` when there is none,
+    one is not a CA, or there are more than *limit*. Anything that is not a certificate (a
+    private key put there by mistake, comments) is skipped."""
+    from cryptography import x509
+
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else data
+    certificates = x509.load_pem_x509_certificates(raw)  # ValueError when there is none
+    if limit is not None and len(certificates) > limit:
+        raise ValueError(f"more than {limit} certificates")
+    for certificate in certificates:
+        try:
+            constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        except x509.ExtensionNotFound:
+            raise ValueError("a certificate without BasicConstraints is not a root") from None
+        if not constraints.value.ca:
+            raise ValueError("a certificate that is not a CA is not a root")
+    return certificates
+
+
+def _pem(certificate: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return certificate.public_bytes(Encoding.PEM).decode("ascii")
+
+
+def _fingerprint(certificate: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+
+
+def root_fingerprint(pem: str) -> str:
+    """The sha256 (hex) of the DER encoding of the first certificate in *pem*."""
+    return _fingerprint(ca_certificates(pem)[0])
+
+
+def _read_roots(path: Path) -> list[x509.Certificate]:
+    """The CA certificates in the file at *path*; none (logged) when it holds no usable one."""
+    try:
+        return ca_certificates(path.read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        log.error("%s holds no usable root certificate (%s); it is ignored", path, exc)
+        return []
+
+
+def current_roots(settings: Settings) -> list[str]:
+    """The root(s) in ``root.pem``, under which this instance signs now (PEM each)."""
+    return [_pem(c) for c in _read_roots(provenance_dir(settings) / "root.pem")]
+
+
+def retired_roots(settings: Settings) -> list[str]:
+    """Roots this instance signed under before ``root.pem`` was replaced (PEM each), the most
+    recently recorded first (then the most recently issued)."""
+    current = {_fingerprint(c) for c in _read_roots(provenance_dir(settings) / "root.pem")}
+    found: dict[str, tuple[float, dt.datetime, str]] = {}
+    try:
+        paths = sorted(roots_dir(settings).glob("*.pem"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            recorded = path.stat().st_mtime
+        except OSError:
+            continue
+        for certificate in _read_roots(path):
+            fingerprint = _fingerprint(certificate)
+            if fingerprint in current or fingerprint in found:
+                continue
+            found[fingerprint] = (recorded, certificate.not_valid_before_utc, _pem(certificate))
+    ordered = sorted(found.values(), key=lambda entry: (entry[0], entry[1]), reverse=True)
+    return [pem for _, _, pem in ordered]
+
+
+def own_roots(settings: Settings) -> list[str]:
+    """Every root this instance has signed under: the current one(s) first, then the retired
+    ones, newest first (PEM each, certificates only)."""
+    return current_roots(settings) + retired_roots(settings)
+
+
+def record_roots(settings: Settings, pem: str | None = None) -> list[str]:
+    """Keep the root certificate(s) in *pem* (default: the current ``root.pem``) in the root
+    history; the fingerprints newly written. Only certificates are written, never a key."""
+    if pem is None:
+        certificates = _read_roots(provenance_dir(settings) / "root.pem")
+    else:
+        certificates = ca_certificates(pem)
+    directory = roots_dir(settings)
+    written: list[str] = []
+    for certificate in certificates:
+        fingerprint = _fingerprint(certificate)
+        path = directory / f"{fingerprint}.pem"
+        if path.is_file():
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".root-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as file:
+                file.write(_pem(certificate))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(fingerprint)
+    return written
+
+
+def trusted_roots(settings: Settings, *, retired: bool = True) -> list[str]:
+    """This instance's root, its retired roots (unless *retired* is false) and every root an
+    admin put in ``provenance/trusted/``.
+
+    Checks of *other* instances' clips pass ``retired=False``: a retired root vouches only for
+    clips this instance signed, and its key may be why it was retired."""
     directory = provenance_dir(settings)
-    roots: list[str] = []
-    own = directory / "root.pem"
-    if own.is_file():
-        roots.append(own.read_text(encoding="ascii"))
+    roots = own_roots(settings) if retired else current_roots(settings)
     extra = directory / "trusted"
     if extra.is_dir():
         roots.extend(p.read_text(encoding="ascii") for p in sorted(extra.glob("*.pem")))

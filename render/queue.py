@@ -49,7 +49,7 @@ from fedisora.work.engine import Outcome
 from render.consent import check_cameo_consent
 from render.errors import ModelLoadError, RenderError
 from render.fairness import admission, next_in_line, select_due
-from render.instance import load_credentials, watermark_id, watermark_key
+from render.instance import load_credentials, record_roots, watermark_id, watermark_key
 from render.spec import RenderPlan, RenderSpec, plan
 from render.states import (
     CANCELLED,
@@ -331,6 +331,10 @@ def _sign(
     )
 
     root_pem, chain_pem, key_pem = load_credentials(settings)
+    try:  # the root history keeps every root clips were signed under, even one put by hand
+        record_roots(settings, root_pem)
+    except (OSError, ValueError) as exc:
+        log.warning("could not keep the provenance root in the root history: %s", exc)
     src_dir = work_dir(settings, job.pk)
     video_rel, poster_rel = clip_paths(job.pk)
     video, poster = settings.media_root / video_rel, settings.media_root / poster_rel

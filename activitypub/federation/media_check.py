@@ -57,7 +57,7 @@ from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
 from render.errors import ProvenanceError
 from render.instance import trusted_roots
-from render.provenance import VerificationResult, verify_mp4
+from render.provenance import ValidationState, VerificationResult, verify_mp4
 
 __all__ = [
     "DOWNLOAD_TIMEOUT",
@@ -192,13 +192,21 @@ async def _examine(
         mismatch = judge_file(got.size, got.sha256_hex, expected)
         if mismatch is not None:
             return mismatch, {}
-        roots = await asyncio.to_thread(trusted_roots, settings)
-        if await asyncio.to_thread(has_c2pa_box, path):
-            origin_root = await peer_roots.get(client, expected.author_uri)
-            if origin_root is not None:
-                roots.append(origin_root)
+        # Not this instance's retired roots: those vouch only for its own clips.
+        roots = await asyncio.to_thread(trusted_roots, settings, retired=False)
+        origin_roots: str | None = None
+        asked_at = peer_roots.clock()
+        signed = await asyncio.to_thread(has_c2pa_box, path)
+        if signed:
+            origin_roots = await peer_roots.get(client, expected.author_uri)
         try:
-            result = await asyncio.to_thread(verify_mp4, path, roots)
+            result = await asyncio.to_thread(verify_mp4, path, [*roots, origin_roots or ""])
+            if signed and result.state is ValidationState.VALID:
+                # Sound but not under the roots we had: if they came from the cache, the
+                # origin may have replaced its root since. Ask it again (once per check).
+                fresh = await peer_roots.get(client, expected.author_uri, fetched_since=asked_at)
+                if fresh is not None and fresh != origin_roots:
+                    result = await asyncio.to_thread(verify_mp4, path, [*roots, fresh])
         except ProvenanceError as exc:
             label = Label.INVALID if expected.manifest_digest else Label.UNVERIFIED
             return Verdict(label, f"no readable C2PA data in the file ({exc})"), {}

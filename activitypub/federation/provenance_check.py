@@ -1,7 +1,8 @@
 """Judging a remote clip's video: pure checks of what was downloaded against what was federated.
 
 A remote clip is labelled ``verified`` only when its file carries a C2PA manifest that chains
-to the root its origin instance publishes (or to a root this instance trusts), names that
+to a root its origin instance publishes (its current root or one it retired; see
+:mod:`activitypub.federation.provenance_root`) or to a root this instance trusts, names that
 instance as its maker, says the video is AI-generated, was made for the clip's author, and is
 the manifest (and the file) the note announced. A file without a manifest (any Mastodon,
 PeerTube or Loops video) is ``unverified``; a manifest that fails any of these checks, or a
@@ -164,8 +165,9 @@ def judge_file(size: int, sha256_hex: str, expected: Expected) -> Verdict | None
 def judge_manifest(result: VerificationResult, expected: Expected) -> Verdict:
     """The label for a file whose C2PA validation gave *result*.
 
-    *result* must come from validating against this instance's trusted roots plus the root
-    the clip's origin publishes, so ``Trusted`` means "signed under one of those".
+    *result* must come from validating against this instance's trusted roots plus the roots
+    the clip's origin publishes, so ``Trusted`` means "signed under one of those"; the claim
+    must then name the origin, so a root counts only for the instance publishing it.
     """
     if result.state is ValidationState.MISSING:
         if expected.manifest_digest:

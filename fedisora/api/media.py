@@ -239,7 +239,7 @@ def _store_video(data: bytes, settings: Settings, uploader: Account) -> StoredUp
     from render.encode import atomic_path, probe, sha256_file, write_poster
     from render.encode import blurhash_of as hash_of
     from render.errors import ProbeError, ProvenanceError
-    from render.instance import provenance_dir, trusted_roots
+    from render.instance import own_roots, trusted_roots
     from render.provenance import ValidationState, verify_mp4
 
     name = uuid.uuid4().hex
@@ -249,7 +249,13 @@ def _store_video(data: bytes, settings: Settings, uploader: Account) -> StoredUp
     incoming.write_bytes(data)
     try:
         try:
-            result = verify_mp4(incoming, trusted_roots(settings))
+            result = verify_mp4(incoming, trusted_roots(settings, retired=False))
+            if (
+                result.state is ValidationState.VALID
+                and result.claim is not None
+                and result.claim.instance == settings.domain
+            ):  # a retired root of this instance vouches for this instance's clips only
+                result = verify_mp4(incoming, trusted_roots(settings))
         except ProvenanceError:
             raise _refuse("it is not an MP4 whose C2PA data can be read") from None
         if result.state is ValidationState.MISSING:
@@ -278,15 +284,16 @@ def _store_video(data: bytes, settings: Settings, uploader: Account) -> StoredUp
                 f"the video is {info.width}x{info.height} at {info.fps:g} fps; at most "
                 f"{VIDEO_MATRIX_LIMIT:,} pixels and {VIDEO_FRAME_RATE_LIMIT} fps are allowed"
             )
-        # Rendered by this instance's own queue (its own root, its own name) for the uploader:
-        # only then may it be posted here as the uploader's clip (services.posts checks this).
-        own_root = provenance_dir(settings) / "root.pem"
+        # Rendered by this instance's own queue (its own root, current or retired, and its
+        # own name) for the uploader: only then may it be posted here as the uploader's clip
+        # (services.posts checks this).
+        mine = own_roots(settings)
         claim = result.claim
         local = (
             claim.instance == settings.domain
             and claim.creator == uploader.uri
-            and own_root.is_file()
-            and verify_mp4(incoming, [own_root.read_text(encoding="ascii")]).trusted
+            and bool(mine)
+            and verify_mp4(incoming, mine).trusted
         )
         rel = f"uploads/videos/{name}.mp4"
         poster_rel = f"uploads/videos/{name}.jpg"

@@ -326,6 +326,31 @@ async def test_videos_of_trusted_peers_or_of_others_are_kept_but_not_postable(
         assert r.status_code == 422 and "AI-only rule" in r.json()["error"]
 
 
+async def test_renders_signed_under_a_retired_root_of_this_instance(
+    client: httpx.AsyncClient, settings: Settings, unsigned_mp4: Path, tmp_path: Path
+) -> None:
+    """A clip rendered here before the root was replaced can still be uploaded and posted;
+    the retired root vouches for nothing that names another instance."""
+    from render.instance import record_roots
+
+    retired = generate_instance_ca(DOMAIN)
+    record_roots(settings, retired.root_pem)
+    alice = await login(client, await local_account("alice"))
+    mine = signed(unsigned_mp4, tmp_path / "old.mp4", retired, DOMAIN, alice.account.uri)
+    r = await upload(client, alice.headers, mine, content_type="video/mp4")
+    assert r.status_code == 200, r.text
+    row = await MediaFile.get(pk=int(r.json()["id"]))
+    assert row.provenance["state"] == "trusted" and row.provenance["local"] is True
+    r = await client.post(
+        "/api/v1/statuses", data={"media_ids[]": str(row.pk)}, headers=alice.headers
+    )
+    assert r.status_code == 200, r.text
+
+    elsewhere = signed(unsigned_mp4, tmp_path / "e.mp4", retired, "peer.example", "x")
+    r = await upload(client, alice.headers, elsewhere, content_type="video/mp4")
+    assert r.status_code == 422 and "does not trust" in r.json()["error"]
+
+
 async def test_get_and_put_only_for_the_owner(client: httpx.AsyncClient) -> None:
     alice = await login(client, await local_account("alice"))
     bob = await login(client, await local_account("bob"))

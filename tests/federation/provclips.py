@@ -105,7 +105,8 @@ class Served:
 
 @dataclass
 class LoopbackPeer(OnLoopback):
-    """An HTTP server on 127.0.0.1 answering GETs from ``files`` (path -> :class:`Served`)."""
+    """An HTTP server on 127.0.0.1 answering GETs from ``files`` (path -> :class:`Served`;
+    a path with a query is looked up as given, then without the query)."""
 
     port: int = 0
     files: dict[str, Served] = field(default_factory=dict)
@@ -119,7 +120,8 @@ class LoopbackPeer(OnLoopback):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 peer.requests.append(self.path)
-                served = peer.files.get(self.path)
+                # A static file server ignores the query: "/x.pem?all=1" is "/x.pem".
+                served = peer.files.get(self.path) or peer.files.get(self.path.split("?")[0])
                 if served is None:
                     self.send_error(404)
                     return

@@ -23,7 +23,11 @@ from activitypub.federation.provenance_check import (
     origin_of,
     sha256_of_multibase,
 )
-from activitypub.federation.provenance_root import parse_root_pem
+from activitypub.federation.provenance_root import (
+    LEGACY_ROOT_CERTIFICATES,
+    MAX_ROOT_CERTIFICATES,
+    parse_root_pem,
+)
 from render.provenance import (
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     TRAINED_ALGORITHMIC_MEDIA,
@@ -217,8 +221,12 @@ def test_parse_root_pem_keeps_ca_certificates_only() -> None:
     for refused in (credentials.key_pem, credentials.chain_pem, "hello", b"\x00" * 10):
         with pytest.raises(ValueError):
             parse_root_pem(refused)  # a key, a leaf (not a CA), junk
+    # A bundle (the current root, then retired ones) up to the limit.
+    assert parse_root_pem(credentials.root_pem * MAX_ROOT_CERTIFICATES).count("BEGIN") == 32
     with pytest.raises(ValueError):
-        parse_root_pem(credentials.root_pem * 5)  # more than four certificates
+        parse_root_pem(credentials.root_pem * (MAX_ROOT_CERTIFICATES + 1))
+    with pytest.raises(ValueError):  # what fedisora before root history accepts
+        parse_root_pem(credentials.root_pem * 5, limit=LEGACY_ROOT_CERTIFICATES)
 
 
 # --- real signed files -----------------------------------------------------------------------

@@ -55,6 +55,35 @@ async def main(caption):
 asyncio.run(main(sys.argv[1]))
 """
 
+_POST_UNPOSTED_RENDER = """
+import asyncio, json, sys
+from activitypub import federation
+from fedisora import urls
+from fedisora.config import load_settings
+from fedisora.db import close_db, init_db
+from fedisora.models import Account, Clip, MediaFile
+from fedisora.services import posts
+
+async def main(caption, which):
+    settings = load_settings()
+    urls.configure(settings)
+    await init_db(settings)
+    federation.install(None)
+    try:
+        admin = await Account.get(username="admin", domain=None)
+        posted = await Clip.filter(media_id__not_isnull=True).values_list("media_id", flat=True)
+        media = await MediaFile.filter(
+            account_id=admin.pk, kind="video", file__not_isnull=True
+        ).exclude(id__in=list(posted)).order_by("id" if which == "oldest" else "-id").first()
+        clip = await posts.post_clip(admin, media, caption=caption)
+        print(json.dumps({"uri": clip.uri, "file": media.file}))
+    finally:
+        await federation.uninstall()
+        await close_db()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
 _REMOTE_CLIPS = """
 import asyncio, json
 from fedisora.config import load_settings
@@ -164,3 +193,64 @@ def test_a_rendered_clip_is_verified_by_the_receiving_instance(
     [clip] = [c for c in clips if c["uri"] == missing]
     assert clip["provenance"]["state"] == "unverified"
     assert "HTTP 404" in clip["provenance"]["reason"]
+
+
+def test_a_clip_signed_before_the_root_was_replaced_stays_verified(
+    instances: tuple[Instance, Instance], tmp_path: Path
+) -> None:
+    """A replaces its provenance root as an admin would (``fedisora init
+    --new-provenance-root``, while it keeps serving). B had A's old root cached: a clip under
+    the new root makes B fetch A's roots again, and a clip rendered under the old root but
+    posted afterwards is still verified, by B and by A itself."""
+    a, b = instances
+    b.act("follow", "admin", f"admin@{a.domain}")
+    wait_for(b, lambda s: [f["state"] for f in s["follows"]] == ["accepted"], "the Accept")
+
+    def render(prompt: str) -> None:
+        done = fedisora(["render", prompt, "--seconds", "1"], a.env, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+    def post_and_check(caption: str, which: str) -> dict[str, Any]:
+        """Post A's *which* (oldest or newest) unposted render; B's label of it."""
+        posted = _python(a, _POST_UNPOSTED_RENDER, caption, which)
+        clips = _wait_remote(
+            b,
+            lambda cs: any(c["uri"] == posted["uri"] and c["checks"] for c in cs),
+            f"the check of {caption!r}",
+        )
+        [clip] = [c for c in clips if c["uri"] == posted["uri"]]
+        prov: dict[str, Any] = clip["provenance"]
+        assert prov["state"] == "verified", prov
+        assert prov["reason"] == f"rendered and signed by {a.domain}"
+        return {**posted, "provenance": prov}
+
+    render("a lighthouse in a storm")
+    post_and_check("a lighthouse in a storm", "oldest")  # B caches A's first root
+    render("a heron on a pier")  # signed under the first root, posted after the replacement
+
+    root_url = f"{a.base}/.well-known/fedisora/provenance-root.pem"
+    old_root = httpx.get(root_url, timeout=10).text
+    replaced = fedisora(["init", "--new-provenance-root"], a.env)
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert "provenance signing certificate: replaced; 1 retired root(s)" in replaced.stdout
+    new_root = (tmp_path / "a" / "provenance" / "root.pem").read_text()
+    assert new_root != old_root
+    # A publishes the new root first, then the old one (also with ?all=1), never a key.
+    for url in (root_url, f"{root_url}?all=1"):
+        published = httpx.get(url, timeout=10)
+        assert published.status_code == 200
+        assert published.text == new_root + old_root
+        assert "PRIVATE KEY" not in published.text
+
+    render("a kite over a hill")
+    new = post_and_check("a kite over a hill", "newest")  # B's cached root is not this one
+    old = post_and_check("a heron on a pier", "oldest")  # B now has what A published
+    assert old["provenance"]["signer"] == new["provenance"]["signer"]  # same name, new root
+
+    # A verifies its own clips, old and new, locally.
+    for clip in (old, new):
+        verified = fedisora(["verify", str(tmp_path / "a" / "media" / clip["file"])], a.env)
+        assert verified.returncode == 0, verified.stdout + verified.stderr[-3000:]
+        assert "validation: Trusted (signed by a trusted instance root; 2 trusted roots)" in (
+            verified.stdout
+        )

@@ -61,6 +61,7 @@ def test_render_verify_and_bad_requests(
     trusted = instance / "data" / "provenance" / "trusted"
     trusted.mkdir()
     shutil.move(instance / "data" / "provenance" / "root.pem", trusted / "clips.pem")
+    shutil.rmtree(instance / "data" / "provenance" / "roots")  # no root history either
     assert _run(["verify", str(out)]) == 0
     assert "validation: Trusted (signed by a trusted instance root; 1 trusted roots)" in (
         capsys.readouterr().out
