@@ -1,4 +1,4 @@
-"""Web pages: home, login/logout and the admin overview."""
+"""Web pages: home, login/logout and the admin overview (the feed is in :mod:`web.clips`)."""
 
 from __future__ import annotations
 
@@ -22,19 +22,22 @@ from fedisora.models import (
     Visibility,
 )
 from fedisora.services.accounts import authenticate
+from web.clips import clip_cards, session_account
+from web.clips import routes as clip_routes
 from web.pages import render
 
 __all__ = ["routes"]
 
 
 async def home(request: Request) -> Response:
+    """The latest public clips made here (a logged-in user's follows are on /feed)."""
+    viewer = await session_account(request)
     clips = (
         await Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None, local=True)
         .order_by("-id")
         .limit(20)
-        .prefetch_related("account", "media")
     )
-    return render(request, "home.html", clips=clips)
+    return render(request, "home.html", cards=await clip_cards(viewer, clips))
 
 
 async def login(request: Request) -> Response:
@@ -120,4 +123,5 @@ def routes() -> list[BaseRoute]:
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
         *accounts.routes(),
+        *clip_routes(),
     ]

@@ -41,8 +41,12 @@ def render_html(
     *,
     tag_url: Callable[[str], str],
     mention_url: Callable[[str, str | None], str | None],
+    link_rel: str = "nofollow noopener",
 ) -> str:
-    """Escape *text* and link hashtags, mentions and URLs, in Mastodon's HTML shape."""
+    """Escape *text* and link hashtags, mentions and URLs, in Mastodon's HTML shape.
+
+    *link_rel* is the ``rel`` of URL links (the web pages add ``ugc`` to remote authors' links).
+    """
     pattern = re.compile(f"{URL_RE.pattern}|{HASHTAG_RE.pattern}|{MENTION_RE.pattern}", re.UNICODE)
     out: list[str] = []
     pos = 0
@@ -51,9 +55,8 @@ def render_html(
         token = match.group(0)
         if token.startswith("http"):
             href = html.escape(token, quote=True)
-            out.append(
-                f'<a href="{href}" rel="nofollow noopener" target="_blank">{html.escape(token)}</a>'
-            )
+            rel = html.escape(link_rel, quote=True)
+            out.append(f'<a href="{href}" rel="{rel}" target="_blank">{html.escape(token)}</a>')
         elif token.startswith("#") and not match.group(1).isdigit():
             name = match.group(1)
             href = html.escape(tag_url(name.lower()), quote=True)

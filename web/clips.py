@@ -1,0 +1,192 @@
+"""Clips as the web pages show them, local and remote, and the logged-in user's feed.
+
+A remote clip (from a fedisora peer, Mastodon, PeerTube, Loops...) is shown from its own URLs,
+never re-hosted, with the provenance label its check gave it (``_provenance.html``). Its text
+is the peer's, so it is untrusted: the caption is re-rendered here from the stored plain text
+(escaped by :func:`fedisora.services.text.render_html`, links ``rel="nofollow noopener ugc"``),
+never from markup; every other remote string goes through the templates' autoescaping; and a
+remote URL is used only when it is plain ``http(s)``.
+
+Who sees what is decided by the same batch rules as the API's timelines
+(:func:`fedisora.api.visibility.visible_statuses` and ``hidden_account_ids``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fedisora import urls
+from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.models import Account, Clip, MediaFile, TimelineEntry, User, Visibility
+from fedisora.services.text import render_html
+from web.pages import render
+
+__all__ = ["ClipCard", "clip_cards", "routes", "session_account", "web_url"]
+
+PAGE = 20
+UGC_REL = "nofollow noopener ugc"
+"""The ``rel`` of every link to a remote author's content."""
+
+_VISIBILITY_BADGES = {
+    Visibility.UNLISTED: "unlisted",
+    Visibility.FOLLOWERS: "followers only",
+    Visibility.DIRECT: "direct",
+}
+
+
+def web_url(value: str | None) -> str | None:
+    """*value* if it is a plain absolute ``http``/``https`` URL, else None.
+
+    Remote objects may carry any string as a URL (``javascript:``, ``data:``...); only these
+    are ever put into an ``href`` or ``src``.
+    """
+    if not value or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in value):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class ClipCard:
+    """Everything ``_clip.html`` shows of one clip."""
+
+    clip: Clip
+    author: Account
+    media: MediaFile | None
+    caption_html: Markup
+    video_src: str | None
+    poster_src: str | None
+    author_href: str | None
+    """A remote author's own profile page (local authors have none in the web UI yet)."""
+    origin_href: str | None
+    """A remote clip's page on its own instance."""
+    booster: Account | None = None
+
+    @property
+    def remote(self) -> bool:
+        return not self.clip.local
+
+    @property
+    def visibility_badge(self) -> str | None:
+        return _VISIBILITY_BADGES.get(Visibility(self.clip.visibility))
+
+    @property
+    def provenance_state(self) -> str:
+        prov = (self.media.provenance if self.media else None) or {}
+        return str(prov.get("state") or "unverified")
+
+
+def _card(
+    clip: Clip, author: Account, media: MediaFile | None, booster: Account | None
+) -> ClipCard:
+    u = urls.current()
+    if clip.local:
+        caption = Markup(clip.content)  # rendered here from the author's text (posts.py)
+        video = u.media(media.file) if media and media.file else None
+        poster = u.media(media.poster_file) if media and media.poster_file else None
+        author_href = origin_href = None
+    else:
+        caption = Markup(
+            render_html(
+                clip.caption, tag_url=u.tag, mention_url=lambda _u, _d: None, link_rel=UGC_REL
+            )
+        )
+        video = web_url(media.remote_url) if media else None
+        poster = web_url(media.remote_poster_url) if media else None
+        author_href = web_url(author.url) or web_url(author.uri)
+        origin_href = web_url(clip.url) or web_url(clip.uri)
+    return ClipCard(
+        clip=clip,
+        author=author,
+        media=media,
+        caption_html=caption,
+        video_src=video,
+        poster_src=poster,
+        author_href=author_href,
+        origin_href=origin_href,
+        booster=booster,
+    )
+
+
+async def clip_cards(
+    viewer: Account | None,
+    clips: Sequence[Clip],
+    boosters: Sequence[int | None] | None = None,
+) -> list[ClipCard]:
+    """Cards for the *clips* that *viewer* may see, in order, minus blocked and muted authors.
+
+    *boosters*, parallel to *clips*, names who boosted each one into a feed (None: nobody);
+    a boost by a hidden account is dropped too.
+    """
+    by = list(boosters) if boosters is not None else [None] * len(clips)
+    visible = {c.pk for c in await visible_statuses(viewer, clips)}
+    hidden = await hidden_account_ids(viewer)
+    shown = [
+        (clip, booster)
+        for clip, booster in zip(clips, by, strict=True)
+        if clip.pk in visible
+        and clip.account_id not in hidden
+        and (booster is None or booster not in hidden)
+    ]
+    account_ids = {c.account_id for c, _ in shown} | {b for _, b in shown if b is not None}
+    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
+    media_ids = {c.media_id for c, _ in shown if c.media_id is not None}
+    media = {m.pk: m for m in await MediaFile.filter(pk__in=media_ids)}
+    return [
+        _card(
+            clip,
+            accounts[clip.account_id],
+            media.get(clip.media_id) if clip.media_id is not None else None,
+            accounts.get(booster) if booster is not None else None,
+        )
+        for clip, booster in shown
+        if clip.account_id in accounts
+    ]
+
+
+async def session_account(request: Request) -> Account | None:
+    """The logged-in local account, or None (the session is dropped if it is no longer one)."""
+    account_id = request.session.get("account_id")
+    if account_id is None:
+        return None
+    user = await User.get_or_none(account_id=account_id)
+    account = await Account.get_or_none(pk=account_id, domain=None, suspended_at=None)
+    if user is None or user.disabled or account is None:
+        request.session.pop("account_id", None)
+        request.session.pop("username", None)
+        return None
+    return account
+
+
+async def feed(request: Request) -> Response:
+    """The logged-in user's home feed: their own clips and those of everyone they follow,
+    here or on other instances (``TimelineEntry`` rows, as the API's home timeline)."""
+    me = await session_account(request)
+    if me is None:
+        return RedirectResponse("/login?next=/feed", status_code=303)
+    raw = request.query_params.get("max_id", "")
+    query = TimelineEntry.filter(owner_id=me.pk)
+    if raw.isdigit():
+        query = query.filter(clip_id__lt=int(raw))
+    entries = await query.order_by("-clip_id").limit(PAGE)
+    clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
+    kept = [e for e in entries if e.clip_id in clips]
+    cards = await clip_cards(me, [clips[e.clip_id] for e in kept], [e.boosted_by_id for e in kept])
+    older = entries[-1].clip_id if len(entries) == PAGE else None
+    return render(request, "feed.html", cards=cards, older=older)
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/feed", feed)]
