@@ -79,6 +79,7 @@ OBJECT_TERMS: dict[str, Any] = {
     "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
     "discoverable": "toot:discoverable",
     "indexable": "toot:indexable",
+    "suspended": "toot:suspended",
     "featured": {"@id": "toot:featured", "@type": "@id"},
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
     "digestMultibase": "https://w3id.org/security#digestMultibase",
@@ -295,6 +296,9 @@ class ActorInfo:
     discoverable: bool = True
     indexable: bool = True
     also_known_as: tuple[str, ...] = ()
+    suspended: bool = False
+    """Mastodon's ``toot:suspended``: the account is suspended by its server. Give the
+    minimal profile with it (see :func:`actor_document`)."""
 
 
 def _image(url: str | None) -> dict[str, str] | None:
@@ -305,7 +309,11 @@ def _image(url: str | None) -> dict[str, str] | None:
 
 
 def actor_document(actor: ActorInfo) -> dict[str, Any]:
-    """An actor as Mastodon reads it, with the Ed25519 key as a FEP-521a Multikey."""
+    """An actor as Mastodon reads it, with the Ed25519 key as a FEP-521a Multikey.
+
+    A suspended actor carries ``suspended: true``; the caller blanks its profile as Mastodon
+    does (name = username, no summary, icon, image or aliases, not discoverable), keeping the
+    ids, inboxes and keys so that peers can still verify its ``Update``s and refresh it."""
     doc: dict[str, Any] = {
         "@context": ACTOR_CONTEXT,
         "id": actor.id,
@@ -346,6 +354,8 @@ def actor_document(actor: ActorInfo) -> dict[str, Any]:
         doc["image"] = image
     if actor.also_known_as:
         doc["alsoKnownAs"] = list(actor.also_known_as)
+    if actor.suspended:
+        doc["suspended"] = True
     return doc
 
 
@@ -371,6 +381,8 @@ class ParsedActor:
     manually_approves_followers: bool
     discoverable: bool
     indexable: bool
+    suspended: bool = False
+    """``toot:suspended``: its server suspended it (the profile fields are then blanked)."""
 
 
 def _str(value: Any, name: str, *, required: bool = False, limit: int = 2048) -> str | None:
@@ -472,6 +484,7 @@ def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
         manually_approves_followers=doc.get("manuallyApprovesFollowers") is True,
         discoverable=doc.get("discoverable") is not False,
         indexable=doc.get("indexable") is True,
+        suspended=doc.get("suspended") is True,
     )
 
 

@@ -119,6 +119,12 @@ class Account(Model):
     discoverable = fields.BooleanField(default=True)
     indexable = fields.BooleanField(default=True)
     suspended_at = fields.DatetimeField(null=True)
+    """Suspended by a moderator of this instance (or, for a remote account, deleted by its
+    server). See :mod:`fedisora.services.account_deletion`."""
+    origin_suspended_at = fields.DatetimeField(null=True)
+    """Remote accounts only: suspended by their own server (its actor says ``suspended``).
+    Kept apart from :attr:`suspended_at` so that the origin lifting its suspension never
+    lifts a local moderator's."""
     followers_count = fields.IntField(default=0)
     following_count = fields.IntField(default=0)
     clips_count = fields.IntField(default=0)
@@ -142,6 +148,11 @@ class Account(Model):
     @property
     def acct(self) -> str:
         return self.username if self.domain is None else f"{self.username}@{self.domain}"
+
+    @property
+    def suspended(self) -> bool:
+        """Hidden here: suspended by this instance's moderators or by the account's server."""
+        return self.suspended_at is not None or self.origin_suspended_at is not None
 
 
 class User(Model):

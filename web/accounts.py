@@ -1,9 +1,11 @@
-"""Deleting accounts from the web: an admin deletes one, or a user deletes their own.
+"""Moderating accounts from the web: an admin suspends, unsuspends or deletes one, or a user
+deletes their own.
 
-Both go through a confirmation page and a POST carrying the session's CSRF token (compared
-in constant time, as the OAuth consent form does); the admin confirms by typing the
-username, the user by their password. Both call
-:func:`fedisora.services.account_deletion.delete_local_account`.
+Every change is a POST carrying the session's CSRF token (compared in constant time, as the
+OAuth consent form does). Suspending and unsuspending are buttons on the admin's account
+list (both reversible); deleting goes through a confirmation page, where the admin confirms
+by typing the username and the user by their password. They call
+:mod:`fedisora.services.account_deletion`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -20,7 +23,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fedisora.models import Account, User
-from fedisora.services.account_deletion import AccountDeletion, delete_local_account, is_deleted
+from fedisora.services.account_deletion import (
+    AccountDeletion,
+    delete_local_account,
+    is_deleted,
+    suspend_account,
+    unsuspend_account,
+)
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.passwords import verify_password
 from web.pages import render
@@ -76,17 +85,41 @@ async def admin_accounts(request: Request) -> Response:
         }
         for a in accounts
     ]
-    return render(request, "admin/accounts.html", rows=rows)
+    return render(request, "admin/accounts.html", rows=rows, csrf=csrf_token(request))
 
 
-async def _deletable(request: Request, admin: User) -> Account:
+async def _moderated(request: Request, admin: User, own: str) -> Account:
+    """The local account the path names; *own* is the refusal for the admin's own one."""
     raw = str(request.path_params["account_id"])
     account = await Account.get_or_none(pk=int(raw)) if raw.isdigit() else None
     if account is None or not account.local or account.username == INSTANCE_ACTOR:
         raise HTTPException(404, "no such local account")
     if account.pk == admin.account_id:
-        raise HTTPException(403, "delete your own account from /settings/delete instead")
+        raise HTTPException(403, own)
     return account
+
+
+async def _deletable(request: Request, admin: User) -> Account:
+    return await _moderated(request, admin, "delete your own account from /settings/delete instead")
+
+
+async def _moderate(request: Request, action: Callable[[Account], Awaitable[Account]]) -> Response:
+    """Run *action* on the account the path names, then back to the list. The service's
+    refusals (a deleted account, one not suspended) are its 4xx pages."""
+    admin = await _admin_user(request)
+    account = await _moderated(request, admin, "this is your own account")
+    form = await request.form()
+    _check_csrf(request, form)
+    await action(account)
+    return RedirectResponse("/admin/accounts", status_code=303)
+
+
+async def admin_suspend_account(request: Request) -> Response:
+    return await _moderate(request, suspend_account)
+
+
+async def admin_unsuspend_account(request: Request) -> Response:
+    return await _moderate(request, unsuspend_account)
 
 
 async def admin_delete_account(request: Request) -> Response:
@@ -156,5 +189,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/admin/accounts", admin_accounts),
         Route("/admin/accounts/{account_id}/delete", admin_delete_account, methods=["GET", "POST"]),
+        Route("/admin/accounts/{account_id}/suspend", admin_suspend_account, methods=["POST"]),
+        Route("/admin/accounts/{account_id}/unsuspend", admin_unsuspend_account, methods=["POST"]),
         Route("/settings/delete", settings_delete, methods=["GET", "POST"]),
     ]

@@ -3,6 +3,10 @@
 Fetches are signed GETs by the instance actor (peers with authorized fetch require them).
 A cached key is refetched when a signature fails to verify with it (key rotation), at most
 once per :data:`REFETCH_INTERVAL` per actor, so forged requests cannot make us hammer a peer.
+
+Every stored document, fetched or received in an ``Update``, also sets or lifts the actor's
+suspension by its own server (Mastodon's ``suspended``, kept in ``origin_suspended_at``);
+a suspension by this instance's moderators (``suspended_at``) is theirs alone.
 """
 
 from __future__ import annotations
@@ -92,12 +96,44 @@ async def store_actor(doc: dict[str, Any], fetched_from: str) -> Account:
     if account is not None:
         if account.local:
             raise ActorError(f"{parsed.id} claims to be a local account")
+        _origin_suspension(account, parsed, values)
         await Account.filter(pk=account.pk).update(uri=parsed.id, **values)
         return await Account.get(pk=account.pk)
+    values["origin_suspended_at"] = utcnow() if parsed.suspended else None
     try:
         return await Account.create(uri=parsed.id, **values)
     except IntegrityError:  # a concurrent fetch stored it first
         return await Account.get(uri=parsed.id)
+
+
+#: What a suspended actor's document blanks (Mastodon's): the stored profile is kept instead.
+_PROFILE = (
+    "display_name",
+    "note",
+    "avatar_url",
+    "header_url",
+    "locked",
+    "discoverable",
+    "indexable",
+)
+
+
+def _origin_suspension(
+    account: Account, parsed: objects.ParsedActor, values: dict[str, Any]
+) -> None:
+    """Follow the actor's own ``suspended`` flag (Mastodon's ``toot:suspended``) in
+    ``origin_suspended_at``, whether it came in an ``Update`` or a fetch. A local moderator's
+    ``suspended_at`` is never touched: the origin lifting its suspension lifts only its own."""
+    if parsed.suspended:
+        for name in _PROFILE:
+            values.pop(name, None)
+        values["origin_suspended_at"] = account.origin_suspended_at or utcnow()
+        if account.origin_suspended_at is None:
+            log.info("%s is suspended by its server", parsed.id)
+    else:
+        values["origin_suspended_at"] = None
+        if account.origin_suspended_at is not None:
+            log.info("%s is no longer suspended by its server", parsed.id)
 
 
 async def fetch_actor(fed: Federation, uri: str, *, refresh: bool = False) -> Account:

@@ -30,6 +30,7 @@ from activitypub.federation.http import FetchError, UnsafeURL
 from activitypub.federation.render import actor_document, clip_note, comment_note, iso
 from activitypub.federation.rows import create_row
 from fedisora.config import Settings
+from fedisora.ids import new_id
 from fedisora.models import (
     Account,
     Block,
@@ -112,6 +113,7 @@ async def _remote_followers(account: Account) -> list[Account]:
         following_rel__state=FollowState.ACCEPTED,
         domain__not_isnull=True,
         suspended_at=None,
+        origin_suspended_at=None,
     )
 
 
@@ -119,7 +121,9 @@ async def _remote(ids: Iterable[int]) -> list[Account]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return []
-    return await Account.filter(pk__in=wanted, domain__not_isnull=True, suspended_at=None)
+    return await Account.filter(
+        pk__in=wanted, domain__not_isnull=True, suspended_at=None, origin_suspended_at=None
+    )
 
 
 def inboxes(recipients: Iterable[Account]) -> list[str]:
@@ -351,17 +355,28 @@ async def _block_deleted(actor: Account, data: dict[str, Any]) -> Audience | Non
     return objects.activity("Undo", f"{data['block_uri']}#undo", actor.uri, inner), target
 
 
-async def _account_updated(actor: Account, data: dict[str, Any]) -> Audience | None:
+def _actor_update(actor: Account) -> dict[str, Any]:
+    """An ``Update`` carrying *actor*'s current document (the suspended one while it is
+    suspended), in the actor's context so that ``publicKey`` and ``suspended`` are defined.
+    Each has an id of its own: a peer drops a second activity with a known id."""
     doc = actor_document(actor)
     doc.pop("@context", None)
-    stamp = int(utcnow().timestamp())
     update = objects.activity(
-        "Update", f"{actor.uri}#updates/{stamp}", actor.uri, doc, to=[objects.PUBLIC]
+        "Update",
+        f"{actor.uri}#updates/{new_id()}",
+        actor.uri,
+        doc,
+        to=[objects.PUBLIC],
+        context=False,
     )
-    return update, await _remote_followers(actor)
+    return objects.with_context(update, objects.ACTOR_CONTEXT)
 
 
-# --- remixes of remote clips (FEP-044f) and deleted accounts -------------------------------
+async def _account_updated(actor: Account, data: dict[str, Any]) -> Audience | None:
+    return _actor_update(actor), await _remote_followers(actor)
+
+
+# --- remixes of remote clips (FEP-044f) and deleted or suspended accounts -------------------
 
 
 async def _quote_requested(actor: Account, data: dict[str, Any]) -> list[Audience]:
@@ -415,10 +430,14 @@ async def _quote_authorizations_revoked(actor: Account, data: dict[str, Any]) ->
 
 
 async def _known_inboxes_of(actor: Account) -> list[Account]:
-    """Everyone who should hear that *actor* is gone: remote followers and followees, and the
+    """Everyone who should hear that *actor* is gone (its ``Delete``) or was suspended or
+    unsuspended (its ``Update``): remote followers and followees, and the
     authors this account interacted with (one account per shared inbox is enough)."""
     followees = await Account.filter(
-        followers_rel__follower_id=actor.pk, domain__not_isnull=True, suspended_at=None
+        followers_rel__follower_id=actor.pk,
+        domain__not_isnull=True,
+        suspended_at=None,
+        origin_suspended_at=None,
     )
     return await _remote_followers(actor) + list(followees)
 
@@ -433,6 +452,15 @@ async def _account_deleted(actor: Account, data: dict[str, Any]) -> list[Audienc
         to=[objects.PUBLIC],
     )
     return [(delete, await _known_inboxes_of(actor))]
+
+
+async def _account_suspension_changed(actor: Account, data: dict[str, Any]) -> Audience | None:
+    """A local account suspended or unsuspended: Mastodon's actor ``Update`` (with
+    ``suspended: true``, or the full actor again) to every inbox that knew it, the same set
+    its ``Delete`` would go to."""
+    if data.get("suspended") != (actor.suspended_at is not None):
+        return None  # changed again since: that change's own event sends the state
+    return _actor_update(actor), await _known_inboxes_of(actor)
 
 
 #: Builders of further activities for an event (none, one or several each).
@@ -459,7 +487,12 @@ _BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | No
     "block.created": _block_created,
     "block.deleted": _block_deleted,
     "account.updated": _account_updated,
+    "account.suspended": _account_suspension_changed,
+    "account.unsuspended": _account_suspension_changed,
 }
+
+#: Events a suspended local actor still federates (everything else from it is dropped).
+_WHILE_SUSPENDED = frozenset({"account.deleted", "account.suspended"})
 
 
 async def enqueue(sender: Account, activity: dict[str, Any], recipients: Iterable[Account]) -> int:
@@ -488,7 +521,7 @@ async def on_event(event: Event) -> None:
     actor = await Account.get_or_none(pk=event.actor_id)
     if actor is None or not actor.local:
         return
-    if actor.suspended_at is not None and event.kind != "account.deleted":
+    if actor.suspended_at is not None and event.kind not in _WHILE_SUSPENDED:
         return
     built: list[Audience] = []
     if builder is not None:

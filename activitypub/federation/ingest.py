@@ -49,6 +49,11 @@ class Ignored(Exception):
     """The activity is valid but has nothing for us to do; the message says why."""
 
 
+#: What an actor its own server suspended may still send (Mastodon's list): above all the
+#: ``Update`` of itself that lifts the suspension.
+_WHILE_SUSPENDED_BY_ORIGIN = frozenset({"Update", "Delete", "Undo", "Reject"})
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -94,6 +99,8 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
         raise Ignored("activity of a local actor")
     if actor.suspended_at is not None:  # the inbox may have passed it on a cached key
         raise Ignored(f"{actor.uri} is suspended or deleted here")
+    if actor.origin_suspended_at is not None and kind not in _WHILE_SUSPENDED_BY_ORIGIN:
+        raise Ignored(f"{actor.uri} is suspended by its server")
     try:
         await handler(fed, actor, activity)
     except FedisoraError as exc:  # the service refused (a block, not visible...)
@@ -475,7 +482,8 @@ async def _delete_actor(actor: Account) -> None:
         await follows._remove(row, "follow.deleted", actor.pk)
     for clip in await Clip.filter(account_id=actor.pk, deleted_at=None):
         await posts.delete_clip(actor, clip)
-    await Account.filter(pk=actor.pk).update(suspended_at=utcnow())
+    now = utcnow()  # its server ended it: an unsuspension here does not bring it back
+    await Account.filter(pk=actor.pk).update(suspended_at=now, origin_suspended_at=now)
 
 
 def quote_stamp(clip: Clip, quoting_uri: str) -> str:

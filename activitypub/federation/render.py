@@ -39,15 +39,19 @@ def ed25519_key_id(account: Account) -> str:
 
 
 def actor_document(account: Account) -> dict[str, object]:
+    """A local account's actor. A suspended one (``suspended_at`` set, not deleted: deleted
+    ones answer 410) gives Mastodon's minimal document with ``suspended: true``: ids, inboxes
+    and keys stay, the profile is blanked (it is kept in the row for an unsuspension)."""
     u = urls.current()
+    suspended = account.suspended_at is not None
     info = objects.ActorInfo(
         id=account.uri,
         type=account.actor_type.value,
         username=account.username
         if account.actor_type != ActorType.APPLICATION
         else u.base.split("://", 1)[1],
-        name=account.display_name or account.username,
-        summary=account.note,
+        name=account.username if suspended else (account.display_name or account.username),
+        summary="" if suspended else account.note,
         url=account.url or account.uri,
         inbox=account.inbox_uri or u.inbox(account.username),
         outbox=account.outbox_uri or u.outbox(account.username),
@@ -60,11 +64,12 @@ def actor_document(account: Account) -> dict[str, object]:
         published=iso(account.created_at) or "",
         ed25519_key_id=ed25519_key_id(account) if account.ed25519_public_multibase else None,
         ed25519_multibase=account.ed25519_public_multibase,
-        icon_url=account.avatar_url,
-        image_url=account.header_url,
-        manually_approves_followers=account.locked,
-        discoverable=account.discoverable,
-        indexable=account.indexable,
+        icon_url=None if suspended else account.avatar_url,
+        image_url=None if suspended else account.header_url,
+        manually_approves_followers=account.locked and not suspended,
+        discoverable=account.discoverable and not suspended,
+        indexable=account.indexable and not suspended,
+        suspended=suspended,
     )
     return objects.actor_document(info)
 

@@ -139,10 +139,10 @@ async def webfinger(request: Request) -> Response:
     if len(resource) > 2048:
         return _error(400, "resource is too long")
     account = await _account_for_resource(settings, resource)
-    if account is not None and account.suspended_at is not None:
-        if await is_deleted(account):  # as Mastodon: 410 for a deleted account
-            return _error(410, f"{resource} was deleted")
-        account = None
+    # As Mastodon: 410 for a deleted account; a suspended one still resolves, so that peers
+    # can fetch its actor (which says ``suspended``).
+    if account is not None and account.suspended_at is not None and await is_deleted(account):
+        return _error(410, f"{resource} was deleted")
     if account is None:
         return _error(404, f"no account for {resource}")
     username = account.username
@@ -288,15 +288,26 @@ async def _owner(username: str) -> tuple[Account | None, Account | None]:
 
 
 async def actor(request: Request) -> Response:
+    """The actor. A deleted one is a 410 Tombstone; a suspended one answers ActivityPub
+    clients with its minimal document saying ``suspended`` (as Mastodon does, so that peers
+    can refresh it) and browsers 403."""
     username = request.path_params["username"]
-    account = await _local(username)
+    account = None
+    if username.lower() != INSTANCE_ACTOR:  # served at /actor
+        account = await Account.get_or_none(username__iexact=username, domain=None)
     if account is None:
-        gone = await _deleted_local(username)
-        if gone is not None:
-            # The name stays reserved and answers 410 for good (Mastodon does the same).
-            tombstone = objects.tombstone(gone.uri, gone.actor_type.value, iso(gone.suspended_at))
-            return _activity(objects.with_context(tombstone), 410)
         return _error(404, "no such actor")
+    if account.suspended_at is not None:
+        if await is_deleted(account):
+            # The name stays reserved and answers 410 for good (Mastodon does the same).
+            tombstone = objects.tombstone(
+                account.uri, account.actor_type.value, iso(account.suspended_at)
+            )
+            return _activity(objects.with_context(tombstone), 410)
+        if not wants_activity(request):
+            return JSONResponse(
+                {"error": "this account is suspended"}, 403, headers={"Vary": "Accept"}
+            )
     return _actor_or_page(request, account)
 
 

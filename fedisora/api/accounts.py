@@ -123,7 +123,7 @@ async def lookup(ctx: Ctx) -> Response:
         found = await Account.get_or_none(username__iexact=username, domain=None)
     else:
         found = await Account.get_or_none(username__iexact=username, domain=domain.lower())
-    if found is None or found.suspended_at is not None or found.username == INSTANCE_ACTOR:
+    if found is None or found.suspended or found.username == INSTANCE_ACTOR:
         raise NotFound("Record not found")
     return json(account_entities([found])[0])
 
@@ -181,7 +181,10 @@ async def _follow_list(ctx: Ctx, *, followers: bool) -> Response:
         query = Follow.filter(follower_id=account.pk, state=FollowState.ACCEPTED)
     rows = await page_of(query, page)
     ids = [r.follower_id if followers else r.target_id for r in rows]
-    found = {a.pk: a for a in await Account.filter(pk__in=ids, suspended_at=None)}
+    found = {
+        a.pk: a
+        for a in await Account.filter(pk__in=ids, suspended_at=None, origin_suspended_at=None)
+    }
     body = account_entities([found[i] for i in ids if i in found])
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)
@@ -239,7 +242,9 @@ async def search(ctx: Ctx) -> Response:
     username, _, domain = q.partition("@")
     # (tortoise's exclude(a=.., b=..) means NOT a AND NOT b, so the instance actor goes by id)
     instance_ids = await column(Account.filter(username=INSTANCE_ACTOR, domain=None), "id")
-    query = Account.filter(suspended_at=None).exclude(pk__in=list(instance_ids))
+    query = Account.filter(suspended_at=None, origin_suspended_at=None).exclude(
+        pk__in=list(instance_ids)
+    )
     if domain:
         dom = None if domain.lower() == ctx.settings.domain else domain.lower()
         query = query.filter(username__istartswith=username, domain=dom)

@@ -1,13 +1,15 @@
 """Mastodon's admin API for accounts: look one up, moderate it, delete it.
 
 Mastodon's order is kept: an account is suspended first (``POST .../action`` with
-``type=suspend``), then its data deleted (``DELETE``). Every endpoint needs a token with an
+``type=suspend``), then either unsuspended (``POST .../unsuspend``) or its data deleted
+(``DELETE``; a deleted account cannot be unsuspended). Every endpoint needs a token with an
 ``admin:`` scope (``read``/``write`` never imply them) whose user is an admin; others get
 403 ``This action is not allowed``, as Mastodon answers.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import Response
@@ -21,11 +23,14 @@ from fedisora.services.account_deletion import (
     delete_local_account,
     disable_login,
     suspend_account,
+    unsuspend_account,
 )
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.work import Engine
 
 __all__ = ["admin_account_entity", "routes"]
+
+log = logging.getLogger("fedisora.api.admin")
 
 Json = dict[str, Any]
 
@@ -58,7 +63,7 @@ def admin_account_entity(account: Account, user: User | None) -> Json:
         "disabled": bool(user and user.disabled),
         "silenced": False,
         "sensitized": False,
-        "suspended": account.suspended_at is not None,
+        "suspended": account.suspended,  # here, or by its own server
         "account": account_entities([account])[0],
     }
 
@@ -108,6 +113,32 @@ async def account_action(ctx: Ctx) -> Response:
 
 
 @endpoint("admin:write:accounts", user=True)
+async def unsuspend(ctx: Ctx) -> Response:
+    """Lift this instance's suspension (403 for an account not suspended here, or deleted).
+
+    A remote account is then refetched from its server at once, as Mastodon does: the
+    suspension here refused its activities, so its server may have suspended it, or lifted
+    its own suspension, meanwhile."""
+    account = await _target(ctx)
+    _not_self(ctx, account)
+    account = await unsuspend_account(account)
+    if not account.local:
+        account = await _refetch(ctx, account)
+    return json(await _entity(account))
+
+
+async def _refetch(ctx: Ctx, account: Account) -> Account:
+    from activitypub.federation.actors import ActorError, fetch_actor
+    from activitypub.federation.context import get_federation
+
+    try:
+        return await fetch_actor(get_federation(ctx.settings), account.uri, refresh=True)
+    except ActorError as exc:  # it stays marked for a refetch on its next use
+        log.info("could not refetch %s after unsuspending it: %s", account.uri, exc)
+        return account
+
+
+@endpoint("admin:write:accounts", user=True)
 async def delete_account(ctx: Ctx) -> Response:
     """Delete a suspended local account's data (the username stays reserved)."""
     account = await _target(ctx)
@@ -130,4 +161,5 @@ def routes() -> list[BaseRoute]:
         *api_route(f"{a}/{{id}}", get_account, ["GET"]),
         *api_route(f"{a}/{{id}}", delete_account, ["DELETE"]),
         *api_route(f"{a}/{{id}}/action", account_action, ["POST"]),
+        *api_route(f"{a}/{{id}}/unsuspend", unsuspend, ["POST"]),
     ]

@@ -13,7 +13,7 @@ __all__ = ["column", "get_account", "get_status", "get_status_row"]
 
 async def get_account(account_id: int) -> Account:
     account = await Account.get_or_none(pk=account_id) if account_id >= 0 else None
-    if account is None or account.suspended_at is not None:
+    if account is None or account.suspended:
         raise NotFound("Record not found")
     return account
 

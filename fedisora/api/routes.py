@@ -37,7 +37,7 @@ def _fedisora_media_routes() -> list[BaseRoute]:
 
 
 def _admin_routes() -> list[BaseRoute]:
-    """Mastodon's admin API (accounts: look up, suspend, delete)."""
+    """Mastodon's admin API (accounts: look up, suspend, unsuspend, delete)."""
     from fedisora.api import admin
 
     return admin.routes()

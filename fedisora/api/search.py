@@ -62,7 +62,9 @@ async def _accounts(ctx: Ctx, q: str, offset: int, limit: int, resolve: bool) ->
     me = ctx.account
     clean = q.strip().lstrip("@")
     instance_ids = await column(Account.filter(username=INSTANCE_ACTOR, domain=None), "id")
-    query = Account.filter(suspended_at=None).exclude(pk__in=list(instance_ids))
+    query = Account.filter(suspended_at=None, origin_suspended_at=None).exclude(
+        pk__in=list(instance_ids)
+    )
     exact: Account | None = None
     username, _, domain = clean.partition("@")
     if _is_url(q.strip()):
@@ -99,7 +101,7 @@ async def _accounts(ctx: Ctx, q: str, offset: int, limit: int, resolve: bool) ->
     if (
         exact is not None
         and offset == 0
-        and exact.suspended_at is None
+        and not exact.suspended
         and exact.pk not in hidden
         and (followed is None or exact.pk in followed)
         and all(a.pk != exact.pk for a in found)

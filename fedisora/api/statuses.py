@@ -298,7 +298,10 @@ unpin = _status_action(bookmarks.unpin, "write:accounts")
 async def _accounts_page(ctx: Ctx, rows: list[Any]) -> Response:
     ids = [r.account_id for r in rows]
     hidden = await hidden_account_ids(ctx.account, mutes=False)
-    found = {a.pk: a for a in await Account.filter(pk__in=ids, suspended_at=None)}
+    found = {
+        a.pk: a
+        for a in await Account.filter(pk__in=ids, suspended_at=None, origin_suspended_at=None)
+    }
     body = account_entities([found[i] for i in ids if i in found and i not in hidden])
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)

@@ -53,9 +53,8 @@ async def visible_statuses(viewer: Account | None, items: Sequence[S]) -> list[S
     everything: list[Clip | Comment] = [*items, *parent_clips.values()]
 
     author_ids = {s.account_id for s in everything}
-    suspended = set(
-        await column(Account.filter(pk__in=author_ids).exclude(suspended_at=None), "id")
-    )
+    hidden_here = Q(suspended_at__not_isnull=True) | Q(origin_suspended_at__not_isnull=True)
+    suspended = set(await column(Account.filter(hidden_here, pk__in=author_ids), "id"))
     blocked: set[int] = set()
     followed: set[int] = set()
     mentioned: set[str] = set()

@@ -1,22 +1,36 @@
-"""Suspending and deleting local accounts, the way Mastodon does.
+"""Suspending, unsuspending and deleting accounts, the way Mastodon does.
 
-An account is in one of three states, told apart with existing columns (no field of its own):
+A local account is in one of three states, told apart with existing columns:
 
-==========  ================  ===========  ==============================================
+==========  ================  ============  ================================================
 state       ``suspended_at``  ``User`` row  its actor URL
-==========  ================  ===========  ==============================================
+==========  ================  ============  ================================================
 active      null              present       the actor document
-suspended   set               present       404 (hidden here; no token or login works)
+suspended   set               present       to ActivityPub clients the minimal actor with
+                                            ``suspended: true`` (browsers 403); WebFinger
+                                            still resolves it; hidden from the API and pages,
+                                            no token or login works
 deleted     set               absent        410 Gone with a ``Tombstone`` (WebFinger too)
-==========  ================  ===========  ==============================================
+==========  ================  ============  ================================================
 
 The instance actor has no ``User`` row either but is never suspended, and remote accounts are
 never deleted here (only suspended), so *local, suspended, without a User row* means deleted:
 :func:`is_deleted`.
 
-A deleted account keeps its ``Account`` row and its keys: the row reserves the username for
-good (registration refuses a name an account row holds), and the keys sign the ``Delete`` of
-the actor and its retries.
+Suspension is reversible (:func:`unsuspend_account`); deletion is not. They federate only for
+local accounts, each as one activity to every inbox that knew the account: suspending sends
+Mastodon's actor ``Update`` carrying ``suspended: true`` (event ``account.suspended``),
+unsuspending the full actor in an ``Update`` again (``account.unsuspended``), deleting the
+``Delete`` of the actor (``account.deleted``). Each event is emitted in the transaction that
+changes the state, so its Delivery rows commit (or roll back) with it.
+
+Remote accounts have two suspensions, kept apart: ``suspended_at`` is this instance's
+moderators' (nothing federates; an incoming ``Delete`` of the actor sets it too), and
+``origin_suspended_at`` is their own server's, followed from the ``suspended`` flag of their
+actor whenever it comes in (an ``Update`` or a fetch, see
+:mod:`activitypub.federation.actors`). Either hides the account (``Account.suspended``); the
+origin lifting its suspension never lifts a local moderator's, and a moderator here can lift
+only their own.
 
 :func:`delete_local_account` works in two steps:
 
@@ -50,13 +64,14 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from fedisora import urls
 from fedisora.config import Settings
-from fedisora.errors import Conflict, Invalid
+from fedisora.errors import Conflict, Forbidden, Invalid
 from fedisora.models import (
     Account,
     Block,
@@ -89,6 +104,7 @@ __all__ = [
     "disable_login",
     "is_deleted",
     "suspend_account",
+    "unsuspend_account",
 ]
 
 
@@ -129,15 +145,66 @@ async def is_deleted(account: Account) -> bool:
 
 
 async def suspend_account(account: Account) -> Account:
-    """Suspend *account* (local or remote): it disappears from this instance's API, pages and
-    actor URLs, and its tokens stop working. The content stays until it is deleted.
+    """Suspend *account* (local or remote) by a moderator of this instance: it disappears
+    from this instance's API and pages, and its tokens stop working. The content stays until
+    it is deleted; :func:`unsuspend_account` undoes this.
 
-    Suspending again keeps the first suspension time. Nothing is federated: the delivery
-    listener ignores suspended actors (Mastodon's ``Update`` with ``suspended`` is not sent).
+    A local account's suspension federates as Mastodon's does: one actor ``Update`` whose
+    document says ``suspended: true`` goes to every inbox that knew the account (the set its
+    ``Delete`` would go to). The event ``account.suspended`` is emitted in the transaction
+    that suspends it, so the federation listener's Delivery rows commit with the state
+    change. A remote account's suspension is local moderation: nothing is sent. Suspending
+    again keeps the first suspension time and sends nothing.
     """
     _refuse_special(account)
-    now = utcnow()
-    await Account.filter(pk=account.pk, suspended_at=None).update(suspended_at=now)
+    async with in_transaction() as conn:
+        changed = await (
+            Account.filter(pk=account.pk, suspended_at=None)
+            .using_db(conn)
+            .update(suspended_at=utcnow())
+        )
+        if changed and account.local:
+            await events.emit("account.suspended", account.pk, suspended=True)
+    return await Account.get(pk=account.pk)
+
+
+async def unsuspend_account(account: Account) -> Account:
+    """Lift this instance's suspension of *account* (Mastodon's ``unsuspend``).
+
+    A local account is visible again, its tokens work again, and the full actor goes out in
+    an ``Update`` (event ``account.unsuspended``) to the inboxes the suspension went to. For a
+    remote account only the local moderator's suspension goes: one its own server imposed
+    (``origin_suspended_at``) stays until that server lifts it, and the account is marked for
+    a refetch (its server may have changed its state while the suspension here refused its
+    activities). Raises :class:`Forbidden` for a deleted account (its data is gone for good)
+    and for an account this instance has not suspended.
+    """
+    _refuse_special(account)
+    async with in_transaction() as conn:
+        account = await Account.filter(pk=account.pk).using_db(conn).get()
+        if account.local:
+            # Locks the login row against a concurrent deletion (PostgreSQL; SQLite
+            # transactions run one at a time): a deleted account never comes back.
+            user = await User.filter(account_id=account.pk).using_db(conn).select_for_update()
+            if account.suspended_at is not None and not user:
+                raise Forbidden(f"@{account.username} was deleted: it cannot be unsuspended")
+        if account.suspended_at is None:
+            if account.origin_suspended_at is not None:
+                raise Forbidden(
+                    f"@{account.acct} is suspended by its own server, not here: "
+                    "only that server can lift it"
+                )
+            raise Forbidden(f"@{account.acct} is not suspended")
+        values: dict[str, Any] = {"suspended_at": None}
+        if not account.local:
+            values["fetched_at"] = None  # refetched on next use (or at once by the caller)
+        changed = await (
+            Account.filter(pk=account.pk, suspended_at__not_isnull=True)
+            .using_db(conn)
+            .update(**values)
+        )
+        if changed and account.local:
+            await events.emit("account.unsuspended", account.pk, suspended=False)
     return await Account.get(pk=account.pk)
 
 

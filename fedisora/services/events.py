@@ -21,7 +21,8 @@ class Event:
     """``kind`` is one of: clip.created, clip.updated, clip.deleted, comment.created,
     comment.deleted, like.created, like.deleted, boost.created, boost.deleted,
     follow.requested, follow.accepted, follow.rejected, follow.deleted, block.created,
-    block.deleted, account.updated, account.deleted, notification.created."""
+    block.deleted, account.updated, account.deleted, account.suspended, account.unsuspended,
+    notification.created."""
 
     kind: str
     actor_id: int

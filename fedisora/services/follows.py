@@ -79,7 +79,7 @@ async def follow(follower: Account, target: Account, *, uri: str | None = None) 
     """
     if follower.pk == target.pk:
         raise Invalid("you cannot follow yourself")
-    if target.suspended_at is not None:
+    if target.suspended:
         raise NotFound("that account does not exist")
     if await is_blocked(follower, target):
         raise Forbidden("you cannot follow an account that blocks you or that you block")

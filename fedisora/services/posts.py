@@ -77,7 +77,7 @@ async def resolve_mentions(
         if domain == local_domain:
             domain = None
         account = await Account.get_or_none(username__iexact=username, domain=domain)
-        if account is not None and account.suspended_at is None:
+        if account is not None and not account.suspended:
             found.append(account)
     return found
 

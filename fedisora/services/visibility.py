@@ -32,7 +32,7 @@ async def _can_see(
     if viewer is not None and viewer.pk == author_id:
         return True
     author = await Account.get(pk=author_id)
-    if author.suspended_at is not None or await is_blocked(viewer, author):
+    if author.suspended or await is_blocked(viewer, author):
         return False
     if visibility in (Visibility.PUBLIC, Visibility.UNLISTED):
         return True

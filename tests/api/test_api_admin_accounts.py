@@ -10,7 +10,7 @@ from apihelpers import PASSWORD, app_token, login
 from factories import local_account, remote_account, rendered_video
 
 from activitypub.federation import install, uninstall
-from fedisora.models import Account, Clip, Delivery, User
+from fedisora.models import Account, Clip, Delivery, User, utcnow
 from fedisora.services import follows
 
 ADMIN_SCOPES = "read write admin:read admin:write"
@@ -96,10 +96,12 @@ async def test_suspend_then_delete(client: httpx.AsyncClient, db: str, deliverin
         headers=await app_token(client, "write"),
     )
     assert signup.status_code == 409 and "taken" in signup.json()["error"]
-    # The single Delete of the actor went to the remote follower's server.
+    # The remote follower's server heard of the suspension (the actor's Update saying
+    # ``suspended``), then of the deletion (the single Delete of the actor).
     sent = await Delivery.filter(sender_id=bob.account.pk).order_by("id")
-    # The follow's Accept and the clip's Create before; after them, only the actor's Delete.
-    assert [d.payload["type"] for d in sent] == ["Accept", "Create", "Delete"]
+    # The follow's Accept and the clip's Create before; after them, only the actor's.
+    assert [d.payload["type"] for d in sent] == ["Accept", "Create", "Update", "Delete"]
+    assert sent[2].payload["object"]["suspended"] is True
     delete = sent[-1]
     assert delete.activity_id == f"{bob.account.uri}#delete"
     assert delete.payload["object"] == bob.account.uri
@@ -172,3 +174,85 @@ async def test_bad_requests_are_clear_json_errors(client: httpx.AsyncClient, db:
     assert r.status_code == 200 and r.json() == {}
     entity = (await client.get(f"{a}/{bob.pk}", headers=admin)).json()
     assert entity["disabled"] is True and entity["suspended"] is False
+
+
+async def test_unsuspend(client: httpx.AsyncClient, db: str, delivering: None) -> None:
+    boss = await local_account("boss", admin=True)
+    admin = await _admin_login(client, boss, ADMIN_SCOPES)
+    bob = await login(client, await local_account("bob"))
+    fan = await remote_account("fan", "remote.example")
+    await follows.follow(fan, bob.account)
+    a = "/api/v1/admin/accounts"
+    base = f"{a}/{bob.account.pk}"
+
+    r = await client.post(f"{base}/unsuspend", headers=admin)
+    assert r.status_code == 403 and r.json() == {"error": "@bob is not suspended"}
+    r = await client.post(f"{base}/action", data={"type": "suspend"}, headers=admin)
+    assert r.status_code == 200
+    assert (await client.get("/api/v1/accounts/lookup?acct=bob")).status_code == 404
+
+    r = await client.post(f"{base}/unsuspend", headers=admin)
+    assert r.status_code == 200, r.text
+    entity = r.json()  # Mastodon's Admin::Account, as the other admin endpoints answer
+    assert entity["id"] == str(bob.account.pk) and entity["username"] == "bob"
+    assert entity["suspended"] is False and entity["email"] == "bob@example.com"
+    assert entity["account"]["acct"] == "bob"
+    r = await client.get("/api/v1/accounts/verify_credentials", headers=bob.headers)
+    assert r.status_code == 200  # the token works again
+    assert (await client.get("/api/v1/accounts/lookup?acct=bob")).status_code == 200
+    # The remote follower's server heard both: the suspended actor, then the full one.
+    sent = await Delivery.filter(sender_id=bob.account.pk).order_by("id")
+    updates = [d for d in sent if d.payload["type"] == "Update"]
+    assert [u.payload["object"].get("suspended") for u in updates] == [True, None]
+    assert {u.inbox_url for u in updates} == {"https://remote.example/inbox"}
+    r = await client.post(f"{base}/unsuspend", headers=admin)
+    assert r.status_code == 403 and "not suspended" in r.json()["error"]
+
+    # Scopes and roles, as for the other admin endpoints; unknown ids; oneself.
+    await client.post(f"{base}/action", data={"type": "suspend"}, headers=admin)
+    r = await client.post(f"{base}/unsuspend")
+    assert r.status_code == 401
+    for scope in ("read write", "admin:read"):
+        token = await _admin_login(client, boss, scope)
+        r = await client.post(f"{base}/unsuspend", headers=token)
+        assert r.status_code == 403 and "scopes" in r.json()["error"]
+    mallory = await _admin_login(client, await local_account("mallory"), ADMIN_SCOPES)
+    r = await client.post(f"{base}/unsuspend", headers=mallory)
+    assert r.status_code == 403 and r.json() == {"error": "This action is not allowed"}
+    for bad in ("999999", "abc"):
+        r = await client.post(f"{a}/{bad}/unsuspend", headers=admin)
+        assert r.status_code == 404 and r.json() == {"error": "Record not found"}
+    r = await client.post(f"{a}/{boss.pk}/unsuspend", headers=admin)
+    assert r.status_code == 403 and "own account" in r.json()["error"]
+    assert (await Account.get(pk=bob.account.pk)).suspended_at is not None
+
+    # A deleted account cannot come back.
+    assert (await client.delete(base, headers=admin)).status_code == 200
+    r = await client.post(f"{base}/unsuspend", headers=admin)
+    assert r.status_code == 403
+    assert r.json() == {"error": "@bob was deleted: it cannot be unsuspended"}
+    assert (await client.get(base, headers=admin)).json()["suspended"] is True
+
+
+async def test_unsuspend_remote_accounts(
+    client: httpx.AsyncClient, db: str, delivering: None
+) -> None:
+    admin = await _admin_login(client, await local_account("boss", admin=True), ADMIN_SCOPES)
+    # (Its server is unreachable: the refetch after unsuspending fails, and is logged.)
+    fan = await remote_account("fan", "127.0.0.1:9")
+    base = f"/api/v1/admin/accounts/{fan.pk}"
+    sent = await Delivery.all().count()
+
+    r = await client.post(f"{base}/action", data={"type": "suspend"}, headers=admin)
+    assert r.status_code == 200
+    r = await client.post(f"{base}/unsuspend", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["suspended"] is False and r.json()["domain"] == "127.0.0.1:9"
+    assert (await Account.get(pk=fan.pk)).fetched_at is None  # refetched on next use
+    assert await Delivery.all().count() == sent  # local moderation: nothing federates
+
+    # Suspended by its own server: shown as suspended, but not this instance's to lift.
+    await Account.filter(pk=fan.pk).update(origin_suspended_at=utcnow())
+    assert (await client.get(base, headers=admin)).json()["suspended"] is True
+    r = await client.post(f"{base}/unsuspend", headers=admin)
+    assert r.status_code == 403 and "suspended by its own server" in r.json()["error"]

@@ -110,6 +110,13 @@ async def run(action: str, args: list[str]) -> Any:
                 for c in await Clip.filter(deleted_at=None)
             ],
             "comments": [c.uri for c in await Comment.all()],
+            "accounts": {
+                a.uri: {
+                    "suspended": a.suspended_at is not None,  # by a moderator here
+                    "origin_suspended": a.origin_suspended_at is not None,  # by its server
+                }
+                for a in await Account.all()
+            },
             "deliveries": [
                 {"state": d.state, "type": d.payload.get("type"), "error": d.last_error}
                 for d in await Delivery.all()

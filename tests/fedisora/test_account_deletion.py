@@ -1,8 +1,8 @@
-"""Deleting a local account (services/account_deletion.py), on real SQLite and PostgreSQL, and
-``fedisora deleteuser`` as an admin runs it.
+"""Suspending, unsuspending and deleting accounts (services/account_deletion.py), on real
+SQLite and PostgreSQL, and ``fedisora deleteuser`` as an admin runs it.
 
-The federation listener is installed as the app installs it, so the ``Delete`` of the actor
-becomes real Delivery rows; nothing is mocked.
+The federation listener is installed as the app installs it, so the actor's ``Update`` and
+``Delete`` become real Delivery rows; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from instance import cli_fails, cli_ok, fedisora, free_port, instance_env
 from activitypub.federation import install, uninstall
 from fedisora.api.http import Unauthorized, load_token
 from fedisora.config import Settings, load_settings
-from fedisora.errors import Conflict, Invalid
+from fedisora.errors import Conflict, Forbidden, Invalid
 from fedisora.models import (
     Account,
     Block,
@@ -47,6 +47,7 @@ from fedisora.services.account_deletion import (
     delete_local_account,
     is_deleted,
     suspend_account,
+    unsuspend_account,
 )
 from fedisora.services.accounts import authenticate, create_instance_actor, create_local_account
 
@@ -267,9 +268,13 @@ async def test_deleted_actor_answers_410_and_webfinger_too(
         finger = await http.get(f"/.well-known/webfinger?resource={bob.uri}")
         assert finger.status_code == 410
 
-        assert (await http.get("/users/dave", headers=ap)).status_code == 404
+        # Suspended, not deleted: ActivityPub clients get Mastodon's minimal actor saying so
+        # (peers refresh it), browsers a 403, and WebFinger still resolves it.
+        r = await http.get("/users/dave", headers=ap)
+        assert r.status_code == 200 and r.json()["suspended"] is True
+        assert (await http.get("/users/dave")).status_code == 403
         finger = await http.get("/.well-known/webfinger?resource=acct:dave@fedisora.test")
-        assert finger.status_code == 404
+        assert finger.status_code == 200 and finger.json()["links"][0]["href"] == dave.uri
         assert (await http.get("/users/nobody", headers=ap)).status_code == 404
         assert (await http.get("/users/alice", headers=ap)).json()["type"] == "Person"
         finger = await http.get("/.well-known/webfinger?resource=acct:alice@fedisora.test")
@@ -320,6 +325,126 @@ async def test_remote_accounts_and_the_instance_actor_cannot_be_deleted(
         await suspend_account(instance)
     assert (await Account.get(pk=fan.pk)).suspended_at is None
     assert (await Account.get(pk=instance.pk)).suspended_at is None
+
+
+# --- suspending and unsuspending -------------------------------------------------------------
+
+
+async def _updates(account: Account) -> list[Delivery]:
+    rows = await Delivery.filter(sender_id=account.pk).order_by("id")
+    return [d for d in rows if d.payload["type"] == "Update"]
+
+
+async def test_suspension_sends_the_suspended_actor_and_unsuspension_the_full_one(
+    db: str, settings: Settings, federated: list[events.Event]
+) -> None:
+    bob = await local_account("bob", display_name="Bob B.")
+    avatar = "https://fedisora.test/media/avatars/bob.png"
+    await Account.filter(pk=bob.pk).update(note="hello there", avatar_url=avatar)
+    fan = await remote_account("fan", "remote.example")
+    idol = await remote_account("idol", "other.example")
+    troll = await remote_account("troll", "third.example")
+    await follows.follow(fan, bob)  # a remote follower
+    await follows.follow(bob, idol)  # a remote followee (pending)
+    await follows.block(bob, troll)  # not told
+    clip = await posts.post_clip(bob, await rendered_video(bob), caption="still here")
+    token = await _token(bob)
+    federated.clear()
+
+    row = await suspend_account(bob)
+
+    assert row.suspended_at is not None and row.suspended
+    assert [e.kind for e in federated if e.kind.startswith("account.")] == ["account.suspended"]
+    [first, second] = await _updates(bob)
+    assert sorted((first.inbox_url, second.inbox_url)) == [
+        "https://other.example/inbox",
+        "https://remote.example/inbox",
+    ]
+    assert first.activity_id == second.activity_id and first.state == "pending"
+    update = first.payload
+    assert update["actor"] == bob.uri and update["to"] == [
+        "https://www.w3.org/ns/activitystreams#Public"
+    ]
+    terms = {k: v for part in update["@context"] if isinstance(part, dict) for k, v in part.items()}
+    assert (
+        terms["suspended"] == "toot:suspended"
+        and "https://w3id.org/security/v1" in update["@context"]
+    )
+    actor = update["object"]
+    assert actor["id"] == bob.uri and actor["suspended"] is True and "@context" not in actor
+    # Mastodon's minimal document: the profile is blanked, ids, inboxes and keys stay.
+    assert (actor["name"], actor["summary"], actor["discoverable"]) == ("bob", "", False)
+    assert "icon" not in actor and actor["inbox"].endswith("/users/bob/inbox")
+    assert actor["publicKey"]["publicKeyPem"] == bob.public_key_pem
+    # Hidden and logged out, but nothing is lost: the profile and the clip are kept.
+    with pytest.raises(Unauthorized):
+        await load_token(token)
+    assert (row.display_name, row.note, row.avatar_url) == ("Bob B.", "hello there", avatar)
+    assert await Clip.filter(pk=clip.pk, deleted_at=None).exists()
+
+    # Suspending again changes and sends nothing.
+    federated.clear()
+    again = await suspend_account(bob)
+    assert again.suspended_at == row.suspended_at and federated == []
+    assert len(await _updates(bob)) == 2
+
+    back = await unsuspend_account(bob)
+
+    assert back.suspended_at is None and not back.suspended
+    assert [e.kind for e in federated] == ["account.unsuspended"]
+    assert (await load_token(token))[1] == bob  # the same token works again
+    updates = await _updates(bob)
+    assert len(updates) == 4
+    lifted = updates[2].payload
+    assert lifted["id"] != update["id"] and {d.inbox_url for d in updates[2:]} == {
+        first.inbox_url,
+        second.inbox_url,
+    }
+    full = lifted["object"]
+    assert "suspended" not in full
+    assert (full["name"], full["summary"], full["icon"]["url"]) == ("Bob B.", "hello there", avatar)
+
+    with pytest.raises(Forbidden, match="@bob is not suspended"):
+        await unsuspend_account(bob)
+    assert len(await _updates(bob)) == 4
+
+
+async def test_unsuspending_deleted_remote_and_origin_suspended_accounts(
+    db: str, settings: Settings, federated: list[events.Event]
+) -> None:
+    bob = await local_account("bob")
+    alice = await local_account("alice")
+    fan = await remote_account("fan", "remote.example", fetched_at=utcnow())
+    await follows.follow(fan, bob)
+    await follows.follow(fan, alice)
+
+    # A deleted account stays deleted.
+    await delete_local_account(bob, settings=settings)
+    with pytest.raises(Forbidden, match="@bob was deleted: it cannot be unsuspended"):
+        await unsuspend_account(bob)
+    assert await is_deleted(await Account.get(pk=bob.pk))
+
+    # A remote account: local moderation, nothing federates either way.
+    federated.clear()
+    sent = await Delivery.all().count()
+    assert (await suspend_account(fan)).suspended
+    back = await unsuspend_account(fan)
+    assert not back.suspended and back.fetched_at is None  # refetched on next use
+    assert federated == [] and await Delivery.all().count() == sent
+
+    # Suspended by its own server only: not this instance's to lift.
+    await Account.filter(pk=fan.pk).update(origin_suspended_at=utcnow())
+    with pytest.raises(Forbidden, match="suspended by its own server"):
+        await unsuspend_account(fan)
+    # Suspended by both: unsuspending here lifts only the suspension made here.
+    await suspend_account(fan)
+    back = await unsuspend_account(fan)
+    assert back.suspended_at is None and back.origin_suspended_at is not None and back.suspended
+
+    instance = await create_instance_actor()
+    with pytest.raises(Invalid, match="instance actor"):
+        await unsuspend_account(instance)
+    assert federated == [] and await Delivery.all().count() == sent
 
 
 # --- fedisora deleteuser ---------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Deleting accounts from the web pages: the admin's delete action and a user's own deletion,
-each behind a confirmation step and the session's CSRF token."""
+"""Moderating accounts from the web pages: the admin's suspend and unsuspend buttons, the
+admin's delete action and a user's own deletion, each behind the session's CSRF token (the
+deletions behind a confirmation step too)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import local_account
+from factories import local_account, remote_account
 
+from activitypub.federation import install, uninstall
 from fedisora.app import create_app
 from fedisora.config import load_settings
-from fedisora.models import Account, User
+from fedisora.models import Account, Delivery, User
+from fedisora.services import follows
 from fedisora.services.account_deletion import is_deleted
 
 PASSWORD = "correct horse battery"
@@ -159,3 +162,67 @@ async def test_the_only_admin_cannot_delete_themselves(db: str, web: httpx.ASGIT
         r = await http.post("/settings/delete", data={"csrf": token, "password": PASSWORD})
         assert r.status_code == 409 and "only admin" in r.text
     assert not await is_deleted(await Account.get(pk=boss.pk))
+
+
+async def test_admin_suspends_and_unsuspends_from_the_account_list(
+    db: str, web: httpx.ASGITransport
+) -> None:
+    boss = await local_account("boss", admin=True)
+    bob = await local_account("bob")
+    fan = await remote_account("fan", "remote.example")
+    await follows.follow(fan, bob)
+    suspend = f"/admin/accounts/{bob.pk}/suspend"
+    unsuspend = f"/admin/accounts/{bob.pk}/unsuspend"
+    async with browser(web) as carol:
+        await local_account("carol")
+        await _log_in(carol, "carol")
+        token = _csrf((await carol.get("/settings/delete")).text)
+        r = await carol.post(suspend, data={"csrf": token})
+        assert r.status_code == 403 and "admins" in r.text
+
+    install(None)  # the federation listener, as the app's lifespan installs it
+    try:
+        async with browser(web) as admin:
+            await _log_in(admin, "boss")
+            listing = (await admin.get("/admin/accounts")).text
+            assert f'action="{suspend}"' in listing and f'action="{unsuspend}"' not in listing
+            assert f'action="/admin/accounts/{boss.pk}/suspend"' not in listing  # not oneself
+            token = _csrf(listing)
+            assert (await admin.post(suspend)).status_code == 403  # no CSRF token
+            assert (await admin.post(suspend, data={"csrf": "forged"})).status_code == 403
+            assert (await Account.get(pk=bob.pk)).suspended_at is None
+
+            r = await admin.post(suspend, data={"csrf": token})
+            assert r.status_code == 303 and r.headers["location"] == "/admin/accounts"
+            assert (await Account.get(pk=bob.pk)).suspended_at is not None
+            listing = (await admin.get("/admin/accounts")).text
+            assert "suspended" in listing and f'action="{unsuspend}"' in listing
+            assert f'action="{suspend}"' not in listing
+
+            r = await admin.post(unsuspend, data={"csrf": token})
+            assert r.status_code == 303
+            assert (await Account.get(pk=bob.pk)).suspended_at is None
+            r = await admin.post(unsuspend, data={"csrf": token})
+            assert r.status_code == 403 and "not suspended" in r.text
+            r = await admin.post(f"/admin/accounts/{boss.pk}/suspend", data={"csrf": token})
+            assert r.status_code == 403 and "your own account" in r.text
+            r = await admin.post("/admin/accounts/999999/suspend", data={"csrf": token})
+            assert r.status_code == 404
+
+            # The remote follower's server heard both, as the actor's Updates.
+            sent = await Delivery.filter(sender_id=bob.pk).order_by("id")
+            updates = [d.payload for d in sent if d.payload["type"] == "Update"]
+            assert [u["object"].get("suspended") for u in updates] == [True, None]
+
+            # A deleted account has no buttons, and cannot be unsuspended.
+            r = await admin.post(
+                f"/admin/accounts/{bob.pk}/delete", data={"csrf": token, "confirm": "bob"}
+            )
+            assert r.status_code == 200
+            listing = (await admin.get("/admin/accounts")).text
+            assert f'action="{unsuspend}"' not in listing and f'action="{suspend}"' not in listing
+            r = await admin.post(unsuspend, data={"csrf": token})
+            assert r.status_code == 403 and "cannot be unsuspended" in r.text
+            assert await is_deleted(await Account.get(pk=bob.pk))
+    finally:
+        await uninstall()
