@@ -1,12 +1,15 @@
 """Advancing durable work rows: claim, run the state's handler, record the outcome.
 
 The row is the truth. A runner claims a row by setting ``locked_until`` and a fresh
-``lock_token`` in one conditional UPDATE (atomic on SQLite and PostgreSQL alike); every later
-write is fenced on that token, so a runner whose lease ran out (it hung or was killed) can no
-longer move the row, and whoever claimed it next finishes the work. Handlers whose effects live
-in the database make them inside :meth:`WorkContext.transition`, in the same transaction as the
-state change: such work is never lost and never done twice. Effects outside the database
-(an HTTP delivery) are at-least-once, and the receiving side deduplicates by activity id.
+``lock_token`` in one conditional UPDATE (atomic on SQLite and PostgreSQL alike), or a batch of
+due rows under one token in one such UPDATE (:meth:`Engine.claim_due`); every later write is
+fenced on the row's key and that token, so a runner whose lease ran out (it hung or was
+killed) can no longer move the row, and whoever claimed it next finishes the work. Handlers
+whose effects live in the database make them inside :meth:`WorkContext.transition`, in the
+same transaction as the state change (or, for a handler whose only effect is on its own row,
+with :meth:`WorkContext.move`): such work is never lost and never done twice. Effects outside
+the database (an HTTP delivery) are at-least-once, and the receiving side deduplicates by
+activity id.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
@@ -30,6 +33,7 @@ from fedisora.models import WorkRow, utcnow
 from fedisora.work.graph import StateGraph
 
 __all__ = [
+    "Claims",
     "Engine",
     "LeaseLost",
     "Machine",
@@ -70,6 +74,10 @@ class Retry:
 
 Outcome = str | Retry | None
 Handler = Callable[[Any, "WorkContext"], Awaitable[Outcome]]
+# Written by the engine only (a handler's own values may set last_error).
+_WORK_COLUMNS = frozenset(
+    ("state", "state_changed_at", "attempts", "next_attempt_at", "locked_until", "lock_token")
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ class Machine:
     select_due: Callable[[QuerySet[Any], int], Awaitable[list[Any]]] | None = None
     # Called after each transition, e.g. to notify listeners (progress streams).
     on_transition: Callable[[Any, str, str], Awaitable[None]] | None = None
+    # Light rows (quick steps, no pick order of their own: inbox items, deliveries) are claimed
+    # several at a time by runners, and an arq sweep advances them itself rather than queueing
+    # a job per row (a Redis round trip and a poll each). Heavy rows keep a job per row, picked
+    # one at a time. None: light unless the machine picks its own due rows (select_due, as the
+    # render queue does: a batch claimed ahead would lock jobs before their fair turn).
+    light: bool | None = None
 
     def __post_init__(self) -> None:
         missing = set(self.graph.active_states) - set(self.handlers)
@@ -96,6 +110,19 @@ class Machine:
     @property
     def name(self) -> str:
         return str(self.model._meta.db_table)
+
+    @property
+    def is_light(self) -> bool:
+        """Whether runners claim its rows in batches and sweeps advance them (see ``light``)."""
+        return self.select_due is None if self.light is None else self.light
+
+
+class Claims(NamedTuple):
+    """Rows claimed by :meth:`Engine.claim_due`, all under one lock token."""
+
+    rows: list[Any]  # in due order
+    token: str
+    exhausted: bool  # fewer rows were due than asked for: none are left for now
 
 
 class AdvanceResult(StrEnum):
@@ -117,14 +144,12 @@ class WorkContext:
     token: str
     now: Callable[[], datetime]
     moved_to: str | None = field(default=None, init=False)
+    # The work columns the move wrote (to wake runners without loading the row again).
+    _written: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     async def heartbeat(self) -> None:
         """Extend the lease; raise :class:`LeaseLost` if another runner took the row."""
-        until = self.now() + self.engine.lease
-        updated = await self.machine.model.filter(pk=self.row.pk, lock_token=self.token).update(
-            locked_until=until
-        )
-        if updated != 1:
+        if not await self.engine.renew(self.machine, self.row.pk, self.token):
             raise LeaseLost(f"{self.machine.name}:{self.row.pk}")
 
     @contextlib.asynccontextmanager
@@ -137,15 +162,42 @@ class WorkContext:
         self.machine.graph.check_transition(self.row.state, target)
         async with in_transaction() as conn:
             values = self.engine._transition_values(self.machine, target, self.now())
-            updated = (
-                await self.machine.model.filter(pk=self.row.pk, lock_token=self.token)
-                .using_db(conn)
-                .update(**values)
-            )
-            if updated != 1:
-                raise LeaseLost(f"{self.machine.name}:{self.row.pk}")
+            await self._fenced_update(values, conn)
             yield conn
+        self._written = values
         self.moved_to = target
+
+    async def move(self, target: str, **values: Any) -> None:
+        """Move the row to *target*, writing *values* (more columns of the row, such as a
+        reason in ``last_error``) in the same fenced UPDATE; raise :class:`LeaseLost` if the
+        lease was lost. For a handler whose only effect is on its own row: one statement,
+        atomic on its own, where :meth:`transition` needs a transaction around it (three
+        round trips more)."""
+        reserved = _WORK_COLUMNS.intersection(values)
+        if reserved:
+            raise ValueError(f"move() writes {sorted(reserved)} itself")
+        self.machine.graph.check_transition(self.row.state, target)
+        values = {**self.engine._transition_values(self.machine, target, self.now()), **values}
+        await self._fenced_update(values)
+        self._written = values
+        self.moved_to = target
+
+    async def _fenced_update(
+        self, values: dict[str, Any], conn: BaseDBAsyncClient | None = None
+    ) -> None:
+        """Write *values* to the row if we still hold it; raise :class:`LeaseLost` if not."""
+        query = self.machine.model.filter(pk=self.row.pk, lock_token=self.token)
+        if conn is not None:
+            query = query.using_db(conn)
+        if await query.update(**values) != 1:
+            raise LeaseLost(f"{self.machine.name}:{self.row.pk}")
+
+    def _row_as_written(self) -> Any:
+        """The row with the work columns we wrote: what wakers read (state, attempts, when
+        due), without loading it again. Only once the handler is done with it."""
+        for name, value in self._written.items():
+            setattr(self.row, name, value)
+        return self.row
 
 
 Waker = Callable[[Machine, Any], Awaitable[None]]
@@ -228,14 +280,17 @@ class Engine:
             "last_error": "",
         }
 
-    async def due(self, machine: Machine, limit: int = 100) -> list[Any]:
-        """Rows whose next attempt is due and that nobody holds a live lease on."""
-        now = self.clock()
-        query = machine.model.filter(
+    def _due_query(self, machine: Machine, now: datetime) -> QuerySet[Any]:
+        """Rows whose next attempt is due at *now* and that nobody holds a live lease on."""
+        return machine.model.filter(
             Q(state__in=machine.graph.active_states)
             & Q(next_attempt_at__lte=now)
             & (Q(locked_until=None) | Q(locked_until__lt=now))
         )
+
+    async def due(self, machine: Machine, limit: int = 100) -> list[Any]:
+        """Rows whose next attempt is due and that nobody holds a live lease on."""
+        query = self._due_query(machine, self.clock())
         if machine.select_due is not None:
             return await machine.select_due(query, limit)
         return await query.order_by(*machine.order_by).limit(limit)
@@ -243,16 +298,62 @@ class Engine:
     async def claim(self, machine: Machine, pk: Any) -> tuple[Any, str] | None:
         now = self.clock()
         token = str(uuid.uuid4())
-        updated = await machine.model.filter(
-            Q(pk=pk)
-            & Q(state__in=machine.graph.active_states)
-            & Q(next_attempt_at__lte=now)
-            & (Q(locked_until=None) | Q(locked_until__lt=now))
-        ).update(locked_until=now + self.lease, lock_token=token)
+        updated = await (
+            self._due_query(machine, now)
+            .filter(pk=pk)
+            .update(locked_until=now + self.lease, lock_token=token)
+        )
         if updated != 1:
             return None
         row = await machine.model.get_or_none(pk=pk, lock_token=token)
         return None if row is None else (row, token)
+
+    async def claim_due(self, machine: Machine, limit: int) -> Claims:
+        """Claim up to *limit* due rows at once, in the machine's due order, under one token.
+
+        Three statements however many rows: the due rows' keys, one conditional UPDATE of
+        those still due and unlocked (the same condition as :meth:`claim`, so a row another
+        runner claimed in between is left out, on PostgreSQL too: its UPDATE re-checks the
+        condition on the row it waited for), and the claimed rows by key and token. Each
+        row is then fenced on (key, token) like a row claimed alone.
+        """
+        now = self.clock()
+        token = str(uuid.uuid4())
+        query = self._due_query(machine, now)
+        pk_attr = machine.model._meta.pk_attr
+        if machine.select_due is not None:
+            pks = [row.pk for row in await machine.select_due(query, limit)]
+        else:
+            pks = list(
+                await query.order_by(*machine.order_by).limit(limit).values_list(pk_attr, flat=True)
+            )
+        exhausted = len(pks) < limit
+        if not pks:
+            return Claims([], token, exhausted)
+        updated = await (
+            self._due_query(machine, now)
+            .filter(pk__in=pks)
+            .update(locked_until=now + self.lease, lock_token=token)
+        )
+        if not updated:
+            return Claims([], token, exhausted)
+        rows = {row.pk: row for row in await machine.model.filter(pk__in=pks, lock_token=token)}
+        return Claims([rows[pk] for pk in pks if pk in rows], token, exhausted)
+
+    async def renew(self, machine: Machine, pk: Any, token: str) -> bool:
+        """Extend our lease on a row to a full one; False if another runner holds it now."""
+        until = self.clock() + self.lease
+        updated = await machine.model.filter(pk=pk, lock_token=token).update(locked_until=until)
+        return updated == 1
+
+    async def release(self, machine: Machine, pks: Sequence[Any], token: str) -> int:
+        """Give back claimed rows that were not started: due again at once, for any runner.
+        Rows claimed since by another runner are left alone (fenced on *token*)."""
+        if not pks:
+            return 0
+        return await machine.model.filter(pk__in=list(pks), lock_token=token).update(
+            locked_until=None, lock_token=None
+        )
 
     async def advance(self, table: str, pk: Any) -> AdvanceResult:
         """Claim row *pk* of *table* and run one step of its state machine."""
@@ -266,6 +367,11 @@ class Engine:
                 return AdvanceResult.BUSY
             return AdvanceResult.SKIPPED
         row, token = claimed
+        return await self.advance_claimed(machine, row, token)
+
+    async def advance_claimed(self, machine: Machine, row: Any, token: str) -> AdvanceResult:
+        """Run one step of *row*, claimed under *token* (:meth:`claim`, :meth:`claim_due`)."""
+        pk = row.pk
         source = row.state
         state = machine.graph[source]
         ctx = WorkContext(self, machine, row, token, self.clock)
@@ -295,19 +401,25 @@ class Engine:
         if outcome == machine.graph.failed:
             return await self._fail(ctx, "handler gave up")
         try:
-            async with ctx.transition(outcome):
-                pass
+            await ctx.move(outcome)
         except LeaseLost:
             return AdvanceResult.LOST
         await self._after_move(ctx, source, outcome)
         return AdvanceResult.MOVED
 
     async def _after_move(self, ctx: WorkContext, source: str, target: str) -> None:
-        row = await ctx.machine.model.get(pk=ctx.row.pk)
-        if ctx.machine.on_transition is not None:
-            await ctx.machine.on_transition(row, source, target)
-        if target in ctx.machine.graph.active_states:
-            await self.wake(ctx.machine, row)
+        machine = ctx.machine
+        wake = target in machine.graph.active_states
+        if machine.on_transition is not None:
+            # The hook sees the row as committed, with whatever the handler wrote.
+            row = await machine.model.get(pk=ctx.row.pk)
+            await machine.on_transition(row, source, target)
+        elif wake:
+            row = ctx._row_as_written()
+        else:
+            return  # a final state and no hook: nothing reads the row, so it is not loaded
+        if wake:
+            await self.wake(machine, row)
 
     async def _retry_or_fail(self, ctx: WorkContext, retry: Retry) -> AdvanceResult:
         state = ctx.machine.graph[ctx.row.state]
@@ -321,17 +433,19 @@ class Engine:
             if state.max_attempts is not None and attempts >= state.max_attempts:
                 return await self._fail(ctx, retry.reason, attempts=attempts)
             delay = retry.after if retry.after is not None else state.delay(attempts)
-        updated = await ctx.machine.model.filter(pk=ctx.row.pk, lock_token=ctx.token).update(
-            attempts=attempts,
-            next_attempt_at=now + delay,
-            locked_until=None,
-            lock_token=None,
-            last_error=retry.reason[:10000],
-        )
-        if updated != 1:
+        values = {
+            "attempts": attempts,
+            "next_attempt_at": now + delay,
+            "locked_until": None,
+            "lock_token": None,
+            "last_error": retry.reason[:10000],
+        }
+        try:
+            await ctx._fenced_update(values)
+        except LeaseLost:
             return AdvanceResult.LOST
-        row = await ctx.machine.model.get(pk=ctx.row.pk)
-        await self.wake(ctx.machine, row)
+        ctx._written = values
+        await self.wake(ctx.machine, ctx._row_as_written())
         return AdvanceResult.RETRY
 
     async def _fail(
@@ -342,13 +456,12 @@ class Engine:
         values = self._transition_values(ctx.machine, target, self.clock())
         values["last_error"] = reason[:10000]
         values["attempts"] = ctx.row.attempts if attempts is None else attempts
-        updated = await ctx.machine.model.filter(pk=ctx.row.pk, lock_token=ctx.token).update(
-            **values
-        )
-        if updated != 1:
+        try:
+            await ctx._fenced_update(values)
+        except LeaseLost:
             return AdvanceResult.LOST
-        row = await ctx.machine.model.get(pk=ctx.row.pk)
         if ctx.machine.on_transition is not None:
+            row = await ctx.machine.model.get(pk=ctx.row.pk)
             await ctx.machine.on_transition(row, source, target)
         return AdvanceResult.FAILED
 

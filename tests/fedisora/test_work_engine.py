@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -12,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from work_machines import GRAPH, machine
+from work_machines import GRAPH, IN_FLIGHT, machine
 
 from fedisora.models import InboxItem, Tag, WorkerHeartbeat
 from fedisora.work import (
     AdvanceResult,
     Engine,
     IllegalTransition,
+    LeaseLost,
     Machine,
     Retry,
     State,
@@ -26,7 +28,7 @@ from fedisora.work import (
     WorkContext,
 )
 from fedisora.work.graph import exponential
-from fedisora.work.runner import InProcessRunner
+from fedisora.work.runner import STAGGER, InProcessRunner
 
 SUPPORT = Path(__file__).resolve().parent.parent / "support"
 
@@ -195,7 +197,6 @@ async def test_lost_lease_cannot_move_the_row(db: str) -> None:
     clock[0] += timedelta(seconds=31)
     second = await engine.claim(m, row.pk)
     assert second is not None and second[1] != first[1]
-    from fedisora.work.engine import LeaseLost, WorkContext
 
     stale = WorkContext(engine, m, first[0], first[1], engine.clock)
     with pytest.raises(LeaseLost):
@@ -227,9 +228,9 @@ async def test_runner_heartbeat_is_recorded(db: str) -> None:
     assert beat.queues == "default" and beat.pid == os.getpid()
 
 
-def _start_runner(url: str, lease: float) -> subprocess.Popen[str]:
+def _start_runner(url: str, lease: float, concurrency: int = 4) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, str(SUPPORT / "crash_runner.py"), url, str(lease)],
+        [sys.executable, str(SUPPORT / "crash_runner.py"), url, str(lease), str(concurrency)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=SUPPORT.parent.parent,
@@ -284,3 +285,332 @@ async def test_runner_killed_mid_job_is_resumed_by_another(db: str) -> None:
         rescuer.wait()
     assert await Tag.filter(name="effect-slow").count() == 1
     assert await Tag.filter(name="effect-quick").count() == 1
+
+
+# --- batch claims, the skipped reload, move() --------------------------------------------------
+
+
+async def test_batch_claim_takes_due_rows_once_under_one_token(db: str) -> None:
+    engine = Engine([machine()])
+    rows = [await _item(engine, f"b{i}") for i in range(5)]
+    m = engine.machine("inbox_items")
+    first = await engine.claim_due(m, 3)
+    assert [r.pk for r in first.rows] == [r.pk for r in rows[:3]]  # in due order
+    assert not first.exhausted
+    rest = await engine.claim_due(m, 10)
+    assert [r.pk for r in rest.rows] == [r.pk for r in rows[3:]] and rest.exhausted
+    assert rest.token != first.token
+    assert (await engine.claim_due(m, 10)).rows == []
+    for claims in (first, rest):
+        for row in claims.rows:
+            stored = await InboxItem.get(pk=row.pk)
+            assert stored.lock_token == claims.token and stored.locked_until is not None
+            assert row.lock_token == claims.token  # the rows handed out are the claimed ones
+    # Each claimed row is advanced under the batch's token like a row claimed alone.
+    for claims in (first, rest):
+        for row in claims.rows:
+            assert await engine.advance_claimed(m, row, claims.token) == AdvanceResult.MOVED
+    assert await InboxItem.filter(state="processing", lock_token=None).count() == 5
+
+
+async def test_racing_batch_claims_are_disjoint(db: str) -> None:
+    engines = [Engine([machine()]) for _ in range(4)]
+    rows = [await _item(engines[0], f"race{i}") for i in range(30)]
+
+    async def claim(engine: Engine) -> list[int]:
+        claims = await engine.claim_due(engine.machine("inbox_items"), 7)
+        return [r.pk for r in claims.rows]
+
+    taken: list[int] = []
+    while len(taken) < len(rows):
+        batches = await asyncio.gather(*(claim(e) for e in engines for _ in range(2)))
+        got = [pk for batch in batches for pk in batch]
+        assert got, "due rows left unclaimed"
+        taken += got
+    assert sorted(taken) == [r.pk for r in rows]  # each row claimed exactly once
+
+
+async def test_batch_claimed_rows_are_leased_and_fenced(db: str) -> None:
+    clock = [datetime.now(UTC)]
+    a = Engine([machine()], lease=timedelta(seconds=30), clock=lambda: clock[0])
+    b = Engine([machine()], lease=timedelta(seconds=30), clock=lambda: clock[0])
+    ma, mb = a.machine("inbox_items"), b.machine("inbox_items")
+    rows = [await _item(a, f"f{i}") for i in range(3)]
+    first = await a.claim_due(ma, 10)
+    assert len(first.rows) == 3 and first.exhausted
+    assert (await b.claim_due(mb, 10)).rows == []  # leases held
+    assert await b.advance("inbox_items", rows[0].pk) == AdvanceResult.BUSY
+    clock[0] += timedelta(seconds=31)  # the first runner hung past its lease
+    second = await b.claim_due(mb, 10)
+    assert [r.pk for r in second.rows] == [r.pk for r in rows]
+    # The first runner can no longer move, renew or give back any of them ...
+    assert await a.advance_claimed(ma, first.rows[0], first.token) == AdvanceResult.LOST
+    assert not await a.renew(ma, first.rows[1].pk, first.token)
+    assert await a.release(ma, [r.pk for r in first.rows], first.token) == 0
+    # ... while the new holder's work stands,
+    assert await b.advance_claimed(mb, second.rows[0], second.token) == AdvanceResult.MOVED
+    assert [r.state for r in await InboxItem.all().order_by("id")] == [
+        "processing",
+        "received",
+        "received",
+    ]
+    # and what it gives back without starting it is due again at once, for anyone.
+    assert await b.release(mb, [r.pk for r in second.rows[1:]], second.token) == 2
+    third = await a.claim_due(ma, 10)
+    assert sorted(r.pk for r in third.rows) == [r.pk for r in rows]
+
+
+async def test_wakers_get_the_row_as_written(db: str) -> None:
+    """Moves to a live state and retries wake runners with the row's work columns as they
+    were written (arq names the job after them), without loading the row again."""
+    engine = Engine([machine()])
+    seen: list[tuple[object, ...]] = []
+
+    def columns(row: InboxItem) -> tuple[object, ...]:
+        return (
+            row.pk,
+            row.state,
+            row.attempts,
+            row.next_attempt_at,
+            row.state_changed_at,
+            row.locked_until,
+            row.lock_token,
+            row.last_error,
+        )
+
+    async def waker(m: Machine, row: InboxItem) -> None:
+        seen.append(columns(row))
+
+    engine.add_waker(waker)
+    row = await _item(engine, "w", fail_times=1)
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.MOVED
+    stored = await InboxItem.get(pk=row.pk)
+    assert stored.state == "processing" and seen[-1] == columns(stored)
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.RETRY
+    stored = await InboxItem.get(pk=row.pk)
+    assert stored.attempts == 1 and "planned failure 1" in stored.last_error
+    assert seen[-1] == columns(stored)
+
+
+async def test_on_transition_hooks_see_the_committed_row(db: str) -> None:
+    calls: list[tuple[str, str, str, bool]] = []
+
+    async def hook(row: InboxItem, source: str, target: str) -> None:
+        effect = await Tag.filter(name=f"effect-{row.activity_id}").exists()
+        calls.append((source, target, row.state, effect))
+
+    engine = Engine([machine(on_transition=hook)])
+    row = await _item(engine, "h")
+    noted = await _item(engine, "n", note="nothing to do")
+    for pk in (row.pk, noted.pk):
+        assert await engine.advance("inbox_items", pk) == AdvanceResult.MOVED
+        assert await engine.advance("inbox_items", pk) == AdvanceResult.MOVED
+    assert calls == [
+        ("received", "processing", "processing", False),
+        ("processing", "done", "done", True),  # the handler's effect, committed with the move
+        ("received", "processing", "processing", False),
+        ("processing", "done", "done", False),
+    ]
+
+
+async def test_a_final_move_without_a_hook_loads_the_row_once(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the claim reads the row; with an on_transition hook, the hook's row is read too."""
+
+    async def hook(row: InboxItem, source: str, target: str) -> None:
+        pass
+
+    def reads() -> int:
+        return sum(
+            r.getMessage().startswith("SELECT") and 'FROM "inbox_items"' in r.getMessage()
+            for r in caplog.records
+        )
+
+    for options in ({}, {"on_transition": hook}):
+        engine = Engine([machine(**options)])
+        row = await _item(engine, f"r{len(options)}")
+        assert await engine.advance("inbox_items", row.pk) == AdvanceResult.MOVED
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+            assert await engine.advance("inbox_items", row.pk) == AdvanceResult.MOVED
+        assert (await InboxItem.get(pk=row.pk)).state == "done"
+        assert reads() == 1 + len(options)
+
+
+async def test_move_writes_its_values_in_the_fenced_update(db: str) -> None:
+    engine = Engine([machine()])
+    m = engine.machine("inbox_items")
+    row = await _item(engine, "n", note="nothing to do")
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.MOVED
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.MOVED
+    stored = await InboxItem.get(pk=row.pk)
+    assert (stored.state, stored.last_error) == ("done", "nothing to do")
+    assert stored.locked_until is None and stored.lock_token is None
+    assert stored.next_attempt_at is None and not await Tag.exists()
+
+    other = await _item(engine, "o")
+    assert await engine.advance("inbox_items", other.pk) == AdvanceResult.MOVED
+    claimed = await engine.claim(m, other.pk)
+    assert claimed is not None
+    held, token = claimed
+    ctx = WorkContext(engine, m, held, token, engine.clock)
+    with pytest.raises(ValueError, match="lock_token"):
+        await ctx.move("done", lock_token=None)
+    stale = WorkContext(engine, m, held, "not-the-token", engine.clock)
+    with pytest.raises(LeaseLost):
+        await stale.move("done", last_error="never written")
+    stored = await InboxItem.get(pk=other.pk)
+    assert (stored.state, stored.last_error, stored.lock_token) == ("processing", "", token)
+
+
+# --- the runner's pump ---------------------------------------------------------------------------
+
+
+async def _processing(engine: Engine, name: str, **payload: object) -> InboxItem:
+    """An item already in "processing", due now: its next step is the one with the effect
+    (and the runner's first claim takes it, in the order the items were made)."""
+    item = await _item(engine, name, **payload)
+    await InboxItem.filter(pk=item.pk).update(state="processing")
+    return item
+
+
+async def _until(predicate, limit: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_stopped_runner_gives_back_rows_it_claimed_but_did_not_start(db: str) -> None:
+    engine = Engine([machine()])
+    await _processing(engine, "slow", pause=1.0)
+    quick = [f"q{i}" for i in range(4)]
+    for name in quick:
+        await _processing(engine, name)
+    runner = InProcessRunner(engine, concurrency=1, prefetch=8, poll_interval=0.05)
+    runner.start()
+
+    async def all_claimed() -> bool:  # the slow row runs, the quick ones wait their turn
+        return (
+            await InboxItem.filter(state="processing", locked_until__not_isnull=True).count() == 5
+        )
+
+    await _until(all_claimed)
+    await runner.stop()  # the slow row finishes; the waiting ones are given back at once
+    assert (await InboxItem.get(activity_id="slow")).state == "done"
+    waiting = await InboxItem.filter(activity_id__in=quick)
+    assert all(r.state == "processing" and r.lock_token is None for r in waiting)
+    assert all(r.locked_until is None for r in waiting)
+    assert await Tag.filter(name__in=[f"effect-{n}" for n in quick]).count() == 0
+    await InProcessRunner(Engine([machine()]), poll_interval=0.05).drain(limit_seconds=20)
+    assert await InboxItem.filter(state="done").count() == 5
+    for name in ["slow", *quick]:
+        assert await Tag.filter(name=f"effect-{name}").count() == 1
+
+
+async def test_a_queued_row_taken_over_meanwhile_is_left_to_its_new_holder(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claimed row waits for a slot while its lease runs out and another runner takes it:
+    when its turn comes, the first runner leaves it alone."""
+    start = datetime.now(UTC)
+    clock_a, clock_b = [start], [start]
+    a = Engine([machine()], lease=timedelta(seconds=30), clock=lambda: clock_a[0])
+    b = Engine([machine()], lease=timedelta(seconds=30), clock=lambda: clock_b[0])
+    await _processing(a, "slow", pause=0.5)
+    await _processing(a, "late")
+    runner = InProcessRunner(a, concurrency=1, poll_interval=0.05)
+    runner.start()
+    try:
+
+        async def late_is_queued() -> bool:
+            late = await InboxItem.get(activity_id="late")
+            slow = await InboxItem.get(activity_id="slow")
+            return slow.state == late.state == "processing" and late.locked_until is not None
+
+        await _until(late_is_queued)
+        clock_a[0] += timedelta(seconds=2)  # it waited: it would renew its lease first
+        clock_b[0] += timedelta(seconds=31)  # but the lease ran out, for everyone else
+        late = await InboxItem.get(activity_id="late")
+        assert await b.advance("inbox_items", late.pk) == AdvanceResult.MOVED
+
+        async def slow_done() -> bool:
+            return (await InboxItem.get(activity_id="slow")).state == "done"
+
+        await _until(slow_done)
+        await asyncio.sleep(0.2)
+    finally:
+        await runner.stop()
+    assert await Tag.filter(name="effect-late").count() == 1  # done once, by b
+    assert await Tag.filter(name="effect-slow").count() == 1
+    assert any("lease lost while waiting for a slot" in r.getMessage() for r in caplog.records)
+
+
+async def test_stagger_overlaps_rows_that_wait_and_not_rows_that_work(db: str) -> None:
+    engine = Engine([machine()])
+    for i in range(4):
+        await _processing(engine, f"wait{i}", pause=1.0)
+    IN_FLIGHT.update(now=0, peak=0)
+    started = time.monotonic()
+    await InProcessRunner(engine, concurrency=4, stagger=0.05).drain(limit_seconds=20)
+    assert time.monotonic() - started < 3.0  # not 4 x 1 s one after another
+    assert IN_FLIGHT["peak"] == 4
+
+    for i in range(12):
+        await _processing(engine, f"work{i}")
+    IN_FLIGHT.update(now=0, peak=0)
+    await InProcessRunner(engine, concurrency=4, stagger=2.0).drain(limit_seconds=20)
+    assert IN_FLIGHT["peak"] == 1
+    IN_FLIGHT.update(now=0, peak=0)
+    for i in range(12):
+        await _processing(engine, f"again{i}")
+    await InProcessRunner(engine, concurrency=4, stagger=0).drain(limit_seconds=20)
+    assert IN_FLIGHT["peak"] > 1  # without it, they would
+    assert await Tag.filter(name__startswith="effect-").count() == 28
+
+
+async def test_the_runner_staggers_rows_on_sqlite_only(db: str) -> None:
+    """SQLite's one connection gains nothing from rows worked on side by side (it is shared
+    with the web server in ``serve``); PostgreSQL does work on them side by side."""
+    runner = InProcessRunner(Engine([machine()]))
+    await runner.sweep_once()
+    assert runner._pump.stagger == (STAGGER if db.startswith("sqlite") else 0.0)
+    assert InProcessRunner(Engine([machine()]), stagger=0.5)._pump.stagger == 0.5
+
+
+async def test_runner_killed_with_claimed_rows_waiting_loses_none(db: str) -> None:
+    """SIGKILL while rows it claimed wait for a slot: their leases run out, another runner
+    does them, each once."""
+    engine = Engine([machine()])
+    await _processing(engine, "slow", pause=30)
+    quick = [f"quick{i}" for i in range(3)]
+    for name in quick:
+        await _processing(engine, name)
+    victim = _start_runner(db, lease=2, concurrency=1)
+    try:
+
+        async def all_claimed() -> bool:
+            return (
+                await InboxItem.filter(state="processing", locked_until__not_isnull=True).count()
+                == 4
+            )
+
+        await _wait_for(all_claimed)
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    assert await Tag.all().count() == 0  # claimed, never run
+    await InboxItem.filter(activity_id="slow").update(payload={})
+    rescuer = _start_runner(db, lease=2)
+    try:
+
+        async def all_done() -> bool:
+            return await InboxItem.filter(state="done").count() == 4
+
+        await _wait_for(all_done)
+    finally:
+        rescuer.terminate()
+        rescuer.wait()
+    for name in ["slow", *quick]:
+        assert await Tag.filter(name=f"effect-{name}").count() == 1

@@ -1,4 +1,5 @@
-"""Run an in-process runner over the test machine until killed: `crash_runner.py DB_URL LEASE`."""
+"""Run an in-process runner over the test machine until killed:
+`crash_runner.py DB_URL LEASE [CONCURRENCY]`."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from fedisora.work import Engine
 from fedisora.work.runner import InProcessRunner
 
 
-async def main(url: str, lease: float) -> None:
+async def main(url: str, lease: float, concurrency: int) -> None:
     await init_db(url)
     engine = Engine([machine()], lease=timedelta(seconds=lease))
-    runner = InProcessRunner(engine, poll_interval=0.1, concurrency=4)
+    runner = InProcessRunner(engine, poll_interval=0.1, concurrency=concurrency)
     print("ready", flush=True)
     await runner.run()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+    concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    asyncio.run(main(sys.argv[1], float(sys.argv[2]), concurrency))

@@ -3,6 +3,10 @@
 Graph: received -> processing -> done | failed. The "processing" handler writes its effect
 (a Tag row named after the item) in the same transaction as the move to "done", after an
 optional sleep taken from the payload: a runner killed during that sleep commits nothing.
+Payload ``pause`` (seconds) waits before any database work (a request to a peer, say);
+payload ``note`` moves to "done" with that note in ``last_error`` and no Tag, in one
+fenced UPDATE (:meth:`WorkContext.move`). :data:`IN_FLIGHT` counts the "processing" steps
+running now and the most at once.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 
 from fedisora.models import InboxItem, Tag
 from fedisora.work import Machine, Retry, State, StateGraph, WorkContext
+
+IN_FLIGHT = {"now": 0, "peak": 0}
 
 GRAPH = StateGraph(
     name="test_items",
@@ -37,7 +43,20 @@ async def on_received(row: InboxItem, ctx: WorkContext) -> str:
 
 
 async def on_processing(row: InboxItem, ctx: WorkContext) -> str | Retry | None:
+    IN_FLIGHT["now"] += 1
+    IN_FLIGHT["peak"] = max(IN_FLIGHT["peak"], IN_FLIGHT["now"])
+    try:
+        return await _processing(row, ctx)
+    finally:
+        IN_FLIGHT["now"] -= 1
+
+
+async def _processing(row: InboxItem, ctx: WorkContext) -> str | Retry | None:
     payload: dict[str, Any] = row.payload
+    await asyncio.sleep(float(payload.get("pause", 0)))
+    if payload.get("note"):
+        await ctx.move("done", last_error=payload["note"])
+        return "done"
     if payload.get("fail_times", 0) > row.attempts:
         raise RuntimeError(f"planned failure {row.attempts + 1}")
     if payload.get("wait"):
@@ -48,9 +67,10 @@ async def on_processing(row: InboxItem, ctx: WorkContext) -> str | Retry | None:
     return "done"
 
 
-def machine() -> Machine:
+def machine(**options: Any) -> Machine:
     return Machine(
         model=InboxItem,
         graph=GRAPH,
         handlers={"received": on_received, "processing": on_processing},
+        **options,
     )
