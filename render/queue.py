@@ -615,6 +615,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         queue=QUEUE,
         select_due=select_due,
         on_transition=on_transition,
+        light=False,  # GPU work, one row at a time, in select_due's order: never claimed ahead
     )
 
 

@@ -43,8 +43,7 @@ async def _process(row: InboxItem, ctx: WorkContext) -> Outcome:
     try:
         await handle_activity(fed, row.payload)
     except Ignored as exc:
-        async with ctx.transition("ignored") as conn:
-            await InboxItem.filter(pk=row.pk).using_db(conn).update(last_error=str(exc)[:1000])
+        await ctx.move("ignored", last_error=str(exc)[:1000])  # one fenced UPDATE
         return "ignored"
     return "processed"
 
