@@ -136,7 +136,7 @@ def create_app(
                 session_cookie="fedisora_session",
                 https_only=not settings.insecure_http,
                 same_site="lax",
-            )
+            ),
         ],
         exception_handlers={
             HTTPException: _http_error,
