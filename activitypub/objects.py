@@ -60,6 +60,7 @@ __all__ = [
     "tombstone",
     "video_document",
     "visibility_of",
+    "web_url",
     "with_context",
 ]
 
@@ -402,7 +403,7 @@ def _bounded(value: Any, limit: int = 2048) -> str | None:
     return value if isinstance(value, str) and len(value) <= limit else None
 
 
-def _web_url(value: str | None) -> str | None:
+def web_url(value: str | None) -> str | None:
     """*value* if it is an absolute ``http``/``https`` URL that fits its column, else None.
 
     A peer may put any string where a URL goes (``javascript:``, ``data:``); these end up in
@@ -469,7 +470,7 @@ def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
         username=username[:64],
         name=(name if isinstance(name, str) else "")[:100],
         summary_html=summary if isinstance(summary, str) else "",
-        url=_web_url(_url_of(doc.get("url"))),
+        url=web_url(_url_of(doc.get("url"))),
         inbox=inbox,
         shared_inbox=shared if isinstance(shared, str) else None,
         outbox=_str(id_of(doc.get("outbox")), "outbox"),
@@ -479,8 +480,8 @@ def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
         public_key_id=key_id,
         public_key_pem=pem,
         ed25519_multibase=multibase,
-        icon_url=_web_url(_url_of(doc.get("icon"))),
-        image_url=_web_url(_url_of(doc.get("image"))),
+        icon_url=web_url(_url_of(doc.get("icon"))),
+        image_url=web_url(_url_of(doc.get("image"))),
         manually_approves_followers=doc.get("manuallyApprovesFollowers") is True,
         discoverable=doc.get("discoverable") is not False,
         indexable=doc.get("indexable") is True,
@@ -896,7 +897,7 @@ def _video(
 ) -> ParsedVideo:
     if len(url) > 2048 or len(media_type) > 100:
         raise InvalidObject("video URL or media type is too long")
-    if _web_url(url) is None:
+    if web_url(url) is None:
         raise InvalidObject("the video URL is not an http(s) URL")
     icons = [i for i in as_list(item.get("icon")) if isinstance(i, Mapping)]
     poster = _url_of(icons[0]) if icons else None
@@ -909,7 +910,7 @@ def _video(
         width=_int(item.get("width")) or _int(link.get("width")),
         height=_int(item.get("height")) or _int(link.get("height")),
         blurhash=_bounded(item.get("blurhash"), 100),
-        poster_url=_web_url(poster),
+        poster_url=web_url(poster),
         size=_int(item.get("size")) or _int(link.get("size")),
         duration=parse_iso_duration(item.get("duration")),
         digest_multibase=(
@@ -995,7 +996,7 @@ def parse_note(obj: Mapping[str, Any]) -> ParsedNote:
         summary=summary[:500] if isinstance(summary, str) else "",
         sensitive=obj.get("sensitive") is True,
         published=obj["published"] if isinstance(obj.get("published"), str) else None,
-        url=_web_url(_url_of(obj.get("url"))) if kind != "Video" else _web_url(object_id),
+        url=web_url(_url_of(obj.get("url"))) if kind != "Video" else web_url(object_id),
         to=tuple(i for i in (id_of(v) for v in as_list(obj.get("to"))) if i),
         cc=tuple(i for i in (id_of(v) for v in as_list(obj.get("cc"))) if i),
         language=language,

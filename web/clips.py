@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry, User, Visibility
@@ -39,23 +39,6 @@ _VISIBILITY_BADGES = {
     Visibility.FOLLOWERS: "followers only",
     Visibility.DIRECT: "direct",
 }
-
-
-def web_url(value: str | None) -> str | None:
-    """*value* if it is a plain absolute ``http``/``https`` URL, else None.
-
-    Remote objects may carry any string as a URL (``javascript:``, ``data:``...); only these
-    are ever put into an ``href`` or ``src``.
-    """
-    if not value or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in value):
-        return None
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return value
 
 
 @dataclass(frozen=True)
