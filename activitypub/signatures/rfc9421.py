@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -282,6 +282,19 @@ def _query_param(query: str | None, name: str) -> str:
     return values[0]
 
 
+# The derived components without parameters (RFC 9421 section 2.2), each read off the request
+# or its split URL.
+_DERIVED: dict[str, Callable[[Request, Target], str]] = {
+    "@method": lambda request, url: request.method,
+    "@target-uri": lambda request, url: url.uri,
+    "@authority": lambda request, url: url.authority,
+    "@scheme": lambda request, url: url.scheme,
+    "@request-target": lambda request, url: url.path_and_query,
+    "@path": lambda request, url: url.path,
+    "@query": lambda request, url: "?" + (url.query or ""),
+}
+
+
 def _derived(component: Component, request: Request, url: Target) -> str:
     params = dict(component.params)
     name = component.name
@@ -296,21 +309,10 @@ def _derived(component: Component, request: Request, url: Target) -> str:
         raise UnsupportedSignature(f"parameters on {name} are not supported")
     if name == "@signature-params":
         raise MalformedSignature("@signature-params cannot be a covered component")
-    if name == "@method":
-        return request.method
-    if name == "@target-uri":
-        return url.uri
-    if name == "@authority":
-        return url.authority
-    if name == "@scheme":
-        return url.scheme
-    if name == "@request-target":
-        return url.path_and_query
-    if name == "@path":
-        return url.path
-    if name == "@query":
-        return "?" + (url.query or "")
-    raise UnsupportedSignature(f"unsupported derived component {name}")
+    value = _DERIVED.get(name)
+    if value is None:
+        raise UnsupportedSignature(f"unsupported derived component {name}")
+    return value(request, url)
 
 
 def _field(component: Component, request: Request, url: Target) -> str:
