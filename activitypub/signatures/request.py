@@ -46,24 +46,23 @@ class Headers:
             return
         items: Iterable[tuple[str | bytes, str | bytes]]
         items = headers.items() if isinstance(headers, Mapping) else headers
-        self._lines = tuple((_text(name), _text(value)) for name, value in items)
-        self._index = {}
-        for key, value in self._lines:
-            self._index.setdefault(key.lower(), []).append(value)
+        self._set_lines(tuple((_text(name), _text(value)) for name, value in items))
 
     @classmethod
     def from_wire(cls, lines: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Headers from raw ASGI header lines (what :meth:`__init__` does with them, without
         its type checks per line: an inbox builds one for every POST)."""
         headers = cls.__new__(cls)
-        headers._lines = tuple(
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in lines
+        headers._set_lines(
+            tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in lines)
         )
-        index: dict[str, list[str]] = {}
-        for key, value in headers._lines:
-            index.setdefault(key.lower(), []).append(value)
-        headers._index = index
         return headers
+
+    def _set_lines(self, lines: tuple[tuple[str, str], ...]) -> None:
+        self._lines = lines
+        self._index = {}
+        for key, value in lines:
+            self._index.setdefault(key.lower(), []).append(value)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, one per field line, in order."""
