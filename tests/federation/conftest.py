@@ -66,3 +66,36 @@ async def client(federation: Federation, settings: Settings) -> AsyncIterator[ht
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=f"https://{DOMAIN}") as http:
         yield http
+
+
+@pytest.fixture
+def own_ca(settings: Settings) -> Any:
+    """This instance's provenance credentials, where ``fedisora init`` puts them."""
+    from render.provenance import generate_instance_ca
+
+    credentials = generate_instance_ca(DOMAIN)
+    folder = settings.data_dir / "provenance"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in zip(("root.pem", "chain.pem", "key.pem"), credentials, strict=True):
+        (folder / name).write_text(text)
+    return credentials
+
+
+@pytest.fixture
+async def fed(db: str, settings: Settings, own_ca: Any) -> AsyncIterator[Federation]:
+    """The process's federation context with a real PeerClient (loopback allowed) and our own
+    provenance credentials, for the remote provenance checks; no peer roots cached before or
+    after."""
+    from activitypub.federation.provenance_root import peer_roots
+    from fedisora import urls
+
+    urls.configure(settings)
+    federation = Federation(settings, PeerClient(insecure=True, timeout=5.0))
+    set_federation(federation)
+    peer_roots.clear()
+    try:
+        yield federation
+    finally:
+        await federation.aclose()
+        set_federation(None)
+        peer_roots.clear()

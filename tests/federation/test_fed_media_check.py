@@ -9,7 +9,7 @@ rendered by the tiny pipeline and C2PA-signed as a render queue signs them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,7 @@ from provclips import (
 )
 
 from activitypub import objects
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
+from activitypub.federation.context import Federation
 from activitypub.federation.ingest import handle_activity
 from activitypub.federation.media_check import (
     REMOTE_MEDIA_GRAPH,
@@ -40,8 +39,7 @@ from activitypub.federation.media_check import (
     download,
     machines,
 )
-from activitypub.federation.provenance_root import PROVENANCE_ROOT_PATH, peer_roots
-from fedisora import urls
+from activitypub.federation.provenance_root import PROVENANCE_ROOT_PATH
 from fedisora.api.entities import status_entities
 from fedisora.config import Settings
 from fedisora.models import Clip, MediaFile, RemoteMediaCheck, utcnow
@@ -51,33 +49,6 @@ from render.provenance import InstanceCredentials, SignedVideo, generate_instanc
 
 TABLE = "remote_media_checks"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "activitypub"
-
-
-@pytest.fixture
-def own_ca(settings: Settings) -> InstanceCredentials:
-    """This instance's provenance credentials, where ``fedisora init`` puts them."""
-    credentials = generate_instance_ca(DOMAIN)
-    folder = settings.data_dir / "provenance"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in zip(("root.pem", "chain.pem", "key.pem"), credentials, strict=True):
-        (folder / name).write_text(text)
-    return credentials
-
-
-@pytest.fixture
-async def fed(
-    db: str, settings: Settings, own_ca: InstanceCredentials
-) -> AsyncIterator[Federation]:
-    """The process's federation context with a real PeerClient (loopback allowed)."""
-    urls.configure(settings)
-    federation = Federation(settings, PeerClient(insecure=True, timeout=5.0))
-    set_federation(federation)
-    peer_roots.clear()
-    try:
-        yield federation
-    finally:
-        await federation.aclose()
-        set_federation(None)
 
 
 @pytest.fixture

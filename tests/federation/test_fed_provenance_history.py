@@ -9,7 +9,7 @@ pipeline and C2PA-signed as a render queue signs them.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,7 @@ from fedhelpers import DOMAIN, RemoteActor, make_remote
 from provclips import LoopbackPeer, Served, encoded_clip, sign_clip
 
 from activitypub import objects
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
+from activitypub.federation.context import Federation
 from activitypub.federation.ingest import handle_activity
 from activitypub.federation.media_check import machines
 from activitypub.federation.provenance_root import (
@@ -28,9 +27,7 @@ from activitypub.federation.provenance_root import (
     PEM_TYPE,
     PROVENANCE_ROOT_PATH,
     parse_root_pem,
-    peer_roots,
 )
-from fedisora import urls
 from fedisora.cli import _write_provenance_credentials
 from fedisora.config import Settings
 from fedisora.models import Clip, MediaFile, RemoteMediaCheck
@@ -95,33 +92,6 @@ async def test_retired_roots_are_published_after_the_current_one(
 
 
 # --- checking a peer's clips -------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_ca(settings: Settings) -> InstanceCredentials:
-    """This instance's provenance credentials, where ``fedisora init`` puts them."""
-    credentials = generate_instance_ca(DOMAIN)
-    folder = settings.data_dir / "provenance"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in zip(("root.pem", "chain.pem", "key.pem"), credentials, strict=True):
-        (folder / name).write_text(text)
-    return credentials
-
-
-@pytest.fixture
-async def fed(
-    db: str, settings: Settings, own_ca: InstanceCredentials
-) -> AsyncIterator[Federation]:
-    urls.configure(settings)
-    federation = Federation(settings, PeerClient(insecure=True, timeout=5.0))
-    set_federation(federation)
-    peer_roots.clear()
-    try:
-        yield federation
-    finally:
-        await federation.aclose()
-        set_federation(None)
-        peer_roots.clear()
 
 
 @pytest.fixture
