@@ -101,6 +101,50 @@ def _run_bare(port: int, workers: int) -> None:
     uvicorn.run("federation:bare_app", factory=True, port=port, workers=workers, **UVICORN_OPTIONS)
 
 
+#: Bench-only variants of the instance (``--breakdown``), each with one part of the inbox
+#: replaced in its own process, to measure in the running server what each part costs.
+VARIANTS = {
+    "no-verify": "without signature verification (the first signer is remembered)",
+    "no-insert": "without the durable insert (nothing is stored)",
+    "neither": "without both",
+}
+
+
+def _run_fed_variant(variant: str, port: int) -> None:
+    """``fedisora serve`` (one process, the same uvicorn options as ``cmd_serve``) with a part
+    of the inbox replaced. Only this bench does this, in its own process: the server code has
+    no switch for it."""
+    import uvicorn
+
+    from activitypub.federation import routes
+
+    if variant in ("no-verify", "neither"):
+        real_verify = getattr(routes, "verify_signer")  # noqa: B009 - replaced below
+        first: list[Any] = []
+
+        async def verify_once(fed: Any, request: Any) -> Any:
+            if not first:  # the bench has one signer: verified (and its key fetched) once
+                first.append(await real_verify(fed, request))
+            return first[0]
+
+        setattr(routes, "verify_signer", verify_once)  # noqa: B010 - replaced on purpose
+    if variant in ("no-insert", "neither"):
+
+        async def no_insert(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        setattr(routes, "insert_grouped", no_insert)  # noqa: B010
+    uvicorn.run(
+        "fedisora.app:app_from_env",
+        factory=True,
+        host=HOST,
+        port=port,
+        log_level="warning",
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
+
+
 def _run_sink(actor_json: str, ports: list[int]) -> None:
     """Inbox sinks on *ports* (any ``/s<n>/inbox`` path answers 202 and is counted), plus the
     bench's signing actor at ``/actor`` on the first port, and ``/count`` for the totals."""
@@ -408,17 +452,17 @@ def measured(
 BENCH_DB = "fedisora_bench_inbox"
 
 
-async def _recreate_database(server_url: str) -> str:
-    """A fresh, empty database named :data:`BENCH_DB` on *server_url*'s PostgreSQL."""
+async def _recreate_database(server_url: str, name: str) -> str:
+    """A fresh, empty database named *name* on *server_url*'s PostgreSQL."""
     import asyncpg
 
     conn = await asyncpg.connect(server_url)
     try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {name}")
     finally:
         await conn.close()
-    return server_url.rsplit("/", 1)[0] + "/" + BENCH_DB
+    return server_url.rsplit("/", 1)[0] + "/" + name
 
 
 async def _received_items(database_url: str) -> int:
@@ -467,6 +511,21 @@ def drain_with_worker(env: dict[str, str], tmp: Path, items: int, limit: float) 
         print(f"warning: {before} items were waiting, {items} were POSTed")
 
 
+def _variant_instance(
+    args: argparse.Namespace, tmp: Path, variant: str, domain_port: int
+) -> dict[str, str]:
+    """A fresh instance of its own for a ``--breakdown`` variant. It answers as the main
+    instance's domain (so the same signed requests verify: the signature covers the target
+    URI, which is made from the configured domain), but has its own data and database."""
+    env = instance_env(tmp / f"inbox-{variant}", domain_port)
+    if args.postgres:
+        name = f"{BENCH_DB}_{variant.replace('-', '_')}"
+        env["FEDISORA_DATABASE_URL"] = asyncio.run(_recreate_database(args.postgres, name))
+        env["FEDISORA_REDIS_URL"] = args.redis
+    init_instance(env)
+    return env
+
+
 def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
     sink_port, fed_port, bare_port = free_port(), free_port(), free_port()
     key = generate_rsa_key()
@@ -478,61 +537,80 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
     if args.postgres:
         # The production layout: PostgreSQL, and Redis waking separate worker processes; the
         # web process only answers. The worker is started after the load (see below).
-        env["FEDISORA_DATABASE_URL"] = asyncio.run(_recreate_database(args.postgres))
+        env["FEDISORA_DATABASE_URL"] = asyncio.run(_recreate_database(args.postgres, BENCH_DB))
         env["FEDISORA_REDIS_URL"] = args.redis
     init_instance(env)
+    variants = list(VARIANTS) if args.breakdown else []
+    variant_envs = {v: _variant_instance(args, tmp, v, fed_port) for v in variants}
     me = [sys.executable, str(Path(__file__).resolve())]
-    with (
-        spawn(
-            "sink",
-            [*me, "_sink", json.dumps(signer.document()), str(sink_port)],
-            tmp,
-            ready=f"http://{HOST}:{sink_port}/count",
-        ),
-        spawn(
-            "bare",
-            [*me, "_bare", str(bare_port), str(args.workers)],
-            tmp,
-            ready=f"http://{HOST}:{bare_port}/ready",
-        ) as bare,
-        spawn(
-            "fedisora",
-            [
-                sys.executable,
-                "-m",
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            spawn(
+                "sink",
+                [*me, "_sink", json.dumps(signer.document()), str(sink_port)],
+                tmp,
+                ready=f"http://{HOST}:{sink_port}/count",
+            )
+        )
+        bare_proc = stack.enter_context(
+            spawn(
+                "bare",
+                [*me, "_bare", str(bare_port), str(args.workers)],
+                tmp,
+                ready=f"http://{HOST}:{bare_port}/ready",
+            )
+        )
+        fed_proc = stack.enter_context(
+            spawn(
                 "fedisora",
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(fed_port),
-                "--no-render-worker",
-                "--workers",
-                str(args.workers),
-            ],
-            tmp,
-            env=env,
-            ready=f"http://{HOST}:{fed_port}/.well-known/nodeinfo",
-        ) as fed,
-    ):
+                [
+                    sys.executable,
+                    "-m",
+                    "fedisora",
+                    "serve",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(fed_port),
+                    "--no-render-worker",
+                    "--workers",
+                    str(args.workers),
+                ],
+                tmp,
+                env=env,
+                ready=f"http://{HOST}:{fed_port}/.well-known/nodeinfo",
+            )
+        )
+        servers: list[tuple[str, Proc, int]] = [
+            ("bare starlette", bare_proc, bare_port),
+            ("fedisora inbox", fed_proc, fed_port),
+        ]
+        for variant, variant_env in variant_envs.items():
+            port = free_port()
+            proc = stack.enter_context(
+                spawn(
+                    variant,
+                    [*me, "_fed_variant", variant, str(port)],
+                    tmp,
+                    env=variant_env,
+                    ready=f"http://{HOST}:{port}/.well-known/nodeinfo",
+                )
+            )
+            servers.append((variant, proc, port))
         fed_base = f"http://{HOST}:{fed_port}"
-        # Warm up both (the instance fetches and caches the signer's key once).
+        # Warm up each (an instance fetches and caches the signer's key once).
         warm = signed_likes(signer, fed_base, 10**9, args.warmup)
-        asyncio.run(load("warm-fed", fed_port, to_raw(warm, fed_port), 1, 60))
-        asyncio.run(load("warm-bare", bare_port, to_raw(warm, bare_port), 1, 60))
-        bare_runs: list[LoadResult] = []
-        fed_runs: list[LoadResult] = []
+        for name, _, port in servers:
+            asyncio.run(load(f"warm {name}", port, to_raw(warm, port), 1, 60))
+        runs: dict[str, list[LoadResult]] = {name: [] for name, _, _ in servers}
         verify_costs: list[float] = []
         for round_no in range(args.rounds):
             requests = signed_likes(signer, fed_base, round_no * args.requests, args.requests)
-            bare_runs.append(
-                measured(bare, bare_port, "bare starlette", to_raw(requests, bare_port), args)
-            )
-            fed_runs.append(
-                measured(fed, fed_port, "fedisora inbox", to_raw(requests, fed_port), args)
-            )
+            for name, proc, port in servers:
+                runs[name].append(measured(proc, port, name, to_raw(requests, port), args))
             verify_costs.append(time_verification(signer, requests))
         backlog = None if args.postgres else sqlite_backlog(tmp / "inbox" / "fedisora.sqlite3")
+    bare_runs, fed_runs = runs["bare starlette"], runs["fedisora inbox"]
     bare, fed = summary(bare_runs), summary(fed_runs)
     if set(fed.statuses) != {202}:
         print(f"warning: fedisora answered {fed.statuses}; see {tmp / 'fedisora.log'}")
@@ -566,6 +644,8 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         f"RSA verify, timed in-process over the same requests) = "
         f"{100 * verify * fed.rps:.1f}% of the server's time at {fed.rps:.0f} req/s"
     )
+    if variants:
+        print_breakdown(bare, fed, {v: summary(runs[v]) for v in variants}, not args.postgres)
     if args.postgres:
         drain_with_worker(env, tmp, fed.count + args.warmup, args.timeout)
     elif backlog is not None:
@@ -574,6 +654,33 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
             f"processing meanwhile by the in-process runner: {done} of {stored} stored items "
             f"were processed when the load ended (the rest are processed afterwards)"
         )
+
+
+def print_breakdown(
+    bare: LoadResult, fed: LoadResult, parts: dict[str, LoadResult], embedded: bool
+) -> None:
+    """Where the inbox's server CPU goes, from the variants measured in the same rounds."""
+    processing = (
+        " (with the in-process runner's processing of the stored items)" if embedded else ""
+    )
+    print(
+        "-- breakdown: server CPU per POST in the running server, each variant a separate "
+        "instance measured in the same rounds (bench-only replacements, see VARIANTS)"
+    )
+    for r in (bare, fed, *parts.values()):
+        label = VARIANTS.get(r.name, r.name)
+        print(f"  {label:64s} {r.cpu_us:6.0f} us/req  {r.rps:9.1f} req/s  {r.statuses}")
+    full, base = fed.cpu_us, parts["neither"].cpu_us
+    verify, insert = full - parts["no-verify"].cpu_us, full - parts["no-insert"].cpu_us
+    print(
+        f"  signature verification costs {verify:.0f} us, the durable insert {insert:.0f} us"
+        f"{processing}, "
+        f"the rest of the inbox {base - bare.cpu_us:.0f} us over the bare endpoint's "
+        f"{bare.cpu_us:.0f} us (parts overlap: {verify + insert + base:.0f} us summed vs "
+        f"{full:.0f} us measured)"
+    )
+    # The CPU a POST may cost for the target ratio, if throughput follows server CPU.
+    print(f"  for a ratio of 0.35 a POST may cost about {bare.cpu_us / 0.35:.0f} us of server CPU")
 
 
 # --- part 2: fan-out -------------------------------------------------------------------------
@@ -700,6 +807,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_bare":
         _run_bare(int(sys.argv[2]), int(sys.argv[3]))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "_fed_variant":
+        _run_fed_variant(sys.argv[2], int(sys.argv[3]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "_sink":
         _run_sink(sys.argv[2], [int(p) for p in sys.argv[3:]])
         return
@@ -713,6 +823,12 @@ def main() -> None:
     parser.add_argument("--ports", type=int, default=10, help="sink ports")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on each phase (s)")
     parser.add_argument("--only", choices=("inbox", "fanout"))
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also measure bench-only variants of the instance without signature "
+        "verification, without the insert, and without both, to show what each costs",
+    )
     parser.add_argument(
         "--postgres",
         metavar="URL",
