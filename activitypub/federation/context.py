@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from activitypub.federation.http import PeerClient, SignatureAuth
 from activitypub.federation.keycache import KeyCache, TimedCache
 from activitypub.federation.schemes import StoredSchemes
@@ -22,6 +24,9 @@ class Federation:
         self._keys: dict[int, tuple[str, PrivateKey]] = {}
         self.keys = KeyCache()  # remote actors' public keys, for inbox verification
         self.local_inboxes: TimedCache[str, bool] = TimedCache(30.0, 10_000)
+        # host -> when its back-off ends: deliveries this process claimed before the host was
+        # found down wait with it (see activitypub.federation.delivery)
+        self.down_hosts: dict[str, datetime] = {}
 
     async def instance_actor(self) -> Account:
         from fedisora.services.accounts import create_instance_actor

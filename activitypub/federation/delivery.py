@@ -17,14 +17,14 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.functions import Count
 
 from activitypub import objects
 from activitypub.federation.actors import domain_of
-from activitypub.federation.context import get_federation
+from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.hostcap import HostBusy, HostCap, LocalHostCap, RedisHostCap
 from activitypub.federation.http import FetchError, UnsafeURL
 from activitypub.federation.render import actor_document, clip_note, comment_note, iso
@@ -84,6 +84,8 @@ DELIVERY_GRAPH = StateGraph(
 PER_HOST_CONCURRENCY = 4
 #: When a host's slots stay taken, the delivery is tried again this many seconds later.
 THROTTLED_RETRY_SECONDS = (5.0, 15.0)
+#: Hosts a process remembers as down at most (see :func:`_back_off_host`).
+MAX_DOWN_HOSTS = 10_000
 _local_cap = LocalHostCap(PER_HOST_CONCURRENCY)
 _redis_caps: dict[str, RedisHostCap] = {}
 
@@ -555,6 +557,11 @@ async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
     try:
         asked = ctx.now()
         async with cap.slot(row.host):
+            down = _down_until(fed, row.host, ctx.now())
+            if down is not None:
+                # Claimed (or waiting for the slot) before the host was found down: wait with
+                # the host rather than knock on it once more.
+                return Retry(f"{row.host} is down", after=down - ctx.now(), counts=False)
             if ctx.now() - asked > timedelta(seconds=1):
                 await ctx.heartbeat()  # waited for the slot: the request gets a full lease
             response = await fed.client.post_activity(row.inbox_url, body, fed.auth_for(sender))
@@ -564,8 +571,9 @@ async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
         return await _fail(ctx, row, str(exc))
     except FetchError as exc:
         if exc.status is None:  # no answer at all: the host is down, not just this request
-            await _back_off_host(row, ctx)
+            await _back_off_host(row, ctx, fed)
         return Retry(str(exc))
+    fed.down_hosts.pop(row.host, None)  # it answered
     status = response.status_code
     if 200 <= status < 300:
         async with ctx.transition("delivered") as conn:
@@ -584,9 +592,21 @@ def _throttled(busy: HostBusy) -> Retry:
     return Retry(f"throttled: {busy}", after=after, counts=False)
 
 
-async def _back_off_host(row: Delivery, ctx: WorkContext) -> None:
-    """A dead host is backed off as a whole: its other due rows wait as long as this one."""
+async def _back_off_host(row: Delivery, ctx: WorkContext, fed: Federation) -> None:
+    """A dead host is backed off as a whole: its other due rows wait as long as this one.
+
+    Rows already claimed (by a batch claim ahead of time, or waiting for the host's slot)
+    are not updated here; this process remembers the host as down until then, and its
+    deliveries that get there skip the request (:func:`_down_until`). Another process's
+    claimed rows knock once each before they learn it from their own failure."""
     later = ctx.now() + DELIVERY_GRAPH["pending"].delay(row.attempts + 1)
+    if len(fed.down_hosts) >= MAX_DOWN_HOSTS:
+        now = ctx.now()
+        for host in [h for h, until in fed.down_hosts.items() if until <= now]:
+            del fed.down_hosts[host]
+        if len(fed.down_hosts) >= MAX_DOWN_HOSTS:
+            del fed.down_hosts[next(iter(fed.down_hosts))]  # the oldest entry
+    fed.down_hosts[row.host] = later
     await (
         Delivery.filter(
             host=row.host, state="pending", locked_until=None, next_attempt_at__lt=later
@@ -594,6 +614,17 @@ async def _back_off_host(row: Delivery, ctx: WorkContext) -> None:
         .exclude(pk=row.pk)
         .update(next_attempt_at=later)
     )
+
+
+def _down_until(fed: Federation, host: str, now: datetime) -> datetime | None:
+    """When *host*'s back-off ends, if this process found it down and that is still ahead."""
+    until = fed.down_hosts.get(host)
+    if until is None:
+        return None
+    if until <= now:
+        del fed.down_hosts[host]
+        return None
+    return until
 
 
 async def delivery_stats() -> list[dict[str, Any]]:

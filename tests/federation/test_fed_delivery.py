@@ -191,6 +191,49 @@ async def test_dead_host_backed_off_as_a_whole(
     assert await delivery_stats() == [{"host": REMOTE, "state": "pending", "count": 2}]
 
 
+async def test_rows_claimed_before_the_host_went_down_wait_with_it(
+    federation: Federation, settings: Settings, peer: Peer
+) -> None:
+    """A row claimed ahead (a batch claim) when another row finds its host down makes no
+    request of its own: it waits, without using an attempt, until the host's back-off ends;
+    then the host is tried again, and once it answers its rows go through."""
+    ann = await local_account("ann")
+    await _follower("r1", REMOTE, ann)
+    await Delivery.all().delete()
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    peer.handler = down
+    await posts.post_clip(ann, await rendered_video(ann), caption="one")
+    await posts.post_clip(ann, await rendered_video(ann), caption="two")
+    first, second = await Delivery.all().order_by("id")
+    engine = engine_for(settings)
+    machine = engine.machine("deliveries")
+    claimed = await engine.claim(machine, second.pk)
+    assert claimed is not None
+    await engine.advance("deliveries", first.pk)
+    first = await Delivery.get(pk=first.pk)
+    assert first.attempts == 1 and len(peer.requests) == 1
+
+    await engine.advance_claimed(machine, *claimed)
+    second = await Delivery.get(pk=second.pk)
+    assert len(peer.requests) == 1  # no second knock on the dead host
+    assert second.attempts == 0 and second.state == "pending"
+    assert second.last_error == f"{REMOTE} is down"
+    assert second.next_attempt_at is not None and first.next_attempt_at is not None
+    assert abs(second.next_attempt_at - first.next_attempt_at) < timedelta(seconds=1)
+
+    # After the back-off the host is tried again; it answers now.
+    peer.handler = None
+    engine.clock = lambda: first.next_attempt_at + timedelta(seconds=1)  # type: ignore[operator]
+    for row in (first, second):
+        await engine.advance("deliveries", row.pk)
+    assert [r.state for r in await Delivery.all().order_by("id")] == ["delivered", "delivered"]
+    assert len(peer.requests) == 3
+    assert federation.down_hosts == {}
+
+
 async def test_boost_comment_edit_and_manual_approval(federation: Federation) -> None:
     ann = await local_account("ann")
     rita = await make_remote()
