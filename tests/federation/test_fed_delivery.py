@@ -226,7 +226,8 @@ async def test_rows_claimed_before_the_host_went_down_wait_with_it(
 
     # After the back-off the host is tried again; it answers now.
     peer.handler = None
-    engine.clock = lambda: first.next_attempt_at + timedelta(seconds=1)  # type: ignore[operator]
+    later = first.next_attempt_at + timedelta(seconds=1)
+    engine.clock = lambda: later
     for row in (first, second):
         await engine.advance("deliveries", row.pk)
     assert [r.state for r in await Delivery.all().order_by("id")] == ["delivered", "delivered"]
