@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from fedisora.ids import row_id
 from fedisora.models import Account, User
 from fedisora.services.account_deletion import (
     AccountDeletion,
@@ -91,7 +92,8 @@ async def admin_accounts(request: Request) -> Response:
 async def _moderated(request: Request, admin: User, own: str) -> Account:
     """The local account the path names; *own* is the refusal for the admin's own one."""
     raw = str(request.path_params["account_id"])
-    account = await Account.get_or_none(pk=int(raw)) if raw.isdigit() else None
+    pk = row_id(raw)
+    account = await Account.get_or_none(pk=pk) if pk is not None else None
     if account is None or not account.local or account.username == INSTANCE_ACTOR:
         raise HTTPException(404, "no such local account")
     if account.pk == admin.account_id:

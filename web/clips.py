@@ -9,6 +9,9 @@ remote URL is used only when it is plain ``http(s)``.
 
 Who sees what is decided by the same batch rules as the API's timelines
 (:func:`fedisora.api.visibility.visible_statuses` and ``hidden_account_ids``).
+
+A remote clip whose provenance check found it ``invalid`` is shown collapsed: its video is
+neither loaded nor played (no poster, ``preload="none"``) until the viewer opens it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -24,11 +28,21 @@ from starlette.routing import BaseRoute, Route
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.ids import row_id
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry, User, Visibility
 from fedisora.services.text import render_html
 from web.pages import render
 
-__all__ = ["ClipCard", "clip_cards", "routes", "session_account", "web_url"]
+__all__ = [
+    "PAGE",
+    "ClipCard",
+    "clip_cards",
+    "max_id_param",
+    "profile_path",
+    "routes",
+    "session_account",
+    "web_url",
+]
 
 PAGE = 20
 UGC_REL = "nofollow noopener ugc"
@@ -52,9 +66,12 @@ class ClipCard:
     video_src: str | None
     poster_src: str | None
     author_href: str | None
-    """A remote author's own profile page (local authors have none in the web UI yet)."""
+    """The author's profile page: here for a local author, on its own instance for a remote
+    one (None when the peer gave no http(s) URL)."""
     origin_href: str | None
     """A remote clip's page on its own instance."""
+    page_href: str | None
+    """A local clip's page here (remote clips have theirs at :attr:`origin_href`)."""
     booster: Account | None = None
 
     @property
@@ -70,16 +87,42 @@ class ClipCard:
         prov = (self.media.provenance if self.media else None) or {}
         return str(prov.get("state") or "unverified")
 
+    @property
+    def gated(self) -> bool:
+        """Whether the video stays collapsed and unloaded until the viewer asks for it."""
+        return self.remote and self.provenance_state == "invalid"
+
+
+def profile_path(account: Account) -> str:
+    """A local account's profile page (Mastodon's ``/@name``)."""
+    return f"/@{account.username}"
+
+
+def max_id_param(request: Request) -> int | None:
+    """The ``max_id`` cursor of a listing page (None: the first page); anything else than an
+    id is a 400."""
+    raw = request.query_params.get("max_id", "")
+    if raw == "":
+        return None
+    found = row_id(raw)
+    if found is None:
+        raise HTTPException(400, "max_id must be the id of a clip (a whole number).")
+    return found
+
 
 def _card(
     clip: Clip, author: Account, media: MediaFile | None, booster: Account | None
 ) -> ClipCard:
     u = urls.current()
+    author_href: str | None
+    page_href: str | None
     if clip.local:
         caption = Markup(clip.content)  # rendered here from the author's text (posts.py)
         video = u.media(media.file) if media and media.file else None
         poster = u.media(media.poster_file) if media and media.poster_file else None
-        author_href = origin_href = None
+        author_href = profile_path(author)
+        origin_href = None
+        page_href = f"{author_href}/{clip.pk}"
     else:
         caption = Markup(
             render_html(
@@ -90,6 +133,7 @@ def _card(
         poster = web_url(media.remote_poster_url) if media else None
         author_href = web_url(author.url) or web_url(author.uri)
         origin_href = web_url(clip.url) or web_url(clip.uri)
+        page_href = None
     return ClipCard(
         clip=clip,
         author=author,
@@ -99,6 +143,7 @@ def _card(
         poster_src=poster,
         author_href=author_href,
         origin_href=origin_href,
+        page_href=page_href,
         booster=booster,
     )
 
@@ -107,15 +152,18 @@ async def clip_cards(
     viewer: Account | None,
     clips: Sequence[Clip],
     boosters: Sequence[int | None] | None = None,
+    *,
+    mutes: bool = True,
 ) -> list[ClipCard]:
     """Cards for the *clips* that *viewer* may see, in order, minus blocked and muted authors.
 
     *boosters*, parallel to *clips*, names who boosted each one into a feed (None: nobody);
-    a boost by a hidden account is dropped too.
+    a boost by a hidden account is dropped too. ``mutes=False`` keeps muted authors: a page
+    the viewer opened for that author (a profile, a clip) shows their clips, as Mastodon's do.
     """
     by = list(boosters) if boosters is not None else [None] * len(clips)
     visible = {c.pk for c in await visible_statuses(viewer, clips)}
-    hidden = await hidden_account_ids(viewer)
+    hidden = await hidden_account_ids(viewer, mutes=mutes)
     shown = [
         (clip, booster)
         for clip, booster in zip(clips, by, strict=True)
@@ -159,10 +207,10 @@ async def feed(request: Request) -> Response:
     me = await session_account(request)
     if me is None:
         return RedirectResponse("/login?next=/feed", status_code=303)
-    raw = request.query_params.get("max_id", "")
+    max_id = max_id_param(request)
     query = TimelineEntry.filter(owner_id=me.pk)
-    if raw.isdigit():
-        query = query.filter(clip_id__lt=int(raw))
+    if max_id is not None:
+        query = query.filter(clip_id__lt=max_id)
     entries = await query.order_by("-clip_id").limit(PAGE)
     clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
     kept = [e for e in entries if e.clip_id in clips]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-__all__ = ["error_page", "render", "templates"]
+__all__ = ["error_page", "html_errors", "render", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+P = ParamSpec("P")
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -25,3 +30,25 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+def html_errors(
+    handler: Callable[Concatenate[Request, P], Awaitable[Response]],
+) -> Callable[Concatenate[Request, P], Awaitable[Response]]:
+    """Answer the :class:`HTTPException` a page raises with the HTML error page.
+
+    The app's own handler answers JSON under ``/users/``, where the ActivityPub objects
+    live; the pages served there for browsers (profiles, clips) need their errors as pages.
+    Every answer varies on ``Accept``, as the same URLs serve ActivityPub clients JSON.
+    """
+
+    async def wrapper(request: Request, /, *args: P.args, **kwargs: P.kwargs) -> Response:
+        try:
+            response = await handler(request, *args, **kwargs)
+        except HTTPException as exc:
+            response = error_page(request, exc.status_code, str(exc.detail))
+        response.headers["Vary"] = "Accept"
+        return response
+
+    functools.update_wrapper(wrapper, handler)
+    return wrapper

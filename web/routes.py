@@ -1,4 +1,6 @@
-"""Web pages: home, login/logout and the admin overview (the feed is in :mod:`web.clips`)."""
+"""Web pages: home, login/logout and the admin overview (the feed is in :mod:`web.clips`;
+profiles, clip pages and hashtag pages in :mod:`web.profiles`, :mod:`web.clip_pages` and
+:mod:`web.tags`)."""
 
 from __future__ import annotations
 
@@ -115,7 +117,14 @@ async def admin(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    from web import accounts  # deleting accounts (admin and self); it imports _admin_user
+    """The web pages. They come after federation's routes in the app: ``/users/...`` URLs
+    are ActivityPub's first (whose browser branches render :mod:`web` pages)."""
+    from web import (
+        accounts,  # deleting accounts (admin and self); it imports _admin_user
+        clip_pages,
+        profiles,
+        tags,
+    )
 
     return [
         Route("/", home),
@@ -124,4 +133,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin", admin),
         *accounts.routes(),
         *clip_routes(),
+        *profiles.routes(),
+        *clip_pages.routes(),
+        *tags.routes(),
     ]

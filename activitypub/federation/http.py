@@ -242,7 +242,7 @@ def _redirect_target(url: str, response: httpx.Response) -> str | None:
 
 def _refuse_declared_size(response: httpx.Response, max_bytes: int) -> None:
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge(
             f"response of {declared} bytes is over the limit of {max_bytes}",
             response.status_code,

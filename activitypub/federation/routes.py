@@ -38,6 +38,7 @@ from activitypub.federation.verify import signed_request, verify_signer
 from activitypub.signatures.request import Headers
 from fedisora import urls
 from fedisora.config import Settings
+from fedisora.ids import row_id
 from fedisora.models import (
     Account,
     Clip,
@@ -91,16 +92,6 @@ def wants_activity(request: Request) -> bool:
     if "application/activity+json" in accept or "application/ld+json" in accept:
         return True
     return "json" in accept and "html" not in accept
-
-
-def _html_page(title: str, body: str, alternate: str) -> Response:
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title>"
-        f"<link rel='alternate' type='application/activity+json' href='{html.escape(alternate)}'>"
-        f"</head><body>{body}</body></html>"
-    )
-    return Response(page, 200, media_type="text/html", headers={"Vary": "Accept"})
 
 
 # --- discovery -------------------------------------------------------------------------------
@@ -260,13 +251,9 @@ async def _local(username: str) -> Account | None:
 def _actor_or_page(request: Request, account: Account) -> Response:
     if wants_activity(request):
         return _activity(actor_document(account))
-    title = account.display_name or account.username
-    body = (
-        f"<h1>{html.escape(title)}</h1><p>@{html.escape(account.username)}@"
-        f"{html.escape(_settings(request).domain)}</p>"
-        f"<p><a href='{html.escape(account.url or account.uri)}'>profile</a></p>"
-    )
-    return _html_page(title, body, account.uri)
+    from web.profiles import instance_actor_page  # browsers get web pages
+
+    return instance_actor_page(request, account)
 
 
 async def _deleted_local(username: str) -> Account | None:
@@ -290,8 +277,12 @@ async def _owner(username: str) -> tuple[Account | None, Account | None]:
 async def actor(request: Request) -> Response:
     """The actor. A deleted one is a 410 Tombstone; a suspended one answers ActivityPub
     clients with its minimal document saying ``suspended`` (as Mastodon does, so that peers
-    can refresh it) and browsers 403."""
+    can refresh it). Browsers get the profile page (web.profiles: 403 suspended, 410 gone)."""
     username = request.path_params["username"]
+    if not wants_activity(request):
+        from web.profiles import profile_page
+
+        return await profile_page(request, username)
     account = None
     if username.lower() != INSTANCE_ACTOR:  # served at /actor
         account = await Account.get_or_none(username__iexact=username, domain=None)
@@ -304,10 +295,6 @@ async def actor(request: Request) -> Response:
                 account.uri, account.actor_type.value, iso(account.suspended_at)
             )
             return _activity(objects.with_context(tombstone), 410)
-        if not wants_activity(request):
-            return JSONResponse(
-                {"error": "this account is suspended"}, 403, headers={"Vary": "Accept"}
-            )
     return _actor_or_page(request, account)
 
 
@@ -334,10 +321,9 @@ async def _fetcher(request: Request) -> Account | None:
 async def _clip(request: Request) -> tuple[Clip | None, Response | None]:
     owner, gone = await _owner(request.path_params["username"])
     clip = None
-    if owner is not None:
-        clip = await Clip.get_or_none(
-            pk=request.path_params["clip_id"], account_id=owner.pk, local=True
-        )
+    pk = row_id(request.path_params["clip_id"])
+    if owner is not None and pk is not None:
+        clip = await Clip.get_or_none(pk=pk, account_id=owner.pk, local=True)
     if clip is None:
         return None, _error(404, "no such clip")
     deleted_at = clip.deleted_at or (gone.suspended_at if gone is not None else None)
@@ -352,13 +338,14 @@ async def _clip(request: Request) -> tuple[Clip | None, Response | None]:
 
 
 async def clip_object(request: Request) -> Response:
+    if not wants_activity(request):
+        from web.clip_pages import clip_page  # browsers get the clip's page
+
+        return await clip_page(request)
     clip, refused = await _clip(request)
     if clip is None:
         assert refused is not None
         return refused
-    if not wants_activity(request):
-        body = f"<p>{clip.content}</p><p><a href='{html.escape(clip.url or clip.uri)}'>view</a></p>"
-        return _html_page(f"clip {clip.pk}", body, clip.uri)
     response = None
     if is_peertube(request):
         video = await clip_video(clip)
@@ -416,10 +403,9 @@ async def quote_authorization(request: Request) -> Response:
 async def comment_object(request: Request) -> Response:
     owner, gone = await _owner(request.path_params["username"])
     comment = None
-    if owner is not None:
-        comment = await Comment.get_or_none(
-            pk=request.path_params["comment_id"], account_id=owner.pk, local=True
-        )
+    pk = row_id(request.path_params["comment_id"])
+    if owner is not None and pk is not None:
+        comment = await Comment.get_or_none(pk=pk, account_id=owner.pk, local=True)
     if comment is None:
         return _error(404, "no such comment")
     if comment.deleted_at is not None or gone is not None:
@@ -440,9 +426,12 @@ async def outbox(request: Request) -> Response:
     if request.query_params.get("page") != "true":
         return _activity(objects.collection(base, total, first=f"{base}?page=true"))
     query = public
-    max_id = request.query_params.get("max_id", "")
-    if max_id.isdigit():
-        query = query.filter(id__lt=int(max_id))
+    raw_max_id = request.query_params.get("max_id", "")
+    max_id = row_id(raw_max_id)
+    if raw_max_id and max_id is None:
+        return _error(400, "max_id must be the id of a clip (a whole number)")
+    if max_id is not None:
+        query = query.filter(id__lt=max_id)
     clips = await query.order_by("-id").limit(PAGE_SIZE)
     items = []
     for clip in clips:
@@ -459,7 +448,7 @@ async def outbox(request: Request) -> Response:
                 published=note["published"],
             )
         )
-    page_id = f"{base}?page=true" + (f"&max_id={max_id}" if max_id.isdigit() else "")
+    page_id = f"{base}?page=true" + (f"&max_id={max_id}" if max_id is not None else "")
     next_page = f"{base}?page=true&max_id={clips[-1].pk}" if len(clips) == PAGE_SIZE else None
     doc = objects.collection(page_id, total, items=items, part_of=base, next_page=next_page)
     doc["@context"] = objects.OBJECT_CONTEXT
@@ -503,7 +492,7 @@ async def _read_body(request: Request, headers: Headers) -> bytes | None:
     """The request body, or None when it is over :data:`MAX_INBOX_BYTES` (read from the
     ASGI channel directly: Starlette's stream generator cost more than the reading)."""
     declared = headers.get("content-length") or ""
-    if declared.isdigit() and int(declared) > MAX_INBOX_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_INBOX_BYTES:
         return None
     chunks: list[bytes] = []
     size = 0
@@ -645,13 +634,13 @@ def routes() -> list[BaseRoute]:
         Route("/users/{username}/outbox", outbox),
         Route("/users/{username}/{kind:str}", follow_collection_or_404),
         Route("/users/{username}/collections/featured", featured),
-        Route("/users/{username}/clips/{clip_id:int}", clip_object),
-        Route("/users/{username}/clips/{clip_id:int}/{kind}", clip_collection_or_404),
+        Route("/users/{username}/clips/{clip_id}", clip_object),
+        Route("/users/{username}/clips/{clip_id}/{kind}", clip_collection_or_404),
         Route(
-            "/users/{username}/clips/{clip_id:int}/quote_authorizations/{token}",
+            "/users/{username}/clips/{clip_id}/quote_authorizations/{token}",
             quote_authorization,
         ),
-        Route("/users/{username}/comments/{comment_id:int}", comment_object),
+        Route("/users/{username}/comments/{comment_id}", comment_object),
     ]
 
 

@@ -152,6 +152,28 @@ async def test_clip_objects_and_visibility(client: httpx.AsyncClient) -> None:
     assert gone.json()["type"] == "Tombstone"
 
 
+async def test_ids_that_cannot_name_a_row_are_404_or_400_not_500(
+    client: httpx.AsyncClient,
+) -> None:
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="open")
+    browser = {"Accept": "text/html"}
+    # Past the 64-bit id column, past int()'s 4300 digits, digits int() refuses, and no number.
+    for bad in (str(2**63), "9" * 5000, "\u00b2", "x1"):
+        for headers in (AP, browser):
+            for path in (f"/users/ann/clips/{bad}", f"/users/ann/clips/{bad}/likes"):
+                answer = await client.get(path, headers=headers)
+                assert answer.status_code == 404, (path, headers, answer.status_code)
+        answer = await client.get(f"/users/ann/comments/{bad}", headers=AP)
+        assert answer.status_code == 404
+        outbox = await client.get(f"/users/ann/outbox?page=true&max_id={bad}", headers=AP)
+        assert outbox.status_code == 400 and "max_id" in outbox.json()["error"]
+    # The largest id is still an id: a cursor above every clip, so the page holds them all.
+    page = await client.get(f"/users/ann/outbox?page=true&max_id={2**63 - 1}", headers=AP)
+    assert [item["object"]["id"] for item in page.json()["orderedItems"]] == [clip.uri]
+    assert page.json()["id"].endswith(f"max_id={2**63 - 1}")
+
+
 async def test_followers_only_clip_needs_a_signed_fetch_by_a_follower(
     client: httpx.AsyncClient,
 ) -> None:

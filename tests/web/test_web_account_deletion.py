@@ -76,6 +76,8 @@ async def test_admin_deletes_an_account_after_confirming(db: str, web: httpx.ASG
         assert listing.status_code == 200
         assert f'href="/admin/accounts/{bob.pk}/delete"' in listing.text
         assert f'href="/admin/accounts/{boss.pk}/delete"' not in listing.text  # not oneself
+        for bad in (str(2**63), "\u00b2", "9" * 5000):  # no row id: 404, not a 500
+            assert (await admin.get(f"/admin/accounts/{bad}/delete")).status_code == 404
         page = await admin.get(f"/admin/accounts/{bob.pk}/delete")
         assert page.status_code == 200 and "cannot be undone" in page.text
         token = _csrf(page.text)

@@ -1,0 +1,193 @@
+"""The public page of a local clip.
+
+A browser gets it at the clip's ActivityPub id ``/users/<name>/clips/<id>`` (ActivityPub
+clients get the ``Note`` there: :mod:`activitypub.federation.routes` hands the browser branch
+to :func:`clip_page`) and at ``/@<name>/<id>``, the clip's ``url``.
+
+Who may open it is :func:`fedisora.services.visibility.can_see_clip` with the session's
+account as viewer: a followers-only or direct clip is a 404 to anyone else, as its JSON is.
+The comments listed are those the viewer may see (the API's batch rules), minus blocked and
+muted authors; a remote comment's text is re-rendered here from its plain text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from markupsafe import Markup
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from activitypub.federation.routes import wants_activity
+from activitypub.objects import web_url
+from fedisora import urls
+from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.ids import row_id
+from fedisora.models import Account, Clip, Comment
+from fedisora.services.account_deletion import is_deleted
+from fedisora.services.text import render_html
+from fedisora.services.visibility import can_see_clip
+from web.clips import UGC_REL, clip_cards, profile_path, session_account
+from web.opengraph import clip_meta, handle, shorten
+from web.pages import html_errors, render
+from web.profiles import USERNAME_RE, find_local
+
+__all__ = ["CommentView", "RemixSource", "clip_page", "routes"]
+
+MAX_COMMENTS = 200
+"""Comments shown under a clip, oldest first."""
+
+_NO_CLIP = "There is no such clip here, or it is not visible to you."
+
+
+@dataclass(frozen=True)
+class CommentView:
+    """One comment as ``clip.html`` shows it."""
+
+    comment: Comment
+    author: Account
+    html: Markup
+    author_href: str | None
+    in_reply_to: Account | None
+    """The author of the comment this one answers, when that comment is shown too."""
+
+    @property
+    def remote(self) -> bool:
+        return not self.comment.local
+
+
+@dataclass(frozen=True)
+class RemixSource:
+    """The clip a remix was made from, when the viewer may see it."""
+
+    href: str | None
+    author: Account
+    local: bool
+
+
+def _clip_id(value: object) -> int:
+    found = row_id(str(value))
+    if found is None:
+        raise HTTPException(404, _NO_CLIP)
+    return found
+
+
+def _author_href(account: Account) -> str | None:
+    return profile_path(account) if account.local else web_url(account.url) or web_url(account.uri)
+
+
+async def _comments(viewer: Account | None, clip: Clip) -> tuple[list[CommentView], bool]:
+    """The comments under *clip* that *viewer* may see, oldest first; and whether there
+    were more than :data:`MAX_COMMENTS` to look at."""
+    rows = (
+        await Comment.filter(clip_id=clip.pk, deleted_at=None)
+        .order_by("id")
+        .limit(MAX_COMMENTS + 1)
+    )
+    more = len(rows) > MAX_COMMENTS
+    rows = rows[:MAX_COMMENTS]
+    hidden = await hidden_account_ids(viewer)
+    shown = [c for c in await visible_statuses(viewer, rows) if c.account_id not in hidden]
+    by_id = {c.pk: c for c in shown}
+    account_ids = {c.account_id for c in shown}
+    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
+    u = urls.current()
+    views = []
+    for c in shown:
+        author = accounts.get(c.account_id)
+        if author is None:
+            continue
+        if c.local:
+            html = Markup(c.content)  # rendered here from the author's text (interactions.py)
+        else:
+            html = Markup(
+                render_html(
+                    c.text, tag_url=u.tag, mention_url=lambda _u, _d: None, link_rel=UGC_REL
+                )
+            )
+        parent = by_id.get(c.parent_id) if c.parent_id is not None else None
+        views.append(
+            CommentView(
+                comment=c,
+                author=author,
+                html=html,
+                author_href=_author_href(author),
+                in_reply_to=accounts.get(parent.account_id) if parent is not None else None,
+            )
+        )
+    return views, more
+
+
+async def _remix_source(viewer: Account | None, clip: Clip) -> RemixSource | None:
+    if clip.remix_of_id is None:
+        return None
+    source = await Clip.get_or_none(pk=clip.remix_of_id)
+    if source is None or not await can_see_clip(viewer, source):
+        return None
+    author = await Account.get(pk=source.account_id)
+    if source.local:
+        href: str | None = f"{profile_path(author)}/{source.pk}"
+    else:
+        href = web_url(source.url) or web_url(source.uri)
+    return RemixSource(href=href, author=author, local=source.local)
+
+
+@html_errors
+async def clip_page(request: Request) -> Response:
+    owner = await find_local(str(request.path_params["username"]))
+    clip_id = _clip_id(request.path_params["clip_id"])
+    deleted = await is_deleted(owner)
+    if owner.suspended_at is not None and not deleted:
+        raise HTTPException(403, f"@{owner.username} is suspended by this instance's moderators.")
+    clip = await Clip.get_or_none(pk=clip_id, account_id=owner.pk, local=True)
+    if clip is None:
+        raise HTTPException(404, _NO_CLIP)
+    if clip.deleted_at is not None or deleted:
+        raise HTTPException(410, "This clip was deleted.")
+    viewer = await session_account(request)
+    if not await can_see_clip(viewer, clip):
+        raise HTTPException(404, _NO_CLIP)
+    cards = await clip_cards(viewer, [clip], mutes=False)
+    if not cards:
+        raise HTTPException(404, _NO_CLIP)
+    card = cards[0]
+    comments, more = await _comments(viewer, clip)
+    settings = request.app.state.settings
+    name = owner.display_name or owner.username
+    summary = shorten(f"CW: {clip.spoiler_text}" if clip.spoiler_text else clip.caption, 60)
+    return render(
+        request,
+        "clip.html",
+        card=card,
+        clip=clip,
+        author=owner,
+        handle=handle(owner, settings),
+        author_href=profile_path(owner),
+        title=f"{name}: “{summary}”" if summary else f"A clip by {name}",
+        comments=comments,
+        more_comments=more,
+        remix=await _remix_source(viewer, clip),
+        meta=clip_meta(clip, owner, card.media, settings),
+    )
+
+
+async def clip_at(request: Request) -> Response:
+    """``/@<name>/<id>``: the clip page; ActivityPub clients are sent to the ``Note``."""
+    username = str(request.path_params["username"])
+    raw = str(request.path_params["clip_id"])
+    if wants_activity(request):
+        clip_id = row_id(raw)
+        if USERNAME_RE.fullmatch(username) is None or clip_id is None:
+            return JSONResponse({"error": "no such clip"}, 404, headers={"Vary": "Accept"})
+        return RedirectResponse(
+            urls.current().clip(username, clip_id), status_code=302, headers={"Vary": "Accept"}
+        )
+    return await clip_page(request)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/@{username}/{clip_id}", clip_at),
+    ]

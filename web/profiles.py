@@ -1,0 +1,147 @@
+"""Public profile pages of local accounts.
+
+A browser gets the profile at the actor's URL ``/users/<name>`` (ActivityPub clients get the
+actor there: :mod:`activitypub.federation.routes` hands the browser branch to
+:func:`profile_page`) and at ``/@<name>``, the profile URL the actor and WebFinger publish.
+
+The clips listed are those the viewer (the session's account, anonymous when logged out) may
+see, as Mastodon's profiles list them: public and unlisted for everyone, followers-only for
+accepted followers, direct and followers-only ones for those they mention, all for the author;
+nothing for an account blocked either way. The query narrows by those rules and
+:func:`web.clips.clip_cards` (the API's batch rules) decides.
+"""
+
+from __future__ import annotations
+
+import re
+
+from markupsafe import Markup
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from activitypub.federation.routes import wants_activity
+from activitypub.objects import web_url
+from fedisora import urls
+from fedisora.api.lookup import column
+from fedisora.models import Account, Clip, Follow, FollowState, Mention, Visibility
+from fedisora.services.account_deletion import is_deleted
+from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.text import render_html
+from fedisora.services.visibility import is_blocked
+from web.clips import PAGE, clip_cards, max_id_param, profile_path, session_account
+from web.opengraph import handle, profile_meta
+from web.pages import html_errors, render
+
+__all__ = [
+    "find_local",
+    "instance_actor_page",
+    "profile_page",
+    "refuse_unavailable",
+    "routes",
+]
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+"""What a local username can be (wider than sign-up's rule, which may change)."""
+_OPEN = (Visibility.PUBLIC, Visibility.UNLISTED)
+
+
+async def find_local(username: str) -> Account:
+    """The local account named *username* (any case), suspended and deleted ones included;
+    a 404 when there is none (the instance actor has its page at ``/actor``)."""
+    if USERNAME_RE.fullmatch(username) is None:
+        raise HTTPException(404, "There is no such account here.")
+    account = None
+    if username.lower() != INSTANCE_ACTOR:
+        account = await Account.get_or_none(username__iexact=username, domain=None)
+    if account is None:
+        raise HTTPException(404, f"There is no account @{username} here.")
+    return account
+
+
+async def refuse_unavailable(account: Account) -> None:
+    """410 for a deleted account (its name stays taken), 403 for a suspended one: as
+    Mastodon answers browsers (ActivityPub clients get the tombstone or suspended actor)."""
+    if account.suspended_at is None:
+        return
+    if await is_deleted(account):
+        raise HTTPException(410, f"@{account.username} was deleted.")
+    raise HTTPException(403, f"@{account.username} is suspended by this instance's moderators.")
+
+
+async def _visible_clips(viewer: Account | None, account: Account) -> QuerySet[Clip] | None:
+    """*account*'s clips that *viewer* may see, narrowed in the query (None: none at all)."""
+    clips = Clip.filter(account_id=account.pk, deleted_at=None)
+    if viewer is not None and viewer.pk == account.pk:
+        return clips
+    allowed = Q(visibility__in=list(_OPEN))
+    if viewer is None:
+        return clips.filter(allowed)
+    if await is_blocked(viewer, account):
+        return None
+    if await Follow.filter(
+        follower_id=viewer.pk, target_id=account.pk, state=FollowState.ACCEPTED
+    ).exists():
+        allowed |= Q(visibility=Visibility.FOLLOWERS)
+    mentioned = await column(
+        Mention.filter(account_id=viewer.pk, clip__account_id=account.pk), "clip_id"
+    )
+    if mentioned:
+        allowed |= Q(pk__in=[int(i) for i in mentioned])
+    return clips.filter(allowed)
+
+
+@html_errors
+async def profile_page(request: Request, username: str) -> Response:
+    account = await find_local(username)
+    await refuse_unavailable(account)
+    max_id = max_id_param(request)
+    viewer = await session_account(request)
+    rows: list[Clip] = []
+    query = await _visible_clips(viewer, account)
+    if query is not None:
+        if max_id is not None:
+            query = query.filter(id__lt=max_id)
+        rows = await query.order_by("-id").limit(PAGE)
+    settings = request.app.state.settings
+    u = urls.current()
+    bio = render_html(account.note, tag_url=u.tag, mention_url=lambda _u, _d: None)
+    return render(
+        request,
+        "profile.html",
+        account=account,
+        handle=handle(account, settings),
+        bio_html=Markup(bio),
+        avatar=web_url(account.avatar_url),
+        cards=await clip_cards(viewer, rows, mutes=False),
+        base_path=profile_path(account),
+        max_id=max_id,
+        older=rows[-1].pk if len(rows) == PAGE else None,
+        meta=profile_meta(account, settings),
+    )
+
+
+def instance_actor_page(request: Request, account: Account) -> Response:
+    """What a browser gets at ``/actor``: the instance actor signs this server's requests."""
+    response = render(request, "instance_actor.html", account=account)
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+async def profile_at(request: Request) -> Response:
+    """``/@<name>``: the profile page; ActivityPub clients are sent to the actor."""
+    username = str(request.path_params["username"])
+    if wants_activity(request):
+        if USERNAME_RE.fullmatch(username) is None:
+            return JSONResponse({"error": "no such actor"}, 404, headers={"Vary": "Accept"})
+        return RedirectResponse(
+            urls.current().actor(username), status_code=302, headers={"Vary": "Accept"}
+        )
+    return await profile_page(request, username)
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/@{username}", profile_at)]
