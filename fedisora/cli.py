@@ -1,4 +1,5 @@
-"""The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, check.
+"""The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, suspend,
+unsuspend, check.
 
 Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
 (2 for a malformed command line); no traceback reaches them.
@@ -16,12 +17,15 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedisora import urls
 from fedisora.config import ENV_FILE_NAME, ConfigError, Settings, load_settings, read_env_file
 from fedisora.db import DatabaseError, close_db, init_db, migrate
 from fedisora.errors import FedisoraError
+
+if TYPE_CHECKING:
+    from fedisora.models import Account
 
 __all__ = ["main"]
 
@@ -355,6 +359,99 @@ async def cmd_deleteuser(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _moderated_account(settings: Settings, acct: str) -> Account:
+    """The account *acct* names: ``name`` (or ``name@`` this instance's domain) for a local
+    one, ``name@domain`` for a remote one this instance knows. Refuses a deleted one."""
+    from fedisora.models import Account
+    from fedisora.services.account_deletion import is_deleted, is_remote_deleted
+
+    username, _, domain = acct.strip().removeprefix("@").partition("@")
+    domain = domain.lower()
+    if not username or "@" in domain:
+        raise CommandError(f"{acct!r} is not an account: give name or name@domain")
+    if domain in ("", settings.domain.lower()):
+        account = await Account.get_or_none(username__iexact=username, domain=None)
+        if account is None:
+            raise CommandError(f"no local account @{username}")
+    else:
+        account = await Account.get_or_none(username__iexact=username, domain=domain)
+        if account is None:
+            raise CommandError(f"no account @{username}@{domain} is known here")
+    if await is_deleted(account):
+        raise CommandError(f"@{account.acct} was deleted: it cannot be suspended or unsuspended")
+    if is_remote_deleted(account):
+        raise CommandError(
+            f"@{account.acct} was deleted by its server: it cannot be suspended or unsuspended"
+        )
+    return account
+
+
+async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
+    """Suspend (or with *lift*, unsuspend) an account as the admin API and pages do, through
+    the same service: a local account's actor ``Update`` is queued for the running instance's
+    workers to deliver; a remote account's suspension is local moderation (nothing is sent)."""
+    from activitypub.federation import install as install_federation
+    from activitypub.federation import uninstall as uninstall_federation
+    from fedisora.models import Delivery, utcnow
+    from fedisora.services.account_deletion import suspend_account, unsuspend_account
+
+    settings = _settings()
+    urls.configure(settings)
+    await migrate(settings)
+    await init_db(settings)
+    install_federation(None)  # the actor's Update becomes Delivery rows the runner sends
+    try:
+        account = await _moderated_account(settings, args.acct)
+        started = utcnow()
+        note = ""
+        if lift:
+            account = await unsuspend_account(account)  # refuses one not suspended here
+            if not account.local:
+                note = await _refetched(settings, account)
+        elif account.suspended_at is not None:
+            raise CommandError(f"@{account.acct} is already suspended here")
+        else:
+            account = await suspend_account(account)
+        sent = await Delivery.filter(
+            sender_id=account.pk,
+            activity_id__startswith=f"{account.uri}#updates/",
+            created_at__gte=started,
+        ).count()
+    finally:
+        await uninstall_federation()
+        await close_db()
+    done = "unsuspended" if lift else "suspended"
+    if account.local:
+        print(f"{done} @{account.acct}; the actor's Update goes to {sent} remote inboxes")
+    else:
+        print(f"{done} @{account.acct} here; its server is not told{note}")
+    return 0
+
+
+async def _refetched(settings: Settings, account: Account) -> str:
+    """Refetch a remote account just unsuspended, as the admin API does: its server may have
+    changed it while the suspension here refused its activities. Says how it went."""
+    from activitypub.federation.actors import ActorError, fetch_actor
+    from activitypub.federation.context import get_federation
+
+    try:
+        fresh = await fetch_actor(get_federation(settings), account.uri, refresh=True)
+    except ActorError as exc:
+        log.info("could not refetch %s after unsuspending it: %s", account.uri, exc)
+        return "; it is refetched on its next use (its server did not answer now)"
+    if fresh.origin_suspended_at is not None:
+        return "; refetched: its own server suspends it, so it stays hidden"
+    return "; refetched"
+
+
+async def cmd_suspend(args: argparse.Namespace) -> int:
+    return await _moderate(args, lift=False)
+
+
+async def cmd_unsuspend(args: argparse.Namespace) -> int:
+    return await _moderate(args, lift=True)
+
+
 async def cmd_check(args: argparse.Namespace) -> int:
     from fedisora.health import check_redis
 
@@ -447,6 +544,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--yes", action="store_true", help="confirm: deletion cannot be undone")
     p.set_defaults(func=cmd_deleteuser, is_async=True)
+
+    for name, func, what in (
+        ("suspend", cmd_suspend, "suspend an account here (a local one's suspension federates)"),
+        ("unsuspend", cmd_unsuspend, "lift this instance's suspension of an account"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("acct", help="name (a local account) or name@domain (a remote one)")
+        p.set_defaults(func=func, is_async=True)
 
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)

@@ -4,6 +4,13 @@ The signer has been checked to be the activity's actor before anything is stored
 activity is checked against what it touches: an object must be on its author's host and
 attributed to the actor, an Accept must come from the account that was followed, an Undo or
 Delete may only remove the actor's own things. Anything else is :class:`Ignored`.
+
+An actor suspended here or by its own server is handled as Mastodon handles one
+(``ProcessCollectionService#suspended_actor?``): only the types of :data:`WHILE_SUSPENDED` are
+processed, so that what it deletes or undoes is gone here too and its profile and keys stay
+current; the inbox does not even store the others (:func:`kept_while_suspended`). They change
+nothing else: an actor's ``Update`` never lifts a suspension made here. An actor its server
+deleted (:func:`~fedisora.services.account_deletion.is_remote_deleted`) is ignored entirely.
 """
 
 from __future__ import annotations
@@ -37,10 +44,19 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services import events, follows, interactions, posts
+from fedisora.services.account_deletion import is_remote_deleted, mark_remote_deleted
 from fedisora.services.text import render_html
 from fedisora.services.visibility import is_blocked
 
-__all__ = ["Ignored", "handle_activity", "quote_stamp", "quoting_uri_of", "resolve_clip"]
+__all__ = [
+    "WHILE_SUSPENDED",
+    "Ignored",
+    "handle_activity",
+    "kept_while_suspended",
+    "quote_stamp",
+    "quoting_uri_of",
+    "resolve_clip",
+]
 
 log = logging.getLogger("fedisora.federation")
 
@@ -49,9 +65,34 @@ class Ignored(Exception):
     """The activity is valid but has nothing for us to do; the message says why."""
 
 
-#: What an actor its own server suspended may still send (Mastodon's list): above all the
-#: ``Update`` of itself that lifts the suspension.
-_WHILE_SUSPENDED_BY_ORIGIN = frozenset({"Update", "Delete", "Undo", "Reject"})
+#: What a suspended actor (here or by its own server) may still send: Mastodon's
+#: ``activity_allowed_while_suspended?``. Each only removes or updates what the actor already
+#: has here (its clips, comments, follows, likes, boosts, its profile and keys; the ``Update``
+#: by which its server lifts its own suspension); nothing new comes in while it is suspended.
+WHILE_SUSPENDED = frozenset({"Update", "Delete", "Undo", "Reject"})
+
+
+async def kept_while_suspended(signer: Account, kind: str) -> bool:
+    """Whether the inbox stores an activity of *kind* signed by *signer*, an account it has as
+    suspended here. Asked only then, so it may read the row again: *signer* can come from the
+    key cache, and an activity dropped on a suspension lifted since would be lost for good."""
+    account = await Account.get_or_none(pk=signer.pk)
+    if account is None or is_remote_deleted(account):
+        return False
+    return account.suspended_at is None or kind in WHILE_SUSPENDED
+
+
+def _suspension_ignores(actor: Account, kind: str | None) -> str | None:
+    """Why an activity of *kind* from the remote *actor* is ignored for a suspension, if it is."""
+    if is_remote_deleted(actor):
+        return f"{actor.uri} was deleted by its server"
+    if kind in WHILE_SUSPENDED:
+        return None
+    if actor.suspended_at is not None:  # the inbox may have passed it on a cached key
+        return f"{actor.uri} is suspended here"
+    if actor.origin_suspended_at is not None:
+        return f"{actor.uri} is suspended by its server"
+    return None
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -97,10 +138,9 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
         raise FetchError(str(exc)) from exc  # transient: retried with backoff
     if actor.local:
         raise Ignored("activity of a local actor")
-    if actor.suspended_at is not None:  # the inbox may have passed it on a cached key
-        raise Ignored(f"{actor.uri} is suspended or deleted here")
-    if actor.origin_suspended_at is not None and kind not in _WHILE_SUSPENDED_BY_ORIGIN:
-        raise Ignored(f"{actor.uri} is suspended by its server")
+    ignored = _suspension_ignores(actor, kind)
+    if ignored is not None:
+        raise Ignored(ignored)
     try:
         await handler(fed, actor, activity)
     except FedisoraError as exc:  # the service refused (a block, not visible...)
@@ -482,8 +522,7 @@ async def _delete_actor(actor: Account) -> None:
         await follows._remove(row, "follow.deleted", actor.pk)
     for clip in await Clip.filter(account_id=actor.pk, deleted_at=None):
         await posts.delete_clip(actor, clip)
-    now = utcnow()  # its server ended it: an unsuspension here does not bring it back
-    await Account.filter(pk=actor.pk).update(suspended_at=now, origin_suspended_at=now)
+    await mark_remote_deleted(actor)  # its server ended it: nothing here brings it back
 
 
 def quote_stamp(clip: Clip, quoting_uri: str) -> str:

@@ -5,7 +5,9 @@ size (413), a signature at all (401), JSON shape (400), signature (400 malformed
 signer is the activity's actor (401). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
 effect) and answered 202; the InboxItem machine (:mod:`activitypub.federation.inbox`)
-processes it later.
+processes it later. One exception: from an actor suspended here only what removes or updates
+its own things is stored (:func:`~activitypub.federation.ingest.kept_while_suspended`); the
+rest is answered 202 too and dropped, so that its server does not retry it for days.
 """
 
 from __future__ import annotations
@@ -569,7 +571,13 @@ async def inbox(request: Request) -> Response:
     if not objects.same_origin(activity_id, actor_id):
         return _refuse(request, 400, "the activity id is not on the actor's host")
     if signer.suspended_at is not None:
-        return _refuse(request, 403, "the actor is suspended here")
+        from activitypub.federation.ingest import kept_while_suspended  # for this path only
+
+        if not await kept_while_suspended(signer, payload["type"]):
+            # Answered 202 and dropped, as Mastodon does: a 403 (or any error) would have the
+            # peer deliver it again, for days, to no end. What undoes or deletes is kept.
+            log.debug("dropped %s %s: %s is suspended here", payload["type"], activity_id, actor_id)
+            return Response(status_code=202)
     # Stored (or found there already: a redelivery) before the 202; committed together
     # with concurrent POSTs' rows.
     await insert_grouped(

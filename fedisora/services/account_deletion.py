@@ -17,6 +17,12 @@ The instance actor has no ``User`` row either but is never suspended, and remote
 never deleted here (only suspended), so *local, suspended, without a User row* means deleted:
 :func:`is_deleted`.
 
+A remote account its own server deleted (an incoming ``Delete`` of the actor) keeps its row,
+suspended both here and by its server at the same instant (:func:`mark_remote_deleted`);
+:func:`is_remote_deleted` tells it from an account suspended here, whose activities that undo
+or remove things are still processed (see :mod:`activitypub.federation.ingest`), without a
+query. Nothing brings it back: it cannot be unsuspended here.
+
 Suspension is reversible (:func:`unsuspend_account`); deletion is not. They federate only for
 local accounts, each as one activity to every inbox that knew the account: suspending sends
 Mastodon's actor ``Update`` carrying ``suspended: true`` (event ``account.suspended``),
@@ -103,6 +109,8 @@ __all__ = [
     "delete_local_account",
     "disable_login",
     "is_deleted",
+    "is_remote_deleted",
+    "mark_remote_deleted",
     "suspend_account",
     "unsuspend_account",
 ]
@@ -144,6 +152,30 @@ async def is_deleted(account: Account) -> bool:
     return not await User.filter(account_id=account.pk).exists()
 
 
+def is_remote_deleted(account: Account) -> bool:
+    """Whether *account* is a remote account its own server deleted (no query: the inbox asks
+    it of the signer it has in hand).
+
+    Told apart from a suspension without a column of its own: :func:`mark_remote_deleted`
+    writes one instant to both suspension times, while a moderator's suspension here and one by
+    its server are set by separate statements at separate times, and a suspension by its
+    server, once set, keeps its time (:mod:`activitypub.federation.actors`)."""
+    return (
+        not account.local
+        and account.suspended_at is not None
+        and account.suspended_at == account.origin_suspended_at
+    )
+
+
+async def mark_remote_deleted(account: Account) -> None:
+    """Record that the remote *account*'s server deleted it (see :func:`is_remote_deleted`);
+    an unsuspension here does not bring it back."""
+    if account.local:
+        raise Invalid("only a remote account is deleted by its server")
+    now = utcnow()
+    await Account.filter(pk=account.pk).update(suspended_at=now, origin_suspended_at=now)
+
+
 async def suspend_account(account: Account) -> Account:
     """Suspend *account* (local or remote) by a moderator of this instance: it disappears
     from this instance's API and pages, and its tokens stop working. The content stays until
@@ -176,12 +208,14 @@ async def unsuspend_account(account: Account) -> Account:
     remote account only the local moderator's suspension goes: one its own server imposed
     (``origin_suspended_at``) stays until that server lifts it, and the account is marked for
     a refetch (its server may have changed its state while the suspension here refused its
-    activities). Raises :class:`Forbidden` for a deleted account (its data is gone for good)
-    and for an account this instance has not suspended.
+    activities). Raises :class:`Forbidden` for a deleted account (its data is gone for good;
+    a remote one deleted by its server too) and for an account this instance has not suspended.
     """
     _refuse_special(account)
     async with in_transaction() as conn:
         account = await Account.filter(pk=account.pk).using_db(conn).get()
+        if is_remote_deleted(account):
+            raise Forbidden(f"@{account.acct} was deleted by its server: it cannot be unsuspended")
         if account.local:
             # Locks the login row against a concurrent deletion (PostgreSQL; SQLite
             # transactions run one at a time): a deleted account never comes back.

@@ -58,9 +58,18 @@ async def test_a_cached_key_spares_the_lookup_and_processing_still_checks_the_ac
     late = items[follow_activity(rita, ann, 2)["id"]]
     assert late.state == "ignored" and "suspended" in late.last_error
 
-    # Once the cache has forgotten the key, the door refuses.
+    # Once the cache has the suspension, the door takes the POST (202, so that the peer does
+    # not retry) and drops it.
     federation.keys.forget(rita.uri)
-    assert (await post(client, rita, follow_activity(rita, ann, 3))).status_code == 403
+    assert (await post(client, rita, follow_activity(rita, ann, 3))).status_code == 202
+    assert not await InboxItem.filter(activity_id=follow_activity(rita, ann, 3)["id"]).exists()
+
+    # Unsuspended while the cache still has the suspension: the door reads the row again
+    # before it drops anything, so nothing is lost.
+    await Account.filter(pk=rita.account.pk).update(suspended_at=None)
+    assert (await post(client, rita, follow_activity(rita, ann, 4))).status_code == 202
+    items = {i.activity_id: i for i in await process_all(settings)}
+    assert items[follow_activity(rita, ann, 4)["id"]].state == "processed"
 
 
 async def test_the_shortcut_takes_only_inbox_posts(

@@ -1,5 +1,6 @@
 """Suspending, unsuspending and deleting accounts (services/account_deletion.py), on real
-SQLite and PostgreSQL, and ``fedisora deleteuser`` as an admin runs it.
+SQLite and PostgreSQL, and ``fedisora deleteuser``, ``suspend`` and ``unsuspend`` as an admin
+runs them.
 
 The federation listener is installed as the app installs it, so the actor's ``Update`` and
 ``Delete`` become real Delivery rows; nothing is mocked.
@@ -8,6 +9,7 @@ The federation listener is installed as the app installs it, so the actor's ``Up
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -46,6 +48,8 @@ from fedisora.services.account_deletion import (
     delete_activity_id,
     delete_local_account,
     is_deleted,
+    is_remote_deleted,
+    mark_remote_deleted,
     suspend_account,
     unsuspend_account,
 )
@@ -177,10 +181,11 @@ async def test_deletion_removes_login_and_content_and_sends_one_delete(
         await load_token(bob_token)
 
     # The row stays, suspended, with its keys, and holds the username for good.
-    row = await Account.get(pk=bob.pk)
-    assert row.suspended_at is not None and (row.private_key_pem, row.public_key_pem) == keys_before
-    assert row.display_name == "" and await is_deleted(row)
-    assert (row.followers_count, row.following_count, row.clips_count) == (0, 0, 0)
+    kept = await Account.get(pk=bob.pk)
+    assert kept.suspended_at is not None
+    assert (kept.private_key_pem, kept.public_key_pem) == keys_before
+    assert kept.display_name == "" and await is_deleted(kept)
+    assert (kept.followers_count, kept.following_count, kept.clips_count) == (0, 0, 0)
     for name in ("bob", "BOB"):
         with pytest.raises(Conflict, match="taken"):
             await create_local_account(name, "new-bob@example.com", PASSWORD)
@@ -446,6 +451,17 @@ async def test_unsuspending_deleted_remote_and_origin_suspended_accounts(
         await unsuspend_account(instance)
     assert federated == [] and await Delivery.all().count() == sent
 
+    # Deleted by its own server (its actor's Delete came in): that stays so.
+    gone = await remote_account("gone", "remote.example")
+    await suspend_account(gone)
+    await mark_remote_deleted(gone)
+    assert is_remote_deleted(await Account.get(pk=gone.pk))
+    with pytest.raises(Forbidden, match=r"@gone@remote\.example was deleted by its server"):
+        await unsuspend_account(gone)
+    assert is_remote_deleted(await Account.get(pk=gone.pk))
+    # Suspended both here and by its server, at two times: not deleted.
+    assert not is_remote_deleted(await Account.get(pk=fan.pk))
+
 
 # --- fedisora deleteuser ---------------------------------------------------------------------
 
@@ -471,3 +487,65 @@ def test_deleteuser_command(tmp_path: Path) -> None:
     )
     usage = fedisora(["deleteuser"], env)
     assert usage.returncode == 2 and "username" in usage.stderr
+
+
+# --- fedisora suspend / unsuspend ------------------------------------------------------------
+
+
+async def test_suspend_and_unsuspend_commands(db: str, tmp_path: Path) -> None:
+    """The commands run on this test's database as an admin runs them on an instance's: the
+    same service as the admin API, so a local account's actor Update is queued for delivery."""
+    env = instance_env(
+        tmp_path,
+        free_port(),
+        FEDISORA_DOMAIN="fedisora.test",
+        FEDISORA_DATABASE_URL=db,
+        FEDISORA_SECRET_KEY="s" * 40,
+    )
+
+    async def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(fedisora, list(args), env)
+
+    bob = await local_account("bob")
+    carol = await local_account("carol")
+    await create_instance_actor()
+    down = f"127.0.0.1:{free_port()}"  # its server does not answer (and is on loopback)
+    fan = await remote_account("fan", down, fetched_at=utcnow())
+    gone = await remote_account("gone", "remote.example")
+    await follows.follow(fan, bob)
+    await delete_local_account(carol, settings=load_settings(env))
+    await mark_remote_deleted(gone)
+    await Delivery.all().delete()
+
+    cli_fails(await run("suspend", "nobody"), "error: no local account @nobody")
+    cli_fails(await run("suspend", "ghost@elsewhere.example"), "no account @ghost@elsewhere")
+    cli_fails(await run("unsuspend", "a@b@c"), "is not an account")
+    cli_fails(await run("suspend", "instance"), "the instance actor cannot be suspended")
+    for command in ("suspend", "unsuspend"):
+        cli_fails(await run(command, "carol"), "error: @carol was deleted")
+        cli_fails(await run(command, "gone@remote.example"), "deleted by its server")
+
+    out = cli_ok(await run("suspend", "@bob"))
+    assert out.strip() == "suspended @bob; the actor's Update goes to 1 remote inboxes"
+    assert (await Account.get(pk=bob.pk)).suspended_at is not None
+    [update] = await Delivery.filter(sender_id=bob.pk)
+    assert update.payload["type"] == "Update" and update.payload["object"]["suspended"] is True
+    cli_fails(await run("suspend", "bob@fedisora.test"), "error: @bob is already suspended")
+
+    out = cli_ok(await run("unsuspend", "bob"))
+    assert out.strip() == "unsuspended @bob; the actor's Update goes to 1 remote inboxes"
+    assert (await Account.get(pk=bob.pk)).suspended_at is None
+    cli_fails(await run("unsuspend", "bob"), "error: @bob is not suspended")
+
+    # A remote account: local moderation, nothing is sent; lifted, it is refetched.
+    out = cli_ok(await run("suspend", f"fan@{down}"))
+    assert out.startswith(f"suspended @fan@{down} here; its server is not told")
+    assert (await Account.get(pk=fan.pk)).suspended_at is not None
+    out = cli_ok(await run("unsuspend", f"FAN@{down}"))
+    assert out.startswith(f"unsuspended @fan@{down} here") and "on its next use" in out
+    row = await Account.get(pk=fan.pk)
+    assert row.suspended_at is None and row.fetched_at is None
+    assert await Delivery.all().count() == 2  # bob's two Updates, nothing for fan
+
+    usage = await run("suspend")
+    assert usage.returncode == 2 and "acct" in usage.stderr
