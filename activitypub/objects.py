@@ -57,6 +57,8 @@ __all__ = [
     "parse_note",
     "quote_authorization",
     "same_origin",
+    "stamp_mismatch",
+    "stamp_of",
     "tombstone",
     "video_document",
     "visibility_of",
@@ -744,6 +746,32 @@ def quote_authorization(stamp_id: str, author: str, quoting: str, quoted: str) -
             "interactionTarget": quoted,
         }
     )
+
+
+def stamp_of(obj: Mapping[str, Any]) -> str | None:
+    """The ``quoteAuthorization`` a received Note presents: an http(s) URL, or None."""
+    return web_url(id_of(obj.get("quoteAuthorization")))
+
+
+def stamp_mismatch(doc: Any, *, stamp: str, author: str, quoting: str, quoted: str) -> str | None:
+    """Why *doc* (fetched from *stamp*) does not authorize *quoting* to quote *quoted* by
+    *author*, or None when it does (FEP-044f, "Verifying a QuoteAuthorization")."""
+    if not isinstance(doc, Mapping):
+        return "the stamp is not a JSON object"
+    if doc.get("id") != stamp:
+        return f"the document at {stamp} is not that stamp (its id is {doc.get('id')!r})"
+    if "QuoteAuthorization" not in as_list(doc.get("type")):
+        return f"{stamp} is not a QuoteAuthorization"
+    checks = (
+        ("attributedTo", author, "the quoted clip's author"),
+        ("interactingObject", quoting, "this remix"),
+        ("interactionTarget", quoted, "the quoted clip"),
+    )
+    for key, expected, what in checks:
+        found = id_of(doc.get(key))
+        if found != expected:
+            return f"the stamp's {key} is {found!r}, not {what}"
+    return None
 
 
 def activity(

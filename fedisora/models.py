@@ -37,6 +37,8 @@ __all__ = [
     "Mute",
     "Notification",
     "NotificationType",
+    "QuoteCheck",
+    "QuoteState",
     "RemoteMediaCheck",
     "RenderJob",
     "Tag",
@@ -70,6 +72,16 @@ class ActorType(StrEnum):
 class FollowState(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
+
+
+class QuoteState(StrEnum):
+    """Where a remix's FEP-044f approval stands: the states of Mastodon's ``Quote`` model."""
+
+    PENDING = "pending"  # not (yet) shown to be approved: no stamp, or not verified yet
+    ACCEPTED = "accepted"  # approved: a valid stamp of the quoted clip's author
+    REJECTED = "rejected"  # refused, or its stamp cannot be dereferenced
+    REVOKED = "revoked"  # was accepted; the stamp was deleted since
+    DELETED = "deleted"  # the quoted clip is gone
 
 
 class MediaKind(StrEnum):
@@ -257,8 +269,17 @@ class Clip(Model):
     edited_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
     quote_authorization_uri = fields.CharField(max_length=2048, null=True)
-    """FEP-044f: the source author's QuoteAuthorization stamp for this remix, once approved
-    (sent in the Note as ``quoteAuthorization``; cleared when the stamp is deleted)."""
+    """FEP-044f: the source author's QuoteAuthorization stamp for this remix. A local remix's
+    once approved (sent in the Note as ``quoteAuthorization``; cleared when the stamp is
+    deleted); a remote remix's as its Note presents it, verified or not (see
+    :attr:`quote_state`)."""
+    quote_state = fields.CharField(max_length=16, null=True)
+    """A :class:`QuoteState` for a remix (null: not tracked, see ``fedisora.api.entities``).
+    Remote remixes are ``pending`` until their stamp is verified
+    (:mod:`activitypub.federation.quote_check`)."""
+    quote_checked_at = fields.DatetimeField(null=True)
+    """When a remote remix's stamp was last verified or queued for it: re-verified when the
+    remix is shown and this is old (FEP-044f opportunistic re-verification)."""
 
     class Meta:
         table = "clips"
@@ -634,6 +655,34 @@ class RemoteMediaCheck(WorkRow):
     class Meta:
         table = "remote_media_checks"
         indexes = (Index(fields=("state", "next_attempt_at")), Index(fields=("origin", "state")))
+
+
+class QuoteCheck(WorkRow):
+    """A remote remix's FEP-044f stamp to verify, or to verify again.
+
+    The stamp is dereferenced from the quoted clip's origin, the quoted clip fetched first
+    when it is not known. Keyed by the remix's URI rather than a foreign key, so that it can
+    be written before the remix (see ``ingest._store_clip``).
+
+    The outcome is the remix's ``quote_state``. The state graph lives in
+    ``activitypub/federation/quote_check.py``.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    remix_uri = fields.CharField(max_length=2048)
+    quoted_uri = fields.CharField(max_length=2048)
+    stamp_uri = fields.CharField(max_length=2048, null=True)
+    withdrawn = fields.BooleanField(default=False)
+    """The remix no longer presents this (accepted) stamp: it is fetched again to tell a
+    revocation (gone: ``revoked``) from the quoting server dropping it (``pending``)."""
+    depth = fields.IntField(default=0)  # quote of a quote of...: unknown sources not fetched deep
+    origin = fields.CharField(max_length=255)  # the quoted clip's host[:port]
+    outcome = fields.CharField(max_length=16, default="")  # the quote state it decided
+    reason = fields.TextField(default="")
+
+    class Meta:
+        table = "quote_checks"
+        indexes = (Index(fields=("state", "next_attempt_at")), Index(fields=("remix_uri",)))
 
 
 class WorkerHeartbeat(Model):

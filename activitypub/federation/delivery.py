@@ -185,12 +185,20 @@ async def _clip_created(actor: Account, data: dict[str, Any]) -> Audience | None
 
 
 async def _clip_updated(actor: Account, data: dict[str, Any]) -> Audience | None:
+    quote_changed = data.get("quote_changed")
+    if quote_changed is False:
+        return None  # only the remix's quote state changed here: its Note is the same
     clip = await Clip.get_or_none(pk=data["clip_id"], local=True, deleted_at=None)
     if clip is None:
         return None
     note = await clip_note(clip)
-    stamp = int((clip.edited_at or utcnow()).timestamp())
-    return _create("Update", actor, note, f"updates/{stamp}"), await _clip_audience(clip, actor)
+    if quote_changed:
+        # Its quoteAuthorization came or went (FEP-044f): an id of its own, since a stamp
+        # and its revocation may come within a second and peers drop a known activity id.
+        suffix = f"updates/quote/{new_id()}"
+    else:
+        suffix = f"updates/{int((clip.edited_at or utcnow()).timestamp())}"
+    return _create("Update", actor, note, suffix), await _clip_audience(clip, actor)
 
 
 def _delete(actor: Account, uri: str, to: list[str], cc: list[str]) -> dict[str, Any]:
@@ -408,14 +416,25 @@ def quote_request_id(clip: Clip) -> str:
 
 async def _quote_authorizations_revoked(actor: Account, data: dict[str, Any]) -> list[Audience]:
     """A deleted local clip withdraws the stamps of its remote remixes: one ``Delete`` of each
-    QuoteAuthorization to the remix's author (FEP-044f revocation)."""
+    QuoteAuthorization (FEP-044f revocation) to the remix's author, who passes it on to the
+    remix's audience, and to everyone we have reason to think saw the remix (FEP-044f's
+    SHOULD; Mastodon's RevokeQuoteService sends it to the reach of both posts): the clip's
+    followers and the remote accounts that liked, commented on or boosted it."""
     from activitypub.federation.ingest import quote_stamp
 
     clip = await Clip.get_or_none(pk=data["clip_id"], local=True)
     if clip is None:
         return []
+    remixes = await Clip.filter(remix_of_id=clip.pk, local=False)
+    if not remixes:
+        return []
+    interacted: set[int] = set()
+    for model in (Like, Comment, Boost):
+        rows = await model.filter(clip_id=clip.pk).values("account_id")
+        interacted.update(row["account_id"] for row in rows)
+    watchers = await _remote(interacted) + await _remote_followers(actor)
     out: list[Audience] = []
-    for remix in await Clip.filter(remix_of_id=clip.pk, local=False):
+    for remix in remixes:
         author = await _remote([remix.account_id])
         if not author:
             continue
@@ -424,10 +443,12 @@ async def _quote_authorizations_revoked(actor: Account, data: dict[str, Any]) ->
             "Delete",
             f"{stamp}#delete",
             actor.uri,
+            # Neither the remix nor the clip embedded: FEP-044f forbids it (leaks).
             {"id": stamp, "type": "QuoteAuthorization"},
             to=[author[0].uri],
+            cc=[actor.followers_uri] if actor.followers_uri else [],
         )
-        out.append((revoke, author))
+        out.append((revoke, author + watchers))
     return out
 
 

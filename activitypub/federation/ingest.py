@@ -26,6 +26,12 @@ from activitypub.federation.context import Federation
 from activitypub.federation.delivery import enqueue
 from activitypub.federation.http import FetchError
 from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
+from activitypub.federation.quote_check import (
+    rejected,
+    remix_changed,
+    request_verification,
+    stamp_deleted,
+)
 from fedisora import urls
 from fedisora.errors import FedisoraError
 from fedisora.ids import new_id
@@ -40,6 +46,8 @@ from fedisora.models import (
     Like,
     MediaFile,
     MediaKind,
+    QuoteCheck,
+    QuoteState,
     Visibility,
     utcnow,
 )
@@ -50,6 +58,7 @@ from fedisora.services.visibility import is_blocked
 
 __all__ = [
     "WHILE_SUSPENDED",
+    "Gone",
     "Ignored",
     "handle_activity",
     "kept_while_suspended",
@@ -63,6 +72,10 @@ log = logging.getLogger("fedisora.federation")
 
 class Ignored(Exception):
     """The activity is valid but has nothing for us to do; the message says why."""
+
+
+class Gone(Ignored):
+    """The object was deleted: its origin answers 404 or 410, or we hold its tombstone."""
 
 
 #: What a suspended actor (here or by its own server) may still send: Mastodon's
@@ -185,7 +198,7 @@ async def _accept(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
 async def _reject(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
     remix = await _remix_asking(actor, activity.get("object"))
     if remix is not None:  # the source's author said no: the remix stays without a stamp
-        await _set_stamp(remix, None)
+        await _set_stamp(remix, None, rejected(remix.quote_state))
         return
     row = await _follow_of(actor, activity.get("object"))
     await follows.reject_follow(actor, row)
@@ -285,18 +298,21 @@ async def _block(fed: Federation, actor: Account, activity: dict[str, Any]) -> N
 # --- create, update, delete ------------------------------------------------------------------
 
 
-async def resolve_clip(fed: Federation, uri: str) -> Clip:
-    """A clip by URI: known already, or fetched from its origin and stored as remote."""
+async def resolve_clip(fed: Federation, uri: str, *, depth: int = 0) -> Clip:
+    """A clip by URI: known already, or fetched from its origin and stored as remote.
+
+    *depth*: how many quotes away from an activity we received it is (a quoted clip's, one),
+    so that a remix fetched as a quoted clip does not fetch its own source without end."""
     clip = await Clip.get_or_none(uri=uri)
     if clip is not None:
         if clip.deleted_at is not None:
-            raise Ignored(f"{uri} was deleted")
+            raise Gone(f"{uri} was deleted")
         return clip
     try:
         final, doc = await fed.client.get_json(uri, auth=await fed.instance_auth())
     except FetchError as exc:
         if exc.status in (404, 410):
-            raise Ignored(f"{uri} is gone") from exc
+            raise Gone(f"{uri} is gone") from exc
         raise
     if not isinstance(doc, dict) or not objects.same_origin(final, uri):
         raise Ignored(f"{uri} did not answer with an object of its origin")
@@ -306,7 +322,7 @@ async def resolve_clip(fed: Federation, uri: str) -> Clip:
     author = await fetch_actor(fed, note.attributed_to)
     if author.local or not objects.same_origin(note.id, author.uri):
         raise Ignored(f"{note.id} is not on its author's host")
-    return await _store_clip(author, note)
+    return await _store_clip(author, note, stamp=objects.stamp_of(doc), depth=depth)
 
 
 def _parse(obj: dict[str, Any]) -> objects.ParsedNote:
@@ -343,7 +359,7 @@ async def _create(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     elif note.video is not None:
         if await Clip.filter(uri=note.id).exists():
             raise Ignored(f"{note.id} is known already")
-        await _store_clip(actor, note)
+        await _store_clip(actor, note, stamp=objects.stamp_of(obj))
     else:
         raise Ignored("a post without a video is not a clip")
 
@@ -364,9 +380,14 @@ async def _mentioned_locals(note: objects.ParsedNote) -> list[Account]:
     return await Account.filter(uri__in=list(note.mentions), domain=None, suspended_at=None)
 
 
-async def _store_clip(author: Account, note: objects.ParsedNote) -> Clip:
+async def _store_clip(
+    author: Account, note: objects.ParsedNote, *, stamp: str | None = None, depth: int = 0
+) -> Clip:
     """Store a remote clip: shown from its own URLs, provenance unverified until the check
-    queued with it (:mod:`activitypub.federation.media_check`) has fetched its video."""
+    queued with it (:mod:`activitypub.federation.media_check`) has fetched its video. A remix
+    (*note* quotes a clip) is ``pending`` until the check of its *stamp* queued with it
+    (:mod:`activitypub.federation.quote_check`) has verified it; *depth* as for
+    :func:`resolve_clip`."""
     video = note.video
     if video is None:
         raise Ignored("no video attachment")
@@ -396,16 +417,23 @@ async def _store_clip(author: Account, note: objects.ParsedNote) -> Clip:
             "checked_at": None,
         },
     )
+    quote_check: QuoteCheck | None = None
     try:
         # Queued first: if storing the clip fails, deleting the media row removes the check.
         await request_check(media, note.id, author)
-        return await _save_clip(author, note, media)
+        if note.quote:  # the same for the quote: a crash after this cannot lose the check
+            quote_check = await request_verification(note.id, note.quote, stamp, depth=depth)
+        return await _save_clip(author, note, media, stamp)
     except BaseException:
         await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
+        if quote_check is not None:
+            await QuoteCheck.filter(pk=quote_check.pk).delete()
         raise
 
 
-async def _save_clip(author: Account, note: objects.ParsedNote, media: MediaFile) -> Clip:
+async def _save_clip(
+    author: Account, note: objects.ParsedNote, media: MediaFile, stamp: str | None
+) -> Clip:
     text, content = _text_and_html(note)
     clip = Clip(
         id=new_id(),
@@ -422,6 +450,8 @@ async def _save_clip(author: Account, note: objects.ParsedNote, media: MediaFile
         media=media,
         remix_of=await Clip.get_or_none(uri=note.quote, deleted_at=None) if note.quote else None,
         remix_of_uri=note.quote,
+        quote_authorization_uri=stamp if note.quote else None,
+        quote_state=QuoteState.PENDING.value if note.quote else None,
         created_at=_parse_time(note.published) or utcnow(),
     )
     mentioned = await _mentioned_locals(note)
@@ -480,6 +510,7 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     clip = await Clip.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
     if clip is not None:
         await Clip.filter(pk=clip.pk).update(caption=text, **values)
+        await remix_changed(clip, note.quote, objects.stamp_of(obj))  # verified again if it changed
         await events.emit("clip.updated", actor.pk, clip_id=clip.pk)
         return
     comment = await Comment.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
@@ -501,7 +532,9 @@ async def _delete(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
         )
         if stamped:  # FEP-044f: the quoted author revoked their approval
             for remix in stamped:
-                await _set_stamp(remix, None)
+                await _set_stamp(remix, None, QuoteState.REVOKED)
+            return
+        if await stamp_deleted(actor, uri):  # a remote remix's stamp (we are a third party)
             return
     clip = await Clip.get_or_none(uri=uri, account_id=actor.pk) if uri else None
     if clip is not None:
@@ -565,13 +598,16 @@ async def _quote_request(fed: Federation, actor: Account, activity: dict[str, An
     }
     answer_id = f"{clip.uri}#quote_answers/{_token(activity['id'])}"
     if allowed:
+        stamp = quote_stamp(clip, quoting)
         answer = objects.activity(
-            "Accept",
-            answer_id,
-            author.uri,
-            request_ref,
-            to=[actor.uri],
-            result=quote_stamp(clip, quoting),
+            "Accept", answer_id, author.uri, request_ref, to=[actor.uri], result=stamp
+        )
+        # The remix may be here already (its Create came first): approved by our own answer,
+        # as Mastodon's QuoteRequest handler accepts the quote it knows.
+        await Clip.filter(uri=quoting, local=False, remix_of_id=clip.pk, deleted_at=None).update(
+            quote_authorization_uri=stamp,
+            quote_state=QuoteState.ACCEPTED.value,
+            quote_checked_at=utcnow(),
         )
     else:
         answer = objects.activity("Reject", answer_id, author.uri, request_ref, to=[actor.uri])
@@ -626,14 +662,19 @@ async def _quote_approved(
     for key, value in expected.items():
         if objects.id_of(doc.get(key)) != value:
             raise Ignored(f"the stamp {stamp} does not authorize this remix ({key})")
-    await _set_stamp(remix, stamp)
+    await _set_stamp(remix, stamp, QuoteState.ACCEPTED)
 
 
-async def _set_stamp(remix: Clip, stamp: str | None) -> None:
-    if remix.quote_authorization_uri == stamp:
+async def _set_stamp(remix: Clip, stamp: str | None, state: QuoteState) -> None:
+    """Record the answer to a local remix's quote request. A changed stamp federates an
+    ``Update`` of the remix to its audience: with the stamp once approved; without it once
+    rejected or revoked, which is how third parties learn of a revocation (FEP-044f asks the
+    quoting server to pass it on; Mastodon sends this Update too)."""
+    if remix.quote_authorization_uri == stamp and remix.quote_state == state:
         return
-    await Clip.filter(pk=remix.pk).update(quote_authorization_uri=stamp)
-    await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)
+    await Clip.filter(pk=remix.pk).update(quote_authorization_uri=stamp, quote_state=state.value)
+    changed = remix.quote_authorization_uri != stamp
+    await events.emit("clip.updated", remix.account_id, clip_id=remix.pk, quote_changed=changed)
 
 
 _HANDLERS = {

@@ -47,6 +47,7 @@ from fedisora.models import (
     Mute,
     Notification,
     NotificationType,
+    QuoteState,
     Tag,
     User,
     Visibility,
@@ -355,8 +356,12 @@ async def status_entities(
     deleted_sources: set[int] = set()
     source_ids = {c.remix_of_id for c in clips if c.remix_of_id is not None}
     if quotes and source_ids:
+        from activitypub.federation.quote_check import refresh_if_stale
         from fedisora.api.visibility import visible_statuses
 
+        # FEP-044f: a remote remix's accepted stamp is verified again when it is shown a
+        # while after the last check (no query unless one is due).
+        await refresh_if_stale([c for c in clips if c.remix_of_id is not None])
         sources = await Clip.filter(pk__in=source_ids)
         deleted_sources = {c.pk for c in sources if c.deleted_at is not None}
         visible = await visible_statuses(viewer, sources)
@@ -434,16 +439,40 @@ async def status_entities(
     return out
 
 
+def _quote_state(clip: Clip) -> str:
+    """The remix's stored quote state (:class:`~fedisora.models.QuoteState`), or the one its
+    other columns imply for a remix stored without one: a local remix of a local clip was
+    allowed when it was posted, one of a remote clip once it holds a stamp; a remote remix
+    is not approved until its stamp is verified."""
+    if clip.quote_state:
+        return clip.quote_state
+    if not clip.local:
+        return QuoteState.PENDING.value
+    source_is_local = (clip.remix_of_uri or "").startswith(urls.current().base + "/")
+    if clip.quote_authorization_uri or source_is_local:
+        return QuoteState.ACCEPTED.value
+    return QuoteState.PENDING.value
+
+
 def _quote(clip: Clip, quoted: dict[int, Json | None], deleted: set[int], full: bool) -> Json:
+    """Mastodon 4.5's ``Quote`` (``ShallowQuote`` inside a quote). As Mastodon's serializer
+    does, an accepted quote whose quoted clip is gone is ``deleted``, one the viewer may not
+    see is ``unauthorized``; the quoted status is only given for an accepted quote."""
+    state = _quote_state(clip)
+    accepted = state == QuoteState.ACCEPTED
     if not full:  # a quote inside a quote is shallow, as Mastodon renders it
-        source_id = str(clip.remix_of_id) if clip.remix_of_id is not None else None
-        return {"state": "accepted" if source_id else "deleted", "quoted_status_id": source_id}
+        if accepted and clip.remix_of_id is None:
+            state = QuoteState.DELETED.value
+        source_id = str(clip.remix_of_id) if accepted and clip.remix_of_id is not None else None
+        return {"state": state, "quoted_status_id": source_id}
+    if not accepted:
+        return {"state": state, "quoted_status": None}
     if clip.remix_of_id is None or clip.remix_of_id in deleted:
-        return {"state": "deleted", "quoted_status": None}
+        return {"state": QuoteState.DELETED.value, "quoted_status": None}
     entity = quoted.get(clip.remix_of_id)
     if entity is None:
         return {"state": "unauthorized", "quoted_status": None}
-    return {"state": "accepted", "quoted_status": entity}
+    return {"state": state, "quoted_status": entity}
 
 
 def reblog_entity(boost: Boost, booster: Account, inner: Json) -> Json:

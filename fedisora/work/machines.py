@@ -21,6 +21,7 @@ PROVIDERS: list[str] = [
     "activitypub.federation.inbox:machines",
     "activitypub.federation.delivery:machines",
     "activitypub.federation.media_check:machines",
+    "activitypub.federation.quote_check:machines",
 ]
 
 

@@ -1,9 +1,9 @@
 """Act as a user of one running instance (its FEDISORA_* environment), print JSON.
 
-Used by test_fed_two_instances.py: each call is a separate process, like a CLI command, so
-the test process never holds two instances' databases at once. Actions go through the real
-services; the federation listener turns them into Delivery rows that the instance's own
-server process then delivers.
+Used by test_fed_two_instances.py and test_fed_three_instances.py: each call is a separate
+process, like a CLI command, so the test process never holds two instances' databases at
+once. Actions go through the real services; the federation listener turns them into
+Delivery rows that the instance's own server process then delivers.
 
     python tests/federation/_peer.py follow admin admin@127.0.0.1:8001
     python tests/federation/_peer.py post admin "caption"
@@ -12,6 +12,7 @@ server process then delivers.
     python tests/federation/_peer.py remix admin <clip uri> "caption"
     python tests/federation/_peer.py delete admin <clip uri>
     python tests/federation/_peer.py unfollow admin <actor uri>
+    python tests/federation/_peer.py status admin <clip uri>   # the Mastodon API entity
     python tests/federation/_peer.py state
 """
 
@@ -41,6 +42,7 @@ from fedisora.models import (  # noqa: E402
     InboxItem,
     MediaFile,
     MediaKind,
+    QuoteCheck,
 )
 from fedisora.services import follows, interactions, posts  # noqa: E402
 
@@ -89,6 +91,11 @@ async def run(action: str, args: list[str]) -> Any:
         me = await Account.get(username=args[0], domain=None)
         reply = await interactions.comment(me, await Clip.get(uri=args[1]), args[2])
         return {"comment": reply.uri}
+    if action == "status":  # as a Mastodon client of this user sees the clip
+        from fedisora.api.entities import status_entities
+
+        me = await Account.get(username=args[0], domain=None)
+        return (await status_entities(me, [await Clip.get(uri=args[1])]))[0]
     if action == "state":
         follow_rows = await Follow.all().prefetch_related("follower", "target")
         return {
@@ -105,6 +112,7 @@ async def run(action: str, args: list[str]) -> Any:
                     "remixes": c.remixes_count,
                     "remix_of": c.remix_of_uri,
                     "stamp": c.quote_authorization_uri,
+                    "quote_state": c.quote_state,
                     "caption": c.caption,
                 }
                 for c in await Clip.filter(deleted_at=None)
@@ -118,12 +126,30 @@ async def run(action: str, args: list[str]) -> Any:
                 for a in await Account.all()
             },
             "deliveries": [
-                {"state": d.state, "type": d.payload.get("type"), "error": d.last_error}
+                {
+                    "state": d.state,
+                    "type": d.payload.get("type"),
+                    "error": d.last_error,
+                    "id": d.activity_id,
+                    "inbox": d.inbox_url,
+                }
                 for d in await Delivery.all()
             ],
             "inbox": [
                 {"state": i.state, "type": i.payload.get("type"), "error": i.last_error}
                 for i in await InboxItem.all()
+            ],
+            "quote_checks": [
+                {
+                    "remix": q.remix_uri,
+                    "stamp": q.stamp_uri,
+                    "withdrawn": q.withdrawn,
+                    "state": q.state,
+                    "outcome": q.outcome,
+                    "reason": q.reason,
+                    "error": q.last_error,
+                }
+                for q in await QuoteCheck.all().order_by("id")
             ],
         }
     raise SystemExit(f"unknown action {action}")

@@ -77,16 +77,24 @@ def start(name: str, tmp: Path) -> Instance:
 
 
 @contextmanager
-def two_instances(tmp: Path) -> Iterator[tuple[Instance, Instance]]:
-    """Instances ``a`` and ``b`` for the block; those that started are stopped after it."""
+def instances(tmp: Path, *names: str) -> Iterator[tuple[Instance, ...]]:
+    """An instance per name for the block, in that order; those that started are stopped
+    after it (whatever happened)."""
     started: list[Instance] = []
     try:
-        started.append(start("a", tmp))
-        started.append(start("b", tmp))
-        yield started[0], started[1]
+        for name in names:
+            started.append(start(name, tmp))
+        yield tuple(started)
     finally:
         for instance in started:
             stop(instance)
+
+
+@contextmanager
+def two_instances(tmp: Path) -> Iterator[tuple[Instance, Instance]]:
+    """Instances ``a`` and ``b`` for the block; those that started are stopped after it."""
+    with instances(tmp, "a", "b") as (a, b):
+        yield a, b
 
 
 def serve(instance: Instance, tmp: Path) -> None:

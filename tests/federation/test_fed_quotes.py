@@ -13,9 +13,10 @@ from activitypub import objects
 from activitypub.federation.context import Federation
 from activitypub.federation.delivery import quote_request_id
 from activitypub.federation.ingest import quote_stamp
+from fedisora.api.entities import status_entities
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, Delivery, InboxItem, utcnow
-from fedisora.services import events, follows, posts
+from fedisora.services import events, follows, interactions, posts
 from fedisora.work.machines import build_engine
 
 AP = {"Accept": "application/activity+json"}
@@ -82,11 +83,18 @@ async def _payloads(kind: str) -> list[dict[str, Any]]:
     return [d.payload for d in await Delivery.all().order_by("id") if d.payload["type"] == kind]
 
 
+async def _activities(kind: str) -> list[dict[str, Any]]:
+    """The activities of *kind* written for delivery, once each (a row per inbox)."""
+    return list({p["id"]: p for p in await _payloads(kind)}.values())
+
+
 async def test_remix_of_a_remote_clip_asks_and_stores_the_stamp(
     client: httpx.AsyncClient, settings: Settings, federation: Federation, peer: Peer
 ) -> None:
     ann = await local_account("ann")
     rita = await make_remote()
+    fan = await make_remote("fan", "fans.example")  # follows ann: the remix's audience
+    await follows.follow(fan.account, ann, uri=f"{fan.uri}#follows/1")
     assert await post(client, rita, _create(rita, 1)) == 202
     await process_all(settings)
     source = await Clip.get(uri=f"{rita.uri}/clips/1")
@@ -115,16 +123,23 @@ async def test_remix_of_a_remote_clip_asks_and_stores_the_stamp(
     assert "author" in (items[-2].last_error or "")
     assert "interactingObject" in (items[-1].last_error or "")
     assert (await Clip.get(pk=remix.pk)).quote_authorization_uri is None
+    assert (await status_entities(ann, [remix]))[0]["quote"]["state"] == "pending"
 
     await Delivery.all().delete()
     assert await post(client, rita, _answer("Accept", rita, remix, source, 3, result=stamp)) == 202
     assert (await process_all(settings))[-1].state == "processed"
     assert (await Clip.get(pk=remix.pk)).quote_authorization_uri == stamp
+    assert (await Clip.get(pk=remix.pk)).quote_state == "accepted"
+    [entity] = await status_entities(ann, [await Clip.get(pk=remix.pk)])
+    assert entity["quote"]["state"] == "accepted"
+    assert entity["quote"]["quoted_status"]["id"] == str(source.pk)
     fetched = [r for r in peer.requests if str(r.url) == stamp]
     assert fetched and all("signature-input" in r.headers for r in fetched)  # a signed GET
-    [update] = await _payloads("Update")
+    [update] = await _activities("Update")
     assert update["object"]["id"] == remix.uri
     assert update["object"]["quoteAuthorization"] == stamp
+    approved_id = update["id"]
+    assert "/updates/quote/" in approved_id  # an id of its own: a revocation may follow soon
     note = (await client.get(remix.uri.removeprefix(f"https://{DOMAIN}"), headers=AP)).json()
     assert note["quoteAuthorization"] == stamp and note["quote"] == source.uri
 
@@ -137,9 +152,19 @@ async def test_remix_of_a_remote_clip_asks_and_stores_the_stamp(
     assert await post(client, rita, revoke) == 202
     items = await process_all(settings)
     assert [i.state for i in items[-2:]] == ["ignored", "processed"]
-    assert (await Clip.get(pk=remix.pk)).quote_authorization_uri is None
-    [update] = await _payloads("Update")
+    revoked = await Clip.get(pk=remix.pk)
+    assert (revoked.quote_authorization_uri, revoked.quote_state) == (None, "revoked")
+    assert (await status_entities(ann, [revoked]))[0]["quote"] == {
+        "state": "revoked",
+        "quoted_status": None,
+    }
+    # The revocation is passed on to the remix's audience (its followers' shared inboxes and
+    # the source's author) as an Update without the stamp, which third parties check.
+    [update] = await _activities("Update")
     assert "quoteAuthorization" not in update["object"]
+    assert update["object"]["quote"] == source.uri and update["id"] != approved_id
+    inboxes = {r.inbox_url for r in await Delivery.filter(activity_id=update["id"])}
+    assert inboxes == {f"https://{REMOTE}/inbox", "https://fans.example/inbox"}
 
 
 async def test_rejected_quote_request_and_unreachable_stamp(
@@ -156,10 +181,13 @@ async def test_rejected_quote_request_and_unreachable_stamp(
         await post(client, rita, _answer("Accept", rita, remix, source, 1, result=missing)) == 202
     )
     assert await post(client, rita, _answer("Reject", rita, remix, source, 2)) == 202
+    await Delivery.all().delete()
     items = await process_all(settings)
     assert [i.state for i in items[-2:]] == ["ignored", "processed"]
     assert "does not exist" in (items[-2].last_error or "")
-    assert (await Clip.get(pk=remix.pk)).quote_authorization_uri is None
+    rejected = await Clip.get(pk=remix.pk)
+    assert (rejected.quote_authorization_uri, rejected.quote_state) == (None, "rejected")
+    assert await _payloads("Update") == []  # the remix's Note did not change
 
 
 async def test_remix_of_a_local_clip_sends_no_quote_request(federation: Federation) -> None:
@@ -176,6 +204,10 @@ async def test_deleting_a_source_revokes_remote_remixes_stamps(
     ann = await local_account("ann")
     clip = await posts.post_clip(ann, await rendered_video(ann), caption="source")
     rita = await make_remote()
+    fan = await make_remote("fan", "fans.example")  # follows ann
+    await follows.follow(fan.account, ann, uri=f"{fan.uri}#follows/1")
+    liker = await make_remote("liker", "likers.example")  # liked the clip
+    await interactions.like(liker.account, clip, uri=f"{liker.uri}#likes/1")
     remix_create = _create(rita, 7, quote=clip.uri)
     assert await post(client, rita, remix_create) == 202
     await process_all(settings)
@@ -187,12 +219,17 @@ async def test_deleting_a_source_revokes_remote_remixes_stamps(
 
     await Delivery.all().delete()
     await posts.delete_clip(ann, clip)
-    [revoke] = [p for p in await _payloads("Delete") if objects.id_of(p["object"]) == stamp]
+    [revoke] = [p for p in await _activities("Delete") if objects.id_of(p["object"]) == stamp]
     assert revoke["actor"] == ann.uri
     assert revoke["object"] == {"id": stamp, "type": "QuoteAuthorization"}
     assert revoke["to"] == [rita.uri]
-    [row] = await Delivery.filter(activity_id=revoke["id"])
-    assert row.inbox_url == f"https://{REMOTE}/inbox"
+    # To the remix's author, and to those who may have seen the remix (FEP-044f, Mastodon).
+    rows = await Delivery.filter(activity_id=revoke["id"])
+    assert {r.inbox_url for r in rows} == {
+        f"https://{REMOTE}/inbox",
+        "https://fans.example/inbox",
+        "https://likers.example/inbox",
+    }
     assert (await client.get(path, headers=AP)).status_code == 410
 
 
