@@ -15,80 +15,25 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import pytest
 from factories import local_account, remote_account, rendered_video
+from webhelpers import DOMAIN, browser, logged_in
 
 from activitypub import objects
 from activitypub.federation.context import Federation
-from activitypub.federation.http import PeerClient
 from activitypub.federation.ingest import handle_activity
-from fedisora.app import create_app
-from fedisora.config import Settings, load_settings
+from fedisora.config import Settings
 from fedisora.ids import new_id
 from fedisora.models import Account, Clip, Comment, MediaFile, utcnow
 from fedisora.services import follows, interactions, posts
 from fedisora.services.account_deletion import delete_local_account, suspend_account
 from fedisora.services.accounts import create_instance_actor
 
-PASSWORD = "correct horse battery"
-DOMAIN = "fedisora.test"
 PEER = "peer.example"
 AP = {"Accept": "application/activity+json"}
-
-
-@pytest.fixture
-def settings(db: str, tmp_path: Path) -> Settings:
-    return load_settings(
-        {
-            "FEDISORA_DOMAIN": DOMAIN,
-            "FEDISORA_DATA_DIR": str(tmp_path),
-            "FEDISORA_SECRET_KEY": "s" * 40,
-            "FEDISORA_DATABASE_URL": db,
-        }
-    )
-
-
-@pytest.fixture
-def web(settings: Settings) -> httpx.ASGITransport:
-    return httpx.ASGITransport(app=create_app(settings, run_work=False, manage_db=False))
-
-
-@pytest.fixture
-async def fed(settings: Settings) -> AsyncIterator[Federation]:
-    """Federation whose peers are unreachable: every remote actor here is cached already."""
-
-    def nobody(request: httpx.Request) -> httpx.Response:
-        raise AssertionError(f"nothing is fetched here: {request.url}")
-
-    federation = Federation(
-        settings, PeerClient(insecure=False, transport=httpx.MockTransport(nobody))
-    )
-    try:
-        yield federation
-    finally:
-        await federation.aclose()
-
-
-def browser(transport: httpx.ASGITransport) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=transport,
-        base_url=f"https://{DOMAIN}",
-        headers={"accept": "text/html,application/xhtml+xml"},
-    )
-
-
-@asynccontextmanager
-async def logged_in(transport: httpx.ASGITransport, login: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with browser(transport) as http:
-        r = await http.post("/login", data={"login": login, "password": PASSWORD})
-        assert r.status_code == 303, r.text
-        yield http
 
 
 async def clip(author: Account, caption: str = "", **kwargs: Any) -> Clip:

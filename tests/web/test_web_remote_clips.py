@@ -12,78 +12,21 @@ tests/federation/test_fed_media_check.py).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import pytest
 from factories import local_account, remote_account, rendered_video
+from webhelpers import browser, logged_in
 
 from activitypub import objects
 from activitypub.federation.context import Federation
-from activitypub.federation.http import PeerClient
 from activitypub.federation.ingest import handle_activity
-from fedisora.app import create_app
-from fedisora.config import Settings, load_settings
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry, utcnow
 from fedisora.services import follows, posts
 
-PASSWORD = "correct horse battery"
 PEER = "peer.example"
 CHECKED = "2026-01-02T03:04:05+00:00"
-
-
-@pytest.fixture
-def settings(db: str, tmp_path: Path) -> Settings:
-    return load_settings(
-        {
-            "FEDISORA_DOMAIN": "fedisora.test",
-            "FEDISORA_DATA_DIR": str(tmp_path),
-            "FEDISORA_SECRET_KEY": "s" * 40,
-            "FEDISORA_DATABASE_URL": db,
-        }
-    )
-
-
-@pytest.fixture
-def web(settings: Settings) -> httpx.ASGITransport:
-    return httpx.ASGITransport(app=create_app(settings, run_work=False, manage_db=False))
-
-
-@pytest.fixture
-async def fed(settings: Settings) -> AsyncIterator[Federation]:
-    """Federation whose peers are unreachable: every remote actor here is cached already."""
-    asked: list[httpx.Request] = []
-
-    def nobody(request: httpx.Request) -> httpx.Response:
-        asked.append(request)
-        return httpx.Response(404)
-
-    federation = Federation(
-        settings, PeerClient(insecure=False, transport=httpx.MockTransport(nobody))
-    )
-    try:
-        yield federation
-    finally:
-        await federation.aclose()
-        assert asked == []  # nothing was fetched: the clips came in whole
-
-
-def browser(transport: httpx.ASGITransport) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=transport, base_url="https://fedisora.test", headers={"accept": "text/html"}
-    )
-
-
-@asynccontextmanager
-async def logged_in(transport: httpx.ASGITransport, login: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser of its own (its own session), logged in as *login*."""
-    async with browser(transport) as http:
-        r = await http.post("/login", data={"login": login, "password": PASSWORD})
-        assert r.status_code == 303, r.text
-        yield http
 
 
 async def peer_account(username: str, **kwargs: Any) -> Account:
