@@ -115,3 +115,16 @@ async def make_remote(
         fetched_at=utcnow(),
     )
     return RemoteActor(account, key)
+
+
+def stamp_doc(stamp: str, author: str, quoting: str, quoted: str) -> dict[str, Any]:
+    """A FEP-044f ``QuoteAuthorization`` as a peer serves it (written out here, not built by
+    the code under test)."""
+    return {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": stamp,
+        "type": "QuoteAuthorization",
+        "attributedTo": author,
+        "interactingObject": quoting,
+        "interactionTarget": quoted,
+    }

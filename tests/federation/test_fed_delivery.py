@@ -164,9 +164,8 @@ def test_retry_schedule_covers_two_days() -> None:
     assert DELIVERY_GRAPH["pending"].max_attempts == len(RETRY_SCHEDULE) + 1
 
 
-async def test_dead_host_backed_off_as_a_whole(
-    federation: Federation, settings: Settings, peer: Peer
-) -> None:
+async def _two_rows_to_a_dead_host(peer: Peer) -> list[Delivery]:
+    """Two clips by ann, whose one follower's host refuses connections: two Delivery rows."""
     ann = await local_account("ann")
     await _follower("r1", REMOTE, ann)
     await Delivery.all().delete()
@@ -177,7 +176,13 @@ async def test_dead_host_backed_off_as_a_whole(
     peer.handler = down
     await posts.post_clip(ann, await rendered_video(ann), caption="one")
     await posts.post_clip(ann, await rendered_video(ann), caption="two")
-    first, second = await Delivery.all().order_by("id")
+    return await Delivery.all().order_by("id")
+
+
+async def test_dead_host_backed_off_as_a_whole(
+    federation: Federation, settings: Settings, peer: Peer
+) -> None:
+    first, second = await _two_rows_to_a_dead_host(peer)
     await engine_for(settings).advance("deliveries", first.pk)
     first = await Delivery.get(pk=first.pk)
     second = await Delivery.get(pk=second.pk)
@@ -197,17 +202,7 @@ async def test_rows_claimed_before_the_host_went_down_wait_with_it(
     """A row claimed ahead (a batch claim) when another row finds its host down makes no
     request of its own: it waits, without using an attempt, until the host's back-off ends;
     then the host is tried again, and once it answers its rows go through."""
-    ann = await local_account("ann")
-    await _follower("r1", REMOTE, ann)
-    await Delivery.all().delete()
-
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    peer.handler = down
-    await posts.post_clip(ann, await rendered_video(ann), caption="one")
-    await posts.post_clip(ann, await rendered_video(ann), caption="two")
-    first, second = await Delivery.all().order_by("id")
+    first, second = await _two_rows_to_a_dead_host(peer)
     engine = engine_for(settings)
     machine = engine.machine("deliveries")
     claimed = await engine.claim(machine, second.pk)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from factories import local_account, rendered_video
-from fedhelpers import REMOTE, Peer, RemoteActor, make_remote
+from fedhelpers import REMOTE, Peer, RemoteActor, make_remote, stamp_doc
 
 from activitypub import objects
 from activitypub.federation import http as peer_http
@@ -71,17 +71,6 @@ def note(author: RemoteActor, n: int, **extra: Any) -> dict[str, Any]:
 
 def create(author: RemoteActor, obj: dict[str, Any]) -> dict[str, Any]:
     return {"id": f"{obj['id']}/activity", "type": "Create", "actor": author.uri, "object": obj}
-
-
-def stamp_doc(stamp: str, author: str, quoting: str, quoted: str) -> dict[str, Any]:
-    return {
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "id": stamp,
-        "type": "QuoteAuthorization",
-        "attributedTo": author,
-        "interactingObject": quoting,
-        "interactionTarget": quoted,
-    }
 
 
 def later(delta: timedelta) -> Callable[[], datetime]:

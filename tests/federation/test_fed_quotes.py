@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote
+from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote, stamp_doc
 
 from activitypub import objects
 from activitypub.federation.context import Federation
@@ -50,17 +50,6 @@ def _create(remote: RemoteActor, n: int, **extra: Any) -> dict[str, Any]:
         **extra,
     }
     return {"id": f"{note['id']}/activity", "type": "Create", "actor": remote.uri, "object": note}
-
-
-def _stamp_doc(stamp: str, author: str, quoting: str, quoted: str) -> dict[str, Any]:
-    return {
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "id": stamp,
-        "type": "QuoteAuthorization",
-        "attributedTo": author,
-        "interactingObject": quoting,
-        "interactionTarget": quoted,
-    }
 
 
 def _answer(kind: str, rita: RemoteActor, remix: Clip, source: Clip, n: int, **extra: Any) -> Any:
@@ -112,11 +101,11 @@ async def test_remix_of_a_remote_clip_asks_and_stores_the_stamp(
     # An Accept from someone else than the source's author changes nothing.
     otto = await make_remote("otto")
     stamp = f"{rita.uri}/quote_authorizations/1"
-    peer.documents[stamp] = _stamp_doc(stamp, rita.uri, remix.uri, source.uri)
+    peer.documents[stamp] = stamp_doc(stamp, rita.uri, remix.uri, source.uri)
     assert await post(client, otto, _answer("Accept", otto, remix, source, 1, result=stamp)) == 202
     # A stamp that names another post is refused.
     wrong = f"{rita.uri}/quote_authorizations/2"
-    peer.documents[wrong] = _stamp_doc(wrong, rita.uri, f"{rita.uri}/clips/9", source.uri)
+    peer.documents[wrong] = stamp_doc(wrong, rita.uri, f"{rita.uri}/clips/9", source.uri)
     assert await post(client, rita, _answer("Accept", rita, remix, source, 2, result=wrong)) == 202
     items = await process_all(settings)
     assert [i.state for i in items[-2:]] == ["ignored", "ignored"]
