@@ -548,13 +548,27 @@ async def _delete(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
 
 
 async def _delete_actor(actor: Account) -> None:
-    """A remote account is gone: its follows end (with counts), its clips become tombstones."""
+    """A remote account is gone, with everything it did here (Mastodon's DeleteAccountService
+    for a remote account): its follows end, its clips and comments become tombstones, its
+    likes and boosts are withdrawn, every count going down with them."""
     for row in await Follow.filter(follower_id=actor.pk):
         await follows.unfollow(actor, await Account.get(pk=row.target_id))
     for row in await Follow.filter(target_id=actor.pk):
         await follows._remove(row, "follow.deleted", actor.pk)
     for clip in await Clip.filter(account_id=actor.pk, deleted_at=None):
         await posts.delete_clip(actor, clip)
+    for comment in await Comment.filter(account_id=actor.pk, deleted_at=None):
+        await interactions.delete_comment(actor, comment)
+    for like in await Like.filter(account_id=actor.pk):
+        target: Clip | Comment | None = (
+            await Clip.get_or_none(pk=like.clip_id)
+            if like.clip_id is not None
+            else await Comment.get_or_none(pk=like.comment_id)
+        )
+        if target is not None:
+            await interactions.unlike(actor, target)
+    for boost in await Boost.filter(account_id=actor.pk):
+        await interactions.unboost(actor, await Clip.get(pk=boost.clip_id))
     await mark_remote_deleted(actor)  # its server ended it: nothing here brings it back
 
 

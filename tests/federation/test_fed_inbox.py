@@ -36,7 +36,7 @@ from fedisora.models import (
     NotificationType,
     utcnow,
 )
-from fedisora.services import follows, posts
+from fedisora.services import follows, interactions, posts
 from fedisora.work.machines import build_engine
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "activitypub"
@@ -439,6 +439,62 @@ async def test_announce_update_quote_block_and_actor_delete(
     late = _video_note(rita, 2)
     assert (await post(client, rita, late)).status_code == 202
     assert not await InboxItem.filter(activity_id=late["id"]).exists()
+
+
+async def test_an_actor_delete_withdraws_its_comments_likes_and_boosts(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="mine")
+    own_comment = await interactions.comment(ann, clip, "first")
+    rita = await make_remote()
+    public = ["https://www.w3.org/ns/activitystreams#Public"]
+    reply = {
+        "id": f"{rita.uri}/statuses/1/activity",
+        "type": "Create",
+        "actor": rita.uri,
+        "object": {
+            "id": f"{rita.uri}/statuses/1",
+            "type": "Note",
+            "attributedTo": rita.uri,
+            "inReplyTo": own_comment.uri,
+            "content": "<p>agreed</p>",
+            "to": public,
+        },
+    }
+    like = {"id": f"{rita.uri}#likes/1", "type": "Like", "actor": rita.uri, "object": clip.uri}
+    like_comment = {
+        "id": f"{rita.uri}#likes/2",
+        "type": "Like",
+        "actor": rita.uri,
+        "object": own_comment.uri,
+    }
+    announce = {
+        "id": f"{rita.uri}/statuses/2/activity",
+        "type": "Announce",
+        "actor": rita.uri,
+        "object": clip.uri,
+        "to": public,
+    }
+    for activity in (reply, like, like_comment, announce):
+        assert (await post(client, rita, activity)).status_code == 202
+    await process_all(settings)
+    counted = await Clip.get(pk=clip.pk)
+    assert (counted.comments_count, counted.likes_count, counted.boosts_count) == (2, 1, 1)
+    parent = await Comment.get(pk=own_comment.pk)
+    assert (parent.likes_count, parent.replies_count) == (1, 1)
+
+    gone = {"id": f"{rita.uri}#delete", "type": "Delete", "actor": rita.uri, "object": rita.uri}
+    assert (await post(client, rita, gone)).status_code == 202
+    await process_all(settings)
+    counted = await Clip.get(pk=clip.pk)
+    assert (counted.comments_count, counted.likes_count, counted.boosts_count) == (1, 0, 0)
+    parent = await Comment.get(pk=own_comment.pk)
+    assert (parent.likes_count, parent.replies_count) == (0, 0)
+    [reply_row] = await Comment.filter(account_id=rita.account.pk)
+    assert reply_row.deleted_at is not None and reply_row.text == ""
+    assert not await Like.filter(account_id=rita.account.pk).exists()
+    assert not await Boost.filter(account_id=rita.account.pk).exists()
 
 
 async def test_rfc9421_ed25519_signature_with_the_multikey(
