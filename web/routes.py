@@ -18,6 +18,7 @@ from fedisora.models import (
     Clip,
     Delivery,
     InboxItem,
+    QuoteCheck,
     RemoteMediaCheck,
     RenderJob,
     User,
@@ -111,6 +112,7 @@ async def admin(request: Request) -> Response:
             "deliveries": await _state_counts(Delivery),
             "inbox items": await _state_counts(InboxItem),
             "remote media checks": await _state_counts(RemoteMediaCheck),
+            "remote quote checks": await _state_counts(QuoteCheck),
         },
         delivery_hosts=sorted(delivery_hosts, key=lambda r: (r["host"], r["state"])),
     )
