@@ -69,8 +69,9 @@ async def close_db() -> None:
         await context._global_context.close_connections()
 
 
-async def migrate(settings: Settings | str) -> None:
-    """Apply all migrations in ``migrations/`` (idempotent)."""
+async def migrate(settings: Settings | str, *, target: str | None = None) -> None:
+    """Apply all migrations in ``migrations/`` (idempotent), or those up to *target*
+    (``fedisora.<migration name>``, for tests of a migration's data changes)."""
     url = settings if isinstance(settings, str) else settings.database_url
     if url.startswith("sqlite://"):
         _prepare_sqlite(url)
@@ -83,7 +84,7 @@ async def migrate(settings: Settings | str) -> None:
         with ctx:
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    await _migrate(config=tortoise_config(url))
+                    await _migrate(config=tortoise_config(url), target=target)
             finally:
                 await ctx.close_connections()
 

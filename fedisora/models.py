@@ -137,6 +137,10 @@ class Account(Model):
     """Remote accounts only: suspended by their own server (its actor says ``suspended``).
     Kept apart from :attr:`suspended_at` so that the origin lifting its suspension never
     lifts a local moderator's."""
+    origin_deleted_at = fields.DatetimeField(null=True)
+    """Remote accounts only: deleted by their own server (a ``Delete`` of the actor). Both
+    suspensions are set with it; unlike them it is never lifted. See
+    :func:`fedisora.services.account_deletion.is_remote_deleted`."""
     followers_count = fields.IntField(default=0)
     following_count = fields.IntField(default=0)
     clips_count = fields.IntField(default=0)

@@ -18,10 +18,10 @@ never deleted here (only suspended), so *local, suspended, without a User row* m
 :func:`is_deleted`.
 
 A remote account its own server deleted (an incoming ``Delete`` of the actor) keeps its row,
-suspended both here and by its server at the same instant (:func:`mark_remote_deleted`);
-:func:`is_remote_deleted` tells it from an account suspended here, whose activities that undo
-or remove things are still processed (see :mod:`activitypub.federation.ingest`), without a
-query. Nothing brings it back: it cannot be unsuspended here.
+marked ``origin_deleted_at`` and suspended both here and by its server
+(:func:`mark_remote_deleted`); :func:`is_remote_deleted` tells it from an account suspended
+here, whose activities that undo or remove things are still processed (see
+:mod:`activitypub.federation.ingest`). Nothing brings it back: it cannot be unsuspended here.
 
 Suspension is reversible (:func:`unsuspend_account`); deletion is not. They federate only for
 local accounts, each as one activity to every inbox that knew the account: suspending sends
@@ -154,26 +154,20 @@ async def is_deleted(account: Account) -> bool:
 
 def is_remote_deleted(account: Account) -> bool:
     """Whether *account* is a remote account its own server deleted (no query: the inbox asks
-    it of the signer it has in hand).
-
-    Told apart from a suspension without a column of its own: :func:`mark_remote_deleted`
-    writes one instant to both suspension times, while a moderator's suspension here and one by
-    its server are set by separate statements at separate times, and a suspension by its
-    server, once set, keeps its time (:mod:`activitypub.federation.actors`)."""
-    return (
-        not account.local
-        and account.suspended_at is not None
-        and account.suspended_at == account.origin_suspended_at
-    )
+    it of the signer it has in hand)."""
+    return not account.local and account.origin_deleted_at is not None
 
 
 async def mark_remote_deleted(account: Account) -> None:
     """Record that the remote *account*'s server deleted it (see :func:`is_remote_deleted`);
-    an unsuspension here does not bring it back."""
+    it is suspended too, so that everything that hides suspended accounts hides it, and an
+    unsuspension here does not bring it back."""
     if account.local:
         raise Invalid("only a remote account is deleted by its server")
     now = utcnow()
-    await Account.filter(pk=account.pk).update(suspended_at=now, origin_suspended_at=now)
+    await Account.filter(pk=account.pk).update(
+        suspended_at=now, origin_suspended_at=now, origin_deleted_at=now
+    )
 
 
 async def suspend_account(account: Account) -> Account:
