@@ -19,20 +19,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from factories import local_account, remote_account, rendered_video
-from webhelpers import DOMAIN, browser, logged_in
+from factories import local_account, rendered_video
+from webhelpers import DOMAIN, PEER, browser, card, create, logged_in, peer_account, receive
 
-from activitypub import objects
 from activitypub.federation.context import Federation
-from activitypub.federation.ingest import handle_activity
 from fedisora.config import Settings
 from fedisora.ids import new_id
-from fedisora.models import Account, Clip, Comment, MediaFile, utcnow
+from fedisora.models import Account, Clip, Comment, MediaFile
 from fedisora.services import follows, interactions, posts
 from fedisora.services.account_deletion import delete_local_account, suspend_account
 from fedisora.services.accounts import create_instance_actor
 
-PEER = "peer.example"
 AP = {"Accept": "application/activity+json"}
 
 
@@ -42,12 +39,6 @@ async def clip(author: Account, caption: str = "", **kwargs: Any) -> Clip:
 
 def path(url: str) -> str:
     return url.removeprefix(f"https://{DOMAIN}")
-
-
-def card(page: str, row: Clip) -> str:
-    """The rendered card of *row* on *page* ('' when it is not shown)."""
-    found = re.search(rf'<article [^>]*data-clip-id="{row.pk}".*?</article>', page, re.DOTALL)
-    return found.group(0) if found else ""
 
 
 def meta(page: str) -> dict[str, str]:
@@ -74,15 +65,6 @@ def assert_page(r: httpx.Response, status: int) -> str:
     return r.text
 
 
-async def peer_account(username: str, **kwargs: Any) -> Account:
-    uri = f"https://{PEER}/users/{username}"
-    kwargs.setdefault("url", f"https://{PEER}/@{username}")
-    account: Account = await remote_account(
-        username, PEER, followers_uri=f"{uri}/followers", fetched_at=utcnow(), **kwargs
-    )
-    return account
-
-
 async def remote_clip(
     fed: Federation,
     author: Account,
@@ -92,37 +74,9 @@ async def remote_clip(
     content: str = "<p>waves #Sea</p>",
     hashtags: Sequence[str] = ("Sea",),
 ) -> Clip:
-    """A clip *author*'s peer federates: a Create(Note) through the inbox's handler."""
-    assert author.followers_uri is not None
-    note_id = f"{author.uri}/statuses/{n}"
-    to, cc = objects.addressing(visibility, author.followers_uri, [])
-    note = objects.note_document(
-        objects.NoteInfo(
-            id=note_id,
-            attributed_to=author.uri,
-            content=content,
-            published="2026-01-01T00:00:00Z",
-            to=to,
-            cc=cc,
-            url=f"https://{PEER}/@{author.username}/{n}",
-            hashtags=[(name, f"https://{PEER}/tags/{name.lower()}") for name in hashtags],
-            video=objects.VideoInfo(
-                url=f"https://media.{PEER}/videos/{n}.mp4",
-                poster_url=f"https://media.{PEER}/posters/{n}.jpg",
-                width=64,
-                height=112,
-                duration=1.0,
-            ),
-        ),
-        context=False,
-    )
-    await handle_activity(
-        fed,
-        objects.activity(
-            "Create", f"{note_id}/activity", author.uri, note, to=note["to"], cc=note["cc"]
-        ),
-    )
-    return await Clip.get(uri=note_id)
+    """A clip *author*'s peer federates."""
+    activity = create(author, n, visibility=visibility, content=content, hashtags=hashtags)
+    return await receive(fed, activity)
 
 
 # --- profiles --------------------------------------------------------------------------------

@@ -12,80 +12,18 @@ tests/federation/test_fed_media_check.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from factories import local_account, remote_account, rendered_video
-from webhelpers import browser, logged_in
+from factories import local_account, rendered_video
+from webhelpers import PEER, browser, card, create, logged_in, peer_account, receive, video_url
 
-from activitypub import objects
 from activitypub.federation.context import Federation
 from activitypub.federation.ingest import handle_activity
-from fedisora.models import Account, Clip, MediaFile, TimelineEntry, utcnow
+from fedisora.models import Account, Clip, MediaFile, TimelineEntry
 from fedisora.services import follows, posts
 
-PEER = "peer.example"
 CHECKED = "2026-01-02T03:04:05+00:00"
-
-
-async def peer_account(username: str, **kwargs: Any) -> Account:
-    """A remote account as actor discovery caches it (fetched just now)."""
-    uri = f"https://{PEER}/users/{username}"
-    kwargs.setdefault("url", f"https://{PEER}/@{username}")
-    account: Account = await remote_account(
-        username, PEER, followers_uri=f"{uri}/followers", fetched_at=utcnow(), **kwargs
-    )
-    return account
-
-
-def video_url(n: int) -> str:
-    return f"https://media.{PEER}/videos/{n}.mp4"
-
-
-def create(
-    author: Account,
-    n: int,
-    *,
-    visibility: str = "public",
-    content: str = "<p>a lighthouse in a storm</p>",
-    mentions: Sequence[Account] = (),
-    url: str | None = None,
-    summary: str = "",
-) -> dict[str, Any]:
-    """A Create(Note) with a video, as a peer federates a clip (the real serializer)."""
-    assert author.followers_uri is not None
-    note_id = f"{author.uri}/statuses/{n}"
-    to, cc = objects.addressing(visibility, author.followers_uri, [m.uri for m in mentions])
-    note = objects.note_document(
-        objects.NoteInfo(
-            id=note_id,
-            attributed_to=author.uri,
-            content=content,
-            published="2026-01-01T00:00:00Z",
-            to=to,
-            cc=cc,
-            url=url or f"https://{PEER}/@{author.username}/{n}",
-            summary=summary,
-            mentions=[(m.uri, f"@{m.username}@fedisora.test") for m in mentions],
-            video=objects.VideoInfo(
-                url=video_url(n),
-                poster_url=f"https://media.{PEER}/posters/{n}.jpg",
-                width=64,
-                height=112,
-                duration=1.0,
-            ),
-        ),
-        context=False,
-    )
-    return objects.activity(
-        "Create", f"{note_id}/activity", author.uri, note, to=note["to"], cc=note["cc"]
-    )
-
-
-async def receive(fed: Federation, activity: dict[str, Any]) -> Clip:
-    await handle_activity(fed, activity)
-    return await Clip.get(uri=activity["object"]["id"])
 
 
 async def label(clip: Clip, state: str, reason: str, **details: Any) -> None:
@@ -112,12 +50,6 @@ async def accepted_follow(fed: Federation, follower: Account, target: Account) -
         "object": {"id": row.uri, "type": "Follow", "actor": follower.uri, "object": target.uri},
     }
     await handle_activity(fed, accept)
-
-
-def card(page: str, clip: Clip) -> str:
-    """The rendered card of *clip* on *page* ('' when it is not shown)."""
-    found = re.search(rf'<article [^>]*data-clip-id="{clip.pk}".*?</article>', page, re.DOTALL)
-    return found.group(0) if found else ""
 
 
 async def test_a_follower_sees_remote_clips_with_their_provenance_labels(

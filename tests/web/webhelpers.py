@@ -1,14 +1,25 @@
-"""Helpers of the web page tests: browsers with their own sessions."""
+"""Helpers of the web page tests: browsers with their own sessions, and clips of a remote
+peer's accounts as it federates them (a Create(Note) built by the real serializer, through
+the handler the inbox machine runs)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
+from factories import remote_account
+
+from activitypub import objects
+from activitypub.federation.context import Federation
+from activitypub.federation.ingest import handle_activity
+from fedisora.models import Account, Clip, utcnow
 
 PASSWORD = "correct horse battery"
 DOMAIN = "fedisora.test"
+PEER = "peer.example"
 
 
 def browser(transport: httpx.ASGITransport) -> httpx.AsyncClient:
@@ -27,3 +38,70 @@ async def logged_in(transport: httpx.ASGITransport, login: str) -> AsyncIterator
         r = await http.post("/login", data={"login": login, "password": PASSWORD})
         assert r.status_code == 303, r.text
         yield http
+
+
+async def peer_account(username: str, **kwargs: Any) -> Account:
+    """A remote account as actor discovery caches it (fetched just now)."""
+    uri = f"https://{PEER}/users/{username}"
+    kwargs.setdefault("url", f"https://{PEER}/@{username}")
+    account: Account = await remote_account(
+        username, PEER, followers_uri=f"{uri}/followers", fetched_at=utcnow(), **kwargs
+    )
+    return account
+
+
+def video_url(n: int) -> str:
+    return f"https://media.{PEER}/videos/{n}.mp4"
+
+
+def create(
+    author: Account,
+    n: int,
+    *,
+    visibility: str = "public",
+    content: str = "<p>a lighthouse in a storm</p>",
+    mentions: Sequence[Account] = (),
+    url: str | None = None,
+    summary: str = "",
+    hashtags: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A Create(Note) with a video, as a peer federates a clip (the real serializer)."""
+    assert author.followers_uri is not None
+    note_id = f"{author.uri}/statuses/{n}"
+    to, cc = objects.addressing(visibility, author.followers_uri, [m.uri for m in mentions])
+    note = objects.note_document(
+        objects.NoteInfo(
+            id=note_id,
+            attributed_to=author.uri,
+            content=content,
+            published="2026-01-01T00:00:00Z",
+            to=to,
+            cc=cc,
+            url=url or f"https://{PEER}/@{author.username}/{n}",
+            summary=summary,
+            mentions=[(m.uri, f"@{m.username}@{DOMAIN}") for m in mentions],
+            hashtags=[(name, f"https://{PEER}/tags/{name.lower()}") for name in hashtags],
+            video=objects.VideoInfo(
+                url=video_url(n),
+                poster_url=f"https://media.{PEER}/posters/{n}.jpg",
+                width=64,
+                height=112,
+                duration=1.0,
+            ),
+        ),
+        context=False,
+    )
+    return objects.activity(
+        "Create", f"{note_id}/activity", author.uri, note, to=note["to"], cc=note["cc"]
+    )
+
+
+async def receive(fed: Federation, activity: dict[str, Any]) -> Clip:
+    await handle_activity(fed, activity)
+    return await Clip.get(uri=activity["object"]["id"])
+
+
+def card(page: str, clip: Clip) -> str:
+    """The rendered card of *clip* on *page* ('' when it is not shown)."""
+    found = re.search(rf'<article [^>]*data-clip-id="{clip.pk}".*?</article>', page, re.DOTALL)
+    return found.group(0) if found else ""
