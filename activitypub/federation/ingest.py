@@ -20,6 +20,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from activitypub import objects
 from activitypub.federation.actors import ActorError, fetch_actor, store_actor
 from activitypub.federation.context import Federation
@@ -53,6 +55,7 @@ from fedisora.models import (
 )
 from fedisora.services import events, follows, interactions, posts
 from fedisora.services.account_deletion import is_remote_deleted, mark_remote_deleted
+from fedisora.services.remixes import recount_remixes
 from fedisora.services.text import render_html
 from fedisora.services.visibility import is_blocked
 
@@ -618,11 +621,17 @@ async def _quote_request(fed: Federation, actor: Account, activity: dict[str, An
         )
         # The remix may be here already (its Create came first): approved by our own answer,
         # as Mastodon's QuoteRequest handler accepts the quote it knows.
-        await Clip.filter(uri=quoting, local=False, remix_of_id=clip.pk, deleted_at=None).update(
-            quote_authorization_uri=stamp,
-            quote_state=QuoteState.ACCEPTED.value,
-            quote_checked_at=utcnow(),
-        )
+        async with in_transaction() as conn:
+            await (
+                Clip.filter(uri=quoting, local=False, remix_of_id=clip.pk, deleted_at=None)
+                .using_db(conn)
+                .update(
+                    quote_authorization_uri=stamp,
+                    quote_state=QuoteState.ACCEPTED.value,
+                    quote_checked_at=utcnow(),
+                )
+            )
+            await recount_remixes(clip.pk, conn)
     else:
         answer = objects.activity("Reject", answer_id, author.uri, request_ref, to=[actor.uri])
     await enqueue(author, answer, [actor])
@@ -686,7 +695,13 @@ async def _set_stamp(remix: Clip, stamp: str | None, state: QuoteState) -> None:
     quoting server to pass it on; Mastodon sends this Update too)."""
     if remix.quote_authorization_uri == stamp and remix.quote_state == state:
         return
-    await Clip.filter(pk=remix.pk).update(quote_authorization_uri=stamp, quote_state=state.value)
+    async with in_transaction() as conn:
+        await (
+            Clip.filter(pk=remix.pk)
+            .using_db(conn)
+            .update(quote_authorization_uri=stamp, quote_state=state.value)
+        )
+        await recount_remixes(remix.remix_of_id, conn)
     changed = remix.quote_authorization_uri != stamp
     await events.emit("clip.updated", remix.account_id, clip_id=remix.pk, quote_changed=changed)
 

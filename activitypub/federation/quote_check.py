@@ -44,7 +44,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from activitypub import objects
@@ -56,6 +55,7 @@ from activitypub.federation.rows import create_row
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, QuoteCheck, QuoteState, Visibility, utcnow
 from fedisora.services import events
+from fedisora.services.remixes import recount_remixes
 from fedisora.services.visibility import is_blocked
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
@@ -163,13 +163,9 @@ async def remix_changed(clip: Clip, quoted_uri: str | None, stamp: str | None) -
     async with in_transaction() as conn:
         values: dict[str, Any]
         if quoted_uri != clip.remix_of_uri:  # quotes another clip now, or nothing
-            if clip.remix_of_id is not None:
-                await _count_remix(clip.remix_of_id, -1, conn)
             source = None
             if quoted_uri:
                 source = await Clip.filter(uri=quoted_uri, deleted_at=None).using_db(conn).first()
-            if source is not None:
-                await _count_remix(source.pk, 1, conn)
             values = {
                 "remix_of_id": source.pk if source is not None else None,
                 "remix_of_uri": quoted_uri,
@@ -188,6 +184,7 @@ async def remix_changed(clip: Clip, quoted_uri: str | None, stamp: str | None) -
                 values["quote_state"] = QuoteState.PENDING.value
                 await request_verification(clip.uri, quoted_uri, old, withdrawn=True, using_db=conn)
         await Clip.filter(pk=clip.pk).using_db(conn).update(**values)
+        await recount_remixes(clip.remix_of_id, conn)  # it counted there only if approved
     return True
 
 
@@ -203,9 +200,13 @@ async def stamp_deleted(actor: Account, stamp: str) -> bool:
                 await request_verification(remix.uri, remix.remix_of_uri, stamp)
             continue
         state = rejected(remix.quote_state)
-        updated = await Clip.filter(pk=remix.pk, quote_authorization_uri=stamp).update(
-            quote_state=state.value, quote_checked_at=utcnow()
-        )
+        async with in_transaction() as conn:
+            updated = (
+                await Clip.filter(pk=remix.pk, quote_authorization_uri=stamp)
+                .using_db(conn)
+                .update(quote_state=state.value, quote_checked_at=utcnow())
+            )
+            await recount_remixes(source.pk, conn)
         if updated and remix.quote_state != state:
             log.info("%s: quote %s (its stamp was deleted by %s)", remix.uri, state, actor.uri)
             await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)
@@ -257,13 +258,6 @@ class _Verdict:
     state: QuoteState
     reason: str
     source: Clip | None = None  # the quoted clip, to link the remix to
-
-
-async def _count_remix(source_id: int, delta: int, conn: BaseDBAsyncClient) -> None:
-    query = Clip.filter(pk=source_id)
-    if delta < 0:
-        query = query.filter(remixes_count__gt=0)
-    await query.using_db(conn).update(remixes_count=F("remixes_count") + delta)
 
 
 async def _quoted_clip(fed: Federation, remix: Clip, row: QuoteCheck) -> Clip | _Verdict:
@@ -393,11 +387,8 @@ async def _verify(row: QuoteCheck, ctx: WorkContext) -> Outcome:
         await current.using_db(conn).update(quote_state=verdict.state.value, quote_checked_at=now)
         source = verdict.source
         if source is not None and source.deleted_at is None and remix.remix_of_id is None:
-            linked = (
-                await current.filter(remix_of_id=None).using_db(conn).update(remix_of_id=source.pk)
-            )
-            if linked:
-                await _count_remix(source.pk, 1, conn)
+            await current.filter(remix_of_id=None).using_db(conn).update(remix_of_id=source.pk)
+        await recount_remixes(source.pk if source is not None else remix.remix_of_id, conn)
     log.info("%s: quote %s (%s)", remix.uri, verdict.state.value, verdict.reason)
     await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)  # streaming clients
     return "checked"

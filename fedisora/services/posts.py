@@ -29,6 +29,7 @@ from fedisora.models import (
 from fedisora.services import events
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.notify import notify
+from fedisora.services.remixes import recount_remixes
 from fedisora.services.text import parse_text, render_html
 from fedisora.services.visibility import can_see_clip
 
@@ -202,11 +203,7 @@ async def store_clip(
             .update(clips_count=F("clips_count") + 1, last_clip_at=utcnow())
         )
         if remix_of is not None:
-            await (
-                Clip.filter(pk=remix_of.pk)
-                .using_db(conn)
-                .update(remixes_count=F("remixes_count") + 1)
-            )
+            await recount_remixes(remix_of.pk, conn)
 
     notices: list[tuple[Account, NotificationType]] = [
         (account, NotificationType.MENTION) for account in mentioned
@@ -295,10 +292,5 @@ async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> 
             .using_db(conn)
             .update(clips_count=F("clips_count") - 1)
         )
-        if clip.remix_of_id is not None:
-            await (
-                Clip.filter(pk=clip.remix_of_id, remixes_count__gt=0)
-                .using_db(conn)
-                .update(remixes_count=F("remixes_count") - 1)
-            )
+        await recount_remixes(clip.remix_of_id, conn)
     await events.emit("clip.deleted", clip.account_id, clip_id=clip.pk, uri=clip.uri)

@@ -402,7 +402,8 @@ async def test_announce_update_quote_block_and_actor_delete(
     assert (await Clip.get(pk=clip.pk)).boosts_count == 1
     remote_clip = await Clip.get(uri=remix["object"]["id"])
     assert remote_clip.remix_of_id == clip.pk
-    assert (await Clip.get(pk=clip.pk)).remixes_count == 1
+    # Not approved (no QuoteRequest answered, no stamp): a remix, but not counted as a quote.
+    assert (await Clip.get(pk=clip.pk)).remixes_count == 0
     assert await Notification.filter(recipient_id=ann.pk, type=NotificationType.REMIX).exists()
 
     update = {

@@ -126,6 +126,11 @@ async def quote_of(clip: Clip) -> dict[str, Any]:
     return quote
 
 
+async def quotes_count(world: World) -> int:
+    """The quoted clip's ``remixes_count`` (the API's ``quotes_count``)."""
+    return (await Clip.get(uri=world.clip_uri)).remixes_count
+
+
 async def test_a_remix_is_stored_pending_then_accepted_from_the_quoted_clips_origin(
     settings: Settings, federation: Federation, peer: FlakyPeer, world: World
 ) -> None:
@@ -272,6 +277,7 @@ async def test_revocation_by_the_quoted_author_and_by_the_quoting_servers_update
     remix = await receive_remix(federation, world)
     await run_checks(settings)
     assert (await Clip.get(pk=remix.pk)).quote_state == "accepted"
+    assert await quotes_count(world) == 1
 
     # otto (rita's server, not the stamp's author) deletes it: only makes us look again.
     otto = await make_remote("otto")
@@ -293,6 +299,7 @@ async def test_revocation_by_the_quoted_author_and_by_the_quoting_servers_update
     await handle_activity(federation, update)
     remix = await Clip.get(pk=remix.pk)
     assert (remix.quote_state, remix.quote_authorization_uri) == ("pending", None)
+    assert await quotes_count(world) == 0  # only approved remixes count (Mastodon's quotes)
     [row] = await QuoteCheck.filter(state="pending")
     assert (row.stamp_uri, row.withdrawn) == (world.stamp, True)
     before = len(fetched(peer, world.stamp))
@@ -313,12 +320,34 @@ async def test_the_quoted_authors_delete_revokes_at_once(
         "actor": world.rita.uri,
         "object": {"id": world.stamp, "type": "QuoteAuthorization"},
     }
+    assert await quotes_count(world) == 1
     await handle_activity(federation, revoke)
     assert (await Clip.get(pk=remix.pk)).quote_state == "revoked"
+    assert await quotes_count(world) == 0
     # Checked again while rita's server still serves it: a revoked stamp stays revoked.
     await quote_check.request_verification(world.remix_uri, world.clip_uri, world.stamp)
     await run_checks(settings)
     assert (await Clip.get(pk=remix.pk)).quote_state == "revoked"
+    assert await quotes_count(world) == 0
+
+
+async def test_a_deleted_approved_remix_is_not_counted(
+    settings: Settings, federation: Federation, world: World
+) -> None:
+    remix = await receive_remix(federation, world)
+    await run_checks(settings)
+    assert await quotes_count(world) == 1
+    await handle_activity(
+        federation,
+        {
+            "id": f"{world.remix_uri}#delete",
+            "type": "Delete",
+            "actor": world.bob.uri,
+            "object": world.remix_uri,
+        },
+    )
+    assert (await Clip.get(pk=remix.pk)).deleted_at is not None
+    assert await quotes_count(world) == 0
 
 
 async def test_an_old_accepted_stamp_is_verified_again_when_shown(
@@ -459,7 +488,7 @@ async def test_an_update_that_quotes_another_clip_or_none(
     await run_checks(settings)  # fetches the newly quoted clip; still no approval
     remix = await Clip.get(pk=remix.pk)
     second = await Clip.get(uri=other["id"])
-    assert (remix.remix_of_id, remix.quote_state, second.remixes_count) == (second.pk, "pending", 1)
+    assert (remix.remix_of_id, remix.quote_state, second.remixes_count) == (second.pk, "pending", 0)
 
     remix = await update(2)  # quotes nothing any more
     assert (remix.remix_of_id, remix.remix_of_uri, remix.quote_state) == (None, None, None)

@@ -113,12 +113,14 @@ async def test_remix_of_a_remote_clip_asks_and_stores_the_stamp(
     assert "interactingObject" in (items[-1].last_error or "")
     assert (await Clip.get(pk=remix.pk)).quote_authorization_uri is None
     assert (await status_entities(ann, [remix]))[0]["quote"]["state"] == "pending"
+    assert (await Clip.get(pk=source.pk)).remixes_count == 0  # not approved: not counted
 
     await Delivery.all().delete()
     assert await post(client, rita, _answer("Accept", rita, remix, source, 3, result=stamp)) == 202
     assert (await process_all(settings))[-1].state == "processed"
     assert (await Clip.get(pk=remix.pk)).quote_authorization_uri == stamp
     assert (await Clip.get(pk=remix.pk)).quote_state == "accepted"
+    assert (await Clip.get(pk=source.pk)).remixes_count == 1
     [entity] = await status_entities(ann, [await Clip.get(pk=remix.pk)])
     assert entity["quote"]["state"] == "accepted"
     assert entity["quote"]["quoted_status"]["id"] == str(source.pk)
@@ -143,6 +145,7 @@ async def test_remix_of_a_remote_clip_asks_and_stores_the_stamp(
     assert [i.state for i in items[-2:]] == ["ignored", "processed"]
     revoked = await Clip.get(pk=remix.pk)
     assert (revoked.quote_authorization_uri, revoked.quote_state) == (None, "revoked")
+    assert (await Clip.get(pk=source.pk)).remixes_count == 0
     assert (await status_entities(ann, [revoked]))[0]["quote"] == {
         "state": "revoked",
         "quoted_status": None,
