@@ -431,13 +431,11 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
 async def _refetched(settings: Settings, account: Account) -> str:
     """Refetch a remote account just unsuspended, as the admin API does: its server may have
     changed it while the suspension here refused its activities. Says how it went."""
-    from activitypub.federation.actors import ActorError, fetch_actor
+    from activitypub.federation.actors import refetch_unsuspended
     from activitypub.federation.context import get_federation
 
-    try:
-        fresh = await fetch_actor(get_federation(settings), account.uri, refresh=True)
-    except ActorError as exc:
-        log.info("could not refetch %s after unsuspending it: %s", account.uri, exc)
+    fresh = await refetch_unsuspended(get_federation(settings), account)
+    if fresh is None:
         return "; it is refetched on its next use (its server did not answer now)"
     if fresh.origin_suspended_at is not None:
         return "; refetched: its own server suspends it, so it stays hidden"

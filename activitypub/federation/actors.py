@@ -31,6 +31,7 @@ __all__ = [
     "domain_of",
     "fetch_actor",
     "key_for",
+    "refetch_unsuspended",
     "resolve_acct",
     "store_actor",
 ]
@@ -157,6 +158,17 @@ async def fetch_actor(fed: Federation, uri: str, *, refresh: bool = False) -> Ac
     if not isinstance(doc, dict):
         raise ActorError(f"{uri} is not a JSON object")
     return await store_actor(doc, final)
+
+
+async def refetch_unsuspended(fed: Federation, account: Account) -> Account | None:
+    """The remote *account*, just unsuspended here, fetched again from its server (which may
+    have changed it while the suspension refused its activities); None when that fails now,
+    which is logged: it stays marked for a refetch on its next use."""
+    try:
+        return await fetch_actor(fed, account.uri, refresh=True)
+    except ActorError as exc:
+        log.info("could not refetch %s after unsuspending it: %s", account.uri, exc)
+        return None
 
 
 async def _fetch_key_owner(fed: Federation, key_id: str) -> Account:

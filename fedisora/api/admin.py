@@ -9,7 +9,6 @@ Mastodon's order is kept: an account is suspended first (``POST .../action`` wit
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from starlette.responses import Response
@@ -29,8 +28,6 @@ from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.work import Engine
 
 __all__ = ["admin_account_entity", "routes"]
-
-log = logging.getLogger("fedisora.api.admin")
 
 Json = dict[str, Any]
 
@@ -123,19 +120,11 @@ async def unsuspend(ctx: Ctx) -> Response:
     _not_self(ctx, account)
     account = await unsuspend_account(account)
     if not account.local:
-        account = await _refetch(ctx, account)
+        from activitypub.federation.actors import refetch_unsuspended
+        from activitypub.federation.context import get_federation
+
+        account = await refetch_unsuspended(get_federation(ctx.settings), account) or account
     return json(await _entity(account))
-
-
-async def _refetch(ctx: Ctx, account: Account) -> Account:
-    from activitypub.federation.actors import ActorError, fetch_actor
-    from activitypub.federation.context import get_federation
-
-    try:
-        return await fetch_actor(get_federation(ctx.settings), account.uri, refresh=True)
-    except ActorError as exc:  # it stays marked for a refetch on its next use
-        log.info("could not refetch %s after unsuspending it: %s", account.uri, exc)
-        return account
 
 
 @endpoint("admin:write:accounts", user=True)
