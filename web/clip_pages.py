@@ -27,9 +27,8 @@ from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
 from fedisora.services.account_deletion import is_deleted
-from fedisora.services.text import render_html
 from fedisora.services.visibility import can_see_clip
-from web.clips import UGC_REL, clip_cards, profile_path, session_account
+from web.clips import author_href, clip_cards, profile_path, remote_html, session_account
 from web.opengraph import clip_meta, handle, shorten
 from web.pages import html_errors, render
 from web.profiles import USERNAME_RE, find_local
@@ -74,10 +73,6 @@ def _clip_id(value: object) -> int:
     return found
 
 
-def _author_href(account: Account) -> str | None:
-    return profile_path(account) if account.local else web_url(account.url) or web_url(account.uri)
-
-
 async def _comments(viewer: Account | None, clip: Clip) -> tuple[list[CommentView], bool]:
     """The comments under *clip* that *viewer* may see, oldest first; and whether there
     were more than :data:`MAX_COMMENTS` to look at."""
@@ -93,27 +88,20 @@ async def _comments(viewer: Account | None, clip: Clip) -> tuple[list[CommentVie
     by_id = {c.pk: c for c in shown}
     account_ids = {c.account_id for c in shown}
     accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
-    u = urls.current()
     views = []
     for c in shown:
         author = accounts.get(c.account_id)
         if author is None:
             continue
-        if c.local:
-            html = Markup(c.content)  # rendered here from the author's text (interactions.py)
-        else:
-            html = Markup(
-                render_html(
-                    c.text, tag_url=u.tag, mention_url=lambda _u, _d: None, link_rel=UGC_REL
-                )
-            )
+        # A local comment was rendered here from its author's text (interactions.py).
+        html = Markup(c.content) if c.local else remote_html(c.text)
         parent = by_id.get(c.parent_id) if c.parent_id is not None else None
         views.append(
             CommentView(
                 comment=c,
                 author=author,
                 html=html,
-                author_href=_author_href(author),
+                author_href=author_href(author),
                 in_reply_to=accounts.get(parent.account_id) if parent is not None else None,
             )
         )

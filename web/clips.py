@@ -36,9 +36,11 @@ from web.pages import render
 __all__ = [
     "PAGE",
     "ClipCard",
+    "author_href",
     "clip_cards",
     "max_id_param",
     "profile_path",
+    "remote_html",
     "routes",
     "session_account",
     "web_url",
@@ -98,6 +100,21 @@ def profile_path(account: Account) -> str:
     return f"/@{account.username}"
 
 
+def author_href(account: Account) -> str | None:
+    """Where an author's name links: its profile here for a local account, its own page on
+    its instance for a remote one (None when the peer gave no http(s) URL)."""
+    return profile_path(account) if account.local else web_url(account.url) or web_url(account.uri)
+
+
+def remote_html(text: str) -> Markup:
+    """A remote clip's or comment's text as HTML rendered here from its plain text (the
+    peer's HTML is never used); its links are :data:`UGC_REL`."""
+    u = urls.current()
+    return Markup(
+        render_html(text, tag_url=u.tag, mention_url=lambda _u, _d: None, link_rel=UGC_REL)
+    )
+
+
 def max_id_param(request: Request) -> int | None:
     """The ``max_id`` cursor of a listing page (None: the first page); anything else than an
     id is a 400."""
@@ -114,24 +131,17 @@ def _card(
     clip: Clip, author: Account, media: MediaFile | None, booster: Account | None
 ) -> ClipCard:
     u = urls.current()
-    author_href: str | None
     page_href: str | None
     if clip.local:
         caption = Markup(clip.content)  # rendered here from the author's text (posts.py)
         video = u.media(media.file) if media and media.file else None
         poster = u.media(media.poster_file) if media and media.poster_file else None
-        author_href = profile_path(author)
         origin_href = None
-        page_href = f"{author_href}/{clip.pk}"
+        page_href = f"{profile_path(author)}/{clip.pk}"
     else:
-        caption = Markup(
-            render_html(
-                clip.caption, tag_url=u.tag, mention_url=lambda _u, _d: None, link_rel=UGC_REL
-            )
-        )
+        caption = remote_html(clip.caption)
         video = web_url(media.remote_url) if media else None
         poster = web_url(media.remote_poster_url) if media else None
-        author_href = web_url(author.url) or web_url(author.uri)
         origin_href = web_url(clip.url) or web_url(clip.uri)
         page_href = None
     return ClipCard(
@@ -141,7 +151,7 @@ def _card(
         caption_html=caption,
         video_src=video,
         poster_src=poster,
-        author_href=author_href,
+        author_href=author_href(author),
         origin_href=origin_href,
         page_href=page_href,
         booster=booster,
