@@ -70,11 +70,14 @@ def test_follow_post_like_comment_remix_delete_unfollow(
     assert {d["type"] for d in b_state["deliveries"]} == {"Follow", "Like", "Create"}
 
     # b remixes a's clip: the Create reaches a (the source's author) with an FEP-044f quote.
+    # a's own answer to b's QuoteRequest approves it, whichever of the two came first (the
+    # Create first: the answer approves the stored remix; the request first: b's Update with
+    # the stamp does); only then does it count among the clip's remixes.
     remix_uri = b.act("remix", "admin", clip_uri, "my take")["uri"]
     a_state = wait_for(
         a,
-        lambda s: any(c["uri"] == remix_uri for c in s["clips"]),
-        "the remix",
+        lambda s: any(c["uri"] == remix_uri and c["quote_state"] == "accepted" for c in s["clips"]),
+        "the remix, approved",
     )
     [remix] = [c for c in a_state["clips"] if c["uri"] == remix_uri]
     assert remix["remix_of"] == clip_uri and remix["local"] is False
