@@ -10,6 +10,12 @@ time spent verifying signatures: the verification function (parse, precheck, cry
 timed in this process over the very same requests, and that cost per request times the
 served rate is the share of the server's single event loop it takes.
 
+A third endpoint is measured in the same rounds as a reference: a minimal verifying endpoint
+(:func:`minimal_app`: JSON parse, digest check and RSA verify of a fixed-shape signature base,
+nothing stored). Its ratio to the bare endpoint is a ceiling for any inbox on this stack and
+machine, since every inbox must do at least that; a tampered request is sent to it and to
+fedisora first, and both must refuse it.
+
 Part 2 (fan-out): a scratch database with 10,000 remote followers of one local account,
 spread over 500 shared inboxes served by one sink process (starlette apps on several ports
 and paths, counting POSTs). One clip is posted through the real service; the events
@@ -99,6 +105,83 @@ def _run_bare(port: int, workers: int) -> None:
     # An import string, as uvicorn needs for several workers (``fedisora serve`` uses one too).
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     uvicorn.run("federation:bare_app", factory=True, port=port, workers=workers, **UVICORN_OPTIONS)
+
+
+#: Environment of the minimal verifying endpoint's process (see :func:`minimal_app`).
+MINIMAL_KEY_ENV, MINIMAL_BASE_ENV = "BENCH_MINIMAL_KEY_PEM", "BENCH_MINIMAL_BASE_URL"
+
+
+def minimal_app() -> Any:
+    """A reference, not an inbox: the least a Python endpoint that verifies these POSTs must do.
+
+    It reads the body, parses the JSON, checks the Content-Digest and RSA-verifies the
+    signature over a signature base built by string formatting for the one shape this
+    bench sends (``@method @target-uri content-digest content-type``), with the signer's
+    key already in hand. Nothing is parsed in general, no date or coverage is checked,
+    nothing is stored. Its rate over the bare endpoint's bounds what any inbox on this stack
+    (uvicorn, starlette, cryptography) could reach here, whatever else it did."""
+    import base64
+    import hashlib
+    import hmac
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from starlette.applications import Starlette
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    key = load_public_key_pem(os.environ[MINIMAL_KEY_ENV])
+    assert isinstance(key, RSAPublicKey)  # the bench signs with RSA 2048
+    base_url = os.environ[MINIMAL_BASE_ENV]
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+    async def inbox(request: HttpRequest) -> Response:
+        body = await request.body()
+        json.loads(body)
+        headers = request.headers
+        digest = headers.get("content-digest", "")
+        signature_input = headers.get("signature-input", "")
+        signature = headers.get("signature", "")
+        if not (
+            digest.startswith("sha-256=:")
+            and signature_input.startswith("sig1=")
+            and signature.startswith("sig1=:")
+        ):
+            return Response(status_code=401)
+        if not hmac.compare_digest(base64.b64decode(digest[9:-1]), hashlib.sha256(body).digest()):
+            return Response(status_code=401)
+        base = (
+            f'"@method": POST\n"@target-uri": {base_url}{request.url.path}\n'
+            f'"content-digest": {digest}\n"content-type": {headers.get("content-type")}\n'
+            f'"@signature-params": {signature_input[5:]}'
+        )
+        try:
+            key.verify(base64.b64decode(signature[6:-1]), base.encode(), pkcs1, sha256)
+        except InvalidSignature:
+            return Response(status_code=401)
+        return Response(status_code=202)
+
+    async def ready(request: HttpRequest) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/users/admin/inbox", inbox, methods=["POST"]),
+            Route("/ready", ready),
+        ]
+    )
+
+
+def _run_minimal(port: int, workers: int) -> None:
+    import uvicorn
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    uvicorn.run(
+        "federation:minimal_app", factory=True, port=port, workers=workers, **UVICORN_OPTIONS
+    )
 
 
 #: Bench-only variants of the instance (``--breakdown``), each with one part of the inbox
@@ -527,7 +610,7 @@ def _variant_instance(
 
 
 def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
-    sink_port, fed_port, bare_port = free_port(), free_port(), free_port()
+    sink_port, fed_port, bare_port, minimal_port = (free_port() for _ in range(4))
     key = generate_rsa_key()
     actor = f"http://{HOST}:{sink_port}/actor"
     signer = Signer(
@@ -560,6 +643,21 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
                 ready=f"http://{HOST}:{bare_port}/ready",
             )
         )
+        minimal_env = {
+            **os.environ,
+            MINIMAL_KEY_ENV: signer.public_pem,
+            # The URL the requests are signed for (the instance's), as for the variants.
+            MINIMAL_BASE_ENV: f"http://{HOST}:{fed_port}",
+        }
+        minimal_proc = stack.enter_context(
+            spawn(
+                "minimal",
+                [*me, "_minimal", str(minimal_port), str(args.workers)],
+                tmp,
+                env=minimal_env,
+                ready=f"http://{HOST}:{minimal_port}/ready",
+            )
+        )
         fed_proc = stack.enter_context(
             spawn(
                 "fedisora",
@@ -583,6 +681,7 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         )
         servers: list[tuple[str, Proc, int]] = [
             ("bare starlette", bare_proc, bare_port),
+            ("minimal verify", minimal_proc, minimal_port),
             ("fedisora inbox", fed_proc, fed_port),
         ]
         for variant, variant_env in variant_envs.items():
@@ -602,6 +701,12 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         warm = signed_likes(signer, fed_base, 10**9, args.warmup)
         for name, _, port in servers:
             asyncio.run(load(f"warm {name}", port, to_raw(warm, port), 1, 60))
+        tampered = signed_likes(signer, fed_base, 10**9 + args.warmup, 1)[0]
+        tampered = Request("POST", tampered.url, tampered.headers, tampered.body + b" ")
+        for name, _, port in servers[1:3]:
+            refused = asyncio.run(load(f"tampered {name}", port, to_raw([tampered], port), 1, 60))
+            if set(refused.statuses) != {401}:
+                raise SystemExit(f"{name} answered {refused.statuses} to a tampered POST")
         runs: dict[str, list[LoadResult]] = {name: [] for name, _, _ in servers}
         verify_costs: list[float] = []
         for round_no in range(args.rounds):
@@ -612,8 +717,10 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         backlog = None if args.postgres else sqlite_backlog(tmp / "inbox" / "fedisora.sqlite3")
     bare_runs, fed_runs = runs["bare starlette"], runs["fedisora inbox"]
     bare, fed = summary(bare_runs), summary(fed_runs)
-    if set(fed.statuses) != {202}:
-        print(f"warning: fedisora answered {fed.statuses}; see {tmp / 'fedisora.log'}")
+    minimal = summary(runs["minimal verify"])
+    for r, log_name in ((fed, "fedisora"), (minimal, "minimal")):
+        if set(r.statuses) != {202}:
+            print(f"warning: {r.name} answered {r.statuses}; see {tmp / (log_name + '.log')}")
     layout = (
         "PostgreSQL + Redis, items processed by a separate worker after the load"
         if args.postgres
@@ -625,15 +732,23 @@ def inbox_bench(args: argparse.Namespace, tmp: Path) -> None:
         f"{args.workers} worker process(es) each; fedisora on "
         f"{layout}"
     )
-    for r in (bare, fed):
+    for r in (bare, minimal, fed):
         print(
             f"{r.name:16s} {r.rps:9.1f} req/s   p50 {r.pct(0.5):7.2f} ms   "
             f"p99 {r.pct(0.99):7.2f} ms   server CPU {r.cpu_us:6.0f} us/req   "
             f"statuses {r.statuses}"
         )
-    for i, (b, f) in enumerate(zip(bare_runs, fed_runs, strict=True)):
-        print(f"  round {i + 1}: bare {b.rps:.1f} req/s, fedisora {f.rps:.1f} req/s")
+    for i, (b, m, f) in enumerate(zip(bare_runs, runs["minimal verify"], fed_runs, strict=True)):
+        print(
+            f"  round {i + 1}: bare {b.rps:.1f} req/s, minimal verify {m.rps:.1f} req/s, "
+            f"fedisora {f.rps:.1f} req/s"
+        )
     ratio = fed.rps / bare.rps
+    print(
+        f"reference, minimal verifying endpoint/bare: {minimal.rps / bare.rps:.3f} (JSON, "
+        f"digest and RSA verify of a fixed-shape base, nothing stored: no inbox that verifies "
+        f"can do better here); fedisora/minimal: {fed.rps / minimal.rps:.3f}"
+    )
     verify = statistics.median(verify_costs)
     print(
         f"ratio fedisora/bare: {ratio:.3f} (target >= 0.35): "
@@ -806,6 +921,9 @@ def fanout_bench(args: argparse.Namespace, tmp: Path) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_bare":
         _run_bare(int(sys.argv[2]), int(sys.argv[3]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_minimal":
+        _run_minimal(int(sys.argv[2]), int(sys.argv[3]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "_fed_variant":
         _run_fed_variant(sys.argv[2], int(sys.argv[3]))
