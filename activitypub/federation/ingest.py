@@ -55,7 +55,7 @@ from fedisora.models import (
 )
 from fedisora.services import events, follows, interactions, posts
 from fedisora.services.account_deletion import is_remote_deleted, mark_remote_deleted
-from fedisora.services.remixes import recount_remixes
+from fedisora.services.remixes import notify_approved, recount_remixes
 from fedisora.services.text import render_html
 from fedisora.services.visibility import is_blocked
 
@@ -621,17 +621,16 @@ async def _quote_request(fed: Federation, actor: Account, activity: dict[str, An
         )
         # The remix may be here already (its Create came first): approved by our own answer,
         # as Mastodon's QuoteRequest handler accepts the quote it knows.
+        remix = Clip.filter(uri=quoting, local=False, remix_of_id=clip.pk, deleted_at=None)
         async with in_transaction() as conn:
-            await (
-                Clip.filter(uri=quoting, local=False, remix_of_id=clip.pk, deleted_at=None)
-                .using_db(conn)
-                .update(
-                    quote_authorization_uri=stamp,
-                    quote_state=QuoteState.ACCEPTED.value,
-                    quote_checked_at=utcnow(),
-                )
+            await remix.using_db(conn).update(
+                quote_authorization_uri=stamp,
+                quote_state=QuoteState.ACCEPTED.value,
+                quote_checked_at=utcnow(),
             )
             await recount_remixes(clip.pk, conn)
+        for approved in await remix.only("id"):
+            await notify_approved(approved.pk)
     else:
         answer = objects.activity("Reject", answer_id, author.uri, request_ref, to=[actor.uri])
     await enqueue(author, answer, [actor])

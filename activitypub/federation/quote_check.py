@@ -55,7 +55,7 @@ from activitypub.federation.rows import create_row
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, QuoteCheck, QuoteState, Visibility, utcnow
 from fedisora.services import events
-from fedisora.services.remixes import recount_remixes
+from fedisora.services.remixes import notify_approved, recount_remixes
 from fedisora.services.visibility import is_blocked
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
@@ -390,6 +390,8 @@ async def _verify(row: QuoteCheck, ctx: WorkContext) -> Outcome:
             await current.filter(remix_of_id=None).using_db(conn).update(remix_of_id=source.pk)
         await recount_remixes(source.pk if source is not None else remix.remix_of_id, conn)
     log.info("%s: quote %s (%s)", remix.uri, verdict.state.value, verdict.reason)
+    if verdict.state == QuoteState.ACCEPTED:
+        await notify_approved(remix.pk)
     await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)  # streaming clients
     return "checked"
 

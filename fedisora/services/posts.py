@@ -208,7 +208,8 @@ async def store_clip(
     notices: list[tuple[Account, NotificationType]] = [
         (account, NotificationType.MENTION) for account in mentioned
     ]
-    if remix_of is not None:
+    if remix_of is not None and clip.local:
+        # A remote remix notifies once it is approved (remixes.notify_approved).
         notices.append((await Account.get(pk=remix_of.account_id), NotificationType.REMIX))
     notices.extend((account, NotificationType.LIKENESS_USE) for account, _ in cameos)
     for recipient, kind in notices:

@@ -14,9 +14,10 @@ from __future__ import annotations
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
-from fedisora.models import Clip, QuoteState
+from fedisora.models import Account, Clip, NotificationType, QuoteState
+from fedisora.services.notify import notify
 
-__all__ = ["approved", "recount_remixes"]
+__all__ = ["approved", "notify_approved", "recount_remixes"]
 
 
 def approved(source_local: bool) -> Q:
@@ -48,3 +49,34 @@ async def recount_remixes(source_id: int | None, conn: BaseDBAsyncClient) -> Non
     )
     if count != source.remixes_count:
         await Clip.filter(pk=source_id).using_db(conn).update(remixes_count=count)
+
+
+async def notify_approved(remix_id: int) -> None:
+    """Tell the local author of the clip a remote remix quotes that it is approved now.
+
+    As Mastodon notifies of a quote once it is accepted, not while it waits: a remix the
+    author's policy refuses (a followers-only clip, a blocked remixer) or that never presents
+    a valid stamp notifies no one. Called after each change that can approve a remote remix;
+    the remix is read again, and the notification is keyed by the remix, so it is sent once
+    however many times it is approved."""
+    remix = await Clip.get_or_none(pk=remix_id)
+    if (
+        remix is None
+        or remix.local
+        or remix.deleted_at is not None
+        or remix.remix_of_id is None
+        or remix.quote_state != QuoteState.ACCEPTED
+    ):
+        return
+    source = await Clip.get_or_none(pk=remix.remix_of_id, local=True)
+    if source is None:
+        return
+    author = await Account.get(pk=source.account_id)
+    remixer = await Account.get(pk=remix.account_id)
+    await notify(
+        author,
+        NotificationType.REMIX,
+        dedupe_key=f"clip:{remix.pk}",
+        from_account=remixer,
+        clip=remix,
+    )

@@ -28,7 +28,15 @@ from activitypub.federation.quote_check import REFRESH_INTERVAL, refresh_if_stal
 from activitypub.objects import stamp_mismatch
 from fedisora.api.entities import status_entities
 from fedisora.config import Settings
-from fedisora.models import Clip, QuoteCheck, RemoteMediaCheck, utcnow
+from fedisora.models import (
+    Account,
+    Clip,
+    Notification,
+    NotificationType,
+    QuoteCheck,
+    RemoteMediaCheck,
+    utcnow,
+)
 from fedisora.services import follows, posts
 from fedisora.work import AdvanceResult, Engine
 
@@ -420,10 +428,15 @@ async def test_our_own_stamp_is_checked_without_a_request(
     forged = note(bob, 2, quote=clip.uri, quoteAuthorization=quote_stamp(clip, first["id"]))
     for doc in (first, forged):
         await handle_activity(federation, create(bob, doc))
+    assert await remix_notices(ann) == []  # pending remixes notify no one
     await run_checks(settings)
     assert (await Clip.get(uri=first["id"])).quote_state == "accepted"
     assert (await Clip.get(uri=forged["id"])).quote_state == "pending"  # another remix's stamp
     assert peer.requests == []
+    assert await remix_notices(ann) == [first["id"]]  # approved: ann is told, once
+    await quote_check.request_verification(first["id"], clip.uri, first["quoteAuthorization"])
+    await run_checks(settings)
+    assert await remix_notices(ann) == [first["id"]]
 
     asked = note(bob, 3, quote=clip.uri)  # its Create comes before its QuoteRequest
     await handle_activity(federation, create(bob, asked))
@@ -438,6 +451,7 @@ async def test_our_own_stamp_is_checked_without_a_request(
     approved = await Clip.get(uri=asked["id"])
     assert approved.quote_state == "accepted"
     assert approved.quote_authorization_uri == quote_stamp(clip, asked["id"])
+    assert await remix_notices(ann) == [first["id"], asked["id"]]
 
     # ann blocks bob: the stamps of his remixes are no longer valid (checked again).
     await follows.block(ann, bob.account)
@@ -447,6 +461,14 @@ async def test_our_own_stamp_is_checked_without_a_request(
     )
     await run_checks(settings)
     assert (await Clip.get(uri=first["id"])).quote_state == "rejected"
+
+
+async def remix_notices(account: Account) -> list[str]:
+    """The URIs of the remixes *account* was notified of, oldest first."""
+    notes = await Notification.filter(
+        recipient_id=account.pk, type=NotificationType.REMIX
+    ).order_by("id")
+    return [(await Clip.get(pk=n.clip_id)).uri for n in notes if n.clip_id is not None]
 
 
 def test_stamp_mismatch_names_what_is_wrong() -> None:
