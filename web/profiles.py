@@ -20,18 +20,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from tortoise.expressions import Q
-from tortoise.queryset import QuerySet
 
 from activitypub.federation.routes import wants_activity
 from activitypub.objects import web_url
 from fedisora import urls
-from fedisora.api.lookup import column
-from fedisora.models import Account, Clip, Follow, FollowState, Mention, Visibility
+from fedisora.models import Account, Clip
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.text import render_html
-from fedisora.services.visibility import is_blocked
+from fedisora.services.visibility import account_clips_visible_to
 from web.clips import PAGE, clip_cards, max_id_param, profile_path, session_account
 from web.opengraph import handle, profile_meta
 from web.pages import html_errors, render
@@ -46,7 +43,6 @@ __all__ = [
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 """What a local username can be (wider than sign-up's rule, which may change)."""
-_OPEN = (Visibility.PUBLIC, Visibility.UNLISTED)
 
 
 async def find_local(username: str) -> Account:
@@ -72,28 +68,6 @@ async def refuse_unavailable(account: Account) -> None:
     raise HTTPException(403, f"@{account.username} is suspended by this instance's moderators.")
 
 
-async def _visible_clips(viewer: Account | None, account: Account) -> QuerySet[Clip] | None:
-    """*account*'s clips that *viewer* may see, narrowed in the query (None: none at all)."""
-    clips = Clip.filter(account_id=account.pk, deleted_at=None)
-    if viewer is not None and viewer.pk == account.pk:
-        return clips
-    allowed = Q(visibility__in=list(_OPEN))
-    if viewer is None:
-        return clips.filter(allowed)
-    if await is_blocked(viewer, account):
-        return None
-    if await Follow.filter(
-        follower_id=viewer.pk, target_id=account.pk, state=FollowState.ACCEPTED
-    ).exists():
-        allowed |= Q(visibility=Visibility.FOLLOWERS)
-    mentioned = await column(
-        Mention.filter(account_id=viewer.pk, clip__account_id=account.pk), "clip_id"
-    )
-    if mentioned:
-        allowed |= Q(pk__in=[int(i) for i in mentioned])
-    return clips.filter(allowed)
-
-
 @html_errors
 async def profile_page(request: Request, username: str) -> Response:
     account = await find_local(username)
@@ -101,7 +75,7 @@ async def profile_page(request: Request, username: str) -> Response:
     max_id = max_id_param(request)
     viewer = await session_account(request)
     rows: list[Clip] = []
-    query = await _visible_clips(viewer, account)
+    query = await account_clips_visible_to(viewer, account)
     if query is not None:
         if max_id is not None:
             query = query.filter(id__lt=max_id)

@@ -34,10 +34,10 @@ from fedisora.models import (
     FollowState,
     Mute,
     OAuthApplication,
-    Visibility,
 )
 from fedisora.services import events, follows
 from fedisora.services.accounts import INSTANCE_ACTOR, create_local_account
+from fedisora.services.visibility import account_clips_visible_to
 
 __all__ = ["routes"]
 
@@ -146,22 +146,14 @@ async def account_statuses(ctx: Ctx) -> Response:
     only_media = p.flag("only_media")
     pinned = p.flag("pinned")
     exclude_replies = p.flag("exclude_replies")
-    clips_q = Clip.filter(account_id=account.pk, deleted_at=None)
+    clips_q = await account_clips_visible_to(viewer, account)
+    if clips_q is None:
+        return json([])
     if pinned:
         clips_q = clips_q.filter(pinned=True)
     tagged = p.text("tagged")
     if tagged:
         clips_q = clips_q.filter(clip_tags__tag__name=tagged.lower().lstrip("#"))
-    if viewer is None or viewer.pk != account.pk:
-        allowed = [Visibility.PUBLIC, Visibility.UNLISTED]
-        if (
-            viewer is not None
-            and await Follow.filter(
-                follower_id=viewer.pk, target_id=account.pk, state=FollowState.ACCEPTED
-            ).exists()
-        ):
-            allowed.append(Visibility.FOLLOWERS)
-        clips_q = clips_q.filter(visibility__in=allowed)
     items: list[Clip | Comment] = [*await page_of(clips_q, page)]
     if not (only_media or pinned or exclude_replies or tagged):
         comments_q = Comment.filter(account_id=account.pk, deleted_at=None)

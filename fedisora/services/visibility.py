@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from fedisora.models import Account, Block, Clip, Comment, Follow, FollowState, Mention, Visibility
 
-__all__ = ["can_see_clip", "can_see_comment", "is_blocked", "visible_clips_q"]
+__all__ = [
+    "account_clips_visible_to",
+    "can_see_clip",
+    "can_see_comment",
+    "is_blocked",
+    "visible_clips_q",
+]
 
 
 async def is_blocked(a: Account | None, b: Account) -> bool:
@@ -72,3 +81,28 @@ def visible_clips_q(viewer: Account | None) -> Q:
     if viewer is not None:
         q = q | (Q(deleted_at=None) & Q(account_id=viewer.pk))
     return q
+
+
+async def account_clips_visible_to(
+    viewer: Account | None, account: Account
+) -> QuerySet[Clip] | None:
+    """*account*'s clips that *viewer* may see, narrowed in the query (None: none at all, a
+    block either way): all of them for the author; public and unlisted ones, followers-only
+    ones for an accepted follower, and any clip that mentions the viewer, for anyone else
+    (what Mastodon's account timeline shows: ``AccountStatusesFilter``)."""
+    clips = Clip.filter(account_id=account.pk, deleted_at=None)
+    if viewer is not None and viewer.pk == account.pk:
+        return clips
+    allowed = Q(visibility__in=[Visibility.PUBLIC, Visibility.UNLISTED])
+    if viewer is None:
+        return clips.filter(allowed)
+    if await is_blocked(viewer, account):
+        return None
+    if await _follows(viewer, account.pk):
+        allowed |= Q(visibility=Visibility.FOLLOWERS)
+    mentions = Mention.filter(account_id=viewer.pk, clip__account_id=account.pk)
+    # (tortoise types values_list(flat=True) as tuples)
+    mentioned: list[Any] = list(await mentions.values_list("clip_id", flat=True))
+    if mentioned:
+        allowed |= Q(pk__in=mentioned)
+    return clips.filter(allowed)

@@ -8,6 +8,7 @@ from apihelpers import app_token, login
 from factories import local_account, remote_account, rendered_video
 
 from fedisora.models import Account, User
+from fedisora.services import follows, posts
 
 
 def _signup(**extra: str) -> dict[str, str]:
@@ -253,3 +254,42 @@ async def test_signups_are_rate_limited_per_ip(client: httpx.AsyncClient, db: st
         )
     assert codes == [200] * 5 + [429]
     assert await Account.filter(username__startswith="user_").count() == 5
+
+
+async def test_account_statuses_show_each_viewer_what_mastodon_would(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    """Public and unlisted clips for anyone, followers-only ones for followers, and any clip
+    that mentions the viewer (a direct one too), as Mastodon's account timeline; all of them
+    for the author (the web profile page asks the same function)."""
+    alice = await login(client, await local_account("alice"))
+    bob = await login(client, await local_account("bob"))
+    carol = await login(client, await local_account("carol"))
+    await follows.follow(carol.account, alice.account)
+    clips = {}
+    for name, caption, visibility in (
+        ("public", "hello", "public"),
+        ("unlisted", "quiet", "unlisted"),
+        ("followers", "friends only", "private"),
+        ("to bob", "@bob just you", "direct"),
+        ("to nobody", "a note to self", "direct"),
+    ):
+        clip = await posts.post_clip(
+            alice.account,
+            await rendered_video(alice.account),
+            caption=caption,
+            visibility=visibility,
+        )
+        clips[str(clip.pk)] = name
+
+    async def seen(headers: dict[str, str] | None) -> set[str]:
+        r = await client.get(f"/api/v1/accounts/{alice.account.pk}/statuses", headers=headers)
+        assert r.status_code == 200, r.text
+        return {clips[s["id"]] for s in r.json()}
+
+    assert await seen(None) == {"public", "unlisted"}
+    assert await seen(bob.headers) == {"public", "unlisted", "to bob"}
+    assert await seen(carol.headers) == {"public", "unlisted", "followers"}
+    assert await seen(alice.headers) == set(clips.values())
+    await follows.block(alice.account, bob.account)
+    assert await seen(bob.headers) == set()
