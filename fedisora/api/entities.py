@@ -52,6 +52,7 @@ from fedisora.models import (
     User,
     Visibility,
 )
+from fedisora.services.remixes import quote_state
 from fedisora.services.text import render_html
 
 __all__ = [
@@ -440,18 +441,10 @@ async def status_entities(
 
 
 def _quote_state(clip: Clip) -> str:
-    """The remix's stored quote state (:class:`~fedisora.models.QuoteState`), or the one its
-    other columns imply for a remix stored without one: a local remix of a local clip was
-    allowed when it was posted, one of a remote clip once it holds a stamp; a remote remix
-    is not approved until its stamp is verified."""
-    if clip.quote_state:
-        return clip.quote_state
-    if not clip.local:
-        return QuoteState.PENDING.value
+    """The remix's quote state; whether its source is local is read off the source's URI
+    (the row may not be at hand, or may be gone)."""
     source_is_local = (clip.remix_of_uri or "").startswith(urls.current().base + "/")
-    if clip.quote_authorization_uri or source_is_local:
-        return QuoteState.ACCEPTED.value
-    return QuoteState.PENDING.value
+    return quote_state(clip, source_is_local)
 
 
 def _quote(clip: Clip, quoted: dict[int, Json | None], deleted: set[int], full: bool) -> Json:

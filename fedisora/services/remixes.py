@@ -17,14 +17,26 @@ from tortoise.expressions import Q
 from fedisora.models import Account, Clip, NotificationType, QuoteState
 from fedisora.services.notify import notify
 
-__all__ = ["approved", "notify_approved", "recount_remixes"]
+__all__ = ["approved", "notify_approved", "quote_state", "recount_remixes"]
+
+
+def quote_state(remix: Clip, source_local: bool) -> str:
+    """The approval state of *remix*, a remix of a clip (local if *source_local*): its stored
+    :class:`~fedisora.models.QuoteState`, or, for a remix stored without one, the state its
+    other columns imply. A local remix of a local clip was allowed when it was posted (our own
+    policy decided), one of a remote clip once it holds the quoted author's stamp; a remote
+    remix is not approved until its stamp is verified. :func:`approved` is the same rule as a
+    query (``tests/fedisora/test_services.py`` holds them to each other)."""
+    if remix.quote_state:
+        return remix.quote_state
+    if remix.local and (source_local or remix.quote_authorization_uri):
+        return QuoteState.ACCEPTED.value
+    return QuoteState.PENDING.value
 
 
 def approved(source_local: bool) -> Q:
-    """The remixes of a clip (local if *source_local*) that count as approved: those whose
-    approval was recorded, and local remixes stored without a state, which were approved
-    when they were posted if they quote a local clip (our own policy decided), or once they
-    hold the quoted author's stamp if they quote a remote one."""
+    """The remixes of a clip (local if *source_local*) whose :func:`quote_state` is
+    ``accepted``, as a query."""
     stored = Q(quote_state=QuoteState.ACCEPTED.value)
     unrecorded = Q(quote_state__isnull=True, local=True)
     if not source_local:

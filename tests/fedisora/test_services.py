@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from factories import local_account, remote_account, rendered_video
 
+from fedisora.api.entities import _quote_state
 from fedisora.errors import Conflict, Forbidden, Invalid, NotFound
+from fedisora.ids import new_id
 from fedisora.models import (
     Account,
     Boost,
@@ -18,12 +22,14 @@ from fedisora.models import (
     Mention,
     Notification,
     NotificationType,
+    QuoteState,
     TimelineEntry,
     User,
     Visibility,
 )
 from fedisora.services import events, follows, interactions, posts
 from fedisora.services.accounts import authenticate, create_local_account
+from fedisora.services.remixes import approved, quote_state
 from fedisora.services.visibility import can_see_clip
 
 
@@ -259,6 +265,42 @@ async def test_remix_links_and_notifies(db: str) -> None:
     private = await posts.post_clip(alice, await rendered_video(alice), visibility="private")
     with pytest.raises(NotFound):
         await posts.remix_clip(bob, private, await rendered_video(bob))
+
+
+async def test_the_approval_rule_reads_the_same_as_a_query_and_in_python(db: str) -> None:
+    """remixes.approved (the query recount_remixes counts with) and remixes.quote_state (what
+    the API shows, through entities) agree on every kind of remix row."""
+    alice = await local_account("alice")
+    zed = await remote_account("zed")
+    local_source = await posts.post_clip(alice, await rendered_video(alice))
+    remote_source = await Clip.create(
+        id=new_id(), account=zed, uri=f"{zed.uri}/clips/1", local=False
+    )
+    states = [None, *QuoteState]
+    for source in (local_source, remote_source):
+        expected: set[int] = set()
+        for n, (local, state, stamp) in enumerate(
+            itertools.product((True, False), states, (None, f"{source.uri}/stamps/x"))
+        ):
+            author = alice if local else zed
+            remix = await Clip.create(
+                id=new_id(),
+                account=author,
+                uri=f"{author.uri}/clips/remix-{source.pk}-{n}",
+                local=local,
+                remix_of=source,
+                remix_of_uri=source.uri,
+                quote_state=state.value if state else None,
+                quote_authorization_uri=stamp,
+            )
+            shown = _quote_state(remix)  # the API's reading, from the URI
+            assert shown == quote_state(remix, source.local), (local, state, stamp)
+            if shown == QuoteState.ACCEPTED:
+                expected.add(remix.pk)
+        counted = Clip.filter(approved(source.local), remix_of_id=source.pk)
+        assert {c.pk for c in await counted} == expected
+        assert expected  # each source has approved remixes and others
+        assert await Clip.filter(remix_of_id=source.pk).count() > len(expected)
 
 
 async def test_edit_and_delete(db: str) -> None:
