@@ -77,16 +77,12 @@ def free_port() -> int:
 # --- helper processes (this file run with a leading "_role") ---------------------------------
 
 
-def bare_app() -> Any:
-    """A bare starlette endpoint: read the POST body, answer 202 (what our inbox answers)."""
+def _inbox_app(inbox: Any) -> Any:
+    """A starlette app with *inbox* at the admin's inbox path, and ``/ready``."""
     from starlette.applications import Starlette
     from starlette.requests import Request as HttpRequest
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
-
-    async def inbox(request: HttpRequest) -> Response:
-        await request.body()
-        return Response(status_code=202)
 
     async def ready(request: HttpRequest) -> Response:
         return PlainTextResponse("ok")
@@ -99,12 +95,27 @@ def bare_app() -> Any:
     )
 
 
-def _run_bare(port: int, workers: int) -> None:
+def _run_app(factory: str, port: int, workers: int) -> None:
+    """Serve this file's app *factory* with uvicorn (an import string, as uvicorn needs for
+    several workers; ``fedisora serve`` uses one too)."""
     import uvicorn
 
-    # An import string, as uvicorn needs for several workers (``fedisora serve`` uses one too).
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    uvicorn.run("federation:bare_app", factory=True, port=port, workers=workers, **UVICORN_OPTIONS)
+    uvicorn.run(
+        f"federation:{factory}", factory=True, port=port, workers=workers, **UVICORN_OPTIONS
+    )
+
+
+def bare_app() -> Any:
+    """A bare starlette endpoint: read the POST body, answer 202 (what our inbox answers)."""
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import Response
+
+    async def inbox(request: HttpRequest) -> Response:
+        await request.body()
+        return Response(status_code=202)
+
+    return _inbox_app(inbox)
 
 
 #: Environment of the minimal verifying endpoint's process (see :func:`minimal_app`).
@@ -128,10 +139,8 @@ def minimal_app() -> Any:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-    from starlette.applications import Starlette
     from starlette.requests import Request as HttpRequest
-    from starlette.responses import PlainTextResponse, Response
-    from starlette.routing import Route
+    from starlette.responses import Response
 
     key = load_public_key_pem(os.environ[MINIMAL_KEY_ENV])
     assert isinstance(key, RSAPublicKey)  # the bench signs with RSA 2048
@@ -164,24 +173,7 @@ def minimal_app() -> Any:
             return Response(status_code=401)
         return Response(status_code=202)
 
-    async def ready(request: HttpRequest) -> Response:
-        return PlainTextResponse("ok")
-
-    return Starlette(
-        routes=[
-            Route("/users/admin/inbox", inbox, methods=["POST"]),
-            Route("/ready", ready),
-        ]
-    )
-
-
-def _run_minimal(port: int, workers: int) -> None:
-    import uvicorn
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    uvicorn.run(
-        "federation:minimal_app", factory=True, port=port, workers=workers, **UVICORN_OPTIONS
-    )
+    return _inbox_app(inbox)
 
 
 #: Bench-only variants of the instance (``--breakdown``), each with one part of the inbox
@@ -919,11 +911,8 @@ def fanout_bench(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_bare":
-        _run_bare(int(sys.argv[2]), int(sys.argv[3]))
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == "_minimal":
-        _run_minimal(int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("_bare", "_minimal"):
+        _run_app(sys.argv[1][1:] + "_app", int(sys.argv[2]), int(sys.argv[3]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "_fed_variant":
         _run_fed_variant(sys.argv[2], int(sys.argv[3]))
