@@ -386,6 +386,14 @@ class ParsedActor:
     indexable: bool
     suspended: bool = False
     """``toot:suspended``: its server suspended it (the profile fields are then blanked)."""
+    also_known_as: tuple[str, ...] = ()
+    """The accounts it says it also is (``alsoKnownAs``, at most :data:`MAX_ALIASES`)."""
+    moved_to: str | None = None
+    """The account it moved to (``movedTo``), as its server says."""
+
+
+#: How many ``alsoKnownAs`` entries of an actor are read (Mastodon lets a user set a few).
+MAX_ALIASES = 20
 
 
 def _str(value: Any, name: str, *, required: bool = False, limit: int = 2048) -> str | None:
@@ -488,7 +496,26 @@ def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
         discoverable=doc.get("discoverable") is not False,
         indexable=doc.get("indexable") is True,
         suspended=doc.get("suspended") is True,
+        also_known_as=tuple(_aliases(doc.get("alsoKnownAs"))),
+        moved_to=_str(id_of(doc.get("movedTo")), "movedTo"),
     )
+
+
+def _aliases(value: Any) -> list[str]:
+    """The distinct http(s) URIs among ``alsoKnownAs`` (a string, an object or a list)."""
+    aliases: list[str] = []
+    for item in as_list(value):
+        uri = id_of(item)
+        if (
+            isinstance(uri, str)
+            and uri.startswith(("https://", "http://"))
+            and len(uri) <= 2048
+            and uri not in aliases
+        ):
+            aliases.append(uri)
+            if len(aliases) == MAX_ALIASES:
+                break
+    return aliases
 
 
 # --- clips and comments ----------------------------------------------------------------------

@@ -141,6 +141,15 @@ class Account(Model):
     """Remote accounts only: deleted by their own server (a ``Delete`` of the actor). Both
     suspensions are set with it; unlike them it is never lifted. See
     :func:`fedisora.services.account_deletion.is_remote_deleted`."""
+    moved_to: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="moved_from", null=True, on_delete=fields.SET_NULL
+    )
+    """Remote accounts only: the account it moved to, set by an accepted ``Move`` (see
+    :mod:`activitypub.federation.moves`); cleared when its actor names no ``movedTo`` any more."""
+    moved_to_id: int | None
+    also_known_as: list[str] | None = fields.JSONField(null=True)
+    """Remote accounts only: the actor's ``alsoKnownAs``, the accounts it says it also is
+    (None: not read yet). A ``Move`` to this account is only accepted from one of them."""
     followers_count = fields.IntField(default=0)
     following_count = fields.IntField(default=0)
     clips_count = fields.IntField(default=0)

@@ -89,8 +89,11 @@ async def store_actor(doc: dict[str, Any], fetched_from: str) -> Account:
         "locked": parsed.manually_approves_followers,
         "discoverable": parsed.discoverable,
         "indexable": parsed.indexable,
+        "also_known_as": list(parsed.also_known_as),
         "fetched_at": utcnow(),
     }
+    if parsed.moved_to is None:
+        values["moved_to_id"] = None  # a move undone (Mastodon clears it the same way)
     account = await Account.get_or_none(uri=parsed.id)
     if account is None:
         account = await Account.get_or_none(username=parsed.username, domain=domain)

@@ -28,6 +28,7 @@ from activitypub.federation.context import Federation
 from activitypub.federation.delivery import enqueue
 from activitypub.federation.http import FetchError
 from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
+from activitypub.federation.moves import MoveRefused, apply_move
 from activitypub.federation.quote_check import (
     rejected,
     remix_changed,
@@ -296,6 +297,13 @@ async def _announce(fed: Federation, actor: Account, activity: dict[str, Any]) -
 async def _block(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
     target = await _local_actor(objects.id_of(activity.get("object")))
     await follows.block(actor, target, uri=activity["id"])
+
+
+async def _move(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    try:
+        await apply_move(fed, actor, activity)
+    except MoveRefused as exc:
+        raise Ignored(str(exc)) from exc
 
 
 # --- create, update, delete ------------------------------------------------------------------
@@ -715,6 +723,7 @@ _HANDLERS = {
     "EmojiReact": _like,
     "Announce": _announce,
     "Block": _block,
+    "Move": _move,
     "Create": _create,
     "Update": _update,
     "Delete": _delete,

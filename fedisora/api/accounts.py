@@ -13,9 +13,9 @@ from tortoise.expressions import Q
 from fedisora import urls
 from fedisora.api import media
 from fedisora.api.entities import (
-    account_entities,
     credential_account,
     relationships,
+    render_accounts,
     status_entities,
 )
 from fedisora.api.http import Ctx, api_route, endpoint, json
@@ -125,13 +125,13 @@ async def lookup(ctx: Ctx) -> Response:
         found = await Account.get_or_none(username__iexact=username, domain=domain.lower())
     if found is None or found.suspended or found.username == INSTANCE_ACTOR:
         raise NotFound("Record not found")
-    return json(account_entities([found])[0])
+    return json((await render_accounts([found]))[0])
 
 
 @endpoint("read", "read:accounts")
 async def get_one(ctx: Ctx) -> Response:
     account = await get_account(ctx.path_id())
-    return json(account_entities([account])[0])
+    return json((await render_accounts([account]))[0])
 
 
 @endpoint("read", "read:statuses")
@@ -177,7 +177,7 @@ async def _follow_list(ctx: Ctx, *, followers: bool) -> Response:
         a.pk: a
         for a in await Account.filter(pk__in=ids, suspended_at=None, origin_suspended_at=None)
     }
-    body = account_entities([found[i] for i in ids if i in found])
+    body = await render_accounts([found[i] for i in ids if i in found])
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)
 
@@ -251,7 +251,7 @@ async def search(ctx: Ctx) -> Response:
     if hidden:
         query = query.exclude(pk__in=list(hidden))
     found = await query.order_by("-followers_count", "id").offset(offset).limit(limit)
-    return json(account_entities(found))
+    return json(await render_accounts(found))
 
 
 @endpoint("read", "read:follows", "follow", user=True)
@@ -259,7 +259,7 @@ async def follow_requests(ctx: Ctx) -> Response:
     page = Page.from_params(ctx.params, maximum=80, default=40)
     rows = await page_of(Follow.filter(target_id=ctx.me.pk, state=FollowState.PENDING), page)
     found = {a.pk: a for a in await Account.filter(pk__in=[r.follower_id for r in rows])}
-    body = account_entities([found[r.follower_id] for r in rows if r.follower_id in found])
+    body = await render_accounts([found[r.follower_id] for r in rows if r.follower_id in found])
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)
 
@@ -293,7 +293,7 @@ async def blocks_list(ctx: Ctx) -> Response:
     page = Page.from_params(ctx.params, maximum=80, default=40)
     rows = await page_of(Block.filter(account_id=ctx.me.pk), page)
     found = {a.pk: a for a in await Account.filter(pk__in=[r.target_id for r in rows])}
-    body = account_entities([found[r.target_id] for r in rows if r.target_id in found])
+    body = await render_accounts([found[r.target_id] for r in rows if r.target_id in found])
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)
 
@@ -303,7 +303,7 @@ async def mutes_list(ctx: Ctx) -> Response:
     page = Page.from_params(ctx.params, maximum=80, default=40)
     rows = await page_of(Mute.filter(account_id=ctx.me.pk), page)
     found = {a.pk: a for a in await Account.filter(pk__in=[r.target_id for r in rows])}
-    body = account_entities([found[r.target_id] for r in rows if r.target_id in found])
+    body = await render_accounts([found[r.target_id] for r in rows if r.target_id in found])
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)
 

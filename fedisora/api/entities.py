@@ -20,7 +20,7 @@ How fedisora maps onto Mastodon:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -96,10 +96,13 @@ def _missing(kind: str) -> str:
     return f"{urls.current().base}/{kind}/original/missing.png"
 
 
-def _account(account: Account) -> Json:
+def _account(account: Account, moved: Mapping[int, Account] | None = None) -> Json:
+    """An Account entity. *moved*: the accounts moved ones moved to (:func:`moved_targets`),
+    for ``moved``; that account is rendered without a ``moved`` of its own, as Mastodon's
+    ``moved_and_not_nested?`` has it."""
     avatar = account.avatar_url or _missing("avatars")
     header = account.header_url or _missing("headers")
-    return {
+    entity: Json = {
         "id": str(account.pk),
         "username": account.username,
         "acct": account.acct,
@@ -127,11 +130,32 @@ def _account(account: Account) -> Json:
         "roles": [],
         "fields": [],
     }
+    target = moved.get(account.moved_to_id) if moved and account.moved_to_id else None
+    if target is not None:
+        entity["moved"] = _account(target)
+    return entity
 
 
-def account_entities(accounts: Iterable[Account]) -> list[Json]:
-    """Account entities (every field is on the row: no queries)."""
-    return [_account(a) for a in accounts]
+def account_entities(
+    accounts: Iterable[Account], moved: Mapping[int, Account] | None = None
+) -> list[Json]:
+    """Account entities (no queries: every field is on the row, and the accounts moved ones
+    moved to come in *moved*, from :func:`moved_targets`)."""
+    return [_account(a, moved) for a in accounts]
+
+
+async def render_accounts(accounts: Sequence[Account]) -> list[Json]:
+    """:func:`account_entities`, with what ``moved`` needs loaded (one query at most)."""
+    return account_entities(accounts, await moved_targets(accounts))
+
+
+async def moved_targets(accounts: Iterable[Account | None]) -> dict[int, Account]:
+    """The accounts that those of *accounts* that moved (an accepted ``Move``) moved to, by
+    id: what :func:`account_entities` needs for ``moved``. No query when none moved."""
+    ids = {a.moved_to_id for a in accounts if a is not None and a.moved_to_id is not None}
+    if not ids:
+        return {}
+    return {a.pk: a for a in await Account.filter(pk__in=ids) if not a.suspended}
 
 
 async def credential_account(account: Account, user: User | None) -> Json:
@@ -369,6 +393,7 @@ async def status_entities(
         rendered = await status_entities(viewer, visible, quotes=False)
         quoted = {s.pk: r for s, r in zip(visible, rendered, strict=True)}
 
+    moved = await moved_targets(accounts.values())
     u = urls.current()
     out: list[Json] = []
     for status in items:
@@ -391,7 +416,7 @@ async def status_entities(
             "favourites_count": status.likes_count,
             "reblog": None,
             "application": None,
-            "account": _account(account),
+            "account": _account(account, moved),
             "media_attachments": [],
             "mentions": mentions.get(key, []),
             "tags": [],
@@ -562,6 +587,7 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
         f"{type(s).__name__}:{s.pk}": e
         for s, e in zip(visible, await status_entities(viewer, visible), strict=True)
     }
+    moved = await moved_targets(accounts.values())
     out = []
     for note in notes:
         status_json: Json | None = None
@@ -579,7 +605,7 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
             "type": api_notification_type(note.type),
             "group_key": f"ungrouped-{note.pk}",
             "created_at": iso(note.created_at),
-            "account": _account(sender or viewer),
+            "account": _account(sender or viewer, moved),
             "status": status_json,
         }
         if note.render_job_id is not None:

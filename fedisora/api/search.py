@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.expressions import Q
 
-from fedisora.api.entities import account_entities, status_entities, tag_entities
+from fedisora.api.entities import render_accounts, status_entities, tag_entities
 from fedisora.api.http import Ctx, Unauthorized, api_route, endpoint, json
 from fedisora.api.lookup import column
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
@@ -182,7 +182,7 @@ async def search(ctx: Ctx) -> Response:
         raise Unauthorized("Search queries pagination is not supported without authentication")
     body: dict[str, Any] = {"accounts": [], "statuses": [], "hashtags": []}
     if kind in (None, "", "accounts"):
-        body["accounts"] = account_entities(await _accounts(ctx, q, offset, limit, resolve))
+        body["accounts"] = await render_accounts(await _accounts(ctx, q, offset, limit, resolve))
     if kind in (None, "", "hashtags"):
         body["hashtags"] = await tag_entities(await _hashtags(q, offset, limit))
     if kind in (None, "", "statuses") and ctx.account is not None:

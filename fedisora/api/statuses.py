@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.exceptions import IntegrityError
 
-from fedisora.api.entities import account_entities, reblog_entity, status_entities
+from fedisora.api.entities import reblog_entity, render_accounts, status_entities
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import get_status, get_status_row
 from fedisora.api.pagination import Page, link_header, page_of
@@ -302,7 +302,7 @@ async def _accounts_page(ctx: Ctx, rows: list[Any]) -> Response:
         a.pk: a
         for a in await Account.filter(pk__in=ids, suspended_at=None, origin_suspended_at=None)
     }
-    body = account_entities([found[i] for i in ids if i in found and i not in hidden])
+    body = await render_accounts([found[i] for i in ids if i in found and i not in hidden])
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)
 
