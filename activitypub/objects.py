@@ -128,14 +128,46 @@ def as_list(value: Any) -> list[Any]:
     return [value]
 
 
+#: The longest id (URI) read: what an id column holds. A longer one names nothing we could
+#: have stored, and is read as no id at all (so no lookup is ever made with it).
+MAX_ID_LENGTH = 2048
+
+
 def id_of(value: Any) -> str | None:
-    """The id of a reference: a string, or an object's ``id`` (``href`` for a Link)."""
-    if isinstance(value, str):
-        return value
+    """The id of a reference: a string, or an object's ``id`` (``href`` for a Link); None
+    when there is none, or it is over :data:`MAX_ID_LENGTH` characters or holds a NUL
+    character (which no database column takes)."""
     if isinstance(value, Mapping):
-        found = value.get("id") or value.get("href")
-        return found if isinstance(found, str) else None
+        value = value.get("id") or value.get("href")
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+        return value
     return None
+
+
+def _reference(value: Any) -> str | None:
+    """:func:`id_of` without its limits, for the parsers here: an over-long reference makes
+    the object invalid (``_str`` says why) rather than read as absent (a reply read as a
+    post, a remix as an original)."""
+    if isinstance(value, Mapping):
+        value = value.get("id") or value.get("href")
+    return value if isinstance(value, str) else None
+
+
+def has_nul(document: Any) -> bool:
+    """Whether a NUL character is in any string (key or value) of *document*: JSON allows
+    one (``\\u0000``), PostgreSQL cannot store it."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def same_origin(a: str, b: str) -> bool:
@@ -483,10 +515,10 @@ def parse_actor(doc: Mapping[str, Any]) -> ParsedActor:
         url=web_url(_url_of(doc.get("url"))),
         inbox=inbox,
         shared_inbox=shared if isinstance(shared, str) else None,
-        outbox=_str(id_of(doc.get("outbox")), "outbox"),
-        followers=_str(id_of(doc.get("followers")), "followers"),
-        following=_str(id_of(doc.get("following")), "following"),
-        featured=_str(id_of(doc.get("featured")), "featured"),
+        outbox=_str(_reference(doc.get("outbox")), "outbox"),
+        followers=_str(_reference(doc.get("followers")), "followers"),
+        following=_str(_reference(doc.get("following")), "following"),
+        featured=_str(_reference(doc.get("featured")), "featured"),
         public_key_id=key_id,
         public_key_pem=pem,
         ed25519_multibase=multibase,
@@ -978,7 +1010,7 @@ def _video(
 
 def _quote(obj: Mapping[str, Any]) -> str | None:
     for key in ("quote", "quoteUrl", "quoteUri", "_misskey_quote"):
-        value = id_of(obj.get(key))
+        value = _reference(obj.get(key))
         if value:
             return value
     for tag in as_list(obj.get("tag")):
@@ -1003,10 +1035,10 @@ def parse_note(obj: Mapping[str, Any]) -> ParsedNote:
         raise InvalidObject(f"unsupported object type {kind!r}")
     object_id = _str(obj.get("id"), "id", required=True)
     assert object_id is not None
-    attributed = [id_of(a) for a in as_list(obj.get("attributedTo"))]
+    attributed = [_reference(a) for a in as_list(obj.get("attributedTo"))]
     if kind == "Video":  # PeerTube attributes to [Person, Group channel]; the Person posts
         people = [
-            id_of(a)
+            _reference(a)
             for a in as_list(obj.get("attributedTo"))
             if isinstance(a, Mapping) and a.get("type") == "Person"
         ]
@@ -1055,7 +1087,7 @@ def parse_note(obj: Mapping[str, Any]) -> ParsedNote:
         to=tuple(i for i in (id_of(v) for v in as_list(obj.get("to"))) if i),
         cc=tuple(i for i in (id_of(v) for v in as_list(obj.get("cc"))) if i),
         language=language,
-        in_reply_to=_str(id_of(obj.get("inReplyTo")), "inReplyTo"),
+        in_reply_to=_str(_reference(obj.get("inReplyTo")), "inReplyTo"),
         quote=_bounded(_quote(obj)),
         hashtags=tuple(dict.fromkeys(hashtags)),
         mentions=tuple(dict.fromkeys(mentions)),

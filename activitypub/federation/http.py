@@ -48,6 +48,7 @@ from activitypub.federation.pinning import (
     system_resolve,
 )
 from activitypub.keys import PrivateKey
+from activitypub.objects import has_nul
 from activitypub.signatures import Request, Scheme, sign_request
 
 __all__ = [
@@ -453,9 +454,12 @@ class PeerClient:
         if response.status_code != 200:
             raise FetchError(f"GET {url}: HTTP {response.status_code}", response.status_code)
         try:
-            return final, json.loads(body)
+            document = json.loads(body)
         except (ValueError, RecursionError) as exc:
             raise FetchError(f"GET {url}: not JSON") from exc
+        if b"\\u0000" in body and has_nul(document):  # as the inbox refuses them
+            raise FetchError(f"GET {url}: the document holds a NUL character")
+        return final, document
 
     async def post_activity(self, url: str, body: bytes, auth: httpx.Auth) -> httpx.Response:
         """POST an activity; the caller decides what each status means."""

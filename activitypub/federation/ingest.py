@@ -146,6 +146,8 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
     handler = _HANDLERS.get(kind if isinstance(kind, str) else "")
     if handler is None:
         raise Ignored(f"unsupported activity type {kind!r}")
+    if objects.has_nul(activity):  # the inbox refuses these; an item stored before may not
+        raise Ignored("the activity holds a NUL character, which cannot be stored")
     actor_uri = objects.id_of(activity.get("actor"))
     if actor_uri is None:
         raise Ignored("no actor")
@@ -507,7 +509,10 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     if not isinstance(obj, dict):
         raise Ignored("Update without an embedded object")
     if objects.id_of(obj) == actor.uri:
-        await store_actor(obj, actor.uri)
+        try:
+            await store_actor(obj, actor.uri)
+        except ActorError as exc:  # the document it sent will not read better next time
+            raise Ignored(f"unusable actor document: {exc}") from exc
         return
     note = _parse(obj)
     _check_authorship(actor, note)

@@ -551,7 +551,7 @@ async def inbox(request: Request) -> Response:
         return _refuse(request, 400, "body is not JSON")
     if not isinstance(payload, dict):
         return _refuse(request, 400, "an activity must be a JSON object")
-    if b"\\u0000" in body and _has_nul(payload):
+    if b"\\u0000" in body and objects.has_nul(payload):
         # PostgreSQL cannot store it in a JSON column; refused here, on every database.
         return _refuse(request, 400, "the activity contains a NUL character")
     activity_id = payload.get("id")
@@ -594,22 +594,6 @@ async def inbox(request: Request) -> Response:
 def _not_json(name: str) -> Any:
     """Python's json module reads NaN and Infinity; JSON has no such values."""
     raise ValueError(f"{name} is not a JSON value")
-
-
-def _has_nul(document: Any) -> bool:
-    """Whether a NUL character is in any string (key or value) of *document*."""
-    stack = [document]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                return True
-        elif isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return False
 
 
 def _has_signature(headers: Headers) -> bool:

@@ -32,10 +32,14 @@ async def test_redirect_to_private_address_is_refused() -> None:
     assert seen == [f"{PUBLIC_IP}/users/x"]  # the private address was never requested
 
 
-async def test_oversized_and_non_json_responses() -> None:
+async def test_oversized_non_json_and_nul_holding_responses() -> None:
     def peer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/big":
             return httpx.Response(200, content=b"x" * 2048)
+        if request.url.path == "/nul":  # JSON, but PostgreSQL cannot store it
+            return httpx.Response(200, content=b'{"id": "x", "name": "a\\u0000b"}')
+        if request.url.path == "/escaped":  # a backslash before u0000, not a NUL
+            return httpx.Response(200, content=b'{"id": "x", "name": "a\\\\u0000b"}')
         return httpx.Response(200, content=b"<html>")
 
     client = PeerClient(insecure=False, max_bytes=1024, transport=httpx.MockTransport(peer))
@@ -44,6 +48,10 @@ async def test_oversized_and_non_json_responses() -> None:
             await client.get_json(f"{PUBLIC_IP}/big")
         with pytest.raises(FetchError, match="not JSON"):
             await client.get_json(f"{PUBLIC_IP}/page")
+        with pytest.raises(FetchError, match="NUL character"):
+            await client.get_json(f"{PUBLIC_IP}/nul")
+        _, doc = await client.get_json(f"{PUBLIC_IP}/escaped")
+        assert doc["name"] == "a\\u0000b"
     finally:
         await client.aclose()
 

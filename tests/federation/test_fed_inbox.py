@@ -16,6 +16,7 @@ from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote
 from activitypub import keys
 from activitypub.federation.context import Federation
 from activitypub.federation.http import UnsafeURL, check_url
+from activitypub.federation.ingest import Ignored, handle_activity
 from activitypub.federation.routes import MAX_INBOX_BYTES
 from activitypub.signatures import Request, sign_request
 from fedisora.config import Settings
@@ -620,3 +621,36 @@ async def test_loops_and_peertube_videos_become_remote_clips(
     media = await MediaFile.get(pk=fog.media_id)
     assert str(media.remote_url).endswith("-1080.mp4")
     assert fog.caption == "A 30 second *timelapse*."
+
+
+async def test_hostile_shapes_are_ignored_once_not_retried(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    """Shapes a fuzzer found making processing raise (and be retried for hours) instead of
+    ignoring the activity: an id too long for any column, an Update with an unusable actor
+    document, a NUL character in an item stored before the inbox refused them."""
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="mine")
+    rita = await make_remote()
+    long_id = f"{clip.uri}/{'x' * 3000}"
+    activities = [
+        {"id": f"{rita.uri}#likes/long", "type": "Like", "actor": rita.uri, "object": long_id},
+        {"id": f"{rita.uri}#blocks/long", "type": "Block", "actor": rita.uri, "object": long_id},
+        {
+            "id": f"{rita.uri}#updates/bad",
+            "type": "Update",
+            "actor": rita.uri,
+            "object": {**rita.document(), "inbox": None},
+        },
+    ]
+    for activity in activities:
+        assert (await post(client, rita, activity)).status_code == 202
+    processed = await process_all(settings)
+    assert [(i.state, i.attempts) for i in processed] == [("ignored", 0)] * 3, [
+        i.last_error for i in processed
+    ]
+    assert "unusable actor document" in processed[2].last_error
+    assert (await Account.get(pk=rita.account.pk)).inbox_uri == f"{rita.uri}/inbox"
+    nul = {"id": f"{rita.uri}#likes/nul", "type": "Like", "actor": rita.uri, "object": "a\x00"}
+    with pytest.raises(Ignored, match="NUL"):
+        await handle_activity(federation, nul)
