@@ -1043,9 +1043,8 @@ def parse_note(obj: Mapping[str, Any]) -> ParsedNote:
             if isinstance(a, Mapping) and a.get("type") == "Person"
         ]
         attributed = people or attributed
-    author = next((a for a in attributed if a), None)
-    if author is None:
-        raise InvalidObject("attributedTo is missing")
+    author = _str(next((a for a in attributed if a), None), "attributedTo", required=True)
+    assert author is not None
     content = obj.get("content")
     content_map = obj.get("contentMap")
     language = None

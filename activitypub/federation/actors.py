@@ -143,6 +143,8 @@ def _origin_suspension(
 async def fetch_actor(fed: Federation, uri: str, *, refresh: bool = False) -> Account:
     """The Account for actor *uri*: from the cache, or fetched (signed) and stored."""
     uri = uri.split("#", 1)[0]
+    if objects.id_of(uri) is None:  # over-long, or holding a NUL: no row can have it
+        raise ActorError(f"{uri[:100]}... cannot be an actor's id")
     account = await Account.get_or_none(uri=uri)
     if account is not None:
         if account.local:

@@ -18,7 +18,7 @@ import traceback
 from typing import Any
 
 from factories import local_account, rendered_video
-from fedhelpers import REMOTE, make_remote
+from fedhelpers import REMOTE, Peer, make_remote
 
 from activitypub.federation.actors import ActorError
 from activitypub.federation.context import Federation
@@ -28,6 +28,7 @@ from activitypub.objects import id_of
 from fedisora.services import follows, interactions, posts
 
 ROUNDS = 1500
+FETCHED_ROUNDS = 500
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 #: Keys an activity or object may grow, with a junk value.
 EXTRA_KEYS = (
@@ -50,6 +51,16 @@ EXTRA_KEYS = (
     "duration",
     "icon",
 )
+
+
+def crash_key(exc: Exception) -> str:
+    """The exception and the last line of our code it came through (one report per place)."""
+    ours = [
+        line.strip()
+        for line in traceback.format_exc().splitlines()
+        if line.strip().startswith('File "') and "site-packages" not in line
+    ]
+    return f"{type(exc).__name__}: {exc!s:.200} at {ours[-1] if ours else '?'}"
 
 
 class Junk:
@@ -166,13 +177,83 @@ async def test_mutated_activities_are_processed_or_ignored_never_crash(
         except (Ignored, FetchError, ActorError):
             pass
         except Exception as exc:
-            ours = [
-                line.strip()
-                for line in traceback.format_exc().splitlines()
-                if line.strip().startswith('File "') and "site-packages" not in line
-            ]
-            where = ours[-1] if ours else "?"
-            crashes.setdefault(f"{type(exc).__name__}: {exc!s:.200} at {where}", repr(activity))
+            crashes.setdefault(crash_key(exc), repr(activity))
     assert not crashes, "\n".join(f"{k}\n  {v[:800]}" for k, v in crashes.items())
     # The run reached the handlers' work, not only their first refusals.
     assert {"Create", "Update", "Delete", "QuoteRequest"} <= set(handled), handled
+
+
+async def test_mutated_fetched_posts_are_stored_or_refused_never_crash(
+    federation: Federation, peer: Peer
+) -> None:
+    """The same for what a peer serves when we fetch a post (here, one a follow boosts):
+    Mastodon-like Notes and PeerTube-like Videos, mutated."""
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="hi #x")
+    rita = await make_remote()
+    bob = await make_remote("bob", "b.example")
+    peer.documents[bob.uri] = bob.document()
+    await follows.follow(ann, rita.account)
+
+    def note(i: int) -> dict[str, Any]:
+        return {
+            "id": f"{bob.uri}/statuses/{i}",
+            "type": "Note",
+            "attributedTo": bob.uri,
+            "content": "<p>x</p>",
+            "to": [PUBLIC],
+            "attachment": [
+                {
+                    "type": "Document",
+                    "mediaType": "video/mp4",
+                    "url": "https://b.example/v.mp4",
+                    "width": 5,
+                    "height": 5,
+                    "icon": {"type": "Image", "url": "https://b.example/p.jpg"},
+                }
+            ],
+            "quote": clip.uri,
+            "tag": [{"type": "Hashtag", "name": "#x"}],
+            "published": "2026-01-01T00:00:00Z",
+            "summary": "cw",
+            "sensitive": True,
+        }
+
+    def video(i: int) -> dict[str, Any]:
+        return {
+            "id": f"https://b.example/videos/watch/{i}",
+            "type": "Video",
+            "attributedTo": [bob.uri],
+            "name": "v",
+            "duration": "PT5S",
+            "to": [PUBLIC],
+            "url": [{"type": "Link", "mediaType": "video/mp4", "href": "https://b.example/v.mp4"}],
+            "icon": [{"url": "https://b.example/i.jpg", "width": 10}],
+        }
+
+    rnd = random.Random(20261207)
+    uris = [clip.uri, ann.uri, rita.uri, bob.uri, f"{bob.uri}/statuses/1"]
+    junk = Junk(rnd, uris, [note(0), video(0)])
+    crashes: dict[str, str] = {}
+    stored = 0
+    for i in range(FETCHED_ROUNDS):
+        base = rnd.choice([note, video])(i)
+        doc = junk.mutate(base, rnd.choice([0.02, 0.05, 0.35]))
+        doc["id"] = base["id"]
+        peer.documents[base["id"]] = doc
+        boost = {
+            "id": f"{rita.uri}/announces/{i}",
+            "type": "Announce",
+            "actor": rita.uri,
+            "object": base["id"],
+            "to": [PUBLIC],
+        }
+        try:
+            await handle_activity(federation, boost)
+            stored += 1
+        except (Ignored, FetchError, ActorError):
+            pass
+        except Exception as exc:
+            crashes.setdefault(crash_key(exc), repr(doc))
+    assert not crashes, "\n".join(f"{k}\n  {v[:800]}" for k, v in crashes.items())
+    assert stored > FETCHED_ROUNDS // 4  # most mutations are mild: the posts were stored
