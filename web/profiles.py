@@ -13,8 +13,6 @@ nothing for an account blocked either way. The query narrows by those rules and
 
 from __future__ import annotations
 
-import re
-
 from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,7 +24,7 @@ from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.models import Account, Clip
 from fedisora.services.account_deletion import is_deleted
-from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.accounts import INSTANCE_ACTOR, LOCAL_NAME_RE
 from fedisora.services.text import render_html
 from fedisora.services.visibility import account_clips_visible_to
 from web.clips import PAGE, clip_cards, max_id_param, profile_path, session_account
@@ -41,7 +39,7 @@ __all__ = [
     "routes",
 ]
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+USERNAME_RE = LOCAL_NAME_RE
 """What a local username can be (wider than sign-up's rule, which may change)."""
 
 

@@ -51,7 +51,7 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services.account_deletion import is_deleted
-from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
 from fedisora.services.visibility import can_see_clip, can_see_comment
 
 __all__ = ["MAX_INBOX_BYTES", "routes"]
@@ -114,8 +114,12 @@ async def _account_for_resource(settings: Settings, resource: str) -> Account | 
             return None
         if username.lower() in (settings.domain, settings.domain.split(":", 1)[0]):
             username = INSTANCE_ACTOR  # FEP-d556: acct:domain@domain is the instance actor
+        if not could_name_local(username):
+            return None
         account = await Account.get_or_none(username__iexact=username, domain=None)
     elif resource.startswith(("https://", "http://")):
+        if objects.id_of(resource) is None:  # over-long, or holding a NUL: names nobody
+            return None
         account = await Account.get_or_none(uri=resource, domain=None)
         if account is None:
             account = await Account.get_or_none(url=resource, domain=None)
@@ -242,8 +246,8 @@ async def nodeinfo(request: Request) -> Response:
 
 
 async def _local(username: str) -> Account | None:
-    if username.lower() == INSTANCE_ACTOR:
-        return None  # served at /actor
+    if username.lower() == INSTANCE_ACTOR or not could_name_local(username):
+        return None  # the instance actor is served at /actor
     account = await Account.get_or_none(username__iexact=username, domain=None)
     if account is None or account.suspended_at is not None:
         return None
@@ -260,7 +264,7 @@ def _actor_or_page(request: Request, account: Account) -> Response:
 
 async def _deleted_local(username: str) -> Account | None:
     """The deleted local account that held *username* (the name stays reserved)."""
-    if username.lower() == INSTANCE_ACTOR:
+    if username.lower() == INSTANCE_ACTOR or not could_name_local(username):
         return None
     gone = await Account.get_or_none(username__iexact=username, domain=None)
     return gone if gone is not None and await is_deleted(gone) else None
@@ -286,7 +290,7 @@ async def actor(request: Request) -> Response:
 
         return await profile_page(request, username)
     account = None
-    if username.lower() != INSTANCE_ACTOR:  # served at /actor
+    if username.lower() != INSTANCE_ACTOR and could_name_local(username):  # see /actor
         account = await Account.get_or_none(username__iexact=username, domain=None)
     if account is None:
         return _error(404, "no such actor")

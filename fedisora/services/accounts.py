@@ -14,7 +14,9 @@ from fedisora.models import Account, ActorType, User, utcnow
 from fedisora.services.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, verify_password
 
 __all__ = [
+    "LOCAL_NAME_RE",
     "authenticate",
+    "could_name_local",
     "create_instance_actor",
     "create_local_account",
     "get_local_account",
@@ -22,9 +24,18 @@ __all__ = [
 ]
 
 USERNAME_RE = re.compile(r"^[a-zA-Z0-9_]{1,30}$")
+LOCAL_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+"""What could name a local account in a URL or an ``acct:`` (wider than sign-up's
+:data:`USERNAME_RE`, which may change). Anything else names nobody, and is never looked up:
+a NUL character in a name would be refused by PostgreSQL."""
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,60}$|^[^@\s]{1,64}@localhost$")
 RESERVED = {"admin_", "instance", "inbox", "users", "api", "oauth", "media", "well_known", "www"}
 INSTANCE_ACTOR = "instance"
+
+
+def could_name_local(name: str) -> bool:
+    """Whether *name* could be a local account's username (see :data:`LOCAL_NAME_RE`)."""
+    return LOCAL_NAME_RE.fullmatch(name) is not None
 
 
 def new_actor_keys() -> dict[str, Any]:

@@ -174,6 +174,31 @@ async def test_ids_that_cannot_name_a_row_are_404_or_400_not_500(
     assert page.json()["id"].endswith(f"max_id={2**63 - 1}")
 
 
+async def test_names_and_resources_that_cannot_be_an_account_are_404_not_500(
+    client: httpx.AsyncClient,
+) -> None:
+    """A NUL character (PostgreSQL refuses it in a query) or an over-long value in a path
+    name or a WebFinger resource names nobody: 404, and no query is made with it."""
+    await local_account("ann")
+    rita = await make_remote("rita")
+    for name in ("ann%00", "ann%00x", "a" * 300, "%C2%B2"):
+        for path in (f"/users/{name}", f"/users/{name}/outbox", f"/users/{name}/followers"):
+            for headers in (AP, {"Accept": "text/html"}):
+                answer = await client.get(path, headers=headers)
+                assert answer.status_code == 404, (path, headers, answer.status_code)
+        body, signed = rita.signed(f"https://{DOMAIN}/users/{name}/inbox", {"type": "Like"})
+        answer = await client.post(f"/users/{name}/inbox", content=body, headers=signed)
+        assert answer.status_code == 404 and "error" in answer.json()
+    for resource in (
+        f"acct:ann\x00@{DOMAIN}",
+        f"acct:{'a' * 300}@{DOMAIN}",
+        f"https://{DOMAIN}/users/ann\x00",
+        f"https://{DOMAIN}/users/{'a' * 3000}",
+    ):
+        finger = await client.get("/.well-known/webfinger", params={"resource": resource})
+        assert finger.status_code in (400, 404), (resource, finger.status_code)
+
+
 async def test_followers_only_clip_needs_a_signed_fetch_by_a_follower(
     client: httpx.AsyncClient,
 ) -> None:
