@@ -537,13 +537,8 @@ def _aliases(value: Any) -> list[str]:
     """The distinct http(s) URIs among ``alsoKnownAs`` (a string, an object or a list)."""
     aliases: list[str] = []
     for item in as_list(value):
-        uri = id_of(item)
-        if (
-            isinstance(uri, str)
-            and uri.startswith(("https://", "http://"))
-            and len(uri) <= 2048
-            and uri not in aliases
-        ):
+        uri = id_of(item)  # within MAX_ID_LENGTH
+        if uri is not None and uri.startswith(("https://", "http://")) and uri not in aliases:
             aliases.append(uri)
             if len(aliases) == MAX_ALIASES:
                 break

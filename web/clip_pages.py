@@ -27,11 +27,12 @@ from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
 from fedisora.services.account_deletion import is_deleted
+from fedisora.services.accounts import could_name_local
 from fedisora.services.visibility import can_see_clip
 from web.clips import author_href, clip_cards, profile_path, remote_html, session_account
 from web.opengraph import clip_meta, handle, shorten
 from web.pages import html_errors, render
-from web.profiles import USERNAME_RE, find_local
+from web.profiles import find_local
 
 __all__ = ["CommentView", "RemixSource", "clip_page", "routes"]
 
@@ -167,7 +168,7 @@ async def clip_at(request: Request) -> Response:
     raw = str(request.path_params["clip_id"])
     if wants_activity(request):
         clip_id = row_id(raw)
-        if USERNAME_RE.fullmatch(username) is None or clip_id is None:
+        if not could_name_local(username) or clip_id is None:
             return JSONResponse({"error": "no such clip"}, 404, headers={"Vary": "Accept"})
         return RedirectResponse(
             urls.current().clip(username, clip_id), status_code=302, headers={"Vary": "Accept"}

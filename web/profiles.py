@@ -24,7 +24,7 @@ from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.models import Account, Clip
 from fedisora.services.account_deletion import is_deleted
-from fedisora.services.accounts import INSTANCE_ACTOR, LOCAL_NAME_RE
+from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
 from fedisora.services.text import render_html
 from fedisora.services.visibility import account_clips_visible_to
 from web.clips import PAGE, clip_cards, max_id_param, profile_path, session_account
@@ -39,14 +39,11 @@ __all__ = [
     "routes",
 ]
 
-USERNAME_RE = LOCAL_NAME_RE
-"""What a local username can be (wider than sign-up's rule, which may change)."""
-
 
 async def find_local(username: str) -> Account:
     """The local account named *username* (any case), suspended and deleted ones included;
     a 404 when there is none (the instance actor has its page at ``/actor``)."""
-    if USERNAME_RE.fullmatch(username) is None:
+    if not could_name_local(username):
         raise HTTPException(404, "There is no such account here.")
     account = None
     if username.lower() != INSTANCE_ACTOR:
@@ -107,7 +104,7 @@ async def profile_at(request: Request) -> Response:
     """``/@<name>``: the profile page; ActivityPub clients are sent to the actor."""
     username = str(request.path_params["username"])
     if wants_activity(request):
-        if USERNAME_RE.fullmatch(username) is None:
+        if not could_name_local(username):
             return JSONResponse({"error": "no such actor"}, 404, headers={"Vary": "Accept"})
         return RedirectResponse(
             urls.current().actor(username), status_code=302, headers={"Vary": "Accept"}

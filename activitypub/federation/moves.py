@@ -76,7 +76,6 @@ async def _carry_over_blocks_and_mutes(actor: Account, target: Account) -> None:
     """Local accounts that block or mute *actor* block or mute *target* too (Mastodon's
     ``carry_blocks_over!`` and ``carry_mutes_over!``): a move is no way around a block."""
     for block in await Block.filter(target_id=actor.pk, account__domain=None):
-        if not await Block.filter(account_id=block.account_id, target_id=target.pk).exists():
-            await follows.block(await Account.get(pk=block.account_id), target)
+        await follows.block(await Account.get(pk=block.account_id), target)  # once: idempotent
     for mute in await Mute.filter(target_id=actor.pk, account__domain=None):
-        await Mute.get_or_create(account_id=mute.account_id, target_id=target.pk)
+        await follows.mute(await Account.get(pk=mute.account_id), target)

@@ -149,10 +149,10 @@ async def render_accounts(accounts: Sequence[Account]) -> list[Json]:
     return account_entities(accounts, await moved_targets(accounts))
 
 
-async def moved_targets(accounts: Iterable[Account | None]) -> dict[int, Account]:
+async def moved_targets(accounts: Iterable[Account]) -> dict[int, Account]:
     """The accounts that those of *accounts* that moved (an accepted ``Move``) moved to, by
     id: what :func:`account_entities` needs for ``moved``. No query when none moved."""
-    ids = {a.moved_to_id for a in accounts if a is not None and a.moved_to_id is not None}
+    ids = {a.moved_to_id for a in accounts if a.moved_to_id is not None}
     if not ids:
         return {}
     return {a.pk: a for a in await Account.filter(pk__in=ids) if not a.suspended}
