@@ -290,7 +290,6 @@ def build_worker(
         engine, [m for m in machines if m.is_light], concurrency=max_jobs, prefetch=2 * max_jobs
     )
     light = {m.name for m in pump.machines}
-    last_beat: list[float] = []
 
     async def wake_pump(machine: Machine, row: Any) -> None:
         if machine.name in light:  # a sweep under way takes it too (its job may come later)
@@ -305,9 +304,6 @@ def build_worker(
         """Advance due light rows; re-enqueue due heavy rows: the safety net for lost or
         flushed wake-ups, and for rows whose runner died. Returns how many rows were
         re-enqueued."""
-        if not last_beat or time.monotonic() - last_beat[0] > BEAT_SECONDS:
-            await beat(name, "arq", [queue], engine.clock)
-            last_beat[:] = [time.monotonic()]
         waker: ArqWaker = ctx["fedisora_waker"]
         count = 0
         for machine in heavy:
@@ -331,8 +327,12 @@ def build_worker(
         if on_shutdown is not None:
             await on_shutdown(ctx)
 
+    async def on_beat() -> None:
+        await beat(name, "arq", [queue], engine.clock)
+
     return LeasedWorker(
         lease=engine.lease,
+        on_beat=on_beat,
         functions=[
             func(advance, name="advance", keep_result=0, max_tries=1000),
             func(sweep, name="sweep", keep_result=0, max_tries=1, timeout=sweep_budget + 60),
@@ -340,6 +340,10 @@ def build_worker(
         cron_jobs=[
             cron(
                 sweep,
+                # Also the job id's stem (with the tick): arq's job keys are not per queue,
+                # so each queue's (and deployment's) sweep needs a name of its own, or one
+                # queue's sweep of a tick collapses into another's and never runs.
+                name=f"cron:{prefix}:sweep:{queue}",
                 second=set(sweep_seconds),
                 run_at_startup=False,
                 keep_result=0,
