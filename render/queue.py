@@ -462,12 +462,21 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         return RENDERING
 
     async def rendering(job: RenderJob, ctx: WorkContext) -> str:
+        # The heartbeat keeps the lease from the claim on, through the model load (minutes
+        # for a real model, the first time) as much as the steps: a live worker's job is
+        # never taken over, a dead worker's is resumed within a lease.
+        progress = _Progress(job, ctx, asyncio.get_running_loop())
+        beat = asyncio.create_task(
+            progress.heartbeat(max(0.5, ctx.engine.lease.total_seconds() / 3))
+        )
         try:
-            return await _rendering(job, ctx)
+            return await _rendering(job, ctx, progress)
         finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
             await _wake_next(ctx)
 
-    async def _rendering(job: RenderJob, ctx: WorkContext) -> str:
+    async def _rendering(job: RenderJob, ctx: WorkContext, progress: _Progress) -> str:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         cameos = [int(i) for i in job.spec.get("cameos") or ()]
@@ -493,10 +502,6 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             still = await _remix_still(job, settings, pipe, spec, out_dir)
             if still is not None:
                 spec, remix_frames = replace(spec, input_image=str(still)), True
-        progress = _Progress(job, ctx, asyncio.get_running_loop())
-        beat = asyncio.create_task(
-            progress.heartbeat(max(0.5, ctx.engine.lease.total_seconds() / 3))
-        )
         started = time.monotonic()
         try:
             frames = await asyncio.to_thread(_generate, pipe, p, spec, progress)
@@ -525,10 +530,6 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             if isinstance(exc, RenderError):
                 return await _finish(job, ctx, FAILED, str(exc))
             raise  # unexpected: the engine retries, then fails the job with this error
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
         elapsed = time.monotonic() - started
         spec_json = {
             **job.spec,
@@ -560,9 +561,10 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         _remove_parts(out_dir)
         account = await Account.get(pk=job.account_id)
         try:
-            await asyncio.to_thread(
-                _encode, frames, out_dir, _stored_plan(job), settings, job.pk, account.username
-            )
+            async with ctx.keep_lease():
+                await asyncio.to_thread(
+                    _encode, frames, out_dir, _stored_plan(job), settings, job.pk, account.username
+                )
         except RenderError as exc:  # a limit-breaking output is never published
             return await _finish(job, ctx, FAILED, f"output refused: {exc}")
         return SIGNING
@@ -578,7 +580,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         account = await Account.get(pk=job.account_id)
         refs = tuple(str(r) for r in job.spec.get("consent_refs") or ())
         try:
-            values = await asyncio.to_thread(_sign, settings, job, account.uri, refs)
+            async with ctx.keep_lease():
+                values = await asyncio.to_thread(_sign, settings, job, account.uri, refs)
         except RenderError as exc:
             return await _finish(job, ctx, FAILED, f"provenance: {exc}")
         async with ctx.transition(READY) as conn:

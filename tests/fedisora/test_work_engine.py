@@ -663,3 +663,18 @@ async def test_runner_looks_for_rows_stored_elsewhere_however_often_it_is_woken(
         stop.set()
         await waking
         await runner.stop()
+
+
+async def test_keep_lease_renews_while_the_block_runs(db: str) -> None:
+    engine = Engine([machine()], lease=timedelta(seconds=1.5))
+    item = await _item(engine, "long")
+    m = engine.machine("inbox_items")
+    row, token = await engine.claim(m, item.pk)  # type: ignore[misc]
+    ctx = WorkContext(engine, m, row, token, engine.clock)
+    async with ctx.keep_lease():
+        await asyncio.sleep(2.5)  # longer than the lease
+        held = await InboxItem.get(pk=item.pk)
+        assert held.lock_token == token and held.locked_until > engine.clock()
+        assert await engine.claim(m, item.pk) is None
+    await asyncio.sleep(1.6)  # the renewal stopped with the block: the lease runs out
+    assert await engine.claim(m, item.pk) is not None
