@@ -48,7 +48,7 @@ from fedisora.work import LeaseLost, Machine, Retry, WorkContext
 from fedisora.work.engine import Outcome
 from render.consent import check_cameo_consent
 from render.errors import ModelLoadError, RenderError
-from render.fairness import admission, next_in_line, select_due
+from render.fairness import admission, next_in_line, one_admission_at_a_time, select_due
 from render.instance import load_credentials, record_roots, watermark_id, watermark_key
 from render.spec import RenderPlan, RenderSpec, plan
 from render.states import (
@@ -432,6 +432,14 @@ async def _remix_still(
 _ADMISSION_POLL = timedelta(seconds=1)
 
 
+class _NoSlot(Exception):
+    """Raised inside the move to rendering when the job must wait: rolls the move back."""
+
+    def __init__(self, ahead: int) -> None:
+        super().__init__(f"{ahead} ahead")
+        self.ahead = ahead
+
+
 async def _wake_next(ctx: WorkContext) -> None:
     """A render slot may have freed: make the next queued job due and wake a runner for it."""
     try:
@@ -454,11 +462,21 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
     async def queued(job: RenderJob, ctx: WorkContext) -> Outcome:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
-        waiting = await admission(job, settings.render_slots)
-        if waiting:
+        try:
+            # Counted and moved in one transaction, one admission at a time: two jobs
+            # checked side by side (two workers, or one worker's concurrent jobs) used to
+            # both see the last slot free and render at once.
+            async with ctx.transition(RENDERING) as conn:
+                await one_admission_at_a_time(conn)
+                waiting = await admission(job, settings.render_slots, conn)
+                if waiting:
+                    raise _NoSlot(waiting)  # rolls the move back
+        except _NoSlot as no_slot:
             # Counts as an attempt of "queued" (which has no limit); a freed slot wakes the
             # next job at once (``_wake_next``), so this delay only bounds lost wake-ups.
-            return Retry(f"waiting for a render slot ({waiting} ahead)", after=_ADMISSION_POLL)
+            return Retry(
+                f"waiting for a render slot ({no_slot.ahead} ahead)", after=_ADMISSION_POLL
+            )
         return RENDERING
 
     async def rendering(job: RenderJob, ctx: WorkContext) -> str:
