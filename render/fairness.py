@@ -28,31 +28,49 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
 from tortoise.queryset import QuerySet
 
 from fedisora.models import RenderJob, utcnow
 from render.states import ACTIVE, QUEUED, RENDERING
 
-__all__ = ["admission", "fair_order", "next_in_line", "queue_position", "select_due"]
+__all__ = [
+    "admission",
+    "fair_order",
+    "next_in_line",
+    "one_admission_at_a_time",
+    "queue_position",
+    "select_due",
+]
 
 WINDOW = 1000
 """Due rows considered per pick. Per-user concurrency quotas keep queues far smaller."""
 USAGE_WINDOW = timedelta(hours=24)
 
 
-async def _load(account_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, float]]:
+def _jobs(conn: BaseDBAsyncClient | None, exclude: int | None) -> QuerySet[RenderJob]:
+    """Render jobs, read on *conn* (a transaction) if given, without job *exclude*."""
+    query = RenderJob.all() if conn is None else RenderJob.all().using_db(conn)
+    return query if exclude is None else query.exclude(pk=exclude)
+
+
+async def _load(
+    account_ids: Iterable[int], conn: BaseDBAsyncClient | None = None, exclude: int | None = None
+) -> tuple[dict[int, int], dict[int, float]]:
     ids = sorted(set(account_ids))
     if not ids:
         return {}, {}
     running_rows = (
-        await RenderJob.filter(account_id__in=ids, state__in=ACTIVE)
+        await _jobs(conn, exclude)
+        .filter(account_id__in=ids, state__in=ACTIVE)
         .annotate(n=Count("id"))
         .group_by("account_id")
         .values("account_id", "n")
     )
     usage_rows = (
-        await RenderJob.filter(account_id__in=ids, created_at__gte=utcnow() - USAGE_WINDOW)
+        await _jobs(conn, None)
+        .filter(account_id__in=ids, created_at__gte=utcnow() - USAGE_WINDOW)
         .annotate(s=Sum("gpu_seconds"))
         .group_by("account_id")
         .values("account_id", "s")
@@ -62,11 +80,14 @@ async def _load(account_ids: Iterable[int]) -> tuple[dict[int, int], dict[int, f
     return running, usage
 
 
-async def fair_order(rows: Sequence[Any]) -> list[Any]:
-    """*rows* (RenderJobs) in the order they should run; see the module docstring."""
+async def fair_order(
+    rows: Sequence[Any], conn: BaseDBAsyncClient | None = None, exclude: int | None = None
+) -> list[Any]:
+    """*rows* (RenderJobs) in the order they should run; see the module docstring. The
+    owners' loads are read on *conn* if given, leaving job *exclude* out."""
     started = sorted((r for r in rows if r.state != QUEUED), key=lambda r: (-r.priority, r.id))
     queued = sorted((r for r in rows if r.state == QUEUED), key=lambda r: r.id)
-    running, usage = await _load(r.account_id for r in queued)
+    running, usage = await _load((r.account_id for r in queued), conn, exclude)
     turns: dict[int, int] = defaultdict(int)
     keyed = []
     for row in queued:
@@ -94,13 +115,36 @@ async def queue_position(job: RenderJob) -> int | None:
     return None
 
 
-async def admission(job: RenderJob, slots: int) -> int:
-    """How many jobs must start before *job* may (0: it may start rendering now)."""
-    rendering = await RenderJob.filter(state=RENDERING).count()
+async def admission(job: RenderJob, slots: int, conn: BaseDBAsyncClient | None = None) -> int:
+    """How many jobs must start before *job* (a queued job) may (0: it may start rendering
+    now).
+
+    The render queue asks inside the transaction that moves *job* to rendering (*conn*),
+    with admissions serialized (:func:`one_admission_at_a_time`): counted and moved at once,
+    two jobs cannot both take the last slot. *job* itself is counted as the queued job it was,
+    whatever the transaction already wrote to its row.
+    """
+    others = _jobs(conn, job.pk)
+    rendering = await others.filter(state=RENDERING).count()
     free = slots - rendering
-    queued = await RenderJob.filter(state=QUEUED).order_by("id").limit(WINDOW)
-    ahead = next((i for i, row in enumerate(await fair_order(queued)) if row.pk == job.pk), 0)
+    queued = await others.filter(state=QUEUED).order_by("id").limit(WINDOW)
+    ordered = await fair_order([*queued, job], conn, exclude=job.pk)
+    ahead = next(i for i, row in enumerate(ordered) if row.pk == job.pk)
     return 0 if ahead < free else ahead - free + 1
+
+
+_ADMISSION_LOCK = 0x66656469736F7261 & 0x7FFFFFFFFFFFFFFF  # "fedisora", a bigint key
+
+
+async def one_admission_at_a_time(conn: BaseDBAsyncClient) -> None:
+    """Hold the render admission lock until the transaction on *conn* ends.
+
+    On PostgreSQL a transaction-level advisory lock: another admission waits here until this
+    one committed, then counts what it wrote. SQLite needs none: the transaction's first write
+    (the fenced move of the row) took the database's only write lock already.
+    """
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_ADMISSION_LOCK])
 
 
 async def next_in_line() -> RenderJob | None:

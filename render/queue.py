@@ -48,7 +48,7 @@ from fedisora.work import LeaseLost, Machine, Retry, WorkContext
 from fedisora.work.engine import Outcome
 from render.consent import check_cameo_consent
 from render.errors import ModelLoadError, RenderError
-from render.fairness import admission, next_in_line, select_due
+from render.fairness import admission, next_in_line, one_admission_at_a_time, select_due
 from render.instance import load_credentials, record_roots, watermark_id, watermark_key
 from render.spec import RenderPlan, RenderSpec, plan
 from render.states import (
@@ -432,6 +432,14 @@ async def _remix_still(
 _ADMISSION_POLL = timedelta(seconds=1)
 
 
+class _NoSlot(Exception):
+    """Raised inside the move to rendering when the job must wait: rolls the move back."""
+
+    def __init__(self, ahead: int) -> None:
+        super().__init__(f"{ahead} ahead")
+        self.ahead = ahead
+
+
 async def _wake_next(ctx: WorkContext) -> None:
     """A render slot may have freed: make the next queued job due and wake a runner for it."""
     try:
@@ -454,20 +462,39 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
     async def queued(job: RenderJob, ctx: WorkContext) -> Outcome:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
-        waiting = await admission(job, settings.render_slots)
-        if waiting:
+        try:
+            # Counted and moved in one transaction, one admission at a time: two jobs
+            # checked side by side (two workers, or one worker's concurrent jobs) used to
+            # both see the last slot free and render at once.
+            async with ctx.transition(RENDERING) as conn:
+                await one_admission_at_a_time(conn)
+                waiting = await admission(job, settings.render_slots, conn)
+                if waiting:
+                    raise _NoSlot(waiting)  # rolls the move back
+        except _NoSlot as no_slot:
             # Counts as an attempt of "queued" (which has no limit); a freed slot wakes the
             # next job at once (``_wake_next``), so this delay only bounds lost wake-ups.
-            return Retry(f"waiting for a render slot ({waiting} ahead)", after=_ADMISSION_POLL)
+            return Retry(
+                f"waiting for a render slot ({no_slot.ahead} ahead)", after=_ADMISSION_POLL
+            )
         return RENDERING
 
     async def rendering(job: RenderJob, ctx: WorkContext) -> str:
+        # The heartbeat keeps the lease from the claim on, through the model load (minutes
+        # for a real model, the first time) as much as the steps: a live worker's job is
+        # never taken over, a dead worker's is resumed within a lease.
+        progress = _Progress(job, ctx, asyncio.get_running_loop())
+        beat = asyncio.create_task(
+            progress.heartbeat(max(0.5, ctx.engine.lease.total_seconds() / 3))
+        )
         try:
-            return await _rendering(job, ctx)
+            return await _rendering(job, ctx, progress)
         finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
             await _wake_next(ctx)
 
-    async def _rendering(job: RenderJob, ctx: WorkContext) -> str:
+    async def _rendering(job: RenderJob, ctx: WorkContext, progress: _Progress) -> str:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         cameos = [int(i) for i in job.spec.get("cameos") or ()]
@@ -493,10 +520,6 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             still = await _remix_still(job, settings, pipe, spec, out_dir)
             if still is not None:
                 spec, remix_frames = replace(spec, input_image=str(still)), True
-        progress = _Progress(job, ctx, asyncio.get_running_loop())
-        beat = asyncio.create_task(
-            progress.heartbeat(max(0.5, ctx.engine.lease.total_seconds() / 3))
-        )
         started = time.monotonic()
         try:
             frames = await asyncio.to_thread(_generate, pipe, p, spec, progress)
@@ -525,10 +548,6 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             if isinstance(exc, RenderError):
                 return await _finish(job, ctx, FAILED, str(exc))
             raise  # unexpected: the engine retries, then fails the job with this error
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
         elapsed = time.monotonic() - started
         spec_json = {
             **job.spec,
@@ -560,9 +579,10 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         _remove_parts(out_dir)
         account = await Account.get(pk=job.account_id)
         try:
-            await asyncio.to_thread(
-                _encode, frames, out_dir, _stored_plan(job), settings, job.pk, account.username
-            )
+            async with ctx.keep_lease():
+                await asyncio.to_thread(
+                    _encode, frames, out_dir, _stored_plan(job), settings, job.pk, account.username
+                )
         except RenderError as exc:  # a limit-breaking output is never published
             return await _finish(job, ctx, FAILED, f"output refused: {exc}")
         return SIGNING
@@ -578,7 +598,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         account = await Account.get(pk=job.account_id)
         refs = tuple(str(r) for r in job.spec.get("consent_refs") or ())
         try:
-            values = await asyncio.to_thread(_sign, settings, job, account.uri, refs)
+            async with ctx.keep_lease():
+                values = await asyncio.to_thread(_sign, settings, job, account.uri, refs)
         except RenderError as exc:
             return await _finish(job, ctx, FAILED, f"provenance: {exc}")
         async with ctx.transition(READY) as conn:

@@ -13,6 +13,23 @@ it asks for a follow-up sweep so that the jobs queued meanwhile get their turn. 
 would cost a Redis round trip and a poll each, which capped a worker at about a hundred rows
 a second. Heavy machines' due rows (render jobs) are re-enqueued as ``advance`` jobs, in
 their machine's order, as before.
+
+What Redis remembers about a job id must never keep a due row from running, since the id of
+a row's step does not change when only its lease runs out (the runner holding it died):
+
+- arq marks a running job with an in-progress key that it sets for the job timeout (+10 s)
+  and that keeps the id from starting anywhere else; a worker killed mid-job leaves it, and
+  the job (still queued under that id, which the sweep's re-enqueue then collapses into) ran
+  again only when it expired: a day later. Here that key is a lease like the row's
+  (:class:`LeasedWorker`): it lives for the engine's lease and the live worker renews it, so
+  a dead worker's job runs again within a lease, and the row is then claimed (or, if the
+  row's own lease has not run out yet, the next sweep enqueues it again).
+- A wake-up that collapses into an id Redis holds no runnable job for (a result kept by
+  some earlier configuration, a job key whose queue entry was lost, an in-progress key left
+  with a day to live by an older worker) repairs that id and is enqueued again
+  (:meth:`ArqWaker.__call__`).
+- Job ids start with the deployment's prefix: arq's job, result and in-progress keys are not
+  per queue, so two deployments on one Redis database would otherwise share them.
 """
 
 from __future__ import annotations
@@ -29,6 +46,7 @@ from typing import Any
 
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.worker import Worker, func
 
 from fedisora.work.engine import Engine, Machine
@@ -38,6 +56,7 @@ __all__ = [
     "SWEEP_BUCKET_MS",
     "SWEEP_BUDGET_SECONDS",
     "ArqWaker",
+    "LeasedWorker",
     "build_worker",
     "queue_name",
     "redis_settings",
@@ -53,6 +72,12 @@ SWEEP_BUCKET_MS = 100
 SWEEP_BUDGET_SECONDS = 5.0
 """How long one sweep keeps claiming light rows before it hands over to a follow-up sweep."""
 BEAT_SECONDS = 5.0
+"""How often a worker records that it serves its queue (read by /healthz)."""
+JOB_TIMEOUT = timedelta(hours=24)
+"""The longest an ``advance`` job may run before arq cancels it. It must outlast any step
+(a render renews its row's lease for as long as it takes), so it has nothing to do with
+leases; nor, in a :class:`LeasedWorker`, with how long a dead worker's job stays marked
+running, which arq would otherwise derive from it."""
 
 
 def queue_name(queue: str, prefix: str = "fedisora") -> str:
@@ -63,21 +88,56 @@ def redis_settings(url: str) -> RedisSettings:
     return RedisSettings.from_dsn(url)
 
 
-def job_id(machine: Machine, row: Any) -> str:
+def job_id(machine: Machine, row: Any, prefix: str = "fedisora") -> str:
     """Names the row's present step, so that duplicates collapse: its state, when it entered
     it, the attempt and when that attempt is due (a retry that does not count an attempt
     changes only the last)."""
     changed = int(row.state_changed_at.timestamp() * 1000) if row.state_changed_at else 0
     due = int(row.next_attempt_at.timestamp() * 1000) if row.next_attempt_at else 0
-    return f"{machine.name}:{row.pk}:{row.state}:{changed}:{row.attempts}:{due}"
+    return f"{prefix}:{machine.name}:{row.pk}:{row.state}:{changed}:{row.attempts}:{due}"
+
+
+# KEYS: the job, its result, its in-progress marker, its queue; ARGV: the job id, a lease in
+# ms (0: leave the in-progress marker's time alone). Run when an enqueue collapsed into an
+# existing id. Returns 1 if the id was freed (enqueue again), 0 if a job is there to run.
+_REPAIR = """
+local freed = 0
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  -- a result: this step ran, yet the row is due in it again (it did not get to finish)
+  redis.call('DEL', KEYS[2])
+  freed = 1
+end
+if redis.call('EXISTS', KEYS[1]) == 1 and not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  -- a job nothing will run: its queue entry is gone (arq adds and removes both at once)
+  redis.call('DEL', KEYS[1], KEYS[3])
+  freed = 1
+end
+local lease = tonumber(ARGV[2])
+if lease > 0 then
+  local ttl = redis.call('PTTL', KEYS[3])
+  if ttl == -1 or ttl > lease then
+    -- marked running for longer than a lease: a live worker renews it, a dead one does not
+    redis.call('PEXPIRE', KEYS[3], lease)
+  end
+end
+return freed
+"""
 
 
 class ArqWaker:
-    """Enqueues ``advance`` jobs on Redis when rows become due."""
+    """Enqueues ``advance`` jobs on Redis when rows become due.
 
-    def __init__(self, pool: ArqRedis, prefix: str = "fedisora") -> None:
+    *lease* (the workers' lease, as a worker's own waker knows it) also bounds how long an
+    existing job's in-progress marker may keep a due row's id from running; without it, such
+    markers are left to the workers renewing them (:class:`LeasedWorker`).
+    """
+
+    def __init__(
+        self, pool: ArqRedis, prefix: str = "fedisora", *, lease: timedelta | None = None
+    ) -> None:
         self.pool = pool
         self.prefix = prefix
+        self.lease = lease
         self._swept: dict[str, int] = {}  # queue -> the last time bucket a sweep was asked for
         # In sweep job ids: another process's sweep of the same bucket, which may have
         # looked already, does not swallow ours.
@@ -87,14 +147,34 @@ class ArqWaker:
         defer = row.next_attempt_at
         if defer is not None and defer <= datetime.now(UTC):
             defer = None
-        await self.pool.enqueue_job(
-            "advance",
-            machine.name,
-            row.pk,
-            _job_id=job_id(machine, row),
-            _queue_name=queue_name(machine.queue, self.prefix),
-            _defer_until=defer,
+        ident = job_id(machine, row, self.prefix)
+        queue = queue_name(machine.queue, self.prefix)
+        for _ in range(2):
+            job = await self.pool.enqueue_job(
+                "advance",
+                machine.name,
+                row.pk,
+                _job_id=ident,
+                _queue_name=queue,
+                _defer_until=defer,
+            )
+            if job is not None or not await self._repair(ident, queue):
+                return
+
+    async def _repair(self, ident: str, queue: str) -> bool:
+        """An enqueue of *ident* collapsed into what Redis holds under that id: free the id
+        if no job will run under it (True: enqueue again); see ``_REPAIR``."""
+        lease_ms = int(self.lease.total_seconds() * 1000) if self.lease is not None else 0
+        keys = (
+            job_key_prefix + ident,
+            result_key_prefix + ident,
+            in_progress_key_prefix + ident,
+            queue,
         )
+        freed = await self.pool.eval(_REPAIR, len(keys), *keys, ident, str(lease_ms))  # type: ignore[misc]
+        if freed:
+            log.warning("arq job %s was stuck in Redis; enqueued again", ident)
+        return bool(freed)
 
     async def soon(self, machine: Machine) -> None:
         """Many rows of *machine* due now (a batch of inbox items): one ``sweep`` job for its
@@ -117,14 +197,73 @@ class ArqWaker:
         self._swept[queue] = bucket
         await self.pool.enqueue_job(
             "sweep",
-            _job_id=f"sweep:{queue}:{self._nonce}:{bucket}",
+            _job_id=f"{self.prefix}:sweep:{queue}:{self._nonce}:{bucket}",
             _queue_name=queue_name(queue, self.prefix),
             _defer_until=defer,
         )
 
     @classmethod
-    async def connect(cls, url: str, prefix: str = "fedisora") -> ArqWaker:
-        return cls(await create_pool(redis_settings(url)), prefix)
+    async def connect(
+        cls, url: str, prefix: str = "fedisora", *, lease: timedelta | None = None
+    ) -> ArqWaker:
+        return cls(await create_pool(redis_settings(url)), prefix, lease=lease)
+
+
+class LeasedWorker(Worker):
+    """An arq :class:`~arq.worker.Worker` whose in-progress markers are leases.
+
+    arq sets a job's in-progress key for the job timeout (+10 s) when the job starts, deletes
+    it when the job ends, and starts no job whose key exists: a worker killed mid-job leaves
+    the key, and with it the job, for as long as the timeout. Here the key lives for *lease*
+    and the poll loop renews it, every third of a lease, for the jobs still running: a killed
+    worker's jobs are startable again within *lease*, a live worker's never are. A marker
+    that lapsed anyway (a stalled loop) costs one more start of the job, whose claim of its
+    row then finds it held (arq's own docs warn that a job may run twice).
+
+    The poll loop also calls *on_beat* every :data:`BEAT_SECONDS`: a heartbeat from the loop
+    that picks up jobs says that the queue is served, whatever those jobs do.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        lease: timedelta,
+        on_beat: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lease_s = lease.total_seconds()
+        self.in_progress_timeout_s = self.lease_s
+        self.on_beat = on_beat
+        self._renewed_at = 0.0
+        self._beat_at = 0.0
+
+    async def heart_beat(self) -> None:
+        await super().heart_beat()
+        now = time.monotonic()
+        if now - self._renewed_at >= self.lease_s / 3:
+            self._renewed_at = now
+            try:
+                await self.renew_in_progress()
+            except Exception:  # the next poll tries again; a lapse costs one more start
+                log.warning("renewing arq in-progress markers failed", exc_info=True)
+        if self.on_beat is not None and now - self._beat_at >= BEAT_SECONDS:
+            self._beat_at = now
+            try:
+                await self.on_beat()
+            except Exception:
+                log.warning("worker heartbeat failed", exc_info=True)
+
+    async def renew_in_progress(self) -> None:
+        """Give the jobs this worker runs a full lease on their in-progress markers."""
+        running = [job for job, task in self.tasks.items() if not task.done()]
+        if not running:
+            return
+        ms = int(self.lease_s * 1000)
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for job in running:
+                pipe.pexpire(in_progress_key_prefix + job, ms)  # none if it just ended
+            await pipe.execute()
 
 
 def build_worker(
@@ -138,7 +277,7 @@ def build_worker(
     sweep_budget: float = SWEEP_BUDGET_SECONDS,
     on_startup: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     on_shutdown: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
-) -> Worker:
+) -> LeasedWorker:
     """An arq worker for one queue; ``fedisora worker`` runs one per queue in one loop.
 
     Its sweeps advance the queue's light rows through a :class:`Pump` of *max_jobs* slots
@@ -151,7 +290,6 @@ def build_worker(
         engine, [m for m in machines if m.is_light], concurrency=max_jobs, prefetch=2 * max_jobs
     )
     light = {m.name for m in pump.machines}
-    last_beat: list[float] = []
 
     async def wake_pump(machine: Machine, row: Any) -> None:
         if machine.name in light:  # a sweep under way takes it too (its job may come later)
@@ -164,10 +302,8 @@ def build_worker(
 
     async def sweep(ctx: dict[str, Any]) -> int:
         """Advance due light rows; re-enqueue due heavy rows: the safety net for lost or
-        flushed wake-ups. Returns how many rows were re-enqueued."""
-        if not last_beat or time.monotonic() - last_beat[0] > BEAT_SECONDS:
-            await beat(name, "arq", [queue], engine.clock)
-            last_beat[:] = [time.monotonic()]
+        flushed wake-ups, and for rows whose runner died. Returns how many rows were
+        re-enqueued."""
         waker: ArqWaker = ctx["fedisora_waker"]
         count = 0
         for machine in heavy:
@@ -181,7 +317,7 @@ def build_worker(
         return count
 
     async def startup(ctx: dict[str, Any]) -> None:
-        ctx["fedisora_waker"] = ArqWaker(ctx["redis"], prefix)
+        ctx["fedisora_waker"] = ArqWaker(ctx["redis"], prefix, lease=engine.lease)
         if on_startup is not None:
             await on_startup(ctx)
         await ctx["fedisora_waker"].sweep(queue)  # the rows left from before, at once
@@ -191,7 +327,12 @@ def build_worker(
         if on_shutdown is not None:
             await on_shutdown(ctx)
 
-    return Worker(
+    async def on_beat() -> None:
+        await beat(name, "arq", [queue], engine.clock)
+
+    return LeasedWorker(
+        lease=engine.lease,
+        on_beat=on_beat,
         functions=[
             func(advance, name="advance", keep_result=0, max_tries=1000),
             func(sweep, name="sweep", keep_result=0, max_tries=1, timeout=sweep_budget + 60),
@@ -199,6 +340,10 @@ def build_worker(
         cron_jobs=[
             cron(
                 sweep,
+                # Also the job id's stem (with the tick): arq's job keys are not per queue,
+                # so each queue's (and deployment's) sweep needs a name of its own, or one
+                # queue's sweep of a tick collapses into another's and never runs.
+                name=f"cron:{prefix}:sweep:{queue}",
                 second=set(sweep_seconds),
                 run_at_startup=False,
                 keep_result=0,
@@ -211,7 +356,8 @@ def build_worker(
         on_startup=startup,
         on_shutdown=shutdown,
         max_jobs=max_jobs,
-        job_timeout=24 * 3600,
+        job_timeout=JOB_TIMEOUT,
+        keep_result=0,  # also for jobs arq fails itself (expired, unknown function)
         handle_signals=False,
         poll_delay=0.2,
         ctx={_PUMP: pump},

@@ -14,6 +14,7 @@ activity id.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import traceback
@@ -151,6 +152,31 @@ class WorkContext:
         """Extend the lease; raise :class:`LeaseLost` if another runner took the row."""
         if not await self.engine.renew(self.machine, self.row.pk, self.token):
             raise LeaseLost(f"{self.machine.name}:{self.row.pk}")
+
+    @contextlib.asynccontextmanager
+    async def keep_lease(self) -> AsyncIterator[None]:
+        """Renew the lease every third of a lease while the block runs (a model load, an
+        encode in a thread): a live runner keeps its row however long the step takes, a dead
+        one loses it within a lease. A lease lost meanwhile shows at the step's next fenced
+        write, which raises :class:`LeaseLost`."""
+
+        async def renew() -> None:
+            interval = max(0.5, self.engine.lease.total_seconds() / 3)
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.heartbeat()
+                except LeaseLost:
+                    return
+                except Exception:  # a database hiccup: the lease has two intervals left
+                    log.warning("%s:%s: renewing the lease failed", self.machine.name, self.row.pk)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # (ours cancelled is no error)
 
     @contextlib.asynccontextmanager
     async def transition(self, target: str) -> AsyncIterator[BaseDBAsyncClient]:

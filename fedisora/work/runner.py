@@ -337,6 +337,7 @@ class InProcessRunner:
 
     async def run(self) -> None:
         last_beat = None
+        look_at = time.monotonic() + self.poll_interval
         while not self._stop.is_set():
             now = self.engine.clock()
             if last_beat is None or now - last_beat > timedelta(seconds=5):
@@ -350,10 +351,16 @@ class InProcessRunner:
                 await self.sweep_once()
             except Exception:
                 log.exception("sweep failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:  # other processes may have stored rows: look again
+            left = look_at - time.monotonic()
+            if left > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), left)
+            if time.monotonic() >= look_at:
+                # Other processes may have stored rows, and leases of runners that died run
+                # out: the pump looks again every poll interval, however often this
+                # process's own wake-ups (a render job waiting for its slot) come.
                 self._pump.wake()
+                look_at = time.monotonic() + self.poll_interval
 
     async def sweep_once(self) -> int:
         """Start due rows (up to the concurrency limit); return how many were started."""

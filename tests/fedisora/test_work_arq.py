@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
+import pytest
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.worker import Worker
 from redis.asyncio import Redis
 from work_machines import machine
 
-from fedisora.models import InboxItem, Tag, WorkerHeartbeat
+from fedisora.models import InboxItem, Tag, WorkerHeartbeat, utcnow
 from fedisora.work import Engine
 from fedisora.work.arq_worker import (
     SWEEP_BUCKET_MS,
     ArqWaker,
     build_worker,
+    job_id,
     queue_name,
     stop_worker,
 )
@@ -129,7 +134,138 @@ async def test_sweep_requests_collapse_and_start_after_they_are_made(redis_url: 
         assert scores[1] == (int(asked * 1000) // SWEEP_BUCKET_MS + 1) * SWEEP_BUCKET_MS
     finally:
         keys = await waker.pool.keys(f"{prefix}*")
-        keys += await waker.pool.keys(f"arq:job:sweep:default:{waker._nonce}:*")
+        keys += await waker.pool.keys(f"arq:job:{prefix}:sweep:default:{waker._nonce}:*")
         if keys:
             await waker.pool.delete(*keys)
         await waker.pool.aclose()
+
+
+# --- whatever Redis still holds, a due row runs ------------------------------------------------
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not await predicate():
+        assert time.monotonic() < deadline, "not in time"
+        await asyncio.sleep(0.02)
+
+
+LEASE = timedelta(seconds=2)
+SWEEP = 1.0  # the workers below sweep every second
+
+
+async def _held_by_a_dead_runner(engine: Engine, name: str, **payload: object) -> InboxItem:
+    """A heavy row in "processing" whose runner died: its lease ran out, its token is
+    still there."""
+    now = utcnow()
+    row: InboxItem = await InboxItem.create(
+        activity_id=name,
+        actor_uri="https://x/a",
+        payload=payload,
+        state="processing",
+        state_changed_at=now - timedelta(seconds=30),
+        next_attempt_at=now - timedelta(seconds=30),
+        locked_until=now - timedelta(seconds=1),
+        lock_token="the-dead-runner",
+    )
+    return row
+
+
+async def _plant(redis: Redis, left: str, ident: str, queue: str) -> None:
+    """What a worker of the older kind left in Redis under the row's job id."""
+    job, result, running = (
+        p + ident for p in (job_key_prefix, result_key_prefix, in_progress_key_prefix)
+    )
+    if left == "flushed":
+        return
+    if left == "result":  # a result kept (arq's default keeps them an hour, failures too)
+        await redis.set(result, b"stale", px=3600_000)
+        return
+    await redis.psetex(job, 86400_000, b"stale job")  # never read: the job's row is the truth
+    if left == "in-progress":  # killed mid-job: queued, marked running for a day
+        await redis.zadd(queue, {ident: time.time() * 1000 - 30_000})
+        await redis.psetex(running, 86400_000, b"1")
+    # "orphan": a job key without its queue entry (one and the other went apart)
+
+
+@pytest.mark.parametrize("left", ["in-progress", "result", "orphan", "flushed"])
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_due_row_runs_whatever_redis_holds_under_its_id(
+    db: str, redis_url: str, left: str
+) -> None:
+    """A due heavy row, re-enqueued by a sweep under the id of its step, runs within a lease
+    and a sweep of the worker's start, however stuck its id is in Redis; once."""
+    prefix = f"fedisora-test-{secrets.token_hex(4)}"
+    m = machine(light=False)
+    engine = Engine([m], lease=LEASE)
+    row = await _held_by_a_dead_runner(engine, f"stuck-{left}")
+    ident = job_id(m, row, prefix)
+    redis = Redis.from_url(redis_url)
+    try:
+        await _plant(redis, left, ident, queue_name("default", prefix))
+        worker = build_worker(engine, redis_url, "default", prefix=prefix, sweep_seconds=range(60))
+        started = time.monotonic()
+        task = asyncio.create_task(worker.async_run())
+        try:
+            while (await InboxItem.get(pk=row.pk)).state != "done":
+                assert time.monotonic() - started < 30, f"{left}: the row never ran"
+                assert not task.done(), task.exception() if task.done() else None
+                await asyncio.sleep(0.05)
+            took = time.monotonic() - started
+        finally:
+            await stop_worker(worker, task)
+        keys = await redis.keys(f"*{prefix}*")
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+    assert took <= LEASE.total_seconds() + SWEEP + 1.5, f"{left}: ran {took:.1f} s after the start"
+    assert await Tag.filter(name=f"effect-stuck-{left}").count() == 1
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_running_jobs_in_progress_marker_is_a_renewed_lease(
+    db: str, redis_url: str
+) -> None:
+    """The marker lives a lease, renewed while the job runs (three leases here): never
+    startable twice while its worker lives, startable within a lease once it died."""
+    prefix = f"fedisora-test-{secrets.token_hex(4)}"
+    m = machine(light=False)
+    engine = Engine([m], lease=LEASE)
+    waker = await ArqWaker.connect(redis_url, prefix)
+    engine.add_waker(waker)
+    pause = 3 * LEASE.total_seconds()
+    row = await engine.create(
+        InboxItem, activity_id="long", actor_uri="x", payload={"pause": pause}
+    )
+    worker = build_worker(engine, redis_url, "default", prefix=prefix, sweep_seconds=range(60))
+    task = asyncio.create_task(worker.async_run())
+    try:
+
+        async def processing() -> bool:
+            return await InboxItem.filter(pk=row.pk, state="processing").exists()
+
+        await _until(processing, 20)
+        row = await InboxItem.get(pk=row.pk)
+        marker = in_progress_key_prefix + job_id(m, row, prefix)
+
+        async def started() -> bool:
+            return bool(await waker.pool.exists(marker))
+
+        await _until(started, 10)
+        ttls = []
+        while await InboxItem.filter(pk=row.pk, state="processing").exists():
+            ttls.append(await waker.pool.pttl(marker))
+            await asyncio.sleep(0.1)
+        if ttls[-1] == -2:  # the step ended between the two looks
+            ttls.pop()
+    finally:
+        await stop_worker(worker, task)
+        keys = await waker.pool.keys(f"*{prefix}*")
+        if keys:
+            await waker.pool.delete(*keys)
+        await waker.pool.aclose()
+    assert len(ttls) > 40  # sampled through the whole step
+    assert all(0 < ttl <= LEASE.total_seconds() * 1000 for ttl in ttls), ttls
+    assert await Tag.filter(name="effect-long").count() == 1
+    assert (await InboxItem.get(pk=row.pk)).state == "done"

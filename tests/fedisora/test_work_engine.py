@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from work_machines import GRAPH, IN_FLIGHT, machine
 
-from fedisora.models import InboxItem, Tag, WorkerHeartbeat
+from fedisora.models import Delivery, InboxItem, Tag, WorkerHeartbeat
 from fedisora.work import (
     AdvanceResult,
     Engine,
@@ -614,3 +614,67 @@ async def test_runner_killed_with_claimed_rows_waiting_loses_none(db: str) -> No
         rescuer.wait()
     for name in ["slow", *quick]:
         assert await Tag.filter(name=f"effect-{name}").count() == 1
+
+
+# --- what a runner notices however busy it is ------------------------------------------------
+
+
+async def test_runner_looks_for_rows_stored_elsewhere_however_often_it_is_woken(db: str) -> None:
+    """Its own wake-ups (render jobs waiting for their slot retry every second) used to
+    postpone the pump's look for rows other processes stored, and for rows whose runner died,
+    for as long as they kept coming."""
+    heavy = Machine(
+        model=Delivery,  # never stored: only woken
+        graph=StateGraph("woken", [State("due"), State("gone", terminal=True)], "due", "gone"),
+        handlers={"due": lambda row, ctx: asyncio.sleep(0)},
+        light=False,
+    )
+    engine = Engine([machine(), heavy])
+    runner = InProcessRunner(engine, poll_interval=0.3)
+    runner.start()
+    stop = asyncio.Event()
+
+    async def keep_waking() -> None:
+        while not stop.is_set():
+            await engine.wake(heavy, InboxItem(id=0))
+            await asyncio.sleep(0.05)
+
+    waking = asyncio.create_task(keep_waking())
+    try:
+        await asyncio.sleep(0.5)  # the pump has found nothing: it waits to be woken
+        now = datetime.now(UTC)
+        # As another process stores it: no wake-up here.
+        await InboxItem.create(
+            activity_id="elsewhere",
+            actor_uri="https://x/a",
+            payload={},
+            state="received",
+            state_changed_at=now,
+            next_attempt_at=now,
+        )
+        stored = time.monotonic()
+
+        async def done() -> bool:
+            return await InboxItem.filter(activity_id="elsewhere", state="done").exists()
+
+        await _wait_for(done, limit=5)
+        assert time.monotonic() - stored < 0.3 + 1.0
+    finally:
+        stop.set()
+        await waking
+        await runner.stop()
+
+
+async def test_keep_lease_renews_while_the_block_runs(db: str) -> None:
+    engine = Engine([machine()], lease=timedelta(seconds=1.5))
+    item = await _item(engine, "long")
+    m = engine.machine("inbox_items")
+    row, token = await engine.claim(m, item.pk)  # type: ignore[misc]
+    ctx = WorkContext(engine, m, row, token, engine.clock)
+    async with ctx.keep_lease():
+        await asyncio.sleep(2.5)  # longer than the lease
+        held = await InboxItem.get(pk=item.pk)
+        assert held.lock_token == token and held.locked_until > engine.clock()
+        assert await engine.claim(m, item.pk) is None
+    await asyncio.sleep(1.6)  # the renewal stopped with the block: the lease runs out
+    assert await engine.claim(m, item.pk) is not None
