@@ -295,3 +295,29 @@ async def test_chores_run_in_the_in_process_runner(db: str, settings: Settings) 
     await runner.drain(limit_seconds=20)
     assert await InboxItem.filter(size=0).count() == 1
     assert {c.name for c in await Chore.filter(next_attempt_at__gt=clock())} == set(CHORES)
+
+
+async def test_chores_run_in_an_arq_worker(db: str, settings: Settings, redis_url: str) -> None:
+    """The arq worker's sweeps advance chore rows like any light row: no code of its own."""
+    import secrets
+    import time
+
+    from fedisora.work.arq_worker import build_worker, stop_worker
+
+    clock = Clock()
+    engine = engine_for(settings, clock)
+    await ensure_chores()
+    await item(1, "ignored")
+    clock.passed = timedelta(minutes=11)
+    prefix = f"fedisora-test-{secrets.token_hex(4)}"
+    worker = build_worker(engine, redis_url, "default", prefix=prefix, max_jobs=2)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        deadline = time.monotonic() + 30
+        while await Chore.filter(progress__not={}).count() < len(CHORES):
+            assert time.monotonic() < deadline, "the arq worker did not run the chores"
+            assert not task.done(), task.exception() if task.done() else None
+            await asyncio.sleep(0.1)
+    finally:
+        await stop_worker(worker, task)
+    assert await InboxItem.filter(size=0).count() == 1
