@@ -169,9 +169,9 @@ class Settings:
     log_level: str = "info"
     # Storage bounds (see fedisora.services.retention, fedisora.services.media_gc and
     # activitypub.federation.inbox_limits).
-    inbox_actor_max_items: int = 5000  # inbox payloads held per remote actor
+    inbox_actor_max_items: int = 10000  # inbox payloads held per remote actor
     inbox_actor_max_mb: int = 64
-    inbox_host_max_items: int = 20000  # ... and per remote host
+    inbox_host_max_items: int = 50000  # ... and per remote host
     inbox_host_max_mb: int = 256
     retain_inbox_ignored_minutes: int = 10  # payload of an inbox item with nothing to do
     retain_inbox_processed_minutes: int = 60  # payload of a processed inbox item

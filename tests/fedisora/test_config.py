@@ -81,8 +81,8 @@ def test_source_url_defaults_to_upstream_and_can_name_a_fork(tmp_path: Path) -> 
 
 def test_storage_settings(tmp_path: Path) -> None:
     s = load_settings({"FEDISORA_DATA_DIR": str(tmp_path)})
-    assert (s.inbox_actor_max_items, s.inbox_actor_max_mb) == (5000, 64)
-    assert (s.inbox_host_max_items, s.inbox_host_max_mb) == (20000, 256)
+    assert (s.inbox_actor_max_items, s.inbox_actor_max_mb) == (10000, 64)
+    assert (s.inbox_host_max_items, s.inbox_host_max_mb) == (50000, 256)
     assert (s.retain_inbox_ignored_minutes, s.retain_inbox_processed_minutes) == (10, 60)
     assert (s.retain_failed_days, s.inbox_dedupe_days, s.retain_work_days) == (3, 7, 7)
     assert (s.retain_delivered_hours, s.media_unattached_hours) == (24, 24)
