@@ -10,7 +10,7 @@ from tortoise.migrations import operations as ops
 from fedisora.models import utcnow
 
 # The housekeeping chores (fedisora.work.housekeeping), one row each, due at once.
-CHORES = ("work_retention", "media_gc")
+CHORES = ("work_retention", "media_gc", "expired_rows")
 
 
 async def seed_chores(apps: Any, schema_editor: Any) -> None:

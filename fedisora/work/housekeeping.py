@@ -18,7 +18,8 @@ Chores:
 
 - ``work_retention`` (every minute): :mod:`fedisora.services.retention` over every
   durable-work table the engine runs;
-- ``media_gc`` (every 10 minutes): :mod:`fedisora.services.media_gc`.
+- ``media_gc`` (every 10 minutes): :mod:`fedisora.services.media_gc`;
+- ``expired_rows`` (every 10 minutes): :mod:`fedisora.services.expiry`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tortoise.exceptions import IntegrityError
 
 from fedisora.config import Settings
 from fedisora.models import Chore, utcnow
+from fedisora.services.expiry import delete_expired, expiries
 from fedisora.services.media_gc import collect_unattached
 from fedisora.services.retention import Fence, policies, run_policies
 from fedisora.work.engine import LeaseLost, Machine, Outcome, Retry, WorkContext
@@ -99,9 +101,16 @@ async def _media_gc(
     return ({"media_removed": removed} if removed else {}), more
 
 
+async def _expired_rows(
+    ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
+) -> tuple[dict[str, int], bool]:
+    return await delete_expired(expiries(), now=ctx.now(), fence=fence)
+
+
 CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
     "media_gc": ChoreSpec(_media_gc, timedelta(minutes=10)),
+    "expired_rows": ChoreSpec(_expired_rows, timedelta(minutes=10)),
 }
 
 

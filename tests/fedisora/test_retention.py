@@ -321,3 +321,40 @@ async def test_chores_run_in_an_arq_worker(db: str, settings: Settings, redis_ur
     finally:
         await stop_worker(worker, task)
     assert await InboxItem.filter(size=0).count() == 1
+
+
+async def test_expired_rows_of_other_tables_go(db: str, settings: Settings) -> None:
+    """Idempotency keys past their TTL, OAuth codes a day past expiry and heartbeats of
+    runners gone for a week: dead rows that would otherwise pile up for good."""
+    from fedisora.models import (
+        IdempotencyKey,
+        OAuthApplication,
+        OAuthAuthorizationCode,
+        WorkerHeartbeat,
+    )
+
+    clock = Clock()
+    engine = engine_for(settings, clock)
+    await ensure_chores()
+    ann = await local_account("ann")
+    app = await OAuthApplication.create(name="app", client_id="c", client_secret="s")
+    now = utcnow()
+    for n, age in enumerate((timedelta(hours=2), timedelta(minutes=10))):
+        await IdempotencyKey.create(account=ann, key=f"k{n}", status_id=n)
+        await IdempotencyKey.filter(key=f"k{n}").update(created_at=now - age)
+        await OAuthAuthorizationCode.create(
+            code=f"code{n}",
+            application=app,
+            account=ann,
+            redirect_uri="urn:ietf:wg:oauth:2.0:oob",
+            scopes="read",
+            expires_at=now - age * 12,  # 24 hours ago, and 2 hours ago
+        )
+        await WorkerHeartbeat.create(
+            name=f"inprocess:host:{n}", kind="inprocess", pid=n, last_seen=now - age * 84
+        )
+    clock.passed = timedelta(minutes=1)
+    await run_chore(engine, "expired_rows")
+    assert await IdempotencyKey.all().values_list("key", flat=True) == ["k1"]
+    assert await OAuthAuthorizationCode.all().values_list("code", flat=True) == ["code1"]
+    assert await WorkerHeartbeat.all().values_list("pid", flat=True) == [1]
