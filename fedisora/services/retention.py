@@ -135,6 +135,9 @@ def _referenced(model: type[WorkRow]) -> bool:
     return bool(meta.backward_fk_fields or meta.backward_o2o_fields)
 
 
+_warned: set[type[WorkRow]] = set()
+
+
 def _minutes(n: int) -> timedelta:
     return timedelta(minutes=n)
 
@@ -186,11 +189,13 @@ def policies(settings: Settings, machines: Iterable[_Machine]) -> list[Policy]:
                 ),
             )
         elif _referenced(model):
-            log.warning(
-                "retention: %s is referenced by other tables and has no policy of its own; "
-                "its rows are kept",
-                model._meta.db_table,
-            )
+            if model not in _warned:  # once per process, not at every run
+                _warned.add(model)
+                log.warning(
+                    "retention: %s is referenced by other tables and has no policy of its "
+                    "own; its rows are kept",
+                    model._meta.db_table,
+                )
             rules = ()
         else:
             rules = (Delete(terminal, days(settings.retain_work_days)),)
