@@ -167,6 +167,19 @@ class Settings:
     render_compile: bool = False  # torch.compile the transformer (slow first render)
     render_first_block_cache: float = 0.0  # First Block Cache threshold; 0 disables it
     log_level: str = "info"
+    # Storage bounds (see fedisora.services.retention, fedisora.services.media_gc and
+    # activitypub.federation.inbox_limits).
+    inbox_actor_max_items: int = 10000  # inbox payloads held per remote actor
+    inbox_actor_max_mb: int = 64
+    inbox_host_max_items: int = 50000  # ... and per remote host
+    inbox_host_max_mb: int = 256
+    retain_inbox_ignored_minutes: int = 10  # payload of an inbox item with nothing to do
+    retain_inbox_processed_minutes: int = 60  # payload of a processed inbox item
+    retain_failed_days: int = 3  # failed work rows (payloads, deliveries) for diagnosis
+    inbox_dedupe_days: int = 7  # an inbox item's activity id, to recognise a redelivery
+    retain_delivered_hours: int = 24  # delivered deliveries
+    retain_work_days: int = 7  # other finished work (checks, render input stills, ...)
+    media_unattached_hours: int = 24  # uploads and renders no clip, draft or render holds
     # Where this instance's source code is offered (AGPL section 13): an instance running
     # modified code must point at its own.
     source_url: str = DEFAULT_SOURCE_URL
@@ -261,6 +274,36 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RENDER_FIRST_BLOCK_CACHE": (
         "render_first_block_cache",
         lambda n, raw: _parse_float(n, raw, 0.0, 1.0),
+    ),
+    "INBOX_ACTOR_MAX_ITEMS": (
+        "inbox_actor_max_items",
+        lambda n, raw: _parse_int(n, raw, 1, 10_000_000),
+    ),
+    # At least 1 MB: an activity of the largest size accepted (1 MiB) must fit an empty budget.
+    "INBOX_ACTOR_MAX_MB": ("inbox_actor_max_mb", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
+    "INBOX_HOST_MAX_ITEMS": (
+        "inbox_host_max_items",
+        lambda n, raw: _parse_int(n, raw, 1, 10_000_000),
+    ),
+    "INBOX_HOST_MAX_MB": ("inbox_host_max_mb", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
+    "RETAIN_INBOX_IGNORED_MINUTES": (
+        "retain_inbox_ignored_minutes",
+        lambda n, raw: _parse_int(n, raw, 0, 60 * 24 * 365),
+    ),
+    "RETAIN_INBOX_PROCESSED_MINUTES": (
+        "retain_inbox_processed_minutes",
+        lambda n, raw: _parse_int(n, raw, 0, 60 * 24 * 365),
+    ),
+    "RETAIN_FAILED_DAYS": ("retain_failed_days", lambda n, raw: _parse_int(n, raw, 0, 3650)),
+    "INBOX_DEDUPE_DAYS": ("inbox_dedupe_days", lambda n, raw: _parse_int(n, raw, 1, 3650)),
+    "RETAIN_DELIVERED_HOURS": (
+        "retain_delivered_hours",
+        lambda n, raw: _parse_int(n, raw, 0, 24 * 3650),
+    ),
+    "RETAIN_WORK_DAYS": ("retain_work_days", lambda n, raw: _parse_int(n, raw, 0, 3650)),
+    "MEDIA_UNATTACHED_HOURS": (
+        "media_unattached_hours",
+        lambda n, raw: _parse_int(n, raw, 1, 24 * 3650),
     ),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),

@@ -238,9 +238,17 @@ class MediaFile(Model):
     # "checked_at"}.
     provenance: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
+    attached_at = fields.DatetimeField(null=True)
+    """When a clip took this media (null: none holds it, or its clip was deleted). Set in the
+    clip's transaction by a conditional update that is the fence against the collection of
+    unattached media (see :mod:`fedisora.services.media_gc`)."""
+    doomed_at = fields.DatetimeField(null=True)
+    """Set by the collection of unattached media once it has decided to remove the row: no
+    clip can take it from then on, its files are deleted, then the row."""
 
     class Meta:
         table = "media_files"
+        indexes = (Index(fields=("attached_at", "id")),)
 
 
 class Clip(Model):
@@ -300,6 +308,7 @@ class Clip(Model):
             Index(fields=("account_id", "id")),
             Index(fields=("visibility", "id")),
             Index(fields=("local", "visibility", "id")),
+            Index(fields=("media_id",)),
         )
 
     async def save(self, *args: Any, **kwargs: Any) -> None:
@@ -613,6 +622,8 @@ class RenderJob(WorkRow):
         indexes = (
             Index(fields=("state", "next_attempt_at")),
             Index(fields=("account_id", "id")),
+            Index(fields=("state", "state_changed_at")),
+            Index(fields=("output_id",)),
         )
 
 
@@ -632,21 +643,40 @@ class Delivery(WorkRow):
 
     class Meta:
         table = "deliveries"
-        indexes = (Index(fields=("state", "next_attempt_at")), Index(fields=("host", "state")))
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("host", "state")),
+            Index(fields=("state", "state_changed_at")),
+        )
 
 
 class InboxItem(WorkRow):
-    """A verified incoming activity, stored before the 202 and processed later."""
+    """A verified incoming activity, stored before the 202 and processed later.
+
+    Once it is over, its payload is dropped after a while and the row, which then only
+    recognises a redelivery of the same activity id, deleted later still (see
+    :mod:`fedisora.services.retention`).
+    """
 
     id = fields.BigIntField(primary_key=True)
     activity_id = fields.CharField(max_length=2048, unique=True)
     actor_uri = fields.CharField(max_length=2048)
     payload: dict[str, Any] = fields.JSONField()
+    """The activity; ``{}`` once retention dropped it (then :attr:`size` is 0)."""
     received_at = fields.DatetimeField(default=utcnow)
+    host = fields.CharField(max_length=255, default="")
+    """The actor's host[:port], for the per-host inbox limits."""
+    size = fields.IntField(default=0)
+    """Bytes of the payload held (the request body's length), 0 once it was dropped: what the
+    per-actor and per-host inbox limits count (:mod:`activitypub.federation.inbox_limits`)."""
 
     class Meta:
         table = "inbox_items"
-        indexes = (Index(fields=("state", "next_attempt_at")),)
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("state", "state_changed_at")),
+            Index(fields=("host", "size")),
+        )
 
 
 class RemoteMediaCheck(WorkRow):
@@ -667,7 +697,11 @@ class RemoteMediaCheck(WorkRow):
 
     class Meta:
         table = "remote_media_checks"
-        indexes = (Index(fields=("state", "next_attempt_at")), Index(fields=("origin", "state")))
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("origin", "state")),
+            Index(fields=("state", "state_changed_at")),
+        )
 
 
 class QuoteCheck(WorkRow):
@@ -695,7 +729,11 @@ class QuoteCheck(WorkRow):
 
     class Meta:
         table = "quote_checks"
-        indexes = (Index(fields=("state", "next_attempt_at")), Index(fields=("remix_uri",)))
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("remix_uri",)),
+            Index(fields=("state", "state_changed_at")),
+        )
 
 
 class WorkerHeartbeat(Model):
@@ -862,3 +900,38 @@ class PeerSignatureScheme(Model):
 
 
 __all__ += ["PeerSignatureScheme"]
+
+
+class Chore(WorkRow):
+    """A periodic housekeeping task, one row per chore (see :mod:`fedisora.work.housekeeping`).
+
+    Its one automatic state never ends: each run does a bounded batch of work and schedules
+    the next. ``progress`` holds what a chore carries from one run to the next (cursors, the
+    last run's counts).
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=64, unique=True)
+    progress: dict[str, Any] = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "chores"
+        indexes = (Index(fields=("state", "next_attempt_at")),)
+
+
+class WorkTally(Model):
+    """How many rows of a durable-work table retention deleted, per state (and per group,
+    such as a delivery's host), so that counts shown stay whole after the rows are gone."""
+
+    id = fields.BigIntField(primary_key=True)
+    table_name = fields.CharField(max_length=64)
+    state = fields.CharField(max_length=32)
+    group_key = fields.CharField(max_length=255, default="")
+    count = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "work_tallies"
+        unique_together = (("table_name", "state", "group_key"),)
+
+
+__all__ += ["Chore", "WorkTally"]

@@ -4,8 +4,6 @@ profiles, clip pages and hashtag pages in :mod:`web.profiles`, :mod:`web.clip_pa
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -13,18 +11,10 @@ from starlette.routing import BaseRoute, Route
 from tortoise.functions import Count
 
 from fedisora.health import health
-from fedisora.models import (
-    Account,
-    Clip,
-    Delivery,
-    InboxItem,
-    QuoteCheck,
-    RemoteMediaCheck,
-    RenderJob,
-    User,
-    Visibility,
-)
+from fedisora.models import Account, Clip, Delivery, User, Visibility
 from fedisora.services.accounts import authenticate
+from fedisora.services.retention import tallies
+from fedisora.services.storage import media_space, work_space
 from web.clips import clip_cards, session_account
 from web.clips import routes as clip_routes
 from web.pages import render
@@ -87,19 +77,35 @@ async def _admin_user(request: Request) -> User:
     return user
 
 
-async def _state_counts(model: Any) -> list[tuple[str, int]]:
-    rows = await model.annotate(n=Count("id")).group_by("state").values("state", "n")
-    return sorted((r["state"], r["n"]) for r in rows)
+# Names the overview has always used; other work tables are named after their table.
+_WORK_LABELS = {"quote_checks": "remote quote checks", "chores": "housekeeping chores"}
+
+
+def _size(n: int | None) -> str:
+    """Bytes for people: 512 B, 1.5 MB, 2.0 GB."""
+    if n is None:
+        return "n/a"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"  # pragma: no cover - the loop returns
 
 
 async def admin(request: Request) -> Response:
     await _admin_user(request)
     report = await health(request.app.state.settings)
-    delivery_hosts = (
+    hosts: dict[tuple[str, str], int] = {}
+    for r in (
         await Delivery.annotate(n=Count("id"))
         .group_by("host", "state")
         .values("host", "state", "n")
-    )
+    ):
+        hosts[(r["host"], r["state"])] = int(r["n"])
+    for (state, host), n in (await tallies(str(Delivery._meta.db_table))).items():
+        hosts[(host, state)] = hosts.get((host, state), 0) + n  # deleted by retention
+    work = await work_space()
     return render(
         request,
         "admin/index.html",
@@ -107,14 +113,10 @@ async def admin(request: Request) -> Response:
         accounts=await Account.filter(domain=None).count(),
         remote_accounts=await Account.exclude(domain=None).count(),
         clips=await Clip.filter(deleted_at=None).count(),
-        work={
-            "render jobs": await _state_counts(RenderJob),
-            "deliveries": await _state_counts(Delivery),
-            "inbox items": await _state_counts(InboxItem),
-            "remote media checks": await _state_counts(RemoteMediaCheck),
-            "remote quote checks": await _state_counts(QuoteCheck),
-        },
-        delivery_hosts=sorted(delivery_hosts, key=lambda r: (r["host"], r["state"])),
+        work=[(_WORK_LABELS.get(w.table, w.label), w) for w in work],
+        media=await media_space(),
+        size=_size,
+        delivery_hosts=[{"host": h, "state": s, "n": n} for (h, s), n in sorted(hosts.items())],
     )
 
 

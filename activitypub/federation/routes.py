@@ -2,7 +2,8 @@
 
 Inbox POSTs are checked in this order, each failure answered at once with nothing stored:
 size (413), a signature at all (401), JSON shape (400), signature (400 malformed / 401 bad),
-signer is the activity's actor (401). A passing activity is stored as an
+signer is the activity's actor (401), the actor's and its host's held activities under their
+caps (429, :mod:`activitypub.federation.inbox_limits`). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
 effect) and answered 202; the InboxItem machine (:mod:`activitypub.federation.inbox`)
 processes it later. One exception: from an actor suspended here only what removes or updates
@@ -25,8 +26,10 @@ from starlette.routing import BaseRoute, Route
 
 from activitypub import objects
 from activitypub.errors import SignatureError
+from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.inbox import INBOX_GRAPH
+from activitypub.federation.inbox_limits import RETRY_AFTER, limits_for
 from activitypub.federation.ingest import quote_stamp, quoting_uri_of
 from activitypub.federation.render import (
     actor_document,
@@ -582,6 +585,12 @@ async def inbox(request: Request) -> Response:
             # peer deliver it again, for days, to no end. What undoes or deletes is kept.
             log.debug("dropped %s %s: %s is suspended here", payload["type"], activity_id, actor_id)
             return Response(status_code=202)
+    host = domain_of(actor_id)
+    over = await limits_for(fed, fed.settings).admit(host, actor_id, len(body))
+    if over is not None:  # retried by the peer later (see inbox_limits)
+        refused = _refuse(request, 429, over)
+        refused.headers["Retry-After"] = str(RETRY_AFTER)
+        return refused
     # Stored (or found there already: a redelivery) before the 202; committed together
     # with concurrent POSTs' rows.
     await insert_grouped(
@@ -591,6 +600,8 @@ async def inbox(request: Request) -> Response:
         activity_id=activity_id,
         actor_uri=actor_id,
         payload=payload,
+        host=host,
+        size=len(body),
     )
     return Response(status_code=202)
 

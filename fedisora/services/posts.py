@@ -28,6 +28,7 @@ from fedisora.models import (
 )
 from fedisora.services import events
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
+from fedisora.services.media_gc import attach_media, detach_media
 from fedisora.services.notify import notify
 from fedisora.services.remixes import recount_remixes
 from fedisora.services.text import parse_text, render_html
@@ -188,6 +189,8 @@ async def store_clip(
     """
     remix_of = await Clip.get_or_none(pk=clip.remix_of_id) if clip.remix_of_id else None
     async with in_transaction() as conn:
+        if clip.media_id is not None:
+            await attach_media(clip.media_id, conn)  # the fence against its collection
         await clip.save(using_db=conn, force_create=True)
         await _attach_tags(clip, tags, conn)
         for account in mentioned:
@@ -286,6 +289,7 @@ async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> 
         )
         if not updated:
             return
+        await detach_media(clip.media_id, conn)  # collected with its files from now on
         await TimelineEntry.filter(clip_id=clip.pk).using_db(conn).delete()
         await ClipTag.filter(clip_id=clip.pk).using_db(conn).delete()
         await (

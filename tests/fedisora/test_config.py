@@ -39,6 +39,11 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("FEDISORA_MAX_CLIP_SECONDS", "ten", "FEDISORA_MAX_CLIP_SECONDS must be a number"),
         ("FEDISORA_COLOUR", "blue", "unknown setting FEDISORA_COLOUR"),
         ("FEDISORA_SOURCE_URL", "git@host:x.git", "FEDISORA_SOURCE_URL must be an http"),
+        # A byte cap under the largest activity (1 MiB) would refuse it on an empty budget.
+        ("FEDISORA_INBOX_ACTOR_MAX_MB", "0", "FEDISORA_INBOX_ACTOR_MAX_MB must be between 1"),
+        ("FEDISORA_INBOX_HOST_MAX_ITEMS", "-5", "FEDISORA_INBOX_HOST_MAX_ITEMS must be between"),
+        ("FEDISORA_INBOX_DEDUPE_DAYS", "0", "FEDISORA_INBOX_DEDUPE_DAYS must be between 1"),
+        ("FEDISORA_MEDIA_UNATTACHED_HOURS", "a day", "must be a whole number"),
     ],
 )
 def test_invalid_settings_fail_fast_naming_the_setting(
@@ -72,3 +77,24 @@ def test_source_url_defaults_to_upstream_and_can_name_a_fork(tmp_path: Path) -> 
     assert load_settings({**base, "FEDISORA_SOURCE_URL": " "}).source_url == DEFAULT_SOURCE_URL
     fork = "https://code.example/me/fedisora-fork"
     assert load_settings({**base, "FEDISORA_SOURCE_URL": fork}).source_url == fork
+
+
+def test_storage_settings(tmp_path: Path) -> None:
+    s = load_settings({"FEDISORA_DATA_DIR": str(tmp_path)})
+    assert (s.inbox_actor_max_items, s.inbox_actor_max_mb) == (10000, 64)
+    assert (s.inbox_host_max_items, s.inbox_host_max_mb) == (50000, 256)
+    assert (s.retain_inbox_ignored_minutes, s.retain_inbox_processed_minutes) == (10, 60)
+    assert (s.retain_failed_days, s.inbox_dedupe_days, s.retain_work_days) == (3, 7, 7)
+    assert (s.retain_delivered_hours, s.media_unattached_hours) == (24, 24)
+    s = load_settings(
+        {"FEDISORA_DATA_DIR": str(tmp_path), "FEDISORA_RETAIN_INBOX_IGNORED_MINUTES": "0"}
+    )
+    assert s.retain_inbox_ignored_minutes == 0  # dropped at the next run
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    from fedisora.config import _PARSERS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [n for n in _PARSERS if f"`FEDISORA_{n}`" not in readme]
+    assert missing == []
