@@ -527,7 +527,7 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     if clip is not None:
         await Clip.filter(pk=clip.pk).update(caption=text, **values)
         await remix_changed(clip, note.quote, objects.stamp_of(obj))  # verified again if it changed
-        await events.emit("clip.updated", actor.pk, clip_id=clip.pk)
+        await events.emit_committed("clip.updated", actor.pk, clip_id=clip.pk)
         return
     comment = await Comment.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
     if comment is not None:
@@ -715,7 +715,9 @@ async def _set_stamp(remix: Clip, stamp: str | None, state: QuoteState) -> None:
         )
         await recount_remixes(remix.remix_of_id, conn)
     changed = remix.quote_authorization_uri != stamp
-    await events.emit("clip.updated", remix.account_id, clip_id=remix.pk, quote_changed=changed)
+    await events.emit_committed(
+        "clip.updated", remix.account_id, clip_id=remix.pk, quote_changed=changed
+    )
 
 
 _HANDLERS = {

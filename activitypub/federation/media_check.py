@@ -250,7 +250,7 @@ async def _check(row: RemoteMediaCheck, ctx: WorkContext) -> Outcome:
         await MediaFile.filter(pk=media.pk).using_db(conn).update(provenance=provenance)
     log.info("%s: provenance %s (%s)", row.clip_uri, verdict.label.value, verdict.reason)
     if clip is not None:  # streaming clients see the new label
-        await events.emit("clip.updated", clip.account_id, clip_id=clip.pk)
+        await events.emit_committed("clip.updated", clip.account_id, clip_id=clip.pk)
     return verdict.label.value
 
 

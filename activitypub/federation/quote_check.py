@@ -209,7 +209,7 @@ async def stamp_deleted(actor: Account, stamp: str) -> bool:
             await recount_remixes(source.pk, conn)
         if updated and remix.quote_state != state:
             log.info("%s: quote %s (its stamp was deleted by %s)", remix.uri, state, actor.uri)
-            await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)
+            await events.emit_committed("clip.updated", remix.account_id, clip_id=remix.pk)
     return bool(remixes)
 
 
@@ -392,7 +392,7 @@ async def _verify(row: QuoteCheck, ctx: WorkContext) -> Outcome:
     log.info("%s: quote %s (%s)", remix.uri, verdict.state.value, verdict.reason)
     if verdict.state == QuoteState.ACCEPTED:
         await notify_approved(remix.pk)
-    await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)  # streaming clients
+    await events.emit_committed("clip.updated", remix.account_id, clip_id=remix.pk)  # streams
     return "checked"
 
 

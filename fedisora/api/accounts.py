@@ -111,7 +111,7 @@ async def update_credentials(ctx: Ctx) -> Response:
             changed.append(flag_name)
     if changed:
         await me.save(update_fields=[*changed, "updated_at"])
-        await events.emit("account.updated", me.pk)
+        await events.emit_committed("account.updated", me.pk)
     return json(await credential_account(me, ctx.user))
 
 

@@ -46,5 +46,5 @@ async def edit_comment(
     await row.save()
     for account in mentioned:
         await Mention.get_or_create(account=account, comment=row, target_key=f"comment:{row.pk}")
-    await events.emit("comment.updated", editor.pk, comment_id=row.pk)
+    await events.emit_committed("comment.updated", editor.pk, comment_id=row.pk)
     return row

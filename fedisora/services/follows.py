@@ -30,6 +30,7 @@ __all__ = [
     "follow",
     "mute",
     "reject_follow",
+    "remote_contacts",
     "unblock",
     "unfollow",
     "unmute",
@@ -118,9 +119,9 @@ async def follow(follower: Account, target: Account, *, uri: str | None = None) 
             dedupe_key=f"follow:{row.pk}",
             from_account=follower,
         )
-    await events.emit("follow.requested", follower.pk, follow_id=row.pk)
+    await events.emit_committed("follow.requested", follower.pk, follow_id=row.pk)
     if auto_accept:
-        await events.emit("follow.accepted", target.pk, follow_id=row.pk)
+        await events.emit_committed("follow.accepted", target.pk, follow_id=row.pk)
     return row
 
 
@@ -143,7 +144,7 @@ async def accept_follow(target: Account, row: Follow) -> Follow:
         await notify(
             target, NotificationType.FOLLOW, dedupe_key=f"follow:{row.pk}", from_account=follower
         )
-        await events.emit("follow.accepted", target.pk, follow_id=row.pk)
+        await events.emit_committed("follow.accepted", target.pk, follow_id=row.pk)
     return row
 
 
@@ -164,9 +165,28 @@ async def _remove(row: Follow, kind: str, actor_id: int) -> None:
                 .delete()
             )
     if deleted:
-        await events.emit(
+        await events.emit_committed(
             kind, actor_id, follow_uri=row.uri, follower_id=row.follower_id, target_id=row.target_id
         )
+
+
+async def remote_contacts(account_id: int, conn: BaseDBAsyncClient) -> list[int]:
+    """The remote accounts that follow *account_id* or that it follows (or asked to), as
+    *conn* sees them: who should hear that the account is gone."""
+    followers = (
+        await Follow.filter(
+            target_id=account_id, state=FollowState.ACCEPTED, follower__domain__not_isnull=True
+        )
+        .using_db(conn)
+        .values("follower_id")
+    )
+    followees = (
+        await Follow.filter(follower_id=account_id, target__domain__not_isnull=True)
+        .using_db(conn)
+        .values("target_id")
+    )
+    ids = {int(r["follower_id"]) for r in followers} | {int(r["target_id"]) for r in followees}
+    return sorted(ids)
 
 
 async def unfollow(follower: Account, target: Account) -> bool:
@@ -194,7 +214,7 @@ async def block(account: Account, target: Account, *, uri: str | None = None) ->
         row = await Block.create(account=account, target=target, uri=uri)
     except IntegrityError:
         return await Block.get(account_id=account.pk, target_id=target.pk)
-    await events.emit("block.created", account.pk, block_id=row.pk)
+    await events.emit_committed("block.created", account.pk, block_id=row.pk)
     return row
 
 
@@ -203,7 +223,7 @@ async def unblock(account: Account, target: Account) -> bool:
     if row is None:
         return False
     await Block.filter(pk=row.pk).delete()
-    await events.emit("block.deleted", account.pk, block_uri=row.uri, target_id=target.pk)
+    await events.emit_committed("block.deleted", account.pk, block_uri=row.uri, target_id=target.pk)
     return True
 
 

@@ -88,7 +88,7 @@ async def like(account: Account, target: Clip | Comment, *, uri: str | None = No
         from_account=account,
         **({"clip": target} if isinstance(target, Clip) else {"comment": target}),
     )
-    await events.emit("like.created", account.pk, like_id=row.pk, target=key)
+    await events.emit_committed("like.created", account.pk, like_id=row.pk, target=key)
     return row
 
 
@@ -107,7 +107,7 @@ async def unlike(account: Account, target: Clip | Comment) -> bool:
                 .update(likes_count=F("likes_count") - 1)
             )
     if deleted:
-        await events.emit("like.deleted", account.pk, like_uri=row.uri, target=key)
+        await events.emit_committed("like.deleted", account.pk, like_uri=row.uri, target=key)
     return bool(deleted)
 
 
@@ -193,7 +193,7 @@ async def store_comment(
             clip=clip,
             comment=row,
         )
-    await events.emit("comment.created", author.pk, comment_id=row.pk)
+    await events.emit_committed("comment.created", author.pk, comment_id=row.pk)
     return row
 
 
@@ -220,7 +220,7 @@ async def delete_comment(actor: Account, row: Comment, *, as_admin: bool = False
                 .using_db(conn)
                 .update(replies_count=F("replies_count") - 1)
             )
-    await events.emit("comment.deleted", row.account_id, comment_id=row.pk, uri=row.uri)
+    await events.emit_committed("comment.deleted", row.account_id, comment_id=row.pk, uri=row.uri)
 
 
 async def boost(account: Account, clip: Clip, *, uri: str | None = None) -> Boost:
@@ -249,7 +249,7 @@ async def boost(account: Account, clip: Clip, *, uri: str | None = None) -> Boos
         from_account=account,
         clip=clip,
     )
-    await events.emit("boost.created", account.pk, boost_id=row.pk)
+    await events.emit_committed("boost.created", account.pk, boost_id=row.pk)
     return row
 
 
@@ -271,5 +271,5 @@ async def unboost(account: Account, clip: Clip) -> bool:
                 .delete()
             )
     if deleted:
-        await events.emit("boost.deleted", account.pk, boost_uri=row.uri, clip_id=clip.pk)
+        await events.emit_committed("boost.deleted", account.pk, boost_uri=row.uri, clip_id=clip.pk)
     return bool(deleted)

@@ -45,7 +45,7 @@ async def notify(
         )
     except IntegrityError:  # a concurrent duplicate won the race
         return None
-    await events.emit("notification.created", recipient.pk, notification_id=note.pk)
+    await events.emit_committed("notification.created", recipient.pk, notification_id=note.pk)
     return note
 
 

@@ -214,7 +214,7 @@ async def store_clip(
     notices.extend((account, NotificationType.LIKENESS_USE) for account, _ in cameos)
     for recipient, kind in notices:
         await notify(recipient, kind, dedupe_key=f"clip:{clip.pk}", from_account=author, clip=clip)
-    await events.emit("clip.created", author.pk, clip_id=clip.pk)
+    await events.emit_committed("clip.created", author.pk, clip_id=clip.pk)
     return clip
 
 
@@ -268,7 +268,7 @@ async def edit_clip(
             from_account=editor,
             clip=clip,
         )
-    await events.emit("clip.updated", editor.pk, clip_id=clip.pk)
+    await events.emit_committed("clip.updated", editor.pk, clip_id=clip.pk)
     return clip
 
 
@@ -294,4 +294,4 @@ async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> 
             .update(clips_count=F("clips_count") - 1)
         )
         await recount_remixes(clip.remix_of_id, conn)
-    await events.emit("clip.deleted", clip.account_id, clip_id=clip.pk, uri=clip.uri)
+    await events.emit_committed("clip.deleted", clip.account_id, clip_id=clip.pk, uri=clip.uri)

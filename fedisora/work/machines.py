@@ -22,6 +22,7 @@ PROVIDERS: list[str] = [
     "activitypub.federation.delivery:machines",
     "activitypub.federation.media_check:machines",
     "activitypub.federation.quote_check:machines",
+    "fedisora.services.outbox:machines",
 ]
 
 

@@ -312,6 +312,7 @@ async def test_edit_and_delete(db: str) -> None:
         seen.append(event.kind)
 
     events.subscribe(listener)
+    events.set_runner(None)  # the outbox processes each event as it commits, in this task
     try:
         clip = await posts.post_clip(alice, await rendered_video(alice), caption="#one")
         await interactions.like(bob, clip)
@@ -327,6 +328,7 @@ async def test_edit_and_delete(db: str) -> None:
         await posts.delete_clip(alice, clip)
         await posts.delete_clip(alice, clip)  # twice is harmless
     finally:
+        events.clear_runner()
         events.unsubscribe(listener)
     gone = await Clip.get(pk=clip.pk)
     assert gone.deleted_at is not None and gone.caption == "" and gone.media_id is None
