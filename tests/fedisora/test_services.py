@@ -336,4 +336,4 @@ async def test_edit_and_delete(db: str) -> None:
     assert (await Account.get(pk=alice.pk)).clips_count == 0
     assert await Like.filter(clip_id=clip.pk).count() == 1  # kept for the tombstone's history
     assert seen.count("clip.deleted") == 1
-    assert seen[:3] == ["clip.created", "notification.created", "like.created"]
+    assert seen[:3] == ["clip.created", "like.created", "notification.created"]
