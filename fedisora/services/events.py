@@ -45,7 +45,6 @@ __all__ = [
     "Event",
     "clear_runner",
     "emit",
-    "emit_committed",
     "listeners",
     "set_runner",
     "subscribe",
@@ -173,14 +172,6 @@ async def emit(conn: BaseDBAsyncClient, kind: str, actor_id: int, **data: Any) -
     )
     pending.append(row)
     return row
-
-
-async def emit_committed(kind: str, actor_id: int, **data: Any) -> OutboxEvent:
-    """Transitional, for emitters not yet moved into their change's transaction: records the
-    event in a transaction of its own, after the change committed (a kill in between loses
-    it, as before the outbox). Removed once every emitter uses :func:`emit`."""
-    async with transaction() as conn:
-        return await emit(conn, kind, actor_id, **data)
 
 
 # --- handing committed events on -------------------------------------------------------------
