@@ -436,9 +436,12 @@ async def _store_clip(
             quote_check = await request_verification(note.id, note.quote, stamp, depth=depth)
         return await _save_clip(author, note, media, stamp)
     except BaseException:
-        await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
-        if quote_check is not None:
-            await QuoteCheck.filter(pk=quote_check.pk).delete()
+        # Only if the clip was not stored: an exception (a cancellation) can also come after
+        # its transaction committed, while its events are handed on.
+        if not await Clip.filter(media_id=media.pk).exists():
+            await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
+            if quote_check is not None:
+                await QuoteCheck.filter(pk=quote_check.pk).delete()
         raise
 
 
@@ -524,9 +527,13 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     clip = await Clip.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
     if clip is not None:
         async with events.transaction() as conn:
-            await Clip.filter(pk=clip.pk).using_db(conn).update(caption=text, **values)
             # Its quote is verified again if it changed (in a savepoint of this transaction).
-            await remix_changed(clip, note.quote, objects.stamp_of(obj))
+            quote_changed = await remix_changed(clip, note.quote, objects.stamp_of(obj))
+            shown = (clip.caption, clip.content, clip.sensitive, clip.spoiler_text)
+            sent = (text, content, values["sensitive"], values["spoiler_text"])
+            if not quote_changed and shown == sent:
+                return  # the same Update again (its inbox item retried): nothing changes
+            await Clip.filter(pk=clip.pk).using_db(conn).update(caption=text, **values)
             await events.emit(conn, "clip.updated", actor.pk, clip_id=clip.pk)
         return
     comment = await Comment.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
