@@ -209,7 +209,10 @@ async def _committed(rows: list[OutboxEvent]) -> None:
     if runner is None:
         engine = _inline_engine()
         for row in rows:
-            await engine.advance(OutboxEvent._meta.db_table, row.pk)
+            try:
+                await engine.advance(OutboxEvent._meta.db_table, row.pk)
+            except Exception:  # the change is committed: a runner processes the row later
+                log.warning("processing event %s failed", row.pk, exc_info=True)
         return
     try:
         machine = runner.machine_for(OutboxEvent)
