@@ -18,6 +18,7 @@ from fedisora.models import (
     Clip,
     Delivery,
     InboxItem,
+    OutboxEvent,
     QuoteCheck,
     RemoteMediaCheck,
     RenderJob,
@@ -113,6 +114,7 @@ async def admin(request: Request) -> Response:
             "inbox items": await _state_counts(InboxItem),
             "remote media checks": await _state_counts(RemoteMediaCheck),
             "remote quote checks": await _state_counts(QuoteCheck),
+            "outbox events": await _state_counts(OutboxEvent),
         },
         delivery_hosts=sorted(delivery_hosts, key=lambda r: (r["host"], r["state"])),
     )
