@@ -76,6 +76,23 @@ def in_instance(instance: Instance, body: str) -> str:
     return str(done.stdout).strip()
 
 
+def settled(instance: Instance) -> None:
+    """Wait until the instance's outbox has processed every event committed so far (its
+    stream messages go out just after the requests that made them, as on Mastodon)."""
+    in_instance(
+        instance,
+        """
+        from fedisora.models import OutboxEvent
+        for _ in range(300):
+            if not await OutboxEvent.filter(state="pending").exists():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise SystemExit("the outbox did not settle")
+        """,
+    )
+
+
 def sign_up(instance: Instance, username: str, scope: str = "read write follow push") -> str:
     """Register *username* through the API and return a password-grant token for *scope*."""
     with httpx.Client(base_url=instance.url, timeout=30) as http:
@@ -186,6 +203,7 @@ async def test_streams_end_to_end(instance: Instance) -> None:
     alice, bob, carol = (Api(instance, t) for t in (alice_token, bob_token, carol_token))
     alice_id = (await alice.call("GET", "/api/v1/accounts/verify_credentials"))["id"]
     await bob.call("POST", f"/api/v1/accounts/{alice_id}/follow")
+    settled(instance)  # the follow's notification is streamed before alice connects
 
     async with (
         connect(ws_url(instance, f"stream=user&access_token={bob_token}")) as bob_ws,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 from factories import local_account, remote_account, rendered_video
+from instance import fedisora
 from tortoise.transactions import in_transaction
 
 from activitypub.federation import delivery, install, uninstall
@@ -40,7 +42,9 @@ from fedisora.models import (
 )
 from fedisora.services import events, follows, outbox, posts
 from fedisora.services.outbox import build_machine
+from fedisora.streaming.broker import start_publisher, start_streaming
 from fedisora.work import AdvanceResult, Engine
+from fedisora.work.arq_worker import ArqWaker, build_worker, stop_worker
 from fedisora.work.runner import InProcessRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,17 +177,9 @@ def _child(world: World, body: str) -> subprocess.CompletedProcess[str]:
         """
     ) + textwrap.indent(textwrap.dedent(body), " " * 4)
     script += "\nasyncio.run(main())\n"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
-    env.update(
-        FEDISORA_DOMAIN=world.settings.domain,
-        FEDISORA_DATA_DIR=str(world.settings.data_dir),
-        FEDISORA_DATABASE_URL=world.settings.database_url,
-        FEDISORA_SECRET_KEY="s" * 40,
-        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
-    )
     return subprocess.run(
         [sys.executable, "-c", script],
-        env=env,
+        env=_env(world),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -254,6 +250,39 @@ async def test_a_real_sigkill_during_processing_is_resumed_once(world: World) ->
     assert create.payload["object"]["id"] == clip.uri
     assert [e.kind for e in world.heard] == ["clip.created"]
     assert await _engine(_later).advance(TABLE, event.pk) is AdvanceResult.SKIPPED
+
+
+def _env(world: World) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
+    env.update(
+        FEDISORA_DOMAIN=world.settings.domain,
+        FEDISORA_DATA_DIR=str(world.settings.data_dir),
+        FEDISORA_DATABASE_URL=world.settings.database_url,
+        FEDISORA_SECRET_KEY="s" * 40,
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
+    )
+    return env
+
+
+async def test_a_command_leaves_an_event_to_the_runners_behind_its_actors_earlier_ones(
+    world: World,
+) -> None:
+    """``fedisora suspend`` processes its event as it commits, unless the account's earlier
+    events still wait for the instance's runners: then it says the Update is queued, and
+    the runners send it after them."""
+    await posts.post_clip(world.ann, await rendered_video(world.ann), caption="before")
+    done = await asyncio.to_thread(fedisora, ["suspend", "ann"], _env(world))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "suspended @ann; the actor's Update is queued for the " + (
+        "instance's workers"
+    )
+    assert await Delivery.all().count() == 0
+    await InProcessRunner(_engine(), poll_interval=3600).drain()
+    # The clip's Create is not sent: its author is suspended by the time it would be.
+    assert [d.payload["type"] for d in await Delivery.all().order_by("id")] == ["Update"]
+    assert [e.kind for e in world.heard] == ["clip.created", "account.suspended"]
+    done = await asyncio.to_thread(fedisora, ["unsuspend", "ann"], _env(world))
+    assert done.stdout.strip() == "unsuspended @ann; the actor's Update goes to 1 remote inboxes"
 
 
 # --- lease expiry ---------------------------------------------------------------------------
@@ -388,3 +417,35 @@ async def test_a_committed_event_wakes_the_runner(world: World) -> None:
         assert [d.payload["type"] for d in await Delivery.all()] == ["Create"] * wanted
     finally:
         await runner.stop()
+
+
+async def test_with_redis_a_worker_runs_the_outbox_and_the_web_process_streams_it(
+    world: World, redis_url: str
+) -> None:
+    """Wired as with ``FEDISORA_REDIS_URL``: the web process's engine only wakes (an arq
+    job); an arq worker (``fedisora worker``) processes the event, writes its Delivery row
+    and publishes it; the web process's relay hands it to its hub."""
+    prefix = f"fedisora-test-{secrets.token_hex(4)}"
+    web = _engine()
+    waker = await ArqWaker.connect(redis_url, prefix)
+    web.add_waker(waker)
+    install(web)
+    streaming = await start_streaming(redis_url)
+    stream = streaming.hub.connect()
+    stop_publisher = await start_publisher(redis_url)  # the worker's
+    worker = build_worker(_engine(), redis_url, "default", prefix=prefix)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        clip = await posts.post_clip(world.ann, await rendered_video(world.ann), caption="one")
+        while True:  # (the channel is shared: other test sessions may publish on it)
+            got = await asyncio.wait_for(stream.get(), 30)
+            if got.kind == "clip.created" and got.data == {"clip_id": clip.pk}:
+                break
+        [create] = await Delivery.all()
+        assert create.payload["object"]["id"] == clip.uri
+        assert (await OutboxEvent.get()).state == "done"
+    finally:
+        await stop_worker(worker, task)
+        await stop_publisher()
+        await streaming.stop()
+        await waker.pool.aclose()
