@@ -357,6 +357,27 @@ async def test_one_actors_events_take_effect_in_order(
     assert sent[2]["object"]["id"] == first.uri and sent[3]["object"]["id"] == second.uri
 
 
+async def test_one_actors_backlog_does_not_hold_back_the_others(world: World) -> None:
+    """A claim takes the oldest event of each actor that has some, whatever the backlog of
+    one of them (an account deletion's events): ben's clip is claimed beside ann's first."""
+    w = world
+    async with events.transaction() as conn:
+        for n in range(40):
+            await events.emit(conn, "account.updated", w.ann.pk, n=n)
+    await posts.post_clip(w.ben, await rendered_video(w.ben), caption="ben's")
+    engine = _engine()
+    claims = await engine.claim_due(engine.machine(TABLE), 4)
+    claimed = [(row.actor_id, row.pk) for row in claims.rows]
+    first_of_ann = await OutboxEvent.filter(actor_id=w.ann.pk).order_by("id").first()
+    bens = await OutboxEvent.get(actor_id=w.ben.pk)
+    assert first_of_ann is not None
+    assert claimed == [(w.ann.pk, first_of_ann.pk), (w.ben.pk, bens.pk)]
+    assert claims.exhausted
+    await engine.release(engine.machine(TABLE), [pk for _, pk in claimed], claims.token)
+    await InProcessRunner(engine, poll_interval=3600, concurrency=4).drain()
+    assert [e.data.get("n") for e in w.heard if e.actor_id == w.ann.pk] == list(range(40))
+
+
 async def test_a_failing_event_holds_its_actors_next_ones_back_for_a_few_tries_only(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
