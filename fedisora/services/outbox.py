@@ -125,9 +125,10 @@ async def _select_due(query: QuerySet[Any], limit: int) -> list[Any]:
 
 
 async def _process(row: OutboxEvent, ctx: WorkContext) -> Outcome:
-    earlier = await _holding_back().filter(actor_id=row.actor_id, id__lt=row.pk).order_by("id")
-    if earlier:
-        first = earlier[0]
+    first = (
+        await _holding_back().filter(actor_id=row.actor_id, id__lt=row.pk).order_by("id").first()
+    )
+    if first is not None:
         wait = ORDER_WAIT
         if first.locked_until is not None:  # at work: it will not be done before its lease
             wait = max(wait, first.locked_until - ctx.now())
