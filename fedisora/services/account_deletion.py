@@ -138,7 +138,7 @@ class AccountDeletion:
 
 
 def delete_activity_id(account: Account) -> str:
-    """The id of the ``Delete`` of *account*'s actor (as the federation listener writes it)."""
+    """The id of the ``Delete`` of *account*'s actor (as federation writes it)."""
     return f"{account.uri}#delete"
 
 
