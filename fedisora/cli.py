@@ -337,26 +337,43 @@ async def cmd_deleteuser(args: argparse.Namespace) -> int:
     urls.configure(settings)
     await migrate(settings)
     await init_db(settings)
-    install_federation(None)  # the Delete becomes Delivery rows the instance's runner sends
+    # Its events are processed here as they commit: the Delete becomes Delivery rows the
+    # instance's runners send (left to them if the account's earlier events are not done).
+    install_federation(None)
     try:
         account = await Account.get_or_none(username__iexact=username, domain=None)
         if account is None:
             raise CommandError(f"no local account @{username}")
         was_deleted = await is_deleted(account)
         done = await delete_local_account(account, settings=settings)
+        queued = await _queued(account, "account.deleted")
     finally:
         await uninstall_federation()
         await close_db()
     if was_deleted:
         print(f"@{done.username} was already deleted; its clean-up is complete")
         return 0
+    sent = (
+        "the Delete is queued for the instance's workers"
+        if queued
+        else f"the Delete goes to {done.deliveries} remote inboxes"
+    )
     print(
         f"deleted @{done.username}: {done.clips} clips, {done.comments} comments, "
         f"{done.likes} likes, {done.boosts} boosts, {done.follows} follows, "
         f"{done.media_files} media files, {done.render_jobs_cancelled} render jobs cancelled; "
-        f"the Delete goes to {done.deliveries} remote inboxes; the username stays reserved"
+        f"{sent}; the username stays reserved"
     )
     return 0
+
+
+async def _queued(account: Account, kind: str) -> bool:
+    """Whether *account*'s latest event of *kind* waits for the instance's runners (its
+    actor's earlier events were not done yet), rather than having been processed here."""
+    from fedisora.models import OutboxEvent
+
+    last = await OutboxEvent.filter(actor_id=account.pk, kind=kind).order_by("-id").first()
+    return last is not None and last.state != "done"
 
 
 async def _moderated_account(settings: Settings, acct: str) -> Account:
@@ -399,7 +416,7 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
     urls.configure(settings)
     await migrate(settings)
     await init_db(settings)
-    install_federation(None)  # the actor's Update becomes Delivery rows the runner sends
+    install_federation(None)  # the actor's Update becomes Delivery rows (see cmd_deleteuser)
     try:
         account = await _moderated_account(settings, args.acct)
         started = utcnow()
@@ -417,11 +434,16 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
             activity_id__startswith=f"{account.uri}#updates/",
             created_at__gte=started,
         ).count()
+        queued = account.local and await _queued(
+            account, "account.unsuspended" if lift else "account.suspended"
+        )
     finally:
         await uninstall_federation()
         await close_db()
     done = "unsuspended" if lift else "suspended"
-    if account.local:
+    if queued:
+        print(f"{done} @{account.acct}; the actor's Update is queued for the instance's workers")
+    elif account.local:
         print(f"{done} @{account.acct}; the actor's Update goes to {sent} remote inboxes")
     else:
         print(f"{done} @{account.acct} here; its server is not told{note}")

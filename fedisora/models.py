@@ -37,6 +37,7 @@ __all__ = [
     "Mute",
     "Notification",
     "NotificationType",
+    "OutboxEvent",
     "QuoteCheck",
     "QuoteState",
     "RemoteMediaCheck",
@@ -733,6 +734,33 @@ class QuoteCheck(WorkRow):
             Index(fields=("state", "next_attempt_at")),
             Index(fields=("remix_uri",)),
             Index(fields=("state", "state_changed_at")),
+        )
+
+
+class OutboxEvent(WorkRow):
+    """A domain event written in the same transaction as the change it describes.
+
+    This is the transactional outbox (:mod:`fedisora.services.events`). The outbox machine
+    (:mod:`fedisora.services.outbox`) turns each row into its effects: the Delivery rows
+    federation makes of it, written in the same transaction as the row's move to ``done`` (so
+    exactly once), then its stream message (best effort: once in the normal case). A kill
+    between the change's commit and those effects loses nothing: the row waits for the next
+    runner. ``actor_id`` names the account whose action it is (for ``notification.created``,
+    the recipient); one actor's events are processed in ``id`` order.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=64)
+    actor_id = fields.BigIntField()  # no foreign key: an event is a log entry, kept as written
+    data: dict[str, Any] = fields.JSONField(default=dict)
+    deliveries = fields.IntField(default=0)  # the Delivery rows it made
+
+    class Meta:
+        table = "outbox_events"
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("actor_id", "state", "id")),
+            Index(fields=("state", "state_changed_at")),  # retention's scans
         )
 
 

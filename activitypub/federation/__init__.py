@@ -3,12 +3,15 @@
 Set up in a process with one call, :func:`install` (the app's lifespan and the worker do)::
 
     from activitypub.federation import install
-    install(engine)       # at start-up: subscribe the delivery listener to services.events
-    await uninstall()     # at shutdown: unsubscribe, close the peer HTTP client
+    install(engine)       # at start-up: committed events and new rows wake engine's runners
+    await uninstall()     # at shutdown: undo that, close the peer HTTP client
 
-The durable-work machines are registered in :data:`fedisora.work.machines.PROVIDERS` as
-``activitypub.federation.inbox:machines`` and ``activitypub.federation.delivery:machines``;
-the routes are :func:`activitypub.federation.routes.routes`.
+Local actions reach federation through the transactional outbox: the outbox machine
+(:mod:`fedisora.services.outbox`) calls :func:`activitypub.federation.delivery.on_event`,
+which writes the Delivery rows. The durable-work machines are registered in
+:data:`fedisora.work.machines.PROVIDERS` (``activitypub.federation.inbox:machines``,
+``activitypub.federation.delivery:machines`` and the checks); the routes are
+:func:`activitypub.federation.routes.routes`.
 """
 
 from __future__ import annotations
@@ -22,23 +25,24 @@ __all__ = ["install", "uninstall"]
 
 
 def install(engine: Engine | None = None) -> None:
-    """Subscribe the listener that turns local actions into Delivery rows; rows created in
-    this process wake *engine*'s runner (without one, the next sweep finds them)."""
-    from activitypub.federation.delivery import on_event
+    """Rows created in this process (deliveries, inbox items, checks) wake *engine*'s
+    runners, and so do committed events (:func:`fedisora.services.events.set_runner`).
+    Without an engine (a CLI command, a test), this process processes its committed events
+    at once through the outbox machine, and the next sweep of the instance's runners finds
+    the rows that makes."""
     from activitypub.federation.rows import set_engine
     from fedisora.services import events
 
     set_engine(engine)
-    events.subscribe(on_event)
+    events.set_runner(engine)
 
 
 async def uninstall() -> None:
     """Undo :func:`install` and close this process's peer HTTP client (at shutdown)."""
     from activitypub.federation.context import close_federation
-    from activitypub.federation.delivery import on_event
     from activitypub.federation.rows import set_engine
     from fedisora.services import events
 
     set_engine(None)
-    events.unsubscribe(on_event)
+    events.clear_runner()
     await close_federation()

@@ -1,4 +1,4 @@
-"""Outgoing activities: an events listener writes Delivery rows, a machine sends them.
+"""Outgoing activities: the outbox's effect writes Delivery rows, a machine sends them.
 
 One row per inbox, and one inbox per peer host where it has a shared inbox: a clip to
 10,000 followers on 500 servers is 500 rows. Each row retries with exponential backoff for
@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count
 
 from activitypub import objects
@@ -466,7 +467,9 @@ async def _known_inboxes_of(actor: Account) -> list[Account]:
 
 
 async def _account_deleted(actor: Account, data: dict[str, Any]) -> list[Audience]:
-    """A local account deleted: ``Delete`` of the actor, signed by its (kept) key."""
+    """A local account deleted: ``Delete`` of the actor, signed by its (kept) key, to the
+    accounts that knew it as the event recorded them (``known_ids``: its follows are gone by
+    the time the event is processed), or as they are now for an event without the record."""
     delete = objects.activity(
         "Delete",
         f"{actor.uri}#delete",
@@ -474,6 +477,9 @@ async def _account_deleted(actor: Account, data: dict[str, Any]) -> list[Audienc
         actor.uri,
         to=[objects.PUBLIC],
     )
+    known = data.get("known_ids")
+    if isinstance(known, list):
+        return [(delete, await _remote(int(i) for i in known if isinstance(i, int)))]
     return [(delete, await _known_inboxes_of(actor))]
 
 
@@ -518,44 +524,74 @@ _BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | No
 _WHILE_SUSPENDED = frozenset({"account.deleted", "account.suspended"})
 
 
-async def enqueue(sender: Account, activity: dict[str, Any], recipients: Iterable[Account]) -> int:
-    """Write one Delivery row per inbox; return how many."""
-    count = 0
-    for inbox in inboxes(recipients):
-        await create_row(
-            Delivery,
-            DELIVERY_GRAPH.initial,
-            sender=sender,
-            inbox_url=inbox,
-            host=domain_of(inbox),
-            activity_id=activity["id"],
-            payload=activity,
-        )
-        count += 1
-    return count
+async def enqueue(
+    sender: Account,
+    activity: dict[str, Any],
+    recipients: Iterable[Account],
+    conn: BaseDBAsyncClient | None = None,
+) -> int:
+    """Write one Delivery row per inbox; return how many. With *conn* (a transaction: the
+    outbox's) the rows are written in it and nobody is woken, which is the caller's to do
+    once it commits; without, each row wakes this process's runner."""
+    targets = inboxes(recipients)
+    if conn is None:
+        for inbox in targets:
+            await create_row(
+                Delivery,
+                DELIVERY_GRAPH.initial,
+                sender=sender,
+                inbox_url=inbox,
+                host=domain_of(inbox),
+                activity_id=activity["id"],
+                payload=activity,
+            )
+        return len(targets)
+    now = utcnow()
+    await Delivery.bulk_create(
+        [
+            Delivery(
+                sender_id=sender.pk,
+                inbox_url=inbox,
+                host=domain_of(inbox),
+                activity_id=activity["id"],
+                payload=activity,
+                state=DELIVERY_GRAPH.initial,
+                state_changed_at=now,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for inbox in targets
+        ],
+        using_db=conn,
+    )
+    return len(targets)
 
 
-async def on_event(event: Event) -> None:
-    """The services' events listener: local actors' actions become Delivery rows."""
+async def on_event(event: Event, conn: BaseDBAsyncClient) -> int:
+    """The outbox's federation effect: a local actor's action becomes Delivery rows, written
+    in *conn* (the transaction of the event's move to done). Returns how many."""
     builder = _BUILDERS.get(event.kind)
     more = _MORE.get(event.kind)
     if builder is None and more is None:
-        return
+        return 0
     actor = await Account.get_or_none(pk=event.actor_id)
     if actor is None or not actor.local:
-        return
+        return 0
     if actor.suspended_at is not None and event.kind not in _WHILE_SUSPENDED:
-        return
+        return 0
     built: list[Audience] = []
     if builder is not None:
         one = await builder(actor, event.data)
         built += [one] if one is not None else []
     if more is not None:
         built += await more(actor, event.data)
+    total = 0
     for activity, recipients in built:
-        count = await enqueue(actor, activity, recipients)
+        count = await enqueue(actor, activity, recipients, conn)
         if count:
             log.debug("%s by %s: %d deliveries", event.kind, actor.acct, count)
+        total += count
+    return total
 
 
 # --- the machine -----------------------------------------------------------------------------

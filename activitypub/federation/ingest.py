@@ -20,8 +20,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from activitypub import objects
 from activitypub.federation.actors import ActorError, fetch_actor, store_actor
 from activitypub.federation.context import Federation
@@ -438,9 +436,12 @@ async def _store_clip(
             quote_check = await request_verification(note.id, note.quote, stamp, depth=depth)
         return await _save_clip(author, note, media, stamp)
     except BaseException:
-        await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
-        if quote_check is not None:
-            await QuoteCheck.filter(pk=quote_check.pk).delete()
+        # Only if the clip was not stored: an exception (a cancellation) can also come after
+        # its transaction committed, while its events are handed on.
+        if not await Clip.filter(media_id=media.pk).exists():
+            await MediaFile.filter(pk=media.pk).delete()  # no orphan media row
+            if quote_check is not None:
+                await QuoteCheck.filter(pk=quote_check.pk).delete()
         raise
 
 
@@ -525,9 +526,15 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     }
     clip = await Clip.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
     if clip is not None:
-        await Clip.filter(pk=clip.pk).update(caption=text, **values)
-        await remix_changed(clip, note.quote, objects.stamp_of(obj))  # verified again if it changed
-        await events.emit("clip.updated", actor.pk, clip_id=clip.pk)
+        async with events.transaction() as conn:
+            # Its quote is verified again if it changed (in a savepoint of this transaction).
+            quote_changed = await remix_changed(clip, note.quote, objects.stamp_of(obj))
+            shown = (clip.caption, clip.content, clip.sensitive, clip.spoiler_text)
+            sent = (text, content, values["sensitive"], values["spoiler_text"])
+            if not quote_changed and shown == sent:
+                return  # the same Update again (its inbox item retried): nothing changes
+            await Clip.filter(pk=clip.pk).using_db(conn).update(caption=text, **values)
+            await events.emit(conn, "clip.updated", actor.pk, clip_id=clip.pk)
         return
     comment = await Comment.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
     if comment is not None:
@@ -635,15 +642,15 @@ async def _quote_request(fed: Federation, actor: Account, activity: dict[str, An
         # The remix may be here already (its Create came first): approved by our own answer,
         # as Mastodon's QuoteRequest handler accepts the quote it knows.
         remix = Clip.filter(uri=quoting, local=False, remix_of_id=clip.pk, deleted_at=None)
-        async with in_transaction() as conn:
+        async with events.transaction() as conn:
             await remix.using_db(conn).update(
                 quote_authorization_uri=stamp,
                 quote_state=QuoteState.ACCEPTED.value,
                 quote_checked_at=utcnow(),
             )
             await recount_remixes(clip.pk, conn)
-        for approved in await remix.only("id"):
-            await notify_approved(approved.pk)
+            for approved in await remix.using_db(conn).only("id"):
+                await notify_approved(approved.pk)
     else:
         answer = objects.activity("Reject", answer_id, author.uri, request_ref, to=[actor.uri])
     await enqueue(author, answer, [actor])
@@ -707,15 +714,17 @@ async def _set_stamp(remix: Clip, stamp: str | None, state: QuoteState) -> None:
     quoting server to pass it on; Mastodon sends this Update too)."""
     if remix.quote_authorization_uri == stamp and remix.quote_state == state:
         return
-    async with in_transaction() as conn:
+    changed = remix.quote_authorization_uri != stamp
+    async with events.transaction() as conn:
         await (
             Clip.filter(pk=remix.pk)
             .using_db(conn)
             .update(quote_authorization_uri=stamp, quote_state=state.value)
         )
         await recount_remixes(remix.remix_of_id, conn)
-    changed = remix.quote_authorization_uri != stamp
-    await events.emit("clip.updated", remix.account_id, clip_id=remix.pk, quote_changed=changed)
+        await events.emit(
+            conn, "clip.updated", remix.account_id, clip_id=remix.pk, quote_changed=changed
+        )
 
 
 _HANDLERS = {

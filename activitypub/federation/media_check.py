@@ -246,11 +246,12 @@ async def _check(row: RemoteMediaCheck, ctx: WorkContext) -> Outcome:
         "reason": verdict.reason[:500],
         "checked_at": utcnow().isoformat(),
     }
-    async with ctx.transition(verdict.label.value) as conn:
+    # The event commits with the transition (the outer transaction): streams show the label.
+    async with events.transaction(), ctx.transition(verdict.label.value) as conn:
         await MediaFile.filter(pk=media.pk).using_db(conn).update(provenance=provenance)
+        if clip is not None:
+            await events.emit(conn, "clip.updated", clip.account_id, clip_id=clip.pk)
     log.info("%s: provenance %s (%s)", row.clip_uri, verdict.label.value, verdict.reason)
-    if clip is not None:  # streaming clients see the new label
-        await events.emit("clip.updated", clip.account_id, clip_id=clip.pk)
     return verdict.label.value
 
 

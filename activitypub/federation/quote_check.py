@@ -200,16 +200,17 @@ async def stamp_deleted(actor: Account, stamp: str) -> bool:
                 await request_verification(remix.uri, remix.remix_of_uri, stamp)
             continue
         state = rejected(remix.quote_state)
-        async with in_transaction() as conn:
+        async with events.transaction() as conn:
             updated = (
                 await Clip.filter(pk=remix.pk, quote_authorization_uri=stamp)
                 .using_db(conn)
                 .update(quote_state=state.value, quote_checked_at=utcnow())
             )
             await recount_remixes(source.pk, conn)
+            if updated and remix.quote_state != state:
+                await events.emit(conn, "clip.updated", remix.account_id, clip_id=remix.pk)
         if updated and remix.quote_state != state:
             log.info("%s: quote %s (its stamp was deleted by %s)", remix.uri, state, actor.uri)
-            await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)
     return bool(remixes)
 
 
@@ -372,7 +373,8 @@ async def _verify(row: QuoteCheck, ctx: WorkContext) -> Outcome:
     except FetchError as exc:
         return Retry(str(exc))
     now = utcnow()
-    async with ctx.transition("checked") as conn:
+    # The events and the notification commit with the transition (the outer transaction).
+    async with events.transaction(), ctx.transition("checked") as conn:
         await (
             QuoteCheck.filter(pk=row.pk)
             .using_db(conn)
@@ -389,10 +391,10 @@ async def _verify(row: QuoteCheck, ctx: WorkContext) -> Outcome:
         if source is not None and source.deleted_at is None and remix.remix_of_id is None:
             await current.filter(remix_of_id=None).using_db(conn).update(remix_of_id=source.pk)
         await recount_remixes(source.pk if source is not None else remix.remix_of_id, conn)
+        if verdict.state == QuoteState.ACCEPTED:
+            await notify_approved(remix.pk)
+        await events.emit(conn, "clip.updated", remix.account_id, clip_id=remix.pk)
     log.info("%s: quote %s (%s)", remix.uri, verdict.state.value, verdict.reason)
-    if verdict.state == QuoteState.ACCEPTED:
-        await notify_approved(remix.pk)
-    await events.emit("clip.updated", remix.account_id, clip_id=remix.pk)  # streaming clients
     return "checked"
 
 

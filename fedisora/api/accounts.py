@@ -110,8 +110,9 @@ async def update_credentials(ctx: Ctx) -> Response:
             setattr(me, flag_name, p.flag(flag_name))
             changed.append(flag_name)
     if changed:
-        await me.save(update_fields=[*changed, "updated_at"])
-        await events.emit("account.updated", me.pk)
+        async with events.transaction() as conn:
+            await me.save(update_fields=[*changed, "updated_at"], using_db=conn)
+            await events.emit(conn, "account.updated", me.pk)
     return json(await credential_account(me, ctx.user))
 
 

@@ -28,7 +28,8 @@ local accounts, each as one activity to every inbox that knew the account: suspe
 Mastodon's actor ``Update`` carrying ``suspended: true`` (event ``account.suspended``),
 unsuspending the full actor in an ``Update`` again (``account.unsuspended``), deleting the
 ``Delete`` of the actor (``account.deleted``). Each event is emitted in the transaction that
-changes the state, so its Delivery rows commit (or roll back) with it.
+changes the state (the transactional outbox, :mod:`fedisora.services.events`): it commits or
+rolls back with the change, and its Delivery rows are written when the outbox processes it.
 
 Remote accounts have two suspensions, kept apart: ``suspended_at`` is this instance's
 moderators' (nothing federates; an incoming ``Delete`` of the actor sets it too), and
@@ -43,11 +44,11 @@ only their own.
 1. One short transaction is the point of no return. It deletes the ``User`` row (the claim:
    of two concurrent deletions only the one whose DELETE removed the row goes on with this
    step), marks the account suspended, scrubs the profile, deletes its OAuth tokens and codes,
-   and emits ``account.deleted``. Listeners run inside that transaction, since tortoise binds
-   a transaction to the running task: the federation listener's ``Delivery`` rows of the
-   single actor ``Delete`` commit (or roll back) together with the state change, so the
-   event is recorded exactly once and cannot be lost between a commit and an emit. The
-   listener reads the followers before step 2 removes them.
+   and emits ``account.deleted``, recording in the event the remote accounts that follow it
+   or that it follows: the outbox may process the event after step 2 removed those follows,
+   and the actor's ``Delete`` goes to the accounts it recorded. The event commits with the
+   state change, so it is recorded exactly once and cannot be lost between a commit and an
+   emit.
 2. Then the content goes, each kind through the service that removes it elsewhere: clips are
    tombstoned by :func:`fedisora.services.posts.delete_clip` (their URLs answer 410), comments
    by :func:`~fedisora.services.interactions.delete_comment`, likes and boosts are undone,
@@ -58,7 +59,7 @@ only their own.
 
 Federation sends only the actor's ``Delete``, as Mastodon does: the per-object events of
 step 2 (``clip.deleted``, ``like.deleted``, ``follow.deleted``...) come from a suspended actor,
-which the federation listener drops, while streaming still tells open clients the clips went.
+which federation drops, while streaming still tells open clients the clips went.
 
 Web sessions are signed cookies naming the account; every page acting for a user loads its
 ``User`` row, so a deleted account's cookie authenticates nothing.
@@ -73,7 +74,6 @@ from pathlib import Path
 from typing import Any
 
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
 from fedisora import urls
 from fedisora.config import Settings
@@ -125,7 +125,9 @@ class AccountDeletion:
     already_deleted: bool
     """True when the account was deleted before: this call only finished the clean-up."""
     deliveries: int
-    """Delivery rows of the actor's ``Delete`` (one per remote inbox that knew the account)."""
+    """Delivery rows of the actor's ``Delete`` written so far (one per remote inbox that knew
+    the account): all of them once the outbox processed the event, which a process without
+    runners (the CLI) does before this returns."""
     clips: int
     comments: int
     likes: int
@@ -136,7 +138,7 @@ class AccountDeletion:
 
 
 def delete_activity_id(account: Account) -> str:
-    """The id of the ``Delete`` of *account*'s actor (as the federation listener writes it)."""
+    """The id of the ``Delete`` of *account*'s actor (as federation writes it)."""
     return f"{account.uri}#delete"
 
 
@@ -178,19 +180,19 @@ async def suspend_account(account: Account) -> Account:
     A local account's suspension federates as Mastodon's does: one actor ``Update`` whose
     document says ``suspended: true`` goes to every inbox that knew the account (the set its
     ``Delete`` would go to). The event ``account.suspended`` is emitted in the transaction
-    that suspends it, so the federation listener's Delivery rows commit with the state
-    change. A remote account's suspension is local moderation: nothing is sent. Suspending
-    again keeps the first suspension time and sends nothing.
+    that suspends it, so it commits with the state change. A remote account's suspension is
+    local moderation: nothing is sent. Suspending again keeps the first suspension time and
+    sends nothing.
     """
     _refuse_special(account)
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         changed = await (
             Account.filter(pk=account.pk, suspended_at=None)
             .using_db(conn)
             .update(suspended_at=utcnow())
         )
         if changed and account.local:
-            await events.emit("account.suspended", account.pk, suspended=True)
+            await events.emit(conn, "account.suspended", account.pk, suspended=True)
     return await Account.get(pk=account.pk)
 
 
@@ -206,7 +208,7 @@ async def unsuspend_account(account: Account) -> Account:
     a remote one deleted by its server too) and for an account this instance has not suspended.
     """
     _refuse_special(account)
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         account = await Account.filter(pk=account.pk).using_db(conn).get()
         if is_remote_deleted(account):
             raise Forbidden(f"@{account.acct} was deleted by its server: it cannot be unsuspended")
@@ -232,7 +234,7 @@ async def unsuspend_account(account: Account) -> Account:
             .update(**values)
         )
         if changed and account.local:
-            await events.emit("account.unsuspended", account.pk, suspended=False)
+            await events.emit(conn, "account.unsuspended", account.pk, suspended=False)
     return await Account.get(pk=account.pk)
 
 
@@ -290,7 +292,7 @@ async def delete_local_account(
 
 async def _mark_deleted(account: Account) -> bool:
     """Step 1, in one transaction; False if another call already did it."""
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         if not await User.filter(account_id=account.pk).using_db(conn).delete():
             return False
         await (
@@ -314,9 +316,9 @@ async def _mark_deleted(account: Account) -> bool:
         )
         await OAuthAccessToken.filter(account_id=account.pk).using_db(conn).delete()
         await OAuthAuthorizationCode.filter(account_id=account.pk).using_db(conn).delete()
-        # The listeners join this transaction (it is bound to this task): the Delete's
-        # Delivery rows are written with the state change, before the follows go.
-        await events.emit("account.deleted", account.pk, uri=account.uri)
+        # Who knew the account, read before step 2 ends its follows: the Delete goes to them.
+        known = await follows.remote_contacts(account.pk, conn)
+        await events.emit(conn, "account.deleted", account.pk, uri=account.uri, known_ids=known)
     return True
 
 

@@ -20,7 +20,8 @@ async def edit_comment(
     spoiler_text: str | None = None,
     language: str | None = None,
 ) -> Comment:
-    """Change a comment's text and flags; only its author may. Emits ``comment.updated``."""
+    """Change a comment's text and flags; only its author may. Emits ``comment.updated`` in
+    the transaction of the change."""
     if row.account_id != editor.pk:
         raise Forbidden("only the author can edit a comment")
     if row.deleted_at is not None:
@@ -43,8 +44,11 @@ async def edit_comment(
     if language is not None:
         row.language = language
     row.edited_at = utcnow()
-    await row.save()
-    for account in mentioned:
-        await Mention.get_or_create(account=account, comment=row, target_key=f"comment:{row.pk}")
-    await events.emit("comment.updated", editor.pk, comment_id=row.pk)
+    async with events.transaction() as conn:
+        await row.save(using_db=conn)
+        for account in mentioned:
+            await Mention.get_or_create(
+                account=account, comment=row, target_key=f"comment:{row.pk}", using_db=conn
+            )
+        await events.emit(conn, "comment.updated", editor.pk, comment_id=row.pk)
     return row

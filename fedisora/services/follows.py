@@ -5,7 +5,6 @@ from __future__ import annotations
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from fedisora import urls
 from fedisora.errors import Forbidden, Invalid, NotFound
@@ -30,6 +29,7 @@ __all__ = [
     "follow",
     "mute",
     "reject_follow",
+    "remote_contacts",
     "unblock",
     "unfollow",
     "unmute",
@@ -94,7 +94,7 @@ async def follow(follower: Account, target: Account, *, uri: str | None = None) 
         )
     auto_accept = target.local and not target.locked
     try:
-        async with in_transaction() as conn:
+        async with events.transaction() as conn:
             row = await Follow.create(
                 follower=follower,
                 target=target,
@@ -102,25 +102,26 @@ async def follow(follower: Account, target: Account, *, uri: str | None = None) 
                 state=FollowState.ACCEPTED if auto_accept else FollowState.PENDING,
                 using_db=conn,
             )
+            await events.emit(conn, "follow.requested", follower.pk, follow_id=row.pk)
             if auto_accept:
                 await _count(row, +1, conn)
                 await _backfill(row, conn)
+                await events.emit(conn, "follow.accepted", target.pk, follow_id=row.pk)
+                await notify(
+                    target,
+                    NotificationType.FOLLOW,
+                    dedupe_key=f"follow:{row.pk}",
+                    from_account=follower,
+                )
+            elif target.local:
+                await notify(
+                    target,
+                    NotificationType.FOLLOW_REQUEST,
+                    dedupe_key=f"follow:{row.pk}",
+                    from_account=follower,
+                )
     except IntegrityError:
         return await Follow.get(follower_id=follower.pk, target_id=target.pk)
-    if auto_accept:
-        await notify(
-            target, NotificationType.FOLLOW, dedupe_key=f"follow:{row.pk}", from_account=follower
-        )
-    elif target.local:
-        await notify(
-            target,
-            NotificationType.FOLLOW_REQUEST,
-            dedupe_key=f"follow:{row.pk}",
-            from_account=follower,
-        )
-    await events.emit("follow.requested", follower.pk, follow_id=row.pk)
-    if auto_accept:
-        await events.emit("follow.accepted", target.pk, follow_id=row.pk)
     return row
 
 
@@ -128,7 +129,7 @@ async def accept_follow(target: Account, row: Follow) -> Follow:
     """Approve a pending follow request addressed to *target*."""
     if row.target_id != target.pk:
         raise NotFound("no such follow request")
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         updated = (
             await Follow.filter(pk=row.pk, state=FollowState.PENDING)
             .using_db(conn)
@@ -137,14 +138,15 @@ async def accept_follow(target: Account, row: Follow) -> Follow:
         if updated:
             await _count(row, +1, conn)
             await _backfill(row, conn)
-    row = await Follow.get(pk=row.pk)
-    if updated:
-        follower = await Account.get(pk=row.follower_id)
-        await notify(
-            target, NotificationType.FOLLOW, dedupe_key=f"follow:{row.pk}", from_account=follower
-        )
-        await events.emit("follow.accepted", target.pk, follow_id=row.pk)
-    return row
+            await events.emit(conn, "follow.accepted", target.pk, follow_id=row.pk)
+            follower = await Account.get(pk=row.follower_id, using_db=conn)
+            await notify(
+                target,
+                NotificationType.FOLLOW,
+                dedupe_key=f"follow:{row.pk}",
+                from_account=follower,
+            )
+    return await Follow.get(pk=row.pk)
 
 
 async def reject_follow(target: Account, row: Follow) -> None:
@@ -154,7 +156,7 @@ async def reject_follow(target: Account, row: Follow) -> None:
 
 
 async def _remove(row: Follow, kind: str, actor_id: int) -> None:
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         deleted = await Follow.filter(pk=row.pk).using_db(conn).delete()
         if deleted and row.state == FollowState.ACCEPTED:
             await _count(row, -1, conn)
@@ -163,10 +165,34 @@ async def _remove(row: Follow, kind: str, actor_id: int) -> None:
                 .using_db(conn)
                 .delete()
             )
-    if deleted:
-        await events.emit(
-            kind, actor_id, follow_uri=row.uri, follower_id=row.follower_id, target_id=row.target_id
+        if deleted:
+            await events.emit(
+                conn,
+                kind,
+                actor_id,
+                follow_uri=row.uri,
+                follower_id=row.follower_id,
+                target_id=row.target_id,
+            )
+
+
+async def remote_contacts(account_id: int, conn: BaseDBAsyncClient) -> list[int]:
+    """The remote accounts that follow *account_id* or that it follows (or asked to), as
+    *conn* sees them: who should hear that the account is gone."""
+    followers = (
+        await Follow.filter(
+            target_id=account_id, state=FollowState.ACCEPTED, follower__domain__not_isnull=True
         )
+        .using_db(conn)
+        .values("follower_id")
+    )
+    followees = (
+        await Follow.filter(follower_id=account_id, target__domain__not_isnull=True)
+        .using_db(conn)
+        .values("target_id")
+    )
+    ids = {int(r["follower_id"]) for r in followers} | {int(r["target_id"]) for r in followees}
+    return sorted(ids)
 
 
 async def unfollow(follower: Account, target: Account) -> bool:
@@ -178,23 +204,26 @@ async def unfollow(follower: Account, target: Account) -> bool:
 
 
 async def block(account: Account, target: Account, *, uri: str | None = None) -> Block:
-    """Block *target*: follows both ways end, and neither sees the other."""
+    """Block *target*: follows both ways end, and neither sees the other (one transaction)."""
     if account.pk == target.pk:
         raise Invalid("you cannot block yourself")
-    for a, b in ((account, target), (target, account)):
-        ended = await Follow.get_or_none(follower_id=a.pk, target_id=b.pk)
-        if ended is not None:
-            await _remove(ended, "follow.deleted", a.pk)
-    existing = await Block.get_or_none(account_id=account.pk, target_id=target.pk)
-    if existing is not None:
-        return existing
     if uri is None and account.local:
         uri = urls.current().activity(account.username, "blocks")
     try:
-        row = await Block.create(account=account, target=target, uri=uri)
+        async with events.transaction() as conn:
+            for a, b in ((account, target), (target, account)):
+                ended = await Follow.get_or_none(follower_id=a.pk, target_id=b.pk, using_db=conn)
+                if ended is not None:
+                    await _remove(ended, "follow.deleted", a.pk)
+            existing = await Block.get_or_none(
+                account_id=account.pk, target_id=target.pk, using_db=conn
+            )
+            if existing is not None:
+                return existing
+            row = await Block.create(account=account, target=target, uri=uri, using_db=conn)
+            await events.emit(conn, "block.created", account.pk, block_id=row.pk)
     except IntegrityError:
         return await Block.get(account_id=account.pk, target_id=target.pk)
-    await events.emit("block.created", account.pk, block_id=row.pk)
     return row
 
 
@@ -202,8 +231,11 @@ async def unblock(account: Account, target: Account) -> bool:
     row = await Block.get_or_none(account_id=account.pk, target_id=target.pk)
     if row is None:
         return False
-    await Block.filter(pk=row.pk).delete()
-    await events.emit("block.deleted", account.pk, block_uri=row.uri, target_id=target.pk)
+    async with events.transaction() as conn:
+        if await Block.filter(pk=row.pk).using_db(conn).delete():
+            await events.emit(
+                conn, "block.deleted", account.pk, block_uri=row.uri, target_id=target.pk
+            )
     return True
 
 

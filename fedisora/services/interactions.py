@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from fedisora import urls
 from fedisora.errors import Forbidden, Invalid, NotFound
@@ -68,7 +67,7 @@ async def like(account: Account, target: Clip | Comment, *, uri: str | None = No
         uri = urls.current().activity(account.username, "likes")
     model = type(target)
     try:
-        async with in_transaction() as conn:
+        async with events.transaction() as conn:
             row = await Like.create(
                 account=account,
                 clip=target if isinstance(target, Clip) else None,
@@ -78,17 +77,17 @@ async def like(account: Account, target: Clip | Comment, *, uri: str | None = No
                 using_db=conn,
             )
             await model.filter(pk=target.pk).using_db(conn).update(likes_count=F("likes_count") + 1)
+            await events.emit(conn, "like.created", account.pk, like_id=row.pk, target=key)
+            author = await Account.get(pk=target.account_id, using_db=conn)
+            await notify(
+                author,
+                NotificationType.FAVOURITE,
+                dedupe_key=f"like:{row.pk}",
+                from_account=account,
+                **({"clip": target} if isinstance(target, Clip) else {"comment": target}),
+            )
     except IntegrityError:  # a concurrent like of the same target by the same account
         return await Like.get(account_id=account.pk, target_key=key)
-    author = await Account.get(pk=target.account_id)
-    await notify(
-        author,
-        NotificationType.FAVOURITE,
-        dedupe_key=f"like:{row.pk}",
-        from_account=account,
-        **({"clip": target} if isinstance(target, Clip) else {"comment": target}),
-    )
-    await events.emit("like.created", account.pk, like_id=row.pk, target=key)
     return row
 
 
@@ -97,7 +96,7 @@ async def unlike(account: Account, target: Clip | Comment) -> bool:
     row = await Like.get_or_none(account_id=account.pk, target_key=key)
     if row is None:
         return False
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         deleted = await Like.filter(pk=row.pk).using_db(conn).delete()
         if deleted:
             await (
@@ -106,8 +105,7 @@ async def unlike(account: Account, target: Clip | Comment) -> bool:
                 .using_db(conn)
                 .update(likes_count=F("likes_count") - 1)
             )
-    if deleted:
-        await events.emit("like.deleted", account.pk, like_uri=row.uri, target=key)
+            await events.emit(conn, "like.deleted", account.pk, like_uri=row.uri, target=key)
     return bool(deleted)
 
 
@@ -163,12 +161,13 @@ async def store_comment(
     *,
     mentioned: Sequence[Account] = (),
 ) -> Comment:
-    """Save a new comment, local or remote: mentions, counters, notifications, event.
+    """Save a new comment, local or remote: mentions, counters, event, notifications, in one
+    transaction.
 
     Callers check permissions and build the unsaved row. Used by :func:`comment` and by
     federation for remote replies.
     """
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         await row.save(using_db=conn, force_create=True)
         for m in mentioned:
             await Mention.get_or_create(
@@ -181,19 +180,19 @@ async def store_comment(
                 .using_db(conn)
                 .update(replies_count=F("replies_count") + 1)
             )
-    recipients = {clip.account_id, *(m.pk for m in mentioned)}
-    if parent is not None:
-        recipients.add(parent.account_id)
-    for recipient in await Account.filter(pk__in=sorted(recipients)):
-        await notify(
-            recipient,
-            NotificationType.MENTION,
-            dedupe_key=f"comment:{row.pk}",
-            from_account=author,
-            clip=clip,
-            comment=row,
-        )
-    await events.emit("comment.created", author.pk, comment_id=row.pk)
+        await events.emit(conn, "comment.created", author.pk, comment_id=row.pk)
+        recipients = {clip.account_id, *(m.pk for m in mentioned)}
+        if parent is not None:
+            recipients.add(parent.account_id)
+        for recipient in await Account.filter(pk__in=sorted(recipients)).using_db(conn):
+            await notify(
+                recipient,
+                NotificationType.MENTION,
+                dedupe_key=f"comment:{row.pk}",
+                from_account=author,
+                clip=clip,
+                comment=row,
+            )
     return row
 
 
@@ -201,7 +200,7 @@ async def delete_comment(actor: Account, row: Comment, *, as_admin: bool = False
     clip = await Clip.get(pk=row.clip_id)
     if row.account_id != actor.pk and clip.account_id != actor.pk and not as_admin:
         raise Forbidden("only the author, the clip's author or an admin can delete a comment")
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         updated = (
             await Comment.filter(pk=row.pk, deleted_at=None)
             .using_db(conn)
@@ -220,7 +219,7 @@ async def delete_comment(actor: Account, row: Comment, *, as_admin: bool = False
                 .using_db(conn)
                 .update(replies_count=F("replies_count") - 1)
             )
-    await events.emit("comment.deleted", row.account_id, comment_id=row.pk, uri=row.uri)
+        await events.emit(conn, "comment.deleted", row.account_id, comment_id=row.pk, uri=row.uri)
 
 
 async def boost(account: Account, clip: Clip, *, uri: str | None = None) -> Boost:
@@ -234,22 +233,22 @@ async def boost(account: Account, clip: Clip, *, uri: str | None = None) -> Boos
     if uri is None:
         uri = urls.current().activity(account.username, "boosts")
     try:
-        async with in_transaction() as conn:
+        async with events.transaction() as conn:
             row = await Boost.create(account=account, clip=clip, uri=uri, using_db=conn)
             await Clip.filter(pk=clip.pk).using_db(conn).update(boosts_count=F("boosts_count") + 1)
             followers = await local_follower_ids(account.pk, conn)
             await add_to_feeds(followers, clip.pk, conn, boosted_by_id=account.pk)
+            await events.emit(conn, "boost.created", account.pk, boost_id=row.pk)
+            author = await Account.get(pk=clip.account_id, using_db=conn)
+            await notify(
+                author,
+                NotificationType.REBLOG,
+                dedupe_key=f"boost:{row.pk}",
+                from_account=account,
+                clip=clip,
+            )
     except IntegrityError:
         return await Boost.get(account_id=account.pk, clip_id=clip.pk)
-    author = await Account.get(pk=clip.account_id)
-    await notify(
-        author,
-        NotificationType.REBLOG,
-        dedupe_key=f"boost:{row.pk}",
-        from_account=account,
-        clip=clip,
-    )
-    await events.emit("boost.created", account.pk, boost_id=row.pk)
     return row
 
 
@@ -257,7 +256,7 @@ async def unboost(account: Account, clip: Clip) -> bool:
     row = await Boost.get_or_none(account_id=account.pk, clip_id=clip.pk)
     if row is None:
         return False
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         deleted = await Boost.filter(pk=row.pk).using_db(conn).delete()
         if deleted:
             await (
@@ -270,6 +269,5 @@ async def unboost(account: Account, clip: Clip) -> bool:
                 .using_db(conn)
                 .delete()
             )
-    if deleted:
-        await events.emit("boost.deleted", account.pk, boost_uri=row.uri, clip_id=clip.pk)
+            await events.emit(conn, "boost.deleted", account.pk, boost_uri=row.uri, clip_id=clip.pk)
     return bool(deleted)

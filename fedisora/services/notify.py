@@ -25,6 +25,11 @@ async def notify(
 
     *dedupe_key* names the event (e.g. ``like:<like id>``): the same key never notifies twice,
     so a duplicated delivery or a retried job cannot spam anyone.
+
+    Called inside the :func:`~fedisora.services.events.transaction` of the change that makes
+    the notification, the row and its ``notification.created`` event (which streams it)
+    commit with that change, in a savepoint of it (a duplicate rolls back only that);
+    called outside one, they commit together in a transaction of their own.
     """
     if not recipient.local:
         return None
@@ -40,12 +45,18 @@ async def notify(
     if existing is not None:
         return None
     try:
-        note = await Notification.create(
-            recipient=recipient, type=type, from_account=from_account, dedupe_key=key, **related
-        )
+        async with events.transaction() as conn:
+            note = await Notification.create(
+                recipient=recipient,
+                type=type,
+                from_account=from_account,
+                dedupe_key=key,
+                using_db=conn,
+                **related,
+            )
+            await events.emit(conn, "notification.created", recipient.pk, notification_id=note.pk)
     except IntegrityError:  # a concurrent duplicate won the race
         return None
-    await events.emit("notification.created", recipient.pk, notification_id=note.pk)
     return note
 
 

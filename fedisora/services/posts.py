@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from fedisora import urls
 from fedisora.errors import Forbidden, Invalid, NotFound
@@ -184,11 +183,12 @@ async def store_clip(
     """Save a new clip, local or remote, with everything that comes with it, in one transaction.
 
     Callers check permissions and build the unsaved row (id, uri, text, media, remix source);
-    this writes tags, mentions, cameos, home feeds and counters, then notifies and emits
-    ``clip.created``. Used by :func:`post_clip` and by federation for remote clips.
+    this writes tags, mentions, cameos, home feeds and counters, emits ``clip.created`` and
+    notifies, all in that transaction. Used by :func:`post_clip` and by federation for
+    remote clips.
     """
     remix_of = await Clip.get_or_none(pk=clip.remix_of_id) if clip.remix_of_id else None
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         if clip.media_id is not None:
             await attach_media(clip.media_id, conn)  # the fence against its collection
         await clip.save(using_db=conn, force_create=True)
@@ -207,17 +207,20 @@ async def store_clip(
         )
         if remix_of is not None:
             await recount_remixes(remix_of.pk, conn)
+        await events.emit(conn, "clip.created", author.pk, clip_id=clip.pk)
 
-    notices: list[tuple[Account, NotificationType]] = [
-        (account, NotificationType.MENTION) for account in mentioned
-    ]
-    if remix_of is not None and clip.local:
-        # A remote remix notifies once it is approved (remixes.notify_approved).
-        notices.append((await Account.get(pk=remix_of.account_id), NotificationType.REMIX))
-    notices.extend((account, NotificationType.LIKENESS_USE) for account, _ in cameos)
-    for recipient, kind in notices:
-        await notify(recipient, kind, dedupe_key=f"clip:{clip.pk}", from_account=author, clip=clip)
-    await events.emit("clip.created", author.pk, clip_id=clip.pk)
+        notices: list[tuple[Account, NotificationType]] = [
+            (account, NotificationType.MENTION) for account in mentioned
+        ]
+        if remix_of is not None and clip.local:
+            # A remote remix notifies once it is approved (remixes.notify_approved).
+            source_author = await Account.get(pk=remix_of.account_id, using_db=conn)
+            notices.append((source_author, NotificationType.REMIX))
+        notices.extend((account, NotificationType.LIKENESS_USE) for account, _ in cameos)
+        for recipient, kind in notices:
+            await notify(
+                recipient, kind, dedupe_key=f"clip:{clip.pk}", from_account=author, clip=clip
+            )
     return clip
 
 
@@ -244,7 +247,7 @@ async def edit_clip(
     new_spoiler = clip.spoiler_text if spoiler_text is None else spoiler_text
     _check_text(new_caption, new_spoiler)
     content, mentioned, tags = await _render_caption(new_caption)
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         clip.caption = new_caption
         clip.content = content
         clip.spoiler_text = new_spoiler
@@ -261,17 +264,17 @@ async def edit_clip(
             await Mention.get_or_create(
                 account=account, clip=clip, target_key=f"clip:{clip.pk}", using_db=conn
             )
-    boosters = await Boost.filter(clip_id=clip.pk).prefetch_related("account")
-    stamp = int(clip.edited_at.timestamp())
-    for boost in boosters:
-        await notify(
-            boost.account,
-            NotificationType.UPDATE,
-            dedupe_key=f"clip:{clip.pk}:{stamp}",
-            from_account=editor,
-            clip=clip,
-        )
-    await events.emit("clip.updated", editor.pk, clip_id=clip.pk)
+        await events.emit(conn, "clip.updated", editor.pk, clip_id=clip.pk)
+        boosters = await Boost.filter(clip_id=clip.pk).using_db(conn).prefetch_related("account")
+        stamp = int(clip.edited_at.timestamp())
+        for boost in boosters:
+            await notify(
+                boost.account,
+                NotificationType.UPDATE,
+                dedupe_key=f"clip:{clip.pk}:{stamp}",
+                from_account=editor,
+                clip=clip,
+            )
     return clip
 
 
@@ -281,7 +284,7 @@ async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> 
         raise Forbidden("only the author or an admin can delete a clip")
     if clip.deleted_at is not None:
         return
-    async with in_transaction() as conn:
+    async with events.transaction() as conn:
         updated = (
             await Clip.filter(pk=clip.pk, deleted_at=None)
             .using_db(conn)
@@ -298,4 +301,4 @@ async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> 
             .update(clips_count=F("clips_count") - 1)
         )
         await recount_remixes(clip.remix_of_id, conn)
-    await events.emit("clip.deleted", clip.account_id, clip_id=clip.pk, uri=clip.uri)
+        await events.emit(conn, "clip.deleted", clip.account_id, clip_id=clip.pk, uri=clip.uri)

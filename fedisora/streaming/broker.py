@@ -1,14 +1,20 @@
-"""Getting domain events from every process to the web process's streaming connections.
+"""Getting domain events from the outbox to the web process's streaming connections.
 
-- With Redis (``FEDISORA_REDIS_URL``), every process (web, arq workers, render workers) publishes
-  its events on one pub/sub channel through a :class:`Publisher`; each web process subscribes
-  to that channel and hands what arrives to its :class:`Hub`.
-- Without Redis (the embedded default), the web process runs the default queue (deliveries,
-  inbox) in-process, so its own events reach the hub directly. The one other process is the
-  render worker, whose only events are notifications (render finished or failed): a
-  :class:`NotificationPoller` reads new ``Notification`` rows every couple of seconds and
-  passes on those no in-process event announced. Events are never the record: a stream that
-  misses one (a restart, a slow client) is caught up by the REST timelines, as on Mastodon.
+Events reach streams only through the outbox machine (:mod:`fedisora.services.outbox`), which
+hands each processed event to the listeners subscribed in its process:
+
+- With Redis (``FEDISORA_REDIS_URL``), the arq workers run the outbox; each publishes the
+  events it processes on one pub/sub channel through a :class:`Publisher`
+  (:func:`start_publisher`), and each web process subscribes to that channel and hands what
+  arrives to its :class:`Hub` (:func:`start_streaming`).
+- Without Redis (the embedded default), the web process runs the default queue in-process,
+  the outbox with it, and hands events to its hub directly. Events written by another
+  process (the render worker's notifications) are outbox rows like any other: the web
+  process's runner finds them within its poll interval.
+
+Streams are best effort: a stream that misses a message (a restart, a slow client, a kill
+between an event's processing and its message) is caught up by the REST timelines, as on
+Mastodon.
 """
 
 from __future__ import annotations
@@ -19,14 +25,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from fedisora.models import Notification
 from fedisora.services import events
 from fedisora.services.events import Event
 
 __all__ = [
     "CHANNEL",
     "Hub",
-    "NotificationPoller",
     "Publisher",
     "RedisRelay",
     "StreamingService",
@@ -102,78 +106,6 @@ class Hub:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait(event)
-
-
-class NotificationPoller:
-    """Announces notifications written by other processes (the render worker) to the hub.
-
-    It remembers which notification ids were already dispatched (by the in-process event or by
-    an earlier poll) and re-reads a few ids below its high-water mark, since on PostgreSQL a
-    lower id can commit after a higher one.
-    """
-
-    LOOKBACK = 50
-
-    def __init__(self, hub: Hub, interval: float = 2.0) -> None:
-        self.hub = hub
-        self.interval = interval
-        self._seen: set[int] = set()
-        self._mark: int | None = None
-        self._start = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def seen(self, notification_id: int) -> bool:
-        """Record *notification_id* as dispatched; whether it already was."""
-        if notification_id in self._seen or notification_id <= self._floor():
-            return True
-        self._seen.add(notification_id)
-        return False
-
-    def _floor(self) -> int:
-        """Ids at or below this are never dispatched (older than the poller, or long seen)."""
-        if self._mark is None:
-            return -1
-        return max(self._start, self._mark - self.LOOKBACK)
-
-    async def start(self) -> None:
-        with contextlib.suppress(Exception):  # no database yet: the first poll sets the mark
-            await self.poll()
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def poll(self) -> None:
-        if self._mark is None:  # start from now: older notifications are not news
-            last = await Notification.all().order_by("-id").first()
-            self._mark = self._start = last.pk if last is not None else 0
-            return
-        mark = self._mark
-        rows = (
-            await Notification.filter(pk__gt=self._floor())
-            .order_by("id")
-            .values("id", "recipient_id")
-        )
-        for row in rows:
-            pk = int(row["id"])
-            if not self.seen(pk):
-                self.hub.dispatch(
-                    Event("notification.created", int(row["recipient_id"]), {"notification_id": pk})
-                )
-            mark = max(mark, pk)
-        self._mark = mark
-        self._seen = {pk for pk in self._seen if pk > self._floor()}
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.poll()
-            except Exception:  # a locked or restarting database: try again next time
-                log.warning("notification poll failed", exc_info=True)
 
 
 class Publisher:
@@ -259,46 +191,36 @@ class StreamingService:
                 log.warning("streaming shutdown step failed", exc_info=True)
 
 
-async def start_streaming(redis_url: str | None, *, poll_interval: float = 2.0) -> StreamingService:
-    """Start streaming in the web process (call after the database is up)."""
+async def start_streaming(redis_url: str | None) -> StreamingService:
+    """Start streaming in the web process (call after the database is up): with Redis, the
+    relay of the events the workers publish; without, the hub hears the events this
+    process's outbox runner processes."""
     hub = Hub()
     closers: list[Closer] = []
     if redis_url:
-        publisher = Publisher(redis_url)
         relay = RedisRelay(redis_url, hub)
         await relay.start()
-        events.subscribe(publisher)
-        closers += [relay.stop, publisher.close]
-
-        async def _unsubscribe_publisher() -> None:
-            events.unsubscribe(publisher)
-
-        closers.append(_unsubscribe_publisher)
+        closers.append(relay.stop)
     else:
-        poller = NotificationPoller(hub, poll_interval)
 
         async def local(event: Event) -> None:
-            if event.kind == "notification.created":
-                note_id = event.data.get("notification_id")
-                if isinstance(note_id, int) and poller.seen(note_id):
-                    return
             hub.dispatch(event)
 
         events.subscribe(local)
-        await poller.start()
 
         async def _unsubscribe_local() -> None:
             events.unsubscribe(local)
 
-        closers += [_unsubscribe_local, poller.stop]
+        closers.append(_unsubscribe_local)
     return StreamingService(hub, closers)
 
 
 async def start_publisher(redis_url: str | None) -> Closer:
-    """In a worker process: publish its events to the web processes. Returns the stopper.
+    """In a worker process: publish the events its outbox runner processes to the web
+    processes. Returns the stopper.
 
-    Without Redis there is nothing to publish to: the web process polls for the only events
-    a separate worker makes (see the module docstring).
+    Without Redis there is nothing to publish to: the web process runs the outbox itself
+    (see the module docstring).
     """
     if not redis_url:
 

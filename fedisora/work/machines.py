@@ -23,6 +23,7 @@ PROVIDERS: list[str] = [
     "activitypub.federation.media_check:machines",
     "activitypub.federation.quote_check:machines",
     "fedisora.work.housekeeping:machines",
+    "fedisora.services.outbox:machines",
 ]
 
 

@@ -2,8 +2,8 @@
 
 Covers update/status.update/delete/notification events on user, public and hashtag streams,
 subscribe/unsubscribe messages, auth and scopes, visibility (a followers-only clip never
-reaches a stranger), and events made by another process: through the database poll without
-Redis, through Redis pub/sub with it.
+reaches a stranger), and events made by another process: through the outbox the web process
+runs without Redis, through a worker's outbox and Redis pub/sub with it.
 """
 
 from __future__ import annotations
@@ -74,6 +74,23 @@ def in_instance(instance: Instance, body: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return str(done.stdout).strip()
+
+
+def settled(instance: Instance) -> None:
+    """Wait until the instance's outbox has processed every event committed so far (its
+    stream messages go out just after the requests that made them, as on Mastodon)."""
+    in_instance(
+        instance,
+        """
+        from fedisora.models import OutboxEvent
+        for _ in range(300):
+            if not await OutboxEvent.filter(state="pending").exists():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise SystemExit("the outbox did not settle")
+        """,
+    )
 
 
 def sign_up(instance: Instance, username: str, scope: str = "read write follow push") -> str:
@@ -186,6 +203,7 @@ async def test_streams_end_to_end(instance: Instance) -> None:
     alice, bob, carol = (Api(instance, t) for t in (alice_token, bob_token, carol_token))
     alice_id = (await alice.call("GET", "/api/v1/accounts/verify_credentials"))["id"]
     await bob.call("POST", f"/api/v1/accounts/{alice_id}/follow")
+    settled(instance)  # the follow's notification is streamed before alice connects
 
     async with (
         connect(ws_url(instance, f"stream=user&access_token={bob_token}")) as bob_ws,
@@ -349,8 +367,8 @@ async def test_stream_auth_and_errors(instance: Instance) -> None:
 
 
 async def test_events_from_another_process_reach_streams(instance: Instance) -> None:
-    """Without Redis, a notification a worker process writes (a finished render) is found by
-    the web process's poll and streamed to its owner."""
+    """Without Redis, a notification a worker process writes (a finished render) is an
+    outbox row that the web process's runner processes and streams to its owner."""
     token = sign_up(instance, "erin")
     async with connect(ws_url(instance, f"stream=user:notification&access_token={token}")) as ws:
         in_instance(
@@ -420,17 +438,22 @@ def redis_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instanc
 
 
 async def test_worker_events_over_redis(redis_instance: Instance) -> None:
-    """With Redis, a worker process publishes its events (as ``fedisora worker`` does)."""
+    """With Redis, a worker process runs the outbox and publishes its events (as ``fedisora
+    worker`` does)."""
     token = sign_up(redis_instance, "frank")
     async with connect(ws_url(redis_instance, f"stream=user&access_token={token}")) as ws:
         in_instance(
             redis_instance,
             """
             from fedisora.services.notify import notify
+            from fedisora.services.outbox import build_machine
             from fedisora.streaming.broker import start_publisher
+            from fedisora.work.engine import Engine
+            from fedisora.work.runner import InProcessRunner
             stop = await start_publisher(settings.redis_url)
             await notify(await account("frank"), NotificationType.RENDER_FAILED,
                          dedupe_key="render:redis-test")
+            await InProcessRunner(Engine([build_machine()])).drain()
             await stop()
             """,
         )

@@ -1,5 +1,5 @@
-"""What each event means on each stream for one viewer (SQLite and PostgreSQL), and the
-notification poll that stands in for Redis between processes."""
+"""What each event means on each stream for one viewer (SQLite and PostgreSQL), and how a
+notification written by another process reaches the hub without Redis (through the outbox)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from apihelpers import Login, login
 from factories import local_account, rendered_video
 
 from fedisora.models import NotificationType
+from fedisora.services import events
 from fedisora.services.events import Event
 from fedisora.services.notify import notify
-from fedisora.streaming.broker import Hub, NotificationPoller, decode, encode
+from fedisora.services.outbox import build_machine
+from fedisora.streaming.broker import Hub, decode, encode, start_streaming
 from fedisora.streaming.channels import (
     Stream,
     StreamError,
@@ -21,6 +23,8 @@ from fedisora.streaming.channels import (
     messages_for,
     parse_stream,
 )
+from fedisora.work.engine import Engine
+from fedisora.work.runner import InProcessRunner
 
 ALL = [
     Stream("user"),
@@ -136,32 +140,31 @@ async def test_parse_stream_rules(client: httpx.AsyncClient, db: str) -> None:
         assert err.value.status == status
 
 
-async def test_notification_poller(client: httpx.AsyncClient, db: str) -> None:
-    """Rows written elsewhere are dispatched once; ones announced in-process are not repeated,
-    and notifications older than the poller are not news."""
+async def test_notifications_of_another_process_reach_the_hub_once(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    """Without Redis, a notification another process writes (the render worker's, which runs
+    no outbox) is an outbox row like any other: the web process's runner hands it to the
+    hub once, and nothing announces it before."""
     alice = await login(client, await local_account("alice"))
     bob = await login(client, await local_account("bob"))
-    old = await notify(
-        alice.account, NotificationType.FOLLOW, dedupe_key="old", from_account=bob.account
-    )
-    hub = Hub()
-    queue = hub.connect()
-    poller = NotificationPoller(hub)
-    await poller.poll()  # sets the starting point
-    first = await notify(
-        alice.account, NotificationType.MENTION, dedupe_key="a", from_account=bob.account
-    )
-    second = await notify(
-        alice.account, NotificationType.FAVOURITE, dedupe_key="b", from_account=bob.account
-    )
-    assert old and first and second
-    assert poller.seen(second.pk) is False  # the in-process event got there first
-    await poller.poll()
-    got = [queue.get_nowait() for _ in range(queue.qsize())]
-    assert got == [Event("notification.created", alice.account.pk, {"notification_id": first.pk})]
-    await poller.poll()
-    assert queue.empty()
-    assert poller.seen(first.pk) and poller.seen(old.pk)
+    service = await start_streaming(None)  # as the web process does
+    queue = service.hub.connect()
+    try:
+        events.clear_runner()  # the writing process: its rows wait for a runner
+        note = await notify(
+            alice.account, NotificationType.MENTION, dedupe_key="a", from_account=bob.account
+        )
+        assert note is not None and queue.empty()
+        runner = InProcessRunner(Engine([build_machine()]), poll_interval=3600)
+        await runner.drain()
+        got = [queue.get_nowait() for _ in range(queue.qsize())]
+        mention = Event("notification.created", alice.account.pk, {"notification_id": note.pk})
+        assert got == [mention]
+        await runner.drain()
+        assert queue.empty()  # once
+    finally:
+        await service.stop()
 
 
 def test_wire_format() -> None:

@@ -233,8 +233,9 @@ async def test_local_account_deletion_is_federated(federation: Federation) -> No
     await follows.follow(ann, idol.account)
     await Delivery.all().delete()
 
-    await Account.filter(pk=ann.pk).update(suspended_at=utcnow())
-    await events.emit("account.deleted", ann.pk)
+    async with events.transaction() as conn:
+        await Account.filter(pk=ann.pk).using_db(conn).update(suspended_at=utcnow())
+        await events.emit(conn, "account.deleted", ann.pk)
     [delete, same] = await _payloads("Delete")  # one row per inbox, the same activity
     assert same == delete
     assert delete["actor"] == delete["object"] == ann.uri
@@ -246,5 +247,6 @@ async def test_local_account_deletion_is_federated(federation: Federation) -> No
     ]
 
     await Delivery.all().delete()
-    await events.emit("clip.created", ann.pk, clip_id=0)  # a suspended account sends nothing else
+    async with events.transaction() as conn:  # a suspended account sends nothing else
+        await events.emit(conn, "clip.created", ann.pk, clip_id=0)
     assert await Delivery.all().count() == 0

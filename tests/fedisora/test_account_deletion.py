@@ -492,7 +492,9 @@ def test_deleteuser_command(tmp_path: Path) -> None:
 # --- fedisora suspend / unsuspend ------------------------------------------------------------
 
 
-async def test_suspend_and_unsuspend_commands(db: str, tmp_path: Path) -> None:
+async def test_suspend_and_unsuspend_commands(
+    db: str, tmp_path: Path, federated: list[events.Event]
+) -> None:
     """The commands run on this test's database as an admin runs them on an instance's: the
     same service as the admin API, so a local account's actor Update is queued for delivery."""
     env = instance_env(

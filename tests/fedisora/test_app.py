@@ -70,6 +70,7 @@ def test_login_and_admin_page(instance: Instance) -> None:
         assert r.status_code == 200
         assert "Durable work" in r.text and "render jobs" in r.text and "Health: ok" in r.text
         assert "remote media checks" in r.text and "remote quote checks" in r.text
+        assert "outbox events" in r.text
 
 
 def test_web_process_never_imports_torch() -> None:

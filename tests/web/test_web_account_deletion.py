@@ -172,7 +172,6 @@ async def test_admin_suspends_and_unsuspends_from_the_account_list(
     boss = await local_account("boss", admin=True)
     bob = await local_account("bob")
     fan = await remote_account("fan", "remote.example")
-    await follows.follow(fan, bob)
     suspend = f"/admin/accounts/{bob.pk}/suspend"
     unsuspend = f"/admin/accounts/{bob.pk}/unsuspend"
     async with browser(web) as carol:
@@ -182,8 +181,9 @@ async def test_admin_suspends_and_unsuspends_from_the_account_list(
         r = await carol.post(suspend, data={"csrf": token})
         assert r.status_code == 403 and "admins" in r.text
 
-    install(None)  # the federation listener, as the app's lifespan installs it
+    install(None)  # events are processed as they commit, as the app's runner does
     try:
+        await follows.follow(fan, bob)
         async with browser(web) as admin:
             await _log_in(admin, "boss")
             listing = (await admin.get("/admin/accounts")).text

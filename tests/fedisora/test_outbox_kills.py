@@ -1,0 +1,906 @@
+"""A kill between the commit of a change and the hand-over of its events, at every place that
+emits one, loses nothing and doubles nothing (SQLite and PostgreSQL).
+
+The places are found in the source, not listed by hand: every ``events.emit(...)`` call and
+every call of ``notify``/``notify_approved`` (which emit ``notification.created``), with the
+function around it (:func:`emit_sites`). Each must be claimed by a scenario below
+(:func:`test_every_emit_site_has_a_kill_scenario`): a new emitter without one fails the suite.
+
+A scenario sets up a small world (local ``ann`` and ``ben``; remote ``rita``, who follows
+``ann``; ``fan`` and ``idol`` elsewhere), with every event processed as it commits. Then it
+acts, and the first transaction committing an event of its first site is cut right after
+its commit, before its events are handed on:
+
+- **killed**: :class:`Killed` is raised there. It models a ``kill -9``: it aborts everything
+  the request or work handler would have done after the commit (nothing on those paths
+  catches a ``BaseException``; the one cleanup that sees it, in ``ingest._store_clip``,
+  touches only a clip that was not committed), and nothing the dead process held in memory
+  is used after it: recovery is a fresh engine and runner reading only the database, whose
+  clock is past the lease of the work row the killed handler held (a new worker's view), so
+  that row's handler runs again as it would. :mod:`test_outbox` shows the same end state
+  after a real SIGKILL of a process at that point.
+- **control**: the events are handed on as usual, and then the rest is cut off the same way.
+
+Either way, a fresh runner then produces exactly the effects the scenario declares (the
+events processed, each heard once by the stream listener; the Delivery rows; the
+notifications), and a second fresh runner adds nothing. And the database was not changed
+between the start of the act and the beginning of the cut transaction: the change and its
+events are that one transaction, so no kill in between could have separated them.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import re
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from factories import local_account, remote_account, rendered_video
+from tortoise import Tortoise
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "federation"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
+
+from apihelpers import login
+from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote
+
+from activitypub import objects
+from activitypub.federation import install, uninstall
+from activitypub.federation.context import Federation, set_federation
+from activitypub.federation.delivery import quote_request_id
+from activitypub.federation.http import PeerClient
+from activitypub.federation.ingest import handle_activity, quote_stamp
+from fedisora import urls
+from fedisora.config import Settings, load_settings
+from fedisora.models import (
+    Account,
+    Clip,
+    Delivery,
+    InboxItem,
+    Notification,
+    NotificationType,
+    OutboxEvent,
+    QuoteCheck,
+    RemoteMediaCheck,
+    RenderJob,
+    utcnow,
+)
+from fedisora.services import (
+    account_deletion,
+    comment_edits,
+    events,
+    follows,
+    interactions,
+    posts,
+)
+from fedisora.services.notify import notify
+from fedisora.services.outbox import build_machine
+from fedisora.work.engine import Engine
+from fedisora.work.machines import build_machines
+from fedisora.work.runner import InProcessRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("activitypub", "fedisora", "render", "web")
+NOTIFIERS = frozenset({"notify", "notify_approved"})
+LEASE = timedelta(seconds=60)
+
+Site = tuple[str, str, str | None]
+"""Where an event is emitted: file, function, kind (None: the kind is passed in a variable)."""
+
+
+# --- the emit sites, from the source ---------------------------------------------------------
+
+
+class _Sites(ast.NodeVisitor):
+    def __init__(self, path: str, found: set[Site]) -> None:
+        self.path = path
+        self.found = found
+        self.functions: list[str] = []
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.module == "fedisora.services.events":
+            assert "emit" not in {a.name for a in node.names}, f"{self.path}: call events.emit"
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "emit"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "events"
+        ):
+            kind = node.args[1] if len(node.args) > 1 else None
+            literal = kind.value if isinstance(kind, ast.Constant) else None
+            assert literal is None or isinstance(literal, str), f"{self.path}: kind {literal!r}"
+            self.found.add((self.path, self.functions[-1], literal))
+        elif isinstance(func, ast.Name) and func.id in NOTIFIERS:
+            self.found.add((self.path, self.functions[-1], "notification.created"))
+        self.generic_visit(node)
+
+
+def emit_sites() -> set[Site]:
+    """Every place in the source that emits an event, directly or through a notification."""
+    found: set[Site] = set()
+    for package in SOURCES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            _Sites(rel, found).visit(ast.parse(path.read_text(), rel))
+    return found
+
+
+def _frames() -> set[tuple[str, str]]:
+    """(file, function) of each frame of the source on the stack (awaiting callers too)."""
+    found: set[tuple[str, str]] = set()
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if path.is_relative_to(ROOT) and path.relative_to(ROOT).parts[0] in SOURCES:
+            found.add((path.relative_to(ROOT).as_posix(), frame.f_code.co_name))
+        frame = frame.f_back  # type: ignore[assignment]
+    return found
+
+
+def _hit(site: Site, kind: str, frames: set[tuple[str, str]]) -> bool:
+    return (site[0], site[1]) in frames and site[2] in (None, kind)
+
+
+# --- the world and the effects ---------------------------------------------------------------
+
+
+class Killed(BaseException):
+    """The process died here (see the module docstring)."""
+
+
+class Stopped(BaseException):
+    """The control run's cut, at the same place, after the events were handed on."""
+
+
+async def _fingerprint(skip: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
+    """Every row of every table (but *skip*), without the lease columns a claim writes."""
+    tables = []
+    for model in Tortoise.apps["fedisora"].values():
+        if model._meta.db_table in skip:
+            continue
+        rows = [
+            repr(sorted((k, v) for k, v in row.items() if k not in ("locked_until", "lock_token")))
+            for row in await model.all().values()
+        ]
+        tables.append((model._meta.db_table, sorted(rows)))
+    return sorted(tables)
+
+
+@dataclass
+class World:
+    settings: Settings
+    fed: Federation
+    peer: Peer
+    ann: Account
+    ben: Account
+    rita: RemoteActor  # on REMOTE; follows ann
+    fan: Account  # on fans.example
+    idol: Account  # on idols.example
+    heard: list[events.Event]
+    rows: dict[str, Any] = field(default_factory=dict)  # what a scenario's setup made
+    baseline: list[Any] = field(default_factory=list)  # the database as the act begins
+    skip: tuple[str, ...] = ()  # tables the act may change before its event's transaction
+
+    async def begin(self) -> None:
+        """The act begins here (after rows it stores first, as the inbox stores an item)."""
+        self.baseline[:] = [await _fingerprint(self.skip)]
+
+
+@dataclass(frozen=True)
+class Effects:
+    events: Counter[str]  # the kinds the stream listener heard (each event once)
+    deliveries: Counter[tuple[str, str]]  # (activity, inbox host)
+    notifications: Counter[tuple[str, NotificationType]]  # (recipient, type)
+
+
+@pytest.fixture
+async def world(db: str, tmp_path: Path) -> AsyncIterator[World]:
+    settings = load_settings(
+        {
+            "FEDISORA_DOMAIN": DOMAIN,
+            "FEDISORA_DATA_DIR": str(tmp_path),
+            "FEDISORA_SECRET_KEY": "s" * 40,
+            "FEDISORA_DATABASE_URL": db,
+        }
+    )
+    urls.configure(settings)
+    peer = Peer()
+    fed = Federation(settings, PeerClient(insecure=True, transport=httpx.MockTransport(peer)))
+    set_federation(fed)
+    install(None)  # the setup's events are processed as they commit
+    heard: list[events.Event] = []
+
+    async def listen(event: events.Event) -> None:
+        heard.append(event)
+
+    events.subscribe(listen)
+    try:
+        ann = await local_account("ann")
+        ben = await local_account("ben")
+        rita = await make_remote("rita", REMOTE)
+        await follows.follow(rita.account, ann, uri=f"{rita.uri}#follows/ann")
+        fan = await remote_account("fan", "fans.example")
+        idol = await remote_account("idol", "idols.example")
+        yield World(settings, fed, peer, ann, ben, rita, fan, idol, heard)
+    finally:
+        events.unsubscribe(listen)
+        await uninstall()
+        set_federation(None)
+
+
+def _label(activity: dict[str, Any]) -> str:
+    inner = activity.get("object")
+    kind = inner.get("type") if isinstance(inner, dict) else None
+    return f"{activity['type']}({kind})" if kind else str(activity["type"])
+
+
+async def _effects(w: World, notes_after: int) -> Effects:
+    deliveries: Counter[tuple[str, str]] = Counter()
+    for row in await Delivery.all():
+        deliveries[(_label(row.payload), row.host)] += 1
+    notes: Counter[tuple[str, NotificationType]] = Counter()
+    for note in await Notification.filter(id__gt=notes_after).prefetch_related("recipient"):
+        notes[(note.recipient.username, NotificationType(note.type))] += 1
+    return Effects(Counter(e.kind for e in w.heard), deliveries, notes)
+
+
+WORK = {
+    "inbox_items": "activitypub.federation.inbox:machines",
+    "quote_checks": "activitypub.federation.quote_check:machines",
+    "remote_media_checks": "activitypub.federation.media_check:machines",
+}
+
+
+async def _advance(w: World, table: str, pk: int) -> None:
+    """Run one step of a work row, as a runner would (its handler may be the one cut)."""
+    engine = Engine(build_machines(w.settings, [WORK[table]]), context={"settings": w.settings})
+    await engine.advance(table, pk)
+
+
+async def _recover(w: World, work: str | None) -> None:
+    """A fresh runner of the outbox (and of the killed handler's machine), with only the
+    database to go by, its clock past the lease of whatever the dead process held."""
+    machines = [build_machine()]
+    if work is not None:
+        machines += build_machines(w.settings, [WORK[work]])
+
+    def later() -> Any:
+        return utcnow() + LEASE + timedelta(seconds=1)
+
+    engine = Engine(machines, lease=LEASE, clock=later, context={"settings": w.settings})
+    await InProcessRunner(engine, poll_interval=3600).drain()
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    sites: tuple[Site, ...]  # the first names the transaction that is cut
+    act: Callable[[World], Awaitable[object]]
+    events: dict[str, int]
+    deliveries: dict[tuple[str, str], int] = field(default_factory=dict)
+    notifications: dict[tuple[str, NotificationType], int] = field(default_factory=dict)
+    setup: Callable[[World], Awaitable[None]] | None = None
+    work: str | None = None  # the work table whose handler the act runs in
+    # Tables the act changes in a transaction before the one of its event: a known gap,
+    # each named with the reason (none but one, outside the services).
+    before: tuple[str, ...] = ()
+
+    def expected(self) -> Effects:
+        return Effects(Counter(self.events), Counter(self.deliveries), Counter(self.notifications))
+
+
+POSTS = "fedisora/services/posts.py"
+FOLLOWS = "fedisora/services/follows.py"
+INTERACTIONS = "fedisora/services/interactions.py"
+DELETION = "fedisora/services/account_deletion.py"
+INGEST = "activitypub/federation/ingest.py"
+QUOTES = "activitypub/federation/quote_check.py"
+NOTIFY: Site = ("fedisora/services/notify.py", "notify", "notification.created")
+FANS, IDOLS = "fans.example", "idols.example"
+N = NotificationType
+
+
+async def _clip(w: World, author: Account | None = None, caption: str = "a clip") -> Clip:
+    author = author or w.ann
+    video = await rendered_video(author)  # rendered before: the act is the posting
+    await w.begin()
+    return await posts.post_clip(author, video, caption=caption)
+
+
+def _note(actor: RemoteActor | Account, n: int, **extra: Any) -> dict[str, Any]:
+    uri = f"{actor.uri}/clips/{n}"
+    return {
+        "id": uri,
+        "type": "Note",
+        "attributedTo": actor.uri,
+        "content": f"<p>clip {n}</p>",
+        "to": [objects.PUBLIC],
+        "cc": [f"{actor.uri}/followers"],
+        "attachment": [
+            {"type": "Document", "mediaType": "video/mp4", "url": f"{actor.uri}/{n}.mp4"}
+        ],
+        **extra,
+    }
+
+
+async def _remote_clip(w: World, actor: RemoteActor | Account, n: int, **extra: Any) -> Clip:
+    """A remote clip, received as the inbox machine receives one."""
+    note = _note(actor, n, **extra)
+    create = {"id": f"{note['id']}/activity", "type": "Create", "actor": actor.uri, "object": note}
+    await handle_activity(w.fed, create)
+    return await Clip.get(uri=note["id"])
+
+
+async def _inbox(w: World, activity: dict[str, Any]) -> None:
+    """Store *activity* as the inbox does, then run its item's handler."""
+    now = utcnow()
+    item = await InboxItem.create(
+        activity_id=activity["id"],
+        actor_uri=activity["actor"],
+        payload=activity,
+        state="received",
+        state_changed_at=now,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    await w.begin()
+    await _advance(w, "inbox_items", item.pk)
+
+
+async def _setup_clip(w: World) -> None:
+    w.rows["clip"] = await _clip(w)
+
+
+async def _setup_ben_clip(w: World) -> None:
+    w.rows["clip"] = await _clip(w, w.ben, "ben's clip")
+
+
+async def _setup_boosted(w: World) -> None:
+    w.rows["clip"] = await _clip(w)
+    await interactions.boost(w.ben, w.rows["clip"])
+
+
+async def _setup_locked_request(w: World) -> None:
+    await Account.filter(pk=w.ann.pk).update(locked=True)
+    w.ann = await Account.get(pk=w.ann.pk)
+    w.rows["follow"] = await follows.follow(w.fan, w.ann, uri=f"{w.fan.uri}#follows/1")
+
+
+async def _setup_following_idol(w: World) -> None:
+    await follows.follow(w.ann, w.idol)
+
+
+async def _setup_blocked_idol(w: World) -> None:
+    await follows.block(w.ann, w.idol)
+
+
+async def _setup_rita_clip(w: World) -> None:
+    w.rows["clip"] = await _remote_clip(w, w.rita, 1)
+
+
+async def _setup_liked(w: World) -> None:
+    w.rows["clip"] = await _remote_clip(w, w.rita, 1)
+    await interactions.like(w.ann, w.rows["clip"])
+
+
+async def _setup_comment(w: World) -> None:
+    clip = await _clip(w, w.ben, "ben's clip")
+    w.rows["comment"] = await interactions.comment(w.ann, clip, "nice")
+
+
+async def _setup_boost_of_ben(w: World) -> None:
+    w.rows["clip"] = await _clip(w, w.ben, "ben's clip")
+    await interactions.boost(w.ann, w.rows["clip"])
+
+
+async def _setup_suspended(w: World) -> None:
+    w.ann = await account_deletion.suspend_account(w.ann)
+
+
+async def _setup_api(w: World) -> None:
+    from fedisora.app import create_app
+
+    app = create_app(w.settings, run_work=False, manage_db=False)
+    w.rows["http"] = http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=f"https://{DOMAIN}"
+    )
+    w.rows["login"] = await login(http, w.ann)
+
+
+async def _act_api(w: World) -> None:
+    http: httpx.AsyncClient = w.rows["http"]
+    try:
+        await http.patch(
+            "/api/v1/accounts/update_credentials",
+            data={"display_name": "Ann"},
+            headers=w.rows["login"].headers,
+        )
+    finally:
+        await http.aclose()
+
+
+async def _setup_stamped_remix(w: World) -> None:
+    """ann's remix of rita's clip, approved by rita's stamp."""
+    source = await _remote_clip(w, w.rita, 1)
+    remix = await posts.remix_clip(w.ann, source, await rendered_video(w.ann), caption="mine")
+    stamp = f"{w.rita.uri}/quote_authorizations/1"
+    await Clip.filter(pk=remix.pk).update(quote_authorization_uri=stamp, quote_state="accepted")
+    w.rows.update(source=source, remix=await Clip.get(pk=remix.pk))
+
+
+async def _act_reject(w: World) -> None:
+    remix, source = w.rows["remix"], w.rows["source"]
+    await _inbox(
+        w,
+        {
+            "id": f"{w.rita.uri}#answers/1",
+            "type": "Reject",
+            "actor": w.rita.uri,
+            "object": {
+                "id": quote_request_id(remix),
+                "type": "QuoteRequest",
+                "actor": w.ann.uri,
+                "object": source.uri,
+                "instrument": remix.uri,
+            },
+        },
+    )
+
+
+async def _setup_remote_remix(w: World) -> None:
+    """rita's remix of ann's clip, stored pending (its check not run)."""
+    w.rows["clip"] = clip = await _clip(w)
+    remix_uri = f"{w.rita.uri}/clips/7"
+    w.rows["remix"] = await _remote_clip(
+        w, w.rita, 7, quote=clip.uri, quoteAuthorization=quote_stamp(clip, remix_uri)
+    )
+
+
+async def _act_quote_request(w: World) -> None:
+    clip, remix = w.rows["clip"], w.rows["remix"]
+    await _inbox(
+        w,
+        {
+            "id": f"{w.rita.uri}/quote_requests/1",
+            "type": "QuoteRequest",
+            "actor": w.rita.uri,
+            "object": clip.uri,
+            "instrument": remix.uri,
+        },
+    )
+
+
+async def _act_quote_check(w: World) -> None:
+    row = await QuoteCheck.get(remix_uri=w.rows["remix"].uri)
+    await _advance(w, "quote_checks", row.pk)
+
+
+async def _setup_third_party_remix(w: World) -> None:
+    """fan's remix of rita's clip, presenting rita's stamp (verified earlier)."""
+    source = await _remote_clip(w, w.rita, 1)
+    stamp = f"{w.rita.uri}/quote_authorizations/9"
+    remix = await _remote_clip(w, w.fan, 5, quote=source.uri, quoteAuthorization=stamp)
+    await Clip.filter(pk=remix.pk).update(quote_state="accepted", remix_of_id=source.pk)
+    w.rows["stamp"] = stamp
+
+
+async def _act_stamp_deleted(w: World) -> None:
+    stamp = w.rows["stamp"]
+    await _inbox(
+        w, {"id": f"{stamp}#delete", "type": "Delete", "actor": w.rita.uri, "object": stamp}
+    )
+
+
+async def _act_remote_update(w: World) -> None:
+    note = _note(w.rita, 1, content="<p>clip 1, edited</p>")
+    await _inbox(
+        w, {"id": f"{note['id']}#updates/1", "type": "Update", "actor": w.rita.uri, "object": note}
+    )
+
+
+async def _act_media_check(w: World) -> None:
+    row = await RemoteMediaCheck.get(clip_uri=w.rows["clip"].uri)
+    await _advance(w, "remote_media_checks", row.pk)  # the video answers 404: unverified
+
+
+async def _setup_failed_render(w: World) -> None:
+    w.rows["job"] = await RenderJob.create(account=w.ann, state="failed", spec={})
+
+
+async def _act_render_failed(w: World) -> None:
+    from render.queue import build_render_machine
+
+    machine = build_render_machine(w.settings)
+    assert machine.on_transition is not None
+    await machine.on_transition(w.rows["job"], "rendering", "failed")  # as the engine does
+
+
+async def _act_notify_alone(w: World) -> None:
+    await notify(w.ann, N.RENDER_FINISHED, dedupe_key="render:0")
+
+
+SCENARIOS = [
+    Scenario(
+        "post a clip mentioning ben",
+        (
+            (POSTS, "store_clip", "clip.created"),
+            (POSTS, "store_clip", "notification.created"),
+            NOTIFY,
+        ),
+        lambda w: _clip(w, caption="hi @ben"),
+        {"clip.created": 1, "notification.created": 1},
+        {("Create(Note)", REMOTE): 1},
+        {("ben", N.MENTION): 1},
+    ),
+    Scenario(
+        "edit a boosted clip",
+        ((POSTS, "edit_clip", "clip.updated"), (POSTS, "edit_clip", "notification.created")),
+        lambda w: posts.edit_clip(w.ann, w.rows["clip"], caption="edited"),
+        {"clip.updated": 1, "notification.created": 1},
+        {("Update(Note)", REMOTE): 1},
+        {("ben", N.UPDATE): 1},
+        setup=_setup_boosted,
+    ),
+    Scenario(
+        "delete a clip",
+        ((POSTS, "delete_clip", "clip.deleted"),),
+        lambda w: posts.delete_clip(w.ann, w.rows["clip"]),
+        {"clip.deleted": 1},
+        {("Delete(Tombstone)", REMOTE): 1},
+        setup=_setup_clip,
+    ),
+    Scenario(
+        "follow a remote account",
+        ((FOLLOWS, "follow", "follow.requested"),),
+        lambda w: follows.follow(w.ann, w.idol),
+        {"follow.requested": 1},
+        {("Follow", IDOLS): 1},
+    ),
+    Scenario(
+        "a remote account follows ann (accepted at once)",
+        ((FOLLOWS, "follow", "follow.accepted"), (FOLLOWS, "follow", "notification.created")),
+        lambda w: follows.follow(w.fan, w.ann, uri=f"{w.fan.uri}#follows/1"),
+        {"follow.requested": 1, "follow.accepted": 1, "notification.created": 1},
+        {("Accept(Follow)", FANS): 1},
+        {("ann", N.FOLLOW): 1},
+    ),
+    Scenario(
+        "accept a follow request",
+        (
+            (FOLLOWS, "accept_follow", "follow.accepted"),
+            (FOLLOWS, "accept_follow", "notification.created"),
+        ),
+        lambda w: follows.accept_follow(w.ann, w.rows["follow"]),
+        {"follow.accepted": 1, "notification.created": 1},
+        {("Accept(Follow)", FANS): 1},
+        {("ann", N.FOLLOW): 1},
+        setup=_setup_locked_request,
+    ),
+    Scenario(
+        "reject a follow request",
+        ((FOLLOWS, "_remove", None),),
+        lambda w: follows.reject_follow(w.ann, w.rows["follow"]),
+        {"follow.rejected": 1},
+        {("Reject(Follow)", FANS): 1},
+        setup=_setup_locked_request,
+    ),
+    Scenario(
+        "unfollow",
+        ((FOLLOWS, "_remove", None),),
+        lambda w: follows.unfollow(w.ann, w.idol),
+        {"follow.deleted": 1},
+        {("Undo(Follow)", IDOLS): 1},
+        setup=_setup_following_idol,
+    ),
+    Scenario(
+        "block a follower",
+        ((FOLLOWS, "block", "block.created"), (FOLLOWS, "_remove", None)),
+        lambda w: follows.block(w.ann, w.rita.account),
+        {"follow.deleted": 1, "block.created": 1},
+        {("Block", REMOTE): 1},
+    ),
+    Scenario(
+        "unblock",
+        ((FOLLOWS, "unblock", "block.deleted"),),
+        lambda w: follows.unblock(w.ann, w.idol),
+        {"block.deleted": 1},
+        {("Undo(Block)", IDOLS): 1},
+        setup=_setup_blocked_idol,
+    ),
+    Scenario(
+        "like a remote clip",
+        ((INTERACTIONS, "like", "like.created"),),
+        lambda w: interactions.like(w.ann, w.rows["clip"]),
+        {"like.created": 1},
+        {("Like", REMOTE): 1},
+        setup=_setup_rita_clip,
+    ),
+    Scenario(
+        "like ben's clip",
+        ((INTERACTIONS, "like", "notification.created"),),
+        lambda w: interactions.like(w.ann, w.rows["clip"]),
+        {"like.created": 1, "notification.created": 1},
+        {},
+        {("ben", N.FAVOURITE): 1},
+        setup=_setup_ben_clip,
+    ),
+    Scenario(
+        "unlike",
+        ((INTERACTIONS, "unlike", "like.deleted"),),
+        lambda w: interactions.unlike(w.ann, w.rows["clip"]),
+        {"like.deleted": 1},
+        {("Undo(Like)", REMOTE): 1},
+        setup=_setup_liked,
+    ),
+    Scenario(
+        "comment on ben's clip",
+        (
+            (INTERACTIONS, "store_comment", "comment.created"),
+            (INTERACTIONS, "store_comment", "notification.created"),
+        ),
+        lambda w: interactions.comment(w.ann, w.rows["clip"], "nice"),
+        {"comment.created": 1, "notification.created": 1},
+        {("Create(Note)", REMOTE): 1},
+        {("ben", N.MENTION): 1},
+        setup=_setup_ben_clip,
+    ),
+    Scenario(
+        "delete a comment",
+        ((INTERACTIONS, "delete_comment", "comment.deleted"),),
+        lambda w: interactions.delete_comment(w.ann, w.rows["comment"]),
+        {"comment.deleted": 1},
+        {("Delete(Tombstone)", REMOTE): 1},
+        setup=_setup_comment,
+    ),
+    Scenario(
+        "edit a comment",
+        (("fedisora/services/comment_edits.py", "edit_comment", "comment.updated"),),
+        lambda w: comment_edits.edit_comment(w.ann, w.rows["comment"], text="nicer"),
+        {"comment.updated": 1},
+        setup=_setup_comment,
+    ),
+    Scenario(
+        "boost ben's clip",
+        ((INTERACTIONS, "boost", "boost.created"), (INTERACTIONS, "boost", "notification.created")),
+        lambda w: interactions.boost(w.ann, w.rows["clip"]),
+        {"boost.created": 1, "notification.created": 1},
+        {("Announce", REMOTE): 1},
+        {("ben", N.REBLOG): 1},
+        setup=_setup_ben_clip,
+    ),
+    Scenario(
+        "unboost",
+        ((INTERACTIONS, "unboost", "boost.deleted"),),
+        lambda w: interactions.unboost(w.ann, w.rows["clip"]),
+        {"boost.deleted": 1},
+        {("Undo(Announce)", REMOTE): 1},
+        setup=_setup_boost_of_ben,
+    ),
+    Scenario(
+        "suspend a local account",
+        ((DELETION, "suspend_account", "account.suspended"),),
+        lambda w: account_deletion.suspend_account(w.ann),
+        {"account.suspended": 1},
+        {("Update(Person)", REMOTE): 1},
+    ),
+    Scenario(
+        "unsuspend a local account",
+        ((DELETION, "unsuspend_account", "account.unsuspended"),),
+        lambda w: account_deletion.unsuspend_account(w.ann),
+        {"account.unsuspended": 1},
+        {("Update(Person)", REMOTE): 1},
+        setup=_setup_suspended,
+    ),
+    Scenario(
+        "delete a local account (cut after its first step)",
+        ((DELETION, "_mark_deleted", "account.deleted"),),
+        lambda w: account_deletion.delete_local_account(w.ann, settings=w.settings),
+        {"account.deleted": 1},
+        {("Delete", REMOTE): 1},
+    ),
+    Scenario(
+        "update the profile (Mastodon API)",
+        (("fedisora/api/accounts.py", "update_credentials", "account.updated"),),
+        _act_api,
+        {"account.updated": 1},
+        {("Update(Person)", REMOTE): 1},
+        setup=_setup_api,
+    ),
+    Scenario(
+        "a remote clip's Update",
+        ((INGEST, "_update", "clip.updated"),),
+        _act_remote_update,
+        {"clip.updated": 1},
+        setup=_setup_rita_clip,
+        work="inbox_items",
+    ),
+    Scenario(
+        "the source's author rejects a stamped remix (revoked)",
+        ((INGEST, "_set_stamp", "clip.updated"),),
+        _act_reject,
+        {"clip.updated": 1},
+        {("Update(Note)", REMOTE): 1},
+        setup=_setup_stamped_remix,
+        work="inbox_items",
+    ),
+    Scenario(
+        "a QuoteRequest approves a remote remix",
+        (
+            (INGEST, "_quote_request", "notification.created"),
+            ("fedisora/services/remixes.py", "notify_approved", "notification.created"),
+        ),
+        _act_quote_request,
+        {"notification.created": 1},
+        {("Accept(QuoteRequest)", REMOTE): 1},
+        {("ann", N.REMIX): 1},
+        setup=_setup_remote_remix,
+        work="inbox_items",
+    ),
+    Scenario(
+        "a quote check approves a remote remix",
+        ((QUOTES, "_verify", "clip.updated"), (QUOTES, "_verify", "notification.created")),
+        _act_quote_check,
+        {"clip.updated": 1, "notification.created": 1},
+        {},
+        {("ann", N.REMIX): 1},
+        setup=_setup_remote_remix,
+        work="quote_checks",
+    ),
+    Scenario(
+        "a quoted author deletes the stamp of a third party's remix",
+        ((QUOTES, "stamp_deleted", "clip.updated"),),
+        _act_stamp_deleted,
+        {"clip.updated": 1},
+        setup=_setup_third_party_remix,
+        work="inbox_items",
+    ),
+    Scenario(
+        "a remote clip's media check",
+        (("activitypub/federation/media_check.py", "_check", "clip.updated"),),
+        _act_media_check,
+        {"clip.updated": 1},
+        setup=_setup_rita_clip,
+        work="remote_media_checks",
+    ),
+    Scenario(
+        "a render fails (notified after its transition)",
+        (("render/queue.py", "on_transition", "notification.created"),),
+        _act_render_failed,
+        {"notification.created": 1},
+        {},
+        {("ann", N.RENDER_FAILED): 1},
+        setup=_setup_failed_render,
+        # The render queue's hook runs after the engine committed the job's move, and sets
+        # finished_at before it notifies: a kill in between loses the notification. The
+        # render queue's to change (ctx.transition of its handlers, and the engine's own
+        # failures); here the notification and its event are one transaction.
+        before=("render_jobs",),
+    ),
+    Scenario(
+        "a notification outside any transaction",
+        (NOTIFY,),
+        _act_notify_alone,
+        {"notification.created": 1},
+        {},
+        {("ann", N.RENDER_FINISHED): 1},
+    ),
+]
+
+
+SCENARIO_IDS = [re.sub(r"\W+", "_", s.name).strip("_") for s in SCENARIOS]
+
+
+def test_every_emit_site_has_a_kill_scenario() -> None:
+    sites = emit_sites()
+    claimed = {site for scenario in SCENARIOS for site in scenario.sites}
+    assert sites - claimed == set(), "emit sites no kill scenario covers"
+    assert claimed - sites == set(), "scenarios naming emit sites that do not exist"
+    assert {kind for scenario in SCENARIOS for kind in scenario.events} == events.KINDS
+
+
+def _cut(exc: BaseException, wanted: type[BaseException]) -> bool:
+    """Whether *exc* is (or, raised through a task group, holds) the *wanted* cut."""
+    if isinstance(exc, wanted):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_cut(inner, wanted) for inner in exc.exceptions)
+    return False
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["killed", "control"])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
+async def test_a_kill_after_the_commit_loses_and_doubles_nothing(
+    world: World, scenario: Scenario, kill: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    if scenario.setup is not None:
+        await scenario.setup(w)
+    assert not await OutboxEvent.exclude(state="done").exists()  # the setup's all went through
+    await Delivery.all().delete()
+    last = await Notification.all().order_by("-id").first()
+    notes_after = last.pk if last is not None else 0
+    w.heard.clear()
+
+    emitted: dict[int, tuple[str, set[tuple[str, str]]]] = {}
+    real_emit = events.emit
+
+    async def recording_emit(conn: Any, kind: str, actor_id: int, **data: Any) -> OutboxEvent:
+        row = await real_emit(conn, kind, actor_id, **data)
+        emitted[row.pk] = (kind, _frames())
+        return row
+
+    real_committed = events._committed
+    cut: list[list[int]] = []
+    target = scenario.sites[0]
+
+    async def committed(rows: list[OutboxEvent]) -> None:
+        if not cut and any(_hit(target, *emitted[row.pk]) for row in rows):
+            cut.append([row.pk for row in rows])
+            # Nothing committed between the act's start and this transaction's beginning.
+            assert began[-1] == w.baseline[0], "the change was committed before its events"
+            if kill:
+                raise Killed
+            await real_committed(rows)
+            raise Stopped
+        await real_committed(rows)
+
+    real_transaction = events.transaction
+    began: list[list[Any]] = []  # the database as each outermost transaction began
+
+    @contextlib.asynccontextmanager
+    async def transaction() -> AsyncIterator[Any]:
+        if events._pending.get() is None:
+            began.append(await _fingerprint(w.skip))
+        async with real_transaction() as conn:
+            yield conn
+
+    monkeypatch.setattr(events, "emit", recording_emit)
+    monkeypatch.setattr(events, "_committed", committed)
+    monkeypatch.setattr(events, "transaction", transaction)
+    wanted = Killed if kill else Stopped
+    w.skip = scenario.before
+    await w.begin()
+    try:
+        await scenario.act(w)
+    except BaseException as exc:
+        if not _cut(exc, wanted):
+            raise
+    assert cut, f"{scenario.name}: no transaction committed an event of {target}"
+    for site in scenario.sites:
+        assert any(_hit(site, *emitted[pk]) for pk in cut[0]), f"{site} not in the cut"
+
+    monkeypatch.setattr(events, "_committed", real_committed)
+    events.clear_runner()  # the process is gone: nothing hands its rows on
+    await _recover(w, scenario.work)
+    effects = await _effects(w, notes_after)
+    assert effects == scenario.expected()
+    assert not await OutboxEvent.exclude(state="done").exists()
+    assert not await OutboxEvent.filter(attempts__gt=0).exists()
+
+    await _recover(w, scenario.work)  # another fresh runner: nothing is done twice
+    assert await _effects(w, notes_after) == effects
+    assert await Delivery.all().count() == sum(scenario.deliveries.values())
+    if scenario.work == "inbox_items":
+        assert not await InboxItem.filter(state="received").exists()
