@@ -119,6 +119,7 @@ def create_app(
     from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
     from web.routes import routes as web_routes
+    from web.security import SecurityHeaders
 
     app = Starlette(
         routes=[
@@ -129,6 +130,7 @@ def create_app(
             *web_routes(),
         ],
         middleware=[
+            Middleware(SecurityHeaders, insecure_http=settings.insecure_http),
             Middleware(InboxShortcut),
             Middleware(
                 SessionMiddleware,

@@ -11,12 +11,9 @@ by typing the username and the user by their password. They call
 from __future__ import annotations
 
 import asyncio
-import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -35,25 +32,9 @@ from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.passwords import verify_password
 from web.pages import render
 from web.routes import _admin_user
+from web.sessions import check_csrf, csrf_token
 
 __all__ = ["routes"]
-
-CSRF_KEY = "csrf"
-
-
-def csrf_token(request: Request) -> str:
-    """This session's form token (made once per session)."""
-    token = request.session.get(CSRF_KEY)
-    if not isinstance(token, str) or not token:
-        token = request.session[CSRF_KEY] = secrets.token_urlsafe(24)
-    return token
-
-
-def _check_csrf(request: Request, form: FormData) -> None:
-    expected = request.session.get(CSRF_KEY)
-    sent = str(form.get("csrf", ""))
-    if not isinstance(expected, str) or not expected or not hmac.compare_digest(expected, sent):
-        raise HTTPException(403, "The form expired or did not come from this site; try again.")
 
 
 async def _deletion(request: Request, account: Account) -> AccountDeletion:
@@ -111,7 +92,7 @@ async def _moderate(request: Request, action: Callable[[Account], Awaitable[Acco
     admin = await _admin_user(request)
     account = await _moderated(request, admin, "this is your own account")
     form = await request.form()
-    _check_csrf(request, form)
+    check_csrf(request, form)
     await action(account)
     return RedirectResponse("/admin/accounts", status_code=303)
 
@@ -133,7 +114,7 @@ async def admin_delete_account(request: Request) -> Response:
             request, "admin/delete_account.html", csrf=csrf_token(request), error=None, **context
         )
     form = await request.form()
-    _check_csrf(request, form)
+    check_csrf(request, form)
     typed = str(form.get("confirm", "")).strip().removeprefix("@")
     if typed.lower() != account.username.lower():
         return render(
@@ -166,7 +147,7 @@ async def settings_delete(request: Request) -> Response:
             request, "settings/delete.html", account=account, csrf=csrf_token(request), error=None
         )
     form = await request.form()
-    _check_csrf(request, form)
+    check_csrf(request, form)
     password = str(form.get("password", ""))
     error, status = None, 200
     if not await asyncio.to_thread(verify_password, password, user.password_hash):

@@ -48,6 +48,10 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("domain", settings.domain)
     context.setdefault("source_url", settings.source_url)
     context.setdefault("session_user", request.session.get("username"))
+    if context["session_user"]:
+        from web.sessions import csrf_token
+
+        context.setdefault("csrf", csrf_token(request))
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -4,12 +4,14 @@ profiles, clip pages and hashtag pages in :mod:`web.profiles`, :mod:`web.clip_pa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from tortoise.functions import Count
 
 from fedisora.health import health
@@ -28,8 +30,12 @@ from fedisora.services.accounts import authenticate
 from web.clips import clip_cards, session_account
 from web.clips import routes as clip_routes
 from web.pages import render
+from web.sessions import check_csrf
 
-__all__ = ["routes"]
+__all__ = ["STATIC_DIR", "routes"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+"""The pages' style sheet (and any script): files only, never inline (see web/security.py)."""
 
 
 async def home(request: Request) -> Response:
@@ -73,6 +79,13 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """Log out on a POST carrying the form's CSRF token; a GET (a link, a prefetch, another
+    site's image) only shows the button that does it."""
+    if request.method == "GET":
+        if request.session.get("account_id") is None:
+            return RedirectResponse("/", status_code=303)
+        return render(request, "logout.html")
+    check_csrf(request, await request.form())
     request.session.clear()
     return RedirectResponse("/", status_code=303)
 
@@ -129,6 +142,7 @@ def routes() -> list[BaseRoute]:
     )
 
     return [
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST", "GET"]),

@@ -512,8 +512,13 @@ async def authorize(request: Request) -> Response:
     account = await Account.get(pk=user.account_id)
     state = params.text("state")
     if request.method == "GET":
-        csrf = secrets.token_urlsafe(16)
-        request.session["oauth_csrf"] = csrf
+        from web.security import allow_form_action
+        from web.sessions import csrf_token
+
+        csrf = csrf_token(request)
+        source = redirect_source(redirect_uri)
+        if source is not None:  # the approval's redirect must pass the page's form-action
+            allow_form_action(request, source)
         return _page(
             request,
             "authorize.html",
@@ -531,8 +536,9 @@ async def authorize(request: Request) -> Response:
                 "csrf": csrf,
             },
         )
-    expected = request.session.pop("oauth_csrf", None)
-    if not expected or not hmac.compare_digest(expected, str(params.text("csrf") or "")):
+    from web.sessions import csrf_matches
+
+    if not csrf_matches(request, params.text("csrf")):
         return _page(request, "error.html", status=403, message="The form expired; try again.")
     if params.text("decision") != "approve":
         if redirect_uri == OOB:
