@@ -10,7 +10,6 @@ by typing the username and the user by their password. They call
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,10 +28,9 @@ from fedisora.services.account_deletion import (
     unsuspend_account,
 )
 from fedisora.services.accounts import INSTANCE_ACTOR
-from fedisora.services.passwords import verify_password
 from web.pages import render
 from web.routes import _admin_user
-from web.sessions import check_csrf, csrf_token
+from web.sessions import Refusal, check_csrf, csrf_token, password_refusal
 
 __all__ = ["routes"]
 
@@ -148,21 +146,21 @@ async def settings_delete(request: Request) -> Response:
         )
     form = await request.form()
     check_csrf(request, form)
-    password = str(form.get("password", ""))
-    error, status = None, 200
-    if not await asyncio.to_thread(verify_password, password, user.password_hash):
-        error, status = "That password is not right.", 401
-    elif user.is_admin and not await User.filter(is_admin=True).exclude(pk=user.pk).exists():
-        error, status = "You are this instance's only admin: make someone else admin first.", 409
-    if error is not None:
-        return render(
+    refusal = await password_refusal(request, user, str(form.get("password", "")))
+    if refusal is None and user.is_admin:
+        if not await User.filter(is_admin=True).exclude(pk=user.pk).exists():
+            refusal = Refusal("You are this instance's only admin: make someone else admin first.")
+    if refusal is not None:
+        response = render(
             request,
             "settings/delete.html",
-            status=status,
+            status=refusal.status,
             account=account,
             csrf=csrf_token(request),
-            error=error,
+            error=refusal.message,
         )
+        response.headers.update(refusal.headers)
+        return response
     done = await _deletion(request, account)
     request.session.clear()
     return render(request, "settings/deleted.html", done=done)

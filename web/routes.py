@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from tortoise.functions import Count
 
+from fedisora.api.http import client_ip
 from fedisora.health import health
 from fedisora.models import (
     Account,
@@ -27,6 +28,7 @@ from fedisora.models import (
     Visibility,
 )
 from fedisora.services.accounts import authenticate
+from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from web.clips import clip_cards, session_account
 from web.clips import routes as clip_routes
 from web.pages import render
@@ -52,6 +54,7 @@ async def home(request: Request) -> Response:
 async def login(request: Request) -> Response:
     error = None
     status = 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
         form = await request.form()
         login_name = str(form.get("login", "")).strip()
@@ -59,23 +62,35 @@ async def login(request: Request) -> Response:
         if not login_name or not password:
             error, status = "Enter your e-mail (or username) and password.", 400
         else:
-            account = await authenticate(login_name, password)
-            if account is None:
+            try:
+                account = await authenticate(
+                    login_name,
+                    password,
+                    guard=guard_for(request.app.state),
+                    ip=client_ip(request),
+                )
+            except (TooManyAttempts, PasswordChecksBusy) as exc:
+                account = None
+                error, status = exc.message, exc.status
+                headers["Retry-After"] = str(exc.retry_after)
+            if account is None and error is None:
                 error, status = "That e-mail/username and password do not match.", 401
-            else:
+            elif account is not None:
                 request.session["account_id"] = account.pk
                 request.session["username"] = account.username
                 target = str(form.get("next") or "/")
                 if not target.startswith("/") or target.startswith("//"):
                     target = "/"
                 return RedirectResponse(target, status_code=303)
-    return render(
+    response = render(
         request,
         "login.html",
         status=status,
         error=error,
         next=request.query_params.get("next", "/"),
     )
+    response.headers.update(headers)
+    return response
 
 
 async def logout(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """OAuth 2 as Mastodon clients use it: apps, the consent page, tokens, revocation, metadata.
 
 Grants: ``authorization_code`` (PKCE S256 or plain, RFC 7636), ``password`` (Mastodon removed it
-in 4.4, but Mastodon.py and scripts still use it; rate-limited per IP), ``client_credentials``
+in 4.4, but Mastodon.py and scripts still use it; limited per client IP and per account, as
+every password check is: :func:`fedisora.services.passwords.verify_guarded`), ``client_credentials``
 (an app-only token) and ``refresh_token`` (the old token is revoked on refresh). Tokens do not
 expire unless revoked, as in Mastodon.
 """
@@ -24,7 +25,7 @@ from tortoise.transactions import in_transaction
 
 from activitypub.objects import web_url
 from fedisora.api import scopes as scope_rules
-from fedisora.api.http import Ctx, api_route, client_ip, endpoint, json, limiter, with_cors
+from fedisora.api.http import Ctx, api_route, client_ip, endpoint, json, with_cors
 from fedisora.api.params import Params, read_params
 from fedisora.errors import FedisoraError, Invalid
 from fedisora.models import (
@@ -36,13 +37,12 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services.accounts import authenticate
+from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 
 __all__ = ["application_entity", "issue_token", "routes", "token_entity"]
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 CODE_TTL = timedelta(minutes=10)
-# Password attempts per client IP: 10 per 5 minutes (brute-force protection).
-PASSWORD_RATE = ("oauth-password", 10, 300.0)
 
 
 def _secret() -> str:
@@ -330,20 +330,21 @@ async def _grant_code(params: Params, app: OAuthApplication) -> OAuthAccessToken
 
 
 async def _grant_password(request: Request, params: Params, app: OAuthApplication) -> Any:
-    name, limit, window = PASSWORD_RATE
-    decision = limiter(request, name, limit, window).hit(client_ip(request))
-    if not decision.allowed:
-        return JSONResponse(
-            {"error": "Too many requests", "error_description": "Too many login attempts"},
-            429,
-            headers=decision.headers(),
-        )
     username = params.text("username")
     password = params.text("password")
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required")
     scopes = _requested_scopes(params, app)
-    account = await authenticate(str(username), str(password))
+    try:
+        account = await authenticate(
+            str(username), str(password), guard=guard_for(request.app.state), ip=client_ip(request)
+        )
+    except (TooManyAttempts, PasswordChecksBusy) as exc:
+        return JSONResponse(
+            {"error": "Too many requests", "error_description": exc.message},
+            exc.status,
+            headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
+        )
     if account is None:
         raise OAuthError(
             "invalid_grant", "The user credentials were incorrect or the account is not usable."
