@@ -30,7 +30,14 @@ from fedisora.services.account_deletion import (
 from fedisora.services.accounts import INSTANCE_ACTOR
 from web.pages import render
 from web.routes import _admin_user
-from web.sessions import Refusal, check_csrf, csrf_token, password_refusal
+from web.sessions import (
+    Refusal,
+    check_csrf,
+    csrf_token,
+    current_session,
+    end_browser_session,
+    password_refusal,
+)
 
 __all__ = ["routes"]
 
@@ -131,15 +138,12 @@ async def admin_delete_account(request: Request) -> Response:
 
 
 async def settings_delete(request: Request) -> Response:
-    account_id = request.session.get("account_id")
-    user = await User.get_or_none(account_id=account_id) if account_id is not None else None
-    if user is None:
-        request.session.pop("account_id", None)
-        request.session.pop("username", None)
+    live = current_session(request)
+    if live is None:
         if request.method == "GET":
             return RedirectResponse("/login?next=/settings/delete", status_code=303)
         raise HTTPException(401, "log in to delete your account")
-    account = await Account.get(pk=user.account_id)
+    user, account = live.user, live.account
     if request.method == "GET":
         return render(
             request, "settings/delete.html", account=account, csrf=csrf_token(request), error=None
@@ -162,7 +166,7 @@ async def settings_delete(request: Request) -> Response:
         response.headers.update(refusal.headers)
         return response
     done = await _deletion(request, account)
-    request.session.clear()
+    await end_browser_session(request)  # its row went with the login; the cookie goes too
     return render(request, "settings/deleted.html", done=done)
 
 

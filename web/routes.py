@@ -32,7 +32,14 @@ from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, gua
 from web.clips import clip_cards, session_account
 from web.clips import routes as clip_routes
 from web.pages import render
-from web.sessions import check_csrf
+from web.sessions import (
+    begin_session,
+    check_csrf,
+    csrf_matches,
+    csrf_token,
+    current_session,
+    end_browser_session,
+)
 
 __all__ = ["STATIC_DIR", "routes"]
 
@@ -51,15 +58,29 @@ async def home(request: Request) -> Response:
     return render(request, "home.html", cards=await clip_cards(viewer, clips))
 
 
+def _local_target(raw: object) -> str:
+    """Where to go after logging in: a path on this site, else the home page."""
+    target = raw if isinstance(raw, str) else "/"
+    if not target.startswith("/") or target[1:2] in ("/", "\\") or not target.isprintable():
+        return "/"
+    return target
+
+
 async def login(request: Request) -> Response:
+    """The login form. Its POST carries the form's CSRF token (no site can log a visitor in
+    to an account of its choosing) and counts against the password guard."""
     error = None
     status = 200
     headers: dict[str, str] = {}
+    target = _local_target(request.query_params.get("next", "/"))
     if request.method == "POST":
         form = await request.form()
+        target = _local_target(form.get("next") or "/")
         login_name = str(form.get("login", "")).strip()
         password = str(form.get("password", ""))
-        if not login_name or not password:
+        if not csrf_matches(request, form.get("csrf")):
+            error, status = "The form expired; log in again.", 403
+        elif not login_name or not password:
             error, status = "Enter your e-mail (or username) and password.", 400
         else:
             try:
@@ -70,24 +91,21 @@ async def login(request: Request) -> Response:
                     ip=client_ip(request),
                 )
             except (TooManyAttempts, PasswordChecksBusy) as exc:
-                account = None
                 error, status = exc.message, exc.status
                 headers["Retry-After"] = str(exc.retry_after)
-            if account is None and error is None:
-                error, status = "That e-mail/username and password do not match.", 401
-            elif account is not None:
-                request.session["account_id"] = account.pk
-                request.session["username"] = account.username
-                target = str(form.get("next") or "/")
-                if not target.startswith("/") or target.startswith("//"):
-                    target = "/"
-                return RedirectResponse(target, status_code=303)
+            else:
+                if account is None:
+                    error, status = "That e-mail/username and password do not match.", 401
+                else:
+                    await begin_session(request, account)
+                    return RedirectResponse(target, status_code=303)
     response = render(
         request,
         "login.html",
         status=status,
         error=error,
-        next=request.query_params.get("next", "/"),
+        next=target,
+        csrf=csrf_token(request),
     )
     response.headers.update(headers)
     return response
@@ -97,22 +115,21 @@ async def logout(request: Request) -> Response:
     """Log out on a POST carrying the form's CSRF token; a GET (a link, a prefetch, another
     site's image) only shows the button that does it."""
     if request.method == "GET":
-        if request.session.get("account_id") is None:
+        if current_session(request) is None:
             return RedirectResponse("/", status_code=303)
         return render(request, "logout.html")
     check_csrf(request, await request.form())
-    request.session.clear()
+    await end_browser_session(request)
     return RedirectResponse("/", status_code=303)
 
 
 async def _admin_user(request: Request) -> User:
-    account_id = request.session.get("account_id")
-    if account_id is None:
+    live = current_session(request)
+    if live is None:
         raise HTTPException(401, "log in as an admin to see this page")
-    user = await User.get_or_none(account_id=account_id)
-    if user is None or not user.is_admin or user.disabled:
+    if not live.user.is_admin:
         raise HTTPException(403, "this page is for instance admins")
-    return user
+    return live.user
 
 
 async def _state_counts(model: Any) -> list[tuple[str, int]]:

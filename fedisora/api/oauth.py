@@ -33,7 +33,6 @@ from fedisora.models import (
     OAuthAccessToken,
     OAuthApplication,
     OAuthAuthorizationCode,
-    User,
     utcnow,
 )
 from fedisora.services.accounts import authenticate
@@ -497,12 +496,13 @@ async def authorize(request: Request) -> Response:
         app, redirect_uri, requested, challenge, method = await _authorize_request(request, params)
     except FedisoraError as exc:
         return _page(request, "error.html", status=exc.status, message=exc.message)
-    account_id = request.session.get("account_id")
-    user = await User.get_or_none(account_id=account_id) if account_id is not None else None
-    if user is None or user.disabled or not user.approved or params.flag("force_login"):
+    from web.sessions import current_session, end_browser_session
+
+    live = current_session(request)
+    if live is None or params.flag("force_login"):
         if request.method == "GET":
-            if params.flag("force_login"):
-                request.session.clear()
+            if live is not None:  # force_login: the user picks the account again (Mastodon)
+                await end_browser_session(request)
             query = urlencode(
                 [(k, v) for k, v in request.query_params.multi_items() if k != "force_login"]
             )
@@ -510,7 +510,7 @@ async def authorize(request: Request) -> Response:
                 "/login?" + urlencode({"next": f"/oauth/authorize?{query}"}), status_code=303
             )
         return _page(request, "error.html", status=401, message="Log in first.")
-    account = await Account.get(pk=user.account_id)
+    account = live.account
     state = params.text("state")
     if request.method == "GET":
         from web.security import allow_form_action
