@@ -170,6 +170,7 @@ def routes() -> list[BaseRoute]:
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         clip_pages,
         profiles,
+        settings,
         tags,
     )
 
@@ -180,6 +181,7 @@ def routes() -> list[BaseRoute]:
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
         *accounts.routes(),
+        *settings.routes(),
         *clip_routes(),
         *profiles.routes(),
         *clip_pages.routes(),

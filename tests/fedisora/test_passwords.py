@@ -127,6 +127,7 @@ SOURCES = ("fedisora", "web", "activitypub", "render")
 CALLERS_OF_VERIFY_GUARDED = {
     "fedisora/services/accounts.py",  # authenticate: web login, OAuth password grant
     "web/sessions.py",  # password_refusal: deleting one's account
+    "fedisora/services/credentials.py",  # change_password
 }
 
 
