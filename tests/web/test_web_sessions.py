@@ -165,3 +165,27 @@ async def test_a_login_form_next_is_a_path_here(web: httpx.ASGITransport) -> Non
                 },
             )
             assert r.status_code == 303 and r.headers["location"] == expected, target
+
+
+async def test_hostile_login_input_is_a_clear_refusal(web: httpx.ASGITransport) -> None:
+    """A NUL (which PostgreSQL refuses in a query), an over-long name, bytes that are not
+    UTF-8: each is an ordinary failed login, never a 500, and logs no one in."""
+    await local_account("ivy")
+    async with browser(web) as http:
+        csrf = form_csrf((await http.get("/login")).text)
+        for login, password in (
+            ("ivy\x00", PASSWORD),
+            ("ivy", "\x00" + PASSWORD),
+            ("i" * 10_000, PASSWORD),
+            ("ivy@example.com\x00", "x"),
+        ):
+            r = await http.post("/login", data={"login": login, "password": password, "csrf": csrf})
+            assert r.status_code == 401, (login[:20], r.status_code)
+        body = f"login=ivy%ED%A0%80&password=x&csrf={csrf}".encode()
+        r = await http.post(
+            "/login",
+            content=body,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 401
+    assert await WebSession.all().count() == 0
