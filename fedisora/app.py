@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -119,6 +118,8 @@ def create_app(
     from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
     from web.routes import routes as web_routes
+    from web.security import SecurityHeaders
+    from web.sessions import SessionMiddleware
 
     app = Starlette(
         routes=[
@@ -129,14 +130,9 @@ def create_app(
             *web_routes(),
         ],
         middleware=[
+            Middleware(SecurityHeaders, insecure_http=settings.insecure_http),
             Middleware(InboxShortcut),
-            Middleware(
-                SessionMiddleware,
-                secret_key=settings.secret_key or "unset",
-                session_cookie="fedisora_session",
-                https_only=not settings.insecure_http,
-                same_site="lax",
-            ),
+            Middleware(SessionMiddleware, https_only=not settings.insecure_http),
         ],
         exception_handlers={
             HTTPException: _http_error,

@@ -963,3 +963,33 @@ class WorkTally(Model):
 
 
 __all__ += ["Chore", "WorkTally"]
+
+
+class WebSession(Model):
+    """A browser's login, one row per login (Mastodon's session activations).
+
+    It ends when the user logs out or ends it from /settings, on a password change, and with
+    the account's suspension, disabling or deletion.
+
+    The cookie carries a random token; only its SHA-256 is stored here, so the table alone
+    logs no one in. ``last_seen_at`` is refreshed at most every few minutes; a session idle
+    longer than :data:`fedisora.services.sessions.IDLE_LIMIT` is over.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    key_hash = fields.CharField(max_length=64, unique=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fedisora.User", related_name="web_sessions", on_delete=fields.CASCADE
+    )
+    user_id: int
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_seen_at = fields.DatetimeField()
+    user_agent = fields.CharField(max_length=255, default="")
+    ip = fields.CharField(max_length=64, default="")
+
+    class Meta:
+        table = "web_sessions"
+        indexes = (Index(fields=("user_id", "last_seen_at")), Index(fields=("last_seen_at",)))
+
+
+__all__ += ["WebSession"]

@@ -32,7 +32,7 @@ async def remove_chores(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("fedisora", "0009_account_moves")]
+    dependencies = [("fedisora", "0010_web_sessions")]
 
     initial = False
 

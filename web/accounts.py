@@ -10,13 +10,9 @@ by typing the username and the user by their password. They call
 
 from __future__ import annotations
 
-import asyncio
-import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -32,28 +28,18 @@ from fedisora.services.account_deletion import (
     unsuspend_account,
 )
 from fedisora.services.accounts import INSTANCE_ACTOR
-from fedisora.services.passwords import verify_password
 from web.pages import render
 from web.routes import _admin_user
+from web.sessions import (
+    Refusal,
+    check_csrf,
+    csrf_token,
+    current_session,
+    end_browser_session,
+    password_refusal,
+)
 
 __all__ = ["routes"]
-
-CSRF_KEY = "csrf"
-
-
-def csrf_token(request: Request) -> str:
-    """This session's form token (made once per session)."""
-    token = request.session.get(CSRF_KEY)
-    if not isinstance(token, str) or not token:
-        token = request.session[CSRF_KEY] = secrets.token_urlsafe(24)
-    return token
-
-
-def _check_csrf(request: Request, form: FormData) -> None:
-    expected = request.session.get(CSRF_KEY)
-    sent = str(form.get("csrf", ""))
-    if not isinstance(expected, str) or not expected or not hmac.compare_digest(expected, sent):
-        raise HTTPException(403, "The form expired or did not come from this site; try again.")
 
 
 async def _deletion(request: Request, account: Account) -> AccountDeletion:
@@ -111,7 +97,7 @@ async def _moderate(request: Request, action: Callable[[Account], Awaitable[Acco
     admin = await _admin_user(request)
     account = await _moderated(request, admin, "this is your own account")
     form = await request.form()
-    _check_csrf(request, form)
+    check_csrf(request, form)
     await action(account)
     return RedirectResponse("/admin/accounts", status_code=303)
 
@@ -133,7 +119,7 @@ async def admin_delete_account(request: Request) -> Response:
             request, "admin/delete_account.html", csrf=csrf_token(request), error=None, **context
         )
     form = await request.form()
-    _check_csrf(request, form)
+    check_csrf(request, form)
     typed = str(form.get("confirm", "")).strip().removeprefix("@")
     if typed.lower() != account.username.lower():
         return render(
@@ -152,38 +138,35 @@ async def admin_delete_account(request: Request) -> Response:
 
 
 async def settings_delete(request: Request) -> Response:
-    account_id = request.session.get("account_id")
-    user = await User.get_or_none(account_id=account_id) if account_id is not None else None
-    if user is None:
-        request.session.pop("account_id", None)
-        request.session.pop("username", None)
+    live = current_session(request)
+    if live is None:
         if request.method == "GET":
             return RedirectResponse("/login?next=/settings/delete", status_code=303)
         raise HTTPException(401, "log in to delete your account")
-    account = await Account.get(pk=user.account_id)
+    user, account = live.user, live.account
     if request.method == "GET":
         return render(
             request, "settings/delete.html", account=account, csrf=csrf_token(request), error=None
         )
     form = await request.form()
-    _check_csrf(request, form)
-    password = str(form.get("password", ""))
-    error, status = None, 200
-    if not await asyncio.to_thread(verify_password, password, user.password_hash):
-        error, status = "That password is not right.", 401
-    elif user.is_admin and not await User.filter(is_admin=True).exclude(pk=user.pk).exists():
-        error, status = "You are this instance's only admin: make someone else admin first.", 409
-    if error is not None:
-        return render(
+    check_csrf(request, form)
+    refusal = await password_refusal(request, user, str(form.get("password", "")))
+    if refusal is None and user.is_admin:
+        if not await User.filter(is_admin=True).exclude(pk=user.pk).exists():
+            refusal = Refusal("You are this instance's only admin: make someone else admin first.")
+    if refusal is not None:
+        response = render(
             request,
             "settings/delete.html",
-            status=status,
+            status=refusal.status,
             account=account,
             csrf=csrf_token(request),
-            error=error,
+            error=refusal.message,
         )
+        response.headers.update(refusal.headers)
+        return response
     done = await _deletion(request, account)
-    request.session.clear()
+    await end_browser_session(request)  # its row went with the login; the cookie goes too
     return render(request, "settings/deleted.html", done=done)
 
 

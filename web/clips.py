@@ -29,9 +29,10 @@ from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.ids import row_id
-from fedisora.models import Account, Clip, MediaFile, TimelineEntry, User, Visibility
+from fedisora.models import Account, Clip, MediaFile, TimelineEntry, Visibility
 from fedisora.services.text import render_html
 from web.pages import render
+from web.sessions import current_session
 
 __all__ = [
     "PAGE",
@@ -198,17 +199,10 @@ async def clip_cards(
 
 
 async def session_account(request: Request) -> Account | None:
-    """The logged-in local account, or None (the session is dropped if it is no longer one)."""
-    account_id = request.session.get("account_id")
-    if account_id is None:
-        return None
-    user = await User.get_or_none(account_id=account_id)
-    account = await Account.get_or_none(pk=account_id, domain=None, suspended_at=None)
-    if user is None or user.disabled or account is None:
-        request.session.pop("account_id", None)
-        request.session.pop("username", None)
-        return None
-    return account
+    """The logged-in local account, or None (:mod:`web.sessions` checked at this request
+    that the session is live and its account usable)."""
+    live = current_session(request)
+    return live.account if live is not None else None
 
 
 async def feed(request: Request) -> Response:

@@ -12,9 +12,32 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-__all__ = ["error_page", "html_errors", "render", "templates"]
+from activitypub.objects import web_url
+
+__all__ = ["error_page", "html_errors", "render", "safe_url", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def safe_url(value: object) -> str:
+    """*value* if a browser may follow or load it from a page here, else ``""``.
+
+    The only filter a template may put a variable through where a URL goes (``href``,
+    ``src``, ``action``, ``poster``...; ``tests/web/test_web_templates.py`` holds every
+    template to it): an absolute ``http(s)`` URL with a host (:func:`web_url`), or a path on
+    this site (``/x``, never ``//host`` or ``/\\host``, which browsers read as another host).
+    Anything else (``javascript:``, ``data:``, a relative or malformed URL) is dropped.
+    """
+    if not isinstance(value, str) or not value:
+        return ""
+    if value.startswith("/"):
+        if value[1:2] in ("/", "\\") or not value.isascii() or not value.isprintable():
+            return ""
+        return value if " " not in value else ""
+    return web_url(value) or ""
+
+
+templates.env.filters["safe_url"] = safe_url
 
 P = ParamSpec("P")
 
@@ -25,6 +48,10 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("domain", settings.domain)
     context.setdefault("source_url", settings.source_url)
     context.setdefault("session_user", request.session.get("username"))
+    if context["session_user"]:
+        from web.sessions import csrf_token
+
+        context.setdefault("csrf", csrf_token(request))
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -4,22 +4,38 @@ profiles, clip pages and hashtag pages in :mod:`web.profiles`, :mod:`web.clip_pa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from tortoise.functions import Count
 
+from fedisora.api.http import client_ip
 from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, User, Visibility
 from fedisora.services.accounts import authenticate
+from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
 from fedisora.services.storage import media_space, work_space
 from web.clips import clip_cards, session_account
 from web.clips import routes as clip_routes
 from web.pages import render
+from web.sessions import (
+    begin_session,
+    check_csrf,
+    csrf_matches,
+    csrf_token,
+    current_session,
+    end_browser_session,
+)
 
-__all__ = ["routes"]
+__all__ = ["STATIC_DIR", "routes"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+"""The pages' style sheet (and any script): files only, never inline (see web/security.py)."""
 
 
 async def home(request: Request) -> Response:
@@ -33,48 +49,78 @@ async def home(request: Request) -> Response:
     return render(request, "home.html", cards=await clip_cards(viewer, clips))
 
 
+def _local_target(raw: object) -> str:
+    """Where to go after logging in: a path on this site, else the home page."""
+    target = raw if isinstance(raw, str) else "/"
+    if not target.startswith("/") or target[1:2] in ("/", "\\") or not target.isprintable():
+        return "/"
+    return target
+
+
 async def login(request: Request) -> Response:
+    """The login form. Its POST carries the form's CSRF token (no site can log a visitor in
+    to an account of its choosing) and counts against the password guard."""
     error = None
     status = 200
+    headers: dict[str, str] = {}
+    target = _local_target(request.query_params.get("next", "/"))
     if request.method == "POST":
         form = await request.form()
+        target = _local_target(form.get("next") or "/")
         login_name = str(form.get("login", "")).strip()
         password = str(form.get("password", ""))
-        if not login_name or not password:
+        if not csrf_matches(request, form.get("csrf")):
+            error, status = "The form expired; log in again.", 403
+        elif not login_name or not password:
             error, status = "Enter your e-mail (or username) and password.", 400
         else:
-            account = await authenticate(login_name, password)
-            if account is None:
-                error, status = "That e-mail/username and password do not match.", 401
+            try:
+                account = await authenticate(
+                    login_name,
+                    password,
+                    guard=guard_for(request.app.state),
+                    ip=client_ip(request),
+                )
+            except (TooManyAttempts, PasswordChecksBusy) as exc:
+                error, status = exc.message, exc.status
+                headers["Retry-After"] = str(exc.retry_after)
             else:
-                request.session["account_id"] = account.pk
-                request.session["username"] = account.username
-                target = str(form.get("next") or "/")
-                if not target.startswith("/") or target.startswith("//"):
-                    target = "/"
-                return RedirectResponse(target, status_code=303)
-    return render(
+                if account is None:
+                    error, status = "That e-mail/username and password do not match.", 401
+                else:
+                    await begin_session(request, account)
+                    return RedirectResponse(target, status_code=303)
+    response = render(
         request,
         "login.html",
         status=status,
         error=error,
-        next=request.query_params.get("next", "/"),
+        next=target,
+        csrf=csrf_token(request),
     )
+    response.headers.update(headers)
+    return response
 
 
 async def logout(request: Request) -> Response:
-    request.session.clear()
+    """Log out on a POST carrying the form's CSRF token; a GET (a link, a prefetch, another
+    site's image) only shows the button that does it."""
+    if request.method == "GET":
+        if current_session(request) is None:
+            return RedirectResponse("/", status_code=303)
+        return render(request, "logout.html")
+    check_csrf(request, await request.form())
+    await end_browser_session(request)
     return RedirectResponse("/", status_code=303)
 
 
 async def _admin_user(request: Request) -> User:
-    account_id = request.session.get("account_id")
-    if account_id is None:
+    live = current_session(request)
+    if live is None:
         raise HTTPException(401, "log in as an admin to see this page")
-    user = await User.get_or_none(account_id=account_id)
-    if user is None or not user.is_admin or user.disabled:
+    if not live.user.is_admin:
         raise HTTPException(403, "this page is for instance admins")
-    return user
+    return live.user
 
 
 # Names the overview has always used; other work tables are named after their table.
@@ -127,15 +173,18 @@ def routes() -> list[BaseRoute]:
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         clip_pages,
         profiles,
+        settings,
         tags,
     )
 
     return [
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/", home),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
         *accounts.routes(),
+        *settings.routes(),
         *clip_routes(),
         *profiles.routes(),
         *clip_pages.routes(),

@@ -1,7 +1,8 @@
 """OAuth 2 as Mastodon clients use it: apps, the consent page, tokens, revocation, metadata.
 
 Grants: ``authorization_code`` (PKCE S256 or plain, RFC 7636), ``password`` (Mastodon removed it
-in 4.4, but Mastodon.py and scripts still use it; rate-limited per IP), ``client_credentials``
+in 4.4, but Mastodon.py and scripts still use it; limited per client IP and per account, as
+every password check is: :func:`fedisora.services.passwords.verify_guarded`), ``client_credentials``
 (an app-only token) and ``refresh_token`` (the old token is revoked on refresh). Tokens do not
 expire unless revoked, as in Mastodon.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -21,8 +23,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute
 from tortoise.transactions import in_transaction
 
+from activitypub.objects import web_url
 from fedisora.api import scopes as scope_rules
-from fedisora.api.http import Ctx, api_route, client_ip, endpoint, json, limiter, with_cors
+from fedisora.api.http import Ctx, api_route, client_ip, endpoint, json, with_cors
 from fedisora.api.params import Params, read_params
 from fedisora.errors import FedisoraError, Invalid
 from fedisora.models import (
@@ -30,17 +33,15 @@ from fedisora.models import (
     OAuthAccessToken,
     OAuthApplication,
     OAuthAuthorizationCode,
-    User,
     utcnow,
 )
 from fedisora.services.accounts import authenticate
+from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 
 __all__ = ["application_entity", "issue_token", "routes", "token_entity"]
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 CODE_TTL = timedelta(minutes=10)
-# Password attempts per client IP: 10 per 5 minutes (brute-force protection).
-PASSWORD_RATE = ("oauth-password", 10, 300.0)
 
 
 def _secret() -> str:
@@ -55,7 +56,7 @@ def application_entity(app: OAuthApplication, *, credentials: bool = False) -> d
     data: dict[str, Any] = {
         "id": str(app.pk),
         "name": app.name,
-        "website": app.website,
+        "website": safe_website(app.website),
         "scopes": app.scopes.split(),
         "redirect_uri": app.redirect_uris,
         "redirect_uris": _redirect_uris(app),
@@ -80,27 +81,133 @@ def token_entity(token: OAuthAccessToken) -> dict[str, Any]:
     return data
 
 
-def _valid_redirect_uri(uri: str) -> bool:
+# Length caps of what an app may register (Mastodon's: 2,000 characters of redirect URIs in
+# all, a website of 2,000); every other field is capped by its column.
+NAME_MAX = 200
+WEBSITE_MAX = 2000
+REDIRECT_URIS_MAX = 2000
+SCOPES_MAX = 1000
+
+_SCHEME_RE = re.compile(r"[a-z][a-z0-9+.-]*")
+FORBIDDEN_SCHEMES = frozenset(
+    {
+        "javascript",
+        "vbscript",
+        "data",
+        "file",
+        "blob",
+        "filesystem",
+        "about",
+        "view-source",
+        "jar",
+        "mhtml",
+        "ws",
+        "wss",
+    }
+)
+"""Schemes a browser would run, read locally or never navigate to for an app: never a
+redirect URI (Mastodon forbids ``javascript``, ``vbscript`` and ``data``)."""
+
+
+def _plain_ascii(value: str) -> bool:
+    """Printable ASCII without spaces: what a URI is (an IRI's other characters must be
+    percent-encoded); refuses controls, NULs and lone surrogates at once."""
+    return value.isascii() and value.isprintable() and " " not in value
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why *uri* cannot be a registered redirect URI, or None when it can.
+
+    Allowed, as on Mastodon (Doorkeeper's validator and Mastodon's forbidden schemes):
+    ``urn:ietf:wg:oauth:2.0:oob``; ``http(s)`` URLs with a host; custom app schemes with a
+    hierarchical part (``com.example.app:/cb``, ``myapp://callback``). Never a scheme of
+    :data:`FORBIDDEN_SCHEMES`, an opaque URI (``mailto:x``), a relative one or a fragment.
+    """
     if uri == OOB:
-        return True
+        return None
+    if len(uri) > REDIRECT_URIS_MAX:
+        return f"is longer than {REDIRECT_URIS_MAX} characters"
+    if not _plain_ascii(uri):
+        return "must be printable ASCII without spaces (percent-encode other characters)"
+    try:
+        parts = urlsplit(uri)
+        port = parts.port if parts.scheme.lower() in ("http", "https") else None
+    except ValueError:
+        return "is not a valid URI"
+    del port  # parsed only to refuse an invalid one
+    scheme = parts.scheme.lower()
+    if not scheme or not _SCHEME_RE.fullmatch(scheme):
+        return "must be absolute (start with a scheme such as https:)"
+    if scheme in FORBIDDEN_SCHEMES:
+        return f"may not use the {scheme}: scheme"
+    if "#" in uri:
+        return "may not contain a fragment (#)"
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            return "must name a host"
+    elif not uri[len(scheme) + 1 :].startswith("/"):
+        return "must be hierarchical (com.example.app:/callback), not opaque"
+    return None
+
+
+def redirect_source(uri: str) -> str | None:
+    """The CSP ``form-action`` source that lets the consent form's redirect reach *uri*
+    (its origin, or its custom scheme), or None for the out-of-band URI (no redirect)."""
+    if uri == OOB or redirect_uri_problem(uri) is not None:
+        return None
     parts = urlsplit(uri)
-    return bool(parts.scheme) and (bool(parts.netloc) or parts.scheme not in ("http", "https"))
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return f"{scheme}:"
+    host = parts.hostname or ""
+    if not re.fullmatch(r"[a-z0-9.-]+|[0-9a-f:.]+", host):
+        return None  # a host a CSP source cannot name (a zone id, unusual characters)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{parts.port}" if parts.port is not None else "")
+
+
+def safe_website(value: str | None) -> str | None:
+    """*value* if it is an ``http(s)`` URL with a host that fits :data:`WEBSITE_MAX`, else
+    None: an app's website is shown as a link (the consent page, clients), so nothing else
+    is ever kept or shown, rows stored before this check included."""
+    if not value or len(value) > WEBSITE_MAX or not _plain_ascii(value):
+        return None
+    return web_url(value)
+
+
+def _registered_uris(p: Params) -> list[str]:
+    raw = p.texts("redirect_uris")
+    if sum(len(u) for u in raw) > REDIRECT_URIS_MAX:
+        raise Invalid(f"redirect_uris is longer than {REDIRECT_URIS_MAX} characters in all")
+    # One string may hold several URIs separated by whitespace, as Mastodon reads it.
+    lines = [uri for item in raw for uri in item.split()]
+    if not lines:
+        raise Invalid("redirect_uris is required")
+    for uri in lines:
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            shown = uri if len(uri) <= 100 else uri[:100] + "…"
+            raise Invalid(f"redirect_uris: {shown!r} {problem}")
+    return list(dict.fromkeys(lines))
 
 
 @endpoint()
 async def create_app(ctx: Ctx) -> Response:
+    """Register a client (Mastodon's ``POST /api/v1/apps``): every field is checked and
+    capped before anything is stored (422 naming the field otherwise)."""
     p = ctx.params
-    name = p.required_text("client_name", max_length=200)
-    uris = p.items("redirect_uris")
-    lines = [line.strip() for u in uris for line in str(u).split("\n") if line.strip()]
-    if not lines:
-        raise Invalid("redirect_uris is required")
-    for uri in lines:
-        if not _valid_redirect_uri(uri):
-            raise Invalid(f"redirect_uris contains an invalid URI: {uri!r}")
-    raw_scopes = p.items("scopes")
-    requested = scope_rules.normalize([str(s) for s in raw_scopes] if raw_scopes else None)
-    website = p.text("website", max_length=2048) or None
+    name = p.required_text("client_name", max_length=NAME_MAX).strip()
+    if not name.isprintable():  # also refuses lone surrogates, which no column can hold
+        raise Invalid("client_name may not contain control characters")
+    lines = _registered_uris(p)
+    raw_scopes = p.texts("scopes")
+    if sum(len(s) for s in raw_scopes) > SCOPES_MAX:
+        raise Invalid(f"scopes is longer than {SCOPES_MAX} characters")
+    requested = scope_rules.normalize(raw_scopes or None)
+    website = (p.text("website", max_length=WEBSITE_MAX) or "").strip() or None
+    if website is not None and safe_website(website) is None:
+        raise Invalid("website must be an http(s) URL with a host")
     app = await OAuthApplication.create(
         name=name,
         website=website,
@@ -222,20 +329,21 @@ async def _grant_code(params: Params, app: OAuthApplication) -> OAuthAccessToken
 
 
 async def _grant_password(request: Request, params: Params, app: OAuthApplication) -> Any:
-    name, limit, window = PASSWORD_RATE
-    decision = limiter(request, name, limit, window).hit(client_ip(request))
-    if not decision.allowed:
-        return JSONResponse(
-            {"error": "Too many requests", "error_description": "Too many login attempts"},
-            429,
-            headers=decision.headers(),
-        )
     username = params.text("username")
     password = params.text("password")
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required")
     scopes = _requested_scopes(params, app)
-    account = await authenticate(str(username), str(password))
+    try:
+        account = await authenticate(
+            str(username), str(password), guard=guard_for(request.app.state), ip=client_ip(request)
+        )
+    except (TooManyAttempts, PasswordChecksBusy) as exc:
+        return JSONResponse(
+            {"error": "Too many requests", "error_description": exc.message},
+            exc.status,
+            headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
+        )
     if account is None:
         raise OAuthError(
             "invalid_grant", "The user credentials were incorrect or the account is not usable."
@@ -365,6 +473,8 @@ async def _authorize_request(
     redirect_uri = params.text("redirect_uri") or _redirect_uris(app)[0]
     if redirect_uri not in _redirect_uris(app):
         raise Invalid("redirect_uri is not one of this application's registered redirect URIs")
+    if redirect_uri_problem(redirect_uri) is not None:  # stored before the rules were checked
+        raise Invalid("this application's redirect URI is not allowed: register it again")
     raw_scope = params.text("scope") or params.text("scopes")
     requested = scope_rules.normalize(raw_scope, default=app.scopes)
     if not scope_rules.within(requested, app.scopes.split()):
@@ -386,12 +496,13 @@ async def authorize(request: Request) -> Response:
         app, redirect_uri, requested, challenge, method = await _authorize_request(request, params)
     except FedisoraError as exc:
         return _page(request, "error.html", status=exc.status, message=exc.message)
-    account_id = request.session.get("account_id")
-    user = await User.get_or_none(account_id=account_id) if account_id is not None else None
-    if user is None or user.disabled or not user.approved or params.flag("force_login"):
+    from web.sessions import current_session, end_browser_session
+
+    live = current_session(request)
+    if live is None or params.flag("force_login"):
         if request.method == "GET":
-            if params.flag("force_login"):
-                request.session.clear()
+            if live is not None:  # force_login: the user picks the account again (Mastodon)
+                await end_browser_session(request)
             query = urlencode(
                 [(k, v) for k, v in request.query_params.multi_items() if k != "force_login"]
             )
@@ -399,11 +510,16 @@ async def authorize(request: Request) -> Response:
                 "/login?" + urlencode({"next": f"/oauth/authorize?{query}"}), status_code=303
             )
         return _page(request, "error.html", status=401, message="Log in first.")
-    account = await Account.get(pk=user.account_id)
+    account = live.account
     state = params.text("state")
     if request.method == "GET":
-        csrf = secrets.token_urlsafe(16)
-        request.session["oauth_csrf"] = csrf
+        from web.security import allow_form_action
+        from web.sessions import csrf_token
+
+        csrf = csrf_token(request)
+        source = redirect_source(redirect_uri)
+        if source is not None:  # the approval's redirect must pass the page's form-action
+            allow_form_action(request, source)
         return _page(
             request,
             "authorize.html",
@@ -421,8 +537,9 @@ async def authorize(request: Request) -> Response:
                 "csrf": csrf,
             },
         )
-    expected = request.session.pop("oauth_csrf", None)
-    if not expected or not hmac.compare_digest(expected, str(params.text("csrf") or "")):
+    from web.sessions import csrf_matches
+
+    if not csrf_matches(request, params.text("csrf")):
         return _page(request, "error.html", status=403, message="The form expired; try again.")
     if params.text("decision") != "approve":
         if redirect_uri == OOB:

@@ -101,6 +101,7 @@ from fedisora.models import (
 )
 from fedisora.services import events, follows, interactions, posts
 from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.sessions import end_account_sessions
 from fedisora.work import Engine
 
 __all__ = [
@@ -175,7 +176,8 @@ async def mark_remote_deleted(account: Account) -> None:
 async def suspend_account(account: Account) -> Account:
     """Suspend *account* (local or remote) by a moderator of this instance: it disappears
     from this instance's API and pages, and its tokens stop working. The content stays until
-    it is deleted; :func:`unsuspend_account` undoes this.
+    it is deleted; :func:`unsuspend_account` undoes this. A local account's browser sessions
+    end (its tokens are refused while it is suspended, and work again if it is unsuspended).
 
     A local account's suspension federates as Mastodon's does: one actor ``Update`` whose
     document says ``suspended: true`` goes to every inbox that knew the account (the set its
@@ -192,6 +194,7 @@ async def suspend_account(account: Account) -> Account:
             .update(suspended_at=utcnow())
         )
         if changed and account.local:
+            await end_account_sessions(account.pk)  # logged out everywhere
             await events.emit(conn, "account.suspended", account.pk, suspended=True)
     return await Account.get(pk=account.pk)
 
@@ -239,11 +242,13 @@ async def unsuspend_account(account: Account) -> Account:
 
 
 async def disable_login(account: Account) -> None:
-    """Mastodon's ``disable``: the local user can no longer log in or use tokens (reversible)."""
+    """Mastodon's ``disable``: the local user can no longer log in or use tokens (reversible);
+    their browser sessions end."""
     if not account.local:
         raise Invalid("only local accounts have a login to disable")
     _refuse_special(account)
     await User.filter(account_id=account.pk).update(disabled=True)
+    await end_account_sessions(account.pk)
 
 
 async def delete_local_account(

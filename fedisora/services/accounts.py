@@ -11,7 +11,14 @@ from activitypub import keys
 from fedisora import urls
 from fedisora.errors import Conflict, Invalid, NotFound
 from fedisora.models import Account, ActorType, User, utcnow
-from fedisora.services.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, verify_password
+from fedisora.services.passwords import (
+    MAX_LENGTH,
+    MIN_LENGTH,
+    PasswordGuard,
+    hash_password_off_loop,
+    user_key,
+    verify_guarded,
+)
 
 __all__ = [
     "LOCAL_NAME_RE",
@@ -93,7 +100,7 @@ async def create_local_account(
     if await User.filter(email=email).exists():
         raise Conflict(f"e-mail {email!r} is already registered")
     keys = new_actor_keys()
-    password_hash = hash_password(password)
+    password_hash = await hash_password_off_loop(password)
     async with in_transaction():
         account = await Account.create(
             username=username,
@@ -135,19 +142,30 @@ async def create_instance_actor() -> Account:
     )
 
 
-async def authenticate(login: str, password: str) -> Account | None:
-    """The account for an e-mail or username and password, or None (same for every failure)."""
+async def authenticate(
+    login: str, password: str, *, guard: PasswordGuard, ip: str
+) -> Account | None:
+    """The account for an e-mail or username and password, or None (same for every failure).
+
+    The check goes through *guard* (:func:`~fedisora.services.passwords.verify_guarded`):
+    :class:`~fedisora.services.passwords.TooManyAttempts` once *ip* or the account named has
+    no failed attempts left. A login that cannot name anyone (a control character, over-long)
+    is looked up nowhere, and fails as an unknown one does.
+    """
     login = login.strip()
-    user = await User.get_or_none(email=login.lower()).prefetch_related("account")
-    if user is None:
-        account = await Account.get_or_none(username__iexact=login, domain=None)
-        if account is not None:
-            user = await User.get_or_none(account=account).prefetch_related("account")
-    if user is None or user.disabled or not user.approved:
-        verify_password(password, "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA")  # even timing
+    user = None
+    if login.isprintable() and 0 < len(login) <= 254:
+        user = await User.get_or_none(email=login.lower()).prefetch_related("account")
+        if user is None and could_name_local(login):
+            account = await Account.get_or_none(username__iexact=login, domain=None)
+            if account is not None:
+                user = await User.get_or_none(account=account).prefetch_related("account")
+    usable = user is not None and not user.disabled and user.approved
+    key = user_key(user.pk) if user is not None else f"login:{login.lower()[:254]}"
+    stored = user.password_hash if user is not None and usable else None
+    if not await verify_guarded(guard, password, stored, ip=ip, account=key):
         return None
-    if not verify_password(password, user.password_hash):
-        return None
+    assert user is not None
     user.last_login_at = utcnow()
     await user.save(update_fields=["last_login_at"])
     return user.account

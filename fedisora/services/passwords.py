@@ -1,25 +1,73 @@
-"""Password hashing with the standard library's scrypt.
+"""Passwords: scrypt hashing off the event loop, and the one limiter of every password check.
 
-Hand-rolled on purpose: ``hashlib.scrypt`` is a memory-hard KDF already in the standard
-library, so a dependency (passlib is unmaintained, argon2-cffi needs a C build) buys nothing.
-Format: ``scrypt$n$r$p$salt_b64$hash_b64``.
+Hashing is the standard library's scrypt, hand-rolled on purpose: ``hashlib.scrypt`` is a
+memory-hard KDF already in the standard library, so a dependency (passlib is unmaintained,
+argon2-cffi needs a C build) buys nothing. Format: ``scrypt$n$r$p$salt_b64$hash_b64``.
+
+One hash costs tens of milliseconds of CPU and 16 MB of memory, so it never runs on the event
+loop: :class:`Hasher` runs it on a few threads of its own (OpenSSL's scrypt releases the GIL),
+and refuses at once (:class:`PasswordChecksBusy`, a 503) when more calls wait than it allows,
+so a flood of logins can exhaust neither threads nor memory.
+
+Every password check (web login, the OAuth password grant, the confirmation of an account
+deletion, a password change, any future one) goes through :func:`verify_guarded`, which asks
+the app's :class:`PasswordGuard` first: per client IP and per account, a number of failed
+attempts in a window; past it the check is refused before any hashing
+(:class:`TooManyAttempts`, a 429 saying when to retry). A success does not count. The counts
+live in the process's memory, as the API's rate limits do (:mod:`fedisora.api.ratelimit`): a
+restart forgets them, and each web process counts apart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import math
+import os
 import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-__all__ = ["hash_password", "verify_password"]
+from fedisora.errors import FedisoraError, RateLimited
+
+__all__ = [
+    "MAX_LENGTH",
+    "MIN_LENGTH",
+    "Hasher",
+    "PasswordChecksBusy",
+    "PasswordGuard",
+    "TooManyAttempts",
+    "default_hasher",
+    "guard_for",
+    "hash_password",
+    "hash_password_off_loop",
+    "user_key",
+    "verify_guarded",
+    "verify_password",
+]
 
 _N, _R, _P = 2**14, 8, 1
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
+_DUMMY_HASH = f"scrypt${_N}${_R}${_P}${'A' * 22}==${'A' * 43}="
+"""Checked against when there is no account, so that an unknown login takes as long."""
+
+# Mastodon's sign-in throttles (Rack::Attack): 25 per IP in 5 minutes, 25 per account an hour.
+PER_IP, IP_WINDOW = 25, 300.0
+PER_ACCOUNT, ACCOUNT_WINDOW = 25, 3600.0
+
+T = TypeVar("T")
 
 
 def hash_password(password: str) -> str:
+    """The stored form of *password*. CPU-bound: call :func:`hash_password_off_loop` from
+    async code."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
     b64 = base64.b64encode
@@ -27,6 +75,8 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, stored: str) -> bool:
+    """Whether *password* matches *stored*. CPU-bound, and not rate-limited: async code checks
+    passwords with :func:`verify_guarded` only."""
     try:
         scheme, n, r, p, salt_b64, hash_b64 = stored.split("$")
         if scheme != "scrypt":
@@ -40,6 +90,171 @@ def verify_password(password: str, stored: str) -> bool:
             p=int(p),
             dklen=len(expected),
         )
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnicodeEncodeError):
         return False
     return hmac.compare_digest(digest, expected)
+
+
+class PasswordChecksBusy(FedisoraError):
+    """More password checks wait than the hasher allows: try again in a moment."""
+
+    status = 503
+    retry_after = 1
+
+
+class TooManyAttempts(RateLimited):
+    """The client IP or the account has no failed password attempts left for now."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        minutes = math.ceil(self.retry_after / 60)
+        when = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        super().__init__(f"Too many failed password attempts; try again in {when}.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Hasher:
+    """Runs scrypt on *threads* threads of its own; at most *waiting* more calls queue, and
+    any call beyond raises :class:`PasswordChecksBusy` without queueing."""
+
+    def __init__(self, threads: int, waiting: int) -> None:
+        self.threads = threads
+        self.waiting = waiting
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scrypt")
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Calls running or queued (a cancelled caller's call counts until its thread ends)."""
+        return self._pending
+
+    def _release(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            if self._pending >= self.threads + self.waiting:
+                raise PasswordChecksBusy("Too many password checks at once; try again in a moment.")
+            self._pending += 1
+        future = self._executor.submit(fn, *args)
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
+
+    async def verify(self, password: str, stored: str) -> bool:
+        return await self.run(verify_password, password, stored)
+
+    async def hash(self, password: str) -> str:
+        return await self.run(hash_password, password)
+
+
+_default_hasher: Hasher | None = None
+
+
+def default_hasher() -> Hasher:
+    """The process's hasher: half the CPUs (at least one thread), so that the event loop keeps
+    a core under a login flood, and 32 calls waiting at most."""
+    global _default_hasher
+    if _default_hasher is None:
+        _default_hasher = Hasher(threads=max(1, (os.cpu_count() or 2) // 2), waiting=32)
+    return _default_hasher
+
+
+async def hash_password_off_loop(password: str) -> str:
+    """:func:`hash_password` on the process's :class:`Hasher`."""
+    return await default_hasher().hash(password)
+
+
+@dataclass
+class _Window:
+    start: float
+    count: int
+
+
+@dataclass
+class PasswordGuard:
+    """Failed password attempts per client IP and per account, in fixed windows.
+
+    An attempt reserves one failure in both counts before its check runs (so concurrent
+    attempts cannot overshoot the limit); a success gives the reservation back.
+    """
+
+    per_ip: int = PER_IP
+    ip_window: float = IP_WINDOW
+    per_account: int = PER_ACCOUNT
+    account_window: float = ACCOUNT_WINDOW
+    hasher: Hasher = field(default_factory=default_hasher)
+    clock: Callable[[], float] = time.monotonic
+    _ips: dict[str, _Window] = field(default_factory=dict)
+    _accounts: dict[str, _Window] = field(default_factory=dict)
+
+    def _current(self, table: dict[str, _Window], key: str, window: float) -> _Window:
+        now = self.clock()
+        if len(table) > 100_000:  # bound memory: forget expired windows
+            for stale in [k for k, w in table.items() if now - w.start >= window]:
+                del table[stale]
+        found = table.get(key)
+        if found is None or now - found.start >= window:
+            found = table[key] = _Window(now, 0)
+        return found
+
+    def admit(self, *, ip: str, account: str) -> None:
+        """Reserve one failed attempt for *ip* and *account*, or raise :class:`TooManyAttempts`
+        (nothing reserved) when either has none left."""
+        by_ip = self._current(self._ips, ip, self.ip_window)
+        by_account = self._current(self._accounts, account, self.account_window)
+        now = self.clock()
+        waits = []
+        if by_ip.count >= self.per_ip:
+            waits.append(by_ip.start + self.ip_window - now)
+        if by_account.count >= self.per_account:
+            waits.append(by_account.start + self.account_window - now)
+        if waits:
+            raise TooManyAttempts(max(waits))
+        by_ip.count += 1
+        by_account.count += 1
+
+    def succeeded(self, *, ip: str, account: str) -> None:
+        """Give back the reservation of an attempt that was not a failure."""
+        for table, key in ((self._ips, ip), (self._accounts, account)):
+            found = table.get(key)
+            if found is not None and found.count > 0:
+                found.count -= 1
+
+
+def user_key(user_id: int) -> str:
+    """The *account* of :func:`verify_guarded` for a login row."""
+    return f"user:{user_id}"
+
+
+def guard_for(state: Any) -> PasswordGuard:
+    """The :class:`PasswordGuard` of an app (its ``app.state``), made on first use."""
+    guard = getattr(state, "password_guard", None)
+    if not isinstance(guard, PasswordGuard):
+        guard = PasswordGuard()
+        state.password_guard = guard
+    return guard
+
+
+async def verify_guarded(
+    guard: PasswordGuard, password: str, stored: str | None, *, ip: str, account: str
+) -> bool:
+    """The one way to check a password: whether *password* matches *stored* (None: there is
+    no such account; a dummy hash is checked so that it takes as long).
+
+    *account* names what is being logged into (``user:<id>``, or the login name given when
+    it names nobody), *ip* the client. Raises :class:`TooManyAttempts` before hashing when
+    either has no failed attempts left, :class:`PasswordChecksBusy` when the hasher is full.
+    """
+    guard.admit(ip=ip, account=account)
+    try:
+        ok = await guard.hasher.verify(password, stored or _DUMMY_HASH) and stored is not None
+    except BaseException:
+        guard.succeeded(ip=ip, account=account)  # not checked: not a failure
+        raise
+    if ok:
+        guard.succeeded(ip=ip, account=account)
+    return ok

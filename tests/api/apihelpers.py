@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httpx
@@ -79,3 +80,16 @@ async def app_token(client: httpx.AsyncClient, scopes: str = "read write follow"
     )
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def log_in_browser(client: httpx.AsyncClient, username: str) -> None:
+    """Log *username* in on the web login form (its CSRF token read from the page), so that
+    *client*'s cookies are a browser session."""
+    page = await client.get("/login")
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    form = {"login": username, "password": PASSWORD, "next": "/"}
+    if csrf is not None:
+        form["csrf"] = csrf.group(1)
+    r = await client.post("/login", data=form)
+    assert r.status_code == 303, r.text

@@ -65,7 +65,12 @@ def test_mastodonpy_end_to_end(instance: Instance, tmp_path: Path) -> None:
         assert "Log in" in page.text
         page = browser.post(
             f"{instance.url}/login",
-            data={"login": "carol", "password": PASSWORD, "next": page.url.params["next"]},
+            data={
+                "login": "carol",
+                "password": PASSWORD,
+                "next": page.url.params["next"],
+                "csrf": re.findall(r'name="csrf" value="([^"]*)"', page.text)[0],
+            },
         )
         assert "Authorize e2e" in page.text, page.text
         form = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text))

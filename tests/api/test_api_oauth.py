@@ -9,7 +9,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from apihelpers import PASSWORD, login, register_app
+from apihelpers import PASSWORD, log_in_browser, login, register_app
 from factories import local_account
 
 from fedisora.models import OAuthAccessToken, utcnow
@@ -163,11 +163,6 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
 
 
-async def _log_in_browser(client: httpx.AsyncClient, username: str) -> None:
-    r = await client.post("/login", data={"login": username, "password": PASSWORD, "next": "/"})
-    assert r.status_code == 303
-
-
 async def test_authorization_code_flow_with_pkce(client: httpx.AsyncClient, db: str) -> None:
     await local_account("carol")
     r = await client.post(
@@ -192,7 +187,7 @@ async def test_authorization_code_flow_with_pkce(client: httpx.AsyncClient, db: 
     # Not logged in: sent to the login page, which comes back here.
     r = await client.get("/oauth/authorize", params=query)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
-    await _log_in_browser(client, "carol")
+    await log_in_browser(client, "carol")
     r = await client.get("/oauth/authorize", params=query)
     assert r.status_code == 200 and "Phanpy" in r.text and "@carol" in r.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
@@ -228,7 +223,7 @@ async def test_authorization_oob_shows_code_and_deny_and_bad_requests(
 ) -> None:
     await local_account("dave")
     cid, secret = await register_app(client, "read write")
-    await _log_in_browser(client, "dave")
+    await log_in_browser(client, "dave")
     query = {"response_type": "code", "client_id": cid, "redirect_uri": OOB, "scope": "read"}
     r = await client.get("/oauth/authorize", params=query)
     csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
@@ -281,7 +276,7 @@ async def test_scopes_enforced_per_endpoint(client: httpx.AsyncClient, db: str) 
 async def test_pkce_plain_and_missing_verifier(client: httpx.AsyncClient, db: str) -> None:
     await local_account("erin")
     cid, secret = await register_app(client, "read")
-    await _log_in_browser(client, "erin")
+    await log_in_browser(client, "erin")
     verifier = "p" * 43
     codes = []
     for _ in range(2):

@@ -14,6 +14,7 @@ from fedisora.api.params import read_params
 from fedisora.api.ratelimit import Limiter
 from fedisora.api.scopes import allows, normalize
 from fedisora.errors import Invalid
+from fedisora.services import passwords
 
 
 def _request(method: str, query: bytes, body: bytes, ctype: str) -> Request:
@@ -115,8 +116,11 @@ async def test_password_grant_is_rate_limited(client: httpx.AsyncClient, db: str
         "username": "nobody",
         "password": "guess",
     }
-    codes = [(await client.post("/oauth/token", data=form)).status_code for _ in range(11)]
-    assert codes == [400] * 10 + [429]
+    limit = min(passwords.PER_IP, passwords.PER_ACCOUNT)  # the guard of every password check
+    codes = [(await client.post("/oauth/token", data=form)).status_code for _ in range(limit + 1)]
+    assert codes == [400] * limit + [429]
+    r = await client.post("/oauth/token", data={**form, "username": "somebody-else"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0  # the address is spent
 
 
 async def test_errors_are_json_and_never_500(client: httpx.AsyncClient, db: str) -> None:

@@ -54,6 +54,7 @@ from fedisora.services.account_deletion import (
     unsuspend_account,
 )
 from fedisora.services.accounts import authenticate, create_instance_actor, create_local_account
+from fedisora.services.passwords import PasswordGuard
 
 PASSWORD = "correct horse battery"
 
@@ -174,8 +175,8 @@ async def test_deletion_removes_login_and_content_and_sends_one_delete(
 
     # Nothing authenticates as bob any more.
     assert not await User.filter(account_id=bob.pk).exists()
-    assert await authenticate("bob", PASSWORD) is None
-    assert await authenticate("bob@example.com", PASSWORD) is None
+    for login in ("bob", "bob@example.com"):
+        assert await authenticate(login, PASSWORD, guard=PasswordGuard(), ip="192.0.2.1") is None
     assert not await OAuthAccessToken.filter(account_id=bob.pk).exists()
     with pytest.raises(Unauthorized):
         await load_token(bob_token)

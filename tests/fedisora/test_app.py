@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -49,13 +50,25 @@ def test_errors_are_json_on_api_paths_and_pages_in_the_browser(instance: Instanc
     assert r.status_code == 405 and "error" in r.json()
 
 
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
 def test_login_and_admin_page(instance: Instance) -> None:
     with httpx.Client(base_url=instance.url) as client:
         r = client.get("/admin", headers={"accept": "text/html"})
         assert r.status_code == 401 and "Log in" in r.text
-        r = client.post("/login", data={"login": "admin", "password": "wrong"})
+        # A login form posted from elsewhere (no CSRF cookie and token) logs no one in.
+        r = client.post(
+            "/login", data={"login": "admin@localhost", "password": instance.admin_password}
+        )
+        assert r.status_code == 403 and "fedisora_session" not in client.cookies
+        csrf = _csrf(client.get("/login").text)
+        r = client.post("/login", data={"login": "admin", "password": "wrong", "csrf": csrf})
         assert r.status_code == 401 and "do not match" in r.text
-        r = client.post("/login", data={"login": "", "password": ""})
+        r = client.post("/login", data={"login": "", "password": "", "csrf": csrf})
         assert r.status_code == 400
         r = client.post(
             "/login",
@@ -63,6 +76,7 @@ def test_login_and_admin_page(instance: Instance) -> None:
                 "login": "admin@localhost",
                 "password": instance.admin_password,
                 "next": "https://evil.example/",
+                "csrf": csrf,
             },
         )
         assert r.status_code == 303 and r.headers["location"] == "/"
@@ -71,6 +85,22 @@ def test_login_and_admin_page(instance: Instance) -> None:
         assert "Durable work" in r.text and "render jobs" in r.text and "Health: ok" in r.text
         assert "remote media checks" in r.text and "remote quote checks" in r.text
         assert "outbox events" in r.text
+
+        # Logging out: a GET only asks; the POST ends the session, and its cookie, replayed,
+        # opens nothing.
+        cookie = client.cookies["fedisora_session"]
+        r = client.get("/logout")
+        assert r.status_code == 200 and "Log out @admin" in r.text
+        assert client.get("/admin").status_code == 200
+        r = client.post("/logout", data={"csrf": "forged"})
+        assert r.status_code == 403 and client.get("/admin").status_code == 200
+        r = client.post("/logout", data={"csrf": _csrf(client.get("/logout").text)})
+        assert r.status_code == 303 and "fedisora_session" not in client.cookies
+    replayed = httpx.get(
+        f"{instance.url}/admin",
+        headers={"accept": "text/html", "cookie": f"fedisora_session={cookie}"},
+    )
+    assert replayed.status_code == 401
 
 
 def test_web_process_never_imports_torch() -> None:

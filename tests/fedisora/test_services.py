@@ -29,6 +29,7 @@ from fedisora.models import (
 )
 from fedisora.services import events, follows, interactions, posts
 from fedisora.services.accounts import authenticate, create_local_account
+from fedisora.services.passwords import PasswordGuard
 from fedisora.services.remixes import approved, quote_state
 from fedisora.services.visibility import can_see_clip
 
@@ -72,10 +73,16 @@ async def test_duplicate_username_and_email(db: str) -> None:
 
 async def test_authenticate(db: str) -> None:
     alice = await local_account("alice")
-    assert (await authenticate("alice@example.com", "correct horse battery")).pk == alice.pk
-    assert (await authenticate("Alice", "correct horse battery")).pk == alice.pk
-    assert await authenticate("alice", "wrong password") is None
-    assert await authenticate("nobody", "correct horse battery") is None
+    guard = PasswordGuard()
+
+    async def log_in(login: str, password: str) -> Account | None:
+        return await authenticate(login, password, guard=guard, ip="192.0.2.1")
+
+    assert (await log_in("alice@example.com", "correct horse battery")).pk == alice.pk
+    assert (await log_in("Alice", "correct horse battery")).pk == alice.pk
+    assert await log_in("alice", "wrong password") is None
+    assert await log_in("nobody", "correct horse battery") is None
+    assert await log_in("nul\x00name", "correct horse battery") is None  # looked up nowhere
 
 
 async def test_post_clip_tags_mentions_feeds_and_notifications(db: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from factories import local_account, remote_account
+from webhelpers import log_in
 
 from activitypub.federation import install, uninstall
 from fedisora.app import create_app
@@ -43,8 +44,7 @@ def browser(transport: httpx.ASGITransport) -> httpx.AsyncClient:
 
 
 async def _log_in(http: httpx.AsyncClient, login: str) -> None:
-    r = await http.post("/login", data={"login": login, "password": PASSWORD})
-    assert r.status_code == 303, r.text
+    await log_in(http, login, PASSWORD)
 
 
 def _csrf(page: str) -> str:
@@ -104,7 +104,8 @@ async def test_admin_deletes_an_account_after_confirming(db: str, web: httpx.ASG
         assert r.status_code == 403 and "/settings/delete" in r.text
         assert (await admin.get("/admin/accounts/999999/delete")).status_code == 404
     async with browser(web) as bobs:
-        r = await bobs.post("/login", data={"login": "bob", "password": PASSWORD})
+        csrf = _csrf((await bobs.get("/login")).text)
+        r = await bobs.post("/login", data={"login": "bob", "password": PASSWORD, "csrf": csrf})
         assert r.status_code == 401  # his login is gone
 
 
@@ -151,8 +152,11 @@ async def test_a_stale_session_of_a_deleted_account_authenticates_nothing(
                 f"/admin/accounts/{bob.pk}/delete", data={"csrf": token, "confirm": "bob"}
             )
             assert r.status_code == 200
-        # bob's browser still has its old session cookie.
-        assert (await bobs.get("/admin")).status_code == 403
+        # bob's browser still has its old session cookie: it names no session any more, and
+        # the answer deletes it.
+        r = await bobs.get("/admin")
+        assert r.status_code == 401
+        assert "fedisora_session" not in bobs.cookies
         assert (await bobs.get("/settings/delete")).status_code == 303
 
 

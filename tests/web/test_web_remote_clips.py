@@ -75,6 +75,7 @@ async def test_a_follower_sees_remote_clips_with_their_provenance_labels(
 
     async with logged_in(web, "ann") as http:
         page = await http.get("/feed")
+        style = (await http.get("/static/site.css")).text
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
@@ -120,8 +121,9 @@ async def test_a_follower_sees_remote_clips_with_their_provenance_labels(
     # Followers-only clips say so; public ones carry no badge.
     assert "followers only" in cards["unverified"] and "followers only" in cards["checking"]
     assert "followers only" not in cards["verified"] + cards["invalid"]
-    # The labels are styled as the local clips' labels are (base.html).
-    assert ".prov-invalid {" in html and ".prov-checking {" in html
+    # The labels are styled as the local clips' labels are (the site's style sheet).
+    assert '<link rel="stylesheet" href="/static/site.css">' in html
+    assert ".prov-invalid {" in style and ".prov-checking {" in style
 
 
 async def test_a_non_follower_sees_no_followers_only_or_direct_remote_clip(

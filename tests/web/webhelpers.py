@@ -35,9 +35,25 @@ def browser(transport: httpx.ASGITransport) -> httpx.AsyncClient:
 async def logged_in(transport: httpx.ASGITransport, login: str) -> AsyncIterator[httpx.AsyncClient]:
     """A browser of its own, logged in as *login* (whose password is :data:`PASSWORD`)."""
     async with browser(transport) as http:
-        r = await http.post("/login", data={"login": login, "password": PASSWORD})
-        assert r.status_code == 303, r.text
+        await log_in(http, login)
         yield http
+
+
+def form_csrf(page: str) -> str:
+    """The CSRF token of the (first) form on *page*."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, page[:2000]
+    return found.group(1)
+
+
+async def log_in(http: httpx.AsyncClient, login: str, password: str = PASSWORD) -> None:
+    """Log *http* (a browser) in on the login form as *login*."""
+    page = await http.get("/login")
+    form = {"login": login, "password": password}
+    if 'name="csrf"' in page.text:
+        form["csrf"] = form_csrf(page.text)
+    r = await http.post("/login", data=form)
+    assert r.status_code == 303, r.text
 
 
 async def peer_account(username: str, **kwargs: Any) -> Account:

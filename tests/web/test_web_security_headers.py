@@ -1,0 +1,134 @@
+"""Every HTML response of the app carries the security headers (web/security.py): the walk
+requests every route the app has, as an anonymous and as a logged-in admin browser, by GET
+and (for routes that take it) by an empty POST, and checks every HTML answer."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from factories import local_account, rendered_video
+from starlette.routing import Mount, Route
+from webhelpers import browser, logged_in
+
+from fedisora.models import Account
+from fedisora.services import posts
+from fedisora.services.accounts import create_instance_actor
+from web.security import content_security_policy
+
+HTML = {"accept": "text/html,application/xhtml+xml"}
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for part in policy.split(";"):
+        words = part.split()
+        if words:
+            assert words[0] not in out, f"{words[0]} given twice"
+            out[words[0]] = words[1:]
+    return out
+
+
+def assert_secure_html(r: httpx.Response, where: str) -> None:
+    policy = r.headers.get("content-security-policy")
+    assert policy, f"{where}: no Content-Security-Policy"
+    d = directives(policy)
+    assert d["default-src"] == ["'self'"], where
+    assert d["script-src"] == ["'self'"], where
+    assert d["style-src"] == ["'self'"], where
+    assert d["object-src"] == ["'none'"], where
+    assert d["base-uri"] == ["'none'"], where
+    assert d["frame-ancestors"] == ["'none'"], where
+    assert d["form-action"][0] == "'self'", where
+    assert "unsafe" not in policy, where
+    assert r.headers.get("x-frame-options") == "DENY", where
+    assert r.headers.get("x-content-type-options") == "nosniff", where
+    assert r.headers.get("referrer-policy") == "same-origin", where
+
+
+def fill(path: str, values: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[0]
+        return values.get(name, "x")
+
+    return re.sub(r"\{([^}]+)\}", one, path)
+
+
+async def test_every_html_route_sends_the_security_headers(
+    web: httpx.ASGITransport, db: str
+) -> None:
+    await create_instance_actor()
+    root = await local_account("root", admin=True)
+    bob = await local_account("bob")
+    clip = await posts.post_clip(root, await rendered_video(root), caption="hi #sea")
+    values = {
+        "username": "root",
+        "clip_id": str(clip.pk),
+        "account_id": str(bob.pk),
+        "name": "sea",
+        "kind": "followers",
+        "version": "2.0",
+    }
+    app = web.app
+    routes = [
+        r
+        for r in app.routes  # type: ignore[attr-defined]
+        if isinstance(r, Route) and not r.path.startswith("/api/v1/streaming")  # never ends
+    ]
+    assert any(isinstance(r, Mount) for r in app.routes)  # type: ignore[attr-defined]
+    html_paths: set[str] = set()
+    async with browser(web) as anonymous, logged_in(web, "root") as admin:
+        for route in routes:
+            methods = route.methods or set()
+            url = fill(route.path, values)
+            for http in (anonymous, admin):
+                answers = []
+                if "GET" in methods:
+                    answers.append(await http.get(url, headers=HTML))
+                if "POST" in methods and not url.endswith("inbox"):
+                    answers.append(await http.post(url, headers=HTML, data={}))
+                for r in answers:
+                    # /healthz answers 503 here: no worker runs beside this app
+                    ok = r.status_code < 500 or route.path == "/healthz"
+                    assert ok, (url, r.status_code, r.text[:300])
+                    if r.headers.get("content-type", "").startswith("text/html"):
+                        html_paths.add(route.path)
+                        assert_secure_html(r, f"{route.path} ({r.status_code})")
+                    assert r.headers.get("x-content-type-options") == "nosniff", url
+        # The error pages of unknown paths, and the style sheet the pages use.
+        r = await anonymous.get("/no/such/page", headers=HTML)
+        assert r.status_code == 404
+        assert_secure_html(r, "404 page")
+        r = await anonymous.get("/static/site.css")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
+        assert r.headers["x-content-type-options"] == "nosniff"
+    web_routes = {r.path for r in routes if r.endpoint.__module__.startswith("web.")}
+    assert web_routes - html_paths == set()  # every page was seen answering HTML
+    assert {"/oauth/authorize", "/users/{username}", "/@{username}/{clip_id}"} <= html_paths
+    assert await Account.filter(pk=bob.pk, suspended_at=None).exists()  # empty POSTs did nothing
+
+
+async def test_the_consent_page_lets_its_form_reach_only_the_apps_redirect(
+    web: httpx.ASGITransport, db: str
+) -> None:
+    await local_account("carol")
+    async with logged_in(web, "carol") as http:
+        for redirect, source in (
+            ("https://app.example/cb", "https://app.example"),
+            ("com.example.app:/cb", "com.example.app:"),
+            ("urn:ietf:wg:oauth:2.0:oob", None),
+        ):
+            r = await http.post(
+                "/api/v1/apps", data={"client_name": "App", "redirect_uris": redirect}
+            )
+            app = r.json()
+            r = await http.get(
+                "/oauth/authorize", params={"client_id": app["client_id"]}, headers=HTML
+            )
+            assert r.status_code == 200, r.text
+            assert_secure_html(r, "consent page")
+            form_action = directives(r.headers["content-security-policy"])["form-action"]
+            assert form_action == (["'self'", source] if source else ["'self'"])
+        # Other pages keep the plain policy.
+        r = await http.get("/", headers=HTML)
+        assert r.headers["content-security-policy"] == content_security_policy(insecure_http=False)
