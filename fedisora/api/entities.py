@@ -53,6 +53,7 @@ from fedisora.models import (
     Visibility,
 )
 from fedisora.services.remixes import quote_state
+from fedisora.services.tags import counted_uses
 from fedisora.services.text import render_html
 
 __all__ = [
@@ -530,14 +531,17 @@ def reblog_entity(boost: Boost, booster: Account, inner: Json) -> Json:
 
 
 async def tag_entities(tags: Sequence[Tag], *, days: int = 7) -> list[Json]:
-    """Tag entities with ``history``: clips and distinct authors per day, from real posts."""
+    """Tag entities with ``history``: clips and distinct authors per day, from real posts
+    that anyone may see (:func:`fedisora.services.tags.counted_uses`)."""
     if not tags:
         return []
     today = datetime.now(UTC).date()
     since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), UTC)
-    rows = await ClipTag.filter(
-        tag_id__in=[t.pk for t in tags], clip__created_at__gte=since, clip__deleted_at=None
-    ).values("tag_id", "clip__created_at", "clip__account_id")
+    rows = (
+        await counted_uses()
+        .filter(tag_id__in=[t.pk for t in tags], clip__created_at__gte=since)
+        .values("tag_id", "clip__created_at", "clip__account_id")
+    )
     uses: dict[tuple[int, date], int] = {}
     authors: dict[tuple[int, date], set[int]] = {}
     for row in rows:
