@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from activitypub import objects
-from activitypub.errors import SignatureError
+from activitypub.errors import SignatureError, UnknownKey
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.inbox import INBOX_GRAPH
 from activitypub.federation.ingest import quote_stamp, quoting_uri_of
@@ -36,7 +36,7 @@ from activitypub.federation.render import (
     iso,
 )
 from activitypub.federation.rows import insert_grouped
-from activitypub.federation.verify import signed_request, verify_signer
+from activitypub.federation.verify import UNKNOWN_KEY, signed_request, verify_signer
 from activitypub.signatures.request import Headers
 from fedisora import urls
 from fedisora.config import Settings
@@ -515,15 +515,28 @@ async def _read_body(request: Request, headers: Headers) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _refuse(request: Request, status: int, reason: str) -> JSONResponse:
+def _refuse(request: Request, status: int, reason: str, detail: str = "") -> JSONResponse:
+    """The inbox's refusal: *reason* (about the request as sent) is the answer's body;
+    *detail* (what this server found out while checking it: fetched documents, addresses,
+    peers' errors) is only logged, so the inbox is no oracle of this server's lookups."""
     log.warning(
-        "inbox %s refused (%s) from %s: %s",
+        "inbox %s refused (%s) from %s: %s%s",
         request.url.path,
         status,
         request.client.host if request.client else "?",
         reason,
+        f" ({detail})" if detail else "",
     )
     return _error(status, reason)
+
+
+def _signature_refusal(exc: SignatureError) -> str:
+    """The body's text for a refused signature. The checks of :mod:`activitypub.signatures`
+    read the request alone, so their text may be sent back; a key lookup's failure is the
+    fixed :data:`~activitypub.federation.verify.UNKNOWN_KEY`, whatever it carried."""
+    if isinstance(exc, UnknownKey):
+        return f"signature: {UNKNOWN_KEY}"
+    return f"signature: {exc}"
 
 
 async def _has_inbox(fed: Federation, username: str) -> bool:
@@ -569,9 +582,14 @@ async def inbox(request: Request) -> Response:
     except SignatureError as exc:
         if _is_gone_actor_delete(payload, actor_id):
             return Response(status_code=202)  # a deleted actor's key cannot be fetched any more
-        return _refuse(request, exc.http_status, f"signature: {exc}")
+        return _refuse(request, exc.http_status, _signature_refusal(exc))  # verify logs why
     if signer.uri != actor_id:
-        return _refuse(request, 401, f"signed by {signer.uri}, not by the actor {actor_id}")
+        return _refuse(
+            request,
+            401,
+            "the signing key is not the actor's",
+            f"signed by {signer.uri}, not by the actor {actor_id}",
+        )
     if not objects.same_origin(activity_id, actor_id):
         return _refuse(request, 400, "the activity id is not on the actor's host")
     if signer.suspended_at is not None:
