@@ -12,9 +12,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
+from activitypub.federation.provenance_check import public_reason
+
 __all__ = ["error_page", "html_errors", "render", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["public_reason"] = public_reason
 
 P = ParamSpec("P")
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from tortoise.expressions import Q
 
+from activitypub.federation.provenance_check import public_reason
 from fedisora import urls
 from fedisora.api.lookup import column
 from fedisora.ids import id_for_time
@@ -279,7 +280,8 @@ def media_entity(media: MediaFile) -> Json:
         "provenance": provenance.get("state", "unverified"),
     }
     if provenance.get("local") is False:
-        meta["fedisora"]["provenance_reason"] = provenance.get("reason")
+        reason = provenance.get("reason")
+        meta["fedisora"]["provenance_reason"] = public_reason(reason) if reason else reason
         meta["fedisora"]["provenance_checked_at"] = provenance.get("checked_at")
     return {
         "id": str(media.pk),
