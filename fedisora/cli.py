@@ -175,6 +175,8 @@ def _login_banner(settings: Settings, host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fedisora.accesslog import log_config
+
     settings = _settings()
     _require_secret(settings)
     _run(_migrate_only(settings))
@@ -203,6 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             log_level=settings.log_level,
+            log_config=log_config(),  # uvicorn's, with secrets redacted from the access log
             proxy_headers=True,
             # open streaming responses (server-sent events) never finish on their own
             timeout_graceful_shutdown=5,
