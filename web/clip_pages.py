@@ -30,6 +30,7 @@ from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import could_name_local
+from fedisora.services.text import clean_name
 from fedisora.services.threads import COMMENTS_PAGE, clip_comments
 from fedisora.services.visibility import can_see_clip
 from web.clips import author_href, clip_cards, profile_path, remote_html, session_account
@@ -160,7 +161,7 @@ async def clip_page(request: Request) -> Response:
     after = _after_param(request)
     comments, next_after = await _comments(viewer, clip, after)
     settings = request.app.state.settings
-    name = owner.display_name or owner.username
+    name = clean_name(owner.display_name) or owner.username
     summary = shorten(f"CW: {clip.spoiler_text}" if clip.spoiler_text else clip.caption, 60)
     return render(
         request,

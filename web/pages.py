@@ -13,11 +13,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from activitypub.federation.provenance_check import public_reason
+from fedisora.services.text import clean_name
 
 __all__ = ["error_page", "html_errors", "render", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["public_reason"] = public_reason
+templates.env.filters["name"] = clean_name  # every name a page shows (remote ones above all)
 
 P = ParamSpec("P")
 

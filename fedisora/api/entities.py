@@ -55,7 +55,7 @@ from fedisora.models import (
 )
 from fedisora.services.remixes import quote_state
 from fedisora.services.tags import counted_uses
-from fedisora.services.text import render_html
+from fedisora.services.text import clean_name, render_html
 
 __all__ = [
     "Status",
@@ -106,9 +106,10 @@ def _account(account: Account, moved: Mapping[int, Account] | None = None) -> Js
     header = account.header_url or _missing("headers")
     entity: Json = {
         "id": str(account.pk),
-        "username": account.username,
-        "acct": account.acct,
-        "display_name": account.display_name,
+        # (names are cleaned as they are stored; again here for rows stored before that)
+        "username": clean_name(account.username),
+        "acct": clean_name(account.acct),
+        "display_name": clean_name(account.display_name),
         "locked": account.locked,
         "bot": account.actor_type in (ActorType.SERVICE, ActorType.APPLICATION),
         "discoverable": account.discoverable,

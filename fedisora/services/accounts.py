@@ -12,6 +12,7 @@ from fedisora import urls
 from fedisora.errors import Conflict, Invalid, NotFound
 from fedisora.models import Account, ActorType, User, utcnow
 from fedisora.services.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, verify_password
+from fedisora.services.text import clean_name
 
 __all__ = [
     "LOCAL_NAME_RE",
@@ -98,7 +99,7 @@ async def create_local_account(
         account = await Account.create(
             username=username,
             domain=None,
-            display_name=display_name or username,
+            display_name=clean_name(display_name) or username,
             **_local_actor_fields(username),
             **keys,
         )
