@@ -1,6 +1,7 @@
 """The RemoteMediaCheck machine: a remote clip's video, fetched once and its provenance checked.
 
-Remote clips are shown from their own URLs. When one is stored, a :class:`RemoteMediaCheck`
+Remote clips are played through the media proxy (:mod:`activitypub.federation.media_proxy`)
+once this check has fetched their video. When one is stored, a :class:`RemoteMediaCheck`
 row is created with it (:func:`request_check`); this machine downloads the video with
 :meth:`PeerClient.download <activitypub.federation.http.PeerClient.download>` (SSRF guard,
 pinned connections, a size limit, timeouts) into a temporary file, checks it and deletes
@@ -193,9 +194,11 @@ async def _examine(
     try:
         async with _download_slots.slot(origin_of(row.url)):
             got = await download(client, row.url, path, heartbeat=beat)
+        # What was checked, so that the media proxy can tell a file changed since.
+        fetched = {"file_size": got.size, "file_sha256": got.sha256_hex}
         mismatch = judge_file(got.size, got.sha256_hex, expected)
         if mismatch is not None:
-            return mismatch, {}
+            return mismatch, fetched
         # Not this instance's retired roots: those vouch only for its own clips.
         roots = await asyncio.to_thread(trusted_roots, settings, retired=False)
         origin_roots: str | None = None
@@ -214,8 +217,8 @@ async def _examine(
         except ProvenanceError as exc:
             log.info("%s: %s (%s)", row.clip_uri, NO_C2PA_DATA, exc)
             label = Label.INVALID if expected.manifest_digest else Label.UNVERIFIED
-            return Verdict(label, NO_C2PA_DATA), {}
-        return judge_manifest(result, expected), _details(result)
+            return Verdict(label, NO_C2PA_DATA), fetched
+        return judge_manifest(result, expected), {**_details(result), **fetched}
     finally:
         await anyio.Path(path).unlink(missing_ok=True)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from tortoise.expressions import Q
 
+from activitypub.federation.media_proxy import proxied_poster, proxied_video
 from activitypub.federation.provenance_check import public_reason
 from fedisora import urls
 from fedisora.api.lookup import column
@@ -245,8 +246,10 @@ def _length(seconds: float) -> str:
 def media_entity(media: MediaFile) -> Json:
     """A MediaAttachment. Videos carry Mastodon's ``meta.original`` (incl. duration, frame rate)."""
     u = urls.current()
-    url = u.media(media.file) if media.file else media.remote_url
-    preview = u.media(media.poster_file) if media.poster_file else media.remote_poster_url
+    # A remote file is served by the media proxy once its provenance check fetched it (null
+    # until then, as Mastodon's url is while a file is processed); remote_url says where from.
+    url = u.media(media.file) if media.file else proxied_video(media)
+    preview = u.media(media.poster_file) if media.poster_file else proxied_poster(media)
     meta: Json = {}
     if media.width and media.height:
         original: Json = {

@@ -41,6 +41,7 @@ from activitypub.federation.media_check import (
 )
 from activitypub.federation.provenance_check import CHECK_GAVE_UP, FETCH_FAILED, NO_C2PA_DATA
 from activitypub.federation.provenance_root import PROVENANCE_ROOT_PATH
+from fedisora import urls
 from fedisora.api.entities import status_entities
 from fedisora.config import Settings
 from fedisora.models import Clip, MediaFile, RemoteMediaCheck, utcnow
@@ -172,7 +173,7 @@ async def test_a_fedisora_clip_signed_by_its_origin_is_verified(
     assert prov["claim"]["instance"] == origin.domain and prov["claim"]["creator"] == rita.uri
     assert prov["signer"] == f"fedisora signer for {origin.domain}"
     assert media.file is None and media.remote_url == f"{origin.base}/media/1.mp4"
-    assert temp_files(settings) == []  # shown from its own URL: the download is not kept
+    assert temp_files(settings) == []  # the download is not kept (the proxy streams it)
     assert origin.requests == ["/media/1.mp4", ROOTS]  # roots: manifest seen
 
     # The label reaches Mastodon clients.
@@ -181,7 +182,12 @@ async def test_a_fedisora_clip_signed_by_its_origin_is_verified(
     assert fedisora_meta["provenance"] == "verified"
     assert fedisora_meta["provenance_reason"] == prov["reason"]
     assert fedisora_meta["provenance_checked_at"] == prov["checked_at"]
-    assert entity["media_attachments"][0]["url"] == f"{origin.base}/media/1.mp4"
+    # Played from this server's media proxy, checked; remote_url says where from.
+    assert entity["media_attachments"][0]["remote_url"] == f"{origin.base}/media/1.mp4"
+    assert entity["media_attachments"][0]["url"] == urls.current().media_proxy(
+        media.pk, "original", f"{origin.base}/media/1.mp4"
+    )
+    assert prov["file_size"] == signed.size and prov["file_sha256"] == sha256_file(signed.path)
 
     # A second clip from the same origin: its root comes from the cache.
     second = sign_clip(encoded, tmp_path / "2.mp4", ca, instance=origin.domain, creator=rita.uri)
