@@ -31,6 +31,9 @@ from web.pages import render
 
 __all__ = ["routes"]
 
+ADMIN_HOSTS = 50
+"""Rows of deliveries by host on the admin overview (the busiest)."""
+
 
 async def home(request: Request) -> Response:
     """The latest public clips made here (a logged-in user's follows are on /feed)."""
@@ -95,9 +98,12 @@ async def _state_counts(model: Any) -> list[tuple[str, int]]:
 async def admin(request: Request) -> Response:
     await _admin_user(request)
     report = await health(request.app.state.settings)
+    # The busiest (host, state) pairs only: an instance may know thousands of hosts.
     delivery_hosts = (
         await Delivery.annotate(n=Count("id"))
         .group_by("host", "state")
+        .order_by("-n", "host")
+        .limit(ADMIN_HOSTS)
         .values("host", "state", "n")
     )
     return render(
