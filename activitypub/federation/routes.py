@@ -52,6 +52,7 @@ from fedisora.models import (
 )
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
+from fedisora.services.bookmarks import MAX_PINNED
 from fedisora.services.visibility import can_see_clip, can_see_comment
 
 __all__ = ["MAX_INBOX_BYTES", "routes"]
@@ -476,9 +477,13 @@ async def featured(request: Request) -> Response:
     account = await _local(request.path_params["username"])
     if account is None:
         return _error(404, "no such actor")
-    clips = await Clip.filter(
-        account_id=account.pk, pinned=True, deleted_at=None, visibility=Visibility.PUBLIC
-    ).order_by("-id")
+    clips = (
+        await Clip.filter(
+            account_id=account.pk, pinned=True, deleted_at=None, visibility=Visibility.PUBLIC
+        )
+        .order_by("-id")
+        .limit(MAX_PINNED)  # what pinning allows; bounded even if a race let more through
+    )
     items = [await clip_note(c, context=False) for c in clips]
     doc = objects.collection(
         account.featured_uri or urls.current().featured(account.username), len(items), items=items
