@@ -12,6 +12,7 @@ import itertools
 import time
 
 import httpx
+import pytest
 from apihelpers import login
 from factories import local_account, rendered_video
 
@@ -141,3 +142,19 @@ async def test_hidden_statuses_take_no_place_and_their_replies_still_show(
     # And the private comment's own context is a 404 for anyone who may not see it.
     r = await client.get(f"/api/v1/statuses/{secret.pk}/context")
     assert r.status_code == 404 and r.json() == {"error": "Record not found"}
+
+
+async def test_anonymous_callers_get_their_answer_from_the_threads_first_comments(
+    client: httpx.AsyncClient, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An anonymous request costs nothing to send: its answer is found among the first
+    comments of the thread only (2,000: a 1,722-comment thread whole)."""
+    ann = await local_account("ann")
+    bob = await login(client, await local_account("bob"))
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="a thread")
+    rows = await _comments(clip, ann, 10)
+    monkeypatch.setattr(threads, "ANONYMOUS_SCAN_LIMIT", 4)
+    r = await client.get(f"/api/v1/statuses/{clip.pk}/context")
+    assert ids(r.json()["descendants"]) == [str(c.pk) for c in rows[:4]]
+    r = await client.get(f"/api/v1/statuses/{clip.pk}/context", headers=bob.headers)
+    assert ids(r.json()["descendants"]) == [str(c.pk) for c in rows]
