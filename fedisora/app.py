@@ -23,7 +23,7 @@ from fedisora import urls
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
 from fedisora.errors import FedisoraError
-from fedisora.health import health
+from fedisora.health import health, public_report
 from fedisora.work.machines import build_engine
 from fedisora.work.runner import InProcessRunner
 
@@ -63,10 +63,36 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal server error"}, 500)
 
 
+async def _admin_caller(request: Request) -> bool:
+    """Whether the request comes from an admin: a token of an admin user with an
+    ``admin:read`` scope, or an admin's web session. A bad token is just not an admin's."""
+    from fedisora.api.http import bearer_token, load_token
+    from fedisora.api.scopes import allows
+    from fedisora.models import User
+    from web.clips import session_account
+
+    raw = bearer_token(request)
+    if raw is not None:
+        try:
+            token, _, user = await load_token(raw)
+        except FedisoraError:
+            return False
+        return user is not None and user.is_admin and allows(token.scopes.split(), "admin:read")
+    account = await session_account(request)
+    if account is None:
+        return False
+    return await User.filter(account_id=account.pk, is_admin=True, disabled=False).exists()
+
+
 async def healthz(request: Request) -> Response:
+    """The instance's health: the full report for admins, :func:`public_report` for anyone
+    else (the status code is the same for both: 503 when degraded)."""
     settings: Settings = request.app.state.settings
     report = await health(settings)
-    return JSONResponse(report, 200 if report["status"] == "ok" else 503)
+    status = 200 if report["status"] == "ok" else 503
+    if not await _admin_caller(request):
+        report = public_report(report)
+    return JSONResponse(report, status, headers={"Cache-Control": "no-store"})
 
 
 def create_app(

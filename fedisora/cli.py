@@ -175,6 +175,8 @@ def _login_banner(settings: Settings, host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fedisora.accesslog import log_config
+
     settings = _settings()
     _require_secret(settings)
     _run(_migrate_only(settings))
@@ -203,6 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             log_level=settings.log_level,
+            log_config=log_config(),  # uvicorn's, with secrets redacted from the access log
             proxy_headers=True,
             # open streaming responses (server-sent events) never finish on their own
             timeout_graceful_shutdown=5,
@@ -477,6 +480,7 @@ async def cmd_check(args: argparse.Namespace) -> int:
 
     settings = _settings()  # raises ConfigError with the setting's name
     problems: list[str] = []
+    workers: dict[str, Any] | None = None
     if not settings.secret_key:
         problems.append("FEDISORA_SECRET_KEY is not set (run `fedisora init`)")
     try:
@@ -486,6 +490,10 @@ async def cmd_check(args: argparse.Namespace) -> int:
         db = await check_database()
         if not db["ok"]:
             problems.append(f"database {settings.database_url}: {db['error']}")
+        else:
+            from fedisora.health import check_workers
+
+            workers = await check_workers()
         await close_db()
     except (DatabaseError, TimeoutError, OSError) as exc:
         problems.append(f"database {settings.database_url}: {exc or 'timed out'}")
@@ -497,6 +505,17 @@ async def cmd_check(args: argparse.Namespace) -> int:
     print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
     print(f"media: {settings.media_root}")
     print(f"render model: {settings.render_model}")
+    if workers is not None:
+        # The full report, as /healthz gives it to admins only. Not a problem when none run
+        # (a check before starting the instance): it is said, not failed.
+        for worker in workers.get("workers", []):
+            print(
+                f"worker: {worker.get('name')} ({worker.get('kind')}, pid {worker.get('pid')}, "
+                f"queues {','.join(worker.get('queues', []))}, "
+                f"seen {worker.get('seconds_since_seen')} s ago)"
+            )
+        if workers.get("missing_queues"):
+            print(f"workers: no live worker serves {', '.join(workers['missing_queues'])}")
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -1,4 +1,10 @@
-"""Instance health (database, Redis, workers) as `/healthz` and `fedisora check` see it."""
+"""Instance health (database, Redis, workers) as `/healthz` and `fedisora check` see it.
+
+The full report names hosts, process ids, queues and error texts: it is for the instance's
+admins (``/healthz`` with an admin's token holding an ``admin:read`` scope, or an admin's web
+session; the admin page; ``fedisora check``). Anyone else gets :func:`public_report`: the
+status and whether each part is ok, nothing more.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,14 @@ from tortoise import connections
 from fedisora.config import Settings
 from fedisora.models import WorkerHeartbeat, utcnow
 
-__all__ = ["HEARTBEAT_STALE", "check_database", "check_redis", "check_workers", "health"]
+__all__ = [
+    "HEARTBEAT_STALE",
+    "check_database",
+    "check_redis",
+    "check_workers",
+    "health",
+    "public_report",
+]
 
 HEARTBEAT_STALE = timedelta(seconds=30)
 
@@ -75,3 +88,15 @@ async def health(settings: Settings) -> dict[str, Any]:
         "redis": redis,
         "workers": workers,
     }
+
+
+PARTS = ("database", "redis", "workers")
+
+
+def public_report(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may read of a :func:`health` *report*: ``ok`` or ``degraded``, and an
+    ``ok`` flag per part (no host names, process ids, queues, addresses or error texts)."""
+    public: dict[str, Any] = {"status": report["status"]}
+    for part in PARTS:
+        public[part] = {"ok": bool(report.get(part, {}).get("ok"))}
+    return public

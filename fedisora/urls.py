@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
 
 from fedisora.config import Settings
@@ -10,8 +13,22 @@ __all__ = ["Urls", "configure", "current"]
 
 
 class Urls:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, secret_key: str = "") -> None:
         self.base = base_url.rstrip("/")
+        self._proxy_key = hashlib.sha256(b"fedisora media proxy\0" + secret_key.encode()).digest()
+
+    def media_proxy_token(self, media_id: int, kind: str, remote_url: str) -> str:
+        """What proves that this server handed out the proxy URL of *remote_url* (a stored
+        remote media's) for *kind*: an HMAC under a key derived from the secret key."""
+        message = f"{media_id}\0{kind}\0{remote_url}".encode()
+        digest = hmac.new(self._proxy_key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode()
+
+    def media_proxy(self, media_id: int, kind: str, remote_url: str) -> str:
+        """Where this server serves a remote clip's video (``original``) or poster
+        (``small``): see :mod:`activitypub.federation.media_proxy`."""
+        token = self.media_proxy_token(media_id, kind, remote_url)
+        return f"{self.base}/media_proxy/{media_id}/{token}/{kind}"
 
     def actor(self, username: str) -> str:
         return f"{self.base}/users/{username}"
@@ -67,7 +84,7 @@ _current: Urls | None = None
 
 def configure(settings: Settings) -> Urls:
     global _current
-    _current = Urls(settings.base_url)
+    _current = Urls(settings.base_url, settings.secret_key)
     return _current
 
 

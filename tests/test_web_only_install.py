@@ -78,9 +78,14 @@ def test_web_only_host_initialises_and_serves(web_venv: Path, tmp_path: Path) ->
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.3)
-        body = health.json()
+        assert health.json()["database"] == {"ok": True}  # the status only, for anyone
+        # No render worker runs on this host, and /healthz says so (to an admin).
+        from instance import admin_headers
+
+        password = (tmp_path / "data" / "initial-admin-password").read_text().strip()
+        url = f"http://127.0.0.1:{port}"
+        body = httpx.get(f"{url}/healthz", headers=admin_headers(url, password)).json()
         assert body["database"]["ok"] is True
-        # No render worker runs on this host, and /healthz says so.
         assert "render" in body["workers"]["missing_queues"]
         webfinger = httpx.get(
             f"http://127.0.0.1:{port}/.well-known/webfinger",

@@ -39,6 +39,9 @@ from web.sessions import (
     password_refusal,
 )
 
+ADMIN_PAGE = 100
+"""Accounts on one page of the admin's list."""
+
 __all__ = ["routes"]
 
 
@@ -60,8 +63,19 @@ def _state(account: Account, user: User | None) -> str:
 
 
 async def admin_accounts(request: Request) -> Response:
+    """The local accounts, :data:`ADMIN_PAGE` at a time in the order they were made (the
+    ``after`` cursor names the last one of the page before)."""
     admin = await _admin_user(request)
-    accounts = await Account.filter(domain=None).exclude(username=INSTANCE_ACTOR).order_by("id")
+    raw = request.query_params.get("after", "")
+    after = row_id(raw) if raw else None
+    if raw and after is None:
+        raise HTTPException(400, "after must be the id of an account (a whole number).")
+    query = Account.filter(domain=None).exclude(username=INSTANCE_ACTOR)
+    if after is not None:
+        query = query.filter(id__gt=after)
+    accounts = list(await query.order_by("id").limit(ADMIN_PAGE + 1))
+    more = len(accounts) > ADMIN_PAGE
+    accounts = accounts[:ADMIN_PAGE]
     users = {u.account_id: u for u in await User.filter(account_id__in=[a.pk for a in accounts])}
     rows = [
         {
@@ -72,7 +86,14 @@ async def admin_accounts(request: Request) -> Response:
         }
         for a in accounts
     ]
-    return render(request, "admin/accounts.html", rows=rows, csrf=csrf_token(request))
+    return render(
+        request,
+        "admin/accounts.html",
+        rows=rows,
+        csrf=csrf_token(request),
+        after=after,
+        next_after=accounts[-1].pk if more else None,
+    )
 
 
 async def _moderated(request: Request, admin: User, own: str) -> Account:

@@ -7,7 +7,9 @@ to :func:`clip_page`) and at ``/@<name>/<id>``, the clip's ``url``.
 Who may open it is :func:`fedisora.services.visibility.can_see_clip` with the session's
 account as viewer: a followers-only or direct clip is a 404 to anyone else, as its JSON is.
 The comments listed are those the viewer may see (the API's batch rules), minus blocked and
-muted authors; a remote comment's text is re-rendered here from its plain text.
+muted authors, oldest first, :data:`~fedisora.services.threads.COMMENTS_PAGE` at a time: a
+"more comments" link (a plain link with the ``after`` cursor, no script needed) shows the next
+ones. A remote comment's text is re-rendered here from its plain text.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import could_name_local
+from fedisora.services.text import clean_name
+from fedisora.services.threads import COMMENTS_PAGE, clip_comments
 from fedisora.services.visibility import can_see_clip
 from web.clips import author_href, clip_cards, profile_path, remote_html, session_account
 from web.opengraph import clip_meta, handle, shorten
@@ -35,9 +39,6 @@ from web.pages import html_errors, render
 from web.profiles import find_local
 
 __all__ = ["CommentView", "RemixSource", "clip_page", "routes"]
-
-MAX_COMMENTS = 200
-"""Comments shown under a clip, oldest first."""
 
 _NO_CLIP = "There is no such clip here, or it is not visible to you."
 
@@ -51,7 +52,7 @@ class CommentView:
     html: Markup
     author_href: str | None
     in_reply_to: Account | None
-    """The author of the comment this one answers, when that comment is shown too."""
+    """The author of the comment this one answers, when the viewer may see that comment."""
 
     @property
     def remote(self) -> bool:
@@ -74,20 +75,35 @@ def _clip_id(value: object) -> int:
     return found
 
 
-async def _comments(viewer: Account | None, clip: Clip) -> tuple[list[CommentView], bool]:
-    """The comments under *clip* that *viewer* may see, oldest first; and whether there
-    were more than :data:`MAX_COMMENTS` to look at."""
-    rows = (
-        await Comment.filter(clip_id=clip.pk, deleted_at=None)
-        .order_by("id")
-        .limit(MAX_COMMENTS + 1)
-    )
-    more = len(rows) > MAX_COMMENTS
-    rows = rows[:MAX_COMMENTS]
+def _after_param(request: Request) -> int | None:
+    """The ``after`` cursor of the comments (None: the first ones); anything else than a
+    comment id is a 400."""
+    raw = request.query_params.get("after", "")
+    if raw == "":
+        return None
+    found = row_id(raw)
+    if found is None:
+        raise HTTPException(400, "after must be the id of a comment (a whole number).")
+    return found
+
+
+async def _comments(
+    viewer: Account | None, clip: Clip, after: int | None
+) -> tuple[list[CommentView], int | None]:
+    """One page of the comments under *clip* that *viewer* may see, oldest first, after the
+    comment id *after*; and the cursor of the next page (None: no more)."""
+    page = await clip_comments(viewer, clip, after=after, limit=COMMENTS_PAGE)
+    shown = page.comments  # blocked and muted authors are left out by the query
     hidden = await hidden_account_ids(viewer)
-    shown = [c for c in await visible_statuses(viewer, rows) if c.account_id not in hidden]
-    by_id = {c.pk: c for c in shown}
-    account_ids = {c.account_id for c in shown}
+    by_id: dict[int, Comment] = {c.pk: c for c in shown}
+    # The comments answered on an earlier page: named only when the viewer may see them.
+    missing = {c.parent_id for c in shown if c.parent_id is not None} - set(by_id)
+    if missing:
+        parents = await Comment.filter(pk__in=sorted(missing))
+        for answered in await visible_statuses(viewer, parents):
+            if answered.account_id not in hidden:
+                by_id[answered.pk] = answered
+    account_ids = {c.account_id for c in by_id.values()}
     accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
     views = []
     for c in shown:
@@ -106,7 +122,7 @@ async def _comments(viewer: Account | None, clip: Clip) -> tuple[list[CommentVie
                 in_reply_to=accounts.get(parent.account_id) if parent is not None else None,
             )
         )
-    return views, more
+    return views, page.after
 
 
 async def _remix_source(viewer: Account | None, clip: Clip) -> RemixSource | None:
@@ -142,9 +158,10 @@ async def clip_page(request: Request) -> Response:
     if not cards:
         raise HTTPException(404, _NO_CLIP)
     card = cards[0]
-    comments, more = await _comments(viewer, clip)
+    after = _after_param(request)
+    comments, next_after = await _comments(viewer, clip, after)
     settings = request.app.state.settings
-    name = owner.display_name or owner.username
+    name = clean_name(owner.display_name) or owner.username
     summary = shorten(f"CW: {clip.spoiler_text}" if clip.spoiler_text else clip.caption, 60)
     return render(
         request,
@@ -156,7 +173,13 @@ async def clip_page(request: Request) -> Response:
         author_href=profile_path(owner),
         title=f"{name}: “{summary}”" if summary else f"A clip by {name}",
         comments=comments,
-        more_comments=more,
+        comments_after=after,
+        first_comments_href=f"{profile_path(owner)}/{clip.pk}#comments",
+        next_comments_href=(
+            f"{profile_path(owner)}/{clip.pk}?after={next_after}#comments"
+            if next_after
+            else None
+        ),
         remix=await _remix_source(viewer, clip),
         meta=clip_meta(clip, owner, card.media, settings),
     )

@@ -1,7 +1,9 @@
 """Clips as the web pages show them, local and remote, and the logged-in user's feed.
 
-A remote clip (from a fedisora peer, Mastodon, PeerTube, Loops...) is shown from its own URLs,
-never re-hosted, with the provenance label its check gave it (``_provenance.html``). Its text
+A remote clip (from a fedisora peer, Mastodon, PeerTube, Loops...) is played through this
+server's media proxy (never stored here, never fetched by the viewer's browser from the peer),
+once its provenance check has fetched the video, with the label that check gave it
+(``_provenance.html``). Its text
 is the peer's, so it is untrusted: the caption is re-rendered here from the stored plain text
 (escaped by :func:`fedisora.services.text.render_html`, links ``rel="nofollow noopener ugc"``),
 never from markup; every other remote string goes through the templates' autoescaping; and a
@@ -25,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from activitypub.federation.media_proxy import proxied_poster, proxied_video, video_checked
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
@@ -91,6 +94,11 @@ class ClipCard:
         return str(prov.get("state") or "unverified")
 
     @property
+    def awaiting_check(self) -> bool:
+        """A remote clip whose video is not shown until its provenance check fetched it."""
+        return self.remote and self.media is not None and not video_checked(self.media)
+
+    @property
     def gated(self) -> bool:
         """Whether the video stays collapsed and unloaded until the viewer asks for it."""
         return self.remote and self.provenance_state == "invalid"
@@ -141,8 +149,10 @@ def _card(
         page_href = f"{profile_path(author)}/{clip.pk}"
     else:
         caption = remote_html(clip.caption)
-        video = web_url(media.remote_url) if media else None
-        poster = web_url(media.remote_poster_url) if media else None
+        # From this server's media proxy, once the provenance check has fetched the video:
+        # a viewer's browser never contacts the peer (activitypub.federation.media_proxy).
+        video = proxied_video(media)
+        poster = proxied_poster(media)
         origin_href = web_url(clip.url) or web_url(clip.uri)
         page_href = None
     return ClipCard(

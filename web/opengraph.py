@@ -16,6 +16,7 @@ from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, Visibility
+from fedisora.services.text import clean_name
 
 __all__ = ["PageMeta", "clip_meta", "profile_meta", "shorten", "tag_meta"]
 
@@ -51,7 +52,7 @@ def handle(account: Account, settings: Settings) -> str:
 
 
 def _title(account: Account, settings: Settings) -> str:
-    name = account.display_name or account.username
+    name = clean_name(account.display_name) or account.username
     return f"{name} (@{handle(account, settings)})"
 
 

@@ -12,11 +12,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
+from activitypub.federation.provenance_check import public_reason
 from activitypub.objects import web_url
+from fedisora.services.text import clean_name
 
 __all__ = ["error_page", "html_errors", "render", "safe_url", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["public_reason"] = public_reason
+templates.env.filters["name"] = clean_name  # every name a page shows (remote ones above all)
 
 
 def safe_url(value: object) -> str:

@@ -37,6 +37,9 @@ __all__ = ["STATIC_DIR", "routes"]
 STATIC_DIR = Path(__file__).parent / "static"
 """The pages' style sheet (and any script): files only, never inline (see web/security.py)."""
 
+ADMIN_HOSTS = 50
+"""Rows of deliveries by host on the admin overview (the busiest)."""
+
 
 async def home(request: Request) -> Response:
     """The latest public clips made here (a logged-in user's follows are on /feed)."""
@@ -142,10 +145,13 @@ def _size(n: int | None) -> str:
 async def admin(request: Request) -> Response:
     await _admin_user(request)
     report = await health(request.app.state.settings)
+    # The busiest (host, state) pairs only: an instance may know thousands of hosts.
     hosts: dict[tuple[str, str], int] = {}
     for r in (
         await Delivery.annotate(n=Count("id"))
         .group_by("host", "state")
+        .order_by("-n", "host")
+        .limit(ADMIN_HOSTS)
         .values("host", "state", "n")
     ):
         hosts[(r["host"], r["state"])] = int(r["n"])
@@ -162,7 +168,10 @@ async def admin(request: Request) -> Response:
         work=[(_WORK_LABELS.get(w.table, w.label), w) for w in work],
         media=await media_space(),
         size=_size,
-        delivery_hosts=[{"host": h, "state": s, "n": n} for (h, s), n in sorted(hosts.items())],
+        delivery_hosts=[
+            {"host": h, "state": s, "n": n}
+            for (h, s), n in sorted(hosts.items(), key=lambda kv: (-kv[1], kv[0]))[:ADMIN_HOSTS]
+        ],
     )
 
 

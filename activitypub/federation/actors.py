@@ -24,6 +24,7 @@ from activitypub.federation.context import Federation
 from activitypub.federation.http import FetchError
 from activitypub.keys import PublicKey, load_public_key_pem, public_key_from_multibase
 from fedisora.models import Account, ActorType, utcnow
+from fedisora.services.text import clean_name
 
 __all__ = [
     "REFETCH_INTERVAL",
@@ -67,12 +68,16 @@ async def store_actor(doc: dict[str, Any], fetched_from: str) -> Account:
     for url in (parsed.inbox, parsed.shared_inbox, parsed.public_key_id):
         if url and not objects.same_origin(url, parsed.id):
             raise ActorError(f"actor {parsed.id} points at another origin: {url}")
+    if clean_name(parsed.username) != parsed.username:
+        # An invisible or reordering character in a name others must tell apart ("admin"
+        # and "ad\u200bmin"): refused, as Mastodon refuses usernames outside its pattern.
+        raise ActorError(f"{parsed.id}: its preferredUsername holds invisible characters")
     domain = domain_of(parsed.id)
     values: dict[str, Any] = {
         "username": parsed.username,
         "domain": domain,
         "actor_type": ActorType(parsed.type),
-        "display_name": parsed.name,
+        "display_name": clean_name(parsed.name),
         "note": objects.html_to_text(parsed.summary_html)[:5000],
         "url": parsed.url,
         "inbox_uri": parsed.inbox,

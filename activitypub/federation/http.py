@@ -445,6 +445,29 @@ class PeerClient:
             url = target
         raise FetchError(f"too many redirects fetching {url}")
 
+    async def open_stream(self, url: str, *, headers: dict[str, str]) -> httpx.Response:
+        """GET *url* (unsigned) and return the response with its body not read yet, for the
+        caller to stream and then close (``aclose``), whatever happens.
+
+        The SSRF guard, the pinned connections and the redirect rule are those of every other
+        request; each network operation has the client's timeout. Any status but a redirect is
+        returned as it is: the caller decides what it may pass on. Raises :class:`UnsafeURL`
+        for a refused URL or address and :class:`FetchError` for anything else."""
+        for _ in range(MAX_REDIRECTS + 1):
+            request = await self._prepare("GET", url, headers, None)
+            with _translated("GET", url):
+                response = await self._client.send(request, stream=True)
+            try:
+                target = _redirect_target(url, response)
+            except BaseException:
+                await response.aclose()
+                raise
+            if target is None:
+                return response
+            await response.aclose()
+            url = target
+        raise FetchError(f"too many redirects fetching {url}")
+
     async def get_json(
         self, url: str, *, auth: httpx.Auth | None = None, accept: str = ACCEPT_ACTIVITY
     ) -> tuple[str, Any]:

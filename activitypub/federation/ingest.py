@@ -394,8 +394,9 @@ async def _mentioned_locals(note: objects.ParsedNote) -> list[Account]:
 async def _store_clip(
     author: Account, note: objects.ParsedNote, *, stamp: str | None = None, depth: int = 0
 ) -> Clip:
-    """Store a remote clip: shown from its own URLs, provenance unverified until the check
-    queued with it (:mod:`activitypub.federation.media_check`) has fetched its video. A remix
+    """Store a remote clip (its video is not copied here: it plays through the media proxy
+    once checked), provenance unverified until the check queued with it
+    (:mod:`activitypub.federation.media_check`) has fetched its video. A remix
     (*note* quotes a clip) is ``pending`` until the check of its *stamp* queued with it
     (:mod:`activitypub.federation.quote_check`) has verified it; *depth* as for
     :func:`resolve_clip`."""

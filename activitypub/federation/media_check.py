@@ -1,12 +1,14 @@
 """The RemoteMediaCheck machine: a remote clip's video, fetched once and its provenance checked.
 
-Remote clips are shown from their own URLs. When one is stored, a :class:`RemoteMediaCheck`
+Remote clips are played through the media proxy (:mod:`activitypub.federation.media_proxy`)
+once this check has fetched their video. When one is stored, a :class:`RemoteMediaCheck`
 row is created with it (:func:`request_check`); this machine downloads the video with
 :meth:`PeerClient.download <activitypub.federation.http.PeerClient.download>` (SSRF guard,
 pinned connections, a size limit, timeouts) into a temporary file, checks it and deletes
-the file. The label lands in the
-media's ``provenance``: ``verified``, ``unverified`` or ``invalid`` with a short reason and
-``checked_at`` (the rules are in :mod:`activitypub.federation.provenance_check`).
+the file. The label lands in the media's ``provenance``: ``verified``, ``unverified`` or
+``invalid`` with a short public reason (what a failed fetch met is logged, and kept in the
+row's ``last_error`` while it is retried, never in the reason) and ``checked_at`` (the
+rules are in :mod:`activitypub.federation.provenance_check`).
 
 ``pending`` -> ``verified`` | ``unverified`` | ``invalid`` (the label), or ``skipped`` when the
 clip was deleted first. Network trouble (the peer is down, answers 5xx, times out) is retried
@@ -39,6 +41,9 @@ from activitypub.federation.http import (
     UnsafeURL,
 )
 from activitypub.federation.provenance_check import (
+    CHECK_GAVE_UP,
+    FETCH_FAILED,
+    NO_C2PA_DATA,
     Expected,
     Label,
     Verdict,
@@ -189,9 +194,11 @@ async def _examine(
     try:
         async with _download_slots.slot(origin_of(row.url)):
             got = await download(client, row.url, path, heartbeat=beat)
+        # What was checked, so that the media proxy can tell a file changed since.
+        fetched = {"file_size": got.size, "file_sha256": got.sha256_hex}
         mismatch = judge_file(got.size, got.sha256_hex, expected)
         if mismatch is not None:
-            return mismatch, {}
+            return mismatch, fetched
         # Not this instance's retired roots: those vouch only for its own clips.
         roots = await asyncio.to_thread(trusted_roots, settings, retired=False)
         origin_roots: str | None = None
@@ -208,9 +215,10 @@ async def _examine(
                 if fresh is not None and fresh != origin_roots:
                     result = await asyncio.to_thread(verify_mp4, path, [*roots, fresh])
         except ProvenanceError as exc:
+            log.info("%s: %s (%s)", row.clip_uri, NO_C2PA_DATA, exc)
             label = Label.INVALID if expected.manifest_digest else Label.UNVERIFIED
-            return Verdict(label, f"no readable C2PA data in the file ({exc})"), {}
-        return judge_manifest(result, expected), _details(result)
+            return Verdict(label, NO_C2PA_DATA), fetched
+        return judge_manifest(result, expected), {**_details(result), **fetched}
     finally:
         await anyio.Path(path).unlink(missing_ok=True)
 
@@ -238,7 +246,8 @@ async def _check(row: RemoteMediaCheck, ctx: WorkContext) -> Outcome:
     except FetchError as exc:
         if not _permanent(exc):
             return Retry(str(exc))
-        verdict, details = Verdict(Label.UNVERIFIED, f"the video could not be fetched: {exc}"), {}
+        log.info("%s: %s: %s", row.clip_uri, FETCH_FAILED, exc)  # the why is not public
+        verdict, details = Verdict(Label.UNVERIFIED, FETCH_FAILED), {}
     provenance = {
         **before,
         **details,
@@ -265,7 +274,7 @@ async def _on_transition(row: RemoteMediaCheck, source: str, target: str) -> Non
     provenance = {
         **(media.provenance or {}),
         "state": Label.UNVERIFIED.value,
-        "reason": f"the video could not be checked: {row.last_error}"[:500],
+        "reason": CHECK_GAVE_UP,  # the row's last_error says why, for the admin
         "checked_at": utcnow().isoformat(),
     }
     await MediaFile.filter(pk=media.pk).update(provenance=provenance)

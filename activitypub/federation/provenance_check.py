@@ -31,6 +31,9 @@ from render.provenance import (
 
 __all__ = [
     "AI_SOURCE_TYPES",
+    "CHECK_GAVE_UP",
+    "FETCH_FAILED",
+    "NO_C2PA_DATA",
     "Expected",
     "Label",
     "Verdict",
@@ -38,12 +41,37 @@ __all__ = [
     "judge_file",
     "judge_manifest",
     "origin_of",
+    "public_reason",
     "sha256_of_multibase",
 ]
 
 AI_SOURCE_TYPES = frozenset({TRAINED_ALGORITHMIC_MEDIA, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA})
 _C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+FETCH_FAILED = "the video could not be fetched from its server"
+CHECK_GAVE_UP = "the video could not be fetched from its server (tried for a day)"
+NO_C2PA_DATA = "no readable C2PA data in the file"
+"""The reasons of a check that could not read the file. A label's reason is public (clip
+pages, the API's ``provenance_reason``): why a fetch failed (a DNS answer, a refused address,
+a peer's error, a temporary file's path) is only logged, or it would make every clip an
+oracle of this server's lookups."""
+
+_INTERNAL_PREFIXES = (
+    ("the video could not be fetched", FETCH_FAILED),
+    ("the video could not be checked", CHECK_GAVE_UP),
+    (NO_C2PA_DATA, NO_C2PA_DATA),
+)
+
+
+def public_reason(reason: str) -> str:
+    """*reason* as anyone may read it: a reason stored before reasons were made public-safe
+    (it carried the fetch's error after these words) is shown as its fixed text."""
+    for prefix, public in _INTERNAL_PREFIXES:
+        if reason.startswith(prefix):
+            return public
+    return reason
 
 
 class Label(enum.StrEnum):

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from activitypub import objects
-from activitypub.errors import SignatureError
+from activitypub.errors import SignatureError, UnknownKey
 from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.inbox import INBOX_GRAPH
@@ -39,7 +39,7 @@ from activitypub.federation.render import (
     iso,
 )
 from activitypub.federation.rows import insert_grouped
-from activitypub.federation.verify import signed_request, verify_signer
+from activitypub.federation.verify import UNKNOWN_KEY, signed_request, verify_signer
 from activitypub.signatures.request import Headers
 from fedisora import urls
 from fedisora.config import Settings
@@ -55,6 +55,7 @@ from fedisora.models import (
 )
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
+from fedisora.services.bookmarks import MAX_PINNED
 from fedisora.services.visibility import can_see_clip, can_see_comment
 
 __all__ = ["MAX_INBOX_BYTES", "routes"]
@@ -479,9 +480,13 @@ async def featured(request: Request) -> Response:
     account = await _local(request.path_params["username"])
     if account is None:
         return _error(404, "no such actor")
-    clips = await Clip.filter(
-        account_id=account.pk, pinned=True, deleted_at=None, visibility=Visibility.PUBLIC
-    ).order_by("-id")
+    clips = (
+        await Clip.filter(
+            account_id=account.pk, pinned=True, deleted_at=None, visibility=Visibility.PUBLIC
+        )
+        .order_by("-id")
+        .limit(MAX_PINNED)  # what pinning allows; bounded even if a race let more through
+    )
     items = [await clip_note(c, context=False) for c in clips]
     doc = objects.collection(
         account.featured_uri or urls.current().featured(account.username), len(items), items=items
@@ -518,15 +523,28 @@ async def _read_body(request: Request, headers: Headers) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _refuse(request: Request, status: int, reason: str) -> JSONResponse:
+def _refuse(request: Request, status: int, reason: str, detail: str = "") -> JSONResponse:
+    """The inbox's refusal: *reason* (about the request as sent) is the answer's body;
+    *detail* (what this server found out while checking it: fetched documents, addresses,
+    peers' errors) is only logged, so the inbox is no oracle of this server's lookups."""
     log.warning(
-        "inbox %s refused (%s) from %s: %s",
+        "inbox %s refused (%s) from %s: %s%s",
         request.url.path,
         status,
         request.client.host if request.client else "?",
         reason,
+        f" ({detail})" if detail else "",
     )
     return _error(status, reason)
+
+
+def _signature_refusal(exc: SignatureError) -> str:
+    """The body's text for a refused signature. The checks of :mod:`activitypub.signatures`
+    read the request alone, so their text may be sent back; a key lookup's failure is the
+    fixed :data:`~activitypub.federation.verify.UNKNOWN_KEY`, whatever it carried."""
+    if isinstance(exc, UnknownKey):
+        return f"signature: {UNKNOWN_KEY}"
+    return f"signature: {exc}"
 
 
 async def _has_inbox(fed: Federation, username: str) -> bool:
@@ -572,9 +590,14 @@ async def inbox(request: Request) -> Response:
     except SignatureError as exc:
         if _is_gone_actor_delete(payload, actor_id):
             return Response(status_code=202)  # a deleted actor's key cannot be fetched any more
-        return _refuse(request, exc.http_status, f"signature: {exc}")
+        return _refuse(request, exc.http_status, _signature_refusal(exc))  # verify logs why
     if signer.uri != actor_id:
-        return _refuse(request, 401, f"signed by {signer.uri}, not by the actor {actor_id}")
+        return _refuse(
+            request,
+            401,
+            "the signing key is not the actor's",
+            f"signed by {signer.uri}, not by the actor {actor_id}",
+        )
     if not objects.same_origin(activity_id, actor_id):
         return _refuse(request, 400, "the activity id is not on the actor's host")
     if signer.suspended_at is not None:
@@ -624,9 +647,11 @@ def _is_gone_actor_delete(payload: dict[str, Any], actor_id: str) -> bool:
 
 
 def routes() -> list[BaseRoute]:
+    from activitypub.federation import media_proxy
     from activitypub.federation import provenance_root as root
 
     return [
+        *media_proxy.routes(),
         Route(root.PROVENANCE_ROOT_PATH, root.provenance_root),
         Route("/.well-known/webfinger", webfinger),
         Route("/.well-known/host-meta", host_meta),

@@ -22,9 +22,12 @@ from activitypub.signatures import Request, parse_signature, precheck, verify_pr
 from activitypub.signatures.request import Headers
 from fedisora.models import Account
 
-__all__ = ["signed_request", "verify_signer"]
+__all__ = ["UNKNOWN_KEY", "signed_request", "verify_signer"]
 
 log = logging.getLogger("fedisora.federation")
+
+UNKNOWN_KEY = "the signing key could not be fetched, or is not usable"
+"""The one text of every :class:`UnknownKey` raised here, whatever the fetch met."""
 
 
 def signed_request(
@@ -50,8 +53,10 @@ def signed_request(
 async def verify_signer(fed: Federation, request: Request) -> Account:
     """The account whose key signed *request*.
 
-    Raises a :class:`~activitypub.errors.SignatureError` (``http_status`` 400 or 401). Checks
-    that need no key run before any fetch; a signature that fails with the cached key is
+    Raises a :class:`~activitypub.errors.SignatureError` (``http_status`` 400 or 401) whose
+    text tells the sender about its request only: how a key fetch failed is logged, not
+    raised (the text of an :class:`UnknownKey` is :data:`UNKNOWN_KEY`). Checks that need no
+    key run before any fetch; a signature that fails with the cached key is
     tried once more with a refetched key (the peer may have rotated it).
     """
     now = time.time()
@@ -62,9 +67,13 @@ async def verify_signer(fed: Federation, request: Request) -> Account:
         try:
             found = await key_for(fed, parsed.key_id)
         except ActorError as exc:
-            raise UnknownKey(f"cannot get key {parsed.key_id}: {exc}") from exc
+            # What the fetch met (a DNS answer, a refused address, a peer's error) is ours
+            # to log, never the sender's to read: the error's text is the answer's body.
+            log.info("cannot get key %s: %s", parsed.key_id, exc)
+            raise UnknownKey(UNKNOWN_KEY) from exc
         if found is None:
-            raise UnknownKey(f"no usable key {parsed.key_id}")
+            log.info("no usable key %s", parsed.key_id)
+            raise UnknownKey(UNKNOWN_KEY)
         fed.keys.put(parsed.key_id, found)
     account, key = found
     try:

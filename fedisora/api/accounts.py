@@ -37,6 +37,7 @@ from fedisora.models import (
 )
 from fedisora.services import events, follows
 from fedisora.services.accounts import INSTANCE_ACTOR, create_local_account
+from fedisora.services.text import clean_name
 from fedisora.services.visibility import account_clips_visible_to
 
 __all__ = ["routes"]
@@ -94,7 +95,7 @@ async def update_credentials(ctx: Ctx) -> Response:
         changed.append(attr)
     display_name = p.text("display_name", max_length=100)
     if display_name is not None:
-        me.display_name = display_name
+        me.display_name = clean_name(display_name)
         changed.append("display_name")
     source = p.mapping("source")
     note = p.text("note", max_length=500)

@@ -27,6 +27,8 @@ from typing import Any
 
 from tortoise.expressions import Q
 
+from activitypub.federation.media_proxy import proxied_poster, proxied_video
+from activitypub.federation.provenance_check import public_reason
 from fedisora import urls
 from fedisora.api.lookup import column
 from fedisora.ids import id_for_time
@@ -53,7 +55,8 @@ from fedisora.models import (
     Visibility,
 )
 from fedisora.services.remixes import quote_state
-from fedisora.services.text import render_html
+from fedisora.services.tags import counted_uses
+from fedisora.services.text import clean_name, render_html
 
 __all__ = [
     "Status",
@@ -104,9 +107,10 @@ def _account(account: Account, moved: Mapping[int, Account] | None = None) -> Js
     header = account.header_url or _missing("headers")
     entity: Json = {
         "id": str(account.pk),
-        "username": account.username,
-        "acct": account.acct,
-        "display_name": account.display_name,
+        # (names are cleaned as they are stored; again here for rows stored before that)
+        "username": clean_name(account.username),
+        "acct": clean_name(account.acct),
+        "display_name": clean_name(account.display_name),
         "locked": account.locked,
         "bot": account.actor_type in (ActorType.SERVICE, ActorType.APPLICATION),
         "discoverable": account.discoverable,
@@ -242,8 +246,10 @@ def _length(seconds: float) -> str:
 def media_entity(media: MediaFile) -> Json:
     """A MediaAttachment. Videos carry Mastodon's ``meta.original`` (incl. duration, frame rate)."""
     u = urls.current()
-    url = u.media(media.file) if media.file else media.remote_url
-    preview = u.media(media.poster_file) if media.poster_file else media.remote_poster_url
+    # A remote file is served by the media proxy once its provenance check fetched it (null
+    # until then, as Mastodon's url is while a file is processed); remote_url says where from.
+    url = u.media(media.file) if media.file else proxied_video(media)
+    preview = u.media(media.poster_file) if media.poster_file else proxied_poster(media)
     meta: Json = {}
     if media.width and media.height:
         original: Json = {
@@ -278,7 +284,8 @@ def media_entity(media: MediaFile) -> Json:
         "provenance": provenance.get("state", "unverified"),
     }
     if provenance.get("local") is False:
-        meta["fedisora"]["provenance_reason"] = provenance.get("reason")
+        reason = provenance.get("reason")
+        meta["fedisora"]["provenance_reason"] = public_reason(reason) if reason else reason
         meta["fedisora"]["provenance_checked_at"] = provenance.get("checked_at")
     return {
         "id": str(media.pk),
@@ -530,14 +537,17 @@ def reblog_entity(boost: Boost, booster: Account, inner: Json) -> Json:
 
 
 async def tag_entities(tags: Sequence[Tag], *, days: int = 7) -> list[Json]:
-    """Tag entities with ``history``: clips and distinct authors per day, from real posts."""
+    """Tag entities with ``history``: clips and distinct authors per day, from real posts
+    that anyone may see (:func:`fedisora.services.tags.counted_uses`)."""
     if not tags:
         return []
     today = datetime.now(UTC).date()
     since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), UTC)
-    rows = await ClipTag.filter(
-        tag_id__in=[t.pk for t in tags], clip__created_at__gte=since, clip__deleted_at=None
-    ).values("tag_id", "clip__created_at", "clip__account_id")
+    rows = (
+        await counted_uses()
+        .filter(tag_id__in=[t.pk for t in tags], clip__created_at__gte=since)
+        .values("tag_id", "clip__created_at", "clip__account_id")
+    )
     uses: dict[tuple[int, date], int] = {}
     authors: dict[tuple[int, date], set[int]] = {}
     for row in rows:

@@ -28,6 +28,8 @@ MASTODON_COMPAT = "4.3.0"
 MASTODON_API_VERSION = 2
 SUPPORTED_MIME_TYPES = ["video/mp4", "image/jpeg", "image/png", "image/webp"]
 VIDEO_SIZE_LIMIT = 99 * 1024 * 1024  # what Mastodon accepts from peers
+MAX_PEERS = 10_000
+"""Domains ``/api/v1/instance/peers`` lists at most."""
 VIDEO_MATRIX_LIMIT = 1920 * 1080
 VIDEO_FRAME_RATE_LIMIT = 60
 IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
@@ -180,7 +182,10 @@ async def instance_v1(ctx: Ctx) -> Response:
 
 @endpoint()
 async def peers(ctx: Ctx) -> Response:
-    domains = await column(Account.exclude(domain=None).distinct(), "domain")
+    """The domains of the remote accounts known here, in order, at most :data:`MAX_PEERS`
+    (Mastodon's list has no pages: a bound, not the whole table, each time)."""
+    query = Account.exclude(domain=None).distinct().order_by("domain").limit(MAX_PEERS)
+    domains = await column(query, "domain")
     return json(sorted({str(d) for d in domains}))
 
 

@@ -4,7 +4,8 @@
   starts with the query; ``user@domain`` names one account exactly, and with ``resolve=true``
   an unknown (or stale) remote one is looked up through WebFinger and fetched. An actor URL
   resolves the same way.
-- Hashtags: tags starting with the query, with their ``history``.
+- Hashtags: tags starting with the query, with their ``history``, among the tags anyone may
+  see (:mod:`fedisora.services.tags`: a tag of followers-only or direct clips only is not).
 - Statuses: only for signed-in users (as on Mastodon): clips whose caption and comments whose
   text contain the query, among statuses the viewer may see, from accounts that allow
   indexing (or the viewer's own); a status URL or URI finds that status.
@@ -29,6 +30,7 @@ from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.errors import Invalid
 from fedisora.models import Account, Clip, Comment, Follow, FollowState, Tag
 from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.tags import visible_tags
 
 __all__ = ["routes"]
 
@@ -118,7 +120,8 @@ async def _hashtags(q: str, offset: int, limit: int) -> list[Tag]:
     name = q.strip().lstrip("#").lower()
     if not name:
         return []
-    rows = await Tag.filter(name__startswith=name).order_by("name").offset(offset).limit(limit)
+    query = visible_tags().filter(name__startswith=name)  # none only private clips carry
+    rows = await query.order_by("name").offset(offset).limit(limit)
     return sorted(rows, key=lambda t: (t.name != name, len(t.name), t.name))
 
 

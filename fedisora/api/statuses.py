@@ -34,7 +34,7 @@ from fedisora.models import (
     RenderJob,
     utcnow,
 )
-from fedisora.services import bookmarks, interactions, posts
+from fedisora.services import bookmarks, interactions, posts, threads
 from fedisora.services.comment_edits import edit_comment
 from render.states import READY
 
@@ -215,37 +215,10 @@ async def source(ctx: Ctx) -> Response:
 
 @endpoint("read", "read:statuses")
 async def context(ctx: Ctx) -> Response:
-    """Ancestors (the clip, then parent comments) and descendants (the reply tree, in order)."""
+    """Ancestors (the clip, then parent comments) and descendants (the reply tree, in order),
+    bounded as Mastodon bounds them (:mod:`fedisora.services.threads`)."""
     status = await get_status(ctx.account, ctx.path_id())
-    clip = status if isinstance(status, Clip) else await Clip.get(pk=status.clip_id)
-    comments = await Comment.filter(clip_id=clip.pk, deleted_at=None).order_by("id").limit(4096)
-    by_id = {c.pk: c for c in comments}
-    ancestors: list[Status] = []
-    if isinstance(status, Comment):
-        parent_id = status.parent_id
-        chain: list[Status] = []
-        seen: set[int] = set()
-        while parent_id is not None and parent_id in by_id and parent_id not in seen:
-            seen.add(parent_id)
-            chain.append(by_id[parent_id])
-            parent_id = by_id[parent_id].parent_id
-        ancestors = [clip, *reversed(chain)]
-    children: dict[int | None, list[Comment]] = {}
-    for c in comments:
-        children.setdefault(c.parent_id if c.parent_id in by_id else None, []).append(c)
-    descendants: list[Status] = []
-
-    def walk(parent: int | None) -> None:
-        for child in children.get(parent, []):
-            descendants.append(child)
-            walk(child.pk)
-
-    walk(None if isinstance(status, Clip) else status.pk)
-    hidden = await hidden_account_ids(ctx.account)
-    ancestors = await visible_statuses(ctx.account, ancestors)
-    descendants = [
-        s for s in await visible_statuses(ctx.account, descendants) if s.account_id not in hidden
-    ]
+    ancestors, descendants = await threads.thread_context(ctx.account, status)
     return json(
         {
             "ancestors": await status_entities(ctx.account, ancestors),

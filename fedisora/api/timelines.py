@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from tortoise.functions import Count
+from tortoise.expressions import Subquery
 
 from fedisora.api.entities import (
     notification_entities,
@@ -39,10 +39,15 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.services.tags import find_visible
 
 __all__ = ["routes"]
 
 TREND_WINDOW = timedelta(days=7)
+MAX_TAG_TERMS = 4
+"""Tags a tag timeline's ``any[]``, ``all[]`` and ``none[]`` each take (Mastodon's limit)."""
+TREND_SCAN = 1000
+"""Recent clips trends look at, at most (each request's work is bounded, not the week's)."""
 
 
 @endpoint("read", "read:statuses", user=True)
@@ -110,16 +115,17 @@ async def public(ctx: Ctx) -> Response:
 async def tag(ctx: Ctx) -> Response:
     p = ctx.params
     names = {str(ctx.request.path_params["hashtag"]).lower().lstrip("#")}
-    names |= {n.lower().lstrip("#") for n in p.texts("any")}
+    names |= {n.lower().lstrip("#") for n in p.texts("any")[:MAX_TAG_TERMS]}
     query = Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None)
     query = query.filter(clip_tags__tag__name__in=sorted(names)).distinct()
-    for required in p.texts("all"):
-        ids = await column(ClipTag.filter(tag__name=required.lower().lstrip("#")), "clip_id")
-        query = query.filter(pk__in=ids)
-    excluded = [n.lower().lstrip("#") for n in p.texts("none")]
+    # Subqueries: a popular tag's clip ids are never loaded into the process.
+    for required in p.texts("all")[:MAX_TAG_TERMS]:
+        tagged = ClipTag.filter(tag__name=required.lower().lstrip("#")).values("clip_id")
+        query = query.filter(pk__in=Subquery(tagged))
+    excluded = [n.lower().lstrip("#") for n in p.texts("none")[:MAX_TAG_TERMS]]
     if excluded:
-        ids = await column(ClipTag.filter(tag__name__in=excluded), "clip_id")
-        query = query.exclude(pk__in=list(ids))
+        tagged = ClipTag.filter(tag__name__in=excluded).values("clip_id")
+        query = query.exclude(pk__in=Subquery(tagged))
     return await _clip_timeline(ctx, query)
 
 
@@ -270,10 +276,15 @@ async def clear(ctx: Ctx) -> Response:
     return json({})
 
 
+UNREAD_CAP = 1000
+"""The most ``unread_count`` counts: reading at most that many index entries, not all."""
+
+
 @endpoint("read", "read:notifications", user=True)
 async def unread_count(ctx: Ctx) -> Response:
-    count = await Notification.filter(recipient_id=ctx.me.pk, dismissed=False).count()
-    return json({"count": min(count, 1000)})
+    query = Notification.filter(recipient_id=ctx.me.pk, dismissed=False)
+    ids = await column(query.order_by("-id").limit(UNREAD_CAP), "id")
+    return json({"count": len(ids)})
 
 
 def _offset_limit(ctx: Ctx, default: int, maximum: int) -> tuple[int, int]:
@@ -294,7 +305,7 @@ async def trending_statuses(ctx: Ctx) -> Response:
             created_at__gte=utcnow() - TREND_WINDOW,
         )
         .order_by("-id")
-        .limit(1000)
+        .limit(TREND_SCAN)
     )
     hidden = await hidden_account_ids(ctx.account)
     scored = [
@@ -311,40 +322,37 @@ async def trending_statuses(ctx: Ctx) -> Response:
 
 @endpoint("read", "read:statuses")
 async def trending_tags(ctx: Ctx) -> Response:
-    """Tags on public clips of the last week, ranked by distinct authors, then by uses."""
+    """Tags on the latest :data:`TREND_SCAN` public clips of the last week (of authors not
+    suspended), ranked by distinct authors, then by uses."""
     offset, limit = _offset_limit(ctx, 10, 20)
-    rows = (
-        await ClipTag.filter(
-            clip__visibility=Visibility.PUBLIC,
-            clip__deleted_at=None,
-            clip__created_at__gte=utcnow() - TREND_WINDOW,
+    recent = await column(
+        Clip.filter(
+            visibility=Visibility.PUBLIC,
+            deleted_at=None,
+            created_at__gte=utcnow() - TREND_WINDOW,
+            account__suspended_at=None,
+            account__origin_suspended_at=None,
         )
-        .annotate(uses=Count("id"))
-        .group_by("tag_id")
-        .values("tag_id", "uses")
+        .order_by("-id")
+        .limit(TREND_SCAN),
+        "id",
     )
+    uses: dict[int, int] = {}
     authors: dict[int, set[int]] = {}
-    for row in await ClipTag.filter(
-        tag_id__in=[r["tag_id"] for r in rows],
-        clip__visibility=Visibility.PUBLIC,
-        clip__deleted_at=None,
-        clip__created_at__gte=utcnow() - TREND_WINDOW,
-    ).values("tag_id", "clip__account_id"):
+    for row in await ClipTag.filter(clip_id__in=recent).values("tag_id", "clip__account_id"):
+        uses[row["tag_id"]] = uses.get(row["tag_id"], 0) + 1
         authors.setdefault(row["tag_id"], set()).add(row["clip__account_id"])
-    ranked = sorted(
-        rows,
-        key=lambda r: (len(authors.get(r["tag_id"], ())), r["uses"], -r["tag_id"]),
-        reverse=True,
-    )
-    chosen = [r["tag_id"] for r in ranked[offset : offset + limit]]
+    ranked = sorted(uses, key=lambda t: (len(authors[t]), uses[t], -t), reverse=True)
+    chosen = ranked[offset : offset + limit]
     tags = {t.pk: t for t in await Tag.filter(pk__in=chosen)}
     return json(await tag_entities([tags[i] for i in chosen if i in tags]))
 
 
 @endpoint("read", "read:statuses")
 async def tag_info(ctx: Ctx) -> Response:
+    """A tag anyone may see (a tag used only in followers-only or direct clips is unknown)."""
     name = str(ctx.request.path_params["name"]).lower().lstrip("#")
-    found = await Tag.get_or_none(name=name)
+    found = await find_visible(name)
     if found is None:
         raise NotFound("Record not found")
     return json((await tag_entities([found]))[0])

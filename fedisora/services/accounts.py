@@ -19,6 +19,7 @@ from fedisora.services.passwords import (
     user_key,
     verify_guarded,
 )
+from fedisora.services.text import clean_name
 
 __all__ = [
     "LOCAL_NAME_RE",
@@ -105,7 +106,7 @@ async def create_local_account(
         account = await Account.create(
             username=username,
             domain=None,
-            display_name=display_name or username,
+            display_name=clean_name(display_name) or username,
             **_local_actor_fields(username),
             **keys,
         )

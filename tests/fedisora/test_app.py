@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from instance import ROOT, Instance, running_instance
+from instance import ROOT, Instance, admin_headers, running_instance
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,9 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
 
 def test_healthz_reports_database_redis_and_workers(instance: Instance) -> None:
     deadline = time.monotonic() + 30
+    admin = admin_headers(instance.url, instance.admin_password)
     while True:
-        r = httpx.get(f"{instance.url}/healthz")
+        r = httpx.get(f"{instance.url}/healthz", headers=admin)
         body = r.json()
         if r.status_code == 200 or time.monotonic() > deadline:
             break
@@ -38,6 +39,9 @@ def test_healthz_reports_database_redis_and_workers(instance: Instance) -> None:
     # The render queue is served by a separate process, not by the web server.
     pids = {w["pid"] for w in body["workers"]["workers"]}
     assert len(pids) == 2
+    # Anyone else reads the status only (tests/api/test_api_healthz.py).
+    public = httpx.get(f"{instance.url}/healthz").json()
+    assert public == {"status": "ok", **{p: {"ok": True} for p in ("database", "redis", "workers")}}
 
 
 def test_errors_are_json_on_api_paths_and_pages_in_the_browser(instance: Instance) -> None:
@@ -151,7 +155,8 @@ def test_serve_with_several_workers(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert len(workers) == 2
-        with httpx.Client(base_url=inst.url) as client:
+        admin = admin_headers(inst.url, inst.admin_password)
+        with httpx.Client(base_url=inst.url, headers=admin) as client:
             # Each web process runs durable work in-process (no Redis) and reports its beat.
             runners: set[int] = set()
             while time.monotonic() < deadline + 30:

@@ -62,6 +62,34 @@ def instance_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
+def admin_headers(url: str, password: str, username: str = "admin") -> dict[str, str]:
+    """An ``Authorization`` header with a token of the admin holding ``admin:read``: what
+    reads ``/healthz``'s full report (anyone else gets the status only)."""
+    scopes = "read admin:read"
+    app = httpx.post(
+        f"{url}/api/v1/apps",
+        data={
+            "client_name": "tests",
+            "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+            "scopes": scopes,
+        },
+    )
+    assert app.status_code == 200, app.text
+    token = httpx.post(
+        f"{url}/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": app.json()["client_id"],
+            "client_secret": app.json()["client_secret"],
+            "username": username,
+            "password": password,
+            "scope": scopes,
+        },
+    )
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 @dataclass
 class Instance:
     url: str

@@ -23,6 +23,7 @@ from factories import local_account, rendered_video
 from webhelpers import DOMAIN, PEER, browser, card, create, logged_in, peer_account, receive
 
 from activitypub.federation.context import Federation
+from fedisora import urls
 from fedisora.config import Settings
 from fedisora.ids import new_id
 from fedisora.models import Account, Clip, Comment, MediaFile
@@ -500,6 +501,7 @@ async def test_invalid_provenance_clips_stay_collapsed(
                 "state": state,
                 "reason": "checked",
                 "checked_at": "2026-01-02T03:04:05+00:00",
+                "file_size": 1234,  # the check fetched the video: it is played from here
             }
         )
     async with browser(web) as anon:
@@ -513,4 +515,7 @@ async def test_invalid_provenance_clips_stay_collapsed(
     assert len(video) == 1 and video[0] in gate.group(2)
     assert 'preload="none"' in video[0] and "autoplay" not in collapsed
     assert "poster=" not in collapsed and f"media.{PEER}/posters/1.jpg" not in collapsed
-    assert "prov-gate" not in shown and f'poster="https://media.{PEER}/posters/2.jpg"' in shown
+    fine_media = await MediaFile.get(pk=fine.media_id)
+    poster = urls.current().media_proxy(fine_media.pk, "small", str(fine_media.remote_poster_url))
+    assert "prov-gate" not in shown and f'poster="{poster}"' in shown
+    assert f"media.{PEER}" not in page  # played and shown from here, never from the peer

@@ -1,5 +1,7 @@
 """Remote clips on the web pages: a logged-in user's feed shows the clips of the remote
-accounts they follow, played from the peer's own URLs, each with its provenance label
+accounts they follow, played through this server's media proxy once their provenance check
+fetched the video (never from the peer's URLs: tests/federation/test_fed_media_proxy.py),
+each with its provenance label
 (verified, unverified, invalid, or still checking), under the API's visibility rules, with
 everything the peer sent escaped.
 
@@ -20,6 +22,7 @@ from webhelpers import PEER, browser, card, create, logged_in, peer_account, rec
 
 from activitypub.federation.context import Federation
 from activitypub.federation.ingest import handle_activity
+from fedisora import urls
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry
 from fedisora.services import follows, posts
 
@@ -27,17 +30,29 @@ CHECKED = "2026-01-02T03:04:05+00:00"
 
 
 async def label(clip: Clip, state: str, reason: str, **details: Any) -> None:
-    """Set the clip's label as the RemoteMediaCheck machine writes it."""
+    """Set the clip's label as the RemoteMediaCheck machine writes it once it fetched the
+    video (the size and digest of what it checked among the details)."""
     media = await MediaFile.get(pk=clip.media_id)
     await MediaFile.filter(pk=media.pk).update(
         provenance={
             **media.provenance,
+            "file_size": 1234,
+            "file_sha256": "ab" * 32,
             **details,
             "state": state,
             "reason": reason,
             "checked_at": CHECKED,
         }
     )
+
+
+async def proxied(clip: Clip, kind: str = "original") -> str:
+    """Where the page plays *clip*'s video (or shows its poster) from: this server."""
+    media = await MediaFile.get(pk=clip.media_id)
+    remote = media.remote_url if kind == "original" else media.remote_poster_url
+    url = urls.current().media_proxy(media.pk, kind, str(remote))
+    assert url.startswith("https://fedisora.test/media_proxy/")
+    return url
 
 
 async def accepted_follow(fed: Federation, follower: Account, target: Account) -> None:
@@ -92,11 +107,18 @@ async def test_a_follower_sees_remote_clips_with_their_provenance_labels(
     assert positions == sorted(positions)
 
     for n, (name, shown) in enumerate(cards.items(), start=1):
-        # Played from the peer's own URL, never re-hosted; linked out as user content.
-        assert f'src="{video_url(n)}"' in shown
+        # Played through this server once checked, never from the peer; linked out as user
+        # content. A clip still being checked shows no video (nothing is fetched for it).
+        clip = clips[name]
+        if name == "checking":
+            assert "<video" not in shown and "poster=" not in shown
+            assert "The video shows once this server has checked its provenance." in shown
+        else:
+            assert f'src="{await proxied(clip)}"' in shown
+        assert video_url(n) not in shown and f"media.{PEER}" not in shown
         # An invalid clip's poster is not even loaded (test_web_public_pages.py).
-        poster = f'poster="https://media.{PEER}/posters/{n}.jpg"'
-        assert (poster in shown) is (name != "invalid")
+        poster = f'poster="{await proxied(clip, "small")}"'
+        assert (poster in shown) is (name not in ("invalid", "checking"))
         assert "/media/" not in shown
         assert 'data-origin="remote"' in shown and f"from {PEER}" in shown
         assert f'href="https://{PEER}/@rita/{n}" rel="nofollow noopener ugc"' in shown
@@ -217,7 +239,7 @@ async def test_remote_text_is_escaped_and_remote_urls_are_checked(
     # The note's javascript: url is dropped for its id; the actor's for its uri.
     assert f'href="{clip.uri}" rel="nofollow noopener ugc"' in shown
     assert f'href="{mallory.uri}" rel="nofollow noopener ugc"' in shown
-    assert f'src="{video_url(1)}"' in shown
+    assert video_url(1) not in shown  # not checked yet: no video, and never the peer's URL
 
 
 async def test_a_remote_video_url_that_is_not_http_is_not_played(
@@ -227,6 +249,7 @@ async def test_a_remote_video_url_that_is_not_http_is_not_played(
     rita = await peer_account("rita")
     await accepted_follow(fed, ann, rita)
     clip = await receive(fed, create(rita, 1))
+    await label(clip, "unverified", "the file carries no C2PA provenance manifest")
     await MediaFile.filter(pk=clip.media_id).update(
         remote_url="javascript:alert(1)", remote_poster_url="data:image/png;base64,AAAA"
     )
