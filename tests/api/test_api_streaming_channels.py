@@ -4,13 +4,18 @@ notification poll that stands in for Redis between processes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 import pytest
 from apihelpers import Login, login
 from factories import local_account, rendered_video
+from streaming_reference import reference_messages
+from test_api_entities import counting
 
-from fedisora.models import NotificationType
+from fedisora.models import Clip, Notification, NotificationType, Visibility
+from fedisora.services import bookmarks, follows, interactions, posts
 from fedisora.services.events import Event
 from fedisora.services.notify import notify
 from fedisora.streaming.broker import Hub, NotificationPoller, decode, encode
@@ -18,6 +23,7 @@ from fedisora.streaming.channels import (
     Stream,
     StreamError,
     Viewer,
+    fan_out,
     messages_for,
     parse_stream,
 )
@@ -176,3 +182,121 @@ def test_wire_format() -> None:
     for n in range(1005):  # a slow connection loses the oldest events, never blocks others
         hub.dispatch(Event("clip.created", 1, {"clip_id": n}))
     assert queue.qsize() == 1000 and queue.get_nowait().data == {"clip_id": 5}
+
+
+@dataclass(eq=False)  # one per connection: hashed by identity
+class _Sub:
+    viewer: Viewer
+    streams: Sequence[Stream]
+
+
+async def test_fan_out_matches_each_viewer_alone(client: httpx.AsyncClient, db: str) -> None:
+    """The batched fan-out gives every connection exactly what the per-viewer rules (the
+    implementation before batching, kept as an oracle) give it alone, for every event kind,
+    across followers, strangers, mentions, mutes, blocks both ways, interactions, a remix of a
+    followers-only clip, app-only and anonymous viewers, and tokens with narrow scopes."""
+    names = ["alice", "bob", "carol", "dan", "erin", "frank", "gina", "hank", "ivan", "judy"]
+    acct = {n: await local_account(n) for n in names}
+    alice = acct["alice"]
+    for fan in ("bob", "hank", "judy", "frank"):
+        await follows.follow(acct[fan], alice)
+    for fan in ("ivan", "judy"):
+        await follows.follow(acct[fan], acct["bob"])
+    await follows.mute(acct["erin"], alice)
+    await follows.block(alice, acct["frank"])
+    await follows.block(acct["gina"], alice)
+    await follows.block(acct["judy"], acct["bob"])
+
+    async def post(text: str, visibility: Visibility, remix_of: Clip | None = None) -> Clip:
+        media = await rendered_video(alice)
+        return await posts.post_clip(
+            alice, media, caption=text, visibility=visibility, remix_of=remix_of
+        )
+
+    public = await post("surf #waves @dan", Visibility.PUBLIC)
+    unlisted = await post("quiet #waves", Visibility.UNLISTED)
+    private = await post("secret #waves @carol", Visibility.FOLLOWERS)
+    direct = await post("psst @dan", Visibility.DIRECT)
+    remix = await post("again #waves", Visibility.PUBLIC, remix_of=private)
+    await interactions.like(acct["hank"], public)
+    await bookmarks.bookmark(acct["hank"], public)
+    await interactions.boost(acct["hank"], public)
+    boost = await interactions.boost(acct["bob"], public)
+    reply = await interactions.comment(acct["bob"], public, "nice @alice @dan")
+    notes = await Notification.filter(recipient_id=alice.pk)
+    assert notes
+
+    events = [Event("clip.created", alice.pk, {"clip_id": c.pk}) for c in (public, unlisted)]
+    events += [Event("clip.created", alice.pk, {"clip_id": c.pk}) for c in (private, direct)]
+    events += [
+        Event("clip.created", alice.pk, {"clip_id": remix.pk}),
+        Event("clip.updated", alice.pk, {"clip_id": public.pk}),
+        Event("boost.created", acct["bob"].pk, {"boost_id": boost.pk}),
+        *(Event("notification.created", n.recipient_id, {"notification_id": n.pk}) for n in notes),
+    ]
+    full = ("read", "write", "follow", "push")
+    viewers = [Viewer(None), Viewer(None, ("read",))]  # anonymous, an app-only token
+    viewers += [Viewer(a, full) for a in acct.values()]
+    viewers += [Viewer(acct["bob"], ("read:notifications",)), Viewer(alice, ("read:statuses",))]
+    streams = [*ALL, Stream("user:notification"), Stream("hashtag:local", "waves")]
+    subs = [_Sub(v, streams) for v in viewers]
+    subs += [_Sub(Viewer(acct[n], full), [Stream("user")]) for n in ("bob", "dan")]
+
+    async def compare() -> int:
+        delivered = 0
+        for event in events:
+            batched = dict(await fan_out(event, subs))
+            for sub in subs:
+                expected = await reference_messages(event, sub.viewer, sub.streams)
+                got = batched.get(sub, [])
+                assert [(m.stream, m.event, m.payload) for m in got] == [
+                    (m.stream, m.event, m.payload) for m in expected
+                ], (event, sub.viewer.account and sub.viewer.account.username)
+                delivered += len(got)
+        return delivered
+
+    assert await compare() > 40
+    # what the comparison covered: hank's view has his interactions, a stranger's remix quote
+    # is unauthorized while a follower's shows the followers-only source
+    update = Event("clip.updated", alice.pk, {"clip_id": public.pk})
+    mine = json.loads((await messages_for(update, Viewer(acct["hank"], full), ALL))[0].payload)
+    assert mine["favourited"] and mine["reblogged"] and mine["bookmarked"]
+    made = Event("clip.created", alice.pk, {"clip_id": remix.pk})
+    seen = await messages_for(made, Viewer(acct["ivan"], full), [Stream("public")])
+    assert json.loads(seen[0].payload)["quote"]["state"] == "unauthorized"
+    seen = await messages_for(made, Viewer(acct["bob"], full), [Stream("public")])
+    assert json.loads(seen[0].payload)["quote"]["quoted_status"]["id"] == str(private.pk)
+
+    # deletions: a comment and clips (the events come after the rows are marked deleted)
+    await interactions.delete_comment(acct["bob"], reply)
+    for clip in (private, public, direct):
+        await posts.delete_clip(alice, clip)
+    events = [Event("comment.deleted", acct["bob"].pk, {"comment_id": reply.pk})]
+    events += [
+        Event("clip.deleted", alice.pk, {"clip_id": c.pk}) for c in (private, public, direct)
+    ]
+    assert await compare() > 10
+
+
+async def test_fan_out_cost_does_not_grow_with_connections(
+    client: httpx.AsyncClient, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries per event are the same for 2 connections as for 200 (anonymous ones and
+    signed-in strangers alike), and equal messages are one shared object."""
+    alice = await local_account("alice")
+    strangers = [await local_account(f"s{n}") for n in range(40)]
+    clip = await posts.post_clip(alice, await rendered_video(alice), caption="hi #waves")
+    event = Event("clip.created", alice.pk, {"clip_id": clip.pk})
+
+    def subs(count: int) -> list[_Sub]:
+        out = [_Sub(Viewer(None), [Stream("public"), Stream("hashtag", "waves")])] * count
+        return out + [_Sub(Viewer(s, ("read",)), [Stream("public")]) for s in strangers[:count]]
+
+    with counting(monkeypatch) as few:
+        small = await fan_out(event, subs(1))
+    with counting(monkeypatch) as many:
+        large = await fan_out(event, subs(40) * 5)
+    assert len(small) == 2 and len(large) == 400
+    assert len(many) == len(few), many
+    payloads = {id(m) for _, messages in large for m in messages}
+    assert len(payloads) == 3  # public and hashtag for anonymous viewers, public for the rest
