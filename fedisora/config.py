@@ -167,6 +167,10 @@ class Settings:
     render_compile: bool = False  # torch.compile the transformer (slow first render)
     render_first_block_cache: float = 0.0  # First Block Cache threshold; 0 disables it
     log_level: str = "info"
+    # Open streaming connections (SSE or WebSocket) per client address (IPv6: per /64) and
+    # per access token, in each web process.
+    streams_per_ip: int = 50
+    streams_per_token: int = 20
     # Where this instance's source code is offered (AGPL section 13): an instance running
     # modified code must point at its own.
     source_url: str = DEFAULT_SOURCE_URL
@@ -262,6 +266,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
         "render_first_block_cache",
         lambda n, raw: _parse_float(n, raw, 0.0, 1.0),
     ),
+    "STREAMS_PER_IP": ("streams_per_ip", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
+    "STREAMS_PER_TOKEN": ("streams_per_token", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),
 }

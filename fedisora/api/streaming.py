@@ -13,8 +13,12 @@
 
 Authentication as on the REST API (bearer header or ``access_token``); failures answer 401 with
 ``{"error": ...}`` (Mastodon's streaming server uses 401 for a missing scope too), an unknown
-stream 400. Public and hashtag streams need no token; a token given must be able to read
-statuses. See :mod:`fedisora.streaming.channels` for what each stream carries.
+stream 400, a stream over the limits per address or per token 429. Public and hashtag streams
+need no token; a token given must be able to read statuses. A stream ends when its token
+does (revoked, expired, its account suspended or disabled...): the event stream's response
+ends, the WebSocket closes with code 1008, within seconds. See
+:mod:`fedisora.streaming.channels` for what each stream carries and
+:mod:`fedisora.streaming.hub` for the limits and the token checks.
 """
 
 from __future__ import annotations
@@ -24,24 +28,19 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator
+from typing import cast
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from fedisora.api.http import load_token, with_cors
+from fedisora.api.http import client_ip, load_token, with_cors
+from fedisora.config import Settings
 from fedisora.errors import FedisoraError
-from fedisora.services.events import Event
-from fedisora.streaming.broker import Hub
-from fedisora.streaming.channels import (
-    Message,
-    Stream,
-    StreamError,
-    Viewer,
-    messages_for,
-    parse_stream,
-)
+from fedisora.streaming.channels import Stream, Viewer, parse_stream
+from fedisora.streaming.hub import Connection, Hub, Limits
 
 __all__ = ["HEARTBEAT", "routes", "sse_lines"]
 
@@ -67,12 +66,13 @@ def _token_from(conn: HTTPConnection) -> tuple[str | None, str | None]:
     return (protocol, protocol) if protocol else (None, None)
 
 
-async def _viewer(conn: HTTPConnection) -> tuple[Viewer, str | None]:
+async def _viewer(conn: HTTPConnection) -> tuple[Viewer, int | None, str | None]:
+    """The viewer, their token's id and the subprotocol the token came as."""
     raw, protocol = _token_from(conn)
     if raw is None:
-        return Viewer(None), None
+        return Viewer(None), None, None
     token, account, _user = await load_token(raw)
-    return Viewer(account, tuple(token.scopes.split())), protocol
+    return Viewer(account, tuple(token.scopes.split())), token.pk, protocol
 
 
 def _hub(conn: HTTPConnection) -> Hub:
@@ -83,31 +83,46 @@ def _hub(conn: HTTPConnection) -> Hub:
     return hub
 
 
-async def sse_lines(
-    hub: Hub, viewer: Viewer, stream: Stream, heartbeat: float = HEARTBEAT
-) -> AsyncGenerator[str, None]:
-    """The text of a server-sent event stream: ``:)``, then messages and ``:thump`` lines."""
-    queue = hub.connect()
-    try:
-        yield ":)\n\n"
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), heartbeat)
-            except TimeoutError:
-                yield ":thump\n\n"
-                continue
-            for message in await _messages(event, viewer, [stream]):
-                yield message.sse_text()
-    finally:
-        hub.disconnect(queue)
+def _open(
+    conn: HTTPConnection, viewer: Viewer, streams: list[Stream], token_id: int | None
+) -> tuple[Hub, Connection]:
+    """Register the stream with the hub, within the limits per address and per token."""
+    hub = _hub(conn)
+    settings: Settings = conn.app.state.settings
+    limits = Limits(settings.streams_per_ip, settings.streams_per_token)
+    # client_ip reads only what requests and WebSockets share (the peer and the headers).
+    ip = client_ip(cast(Request, conn))
+    return hub, hub.open(viewer, streams, token_id=token_id, ip=ip, limits=limits)
 
 
-async def _messages(event: Event, viewer: Viewer, streams: list[Stream]) -> list[Message]:
-    try:
-        return await messages_for(event, viewer, streams)
-    except Exception:  # one bad event must not end the connection
-        log.exception("streaming %s failed", event.kind)
-        return []
+async def sse_lines(conn: Connection, heartbeat: float = HEARTBEAT) -> AsyncGenerator[str, None]:
+    """The text of a server-sent event stream: ``:)``, then messages and ``:thump`` lines,
+    until the hub closes the connection."""
+    yield ":)\n\n"
+    while True:
+        batch = await conn.receive(heartbeat)
+        if batch is None:
+            return
+        yield "".join(m.sse_text() for m in batch) if batch else ":thump\n\n"
+
+
+class _EventStream(StreamingResponse):
+    """The event-stream response; the stream is closed in the hub however the response ends
+    (even when it never started)."""
+
+    def __init__(self, hub: Hub, conn: Connection) -> None:
+        super().__init__(
+            sse_lines(conn),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self.hub, self.conn = hub, conn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.hub.close(self.conn)
 
 
 def _sse_stream_name(request: Request) -> str | None:
@@ -127,18 +142,12 @@ def _flag(value: str | None) -> bool:
 async def event_stream(request: Request) -> Response:
     """Server-sent events for one stream."""
     try:
-        viewer, _ = await _viewer(request)
+        viewer, token_id, _ = await _viewer(request)
         stream = parse_stream(viewer, _sse_stream_name(request), request.query_params.get("tag"))
-        hub = _hub(request)
+        hub, conn = _open(request, viewer, [stream], token_id)
     except FedisoraError as exc:
         return with_cors(JSONResponse({"error": exc.message}, exc.status))
-    return with_cors(
-        StreamingResponse(
-            sse_lines(hub, viewer, stream),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-    )
+    return with_cors(_EventStream(hub, conn))
 
 
 async def health(request: Request) -> Response:
@@ -146,26 +155,17 @@ async def health(request: Request) -> Response:
 
 
 class _Socket:
-    """One WebSocket connection: its subscriptions, and a lock so sends never interleave."""
+    """One WebSocket connection: its hub connection, and a lock so sends never interleave."""
 
-    def __init__(self, ws: WebSocket, viewer: Viewer) -> None:
+    def __init__(self, ws: WebSocket, conn: Connection) -> None:
         self.ws = ws
-        self.viewer = viewer
-        self.streams: list[Stream] = []
+        self.conn = conn
         self._lock = asyncio.Lock()
 
     async def send(self, text: str) -> None:
         async with self._lock:
             if self.ws.application_state == WebSocketState.CONNECTED:
                 await self.ws.send_text(text)
-
-    def subscribe(self, stream: Stream) -> None:
-        if stream not in self.streams:
-            self.streams.append(stream)
-
-    def unsubscribe(self, stream: Stream) -> None:
-        if stream in self.streams:
-            self.streams.remove(stream)
 
     async def handle(self, text: str) -> None:
         """A client message: subscribe or unsubscribe; errors are sent back, never fatal."""
@@ -180,22 +180,26 @@ class _Socket:
             return await self.error("Unknown message type", 400)
         tag = tag if isinstance(tag, str) else None
         try:
-            stream = parse_stream(self.viewer, name, tag)
-        except StreamError as exc:
+            stream = parse_stream(self.conn.viewer, name, tag)
+            if kind == "subscribe":
+                self.conn.subscribe(stream)
+            else:
+                self.conn.unsubscribe(stream)
+        except FedisoraError as exc:  # a refused stream, or too many subscriptions
             return await self.error(exc.message, exc.status)
-        if kind == "subscribe":
-            self.subscribe(stream)
-        else:
-            self.unsubscribe(stream)
         return None
 
     async def error(self, message: str, status: int) -> None:
         await self.send(json.dumps({"error": message, "status": status}))
 
-    async def pump(self, queue: asyncio.Queue[Event]) -> None:
+    async def read(self) -> None:
         while True:
-            event = await queue.get()
-            for message in await _messages(event, self.viewer, list(self.streams)):
+            await self.handle(await self.ws.receive_text())
+
+    async def pump(self) -> None:
+        """Send what the hub hands the connection until the hub closes it."""
+        while (batch := await self.conn.receive(HEARTBEAT)) is not None:
+            for message in batch:
                 await self.send(message.websocket_text())
 
 
@@ -204,37 +208,42 @@ async def _deny(ws: WebSocket, status: int, message: str) -> None:
     if "websocket.http.response" in ws.scope.get("extensions", {}):
         await ws.send_denial_response(JSONResponse({"error": message}, status))
     else:
-        await ws.close(code=1008 if status in (401, 403) else 1003, reason=message[:120])
+        code = {401: 1008, 403: 1008, 429: 1013}.get(status, 1003)
+        await ws.close(code=code, reason=message[:120])
 
 
 async def websocket(ws: WebSocket) -> None:
     try:
-        viewer, protocol = await _viewer(ws)
-        first: Stream | None = None
+        viewer, token_id, protocol = await _viewer(ws)
+        first: list[Stream] = []
         if ws.query_params.get("stream"):
-            first = parse_stream(viewer, ws.query_params.get("stream"), ws.query_params.get("tag"))
-        hub = _hub(ws)
+            first.append(
+                parse_stream(viewer, ws.query_params.get("stream"), ws.query_params.get("tag"))
+            )
+        hub, conn = _open(ws, viewer, first, token_id)
     except FedisoraError as exc:
         return await _deny(ws, exc.status, exc.message)
-    socket = _Socket(ws, viewer)
-    if first is not None:
-        socket.subscribe(first)
-    queue = hub.connect()
-    pump: asyncio.Task[None] | None = None
+    socket = _Socket(ws, conn)
+    tasks: list[asyncio.Task[None]] = []
     try:
         await ws.accept(subprotocol=protocol)
-        pump = asyncio.create_task(socket.pump(queue))
-        while True:
-            text = await ws.receive_text()
-            await socket.handle(text)
+        pump = asyncio.create_task(socket.pump())
+        tasks = [asyncio.create_task(socket.read()), pump]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if pump.done() and conn.closed:  # the hub ended it: say why, as a policy close
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                async with socket._lock:
+                    if ws.application_state == WebSocketState.CONNECTED:
+                        await ws.close(code=1008, reason=conn.reason[:120])
     except (WebSocketDisconnect, RuntimeError):  # the client went away (mid-send, too)
         pass
     finally:
-        hub.disconnect(queue)
-        if pump is not None:
-            pump.cancel()
+        hub.close(conn)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await pump
+                await task
 
 
 def routes() -> list[BaseRoute]:

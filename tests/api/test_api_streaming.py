@@ -384,12 +384,16 @@ async def test_sse_heartbeat() -> None:
     from fedisora.api.streaming import sse_lines
 
     hub = Hub()
-    lines = sse_lines(hub, Viewer(None), Stream("public"), heartbeat=0.05)
+    conn = hub.open(Viewer(None), [Stream("public")])
+    lines = sse_lines(conn, heartbeat=0.05)
     assert await anext(lines) == ":)\n\n"
     assert hub.connections == 1
     assert await anext(lines) == ":thump\n\n"
-    await lines.aclose()
+    hub.close(conn, "done")  # as the hub ends a stream whose token ended: the text ends
+    with pytest.raises(StopAsyncIteration):
+        await anext(lines)
     assert hub.connections == 0
+    await hub.stop()
 
 
 async def test_redis_relay_carries_events_between_processes(redis_url: str) -> None:
