@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -14,12 +15,25 @@ from factories import local_account, rendered_video
 from streaming_reference import reference_messages
 from test_api_entities import counting
 
-from fedisora.models import Clip, Notification, NotificationType, Visibility
+from fedisora.api.http import load_token
+from fedisora.errors import FedisoraError
+from fedisora.models import (
+    Account,
+    Clip,
+    Notification,
+    NotificationType,
+    OAuthAccessToken,
+    OAuthApplication,
+    User,
+    Visibility,
+    utcnow,
+)
 from fedisora.services import bookmarks, follows, interactions, posts
 from fedisora.services.events import Event
 from fedisora.services.notify import notify
 from fedisora.streaming.broker import Hub, NotificationPoller, decode, encode
 from fedisora.streaming.channels import (
+    Message,
     Stream,
     StreamError,
     Viewer,
@@ -27,6 +41,14 @@ from fedisora.streaming.channels import (
     messages_for,
     parse_stream,
 )
+from fedisora.streaming.hub import (
+    MAX_SUBSCRIPTIONS,
+    QUEUE_SIZE,
+    TOKEN_ENDED,
+    Limits,
+    TooManyStreams,
+)
+from fedisora.streaming.tokens import live_tokens
 
 ALL = [
     Stream("user"),
@@ -300,3 +322,125 @@ async def test_fan_out_cost_does_not_grow_with_connections(
     assert len(many) == len(few), many
     payloads = {id(m) for _, messages in large for m in messages}
     assert len(payloads) == 3  # public and hashtag for anonymous viewers, public for the rest
+
+
+async def test_live_tokens_agree_with_load_token(client: httpx.AsyncClient, db: str) -> None:
+    """The batched token check behind open streams accepts exactly what REST accepts."""
+    app = await OAuthApplication.create(name="t", client_id="c", client_secret="s")
+    ok, suspended, disabled, unapproved = [await local_account() for _ in range(4)]
+    await Account.filter(pk=suspended.pk).update(suspended_at=utcnow())
+    await User.filter(account_id=disabled.pk).update(disabled=True)
+    await User.filter(account_id=unapproved.pk).update(approved=False)
+    soon, past = utcnow() + timedelta(hours=1), utcnow() - timedelta(seconds=1)
+    cases = {
+        "user": {"account": ok},
+        "app only": {"account": None},
+        "expires later": {"account": ok, "expires_at": soon},
+        "expired": {"account": ok, "expires_at": past},
+        "revoked": {"account": ok, "revoked_at": utcnow()},
+        "app only, revoked": {"account": None, "revoked_at": utcnow()},
+        "suspended": {"account": suspended},
+        "disabled": {"account": disabled},
+        "unapproved": {"account": unapproved},
+        "deleted": {"account": ok},
+    }
+    tokens = {
+        name: await OAuthAccessToken.create(token=f"t{n}", application=app, scopes="read", **fields)
+        for n, (name, fields) in enumerate(cases.items())
+    }
+    await tokens["deleted"].delete()
+    accepted = set()
+    for token in tokens.values():
+        try:
+            await load_token(token.token)
+            accepted.add(token.pk)
+        except FedisoraError:
+            pass
+    assert len(accepted) == 3  # user, app only, expires later
+    assert await live_tokens([t.pk for t in tokens.values()]) == accepted
+    many = list(range(10**9, 10**9 + 1300))  # no such tokens, and more than one chunk
+    assert await live_tokens([*many, tokens["user"].pk]) == {tokens["user"].pk}
+
+
+async def test_hub_fans_out_off_the_callers_path_and_ends_revoked_streams(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    alice = await login(client, await local_account("alice"))
+    bob = await login(client, await local_account("bob"))
+    await client.post(f"/api/v1/accounts/{alice.account.pk}/follow", headers=bob.headers)
+    token = await OAuthAccessToken.get(token=bob.token)
+    hub = Hub(recheck_interval=3600)  # only the check made with each event, here
+    mine = hub.open(_viewer(bob), [Stream("user")], token_id=token.pk)
+    anon = hub.open(Viewer(None), [Stream("public")])
+    try:
+        first = await _clip(client, alice, "one", visibility="private")
+        hub.dispatch(Event("clip.created", alice.account.pk, {"clip_id": int(first)}))
+        assert await mine.receive(0) == []  # dispatch only queued it
+        await hub.drain()
+        (message,) = await mine.receive(1) or []
+        assert json.loads(message.payload)["id"] == first
+
+        r = await client.post(
+            "/oauth/revoke",
+            data={
+                "client_id": bob.client_id,
+                "client_secret": bob.client_secret,
+                "token": bob.token,
+            },
+        )
+        assert r.status_code == 200
+        second = await _clip(client, alice, "two", visibility="private")
+        hub.dispatch(Event("clip.created", alice.account.pk, {"clip_id": int(second)}))
+        await hub.drain()
+        assert await mine.receive(1) is None  # ended, and the clip was never handed over
+        assert mine.reason == TOKEN_ENDED
+        assert hub.connections == 1 and not anon.closed
+
+        # the periodic check finds what ended between events
+        carol = await login(client, await local_account("carol"))
+        row = await OAuthAccessToken.get(token=carol.token)
+        theirs = [hub.open(_viewer(carol), [Stream("public")], token_id=row.pk) for _ in "ab"]
+        assert await hub.recheck() == 0
+        await Account.filter(pk=carol.account.pk).update(suspended_at=utcnow())
+        assert await hub.recheck() == 2
+        assert all(c.closed for c in theirs) and hub.connections == 1
+    finally:
+        await hub.stop()
+    assert anon.closed and hub.connections == 0
+
+
+async def test_hub_limits() -> None:
+    hub = Hub()
+    limits = Limits(per_ip=2, per_token=1)
+    try:
+        first = hub.open(Viewer(None), ip="2001:db8::1", limits=limits)
+        hub.open(Viewer(None), ip="2001:db8::ffff", limits=limits)  # the same /64
+        with pytest.raises(TooManyStreams) as refused:
+            hub.open(Viewer(None), ip="2001:db8::2", limits=limits)
+        assert refused.value.status == 429 and "address" in refused.value.message
+        hub.open(Viewer(None), ip="2001:db8:0:1::1", limits=limits)  # another /64
+        hub.close(first)
+        hub.close(first)  # closing twice counts once
+        hub.open(Viewer(None), ip="2001:db8::3", limits=limits)
+        with pytest.raises(TooManyStreams):
+            hub.open(Viewer(None), ip="2001:db8::4", limits=limits)
+
+        hub.open(Viewer(None), ip="192.0.2.1", token_id=7, limits=limits)
+        with pytest.raises(TooManyStreams) as refused:
+            hub.open(Viewer(None), ip="192.0.2.2", token_id=7, limits=limits)
+        assert "token" in refused.value.message
+        hub.open(Viewer(None), ip="::ffff:192.0.2.1", limits=limits)  # 192.0.2.1's second
+        with pytest.raises(TooManyStreams):
+            hub.open(Viewer(None), ip="192.0.2.1", limits=limits)
+
+        conn = hub.open(Viewer(None), [Stream("public")])
+        for n in range(MAX_SUBSCRIPTIONS - 1):
+            conn.subscribe(Stream("hashtag", f"t{n}"))
+        with pytest.raises(TooManyStreams):
+            conn.subscribe(Stream("hashtag", "one-too-many"))
+        # a connection that falls behind keeps the newest QUEUE_SIZE messages
+        conn.push([Message(["public"], "delete", str(n)) for n in range(QUEUE_SIZE + 5)])
+        batch = await conn.receive(0)
+        assert batch is not None and len(batch) == QUEUE_SIZE and batch[0].payload == "5"
+    finally:
+        await hub.stop()
