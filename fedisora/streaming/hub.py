@@ -72,6 +72,7 @@ QUEUE_SIZE = 1000
 INBOX_SIZE = 10_000
 MAX_SUBSCRIPTIONS = 100
 RECHECK_INTERVAL = 2.0
+SLICE = 64  # connections handed an event per turn of the event loop
 TOKEN_ENDED = "The access token is no longer valid"
 
 
@@ -261,11 +262,16 @@ class Hub:
         out = await fan_out(event, conns)
         tokens = {c.token_id for c, _ in out if c.token_id is not None}
         ended = tokens - await live_tokens(tokens) if tokens else set()
-        for conn, messages in out:
+        for n, (conn, messages) in enumerate(out, 1):
             if conn.token_id in ended:
                 self.close(conn, TOKEN_ENDED)
             else:
                 conn.push(messages)
+            if n % SLICE == 0:
+                # Each push wakes a connection's task to write to its socket. Handing them
+                # out a slice at a time lets requests waiting on the event loop (the very
+                # POST that made this event) run between slices instead of after them all.
+                await asyncio.sleep(0)
 
     async def _fan_out_loop(self) -> None:
         while True:
