@@ -48,6 +48,7 @@ log = logging.getLogger("fedisora.streaming")
 
 HEARTBEAT = 15.0  # seconds between ``:thump`` comments, as Mastodon's streaming server
 BASE = "/api/v1/streaming"
+MAX_MESSAGE = 4096  # characters in a client's (un)subscribe message
 
 
 class _NotRunning(FedisoraError):
@@ -169,6 +170,8 @@ class _Socket:
 
     async def handle(self, text: str) -> None:
         """A client message: subscribe or unsubscribe; errors are sent back, never fatal."""
+        if len(text) > MAX_MESSAGE:
+            return await self.error("Message too long", 400)
         try:
             body = json.loads(text)
         except ValueError:
@@ -193,8 +196,20 @@ class _Socket:
         await self.send(json.dumps({"error": message, "status": status}))
 
     async def read(self) -> None:
+        """Handle the client's messages until it goes away (text frames; binary ones too if
+        they are UTF-8, as some clients send them)."""
         while True:
-            await self.handle(await self.ws.receive_text())
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                try:
+                    text = (message.get("bytes") or b"").decode()
+                except UnicodeDecodeError:
+                    await self.error("Invalid JSON message", 400)
+                    continue
+            await self.handle(text)
 
     async def pump(self) -> None:
         """Send what the hub hands the connection until the hub closes it."""

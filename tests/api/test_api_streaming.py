@@ -374,6 +374,15 @@ async def test_stream_auth_and_errors(instance: Instance) -> None:
         assert msg["status"] == 401 and msg["error"]
         await anon.send("not json")
         assert (await next_message(anon))["status"] == 400
+        await anon.send(b"\xff\xfe")  # a binary frame that is not even UTF-8
+        assert await next_message(anon) == {"error": "Invalid JSON message", "status": 400}
+        await anon.send(json.dumps({"type": "subscribe", "stream": "hashtag", "tag": "x" * 9000}))
+        assert await next_message(anon) == {"error": "Message too long", "status": 400}
+        await anon.send(
+            json.dumps({"type": "subscribe", "stream": "hashtag", "tag": "ok"}).encode()
+        )
+        await anon.send(json.dumps({"type": "subscribe", "stream": "direct"}))  # still served
+        assert (await next_message(anon))["error"] == "Unknown stream type"
     async with sse(instance, "/api/v1/streaming/user/notification", token):
         pass  # subscribed (the ``:)`` comment came), and disconnecting is clean
 
