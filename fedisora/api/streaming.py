@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import cast
 
 from starlette.requests import HTTPConnection, Request
@@ -42,13 +42,14 @@ from fedisora.errors import FedisoraError
 from fedisora.streaming.channels import Stream, Viewer, parse_stream
 from fedisora.streaming.hub import Connection, Hub, Limits
 
-__all__ = ["HEARTBEAT", "routes", "sse_lines"]
+__all__ = ["HEARTBEAT", "guard", "routes", "sse_lines"]
 
 log = logging.getLogger("fedisora.streaming")
 
 HEARTBEAT = 15.0  # seconds between ``:thump`` comments, as Mastodon's streaming server
 BASE = "/api/v1/streaming"
 MAX_MESSAGE = 4096  # characters in a client's (un)subscribe message
+Chunk = str | bytes | memoryview
 
 
 class _NotRunning(FedisoraError):
@@ -111,9 +112,11 @@ class _EventStream(StreamingResponse):
     """The event-stream response; the stream is closed in the hub however the response ends
     (even when it never started)."""
 
-    def __init__(self, hub: Hub, conn: Connection) -> None:
+    def __init__(
+        self, hub: Hub, conn: Connection, content: AsyncIterable[Chunk] | None = None
+    ) -> None:
         super().__init__(
-            sse_lines(conn),
+            sse_lines(conn) if content is None else content,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -124,6 +127,49 @@ class _EventStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.hub.close(self.conn)
+
+
+def guard(
+    request: Request, viewer: Viewer, token_id: int | None, response: StreamingResponse
+) -> Response:
+    """Hold another endpoint's event stream (a render's progress) to the rules of these
+    streams: it counts against the limits per address and per token (:class:`TooManyStreams`
+    when over) and ends when its token does. Without a running hub (an app whose lifespan
+    has not run) the response is returned as it is."""
+    if getattr(request.app.state, "streaming", None) is None:
+        return response
+    hub, conn = _open(request, viewer, [], token_id)
+    guarded = _EventStream(hub, conn, _until_ended(conn, response.body_iterator))
+    for name in ("cache-control", "x-accel-buffering"):
+        if name in response.headers:
+            guarded.headers[name] = response.headers[name]
+    return guarded
+
+
+async def _until_ended(
+    conn: Connection, content: AsyncIterable[Chunk]
+) -> AsyncGenerator[Chunk, None]:
+    """*content* until it ends or the hub ends *conn*, whichever comes first."""
+    chunks = aiter(content)
+    ended = asyncio.ensure_future(conn.ended())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(chunks))
+            await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+                return
+            try:
+                chunk = step.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        ended.cancel()
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()
 
 
 def _sse_stream_name(request: Request) -> str | None:

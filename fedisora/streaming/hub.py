@@ -143,6 +143,12 @@ class Connection:
             self._pending.clear()
             self._ready.set()
 
+    async def ended(self) -> None:
+        """Return once the hub closes this connection (one without subscriptions: it drops
+        any messages)."""
+        while await self.receive(3600) is not None:
+            pass
+
     async def receive(self, idle: float) -> list[Message] | None:
         """The messages waiting (none if *idle* seconds pass first), or None once closed."""
         if not self._pending and not self.closed:

@@ -697,3 +697,48 @@ async def test_a_revoked_token_ends_its_streams_in_every_web_process(
         took = time.monotonic() - started
         assert took < ENDS_WITHIN, took
     await poster.http.aclose()
+
+
+async def test_render_progress_streams_are_held_to_the_same_rules(
+    redis_instance: Instance,
+) -> None:
+    """A render's progress events (``/api/fedisora/v1/renders/:id/events``) count against the
+    stream limit per token and end with their token. (No worker runs for this instance, so
+    the render stays queued and its stream open.)"""
+    token, creds = sign_up_app(redis_instance, "sara")
+    api = Api(redis_instance, token)
+    made = await api.http.post("/api/fedisora/v1/renders", data={"prompt": "waves"})
+    assert made.status_code == 202, made.text
+    render = made.json()
+    path = f"/api/fedisora/v1/renders/{render['id']}/events"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(base_url=redis_instance.url, timeout=httpx.Timeout(30, read=60)) as http,
+        AsyncExitStack() as stack,
+    ):
+        streams = []
+        refused = False
+        # 20 per token (the default) in each of the two processes: the 41st is refused at
+        # the latest
+        for _ in range(41):
+            response = await stack.enter_async_context(http.stream("GET", path, headers=headers))
+            if response.status_code == 429:
+                assert json.loads(await response.aread()) == {
+                    "error": "Too many open streams for this access token"
+                }
+                refused = True
+                break
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            assert await anext(lines) == "retry: 2000"
+            streams.append(lines)
+        assert refused and 20 <= len(streams) <= 40
+        r = await http.post("/oauth/revoke", data={**creds, "token": token})
+        assert r.status_code == 200
+        started = time.monotonic()
+        for lines in streams:
+            async for line in lines:  # progress events of the queued render, then the end
+                assert not line or line.startswith(("id:", "event: progress", "data:", ":"))
+        took = time.monotonic() - started
+        assert took < ENDS_WITHIN, took
+    await api.http.aclose()
