@@ -40,7 +40,7 @@ from fedisora.api.http import client_ip, load_token, with_cors
 from fedisora.config import Settings
 from fedisora.errors import FedisoraError
 from fedisora.streaming.channels import Stream, Viewer, parse_stream
-from fedisora.streaming.hub import Connection, Hub, Limits
+from fedisora.streaming.hub import TOKEN_ENDED, Connection, Hub, Limits
 
 __all__ = ["HEARTBEAT", "guard", "routes", "sse_lines"]
 
@@ -214,6 +214,12 @@ class _Socket:
             if self.ws.application_state == WebSocketState.CONNECTED:
                 await self.ws.send_text(text)
 
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client went first
+            async with self._lock:
+                if self.ws.application_state == WebSocketState.CONNECTED:
+                    await self.ws.close(code=code, reason=reason[:120])
+
     async def handle(self, text: str) -> None:
         """A client message: subscribe or unsubscribe; errors are sent back, never fatal."""
         if len(text) > MAX_MESSAGE:
@@ -291,11 +297,9 @@ async def websocket(ws: WebSocket) -> None:
         pump = asyncio.create_task(socket.pump())
         tasks = [asyncio.create_task(socket.read()), pump]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if pump.done() and conn.closed:  # the hub ended it: say why, as a policy close
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                async with socket._lock:
-                    if ws.application_state == WebSocketState.CONNECTED:
-                        await ws.close(code=1008, reason=conn.reason[:120])
+        if pump.done() and conn.closed:  # the hub ended it: say why
+            # 1008 (policy violation) for a token no longer good, 1001 (going away) otherwise
+            await socket.close(1008 if conn.reason == TOKEN_ENDED else 1001, conn.reason)
     except (WebSocketDisconnect, RuntimeError):  # the client went away (mid-send, too)
         pass
     finally:

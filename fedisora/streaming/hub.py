@@ -48,6 +48,7 @@ __all__ = [
     "QUEUE_SIZE",
     "RECHECK_INTERVAL",
     "STREAMED",
+    "TOKEN_ENDED",
     "Connection",
     "Hub",
     "Limits",
