@@ -180,6 +180,10 @@ class Settings:
     retain_delivered_hours: int = 24  # delivered deliveries
     retain_work_days: int = 7  # other finished work (checks, render input stills, ...)
     media_unattached_hours: int = 24  # uploads and renders no clip, draft or render holds
+    # Open streaming connections (SSE or WebSocket) per client address (IPv6: per /64) and
+    # per access token, in each web process.
+    streams_per_ip: int = 50
+    streams_per_token: int = 20
     # Where this instance's source code is offered (AGPL section 13): an instance running
     # modified code must point at its own.
     source_url: str = DEFAULT_SOURCE_URL
@@ -305,6 +309,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
         "media_unattached_hours",
         lambda n, raw: _parse_int(n, raw, 1, 24 * 3650),
     ),
+    "STREAMS_PER_IP": ("streams_per_ip", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
+    "STREAMS_PER_TOKEN": ("streams_per_token", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),
 }

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from fedisora.api.entities import iso, media_entity
@@ -197,11 +197,19 @@ async def cancel(ctx: Ctx) -> Response:
 @endpoint("read", "read:statuses", user=True)
 async def events(ctx: Ctx) -> Response:
     """Server-sent progress events (``render.http.render_events`` for the token's account)."""
+    from fedisora.api.streaming import guard
+    from fedisora.streaming.channels import Viewer
     from render.http import render_events
 
     await _job(ctx, "job_id")  # 404 before a stream starts, with the API's error shape
     ctx.request.state.account = ctx.me
-    return await render_events(ctx.request)
+    response = await render_events(ctx.request)
+    if not isinstance(response, StreamingResponse):
+        return response
+    # limited and ended with its token like the streaming API's streams
+    assert ctx.token is not None
+    viewer = Viewer(ctx.me, tuple(ctx.token.scopes.split()))
+    return guard(ctx.request, viewer, ctx.token.pk, response)
 
 
 def routes() -> list[BaseRoute]:

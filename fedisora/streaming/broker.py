@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 
 from fedisora.services import events
 from fedisora.services.events import Event
+from fedisora.streaming.hub import STREAMED, Hub
 
 __all__ = [
     "CHANNEL",
@@ -43,19 +44,6 @@ __all__ = [
 log = logging.getLogger("fedisora.streaming")
 
 CHANNEL = "fedisora:streaming:events"
-# Events a stream can turn into messages; the rest (likes, follows...) reach clients as
-# notifications, which have their own event.
-STREAMED = frozenset(
-    {
-        "clip.created",
-        "clip.updated",
-        "clip.deleted",
-        "comment.deleted",
-        "boost.created",
-        "notification.created",
-    }
-)
-QUEUE_SIZE = 1000
 
 
 def encode(event: Event) -> str:
@@ -74,38 +62,6 @@ def decode(raw: str | bytes) -> Event | None:
     if not isinstance(kind, str) or not isinstance(actor_id, int) or not isinstance(data, dict):
         return None
     return Event(kind, actor_id, data)
-
-
-class Hub:
-    """Fans events out to the connections of this process, each with its own bounded queue.
-
-    A connection that falls :data:`QUEUE_SIZE` events behind loses the oldest ones rather than
-    holding the others back.
-    """
-
-    def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[Event]] = set()
-
-    def connect(self) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
-        self._queues.add(queue)
-        return queue
-
-    def disconnect(self, queue: asyncio.Queue[Event]) -> None:
-        self._queues.discard(queue)
-
-    @property
-    def connections(self) -> int:
-        return len(self._queues)
-
-    def dispatch(self, event: Event) -> None:
-        if event.kind not in STREAMED:
-            return
-        for queue in list(self._queues):
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(event)
 
 
 class Publisher:
@@ -189,6 +145,7 @@ class StreamingService:
                 await close()
             except Exception:
                 log.warning("streaming shutdown step failed", exc_info=True)
+        await self.hub.stop()
 
 
 async def start_streaming(redis_url: str | None) -> StreamingService:

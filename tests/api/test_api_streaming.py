@@ -2,13 +2,16 @@
 
 Covers update/status.update/delete/notification events on user, public and hashtag streams,
 subscribe/unsubscribe messages, auth and scopes, visibility (a followers-only clip never
-reaches a stranger), and events made by another process: through the outbox the web process
-runs without Redis, through a worker's outbox and Redis pub/sub with it.
+reaches a stranger), events made by another process (through the outbox the web process
+runs without Redis, through a worker's outbox and Redis pub/sub with it), streams ending with
+their token (revoked, expired, deleted with its app, the account suspended or disabled; in two
+web processes with Redis), and the limits per token and per client address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -16,14 +19,14 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from instance import ROOT, Instance, finished_render, running_instance
+from instance import ROOT, Instance, cli_ok, fedisora, finished_render, running_instance
 from websockets.asyncio.client import ClientConnection, connect
 
 from fedisora.services.events import Event
@@ -32,11 +35,19 @@ from fedisora.streaming.channels import Stream, Viewer
 
 PASSWORD = "a long password 1"
 WAIT = 15.0
+# A stream must end this soon after its token does: the hub re-checks every 2 s.
+ENDS_WITHIN = 6.0
+PER_IP, PER_TOKEN = 16, 3
+_addresses = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
-    with running_instance(tmp_path_factory.mktemp("streaming")) as inst:
+    with running_instance(
+        tmp_path_factory.mktemp("streaming"),
+        FEDISORA_STREAMS_PER_IP=str(PER_IP),
+        FEDISORA_STREAMS_PER_TOKEN=str(PER_TOKEN),
+    ) as inst:
         yield inst
 
 
@@ -95,7 +106,17 @@ def settled(instance: Instance) -> None:
 
 def sign_up(instance: Instance, username: str, scope: str = "read write follow push") -> str:
     """Register *username* through the API and return a password-grant token for *scope*."""
-    with httpx.Client(base_url=instance.url, timeout=30) as http:
+    return sign_up_app(instance, username, scope)[0]
+
+
+def sign_up_app(
+    instance: Instance, username: str, scope: str = "read write follow push"
+) -> tuple[str, dict[str, str]]:
+    """:func:`sign_up`, also returning the app's ``client_id`` and ``client_secret``.
+
+    Each call comes from a loopback address of its own: sign-ups are limited per address."""
+    transport = httpx.HTTPTransport(local_address=f"127.0.1.{next(_addresses)}")
+    with httpx.Client(base_url=instance.url, transport=transport, timeout=30) as http:
         app = http.post(
             "/api/v1/apps",
             data={
@@ -133,7 +154,7 @@ def sign_up(instance: Instance, username: str, scope: str = "read write follow p
         )
         assert r.status_code == 200, r.text
         token: str = r.json()["access_token"]
-        return token
+        return token, creds
 
 
 class Api:
@@ -180,6 +201,15 @@ class Sse:
 
     async def next(self) -> tuple[str, str]:
         return await asyncio.wait_for(self._next(), WAIT)
+
+    async def ends(self) -> None:
+        """The response ends, with nothing but heartbeats before."""
+        while True:
+            try:
+                got = await self.next()
+            except AssertionError:
+                return
+            assert got == ("comment", ":thump"), got
 
 
 @asynccontextmanager
@@ -362,6 +392,15 @@ async def test_stream_auth_and_errors(instance: Instance) -> None:
         assert msg["status"] == 401 and msg["error"]
         await anon.send("not json")
         assert (await next_message(anon))["status"] == 400
+        await anon.send(b"\xff\xfe")  # a binary frame that is not even UTF-8
+        assert await next_message(anon) == {"error": "Invalid JSON message", "status": 400}
+        await anon.send(json.dumps({"type": "subscribe", "stream": "hashtag", "tag": "x" * 9000}))
+        assert await next_message(anon) == {"error": "Message too long", "status": 400}
+        await anon.send(
+            json.dumps({"type": "subscribe", "stream": "hashtag", "tag": "ok"}).encode()
+        )
+        await anon.send(json.dumps({"type": "subscribe", "stream": "direct"}))  # still served
+        assert (await next_message(anon))["error"] == "Unknown stream type"
     async with sse(instance, "/api/v1/streaming/user/notification", token):
         pass  # subscribed (the ``:)`` comment came), and disconnecting is clean
 
@@ -402,12 +441,16 @@ async def test_sse_heartbeat() -> None:
     from fedisora.api.streaming import sse_lines
 
     hub = Hub()
-    lines = sse_lines(hub, Viewer(None), Stream("public"), heartbeat=0.05)
+    conn = hub.open(Viewer(None), [Stream("public")])
+    lines = sse_lines(conn, heartbeat=0.05)
     assert await anext(lines) == ":)\n\n"
     assert hub.connections == 1
     assert await anext(lines) == ":thump\n\n"
-    await lines.aclose()
+    hub.close(conn, "done")  # as the hub ends a stream whose token ended: the text ends
+    with pytest.raises(StopAsyncIteration):
+        await anext(lines)
     assert hub.connections == 0
+    await hub.stop()
 
 
 async def test_redis_relay_carries_events_between_processes(redis_url: str) -> None:
@@ -431,10 +474,27 @@ async def test_redis_relay_carries_events_between_processes(redis_url: str) -> N
 
 @pytest.fixture(scope="module")
 def redis_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    """Two web processes sharing the database and Redis, and a worker for the default queue
+    (with Redis, the outbox that turns events into stream messages runs there). No render
+    worker: renders stay queued."""
     redis = os.environ.get("FEDISORA_TEST_REDIS", "redis://127.0.0.1:6379/9")
     data = tmp_path_factory.mktemp("streaming-redis")
-    with running_instance(data, FEDISORA_REDIS_URL=redis) as inst:
-        yield inst
+    with running_instance(data, "--workers", "2", FEDISORA_REDIS_URL=redis) as inst:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "fedisora", "worker", "--queues", "default"],
+            env=inst.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield inst
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
 
 async def test_worker_events_over_redis(redis_instance: Instance) -> None:
@@ -460,3 +520,264 @@ async def test_worker_events_over_redis(redis_instance: Instance) -> None:
         msg = await next_message(ws)
         assert msg["event"] == "notification"
         assert json.loads(msg["payload"])["type"] == "fedisora.render_failed"
+
+
+def renders(instance: Instance, username: str, count: int) -> list[str]:
+    """*count* postable videos of *username* (see ``finished_render``), made in one process."""
+    out = in_instance(
+        instance,
+        f"""
+        owner = await account({username!r})
+        for n in range({count}):
+            media = await MediaFile.create(
+                account=owner, kind=MediaKind.VIDEO, file=f"clips/{username}-{{n}}.mp4",
+                content_type="video/mp4", width=256, height=448, duration=3.0, fps=16.0,
+                frames=49, provenance={{"state": "trusted", "local": True}},
+            )
+            print(media.pk)
+        """,
+    )
+    return out.split()
+
+
+async def ws_ends(ws: ClientConnection) -> int:
+    """The socket is closed by the server (nothing else arriving first); its close code."""
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        got = await asyncio.wait_for(ws.recv(), WAIT)
+        raise AssertionError(f"a message after the token ended: {got}")
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+async def test_streams_end_with_their_token(instance: Instance) -> None:
+    """A token revoked, expired, deleted with its app, or whose account is suspended or
+    disabled (each done as an operator or another process would) ends its event stream and
+    its WebSocket within seconds, and a private clip posted right after is never delivered."""
+    poster_token = sign_up(instance, "pia")
+    poster = Api(instance, poster_token)
+    poster_id = (await poster.call("GET", "/api/v1/accounts/verify_credentials"))["id"]
+    causes = ["revoke", "expire", "app deleted", "suspend", "disable"]
+    viewers: dict[str, tuple[str, dict[str, str]]] = {}
+    for n, cause in enumerate(causes):
+        token, creds = sign_up_app(instance, f"watcher{n}")
+        viewers[cause] = token, creds
+        await Api(instance, token).call("POST", f"/api/v1/accounts/{poster_id}/follow")
+    media = renders(instance, "pia", 3)
+
+    async def post_private() -> str:
+        clip = await poster.call(
+            "POST",
+            "/api/v1/statuses",
+            data={"status": "followers only", "media_ids[]": media.pop(), "visibility": "private"},
+        )
+        return str(clip["id"])
+
+    def end(cause: str) -> None:
+        token, creds = viewers[cause]
+        n = causes.index(cause)
+        if cause == "revoke":
+            r = httpx.post(f"{instance.url}/oauth/revoke", data={**creds, "token": token})
+            assert r.status_code == 200, r.text
+        elif cause == "expire":
+            in_instance(
+                instance,
+                f"""
+                from fedisora.models import OAuthAccessToken, utcnow
+                await OAuthAccessToken.filter(token={token!r}).update(expires_at=utcnow())
+                """,
+            )
+        elif cause == "app deleted":
+            in_instance(
+                instance,
+                f"""
+                from fedisora.models import OAuthApplication
+                await OAuthApplication.filter(client_id={creds["client_id"]!r}).delete()
+                """,
+            )
+        elif cause == "suspend":
+            cli_ok(fedisora(["suspend", f"watcher{n}"], instance.env))
+        else:
+            in_instance(
+                instance,
+                f"""
+                from fedisora.models import User
+                owner = await account("watcher{n}")
+                await User.filter(account_id=owner.pk).update(disabled=True)
+                """,
+            )
+
+    async with AsyncExitStack() as stack:
+        streams: dict[str, tuple[Sse, ClientConnection]] = {}
+        for cause, (token, _) in viewers.items():
+            reader = await stack.enter_async_context(sse(instance, "/api/v1/streaming/user", token))
+            ws = await stack.enter_async_context(
+                connect(ws_url(instance, f"stream=user&access_token={token}"))
+            )
+            streams[cause] = reader, ws
+        first = await post_private()
+        for reader, ws in streams.values():  # all alive
+            event, data = await reader.next()
+            assert event == "update" and json.loads(data)["id"] == first
+            msg = await next_message(ws)
+            assert msg["event"] == "update" and json.loads(msg["payload"])["id"] == first
+
+        took: dict[str, float] = {}
+        for cause in causes:
+            end(cause)
+            started = time.monotonic()
+            if cause in ("suspend", "disable"):  # an event at once: checked before delivery
+                clip = await post_private()
+                for later in causes[causes.index(cause) + 1 :]:  # others still get it
+                    event, data = await streams[later][0].next()
+                    assert event == "update" and json.loads(data)["id"] == clip
+                    msg = await next_message(streams[later][1])
+                    assert json.loads(msg["payload"])["id"] == clip
+            reader, ws = streams[cause]
+            await reader.ends()
+            assert await ws_ends(ws) == 1008
+            took[cause] = time.monotonic() - started
+        assert max(took.values()) < ENDS_WITHIN, took
+    await poster.http.aclose()
+
+
+async def test_stream_limits(instance: Instance) -> None:
+    """Per token and per client address: the stream over the limit gets 429 with an error,
+    on the event stream and on the WebSocket upgrade alike; a closed stream frees its place."""
+    token = sign_up(instance, "sam")
+    bearer = {"Authorization": f"Bearer {token}"}
+    path = "/api/v1/streaming/public"
+    async with httpx.AsyncClient(base_url=instance.url, timeout=30) as http:
+        async with AsyncExitStack() as stack:
+            for _ in range(PER_TOKEN):
+                await stack.enter_async_context(sse(instance, path, token))
+            r = await http.get(path, headers=bearer)
+            assert r.status_code == 429
+            assert r.json() == {"error": "Too many open streams for this access token"}
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with connect(ws_url(instance, f"stream=public&access_token={token}")):
+                    pass
+            assert refused.value.response.status_code == 429
+        for _ in range(50):  # the server notices the closed streams within moments
+            if await _has_room(http, path, bearer):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("a closed stream did not free its place")
+
+    # per address: from another loopback address, so the other tests' streams do not count
+    here = "127.0.0.77"
+    transport = httpx.AsyncHTTPTransport(local_address=here)
+    async with (
+        httpx.AsyncClient(base_url=instance.url, transport=transport, timeout=30) as http,
+        AsyncExitStack() as stack,
+    ):
+        for _ in range(PER_IP):
+            response = await stack.enter_async_context(http.stream("GET", path))
+            assert response.status_code == 200
+        r = await http.get(path)
+        assert r.status_code == 429
+        assert r.json() == {"error": "Too many open streams from this address"}
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with connect(ws_url(instance, "stream=public"), local_addr=(here, 0)):
+                pass
+        assert refused.value.response.status_code == 429
+        async with connect(ws_url(instance, "stream=public")):  # other addresses are not limited
+            pass
+
+
+async def _has_room(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> bool:
+    async with http.stream("GET", path, headers=headers) as response:
+        return response.status_code == 200
+
+
+async def test_a_revoked_token_ends_its_streams_in_every_web_process(
+    redis_instance: Instance,
+) -> None:
+    """Streams of one token spread over two web processes: revoking it in one request ends
+    them all, and the private clip posted right after reaches none."""
+    poster = Api(redis_instance, sign_up(redis_instance, "quinn"))
+    poster_id = (await poster.call("GET", "/api/v1/accounts/verify_credentials"))["id"]
+    token, creds = sign_up_app(redis_instance, "rhea")
+    await Api(redis_instance, token).call("POST", f"/api/v1/accounts/{poster_id}/follow")
+    media = renders(redis_instance, "quinn", 2)
+
+    async def post_private() -> str:
+        clip = await poster.call(
+            "POST",
+            "/api/v1/statuses",
+            data={"status": "followers only", "media_ids[]": media.pop(), "visibility": "private"},
+        )
+        return str(clip["id"])
+
+    async with AsyncExitStack() as stack:
+        readers = [
+            await stack.enter_async_context(sse(redis_instance, "/api/v1/streaming/user", token))
+            for _ in range(4)
+        ]
+        sockets = [
+            await stack.enter_async_context(
+                connect(ws_url(redis_instance, f"stream=user&access_token={token}"))
+            )
+            for _ in range(4)
+        ]
+        first = await post_private()
+        for reader in readers:
+            assert json.loads((await reader.next())[1])["id"] == first
+        for ws in sockets:
+            assert json.loads((await next_message(ws))["payload"])["id"] == first
+        r = await poster.http.post("/oauth/revoke", data={**creds, "token": token})
+        assert r.status_code == 200
+        started = time.monotonic()
+        await post_private()
+        for reader in readers:
+            await reader.ends()
+        for ws in sockets:
+            assert await ws_ends(ws) == 1008
+        took = time.monotonic() - started
+        assert took < ENDS_WITHIN, took
+    await poster.http.aclose()
+
+
+async def test_render_progress_streams_are_held_to_the_same_rules(
+    redis_instance: Instance,
+) -> None:
+    """A render's progress events (``/api/fedisora/v1/renders/:id/events``) count against the
+    stream limit per token and end with their token. (No worker runs for this instance, so
+    the render stays queued and its stream open.)"""
+    token, creds = sign_up_app(redis_instance, "sara")
+    api = Api(redis_instance, token)
+    made = await api.http.post("/api/fedisora/v1/renders", data={"prompt": "waves"})
+    assert made.status_code == 202, made.text
+    render = made.json()
+    path = f"/api/fedisora/v1/renders/{render['id']}/events"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(base_url=redis_instance.url, timeout=httpx.Timeout(30, read=60)) as http,
+        AsyncExitStack() as stack,
+    ):
+        streams = []
+        refused = False
+        # 20 per token (the default) in each of the two processes: the 41st is refused at
+        # the latest
+        for _ in range(41):
+            response = await stack.enter_async_context(http.stream("GET", path, headers=headers))
+            if response.status_code == 429:
+                assert json.loads(await response.aread()) == {
+                    "error": "Too many open streams for this access token"
+                }
+                refused = True
+                break
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            assert await anext(lines) == "retry: 2000"
+            streams.append(lines)
+        assert refused and 20 <= len(streams) <= 40
+        r = await http.post("/oauth/revoke", data={**creds, "token": token})
+        assert r.status_code == 200
+        started = time.monotonic()
+        for lines in streams:
+            async for line in lines:  # progress events of the queued render, then the end
+                assert not line or line.startswith(("id:", "event: progress", "data:", ":"))
+        took = time.monotonic() - started
+        assert took < ENDS_WITHIN, took
+    await api.http.aclose()
