@@ -176,9 +176,7 @@ async def clip_page(request: Request) -> Response:
         comments_after=after,
         first_comments_href=f"{profile_path(owner)}/{clip.pk}#comments",
         next_comments_href=(
-            f"{profile_path(owner)}/{clip.pk}?after={next_after}#comments"
-            if next_after
-            else None
+            f"{profile_path(owner)}/{clip.pk}?after={next_after}#comments" if next_after else None
         ),
         remix=await _remix_source(viewer, clip),
         meta=clip_meta(clip, owner, card.media, settings),
