@@ -37,8 +37,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
-    with chaos_template(tmp_path_factory.mktemp("chaos-template")) as made:
+def template() -> Iterator[Template]:
+    with chaos_template() as made:
         yield made
 
 

@@ -272,9 +272,10 @@ class Load:
         ready = [
             j
             for j in r.json()
-            if j["state"] == "ready" and j.get("media_attachment") and str(j["id"]) not in
-            self.ledger.published
-        ]  # fmt: skip
+            if j["state"] == "ready"
+            and j.get("media_attachment")
+            and str(j["id"]) not in self.ledger.published
+        ]
         if not ready:
             return
         job = rng.choice(ready)

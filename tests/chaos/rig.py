@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -90,9 +91,15 @@ class ChaosRig:
     def _process(self, name: str) -> Process:
         if name == "web":
             argv = self._python(
-                "-m", "fedisora", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "-m",
+                "fedisora",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
                 "--no-render-worker",
-            )  # fmt: skip
+            )
         elif name == "default" and self.clock_file is not None:
             argv = self._python(
                 str(SUPPORT / "warped_worker.py"), str(self.clock_file), "--queues", "default"
@@ -204,21 +211,23 @@ def _run(argv: list[str], env: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def chaos_template(tmp: Path, *, users: int = 4, tokens: int = 20, media: int = 80
-                   ) -> Iterator[Template]:  # fmt: skip
-    """``fedisora init`` and the load's users (see _setup.py) once, kept for every rig."""
+def chaos_template(users: int = 4, tokens: int = 20, media: int = 80) -> Iterator[Template]:
+    """``fedisora init`` and the load's users (see _setup.py) once, kept for every rig in a
+    temporary directory removed after the block."""
     port = free_port()
-    with postgres_cluster() as pg:
-        url = pg.create_database("fedisora")
-        env = _env(tmp / "data", port, url)
-        _run([sys.executable, "-m", "fedisora", "init", "--admin-password", "chaos admin 1"], env)
-        made = json.loads(
-            _run(
-                [sys.executable, str(HERE / "_setup.py"), str(users), str(tokens), str(media)], env
-            )
-        )
-        pg.save(tmp / "pgdata")
-    yield Template(tmp / "pgdata", tmp / "data", port, made)
+    tmp = Path(tempfile.mkdtemp(prefix="fedisora-chaos-template-"))
+    try:
+        with postgres_cluster() as pg:
+            url = pg.create_database("fedisora")
+            env = _env(tmp / "data", port, url)
+            init = [sys.executable, "-m", "fedisora", "init", "--admin-password", "chaos admin 1"]
+            _run(init, env)
+            setup = [sys.executable, str(HERE / "_setup.py"), str(users), str(tokens), str(media)]
+            made = json.loads(_run(setup, env))
+            pg.save(tmp / "pgdata")
+        yield Template(tmp / "pgdata", tmp / "data", port, made)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -246,9 +255,17 @@ def chaos_rig(tmp: Path, template: Template, *, warped: bool = False) -> Iterato
         )
         clock_file = tmp / "clock-offset" if warped else None
         rig = ChaosRig(
-            tmp, pg, redis, peer, media_root, media_fs, template.port, env, database_url,
+            tmp,
+            pg,
+            redis,
+            peer,
+            media_root,
+            media_fs,
+            template.port,
+            env,
+            database_url,
             clock_file,
-        )  # fmt: skip
+        )
         stack.callback(rig.stop_all)
         rig.users = [
             LoadUser(str(u["id"]), u["username"], u["uri"], list(u["tokens"]), list(u["media"]))

@@ -173,9 +173,18 @@ class PostgresCluster:
             "-c full_page_writes=off -c max_connections=200"
         )
         self._run(
-            "pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"),
-            "-o", options, "-w", "-t", "60", "start",
-        )  # fmt: skip
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """``fast`` (clients disconnected, a clean shutdown) or ``immediate`` (the postmaster
@@ -216,9 +225,18 @@ def postgres_cluster(template: Path | None = None) -> Iterator[PostgresCluster]:
     try:
         if template is None:
             cluster._run(
-                "initdb", "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
-                "-E", "UTF8", "--no-sync", "--locale=C",
-            )  # fmt: skip
+                "initdb",
+                "-D",
+                str(root / "data"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            )
         else:  # cp -a keeps the files' owner (postgres) and modes
             subprocess.run(["cp", "-a", str(template), str(root / "data")], check=True)
         cluster.start()
@@ -271,9 +289,20 @@ def redis_server(tmp: Path) -> Iterator[RedisServer]:
         raise RuntimeError("redis-server is not installed")
     port = free_port()
     argv = [
-        binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-        "--appendonly", "no", "--dir", str(tmp), "--daemonize", "no",
-    ]  # fmt: skip
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp),
+        "--daemonize",
+        "no",
+    ]
     server = RedisServer(port, Process(argv, tmp / "redis.log"))
     try:
         server.start()
