@@ -118,6 +118,7 @@ def create_app(
     from activitypub.federation.routes import routes as federation_routes
     from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
+    from fedisora.boundary.middleware import InputBoundary
     from web.routes import routes as web_routes
 
     app = Starlette(
@@ -129,6 +130,7 @@ def create_app(
             *web_routes(),
         ],
         middleware=[
+            Middleware(InputBoundary),
             Middleware(InboxShortcut),
             Middleware(
                 SessionMiddleware,

@@ -39,6 +39,7 @@ from activitypub.federation.rows import insert_grouped
 from activitypub.federation.verify import signed_request, verify_signer
 from activitypub.signatures.request import Headers
 from fedisora import urls
+from fedisora.boundary.limits import INBOX_BODY_LIMIT
 from fedisora.config import Settings
 from fedisora.ids import row_id
 from fedisora.models import (
@@ -58,7 +59,7 @@ __all__ = ["MAX_INBOX_BYTES", "routes"]
 
 log = logging.getLogger("fedisora.federation")
 
-MAX_INBOX_BYTES = 1024 * 1024
+MAX_INBOX_BYTES = INBOX_BODY_LIMIT
 PAGE_SIZE = 20
 ACTIVITY_TYPE = "application/activity+json; charset=utf-8"
 JRD_TYPE = "application/jrd+json; charset=utf-8"
@@ -494,23 +495,16 @@ async def empty_outbox(request: Request) -> Response:
 # --- inboxes ---------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request, headers: Headers) -> bytes | None:
-    """The request body, or None when it is over :data:`MAX_INBOX_BYTES` (read from the
-    ASGI channel directly: Starlette's stream generator cost more than the reading)."""
-    declared = headers.get("content-length") or ""
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_INBOX_BYTES:
-        return None
+async def _read_body(request: Request) -> bytes:
+    """The request body, read from the ASGI channel directly (Starlette's stream generator
+    cost more than the reading). The input boundary holds it to :data:`MAX_INBOX_BYTES`:
+    past that, reading raises :class:`~fedisora.boundary.BodyTooLarge` (413)."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_INBOX_BYTES:
-            return None
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -544,9 +538,7 @@ async def inbox(request: Request) -> Response:
     if username is not None and not await _has_inbox(fed, username):
         return _error(404, "no such actor")
     headers = Headers.from_wire(request.scope["headers"])
-    body = await _read_body(request, headers)
-    if body is None:
-        return _refuse(request, 413, f"body is over {MAX_INBOX_BYTES} bytes")
+    body = await _read_body(request)
     if not _has_signature(headers):
         return _refuse(request, 401, "the request is not signed")
     try:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -168,6 +169,8 @@ def endpoint(
                 response = await handler(ctx)
             except FedisoraError as exc:
                 response = json({"error": exc.message}, exc.status)
+            except HTTPException as exc:  # a body over its limit (413), cut off while read
+                response = json({"error": exc.detail}, exc.status_code)
             except DoesNotExist:
                 response = json({"error": "Record not found"}, 404)
             except ValidationError as exc:  # a value no field check caught: still the client's

@@ -87,7 +87,11 @@ def _valid_redirect_uri(uri: str) -> bool:
     return bool(parts.scheme) and (bool(parts.netloc) or parts.scheme not in ("http", "https"))
 
 
-@endpoint()
+#: Registering an app stores a row: 20 registrations per 5 minutes per client IP.
+APP_RATE = ("apps", 20, 300.0)
+
+
+@endpoint(rate=APP_RATE)
 async def create_app(ctx: Ctx) -> Response:
     p = ctx.params
     name = p.required_text("client_name", max_length=200)
