@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from tortoise.functions import Count
 
+from fedisora.boundary import read_form
 from fedisora.health import health
 from fedisora.models import (
     Account,
@@ -47,7 +48,7 @@ async def login(request: Request) -> Response:
     error = None
     status = 200
     if request.method == "POST":
-        form = await request.form()
+        form = await read_form(request)
         login_name = str(form.get("login", "")).strip()
         password = str(form.get("password", ""))
         if not login_name or not password:

@@ -39,6 +39,7 @@ from activitypub.federation.rows import insert_grouped
 from activitypub.federation.verify import signed_request, verify_signer
 from activitypub.signatures.request import Headers
 from fedisora import urls
+from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
 from fedisora.boundary.limits import INBOX_BODY_LIMIT
 from fedisora.config import Settings
 from fedisora.ids import row_id
@@ -542,14 +543,13 @@ async def inbox(request: Request) -> Response:
     if not _has_signature(headers):
         return _refuse(request, 401, "the request is not signed")
     try:
-        payload = json.loads(body, parse_constant=_not_json)
-    except (ValueError, RecursionError):
-        return _refuse(request, 400, "body is not JSON")
+        # Refused here, on every database, for what no column stores (a NUL, an unpaired
+        # surrogate) and for nesting no activity has.
+        payload = parse_json(body, max_depth=MAX_PEER_DEPTH)
+    except InputRefused as exc:
+        return _refuse(request, 400, exc.message)
     if not isinstance(payload, dict):
         return _refuse(request, 400, "an activity must be a JSON object")
-    if b"\\u0000" in body and objects.has_nul(payload):
-        # PostgreSQL cannot store it in a JSON column; refused here, on every database.
-        return _refuse(request, 400, "the activity contains a NUL character")
     activity_id = payload.get("id")
     actor_id = objects.id_of(payload.get("actor"))
     if not isinstance(payload.get("type"), str) or not actor_id:
@@ -585,11 +585,6 @@ async def inbox(request: Request) -> Response:
         payload=payload,
     )
     return Response(status_code=202)
-
-
-def _not_json(name: str) -> Any:
-    """Python's json module reads NaN and Infinity; JSON has no such values."""
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _has_signature(headers: Headers) -> bool:

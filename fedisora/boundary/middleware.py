@@ -5,6 +5,11 @@ declared ``Content-Length`` over it is answered 413 before a byte is read; a bod
 past it while being read raises :class:`~fedisora.boundary.limits.BodyTooLarge` from the
 receive channel, and whatever the handler then answers, the client gets the 413.
 
+What the body says is read by the one JSON reader and the one form reader
+(:mod:`fedisora.boundary.text`, :mod:`fedisora.boundary.forms`). Paths and query strings are
+left to the routes: a page ignores parameters it does not know, and a path naming nobody is a
+404 there.
+
 It sits first in the app's middleware list, inside Starlette's error middleware only.
 """
 

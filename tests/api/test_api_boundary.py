@@ -1,16 +1,21 @@
-"""The input boundary over HTTP (issue 13, finding 2), on both databases: request bodies are
-held to their route's limit while read, and app registration is rate-limited.
+"""The input boundary over HTTP (issue 13, findings 2 and 9), on both databases.
+
+Each finding is sent as it was found and must get a clear 4xx with the database left as it was;
+where the same request without the bad input is accepted, that is checked too, so that the
+refusal is shown to be for the input and not for something else about the request.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from apihelpers import login
-from factories import local_account
+from apihelpers import PASSWORD, login, register_app
+from factories import local_account, rendered_video
 from tortoise import Tortoise
 
 from fedisora.api.oauth import APP_RATE
@@ -18,8 +23,8 @@ from fedisora.boundary.limits import FORM_BODY_LIMIT, INBOX_BODY_LIMIT, MEDIA_BO
 from fedisora.models import Account, MediaFile, User
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
-JSON = "application/json"
-FORM = "application/x-www-form-urlencoded"
+DEEP = "[" * 600 + "]" * 600  # past Python's recursion limit in any recursive reader
+DEEPEST = "[" * 30_000 + "]" * 30_000  # past the JSON reader's own, within the body limit
 
 
 async def snapshot() -> dict[str, Any]:
@@ -31,6 +36,296 @@ async def snapshot() -> dict[str, Any]:
         "media": await MediaFile.all().order_by("id").values("description"),
         "logins": await User.all().order_by("id").values("last_login_at"),
     }
+
+
+@dataclass
+class World:
+    client: httpx.AsyncClient
+    alice: Any  # apihelpers.Login
+    clip_id: str
+    media_id: int
+    client_id: str
+    client_secret: str
+
+    def headers(self, who: str, ctype: str) -> dict[str, str]:
+        out = {"content-type": ctype}
+        if who == "alice":
+            out.update(self.alice.headers)
+        return out
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient) -> AsyncIterator[World]:
+    alice = await login(client, await local_account("alice"))
+    video = await rendered_video(alice.account)
+    r = await client.post(
+        "/api/v1/statuses",
+        json={"status": "a kite", "media_ids": [str(video.pk)]},
+        headers=alice.headers,
+    )
+    assert r.status_code == 200, r.text
+    cid, secret = await register_app(client, "read")
+    yield World(client, alice, r.json()["id"], video.pk, cid, secret)
+
+
+# (name, who, method, path, content type, body template, bad value, good value, status).
+# {V} in the template is replaced by the value; {clip}, {media}, {cid} and {secret} by the
+# world's. Good values None: the request is only sent bad (what it needs besides is not here).
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+APP = '{"client_name": "c", "redirect_uris": "' + OOB + '", "scopes": "read", "x": {V}}'
+TOKEN = '{"grant_type": "client_credentials", "client_id": "{cid}", "client_secret": "{secret}", "x": {V}}'  # noqa: E501
+CASES = [
+    ("apps: JSON nested 600 deep", "anon", "POST", "/api/v1/apps", JSON, APP, DEEP, "[]", 400),
+    ("apps: JSON nested 30000 deep", "anon", "POST", "/api/v1/apps", JSON, APP, DEEPEST, "1", 400),
+    ("token: JSON nested 600 deep", "anon", "POST", "/oauth/token", JSON, TOKEN, DEEP, "[]", 400),
+    ("revoke: JSON nested 600 deep", "anon", "POST", "/oauth/revoke", JSON, TOKEN, DEEP, None, 400),
+    (
+        "apps: a lone surrogate",
+        "anon",
+        "POST",
+        "/api/v1/apps",
+        JSON,
+        '{"client_name": "c{V}", "redirect_uris": "' + OOB + '"}',
+        "\\ud800",
+        "x",
+        400,
+    ),
+    (
+        "apps: a surrogate's raw bytes",
+        "anon",
+        "POST",
+        "/api/v1/apps",
+        JSON,
+        '{"client_name": "c{V}", "redirect_uris": "' + OOB + '"}',
+        "\udcd8",  # written as the bytes ED B3 98 (surrogatepass)
+        "x",
+        400,
+    ),
+    (
+        "apps: a lone surrogate in a key",
+        "anon",
+        "POST",
+        "/api/v1/apps",
+        JSON,
+        '{"client_name": "c", "redirect_uris": "' + OOB + '", "k{V}": 1}',
+        "\\udfff",
+        "x",
+        400,
+    ),
+    (
+        "apps: a NUL",
+        "anon",
+        "POST",
+        "/api/v1/apps",
+        JSON,
+        '{"client_name": "c{V}", "redirect_uris": "' + OOB + '"}',
+        "\\u0000",
+        "x",
+        400,
+    ),
+    (
+        "apps: a NUL in a form",
+        "anon",
+        "POST",
+        "/api/v1/apps",
+        FORM,
+        "client_name=c{V}&redirect_uris=" + OOB,
+        "%00",
+        "x",
+        400,
+    ),
+    (
+        "apps: an unparsable redirect URI",
+        "anon",
+        "POST",
+        "/api/v1/apps",
+        JSON,
+        '{"client_name": "c", "redirect_uris": "https://{V}/"}',
+        "[::1",
+        "example.com",
+        422,
+    ),
+    (
+        "token: a lone surrogate",
+        "anon",
+        "POST",
+        "/oauth/token",
+        JSON,
+        '{"grant_type": "client_credentials", "client_id": "{cid}", "client_secret": "{secret}", "scope": "read{V}"}',  # noqa: E501
+        "\\ud83d",
+        "",
+        400,
+    ),
+    (
+        "statuses: a lone surrogate",
+        "alice",
+        "POST",
+        "/api/v1/statuses",
+        JSON,
+        '{"status": "nice{V}", "in_reply_to_id": "{clip}"}',
+        "\\ud800",
+        "!",
+        400,
+    ),
+    (
+        "statuses: a NUL in a form",
+        "alice",
+        "POST",
+        "/api/v1/statuses",
+        FORM,
+        "status=nice{V}&in_reply_to_id={clip}",
+        "%00",
+        "!",
+        400,
+    ),
+    (
+        "statuses: a control character",
+        "alice",
+        "POST",
+        "/api/v1/statuses",
+        FORM,
+        "status=nice{V}&in_reply_to_id={clip}",
+        "%1B",
+        "%09",
+        422,
+    ),
+    (
+        "display name: a lone surrogate",
+        "alice",
+        "PATCH",
+        "/api/v1/accounts/update_credentials",
+        JSON,
+        '{"display_name": "Al{V}"}',
+        "\\udc00",
+        "ice",
+        400,
+    ),
+    (
+        "display name: a control character",
+        "alice",
+        "PATCH",
+        "/api/v1/accounts/update_credentials",
+        JSON,
+        '{"display_name": "Al{V}"}',
+        "\\u0085",
+        "ice",
+        422,
+    ),
+    (
+        "note: a lone surrogate in source[note]",
+        "alice",
+        "PATCH",
+        "/api/v1/accounts/update_credentials",
+        JSON,
+        '{"source": {"note": "hi{V}"}}',
+        "\\ud800",
+        "!",
+        400,
+    ),
+    (
+        "media description: a lone surrogate",
+        "alice",
+        "PUT",
+        "/api/v1/media/{media}",
+        JSON,
+        '{"description": "a kite{V}"}',
+        "\\ud800",
+        "!",
+        400,
+    ),
+    (
+        "render prompt: a lone surrogate",
+        "alice",
+        "POST",
+        "/api/fedisora/v1/renders",
+        JSON,
+        '{"prompt": "a kite{V}"}',
+        "\\ud800",
+        None,
+        400,
+    ),
+    (
+        "render prompt: JSON nested 600 deep",
+        "alice",
+        "POST",
+        "/api/fedisora/v1/renders",
+        JSON,
+        '{"prompt": "a kite", "x": {V}}',
+        DEEP,
+        None,
+        400,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+async def test_each_finding_is_refused_and_changes_nothing(
+    world: World, case: tuple[Any, ...]
+) -> None:
+    _, who, method, path, ctype, template, bad, good, status = case
+
+    def body(value: str) -> bytes:
+        text = (
+            template.replace("{clip}", world.clip_id)
+            .replace("{cid}", world.client_id)
+            .replace("{secret}", world.client_secret)
+            .replace("{V}", value)
+        )
+        return text.encode("utf-8", "surrogatepass")
+
+    url = path.replace("{media}", str(world.media_id))
+    headers = world.headers(who, ctype)
+    before = await snapshot()
+    r = await world.client.request(method, url, content=body(bad), headers=headers)
+    assert r.status_code == status, r.text
+    assert isinstance(r.json()["error"], str) and r.json()["error"]
+    assert await snapshot() == before
+    if good is not None:
+        r = await world.client.request(method, url, content=body(good), headers=headers)
+        assert r.status_code == 200, r.text
+        assert await snapshot() != before
+
+
+async def test_a_nul_in_the_web_login_form(client: httpx.AsyncClient, db: str) -> None:
+    await local_account("alice")
+    before = await snapshot()
+    for name, password in (("alice\x00", PASSWORD), ("alice", PASSWORD + "\x00")):
+        r = await client.post("/login", data={"login": name, "password": password})
+        assert r.status_code == 400, r.text
+        assert "NUL" in r.text
+        assert "set-cookie" not in r.headers
+    assert await snapshot() == before
+
+
+async def test_unknown_parameters_are_ignored_whatever_they_hold(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    """Control characters are refused where a handler reads them, as the value of a field; a
+    parameter no handler reads is ignored, as Mastodon ignores it. What no column can store
+    (a NUL, an unpaired surrogate) is refused wherever it is."""
+    alice = await login(client, await local_account("alice"))
+    r = await client.patch(
+        "/api/v1/accounts/update_credentials",
+        json={"display_name": "Alice", "x\x1b": "\x07\x85"},
+        headers=alice.headers,
+    )
+    assert r.status_code == 200 and r.json()["display_name"] == "Alice"
+    for junk in ("\x00", "\ud800"):
+        r = await client.patch(
+            "/api/v1/accounts/update_credentials",
+            content=json.dumps({"display_name": "Bob", "x": junk}).encode(),
+            headers={**alice.headers, "content-type": JSON},
+        )
+        assert r.status_code == 400, r.text
+    assert (await Account.get(pk=alice.account.pk)).display_name == "Alice"
+    # Tabs and line breaks are text.
+    r = await client.patch(
+        "/api/v1/accounts/update_credentials",
+        json={"note": "line one\r\nline\ttwo"},
+        headers=alice.headers,
+    )
+    assert r.status_code == 200, r.text
 
 
 # --------------------------------------------------------------------------- body limits
