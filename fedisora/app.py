@@ -130,7 +130,7 @@ def create_app(
             *web_routes(),
         ],
         middleware=[
-            Middleware(InputBoundary),
+            Middleware(InputBoundary, trusted_proxies=settings.trusted_proxies),
             Middleware(InboxShortcut),
             Middleware(
                 SessionMiddleware,

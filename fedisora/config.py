@@ -127,6 +127,15 @@ def _check_render_family(name: str, raw: str) -> str:
     return value
 
 
+def _check_trusted_proxies(name: str, raw: str) -> tuple[str, ...]:
+    from fedisora.boundary.proxies import parse_networks
+
+    try:
+        return parse_networks(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}; give IP addresses or CIDR networks") from None
+
+
 DEFAULT_SOURCE_URL = "https://github.com/fedisora/fedisora"
 
 
@@ -170,6 +179,9 @@ class Settings:
     # Where this instance's source code is offered (AGPL section 13): an instance running
     # modified code must point at its own.
     source_url: str = DEFAULT_SOURCE_URL
+    # Reverse proxies (IPs, CIDR networks) whose X-Forwarded-For names the client; none by
+    # default: the connection's address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -264,6 +276,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     ),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),
+    "TRUSTED_PROXIES": ("trusted_proxies", _check_trusted_proxies),
 }
 # Not settings themselves, but read by tooling around them.
 _ALLOWED_OTHER = {"CONFIG"}

@@ -76,6 +76,9 @@ def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 def client_ip(request: Request) -> str:
+    """The address every per-IP limit counts against: the connection's, or behind proxies
+    trusted by ``FEDISORA_TRUSTED_PROXIES`` the client's, which
+    :class:`~fedisora.boundary.middleware.InputBoundary` has put in its place already."""
     return request.client.host if request.client else "unknown"
 
 

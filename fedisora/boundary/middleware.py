@@ -1,9 +1,13 @@
 """The ASGI middleware at the edge of the app: what every request passes before any route.
 
-Each HTTP request body is held to its route's limit (:mod:`fedisora.boundary.limits`): a
-declared ``Content-Length`` over it is answered 413 before a byte is read; a body that grows
-past it while being read raises :class:`~fedisora.boundary.limits.BodyTooLarge` from the
-receive channel, and whatever the handler then answers, the client gets the 413.
+1. For each HTTP request and WebSocket handshake, the client's address behind trusted reverse
+   proxies (:mod:`fedisora.boundary.proxies`) replaces the connection's in the ASGI scope, so
+   that ``request.client``, every per-IP limit (:func:`fedisora.api.http.client_ip`) and the
+   access log see the same address.
+2. Each HTTP request body is held to its route's limit (:mod:`fedisora.boundary.limits`): a
+   declared ``Content-Length`` over it is answered 413 before a byte is read; a body that grows
+   past it while being read raises :class:`~fedisora.boundary.limits.BodyTooLarge` from the
+   receive channel, and whatever the handler then answers, the client gets the 413.
 
 What the body says is read by the one JSON reader and the one form reader
 (:mod:`fedisora.boundary.text`, :mod:`fedisora.boundary.forms`). Paths and query strings are
@@ -17,10 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fedisora.boundary.limits import BodyClass, BodyTooLarge, body_class, too_large_message
+from fedisora.boundary.proxies import TrustedProxies
 
 __all__ = ["InputBoundary"]
 
@@ -28,11 +34,18 @@ log = logging.getLogger("fedisora.boundary")
 
 
 class InputBoundary:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_proxies: Iterable[str] = ()) -> None:
         self.app = app
+        self.proxies = TrustedProxies.parse(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        if self.proxies.networks:
+            self._client_behind_proxies(scope)
+        if kind == "websocket":
             await self.app(scope, receive, send)
             return
         body = body_class(scope["method"], scope["path"])
@@ -42,6 +55,16 @@ class InputBoundary:
             await _answer(send, 413, too_large_message(body))
             return
         await _LimitedExchange(body, receive, send).run(self.app, scope)
+
+    def _client_behind_proxies(self, scope: Scope) -> None:
+        client = scope.get("client")
+        if not client:
+            return
+        lines = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        if lines:
+            found = self.proxies.client(client[0], lines)
+            if found != client[0]:
+                scope["client"] = (found, 0)
 
 
 class _LimitedExchange:
