@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from fedisora.api.http import load_token, with_cors
+from fedisora.boundary import MAX_CLIENT_DEPTH, InputRefused, parse_json
 from fedisora.errors import FedisoraError
 from fedisora.services.events import Event
 from fedisora.streaming.broker import Hub
@@ -170,8 +171,8 @@ class _Socket:
     async def handle(self, text: str) -> None:
         """A client message: subscribe or unsubscribe; errors are sent back, never fatal."""
         try:
-            body = json.loads(text)
-        except ValueError:
+            body = parse_json(text, max_depth=MAX_CLIENT_DEPTH)  # the one JSON reader
+        except InputRefused:
             return await self.error("Invalid JSON message", 400)
         if not isinstance(body, dict):
             return await self.error("Invalid JSON message", 400)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from apihelpers import PASSWORD, login, register_app
+from apihelpers import PASSWORD, app_token, login, register_app
 from factories import local_account, rendered_video
 from tortoise import Tortoise
 
@@ -463,3 +463,117 @@ async def test_app_registration_is_rate_limited_per_client_ip(
     # X-Forwarded-For is not believed by default (FEDISORA_TRUSTED_PROXIES is empty).
     r = await client.post("/api/v1/apps", data=data, headers={"x-forwarded-for": "192.0.2.7"})
     assert r.status_code == 429
+
+
+# --------------------------------------------------------------------------- field caps
+
+# (who, method, path, JSON body, what the error names). Each stored text field a client sets,
+# one past its cap: a 422 that names it, nothing stored. ("x" * n, with {clip}, {media}.)
+LONG = [
+    (
+        "alice",
+        "PATCH",
+        "/api/v1/accounts/update_credentials",
+        {"display_name": 101},
+        "display_name",
+    ),
+    ("alice", "PATCH", "/api/v1/accounts/update_credentials", {"note": 501}, "note"),
+    ("alice", "PATCH", "/api/v1/accounts/update_credentials", {"source": {"note": 501}}, "note"),
+    ("alice", "POST", "/api/v1/statuses", {"status": 1001, "media_ids": ["{media2}"]}, "caption"),
+    ("alice", "POST", "/api/v1/statuses", {"status": 1001, "in_reply_to_id": "{clip}"}, "comment"),
+    (
+        "alice",
+        "POST",
+        "/api/v1/statuses",
+        {"status": "x", "spoiler_text": 501, "in_reply_to_id": "{clip}"},
+        "spoiler_text",
+    ),
+    (
+        "alice",
+        "POST",
+        "/api/v1/statuses",
+        {"status": "x", "language": 17, "in_reply_to_id": "{clip}"},
+        "language",
+    ),
+    ("alice", "PUT", "/api/v1/statuses/{clip}", {"status": 1001}, "caption"),
+    ("alice", "PUT", "/api/v1/statuses/{clip}", {"spoiler_text": 501}, "spoiler_text"),
+    ("alice", "PUT", "/api/v1/media/{media}", {"description": 1501}, "description"),
+    ("alice", "POST", "/api/fedisora/v1/renders", {"prompt": 2001}, "prompt"),
+    (
+        "alice",
+        "POST",
+        "/api/fedisora/v1/renders",
+        {"prompt": "x", "negative_prompt": 2001},
+        "negative_prompt",
+    ),
+    ("anon", "POST", "/api/v1/apps", {"client_name": 201, "redirect_uris": OOB}, "client_name"),
+    (
+        "anon",
+        "POST",
+        "/api/v1/apps",
+        {"client_name": "c", "website": 2049, "redirect_uris": OOB},
+        "website",
+    ),
+    (
+        "app",
+        "POST",
+        "/api/v1/accounts",
+        {
+            "username": 65,
+            "email": "a@example.com",
+            "password": "a long password",
+            "agreement": True,
+        },
+        "username",
+    ),
+    (
+        "app",
+        "POST",
+        "/api/v1/accounts",
+        {"username": "newbie", "email": 255, "password": "a long password", "agreement": True},
+        "email",
+    ),
+    (
+        "app",
+        "POST",
+        "/api/v1/accounts",
+        {"username": "newbie", "email": "a@example.com", "password": 1025, "agreement": True},
+        "password",
+    ),
+]
+
+
+def _long(value: Any, world: World, media2: int) -> Any:
+    if isinstance(value, dict):
+        return {k: _long(v, world, media2) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_long(v, world, media2) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "x" * value
+    if isinstance(value, str):
+        return (
+            value.replace("{clip}", world.clip_id)
+            .replace("{media2}", str(media2))
+            .replace("{media}", str(world.media_id))
+        )
+    return value
+
+
+@pytest.mark.parametrize("case", LONG, ids=[f"{c[2]} {c[4]}" for c in LONG])
+async def test_every_stored_text_field_a_client_sets_is_capped(
+    world: World, case: tuple[Any, ...]
+) -> None:
+    """A value one past its field's cap is a 422 naming the field, and nothing is stored (no
+    500 from a column too short, no over-long row where the column has no limit)."""
+    who, method, path, fields, named = case
+    media2 = (await rendered_video(world.alice.account)).pk
+    headers = world.alice.headers if who == "alice" else {}
+    if who == "app":  # signing up takes an app's token
+        headers = await app_token(world.client, "read write")
+    before = await snapshot()
+    r = await world.client.request(
+        method, _long(path, world, media2), json=_long(fields, world, media2), headers=headers
+    )
+    assert r.status_code == 422, r.text
+    assert named in r.json()["error"], r.text
+    assert await snapshot() == before

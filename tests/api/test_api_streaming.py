@@ -344,6 +344,14 @@ async def test_stream_auth_and_errors(instance: Instance) -> None:
         assert msg["status"] == 401 and msg["error"]
         await anon.send("not json")
         assert (await next_message(anon))["status"] == 400
+        # Read by the one JSON reader: too deep (a RecursionError before), or a lone surrogate.
+        for bad in (
+            "[" * 100_000,
+            "[" * 500 + "]" * 500,
+            '{"type": "subscribe", "tag": "\\ud800"}',
+        ):
+            await anon.send(bad)
+            assert (await next_message(anon))["status"] == 400
     async with sse(instance, "/api/v1/streaming/user/notification", token):
         pass  # subscribed (the ``:)`` comment came), and disconnecting is clean
 
