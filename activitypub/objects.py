@@ -33,6 +33,7 @@ __all__ = [
     "OBJECT_CONTEXT",
     "PUBLIC",
     "SECURITY_CONTEXT",
+    "UNSTORABLE_CHARS",
     "VIDEO_TITLE_LIMIT",
     "ActorInfo",
     "InvalidObject",
@@ -48,6 +49,7 @@ __all__ = [
     "as_list",
     "collection",
     "digest_multibase",
+    "has_unstorable",
     "html_to_text",
     "id_of",
     "iso_duration",
@@ -132,14 +134,21 @@ def as_list(value: Any) -> list[Any]:
 #: have stored, and is read as no id at all (so no lookup is ever made with it).
 MAX_ID_LENGTH = 2048
 
+#: The characters no text column takes, as a regular-expression class: NUL (PostgreSQL
+#: refuses it) and unpaired UTF-16 surrogates (JSON can escape one, ``"\ud800"``, and
+#: Python's JSON reader passes it on, but UTF-8 cannot encode it). Client input is refused
+#: for more (see ``fedisora.boundary.text``); this is what any input is refused for.
+UNSTORABLE_CHARS = "\x00\ud800-\udfff"
+_UNSTORABLE = re.compile(f"[{UNSTORABLE_CHARS}]")
+
 
 def id_of(value: Any) -> str | None:
     """The id of a reference: a string, or an object's ``id`` (``href`` for a Link); None
-    when there is none, or it is over :data:`MAX_ID_LENGTH` characters or holds a NUL
-    character (which no database column takes)."""
+    when there is none, or it is over :data:`MAX_ID_LENGTH` characters or holds a character
+    no database column takes (:data:`UNSTORABLE_CHARS`)."""
     if isinstance(value, Mapping):
         value = value.get("id") or value.get("href")
-    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and "\x00" not in value:
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and not _UNSTORABLE.search(value):
         return value
     return None
 
@@ -153,14 +162,15 @@ def _reference(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def has_nul(document: Any) -> bool:
-    """Whether a NUL character is in any string (key or value) of *document*: JSON allows
-    one (``\\u0000``), PostgreSQL cannot store it."""
+def has_unstorable(document: Any) -> bool:
+    """Whether any string (key or value) of *document* holds a character no database column
+    takes (:data:`UNSTORABLE_CHARS`): JSON can carry both a NUL (``\\u0000``) and a lone
+    surrogate (``\\ud800``)."""
     stack = [document]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
-            if "\x00" in value:
+            if _UNSTORABLE.search(value):
                 return True
         elif isinstance(value, dict):
             stack.extend(value.keys())

@@ -143,6 +143,7 @@ def create_app(
     from activitypub.federation.routes import routes as federation_routes
     from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
+    from fedisora.boundary.middleware import InputBoundary
     from web.routes import routes as web_routes
     from web.security import SecurityHeaders
     from web.sessions import SessionMiddleware
@@ -157,6 +158,7 @@ def create_app(
         ],
         middleware=[
             Middleware(SecurityHeaders, insecure_http=settings.insecure_http),
+            Middleware(InputBoundary, trusted_proxies=settings.trusted_proxies),
             Middleware(InboxShortcut),
             Middleware(SessionMiddleware, https_only=not settings.insecure_http),
         ],

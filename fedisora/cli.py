@@ -206,7 +206,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level=settings.log_level,
             log_config=log_config(),  # uvicorn's, with secrets redacted from the access log
-            proxy_headers=True,
+            # The app reads X-Forwarded-For itself, from FEDISORA_TRUSTED_PROXIES only
+            # (fedisora.boundary.proxies); uvicorn's own reading would trust 127.0.0.1, or
+            # whatever FORWARDED_ALLOW_IPS says, by default.
+            proxy_headers=False,
             # open streaming responses (server-sent events) never finish on their own
             timeout_graceful_shutdown=5,
             workers=args.workers,

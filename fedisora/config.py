@@ -127,6 +127,15 @@ def _check_render_family(name: str, raw: str) -> str:
     return value
 
 
+def _check_trusted_proxies(name: str, raw: str) -> tuple[str, ...]:
+    from fedisora.boundary.proxies import parse_networks
+
+    try:
+        return parse_networks(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}; give IP addresses or CIDR networks") from None
+
+
 DEFAULT_SOURCE_URL = "https://github.com/fedisora/fedisora"
 
 
@@ -187,6 +196,9 @@ class Settings:
     # Where this instance's source code is offered (AGPL section 13): an instance running
     # modified code must point at its own.
     source_url: str = DEFAULT_SOURCE_URL
+    # Reverse proxies (IPs, CIDR networks) whose X-Forwarded-For names the client; none by
+    # default: the connection's address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -313,9 +325,13 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STREAMS_PER_TOKEN": ("streams_per_token", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),
+    "TRUSTED_PROXIES": ("trusted_proxies", _check_trusted_proxies),
 }
 # Not settings themselves, but read by tooling around them.
 _ALLOWED_OTHER = {"CONFIG"}
+# The test suite's own variables (FEDISORA_TEST_POSTGRES, FEDISORA_TEST_REDIS...): a test that
+# runs the CLI with its environment must not have them refused as unknown settings.
+_TEST_PREFIX = "TEST_"
 
 assert {f for f, _ in _PARSERS.values()} <= {f.name for f in fields(Settings)}
 
@@ -352,7 +368,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not key.startswith(ENV_PREFIX):
             raise ConfigError(f"{env_file}: {key} is not a fedisora setting")
         short = key[len(ENV_PREFIX) :]
-        if short in _ALLOWED_OTHER:
+        if short in _ALLOWED_OTHER or short.startswith(_TEST_PREFIX):
             continue
         if short not in _PARSERS:
             known = ", ".join(ENV_PREFIX + name for name in sorted(_PARSERS))

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fedisora.boundary.proxies import TrustedProxies, parse_networks
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
     "FEDISORA_DOMAIN": "video.example",
@@ -46,6 +48,14 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert "worker" in " ".join(services["worker"]["command"])
     web_env = services["web"]["environment"]
     assert web_env["FEDISORA_REDIS_URL"] == "redis://redis:6379/0"
+    # The proxy in front reaches the web container from a private address; its
+    # X-Forwarded-For is believed from there only, and the port is published on loopback.
+    proxies = TrustedProxies.parse(parse_networks(web_env["FEDISORA_TRUSTED_PROXIES"]))
+    for gateway in ("172.17.0.1", "172.18.0.1", "192.168.16.1", "127.0.0.1"):
+        assert proxies.client(gateway, ["198.51.100.7"]) == "198.51.100.7"
+    assert proxies.client("198.51.100.8", ["6.6.6.6"]) == "198.51.100.8"
+    assert all(str(p).startswith("127.0.0.1:") for p in services["web"]["ports"])
+    assert web_env["FEDISORA_DOMAIN"] == "video.example"  # the shared settings still apply
     assert web_env["FEDISORA_DATABASE_URL"].startswith("postgres://fedisora:pw@postgres:5432/")
     # docker-compose prints volumes in the short form "volume:path:mode"
     for name in ("web", "worker"):

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from fedisora.boundary import read_form
 from fedisora.ids import row_id
 from fedisora.models import Account, User
 from fedisora.services.account_deletion import (
@@ -117,7 +118,7 @@ async def _moderate(request: Request, action: Callable[[Account], Awaitable[Acco
     refusals (a deleted account, one not suspended) are its 4xx pages."""
     admin = await _admin_user(request)
     account = await _moderated(request, admin, "this is your own account")
-    form = await request.form()
+    form = await read_form(request)
     check_csrf(request, form)
     await action(account)
     return RedirectResponse("/admin/accounts", status_code=303)
@@ -139,7 +140,7 @@ async def admin_delete_account(request: Request) -> Response:
         return render(
             request, "admin/delete_account.html", csrf=csrf_token(request), error=None, **context
         )
-    form = await request.form()
+    form = await read_form(request)
     check_csrf(request, form)
     typed = str(form.get("confirm", "")).strip().removeprefix("@")
     if typed.lower() != account.username.lower():
@@ -169,7 +170,7 @@ async def settings_delete(request: Request) -> Response:
         return render(
             request, "settings/delete.html", account=account, csrf=csrf_token(request), error=None
         )
-    form = await request.form()
+    form = await read_form(request)
     check_csrf(request, form)
     refusal = await password_refusal(request, user, str(form.get("password", "")))
     if refusal is None and user.is_admin:

@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from tortoise.functions import Count
 
 from fedisora.api.http import client_ip
+from fedisora.boundary import read_form
 from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, User, Visibility
 from fedisora.services.accounts import authenticate
@@ -68,7 +69,7 @@ async def login(request: Request) -> Response:
     headers: dict[str, str] = {}
     target = _local_target(request.query_params.get("next", "/"))
     if request.method == "POST":
-        form = await request.form()
+        form = await read_form(request)
         target = _local_target(form.get("next") or "/")
         login_name = str(form.get("login", "")).strip()
         password = str(form.get("password", ""))
@@ -112,7 +113,7 @@ async def logout(request: Request) -> Response:
         if current_session(request) is None:
             return RedirectResponse("/", status_code=303)
         return render(request, "logout.html")
-    check_csrf(request, await request.form())
+    check_csrf(request, await read_form(request))
     await end_browser_session(request)
     return RedirectResponse("/", status_code=303)
 

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fedisora.api.http import client_ip
+from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.ids import row_id
 from fedisora.services.credentials import change_password
@@ -63,7 +64,7 @@ async def end_one_session(request: Request) -> Response:
     live = _logged_in(request, "/settings")
     if isinstance(live, Response):
         return live
-    check_csrf(request, await request.form())
+    check_csrf(request, await read_form(request))
     session_id = row_id(str(request.path_params["session_id"]))
     if session_id == live.session.pk:
         await end_browser_session(request)  # ending this one is logging out
@@ -77,7 +78,7 @@ async def end_others(request: Request) -> Response:
     live = _logged_in(request, "/settings")
     if isinstance(live, Response):
         return live
-    check_csrf(request, await request.form())
+    check_csrf(request, await read_form(request))
     await end_other_sessions(live.user, keep_id=live.session.pk)
     return RedirectResponse("/settings", status_code=303)
 
@@ -88,7 +89,7 @@ async def password_page(request: Request) -> Response:
         return live
     if request.method == "GET":
         return render(request, "settings/password.html", error=None, done=None)
-    form = await request.form()
+    form = await read_form(request)
     check_csrf(request, form)
     headers: dict[str, str] = {}
     try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import secrets
 import socket
 import time
@@ -48,8 +47,8 @@ from activitypub.federation.pinning import (
     system_resolve,
 )
 from activitypub.keys import PrivateKey
-from activitypub.objects import has_nul
 from activitypub.signatures import Request, Scheme, sign_request
+from fedisora.boundary.text import MAX_PEER_DEPTH, InputRefused, parse_json
 
 __all__ = [
     "ACCEPT_ACTIVITY",
@@ -477,11 +476,9 @@ class PeerClient:
         if response.status_code != 200:
             raise FetchError(f"GET {url}: HTTP {response.status_code}", response.status_code)
         try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise FetchError(f"GET {url}: not JSON") from exc
-        if b"\\u0000" in body and has_nul(document):  # as the inbox refuses them
-            raise FetchError(f"GET {url}: the document holds a NUL character")
+            document = parse_json(body, max_depth=MAX_PEER_DEPTH)  # as the inbox reads
+        except InputRefused as exc:
+            raise FetchError(f"GET {url}: {exc.message}") from exc
         return final, document
 
     async def post_activity(self, url: str, body: bytes, auth: httpx.Auth) -> httpx.Response:

@@ -9,16 +9,13 @@ middleware, so an unexpected exception still becomes the app's JSON 500.
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activitypub.federation.routes import inbox
+from fedisora.boundary.limits import INBOX_PATH
 
 __all__ = ["InboxShortcut"]
-
-_INBOX_PATH = re.compile(r"/(?:inbox|actor/inbox|users/(?P<username>[^/]+)/inbox)")
 
 
 class InboxShortcut:
@@ -27,7 +24,7 @@ class InboxShortcut:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            matched = _INBOX_PATH.fullmatch(scope["path"])
+            matched = INBOX_PATH.fullmatch(scope["path"])
             if matched is not None:
                 username = matched.group("username")
                 scope["path_params"] = {} if username is None else {"username": username}

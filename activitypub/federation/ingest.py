@@ -144,8 +144,8 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
     handler = _HANDLERS.get(kind if isinstance(kind, str) else "")
     if handler is None:
         raise Ignored(f"unsupported activity type {kind!r}")
-    if objects.has_nul(activity):  # the inbox refuses these; an item stored before may not
-        raise Ignored("the activity holds a NUL character, which cannot be stored")
+    if objects.has_unstorable(activity):  # the inbox refuses these; an item stored before may not
+        raise Ignored("the activity holds a NUL or an unpaired surrogate, which cannot be stored")
     actor_uri = objects.id_of(activity.get("actor"))
     if actor_uri is None:
         raise Ignored("no actor")

@@ -42,6 +42,8 @@ from activitypub.federation.rows import insert_grouped
 from activitypub.federation.verify import UNKNOWN_KEY, signed_request, verify_signer
 from activitypub.signatures.request import Headers
 from fedisora import urls
+from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
+from fedisora.boundary.limits import INBOX_BODY_LIMIT
 from fedisora.config import Settings
 from fedisora.ids import row_id
 from fedisora.models import (
@@ -62,7 +64,7 @@ __all__ = ["MAX_INBOX_BYTES", "routes"]
 
 log = logging.getLogger("fedisora.federation")
 
-MAX_INBOX_BYTES = 1024 * 1024
+MAX_INBOX_BYTES = INBOX_BODY_LIMIT
 PAGE_SIZE = 20
 ACTIVITY_TYPE = "application/activity+json; charset=utf-8"
 JRD_TYPE = "application/jrd+json; charset=utf-8"
@@ -502,23 +504,16 @@ async def empty_outbox(request: Request) -> Response:
 # --- inboxes ---------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request, headers: Headers) -> bytes | None:
-    """The request body, or None when it is over :data:`MAX_INBOX_BYTES` (read from the
-    ASGI channel directly: Starlette's stream generator cost more than the reading)."""
-    declared = headers.get("content-length") or ""
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_INBOX_BYTES:
-        return None
+async def _read_body(request: Request) -> bytes:
+    """The request body, read from the ASGI channel directly (Starlette's stream generator
+    cost more than the reading). The input boundary holds it to :data:`MAX_INBOX_BYTES`:
+    past that, reading raises :class:`~fedisora.boundary.BodyTooLarge` (413)."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_INBOX_BYTES:
-            return None
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -565,20 +560,17 @@ async def inbox(request: Request) -> Response:
     if username is not None and not await _has_inbox(fed, username):
         return _error(404, "no such actor")
     headers = Headers.from_wire(request.scope["headers"])
-    body = await _read_body(request, headers)
-    if body is None:
-        return _refuse(request, 413, f"body is over {MAX_INBOX_BYTES} bytes")
+    body = await _read_body(request)
     if not _has_signature(headers):
         return _refuse(request, 401, "the request is not signed")
     try:
-        payload = json.loads(body, parse_constant=_not_json)
-    except (ValueError, RecursionError):
-        return _refuse(request, 400, "body is not JSON")
+        # Refused here, on every database, for what no column stores (a NUL, an unpaired
+        # surrogate) and for nesting no activity has.
+        payload = parse_json(body, max_depth=MAX_PEER_DEPTH)
+    except InputRefused as exc:
+        return _refuse(request, 400, exc.message)
     if not isinstance(payload, dict):
         return _refuse(request, 400, "an activity must be a JSON object")
-    if b"\\u0000" in body and objects.has_nul(payload):
-        # PostgreSQL cannot store it in a JSON column; refused here, on every database.
-        return _refuse(request, 400, "the activity contains a NUL character")
     activity_id = payload.get("id")
     actor_id = objects.id_of(payload.get("actor"))
     if not isinstance(payload.get("type"), str) or not actor_id:
@@ -627,11 +619,6 @@ async def inbox(request: Request) -> Response:
         size=len(body),
     )
     return Response(status_code=202)
-
-
-def _not_json(name: str) -> Any:
-    """Python's json module reads NaN and Infinity; JSON has no such values."""
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _has_signature(headers: Headers) -> bool:

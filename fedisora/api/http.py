@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -75,6 +76,9 @@ def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 def client_ip(request: Request) -> str:
+    """The address every per-IP limit counts against: the connection's, or behind proxies
+    trusted by ``FEDISORA_TRUSTED_PROXIES`` the client's, which
+    :class:`~fedisora.boundary.middleware.InputBoundary` has put in its place already."""
     return request.client.host if request.client else "unknown"
 
 
@@ -168,6 +172,8 @@ def endpoint(
                 response = await handler(ctx)
             except FedisoraError as exc:
                 response = json({"error": exc.message}, exc.status)
+            except HTTPException as exc:  # a body over its limit (413), cut off while read
+                response = json({"error": exc.detail}, exc.status_code)
             except DoesNotExist:
                 response = json({"error": "Record not found"}, 404)
             except ValidationError as exc:  # a value no field check caught: still the client's

@@ -17,6 +17,8 @@ from fedisora.api.entities import account_entities
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import column
 from fedisora.api.scopes import ALL_SCOPES
+from fedisora.boundary.limits import IMAGE_SIZE_LIMIT as IMAGE_SIZE_LIMIT
+from fedisora.boundary.limits import VIDEO_SIZE_LIMIT as VIDEO_SIZE_LIMIT
 from fedisora.models import Account, Clip, User, utcnow
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.interactions import MAX_COMMENT
@@ -26,13 +28,13 @@ __all__ = ["MASTODON_API_VERSION", "MASTODON_COMPAT", "routes", "version_string"
 
 MASTODON_COMPAT = "4.3.0"
 MASTODON_API_VERSION = 2
+# The upload size limits (IMAGE_SIZE_LIMIT, VIDEO_SIZE_LIMIT) are the input boundary's,
+# enforced while a body is read (fedisora.boundary.limits); the instance shows them.
 SUPPORTED_MIME_TYPES = ["video/mp4", "image/jpeg", "image/png", "image/webp"]
-VIDEO_SIZE_LIMIT = 99 * 1024 * 1024  # what Mastodon accepts from peers
 MAX_PEERS = 10_000
 """Domains ``/api/v1/instance/peers`` lists at most."""
 VIDEO_MATRIX_LIMIT = 1920 * 1080
 VIDEO_FRAME_RATE_LIMIT = 60
-IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
 IMAGE_MATRIX_LIMIT = 4096 * 4096
 
 

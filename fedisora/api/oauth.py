@@ -192,7 +192,11 @@ def _registered_uris(p: Params) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-@endpoint()
+#: Registering an app stores a row: 20 registrations per 5 minutes per client IP.
+APP_RATE = ("apps", 20, 300.0)
+
+
+@endpoint(rate=APP_RATE)
 async def create_app(ctx: Ctx) -> Response:
     """Register a client (Mastodon's ``POST /api/v1/apps``): every field is checked and
     capped before anything is stored (422 naming the field otherwise)."""

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from fedisora.api.http import with_cors
 from fedisora.api.media import AI_ONLY_RULE, DESCRIPTION_LIMIT, MIN_IMAGE_SIDE
 from fedisora.api.renders import PREFIX
+from fedisora.boundary.text import CONTROL_CHARS
 from fedisora.models import NotificationType
 from render.spec import MAX_CAMEOS, MAX_PROMPT_CHARS, MAX_SECONDS, MAX_SEED
 from render.states import GRAPH
@@ -66,8 +67,9 @@ _RATE_HEADERS: Json = {
     for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 }
 _NULLABLE_STRING: Json = {"type": ["string", "null"]}
-# Parameters may be any text except NUL (PostgreSQL cannot store it: such requests are 400).
-_TEXT: Json = {"type": "string", "pattern": "^[^\\x00]*$"}
+# Parameters may be any text except NUL (PostgreSQL cannot store it: such requests are 400)
+# and control characters (422): see fedisora.boundary.text.
+_TEXT: Json = {"type": "string", "pattern": f"^[^\x00{CONTROL_CHARS}]*$"}
 _UNIT = r"-?(0(\.[0-9]{1,6})?|1(\.0{1,6})?)"
 _FOCUS: Json = {
     "type": "string",

@@ -13,7 +13,15 @@ from typing import Any
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from fedisora.errors import FedisoraError, Invalid
+from fedisora.boundary import (
+    MAX_CLIENT_DEPTH,
+    InputRefused,
+    check_storable,
+    check_typed,
+    parse_json,
+    read_form,
+)
+from fedisora.errors import Invalid
 
 __all__ = ["BadRequest", "Params", "read_params"]
 
@@ -21,10 +29,8 @@ _TRUE = {"1", "true", "on", "yes", "t"}
 _FALSE = {"0", "false", "off", "no", "f", ""}
 
 
-class BadRequest(FedisoraError):
-    """The body could not be parsed at all (malformed JSON, wrong content type)."""
-
-    status = 400
+#: The body could not be read at all (malformed, or holding refused characters): 400.
+BadRequest = InputRefused
 
 
 class Params:
@@ -45,8 +51,13 @@ class Params:
         return name in self._values
 
     def raw(self, name: str) -> Any:
+        """The last value given for *name*; every accessor reads through here (or
+        :meth:`items`), where client text is refused for control characters (422)."""
         values = self._values.get(name)
-        return values[-1] if values else None
+        if not values:
+            return None
+        check_typed(values[-1], name=name)
+        return values[-1]
 
     def text(
         self, name: str, default: str | None = None, *, max_length: int | None = None
@@ -105,7 +116,9 @@ class Params:
     def items(self, name: str) -> list[Any]:
         """All values given for *name* (``x[]=``, repeated ``x=`` or a JSON list), flattened."""
         out: list[Any] = []
-        for value in self._values.get(name, []):
+        values = self._values.get(name, [])
+        check_typed(values, name=name)
+        for value in values:
             if isinstance(value, list):
                 out.extend(value)
             elif value is not None and value != "":
@@ -159,20 +172,12 @@ def _flatten_bracketed(params: Params, key: str, value: object) -> None:
         params._add(key, value)
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    return False
-
-
 async def read_params(request: Request) -> Params:
-    """All parameters of *request*. NUL characters are refused: PostgreSQL cannot store them."""
-    if _has_nul(dict(request.path_params)):
-        raise BadRequest("NUL characters are not allowed in parameters")
+    """All parameters of *request*, read through the input boundary (:mod:`fedisora.boundary`):
+    a body that is not JSON or a form, or parameters that nest too deep or hold a NUL or an
+    unpaired surrogate, are refused with 400 before any handler sees them."""
+    # A path names a row or nothing (404): only what no query may carry is refused here.
+    check_storable(list(request.path_params.values()), name="the path")
     params = Params()
     for key, query_value in request.query_params.multi_items():
         _flatten_bracketed(params, key, query_value)
@@ -181,24 +186,17 @@ async def read_params(request: Request) -> Params:
         if ctype == "application/json" or ctype.endswith("+json"):
             body = await request.body()
             if body.strip():
-                try:
-                    data = json.loads(body)
-                except (ValueError, UnicodeDecodeError):
-                    raise BadRequest("the request body is not valid JSON") from None
+                data = parse_json(body, max_depth=MAX_CLIENT_DEPTH)
                 if not isinstance(data, dict):
                     raise Invalid("the JSON body must be an object")
                 for key, value in data.items():
                     params._set(str(key), value)
         elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            try:
-                form = await request.form()
-            except Exception as exc:  # multipart parser errors have no common base class
-                raise BadRequest(f"the form body could not be parsed: {exc}") from None
+            form = await read_form(request)
             form_params = Params()
             for key, form_value in form.multi_items():
                 _flatten_bracketed(form_params, key, form_value)
             for name, values in form_params._values.items():
                 params._values[name] = values
-    if _has_nul(params._values):
-        raise BadRequest("NUL characters are not allowed in parameters")
+    check_storable(params._values)  # the query string's too, and form keys made nested
     return params

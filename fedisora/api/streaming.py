@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from fedisora.api.http import client_ip, load_token, with_cors
+from fedisora.boundary import MAX_CLIENT_DEPTH, InputRefused, parse_json
 from fedisora.config import Settings
 from fedisora.errors import FedisoraError
 from fedisora.streaming.channels import Stream, Viewer, parse_stream
@@ -225,8 +226,8 @@ class _Socket:
         if len(text) > MAX_MESSAGE:
             return await self.error("Message too long", 400)
         try:
-            body = json.loads(text)
-        except ValueError:
+            body = parse_json(text, max_depth=MAX_CLIENT_DEPTH)  # the one JSON reader
+        except InputRefused:
             return await self.error("Invalid JSON message", 400)
         if not isinstance(body, dict):
             return await self.error("Invalid JSON message", 400)

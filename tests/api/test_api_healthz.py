@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from apihelpers import PASSWORD, login
+from apihelpers import log_in_browser, login
 from factories import local_account
 
 from fedisora.models import WorkerHeartbeat
@@ -69,14 +69,11 @@ async def test_an_admin_web_session_reads_the_details(client: httpx.AsyncClient,
     degraded = {**PUBLIC_OK, "status": "degraded", "workers": {"ok": False}}
     _public(await client.get("/healthz"), degraded, 503)
 
-    html = {"accept": "text/html"}
-    r = await client.post("/login", data={"login": "pat", "password": PASSWORD}, headers=html)
-    assert r.status_code == 303
+    await log_in_browser(client, "pat")
     _public(await client.get("/healthz"), degraded, 503)
 
     client.cookies.clear()
-    r = await client.post("/login", data={"login": "root", "password": PASSWORD}, headers=html)
-    assert r.status_code == 303
+    await log_in_browser(client, "root")
     r = await client.get("/healthz")
     assert r.status_code == 503
     assert r.json()["workers"]["workers"][0]["pid"] == 4242

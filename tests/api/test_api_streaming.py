@@ -401,6 +401,14 @@ async def test_stream_auth_and_errors(instance: Instance) -> None:
         )
         await anon.send(json.dumps({"type": "subscribe", "stream": "direct"}))  # still served
         assert (await next_message(anon))["error"] == "Unknown stream type"
+        # Read by the one JSON reader: too deep (a RecursionError before), or a lone surrogate.
+        for bad in (
+            "[" * 100_000,
+            "[" * 500 + "]" * 500,
+            '{"type": "subscribe", "tag": "\\ud800"}',
+        ):
+            await anon.send(bad)
+            assert (await next_message(anon))["status"] == 400
     async with sse(instance, "/api/v1/streaming/user/notification", token):
         pass  # subscribed (the ``:)`` comment came), and disconnecting is clean
 

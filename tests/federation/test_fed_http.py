@@ -38,6 +38,8 @@ async def test_oversized_non_json_and_nul_holding_responses() -> None:
             return httpx.Response(200, content=b"x" * 2048)
         if request.url.path == "/nul":  # JSON, but PostgreSQL cannot store it
             return httpx.Response(200, content=b'{"id": "x", "name": "a\\u0000b"}')
+        if request.url.path == "/surrogate":  # JSON, but no UTF-8 text holds it
+            return httpx.Response(200, content=b'{"id": "x", "name": "a\\udc00b"}')
         if request.url.path == "/escaped":  # a backslash before u0000, not a NUL
             return httpx.Response(200, content=b'{"id": "x", "name": "a\\\\u0000b"}')
         return httpx.Response(200, content=b"<html>")
@@ -50,6 +52,8 @@ async def test_oversized_non_json_and_nul_holding_responses() -> None:
             await client.get_json(f"{PUBLIC_IP}/page")
         with pytest.raises(FetchError, match="NUL character"):
             await client.get_json(f"{PUBLIC_IP}/nul")
+        with pytest.raises(FetchError, match="unpaired surrogate"):
+            await client.get_json(f"{PUBLIC_IP}/surrogate")
         _, doc = await client.get_json(f"{PUBLIC_IP}/escaped")
         assert doc["name"] == "a\\u0000b"
     finally:

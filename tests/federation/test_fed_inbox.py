@@ -113,7 +113,13 @@ async def test_refusals(client: httpx.AsyncClient, federation: Federation) -> No
 
     nul = json.dumps(dict(activity, summary="a\u0000b")).encode()  # PostgreSQL refuses it
     nan = body.replace(b'"type"', b'"n": NaN, "type"')  # Python reads it; JSON has no NaN
-    for bad in (b"{nope", b"[" * 100_000, b"[]", b'{"type": "Follow"}', nul, nan):
+    lone = json.dumps(dict(activity, summary="a\ud800b")).encode()  # no UTF-8 holds it
+    raw_lone = json.dumps(dict(activity, summary="a\udfffb"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
+    deep = json.dumps(dict(activity, summary=json.loads("[" * 100 + "]" * 100))).encode()
+    bad_bodies = (b"{nope", b"[" * 100_000, b"[]", b'{"type": "Follow"}', nul, nan, lone)
+    for bad in (*bad_bodies, raw_lone, deep):
         bad_body, bad_headers = rita.signed(INBOX, bad)
         r = await client.post("/inbox", content=bad_body, headers=bad_headers)
         assert r.status_code == 400, bad[:20]
@@ -123,6 +129,11 @@ async def test_refusals(client: httpx.AsyncClient, federation: Federation) -> No
     assert json.dumps(not_nul).encode().count(b"\\\\u0000") == 1
     assert (await post(client, rita, not_nul)).status_code == 202
     await InboxItem.filter(activity_id=not_nul["id"]).delete()
+    # A surrogate pair (escaped, as some servers send emoji) is one character, not refused.
+    pair = dict(follow_activity(rita, ann, 3), summary="\U0001f600")
+    assert b"\\ud83d\\ude00" in json.dumps(pair).encode()
+    assert (await post(client, rita, pair)).status_code == 202
+    await InboxItem.filter(activity_id=pair["id"]).delete()
 
     signed_body, headers = rita.signed(INBOX, activity)
     tampered = signed_body.replace(b"Follow", b"Block")

@@ -53,6 +53,15 @@ def test_invalid_settings_fail_fast_naming_the_setting(
         load_settings({"FEDISORA_DATA_DIR": str(tmp_path), name: value})
 
 
+def test_the_test_suites_own_variables_are_not_settings(tmp_path: Path) -> None:
+    """FEDISORA_TEST_* names the suite's services; a CLI run with the suite's environment
+    (``fedisora init`` in a test) must not refuse them, while a typo stays refused."""
+    env = {"FEDISORA_DATA_DIR": str(tmp_path), "FEDISORA_TEST_REDIS": "redis://127.0.0.1/3"}
+    assert load_settings(env).data_dir == tmp_path
+    with pytest.raises(ConfigError, match="unknown setting FEDISORA_TESTS"):
+        load_settings({"FEDISORA_DATA_DIR": str(tmp_path), "FEDISORA_TESTS": "1"})
+
+
 def test_insecure_http_and_postgres(tmp_path: Path) -> None:
     s = load_settings(
         {

@@ -1,0 +1,91 @@
+"""How large a request body may be, by the class of route it is sent to.
+
+The limit is enforced while the body is read, before any handler (or authentication) sees it,
+by :class:`fedisora.boundary.middleware.InputBoundary`: a ``Content-Length`` over the limit is
+answered 413 before a byte is read, and a body without one (chunked) is cut off with 413 as
+soon as it grows past the limit. So no request costs more memory, or temporary disk for a
+multipart upload, than its route's limit.
+
+======================  ===============================================================
+route class             limit
+======================  ===============================================================
+inbox POSTs             :data:`INBOX_BODY_LIMIT` (an activity; Mastodon takes about 1 MB)
+media uploads           the video size limit Mastodon clients are told, and the parts
+                        beside the file
+profile updates         an avatar and a header image, and the fields beside them
+anything else           :data:`FORM_BODY_LIMIT`: the API's JSON and form bodies, the OAuth
+                        and web forms (the longest text field takes a few kilobytes)
+======================  ===============================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from starlette.exceptions import HTTPException
+
+__all__ = [
+    "FORM_BODY_LIMIT",
+    "IMAGE_SIZE_LIMIT",
+    "INBOX_BODY_LIMIT",
+    "INBOX_PATH",
+    "MEDIA_BODY_LIMIT",
+    "PROFILE_BODY_LIMIT",
+    "VIDEO_SIZE_LIMIT",
+    "BodyClass",
+    "BodyTooLarge",
+    "body_class",
+]
+
+VIDEO_SIZE_LIMIT = 99 * 1024 * 1024  # what Mastodon accepts from peers
+IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
+INBOX_BODY_LIMIT = 1024 * 1024
+FORM_BODY_LIMIT = 64 * 1024
+# Multipart boundaries, part headers and the small fields sent beside the files.
+_UPLOAD_SLACK = 64 * 1024
+MEDIA_BODY_LIMIT = VIDEO_SIZE_LIMIT + _UPLOAD_SLACK
+PROFILE_BODY_LIMIT = 2 * IMAGE_SIZE_LIMIT + _UPLOAD_SLACK
+
+#: The inbox paths: the shared inbox, the instance actor's and each account's.
+INBOX_PATH = re.compile(r"/(?:inbox|actor/inbox|users/(?P<username>[^/]+)/inbox)")
+
+
+@dataclass(frozen=True)
+class BodyClass:
+    """A class of routes and the most bytes a request body to one of them may have."""
+
+    name: str
+    limit: int
+
+
+_INBOX = BodyClass("an inbox POST", INBOX_BODY_LIMIT)
+_MEDIA = BodyClass("a media upload", MEDIA_BODY_LIMIT)
+_PROFILE = BodyClass("a profile update", PROFILE_BODY_LIMIT)
+_FORM = BodyClass("a form or JSON body", FORM_BODY_LIMIT)
+_MEDIA_PATH = re.compile(r"/api/v[12]/media/?")
+_PROFILE_PATH = re.compile(r"/api/v1/accounts/update_credentials/?")
+
+
+def body_class(method: str, path: str) -> BodyClass:
+    """The class of the route *method* *path* is sent to."""
+    if method == "POST":
+        if INBOX_PATH.fullmatch(path):
+            return _INBOX
+        if _MEDIA_PATH.fullmatch(path):
+            return _MEDIA
+    elif method == "PATCH" and _PROFILE_PATH.fullmatch(path):
+        return _PROFILE
+    return _FORM
+
+
+class BodyTooLarge(HTTPException):
+    """Raised by the receive channel once a body grows past its route's limit. Handlers let it
+    through; the app's error handling (or the boundary itself) answers 413."""
+
+    def __init__(self, body: BodyClass) -> None:
+        super().__init__(413, too_large_message(body))
+
+
+def too_large_message(body: BodyClass) -> str:
+    return f"the request body is larger than {body.limit} bytes, the limit for {body.name}"
