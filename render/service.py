@@ -42,6 +42,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.outages import disk_space
 from fedisora.services import idempotency, posts
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
@@ -320,7 +321,8 @@ async def submit_render(
         await _ensure_quota_guard(account)
     stored_image = None
     if image_input is not None:  # decoding a large still must not block the event loop
-        stored_image = await asyncio.to_thread(_store_input_image, image_input, settings)
+        with disk_space():
+            stored_image = await asyncio.to_thread(_store_input_image, image_input, settings)
 
     values: dict[str, Any] = {
         "account": account,
