@@ -207,7 +207,7 @@ def create_app(
             *web_routes(),
         ],
         middleware=[
-            Middleware(SecurityHeaders, insecure_http=settings.insecure_http),
+            Middleware(SecurityHeaders),
             Middleware(InboxShortcut),
             Middleware(SessionMiddleware, https_only=not settings.insecure_http),
         ],
