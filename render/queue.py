@@ -537,8 +537,9 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             return await _finish(job, ctx, FAILED, f"cameo refused: {decision.reason}")
         try:
             pipe = await load(settings)
-        except ModelLoadError as exc:
-            return await _finish(job, ctx, FAILED, f"the render model cannot be loaded: {exc}")
+        except ModelLoadError as exc:  # the detail names server paths: logs only
+            log.error("render job %s: the render model cannot be loaded: %s", job.pk, exc)
+            return await _finish(job, ctx, FAILED, ModelLoadError.PUBLIC)
         spec = job_spec(job, settings, decision.refs)
         try:
             p = plan(
