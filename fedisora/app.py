@@ -84,9 +84,9 @@ def _outage(request: Request, exc: Exception) -> Response | None:
 
 
 async def _outage_error(request: Request, exc: Exception) -> Response:
-    response = _outage(request, exc)
+    response = _outage(request, exc) if request.scope["type"] == "http" else None
     if response is None:
-        raise exc  # not an outage: the server error below
+        raise exc  # not an outage (a server error), or a WebSocket's (closed by the server)
     return response
 
 

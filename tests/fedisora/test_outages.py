@@ -176,3 +176,24 @@ async def test_a_database_restart_answers_503_and_the_app_recovers(
     assert [r.status_code for r in await _requests(http, me, clip.pk)] == [200] * 4
     # The write refused during the outage was not stored; the two made when it was up were.
     assert await Comment.filter(account_id=me.account.pk).count() == 2
+
+
+async def test_a_websocket_outage_is_left_to_the_server() -> None:
+    """A WebSocket cannot be answered with a page: the error goes on up (the server closes
+    the socket with 1011), as it did before outages were mapped."""
+    from starlette.websockets import WebSocket
+
+    from fedisora.app import _outage_error
+
+    scope = {"type": "websocket", "path": "/api/v1/streaming", "headers": [], "query_string": b""}
+
+    async def nothing() -> dict[str, str]:
+        return {"type": "websocket.disconnect"}
+
+    async def ignore(message: object) -> None:
+        pass
+
+    socket = WebSocket(scope, nothing, ignore)
+    down = ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed")
+    with pytest.raises(ConnectionRefusedError):
+        await _outage_error(socket, down)  # type: ignore[arg-type]
