@@ -58,7 +58,58 @@ async def _service_error(request: Request, exc: Exception) -> Response:
     return error_page(request, exc.status, exc.message)
 
 
+def _outage(request: Request, exc: Exception) -> Response | None:
+    """507 for a full disk, 503 with ``Retry-After`` for a database that cannot be reached
+    (:mod:`fedisora.outages`), as JSON or a page like every error; None for anything else."""
+    from fedisora import outages
+
+    if outages.disk_full(exc):
+        status, message, headers = 507, outages.DISK_FULL, {}
+    elif outages.backend_down(exc):
+        status, message = 503, outages.BACKEND_DOWN
+        headers = {"Retry-After": str(outages.RETRY_AFTER)}
+    else:
+        return None
+    log.warning("%s %s: %d: %s", request.method, request.url.path, status, exc)
+    if _wants_json(request):
+        from fedisora.api.http import with_cors
+
+        return with_cors(JSONResponse({"error": message}, status, headers=headers))
+    from web.pages import error_page
+
+    request.scope.setdefault("session", {})  # raised before the session was looked up
+    response = error_page(request, status, message)
+    response.headers.update(headers)
+    return response
+
+
+async def _outage_error(request: Request, exc: Exception) -> Response:
+    response = _outage(request, exc) if request.scope["type"] == "http" else None
+    if response is None:
+        raise exc  # not an outage (a server error), or a WebSocket's (closed by the server)
+    return response
+
+
+def _outage_types() -> tuple[type[Exception], ...]:
+    """What an outage is raised as (:func:`_outage` looks closer), so that it is answered
+    inside the middleware (security headers, cookies) as other errors are."""
+    import asyncpg
+    import redis.exceptions
+    from tortoise.exceptions import BaseORMException
+
+    return (
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        BaseORMException,
+        redis.exceptions.RedisError,
+    )
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
+    response = _outage(request, exc)  # an outage met by a middleware, outside the routes
+    if response is not None:
+        return response
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"error": "internal server error"}, 500)
 
@@ -157,7 +208,7 @@ def create_app(
             *web_routes(),
         ],
         middleware=[
-            Middleware(SecurityHeaders, insecure_http=settings.insecure_http),
+            Middleware(SecurityHeaders),
             Middleware(InputBoundary, trusted_proxies=settings.trusted_proxies),
             Middleware(InboxShortcut),
             Middleware(SessionMiddleware, https_only=not settings.insecure_http),
@@ -165,6 +216,7 @@ def create_app(
         exception_handlers={
             HTTPException: _http_error,
             FedisoraError: _service_error,
+            **dict.fromkeys(_outage_types(), _outage_error),
             Exception: _server_error,
         },
         lifespan=lifespan,

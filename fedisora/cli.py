@@ -32,6 +32,10 @@ __all__ = ["main"]
 log = logging.getLogger("fedisora")
 
 ADMIN_PASSWORD_FILE = "initial-admin-password"
+WS_MAX_SIZE = 64 * 1024
+"""The largest WebSocket message ``serve`` accepts (uvicorn's default is 16 MiB, held in
+memory per message): a streaming client only sends small subscribe and unsubscribe messages.
+A larger one closes the socket (1009) before it is read in."""
 
 
 class CommandError(Exception):
@@ -213,6 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # open streaming responses (server-sent events) never finish on their own
             timeout_graceful_shutdown=5,
             workers=args.workers,
+            ws_max_size=WS_MAX_SIZE,
         )
     finally:
         if child is not None:

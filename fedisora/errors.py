@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "FedisoraError", "Forbidden", "Invalid", "NotFound", "RateLimited"]
+__all__ = [
+    "Conflict",
+    "FedisoraError",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "RateLimited",
+    "StorageFull",
+]
 
 
 class FedisoraError(Exception):
@@ -35,3 +43,9 @@ class Conflict(FedisoraError):
 
 class RateLimited(FedisoraError):
     status = 429
+
+
+class StorageFull(FedisoraError):
+    """The server's disk is full: nothing was stored (507 Insufficient Storage)."""
+
+    status = 507

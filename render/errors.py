@@ -40,7 +40,15 @@ class RenderLimitError(RenderError, ValueError):
 
 
 class ModelLoadError(RenderError):
-    """The model named in the configuration is missing, incomplete or unsupported."""
+    """The model named in the configuration is missing, incomplete or unsupported.
+
+    Its message is for the logs and admins (it names paths on the server); users are told
+    :attr:`PUBLIC` instead."""
+
+    PUBLIC = (
+        "this instance cannot render right now: its render model cannot be loaded "
+        "(the server's logs say why)"
+    )
 
 
 class EncodeError(RenderError):

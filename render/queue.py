@@ -16,6 +16,12 @@ Each stage is one handler; the row is the truth (see ``fedisora.work``):
   ``ready``: a job resumed after a crash redoes the unfinished stage (rendering again
   from its seed, deterministically) but never creates a second media row.
 
+A full media disk in any stage is a retry with a clear reason (:data:`DISK_FULL`), not an
+error naming internal paths: the stage's retry schedule waits for room, and a render that
+never finds any fails after the stage's attempts with that reason. Partial files are never
+left (everything is written under a temporary name; a failed signing removes what it placed),
+and the work directory goes with a failed job.
+
 torch is imported only when the pipeline is loaded (in a worker thread): importing this
 module, as the web process does through ``PROVIDERS``, stays light.
 """
@@ -43,6 +49,7 @@ from tortoise.expressions import F
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, MediaKind, NotificationType, RenderJob
 from fedisora.models import utcnow as _utcnow
+from fedisora.outages import disk_full
 from fedisora.services.notify import notify
 from fedisora.work import LeaseLost, Machine, Retry, WorkContext
 from fedisora.work.engine import Outcome
@@ -85,6 +92,28 @@ _ENCODED_META = "encoded.json"
 """Written last by the encoding stage: its presence means the stage finished."""
 
 PipelineLoader = Callable[[Settings], Awaitable[Any]]
+
+DISK_FULL = (
+    "the server's media storage is full: the render is tried again when there is room, "
+    "and fails if there is none after a few tries"
+)
+
+
+def _on_full_disk(
+    handler: Callable[[RenderJob, WorkContext], Awaitable[Outcome]],
+) -> Callable[[RenderJob, WorkContext], Awaitable[Outcome]]:
+    """*handler*, with a full disk answered as a retry with :data:`DISK_FULL`."""
+
+    async def run(job: RenderJob, ctx: WorkContext) -> Outcome:
+        try:
+            return await handler(job, ctx)
+        except Exception as exc:
+            if not disk_full(exc):
+                raise
+            log.warning("render job %s: the media disk is full in %s: %s", job.pk, job.state, exc)
+            return Retry(DISK_FULL)
+
+    return run
 
 
 class RenderCancelled(Exception):
@@ -354,24 +383,29 @@ def _sign(
         input_image=bool(spec.get("input_image")),
         remix_frames=bool(spec.get("remix_frames")),
     )
-    signed = sign_mp4(
-        src_dir / "encoded.mp4",
-        video,
-        chain_pem=chain_pem,
-        key_pem=key_pem,
-        claim=claim,
-        title=f"{settings.domain} render {job.pk}",
-    )
-    result = verify_mp4(video, [root_pem])
-    if result.state is not ValidationState.TRUSTED or result.claim != claim:
-        raise RenderError(
-            f"the signed clip does not verify against this instance's root: {result.state} "
-            f"{', '.join(result.failures)}"
+    try:
+        signed = sign_mp4(
+            src_dir / "encoded.mp4",
+            video,
+            chain_pem=chain_pem,
+            key_pem=key_pem,
+            claim=claim,
+            title=f"{settings.domain} render {job.pk}",
         )
-    with atomic_path(poster) as tmp:
-        shutil.copyfile(src_dir / "poster.jpg", tmp)
-    blurhash = json.loads((src_dir / _ENCODED_META).read_text())["blurhash"]
-    info = probe(video, decode=False)
+        result = verify_mp4(video, [root_pem])
+        if result.state is not ValidationState.TRUSTED or result.claim != claim:
+            raise RenderError(
+                f"the signed clip does not verify against this instance's root: {result.state} "
+                f"{', '.join(result.failures)}"
+            )
+        with atomic_path(poster) as tmp:
+            shutil.copyfile(src_dir / "poster.jpg", tmp)
+        blurhash = json.loads((src_dir / _ENCODED_META).read_text())["blurhash"]
+        info = probe(video, decode=False)
+    except BaseException:  # a full disk, or a refused signature: no clip without its media row
+        video.unlink(missing_ok=True)
+        poster.unlink(missing_ok=True)
+        raise
     return {
         "file": video_rel,
         "poster_file": poster_rel,
@@ -503,8 +537,9 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             return await _finish(job, ctx, FAILED, f"cameo refused: {decision.reason}")
         try:
             pipe = await load(settings)
-        except ModelLoadError as exc:
-            return await _finish(job, ctx, FAILED, f"the render model cannot be loaded: {exc}")
+        except ModelLoadError as exc:  # the detail names server paths: logs only
+            log.error("render job %s: the render model cannot be loaded: %s", job.pk, exc)
+            return await _finish(job, ctx, FAILED, ModelLoadError.PUBLIC)
         spec = job_spec(job, settings, decision.refs)
         try:
             p = plan(
@@ -545,7 +580,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
                     f"out of memory while rendering ({type(exc).__name__}: {exc}); try a "
                     "shorter clip or a smaller aspect",
                 )
-            if isinstance(exc, RenderError):
+            if isinstance(exc, RenderError) and not disk_full(exc):
                 return await _finish(job, ctx, FAILED, str(exc))
             raise  # unexpected: the engine retries, then fails the job with this error
         elapsed = time.monotonic() - started
@@ -584,6 +619,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
                     _encode, frames, out_dir, _stored_plan(job), settings, job.pk, account.username
                 )
         except RenderError as exc:  # a limit-breaking output is never published
+            if disk_full(exc):  # not the output's fault: retried (_on_full_disk)
+                raise
             return await _finish(job, ctx, FAILED, f"output refused: {exc}")
         return SIGNING
 
@@ -601,6 +638,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             async with ctx.keep_lease():
                 values = await asyncio.to_thread(_sign, settings, job, account.uri, refs)
         except RenderError as exc:
+            if disk_full(exc):
+                raise
             return await _finish(job, ctx, FAILED, f"provenance: {exc}")
         async with ctx.transition(READY) as conn:
             media = await MediaFile.create(
@@ -632,7 +671,12 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
     return Machine(
         model=RenderJob,
         graph=GRAPH,
-        handlers={QUEUED: queued, RENDERING: rendering, ENCODING: encoding, SIGNING: signing},
+        handlers={
+            QUEUED: queued,
+            RENDERING: _on_full_disk(rendering),
+            ENCODING: _on_full_disk(encoding),
+            SIGNING: _on_full_disk(signing),
+        },
         queue=QUEUE,
         select_due=select_due,
         on_transition=on_transition,

@@ -42,7 +42,8 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import posts
+from fedisora.outages import disk_space
+from fedisora.services import idempotency, posts
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
 from render.consent import check_cameo_consent
@@ -320,7 +321,8 @@ async def submit_render(
         await _ensure_quota_guard(account)
     stored_image = None
     if image_input is not None:  # decoding a large still must not block the event loop
-        stored_image = await asyncio.to_thread(_store_input_image, image_input, settings)
+        with disk_space():
+            stored_image = await asyncio.to_thread(_store_input_image, image_input, settings)
 
     values: dict[str, Any] = {
         "account": account,
@@ -432,12 +434,15 @@ async def publish_render(
     spoiler_text: str = "",
     language: str | None = None,
     engine: Engine | None = None,
+    once: idempotency.Key | None = None,
 ) -> Clip:
     """Post a ready render as a clip and move the job to ``published`` (once).
 
     The job is held with a short lease while ``post_clip`` runs, so two concurrent publishes
-    cannot both post; if a crash left the clip posted but the job ready, publishing again
-    completes the move instead of posting twice.
+    cannot both post; the job moves to ``published`` in the clip's own transaction (with the
+    ``Idempotency-Key`` *once*), so no crash leaves one without the other. A clip posted by an
+    older version, which moved the job after that transaction, is found by publishing again,
+    which completes the move instead of posting twice.
     """
     _check_owner(account, job)
     if job.state != READY or job.output_id is None:
@@ -457,10 +462,32 @@ async def publish_render(
     ).update(locked_until=now + eng.lease, lock_token=token)
     if not held:
         raise Conflict("this render is being published or cancelled right now")
+
+    async def published(conn: BaseDBAsyncClient, clip: Clip) -> None:
+        await Clip.filter(pk=clip.pk).using_db(conn).update(render_job_id=job.pk)
+        GRAPH.check_transition(READY, PUBLISHED)
+        moved = (
+            await RenderJob.filter(pk=job.pk, lock_token=token)
+            .using_db(conn)
+            .update(
+                state=PUBLISHED,
+                state_changed_at=eng.clock(),
+                attempts=0,
+                next_attempt_at=None,
+                locked_until=None,
+                lock_token=None,
+                last_error="",
+            )
+        )
+        if not moved:
+            raise Invalid("the render changed while it was being published")
+
     try:
         existing = await Clip.get_or_none(media_id=job.output_id, deleted_at=None)
         if existing is not None and existing.account_id == account.pk:
             clip = existing
+            async with in_transaction() as conn:
+                await published(conn, clip)
         else:
             media = await MediaFile.get(pk=job.output_id)
             remix = None
@@ -478,23 +505,12 @@ async def publish_render(
                 language=language,
                 remix_of=remix,
                 cameos=[(by_id[c], refs[i]) for i, c in enumerate(cameos) if c in by_id],
+                once=once,
+                within=published,
             )
-        await Clip.filter(pk=clip.pk).update(render_job_id=job.pk)
     except BaseException:
         await RenderJob.filter(pk=job.pk, lock_token=token).update(
             locked_until=None, lock_token=None
         )
         raise
-    GRAPH.check_transition(READY, PUBLISHED)
-    moved = await RenderJob.filter(pk=job.pk, lock_token=token).update(
-        state=PUBLISHED,
-        state_changed_at=eng.clock(),
-        attempts=0,
-        next_attempt_at=None,
-        locked_until=None,
-        lock_token=None,
-        last_error="",
-    )
-    if not moved:
-        raise Invalid("the render changed while it was being published")
     return await Clip.get(pk=clip.pk)

@@ -14,9 +14,10 @@ from starlette.templating import Jinja2Templates
 
 from activitypub.federation.provenance_check import public_reason
 from activitypub.objects import web_url
+from fedisora import urls
 from fedisora.services.text import clean_name
 
-__all__ = ["error_page", "html_errors", "render", "safe_url", "templates"]
+__all__ = ["error_page", "html_errors", "own_url", "render", "safe_url", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["public_reason"] = public_reason
@@ -42,6 +43,16 @@ def safe_url(value: object) -> str:
 
 
 templates.env.filters["safe_url"] = safe_url
+
+
+def own_url(value: object) -> str | None:
+    """*value* if it is a URL on this site (what a page may embed as an image or a video:
+    the pages' Content-Security-Policy loads media from no other origin), else None."""
+    base = urls.current().base + "/"
+    if isinstance(value, str) and value.startswith(base) and safe_url(value) == value:
+        return value
+    return None
+
 
 P = ParamSpec("P")
 

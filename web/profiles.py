@@ -20,7 +20,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from activitypub.federation.routes import wants_activity
-from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.models import Account, Clip
 from fedisora.services.account_deletion import is_deleted
@@ -29,7 +28,7 @@ from fedisora.services.text import render_html
 from fedisora.services.visibility import account_clips_visible_to
 from web.clips import PAGE, clip_cards, max_id_param, profile_path, session_account
 from web.opengraph import handle, profile_meta
-from web.pages import html_errors, render
+from web.pages import html_errors, own_url, render
 
 __all__ = [
     "find_local",
@@ -84,7 +83,7 @@ async def profile_page(request: Request, username: str) -> Response:
         account=account,
         handle=handle(account, settings),
         bio_html=Markup(bio),
-        avatar=web_url(account.avatar_url),
+        avatar=own_url(account.avatar_url),  # an upload here (a remote one would not load)
         cards=await clip_cards(viewer, rows, mutes=False),
         base_path=profile_path(account),
         max_id=max_id,

@@ -8,9 +8,11 @@ only here), ``X-Frame-Options: DENY`` for browsers without ``frame-ancestors``,
 
 Pages only widen the policy in one declared way: the OAuth consent page lets its form's
 redirect reach the app's registered redirect URI (:func:`allow_form_action`), since browsers
-apply ``form-action`` to the redirect after a form is submitted. Remote clips play from their
-own servers, so images and media may come from any ``https:`` origin (``http:`` too when the
-instance itself runs on plain HTTP for local testing).
+apply ``form-action`` to the redirect after a form is submitted. Images and media come from
+this site only: remote clips' videos and posters are served through the media proxy
+(:mod:`activitypub.federation.media_proxy`), and no page embeds another remote URL (avatars
+shown are local accounts' own uploads; OpenGraph images are metadata, never loaded by the
+page). Nothing needs ``data:`` or ``blob:``.
 """
 
 from __future__ import annotations
@@ -26,16 +28,15 @@ __all__ = ["SecurityHeaders", "allow_form_action", "content_security_policy"]
 _FORM_ACTION_KEY = "csp_form_action"
 
 
-def content_security_policy(*, insecure_http: bool, form_action: Iterable[str] = ()) -> str:
+def content_security_policy(form_action: Iterable[str] = ()) -> str:
     """The policy of an HTML page; *form_action* adds sources its forms may lead to."""
-    remote = "https: http:" if insecure_http else "https:"
     extra = "".join(f" {source}" for source in dict.fromkeys(form_action))
     directives = [
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        f"img-src 'self' {remote}",
-        f"media-src 'self' {remote}",
+        "img-src 'self'",
+        "media-src 'self'",
         "connect-src 'self'",
         "font-src 'self'",
         "object-src 'none'",
@@ -59,10 +60,9 @@ def allow_form_action(request: Request, source: str) -> None:
 class SecurityHeaders:
     """Pure ASGI middleware (streamed responses pass through untouched)."""
 
-    def __init__(self, app: ASGIApp, *, insecure_http: bool = False) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.insecure_http = insecure_http
-        self.policy = content_security_policy(insecure_http=insecure_http)
+        self.policy = content_security_policy()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,9 +76,7 @@ class SecurityHeaders:
                 if headers.get("content-type", "").lower().startswith("text/html"):
                     extra = scope.get("state", {}).get(_FORM_ACTION_KEY) or ()
                     headers["Content-Security-Policy"] = (
-                        content_security_policy(insecure_http=self.insecure_http, form_action=extra)
-                        if extra
-                        else self.policy
+                        content_security_policy(extra) if extra else self.policy
                     )
                     headers["X-Frame-Options"] = "DENY"
                     headers["Referrer-Policy"] = "same-origin"

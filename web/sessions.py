@@ -33,6 +33,7 @@ from tortoise.exceptions import BaseORMException
 
 from fedisora.api.http import client_ip
 from fedisora.models import Account, User
+from fedisora.outages import backend_down
 from fedisora.services.passwords import (
     PasswordChecksBusy,
     TooManyAttempts,
@@ -135,7 +136,9 @@ class SessionMiddleware:
         if state.token is not None and not scope["path"].startswith(_SKIP_PREFIXES):
             try:
                 state.live = await resume_session(state.token, ip=client_ip(Request(scope)))
-            except (BaseORMException, OSError) as exc:  # the database is down: anonymous
+            except Exception as exc:  # the database is down: anonymous
+                if not isinstance(exc, BaseORMException | OSError) and not backend_down(exc):
+                    raise
                 log.warning("session lookup failed: %s", exc)
             else:
                 stale = state.live is None

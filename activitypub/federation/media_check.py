@@ -57,6 +57,7 @@ from activitypub.federation.provenance_root import peer_roots
 from activitypub.federation.rows import create_row
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, RemoteMediaCheck, utcnow
+from fedisora.outages import disk_full
 from fedisora.services import events
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
@@ -87,6 +88,7 @@ DOWNLOAD_TIMEOUT = 300.0
 # host; videos often come from a media host that is not the inbox's host anyway.
 PER_HOST_DOWNLOADS = 2
 HEARTBEAT_SECONDS = 15.0
+DISK_FULL = "no room on this server's disk to download the clip for its check; tried again later"
 RETRY_SCHEDULE = exponential(timedelta(minutes=1), 2.0, timedelta(hours=6), timedelta(days=1))
 REMOTE_MEDIA_GRAPH = StateGraph(
     "remote_media_check",
@@ -248,6 +250,11 @@ async def _check(row: RemoteMediaCheck, ctx: WorkContext) -> Outcome:
             return Retry(str(exc))
         log.info("%s: %s: %s", row.clip_uri, FETCH_FAILED, exc)  # the why is not public
         verdict, details = Verdict(Label.UNVERIFIED, FETCH_FAILED), {}
+    except OSError as exc:  # our disk, not the clip: tried again on the schedule
+        if not disk_full(exc):
+            raise
+        log.warning("%s: no room to download the clip for its check: %s", row.clip_uri, exc)
+        return Retry(DISK_FULL)
     provenance = {
         **before,
         **details,

@@ -22,7 +22,10 @@ serves cached remote media:
   typed by this server (a video type the clip was stored with, or an image type) with
   ``nosniff`` and a sandboxing CSP, and a single byte range (``Range``) is passed on, so
   players seek without downloading everything;
-- at most :data:`MAX_STREAMS` answers are streamed at once per process (then a 503).
+- at most :data:`MAX_STREAMS` answers are streamed at once per process (then a 503), and at
+  most :data:`MAX_STREAMS_PER_CLIENT` of them to one client address (then a 429), so that
+  one client cannot hold every slot (a browser opens at most six connections to a host over
+  HTTP/1.1, fewer than that cap).
 
 Errors say nothing about what the fetch met (that is logged): 404 for anything not served,
 502 when the peer's answer cannot be passed on.
@@ -48,12 +51,14 @@ from activitypub.federation.http import FetchError
 from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES
 from activitypub.objects import web_url
 from fedisora import urls
+from fedisora.api.http import client_ip
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, MediaFile
 
 __all__ = [
     "MAX_POSTER_BYTES",
     "MAX_STREAMS",
+    "MAX_STREAMS_PER_CLIENT",
     "media_proxy",
     "proxied_poster",
     "proxied_video",
@@ -65,12 +70,14 @@ log = logging.getLogger("fedisora.federation")
 
 MAX_POSTER_BYTES = 8 * 1024 * 1024
 MAX_STREAMS = 32
+MAX_STREAMS_PER_CLIENT = 8
 VIDEO_TYPES = frozenset({"video/mp4", "video/webm", "video/quicktime"})
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif"})
 CACHE_CONTROL = "private, max-age=3600"
 _RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")
 _CONTENT_RANGE = re.compile(r"bytes (\d{1,15})-(\d{1,15})/(\d{1,15})")
 _streams = asyncio.Semaphore(MAX_STREAMS)
+_per_client: dict[str, int] = {}  # client address -> answers being streamed to it
 
 
 @dataclass(frozen=True)
@@ -209,9 +216,11 @@ def _answer_headers(
 
 
 class _Held:
-    """A stream slot and the peer's response, given back once, however the answer ends."""
+    """A stream slot (the process's and the client's) and the peer's response, given back
+    once, however the answer ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: str) -> None:
+        self.client = client
         self.upstream: httpx.Response | None = None
         self._released = False
 
@@ -224,6 +233,9 @@ class _Held:
                 await self.upstream.aclose()
         finally:
             _streams.release()
+            left = _per_client.pop(self.client, 1) - 1
+            if left > 0:
+                _per_client[self.client] = left
 
 
 async def _body(held: _Held, limit: int, what: str) -> AsyncIterator[bytes]:
@@ -254,11 +266,16 @@ async def media_proxy(request: Request) -> Response:
     if found is None:
         return _not_found()
     media, remote, kind = found
+    client = client_ip(request)
+    if _per_client.get(client, 0) >= MAX_STREAMS_PER_CLIENT:
+        mine = {"error": "too many files are being served to you at once; try again"}
+        return JSONResponse(mine, 429, headers={"Retry-After": "5"})
     if _streams.locked():
         busy = {"error": "too many files are being served; try again"}
         return JSONResponse(busy, 503, headers={"Retry-After": "5"})
-    await _streams.acquire()
-    held = _Held()
+    await _streams.acquire()  # no await between the checks and here: both hold
+    _per_client[client] = _per_client.get(client, 0) + 1
+    held = _Held(client)
     handed_over = False
     try:
         wanted = _range(request.headers.get("range"))

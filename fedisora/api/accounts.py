@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import UploadFile
@@ -35,6 +36,7 @@ from fedisora.models import (
     Mute,
     OAuthApplication,
 )
+from fedisora.outages import disk_space
 from fedisora.services import events, follows
 from fedisora.services.accounts import INSTANCE_ACTOR, create_local_account
 from fedisora.services.text import clean_name
@@ -79,41 +81,50 @@ async def update_credentials(ctx: Ctx) -> Response:
     me = ctx.me
     changed: list[str] = []
     # Profile pictures go through the same decoding and clean-up as input stills: a file that
-    # is not a readable JPEG, PNG or WebP image is refused before anything changes.
-    images: dict[str, str] = {}
-    for upload in ("avatar", "header"):
-        value = p.raw(upload)
-        if value in (None, ""):
-            continue
-        if not isinstance(value, UploadFile):
-            raise Invalid(f"{upload} must be an image file sent as multipart/form-data")
-        data = await media.read_capped(value, IMAGE_SIZE_LIMIT)
-        stored = media.store_image(data, ctx.settings)
-        images[f"{upload}_url"] = urls.current().media(stored.values["file"])
-    for attr, url in images.items():
-        setattr(me, attr, url)
-        changed.append(attr)
-    display_name = p.text("display_name", max_length=100)
-    if display_name is not None:
-        me.display_name = clean_name(display_name)
-        changed.append("display_name")
-    source = p.mapping("source")
-    note = p.text("note", max_length=500)
-    if note is None and isinstance(source.get("note"), str):
-        note = source["note"]
-        if len(note) > 500:
-            raise Invalid("note is longer than 500 characters")
-    if note is not None:
-        me.note = note
-        changed.append("note")
-    for flag_name in ("locked", "discoverable", "indexable"):
-        if flag_name in p:
-            setattr(me, flag_name, p.flag(flag_name))
-            changed.append(flag_name)
-    if changed:
-        async with events.transaction() as conn:
-            await me.save(update_fields=[*changed, "updated_at"], using_db=conn)
-            await events.emit(conn, "account.updated", me.pk)
+    # is not a readable JPEG, PNG or WebP image is refused before anything changes. Images
+    # stored for a request that is then refused or not saved (a full disk, the database
+    # down) are removed again.
+    stored: list[media.StoredUpload] = []
+    saved = False
+    try:
+        for upload in ("avatar", "header"):
+            value = p.raw(upload)
+            if value in (None, ""):
+                continue
+            if not isinstance(value, UploadFile):
+                raise Invalid(f"{upload} must be an image file sent as multipart/form-data")
+            data = await media.read_capped(value, IMAGE_SIZE_LIMIT)
+            with disk_space():
+                stored.append(await asyncio.to_thread(media.store_image, data, ctx.settings))
+            setattr(me, f"{upload}_url", urls.current().media(stored[-1].values["file"]))
+            changed.append(f"{upload}_url")
+        display_name = p.text("display_name", max_length=100)
+        if display_name is not None:
+            me.display_name = clean_name(display_name)
+            changed.append("display_name")
+        source = p.mapping("source")
+        note = p.text("note", max_length=500)
+        if note is None and isinstance(source.get("note"), str):
+            note = source["note"]
+            if len(note) > 500:
+                raise Invalid("note is longer than 500 characters")
+        if note is not None:
+            me.note = note
+            changed.append("note")
+        for flag_name in ("locked", "discoverable", "indexable"):
+            if flag_name in p:
+                setattr(me, flag_name, p.flag(flag_name))
+                changed.append(flag_name)
+        if changed:
+            async with events.transaction() as conn:
+                await me.save(update_fields=[*changed, "updated_at"], using_db=conn)
+                await events.emit(conn, "account.updated", me.pk)
+                saved = True
+    except BaseException:
+        if not saved:
+            for image in stored:
+                media.discard(image, ctx.settings)
+        raise
     return json(await credential_account(me, ctx.user))
 
 

@@ -13,7 +13,7 @@ limited to two kinds of file, recognised by their bytes (never by the declared c
 
 Everything else (audio, documents, unknown bytes, an empty file) is 422; a file over the size
 limits the instance advertises is 413. Uploads are processed synchronously, so both API versions
-answer 200 with the finished attachment.
+answer 200 with the finished attachment. A full disk answers 507 and leaves no file and no row.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from fedisora.api.instance import (
 from fedisora.config import Settings
 from fedisora.errors import FedisoraError, Invalid, NotFound
 from fedisora.models import Account, MediaFile, MediaKind
+from fedisora.outages import disk_space
 
 __all__ = [
     "AI_ONLY_RULE",
@@ -55,6 +56,7 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "MediaFiles",
     "TooLarge",
+    "discard",
     "media_files",
     "parse_focus",
     "routes",
@@ -196,26 +198,41 @@ def store_image(data: bytes, settings: Settings) -> StoredUpload:
     preview_rel = f"uploads/images/{name}-small.jpg"
     dst = settings.media_root / rel
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dst) as tmp:
-        clean.save(tmp, format=save_as, **({"quality": 95} if save_as == "JPEG" else {}))
-    preview = clean.copy()
-    preview.thumbnail((_PREVIEW_SIDE, _PREVIEW_SIDE))
-    with atomic_path(settings.media_root / preview_rel) as tmp:
-        preview.save(tmp, format="JPEG", quality=85)
-    return StoredUpload(
-        {
-            "kind": MediaKind.IMAGE,
-            "file": rel,
-            "poster_file": preview_rel,
-            "content_type": content_type,
-            "width": width,
-            "height": height,
-            "size": dst.stat().st_size,
-            "sha256": sha256_file(dst),
-            "blurhash": blurhash_of(preview),
-            "provenance": {"state": "input_still", "original_format": fmt},
-        }
-    )
+    try:
+        with atomic_path(dst) as tmp:
+            clean.save(tmp, format=save_as, **({"quality": 95} if save_as == "JPEG" else {}))
+        preview = clean.copy()
+        preview.thumbnail((_PREVIEW_SIDE, _PREVIEW_SIDE))
+        with atomic_path(settings.media_root / preview_rel) as tmp:
+            preview.save(tmp, format="JPEG", quality=85)
+        return StoredUpload(
+            {
+                "kind": MediaKind.IMAGE,
+                "file": rel,
+                "poster_file": preview_rel,
+                "content_type": content_type,
+                "width": width,
+                "height": height,
+                "size": dst.stat().st_size,
+                "sha256": sha256_file(dst),
+                "blurhash": blurhash_of(preview),
+                "provenance": {"state": "input_still", "original_format": fmt},
+            }
+        )
+    except BaseException:  # a full disk after the image was written: nothing half-stored
+        _remove(settings, rel, preview_rel)
+        raise
+
+
+def _remove(settings: Settings, *rels: str | None) -> None:
+    for rel in rels:
+        if rel:
+            (settings.media_root / rel).unlink(missing_ok=True)
+
+
+def discard(stored: StoredUpload, settings: Settings) -> None:
+    """Remove the files of an upload whose row was not stored after all."""
+    _remove(settings, stored.values.get("file"), stored.values.get("poster_file"))
 
 
 # --------------------------------------------------------------------------- videos
@@ -297,9 +314,13 @@ def _store_video(data: bytes, settings: Settings, uploader: Account) -> StoredUp
         )
         rel = f"uploads/videos/{name}.mp4"
         poster_rel = f"uploads/videos/{name}.jpg"
-        poster = write_poster(_first_frame(incoming), settings.media_root / poster_rel)
-        with atomic_path(settings.media_root / rel) as tmp:
-            os.replace(incoming, tmp)
+        try:
+            poster = write_poster(_first_frame(incoming), settings.media_root / poster_rel)
+            with atomic_path(settings.media_root / rel) as tmp:
+                os.replace(incoming, tmp)
+        except BaseException:  # a full disk: no poster without its video
+            _remove(settings, poster_rel)
+            raise
         video = settings.media_root / rel
     finally:
         incoming.unlink(missing_ok=True)
@@ -376,7 +397,8 @@ async def upload(ctx: Ctx) -> Response:
         )
         if again is not None:
             return json(_entity(again))
-        stored = await asyncio.to_thread(_store_video, data, settings, ctx.me)
+        with disk_space():
+            stored = await asyncio.to_thread(_store_video, data, settings, ctx.me)
     else:
         data = await read_capped(upload_file, IMAGE_SIZE_LIMIT)
         if _image_format(data) is None:
@@ -387,11 +409,16 @@ async def upload(ctx: Ctx) -> Response:
                 "image (an input still for image-to-video) or a clip rendered by a fedisora "
                 "render queue; " + AI_ONLY_RULE
             )
-        stored = await asyncio.to_thread(store_image, data, settings)
+        with disk_space():
+            stored = await asyncio.to_thread(store_image, data, settings)
     values = dict(stored.values)
     if focus is not None:
         values["provenance"] = {**values["provenance"], "focus": focus}
-    media = await MediaFile.create(account=ctx.me, description=description or "", **values)
+    try:
+        media = await MediaFile.create(account=ctx.me, description=description or "", **values)
+    except BaseException:  # no row (the database is full or down): no files either
+        discard(stored, settings)
+        raise
     return json(_entity(media))
 
 

@@ -22,6 +22,7 @@ Other people's renders answer 404, exactly like missing ones.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import Response, StreamingResponse
@@ -36,6 +37,8 @@ from fedisora.models import Clip, MediaFile, MediaKind, RenderJob
 from fedisora.work import Engine
 
 __all__ = ["PREFIX", "ModelUnavailable", "render_entities", "routes"]
+
+log = logging.getLogger("fedisora.render")
 
 PREFIX = "/api/fedisora/v1/renders"
 _MAX_CAMEOS_PARAM = 16  # the render spec allows fewer; this only bounds parsing
@@ -168,8 +171,9 @@ async def create(ctx: Ctx) -> Response:
         )
     except RenderLimitError as exc:
         raise Invalid(str(exc)) from None
-    except ModelLoadError as exc:
-        raise ModelUnavailable(f"this instance cannot render right now: {exc}") from None
+    except ModelLoadError as exc:  # the detail names server paths: logs only
+        log.error("render refused: the render model cannot be loaded: %s", exc)
+        raise ModelUnavailable(ModelLoadError.PUBLIC) from None
     return json((await render_entities([job]))[0], 202)
 
 

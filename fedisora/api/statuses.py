@@ -8,39 +8,34 @@ remix when a clip also names ``quoted_status_id``. ``Idempotency-Key`` makes ret
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from tortoise.exceptions import IntegrityError
 
 from fedisora.api.entities import reblog_entity, render_accounts, status_entities
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import get_status, get_status_row
 from fedisora.api.pagination import Page, link_header, page_of
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
-from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.errors import Conflict, Forbidden, Invalid, NotFound
 from fedisora.models import (
     Account,
     Bookmark,
     Boost,
     Clip,
     Comment,
-    IdempotencyKey,
     Like,
     MediaFile,
     RenderJob,
-    utcnow,
 )
-from fedisora.services import bookmarks, interactions, posts, threads
+from fedisora.services import bookmarks, idempotency, interactions, posts, threads
 from fedisora.services.comment_edits import edit_comment
 from render.states import READY
 
 __all__ = ["routes"]
 
-IDEMPOTENCY_TTL = timedelta(hours=1)
 Status = Clip | Comment
 
 
@@ -49,7 +44,7 @@ async def _one(ctx: Ctx, status: Status) -> Response:
     return json((await status_entities(ctx.account, [fresh]))[0])
 
 
-async def _create(ctx: Ctx) -> Status:
+async def _create(ctx: Ctx, once: idempotency.Key | None) -> Status:
     p = ctx.params
     me = ctx.me
     text = p.text("status") or ""
@@ -80,6 +75,7 @@ async def _create(ctx: Ctx) -> Status:
             sensitive=sensitive,
             spoiler_text=spoiler,
             language=language,
+            once=once,
         )
     if len(media_ids) != 1:
         raise Invalid(
@@ -116,6 +112,7 @@ async def _create(ctx: Ctx) -> Status:
             spoiler_text=spoiler,
             language=language,
             engine=getattr(ctx.request.app.state, "engine", None),
+            once=once,
         )
     return await posts.post_clip(
         me,
@@ -126,30 +123,38 @@ async def _create(ctx: Ctx) -> Status:
         spoiler_text=spoiler,
         language=language,
         remix_of=remix_of,
+        once=once,
     )
+
+
+async def _made(once: idempotency.Key) -> Status | None:
+    """The live status *once* made within its time, if any (a deleted one frees the key)."""
+    status_id = await idempotency.previous(once)
+    if status_id is None:
+        return None
+    status = await get_status_row(status_id)
+    if status is None or status.deleted_at is not None:
+        await idempotency.forget(once)
+        return None
+    return status
 
 
 @endpoint("write", "write:statuses", user=True)
 async def create(ctx: Ctx) -> Response:
-    me = ctx.me
-    key = ctx.request.headers.get("idempotency-key", "").strip()[:200]
-    if key:
-        previous = await IdempotencyKey.get_or_none(
-            account_id=me.pk, key=key, created_at__gte=utcnow() - IDEMPOTENCY_TTL
-        )
-        if previous is not None:
-            status = await get_status_row(previous.status_id)
-            if status is not None and status.deleted_at is None:
-                return await _one(ctx, status)
-    status = await _create(ctx)
-    if key:
-        await IdempotencyKey.filter(
-            account_id=me.pk, key=key, created_at__lt=utcnow() - IDEMPOTENCY_TTL
-        ).delete()
-        try:
-            await IdempotencyKey.create(account=me, key=key, status_id=status.pk)
-        except IntegrityError:  # a concurrent retry stored the key first
-            pass
+    """Post; a retry with the same ``Idempotency-Key`` answers the first try's status, which
+    the key was stored with in one transaction (:mod:`fedisora.services.idempotency`)."""
+    once = idempotency.Key.from_header(ctx.me.pk, ctx.request.headers.get("idempotency-key"))
+    if once is not None and (made := await _made(once)) is not None:
+        return await _one(ctx, made)
+    try:
+        status = await _create(ctx, once)
+    except Conflict:
+        # A concurrent try with this key stored its status first (ours was rolled back), or
+        # holds the render being published: answer its status once it is there.
+        made = None if once is None else await _made(once)
+        if made is None:
+            raise
+        status = made
     return await _one(ctx, status)
 
 

@@ -1,7 +1,7 @@
 """Rows that are dead once old, deleted in bounded batches (the ``expired_rows`` chore).
 
 Each would otherwise pile up for good: an ``Idempotency-Key`` is only looked at within
-:data:`~fedisora.api.statuses.IDEMPOTENCY_TTL` of its post, an OAuth authorization code is
+:data:`~fedisora.services.idempotency.TTL` of its post, an OAuth authorization code is
 single-use and short-lived (kept a day past its expiry), and a runner's heartbeat row is
 named after its process, so each restart leaves one behind (kept a week after it was last
 seen; the health check looks at the last minute).
@@ -16,6 +16,7 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from fedisora.models import IdempotencyKey, OAuthAuthorizationCode, WorkerHeartbeat
+from fedisora.services import idempotency
 from fedisora.services.retention import BATCH, Fence
 
 __all__ = ["Expiry", "delete_expired", "expiries"]
@@ -31,10 +32,8 @@ class Expiry:
 
 
 def expiries() -> list[Expiry]:
-    from fedisora.api.statuses import IDEMPOTENCY_TTL  # the API's rule, read where it lives
-
     return [
-        Expiry(IdempotencyKey, "created_at", IDEMPOTENCY_TTL),
+        Expiry(IdempotencyKey, "created_at", idempotency.TTL),
         Expiry(OAuthAuthorizationCode, "expires_at", timedelta(days=1)),
         Expiry(WorkerHeartbeat, "last_seen", timedelta(days=7)),
     ]

@@ -22,7 +22,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import events
+from fedisora.services import events, idempotency
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.notify import notify
 from fedisora.services.posts import _render_caption
@@ -119,8 +119,10 @@ async def comment(
     sensitive: bool = False,
     spoiler_text: str = "",
     language: str | None = None,
+    once: idempotency.Key | None = None,
 ) -> Comment:
-    """Reply to a clip, or to a comment under it."""
+    """Reply to a clip, or to a comment under it; *once*, the client's ``Idempotency-Key``,
+    is stored with the comment (see :mod:`~fedisora.services.idempotency`)."""
     if not text.strip():
         raise Invalid("a comment needs some text")
     if len(text) > MAX_COMMENT:
@@ -150,7 +152,7 @@ async def comment(
     )
     row.uri = urls.current().comment(account.username, row.id)
     row.url = row.uri
-    return await store_comment(row, account, clip, parent, mentioned=mentioned)
+    return await store_comment(row, account, clip, parent, mentioned=mentioned, once=once)
 
 
 async def store_comment(
@@ -160,15 +162,18 @@ async def store_comment(
     parent: Comment | None,
     *,
     mentioned: Sequence[Account] = (),
+    once: idempotency.Key | None = None,
 ) -> Comment:
-    """Save a new comment, local or remote: mentions, counters, event, notifications, in one
-    transaction.
+    """Save a new comment, local or remote: mentions, counters, the ``Idempotency-Key``
+    *once*, event, notifications, in one transaction.
 
     Callers check permissions and build the unsaved row. Used by :func:`comment` and by
     federation for remote replies.
     """
     async with events.transaction() as conn:
         await row.save(using_db=conn, force_create=True)
+        if once is not None:
+            await idempotency.record(conn, once, row.pk)
         for m in mentioned:
             await Mention.get_or_create(
                 account=m, comment=row, target_key=f"comment:{row.pk}", using_db=conn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -25,7 +25,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import events
+from fedisora.services import events, idempotency
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.media_gc import attach_media, detach_media
 from fedisora.services.notify import notify
@@ -35,6 +35,7 @@ from fedisora.services.visibility import can_see_clip
 
 __all__ = [
     "MAX_CAPTION",
+    "Within",
     "delete_clip",
     "edit_clip",
     "post_clip",
@@ -44,6 +45,9 @@ __all__ = [
 
 MAX_CAPTION = 1000
 MAX_SPOILER = 500
+
+Within = Callable[[BaseDBAsyncClient, Clip], Awaitable[None]]
+"""A step a caller of :func:`post_clip` adds to the clip's transaction."""
 
 
 def provenance_allows_posting(media: MediaFile) -> bool:
@@ -128,8 +132,15 @@ async def post_clip(
     language: str | None = None,
     remix_of: Clip | None = None,
     cameos: Sequence[tuple[Account, str | None]] = (),
+    once: idempotency.Key | None = None,
+    within: Within | None = None,
 ) -> Clip:
-    """Publish *media* (a finished render of *author*'s) as a clip."""
+    """Publish *media* (a finished render of *author*'s) as a clip.
+
+    *once*, the client's ``Idempotency-Key``, is stored with the clip (see
+    :mod:`~fedisora.services.idempotency`); *within* runs in the clip's transaction too, after
+    the clip is stored (the render queue moves the render to ``published`` there): a raise in
+    either rolls the clip back."""
     if not author.local:
         raise Forbidden("only local accounts post through this service")
     _check_text(caption, spoiler_text)
@@ -169,7 +180,9 @@ async def post_clip(
     )
     clip.uri = u.clip(author.username, clip.id)
     clip.url = u.clip_page(author.username, clip.id)
-    return await store_clip(clip, author, mentioned=mentioned, tags=tags, cameos=cameos)
+    return await store_clip(
+        clip, author, mentioned=mentioned, tags=tags, cameos=cameos, once=once, within=within
+    )
 
 
 async def store_clip(
@@ -179,19 +192,23 @@ async def store_clip(
     mentioned: Sequence[Account] = (),
     tags: Sequence[str] = (),
     cameos: Sequence[tuple[Account, str | None]] = (),
+    once: idempotency.Key | None = None,
+    within: Within | None = None,
 ) -> Clip:
     """Save a new clip, local or remote, with everything that comes with it, in one transaction.
 
     Callers check permissions and build the unsaved row (id, uri, text, media, remix source);
-    this writes tags, mentions, cameos, home feeds and counters, emits ``clip.created`` and
-    notifies, all in that transaction. Used by :func:`post_clip` and by federation for
-    remote clips.
+    this writes tags, mentions, cameos, home feeds and counters, the ``Idempotency-Key``
+    *once*, emits ``clip.created``, notifies and runs *within*, all in that transaction. Used
+    by :func:`post_clip` and by federation for remote clips.
     """
     remix_of = await Clip.get_or_none(pk=clip.remix_of_id) if clip.remix_of_id else None
     async with events.transaction() as conn:
         if clip.media_id is not None:
             await attach_media(clip.media_id, conn)  # the fence against its collection
         await clip.save(using_db=conn, force_create=True)
+        if once is not None:
+            await idempotency.record(conn, once, clip.pk)
         await _attach_tags(clip, tags, conn)
         for account in mentioned:
             await Mention.get_or_create(
@@ -221,6 +238,8 @@ async def store_clip(
             await notify(
                 recipient, kind, dedupe_key=f"clip:{clip.pk}", from_account=author, clip=clip
             )
+        if within is not None:
+            await within(conn, clip)
     return clip
 
 

@@ -503,3 +503,38 @@ async def test_the_web_page_shows_the_label(client: httpx.AsyncClient) -> None:
     assert "Unverified: no provenance manifest" in unverified and "checking" not in unverified
     pending = shown({"local": False, "state": "unverified", "checked_at": None})
     assert 'data-provenance="checking"' in pending and "checking…" in pending
+
+
+async def test_no_room_for_the_download_is_retried_with_a_clear_reason(
+    fed: Federation, settings: Settings, origin: LoopbackPeer, encoded: Path, tmp_path: Path
+) -> None:
+    """This server's disk, not the clip: the check waits for room (the label stays "not
+    checked yet"), says why, leaves no partial download, and checks the clip once there is
+    room."""
+    from throwaway import fill_filesystem, small_filesystem
+
+    from activitypub.federation.media_check import DISK_FULL
+
+    ca = generate_instance_ca(origin.domain)
+    publish(origin, ca)
+    rita = await remote_author(origin)
+    signed = sign_clip(encoded, tmp_path / "1.mp4", ca, instance=origin.domain, creator=rita.uri)
+    origin.files["/media/1.mp4"] = Served(signed.path)
+    clip, row = await receive(
+        fed, fedisora_create(rita, f"{origin.base}/media/1.mp4", 1, signed=signed)
+    )
+    folder = settings.data_dir / "tmp" / "remote-media"
+    with small_filesystem(folder, 256 * 1024):
+        fill_filesystem(folder / ".filler")
+        now = utcnow()
+        assert await engine(settings, lambda: now).advance(TABLE, row.pk) is AdvanceResult.RETRY
+        row = await RemoteMediaCheck.get(pk=row.pk)
+        assert (row.state, row.attempts, row.last_error) == ("pending", 1, DISK_FULL)
+        assert [p.name for p in folder.iterdir()] == [".filler"]
+        prov = (await media_of(clip)).provenance
+        assert (prov["state"], prov["reason"]) == ("unverified", "not checked yet")
+
+        (folder / ".filler").unlink()
+        later = now + RETRY_SCHEDULE[0] + timedelta(seconds=1)
+        assert await engine(settings, lambda: later).advance(TABLE, row.pk) is AdvanceResult.MOVED
+        assert (await media_of(clip)).provenance["state"] == "verified"

@@ -11,6 +11,7 @@ The peer is a real HTTP server on loopback that honours ``Range`` and records ea
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -28,7 +29,11 @@ from activitypub import objects
 from activitypub.federation.context import Federation, set_federation
 from activitypub.federation.http import PeerClient
 from activitypub.federation.ingest import handle_activity
-from activitypub.federation.media_proxy import MAX_POSTER_BYTES
+from activitypub.federation.media_proxy import (
+    MAX_POSTER_BYTES,
+    MAX_STREAMS,
+    MAX_STREAMS_PER_CLIENT,
+)
 from fedisora import urls
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile
@@ -46,6 +51,7 @@ class RangePeer:
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     port: int = 0
+    gate: threading.Event | None = None  # when set: bodies wait for it after the headers
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -86,6 +92,9 @@ class RangePeer:
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
                 self.end_headers()
+                if peer.gate is not None:
+                    self.wfile.flush()
+                    peer.gate.wait(30)
                 self.wfile.write(body[start : end + 1])
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -370,3 +379,48 @@ async def test_the_proxy_fetches_through_the_ssrf_guard(
     finally:
         await federation.aclose()
         set_federation(None)
+
+
+async def _requested(peer: RangePeer, n: int) -> None:
+    """Wait until *peer* got *n* requests."""
+    async with asyncio.timeout(10):
+        while True:
+            if len(peer.requests) >= n:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_one_client_cannot_hold_every_stream(
+    app: Any, peer: RangePeer, settings: Settings
+) -> None:
+    """A client holding its share of streams gets a 429 for the next, while another client
+    is still served; once its answers end, it is served again."""
+    assert MAX_STREAMS_PER_CLIENT < MAX_STREAMS
+    clip = await _remote_clip(peer, settings)
+    media = await _checked(clip)
+    video = _path(urls.current().media_proxy(media.pk, "original", str(media.remote_url)))
+    peer.gate = threading.Event()
+
+    def client(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 1234))
+        return httpx.AsyncClient(transport=transport, base_url=f"https://{DOMAIN}")
+
+    async with client("198.51.100.7") as greedy, client("203.0.113.9") as other:
+        held = [asyncio.create_task(greedy.get(video)) for _ in range(MAX_STREAMS_PER_CLIENT)]
+        await _requested(peer, MAX_STREAMS_PER_CLIENT)  # all streaming (the peer holds them)
+        refused = await greedy.get(video)
+        assert refused.status_code == 429, refused.text
+        assert refused.json() == {
+            "error": "too many files are being served to you at once; try again"
+        }
+        assert refused.headers["Retry-After"] == "5"
+        assert len(peer.requests) == MAX_STREAMS_PER_CLIENT  # nothing fetched for it
+
+        served = asyncio.create_task(other.get(video))  # another client still gets a slot
+        await _requested(peer, MAX_STREAMS_PER_CLIENT + 1)
+        peer.gate.set()
+        for answer in await asyncio.gather(*held, served):
+            assert answer.status_code == 200 and answer.content == VIDEO
+
+        again = await greedy.get(video)  # its slots were given back
+        assert again.status_code == 200 and again.content == VIDEO

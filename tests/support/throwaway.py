@@ -33,6 +33,7 @@ __all__ = [
     "PostgresCluster",
     "Process",
     "RedisServer",
+    "fill_filesystem",
     "free_port",
     "postgres_cluster",
     "redis_server",
@@ -360,3 +361,24 @@ def small_filesystem(path: Path, size_bytes: int) -> Iterator[str]:
             _unmount(path)
     finally:
         image.unlink(missing_ok=True)
+
+
+def fill_filesystem(path: Path, *, leave: int = 0) -> None:
+    """Write zeros to the new file *path* until its file system has no byte left, then give
+    back about *leave* bytes (whole pages) by truncating it."""
+    import errno
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        size, written = 1 << 20, 0
+        while size:
+            try:
+                written += os.write(fd, b"\0" * size)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                size //= 2
+        if leave:
+            os.ftruncate(fd, max(0, written - leave))
+    finally:
+        os.close(fd)

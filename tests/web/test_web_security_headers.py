@@ -9,10 +9,13 @@ import re
 import httpx
 from factories import local_account, rendered_video
 from starlette.routing import Mount, Route
-from webhelpers import browser, logged_in
+from webhelpers import DOMAIN, browser, create, logged_in, peer_account, receive
 
-from fedisora.models import Account
-from fedisora.services import posts
+from activitypub.federation.context import Federation
+from activitypub.federation.ingest import handle_activity
+from fedisora import urls
+from fedisora.models import Account, MediaFile
+from fedisora.services import follows, posts
 from fedisora.services.accounts import create_instance_actor
 from web.security import content_security_policy
 
@@ -36,6 +39,8 @@ def assert_secure_html(r: httpx.Response, where: str) -> None:
     assert d["default-src"] == ["'self'"], where
     assert d["script-src"] == ["'self'"], where
     assert d["style-src"] == ["'self'"], where
+    assert d["img-src"] == ["'self'"], where  # remote media come through the media proxy
+    assert d["media-src"] == ["'self'"], where
     assert d["object-src"] == ["'none'"], where
     assert d["base-uri"] == ["'none'"], where
     assert d["frame-ancestors"] == ["'none'"], where
@@ -131,4 +136,66 @@ async def test_the_consent_page_lets_its_form_reach_only_the_apps_redirect(
             assert form_action == (["'self'", source] if source else ["'self'"])
         # Other pages keep the plain policy.
         r = await http.get("/", headers=HTML)
-        assert r.headers["content-security-policy"] == content_security_policy(insecure_http=False)
+        assert r.headers["content-security-policy"] == content_security_policy()
+
+
+EMBEDDED = re.compile(r"<(?:img|video|audio|source|track|iframe|embed|object|input)\b[^>]*>")
+URL_ATTRIBUTE = re.compile(r'\b(?:src|poster|srcset|data)="([^"]*)"')
+
+
+async def test_pages_embed_nothing_from_another_site(
+    web: httpx.ASGITransport, fed: Federation, db: str
+) -> None:
+    """What the policy's ``img-src 'self'; media-src 'self'`` needs: every image, video and
+    poster a page embeds is on this site (remote clips through the media proxy), even a
+    local account's avatar that names another site (which would not load anyway)."""
+    own = f"https://{DOMAIN}/"
+    ann = await local_account("ann")
+    ben = await local_account("ben")
+    await Account.filter(pk=ann.pk).update(avatar_url="https://elsewhere.example/a.png")
+    await Account.filter(pk=ben.pk).update(avatar_url=urls.current().media("uploads/b.png"))
+    mine = await posts.post_clip(ann, await rendered_video(ann), caption="mine #sea")
+    await MediaFile.filter(pk=mine.media_id).update(poster_file="clips/mine.jpg")
+    rita = await peer_account("rita", avatar_url="https://peer.example/rita.png")
+    row = await follows.follow(ann, rita)
+    await handle_activity(
+        fed,
+        {
+            "id": f"{rita.uri}#accepts/1",
+            "type": "Accept",
+            "actor": rita.uri,
+            "object": {"id": row.uri, "type": "Follow", "actor": ann.uri, "object": rita.uri},
+        },
+    )
+    remote = await receive(fed, create(rita, 1, hashtags=["sea"]))
+    media = await MediaFile.get(pk=remote.media_id)
+    await MediaFile.filter(pk=media.pk).update(
+        provenance={
+            **media.provenance,
+            "state": "verified",
+            "reason": "checked",
+            "checked_at": "2026-01-02T03:04:05+00:00",
+            "file_size": 1234,
+        }
+    )
+
+    found: list[str] = []
+    async with logged_in(web, "ann") as http:
+        for path in ("/", "/feed", "/@ann", "/@ben", f"/@ann/{mine.pk}", "/tags/sea"):
+            r = await http.get(path)
+            assert r.status_code == 200, (path, r.text[:300])
+            assert_secure_html(r, path)
+            for tag in EMBEDDED.findall(r.text):
+                for url in URL_ATTRIBUTE.findall(tag):
+                    assert url.startswith((own, "/")) and not url.startswith("//"), (path, tag)
+                    found.append(url)
+    # The walk saw each kind of embed: the local clip and poster, the remote clip's video and
+    # poster through the proxy, and the avatar that is on this site.
+    assert urls.current().media("clips/mine.jpg") in found
+    assert any(
+        u.startswith(f"{own}media_proxy/{media.pk}/") and u.endswith("/original") for u in found
+    )
+    assert any(
+        u.startswith(f"{own}media_proxy/{media.pk}/") and u.endswith("/small") for u in found
+    )
+    assert urls.current().media("uploads/b.png") in found
