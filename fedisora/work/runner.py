@@ -38,18 +38,24 @@ rows that wait longer than this (a request to a peer) side by side."""
 
 
 async def beat(name: str, kind: str, queues: Iterable[str], clock: Any) -> None:
-    """Record that a runner is alive (read by /healthz)."""
+    """Record that a runner is alive (read by /healthz).
+
+    One upsert (``INSERT ... ON CONFLICT (name) DO UPDATE``, on SQLite and PostgreSQL alike):
+    two beats for a name with no row yet (a worker's startup sweep and its first cron sweep)
+    cannot both insert one, as an update-else-insert did. ``started_at`` is written by the
+    first beat only."""
     now = clock()
-    updated = await WorkerHeartbeat.filter(name=name).update(last_seen=now, pid=os.getpid())
-    if not updated:
-        await WorkerHeartbeat.create(
-            name=name,
-            kind=kind,
-            pid=os.getpid(),
-            queues=",".join(queues),
-            started_at=now,
-            last_seen=now,
-        )
+    row = WorkerHeartbeat(
+        name=name,
+        kind=kind,
+        pid=os.getpid(),
+        queues=",".join(queues),
+        started_at=now,
+        last_seen=now,
+    )
+    await WorkerHeartbeat.bulk_create(
+        [row], on_conflict=["name"], update_fields=["kind", "pid", "queues", "last_seen"]
+    )
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from fedisora.work import (
     WorkContext,
 )
 from fedisora.work.graph import exponential
-from fedisora.work.runner import STAGGER, InProcessRunner
+from fedisora.work.runner import STAGGER, InProcessRunner, beat
 
 SUPPORT = Path(__file__).resolve().parent.parent / "support"
 
@@ -226,6 +226,23 @@ async def test_runner_heartbeat_is_recorded(db: str) -> None:
     await runner.stop()
     beat = await WorkerHeartbeat.get(name=runner.name)
     assert beat.queues == "default" and beat.pid == os.getpid()
+
+
+async def test_heartbeats_racing_for_a_new_runner_name_both_succeed(db: str) -> None:
+    """A worker's startup sweep and its first cron sweep both beat for a name that has no row
+    yet: each used to find no row to update and insert one, and the second insert failed on
+    the key. A beat is one upsert."""
+    clock = Engine([machine()]).clock
+    for round_ in range(3):
+        name = f"arq:default:racer:{round_}"
+        await asyncio.gather(*(beat(name, "arq", ["default"], clock) for _ in range(4)))
+        [row] = await WorkerHeartbeat.filter(name=name)
+        assert row.kind == "arq" and row.queues == "default" and row.pid == os.getpid()
+    first = await WorkerHeartbeat.get(name="arq:default:racer:0")
+    await asyncio.sleep(0.01)
+    await beat(first.name, "arq", ["default"], clock)
+    again = await WorkerHeartbeat.get(name=first.name)
+    assert again.last_seen > first.last_seen and again.started_at == first.started_at
 
 
 def _start_runner(url: str, lease: float, concurrency: int = 4) -> subprocess.Popen[str]:
