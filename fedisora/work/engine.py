@@ -20,6 +20,7 @@ import logging
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -75,6 +76,8 @@ class Retry:
 
 Outcome = str | Retry | None
 Handler = Callable[[Any, "WorkContext"], Awaitable[Outcome]]
+OnMove = Callable[[Any, str, str, BaseDBAsyncClient], Awaitable[None]]
+Transaction = Callable[[], AbstractAsyncContextManager[BaseDBAsyncClient]]
 # Written by the engine only (a handler's own values may set last_error).
 _WORK_COLUMNS = frozenset(
     ("state", "state_changed_at", "attempts", "next_attempt_at", "locked_until", "lock_token")
@@ -94,8 +97,19 @@ class Machine:
     # Replaces order_by when set: picks due rows from the unordered due query, for orders a
     # column list cannot express (render jobs: the user with fewest jobs in flight first).
     select_due: Callable[[QuerySet[Any], int], Awaitable[list[Any]]] | None = None
-    # Called after each transition, e.g. to notify listeners (progress streams).
+    # Called after each transition has committed (best effort: a kill before it skips it),
+    # e.g. to remove files or wake the next row.
     on_transition: Callable[[Any, str, str], Awaitable[None]] | None = None
+    # Writes that must commit with a move of the row, whoever makes it: a handler's
+    # transition or move, the engine failing the row (attempts used up, a timeout, a handler
+    # giving up), a move from outside (:meth:`Engine.move`). Called inside the move's
+    # transaction, after the fenced state change, with (the row as it was before the move,
+    # source, target, the transaction's connection); an exception rolls the move back. The
+    # render queue notifies a job's owner there: a kill after the commit cannot lose it.
+    on_move: OnMove | None = None
+    # The transaction moves run in: ``events.transaction`` for a machine whose on_move
+    # emits events (they are handed on once it commits).
+    transaction: Transaction = in_transaction
     # Light rows (quick steps, no pick order of their own: inbox items, deliveries) are claimed
     # several at a time by runners, and an arq sweep advances them itself rather than queueing
     # a job per row (a Redis round trip and a poll each). Heavy rows keep a job per row, picked
@@ -186,9 +200,11 @@ class WorkContext:
         block never runs and :class:`LeaseLost` is raised. Leaving the block commits both.
         """
         self.machine.graph.check_transition(self.row.state, target)
-        async with in_transaction() as conn:
+        async with self.machine.transaction() as conn:
             values = self.engine._transition_values(self.machine, target, self.now())
             await self._fenced_update(values, conn)
+            if self.machine.on_move is not None:
+                await self.machine.on_move(self.row, self.row.state, target, conn)
             yield conn
         self._written = values
         self.moved_to = target
@@ -204,9 +220,20 @@ class WorkContext:
             raise ValueError(f"move() writes {sorted(reserved)} itself")
         self.machine.graph.check_transition(self.row.state, target)
         values = {**self.engine._transition_values(self.machine, target, self.now()), **values}
-        await self._fenced_update(values)
+        await self._fenced_move(values, target)
         self._written = values
         self.moved_to = target
+
+    async def _fenced_move(self, values: dict[str, Any], target: str) -> None:
+        """The fenced update of a move, with the machine's ``on_move`` writes in its
+        transaction (one statement alone when the machine has none)."""
+        on_move = self.machine.on_move
+        if on_move is None:
+            await self._fenced_update(values)
+            return
+        async with self.machine.transaction() as conn:
+            await self._fenced_update(values, conn)
+            await on_move(self.row, self.row.state, target, conn)
 
     async def _fenced_update(
         self, values: dict[str, Any], conn: BaseDBAsyncClient | None = None
@@ -483,7 +510,7 @@ class Engine:
         values["last_error"] = reason[:10000]
         values["attempts"] = ctx.row.attempts if attempts is None else attempts
         try:
-            await ctx._fenced_update(values)
+            await ctx._fenced_move(values, target)
         except LeaseLost:
             return AdvanceResult.LOST
         if ctx.machine.on_transition is not None:
@@ -509,9 +536,16 @@ class Engine:
             return False
         update = self._transition_values(machine, target, now)
         update.update(values)
-        updated = await model.filter(
+        query = model.filter(
             Q(pk=pk) & Q(state__in=sources) & (Q(locked_until=None) | Q(locked_until__lt=now))
-        ).update(**update)
+        )
+        if machine.on_move is None:
+            updated = await query.update(**update)
+        else:
+            async with machine.transaction() as conn:
+                updated = await query.using_db(conn).update(**update)
+                if updated == 1:
+                    await machine.on_move(before, before.state, target, conn)
         if updated == 1:
             row = await model.get(pk=pk)
             if machine.on_transition is not None:

@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from work_machines import GRAPH, IN_FLIGHT, machine
@@ -428,6 +429,83 @@ async def test_on_transition_hooks_see_the_committed_row(db: str) -> None:
         ("received", "processing", "processing", False),
         ("processing", "done", "done", False),
     ]
+
+
+async def test_on_move_writes_commit_with_every_kind_of_move(db: str) -> None:
+    """``on_move`` runs inside the transaction of each move, whoever makes it: a handler's
+    transition and move, the engine failing a row (attempts used up, a timeout, a handler
+    giving up) and a move from outside; when it raises, the move is rolled back."""
+    moves: list[tuple[str, str, str]] = []
+    broken: set[str] = set()
+
+    async def on_move(row: InboxItem, source: str, target: str, conn: Any) -> None:
+        moves.append((row.activity_id, source, target))
+        await Tag.create(name=f"moved-{row.activity_id}-{target}", using_db=conn)
+        if row.activity_id in broken:
+            raise RuntimeError("the effect cannot be written")
+
+    graph = StateGraph(
+        "on_move",
+        [
+            State("received", to=("processing",), retry=(timedelta(0),)),
+            State(
+                "processing",
+                to=("done",),
+                retry=(timedelta(0),),
+                max_attempts=2,
+                timeout=timedelta(hours=1),
+            ),
+            State("done", terminal=True),
+            State("failed", terminal=True),
+        ],
+        initial="received",
+        failed="failed",
+    )
+    base = machine()
+    engine = Engine([Machine(InboxItem, graph, base.handlers, on_move=on_move)])
+    items = {
+        name: await _item(engine, name, **payload)
+        for name, payload in (
+            ("walk", {}),
+            ("note", {"note": "moved alone"}),
+            ("fail", {"fail_times": 5}),
+            ("late", {}),
+            ("outside", {}),
+            ("broken", {}),
+        )
+    }
+    for name in ("walk", "note", "fail", "late", "broken"):
+        assert await engine.advance("inbox_items", items[name].pk) == AdvanceResult.MOVED
+    assert await engine.advance("inbox_items", items["walk"].pk) == AdvanceResult.MOVED
+    assert await engine.advance("inbox_items", items["note"].pk) == AdvanceResult.MOVED
+    assert await engine.advance("inbox_items", items["fail"].pk) == AdvanceResult.RETRY
+    assert await engine.advance("inbox_items", items["fail"].pk) == AdvanceResult.FAILED
+    await InboxItem.filter(pk=items["late"].pk).update(
+        state_changed_at=datetime(2000, 1, 1, tzinfo=UTC)
+    )
+    assert await engine.advance("inbox_items", items["late"].pk) == AdvanceResult.FAILED
+    assert await engine.move(InboxItem, items["outside"].pk, "received", "failed")
+    broken.add("broken")
+    assert await engine.advance("inbox_items", items["broken"].pk) == AdvanceResult.RETRY
+    assert (await InboxItem.get(pk=items["broken"].pk)).state == "processing"
+
+    assert moves == [
+        ("walk", "received", "processing"),
+        ("note", "received", "processing"),
+        ("fail", "received", "processing"),
+        ("late", "received", "processing"),
+        ("broken", "received", "processing"),
+        ("walk", "processing", "done"),
+        ("note", "processing", "done"),
+        ("fail", "processing", "failed"),
+        ("late", "processing", "failed"),
+        ("outside", "received", "failed"),
+        ("broken", "processing", "done"),
+    ]
+    tags = set(await Tag.filter(name__startswith="moved-").values_list("name", flat=True))
+    assert tags == {f"moved-{name}-{target}" for name, _, target in moves[:-1]}
+    for name, state in (("walk", "done"), ("note", "done"), ("fail", "failed"), ("late", "failed")):
+        assert (await InboxItem.get(pk=items[name].pk)).state == state
 
 
 async def test_a_final_move_without_a_hook_loads_the_row_once(
