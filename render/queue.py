@@ -16,6 +16,10 @@ Each stage is one handler; the row is the truth (see ``fedisora.work``):
   ``ready``: a job resumed after a crash redoes the unfinished stage (rendering again
   from its seed, deterministically) but never creates a second media row.
 
+The owner's "finished" or "failed" notification (and its outbox event) is written in the
+transaction of the job's move to ``ready`` or ``failed`` (``_on_move``), whoever moves it:
+a handler, or the engine failing a job whose attempts or time ran out.
+
 torch is imported only when the pipeline is loaded (in a worker thread): importing this
 module, as the web process does through ``PROVIDERS``, stays light.
 """
@@ -38,11 +42,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, MediaKind, NotificationType, RenderJob
 from fedisora.models import utcnow as _utcnow
+from fedisora.services import events
 from fedisora.services.notify import notify
 from fedisora.work import LeaseLost, Machine, Retry, WorkContext
 from fedisora.work.engine import Outcome
@@ -213,12 +219,8 @@ def _free_memory() -> None:
 
 async def _finish(job: RenderJob, ctx: WorkContext, target: str, error: str) -> str:
     """Move to a terminal state (failed / cancelled) with a message, fenced on our lease."""
-    async with ctx.transition(target) as conn:
-        await (
-            RenderJob.filter(pk=job.pk)
-            .using_db(conn)
-            .update(last_error=error[:10000], finished_at=_utcnow())
-        )
+    async with ctx.transition(target) as conn:  # (finished_at: see _on_move)
+        await RenderJob.filter(pk=job.pk).using_db(conn).update(last_error=error[:10000])
     return target
 
 
@@ -606,28 +608,14 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             media = await MediaFile.create(
                 account_id=job.account_id, kind=MediaKind.VIDEO, using_db=conn, **values
             )
-            await (
-                RenderJob.filter(pk=job.pk)
-                .using_db(conn)
-                .update(output_id=media.pk, finished_at=_utcnow())
-            )
+            await RenderJob.filter(pk=job.pk).using_db(conn).update(output_id=media.pk)
         return READY
 
     async def on_transition(job: RenderJob, source: str, target: str) -> None:
         if target in (READY, FAILED, CANCELLED):
             await asyncio.to_thread(shutil.rmtree, work_dir(settings, job.pk), True)
-        if target in (FAILED, CANCELLED):
-            await RenderJob.filter(pk=job.pk, finished_at=None).update(finished_at=_utcnow())
         if target == CANCELLED and job.output_id is not None:
             await _discard_output(settings, job)
-        if target in (READY, FAILED):
-            owner = await Account.get(pk=job.account_id)
-            kind = (
-                NotificationType.RENDER_FINISHED
-                if target == READY
-                else NotificationType.RENDER_FAILED
-            )
-            await notify(owner, kind, dedupe_key=f"render:{job.pk}", render_job=job)
 
     return Machine(
         model=RenderJob,
@@ -636,8 +624,28 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         queue=QUEUE,
         select_due=select_due,
         on_transition=on_transition,
+        on_move=_on_move,
+        transaction=events.transaction,
         light=False,  # GPU work, one row at a time, in select_due's order: never claimed ahead
     )
+
+
+async def _on_move(job: RenderJob, source: str, target: str, conn: BaseDBAsyncClient) -> None:
+    """In the transaction of every move of a job (see ``Machine.on_move``), whoever makes it:
+    a job that ends gets its ``finished_at``, and its owner is told that it is ready or
+    failed, committed with the move (a kill right after it loses neither)."""
+    if target in (READY, FAILED, CANCELLED):
+        await (
+            RenderJob.filter(pk=job.pk, finished_at=None)
+            .using_db(conn)
+            .update(finished_at=_utcnow())
+        )
+    if target in (READY, FAILED):
+        owner = await Account.get(pk=job.account_id).using_db(conn)
+        kind = (
+            NotificationType.RENDER_FINISHED if target == READY else NotificationType.RENDER_FAILED
+        )
+        await notify(owner, kind, dedupe_key=f"render:{job.pk}", render_job=job)
 
 
 async def _discard_output(settings: Settings, job: RenderJob) -> None:
