@@ -50,7 +50,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from arq.worker import Worker, func
 
 from fedisora.work.engine import Engine, Machine
-from fedisora.work.runner import Pump, beat
+from fedisora.work.runner import STOP_GRACE, Pump, beat
 
 __all__ = [
     "SWEEP_BUCKET_MS",
@@ -364,17 +364,27 @@ def build_worker(
     )
 
 
-async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+async def stop_worker(worker: Worker, task: asyncio.Task[None], grace: float = STOP_GRACE) -> None:
     """Stop a worker started with ``asyncio.create_task(worker.async_run())``.
 
-    Jobs still running are cancelled, and so are the rows its sweeps started; their rows keep
-    their lease until it expires and are then picked up again. Rows claimed but not started
-    are given back at once. arq's ``close`` re-raises those cancellations, which is expected
-    here (and skips ``on_shutdown``, hence the pump is closed here too).
+    It stops taking jobs and claiming rows (rows claimed but not started are released at
+    once); jobs and rows still running after *grace* seconds are cancelled and give their
+    rows back, which keep the rest of their lease and are then picked up again without an
+    attempt counted (:meth:`Engine.give_back`). arq's ``close`` re-raises those
+    cancellations, which is expected here (and skips ``on_shutdown``, hence the pump is
+    closed here too).
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    worker.allow_pick_jobs = False
+    pump: Pump | None = worker.ctx.get(_PUMP)
+    if pump is not None:
+        await pump.close(cancel=False, grace=grace)
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running and deadline > loop.time():
+        await asyncio.wait(running, timeout=deadline - loop.time())
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await asyncio.gather(worker.close(), return_exceptions=True)
-    pump: Pump | None = worker.ctx.get(_PUMP)
     if pump is not None:
         await pump.close(cancel=True)

@@ -28,6 +28,7 @@ from fedisora.work import (
     StateGraph,
     WorkContext,
 )
+from fedisora.work.engine import QUEUED, TAKEN_OVER
 from fedisora.work.graph import exponential
 from fedisora.work.runner import STAGGER, InProcessRunner, beat
 
@@ -773,3 +774,123 @@ async def test_keep_lease_renews_while_the_block_runs(db: str) -> None:
         assert await engine.claim(m, item.pk) is None
     await asyncio.sleep(1.6)  # the renewal stopped with the block: the lease runs out
     assert await engine.claim(m, item.pk) is not None
+
+
+# --- crashes count as attempts; a stopping runner's rows do not -------------------------------
+
+
+def _later(engine: Engine, seconds: float) -> Engine:
+    """A runner on *engine*'s machines whose clock is *seconds* ahead (past leases)."""
+    return Engine(
+        list(engine.machines.values()),
+        lease=engine.lease,
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=seconds),
+    )
+
+
+async def test_a_takeover_of_a_started_row_is_an_attempt_and_the_limit_fails_it(db: str) -> None:
+    """A runner that dies holding a row it started (its lease runs out) spent an attempt: a
+    row that kills every runner fails after the state's max_attempts, not resumed forever."""
+    engine = Engine([machine()], lease=timedelta(seconds=60))
+    row = await _processing(engine, "poison")
+    m = engine.machine("inbox_items")
+    for attempt in range(1, 3):
+        later = _later(engine, 61 * attempt)
+        assert await later.claim(m, row.pk) is not None  # its runner "dies" holding it
+        stored = await InboxItem.get(pk=row.pk)
+        assert stored.attempts == attempt - 1
+    later = _later(engine, 61 * 3)
+    claimed = await later.claim(m, row.pk)
+    assert claimed is not None
+    taken, _ = claimed  # tried a third time: it dies again
+    assert (taken.attempts, taken.last_error) == (2, TAKEN_OVER)
+    assert await _later(engine, 61 * 4).advance("inbox_items", row.pk) == AdvanceResult.FAILED
+    failed = await InboxItem.get(pk=row.pk)
+    assert failed.state == "failed" and failed.attempts == 3
+    assert failed.last_error.startswith("3 attempts in state processing") and (
+        TAKEN_OVER in failed.last_error
+    )
+    assert not await Tag.exists()
+
+
+async def test_rows_claimed_ahead_or_given_back_are_taken_over_without_an_attempt(
+    db: str,
+) -> None:
+    engine = Engine([machine()], lease=timedelta(seconds=60))
+    rows = [await _processing(engine, f"r{i}") for i in range(4)]
+    m = engine.machine("inbox_items")
+    claims = await engine.claim_due(m, 4, start=1)
+    assert [r.pk for r in claims.rows] == [r.pk for r in rows]
+    tokens = [r.lock_token for r in claims.rows]
+    assert tokens[0] == claims.token and len(set(tokens[1:])) == 1
+    assert tokens[1].startswith(QUEUED) and tokens[1] != claims.token
+    # The step of the second row was started and stopped by its runner: given back.
+    await engine.give_back(m, rows[1].pk, tokens[1])
+    given = await InboxItem.get(pk=rows[1].pk)
+    assert given.lock_token is None and given.locked_until is not None  # kept its lease
+    assert await engine.claim(m, rows[1].pk) is None  # nobody takes it before it runs out
+    again = await _later(engine, 61).claim_due(m, 10)
+    assert {r.pk: r.attempts for r in again.rows} == {rows[0].pk: 1, **{r.pk: 0 for r in rows[1:]}}
+    assert [r.last_error for r in again.rows] == [TAKEN_OVER, "", "", ""]
+
+
+@pytest.mark.parametrize("grace", [0.0, 5.0])
+async def test_a_stopping_runner_gives_back_what_it_runs(db: str, grace: float) -> None:
+    """A runner that stops lets running steps finish for *grace* seconds, then cancels them:
+    their rows are given back, and taken over later without an attempt counted."""
+    engine = Engine([machine()], lease=timedelta(seconds=60))
+    slow = await _processing(engine, "slow", pause=2)
+    runner = InProcessRunner(engine, poll_interval=0.05, concurrency=1)
+    runner.start()
+
+    async def running() -> bool:
+        return IN_FLIGHT["now"] == 1
+
+    await _until(running)
+    await runner.stop(grace=grace)
+    stored = await InboxItem.get(pk=slow.pk)
+    if grace:  # it finished
+        assert stored.state == "done" and await Tag.filter(name="effect-slow").exists()
+        return
+    assert stored.state == "processing" and stored.lock_token is None
+    assert stored.locked_until is not None and stored.attempts == 0
+    await InboxItem.filter(pk=slow.pk).update(payload={})
+    assert await _later(engine, 61).advance("inbox_items", slow.pk) == AdvanceResult.MOVED
+    done = await InboxItem.get(pk=slow.pk)
+    assert done.state == "done" and done.last_error == ""
+
+
+async def test_a_row_that_kills_its_runner_every_time_ends_failed(db: str) -> None:
+    """Real runner processes, each SIGKILLed by the row it runs (a poison row), started
+    again each time: the row fails after its state's max_attempts (3) tries; a row claimed
+    ahead behind it each time loses no attempt and is done once the poison row is gone."""
+    engine = Engine([machine()])
+    await _processing(engine, "poison", die=True)
+    await _processing(engine, "after")
+    deaths = 0
+    while True:
+        runner = _start_runner(db, lease=1, concurrency=1)
+        try:
+
+            async def settled_or_dead(runner: subprocess.Popen[str] = runner) -> bool:
+                return (
+                    runner.poll() is not None
+                    or not await InboxItem.filter(state="processing").exists()
+                )
+
+            await _wait_for(settled_or_dead)
+        finally:
+            if runner.poll() is None:
+                runner.terminate()
+            runner.wait()
+        if runner.returncode != -signal.SIGKILL:
+            break
+        deaths += 1
+        assert deaths <= 3, "the poison row was tried more than its max_attempts"
+        behind = await InboxItem.get(activity_id="after")
+        assert behind.attempts == 0 and behind.state == "processing"
+    poison = await InboxItem.get(activity_id="poison")
+    assert deaths == 3 and poison.state == "failed" and poison.attempts == 3, poison.last_error
+    assert TAKEN_OVER in poison.last_error
+    after = await InboxItem.get(activity_id="after")
+    assert after.state == "done" and await Tag.filter(name="effect-after").count() == 1
