@@ -278,14 +278,14 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             print(f"arq worker for queues {', '.join(queues)}", flush=True)
             await stop.wait()
             for w, t in zip(workers, tasks, strict=True):
-                await stop_worker(w, t)
+                await stop_worker(w, t, grace=settings.worker_stop_grace_seconds)
             await waker.pool.aclose()
         else:
             runner = InProcessRunner(engine, queues=queues, concurrency=args.concurrency)
             runner.start()
             print(f"in-process worker for queues {', '.join(queues)}", flush=True)
             await stop.wait()
-            await runner.stop()
+            await runner.stop(grace=settings.worker_stop_grace_seconds)
     finally:
         if watcher is not None:
             watcher.cancel()
