@@ -641,7 +641,7 @@ async def _on_move(job: RenderJob, source: str, target: str, conn: BaseDBAsyncCl
             .update(finished_at=_utcnow())
         )
     if target in (READY, FAILED):
-        owner = await Account.get(pk=job.account_id).using_db(conn)
+        owner = await Account.get(pk=job.account_id, using_db=conn)
         kind = (
             NotificationType.RENDER_FINISHED if target == READY else NotificationType.RENDER_FAILED
         )
