@@ -348,6 +348,11 @@ class InProcessRunner:
     def start(self) -> None:
         self._main = asyncio.create_task(self.run(), name=self.name)
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task :meth:`start` started (it ends only when stopped)."""
+        return self._main
+
     async def stop(self, grace: float | None = STOP_GRACE) -> None:
         """Stop claiming; claimed rows not started are released, and rows already running
         get *grace* seconds to finish (None: as long as they take) before they are cancelled
@@ -355,7 +360,7 @@ class InProcessRunner:
         self._stop.set()
         self._wake.set()
         if self._main is not None:
-            await self._main
+            await asyncio.gather(self._main, return_exceptions=True)
         await self._pump.close(cancel=False, grace=grace)
 
     async def run(self) -> None:
