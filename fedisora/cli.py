@@ -321,6 +321,15 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     )
     grace = settings.worker_stop_grace_seconds
     died: str | None = None
+    restart: list[str] = []
+
+    def request_restart(reason: str) -> None:
+        """A handler found this process unable to go on (a render thread stuck past its
+        stage's bound): stop, and exit with an error for the supervisor to start it again."""
+        restart.append(reason)
+        stop.set()
+
+    engine.context["request_restart"] = request_restart
     try:
         if settings.redis_url:
             from fedisora.work.arq_worker import (
@@ -358,6 +367,8 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         # Not a silent stop: a supervisor (docker compose's restart:, ``serve`` for its
         # embedded render worker, systemd) starts the worker again.
         raise CommandError(f"the worker for {died} stopped unexpectedly; exiting to be restarted")
+    if restart:
+        raise CommandError(f"{restart[0]}; exiting to be restarted")
     return 0
 
 
