@@ -78,7 +78,9 @@ class Pump:
     a claim found no more rows due, until :meth:`wake` says rows may have become due.
     Claimed rows are fenced on their token like any other: a queued row whose lease ran
     out and that another runner took is skipped, and rows never started are released on
-    :meth:`close` (after a crash, their lease runs out and they are due again).
+    :meth:`close` (after a crash, their lease runs out and they are due again; claimed
+    ahead under a queued token, their takeover costs them no attempt, unlike that of the
+    rows that were running: :meth:`Engine.claim`).
 
     With *stagger* (seconds), a row starts at once only when the row started last has
     finished or has been running for *stagger*: rows that work (Python, the database) then
