@@ -25,8 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 __all__ = ["HostBusy", "HostCap", "LocalHostCap", "RedisHostCap", "SlotsUnavailable"]
 
@@ -122,7 +121,7 @@ class RedisHostCap:
         async with Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5) as redis:
             try:
                 taken = await self._take(redis, key, token)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisError, OSError) as exc:
                 raise SlotsUnavailable(host, exc) from exc
             if not taken:
                 raise HostBusy(host, self.limit)

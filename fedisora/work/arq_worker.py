@@ -50,9 +50,7 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError, WatchError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from fedisora.work.engine import Engine, Machine
 from fedisora.work.runner import STOP_GRACE, Pump, beat
@@ -77,9 +75,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SWEEP_BUCKET_MS = 100
 SWEEP_BUDGET_SECONDS = 5.0
 """How long one sweep keeps claiming light rows before it hands over to a follow-up sweep."""
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-"""What a Redis that went away raises (``BusyLoadingError``, a Redis starting up, is a
-``ConnectionError``)."""
+REDIS_DOWN = (RedisError, OSError)
+"""What a Redis that went away (or misbehaves) raises: a ``ConnectionError`` mostly (so is
+``BusyLoadingError``, a Redis starting up), but a connection cut during a ``WATCH`` is a
+``WatchError``; any of them is waited out, never the end of a worker."""
 REDIS_RETRY_MAX_SECONDS = 5.0
 """The longest pause between a worker's polls while Redis is unreachable: it resumes within
 this of Redis coming back."""
@@ -304,17 +303,19 @@ class LeasedWorker(Worker):
         due (arq's checks); whether it was started."""
         in_progress_key = in_progress_key_prefix + job_id
         async with self.pool.pipeline(transaction=True) as pipe:
-            await pipe.watch(in_progress_key)
-            ongoing_exists = await pipe.exists(in_progress_key)
-            score = await pipe.zscore(self.queue_name, job_id)
-            if ongoing_exists or not score or score > timestamp_ms():
-                return False  # running elsewhere, done, or deferred again meanwhile
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.psetex(in_progress_key, int(self.in_progress_timeout_s * 1000), b"1")
             try:
+                await pipe.watch(in_progress_key)
+                ongoing_exists = await pipe.exists(in_progress_key)
+                score = await pipe.zscore(self.queue_name, job_id)
+                if ongoing_exists or not score or score > timestamp_ms():
+                    return False  # running elsewhere, done, or deferred again meanwhile
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.psetex(in_progress_key, int(self.in_progress_timeout_s * 1000), b"1")
                 await pipe.execute()
             except (ResponseError, WatchError):
-                return False  # started elsewhere since
+                # Started elsewhere since; or (redis-py's WatchError for a connection cut
+                # while watching) Redis went away, which the next command says as such.
+                return False
         task = self.loop.create_task(self.run_job(job_id, int(score)))
         task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
         self.tasks[job_id] = task

@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from arq.worker import Worker as ArqWorker
 from factories import local_account
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import WatchError
 from throwaway import RedisServer, redis_server
 from worker_procs import ARQ_SWEEP, SLACK, Worker, start_worker, wait_until, worker_env
 
 from fedisora.cli import _until_stopped_or_dead
 from fedisora.config import load_settings
 from fedisora.models import InboxItem, RenderJob, WorkerHeartbeat, utcnow
+from fedisora.work import arq_worker
 from fedisora.work.arq_worker import REDIS_RETRY_MAX_SECONDS, ArqWaker, build_worker, queue_name
 from fedisora.work.machines import build_engine
 
@@ -175,6 +179,50 @@ async def test_a_job_start_cut_by_redis_gives_its_slot_back(
         with pytest.raises(RedisConnectionError):
             await worker.start_jobs([b"some-job"])
     assert worker.job_counter == 0
+    assert worker.sem._value == worker.max_jobs + 1  # arq's semaphore: max_jobs + 1
+    # A connection cut while arq watches the job's key is a WatchError in redis-py: no job
+    # started, the slot given back, nothing raised (the next command meets the cut).
+    monkeypatch.undo()
+
+    class CutWhileWatching:
+        async def __aenter__(self) -> CutWhileWatching:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+        async def watch(self, *keys: str) -> None:
+            raise WatchError("A ConnectionError occurred on while watching one or more keys")
+
+    monkeypatch.setattr(worker, "_pool", SimpleNamespace(pipeline=lambda **_: CutWhileWatching()))
+    await worker.start_jobs([b"some-job"])
+    assert worker.job_counter == 0 and not worker.tasks
+    assert worker.sem._value == worker.max_jobs + 1
+
+
+async def test_the_poll_loop_waits_out_any_redis_error(
+    db: str, redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever Redis raises in a poll (a WatchError for a connection cut mid-WATCH was the
+    one that ended the chaos suite's worker), the loop pauses and goes on."""
+    settings = load_settings(
+        {"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": str(tmp_path)}
+    )
+    worker = build_worker(build_engine(settings), redis.url(0), "default")
+    errors = [
+        WatchError("A ConnectionError occurred on while watching one or more keys"),
+        RedisConnectionError("Connection closed by server."),
+        ConnectionRefusedError(111, "Connection refused"),
+    ]
+
+    async def poll(self: Any) -> None:
+        raise errors.pop(0)
+
+    monkeypatch.setattr(ArqWorker, "_poll_iteration", poll)
+    monkeypatch.setattr(arq_worker, "REDIS_RETRY_MAX_SECONDS", 0.01)
+    for _ in range(3):
+        await worker._poll_iteration()  # nothing raised
+    assert not errors
     assert worker.sem._value == worker.max_jobs + 1  # arq's semaphore: max_jobs + 1
 
 
