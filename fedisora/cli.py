@@ -15,6 +15,8 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,11 +186,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     _require_secret(settings)
     _run(_migrate_only(settings))
-    child: subprocess.Popen[bytes] | None = None
+    child: _Supervised | None = None
     if not settings.redis_url and not args.no_render_worker:
         # Embedded defaults: rendering runs in a worker process of its own, so the process
-        # that answers HTTP never loads torch.
-        child = subprocess.Popen(
+        # that answers HTTP never loads torch. Kept running: started again if it dies.
+        child = _Supervised(
             [
                 sys.executable,
                 "-m",
@@ -199,8 +201,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "--parent-pid",
                 str(os.getpid()),
             ],
-            env=os.environ.copy(),
+            "the render worker",
+            stop_timeout=settings.worker_stop_grace_seconds + 5,
         )
+        child.start()
     print(_login_banner(settings, args.host, args.port), flush=True)
     try:
         uvicorn.run(
@@ -221,12 +225,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     finally:
         if child is not None:
-            child.terminate()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.stop()
     return 0
+
+
+class _Supervised:
+    """A child process kept running by a thread of ours: started again whenever it exits
+    (the OOM killer, a crash, a worker that found itself unable to go on), after a pause
+    that grows to a minute while it keeps dying young, until :meth:`stop`."""
+
+    def __init__(self, argv: list[str], what: str, *, stop_timeout: float) -> None:
+        self.argv, self.what, self.stop_timeout = argv, what, stop_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._keep, name=what, daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if not self._stopping.is_set():
+                self.process = subprocess.Popen(self.argv, env=os.environ.copy())
+                self.starts += 1
+
+    def _keep(self) -> None:
+        pause = 1.0
+        while not self._stopping.is_set():
+            process = self.process
+            assert process is not None
+            started = time.monotonic()
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                pause = 1.0  # it ran a while: not a crash loop
+            log.error("%s exited with code %s; starting it again in %.0f s", self.what, code, pause)
+            if self._stopping.wait(pause):
+                return
+            pause = min(pause * 2, 60.0)
+            self._spawn()
+
+    def stop(self) -> None:
+        """Stop keeping it and end it: SIGTERM, then SIGKILL after *stop_timeout* seconds."""
+        with self._lock:
+            self._stopping.set()
+            process = self.process
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._thread.join(5)
 
 
 async def _migrate_only(settings: Settings) -> int:
@@ -271,35 +327,76 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     watcher = (
         asyncio.create_task(_exit_with_parent(args.parent_pid, stop)) if args.parent_pid else None
     )
+    grace = settings.worker_stop_grace_seconds
+    died: str | None = None
+    restart: list[str] = []
+
+    def request_restart(reason: str) -> None:
+        """A handler found this process unable to go on (a render thread stuck past its
+        stage's bound): stop, and exit with an error for the supervisor to start it again."""
+        restart.append(reason)
+        stop.set()
+
+    engine.context["request_restart"] = request_restart
     try:
         if settings.redis_url:
             from fedisora.work.arq_worker import (
                 ArqWaker,
                 build_worker,
                 stop_worker,
+                wait_for_redis,
             )
 
+            if not await wait_for_redis(settings.redis_url, stop):
+                return 0  # stopped while waiting
             waker = await ArqWaker.connect(settings.redis_url)
             engine.add_waker(waker)
             workers = [build_worker(engine, settings.redis_url, q) for q in queues]
             tasks = [asyncio.create_task(w.async_run()) for w in workers]
             print(f"arq worker for queues {', '.join(queues)}", flush=True)
-            await stop.wait()
-            for w, t in zip(workers, tasks, strict=True):
-                await stop_worker(w, t)
+            died = await _until_stopped_or_dead(stop, dict(zip(tasks, queues, strict=True)))
+            await asyncio.gather(
+                *(stop_worker(w, t, grace=grace) for w, t in zip(workers, tasks, strict=True))
+            )
             await waker.pool.aclose()
         else:
             runner = InProcessRunner(engine, queues=queues, concurrency=args.concurrency)
             runner.start()
+            assert runner.task is not None
             print(f"in-process worker for queues {', '.join(queues)}", flush=True)
-            await stop.wait()
-            await runner.stop()
+            died = await _until_stopped_or_dead(stop, {runner.task: ",".join(queues)})
+            await runner.stop(grace=grace)
     finally:
         if watcher is not None:
             watcher.cancel()
         await stop_publisher()
         await close_db()
+    if died is not None:
+        # Not a silent stop: a supervisor (docker compose's restart:, ``serve`` for its
+        # embedded render worker, systemd) starts the worker again.
+        raise CommandError(f"the worker for {died} stopped unexpectedly; exiting to be restarted")
+    if restart:
+        raise CommandError(f"{restart[0]}; exiting to be restarted")
     return 0
+
+
+async def _until_stopped_or_dead(
+    stop: asyncio.Event, tasks: dict[asyncio.Task[Any], str]
+) -> str | None:
+    """Wait for *stop*, or for one of the worker *tasks* (each named by its queues) to end on
+    its own, which it never should (a Redis outage is survived inside it): then its queues,
+    after logging why."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    for task in done:
+        if task is not stopping and not stop.is_set():
+            error = None if task.cancelled() else task.exception()
+            log.error("the worker for %s stopped", tasks[task], exc_info=error)
+            return tasks[task]
+    return None
 
 
 # --- migrate / createuser / deleteuser / check -----------------------------------------------

@@ -165,7 +165,9 @@ class Settings:
     max_clip_seconds: float = 10.0
     instance_name: str = "fedisora"
     worker_lease_seconds: int = 60
+    worker_stop_grace_seconds: float = 5.0  # a stopping worker lets running work finish
     render_steps: int = 0  # denoising steps; 0 keeps the model family's default
+    render_timeout_seconds: float = 0.0  # one stage of a render at most; 0: render_timeout()
     render_clips_per_day: int = 50
     render_gpu_seconds_per_day: float = 3600.0
     render_concurrent_jobs: int = 3
@@ -272,7 +274,15 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
         "worker_lease_seconds",
         lambda n, raw: _parse_int(n, raw, 5, 3600),
     ),
+    "WORKER_STOP_GRACE_SECONDS": (
+        "worker_stop_grace_seconds",
+        lambda n, raw: _parse_float(n, raw, 0.0, 3600.0),
+    ),
     "RENDER_STEPS": ("render_steps", lambda n, raw: _parse_int(n, raw, 0, 100)),
+    "RENDER_TIMEOUT_SECONDS": (
+        "render_timeout_seconds",
+        lambda n, raw: _parse_float(n, raw, 0.0, 86400.0),
+    ),
     "RENDER_CLIPS_PER_DAY": ("render_clips_per_day", lambda n, raw: _parse_int(n, raw, 0, 100000)),
     "RENDER_GPU_SECONDS_PER_DAY": (
         "render_gpu_seconds_per_day",

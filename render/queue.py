@@ -22,6 +22,19 @@ never finds any fails after the stage's attempts with that reason. Partial files
 left (everything is written under a temporary name; a failed signing removes what it placed),
 and the work directory goes with a failed job.
 
+Each stage (rendering, encoding, signing) has a wall-clock bound (:func:`stage_timeout`,
+``FEDISORA_RENDER_TIMEOUT_SECONDS``): a stage still running past it (a stuck GPU driver, a
+deadlocked pipeline thread, while the worker's heartbeat keeps its lease) fails the job with
+that reason, which frees its render slot. The threads of a stage run as daemon threads of
+their own (:func:`_in_thread`); one still running a while after its stage timed out makes
+this worker process unusable for rendering: its later jobs are given back to others, and the
+worker is asked to restart (``engine.context["request_restart"]``, which ``fedisora worker``
+sets: it exits for its supervisor to start it again).
+
+The owner's "finished" or "failed" notification (and its outbox event) is written in the
+transaction of the job's move to ``ready`` or ``failed`` (``_on_move``), whoever moves it:
+a handler, or the engine failing a job whose attempts or time ran out.
+
 torch is imported only when the pipeline is loaded (in a worker thread): importing this
 module, as the web process does through ``PROVIDERS``, stays light.
 """
@@ -30,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import json
 import logging
@@ -39,17 +53,20 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, MediaKind, NotificationType, RenderJob
 from fedisora.models import utcnow as _utcnow
 from fedisora.outages import disk_full
+from fedisora.services import events
 from fedisora.services.notify import notify
 from fedisora.work import LeaseLost, Machine, Retry, WorkContext
 from fedisora.work.engine import Outcome
@@ -71,6 +88,7 @@ from render.states import (
 
 __all__ = [
     "QUEUE",
+    "STUCK_GRACE",
     "PipelineLoader",
     "RenderCancelled",
     "build_render_machine",
@@ -79,6 +97,7 @@ __all__ = [
     "machines",
     "pipeline_for",
     "pipeline_options",
+    "stage_timeout",
     "work_dir",
 ]
 
@@ -114,6 +133,11 @@ def _on_full_disk(
             return Retry(DISK_FULL)
 
     return run
+
+
+STUCK_GRACE = 10.0
+"""Seconds a stage's thread has, once its stage timed out and was told to stop, to end before
+the worker counts its render pipeline as stuck."""
 
 
 class RenderCancelled(Exception):
@@ -174,7 +198,80 @@ async def pipeline_for(settings: Settings) -> Any:
     hit = _PIPELINES.get(_pipeline_key(settings))
     if hit is not None:
         return hit
-    return await asyncio.to_thread(_load_sync, settings)
+    return await _in_thread(_load_sync, settings)
+
+
+# --------------------------------------------------------------------------- stage threads
+
+# The threads the stage running in this task started (see _bounded).
+_STAGE_THREADS: ContextVar[list[threading.Thread] | None] = ContextVar(
+    "render_stage_threads", default=None
+)
+_STUCK: set[threading.Thread] = set()
+"""Threads of stages that timed out and did not end: this process cannot render any more."""
+
+
+async def _in_thread(func: Callable[..., Any], /, *args: Any) -> Any:
+    """``func(*args)`` in a daemon thread of its own, as ``asyncio.to_thread`` would in its
+    pool: a thread that never returns (a stuck driver) then holds no pool worker and does
+    not keep the process from exiting (the pool's threads are joined at exit). The thread
+    is recorded for the stage running in this task, which watches it if it times out."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(error: BaseException | None, value: Any) -> None:
+        if future.done():  # the stage was cancelled (timed out, the worker stopping)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        error: BaseException | None = None
+        value = None
+        try:
+            value = context.run(func, *args)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, error, value)
+
+    name = getattr(func, "__name__", "stage")
+    thread = threading.Thread(target=run, name=f"render {name}", daemon=True)
+    threads = _STAGE_THREADS.get()
+    if threads is not None:
+        threads.append(thread)
+    thread.start()
+    return await future
+
+
+def _stuck() -> bool:
+    """Whether a thread of a stage that timed out still runs in this process."""
+    for thread in [t for t in _STUCK if not t.is_alive()]:
+        _STUCK.discard(thread)
+    return bool(_STUCK)
+
+
+def stage_timeout(settings: Settings) -> float:
+    """The longest one stage of a render may take (``FEDISORA_RENDER_TIMEOUT_SECONDS``; by
+    default generous against the slowest renders known: a 5 s clip of Wan 2.1 1.3B takes
+    about 4 minutes unoptimised on an RTX 4090, 14B models several times that)."""
+    if settings.render_timeout_seconds:
+        return settings.render_timeout_seconds
+    if settings.render_model == "tiny":
+        return 600.0
+    return max(600.0, 360.0 * settings.max_clip_seconds)
+
+
+def _request_restart(ctx: WorkContext, reason: str) -> None:
+    log.error("render worker: %s", reason)
+    restart = ctx.engine.context.get("request_restart")
+    if restart is not None:
+        restart(reason)
+    else:
+        log.error("this process cannot render any more: restart it")
 
 
 # --------------------------------------------------------------------------- paths and specs
@@ -242,12 +339,8 @@ def _free_memory() -> None:
 
 async def _finish(job: RenderJob, ctx: WorkContext, target: str, error: str) -> str:
     """Move to a terminal state (failed / cancelled) with a message, fenced on our lease."""
-    async with ctx.transition(target) as conn:
-        await (
-            RenderJob.filter(pk=job.pk)
-            .using_db(conn)
-            .update(last_error=error[:10000], finished_at=_utcnow())
-        )
+    async with ctx.transition(target) as conn:  # (finished_at: see _on_move)
+        await RenderJob.filter(pk=job.pk).using_db(conn).update(last_error=error[:10000])
     return target
 
 
@@ -309,6 +402,61 @@ def _generate(pipe: Any, p: RenderPlan, spec: RenderSpec, progress: _Progress) -
         if progress.stop is not None:
             raise progress.stop
         return pipe.generate(p, spec, progress.on_step)
+
+
+Stage = Callable[[RenderJob, WorkContext], Awaitable[Outcome]]
+
+
+def _bounded(settings: Settings, stage: str, handler: Stage) -> Stage:
+    """*handler* with the stage's wall-clock bound (see the module docstring)."""
+
+    async def run(job: RenderJob, ctx: WorkContext) -> Outcome:
+        if _stuck():
+            _request_restart(ctx, "a render stage that timed out is still running")
+            return Retry(
+                "this worker's render pipeline is stuck: another worker (or this one, started "
+                "again) takes the job",
+                after=ctx.engine.lease,
+                counts=False,
+            )
+        bound = stage_timeout(settings)
+        threads: list[threading.Thread] = []
+        token = _STAGE_THREADS.set(threads)
+        timeout = asyncio.timeout(bound)
+        try:
+            async with timeout:
+                return await handler(job, ctx)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+        finally:
+            _STAGE_THREADS.reset(token)
+        log.error("render job %s: %s did not finish within %.0f s", job.pk, stage, bound)
+        outcome = await _finish(
+            job,
+            ctx,
+            FAILED,
+            f"{stage} did not finish within {bound:.0f} s (FEDISORA_RENDER_TIMEOUT_SECONDS): "
+            "the render pipeline may be stuck",
+        )
+        await _wake_next(ctx)  # the slot it held is free
+        await _watch(ctx, threads)
+        return outcome
+
+    return run
+
+
+async def _watch(ctx: WorkContext, threads: list[threading.Thread]) -> None:
+    """Give the threads of a stage that timed out (told to stop: a pipeline at its next
+    step) :data:`STUCK_GRACE` seconds to end; one that does not makes this process unusable
+    for rendering (it holds the pipeline, and the GPU with it)."""
+    deadline = time.monotonic() + STUCK_GRACE
+    for thread in threads:  # (a bounded join, in the pool)
+        await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
+    alive = [t for t in threads if t.is_alive()]
+    if alive:
+        _STUCK.update(alive)
+        _request_restart(ctx, f"{len(alive)} thread(s) of a render stage that timed out still run")
 
 
 def _save_frames(frames: Any, dst: Path) -> None:
@@ -557,8 +705,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
                 spec, remix_frames = replace(spec, input_image=str(still)), True
         started = time.monotonic()
         try:
-            frames = await asyncio.to_thread(_generate, pipe, p, spec, progress)
-            await asyncio.to_thread(_save_frames, frames, out_dir / "frames.npy")
+            frames = await _in_thread(_generate, pipe, p, spec, progress)
+            await _in_thread(_save_frames, frames, out_dir / "frames.npy")
         except LeaseLost:
             raise
         except asyncio.CancelledError:
@@ -615,7 +763,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         account = await Account.get(pk=job.account_id)
         try:
             async with ctx.keep_lease():
-                await asyncio.to_thread(
+                await _in_thread(
                     _encode, frames, out_dir, _stored_plan(job), settings, job.pk, account.username
                 )
         except RenderError as exc:  # a limit-breaking output is never published
@@ -636,7 +784,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         refs = tuple(str(r) for r in job.spec.get("consent_refs") or ())
         try:
             async with ctx.keep_lease():
-                values = await asyncio.to_thread(_sign, settings, job, account.uri, refs)
+                values = await _in_thread(_sign, settings, job, account.uri, refs)
         except RenderError as exc:
             if disk_full(exc):
                 raise
@@ -645,43 +793,49 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             media = await MediaFile.create(
                 account_id=job.account_id, kind=MediaKind.VIDEO, using_db=conn, **values
             )
-            await (
-                RenderJob.filter(pk=job.pk)
-                .using_db(conn)
-                .update(output_id=media.pk, finished_at=_utcnow())
-            )
+            await RenderJob.filter(pk=job.pk).using_db(conn).update(output_id=media.pk)
         return READY
 
     async def on_transition(job: RenderJob, source: str, target: str) -> None:
         if target in (READY, FAILED, CANCELLED):
             await asyncio.to_thread(shutil.rmtree, work_dir(settings, job.pk), True)
-        if target in (FAILED, CANCELLED):
-            await RenderJob.filter(pk=job.pk, finished_at=None).update(finished_at=_utcnow())
         if target == CANCELLED and job.output_id is not None:
             await _discard_output(settings, job)
-        if target in (READY, FAILED):
-            owner = await Account.get(pk=job.account_id)
-            kind = (
-                NotificationType.RENDER_FINISHED
-                if target == READY
-                else NotificationType.RENDER_FAILED
-            )
-            await notify(owner, kind, dedupe_key=f"render:{job.pk}", render_job=job)
 
     return Machine(
         model=RenderJob,
         graph=GRAPH,
         handlers={
             QUEUED: queued,
-            RENDERING: _on_full_disk(rendering),
-            ENCODING: _on_full_disk(encoding),
-            SIGNING: _on_full_disk(signing),
+            RENDERING: _bounded(settings, "rendering", _on_full_disk(rendering)),
+            ENCODING: _bounded(settings, "encoding", _on_full_disk(encoding)),
+            SIGNING: _bounded(settings, "signing", _on_full_disk(signing)),
         },
         queue=QUEUE,
         select_due=select_due,
         on_transition=on_transition,
+        on_move=_on_move,
+        transaction=events.transaction,
         light=False,  # GPU work, one row at a time, in select_due's order: never claimed ahead
     )
+
+
+async def _on_move(job: RenderJob, source: str, target: str, conn: BaseDBAsyncClient) -> None:
+    """In the transaction of every move of a job (see ``Machine.on_move``), whoever makes it:
+    a job that ends gets its ``finished_at``, and its owner is told that it is ready or
+    failed, committed with the move (a kill right after it loses neither)."""
+    if target in (READY, FAILED, CANCELLED):
+        await (
+            RenderJob.filter(pk=job.pk, finished_at=None)
+            .using_db(conn)
+            .update(finished_at=_utcnow())
+        )
+    if target in (READY, FAILED):
+        owner = await Account.get(pk=job.account_id, using_db=conn)
+        kind = (
+            NotificationType.RENDER_FINISHED if target == READY else NotificationType.RENDER_FAILED
+        )
+        await notify(owner, kind, dedupe_key=f"render:{job.pk}", render_job=job)
 
 
 async def _discard_output(settings: Settings, job: RenderJob) -> None:

@@ -51,12 +51,16 @@ GRAPH = StateGraph(
     failed=FAILED,
     states=[
         State(QUEUED, to=(RENDERING, CANCELLED), retry=(timedelta(seconds=5),)),
-        # A render that crashes its worker twice is not tried a third time.
+        # A render that fails or crashes its worker twice is not tried a third time: each
+        # try costs minutes of GPU, and a render that took its worker down twice (the
+        # host's OOM killer) would a third time. A takeover of a lease that ran out under
+        # a worker that had started the job counts as an attempt (Engine.claim); a job
+        # given back by a worker that stopped does not.
         State(
             RENDERING,
             to=(ENCODING, CANCELLED),
             retry=_STAGE_RETRY,
-            max_attempts=3,
+            max_attempts=2,
             timeout=timedelta(hours=2),
         ),
         State(

@@ -46,6 +46,8 @@ def test_compose_file_is_valid_and_complete() -> None:
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
     assert "worker" in " ".join(services["worker"]["command"])
+    for name in services:  # a process that exits (a worker that cannot go on) is started again
+        assert services[name]["restart"] == "unless-stopped", name
     web_env = services["web"]["environment"]
     assert web_env["FEDISORA_REDIS_URL"] == "redis://redis:6379/0"
     # The proxy in front reaches the web container from a private address; its

@@ -613,14 +613,17 @@ async def _deliver(row: Delivery, ctx: WorkContext) -> Outcome:
     cap: HostCap = ctx.engine.context.get("host_cap") or host_cap(settings)
     try:
         asked = ctx.now()
-        async with cap.slot(row.host):
+        # The lease is renewed while the slot is waited for and the request runs (up to
+        # the slot's wait and the client's total timeout): with a lease shorter than that, a
+        # live worker lost its row mid-request, and another posted the activity again.
+        async with ctx.keep_lease(), cap.slot(row.host):
             down = _down_until(fed, row.host, ctx.now())
             if down is not None:
                 # Claimed (or waiting for the slot) before the host was found down: wait with
                 # the host rather than knock on it once more.
                 return Retry(f"{row.host} is down", after=down - ctx.now(), counts=False)
             if ctx.now() - asked > timedelta(seconds=1):
-                await ctx.heartbeat()  # waited for the slot: the request gets a full lease
+                await ctx.heartbeat()  # waited for the slot: still ours? (raises if not)
             response = await fed.client.post_activity(row.inbox_url, body, fed.auth_for(sender))
     except HostBusy as exc:
         return _throttled(exc)

@@ -10,7 +10,9 @@ leases end, so the lease must outlast the longest request (the peer client's tot
 Times are Redis server time, so workers on different machines need not agree on the clock.
 
 Where no Redis slot comes free within a short wait, :class:`HostBusy` is raised: the caller
-reschedules rather than hold a worker idle (other hosts' deliveries are waiting too).
+reschedules rather than hold a worker idle (other hosts' deliveries are waiting too). So it is,
+as :class:`SlotsUnavailable`, when Redis does not answer (a restart): that is no failure of
+the peer either, and costs a delivery no attempt.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-__all__ = ["HostBusy", "HostCap", "LocalHostCap", "RedisHostCap"]
+__all__ = ["HostBusy", "HostCap", "LocalHostCap", "RedisHostCap", "SlotsUnavailable"]
 
 
 class HostBusy(Exception):
@@ -32,6 +35,14 @@ class HostBusy(Exception):
 
     def __init__(self, host: str, limit: int) -> None:
         super().__init__(f"{host} already has {limit} requests in flight from this instance")
+        self.host = host
+
+
+class SlotsUnavailable(HostBusy):
+    """Redis, which keeps the slots, did not answer: try again a little later, as when busy."""
+
+    def __init__(self, host: str, error: BaseException) -> None:
+        Exception.__init__(self, f"the request slots for {host} are unavailable: {error}")
         self.host = host
 
 
@@ -107,8 +118,12 @@ class RedisHostCap:
     async def slot(self, host: str) -> AsyncIterator[None]:
         key = self.key(host)
         token = secrets.token_hex(16)
-        async with Redis.from_url(self.url) as redis:
-            if not await self._take(redis, key, token):
+        async with Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5) as redis:
+            try:
+                taken = await self._take(redis, key, token)
+            except (RedisError, OSError) as exc:
+                raise SlotsUnavailable(host, exc) from exc
+            if not taken:
                 raise HostBusy(host, self.limit)
             try:
                 yield

@@ -41,7 +41,11 @@ async def _process(row: InboxItem, ctx: WorkContext) -> Outcome:
     settings: Settings = ctx.engine.context["settings"]
     fed = get_federation(settings)
     try:
-        await handle_activity(fed, row.payload)
+        # Processing may fetch actors and objects from peers (each request up to the
+        # client's total timeout): the lease is renewed meanwhile, so a live worker keeps
+        # its item however short the lease (no second fetch, no second processing).
+        async with ctx.keep_lease():
+            await handle_activity(fed, row.payload)
     except Ignored as exc:
         await ctx.move("ignored", last_error=str(exc)[:1000])  # one fenced UPDATE
         return "ignored"

@@ -244,7 +244,10 @@ async def _check(row: RemoteMediaCheck, ctx: WorkContext) -> Outcome:
     )
     fed = get_federation(settings)
     try:
-        verdict, details = await _examine(fed.client, row, expected, settings, ctx.heartbeat)
+        # The lease is renewed while the download waits for its slot, the origin's roots
+        # are fetched and the file is verified in a thread, not only while bytes come.
+        async with ctx.keep_lease():
+            verdict, details = await _examine(fed.client, row, expected, settings, ctx.heartbeat)
     except FetchError as exc:
         if not _permanent(exc):
             return Retry(str(exc))

@@ -369,7 +369,8 @@ async def _verify(row: QuoteCheck, ctx: WorkContext) -> Outcome:
     if moot is not None:
         return await _skip(ctx, moot)
     try:
-        verdict = await _judge(get_federation(settings), remix, row)
+        async with ctx.keep_lease():  # fetches of the stamp and the quoted clip
+            verdict = await _judge(get_federation(settings), remix, row)
     except FetchError as exc:
         return Retry(str(exc))
     now = utcnow()

@@ -35,6 +35,7 @@ a row's step does not change when only its lease runs out (the runner holding it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -45,12 +46,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import cron
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Worker, func
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from fedisora.work.engine import Engine, Machine
-from fedisora.work.runner import Pump, beat
+from fedisora.work.runner import STOP_GRACE, Pump, beat
 
 __all__ = [
     "SWEEP_BUCKET_MS",
@@ -61,6 +64,7 @@ __all__ = [
     "queue_name",
     "redis_settings",
     "stop_worker",
+    "wait_for_redis",
 ]
 
 log = logging.getLogger("fedisora.work")
@@ -71,6 +75,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SWEEP_BUCKET_MS = 100
 SWEEP_BUDGET_SECONDS = 5.0
 """How long one sweep keeps claiming light rows before it hands over to a follow-up sweep."""
+REDIS_DOWN = (RedisError, OSError)
+"""What a Redis that went away (or misbehaves) raises: a ``ConnectionError`` mostly (so is
+``BusyLoadingError``, a Redis starting up), but a connection cut during a ``WATCH`` is a
+``WatchError``; any of them is waited out, never the end of a worker."""
+REDIS_RETRY_MAX_SECONDS = 5.0
+"""The longest pause between a worker's polls while Redis is unreachable: it resumes within
+this of Redis coming back."""
 BEAT_SECONDS = 5.0
 """How often a worker records that it serves its queue (read by /healthz)."""
 JOB_TIMEOUT = timedelta(hours=24)
@@ -206,7 +217,13 @@ class ArqWaker:
     async def connect(
         cls, url: str, prefix: str = "fedisora", *, lease: timedelta | None = None
     ) -> ArqWaker:
-        return cls(await create_pool(redis_settings(url)), prefix, lease=lease)
+        """A waker on Redis at *url*. Its pool connects on first use, and again after Redis
+        went away (a restart): a process starts, and goes on waking, whether Redis answers
+        now or not; a wake-up that fails meanwhile is logged (:meth:`Engine.wake`) and the
+        row left to a sweep. The timeouts keep a Redis that does not answer (a network cut)
+        from holding up the request that wakes a row."""
+        pool = ArqRedis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        return cls(pool, prefix, lease=lease)
 
 
 class LeasedWorker(Worker):
@@ -237,6 +254,72 @@ class LeasedWorker(Worker):
         self.on_beat = on_beat
         self._renewed_at = 0.0
         self._beat_at = 0.0
+        self._redis_down = 0  # polls in a row that found Redis unreachable
+
+    async def _poll_iteration(self) -> None:
+        """One poll of arq's loop, surviving Redis going away (a restart, a network cut):
+        arq's own loop ends on the first connection error, and with it every job the
+        worker would ever take, while the process lives on. Here the poll is tried again
+        with a growing pause (up to :data:`REDIS_RETRY_MAX_SECONDS`); the jobs running
+        meanwhile go on (their rows are leased in the database, not in Redis), and once
+        Redis answers again the cron sweeps find every row whose wake-up was lost."""
+        try:
+            await super()._poll_iteration()
+        except REDIS_DOWN as exc:
+            self._redis_down += 1
+            pause = min(REDIS_RETRY_MAX_SECONDS, 0.5 * 2 ** (self._redis_down - 1))
+            log.warning(
+                "%s: Redis is unreachable (%s); trying again in %.1f s",
+                self.queue_name,
+                exc,
+                pause,
+            )
+            await asyncio.sleep(pause)
+            return
+        if self._redis_down:
+            log.warning("%s: Redis answers again; sweeping", self.queue_name)
+            self._redis_down = 0
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq's ``start_jobs``, giving back the job slot it took for a job whose start a
+        Redis error cut short: arq's own keeps it taken, and after ``max_jobs`` such errors
+        the worker starts no job again."""
+        for job_id_b in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return None
+            self.job_counter = self.job_counter + 1
+            started = False
+            try:
+                started = await self._start_job(job_id_b.decode())
+            finally:
+                if not started:
+                    self.job_counter = self.job_counter - 1
+                    self.sem.release()
+
+    async def _start_job(self, job_id: str) -> bool:
+        """Mark *job_id* running and start it, unless it runs elsewhere, is gone or is not
+        due (arq's checks); whether it was started."""
+        in_progress_key = in_progress_key_prefix + job_id
+        async with self.pool.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(in_progress_key)
+                ongoing_exists = await pipe.exists(in_progress_key)
+                score = await pipe.zscore(self.queue_name, job_id)
+                if ongoing_exists or not score or score > timestamp_ms():
+                    return False  # running elsewhere, done, or deferred again meanwhile
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.psetex(in_progress_key, int(self.in_progress_timeout_s * 1000), b"1")
+                await pipe.execute()
+            except (ResponseError, WatchError):
+                # Started elsewhere since; or (redis-py's WatchError for a connection cut
+                # while watching) Redis went away, which the next command says as such.
+                return False
+        task = self.loop.create_task(self.run_job(job_id, int(score)))
+        task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+        self.tasks[job_id] = task
+        return True
 
     async def heart_beat(self) -> None:
         await super().heart_beat()
@@ -320,7 +403,10 @@ def build_worker(
         ctx["fedisora_waker"] = ArqWaker(ctx["redis"], prefix, lease=engine.lease)
         if on_startup is not None:
             await on_startup(ctx)
-        await ctx["fedisora_waker"].sweep(queue)  # the rows left from before, at once
+        try:
+            await ctx["fedisora_waker"].sweep(queue)  # the rows left from before, at once
+        except REDIS_DOWN:
+            log.warning("%s: Redis went away; the first cron sweep finds the rows", queue)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await pump.close(cancel=True)
@@ -364,17 +450,47 @@ def build_worker(
     )
 
 
-async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+async def wait_for_redis(url: str, stop: asyncio.Event) -> bool:
+    """Wait until Redis at *url* answers (True) or *stop* is set (False), trying again with
+    a growing pause: a worker started before Redis (or during its restart) waits for it
+    rather than exiting."""
+    pause = 0.5
+    while not stop.is_set():
+        client = ArqRedis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        try:
+            await client.ping()
+            return True
+        except REDIS_DOWN as exc:
+            log.warning("Redis at %s is unreachable (%s); trying again in %.1f s", url, exc, pause)
+        finally:
+            await client.aclose()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+        pause = min(pause * 2, REDIS_RETRY_MAX_SECONDS)
+    return False
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task[None], grace: float = STOP_GRACE) -> None:
     """Stop a worker started with ``asyncio.create_task(worker.async_run())``.
 
-    Jobs still running are cancelled, and so are the rows its sweeps started; their rows keep
-    their lease until it expires and are then picked up again. Rows claimed but not started
-    are given back at once. arq's ``close`` re-raises those cancellations, which is expected
-    here (and skips ``on_shutdown``, hence the pump is closed here too).
+    It stops taking jobs and claiming rows (rows claimed but not started are released at
+    once); jobs and rows still running after *grace* seconds are cancelled and give their
+    rows back, which keep the rest of their lease and are then picked up again without an
+    attempt counted (:meth:`Engine.give_back`). arq's ``close`` re-raises those
+    cancellations, which is expected here (and skips ``on_shutdown``, hence the pump is
+    closed here too).
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    worker.allow_pick_jobs = False
+    pump: Pump | None = worker.ctx.get(_PUMP)
+    if pump is not None:
+        await pump.close(cancel=False, grace=grace)
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running and deadline > loop.time():
+        await asyncio.wait(running, timeout=deadline - loop.time())
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await asyncio.gather(worker.close(), return_exceptions=True)
-    pump: Pump | None = worker.ctx.get(_PUMP)
     if pump is not None:
         await pump.close(cancel=True)

@@ -20,13 +20,14 @@ import logging
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
+from tortoise.expressions import Case, F, Q, When
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -34,6 +35,8 @@ from fedisora.models import WorkRow, utcnow
 from fedisora.work.graph import StateGraph
 
 __all__ = [
+    "QUEUED",
+    "TAKEN_OVER",
     "Claims",
     "Engine",
     "LeaseLost",
@@ -44,6 +47,35 @@ __all__ = [
 ]
 
 log = logging.getLogger("fedisora.work")
+
+
+TAKEN_OVER = (
+    "the runner working on it stopped without finishing or giving it back (killed? out of "
+    "memory?): taken over by another"
+)
+"""``last_error`` of a row whose lease ran out under a runner that had started it. The
+takeover counts as a failed attempt (see :meth:`Engine.claim`)."""
+QUEUED = "q:"
+"""Prefix of the lock token of rows claimed ahead, not started yet (:meth:`Engine.claim_due`):
+a runner that dies holding one had not tried it, so its takeover is no attempt."""
+
+
+def _token() -> str:
+    return str(uuid.uuid4())
+
+
+def _queued_token() -> str:
+    return QUEUED + uuid.uuid4().hex  # 34 characters: lock_token holds 36
+
+
+# A claimed row counts an attempt when the lease it is claimed out of (it ran out: the row is
+# due) was held under a token of a runner that had started it: not given back (no token), not
+# claimed ahead only (a queued token).
+_STARTED_BY_ANOTHER = Q(lock_token__isnull=False) & ~Q(lock_token__startswith=QUEUED)
+_CLAIM_COUNTS = {
+    "attempts": Case(When(_STARTED_BY_ANOTHER, then=F("attempts") + 1), default=F("attempts")),
+    "last_error": Case(When(_STARTED_BY_ANOTHER, then=TAKEN_OVER), default=F("last_error")),
+}
 
 
 class LeaseLost(RuntimeError):
@@ -75,6 +107,8 @@ class Retry:
 
 Outcome = str | Retry | None
 Handler = Callable[[Any, "WorkContext"], Awaitable[Outcome]]
+OnMove = Callable[[Any, str, str, BaseDBAsyncClient], Awaitable[None]]
+Transaction = Callable[[], AbstractAsyncContextManager[BaseDBAsyncClient]]
 # Written by the engine only (a handler's own values may set last_error).
 _WORK_COLUMNS = frozenset(
     ("state", "state_changed_at", "attempts", "next_attempt_at", "locked_until", "lock_token")
@@ -94,8 +128,19 @@ class Machine:
     # Replaces order_by when set: picks due rows from the unordered due query, for orders a
     # column list cannot express (render jobs: the user with fewest jobs in flight first).
     select_due: Callable[[QuerySet[Any], int], Awaitable[list[Any]]] | None = None
-    # Called after each transition, e.g. to notify listeners (progress streams).
+    # Called after each transition has committed (best effort: a kill before it skips it),
+    # e.g. to remove files or wake the next row.
     on_transition: Callable[[Any, str, str], Awaitable[None]] | None = None
+    # Writes that must commit with a move of the row, whoever makes it: a handler's
+    # transition or move, the engine failing the row (attempts used up, a timeout, a handler
+    # giving up), a move from outside (:meth:`Engine.move`). Called inside the move's
+    # transaction, after the fenced state change, with (the row as it was before the move,
+    # source, target, the transaction's connection); an exception rolls the move back. The
+    # render queue notifies a job's owner there: a kill after the commit cannot lose it.
+    on_move: OnMove | None = None
+    # The transaction moves run in: ``events.transaction`` for a machine whose on_move
+    # emits events (they are handed on once it commits).
+    transaction: Transaction = in_transaction
     # Light rows (quick steps, no pick order of their own: inbox items, deliveries) are claimed
     # several at a time by runners, and an arq sweep advances them itself rather than queueing
     # a job per row (a Redis round trip and a poll each). Heavy rows keep a job per row, picked
@@ -119,7 +164,9 @@ class Machine:
 
 
 class Claims(NamedTuple):
-    """Rows claimed by :meth:`Engine.claim_due`, all under one lock token."""
+    """Rows claimed by :meth:`Engine.claim_due`: those to start at once under *token*, the
+    ones after them (claimed ahead) under a queued token of their own; each row's
+    ``lock_token`` says which."""
 
     rows: list[Any]  # in due order
     token: str
@@ -186,9 +233,11 @@ class WorkContext:
         block never runs and :class:`LeaseLost` is raised. Leaving the block commits both.
         """
         self.machine.graph.check_transition(self.row.state, target)
-        async with in_transaction() as conn:
+        async with self.machine.transaction() as conn:
             values = self.engine._transition_values(self.machine, target, self.now())
             await self._fenced_update(values, conn)
+            if self.machine.on_move is not None:
+                await self.machine.on_move(self.row, self.row.state, target, conn)
             yield conn
         self._written = values
         self.moved_to = target
@@ -204,9 +253,20 @@ class WorkContext:
             raise ValueError(f"move() writes {sorted(reserved)} itself")
         self.machine.graph.check_transition(self.row.state, target)
         values = {**self.engine._transition_values(self.machine, target, self.now()), **values}
-        await self._fenced_update(values)
+        await self._fenced_move(values, target)
         self._written = values
         self.moved_to = target
+
+    async def _fenced_move(self, values: dict[str, Any], target: str) -> None:
+        """The fenced update of a move, with the machine's ``on_move`` writes in its
+        transaction (one statement alone when the machine has none)."""
+        on_move = self.machine.on_move
+        if on_move is None:
+            await self._fenced_update(values)
+            return
+        async with self.machine.transaction() as conn:
+            await self._fenced_update(values, conn)
+            await on_move(self.row, self.row.state, target, conn)
 
     async def _fenced_update(
         self, values: dict[str, Any], conn: BaseDBAsyncClient | None = None
@@ -322,29 +382,41 @@ class Engine:
         return await query.order_by(*machine.order_by).limit(limit)
 
     async def claim(self, machine: Machine, pk: Any) -> tuple[Any, str] | None:
+        """Claim row *pk* if it is due and nobody holds a live lease on it.
+
+        A row whose lease ran out under a runner that had started it (the runner died: a
+        kill, the OOM killer) counts that try as a failed attempt (``attempts`` + 1,
+        ``last_error`` :data:`TAKEN_OVER`), in the same UPDATE: a row that kills its runner
+        every time reaches its state's ``max_attempts`` and fails (:meth:`advance_claimed`)
+        instead of being resumed forever. Rows given back by a runner that stopped
+        (:meth:`give_back`, :meth:`release`) and rows only claimed ahead do not count."""
         now = self.clock()
-        token = str(uuid.uuid4())
+        token = _token()
         updated = await (
             self._due_query(machine, now)
             .filter(pk=pk)
-            .update(locked_until=now + self.lease, lock_token=token)
+            .update(locked_until=now + self.lease, lock_token=token, **_CLAIM_COUNTS)
         )
         if updated != 1:
             return None
         row = await machine.model.get_or_none(pk=pk, lock_token=token)
         return None if row is None else (row, token)
 
-    async def claim_due(self, machine: Machine, limit: int) -> Claims:
-        """Claim up to *limit* due rows at once, in the machine's due order, under one token.
+    async def claim_due(self, machine: Machine, limit: int, start: int | None = None) -> Claims:
+        """Claim up to *limit* due rows at once, in the machine's due order.
 
         Three statements however many rows: the due rows' keys, one conditional UPDATE of
         those still due and unlocked (the same condition as :meth:`claim`, so a row another
         runner claimed in between is left out, on PostgreSQL too: its UPDATE re-checks the
-        condition on the row it waited for), and the claimed rows by key and token. Each
-        row is then fenced on (key, token) like a row claimed alone.
+        condition on the row it waited for; takeovers count as in :meth:`claim`), and the
+        claimed rows by key and token. The first *start* rows (all by default) are claimed
+        under ``Claims.token``, to start at once; the rest, claimed ahead of a free slot,
+        under a queued token (:data:`QUEUED`), so that a runner dying before it started
+        them costs them no attempt. Each row is then fenced on (key, its ``lock_token``)
+        like a row claimed alone.
         """
         now = self.clock()
-        token = str(uuid.uuid4())
+        token = _token()
         query = self._due_query(machine, now)
         pk_attr = machine.model._meta.pk_attr
         if machine.select_due is not None:
@@ -356,14 +428,24 @@ class Engine:
         exhausted = len(pks) < limit
         if not pks:
             return Claims([], token, exhausted)
+        now_pks = pks if start is None else pks[: max(start, 0)]
+        tokens = [token]
+        lock_token: Any = token
+        if len(now_pks) < len(pks):
+            queued = _queued_token()
+            tokens.append(queued)
+            lock_token = (
+                Case(When(Q(pk__in=now_pks), then=token), default=queued) if now_pks else queued
+            )
         updated = await (
             self._due_query(machine, now)
             .filter(pk__in=pks)
-            .update(locked_until=now + self.lease, lock_token=token)
+            .update(locked_until=now + self.lease, lock_token=lock_token, **_CLAIM_COUNTS)
         )
         if not updated:
             return Claims([], token, exhausted)
-        rows = {row.pk: row for row in await machine.model.filter(pk__in=pks, lock_token=token)}
+        claimed = machine.model.filter(pk__in=pks, lock_token__in=tokens)
+        rows = {row.pk: row for row in await claimed}
         return Claims([rows[pk] for pk in pks if pk in rows], token, exhausted)
 
     async def renew(self, machine: Machine, pk: Any, token: str) -> bool:
@@ -371,6 +453,12 @@ class Engine:
         until = self.clock() + self.lease
         updated = await machine.model.filter(pk=pk, lock_token=token).update(locked_until=until)
         return updated == 1
+
+    async def give_back(self, machine: Machine, pk: Any, token: str) -> None:
+        """A runner that stops gives back a row it started (its step was cancelled): the
+        row keeps the rest of its lease, since work the step started may still be running
+        (a render's thread stops at its next step), and its takeover then is no attempt."""
+        await machine.model.filter(pk=pk, lock_token=token).update(lock_token=None)
 
     async def release(self, machine: Machine, pks: Sequence[Any], token: str) -> int:
         """Give back claimed rows that were not started: due again at once, for any runner.
@@ -404,9 +492,20 @@ class Engine:
 
         if state.timeout is not None and self.clock() - row.state_changed_at > state.timeout:
             return await self._fail(ctx, f"timed out in state {source} after {state.timeout}")
+        if state.max_attempts is not None and row.attempts >= state.max_attempts:
+            # Only a takeover gets it here (a failed attempt that reaches the limit fails
+            # the row at once): the last try killed its runner.
+            return await self._fail(
+                ctx, f"{row.attempts} attempts in state {source}; the last: {row.last_error}"
+            )
 
         try:
             outcome = await machine.handlers[source](row, ctx)
+        except asyncio.CancelledError:
+            # The runner is stopping: give the row back, so that its takeover is no attempt.
+            with contextlib.suppress(Exception):
+                await self.give_back(machine, pk, token)
+            raise
         except LeaseLost:
             log.warning("%s:%s: lease lost during %s", machine.name, pk, source)
             return AdvanceResult.LOST
@@ -483,7 +582,7 @@ class Engine:
         values["last_error"] = reason[:10000]
         values["attempts"] = ctx.row.attempts if attempts is None else attempts
         try:
-            await ctx._fenced_update(values)
+            await ctx._fenced_move(values, target)
         except LeaseLost:
             return AdvanceResult.LOST
         if ctx.machine.on_transition is not None:
@@ -509,9 +608,16 @@ class Engine:
             return False
         update = self._transition_values(machine, target, now)
         update.update(values)
-        updated = await model.filter(
+        query = model.filter(
             Q(pk=pk) & Q(state__in=sources) & (Q(locked_until=None) | Q(locked_until__lt=now))
-        ).update(**update)
+        )
+        if machine.on_move is None:
+            updated = await query.update(**update)
+        else:
+            async with machine.transaction() as conn:
+                updated = await query.using_db(conn).update(**update)
+                if updated == 1:
+                    await machine.on_move(before, before.state, target, conn)
         if updated == 1:
             row = await model.get(pk=pk)
             if machine.on_transition is not None:

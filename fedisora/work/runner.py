@@ -26,30 +26,39 @@ from typing import Any
 from fedisora.models import WorkerHeartbeat
 from fedisora.work.engine import Engine, Machine
 
-__all__ = ["InProcessRunner", "Pump", "beat"]
+__all__ = ["STOP_GRACE", "InProcessRunner", "Pump", "beat"]
 
 log = logging.getLogger("fedisora.work")
 
 RENEW_AFTER = timedelta(seconds=1)
 """A claimed row that waited longer than this for a slot gets a full lease before it runs."""
+STOP_GRACE = 5.0
+"""Seconds a stopping runner lets its running steps finish before it cancels them (a
+supervisor's stop timeout is often 10 s: Docker's, ``serve``'s for its render worker)."""
 STAGGER = 0.05
 """The in-process runner's :class:`Pump` stagger on SQLite: quick rows one after another,
 rows that wait longer than this (a request to a peer) side by side."""
 
 
 async def beat(name: str, kind: str, queues: Iterable[str], clock: Any) -> None:
-    """Record that a runner is alive (read by /healthz)."""
+    """Record that a runner is alive (read by /healthz).
+
+    One upsert (``INSERT ... ON CONFLICT (name) DO UPDATE``, on SQLite and PostgreSQL alike):
+    two beats for a name with no row yet (a worker's startup sweep and its first cron sweep)
+    cannot both insert one, as an update-else-insert did. ``started_at`` is written by the
+    first beat only."""
     now = clock()
-    updated = await WorkerHeartbeat.filter(name=name).update(last_seen=now, pid=os.getpid())
-    if not updated:
-        await WorkerHeartbeat.create(
-            name=name,
-            kind=kind,
-            pid=os.getpid(),
-            queues=",".join(queues),
-            started_at=now,
-            last_seen=now,
-        )
+    row = WorkerHeartbeat(
+        name=name,
+        kind=kind,
+        pid=os.getpid(),
+        queues=",".join(queues),
+        started_at=now,
+        last_seen=now,
+    )
+    await WorkerHeartbeat.bulk_create(
+        [row], on_conflict=["name"], update_fields=["kind", "pid", "queues", "last_seen"]
+    )
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,9 @@ class Pump:
     a claim found no more rows due, until :meth:`wake` says rows may have become due.
     Claimed rows are fenced on their token like any other: a queued row whose lease ran
     out and that another runner took is skipped, and rows never started are released on
-    :meth:`close` (after a crash, their lease runs out and they are due again).
+    :meth:`close` (after a crash, their lease runs out and they are due again; claimed
+    ahead under a queued token, their takeover costs them no attempt, unlike that of the
+    rows that were running: :meth:`Engine.claim`).
 
     With *stagger* (seconds), a row starts at once only when the row started last has
     finished or has been running for *stagger*: rows that work (Python, the database) then
@@ -144,9 +155,14 @@ class Pump:
             want = max(self.free, 0) + self.prefetch
             for i in range(len(live)):  # round robin: each machine gets to go first in turn
                 machine = live[(self._turn + i) % len(live)]
-                claims = await self.engine.claim_due(machine, want)
+                # The rows for the free slots start at once; the rest are claimed ahead,
+                # under a queued token (a kill before they start costs them no attempt).
+                start = max(self.free - len(self._queue), 0)
+                claims = await self.engine.claim_due(machine, want, start=start)
                 now = self.engine.clock()
-                self._queue.extend(_Claimed(machine, row, claims.token, now) for row in claims.rows)
+                self._queue.extend(
+                    _Claimed(machine, row, row.lock_token, now) for row in claims.rows
+                )
                 want -= len(claims.rows)
                 if claims.exhausted:  # not asked again until woken
                     self._dry_at[machine.name] = woken
@@ -187,14 +203,21 @@ class Pump:
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
-    async def close(self, *, cancel: bool) -> None:
-        """Stop claiming, give back queued rows, and cancel or await the running steps."""
+    async def close(self, *, cancel: bool, grace: float | None = None) -> None:
+        """Stop claiming, give back queued rows, and cancel or await the running steps: at
+        once with *cancel*, else after *grace* seconds (None: however long they take). A
+        cancelled step gives its row back (:meth:`Engine.give_back`): no attempt lost."""
         self._closed = True
         if self._poke is not None:
             self._poke.cancel()
             self._poke = None
         await self._release_queued()
         tasks = list(self.tasks)
+        if tasks and not cancel and grace is not None:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            if late:
+                log.warning("%d steps still running after %.0f s: cancelled", len(late), grace)
+            cancel = True
         if cancel:
             for task in tasks:
                 task.cancel()
@@ -327,13 +350,20 @@ class InProcessRunner:
     def start(self) -> None:
         self._main = asyncio.create_task(self.run(), name=self.name)
 
-    async def stop(self) -> None:
-        """Stop claiming; rows already running finish, claimed rows not started are released."""
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task :meth:`start` started (it ends only when stopped)."""
+        return self._main
+
+    async def stop(self, grace: float | None = STOP_GRACE) -> None:
+        """Stop claiming; claimed rows not started are released, and rows already running
+        get *grace* seconds to finish (None: as long as they take) before they are cancelled
+        and given back, their lease left to run out (no attempt counted)."""
         self._stop.set()
         self._wake.set()
         if self._main is not None:
-            await self._main
-        await self._pump.close(cancel=False)
+            await asyncio.gather(self._main, return_exceptions=True)
+        await self._pump.close(cancel=False, grace=grace)
 
     async def run(self) -> None:
         last_beat = None

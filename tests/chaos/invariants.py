@@ -62,6 +62,12 @@ def work_tables() -> list[tuple[str, list[str]]]:
     return [(m.name, sorted(m.graph.active_states)) for m in machines()]
 
 
+def perpetual_tables() -> set[str]:
+    """Tables whose rows never end (housekeeping chores: the failed state is their only
+    terminal one, and they never get there): such a row is settled while it is not due."""
+    return {m.name for m in machines() if m.graph.terminal_states == [m.graph.failed]}
+
+
 async def connect(rig: ChaosRig) -> asyncpg.Connection:
     deadline = time.monotonic() + 60
     while True:
@@ -78,7 +84,9 @@ HOST_COLUMNS = {"deliveries": "host", "remote_media_checks": "origin", "quote_ch
 
 
 async def unsettled(rig: ChaosRig, *, except_host: str | None = None) -> list[dict[str, Any]]:
-    """Rows still in an automatic state (those that talk to *except_host* left out)."""
+    """Rows still in an automatic state (those that talk to *except_host* left out); of the
+    tables whose rows never end, those due now (or held) only."""
+    perpetual = perpetual_tables()
     conn = await connect(rig)
     try:
         rows: list[dict[str, Any]] = []
@@ -86,6 +94,8 @@ async def unsettled(rig: ChaosRig, *, except_host: str | None = None) -> list[di
             column = HOST_COLUMNS.get(table)
             extra = f" AND {column} <> $2" if column and except_host else ""
             args: list[Any] = [active] + ([except_host] if extra else [])
+            if table in perpetual:
+                extra += " AND (next_attempt_at <= now() OR locked_until > now())"
             for r in await conn.fetch(
                 f"SELECT id, state, attempts, next_attempt_at, locked_until, last_error "
                 f'FROM "{table}" WHERE state = ANY($1::text[]){extra} ORDER BY id',

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import sys
 import textwrap
 import time
@@ -27,7 +28,7 @@ from activitypub.federation.delivery import (
     THROTTLED_RETRY_SECONDS,
     host_cap,
 )
-from activitypub.federation.hostcap import HostBusy, LocalHostCap, RedisHostCap
+from activitypub.federation.hostcap import HostBusy, LocalHostCap, RedisHostCap, SlotsUnavailable
 from activitypub.federation.http import PeerClient
 from activitypub.federation.rows import create_row
 from fedisora import urls
@@ -393,3 +394,32 @@ async def test_two_engines_deliver_within_the_shared_cap(
     assert await Delivery.filter(state="delivered").count() == 12
     assert sink.total == 12 and sink.max_in_flight == 2
     assert await Delivery.filter(attempts__gt=0).count() == 0
+
+
+async def test_a_delivery_while_redis_is_away_waits_without_using_an_attempt(
+    delivering: tuple[Settings, Account], sink: Sink
+) -> None:
+    """Redis, which keeps the host slots, does not answer (a restart): the delivery is
+    rescheduled as a throttled one, not failed an attempt it never got to make."""
+    settings, ann = delivering
+    engine = build_engine(settings, providers=["activitypub.federation.delivery:machines"])
+    with socket.socket() as closed:  # a port nothing listens on: Redis is down
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    engine.context["host_cap"] = RedisHostCap(f"redis://127.0.0.1:{port}/0", 2)
+    [row] = await _rows(ann, sink, 1)
+    with pytest.raises(SlotsUnavailable) as raised:
+        async with engine.context["host_cap"].slot(sink.host):
+            pass
+    assert isinstance(raised.value, HostBusy)
+    before = utcnow()
+    assert await engine.advance("deliveries", row.pk) == AdvanceResult.RETRY
+    row = await Delivery.get(pk=row.pk)
+    assert row.state == "pending" and row.attempts == 0
+    assert row.last_error.startswith("throttled: the request slots for") and sink.host in (
+        row.last_error
+    )
+    low, high = THROTTLED_RETRY_SECONDS
+    assert row.next_attempt_at is not None
+    assert timedelta(seconds=low) <= row.next_attempt_at - before <= timedelta(seconds=high + 2)
+    assert sink.total == 0

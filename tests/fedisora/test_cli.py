@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from instance import cli_fails, cli_ok, fedisora, free_port, instance_env
@@ -156,3 +158,91 @@ def test_serve_on_a_busy_port_exits_with_the_reason(env: dict[str, str]) -> None
         result = fedisora(["serve", "--port", str(port), "--no-render-worker"], env, timeout=60)
     assert result.returncode != 0
     assert "address already in use" in result.stderr
+
+
+def _render_workers_of(parent: int) -> list[int]:
+    """The pids of ``fedisora worker --queues render`` processes whose parent is *parent*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"worker" in cmdline and b"render" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_starts_its_render_worker_again_when_it_dies(env: dict[str, str]) -> None:
+    """The embedded render worker (no Redis) killed (the OOM killer, say): ``serve`` starts
+    it again, and ends it when it stops. It used to run it once, and render nothing after."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from instance import ROOT
+
+    cli_ok(fedisora(["init"], env))
+    port = env["FEDISORA_DOMAIN"].rsplit(":", 1)[1]
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "fedisora", "serve", "--port", port],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def wait_for(predicate: Any, what: str, limit: float = 60) -> Any:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
+            time.sleep(0.2)
+        raise AssertionError(f"{what}: not within {limit} s")
+
+    try:
+        wait_for(
+            lambda: (
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
+                if _ok_to_connect(port)
+                else None
+            ),
+            "serve answering",
+        )
+        [first] = wait_for(lambda: _render_workers_of(serve.pid), "the render worker")
+        os.kill(first, signal.SIGKILL)
+        [second] = wait_for(
+            lambda: [p for p in _render_workers_of(serve.pid) if p != first],
+            "the render worker started again",
+            limit=20,
+        )
+        assert second != first
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(60)
+    # uvicorn ends the process by raising the signal again, so the worker sees its parent
+    # gone (``--parent-pid``) and stops.
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{second}").exists():
+        assert time.monotonic() < deadline, "the render worker outlived serve"
+        time.sleep(0.2)
+    assert "the render worker exited with code -9; starting it again" in (
+        serve.stderr.read() if serve.stderr else ""
+    )
+
+
+def _ok_to_connect(port: str) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", int(port))) == 0

@@ -171,12 +171,10 @@ class Stopped(BaseException):
     """The control run's cut, at the same place, after the events were handed on."""
 
 
-async def _fingerprint(skip: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
-    """Every row of every table (but *skip*), without the lease columns a claim writes."""
+async def _fingerprint() -> list[tuple[str, list[str]]]:
+    """Every row of every table, without the lease columns a claim writes."""
     tables = []
     for model in Tortoise.apps["fedisora"].values():
-        if model._meta.db_table in skip:
-            continue
         rows = [
             repr(sorted((k, v) for k, v in row.items() if k not in ("locked_until", "lock_token")))
             for row in await model.all().values()
@@ -198,11 +196,10 @@ class World:
     heard: list[events.Event]
     rows: dict[str, Any] = field(default_factory=dict)  # what a scenario's setup made
     baseline: list[Any] = field(default_factory=list)  # the database as the act begins
-    skip: tuple[str, ...] = ()  # tables the act may change before its event's transaction
 
     async def begin(self) -> None:
         """The act begins here (after rows it stores first, as the inbox stores an item)."""
-        self.baseline[:] = [await _fingerprint(self.skip)]
+        self.baseline[:] = [await _fingerprint()]
 
 
 @dataclass(frozen=True)
@@ -267,6 +264,7 @@ WORK = {
     "inbox_items": "activitypub.federation.inbox:machines",
     "quote_checks": "activitypub.federation.quote_check:machines",
     "remote_media_checks": "activitypub.federation.media_check:machines",
+    "render_jobs": "render.queue:machines",
 }
 
 
@@ -303,9 +301,6 @@ class Scenario:
     notifications: dict[tuple[str, NotificationType], int] = field(default_factory=dict)
     setup: Callable[[World], Awaitable[None]] | None = None
     work: str | None = None  # the work table whose handler the act runs in
-    # Tables the act changes in a transaction before the one of its event: a known gap,
-    # each named with the reason (none but one, outside the services).
-    before: tuple[str, ...] = ()
 
     def expected(self) -> Effects:
         return Effects(Counter(self.events), Counter(self.deliveries), Counter(self.notifications))
@@ -317,6 +312,7 @@ INTERACTIONS = "fedisora/services/interactions.py"
 DELETION = "fedisora/services/account_deletion.py"
 INGEST = "activitypub/federation/ingest.py"
 QUOTES = "activitypub/federation/quote_check.py"
+RENDER = "render/queue.py"
 NOTIFY: Site = ("fedisora/services/notify.py", "notify", "notification.created")
 FANS, IDOLS = "fans.example", "idols.example"
 N = NotificationType
@@ -525,16 +521,30 @@ async def _act_media_check(w: World) -> None:
     await _advance(w, "remote_media_checks", row.pk)  # the video answers 404: unverified
 
 
-async def _setup_failed_render(w: World) -> None:
-    w.rows["job"] = await RenderJob.create(account=w.ann, state="failed", spec={})
+async def _rendering_job(w: World, since: timedelta, **spec: Any) -> RenderJob:
+    """ann's render job, in ``rendering`` for *since*, due now, held by nobody."""
+    now = utcnow()
+    return await RenderJob.create(
+        account=w.ann,
+        state="rendering",
+        state_changed_at=now - since,
+        next_attempt_at=now,
+        spec={"prompt": "a cat", "seed": 1, "seconds": 1.0, **spec},
+    )
 
 
-async def _act_render_failed(w: World) -> None:
-    from render.queue import build_render_machine
+async def _setup_timed_out_render(w: World) -> None:
+    w.rows["job"] = await _rendering_job(w, timedelta(days=1))  # past the state's timeout
 
-    machine = build_render_machine(w.settings)
-    assert machine.on_transition is not None
-    await machine.on_transition(w.rows["job"], "rendering", "failed")  # as the engine does
+
+async def _setup_refused_render(w: World) -> None:
+    # A cameo of ben: the rendering handler refuses it (no likeness consent) and fails it.
+    w.rows["job"] = await _rendering_job(w, timedelta(0), cameos=[w.ben.pk])
+
+
+async def _act_render(w: World) -> None:
+    await _advance(w, "render_jobs", w.rows["job"].pk)
+    assert (await RenderJob.get(pk=w.rows["job"].pk)).state == "failed"
 
 
 async def _act_notify_alone(w: World) -> None:
@@ -785,18 +795,24 @@ SCENARIOS = [
         work="remote_media_checks",
     ),
     Scenario(
-        "a render fails (notified after its transition)",
-        (("render/queue.py", "on_transition", "notification.created"),),
-        _act_render_failed,
+        "the engine fails a render that timed out",
+        ((RENDER, "_on_move", "notification.created"), NOTIFY),
+        _act_render,
         {"notification.created": 1},
         {},
         {("ann", N.RENDER_FAILED): 1},
-        setup=_setup_failed_render,
-        # The render queue's hook runs after the engine committed the job's move, and sets
-        # finished_at before it notifies: a kill in between loses the notification. The
-        # render queue's to change (ctx.transition of its handlers, and the engine's own
-        # failures); here the notification and its event are one transaction.
-        before=("render_jobs",),
+        setup=_setup_timed_out_render,
+        work="render_jobs",
+    ),
+    Scenario(
+        "a render's handler fails it (a cameo refused)",
+        ((RENDER, "_on_move", "notification.created"), NOTIFY),
+        _act_render,
+        {"notification.created": 1},
+        {},
+        {("ann", N.RENDER_FAILED): 1},
+        setup=_setup_refused_render,
+        work="render_jobs",
     ),
     Scenario(
         "a notification outside any transaction",
@@ -872,7 +888,7 @@ async def test_a_kill_after_the_commit_loses_and_doubles_nothing(
     @contextlib.asynccontextmanager
     async def transaction() -> AsyncIterator[Any]:
         if events._pending.get() is None:
-            began.append(await _fingerprint(w.skip))
+            began.append(await _fingerprint())
         async with real_transaction() as conn:
             yield conn
 
@@ -880,7 +896,6 @@ async def test_a_kill_after_the_commit_loses_and_doubles_nothing(
     monkeypatch.setattr(events, "_committed", committed)
     monkeypatch.setattr(events, "transaction", transaction)
     wanted = Killed if kill else Stopped
-    w.skip = scenario.before
     await w.begin()
     try:
         await scenario.act(w)

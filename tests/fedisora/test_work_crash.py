@@ -4,10 +4,10 @@ interval, and the step's effect happens once. One ``fedisora worker`` sweeps eve
 Real ``fedisora worker`` processes (arq on Redis, and the in-process runner), a real peer on
 127.0.0.1 that hangs the request the first worker makes, real PostgreSQL and SQLite.
 
-The first worker runs with a longer lease than the second (:data:`VICTIM_LEASE`): a delivery
-or an inbox item is not renewed during its request, so the first worker must still hold the
-row when it is killed, once the second one is up; the row is then due when that lease ends,
-and what is measured is how soon after that the live worker takes it over.
+The first worker runs with a longer lease than the second (:data:`VICTIM_LEASE`), so that it
+surely still holds the row when it is killed, once the second one is up; the row is then due
+when that lease ends, and what is measured is how soon after that the live worker takes it
+over.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from work_machines import GRAPH, IN_FLIGHT, machine
@@ -27,8 +28,9 @@ from fedisora.work import (
     StateGraph,
     WorkContext,
 )
+from fedisora.work.engine import QUEUED, TAKEN_OVER
 from fedisora.work.graph import exponential
-from fedisora.work.runner import STAGGER, InProcessRunner
+from fedisora.work.runner import STAGGER, InProcessRunner, beat
 
 SUPPORT = Path(__file__).resolve().parent.parent / "support"
 
@@ -228,6 +230,23 @@ async def test_runner_heartbeat_is_recorded(db: str) -> None:
     assert beat.queues == "default" and beat.pid == os.getpid()
 
 
+async def test_heartbeats_racing_for_a_new_runner_name_both_succeed(db: str) -> None:
+    """A worker's startup sweep and its first cron sweep both beat for a name that has no row
+    yet: each used to find no row to update and insert one, and the second insert failed on
+    the key. A beat is one upsert."""
+    clock = Engine([machine()]).clock
+    for round_ in range(3):
+        name = f"arq:default:racer:{round_}"
+        await asyncio.gather(*(beat(name, "arq", ["default"], clock) for _ in range(4)))
+        [row] = await WorkerHeartbeat.filter(name=name)
+        assert row.kind == "arq" and row.queues == "default" and row.pid == os.getpid()
+    first = await WorkerHeartbeat.get(name="arq:default:racer:0")
+    await asyncio.sleep(0.01)
+    await beat(first.name, "arq", ["default"], clock)
+    again = await WorkerHeartbeat.get(name=first.name)
+    assert again.last_seen > first.last_seen and again.started_at == first.started_at
+
+
 def _start_runner(url: str, lease: float, concurrency: int = 4) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, str(SUPPORT / "crash_runner.py"), url, str(lease), str(concurrency)],
@@ -411,6 +430,83 @@ async def test_on_transition_hooks_see_the_committed_row(db: str) -> None:
         ("received", "processing", "processing", False),
         ("processing", "done", "done", False),
     ]
+
+
+async def test_on_move_writes_commit_with_every_kind_of_move(db: str) -> None:
+    """``on_move`` runs inside the transaction of each move, whoever makes it: a handler's
+    transition and move, the engine failing a row (attempts used up, a timeout, a handler
+    giving up) and a move from outside; when it raises, the move is rolled back."""
+    moves: list[tuple[str, str, str]] = []
+    broken: set[str] = set()
+
+    async def on_move(row: InboxItem, source: str, target: str, conn: Any) -> None:
+        moves.append((row.activity_id, source, target))
+        await Tag.create(name=f"moved-{row.activity_id}-{target}", using_db=conn)
+        if row.activity_id in broken:
+            raise RuntimeError("the effect cannot be written")
+
+    graph = StateGraph(
+        "on_move",
+        [
+            State("received", to=("processing",), retry=(timedelta(0),)),
+            State(
+                "processing",
+                to=("done",),
+                retry=(timedelta(0),),
+                max_attempts=2,
+                timeout=timedelta(hours=1),
+            ),
+            State("done", terminal=True),
+            State("failed", terminal=True),
+        ],
+        initial="received",
+        failed="failed",
+    )
+    base = machine()
+    engine = Engine([Machine(InboxItem, graph, base.handlers, on_move=on_move)])
+    items = {
+        name: await _item(engine, name, **payload)
+        for name, payload in (
+            ("walk", {}),
+            ("note", {"note": "moved alone"}),
+            ("fail", {"fail_times": 5}),
+            ("late", {}),
+            ("outside", {}),
+            ("broken", {}),
+        )
+    }
+    for name in ("walk", "note", "fail", "late", "broken"):
+        assert await engine.advance("inbox_items", items[name].pk) == AdvanceResult.MOVED
+    assert await engine.advance("inbox_items", items["walk"].pk) == AdvanceResult.MOVED
+    assert await engine.advance("inbox_items", items["note"].pk) == AdvanceResult.MOVED
+    assert await engine.advance("inbox_items", items["fail"].pk) == AdvanceResult.RETRY
+    assert await engine.advance("inbox_items", items["fail"].pk) == AdvanceResult.FAILED
+    await InboxItem.filter(pk=items["late"].pk).update(
+        state_changed_at=datetime(2000, 1, 1, tzinfo=UTC)
+    )
+    assert await engine.advance("inbox_items", items["late"].pk) == AdvanceResult.FAILED
+    assert await engine.move(InboxItem, items["outside"].pk, "received", "failed")
+    broken.add("broken")
+    assert await engine.advance("inbox_items", items["broken"].pk) == AdvanceResult.RETRY
+    assert (await InboxItem.get(pk=items["broken"].pk)).state == "processing"
+
+    assert moves == [
+        ("walk", "received", "processing"),
+        ("note", "received", "processing"),
+        ("fail", "received", "processing"),
+        ("late", "received", "processing"),
+        ("broken", "received", "processing"),
+        ("walk", "processing", "done"),
+        ("note", "processing", "done"),
+        ("fail", "processing", "failed"),
+        ("late", "processing", "failed"),
+        ("outside", "received", "failed"),
+        ("broken", "processing", "done"),
+    ]
+    tags = set(await Tag.filter(name__startswith="moved-").values_list("name", flat=True))
+    assert tags == {f"moved-{name}-{target}" for name, _, target in moves[:-1]}
+    for name, state in (("walk", "done"), ("note", "done"), ("fail", "failed"), ("late", "failed")):
+        assert (await InboxItem.get(pk=items[name].pk)).state == state
 
 
 async def test_a_final_move_without_a_hook_loads_the_row_once(
@@ -678,3 +774,123 @@ async def test_keep_lease_renews_while_the_block_runs(db: str) -> None:
         assert await engine.claim(m, item.pk) is None
     await asyncio.sleep(1.6)  # the renewal stopped with the block: the lease runs out
     assert await engine.claim(m, item.pk) is not None
+
+
+# --- crashes count as attempts; a stopping runner's rows do not -------------------------------
+
+
+def _later(engine: Engine, seconds: float) -> Engine:
+    """A runner on *engine*'s machines whose clock is *seconds* ahead (past leases)."""
+    return Engine(
+        list(engine.machines.values()),
+        lease=engine.lease,
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=seconds),
+    )
+
+
+async def test_a_takeover_of_a_started_row_is_an_attempt_and_the_limit_fails_it(db: str) -> None:
+    """A runner that dies holding a row it started (its lease runs out) spent an attempt: a
+    row that kills every runner fails after the state's max_attempts, not resumed forever."""
+    engine = Engine([machine()], lease=timedelta(seconds=60))
+    row = await _processing(engine, "poison")
+    m = engine.machine("inbox_items")
+    for attempt in range(1, 3):
+        later = _later(engine, 61 * attempt)
+        assert await later.claim(m, row.pk) is not None  # its runner "dies" holding it
+        stored = await InboxItem.get(pk=row.pk)
+        assert stored.attempts == attempt - 1
+    later = _later(engine, 61 * 3)
+    claimed = await later.claim(m, row.pk)
+    assert claimed is not None
+    taken, _ = claimed  # tried a third time: it dies again
+    assert (taken.attempts, taken.last_error) == (2, TAKEN_OVER)
+    assert await _later(engine, 61 * 4).advance("inbox_items", row.pk) == AdvanceResult.FAILED
+    failed = await InboxItem.get(pk=row.pk)
+    assert failed.state == "failed" and failed.attempts == 3
+    assert failed.last_error.startswith("3 attempts in state processing") and (
+        TAKEN_OVER in failed.last_error
+    )
+    assert not await Tag.exists()
+
+
+async def test_rows_claimed_ahead_or_given_back_are_taken_over_without_an_attempt(
+    db: str,
+) -> None:
+    engine = Engine([machine()], lease=timedelta(seconds=60))
+    rows = [await _processing(engine, f"r{i}") for i in range(4)]
+    m = engine.machine("inbox_items")
+    claims = await engine.claim_due(m, 4, start=1)
+    assert [r.pk for r in claims.rows] == [r.pk for r in rows]
+    tokens = [r.lock_token for r in claims.rows]
+    assert tokens[0] == claims.token and len(set(tokens[1:])) == 1
+    assert tokens[1].startswith(QUEUED) and tokens[1] != claims.token
+    # The step of the second row was started and stopped by its runner: given back.
+    await engine.give_back(m, rows[1].pk, tokens[1])
+    given = await InboxItem.get(pk=rows[1].pk)
+    assert given.lock_token is None and given.locked_until is not None  # kept its lease
+    assert await engine.claim(m, rows[1].pk) is None  # nobody takes it before it runs out
+    again = await _later(engine, 61).claim_due(m, 10)
+    assert {r.pk: r.attempts for r in again.rows} == {rows[0].pk: 1, **{r.pk: 0 for r in rows[1:]}}
+    assert [r.last_error for r in again.rows] == [TAKEN_OVER, "", "", ""]
+
+
+@pytest.mark.parametrize("grace", [0.0, 5.0])
+async def test_a_stopping_runner_gives_back_what_it_runs(db: str, grace: float) -> None:
+    """A runner that stops lets running steps finish for *grace* seconds, then cancels them:
+    their rows are given back, and taken over later without an attempt counted."""
+    engine = Engine([machine()], lease=timedelta(seconds=60))
+    slow = await _processing(engine, "slow", pause=2)
+    runner = InProcessRunner(engine, poll_interval=0.05, concurrency=1)
+    runner.start()
+
+    async def running() -> bool:
+        return IN_FLIGHT["now"] == 1
+
+    await _until(running)
+    await runner.stop(grace=grace)
+    stored = await InboxItem.get(pk=slow.pk)
+    if grace:  # it finished
+        assert stored.state == "done" and await Tag.filter(name="effect-slow").exists()
+        return
+    assert stored.state == "processing" and stored.lock_token is None
+    assert stored.locked_until is not None and stored.attempts == 0
+    await InboxItem.filter(pk=slow.pk).update(payload={})
+    assert await _later(engine, 61).advance("inbox_items", slow.pk) == AdvanceResult.MOVED
+    done = await InboxItem.get(pk=slow.pk)
+    assert done.state == "done" and done.last_error == ""
+
+
+async def test_a_row_that_kills_its_runner_every_time_ends_failed(db: str) -> None:
+    """Real runner processes, each SIGKILLed by the row it runs (a poison row), started
+    again each time: the row fails after its state's max_attempts (3) tries; a row claimed
+    ahead behind it each time loses no attempt and is done once the poison row is gone."""
+    engine = Engine([machine()])
+    await _processing(engine, "poison", die=True)
+    await _processing(engine, "after")
+    deaths = 0
+    while True:
+        runner = _start_runner(db, lease=1, concurrency=1)
+        try:
+
+            async def settled_or_dead(runner: subprocess.Popen[str] = runner) -> bool:
+                return (
+                    runner.poll() is not None
+                    or not await InboxItem.filter(state="processing").exists()
+                )
+
+            await _wait_for(settled_or_dead)
+        finally:
+            if runner.poll() is None:
+                runner.terminate()
+            runner.wait()
+        if runner.returncode != -signal.SIGKILL:
+            break
+        deaths += 1
+        assert deaths <= 3, "the poison row was tried more than its max_attempts"
+        behind = await InboxItem.get(activity_id="after")
+        assert behind.attempts == 0 and behind.state == "processing"
+    poison = await InboxItem.get(activity_id="poison")
+    assert deaths == 3 and poison.state == "failed" and poison.attempts == 3, poison.last_error
+    assert TAKEN_OVER in poison.last_error
+    after = await InboxItem.get(activity_id="after")
+    assert after.state == "done" and await Tag.filter(name="effect-after").count() == 1

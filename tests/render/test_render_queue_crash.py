@@ -8,6 +8,7 @@ in-process runner.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,115 @@ async def test_worker_killed_mid_render_is_resumed_within_a_lease_and_a_sweep(
     root_pem = (settings.data_dir / "provenance" / "root.pem").read_text()
     verified = verify_mp4(clips / f"render-{first.pk}.mp4", [root_pem])
     assert verified.state is ValidationState.TRUSTED
+
+
+def _env(db: str, settings: Any, redis_url: str | None, **extra: str) -> dict[str, str]:
+    return worker_env(
+        db,
+        settings.data_dir,
+        domain=settings.domain,
+        secret_key=settings.secret_key,
+        redis_url=redis_url,
+        FEDISORA_RENDER_STEPS=str(STEPS),
+        **extra,
+    )
+
+
+async def _rendering_under(pk: int, worker: Any, other_than: str | None = None) -> RenderJob:
+    """Wait until job *pk* is past its first denoising step under a lock token other than
+    *other_than*, in *worker*; the row then."""
+
+    async def rendering() -> bool:
+        row = await RenderJob.get(pk=pk)
+        return (
+            row.state == "rendering"
+            and row.lock_token not in (None, other_than)
+            and row.progress_step >= 1
+        )
+
+    await wait_until(rendering, 90, f"job {pk} rendering", interval=0.02, workers=(worker,))
+    return await RenderJob.get(pk=pk)
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_render_that_kills_its_worker_twice_fails_and_frees_its_slot(
+    db: str, render_settings: Any, tmp_path: Path
+) -> None:
+    """The host's OOM killer takes the render worker down mid-render, twice: the job is not
+    tried a third time (render/states.py) but fails, its owner is told once, and the job
+    waiting behind it for the one render slot renders."""
+    settings = replace(render_settings, render_steps=STEPS, worker_lease_seconds=LEASE)
+    alice, bob = await local_account(), await local_account()
+    poison = await submit_render(alice, {"prompt": "oom", "seconds": 0.5}, settings=settings)
+    second = await submit_render(bob, {"prompt": "behind", "seconds": 0.5}, settings=settings)
+    env = _env(db, settings, None)
+    token = None
+    for death in range(2):
+        worker = await start_worker(env, tmp_path / f"worker{death}.log")
+        try:
+            row = await _rendering_under(poison.pk, worker, token)
+            assert row.attempts == death  # the first takeover counted one
+            token = row.lock_token
+            await worker.kill()
+        finally:
+            await worker.stop()
+    survivor = await start_worker(env, tmp_path / "survivor.log")
+    try:
+
+        async def settled() -> bool:
+            return not await RenderJob.exclude(state__in=("ready", "failed")).exists()
+
+        await wait_until(settled, 120, "both jobs settled", workers=(survivor,))
+    finally:
+        await survivor.stop()
+    failed, after = await RenderJob.get(pk=poison.pk), await RenderJob.get(pk=second.pk)
+    assert failed.state == "failed" and failed.attempts == 2, failed.last_error
+    assert "the last: the runner working on it stopped" in failed.last_error
+    assert failed.finished_at is not None and failed.output_id is None
+    assert after.state == "ready", after.last_error
+    notes = Notification.filter(render_job_id=poison.pk)
+    assert [n.type for n in await notes] == [NotificationType.RENDER_FAILED]
+
+
+@pytest.mark.parametrize(
+    ("db", "mode"), [("postgres", "arq"), ("sqlite", "inprocess")], indirect=["db"]
+)
+async def test_a_worker_stopped_mid_render_gives_the_job_back_without_an_attempt(
+    db: str, mode: str, render_settings: Any, redis_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM (a restart, a deploy) mid-render: the worker cancels the step after its grace
+    (none here: a tiny render would finish within the default) and gives the job back; the
+    next worker takes it over when the lease runs out without counting an attempt (twice
+    would fail it), and finishes it."""
+    settings = replace(render_settings, render_steps=STEPS, worker_lease_seconds=LEASE)
+    alice = await local_account()
+    job = await submit_render(alice, {"prompt": "restart", "seconds": 0.5}, settings=settings)
+    env = _env(
+        db, settings, redis_url if mode == "arq" else None, FEDISORA_WORKER_STOP_GRACE_SECONDS="0"
+    )
+    token = None
+    for restart in range(2):
+        worker = await start_worker(env, tmp_path / f"worker{restart}.log")
+        try:
+            row = await _rendering_under(job.pk, worker, token)
+            assert (row.attempts, row.last_error) == (0, "")
+            token = row.lock_token
+            worker.process.terminate()
+            async with asyncio.timeout(30):
+                assert await worker.process.wait() == 0, worker.output()
+        finally:
+            await worker.stop()
+        given = await RenderJob.get(pk=job.pk)
+        assert given.state == "rendering" and given.lock_token is None, given.last_error
+        assert given.attempts == 0
+    worker = await start_worker(env, tmp_path / "last.log")
+    try:
+
+        async def ready() -> bool:
+            return (await RenderJob.get(pk=job.pk)).state == "ready"
+
+        await wait_until(ready, 120, "the job ready", workers=(worker,))
+    finally:
+        await worker.stop()
+    done = await RenderJob.get(pk=job.pk)
+    assert done.progress_step == STEPS and done.last_error == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +30,26 @@ class SpyPipeline:
                 still = np.asarray(image.convert("RGB"))
         self.calls.append((spec, still))
         return self.inner.generate(plan, spec, on_step)
+
+
+class HangingPipeline(SpyPipeline):
+    """The tiny pipeline, whose first *hangs* renders never call back or return until
+    :attr:`release` is set, as a pipeline stuck in its GPU driver does: the worker's event
+    loop (and its heartbeat) runs on."""
+
+    def __init__(self, inner: Any, hangs: int = 1) -> None:
+        super().__init__(inner)
+        self.hangs = hangs
+        self.release = threading.Event()
+        self.hung = threading.Event()  # set once a render hangs
+
+    def generate(self, plan: Any, spec: Any, on_step: Any = None) -> Any:
+        if self.hangs > 0:
+            self.hangs -= 1
+            self.hung.set()
+            self.release.wait()
+            raise RuntimeError("the driver gave up")
+        return super().generate(plan, spec, on_step)
 
 
 def spy_engine(render_settings: Any, spy: SpyPipeline) -> Engine:

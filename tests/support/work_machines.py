@@ -5,13 +5,16 @@ Graph: received -> processing -> done | failed. The "processing" handler writes 
 optional sleep taken from the payload: a runner killed during that sleep commits nothing.
 Payload ``pause`` (seconds) waits before any database work (a request to a peer, say);
 payload ``note`` moves to "done" with that note in ``last_error`` and no Tag, in one
-fenced UPDATE (:meth:`WorkContext.move`). :data:`IN_FLIGHT` counts the "processing" steps
-running now and the most at once.
+fenced UPDATE (:meth:`WorkContext.move`); payload ``die`` SIGKILLs the process running
+the step (a poison row: the OOM killer, a crash in a C library). :data:`IN_FLIGHT` counts
+the "processing" steps running now and the most at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +56,8 @@ async def on_processing(row: InboxItem, ctx: WorkContext) -> str | Retry | None:
 
 async def _processing(row: InboxItem, ctx: WorkContext) -> str | Retry | None:
     payload: dict[str, Any] = row.payload
+    if payload.get("die"):
+        os.kill(os.getpid(), signal.SIGKILL)
     await asyncio.sleep(float(payload.get("pause", 0)))
     if payload.get("note"):
         await ctx.move("done", last_error=payload["note"])
