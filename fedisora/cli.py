@@ -731,10 +731,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _run(func(args)) if args.is_async else func(args)
     except (ConfigError, DatabaseError, CommandError, FedisoraError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _exit_past_daemon_threads(1)
     except KeyboardInterrupt:
-        return 130
-    return int(result or 0)
+        return _exit_past_daemon_threads(130)
+    return _exit_past_daemon_threads(int(result or 0))
+
+
+DAEMON_THREAD_GRACE = 10.0
+"""Seconds a command's daemon threads get to end once it returns (see below)."""
+
+
+def _exit_past_daemon_threads(code: int) -> int:
+    """*code*, once the process's daemon threads have ended, or exit with it at once.
+
+    A render stage runs in a daemon thread (``render.queue._in_thread``), told to stop at
+    its next denoising step when its worker stops. If one is still inside native code (torch)
+    when the interpreter finalizes, the C++ runtime aborts the process (``terminate called
+    without an active exception``, SIGABRT) instead of exiting with *code*. So wait a little
+    for them, and if one still runs, end the process with ``os._exit`` after flushing what
+    was written.
+    """
+    deadline = time.monotonic() + DAEMON_THREAD_GRACE
+    for thread in threading.enumerate():
+        if thread.daemon and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.daemon and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

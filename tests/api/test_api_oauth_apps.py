@@ -81,15 +81,29 @@ async def test_unsafe_or_oversized_apps_are_refused_and_nothing_is_stored(
         {**ok, "redirect_uris": {"not": "a list"}},
         {**ok, "redirect_uris": ""},
     ]
-    for body in bad_bodies:
-        r = await client.post(
-            "/api/v1/apps",
-            content=json.dumps(body),  # ensure_ascii: a lone surrogate travels as \ud800
-            headers={"content-type": "application/json"},
-        )
-        assert r.status_code == 422, (body, r.status_code, r.text[:300])
+    app = client.app  # type: ignore[attr-defined]
+    for i, body in enumerate(bad_bodies):
+        # Each from its own address: registrations, refused ones included, are limited per IP.
+        transport = httpx.ASGITransport(app=app, client=(f"127.0.1.{i}", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url=client.base_url) as other:
+            r = await other.post(
+                "/api/v1/apps",
+                content=json.dumps(body),  # ensure_ascii: a lone surrogate travels as \ud800
+                headers={"content-type": "application/json"},
+            )
+        assert r.status_code in (400, 422), (body, r.status_code, r.text[:300])
         assert set(r.json()) == {"error"}
     assert await OAuthApplication.all().count() == 0
+
+    # From one address, the 21st registration in five minutes is refused, refused ones counted.
+    for _ in range(20):
+        r = await client.post("/api/v1/apps", json={**ok, "redirect_uris": "javascript:x"})
+        assert r.status_code == 422
+    r = await client.post("/api/v1/apps", json=ok)
+    assert r.status_code == 429 and set(r.json()) == {"error"}
+    assert r.headers["x-ratelimit-remaining"] == "0"
+    assert await OAuthApplication.all().count() == 0
+    app.state.api_limiters.clear()  # the good registrations below come after the window
 
     r = await client.post(
         "/api/v1/apps",
