@@ -107,6 +107,13 @@ OBJECT_TERMS: dict[str, Any] = {
     "C2PAManifest": "fedisora:C2PAManifest",
     "manifestDigest": "fedisora:manifestDigest",
     "provenanceState": "fedisora:provenanceState",
+    # Likeness consent (docs/fep-likeness-consent.md, activitypub/consent.py).
+    "LikenessAuthorization": "fedisora:LikenessAuthorization",
+    "LikenessRevocation": "fedisora:LikenessRevocation",
+    "scope": "fedisora:scope",
+    "restrictionsDigest": "fedisora:restrictionsDigest",
+    "expires": {"@id": "fedisora:expires", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"},
+    "takeDown": "fedisora:takeDown",
 }
 OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]
 ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, OBJECT_TERMS]
