@@ -34,8 +34,8 @@ from activitypub._base58 import b58decode
 from activitypub.errors import ConsentError, ProofError
 from activitypub.objects import (
     AS_CONTEXT,
+    CONSENT_TERMS,
     MAX_ID_LENGTH,
-    OBJECT_TERMS,
     digest_multibase,
     same_origin,
 )
@@ -67,8 +67,8 @@ REVOCATION_TYPE = "LikenessRevocation"
 Scope = Literal["drafts", "publish"]
 SCOPES: tuple[Scope, ...] = ("drafts", "publish")
 #: The ``@context`` of consent objects: ActivityStreams, Data Integrity (``proof``), and
-#: the object terms, where ``fedisora:`` defines the consent types and fields.
-CONSENT_CONTEXT: list[Any] = [AS_CONTEXT, integrity.DATA_INTEGRITY_CONTEXT, OBJECT_TERMS]
+#: the consent terms (``fedisora:`` types and fields, ``gts:interactingObject``).
+CONSENT_CONTEXT: list[Any] = [AS_CONTEXT, integrity.DATA_INTEGRITY_CONTEXT, CONSENT_TERMS]
 #: The most characters a consent object may hold in all its strings (keys included): a
 #: grant is a few hundred; anything near this is not one.
 MAX_CONSENT_CHARS = 16_384
