@@ -125,6 +125,14 @@ CONSENT_TERMS: dict[str, Any] = {
     "takeDown": "fedisora:takeDown",
 }
 OBJECT_TERMS.update(CONSENT_TERMS)
+OBJECT_TERMS.update(
+    {
+        # The activities around consent (docs/fep-likeness-consent.md, "Flows").
+        "CameoRequest": "fedisora:CameoRequest",
+        "LikenessUse": "fedisora:LikenessUse",
+        "canCameo": {"@id": "fedisora:canCameo", "@type": "@id"},
+    }
+)
 OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]
 ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, OBJECT_TERMS]
 

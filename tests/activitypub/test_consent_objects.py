@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -557,3 +559,20 @@ def test_what_a_revocation_revokes() -> None:
         )
     )
     assert not consent.revokes(carols, grant)
+
+
+# --- the FEP-style note stays true to the code --------------------------------------------------
+
+
+def test_the_notes_examples_are_the_vectors_and_verify() -> None:
+    note = (Path(__file__).parents[2] / "docs" / "fep-likeness-consent.md").read_text()
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", note, re.S)]
+    assert consent.CONSENT_CONTEXT in blocks
+    (grant,) = [b for b in blocks if isinstance(b, dict) and b.get("type") == consent.GRANT_TYPE]
+    (revocation,) = [
+        b for b in blocks if isinstance(b, dict) and b.get("type") == consent.REVOCATION_TYPE
+    ]
+    assert grant == _signed_grant()
+    assert revocation == _signed_revocation()
+    _verify(grant)
+    _verify_revocation(revocation)
