@@ -37,6 +37,7 @@ from activitypub.objects import (
     CONSENT_TERMS,
     MAX_ID_LENGTH,
     digest_multibase,
+    has_unstorable,
     same_origin,
 )
 
@@ -255,6 +256,8 @@ def _check_common(doc: Any, kind: str) -> Mapping[str, Any]:
     if not isinstance(doc, Mapping):
         raise ConsentError("the consent object is not a JSON object")
     _check_size(doc)
+    if has_unstorable(doc):
+        raise ConsentError("the consent object holds a NUL or a lone surrogate")
     if "@context" not in doc:
         raise ConsentError("the consent object has no @context")
     kinds = doc.get("type")

@@ -411,6 +411,14 @@ def test_a_type_list_with_the_grant_type_is_read() -> None:
     assert consent.parse_grant(doc).scope == "drafts"
 
 
+def test_unstorable_characters_are_refused() -> None:
+    for bad in ("\x00", "\ud800"):
+        with pytest.raises(ConsentError, match="NUL or a lone surrogate"):
+            consent.parse_grant(dict(GRANT, id=f"{GRANT_ID}{bad}"))
+        with pytest.raises(ConsentError, match="NUL or a lone surrogate"):
+            consent.parse_revocation(dict(REVOCATION, summary=bad))
+
+
 @pytest.mark.parametrize("doc", [None, "a grant", ["a", "grant"], 42])
 def test_a_grant_that_is_no_object_is_refused(doc: Any) -> None:
     with pytest.raises(ConsentError, match="not a JSON object"):
