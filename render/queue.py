@@ -298,7 +298,8 @@ def job_spec(
 
     *consent_refs* and *references* come from the consent check made right before the
     render: the consent ids and the reference stills (local paths) of the likenesses in a
-    cameo, which condition the render (see ``render.pipeline``). Neither is stored."""
+    cameo, which condition the render (see ``render.pipeline``). The consent ids go on to
+    the clip's C2PA manifest; the stills' paths are never stored (private files)."""
     s = job.spec
     image = s.get("input_image")
     return RenderSpec(
