@@ -22,6 +22,7 @@ class ConsentDecision:
     reason: str
     refs: tuple[str, ...] = ()
     """Consent references (URIs) to record in the clip's provenance when allowed."""
+    references: tuple[str, ...] = ()
 
 
 async def check_cameo_consent(job: RenderJob, account_ids: Sequence[int]) -> ConsentDecision:
