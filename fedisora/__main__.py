@@ -1,5 +1,3 @@
-import sys
+from fedisora.cli import run
 
-from fedisora.cli import main
-
-sys.exit(main())
+run()

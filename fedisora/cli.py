@@ -731,10 +731,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _run(func(args)) if args.is_async else func(args)
     except (ConfigError, DatabaseError, CommandError, FedisoraError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return _exit_past_daemon_threads(1)
+        return 1
     except KeyboardInterrupt:
-        return _exit_past_daemon_threads(130)
-    return _exit_past_daemon_threads(int(result or 0))
+        return 130
+    return int(result or 0)
+
+
+def run() -> None:
+    """The ``fedisora`` program (and ``python -m fedisora``): :func:`main`, then exit."""
+    sys.exit(_exit_past_daemon_threads(main()))
 
 
 DAEMON_THREAD_GRACE = 10.0
@@ -742,7 +747,8 @@ DAEMON_THREAD_GRACE = 10.0
 
 
 def _exit_past_daemon_threads(code: int) -> int:
-    """*code*, once the process's daemon threads have ended, or exit with it at once.
+    """*code*, once the process's daemon threads have ended, or exit with it at once. Only
+    for a process of its own (:func:`run`): a caller of :func:`main` keeps its threads.
 
     A render stage runs in a daemon thread (``render.queue._in_thread``), told to stop at
     its next denoising step when its worker stops. If one is still inside native code (torch)
@@ -764,4 +770,4 @@ def _exit_past_daemon_threads(code: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -140,22 +140,30 @@ def _tiny_t5_encoder(vocab_size: int, *, umt5: bool = False) -> Any:
     )
 
 
+def _tiny_transformer_config() -> dict[str, Any]:
+    """The tiny Wan transformer's sizes, shared by its text-, image- and reference-to-video
+    variants (which add their own input channels)."""
+    return {
+        "patch_size": (1, 2, 2),
+        "num_attention_heads": 2,
+        "attention_head_dim": 12,
+        "out_channels": 16,
+        "text_dim": _TEXT_DIM,
+        "freq_dim": 256,
+        "ffn_dim": 32,
+        "num_layers": 2,
+        "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads",
+        # Per-axis rotary positions: 64 covers 161 frames (41 latent frames).
+        "rope_max_seq_len": 64,
+    }
+
+
 def _tiny_transformer(*, image_to_video: bool) -> Any:
     return _diffusers().WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
+        **_tiny_transformer_config(),
         # Image-to-video concatenates 16 noise + 4 mask + 16 image-latent channels.
         in_channels=36 if image_to_video else 16,
-        out_channels=16,
-        text_dim=_TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        # Per-axis rotary positions: 64 covers 161 frames (41 latent frames).
-        rope_max_seq_len=64,
         image_dim=4 if image_to_video else None,
     )
 
@@ -240,18 +248,8 @@ def build_tiny_wan_vace(seed: int = 0, *, share: Any | None = None) -> Any:
     [transformer] = _seeded(
         seed + 2,
         lambda: d.WanVACETransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=2,
-            attention_head_dim=12,
+            **_tiny_transformer_config(),
             in_channels=16,
-            out_channels=16,
-            text_dim=_TEXT_DIM,
-            freq_dim=256,
-            ffn_dim=32,
-            num_layers=2,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=64,
             vace_layers=[0, 1],
             vace_in_channels=96,
         ),

@@ -21,7 +21,22 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 POSTGRES_ADMIN_URL = os.environ.get(
     "FEDISORA_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("FEDISORA_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def _redis_url() -> str:
+    """The session's Redis database: FEDISORA_TEST_REDIS's (default 9), and under pytest-xdist
+    the next numbers for the other workers (gw1 uses 10, gw2 11, ...), so parallel sessions
+    never share queues or keys."""
+    url = os.environ.get("FEDISORA_TEST_REDIS", "redis://127.0.0.1:6379/9")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = int(worker.removeprefix("gw") or 0) if worker.startswith("gw") else 0
+    if not offset:
+        return url
+    base, _, number = url.rpartition("/")
+    return f"{base}/{(int(number) if number.isdigit() else 0) + offset}"
+
+
+REDIS_URL = _redis_url()
 BACKENDS = ("sqlite", "postgres")
 
 
@@ -101,7 +116,7 @@ async def db(request: pytest.FixtureRequest, migrated: dict[str, str]) -> AsyncI
         await close_db()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     return REDIS_URL
 

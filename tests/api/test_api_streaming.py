@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -481,13 +480,14 @@ async def test_redis_relay_carries_events_between_processes(redis_url: str) -> N
 
 
 @pytest.fixture(scope="module")
-def redis_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+def redis_instance(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[Instance]:
     """Two web processes sharing the database and Redis, and a worker for the default queue
     (with Redis, the outbox that turns events into stream messages runs there). No render
     worker: renders stay queued."""
-    redis = os.environ.get("FEDISORA_TEST_REDIS", "redis://127.0.0.1:6379/9")
     data = tmp_path_factory.mktemp("streaming-redis")
-    with running_instance(data, "--workers", "2", FEDISORA_REDIS_URL=redis) as inst:
+    with running_instance(data, "--workers", "2", FEDISORA_REDIS_URL=redis_url) as inst:
         worker = subprocess.Popen(
             [sys.executable, "-m", "fedisora", "worker", "--queues", "default"],
             env=inst.env,
