@@ -154,7 +154,8 @@ async def record_published(job: RenderJob, clip: Clip) -> None:
         owner = await Account.get(pk=use.owner_id)
         grant = await use.grant if use.grant_id is not None else None
         decision = likeness.Consent(True, "published", owner, None, grant)
-        await likeness.record_use(decision, author, "published", job=job, clip=clip)
+        # store_clip notified the people in the clip, in the clip's own transaction.
+        await likeness.record_use(decision, author, "published", job=job, clip=clip, tell=False)
     if clip.remix_of_id is not None:
         for cameo in await Cameo.filter(clip_id=clip.remix_of_id):
             if cameo.account_id in seen:

@@ -713,8 +713,11 @@ async def record_use(
     *,
     job: RenderJob | None = None,
     clip: Clip | None = None,
+    tell: bool = True,
 ) -> LikenessUse:
-    """Record one use of a likeness (once per owner, job and kind) and notify its owner.
+    """Record one use of a likeness (once per owner, job and kind) and notify its owner
+    (unless *tell* is false: a posted clip notifies the people in it in its own transaction,
+    see :func:`fedisora.services.posts.store_clip`).
 
     A single-use grant is bound to *job* here (by a conditional update: two jobs cannot
     both take it)."""
@@ -736,6 +739,8 @@ async def record_use(
             kind=kind,
             reason="" if decision.allowed else _cap(decision.reason),
         )
+    if not tell:
+        return use
     await notify(
         owner,
         NotificationType.LIKENESS_USE,
