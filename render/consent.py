@@ -84,6 +84,8 @@ async def _tell(
     clip: Clip | None = None,
 ) -> None:
     for d in decisions:
+        if d.likeness is None:  # no likeness here (never registered, or remote): no use of it
+            continue
         await likeness.record_use(
             d, author, kind if d.allowed else "refused", job=job, clip=clip
         )

@@ -106,7 +106,8 @@ async def test_request_time_refusals_name_the_reason_and_store_no_job(
             engine=render_engine,
         )
     assert await RenderJob.all().count() == 0
-    assert await kinds(owner.pk) == ["refused", "refused"]  # the owner is told each time
+    # The owner is told of the refusal of their likeness (none to tell of before it existed).
+    assert await kinds(owner.pk) == ["refused"]
     assert await ConsentCheck.filter(allowed=False).count() == 2
 
 
