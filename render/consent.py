@@ -86,9 +86,7 @@ async def _tell(
     for d in decisions:
         if d.likeness is None:  # no likeness here (never registered, or remote): no use of it
             continue
-        await likeness.record_use(
-            d, author, kind if d.allowed else "refused", job=job, clip=clip
-        )
+        await likeness.record_use(d, author, kind if d.allowed else "refused", job=job, clip=clip)
 
 
 async def check_cameos_for_request(
@@ -144,7 +142,7 @@ async def check_cameo_consent(
 async def record_published(job: RenderJob, clip: Clip) -> None:
     """A clip with cameos was posted from *job*: each owner is told (kind ``published``, or
     ``remixed`` when it remixes a clip they appear in)."""
-    from fedisora.models import Cameo, LikenessUse
+    from fedisora.models import Cameo, LikenessGrant, LikenessUse
 
     author = await Account.get(pk=clip.account_id)
     uses = await LikenessUse.filter(render_job_id=job.pk, kind="draft").order_by("id")
@@ -154,7 +152,7 @@ async def record_published(job: RenderJob, clip: Clip) -> None:
             continue
         seen.add(use.owner_id)
         owner = await Account.get(pk=use.owner_id)
-        grant = await use.grant if use.grant_id is not None else None
+        grant = await LikenessGrant.get_or_none(pk=use.grant_id) if use.grant_id else None
         decision = likeness.Consent(True, "published", owner, None, grant)
         # store_clip notified the people in the clip, in the clip's own transaction.
         await likeness.record_use(decision, author, "published", job=job, clip=clip, tell=False)

@@ -46,7 +46,12 @@ from fedisora.outages import disk_space
 from fedisora.services import idempotency, posts
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
-from render.consent import check_cameo_consent, check_cameos_for_request, record_published, record_requested
+from render.consent import (
+    check_cameo_consent,
+    check_cameos_for_request,
+    record_published,
+    record_requested,
+)
 from render.errors import ModelLoadError, RenderLimitError
 from render.fairness import queue_position
 from render.spec import MAX_SEED, RenderSpec, plan

@@ -250,9 +250,7 @@ async def _named_account(ctx: Ctx) -> Account:
     acct = ctx.params.text("acct", max_length=320)
     if account_id is None and not acct:
         raise Invalid("account_id or acct is required")
-    return await svc.find_owner(
-        account_id=account_id, acct=acct, local_domain=ctx.settings.domain
-    )
+    return await svc.find_owner(account_id=account_id, acct=acct, local_domain=ctx.settings.domain)
 
 
 @endpoint(*_WRITE, user=True)
@@ -277,9 +275,7 @@ async def list_requests(ctx: Ctx) -> Response:
 
 @endpoint(*_WRITE, user=True)
 async def approve_request(ctx: Ctx) -> Response:
-    request = await svc.approve_request(
-        ctx.me, ctx.path_id(), expires_at=_when(ctx, "expires_at")
-    )
+    request = await svc.approve_request(ctx.me, ctx.path_id(), expires_at=_when(ctx, "expires_at"))
     return json((await _request_entities([request]))[0])
 
 

@@ -658,8 +658,23 @@ def _op(
     if body is not None:
         out["requestBody"] = body
     if query:
-        out["parameters"] = [{"name": q, "in": "query", "schema": _TEXT} for q in query]
+        out["parameters"] = [
+            {"name": q, "in": "query", "schema": _QUERY_SCHEMAS.get(q, _TEXT)} for q in query
+        ]
     return out
+
+
+_QUERY_SCHEMAS: dict[str, Json] = {
+    "take_down": {"type": "boolean", "default": False},
+    "all": {"type": "boolean", "default": False},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 40},
+    "q": {**_TEXT, "maxLength": 100},
+    "expires_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "ISO 8601 with a time zone, in the future.",
+    },
+}
 
 
 def _form_body(schema: str) -> Json:
@@ -685,7 +700,10 @@ def _likeness_paths() -> Json:
                     "The code.",
                     {
                         "type": "object",
-                        "properties": {"challenge": {"type": "string"}, "expires_at": _OBJ},
+                        "properties": {
+                            "challenge": {"type": "string"},
+                            "expires_at": {"type": "string", "format": "date-time"},
+                        },
                     },
                 ),
                 (),
@@ -707,9 +725,7 @@ def _likeness_paths() -> Json:
                 ),
                 body={
                     "required": True,
-                    "content": {
-                        "multipart/form-data": {"schema": _ref("LikenessRegistration")}
-                    },
+                    "content": {"multipart/form-data": {"schema": _ref("LikenessRegistration")}},
                 },
             ),
             "get": _op("getLikeness", "Your likeness: state and policy", likeness, ("404",)),
@@ -717,7 +733,7 @@ def _likeness_paths() -> Json:
                 "revokeLikeness",
                 "Revoke your likeness: every grant revoked, jobs using it cancelled",
                 likeness,
-                ("404",),
+                ("404", "422"),
                 write=True,
                 query=("take_down",),
                 description="``take_down=true`` also deletes the clips published with it.",

@@ -658,8 +658,9 @@ async def _decide(
                 why_not or f"no consent from {name}: ask with a likeness request", likeness
             )
     if publish and not is_self and (chosen.scope == "drafts" or likeness.drafts_only):
-        return refuse(f"{name} allows drafts only: a clip with their likeness cannot be published",
-                      likeness)
+        return refuse(
+            f"{name} allows drafts only: a clip with their likeness cannot be published", likeness
+        )
     if publish and is_self and likeness.drafts_only:
         pass  # drafts_only limits others; the owner publishes their own likeness
     return Consent(True, "consent granted", owner, likeness, chosen)
@@ -796,9 +797,7 @@ async def request_use(
     if requester.pk == owner.pk:
         raise Invalid("you do not need to ask for your own likeness")
     if not owner.local:
-        raise Invalid(
-            "likeness requests to accounts on other instances are not supported yet"
-        )
+        raise Invalid("likeness requests to accounts on other instances are not supported yet")
     likeness = await get_likeness(owner)
     if likeness is None or likeness.state != LikenessState.VERIFIED:
         raise Invalid(f"@{owner.acct} has no verified likeness")
@@ -984,8 +983,9 @@ async def _take_down(grant_ids: Sequence[int]) -> int:
         if u
     ]
     clip_ids = set(
-        await LikenessUse.filter(grant_id__in=list(grant_ids), clip_id__not_isnull=True)
-        .values_list("clip_id", flat=True)
+        await LikenessUse.filter(
+            grant_id__in=list(grant_ids), clip_id__not_isnull=True
+        ).values_list("clip_id", flat=True)
     )
     if uris:
         clip_ids |= set(await Cameo.filter(consent_uri__in=uris).values_list("clip_id", flat=True))
@@ -1023,13 +1023,17 @@ async def revoke_likeness(
     likeness = await _mine(account)
     now = utcnow()
     await Likeness.filter(pk=likeness.pk).update(
-        state=LikenessState.REVOKED, revoked_at=now, updated_at=now, reference_files=[],
+        state=LikenessState.REVOKED,
+        revoked_at=now,
+        updated_at=now,
+        reference_files=[],
         verification_file=None,
     )
     await LikenessGrant.filter(owner_id=account.pk, revoked_at=None).update(
         revoked_at=now, take_down=take_down
     )
-    ids = list(await LikenessGrant.filter(owner_id=account.pk).values_list("id", flat=True))
+    found: list[Any] = await LikenessGrant.filter(owner_id=account.pk).values_list("id", flat=True)
+    ids = [int(i) for i in found]
     await _cancel_jobs(ids, account, engine)
     if take_down:
         await _take_down(ids)
@@ -1060,24 +1064,26 @@ async def remove_from_clip(owner: Account, use_id: int, *, engine: Any = None) -
         raise NotFound("Record not found")
     if use.removed_at is not None:
         return use
-    clip_ids = set(
-        await LikenessUse.filter(
-            owner_id=owner.pk, render_job_id=use.render_job_id, clip_id__not_isnull=True
-        ).values_list("clip_id", flat=True)
-    ) if use.render_job_id is not None else set()
+    clip_ids: set[Any] = set()
+    if use.render_job_id is not None:
+        clip_ids |= set(
+            await LikenessUse.filter(
+                owner_id=owner.pk, render_job_id=use.render_job_id, clip_id__not_isnull=True
+            ).values_list("clip_id", flat=True)
+        )
     if use.clip_id is not None:
         clip_ids.add(use.clip_id)
     if use.render_job_id is not None:
         job = await RenderJob.get_or_none(pk=use.render_job_id)
         if job is not None:
-            clip_ids |= set(
-                await Clip.filter(render_job_id=job.pk).values_list("id", flat=True)
-            )
+            clip_ids |= set(await Clip.filter(render_job_id=job.pk).values_list("id", flat=True))
             author = await Account.get(pk=job.account_id)
             with contextlib.suppress(Conflict):
                 await cancel_render(
-                    author, job, engine=engine, reason="cancelled: the person in it removed"
-                    " themselves"
+                    author,
+                    job,
+                    engine=engine,
+                    reason="cancelled: the person in it removed themselves",
                 )
     for clip in await Clip.filter(pk__in=list(clip_ids), deleted_at=None, local=True):
         await delete_clip(await Account.get(pk=clip.account_id), clip)

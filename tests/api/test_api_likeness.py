@@ -206,9 +206,7 @@ async def test_requests_grants_uses_checks_and_picker(
     carl = await login(client, await local_account("carl"))
     await verified_likeness(owner.account, settings, audience="approved", restrictions="no ads")
 
-    r = await client.post(
-        f"{L}/requests", json={"acct": "owner"}, headers=bob.headers
-    )
+    r = await client.post(f"{L}/requests", json={"acct": "owner"}, headers=bob.headers)
     assert r.status_code == 422 and "no ads" in r.json()["error"]
     assert await LikenessRequest.all().count() == 0
     r = await client.post(f"{L}/requests", json={"acct": "ghost"}, headers=bob.headers)

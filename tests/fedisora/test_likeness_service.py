@@ -46,6 +46,14 @@ def png(width: int = 200, height: int = 120, color: tuple[int, int, int] = (200,
     return buf.getvalue()
 
 
+def all_files(paths: Any) -> bool:
+    return all(Path(p).is_file() for p in paths)
+
+
+def any_exists(paths: Any) -> bool:
+    return any(Path(p).exists() for p in paths)
+
+
 async def registered(account: Account, settings: Settings, n: int = 2) -> Likeness:
     challenge = await svc.new_challenge(account)
     return await svc.register(
@@ -225,7 +233,7 @@ async def test_requests_restrictions_and_grants(db: str, settings: Settings) -> 
         await svc.reject_request(owner, request.pk)
     ok = await svc.check_consent(bob, owner, publish=True, settings=settings)
     assert ok.allowed and ok.grant is not None and ok.grant.uri
-    assert ok.references and all(Path(p).is_file() for p in ok.references)
+    assert ok.references and all_files(ok.references)
     # Changed restrictions must be accepted again.
     await svc.update_policy(owner, restrictions="never in ads or politics")
     refused = await svc.check_consent(bob, owner, publish=False)
@@ -282,7 +290,7 @@ async def test_revocation_and_blocks(db: str, settings: Settings) -> None:
     files = svc.reference_paths(likeness, settings)
     gone = await svc.revoke_likeness(owner, settings=settings)
     assert gone.state == "revoked" and gone.reference_files == []
-    assert not any(Path(p).exists() for p in files)
+    assert not any_exists(files)
     assert not (await svc.check_consent(owner, owner, publish=False)).allowed
 
 
