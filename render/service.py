@@ -317,18 +317,20 @@ async def submit_render(
         cameo_refs=tuple(f"account:{c}" for c in cameos),
     )
     p = plan(spec, family, settings.max_clip_seconds, steps=settings.render_steps or None)
-    consents: list[Any] = []
     if cameos:
         found = await Account.filter(pk__in=cameos).count()
         if found != len(set(cameos)):
             raise RenderLimitError("cameos", "names an account that does not exist")
-        # Refused at request time (422 naming the reason); checked again by the worker.
-        decision, consents = await check_cameos_for_request(account, cameos)
-        if not decision.allowed:
-            raise RenderLimitError("cameos", f"cameo refused: {decision.reason}")
     if enforce_quota:  # refuse early, before storing anything; checked again atomically below
         await _check_quotas(account, settings)
         await _ensure_quota_guard(account)
+    consents: list[Any] = []
+    if cameos:
+        # Refused at request time (422 naming the reason; the check is audited and the
+        # owner told); checked again by the worker before rendering and before publishing.
+        decision, consents = await check_cameos_for_request(account, cameos)
+        if not decision.allowed:
+            raise RenderLimitError("cameos", f"cameo refused: {decision.reason}")
     stored_image = None
     if image_input is not None:  # decoding a large still must not block the event loop
         with disk_space():

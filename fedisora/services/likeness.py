@@ -1097,7 +1097,8 @@ async def remove_from_clip(owner: Account, use_id: int, *, engine: Any = None) -
 
 async def usable_likenesses(requester: Account, q: str = "", *, limit: int = 20) -> list[Account]:
     """The cameo picker: accounts whose verified likeness *requester* may use now (drafts at
-    least), matching *q* (a username or display name prefix)."""
+    least), matching *q* (a username or display name prefix). A likeness whose restrictions
+    the requester has not accepted yet is not listed: a request accepting them comes first."""
     qs = Likeness.filter(state=LikenessState.VERIFIED).exclude(audience=Audience.NOBODY)
     ids = list(await qs.values_list("account_id", flat=True))
     accounts = Account.filter(pk__in=ids, suspended_at=None)
@@ -1125,9 +1126,17 @@ async def _could_use(requester: Account, owner: Account) -> bool:
     if not likeness.approval_required and await _policy_allows(likeness, owner, requester):
         return True
     now = utcnow()
-    for g in await LikenessGrant.filter(owner_id=owner.pk, grantee_id=requester.pk):
-        if not _grant_usable(g, now, None) and (g.basis == "approved"):
-            return True
+    digest = restrictions_digest(likeness.restrictions)
+    for g in await LikenessGrant.filter(
+        owner_id=owner.pk, grantee_id=requester.pk, basis="approved", remote=False
+    ):
+        if _grant_usable(g, now, None):
+            continue
+        if likeness.approval_required and not (g.single_use and g.job_id is None):
+            continue
+        if likeness.restrictions and g.restrictions_digest != digest:
+            continue
+        return True
     return False
 
 

@@ -263,6 +263,8 @@ async def test_requests_grants_uses_checks_and_picker(
     # The picker: bob may (restrictions accepted), carl not yet (restrictions pending).
     r = await client.get("/api/fedisora/v1/likenesses", params={"q": "ow"}, headers=bob.headers)
     assert [a["username"] for a in r.json()] == ["owner"]
+    r = await client.get("/api/fedisora/v1/likenesses", headers=carl.headers)
+    assert r.status_code == 200 and r.json() == []
     r = await client.delete(f"{L}/grants/{carl_grant}", headers=bob.headers)
     assert r.status_code == 404
     r = await client.delete(
