@@ -88,6 +88,7 @@ __all__ = [
     "check_consent",
     "consent_checks",
     "find_owner",
+    "forget",
     "get_likeness",
     "grant",
     "grants_of",
@@ -1039,6 +1040,18 @@ async def revoke_likeness(
         await _take_down(ids)
     await asyncio.to_thread(_remove_files, settings, likeness)
     return await Likeness.get(pk=likeness.pk)
+
+
+async def forget(account: Account, *, settings: Settings, engine: Any = None) -> None:
+    """A deleted account: its likeness revoked (reference files deleted, jobs using it
+    cancelled) and the grants it held revoked; the rows stay for the audit trail."""
+    likeness = await get_likeness(account)
+    if likeness is not None and likeness.state != LikenessState.REVOKED:
+        await revoke_likeness(account, settings=settings, engine=engine)
+    await LikenessGrant.filter(grantee_id=account.pk, revoked_at=None).update(revoked_at=utcnow())
+    await LikenessRequest.filter(
+        Q(owner_id=account.pk) | Q(requester_id=account.pk), state="pending"
+    ).update(state="rejected", answered_at=utcnow())
 
 
 # --------------------------------------------------------------------------- uses

@@ -314,3 +314,17 @@ async def test_requests_refused_by_policy_store_nothing(db: str, settings: Setti
     assert answered.state == "approved" and answered.grant_id is not None
     assert [a.username for a in await svc.usable_likenesses(fay, "own")] == ["owner"]
     assert await svc.usable_likenesses(fay, "zzz") == []
+
+
+async def test_a_deleted_account_takes_its_likeness_along(db: str, settings: Settings) -> None:
+    from fedisora.services.account_deletion import delete_local_account
+
+    owner, ivy = await local_account("owner"), await local_account("ivy")
+    await verified(owner, settings, audience="approved")
+    row = await svc.grant(owner, ivy)
+    files = svc.reference_paths(await Likeness.get(account_id=owner.pk), settings)
+    assert all_files(files)
+    await delete_local_account(owner, settings=settings)
+    assert not any_exists(files)
+    assert (await Likeness.get(account_id=owner.pk)).state == "revoked"
+    assert (await LikenessGrant.get(pk=row.pk)).revoked_at is not None
