@@ -292,3 +292,14 @@ async def test_requests_grants_uses_checks_and_picker(
     assert await ConsentCheck.all().count() == 1
     r = await client.post(f"{L}/uses/999/remove", headers=owner.headers)
     assert r.status_code == 404
+
+
+def test_registration_bodies_have_their_own_bounds() -> None:
+    from fedisora.boundary.limits import FORM_BODY_LIMIT, LIKENESS_BODY_LIMIT, body_class
+
+    registration = body_class("POST", L)
+    assert registration.limit == LIKENESS_BODY_LIMIT and registration.files == 6
+    total = svc.MAX_REFERENCE_IMAGES * svc.MAX_REFERENCE_BYTES + svc.MAX_VERIFICATION_BYTES
+    assert total < LIKENESS_BODY_LIMIT < total + 128 * 1024
+    assert body_class("PUT", f"{L}/policy").limit == FORM_BODY_LIMIT
+    assert body_class("POST", f"{L}/requests").files == 4
