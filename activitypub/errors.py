@@ -17,6 +17,10 @@ decision lives here and nowhere else::
             +-- WeakSignature          does not cover what we require
             +-- SignatureExpired       outside the accepted time window
             +-- DigestMismatch         the body does not match its digest
+    +-- ProofError                     an object integrity proof (FEP-8b32) is refused
+    |   +-- MalformedProof             the proof or the document cannot be read
+    |   +-- InvalidProof               readable, but does not authenticate the document
+    +-- ConsentError                   a likeness consent object is refused
 
 "Malformed" means the request itself is broken (400, the sender should not retry
 as is). Everything under :class:`SignatureInvalid` means the request is readable
@@ -30,10 +34,14 @@ from typing import ClassVar
 
 __all__ = [
     "ActivityPubError",
+    "ConsentError",
     "DigestMismatch",
+    "InvalidProof",
     "KeyFormatError",
     "MalformedDigest",
+    "MalformedProof",
     "MalformedSignature",
+    "ProofError",
     "SignatureError",
     "SignatureExpired",
     "SignatureInvalid",
@@ -98,3 +106,34 @@ class SignatureExpired(SignatureInvalid):
 class DigestMismatch(SignatureInvalid):
     """The body does not match its digest header, or the header offers no
     algorithm we can check."""
+
+
+class ProofError(ActivityPubError, ValueError):
+    """An object integrity proof (FEP-8b32 ``DataIntegrityProof``) was refused.
+
+    :attr:`reason` says why in words a log or an admin can read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedProof(ProofError):
+    """The proof is missing or cannot be read (wrong shapes, a bad multibase, a date that is
+    no date), or the document cannot be canonicalised."""
+
+
+class InvalidProof(ProofError):
+    """The proof was read but does not authenticate the document: another type, cryptosuite
+    or purpose, a signature that does not verify (tampered fields, another key), a
+    ``created`` in the future or an ``expires`` in the past, an ``@context`` mismatch."""
+
+
+class ConsentError(ActivityPubError, ValueError):
+    """A likeness consent object (grant or revocation) was refused: a malformed shape, a
+    proof that does not verify, another owner or grantee, a scope that does not cover the
+    use, an expired grant. :attr:`reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

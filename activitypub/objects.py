@@ -29,6 +29,7 @@ from activitypub.errors import ActivityPubError
 
 __all__ = [
     "AS_CONTEXT",
+    "CONSENT_TERMS",
     "FEDISORA_NS",
     "OBJECT_CONTEXT",
     "PUBLIC",
@@ -108,6 +109,30 @@ OBJECT_TERMS: dict[str, Any] = {
     "manifestDigest": "fedisora:manifestDigest",
     "provenanceState": "fedisora:provenanceState",
 }
+#: The terms of likeness consent objects (``activitypub.consent``,
+#: docs/fep-likeness-consent.md): their own compact context, so that a signed grant does
+#: not change whenever another term is added here; also part of :data:`OBJECT_TERMS`, so
+#: that activities carrying a grant (``Accept{result}``) read the same way.
+CONSENT_TERMS: dict[str, Any] = {
+    "fedisora": FEDISORA_NS,
+    "gts": "https://gotosocial.org/ns#",
+    "interactingObject": {"@id": "gts:interactingObject", "@type": "@id"},
+    "LikenessAuthorization": "fedisora:LikenessAuthorization",
+    "LikenessRevocation": "fedisora:LikenessRevocation",
+    "scope": "fedisora:scope",
+    "restrictionsDigest": "fedisora:restrictionsDigest",
+    "expires": {"@id": "fedisora:expires", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"},
+    "takeDown": "fedisora:takeDown",
+}
+OBJECT_TERMS.update(CONSENT_TERMS)
+OBJECT_TERMS.update(
+    {
+        # The activities around consent (docs/fep-likeness-consent.md, "Flows").
+        "CameoRequest": "fedisora:CameoRequest",
+        "LikenessUse": "fedisora:LikenessUse",
+        "canCameo": {"@id": "fedisora:canCameo", "@type": "@id"},
+    }
+)
 OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]
 ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, OBJECT_TERMS]
 

@@ -12,6 +12,12 @@ memory, see ``render.tiny``) or a local directory holding a diffusers checkpoint
 Cancel: ``on_step`` runs after every denoising step through diffusers'
 ``callback_on_step_end``; whatever it raises aborts the run and propagates out of
 ``generate``. (Setting ``pipe._interrupt`` would not stop the VAE decode.)
+
+Cameos: a spec with ``references`` (the reference stills of the likenesses in the clip)
+renders through the model's reference-to-video pipeline, Wan VACE (``WanVACEPipeline``,
+``reference_images``), which the tiny model has too. A model without one refuses it with
+a ``RenderError``, and so does a cameo without its stills: no cameo is rendered from the
+prompt alone.
 """
 
 from __future__ import annotations
@@ -32,11 +38,13 @@ from render.errors import ModelLoadError, RenderError
 from render.spec import ModelFamily, RenderPlan, RenderSpec, family_named
 
 __all__ = [
+    "REFERENCE_PIPELINES",
     "SUPPORTED_PIPELINES",
     "LoadedPipeline",
     "family_of_pipeline",
     "load_conditioning_image",
     "load_pipeline",
+    "load_reference_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,7 +60,12 @@ SUPPORTED_PIPELINES: dict[str, tuple[str, bool]] = {
     "LTXImageToVideoPipeline": ("ltx", True),
     "CogVideoXPipeline": ("cogvideox", False),
     "CogVideoXImageToVideoPipeline": ("cogvideox", True),
+    # Wan 2.1 VACE: text-to-video, and reference-to-video for cameos.
+    "WanVACEPipeline": ("wan", False),
 }
+
+REFERENCE_PIPELINES = frozenset({"WanVACEPipeline"})
+"""Pipeline classes that condition a render on reference images (``reference_images``)."""
 
 
 LTX_DECODE_TIMESTEP = 0.05
@@ -87,27 +100,42 @@ class LoadedPipeline:
         text_pipe: Any | None,
         image_pipe: Any | None,
         device: str,
+        reference_pipe: Any | None = None,
     ) -> None:
-        if text_pipe is None and image_pipe is None:
+        if text_pipe is None and image_pipe is None and reference_pipe is None:
             raise ValueError("a LoadedPipeline needs at least one pipeline")
+        if reference_pipe is not None and type(reference_pipe).__name__ not in REFERENCE_PIPELINES:
+            raise ValueError(f"{type(reference_pipe).__name__} takes no reference images")
         self.model = model
         self.family = family
         self.text_pipe = text_pipe
         self.image_pipe = image_pipe
+        self.reference_pipe = reference_pipe
         self.device = device
 
     def __repr__(self) -> str:
         return (
             f"LoadedPipeline(model={self.model!r}, family={self.family.name!r}, "
-            f"text={self.text_pipe is not None}, image={self.image_pipe is not None})"
+            f"text={self.text_pipe is not None}, image={self.image_pipe is not None}, "
+            f"references={self.reference_pipe is not None})"
         )
 
+    @property
+    def takes_references(self) -> bool:
+        """Whether this model renders cameos (has a reference-to-video pipeline)."""
+        return self.reference_pipe is not None
+
     def supports(self, spec: RenderSpec) -> bool:
-        """Whether this model can render ``spec``'s kind (with or without an image)."""
+        """Whether this model can render ``spec``'s kind (with or without an image, with or
+        without reference images)."""
         return self._pipe_for(spec) is not None
 
     def _pipe_for(self, spec: RenderSpec) -> Any | None:
-        # A remix with a still from its source conditions on it; otherwise it is text.
+        # Reference stills need the VACE pipeline, which also keeps an input still as the
+        # first frame. A remix with a still from its source conditions on it; otherwise
+        # it is text.
+        if spec.references:
+            return self.reference_pipe
         return self.image_pipe if spec.input_image else self.text_pipe
 
     def _family_kwargs(self, pipe: Any, plan: RenderPlan) -> dict[str, Any]:
@@ -133,24 +161,27 @@ class LoadedPipeline:
             kwargs["decode_noise_scale"] = LTX_DECODE_NOISE_SCALE
         return kwargs
 
-    def generate(
-        self,
-        plan: RenderPlan,
-        spec: RenderSpec,
-        on_step: StepCallback | None = None,
-    ) -> npt.NDArray[np.uint8]:
-        """Render ``plan`` and return uint8 frames shaped (frames, height, width, 3).
-
-        ``on_step(done, total)`` is called after each denoising step; raising from it
-        cancels the render (the exception propagates unchanged).
-        """
+    def call(self, plan: RenderPlan, spec: RenderSpec) -> tuple[Any, dict[str, Any]]:
+        """The pipeline that renders ``spec`` and its call arguments (stills loaded), or a
+        ``RenderError`` saying why this model cannot render it. ``generate`` runs exactly
+        this call (with its step callback added)."""
         import torch
 
         if plan.family != self.family.name:
             raise RenderError(
                 f"plan is for family {plan.family}, but model {self.model} is {self.family.name}"
             )
+        if spec.cameo_refs and not spec.references:
+            raise RenderError(
+                "a cameo is rendered from the reference images of its likenesses, and none "
+                "were given"
+            )
         pipe = self._pipe_for(spec)
+        if pipe is None and spec.references:
+            raise RenderError(
+                f"model {self.model} cannot render cameos: it has no reference-to-video "
+                "pipeline (a Wan VACE model has one)"
+            )
         if pipe is None:
             what = "an input image" if spec.input_image else "text alone"
             raise RenderError(f"model {self.model} cannot render from {what}")
@@ -168,8 +199,31 @@ class LoadedPipeline:
             "output_type": "np",
         }
         kwargs.update(self._family_kwargs(pipe, plan))
-        if spec.input_image:
+        if spec.references:
+            kwargs["reference_images"] = load_reference_images(
+                spec.references, plan.width, plan.height
+            )
+            if spec.input_image:
+                still = load_conditioning_image(spec.input_image, plan.width, plan.height)
+                kwargs["video"], kwargs["mask"] = _first_frame_condition(still, plan.frames)
+        elif spec.input_image:
             kwargs["image"] = load_conditioning_image(spec.input_image, plan.width, plan.height)
+        return pipe, kwargs
+
+    def generate(
+        self,
+        plan: RenderPlan,
+        spec: RenderSpec,
+        on_step: StepCallback | None = None,
+    ) -> npt.NDArray[np.uint8]:
+        """Render ``plan`` and return uint8 frames shaped (frames, height, width, 3).
+
+        ``on_step(done, total)`` is called after each denoising step; raising from it
+        cancels the render (the exception propagates unchanged).
+        """
+        import torch
+
+        pipe, kwargs = self.call(plan, spec)
 
         def _callback(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None:
@@ -197,6 +251,47 @@ def load_conditioning_image(path: str | Path, width: int, height: int) -> Image.
         return ImageOps.fit(rgb, (width, height), Image.Resampling.LANCZOS)
     except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
         raise RenderError(f"input image {path} cannot be read: {exc}") from exc
+
+
+def load_reference_images(
+    paths: tuple[str, ...] | list[str], width: int, height: int
+) -> list[Image.Image]:
+    """Open each reference still (EXIF rotation honoured, RGB) and fit it, whole, on a white
+    ``width`` x ``height`` canvas, as Wan VACE pads its references.
+
+    A missing or unreadable still is a ``RenderError`` naming its position, not its path
+    (the stills are another person's private files; the path goes to the log).
+    """
+    if not paths:
+        raise RenderError("no reference images given")
+    images = []
+    for number, path in enumerate(paths, 1):
+        try:
+            with Image.open(path) as opened:
+                rgb = ImageOps.exif_transpose(opened).convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            log.warning("reference image %s cannot be read: %s", path, exc)
+            missing = isinstance(exc, FileNotFoundError)
+            raise RenderError(
+                f"reference image {number} of {len(paths)} of the cameo's likenesses "
+                + ("is missing" if missing else "cannot be read as an image")
+            ) from exc
+        fitted = ImageOps.contain(rgb, (width, height), Image.Resampling.LANCZOS)
+        canvas = Image.new("RGB", (width, height), (255, 255, 255))
+        canvas.paste(fitted, ((width - fitted.width) // 2, (height - fitted.height) // 2))
+        images.append(canvas)
+    return images
+
+
+def _first_frame_condition(
+    still: Image.Image, frames: int
+) -> tuple[list[Image.Image], list[Image.Image]]:
+    """VACE's first-frame task: *still* is kept as frame one (mask black), the rest is made
+    (grey video, white mask)."""
+    size = still.size
+    grey = Image.new("RGB", size, (127, 127, 127))
+    keep, make = Image.new("L", size, 0), Image.new("L", size, 255)
+    return [still] + [grey] * (frames - 1), [keep] + [make] * (frames - 1)
 
 
 def _family(name: str) -> ModelFamily:
@@ -334,8 +429,9 @@ def load_pipeline(
         raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(torch_dtype)}")
     if not model:
         raise ModelLoadError("no model configured")
+    reference_pipe: Any | None = None
     if model == "tiny":
-        from render.tiny import build_tiny_wan, build_tiny_wan_i2v
+        from render.tiny import build_tiny_wan, build_tiny_wan_i2v, build_tiny_wan_vace
 
         if image_model is not None:
             raise ModelLoadError("the tiny model brings its own image-to-video pipeline")
@@ -343,10 +439,13 @@ def load_pipeline(
         first = build_tiny_wan()
         text_pipe: Any | None = first
         image_pipe: Any | None = build_tiny_wan_i2v(share=first)
+        reference_pipe = build_tiny_wan_vace(share=first)
     else:
         first = _from_dir(Path(model), torch_dtype[dtype])
         fam = _family(family or family_of_pipeline(type(first).__name__))
         text_pipe, image_pipe = (None, first) if _takes_image(first) else (first, None)
+        if type(first).__name__ in REFERENCE_PIPELINES:
+            reference_pipe = first  # VACE renders text alone as well
         if image_model is not None:
             second = _from_dir(Path(image_model), torch_dtype[dtype])
             if not _takes_image(second):
@@ -365,7 +464,9 @@ def load_pipeline(
             image_pipe = image_class(**first.components)
             image_pipe.set_progress_bar_config(disable=True)
 
-    pipes = [p for p in (text_pipe, image_pipe) if p is not None]
+    pipes = list(
+        {id(p): p for p in (text_pipe, image_pipe, reference_pipe) if p is not None}.values()
+    )
     for p in pipes:
         _check_geometry(p, fam, model)
 
@@ -399,4 +500,11 @@ def load_pipeline(
                 warnings.simplefilter("ignore", DeprecationWarning)
                 transformer.compile()
 
-    return LoadedPipeline(model, fam, text_pipe=text_pipe, image_pipe=image_pipe, device=target)
+    return LoadedPipeline(
+        model,
+        fam,
+        text_pipe=text_pipe,
+        image_pipe=image_pipe,
+        reference_pipe=reference_pipe,
+        device=target,
+    )

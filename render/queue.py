@@ -288,8 +288,18 @@ def clip_paths(job_id: int) -> tuple[str, str]:
     return f"clips/render-{job_id}.mp4", f"clips/render-{job_id}.jpg"
 
 
-def job_spec(job: RenderJob, settings: Settings, consent_refs: tuple[str, ...] = ()) -> RenderSpec:
-    """The ``RenderSpec`` a stored job asks for (input image resolved under ``media_root``)."""
+def job_spec(
+    job: RenderJob,
+    settings: Settings,
+    consent_refs: tuple[str, ...] = (),
+    references: tuple[str, ...] = (),
+) -> RenderSpec:
+    """The ``RenderSpec`` a stored job asks for (input image resolved under ``media_root``).
+
+    *consent_refs* and *references* come from the consent check made right before the
+    render: the consent ids and the reference stills (local paths) of the likenesses in a
+    cameo, which condition the render (see ``render.pipeline``). The consent ids go on to
+    the clip's C2PA manifest; the stills' paths are never stored (private files)."""
     s = job.spec
     image = s.get("input_image")
     return RenderSpec(
@@ -302,6 +312,7 @@ def job_spec(job: RenderJob, settings: Settings, consent_refs: tuple[str, ...] =
         input_image=str(settings.media_root / image) if image else None,
         remix_source=s.get("remix_source"),
         cameo_refs=consent_refs,
+        references=references,
     )
 
 
@@ -688,7 +699,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         except ModelLoadError as exc:  # the detail names server paths: logs only
             log.error("render job %s: the render model cannot be loaded: %s", job.pk, exc)
             return await _finish(job, ctx, FAILED, ModelLoadError.PUBLIC)
-        spec = job_spec(job, settings, decision.refs)
+        spec = job_spec(job, settings, decision.refs, decision.references)
         try:
             p = plan(
                 spec, pipe.family, settings.max_clip_seconds, steps=settings.render_steps or None

@@ -75,6 +75,7 @@ __all__ = [
     "RenderQuotaError",
     "cancel_render",
     "model_family",
+    "model_takes_references",
     "publish_render",
     "render_progress",
     "submit_render",
@@ -110,6 +111,24 @@ def model_family(settings: Settings) -> str:
         return "tiny"
     from render.pipeline import SUPPORTED_PIPELINES
 
+    return SUPPORTED_PIPELINES[_model_class(settings)][0]
+
+
+def model_takes_references(settings: Settings) -> bool:
+    """Whether the configured model renders cameos (a reference-to-video pipeline, Wan VACE;
+    the tiny model has one), read without loading any weights."""
+    from render.pipeline import REFERENCE_PIPELINES
+    from render.spec import family_named
+
+    if not family_named(model_family(settings)).takes_references:
+        return False
+    return settings.render_model == "tiny" or _model_class(settings) in REFERENCE_PIPELINES
+
+
+def _model_class(settings: Settings) -> str:
+    """The pipeline class named by the configured model directory's ``model_index.json``."""
+    from render.pipeline import SUPPORTED_PIPELINES
+
     path = Path(settings.render_model)
     index = path / "model_index.json"
     try:
@@ -124,7 +143,7 @@ def model_family(settings: Settings) -> str:
     if name not in SUPPORTED_PIPELINES:
         known = ", ".join(sorted(SUPPORTED_PIPELINES))
         raise ModelLoadError(f"the render model {path} is a {name!r}; supported: {known}")
-    return SUPPORTED_PIPELINES[name][0]
+    return str(name)
 
 
 def _number(limit: str, value: Any, kind: type[int] | type[float]) -> Any:
@@ -317,6 +336,12 @@ async def submit_render(
         cameo_refs=tuple(f"account:{c}" for c in cameos),
     )
     p = plan(spec, family, settings.max_clip_seconds, steps=settings.render_steps or None)
+    if cameos and not model_takes_references(settings):  # (plan refused families without any)
+        raise RenderLimitError(
+            "cameos",
+            "this instance's render model cannot render cameos: it takes no reference images "
+            "(a Wan VACE model does)",
+        )
     if cameos:
         found = await Account.filter(pk__in=cameos).count()
         if found != len(set(cameos)):

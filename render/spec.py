@@ -25,6 +25,7 @@ __all__ = [
     "KINDS",
     "MAX_CAMEOS",
     "MAX_PROMPT_CHARS",
+    "MAX_REFERENCES",
     "MAX_SECONDS",
     "MAX_SEED",
     "MAX_STEPS",
@@ -43,6 +44,8 @@ MAX_SECONDS = 10.0
 MAX_SEED = 2**32 - 1
 MAX_STEPS = 100
 MAX_CAMEOS = 4
+MAX_REFERENCES = 5 * MAX_CAMEOS
+"""Reference stills one render may take: up to five per likeness."""
 ASPECTS: tuple[str, ...] = ("9:16", "1:1", "16:9")
 KINDS: tuple[str, ...] = ("text", "image", "remix")
 
@@ -67,6 +70,9 @@ class RenderSpec:
     """Reference (URI) of the post being remixed; required for kind "remix"."""
     cameo_refs: tuple[str, ...] = ()
     """Consent references of the people whose likeness appears."""
+    references: tuple[str, ...] = ()
+    """Local paths of the reference stills of those likenesses (the worker's consent check
+    gives them): the render is conditioned on them (reference-to-video). Never stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,10 @@ class ModelFamily:
     """Set when the family only renders one length (CogVideoX 1.0: 49 frames)."""
     max_sequence_length: int | None = None
     """Prompt tokens to encode; ``None`` keeps the pipeline's default."""
+    takes_references: bool = False
+    """Whether the family has a reference-to-video model (Wan VACE) to render cameos with;
+    a cameo asked of a family without one is refused. (A family that has one may still be
+    served by a model that lacks it: ``LoadedPipeline`` refuses those cameos.)"""
     note: str = field(default="", compare=False)
 
     @property
@@ -126,7 +136,9 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             size_multiple=16,
             default_steps=50,
             guidance_scale=5.0,
-            note="Wan 2.1/2.2 (WanPipeline, WanImageToVideoPipeline), 480p",
+            takes_references=True,
+            note="Wan 2.1/2.2 (WanPipeline, WanImageToVideoPipeline; WanVACEPipeline also "
+            "renders cameos), 480p",
         ),
         "ltx": ModelFamily(
             name="ltx",
@@ -165,7 +177,9 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             default_steps=2,
             guidance_scale=5.0,
             max_sequence_length=32,
-            note="random-weight Wan-shaped pipeline for tests and CPU demos",
+            takes_references=True,
+            note="random-weight Wan-shaped pipeline (with a VACE one for cameos) for tests and "
+            "CPU demos",
         ),
         "tiny256": ModelFamily(
             name="tiny256",
@@ -178,6 +192,7 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             default_steps=2,
             guidance_scale=5.0,
             max_sequence_length=32,
+            takes_references=True,
             note="the tiny model at 256 px (FEDISORA_RENDER_FAMILY=tiny256): the benchmark's size",
         ),
         "tiny-cogvideox": ModelFamily(
@@ -314,6 +329,21 @@ def validate(spec: RenderSpec, family: ModelFamily | str, instance_max_seconds: 
         raise RenderLimitError("cameo_refs", f"at most {MAX_CAMEOS} cameos, got {len(refs)}")
     if len(set(refs)) != len(refs):
         raise RenderLimitError("cameo_refs", "lists the same cameo twice")
+    if refs and not fam.takes_references:
+        raise RenderLimitError(
+            "cameos",
+            f"model family {fam.name} cannot render cameos: it takes no reference images "
+            "(a Wan VACE model does)",
+        )
+    stills = spec.references
+    if not isinstance(stills, tuple) or not all(isinstance(r, str) and r for r in stills):
+        raise RenderLimitError("references", "must be a tuple of file paths")
+    if stills and not refs:
+        raise RenderLimitError("references", "reference images come only with a cameo's consent")
+    if len(stills) > MAX_REFERENCES:
+        raise RenderLimitError(
+            "references", f"at most {MAX_REFERENCES} reference images, got {len(stills)}"
+        )
 
 
 def plan(

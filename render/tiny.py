@@ -1,9 +1,9 @@
 """Tiny random-weight Wan, LTX-Video and CogVideoX pipelines, built entirely offline.
 
 They exercise the real diffusers code paths (tokenizer, text encoder, transformer,
-scheduler, VAE decode, step callbacks, save/load) in well under a second per clip on
-a CPU, so the worker, the encoder and the provenance chain can be tested end to end
-without model weights. Their frames are structured noise, not pictures.
+scheduler, VAE decode, step callbacks, save/load, reference-to-video) in well under a
+second per clip on a CPU, so the worker, the encoder and the provenance chain can be
+tested end to end without model weights. Their frames are structured noise, not pictures.
 
 diffusers' own tests (tests/pipelines/wan/test_wan.py, ``get_dummy_components``) fetch
 a tokenizer and a T5 config from the Hub; here both are made in memory instead:
@@ -16,7 +16,8 @@ a tokenizer and a T5 config from the Hub; here both are made in memory instead:
   saved tiny pipeline reloads without a type warning. Both share T5's layout.
 
 VAE, transformer and scheduler sizes follow diffusers' tests. Importing this module
-imports torch: only the render worker and tests import it.
+imports torch: only the render worker and tests import it. ``build_tiny_wan_vace`` is
+the tiny model's reference-to-video pipeline (Wan VACE), which renders cameos.
 
 LTX-Video and CogVideoX (``build_tiny_ltx``, ``build_tiny_cogvideox`` and its separate
 image-to-video checkpoint ``build_tiny_cogvideox_i2v``) use the classes their pipelines
@@ -46,6 +47,7 @@ __all__ = [
     "build_tiny_tokenizer",
     "build_tiny_wan",
     "build_tiny_wan_i2v",
+    "build_tiny_wan_vace",
 ]
 
 _TEXT_DIM = 32
@@ -217,6 +219,48 @@ def build_tiny_wan_i2v(seed: int = 0, *, share: Any | None = None) -> Any:
         # The PIL variant: the default CLIPImageProcessor wants torchvision.
         image_processor=t.CLIPImageProcessorPil(crop_size=32, size=32),
         image_encoder=image_encoder,
+        transformer=transformer,
+    )
+    _to_eval(pipe)
+    return pipe
+
+
+def build_tiny_wan_vace(seed: int = 0, *, share: Any | None = None) -> Any:
+    """A random-weight Wan 2.1 VACE-style ``WanVACEPipeline``: reference-to-video (cameos).
+
+    Its ``WanVACETransformer3DModel`` is the text-to-video transformer plus a VACE branch on
+    both blocks, fed 96 channels: the VAE latents of the conditioning video (16 of the part
+    to keep and 16 of the part to make) and the 8x8 pixels of its mask per latent pixel.
+    Reference stills become extra latent frames in front of the clip, as in Wan2.1-VACE.
+    Tokenizer, text encoder, VAE and scheduler come from ``share`` when given, as they
+    would from one Wan checkpoint family; the sizes follow diffusers' VACE tests.
+    """
+    d = _diffusers()
+    base = share if share is not None else build_tiny_wan(seed)
+    [transformer] = _seeded(
+        seed + 2,
+        lambda: d.WanVACETransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=12,
+            in_channels=16,
+            out_channels=16,
+            text_dim=_TEXT_DIM,
+            freq_dim=256,
+            ffn_dim=32,
+            num_layers=2,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=64,
+            vace_layers=[0, 1],
+            vace_in_channels=96,
+        ),
+    )
+    pipe = d.WanVACEPipeline(
+        tokenizer=base.tokenizer,
+        text_encoder=base.text_encoder,
+        vae=base.vae,
+        scheduler=base.scheduler,
         transformer=transformer,
     )
     _to_eval(pipe)

@@ -15,6 +15,8 @@ PURE_MODULES = [
     "activitypub.signatures",
     "activitypub.signatures.cavage",
     "activitypub.signatures.rfc9421",
+    "activitypub.integrity",
+    "activitypub.consent",
 ]
 FORBIDDEN = ["tortoise", "httpx", "httpcore", "torch", "diffusers", "starlette", "asyncpg"]
 
@@ -39,16 +41,20 @@ def test_pure_modules_import_no_io_stack() -> None:
 
 
 def test_public_names_are_exported() -> None:
+    import activitypub.consent
     import activitypub.digest
     import activitypub.errors
+    import activitypub.integrity
     import activitypub.keys
     import activitypub.signatures
     import activitypub.signatures.cavage
     import activitypub.signatures.rfc9421
 
     for module in (
+        activitypub.consent,
         activitypub.digest,
         activitypub.errors,
+        activitypub.integrity,
         activitypub.keys,
         activitypub.signatures,
         activitypub.signatures.cavage,
