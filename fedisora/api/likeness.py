@@ -26,8 +26,9 @@ from datetime import datetime
 from typing import Any
 
 from starlette.datastructures import UploadFile
-from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from fedisora.api.entities import iso, render_accounts
 from fedisora.api.http import Ctx, api_route, endpoint, json
@@ -363,8 +364,29 @@ async def picker(ctx: Ctx) -> Response:
     return json(await render_accounts(await svc.usable_likenesses(ctx.me, q, limit=limit)))
 
 
+class _ActivityResponse(JSONResponse):
+    media_type = "application/activity+json"
+
+
+async def grant_document(request: Request) -> Response:
+    """``GET /likeness/grants/:id`` (public): a grant's signed consent object, for any
+    server to verify by itself; a revoked one answers 410 with its signed revocation."""
+    from fedisora.api.params import parse_id
+
+    grant_id = parse_id(request.path_params.get("id", ""))
+    row = await LikenessGrant.get_or_none(pk=grant_id, remote=False) if grant_id >= 0 else None
+    if row is None or row.document is None:
+        return JSONResponse({"error": "Record not found"}, 404)
+    if row.revoked_at is not None:
+        if row.revocation is not None:
+            return _ActivityResponse(row.revocation, 410, headers={"Vary": "Accept"})
+        return JSONResponse({"error": "this consent was revoked"}, 410)
+    return _ActivityResponse(row.document, headers={"Vary": "Accept"})
+
+
 def routes() -> list[BaseRoute]:
     return [
+        Route("/likeness/grants/{id}", grant_document, methods=["GET"], name="likeness_grant"),
         *api_route(f"{PREFIX}/challenge", challenge, ["GET"]),
         *api_route(PREFIX, register, ["POST"]),
         *api_route(PREFIX, show, ["GET"]),

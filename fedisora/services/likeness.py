@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import io
 import secrets
 import uuid
@@ -136,8 +135,12 @@ def _cap(text: str, n: int = MAX_REASON) -> str:
 
 
 def restrictions_digest(text: str) -> str:
-    """What a grant records of the restrictions accepted: SHA-256 hex ("" for none)."""
-    return hashlib.sha256(text.encode()).hexdigest() if text else ""
+    """What a grant records of the restrictions accepted ("" for none): the
+    ``restrictionsDigest`` of its consent object (:func:`activitypub.consent.restrictions_digest`,
+    a multibase SHA-256)."""
+    from activitypub import consent
+
+    return consent.restrictions_digest(text) if text else ""
 
 
 # --------------------------------------------------------------------------- files
@@ -567,9 +570,70 @@ async def _new_grant(
         created_at=now,
     )
     uri = f"{urls.current().base}/likeness/grants/{row.pk}"
-    await LikenessGrant.filter(pk=row.pk).update(uri=uri)
     row.uri = uri
+    row.document = await _signed_grant(row, owner, grantee, likeness)
+    await LikenessGrant.filter(pk=row.pk).update(uri=uri, document=row.document)
     return row
+
+
+def _owner_key(owner: Account) -> tuple[Any, str] | None:
+    """The owner's Ed25519 key (FEP-521a) and its id, or None when it has none here."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from activitypub.keys import load_private_key_pem
+
+    if not owner.local or not owner.ed25519_private_pem:
+        return None
+    key = load_private_key_pem(owner.ed25519_private_pem)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    return key, f"{owner.uri}#ed25519-key"
+
+
+async def _signed_grant(
+    row: LikenessGrant, owner: Account, grantee: Account, likeness: Likeness
+) -> dict[str, Any] | None:
+    """The grant as a ``LikenessAuthorization`` signed by the owner (FEP-8b32 proof,
+    eddsa-jcs-2022, :mod:`activitypub.consent`), naming the restrictions in force."""
+    from activitypub import consent
+
+    signing = _owner_key(owner)
+    if signing is None or row.uri is None:
+        return None
+    key, key_id = signing
+    doc = consent.build_grant(
+        grant_id=row.uri,
+        owner=owner.uri,
+        grantee=grantee.uri,
+        scope="drafts" if row.scope == "drafts" else "publish",
+        restrictions_digest=consent.restrictions_digest(likeness.restrictions),
+        published=row.created_at,
+        expires=row.expires_at,
+    )
+    return consent.sign_grant(doc, key, key_id=key_id, created=row.created_at)
+
+
+def _signed_revocation(
+    owner: Account, revoked: str, *, take_down: bool, now: datetime
+) -> dict[str, Any] | None:
+    """A ``LikenessRevocation`` of the grant *revoked* (or, naming the owner, of them all),
+    signed by the owner, with a new id (what receivers remember to spot a replay)."""
+    from activitypub import consent
+
+    signing = _owner_key(owner)
+    if signing is None:
+        return None
+    key, key_id = signing
+    from fedisora import urls
+
+    doc = consent.build_revocation(
+        revocation_id=f"{urls.current().base}/likeness/revocations/{uuid.uuid4().hex}",
+        owner=owner.uri,
+        revoked=revoked,
+        published=now,
+        take_down=take_down,
+    )
+    return consent.sign_revocation(doc, key, key_id=key_id, created=now)
 
 
 def _grant_usable(g: LikenessGrant, now: datetime, job_id: int | None) -> str:
@@ -1007,8 +1071,15 @@ async def revoke_grant(
     if row is None:
         raise NotFound("Record not found")
     if row.revoked_at is None:
+        now = utcnow()
+        revocation = (
+            _signed_revocation(owner, row.uri, take_down=take_down, now=now) if row.uri else None
+        )
         await LikenessGrant.filter(pk=row.pk, revoked_at=None).update(
-            revoked_at=utcnow(), take_down=take_down
+            revoked_at=now,
+            take_down=take_down,
+            revocation=revocation,
+            revocation_uri=revocation["id"] if revocation else None,
         )
     await _cancel_jobs([row.pk], owner, engine)
     if take_down:
@@ -1030,8 +1101,12 @@ async def revoke_likeness(
         reference_files=[],
         verification_file=None,
     )
+    revocation = _signed_revocation(account, account.uri, take_down=take_down, now=now)
     await LikenessGrant.filter(owner_id=account.pk, revoked_at=None).update(
-        revoked_at=now, take_down=take_down
+        revoked_at=now,
+        take_down=take_down,
+        revocation=revocation,
+        revocation_uri=revocation["id"] if revocation else None,
     )
     found: list[Any] = await LikenessGrant.filter(owner_id=account.pk).values_list("id", flat=True)
     ids = [int(i) for i in found]

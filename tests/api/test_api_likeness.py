@@ -303,3 +303,23 @@ def test_registration_bodies_have_their_own_bounds() -> None:
     assert total < LIKENESS_BODY_LIMIT < total + 128 * 1024
     assert body_class("PUT", f"{L}/policy").limit == FORM_BODY_LIMIT
     assert body_class("POST", f"{L}/requests").files == 4
+
+
+async def test_a_signed_grant_is_served_at_its_id(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    owner = await local_account("owner")
+    hal = await local_account("hal")
+    await verified_likeness(owner, settings, audience="approved")
+    row = await svc.grant(owner, hal)
+    assert row.uri is not None
+    path = row.uri.removeprefix(f"https://{DOMAIN}")
+    r = await client.get(path, headers={"Accept": "application/activity+json"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/activity+json")
+    assert r.json() == row.document and "proof" in r.json()
+    await svc.revoke_grant(owner, row.pk)
+    r = await client.get(path)
+    assert r.status_code == 410 and r.json()["type"] == "LikenessRevocation"
+    r = await client.get("/likeness/grants/999999")
+    assert r.status_code == 404 and "error" in r.json()

@@ -328,3 +328,33 @@ async def test_a_deleted_account_takes_its_likeness_along(db: str, settings: Set
     assert not any_exists(files)
     assert (await Likeness.get(account_id=owner.pk)).state == "revoked"
     assert (await LikenessGrant.get(pk=row.pk)).revoked_at is not None
+
+
+async def test_grants_and_revocations_are_signed_by_the_owner(db: str, settings: Settings) -> None:
+    from activitypub import consent
+    from activitypub.keys import public_key_from_multibase
+
+    owner, gus = await local_account("owner"), await local_account("gus")
+    await verified(owner, settings, audience="approved", restrictions="no ads")
+    row = await svc.grant(owner, gus, expires_at=utcnow() + timedelta(days=1))
+    assert row.document is not None and row.uri == row.document["id"]
+    assert row.document["type"] == "LikenessAuthorization"
+    assert row.document["proof"]["cryptosuite"] == "eddsa-jcs-2022"
+    key = public_key_from_multibase(str(owner.ed25519_public_multibase))
+    verified_grant = consent.verify_grant(
+        row.document, key, owner=owner.uri, grantee=gus.uri, needs_publish=True, now=utcnow()
+    )
+    assert verified_grant.restrictions_digest == consent.restrictions_digest("no ads")
+    with pytest.raises(consent.ConsentError):  # not a consent for anyone else
+        consent.verify_grant(
+            row.document, key, owner=owner.uri, grantee=owner.uri, needs_publish=False,
+            now=utcnow(),
+        )  # fmt: skip
+    revoked = await svc.revoke_grant(owner, row.pk)
+    assert revoked.revocation is not None and revoked.revocation_uri == revoked.revocation["id"]
+    revocation = consent.verify_revocation(revoked.revocation, key, owner=owner.uri, now=utcnow())
+    assert consent.revokes(revocation, verified_grant)
+    other = await svc.grant(owner, gus)
+    await svc.revoke_likeness(owner, settings=settings)
+    whole = await LikenessGrant.get(pk=other.pk)
+    assert whole.revocation is not None and whole.revocation["object"] == owner.uri

@@ -209,7 +209,10 @@ async def test_request_time_refusal_where_the_model_is_known(
 ) -> None:
     from render.service import model_takes_references, submit_render
 
+    from likenesses import verified_likeness
+
     carol, dave = await local_account("carol"), await local_account("dave")
+    await verified_likeness(dave, render_settings, audience="everyone")  # consent is given
     ask = {"prompt": "dave waving", "seconds": 6.0, "aspect": "16:9", "cameos": [dave.pk]}
     refusals = {
         "family": replace(render_settings, render_family="tiny-cogvideox"),
@@ -241,7 +244,10 @@ async def test_the_signed_clip_names_each_consent_and_a_composite_source(
     from render.queue import _encode, _save_frames, _sign, job_spec, work_dir
     from render.service import submit_render
 
+    from likenesses import verified_likeness
+
     erin, frank = await local_account("erin"), await local_account("frank")
+    await verified_likeness(frank, render_settings, audience="everyone")  # consent is given
     job = await submit_render(
         erin,
         {"prompt": "frank juggling", "seconds": 0.25, "aspect": "1:1", "cameos": [frank.pk]},
