@@ -331,6 +331,8 @@ async def test_a_deleted_account_takes_its_likeness_along(db: str, settings: Set
 
 
 async def test_grants_and_revocations_are_signed_by_the_owner(db: str, settings: Settings) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from activitypub import consent
     from activitypub.keys import public_key_from_multibase
 
@@ -341,6 +343,7 @@ async def test_grants_and_revocations_are_signed_by_the_owner(db: str, settings:
     assert row.document["type"] == "LikenessAuthorization"
     assert row.document["proof"]["cryptosuite"] == "eddsa-jcs-2022"
     key = public_key_from_multibase(str(owner.ed25519_public_multibase))
+    assert isinstance(key, Ed25519PublicKey)
     verified_grant = consent.verify_grant(
         row.document, key, owner=owner.uri, grantee=gus.uri, needs_publish=True, now=utcnow()
     )

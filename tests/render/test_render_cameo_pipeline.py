@@ -207,9 +207,9 @@ def test_a_saved_vace_checkpoint_loads_as_a_cameo_model(
 async def test_request_time_refusal_where_the_model_is_known(
     db: str, render_settings: Any, model_dirs: dict[str, Path]
 ) -> None:
-    from render.service import model_takes_references, submit_render
-
     from likenesses import verified_likeness
+
+    from render.service import model_takes_references, submit_render
 
     carol, dave = await local_account("carol"), await local_account("dave")
     await verified_likeness(dave, render_settings, audience="everyone")  # consent is given
@@ -234,6 +234,8 @@ async def test_request_time_refusal_where_the_model_is_known(
 async def test_the_signed_clip_names_each_consent_and_a_composite_source(
     db: str, render_settings: Any, tiny: Any, tmp_path: Path
 ) -> None:
+    from likenesses import verified_likeness
+
     from fedisora.models import RenderJob
     from render.instance import load_credentials
     from render.provenance import (
@@ -243,8 +245,6 @@ async def test_the_signed_clip_names_each_consent_and_a_composite_source(
     )
     from render.queue import _encode, _save_frames, _sign, job_spec, work_dir
     from render.service import submit_render
-
-    from likenesses import verified_likeness
 
     erin, frank = await local_account("erin"), await local_account("frank")
     await verified_likeness(frank, render_settings, audience="everyone")  # consent is given
