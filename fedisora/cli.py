@@ -1,5 +1,5 @@
 """The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, suspend,
-unsuspend, check.
+unsuspend, likeness, check.
 
 Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
 (2 for a malformed command line); no traceback reaches them.
@@ -580,6 +580,27 @@ async def cmd_unsuspend(args: argparse.Namespace) -> int:
     return await _moderate(args, lift=True)
 
 
+async def cmd_likeness(args: argparse.Namespace) -> int:
+    """``likeness verify USERNAME`` / ``likeness reject USERNAME --reason R``: an admin's
+    decision on a likeness waiting for verification (recorded as verified by the CLI)."""
+    from fedisora.services import likeness
+
+    if args.action == "reject" and not (args.reason or "").strip():
+        raise CommandError("likeness reject needs --reason (shown to the account's owner)")
+    settings = _settings()
+    urls.configure(settings)
+    await init_db(settings)
+    try:
+        if args.action == "verify":
+            row = await likeness.verify(args.username, method="admin (command line)")
+        else:
+            row = await likeness.reject(args.username, reason=args.reason)
+    finally:
+        await close_db()
+    print(f"likeness of @{args.username.removeprefix('@')}: {row.state}")
+    return 0
+
+
 async def cmd_check(args: argparse.Namespace) -> int:
     from fedisora.health import check_redis
 
@@ -696,6 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=what)
         p.add_argument("acct", help="name (a local account) or name@domain (a remote one)")
         p.set_defaults(func=func, is_async=True)
+
+    p = sub.add_parser("likeness", help="verify or reject a likeness (cameos)")
+    p.add_argument("action", choices=("verify", "reject"))
+    p.add_argument("username", help="the local account whose likeness it is")
+    p.add_argument("--reason", default="", help="why (required to reject; shown to them)")
+    p.set_defaults(func=cmd_likeness, is_async=True)
 
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)

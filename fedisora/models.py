@@ -100,6 +100,7 @@ class NotificationType(StrEnum):
     UPDATE = "update"
     REMIX = "fedisora.remix"
     LIKENESS_USE = "fedisora.likeness_use"
+    LIKENESS_REQUEST = "fedisora.likeness_request"
     RENDER_FINISHED = "fedisora.render_finished"
     RENDER_FAILED = "fedisora.render_failed"
 
@@ -993,3 +994,222 @@ class WebSession(Model):
 
 
 __all__ += ["WebSession"]
+
+
+# --- Likeness consent (cameos): see fedisora.services.likeness --------------------------------
+
+
+class LikenessState(StrEnum):
+    PENDING = "pending"  # registered, waiting for verification
+    VERIFIED = "verified"  # usable in cameos (as its policy allows)
+    REJECTED = "rejected"  # verification refused (``reason`` says why)
+    REVOKED = "revoked"  # the owner took it back: reference files deleted, every grant revoked
+
+
+class Audience(StrEnum):
+    NOBODY = "nobody"
+    ME = "me"
+    APPROVED = "approved"
+    MUTUALS = "mutuals"
+    EVERYONE = "everyone"
+
+
+class Likeness(Model):
+    """An account's likeness: its private reference images and who may use them.
+
+    At most one per account. A local likeness's files live under the private likeness
+    directory of the data dir (never the public media root), named relative to it; they are
+    never served publicly nor federated. A remote owner's likeness (``account`` remote,
+    ``uri`` the owner instance's id for it) holds no files and no policy of ours: its
+    consent is the owner's signed grants.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.OneToOneRelation[Account] = fields.OneToOneField(
+        "fedisora.Account", related_name="likeness", on_delete=fields.CASCADE
+    )
+    account_id: int
+    uri = fields.CharField(max_length=2048, null=True)
+    state = fields.CharEnumField(LikenessState, max_length=16, default=LikenessState.PENDING)
+    reference_files: list[str] = fields.JSONField(default=list)
+    """Paths relative to the private likeness directory: 1 to 5 normalised PNG stills."""
+    verification_file = fields.CharField(max_length=512, null=True)
+    verification_type = fields.CharField(max_length=100, default="")
+    challenge_code = fields.CharField(max_length=32, default="")
+    verified_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likenesses_verified", null=True, on_delete=fields.SET_NULL
+    )
+    verified_by_id: int | None
+    verified_at = fields.DatetimeField(null=True)
+    verification_method = fields.CharField(max_length=64, default="")
+    reason = fields.CharField(max_length=500, default="")
+    audience = fields.CharEnumField(Audience, max_length=16, default=Audience.NOBODY)
+    approval_required = fields.BooleanField(default=False)
+    drafts_only = fields.BooleanField(default=False)
+    restrictions = fields.CharField(max_length=1000, default="")
+    default_expires_in = fields.IntField(null=True)  # seconds; a grant's default lifetime
+    created_at = fields.DatetimeField(default=utcnow)
+    updated_at = fields.DatetimeField(default=utcnow)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "likenesses"
+        indexes = (Index(fields=("state", "id")),)
+
+
+class LikenessChallenge(Model):
+    """A one-time code to show in a likeness's verification sample."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likeness_challenges", on_delete=fields.CASCADE
+    )
+    account_id: int
+    code = fields.CharField(max_length=32, unique=True)
+    expires_at = fields.DatetimeField()
+    consumed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "likeness_challenges"
+        indexes = (Index(fields=("account_id", "id")),)
+
+
+class LikenessRequest(Model):
+    """Someone asks to use an owner's likeness (local or remote, either side)."""
+
+    id = fields.BigIntField(primary_key=True)
+    requester: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likeness_requests_sent", on_delete=fields.CASCADE
+    )
+    requester_id: int
+    owner: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likeness_requests_received", on_delete=fields.CASCADE
+    )
+    owner_id: int
+    state = fields.CharField(max_length=16, default="pending")  # pending|approved|rejected
+    accepted_restrictions = fields.CharField(max_length=64, default="")
+    """SHA-256 (hex) of the owner's restrictions the requester accepted ("" for none)."""
+    uri = fields.CharField(max_length=2048, null=True)  # the activity of a federated request
+    grant_id = fields.BigIntField(null=True)  # the grant its approval made
+    created_at = fields.DatetimeField(default=utcnow)
+    answered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "likeness_requests"
+        indexes = (Index(fields=("owner_id", "id")), Index(fields=("requester_id", "id")))
+
+
+class LikenessGrant(Model):
+    """Consent of an owner for one grantee: the signed consent object's row.
+
+    ``basis`` is ``approved`` (the owner approved this grantee) or ``policy`` (the owner's
+    audience allowed it; valid only while it still does). A ``single_use`` grant (the owner
+    asks to approve every use) serves one render job, ``job_id``. ``document`` is the signed
+    JSON-LD consent object once signed; ``uri`` its id.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likeness_grants_given", on_delete=fields.CASCADE
+    )
+    owner_id: int
+    grantee: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likeness_grants_held", on_delete=fields.CASCADE
+    )
+    grantee_id: int
+    basis = fields.CharField(max_length=16, default="approved")  # approved|policy
+    scope = fields.CharField(max_length=16, default="publish")  # drafts|publish
+    restrictions_digest = fields.CharField(max_length=64, default="")
+    single_use = fields.BooleanField(default=False)
+    job_id = fields.BigIntField(null=True)  # the render job a single-use grant serves
+    expires_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    take_down = fields.BooleanField(default=False)
+    uri = fields.CharField(max_length=2048, null=True, unique=True)
+    document: dict[str, Any] | None = fields.JSONField(null=True)
+    revocation_uri = fields.CharField(max_length=2048, null=True)
+    revocation: dict[str, Any] | None = fields.JSONField(null=True)
+    remote = fields.BooleanField(default=False)  # the owner is remote: a grant we received
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "likeness_grants"
+        indexes = (
+            Index(fields=("owner_id", "grantee_id")),
+            Index(fields=("grantee_id", "id")),
+        )
+
+
+class LikenessUse(Model):
+    """One use of a likeness (a request, a draft, a published clip, a remix, a refusal)."""
+
+    id = fields.BigIntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likeness_uses", on_delete=fields.CASCADE
+    )
+    owner_id: int
+    user: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="likeness_uses_made", on_delete=fields.CASCADE
+    )
+    user_id: int
+    grant: fields.ForeignKeyNullableRelation[LikenessGrant] = fields.ForeignKeyField(
+        "fedisora.LikenessGrant", related_name="uses", null=True, on_delete=fields.SET_NULL
+    )
+    grant_id: int | None
+    render_job: fields.ForeignKeyNullableRelation[RenderJob] = fields.ForeignKeyField(
+        "fedisora.RenderJob", related_name="likeness_uses", null=True, on_delete=fields.SET_NULL
+    )
+    render_job_id: int | None
+    clip: fields.ForeignKeyNullableRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name="likeness_uses", null=True, on_delete=fields.SET_NULL
+    )
+    clip_id: int | None
+    clip_uri = fields.CharField(max_length=2048, null=True)  # a remote clip's, later
+    kind = fields.CharField(max_length=16)  # requested|draft|published|remixed|refused
+    reason = fields.CharField(max_length=500, default="")
+    remote = fields.BooleanField(default=False)  # reported by another instance
+    removed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "likeness_uses"
+        indexes = (Index(fields=("owner_id", "id")), Index(fields=("render_job_id",)))
+
+
+class ConsentCheck(Model):
+    """The audit trail: every consent check, allowed or refused, with its reason."""
+
+    id = fields.BigIntField(primary_key=True)
+    requester: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="consent_checks_made", on_delete=fields.CASCADE
+    )
+    requester_id: int
+    owner: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="consent_checks", on_delete=fields.CASCADE
+    )
+    owner_id: int
+    likeness_id = fields.BigIntField(null=True)
+    grant_id = fields.BigIntField(null=True)
+    render_job_id = fields.BigIntField(null=True)
+    stage = fields.CharField(max_length=16, default="")  # request|render|publish
+    publish = fields.BooleanField(default=False)
+    allowed = fields.BooleanField()
+    reason = fields.CharField(max_length=500, default="")
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "consent_checks"
+        indexes = (Index(fields=("owner_id", "id")), Index(fields=("render_job_id",)))
+
+
+__all__ += [
+    "Audience",
+    "ConsentCheck",
+    "Likeness",
+    "LikenessChallenge",
+    "LikenessGrant",
+    "LikenessRequest",
+    "LikenessState",
+    "LikenessUse",
+]

@@ -691,7 +691,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         cameos = [int(i) for i in job.spec.get("cameos") or ()]
-        decision = await check_cameo_consent(job, cameos)
+        decision = await check_cameo_consent(job, cameos, publish=False, settings=settings)
         if not decision.allowed:
             return await _finish(job, ctx, FAILED, f"cameo refused: {decision.reason}")
         try:

@@ -46,7 +46,12 @@ from fedisora.outages import disk_space
 from fedisora.services import idempotency, posts
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
-from render.consent import check_cameo_consent
+from render.consent import (
+    check_cameo_consent,
+    check_cameos_for_request,
+    record_published,
+    record_requested,
+)
 from render.errors import ModelLoadError, RenderLimitError
 from render.fairness import queue_position
 from render.spec import MAX_SEED, RenderSpec, plan
@@ -344,6 +349,13 @@ async def submit_render(
     if enforce_quota:  # refuse early, before storing anything; checked again atomically below
         await _check_quotas(account, settings)
         await _ensure_quota_guard(account)
+    consents: list[Any] = []
+    if cameos:
+        # Refused at request time (422 naming the reason; the check is audited and the
+        # owner told); checked again by the worker before rendering and before publishing.
+        decision, consents = await check_cameos_for_request(account, cameos)
+        if not decision.allowed:
+            raise RenderLimitError("cameos", f"cameo refused: {decision.reason}")
     stored_image = None
     if image_input is not None:  # decoding a large still must not block the event loop
         with disk_space():
@@ -391,6 +403,8 @@ async def submit_render(
             with contextlib.suppress(FileNotFoundError):
                 (settings.media_root / stored_image).unlink()
         raise
+    if consents:  # each owner is told of the request
+        await record_requested(consents, account, job)
     if engine is not None:  # after commit, so the woken runner finds the row
         await engine.wake(engine.machine_for(RenderJob), job)
     return job
@@ -406,7 +420,11 @@ def _engine(engine: Engine | None) -> Engine:
 
 
 async def cancel_render(
-    account: Account, job: RenderJob, *, engine: Engine | None = None
+    account: Account,
+    job: RenderJob,
+    *,
+    engine: Engine | None = None,
+    reason: str = "cancelled by its owner",
 ) -> RenderJob:
     """Cancel *job* in any live state; returns the job as it now stands.
 
@@ -420,7 +438,7 @@ async def cancel_render(
     await RenderJob.filter(pk=job.pk).update(cancel_requested=True)
     eng = _engine(engine)
     live = [QUEUED, RENDERING, ENCODING, SIGNING, READY]
-    await eng.move(RenderJob, job.pk, live, CANCELLED, last_error="cancelled by its owner")
+    await eng.move(RenderJob, job.pk, live, CANCELLED, last_error=reason)
     return await RenderJob.get(pk=job.pk)
 
 
@@ -473,7 +491,7 @@ async def publish_render(
     if job.state != READY or job.output_id is None:
         raise Conflict(f"only a ready render can be published; this one is {job.state}")
     cameos = [int(i) for i in job.spec.get("cameos") or ()]
-    decision = await check_cameo_consent(job, cameos)
+    decision = await check_cameo_consent(job, cameos, publish=True)
     if not decision.allowed:
         raise Forbidden(f"cameo refused: {decision.reason}")
     eng = _engine(engine)
@@ -538,4 +556,6 @@ async def publish_render(
             locked_until=None, lock_token=None
         )
         raise
+    if cameos or clip.remix_of_id is not None:  # the people in it are told
+        await record_published(job, clip)
     return await Clip.get(pk=clip.pk)

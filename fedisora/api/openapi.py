@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fedisora.api.http import with_cors
+from fedisora.api.likeness import LIKENESSES
+from fedisora.api.likeness import PREFIX as LIKENESS
 from fedisora.api.media import AI_ONLY_RULE, DESCRIPTION_LIMIT, MIN_IMAGE_SIDE
 from fedisora.api.renders import PREFIX
 from fedisora.boundary.text import CONTROL_CHARS
@@ -50,7 +52,10 @@ _ERRORS: dict[str, Json] = {
     "401": _error("No valid access token (missing, unknown, expired or revoked)."),
     "403": _error("The token lacks the scope, or the login is disabled or not yet approved."),
     "404": _error("No such record, or it belongs to someone else."),
-    "409": _error("The render is already over (published, failed or cancelled)."),
+    "409": _error(
+        "The render is already over (published, failed or cancelled), or the request or "
+        "likeness is not in a state that allows it."
+    ),
     "413": _error("The upload is larger than the instance's limit."),
     "422": _error("A parameter is invalid; the message names it and the allowed range."),
     "429": _error("Rate limit or render quota reached; the message names the quota."),
@@ -88,6 +93,156 @@ _ID = {
     "schema": _TEXT,
 }
 _JOB_ID = {**_ID, "name": "job_id"}
+
+_OBJ: Json = {"type": "object"}
+_NULLABLE_ACCOUNT: Json = {"type": ["object", "null"], "description": "Mastodon Account."}
+_AUDIENCES = ["nobody", "me", "approved", "mutuals", "everyone"]
+_LIKENESS_SCHEMAS: dict[str, Json] = {
+    "Likeness": {
+        "type": "object",
+        "description": (
+            "Your likeness. Reference images and the verification sample are private: no "
+            "endpoint serves them and they are never federated."
+        ),
+        "required": ["id", "state", "policy"],
+        "properties": {
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": ["pending", "verified", "rejected", "revoked"]},
+            "reference_images": {"type": "integer"},
+            "verification": _OBJ,
+            "policy": _ref("LikenessPolicy"),
+            "created_at": {"type": ["string", "null"]},
+            "updated_at": {"type": ["string", "null"]},
+            "revoked_at": {"type": ["string", "null"]},
+        },
+    },
+    "LikenessPolicy": {
+        "type": "object",
+        "description": (
+            "Who may use your likeness. ``audience``: nobody (default; not even you), me, "
+            "approved (accounts you approve one by one), mutuals, everyone; approved "
+            "accounts count for approved, mutuals and everyone. ``approval_required``: every "
+            "use waits for your approval (an approval serves one render). ``drafts_only``: "
+            "others may render drafts, not publish. ``restrictions``: text a requester must "
+            "accept before the first use; changing it asks everyone again. "
+            "``default_expires_in``: seconds a grant lasts (null: until revoked)."
+        ),
+        "properties": {
+            "audience": {"type": "string", "enum": _AUDIENCES},
+            "approval_required": {"type": "boolean"},
+            "drafts_only": {"type": "boolean"},
+            "restrictions": {**_TEXT, "maxLength": 1000},
+            "default_expires_in": {"type": ["integer", "null"], "minimum": 60},
+        },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
+    },
+    "LikenessRegistration": {
+        "type": "object",
+        "required": ["reference_images[]", "verification", "challenge"],
+        "properties": {
+            "reference_images[]": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 5,
+                "items": {"type": "string", "format": "binary"},
+                "description": "1-5 JPEG, PNG or WebP stills of your face (8 MB each).",
+            },
+            "verification": {
+                "type": "string",
+                "format": "binary",
+                "description": "A still or short MP4 video showing you with the challenge code.",
+            },
+            "challenge": {**_TEXT, "maxLength": 32},
+        },
+    },
+    "LikenessRequest": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+            "requester": _NULLABLE_ACCOUNT,
+            "owner": _NULLABLE_ACCOUNT,
+            "accepted_restrictions": {"type": "boolean"},
+            "grant_id": _NULLABLE_STRING,
+            "created_at": {"type": ["string", "null"]},
+            "answered_at": {"type": ["string", "null"]},
+        },
+    },
+    "LikenessRequestCreate": {
+        "type": "object",
+        "properties": {
+            "account_id": {**_TEXT, "description": "The owner's account id."},
+            "acct": {**_TEXT, "maxLength": 320, "description": "Or the owner's name[@domain]."},
+            "accept_restrictions": {"type": "boolean"},
+        },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
+    },
+    "LikenessGrant": {
+        "type": "object",
+        "description": "A consent: owner, grantee, scope (drafts or publish), expiry.",
+        "properties": {
+            "id": {"type": "string"},
+            "uri": _NULLABLE_STRING,
+            "owner": _NULLABLE_ACCOUNT,
+            "grantee": _NULLABLE_ACCOUNT,
+            "basis": {"type": "string", "enum": ["approved", "policy"]},
+            "scope": {"type": "string", "enum": ["drafts", "publish"]},
+            "single_use": {"type": "boolean"},
+            "restrictions_accepted": {"type": "boolean"},
+            "expires_at": {"type": ["string", "null"]},
+            "revoked_at": {"type": ["string", "null"]},
+            "take_down": {"type": "boolean"},
+            "signed": {"type": "boolean"},
+            "created_at": {"type": ["string", "null"]},
+        },
+    },
+    "LikenessGrantCreate": {
+        "type": "object",
+        "properties": {
+            "account_id": _TEXT,
+            "acct": {**_TEXT, "maxLength": 320},
+            "expires_at": {**_TEXT, "description": "ISO 8601 with a time zone, in the future."},
+        },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
+    },
+    "LikenessUse": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {
+                "type": "string",
+                "enum": ["requested", "draft", "published", "remixed", "refused"],
+            },
+            "account": _NULLABLE_ACCOUNT,
+            "grant_id": _NULLABLE_STRING,
+            "render_id": _NULLABLE_STRING,
+            "status_id": _NULLABLE_STRING,
+            "status_uri": _NULLABLE_STRING,
+            "reason": _NULLABLE_STRING,
+            "remote": {"type": "boolean"},
+            "removed_at": {"type": ["string", "null"]},
+            "created_at": {"type": ["string", "null"]},
+        },
+    },
+    "ConsentCheck": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "requester": _NULLABLE_ACCOUNT,
+            "owner": _NULLABLE_ACCOUNT,
+            "grant_id": _NULLABLE_STRING,
+            "render_id": _NULLABLE_STRING,
+            "stage": {"type": "string"},
+            "publish": {"type": "boolean"},
+            "allowed": {"type": "boolean"},
+            "reason": {"type": "string"},
+            "created_at": {"type": ["string", "null"]},
+        },
+    },
+}
 
 _SCHEMAS: dict[str, Json] = {
     "Error": {
@@ -256,14 +411,18 @@ _SCHEMAS: dict[str, Json] = {
         "enum": _FEDISORA_TYPES,
         "description": (
             "fedisora's own notification types in GET /api/v1/notifications (clients ignore "
-            "types they do not know). ``fedisora.likeness_use``: your likeness appears in a "
-            "clip (``status`` is the clip). ``fedisora.render_finished`` / "
+            "types they do not know). ``fedisora.likeness_use``: your likeness was requested, "
+            "rendered into a draft, published, remixed or refused (``account`` is who, "
+            "``status`` the clip once there is one, ``render_job_id`` the render). "
+            "``fedisora.likeness_request``: someone asks to use your likeness (``account``). "
+            "``fedisora.render_finished`` / "
             "``fedisora.render_failed``: your render ended (``account`` is you, "
             "``render_job_id`` names the render). ``fedisora.remix`` is sent to clients as "
             "Mastodon's ``quote`` type (``status`` is the remix); ``types[]=fedisora.remix`` "
             "filters for it."
         ),
     },
+    **_LIKENESS_SCHEMAS,
     "FedisoraNotification": {
         "type": "object",
         "description": "A Mastodon Notification with one of fedisora's own types.",
@@ -460,6 +619,7 @@ def _paths() -> Json:
                 },
             },
         },
+        **_likeness_paths(),
         OPENAPI_PATH: {
             "get": {
                 "operationId": "getOpenAPI",
@@ -471,11 +631,257 @@ def _paths() -> Json:
     }
 
 
+_LREAD = ["read:accounts", "read"]
+_LWRITE = ["write:accounts", "write"]
+
+
+def _op(
+    op_id: str,
+    summary: str,
+    ok: Json,
+    codes: tuple[str, ...],
+    *,
+    write: bool = False,
+    body: Json | None = None,
+    description: str = "",
+    status: str = "200",
+    query: tuple[str, ...] = (),
+) -> Json:
+    out: Json = {
+        "operationId": op_id,
+        "summary": summary,
+        "security": _secured(_LWRITE if write else _LREAD),
+        "responses": {status: ok, **_errors("401", "403", "429", *codes)},
+    }
+    if description:
+        out["description"] = description
+    if body is not None:
+        out["requestBody"] = body
+    if query:
+        out["parameters"] = [
+            {"name": q, "in": "query", "schema": _QUERY_SCHEMAS.get(q, _TEXT)} for q in query
+        ]
+    return out
+
+
+_QUERY_SCHEMAS: dict[str, Json] = {
+    "take_down": {"type": "boolean", "default": False},
+    "all": {"type": "boolean", "default": False},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 40},
+    "q": {**_TEXT, "maxLength": 100},
+    "expires_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "ISO 8601 with a time zone, in the future.",
+    },
+}
+
+
+def _form_body(schema: str) -> Json:
+    return {
+        "content": {
+            "application/json": {"schema": _ref(schema)},
+            "application/x-www-form-urlencoded": {"schema": _ref(schema)},
+        }
+    }
+
+
+def _likeness_paths() -> Json:
+    likeness = _ok("Your likeness.", _ref("Likeness"))
+    request = _ok("The request.", _ref("LikenessRequest"))
+    grant = _ok("The grant.", _ref("LikenessGrant"))
+    use = _ok("The use.", _ref("LikenessUse"))
+    return {
+        f"{LIKENESS}/challenge": {
+            "get": _op(
+                "likenessChallenge",
+                "A one-time code (valid 30 minutes) to show in your verification sample",
+                _ok(
+                    "The code.",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "challenge": {"type": "string"},
+                            "expires_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                ),
+                (),
+                write=True,
+            )
+        },
+        LIKENESS: {
+            "post": _op(
+                "registerLikeness",
+                "Register (or replace, until verified) your likeness",
+                _ok("Your likeness, pending verification.", _ref("Likeness")),
+                ("400", "409", "413", "422"),
+                write=True,
+                status="201",
+                description=(
+                    "Reference images are decoded fully, centre-cropped to a square and "
+                    "normalised (no face detection); the challenge must be yours, unused and "
+                    "unexpired. Anything refused stores nothing. An admin verifies it."
+                ),
+                body={
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": _ref("LikenessRegistration")}},
+                },
+            ),
+            "get": _op("getLikeness", "Your likeness: state and policy", likeness, ("404",)),
+            "delete": _op(
+                "revokeLikeness",
+                "Revoke your likeness: every grant revoked, jobs using it cancelled",
+                likeness,
+                ("404", "422"),
+                write=True,
+                query=("take_down",),
+                description="``take_down=true`` also deletes the clips published with it.",
+            ),
+        },
+        f"{LIKENESS}/policy": {
+            "put": _op(
+                "updateLikenessPolicy",
+                "Change who may use your likeness",
+                likeness,
+                ("400", "404", "422"),
+                write=True,
+                body=_form_body("LikenessPolicy"),
+            )
+        },
+        f"{LIKENESS}/requests": {
+            "post": _op(
+                "requestLikeness",
+                "Ask to use someone's likeness",
+                request,
+                ("400", "404", "422"),
+                write=True,
+                body=_form_body("LikenessRequestCreate"),
+                description=(
+                    "Answered at once by the owner's policy (approved, or 403), or pending "
+                    "for the owner. Restrictions must be accepted (422 shows them)."
+                ),
+            ),
+            "get": _op(
+                "listLikenessRequests",
+                "Requests to you (incoming) and yours (outgoing)",
+                _ok(
+                    "Both lists.",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "incoming": {"type": "array", "items": _ref("LikenessRequest")},
+                            "outgoing": {"type": "array", "items": _ref("LikenessRequest")},
+                        },
+                    },
+                ),
+                (),
+            ),
+        },
+        f"{LIKENESS}/requests/{{id}}/approve": {
+            "parameters": [_ID],
+            "post": _op(
+                "approveLikenessRequest",
+                "Approve a request to use your likeness",
+                request,
+                ("400", "404", "409", "422"),
+                write=True,
+                query=("expires_at",),
+            ),
+        },
+        f"{LIKENESS}/requests/{{id}}/reject": {
+            "parameters": [_ID],
+            "post": _op(
+                "rejectLikenessRequest",
+                "Reject a request to use your likeness",
+                request,
+                ("404", "409"),
+                write=True,
+            ),
+        },
+        f"{LIKENESS}/grants": {
+            "get": _op(
+                "listLikenessGrants",
+                "Grants you gave and grants you hold",
+                _ok(
+                    "Both lists.",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "given": {"type": "array", "items": _ref("LikenessGrant")},
+                            "held": {"type": "array", "items": _ref("LikenessGrant")},
+                        },
+                    },
+                ),
+                (),
+            ),
+            "post": _op(
+                "createLikenessGrant",
+                "Approve an account ahead of any request",
+                grant,
+                ("400", "404", "422"),
+                write=True,
+                body=_form_body("LikenessGrantCreate"),
+            ),
+        },
+        f"{LIKENESS}/grants/{{id}}": {
+            "parameters": [_ID],
+            "delete": _op(
+                "revokeLikenessGrant",
+                "Revoke one grant (take_down=true also deletes the clips made with it)",
+                grant,
+                ("404", "422"),
+                write=True,
+                query=("take_down",),
+            ),
+        },
+        f"{LIKENESS}/uses": {
+            "get": _op(
+                "listLikenessUses",
+                "Every use of your likeness, drafts and refusals included",
+                _ok("Newest first.", {"type": "array", "items": _ref("LikenessUse")}),
+                ("422",),
+                query=("max_id", "limit"),
+            )
+        },
+        f"{LIKENESS}/uses/{{id}}/remove": {
+            "parameters": [_ID],
+            "post": _op(
+                "removeFromClip",
+                "Remove yourself from a clip: it is deleted (or its render cancelled)",
+                use,
+                ("404",),
+                write=True,
+            ),
+        },
+        f"{LIKENESS}/checks": {
+            "get": _op(
+                "listConsentChecks",
+                "The audit of consent checks of your likeness (all=true: every one, admins)",
+                _ok("Newest first.", {"type": "array", "items": _ref("ConsentCheck")}),
+                ("422",),
+                query=("all", "max_id", "limit"),
+            )
+        },
+        LIKENESSES: {
+            "get": _op(
+                "listUsableLikenesses",
+                "Whose likeness you may use now (the cameo picker)",
+                _ok("Mastodon Accounts.", {"type": "array", "items": _OBJ}),
+                ("422",),
+                query=("q", "limit"),
+            )
+        },
+    }
+
+
 def document(base_url: str | None = None) -> Json:
     """The OpenAPI document; *base_url* becomes its only server."""
     scopes = {
         "read": "Read everything",
         "read:statuses": "Read statuses and your renders",
+        "read:accounts": "Read your likeness, its requests, grants, uses and checks",
+        "write:accounts": "Register your likeness and decide who may use it",
         "write": "Write everything",
         "write:media": "Upload media and make renders",
         "write:statuses": "Post statuses and make renders",

@@ -31,9 +31,9 @@ def _streaming_and_search_routes() -> list[BaseRoute]:
 
 def _fedisora_media_routes() -> list[BaseRoute]:
     """Media uploads, fedisora's render endpoints and their OpenAPI description."""
-    from fedisora.api import media, openapi, renders
+    from fedisora.api import likeness, media, openapi, renders
 
-    return [*media.routes(), *renders.routes(), *openapi.routes()]
+    return [*media.routes(), *renders.routes(), *likeness.routes(), *openapi.routes()]
 
 
 def _admin_routes() -> list[BaseRoute]:

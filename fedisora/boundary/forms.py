@@ -14,13 +14,13 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from fedisora.boundary.limits import BodyTooLarge
+from fedisora.boundary.limits import BodyTooLarge, body_class
 from fedisora.boundary.text import InputRefused, check_storable
 from fedisora.errors import FedisoraError
 
 __all__ = ["MAX_FIELDS", "MAX_FIELD_BYTES", "MAX_FILES", "read_form"]
 
-MAX_FILES = 4  # a media upload's file and thumbnail; a profile's avatar and header
+MAX_FILES = 4  # a media upload's file and thumbnail; a profile's avatar and header (most routes)
 MAX_FIELDS = 256
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -29,9 +29,11 @@ async def read_form(request: Request) -> FormData:
     """The form of *request*; :class:`InputRefused` (400) for one that cannot be parsed, has
     too many parts or holds a NUL or an unpaired surrogate; :class:`BodyTooLarge` (413)
     propagates."""
+    # MAX_FILES on most routes; the route's own bound where it takes more (a likeness).
+    files = body_class(request.method, request.scope.get("path", "")).files
     try:
         form = await request.form(
-            max_files=MAX_FILES, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
+            max_files=files, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
         )
     except BodyTooLarge:
         raise

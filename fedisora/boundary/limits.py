@@ -13,6 +13,7 @@ inbox POSTs             :data:`INBOX_BODY_LIMIT` (an activity; Mastodon takes ab
 media uploads           the video size limit Mastodon clients are told, and the parts
                         beside the file
 profile updates         an avatar and a header image, and the fields beside them
+likeness registration   5 reference images and a verification sample (a short video)
 anything else           :data:`FORM_BODY_LIMIT`: the API's JSON and form bodies, the OAuth
                         and web forms (the longest text field takes a few kilobytes)
 ======================  ===============================================================
@@ -30,6 +31,7 @@ __all__ = [
     "IMAGE_SIZE_LIMIT",
     "INBOX_BODY_LIMIT",
     "INBOX_PATH",
+    "LIKENESS_BODY_LIMIT",
     "MEDIA_BODY_LIMIT",
     "PROFILE_BODY_LIMIT",
     "VIDEO_SIZE_LIMIT",
@@ -46,6 +48,8 @@ FORM_BODY_LIMIT = 64 * 1024
 _UPLOAD_SLACK = 64 * 1024
 MEDIA_BODY_LIMIT = VIDEO_SIZE_LIMIT + _UPLOAD_SLACK
 PROFILE_BODY_LIMIT = 2 * IMAGE_SIZE_LIMIT + _UPLOAD_SLACK
+# fedisora.services.likeness: MAX_REFERENCE_IMAGES x MAX_REFERENCE_BYTES + MAX_VERIFICATION_BYTES
+LIKENESS_BODY_LIMIT = 5 * 8 * 1024 * 1024 + 24 * 1024 * 1024 + _UPLOAD_SLACK
 
 #: The inbox paths: the shared inbox, the instance actor's and each account's.
 INBOX_PATH = re.compile(r"/(?:inbox|actor/inbox|users/(?P<username>[^/]+)/inbox)")
@@ -57,12 +61,16 @@ class BodyClass:
 
     name: str
     limit: int
+    files: int = 4
+    """The most file parts a multipart body may have (see :mod:`fedisora.boundary.forms`)."""
 
 
 _INBOX = BodyClass("an inbox POST", INBOX_BODY_LIMIT)
 _MEDIA = BodyClass("a media upload", MEDIA_BODY_LIMIT)
 _PROFILE = BodyClass("a profile update", PROFILE_BODY_LIMIT)
 _FORM = BodyClass("a form or JSON body", FORM_BODY_LIMIT)
+_LIKENESS = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=6)
+_LIKENESS_PATH = re.compile(r"/api/fedisora/v1/likeness/?")
 _MEDIA_PATH = re.compile(r"/api/v[12]/media/?")
 _PROFILE_PATH = re.compile(r"/api/v1/accounts/update_credentials/?")
 
@@ -74,6 +82,8 @@ def body_class(method: str, path: str) -> BodyClass:
             return _INBOX
         if _MEDIA_PATH.fullmatch(path):
             return _MEDIA
+        if _LIKENESS_PATH.fullmatch(path):
+            return _LIKENESS
     elif method == "PATCH" and _PROFILE_PATH.fullmatch(path):
         return _PROFILE
     return _FORM

@@ -273,6 +273,9 @@ async def delete_local_account(
     likes, boosts = await _undo_interactions(account)
     ended = await _end_follows(account)
     await _delete_private_rows(account)
+    from fedisora.services import likeness  # its reference images are private files
+
+    await likeness.forget(account, settings=settings, engine=engine)
     media = await _delete_media(account, settings.media_root, profile_files)
     await Account.filter(pk=account.pk).update(
         followers_count=0, following_count=0, clips_count=0, last_clip_at=None

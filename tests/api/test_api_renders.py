@@ -194,8 +194,13 @@ def _events(body: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-async def test_remix_and_cameo_requests(client: httpx.AsyncClient, engine: Engine) -> None:
+async def test_remix_and_cameo_requests(
+    client: httpx.AsyncClient, engine: Engine, settings: Settings
+) -> None:
     from factories import rendered_video
+    from likenesses import verified_likeness
+
+    from fedisora.services.likeness import update_policy
 
     alice = await login(client, await local_account("alice"))
     bob = await login(client, await local_account("bob"))
@@ -220,15 +225,21 @@ async def test_remix_and_cameo_requests(client: httpx.AsyncClient, engine: Engin
     r = await create(client, bob, prompt="x", remix_of_id="123456789")
     assert r.status_code == 404
 
-    # A cameo is accepted at request time; the consent check before rendering refuses it.
+    # A cameo without consent is refused at request time, naming the reason.
+    r = await create(client, bob, prompt="with alice", cameo_ids=[str(alice.account.pk)])
+    assert r.status_code == 422 and "cameo refused" in r.json()["error"]
+    assert "has not registered a likeness" in r.json()["error"]
+    r = await create(client, bob, prompt="with nobody", cameo_ids=["987654321"])
+    assert r.status_code == 422 and "cameos" in r.json()["error"]
+    # With consent it is accepted; consent narrowed while it waits refuses it before rendering.
+    await verified_likeness(alice.account, settings, audience="everyone")
     r = await create(client, bob, prompt="with alice", cameo_ids=[str(alice.account.pk)])
     assert r.status_code == 202 and r.json()["cameo_ids"] == [str(alice.account.pk)]
     cameo_id = r.json()["id"]
-    r = await create(client, bob, prompt="with nobody", cameo_ids=["987654321"])
-    assert r.status_code == 422 and "cameos" in r.json()["error"]
+    await update_policy(alice.account, audience="me")
     await drain(engine)
     r = await client.get(f"{RENDERS}/{cameo_id}", headers=bob.headers)
-    assert r.json()["state"] == "failed" and "consent" in r.json()["error"]
+    assert r.json()["state"] == "failed" and "cameo refused" in r.json()["error"]
 
 
 @pytest.mark.parametrize(

@@ -207,9 +207,12 @@ def test_a_saved_vace_checkpoint_loads_as_a_cameo_model(
 async def test_request_time_refusal_where_the_model_is_known(
     db: str, render_settings: Any, model_dirs: dict[str, Path]
 ) -> None:
+    from likenesses import verified_likeness
+
     from render.service import model_takes_references, submit_render
 
     carol, dave = await local_account("carol"), await local_account("dave")
+    await verified_likeness(dave, render_settings, audience="everyone")  # consent is given
     ask = {"prompt": "dave waving", "seconds": 6.0, "aspect": "16:9", "cameos": [dave.pk]}
     refusals = {
         "family": replace(render_settings, render_family="tiny-cogvideox"),
@@ -231,6 +234,8 @@ async def test_request_time_refusal_where_the_model_is_known(
 async def test_the_signed_clip_names_each_consent_and_a_composite_source(
     db: str, render_settings: Any, tiny: Any, tmp_path: Path
 ) -> None:
+    from likenesses import verified_likeness
+
     from fedisora.models import RenderJob
     from render.instance import load_credentials
     from render.provenance import (
@@ -242,6 +247,7 @@ async def test_the_signed_clip_names_each_consent_and_a_composite_source(
     from render.service import submit_render
 
     erin, frank = await local_account("erin"), await local_account("frank")
+    await verified_likeness(frank, render_settings, audience="everyone")  # consent is given
     job = await submit_render(
         erin,
         {"prompt": "frank juggling", "seconds": 0.25, "aspect": "1:1", "cameos": [frank.pk]},

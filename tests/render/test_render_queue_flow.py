@@ -127,20 +127,26 @@ async def test_image_to_video_is_composite(
 async def test_cameo_is_refused_before_rendering_and_owner_told(
     db: str, render_settings: Any, render_engine: Any
 ) -> None:
+    from likenesses import verified_likeness
+
+    from fedisora.services.likeness import update_policy
+
     carol = await local_account("carol")
     dave = await local_account("dave")
+    await verified_likeness(dave, render_settings, audience="everyone")
     job = await submit_render(
         carol,
         {"prompt": "dave dancing", "seconds": 0.5, "cameos": [dave.pk]},
         settings=render_settings,
         engine=render_engine,
     )
+    await update_policy(dave, audience="nobody")  # consent taken back while the job waits
     await InProcessRunner(render_engine, queues=("render",), concurrency=1).drain(60)
     job = await RenderJob.get(pk=job.pk)
     assert job.state == "failed" and job.output_id is None
-    assert "cameo refused" in job.last_error and "consent" in job.last_error
+    assert "cameo refused" in job.last_error and "lets nobody use" in job.last_error
     assert job.gpu_seconds == 0  # refused before the pipeline ran
-    note = await Notification.get(recipient_id=carol.pk)
+    note = await Notification.get(recipient_id=carol.pk, type=NotificationType.RENDER_FAILED)
     assert note.type == NotificationType.RENDER_FAILED and note.render_job_id == job.pk
     assert await MediaFile.all().count() == 0
     with pytest.raises(Conflict):
