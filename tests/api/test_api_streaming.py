@@ -480,9 +480,7 @@ async def test_redis_relay_carries_events_between_processes(redis_url: str) -> N
 
 
 @pytest.fixture(scope="module")
-def redis_instance(
-    tmp_path_factory: pytest.TempPathFactory, redis_url: str
-) -> Iterator[Instance]:
+def redis_instance(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Instance]:
     """Two web processes sharing the database and Redis, and a worker for the default queue
     (with Redis, the outbox that turns events into stream messages runs there). No render
     worker: renders stay queued."""
