@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -73,7 +74,7 @@ async def _admin_page(request: Request) -> User | Response:
     """The admin for a page (GET); a visitor who is not logged in is sent to log in first,
     a logged-in non-admin is refused (403)."""
     if current_session(request) is None:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     return await _admin_user(request)
 
 
