@@ -16,7 +16,7 @@ from tortoise.functions import Count
 from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.health import health
-from fedisora.models import Account, Clip, Delivery, User, Visibility
+from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, Visibility
 from fedisora.services.accounts import authenticate
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
@@ -166,6 +166,9 @@ async def admin(request: Request) -> Response:
         accounts=await Account.filter(domain=None).count(),
         remote_accounts=await Account.exclude(domain=None).count(),
         clips=await Clip.filter(deleted_at=None).count(),
+        likenesses_pending=await Likeness.filter(
+            state=LikenessState.PENDING, account__domain__isnull=True
+        ).count(),
         work=[(_WORK_LABELS.get(w.table, w.label), w) for w in work],
         media=await media_space(),
         size=_size,
@@ -182,6 +185,7 @@ def routes() -> list[BaseRoute]:
     from web import (
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         clip_pages,
+        likenesses,  # likeness verification and the consent audit; it imports _admin_user
         profiles,
         settings,
         tags,
@@ -194,6 +198,7 @@ def routes() -> list[BaseRoute]:
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
         *accounts.routes(),
+        *likenesses.routes(),
         *settings.routes(),
         *clip_routes(),
         *profiles.routes(),
