@@ -7,20 +7,21 @@ process going through the real services; the instance's own server delivers what
     python tests/federation/_likeness_peer.py user bob
     python tests/federation/_likeness_peer.py request bob erin@127.0.0.1:8001 accept
     python tests/federation/_likeness_peer.py approve erin | reject erin
-    python tests/federation/_likeness_peer.py forge erin <grantee uri> expired|other|wrongkey|tampered
+    python tests/federation/_likeness_peer.py forge erin <grantee> expired|other|wrongkey|tampered
     python tests/federation/_likeness_peer.py store bob <owner uri> '<grant json>'
     python tests/federation/_likeness_peer.py render bob <owner uri> [publish]
-    python tests/federation/_likeness_peer.py fetch <grant uri>       # signed GET of the stills list
+    python tests/federation/_likeness_peer.py fetch <grant uri>  # a signed GET of its stills
     python tests/federation/_likeness_peer.py localgrant erin carol
     python tests/federation/_likeness_peer.py revoke erin <grant uri>
     python tests/federation/_likeness_peer.py send bob <owner uri> '<activity json>'
-    python tests/federation/_likeness_peer.py state
+    python tests/federation/_likeness_peer.py user bob :: user carol   # several at once
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -45,12 +46,8 @@ from fedisora.config import load_settings  # noqa: E402
 from fedisora.db import close_db, init_db  # noqa: E402
 from fedisora.models import (  # noqa: E402
     Account,
-    ConsentCheck,
-    InboxItem,
     LikenessGrant,
     LikenessRequest,
-    LikenessUse,
-    Notification,
     RenderJob,
     utcnow,
 )
@@ -58,6 +55,10 @@ from fedisora.services import events  # noqa: E402
 from fedisora.services import likeness as svc  # noqa: E402
 from fedisora.services.accounts import create_local_account  # noqa: E402
 from render.consent import check_cameo_consent  # noqa: E402
+
+
+def _is_file(path: str) -> bool:
+    return os.path.isfile(path)
 
 
 async def _me(name: str) -> Account:
@@ -140,14 +141,14 @@ async def run(action: str, args: list[str]) -> Any:
         decision = await check_cameo_consent(
             job, [owner.pk], publish=args[2:] == ["publish"], settings=SETTINGS
         )
-        fetched = [p for p in decision.references if Path(p).is_file()]
+        fetched = [p for p in decision.references if _is_file(p)]
         federated.discard_references(SETTINGS, job.pk)  # as the worker does after the job
         return {
             "allowed": decision.allowed,
             "reason": decision.reason,
             "refs": list(decision.refs),
             "fetched": len(fetched),
-            "left_after_job": any(Path(p).exists() for p in decision.references),
+            "left_after_job": any(_is_file(p) for p in decision.references),
             "job": job.pk,
         }
     if action == "fetch":  # a signed GET of a grant's stills list, by this instance
@@ -170,64 +171,6 @@ async def run(action: str, args: list[str]) -> Any:
         async with events.transaction() as conn:
             await federated.emit_activity(conn, me, json.loads(args[2]), [to])
         return {"sent": True}
-    if action == "state":
-        accounts = {a.pk: a.uri for a in await Account.all()}
-        return {
-            "requests": [
-                {
-                    "requester": accounts[r.requester_id],
-                    "owner": accounts[r.owner_id],
-                    "state": r.state,
-                    "uri": r.uri,
-                    "grant_id": r.grant_id,
-                }
-                for r in await LikenessRequest.all().order_by("id")
-            ],
-            "grants": [
-                {
-                    "id": g.pk,
-                    "uri": g.uri,
-                    "owner": accounts[g.owner_id],
-                    "grantee": accounts[g.grantee_id],
-                    "remote": g.remote,
-                    "scope": g.scope,
-                    "revoked": g.revoked_at is not None,
-                    "signed": g.document is not None,
-                }
-                for g in await LikenessGrant.all().order_by("id")
-            ],
-            "uses": [
-                {
-                    "owner": accounts[u.owner_id],
-                    "user": accounts[u.user_id],
-                    "kind": u.kind,
-                    "remote": u.remote,
-                    "uri": u.uri,
-                    "grant_id": u.grant_id,
-                    "reason": u.reason,
-                }
-                for u in await LikenessUse.all().order_by("id")
-            ],
-            "checks": [
-                {
-                    "requester": accounts[c.requester_id],
-                    "owner": accounts[c.owner_id],
-                    "stage": c.stage,
-                    "allowed": c.allowed,
-                    "reason": c.reason,
-                    "grant_id": c.grant_id,
-                }
-                for c in await ConsentCheck.all().order_by("id")
-            ],
-            "notifications": [
-                {"to": accounts[n.recipient_id], "type": n.type.value}
-                for n in await Notification.all().order_by("id")
-            ],
-            "inbox": [
-                {"type": i.payload.get("type"), "state": i.state, "error": i.last_error}
-                for i in await InboxItem.all().order_by("id")
-            ],
-        }
     raise SystemExit(f"unknown action {action}")
 
 
@@ -238,12 +181,19 @@ async def main() -> None:
     urls.configure(SETTINGS)
     await init_db(SETTINGS)
     fed_module.install(None)
+    # Several actions in one process (each imports the whole app): separated by "::".
+    batches: list[list[str]] = [[]]
+    for arg in sys.argv[1:]:
+        if arg == "::":
+            batches.append([])
+        else:
+            batches[-1].append(arg)
     try:
-        result = await run(sys.argv[1], sys.argv[2:])
+        results = [await run(batch[0], batch[1:]) for batch in batches]
     finally:
         await fed_module.uninstall()
         await close_db()
-    print(json.dumps(result, default=str))
+    print(json.dumps(results[0] if len(results) == 1 else results, default=str))
 
 
 if __name__ == "__main__":
