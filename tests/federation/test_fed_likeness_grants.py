@@ -132,6 +132,8 @@ def ab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Instance, Ins
             *("owner", "erin", "everyone", "never in political content"),
             "::",
             *("owner", "admin", "approved"),
+            "::",
+            *("localgrant", "erin", "carol"),
         )
         act(b, "user", "bob")
         yield a, b
@@ -226,8 +228,18 @@ def test_stills_are_fetched_for_one_job_and_each_use_is_told(
     erin, bob = uri(a, "erin"), uri(b, "bob")
     [grant] = grants_for(stored(b), erin, bob)
 
-    # The worker's check before rendering: consent, the stills from a, gone after the job.
-    render = act(b, "render", "bob", erin)
+    # A grant of erin's for a local account of a: no account of b's.
+    [local] = [g["uri"] for g in stored(a)["grants"] if g["grantee"] == uri(a, "carol")]
+    # The worker's check before rendering: consent, the stills from a, gone after the job;
+    # to publish, the same (erin's policy grants scope publish); a's stills of the grant
+    # for carol are not b's (403), those of bob's grant are (200).
+    render, publish, other, mine = act(
+        b,
+        *("render", "bob", erin, "::"),
+        *("render", "bob", erin, "publish", "::"),
+        *("fetch", local, "::"),
+        *("fetch", grant["uri"]),
+    )
     assert render["allowed"], render
     assert (render["fetched"], render["left_after_job"]) == (2, False)
     assert render["refs"] == [grant["uri"]]
@@ -245,24 +257,21 @@ def test_stills_are_fetched_for_one_job_and_each_use_is_told(
     fetches = [c for c in a_state["checks"] if c["stage"] == "fetch"]
     assert fetches and all(c["allowed"] and c["requester"] == bob for c in fetches)
 
-    # Publishing needs scope publish: erin's policy allows it, so this passes too.
-    assert act(b, "render", "bob", erin, "publish")["allowed"]
+    assert publish["allowed"], publish
+    assert other["status"] == 403 and "error" in other["body"]
+    assert mine["status"] == 200 and len(mine["body"]["orderedItems"]) == 2
 
-    # Never served otherwise: unsigned (401), a grant for no account of b (403).
+    # Never served unsigned (401).
     unsigned = httpx.get(f"{grant['uri']}/references", timeout=10)
     assert unsigned.status_code == 401 and "error" in unsigned.json()
     one = httpx.get(f"{grant['uri']}/references/0", timeout=10)
     assert one.status_code == 401
-    local = act(a, "localgrant", "erin", "carol")["uri"]
-    other = act(b, "fetch", local)
-    assert other["status"] == 403 and "error" in other["body"]
-    assert act(b, "fetch", grant["uri"])["status"] == 200
 
     # Revoked at a: the stills are gone (410), and b's worker refuses the job (a refusal
     # the owner is told of).
     act(a, "revoke", "erin", grant["uri"])
-    assert act(b, "fetch", grant["uri"])["status"] == 410
-    refused = act(b, "render", "bob", erin)
+    gone, refused = act(b, *("fetch", grant["uri"], "::"), *("render", "bob", erin))
+    assert gone["status"] == 410 and "error" in gone["body"]
     assert not refused["allowed"] and "410" in refused["reason"]
     assert refused["fetched"] == 0
     wait(
