@@ -29,10 +29,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
-from support.likenesses import verified_likeness  # noqa: E402
+from likenesses import verified_likeness  # noqa: E402
 
 from activitypub import consent  # noqa: E402
 from activitypub import federation as fed_module  # noqa: E402
