@@ -466,7 +466,10 @@ async def answered(fed: Federation, actor: Account, activity: dict[str, Any]) ->
     except ConsentError as exc:
         raise Ignored(f"refused grant: {exc.reason}") from exc
     await LikenessRequest.filter(pk=row.pk, state="pending").update(
-        state="approved", answered_at=utcnow(), grant_id=grant.pk
+        state="approved",
+        answered_at=utcnow(),
+        grant_id=grant.pk,
+        accepted_restrictions=grant.restrictions_digest,
     )
     return True
 

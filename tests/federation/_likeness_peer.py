@@ -6,6 +6,7 @@ process going through the real services; the instance's own server delivers what
     python tests/federation/_likeness_peer.py owner erin everyone "never in politics"
     python tests/federation/_likeness_peer.py user bob
     python tests/federation/_likeness_peer.py request bob erin@127.0.0.1:8001 accept
+    python tests/federation/_likeness_peer.py api-request bob erin@127.0.0.1:8001 [accept]
     python tests/federation/_likeness_peer.py approve erin | reject erin
     python tests/federation/_likeness_peer.py forge erin <grantee> expired|other|wrongkey|tampered
     python tests/federation/_likeness_peer.py store bob <owner uri> '<grant json>'
@@ -30,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.insert(0, str(ROOT / "tests" / "api"))
 
 from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 from likenesses import verified_likeness  # noqa: E402
@@ -115,6 +117,22 @@ async def run(action: str, args: list[str]) -> Any:
         owner = await resolve_acct(get_federation(SETTINGS), args[1])
         row = await svc.request_use(me, owner, accept_restrictions=args[2:] == ["accept"])
         return {"id": row.pk, "state": row.state, "uri": row.uri}
+    if action == "api-request":  # the client API, as an app of the user would call it
+        import httpx
+        from apihelpers import login
+
+        from fedisora.app import create_app
+
+        app = create_app(SETTINGS, run_work=False, manage_db=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=SETTINGS.base_url) as http:
+            who = await login(http, await _me(args[0]))
+            answer = await http.post(
+                "/api/fedisora/v1/likeness/requests",
+                data={"acct": args[1], "accept_restrictions": str(args[2:] == ["accept"]).lower()},
+                headers=who.headers,
+            )
+        return {"status": answer.status_code, **answer.json()}
     if action in ("approve", "reject"):
         me = await _me(args[0])
         done = []

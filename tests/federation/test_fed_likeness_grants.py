@@ -154,8 +154,11 @@ def test_the_owners_policy_answers_at_once(ab: tuple[Instance, Instance]) -> Non
     a, b = ab
     erin, bob = uri(a, "erin"), uri(b, "bob")
     # Restrictions not accepted: a's policy refuses, the Reject says why.
-    asked = act(b, "request", "bob", f"erin@{a.domain}")
-    assert asked["state"] == "pending" and asked["uri"].startswith(f"{b.base}/likeness/requests/")
+    # Through the client API: erin is not known at b yet (found by WebFinger).
+    asked = act(b, "api-request", "bob", f"erin@{a.domain}")
+    assert asked["status"] == 200 and asked["state"] == "pending", asked
+    [sent] = stored(b)["requests"]
+    assert sent["uri"].startswith(f"{b.base}/likeness/requests/") and sent["owner"] == erin
     state = wait(b, lambda s: s["requests"][-1]["state"] == "rejected", "the Reject at b")
     [refusal] = [c for c in state["checks"] if c["stage"] == "request"]
     assert not refusal["allowed"] and "never in political content" in refusal["reason"]
