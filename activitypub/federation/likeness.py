@@ -659,12 +659,29 @@ async def _reference_access(request: Request) -> tuple[Any, JSONResponse | None]
         signer = await verify_signer(fed, signed_request(fed, request, b""))
     except SignatureError as exc:
         return None, _refuse(401, f"the request's signature is refused: {exc}")
-    if grant.revoked_at is not None:
-        return None, _refuse(410, "this consent was revoked")
     grantee = await Account.get(pk=grant.grantee_id)
-    if grantee.local or not objects.same_origin(signer.uri, grantee.uri):
-        return None, _refuse(403, "this consent is not for an account of the signing instance")
     owner = await Account.get(pk=grant.owner_id)
+    if grantee.local or not objects.same_origin(signer.uri, grantee.uri):
+        why = "this consent is not for an account of the signing instance"
+        await _audit(
+            grantee,
+            owner,
+            stage="fetch",
+            allowed=False,
+            reason=f"{why} ({signer.uri})",
+            grant_id=grant.pk,
+        )
+        return None, _refuse(403, why)
+    if grant.revoked_at is not None:
+        await _audit(
+            grantee,
+            owner,
+            stage="fetch",
+            allowed=False,
+            reason="stills refused: the consent was revoked",
+            grant_id=grant.pk,
+        )
+        return None, _refuse(410, "this consent was revoked")
     decision = await likeness.check_consent(grantee, owner, publish=False, stage="fetch")
     if not decision.allowed:
         return None, _refuse(403, decision.reason)
