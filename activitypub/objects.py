@@ -131,6 +131,7 @@ OBJECT_TERMS.update(
         "CameoRequest": "fedisora:CameoRequest",
         "LikenessUse": "fedisora:LikenessUse",
         "canCameo": {"@id": "fedisora:canCameo", "@type": "@id"},
+        "acceptRestrictions": "fedisora:acceptRestrictions",
     }
 )
 OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]

@@ -1169,6 +1169,8 @@ class LikenessUse(Model):
     kind = fields.CharField(max_length=16)  # requested|draft|published|remixed|refused
     reason = fields.CharField(max_length=500, default="")
     remote = fields.BooleanField(default=False)  # reported by another instance
+    uri = fields.CharField(max_length=2048, null=True, unique=True)
+    """The ``LikenessUse`` activity's id: ours, sent to a remote owner; theirs, received."""
     removed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(default=utcnow)
 

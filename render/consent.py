@@ -84,8 +84,8 @@ async def _tell(
     clip: Clip | None = None,
 ) -> None:
     for d in decisions:
-        if d.likeness is None:  # no likeness here (never registered, or remote): no use of it
-            continue
+        if d.likeness is None and (d.owner.local or d.grant is None):
+            continue  # no likeness registered, or a remote owner who gave no consent: no use
         await likeness.record_use(d, author, kind if d.allowed else "refused", job=job, clip=clip)
 
 

@@ -24,6 +24,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count
 
 from activitypub import objects
+from activitypub.federation import likeness
 from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.hostcap import HostBusy, HostCap, LocalHostCap, RedisHostCap
@@ -497,6 +498,7 @@ _MORE: dict[str, Callable[[Account, dict[str, Any]], Awaitable[list[Audience]]]]
     "clip.created": _quote_requested,
     "clip.deleted": _quote_authorizations_revoked,
     "account.deleted": _account_deleted,
+    likeness.EVENT: likeness.outbound,
 }
 
 _BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | None]]] = {

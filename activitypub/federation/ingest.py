@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from activitypub import objects
+from activitypub.federation import likeness
 from activitypub.federation.actors import ActorError, fetch_actor, store_actor
 from activitypub.federation.context import Federation
 from activitypub.federation.delivery import enqueue
@@ -186,6 +187,8 @@ async def _follow_of(actor: Account, inner: Any) -> Follow:
 
 
 async def _accept(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    if await likeness.answered(fed, actor, activity):  # of a CameoRequest
+        return
     inner = activity.get("object")
     remix = await _remix_asking(actor, inner)
     if remix is not None:
@@ -200,6 +203,8 @@ async def _accept(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
 
 
 async def _reject(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    if await likeness.answered(fed, actor, activity):  # of a CameoRequest
+        return
     remix = await _remix_asking(actor, activity.get("object"))
     if remix is not None:  # the source's author said no: the remix stays without a stamp
         await _set_stamp(remix, None, rejected(remix.quote_state))
@@ -730,6 +735,8 @@ async def _set_stamp(remix: Clip, stamp: str | None, state: QuoteState) -> None:
 
 _HANDLERS = {
     "QuoteRequest": _quote_request,
+    "CameoRequest": likeness.on_cameo_request,
+    "LikenessUse": likeness.on_likeness_use,
     "Follow": _follow,
     "Accept": _accept,
     "Reject": _reject,

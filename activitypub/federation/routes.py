@@ -634,11 +634,12 @@ def _is_gone_actor_delete(payload: dict[str, Any], actor_id: str) -> bool:
 
 
 def routes() -> list[BaseRoute]:
-    from activitypub.federation import media_proxy
+    from activitypub.federation import likeness, media_proxy
     from activitypub.federation import provenance_root as root
 
     return [
         *media_proxy.routes(),
+        *likeness.routes(),
         Route(root.PROVENANCE_ROOT_PATH, root.provenance_root),
         Route("/.well-known/webfinger", webfinger),
         Route("/.well-known/host-meta", host_meta),

@@ -379,7 +379,9 @@ _SCHEMAS: dict[str, Json] = {
                 "items": _TEXT,
                 "description": (
                     "Accounts whose likeness to use. Each needs their consent, checked before "
-                    "rendering and again before publishing."
+                    "rendering and again before publishing. A remote account's consent is a "
+                    "grant of theirs received and verified here (ask with "
+                    "POST /api/fedisora/v1/likeness/requests)."
                 ),
             },
         },
@@ -759,7 +761,10 @@ def _likeness_paths() -> Json:
                 body=_form_body("LikenessRequestCreate"),
                 description=(
                     "Answered at once by the owner's policy (approved, or 403), or pending "
-                    "for the owner. Restrictions must be accepted (422 shows them)."
+                    "for the owner. Restrictions must be accepted (422 shows them). An owner "
+                    "on another instance (``acct`` user@domain, looked up if unknown) is asked "
+                    "there: the request stays pending until their instance answers (approved "
+                    "with a signed grant this instance verified, or rejected)."
                 ),
             ),
             "get": _op(

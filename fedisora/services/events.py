@@ -80,6 +80,7 @@ KINDS = frozenset(
         "account.suspended",
         "account.unsuspended",
         "notification.created",
+        "likeness.federate",  # a consent activity, prepared (activitypub.federation.likeness)
     }
 )
 

@@ -660,10 +660,7 @@ async def _decide(
 
     name = f"@{owner.acct}"
     if not owner.local:
-        return refuse(
-            f"{name} is on another instance; cameos of remote accounts need federated "
-            "consent, which this instance does not support yet"
-        )
+        return await _decide_remote(requester, owner, publish=publish, job_id=job_id, now=now)
     if owner.suspended:
         return refuse(f"{name} is suspended")
     likeness = await get_likeness(owner)
@@ -731,6 +728,30 @@ async def _decide(
     return Consent(True, "consent granted", owner, likeness, chosen)
 
 
+async def _decide_remote(
+    requester: Account, owner: Account, *, publish: bool, job_id: int | None, now: datetime
+) -> Consent:
+    """A remote owner's consent here is a grant of theirs we received and verified
+    (:func:`activitypub.federation.likeness.store_grant`), unrevoked and unexpired."""
+    name = f"@{owner.acct}"
+    if not requester.local:
+        return Consent(False, f"{name} and the requester are both on other instances", owner)
+    if owner.suspended:
+        return Consent(False, f"{name} is suspended", owner)
+    why_not = ""
+    for g in await LikenessGrant.filter(
+        owner_id=owner.pk, grantee_id=requester.pk, remote=True
+    ).order_by("-id"):
+        problem = _grant_usable(g, now, job_id)
+        if not problem and publish and g.scope == "drafts":
+            problem = f"{name} allows drafts only: a clip with their likeness cannot be published"
+        if problem:
+            why_not = why_not or problem
+            continue
+        return Consent(True, "consent granted", owner, None, g)
+    return Consent(False, why_not or f"no consent from {name}: ask with a likeness request", owner)
+
+
 async def check_consent(
     requester: Account,
     owner: Account,
@@ -748,6 +769,9 @@ async def check_consent(
     decision = await _decide(
         requester, owner, publish=publish, job_id=job.pk if job is not None else None, now=now
     )
+    fetched: tuple[str, ...] = ()
+    if decision.allowed and not owner.local and settings is not None and job is not None:
+        decision, fetched = await _remote_references(decision, settings, job)
     await ConsentCheck.create(
         requester_id=requester.pk,
         owner_id=owner.pk,
@@ -760,6 +784,8 @@ async def check_consent(
         reason=_cap(decision.reason),
         created_at=now,
     )
+    if fetched:
+        return Consent(True, decision.reason, owner, None, decision.grant, fetched)
     if decision.allowed and settings is not None and decision.likeness is not None:
         return Consent(
             True,
@@ -770,6 +796,26 @@ async def check_consent(
             reference_paths(decision.likeness, settings),
         )
     return decision
+
+
+async def _remote_references(
+    decision: Consent, settings: Settings, job: RenderJob
+) -> tuple[Consent, tuple[str, ...]]:
+    """A remote owner's stills, fetched for *job* from their instance (which checks the
+    consent again), or the refusal when they cannot be had."""
+    from activitypub.errors import ConsentError
+    from activitypub.federation import likeness as federated
+    from activitypub.federation.context import get_federation
+
+    assert decision.grant is not None
+    try:
+        paths = await federated.fetch_references(
+            get_federation(settings), settings, decision.grant, job_id=job.pk
+        )
+    except ConsentError as exc:
+        reason = f"the reference stills of @{decision.owner.acct} cannot be had: {exc.reason}"
+        return Consent(False, _cap(reason), decision.owner, None, decision.grant), ()
+    return decision, paths
 
 
 async def record_use(
@@ -805,6 +851,12 @@ async def record_use(
             kind=kind,
             reason="" if decision.allowed else _cap(decision.reason),
         )
+    if not owner.local:  # a remote owner hears of it at their instance
+        from activitypub.federation import likeness as federated
+
+        if use.uri is None:
+            await federated.tell_use(use, user, owner, grant_row)
+        return use
     if not tell:
         return use
     await notify(
@@ -852,17 +904,32 @@ async def find_owner(
 
 
 async def request_use(
-    requester: Account, owner: Account, *, accept_restrictions: bool = False
+    requester: Account,
+    owner: Account,
+    *,
+    accept_restrictions: bool = False,
+    uri: str | None = None,
 ) -> LikenessRequest:
     """Ask *owner* for the use of their likeness.
 
     Answered at once when the policy decides (approved: a grant is made; or refused with
     :class:`Forbidden` and nothing stored), else pending for the owner, who is notified.
-    Restrictions, when the owner wrote some, must be accepted (422 otherwise)."""
+    Restrictions, when the owner wrote some, must be accepted (422 otherwise).
+
+    A remote *owner* is asked by a ``CameoRequest`` (the request stays pending here until
+    their instance answers: :mod:`activitypub.federation.likeness`); a remote *requester*'s
+    request (*uri*: its activity's id) is answered by the same rules here, and the answer
+    federates (:func:`activitypub.federation.likeness.answer_request`)."""
     if requester.pk == owner.pk:
         raise Invalid("you do not need to ask for your own likeness")
     if not owner.local:
-        raise Invalid("likeness requests to accounts on other instances are not supported yet")
+        from activitypub.federation import likeness as federated
+
+        if not requester.local:
+            raise Invalid("neither account of this request is local")
+        return await federated.send_request(
+            requester, owner, accept_restrictions=accept_restrictions
+        )
     likeness = await get_likeness(owner)
     if likeness is None or likeness.state != LikenessState.VERIFIED:
         raise Invalid(f"@{owner.acct} has no verified likeness")
@@ -880,13 +947,20 @@ async def request_use(
         requester_id=requester.pk, owner_id=owner.pk, state="pending"
     )
     if pending is not None:
-        if pending.accepted_restrictions != digest:
-            await LikenessRequest.filter(pk=pending.pk).update(accepted_restrictions=digest)
+        if pending.accepted_restrictions != digest or (uri and pending.uri != uri):
+            await LikenessRequest.filter(pk=pending.pk).update(
+                accepted_restrictions=digest, uri=uri or pending.uri
+            )
             pending.accepted_restrictions = digest
+            pending.uri = uri or pending.uri
         return pending
     now = utcnow()
     request = await LikenessRequest.create(
-        requester_id=requester.pk, owner_id=owner.pk, accepted_restrictions=digest, created_at=now
+        requester_id=requester.pk,
+        owner_id=owner.pk,
+        accepted_restrictions=digest,
+        uri=uri,
+        created_at=now,
     )
     if not likeness.approval_required:
         approved = await _approved_grant(owner, requester, likeness, digest, now)
@@ -964,7 +1038,17 @@ async def approve_request(
     if not moved:
         await LikenessGrant.filter(pk=row.pk).delete()
         raise Conflict("this request was answered already")
-    return await LikenessRequest.get(pk=request.pk)
+    return await _answered(request.pk)
+
+
+async def _answered(request_id: int) -> LikenessRequest:
+    """The request, answered; a remote requester is told (the signed grant, or a Reject)."""
+    request = await LikenessRequest.get(pk=request_id)
+    if request.uri is not None:
+        from activitypub.federation import likeness as federated
+
+        await federated.answer_request(request)
+    return request
 
 
 async def reject_request(owner: Account, request_id: int) -> LikenessRequest:
@@ -972,7 +1056,7 @@ async def reject_request(owner: Account, request_id: int) -> LikenessRequest:
     await LikenessRequest.filter(pk=request.pk, state="pending").update(
         state="rejected", answered_at=utcnow()
     )
-    return await LikenessRequest.get(pk=request.pk)
+    return await _answered(request.pk)
 
 
 async def requests_of(account: Account) -> tuple[list[LikenessRequest], list[LikenessRequest]]:
