@@ -80,6 +80,7 @@ KINDS = frozenset(
         "account.suspended",
         "account.unsuspended",
         "notification.created",
+        "likeness.revoked",
     }
 )
 
