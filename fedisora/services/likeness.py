@@ -1111,17 +1111,21 @@ async def revoke_likeness(
     files deleted, state ``revoked`` (kept for the audit trail)."""
     likeness = await _mine(account)
     now = utcnow()
-    await Likeness.filter(pk=likeness.pk).update(
-        state=LikenessState.REVOKED,
-        revoked_at=now,
-        updated_at=now,
-        reference_files=[],
-        verification_file=None,
-    )
     revocation = _signed_revocation(account, account.uri, take_down=take_down, now=now)
     found: list[Any] = await LikenessGrant.filter(owner_id=account.pk).values_list("id", flat=True)
     ids = [int(i) for i in found]
-    async with events.transaction() as conn:
+    async with events.transaction() as conn:  # the change and its federation, together
+        await (
+            Likeness.filter(pk=likeness.pk)
+            .using_db(conn)
+            .update(
+                state=LikenessState.REVOKED,
+                revoked_at=now,
+                updated_at=now,
+                reference_files=[],
+                verification_file=None,
+            )
+        )
         await (
             LikenessGrant.filter(owner_id=account.pk, revoked_at=None)
             .using_db(conn)
