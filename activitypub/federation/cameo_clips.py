@@ -49,6 +49,7 @@ from fedisora.models import (
     Cameo,
     CameoCheck,
     Clip,
+    ConsentCheck,
     Delivery,
     LikenessGrant,
     LikenessUse,
@@ -62,6 +63,7 @@ from fedisora.work.graph import State, StateGraph, exponential
 __all__ = [
     "CAMEO_CHECK_GRAPH",
     "Held",
+    "Judgement",
     "admit",
     "carries_revocation",
     "judge",
@@ -105,6 +107,16 @@ class Admitted:
 
     owner: Account
     grant_id: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What :func:`judge` found: the consents that hold, and why the clip is refused."""
+
+    admitted: list[Admitted]
+    reason: str | None = None
+    failed: Account | None = None
+    """The owner whose consent failed, when the failure is theirs."""
 
 
 # --- verifying a clip's consents ------------------------------------------------------------
@@ -155,22 +167,23 @@ async def judge(
     cameos: Sequence[objects.ParsedCameo],
     *,
     now: datetime | None = None,
-) -> tuple[list[Admitted], str | None]:
-    """Verify every consent of a clip by *author*: (the consents, None) when all hold, else
-    (those checked so far, the first reason to refuse the clip). Raises :class:`ActorError`
-    or :class:`FetchError` when an owner's actor or a grant cannot be fetched now."""
+) -> Judgement:
+    """Verify every consent of a clip by *author*: all of them (``reason`` None), or the
+    first reason to refuse the clip (and whose consent failed, when known). Raises
+    :class:`ActorError` or :class:`FetchError` when an owner's actor or a grant cannot be
+    fetched now."""
     now = now or utcnow()
     admitted: list[Admitted] = []
     seen: set[str] = set()
     for cameo in cameos:
         if cameo.problem or cameo.actor is None:
-            return admitted, cameo.problem or "a malformed cameo"
+            return Judgement(admitted, cameo.problem or "a malformed cameo")
         if cameo.actor in seen:
-            return admitted, f"{cameo.actor} is named twice in cameos"
+            return Judgement(admitted, f"{cameo.actor} is named twice in cameos")
         seen.add(cameo.actor)
         owner = await fetch_actor(fed, cameo.actor)
         if owner.suspended_at is not None:
-            return admitted, f"{owner.uri} is suspended here"
+            return Judgement(admitted, f"{owner.uri} is suspended here", owner)
         try:
             doc = await _consent_document(fed, cameo)
             if objects.id_of(doc if isinstance(doc, dict) else None) != cameo.consent_id:
@@ -186,16 +199,41 @@ async def judge(
                 doc, key, owner=owner.uri, grantee=author.uri, needs_publish=True, now=now
             )
         except ConsentError as exc:
-            return admitted, f"the consent of {owner.uri}: {exc.reason}"
+            return Judgement(admitted, f"the consent of {owner.uri}: {exc.reason}", owner)
         revoked = await revoked_here(grant, owner)
         if revoked is not None:
-            return admitted, f"the consent of {owner.uri}: {revoked}"
+            return Judgement(admitted, f"the consent of {owner.uri}: {revoked}", owner)
         admitted.append(Admitted(owner, grant.id))
-    return admitted, None
+    return Judgement(admitted)
 
 
 def _consent_ids(note: objects.ParsedNote) -> list[str]:
     return [c.consent_id for c in note.cameos if c.consent_id]
+
+
+async def _consent_audit(author: Account, found: Judgement) -> None:
+    """The consent audit (:class:`~fedisora.models.ConsentCheck`, what owners and admins
+    read): each consent that held, and the one that failed, for a received clip."""
+    for one in found.admitted:
+        grant = await LikenessGrant.get_or_none(uri=one.grant_id, owner_id=one.owner.pk)
+        await ConsentCheck.create(
+            requester_id=author.pk,
+            owner_id=one.owner.pk,
+            grant_id=grant.pk if grant is not None else None,
+            stage="received",
+            publish=True,
+            allowed=found.reason is None,
+            reason="consent verified" if found.reason is None else f"refused: {found.reason}",
+        )
+    if found.failed is not None and found.reason is not None:
+        await ConsentCheck.create(
+            requester_id=author.pk,
+            owner_id=found.failed.pk,
+            stage="received",
+            publish=True,
+            allowed=False,
+            reason=found.reason[:500],
+        )
 
 
 async def _audit(
@@ -228,7 +266,7 @@ async def admit(
     if await CameoCheck.filter(clip_uri=note.id, state="pending").exists():
         raise Held(f"{note.id}: its consents are being verified")
     try:
-        admitted, reason = await judge(fed, author, note.cameos)
+        found = await judge(fed, author, note.cameos)
     except (ActorError, FetchError) as exc:
         await create_row(
             CameoCheck,
@@ -241,12 +279,13 @@ async def admit(
             reason=f"waiting: {exc}"[:2000],
         )
         raise Held(f"{note.id}: its consents cannot be verified now ({exc})") from exc
-    if reason is not None:
-        await _audit(note, author, "refused", reason, depth)
-        log.warning("%s refused: %s", note.id, reason)
-        raise Ignored(f"clip with cameos refused: {reason}")
+    await _consent_audit(author, found)
+    if found.reason is not None:
+        await _audit(note, author, "refused", found.reason, depth)
+        log.warning("%s refused: %s", note.id, found.reason)
+        raise Ignored(f"clip with cameos refused: {found.reason}")
     await _audit(note, author, "shown", "every consent verified", depth)
-    return [(a.owner, a.grant_id) for a in admitted]
+    return [(a.owner, a.grant_id) for a in found.admitted]
 
 
 async def record_uses(clip: Clip, cameos: Sequence[tuple[Account, str]]) -> None:
@@ -289,11 +328,13 @@ async def _verify(row: CameoCheck, ctx: WorkContext) -> Outcome:
     fed = get_federation(settings)
     try:
         async with ctx.keep_lease():
-            admitted, reason = await judge(fed, author, note.cameos)
+            found = await judge(fed, author, note.cameos)
     except (ActorError, FetchError) as exc:
         return Retry(str(exc))
+    await _consent_audit(author, found)
+    reason = found.reason
     if reason is None:
-        cameos = [(a.owner, a.grant_id) for a in admitted]
+        cameos = [(a.owner, a.grant_id) for a in found.admitted]
         try:
             await store_admitted_clip(author, note, row.note, cameos, depth=row.depth)
         except Ignored as exc:

@@ -23,7 +23,15 @@ from activitypub.federation import cameo_clips
 from activitypub.federation.context import Federation
 from activitypub.federation.ingest import Ignored, handle_activity
 from fedisora.config import Settings
-from fedisora.models import Account, Cameo, CameoCheck, Clip, ReceivedRevocation, utcnow
+from fedisora.models import (
+    Account,
+    Cameo,
+    CameoCheck,
+    Clip,
+    ConsentCheck,
+    ReceivedRevocation,
+    utcnow,
+)
 from fedisora.work import Engine
 
 OWNER = "https://owner.example/users/alice"
@@ -157,6 +165,16 @@ async def test_an_owner_without_an_ed25519_key_cannot_consent(
         await handle_activity(federation, activity)
     (check,) = await CameoCheck.all()
     assert check.outcome == "refused" and "has no Ed25519 key" in check.reason
+    # In the consent audit too (what admins, and a local owner, read).
+    (audit,) = await ConsentCheck.all()
+    alice = await Account.get(uri=OWNER)
+    assert (audit.requester_id, audit.owner_id, audit.stage, audit.allowed) == (
+        bob.account.pk,
+        alice.pk,
+        "received",
+        False,
+    )
+    assert "has no Ed25519 key" in audit.reason
     assert not await Clip.filter(uri=activity["object"]["id"]).exists()
 
 
