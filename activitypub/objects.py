@@ -31,15 +31,18 @@ __all__ = [
     "AS_CONTEXT",
     "CONSENT_TERMS",
     "FEDISORA_NS",
+    "MAX_CAMEOS",
     "OBJECT_CONTEXT",
     "PUBLIC",
     "SECURITY_CONTEXT",
     "UNSTORABLE_CHARS",
     "VIDEO_TITLE_LIMIT",
     "ActorInfo",
+    "CameoInfo",
     "InvalidObject",
     "NoteInfo",
     "ParsedActor",
+    "ParsedCameo",
     "ParsedNote",
     "ParsedVideo",
     "ProvenanceInfo",
@@ -48,6 +51,7 @@ __all__ = [
     "actor_document",
     "addressing",
     "as_list",
+    "cameo_document",
     "collection",
     "digest_multibase",
     "has_unstorable",
@@ -56,6 +60,7 @@ __all__ = [
     "iso_duration",
     "note_document",
     "parse_actor",
+    "parse_cameos",
     "parse_iso_duration",
     "parse_note",
     "quote_authorization",
@@ -132,6 +137,10 @@ OBJECT_TERMS.update(
         "LikenessUse": "fedisora:LikenessUse",
         "canCameo": {"@id": "fedisora:canCameo", "@type": "@id"},
         "acceptRestrictions": "fedisora:acceptRestrictions",
+        # A clip's cameos: who is in it and the signed grant that lets the author publish it.
+        "Cameo": "fedisora:Cameo",
+        "cameos": {"@id": "fedisora:cameos", "@container": "@set"},
+        "consent": {"@id": "fedisora:consent", "@type": "@id"},
     }
 )
 OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]
@@ -612,6 +621,17 @@ class VideoInfo:
 
 
 @dataclass(frozen=True)
+class CameoInfo:
+    """A person in a clip: their actor, how to name them (``@user@domain``, the Mention's
+    ``name``), their profile page, and the signed grant that lets the author publish it."""
+
+    actor: str
+    name: str
+    consent: Mapping[str, Any]
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class NoteInfo:
     id: str
     attributed_to: str
@@ -634,6 +654,7 @@ class NoteInfo:
     shares: str | None = None
     ai_generated: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    cameos: Sequence[CameoInfo] = ()
 
 
 def _provenance(prov: ProvenanceInfo) -> dict[str, Any]:
@@ -685,14 +706,23 @@ def note_document(note: NoteInfo, *, context: bool = True) -> dict[str, Any]:
         "inReplyTo": note.in_reply_to,
         "url": note.url or note.id,
     }
-    if note.language:
-        doc["contentMap"] = {note.language: note.content}
     if note.updated:
         doc["updated"] = note.updated
     tags: list[dict[str, Any]] = [
         {"type": "Hashtag", "href": href, "name": f"#{name}"} for name, href in note.hashtags
     ]
     tags += [{"type": "Mention", "href": href, "name": name} for href, name in note.mentions]
+    content = note.content
+    if note.cameos:
+        named = {href for href, _ in note.mentions}
+        tags += [
+            {"type": "Mention", "href": c.actor, "name": c.name}
+            for c in note.cameos
+            if c.actor not in named
+        ]
+        doc["cameos"] = [cameo_document(c) for c in note.cameos]
+        content = _with_cameo_names(content, note.cameos)
+        doc["content"] = content
     if note.quote:
         doc["quote"] = note.quote
         # FEP-e232 fallback for servers that do not know FEP-044f.
@@ -706,6 +736,8 @@ def note_document(note: NoteInfo, *, context: bool = True) -> dict[str, Any]:
             }
         )
     doc["tag"] = tags
+    if note.language:
+        doc["contentMap"] = {note.language: content}
     if note.video is not None:
         doc["attachment"] = [_attachment(note.video)]
         doc["aiGenerated"] = note.video.ai_generated
@@ -720,6 +752,41 @@ def note_document(note: NoteInfo, *, context: bool = True) -> dict[str, Any]:
             doc[key] = value
     doc.update(note.extra)
     return with_context(doc) if context else doc
+
+
+#: The most cameos a clip may carry (a clip naming more is refused, not trimmed).
+MAX_CAMEOS = 8
+
+
+def cameo_document(cameo: CameoInfo) -> dict[str, Any]:
+    """One entry of a clip's ``cameos``: the person (``actor``) and, embedded, the signed
+    ``LikenessAuthorization`` (``consent``, whose ``id`` is the grant's) it was made under."""
+    return {"type": "Cameo", "actor": cameo.actor, "consent": dict(cameo.consent)}
+
+
+def _with_cameo_names(content: str, cameos: Sequence[CameoInfo]) -> str:
+    """*content* naming the people in the clip (Mastodon's mention markup), for servers that
+    know nothing of cameos: a last paragraph "With @a@x, @b@y" for those the caption does
+    not link to already."""
+    missing = [c for c in cameos if c.actor not in content and (c.url or c.actor) not in content]
+    if not missing:
+        return content
+    links = ", ".join(
+        '<span class="h-card" translate="no"><a href="{href}" class="u-url mention">@<span>'
+        "{user}</span></a></span>".format(
+            href=_escape_attr(c.url or c.actor), user=_escape_text(c.name.lstrip("@").split("@")[0])
+        )
+        for c in missing
+    )
+    return f"{content}<p>With {links}</p>"
+
+
+def _escape_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_attr(value: str) -> str:
+    return _escape_text(value).replace('"', "&quot;")
 
 
 #: PeerTube's terms, for the ``Video`` representation of a clip.
@@ -933,6 +1000,19 @@ class ParsedVideo:
 
 
 @dataclass(frozen=True)
+class ParsedCameo:
+    """One entry of a received clip's ``cameos``. ``problem`` says why it cannot be a valid
+    consent (a malformed entry is kept, so that the clip is refused rather than shown with
+    the cameo silently dropped); the consent itself is checked by the receiver
+    (:func:`activitypub.consent.verify_grant`)."""
+
+    actor: str | None
+    consent_id: str | None
+    consent: Mapping[str, Any] | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class ParsedNote:
     id: str
     type: str
@@ -952,6 +1032,7 @@ class ParsedNote:
     video: ParsedVideo | None
     ai_generated: bool | None
     manifest_digest: str | None
+    cameos: tuple[ParsedCameo, ...] = ()
 
 
 def _int(value: Any) -> int | None:
@@ -1125,4 +1206,33 @@ def parse_note(obj: Mapping[str, Any]) -> ParsedNote:
         ai_generated=ai if isinstance(ai, bool) else (video.ai_generated if video else None),
         manifest_digest=_provenance_digest(obj.get("provenance"))
         or (video.manifest_digest if video else None),
+        cameos=parse_cameos(obj),
     )
+
+
+def parse_cameos(obj: Mapping[str, Any]) -> tuple[ParsedCameo, ...]:
+    """The ``cameos`` of a received clip, each with its embedded consent (or only the
+    consent's id); a malformed entry (or too many) comes back with a ``problem``, never
+    dropped. No consent is verified here."""
+    if "cameos" not in obj or obj.get("cameos") is None:
+        return ()
+    raw = obj["cameos"]
+    entries = raw if isinstance(raw, list) else [raw]
+    if len(entries) > MAX_CAMEOS:
+        return (ParsedCameo(None, None, None, f"more than {MAX_CAMEOS} cameos"),)
+    out: list[ParsedCameo] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            out.append(ParsedCameo(None, None, None, "a cameo that is not an object"))
+            continue
+        actor = _bounded(_reference(entry.get("actor")))
+        consent = entry.get("consent")
+        document = consent if isinstance(consent, Mapping) else None
+        consent_id = _bounded(_reference(consent))
+        problem = ""
+        if not actor:
+            problem = "a cameo without an actor"
+        elif not consent_id:
+            problem = f"the cameo of {actor} carries no consent"
+        out.append(ParsedCameo(actor, consent_id, document, problem))
+    return tuple(out)

@@ -1215,3 +1215,52 @@ __all__ += [
     "LikenessState",
     "LikenessUse",
 ]
+
+
+class CameoCheck(WorkRow):
+    """The consents of a remote clip with cameos, verified before the clip is shown.
+
+    A clip whose consents all verify is stored (``outcome`` ``shown``); one that fails is
+    not stored at all (``refused``; the reason is kept here, for the admin) and a clip
+    already shown whose consent is revoked with a take-down is hidden (``hidden``). A check
+    that cannot be made now (the owner's actor cannot be fetched) stays ``pending`` with the
+    Note, retried like the other federation work. The state graph lives in
+    ``activitypub/federation/cameo_clips.py``.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    clip_uri = fields.CharField(max_length=2048)
+    author_uri = fields.CharField(max_length=2048)
+    note: dict[str, Any] | None = fields.JSONField(null=True)  # kept while pending
+    consent_uris: list[str] = fields.JSONField(default=list)
+    depth = fields.IntField(default=0)
+    outcome = fields.CharField(max_length=16, default="")  # shown|refused|hidden
+    reason = fields.TextField(default="")
+
+    class Meta:
+        table = "cameo_checks"
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("clip_uri",)),
+        )
+
+
+class ReceivedRevocation(Model):
+    """A ``LikenessRevocation`` by a remote owner, verified and applied once (its id is what
+    tells a replay)."""
+
+    id = fields.BigIntField(primary_key=True)
+    uri = fields.CharField(max_length=2048, unique=True)
+    owner_uri = fields.CharField(max_length=2048)
+    object_uri = fields.CharField(max_length=2048)
+    published = fields.DatetimeField()
+    take_down = fields.BooleanField(default=False)
+    document: dict[str, Any] = fields.JSONField()
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "likeness_revocations_received"
+        indexes = (Index(fields=("owner_uri",)), Index(fields=("object_uri",)))
+
+
+__all__ += ["CameoCheck", "ReceivedRevocation"]

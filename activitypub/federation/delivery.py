@@ -37,6 +37,7 @@ from fedisora.models import (
     Account,
     Block,
     Boost,
+    Cameo,
     Clip,
     Comment,
     Delivery,
@@ -142,7 +143,8 @@ def inboxes(recipients: Iterable[Account]) -> list[str]:
 
 async def _clip_audience(clip: Clip, author: Account) -> list[Account]:
     mentioned = [m.account_id for m in await Mention.filter(clip_id=clip.pk)]
-    extra = list(mentioned)
+    # The people in it (cameos) hear of it too: their instance checks and lists the use.
+    extra = list(mentioned) + [c.account_id for c in await Cameo.filter(clip_id=clip.pk)]
     if clip.remix_of_id is not None and clip.visibility != Visibility.DIRECT:
         source = await Clip.get_or_none(pk=clip.remix_of_id)
         if source is not None:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from activitypub import objects
-from activitypub.federation import likeness
+from activitypub.federation import cameo_clips, likeness
 from activitypub.federation.actors import ActorError, fetch_actor, store_actor
 from activitypub.federation.context import Federation
 from activitypub.federation.delivery import enqueue
@@ -68,6 +68,7 @@ __all__ = [
     "quote_stamp",
     "quoting_uri_of",
     "resolve_clip",
+    "store_admitted_clip",
 ]
 
 log = logging.getLogger("fedisora.federation")
@@ -338,7 +339,7 @@ async def resolve_clip(fed: Federation, uri: str, *, depth: int = 0) -> Clip:
     author = await fetch_actor(fed, note.attributed_to)
     if author.local or not objects.same_origin(note.id, author.uri):
         raise Ignored(f"{note.id} is not on its author's host")
-    return await _store_clip(author, note, stamp=objects.stamp_of(doc), depth=depth)
+    return await _store_checked(fed, author, note, doc, depth=depth)
 
 
 def _parse(obj: dict[str, Any]) -> objects.ParsedNote:
@@ -375,7 +376,7 @@ async def _create(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     elif note.video is not None:
         if await Clip.filter(uri=note.id).exists():
             raise Ignored(f"{note.id} is known already")
-        await _store_clip(actor, note, stamp=objects.stamp_of(obj))
+        await _store_checked(fed, actor, note, obj)
     else:
         raise Ignored("a post without a video is not a clip")
 
@@ -396,8 +397,48 @@ async def _mentioned_locals(note: objects.ParsedNote) -> list[Account]:
     return await Account.filter(uri__in=list(note.mentions), domain=None, suspended_at=None)
 
 
+async def _store_checked(
+    fed: Federation,
+    author: Account,
+    note: objects.ParsedNote,
+    obj: dict[str, Any],
+    *,
+    depth: int = 0,
+) -> Clip:
+    """Store a remote clip; one with cameos only once each consent is verified
+    (:mod:`activitypub.federation.cameo_clips`): refused (:class:`Ignored`, the reason kept
+    for the admin) or held for a durable check when an owner cannot be fetched now."""
+    cameos: list[tuple[Account, str]] = []
+    if note.cameos:
+        try:
+            cameos = await cameo_clips.admit(fed, author, note, obj, depth=depth)
+        except cameo_clips.Held as exc:
+            raise Ignored(str(exc)) from exc
+    return await store_admitted_clip(author, note, obj, cameos, depth=depth)
+
+
+async def store_admitted_clip(
+    author: Account,
+    note: objects.ParsedNote,
+    obj: dict[str, Any],
+    cameos: list[tuple[Account, str]],
+    *,
+    depth: int = 0,
+) -> Clip:
+    """Store the remote clip *note* whose *cameos* (owner, grant id) were verified."""
+    clip = await _store_clip(author, note, stamp=objects.stamp_of(obj), depth=depth, cameos=cameos)
+    if cameos:
+        await cameo_clips.record_uses(clip, cameos)
+    return clip
+
+
 async def _store_clip(
-    author: Account, note: objects.ParsedNote, *, stamp: str | None = None, depth: int = 0
+    author: Account,
+    note: objects.ParsedNote,
+    *,
+    stamp: str | None = None,
+    depth: int = 0,
+    cameos: list[tuple[Account, str]] | None = None,
 ) -> Clip:
     """Store a remote clip (its video is not copied here: it plays through the media proxy
     once checked), provenance unverified until the check queued with it
@@ -440,7 +481,7 @@ async def _store_clip(
         await request_check(media, note.id, author)
         if note.quote:  # the same for the quote: a crash after this cannot lose the check
             quote_check = await request_verification(note.id, note.quote, stamp, depth=depth)
-        return await _save_clip(author, note, media, stamp)
+        return await _save_clip(author, note, media, stamp, cameos or [])
     except BaseException:
         # Only if the clip was not stored: an exception (a cancellation) can also come after
         # its transaction committed, while its events are handed on.
@@ -452,7 +493,11 @@ async def _store_clip(
 
 
 async def _save_clip(
-    author: Account, note: objects.ParsedNote, media: MediaFile, stamp: str | None
+    author: Account,
+    note: objects.ParsedNote,
+    media: MediaFile,
+    stamp: str | None,
+    cameos: list[tuple[Account, str]],
 ) -> Clip:
     text, content = _text_and_html(note)
     clip = Clip(
@@ -475,7 +520,13 @@ async def _save_clip(
         created_at=_parse_time(note.published) or utcnow(),
     )
     mentioned = await _mentioned_locals(note)
-    return await posts.store_clip(clip, author, mentioned=mentioned, tags=note.hashtags)
+    return await posts.store_clip(
+        clip,
+        author,
+        mentioned=mentioned,
+        tags=note.hashtags,
+        cameos=[(owner, grant) for owner, grant in cameos],
+    )
 
 
 async def _store_comment(fed: Federation, author: Account, note: objects.ParsedNote) -> None:
@@ -550,6 +601,9 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
 
 
 async def _delete(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    if cameo_clips.carries_revocation(activity):  # a likeness consent taken back
+        await cameo_clips.revocation_received(fed, actor, activity)
+        return
     uri = objects.id_of(activity.get("object"))
     if uri == actor.uri:
         await _delete_actor(actor)

@@ -9,6 +9,7 @@ from fedisora import urls
 from fedisora.models import (
     Account,
     ActorType,
+    Cameo,
     Clip,
     ClipTag,
     Comment,
@@ -19,6 +20,7 @@ from fedisora.models import (
 
 __all__ = [
     "actor_document",
+    "clip_cameos",
     "clip_note",
     "clip_video",
     "comment_note",
@@ -116,15 +118,46 @@ async def clip_video(clip: Clip, *, context: bool = True) -> dict[str, object] |
     return objects.video_document(info, context=context)
 
 
+def _acct_name(account: Account) -> str:
+    return f"@{account.username}@{account.domain or urls.current().base.split('://', 1)[1]}"
+
+
+async def clip_cameos(clip: Clip) -> list[objects.CameoInfo]:
+    """The cameos of a local clip with the signed grants they were published under (a cameo
+    whose grant has no signed document, e.g. the author's own likeness, is named without
+    one: only the mention)."""
+    from fedisora.models import LikenessGrant
+
+    out: list[objects.CameoInfo] = []
+    for cameo in await Cameo.filter(clip_id=clip.pk).prefetch_related("account").order_by("id"):
+        if not cameo.consent_uri:
+            continue
+        grant = await LikenessGrant.get_or_none(uri=cameo.consent_uri)
+        if grant is None or not grant.document:
+            continue
+        account = cameo.account
+        out.append(
+            objects.CameoInfo(
+                actor=account.uri,
+                name=_acct_name(account),
+                consent=grant.document,
+                url=account.url or account.uri,
+            )
+        )
+    return out
+
+
 async def _clip_info(clip: Clip) -> objects.NoteInfo:
     author = await Account.get(pk=clip.account_id)
     u = urls.current()
     mentioned = await _mentions(clip_id=clip.pk)
     tag_names = await ClipTag.filter(clip_id=clip.pk).values_list("tag__name", flat=True)
+    cameos = await clip_cameos(clip)
+    named = [a.uri for a in mentioned]
     to, cc = objects.addressing(
         clip.visibility.value,
         author.followers_uri or u.followers(author.username),
-        [a.uri for a in mentioned],
+        named + [c.actor for c in cameos if c.actor not in named],
     )
     media = await MediaFile.get_or_none(pk=clip.media_id) if clip.media_id else None
     info = objects.NoteInfo(
@@ -149,6 +182,7 @@ async def _clip_info(clip: Clip) -> objects.NoteInfo:
         likes=f"{clip.uri}/likes",
         shares=f"{clip.uri}/shares",
         extra=_clip_extra(clip, author),
+        cameos=cameos,
     )
     return info
 

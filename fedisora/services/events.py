@@ -81,6 +81,7 @@ KINDS = frozenset(
         "account.unsuspended",
         "notification.created",
         "likeness.federate",  # a consent activity, prepared (activitypub.federation.likeness)
+        "likeness.revoked",
     }
 )
 

@@ -72,6 +72,7 @@ from fedisora.models import (
     User,
     utcnow,
 )
+from fedisora.services import events
 from fedisora.services.notify import notify
 from fedisora.services.visibility import is_blocked
 
@@ -84,6 +85,7 @@ __all__ = [
     "Consent",
     "LikenessInputError",
     "approve_request",
+    "cancel_grant_jobs",
     "check_consent",
     "consent_checks",
     "find_owner",
@@ -1122,6 +1124,12 @@ async def _cancel_jobs(grant_ids: Sequence[int], owner: Account, engine: Any) ->
     return cancelled
 
 
+async def cancel_grant_jobs(grant_ids: Sequence[int], owner: Account, engine: Any = None) -> int:
+    """Cancel the live render jobs using any of *grant_ids* (a revocation received from a
+    remote owner too); how many."""
+    return await _cancel_jobs(grant_ids, owner, engine)
+
+
 async def _take_down(grant_ids: Sequence[int]) -> int:
     """Delete the local clips published with any of *grant_ids* (their Delete federates)."""
     from fedisora.services.posts import delete_clip
@@ -1159,12 +1167,21 @@ async def revoke_grant(
         revocation = (
             _signed_revocation(owner, row.uri, take_down=take_down, now=now) if row.uri else None
         )
-        await LikenessGrant.filter(pk=row.pk, revoked_at=None).update(
-            revoked_at=now,
-            take_down=take_down,
-            revocation=revocation,
-            revocation_uri=revocation["id"] if revocation else None,
-        )
+        async with events.transaction() as conn:
+            updated = (
+                await LikenessGrant.filter(pk=row.pk, revoked_at=None)
+                .using_db(conn)
+                .update(
+                    revoked_at=now,
+                    take_down=take_down,
+                    revocation=revocation,
+                    revocation_uri=revocation["id"] if revocation else None,
+                )
+            )
+            if updated and revocation is not None:  # federated through the outbox
+                await events.emit(
+                    conn, "likeness.revoked", owner.pk, revocation=revocation, grant_ids=[row.pk]
+                )
     await _cancel_jobs([row.pk], owner, engine)
     if take_down:
         await _take_down([row.pk])
@@ -1178,22 +1195,35 @@ async def revoke_likeness(
     files deleted, state ``revoked`` (kept for the audit trail)."""
     likeness = await _mine(account)
     now = utcnow()
-    await Likeness.filter(pk=likeness.pk).update(
-        state=LikenessState.REVOKED,
-        revoked_at=now,
-        updated_at=now,
-        reference_files=[],
-        verification_file=None,
-    )
     revocation = _signed_revocation(account, account.uri, take_down=take_down, now=now)
-    await LikenessGrant.filter(owner_id=account.pk, revoked_at=None).update(
-        revoked_at=now,
-        take_down=take_down,
-        revocation=revocation,
-        revocation_uri=revocation["id"] if revocation else None,
-    )
     found: list[Any] = await LikenessGrant.filter(owner_id=account.pk).values_list("id", flat=True)
     ids = [int(i) for i in found]
+    async with events.transaction() as conn:  # the change and its federation, together
+        await (
+            Likeness.filter(pk=likeness.pk)
+            .using_db(conn)
+            .update(
+                state=LikenessState.REVOKED,
+                revoked_at=now,
+                updated_at=now,
+                reference_files=[],
+                verification_file=None,
+            )
+        )
+        await (
+            LikenessGrant.filter(owner_id=account.pk, revoked_at=None)
+            .using_db(conn)
+            .update(
+                revoked_at=now,
+                take_down=take_down,
+                revocation=revocation,
+                revocation_uri=revocation["id"] if revocation else None,
+            )
+        )
+        if revocation is not None:  # federated through the outbox
+            await events.emit(
+                conn, "likeness.revoked", account.pk, revocation=revocation, grant_ids=ids
+            )
     await _cancel_jobs(ids, account, engine)
     if take_down:
         await _take_down(ids)
@@ -1236,6 +1266,26 @@ async def remove_from_clip(owner: Account, use_id: int, *, engine: Any = None) -
         raise NotFound("Record not found")
     if use.removed_at is not None:
         return use
+    remote_clip = (
+        await Clip.get_or_none(pk=use.clip_id, local=False) if use.clip_id is not None else None
+    )
+    if remote_clip is not None:
+        # A clip hosted on another instance: the owner takes back the grant it was published
+        # with, with a take-down. The signed revocation goes to the hosting instance, which
+        # deletes the clip (its Delete federates) and refuses new uses of that grant.
+        grant_row = await LikenessGrant.get_or_none(pk=use.grant_id) if use.grant_id else None
+        if grant_row is None:
+            uri = await Cameo.filter(clip_id=remote_clip.pk, account_id=owner.pk).values_list(
+                "consent_uri", flat=True
+            )
+            grant_row = await LikenessGrant.get_or_none(
+                uri__in=[u for u in uri if u], owner_id=owner.pk
+            )
+        if grant_row is None or grant_row.owner_id != owner.pk:
+            raise Conflict("no consent of yours is recorded for that clip")
+        await revoke_grant(owner, grant_row.pk, take_down=True, engine=engine)
+        await LikenessUse.filter(pk=use.pk).update(removed_at=utcnow())
+        return await LikenessUse.get(pk=use.pk)
     clip_ids: set[Any] = set()
     if use.render_job_id is not None:
         clip_ids |= set(

@@ -71,7 +71,10 @@ OUTBOX_GRAPH = StateGraph(
 #: event's move to ``done``) and returning how many Delivery rows they wrote. Fixed here,
 #: not subscribed at run time: a process that forgot to subscribe one would otherwise
 #: mark events done without their deliveries.
-EFFECTS: tuple[str, ...] = ("activitypub.federation.delivery:on_event",)
+EFFECTS: tuple[str, ...] = (
+    "activitypub.federation.delivery:on_event",
+    "activitypub.federation.cameo_clips:on_event",
+)
 
 #: An earlier pending event of the same actor holds a later one back while it has failed
 #: fewer times than this.

@@ -22,6 +22,7 @@ PROVIDERS: list[str] = [
     "activitypub.federation.delivery:machines",
     "activitypub.federation.media_check:machines",
     "activitypub.federation.quote_check:machines",
+    "activitypub.federation.cameo_clips:machines",
     "fedisora.work.housekeeping:machines",
     "fedisora.services.outbox:machines",
 ]

@@ -62,9 +62,12 @@ from fedisora import urls
 from fedisora.config import Settings, load_settings
 from fedisora.models import (
     Account,
+    Audience,
     Clip,
     Delivery,
     InboxItem,
+    Likeness,
+    LikenessState,
     Notification,
     NotificationType,
     OutboxEvent,
@@ -79,6 +82,7 @@ from fedisora.services import (
     events,
     follows,
     interactions,
+    likeness,
     posts,
 )
 from fedisora.services.notify import notify
@@ -547,11 +551,39 @@ async def _act_render(w: World) -> None:
     assert (await RenderJob.get(pk=w.rows["job"].pk)).state == "failed"
 
 
+async def _setup_grant_to_fan(w: World) -> None:
+    # ann's likeness, and a signed grant to fan (on another instance).
+    mine = await Likeness.create(
+        account=w.ann, state=LikenessState.VERIFIED, audience=Audience.APPROVED
+    )
+    w.rows["grant"] = await likeness._new_grant(
+        w.ann, w.fan, mine, basis="approved", digest="", expires_at=None
+    )
+
+
 async def _act_notify_alone(w: World) -> None:
     await notify(w.ann, N.RENDER_FINISHED, dedupe_key="render:0")
 
 
+LIKENESS = "fedisora/services/likeness.py"
+
 SCENARIOS = [
+    Scenario(
+        "revoke a grant to a remote account",
+        ((LIKENESS, "revoke_grant", "likeness.revoked"),),
+        lambda w: likeness.revoke_grant(w.ann, w.rows["grant"].pk, take_down=True),
+        {"likeness.revoked": 1},
+        {("Delete", FANS): 1},
+        setup=_setup_grant_to_fan,
+    ),
+    Scenario(
+        "revoke a whole likeness granted to a remote account",
+        ((LIKENESS, "revoke_likeness", "likeness.revoked"),),
+        lambda w: likeness.revoke_likeness(w.ann, settings=w.settings),
+        {"likeness.revoked": 1},
+        {("Delete", FANS): 1},
+        setup=_setup_grant_to_fan,
+    ),
     Scenario(
         "post a clip mentioning ben",
         (

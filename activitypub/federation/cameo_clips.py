@@ -1,0 +1,538 @@
+"""Cameos across instances: the consents of received clips, and revocations that federate.
+
+**Receiving a clip with cameos** (``ingest``: a ``Create``, or a clip fetched by its id). A
+clip names each person in it in ``cameos`` (``[{type: Cameo, actor, consent: {signed
+LikenessAuthorization}}]``, :func:`activitypub.objects.parse_cameos`). Before it is shown,
+every consent is verified (:func:`judge`): the grant's proof with the owner's Ed25519 key
+(the owner is the cameo's ``actor``, their actor fetched through the actor cache), the
+grantee is the clip's author, the scope is ``publish``, it has not expired, and no
+revocation seen here takes it back (:class:`~fedisora.models.ReceivedRevocation`, or the
+grant's row when the owner is local). A clip that fails is **not stored at all** (so no
+timeline, API, web page or stream can show it) and not stored without its cameos either;
+the reason is kept in a :class:`~fedisora.models.CameoCheck` row for the admin. When the
+owner's actor cannot be fetched now, the check is durable work (``pending``, with the
+Note), retried with backoff like quote checks; the clip is stored once it passes.
+
+**Revocations**. When a local owner revokes a grant or their whole likeness
+(:mod:`fedisora.services.likeness`), the ``likeness.revoked`` event becomes deliveries
+through the outbox (:func:`on_event`): ``Delete{actor: owner, object: the grant id (or
+"{owner}#likeness" for all), instrument: the signed LikenessRevocation}`` to the grantee's
+instance and to every instance a clip using it was delivered to or is hosted on. A receiver
+(:func:`revocation_received`) verifies the proof with the owner's key, refuses a forged one
+(logged), applies a revocation once (its id is remembered: a replay changes nothing),
+revokes the grants it holds, cancels render jobs using them and, with ``takeDown``, deletes
+the clips published with them: the hosting instance deletes its clip and the ``Delete``
+federates; any other instance hides its copy (the same local deletion, without a delivery).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+
+from activitypub import consent, integrity, objects
+from activitypub.errors import ConsentError
+from activitypub.federation.actors import ActorError, domain_of, fetch_actor
+from activitypub.federation.context import Federation, get_federation
+from activitypub.federation.http import FetchError
+from activitypub.federation.rows import create_row
+from activitypub.keys import public_key_from_multibase
+from fedisora.config import Settings
+from fedisora.models import (
+    Account,
+    Cameo,
+    CameoCheck,
+    Clip,
+    ConsentCheck,
+    Delivery,
+    LikenessGrant,
+    LikenessUse,
+    ReceivedRevocation,
+    utcnow,
+)
+from fedisora.services.events import Event
+from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
+from fedisora.work.graph import State, StateGraph, exponential
+
+__all__ = [
+    "CAMEO_CHECK_GRAPH",
+    "Held",
+    "Judgement",
+    "admit",
+    "carries_revocation",
+    "judge",
+    "likeness_id",
+    "machines",
+    "on_event",
+    "record_uses",
+    "revocation_activity",
+    "revocation_received",
+    "revoked_here",
+]
+
+log = logging.getLogger("fedisora.federation")
+
+RETRY_SCHEDULE = exponential(timedelta(seconds=30), 2.0, timedelta(hours=6), timedelta(days=1))
+CAMEO_CHECK_GRAPH = StateGraph(
+    "cameo_check",
+    [
+        State(
+            "pending",
+            to=("checked", "skipped"),
+            retry=RETRY_SCHEDULE,
+            max_attempts=len(RETRY_SCHEDULE) + 1,
+        ),
+        State("checked", terminal=True),
+        State("skipped", terminal=True),
+        State("failed", terminal=True),
+    ],
+    initial="pending",
+    failed="failed",
+)
+
+
+class Held(Exception):
+    """The clip waits for its consents to be verified (a durable check is queued)."""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A consent that verified: the owner's account and the grant's id."""
+
+    owner: Account
+    grant_id: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What :func:`judge` found: the consents that hold, and why the clip is refused."""
+
+    admitted: list[Admitted]
+    reason: str | None = None
+    failed: Account | None = None
+    """The owner whose consent failed, when the failure is theirs."""
+
+
+# --- verifying a clip's consents ------------------------------------------------------------
+
+
+async def revoked_here(grant: consent.Grant, owner: Account) -> str | None:
+    """Why *grant* is revoked as far as this instance knows, if it is: a revocation received
+    from its (remote) owner, or, for a local owner, the grant's own row."""
+    if owner.local:
+        row = await LikenessGrant.get_or_none(uri=grant.id, owner_id=owner.pk, remote=False)
+        if row is None:
+            return f"{grant.id} was not issued here"
+        if row.revoked_at is not None:
+            return "the consent was revoked by its owner"
+        return None
+    for rev in await ReceivedRevocation.filter(owner_uri=owner.uri):
+        seen = consent.Revocation(
+            id=rev.uri,
+            owner=rev.owner_uri,
+            object=rev.object_uri,
+            published=rev.published,
+            take_down=rev.take_down,
+        )
+        if consent.revokes(seen, grant):
+            return f"the consent was revoked by its owner ({rev.uri})"
+    return None
+
+
+async def _consent_document(fed: Federation, cameo: objects.ParsedCameo) -> Any:
+    """The cameo's grant: embedded, or dereferenced from its id (on the owner's server)."""
+    if cameo.consent is not None:
+        return cameo.consent
+    assert cameo.consent_id is not None
+    try:
+        final, doc = await fed.client.get_json(cameo.consent_id, auth=await fed.instance_auth())
+    except FetchError as exc:
+        if exc.status is None or exc.status >= 500 or exc.status in (408, 425, 429):
+            raise
+        raise ConsentError(f"the consent {cameo.consent_id} cannot be dereferenced") from exc
+    if not objects.same_origin(final, cameo.consent_id):
+        raise ConsentError(f"{cameo.consent_id} redirected to another server")
+    return doc
+
+
+async def judge(
+    fed: Federation,
+    author: Account,
+    cameos: Sequence[objects.ParsedCameo],
+    *,
+    now: datetime | None = None,
+) -> Judgement:
+    """Verify every consent of a clip by *author*: all of them (``reason`` None), or the
+    first reason to refuse the clip (and whose consent failed, when known). Raises
+    :class:`ActorError` or :class:`FetchError` when an owner's actor or a grant cannot be
+    fetched now."""
+    now = now or utcnow()
+    admitted: list[Admitted] = []
+    seen: set[str] = set()
+    for cameo in cameos:
+        if cameo.problem or cameo.actor is None:
+            return Judgement(admitted, cameo.problem or "a malformed cameo")
+        if cameo.actor in seen:
+            return Judgement(admitted, f"{cameo.actor} is named twice in cameos")
+        seen.add(cameo.actor)
+        owner = await fetch_actor(fed, cameo.actor)
+        if owner.suspended_at is not None:
+            return Judgement(admitted, f"{owner.uri} is suspended here", owner)
+        try:
+            doc = await _consent_document(fed, cameo)
+            if objects.id_of(doc if isinstance(doc, dict) else None) != cameo.consent_id:
+                raise ConsentError(f"the consent is not {cameo.consent_id}")
+            if not owner.ed25519_public_multibase:
+                raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
+            key = public_key_from_multibase(owner.ed25519_public_multibase)
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+
+            if not isinstance(key, ed25519.Ed25519PublicKey):
+                raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
+            grant = consent.verify_grant(
+                doc, key, owner=owner.uri, grantee=author.uri, needs_publish=True, now=now
+            )
+        except ConsentError as exc:
+            return Judgement(admitted, f"the consent of {owner.uri}: {exc.reason}", owner)
+        revoked = await revoked_here(grant, owner)
+        if revoked is not None:
+            return Judgement(admitted, f"the consent of {owner.uri}: {revoked}", owner)
+        admitted.append(Admitted(owner, grant.id))
+    return Judgement(admitted)
+
+
+def _consent_ids(note: objects.ParsedNote) -> list[str]:
+    return [c.consent_id for c in note.cameos if c.consent_id]
+
+
+async def _consent_audit(author: Account, found: Judgement) -> None:
+    """The consent audit (:class:`~fedisora.models.ConsentCheck`, what owners and admins
+    read): each consent that held, and the one that failed, for a received clip."""
+    for one in found.admitted:
+        grant = await LikenessGrant.get_or_none(uri=one.grant_id, owner_id=one.owner.pk)
+        await ConsentCheck.create(
+            requester_id=author.pk,
+            owner_id=one.owner.pk,
+            grant_id=grant.pk if grant is not None else None,
+            stage="received",
+            publish=True,
+            allowed=found.reason is None,
+            reason="consent verified" if found.reason is None else f"refused: {found.reason}",
+        )
+    if found.failed is not None and found.reason is not None:
+        await ConsentCheck.create(
+            requester_id=author.pk,
+            owner_id=found.failed.pk,
+            stage="received",
+            publish=True,
+            allowed=False,
+            reason=found.reason[:500],
+        )
+
+
+async def _audit(
+    note: objects.ParsedNote, author: Account, outcome: str, reason: str, depth: int = 0
+) -> None:
+    await CameoCheck.create(
+        state="checked",
+        clip_uri=note.id,
+        author_uri=author.uri,
+        consent_uris=_consent_ids(note),
+        depth=depth,
+        outcome=outcome,
+        reason=reason[:2000],
+    )
+
+
+async def admit(
+    fed: Federation,
+    author: Account,
+    note: objects.ParsedNote,
+    obj: dict[str, Any],
+    *,
+    depth: int = 0,
+) -> list[tuple[Account, str]]:
+    """The ``(owner, grant id)`` cameos of the received clip *note*, all verified, for it to
+    be stored with. A clip that fails is recorded and refused (:class:`Ignored`, with the
+    reason); one that cannot be checked now is queued (:class:`Held`)."""
+    from activitypub.federation.ingest import Ignored
+
+    if await CameoCheck.filter(clip_uri=note.id, state="pending").exists():
+        raise Held(f"{note.id}: its consents are being verified")
+    try:
+        found = await judge(fed, author, note.cameos)
+    except (ActorError, FetchError) as exc:
+        await create_row(
+            CameoCheck,
+            CAMEO_CHECK_GRAPH.initial,
+            clip_uri=note.id,
+            author_uri=author.uri,
+            note=obj,
+            consent_uris=_consent_ids(note),
+            depth=depth,
+            reason=f"waiting: {exc}"[:2000],
+        )
+        raise Held(f"{note.id}: its consents cannot be verified now ({exc})") from exc
+    await _consent_audit(author, found)
+    if found.reason is not None:
+        await _audit(note, author, "refused", found.reason, depth)
+        log.warning("%s refused: %s", note.id, found.reason)
+        raise Ignored(f"clip with cameos refused: {found.reason}")
+    await _audit(note, author, "shown", "every consent verified", depth)
+    return [(a.owner, a.grant_id) for a in found.admitted]
+
+
+async def record_uses(clip: Clip, cameos: Sequence[tuple[Account, str]]) -> None:
+    """A use notice for each local owner in the remote *clip* (so that they list it and can
+    remove themselves from it)."""
+    for owner, grant_id in cameos:
+        if not owner.local:
+            continue
+        grant = await LikenessGrant.get_or_none(uri=grant_id, owner_id=owner.pk)
+        await LikenessUse.create(
+            owner_id=owner.pk,
+            user_id=clip.account_id,
+            grant_id=grant.pk if grant is not None else None,
+            clip_id=clip.pk,
+            clip_uri=clip.uri,
+            kind="published",
+            remote=True,
+        )
+
+
+# --- the machine: checks that could not be made at once ------------------------------------
+
+
+async def _verify(row: CameoCheck, ctx: WorkContext) -> Outcome:
+    from activitypub.federation.ingest import Ignored, store_admitted_clip
+
+    settings: Settings = ctx.engine.context["settings"]
+    if await Clip.filter(uri=row.clip_uri).exists():
+        await ctx.move("skipped", reason="the clip is stored already")
+        return "skipped"
+    author = await Account.get_or_none(uri=row.author_uri)
+    if author is None or author.suspended_at is not None or not row.note:
+        await ctx.move("skipped", reason="its author is gone")
+        return "skipped"
+    try:
+        note = objects.parse_note(row.note)
+    except objects.InvalidObject as exc:
+        await ctx.move("skipped", reason=str(exc)[:1000])
+        return "skipped"
+    fed = get_federation(settings)
+    try:
+        async with ctx.keep_lease():
+            found = await judge(fed, author, note.cameos)
+    except (ActorError, FetchError) as exc:
+        return Retry(str(exc))
+    await _consent_audit(author, found)
+    reason = found.reason
+    if reason is None:
+        cameos = [(a.owner, a.grant_id) for a in found.admitted]
+        try:
+            await store_admitted_clip(author, note, row.note, cameos, depth=row.depth)
+        except Ignored as exc:
+            reason = f"not stored: {exc}"
+    outcome = "shown" if reason is None else "refused"
+    async with ctx.transition("checked") as conn:
+        await (
+            CameoCheck.filter(pk=row.pk)
+            .using_db(conn)
+            .update(outcome=outcome, reason=(reason or "every consent verified")[:2000], note=None)
+        )
+    log.info("%s: cameos %s (%s)", row.clip_uri, outcome, reason or "verified")
+    return "checked"
+
+
+def machines(settings: Settings) -> list[Machine]:
+    return [Machine(CameoCheck, CAMEO_CHECK_GRAPH, {"pending": _verify})]
+
+
+# --- revocations: sending -----------------------------------------------------------------
+
+
+def likeness_id(owner_uri: str) -> str:
+    """What a ``Delete`` revoking a whole likeness names as its object (not the actor's id:
+    a ``Delete`` of the actor would read as the account's deletion everywhere)."""
+    return f"{owner_uri}#likeness"
+
+
+def revocation_activity(revocation: dict[str, Any], to: Sequence[str] = ()) -> dict[str, Any]:
+    """``Delete{actor: owner, object: the revoked grant's id (or the likeness), instrument:
+    the signed LikenessRevocation}``: its id derives from the revocation's."""
+    parsed = consent.parse_revocation(revocation)
+    target = likeness_id(parsed.owner) if parsed.whole_likeness else parsed.object
+    return objects.activity(
+        "Delete",
+        f"{parsed.id}#delete",
+        parsed.owner,
+        target,
+        to=list(to),
+        instrument=revocation,
+    )
+
+
+async def _revocation_inboxes(
+    owner: Account, grant_ids: Sequence[int], conn: BaseDBAsyncClient
+) -> list[str]:
+    grants = await LikenessGrant.filter(pk__in=list(grant_ids)).using_db(conn)
+    uris = [g.uri for g in grants if g.uri]
+    people = {g.grantee_id for g in grants}
+    clips = await Clip.filter(cameos__consent_uri__in=uris).using_db(conn) if uris else []
+    people |= {c.account_id for c in clips}
+    found: dict[str, None] = {}
+    for account in await Account.filter(pk__in=list(people), domain__not_isnull=True).using_db(
+        conn
+    ):
+        inbox = account.shared_inbox_uri or account.inbox_uri
+        if inbox:
+            found.setdefault(inbox, None)
+    created = [f"{c.uri}/activity" for c in clips if c.local]
+    if created:
+        sent: list[Any] = await (
+            Delivery.filter(activity_id__in=created)
+            .using_db(conn)
+            .values_list("inbox_url", flat=True)
+        )
+        for url in sent:
+            found.setdefault(str(url), None)
+    return list(found)
+
+
+async def on_event(event: Event, conn: BaseDBAsyncClient) -> int:
+    """The outbox effect of ``likeness.revoked``: the signed revocation, as a ``Delete``, to
+    every instance that holds the grant or a clip using it. Returns the deliveries written."""
+    if event.kind != "likeness.revoked":
+        return 0
+    owner = await Account.filter(pk=event.actor_id).using_db(conn).first()
+    revocation = event.data.get("revocation")
+    if owner is None or not owner.local or not isinstance(revocation, dict):
+        return 0
+    grant_ids = [int(i) for i in event.data.get("grant_ids", []) if isinstance(i, int)]
+    targets = await _revocation_inboxes(owner, grant_ids, conn)
+    if not targets:
+        return 0
+    activity = revocation_activity(revocation)
+    now = utcnow()
+    from activitypub.federation.delivery import DELIVERY_GRAPH
+
+    await Delivery.bulk_create(
+        [
+            Delivery(
+                sender_id=owner.pk,
+                inbox_url=inbox,
+                host=domain_of(inbox),
+                activity_id=activity["id"],
+                payload=activity,
+                state=DELIVERY_GRAPH.initial,
+                state_changed_at=now,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for inbox in targets
+        ],
+        using_db=conn,
+    )
+    log.info("revocation %s: %d deliveries", revocation.get("id"), len(targets))
+    return len(targets)
+
+
+# --- revocations: receiving ---------------------------------------------------------------
+
+
+def carries_revocation(activity: dict[str, Any]) -> bool:
+    """Whether a ``Delete`` carries a ``LikenessRevocation`` as its instrument."""
+    instrument = activity.get("instrument")
+    if not isinstance(instrument, dict):
+        return False
+    kinds = instrument.get("type")
+    return consent.REVOCATION_TYPE in (kinds if isinstance(kinds, list) else [kinds])
+
+
+async def revocation_received(fed: Federation, actor: Account, activity: dict[str, Any]) -> str:
+    """Apply the revocation a ``Delete`` from *actor* carries; what happened, as a sentence.
+    A forged one (bad proof, another owner, a malformed object) raises :class:`Ignored`
+    and is logged; a replay (its id seen here) changes nothing."""
+    from activitypub.federation.ingest import Ignored
+
+    doc = activity["instrument"]
+    try:
+        if not actor.ed25519_public_multibase:
+            raise ConsentError(f"{actor.uri} has no Ed25519 key")
+        key = public_key_from_multibase(actor.ed25519_public_multibase)
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        if not isinstance(key, ed25519.Ed25519PublicKey):
+            raise ConsentError(f"{actor.uri} has no Ed25519 key")
+        rev = consent.verify_revocation(doc, key, owner=actor.uri, now=utcnow())
+    except ConsentError as exc:
+        log.warning("revocation from %s refused: %s", actor.uri, exc.reason)
+        raise Ignored(f"revocation refused: {exc.reason}") from exc
+    try:
+        await ReceivedRevocation.create(
+            uri=rev.id,
+            owner_uri=rev.owner,
+            object_uri=rev.object,
+            published=rev.published,
+            take_down=rev.take_down,
+            document=doc,
+        )
+    except IntegrityError:
+        log.info("revocation %s seen already (a replay): nothing changes", rev.id)
+        return f"revocation {rev.id} seen already"
+    return await _apply(actor, rev, doc)
+
+
+async def _apply(owner: Account, rev: consent.Revocation, doc: dict[str, Any]) -> str:
+    from fedisora.services.likeness import cancel_grant_jobs
+    from fedisora.services.posts import delete_clip
+
+    now = utcnow()
+    revoked: list[int] = []
+    for row in await LikenessGrant.filter(owner_id=owner.pk, revoked_at=None):
+        try:
+            grant = consent.parse_grant(row.document) if row.document else None
+        except ConsentError:
+            grant = None
+        if (grant is not None and consent.revokes(rev, grant)) or row.uri == rev.object:
+            revoked.append(row.pk)
+    if revoked:
+        await LikenessGrant.filter(pk__in=revoked).update(
+            revoked_at=now, take_down=rev.take_down, revocation=doc, revocation_uri=rev.id
+        )
+        await cancel_grant_jobs(revoked, owner)
+    removed = 0
+    if rev.take_down:
+        cameos = Cameo.filter(account_id=owner.pk)
+        if rev.whole_likeness:
+            cameos = cameos.filter(created_at__lte=rev.published + integrity.DEFAULT_MAX_SKEW)
+        else:
+            cameos = cameos.filter(consent_uri=rev.object)
+        clip_ids = list(await cameos.values_list("clip_id", flat=True))
+        for clip in await Clip.filter(pk__in=clip_ids, deleted_at=None):
+            author = await Account.get(pk=clip.account_id)
+            await delete_clip(author, clip, as_admin=not clip.local)
+            removed += 1
+            if not clip.local:  # hosted elsewhere: hidden here, the reason kept
+                await CameoCheck.create(
+                    state="checked",
+                    clip_uri=clip.uri,
+                    author_uri=author.uri,
+                    consent_uris=[rev.object],
+                    outcome="hidden",
+                    reason=f"the consent was revoked with a take-down ({rev.id})",
+                )
+    log.info(
+        "revocation %s by %s: %d grants revoked, %d clips taken down",
+        rev.id,
+        owner.uri,
+        len(revoked),
+        removed,
+    )
+    return f"revocation {rev.id}: {len(revoked)} grants, {removed} clips"
