@@ -1246,8 +1246,9 @@ class CameoCheck(WorkRow):
 
 
 class ReceivedRevocation(Model):
-    """A ``LikenessRevocation`` by a remote owner, verified and applied once (its id is what
-    tells a replay)."""
+    """A LikenessRevocation by a remote owner, verified and applied once.
+
+    Its id is what tells a replay."""
 
     id = fields.BigIntField(primary_key=True)
     uri = fields.CharField(max_length=2048, unique=True)

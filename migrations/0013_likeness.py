@@ -7,6 +7,19 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 
+
+class AlterFieldState(ops.AlterField):
+    """An AlterField that changes only the migration state: the notification type's new
+    choice leaves its column (VARCHAR(32)) as it is, and on SQLite tortoise's AlterField
+    rebuilds the table without its indexes (it dropped notifications' (recipient_id, id))."""
+
+    async def database_forward(self, app_label, old_state, new_state, state_editor=None):
+        return None
+
+    async def database_backward(self, app_label, old_state, new_state, state_editor=None):
+        return None
+
+
 class Migration(migrations.Migration):
     dependencies = [('fedisora', '0012_outbox_events')]
 
@@ -130,7 +143,7 @@ class Migration(migrations.Migration):
             options={'table': 'likeness_uses', 'app': 'fedisora', 'indexes': [Index(fields=['owner_id', 'id']), Index(fields=['render_job_id'])], 'pk_attr': 'id', 'table_description': 'One use of a likeness (a request, a draft, a published clip, a remix, a refusal).'},
             bases=['Model'],
         ),
-        ops.AlterField(
+        AlterFieldState(
             model_name='Notification',
             name='type',
             field=fields.CharEnumField(description='MENTION: mention\nFAVOURITE: favourite\nREBLOG: reblog\nFOLLOW: follow\nFOLLOW_REQUEST: follow_request\nSTATUS: status\nUPDATE: update\nREMIX: fedisora.remix\nLIKENESS_USE: fedisora.likeness_use\nLIKENESS_REQUEST: fedisora.likeness_request\nRENDER_FINISHED: fedisora.render_finished\nRENDER_FAILED: fedisora.render_failed', enum_type=NotificationType, max_length=32),

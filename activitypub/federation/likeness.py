@@ -378,6 +378,11 @@ async def store_grant(
             now=now,
             key_id=key_id,
         )
+        from activitypub.federation.cameo_clips import revoked_here
+
+        revoked = await revoked_here(grant, owner)  # a revocation may have come first
+        if revoked is not None:
+            raise ConsentError(revoked)
     except ConsentError as exc:
         log.info("refused a likeness grant from %s: %s", owner.uri, exc.reason)
         await _audit(requester, owner, stage="grant", allowed=False, reason=exc.reason)
@@ -762,6 +767,7 @@ async def on_likeness_use(fed: Federation, actor: Account, activity: dict[str, A
     """A remote grantee used a local owner's likeness: recorded (``remote``) and told to the
     owner. Ignored unless the named grant is the owner's, to this actor."""
     from activitypub.federation.ingest import Ignored
+    from fedisora.services import events
     from fedisora.services.notify import notify
 
     try:
@@ -778,19 +784,31 @@ async def on_likeness_use(fed: Federation, actor: Account, activity: dict[str, A
         raise Ignored("the LikenessUse names no grant of this owner to its actor")
     if await LikenessUse.filter(uri=notice.id).exists():
         raise Ignored("this use was recorded already")
-    use = await LikenessUse.create(
-        owner_id=owner.pk,
-        user_id=actor.pk,
-        grant_id=grant.pk,
-        clip_uri=notice.clip,
-        kind=notice.kind,
-        reason=notice.reason,
-        remote=True,
-        uri=notice.id,
+    # The clip itself may have come first (cameo_clips.record_uses): one use, not two.
+    use = (
+        await LikenessUse.get_or_none(
+            owner_id=owner.pk, clip_uri=notice.clip, kind="published", uri=None
+        )
+        if notice.kind == "published" and notice.clip
+        else None
     )
-    await notify(
-        owner,
-        NotificationType.LIKENESS_USE,
-        dedupe_key=f"likeness_use:{use.pk}",
-        from_account=actor,
-    )
+    async with events.transaction():  # the use and the owner's notice commit together
+        if use is not None:
+            await LikenessUse.filter(pk=use.pk).update(uri=notice.id, grant_id=grant.pk)
+        else:
+            use = await LikenessUse.create(
+                owner_id=owner.pk,
+                user_id=actor.pk,
+                grant_id=grant.pk,
+                clip_uri=notice.clip,
+                kind=notice.kind,
+                reason=notice.reason,
+                remote=True,
+                uri=notice.id,
+            )
+        await notify(
+            owner,
+            NotificationType.LIKENESS_USE,
+            dedupe_key=f"likeness_use:{use.pk}",
+            from_account=actor,
+        )

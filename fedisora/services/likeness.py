@@ -842,33 +842,39 @@ async def record_use(
     use = None
     if job is not None:
         use = await LikenessUse.get_or_none(owner_id=owner.pk, render_job_id=job.pk, kind=kind)
-    if use is None:
-        use = await LikenessUse.create(
-            owner_id=owner.pk,
-            user_id=user.pk,
-            grant_id=grant_row.pk if grant_row is not None else None,
-            render_job_id=job.pk if job is not None else None,
-            clip_id=clip.pk if clip is not None else None,
-            clip_uri=clip.uri if clip is not None else None,
-            kind=kind,
-            reason="" if decision.allowed else _cap(decision.reason),
-        )
-    if not owner.local:  # a remote owner hears of it at their instance
-        from activitypub.federation import likeness as federated
+    if use is not None and (not owner.local or use.uri is not None or not tell):
+        if not owner.local and use.uri is None:
+            from activitypub.federation import likeness as federated
 
-        if use.uri is None:
             await federated.tell_use(use, user, owner, grant_row)
         return use
-    if not tell:
-        return use
-    await notify(
-        owner,
-        NotificationType.LIKENESS_USE,
-        dedupe_key=f"likeness_use:{use.pk}",
-        from_account=user,
-        clip=clip,
-        render_job=job,
-    )
+    # The use and its notice commit together: a crash between them cannot lose the notice
+    # (a retried job finds the use and notifies once, by the dedupe key).
+    async with events.transaction():
+        if use is None:
+            use = await LikenessUse.create(
+                owner_id=owner.pk,
+                user_id=user.pk,
+                grant_id=grant_row.pk if grant_row is not None else None,
+                render_job_id=job.pk if job is not None else None,
+                clip_id=clip.pk if clip is not None else None,
+                clip_uri=clip.uri if clip is not None else None,
+                kind=kind,
+                reason="" if decision.allowed else _cap(decision.reason),
+            )
+        if not owner.local:  # a remote owner hears of it at their instance
+            from activitypub.federation import likeness as federated
+
+            await federated.tell_use(use, user, owner, grant_row)
+        elif tell:
+            await notify(
+                owner,
+                NotificationType.LIKENESS_USE,
+                dedupe_key=f"likeness_use:{use.pk}",
+                from_account=user,
+                clip=clip,
+                render_job=job,
+            )
     return use
 
 
@@ -957,35 +963,37 @@ async def request_use(
             pending.uri = uri or pending.uri
         return pending
     now = utcnow()
-    request = await LikenessRequest.create(
-        requester_id=requester.pk,
-        owner_id=owner.pk,
-        accepted_restrictions=digest,
-        uri=uri,
-        created_at=now,
-    )
-    if not likeness.approval_required:
-        approved = await _approved_grant(owner, requester, likeness, digest, now)
-        if approved is not None or await _policy_allows(likeness, owner, requester):
-            if approved is None:
-                approved = await _new_grant(
-                    owner,
-                    requester,
-                    likeness,
-                    basis="policy",
-                    digest=digest,
-                    expires_at=_expiry(likeness, now),
+    # The request, its answer by the policy or the owner's notice commit together.
+    async with events.transaction():
+        request = await LikenessRequest.create(
+            requester_id=requester.pk,
+            owner_id=owner.pk,
+            accepted_restrictions=digest,
+            uri=uri,
+            created_at=now,
+        )
+        if not likeness.approval_required:
+            approved = await _approved_grant(owner, requester, likeness, digest, now)
+            if approved is not None or await _policy_allows(likeness, owner, requester):
+                if approved is None:
+                    approved = await _new_grant(
+                        owner,
+                        requester,
+                        likeness,
+                        basis="policy",
+                        digest=digest,
+                        expires_at=_expiry(likeness, now),
+                    )
+                await LikenessRequest.filter(pk=request.pk).update(
+                    state="approved", answered_at=now, grant_id=approved.pk
                 )
-            await LikenessRequest.filter(pk=request.pk).update(
-                state="approved", answered_at=now, grant_id=approved.pk
-            )
-            return await LikenessRequest.get(pk=request.pk)
-    await notify(
-        owner,
-        NotificationType.LIKENESS_REQUEST,
-        dedupe_key=f"likeness_request:{request.pk}",
-        from_account=requester,
-    )
+                return await LikenessRequest.get(pk=request.pk)
+        await notify(
+            owner,
+            NotificationType.LIKENESS_REQUEST,
+            dedupe_key=f"likeness_request:{request.pk}",
+            from_account=requester,
+        )
     return request
 
 

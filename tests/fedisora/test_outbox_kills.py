@@ -58,6 +58,7 @@ from activitypub.federation.context import Federation, set_federation
 from activitypub.federation.delivery import quote_request_id
 from activitypub.federation.http import PeerClient
 from activitypub.federation.ingest import handle_activity, quote_stamp
+from activitypub.federation.likeness import likeness_use
 from fedisora import urls
 from fedisora.config import Settings, load_settings
 from fedisora.models import (
@@ -67,6 +68,7 @@ from fedisora.models import (
     Delivery,
     InboxItem,
     Likeness,
+    LikenessGrant,
     LikenessState,
     Notification,
     NotificationType,
@@ -561,6 +563,50 @@ async def _setup_grant_to_fan(w: World) -> None:
     )
 
 
+async def _setup_ann_approves_each_use(w: World) -> None:
+    await Likeness.create(
+        account=w.ann,
+        state=LikenessState.VERIFIED,
+        audience=Audience.EVERYONE,
+        approval_required=True,
+    )
+
+
+async def _act_use_of_ann(w: World) -> None:
+    # ben renders a draft with ann's likeness (the decision allowed it): ann is told.
+    mine = await Likeness.get(account=w.ann)
+    decision = likeness.Consent(allowed=True, reason="allowed", owner=w.ann, likeness=mine)
+    await likeness.record_use(decision, w.ben, "draft")
+
+
+async def _act_fan_tells_a_use(w: World) -> None:
+    # fan (on fans.example) rendered a draft with ann's likeness under her grant.
+    grant = w.rows["grant"]
+    await _inbox(
+        w,
+        likeness_use(
+            f"{w.fan.uri}/uses/1", w.fan.uri, w.ann.uri, grant=grant.uri, kind="draft"
+        ),
+    )
+
+
+async def _act_use_of_fan(w: World) -> None:
+    # ann renders a draft with fan's likeness, under fan's grant: fan's instance is told.
+    grant = await LikenessGrant.create(
+        owner=w.fan,
+        grantee=w.ann,
+        basis="approved",
+        scope="drafts",
+        restrictions_digest="",
+        remote=True,
+        uri=f"{w.fan.uri}/likeness/grants/1",
+        document={},
+    )
+    await w.begin()
+    decision = likeness.Consent(allowed=True, reason="allowed", owner=w.fan, grant=grant)
+    await likeness.record_use(decision, w.ann, "draft")
+
+
 async def _act_notify_alone(w: World) -> None:
     await notify(w.ann, N.RENDER_FINISHED, dedupe_key="render:0")
 
@@ -568,6 +614,41 @@ async def _act_notify_alone(w: World) -> None:
 LIKENESS = "fedisora/services/likeness.py"
 
 SCENARIOS = [
+    Scenario(
+        "fan tells ann of a draft with her likeness",
+        (("activitypub/federation/likeness.py", "on_likeness_use", "notification.created"),),
+        _act_fan_tells_a_use,
+        {"notification.created": 1},
+        {},
+        {("ann", N.LIKENESS_USE): 1},
+        setup=_setup_grant_to_fan,
+        work="inbox_items",
+    ),
+    Scenario(
+        "a draft with fan's likeness, told to fans.example",
+        (("activitypub/federation/likeness.py", "emit_activity", None),),
+        _act_use_of_fan,
+        {"likeness.federate": 1},
+        {("LikenessUse", FANS): 1},
+    ),
+    Scenario(
+        "ask for ann's likeness, which waits for her",
+        ((LIKENESS, "request_use", "notification.created"), NOTIFY),
+        lambda w: likeness.request_use(w.ben, w.ann, accept_restrictions=True),
+        {"notification.created": 1},
+        {},
+        {("ann", N.LIKENESS_REQUEST): 1},
+        setup=_setup_ann_approves_each_use,
+    ),
+    Scenario(
+        "a draft with ann's likeness",
+        ((LIKENESS, "record_use", "notification.created"), NOTIFY),
+        _act_use_of_ann,
+        {"notification.created": 1},
+        {},
+        {("ann", N.LIKENESS_USE): 1},
+        setup=_setup_ann_approves_each_use,
+    ),
     Scenario(
         "revoke a grant to a remote account",
         ((LIKENESS, "revoke_grant", "likeness.revoked"),),
