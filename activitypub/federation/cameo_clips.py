@@ -296,9 +296,9 @@ async def record_uses(clip: Clip, cameos: Sequence[tuple[Account, str]]) -> None
             continue
         grant = await LikenessGrant.get_or_none(uri=grant_id, owner_id=owner.pk)
         # The author's LikenessUse notice may have come first: one use, not two.
-        if await LikenessUse.filter(
-            owner_id=owner.pk, clip_uri=clip.uri, kind="published"
-        ).update(clip_id=clip.pk):
+        if await LikenessUse.filter(owner_id=owner.pk, clip_uri=clip.uri, kind="published").update(
+            clip_id=clip.pk
+        ):
             continue
         await LikenessUse.create(
             owner_id=owner.pk,

@@ -741,6 +741,7 @@ async def _decide_remote(
     if owner.suspended:
         return Consent(False, f"{name} is suspended", owner)
     why_not = ""
+    refused: LikenessGrant | None = None
     for g in await LikenessGrant.filter(
         owner_id=owner.pk, grantee_id=requester.pk, remote=True
     ).order_by("-id"):
@@ -748,10 +749,12 @@ async def _decide_remote(
         if not problem and publish and g.scope == "drafts":
             problem = f"{name} allows drafts only: a clip with their likeness cannot be published"
         if problem:
-            why_not = why_not or problem
+            why_not, refused = why_not or problem, refused or g
             continue
         return Consent(True, "consent granted", owner, None, g)
-    return Consent(False, why_not or f"no consent from {name}: ask with a likeness request", owner)
+    # A refusal names the grant it refused (revoked, expired...): the owner is told of it.
+    why_not = why_not or f"no consent from {name}: ask with a likeness request"
+    return Consent(False, why_not, owner, None, refused)
 
 
 async def check_consent(
@@ -837,7 +840,7 @@ async def record_use(
     both take it)."""
     owner = decision.owner
     grant_row = decision.grant
-    if grant_row is not None and grant_row.single_use and job is not None:
+    if decision.allowed and grant_row is not None and grant_row.single_use and job is not None:
         await LikenessGrant.filter(pk=grant_row.pk, job_id=None).update(job_id=job.pk)
     use = None
     if job is not None:

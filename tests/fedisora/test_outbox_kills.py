@@ -584,9 +584,7 @@ async def _act_fan_tells_a_use(w: World) -> None:
     grant = w.rows["grant"]
     await _inbox(
         w,
-        likeness_use(
-            f"{w.fan.uri}/uses/1", w.fan.uri, w.ann.uri, grant=grant.uri, kind="draft"
-        ),
+        likeness_use(f"{w.fan.uri}/uses/1", w.fan.uri, w.ann.uri, grant=grant.uri, kind="draft"),
     )
 
 
