@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
@@ -40,9 +41,10 @@ from activitypub import consent, integrity, objects
 from activitypub.errors import ConsentError
 from activitypub.federation.actors import ActorError, domain_of, fetch_actor
 from activitypub.federation.context import Federation, get_federation
-from activitypub.federation.http import FetchError
+from activitypub.federation.http import ACCEPT_ACTIVITY, FetchError, UnsafeURL
 from activitypub.federation.rows import create_row
 from activitypub.keys import public_key_from_multibase
+from fedisora.boundary.text import MAX_PEER_DEPTH, InputRefused, parse_json
 from fedisora.config import Settings
 from fedisora.models import (
     Account,
@@ -70,6 +72,7 @@ __all__ = [
     "likeness_id",
     "machines",
     "on_event",
+    "record_revocation",
     "record_uses",
     "revocation_activity",
     "revocation_received",
@@ -145,20 +148,130 @@ async def revoked_here(grant: consent.Grant, owner: Account) -> str | None:
     return None
 
 
-async def _consent_document(fed: Federation, cameo: objects.ParsedCameo) -> Any:
-    """The cameo's grant: embedded, or dereferenced from its id (on the owner's server)."""
-    if cameo.consent is not None:
-        return cameo.consent
-    assert cameo.consent_id is not None
+def _owner_key(owner: Account) -> ed25519.Ed25519PublicKey:
+    """The owner's Ed25519 key (from their actor document), which signs grants and
+    revocations; :class:`ConsentError` when they have none."""
+    if owner.ed25519_public_multibase:
+        key = public_key_from_multibase(owner.ed25519_public_multibase)
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            return key
+    raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
+
+
+def _transient(status: int) -> bool:
+    return status >= 500 or status in (408, 425, 429)
+
+
+async def _served(fed: Federation, url: str) -> tuple[int, Any]:
+    """What the owner's server answers at the grant id *url*: ``(status, JSON body or
+    None)``, fetched signed through the peer client (its SSRF guard). Raises
+    :class:`FetchError` when it cannot answer now (network, 5xx, 408/425/429), and
+    :class:`ConsentError` for a refused URL or a redirect to another server."""
     try:
-        final, doc = await fed.client.get_json(cameo.consent_id, auth=await fed.instance_auth())
+        response, body = await fed.client.request(
+            "GET", url, auth=await fed.instance_auth(), headers={"Accept": ACCEPT_ACTIVITY}
+        )
+    except UnsafeURL as exc:
+        raise ConsentError(f"the consent {url} cannot be dereferenced: {exc}") from exc
     except FetchError as exc:
-        if exc.status is None or exc.status >= 500 or exc.status in (408, 425, 429):
-            raise
-        raise ConsentError(f"the consent {cameo.consent_id} cannot be dereferenced") from exc
-    if not objects.same_origin(final, cameo.consent_id):
-        raise ConsentError(f"{cameo.consent_id} redirected to another server")
-    return doc
+        if exc.status is not None and not _transient(exc.status):
+            raise ConsentError(f"the consent {url} cannot be dereferenced: {exc}") from exc
+        raise
+    status = response.status_code
+    if _transient(status):
+        raise FetchError(f"GET {url}: HTTP {status}", status)
+    if not objects.same_origin(str(response.url), url):
+        raise ConsentError(f"{url} redirected to another server")
+    try:
+        return status, parse_json(body, max_depth=MAX_PEER_DEPTH)
+    except InputRefused:
+        return status, None
+
+
+async def _gone(
+    owner: Account,
+    key: ed25519.Ed25519PublicKey,
+    consent_id: str,
+    grant: consent.Grant | None,
+    body: Any,
+    now: datetime,
+) -> str:
+    """Why a consent its owner's server answers 404 or 410 for is refused. A 410 carrying
+    the owner's signed revocation of it is recorded (:class:`ReceivedRevocation`, applied
+    as if it had been delivered), so that later clips and replays meet it here; any other
+    body is only a refusal, never recorded."""
+    try:
+        rev = consent.verify_revocation(body, key, owner=owner.uri, now=now)
+    except ConsentError as exc:
+        if body is not None:
+            log.info(
+                "%s: the owner's server answered without a valid revocation (%s)",
+                consent_id,
+                exc.reason,
+            )
+        return "the owner's server no longer has this consent"
+    applies = (
+        consent.revokes(rev, grant)
+        if grant is not None
+        else rev.object == consent_id or rev.whole_likeness
+    )
+    if not applies:
+        return "the owner's server no longer has this consent"
+    if not await ReceivedRevocation.filter(uri=rev.id).exists():
+        await record_revocation(owner, rev, body)
+    return f"the consent was revoked by its owner ({rev.id})"
+
+
+async def _check_consent(
+    fed: Federation,
+    author: Account,
+    owner: Account,
+    cameo: objects.ParsedCameo,
+    now: datetime,
+) -> consent.Grant:
+    """The cameo's grant, verified: its proof by the owner's key, for *author*, to publish,
+    unexpired, not revoked as far as this instance knows, and (for a remote owner) still
+    served by the owner's server at its id: the one request per cameo, which is how a
+    revocation that was never delivered here is learnt (:func:`_gone`). Raises
+    :class:`ConsentError` with the reason to refuse, or :class:`FetchError` when the
+    owner's server cannot answer now."""
+    assert cameo.consent_id is not None
+    key = _owner_key(owner)
+    grant: consent.Grant | None = None
+
+    def verify(doc: Any) -> consent.Grant:
+        if objects.id_of(doc if isinstance(doc, dict) else None) != cameo.consent_id:
+            raise ConsentError(f"the consent is not {cameo.consent_id}")
+        return consent.verify_grant(
+            doc, key, owner=owner.uri, grantee=author.uri, needs_publish=True, now=now
+        )
+
+    if cameo.consent is not None:
+        grant = verify(cameo.consent)
+        revoked = await revoked_here(grant, owner)
+        if revoked is not None:
+            raise ConsentError(revoked)
+        if owner.local:  # our own rows say whether it still holds: no request
+            return grant
+    elif owner.local:  # given by id only: the grant's row here
+        row = await LikenessGrant.get_or_none(uri=cameo.consent_id, owner_id=owner.pk, remote=False)
+        if row is None or row.document is None:
+            raise ConsentError(f"{cameo.consent_id} was not issued here")
+        grant = verify(row.document)
+        revoked = await revoked_here(grant, owner)
+        if revoked is not None:
+            raise ConsentError(revoked)
+        return grant
+    status, doc = await _served(fed, cameo.consent_id)
+    if status in (404, 410):
+        raise ConsentError(await _gone(owner, key, cameo.consent_id, grant, doc, now))
+    if status != 200:
+        raise ConsentError(f"the consent {cameo.consent_id} cannot be dereferenced: HTTP {status}")
+    served = verify(doc)
+    revoked = await revoked_here(served, owner)
+    if revoked is not None:
+        raise ConsentError(revoked)
+    return grant or served
 
 
 async def judge(
@@ -170,13 +283,14 @@ async def judge(
 ) -> Judgement:
     """Verify every consent of a clip by *author*: all of them (``reason`` None), or the
     first reason to refuse the clip (and whose consent failed, when known). Raises
-    :class:`ActorError` or :class:`FetchError` when an owner's actor or a grant cannot be
-    fetched now."""
+    :class:`ActorError` or :class:`FetchError` when an owner's actor or their server cannot
+    be reached now (:func:`_check_consent`: a remote owner's server is asked, once per
+    cameo, whether it still serves the grant)."""
     now = now or utcnow()
     admitted: list[Admitted] = []
     seen: set[str] = set()
     for cameo in cameos:
-        if cameo.problem or cameo.actor is None:
+        if cameo.problem or cameo.actor is None or cameo.consent_id is None:
             return Judgement(admitted, cameo.problem or "a malformed cameo")
         if cameo.actor in seen:
             return Judgement(admitted, f"{cameo.actor} is named twice in cameos")
@@ -185,24 +299,9 @@ async def judge(
         if owner.suspended_at is not None:
             return Judgement(admitted, f"{owner.uri} is suspended here", owner)
         try:
-            doc = await _consent_document(fed, cameo)
-            if objects.id_of(doc if isinstance(doc, dict) else None) != cameo.consent_id:
-                raise ConsentError(f"the consent is not {cameo.consent_id}")
-            if not owner.ed25519_public_multibase:
-                raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
-            key = public_key_from_multibase(owner.ed25519_public_multibase)
-            from cryptography.hazmat.primitives.asymmetric import ed25519
-
-            if not isinstance(key, ed25519.Ed25519PublicKey):
-                raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
-            grant = consent.verify_grant(
-                doc, key, owner=owner.uri, grantee=author.uri, needs_publish=True, now=now
-            )
+            grant = await _check_consent(fed, author, owner, cameo, now)
         except ConsentError as exc:
             return Judgement(admitted, f"the consent of {owner.uri}: {exc.reason}", owner)
-        revoked = await revoked_here(grant, owner)
-        if revoked is not None:
-            return Judgement(admitted, f"the consent of {owner.uri}: {revoked}", owner)
         admitted.append(Admitted(owner, grant.id))
     return Judgement(admitted)
 
@@ -471,14 +570,20 @@ async def revocation_received(fed: Federation, actor: Account, activity: dict[st
         if not actor.ed25519_public_multibase:
             raise ConsentError(f"{actor.uri} has no Ed25519 key")
         key = public_key_from_multibase(actor.ed25519_public_multibase)
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-
         if not isinstance(key, ed25519.Ed25519PublicKey):
             raise ConsentError(f"{actor.uri} has no Ed25519 key")
         rev = consent.verify_revocation(doc, key, owner=actor.uri, now=utcnow())
     except ConsentError as exc:
         log.warning("revocation from %s refused: %s", actor.uri, exc.reason)
         raise Ignored(f"revocation refused: {exc.reason}") from exc
+    return await record_revocation(actor, rev, doc)
+
+
+async def record_revocation(owner: Account, rev: consent.Revocation, doc: dict[str, Any]) -> str:
+    """Record the verified revocation *rev* (signed by *owner*, the document *doc*) and
+    apply it, once: a replay (its id seen here) changes nothing. Whether it came in a
+    ``Delete`` or from the owner's server answering 410 at a grant's id is all one."""
+    actor = owner
     try:
         await ReceivedRevocation.create(
             uri=rev.id,
