@@ -72,11 +72,13 @@ __all__ = [
     "likeness_id",
     "machines",
     "on_event",
+    "recheck_update",
     "record_revocation",
     "record_uses",
     "revocation_activity",
     "revocation_received",
     "revoked_here",
+    "set_cameos",
 ]
 
 log = logging.getLogger("fedisora.federation")
@@ -385,6 +387,58 @@ async def admit(
         raise Ignored(f"clip with cameos refused: {found.reason}")
     await _audit(note, author, "shown", "every consent verified", depth)
     return [(a.owner, a.grant_id) for a in found.admitted]
+
+
+async def _stored_cameos(clip: Clip) -> set[tuple[str | None, str | None]]:
+    rows = await Cameo.filter(clip_id=clip.pk).values_list("account__uri", "consent_uri")
+    return {(str(uri), consent_uri) for uri, consent_uri in rows}
+
+
+async def recheck_update(
+    fed: Federation, author: Account, clip: Clip, note: objects.ParsedNote
+) -> list[tuple[Account, str]] | None:
+    """The cameos an ``Update`` of the stored remote *clip* brings, verified as a new clip's
+    are (:func:`judge`), or None when they are the ones stored (same people, same
+    consents). An Update whose cameos fail is not applied: the clip is hidden here, as a
+    refused clip (the reason kept in a :class:`CameoCheck`), and :class:`Ignored` raised.
+    When an owner cannot be reached now, :class:`FetchError` (the inbox retries the Update;
+    the clip stays as it was, with the consents verified before)."""
+    from activitypub.federation.ingest import Ignored
+    from fedisora.services.posts import delete_clip
+
+    sent = {(c.actor, c.consent_id) for c in note.cameos}
+    if not any(c.problem for c in note.cameos) and sent == await _stored_cameos(clip):
+        return None
+    try:
+        found = await judge(fed, author, note.cameos)
+    except ActorError as exc:
+        raise FetchError(str(exc)) from exc
+    await _consent_audit(author, found)
+    if found.reason is None:
+        await _audit(note, author, "shown", "an Update: every consent verified")
+        return [(a.owner, a.grant_id) for a in found.admitted]
+    await delete_clip(author, clip, as_admin=True)
+    await _audit(note, author, "refused", f"an Update: {found.reason}")
+    log.warning("%s hidden: an Update with cameos refused: %s", clip.uri, found.reason)
+    raise Ignored(f"update with cameos refused, the clip is hidden: {found.reason}")
+
+
+async def set_cameos(
+    clip: Clip, cameos: Sequence[tuple[Account, str]], conn: BaseDBAsyncClient
+) -> None:
+    """Make the stored cameos of the remote *clip* the verified *cameos* (in *conn*)."""
+    keep = [owner.pk for owner, _ in cameos]
+    await Cameo.filter(clip_id=clip.pk).exclude(account_id__in=keep).using_db(conn).delete()
+    for owner, grant_id in cameos:
+        updated = (
+            await Cameo.filter(clip_id=clip.pk, account_id=owner.pk)
+            .using_db(conn)
+            .update(consent_uri=grant_id)
+        )
+        if not updated:
+            await Cameo.create(
+                clip_id=clip.pk, account_id=owner.pk, consent_uri=grant_id, using_db=conn
+            )
 
 
 async def record_uses(clip: Clip, cameos: Sequence[tuple[Account, str]]) -> None:
