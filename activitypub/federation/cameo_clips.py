@@ -7,10 +7,15 @@ every consent is verified (:func:`judge`): the grant's proof with the owner's Ed
 (the owner is the cameo's ``actor``, their actor fetched through the actor cache), the
 grantee is the clip's author, the scope is ``publish``, it has not expired, and no
 revocation seen here takes it back (:class:`~fedisora.models.ReceivedRevocation`, or the
-grant's row when the owner is local). A clip that fails is **not stored at all** (so no
+grant's row when the owner is local), and, for a remote owner, that the owner's server
+still serves the grant at its id (one request per cameo: a 410 carrying the owner's signed
+revocation is recorded and applied as if delivered, so an instance the revocation never
+reached learns it; 404, or 410 without one, refuses). An ``Update`` changing a stored
+clip's cameos is judged the same way (:func:`recheck_update`): a failing one hides the
+clip instead of being applied. A clip that fails is **not stored at all** (so no
 timeline, API, web page or stream can show it) and not stored without its cameos either;
 the reason is kept in a :class:`~fedisora.models.CameoCheck` row for the admin. When the
-owner's actor cannot be fetched now, the check is durable work (``pending``, with the
+owner's actor or server cannot be reached now, the check is durable work (``pending``, with the
 Note), retried with backoff like quote checks; the clip is stored once it passes.
 
 **Revocations**. When a local owner revokes a grant or their whole likeness
