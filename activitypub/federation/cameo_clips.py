@@ -7,10 +7,15 @@ every consent is verified (:func:`judge`): the grant's proof with the owner's Ed
 (the owner is the cameo's ``actor``, their actor fetched through the actor cache), the
 grantee is the clip's author, the scope is ``publish``, it has not expired, and no
 revocation seen here takes it back (:class:`~fedisora.models.ReceivedRevocation`, or the
-grant's row when the owner is local). A clip that fails is **not stored at all** (so no
+grant's row when the owner is local), and, for a remote owner, that the owner's server
+still serves the grant at its id (one request per cameo: a 410 carrying the owner's signed
+revocation is recorded and applied as if delivered, so an instance the revocation never
+reached learns it; 404, or 410 without one, refuses). An ``Update`` changing a stored
+clip's cameos is judged the same way (:func:`recheck_update`): a failing one hides the
+clip instead of being applied. A clip that fails is **not stored at all** (so no
 timeline, API, web page or stream can show it) and not stored without its cameos either;
 the reason is kept in a :class:`~fedisora.models.CameoCheck` row for the admin. When the
-owner's actor cannot be fetched now, the check is durable work (``pending``, with the
+owner's actor or server cannot be reached now, the check is durable work (``pending``, with the
 Note), retried with backoff like quote checks; the clip is stored once it passes.
 
 **Revocations**. When a local owner revokes a grant or their whole likeness
@@ -33,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
@@ -40,9 +46,10 @@ from activitypub import consent, integrity, objects
 from activitypub.errors import ConsentError
 from activitypub.federation.actors import ActorError, domain_of, fetch_actor
 from activitypub.federation.context import Federation, get_federation
-from activitypub.federation.http import FetchError
+from activitypub.federation.http import ACCEPT_ACTIVITY, FetchError, UnsafeURL
 from activitypub.federation.rows import create_row
 from activitypub.keys import public_key_from_multibase
+from fedisora.boundary.text import MAX_PEER_DEPTH, InputRefused, parse_json
 from fedisora.config import Settings
 from fedisora.models import (
     Account,
@@ -70,10 +77,13 @@ __all__ = [
     "likeness_id",
     "machines",
     "on_event",
+    "recheck_update",
+    "record_revocation",
     "record_uses",
     "revocation_activity",
     "revocation_received",
     "revoked_here",
+    "set_cameos",
 ]
 
 log = logging.getLogger("fedisora.federation")
@@ -145,20 +155,130 @@ async def revoked_here(grant: consent.Grant, owner: Account) -> str | None:
     return None
 
 
-async def _consent_document(fed: Federation, cameo: objects.ParsedCameo) -> Any:
-    """The cameo's grant: embedded, or dereferenced from its id (on the owner's server)."""
-    if cameo.consent is not None:
-        return cameo.consent
-    assert cameo.consent_id is not None
+def _owner_key(owner: Account) -> ed25519.Ed25519PublicKey:
+    """The owner's Ed25519 key (from their actor document), which signs grants and
+    revocations; :class:`ConsentError` when they have none."""
+    if owner.ed25519_public_multibase:
+        key = public_key_from_multibase(owner.ed25519_public_multibase)
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            return key
+    raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
+
+
+def _transient(status: int) -> bool:
+    return status >= 500 or status in (408, 425, 429)
+
+
+async def _served(fed: Federation, url: str) -> tuple[int, Any]:
+    """What the owner's server answers at the grant id *url*: ``(status, JSON body or
+    None)``, fetched signed through the peer client (its SSRF guard). Raises
+    :class:`FetchError` when it cannot answer now (network, 5xx, 408/425/429), and
+    :class:`ConsentError` for a refused URL or a redirect to another server."""
     try:
-        final, doc = await fed.client.get_json(cameo.consent_id, auth=await fed.instance_auth())
+        response, body = await fed.client.request(
+            "GET", url, auth=await fed.instance_auth(), headers={"Accept": ACCEPT_ACTIVITY}
+        )
+    except UnsafeURL as exc:
+        raise ConsentError(f"the consent {url} cannot be dereferenced: {exc}") from exc
     except FetchError as exc:
-        if exc.status is None or exc.status >= 500 or exc.status in (408, 425, 429):
-            raise
-        raise ConsentError(f"the consent {cameo.consent_id} cannot be dereferenced") from exc
-    if not objects.same_origin(final, cameo.consent_id):
-        raise ConsentError(f"{cameo.consent_id} redirected to another server")
-    return doc
+        if exc.status is not None and not _transient(exc.status):
+            raise ConsentError(f"the consent {url} cannot be dereferenced: {exc}") from exc
+        raise
+    status = response.status_code
+    if _transient(status):
+        raise FetchError(f"GET {url}: HTTP {status}", status)
+    if not objects.same_origin(str(response.url), url):
+        raise ConsentError(f"{url} redirected to another server")
+    try:
+        return status, parse_json(body, max_depth=MAX_PEER_DEPTH)
+    except InputRefused:
+        return status, None
+
+
+async def _gone(
+    owner: Account,
+    key: ed25519.Ed25519PublicKey,
+    consent_id: str,
+    grant: consent.Grant | None,
+    body: Any,
+    now: datetime,
+) -> str:
+    """Why a consent its owner's server answers 404 or 410 for is refused. A 410 carrying
+    the owner's signed revocation of it is recorded (:class:`ReceivedRevocation`, applied
+    as if it had been delivered), so that later clips and replays meet it here; any other
+    body is only a refusal, never recorded."""
+    try:
+        rev = consent.verify_revocation(body, key, owner=owner.uri, now=now)
+    except ConsentError as exc:
+        if body is not None:
+            log.info(
+                "%s: the owner's server answered without a valid revocation (%s)",
+                consent_id,
+                exc.reason,
+            )
+        return "the owner's server no longer has this consent"
+    applies = (
+        consent.revokes(rev, grant)
+        if grant is not None
+        else rev.object == consent_id or rev.whole_likeness
+    )
+    if not applies:
+        return "the owner's server no longer has this consent"
+    if not await ReceivedRevocation.filter(uri=rev.id).exists():
+        await record_revocation(owner, rev, body)
+    return f"the consent was revoked by its owner ({rev.id})"
+
+
+async def _check_consent(
+    fed: Federation,
+    author: Account,
+    owner: Account,
+    cameo: objects.ParsedCameo,
+    now: datetime,
+) -> consent.Grant:
+    """The cameo's grant, verified: its proof by the owner's key, for *author*, to publish,
+    unexpired, not revoked as far as this instance knows, and (for a remote owner) still
+    served by the owner's server at its id: the one request per cameo, which is how a
+    revocation that was never delivered here is learnt (:func:`_gone`). Raises
+    :class:`ConsentError` with the reason to refuse, or :class:`FetchError` when the
+    owner's server cannot answer now."""
+    assert cameo.consent_id is not None
+    key = _owner_key(owner)
+    grant: consent.Grant | None = None
+
+    def verify(doc: Any) -> consent.Grant:
+        if objects.id_of(doc if isinstance(doc, dict) else None) != cameo.consent_id:
+            raise ConsentError(f"the consent is not {cameo.consent_id}")
+        return consent.verify_grant(
+            doc, key, owner=owner.uri, grantee=author.uri, needs_publish=True, now=now
+        )
+
+    if cameo.consent is not None:
+        grant = verify(cameo.consent)
+        revoked = await revoked_here(grant, owner)
+        if revoked is not None:
+            raise ConsentError(revoked)
+        if owner.local:  # our own rows say whether it still holds: no request
+            return grant
+    elif owner.local:  # given by id only: the grant's row here
+        row = await LikenessGrant.get_or_none(uri=cameo.consent_id, owner_id=owner.pk, remote=False)
+        if row is None or row.document is None:
+            raise ConsentError(f"{cameo.consent_id} was not issued here")
+        grant = verify(row.document)
+        revoked = await revoked_here(grant, owner)
+        if revoked is not None:
+            raise ConsentError(revoked)
+        return grant
+    status, doc = await _served(fed, cameo.consent_id)
+    if status in (404, 410):
+        raise ConsentError(await _gone(owner, key, cameo.consent_id, grant, doc, now))
+    if status != 200:
+        raise ConsentError(f"the consent {cameo.consent_id} cannot be dereferenced: HTTP {status}")
+    served = verify(doc)
+    revoked = await revoked_here(served, owner)
+    if revoked is not None:
+        raise ConsentError(revoked)
+    return grant or served
 
 
 async def judge(
@@ -170,13 +290,14 @@ async def judge(
 ) -> Judgement:
     """Verify every consent of a clip by *author*: all of them (``reason`` None), or the
     first reason to refuse the clip (and whose consent failed, when known). Raises
-    :class:`ActorError` or :class:`FetchError` when an owner's actor or a grant cannot be
-    fetched now."""
+    :class:`ActorError` or :class:`FetchError` when an owner's actor or their server cannot
+    be reached now (:func:`_check_consent`: a remote owner's server is asked, once per
+    cameo, whether it still serves the grant)."""
     now = now or utcnow()
     admitted: list[Admitted] = []
     seen: set[str] = set()
     for cameo in cameos:
-        if cameo.problem or cameo.actor is None:
+        if cameo.problem or cameo.actor is None or cameo.consent_id is None:
             return Judgement(admitted, cameo.problem or "a malformed cameo")
         if cameo.actor in seen:
             return Judgement(admitted, f"{cameo.actor} is named twice in cameos")
@@ -185,24 +306,9 @@ async def judge(
         if owner.suspended_at is not None:
             return Judgement(admitted, f"{owner.uri} is suspended here", owner)
         try:
-            doc = await _consent_document(fed, cameo)
-            if objects.id_of(doc if isinstance(doc, dict) else None) != cameo.consent_id:
-                raise ConsentError(f"the consent is not {cameo.consent_id}")
-            if not owner.ed25519_public_multibase:
-                raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
-            key = public_key_from_multibase(owner.ed25519_public_multibase)
-            from cryptography.hazmat.primitives.asymmetric import ed25519
-
-            if not isinstance(key, ed25519.Ed25519PublicKey):
-                raise ConsentError(f"{owner.uri} has no Ed25519 key: it cannot grant consent")
-            grant = consent.verify_grant(
-                doc, key, owner=owner.uri, grantee=author.uri, needs_publish=True, now=now
-            )
+            grant = await _check_consent(fed, author, owner, cameo, now)
         except ConsentError as exc:
             return Judgement(admitted, f"the consent of {owner.uri}: {exc.reason}", owner)
-        revoked = await revoked_here(grant, owner)
-        if revoked is not None:
-            return Judgement(admitted, f"the consent of {owner.uri}: {revoked}", owner)
         admitted.append(Admitted(owner, grant.id))
     return Judgement(admitted)
 
@@ -286,6 +392,58 @@ async def admit(
         raise Ignored(f"clip with cameos refused: {found.reason}")
     await _audit(note, author, "shown", "every consent verified", depth)
     return [(a.owner, a.grant_id) for a in found.admitted]
+
+
+async def _stored_cameos(clip: Clip) -> set[tuple[str | None, str | None]]:
+    rows = await Cameo.filter(clip_id=clip.pk).values_list("account__uri", "consent_uri")
+    return {(str(uri), consent_uri) for uri, consent_uri in rows}
+
+
+async def recheck_update(
+    fed: Federation, author: Account, clip: Clip, note: objects.ParsedNote
+) -> list[tuple[Account, str]] | None:
+    """The cameos an ``Update`` of the stored remote *clip* brings, verified as a new clip's
+    are (:func:`judge`), or None when they are the ones stored (same people, same
+    consents). An Update whose cameos fail is not applied: the clip is hidden here, as a
+    refused clip (the reason kept in a :class:`CameoCheck`), and :class:`Ignored` raised.
+    When an owner cannot be reached now, :class:`FetchError` (the inbox retries the Update;
+    the clip stays as it was, with the consents verified before)."""
+    from activitypub.federation.ingest import Ignored
+    from fedisora.services.posts import delete_clip
+
+    sent = {(c.actor, c.consent_id) for c in note.cameos}
+    if not any(c.problem for c in note.cameos) and sent == await _stored_cameos(clip):
+        return None
+    try:
+        found = await judge(fed, author, note.cameos)
+    except ActorError as exc:
+        raise FetchError(str(exc)) from exc
+    await _consent_audit(author, found)
+    if found.reason is None:
+        await _audit(note, author, "shown", "an Update: every consent verified")
+        return [(a.owner, a.grant_id) for a in found.admitted]
+    await delete_clip(author, clip, as_admin=True)
+    await _audit(note, author, "refused", f"an Update: {found.reason}")
+    log.warning("%s hidden: an Update with cameos refused: %s", clip.uri, found.reason)
+    raise Ignored(f"update with cameos refused, the clip is hidden: {found.reason}")
+
+
+async def set_cameos(
+    clip: Clip, cameos: Sequence[tuple[Account, str]], conn: BaseDBAsyncClient
+) -> None:
+    """Make the stored cameos of the remote *clip* the verified *cameos* (in *conn*)."""
+    keep = [owner.pk for owner, _ in cameos]
+    await Cameo.filter(clip_id=clip.pk).exclude(account_id__in=keep).using_db(conn).delete()
+    for owner, grant_id in cameos:
+        updated = (
+            await Cameo.filter(clip_id=clip.pk, account_id=owner.pk)
+            .using_db(conn)
+            .update(consent_uri=grant_id)
+        )
+        if not updated:
+            await Cameo.create(
+                clip_id=clip.pk, account_id=owner.pk, consent_uri=grant_id, using_db=conn
+            )
 
 
 async def record_uses(clip: Clip, cameos: Sequence[tuple[Account, str]]) -> None:
@@ -471,14 +629,20 @@ async def revocation_received(fed: Federation, actor: Account, activity: dict[st
         if not actor.ed25519_public_multibase:
             raise ConsentError(f"{actor.uri} has no Ed25519 key")
         key = public_key_from_multibase(actor.ed25519_public_multibase)
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-
         if not isinstance(key, ed25519.Ed25519PublicKey):
             raise ConsentError(f"{actor.uri} has no Ed25519 key")
         rev = consent.verify_revocation(doc, key, owner=actor.uri, now=utcnow())
     except ConsentError as exc:
         log.warning("revocation from %s refused: %s", actor.uri, exc.reason)
         raise Ignored(f"revocation refused: {exc.reason}") from exc
+    return await record_revocation(actor, rev, doc)
+
+
+async def record_revocation(owner: Account, rev: consent.Revocation, doc: dict[str, Any]) -> str:
+    """Record the verified revocation *rev* (signed by *owner*, the document *doc*) and
+    apply it, once: a replay (its id seen here) changes nothing. Whether it came in a
+    ``Delete`` or from the owner's server answering 410 at a grant's id is all one."""
+    actor = owner
     try:
         await ReceivedRevocation.create(
             uri=rev.id,

@@ -583,15 +583,22 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     }
     clip = await Clip.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
     if clip is not None:
+        # New or changed cameos are verified first (as a new clip's): a failing Update hides
+        # the clip instead of being applied (cameo_clips.recheck_update raises Ignored).
+        cameos = await cameo_clips.recheck_update(fed, actor, clip, note)
         async with events.transaction() as conn:
             # Its quote is verified again if it changed (in a savepoint of this transaction).
             quote_changed = await remix_changed(clip, note.quote, objects.stamp_of(obj))
             shown = (clip.caption, clip.content, clip.sensitive, clip.spoiler_text)
             sent = (text, content, values["sensitive"], values["spoiler_text"])
-            if not quote_changed and shown == sent:
+            if not quote_changed and shown == sent and cameos is None:
                 return  # the same Update again (its inbox item retried): nothing changes
+            if cameos is not None:
+                await cameo_clips.set_cameos(clip, cameos, conn)
             await Clip.filter(pk=clip.pk).using_db(conn).update(caption=text, **values)
             await events.emit(conn, "clip.updated", actor.pk, clip_id=clip.pk)
+        if cameos:
+            await cameo_clips.record_uses(clip, cameos)
         return
     comment = await Comment.get_or_none(uri=note.id, account_id=actor.pk, deleted_at=None)
     if comment is not None:

@@ -21,6 +21,7 @@ from fedhelpers import Peer, RemoteActor, make_remote
 from activitypub import consent, keys, objects
 from activitypub.federation import cameo_clips
 from activitypub.federation.context import Federation
+from activitypub.federation.http import FetchError
 from activitypub.federation.ingest import Ignored, handle_activity
 from fedisora.config import Settings
 from fedisora.models import (
@@ -40,12 +41,23 @@ KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 
 @dataclass
 class FlakyPeer(Peer):
+    """The peer, with hosts that are down and URLs answered with another status (a revoked
+    grant's 410 with its revocation, a 503)."""
+
     down: set[str] = field(default_factory=set)
+    answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.host in self.down:
             raise httpx.ConnectError("connection refused", request=request)
+        answer = self.answers.get(str(request.url))
+        if answer is not None and request.method == "GET":
+            self.requests.append(request)
+            return httpx.Response(answer[0], json=answer[1])
         return super().__call__(request)
+
+    def asked(self, url: str) -> int:
+        return sum(1 for r in self.requests if str(r.url) == url)
 
 
 @pytest.fixture
@@ -79,7 +91,8 @@ def alice_document(with_ed25519: bool = True) -> dict[str, Any]:
     return doc
 
 
-def grant(grantee: str, n: int = 1) -> dict[str, Any]:
+def grant(grantee: str, n: int = 1, peer: Peer | None = None) -> dict[str, Any]:
+    """alice's signed grant *n* to *grantee*, served at its id by *peer* when given."""
     now = utcnow().replace(microsecond=0)
     doc = consent.build_grant(
         grant_id=f"https://owner.example/likeness/grants/{n}",
@@ -89,7 +102,28 @@ def grant(grantee: str, n: int = 1) -> dict[str, Any]:
         restrictions_digest=consent.restrictions_digest(""),
         published=now - timedelta(minutes=1),
     )
-    return consent.sign_grant(doc, KEY, key_id=f"{OWNER}#ed25519-key", created=now)
+    signed = consent.sign_grant(doc, KEY, key_id=f"{OWNER}#ed25519-key", created=now)
+    if peer is not None:
+        peer.documents[signed["id"]] = signed
+    return signed
+
+
+def revocation(
+    revoked: str, n: int = 1, key: ed25519.Ed25519PrivateKey = KEY, take_down: bool = False
+) -> dict[str, Any]:
+    when = datetime.now(UTC).replace(microsecond=0)
+    return consent.sign_revocation(
+        consent.build_revocation(
+            revocation_id=f"https://owner.example/likeness/revocations/{n}",
+            owner=OWNER,
+            revoked=revoked,
+            published=when,
+            take_down=take_down,
+        ),
+        key,
+        key_id=f"{OWNER}#ed25519-key",
+        created=when,
+    )
 
 
 def create(author: RemoteActor, n: int, consent_doc: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +160,7 @@ async def test_a_clip_is_held_while_the_owner_cannot_be_fetched_then_shown(
     bob = await make_remote("bob", "author.example")
     peer.documents[OWNER] = alice_document()
     peer.down.add("owner.example")
-    activity = create(bob, 1, grant(bob.uri))
+    activity = create(bob, 1, grant(bob.uri, peer=peer))
     with pytest.raises(Ignored, match="cannot be verified now"):
         await handle_activity(federation, activity)
     clip_uri = activity["object"]["id"]
@@ -150,9 +184,8 @@ async def test_a_clip_is_held_while_the_owner_cannot_be_fetched_then_shown(
     assert held.note is None
     clip = await Clip.get(uri=clip_uri)
     alice = await Account.get(uri=OWNER)
-    assert await Cameo.filter(clip_id=clip.pk, account_id=alice.pk).values_list(
-        "consent_uri", flat=True
-    ) == ["https://owner.example/likeness/grants/1"]
+    assert await Cameo.filter(clip_id=clip.pk, account_id=alice.pk).exists()
+    assert await consents_of(clip_uri) == ["https://owner.example/likeness/grants/1"]
 
 
 async def test_an_owner_without_an_ed25519_key_cannot_consent(
@@ -160,7 +193,7 @@ async def test_an_owner_without_an_ed25519_key_cannot_consent(
 ) -> None:
     bob = await make_remote("bob", "author.example")
     peer.documents[OWNER] = alice_document(with_ed25519=False)
-    activity = create(bob, 2, grant(bob.uri))
+    activity = create(bob, 2, grant(bob.uri, peer=peer))
     with pytest.raises(Ignored, match="has no Ed25519 key"):
         await handle_activity(federation, activity)
     (check,) = await CameoCheck.all()
@@ -183,7 +216,7 @@ async def test_a_revocation_is_applied_once_and_refuses_later_clips(
 ) -> None:
     bob = await make_remote("bob", "author.example")
     peer.documents[OWNER] = alice_document()
-    given = grant(bob.uri)
+    given = grant(bob.uri, peer=peer)
     shown = create(bob, 3, given)
     await handle_activity(federation, shown)
     assert await Clip.filter(uri=shown["object"]["id"], deleted_at=None).exists()
@@ -237,3 +270,223 @@ async def test_a_revocation_by_another_key_is_refused(
     with pytest.raises(Ignored, match="revocation refused: bad proof"):
         await handle_activity(federation, cameo_clips.revocation_activity(forged))
     assert await ReceivedRevocation.all().count() == 0
+
+
+# --- re-verification at the owner's server (a revocation never delivered here) -----------
+
+
+async def test_a_grant_revoked_at_its_owner_but_never_delivered_here_is_refused(
+    federation: Federation, peer: FlakyPeer
+) -> None:
+    """The third-instance case: alice revoked the grant, her server answers 410 with the
+    signed revocation, but the revocation never reached us. The clip is refused, the
+    revocation recorded (and applied), and a later clip with the grant is refused with no
+    further request."""
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    given = grant(bob.uri, 5)
+    revoked = revocation(given["id"], 5)
+    peer.answers[given["id"]] = (410, revoked)
+    activity = create(bob, 5, given)
+    with pytest.raises(Ignored, match=r"revoked by its owner \(https://owner.example/likeness/"):
+        await handle_activity(federation, activity)
+    assert not await Clip.filter(uri=activity["object"]["id"]).exists()
+    (check,) = await CameoCheck.filter(clip_uri=activity["object"]["id"])
+    assert check.outcome == "refused" and "revoked by its owner" in check.reason
+    (recorded,) = await ReceivedRevocation.all()
+    assert (recorded.uri, recorded.owner_uri, recorded.object_uri) == (
+        revoked["id"],
+        OWNER,
+        given["id"],
+    )
+    assert recorded.document == revoked
+    assert peer.asked(given["id"]) == 1
+
+    again = create(bob, 6, given)
+    with pytest.raises(Ignored, match="revoked by its owner"):
+        await handle_activity(federation, again)
+    assert peer.asked(given["id"]) == 1  # known here now: no request
+    assert await ReceivedRevocation.all().count() == 1
+
+
+async def test_a_grant_still_served_by_its_owner_is_asked_once_and_shown(
+    federation: Federation, peer: FlakyPeer
+) -> None:
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    given = grant(bob.uri, 7, peer=peer)
+    activity = create(bob, 7, given)
+    await handle_activity(federation, activity)
+    assert await Clip.filter(uri=activity["object"]["id"], deleted_at=None).exists()
+    assert peer.asked(given["id"]) == 1
+    # A grant its owner's server no longer knows (404): refused, nothing recorded.
+    other = grant(bob.uri, 8)
+    missing = create(bob, 8, other)
+    with pytest.raises(Ignored, match="the owner's server no longer has this consent"):
+        await handle_activity(federation, missing)
+    assert not await Clip.filter(uri=missing["object"]["id"]).exists()
+    assert await ReceivedRevocation.all().count() == 0
+
+
+async def test_a_forged_410_body_is_not_recorded_as_a_revocation(
+    federation: Federation, peer: FlakyPeer
+) -> None:
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    given = grant(bob.uri, 9)
+    forged = revocation(given["id"], 9, key=ed25519.Ed25519PrivateKey.generate(), take_down=True)
+    peer.answers[given["id"]] = (410, forged)
+    activity = create(bob, 9, given)
+    with pytest.raises(Ignored, match="the owner's server no longer has this consent"):
+        await handle_activity(federation, activity)
+    assert await ReceivedRevocation.all().count() == 0
+    assert not await Clip.filter(uri=activity["object"]["id"]).exists()
+    # Nor is a revocation of another grant, validly signed, taken for this one's.
+    await CameoCheck.all().delete()
+    peer.answers[given["id"]] = (410, revocation("https://owner.example/likeness/grants/1", 10))
+    again = create(bob, 10, given)
+    with pytest.raises(Ignored, match="the owner's server no longer has this consent"):
+        await handle_activity(federation, again)
+    assert await ReceivedRevocation.all().count() == 0
+
+
+async def test_an_unreachable_owner_server_holds_the_clip(
+    federation: Federation, peer: FlakyPeer, settings: Settings
+) -> None:
+    """alice's actor is known, but her server answers 503 at the grant's id: the clip waits
+    (durable), and is shown once her server serves the grant again."""
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    given = grant(bob.uri, 11, peer=peer)
+    peer.answers[given["id"]] = (503, {"error": "maintenance"})
+    activity = create(bob, 11, given)
+    with pytest.raises(Ignored, match="cannot be verified now"):
+        await handle_activity(federation, activity)
+    clip_uri = activity["object"]["id"]
+    assert not await Clip.filter(uri=clip_uri).exists()
+    (held,) = await CameoCheck.filter(clip_uri=clip_uri)
+    assert held.state == "pending" and "503" in held.reason
+
+    del peer.answers[given["id"]]
+    await CameoCheck.filter(pk=held.pk).update(next_attempt_at=utcnow())
+    await run_checks(settings)
+    held = await CameoCheck.get(pk=held.pk)
+    assert (held.state, held.outcome) == ("checked", "shown")
+    assert await Clip.filter(uri=clip_uri, deleted_at=None).exists()
+
+
+# --- an Update of a received clip: its cameos verified again when they change --------------
+
+
+def update(activity: dict[str, Any], n: int, **changes: Any) -> dict[str, Any]:
+    """An Update of *activity*'s clip with *changes* to the Note."""
+    note = {**activity["object"], **changes}
+    return {
+        "id": f"{note['id']}#update-{n}",
+        "type": "Update",
+        "actor": activity["actor"],
+        "object": note,
+    }
+
+
+async def consents_of(clip_uri: str) -> list[str | None]:
+    clip = await Clip.get(uri=clip_uri)
+    found: list[Any] = await Cameo.filter(clip_id=clip.pk).values_list("consent_uri", flat=True)
+    return found
+
+
+async def test_an_update_changing_consents_is_verified_before_it_is_applied(
+    federation: Federation, peer: FlakyPeer
+) -> None:
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    first = grant(bob.uri, 20, peer=peer)
+    activity = create(bob, 20, first)
+    clip_uri = activity["object"]["id"]
+    await handle_activity(federation, activity)
+    assert peer.asked(first["id"]) == 1
+
+    # Only the caption changes: applied, the consents not asked for again.
+    await handle_activity(federation, update(activity, 1, content="<p>dunes at dusk</p>"))
+    assert (await Clip.get(uri=clip_uri)).caption == "dunes at dusk"
+    assert peer.asked(first["id"]) == 1
+
+    # Another valid grant: verified at alice's server, then applied with the new consent.
+    second = grant(bob.uri, 21, peer=peer)
+    cameos = [{"type": "Cameo", "actor": OWNER, "consent": second}]
+    await handle_activity(
+        federation, update(activity, 2, content="<p>dunes, again</p>", cameos=cameos)
+    )
+    clip = await Clip.get(uri=clip_uri)
+    assert clip.deleted_at is None and clip.caption == "dunes, again"
+    assert await consents_of(clip_uri) == [second["id"]]
+    assert peer.asked(second["id"]) == 1
+    assert await CameoCheck.filter(clip_uri=clip_uri, outcome="shown").count() == 2
+
+    # A grant revoked at alice's server (never delivered here): the clip is hidden, the
+    # update not applied, the reason kept, the revocation recorded.
+    third = grant(bob.uri, 22)
+    peer.answers[third["id"]] = (410, revocation(third["id"], 22))
+    cameos = [{"type": "Cameo", "actor": OWNER, "consent": third}]
+    with pytest.raises(Ignored, match=r"the clip is hidden: .*revoked by its owner"):
+        await handle_activity(
+            federation, update(activity, 3, content="<p>not this</p>", cameos=cameos)
+        )
+    clip = await Clip.get(uri=clip_uri)
+    assert clip.deleted_at is not None and clip.caption != "not this"
+    (refused,) = await CameoCheck.filter(clip_uri=clip_uri, outcome="refused")
+    assert refused.reason.startswith("an Update: the consent of") and "revoked" in refused.reason
+    assert await ReceivedRevocation.filter(object_uri=third["id"]).count() == 1
+
+
+async def test_an_update_adding_a_cameo_without_consent_hides_the_clip(
+    federation: Federation, peer: FlakyPeer
+) -> None:
+    bob = await make_remote("bob", "author.example")
+    carol = await make_remote("carol", "author.example")
+    peer.documents[OWNER] = alice_document()
+    activity = create(bob, 30, {})
+    activity["object"].pop("cameos")
+    clip_uri = activity["object"]["id"]
+    await handle_activity(federation, activity)
+    assert await Clip.filter(uri=clip_uri, deleted_at=None).exists()
+
+    # alice's grant is to carol, not bob.
+    not_bobs = grant(carol.uri, 31, peer=peer)
+    cameos = [{"type": "Cameo", "actor": OWNER, "consent": not_bobs}]
+    with pytest.raises(Ignored, match=f"the grant is for {carol.uri}"):
+        await handle_activity(federation, update(activity, 1, cameos=cameos))
+    assert (await Clip.get(uri=clip_uri)).deleted_at is not None
+    assert not await Cameo.all().exists()
+    (refused,) = await CameoCheck.filter(clip_uri=clip_uri, outcome="refused")
+    assert "the grant is for" in refused.reason
+
+
+async def test_an_update_whose_owner_cannot_be_reached_is_retried_and_changes_nothing(
+    federation: Federation, peer: FlakyPeer
+) -> None:
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    first = grant(bob.uri, 40, peer=peer)
+    activity = create(bob, 40, first)
+    clip_uri = activity["object"]["id"]
+    await handle_activity(federation, activity)
+
+    second = grant(bob.uri, 41, peer=peer)
+    peer.answers[second["id"]] = (503, {"error": "maintenance"})
+    changed = update(
+        activity,
+        1,
+        content="<p>later</p>",
+        cameos=[{"type": "Cameo", "actor": OWNER, "consent": second}],
+    )
+    with pytest.raises(FetchError, match="503"):  # the inbox retries the Update
+        await handle_activity(federation, changed)
+    clip = await Clip.get(uri=clip_uri)
+    assert clip.deleted_at is None and clip.caption == "dunes"
+    assert await consents_of(clip_uri) == [first["id"]]
+
+    del peer.answers[second["id"]]  # the retry
+    await handle_activity(federation, changed)
+    assert (await Clip.get(uri=clip_uri)).caption == "later"
+    assert await consents_of(clip_uri) == [second["id"]]
