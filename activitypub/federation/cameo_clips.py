@@ -65,7 +65,7 @@ from fedisora.models import (
 )
 from fedisora.services.events import Event
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
-from fedisora.work.graph import State, StateGraph, exponential
+from fedisora.work.graph import check_graph, exponential
 
 __all__ = [
     "CAMEO_CHECK_GRAPH",
@@ -89,22 +89,7 @@ __all__ = [
 log = logging.getLogger("fedisora.federation")
 
 RETRY_SCHEDULE = exponential(timedelta(seconds=30), 2.0, timedelta(hours=6), timedelta(days=1))
-CAMEO_CHECK_GRAPH = StateGraph(
-    "cameo_check",
-    [
-        State(
-            "pending",
-            to=("checked", "skipped"),
-            retry=RETRY_SCHEDULE,
-            max_attempts=len(RETRY_SCHEDULE) + 1,
-        ),
-        State("checked", terminal=True),
-        State("skipped", terminal=True),
-        State("failed", terminal=True),
-    ],
-    initial="pending",
-    failed="failed",
-)
+CAMEO_CHECK_GRAPH = check_graph("cameo_check", RETRY_SCHEDULE)
 
 
 class Held(Exception):

@@ -58,7 +58,7 @@ from fedisora.services import events
 from fedisora.services.remixes import notify_approved, recount_remixes
 from fedisora.services.visibility import is_blocked
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
-from fedisora.work.graph import State, StateGraph, exponential
+from fedisora.work.graph import check_graph, exponential
 
 __all__ = [
     "MAX_DEPTH",
@@ -77,22 +77,7 @@ __all__ = [
 log = logging.getLogger("fedisora.federation")
 
 RETRY_SCHEDULE = exponential(timedelta(seconds=30), 2.0, timedelta(hours=6), timedelta(days=1))
-QUOTE_CHECK_GRAPH = StateGraph(
-    "quote_check",
-    [
-        State(
-            "pending",
-            to=("checked", "skipped"),
-            retry=RETRY_SCHEDULE,
-            max_attempts=len(RETRY_SCHEDULE) + 1,
-        ),
-        State("checked", terminal=True),
-        State("skipped", terminal=True),
-        State("failed", terminal=True),
-    ],
-    initial="pending",
-    failed="failed",
-)
+QUOTE_CHECK_GRAPH = check_graph("quote_check", RETRY_SCHEDULE)
 #: A quoted clip that is not known is fetched for quotes this many levels deep at most (a
 #: quote of a quote of...; Mastodon's MAX_SYNCHRONOUS_DEPTH): a chain of remixes cannot make
 #: us crawl a server.

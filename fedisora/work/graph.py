@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-__all__ = ["IllegalTransition", "State", "StateGraph"]
+__all__ = ["IllegalTransition", "State", "StateGraph", "check_graph"]
 
 
 class IllegalTransition(RuntimeError):
@@ -101,3 +101,25 @@ class StateGraph:
 
     def reachable(self, source: str) -> Iterable[str]:
         return self[source].to
+
+
+def check_graph(name: str, retry: Sequence[timedelta]) -> StateGraph:
+    """A check of something remote that may not answer yet: ``pending`` is retried on
+    *retry*, then ``failed``; it ends ``checked``, or ``skipped`` when there is nothing left to
+    check. (Remix stamps and cameo consents are checked so.)"""
+    return StateGraph(
+        name,
+        [
+            State(
+                "pending",
+                to=("checked", "skipped"),
+                retry=tuple(retry),
+                max_attempts=len(retry) + 1,
+            ),
+            State("checked", terminal=True),
+            State("skipped", terminal=True),
+            State("failed", terminal=True),
+        ],
+        initial="pending",
+        failed="failed",
+    )
