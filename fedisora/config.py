@@ -59,6 +59,14 @@ def _parse_float(name: str, raw: str, low: float, high: float) -> float:
     return value
 
 
+def _parse_text(name: str, raw: str, limit: int) -> str:
+    """A line of text for people (no control characters but newlines), at most *limit* long."""
+    text = raw.strip()
+    if len(text) > limit or not all(c.isprintable() or c == "\n" for c in text):
+        raise ConfigError(f"{name} must be printable text of at most {limit} characters")
+    return text
+
+
 def _check_domain(name: str, raw: str) -> str:
     value = raw.strip().lower()
     if not _DOMAIN_RE.match(value):
@@ -162,6 +170,7 @@ class Settings:
     render_model: str = "tiny"
     insecure_http: bool = False
     registrations: str = "open"
+    registrations_message: str = ""  # shown when sign-ups are closed (or need approval)
     max_clip_seconds: float = 10.0
     instance_name: str = "fedisora"
     worker_lease_seconds: int = 60
@@ -268,6 +277,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RENDER_MODEL": ("render_model", _check_model),
     "INSECURE_HTTP": ("insecure_http", _parse_bool),
     "REGISTRATIONS": ("registrations", _check_choice(REGISTRATION_MODES)),
+    "REGISTRATIONS_MESSAGE": (
+        "registrations_message",
+        lambda n, raw: _parse_text(n, raw, 1000),
+    ),
     "MAX_CLIP_SECONDS": ("max_clip_seconds", lambda n, raw: _parse_float(n, raw, 0.5, 10.0)),
     "INSTANCE_NAME": ("instance_name", lambda _n, raw: raw.strip() or "fedisora"),
     "WORKER_LEASE_SECONDS": (

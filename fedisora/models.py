@@ -195,6 +195,8 @@ class User(Model):
     is_admin = fields.BooleanField(default=False)
     approved = fields.BooleanField(default=True)
     disabled = fields.BooleanField(default=False)
+    signup_reason = fields.TextField(default="")
+    """Why they want to join, given at sign-up when sign-ups need approval (for the admins)."""
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)
 

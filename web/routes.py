@@ -17,7 +17,7 @@ from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, Visibility
-from fedisora.services.accounts import authenticate
+from fedisora.services.accounts import LoginRefused, authenticate
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
 from fedisora.services.storage import media_space, work_space
@@ -88,6 +88,8 @@ async def login(request: Request) -> Response:
             except (TooManyAttempts, PasswordChecksBusy) as exc:
                 error, status = exc.message, exc.status
                 headers["Retry-After"] = str(exc.retry_after)
+            except LoginRefused as exc:
+                error, status = str(exc), exc.status
             else:
                 if account is None:
                     error, status = "That e-mail/username and password do not match.", 401
@@ -188,6 +190,7 @@ def routes() -> list[BaseRoute]:
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         profiles,
         settings,
+        signup,
         tags,
     )
 
@@ -198,6 +201,7 @@ def routes() -> list[BaseRoute]:
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
         *accounts.routes(),
+        *signup.routes(),
         *likenesses.routes(),
         *settings.routes(),
         *clip_routes(),

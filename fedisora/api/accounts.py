@@ -38,32 +38,28 @@ from fedisora.models import (
 )
 from fedisora.outages import disk_space
 from fedisora.services import events, follows
-from fedisora.services.accounts import INSTANCE_ACTOR, create_local_account
+from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.signup import MAX_REASON, SIGNUP_RATE, closed_message, sign_up
 from fedisora.services.text import clean_name
 from fedisora.services.visibility import account_clips_visible_to
 
 __all__ = ["routes"]
 
-# Mastodon: 5 sign-ups per 30 minutes per IP.
-SIGNUP_RATE = ("signup", 5, 1800.0)
-
 
 @endpoint("write", "write:accounts", auth=True, rate=SIGNUP_RATE)
 async def register(ctx: Ctx) -> Response:
     """Sign up with an app token; ``FEDISORA_REGISTRATIONS`` decides open/approval/closed."""
-    mode = ctx.settings.registrations
-    if mode == "closed":
-        raise Forbidden("Registrations are closed on this server")
+    if ctx.settings.registrations == "closed":
+        raise Forbidden(closed_message(ctx.settings))
     p = ctx.params
-    username = p.required_text("username", max_length=64)
-    email = p.required_text("email", max_length=254)
-    password = p.required_text("password", max_length=1000)
-    if not p.flag("agreement"):
-        raise Invalid("agreement must be accepted")
-    reason = p.text("reason", max_length=1000)
-    if mode == "approval" and not (reason or "").strip():
-        raise Invalid("reason is required because sign-ups need approval here")
-    account = await create_local_account(username, email, password, approved=mode != "approval")
+    account = await sign_up(
+        ctx.settings,
+        username=p.required_text("username", max_length=64),
+        email=p.required_text("email", max_length=254),
+        password=p.required_text("password", max_length=1000),
+        agreement=p.flag("agreement"),
+        reason=p.text("reason", max_length=MAX_REASON) or "",
+    )
     assert ctx.token is not None
     app = await OAuthApplication.get(pk=ctx.token.application_id)
     token = await issue_token(app, account, ctx.token.scopes.split())

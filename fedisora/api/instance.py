@@ -128,7 +128,7 @@ async def instance_v2(ctx: Ctx) -> Response:
             "registrations": {
                 "enabled": mode != "closed",
                 "approval_required": mode == "approval",
-                "message": None,
+                "message": settings.registrations_message or None,
                 "url": None,
                 "min_age": None,
                 "reason_required": mode == "approval",

@@ -35,7 +35,7 @@ from fedisora.models import (
     OAuthAuthorizationCode,
     utcnow,
 )
-from fedisora.services.accounts import authenticate
+from fedisora.services.accounts import LoginRefused, authenticate
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 
 __all__ = ["application_entity", "issue_token", "routes", "token_entity"]
@@ -348,6 +348,8 @@ async def _grant_password(request: Request, params: Params, app: OAuthApplicatio
             exc.status,
             headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
         )
+    except LoginRefused as exc:
+        raise OAuthError("invalid_grant", str(exc)) from None
     if account is None:
         raise OAuthError(
             "invalid_grant", "The user credentials were incorrect or the account is not usable."

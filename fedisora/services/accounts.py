@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 
 from activitypub import keys
 from fedisora import urls
-from fedisora.errors import Conflict, Invalid, NotFound
+from fedisora.errors import Conflict, FedisoraError, Invalid, NotFound
 from fedisora.models import Account, ActorType, User, utcnow
 from fedisora.services.passwords import (
     MAX_LENGTH,
@@ -23,6 +23,7 @@ from fedisora.services.text import clean_name
 
 __all__ = [
     "LOCAL_NAME_RE",
+    "LoginRefused",
     "authenticate",
     "could_name_local",
     "create_instance_actor",
@@ -92,6 +93,7 @@ async def create_local_account(
     admin: bool = False,
     approved: bool = True,
     display_name: str = "",
+    signup_reason: str = "",
 ) -> Account:
     """Create a local account and its login. Nothing is written if any check fails."""
     validate_new_user(username, email, password)
@@ -116,6 +118,7 @@ async def create_local_account(
             password_hash=password_hash,
             is_admin=admin,
             approved=approved,
+            signup_reason=signup_reason,
         )
     return account
 
@@ -143,10 +146,28 @@ async def create_instance_actor() -> Account:
     )
 
 
+class LoginRefused(FedisoraError):
+    """The password is right but the account cannot log in (yet): its message says why.
+
+    Told only to someone who gave the right password, so it reveals nothing to a guesser."""
+
+    status = 403
+
+
+PENDING_MESSAGE = (
+    "Your account is waiting for approval by this server's admins: "
+    "you can log in once it is approved."
+)
+DISABLED_MESSAGE = "This account is disabled: it cannot log in."
+
+
 async def authenticate(
     login: str, password: str, *, guard: PasswordGuard, ip: str
 ) -> Account | None:
     """The account for an e-mail or username and password, or None (same for every failure).
+
+    The right password of an account that may not log in raises :class:`LoginRefused`
+    (waiting for approval, or disabled), so that its owner learns why.
 
     The check goes through *guard* (:func:`~fedisora.services.passwords.verify_guarded`):
     :class:`~fedisora.services.passwords.TooManyAttempts` once *ip* or the account named has
@@ -161,12 +182,15 @@ async def authenticate(
             account = await Account.get_or_none(username__iexact=login, domain=None)
             if account is not None:
                 user = await User.get_or_none(account=account).prefetch_related("account")
-    usable = user is not None and not user.disabled and user.approved
     key = user_key(user.pk) if user is not None else f"login:{login.lower()[:254]}"
-    stored = user.password_hash if user is not None and usable else None
+    stored = user.password_hash if user is not None else None
     if not await verify_guarded(guard, password, stored, ip=ip, account=key):
         return None
     assert user is not None
+    if user.disabled:
+        raise LoginRefused(DISABLED_MESSAGE)
+    if not user.approved:
+        raise LoginRefused(PENDING_MESSAGE)
     user.last_login_at = utcnow()
     await user.save(update_fields=["last_login_at"])
     return user.account

@@ -1,0 +1,101 @@
+"""Signing up in the browser (``/signup``), through the same service as the client API.
+
+``FEDISORA_REGISTRATIONS`` decides what the page offers: a form (open), a form that also asks
+why the visitor wants to join and ends on a "waiting for approval" page (approval), or the
+admin's message and no form (closed). A new account on an open server is logged in at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fedisora.api.http import client_ip, limiter
+from fedisora.boundary import read_form
+from fedisora.errors import FedisoraError
+from fedisora.services.signup import MAX_REASON, SIGNUP_RATE, closed_message, sign_up
+from web.pages import render
+from web.sessions import begin_session, csrf_matches, csrf_token, current_session
+
+__all__ = ["routes"]
+
+_FIELDS = ("username", "email", "reason")
+"""What the form shows again after a refusal (never the passwords)."""
+
+
+def _page(
+    request: Request, *, status: int = 200, error: str | None = None, **values: Any
+) -> Response:
+    settings = request.app.state.settings
+    return render(
+        request,
+        "signup.html",
+        status=status,
+        error=error,
+        mode=settings.registrations,
+        closed_message=closed_message(settings),
+        message=settings.registrations_message,
+        max_reason=MAX_REASON,
+        csrf=csrf_token(request),
+        values={name: values.get(name, "") for name in _FIELDS},
+    )
+
+
+async def signup(request: Request) -> Response:
+    settings = request.app.state.settings
+    if current_session(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    if request.method == "GET":
+        return _page(request, status=200)
+    form = await read_form(request)
+    values = {name: str(form.get(name, ""))[:MAX_REASON] for name in _FIELDS}
+    if not csrf_matches(request, form.get("csrf")):
+        return _page(request, status=403, error="The form expired; please try again.", **values)
+    if settings.registrations == "closed":
+        return _page(request, status=403, error=closed_message(settings), **values)
+    decision = limiter(request, *SIGNUP_RATE).hit(client_ip(request))
+    if not decision.allowed:
+        response = _page(
+            request,
+            status=429,
+            error="Too many sign-ups from your network: try again later.",
+            **values,
+        )
+        response.headers.update(decision.headers())
+        return response
+    password = str(form.get("password", ""))
+    if password != str(form.get("confirm_password", "")):
+        return _page(request, status=422, error="The two passwords differ.", **values)
+    try:
+        account = await sign_up(
+            settings,
+            username=values["username"].strip(),
+            email=values["email"].strip(),
+            password=password,
+            agreement=form.get("agreement") == "yes",
+            reason=str(form.get("reason", "")),
+        )
+    except FedisoraError as exc:
+        message = str(exc)
+        if message == "agreement must be accepted":
+            message = "Please accept the server's rules to sign up."
+        return _page(request, status=exc.status, error=message, **values)
+    if settings.registrations == "approval":
+        return RedirectResponse("/signup/pending", status_code=303)
+    await begin_session(request, account)
+    return RedirectResponse("/", status_code=303)
+
+
+async def pending(request: Request) -> Response:
+    """Where an approval sign-up ends (the same page for everyone: it names no account)."""
+    return render(request, "signup_pending.html")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/signup", signup, methods=["GET", "POST"]),
+        Route("/signup/pending", pending),
+    ]
