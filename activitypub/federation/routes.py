@@ -13,15 +13,18 @@ rest is answered 202 too and dropped, so that its server does not retry it for d
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from importlib import metadata
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from activitypub import objects
@@ -100,6 +103,52 @@ def wants_activity(request: Request) -> bool:
     if "application/activity+json" in accept or "application/ld+json" in accept:
         return True
     return "json" in accept and "html" not in accept
+
+
+def wants_page(request: Request) -> bool:
+    """Whether a browser asks (it names ``text/html``, and not ActivityPub): what used to
+    answer only JSON answers a page only then, so a server sending no ``Accept`` still
+    gets the JSON."""
+    return "html" in request.headers.get("accept", "").lower() and not wants_activity(request)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _for_browsers(page: Callable[[Request], str]) -> Callable[[Endpoint], Endpoint]:
+    """Send a browser that opens an ActivityPub URL with no page of its own (a collection,
+    a clip's ``Video`` or stamp) to the page that shows it: every id here that a person may
+    click opens a page, never raw JSON. The page applies its own visibility rules."""
+
+    def wrap(handler: Endpoint) -> Endpoint:
+        @functools.wraps(handler)
+        async def for_browsers(request: Request) -> Response:
+            params = request.path_params
+            if (
+                not wants_page(request)
+                or ("username" in params and not could_name_local(str(params["username"])))
+                or ("clip_id" in params and row_id(str(params["clip_id"])) is None)
+            ):
+                return await handler(request)  # its JSON, or its 404 for a name of nobody
+            return RedirectResponse(page(request), status_code=303, headers={"Vary": "Accept"})
+
+        return for_browsers
+
+    return wrap
+
+
+def _profile_page(request: Request) -> str:
+    return "/@" + quote(str(request.path_params["username"]), safe="")
+
+
+def _clip_page(request: Request, fragment: str = "") -> str:
+    return (
+        f"{_profile_page(request)}/{quote(str(request.path_params['clip_id']), safe='')}{fragment}"
+    )
+
+
+def _clip_collection_page(request: Request) -> str:
+    return _clip_page(request, "#comments" if request.path_params.get("kind") == "replies" else "")
 
 
 # --- discovery -------------------------------------------------------------------------------
@@ -398,6 +447,7 @@ async def clip_collection(request: Request) -> Response:
     return _activity(objects.collection(f"{clip.uri}/{kind}", total, ordered=False))
 
 
+@_for_browsers(_clip_page)
 async def quote_authorization(request: Request) -> Response:
     """FEP-044f stamp: dereferenceable while the clip exists and may be quoted."""
     clip, refused = await _clip(request)
@@ -413,6 +463,10 @@ async def quote_authorization(request: Request) -> Response:
 
 
 async def comment_object(request: Request) -> Response:
+    if wants_page(request):
+        from web.comment_pages import comment_page  # browsers get the comment's page
+
+        return await comment_page(request)
     owner, gone = await _owner(request.path_params["username"])
     comment = None
     pk = row_id(request.path_params["comment_id"])
@@ -428,6 +482,7 @@ async def comment_object(request: Request) -> Response:
     return _activity(await comment_note(comment))
 
 
+@_for_browsers(_profile_page)
 async def outbox(request: Request) -> Response:
     account = await _local(request.path_params["username"])
     if account is None:
@@ -478,6 +533,7 @@ async def follow_collection(request: Request) -> Response:
     return _activity(objects.collection(uri or f"{account.uri}/{kind}", total))
 
 
+@_for_browsers(_profile_page)
 async def featured(request: Request) -> Response:
     account = await _local(request.path_params["username"])
     if account is None:
@@ -497,6 +553,7 @@ async def featured(request: Request) -> Response:
     return _activity(doc)
 
 
+@_for_browsers(lambda _request: "/actor")
 async def empty_outbox(request: Request) -> Response:
     return _activity(objects.collection(f"{_settings(request).base_url}/actor/outbox", 0))
 
@@ -664,12 +721,14 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+@_for_browsers(_profile_page)
 async def follow_collection_or_404(request: Request) -> Response:
     if request.path_params["kind"] not in ("followers", "following"):
         return _error(404, "not found")
     return await follow_collection(request)
 
 
+@_for_browsers(_clip_collection_page)
 async def clip_collection_or_404(request: Request) -> Response:
     if request.path_params["kind"] == "video":
         return await clip_video_object(request)

@@ -399,8 +399,20 @@ async def grant_document(request: Request) -> Response:
 
     grant_id = parse_id(request.path_params.get("id", ""))
     row = await LikenessGrant.get_or_none(pk=grant_id, remote=False) if grant_id >= 0 else None
+    from activitypub.federation.routes import wants_page
+
     if row is None or row.document is None:
+        if wants_page(request):
+            from web.pages import error_page
+
+            return error_page(request, 404, "There is no such consent here.")
         return JSONResponse({"error": "Record not found"}, 404)
+    if wants_page(request):
+        from web.consent_page import consent_page  # a browser gets the consent in words
+
+        response = await consent_page(request, row)
+        response.headers["Vary"] = "Accept"
+        return response
     if row.revoked_at is not None:
         if row.revocation is not None:
             return _ActivityResponse(row.revocation, 410, headers={"Vary": "Accept"})
