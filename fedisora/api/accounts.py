@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import UploadFile
@@ -11,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.expressions import Q
 
-from fedisora import urls
 from fedisora.api import media
 from fedisora.api.entities import (
     credential_account,
@@ -36,11 +34,10 @@ from fedisora.models import (
     Mute,
     OAuthApplication,
 )
-from fedisora.outages import disk_space
-from fedisora.services import events, follows
+from fedisora.services import follows
 from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.profiles import MAX_DISPLAY_NAME, MAX_NOTE, ProfileChange, update_profile
 from fedisora.services.signup import MAX_REASON, SIGNUP_RATE, closed_message, sign_up
-from fedisora.services.text import clean_name
 from fedisora.services.visibility import account_clips_visible_to
 
 __all__ = ["routes"]
@@ -74,53 +71,24 @@ async def verify_credentials(ctx: Ctx) -> Response:
 @endpoint("write", "write:accounts", user=True)
 async def update_credentials(ctx: Ctx) -> Response:
     p = ctx.params
-    me = ctx.me
-    changed: list[str] = []
-    # Profile pictures go through the same decoding and clean-up as input stills: a file that
-    # is not a readable JPEG, PNG or WebP image is refused before anything changes. Images
-    # stored for a request that is then refused or not saved (a full disk, the database
-    # down) are removed again.
-    stored: list[media.StoredUpload] = []
-    saved = False
-    try:
-        for upload in ("avatar", "header"):
-            value = p.raw(upload)
-            if value in (None, ""):
-                continue
-            if not isinstance(value, UploadFile):
-                raise Invalid(f"{upload} must be an image file sent as multipart/form-data")
-            data = await media.read_capped(value, IMAGE_SIZE_LIMIT)
-            with disk_space():
-                stored.append(await asyncio.to_thread(media.store_image, data, ctx.settings))
-            setattr(me, f"{upload}_url", urls.current().media(stored[-1].values["file"]))
-            changed.append(f"{upload}_url")
-        display_name = p.text("display_name", max_length=100)
-        if display_name is not None:
-            me.display_name = clean_name(display_name)
-            changed.append("display_name")
-        source = p.mapping("source")
-        note = p.text("note", max_length=500)
-        if note is None and isinstance(source.get("note"), str):
-            note = source["note"]
-            if len(note) > 500:
-                raise Invalid("note is longer than 500 characters")
-        if note is not None:
-            me.note = note
-            changed.append("note")
-        for flag_name in ("locked", "discoverable", "indexable"):
-            if flag_name in p:
-                setattr(me, flag_name, p.flag(flag_name))
-                changed.append(flag_name)
-        if changed:
-            async with events.transaction() as conn:
-                await me.save(update_fields=[*changed, "updated_at"], using_db=conn)
-                await events.emit(conn, "account.updated", me.pk)
-                saved = True
-    except BaseException:
-        if not saved:
-            for image in stored:
-                media.discard(image, ctx.settings)
-        raise
+    change = ProfileChange()
+    for upload in ("avatar", "header"):
+        value = p.raw(upload)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, UploadFile):
+            raise Invalid(f"{upload} must be an image file sent as multipart/form-data")
+        change.images[upload] = await media.read_capped(value, IMAGE_SIZE_LIMIT)
+    change.display_name = p.text("display_name", max_length=MAX_DISPLAY_NAME)
+    note = p.text("note", max_length=MAX_NOTE)
+    source = p.mapping("source")
+    if note is None and isinstance(source.get("note"), str):
+        note = source["note"]
+    change.note = note
+    for flag_name in ("locked", "discoverable", "indexable"):
+        if flag_name in p:
+            setattr(change, flag_name, p.flag(flag_name))
+    me = await update_profile(ctx.me, change, ctx.settings)
     return json(await credential_account(me, ctx.user))
 
 

@@ -73,6 +73,7 @@ _LIKENESS = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=6)
 _LIKENESS_PATH = re.compile(r"/api/fedisora/v1/likeness/?")
 _MEDIA_PATH = re.compile(r"/api/v[12]/media/?")
 _PROFILE_PATH = re.compile(r"/api/v1/accounts/update_credentials/?")
+_PROFILE_PAGE = re.compile(r"/settings/profile/?")  # the settings page's form (web.settings)
 
 
 def body_class(method: str, path: str) -> BodyClass:
@@ -84,6 +85,8 @@ def body_class(method: str, path: str) -> BodyClass:
             return _MEDIA
         if _LIKENESS_PATH.fullmatch(path):
             return _LIKENESS
+        if _PROFILE_PAGE.fullmatch(path):
+            return _PROFILE
     elif method == "PATCH" and _PROFILE_PATH.fullmatch(path):
         return _PROFILE
     return _FORM
