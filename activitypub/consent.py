@@ -5,10 +5,10 @@ account (``interactingObject``, the grantee) put the owner's likeness in clips, 
 drafts only (``scope: "drafts"``) or in published clips too (``scope: "publish"``), under
 the owner's restrictions (``restrictionsDigest``, the SHA-256 multibase of their text),
 until ``expires`` if it is set, and, with ``maxUses: 1``, for one use only (one render job
-and the one clip it publishes: the owner approves every use). A **revocation** (``LikenessRevocation``) takes back one
-grant (``object`` = the grant's id) or every grant of the owner's likeness issued up to its
-``published`` (``object`` = the owner's actor id), and says whether clips already
-published must be taken down (``takeDown``).
+and the one clip it publishes: the owner approves every use). A **revocation**
+(``LikenessRevocation``) takes back one grant (``object`` = the grant's id) or every grant
+of the owner's likeness issued up to its ``published`` (``object`` = the owner's actor
+id), and says whether clips already published must be taken down (``takeDown``).
 
 Both carry an FEP-8b32 proof (:mod:`activitypub.integrity`, ``eddsa-jcs-2022``) made with
 the owner's Ed25519 key, so any server can check them without trusting who delivered them.

@@ -798,6 +798,7 @@ _HANDLERS = {
     "QuoteRequest": _quote_request,
     "CameoRequest": likeness.on_cameo_request,
     "LikenessUse": likeness.on_likeness_use,
+    "Offer": likeness.on_offer,
     "Follow": _follow,
     "Accept": _accept,
     "Reject": _reject,
