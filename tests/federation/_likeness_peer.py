@@ -157,12 +157,12 @@ async def run(action: str, args: list[str]) -> Any:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=SETTINGS.base_url) as http:
             who = await login(http, await _me(args[0]))
-            answer = await http.post(
+            reply = await http.post(
                 "/api/fedisora/v1/likeness/grants",
                 data={"account_id": str(grantee.pk)},
                 headers=who.headers,
             )
-        return {"status": answer.status_code, "body": answer.json()}
+        return {"status": reply.status_code, "body": reply.json()}
     if action == "render-request":  # what the render API asks before it queues a job
         me = await _me(args[0])
         owner = await Account.get(uri=args[1])
@@ -202,8 +202,8 @@ async def run(action: str, args: list[str]) -> Any:
         me = await _me(args[0])
         done = []
         for row in await LikenessRequest.filter(owner_id=me.pk, state="pending"):
-            answer = svc.approve_request if action == "approve" else svc.reject_request
-            done.append((await answer(me, row.pk)).state)
+            decide = svc.approve_request if action == "approve" else svc.reject_request
+            done.append((await decide(me, row.pk)).state)
         return {"answered": done}
     if action == "forge":
         return _forge(await _me(args[0]), args[1], args[2])
@@ -211,12 +211,12 @@ async def run(action: str, args: list[str]) -> Any:
         me = await _me(args[0])
         owner = await Account.get(uri=args[1])
         try:
-            row = await federated.store_grant(
+            kept = await federated.store_grant(
                 get_federation(SETTINGS), me, owner, json.loads(args[2])
             )
         except ConsentError as exc:
             return {"stored": False, "reason": exc.reason}
-        return {"stored": True, "uri": row.uri}
+        return {"stored": True, "uri": kept.uri}
     if action == "render":  # what the render worker asks right before rendering
         me = await _me(args[0])
         owner = await Account.get(uri=args[1])
@@ -241,12 +241,12 @@ async def run(action: str, args: list[str]) -> Any:
         )
         return {"status": response.status_code, "body": json.loads(body or b"null")}
     if action == "localgrant":
-        row = await svc.grant(await _me(args[0]), await _user(args[1]))
-        return {"uri": row.uri}
+        made = await svc.grant(await _me(args[0]), await _user(args[1]))
+        return {"uri": made.uri}
     if action == "revoke":
         me = await _me(args[0])
-        row = await LikenessGrant.get(uri=args[1], owner_id=me.pk)
-        await svc.revoke_grant(me, row.pk)
+        revoked = await LikenessGrant.get(uri=args[1], owner_id=me.pk)
+        await svc.revoke_grant(me, revoked.pk)
         return {"revoked": args[1]}
     if action == "send":  # any activity, from a local user, through the outbox
         me = await _me(args[0])
