@@ -4,10 +4,11 @@ A **grant** (``LikenessAuthorization``) says that the owner (``attributedTo``) l
 account (``interactingObject``, the grantee) put the owner's likeness in clips, either in
 drafts only (``scope: "drafts"``) or in published clips too (``scope: "publish"``), under
 the owner's restrictions (``restrictionsDigest``, the SHA-256 multibase of their text),
-until ``expires`` if it is set. A **revocation** (``LikenessRevocation``) takes back one
-grant (``object`` = the grant's id) or every grant of the owner's likeness issued up to its
-``published`` (``object`` = the owner's actor id), and says whether clips already
-published must be taken down (``takeDown``).
+until ``expires`` if it is set, and, with ``maxUses: 1``, for one use only (one render job
+and the one clip it publishes: the owner approves every use). A **revocation**
+(``LikenessRevocation``) takes back one grant (``object`` = the grant's id) or every grant
+of the owner's likeness issued up to its ``published`` (``object`` = the owner's actor
+id), and says whether clips already published must be taken down (``takeDown``).
 
 Both carry an FEP-8b32 proof (:mod:`activitypub.integrity`, ``eddsa-jcs-2022``) made with
 the owner's Ed25519 key, so any server can check them without trusting who delivered them.
@@ -45,6 +46,7 @@ __all__ = [
     "CONSENT_CONTEXT",
     "GRANT_TYPE",
     "MAX_CONSENT_CHARS",
+    "MAX_USES",
     "REVOCATION_TYPE",
     "SCOPES",
     "ConsentError",
@@ -73,6 +75,8 @@ CONSENT_CONTEXT: list[Any] = [AS_CONTEXT, integrity.DATA_INTEGRITY_CONTEXT, CONS
 #: The most characters a consent object may hold in all its strings (keys included): a
 #: grant is a few hundred; anything near this is not one.
 MAX_CONSENT_CHARS = 16_384
+#: The largest ``maxUses`` read (a grant for more uses than this is no limit worth counting).
+MAX_USES = 1_000_000
 _MAX_NODES = 256
 _MAX_DEPTH = 8
 
@@ -90,6 +94,13 @@ class Grant:
     expires: datetime | None = None
     proof: integrity.Proof | None = None
     """The verified proof (None from :func:`parse_grant`, which checks shapes only)."""
+    max_uses: int | None = None
+    """``maxUses``: how many clips may present this grant (None: no limit; fedisora issues
+    1, for an owner who approves every single use)."""
+
+    @property
+    def single_use(self) -> bool:
+        return self.max_uses == 1
 
     @property
     def allows_publish(self) -> bool:
@@ -135,8 +146,10 @@ def build_grant(
     restrictions_digest: str,
     published: datetime,
     expires: datetime | None = None,
+    max_uses: int | None = None,
 ) -> dict[str, Any]:
-    """An unsigned ``LikenessAuthorization`` (checked as :func:`parse_grant` would)."""
+    """An unsigned ``LikenessAuthorization`` (checked as :func:`parse_grant` would);
+    *max_uses* 1 makes it a single-use grant (``maxUses``)."""
     doc: dict[str, Any] = {
         "@context": CONSENT_CONTEXT,
         "id": grant_id,
@@ -149,6 +162,8 @@ def build_grant(
     }
     if expires is not None:
         doc["expires"] = integrity.format_datetime(expires)
+    if max_uses is not None:
+        doc["maxUses"] = max_uses
     parse_grant(doc)
     return doc
 
@@ -289,6 +304,11 @@ def parse_grant(doc: Any) -> Grant:
     expires = _date(doc, "expires") if doc.get("expires") is not None else None
     if expires is not None and expires <= published:
         raise ConsentError("the grant expires before it was published")
+    max_uses = doc.get("maxUses")
+    if max_uses is not None and (
+        not isinstance(max_uses, int) or isinstance(max_uses, bool) or not 1 <= max_uses <= MAX_USES
+    ):
+        raise ConsentError(f"maxUses must be a whole number from 1 to {MAX_USES}")
     return Grant(
         id=grant_id,
         owner=owner,
@@ -297,6 +317,7 @@ def parse_grant(doc: Any) -> Grant:
         restrictions_digest=digest,
         published=published,
         expires=expires,
+        max_uses=max_uses,
     )
 
 

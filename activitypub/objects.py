@@ -128,6 +128,7 @@ CONSENT_TERMS: dict[str, Any] = {
     "restrictionsDigest": "fedisora:restrictionsDigest",
     "expires": {"@id": "fedisora:expires", "@type": "http://www.w3.org/2001/XMLSchema#dateTime"},
     "takeDown": "fedisora:takeDown",
+    "maxUses": "fedisora:maxUses",
 }
 OBJECT_TERMS.update(CONSENT_TERMS)
 OBJECT_TERMS.update(

@@ -200,6 +200,9 @@ class Settings:
     retain_delivered_hours: int = 24  # delivered deliveries
     retain_work_days: int = 7  # other finished work (checks, render input stills, ...)
     media_unattached_hours: int = 24  # uploads and renders no clip, draft or render holds
+    # A shown remote clip with cameos: its consents asked about again at the owners' servers
+    # this long after they were last checked (a revocation that never reached us).
+    cameo_recheck_hours: int = 24
     # Open streaming connections (SSE or WebSocket) per client address (IPv6: per /64) and
     # per access token, in each web process.
     streams_per_ip: int = 50
@@ -343,6 +346,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MEDIA_UNATTACHED_HOURS": (
         "media_unattached_hours",
         lambda n, raw: _parse_int(n, raw, 1, 24 * 3650),
+    ),
+    "CAMEO_RECHECK_HOURS": (
+        "cameo_recheck_hours",
+        lambda n, raw: _parse_int(n, raw, 1, 24 * 365),
     ),
     "STREAMS_PER_IP": ("streams_per_ip", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
     "STREAMS_PER_TOKEN": ("streams_per_token", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),

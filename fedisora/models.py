@@ -415,10 +415,14 @@ class Cameo(Model):
     account_id: int
     consent_uri = fields.CharField(max_length=2048, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    checked_at = fields.DatetimeField(null=True)
+    """A remote clip's: when its consent was last verified at the owner's server (the
+    ``cameo_recheck`` chore asks again after ``cameo_recheck_hours``)."""
 
     class Meta:
         table = "cameos"
         unique_together = (("clip", "account"),)
+        indexes = (Index(fields=("checked_at",)),)
 
 
 class Like(Model):

@@ -71,12 +71,14 @@ __all__ = [
     "CAMEO_CHECK_GRAPH",
     "Held",
     "Judgement",
+    "Swept",
     "admit",
     "carries_revocation",
     "judge",
     "likeness_id",
     "machines",
     "on_event",
+    "recheck_shown",
     "recheck_update",
     "record_revocation",
     "record_uses",
@@ -112,6 +114,8 @@ class Judgement:
     reason: str | None = None
     failed: Account | None = None
     """The owner whose consent failed, when the failure is theirs."""
+    failed_consent: str | None = None
+    """The id of the consent that failed, when there is one."""
 
 
 # --- verifying a clip's consents ------------------------------------------------------------
@@ -220,6 +224,7 @@ async def _check_consent(
     owner: Account,
     cameo: objects.ParsedCameo,
     now: datetime,
+    clip_uri: str | None = None,
 ) -> consent.Grant:
     """The cameo's grant, verified: its proof by the owner's key, for *author*, to publish,
     unexpired, not revoked as far as this instance knows, and (for a remote owner) still
@@ -244,6 +249,7 @@ async def _check_consent(
         if revoked is not None:
             raise ConsentError(revoked)
         if owner.local:  # our own rows say whether it still holds: no request
+            await _uses_left(grant, clip_uri)
             return grant
     elif owner.local:  # given by id only: the grant's row here
         row = await LikenessGrant.get_or_none(uri=cameo.consent_id, owner_id=owner.pk, remote=False)
@@ -253,6 +259,7 @@ async def _check_consent(
         revoked = await revoked_here(grant, owner)
         if revoked is not None:
             raise ConsentError(revoked)
+        await _uses_left(grant, clip_uri)
         return grant
     status, doc = await _served(fed, cameo.consent_id)
     if status in (404, 410):
@@ -263,7 +270,23 @@ async def _check_consent(
     revoked = await revoked_here(served, owner)
     if revoked is not None:
         raise ConsentError(revoked)
+    await _uses_left(grant or served, clip_uri)
     return grant or served
+
+
+async def _uses_left(grant: consent.Grant, clip_uri: str | None) -> None:
+    """Refuse *grant* for the clip *clip_uri* when it has a ``maxUses`` and as many other
+    clips stored here (shown, or deleted since) presented it already: a single-use consent
+    (``maxUses: 1``) shows one clip."""
+    if grant.max_uses is None:
+        return
+    query = Cameo.filter(consent_uri=grant.id)
+    if clip_uri is not None:
+        query = query.exclude(clip__uri=clip_uri)
+    others = sorted({str(u) for u in await query.values_list("clip__uri", flat=True)})
+    if len(others) >= grant.max_uses:
+        uses = "one use" if grant.max_uses == 1 else f"{grant.max_uses} uses"
+        raise ConsentError(f"the consent is for {uses}, and {others[0]} used it already")
 
 
 async def judge(
@@ -272,12 +295,14 @@ async def judge(
     cameos: Sequence[objects.ParsedCameo],
     *,
     now: datetime | None = None,
+    clip_uri: str | None = None,
 ) -> Judgement:
     """Verify every consent of a clip by *author*: all of them (``reason`` None), or the
     first reason to refuse the clip (and whose consent failed, when known). Raises
     :class:`ActorError` or :class:`FetchError` when an owner's actor or their server cannot
     be reached now (:func:`_check_consent`: a remote owner's server is asked, once per
-    cameo, whether it still serves the grant)."""
+    cameo, whether it still serves the grant). *clip_uri* is the clip's id: a consent with
+    ``maxUses`` already presented by as many other clips here is refused."""
     now = now or utcnow()
     admitted: list[Admitted] = []
     seen: set[str] = set()
@@ -291,9 +316,10 @@ async def judge(
         if owner.suspended_at is not None:
             return Judgement(admitted, f"{owner.uri} is suspended here", owner)
         try:
-            grant = await _check_consent(fed, author, owner, cameo, now)
+            grant = await _check_consent(fed, author, owner, cameo, now, clip_uri)
         except ConsentError as exc:
-            return Judgement(admitted, f"the consent of {owner.uri}: {exc.reason}", owner)
+            reason = f"the consent of {owner.uri}: {exc.reason}"
+            return Judgement(admitted, reason, owner, cameo.consent_id)
         admitted.append(Admitted(owner, grant.id))
     return Judgement(admitted)
 
@@ -327,6 +353,42 @@ async def _consent_audit(author: Account, found: Judgement) -> None:
         )
 
 
+async def _tell_refused(author: Account, found: Judgement, clip_uri: str) -> None:
+    """A received clip refused on a consent of a local owner: the owner is told (a use of
+    kind ``refused``, with the reason, and a ``fedisora.likeness_use`` notification), once
+    per clip."""
+    from fedisora.models import NotificationType
+    from fedisora.services import events
+    from fedisora.services.notify import notify
+
+    owner = found.failed
+    if owner is None or not owner.local or found.reason is None:
+        return
+    if await LikenessUse.filter(owner_id=owner.pk, clip_uri=clip_uri, kind="refused").exists():
+        return
+    grant = (
+        await LikenessGrant.get_or_none(uri=found.failed_consent, owner_id=owner.pk)
+        if found.failed_consent
+        else None
+    )
+    async with events.transaction():  # the use and the owner's notice commit together
+        use = await LikenessUse.create(
+            owner_id=owner.pk,
+            user_id=author.pk,
+            grant_id=grant.pk if grant is not None else None,
+            clip_uri=clip_uri,
+            kind="refused",
+            reason=found.reason[:500],
+            remote=True,
+        )
+        await notify(
+            owner,
+            NotificationType.LIKENESS_USE,
+            dedupe_key=f"likeness_use:{use.pk}",
+            from_account=author,
+        )
+
+
 async def _audit(
     note: objects.ParsedNote, author: Account, outcome: str, reason: str, depth: int = 0
 ) -> None:
@@ -357,7 +419,7 @@ async def admit(
     if await CameoCheck.filter(clip_uri=note.id, state="pending").exists():
         raise Held(f"{note.id}: its consents are being verified")
     try:
-        found = await judge(fed, author, note.cameos)
+        found = await judge(fed, author, note.cameos, clip_uri=note.id)
     except (ActorError, FetchError) as exc:
         await create_row(
             CameoCheck,
@@ -372,6 +434,7 @@ async def admit(
         raise Held(f"{note.id}: its consents cannot be verified now ({exc})") from exc
     await _consent_audit(author, found)
     if found.reason is not None:
+        await _tell_refused(author, found, note.id)
         await _audit(note, author, "refused", found.reason, depth)
         log.warning("%s refused: %s", note.id, found.reason)
         raise Ignored(f"clip with cameos refused: {found.reason}")
@@ -400,10 +463,11 @@ async def recheck_update(
     if not any(c.problem for c in note.cameos) and sent == await _stored_cameos(clip):
         return None
     try:
-        found = await judge(fed, author, note.cameos)
+        found = await judge(fed, author, note.cameos, clip_uri=clip.uri)
     except ActorError as exc:
         raise FetchError(str(exc)) from exc
     await _consent_audit(author, found)
+    await _tell_refused(author, found, clip.uri)
     if found.reason is None:
         await _audit(note, author, "shown", "an Update: every consent verified")
         return [(a.owner, a.grant_id) for a in found.admitted]
@@ -418,16 +482,21 @@ async def set_cameos(
 ) -> None:
     """Make the stored cameos of the remote *clip* the verified *cameos* (in *conn*)."""
     keep = [owner.pk for owner, _ in cameos]
+    now = utcnow()  # each consent was verified just now
     await Cameo.filter(clip_id=clip.pk).exclude(account_id__in=keep).using_db(conn).delete()
     for owner, grant_id in cameos:
         updated = (
             await Cameo.filter(clip_id=clip.pk, account_id=owner.pk)
             .using_db(conn)
-            .update(consent_uri=grant_id)
+            .update(consent_uri=grant_id, checked_at=now)
         )
         if not updated:
             await Cameo.create(
-                clip_id=clip.pk, account_id=owner.pk, consent_uri=grant_id, using_db=conn
+                clip_id=clip.pk,
+                account_id=owner.pk,
+                consent_uri=grant_id,
+                checked_at=now,
+                using_db=conn,
             )
 
 
@@ -476,10 +545,11 @@ async def _verify(row: CameoCheck, ctx: WorkContext) -> Outcome:
     fed = get_federation(settings)
     try:
         async with ctx.keep_lease():
-            found = await judge(fed, author, note.cameos)
+            found = await judge(fed, author, note.cameos, clip_uri=row.clip_uri)
     except (ActorError, FetchError) as exc:
         return Retry(str(exc))
     await _consent_audit(author, found)
+    await _tell_refused(author, found, row.clip_uri)
     reason = found.reason
     if reason is None:
         cameos = [(a.owner, a.grant_id) for a in found.admitted]
@@ -500,6 +570,103 @@ async def _verify(row: CameoCheck, ctx: WorkContext) -> Outcome:
 
 def machines(settings: Settings) -> list[Machine]:
     return [Machine(CameoCheck, CAMEO_CHECK_GRAPH, {"pending": _verify})]
+
+
+# --- the sweep: shown clips asked about again ------------------------------------------------
+
+
+@dataclass
+class Swept:
+    """What one :func:`recheck_shown` batch did (the chore's counts)."""
+
+    checked: int = 0
+    hidden: int = 0
+    unreachable: int = 0
+    full: bool = False
+
+    def counts(self) -> dict[str, int]:
+        found = {
+            "cameos_rechecked": self.checked,
+            "cameo_clips_hidden": self.hidden,
+            "cameo_owners_unreachable": self.unreachable,
+        }
+        return {k: v for k, v in found.items() if v}
+
+
+async def _due_cameos(cutoff: datetime, limit: int) -> list[Cameo]:
+    """Cameos of shown remote clips, owned by remote people, whose consent was last checked
+    before *cutoff* (never first, then the oldest)."""
+    base = Cameo.filter(
+        clip__local=False,
+        clip__deleted_at=None,
+        consent_uri__not_isnull=True,
+        account__domain__not_isnull=True,
+    )
+    found = list(await base.filter(checked_at=None).order_by("id").limit(limit))
+    if len(found) < limit:
+        found += (
+            await base.filter(checked_at__lt=cutoff)
+            .order_by("checked_at", "id")
+            .limit(limit - len(found))
+        )
+    return found
+
+
+async def _recheck_one(fed: Federation, cameo: Cameo, now: datetime) -> str:
+    """Ask the owner's server about one shown cameo's consent: ``kept`` (it holds, or the
+    answer proves nothing: an unsigned 404 or 410 is never a take-down), ``revoked`` (a
+    signed revocation, recorded and applied as if delivered: with ``takeDown`` the clip is
+    hidden, else it stays, as the owner chose), or ``unreachable``."""
+    owner = await Account.get(pk=cameo.account_id)
+    clip = await Clip.get(pk=cameo.clip_id)
+    assert cameo.consent_uri is not None
+    try:
+        key = _owner_key(owner)
+        status, doc = await _served(fed, cameo.consent_uri)
+    except FetchError as exc:
+        log.info("%s: the owner's server cannot answer now (%s)", cameo.consent_uri, exc)
+        return "unreachable"
+    except ConsentError as exc:
+        log.info("%s: not asked again (%s)", cameo.consent_uri, exc.reason)
+        return "kept"
+    if status not in (404, 410):
+        return "kept"
+    reason = await _gone(owner, key, cameo.consent_uri, None, doc, now)
+    if not reason.startswith("the consent was revoked"):
+        log.warning("%s: %s (%s); the clip %s stays", cameo.consent_uri, reason, status, clip.uri)
+        return "kept"
+    log.info("%s: %s, learnt by the sweep", clip.uri, reason)
+    return "revoked"
+
+
+async def recheck_shown(
+    fed: Federation, *, now: datetime, older_than: timedelta, limit: int = 50
+) -> Swept:
+    """One batch of the ``cameo_recheck`` chore: the consents of shown remote clips with
+    cameos, last verified more than *older_than* ago (oldest first, at most *limit*), asked
+    about again at their owners' servers (:func:`_recheck_one`), so that a revocation that
+    never reached this server (it was not a grantee, a host or an audience of the owner)
+    is learnt: a ``410`` carrying the owner's signed revocation is recorded and applied as
+    a delivered one (:func:`record_revocation`; with ``takeDown`` the clip is hidden, the
+    reason kept in a :class:`CameoCheck` ``hidden``). A clip whose owner's server cannot be
+    reached stays and is asked again in an hour."""
+    done = Swept()
+    cameos = await _due_cameos(now - older_than, limit)
+    done.full = len(cameos) >= limit
+    retry = min(older_than, timedelta(hours=1))
+    for cameo in cameos:
+        verdict = await _recheck_one(fed, cameo, now)
+        checked_at = now - older_than + retry if verdict == "unreachable" else now
+        await Cameo.filter(pk=cameo.pk).update(checked_at=checked_at)
+        done.checked += 1
+        if verdict == "unreachable":
+            done.unreachable += 1
+        elif (
+            verdict == "revoked"
+            and await Clip.filter(pk=cameo.clip_id, deleted_at__not_isnull=True).exists()
+        ):
+            done.hidden += 1
+    return done
 
 
 # --- revocations: sending -----------------------------------------------------------------

@@ -41,6 +41,7 @@ from fedisora.models import (
     Account,
     Block,
     Boost,
+    Cameo,
     Clip,
     Comment,
     Follow,
@@ -428,6 +429,8 @@ async def store_admitted_clip(
     """Store the remote clip *note* whose *cameos* (owner, grant id) were verified."""
     clip = await _store_clip(author, note, stamp=objects.stamp_of(obj), depth=depth, cameos=cameos)
     if cameos:
+        # Each consent was verified just now: the sweep asks again from here.
+        await Cameo.filter(clip_id=clip.pk).update(checked_at=utcnow())
         await cameo_clips.record_uses(clip, cameos)
     return clip
 
@@ -798,6 +801,7 @@ _HANDLERS = {
     "QuoteRequest": _quote_request,
     "CameoRequest": likeness.on_cameo_request,
     "LikenessUse": likeness.on_likeness_use,
+    "Offer": likeness.on_offer,
     "Follow": _follow,
     "Accept": _accept,
     "Reject": _reject,

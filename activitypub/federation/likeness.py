@@ -7,7 +7,9 @@ The grantee's instance (the requester's):
 - :func:`send_request` stores the request and sends a ``CameoRequest`` to the owner's inbox
   (through the outbox: :func:`emit_activity`, event ``likeness.federate``);
 - :func:`answered` takes the owner's ``Accept{result: LikenessAuthorization}`` or ``Reject``
-  (ingest's Accept/Reject ask it first); :func:`store_grant` verifies the grant by itself
+  (ingest's Accept/Reject ask it first), and :func:`on_offer` a grant the owner made ahead
+  of any request (``Offer{object: LikenessAuthorization, target: grantee}``);
+  :func:`store_grant` verifies the grant by itself
   (the owner's Ed25519 key from the owner's actor ``assertionMethod``, the grantee, the
   expiry) and stores it as a remote :class:`~fedisora.models.LikenessGrant`, or refuses it
   with an audit row (:class:`~fedisora.models.ConsentCheck`, stage ``grant``);
@@ -25,7 +27,9 @@ The owner's instance:
 - :func:`serve_references` serves the stills only to a signed request from the grantee's
   instance naming a valid grant (checked by :func:`~fedisora.services.likeness.check_consent`,
   which writes the audit row);
-- :func:`on_likeness_use` records a remote use and notifies the owner.
+- :func:`on_likeness_use` records a remote use and notifies the owner;
+- :func:`offer_grant` sends a grant the owner made ahead of any request
+  (:func:`fedisora.services.likeness.grant`) to the remote grantee's inbox, durably.
 """
 
 from __future__ import annotations
@@ -74,9 +78,12 @@ __all__ = [
     "discard_references",
     "emit_activity",
     "fetch_references",
+    "grant_offer",
     "likeness_use",
+    "offer_grant",
     "on_cameo_request",
     "on_likeness_use",
+    "on_offer",
     "outbound",
     "owner_key",
     "parse_cameo_request",
@@ -161,6 +168,28 @@ def likeness_use(
     if reason:
         extra["content"] = reason[:MAX_SUMMARY]
     return objects.activity(USE_TYPE, use_id, user, owner, to=[owner], **extra)
+
+
+def grant_offer(owner: str, grant: dict[str, Any]) -> dict[str, Any]:
+    """``Offer{actor: owner, object: the signed grant (embedded), target: the grantee}``: a
+    grant the owner made ahead of any request, sent to the grantee. Its id derives from the
+    grant's (the same grant offered again is the same activity)."""
+    parsed = consent.parse_grant(grant)
+    return objects.activity(
+        "Offer",
+        f"{parsed.id}#offer",
+        owner,
+        grant,
+        to=[parsed.grantee],
+        target=parsed.grantee,
+    )
+
+
+def is_grant_offer(activity: dict[str, Any]) -> bool:
+    """Whether an ``Offer`` offers a ``LikenessAuthorization`` (ingest asks this)."""
+    obj = activity.get("object")
+    kinds = obj.get("type") if isinstance(obj, dict) else None
+    return consent.GRANT_TYPE in (kinds if isinstance(kinds, list) else [kinds])
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,8 +388,9 @@ async def store_grant(
 
     Checked: its shape, a proof by the owner's key as the owner's actor lists it in
     ``assertionMethod`` now, the grantee being *requester*, not expired (nor published in
-    the future). A refused grant is audited (stage ``grant``), not stored, and raises
-    :class:`ConsentError` with the reason."""
+    the future), and ``maxUses`` none or 1 (a single-use grant serves one render job here,
+    as the owner's own single-use grants do). A refused grant is audited (stage ``grant``),
+    not stored, and raises :class:`ConsentError` with the reason."""
     now = now or utcnow()
     try:
         if owner.local or not requester.local:
@@ -383,12 +413,17 @@ async def store_grant(
         revoked = await revoked_here(grant, owner)  # a revocation may have come first
         if revoked is not None:
             raise ConsentError(revoked)
+        if grant.max_uses not in (None, 1):  # the one limit the render queue enforces
+            raise ConsentError(
+                f"the grant is for {grant.max_uses} uses; this server honours maxUses 1 only"
+            )
     except ConsentError as exc:
         log.info("refused a likeness grant from %s: %s", owner.uri, exc.reason)
         await _audit(requester, owner, stage="grant", allowed=False, reason=exc.reason)
         raise
     existing = await LikenessGrant.get_or_none(uri=grant.id)
     values: dict[str, Any] = {
+        "single_use": grant.single_use,
         "scope": grant.scope,
         "restrictions_digest": grant.restrictions_digest,
         "expires_at": grant.expires,
@@ -479,7 +514,48 @@ async def answered(fed: Federation, actor: Account, activity: dict[str, Any]) ->
     return True
 
 
+async def on_offer(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    """A remote owner sent a local account a grant ahead of any request (``Offer``): it is
+    verified and stored as an answered request's grant is (:func:`store_grant`), so the
+    grantee may use it without asking. Refused (:class:`Ignored`, with the reason; a grant
+    that fails verification is audited too): an Offer of anything else, a grant for an
+    account that is not local or not the Offer's ``target``, a grant not the actor's."""
+    from activitypub.federation.ingest import Ignored
+
+    if not is_grant_offer(activity):
+        raise Ignored("an Offer of something other than a likeness grant")
+    doc = activity["object"]
+    try:
+        parsed = consent.parse_grant(doc)
+    except ConsentError as exc:
+        raise Ignored(f"refused grant: {exc.reason}") from exc
+    target = objects.id_of(activity.get("target"))
+    if target is not None and target != parsed.grantee:
+        raise Ignored(f"the Offer is for {target}, the grant for {parsed.grantee}")
+    grantee = await Account.get_or_none(uri=parsed.grantee, domain=None)
+    if grantee is None or grantee.suspended_at is not None:
+        raise Ignored(f"the grant is for {parsed.grantee}, not an account of this server")
+    try:
+        await store_grant(fed, grantee, actor, doc)
+    except ConsentError as exc:
+        raise Ignored(f"refused grant: {exc.reason}") from exc
+
+
 # --- the owner's side: answering ------------------------------------------------------------
+
+
+async def offer_grant(
+    conn: BaseDBAsyncClient, row: LikenessGrant, owner: Account, grantee: Account
+) -> None:
+    """Send the signed grant *row*, made ahead of any request, to the remote *grantee*
+    (:func:`grant_offer`), through the outbox in *conn* (the grant's own transaction)."""
+    from fedisora.errors import Invalid
+
+    if not owner.local or grantee.local:
+        raise Invalid("a grant is offered by a local owner to a remote account")
+    if row.document is None:
+        raise Invalid("this account has no Ed25519 key: it cannot sign a grant")
+    await emit_activity(conn, owner, grant_offer(owner.uri, row.document), [grantee])
 
 
 def _request_ref(row: LikenessRequest, requester: Account, owner: Account) -> dict[str, Any]:

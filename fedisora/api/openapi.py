@@ -822,7 +822,8 @@ def _likeness_paths() -> Json:
             ),
             "post": _op(
                 "createLikenessGrant",
-                "Approve an account ahead of any request",
+                "Approve an account ahead of any request (a remote account's instance is sent the "
+                "signed grant; for one use when the owner approves every use)",
                 grant,
                 ("400", "404", "422"),
                 write=True,

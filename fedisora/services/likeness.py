@@ -611,6 +611,7 @@ async def _signed_grant(
         restrictions_digest=consent.restrictions_digest(likeness.restrictions),
         published=row.created_at,
         expires=row.expires_at,
+        max_uses=1 if row.single_use else None,
     )
     return consent.sign_grant(doc, key, key_id=key_id, created=row.created_at)
 
@@ -1082,24 +1083,36 @@ async def requests_of(account: Account) -> tuple[list[LikenessRequest], list[Lik
 async def grant(
     owner: Account, grantee: Account, *, expires_at: datetime | None = None
 ) -> LikenessGrant:
-    """The owner approves *grantee* ahead of any request. Restrictions, if any, are still
-    to be accepted by the grantee (with a request) before the first use."""
+    """The owner approves *grantee* ahead of any request (for one use when the owner
+    approves every use). Restrictions, if any, are still to be accepted by the grantee (with
+    a request) before the first use. A remote *grantee*'s instance is sent the signed grant
+    (an ``Offer``, :func:`activitypub.federation.likeness.offer_grant`) in the same
+    transaction: the grantee may then use it without asking."""
     likeness = await _mine(owner)
     if grantee.pk == owner.pk:
         raise Invalid("you do not need a grant for your own likeness")
-    if not grantee.local:
-        raise Invalid("grants to accounts on other instances are not supported yet")
+    if not grantee.local and (
+        grantee.suspended or not (grantee.shared_inbox_uri or grantee.inbox_uri)
+    ):
+        raise Invalid(f"@{grantee.acct} cannot be reached to receive a grant")
     now = utcnow()
     if expires_at is not None and expires_at <= now:
         raise Invalid("expires_at must be in the future")
-    return await _new_grant(
-        owner,
-        grantee,
-        likeness,
-        basis="approved",
-        digest="",
-        expires_at=expires_at or _expiry(likeness, now),
-    )
+    async with events.transaction() as conn:  # a remote grantee's Offer goes with it
+        row = await _new_grant(
+            owner,
+            grantee,
+            likeness,
+            basis="approved",
+            digest="",
+            expires_at=expires_at or _expiry(likeness, now),
+            single_use=likeness.approval_required,
+        )
+        if not grantee.local:
+            from activitypub.federation import likeness as federated
+
+            await federated.offer_grant(conn, row, owner, grantee)
+    return row
 
 
 async def grants_of(account: Account) -> tuple[list[LikenessGrant], list[LikenessGrant]]:

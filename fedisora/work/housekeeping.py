@@ -19,7 +19,11 @@ Chores:
 - ``work_retention`` (every minute): :mod:`fedisora.services.retention` over every
   durable-work table the engine runs;
 - ``media_gc`` (every 10 minutes): :mod:`fedisora.services.media_gc`;
-- ``expired_rows`` (every 10 minutes): :mod:`fedisora.services.expiry`.
+- ``expired_rows`` (every 10 minutes): :mod:`fedisora.services.expiry`;
+- ``cameo_recheck`` (every 10 minutes): the consents of shown remote clips with cameos,
+  last verified more than ``cameo_recheck_hours`` ago, asked about again at the owners'
+  servers (:func:`activitypub.federation.cameo_clips.recheck_shown`; seeded by migration
+  0016).
 """
 
 from __future__ import annotations
@@ -107,10 +111,32 @@ async def _expired_rows(
     return await delete_expired(expiries(), now=ctx.now(), fence=fence)
 
 
+#: How many cameos one ``cameo_recheck`` batch asks about (one request to an owner's server
+#: each).
+CAMEO_RECHECK_BATCH = 50
+
+
+async def _cameo_recheck(
+    ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
+) -> tuple[dict[str, int], bool]:
+    from activitypub.federation.cameo_clips import recheck_shown
+    from activitypub.federation.context import get_federation
+
+    async with ctx.keep_lease():  # requests to other servers
+        done = await recheck_shown(
+            get_federation(settings),
+            now=ctx.now(),
+            older_than=timedelta(hours=settings.cameo_recheck_hours),
+            limit=CAMEO_RECHECK_BATCH,
+        )
+    return done.counts(), done.full
+
+
 CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
     "media_gc": ChoreSpec(_media_gc, timedelta(minutes=10)),
     "expired_rows": ChoreSpec(_expired_rows, timedelta(minutes=10)),
+    "cameo_recheck": ChoreSpec(_cameo_recheck, timedelta(minutes=10)),
 }
 
 

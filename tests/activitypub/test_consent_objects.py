@@ -52,6 +52,7 @@ CONTEXT: list[Any] = [
             "@type": "http://www.w3.org/2001/XMLSchema#dateTime",
         },
         "takeDown": "fedisora:takeDown",
+        "maxUses": "fedisora:maxUses",
     },
 ]
 GRANT: dict[str, Any] = {
@@ -66,7 +67,16 @@ GRANT: dict[str, Any] = {
     "expires": "2027-01-06T17:00:00Z",
 }
 GRANT_PROOF_VALUE = (
-    "z3vXSM581bVFRXCk5LxTVRYByuSqvHELoioe3Kcf2zNUAxudUhaDZ1aYrS6fR8fMzAbTDzKYXkiZ4jCCXPyNNA95m"
+    "z52iuXf4xLe1ngNggX83SZ36xC3cEW5Y3UrWQHb7CuGMS6zxkE9dAtPmWPYpCGkDurjpEiXXPFRqJg3S34whKkV6b"
+)
+#: A single-use grant (the owner approves every use): ``maxUses: 1``, to publish.
+SINGLE_USE_GRANT: dict[str, Any] = {
+    **{k: v for k, v in GRANT.items() if k != "expires"},
+    "scope": "publish",
+    "maxUses": 1,
+}
+SINGLE_USE_PROOF_VALUE = (
+    "z3mQjC2K818GD9RZbgEAXxP51GcSutDbdgNYYgTpzRNRKSXbSr2L2PdCxwiaAw4Eos7yaP5KzKFAhUhBTK2QXBqYs"
 )
 REVOCATION: dict[str, Any] = {
     "@context": CONTEXT,
@@ -78,7 +88,7 @@ REVOCATION: dict[str, Any] = {
     "takeDown": True,
 }
 REVOCATION_PROOF_VALUE = (
-    "z5VxmjNtfSQsUfFhe6cyytUM6KtUKFWAgCZk4jr48bHCJ263dHKYNvwSAXKgXwHrwH6fAVRgUp4FeeK3BjE2b134P"
+    "z2c4DrHk3tJdD8gevM6zSEbSkFjrrbt8jPHRE4QXFPEhLDZ3vUkFmwnNjgvc99vnHZJ5cuJMXr7Y4SGg88AAPtm1a"
 )
 
 
@@ -201,6 +211,36 @@ def test_a_grant_is_built_and_signed_as_the_fixed_vector() -> None:
     )
     assert not grant.allows_publish
     assert not grant.expired(NOW) and grant.expired(EXPIRES)
+
+
+def test_a_single_use_grant_is_built_and_signed_as_the_fixed_vector() -> None:
+    doc = _grant(scope="publish", max_uses=1)
+    assert doc == {**SINGLE_USE_GRANT, "expires": GRANT["expires"]}
+    doc.pop("expires")
+    assert doc == SINGLE_USE_GRANT
+    signed = _signed_grant(doc)
+    assert signed["proof"]["proofValue"] == SINGLE_USE_PROOF_VALUE
+    _independently_valid(signed, OWNER_PUBLIC)
+    grant = _verify(signed, needs_publish=True)
+    assert grant.max_uses == 1 and grant.single_use and grant.allows_publish
+    # Without maxUses a grant has no limit of uses.
+    plain = _verify(_signed_grant())
+    assert plain.max_uses is None and not plain.single_use
+    # maxUses is signed: removing or raising it breaks the proof.
+    for changed in ({"maxUses": 2}, {"maxUses": None}):
+        tampered = {**signed, **changed}
+        if changed["maxUses"] is None:
+            tampered.pop("maxUses")
+        with pytest.raises(ConsentError, match="bad proof"):
+            _verify(tampered, needs_publish=True)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "1", True, [1], 10**9])
+def test_a_malformed_max_uses_is_refused(value: Any) -> None:
+    with pytest.raises(ConsentError, match="maxUses must be a whole number"):
+        consent.parse_grant({**GRANT, "maxUses": value})
+    with pytest.raises(ConsentError, match="maxUses"):
+        _grant(max_uses=value)
 
 
 def test_a_revocation_is_built_and_signed_as_the_fixed_vector() -> None:
@@ -576,11 +616,19 @@ def test_the_notes_examples_are_the_vectors_and_verify() -> None:
     note = (Path(__file__).parents[2] / "docs" / "fep-likeness-consent.md").read_text()
     blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", note, re.S)]
     assert consent.CONSENT_CONTEXT in blocks
-    (grant,) = [b for b in blocks if isinstance(b, dict) and b.get("type") == consent.GRANT_TYPE]
+    (grant,) = [
+        b
+        for b in blocks
+        if isinstance(b, dict) and b.get("type") == consent.GRANT_TYPE and "maxUses" not in b
+    ]
     (revocation,) = [
         b for b in blocks if isinstance(b, dict) and b.get("type") == consent.REVOCATION_TYPE
     ]
     assert grant == _signed_grant()
     assert revocation == _signed_revocation()
+    # The single-use example: the same key, maxUses 1.
+    (single,) = [b for b in blocks if isinstance(b, dict) and b.get("maxUses") == 1]
+    assert single == _signed_grant(dict(SINGLE_USE_GRANT, **{"@context": CONTEXT}))
+    assert _verify(single, needs_publish=True).single_use
     _verify(grant)
     _verify_revocation(revocation)

@@ -15,6 +15,11 @@ process going through the real services; the instance's own server delivers what
     python tests/federation/_likeness_peer.py localgrant erin carol
     python tests/federation/_likeness_peer.py revoke erin <grant uri>
     python tests/federation/_likeness_peer.py send bob <owner uri> '<activity json>'
+    python tests/federation/_likeness_peer.py owner fran approved - approval  # approves each use
+    python tests/federation/_likeness_peer.py api-grant fran dave@127.0.0.1:8002  # ahead of asking
+    python tests/federation/_likeness_peer.py render-request dave <owner uri>  # the render API's
+    python tests/federation/_likeness_peer.py render-job dave <owner uri> <job id>  # the worker's
+    python tests/federation/_likeness_peer.py post-cameo dave <owner uri> "caption"
     python tests/federation/_likeness_peer.py user bob :: user carol   # several at once
 """
 
@@ -50,13 +55,19 @@ from fedisora.models import (  # noqa: E402
     Account,
     LikenessGrant,
     LikenessRequest,
+    MediaFile,
+    MediaKind,
     RenderJob,
     utcnow,
 )
-from fedisora.services import events  # noqa: E402
+from fedisora.services import events, posts  # noqa: E402
 from fedisora.services import likeness as svc  # noqa: E402
 from fedisora.services.accounts import create_local_account  # noqa: E402
-from render.consent import check_cameo_consent  # noqa: E402
+from render.consent import (  # noqa: E402
+    check_cameo_consent,
+    check_cameos_for_request,
+    record_requested,
+)
 
 
 def _is_file(path: str) -> bool:
@@ -108,8 +119,10 @@ async def run(action: str, args: list[str]) -> Any:
     if action == "owner":
         me = await _user(args[0])
         policy: dict[str, Any] = {"audience": args[1]}
-        if len(args) > 2:
+        if len(args) > 2 and args[2] != "-":
             policy["restrictions"] = args[2]
+        if args[3:] == ["approval"]:
+            policy["approval_required"] = True
         await verified_likeness(me, SETTINGS, **policy)
         return {"uri": me.uri}
     if action == "request":
@@ -133,12 +146,64 @@ async def run(action: str, args: list[str]) -> Any:
                 headers=who.headers,
             )
         return {"status": answer.status_code, **answer.json()}
+    if action == "api-grant":  # POST .../likeness/grants for an account, maybe remote
+        import httpx
+        from apihelpers import login
+
+        from fedisora.app import create_app
+
+        grantee = await resolve_acct(get_federation(SETTINGS), args[1])
+        app = create_app(SETTINGS, run_work=False, manage_db=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=SETTINGS.base_url) as http:
+            who = await login(http, await _me(args[0]))
+            reply = await http.post(
+                "/api/fedisora/v1/likeness/grants",
+                data={"account_id": str(grantee.pk)},
+                headers=who.headers,
+            )
+        return {"status": reply.status_code, "body": reply.json()}
+    if action == "render-request":  # what the render API asks before it queues a job
+        me = await _me(args[0])
+        owner = await Account.get(uri=args[1])
+        decision, consents = await check_cameos_for_request(me, [owner.pk])
+        job = None
+        if decision.allowed:
+            job = await RenderJob.create(account_id=me.pk, state="rendering", spec={})
+            await record_requested(consents, me, job)
+        return {
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "job": job.pk if job is not None else None,
+        }
+    if action == "render-job":  # the worker's check right before rendering *job*
+        owner = await Account.get(uri=args[1])
+        job = await RenderJob.get(pk=int(args[2]))
+        decision = await check_cameo_consent(job, [owner.pk], publish=False, settings=SETTINGS)
+        federated.discard_references(SETTINGS, job.pk)
+        return {"allowed": decision.allowed, "reason": decision.reason}
+    if action == "post-cameo":  # a clip with the owner's cameo, under the grant held here
+        me = await _me(args[0])
+        owner = await Account.get(uri=args[1])
+        held = await LikenessGrant.get(owner_id=owner.pk, grantee_id=me.pk, remote=True)
+        media = await MediaFile.create(
+            account=me,
+            kind=MediaKind.VIDEO,
+            file=f"clips/{me.pk}-{await MediaFile.all().count()}.mp4",
+            content_type="video/mp4",
+            width=256,
+            height=448,
+            duration=3.0,
+            provenance={"state": "trusted", "local": True, "manifest_digest": "sha256:e2e"},
+        )
+        clip = await posts.post_clip(me, media, caption=args[2], cameos=[(owner, held.uri)])
+        return {"uri": clip.uri}
     if action in ("approve", "reject"):
         me = await _me(args[0])
         done = []
         for row in await LikenessRequest.filter(owner_id=me.pk, state="pending"):
-            answer = svc.approve_request if action == "approve" else svc.reject_request
-            done.append((await answer(me, row.pk)).state)
+            decide = svc.approve_request if action == "approve" else svc.reject_request
+            done.append((await decide(me, row.pk)).state)
         return {"answered": done}
     if action == "forge":
         return _forge(await _me(args[0]), args[1], args[2])
@@ -146,12 +211,12 @@ async def run(action: str, args: list[str]) -> Any:
         me = await _me(args[0])
         owner = await Account.get(uri=args[1])
         try:
-            row = await federated.store_grant(
+            kept = await federated.store_grant(
                 get_federation(SETTINGS), me, owner, json.loads(args[2])
             )
         except ConsentError as exc:
             return {"stored": False, "reason": exc.reason}
-        return {"stored": True, "uri": row.uri}
+        return {"stored": True, "uri": kept.uri}
     if action == "render":  # what the render worker asks right before rendering
         me = await _me(args[0])
         owner = await Account.get(uri=args[1])
@@ -176,12 +241,12 @@ async def run(action: str, args: list[str]) -> Any:
         )
         return {"status": response.status_code, "body": json.loads(body or b"null")}
     if action == "localgrant":
-        row = await svc.grant(await _me(args[0]), await _user(args[1]))
-        return {"uri": row.uri}
+        made = await svc.grant(await _me(args[0]), await _user(args[1]))
+        return {"uri": made.uri}
     if action == "revoke":
         me = await _me(args[0])
-        row = await LikenessGrant.get(uri=args[1], owner_id=me.pk)
-        await svc.revoke_grant(me, row.pk)
+        revoked = await LikenessGrant.get(uri=args[1], owner_id=me.pk)
+        await svc.revoke_grant(me, revoked.pk)
         return {"revoked": args[1]}
     if action == "send":  # any activity, from a local user, through the outbox
         me = await _me(args[0])

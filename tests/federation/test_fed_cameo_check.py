@@ -91,7 +91,9 @@ def alice_document(with_ed25519: bool = True) -> dict[str, Any]:
     return doc
 
 
-def grant(grantee: str, n: int = 1, peer: Peer | None = None) -> dict[str, Any]:
+def grant(
+    grantee: str, n: int = 1, peer: Peer | None = None, max_uses: int | None = None
+) -> dict[str, Any]:
     """alice's signed grant *n* to *grantee*, served at its id by *peer* when given."""
     now = utcnow().replace(microsecond=0)
     doc = consent.build_grant(
@@ -101,6 +103,7 @@ def grant(grantee: str, n: int = 1, peer: Peer | None = None) -> dict[str, Any]:
         scope="publish",
         restrictions_digest=consent.restrictions_digest(""),
         published=now - timedelta(minutes=1),
+        max_uses=max_uses,
     )
     signed = consent.sign_grant(doc, KEY, key_id=f"{OWNER}#ed25519-key", created=now)
     if peer is not None:
@@ -490,3 +493,123 @@ async def test_an_update_whose_owner_cannot_be_reached_is_retried_and_changes_no
     await handle_activity(federation, changed)
     assert (await Clip.get(uri=clip_uri)).caption == "later"
     assert await consents_of(clip_uri) == [second["id"]]
+
+
+# --- a single-use consent (maxUses 1) shows one clip ---------------------------------------
+
+
+async def test_a_single_use_consent_shows_one_clip(federation: Federation, peer: FlakyPeer) -> None:
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    once = grant(bob.uri, 30, peer=peer, max_uses=1)
+    first = create(bob, 30, once)
+    await handle_activity(federation, first)
+    assert await Clip.filter(uri=first["object"]["id"], deleted_at=None).exists()
+    # The same clip again (a redelivery under another activity id) is that one use, known.
+    with pytest.raises(Ignored, match="known already"):
+        await handle_activity(federation, {**first, "id": f"{first['id']}#again"})
+    # Another clip presenting it: refused, the reason kept, nothing stored.
+    second = create(bob, 31, once)
+    with pytest.raises(Ignored, match=r"the consent is for one use, and .*/clips/30 used it"):
+        await handle_activity(federation, second)
+    assert not await Clip.filter(uri=second["object"]["id"]).exists()
+    (check,) = await CameoCheck.filter(clip_uri=second["object"]["id"])
+    assert check.outcome == "refused" and "for one use" in check.reason
+    # Still refused once the first clip is deleted: the use was made.
+    await Clip.filter(uri=first["object"]["id"]).update(deleted_at=utcnow())
+    third = create(bob, 32, once)
+    with pytest.raises(Ignored, match="for one use"):
+        await handle_activity(federation, third)
+    # A grant without maxUses shows any number of clips.
+    many = grant(bob.uri, 33, peer=peer)
+    for n in (33, 34):
+        await handle_activity(federation, create(bob, n, many))
+    assert await Clip.filter(uri__in=[f"{bob.uri}/clips/33", f"{bob.uri}/clips/34"]).count() == 2
+
+
+# --- the sweep: shown clips asked about again at the owner's server ------------------------
+
+
+async def test_the_sweep_hides_a_clip_whose_revocation_never_arrived(
+    federation: Federation, peer: FlakyPeer, settings: Settings
+) -> None:
+    """Clips shown here before alice revoked their grants; her revocations are never
+    delivered here. The sweep (the ``cameo_recheck`` chore) asks her server again about
+    consents last checked more than ``cameo_recheck_hours`` ago, oldest first, a bounded
+    batch at a time: a 410 with her signed revocation is recorded and applied as a delivered
+    one would be (a take-down hides the clip, the reason kept; "keep" leaves it); an unsigned
+    404 and an unreachable server leave the clip shown."""
+    from fedisora.models import Chore
+    from fedisora.work.housekeeping import CHORE_GRAPH, ensure_chores
+    from fedisora.work.housekeeping import machines as chore_machines
+
+    bob = await make_remote("bob", "author.example")
+    peer.documents[OWNER] = alice_document()
+    given = {n: grant(bob.uri, n, peer=peer) for n in (40, 41, 42, 43)}
+    for n, doc in given.items():
+        await handle_activity(federation, create(bob, n, doc))
+    clip_of = {n: await Clip.get(uri=f"{bob.uri}/clips/{n}") for n in given}
+    cameo_of = {n: await Cameo.get(clip_id=clip_of[n].pk) for n in given}
+    now = utcnow()
+    assert all(c.checked_at is not None for c in cameo_of.values())  # verified when shown
+    # Checked 30, 29, 28 and 2 hours ago: with 24 hours, 40-42 are due, 43 not yet.
+    for n, hours in ((40, 30), (41, 29), (42, 28), (43, 2)):
+        await Cameo.filter(pk=cameo_of[n].pk).update(checked_at=now - timedelta(hours=hours))
+
+    take_down = revocation(given[40]["id"], 40, take_down=True)
+    peer.answers[given[40]["id"]] = (410, take_down)
+    peer.answers[given[41]["id"]] = (410, revocation(given[41]["id"], 41))  # keep
+    peer.answers[given[42]["id"]] = (404, {"error": "Record not found"})
+    peer.answers[given[43]["id"]] = (410, revocation(given[43]["id"], 43, take_down=True))
+    asked_before = {n: peer.asked(given[n]["id"]) for n in given}
+
+    # A batch of two: the two oldest.
+    done = await cameo_clips.recheck_shown(
+        federation, now=utcnow(), older_than=timedelta(hours=24), limit=2
+    )
+    assert (done.checked, done.hidden, done.unreachable, done.full) == (2, 1, 0, True)
+    assert (await Clip.get(pk=clip_of[40].pk)).deleted_at is not None  # taken down
+    assert (await Clip.get(pk=clip_of[41].pk)).deleted_at is None  # the owner chose keep
+    (hidden,) = await CameoCheck.filter(clip_uri=clip_of[40].uri, outcome="hidden")
+    assert "revoked with a take-down" in hidden.reason and take_down["id"] in hidden.reason
+    recorded = set(await ReceivedRevocation.all().values_list("uri", flat=True))
+    assert recorded == {take_down["id"], "https://owner.example/likeness/revocations/41"}
+    assert peer.asked(given[42]["id"]) == asked_before[42]  # not in this batch
+
+    # Through the chore this time, as the work runner runs it: 42 (an unsigned 404) stays,
+    # 43 is not due.
+    await ensure_chores()
+    engine = Engine(chore_machines(settings), context={"settings": settings})
+    row = await Chore.get(name="cameo_recheck")
+    assert row.state == CHORE_GRAPH.initial
+    await engine.advance("chores", row.pk)
+    row = await Chore.get(name="cameo_recheck")
+    assert row.progress["last"]["counts"] == {"cameos_rechecked": 1}
+    assert (await Clip.get(pk=clip_of[42].pk)).deleted_at is None
+    assert peer.asked(given[42]["id"]) == asked_before[42] + 1
+    assert peer.asked(given[43]["id"]) == asked_before[43]
+    assert await ReceivedRevocation.all().count() == 2  # the 404 recorded nothing
+
+    # An owner's server that cannot answer: the clip stays, asked again in an hour.
+    await Cameo.filter(pk=cameo_of[43].pk).update(checked_at=now - timedelta(days=3))
+    peer.down.add("owner.example")
+    later = utcnow()
+    done = await cameo_clips.recheck_shown(
+        federation, now=later, older_than=timedelta(hours=24), limit=10
+    )
+    assert (done.checked, done.hidden, done.unreachable, done.full) == (1, 0, 1, False)
+    assert (await Clip.get(pk=clip_of[43].pk)).deleted_at is None
+    retry_at = (await Cameo.get(pk=cameo_of[43].pk)).checked_at
+    assert retry_at is not None
+    assert retry_at == later - timedelta(hours=23)
+    # Not due again at once; due an hour later, when the server answers: taken down.
+    again = await cameo_clips.recheck_shown(
+        federation, now=later, older_than=timedelta(hours=24), limit=10
+    )
+    assert again.checked == 0
+    peer.down.clear()
+    done = await cameo_clips.recheck_shown(
+        federation, now=later + timedelta(hours=1, seconds=1), older_than=timedelta(hours=24)
+    )
+    assert (done.checked, done.hidden) == (1, 1)
+    assert (await Clip.get(pk=clip_of[43].pk)).deleted_at is not None

@@ -74,7 +74,8 @@ def stored(instance: Instance) -> dict[str, Any]:
             ),
             "grants": named(
                 rows(
-                    "SELECT id, uri, owner_id, grantee_id, remote, scope, revoked_at,"
+                    "SELECT id, uri, owner_id, grantee_id, remote, scope, revoked_at, single_use,"
+                    " job_id, json_extract(document, '$.maxUses') AS max_uses,"
                     " document IS NOT NULL AS signed FROM likeness_grants ORDER BY id"
                 ),
                 "owner_id",
@@ -82,7 +83,7 @@ def stored(instance: Instance) -> dict[str, Any]:
             ),
             "uses": named(
                 rows(
-                    "SELECT owner_id, user_id, kind, remote, uri, grant_id, reason"
+                    "SELECT owner_id, user_id, kind, remote, uri, grant_id, reason, clip_uri"
                     " FROM likeness_uses ORDER BY id"
                 ),
                 "owner_id",
@@ -103,6 +104,10 @@ def stored(instance: Instance) -> dict[str, Any]:
                 "SELECT json_extract(payload, '$.type') AS type, state, last_error AS error"
                 " FROM inbox_items ORDER BY id"
             ),
+            "cameo_checks": rows(
+                "SELECT clip_uri, state, outcome, reason FROM cameo_checks ORDER BY id"
+            ),
+            "clips": rows("SELECT uri, local, deleted_at FROM clips ORDER BY id"),
         }
 
 
@@ -333,3 +338,113 @@ def test_forged_use_notices_are_ignored(ab: tuple[Instance, Instance]) -> None:
     ignored = [i for i in state["inbox"] if i["type"] == "LikenessUse" and i["state"] == "ignored"]
     assert len(ignored) == 2
     assert all("no grant of this owner" in i["error"] for i in ignored)
+
+
+def offer(grant: dict[str, Any], target: str, n: int) -> dict[str, Any]:
+    """An Offer of *grant* (the shape the owner's server sends ahead of any request)."""
+    return {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{grant['attributedTo']}#forged-offer-{n}",
+        "type": "Offer",
+        "actor": grant["attributedTo"],
+        "object": grant,
+        "target": target,
+        "to": [target],
+    }
+
+
+def test_a_grant_pushed_ahead_of_a_request_serves_one_use(ab: tuple[Instance, Instance]) -> None:
+    """fran (a) approves every use of her likeness. Through the client API she grants dave
+    (b) ahead of any request: a signs the grant (``maxUses: 1``) and sends it to b in an
+    ``Offer``; b verifies and stores it as an answered request's grant. dave renders with it
+    without asking: one job; a second job is refused at request time and by the worker, and
+    fran hears of the refusal. dave's first clip with it is shown at a; a second clip
+    presenting the same consent is refused there, the reason kept, and fran is told. Forged
+    and misaddressed Offers are refused at b."""
+    a, b = ab
+    fran, dave = uri(a, "fran"), uri(b, "dave")
+    act(b, "user", "dave")
+    act(a, "owner", "fran", "approved", "-", "approval")
+    pushed = act(a, "api-grant", "fran", f"dave@{b.domain}")
+    assert pushed["status"] == 200, pushed
+    state = wait(b, lambda s: bool(grants_for(s, fran, dave)), "the pushed grant at b")
+    [held] = grants_for(state, fran, dave)
+    assert held["remote"] and held["signed"] and held["single_use"] and held["max_uses"] == 1
+    assert not [r for r in state["requests"] if r["requester"] == dave]  # never asked
+    assert any(
+        c["stage"] == "grant" and c["allowed"] and c["requester"] == dave for c in state["checks"]
+    )
+    [given] = grants_for(stored(a), fran, dave)
+    assert (given["uri"], given["remote"], given["max_uses"]) == (held["uri"], False, 1)
+
+    # One job: allowed at request time and by the worker (stills fetched from a).
+    first = act(b, "render-request", "dave", fran)
+    assert first["allowed"], first
+    rendered = act(b, "render-job", "dave", fran, str(first["job"]))
+    assert rendered["allowed"], rendered
+    # A second job: refused at request time and by the worker (the grant serves job 1).
+    second, worker = act(b, *("render-request", "dave", fran, "::"), *("render", "dave", fran))
+    assert not second["allowed"] and "another use" in second["reason"], second
+    assert second["job"] is None
+    assert not worker["allowed"] and "another use" in worker["reason"], worker
+    [bound] = grants_for(stored(b), fran, dave)
+    assert bound["job_id"] == first["job"]
+    wait(
+        a,
+        lambda s: any(
+            u["owner"] == fran and u["kind"] == "refused" and u["remote"] for u in s["uses"]
+        ),
+        "the refusal told to fran at a",
+    )
+
+    # The first clip with it is shown at a; a second clip presenting it is refused there.
+    one = act(b, "post-cameo", "dave", fran, "first")["uri"]
+    wait(a, lambda s: any(c["uri"] == one for c in s["clips"]), "the first clip at a")
+    two = act(b, "post-cameo", "dave", fran, "second")["uri"]
+    found = wait(
+        a,
+        lambda s: any(c["clip_uri"] == two and c["state"] == "checked" for c in s["cameo_checks"]),
+        "the second clip's check at a",
+    )
+    [verdict] = [c for c in found["cameo_checks"] if c["clip_uri"] == two]
+    assert verdict["outcome"] == "refused" and "for one use" in verdict["reason"], verdict
+    assert one in verdict["reason"]
+    assert not any(c["uri"] == two for c in found["clips"])
+    [told] = [u for u in found["uses"] if u["clip_uri"] == two]
+    assert told["kind"] == "refused" and "for one use" in told["reason"]
+    assert told["owner"] == fran and told["user"] == dave
+    assert found["notifications"].count({"to": fran, "type": "fedisora.likeness_use"}) >= 2
+
+    # Forged pushes: a grant signed by another key; one for an account b does not have;
+    # an Offer whose target is not the grant's grantee; fran offering erin's grant.
+    wrongkey, elsewhere = act(
+        a, *("forge", "fran", dave, "wrongkey", "::"), *("forge", "fran", dave, "other")
+    )
+    erins = act(a, "forge", "erin", dave, "expired")
+    bad = [
+        offer(wrongkey, dave, 1),
+        offer(elsewhere, elsewhere["interactingObject"], 2),
+        offer(wrongkey, uri(b, "bob"), 3),
+        {**offer(erins, dave, 4), "actor": fran},
+    ]
+    before = len([i for i in stored(b)["inbox"] if i["type"] == "Offer"])
+    send: list[str] = []
+    for activity in bad:
+        send += ["send", "fran", dave, json.dumps(activity), "::"]
+    act(a, *send[:-1])
+    state = wait(
+        b,
+        lambda s: (
+            len([i for i in s["inbox"] if i["type"] == "Offer" and i["state"] != "received"])
+            >= before + len(bad)
+        ),
+        "the forged Offers at b",
+    )
+    refused = [i for i in state["inbox"] if i["type"] == "Offer" and i["state"] == "ignored"]
+    reasons = " | ".join(i["error"] for i in refused)
+    assert len(refused) == len(bad), reasons
+    assert "bad proof" in reasons
+    assert "not an account of this server" in reasons
+    assert f"the Offer is for {uri(b, 'bob')}" in reasons
+    assert f"{uri(a, 'erin')}#ed25519-key is not in the owner's actor document ({fran})" in reasons
+    assert [g["uri"] for g in grants_for(state, fran, dave)] == [held["uri"]]
