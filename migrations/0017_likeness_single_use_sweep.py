@@ -30,7 +30,7 @@ async def remove_chore(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("fedisora", "0015_likeness_clips")]
+    dependencies = [("fedisora", "0016_signup_reason")]
 
     initial = False
 
