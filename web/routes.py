@@ -17,7 +17,7 @@ from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, Visibility
-from fedisora.services.accounts import LoginRefused, authenticate
+from fedisora.services.accounts import INSTANCE_ACTOR, LoginRefused, authenticate
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
 from fedisora.services.storage import media_space, work_space
@@ -165,7 +165,7 @@ async def admin(request: Request) -> Response:
         request,
         "admin/index.html",
         health=report,
-        accounts=await Account.filter(domain=None).count(),
+        accounts=await Account.filter(domain=None).exclude(username=INSTANCE_ACTOR).count(),
         remote_accounts=await Account.exclude(domain=None).count(),
         clips=await Clip.filter(deleted_at=None).count(),
         likenesses_pending=await Likeness.filter(

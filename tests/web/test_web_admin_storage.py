@@ -86,3 +86,16 @@ async def test_the_overview_shows_space_and_whole_counts(
     assert any(r and r[0] == "housekeeping chores" for r in rows)
     assert ["video", "1 · 3.0 MB", "0 · 0 B", "0 · 0 B"] in rows
     assert ["image", "0 · 0 B", "1 · 2.5 kB", "0 · 0 B"] in rows
+
+
+async def test_the_overview_counts_people_not_the_instance_actor(
+    web: httpx.ASGITransport,
+) -> None:
+    from fedisora.services.accounts import create_instance_actor
+
+    await create_instance_actor()
+    await local_account("root", admin=True)
+    await local_account("alice")
+    async with logged_in(web, "root") as admin:
+        page = await admin.get("/admin")
+    assert ">2 local accounts</a>" in page.text
