@@ -12,7 +12,6 @@ from starlette.routing import BaseRoute
 from tortoise.expressions import Q
 
 from fedisora import urls
-from fedisora.api import media
 from fedisora.api.entities import (
     credential_account,
     relationships,
@@ -38,6 +37,7 @@ from fedisora.models import (
 )
 from fedisora.outages import disk_space
 from fedisora.services import events, follows
+from fedisora.services import uploads as media
 from fedisora.services.accounts import INSTANCE_ACTOR, create_local_account
 from fedisora.services.text import clean_name
 from fedisora.services.visibility import account_clips_visible_to
