@@ -284,7 +284,9 @@ async def test_remix_source_shown_or_refused_in_words(web: httpx.ASGITransport) 
         assert await RenderJob.all().count() == 0
 
         hidden = await create_form(http, f"?remix_of={public.pk}")
-        r = await submit(http, {**hidden, "prompt": "my take", "seconds": "1", "remix_of": public.pk})
+        r = await submit(
+            http, {**hidden, "prompt": "my take", "seconds": "1", "remix_of": public.pk}
+        )
         job = await RenderJob.get(pk=job_id_of(r))
         assert job.spec["kind"] == "remix" and job.spec["remix_clip_id"] == public.pk
         page = await http.get(f"/renders/{job.pk}")
