@@ -44,6 +44,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisora import urls
 from fedisora.boundary import read_form
+from fedisora.boundary.limits import IMAGE_SIZE_LIMIT
 from fedisora.errors import Conflict, FedisoraError, RateLimited
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, MediaFile, RenderJob, Visibility
@@ -273,6 +274,7 @@ async def _show_form(request: Request, me: Account, page: FormPage) -> Response:
         still_url=still_url,
         choices=choices,
         picked=page.values.cameos,
+        max_still_bytes=IMAGE_SIZE_LIMIT,
     )
 
 

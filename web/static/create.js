@@ -5,8 +5,9 @@
 //   (/renders/{id}/events: "progress" with a label, then "end"); at the end the page
 //   reloads to show the preview and the Publish form. If the stream is refused (the session
 //   expired), the page reloads too, and the server sends the browser to the login page.
-// - On the create form, the prompt's length is counted, and the submit button is disabled
-//   once the form is sent (a second click would be the same render anyway).
+// - On the create form, the prompt's length is counted, a still over the size limit is
+//   refused before sending, and the submit button is disabled once the form is sent (a
+//   second click would be the same render anyway).
 
 function followRender(section) {
   const url = section.dataset.renderEvents;
@@ -60,9 +61,33 @@ function countPrompt(form) {
   update();
 }
 
+function checkStillSize(form) {
+  // A still over the limit would be refused before the form is read (and the values typed
+  // with it lost): say so before sending.
+  const input = form.querySelector("#still");
+  const max = Number(input?.dataset.maxBytes) || 0;
+  if (!input || !max) return;
+  input.addEventListener("change", () => {
+    const file = input.files && input.files[0];
+    const mb = Math.floor(max / 1048576);
+    input.setCustomValidity(
+      file && file.size > max ? `This image is larger than ${mb} MB, the limit for a still.` : "",
+    );
+    input.reportValidity();
+  });
+}
+
 function guardSubmit(form) {
+  const button = form.querySelector("[data-submit]");
+  const text = button ? button.textContent : "";
+  // Back to this page from the browser's cache: the button works again.
+  window.addEventListener("pageshow", () => {
+    if (button) {
+      button.disabled = false;
+      button.textContent = text;
+    }
+  });
   form.addEventListener("submit", () => {
-    const button = form.querySelector("[data-submit]");
     if (button) {
       // after this event, so that the button's own value is still sent
       window.setTimeout(() => {
@@ -76,5 +101,6 @@ function guardSubmit(form) {
 for (const section of document.querySelectorAll("[data-render-events]")) followRender(section);
 for (const form of document.querySelectorAll("[data-create-form]")) {
   countPrompt(form);
+  checkStillSize(form);
   guardSubmit(form);
 }
