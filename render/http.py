@@ -6,6 +6,8 @@ number of web processes and workers and needs no broker), a comment line every 1
 proxies keep the connection open, and a final ``event: end`` once rendering is over
 (ready, published, failed or cancelled). Only the job's owner may watch: the API's
 authentication puts the account in ``request.state.account``; without it the answer is 401.
+The web's render page (:mod:`web.create`) streams the same events through
+:func:`progress_stream` for the session's account, each with a ``label`` for people.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +25,7 @@ from fedisora.models import RenderJob
 from render.service import render_progress
 from render.states import OVER
 
-__all__ = ["POLL_SECONDS", "render_events"]
+__all__ = ["POLL_SECONDS", "progress_stream", "render_events"]
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
@@ -33,7 +35,11 @@ def _event(kind: str, data: dict[str, Any], event_id: int) -> str:
     return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def _stream(job_id: int, poll: float) -> AsyncIterator[str]:
+Describe = Callable[[dict[str, Any]], dict[str, Any]]
+"""Adds fields to a progress event (the web page's label) from the progress itself."""
+
+
+async def _stream(job_id: int, poll: float, describe: Describe | None = None) -> AsyncIterator[str]:
     last: dict[str, Any] | None = None
     sent_at = time.monotonic()
     count = 0
@@ -47,7 +53,8 @@ async def _stream(job_id: int, poll: float) -> AsyncIterator[str]:
         progress = await render_progress(job)
         if progress != last:
             count += 1
-            yield _event("progress", progress, count)
+            shown = progress if describe is None else {**progress, **describe(progress)}
+            yield _event("progress", shown, count)
             last, sent_at = progress, time.monotonic()
         elif time.monotonic() - sent_at >= KEEPALIVE_SECONDS:
             yield ": keepalive\n\n"
@@ -71,8 +78,14 @@ async def render_events(request: Request) -> Response:
     job = await RenderJob.get_or_none(pk=job_id)
     if job is None or job.account_id != account.pk:
         return JSONResponse({"error": "Record not found"}, status_code=404)
+    return progress_stream(job_id)
+
+
+def progress_stream(job_id: int, *, describe: Describe | None = None) -> StreamingResponse:
+    """The event stream of render job *job_id* (its owner checked by the caller); *describe*
+    adds fields to each progress event."""
     return StreamingResponse(
-        _stream(job_id, POLL_SECONDS),
+        _stream(job_id, POLL_SECONDS, describe),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -21,6 +21,7 @@ import json
 import secrets
 import uuid
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from fedisora.models import (
     Account,
     Clip,
     MediaFile,
+    MediaKind,
     RenderJob,
     RenderQuotaGuard,
     Visibility,
@@ -54,7 +56,15 @@ from render.consent import (
 )
 from render.errors import ModelLoadError, RenderLimitError
 from render.fairness import queue_position
-from render.spec import MAX_SEED, RenderSpec, plan
+from render.spec import (
+    ASPECTS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    RenderSpec,
+    family_named,
+    plan,
+    seconds_cap,
+)
 from render.states import (
     ACTIVE,
     CANCELLED,
@@ -72,11 +82,17 @@ from render.states import (
 __all__ = [
     "MAX_INPUT_IMAGE_BYTES",
     "MAX_INPUT_IMAGE_PIXELS",
+    "RenderLimits",
     "RenderQuotaError",
     "cancel_render",
+    "drafts_of",
+    "input_still",
     "model_family",
     "model_takes_references",
     "publish_render",
+    "remix_source",
+    "render_limits",
+    "render_made_by",
     "render_progress",
     "submit_render",
 ]
@@ -220,7 +236,9 @@ def _store_input_image(data: bytes | str | Path, settings: Settings) -> str:
     return rel
 
 
-async def _remix_source(account: Account, value: Any) -> Clip:
+async def remix_source(account: Account, value: Any) -> Clip:
+    """The clip *value* (an id or URI) names, if *account* may remix it: one it can see, public
+    or unlisted unless it is the account's own. :class:`RenderLimitError` otherwise."""
     clip = None
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
         clip = await Clip.get_or_none(pk=int(value), deleted_at=None)
@@ -233,6 +251,55 @@ async def _remix_source(account: Account, value: Any) -> Clip:
     ):
         raise RenderLimitError("remix_of", "only public or unlisted clips can be remixed")
     return clip
+
+
+async def input_still(account: Account, media_id: int) -> MediaFile:
+    """*account*'s uploaded image *media_id*, the still of an image-to-video render
+    (:class:`Invalid` when it is not theirs or not an image)."""
+    media = await MediaFile.get_or_none(pk=media_id)
+    if media is None or media.account_id != account.pk:
+        raise Invalid(f"media {media_id} does not exist or is not yours")
+    if media.kind != MediaKind.IMAGE or not media.file:
+        raise Invalid("media_id must name an image you uploaded (the still to animate)")
+    return media
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """What a create form tells the person before they ask: the limits :func:`submit_render`
+    applies with this instance's settings and model."""
+
+    max_seconds: float
+    aspects: tuple[str, ...]
+    max_prompt_chars: int
+    cameos: bool
+    """Whether the model renders cameos (reference images)."""
+    concurrent_jobs: int
+    clips_per_day: int
+
+
+def render_limits(settings: Settings) -> RenderLimits:
+    """The limits of a render request here (no weights loaded; :class:`ModelLoadError` when
+    the configured model cannot be read)."""
+    family = family_named(model_family(settings))
+    return RenderLimits(
+        max_seconds=seconds_cap(family, settings.max_clip_seconds),
+        aspects=tuple(a for a in ASPECTS if a in family.sizes),
+        max_prompt_chars=MAX_PROMPT_CHARS,
+        cameos=model_takes_references(settings),
+        concurrent_jobs=settings.render_concurrent_jobs,
+        clips_per_day=settings.render_clips_per_day,
+    )
+
+
+async def drafts_of(account: Account, *, limit: int = 40) -> list[RenderJob]:
+    """*account*'s renders that are not over and not published yet (queued, running or
+    ready: the drafts), newest first."""
+    return (
+        await RenderJob.filter(account_id=account.pk, state__in=(QUEUED, *ACTIVE, READY))
+        .order_by("-id")
+        .limit(limit)
+    )
 
 
 async def _check_quotas(
@@ -290,8 +357,14 @@ async def submit_render(
     image: bytes | str | Path | None = None,
     priority: int = 0,
     enforce_quota: bool = True,
+    once: idempotency.Key | None = None,
 ) -> RenderJob:
     """Validate a render request and queue it.
+
+    With *once* (:meth:`~fedisora.services.idempotency.Key.for_render`), a request whose key
+    already queued a render within the key's time answers that render, checking nothing
+    again; the key is stored in the transaction that inserts the job, so two concurrent
+    requests with one key queue one render.
 
     *spec_dict* holds ``prompt``, and optionally ``negative_prompt``, ``seconds``, ``aspect``,
     ``seed`` (drawn at random when absent), ``kind``, ``remix_of`` (a clip id or URI) and
@@ -301,6 +374,8 @@ async def submit_render(
     """
     if not account.local or account.suspended_at is not None:
         raise Forbidden("only active local accounts can render")
+    if once is not None and (made := await render_made_by(account, once)) is not None:
+        return made
     unknown = sorted(set(spec_dict) - _SPEC_FIELDS)
     if unknown:
         allowed = ", ".join(sorted(_SPEC_FIELDS))
@@ -310,7 +385,7 @@ async def submit_render(
     prompt = spec_dict.get("prompt", "")
     remix: Clip | None = None
     if spec_dict.get("remix_of") is not None:
-        remix = await _remix_source(account, spec_dict["remix_of"])
+        remix = await remix_source(account, spec_dict["remix_of"])
         if not (isinstance(prompt, str) and prompt.strip()) and remix.render_job_id:
             source = await RenderJob.get_or_none(pk=remix.render_job_id)
             prompt = source.spec.get("prompt", "") if source is not None else ""
@@ -388,6 +463,10 @@ async def submit_render(
                     .using_db(conn)
                     .update(submits=F("submits") + 1)
                 )
+            # (after the guard: a twin request that went first has committed its key by now)
+            if once is not None and (made := await render_made_by(account, once, conn)) is not None:
+                raise _Again(made)
+            if enforce_quota:
                 await _check_quotas(account, settings, conn)
             now = engine.clock() if engine is not None else utcnow()
             job = await RenderJob.create(
@@ -398,6 +477,16 @@ async def submit_render(
                 created_at=now,
                 **values,
             )
+            if once is not None:
+                await idempotency.record(conn, once, job.pk)
+    except (_Again, idempotency.Replayed) as exc:
+        if stored_image is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (settings.media_root / stored_image).unlink()
+        made = exc.job if isinstance(exc, _Again) else await render_made_by(account, exc.key)
+        if made is None:
+            raise
+        return made
     except BaseException:
         if stored_image is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -408,6 +497,24 @@ async def submit_render(
     if engine is not None:  # after commit, so the woken runner finds the row
         await engine.wake(engine.machine_for(RenderJob), job)
     return job
+
+
+class _Again(Exception):  # control flow inside submit_render: never escapes it
+    """The key of a request queued a render while this one waited for its turn."""
+
+    def __init__(self, job: RenderJob) -> None:
+        super().__init__(job.pk)
+        self.job = job
+
+
+async def render_made_by(
+    account: Account, once: idempotency.Key, conn: BaseDBAsyncClient | None = None
+) -> RenderJob | None:
+    """The render *once* queued within its time, if it queued one."""
+    job_id = await idempotency.previous(once, conn)
+    if job_id is None:
+        return None
+    return await RenderJob.filter(pk=job_id, account_id=account.pk).using_db(conn).first()
 
 
 def _engine(engine: Engine | None) -> Engine:

@@ -35,6 +35,7 @@ __all__ = [
     "check_output",
     "family_named",
     "plan",
+    "seconds_cap",
     "validate",
 ]
 
@@ -251,6 +252,11 @@ def _max_frames_within(seconds: float, fam: ModelFamily) -> int:
     # The epsilon absorbs float noise such as 0.1 * 30 = 3.0000000000000004.
     budget = min(fam.max_frames, math.floor(seconds * fam.fps + 1e-9) + 1)
     return (budget - 1) // fam.frame_step * fam.frame_step + 1
+
+
+def seconds_cap(family: ModelFamily | str, instance_max_seconds: float) -> float:
+    """The longest clip *family* may render on an instance capped at *instance_max_seconds*."""
+    return _seconds_cap(_resolve(family), instance_max_seconds)
 
 
 def _seconds_cap(fam: ModelFamily, instance_max_seconds: float) -> float:

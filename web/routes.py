@@ -187,6 +187,7 @@ def routes() -> list[BaseRoute]:
     from web import (
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         clip_pages,
+        create,  # the create form, a render's page, the drafts
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         profiles,
         settings,
@@ -208,4 +209,5 @@ def routes() -> list[BaseRoute]:
         *profiles.routes(),
         *clip_pages.routes(),
         *tags.routes(),
+        *create.routes(),
     ]

@@ -24,7 +24,6 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from fedisora.api.http import client_ip
-from fedisora.api.media import read_capped
 from fedisora.boundary import read_form
 from fedisora.boundary.limits import IMAGE_SIZE_LIMIT
 from fedisora.errors import FedisoraError
@@ -41,6 +40,7 @@ from fedisora.services.sessions import (
     end_session,
     list_sessions,
 )
+from fedisora.services.uploads import read_capped
 from web.pages import own_url, render
 from web.sessions import check_csrf, current_session, end_browser_session
 

@@ -10,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.expressions import Q
 
-from fedisora.api import media
 from fedisora.api.entities import (
     credential_account,
     relationships,
@@ -35,6 +34,7 @@ from fedisora.models import (
     OAuthApplication,
 )
 from fedisora.services import follows
+from fedisora.services import uploads as media
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.profiles import MAX_DISPLAY_NAME, MAX_NOTE, ProfileChange, update_profile
 from fedisora.services.signup import MAX_REASON, SIGNUP_RATE, closed_message, sign_up

@@ -7,7 +7,8 @@ collide with them; the OpenAPI description is at ``/api/fedisora/openapi.json``.
   or ``write``): ``prompt``, ``seconds`` (or ``duration``), ``aspect`` (9:16, 1:1, 16:9),
   ``seed``, ``negative_prompt``, ``media_id`` (an image you uploaded through
   ``POST /api/v2/media``: image-to-video), ``remix_of_id`` (a clip you can see) and
-  ``cameo_ids[]`` (accounts whose likeness to use). 202 with the Render entity.
+  ``cameo_ids[]`` (accounts whose likeness to use). 202 with the Render entity. A retry with
+  the same ``Idempotency-Key`` header answers the render the first try queued.
 - ``GET /api/fedisora/v1/renders`` lists your renders, newest first, paginated like Mastodon
   (``max_id``/``since_id``/``min_id``/``limit``, ``Link`` header). Scope ``read``.
 - ``GET /api/fedisora/v1/renders/:id`` is one render: state, progress, queue position and, once
@@ -33,7 +34,8 @@ from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import get_status
 from fedisora.api.pagination import Page, link_header, page_of
 from fedisora.errors import FedisoraError, Invalid, NotFound
-from fedisora.models import Clip, MediaFile, MediaKind, RenderJob
+from fedisora.models import Clip, MediaFile, RenderJob
+from fedisora.services import idempotency
 from fedisora.work import Engine
 
 __all__ = ["PREFIX", "ModelUnavailable", "render_entities", "routes"]
@@ -105,17 +107,14 @@ async def _job(ctx: Ctx, name: str = "id") -> RenderJob:
 
 
 async def _input_image(ctx: Ctx) -> MediaFile | None:
+    from render.service import input_still
+
     media_id = ctx.params.id("media_id")
     if media_id is None:
         media_id = ctx.params.id("input_media_id")
     if media_id is None:
         return None
-    media = await MediaFile.get_or_none(pk=media_id)
-    if media is None or media.account_id != ctx.me.pk:
-        raise Invalid(f"media {media_id} does not exist or is not yours")
-    if media.kind != MediaKind.IMAGE or not media.file:
-        raise Invalid("media_id must name an image you uploaded (the still to animate)")
-    return media
+    return await input_still(ctx.me, media_id)
 
 
 async def _spec(ctx: Ctx) -> dict[str, Any]:
@@ -158,6 +157,7 @@ async def create(ctx: Ctx) -> Response:
     from render.errors import ModelLoadError, RenderLimitError
     from render.service import submit_render
 
+    once = idempotency.Key.for_render(ctx.me.pk, ctx.request.headers.get("idempotency-key"))
     spec = await _spec(ctx)
     still = await _input_image(ctx)
     settings = ctx.settings
@@ -168,6 +168,7 @@ async def create(ctx: Ctx) -> Response:
             settings=settings,
             engine=_engine(ctx),
             image=None if still is None or still.file is None else settings.media_root / still.file,
+            once=once,
         )
     except RenderLimitError as exc:
         raise Invalid(str(exc)) from None

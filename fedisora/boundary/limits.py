@@ -14,6 +14,7 @@ media uploads           the video size limit Mastodon clients are told, and the 
                         beside the file
 profile updates         an avatar and a header image, and the fields beside them
 likeness registration   5 reference images and a verification sample (a short video)
+the web's create form   an input still (:data:`IMAGE_SIZE_LIMIT`) and the fields beside it
 anything else           :data:`FORM_BODY_LIMIT`: the API's JSON and form bodies, the OAuth
                         and web forms (the longest text field takes a few kilobytes)
 ======================  ===============================================================
@@ -70,6 +71,8 @@ _MEDIA = BodyClass("a media upload", MEDIA_BODY_LIMIT)
 _PROFILE = BodyClass("a profile update", PROFILE_BODY_LIMIT)
 _FORM = BodyClass("a form or JSON body", FORM_BODY_LIMIT)
 _LIKENESS = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=6)
+_CREATE = BodyClass("a render request with its still", IMAGE_SIZE_LIMIT + _UPLOAD_SLACK)
+_CREATE_PATH = "/create"
 _LIKENESS_PATH = re.compile(r"/api/fedisora/v1/likeness/?")
 _MEDIA_PATH = re.compile(r"/api/v[12]/media/?")
 _PROFILE_PATH = re.compile(r"/api/v1/accounts/update_credentials/?")
@@ -87,6 +90,8 @@ def body_class(method: str, path: str) -> BodyClass:
             return _LIKENESS
         if _PROFILE_PAGE.fullmatch(path):
             return _PROFILE
+        if path == _CREATE_PATH:
+            return _CREATE
     elif method == "PATCH" and _PROFILE_PATH.fullmatch(path):
         return _PROFILE
     return _FORM

@@ -1,5 +1,9 @@
 """``Idempotency-Key``: a client's retry of a post answers the status its first try made.
 
+Render requests use the same keys (:meth:`Key.for_render`, in a namespace of their own): an
+API client's retried ``POST /api/fedisora/v1/renders`` or a browser's create form sent twice
+(its form token) queues one render; the row then names the render job instead of a status.
+
 The key is stored in the transaction that stores the status (the posting services take a
 :class:`Key` and call :func:`record` in theirs), never after it: a process killed right after
 that commit cannot leave a status without its key, so the retry finds the key and answers the
@@ -19,12 +23,14 @@ from tortoise.exceptions import IntegrityError
 from fedisora.errors import Conflict
 from fedisora.models import IdempotencyKey, utcnow
 
-__all__ = ["MAX_KEY", "TTL", "Key", "Replayed", "forget", "previous", "record"]
+__all__ = ["MAX_KEY", "RENDER_PREFIX", "TTL", "Key", "Replayed", "forget", "previous", "record"]
 
 #: How long a key answers its first status; Mastodon keeps its keys for an hour too.
 TTL = timedelta(hours=1)
 #: Longer keys are cut to this length (the column's size).
 MAX_KEY = 200
+#: The namespace of render requests' keys (their rows name a render job).
+RENDER_PREFIX = "render "
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,12 @@ class Key:
         key = (header or "").strip()[:MAX_KEY]
         return cls(account_id, key) if key else None
 
+    @classmethod
+    def for_render(cls, account_id: int, raw: str | None) -> Key | None:
+        """The key of a render request (an ``Idempotency-Key`` header or a form's token)."""
+        key = (raw or "").strip()[: MAX_KEY - len(RENDER_PREFIX)]
+        return cls(account_id, RENDER_PREFIX + key) if key else None
+
 
 class Replayed(Conflict):
     """Another request with this key stored its status first; this one's was rolled back
@@ -49,10 +61,14 @@ class Replayed(Conflict):
         self.key = key
 
 
-async def previous(key: Key) -> int | None:
-    """The id of the status *key* made within :data:`TTL`, if it made one."""
-    row = await IdempotencyKey.get_or_none(
-        account_id=key.account_id, key=key.key, created_at__gte=utcnow() - TTL
+async def previous(key: Key, conn: BaseDBAsyncClient | None = None) -> int | None:
+    """The id of the status (or render job) *key* made within :data:`TTL`, if it made one."""
+    row = (
+        await IdempotencyKey.filter(
+            account_id=key.account_id, key=key.key, created_at__gte=utcnow() - TTL
+        )
+        .using_db(conn)
+        .first()
     )
     return None if row is None else row.status_id
 

@@ -105,6 +105,7 @@ __all__ = [
     "remove_from_clip",
     "request_use",
     "requests_of",
+    "restrictions_accepted",
     "restrictions_digest",
     "revoke_grant",
     "revoke_likeness",
@@ -1358,6 +1359,28 @@ async def usable_likenesses(requester: Account, q: str = "", *, limit: int = 20)
             if len(out) >= limit:
                 break
     return out
+
+
+async def restrictions_accepted(requester: Account, owner: Account) -> bool:
+    """Whether *requester* accepted the restrictions *owner*'s likeness has now (true when it
+    has none, and for the owner): a usable grant, or a pending request, made under this text.
+    The cameo picker asks it to know who still needs a request accepting them
+    (:func:`request_use` with ``accept_restrictions``) before :func:`check_consent` allows."""
+    if requester.pk == owner.pk:
+        return True
+    likeness = await get_likeness(owner)
+    if likeness is None or not likeness.restrictions:
+        return True
+    digest = restrictions_digest(likeness.restrictions)
+    now = utcnow()
+    for g in await LikenessGrant.filter(
+        owner_id=owner.pk, grantee_id=requester.pk, remote=False, restrictions_digest=digest
+    ):
+        if not _grant_usable(g, now, None):
+            return True
+    return await LikenessRequest.filter(
+        requester_id=requester.pk, owner_id=owner.pk, state="pending", accepted_restrictions=digest
+    ).exists()
 
 
 async def _could_use(requester: Account, owner: Account) -> bool:

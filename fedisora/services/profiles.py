@@ -15,6 +15,7 @@ from fedisora.errors import Invalid
 from fedisora.models import Account
 from fedisora.outages import disk_space
 from fedisora.services import events
+from fedisora.services import uploads as media  # the one decoder of uploaded images
 from fedisora.services.text import clean_name
 
 __all__ = ["MAX_DISPLAY_NAME", "MAX_NOTE", "ProfileChange", "update_profile"]
@@ -44,8 +45,6 @@ async def update_profile(account: Account, change: ProfileChange, settings: Sett
     changes; pictures stored for a change that is then refused or not saved (a full disk,
     the database down) are removed again.
     """
-    from fedisora.api import media  # the one decoder of uploaded images
-
     if change.display_name is not None and len(change.display_name) > MAX_DISPLAY_NAME:
         raise Invalid(f"display_name is longer than {MAX_DISPLAY_NAME} characters")
     if change.note is not None and len(change.note) > MAX_NOTE:

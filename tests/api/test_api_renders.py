@@ -345,3 +345,28 @@ async def test_auth_and_scopes(client: httpx.AsyncClient) -> None:
         r = await client.get(f"{RENDERS}/{r.json()['id']}", headers=writer.headers)
         assert r.status_code == 403  # reading needs a read scope
     assert await Clip.all().count() == 0
+
+
+async def test_idempotency_key_queues_one_render(client: httpx.AsyncClient) -> None:
+    alice = await login(client, await local_account("alice"))
+    bob = await login(client, await local_account("bob"))
+    headers = {**alice.headers, "Idempotency-Key": "kite-1"}
+    first = await client.post(RENDERS, json={"prompt": "a kite", "seconds": 1}, headers=headers)
+    assert first.status_code == 202, first.text
+    again = await client.post(RENDERS, json={"prompt": "a kite", "seconds": 1}, headers=headers)
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+    # Keys are per account, and another key is another render.
+    other = {**bob.headers, "Idempotency-Key": "kite-1"}
+    r = await client.post(RENDERS, json={"prompt": "a kite", "seconds": 1}, headers=other)
+    assert r.status_code == 202 and r.json()["id"] != first.json()["id"]
+    headers["Idempotency-Key"] = "kite-2"
+    r = await client.post(RENDERS, json={"prompt": "a kite", "seconds": 1}, headers=headers)
+    assert r.status_code == 202 and r.json()["id"] != first.json()["id"]
+    assert await RenderJob.filter(account_id=alice.account.pk).count() == 2
+    # A render key is no status key: posting with it does not answer the render.
+    r = await client.post(
+        "/api/v1/statuses",
+        data={"status": "hi", "media_ids[]": "1"},
+        headers={**alice.headers, "Idempotency-Key": "kite-1"},
+    )
+    assert r.status_code == 422
