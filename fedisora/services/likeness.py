@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import io
 import secrets
+import threading
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -88,6 +89,7 @@ __all__ = [
     "cancel_grant_jobs",
     "check_consent",
     "consent_checks",
+    "find_face",
     "find_owner",
     "forget",
     "get_likeness",
@@ -166,14 +168,78 @@ def reference_paths(likeness: Likeness, settings: Settings) -> tuple[str, ...]:
     return tuple(str(base / rel) for rel in likeness.reference_files)
 
 
-def normalise_reference(raw: bytes, name: str = "reference image") -> Any:
+FACE_MARGIN = 0.45
+"""Room kept around a detected face, on each side, as a fraction of the face box's side: the
+crop shows the whole head (hair, chin), not just the eyes-to-mouth box the detector finds."""
+_DETECT_SIDE = 640  # faces are looked for on a copy at most this large (speed; same result)
+_MIN_FACE = 0.12  # a face smaller than this fraction of the shorter side is not one we keep
+_cascades = threading.local()
+
+
+def _face_detector() -> Any:
+    """OpenCV's frontal-face Haar cascade, shipped inside opencv-python-headless (nothing is
+    downloaded); one per thread (a classifier is not safe to share between threads)."""
+    detector = getattr(_cascades, "frontal", None)
+    if detector is None:
+        import cv2
+
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        detector = cv2.CascadeClassifier(str(path))
+        if detector.empty():
+            raise RuntimeError(f"the face detector's cascade {path} cannot be loaded")
+        _cascades.frontal = detector
+    return detector
+
+
+def find_face(image: Any) -> tuple[int, int, int, int] | None:
+    """The largest frontal face in *image* (an RGB PIL image) as ``(left, top, width,
+    height)`` in its pixels, or ``None`` when there is none."""
+    import cv2
+    import numpy as np
+
+    scale = min(1.0, _DETECT_SIDE / max(image.size))
+    small = (
+        image
+        if scale == 1.0
+        else image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    )
+    grey = cv2.equalizeHist(cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2GRAY))
+    smallest = max(24, round(min(small.size) * _MIN_FACE))
+    faces = _face_detector().detectMultiScale(
+        grey, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest)
+    )
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max((tuple(int(v) for v in f) for f in faces), key=lambda f: f[2] * f[3])
+    return (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+
+
+def _square_around(
+    size: tuple[int, int], box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """The square crop (left, top, right, bottom) centred on *box* with :data:`FACE_MARGIN`
+    around it, as large as fits inside an image of *size*."""
+    width, height = size
+    x, y, w, h = box
+    side = min(round(max(w, h) * (1 + 2 * FACE_MARGIN)), width, height)
+    cx, cy = x + w / 2, y + h / 2
+    left = min(max(0, round(cx - side / 2)), width - side)
+    top = min(max(0, round(cy - side / 2)), height - side)
+    return (left, top, left + side, top + side)
+
+
+def normalise_reference(raw: bytes, name: str = "reference image", *, face: bool = True) -> Any:
     """Decode *raw* fully with Pillow and return the normalised reference (a PIL image).
 
-    Normalisation is a centre crop to a square, resized to :data:`REFERENCE_SIDE` pixels, in
-    RGB without any metadata. It does not locate the face: no face detector is available
-    offline in this deployment, so the owner is asked for stills with the face centred, and an
-    admin checks them at verification. Raises :class:`LikenessInputError` for anything that is
-    not a complete JPEG, PNG or WebP image of a sane size.
+    With *face* (a still an owner registers), the largest frontal face is found with OpenCV's
+    Haar cascade (:func:`find_face`, shipped in opencv-python-headless: no model is
+    downloaded) and the still is cropped to a square around it with :data:`FACE_MARGIN`
+    around the face; a still with no face found is refused (:class:`LikenessInputError`,
+    ``no face found in {name}``). Without *face* (stills another instance normalised
+    already), a centre square is kept. Either way the square is resized to
+    :data:`REFERENCE_SIDE` pixels, in RGB without any metadata. Raises
+    :class:`LikenessInputError` for anything that is not a complete JPEG, PNG or WebP image
+    of a sane size.
     """
     from PIL import Image, ImageOps
 
@@ -209,9 +275,18 @@ def normalise_reference(raw: bytes, name: str = "reference image") -> Any:
         raise LikenessInputError(f"{name} is too large to decode safely: {exc}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise LikenessInputError(f"{name} is not a readable image ({formats}): {exc}") from exc
-    side = min(clean.size)
-    left, top = (clean.width - side) // 2, (clean.height - side) // 2
-    square = clean.crop((left, top, left + side, top + side))
+    if face:
+        box = find_face(clean)
+        if box is None:
+            raise LikenessInputError(
+                f"no face found in {name}: send a sharp still of your face, from the front, "
+                "well lit and filling a good part of the picture"
+            )
+        square = clean.crop(_square_around(clean.size, box))
+    else:
+        side = min(clean.size)
+        left, top = (clean.width - side) // 2, (clean.height - side) // 2
+        square = clean.crop((left, top, left + side, top + side))
     return square.resize((REFERENCE_SIDE, REFERENCE_SIDE), Image.Resampling.LANCZOS)
 
 
@@ -371,7 +446,7 @@ async def register(
 
     def prepare() -> tuple[list[str], str, str]:
         images = [
-            normalise_reference(raw, f"reference_images[{i}]") for i, raw in enumerate(references)
+            normalise_reference(raw, f"reference image {i + 1}") for i, raw in enumerate(references)
         ]
         return _write_files(settings, account.pk, images, verification)
 
