@@ -96,6 +96,7 @@ __all__ = [
     "grant",
     "grants_of",
     "is_admin",
+    "local_likenesses",
     "new_challenge",
     "normalise_reference",
     "private_dir",
@@ -412,6 +413,7 @@ async def register(
     challenge: str,
     settings: Settings,
     now: datetime | None = None,
+    engine: Any = None,
 ) -> Likeness:
     """Register (or replace, until verified) *account*'s likeness, state ``pending``.
 
@@ -486,6 +488,10 @@ async def register(
         raise
     if existing is not None:  # the previous files, replaced
         await asyncio.to_thread(_remove_files, settings, existing)
+    if settings.likeness_check:  # the admin's automatic check runs as durable work
+        from fedisora.services import likeness_check
+
+        await likeness_check.schedule(engine)
     return likeness
 
 
@@ -499,15 +505,35 @@ async def _local_likeness(username: str) -> Likeness:
     return likeness
 
 
+def _decidable(likeness: Likeness, unchecked: str | None) -> Any:
+    """The update of *likeness* a decision makes: with *unchecked* (the challenge code of the
+    registration an automatic check looked at), only while it is still that registration,
+    pending and not checked yet (an admin's decision, or a registration anew, wins)."""
+    query = Likeness.filter(pk=likeness.pk)
+    if unchecked is not None:
+        query = query.filter(
+            state=LikenessState.PENDING, verification_method="", challenge_code=unchecked
+        )
+    return query
+
+
 async def verify(
-    username: str, *, by: Account | None = None, method: str = "admin", reason: str = ""
+    username: str,
+    *,
+    by: Account | None = None,
+    method: str = "admin",
+    reason: str = "",
+    unchecked: str | None = None,
 ) -> Likeness:
-    """Mark a pending (or rejected) likeness verified; *method* records how it was checked."""
+    """Mark a pending (or rejected) likeness verified; *method* records how it was checked
+    (``admin``, ``admin (command line)``, ``check command:...``), *by* the admin who did.
+    With *unchecked*, only the pending registration of that challenge code that no check
+    decided yet is verified (:class:`Conflict` otherwise): the automatic check's way."""
     likeness = await _local_likeness(username)
     if likeness.state == LikenessState.REVOKED:
         raise Conflict("this likeness was revoked by its owner; they must register it again")
     now = utcnow()
-    await Likeness.filter(pk=likeness.pk).update(
+    done = await _decidable(likeness, unchecked).update(
         state=LikenessState.VERIFIED,
         verified_by_id=by.pk if by is not None else None,
         verified_at=now,
@@ -515,26 +541,55 @@ async def verify(
         reason=_cap(reason),
         updated_at=now,
     )
+    if not done:
+        raise Conflict("this likeness was decided, or registered anew, meanwhile")
     return await Likeness.get(pk=likeness.pk)
 
 
-async def reject(username: str, *, reason: str, by: Account | None = None) -> Likeness:
-    """Refuse a likeness's verification with *reason* (shown to its owner)."""
+async def reject(
+    username: str,
+    *,
+    reason: str,
+    by: Account | None = None,
+    method: str = "admin",
+    unchecked: str | None = None,
+) -> Likeness:
+    """Refuse a likeness's verification with *reason* (shown to its owner); *method* and
+    *unchecked* as for :func:`verify`."""
     if not reason.strip():
         raise Invalid("a reason is required")
     likeness = await _local_likeness(username)
     if likeness.state == LikenessState.REVOKED:
         raise Conflict("this likeness was revoked by its owner")
     now = utcnow()
-    await Likeness.filter(pk=likeness.pk).update(
+    done = await _decidable(likeness, unchecked).update(
         state=LikenessState.REJECTED,
         verified_by_id=by.pk if by is not None else None,
         verified_at=now,
-        verification_method="admin",
+        verification_method=_cap(method, 64),
         reason=_cap(reason.strip()),
         updated_at=now,
     )
+    if not done:
+        raise Conflict("this likeness was decided, or registered anew, meanwhile")
     return await Likeness.get(pk=likeness.pk)
+
+
+async def local_likenesses(
+    state: str | None = None, *, limit: int = 100, after: int | None = None
+) -> list[Likeness]:
+    """The local likenesses (of *state*), oldest first, *limit* after the id *after*: for
+    the admin's listing (``fedisora likeness list``)."""
+    query = Likeness.filter(account__domain__isnull=True)
+    if state:
+        try:
+            query = query.filter(state=LikenessState(state))
+        except ValueError:
+            allowed = ", ".join(s.value for s in LikenessState)
+            raise Invalid(f"state must be one of {allowed}") from None
+    if after is not None:
+        query = query.filter(id__gt=after)
+    return list(await query.order_by("id").limit(limit))
 
 
 async def _mine(account: Account) -> Likeness:

@@ -19,7 +19,11 @@ Chores:
 - ``work_retention`` (every minute): :mod:`fedisora.services.retention` over every
   durable-work table the engine runs;
 - ``media_gc`` (every 10 minutes): :mod:`fedisora.services.media_gc`;
-- ``expired_rows`` (every 10 minutes): :mod:`fedisora.services.expiry`.
+- ``expired_rows`` (every 10 minutes): :mod:`fedisora.services.expiry`;
+- ``likeness_checks`` (every 5 minutes, and woken by each likeness registration): the
+  automatic likeness check of ``FEDISORA_LIKENESS_CHECK``, one likeness a run
+  (:mod:`fedisora.services.likeness_check`); the row is added by :func:`ensure_chores`, which
+  the first registration calls when it is missing.
 """
 
 from __future__ import annotations
@@ -107,8 +111,19 @@ async def _expired_rows(
     return await delete_expired(expiries(), now=ctx.now(), fence=fence)
 
 
+async def _likeness_checks(
+    ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
+) -> tuple[dict[str, int], bool]:
+    from fedisora.services.likeness_check import run_chore
+
+    return await run_chore(ctx, settings, progress, fence)
+
+
 CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
+    # Registration wakes it; the regular run catches a lost wake-up (and a check configured
+    # after likenesses were registered).
+    "likeness_checks": ChoreSpec(_likeness_checks, timedelta(minutes=5)),
     "media_gc": ChoreSpec(_media_gc, timedelta(minutes=10)),
     "expired_rows": ChoreSpec(_expired_rows, timedelta(minutes=10)),
 }
