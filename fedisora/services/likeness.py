@@ -1011,14 +1011,40 @@ async def record_use(
     return use
 
 
+MAX_AUDIT_PAGE = 200
+"""The most consent checks one call of :func:`consent_checks` returns."""
+
+
 async def consent_checks(
-    viewer: Account, *, admin: bool = False, limit: int = 40, max_id: int | None = None
+    viewer: Account,
+    *,
+    admin: bool = False,
+    limit: int = 40,
+    max_id: int | None = None,
+    owner: Account | None = None,
+    involving: Account | None = None,
+    allowed: bool | None = None,
 ) -> list[ConsentCheck]:
-    """The audit: checks of *viewer*'s likeness (every check, for an admin)."""
-    qs = ConsentCheck.all() if admin else ConsentCheck.filter(owner_id=viewer.pk)
+    """The audit, newest first, *limit* (at most :data:`MAX_AUDIT_PAGE`) checks older than
+    *max_id*: the checks of *viewer*'s likeness; with *admin* (the caller made sure *viewer*
+    is one) every check, or those of *owner*'s likeness, or those *involving* an account
+    (made by it or of its likeness). *allowed* keeps one result. Only an admin names another
+    account (:class:`Forbidden`)."""
+    if not admin:
+        for named in (owner, involving):
+            if named is not None and named.pk != viewer.pk:
+                raise Forbidden("only admins see the consent checks of other accounts")
+        owner = viewer
+    qs = ConsentCheck.all()
+    if owner is not None:
+        qs = qs.filter(owner_id=owner.pk)
+    if involving is not None:
+        qs = qs.filter(Q(requester_id=involving.pk) | Q(owner_id=involving.pk))
+    if allowed is not None:
+        qs = qs.filter(allowed=allowed)
     if max_id is not None:
         qs = qs.filter(id__lt=max_id)
-    return await qs.order_by("-id").limit(limit)
+    return list(await qs.order_by("-id").limit(max(1, min(limit, MAX_AUDIT_PAGE))))
 
 
 # --------------------------------------------------------------------------- requests, grants
