@@ -1,4 +1,4 @@
-"""``fedisora likeness verify|reject USERNAME`` as an admin runs it."""
+"""``fedisora likeness verify|reject USERNAME`` and ``likeness list`` as an admin runs them."""
 
 from __future__ import annotations
 
@@ -67,7 +67,15 @@ def test_verify_and_reject_from_the_command_line(tmp_path: Path) -> None:
     cli_fails(fedisora(["likeness", "reject", "bob"], env), "needs --reason")
     out = cli_ok(fedisora(["likeness", "reject", "bob", "--reason", "code unreadable"], env))
     assert "likeness of @bob: rejected" in out
+    listed = cli_ok(fedisora(["likeness", "list"], env))
+    assert "@bob\trejected\tadmin (command line), " in listed and "code unreadable" in listed
     out = cli_ok(fedisora(["likeness", "verify", "@bob"], env))
     assert "likeness of @bob: verified" in out
+    listed = cli_ok(fedisora(["likeness", "list", "--state", "verified"], env))
+    assert listed.startswith("@bob\tverified\tadmin (command line), ")
+    assert "no likeness in state pending" in cli_ok(
+        fedisora(["likeness", "list", "--state", "pending"], env)
+    )
+    cli_fails(fedisora(["likeness", "verify"], env), "needs the USERNAME")
     usage = fedisora(["likeness", "approve", "bob"], env)
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
