@@ -665,6 +665,13 @@ async def cmd_check(args: argparse.Namespace) -> int:
     print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
     print(f"media: {settings.media_root}")
     print(f"render model: {settings.render_model}")
+    print(f"likeness check: {settings.likeness_check or 'none (admins verify likenesses)'}")
+    if settings.likeness_check:
+        from fedisora.services import likeness_check
+
+        trouble = likeness_check.problem(settings.likeness_check)
+        if trouble:
+            problems.append(f"FEDISORA_LIKENESS_CHECK: {trouble}")
     if workers is not None:
         # The full report, as /healthz gives it to admins only. Not a problem when none run
         # (a check before starting the instance): it is said, not failed.

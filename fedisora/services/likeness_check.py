@@ -15,8 +15,14 @@
   started): undecided, left for an admin, the error logged;
 - ``python:package.module:function``: the callable gets one :class:`CheckInput` and returns
   a :class:`Verdict` (or a ``(verdict, reason)`` pair, or just the verdict) where verdict is
-  ``verified``, ``rejected`` or ``undecided``; a coroutine function is awaited, a plain one
-  runs in a thread; an exception, a wrong answer or the timeout is undecided, logged.
+  ``verified``, ``rejected`` or ``undecided``; a coroutine function is awaited (and
+  cancelled at the timeout), a plain one runs in a thread (at the timeout the likeness is
+  left for an admin, but Python cannot stop the thread: a plain function that may hang
+  should bound its own time); an exception, a wrong answer or the timeout is undecided,
+  logged.
+
+``fedisora check`` reports a program that is not an executable file, or a function that
+cannot be imported (:func:`problem`).
 
 The check runs as durable work, never inside the registration request: the housekeeping
 chore ``likeness_checks`` (:mod:`fedisora.work.housekeeping`) checks one pending likeness a
@@ -67,6 +73,7 @@ __all__ = [
     "CheckInput",
     "Verdict",
     "label",
+    "problem",
     "run_check",
     "run_chore",
     "schedule",
@@ -112,6 +119,21 @@ def label(spec: str) -> str:
     kind, _, target = spec.partition(":")
     head = f"check {kind}:…"
     return head + target[-(64 - len(head)) :]
+
+
+def problem(spec: str) -> str | None:
+    """What keeps the check *spec* from running here (``fedisora check``), or ``None``."""
+    kind, _, target = spec.partition(":")
+    if kind == "command":
+        path = Path(target)
+        if not path.is_file() or not os.access(path, os.X_OK):
+            return f"{target} is not an executable file"
+        return None
+    try:
+        _load(target)
+    except Exception as exc:
+        return f"{target} cannot be loaded: {type(exc).__name__}: {exc}"
+    return None
 
 
 # --- running the check ----------------------------------------------------------------------

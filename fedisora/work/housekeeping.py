@@ -20,7 +20,7 @@ Chores:
   durable-work table the engine runs;
 - ``media_gc`` (every 10 minutes): :mod:`fedisora.services.media_gc`;
 - ``expired_rows`` (every 10 minutes): :mod:`fedisora.services.expiry`;
-- ``likeness_checks`` (every 5 minutes, and woken by each likeness registration): the
+- ``likeness_checks`` (every minute, and woken by each likeness registration): the
   automatic likeness check of ``FEDISORA_LIKENESS_CHECK``, one likeness a run
   (:mod:`fedisora.services.likeness_check`); the row is added by :func:`ensure_chores`, which
   the first registration calls when it is missing.
@@ -123,7 +123,7 @@ CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
     # Registration wakes it; the regular run catches a lost wake-up (and a check configured
     # after likenesses were registered).
-    "likeness_checks": ChoreSpec(_likeness_checks, timedelta(minutes=5)),
+    "likeness_checks": ChoreSpec(_likeness_checks, timedelta(minutes=1)),
     "media_gc": ChoreSpec(_media_gc, timedelta(minutes=10)),
     "expired_rows": ChoreSpec(_expired_rows, timedelta(minutes=10)),
 }

@@ -315,3 +315,17 @@ async def test_a_check_interrupted_again_and_again_is_left_for_an_admin(
     assert len(calls(tmp_path)) == 1
     left = await Likeness.get(pk=again.pk)
     assert left.state == "pending" and "interrupted 3 times" in left.reason
+
+
+def test_fedisora_check_names_what_keeps_a_check_from_running(
+    tmp_path: Path, check_module: str
+) -> None:
+    exe = program(tmp_path, "print('ok')\n")
+    assert likeness_check.problem(f"command:{exe}") is None
+    plain = tmp_path / "plain.txt"
+    plain.write_text("not a program")
+    assert "not an executable file" in str(likeness_check.problem(f"command:{plain}"))
+    assert "not an executable file" in str(likeness_check.problem("command:/nowhere/at/all"))
+    assert likeness_check.problem(f"python:{check_module}:approve") is None
+    assert "cannot be loaded" in str(likeness_check.problem(f"python:{check_module}:absent"))
+    assert "cannot be loaded" in str(likeness_check.problem("python:no_such_module_here:f"))
