@@ -580,21 +580,55 @@ async def cmd_unsuspend(args: argparse.Namespace) -> int:
     return await _moderate(args, lift=True)
 
 
+def _how_verified(row: Any, accounts: dict[int, Any]) -> str:
+    """How a likeness was verified (or why it waits), for ``fedisora likeness``."""
+    if row.verified_at is None:
+        return (
+            f"{row.verification_method}: waiting for an admin"
+            if row.verification_method
+            else "not yet"
+        )
+    by = accounts.get(row.verified_by_id) if row.verified_by_id is not None else None
+    who = f" by @{by.username}" if by is not None else ""
+    when = row.verified_at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"{row.verification_method or 'unrecorded'}{who}, {when}"
+
+
 async def cmd_likeness(args: argparse.Namespace) -> int:
     """``likeness verify USERNAME`` / ``likeness reject USERNAME --reason R``: an admin's
-    decision on a likeness waiting for verification (recorded as verified by the CLI)."""
+    decision on a likeness waiting for verification (recorded as verified by the CLI);
+    ``likeness list [--state S]``: the local likenesses and how each was verified."""
+    from fedisora.models import Account
     from fedisora.services import likeness
 
+    if args.action != "list" and not args.username:
+        raise CommandError(f"likeness {args.action} needs the USERNAME whose likeness it is")
     if args.action == "reject" and not (args.reason or "").strip():
         raise CommandError("likeness reject needs --reason (shown to the account's owner)")
     settings = _settings()
     urls.configure(settings)
     await init_db(settings)
     try:
+        if args.action == "list":
+            rows = await likeness.local_likenesses(args.state or None, limit=10_000)
+            ids = {r.account_id for r in rows} | {
+                r.verified_by_id for r in rows if r.verified_by_id is not None
+            }
+            accounts = {a.pk: a for a in await Account.filter(id__in=list(ids))}
+            for r in rows:
+                owner = accounts.get(r.account_id)
+                name = f"@{owner.username}" if owner is not None else "(gone)"
+                line = f"{name}\t{r.state}\t{_how_verified(r, accounts)}"
+                print(line + (f"\t{r.reason}" if r.reason else ""))
+            if not rows:
+                print("no likeness" + (f" in state {args.state}" if args.state else ""))
+            return 0
         if args.action == "verify":
             row = await likeness.verify(args.username, method="admin (command line)")
         else:
-            row = await likeness.reject(args.username, reason=args.reason)
+            row = await likeness.reject(
+                args.username, reason=args.reason, method="admin (command line)"
+            )
     finally:
         await close_db()
     print(f"likeness of @{args.username.removeprefix('@')}: {row.state}")
@@ -631,6 +665,13 @@ async def cmd_check(args: argparse.Namespace) -> int:
     print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
     print(f"media: {settings.media_root}")
     print(f"render model: {settings.render_model}")
+    print(f"likeness check: {settings.likeness_check or 'none (admins verify likenesses)'}")
+    if settings.likeness_check:
+        from fedisora.services import likeness_check
+
+        trouble = likeness_check.problem(settings.likeness_check)
+        if trouble:
+            problems.append(f"FEDISORA_LIKENESS_CHECK: {trouble}")
     if workers is not None:
         # The full report, as /healthz gives it to admins only. Not a problem when none run
         # (a check before starting the instance): it is said, not failed.
@@ -718,10 +759,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("acct", help="name (a local account) or name@domain (a remote one)")
         p.set_defaults(func=func, is_async=True)
 
-    p = sub.add_parser("likeness", help="verify or reject a likeness (cameos)")
-    p.add_argument("action", choices=("verify", "reject"))
-    p.add_argument("username", help="the local account whose likeness it is")
+    p = sub.add_parser(
+        "likeness", help="verify, reject or list likenesses (cameos) and how they were verified"
+    )
+    p.add_argument("action", choices=("verify", "reject", "list"))
+    p.add_argument("username", nargs="?", help="the local account whose likeness it is")
     p.add_argument("--reason", default="", help="why (required to reject; shown to them)")
+    p.add_argument(
+        "--state",
+        default="",
+        choices=("", "pending", "verified", "rejected", "revoked"),
+        help="list: only likenesses in this state",
+    )
     p.set_defaults(func=cmd_likeness, is_async=True)
 
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")

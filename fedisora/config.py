@@ -135,6 +135,32 @@ def _check_render_family(name: str, raw: str) -> str:
     return value
 
 
+_PYTHON_CHECK = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+
+
+def _check_likeness_check(name: str, raw: str) -> str:
+    """The automatic likeness check: empty (admins only), ``command:/absolute/program`` or
+    ``python:package.module:function`` (see :mod:`fedisora.services.likeness_check`)."""
+    value = raw.strip()
+    if not value:
+        return ""
+    kind, _, target = value.partition(":")
+    if kind == "command":
+        if not target.startswith("/"):
+            raise ConfigError(f"{name}: command: needs an absolute path to a program, not {raw!r}")
+        return value
+    if kind == "python":
+        if not _PYTHON_CHECK.match(target):
+            raise ConfigError(
+                f"{name}: python: needs package.module:function (a callable), not {raw!r}"
+            )
+        return value
+    raise ConfigError(
+        f"{name} must be empty (admins verify likenesses), command:/path/to/program or "
+        f"python:package.module:function, not {raw!r}"
+    )
+
+
 def _check_trusted_proxies(name: str, raw: str) -> tuple[str, ...]:
     from fedisora.boundary.proxies import parse_networks
 
@@ -213,6 +239,11 @@ class Settings:
     # Reverse proxies (IPs, CIDR networks) whose X-Forwarded-For names the client; none by
     # default: the connection's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
+    # How a registered likeness is verified besides an admin: "" (admins only),
+    # "command:/path/to/program" or "python:package.module:function"
+    # (fedisora.services.likeness_check), and how long that check may take.
+    likeness_check: str = ""
+    likeness_check_timeout_seconds: float = 60.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -356,6 +387,11 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),
     "TRUSTED_PROXIES": ("trusted_proxies", _check_trusted_proxies),
+    "LIKENESS_CHECK": ("likeness_check", _check_likeness_check),
+    "LIKENESS_CHECK_TIMEOUT_SECONDS": (
+        "likeness_check_timeout_seconds",
+        lambda n, raw: _parse_float(n, raw, 0.1, 3600.0),
+    ),
 }
 # Not settings themselves, but read by tooling around them.
 _ALLOWED_OTHER = {"CONFIG"}

@@ -15,9 +15,10 @@
   admin's session gets them, never cached (``Cache-Control: private, no-store``), and only by
   these names, mapped to the paths the likeness row holds and checked to resolve inside the
   private directory (a row naming anything else is refused too).
-- ``/admin/consent-checks``: every consent check (:class:`~fedisora.models.ConsentCheck`),
-  newest first, :data:`AUDIT_PAGE` at a time, filterable by an account (as requester or owner)
-  and by result.
+- ``/admin/consent-checks``: every consent check (:class:`~fedisora.models.ConsentCheck`,
+  read through :func:`~fedisora.services.likeness.consent_checks`), newest first,
+  :data:`AUDIT_PAGE` at a time, filterable by the owner of the likeness, by an account (as
+  requester or owner) and by result.
 
 Every page works without JavaScript; the media are plain ``img``/``video`` elements from this
 site (the pages' Content-Security-Policy allows nothing else).
@@ -36,7 +37,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from fedisora.boundary import read_form
@@ -231,8 +231,13 @@ async def _detail(
     request: Request, likeness: Likeness, *, status: int = 200, error: str | None = None
 ) -> Response:
     row = (await _rows([likeness]))[0]
-    checks = (
-        await ConsentCheck.filter(owner_id=likeness.account_id).order_by("-id").limit(DETAIL_CHECKS)
+    live = current_session(request)
+    assert live is not None  # only an admin's session gets here
+    checks = await svc.consent_checks(
+        live.account,
+        admin=True,
+        owner=await Account.get(pk=likeness.account_id),
+        limit=DETAIL_CHECKS,
     )
     sample_type = _SAMPLE_TYPES.get(likeness.verification_type, "")
     return render(
@@ -343,32 +348,38 @@ async def _named_account(raw: str, local_domain: str) -> Account:
 
 
 async def admin_consent_checks(request: Request) -> Response:
-    """The audit, newest first; ``account`` (a username, or user@domain) keeps the checks it
-    made or that were made of its likeness, ``result`` (allowed|refused) one result, and the
-    ``before`` cursor names the last check of the page before."""
+    """The audit, newest first (:func:`fedisora.services.likeness.consent_checks`): ``owner``
+    (a username, or user@domain) keeps the checks of that account's likeness, ``account`` the
+    checks it made or that were made of its likeness, ``result`` (allowed|refused) one
+    result, and the ``before`` cursor names the last check of the page before."""
     who = await _admin_page(request)
     if isinstance(who, Response):
         return who
+    live = current_session(request)
+    assert live is not None  # _admin_page sent anyone else away
+    local_domain = request.app.state.settings.domain
     account_raw = request.query_params.get("account", "").strip()
+    owner_raw = request.query_params.get("owner", "").strip()
     result = request.query_params.get("result", "")
     if result not in ("", "allowed", "refused"):
         raise HTTPException(400, "result must be allowed or refused.")
     before = _cursor(request, "before")
-    query = ConsentCheck.all()
-    if account_raw:
-        account = await _named_account(account_raw, request.app.state.settings.domain)
-        query = query.filter(Q(requester_id=account.pk) | Q(owner_id=account.pk))
-    if result:
-        query = query.filter(allowed=result == "allowed")
-    if before is not None:
-        query = query.filter(id__lt=before)
-    found = list(await query.order_by("-id").limit(AUDIT_PAGE + 1))
+    found = await svc.consent_checks(
+        live.account,
+        admin=True,
+        limit=AUDIT_PAGE + 1,
+        max_id=before,
+        owner=await _named_account(owner_raw, local_domain) if owner_raw else None,
+        involving=await _named_account(account_raw, local_domain) if account_raw else None,
+        allowed=None if not result else result == "allowed",
+    )
     page = found[:AUDIT_PAGE]
     return render(
         request,
         "admin/consent_checks.html",
         checks=await _checks_view(page),
         account=account_raw,
+        owner=owner_raw,
         result=result,
         before=before,
         next_before=page[-1].pk if len(found) > AUDIT_PAGE else None,

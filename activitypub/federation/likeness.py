@@ -688,7 +688,7 @@ async def fetch_references(
             if response.status_code != 200:
                 raise ConsentError(f"the owner's instance answered {response.status_code}")
             try:
-                image = await asyncio.to_thread(normalise_reference, body, f"still {i}")
+                image = await asyncio.to_thread(normalise_reference, body, f"still {i}", face=False)
             except Exception as exc:
                 raise ConsentError(f"still {i} is not a usable image: {exc}") from exc
             path = folder / f"reference-{i}.png"

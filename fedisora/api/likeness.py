@@ -202,6 +202,7 @@ async def register(ctx: Ctx) -> Response:
         verification=verification,
         challenge=code,
         settings=ctx.settings,
+        engine=_engine(ctx),
     )
     return json(likeness_entity(likeness), 201)
 

@@ -721,9 +721,11 @@ def _likeness_paths() -> Json:
                 write=True,
                 status="201",
                 description=(
-                    "Reference images are decoded fully, centre-cropped to a square and "
-                    "normalised (no face detection); the challenge must be yours, unused and "
-                    "unexpired. Anything refused stores nothing. An admin verifies it."
+                    "Reference images are decoded fully, cropped to a square around the "
+                    "largest face found in each (422 'no face found in reference image N' "
+                    "when there is none) and normalised; the challenge must be yours, unused "
+                    "and unexpired. Anything refused stores nothing. An admin, or the check "
+                    "the admin configured, verifies it."
                 ),
                 body={
                     "required": True,

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import io
 import secrets
+import threading
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -88,12 +89,14 @@ __all__ = [
     "cancel_grant_jobs",
     "check_consent",
     "consent_checks",
+    "find_face",
     "find_owner",
     "forget",
     "get_likeness",
     "grant",
     "grants_of",
     "is_admin",
+    "local_likenesses",
     "new_challenge",
     "normalise_reference",
     "private_dir",
@@ -167,14 +170,78 @@ def reference_paths(likeness: Likeness, settings: Settings) -> tuple[str, ...]:
     return tuple(str(base / rel) for rel in likeness.reference_files)
 
 
-def normalise_reference(raw: bytes, name: str = "reference image") -> Any:
+FACE_MARGIN = 0.45
+"""Room kept around a detected face, on each side, as a fraction of the face box's side: the
+crop shows the whole head (hair, chin), not just the eyes-to-mouth box the detector finds."""
+_DETECT_SIDE = 640  # faces are looked for on a copy at most this large (speed; same result)
+_MIN_FACE = 0.12  # a face smaller than this fraction of the shorter side is not one we keep
+_cascades = threading.local()
+
+
+def _face_detector() -> Any:
+    """OpenCV's frontal-face Haar cascade, shipped inside opencv-python-headless (nothing is
+    downloaded); one per thread (a classifier is not safe to share between threads)."""
+    detector = getattr(_cascades, "frontal", None)
+    if detector is None:
+        import cv2
+
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        detector = cv2.CascadeClassifier(str(path))
+        if detector.empty():
+            raise RuntimeError(f"the face detector's cascade {path} cannot be loaded")
+        _cascades.frontal = detector
+    return detector
+
+
+def find_face(image: Any) -> tuple[int, int, int, int] | None:
+    """The largest frontal face in *image* (an RGB PIL image) as ``(left, top, width,
+    height)`` in its pixels, or ``None`` when there is none."""
+    import cv2
+    import numpy as np
+
+    scale = min(1.0, _DETECT_SIDE / max(image.size))
+    small = (
+        image
+        if scale == 1.0
+        else image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    )
+    grey = cv2.equalizeHist(cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2GRAY))
+    smallest = max(24, round(min(small.size) * _MIN_FACE))
+    faces = _face_detector().detectMultiScale(
+        grey, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest)
+    )
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max((tuple(int(v) for v in f) for f in faces), key=lambda f: f[2] * f[3])
+    return (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+
+
+def _square_around(
+    size: tuple[int, int], box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """The square crop (left, top, right, bottom) centred on *box* with :data:`FACE_MARGIN`
+    around it, as large as fits inside an image of *size*."""
+    width, height = size
+    x, y, w, h = box
+    side = min(round(max(w, h) * (1 + 2 * FACE_MARGIN)), width, height)
+    cx, cy = x + w / 2, y + h / 2
+    left = min(max(0, round(cx - side / 2)), width - side)
+    top = min(max(0, round(cy - side / 2)), height - side)
+    return (left, top, left + side, top + side)
+
+
+def normalise_reference(raw: bytes, name: str = "reference image", *, face: bool = True) -> Any:
     """Decode *raw* fully with Pillow and return the normalised reference (a PIL image).
 
-    Normalisation is a centre crop to a square, resized to :data:`REFERENCE_SIDE` pixels, in
-    RGB without any metadata. It does not locate the face: no face detector is available
-    offline in this deployment, so the owner is asked for stills with the face centred, and an
-    admin checks them at verification. Raises :class:`LikenessInputError` for anything that is
-    not a complete JPEG, PNG or WebP image of a sane size.
+    With *face* (a still an owner registers), the largest frontal face is found with OpenCV's
+    Haar cascade (:func:`find_face`, shipped in opencv-python-headless: no model is
+    downloaded) and the still is cropped to a square around it with :data:`FACE_MARGIN`
+    around the face; a still with no face found is refused (:class:`LikenessInputError`,
+    ``no face found in {name}``). Without *face* (stills another instance normalised
+    already), a centre square is kept. Either way the square is resized to
+    :data:`REFERENCE_SIDE` pixels, in RGB without any metadata. Raises
+    :class:`LikenessInputError` for anything that is not a complete JPEG, PNG or WebP image
+    of a sane size.
     """
     from PIL import Image, ImageOps
 
@@ -210,9 +277,18 @@ def normalise_reference(raw: bytes, name: str = "reference image") -> Any:
         raise LikenessInputError(f"{name} is too large to decode safely: {exc}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise LikenessInputError(f"{name} is not a readable image ({formats}): {exc}") from exc
-    side = min(clean.size)
-    left, top = (clean.width - side) // 2, (clean.height - side) // 2
-    square = clean.crop((left, top, left + side, top + side))
+    if face:
+        box = find_face(clean)
+        if box is None:
+            raise LikenessInputError(
+                f"no face found in {name}: send a sharp still of your face, from the front, "
+                "well lit and filling a good part of the picture"
+            )
+        square = clean.crop(_square_around(clean.size, box))
+    else:
+        side = min(clean.size)
+        left, top = (clean.width - side) // 2, (clean.height - side) // 2
+        square = clean.crop((left, top, left + side, top + side))
     return square.resize((REFERENCE_SIDE, REFERENCE_SIDE), Image.Resampling.LANCZOS)
 
 
@@ -338,6 +414,7 @@ async def register(
     challenge: str,
     settings: Settings,
     now: datetime | None = None,
+    engine: Any = None,
 ) -> Likeness:
     """Register (or replace, until verified) *account*'s likeness, state ``pending``.
 
@@ -372,7 +449,7 @@ async def register(
 
     def prepare() -> tuple[list[str], str, str]:
         images = [
-            normalise_reference(raw, f"reference_images[{i}]") for i, raw in enumerate(references)
+            normalise_reference(raw, f"reference image {i + 1}") for i, raw in enumerate(references)
         ]
         return _write_files(settings, account.pk, images, verification)
 
@@ -412,6 +489,10 @@ async def register(
         raise
     if existing is not None:  # the previous files, replaced
         await asyncio.to_thread(_remove_files, settings, existing)
+    if settings.likeness_check:  # the admin's automatic check runs as durable work
+        from fedisora.services import likeness_check
+
+        await likeness_check.schedule(engine)
     return likeness
 
 
@@ -425,15 +506,35 @@ async def _local_likeness(username: str) -> Likeness:
     return likeness
 
 
+def _decidable(likeness: Likeness, unchecked: str | None) -> Any:
+    """The update of *likeness* a decision makes: with *unchecked* (the challenge code of the
+    registration an automatic check looked at), only while it is still that registration,
+    pending and not checked yet (an admin's decision, or a registration anew, wins)."""
+    query = Likeness.filter(pk=likeness.pk)
+    if unchecked is not None:
+        query = query.filter(
+            state=LikenessState.PENDING, verification_method="", challenge_code=unchecked
+        )
+    return query
+
+
 async def verify(
-    username: str, *, by: Account | None = None, method: str = "admin", reason: str = ""
+    username: str,
+    *,
+    by: Account | None = None,
+    method: str = "admin",
+    reason: str = "",
+    unchecked: str | None = None,
 ) -> Likeness:
-    """Mark a pending (or rejected) likeness verified; *method* records how it was checked."""
+    """Mark a pending (or rejected) likeness verified; *method* records how it was checked
+    (``admin``, ``admin (command line)``, ``check command:...``), *by* the admin who did.
+    With *unchecked*, only the pending registration of that challenge code that no check
+    decided yet is verified (:class:`Conflict` otherwise): the automatic check's way."""
     likeness = await _local_likeness(username)
     if likeness.state == LikenessState.REVOKED:
         raise Conflict("this likeness was revoked by its owner; they must register it again")
     now = utcnow()
-    await Likeness.filter(pk=likeness.pk).update(
+    done = await _decidable(likeness, unchecked).update(
         state=LikenessState.VERIFIED,
         verified_by_id=by.pk if by is not None else None,
         verified_at=now,
@@ -441,26 +542,55 @@ async def verify(
         reason=_cap(reason),
         updated_at=now,
     )
+    if not done:
+        raise Conflict("this likeness was decided, or registered anew, meanwhile")
     return await Likeness.get(pk=likeness.pk)
 
 
-async def reject(username: str, *, reason: str, by: Account | None = None) -> Likeness:
-    """Refuse a likeness's verification with *reason* (shown to its owner)."""
+async def reject(
+    username: str,
+    *,
+    reason: str,
+    by: Account | None = None,
+    method: str = "admin",
+    unchecked: str | None = None,
+) -> Likeness:
+    """Refuse a likeness's verification with *reason* (shown to its owner); *method* and
+    *unchecked* as for :func:`verify`."""
     if not reason.strip():
         raise Invalid("a reason is required")
     likeness = await _local_likeness(username)
     if likeness.state == LikenessState.REVOKED:
         raise Conflict("this likeness was revoked by its owner")
     now = utcnow()
-    await Likeness.filter(pk=likeness.pk).update(
+    done = await _decidable(likeness, unchecked).update(
         state=LikenessState.REJECTED,
         verified_by_id=by.pk if by is not None else None,
         verified_at=now,
-        verification_method="admin",
+        verification_method=_cap(method, 64),
         reason=_cap(reason.strip()),
         updated_at=now,
     )
+    if not done:
+        raise Conflict("this likeness was decided, or registered anew, meanwhile")
     return await Likeness.get(pk=likeness.pk)
+
+
+async def local_likenesses(
+    state: str | None = None, *, limit: int = 100, after: int | None = None
+) -> list[Likeness]:
+    """The local likenesses (of *state*), oldest first, *limit* after the id *after*: for
+    the admin's listing (``fedisora likeness list``)."""
+    query = Likeness.filter(account__domain__isnull=True)
+    if state:
+        try:
+            query = query.filter(state=LikenessState(state))
+        except ValueError:
+            allowed = ", ".join(s.value for s in LikenessState)
+            raise Invalid(f"state must be one of {allowed}") from None
+    if after is not None:
+        query = query.filter(id__gt=after)
+    return list(await query.order_by("id").limit(limit))
 
 
 async def _mine(account: Account) -> Likeness:
@@ -883,14 +1013,40 @@ async def record_use(
     return use
 
 
+MAX_AUDIT_PAGE = 200
+"""The most consent checks one call of :func:`consent_checks` returns."""
+
+
 async def consent_checks(
-    viewer: Account, *, admin: bool = False, limit: int = 40, max_id: int | None = None
+    viewer: Account,
+    *,
+    admin: bool = False,
+    limit: int = 40,
+    max_id: int | None = None,
+    owner: Account | None = None,
+    involving: Account | None = None,
+    allowed: bool | None = None,
 ) -> list[ConsentCheck]:
-    """The audit: checks of *viewer*'s likeness (every check, for an admin)."""
-    qs = ConsentCheck.all() if admin else ConsentCheck.filter(owner_id=viewer.pk)
+    """The audit, newest first, *limit* (at most :data:`MAX_AUDIT_PAGE`) checks older than
+    *max_id*: the checks of *viewer*'s likeness; with *admin* (the caller made sure *viewer*
+    is one) every check, or those of *owner*'s likeness, or those *involving* an account
+    (made by it or of its likeness). *allowed* keeps one result. Only an admin names another
+    account (:class:`Forbidden`)."""
+    if not admin:
+        for named in (owner, involving):
+            if named is not None and named.pk != viewer.pk:
+                raise Forbidden("only admins see the consent checks of other accounts")
+        owner = viewer
+    qs = ConsentCheck.all()
+    if owner is not None:
+        qs = qs.filter(owner_id=owner.pk)
+    if involving is not None:
+        qs = qs.filter(Q(requester_id=involving.pk) | Q(owner_id=involving.pk))
+    if allowed is not None:
+        qs = qs.filter(allowed=allowed)
     if max_id is not None:
         qs = qs.filter(id__lt=max_id)
-    return await qs.order_by("-id").limit(limit)
+    return list(await qs.order_by("-id").limit(max(1, min(limit, MAX_AUDIT_PAGE))))
 
 
 # --------------------------------------------------------------------------- requests, grants

@@ -23,7 +23,11 @@ Chores:
 - ``cameo_recheck`` (every 10 minutes): the consents of shown remote clips with cameos,
   last verified more than ``cameo_recheck_hours`` ago, asked about again at the owners'
   servers (:func:`activitypub.federation.cameo_clips.recheck_shown`; seeded by migration
-  0016).
+  0017).
+- ``likeness_checks`` (every minute, and woken by each likeness registration): the
+  automatic likeness check of ``FEDISORA_LIKENESS_CHECK``, one likeness a run
+  (:mod:`fedisora.services.likeness_check`); the row is added by :func:`ensure_chores`, which
+  the first registration calls when it is missing.
 """
 
 from __future__ import annotations
@@ -132,8 +136,19 @@ async def _cameo_recheck(
     return done.counts(), done.full
 
 
+async def _likeness_checks(
+    ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
+) -> tuple[dict[str, int], bool]:
+    from fedisora.services.likeness_check import run_chore
+
+    return await run_chore(ctx, settings, progress, fence)
+
+
 CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
+    # Registration wakes it; the regular run catches a lost wake-up (and a check configured
+    # after likenesses were registered).
+    "likeness_checks": ChoreSpec(_likeness_checks, timedelta(minutes=1)),
     "media_gc": ChoreSpec(_media_gc, timedelta(minutes=10)),
     "expired_rows": ChoreSpec(_expired_rows, timedelta(minutes=10)),
     "cameo_recheck": ChoreSpec(_cameo_recheck, timedelta(minutes=10)),

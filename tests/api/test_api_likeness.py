@@ -12,7 +12,7 @@ import httpx
 import pytest
 from apihelpers import Login, login
 from factories import local_account
-from likenesses import face_png, verified_likeness
+from likenesses import face_png, faceless_png, verified_likeness
 from PIL import Image
 
 from fedisora.app import create_app
@@ -127,6 +127,7 @@ async def test_register_show_policy_and_revoke(
         ("six images", 422, "at most 5"),
         ("seven files", 400, "Too many files"),
         ("not an image", 422, "not a readable image"),
+        ("no face", 422, "no face found in reference image 2"),
         ("text as image", 422, "must be a file"),
         ("no verification", 422, "verification is required"),
         ("bad verification", 422, "verification must be"),
@@ -150,6 +151,8 @@ async def test_register_refusals_store_nothing(
         parts = [("reference_images[]", ("f.png", face_png(), "image/png"))] * 6 + parts[-1:]
     elif case == "not an image":
         parts[0] = ("reference_images[]", ("x.png", b"GIF89a not really", "image/png"))
+    elif case == "no face":
+        parts[1] = ("reference_images[]", ("wall.png", faceless_png(), "image/png"))
     elif case == "text as image":
         parts = parts[1:]
         data["reference_images[]"] = "hello"

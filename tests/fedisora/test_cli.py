@@ -61,6 +61,11 @@ def test_check_reports_problems_with_exit_code_1(env: dict[str, str]) -> None:
     assert cli_ok(fedisora(["check"], env)).strip().endswith("ok")
     bad_redis = dict(env, FEDISORA_REDIS_URL="redis://127.0.0.1:1/0")
     cli_fails(fedisora(["check"], bad_redis), "error: redis redis://127.0.0.1:1/0")
+    no_program = dict(env, FEDISORA_LIKENESS_CHECK="command:/nowhere/check-faces")
+    cli_fails(
+        fedisora(["check"], no_program),
+        "error: FEDISORA_LIKENESS_CHECK: /nowhere/check-faces is not an executable file",
+    )
     bad_db = dict(env, FEDISORA_DATABASE_URL="postgres://postgres@127.0.0.1:1/none")
     cli_fails(fedisora(["check"], bad_db), "error: database postgres://postgres@127.0.0.1:1/none")
     cli_fails(

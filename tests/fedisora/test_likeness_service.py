@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from factories import local_account, remote_account
+from likenesses import face_png
 from PIL import Image
 
 from fedisora.config import Settings, load_settings
@@ -37,13 +38,9 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def png(width: int = 200, height: int = 120, color: tuple[int, int, int] = (200, 90, 40)) -> bytes:
-    buf = io.BytesIO()
-    image = Image.new("RGB", (width, height), color)
-    for x in range(width // 3, 2 * width // 3):  # something in the middle
-        image.putpixel((x, height // 2), (0, 0, 0))
-    image.save(buf, format="PNG")
-    return buf.getvalue()
+def png(width: int = 200, height: int = 120, color: tuple[int, int, int] = (40, 60, 90)) -> bytes:
+    """A still with a (drawn) face the reference-still detector finds."""
+    return face_png(width, height, color)
 
 
 def all_files(paths: Any) -> bool:

@@ -20,6 +20,7 @@ from PIL import Image
 from webhelpers import DOMAIN, browser, form_csrf, logged_in
 
 from fedisora.config import Settings
+from fedisora.errors import Forbidden
 from fedisora.models import Account, ConsentCheck, Likeness, LikenessState
 from fedisora.services import likeness as svc
 from web import likenesses as admin_likenesses
@@ -317,6 +318,18 @@ async def test_the_consent_audit_newest_first_paged_and_filtered(
         mine = (await admin.get("/admin/consent-checks", params={"account": "@ann"})).text
         rows = re.findall(r"<tr>\s*<td>[^<]*</td>\s*<td>@(\w+)</td>\s*<td>@(\w+)</td>", mine)
         assert rows == [("ann", "cat"), ("bob", "ann")]
+        # By owner: the checks of that account's likeness only.
+        owned = (await admin.get("/admin/consent-checks", params={"owner": "ann"})).text
+        rows = re.findall(r"<tr>\s*<td>[^<]*</td>\s*<td>@(\w+)</td>\s*<td>@(\w+)</td>", owned)
+        assert rows == [("bob", "ann")]
+        owned = (await admin.get("/admin/consent-checks", params={"owner": "cat"})).text
+        rows = re.findall(r"<tr>\s*<td>[^<]*</td>\s*<td>@(\w+)</td>\s*<td>@(\w+)</td>", owned)
+        assert rows == [("ann", "cat"), ("bob", "cat")]
+        refused = await admin.get(
+            "/admin/consent-checks", params={"owner": "cat", "result": "allowed"}
+        )
+        assert "No consent check matches" in refused.text
+        assert (await admin.get("/admin/consent-checks?owner=nobody")).status_code == 404
         full = await admin.get("/admin/consent-checks", params={"account": "bob@fedisora.test"})
         rows = re.findall(r"<tr>\s*<td>[^<]*</td>\s*<td>@(\w+)</td>\s*<td>@(\w+)</td>", full.text)
         assert rows == [("bob", "cat"), ("bob", "ann")]
@@ -330,6 +343,7 @@ async def test_the_consent_audit_newest_first_paged_and_filtered(
         likeness = await Likeness.get(account_id=cat.pk)
         detail = (await admin.get(f"/admin/likenesses/{likeness.pk}")).text
         assert 'href="/admin/consent-checks?account=cat"' in detail
+        assert 'href="/admin/consent-checks?owner=cat"' in detail
         latest = await ConsentCheck.filter(owner_id=cat.pk).order_by("-id").first()
         assert latest is not None and latest.reason and not latest.allowed
         assert f"<td>{latest.reason}</td>" in detail
@@ -358,3 +372,54 @@ async def test_a_video_sample_is_shown_as_a_video(
         assert f.status_code == 200 and f.content == mp4
         assert f.headers["content-type"] == "video/mp4"
         assert f.headers["cache-control"] == "private, no-store"
+
+
+async def test_the_service_reads_the_audit_for_owners_and_admins(
+    db: str, settings: Settings
+) -> None:
+    boss = await local_account("boss", admin=True)
+    ann, bob = await local_account("ann"), await local_account("bob")
+    await verified_likeness(ann, settings, audience="everyone")
+    await verified_likeness(bob, settings)
+    await svc.check_consent(bob, ann, publish=False)
+    await svc.check_consent(ann, bob, publish=False)
+    mine = await svc.consent_checks(ann)
+    assert [(c.requester_id, c.owner_id) for c in mine] == [(bob.pk, ann.pk)]
+    assert [c.owner_id for c in await svc.consent_checks(ann, owner=ann)] == [ann.pk]
+    with pytest.raises(Forbidden):
+        await svc.consent_checks(ann, owner=bob)
+    with pytest.raises(Forbidden):
+        await svc.consent_checks(ann, involving=bob)
+    every = await svc.consent_checks(boss, admin=True)
+    assert [c.owner_id for c in every] == [bob.pk, ann.pk]
+    assert [c.owner_id for c in await svc.consent_checks(boss, admin=True, owner=bob)] == [bob.pk]
+    involving = await svc.consent_checks(boss, admin=True, involving=bob)
+    assert len(involving) == 2
+    assert await svc.consent_checks(boss, admin=True, allowed=True, owner=bob) == []
+    older = await svc.consent_checks(boss, admin=True, max_id=every[0].pk, limit=10_000)
+    assert [c.pk for c in older] == [every[1].pk]
+
+
+async def test_how_each_likeness_was_verified_is_shown(
+    web: httpx.ASGITransport, settings: Settings
+) -> None:
+    """An automatic check's verdict (FEDISORA_LIKENESS_CHECK) shows as such in the list and
+    on the likeness's page, as does one it left for an admin."""
+    from fedisora.services.likeness_check import Verdict, _record
+
+    await local_account("boss", admin=True)
+    checked = await _pending(await local_account("ann"), settings)
+    waiting = await _pending(await local_account("bob"), settings)
+    spec = "command:/usr/local/bin/faces"  # how the chore records a program's verdicts
+    assert await _record(checked, spec, Verdict("verified", "the code is visible")) == "verified"
+    assert await _record(waiting, spec, Verdict("undecided", "exit status 3")) == "undecided"
+    async with logged_in(web, "boss") as admin:
+        page = (await admin.get("/admin/likenesses")).text
+        assert "check command:/usr/local/bin/faces (automatic)" not in page  # list: no suffix
+        assert "check command:/usr/local/bin/faces, " in page
+        assert "check command:/usr/local/bin/faces: undecided: waiting for an admin" in page
+        one = (await admin.get(f"/admin/likenesses/{checked.pk}")).text
+        assert "check command:/usr/local/bin/faces (automatic), " in one
+        assert "the code is visible" in one
+        other = (await admin.get(f"/admin/likenesses/{waiting.pk}")).text
+        assert "likeness-undecided" in other and "waiting for an admin" in other
