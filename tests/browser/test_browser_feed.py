@@ -151,3 +151,72 @@ async def test_feed_accessibility_and_screenshots(
         await assert_accessible(page, f"/ ({kind})")
         await screenshot(page, "feed")
     assert page_errors == []
+
+
+async def test_infinite_scroll_appends_the_next_page(
+    site: Site, phone: Page, page_errors: list[str]
+) -> None:
+    ann = await site.user()
+    clips = [await site.clip(ann, f"scroll {n}") for n in range(13)]
+    newest = [str(c.pk) for c in reversed(clips)]
+    await phone.goto("/explore")
+    articles = phone.locator('[role="feed"] > article')
+    assert await articles.count() == 10
+    await articles.nth(8).scroll_into_view_if_needed()
+    await phone.wait_for_function(
+        "() => document.querySelectorAll('[role=feed] > article').length > 10"
+    )
+    assert await phone.locator('[role="feed"]').get_attribute("aria-busy") == "false"
+    eleventh = articles.nth(10)
+    assert await eleventh.get_attribute("data-clip-id") == newest[10]
+    assert await eleventh.get_attribute("aria-posinset") == "11"
+    ids = await phone.evaluate(
+        "() => [...document.querySelectorAll('[role=feed] > article')].map(a => a.dataset.clipId)"
+    )
+    assert len(ids) == len(set(ids))  # each clip once
+    assert await live_videos(phone) <= 5
+    assert page_errors == []
+
+
+async def test_the_shell_on_other_pages(
+    site: Site, new_context: Any, page_errors: list[str]
+) -> None:
+    boss = await site.user(admin=True)
+    ann = await site.user()
+    await site.clip(ann, "on my profile")
+    for kind in ("phone", "desktop"):
+        context = await new_context(kind)
+        await site.login(context, boss.username)
+        page = await context.new_page()
+        for path, name in (
+            ("/admin", "admin"),
+            (f"/@{ann.username}", "profile"),
+            ("/settings", "settings"),
+        ):
+            await page.goto(path)
+            # the header stays one line, the page never scrolls sideways (tables scroll in
+            # their own box)
+            header = await page.locator(".site-header").bounding_box()
+            assert header is not None and header["height"] <= 60, (path, kind, header)
+            assert await page.evaluate(
+                "() => document.documentElement.scrollWidth <= window.innerWidth"
+            ), (path, kind)
+            tabbar = await page.locator(".tabbar").bounding_box()
+            assert tabbar is not None
+            if kind == "phone":  # a bottom tab bar
+                assert tabbar["y"] + tabbar["height"] == 915, tabbar
+            else:  # in the header row
+                assert tabbar["y"] < 10, tabbar
+            await screenshot(page, name)
+        assert await page.get_by_role("link", name="Admin").count() == 1
+    member = await new_context("phone")
+    await site.login(member, ann.username)
+    mine = await member.new_page()
+    await mine.goto("/settings")
+    assert await mine.get_by_role("link", name="Admin").count() == 0
+    for name in ("Home", "Explore", "Create", "Notifications", "Profile"):
+        assert (
+            await mine.get_by_role("navigation", name="Main").get_by_role("link", name=name).count()
+            == 1
+        ), name
+    assert page_errors == []

@@ -240,8 +240,16 @@ export class FeedPlayer {
   activate(article) {
     if (article === this.current) return;
     this.current = article;
+    const index = this.recycle();
+    this.playCurrent();
+    if (this.articles().length - index <= 3) this.loadMore();
+  }
+
+  // Pause every clip but the current one; only those within LIVE_AROUND of it keep their
+  // video's source (the next one preloads its metadata). Returns the current one's index.
+  recycle() {
     const list = this.articles();
-    const index = list.indexOf(article);
+    const index = list.indexOf(this.current);
     list.forEach((other, j) => {
       other.toggleAttribute("data-current", j === index);
       const video = other.querySelector(".reel-video");
@@ -252,8 +260,7 @@ export class FeedPlayer {
       else attach(video);
       video.preload = j === index + 1 ? "metadata" : "none";
     });
-    this.playCurrent();
-    if (list.length - index <= 3) this.loadMore();
+    return index;
   }
 
   move(delta) {
@@ -301,6 +308,7 @@ export class FeedPlayer {
       if (next) more.replaceWith(next);
       else more.remove();
       this.number();
+      if (this.current) this.recycle();
       this.watchMore();
     } catch (err) {
       flash("More clips could not be loaded; use the Older clips link.", { error: true });
