@@ -220,3 +220,39 @@ async def test_the_shell_on_other_pages(
             == 1
         ), name
     assert page_errors == []
+
+
+async def test_sound_is_off_until_a_tap_and_then_remembered(
+    site: Site, phone: Page, page_errors: list[str]
+) -> None:
+    ann = await site.user()
+    first = await site.clip(ann, "tap for sound")
+    await phone.goto("/explore")
+    video = phone.locator(f'article[data-clip-id="{first.pk}"] video')
+    await phone.wait_for_function(PLAYING, arg=str(first.pk))
+    assert await video.evaluate("v => v.muted") is True  # autoplay is muted
+    assert await video.get_attribute("controls") is None  # the feed's own controls
+    await video.tap()  # the first tap asks for sound
+    assert await video.evaluate("v => v.muted") is False
+    assert await phone.evaluate("() => localStorage.getItem('fedisora.sound')") == "on"
+    sound = phone.locator(f'article[data-clip-id="{first.pk}"] .action-sound')
+    assert await sound.get_attribute("aria-pressed") == "true"
+    await video.tap()  # then a tap pauses
+    assert await video.evaluate("v => v.paused") is True
+    await video.tap()  # and plays again
+    await phone.wait_for_function(PLAYING, arg=str(first.pk))
+    await phone.reload()
+    await phone.wait_for_function(PLAYING, arg=str(first.pk))
+    assert await phone.evaluate("() => localStorage.getItem('fedisora.sound')") == "on"
+    if await video.evaluate("v => v.muted"):
+        # Chromium lets a page play sound only after a gesture on it: the first tap (and
+        # only one) brings the remembered sound back, without pausing.
+        assert await sound.get_attribute("aria-pressed") == "false"
+        await video.tap()
+    assert await video.evaluate("v => v.muted") is False  # remembered
+    assert await video.evaluate("v => v.paused") is False
+    assert await sound.get_attribute("aria-pressed") == "true"
+    await sound.click()
+    assert await video.evaluate("v => v.muted") is True
+    assert await phone.evaluate("() => localStorage.getItem('fedisora.sound')") == "off"
+    assert page_errors == []

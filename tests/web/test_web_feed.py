@@ -260,3 +260,15 @@ async def test_shell_manifest_and_admin_link(web: httpx.ASGITransport) -> None:
         assert 'href="/admin"' not in (await http.get("/settings")).text
     async with logged_in(web, "boss") as http:
         assert 'href="/admin"' in (await http.get("/settings")).text
+
+
+async def test_admin_counts_people_not_the_instance_actor(web: httpx.ASGITransport) -> None:
+    from fedisora.services.accounts import create_instance_actor
+
+    await create_instance_actor()  # it signs the server's requests: nobody's account
+    boss = await local_account("boss")
+    await User.filter(account_id=boss.pk).update(is_admin=True)
+    await local_account("ann")
+    async with logged_in(web, "boss") as http:
+        page = (await http.get("/admin")).text
+    assert '<a href="/admin/accounts">2 local accounts</a>' in page

@@ -209,8 +209,11 @@ export class FeedPlayer {
   }
 
   tap(video) {
-    if (video.muted && soundChosen() === null) {
-      setSound(true); // the first tap asks for sound
+    if (video.muted && soundChosen() !== "off") {
+      // The first tap asks for sound; with sound chosen before, the browser muted this
+      // page's autoplay until a gesture: this tap is it.
+      setSound(true);
+      if (video.paused) video.play().catch(() => {});
       return;
     }
     if (video.paused) video.play().catch(() => {});
@@ -231,7 +234,11 @@ export class FeedPlayer {
     video.muted = !soundOn();
     video.play().catch(() => {
       if (!video.muted) {
-        video.muted = true; // sound needs a gesture first: play muted
+        // Sound needs a gesture on this page first: play muted until the next tap.
+        video.muted = true;
+        document
+          .querySelectorAll(".action-sound")
+          .forEach((b) => b.setAttribute("aria-pressed", "false"));
         video.play().catch(() => {});
       }
     });
