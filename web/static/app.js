@@ -11,8 +11,9 @@
 // - flash(textOrFragment, {error}): a message in the page's polite status region.
 // - <a data-share href=...>: the Web Share API, else the link is copied.
 // - [data-reels]: the vertical feed (FeedPlayer): one IntersectionObserver plays the clip in
-//   view; j/k, arrows and PageUp/PageDown move between clips; infinite scroll on the
-//   [data-feed-more] link; [data-poll] is refreshed every 30 s ("N new").
+//   view (and sees the [data-feed-more] link: infinite scroll); j/k, arrows and
+//   PageUp/PageDown move between clips; at most five videos keep a source; [data-poll] is
+//   refreshed every 30 s ("N new").
 
 export const PARTIAL_HEADERS = { "X-Fedisora-Partial": "1" };
 const SOUND_KEY = "fedisora.sound";
@@ -222,7 +223,9 @@ export class FeedPlayer {
 
   onIntersect(entries) {
     for (const entry of entries) {
-      if (entry.isIntersecting && entry.intersectionRatio >= 0.6) this.activate(entry.target);
+      if (!entry.isIntersecting) continue;
+      if (entry.target.matches("[data-feed-more]")) this.loadMore();
+      else if (entry.intersectionRatio >= 0.6) this.activate(entry.target);
     }
   }
 
@@ -282,16 +285,11 @@ export class FeedPlayer {
     if (delta > 0 && to === list.length - 1) this.loadMore();
   }
 
+  // The "Older clips" link is watched by the same observer: in view, the next page loads
+  // (it loads earlier too, when the clip in view is three from the end).
   watchMore() {
-    const link = this.scroller.querySelector("[data-feed-more] a.feed-next");
-    if (!link) return;
-    if (!this.moreObserver) {
-      this.moreObserver = new IntersectionObserver(
-        (entries) => entries.some((e) => e.isIntersecting) && this.loadMore(),
-        { root: this.scroller, rootMargin: "0px 0px 200% 0px" },
-      );
-    }
-    this.moreObserver.observe(link);
+    const more = this.scroller.querySelector("[data-feed-more]");
+    if (more && more.querySelector("a.feed-next")) this.visible.observe(more);
   }
 
   async loadMore() {
@@ -311,7 +309,7 @@ export class FeedPlayer {
         this.adopt(article);
       }
       const next = page.querySelector("[data-feed-more]");
-      if (this.moreObserver) this.moreObserver.disconnect();
+      this.visible.unobserve(more);
       if (next) more.replaceWith(next);
       else more.remove();
       this.number();
