@@ -9,7 +9,7 @@ from typing import Any
 from browserhelpers import Site, assert_accessible, screenshot
 from playwright.async_api import Page
 
-from fedisora.models import Like
+from fedisora.models import Follow, Like
 
 PLAYING = """(id) => {
   const v = document.querySelector(`article[data-clip-id="${id}"] video`);
@@ -136,14 +136,15 @@ async def test_feed_accessibility_and_screenshots(
     bob = await site.user()
     for n in range(3):
         await site.clip(bob, f"a lighthouse in a storm #sea take {n} with @{ann.username}")
-    for kind in ("phone", "desktop"):
-        visitor = await (await new_context(kind)).new_page()
+    # the phone in the dark theme, the desktop in the light one: axe checks both palettes
+    for kind, scheme in (("phone", "dark"), ("desktop", "light")):
+        visitor = await (await new_context(kind, color_scheme=scheme)).new_page()
         await visitor.goto("/explore")
         await visitor.locator("article.reel").first.wait_for()
         await assert_accessible(visitor, f"/explore ({kind})")
         await screenshot(visitor, "explore")
 
-        context = await new_context(kind)
+        context = await new_context(kind, color_scheme=scheme)
         await site.login(context, ann.username)
         page = await context.new_page()
         await page.goto("/")
@@ -255,4 +256,27 @@ async def test_sound_is_off_until_a_tap_and_then_remembered(
     await sound.click()
     assert await video.evaluate("v => v.muted") is True
     assert await phone.evaluate("() => localStorage.getItem('fedisora.sound')") == "off"
+    assert page_errors == []
+
+
+async def test_follow_from_the_feed_updates_every_clip_of_the_author(
+    site: Site, desktop: Page, page_errors: list[str]
+) -> None:
+    ann = await site.user()
+    bob = await site.user()
+    for n in range(2):
+        await site.clip(bob, f"follow me {n}")
+    await site.login(desktop.context, ann.username)
+    await desktop.goto("/?tab=local")
+    buttons = desktop.get_by_role("button", name=f"Follow @{bob.username}")
+    assert await buttons.count() == 2
+    await buttons.first.click()
+    following = desktop.get_by_role("button", name=f"Following @{bob.username}")
+    await desktop.wait_for_function(
+        "(n) => [...document.querySelectorAll('.follow-button[aria-pressed=true]')]"
+        ".filter(b => b.textContent.includes(n)).length === 2",
+        arg=f"@{bob.username}",
+    )
+    assert await following.count() == 2
+    assert await Follow.filter(follower_id=ann.pk, target_id=bob.pk).exists()
     assert page_errors == []
