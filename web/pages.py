@@ -63,10 +63,13 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("domain", settings.domain)
     context.setdefault("source_url", settings.source_url)
     context.setdefault("session_user", request.session.get("username"))
+    context.setdefault("session_admin", False)
     if context["session_user"]:
-        from web.sessions import csrf_token
+        from web.sessions import csrf_token, current_session
 
         context.setdefault("csrf", csrf_token(request))
+        live = current_session(request)
+        context["session_admin"] = bool(live is not None and live.user.is_admin)
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -16,12 +16,11 @@ from tortoise.functions import Count
 from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.health import health
-from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, Visibility
+from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User
 from fedisora.services.accounts import INSTANCE_ACTOR, LoginRefused, authenticate
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
 from fedisora.services.storage import media_space, work_space
-from web.clips import clip_cards, session_account
 from web.clips import routes as clip_routes
 from web.pages import render
 from web.sessions import (
@@ -40,17 +39,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 ADMIN_HOSTS = 50
 """Rows of deliveries by host on the admin overview (the busiest)."""
-
-
-async def home(request: Request) -> Response:
-    """The latest public clips made here (a logged-in user's follows are on /feed)."""
-    viewer = await session_account(request)
-    clips = (
-        await Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None, local=True)
-        .order_by("-id")
-        .limit(20)
-    )
-    return render(request, "home.html", cards=await clip_cards(viewer, clips))
 
 
 def _local_target(raw: object) -> str:
@@ -165,6 +153,7 @@ async def admin(request: Request) -> Response:
         request,
         "admin/index.html",
         health=report,
+        # the instance actor (which signs this server's requests) is nobody's account
         accounts=await Account.filter(domain=None).exclude(username=INSTANCE_ACTOR).count(),
         remote_accounts=await Account.exclude(domain=None).count(),
         clips=await Clip.filter(deleted_at=None).count(),
@@ -188,6 +177,7 @@ def routes() -> list[BaseRoute]:
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         clip_pages,
         create,  # the create form, a render's page, the drafts
+        feed,
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         profiles,
         settings,
@@ -197,7 +187,7 @@ def routes() -> list[BaseRoute]:
 
     return [
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
-        Route("/", home),
+        Route("/", feed.home),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
@@ -206,6 +196,7 @@ def routes() -> list[BaseRoute]:
         *likenesses.routes(),
         *settings.routes(),
         *clip_routes(),
+        *feed.routes(),
         *profiles.routes(),
         *clip_pages.routes(),
         *tags.routes(),

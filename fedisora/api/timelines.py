@@ -41,7 +41,7 @@ from fedisora.models import (
 )
 from fedisora.services.tags import find_visible
 
-__all__ = ["routes"]
+__all__ = ["routes", "trending_clips"]
 
 TREND_WINDOW = timedelta(days=7)
 MAX_TAG_TERMS = 4
@@ -293,10 +293,10 @@ def _offset_limit(ctx: Ctx, default: int, maximum: int) -> tuple[int, int]:
     return p.number("offset", 0, high=10_000), limit
 
 
-@endpoint("read", "read:statuses")
-async def trending_statuses(ctx: Ctx) -> Response:
-    """Public local clips of the last week ranked by likes + boosts + comments (ties: newer)."""
-    offset, limit = _offset_limit(ctx, 20, 40)
+async def trending_clips(viewer: Account | None, offset: int, limit: int) -> list[Clip]:
+    """Public local clips of the last week that *viewer* may see, ranked by likes + boosts +
+    comments (ties: newer); clips nobody engaged with are not trending. The API's trends and
+    the web feed's For You tab both read this."""
     candidates = (
         await Clip.filter(
             visibility=Visibility.PUBLIC,
@@ -307,7 +307,7 @@ async def trending_statuses(ctx: Ctx) -> Response:
         .order_by("-id")
         .limit(TREND_SCAN)
     )
-    hidden = await hidden_account_ids(ctx.account)
+    hidden = await hidden_account_ids(viewer)
     scored = [
         c
         for c in candidates
@@ -316,7 +316,14 @@ async def trending_statuses(ctx: Ctx) -> Response:
     scored.sort(
         key=lambda c: (c.likes_count + c.boosts_count + c.comments_count, c.pk), reverse=True
     )
-    visible = await visible_statuses(ctx.account, scored[offset : offset + limit])
+    return await visible_statuses(viewer, scored[offset : offset + limit])
+
+
+@endpoint("read", "read:statuses")
+async def trending_statuses(ctx: Ctx) -> Response:
+    """Public local clips of the last week ranked by likes + boosts + comments (ties: newer)."""
+    offset, limit = _offset_limit(ctx, 20, 40)
+    visible = await trending_clips(ctx.account, offset, limit)
     return json(await status_entities(ctx.account, visible))
 
 

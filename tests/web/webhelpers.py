@@ -22,6 +22,15 @@ DOMAIN = "fedisora.test"
 PEER = "peer.example"
 
 
+APP_SCRIPT = '<script type="module" src="/static/app.js"></script>'
+"""The one script every page loads (a file of this site: web/static/app.js)."""
+
+
+def scripts_besides_app(page: str) -> bool:
+    """Whether *page* has any ``<script`` other than :data:`APP_SCRIPT` in its head."""
+    return "<script" in page.replace(APP_SCRIPT, "", 1)
+
+
 def browser(transport: httpx.ASGITransport) -> httpx.AsyncClient:
     """A browser of its own: its own cookie jar (session)."""
     return httpx.AsyncClient(

@@ -1,0 +1,482 @@
+"""The vertical feed (``/`` logged in, ``/explore`` for everyone) and its controls.
+
+Tabs: For You (trending clips, then recent local ones, until a ranking exists), Following
+(the home timeline's ``TimelineEntry`` rows, as the API's), Local and Federated (public clips
+made here / everywhere this instance knows), and Trending on ``/explore``. Each page lists
+:data:`FEED_PAGE` clips, newest first, with cursor pagination on ``max_id``: a plain link
+without JavaScript, the same URL fetched as a fragment by ``web/static/app.js``.
+
+Progressive enhancement (Takahē style): a request carrying :data:`PARTIAL_HEADER` gets an
+HTML fragment (the next page's articles; a re-rendered button) instead of a page; a plain
+form POST is answered with a 303 back where it came from (its ``next`` field, else the
+``Referer`` path on this site). Like, boost and follow call the same services as the API
+(:mod:`fedisora.services.interactions`, :mod:`fedisora.services.follows`) after the same
+lookups (:func:`fedisora.api.lookup.get_status`, :func:`~fedisora.api.lookup.get_account`):
+a clip the viewer may not see is a 404 exactly as a missing one.
+
+"N new clips": the page polls :func:`new_clips` every 30 s with ``since_id`` (a browser
+session holds no OAuth token for the streaming API, and one poll per tab is cheap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fedisora.api.lookup import column, get_account, get_status
+from fedisora.api.timelines import trending_clips
+from fedisora.boundary import read_form
+from fedisora.errors import FedisoraError
+from fedisora.ids import row_id
+from fedisora.models import (
+    Account,
+    Boost,
+    Clip,
+    Follow,
+    FollowState,
+    Like,
+    TimelineEntry,
+    Visibility,
+)
+from fedisora.services import follows, interactions
+from web.clips import ClipCard, clip_cards, max_id_param, session_account
+from web.pages import render
+from web.sessions import CSRF_FIELD, csrf_matches
+
+__all__ = [
+    "FEED_PAGE",
+    "PARTIAL_HEADER",
+    "FeedItem",
+    "feed_items",
+    "is_partial",
+    "routes",
+]
+
+FEED_PAGE = 10
+"""Clips per page of the vertical feed (each is a full-screen video)."""
+TRENDING_FIRST = 5
+"""Trending clips at the top of For You's first page."""
+NEW_CAP = 20
+"""The most "N new" counts ("20+ new clips")."""
+PARTIAL_HEADER = "x-fedisora-partial"
+"""Sent by app.js: answer with the fragment, not the page."""
+CSRF_HEADER = "x-csrf-token"
+
+HOME_TABS = {
+    "foryou": "For You",
+    "following": "Following",
+    "local": "Local",
+    "federated": "Federated",
+}
+EXPLORE_TABS = {"local": "Local", "federated": "Federated", "trending": "Trending"}
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One clip of the vertical feed (``_reel.html``) with the viewer's state."""
+
+    card: ClipCard
+    liked: bool = False
+    boosted: bool = False
+    follow: str | None = None
+    """The viewer's follow of the author: "none", "following", "requested", "self"; None for
+    a visitor."""
+
+    @property
+    def clip(self) -> Clip:
+        return self.card.clip
+
+    @property
+    def author(self) -> Account:
+        return self.card.author
+
+    @property
+    def href(self) -> str | None:
+        """The clip's page (here for a local clip, on its instance for a remote one)."""
+        return self.card.page_href or self.card.origin_href
+
+    @property
+    def boostable(self) -> bool:
+        return self.clip.visibility in (Visibility.PUBLIC, Visibility.UNLISTED)
+
+    @property
+    def alt(self) -> str:
+        """The video's text alternative: the author's description, else its caption."""
+        described = (self.card.media.description or "") if self.card.media else ""
+        text = described.strip() or self.clip.caption.strip()
+        return f"AI-generated video: {text[:300]}" if text else "AI-generated video"
+
+
+async def feed_items(viewer: Account | None, cards: Sequence[ClipCard]) -> list[FeedItem]:
+    """*cards* with whether *viewer* liked and boosted each clip and follows each author."""
+    if viewer is None or not cards:
+        return [FeedItem(card) for card in cards]
+    ids = [c.clip.pk for c in cards]
+    liked = set(
+        await column(
+            Like.filter(account_id=viewer.pk, target_key__in=[f"clip:{i}" for i in ids]),
+            "clip_id",
+        )
+    )
+    boosted = set(await column(Boost.filter(account_id=viewer.pk, clip_id__in=ids), "clip_id"))
+    authors = {c.author.pk for c in cards}
+    states = {
+        f.target_id: f.state
+        for f in await Follow.filter(follower_id=viewer.pk, target_id__in=list(authors))
+    }
+    items = []
+    for card in cards:
+        author = card.author.pk
+        if author == viewer.pk:
+            follow = "self"
+        elif author not in states:
+            follow = "none"
+        else:
+            follow = "following" if states[author] == FollowState.ACCEPTED else "requested"
+        items.append(FeedItem(card, card.clip.pk in liked, card.clip.pk in boosted, follow))
+    return items
+
+
+def is_partial(request: Request) -> bool:
+    return request.headers.get(PARTIAL_HEADER) == "1"
+
+
+# --- the tabs -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Page:
+    clips: list[Clip]
+    boosters: list[int | None]
+    older: int | None
+
+
+async def _public(max_id: int | None, *, local: bool, since_id: int | None = None) -> _Page:
+    query = Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None)
+    if local:
+        query = query.filter(local=True)
+    if max_id is not None:
+        query = query.filter(id__lt=max_id)
+    if since_id is not None:
+        query = query.filter(id__gt=since_id)
+    rows = await query.order_by("-id").limit(FEED_PAGE)
+    return _Page(rows, [None] * len(rows), rows[-1].pk if len(rows) == FEED_PAGE else None)
+
+
+async def _following(me: Account, max_id: int | None, since_id: int | None = None) -> _Page:
+    query = TimelineEntry.filter(owner_id=me.pk)
+    if max_id is not None:
+        query = query.filter(clip_id__lt=max_id)
+    if since_id is not None:
+        query = query.filter(clip_id__gt=since_id)
+    entries = await query.order_by("-clip_id").limit(FEED_PAGE)
+    clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
+    kept = [e for e in entries if e.clip_id in clips]
+    older = entries[-1].clip_id if len(entries) == FEED_PAGE else None
+    return _Page([clips[e.clip_id] for e in kept], [e.boosted_by_id for e in kept], older)
+
+
+async def _tab_page(
+    tab: str, viewer: Account | None, max_id: int | None, since_id: int | None = None
+) -> _Page:
+    if tab == "following" and viewer is not None:
+        return await _following(viewer, max_id, since_id)
+    if tab == "federated":
+        return await _public(max_id, local=False, since_id=since_id)
+    if tab == "trending":
+        if max_id is not None or since_id is not None:
+            return _Page([], [], None)  # one ranked page: it has no cursor
+        rows = await trending_clips(viewer, 0, FEED_PAGE)
+        return _Page(rows, [None] * len(rows), None)
+    page = await _public(max_id, local=True, since_id=since_id)
+    if tab == "foryou" and max_id is None and since_id is None:
+        # Trending first, then the newest local clips (each clip once).
+        top = await trending_clips(viewer, 0, TRENDING_FIRST)
+        seen = {c.pk for c in top}
+        rest = [c for c in page.clips if c.pk not in seen]
+        return _Page(top + rest, [None] * (len(top) + len(rest)), page.older)
+    return page
+
+
+def _tab(request: Request, tabs: dict[str, str], default: str) -> str:
+    tab = request.query_params.get("tab") or default
+    if tab not in tabs:
+        raise HTTPException(404, f"There is no feed tab {tab!r}; try {', '.join(tabs)}.")
+    return tab
+
+
+def _since_param(request: Request) -> int | None:
+    raw = request.query_params.get("since_id", "")
+    if raw == "":
+        return None
+    found = row_id(raw)
+    if found is None:
+        raise HTTPException(400, "since_id must be the id of a clip (a whole number).")
+    return found
+
+
+async def _feed_response(
+    request: Request, *, base: str, tabs: dict[str, str], tab: str, viewer: Account | None
+) -> Response:
+    max_id = max_id_param(request)
+    page = await _tab_page(tab, viewer, max_id)
+    cards = await clip_cards(viewer, page.clips, page.boosters)
+    items = await feed_items(viewer, cards)
+    older_href = None
+    if page.older is not None:
+        older_href = f"{base}?{urlencode({'tab': tab, 'max_id': page.older})}"
+    newest = max((c.pk for c in page.clips), default=None)
+    context: dict[str, Any] = {
+        "items": items,
+        "older_href": older_href,
+        "tab": tab,
+        "base": base,
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+    }
+    if is_partial(request):
+        response: Response = render(request, "_reel_page.html", **context)
+    else:
+        poll = None
+        if max_id is None and tab != "trending":
+            poll = f"/feed/new?{urlencode({'tab': tab, 'since_id': newest or 0})}"
+        response = render(
+            request,
+            "timeline.html",
+            tabs=[(key, label, f"{base}?{urlencode({'tab': key})}") for key, label in tabs.items()],
+            tab_label=tabs[tab],
+            max_id=max_id,
+            poll_href=poll,
+            first_href=f"{base}?{urlencode({'tab': tab})}",
+            **context,
+        )
+    response.headers["Vary"] = "Accept, X-Fedisora-Partial"
+    return response
+
+
+async def home(request: Request) -> Response:
+    """``/``: the logged-in user's feed (For You first); a visitor's is :func:`explore`."""
+    viewer = await session_account(request)
+    if viewer is None:
+        return await _feed_response(
+            request,
+            base="/explore",
+            tabs=EXPLORE_TABS,
+            tab=_tab(request, EXPLORE_TABS, "local"),
+            viewer=None,
+        )
+    return await _feed_response(
+        request, base="/", tabs=HOME_TABS, tab=_tab(request, HOME_TABS, "foryou"), viewer=viewer
+    )
+
+
+async def explore(request: Request) -> Response:
+    """``/explore``: public clips, for visitors and logged-in users alike."""
+    viewer = await session_account(request)
+    tab = _tab(request, EXPLORE_TABS, "local")
+    return await _feed_response(request, base="/explore", tabs=EXPLORE_TABS, tab=tab, viewer=viewer)
+
+
+async def new_clips(request: Request) -> Response:
+    """``/feed/new?tab=&since_id=``: how many clips newer than *since_id* the viewer may see
+    on that tab, as the fragment of the page's "N new" live region (empty when none)."""
+    viewer = await session_account(request)
+    tabs = HOME_TABS if viewer is not None else EXPLORE_TABS
+    tab = _tab(request, {**HOME_TABS, **EXPLORE_TABS}, "local")
+    if tab not in tabs:
+        tab = "local"
+    since = _since_param(request)
+    page = await _tab_page("local" if tab == "foryou" else tab, viewer, None, since or 0)
+    cards = await clip_cards(viewer, page.clips[:NEW_CAP], page.boosters[:NEW_CAP])
+    base = "/" if viewer is not None else "/explore"
+    count = len(cards)
+    label = f"{count}{'+' if page.older is not None else ''}"
+    response = render(
+        request,
+        "_new_clips.html",
+        count=count,
+        label=label,
+        href=f"{base}?{urlencode({'tab': tab})}",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- like, boost, follow ----------------------------------------------------------------------
+
+
+def _back(request: Request, form: FormData, anchor: str = "") -> str:
+    """Where a plain form POST returns: its ``next`` field, else the Referer's path when it
+    is this site, else the home page; *anchor* is added (the clip the form was on)."""
+    from web.routes import _local_target
+
+    target = form.get("next")
+    if not isinstance(target, str) or not target:
+        referer = request.headers.get("referer", "")
+        parts = urlsplit(referer)
+        here = request.url
+        if referer and parts.netloc == here.netloc and parts.scheme == here.scheme:
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+        else:
+            target = "/"
+    target = _local_target(target).split("#", 1)[0]
+    return target + anchor
+
+
+def _refusal(request: Request, status: int, message: str) -> Response:
+    """A refused action: the message as a fragment (app.js shows it) or as the error page."""
+    if is_partial(request):
+        return render(request, "_flash.html", status=status, message=message)
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+async def _action_form(request: Request) -> tuple[Account | None, FormData, Response | None]:
+    """The acting account and the form, or the response that refuses the action."""
+    form = await read_form(request)
+    sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    me = await session_account(request)
+    if me is None:
+        target = _back(request, form)
+        login = f"/login?{urlencode({'next': target})}"
+        return None, form, RedirectResponse(login, status_code=303)
+    if not csrf_matches(request, sent):
+        message = "The form expired or did not come from this site; reload the page and try again."
+        return me, form, _refusal(request, 403, message)
+    return me, form, None
+
+
+def _path_id(request: Request, name: str) -> int:
+    found = row_id(str(request.path_params[name]))
+    if found is None:
+        raise HTTPException(404, "There is no such clip or account here.")
+    return found
+
+
+async def _clip_action(request: Request, action: str) -> Response:
+    me, form, refused = await _action_form(request)
+    if refused is not None:
+        return refused
+    assert me is not None
+    try:
+        status = await get_status(me, _path_id(request, "clip_id"))
+        if not isinstance(status, Clip):
+            raise HTTPException(404, "Only clips can be liked or boosted here.")
+        if action == "like":
+            await interactions.like(me, status)
+        elif action == "unlike":
+            await interactions.unlike(me, status)
+        elif action == "boost":
+            await interactions.boost(me, status)
+        else:
+            await interactions.unboost(me, status)
+    except FedisoraError as exc:
+        return _refusal(request, exc.status, exc.message)
+    except HTTPException as exc:
+        return _refusal(request, exc.status_code, str(exc.detail))
+    if not is_partial(request):
+        return RedirectResponse(_back(request, form, f"#clip-{status.pk}"), status_code=303)
+    fresh = await Clip.get(pk=status.pk)
+    cards = await clip_cards(me, [fresh], mutes=False)
+    if not cards:  # pragma: no cover - it was visible a moment ago
+        return _refusal(request, 404, "That clip is no longer visible.")
+    item = (await feed_items(me, cards))[0]
+    template = "_like.html" if action in ("like", "unlike") else "_boost.html"
+    return render(request, template, item=item, here=_back(request, form))
+
+
+async def _follow_action(request: Request, action: str) -> Response:
+    me, form, refused = await _action_form(request)
+    if refused is not None:
+        return refused
+    assert me is not None
+    try:
+        target = await get_account(_path_id(request, "account_id"))
+        if action == "follow":
+            await follows.follow(me, target)
+        else:
+            await follows.unfollow(me, target)
+    except FedisoraError as exc:
+        return _refusal(request, exc.status, exc.message)
+    if not is_partial(request):
+        return RedirectResponse(_back(request, form), status_code=303)
+    row = await Follow.get_or_none(follower_id=me.pk, target_id=target.pk)
+    state = "none"
+    if row is not None:
+        state = "following" if row.state == FollowState.ACCEPTED else "requested"
+    return render(request, "_follow.html", author=target, follow=state, here=_back(request, form))
+
+
+async def like(request: Request) -> Response:
+    return await _clip_action(request, "like")
+
+
+async def unlike(request: Request) -> Response:
+    return await _clip_action(request, "unlike")
+
+
+async def boost(request: Request) -> Response:
+    return await _clip_action(request, "boost")
+
+
+async def unboost(request: Request) -> Response:
+    return await _clip_action(request, "unboost")
+
+
+async def follow(request: Request) -> Response:
+    return await _follow_action(request, "follow")
+
+
+async def unfollow(request: Request) -> Response:
+    return await _follow_action(request, "unfollow")
+
+
+# --- the installable app ------------------------------------------------------------------
+
+
+async def manifest(request: Request) -> Response:
+    """The PWA manifest: the instance as an installable app."""
+    settings = request.app.state.settings
+    body = {
+        "name": settings.instance_name,
+        "short_name": settings.instance_name[:12],
+        "description": f"AI short videos on {settings.domain}, part of the fediverse",
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "orientation": "portrait",
+        "background_color": "#0b0b0f",
+        "theme_color": "#0b0b0f",
+        "icons": [
+            {"src": "/static/icons/icon-192.png", "sizes": "192x192", "type": "image/png"},
+            {"src": "/static/icons/icon-512.png", "sizes": "512x512", "type": "image/png"},
+            {
+                "src": "/static/icons/icon-maskable-512.png",
+                "sizes": "512x512",
+                "type": "image/png",
+                "purpose": "maskable",
+            },
+            {"src": "/static/icons/icon.svg", "sizes": "any", "type": "image/svg+xml"},
+        ],
+    }
+    return JSONResponse(body, media_type="application/manifest+json")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/explore", explore),
+        Route("/feed/new", new_clips),
+        Route("/clips/{clip_id}/like", like, methods=["POST"]),
+        Route("/clips/{clip_id}/unlike", unlike, methods=["POST"]),
+        Route("/clips/{clip_id}/boost", boost, methods=["POST"]),
+        Route("/clips/{clip_id}/unboost", unboost, methods=["POST"]),
+        Route("/accounts/{account_id}/follow", follow, methods=["POST"]),
+        Route("/accounts/{account_id}/unfollow", unfollow, methods=["POST"]),
+        Route("/manifest.webmanifest", manifest),
+    ]
