@@ -185,7 +185,7 @@ def _face_detector() -> Any:
     if detector is None:
         import cv2
 
-        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
         detector = cv2.CascadeClassifier(str(path))
         if detector.empty():
             raise RuntimeError(f"the face detector's cascade {path} cannot be loaded")
