@@ -14,6 +14,7 @@ ones. A remote comment's text is re-rendered here from its plain text.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from markupsafe import Markup
@@ -26,14 +27,26 @@ from activitypub.federation.routes import wants_activity
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.errors import FedisoraError, Invalid
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
+from fedisora.services import idempotency, interactions
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import could_name_local
+from fedisora.services.interactions import MAX_COMMENT
+from fedisora.services.remixes import approved
 from fedisora.services.text import clean_name
 from fedisora.services.threads import COMMENTS_PAGE, clip_comments
-from fedisora.services.visibility import can_see_clip
-from web.clips import author_href, clip_cards, profile_path, remote_html, session_account
+from fedisora.services.visibility import can_see_clip, can_see_comment
+from web.clips import (
+    ClipCard,
+    author_href,
+    clip_cards,
+    profile_path,
+    remote_html,
+    session_account,
+)
+from web.feed import action_form, back_to, feed_items
 from web.opengraph import clip_meta, handle, shorten
 from web.pages import html_errors, render
 from web.profiles import find_local
@@ -41,6 +54,8 @@ from web.profiles import find_local
 __all__ = ["CommentView", "RemixSource", "clip_page", "routes"]
 
 _NO_CLIP = "There is no such clip here, or it is not visible to you."
+REMIXES_SHOWN = 12
+"""Remixes shown under a clip (the newest)."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +154,9 @@ async def _remix_source(viewer: Account | None, clip: Clip) -> RemixSource | Non
     return RemixSource(href=href, author=author, local=source.local)
 
 
-@html_errors
-async def clip_page(request: Request) -> Response:
+async def _page_clip(request: Request) -> tuple[Account, Clip, Account | None]:
+    """The local clip the path names, its author and the viewer; the page's errors as
+    :class:`HTTPException` (404 for a clip the viewer may not see, as for a missing one)."""
     owner = await find_local(str(request.path_params["username"]))
     clip_id = _clip_id(request.path_params["clip_id"])
     deleted = await is_deleted(owner)
@@ -154,33 +170,92 @@ async def clip_page(request: Request) -> Response:
     viewer = await session_account(request)
     if not await can_see_clip(viewer, clip):
         raise HTTPException(404, _NO_CLIP)
+    return owner, clip, viewer
+
+
+async def _reply_target(viewer: Account | None, clip: Clip, raw: object) -> CommentView | None:
+    """The comment a new comment answers (``reply_to``), when it is one the viewer may see
+    under this clip; else None (the composer then answers the clip)."""
+    if viewer is None or not isinstance(raw, str) or not raw:
+        return None
+    pk = row_id(raw)
+    if pk is None:
+        return None
+    found = await Comment.get_or_none(pk=pk, clip_id=clip.pk, deleted_at=None)
+    if found is None or not await can_see_comment(viewer, found):
+        return None
+    if found.account_id in await hidden_account_ids(viewer):
+        return None
+    author = await Account.get(pk=found.account_id)
+    html = Markup(found.content) if found.local else remote_html(found.text)
+    return CommentView(found, author, html, author_href(author), None)
+
+
+async def _remixes(viewer: Account | None, clip: Clip) -> list[ClipCard]:
+    """The newest approved remixes of *clip* the viewer may see (the remix lineage below)."""
+    rows = (
+        await Clip.filter(approved(clip.local), remix_of_id=clip.pk, deleted_at=None)
+        .order_by("-id")
+        .limit(REMIXES_SHOWN)
+    )
+    return await clip_cards(viewer, rows)
+
+
+async def clip_page_response(
+    request: Request,
+    *,
+    status: int = 200,
+    comment_error: str | None = None,
+    comment_text: str = "",
+    reply_to: object = None,
+) -> Response:
+    """The clip page, with the composer's state after a refused comment."""
+    owner, clip, viewer = await _page_clip(request)
     cards = await clip_cards(viewer, [clip], mutes=False)
     if not cards:
         raise HTTPException(404, _NO_CLIP)
     card = cards[0]
+    item = (await feed_items(viewer, [card]))[0]
     after = _after_param(request)
     comments, next_after = await _comments(viewer, clip, after)
+    if reply_to is None:
+        reply_to = request.query_params.get("reply_to")
     settings = request.app.state.settings
     name = clean_name(owner.display_name) or owner.username
     summary = shorten(f"CW: {clip.spoiler_text}" if clip.spoiler_text else clip.caption, 60)
+    page = f"{profile_path(owner)}/{clip.pk}"
     return render(
         request,
         "clip.html",
+        status=status,
         card=card,
+        item=item,
+        here=page,
         clip=clip,
         author=owner,
+        viewer=viewer,
         handle=handle(owner, settings),
         author_href=profile_path(owner),
         title=f"{name}: “{summary}”" if summary else f"A clip by {name}",
         comments=comments,
         comments_after=after,
-        first_comments_href=f"{profile_path(owner)}/{clip.pk}#comments",
-        next_comments_href=(
-            f"{profile_path(owner)}/{clip.pk}?after={next_after}#comments" if next_after else None
-        ),
+        first_comments_href=f"{page}#comments",
+        next_comments_href=f"{page}?after={next_after}#comments" if next_after else None,
         remix=await _remix_source(viewer, clip),
+        remixes=await _remixes(viewer, clip),
+        download_href=card.video_src if clip.local else None,
+        reply_to=await _reply_target(viewer, clip, reply_to),
+        comment_error=comment_error,
+        comment_text=comment_text,
+        form_token=secrets.token_urlsafe(18),
+        max_comment=MAX_COMMENT,
         meta=clip_meta(clip, owner, card.media, settings),
     )
+
+
+@html_errors
+async def clip_page(request: Request) -> Response:
+    return await clip_page_response(request)
 
 
 async def clip_at(request: Request) -> Response:
@@ -197,7 +272,92 @@ async def clip_at(request: Request) -> Response:
     return await clip_page(request)
 
 
+@html_errors
+async def post_comment(request: Request) -> Response:
+    """``POST /@<name>/<id>/comments``: a comment on the clip (``text``; ``parent_id`` to
+    answer a comment; ``spoiler_text``), through the API's own service; a refusal comes back
+    as the page with the message and the text kept."""
+    owner, clip, _viewer = await _page_clip(request)
+    me, form, refused = await action_form(request)
+    if refused is not None:
+        return refused
+    assert me is not None
+    text = str(form.get("text", ""))[: MAX_COMMENT * 2]
+    parent_raw = form.get("parent_id")
+    parent = None
+    # The form's one-time token: the same form sent twice (a double click, a resent POST)
+    # makes one comment, as an API client's Idempotency-Key does.
+    token = str(form.get("form_token", "")).strip()
+    once = idempotency.Key(me.pk, f"web-comment {token}"[: idempotency.MAX_KEY]) if token else None
+    made = await idempotency.previous(once) if once is not None else None
+    if made is not None:
+        return _to_comment(owner, clip, made)
+    try:
+        if isinstance(parent_raw, str) and parent_raw:
+            target = await _reply_target(me, clip, parent_raw)
+            if target is None:
+                raise Invalid("The comment you are answering is gone or not visible to you.")
+            parent = target.comment
+        row = await interactions.comment(
+            me,
+            clip,
+            text,
+            parent=parent,
+            spoiler_text=str(form.get("spoiler_text", "")).strip()[:500],
+            once=once,
+        )
+    except idempotency.Replayed:
+        assert once is not None  # its twin, sent at the same moment, made the comment
+        made = await idempotency.previous(once)
+        if made is None:
+            raise HTTPException(
+                409, "This comment was sent twice at once; reload the page."
+            ) from None
+        return _to_comment(owner, clip, made)
+    except FedisoraError as exc:
+        message = exc.message
+        if message.startswith("comment is") or message.startswith("a comment"):
+            message = message[0].upper() + message[1:] + "."
+        return await clip_page_response(
+            request,
+            status=exc.status,
+            comment_error=message,
+            comment_text=text,
+            reply_to=parent_raw,
+        )
+    return _to_comment(owner, clip, row.pk)
+
+
+def _to_comment(owner: Account, clip: Clip, comment_id: int) -> Response:
+    """Back to the clip page, its comments starting at *comment_id*."""
+    anchor = f"comment-{comment_id}"
+    return RedirectResponse(
+        f"{profile_path(owner)}/{clip.pk}?after={comment_id - 1}#{anchor}", status_code=303
+    )
+
+
+@html_errors
+async def delete_comment(request: Request) -> Response:
+    """``POST /comments/<id>/delete``: the author of the comment (or of the clip) deletes it,
+    through the same service as the API's ``DELETE /api/v1/statuses/:id``."""
+    me, form, refused = await action_form(request)
+    if refused is not None:
+        return refused
+    assert me is not None
+    pk = row_id(str(request.path_params["comment_id"]))
+    row = await Comment.get_or_none(pk=pk, deleted_at=None) if pk is not None else None
+    if row is None or not await can_see_comment(me, row):
+        raise HTTPException(404, "There is no such comment here, or it is not visible to you.")
+    try:
+        await interactions.delete_comment(me, row)
+    except FedisoraError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    return RedirectResponse(back_to(request, form, "#comments"), status_code=303)
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/@{username}/{clip_id}", clip_at),
+        Route("/@{username}/{clip_id}/comments", post_comment, methods=["POST"]),
+        Route("/comments/{comment_id}/delete", delete_comment, methods=["POST"]),
     ]

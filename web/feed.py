@@ -55,6 +55,8 @@ __all__ = [
     "FEED_PAGE",
     "PARTIAL_HEADER",
     "FeedItem",
+    "action_form",
+    "back_to",
     "feed_items",
     "is_partial",
     "routes",
@@ -312,7 +314,7 @@ async def new_clips(request: Request) -> Response:
 # --- like, boost, follow ----------------------------------------------------------------------
 
 
-def _back(request: Request, form: FormData, anchor: str = "") -> str:
+def back_to(request: Request, form: FormData, anchor: str = "") -> str:
     """Where a plain form POST returns: its ``next`` field, else the Referer's path when it
     is this site, else the home page; *anchor* is added (the clip the form was on)."""
     from web.routes import _local_target
@@ -337,13 +339,13 @@ def _refusal(request: Request, status: int, message: str) -> Response:
     return render(request, "error.html", status=status, status_code=status, message=message)
 
 
-async def _action_form(request: Request) -> tuple[Account | None, FormData, Response | None]:
+async def action_form(request: Request) -> tuple[Account | None, FormData, Response | None]:
     """The acting account and the form, or the response that refuses the action."""
     form = await read_form(request)
     sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
     me = await session_account(request)
     if me is None:
-        target = _back(request, form)
+        target = back_to(request, form)
         login = f"/login?{urlencode({'next': target})}"
         return None, form, RedirectResponse(login, status_code=303)
     if not csrf_matches(request, sent):
@@ -360,7 +362,7 @@ def _path_id(request: Request, name: str) -> int:
 
 
 async def _clip_action(request: Request, action: str) -> Response:
-    me, form, refused = await _action_form(request)
+    me, form, refused = await action_form(request)
     if refused is not None:
         return refused
     assert me is not None
@@ -381,18 +383,18 @@ async def _clip_action(request: Request, action: str) -> Response:
     except HTTPException as exc:
         return _refusal(request, exc.status_code, str(exc.detail))
     if not is_partial(request):
-        return RedirectResponse(_back(request, form, f"#clip-{status.pk}"), status_code=303)
+        return RedirectResponse(back_to(request, form, f"#clip-{status.pk}"), status_code=303)
     fresh = await Clip.get(pk=status.pk)
     cards = await clip_cards(me, [fresh], mutes=False)
     if not cards:  # pragma: no cover - it was visible a moment ago
         return _refusal(request, 404, "That clip is no longer visible.")
     item = (await feed_items(me, cards))[0]
     template = "_like.html" if action in ("like", "unlike") else "_boost.html"
-    return render(request, template, item=item, here=_back(request, form))
+    return render(request, template, item=item, here=back_to(request, form))
 
 
 async def _follow_action(request: Request, action: str) -> Response:
-    me, form, refused = await _action_form(request)
+    me, form, refused = await action_form(request)
     if refused is not None:
         return refused
     assert me is not None
@@ -405,12 +407,12 @@ async def _follow_action(request: Request, action: str) -> Response:
     except FedisoraError as exc:
         return _refusal(request, exc.status, exc.message)
     if not is_partial(request):
-        return RedirectResponse(_back(request, form), status_code=303)
+        return RedirectResponse(back_to(request, form), status_code=303)
     row = await Follow.get_or_none(follower_id=me.pk, target_id=target.pk)
     state = "none"
     if row is not None:
         state = "following" if row.state == FollowState.ACCEPTED else "requested"
-    return render(request, "_follow.html", author=target, follow=state, here=_back(request, form))
+    return render(request, "_follow.html", author=target, follow=state, here=back_to(request, form))
 
 
 async def like(request: Request) -> Response:

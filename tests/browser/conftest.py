@@ -1,9 +1,12 @@
 """Fixtures of the browser tests: Debian's Chromium driven by Playwright (async API, on the
 session's event loop), against a real instance served on loopback.
 
-- ``served`` (session): ``fedisora init`` + ``fedisora serve --no-render-worker`` on a free
-  127.0.0.1 port, its own data directory and SQLite database; its log is printed when a
-  test fails to reach it.
+- ``served`` (session): ``fedisora init`` + ``fedisora serve`` on a free 127.0.0.1 port, its
+  own data directory and SQLite database, rendering with the tiny offline model on the CPU
+  (its render worker idles until a test creates a clip); its log is printed when a test
+  fails to reach it.
+  Every browser test runs in one xdist group (``--dist loadgroup``): one instance and one
+  Chromium for them all.
 - ``site`` (per test): the test process connected to the served instance's database:
   ``await site.user()``, ``await site.clip(author, "caption")``,
   ``await site.login(context, username)`` (:class:`browserhelpers.Site`).
@@ -56,18 +59,29 @@ CHROMIUM_ARGS = [
 NewContext = Callable[..., Awaitable[BrowserContext]]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test in one xdist group: they share one served instance and one browser
+    (with ``--dist loadgroup``; each worker would otherwise start its own)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("browser-instance")
     port = free_port()
-    env = instance_env(data, port)
+    # Eighty denoising steps (the tiny model's default is two): a render a person can watch
+    # move, still a few seconds on the CPU.
+    env = instance_env(data, port, FEDISORA_RENDER_STEPS="80")
     init = fedisora(["init", "--admin-password", "admin-password-1"], env)
     assert init.returncode == 0, init.stderr
     log = data / "serve.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "fedisora", "serve", "--no-render-worker"),
+                *(sys.executable, "-m", "fedisora", "serve"),
                 *("--host", "127.0.0.1", "--port", str(port)),
             ],
             env=env,
