@@ -605,6 +605,16 @@ async def _act_use_of_fan(w: World) -> None:
     await likeness.record_use(decision, w.ann, "draft")
 
 
+async def _act_refused_clip_of_ann(w: World) -> None:
+    # A clip by fan presenting ann's consent is refused here: ann is told (a refused use).
+    from activitypub.federation.cameo_clips import Judgement, _tell_refused
+
+    found = Judgement(
+        [], reason="consent revoked", failed=w.ann, failed_consent=w.rows["grant"].uri
+    )
+    await _tell_refused(w.fan, found, f"{w.fan.uri}/clips/1")
+
+
 async def _act_notify_alone(w: World) -> None:
     await notify(w.ann, N.RENDER_FINISHED, dedupe_key="render:0")
 
@@ -628,6 +638,18 @@ SCENARIOS = [
         _act_use_of_fan,
         {"likeness.federate": 1},
         {("LikenessUse", FANS): 1},
+    ),
+    Scenario(
+        "a received clip refused on ann's consent",
+        (
+            ("activitypub/federation/cameo_clips.py", "_tell_refused", "notification.created"),
+            NOTIFY,
+        ),
+        _act_refused_clip_of_ann,
+        {"notification.created": 1},
+        {},
+        {("ann", N.LIKENESS_USE): 1},
+        setup=_setup_grant_to_fan,
     ),
     Scenario(
         "ask for ann's likeness, which waits for her",
@@ -843,7 +865,7 @@ SCENARIOS = [
     ),
     Scenario(
         "update the profile (Mastodon API)",
-        (("fedisora/api/accounts.py", "update_credentials", "account.updated"),),
+        (("fedisora/services/profiles.py", "update_profile", "account.updated"),),
         _act_api,
         {"account.updated": 1},
         {("Update(Person)", REMOTE): 1},
