@@ -15,6 +15,7 @@ An empty query shows the form; a too long one or one with control characters get
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -64,7 +65,7 @@ async def search_page(request: Request) -> Response:
     raw = request.query_params.get("q", "")
     q = raw.strip()
     viewer = await session_account(request)
-    context: dict[str, object] = {
+    context: dict[str, Any] = {
         "q": q,
         "accounts": [],
         "hashtags": [],
