@@ -41,6 +41,7 @@ __all__ = ["NamedAccount", "NotificationView", "describe", "routes"]
 NAMES_SHOWN = 2
 """Accounts a group of two names; a bigger one names its newest: "alice and 3 others"."""
 MAX_KEY = 64
+_RENDER_TYPES = (NotificationType.RENDER_FINISHED.value, NotificationType.RENDER_FAILED.value)
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,9 @@ def _action(kind: str, target: Clip | Comment | None) -> tuple[str, str | None]:
         case NotificationType.LIKENESS_REQUEST.value:
             return "asked to use your likeness", None
         case NotificationType.RENDER_FINISHED.value:
-            return "Your render is ready:", "your drafts"
+            return "Your render is ready:", "see it and publish it"
         case NotificationType.RENDER_FAILED.value:
-            return "Your render failed:", "your drafts"
+            return "Your render failed:", "see why"
     return f"sent a notification ({kind})", None  # pragma: no cover - every type is above
 
 
@@ -127,7 +128,7 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
             for i in group.sample_account_ids[:shown]
             if i in accounts
         ]
-        if kind in (NotificationType.RENDER_FINISHED.value, NotificationType.RENDER_FAILED.value):
+        if kind in _RENDER_TYPES:
             named = []
         others = max(0, group.count - len(named)) if named else 0
         href: str | None = None
@@ -139,8 +140,8 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
         elif isinstance(target, Clip) and target.account_id in accounts:
             href = clip_href(target, accounts[target.account_id])
             remote = not target.local
-        elif kind in (NotificationType.RENDER_FINISHED.value, NotificationType.RENDER_FAILED.value):
-            href = "/drafts"
+        elif group.latest.render_job_id is not None and kind in _RENDER_TYPES:
+            href = f"/renders/{group.latest.render_job_id}"  # its page (web.create)
         if href is None:
             label = None
         at = group.latest.created_at

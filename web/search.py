@@ -95,9 +95,7 @@ async def search_page(request: Request) -> Response:
         clips = [s for s in found if isinstance(s, Clip)]
         comments = [s for s in found if isinstance(s, Comment)]
         context["cards"] = await clip_cards(viewer, clips)
-        authors = {
-            a.pk: a for a in await Account.filter(pk__in={c.account_id for c in comments})
-        }
+        authors = {a.pk: a for a in await Account.filter(pk__in={c.account_id for c in comments})}
         context["comments"] = [
             FoundComment(c, authors[c.account_id], comment_href(c))
             for c in comments
