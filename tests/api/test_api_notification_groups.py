@@ -5,6 +5,7 @@ The web page groups through the same service (tests/web/test_web_notifications.p
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from apihelpers import login
@@ -29,7 +30,7 @@ async def test_likes_of_one_clip_and_follows_are_groups(client: httpx.AsyncClien
     r = await client.get("/api/v2/notifications", headers=ann.headers)
     assert r.status_code == 200, r.text
     groups = r.json()["notification_groups"]
-    by_type: dict[str, list[dict]] = {}
+    by_type: dict[str, list[dict[str, Any]]] = {}
     for g in groups:
         by_type.setdefault(g["type"], []).append(g)
     assert sorted(by_type) == ["favourite", "follow", "mention"]

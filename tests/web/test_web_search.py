@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ FAR = "far.example"
 ACTOR = f"https://{FAR}/users/faraway"
 
 
-def _actor_doc() -> dict:
+def _actor_doc() -> dict[str, Any]:
     key = keys.generate_rsa_key()
     return objects.actor_document(
         objects.ActorInfo(
