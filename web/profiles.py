@@ -140,14 +140,19 @@ def _follow_cursor(request: Request) -> int | None:
 
 
 async def _network(request: Request, *, followers: bool) -> Response:
-    account = await find_local(str(request.path_params["username"]))
+    tab = "followers" if followers else "following"
+    username = str(request.path_params["username"])
+    if wants_activity(request) and could_name_local(username):  # the collection, for servers
+        return RedirectResponse(
+            f"{urls.current().actor(username)}/{tab}", status_code=302, headers={"Vary": "Accept"}
+        )
+    account = await find_local(username)
     await refuse_unavailable(account)
     max_id = _follow_cursor(request)
     viewer = await session_account(request)
     found = await network_page(
         viewer, account, followers=followers, limit=NETWORK_PAGE, max_id=max_id
     )
-    tab = "followers" if followers else "following"
     context = _profile_context(request, account, tab)
     return render(
         request,

@@ -94,7 +94,9 @@ async def test_followers_and_following_of_a_locked_account(web: httpx.ASGITransp
         assert r.status_code == 200 and rows(r.text) == ["carol"]
         r = await anon.get("/@bob/following")
         assert rows(r.text) == ["ann"]
-        # the collections send a browser here
+        # ActivityPub clients are sent to the collections, which send a browser here
+        r = await anon.get("/@ann/followers", headers={"accept": "application/activity+json"})
+        assert r.status_code == 302 and r.headers["location"] == f"{ann.uri}/followers"
         r = await anon.get("/users/ann/followers")
         assert r.status_code == 303 and r.headers["location"] == "/@ann/followers"
     # someone ann blocks sees neither list (as Mastodon hides them from blocked accounts)
