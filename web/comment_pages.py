@@ -26,7 +26,7 @@ from web.opengraph import shorten
 from web.pages import html_errors, render
 from web.profiles import find_local
 
-__all__ = ["comment_anchor", "comment_page"]
+__all__ = ["clip_href", "comment_anchor", "comment_href", "comment_page"]
 
 _NO_COMMENT = "There is no such comment here, or it is not visible to you."
 
@@ -36,13 +36,13 @@ def comment_anchor(comment: Comment) -> str:
     return f"comment-{comment.pk}"
 
 
-def _clip_href(clip: Clip, author: Account) -> str | None:
+def clip_href(clip: Clip, author: Account) -> str | None:
     if clip.local:
         return f"{profile_path(author)}/{clip.pk}"
     return web_url(clip.url) or web_url(clip.uri)
 
 
-def _comment_href(comment: Comment) -> str | None:
+def comment_href(comment: Comment) -> str | None:
     """Where a link to *comment* goes: its own page (a local one is served here)."""
     return web_url(comment.url) or web_url(comment.uri)
 
@@ -75,7 +75,7 @@ async def comment_page(request: Request) -> Response:
         # The clip page's comments start right at this one (its cursor is "after the id
         # before it"), so the link lands on it whatever page of the thread it is on.
         anchor = comment_anchor(comment)
-        thread_href = f"{_clip_href(clip, clip_author)}?after={comment.pk - 1}#{anchor}"
+        thread_href = f"{clip_href(clip, clip_author)}?after={comment.pk - 1}#{anchor}"
     name = clean_name(owner.display_name) or owner.username
     summary = shorten(comment.spoiler_text or comment.text, 60)
     return render(
@@ -88,10 +88,10 @@ async def comment_page(request: Request) -> Response:
         title=f"{name}: “{summary}”" if summary else f"A comment by {name}",
         clip=clip if clip_visible else None,
         clip_author=clip_author,
-        clip_href=_clip_href(clip, clip_author) if clip_visible else None,
+        clip_href=clip_href(clip, clip_author) if clip_visible else None,
         parent=parent,
         parent_author=parent_author,
-        parent_href=_comment_href(parent) if parent is not None else None,
+        parent_href=comment_href(parent) if parent is not None else None,
         parent_author_href=author_href(parent_author) if parent_author is not None else None,
         thread_href=thread_href,
     )

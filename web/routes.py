@@ -179,7 +179,9 @@ def routes() -> list[BaseRoute]:
         create,  # the create form, a render's page, the drafts
         feed,
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
+        notifications,
         profiles,
+        search,
         settings,
         signup,
         tags,
@@ -201,4 +203,6 @@ def routes() -> list[BaseRoute]:
         *clip_pages.routes(),
         *tags.routes(),
         *create.routes(),
+        *notifications.routes(),
+        *search.routes(),
     ]

@@ -141,6 +141,13 @@ def _profile_page(request: Request) -> str:
     return "/@" + quote(str(request.path_params["username"]), safe="")
 
 
+def _network_page(request: Request) -> str:
+    """A followers or following collection's page: the profile's list of them."""
+    kind = str(request.path_params.get("kind", ""))
+    base = _profile_page(request)
+    return f"{base}/{kind}" if kind in ("followers", "following") else base
+
+
 def _clip_page(request: Request, fragment: str = "") -> str:
     return (
         f"{_profile_page(request)}/{quote(str(request.path_params['clip_id']), safe='')}{fragment}"
@@ -721,7 +728,7 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-@_for_browsers(_profile_page)
+@_for_browsers(_network_page)
 async def follow_collection_or_404(request: Request) -> Response:
     if request.path_params["kind"] not in ("followers", "following"):
         return _error(404, "not found")

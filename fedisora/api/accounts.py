@@ -144,17 +144,17 @@ async def account_statuses(ctx: Ctx) -> Response:
 async def _follow_list(ctx: Ctx, *, followers: bool) -> Response:
     account = await get_account(ctx.path_id())
     page = Page.from_params(ctx.params, maximum=80, default=40)
-    if followers:
-        query = Follow.filter(target_id=account.pk, state=FollowState.ACCEPTED)
-    else:
-        query = Follow.filter(follower_id=account.pk, state=FollowState.ACCEPTED)
-    rows = await page_of(query, page)
-    ids = [r.follower_id if followers else r.target_id for r in rows]
-    found = {
-        a.pk: a
-        for a in await Account.filter(pk__in=ids, suspended_at=None, origin_suspended_at=None)
-    }
-    body = await render_accounts([found[i] for i in ids if i in found])
+    found = await follows.network_page(
+        ctx.account,
+        account,
+        followers=followers,
+        limit=page.limit,
+        max_id=page.max_id,
+        since_id=page.since_id,
+        min_id=page.min_id,
+    )
+    body = await render_accounts(found.accounts)
+    rows = found.rows
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(body, headers=headers)
 

@@ -583,37 +583,30 @@ async def tag_entities(tags: Sequence[Tag], *, days: int = 7) -> list[Json]:
 
 
 async def notification_entities(viewer: Account, notes: Sequence[Notification]) -> list[Json]:
-    """Notification entities. Ones whose status the viewer can no longer see are dropped."""
-    from fedisora.api.visibility import visible_statuses
+    """Notification entities. Ones whose status the viewer can no longer see are dropped
+    (:func:`fedisora.services.notifications.visible_targets`)."""
+    from fedisora.services.notifications import group_key, visible_targets
 
     account_ids = {n.from_account_id for n in notes if n.from_account_id is not None}
     accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
-    clip_ids = {n.clip_id for n in notes if n.clip_id is not None and n.comment_id is None}
-    comment_ids = {n.comment_id for n in notes if n.comment_id is not None}
-    statuses: list[Status] = [*await Clip.filter(pk__in=clip_ids)]
-    statuses += list(await Comment.filter(pk__in=comment_ids))
-    visible = await visible_statuses(viewer, statuses)
+    shown = await visible_targets(viewer, notes)
+    targets = [t for t in dict.fromkeys(shown.values()) if t is not None]
     rendered = {
         f"{type(s).__name__}:{s.pk}": e
-        for s, e in zip(visible, await status_entities(viewer, visible), strict=True)
+        for s, e in zip(targets, await status_entities(viewer, targets), strict=True)
     }
     moved = await moved_targets(accounts.values())
     out = []
     for note in notes:
-        status_json: Json | None = None
-        if note.comment_id is not None:
-            status_json = rendered.get(f"Comment:{note.comment_id}")
-            if status_json is None:
-                continue
-        elif note.clip_id is not None:
-            status_json = rendered.get(f"Clip:{note.clip_id}")
-            if status_json is None:
-                continue
+        if note.pk not in shown:
+            continue
+        target = shown[note.pk]
+        status_json = None if target is None else rendered[f"{type(target).__name__}:{target.pk}"]
         sender = accounts.get(note.from_account_id) if note.from_account_id else None
         entity: Json = {
             "id": str(note.pk),
             "type": api_notification_type(note.type),
-            "group_key": f"ungrouped-{note.pk}",
+            "group_key": group_key(note),
             "created_at": iso(note.created_at),
             "account": _account(sender or viewer, moved),
             "status": status_json,

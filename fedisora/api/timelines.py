@@ -18,13 +18,13 @@ from tortoise.expressions import Subquery
 from fedisora.api.entities import (
     notification_entities,
     reblog_entity,
+    render_accounts,
     status_entities,
     tag_entities,
 )
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import column
 from fedisora.api.pagination import Page, link_header, page_of
-from fedisora.api.params import parse_id
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.errors import NotFound
 from fedisora.models import (
@@ -39,6 +39,17 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.services.notifications import (
+    GROUPED_TYPES,
+    NotificationGroup,
+    clear_all,
+    dismiss_one,
+    find_group,
+    grouped_page,
+    notifications_query,
+)
+from fedisora.services.notifications import dismiss_group as dismiss_notification_group
+from fedisora.services.notifications import unread_count as count_unread
 from fedisora.services.tags import find_visible
 
 __all__ = ["routes", "trending_clips"]
@@ -142,100 +153,105 @@ def _notifications_query(ctx: Ctx) -> Any:
     """The caller's undismissed notifications, filtered by types[], exclude_types[] and
     account_id as Mastodon defines them."""
     p = ctx.params
-    query = Notification.filter(recipient_id=ctx.me.pk, dismissed=False)
-    if p.texts("types"):
-        query = query.filter(type__in=_model_types(p.texts("types")))
-    excluded = _model_types(p.texts("exclude_types"))
-    if excluded:
-        query = query.exclude(type__in=excluded)
-    account_id = p.id("account_id")
-    if account_id is not None:
-        query = query.filter(from_account_id=account_id)
-    return query
+    return notifications_query(
+        ctx.me,
+        types=[NotificationType.REMIX.value if n == "quote" else n for n in p.texts("types")],
+        exclude_types=_model_types(p.texts("exclude_types")),
+        from_account_id=p.id("account_id"),
+    )
 
 
-_TYPES = {t.value for t in NotificationType}
-UNGROUPED = "ungrouped-"
-
-
-def _grouped(entities: list[dict[str, Any]]) -> dict[str, Any]:
-    """GroupedNotificationsResults where every notification is its own (ungrouped) group.
-
-    fedisora does not group notifications; Mastodon's ``ungrouped-<id>`` keys say so, and
-    clients of the v2 API render such groups as single notifications.
-    """
+async def _grouped(ctx: Ctx, groups: list[NotificationGroup]) -> dict[str, Any]:
+    """GroupedNotificationsResults of *groups* (:mod:`fedisora.services.notifications`
+    groups them: likes and boosts of one clip, and follows, within a window)."""
+    latest = [g.latest for g in groups]
+    entities = {int(e["id"]): e for e in await notification_entities(ctx.me, latest)}
+    sample_ids = {i for g in groups for i in g.sample_account_ids}
+    found = {a.pk: a for a in await Account.filter(pk__in=sample_ids)}
     accounts: dict[str, Any] = {}
+    for rendered in await render_accounts(list(found.values())):
+        accounts[rendered["id"]] = rendered
     statuses: dict[str, Any] = {}
-    groups = []
-    for note in entities:
-        accounts[note["account"]["id"]] = note["account"]
+    out = []
+    for group in groups:
+        note = entities.get(group.latest.pk)
+        if note is None:
+            continue
+        accounts.setdefault(note["account"]["id"], note["account"])
         status = note.get("status")
         if status is not None:
             statuses[status["id"]] = status
-        group: dict[str, Any] = {
-            "group_key": note["group_key"],
-            "notifications_count": 1,
+        oldest = group.oldest_in_page or group.latest
+        sample = [str(i) for i in group.sample_account_ids if str(i) in accounts]
+        entry: dict[str, Any] = {
+            "group_key": group.key,
+            "notifications_count": group.count,
             "type": note["type"],
             # an integer here, unlike every other id (as Mastodon serializes it and its
             # OpenAPI description types it)
             "most_recent_notification_id": int(note["id"]),
-            "page_min_id": note["id"],
+            "page_min_id": str(oldest.pk),
             "page_max_id": note["id"],
             "latest_page_notification_at": note["created_at"],
-            "sample_account_ids": [note["account"]["id"]],
+            "sample_account_ids": sample or [note["account"]["id"]],
             "status_id": None if status is None else status["id"],
         }
         if "render_job_id" in note:
-            group["render_job_id"] = note["render_job_id"]
-        groups.append(group)
+            entry["render_job_id"] = note["render_job_id"]
+        out.append(entry)
     return {
         "accounts": list(accounts.values()),
         "statuses": list(statuses.values()),
-        "notification_groups": groups,
+        "notification_groups": out,
     }
-
-
-def _group_note_id(ctx: Ctx) -> int:
-    key = str(ctx.request.path_params.get("group_key", ""))
-    return parse_id(key[len(UNGROUPED) :]) if key.startswith(UNGROUPED) else -1
 
 
 @endpoint("read", "read:notifications", user=True)
 async def notifications_v2(ctx: Ctx) -> Response:
     p = ctx.params
     page = Page.from_params(p, maximum=80, default=40)
-    rows = await page_of(_notifications_query(ctx), page)
-    headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
-    return json(_grouped(await notification_entities(ctx.me, rows)), headers=headers)
-
-
-async def _group(ctx: Ctx) -> Notification:
-    note = await Notification.get_or_none(
-        pk=_group_note_id(ctx), recipient_id=ctx.me.pk, dismissed=False
+    grouped_types = p.texts("grouped_types")
+    found = await grouped_page(
+        ctx.me,
+        _notifications_query(ctx),
+        limit=page.limit,
+        max_id=page.max_id,
+        since_id=page.since_id,
+        min_id=page.min_id,
+        grouped_types=_model_types(grouped_types) if grouped_types else GROUPED_TYPES,
     )
-    if note is None:
+    headers: dict[str, str] = {}
+    if found.groups:
+        oldest = min(g.latest.pk for g in found.groups)
+        headers = link_header(ctx.request, found.newest_id, oldest)
+    return json(await _grouped(ctx, found.groups), headers=headers)
+
+
+async def _group(ctx: Ctx) -> NotificationGroup:
+    key = str(ctx.request.path_params.get("group_key", ""))
+    group = await find_group(ctx.me, key)
+    if group is None:
         raise NotFound("Record not found")
-    return note
+    return group
 
 
 @endpoint("read", "read:notifications", user=True)
 async def notification_group(ctx: Ctx) -> Response:
-    rendered = await notification_entities(ctx.me, [await _group(ctx)])
-    if not rendered:
-        raise NotFound("Record not found")
-    return json(_grouped(rendered))
+    return json(await _grouped(ctx, [await _group(ctx)]))
 
 
 @endpoint("read", "read:notifications", user=True)
 async def notification_group_accounts(ctx: Ctx) -> Response:
-    rendered = await notification_entities(ctx.me, [await _group(ctx)])
-    return json([note["account"] for note in rendered])
+    group = await _group(ctx)
+    found = {a.pk: a for a in await Account.filter(pk__in=group.sample_account_ids)}
+    return json(await render_accounts([found[i] for i in group.sample_account_ids if i in found]))
 
 
 @endpoint("write", "write:notifications", user=True)
 async def dismiss_group(ctx: Ctx) -> Response:
-    note = await _group(ctx)
-    await Notification.filter(pk=note.pk).update(dismissed=True)
+    key = str(ctx.request.path_params.get("group_key", ""))
+    if not await dismiss_notification_group(ctx.me, key):
+        raise NotFound("Record not found")
     return json({})
 
 
@@ -243,6 +259,9 @@ def _model_types(names: list[str]) -> list[str]:
     """Stored notification types for API names (``quote`` is a remix); unknown names dropped."""
     out = {NotificationType.REMIX.value if n == "quote" else n for n in names}
     return sorted(out & _TYPES)
+
+
+_TYPES = {t.value for t in NotificationType}
 
 
 async def _notification(ctx: Ctx) -> Notification:
@@ -265,26 +284,20 @@ async def notification(ctx: Ctx) -> Response:
 
 @endpoint("write", "write:notifications", user=True)
 async def dismiss(ctx: Ctx) -> Response:
-    note = await _notification(ctx)
-    await Notification.filter(pk=note.pk).update(dismissed=True)
+    if not await dismiss_one(ctx.me, max(ctx.path_id(), -1)):
+        raise NotFound("Record not found")
     return json({})
 
 
 @endpoint("write", "write:notifications", user=True)
 async def clear(ctx: Ctx) -> Response:
-    await Notification.filter(recipient_id=ctx.me.pk, dismissed=False).update(dismissed=True)
+    await clear_all(ctx.me)
     return json({})
-
-
-UNREAD_CAP = 1000
-"""The most ``unread_count`` counts: reading at most that many index entries, not all."""
 
 
 @endpoint("read", "read:notifications", user=True)
 async def unread_count(ctx: Ctx) -> Response:
-    query = Notification.filter(recipient_id=ctx.me.pk, dismissed=False)
-    ids = await column(query.order_by("-id").limit(UNREAD_CAP), "id")
-    return json({"count": len(ids)})
+    return json({"count": await count_unread(ctx.me)})
 
 
 def _offset_limit(ctx: Ctx, default: int, maximum: int) -> tuple[int, int]:

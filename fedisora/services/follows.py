@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
@@ -24,10 +26,12 @@ from fedisora.services.notify import notify
 from fedisora.services.visibility import is_blocked
 
 __all__ = [
+    "NetworkPage",
     "accept_follow",
     "block",
     "follow",
     "mute",
+    "network_page",
     "reject_follow",
     "remote_contacts",
     "unblock",
@@ -248,3 +252,46 @@ async def mute(account: Account, target: Account) -> Mute:
 
 async def unmute(account: Account, target: Account) -> bool:
     return bool(await Mute.filter(account_id=account.pk, target_id=target.pk).delete())
+
+
+@dataclass(frozen=True)
+class NetworkPage:
+    """A page of an account's followers or follows (:func:`network_page`)."""
+
+    rows: list[Follow]
+    """The follow rows, newest first: their ids are the page's cursor."""
+    accounts: list[Account]
+    hidden: bool = False
+    """The list is not shown to this viewer (a block between them and the account)."""
+
+
+async def network_page(
+    viewer: Account | None,
+    account: Account,
+    *,
+    followers: bool,
+    limit: int,
+    max_id: int | None = None,
+    since_id: int | None = None,
+    min_id: int | None = None,
+) -> NetworkPage:
+    """One page of *account*'s accepted followers (or of the accounts it follows) as
+    *viewer* may see it, newest follow first, suspended accounts left out and pending follow
+    requests not listed. Nothing for a viewer blocked by the account or blocking it (as
+    Mastodon hides the lists from an account it blocks). The API's ``/followers`` and
+    ``/following`` and the profile's pages list through here."""
+    from fedisora.api.pagination import Page, page_of
+
+    if viewer is not None and viewer.pk != account.pk and await is_blocked(viewer, account):
+        return NetworkPage([], [], hidden=True)
+    if followers:
+        query = Follow.filter(target_id=account.pk, state=FollowState.ACCEPTED)
+    else:
+        query = Follow.filter(follower_id=account.pk, state=FollowState.ACCEPTED)
+    rows = await page_of(query, Page(max_id=max_id, since_id=since_id, min_id=min_id, limit=limit))
+    ids = [r.follower_id if followers else r.target_id for r in rows]
+    found = {
+        a.pk: a
+        for a in await Account.filter(pk__in=ids, suspended_at=None, origin_suspended_at=None)
+    }
+    return NetworkPage(list(rows), [found[i] for i in ids if i in found])

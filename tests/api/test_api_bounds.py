@@ -14,7 +14,7 @@ from factories import local_account, remote_account, rendered_video
 
 from fedisora.api import instance, timelines
 from fedisora.models import NotificationType
-from fedisora.services import posts
+from fedisora.services import notifications, posts
 from fedisora.services.notify import notify
 
 
@@ -38,7 +38,7 @@ async def test_the_unread_count_reads_at_most_its_cap(
         await notify(ann.account, NotificationType.FOLLOW, dedupe_key=f"t:{n}", from_account=bob)
     r = await client.get("/api/v1/notifications/unread_count", headers=ann.headers)
     assert r.json() == {"count": 7}
-    monkeypatch.setattr(timelines, "UNREAD_CAP", 5)
+    monkeypatch.setattr(notifications, "UNREAD_CAP", 5)  # the one count (API and web)
     r = await client.get("/api/v1/notifications/unread_count", headers=ann.headers)
     assert r.json() == {"count": 5}
 

@@ -367,7 +367,8 @@ def mastodon_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mastodon
             own = {
                 "id": clip.json()["id"],
                 "account_id": friend["id"],
-                "group_key": f"ungrouped-{notes[0]['id']}",
+                "group_key": notes[0]["group_key"],  # a group (a follow, a favourite)
+                "notification": notes[0]["id"],
                 "name": "fuzz",
                 "hashtag": "fuzz",
                 "media": media.json()["id"],
@@ -395,7 +396,7 @@ def _own_id(live: MastodonLive, path: str) -> dict[str, str]:
         elif name == "id" and path.startswith("/api/v1/accounts/"):
             out[name] = live.own["account_id"]
         elif name == "id" and path.startswith("/api/v1/notifications/"):
-            out[name] = live.own["group_key"].removeprefix("ungrouped-")
+            out[name] = live.own["notification"]
         elif name in live.own:
             out[name] = live.own[name]
     return out

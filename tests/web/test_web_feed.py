@@ -237,7 +237,9 @@ async def test_follow_and_unfollow(web: httpx.ASGITransport) -> None:
         assert not await Follow.filter(follower_id=ann.pk, target_id=bob.pk).exists()
         r = await http.post(f"/accounts/{lee.pk}/follow", data={"csrf": csrf}, headers=PARTIAL)
         assert ">Requested<" in r.text and 'aria-pressed="true"' in r.text
-        assert (await http.post("/accounts/77/follow", data={"csrf": csrf})).status_code == 404
+        nobody = (await Account.all().order_by("-id").first() or ann).pk + 1000  # no such id
+        r = await http.post(f"/accounts/{nobody}/follow", data={"csrf": csrf})
+        assert r.status_code == 404
 
 
 async def test_shell_manifest_and_admin_link(web: httpx.ASGITransport) -> None:

@@ -30,8 +30,8 @@ async def test_collections_and_alternates_send_browsers_to_pages(
     base = f"/users/alice/clips/{clip.pk}"
     redirects = {
         "/users/alice/outbox": "/@alice",
-        "/users/alice/followers": "/@alice",
-        "/users/alice/following": "/@alice",
+        "/users/alice/followers": "/@alice/followers",
+        "/users/alice/following": "/@alice/following",
         "/users/alice/collections/featured": "/@alice",
         f"{base}/video": f"/@alice/{clip.pk}",
         f"{base}/likes": f"/@alice/{clip.pk}",

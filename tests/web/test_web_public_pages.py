@@ -120,7 +120,10 @@ async def test_profile_page_for_anonymous_viewers(web: httpx.ASGITransport) -> N
         assert f'href="https://{DOMAIN}/tags/sea" class="mention hashtag"' in page
         assert "<p>and more</p>" in page  # the bio's paragraphs
         assert f'<img class="avatar" src="https://{DOMAIN}/media/avatars/ann.png"' in page
-        assert re.search(r"<strong>4</strong> clips · <strong>0</strong> following", page)
+        assert re.search(
+            r'<strong>4</strong> clips · <a href="/@ann/following"><strong>0</strong> following',
+            page,
+        )
 
         # What: public and unlisted clips, newest first; nothing followers-only or direct.
         shown = [card(page, c) for c in (unlisted, public)]
@@ -131,10 +134,9 @@ async def test_profile_page_for_anonymous_viewers(web: httpx.ASGITransport) -> N
             assert not card(page, hidden)
             assert f"/{hidden.pk}" not in page
         assert "secret" not in page
-        # Cards link to the clip pages and the author's profile here.
-        assert f'<a class="permalink" href="/@ann/{public.pk}">' in shown[1]
-        assert '<a href="/@ann"><strong>' in shown[1]
-        assert "nofollow" not in shown[1]
+        # The grid's posters link to the clip pages here; the video plays there only.
+        assert f'<a class="grid-link" href="/@ann/{public.pk}">' in shown[1]
+        assert "nofollow" not in shown[1] and "<video" not in page
 
         # Link previews and discovery of the actor.
         tags = meta(page)
@@ -519,15 +521,11 @@ async def test_invalid_provenance_clips_stay_collapsed(
     async with browser(web) as anon:
         page = assert_page(await anon.get("/tags/sea"), 200)
     collapsed, shown = card(page, bad), card(page, fine)
-    gate = re.search(
-        r'<details class="prov-gate"><summary>(.*?)</summary>(.*?)</details>', collapsed, re.DOTALL
-    )
-    assert gate is not None and "provenance is invalid" in gate.group(1)
-    video = re.findall(r"<video [^>]*>", collapsed)
-    assert len(video) == 1 and video[0] in gate.group(2)
-    assert 'preload="none"' in video[0] and "autoplay" not in collapsed
-    assert "poster=" not in collapsed and f"media.{PEER}/posters/1.jpg" not in collapsed
+    # In the grid, a clip whose provenance is invalid shows neither poster nor video: a
+    # warning, and its label (a video plays only on a clip page, never in a grid).
+    assert "provenance is invalid" in collapsed and 'data-provenance="invalid"' in collapsed
+    assert "<video" not in page and "<img" not in collapsed
+    assert f"media.{PEER}/posters/1.jpg" not in collapsed
     fine_media = await MediaFile.get(pk=fine.media_id)
     poster = urls.current().media_proxy(fine_media.pk, "small", str(fine_media.remote_poster_url))
-    assert "prov-gate" not in shown and f'poster="{poster}"' in shown
-    assert f"media.{PEER}" not in page  # played and shown from here, never from the peer
+    assert "provenance is invalid" not in shown and f'src="{poster}"' in shown
