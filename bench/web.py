@@ -425,6 +425,12 @@ def report(loads: dict[str, list[Load]]) -> None:
         if attr == "play":
             row += " " + " ".join(verdict(r <= TARGET_RATIO) for r in ratios)
         print(row)
+    for name in feeds:
+        paired = sorted(f.play / b.play for f, b in zip(loads[name], loads["floor"], strict=True))
+        print(
+            f"  first clip playing, {name} / the floor of the same round: median "
+            f"{statistics.median(paired):.2f}x (min {paired[0]:.2f}x, max {paired[-1]:.2f}x)"
+        )
     print("\nbytes received before the first clip plays (response bodies, median run):")
     for name in names:
         page_kb = med(name, "page_bytes") / 1024
@@ -445,7 +451,7 @@ def report(loads: dict[str, list[Load]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=9, help="page loads per page (default 9)")
+    parser.add_argument("--runs", type=int, default=15, help="loads per page (default 15)")
     parser.add_argument("--clips", type=int, default=12, help="clips in the instance")
     parser.add_argument("--quick", action="store_true", help="3 runs; Lighthouse on /explore")
     parser.add_argument("--no-lighthouse", action="store_true", help="skip Lighthouse")
@@ -466,6 +472,11 @@ def main() -> None:
             viewer = asyncio.run(make_content(url, env, data_dir, args.clips))
             clip = write_floor(url, floor_dir)
             print(f"instance {url}: {args.clips} clips; the floor plays {clip}", flush=True)
+            print(
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (a busy machine "
+                "slows the feed, which has more to parse and lay out, more than the floor)",
+                flush=True,
+            )
             loads, cookie = asyncio.run(measure(url, viewer, runs))
             report(loads)
             if args.no_lighthouse:
