@@ -490,7 +490,11 @@ def main() -> None:
                 ("/explore", f"{url}/explore", None)
             ]
             if not args.quick:
-                audited.append(("/ (For You)", f"{url}/", {"Cookie": cookie}))
+                home = httpx.get(f"{url}/", headers={"Cookie": cookie}, timeout=30)
+                if 'action="/logout"' in home.text:
+                    audited.append(("/ (For You)", f"{url}/", {"Cookie": cookie}))
+                else:
+                    print("  / (For You): not audited, the session cookie did not log in")
             for name, target, headers in audited:
                 scores = lighthouse(target, headers)
                 if isinstance(scores, str):
