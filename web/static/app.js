@@ -195,6 +195,9 @@ export class FeedPlayer {
       sound.addEventListener("click", () => setSound(!soundOn()));
     }
     if (video) {
+      // The page's first clip autoplays before this script runs; from here on the player
+      // decides (a fetched page's first clip must not start on its own).
+      video.removeAttribute("autoplay");
       video.removeAttribute("controls");
       video.muted = !soundOn();
       video.addEventListener("click", () => this.tap(video));
