@@ -58,6 +58,7 @@ __all__ = [
     "action_form",
     "back_to",
     "feed_items",
+    "follow_states",
     "is_partial",
     "routes",
 ]
@@ -122,6 +123,7 @@ async def feed_items(viewer: Account | None, cards: Sequence[ClipCard]) -> list[
     if viewer is None or not cards:
         return [FeedItem(card) for card in cards]
     ids = [c.clip.pk for c in cards]
+    follow = await follow_states(viewer, [c.author.pk for c in cards])
     liked = set(
         await column(
             Like.filter(account_id=viewer.pk, target_key__in=[f"clip:{i}" for i in ids]),
@@ -129,22 +131,31 @@ async def feed_items(viewer: Account | None, cards: Sequence[ClipCard]) -> list[
         )
     )
     boosted = set(await column(Boost.filter(account_id=viewer.pk, clip_id__in=ids), "clip_id"))
-    authors = {c.author.pk for c in cards}
+    return [
+        FeedItem(card, card.clip.pk in liked, card.clip.pk in boosted, follow[card.author.pk])
+        for card in cards
+    ]
+
+
+async def follow_states(viewer: Account | None, account_ids: Sequence[int]) -> dict[int, str]:
+    """The viewer's follow of each account: "self", "none", "following" or "requested" (what
+    ``_follow.html`` shows); empty for a visitor."""
+    if viewer is None:
+        return {}
     states = {
         f.target_id: f.state
-        for f in await Follow.filter(follower_id=viewer.pk, target_id__in=list(authors))
+        for f in await Follow.filter(follower_id=viewer.pk, target_id__in=list(set(account_ids)))
     }
-    items = []
-    for card in cards:
-        author = card.author.pk
-        if author == viewer.pk:
-            follow = "self"
-        elif author not in states:
-            follow = "none"
+    found = {}
+    for account_id in account_ids:
+        if account_id == viewer.pk:
+            found[account_id] = "self"
+        elif account_id not in states:
+            found[account_id] = "none"
         else:
-            follow = "following" if states[author] == FollowState.ACCEPTED else "requested"
-        items.append(FeedItem(card, card.clip.pk in liked, card.clip.pk in boosted, follow))
-    return items
+            accepted = states[account_id] == FollowState.ACCEPTED
+            found[account_id] = "following" if accepted else "requested"
+    return found
 
 
 def is_partial(request: Request) -> bool:
@@ -415,6 +426,43 @@ async def _follow_action(request: Request, action: str) -> Response:
     return render(request, "_follow.html", author=target, follow=state, here=back_to(request, form))
 
 
+async def _relation_action(request: Request, action: str) -> Response:
+    """Block, unblock, mute or unmute an account (plain forms: back where they came from)."""
+    me, form, refused = await action_form(request)
+    if refused is not None:
+        return refused
+    assert me is not None
+    try:
+        target = await get_account(_path_id(request, "account_id"))
+        if action == "block":
+            await follows.block(me, target)
+        elif action == "unblock":
+            await follows.unblock(me, target)
+        elif action == "mute":
+            await follows.mute(me, target)
+        else:
+            await follows.unmute(me, target)
+    except FedisoraError as exc:
+        return _refusal(request, exc.status, exc.message)
+    return RedirectResponse(back_to(request, form), status_code=303)
+
+
+async def block(request: Request) -> Response:
+    return await _relation_action(request, "block")
+
+
+async def unblock(request: Request) -> Response:
+    return await _relation_action(request, "unblock")
+
+
+async def mute(request: Request) -> Response:
+    return await _relation_action(request, "mute")
+
+
+async def unmute(request: Request) -> Response:
+    return await _relation_action(request, "unmute")
+
+
 async def like(request: Request) -> Response:
     return await _clip_action(request, "like")
 
@@ -480,5 +528,9 @@ def routes() -> list[BaseRoute]:
         Route("/clips/{clip_id}/unboost", unboost, methods=["POST"]),
         Route("/accounts/{account_id}/follow", follow, methods=["POST"]),
         Route("/accounts/{account_id}/unfollow", unfollow, methods=["POST"]),
+        Route("/accounts/{account_id}/block", block, methods=["POST"]),
+        Route("/accounts/{account_id}/unblock", unblock, methods=["POST"]),
+        Route("/accounts/{account_id}/mute", mute, methods=["POST"]),
+        Route("/accounts/{account_id}/unmute", unmute, methods=["POST"]),
         Route("/manifest.webmanifest", manifest),
     ]

@@ -30,13 +30,14 @@ from starlette.routing import BaseRoute, Route
 from activitypub.federation.routes import wants_activity
 from fedisora import urls
 from fedisora.ids import row_id
-from fedisora.models import Account, Clip
+from fedisora.models import Account, Block, Clip, Mute
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
 from fedisora.services.follows import network_page
 from fedisora.services.text import render_html
 from fedisora.services.visibility import account_clips_visible_to
 from web.clips import PAGE, author_href, clip_cards, max_id_param, profile_path, session_account
+from web.feed import follow_states
 from web.opengraph import handle, profile_meta
 from web.pages import html_errors, own_url, render
 
@@ -93,6 +94,17 @@ def _profile_context(request: Request, account: Account, tab: str) -> dict[str, 
     }
 
 
+async def _relation(viewer: Account | None, account: Account) -> dict[str, Any]:
+    """The viewer's follow, block and mute of the profile's *account* (its card's buttons)."""
+    if viewer is None or viewer.pk == account.pk:
+        return {"follow": None, "blocking": False, "muting": False}
+    return {
+        "follow": (await follow_states(viewer, [account.pk]))[account.pk],
+        "blocking": await Block.filter(account_id=viewer.pk, target_id=account.pk).exists(),
+        "muting": await Mute.filter(account_id=viewer.pk, target_id=account.pk).exists(),
+    }
+
+
 async def _clip_tab(request: Request, username: str, *, remixes: bool) -> Response:
     account = await find_local(username)
     await refuse_unavailable(account)
@@ -107,6 +119,7 @@ async def _clip_tab(request: Request, username: str, *, remixes: bool) -> Respon
             query = query.filter(id__lt=max_id)
         rows = await query.order_by("-id").limit(PAGE)
     context = _profile_context(request, account, "remixes" if remixes else "clips")
+    context.update(await _relation(viewer, account))
     here = context["base_path"] + ("/remixes" if remixes else "")
     return render(
         request,
@@ -154,10 +167,12 @@ async def _network(request: Request, *, followers: bool) -> Response:
         viewer, account, followers=followers, limit=NETWORK_PAGE, max_id=max_id
     )
     context = _profile_context(request, account, tab)
+    context.update(await _relation(viewer, account))
     return render(
         request,
         "profile_network.html",
         **context,
+        follows=await follow_states(viewer, [a.pk for a in found.accounts]),
         here=f"{context['base_path']}/{tab}",
         people=[
             (a, author_href(a), own_url(a.avatar_url) if a.local else None) for a in found.accounts

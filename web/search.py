@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +26,7 @@ from fedisora.models import Account, Clip, Comment
 from fedisora.services.search import search_accounts, search_hashtags, search_statuses
 from web.clips import author_href, clip_cards, session_account
 from web.comment_pages import comment_href
+from web.feed import follow_states
 from web.pages import html_errors, own_url, render
 
 __all__ = ["MAX_QUERY", "FoundAccount", "routes", "search_page"]
@@ -74,6 +76,8 @@ async def search_page(request: Request) -> Response:
         "message": None,
         "searched": False,
         "logged_in": viewer is not None,
+        "follows": {},
+        "here": "/search",
     }
     problem = _problem(raw)
     if problem is not None:
@@ -89,6 +93,8 @@ async def search_page(request: Request) -> Response:
         FoundAccount(a, author_href(a), own_url(a.avatar_url) if a.local else None)
         for a in accounts
     ]
+    context["follows"] = await follow_states(viewer, [a.pk for a in accounts])
+    context["here"] = f"/search?{urlencode({'q': q})}"
     context["hashtags"] = await search_hashtags(q, 0, RESULTS)
     if viewer is not None:
         found = await search_statuses(viewer, q, limit=RESULTS)

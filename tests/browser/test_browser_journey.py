@@ -116,4 +116,19 @@ async def test_sign_up_create_publish_then_a_stranger_likes_comments_and_remixes
     await _render_and_publish(page, "the same kite, at night", "a night version")
     remix = await Clip.filter(account_id=other.pk, remix_of_id=clip.pk).first()
     assert remix is not None
+
+    # 4. The first person sees all of it in their notifications, in words, with links.
+    await (
+        phone.get_by_role("navigation", name="Main")
+        .get_by_role("link", name="Notifications")
+        .click()
+    )
+    await phone.wait_for_url(re.compile(r"/notifications$"))
+    notes = phone.locator(".note-list")
+    for words in ("liked your clip", "mentioned you in", "remixed your clip in"):
+        await notes.get_by_text(words).first.wait_for()
+        assert await notes.get_by_text(other.username).count() >= 1
+    await phone.get_by_role("link", name="their remix").first.click()
+    await phone.wait_for_url(re.compile(rf"/@{other.username}/{remix.pk}$"))
+    assert await phone.get_by_text("a night version").count() >= 1
     assert page_errors == []

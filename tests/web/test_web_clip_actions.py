@@ -134,3 +134,43 @@ async def test_the_remix_lineage(web: httpx.ASGITransport) -> None:
         assert f"/@bob/{private.pk}" not in page  # not visible to a visitor
         below = await _clip_page(visitor, f"/@bob/{remix.pk}")
         assert re.search(rf'Remix of <a href="/@alice/{source.pk}"', below)
+
+
+async def test_follow_block_and_mute_from_a_profile(web: httpx.ASGITransport) -> None:
+    from fedisora.models import Block, Follow, Mute
+
+    alice, bob = await local_account("alice"), await local_account("bob")
+    async with logged_in(web, "bob") as http:
+        page = await _clip_page(http, "/@alice")
+        for action in ("follow", "mute", "block"):
+            assert f'action="/accounts/{alice.pk}/{action}"' in page, action
+        csrf = form_csrf(page)
+        for action in ("follow", "mute", "block"):
+            r = await http.post(
+                f"/accounts/{alice.pk}/{action}", data={"csrf": csrf, "next": "/@alice"}
+            )
+            assert r.status_code == 303 and r.headers["location"] == "/@alice", action
+        assert await Mute.filter(account_id=bob.pk, target_id=alice.pk).exists()
+        assert await Block.filter(account_id=bob.pk, target_id=alice.pk).exists()
+        # a block ends the follow, as the API's does
+        assert not await Follow.filter(follower_id=bob.pk, target_id=alice.pk).exists()
+        page = await _clip_page(http, "/@alice")
+        assert f'action="/accounts/{alice.pk}/unblock"' in page
+        assert f'action="/accounts/{alice.pk}/unmute"' in page
+        for action in ("unmute", "unblock"):
+            r = await http.post(f"/accounts/{alice.pk}/{action}", data={"csrf": csrf})
+            assert r.status_code == 303
+        assert not await Block.filter(account_id=bob.pk, target_id=alice.pk).exists()
+        r = await http.post(f"/accounts/{alice.pk}/block", data={"csrf": "forged"})
+        assert r.status_code == 403
+        # one's own profile has no such buttons
+        own = await _clip_page(http, "/@bob")
+        assert f'action="/accounts/{bob.pk}/block"' not in own
+        # the search page's results carry the follow button
+        found = await _clip_page(http, "/search?q=alice")
+        assert f'action="/accounts/{alice.pk}/follow"' in found
+    async with browser(web) as visitor:
+        page = await _clip_page(visitor, "/@alice")
+        assert f"/accounts/{alice.pk}/block" not in page
+        r = await visitor.post(f"/accounts/{alice.pk}/block", data={"csrf": "x"})
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
