@@ -20,7 +20,7 @@ session holds no OAuth token for the streaming API, and one poll per tab is chea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -447,44 +447,21 @@ async def _relation_action(request: Request, action: str) -> Response:
     return RedirectResponse(back_to(request, form), status_code=303)
 
 
-async def block(request: Request) -> Response:
-    return await _relation_action(request, "block")
+Action = Callable[[Request, str], Awaitable[Response]]
+
+CLIP_ACTIONS = ("like", "unlike", "boost", "unboost")
+FOLLOW_ACTIONS = ("follow", "unfollow")
+RELATION_ACTIONS = ("block", "unblock", "mute", "unmute")
 
 
-async def unblock(request: Request) -> Response:
-    return await _relation_action(request, "unblock")
+def _action_route(path: str, handler: Action, action: str) -> Route:
+    """``POST path/<action>``, answered by *handler* for *action*."""
 
+    async def endpoint(request: Request) -> Response:
+        return await handler(request, action)
 
-async def mute(request: Request) -> Response:
-    return await _relation_action(request, "mute")
-
-
-async def unmute(request: Request) -> Response:
-    return await _relation_action(request, "unmute")
-
-
-async def like(request: Request) -> Response:
-    return await _clip_action(request, "like")
-
-
-async def unlike(request: Request) -> Response:
-    return await _clip_action(request, "unlike")
-
-
-async def boost(request: Request) -> Response:
-    return await _clip_action(request, "boost")
-
-
-async def unboost(request: Request) -> Response:
-    return await _clip_action(request, "unboost")
-
-
-async def follow(request: Request) -> Response:
-    return await _follow_action(request, "follow")
-
-
-async def unfollow(request: Request) -> Response:
-    return await _follow_action(request, "unfollow")
+    endpoint.__name__ = action
+    return Route(f"{path}/{action}", endpoint, methods=["POST"])
 
 
 # --- the installable app ------------------------------------------------------------------
@@ -522,15 +499,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/explore", explore),
         Route("/feed/new", new_clips),
-        Route("/clips/{clip_id}/like", like, methods=["POST"]),
-        Route("/clips/{clip_id}/unlike", unlike, methods=["POST"]),
-        Route("/clips/{clip_id}/boost", boost, methods=["POST"]),
-        Route("/clips/{clip_id}/unboost", unboost, methods=["POST"]),
-        Route("/accounts/{account_id}/follow", follow, methods=["POST"]),
-        Route("/accounts/{account_id}/unfollow", unfollow, methods=["POST"]),
-        Route("/accounts/{account_id}/block", block, methods=["POST"]),
-        Route("/accounts/{account_id}/unblock", unblock, methods=["POST"]),
-        Route("/accounts/{account_id}/mute", mute, methods=["POST"]),
-        Route("/accounts/{account_id}/unmute", unmute, methods=["POST"]),
+        *(_action_route("/clips/{clip_id}", _clip_action, a) for a in CLIP_ACTIONS),
+        *(_action_route("/accounts/{account_id}", _follow_action, a) for a in FOLLOW_ACTIONS),
+        *(_action_route("/accounts/{account_id}", _relation_action, a) for a in RELATION_ACTIONS),
         Route("/manifest.webmanifest", manifest),
     ]

@@ -5,8 +5,8 @@ session's event loop), against a real instance served on loopback.
   own data directory and SQLite database, rendering with the tiny offline model on the CPU
   (its render worker idles until a test creates a clip); its log is printed when a test
   fails to reach it.
-  Every browser test runs in one xdist group (``--dist loadgroup``): one instance and one
-  Chromium for them all.
+  One per test process (xdist worker); the suite sends each module whole to one process
+  (``--dist loadscope``), so the browser tests start at most one per module.
 - ``site`` (per test): the test process connected to the served instance's database:
   ``await site.user()``, ``await site.clip(author, "caption")``,
   ``await site.login(context, username)`` (:class:`browserhelpers.Site`).
@@ -57,15 +57,6 @@ CHROMIUM_ARGS = [
 ]
 
 NewContext = Callable[..., Awaitable[BrowserContext]]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every browser test in one xdist group: they share one served instance and one browser
-    (with ``--dist loadgroup``; each worker would otherwise start its own)."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(scope="session")

@@ -50,3 +50,35 @@ async def test_profile_notifications_and_search_pages(
         assert "and 1 other" not in (await liked.inner_text())
         assert "liked your clip" in (await liked.inner_text())
     assert page_errors == []
+
+
+async def test_settings_create_drafts_and_signup_pages(
+    site: Site, new_context: Any, page_errors: list[str]
+) -> None:
+    ann = await site.user()
+    await site.clip(ann, "a clip to export")
+    for kind, scheme in (("phone", "dark"), ("desktop", "light")):
+        visitor = await (await new_context(kind, color_scheme=scheme)).new_page()
+        for path, name in (("/signup", "signup"), ("/login", "login")):
+            await visitor.goto(path)
+            assert await visitor.evaluate(NO_SIDEWAYS), f"{path} scrolls sideways ({kind})"
+            await assert_accessible(visitor, f"{path} ({kind})")
+            await screenshot(visitor, name)
+        context = await new_context(kind, color_scheme=scheme)
+        await site.login(context, ann.username)
+        page = await context.new_page()
+        for path, name in (
+            ("/settings", "settings"),
+            ("/settings/profile", "settings-profile"),
+            ("/settings/apps", "settings-apps"),
+            ("/settings/password", "settings-password"),
+            ("/settings/export", "settings-export"),
+            ("/create", "create"),
+            ("/drafts", "drafts"),
+        ):
+            response = await page.goto(path)
+            assert response is not None and response.status == 200, path
+            assert await page.evaluate(NO_SIDEWAYS), f"{path} scrolls sideways ({kind})"
+            await assert_accessible(page, f"{path} ({kind})")
+            await screenshot(page, name)
+    assert page_errors == []

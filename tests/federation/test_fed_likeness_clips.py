@@ -28,6 +28,8 @@ from fedinstances import ROOT, Instance, instances
 from activitypub import consent
 from activitypub.federation.cameo_clips import revocation_activity
 
+# Its tests build on each other's state: the suite runs a module's tests in one test process,
+# in order (``--dist loadscope`` in scripts/test).
 pytestmark = pytest.mark.slow
 
 PEER = Path(__file__).with_name("_cameo_peer.py")

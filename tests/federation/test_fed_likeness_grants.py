@@ -27,6 +27,8 @@ import httpx
 import pytest
 from fedinstances import ROOT, Instance, start, stop
 
+# Its tests build on each other's state: the suite runs a module's tests in one test process,
+# in order (``--dist loadscope`` in scripts/test).
 pytestmark = pytest.mark.slow
 
 PEER = Path(__file__).with_name("_likeness_peer.py")
