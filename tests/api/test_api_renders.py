@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,10 @@ import pytest
 from apihelpers import Login, login
 from factories import local_account
 from PIL import Image
+from signed_settings import signed_settings
 
 from fedisora.app import create_app
-from fedisora.config import Settings, load_settings
+from fedisora.config import Settings
 from fedisora.models import Clip, MediaFile, RenderJob
 from fedisora.work import Engine
 from fedisora.work.runner import InProcessRunner
@@ -49,20 +49,7 @@ def ca() -> InstanceCredentials:
 
 @pytest.fixture
 def settings(tmp_path: Path, ca: InstanceCredentials, db: str) -> Settings:
-    prov = tmp_path / "data" / "provenance"
-    prov.mkdir(parents=True)
-    (prov / "root.pem").write_text(ca.root_pem)
-    (prov / "chain.pem").write_text(ca.chain_pem)
-    (prov / "key.pem").write_text(ca.key_pem)
-    loaded = load_settings(
-        {
-            "FEDISORA_DOMAIN": DOMAIN,
-            "FEDISORA_DATA_DIR": str(tmp_path / "data"),
-            "FEDISORA_SECRET_KEY": "s" * 40,
-            "FEDISORA_CONFIG": str(tmp_path / "none.env"),
-        }
-    )
-    return replace(loaded, database_url=db)
+    return signed_settings(tmp_path, ca, db, DOMAIN)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import re
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,10 @@ import numpy as np
 import pytest
 from factories import local_account, rendered_video
 from PIL import Image
+from signed_settings import signed_settings
 from webhelpers import DOMAIN, browser, form_csrf, log_in, logged_in
 
-from fedisora.config import Settings, load_settings
+from fedisora.config import Settings
 from fedisora.models import Clip, MediaFile, RenderJob, WebSession
 from fedisora.services import posts
 from fedisora.work import Engine
@@ -46,20 +46,7 @@ def ca() -> InstanceCredentials:
 @pytest.fixture
 def settings(tmp_path: Path, ca: InstanceCredentials, db: str) -> Settings:
     """The web tests' settings, with the instance's provenance keys (renders are signed)."""
-    prov = tmp_path / "data" / "provenance"
-    prov.mkdir(parents=True)
-    (prov / "root.pem").write_text(ca.root_pem)
-    (prov / "chain.pem").write_text(ca.chain_pem)
-    (prov / "key.pem").write_text(ca.key_pem)
-    loaded = load_settings(
-        {
-            "FEDISORA_DOMAIN": DOMAIN,
-            "FEDISORA_DATA_DIR": str(tmp_path / "data"),
-            "FEDISORA_SECRET_KEY": "s" * 40,
-            "FEDISORA_CONFIG": str(tmp_path / "none.env"),
-        }
-    )
-    return replace(loaded, database_url=db)
+    return signed_settings(tmp_path, ca, db, DOMAIN)
 
 
 @pytest.fixture
