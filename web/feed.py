@@ -372,6 +372,22 @@ def _path_id(request: Request, name: str) -> int:
     return found
 
 
+_CLIP_SERVICES: dict[str, Callable[[Account, Clip], Awaitable[object]]] = {
+    "like": interactions.like,
+    "unlike": interactions.unlike,
+    "boost": interactions.boost,
+    "unboost": interactions.unboost,
+}
+_ACCOUNT_SERVICES: dict[str, Callable[[Account, Account], Awaitable[object]]] = {
+    "follow": follows.follow,
+    "unfollow": follows.unfollow,
+    "block": follows.block,
+    "unblock": follows.unblock,
+    "mute": follows.mute,
+    "unmute": follows.unmute,
+}
+
+
 async def _clip_action(request: Request, action: str) -> Response:
     me, form, refused = await action_form(request)
     if refused is not None:
@@ -381,14 +397,7 @@ async def _clip_action(request: Request, action: str) -> Response:
         status = await get_status(me, _path_id(request, "clip_id"))
         if not isinstance(status, Clip):
             raise HTTPException(404, "Only clips can be liked or boosted here.")
-        if action == "like":
-            await interactions.like(me, status)
-        elif action == "unlike":
-            await interactions.unlike(me, status)
-        elif action == "boost":
-            await interactions.boost(me, status)
-        else:
-            await interactions.unboost(me, status)
+        await _CLIP_SERVICES[action](me, status)
     except FedisoraError as exc:
         return _refusal(request, exc.status, exc.message)
     except HTTPException as exc:
@@ -404,54 +413,29 @@ async def _clip_action(request: Request, action: str) -> Response:
     return render(request, template, item=item, here=back_to(request, form))
 
 
-async def _follow_action(request: Request, action: str) -> Response:
+async def _account_action(request: Request, action: str) -> Response:
+    """Follow, block or mute an account, or undo it. A fetched follow form gets the
+    re-rendered button; everything else goes back where it came from."""
     me, form, refused = await action_form(request)
     if refused is not None:
         return refused
     assert me is not None
     try:
         target = await get_account(_path_id(request, "account_id"))
-        if action == "follow":
-            await follows.follow(me, target)
-        else:
-            await follows.unfollow(me, target)
+        await _ACCOUNT_SERVICES[action](me, target)
     except FedisoraError as exc:
         return _refusal(request, exc.status, exc.message)
-    if not is_partial(request):
+    if action not in FOLLOW_ACTIONS or not is_partial(request):
         return RedirectResponse(back_to(request, form), status_code=303)
-    row = await Follow.get_or_none(follower_id=me.pk, target_id=target.pk)
-    state = "none"
-    if row is not None:
-        state = "following" if row.state == FollowState.ACCEPTED else "requested"
+    state = (await follow_states(me, [target.pk]))[target.pk]
     return render(request, "_follow.html", author=target, follow=state, here=back_to(request, form))
-
-
-async def _relation_action(request: Request, action: str) -> Response:
-    """Block, unblock, mute or unmute an account (plain forms: back where they came from)."""
-    me, form, refused = await action_form(request)
-    if refused is not None:
-        return refused
-    assert me is not None
-    try:
-        target = await get_account(_path_id(request, "account_id"))
-        if action == "block":
-            await follows.block(me, target)
-        elif action == "unblock":
-            await follows.unblock(me, target)
-        elif action == "mute":
-            await follows.mute(me, target)
-        else:
-            await follows.unmute(me, target)
-    except FedisoraError as exc:
-        return _refusal(request, exc.status, exc.message)
-    return RedirectResponse(back_to(request, form), status_code=303)
 
 
 Action = Callable[[Request, str], Awaitable[Response]]
 
-CLIP_ACTIONS = ("like", "unlike", "boost", "unboost")
+CLIP_ACTIONS = tuple(_CLIP_SERVICES)
+ACCOUNT_ACTIONS = tuple(_ACCOUNT_SERVICES)
 FOLLOW_ACTIONS = ("follow", "unfollow")
-RELATION_ACTIONS = ("block", "unblock", "mute", "unmute")
 
 
 def _action_route(path: str, handler: Action, action: str) -> Route:
@@ -500,7 +484,6 @@ def routes() -> list[BaseRoute]:
         Route("/explore", explore),
         Route("/feed/new", new_clips),
         *(_action_route("/clips/{clip_id}", _clip_action, a) for a in CLIP_ACTIONS),
-        *(_action_route("/accounts/{account_id}", _follow_action, a) for a in FOLLOW_ACTIONS),
-        *(_action_route("/accounts/{account_id}", _relation_action, a) for a in RELATION_ACTIONS),
+        *(_action_route("/accounts/{account_id}", _account_action, a) for a in ACCOUNT_ACTIONS),
         Route("/manifest.webmanifest", manifest),
     ]
