@@ -83,6 +83,12 @@ class RemixSource:
     local: bool
 
 
+def comment_html(comment: Comment) -> Markup:
+    """A comment's text as a page shows it: a local one as rendered here from its author's
+    text (:mod:`fedisora.services.interactions`), a remote one re-rendered from plain text."""
+    return Markup(comment.content) if comment.local else remote_html(comment.text)
+
+
 def _clip_id(value: object) -> int:
     found = row_id(str(value))
     if found is None:
@@ -125,8 +131,7 @@ async def _comments(
         author = accounts.get(c.account_id)
         if author is None:
             continue
-        # A local comment was rendered here from its author's text (interactions.py).
-        html = Markup(c.content) if c.local else remote_html(c.text)
+        html = comment_html(c)
         parent = by_id.get(c.parent_id) if c.parent_id is not None else None
         views.append(
             CommentView(
@@ -187,8 +192,7 @@ async def _reply_target(viewer: Account | None, clip: Clip, raw: object) -> Comm
     if found.account_id in await hidden_account_ids(viewer):
         return None
     author = await Account.get(pk=found.account_id)
-    html = Markup(found.content) if found.local else remote_html(found.text)
-    return CommentView(found, author, html, author_href(author), None)
+    return CommentView(found, author, comment_html(found), author_href(author), None)
 
 
 async def _remixes(viewer: Account | None, clip: Clip) -> list[ClipCard]:
