@@ -49,7 +49,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +120,7 @@ def serve_child(floor_dir: str, port: int) -> None:
 @contextlib.contextmanager
 def server(data_dir: Path, floor_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``fedisora init`` in *data_dir*, then the child server; yields its URL and env."""
-    from instance import fedisora, free_port, instance_env
+    from instance import fedisora, free_port, instance_env, serving
 
     port = free_port()
     env = instance_env(data_dir, port)
@@ -139,26 +138,8 @@ def server(data_dir: Path, floor_dir: Path) -> Iterator[tuple[str, dict[str, str
             stderr=subprocess.STDOUT,
         )
     url = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"the server did not start:\n{log.read_text()[-3000:]}"
-                    ) from None
-                time.sleep(0.2)
+    with serving(proc, url, lambda: log.read_text()[-3000:], START_TIMEOUT):
         yield url, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def make_content(url: str, env: dict[str, str], data_dir: Path, clips: int) -> str:

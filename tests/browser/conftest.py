@@ -28,18 +28,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from browserhelpers import PHONE, VIEWPORTS, Served, Site
-from instance import ROOT, fedisora, free_port, instance_env
+from instance import ROOT, fedisora, free_port, instance_env, serving
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from fedisora.config import load_settings
@@ -81,25 +79,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/.well-known/nodeinfo", timeout=2)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"instance did not start:\n{log.read_text()[-3000:]}") from None
-            time.sleep(0.2)
-    try:
+    with serving(proc, url, lambda: log.read_text()[-3000:]):
         yield Served(url, env, load_settings(env), data, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

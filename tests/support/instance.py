@@ -7,10 +7,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -118,18 +119,28 @@ def running_instance(data_dir: Path, *serve_args: str, **extra_env: str) -> Iter
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/healthz", timeout=2)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read() if proc.stdout else ""
-                raise RuntimeError(f"instance did not start:\n{out}") from None
-            time.sleep(0.2)
-    try:
+    with serving(proc, url, lambda: proc.stdout.read() if proc.stdout else ""):
         yield Instance(url, env, data_dir, "admin-password-1", proc)
+
+
+@contextmanager
+def serving(
+    proc: subprocess.Popen[Any], url: str, output: Callable[[], str], timeout: float = 60
+) -> Iterator[None]:
+    """Wait until the server *proc* answers at *url* (RuntimeError with its *output* when it
+    exits or does not answer within *timeout* seconds); stop it on the way out, whatever
+    happened (terminate, then kill after 20 s)."""
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"instance did not start:\n{output()}") from None
+                time.sleep(0.2)
+        yield
     finally:
         proc.terminate()
         try:
