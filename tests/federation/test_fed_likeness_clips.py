@@ -91,14 +91,24 @@ def state(instance: Instance) -> dict[str, Any]:
 
 
 def wait(instance: Instance, check: Callable[[dict[str, Any]], bool], what: str) -> Any:
-    deadline = time.monotonic() + 30
+    # 90 s: a check that met a transient fetch error on a loaded machine is retried after
+    # 30 s (the cameo checks' first retry); a deadline, not a speed check.
+    deadline = time.monotonic() + 90
     found: dict[str, Any] = {}
     while time.monotonic() < deadline:
         found = state(instance)
         if check(found):
             return found
         time.sleep(0.2)
-    raise AssertionError(f"{instance.name}: timed out waiting for {what}; state {found}")
+    # The rows that say why first (CI output keeps only the start of a long message).
+    unfinished = {
+        key: [r for r in rows if not (isinstance(r, dict) and r.get("state") == "delivered")]
+        for key, rows in found.items()
+        if key in ("checks", "inbox", "deliveries")
+    }
+    raise AssertionError(
+        f"{instance.name}: timed out waiting for {what}; {unfinished}; state {found}"
+    )
 
 
 def clip(found: dict[str, Any], uri: str) -> dict[str, Any] | None:
