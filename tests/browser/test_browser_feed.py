@@ -92,9 +92,18 @@ async def test_reading_without_javascript(
     assert await articles.count() == 10
     assert await articles.first.get_attribute("data-clip-id") == newest[0]
     first_video = articles.first.locator("video")
-    assert await first_video.get_attribute("controls") is not None  # playable by hand
+    # The first clip plays by itself (muted, no controls: it starts sooner); its page has a
+    # player with controls and sound, linked from the clip without JavaScript.
+    assert await first_video.get_attribute("autoplay") is not None
     assert await first_video.is_visible()
+    controls = articles.first.get_by_role("link", name="Sound and controls: open the clip")
+    assert await controls.is_visible()
+    assert await articles.nth(1).locator("video").get_attribute("controls") is not None
     assert await articles.first.get_by_text("no script 10").is_visible()
+    await controls.click()
+    await page.wait_for_url(f"**/{newest[0]}")
+    assert await page.locator("video[controls]").count() == 1
+    await page.go_back()
     older = page.get_by_role("link", name="Older clips")
     assert await older.count() == 1
     await older.click()
