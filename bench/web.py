@@ -11,7 +11,10 @@ same server process.
 
 Debian's Chromium (``/usr/bin/chromium``, driven by Playwright; never a downloaded browser)
 then loads, in a fresh context each run (phone viewport, HTTP cache disabled over CDP), in
-turn: the floor, ``/explore`` as a visitor and ``/`` logged in (the For You tab). Per page,
+turn: the floor, ``/explore`` as a visitor, ``/`` logged in (the For You tab), and static
+copies of those two pages as they were served (saved under the floor's mount: same assets,
+same clips, no server work for the page). The copies split a feed page's time between the
+server (the page next to its copy) and the browser (the copy next to the floor). Per page,
 medians over ``--runs`` runs of:
 
 - time to first byte: the navigation's ``responseStart`` (ms from navigation start);
@@ -83,6 +86,7 @@ TARGET_PAGE_KB = 150.0
 TARGET_SCORE = 90
 START_TIMEOUT = 60.0
 PLAY_TIMEOUT_MS = 30_000
+COPIES = ("copy of /explore", "copy of /")
 
 # Set before any page script runs: the first <video> to fire "playing" (a capture listener on
 # window sees every element's event), when (ms since the navigation started) and its source.
@@ -284,17 +288,36 @@ async def login_state(browser: Any, url: str, username: str) -> dict[str, Any]:
         await context.close()
 
 
-async def measure(url: str, viewer: str, runs: int) -> tuple[dict[str, list[Load]], str]:
+def write_copies(url: str, floor_dir: Path, cookie: str) -> None:
+    """Static copies of the two feed pages as served now (same assets, same clips), in the
+    floor's directory: loading one costs what the page costs in the browser, without the
+    server's work for it."""
+    for name, path, headers in (
+        ("explore", "/explore", {}),
+        ("home", "/", {"Cookie": cookie}),
+    ):
+        page = httpx.get(f"{url}{path}", headers=headers, timeout=30)
+        page.raise_for_status()
+        (floor_dir / f"copy-{name}.html").write_text(page.text)
+
+
+async def measure(
+    url: str, viewer: str, runs: int, floor_dir: Path
+) -> tuple[dict[str, list[Load]], str]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             state = await login_state(browser, url, viewer)
+            cookie = "; ".join(f"{c['name']}={c['value']}" for c in state["cookies"])
+            write_copies(url, floor_dir, cookie)
             pages: dict[str, tuple[str, dict[str, Any] | None]] = {
                 "floor": (f"{url}{FLOOR_PAGE}", None),
                 "/explore": (f"{url}/explore", None),
                 "/ (For You)": (f"{url}/", state),
+                COPIES[0]: (f"{url}{FLOOR_MOUNT}/copy-explore.html", None),
+                COPIES[1]: (f"{url}{FLOOR_MOUNT}/copy-home.html", None),
             }
             loads: dict[str, list[Load]] = {name: [] for name in pages}
             for target, storage in pages.values():  # warm-up, not counted
@@ -303,7 +326,6 @@ async def measure(url: str, viewer: str, runs: int) -> tuple[dict[str, list[Load
                 for name, (target, storage) in pages.items():
                     loads[name].append(await load_once(browser, target, storage))
                 print(f"run {n + 1}/{runs} done", flush=True)
-            cookie = "; ".join(f"{c['name']}={c['value']}" for c in state["cookies"])
             return loads, cookie
         finally:
             await browser.close()
@@ -388,8 +410,8 @@ def report(loads: dict[str, list[Load]]) -> None:
         return float(statistics.median(getattr(load, attr) for load in loads[name]))
 
     runs = len(loads["floor"])
-    names = list(loads)
-    feeds = names[1:]
+    feeds = [name for name in loads if name != "floor" and name not in COPIES]
+    names = ["floor", *feeds]
     print(f"\nmedians over {runs} runs (fresh context each, cache disabled, phone 412x915)")
     header = f"{'':28}" + "".join(f"{name:>14}" for name in names)
     header += "".join(f"{'ratio ' + name.split()[0]:>16}" for name in feeds) + "  target"
@@ -411,6 +433,20 @@ def report(loads: dict[str, list[Load]]) -> None:
         print(
             f"  first clip playing, {name} / the floor of the same round: median "
             f"{statistics.median(paired):.2f}x (min {paired[0]:.2f}x, max {paired[-1]:.2f}x)"
+        )
+    print(
+        "\nwhere the time goes: each feed page next to its static copy (the same HTML, assets "
+        "and clips\nfrom the same server, without the server's work for the page):"
+    )
+    floor_play = med("floor", "play")
+    for name, copy in zip(feeds, COPIES, strict=True):
+        live, static = med(name, "play"), med(copy, "play")
+        paired = sorted(f.play / c.play for f, c in zip(loads[name], loads[copy], strict=True))
+        print(
+            f"  {name:12} first clip playing {live:6.1f} ms; its copy {static:6.1f} ms = "
+            f"{static / floor_play:.2f}x the floor (the browser's work on the page); "
+            f"{name} / its copy {live / static:.2f}x (the server's; same round: median "
+            f"{statistics.median(paired):.2f}x)"
         )
     print("\nbytes received before the first clip plays (response bodies, median run):")
     for name in names:
@@ -458,7 +494,7 @@ def main() -> None:
                 "slows the feed, which has more to parse and lay out, more than the floor)",
                 flush=True,
             )
-            loads, cookie = asyncio.run(measure(url, viewer, runs))
+            loads, cookie = asyncio.run(measure(url, viewer, runs, floor_dir))
             report(loads)
             if args.no_lighthouse:
                 return
