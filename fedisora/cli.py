@@ -433,6 +433,7 @@ async def cmd_deleteuser(args: argparse.Namespace) -> int:
     from activitypub.federation import install as install_federation
     from activitypub.federation import uninstall as uninstall_federation
     from fedisora.models import Account
+    from fedisora.services import audit
     from fedisora.services.account_deletion import delete_local_account, is_deleted
 
     username = args.username.removeprefix("@")
@@ -453,7 +454,7 @@ async def cmd_deleteuser(args: argparse.Namespace) -> int:
         if account is None:
             raise CommandError(f"no local account @{username}")
         was_deleted = await is_deleted(account)
-        done = await delete_local_account(account, settings=settings)
+        done = await delete_local_account(account, settings=settings, by=audit.CLI)
         queued = await _queued(account, "account.deleted")
     finally:
         await uninstall_federation()
@@ -518,6 +519,7 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
     from activitypub.federation import install as install_federation
     from activitypub.federation import uninstall as uninstall_federation
     from fedisora.models import Delivery, utcnow
+    from fedisora.services import audit
     from fedisora.services.account_deletion import suspend_account, unsuspend_account
 
     settings = _settings()
@@ -530,13 +532,15 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
         started = utcnow()
         note = ""
         if lift:
-            account = await unsuspend_account(account)  # refuses one not suspended here
+            account = await unsuspend_account(
+                account, by=audit.CLI
+            )  # refuses one not suspended here
             if not account.local:
                 note = await _refetched(settings, account)
         elif account.suspended_at is not None:
             raise CommandError(f"@{account.acct} is already suspended here")
         else:
-            account = await suspend_account(account)
+            account = await suspend_account(account, by=audit.CLI)
         sent = await Delivery.filter(
             sender_id=account.pk,
             activity_id__startswith=f"{account.uri}#updates/",

@@ -1271,3 +1271,39 @@ class ReceivedRevocation(Model):
 
 
 __all__ += ["CameoCheck", "ReceivedRevocation"]
+
+
+# --- Moderation: the audit log (see fedisora.services.audit) ---------------------------------
+
+
+class AuditEntry(Model):
+    """One moderation or administration action: who did what to what, and when.
+
+    Rows are only ever added. ``actor`` is the account of the admin or moderator (kept when
+    the account is deleted: ``actor_label`` says who it was); an action from the command line
+    has no actor and ``actor_label`` ``"cli"``. ``target_label`` is a readable name of the
+    target as it was (an ``@acct``, a domain, a report's number)."""
+
+    id = fields.BigIntField(primary_key=True)
+    actor: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    actor_id: int | None
+    actor_label = fields.CharField(max_length=320)
+    action = fields.CharField(max_length=64)
+    target_type = fields.CharField(max_length=32, default="")
+    target_id = fields.CharField(max_length=64, default="")
+    target_label = fields.CharField(max_length=2048, default="")
+    detail = fields.TextField(default="")
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "audit_log"
+        indexes = (
+            Index(fields=("action", "id")),
+            Index(fields=("actor_id", "id")),
+            Index(fields=("target_type", "target_id")),
+        )
+
+
+__all__ += ["AuditEntry"]

@@ -46,11 +46,15 @@ ADMIN_PAGE = 100
 __all__ = ["routes"]
 
 
-async def _deletion(request: Request, account: Account) -> AccountDeletion:
+async def _deletion(
+    request: Request, account: Account, by: Account | None = None
+) -> AccountDeletion:
+    """Delete *account*; *by* is the admin doing it (None: its owner, from /settings)."""
     return await delete_local_account(
         account,
         settings=request.app.state.settings,
         engine=getattr(request.app.state, "engine", None),
+        by=by,
     )
 
 
@@ -113,14 +117,14 @@ async def _deletable(request: Request, admin: User) -> Account:
     return await _moderated(request, admin, "delete your own account from /settings/delete instead")
 
 
-async def _moderate(request: Request, action: Callable[[Account], Awaitable[Account]]) -> Response:
+async def _moderate(request: Request, action: Callable[..., Awaitable[Account]]) -> Response:
     """Run *action* on the account the path names, then back to the list. The service's
     refusals (a deleted account, one not suspended) are its 4xx pages."""
     admin = await _admin_user(request)
     account = await _moderated(request, admin, "this is your own account")
     form = await read_form(request)
     check_csrf(request, form)
-    await action(account)
+    await action(account, by=await Account.get(pk=admin.account_id))
     return RedirectResponse("/admin/accounts", status_code=303)
 
 
@@ -152,7 +156,7 @@ async def admin_delete_account(request: Request) -> Response:
             error=f"Type the username {account.username} to confirm.",
             **context,
         )
-    done = await _deletion(request, account)
+    done = await _deletion(request, account, by=await Account.get(pk=admin.account_id))
     return render(request, "admin/account_deleted.html", done=done)
 
 

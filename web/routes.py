@@ -175,6 +175,7 @@ def routes() -> list[BaseRoute]:
     are ActivityPub's first (whose browser branches render :mod:`web` pages)."""
     from web import (
         accounts,  # deleting accounts (admin and self); it imports _admin_user
+        admin_audit,  # the audit log; it imports _admin_user
         clip_pages,
         create,  # the create form, a render's page, the drafts
         feed,
@@ -194,6 +195,7 @@ def routes() -> list[BaseRoute]:
         Route("/logout", logout, methods=["POST", "GET"]),
         Route("/admin", admin),
         *accounts.routes(),
+        *admin_audit.routes(),
         *signup.routes(),
         *likenesses.routes(),
         *settings.routes(),

@@ -103,9 +103,9 @@ async def account_action(ctx: Ctx) -> Response:
     if kind in ("sensitive", "silence"):
         raise Invalid(f"type={kind} is not supported by this server; use suspend")
     if kind == "disable":
-        await disable_login(account)
+        await disable_login(account, by=ctx.me)
     elif kind == "suspend":
-        await suspend_account(account)
+        await suspend_account(account, by=ctx.me)
     return json({})
 
 
@@ -118,7 +118,7 @@ async def unsuspend(ctx: Ctx) -> Response:
     its own suspension, meanwhile."""
     account = await _target(ctx)
     _not_self(ctx, account)
-    account = await unsuspend_account(account)
+    account = await unsuspend_account(account, by=ctx.me)
     if not account.local:
         from activitypub.federation.actors import refetch_unsuspended
         from activitypub.federation.context import get_federation
@@ -140,7 +140,7 @@ async def delete_account(ctx: Ctx) -> Response:
             "(POST /api/v1/admin/accounts/:id/action with type=suspend)"
         )
     engine: Engine | None = getattr(ctx.request.app.state, "engine", None)
-    await delete_local_account(account, settings=ctx.settings, engine=engine)
+    await delete_local_account(account, settings=ctx.settings, engine=engine, by=ctx.me)
     return json(await _entity(await Account.get(pk=account.pk)))
 
 

@@ -99,7 +99,7 @@ from fedisora.models import (
     User,
     utcnow,
 )
-from fedisora.services import events, follows, interactions, posts
+from fedisora.services import audit, events, follows, interactions, posts
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.sessions import end_account_sessions
 from fedisora.work import Engine
@@ -173,7 +173,7 @@ async def mark_remote_deleted(account: Account) -> None:
     )
 
 
-async def suspend_account(account: Account) -> Account:
+async def suspend_account(account: Account, *, by: audit.Actor | None = None) -> Account:
     """Suspend *account* (local or remote) by a moderator of this instance: it disappears
     from this instance's API and pages, and its tokens stop working. The content stays until
     it is deleted; :func:`unsuspend_account` undoes this. A local account's browser sessions
@@ -196,10 +196,12 @@ async def suspend_account(account: Account) -> Account:
         if changed and account.local:
             await end_account_sessions(account.pk)  # logged out everywhere
             await events.emit(conn, "account.suspended", account.pk, suspended=True)
+    if changed and by is not None:
+        await audit.record(by, "account.suspend", account)
     return await Account.get(pk=account.pk)
 
 
-async def unsuspend_account(account: Account) -> Account:
+async def unsuspend_account(account: Account, *, by: audit.Actor | None = None) -> Account:
     """Lift this instance's suspension of *account* (Mastodon's ``unsuspend``).
 
     A local account is visible again, its tokens work again, and the full actor goes out in
@@ -238,10 +240,12 @@ async def unsuspend_account(account: Account) -> Account:
         )
         if changed and account.local:
             await events.emit(conn, "account.unsuspended", account.pk, suspended=False)
+    if changed and by is not None:
+        await audit.record(by, "account.unsuspend", account)
     return await Account.get(pk=account.pk)
 
 
-async def disable_login(account: Account) -> None:
+async def disable_login(account: Account, *, by: audit.Actor | None = None) -> None:
     """Mastodon's ``disable``: the local user can no longer log in or use tokens (reversible);
     their browser sessions end."""
     if not account.local:
@@ -249,15 +253,23 @@ async def disable_login(account: Account) -> None:
     _refuse_special(account)
     await User.filter(account_id=account.pk).update(disabled=True)
     await end_account_sessions(account.pk)
+    if by is not None:
+        await audit.record(by, "account.disable", account)
 
 
 async def delete_local_account(
-    account: Account, *, settings: Settings, engine: Engine | None = None
+    account: Account,
+    *,
+    settings: Settings,
+    engine: Engine | None = None,
+    by: audit.Actor | None = None,
 ) -> AccountDeletion:
     """Delete the local *account*: its login and content go, the row and username stay.
 
     Files are removed from ``settings.media_root``; *engine* is the caller's work engine if it
-    has one (the app's): its runners hear of cancelled render jobs at once. Raises
+    has one (the app's): its runners hear of cancelled render jobs at once. *by*, an admin
+    (or the CLI), is written to the audit log; the owner deleting their own account is not
+    moderation and passes nothing. Raises
     :class:`Invalid` for a remote account or the instance actor. See the module docstring.
     """
     account = await Account.get(pk=account.pk)
@@ -283,6 +295,8 @@ async def delete_local_account(
     deliveries = await Delivery.filter(
         sender_id=account.pk, activity_id=delete_activity_id(account)
     ).count()
+    if claimed and by is not None:
+        await audit.record(by, "account.delete", account, f"{clips} clips, {comments} comments")
     return AccountDeletion(
         account_id=account.pk,
         username=account.username,

@@ -544,7 +544,22 @@ async def verify(
     )
     if not done:
         raise Conflict("this likeness was decided, or registered anew, meanwhile")
+    await _audit_decision(by, method, "likeness.verify", username, reason)
     return await Likeness.get(pk=likeness.pk)
+
+
+async def _audit_decision(
+    by: Account | None, method: str, action: str, username: str, reason: str
+) -> None:
+    """The audit log's entry of a verification decision: by the admin, the command line or
+    the automatic check (its method names it)."""
+    from fedisora.services import audit
+
+    owner = await Account.get_or_none(username__iexact=username.removeprefix("@"), domain=None)
+    actor: audit.Actor = (
+        by if by is not None else (audit.CLI if "command line" in method else method)
+    )
+    await audit.record(actor, action, owner or audit.target("account", "", f"@{username}"), reason)
 
 
 async def reject(
@@ -573,6 +588,7 @@ async def reject(
     )
     if not done:
         raise Conflict("this likeness was decided, or registered anew, meanwhile")
+    await _audit_decision(by, method, "likeness.reject", username, reason.strip())
     return await Likeness.get(pk=likeness.pk)
 
 

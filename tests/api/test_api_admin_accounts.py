@@ -10,7 +10,7 @@ from apihelpers import PASSWORD, app_token, login
 from factories import local_account, remote_account, rendered_video
 
 from activitypub.federation import install, uninstall
-from fedisora.models import Account, Clip, Delivery, User, utcnow
+from fedisora.models import Account, AuditEntry, Clip, Delivery, User, utcnow
 from fedisora.services import follows
 
 ADMIN_SCOPES = "read write admin:read admin:write"
@@ -106,6 +106,12 @@ async def test_suspend_then_delete(client: httpx.AsyncClient, db: str, deliverin
     assert delete.activity_id == f"{bob.account.uri}#delete"
     assert delete.payload["object"] == bob.account.uri
     assert delete.inbox_url == "https://remote.example/inbox"
+    # Both actions are in the audit log, by the admin whose token took them.
+    logged = await AuditEntry.filter(target_id=str(bob.account.pk)).order_by("id")
+    assert [(e.action, e.actor_label, e.target_label) for e in logged] == [
+        ("account.suspend", "@boss", "@bob"),
+        ("account.delete", "@boss", "@bob"),
+    ]
 
     # Repeating the DELETE is harmless: the same answer, nothing sent twice.
     r = await client.delete(base, headers=admin)

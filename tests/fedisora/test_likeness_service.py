@@ -17,6 +17,7 @@ from fedisora.config import Settings, load_settings
 from fedisora.errors import Conflict, Forbidden, Invalid, NotFound
 from fedisora.models import (
     Account,
+    AuditEntry,
     ConsentCheck,
     Follow,
     FollowState,
@@ -167,6 +168,20 @@ async def test_verify_reject_and_reregister(db: str, settings: Settings) -> None
     assert done.state == "verified" and done.verified_by_id == admin.pk and done.verified_at
     with pytest.raises(Conflict):
         await registered(alice, settings)
+    # Each decision is in the audit log, naming who took it (refusals are not); the command
+    # line and the automatic check are actors too.
+    bob = await local_account("bob")
+    await registered(bob, settings)
+    await svc.reject("bob", reason="blurred", method="admin (command line)")
+    await registered(bob, settings)
+    await svc.verify("bob", method="check command:/usr/local/bin/faces")
+    logged = await AuditEntry.all().order_by("id")
+    assert [(e.actor_label, e.action, e.target_label, e.detail) for e in logged] == [
+        ("@root", "likeness.reject", "@alice", "the code is not readable"),
+        ("@root", "likeness.verify", "@alice", ""),
+        ("cli", "likeness.reject", "@bob", "blurred"),
+        ("check command:/usr/local/bin/faces", "likeness.verify", "@bob", ""),
+    ]
 
 
 async def test_audience_rules(db: str, settings: Settings) -> None:
