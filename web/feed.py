@@ -14,13 +14,23 @@ form POST is answered with a 303 back where it came from (its ``next`` field, el
 lookups (:func:`fedisora.api.lookup.get_status`, :func:`~fedisora.api.lookup.get_account`):
 a clip the viewer may not see is a 404 exactly as a missing one.
 
-"N new clips": the page polls :func:`new_clips` every 30 s with ``since_id`` (a browser
-session holds no OAuth token for the streaming API, and one poll per tab is cheap).
+"N new clips": the page's live region follows :func:`stream_new_clips` (``/feed/stream``,
+server-sent events; ``web/static/app.js`` opens an ``EventSource``), which subscribes the
+browser session to the tab's stream in the streaming hub (:mod:`fedisora.streaming`: the
+streaming API's streams and visibility rules, through
+:func:`fedisora.api.streaming.open_event_stream`; a browser session holds no OAuth token for
+the API itself) and, whenever a clip arrives there, sends the notice of :func:`new_notice`:
+the count of clips newer than ``since_id`` by the tab's own query, so the streamed count and
+the polled one (:func:`new_clips`, ``/feed/new``) are the same rule. The page polls every
+30 s only where the stream is missing or refused (no ``EventSource``; no hub in the process,
+answered 204; over the limit of open streams, 429).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -28,10 +38,11 @@ from urllib.parse import urlencode, urlsplit
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fedisora.api.lookup import column, get_account, get_status
+from fedisora.api.streaming import HEARTBEAT, NotRunning, open_event_stream
 from fedisora.api.timelines import trending_clips
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
@@ -45,11 +56,14 @@ from fedisora.models import (
     Like,
     TimelineEntry,
     Visibility,
+    WebSession,
 )
 from fedisora.services import follows, interactions
+from fedisora.streaming.channels import Viewer, parse_stream
+from fedisora.streaming.hub import Connection, TooManyStreams
 from web.clips import ClipCard, clip_cards, max_id_param, session_account
-from web.pages import render
-from web.sessions import CSRF_FIELD, csrf_matches
+from web.pages import render, templates
+from web.sessions import CSRF_FIELD, csrf_matches, current_session
 
 __all__ = [
     "FEED_PAGE",
@@ -257,9 +271,10 @@ async def _feed_response(
     if is_partial(request):
         response: Response = render(request, "_reel_page.html", **context)
     else:
-        poll = None
+        poll = stream = None
         if max_id is None and tab != "trending":
-            poll = f"/feed/new?{urlencode({'tab': tab, 'since_id': newest or 0})}"
+            since = urlencode({"tab": tab, "since_id": newest or 0})
+            poll, stream = f"/feed/new?{since}", f"/feed/stream?{since}"
         response = render(
             request,
             "timeline.html",
@@ -267,6 +282,7 @@ async def _feed_response(
             tab_label=tabs[tab],
             max_id=max_id,
             poll_href=poll,
+            stream_href=stream,
             first_href=f"{base}?{urlencode({'tab': tab})}",
             **context,
         )
@@ -297,28 +313,145 @@ async def explore(request: Request) -> Response:
     return await _feed_response(request, base="/explore", tabs=EXPLORE_TABS, tab=tab, viewer=viewer)
 
 
-async def new_clips(request: Request) -> Response:
-    """``/feed/new?tab=&since_id=``: how many clips newer than *since_id* the viewer may see
-    on that tab, as the fragment of the page's "N new" live region (empty when none)."""
-    viewer = await session_account(request)
-    tabs = HOME_TABS if viewer is not None else EXPLORE_TABS
+def _new_tab(request: Request, viewer: Account | None) -> str:
+    """The tab whose new clips are counted: one of the viewer's tabs (a visitor asking for
+    a logged-in tab gets Local); an unknown tab is a 404."""
     tab = _tab(request, {**HOME_TABS, **EXPLORE_TABS}, "local")
-    if tab not in tabs:
-        tab = "local"
-    since = _since_param(request)
+    tabs = HOME_TABS if viewer is not None else EXPLORE_TABS
+    return tab if tab in tabs else "local"
+
+
+async def new_notice(viewer: Account | None, tab: str, since: int | None) -> str:
+    """The "N new clips" fragment: how many clips newer than *since* *viewer* may see on
+    *tab* (the tab's own query and card rules), empty when none. The one count of both
+    :func:`new_clips` (polled) and :func:`stream_new_clips` (streamed)."""
     page = await _tab_page("local" if tab == "foryou" else tab, viewer, None, since or 0)
     cards = await clip_cards(viewer, page.clips[:NEW_CAP], page.boosters[:NEW_CAP])
     base = "/" if viewer is not None else "/explore"
     count = len(cards)
-    label = f"{count}{'+' if page.older is not None else ''}"
-    response = render(
-        request,
-        "_new_clips.html",
+    return templates.get_template("_new_clips.html").render(
         count=count,
-        label=label,
+        label=f"{count}{'+' if page.older is not None else ''}",
         href=f"{base}?{urlencode({'tab': tab})}",
     )
+
+
+async def new_clips(request: Request) -> Response:
+    """``/feed/new?tab=&since_id=``: how many clips newer than *since_id* the viewer may see
+    on that tab, as the fragment of the page's "N new" live region (empty when none)."""
+    viewer = await session_account(request)
+    tab = _new_tab(request, viewer)
+    since = _since_param(request)
+    response = HTMLResponse(await new_notice(viewer, tab, since))
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- "N new" streamed ---------------------------------------------------------------------
+
+TAB_STREAMS = {
+    "following": "user",
+    "foryou": "public:local",
+    "local": "public:local",
+    "federated": "public",
+}
+"""The streaming API's stream whose messages may change a tab's "N new" count (Trending is
+one ranked page: nothing is ever new there)."""
+SESSION_SCOPES = ("read",)
+"""What a browser session reads through the hub (its own pages show all it may read)."""
+STREAM_LIFETIME = 600.0
+"""Seconds a "N new" stream stays open; then it ends and the browser's EventSource opens a
+new one (a bound on what a stream holds: its viewer, read when it opened)."""
+STREAMS_PER_SESSION = 4
+"""Open "N new" streams per browser session and web process: each holds one of the
+browser's few connections to this site (six over HTTP/1.1); a tab over the limit polls."""
+RETRY_MS = 5000
+"""How long the browser waits before reopening a stream that ended."""
+RECOUNT_ON = frozenset({"update", "delete"})
+"""Stream messages that may change the count (a new clip or boost, a deleted clip)."""
+
+_session_streams: Counter[int] = Counter()
+
+
+def _sse(event: str, html: str) -> str:
+    """One server-sent event whose data is *html* (one ``data:`` line per line of it)."""
+    lines = html.split("\n") if html else [""]
+    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+async def _new_clip_events(
+    conn: Connection, viewer: Account | None, session_id: int | None, tab: str, since: int | None
+) -> AsyncIterator[str]:
+    """The "N new" stream's text: the notice when the stream opens if it is not empty, then
+    again whenever a message of the tab's stream changes it; a comment every
+    :data:`HEARTBEAT` seconds; the end after :data:`STREAM_LIFETIME` seconds, when the hub
+    closes the connection, or when the session is over (it logged out)."""
+    yield f"retry: {RETRY_MS}\n\n"
+    deadline = time.monotonic() + STREAM_LIFETIME
+    shown = ""
+    recount = True
+    while True:
+        if recount:
+            if session_id is not None and not await WebSession.filter(pk=session_id).exists():
+                return
+            notice = await new_notice(viewer, tab, since)
+            if notice != shown:
+                shown = notice
+                yield _sse("new", notice)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        batch = await conn.receive(min(HEARTBEAT, left))
+        if batch is None:
+            return
+        if not batch:
+            yield ":thump\n\n"
+        recount = any(m.event in RECOUNT_ON for m in batch)
+
+
+async def stream_new_clips(request: Request) -> Response:
+    """``/feed/stream?tab=&since_id=``: the "N new" notice of :func:`new_clips` as
+    server-sent events (``event: new``, its data the fragment), recounted when the tab's
+    stream in the streaming hub (:data:`TAB_STREAMS`, subscribed with the streaming API's
+    rules) has a new clip for the viewer. 204 (the browser's EventSource then stops, and
+    app.js polls :func:`new_clips`) when there is nothing to stream: the Trending tab, or no
+    hub in this process; 429 over the limits of open streams (per address, as the streaming
+    API's, and :data:`STREAMS_PER_SESSION`)."""
+    live = current_session(request)
+    viewer = live.account if live is not None else None
+    tab = _new_tab(request, viewer)
+    since = _since_param(request)
+    if tab not in TAB_STREAMS:
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    session_id = live.session.pk if live is not None else None
+    if session_id is not None and _session_streams[session_id] >= STREAMS_PER_SESSION:
+        return _too_many(request, "Too many open streams for this session")
+    who = Viewer(viewer, SESSION_SCOPES if viewer is not None else ())
+    stream = parse_stream(who, TAB_STREAMS[tab])
+
+    def content(conn: Connection) -> AsyncIterator[str]:
+        return _new_clip_events(conn, viewer, session_id, tab, since)
+
+    def release() -> None:
+        if session_id is not None:
+            _session_streams[session_id] -= 1
+            if _session_streams[session_id] <= 0:
+                del _session_streams[session_id]
+
+    try:
+        response = open_event_stream(request, who, [stream], content, on_close=release)
+    except NotRunning:
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    except TooManyStreams as exc:
+        return _too_many(request, exc.message)
+    if session_id is not None:
+        _session_streams[session_id] += 1
+    return response
+
+
+def _too_many(request: Request, message: str) -> Response:
+    response = render(request, "error.html", status=429, status_code=429, message=message)
+    response.headers["Retry-After"] = "60"
     return response
 
 
@@ -483,6 +616,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/explore", explore),
         Route("/feed/new", new_clips),
+        Route("/feed/stream", stream_new_clips),
         *(_action_route("/clips/{clip_id}", _clip_action, a) for a in CLIP_ACTIONS),
         *(_action_route("/accounts/{account_id}", _account_action, a) for a in ACCOUNT_ACTIONS),
         Route("/manifest.webmanifest", manifest),

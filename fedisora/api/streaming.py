@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from typing import cast
 
 from starlette.requests import HTTPConnection, Request
@@ -43,7 +43,7 @@ from fedisora.errors import FedisoraError
 from fedisora.streaming.channels import Stream, Viewer, parse_stream
 from fedisora.streaming.hub import TOKEN_ENDED, Connection, Hub, Limits
 
-__all__ = ["HEARTBEAT", "guard", "routes", "sse_lines"]
+__all__ = ["HEARTBEAT", "NotRunning", "guard", "open_event_stream", "routes", "sse_lines"]
 
 log = logging.getLogger("fedisora.streaming")
 
@@ -53,7 +53,9 @@ MAX_MESSAGE = 4096  # characters in a client's (un)subscribe message
 Chunk = str | bytes | memoryview
 
 
-class _NotRunning(FedisoraError):
+class NotRunning(FedisoraError):
+    """This process has no streaming hub (an app whose lifespan has not run)."""
+
     status = 503
 
 
@@ -81,7 +83,7 @@ async def _viewer(conn: HTTPConnection) -> tuple[Viewer, int | None, str | None]
 def _hub(conn: HTTPConnection) -> Hub:
     service = getattr(conn.app.state, "streaming", None)
     if service is None:
-        raise _NotRunning("Streaming is not running on this process")
+        raise NotRunning("Streaming is not running on this process")
     hub: Hub = service.hub
     return hub
 
@@ -111,23 +113,48 @@ async def sse_lines(conn: Connection, heartbeat: float = HEARTBEAT) -> AsyncGene
 
 class _EventStream(StreamingResponse):
     """The event-stream response; the stream is closed in the hub however the response ends
-    (even when it never started)."""
+    (even when it never started), and *on_close* called then."""
 
     def __init__(
-        self, hub: Hub, conn: Connection, content: AsyncIterable[Chunk] | None = None
+        self,
+        hub: Hub,
+        conn: Connection,
+        content: AsyncIterable[Chunk] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             sse_lines(conn) if content is None else content,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
-        self.hub, self.conn = hub, conn
+        self.hub, self.conn, self.on_close = hub, conn, on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             self.hub.close(self.conn)
+            if self.on_close is not None:
+                self.on_close()
+
+
+def open_event_stream(
+    request: Request,
+    viewer: Viewer,
+    streams: list[Stream],
+    content: Callable[[Connection], AsyncIterable[Chunk]],
+    *,
+    on_close: Callable[[], None] | None = None,
+) -> StreamingResponse:
+    """An event stream of this process's hub for another kind of client (the web feed's
+    browser session, :mod:`web.feed`): *viewer* subscribed to *streams* (from
+    :func:`~fedisora.streaming.channels.parse_stream`, so the same rules), within the limit
+    per address (:class:`TooManyStreams`; no token, so no limit per token); *content* makes
+    the response's text from the connection's messages. The connection is closed in the hub
+    however the response ends, and *on_close* called then. :class:`NotRunning` without a hub.
+    """
+    hub, conn = _open(request, viewer, streams, None)
+    return _EventStream(hub, conn, content(conn), on_close)
 
 
 def guard(

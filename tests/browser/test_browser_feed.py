@@ -289,3 +289,38 @@ async def test_follow_from_the_feed_updates_every_clip_of_the_author(
     assert await following.count() == 2
     assert await Follow.filter(follower_id=ann.pk, target_id=bob.pk).exists()
     assert page_errors == []
+
+
+async def test_a_new_clip_shows_as_new_without_moving_the_feed(
+    site: Site, desktop: Page, page_errors: list[str]
+) -> None:
+    ann = await site.user()
+    clips = [await site.clip(ann, f"before {n}") for n in range(3)]
+    ids = [str(c.pk) for c in reversed(clips)]
+    await site.login(desktop.context, ann.username)
+    page = desktop
+    polled: list[str] = []
+    page.on("request", lambda r: polled.append(r.url) if "/feed/new" in r.url else None)
+    async with page.expect_request(lambda r: "/feed/stream?" in r.url):
+        await page.goto("/?tab=local")  # the live region follows the server-sent events
+    await page.keyboard.press("j")
+    await page.wait_for_function(f"() => ({FOCUSED})() === '{ids[1]}'")
+    await page.evaluate("() => { window.stillHere = true; }")
+    where = "() => document.querySelector('[data-reels]').scrollTop"
+    await page.wait_for_timeout(800)  # smooth scrolling settles
+    top = await page.evaluate(where)
+
+    fresh = await site.clip(ann, "posted while the feed is open")
+    notice = page.locator(".new-clips a.new-clips-link")
+    await notice.wait_for(timeout=10_000)  # the outbox's sweep (1 s), then the stream
+    assert await notice.inner_text() == "1 new clip"
+    assert await notice.get_attribute("href") == "/?tab=local"
+    # the viewer stayed where they were: same page, same clips, same clip in view
+    assert await page.evaluate("() => window.stillHere") is True
+    assert await page.evaluate(where) == top
+    assert await page.evaluate(FOCUSED) == ids[1]
+    assert await page.locator(f'article[data-clip-id="{fresh.pk}"]').count() == 0
+    assert polled == []  # streamed, not polled
+    await notice.click()
+    await page.locator(f'article[data-clip-id="{fresh.pk}"]').wait_for()
+    assert page_errors == []

@@ -12,8 +12,11 @@
 // - <a data-share href=...>: the Web Share API, else the link is copied.
 // - [data-reels]: the vertical feed (FeedPlayer): one IntersectionObserver plays the clip in
 //   view (and sees the [data-feed-more] link: infinite scroll); j/k, arrows and
-//   PageUp/PageDown move between clips; at most five videos keep a source; [data-poll] is
-//   refreshed every 30 s ("N new").
+//   PageUp/PageDown move between clips; at most five videos keep a source.
+// - [data-stream] / [data-poll]: the feed's "N new" live region, filled from the server-sent
+//   events of data-stream (EventSource, "new" events carrying the fragment), or by fetching
+//   data-poll every 30 s where EventSource is missing or the stream is refused for good
+//   (204 without streaming, 429 over the limit). Only the region changes: the feed stays.
 
 export const PARTIAL_HEADERS = { "X-Fedisora-Partial": "1" };
 const SOUND_KEY = "fedisora.sound";
@@ -376,15 +379,34 @@ function startFeed() {
   return player;
 }
 
-function startPolling() {
+function startNewClips() {
   const region = document.querySelector("[data-poll]");
   if (!region) return;
+  const show = (fresh) => {
+    if (fresh.textContent.trim() !== region.textContent.trim()) region.replaceChildren(fresh);
+  };
+  const url = region.dataset.stream;
+  if (!url || typeof EventSource === "undefined") {
+    startPolling(region, show);
+    return;
+  }
+  const source = new EventSource(url);
+  source.addEventListener("new", (event) => show(fragmentOf(event.data)));
+  source.addEventListener("error", () => {
+    // A dropped connection (or the stream's end after a while) is reopened by the browser;
+    // a refused one is CLOSED for good: poll instead.
+    if (source.readyState === EventSource.CLOSED) startPolling(region, show);
+  });
+}
+
+function startPolling(region, show) {
   const url = region.dataset.poll;
+  if (!url || region.dataset.polling) return;
+  region.dataset.polling = "1";
   setInterval(async () => {
     if (document.hidden) return;
     try {
-      const fresh = await partial(url);
-      if (fresh.textContent.trim() !== region.textContent.trim()) region.replaceChildren(fresh);
+      show(await partial(url));
     } catch (_) {
       /* offline for now: the next poll tries again */
     }
@@ -392,4 +414,4 @@ function startPolling() {
 }
 
 export const feedPlayer = startFeed();
-startPolling();
+startNewClips();
