@@ -80,7 +80,12 @@ async def test_tabs_show_what_each_promises(web: httpx.ASGITransport, fed: Feder
         assert ">Following<" in mine  # ann follows bob
         for name in ("Like", "Comment", "Remix", "Share", "Boost"):
             assert f'<span class="action-name">{name}</span>' in mine
-        assert "<video" in mine and " controls " in mine  # reading works without JavaScript
+        # Without JavaScript: the first clip plays by itself and links to its page (a player
+        # with controls); the others have controls.
+        assert "<video" in mine and " autoplay " in mine and " controls " not in mine
+        assert f'href="/@bob/{popular.pk}">Sound and controls: open the clip</a></noscript>' in mine
+        second = card(local, quiet if articles(local)[0] == str(popular.pk) else popular)
+        assert "<video" in second and " controls " in second and " autoplay " not in second
 
     async with browser(web) as anon:
         for path in ("/", "/explore", "/explore?tab=federated", "/explore?tab=trending"):
