@@ -1307,3 +1307,29 @@ class AuditEntry(Model):
 
 
 __all__ += ["AuditEntry"]
+
+
+# --- Read positions (Mastodon's markers) ------------------------------------------------------
+
+
+class Marker(Model):
+    """Where a user stopped reading a timeline (``home`` or ``notifications``), shared by
+    their apps and the web pages (see fedisora.services.markers). ``version`` grows with each
+    save: Mastodon's optimistic lock."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, on_delete=fields.CASCADE
+    )
+    account_id: int
+    timeline = fields.CharField(max_length=16)
+    last_read_id = fields.BigIntField()
+    version = fields.IntField(default=0)
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "markers"
+        unique_together = (("account_id", "timeline"),)
+
+
+__all__ += ["Marker"]

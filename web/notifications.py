@@ -7,8 +7,9 @@ instance's for a remote one) or the comment (a local comment's id opens its page
 Pages go back in time with a plain "Older" link (``max_id``, the API's cursor). Dismissing one
 group and clearing them all are POST forms carrying the session's CSRF token.
 
-There is no "read" state to mark: fedisora stores none (the API's ``unread_count`` counts
-notifications not dismissed), so the page shows that count and dismissing is how one is done.
+Read state is the notifications marker (:mod:`fedisora.services.markers`, Mastodon's
+``/api/v1/markers``, shared with the user's apps): groups newer than it are marked "New", and
+showing the newest page moves it to the newest notification shown.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from fedisora.boundary import read_form
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment, NotificationType
+from fedisora.services.markers import save_markers, unread_after
 from fedisora.services.notifications import (
     NotificationGroup,
     clear_all,
@@ -72,6 +74,8 @@ class NotificationView:
     target_remote: bool
     at: str
     at_text: str
+    latest_id: int = 0
+    """The id of the group's newest notification (against the read marker)."""
 
     @property
     def css_type(self) -> str:
@@ -157,6 +161,7 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
                 target_remote=remote,
                 at=at.isoformat(),
                 at_text=at.strftime("%Y-%m-%d %H:%M"),
+                latest_id=group.latest.pk,
             )
         )
     return out
@@ -179,10 +184,17 @@ async def notifications_page(request: Request) -> Response:
         return RedirectResponse("/login?next=/notifications", status_code=303)
     max_id = _cursor(request)
     page = await grouped_page(me, notifications_query(me), limit=PAGE, max_id=max_id)
+    notes = await describe(me, page.groups)
+    new, read_up_to = await unread_after(me)
+    if notes and max_id is None:
+        # Seen: the newest page moves the read marker (shared with the user's apps) forward.
+        await save_markers(me, {"notifications": max(n.latest_id for n in notes)})
     return render(
         request,
         "notifications.html",
-        notes=await describe(me, page.groups),
+        notes=notes,
+        fresh={n.key for n in notes if read_up_to is None or n.latest_id > read_up_to},
+        new=new,
         older=page.next_max_id,
         max_id=max_id,
         unread=await unread_count(me),

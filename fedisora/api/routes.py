@@ -8,7 +8,7 @@ __all__ = ["routes"]
 
 
 def routes() -> list[BaseRoute]:
-    from fedisora.api import accounts, instance, oauth, statuses, timelines
+    from fedisora.api import accounts, instance, markers, oauth, statuses, timelines
 
     return [
         *oauth.routes(),
@@ -16,6 +16,7 @@ def routes() -> list[BaseRoute]:
         *accounts.routes(),
         *statuses.routes(),
         *timelines.routes(),
+        *markers.routes(),
         *_fedisora_media_routes(),
         *_streaming_and_search_routes(),
         *_admin_routes(),

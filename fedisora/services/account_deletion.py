@@ -89,6 +89,7 @@ from fedisora.models import (
     Follow,
     IdempotencyKey,
     Like,
+    Marker,
     MediaFile,
     Mute,
     Notification,
@@ -430,6 +431,7 @@ async def _delete_private_rows(account: Account) -> None:
     await IdempotencyKey.filter(account_id=pk).delete()
     await Notification.filter(Q(recipient_id=pk) | Q(from_account_id=pk)).delete()
     await TimelineEntry.filter(owner_id=pk).delete()
+    await Marker.filter(account_id=pk).delete()
 
 
 async def _delete_media(account: Account, media_root: Path, extra: list[str]) -> int:

@@ -9,7 +9,7 @@ import httpx
 from factories import local_account, rendered_video
 from webhelpers import DOMAIN, browser, form_csrf, logged_in
 
-from fedisora.models import Account, Notification, NotificationType, RenderJob
+from fedisora.models import Account, Marker, Notification, NotificationType, RenderJob
 from fedisora.services import follows, interactions, posts
 from fedisora.services.notify import notify
 
@@ -20,7 +20,9 @@ def notes(page: str) -> list[tuple[str, str, str]]:
     for m in re.finditer(
         r'<li class="note [^"]*" data-group="[^"]*" data-type="([^"]+)">(.*?)</li>', page, re.S
     ):
-        text = re.sub(r"<[^>]+>", "", m.group(2).split('<div class="note-meta">')[0])
+        sentence = m.group(2).split('<div class="note-meta">')[0]
+        sentence = sentence.replace('<span class="badge badge-new">New</span> ', "")
+        text = re.sub(r"<[^>]+>", "", sentence)
         out.append((m.group(1), " ".join(text.split()), m.group(2)))
     return out
 
@@ -178,3 +180,26 @@ async def test_visitors_are_sent_to_log_in(web: httpx.ASGITransport) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/login?next=/notifications"
         r = await anon.post("/notifications/clear", data={"csrf": "x"})
         assert r.status_code == 401
+
+
+async def test_new_since_last_look_and_the_shared_marker(web: httpx.ASGITransport) -> None:
+    """Groups newer than the notifications marker are marked New; looking at the newest page
+    moves the marker (the one the API's /api/v1/markers shares with the user's apps)."""
+    ann, bob = await local_account("ann"), await local_account("bob")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="the sea")
+    await interactions.like(bob, clip)
+    async with logged_in(web, "ann") as http:
+        first = (await http.get("/notifications")).text
+        assert "1 new since you last looked" in first
+        assert first.count('<span class="badge badge-new">New</span>') == 1
+        again = (await http.get("/notifications")).text
+        assert "new since you last looked" not in again and "badge-new" not in again
+        await follows.follow(bob, ann)
+        third = (await http.get("/notifications")).text
+        assert "1 new since you last looked" in third
+        fresh = [n for n in notes(third) if "badge-new" in n[2]]
+        assert [n[0] for n in fresh] == ["follow"]
+        # an app reads the same position
+        marker = await Marker.get(account_id=ann.pk, timeline="notifications")
+        newest = await Notification.filter(recipient_id=ann.pk).order_by("-id").first()
+        assert newest is not None and marker.last_read_id == newest.pk
