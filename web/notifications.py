@@ -225,8 +225,20 @@ async def clear(request: Request) -> Response:
     return RedirectResponse("/notifications", status_code=303)
 
 
+async def badge(request: Request) -> Response:
+    """``/notifications/badge``: the tab bar's count of notifications newer than the read
+    marker, as a fragment app.js puts in the Notifications tab (empty when none; a visitor
+    gets the empty fragment too: the tab is not theirs)."""
+    me = await session_account(request)
+    new = (await unread_after(me))[0] if me is not None else 0
+    response = render(request, "_badge.html", new=new)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def routes() -> list[BaseRoute]:
     return [
+        Route("/notifications/badge", badge),
         Route("/notifications", notifications_page),
         Route("/notifications/dismiss", dismiss, methods=["POST"]),
         Route("/notifications/clear", clear, methods=["POST"]),

@@ -203,3 +203,26 @@ async def test_new_since_last_look_and_the_shared_marker(web: httpx.ASGITranspor
         marker = await Marker.get(account_id=ann.pk, timeline="notifications")
         newest = await Notification.filter(recipient_id=ann.pk).order_by("-id").first()
         assert newest is not None and marker.last_read_id == newest.pk
+
+
+async def test_the_tab_badge_counts_what_is_new(web: httpx.ASGITransport) -> None:
+    ann, bob = await local_account("ann"), await local_account("bob")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="the sea")
+    async with logged_in(web, "ann") as http:
+        feed = (await http.get("/explore")).text
+        assert '<span class="tab-badge" data-badge="/notifications/badge"></span>' in feed
+        empty = await http.get("/notifications/badge")
+        assert empty.status_code == 200 and "tab-count" not in empty.text
+        assert empty.headers["cache-control"] == "no-store"
+        await interactions.like(bob, clip)
+        await follows.follow(bob, ann)
+        badge = (await http.get("/notifications/badge")).text
+        assert '<span class="tab-count" aria-hidden="true">2</span>' in badge
+        assert '<span class="visually-hidden">, 2 new</span>' in badge
+        page = (await http.get("/notifications")).text  # seen: the count goes
+        assert 'data-badge="/notifications/badge"' not in page  # not on its own tab
+        assert "tab-count" not in (await http.get("/notifications/badge")).text
+    async with browser(web) as visitor:
+        r = await visitor.get("/notifications/badge")
+        assert r.status_code == 200 and "tab-count" not in r.text
+        assert "data-badge" not in (await visitor.get("/explore")).text

@@ -17,11 +17,14 @@
 //   events of data-stream (EventSource, "new" events carrying the fragment), or by fetching
 //   data-poll every 30 s where EventSource is missing or the stream is refused for good
 //   (204 without streaming, 429 over the limit). Only the region changes: the feed stays.
+// - [data-badge]: a tab's count (new notifications), fetched from its URL after load and
+//   every minute.
 
 export const PARTIAL_HEADERS = { "X-Fedisora-Partial": "1" };
 const SOUND_KEY = "fedisora.sound";
 const LIVE_AROUND = 2; // videos keep their source within 2 clips of the current: 5 at most
 const POLL_MS = 30000;
+const BADGE_MS = 60000;
 
 document.documentElement.classList.add("js");
 
@@ -379,6 +382,30 @@ function startFeed() {
   return player;
 }
 
+// Tab badges ([data-badge]: the Notifications tab's count of new ones), filled after load
+// and every minute the page is visible; a failed fetch leaves the badge as it was.
+function startBadges() {
+  const badges = [...document.querySelectorAll("[data-badge]")];
+  if (!badges.length) return;
+  const refresh = async () => {
+    if (document.hidden) return;
+    for (const badge of badges) {
+      try {
+        badge.replaceChildren(await partial(badge.dataset.badge));
+      } catch (_) {
+        /* offline for now: the next refresh tries again */
+      }
+    }
+  };
+  const start = () => {
+    refresh();
+    setInterval(refresh, BADGE_MS);
+  };
+  // After the first clip has had its chance to start: the count is never urgent.
+  if (document.readyState === "complete") setTimeout(start, 500);
+  else window.addEventListener("load", () => setTimeout(start, 500), { once: true });
+}
+
 function startNewClips() {
   const region = document.querySelector("[data-poll]");
   if (!region) return;
@@ -415,3 +442,4 @@ function startPolling(region, show) {
 
 export const feedPlayer = startFeed();
 startNewClips();
+startBadges();
