@@ -639,6 +639,47 @@ async def cmd_likeness(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_policy(args: argparse.Namespace) -> int:
+    """``policy add LIST TERM [--note N]`` / ``policy remove ID`` / ``policy list [LIST]``:
+    the prompt policy's protected names (recorded in the audit log as done from the command
+    line)."""
+    from fedisora.services import audit, prompt_policy
+
+    if args.action == "add" and (not args.list or not args.term):
+        raise CommandError("policy add needs the LIST (public_figure or protected_work) and TERM")
+    if args.action == "remove" and (not args.list or _row_id(args.list) is None):
+        raise CommandError("policy remove needs the ID of the term (policy list shows it)")
+    settings = _settings()
+    urls.configure(settings)
+    await init_db(settings)
+    try:
+        if args.action == "list":
+            rows = await prompt_policy.terms(args.list or None)
+            for r in rows:
+                line = f"{r.pk}\t{r.list_name.value}\t{r.term}\t{r.source.value}"
+                print(line + (f"\t{r.note}" if r.note else ""))
+            if not rows:
+                print("no terms")
+            return 0
+        if args.action == "add":
+            row = await prompt_policy.add_term(
+                audit.CLI, args.list, " ".join(args.term), args.note or ""
+            )
+            print(f"added {row.pk}\t{row.list_name.value}\t{row.term}")
+        else:
+            row = await prompt_policy.remove_term(audit.CLI, _row_id(args.list) or 0)
+            print(f"removed {row.pk}\t{row.list_name.value}\t{row.term}")
+    finally:
+        await close_db()
+    return 0
+
+
+def _row_id(raw: str | None) -> int | None:
+    from fedisora.ids import row_id
+
+    return row_id(raw) if raw else None
+
+
 async def cmd_check(args: argparse.Namespace) -> int:
     from fedisora.health import check_redis
 
@@ -776,6 +817,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="list: only likenesses in this state",
     )
     p.set_defaults(func=cmd_likeness, is_async=True)
+
+    p = sub.add_parser("policy", help="list, add or remove the prompt policy's protected names")
+    p.add_argument("action", choices=("list", "add", "remove"))
+    p.add_argument(
+        "list",
+        nargs="?",
+        help="public_figure or protected_work (add; list: only this list), or the ID (remove)",
+    )
+    p.add_argument("term", nargs="*", help="add: the name to protect")
+    p.add_argument("--note", default="", help="add: why (shown to admins)")
+    p.set_defaults(func=cmd_policy, is_async=True)
 
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)

@@ -1333,3 +1333,46 @@ class Marker(Model):
 
 
 __all__ += ["Marker"]
+
+
+# --- Prompt policy: protected names (see fedisora.services.prompt_policy) --------------------
+
+
+class PolicyList(StrEnum):
+    PUBLIC_FIGURE = "public_figure"
+    PROTECTED_WORK = "protected_work"
+
+
+class PolicySource(StrEnum):
+    ADMIN = "admin"  # added by an admin (the web page, the CLI)
+    OPTOUT = "optout"  # a rights holder's approved opt-out (``source_ref`` names it)
+
+
+class PolicyTerm(Model):
+    """A name the prompt policy protects: a public figure, a character or a work.
+
+    Renders whose texts name one are refused (:mod:`fedisora.policy.matcher` says how names
+    are matched). ``key`` is the term's folded spelling, so one list holds a name once
+    whatever its case or punctuation. ``source`` says where the term came from: an admin, or
+    an approved opt-out (``source_ref``: the opt-out's id or URI, for the registry to find
+    and withdraw its terms)."""
+
+    id = fields.BigIntField(primary_key=True)
+    list_name = fields.CharEnumField(PolicyList, max_length=32)
+    term = fields.CharField(max_length=200)
+    key = fields.CharField(max_length=400)
+    note = fields.CharField(max_length=1000, default="")
+    source = fields.CharEnumField(PolicySource, max_length=16, default=PolicySource.ADMIN)
+    source_ref = fields.CharField(max_length=1024, default="")
+    created_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_by_id: int | None
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "policy_terms"
+        indexes = (Index(fields=("list_name", "key")), Index(fields=("source", "source_ref")))
+
+
+__all__ += ["PolicyList", "PolicySource", "PolicyTerm"]

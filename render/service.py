@@ -37,6 +37,7 @@ from fedisora.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from fedisora.models import (
     Account,
     Clip,
+    Likeness,
     MediaFile,
     MediaKind,
     RenderJob,
@@ -45,7 +46,7 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.outages import disk_space
-from fedisora.services import idempotency, posts
+from fedisora.services import idempotency, posts, prompt_policy
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
 from render.consent import (
@@ -354,7 +355,7 @@ async def submit_render(
     *,
     settings: Settings,
     engine: Engine | None = None,
-    image: bytes | str | Path | None = None,
+    image: bytes | str | Path | MediaFile | None = None,
     priority: int = 0,
     enforce_quota: bool = True,
     once: idempotency.Key | None = None,
@@ -369,8 +370,13 @@ async def submit_render(
     *spec_dict* holds ``prompt``, and optionally ``negative_prompt``, ``seconds``, ``aspect``,
     ``seed`` (drawn at random when absent), ``kind``, ``remix_of`` (a clip id or URI) and
     ``cameos`` (account ids). The still for an image-to-video render comes as *image*
-    (bytes or a path) or ``spec_dict["input_image"]``. Admin tools pass a higher *priority*
-    and may skip quotas.
+    (bytes, a path, or the account's uploaded image as a :class:`MediaFile`, whose description
+    the prompt policy checks too) or ``spec_dict["input_image"]``. Admin tools pass a higher
+    *priority* and may skip quotas.
+
+    Every text that shapes the render (the prompt, the remixed clip's caption and prompt, the
+    still's description, the cameo likenesses' restrictions) passes the prompt policy first
+    (:func:`fedisora.services.prompt_policy.check_render`; :class:`PolicyRefused`, a 422).
     """
     if not account.local or account.suspended_at is not None:
         raise Forbidden("only active local accounts can render")
@@ -382,13 +388,22 @@ async def submit_render(
         raise RenderLimitError("spec", f"unknown field(s) {', '.join(unknown)}; allowed: {allowed}")
     family = model_family(settings)
 
+    image_description = ""
+    if isinstance(image, MediaFile):
+        if not image.file:
+            raise RenderLimitError("input_image", "the still has no file")
+        image_description = image.description
+        image = settings.media_root / image.file
     prompt = spec_dict.get("prompt", "")
     remix: Clip | None = None
+    remix_prompt = ""
     if spec_dict.get("remix_of") is not None:
         remix = await remix_source(account, spec_dict["remix_of"])
-        if not (isinstance(prompt, str) and prompt.strip()) and remix.render_job_id:
+        if remix.render_job_id:
             source = await RenderJob.get_or_none(pk=remix.render_job_id)
-            prompt = source.spec.get("prompt", "") if source is not None else ""
+            remix_prompt = str(source.spec.get("prompt", "")) if source is not None else ""
+        if not (isinstance(prompt, str) and prompt.strip()):
+            prompt = remix_prompt
     seed = spec_dict.get("seed")
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else _number("seed", seed, int)
     image_input = image if image is not None else spec_dict.get("input_image")
@@ -421,6 +436,20 @@ async def submit_render(
         found = await Account.filter(pk__in=cameos).count()
         if found != len(set(cameos)):
             raise RenderLimitError("cameos", "names an account that does not exist")
+    restrictions = (
+        await Likeness.filter(account_id__in=cameos)
+        .exclude(restrictions="")
+        .select_related("account")
+        if cameos
+        else []
+    )
+    await prompt_policy.check_render(
+        prompt=spec.prompt,
+        remix_caption=remix.caption if remix is not None else "",
+        remix_prompt=remix_prompt,
+        image_description=image_description,
+        cameo_restrictions=[(lk.account.acct, lk.restrictions) for lk in restrictions],
+    )
     if enforce_quota:  # refuse early, before storing anything; checked again atomically below
         await _check_quotas(account, settings)
         await _ensure_quota_guard(account)

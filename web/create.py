@@ -368,7 +368,7 @@ async def _submit(request: Request, me: Account, data: FormData) -> Response:
             spec,
             settings=settings,
             engine=_engine(request),
-            image=None if still is None or not still.file else settings.media_root / still.file,
+            image=still,
             once=once,
         )
     except RenderLimitError as exc:

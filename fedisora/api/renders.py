@@ -167,7 +167,7 @@ async def create(ctx: Ctx) -> Response:
             spec,
             settings=settings,
             engine=_engine(ctx),
-            image=None if still is None or still.file is None else settings.media_root / still.file,
+            image=still,
             once=once,
         )
     except RenderLimitError as exc:

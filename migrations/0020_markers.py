@@ -6,7 +6,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('fedisora', '0018_audit_log')]
+    dependencies = [('fedisora', '0019_prompt_policy')]
 
     initial = False
 
