@@ -804,7 +804,8 @@ async def _flag(fed: Federation, actor: Account, activity: dict[str, Any]) -> No
     """A report from another instance (Mastodon sends one from its instance actor, object
     the reported account's URI and those of the reported posts, content the comment): a
     report here about each of our accounts it names (or, naming none, about the authors of
-    the posts it names). One about nobody of ours is ignored."""
+    the posts it names), with those of the named posts that are that account's, as Mastodon
+    reads a ``Flag``. One about nobody of ours is ignored."""
     from fedisora.services.reports import MAX_STATUSES, receive_report
 
     raw = activity.get("object")
