@@ -103,6 +103,9 @@ class NotificationType(StrEnum):
     LIKENESS_REQUEST = "fedisora.likeness_request"
     RENDER_FINISHED = "fedisora.render_finished"
     RENDER_FAILED = "fedisora.render_failed"
+    MODERATION_WARNING = "moderation_warning"
+    """A moderator acted on your account or posts (Mastodon 4.3's type; the notification's
+    ``account_warning`` says what was done)."""
 
 
 class Account(Model):
@@ -579,6 +582,13 @@ class Notification(Model):
         on_delete=fields.CASCADE,
     )
     render_job_id: int | None
+    account_warning: fields.ForeignKeyNullableRelation[AccountWarning] = fields.ForeignKeyField(
+        "fedisora.AccountWarning",
+        related_name="notifications",
+        null=True,
+        on_delete=fields.CASCADE,
+    )
+    account_warning_id: int | None
     # Idempotency: the same event never notifies twice (e.g. a Like delivered twice).
     dedupe_key = fields.CharField(max_length=300, unique=True)
     dismissed = fields.BooleanField(default=False)
@@ -1376,3 +1386,91 @@ class PolicyTerm(Model):
 
 
 __all__ += ["PolicyList", "PolicySource", "PolicyTerm"]
+
+
+# --- Moderation: reports and the warnings sent to moderated accounts (services.reports) -------
+
+
+class ReportCategory(StrEnum):
+    """Mastodon's report categories."""
+
+    SPAM = "spam"
+    LEGAL = "legal"
+    VIOLATION = "violation"  # of the instance's rules (``rule_ids``)
+    OTHER = "other"
+
+
+class Report(Model):
+    """A report about an account (and some of its clips or comments), Mastodon's ``Report``.
+
+    ``account`` filed it: a local user, or for a report received from another instance (a
+    ``Flag``) that instance's actor. ``status_ids`` are ids of the target's clips and comments
+    (one id space) as they were reported; they may be deleted since. ``uri`` is the ``Flag``'s
+    id: the one received, or the one sent when the report was forwarded. A report is open
+    until ``action_taken_at`` is set (resolved), and a moderator can reopen it.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="reports_filed", on_delete=fields.CASCADE
+    )
+    account_id: int
+    target_account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="reports_received", on_delete=fields.CASCADE
+    )
+    target_account_id: int
+    status_ids: list[int] = fields.JSONField(default=list)
+    category = fields.CharEnumField(ReportCategory, max_length=16, default=ReportCategory.OTHER)
+    rule_ids: list[str] = fields.JSONField(default=list)
+    comment = fields.TextField(default="")
+    forwarded = fields.BooleanField(default=False)
+    uri = fields.CharField(max_length=2048, null=True)
+    assigned_account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    assigned_account_id: int | None
+    action_taken_at = fields.DatetimeField(null=True)
+    action_taken_by_account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    action_taken_by_account_id: int | None
+    created_at = fields.DatetimeField(default=utcnow)
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "reports"
+        indexes = (
+            Index(fields=("action_taken_at", "id")),
+            Index(fields=("target_account_id", "id")),
+            Index(fields=("account_id", "id")),
+            Index(fields=("uri",)),
+        )
+
+
+class AccountWarning(Model):
+    """What a moderator did to an account, as its owner is told (Mastodon's
+    ``AccountWarning``): the action, the report it answered, the clips and comments it
+    touched, and the moderator's words."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="warnings", on_delete=fields.CASCADE
+    )
+    account_id: int
+    report: fields.ForeignKeyNullableRelation[Report] = fields.ForeignKeyField(
+        "fedisora.Report", related_name="warnings", null=True, on_delete=fields.SET_NULL
+    )
+    report_id: int | None
+    action = fields.CharField(max_length=32)
+    """Mastodon's ``AccountWarning`` actions: ``none``, ``disable``, ``delete_statuses``,
+    ``mark_statuses_as_sensitive``, ``sensitive``, ``silence``, ``suspend``."""
+    text = fields.TextField(default="")
+    status_ids: list[int] = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "account_warnings"
+        indexes = (Index(fields=("account_id", "id")),)
+
+
+__all__ += ["AccountWarning", "Report", "ReportCategory"]

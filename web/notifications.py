@@ -43,7 +43,12 @@ __all__ = ["NamedAccount", "NotificationView", "describe", "routes"]
 NAMES_SHOWN = 2
 """Accounts a group of two names; a bigger one names its newest: "alice and 3 others"."""
 MAX_KEY = 64
-_RENDER_TYPES = (NotificationType.RENDER_FINISHED.value, NotificationType.RENDER_FAILED.value)
+_UNNAMED_TYPES = (
+    NotificationType.RENDER_FINISHED.value,
+    NotificationType.RENDER_FAILED.value,
+    NotificationType.MODERATION_WARNING.value,
+)
+"""Types no account sent (your render ended, a moderator acted): they name nobody."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ def _action(kind: str, target: Clip | Comment | None) -> tuple[str, str | None]:
             return "Your render is ready:", "see it and publish it"
         case NotificationType.RENDER_FAILED.value:
             return "Your render failed:", "see why"
+        case NotificationType.MODERATION_WARNING.value:
+            return "A moderator of this instance took action on your account or posts.", None
     return f"sent a notification ({kind})", None  # pragma: no cover - every type is above
 
 
@@ -132,7 +139,7 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
             for i in group.sample_account_ids[:shown]
             if i in accounts
         ]
-        if kind in _RENDER_TYPES:
+        if kind in _UNNAMED_TYPES:
             named = []
         others = max(0, group.count - len(named)) if named else 0
         href: str | None = None
@@ -144,7 +151,7 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
         elif isinstance(target, Clip) and target.account_id in accounts:
             href = clip_href(target, accounts[target.account_id])
             remote = not target.local
-        elif group.latest.render_job_id is not None and kind in _RENDER_TYPES:
+        elif group.latest.render_job_id is not None:
             href = f"/renders/{group.latest.render_job_id}"  # its page (web.create)
         if href is None:
             label = None

@@ -177,6 +177,7 @@ def routes() -> list[BaseRoute]:
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         admin_audit,  # the audit log; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
+        admin_reports,  # reports; it imports _admin_user
         clip_pages,
         create,  # the create form, a render's page, the drafts
         feed,
@@ -198,6 +199,7 @@ def routes() -> list[BaseRoute]:
         *accounts.routes(),
         *admin_audit.routes(),
         *admin_policy.routes(),
+        *admin_reports.routes(),
         *signup.routes(),
         *likenesses.routes(),
         *settings.routes(),

@@ -45,6 +45,7 @@ from fedisora.models import (
     FollowState,
     Like,
     Mention,
+    Report,
     Visibility,
     utcnow,
 )
@@ -495,6 +496,25 @@ async def _account_suspension_changed(actor: Account, data: dict[str, Any]) -> A
     return _actor_update(actor), await _known_inboxes_of(actor)
 
 
+async def _report_forwarded(actor: Account, data: dict[str, Any]) -> Audience | None:
+    """A report forwarded to a remote account's instance: Mastodon's ``Flag`` from this
+    instance's actor, its object the account and the reported clips and comments, its
+    content the reporter's comment (the reporter is not named)."""
+    report = await Report.get_or_none(pk=data["report_id"])
+    if report is None or not report.forwarded or not report.uri:
+        return None
+    target = await _remote([report.target_account_id])
+    if not target:
+        return None
+    ids = list(report.status_ids)
+    uris = [c.uri for c in await Clip.filter(pk__in=ids).order_by("id")]
+    uris += [c.uri for c in await Comment.filter(pk__in=ids).order_by("id")]
+    flag = objects.activity(
+        "Flag", report.uri, actor.uri, [target[0].uri, *uris], content=report.comment
+    )
+    return flag, target
+
+
 #: Builders of further activities for an event (none, one or several each).
 _MORE: dict[str, Callable[[Account, dict[str, Any]], Awaitable[list[Audience]]]] = {
     "clip.created": _quote_requested,
@@ -522,6 +542,7 @@ _BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | No
     "account.updated": _account_updated,
     "account.suspended": _account_suspension_changed,
     "account.unsuspended": _account_suspension_changed,
+    "report.forwarded": _report_forwarded,
 }
 
 #: Events a suspended local actor still federates (everything else from it is dropped).

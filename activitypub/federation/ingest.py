@@ -797,6 +797,40 @@ async def _set_stamp(remix: Clip, stamp: str | None, state: QuoteState) -> None:
         )
 
 
+# --- reports (Flag) -------------------------------------------------------------------------
+
+
+async def _flag(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
+    """A report from another instance (Mastodon sends one from its instance actor, object
+    the reported account's URI and those of the reported posts, content the comment): a
+    report here about each of our accounts it names (or, naming none, about the authors of
+    the posts it names), with those of the named posts that are that account's, as Mastodon
+    reads a ``Flag``. One about nobody of ours is ignored."""
+    from fedisora.services.reports import MAX_STATUSES, receive_report
+
+    raw = activity.get("object")
+    items = raw if isinstance(raw, list) else [raw]
+    uris = [u for u in (objects.id_of(i) for i in items[: MAX_STATUSES + 20]) if u]
+    accounts = {a.pk: a for a in await Account.filter(uri__in=uris, domain=None)}
+    posts_named: list[Clip | Comment] = [*await Clip.filter(uri__in=uris, local=True)]
+    posts_named += list(await Comment.filter(uri__in=uris, local=True))
+    if not accounts:
+        authors = {p.account_id for p in posts_named}
+        accounts = {a.pk: a for a in await Account.filter(pk__in=authors, domain=None)}
+    if not accounts:
+        raise Ignored("a Flag about no account of this instance")
+    content = activity.get("content")
+    comment = content if isinstance(content, str) else ""
+    for target in accounts.values():
+        await receive_report(
+            actor,
+            target,
+            status_ids=[p.pk for p in posts_named if p.account_id == target.pk],
+            comment=comment,
+            uri=objects.id_of(activity.get("id")),
+        )
+
+
 _HANDLERS = {
     "QuoteRequest": _quote_request,
     "CameoRequest": likeness.on_cameo_request,
@@ -814,4 +848,5 @@ _HANDLERS = {
     "Create": _create,
     "Update": _update,
     "Delete": _delete,
+    "Flag": _flag,
 }

@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute
 from fedisora.api.entities import account_entities, iso
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.errors import Forbidden, Invalid, NotFound
-from fedisora.models import Account, User
+from fedisora.models import Account, Report, User
+from fedisora.services import reports
 from fedisora.services.account_deletion import (
     delete_local_account,
     disable_login,
@@ -93,8 +94,9 @@ async def get_account(ctx: Ctx) -> Response:
 @endpoint("admin:write:accounts", user=True)
 async def account_action(ctx: Ctx) -> Response:
     """``type``: none, disable or suspend (sensitive and silence are not supported here).
-    Mastodon's ``report_id``, ``warning_preset_id``, ``text`` and ``send_email_notification``
-    are accepted and ignored."""
+    With ``report_id`` (a report about this account) the report is resolved, and the account
+    is told of a disable or suspension, with ``text``. Mastodon's ``warning_preset_id`` and
+    ``send_email_notification`` are accepted and ignored."""
     account = await _target(ctx)
     kind = (ctx.params.text("type", max_length=20) or "").strip().lower()
     if kind not in ACTION_TYPES:
@@ -102,10 +104,21 @@ async def account_action(ctx: Ctx) -> Response:
     _not_self(ctx, account)
     if kind in ("sensitive", "silence"):
         raise Invalid(f"type={kind} is not supported by this server; use suspend")
+    text = ctx.params.text("text", "", max_length=reports.MAX_COMMENT) or ""
+    report: Report | None = None
+    report_id = ctx.params.id("report_id")
+    if report_id is not None:
+        report = await Report.get_or_none(pk=report_id)
+        if report is None:
+            raise NotFound("Record not found")
+        if report.target_account_id != account.pk:
+            raise Invalid(f"report #{report.pk} is not about @{account.acct}")
     if kind == "disable":
         await disable_login(account, by=ctx.me)
     elif kind == "suspend":
         await suspend_account(account, by=ctx.me)
+    if report is not None:
+        await reports.account_action(report, account, kind, ctx.me, text)
     return json({})
 
 

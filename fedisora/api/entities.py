@@ -16,6 +16,8 @@ How fedisora maps onto Mastodon:
   ``fedisora.likeness_use`` (your likeness appears in a clip, drafts included; ``status`` is it),
   ``fedisora.render_finished`` and ``fedisora.render_failed`` (your render job ended;
   ``account`` is you, ``render_job_id`` names the job).
+  A moderator's action on your account or posts is Mastodon 4.3's ``moderation_warning``
+  (``account`` is you, ``moderation_warning`` the ``AccountWarning``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from fedisora.api.lookup import column
 from fedisora.ids import id_for_time
 from fedisora.models import (
     Account,
+    AccountWarning,
     ActorType,
     Block,
     Bookmark,
@@ -61,6 +64,7 @@ from fedisora.services.text import clean_name, render_html
 __all__ = [
     "Status",
     "account_entities",
+    "account_warning_entity",
     "api_notification_type",
     "credential_account",
     "iso",
@@ -596,6 +600,8 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
         for s, e in zip(targets, await status_entities(viewer, targets), strict=True)
     }
     moved = await moved_targets(accounts.values())
+    warning_ids = {n.account_warning_id for n in notes if n.account_warning_id is not None}
+    warnings = {w.pk: w for w in await AccountWarning.filter(pk__in=warning_ids)}
     out = []
     for note in notes:
         if note.pk not in shown:
@@ -613,8 +619,28 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
         }
         if note.render_job_id is not None:
             entity["render_job_id"] = str(note.render_job_id)
+        if note.account_warning_id is not None:
+            warning = warnings.get(note.account_warning_id)
+            if warning is None:
+                continue
+            entity["moderation_warning"] = account_warning_entity(warning, viewer, moved)
         out.append(entity)
     return out
+
+
+def account_warning_entity(
+    warning: AccountWarning, account: Account, moved: Mapping[int, Account] | None = None
+) -> Json:
+    """Mastodon's ``AccountWarning`` (*account* is its target; no appeal can be filed yet)."""
+    return {
+        "id": str(warning.pk),
+        "action": warning.action,
+        "text": warning.text,
+        "status_ids": [str(i) for i in warning.status_ids] or None,
+        "target_account": _account(account, moved),
+        "appeal": None,
+        "created_at": iso(warning.created_at),
+    }
 
 
 def api_notification_type(kind: NotificationType | str) -> str:

@@ -38,7 +38,8 @@ def _fedisora_media_routes() -> list[BaseRoute]:
 
 
 def _admin_routes() -> list[BaseRoute]:
-    """Mastodon's admin API (accounts: look up, suspend, unsuspend, delete)."""
-    from fedisora.api import admin
+    """Mastodon's admin API (accounts: look up, suspend, unsuspend, delete; reports) and
+    filing reports."""
+    from fedisora.api import admin, reports
 
-    return admin.routes()
+    return [*admin.routes(), *reports.routes()]

@@ -198,6 +198,8 @@ async def _grouped(ctx: Ctx, groups: list[NotificationGroup]) -> dict[str, Any]:
         }
         if "render_job_id" in note:
             entry["render_job_id"] = note["render_job_id"]
+        if "moderation_warning" in note:
+            entry["moderation_warning"] = note["moderation_warning"]
         out.append(entry)
     return {
         "accounts": list(accounts.values()),

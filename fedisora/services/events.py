@@ -82,6 +82,7 @@ KINDS = frozenset(
         "notification.created",
         "likeness.federate",  # a consent activity, prepared (activitypub.federation.likeness)
         "likeness.revoked",
+        "report.forwarded",  # a report sent on as a Flag by the instance actor (services.reports)
     }
 )
 

@@ -55,11 +55,11 @@ async def post(client: httpx.AsyncClient, actor: RemoteActor, activity: Any) -> 
 
 
 def flag(actor: RemoteActor, n: int, padding: int = 0) -> dict[str, Any]:
-    """An activity type this instance does not handle: ignored when processed."""
+    """An activity type this instance does not handle (Listen): ignored when processed."""
     return {
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": f"{actor.uri}#flags/{n}",
-        "type": "Flag",
+        "type": "Listen",
         "actor": actor.uri,
         "object": f"https://{DOMAIN}/users/ann",
         "content": "x" * padding,

@@ -331,7 +331,7 @@ async def test_one_worker_sweeps_every_queue_each_tick_and_health_sees_them(
             item = await InboxItem.create(
                 activity_id=f"https://peer.example/unsupported/{tick}",
                 actor_uri="https://peer.example/users/x",
-                payload={"type": "Flag", "actor": "https://peer.example/users/x"},
+                payload={"type": "Listen", "actor": "https://peer.example/users/x"},
                 state="received",
                 state_changed_at=now,
                 next_attempt_at=now,

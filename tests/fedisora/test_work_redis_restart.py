@@ -51,7 +51,7 @@ async def _rows_nothing_woke(tick: int) -> tuple[InboxItem, RenderJob]:
     item = await InboxItem.create(
         activity_id=f"https://peer.example/flags/{tick}",
         actor_uri="https://peer.example/users/x",
-        payload={"type": "Flag", "actor": "https://peer.example/users/x"},
+        payload={"type": "Listen", "actor": "https://peer.example/users/x"},
         state="received",
         state_changed_at=now,
         next_attempt_at=now,

@@ -1,0 +1,85 @@
+"""Reports across instances: a Mastodon instance's ``Flag`` becomes a report here (its actor
+the reporter) about each of our accounts it names, with those of the named posts that are
+theirs, as Mastodon reads one; a ``Flag`` about nobody of ours is ignored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from factories import local_account, rendered_video
+from fedhelpers import DOMAIN, make_remote
+
+from activitypub.federation.context import Federation
+from fedisora.config import Settings
+from fedisora.models import Clip, InboxItem, Report
+from fedisora.services import posts
+from fedisora.work.machines import build_engine
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "activitypub"
+INBOX = f"https://{DOMAIN}/inbox"
+
+
+def _flag(**subst: str) -> dict[str, Any]:
+    text = (FIXTURES / "mastodon_flag.json").read_text()
+    for key, value in subst.items():
+        text = text.replace(key, value)
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+async def _process(settings: Settings) -> list[InboxItem]:
+    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine.context["settings"] = settings
+    for row in await InboxItem.filter(state="received").order_by("id"):
+        await engine.advance("inbox_items", row.pk)
+    return await InboxItem.all().order_by("id")
+
+
+async def test_a_mastodon_flag_becomes_a_report(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    ann = await local_account("ann")
+    other = await local_account("other")
+    await posts.post_clip(ann, await rendered_video(ann), caption="mine")
+    await posts.post_clip(other, await rendered_video(other), caption="not ann's")
+    clip = await Clip.get(account_id=ann.pk)
+    others = await Clip.get(account_id=other.pk)
+    peer = await make_remote("actor", "mastodon.example", uri="https://mastodon.example/actor")
+    stranger = await make_remote("someone", "mastodon.example")
+
+    flag = _flag(TARGET_URI=ann.uri, OBJECT_URI=clip.uri)
+    body, headers = peer.signed(INBOX, flag)
+    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    # About a remote account only: not ours to judge.
+    elsewhere = _flag(TARGET_URI=stranger.uri, OBJECT_URI="https://mastodon.example/s/1")
+    elsewhere["id"] += "-2"
+    body, headers = peer.signed(INBOX, elsewhere)
+    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    # Naming someone else's clip with ann (as Mastodon reads a Flag): a report about ann
+    # alone; the clip that is not hers is not attached to it.
+    mixed = _flag(TARGET_URI=ann.uri, OBJECT_URI=others.uri)
+    mixed["id"] += "-3"
+    body, headers = peer.signed(INBOX, mixed)
+    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+
+    items = await _process(settings)
+    assert [i.state for i in items] == ["processed", "ignored", "processed"], [
+        i.last_error for i in items
+    ]
+    assert "no account of this instance" in items[1].last_error
+    report, second = await Report.all().order_by("id")
+    assert report.account_id == peer.account.pk and report.target_account_id == ann.pk
+    assert report.status_ids == [clip.pk] and report.uri == flag["id"]
+    assert report.comment == "Spam: the same clip posted again and again"
+    assert report.action_taken_at is None and report.forwarded is False
+    assert second.target_account_id == ann.pk and second.status_ids == []
+
+    # The same Flag delivered again (a new activity id is what the inbox dedupes; the report
+    # checks its own) adds nothing.
+    body, headers = peer.signed(INBOX, {**flag, "id": flag["id"]})
+    assert (await client.post("/inbox", content=body, headers=headers)).status_code in (202, 200)
+    await _process(settings)
+    assert await Report.all().count() == 2
