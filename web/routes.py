@@ -184,6 +184,7 @@ def routes() -> list[BaseRoute]:
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         notifications,
         profiles,
+        reports,  # reporting a clip, a comment or an account
         search,
         settings,
         signup,
@@ -211,4 +212,5 @@ def routes() -> list[BaseRoute]:
         *create.routes(),
         *notifications.routes(),
         *search.routes(),
+        *reports.routes(),
     ]
