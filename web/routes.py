@@ -179,6 +179,7 @@ def routes() -> list[BaseRoute]:
         clip_pages,
         create,  # the create form, a render's page, the drafts
         feed,
+        invites,  # invite links (settings and admin); it imports _admin_user
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         notifications,
         profiles,
@@ -197,6 +198,7 @@ def routes() -> list[BaseRoute]:
         *accounts.routes(),
         *admin_audit.routes(),
         *signup.routes(),
+        *invites.routes(),
         *likenesses.routes(),
         *settings.routes(),
         *clip_routes(),
