@@ -1,5 +1,5 @@
-"""The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, suspend,
-unsuspend, likeness, check.
+"""The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, approve,
+reject, suspend, unsuspend, likeness, check.
 
 Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
 (2 for a malformed command line); no traceback reaches them.
@@ -476,6 +476,43 @@ async def cmd_deleteuser(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _decide_signup(args: argparse.Namespace, *, accept: bool) -> int:
+    """Approve (or reject: delete) a sign-up waiting for approval, through the service the
+    admin pages and API use; the audit log names the command line."""
+    from fedisora.models import Account
+    from fedisora.services import audit
+    from fedisora.services.signup import approve, reject
+
+    username = args.username.strip().removeprefix("@")
+    settings = _settings()
+    urls.configure(settings)
+    await migrate(settings)
+    await init_db(settings)
+    try:
+        account = await Account.get_or_none(username__iexact=username, domain=None)
+        if account is None:
+            raise CommandError(f"no local account @{username}")
+        if accept:
+            await approve(account, by=audit.CLI)
+        else:
+            await reject(account, by=audit.CLI)
+    finally:
+        await close_db()
+    if accept:
+        print(f"approved @{account.username}: it can log in now")
+    else:
+        print(f"rejected @{account.username}: the account is deleted, its name is free again")
+    return 0
+
+
+async def cmd_approve(args: argparse.Namespace) -> int:
+    return await _decide_signup(args, accept=True)
+
+
+async def cmd_reject(args: argparse.Namespace) -> int:
+    return await _decide_signup(args, accept=False)
+
+
 async def _queued(account: Account, kind: str) -> bool:
     """Whether *account*'s latest event of *kind* waits for the instance's runners (its
     actor's earlier events were not done yet), rather than having been processed here."""
@@ -795,6 +832,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("username")
     p.add_argument("--yes", action="store_true", help="confirm: deletion cannot be undone")
     p.set_defaults(func=cmd_deleteuser, is_async=True)
+
+    for name, func, what in (
+        ("approve", cmd_approve, "approve a sign-up waiting for approval"),
+        ("reject", cmd_reject, "reject a sign-up waiting for approval (deletes the account)"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("username", help="the local account that signed up")
+        p.set_defaults(func=func, is_async=True)
 
     for name, func, what in (
         ("suspend", cmd_suspend, "suspend an account here (a local one's suspension federates)"),

@@ -23,6 +23,7 @@ ENV_PREFIX = "FEDISORA_"
 ENV_FILE_NAME = "fedisora.env"
 
 REGISTRATION_MODES = ("open", "approval", "closed")
+INVITE_ROLES = ("admins", "users")
 _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
 
@@ -197,6 +198,7 @@ class Settings:
     insecure_http: bool = False
     registrations: str = "open"
     registrations_message: str = ""  # shown when sign-ups are closed (or need approval)
+    invites: str = "admins"  # who may create invite links: admins, or every user
     max_clip_seconds: float = 10.0
     instance_name: str = "fedisora"
     worker_lease_seconds: int = 60
@@ -311,6 +313,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RENDER_MODEL": ("render_model", _check_model),
     "INSECURE_HTTP": ("insecure_http", _parse_bool),
     "REGISTRATIONS": ("registrations", _check_choice(REGISTRATION_MODES)),
+    "INVITES": ("invites", _check_choice(INVITE_ROLES)),
     "REGISTRATIONS_MESSAGE": (
         "registrations_message",
         lambda n, raw: _parse_text(n, raw, 1000),

@@ -106,6 +106,8 @@ class NotificationType(StrEnum):
     MODERATION_WARNING = "moderation_warning"
     """A moderator acted on your account or posts (Mastodon 4.3's type; the notification's
     ``account_warning`` says what was done)."""
+    ADMIN_SIGN_UP = "admin.sign_up"
+    """To each admin: someone signed up and waits for approval (Mastodon's type)."""
 
 
 class Account(Model):
@@ -1474,3 +1476,41 @@ class AccountWarning(Model):
 
 
 __all__ += ["AccountWarning", "Report", "ReportCategory"]
+
+
+# --- Registrations: invites (see fedisora.services.invites) ----------------------------------
+
+
+class Invite(Model):
+    """An invite link (``/invite/<code>``) to sign up with, whatever the registration mode.
+
+    Whoever follows it may sign up even when sign-ups are closed or need approval, as long as
+    it is not revoked, expired or used up.
+
+    ``uses`` only grows, in one conditional UPDATE per sign-up (never past ``max_uses``);
+    ``max_uses`` None means no limit, ``expires_at`` None never. ``autofollow``: the new
+    account follows the invite's creator."""
+
+    id = fields.BigIntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    creator: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="invites", on_delete=fields.CASCADE
+    )
+    creator_id: int
+    max_uses = fields.IntField(null=True)
+    uses = fields.IntField(default=0)
+    expires_at = fields.DatetimeField(null=True)
+    autofollow = fields.BooleanField(default=False)
+    revoked_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "invites"
+        indexes = (Index(fields=("creator_id", "id")),)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+__all__ += ["Invite"]

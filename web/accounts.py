@@ -1,11 +1,13 @@
-"""Moderating accounts from the web: an admin suspends, unsuspends or deletes one, or a user
-deletes their own.
+"""Moderating accounts from the web: an admin approves or rejects a sign-up, suspends,
+unsuspends or deletes an account, or a user deletes their own.
 
 Every change is a POST carrying the session's CSRF token (compared in constant time, as the
 OAuth consent form does). Suspending and unsuspending are buttons on the admin's account
 list (both reversible); deleting goes through a confirmation page, where the admin confirms
 by typing the username and the user by their password. They call
-:mod:`fedisora.services.account_deletion`.
+:mod:`fedisora.services.account_deletion`; approving and rejecting,
+:mod:`fedisora.services.signup` (``/admin/accounts?status=pending`` lists the sign-ups
+waiting, with the reasons given).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fedisora.services.account_deletion import (
     unsuspend_account,
 )
 from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.signup import approve, pending_accounts, reject
 from web.pages import render
 from web.routes import _admin_user
 from web.sessions import (
@@ -63,19 +66,32 @@ async def _deletion(
 
 def _state(account: Account, user: User | None) -> str:
     if account.suspended_at is None:
-        return "active"
+        if user is not None and not user.approved:
+            return "pending"
+        return "disabled" if user is not None and user.disabled else "active"
     return "deleted" if user is None else "suspended"
+
+
+FILTERS = {"": "All", "pending": "Waiting for approval"}
 
 
 async def admin_accounts(request: Request) -> Response:
     """The local accounts, :data:`ADMIN_PAGE` at a time in the order they were made (the
-    ``after`` cursor names the last one of the page before)."""
+    ``after`` cursor names the last one of the page before); ``status=pending``: only the
+    sign-ups waiting for approval."""
     admin = await _admin_user(request)
     raw = request.query_params.get("after", "")
     after = row_id(raw) if raw else None
     if raw and after is None:
         raise HTTPException(400, "after must be the id of an account (a whole number).")
-    query = Account.filter(domain=None).exclude(username=INSTANCE_ACTOR)
+    status = request.query_params.get("status", "")
+    if status not in FILTERS:
+        raise HTTPException(400, "status must be pending, or left out for every account.")
+    query = (
+        pending_accounts()
+        if status == "pending"
+        else Account.filter(domain=None).exclude(username=INSTANCE_ACTOR)
+    )
     if after is not None:
         query = query.filter(id__gt=after)
     accounts = list(await query.order_by("id").limit(ADMIN_PAGE + 1))
@@ -98,6 +114,9 @@ async def admin_accounts(request: Request) -> Response:
         csrf=csrf_token(request),
         after=after,
         next_after=accounts[-1].pk if more else None,
+        shown=status,
+        filters=FILTERS,
+        waiting=await pending_accounts().count(),
     )
 
 
@@ -117,7 +136,9 @@ async def _deletable(request: Request, admin: User) -> Account:
     return await _moderated(request, admin, "delete your own account from /settings/delete instead")
 
 
-async def _moderate(request: Request, action: Callable[..., Awaitable[Account]]) -> Response:
+async def _moderate(
+    request: Request, action: Callable[..., Awaitable[object]], back: str = "/admin/accounts"
+) -> Response:
     """Run *action* on the account the path names, then back to the list. The service's
     refusals (a deleted account, one not suspended) are its 4xx pages."""
     admin = await _admin_user(request)
@@ -125,7 +146,15 @@ async def _moderate(request: Request, action: Callable[..., Awaitable[Account]])
     form = await read_form(request)
     check_csrf(request, form)
     await action(account, by=await Account.get(pk=admin.account_id))
-    return RedirectResponse("/admin/accounts", status_code=303)
+    return RedirectResponse(back, status_code=303)
+
+
+async def admin_approve_account(request: Request) -> Response:
+    return await _moderate(request, approve, "/admin/accounts?status=pending")
+
+
+async def admin_reject_account(request: Request) -> Response:
+    return await _moderate(request, reject, "/admin/accounts?status=pending")
 
 
 async def admin_suspend_account(request: Request) -> Response:
@@ -200,6 +229,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/admin/accounts", admin_accounts),
         Route("/admin/accounts/{account_id}/delete", admin_delete_account, methods=["GET", "POST"]),
+        Route("/admin/accounts/{account_id}/approve", admin_approve_account, methods=["POST"]),
+        Route("/admin/accounts/{account_id}/reject", admin_reject_account, methods=["POST"]),
         Route("/admin/accounts/{account_id}/suspend", admin_suspend_account, methods=["POST"]),
         Route("/admin/accounts/{account_id}/unsuspend", admin_unsuspend_account, methods=["POST"]),
         Route("/settings/delete", settings_delete, methods=["GET", "POST"]),

@@ -120,6 +120,8 @@ def _action(kind: str, target: Clip | Comment | None) -> tuple[str, str | None]:
             return "Your render failed:", "see why"
         case NotificationType.MODERATION_WARNING.value:
             return "A moderator of this instance took action on your account or posts.", None
+        case NotificationType.ADMIN_SIGN_UP.value:
+            return "signed up and waits for approval:", "review sign-ups"
     return f"sent a notification ({kind})", None  # pragma: no cover - every type is above
 
 
@@ -153,6 +155,8 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
             remote = not target.local
         elif group.latest.render_job_id is not None:
             href = f"/renders/{group.latest.render_job_id}"  # its page (web.create)
+        elif kind == NotificationType.ADMIN_SIGN_UP.value:
+            href = "/admin/accounts?status=pending"  # web.accounts
         if href is None:
             label = None
         at = group.latest.created_at

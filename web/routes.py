@@ -181,6 +181,7 @@ def routes() -> list[BaseRoute]:
         clip_pages,
         create,  # the create form, a render's page, the drafts
         feed,
+        invites,  # invite links (settings and admin); it imports _admin_user
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         notifications,
         profiles,
@@ -202,6 +203,7 @@ def routes() -> list[BaseRoute]:
         *admin_policy.routes(),
         *admin_reports.routes(),
         *signup.routes(),
+        *invites.routes(),
         *likenesses.routes(),
         *settings.routes(),
         *clip_routes(),

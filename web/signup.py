@@ -3,6 +3,10 @@
 ``FEDISORA_REGISTRATIONS`` decides what the page offers: a form (open), a form that also asks
 why the visitor wants to join and ends on a "waiting for approval" page (approval), or the
 admin's message and no form (closed). A new account on an open server is logged in at once.
+
+``/invite/<code>`` is the same form for an invite's holder: it works whatever the mode, the
+account is approved at once and logged in (:mod:`fedisora.services.invites`); an unknown code
+is a 404 page, a revoked, expired or used-up one a 410 page saying which.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from starlette.routing import BaseRoute, Route
 from fedisora.api.http import client_ip, limiter
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
+from fedisora.models import Account, Invite
+from fedisora.services.invites import find_usable
 from fedisora.services.signup import MAX_REASON, SIGNUP_RATE, closed_message, sign_up
 from web.pages import render
 from web.sessions import begin_session, csrf_matches, csrf_token, current_session
@@ -27,7 +33,13 @@ _FIELDS = ("username", "email", "reason")
 
 
 def _page(
-    request: Request, *, status: int = 200, error: str | None = None, **values: Any
+    request: Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    invite: Invite | None = None,
+    inviter: Account | None = None,
+    **values: Any,
 ) -> Response:
     settings = request.app.state.settings
     return render(
@@ -35,7 +47,9 @@ def _page(
         "signup.html",
         status=status,
         error=error,
-        mode=settings.registrations,
+        mode="invite" if invite is not None else settings.registrations,
+        invite=invite,
+        inviter=inviter,
         closed_message=closed_message(settings),
         message=settings.registrations_message,
         max_reason=MAX_REASON,
@@ -45,16 +59,36 @@ def _page(
 
 
 async def signup(request: Request) -> Response:
-    settings = request.app.state.settings
     if current_session(request) is not None:
         return RedirectResponse("/", status_code=303)
     if request.method == "GET":
         return _page(request, status=200)
+    return await _submit(request, None)
+
+
+async def invite_signup(request: Request) -> Response:
+    """The sign-up form of an invite link. The invite is checked again when the form is
+    sent (its last use may have gone meanwhile), in the account's transaction."""
+    code = str(request.path_params["code"])
+    invite = await find_usable(code)  # 404 / 410 pages
+    if current_session(request) is not None:
+        return RedirectResponse("/", status_code=303)
+    if request.method == "GET":
+        inviter = await Account.get_or_none(pk=invite.creator_id)
+        return _page(request, status=200, invite=invite, inviter=inviter)
+    return await _submit(request, invite)
+
+
+async def _submit(request: Request, invite: Invite | None) -> Response:
+    settings = request.app.state.settings
     form = await read_form(request)
-    values = {name: str(form.get(name, ""))[:MAX_REASON] for name in _FIELDS}
+    values: dict[str, Any] = {name: str(form.get(name, ""))[:MAX_REASON] for name in _FIELDS}
+    if invite is not None:
+        values["invite"] = invite
+        values["inviter"] = await Account.get_or_none(pk=invite.creator_id)
     if not csrf_matches(request, form.get("csrf")):
         return _page(request, status=403, error="The form expired; please try again.", **values)
-    if settings.registrations == "closed":
+    if invite is None and settings.registrations == "closed":
         return _page(request, status=403, error=closed_message(settings), **values)
     decision = limiter(request, *SIGNUP_RATE).hit(client_ip(request))
     if not decision.allowed:
@@ -76,14 +110,15 @@ async def signup(request: Request) -> Response:
             email=values["email"].strip(),
             password=password,
             agreement=form.get("agreement") == "yes",
-            reason=str(form.get("reason", "")),
+            reason=str(form.get("reason", "")) if invite is None else "",
+            invite_code=invite.code if invite is not None else None,
         )
     except FedisoraError as exc:
         message = str(exc)
         if message == "agreement must be accepted":
             message = "Please accept the server's rules to sign up."
         return _page(request, status=exc.status, error=message, **values)
-    if settings.registrations == "approval":
+    if invite is None and settings.registrations == "approval":
         return RedirectResponse("/signup/pending", status_code=303)
     await begin_session(request, account)
     return RedirectResponse("/", status_code=303)
@@ -98,4 +133,5 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/signup", signup, methods=["GET", "POST"]),
         Route("/signup/pending", pending),
+        Route("/invite/{code}", invite_signup, methods=["GET", "POST"]),
     ]

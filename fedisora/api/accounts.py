@@ -45,10 +45,12 @@ __all__ = ["routes"]
 
 @endpoint("write", "write:accounts", auth=True, rate=SIGNUP_RATE)
 async def register(ctx: Ctx) -> Response:
-    """Sign up with an app token; ``FEDISORA_REGISTRATIONS`` decides open/approval/closed."""
-    if ctx.settings.registrations == "closed":
-        raise Forbidden(closed_message(ctx.settings))
+    """Sign up with an app token; ``FEDISORA_REGISTRATIONS`` decides open/approval/closed,
+    unless an ``invite_code`` (of an ``/invite/<code>`` link) is given: then the invite."""
     p = ctx.params
+    invite_code = p.text("invite_code", max_length=64)
+    if ctx.settings.registrations == "closed" and not invite_code:
+        raise Forbidden(closed_message(ctx.settings))
     account = await sign_up(
         ctx.settings,
         username=p.required_text("username", max_length=64),
@@ -56,6 +58,7 @@ async def register(ctx: Ctx) -> Response:
         password=p.required_text("password", max_length=1000),
         agreement=p.flag("agreement"),
         reason=p.text("reason", max_length=MAX_REASON) or "",
+        invite_code=invite_code or None,
     )
     assert ctx.token is not None
     app = await OAuthApplication.get(pk=ctx.token.application_id)

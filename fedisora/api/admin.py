@@ -1,4 +1,5 @@
-"""Mastodon's admin API for accounts: look one up, moderate it, delete it.
+"""Mastodon's admin API for accounts: list them, look one up, approve or reject a sign-up,
+moderate it, delete it.
 
 Mastodon's order is kept: an account is suspended first (``POST .../action`` with
 ``type=suspend``), then either unsuspended (``POST .../unsuspend``) or its data deleted
@@ -13,9 +14,12 @@ from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from fedisora.api.entities import account_entities, iso
 from fedisora.api.http import Ctx, api_route, endpoint, json
+from fedisora.api.pagination import Page, link_header, page_of
 from fedisora.errors import Forbidden, Invalid, NotFound
 from fedisora.models import Account, Report, User
 from fedisora.services import reports
@@ -26,6 +30,7 @@ from fedisora.services.account_deletion import (
     unsuspend_account,
 )
 from fedisora.services.accounts import INSTANCE_ACTOR
+from fedisora.services.signup import approve, reject
 from fedisora.work import Engine
 
 __all__ = ["admin_account_entity", "routes"]
@@ -48,7 +53,7 @@ def admin_account_entity(account: Account, user: User | None) -> Json:
         "ip": None,
         "ips": [],
         "locale": None,
-        "invite_request": None,
+        "invite_request": (user.signup_reason or None) if user else None,
         "role": {
             "id": "3" if is_admin else "-99",
             "name": "Admin" if is_admin else "",
@@ -79,6 +84,103 @@ async def _target(ctx: Ctx) -> Account:
     if account is None or (account.local and account.username == INSTANCE_ACTOR):
         raise NotFound("Record not found")
     return account
+
+
+def _admin(ctx: Ctx) -> None:
+    if ctx.user is None or not ctx.user.is_admin:
+        raise Forbidden("This action is not allowed")
+
+
+STATUSES = ("active", "pending", "disabled", "silenced", "suspended", "sensitized")
+
+
+def _status(query: QuerySet[Account], status: str) -> QuerySet[Account]:
+    """Mastodon's moderation states; ``active`` leaves out accounts waiting for approval
+    (and silenced or sensitized match nobody: this server has neither)."""
+    if status == "active":
+        return query.filter(suspended_at=None).filter(
+            Q(domain__isnull=False) | Q(user__approved=True)
+        )
+    if status == "pending":
+        return query.filter(domain=None, suspended_at=None, user__approved=False)
+    if status == "disabled":
+        return query.filter(domain=None, user__disabled=True)
+    if status == "suspended":
+        return query.filter(suspended_at__isnull=False)
+    return query.filter(pk__in=[])
+
+
+def _search(ctx: Ctx, query: QuerySet[Account]) -> QuerySet[Account]:
+    p = ctx.params
+    if domain := (p.text("by_domain", max_length=255) or "").strip().lower():
+        query = query.filter(domain=domain)
+    if username := (p.text("username", max_length=64) or "").strip():
+        query = query.filter(username__icontains=username)
+    if name := (p.text("display_name", max_length=100) or "").strip():
+        query = query.filter(display_name__icontains=name)
+    if email := (p.text("email", max_length=254) or "").strip().lower():
+        query = query.filter(domain=None, user__email__icontains=email)
+    return query
+
+
+async def _listing(ctx: Ctx, query: QuerySet[Account]) -> Response:
+    page = Page.from_params(ctx.params, default=100, maximum=200)
+    # (not the instance actor; tortoise's exclude() of two fields excludes either)
+    query = query.filter(Q(domain__isnull=False) | Q(username__not=INSTANCE_ACTOR))
+    accounts = await page_of(query, page)
+    users = {u.account_id: u for u in await User.filter(account_id__in=[a.pk for a in accounts])}
+    body = [admin_account_entity(a, users.get(a.pk)) for a in accounts]
+    headers = link_header(ctx.request, accounts[0].pk, accounts[-1].pk) if accounts else {}
+    return json(body, headers=headers)
+
+
+@endpoint("admin:read:accounts", user=True)
+async def list_accounts_v1(ctx: Ctx) -> Response:
+    """Mastodon's v1 list: the flags ``local``, ``remote``, ``active``, ``pending``,
+    ``disabled``, ``silenced``, ``suspended``, ``sensitized``, ``staff`` (each narrows the
+    list), also ``status=<one of them>``, and ``by_domain``, ``username``, ``display_name``,
+    ``email``; newest first, 100 a page (at most 200)."""
+    _admin(ctx)
+    p = ctx.params
+    query = Account.all()
+    if p.flag("local"):
+        query = query.filter(domain=None)
+    if p.flag("remote"):
+        query = query.filter(domain__isnull=False)
+    status = (p.text("status", max_length=20) or "").strip().lower()
+    if status and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    for name in STATUSES:
+        if p.flag(name) or status == name:
+            query = _status(query, name)
+    if p.flag("staff"):
+        query = query.filter(domain=None, user__is_admin=True)
+    return await _listing(ctx, _search(ctx, query))
+
+
+@endpoint("admin:read:accounts", user=True)
+async def list_accounts_v2(ctx: Ctx) -> Response:
+    """Mastodon's v2 list: ``origin`` (local, remote), ``status`` (active, pending,
+    disabled, silenced, suspended), ``permissions`` (staff) and the v1 searches."""
+    _admin(ctx)
+    p = ctx.params
+    query = Account.all()
+    origin = (p.text("origin", max_length=10) or "").strip().lower()
+    if origin not in ("", "local", "remote"):
+        raise Invalid("origin must be local or remote")
+    if origin:
+        query = query.filter(domain=None) if origin == "local" else query.exclude(domain=None)
+    status = (p.text("status", max_length=20) or "").strip().lower()
+    if status and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    if status:
+        query = _status(query, status)
+    permissions = (p.text("permissions", max_length=10) or "").strip().lower()
+    if permissions not in ("", "staff"):
+        raise Invalid("permissions must be staff")
+    if permissions:
+        query = query.filter(domain=None, user__is_admin=True)
+    return await _listing(ctx, _search(ctx, query))
 
 
 def _not_self(ctx: Ctx, account: Account) -> None:
@@ -157,9 +259,31 @@ async def delete_account(ctx: Ctx) -> Response:
     return json(await _entity(await Account.get(pk=account.pk)))
 
 
+@endpoint("admin:write:accounts", user=True)
+async def approve_account(ctx: Ctx) -> Response:
+    """Approve a sign-up waiting for approval (403 for any other account)."""
+    account = await _target(ctx)
+    await approve(account, by=ctx.me)
+    return json(await _entity(account))
+
+
+@endpoint("admin:write:accounts", user=True)
+async def reject_account(ctx: Ctx) -> Response:
+    """Reject a sign-up waiting for approval: the account is deleted (Mastodon answers
+    with the account as it was); 403 for any other account."""
+    account = await _target(ctx)
+    entity = await _entity(account)
+    await reject(account, by=ctx.me)
+    return json(entity)
+
+
 def routes() -> list[BaseRoute]:
     a = "/api/v1/admin/accounts"
     return [
+        *api_route(a, list_accounts_v1, ["GET"]),
+        *api_route("/api/v2/admin/accounts", list_accounts_v2, ["GET"]),
+        *api_route(f"{a}/{{id}}/approve", approve_account, ["POST"]),
+        *api_route(f"{a}/{{id}}/reject", reject_account, ["POST"]),
         *api_route(f"{a}/{{id}}", get_account, ["GET"]),
         *api_route(f"{a}/{{id}}", delete_account, ["DELETE"]),
         *api_route(f"{a}/{{id}}/action", account_action, ["POST"]),

@@ -169,7 +169,7 @@ async def instance_v1(ctx: Ctx) -> Response:
             "languages": ["en"],
             "registrations": mode != "closed",
             "approval_required": mode == "approval",
-            "invites_enabled": False,
+            "invites_enabled": settings.invites == "users",
             "configuration": {
                 "accounts": {"max_featured_tags": 0},
                 "statuses": config["statuses"],

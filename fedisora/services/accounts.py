@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -94,8 +95,12 @@ async def create_local_account(
     approved: bool = True,
     display_name: str = "",
     signup_reason: str = "",
+    claim: Callable[[], Awaitable[object]] | None = None,
 ) -> Account:
-    """Create a local account and its login. Nothing is written if any check fails."""
+    """Create a local account and its login. Nothing is written if any check fails.
+
+    *claim* runs first in the transaction that creates them (an invite's use, which is
+    given back if the account cannot be created); what it raises refuses the sign-up."""
     validate_new_user(username, email, password)
     email = email.strip().lower()
     if await Account.filter(username__iexact=username, domain=None).exists():
@@ -105,6 +110,8 @@ async def create_local_account(
     keys = new_actor_keys()
     password_hash = await hash_password_off_loop(password)
     async with in_transaction():
+        if claim is not None:
+            await claim()
         account = await Account.create(
             username=username,
             domain=None,
