@@ -344,6 +344,9 @@ def instance_env(data: Path, port: int) -> dict[str, str]:
         FEDISORA_INSECURE_HTTP="1",
         FEDISORA_LOG_LEVEL="warning",
         FEDISORA_REGISTRATIONS="closed",
+        # One peer sends the whole load: the per-host inbox rate limit (600 per 5 minutes by
+        # default) would measure the limit, not the inbox.
+        FEDISORA_RATE_LIMITS="inbox=10000000/1s",
     )
     return env
 

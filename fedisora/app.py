@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from activitypub import federation
-from fedisora import urls
+from fedisora import ratelimits, urls
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
 from fedisora.errors import FedisoraError
@@ -52,10 +52,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FedisoraError)
     if _wants_json(request):
-        return JSONResponse({"error": exc.message}, exc.status)
+        return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers())
     from web.pages import error_page
 
-    return error_page(request, exc.status, exc.message)
+    response = error_page(request, exc.status, exc.message)
+    response.headers.update(exc.headers())
+    return response
 
 
 def _outage(request: Request, exc: Exception) -> Response | None:
@@ -155,6 +157,8 @@ def create_app(
     """Build the app. *run_work* starts the in-process runner when there is no Redis."""
     settings = settings or load_settings()
     urls.configure(settings)
+    # The rate limits' store (Redis or memory), for the API frame and the services alike.
+    rate_limits = ratelimits.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -187,6 +191,7 @@ def create_app(
             if waker_pool is not None:
                 await waker_pool.aclose()
             await federation.uninstall()
+            await rate_limits.aclose()
             if manage_db:
                 await close_db()
 
@@ -222,6 +227,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limits = rate_limits
     return app
 
 

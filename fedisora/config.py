@@ -171,6 +171,16 @@ def _check_trusted_proxies(name: str, raw: str) -> tuple[str, ...]:
         raise ConfigError(f"{name}: {exc}; give IP addresses or CIDR networks") from None
 
 
+def _check_rate_limits(name: str, raw: str) -> dict[str, Any]:
+    """``name=COUNT/WINDOW`` overrides of :data:`fedisora.ratelimits.DEFAULTS`."""
+    from fedisora.ratelimits import parse_limits
+
+    try:
+        return parse_limits(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 DEFAULT_SOURCE_URL = "https://github.com/fedisora/fedisora"
 
 
@@ -246,6 +256,8 @@ class Settings:
     # (fedisora.services.likeness_check), and how long that check may take.
     likeness_check: str = ""
     likeness_check_timeout_seconds: float = 60.0
+    # Rate limits overriding fedisora.ratelimits.DEFAULTS: name -> Limit(count, window).
+    rate_limits: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -391,6 +403,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SOURCE_URL": ("source_url", _check_source_url),
     "TRUSTED_PROXIES": ("trusted_proxies", _check_trusted_proxies),
     "LIKENESS_CHECK": ("likeness_check", _check_likeness_check),
+    "RATE_LIMITS": ("rate_limits", _check_rate_limits),
     "LIKENESS_CHECK_TIMEOUT_SECONDS": (
         "likeness_check_timeout_seconds",
         lambda n, raw: _parse_float(n, raw, 0.1, 3600.0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "Conflict",
     "FedisoraError",
@@ -21,6 +23,10 @@ class FedisoraError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """Headers the HTTP answer carries besides the status (none by default)."""
+        return {}
 
 
 class Invalid(FedisoraError):
@@ -42,7 +48,17 @@ class Conflict(FedisoraError):
 
 
 class RateLimited(FedisoraError):
+    """Over a limit (429); *headers* say which and when to retry (see
+    :mod:`fedisora.ratelimits`)."""
+
     status = 429
+
+    def __init__(self, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self._headers = dict(headers or {})
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 class StorageFull(FedisoraError):

@@ -32,6 +32,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
+from fedisora import ratelimits
 from fedisora.config import Settings
 from fedisora.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from fedisora.models import (
@@ -382,6 +383,8 @@ async def submit_render(
         raise Forbidden("only active local accounts can render")
     if once is not None and (made := await render_made_by(account, once)) is not None:
         return made
+    if enforce_quota:  # the ``render`` rate limit, besides the quotas (RateLimited, a 429)
+        await ratelimits.enforce("render", f"account:{account.pk}")
     unknown = sorted(set(spec_dict) - _SPEC_FIELDS)
     if unknown:
         allowed = ", ".join(sorted(_SPEC_FIELDS))

@@ -100,14 +100,16 @@ async def _truncate() -> None:
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, migrated: dict[str, str]) -> AsyncIterator[str]:
     """An initialised, empty database on each backend in turn; yields its URL."""
-    from fedisora import urls
+    from fedisora import ratelimits, urls
     from fedisora.config import load_settings
     from fedisora.db import close_db, init_db
 
     url = migrated[request.param]
-    urls.configure(
-        load_settings({"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/nonexistent"})
+    settings = load_settings(
+        {"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/nonexistent"}
     )
+    urls.configure(settings)
+    ratelimits.configure(settings)  # counts start afresh (ids restart with each test)
     await init_db(url)
     await _truncate()
     try:

@@ -155,6 +155,7 @@ class FormPage:
     status: int = 200
     source: ClipCard | None = None
     still: MediaFile | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # a rate limit's, on a 429
 
     def refuse(self, message: str, status: int, name: str | None = None) -> None:
         self.errors.append(message)
@@ -260,7 +261,7 @@ async def _show_form(request: Request, me: Account, page: FormPage) -> Response:
         if page.still is not None
         else None
     )
-    return render(
+    response = render(
         request,
         "create.html",
         status=page.status,
@@ -276,6 +277,8 @@ async def _show_form(request: Request, me: Account, page: FormPage) -> Response:
         picked=page.values.cameos,
         max_still_bytes=IMAGE_SIZE_LIMIT,
     )
+    response.headers.update(page.headers)
+    return response
 
 
 async def create_page(request: Request) -> Response:
@@ -335,6 +338,7 @@ async def _submit(request: Request, me: Account, data: FormData) -> Response:
         page.refuse(_limit_message(exc), 422, "still")
     except FedisoraError as exc:
         page.refuse(f"Still image: {exc.message}", exc.status, "still")
+        page.headers.update(exc.headers())
         values.media_id = ""
     page.still = still
     if page.errors:
@@ -378,6 +382,7 @@ async def _submit(request: Request, me: Account, data: FormData) -> Response:
         page.refuse(ModelLoadError.PUBLIC[:1].upper() + ModelLoadError.PUBLIC[1:] + ".", 503)
     except FedisoraError as exc:  # a quota (429), a suspended account (403), a full disk...
         page.refuse(_service_message(exc), exc.status)
+        page.headers.update(exc.headers())
     else:
         return RedirectResponse(f"/renders/{job.pk}", status_code=303)
     # A twin of this form (sent twice at once) may have queued the render meanwhile.

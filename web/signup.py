@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.api.http import client_ip, limiter
+from fedisora import ratelimits
+from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.models import Account, Invite
@@ -90,7 +91,7 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
         return _page(request, status=403, error="The form expired; please try again.", **values)
     if invite is None and settings.registrations == "closed":
         return _page(request, status=403, error=closed_message(settings), **values)
-    decision = limiter(request, *SIGNUP_RATE).hit(client_ip(request))
+    decision = await ratelimits.for_app(request.app).hit(SIGNUP_RATE, f"ip:{client_ip(request)}")
     if not decision.allowed:
         response = _page(
             request,

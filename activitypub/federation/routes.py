@@ -17,11 +17,12 @@ import functools
 import html
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from importlib import metadata
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -44,7 +45,7 @@ from activitypub.federation.render import (
 from activitypub.federation.rows import insert_grouped
 from activitypub.federation.verify import UNKNOWN_KEY, signed_request, verify_signer
 from activitypub.signatures.request import Headers
-from fedisora import urls
+from fedisora import ratelimits, urls
 from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
 from fedisora.boundary.limits import INBOX_BODY_LIMIT
 from fedisora.config import Settings
@@ -618,7 +619,39 @@ async def _has_inbox(fed: Federation, username: str) -> bool:
     return found
 
 
+_KEY_ID = re.compile(r'keyid\s*=\s*"([^"]{1,2048})"', re.IGNORECASE)
+
+
+def inbox_rate_key(request: Request) -> str:
+    """What the ``inbox`` rate limit counts a POST against, read before any signature work:
+    the host of the signature's ``keyId`` (draft-cavage ``Signature`` or ``Authorization``,
+    RFC 9421 ``Signature-Input``), else the client's address. Unverified on purpose: a
+    sender naming another host's key is refused by the verification after, a cheap
+    request flood is counted here first."""
+    for name in ("signature", "signature-input", "authorization"):
+        found = _KEY_ID.search(request.headers.get(name, ""))
+        if found is None:
+            continue
+        try:
+            parts = urlsplit(found.group(1).strip())
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            continue
+        if host:
+            return f"host:{host}:{port}" if port else f"host:{host}"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
 async def inbox(request: Request) -> Response:
+    # Counted per remote host first: a flood costs neither a signature check nor a lookup.
+    decision = await ratelimits.for_app(request.app).hit("inbox", inbox_rate_key(request))
+    if not decision.allowed:
+        log.debug("inbox %s: rate limited (%s)", request.url.path, inbox_rate_key(request))
+        return JSONResponse(
+            {"error": "too many requests from this host; retry later"},
+            429,
+            headers=decision.headers(),
+        )
     fed = _fed(request)
     username = request.path_params.get("username")
     if username is not None and not await _has_inbox(fed, username):

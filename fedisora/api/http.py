@@ -18,9 +18,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from tortoise.exceptions import DoesNotExist, IntegrityError, ValidationError
 
+from fedisora import ratelimits
 from fedisora.api import scopes as scope_rules
 from fedisora.api.params import Params, read_params
-from fedisora.api.ratelimit import Decision, Limiter
 from fedisora.config import Settings
 from fedisora.errors import FedisoraError, Forbidden
 from fedisora.models import Account, OAuthAccessToken, User, utcnow
@@ -32,13 +32,8 @@ __all__ = [
     "client_ip",
     "endpoint",
     "json",
-    "limiter",
     "with_cors",
 ]
-
-# Mastodon's defaults: 300 requests per 5 minutes per token (or per IP without one).
-DEFAULT_LIMIT = 300
-DEFAULT_WINDOW = 300.0
 
 
 class Unauthorized(FedisoraError):
@@ -82,15 +77,18 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def limiter(request: Request, name: str, limit: int, window: float) -> Limiter:
-    """The app-wide limiter called *name* (created on first use)."""
-    state = request.app.state
-    if not hasattr(state, "api_limiters"):
-        state.api_limiters = {}
-    limiters: dict[str, Limiter] = state.api_limiters
-    if name not in limiters:
-        limiters[name] = Limiter(limit, window)
-    return limiters[name]
+async def api_rate(
+    request: Request, token: OAuthAccessToken | None, account: Account | None
+) -> ratelimits.Decision:
+    """Count a request against the ``api`` limit per client IP and per account (per token for
+    an app's own token): both count; the tighter decides and is what the headers show."""
+    store = ratelimits.for_app(request.app)
+    decisions = [await store.hit("api", f"ip:{client_ip(request)}")]
+    if account is not None:
+        decisions.append(await store.hit("api", f"account:{account.pk}"))
+    elif token is not None:
+        decisions.append(await store.hit("api", f"token:{token.pk}"))
+    return ratelimits.tighter(*decisions)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -134,16 +132,16 @@ def endpoint(
     *scopes: str,
     auth: bool = False,
     user: bool = False,
-    rate: tuple[str, int, float] | None = None,
+    rate: str | None = None,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap *handler*. *scopes*: any one suffices, and they apply only when a token is given
     unless *auth* (a token is required) or *user* (a token with a user is required) is set.
-    *rate* is an extra (name, limit, window) limit per client IP, e.g. for sign-ups.
+    *rate* names an extra limit (:mod:`fedisora.ratelimits`) per client IP, e.g. ``signup``.
     """
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
-            decision: Decision | None = None
+            decision: ratelimits.Decision | None = None
             try:
                 raw = bearer_token(request)
                 token = account = user_row = None
@@ -159,19 +157,19 @@ def endpoint(
                     raise Forbidden("This action is outside the authorized scopes")
                 if user and account is None:
                     raise Unauthorized("This method requires an authenticated user")
-                key = f"token:{token.pk}" if token is not None else f"ip:{client_ip(request)}"
-                decision = limiter(request, "api", DEFAULT_LIMIT, DEFAULT_WINDOW).hit(key)
+                decision = await api_rate(request, token, account)
                 if not decision.allowed:
                     return with_cors(json({"error": "Too many requests"}, 429, decision.headers()))
                 if rate is not None:
-                    extra = limiter(request, *rate).hit(client_ip(request))
+                    store = ratelimits.for_app(request.app)
+                    extra = await store.hit(rate, f"ip:{client_ip(request)}")
                     if not extra.allowed:
                         return with_cors(json({"error": "Too many requests"}, 429, extra.headers()))
                 params = await read_params(request)
                 ctx = Ctx(request, params, token, account, user_row)
                 response = await handler(ctx)
-            except FedisoraError as exc:
-                response = json({"error": exc.message}, exc.status)
+            except FedisoraError as exc:  # with its headers (a limit's, Retry-After)
+                response = json({"error": exc.message}, exc.status, exc.headers())
             except HTTPException as exc:  # a body over its limit (413), cut off while read
                 response = json({"error": exc.detail}, exc.status_code)
             except DoesNotExist:

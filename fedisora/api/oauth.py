@@ -192,8 +192,8 @@ def _registered_uris(p: Params) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-#: Registering an app stores a row: 20 registrations per 5 minutes per client IP.
-APP_RATE = ("apps", 20, 300.0)
+#: Registering an app stores a row: the ``apps`` limit (20 per 5 minutes) per client IP.
+APP_RATE = "apps"
 
 
 @endpoint(rate=APP_RATE)

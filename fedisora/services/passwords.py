@@ -14,7 +14,7 @@ deletion, a password change, any future one) goes through :func:`verify_guarded`
 the app's :class:`PasswordGuard` first: per client IP and per account, a number of failed
 attempts in a window; past it the check is refused before any hashing
 (:class:`TooManyAttempts`, a 429 saying when to retry). A success does not count. The counts
-live in the process's memory, as the API's rate limits do (:mod:`fedisora.api.ratelimit`): a
+live in the process's memory, as in-process rate limits do (:mod:`fedisora.ratelimits`): a
 restart forgets them, and each web process counts apart.
 """
 

@@ -36,9 +36,9 @@ __all__ = [
     "sign_up",
 ]
 
-SIGNUP_RATE = ("signup", 5, 1800.0)
-"""Sign-ups per client IP: (limiter name, count, seconds), Mastodon's 5 per 30 minutes. The
-API and the web page count against the same limiter."""
+SIGNUP_RATE = "signup"
+"""The limit of sign-ups per client IP (:mod:`fedisora.ratelimits`, Mastodon's 5 per 30
+minutes by default). The API and the web page count against the same limit."""
 
 MAX_REASON = 1000
 """Characters of the reason for joining (Mastodon's limit too)."""

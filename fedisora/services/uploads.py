@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 
+from fedisora import ratelimits
 from fedisora.api.instance import (
     IMAGE_MATRIX_LIMIT,
     IMAGE_SIZE_LIMIT,
@@ -319,7 +320,9 @@ async def store_upload(
 ) -> MediaFile:
     """Store *upload* (an input still, or a signed clip unless *images_only*) as *account*'s
     media; the same signed clip again is the attachment it made the first time (one render
-    cannot become two clips). Refusals: :class:`Invalid` (422), :class:`TooLarge` (413)."""
+    cannot become two clips). Refusals: :class:`Invalid` (422), :class:`TooLarge` (413),
+    :class:`~fedisora.errors.RateLimited` (429, the ``upload`` rate limit, counted first)."""
+    await ratelimits.enforce("upload", f"account:{account.pk}")
     head = await upload.read(512)
     await upload.seek(0)
     if not head:

@@ -21,6 +21,7 @@ from tortoise import Tortoise
 from fedisora.api.oauth import APP_RATE
 from fedisora.boundary.limits import FORM_BODY_LIMIT, INBOX_BODY_LIMIT, MEDIA_BODY_LIMIT
 from fedisora.models import Account, MediaFile, User
+from fedisora.ratelimits import DEFAULTS
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 DEEP = "[" * 600 + "]" * 600  # past Python's recursion limit in any recursive reader
@@ -451,7 +452,7 @@ async def test_a_multipart_upload_is_spooled_only_up_to_the_media_limit(
 async def test_app_registration_is_rate_limited_per_client_ip(
     client: httpx.AsyncClient, db: str
 ) -> None:
-    _, limit, _ = APP_RATE
+    limit = DEFAULTS[APP_RATE].count
     data = {"client_name": "c", "redirect_uris": OOB}
     for _ in range(limit):
         assert (await client.post("/api/v1/apps", data=data)).status_code == 200

@@ -103,7 +103,7 @@ async def test_unsafe_or_oversized_apps_are_refused_and_nothing_is_stored(
     assert r.status_code == 429 and set(r.json()) == {"error"}
     assert r.headers["x-ratelimit-remaining"] == "0"
     assert await OAuthApplication.all().count() == 0
-    app.state.api_limiters.clear()  # the good registrations below come after the window
+    app.state.rate_limits.clear()  # the good registrations below come after the window
 
     r = await client.post(
         "/api/v1/apps",

@@ -11,9 +11,9 @@ from factories import local_account, remote_account
 from starlette.requests import Request
 
 from fedisora.api.params import read_params
-from fedisora.api.ratelimit import Limiter
 from fedisora.api.scopes import allows, normalize
 from fedisora.errors import Invalid
+from fedisora.ratelimits import Limiter, MemoryStore, parse_limits
 from fedisora.services import passwords
 
 
@@ -88,7 +88,7 @@ async def test_rate_limit_headers_and_429(client: httpx.AsyncClient, db: str) ->
     remaining = int(r.headers["X-RateLimit-Remaining"])
     r = await client.get("/api/v1/accounts/verify_credentials", headers=me.headers)
     assert int(r.headers["X-RateLimit-Remaining"]) == remaining - 1
-    client.app.state.api_limiters["api"] = Limiter(1, 300)  # type: ignore[attr-defined]
+    client.app.state.rate_limits = MemoryStore(parse_limits("api=1/5m"))  # type: ignore[attr-defined]
     assert (await client.get("/api/v1/instance")).status_code == 200
     r = await client.get("/api/v1/instance")
     assert r.status_code == 429 and r.json() == {"error": "Too many requests"}

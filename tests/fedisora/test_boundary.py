@@ -32,6 +32,7 @@ from fedisora.boundary.middleware import InputBoundary
 from fedisora.boundary.proxies import TrustedProxies, parse_networks
 from fedisora.boundary.text import MAX_PEER_DEPTH, check_storable, check_typed, refusal
 from fedisora.config import ConfigError, load_settings
+from fedisora.ratelimits import DEFAULTS
 
 # --------------------------------------------------------------------------- text
 
@@ -269,7 +270,7 @@ def _register(url: str, forwarded_for: str) -> int:
 
 
 def test_per_ip_limits_count_the_client_behind_a_trusted_proxy(behind_proxy: str) -> None:
-    _, limit, _ = APP_RATE
+    limit = DEFAULTS[APP_RATE].count
     assert [_register(behind_proxy, "198.51.100.1") for _ in range(limit)] == [200] * limit
     assert _register(behind_proxy, "198.51.100.1") == 429
     assert _register(behind_proxy, "6.6.6.6, 198.51.100.1") == 429  # a prefix fools nobody
@@ -279,7 +280,7 @@ def test_per_ip_limits_count_the_client_behind_a_trusted_proxy(behind_proxy: str
 def test_forwarded_headers_are_ignored_by_default(direct: str) -> None:
     """Uvicorn's own reading (which trusts 127.0.0.1 by default) is off: a client cannot pick
     its address by sending X-Forwarded-For."""
-    _, limit, _ = APP_RATE
+    limit = DEFAULTS[APP_RATE].count
     codes = [_register(direct, f"198.51.100.{n}") for n in range(limit + 1)]
     assert codes == [200] * limit + [429]
 
