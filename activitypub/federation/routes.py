@@ -1,7 +1,11 @@
 """HTTP endpoints of federation: discovery, actors, objects, collections and inboxes.
 
 Inbox POSTs are checked in this order, each failure answered at once with nothing stored:
-size (413), a signature at all (401), JSON shape (400), signature (400 malformed / 401 bad),
+a domain block (403: the host of the signature's ``keyId`` is suspended by this instance, or
+not allowed in limited federation; checked before the body is read or any signature work,
+and counted, :func:`fedisora.services.domain_blocks.count_refusal`), size (413), a signature
+at all (401), JSON shape (400), the actor's host blocked (403, as the key's), signature
+(400 malformed / 401 bad),
 signer is the activity's actor (401), the actor's and its host's held activities under their
 caps (429, :mod:`activitypub.federation.inbox_limits`). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
@@ -17,6 +21,7 @@ import functools
 import html
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from importlib import metadata
@@ -58,6 +63,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.services import domain_blocks
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
 from fedisora.services.bookmarks import MAX_PINNED
@@ -618,12 +624,38 @@ async def _has_inbox(fed: Federation, username: str) -> bool:
     return found
 
 
+_KEY_ID = re.compile(r'keyid\s*=\s*"([^"]{1,2048})"', re.IGNORECASE)
+
+
+def _key_host(headers: Headers) -> str | None:
+    """The host of the signature's ``keyId`` (draft-cavage or RFC 9421), read from the
+    headers as sent: nothing is verified, decoded or fetched."""
+    for name in ("signature-input", "signature", "authorization"):
+        value = headers.get(name)
+        found = _KEY_ID.search(value) if value else None
+        if found is not None:
+            return domain_of(found.group(1)) or None
+    return None
+
+
+async def _blocked(fed: Federation, request: Request, host: str | None) -> Response | None:
+    """403 for a *host* this instance does not federate with (counted), else None."""
+    if host is None or not await domain_blocks.is_blocked(host, fed.settings):
+        return None
+    await domain_blocks.count_refusal(host)
+    log.info("inbox %s refused: %s is blocked", request.url.path, host)
+    return _error(403, "this instance does not accept activities from your domain")
+
+
 async def inbox(request: Request) -> Response:
     fed = _fed(request)
     username = request.path_params.get("username")
     if username is not None and not await _has_inbox(fed, username):
         return _error(404, "no such actor")
     headers = Headers.from_wire(request.scope["headers"])
+    blocked = await _blocked(fed, request, _key_host(headers))
+    if blocked is not None:  # before the body is read, and before any signature work
+        return blocked
     body = await _read_body(request)
     if not _has_signature(headers):
         return _refuse(request, 401, "the request is not signed")
@@ -641,6 +673,9 @@ async def inbox(request: Request) -> Response:
         return _refuse(request, 400, "an activity needs a type and an actor")
     if not isinstance(activity_id, str) or not activity_id or len(activity_id) > 2048:
         return _refuse(request, 400, "an activity needs an id")
+    blocked = await _blocked(fed, request, domain_of(actor_id))
+    if blocked is not None:  # an actor of a blocked host, whatever key signed it
+        return blocked
     try:
         signer = await verify_signer(fed, signed_request(fed, request, body, headers))
     except SignatureError as exc:
