@@ -108,11 +108,15 @@ async def db(request: pytest.FixtureRequest, migrated: dict[str, str]) -> AsyncI
     urls.configure(
         load_settings({"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/nonexistent"})
     )
+    from fedisora.services import domain_blocks
+
     await init_db(url)
     await _truncate()
+    domain_blocks.reset()  # no process-cached policy (or counts) of another test's database
     try:
         yield url
     finally:
+        domain_blocks.reset()
         await close_db()
 
 

@@ -176,6 +176,7 @@ def routes() -> list[BaseRoute]:
     from web import (
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         admin_audit,  # the audit log; it imports _admin_user
+        admin_domains,  # domain blocks and allows; it imports _admin_user
         clip_pages,
         create,  # the create form, a render's page, the drafts
         feed,
@@ -196,6 +197,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin", admin),
         *accounts.routes(),
         *admin_audit.routes(),
+        *admin_domains.routes(),
         *signup.routes(),
         *likenesses.routes(),
         *settings.routes(),

@@ -37,7 +37,8 @@ def _fedisora_media_routes() -> list[BaseRoute]:
 
 
 def _admin_routes() -> list[BaseRoute]:
-    """Mastodon's admin API (accounts: look up, suspend, unsuspend, delete)."""
-    from fedisora.api import admin
+    """Mastodon's admin API (accounts: look up, suspend, unsuspend, delete; domain blocks and
+    allows), the public list of domain blocks and users' own domain blocks."""
+    from fedisora.api import admin, domain_blocks
 
-    return admin.routes()
+    return [*admin.routes(), *domain_blocks.routes()]

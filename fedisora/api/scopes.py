@@ -38,7 +38,16 @@ _WRITE = (
 )
 TOP_LEVEL = ("read", "write", "follow", "push", "profile")
 # Admin scopes are never implied by read/write (Mastodon): only admin:read / admin:write.
-_ADMIN = ("admin:read", "admin:write", "admin:read:accounts", "admin:write:accounts")
+_ADMIN = (
+    "admin:read",
+    "admin:write",
+    "admin:read:accounts",
+    "admin:write:accounts",
+    "admin:read:domain_blocks",
+    "admin:write:domain_blocks",
+    "admin:read:domain_allows",
+    "admin:write:domain_allows",
+)
 ALL_SCOPES: tuple[str, ...] = (
     *TOP_LEVEL,
     *(f"read:{s}" for s in _READ),

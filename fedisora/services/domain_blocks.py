@@ -89,6 +89,7 @@ __all__ = [
     "public_blocks",
     "purge_step",
     "refusals",
+    "reset",
     "unblock_domain",
     "update_block",
     "user_blocked_domains",
@@ -354,6 +355,14 @@ async def flush_refusals() -> None:
         for host, n in counts.items():  # kept for the next flush
             _pending_refusals[host] = _pending_refusals.get(host, 0) + n
         raise
+
+
+def reset() -> None:
+    """Forget this process's policy and unwritten refusal counts (a new database: tests)."""
+    global _flushed_at
+    invalidate()
+    _pending_refusals.clear()
+    _flushed_at = 0.0
 
 
 async def refusals() -> dict[str, int]:
