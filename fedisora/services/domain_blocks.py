@@ -505,8 +505,9 @@ def obfuscated(domain: str) -> str:
 
 
 async def public_blocks() -> list[dict[str, Any]]:
-    """Mastodon's ``DomainBlock`` entities of ``GET /api/v1/instance/domain_blocks``."""
-    rows = await DomainBlock.all().order_by("domain")
+    """Mastodon's ``DomainBlock`` entities of ``GET /api/v1/instance/domain_blocks``: the
+    blocks people notice (silence and suspend; Mastodon leaves ``noop`` ones out too)."""
+    rows = await DomainBlock.exclude(severity=DomainSeverity.NOOP).order_by("domain")
     return [
         {
             "domain": obfuscated(b.domain) if b.obfuscate else b.domain,
