@@ -69,7 +69,9 @@ async def test_admin_crud(client: httpx.AsyncClient, db: str) -> None:
     assert (await client.delete(f"{B}/{created['id']}", headers=h)).status_code == 200
     assert (await client.get(f"{B}/{created['id']}", headers=h)).status_code == 404
     assert (await client.get(f"{B}/nope", headers=h)).status_code == 404
-    actions = await AuditEntry.all().order_by("id").values_list("action", flat=True)
+    actions = [
+        str(a) for a in await AuditEntry.all().order_by("id").values_list("action", flat=True)
+    ]
     assert actions == ["domain_block.create", "domain_block.update", "domain_block.delete"]
 
 
@@ -122,7 +124,9 @@ async def test_allows(client: httpx.AsyncClient, db: str) -> None:
     assert (await client.post(A, headers=h, data={"domain": "fedisora.test"})).status_code == 422
     assert (await client.delete(f"{A}/{r.json()['id']}", headers=h)).status_code == 200
     assert (await client.get(A, headers=h)).json() == []
-    actions = await AuditEntry.all().order_by("id").values_list("action", flat=True)
+    actions = [
+        str(a) for a in await AuditEntry.all().order_by("id").values_list("action", flat=True)
+    ]
     assert actions == ["domain_allow.create", "domain_allow.delete"]
 
 

@@ -82,7 +82,9 @@ async def test_block_edit_remove(web: httpx.ASGITransport) -> None:
         assert r.status_code == 303 and await DomainAllow.all().count() == 0
         audit = (await admin.get("/admin/audit", params={"action": "domain_block."})).text
         assert "domain_block.create" in audit and "domain_block.delete" in audit
-    actions = await AuditEntry.all().order_by("id").values_list("action", flat=True)
+    actions = [
+        str(a) for a in await AuditEntry.all().order_by("id").values_list("action", flat=True)
+    ]
     assert actions == [
         "domain_block.create",
         "domain_block.update",
@@ -111,7 +113,7 @@ async def test_import_all_or_nothing_and_the_rest_then_export(web: httpx.ASGITra
         )
         assert r.status_code == 200
         assert "Imported: 2 new" in r.text and "Line 3:" in r.text and "Line 5:" in r.text
-        assert sorted(await DomainBlock.all().values_list("domain", flat=True)) == [
+        assert sorted(str(d) for d in await DomainBlock.all().values_list("domain", flat=True)) == [
             "fine.example",
             "good.example",
         ]
