@@ -82,6 +82,11 @@ class UnsafeURL(FetchError):
     """The URL is not one we may request (scheme, or a private/loopback address)."""
 
 
+class BlockedHost(UnsafeURL):
+    """The instance's domain policy refused the host (a suspended domain, a domain not
+    allowed in limited federation, or rejected media): retrying will not help."""
+
+
 class TooLarge(FetchError):
     """The response is over the size limit, as declared (``Content-Length``) or as read: it
     is not read further. ``status`` is the status of the answer that was too large."""

@@ -300,11 +300,12 @@ async def is_blocked(host: str, settings: Settings | None = None) -> bool:
 
 def peer_guard(settings: Settings) -> Any:
     """The check :class:`~activitypub.federation.http.PeerClient` makes before each request
-    (each redirect hop too): raises its ``UnsafeURL`` for a suspended (or, in limited
-    federation, not allowed) host, and for media of a host whose media is rejected."""
+    (each redirect hop too): raises its ``BlockedHost`` (an ``UnsafeURL``) for a suspended
+    (or, in limited federation, not allowed) host, and for media of a host whose media is
+    rejected."""
 
     async def guard(url: str, media: bool) -> None:
-        from activitypub.federation.http import UnsafeURL
+        from activitypub.federation.http import BlockedHost
 
         try:
             host = (urlsplit(url).hostname or "").lower()
@@ -314,9 +315,9 @@ def peer_guard(settings: Settings) -> Any:
             return
         found = await policy(host, settings)
         if found.suspended:
-            raise UnsafeURL(f"refusing {url[:200]}: {host} is blocked by this instance")
+            raise BlockedHost(f"refusing {url[:200]}: {host} is blocked by this instance")
         if media and found.reject_media:
-            raise UnsafeURL(f"refusing {url[:200]}: media from {host} is rejected here")
+            raise BlockedHost(f"refusing {url[:200]}: media from {host} is rejected here")
 
     return guard
 

@@ -17,7 +17,7 @@ from activitypub.federation.actors import ActorError, fetch_actor
 from activitypub.federation.context import Federation
 from activitypub.federation.http import UnsafeURL
 from fedisora.config import Settings
-from fedisora.models import Delivery, DomainBlock, InboxItem, WorkTally, utcnow
+from fedisora.models import Delivery, DomainBlock, Follow, InboxItem, WorkTally, utcnow
 from fedisora.services import domain_blocks
 from fedisora.services.audit import CLI
 from fedisora.work.machines import build_engine
@@ -170,3 +170,20 @@ async def test_rejected_media_is_not_fetched(
     with pytest.raises(UnsafeURL, match="media"):
         await federation.client.open_stream(f"https://{REMOTE}/media/1.mp4", headers={})
     assert [r.url.path for r in peer.requests] == ["/notes/1"]
+
+
+async def test_activity_stored_before_the_block_is_ignored(
+    client: httpx.AsyncClient, federation: Federation, settings: Settings
+) -> None:
+    bob = await local_account("bob")
+    rita = await make_remote()
+    body, signed = rita.signed(INBOX, _follow(rita.uri, bob.uri))
+    assert (await client.post("/inbox", content=body, headers=signed)).status_code == 202
+    await domain_blocks.create_block(CLI, REMOTE, settings, severity="suspend")
+    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine.context["settings"] = settings
+    item = await InboxItem.get()
+    await engine.advance("inbox_items", item.pk)
+    item = await InboxItem.get(pk=item.pk)
+    assert item.state == "ignored" and "blocked" in item.last_error
+    assert await Follow.all().count() == 0
