@@ -93,6 +93,7 @@ __all__ = [
     "unblock_domain",
     "update_block",
     "user_blocked_domains",
+    "user_blocks_host",
 ]
 
 POLICY_TTL = 5.0
@@ -557,6 +558,15 @@ async def unblock_domain(account: Account, domain: str) -> None:
     except Invalid:
         return  # nothing of that name can be blocked
     await AccountDomainBlock.filter(account_id=account.pk, domain=name).delete()
+
+
+async def user_blocks_host(account_id: int, host: str | None) -> bool:
+    """Whether the account *account_id* blocked *host*'s domain (or a parent of it)."""
+    if not host:
+        return False
+    return await AccountDomainBlock.filter(
+        account_id=account_id, domain__in=_suffixes(host)
+    ).exists()
 
 
 async def user_blocked_domains(account: Account) -> list[str]:

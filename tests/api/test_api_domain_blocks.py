@@ -230,6 +230,11 @@ async def test_user_domain_blocks(client: httpx.AsyncClient, db: str) -> None:
     ]
     assert clip.pk not in await seen(me.headers) and fine.pk in await seen(me.headers)
     assert clip.pk in await seen(other.headers)  # only that user's
+    # Nor do its accounts notify that user.
+    await follows.follow(await Account.get(pk=clip.account_id), me.account)
+    await follows.follow(await Account.get(pk=fine.account_id), me.account)
+    notes = await client.get("/api/v1/notifications", headers=me.headers)
+    assert [n["account"]["acct"] for n in notes.json()] == ["y@fine.example"]
     bad = await client.post("/api/v1/domain_blocks", headers=me.headers, data={"domain": "no way"})
     assert bad.status_code == 422
     own = await client.post(
