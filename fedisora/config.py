@@ -209,6 +209,7 @@ class Settings:
     registrations: str = "open"
     registrations_message: str = ""  # shown when sign-ups are closed (or need approval)
     invites: str = "admins"  # who may create invite links: admins, or every user
+    limited_federation: bool = False  # only allowed domains (DomainAllow) federate
     max_clip_seconds: float = 10.0
     instance_name: str = "fedisora"
     worker_lease_seconds: int = 60
@@ -324,6 +325,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SECRET_KEY": ("secret_key", _check_secret),
     "RENDER_MODEL": ("render_model", _check_model),
     "INSECURE_HTTP": ("insecure_http", _parse_bool),
+    "LIMITED_FEDERATION": ("limited_federation", _parse_bool),
     "REGISTRATIONS": ("registrations", _check_choice(REGISTRATION_MODES)),
     "INVITES": ("invites", _check_choice(INVITE_ROLES)),
     "REGISTRATIONS_MESSAGE": (

@@ -1514,3 +1514,62 @@ class Invite(Model):
 
 
 __all__ += ["Invite"]
+
+
+# --- Moderation: domain blocks and allows (see fedisora.services.domain_blocks) ------------
+
+
+class DomainSeverity(StrEnum):
+    SILENCE = "silence"
+    SUSPEND = "suspend"
+    NOOP = "noop"
+
+
+class DomainBlock(Model):
+    """An instance-wide block of a remote domain and its subdomains.
+
+    Mastodon's ``DomainBlock``; ``domain`` is normalised: lower case, IDNA, no port."""
+
+    id = fields.BigIntField(primary_key=True)
+    domain = fields.CharField(max_length=255, unique=True)
+    severity = fields.CharEnumField(DomainSeverity, max_length=16, default=DomainSeverity.SILENCE)
+    reject_media = fields.BooleanField(default=False)
+    reject_reports = fields.BooleanField(default=False)
+    private_comment = fields.TextField(default="")
+    public_comment = fields.TextField(default="")
+    obfuscate = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(default=utcnow)
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "domain_blocks"
+
+
+class DomainAllow(Model):
+    """A domain that federates in limited-federation mode (``FEDISORA_LIMITED_FEDERATION``)."""
+
+    id = fields.BigIntField(primary_key=True)
+    domain = fields.CharField(max_length=255, unique=True)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "domain_allows"
+
+
+class AccountDomainBlock(Model):
+    """A user's own block of a domain: its accounts are hidden from that user."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="domain_blocks", on_delete=fields.CASCADE
+    )
+    account_id: int
+    domain = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "account_domain_blocks"
+        unique_together = (("account", "domain"),)
+
+
+__all__ += ["AccountDomainBlock", "DomainAllow", "DomainBlock", "DomainSeverity"]

@@ -110,11 +110,15 @@ async def db(request: pytest.FixtureRequest, migrated: dict[str, str]) -> AsyncI
     )
     urls.configure(settings)
     ratelimits.configure(settings)  # counts start afresh (ids restart with each test)
+    from fedisora.services import domain_blocks
+
     await init_db(url)
     await _truncate()
+    domain_blocks.reset()  # no process-cached policy (or counts) of another test's database
     try:
         yield url
     finally:
+        domain_blocks.reset()
         await close_db()
 
 

@@ -44,6 +44,7 @@ from starlette.routing import BaseRoute, Route
 from fedisora.api.lookup import column, get_account, get_status
 from fedisora.api.streaming import HEARTBEAT, NotRunning, open_event_stream
 from fedisora.api.timelines import trending_clips
+from fedisora.api.visibility import public_timeline
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.ids import row_id
@@ -190,6 +191,8 @@ async def _public(max_id: int | None, *, local: bool, since_id: int | None = Non
     query = Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None)
     if local:
         query = query.filter(local=True)
+    else:
+        query = await public_timeline(query)  # silenced and suspended domains left out
     if max_id is not None:
         query = query.filter(id__lt=max_id)
     if since_id is not None:

@@ -176,6 +176,7 @@ def routes() -> list[BaseRoute]:
     from web import (
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         admin_audit,  # the audit log; it imports _admin_user
+        admin_domains,  # domain blocks and allows; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
         admin_reports,  # reports; it imports _admin_user
         clip_pages,
@@ -202,6 +203,7 @@ def routes() -> list[BaseRoute]:
         *admin_audit.routes(),
         *admin_policy.routes(),
         *admin_reports.routes(),
+        *admin_domains.routes(),
         *signup.routes(),
         *invites.routes(),
         *likenesses.routes(),

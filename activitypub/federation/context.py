@@ -21,6 +21,11 @@ class Federation:
     def __init__(self, settings: Settings, client: PeerClient | None = None) -> None:
         self.settings = settings
         self.client = client or PeerClient(insecure=settings.insecure_http, memory=StoredSchemes())
+        if self.client.host_guard is None:
+            from fedisora.services.domain_blocks import peer_guard
+
+            # Nothing is fetched from, or sent to, a host this instance blocks.
+            self.client.host_guard = peer_guard(settings)
         self._keys: dict[int, tuple[str, PrivateKey]] = {}
         self.keys = KeyCache()  # remote actors' public keys, for inbox verification
         self.local_inboxes: TimedCache[str, bool] = TimedCache(30.0, 10_000)

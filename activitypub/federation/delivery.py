@@ -49,6 +49,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.services import domain_blocks
 from fedisora.services.events import Event
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
@@ -557,8 +558,10 @@ async def enqueue(
 ) -> int:
     """Write one Delivery row per inbox; return how many. With *conn* (a transaction: the
     outbox's) the rows are written in it and nobody is woken, which is the caller's to do
-    once it commits; without, each row wakes this process's runner."""
-    targets = inboxes(recipients)
+    once it commits; without, each row wakes this process's runner. Inboxes on a domain
+    this instance suspends get none (:mod:`fedisora.services.domain_blocks`)."""
+    policy = await domain_blocks.current()
+    targets = [i for i in inboxes(recipients) if not policy.suspends(domain_of(i))]
     if conn is None:
         for inbox in targets:
             await create_row(

@@ -82,6 +82,11 @@ class UnsafeURL(FetchError):
     """The URL is not one we may request (scheme, or a private/loopback address)."""
 
 
+class BlockedHost(UnsafeURL):
+    """The instance's domain policy refused the host (a suspended domain, a domain not
+    allowed in limited federation, or rejected media): retrying will not help."""
+
+
 class TooLarge(FetchError):
     """The response is over the size limit, as declared (``Content-Length``) or as read: it
     is not read further. ``status`` is the status of the answer that was too large."""
@@ -295,6 +300,10 @@ class PeerClient:
         self.total_timeout = total_timeout
         self.max_bytes = max_bytes
         self.memory = memory or SchemeMemory()
+        # The instance's domain policy (fedisora.services.domain_blocks.peer_guard), set by
+        # the Federation: awaited with each URL (and redirect hop) and whether it is media;
+        # it raises UnsafeURL for a host this instance does not talk to.
+        self.host_guard: Callable[[str, bool], Awaitable[None]] | None = None
         # The pinned transport checks addresses as it connects; any other transport (tests'
         # mock peers) gets the older check-then-connect resolution in check_url.
         self._resolve: Resolver | None = system_resolve
@@ -352,9 +361,18 @@ class PeerClient:
         raise FetchError(f"too many redirects fetching {url}")
 
     async def _prepare(
-        self, method: str, url: str, headers: dict[str, str] | None, content: bytes | None
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None,
+        content: bytes | None,
+        *,
+        media: bool = False,
     ) -> httpx.Request:
-        """The SSRF guard's URL check, then the request (each redirect hop comes here too)."""
+        """The domain policy's and the SSRF guard's URL checks, then the request (each
+        redirect hop comes here too). *media*: a download of a video or image."""
+        if self.host_guard is not None:
+            await self.host_guard(url, media)
         await check_url(url, insecure=self.insecure, resolve=self._resolve)
         try:
             return self._client.build_request(method, url, headers=headers, content=content)
@@ -428,7 +446,7 @@ class PeerClient:
         # what the peer stores (whatever comes is decoded, and the limit applies to that).
         headers = {"Accept": accept, "Accept-Encoding": "identity"}
         for _ in range(MAX_REDIRECTS + 1):
-            request = await self._prepare("GET", url, headers, None)
+            request = await self._prepare("GET", url, headers, None, media=True)
             with _translated("GET", url):
                 response = await self._client.send(request, stream=True)
                 try:
@@ -453,7 +471,7 @@ class PeerClient:
         returned as it is: the caller decides what it may pass on. Raises :class:`UnsafeURL`
         for a refused URL or address and :class:`FetchError` for anything else."""
         for _ in range(MAX_REDIRECTS + 1):
-            request = await self._prepare("GET", url, headers, None)
+            request = await self._prepare("GET", url, headers, None, media=True)
             with _translated("GET", url):
                 response = await self._client.send(request, stream=True)
             try:

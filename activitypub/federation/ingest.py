@@ -22,10 +22,10 @@ from typing import Any
 
 from activitypub import objects
 from activitypub.federation import cameo_clips, likeness
-from activitypub.federation.actors import ActorError, fetch_actor, store_actor
+from activitypub.federation.actors import ActorError, domain_of, fetch_actor, store_actor
 from activitypub.federation.context import Federation
 from activitypub.federation.delivery import enqueue
-from activitypub.federation.http import FetchError
+from activitypub.federation.http import BlockedHost, FetchError
 from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
 from activitypub.federation.moves import MoveRefused, apply_move
 from activitypub.federation.quote_check import (
@@ -54,7 +54,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import events, follows, interactions, posts
+from fedisora.services import domain_blocks, events, follows, interactions, posts
 from fedisora.services.account_deletion import is_remote_deleted, mark_remote_deleted
 from fedisora.services.remixes import notify_approved, recount_remixes
 from fedisora.services.text import render_html
@@ -152,9 +152,13 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
     actor_uri = objects.id_of(activity.get("actor"))
     if actor_uri is None:
         raise Ignored("no actor")
+    if await domain_blocks.is_blocked(domain_of(actor_uri), fed.settings):
+        raise Ignored("the actor's domain is blocked here")  # stored before its block
     try:
         actor = await fetch_actor(fed, actor_uri)
     except ActorError as exc:
+        if isinstance(exc.__cause__, BlockedHost):
+            raise Ignored(str(exc)) from exc
         raise FetchError(str(exc)) from exc  # transient: retried with backoff
     if actor.local:
         raise Ignored("activity of a local actor")
@@ -165,6 +169,12 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
         await handler(fed, actor, activity)
     except FedisoraError as exc:  # the service refused (a block, not visible...)
         raise Ignored(f"{type(exc).__name__}: {exc.message}") from exc
+    except BlockedHost as exc:  # it needs something of a domain blocked here
+        raise Ignored(str(exc)) from exc
+    except ActorError as exc:
+        if isinstance(exc.__cause__, BlockedHost):
+            raise Ignored(str(exc)) from exc
+        raise
 
 
 # --- follows ---------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ row's ``last_error`` while it is retried, never in the reason) and ``checked_at`
 rules are in :mod:`activitypub.federation.provenance_check`).
 
 ``pending`` -> ``verified`` | ``unverified`` | ``invalid`` (the label), or ``skipped`` when the
-clip was deleted first. Network trouble (the peer is down, answers 5xx, times out) is retried
+clip was deleted first, or its host's media is rejected by a domain block (nothing is fetched:
+:mod:`fedisora.services.domain_blocks`; the peer client's guard refuses it too). Network
+trouble (the peer is down, answers 5xx, times out) is retried
 with exponential backoff for about a day, then the row is ``failed`` and the clip stays
 ``unverified``, saying why. A refused URL, a 4xx answer or a file over the limit is not
 retried: the clip is ``unverified`` at once.
@@ -28,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -58,7 +61,7 @@ from activitypub.federation.rows import create_row
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, RemoteMediaCheck, utcnow
 from fedisora.outages import disk_full
-from fedisora.services import events
+from fedisora.services import domain_blocks, events
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
 from render.errors import ProvenanceError
@@ -231,6 +234,8 @@ async def _check(row: RemoteMediaCheck, ctx: WorkContext) -> Outcome:
     clip = await Clip.get_or_none(uri=row.clip_uri)
     if media is None or media.account_id is None or (clip and clip.deleted_at is not None):
         return "skipped"
+    if (await domain_blocks.policy(urlsplit(row.url).hostname or "", settings)).reject_media:
+        return "skipped"  # its media is not fetched from that domain
     if importlib.util.find_spec("c2pa") is None:  # a web-only host: a render worker checks it
         return Retry("c2pa is not installed in this process", after=timedelta(hours=1))
     author = await Account.get(pk=media.account_id)

@@ -1,7 +1,11 @@
 """HTTP endpoints of federation: discovery, actors, objects, collections and inboxes.
 
 Inbox POSTs are checked in this order, each failure answered at once with nothing stored:
-size (413), a signature at all (401), JSON shape (400), signature (400 malformed / 401 bad),
+a domain block (403: the host of the signature's ``keyId`` is suspended by this instance, or
+not allowed in limited federation; checked before the body is read or any signature work,
+and counted, :func:`fedisora.services.domain_blocks.count_refusal`), size (413), a signature
+at all (401), JSON shape (400), the actor's host blocked (403, as the key's), signature
+(400 malformed / 401 bad),
 signer is the activity's actor (401), the actor's and its host's held activities under their
 caps (429, :mod:`activitypub.federation.inbox_limits`). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
@@ -22,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from importlib import metadata
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -59,6 +63,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.services import domain_blocks
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
 from fedisora.services.bookmarks import MAX_PINNED
@@ -624,22 +629,36 @@ _KEY_ID = re.compile(r'keyid\s*=\s*"([^"]{1,2048})"', re.IGNORECASE)
 
 def inbox_rate_key(request: Request) -> str:
     """What the ``inbox`` rate limit counts a POST against, read before any signature work:
-    the host of the signature's ``keyId`` (draft-cavage ``Signature`` or ``Authorization``,
-    RFC 9421 ``Signature-Input``), else the client's address. Unverified on purpose: a
-    sender naming another host's key is refused by the verification after, a cheap
-    request flood is counted here first."""
-    for name in ("signature", "signature-input", "authorization"):
-        found = _KEY_ID.search(request.headers.get(name, ""))
-        if found is None:
-            continue
-        try:
-            parts = urlsplit(found.group(1).strip())
-            host, port = parts.hostname, parts.port
-        except ValueError:
-            continue
-        if host:
-            return f"host:{host}:{port}" if port else f"host:{host}"
+    the host of the signature's ``keyId`` (:func:`_key_host`), else the client's address.
+    Unverified on purpose: a sender naming another host's key is refused by the
+    verification after, a cheap request flood is counted here first."""
+    host = _key_host(Headers.from_wire(request.scope["headers"]))
+    if host:
+        return f"host:{host}"
     return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def _key_host(headers: Headers) -> str | None:
+    """The host of the signature's ``keyId`` (draft-cavage or RFC 9421), read from the
+    headers as sent: nothing is verified, decoded or fetched."""
+    for name in ("signature-input", "signature", "authorization"):
+        value = headers.get(name)
+        found = _KEY_ID.search(value) if value else None
+        if found is not None:
+            try:
+                return domain_of(found.group(1).strip()) or None
+            except ValueError:  # a port that is no port: no host to name
+                return None
+    return None
+
+
+async def _blocked(fed: Federation, request: Request, host: str | None) -> Response | None:
+    """403 for a *host* this instance does not federate with (counted), else None."""
+    if host is None or not await domain_blocks.is_blocked(host, fed.settings):
+        return None
+    await domain_blocks.count_refusal(host)
+    log.info("inbox %s refused: %s is blocked", request.url.path, host)
+    return _error(403, "this instance does not accept activities from your domain")
 
 
 async def inbox(request: Request) -> Response:
@@ -657,6 +676,9 @@ async def inbox(request: Request) -> Response:
     if username is not None and not await _has_inbox(fed, username):
         return _error(404, "no such actor")
     headers = Headers.from_wire(request.scope["headers"])
+    blocked = await _blocked(fed, request, _key_host(headers))
+    if blocked is not None:  # before the body is read, and before any signature work
+        return blocked
     body = await _read_body(request)
     if not _has_signature(headers):
         return _refuse(request, 401, "the request is not signed")
@@ -674,6 +696,9 @@ async def inbox(request: Request) -> Response:
         return _refuse(request, 400, "an activity needs a type and an actor")
     if not isinstance(activity_id, str) or not activity_id or len(activity_id) > 2048:
         return _refuse(request, 400, "an activity needs an id")
+    blocked = await _blocked(fed, request, domain_of(actor_id))
+    if blocked is not None:  # an actor of a blocked host, whatever key signed it
+        return blocked
     try:
         signer = await verify_signer(fed, signed_request(fed, request, body, headers))
     except SignatureError as exc:

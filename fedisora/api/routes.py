@@ -38,8 +38,9 @@ def _fedisora_media_routes() -> list[BaseRoute]:
 
 
 def _admin_routes() -> list[BaseRoute]:
-    """Mastodon's admin API (accounts: look up, suspend, unsuspend, delete; reports) and
-    filing reports."""
-    from fedisora.api import admin, reports
+    """Mastodon's admin API (accounts: look up, suspend, unsuspend, delete; reports; domain
+    blocks and allows), filing reports, the public list of domain blocks and users' own
+    domain blocks."""
+    from fedisora.api import admin, domain_blocks, reports
 
-    return [*admin.routes(), *reports.routes()]
+    return [*admin.routes(), *reports.routes(), *domain_blocks.routes()]

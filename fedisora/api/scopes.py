@@ -45,6 +45,10 @@ _ADMIN = (
     "admin:write:accounts",
     "admin:read:reports",
     "admin:write:reports",
+    "admin:read:domain_blocks",
+    "admin:write:domain_blocks",
+    "admin:read:domain_allows",
+    "admin:write:domain_allows",
 )
 ALL_SCOPES: tuple[str, ...] = (
     *TOP_LEVEL,

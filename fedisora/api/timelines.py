@@ -25,7 +25,7 @@ from fedisora.api.entities import (
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import column
 from fedisora.api.pagination import Page, link_header, page_of
-from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
 from fedisora.errors import NotFound
 from fedisora.models import (
     Account,
@@ -104,8 +104,8 @@ async def _clip_timeline(ctx: Ctx, query: Any) -> Response:
     page = Page.from_params(p)
     if p.flag("local"):
         query = query.filter(local=True)
-    elif p.flag("remote"):
-        query = query.filter(local=False)
+    else:
+        query = await public_timeline(query.filter(local=False) if p.flag("remote") else query)
     if p.flag("only_media"):
         query = query.exclude(media_id=None)
     hidden = await hidden_account_ids(ctx.account)

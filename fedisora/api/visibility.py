@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from fedisora.api.lookup import column
 from fedisora.models import (
     Account,
+    AccountDomainBlock,
     Block,
     Clip,
     Comment,
@@ -23,15 +25,17 @@ from fedisora.models import (
     Mute,
     Visibility,
 )
+from fedisora.services import domain_blocks
 
-__all__ = ["hidden_account_ids", "visible_statuses"]
+__all__ = ["hidden_account_ids", "public_timeline", "visible_statuses"]
 
 S = TypeVar("S", bound=Clip | Comment)
 _OPEN = (Visibility.PUBLIC, Visibility.UNLISTED)
 
 
 async def hidden_account_ids(viewer: Account | None, *, mutes: bool = True) -> set[int]:
-    """Accounts whose posts *viewer* never sees in lists: blocks both ways, and their mutes."""
+    """Accounts whose posts *viewer* never sees in lists: blocks both ways, the accounts of
+    the domains *viewer* blocked (``/api/v1/domain_blocks``), and their mutes."""
     if viewer is None:
         return set()
     ids = set(await column(Block.filter(account_id=viewer.pk), "target_id")) | set(
@@ -39,7 +43,26 @@ async def hidden_account_ids(viewer: Account | None, *, mutes: bool = True) -> s
     )
     if mutes:
         ids |= set(await column(Mute.filter(account_id=viewer.pk), "target_id"))
+    domains = [
+        str(d) for d in await column(AccountDomainBlock.filter(account_id=viewer.pk), "domain")
+    ]
+    if domains:
+        q = domain_blocks.domain_q("domain", domains)
+        assert q is not None
+        ids |= set(await column(Account.filter(q).exclude(domain=None), "id"))
     return {int(i) for i in ids}
+
+
+async def public_timeline(query: QuerySet[Clip]) -> QuerySet[Clip]:
+    """*query* (of clips) without those of the domains this instance silences or suspends:
+    what the public (federated) timelines, in the API and on the pages, apply. Their
+    followers still see them at home."""
+    domains = (await domain_blocks.current()).limited_domains()
+    q = domain_blocks.domain_q("account__domain", domains)
+    if q is None:
+        return query
+    # (NOT of a comparison with a local account's NULL domain would drop it too.)
+    return query.exclude(Q(account__domain__not_isnull=True) & q)
 
 
 async def visible_statuses(viewer: Account | None, items: Sequence[S]) -> list[S]:

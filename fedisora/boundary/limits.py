@@ -14,6 +14,7 @@ media uploads           the video size limit Mastodon clients are told, and the 
                         beside the file
 profile updates         an avatar and a header image, and the fields beside them
 likeness registration   5 reference images and a verification sample (a short video)
+domain blocks' CSV      :data:`DOMAIN_CSV_LIMIT` (``/admin/domains/import``)
 the web's create form   an input still (:data:`IMAGE_SIZE_LIMIT`) and the fields beside it
 anything else           :data:`FORM_BODY_LIMIT`: the API's JSON and form bodies, the OAuth
                         and web forms (the longest text field takes a few kilobytes)
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 
 __all__ = [
+    "DOMAIN_CSV_LIMIT",
     "FORM_BODY_LIMIT",
     "IMAGE_SIZE_LIMIT",
     "INBOX_BODY_LIMIT",
@@ -50,6 +52,8 @@ _UPLOAD_SLACK = 64 * 1024
 MEDIA_BODY_LIMIT = VIDEO_SIZE_LIMIT + _UPLOAD_SLACK
 PROFILE_BODY_LIMIT = 2 * IMAGE_SIZE_LIMIT + _UPLOAD_SLACK
 # fedisora.services.likeness: MAX_REFERENCE_IMAGES x MAX_REFERENCE_BYTES + MAX_VERIFICATION_BYTES
+#: A CSV of domain blocks imported at /admin/domains (Mastodon's lists run to a few thousand).
+DOMAIN_CSV_LIMIT = 4 * 1024 * 1024
 LIKENESS_BODY_LIMIT = 5 * 8 * 1024 * 1024 + 24 * 1024 * 1024 + _UPLOAD_SLACK
 
 #: The inbox paths: the shared inbox, the instance actor's and each account's.
@@ -72,6 +76,8 @@ _PROFILE = BodyClass("a profile update", PROFILE_BODY_LIMIT)
 _FORM = BodyClass("a form or JSON body", FORM_BODY_LIMIT)
 _LIKENESS = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=6)
 _CREATE = BodyClass("a render request with its still", IMAGE_SIZE_LIMIT + _UPLOAD_SLACK)
+_DOMAIN_CSV = BodyClass("a CSV of domain blocks", DOMAIN_CSV_LIMIT + _UPLOAD_SLACK, files=1)
+_DOMAIN_CSV_PATH = "/admin/domains/import"
 _CREATE_PATH = "/create"
 _LIKENESS_PATH = re.compile(r"/api/fedisora/v1/likeness/?")
 _MEDIA_PATH = re.compile(r"/api/v[12]/media/?")
@@ -92,6 +98,8 @@ def body_class(method: str, path: str) -> BodyClass:
             return _PROFILE
         if path == _CREATE_PATH:
             return _CREATE
+        if path == _DOMAIN_CSV_PATH:
+            return _DOMAIN_CSV
     elif method == "PATCH" and _PROFILE_PATH.fullmatch(path):
         return _PROFILE
     return _FORM

@@ -7,7 +7,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from fedisora.models import Account, Mute, Notification, NotificationType
-from fedisora.services import events
+from fedisora.services import domain_blocks, events
 from fedisora.services.visibility import is_blocked
 
 __all__ = ["notify"]
@@ -21,7 +21,8 @@ async def notify(
     from_account: Account | None = None,
     **related: Any,
 ) -> Notification | None:
-    """Notify *recipient* (if local) unless it is their own action, a block or a mute.
+    """Notify *recipient* (if local) unless it is their own action, a block, a mute or a
+    block of the sender's domain.
 
     *dedupe_key* names the event (e.g. ``like:<like id>``): the same key never notifies twice,
     so a duplicated delivery or a retried job cannot spam anyone.
@@ -40,6 +41,8 @@ async def notify(
             return None
         if await Mute.filter(account_id=recipient.pk, target_id=from_account.pk).exists():
             return None
+        if await domain_blocks.user_blocks_host(recipient.pk, from_account.domain):
+            return None  # the recipient blocked its domain (/api/v1/domain_blocks)
     key = f"{recipient.pk}:{type.value}:{dedupe_key}"
     existing = await Notification.get_or_none(dedupe_key=key)
     if existing is not None:

@@ -28,6 +28,10 @@ Chores:
   automatic likeness check of ``FEDISORA_LIKENESS_CHECK``, one likeness a run
   (:mod:`fedisora.services.likeness_check`); the row is added by :func:`ensure_chores`, which
   the first registration calls when it is missing.
+- ``domain_purge`` (every minute): the remote accounts of suspended domains suspended here
+  and their clips deleted, :data:`~fedisora.services.domain_blocks.PURGE_BATCH` of each a run
+  (:func:`fedisora.services.domain_blocks.purge_step`); the row is added by
+  :func:`ensure_chores`, which each suspension of a domain calls.
 """
 
 from __future__ import annotations
@@ -144,6 +148,14 @@ async def _likeness_checks(
     return await run_chore(ctx, settings, progress, fence)
 
 
+async def _domain_purge(
+    ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
+) -> tuple[dict[str, int], bool]:
+    from fedisora.services.domain_blocks import purge_step
+
+    return await purge_step(progress)
+
+
 CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
     # Registration wakes it; the regular run catches a lost wake-up (and a check configured
@@ -152,6 +164,9 @@ CHORES: dict[str, ChoreSpec] = {
     "media_gc": ChoreSpec(_media_gc, timedelta(minutes=10)),
     "expired_rows": ChoreSpec(_expired_rows, timedelta(minutes=10)),
     "cameo_recheck": ChoreSpec(_cameo_recheck, timedelta(minutes=10)),
+    # A suspended domain's accounts and clips, a bounded batch a run (the row is added by
+    # ensure_chores, which a suspension calls).
+    "domain_purge": ChoreSpec(_domain_purge, timedelta(minutes=1)),
 }
 
 
