@@ -816,8 +816,11 @@ async def _flag(fed: Federation, actor: Account, activity: dict[str, Any]) -> No
     report here about each of our accounts it names (or, naming none, about the authors of
     the posts it names), with those of the named posts that are that account's, as Mastodon
     reads a ``Flag``. One about nobody of ours is ignored."""
+    from fedisora.services import domain_blocks
     from fedisora.services.reports import MAX_STATUSES, receive_report
 
+    if actor.domain and (await domain_blocks.policy(actor.domain, fed.settings)).reject_reports:
+        raise Ignored(f"reports from {actor.domain} are rejected (a domain block)")
     raw = activity.get("object")
     items = raw if isinstance(raw, list) else [raw]
     uris = [u for u in (objects.id_of(i) for i in items[: MAX_STATUSES + 20]) if u]

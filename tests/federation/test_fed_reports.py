@@ -15,7 +15,7 @@ from fedhelpers import DOMAIN, make_remote
 from activitypub.federation.context import Federation
 from fedisora.config import Settings
 from fedisora.models import Clip, InboxItem, Report
-from fedisora.services import posts
+from fedisora.services import audit, domain_blocks, posts
 from fedisora.work.machines import build_engine
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "activitypub"
@@ -83,3 +83,20 @@ async def test_a_mastodon_flag_becomes_a_report(
     assert (await client.post("/inbox", content=body, headers=headers)).status_code in (202, 200)
     await _process(settings)
     assert await Report.all().count() == 2
+
+
+async def test_flags_from_a_domain_blocked_with_reject_reports_are_ignored(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    ann = await local_account("ann")
+    peer = await make_remote("actor", "mastodon.example", uri="https://mastodon.example/actor")
+    await domain_blocks.create_block(
+        audit.CLI, "mastodon.example", settings, severity="noop", reject_reports=True
+    )
+    body, headers = peer.signed(INBOX, _flag(TARGET_URI=ann.uri, OBJECT_URI=ann.uri))
+    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    (item,) = await _process(settings)
+    assert item.state == "ignored" and "reports from mastodon.example are rejected" in (
+        item.last_error
+    )
+    assert await Report.all().count() == 0
