@@ -76,7 +76,8 @@ class Limit:
 
 
 DEFAULTS: Mapping[str, Limit] = {
-    "api": Limit(300, 300.0),
+    "api": Limit(300, 300.0),  # per account (or app token); per address without a token
+    "api_ip": Limit(7500, 300.0),  # every API request per address (Mastodon's per-IP throttle)
     "signup": Limit(5, 1800.0),  # Mastodon's 5 per 30 minutes
     "apps": Limit(20, 300.0),
     "render": Limit(30, 3600.0),

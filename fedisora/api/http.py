@@ -80,14 +80,18 @@ def client_ip(request: Request) -> str:
 async def api_rate(
     request: Request, token: OAuthAccessToken | None, account: Account | None
 ) -> ratelimits.Decision:
-    """Count a request against the ``api`` limit per client IP and per account (per token for
-    an app's own token): both count; the tighter decides and is what the headers show."""
+    """Count a request as Mastodon does: against the ``api`` limit per account (per token for
+    an app's own token), or per client IP without a token; and every request against the
+    wider ``api_ip`` limit per client IP (many people behind one address, a NAT or an office,
+    share it, so it is far above ``api``). The tighter decides and is what the headers show."""
     store = ratelimits.for_app(request.app)
-    decisions = [await store.hit("api", f"ip:{client_ip(request)}")]
+    decisions = [await store.hit("api_ip", f"ip:{client_ip(request)}")]
     if account is not None:
         decisions.append(await store.hit("api", f"account:{account.pk}"))
     elif token is not None:
         decisions.append(await store.hit("api", f"token:{token.pk}"))
+    else:
+        decisions.append(await store.hit("api", f"ip:{client_ip(request)}"))
     return ratelimits.tighter(*decisions)
 
 

@@ -302,19 +302,23 @@ async def _warn(
         return None
     from fedisora.services.notify import notify
 
-    warning = await AccountWarning.create(
-        account_id=account.pk,
-        report_id=report.pk if report is not None else None,
-        action=action,
-        text=text,
-        status_ids=list(status_ids),
-    )
-    await notify(
-        account,
-        NotificationType.MODERATION_WARNING,
-        dedupe_key=f"warning:{warning.pk}",
-        account_warning=warning,
-    )
+    # One transaction: the warning and its notification commit together (a crash between
+    # them must not leave a warning its owner is never told of).
+    async with events.transaction() as conn:
+        warning = await AccountWarning.create(
+            account_id=account.pk,
+            report_id=report.pk if report is not None else None,
+            action=action,
+            text=text,
+            status_ids=list(status_ids),
+            using_db=conn,
+        )
+        await notify(
+            account,
+            NotificationType.MODERATION_WARNING,
+            dedupe_key=f"warning:{warning.pk}",
+            account_warning=warning,
+        )
     return warning
 
 

@@ -142,10 +142,10 @@ async def _burst(app: Starlette, client: Clients) -> None:
     assert r.status_code == 429
 
 
-@pytest.mark.parametrize("instance", [("api=5/1h", "memory")], indirect=True)
+@pytest.mark.parametrize("instance", [("api=5/1h,api_ip=5/1h", "memory")], indirect=True)
 async def test_api_counts_per_ip_across_tokens(instance: tuple[Starlette, Clients]) -> None:
-    """Two accounts from one address share the address's count; the headers show the
-    tighter of the two counts."""
+    """Two accounts from one address share the address's count (``api_ip``); the headers
+    show the tighter of the two counts."""
     _, client = instance
     alice = await token_for(client, "alice", "10.9.0.1")
     bob = await token_for(client, "bob", "10.9.0.2")
@@ -164,6 +164,25 @@ async def test_api_counts_per_ip_across_tokens(instance: tuple[Starlette, Client
     # counts, refused ones too, as on Mastodon).
     r = await client("10.0.0.8").get(VERIFY, headers=bob.headers)
     assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "1"
+
+
+@pytest.mark.parametrize("instance", [("api=3/1h", "memory")], indirect=True)
+async def test_accounts_behind_one_address_each_have_their_own_allowance(
+    instance: tuple[Starlette, Clients],
+) -> None:
+    """Many people behind one address (an office, a NAT): with the default ``api_ip``, each
+    account is limited by its own count alone, and a visitor without a token by the
+    address's ``api`` count."""
+    _, client = instance
+    office = client("10.0.0.9")
+    people = [await token_for(client, f"user{n}", f"10.9.1.{n}") for n in range(4)]
+    for person in people:
+        for _ in range(3):
+            assert (await office.get(VERIFY, headers=person.headers)).status_code == 200
+        assert (await office.get(VERIFY, headers=person.headers)).status_code == 429
+    for _ in range(3):
+        assert (await office.get("/api/v1/instance")).status_code == 200
+    assert (await office.get("/api/v1/instance")).status_code == 429
 
 
 @pytest.mark.parametrize("instance", [("api=3/1h", "down")], indirect=True)

@@ -33,6 +33,9 @@ def settings(tmp_path: Any) -> Settings:
             "FEDISORA_DATA_DIR": str(tmp_path),
             "FEDISORA_SECRET_KEY": "s" * 40,
             "FEDISORA_REGISTRATIONS": "closed",
+            # One peer sends hundreds of activities in some of these tests (the fuzzing, the
+            # hot path); the inbox's per-host limit has tests of its own.
+            "FEDISORA_RATE_LIMITS": "inbox=1000000/5m",
         }
     )
 

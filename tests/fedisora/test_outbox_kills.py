@@ -76,6 +76,8 @@ from fedisora.models import (
     QuoteCheck,
     RemoteMediaCheck,
     RenderJob,
+    Report,
+    User,
     utcnow,
 )
 from fedisora.services import (
@@ -86,6 +88,8 @@ from fedisora.services import (
     interactions,
     likeness,
     posts,
+    reports,
+    signup,
 )
 from fedisora.services.notify import notify
 from fedisora.services.outbox import build_machine
@@ -619,9 +623,69 @@ async def _act_notify_alone(w: World) -> None:
     await notify(w.ann, N.RENDER_FINISHED, dedupe_key="render:0")
 
 
+async def _setup_instance_actor(w: World) -> None:
+    from fedisora.services.accounts import create_instance_actor
+
+    await create_instance_actor()  # made once, before: the act is the report
+
+
+async def _act_report_rita_forwarded(w: World) -> None:
+    # ann reports rita and asks for her instance to be told: a Flag from the instance actor.
+    await reports.file_report(w.ann, w.rita.account, comment="spam", forward=True)
+
+
+async def _setup_report_about_ben(w: World) -> None:
+    w.rows["report"] = await Report.create(
+        account_id=w.ann.pk, target_account_id=w.ben.pk, comment="rude"
+    )
+
+
+async def _act_warn_ben(w: World) -> None:
+    # A moderator acted on the report (the action itself is other sites'): ben is told.
+    await w.begin()
+    await reports._warn(w.ben, w.rows["report"], "suspend", "please stop", [])
+
+
+async def _setup_ann_admin(w: World) -> None:
+    await User.filter(account_id=w.ann.pk).update(is_admin=True)
+
+
+async def _act_tell_admins_of_ben(w: World) -> None:
+    # ben signed up and waits for approval (the account is other sites'): admins are told.
+    await w.begin()
+    await signup._tell_admins(w.ben)
+
+
 LIKENESS = "fedisora/services/likeness.py"
+REPORTS = "fedisora/services/reports.py"
 
 SCENARIOS = [
+    Scenario(
+        "ann reports rita, forwarded to rita's instance",
+        ((REPORTS, "file_report", "report.forwarded"),),
+        _act_report_rita_forwarded,
+        {"report.forwarded": 1},
+        {("Flag", REMOTE): 1},
+        setup=_setup_instance_actor,
+    ),
+    Scenario(
+        "a moderator's action on a report, told to ben",
+        ((REPORTS, "_warn", "notification.created"), NOTIFY),
+        _act_warn_ben,
+        {"notification.created": 1},
+        {},
+        {("ben", N.MODERATION_WARNING): 1},
+        setup=_setup_report_about_ben,
+    ),
+    Scenario(
+        "a sign-up waiting for approval, told to the admins",
+        (("fedisora/services/signup.py", "_tell_admins", "notification.created"), NOTIFY),
+        _act_tell_admins_of_ben,
+        {"notification.created": 1},
+        {},
+        {("ann", N.ADMIN_SIGN_UP): 1},
+        setup=_setup_ann_admin,
+    ),
     Scenario(
         "fan tells ann of a draft with her likeness",
         (("activitypub/federation/likeness.py", "on_likeness_use", "notification.created"),),
