@@ -446,7 +446,8 @@ def report(loads: dict[str, list[Load]]) -> None:
             f"  {name:12} first clip playing {live:6.1f} ms; its copy {static:6.1f} ms = "
             f"{static / floor_play:.2f}x the floor (the browser's work on the page); "
             f"{name} / its copy {live / static:.2f}x (the server's; same round: median "
-            f"{statistics.median(paired):.2f}x)"
+            f"{statistics.median(paired):.2f}x) <= {TARGET_RATIO}x "
+            f"{verdict(live / static <= TARGET_RATIO)} (the proposed checkable target)"
         )
     print("\nbytes received before the first clip plays (response bodies, median run):")
     for name in names:
