@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from instance import TEST_RATE_LIMITS
 from loopback import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ def start(name: str, tmp: Path) -> Instance:
         FEDISORA_DOMAIN=f"127.0.0.1:{port}",
         FEDISORA_INSECURE_HTTP="1",
         FEDISORA_LOG_LEVEL="warning",
+        FEDISORA_RATE_LIMITS=TEST_RATE_LIMITS,  # as every test instance (tests/support)
     )
     instance = Instance(name, port, env)
     init = subprocess.run(

@@ -51,6 +51,15 @@ def cli_fails(result: subprocess.CompletedProcess[str], message: str) -> None:
     assert message in result.stderr, result.stderr
 
 
+TEST_RATE_LIMITS = (
+    "api=1000000/5m,api_ip=1000000/5m,inbox=1000000/5m,render=100000/1h,upload=100000/30m"
+)
+"""The request-rate limits a test instance runs with: everything a test does comes from
+127.0.0.1, often many times what one person would send in five minutes, so the per-address,
+per-account and per-host limits are lifted (tests/api/test_api_rate_limits.py and
+tests/web/test_web_rate_limits.py test them; the sign-up and app limits stay as shipped)."""
+
+
 def instance_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
     env.update(
@@ -58,6 +67,7 @@ def instance_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
         FEDISORA_DOMAIN=f"127.0.0.1:{port}",
         FEDISORA_INSECURE_HTTP="1",
         FEDISORA_LOG_LEVEL="warning",
+        FEDISORA_RATE_LIMITS=TEST_RATE_LIMITS,
     )
     env.update(extra)
     return env
