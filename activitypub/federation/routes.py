@@ -627,12 +627,11 @@ async def _has_inbox(fed: Federation, username: str) -> bool:
 _KEY_ID = re.compile(r'keyid\s*=\s*"([^"]{1,2048})"', re.IGNORECASE)
 
 
-def inbox_rate_key(request: Request) -> str:
+def inbox_rate_key(request: Request, host: str | None) -> str:
     """What the ``inbox`` rate limit counts a POST against, read before any signature work:
-    the host of the signature's ``keyId`` (:func:`_key_host`), else the client's address.
+    *host*, the signature's ``keyId`` host (:func:`_key_host`), else the client's address.
     Unverified on purpose: a sender naming another host's key is refused by the
     verification after, a cheap request flood is counted here first."""
-    host = _key_host(Headers.from_wire(request.scope["headers"]))
     if host:
         return f"host:{host}"
     return f"ip:{request.client.host if request.client else 'unknown'}"
@@ -663,9 +662,12 @@ async def _blocked(fed: Federation, request: Request, host: str | None) -> Respo
 
 async def inbox(request: Request) -> Response:
     # Counted per remote host first: a flood costs neither a signature check nor a lookup.
-    decision = await ratelimits.for_app(request.app).hit("inbox", inbox_rate_key(request))
+    headers = Headers.from_wire(request.scope["headers"])
+    key_host = _key_host(headers)
+    rate_key = inbox_rate_key(request, key_host)
+    decision = await ratelimits.for_app(request.app).hit("inbox", rate_key)
     if not decision.allowed:
-        log.debug("inbox %s: rate limited (%s)", request.url.path, inbox_rate_key(request))
+        log.debug("inbox %s: rate limited (%s)", request.url.path, rate_key)
         return JSONResponse(
             {"error": "too many requests from this host; retry later"},
             429,
@@ -675,8 +677,7 @@ async def inbox(request: Request) -> Response:
     username = request.path_params.get("username")
     if username is not None and not await _has_inbox(fed, username):
         return _error(404, "no such actor")
-    headers = Headers.from_wire(request.scope["headers"])
-    blocked = await _blocked(fed, request, _key_host(headers))
+    blocked = await _blocked(fed, request, key_host)
     if blocked is not None:  # before the body is read, and before any signature work
         return blocked
     body = await _read_body(request)
