@@ -3,19 +3,23 @@
 A limit is a number of hits per fixed window for one key (an account, a client IP, a remote
 host), answered as a :class:`Decision` with Mastodon's ``X-RateLimit-*`` headers. The limits:
 
-====== ======================= ===========================================================
-name   default                 counted per
-====== ======================= ===========================================================
-api    300 per 5 minutes       account (or app token) *and* client IP, every API request
-signup 5 per 30 minutes        client IP, sign-ups (API and web)
-apps   20 per 5 minutes        client IP, OAuth app registrations
-render 30 per hour             account, renders queued (API and web, besides the quotas)
-upload 60 per 30 minutes       account, media uploads (API and the web's stills)
-inbox  600 per 5 minutes       remote host (the signature's keyId), inbox POSTs
-====== ======================= ===========================================================
+======== ======================= ===========================================================
+name     default                 counted per
+======== ======================= ===========================================================
+api      300 per 5 minutes       account (or app token); client IP without a token
+api_ip   7500 per 5 minutes      client IP, every API request
+signup   5 per 30 minutes        client IP, sign-ups (API and web)
+apps     20 per 5 minutes        client IP, OAuth app registrations
+render   30 per hour             account, renders queued (API and web, besides the quotas)
+upload   60 per 30 minutes       account, media uploads (API and the web's stills)
+inbox    600 per 5 minutes       remote host (the signature's keyId), inbox POSTs
+login    25 per hour             account, failed password attempts (the passwords guard)
+login_ip 25 per 5 minutes       client IP, failed password attempts
+======== ======================= ===========================================================
 
 ``FEDISORA_RATE_LIMITS`` overrides them: ``render=10/1h,upload=100/30m`` (windows in s, m, h
-or d). Login attempts have their own guard (:mod:`fedisora.services.passwords`).
+or d). Login attempts are counted by their own guard (:mod:`fedisora.services.passwords`)
+in the same store, under ``login`` and ``login_ip``: only failures count there.
 
 Where the counts live (:func:`configure`, once per process at app start, from the settings):
 
@@ -23,8 +27,9 @@ Where the counts live (:func:`configure`, once per process at app start, from th
   several would each count apart (loosening the limits by that factor); a restart forgets.
 - :class:`RedisStore` when ``FEDISORA_REDIS_URL`` is set: shared by every process, in fixed
   windows aligned to the window's length (``INCR`` and ``EXPIRE`` in one transaction on
-  ``fedisora:rl:<name>:<window start>:<key>``). Redis failing never fails a request: that hit
-  is counted in memory instead, and the failure logged once (until Redis answers again).
+  ``fedisora:rl:<instance domain>:<name>:<window start>:<key>``). Redis failing never fails a
+  request: that hit is counted in memory instead, and the failure logged once (until Redis
+  answers again).
 
 Services use :func:`current` (:func:`enforce` raises :class:`~fedisora.errors.RateLimited`
 carrying the headers); the API frame and web pages use :func:`for_app`.
@@ -83,6 +88,8 @@ DEFAULTS: Mapping[str, Limit] = {
     "render": Limit(30, 3600.0),
     "upload": Limit(60, 1800.0),
     "inbox": Limit(600, 300.0),
+    "login": Limit(25, 3600.0),  # failed password attempts per account
+    "login_ip": Limit(25, 300.0),  # failed password attempts per address
 }
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -187,6 +194,12 @@ class Limiter:
         self._windows[key] = (start, count)
         return Decision(True, self.limit, self.limit - count, reset_at)
 
+    def release(self, key: str) -> None:
+        """Take back one hit of *key* in its current window (never below zero)."""
+        found = self._windows.get(key)
+        if found is not None and found[1] > 0 and self.clock() - found[0] < self.window:
+            self._windows[key] = (found[0], found[1] - 1)
+
 
 # --------------------------------------------------------------------------- stores
 
@@ -201,6 +214,11 @@ class Store:
         return self.limits[name]
 
     async def hit(self, name: str, key: str) -> Decision:
+        raise NotImplementedError
+
+    async def release(self, name: str, key: str) -> None:
+        """Take back one earlier hit of *name* for *key* (a reservation not spent: a login
+        that was not a failure). Nothing happens once its window has passed."""
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -225,12 +243,27 @@ class MemoryStore(Store):
     async def hit(self, name: str, key: str) -> Decision:
         return self.hit_now(name, key)
 
+    def release_now(self, name: str, key: str) -> None:
+        limiter = self._limiters.get(name)
+        if limiter is not None:
+            limiter.release(key)
+
+    async def release(self, name: str, key: str) -> None:
+        self.release_now(name, key)
+
     def clear(self) -> None:
         """Forget every count."""
         self._limiters.clear()
 
 
 KEY_PREFIX = "fedisora:rl:"
+_RELEASE = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+"""Take one back from a count that exists and is positive (a bare DECR would make a missing
+key -1, and a count past its window would come back as a negative credit)."""
 
 
 class RedisStore(Store):
@@ -243,9 +276,12 @@ class RedisStore(Store):
         *,
         timeout: float = 0.5,
         clock: Callable[[], float] = time.time,
+        namespace: str = "",
     ) -> None:
         super().__init__(limits)
         self.redis_url = redis_url
+        # Two instances on one Redis (their accounts' ids overlap) count apart.
+        self.prefix = f"{KEY_PREFIX}{namespace}:" if namespace else KEY_PREFIX
         self.timeout = timeout
         self.clock = clock
         self.fallback = MemoryStore(self.limits, clock)
@@ -267,12 +303,14 @@ class RedisStore(Store):
             self._loop = loop
         return self._client
 
+    def _key(self, name: str, key: str) -> tuple[str, int, int]:
+        window = int(self.limit(name).window)
+        start = int(self.clock() // window) * window
+        return f"{self.prefix}{name}:{start}:{key}", start, window
+
     async def hit(self, name: str, key: str) -> Decision:
         limit = self.limit(name)
-        now = self.clock()
-        window = int(limit.window)
-        start = int(now // window) * window
-        redis_key = f"{KEY_PREFIX}{name}:{start}:{key}"
+        redis_key, start, window = self._key(name, key)
         try:
             async with self._redis().pipeline(transaction=True) as pipe:
                 pipe.incr(redis_key)
@@ -297,6 +335,13 @@ class RedisStore(Store):
             return Decision(False, limit.count, 0, reset_at)
         return Decision(True, limit.count, limit.count - count, reset_at)
 
+    async def release(self, name: str, key: str) -> None:
+        redis_key, _, _ = self._key(name, key)
+        try:
+            await self._redis().eval(_RELEASE, 1, redis_key)
+        except Exception:  # as in hit: the count was kept here, or is lost with Redis
+            self.fallback.release_now(name, key)
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
@@ -312,7 +357,7 @@ _current: Store | None = None
 def build(settings: Settings) -> Store:
     """The store *settings* ask for: Redis when configured, memory otherwise."""
     if settings.redis_url:
-        return RedisStore(settings.redis_url, settings.rate_limits)
+        return RedisStore(settings.redis_url, settings.rate_limits, namespace=settings.domain)
     return MemoryStore(settings.rate_limits)
 
 

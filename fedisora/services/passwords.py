@@ -14,8 +14,9 @@ deletion, a password change, any future one) goes through :func:`verify_guarded`
 the app's :class:`PasswordGuard` first: per client IP and per account, a number of failed
 attempts in a window; past it the check is refused before any hashing
 (:class:`TooManyAttempts`, a 429 saying when to retry). A success does not count. The counts
-live in the process's memory, as in-process rate limits do (:mod:`fedisora.ratelimits`): a
-restart forgets them, and each web process counts apart.
+live where the rate limits' do (:mod:`fedisora.ratelimits`, limits ``login`` and
+``login_ip``): in Redis when the instance has one, shared by every web process, else in this
+process's memory (a restart forgets them, and each web process counts apart).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from fedisora import ratelimits
 from fedisora.errors import FedisoraError, RateLimited
 
 __all__ = [
@@ -59,8 +61,11 @@ _DUMMY_HASH = f"scrypt${_N}${_R}${_P}${'A' * 22}==${'A' * 43}="
 """Checked against when there is no account, so that an unknown login takes as long."""
 
 # Mastodon's sign-in throttles (Rack::Attack): 25 per IP in 5 minutes, 25 per account an hour.
-PER_IP, IP_WINDOW = 25, 300.0
-PER_ACCOUNT, ACCOUNT_WINDOW = 25, 3600.0
+PER_IP, IP_WINDOW = ratelimits.DEFAULTS["login_ip"].count, ratelimits.DEFAULTS["login_ip"].window
+PER_ACCOUNT, ACCOUNT_WINDOW = (
+    ratelimits.DEFAULTS["login"].count,
+    ratelimits.DEFAULTS["login"].window,
+)
 
 T = TypeVar("T")
 
@@ -179,7 +184,9 @@ class PasswordGuard:
     """Failed password attempts per client IP and per account, in fixed windows.
 
     An attempt reserves one failure in both counts before its check runs (so concurrent
-    attempts cannot overshoot the limit); a success gives the reservation back.
+    attempts cannot overshoot the limit); a success gives the reservation back. With a
+    *shared* store (Redis) the counts live there, under its ``login`` and ``login_ip`` limits
+    (fixed windows); otherwise in the windows here.
     """
 
     per_ip: int = PER_IP
@@ -188,6 +195,7 @@ class PasswordGuard:
     account_window: float = ACCOUNT_WINDOW
     hasher: Hasher = field(default_factory=default_hasher)
     clock: Callable[[], float] = time.monotonic
+    shared: ratelimits.Store | None = None
     _ips: dict[str, _Window] = field(default_factory=dict)
     _accounts: dict[str, _Window] = field(default_factory=dict)
 
@@ -224,6 +232,27 @@ class PasswordGuard:
             if found is not None and found.count > 0:
                 found.count -= 1
 
+    async def reserve(self, *, ip: str, account: str) -> None:
+        """:meth:`admit`, in the shared store when there is one."""
+        if self.shared is None:
+            self.admit(ip=ip, account=account)
+            return
+        hits = (("login_ip", ip), ("login", account))
+        decisions = [await self.shared.hit(name, key) for name, key in hits]
+        refused = [d for d in decisions if not d.allowed]
+        if refused:
+            for name, key in hits:  # a refused attempt reserves nothing
+                await self.shared.release(name, key)
+            raise TooManyAttempts(max(d.reset_at for d in refused) - time.time())
+
+    async def give_back(self, *, ip: str, account: str) -> None:
+        """:meth:`succeeded`, in the shared store when there is one."""
+        if self.shared is None:
+            self.succeeded(ip=ip, account=account)
+            return
+        await self.shared.release("login_ip", ip)
+        await self.shared.release("login", account)
+
 
 def user_key(user_id: int) -> str:
     """The *account* of :func:`verify_guarded` for a login row."""
@@ -231,10 +260,23 @@ def user_key(user_id: int) -> str:
 
 
 def guard_for(state: Any) -> PasswordGuard:
-    """The :class:`PasswordGuard` of an app (its ``app.state``), made on first use."""
+    """The :class:`PasswordGuard` of an app (its ``app.state``), made on first use with the
+    app's rate-limit store: its ``login`` and ``login_ip`` limits, and the store itself when
+    it is Redis (shared by every process)."""
     guard = getattr(state, "password_guard", None)
     if not isinstance(guard, PasswordGuard):
-        guard = PasswordGuard()
+        store = getattr(state, "rate_limits", None)
+        if isinstance(store, ratelimits.Store):
+            by_ip, by_account = store.limit("login_ip"), store.limit("login")
+            guard = PasswordGuard(
+                per_ip=by_ip.count,
+                ip_window=by_ip.window,
+                per_account=by_account.count,
+                account_window=by_account.window,
+                shared=store if isinstance(store, ratelimits.RedisStore) else None,
+            )
+        else:
+            guard = PasswordGuard()
         state.password_guard = guard
     return guard
 
@@ -249,12 +291,12 @@ async def verify_guarded(
     it names nobody), *ip* the client. Raises :class:`TooManyAttempts` before hashing when
     either has no failed attempts left, :class:`PasswordChecksBusy` when the hasher is full.
     """
-    guard.admit(ip=ip, account=account)
+    await guard.reserve(ip=ip, account=account)
     try:
         ok = await guard.hasher.verify(password, stored or _DUMMY_HASH) and stored is not None
     except BaseException:
-        guard.succeeded(ip=ip, account=account)  # not checked: not a failure
+        await guard.give_back(ip=ip, account=account)  # not checked: not a failure
         raise
     if ok:
-        guard.succeeded(ip=ip, account=account)
+        await guard.give_back(ip=ip, account=account)
     return ok

@@ -148,7 +148,7 @@ def test_no_code_checks_a_password_outside_the_guard() -> None:
     assert outside == set()
     source = (ROOT / "fedisora/services/passwords.py").read_text()
     body = source.split("async def verify_guarded", 1)[1]
-    assert "guard.admit(" in body.split("hasher.verify", 1)[0]  # limited before hashing
+    assert "guard.reserve(" in body.split("hasher.verify", 1)[0]  # limited before hashing
     callers = {
         str(p.relative_to(ROOT))
         for p in _python_files()
@@ -170,3 +170,42 @@ def test_no_code_hashes_a_password_on_the_event_loop() -> None:
         if hashing.search(p.read_text()) and p.name != "passwords.py"
     }
     assert outside == set()
+
+
+async def test_a_guard_on_redis_counts_failures_across_processes(redis_url: str) -> None:
+    """Two web processes' guards on one Redis share the counts of failures (not of
+    successes); a refused attempt reserves nothing; the app's guard takes the store's
+    ``login`` limits, and Redis only when the app has it."""
+    from types import SimpleNamespace
+    from uuid import uuid4
+
+    from fedisora.ratelimits import Limit, MemoryStore, RedisStore
+
+    limits = {"login": Limit(2, 3600.0), "login_ip": Limit(3, 300.0)}
+    one, two = RedisStore(redis_url, limits), RedisStore(redis_url, limits)
+    ip, user, other = f"10.{uuid4().int % 250}.0.1", f"user:{uuid4().hex}", f"user:{uuid4().hex}"
+    first = PasswordGuard(shared=one, per_ip=1, per_account=1)  # shared: its own counts unused
+    second = PasswordGuard(shared=two)
+    try:
+        assert await verify_guarded(first, "correct horse battery", STORED, ip=ip, account=user)
+        assert not await verify_guarded(first, "wrong", STORED, ip=ip, account=user)
+        assert not await verify_guarded(second, "wrong", STORED, ip=ip, account=user)
+        for guard in (first, second):  # user has spent its two failures, in both processes
+            with pytest.raises(TooManyAttempts) as refused:
+                await verify_guarded(guard, "correct horse battery", STORED, ip=ip, account=user)
+            assert 0 < refused.value.retry_after <= 3600
+        # The address has two failures: a third on another account spends it; the refusals
+        # above counted nothing.
+        assert not await verify_guarded(second, "wrong", STORED, ip=ip, account=other)
+        with pytest.raises(TooManyAttempts):
+            await verify_guarded(first, "correct horse battery", STORED, ip=ip, account=other)
+        assert await verify_guarded(
+            first, "correct horse battery", STORED, ip="10.255.0.9", account=other
+        )  # another address: other has one failure of two
+    finally:
+        await one.aclose()
+        await two.aclose()
+    app_guard = passwords.guard_for(SimpleNamespace(rate_limits=RedisStore(redis_url, limits)))
+    assert app_guard.shared is not None and app_guard.per_account == 2
+    memory_guard = passwords.guard_for(SimpleNamespace(rate_limits=MemoryStore(limits)))
+    assert memory_guard.shared is None and (memory_guard.per_ip, memory_guard.ip_window) == (3, 300)
