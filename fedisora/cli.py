@@ -514,37 +514,41 @@ async def cmd_reject(args: argparse.Namespace) -> int:
 
 
 async def cmd_role(args: argparse.Namespace) -> int:
-    """Make a local account an admin, a moderator or a user, through the service the admin
-    pages use (the instance's last admin keeps the role); the audit log names the command
-    line."""
-    from fedisora.errors import FedisoraError
-    from fedisora.models import Account
-    from fedisora.services import audit, roles
-
-    username = args.username.strip().removeprefix("@")
+    """Make a local account an admin, a moderator or a user (see :func:`change_role`)."""
     settings = _settings()
     urls.configure(settings)
     await migrate(settings)
     await init_db(settings)
     try:
-        account = await Account.get_or_none(username__iexact=username, domain=None)
-        if account is None:
-            raise CommandError(f"no local account @{username}")
-        try:
-            old, new = await roles.set_role(account, args.role, by=audit.CLI)
-        except FedisoraError as exc:
-            raise CommandError(exc.message) from None
+        print(await change_role(args.username, args.role))
     finally:
         await close_db()
-    if old == new:
-        print(f"@{account.username} is already {_a(new)}")
-    else:
-        print(f"@{account.username} is now {_a(new)} (was {_a(old)})")
     return 0
 
 
+async def change_role(username: str, role: str) -> str:
+    """Give the local account *username* the *role*, through the service the admin pages
+    use (the instance's last admin keeps the role); the audit log names the command line.
+    Returns what to print; :class:`CommandError` for a refusal."""
+    from fedisora.errors import FedisoraError
+    from fedisora.models import Account
+    from fedisora.services import audit, roles
+
+    username = username.strip().removeprefix("@")
+    account = await Account.get_or_none(username__iexact=username, domain=None)
+    if account is None:
+        raise CommandError(f"no local account @{username}")
+    try:
+        old, new = await roles.set_role(account, role, by=audit.CLI)
+    except FedisoraError as exc:
+        raise CommandError(exc.message) from None
+    if old == new:
+        return f"@{account.username} is already {_a(new)}"
+    return f"@{account.username} is now {_a(new)} (was {_a(old)})"
+
+
 def _a(role: str) -> str:
-    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
+    return f"an {role}" if role == "admin" else f"a {role}"
 
 
 async def _queued(account: Account, kind: str) -> bool:

@@ -208,7 +208,7 @@ async def _moderated(request: Request, staff: User, own: str, *, remote: bool = 
     if account.pk == staff.account_id:
         raise HTTPException(403, own)
     if not roles.may_moderate(staff, await User.get_or_none(account_id=account.pk)):
-        raise HTTPException(403, "moderators cannot act on a moderator's or an admin's account")
+        raise HTTPException(403, "Moderators cannot act on a moderator's or an admin's account")
     return account
 
 

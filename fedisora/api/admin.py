@@ -79,7 +79,7 @@ async def _target(ctx: Ctx, *, acting: bool = True) -> Account:
     if account is None or (account.local and account.username == INSTANCE_ACTOR):
         raise NotFound("Record not found")
     if acting and not roles.may_moderate(staff, await User.get_or_none(account_id=account.pk)):
-        raise Forbidden("This action is not allowed on a moderator's or an admin's account")
+        raise Forbidden("Moderators cannot act on a moderator's or an admin's account")
     return account
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "ROLES",
     "USER",
     "Level",
+    "check_may_moderate",
     "is_admin",
     "is_staff",
     "may_moderate",
@@ -61,6 +62,7 @@ PERMISSIONS = {
 """The ``permissions`` bitmask of each role in Mastodon's Role entity."""
 
 _REFUSED = "This action is not allowed"
+_STAFF_TARGET = "Moderators cannot act on a moderator's or an admin's account"
 
 
 def is_admin(user: User | None) -> bool:
@@ -98,6 +100,14 @@ def may_moderate(by: User, target: User | None) -> bool:
     """Whether *by* (staff) may act on the account of *target* (None: a remote account, or
     a local one whose login was deleted): an admin on anyone, a moderator on non-staff."""
     return is_admin(by) or (is_staff(by) and not is_staff(target))
+
+
+async def check_may_moderate(by: Account, target: Account) -> None:
+    """:class:`Forbidden` if *by* is not an admin and *target*'s login is staff's: what a
+    service acting on an account for a moderator (a report's suspension) checks."""
+    users = {u.account_id: u for u in await User.filter(account_id__in=[by.pk, target.pk])}
+    if not is_admin(users.get(by.pk)) and is_staff(users.get(target.pk)):
+        raise Forbidden(_STAFF_TARGET)
 
 
 async def set_role(account: Account, role: str, *, by: audit.Actor) -> tuple[str, str]:
