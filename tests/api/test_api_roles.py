@@ -3,8 +3,10 @@ open to them (not on staff accounts, not deleting data), domain blocks closed to
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
-from apihelpers import login
+from apihelpers import PASSWORD, app_token, login
 from factories import local_account, remote_account
 
 from fedisora.models import Account, AuditEntry, DomainBlock, User
@@ -76,6 +78,26 @@ async def test_a_moderator_in_the_admin_api(client: httpx.AsyncClient, db: str) 
         "report.assign",
         "account.suspend",
     ]
+
+    # moderators approve sign-ups, so they hear of them, as admins do
+    app = client.app  # type: ignore[attr-defined]
+    app.state.settings = dataclasses.replace(app.state.settings, registrations="approval")
+    form = {
+        "username": "newbie",
+        "email": "newbie@example.com",
+        "password": PASSWORD,
+        "agreement": "true",
+        "reason": "I film birds",
+    }
+    r = await client.post("/api/v1/accounts", data=form, headers=await app_token(client))
+    assert r.status_code == 200, r.text
+    r = await client.get("/api/v1/notifications", headers=h)
+    assert [n["account"]["username"] for n in r.json() if n["type"] == "admin.sign_up"] == [
+        "newbie"
+    ]
+    newbie = await Account.get(username="newbie")
+    r = await client.post(f"{a}/{newbie.pk}/approve", headers=h)
+    assert r.status_code == 200 and r.json()["approved"] is True
 
     # a user who is made a moderator has the admin API at once; one made a user, no more
     await roles.set_role(mod, "user", by=audit.CLI)
