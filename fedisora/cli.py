@@ -513,6 +513,44 @@ async def cmd_reject(args: argparse.Namespace) -> int:
     return await _decide_signup(args, accept=False)
 
 
+async def cmd_role(args: argparse.Namespace) -> int:
+    """Make a local account an admin, a moderator or a user (see :func:`change_role`)."""
+    settings = _settings()
+    urls.configure(settings)
+    await migrate(settings)
+    await init_db(settings)
+    try:
+        print(await change_role(args.username, args.role))
+    finally:
+        await close_db()
+    return 0
+
+
+async def change_role(username: str, role: str) -> str:
+    """Give the local account *username* the *role*, through the service the admin pages
+    use (the instance's last admin keeps the role); the audit log names the command line.
+    Returns what to print; :class:`CommandError` for a refusal."""
+    from fedisora.errors import FedisoraError
+    from fedisora.models import Account
+    from fedisora.services import audit, roles
+
+    username = username.strip().removeprefix("@")
+    account = await Account.get_or_none(username__iexact=username, domain=None)
+    if account is None:
+        raise CommandError(f"no local account @{username}")
+    try:
+        old, new = await roles.set_role(account, role, by=audit.CLI)
+    except FedisoraError as exc:
+        raise CommandError(exc.message) from None
+    if old == new:
+        return f"@{account.username} is already {_a(new)}"
+    return f"@{account.username} is now {_a(new)} (was {_a(old)})"
+
+
+def _a(role: str) -> str:
+    return f"an {role}" if role == "admin" else f"a {role}"
+
+
 async def _queued(account: Account, kind: str) -> bool:
     """Whether *account*'s latest event of *kind* waits for the instance's runners (its
     actor's earlier events were not done yet), rather than having been processed here."""
@@ -840,6 +878,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=what)
         p.add_argument("username", help="the local account that signed up")
         p.set_defaults(func=func, is_async=True)
+
+    p = sub.add_parser("role", help="make a local account an admin, a moderator or a user")
+    p.add_argument("username", help="the local account")
+    p.add_argument("role", choices=("admin", "moderator", "user"))
+    p.set_defaults(func=cmd_role, is_async=True)
 
     for name, func, what in (
         ("suspend", cmd_suspend, "suspend an account here (a local one's suspension federates)"),

@@ -198,6 +198,9 @@ class User(Model):
     email = fields.CharField(max_length=254, unique=True)
     password_hash = fields.CharField(max_length=255)
     is_admin = fields.BooleanField(default=False)
+    is_moderator = fields.BooleanField(default=False)
+    """Acts on reports, accounts and the likeness queue, not on the instance's settings (an
+    admin can do everything; see :mod:`fedisora.services.roles`)."""
     approved = fields.BooleanField(default=True)
     disabled = fields.BooleanField(default=False)
     signup_reason = fields.TextField(default="")
@@ -1012,6 +1015,30 @@ class WebSession(Model):
 
 
 __all__ += ["WebSession"]
+
+
+class PasswordReset(Model):
+    """A one-time link an admin made for a user to set a new password.
+
+    There is no e-mail here: the admin passes the link on. Only the token's SHA-256 is
+    stored; it is good once, until ``expires_at`` (:mod:`fedisora.services.password_resets`).
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fedisora.User", related_name="password_resets", on_delete=fields.CASCADE
+    )
+    user_id: int
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "password_resets"
+
+
+__all__ += ["PasswordReset"]
 
 
 # --- Likeness consent (cameos): see fedisora.services.likeness --------------------------------

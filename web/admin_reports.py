@@ -23,7 +23,7 @@ from fedisora.services import reports
 from web.clips import author_href
 from web.comment_pages import clip_href, comment_href
 from web.pages import render
-from web.routes import _admin_user
+from web.routes import _staff_user
 from web.sessions import check_csrf, csrf_token
 
 __all__ = ["routes"]
@@ -42,7 +42,7 @@ async def _report(request: Request) -> Report:
 
 
 async def admin_reports(request: Request) -> Response:
-    await _admin_user(request)
+    await _staff_user(request)
     resolved = request.query_params.get("resolved", "") == "1"
     raw_max = request.query_params.get("max_id", "")
     max_id = row_id(raw_max) if raw_max else None
@@ -74,7 +74,7 @@ async def admin_reports(request: Request) -> Response:
 
 
 async def admin_report(request: Request) -> Response:
-    user = await _admin_user(request)
+    user = await _staff_user(request)
     report = await _report(request)
     ids = [report.account_id, report.target_account_id]
     ids += [i for i in (report.assigned_account_id, report.action_taken_by_account_id) if i]
@@ -114,7 +114,7 @@ async def admin_report(request: Request) -> Response:
 
 
 async def admin_report_action(request: Request) -> Response:
-    user = await _admin_user(request)
+    user = await _staff_user(request)
     report = await _report(request)
     action = str(request.path_params["action"])
     if action not in BUTTONS:

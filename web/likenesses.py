@@ -45,7 +45,7 @@ from fedisora.ids import row_id
 from fedisora.models import Account, ConsentCheck, Likeness, LikenessState, User
 from fedisora.services import likeness as svc
 from web.pages import render
-from web.routes import _admin_user
+from web.routes import _staff_user
 from web.sessions import check_csrf, csrf_token, current_session
 
 __all__ = ["ADMIN_PAGE", "AUDIT_PAGE", "routes"]
@@ -75,7 +75,7 @@ async def _admin_page(request: Request) -> User | Response:
     a logged-in non-admin is refused (403)."""
     if current_session(request) is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-    return await _admin_user(request)
+    return await _staff_user(request)
 
 
 # --- view models -------------------------------------------------------------------------
@@ -270,9 +270,9 @@ async def admin_likeness(request: Request) -> Response:
 
 async def _decide(request: Request, verdict: str) -> Response:
     """Verify or reject, through the service the CLI uses; the admin is the verifier."""
-    await _admin_user(request)
+    await _staff_user(request)
     live = current_session(request)
-    assert live is not None  # _admin_user refused anyone else
+    assert live is not None  # _staff_user refused anyone else
     likeness = await _likeness(request)
     form = await read_form(request)
     check_csrf(request, form)
@@ -324,7 +324,7 @@ def _private_file(likeness: Likeness, name: str, base: Path) -> tuple[Path, str]
 async def admin_likeness_file(request: Request) -> Response:
     """A likeness's sample or still, to an admin's session only (401 for anyone not logged
     in, 403 for a non-admin: no redirect, these are loaded by the admin's pages)."""
-    await _admin_user(request)
+    await _staff_user(request)
     likeness = await _likeness(request)
     base = svc.private_dir(request.app.state.settings)
     path, kind = _private_file(likeness, str(request.path_params["name"]), base)

@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 from activitypub.federation.provenance_check import public_reason
 from activitypub.objects import web_url
 from fedisora import urls
+from fedisora.services import roles
 from fedisora.services.text import clean_name
 
 __all__ = ["error_page", "html_errors", "own_url", "render", "safe_url", "templates"]
@@ -64,12 +65,15 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("source_url", settings.source_url)
     context.setdefault("session_user", request.session.get("username"))
     context.setdefault("session_admin", False)
+    context.setdefault("session_staff", False)
     if context["session_user"]:
         from web.sessions import csrf_token, current_session
 
         context.setdefault("csrf", csrf_token(request))
         live = current_session(request)
-        context["session_admin"] = bool(live is not None and live.user.is_admin)
+        user = live.user if live is not None else None
+        context["session_admin"] = roles.is_admin(user)
+        context["session_staff"] = roles.is_staff(user)
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

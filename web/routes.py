@@ -15,8 +15,10 @@ from tortoise.functions import Count
 
 from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
+from fedisora.errors import Forbidden
 from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User
+from fedisora.services import roles
 from fedisora.services.accounts import INSTANCE_ACTOR, LoginRefused, authenticate
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
@@ -109,12 +111,27 @@ async def logout(request: Request) -> Response:
 
 
 async def _admin_user(request: Request) -> User:
+    """The admin of a page for admins only (the instance's settings): 401 when logged out,
+    403 for anyone else, moderators too (:mod:`fedisora.services.roles`)."""
     live = current_session(request)
     if live is None:
         raise HTTPException(401, "log in as an admin to see this page")
-    if not live.user.is_admin:
-        raise HTTPException(403, "this page is for instance admins")
-    return live.user
+    try:
+        return roles.require(live.user, "admin")
+    except Forbidden:
+        raise HTTPException(403, "this page is for instance admins") from None
+
+
+async def _staff_user(request: Request) -> User:
+    """The admin or moderator of a staff page (reports, accounts, the likeness queue, the
+    overview): 401 when logged out, 403 for anyone else."""
+    live = current_session(request)
+    if live is None:
+        raise HTTPException(401, "log in as a moderator or admin to see this page")
+    try:
+        return roles.require(live.user, "staff")
+    except Forbidden:
+        raise HTTPException(403, "this page is for the instance's moderators and admins") from None
 
 
 # Names the overview has always used; other work tables are named after their table.
@@ -134,7 +151,7 @@ def _size(n: int | None) -> str:
 
 
 async def admin(request: Request) -> Response:
-    await _admin_user(request)
+    await _staff_user(request)
     report = await health(request.app.state.settings)
     # The busiest (host, state) pairs only: an instance may know thousands of hosts.
     hosts: dict[tuple[str, str], int] = {}

@@ -4,8 +4,10 @@ moderate it, delete it.
 Mastodon's order is kept: an account is suspended first (``POST .../action`` with
 ``type=suspend``), then either unsuspended (``POST .../unsuspend``) or its data deleted
 (``DELETE``; a deleted account cannot be unsuspended). Every endpoint needs a token with an
-``admin:`` scope (``read``/``write`` never imply them) whose user is an admin; others get
-403 ``This action is not allowed``, as Mastodon answers.
+``admin:`` scope (``read``/``write`` never imply them) whose user is staff (an admin or a
+moderator, :mod:`fedisora.services.roles`); others get 403 ``This action is not allowed``,
+as Mastodon answers. A moderator acts on users and remote accounts, not on other staff, and
+deleting an account's data is the admins' (Mastodon's ``delete_user_data``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from starlette.routing import BaseRoute
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from fedisora.api.entities import account_entities, iso
+from fedisora.api.entities import account_entities, iso, role_entity
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.pagination import Page, link_header, page_of
 from fedisora.errors import Forbidden, Invalid, NotFound
 from fedisora.models import Account, Report, User
-from fedisora.services import reports
+from fedisora.services import reports, roles
 from fedisora.services.account_deletion import (
     delete_local_account,
     disable_login,
@@ -43,7 +45,6 @@ ACTION_TYPES = ("none", "disable", "sensitive", "silence", "suspend")
 def admin_account_entity(account: Account, user: User | None) -> Json:
     """Mastodon's ``Admin::Account``; login fields are null once there is no login (remote,
     or deleted)."""
-    is_admin = bool(user and user.is_admin)
     return {
         "id": str(account.pk),
         "username": account.username,
@@ -54,13 +55,7 @@ def admin_account_entity(account: Account, user: User | None) -> Json:
         "ips": [],
         "locale": None,
         "invite_request": (user.signup_reason or None) if user else None,
-        "role": {
-            "id": "3" if is_admin else "-99",
-            "name": "Admin" if is_admin else "",
-            "color": "",
-            "permissions": "1" if is_admin else "0",
-            "highlighted": is_admin,
-        },
+        "role": role_entity(user),
         "confirmed": user is not None,
         "approved": bool(user and user.approved),
         "disabled": bool(user and user.disabled),
@@ -75,20 +70,21 @@ async def _entity(account: Account) -> Json:
     return admin_account_entity(account, await User.get_or_none(account_id=account.pk))
 
 
-async def _target(ctx: Ctx) -> Account:
-    """The account the path names, for an admin; the instance actor is not an account here."""
-    if ctx.user is None or not ctx.user.is_admin:
-        raise Forbidden("This action is not allowed")
+async def _target(ctx: Ctx, *, acting: bool = True) -> Account:
+    """The account the path names, for staff; the instance actor is not an account here.
+    *acting*: the caller changes it, which a moderator may not do to other staff."""
+    staff = roles.require(ctx.user, "staff")
     account_id = ctx.path_id()
     account = await Account.get_or_none(pk=account_id) if account_id >= 0 else None
     if account is None or (account.local and account.username == INSTANCE_ACTOR):
         raise NotFound("Record not found")
+    if acting and not roles.may_moderate(staff, await User.get_or_none(account_id=account.pk)):
+        raise Forbidden("Moderators cannot act on a moderator's or an admin's account")
     return account
 
 
-def _admin(ctx: Ctx) -> None:
-    if ctx.user is None or not ctx.user.is_admin:
-        raise Forbidden("This action is not allowed")
+def _staff(ctx: Ctx) -> None:
+    roles.require(ctx.user, "staff")
 
 
 STATUSES = ("active", "pending", "disabled", "silenced", "suspended", "sensitized")
@@ -140,7 +136,7 @@ async def list_accounts_v1(ctx: Ctx) -> Response:
     ``disabled``, ``silenced``, ``suspended``, ``sensitized``, ``staff`` (each narrows the
     list), also ``status=<one of them>``, and ``by_domain``, ``username``, ``display_name``,
     ``email``; newest first, 100 a page (at most 200)."""
-    _admin(ctx)
+    _staff(ctx)
     p = ctx.params
     query = Account.all()
     if p.flag("local"):
@@ -154,7 +150,7 @@ async def list_accounts_v1(ctx: Ctx) -> Response:
         if p.flag(name) or status == name:
             query = _status(query, name)
     if p.flag("staff"):
-        query = query.filter(domain=None, user__is_admin=True)
+        query = query.filter(roles.staff_accounts(), domain=None)
     return await _listing(ctx, _search(ctx, query))
 
 
@@ -162,7 +158,7 @@ async def list_accounts_v1(ctx: Ctx) -> Response:
 async def list_accounts_v2(ctx: Ctx) -> Response:
     """Mastodon's v2 list: ``origin`` (local, remote), ``status`` (active, pending,
     disabled, silenced, suspended), ``permissions`` (staff) and the v1 searches."""
-    _admin(ctx)
+    _staff(ctx)
     p = ctx.params
     query = Account.all()
     origin = (p.text("origin", max_length=10) or "").strip().lower()
@@ -179,7 +175,7 @@ async def list_accounts_v2(ctx: Ctx) -> Response:
     if permissions not in ("", "staff"):
         raise Invalid("permissions must be staff")
     if permissions:
-        query = query.filter(domain=None, user__is_admin=True)
+        query = query.filter(roles.staff_accounts(), domain=None)
     return await _listing(ctx, _search(ctx, query))
 
 
@@ -190,7 +186,7 @@ def _not_self(ctx: Ctx, account: Account) -> None:
 
 @endpoint("admin:read:accounts", user=True)
 async def get_account(ctx: Ctx) -> Response:
-    return json(await _entity(await _target(ctx)))
+    return json(await _entity(await _target(ctx, acting=False)))
 
 
 @endpoint("admin:write:accounts", user=True)
@@ -244,7 +240,8 @@ async def unsuspend(ctx: Ctx) -> Response:
 
 @endpoint("admin:write:accounts", user=True)
 async def delete_account(ctx: Ctx) -> Response:
-    """Delete a suspended local account's data (the username stays reserved)."""
+    """Delete a suspended local account's data (the username stays reserved); admins only."""
+    roles.require(ctx.user, "admin")
     account = await _target(ctx)
     _not_self(ctx, account)
     if not account.local:

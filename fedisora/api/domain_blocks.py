@@ -19,9 +19,10 @@ from starlette.routing import BaseRoute
 from fedisora.api.entities import iso
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.pagination import Page, link_header, page_of
-from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.errors import Invalid, NotFound
 from fedisora.models import DomainAllow, DomainBlock
 from fedisora.services import domain_blocks as service
+from fedisora.services import roles
 
 __all__ = ["admin_block_entity", "routes"]
 
@@ -49,8 +50,8 @@ def _allow_entity(allow: DomainAllow) -> Json:
 
 
 def _admin(ctx: Ctx) -> None:
-    if ctx.user is None or not ctx.user.is_admin:
-        raise Forbidden("This action is not allowed")
+    """Domain blocks are the instance's settings: admins only, not moderators."""
+    roles.require(ctx.user, "admin")
 
 
 def _options(ctx: Ctx) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from fedisora.models import (
     User,
     Visibility,
 )
+from fedisora.services import roles
 from fedisora.services.remixes import quote_state
 from fedisora.services.tags import counted_uses
 from fedisora.services.text import clean_name, render_html
@@ -72,6 +73,7 @@ __all__ = [
     "notification_entities",
     "reblog_entity",
     "relationships",
+    "role_entity",
     "status_entities",
     "tag_entities",
 ]
@@ -181,15 +183,26 @@ async def credential_account(account: Account, user: User | None) -> Json:
         "discoverable": account.discoverable,
         "indexable": account.indexable,
     }
-    is_admin = bool(user and user.is_admin)
-    data["role"] = {
-        "id": "3" if is_admin else "-99",
-        "name": "Admin" if is_admin else "",
-        "color": "",
-        "permissions": "1" if is_admin else "0",
-        "highlighted": is_admin,
-    }
+    data["role"] = role_entity(user)
     return data
+
+
+# Mastodon's seeded roles: everyone (-99), Moderator, Admin.
+_ROLE_IDS = {roles.ADMIN: "3", roles.MODERATOR: "2", roles.USER: "-99"}
+_ROLE_NAMES = {roles.ADMIN: "Admin", roles.MODERATOR: "Moderator", roles.USER: ""}
+
+
+def role_entity(user: User | None) -> Json:
+    """Mastodon's ``Role`` of *user* (``permissions``: :data:`fedisora.services.roles.PERMISSIONS`,
+    Mastodon's bits, as a string)."""
+    role = roles.role_of(user)
+    return {
+        "id": _ROLE_IDS[role],
+        "name": _ROLE_NAMES[role],
+        "color": "",
+        "permissions": str(roles.PERMISSIONS[role]),
+        "highlighted": role != roles.USER,
+    }
 
 
 async def relationships(viewer: Account, targets: Sequence[int]) -> list[Json]:

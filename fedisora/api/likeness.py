@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 from fedisora.api.entities import iso, render_accounts
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.media import TooLarge
-from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.errors import Invalid, NotFound
 from fedisora.models import (
     Account,
     ConsentCheck,
@@ -43,6 +43,7 @@ from fedisora.models import (
     LikenessUse,
 )
 from fedisora.services import likeness as svc
+from fedisora.services import roles
 
 __all__ = ["LIKENESSES", "PREFIX", "routes"]
 
@@ -354,8 +355,8 @@ async def remove_use(ctx: Ctx) -> Response:
 @endpoint(*_READ, user=True)
 async def list_checks(ctx: Ctx) -> Response:
     every = ctx.params.flag("all")
-    if every and not (ctx.user is not None and ctx.user.is_admin):
-        raise Forbidden("only admins see every consent check")
+    if every:
+        roles.require(ctx.user, "staff", "only moderators and admins see every consent check")
     rows: list[ConsentCheck] = await svc.consent_checks(
         ctx.me,
         admin=every,

@@ -1,9 +1,9 @@
 """Reports: Mastodon's ``POST /api/v1/reports`` and its admin API ``/api/v1/admin/reports``.
 
 Filing needs ``write:reports``; the admin endpoints ``admin:read:reports`` or
-``admin:write:reports`` (never implied by ``read``/``write``) and a user who is an admin,
-others get 403 ``This action is not allowed`` as Mastodon answers. The rules are
-:mod:`fedisora.services.reports`'s.
+``admin:write:reports`` (never implied by ``read``/``write``) and a user who is staff (an
+admin or a moderator, :mod:`fedisora.services.roles`), others get 403 ``This action is not
+allowed`` as Mastodon answers. The rules are :mod:`fedisora.services.reports`'s.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from fedisora.api.entities import account_entities, iso, status_entities
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import get_account
 from fedisora.api.pagination import Page, link_header
-from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.errors import Invalid, NotFound
 from fedisora.models import Account, Clip, Comment, Report, User
 from fedisora.services import reports as service
+from fedisora.services import roles
 
 __all__ = ["admin_report_entities", "report_entity", "routes"]
 
@@ -104,8 +105,8 @@ async def admin_report_entities(viewer: Account, reports: Sequence[Report]) -> l
 
 
 def _admin(ctx: Ctx) -> Account:
-    if ctx.user is None or not ctx.user.is_admin:
-        raise Forbidden("This action is not allowed")
+    """The staff member (admin or moderator) acting."""
+    roles.require(ctx.user, "staff")
     return ctx.me
 
 

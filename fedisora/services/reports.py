@@ -39,7 +39,7 @@ from fedisora.models import (
     ReportCategory,
     utcnow,
 )
-from fedisora.services import audit, events
+from fedisora.services import audit, events, roles
 from fedisora.services.accounts import INSTANCE_ACTOR
 
 __all__ = [
@@ -335,6 +335,8 @@ async def take_action(report: Report, action: str, by: Account, text: str = "") 
         raise Invalid(f"report #{report.pk} names no clips or comments to delete")
     if action == "suspend" and target.pk == by.pk:
         raise Forbidden("This action is not allowed on your own account")
+    if action == "suspend":
+        await roles.check_may_moderate(by, target)
     if not await _claim(report, by):
         raise Conflict(f"report #{report.pk} is resolved already: reopen it first")
     if action == "dismiss":

@@ -115,10 +115,12 @@ async def _follow_inviter(account: Account, invite: Invite) -> None:
 
 
 async def _tell_admins(account: Account) -> None:
+    """The staff (admins and moderators, who approve sign-ups) hear of a new one."""
     from fedisora.services.notify import notify
+    from fedisora.services.roles import staff_accounts
 
     admins = await Account.filter(
-        domain=None, suspended_at=None, user__is_admin=True, user__disabled=False
+        staff_accounts(), domain=None, suspended_at=None, user__disabled=False
     )
     for admin in admins:
         await notify(

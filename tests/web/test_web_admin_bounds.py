@@ -14,6 +14,8 @@ from fedisora.models import Account, Delivery
 from web import accounts as admin_accounts
 from web import routes as web_routes
 
+ACCT = r'<strong class="account-acct">@(\w+)</strong>'
+
 
 async def test_admin_accounts_page_by_page(
     web: httpx.ASGITransport, monkeypatch: pytest.MonkeyPatch
@@ -24,15 +26,15 @@ async def test_admin_accounts_page_by_page(
     monkeypatch.setattr(admin_accounts, "ADMIN_PAGE", 2)
     async with logged_in(web, "boss") as admin:
         first = (await admin.get("/admin/accounts")).text
-        assert re.findall(r"<td>@(\w+)</td>", first) == ["boss", "ann"]
+        assert re.findall(ACCT, first) == ["boss", "ann"]
         found = re.search(r'<a rel="next" href="(/admin/accounts\?after=\d+)">', first)
         assert found is not None
         second = (await admin.get(found.group(1))).text
-        assert re.findall(r"<td>@(\w+)</td>", second) == ["bob", "cat"]
+        assert re.findall(ACCT, second) == ["bob", "cat"]
         found = re.search(r'<a rel="next" href="(/admin/accounts\?after=\d+)">', second)
         assert found is not None
         last = (await admin.get(found.group(1))).text
-        assert re.findall(r"<td>@(\w+)</td>", last) == ["dan"]
+        assert re.findall(ACCT, last) == ["dan"]
         assert 'rel="next"' not in last and 'href="/admin/accounts">First accounts' in last
         bad = await admin.get("/admin/accounts", params={"after": "nope"})
         assert bad.status_code == 400

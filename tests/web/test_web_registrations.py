@@ -64,14 +64,17 @@ async def test_an_admin_approves_and_rejects_sign_ups_in_the_browser(
         rows = {
             m.group(1): m.group(2)
             for m in re.finditer(
-                r'<td>@(\w+)</td>.*?<td class="account-state">(\w+)', listing.text, re.S
+                r'account-acct">@(\w+)</strong>.*?<dd class="account-state">(\w+)',
+                listing.text,
+                re.S,
             )
         }
         assert rows == {"boss": "active", "newbie": "pending", "spammer": "pending"}
         waiting = await admin.get("/admin/accounts?status=pending")
         assert waiting.status_code == 200
         assert "Reason: newbie: I film birds" in waiting.text
-        assert "Waiting for approval (2)" in waiting.text and "<td>@boss</td>" not in waiting.text
+        assert "Waiting for approval (2)" in waiting.text
+        assert 'account-acct">@boss<' not in waiting.text
         newbie = await Account.get(username="newbie")
         spammer = await Account.get(username="spammer")
         # A forged form changes nothing.
