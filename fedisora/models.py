@@ -927,6 +927,16 @@ class RenderQuotaGuard(Model):
     account_id: int
     submits = fields.BigIntField(default=0)
     """Render requests accepted under quota so far."""
+    concurrent_jobs = fields.IntField(null=True)
+    """An admin's override of ``FEDISORA_RENDER_CONCURRENT_JOBS`` for this account (None: the
+    instance's setting). Read by the quota check with the guard row it locks; set by
+    :func:`render.service.set_quota_override`."""
+    clips_per_day = fields.IntField(null=True)
+    """An admin's override of ``FEDISORA_RENDER_CLIPS_PER_DAY`` for this account (None: the
+    instance's setting)."""
+    gpu_seconds_per_day = fields.FloatField(null=True)
+    """An admin's override of ``FEDISORA_RENDER_GPU_SECONDS_PER_DAY`` for this account (None:
+    the instance's setting)."""
 
     class Meta:
         table = "render_quota_guards"

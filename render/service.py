@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import secrets
+import shutil
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.outages import disk_space
-from fedisora.services import idempotency, posts, prompt_policy
+from fedisora.services import audit, idempotency, posts, prompt_policy
 from fedisora.services.visibility import can_see_clip
 from fedisora.work import Engine
 from render.consent import (
@@ -84,8 +85,12 @@ from render.states import (
 __all__ = [
     "MAX_INPUT_IMAGE_BYTES",
     "MAX_INPUT_IMAGE_PIXELS",
+    "QUOTA_RANGES",
     "RenderLimits",
     "RenderQuotaError",
+    "RenderQuotas",
+    "RenderUsage",
+    "admin_cancel_render",
     "cancel_render",
     "drafts_of",
     "input_still",
@@ -96,6 +101,9 @@ __all__ = [
     "render_limits",
     "render_made_by",
     "render_progress",
+    "render_usage",
+    "requeue_render",
+    "set_quota_override",
     "submit_render",
 ]
 
@@ -304,35 +312,134 @@ async def drafts_of(account: Account, *, limit: int = 40) -> list[RenderJob]:
     )
 
 
+@dataclass(frozen=True)
+class RenderQuotas:
+    """One account's render quotas: the instance's settings, or an admin's override of each
+    (:func:`set_quota_override`)."""
+
+    concurrent_jobs: int
+    clips_per_day: int
+    gpu_seconds_per_day: float
+    overridden: frozenset[str] = frozenset()
+    """The names of the quotas an override sets for this account."""
+
+
+QUOTA_RANGES: dict[str, tuple[float, float]] = {
+    "concurrent_jobs": (0, 1000),
+    "clips_per_day": (0, 100000),
+    "gpu_seconds_per_day": (0.0, 86400.0 * 64),
+}
+"""The values an override may take (0 stops the account's renders); the settings' own
+ranges, with 0 allowed for concurrent jobs too."""
+
+
+async def _quotas(
+    account_id: int, settings: Settings, conn: BaseDBAsyncClient | None = None
+) -> RenderQuotas:
+    rows = (
+        await RenderQuotaGuard.filter(account_id=account_id)
+        .using_db(conn)
+        .values("concurrent_jobs", "clips_per_day", "gpu_seconds_per_day")
+    )
+    override: dict[str, Any] = rows[0] if rows else {}
+    set_ = frozenset(k for k in QUOTA_RANGES if override.get(k) is not None)
+
+    def pick(name: str, default: Any) -> Any:
+        return override[name] if name in set_ else default
+
+    return RenderQuotas(
+        concurrent_jobs=int(pick("concurrent_jobs", settings.render_concurrent_jobs)),
+        clips_per_day=int(pick("clips_per_day", settings.render_clips_per_day)),
+        gpu_seconds_per_day=float(pick("gpu_seconds_per_day", settings.render_gpu_seconds_per_day)),
+        overridden=set_,
+    )
+
+
+@dataclass(frozen=True)
+class RenderUsage:
+    """What an account used of its quotas in the current window (the last 24 hours)."""
+
+    in_flight: int
+    clips: int
+    gpu_seconds: float
+    quotas: RenderQuotas
+
+
+async def render_usage(
+    account: Account, settings: Settings, conn: BaseDBAsyncClient | None = None
+) -> RenderUsage:
+    """*account*'s renders queued or running, its clips and GPU-seconds of the last 24 hours,
+    and its quotas: what :func:`submit_render` checks (the admin page shows it)."""
+    jobs = RenderJob.filter(account_id=account.pk).using_db(conn)
+    in_flight = await jobs.filter(state__in=(QUEUED, *ACTIVE)).count()
+    recent = jobs.filter(created_at__gte=utcnow() - _DAY)
+    clips = await recent.exclude(state__in=(FAILED, CANCELLED)).count()
+    used_rows = await recent.annotate(s=Sum("gpu_seconds")).values_list("s", flat=True)
+    total: Any = used_rows[0] if used_rows else None
+    return RenderUsage(
+        in_flight=in_flight,
+        clips=clips,
+        gpu_seconds=float(total or 0.0),
+        quotas=await _quotas(account.pk, settings, conn),
+    )
+
+
 async def _check_quotas(
     account: Account, settings: Settings, conn: BaseDBAsyncClient | None = None
 ) -> None:
-    jobs = RenderJob.filter(account_id=account.pk).using_db(conn)
-    in_flight = await jobs.filter(state__in=(QUEUED, *ACTIVE)).count()
-    if in_flight >= settings.render_concurrent_jobs:
+    usage = await render_usage(account, settings, conn)
+    quotas = usage.quotas
+    if usage.in_flight >= quotas.concurrent_jobs:
         raise RenderQuotaError(
             "concurrent_jobs",
-            f"you have {in_flight} renders queued or running; at most "
-            f"{settings.render_concurrent_jobs} at a time. Wait for one to finish or cancel one",
+            f"you have {usage.in_flight} renders queued or running; at most "
+            f"{quotas.concurrent_jobs} at a time. Wait for one to finish or cancel one",
         )
-    since = utcnow() - _DAY
-    recent = jobs.filter(created_at__gte=since)
-    clips = await recent.exclude(state__in=(FAILED, CANCELLED)).count()
-    if clips >= settings.render_clips_per_day:
+    if usage.clips >= quotas.clips_per_day:
         raise RenderQuotaError(
             "clips_per_day",
-            f"you requested {clips} clips in the last 24 hours; the limit is "
-            f"{settings.render_clips_per_day} per day",
+            f"you requested {usage.clips} clips in the last 24 hours; the limit is "
+            f"{quotas.clips_per_day} per day",
         )
-    used_rows = await recent.annotate(s=Sum("gpu_seconds")).values_list("s", flat=True)
-    total: Any = used_rows[0] if used_rows else None
-    used = float(total or 0.0)
-    if used >= settings.render_gpu_seconds_per_day:
+    if usage.gpu_seconds >= quotas.gpu_seconds_per_day:
         raise RenderQuotaError(
             "gpu_seconds_per_day",
-            f"your renders used {used:.0f} of {settings.render_gpu_seconds_per_day:.0f} "
+            f"your renders used {usage.gpu_seconds:.0f} of {quotas.gpu_seconds_per_day:.0f} "
             "GPU-seconds in the last 24 hours; try again later",
         )
+
+
+async def set_quota_override(
+    by: Account,
+    account: Account,
+    *,
+    concurrent_jobs: int | None,
+    clips_per_day: int | None,
+    gpu_seconds_per_day: float | None,
+    settings: Settings,
+) -> RenderQuotas:
+    """Set (a number) or clear (None) *account*'s override of each render quota, enforced by
+    the same check as the settings (:func:`submit_render`); audited as ``render.quota``.
+    :class:`Invalid` for a value outside :data:`QUOTA_RANGES` or a remote account."""
+    if not account.local:
+        raise Invalid("only local accounts render: a remote account has no render quota")
+    values: dict[str, Any] = {
+        "concurrent_jobs": concurrent_jobs,
+        "clips_per_day": clips_per_day,
+        "gpu_seconds_per_day": gpu_seconds_per_day,
+    }
+    for name, value in values.items():
+        low, high = QUOTA_RANGES[name]
+        if value is not None and not (low <= value <= high):
+            label = name.replace("_", " ")
+            raise Invalid(f"{label} must be between {low:g} and {high:g} (or empty: the default)")
+    await _ensure_quota_guard(account)
+    await RenderQuotaGuard.filter(account_id=account.pk).update(**values)
+    detail = ", ".join(
+        f"{name}={'default' if value is None else f'{value:g}'}" for name, value in values.items()
+    )
+    await audit.record(by, "render.quota", account, detail)
+    return await _quotas(account.pk, settings)
 
 
 async def _ensure_quota_guard(account: Account) -> None:
@@ -572,6 +679,10 @@ async def cancel_render(
     (or before its next stage) and moves it to ``cancelled`` itself.
     """
     _check_owner(account, job)
+    return await _cancel(job, engine, reason)
+
+
+async def _cancel(job: RenderJob, engine: Engine | None, reason: str) -> RenderJob:
     if job.state in (PUBLISHED, FAILED, CANCELLED):
         raise Conflict(f"this render is already {job.state}")
     await RenderJob.filter(pk=job.pk).update(cancel_requested=True)
@@ -579,6 +690,99 @@ async def cancel_render(
     live = [QUEUED, RENDERING, ENCODING, SIGNING, READY]
     await eng.move(RenderJob, job.pk, live, CANCELLED, last_error=reason)
     return await RenderJob.get(pk=job.pk)
+
+
+ADMIN_CANCELLABLE = (QUEUED, *ACTIVE)
+"""The states in which an admin cancels a render (a ready one is its owner's to discard)."""
+REQUEUEABLE = (FAILED, CANCELLED)
+
+
+async def admin_cancel_render(
+    by: Account, job: RenderJob, *, engine: Engine | None = None
+) -> RenderJob:
+    """An admin cancels someone's queued or running render, as :func:`cancel_render` does for
+    its owner (the owner reads "cancelled by an admin"); audited as ``render.cancel``.
+    :class:`Conflict` in any other state."""
+    if job.state not in ADMIN_CANCELLABLE:
+        raise Conflict(f"only a queued or running render can be cancelled; this one is {job.state}")
+    cancelled = await _cancel(job, engine, "cancelled by an admin")
+    await audit.record(by, "render.cancel", _job_target(job), f"was {job.state}")
+    return cancelled
+
+
+def _copy(source: Path, dst: Path) -> None:
+    from render.encode import atomic_path
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def _job_target(job: RenderJob) -> str:
+    return audit.target("render_job", job.pk, f"render {job.pk}")
+
+
+_REQUEST_KEYS = (
+    "prompt",
+    "negative_prompt",
+    "seconds",
+    "aspect",
+    "seed",
+    "kind",
+    "input_image",
+    "remix_source",
+    "remix_clip_id",
+    "cameos",
+    "family",
+)
+"""What :func:`submit_render` stores in a job's spec (the stages add their own keys)."""
+
+
+async def requeue_render(
+    by: Account,
+    job: RenderJob,
+    *,
+    settings: Settings,
+    engine: Engine | None = None,
+) -> RenderJob:
+    """An admin queues a failed or cancelled render again: a new job for the same owner with
+    the same request (seed included), at the same priority, outside the owner's quotas (an
+    admin's action; the render slots still apply). Failed and cancelled are final states, so
+    the old job stays as it ended. Cameo consent is checked again by the worker, as for any
+    render. Audited as ``render.requeue``. :class:`Conflict` when the job is in another state,
+    its owner cannot render any more, or its still is gone."""
+    if job.state not in REQUEUEABLE:
+        raise Conflict(
+            f"only a failed or cancelled render can be queued again; this is {job.state}"
+        )
+    owner = await Account.get(pk=job.account_id)
+    if not owner.local or owner.suspended_at is not None:
+        raise Conflict("its owner's account is suspended: the render cannot be queued again")
+    spec = {k: job.spec[k] for k in _REQUEST_KEYS if k in job.spec}
+    still = spec.get("input_image")
+    if still:  # a copy of its own: retention removes a finished job's still
+        source = settings.media_root / str(still)
+        if not source.is_file():
+            raise Conflict(
+                "its still image is gone (removed with the finished job): ask for a new one"
+            )
+        spec["input_image"] = f"render-inputs/{uuid.uuid4().hex}.png"
+        with disk_space():
+            await asyncio.to_thread(_copy, source, settings.media_root / spec["input_image"])
+    now = engine.clock() if engine is not None else utcnow()
+    new = await RenderJob.create(
+        account_id=owner.pk,
+        priority=job.priority,
+        progress_total=job.progress_total,
+        spec=spec,
+        state=GRAPH.initial,
+        state_changed_at=now,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    await audit.record(by, "render.requeue", _job_target(job), f"queued again as render {new.pk}")
+    if engine is not None:
+        await engine.wake(engine.machine_for(RenderJob), new)
+    return new
 
 
 _STAGE_PERCENT = {QUEUED: 0, RENDERING: 0, ENCODING: 92, SIGNING: 96, READY: 100, PUBLISHED: 100}

@@ -4,6 +4,7 @@ profiles, clip pages and hashtag pages in :mod:`web.profiles`, :mod:`web.clip_pa
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -13,16 +14,20 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from tortoise.functions import Count
 
+from activitypub.federation.delivery_health import delivery_health
 from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
+from fedisora.config import Settings
 from fedisora.errors import Forbidden
 from fedisora.health import health
-from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User
+from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, utcnow
 from fedisora.services import roles
 from fedisora.services.accounts import INSTANCE_ACTOR, LoginRefused, authenticate
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
-from fedisora.services.storage import media_space, work_space
+from fedisora.services.storage import media_disk, media_space, work_space
+from render.queue import QUEUE as RENDER_QUEUE
+from render.stats import daily_outcomes, queue_depth
 from web.clips import routes as clip_routes
 from web.pages import render
 from web.sessions import (
@@ -150,6 +155,20 @@ def _size(n: int | None) -> str:
     return f"{value:.1f} TB"  # pragma: no cover - the loop returns
 
 
+def _age(since: datetime | None, now: datetime | None = None) -> str:
+    """How long ago *since* was, for people: 45 s, 12 min, 3.5 h, 2.0 days."""
+    if since is None:
+        return "n/a"
+    seconds = max(0.0, ((now or utcnow()) - since).total_seconds())
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 async def admin(request: Request) -> Response:
     await _staff_user(request)
     report = await health(request.app.state.settings)
@@ -166,6 +185,8 @@ async def admin(request: Request) -> Response:
     for (state, host), n in (await tallies(str(Delivery._meta.db_table))).items():
         hosts[(host, state)] = hosts.get((host, state), 0) + n  # deleted by retention
     work = await work_space()
+    settings = request.app.state.settings
+    outcomes = await daily_outcomes()
     return render(
         request,
         "admin/index.html",
@@ -180,11 +201,36 @@ async def admin(request: Request) -> Response:
         work=[(_WORK_LABELS.get(w.table, w.label), w) for w in work],
         media=await media_space(),
         size=_size,
+        age=_age,
         delivery_hosts=[
             {"host": h, "state": s, "n": n}
             for (h, s), n in sorted(hosts.items(), key=lambda kv: (-kv[1], kv[0]))[:ADMIN_HOSTS]
         ],
+        render_days=outcomes,
+        render_days_max=max([1, *(d.done + d.failed for d in outcomes)]),
+        render_queue=await queue_depth(),
+        deliveries=await delivery_health(),
+        render_workers=[
+            w for w in report["workers"].get("workers", []) if RENDER_QUEUE in w["queues"]
+        ],
+        render_model=_model_label(settings),
+        disk=await media_disk(settings.media_root),
+        now=utcnow(),
     )
+
+
+def _model_label(settings: Settings) -> str:
+    """The configured render model as the admin reads it: its directory's name (never the
+    server path, as in a clip's provenance) and family."""
+    from render.errors import ModelLoadError
+    from render.service import model_family
+
+    model = settings.render_model
+    name = model if model == "tiny" else Path(model).name
+    try:
+        return f"{name} ({model_family(settings)})"
+    except ModelLoadError:
+        return f"{name} (unreadable: see the worker's log)"
 
 
 def routes() -> list[BaseRoute]:
@@ -194,7 +240,9 @@ def routes() -> list[BaseRoute]:
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         admin_audit,  # the audit log; it imports _admin_user
         admin_domains,  # domain blocks and allows; it imports _admin_user
+        admin_federation,  # delivery health per host; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
+        admin_renders,  # the render queue and quota overrides; it imports _admin_user
         admin_reports,  # reports; it imports _admin_user
         clip_pages,
         create,  # the create form, a render's page, the drafts
@@ -221,6 +269,8 @@ def routes() -> list[BaseRoute]:
         *admin_policy.routes(),
         *admin_reports.routes(),
         *admin_domains.routes(),
+        *admin_federation.routes(),
+        *admin_renders.routes(),
         *signup.routes(),
         *invites.routes(),
         *likenesses.routes(),

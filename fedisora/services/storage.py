@@ -12,7 +12,10 @@ with a file here (a remote clip's video is not stored here).
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from tortoise import Tortoise
 from tortoise.expressions import Q
@@ -21,7 +24,16 @@ from tortoise.functions import Count, Sum
 from fedisora.models import InboxItem, MediaFile, MediaKind, WorkRow
 from fedisora.services.retention import tallies
 
-__all__ = ["MediaSpace", "StateCount", "WorkSpace", "media_space", "work_models", "work_space"]
+__all__ = [
+    "DiskUse",
+    "MediaSpace",
+    "StateCount",
+    "WorkSpace",
+    "media_disk",
+    "media_space",
+    "work_models",
+    "work_space",
+]
 
 
 @dataclass(frozen=True)
@@ -148,3 +160,26 @@ async def media_space() -> list[MediaSpace]:
         )
         for kind in MediaKind
     ]
+
+
+@dataclass(frozen=True)
+class DiskUse:
+    """The file system holding the media directory (every file on it, not only media)."""
+
+    total: int
+    used: int
+    free: int
+
+    @property
+    def percent_used(self) -> float:
+        return 100.0 * self.used / self.total if self.total else 0.0
+
+
+async def media_disk(media_root: Path) -> DiskUse | None:
+    """Size, use and free space of the file system under *media_root* (None when it cannot
+    be read, as when the directory does not exist yet)."""
+    try:
+        usage = await asyncio.to_thread(shutil.disk_usage, media_root)
+    except OSError:
+        return None
+    return DiskUse(usage.total, usage.used, usage.free)
