@@ -177,6 +177,7 @@ def routes() -> list[BaseRoute]:
         accounts,  # deleting accounts (admin and self); it imports _admin_user
         admin_audit,  # the audit log; it imports _admin_user
         admin_domains,  # domain blocks and allows; it imports _admin_user
+        admin_optouts,  # the opt-out registry; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
         admin_reports,  # reports; it imports _admin_user
         clip_pages,
@@ -185,6 +186,7 @@ def routes() -> list[BaseRoute]:
         invites,  # invite links (settings and admin); it imports _admin_user
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         notifications,
+        optout,  # the public opt-out form
         profiles,
         reports,  # reporting a clip, a comment or an account
         search,
@@ -202,6 +204,7 @@ def routes() -> list[BaseRoute]:
         *accounts.routes(),
         *admin_audit.routes(),
         *admin_policy.routes(),
+        *admin_optouts.routes(),
         *admin_reports.routes(),
         *admin_domains.routes(),
         *signup.routes(),
@@ -217,4 +220,5 @@ def routes() -> list[BaseRoute]:
         *notifications.routes(),
         *search.routes(),
         *reports.routes(),
+        *optout.routes(),
     ]

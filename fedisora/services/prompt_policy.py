@@ -153,7 +153,15 @@ async def current_matcher() -> Matcher:
     if _cached is not None and _cached[0] == fingerprint:
         return _cached[1]
     rows = await PolicyTerm.all().order_by("id")
-    matcher = Matcher(Entry(r.list_name.value, r.term, r.pk) for r in rows)
+    matcher = Matcher(
+        Entry(
+            r.list_name.value,
+            r.term,
+            r.pk,
+            origin=r.note if r.source == PolicySource.OPTOUT else "",
+        )
+        for r in rows
+    )
     _cached = (fingerprint, matcher)
     return matcher
 
