@@ -12,7 +12,7 @@ apps   20 per 5 minutes        client IP, OAuth app registrations
 render 30 per hour             account, renders queued (API and web, besides the quotas)
 upload 60 per 30 minutes       account, media uploads (API and the web's stills)
 inbox  600 per 5 minutes       remote host (the signature's keyId), inbox POSTs
-optout 10 per hour             client IP, rights holders' opt-out requests (API and web)
+optout 30 per hour             client IP, rights holders' opt-out requests (API and web)
 ====== ======================= ===========================================================
 
 ``FEDISORA_RATE_LIMITS`` overrides them: ``render=10/1h,upload=100/30m`` (windows in s, m, h
@@ -84,7 +84,7 @@ DEFAULTS: Mapping[str, Limit] = {
     "render": Limit(30, 3600.0),
     "upload": Limit(60, 1800.0),
     "inbox": Limit(600, 300.0),
-    "optout": Limit(10, 3600.0),
+    "optout": Limit(30, 3600.0),
 }
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
