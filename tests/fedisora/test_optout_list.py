@@ -91,7 +91,7 @@ def test_another_key_another_issuer_and_malformed_lists_are_refused() -> None:
     signed = _signed()
     with pytest.raises(ol.BadSignature, match="does not verify"):
         ol.verify_list(signed, OTHER.public_key(), issuer=ISSUER, now=WHEN)
-    with pytest.raises(ol.BadSignature, match="not https://other.example/actor"):
+    with pytest.raises(ol.BadSignature, match=r"not https://other\.example/actor"):
         ol.verify_list(signed, KEY.public_key(), issuer="https://other.example/actor", now=WHEN)
     # signed by the issuer's key, but the proof names a key of another actor
     doc = ol.build_list(version=1, issued_at=WHEN, issuer=ISSUER, entries=[])
