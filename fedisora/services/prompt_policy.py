@@ -113,10 +113,14 @@ async def add_term(
 
 
 async def remove_term(by: audit.Actor, term_id: int) -> PolicyTerm:
-    """Remove the term *term_id* (:class:`NotFound` when there is none); returns it."""
+    """Remove the term *term_id* (:class:`NotFound` when there is none); returns it. A term
+    of an opt-out is refused (:class:`Invalid`): it leaves with its opt-out
+    (:mod:`fedisora.services.optouts`)."""
     row = await PolicyTerm.get_or_none(pk=term_id)
     if row is None:
         raise NotFound("no such policy term")
+    if row.source == PolicySource.OPTOUT:
+        raise Invalid("this term comes from an opt-out: withdraw the opt-out at /admin/optouts")
     await PolicyTerm.filter(pk=row.pk).delete()
     _forget()
     await audit.record(

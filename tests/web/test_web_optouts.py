@@ -158,6 +158,11 @@ async def test_requests_review_policy_and_the_signed_list(web: httpx.ASGITranspo
         assert await _refusal("a comet in the sky") == ""
         policy_page = (await admin.get("/admin/policy")).text
         assert '<strong>JD Star</strong> <span class="badge">optout</span>' in policy_page
+        star = await PolicyTerm.get(term="JD Star")
+        assert star.source == "optout" and star.source_ref == f"optout:{jane.pk}"
+        assert f"/admin/policy/{star.pk}/remove" not in policy_page  # withdrawn here only
+        r = await admin.post(f"/admin/policy/{star.pk}/remove", data={"csrf": csrf})
+        assert r.status_code == 422 and await PolicyTerm.filter(pk=star.pk).exists()
 
         # The published list: public fields only, signed by the instance actor.
         published = (await admin.get(f"{API}/list")).json()
