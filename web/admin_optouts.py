@@ -2,9 +2,10 @@
 
 Pending requests with Approve and Reject (a reason required), the approved ones with Remove
 (a reason required), and the subscriptions to other instances' lists: add one (its URL and
-mode, review or auto), fetch it now, apply or discard the changes of a version waiting for
-review, unsubscribe; each shows its last error. Every change is a POST carrying the
-session's CSRF token, made by :mod:`fedisora.services.optouts` (which writes the audit log).
+mode, review or auto), switch its mode, fetch it now, apply or discard the changes of a
+version waiting for review, unsubscribe; each shows its last error. Every change is a POST
+carrying the session's CSRF token, made by :mod:`fedisora.services.optouts` (which writes
+the audit log).
 A refusal shows the page again with the message.
 """
 
@@ -111,6 +112,11 @@ async def _discard(me: Account, ident: int, form: dict[str, str]) -> str:
     return ""
 
 
+async def _mode(me: Account, ident: int, form: dict[str, str]) -> str:
+    await optouts.set_mode(me, ident, form.get("mode", ""))
+    return ""
+
+
 async def _unsubscribe(me: Account, ident: int, form: dict[str, str]) -> str:
     await optouts.unsubscribe(me, ident)
     return ""
@@ -169,5 +175,6 @@ def routes() -> list[BaseRoute]:
         Route("/admin/optouts/lists/{id}/fetch", admin_optouts_fetch, **post),
         Route("/admin/optouts/lists/{id}/apply", _action(_apply, "list"), **post),
         Route("/admin/optouts/lists/{id}/discard", _action(_discard, "list"), **post),
+        Route("/admin/optouts/lists/{id}/mode", _action(_mode, "list"), **post),
         Route("/admin/optouts/lists/{id}/unsubscribe", _action(_unsubscribe, "list"), **post),
     ]

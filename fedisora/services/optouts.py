@@ -87,6 +87,7 @@ __all__ = [
     "reject",
     "remove",
     "run_chore",
+    "set_mode",
     "submit",
     "subscribe",
     "subscriptions",
@@ -388,6 +389,16 @@ async def subscribe(
     return row
 
 
+async def set_mode(by: Account, sub_id: int, mode: str) -> OptOutSubscription:
+    """Switch a subscription between ``review`` and ``auto`` (from its next fetch on; a
+    version waiting for review still waits)."""
+    kind = _mode(mode)
+    row = await _subscription(sub_id)
+    await OptOutSubscription.filter(pk=row.pk).update(mode=kind)
+    await audit.record(by, "optout.mode", audit.target("optout_list", row.pk, row.url), kind.value)
+    return await _subscription(row.pk)
+
+
 async def _subscription(sub_id: int) -> OptOutSubscription:
     row = await OptOutSubscription.get_or_none(pk=sub_id)
     if row is None:
@@ -422,8 +433,14 @@ async def _apply(
     removed: Sequence[optout_list.ListEntry],
     by: audit.Actor,
     action: str,
-) -> None:
-    """Apply a version's changes (in the caller's transaction)."""
+) -> bool:
+    """Apply a version's changes (in the caller's transaction), if the subscription still
+    has the applied version *sub* was read with (False when another runner moved it on)."""
+    claimed = await OptOutSubscription.filter(
+        pk=sub.pk, applied_version=sub.applied_version
+    ).update(applied_version=version, pending=None)
+    if not claimed:
+        return False
     now = utcnow()
     for entry in removed:
         for row in await OptOut.filter(source=sub.url, remote_id=entry.id):
@@ -443,12 +460,12 @@ async def _apply(
             remote_id=entry.id,
         )
         await _add_terms(row)
-    await OptOutSubscription.filter(pk=sub.pk).update(applied_version=version, pending=None)
     detail = f"version {version}: +{len(added)} -{len(removed)}"
     names = [f"+{e.who}" for e in added] + [f"-{e.who}" for e in removed]
     if names:
         detail += " (" + ", ".join(names) + ")"
     await audit.record(by, action, audit.target("optout_list", sub.pk, sub.url), detail)
+    return True
 
 
 def _entries(raw: Any) -> list[optout_list.ListEntry]:
@@ -462,13 +479,10 @@ async def apply_pending(by: Account, sub_id: int) -> OptOutSubscription:
     if not pending:
         raise Invalid("nothing is waiting for review in this subscription")
     version = int(pending["version"])
+    if version <= sub.applied_version:
+        raise Invalid("the subscription changed meanwhile; look again")
     async with in_transaction():
-        claimed = await OptOutSubscription.filter(
-            pk=sub.pk, applied_version=sub.applied_version
-        ).update(pending=None)
-        if not claimed or version <= sub.applied_version:
-            raise Invalid("the subscription changed meanwhile; look again")
-        await _apply(
+        applied = await _apply(
             sub,
             version,
             _entries(pending.get("added")),
@@ -476,6 +490,8 @@ async def apply_pending(by: Account, sub_id: int) -> OptOutSubscription:
             by,
             "optout.apply",
         )
+    if not applied:
+        raise Invalid("the subscription changed meanwhile; look again")
     return await _subscription(sub.pk)
 
 
@@ -575,10 +591,10 @@ async def fetch_subscription(
     changes = optout_list.diff(applied, listed.entries)
     if fresh.mode == OptOutMode.AUTO:
         async with in_transaction():
-            await _apply(
+            done = await _apply(
                 fresh, listed.version, changes.added, changes.removed, SYNC_ACTOR, "optout.sync"
             )
-        return FetchOutcome("applied")
+        return FetchOutcome("applied" if done else "unchanged")
     pending = {
         "version": listed.version,
         "issued_at": integrity.format_datetime(listed.issued_at),

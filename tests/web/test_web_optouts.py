@@ -370,11 +370,19 @@ async def test_subscriptions_in_review_and_auto_modes(
 
         # Auto: the chore applies each newer version as fetched, removals too.
         r = await admin.post(
-            "/admin/optouts/lists", data={"csrf": csrf, "url": LIST_URL, "mode": "auto"}
+            "/admin/optouts/lists", data={"csrf": csrf, "url": LIST_URL, "mode": "review"}
         )
         assert r.status_code == 303
         auto = await OptOutSubscription.get(url=LIST_URL)
-        assert auto.mode == OptOutMode.AUTO
+        r = await admin.post(
+            f"/admin/optouts/lists/{auto.pk}/mode", data={"csrf": csrf, "mode": "sometimes"}
+        )
+        assert r.status_code == 422 and "review or auto" in _alert(r.text)
+        r = await admin.post(
+            f"/admin/optouts/lists/{auto.pk}/mode", data={"csrf": csrf, "mode": "auto"}
+        )
+        assert r.status_code == 303
+        assert (await OptOutSubscription.get(pk=auto.pk)).mode == OptOutMode.AUTO
     engine = engine_for(settings, lambda: datetime.now(UTC))
     peer.publish(6, ANN, OWL)
     chore = await run_chore(engine, "optout_lists")
@@ -403,7 +411,8 @@ async def test_subscriptions_in_review_and_auto_modes(
         ),
         (boss.pk, "optout.fetch", "error: MalformedList: version must be a whole number"),
         (boss.pk, "optout.unsubscribe", ""),
-        (boss.pk, "optout.subscribe", "auto"),
+        (boss.pk, "optout.subscribe", "review"),
+        (boss.pk, "optout.mode", "auto"),
         (None, "optout.sync", "version 6: +2 -0 (+Ann Star, +Owl Works)"),
         (None, "optout.sync", "version 7: +0 -1 (-Owl Works)"),
     ]
