@@ -1427,6 +1427,93 @@ class PolicyTerm(Model):
 __all__ += ["PolicyList", "PolicySource", "PolicyTerm"]
 
 
+# --- The rights holders' opt-out registry (fedisora.services.optouts) -------------------------
+
+
+class OptOutState(StrEnum):
+    PENDING = "pending"  # waiting for an admin
+    APPROVED = "approved"  # its terms are in the prompt policy (PolicyTerm, source optout)
+    REJECTED = "rejected"  # refused, or withdrawn after approval (``reason`` says why)
+
+
+class OptOut(Model):
+    """A rights holder's request that renders never name them or their work.
+
+    ``who`` is the rights holder, ``kind`` the policy list its ``terms`` join once approved
+    (as :class:`PolicyTerm` rows of source ``optout``, ``source_ref`` ``optout:<id>``).
+    ``evidence`` is kept as text (a URL in it is never fetched). ``source`` is ``local`` for
+    a request made here, else the URL of the subscribed list it came from (``remote_id``:
+    the entry's id in that list); ``contact`` is required of local requests only (a list
+    publishes none)."""
+
+    id = fields.BigIntField(primary_key=True)
+    who = fields.CharField(max_length=200)
+    kind = fields.CharEnumField(PolicyList, max_length=32)
+    terms: list[str] = fields.JSONField(default=list)
+    evidence = fields.TextField(default="")
+    contact = fields.CharField(max_length=500, default="")
+    state = fields.CharEnumField(OptOutState, max_length=16, default=OptOutState.PENDING)
+    reviewed_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    reviewed_by_id: int | None
+    reviewed_at = fields.DatetimeField(null=True)
+    reason = fields.CharField(max_length=1000, default="")
+    source = fields.CharField(max_length=1024, default="local")
+    remote_id = fields.CharField(max_length=1024, default="")
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "optouts"
+        indexes = (Index(fields=("state", "id")), Index(fields=("source", "remote_id")))
+
+
+class OptOutMode(StrEnum):
+    REVIEW = "review"  # a new version's changes wait for an admin (Apply / Discard)
+    AUTO = "auto"  # applied as fetched
+
+
+class OptOutSubscription(Model):
+    """Another instance's signed opt-out list, fetched by the ``optout_lists`` chore.
+
+    ``applied_version`` is the last version applied (older or equal ones are ignored);
+    ``pending`` holds a newer version's changes waiting for review (``{"version",
+    "issued_at", "added": [...], "removed": [...]}``), ``last_error`` why the last fetch was
+    refused (a bad signature, a malformed list, the peer down)."""
+
+    id = fields.BigIntField(primary_key=True)
+    url = fields.CharField(max_length=1024, unique=True)
+    mode = fields.CharEnumField(OptOutMode, max_length=16, default=OptOutMode.REVIEW)
+    issuer = fields.CharField(max_length=1024, default="")
+    applied_version = fields.BigIntField(default=0)
+    pending: dict[str, Any] | None = fields.JSONField(null=True)
+    last_fetched_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=2000, default="")
+    created_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_by_id: int | None
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "optout_subscriptions"
+
+
+class OptOutPublication(Model):
+    """The version of this instance's published opt-out list (one row, id 1): bumped on
+    each approval and removal of a local opt-out."""
+
+    id = fields.BigIntField(primary_key=True)
+    version = fields.BigIntField(default=0)
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "optout_publication"
+
+
+__all__ += ["OptOut", "OptOutMode", "OptOutPublication", "OptOutState", "OptOutSubscription"]
+
+
 # --- Moderation: reports and the warnings sent to moderated accounts (services.reports) -------
 
 

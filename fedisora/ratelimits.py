@@ -14,7 +14,8 @@ render   30 per hour             account, renders queued (API and web, besides t
 upload   60 per 30 minutes       account, media uploads (API and the web's stills)
 inbox    600 per 5 minutes       remote host (the signature's keyId), inbox POSTs
 login    25 per hour             account, failed password attempts (the passwords guard)
-login_ip 25 per 5 minutes       client IP, failed password attempts
+login_ip 25 per 5 minutes        client IP, failed password attempts
+optout   30 per hour             client IP, rights holders' opt-out requests (API and web)
 ======== ======================= ===========================================================
 
 ``FEDISORA_RATE_LIMITS`` overrides them: ``render=10/1h,upload=100/30m`` (windows in s, m, h
@@ -90,6 +91,7 @@ DEFAULTS: Mapping[str, Limit] = {
     "inbox": Limit(600, 300.0),
     "login": Limit(25, 3600.0),  # failed password attempts per account
     "login_ip": Limit(25, 300.0),  # failed password attempts per address
+    "optout": Limit(30, 3600.0),
 }
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -387,6 +389,7 @@ def refusal(name: str) -> str:
         "render": "Too many renders started; try again later",
         "upload": "Too many uploads; try again later",
         "signup": "Too many sign-ups from your network; try again later",
+        "optout": "Too many opt-out requests from your network; try again later",
     }.get(name, "Too many requests")
 
 

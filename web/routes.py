@@ -241,6 +241,7 @@ def routes() -> list[BaseRoute]:
         admin_audit,  # the audit log; it imports _admin_user
         admin_domains,  # domain blocks and allows; it imports _admin_user
         admin_federation,  # delivery health per host; it imports _admin_user
+        admin_optouts,  # the opt-out registry; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
         admin_renders,  # the render queue and quota overrides; it imports _admin_user
         admin_reports,  # reports; it imports _admin_user
@@ -250,6 +251,7 @@ def routes() -> list[BaseRoute]:
         invites,  # invite links (settings and admin); it imports _admin_user
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         notifications,
+        optout,  # the public opt-out form
         profiles,
         reports,  # reporting a clip, a comment or an account
         search,
@@ -267,6 +269,7 @@ def routes() -> list[BaseRoute]:
         *accounts.routes(),
         *admin_audit.routes(),
         *admin_policy.routes(),
+        *admin_optouts.routes(),
         *admin_reports.routes(),
         *admin_domains.routes(),
         *admin_federation.routes(),
@@ -284,4 +287,5 @@ def routes() -> list[BaseRoute]:
         *notifications.routes(),
         *search.routes(),
         *reports.routes(),
+        *optout.routes(),
     ]

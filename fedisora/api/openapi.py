@@ -18,6 +18,7 @@ from fedisora.api.http import with_cors
 from fedisora.api.likeness import LIKENESSES
 from fedisora.api.likeness import PREFIX as LIKENESS
 from fedisora.api.media import AI_ONLY_RULE, DESCRIPTION_LIMIT, MIN_IMAGE_SIDE
+from fedisora.api.optouts import PREFIX as OPTOUTS
 from fedisora.api.renders import PREFIX
 from fedisora.boundary.text import CONTROL_CHARS
 from fedisora.models import NotificationType
@@ -622,12 +623,114 @@ def _paths() -> Json:
             },
         },
         **_likeness_paths(),
+        **_optout_paths(),
         OPENAPI_PATH: {
             "get": {
                 "operationId": "getOpenAPI",
                 "summary": "This document",
                 "security": [],
                 "responses": {"200": _ok("OpenAPI 3.1 document.", {"type": "object"})},
+            }
+        },
+    }
+
+
+def _optout_paths() -> Json:
+    """The opt-out registry: no token needed (a token, when given, must be valid: 401)."""
+    from fedisora.services import optouts
+
+    entry: Json = {
+        "type": "object",
+        "required": ["id", "who", "kind", "terms"],
+        "properties": {
+            "id": {"type": "string"},
+            "who": {"type": "string"},
+            "kind": {"type": "string", "enum": list(optouts.KINDS)},
+            "terms": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    request: Json = {
+        "type": "object",
+        "required": ["who", "kind", "contact"],
+        "properties": {
+            "who": {**_TEXT, "maxLength": optouts.MAX_WHO},
+            "kind": {"type": "string", "enum": list(optouts.KINDS)},
+            "terms": {
+                "type": "array",
+                "maxItems": optouts.MAX_TERMS,
+                "items": {**_TEXT, "maxLength": 200},
+                "description": "The names and terms to protect (also one per line); the "
+                "rights holder's name when none is given.",
+            },
+            "evidence": {**_TEXT, "maxLength": optouts.MAX_EVIDENCE},
+            "contact": {
+                **_TEXT,
+                "maxLength": optouts.MAX_CONTACT,
+                "description": "Required: an e-mail address or an http(s) URL.",
+            },
+        },
+    }
+    body = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": request},
+            "application/x-www-form-urlencoded": {"schema": request},
+        },
+    }
+    return {
+        OPTOUTS: {
+            "post": {
+                "operationId": "requestOptOut",
+                "summary": "Ask that renders never name a rights holder or their work",
+                "description": (
+                    "Kept for review by the admins (an approved opt-out's terms are refused in "
+                    "prompts and published in the signed list). Rate-limited per address."
+                ),
+                "security": [{}],
+                "requestBody": body,
+                "responses": {
+                    "202": _ok(
+                        "The request, pending review.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string"},
+                                "state": {"type": "string", "enum": ["pending"]},
+                            },
+                        },
+                    ),
+                    **_errors("400", "401", "422", "429"),
+                },
+            }
+        },
+        f"{OPTOUTS}/list": {
+            "get": {
+                "operationId": "optOutList",
+                "summary": "The approved opt-outs, signed by the instance actor",
+                "description": (
+                    "``version`` grows with each approval and removal; ``issuer`` is the "
+                    "instance actor, whose Ed25519 assertionMethod key signs the list with an "
+                    "FEP-8b32 proof (eddsa-jcs-2022). Public fields only."
+                ),
+                "security": [{}],
+                "responses": {
+                    "200": _ok(
+                        "The signed list.",
+                        {
+                            "type": "object",
+                            "required": ["type", "version", "issued_at", "issuer", "entries"],
+                            "properties": {
+                                "type": {"type": "string", "enum": ["OptOutList"]},
+                                "version": {"type": "integer", "minimum": 0},
+                                "issued_at": {"type": "string", "format": "date-time"},
+                                "issuer": {"type": "string"},
+                                "entries": {"type": "array", "items": entry},
+                                "proof": {"type": "object"},
+                            },
+                        },
+                    ),
+                    **_errors("401", "429"),
+                },
             }
         },
     }

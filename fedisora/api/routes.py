@@ -31,10 +31,17 @@ def _streaming_and_search_routes() -> list[BaseRoute]:
 
 
 def _fedisora_media_routes() -> list[BaseRoute]:
-    """Media uploads, fedisora's render endpoints and their OpenAPI description."""
-    from fedisora.api import likeness, media, openapi, renders
+    """Media uploads, fedisora's render, likeness and opt-out endpoints and their OpenAPI
+    description."""
+    from fedisora.api import likeness, media, openapi, optouts, renders
 
-    return [*media.routes(), *renders.routes(), *likeness.routes(), *openapi.routes()]
+    return [
+        *media.routes(),
+        *renders.routes(),
+        *likeness.routes(),
+        *optouts.routes(),
+        *openapi.routes(),
+    ]
 
 
 def _admin_routes() -> list[BaseRoute]:

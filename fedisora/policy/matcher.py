@@ -145,11 +145,13 @@ class TermError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One term of one list; ``ident`` is its row id, when it has one."""
+    """One term of one list; ``ident`` is its row id, when it has one; ``origin`` names
+    where the term came from when that is the rule to cite (``opted out by Jane Doe``)."""
 
     list_name: str
     term: str
     ident: int | None = None
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,10 @@ class Match:
 
     @property
     def rule(self) -> str:
-        """The rule for a refusal: ``public figures: “Taylor Swift”``."""
+        """The rule for a refusal: ``public figures: “Taylor Swift”``, or for a term with an
+        origin ``opted out by Taylor Swift: “Tay Tay”``."""
+        if self.entry.origin:
+            return f"{self.entry.origin}: “{self.entry.term}”"
         return f"{LISTS.get(self.entry.list_name, self.entry.list_name)}: “{self.entry.term}”"
 
     def refusal(self, subject: str = "This prompt") -> str:

@@ -113,10 +113,14 @@ async def add_term(
 
 
 async def remove_term(by: audit.Actor, term_id: int) -> PolicyTerm:
-    """Remove the term *term_id* (:class:`NotFound` when there is none); returns it."""
+    """Remove the term *term_id* (:class:`NotFound` when there is none); returns it. A term
+    of an opt-out is refused (:class:`Invalid`): it leaves with its opt-out
+    (:mod:`fedisora.services.optouts`)."""
     row = await PolicyTerm.get_or_none(pk=term_id)
     if row is None:
         raise NotFound("no such policy term")
+    if row.source == PolicySource.OPTOUT:
+        raise Invalid("this term comes from an opt-out: withdraw the opt-out at /admin/optouts")
     await PolicyTerm.filter(pk=row.pk).delete()
     _forget()
     await audit.record(
@@ -153,7 +157,15 @@ async def current_matcher() -> Matcher:
     if _cached is not None and _cached[0] == fingerprint:
         return _cached[1]
     rows = await PolicyTerm.all().order_by("id")
-    matcher = Matcher(Entry(r.list_name.value, r.term, r.pk) for r in rows)
+    matcher = Matcher(
+        Entry(
+            r.list_name.value,
+            r.term,
+            r.pk,
+            origin=r.note if r.source == PolicySource.OPTOUT else "",
+        )
+        for r in rows
+    )
     _cached = (fingerprint, matcher)
     return matcher
 

@@ -32,6 +32,9 @@ Chores:
   and their clips deleted, :data:`~fedisora.services.domain_blocks.PURGE_BATCH` of each a run
   (:func:`fedisora.services.domain_blocks.purge_step`); the row is added by
   :func:`ensure_chores`, which each suspension of a domain calls.
+- ``optout_lists`` (every hour): each subscribed opt-out list fetched, verified and applied
+  or kept for review (:func:`fedisora.services.optouts.run_chore`); the row is added by
+  :func:`ensure_chores`, which each subscription calls.
 """
 
 from __future__ import annotations
@@ -156,6 +159,14 @@ async def _domain_purge(
     return await purge_step(progress)
 
 
+async def _optout_lists(
+    ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
+) -> tuple[dict[str, int], bool]:
+    from fedisora.services.optouts import run_chore
+
+    return await run_chore(ctx, settings, progress, fence)
+
+
 CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
     # Registration wakes it; the regular run catches a lost wake-up (and a check configured
@@ -167,6 +178,9 @@ CHORES: dict[str, ChoreSpec] = {
     # A suspended domain's accounts and clips, a bounded batch a run (the row is added by
     # ensure_chores, which a suspension calls).
     "domain_purge": ChoreSpec(_domain_purge, timedelta(minutes=1)),
+    # The subscribed opt-out lists (the row is added by ensure_chores, which a subscription
+    # calls).
+    "optout_lists": ChoreSpec(_optout_lists, timedelta(hours=1)),
 }
 
 

@@ -17,6 +17,8 @@ PURE_MODULES = [
     "activitypub.signatures.rfc9421",
     "activitypub.integrity",
     "activitypub.consent",
+    "fedisora.policy.matcher",
+    "fedisora.policy.optout_list",
 ]
 FORBIDDEN = ["tortoise", "httpx", "httpcore", "torch", "diffusers", "starlette", "asyncpg"]
 
