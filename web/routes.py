@@ -184,6 +184,7 @@ def routes() -> list[BaseRoute]:
         feed,
         invites,  # invite links (settings and admin); it imports _admin_user
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
+        moderation,  # warnings and appeals, the rules; it imports _admin_user
         notifications,
         profiles,
         reports,  # reporting a clip, a comment or an account
@@ -203,6 +204,7 @@ def routes() -> list[BaseRoute]:
         *admin_audit.routes(),
         *admin_policy.routes(),
         *admin_reports.routes(),
+        *moderation.routes(),
         *admin_domains.routes(),
         *signup.routes(),
         *invites.routes(),

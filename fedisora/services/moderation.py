@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.queryset import QuerySet
 
@@ -115,12 +116,12 @@ async def mark_sensitive(
     """Mark *account*'s clips and comments among *ids* sensitive; the ids of those that were
     not (and now are) are returned, the ones an appeal's approval unmarks."""
     wanted = [int(i) for i in ids]
-    clips = list(
+    clips: list[Any] = list(
         await Clip.filter(
             pk__in=wanted, account_id=account.pk, deleted_at=None, sensitive=False
         ).values_list("id", flat=True)
     )
-    comments = list(
+    comments: list[Any] = list(
         await Comment.filter(
             pk__in=wanted, account_id=account.pk, deleted_at=None, sensitive=False
         ).values_list("id", flat=True)
