@@ -157,6 +157,9 @@ async def without_limited(query: QuerySet[Clip], viewer: Account | None) -> Quer
 async def limits_notification(recipient: Account, sender: Account) -> bool:
     """Whether *sender* being silenced keeps its notification from *recipient*: it is, and
     *recipient* does not follow it (as Mastodon filters a limited account's notifications)."""
-    if sender.silenced_at is None or sender.pk == recipient.pk:
+    if sender.pk == recipient.pk:
+        return False
+    # (read from the row: the caller's copy of the sender may predate the silence)
+    if not await Account.filter(pk=sender.pk, silenced_at__not_isnull=True).exists():
         return False
     return not await _follows(recipient, sender.pk)
