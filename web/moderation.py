@@ -78,7 +78,7 @@ async def _warning_views(account: Account, warnings: list[AccountWarning]) -> li
         {
             "warning": w,
             "label": ACTION_LABELS.get(w.action, w.action),
-            "items": await _items(account, [int(i) for i in w.status_ids]),
+            "touched": await _items(account, [int(i) for i in w.status_ids]),
             "appeal": appeals.get(w.pk),
             "deadline": moderation.appeal_deadline(w),
             "can_appeal": w.pk not in appeals
@@ -156,7 +156,7 @@ async def _appeal_rows(appeals: list[Appeal]) -> list[dict[str, Any]]:
                 "appeal": appeal,
                 "warning": warning,
                 "account": account,
-                "items": await _items(account, [int(i) for i in warning.status_ids]),
+                "touched": await _items(account, [int(i) for i in warning.status_ids]),
                 "undo": moderation.UNDONE.get(warning.action, "nothing"),
             }
         )
