@@ -108,6 +108,14 @@ class NotificationType(StrEnum):
     ``account_warning`` says what was done)."""
     ADMIN_SIGN_UP = "admin.sign_up"
     """To each admin: someone signed up and waits for approval (Mastodon's type)."""
+    ADMIN_REPORT = "admin.report"
+    """To each admin: a new report, filed here or received from another instance
+    (Mastodon's type; the notification's ``report`` is it)."""
+    APPEAL_APPROVED = "fedisora.appeal_approved"
+    """Your appeal of a moderator's warning was approved (its ``account_warning`` is the
+    warning; Mastodon tells this by e-mail only)."""
+    APPEAL_REJECTED = "fedisora.appeal_rejected"
+    """Your appeal of a moderator's warning was rejected."""
 
 
 class Account(Model):
@@ -144,6 +152,13 @@ class Account(Model):
     """Remote accounts only: suspended by their own server (its actor says ``suspended``).
     Kept apart from :attr:`suspended_at` so that the origin lifting its suspension never
     lifts a local moderator's."""
+    silenced_at = fields.DatetimeField(null=True)
+    """Silenced (Mastodon's "limited") by a moderator of this instance: its clips are left out
+    of public timelines, trends, tags and search for non-followers, and its notifications to
+    non-followers are dropped (:mod:`fedisora.services.visibility`)."""
+    sensitized_at = fields.DatetimeField(null=True)
+    """Marked sensitive by a moderator of this instance: all its clips are served as
+    sensitive (:func:`fedisora.services.visibility.shown_sensitive`)."""
     origin_deleted_at = fields.DatetimeField(null=True)
     """Remote accounts only: deleted by their own server (a ``Delete`` of the actor). Both
     suspensions are set with it; unlike them it is never lifted. See
@@ -594,6 +609,11 @@ class Notification(Model):
         on_delete=fields.CASCADE,
     )
     account_warning_id: int | None
+    report: fields.ForeignKeyNullableRelation[Report] = fields.ForeignKeyField(
+        "fedisora.Report", related_name="notifications", null=True, on_delete=fields.CASCADE
+    )
+    """The report an ``admin.report`` notification is about."""
+    report_id: int | None
     # Idempotency: the same event never notifies twice (e.g. a Like delivered twice).
     dedupe_key = fields.CharField(max_length=300, unique=True)
     dismissed = fields.BooleanField(default=False)
@@ -1599,7 +1619,57 @@ class AccountWarning(Model):
         indexes = (Index(fields=("account_id", "id")),)
 
 
-__all__ += ["AccountWarning", "Report", "ReportCategory"]
+class AppealState(StrEnum):
+    """Mastodon's ``Appeal`` states."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Appeal(Model):
+    """The moderated account's appeal of a warning (Mastodon's ``Appeal``): one per warning,
+    decided by a moderator (:mod:`fedisora.services.moderation`)."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name="appeals", on_delete=fields.CASCADE
+    )
+    account_id: int
+    account_warning: fields.OneToOneRelation[AccountWarning] = fields.OneToOneField(
+        "fedisora.AccountWarning", related_name="appeal", on_delete=fields.CASCADE
+    )
+    account_warning_id: int
+    text = fields.TextField()
+    state = fields.CharEnumField(AppealState, max_length=16, default=AppealState.PENDING)
+    decided_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    decided_by_id: int | None
+    decided_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "appeals"
+        indexes = (Index(fields=("state", "id")),)
+
+
+class Rule(Model):
+    """One of the instance's rules (Mastodon's ``Rule``), in ``position`` order: listed at
+    ``/api/v1/instance/rules``, shown at sign-up and cited by reports (``rule_ids``)."""
+
+    id = fields.BigIntField(primary_key=True)
+    text = fields.TextField()
+    hint = fields.TextField(default="")
+    position = fields.IntField(default=0)
+    created_at = fields.DatetimeField(default=utcnow)
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "rules"
+
+
+__all__ += ["AccountWarning", "Appeal", "AppealState", "Report", "ReportCategory", "Rule"]
 
 
 # --- Registrations: invites (see fedisora.services.invites) ----------------------------------

@@ -2,9 +2,11 @@
 
 The list shows open reports (or resolved ones), newest first, 50 a page with a ``max_id``
 cursor; a report's page shows who filed it, about whom, the comment and the reported clips
-and comments, with buttons: assign to me (or unassign), dismiss, delete the clips, suspend
-the account, reopen. Every button is a POST carrying the session's CSRF token; each calls
-:mod:`fedisora.services.reports`, which writes the audit log and tells the user.
+and comments, with buttons: assign to me (or unassign), dismiss, delete the clips or mark
+them sensitive, mark the account sensitive, limit (silence) it, suspend it, reopen. Every
+button is a POST carrying the session's CSRF token; each calls
+:mod:`fedisora.services.reports`, which writes the audit log and tells the user. The page
+also names the rules the report cites and links the appeals of its warnings.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisora.boundary import read_form
 from fedisora.ids import row_id
-from fedisora.models import Account, Clip, Comment, Report
+from fedisora.models import Account, Appeal, Clip, Comment, Report, Rule
 from fedisora.services import reports
 from web.clips import author_href
 from web.comment_pages import clip_href, comment_href
@@ -108,6 +110,10 @@ async def admin_report(request: Request) -> Response:
         assigned=accounts.get(report.assigned_account_id or -1),
         resolver=accounts.get(report.action_taken_by_account_id or -1),
         items=items,
+        rules=await Rule.filter(
+            pk__in=[int(i) for i in report.rule_ids if str(i).isdigit()]
+        ).order_by("position", "id"),
+        appeals=await Appeal.filter(account_warning__report_id=report.pk).order_by("id"),
         me=user.account_id,
         csrf=csrf_token(request),
     )

@@ -34,6 +34,7 @@ from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry, Visibility
 from fedisora.services.text import render_html
+from fedisora.services.visibility import shown_sensitive
 from web.pages import render
 from web.sessions import current_session
 
@@ -83,6 +84,11 @@ class ClipCard:
     @property
     def remote(self) -> bool:
         return not self.clip.local
+
+    @property
+    def sensitive(self) -> bool:
+        """Shown behind a click: the clip's own flag, or its author marked sensitive."""
+        return shown_sensitive(self.clip, self.author)
 
     @property
     def visibility_badge(self) -> str | None:

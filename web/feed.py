@@ -60,6 +60,7 @@ from fedisora.models import (
     WebSession,
 )
 from fedisora.services import follows, interactions
+from fedisora.services.visibility import without_limited
 from fedisora.streaming.channels import Viewer, parse_stream
 from fedisora.streaming.hub import Connection, TooManyStreams
 from web.clips import ClipCard, clip_cards, max_id_param, session_account
@@ -187,12 +188,15 @@ class _Page:
     older: int | None
 
 
-async def _public(max_id: int | None, *, local: bool, since_id: int | None = None) -> _Page:
+async def _public(
+    viewer: Account | None, max_id: int | None, *, local: bool, since_id: int | None = None
+) -> _Page:
     query = Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None)
     if local:
         query = query.filter(local=True)
     else:
         query = await public_timeline(query)  # silenced and suspended domains left out
+    query = await without_limited(query, viewer)  # silenced accounts: followers only
     if max_id is not None:
         query = query.filter(id__lt=max_id)
     if since_id is not None:
@@ -220,13 +224,13 @@ async def _tab_page(
     if tab == "following" and viewer is not None:
         return await _following(viewer, max_id, since_id)
     if tab == "federated":
-        return await _public(max_id, local=False, since_id=since_id)
+        return await _public(viewer, max_id, local=False, since_id=since_id)
     if tab == "trending":
         if max_id is not None or since_id is not None:
             return _Page([], [], None)  # one ranked page: it has no cursor
         rows = await trending_clips(viewer, 0, FEED_PAGE)
         return _Page(rows, [None] * len(rows), None)
-    page = await _public(max_id, local=True, since_id=since_id)
+    page = await _public(viewer, max_id, local=True, since_id=since_id)
     if tab == "foryou" and max_id is None and since_id is None:
         # Trending first, then the newest local clips (each clip once).
         top = await trending_clips(viewer, 0, TRENDING_FIRST)

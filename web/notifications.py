@@ -47,6 +47,8 @@ _UNNAMED_TYPES = (
     NotificationType.RENDER_FINISHED.value,
     NotificationType.RENDER_FAILED.value,
     NotificationType.MODERATION_WARNING.value,
+    NotificationType.APPEAL_APPROVED.value,
+    NotificationType.APPEAL_REJECTED.value,
 )
 """Types no account sent (your render ended, a moderator acted): they name nobody."""
 
@@ -119,7 +121,16 @@ def _action(kind: str, target: Clip | Comment | None) -> tuple[str, str | None]:
         case NotificationType.RENDER_FAILED.value:
             return "Your render failed:", "see why"
         case NotificationType.MODERATION_WARNING.value:
-            return "A moderator of this instance took action on your account or posts.", None
+            return (
+                "A moderator of this instance took action on your account or posts:",
+                "see what, and appeal",
+            )
+        case NotificationType.APPEAL_APPROVED.value:
+            return "Your appeal was approved:", "see the decision"
+        case NotificationType.APPEAL_REJECTED.value:
+            return "Your appeal was rejected:", "see the decision"
+        case NotificationType.ADMIN_REPORT.value:
+            return "filed a report:", "review it"
         case NotificationType.ADMIN_SIGN_UP.value:
             return "signed up and waits for approval:", "review sign-ups"
     return f"sent a notification ({kind})", None  # pragma: no cover - every type is above
@@ -157,6 +168,10 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
             href = f"/renders/{group.latest.render_job_id}"  # its page (web.create)
         elif kind == NotificationType.ADMIN_SIGN_UP.value:
             href = "/admin/accounts?status=pending"  # web.accounts
+        elif group.latest.report_id is not None:
+            href = f"/admin/reports/{group.latest.report_id}"  # web.admin_reports
+        elif group.latest.account_warning_id is not None:
+            href = f"/settings/warnings#warning-{group.latest.account_warning_id}"
         if href is None:
             label = None
         at = group.latest.created_at

@@ -17,6 +17,7 @@ from fedisora import urls
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, Visibility
 from fedisora.services.text import clean_name
+from fedisora.services.visibility import shown_sensitive
 
 __all__ = ["PageMeta", "clip_meta", "profile_meta", "shorten", "tag_meta"]
 
@@ -102,10 +103,11 @@ def clip_meta(clip: Clip, author: Account, media: MediaFile | None, settings: Se
     if clip.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
         return PageMeta(canonical=url, names=[("robots", NOINDEX)])
     title = _title(author, settings)
-    hidden = clip.sensitive or bool(clip.spoiler_text)
+    sensitive = shown_sensitive(clip, author)
+    hidden = sensitive or bool(clip.spoiler_text)
     if clip.spoiler_text:
         description = shorten(f"CW: {clip.spoiler_text}")
-    elif clip.sensitive:
+    elif sensitive:
         description = "Sensitive content"
     else:
         description = shorten(clip.caption) or f"A clip by @{handle(author, settings)}"

@@ -20,7 +20,7 @@ from fedisora.api.lookup import get_account, get_status
 from fedisora.errors import FedisoraError, NotFound
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
-from fedisora.services import reports
+from fedisora.services import reports, rules
 from web.clips import author_href, session_account
 from web.feed import action_form
 from web.pages import html_errors, render
@@ -61,7 +61,7 @@ async def _subject(
     raise HTTPException(400, "Say what to report: ?clip=ID or ?account=ID.")
 
 
-def _form(
+async def _form(
     request: Request,
     target: Account,
     status: Clip | Comment | None,
@@ -78,10 +78,11 @@ def _form(
         status_row=status,
         is_comment=isinstance(status, Comment),
         categories=CATEGORY_LABELS,
+        rules=await rules.rules(),
         max_comment=reports.MAX_COMMENT,
         csrf=csrf_token(request),
         error=error,
-        values=values or {"category": "other", "comment": "", "forward": False},
+        values=values or {"category": "other", "comment": "", "forward": False, "rule_ids": []},
     )
 
 
@@ -94,7 +95,7 @@ async def report_page(request: Request) -> Response:
     target, status = await _subject(
         me, request.query_params.get("clip"), request.query_params.get("account")
     )
-    return _form(request, target, status)
+    return await _form(request, target, status)
 
 
 @html_errors
@@ -107,7 +108,8 @@ async def report_post(request: Request) -> Response:
     category = str(form.get("category", "other"))
     comment = str(form.get("comment", ""))[: reports.MAX_COMMENT * 2]
     forward = form.get("forward") == "on"
-    values = {"category": category, "comment": comment, "forward": forward}
+    rule_ids = [str(r) for r in form.getlist("rule_ids")][:50] if category == "violation" else []
+    values = {"category": category, "comment": comment, "forward": forward, "rule_ids": rule_ids}
     try:
         report = await reports.file_report(
             me,
@@ -115,11 +117,14 @@ async def report_post(request: Request) -> Response:
             status_ids=[status.pk] if status is not None else [],
             comment=comment,
             category=category,
+            rule_ids=rule_ids,
             forward=forward,
         )
     except FedisoraError as exc:
         message = exc.message[0].upper() + exc.message[1:]
-        return _form(request, target, status, status_code=exc.status, error=message, values=values)
+        return await _form(
+            request, target, status, status_code=exc.status, error=message, values=values
+        )
     return render(
         request,
         "report_sent.html",

@@ -250,6 +250,7 @@ def routes() -> list[BaseRoute]:
         feed,
         invites,  # invite links (settings and admin); it imports _admin_user
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
+        moderation,  # warnings and appeals, the rules; it imports _admin_user
         notifications,
         optout,  # the public opt-out form
         profiles,
@@ -271,6 +272,7 @@ def routes() -> list[BaseRoute]:
         *admin_policy.routes(),
         *admin_optouts.routes(),
         *admin_reports.routes(),
+        *moderation.routes(),
         *admin_domains.routes(),
         *admin_federation.routes(),
         *admin_renders.routes(),

@@ -22,6 +22,7 @@ from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.models import Account, Invite
+from fedisora.services import rules
 from fedisora.services.invites import find_usable
 from fedisora.services.signup import MAX_REASON, SIGNUP_RATE, closed_message, sign_up
 from web.pages import render
@@ -33,7 +34,7 @@ _FIELDS = ("username", "email", "reason")
 """What the form shows again after a refusal (never the passwords)."""
 
 
-def _page(
+async def _page(
     request: Request,
     *,
     status: int = 200,
@@ -54,6 +55,7 @@ def _page(
         closed_message=closed_message(settings),
         message=settings.registrations_message,
         max_reason=MAX_REASON,
+        rules=await rules.rules(),
         csrf=csrf_token(request),
         values={name: values.get(name, "") for name in _FIELDS},
     )
@@ -63,7 +65,7 @@ async def signup(request: Request) -> Response:
     if current_session(request) is not None:
         return RedirectResponse("/", status_code=303)
     if request.method == "GET":
-        return _page(request, status=200)
+        return await _page(request, status=200)
     return await _submit(request, None)
 
 
@@ -76,7 +78,7 @@ async def invite_signup(request: Request) -> Response:
         return RedirectResponse("/", status_code=303)
     if request.method == "GET":
         inviter = await Account.get_or_none(pk=invite.creator_id)
-        return _page(request, status=200, invite=invite, inviter=inviter)
+        return await _page(request, status=200, invite=invite, inviter=inviter)
     return await _submit(request, invite)
 
 
@@ -88,12 +90,14 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
         values["invite"] = invite
         values["inviter"] = await Account.get_or_none(pk=invite.creator_id)
     if not csrf_matches(request, form.get("csrf")):
-        return _page(request, status=403, error="The form expired; please try again.", **values)
+        return await _page(
+            request, status=403, error="The form expired; please try again.", **values
+        )
     if invite is None and settings.registrations == "closed":
-        return _page(request, status=403, error=closed_message(settings), **values)
+        return await _page(request, status=403, error=closed_message(settings), **values)
     decision = await ratelimits.for_app(request.app).hit(SIGNUP_RATE, f"ip:{client_ip(request)}")
     if not decision.allowed:
-        response = _page(
+        response = await _page(
             request,
             status=429,
             error="Too many sign-ups from your network: try again later.",
@@ -103,7 +107,7 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
         return response
     password = str(form.get("password", ""))
     if password != str(form.get("confirm_password", "")):
-        return _page(request, status=422, error="The two passwords differ.", **values)
+        return await _page(request, status=422, error="The two passwords differ.", **values)
     try:
         account = await sign_up(
             settings,
@@ -118,7 +122,7 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
         message = str(exc)
         if message == "agreement must be accepted":
             message = "Please accept the server's rules to sign up."
-        return _page(request, status=exc.status, error=message, **values)
+        return await _page(request, status=exc.status, error=message, **values)
     if invite is None and settings.registrations == "approval":
         return RedirectResponse("/signup/pending", status_code=303)
     await begin_session(request, account)

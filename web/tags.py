@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisora.api.visibility import hidden_account_ids
 from fedisora.models import Clip, Tag, Visibility
+from fedisora.services.visibility import without_limited
 from web.clips import PAGE, clip_cards, max_id_param, session_account
 from web.opengraph import tag_meta
 from web.pages import html_errors, render
@@ -54,6 +55,7 @@ async def tag_page(request: Request) -> Response:
             account__suspended_at=None,
             account__origin_suspended_at=None,
         )
+        query = await without_limited(query, viewer)  # silenced accounts: followers only
         hidden = await hidden_account_ids(viewer)
         if hidden:
             query = query.exclude(account_id__in=sorted(hidden))

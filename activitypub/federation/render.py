@@ -17,6 +17,7 @@ from fedisora.models import (
     Mention,
     Visibility,
 )
+from fedisora.services.visibility import shown_sensitive
 
 __all__ = [
     "actor_document",
@@ -170,7 +171,7 @@ async def _clip_info(clip: Clip) -> objects.NoteInfo:
         cc=cc,
         url=clip.url,
         summary=clip.spoiler_text,
-        sensitive=clip.sensitive,
+        sensitive=shown_sensitive(clip, author),
         language=clip.language,
         video=_video(media) if media is not None else None,
         hashtags=[(str(name), u.tag(str(name))) for name in tag_names],
@@ -224,7 +225,7 @@ async def comment_note(comment: Comment, *, context: bool = True) -> dict[str, o
         cc=cc,
         url=comment.url,
         summary=comment.spoiler_text,
-        sensitive=comment.sensitive,
+        sensitive=shown_sensitive(comment, author),
         language=comment.language,
         in_reply_to=(parent or clip).uri,
         mentions=[

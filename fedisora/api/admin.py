@@ -24,7 +24,7 @@ from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.pagination import Page, link_header, page_of
 from fedisora.errors import Forbidden, Invalid, NotFound
 from fedisora.models import Account, Report, User
-from fedisora.services import reports, roles
+from fedisora.services import moderation, reports, roles
 from fedisora.services.account_deletion import (
     delete_local_account,
     disable_login,
@@ -59,8 +59,8 @@ def admin_account_entity(account: Account, user: User | None) -> Json:
         "confirmed": user is not None,
         "approved": bool(user and user.approved),
         "disabled": bool(user and user.disabled),
-        "silenced": False,
-        "sensitized": False,
+        "silenced": account.silenced_at is not None,
+        "sensitized": account.sensitized_at is not None,
         "suspended": account.suspended,  # here, or by its own server
         "account": account_entities([account])[0],
     }
@@ -92,7 +92,7 @@ STATUSES = ("active", "pending", "disabled", "silenced", "suspended", "sensitize
 
 def _status(query: QuerySet[Account], status: str) -> QuerySet[Account]:
     """Mastodon's moderation states; ``active`` leaves out accounts waiting for approval
-    (and silenced or sensitized match nobody: this server has neither)."""
+    (:mod:`fedisora.services.moderation` silences and sensitizes)."""
     if status == "active":
         return query.filter(suspended_at=None).filter(
             Q(domain__isnull=False) | Q(user__approved=True)
@@ -103,6 +103,10 @@ def _status(query: QuerySet[Account], status: str) -> QuerySet[Account]:
         return query.filter(domain=None, user__disabled=True)
     if status == "suspended":
         return query.filter(suspended_at__isnull=False)
+    if status == "silenced":
+        return query.filter(silenced_at__isnull=False)
+    if status == "sensitized":
+        return query.filter(sensitized_at__isnull=False)
     return query.filter(pk__in=[])
 
 
@@ -191,17 +195,16 @@ async def get_account(ctx: Ctx) -> Response:
 
 @endpoint("admin:write:accounts", user=True)
 async def account_action(ctx: Ctx) -> Response:
-    """``type``: none, disable or suspend (sensitive and silence are not supported here).
-    With ``report_id`` (a report about this account) the report is resolved, and the account
-    is told of a disable or suspension, with ``text``. Mastodon's ``warning_preset_id`` and
+    """``type``: none, disable, sensitive, silence or suspend (the same services as the
+    report actions: :mod:`fedisora.services.moderation`). With ``report_id`` (a report about
+    this account) the report is resolved, and the account is told of anything but ``none``
+    (of ``none`` too when there is a ``text``). Mastodon's ``warning_preset_id`` and
     ``send_email_notification`` are accepted and ignored."""
     account = await _target(ctx)
     kind = (ctx.params.text("type", max_length=20) or "").strip().lower()
     if kind not in ACTION_TYPES:
         raise Invalid(f"type must be one of {', '.join(ACTION_TYPES)}")
     _not_self(ctx, account)
-    if kind in ("sensitive", "silence"):
-        raise Invalid(f"type={kind} is not supported by this server; use suspend")
     text = ctx.params.text("text", "", max_length=reports.MAX_COMMENT) or ""
     report: Report | None = None
     report_id = ctx.params.id("report_id")
@@ -215,6 +218,10 @@ async def account_action(ctx: Ctx) -> Response:
         await disable_login(account, by=ctx.me)
     elif kind == "suspend":
         await suspend_account(account, by=ctx.me)
+    elif kind == "silence":
+        await moderation.silence(account, by=ctx.me)
+    elif kind == "sensitive":
+        await moderation.sensitize(account, by=ctx.me)
     if report is not None:
         await reports.account_action(report, account, kind, ctx.me, text)
     return json({})
@@ -236,6 +243,22 @@ async def unsuspend(ctx: Ctx) -> Response:
 
         account = await refetch_unsuspended(get_federation(ctx.settings), account) or account
     return json(await _entity(account))
+
+
+@endpoint("admin:write:accounts", user=True)
+async def unsilence(ctx: Ctx) -> Response:
+    """Lift this instance's silence (Mastodon's ``unsilence``; not silenced: unchanged)."""
+    account = await _target(ctx)
+    _not_self(ctx, account)
+    return json(await _entity(await moderation.unsilence(account, by=ctx.me)))
+
+
+@endpoint("admin:write:accounts", user=True)
+async def unsensitive(ctx: Ctx) -> Response:
+    """Lift the sensitive mark (Mastodon's ``unsensitive``; not marked: unchanged)."""
+    account = await _target(ctx)
+    _not_self(ctx, account)
+    return json(await _entity(await moderation.unsensitize(account, by=ctx.me)))
 
 
 @endpoint("admin:write:accounts", user=True)
@@ -285,4 +308,6 @@ def routes() -> list[BaseRoute]:
         *api_route(f"{a}/{{id}}", delete_account, ["DELETE"]),
         *api_route(f"{a}/{{id}}/action", account_action, ["POST"]),
         *api_route(f"{a}/{{id}}/unsuspend", unsuspend, ["POST"]),
+        *api_route(f"{a}/{{id}}/unsilence", unsilence, ["POST"]),
+        *api_route(f"{a}/{{id}}/unsensitive", unsensitive, ["POST"]),
     ]

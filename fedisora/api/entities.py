@@ -38,6 +38,7 @@ from fedisora.models import (
     Account,
     AccountWarning,
     ActorType,
+    Appeal,
     Block,
     Bookmark,
     Boost,
@@ -53,6 +54,8 @@ from fedisora.models import (
     Notification,
     NotificationType,
     QuoteState,
+    Report,
+    Rule,
     Tag,
     User,
     Visibility,
@@ -61,18 +64,22 @@ from fedisora.services import roles
 from fedisora.services.remixes import quote_state
 from fedisora.services.tags import counted_uses
 from fedisora.services.text import clean_name, render_html
+from fedisora.services.visibility import shown_sensitive
 
 __all__ = [
     "Status",
     "account_entities",
     "account_warning_entity",
     "api_notification_type",
+    "appeal_entity",
     "credential_account",
     "iso",
     "media_entity",
     "notification_entities",
     "reblog_entity",
     "relationships",
+    "report_entity",
+    "rule_entity",
     "role_entity",
     "status_entities",
     "tag_entities",
@@ -143,6 +150,8 @@ def _account(account: Account, moved: Mapping[int, Account] | None = None) -> Js
     target = moved.get(account.moved_to_id) if moved and account.moved_to_id else None
     if target is not None:
         entity["moved"] = _account(target)
+    if account.silenced_at is not None:
+        entity["limited"] = True  # Mastodon: only present on a silenced (limited) account
     return entity
 
 
@@ -429,7 +438,7 @@ async def status_entities(
             "edited_at": iso(status.edited_at),
             "in_reply_to_id": None,
             "in_reply_to_account_id": None,
-            "sensitive": status.sensitive,
+            "sensitive": shown_sensitive(status, account),
             "spoiler_text": status.spoiler_text,
             "visibility": status.visibility.value
             if hasattr(status.visibility, "value")
@@ -615,6 +624,15 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
     moved = await moved_targets(accounts.values())
     warning_ids = {n.account_warning_id for n in notes if n.account_warning_id is not None}
     warnings = {w.pk: w for w in await AccountWarning.filter(pk__in=warning_ids)}
+    appeals = {
+        a.account_warning_id: a for a in await Appeal.filter(account_warning_id__in=warning_ids)
+    }
+    report_ids = {n.report_id for n in notes if n.report_id is not None}
+    reports = {r.pk: r for r in await Report.filter(pk__in=report_ids)}
+    report_targets = {
+        a.pk: a
+        for a in await Account.filter(pk__in={r.target_account_id for r in reports.values()})
+    }
     out = []
     for note in notes:
         if note.pk not in shown:
@@ -636,24 +654,61 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
             warning = warnings.get(note.account_warning_id)
             if warning is None:
                 continue
-            entity["moderation_warning"] = account_warning_entity(warning, viewer, moved)
+            entity["moderation_warning"] = account_warning_entity(
+                warning, viewer, moved, appeals.get(warning.pk)
+            )
+        if note.report_id is not None:
+            report = reports.get(note.report_id)
+            if report is None or report.target_account_id not in report_targets:
+                continue
+            entity["report"] = report_entity(report, report_targets[report.target_account_id])
         out.append(entity)
     return out
 
 
 def account_warning_entity(
-    warning: AccountWarning, account: Account, moved: Mapping[int, Account] | None = None
+    warning: AccountWarning,
+    account: Account,
+    moved: Mapping[int, Account] | None = None,
+    appeal: Appeal | None = None,
 ) -> Json:
-    """Mastodon's ``AccountWarning`` (*account* is its target; no appeal can be filed yet)."""
+    """Mastodon's ``AccountWarning`` (*account* is its target, *appeal* the one filed)."""
     return {
         "id": str(warning.pk),
         "action": warning.action,
         "text": warning.text,
         "status_ids": [str(i) for i in warning.status_ids] or None,
         "target_account": _account(account, moved),
-        "appeal": None,
+        "appeal": None if appeal is None else appeal_entity(appeal),
         "created_at": iso(warning.created_at),
     }
+
+
+def appeal_entity(appeal: Appeal) -> Json:
+    """Mastodon's ``Appeal``."""
+    return {"text": appeal.text, "state": str(getattr(appeal.state, "value", appeal.state))}
+
+
+def report_entity(report: Report, target: Account) -> Json:
+    """Mastodon's ``Report``, as its reporter (or an ``admin.report`` notification) shows it."""
+    return {
+        "id": str(report.pk),
+        "action_taken": report.action_taken_at is not None,
+        "action_taken_at": iso(report.action_taken_at),
+        "category": str(getattr(report.category, "value", report.category)),
+        "comment": report.comment,
+        "forwarded": report.forwarded,
+        "created_at": iso(report.created_at),
+        "status_ids": [str(i) for i in report.status_ids],
+        "rule_ids": [str(i) for i in report.rule_ids] or None,
+        "collection_ids": [],
+        "target_account": account_entities([target])[0],
+    }
+
+
+def rule_entity(rule: Rule) -> Json:
+    """Mastodon's ``Rule``."""
+    return {"id": str(rule.pk), "text": rule.text, "hint": rule.hint, "translations": {}}
 
 
 def api_notification_type(kind: NotificationType | str) -> str:

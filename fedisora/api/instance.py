@@ -13,13 +13,14 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from fedisora.api.entities import account_entities
+from fedisora.api.entities import account_entities, rule_entity
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import column
 from fedisora.api.scopes import ALL_SCOPES
 from fedisora.boundary.limits import IMAGE_SIZE_LIMIT as IMAGE_SIZE_LIMIT
 from fedisora.boundary.limits import VIDEO_SIZE_LIMIT as VIDEO_SIZE_LIMIT
 from fedisora.models import Account, Clip, User, utcnow
+from fedisora.services import rules
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.interactions import MAX_COMMENT
 from fedisora.services.posts import MAX_CAPTION
@@ -138,7 +139,7 @@ async def instance_v2(ctx: Ctx) -> Response:
                 "email": "",
                 "account": account_entities([contact])[0] if contact else None,
             },
-            "rules": [],
+            "rules": await _rules(),
         }
     )
 
@@ -177,7 +178,7 @@ async def instance_v1(ctx: Ctx) -> Response:
                 "polls": config["polls"],
             },
             "contact_account": account_entities([contact])[0] if contact else None,
-            "rules": [],
+            "rules": await _rules(),
         }
     )
 
@@ -193,8 +194,18 @@ async def peers(ctx: Ctx) -> Response:
 
 @endpoint()
 async def empty_list(ctx: Ctx) -> Response:
-    """Custom emojis and instance rules: fedisora has none (yet)."""
+    """Custom emojis: fedisora has none."""
     return json([])
+
+
+async def _rules() -> list[dict[str, Any]]:
+    return [rule_entity(r) for r in await rules.rules()]
+
+
+@endpoint()
+async def instance_rules(ctx: Ctx) -> Response:
+    """The instance's rules, in order (:mod:`fedisora.services.rules`)."""
+    return json(await _rules())
 
 
 def routes() -> list[BaseRoute]:
@@ -203,5 +214,5 @@ def routes() -> list[BaseRoute]:
         *api_route("/api/v2/instance", instance_v2, ["GET"]),
         *api_route("/api/v1/instance/peers", peers, ["GET"]),
         *api_route("/api/v1/custom_emojis", empty_list, ["GET"]),
-        *api_route("/api/v1/instance/rules", empty_list, ["GET"]),
+        *api_route("/api/v1/instance/rules", instance_rules, ["GET"]),
     ]

@@ -15,12 +15,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from fedisora.api.admin import admin_account_entity
-from fedisora.api.entities import account_entities, iso, status_entities
+from fedisora.api.entities import iso, report_entity, rule_entity, status_entities
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import get_account
 from fedisora.api.pagination import Page, link_header
-from fedisora.errors import Invalid, NotFound
-from fedisora.models import Account, Clip, Comment, Report, User
+from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.models import Account, Clip, Comment, Report, Rule, User
 from fedisora.services import reports as service
 from fedisora.services import roles
 
@@ -38,17 +38,6 @@ def _common(report: Report) -> Json:
         "comment": report.comment,
         "forwarded": report.forwarded,
         "created_at": iso(report.created_at),
-    }
-
-
-def report_entity(report: Report, target: Account) -> Json:
-    """Mastodon's ``Report``, as its reporter sees it."""
-    return {
-        **_common(report),
-        "status_ids": [str(i) for i in report.status_ids],
-        "rule_ids": [str(i) for i in report.rule_ids] or None,
-        "collection_ids": [],
-        "target_account": account_entities([target])[0],
     }
 
 
@@ -87,6 +76,8 @@ async def admin_report_entities(viewer: Account, reports: Sequence[Report]) -> l
     rows: list[Clip | Comment] = [*await Clip.filter(pk__in=status_ids, deleted_at=None)]
     rows += list(await Comment.filter(pk__in=status_ids, deleted_at=None))
     rendered = {s.pk: e for s, e in zip(rows, await status_entities(viewer, rows), strict=True)}
+    rule_ids = {int(i) for r in reports for i in r.rule_ids if str(i).isdigit()}
+    rules = {str(r.pk): rule_entity(r) for r in await Rule.filter(pk__in=rule_ids)}
     out = []
     for r in reports:
         out.append(
@@ -98,7 +89,7 @@ async def admin_report_entities(viewer: Account, reports: Sequence[Report]) -> l
                 "assigned_account": admin.get(r.assigned_account_id or -1),
                 "action_taken_by_account": admin.get(r.action_taken_by_account_id or -1),
                 "statuses": [rendered[i] for i in r.status_ids if i in rendered],
-                "rules": [],
+                "rules": [rules[str(i)] for i in r.rule_ids if str(i) in rules],
             }
         )
     return out

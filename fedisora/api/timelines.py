@@ -51,6 +51,7 @@ from fedisora.services.notifications import (
 from fedisora.services.notifications import dismiss_group as dismiss_notification_group
 from fedisora.services.notifications import unread_count as count_unread
 from fedisora.services.tags import find_visible
+from fedisora.services.visibility import limited_account_ids, without_limited
 
 __all__ = ["routes", "trending_clips"]
 
@@ -108,6 +109,7 @@ async def _clip_timeline(ctx: Ctx, query: Any) -> Response:
         query = await public_timeline(query.filter(local=False) if p.flag("remote") else query)
     if p.flag("only_media"):
         query = query.exclude(media_id=None)
+    query = await without_limited(query, ctx.account)  # silenced accounts: followers only
     hidden = await hidden_account_ids(ctx.account)
     if hidden:
         query = query.exclude(account_id__in=list(hidden))
@@ -322,7 +324,7 @@ async def trending_clips(viewer: Account | None, offset: int, limit: int) -> lis
         .order_by("-id")
         .limit(TREND_SCAN)
     )
-    hidden = await hidden_account_ids(viewer)
+    hidden = await hidden_account_ids(viewer) | await limited_account_ids(viewer)
     scored = [
         c
         for c in candidates
@@ -354,6 +356,7 @@ async def trending_tags(ctx: Ctx) -> Response:
             created_at__gte=utcnow() - TREND_WINDOW,
             account__suspended_at=None,
             account__origin_suspended_at=None,
+            account__silenced_at=None,
         )
         .order_by("-id")
         .limit(TREND_SCAN),

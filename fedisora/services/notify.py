@@ -8,7 +8,7 @@ from tortoise.exceptions import IntegrityError
 
 from fedisora.models import Account, Mute, Notification, NotificationType
 from fedisora.services import domain_blocks, events
-from fedisora.services.visibility import is_blocked
+from fedisora.services.visibility import is_blocked, limits_notification
 
 __all__ = ["notify"]
 
@@ -43,6 +43,8 @@ async def notify(
             return None
         if await domain_blocks.user_blocks_host(recipient.pk, from_account.domain):
             return None  # the recipient blocked its domain (/api/v1/domain_blocks)
+        if type not in _STAFF_TYPES and await limits_notification(recipient, from_account):
+            return None  # a silenced account reaches its followers only
     key = f"{recipient.pk}:{type.value}:{dedupe_key}"
     existing = await Notification.get_or_none(dedupe_key=key)
     if existing is not None:
@@ -62,6 +64,10 @@ async def notify(
         return None
     return note
 
+
+# What staff are told about an account (a report by it, its sign-up) reaches them whether
+# or not it is silenced.
+_STAFF_TYPES = {NotificationType.ADMIN_SIGN_UP, NotificationType.ADMIN_REPORT}
 
 # Notifications about your own render or your own likeness are still worth sending.
 _SELF_TYPES = {

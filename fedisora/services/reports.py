@@ -13,15 +13,22 @@ Moderators (admins) list reports (:func:`reports`), assign them to themselves
 (:func:`assign`, :func:`unassign`), resolve and reopen them (:func:`resolve`,
 :func:`reopen`), and act on one (:func:`take_action`): ``dismiss`` (resolve, nothing else),
 ``delete`` (the reported clips and comments are deleted through the services that delete
-them elsewhere) or ``suspend`` (:func:`~fedisora.services.account_deletion.suspend_account`).
+them elsewhere), ``mark_sensitive`` (they are marked sensitive), ``sensitive`` (the whole
+account's clips are), ``silence`` (the account is limited: :mod:`.moderation`) or
+``suspend`` (:func:`~fedisora.services.account_deletion.suspend_account`).
 An action resolves the report; every one is written to the audit log
 (:mod:`fedisora.services.audit`, target ``report:<id>``). An action other than dismissing
 tells the local account it concerns: an :class:`~fedisora.models.AccountWarning` and a
-``moderation_warning`` notification (Mastodon 4.3's).
+``moderation_warning`` notification (Mastodon 4.3's), which it can appeal
+(:mod:`.moderation`).
+
+A new report, filed here or received, notifies the instance's staff (``admin.report``, in
+the report's transaction), as Mastodon does.
 
 What is refused, with nothing stored: reporting oneself or the instance actor, clips or
 comments that are not the target's (or that the reporter cannot see), an unknown category or
-rule, a comment over :data:`MAX_COMMENT` characters, more than :data:`MAX_STATUSES` statuses.
+rule (:mod:`.rules`), a comment over :data:`MAX_COMMENT` characters, more than
+:data:`MAX_STATUSES` statuses.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from fedisora.models import (
     NotificationType,
     Report,
     ReportCategory,
+    Rule,
+    User,
     utcnow,
 )
 from fedisora.services import audit, events, roles
@@ -48,7 +57,6 @@ __all__ = [
     "MAX_COMMENT",
     "MAX_REMOTE_COMMENT",
     "MAX_STATUSES",
-    "RULES",
     "account_action",
     "assign",
     "file_report",
@@ -68,12 +76,17 @@ MAX_REMOTE_COMMENT = 5000
 MAX_STATUSES = 100
 """Clips and comments one report names at most."""
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in ReportCategory)
-RULES: dict[str, str] = {}
-"""The instance's rules by id (``/api/v1/instance/rules``): none yet, so no rule id is known."""
-ACTIONS = ("dismiss", "delete", "suspend")
+ACTIONS = ("dismiss", "delete", "mark_sensitive", "sensitive", "silence", "suspend")
 """What a moderator does with a report (:func:`take_action`)."""
 
-_WARNING_ACTION = {"delete": "delete_statuses", "suspend": "suspend"}
+_WARNING_ACTION = {
+    "delete": "delete_statuses",
+    "mark_sensitive": "mark_statuses_as_sensitive",
+    "sensitive": "sensitive",
+    "silence": "silence",
+    "suspend": "suspend",
+}
+"""Mastodon's ``AccountWarning`` action for each of :data:`ACTIONS` (but dismissing)."""
 
 
 def flag_id(instance_actor: Account, report: Report) -> str:
@@ -90,11 +103,12 @@ def _category(raw: str | None, rule_ids: Sequence[str]) -> ReportCategory:
     return ReportCategory(value)
 
 
-def _rules(rule_ids: Iterable[str]) -> list[str]:
+async def _rules(rule_ids: Iterable[str]) -> list[str]:
+    wanted = [str(r).strip() for r in rule_ids]
+    known = {str(r.pk) for r in await Rule.filter(pk__in=[int(r) for r in wanted if r.isdigit()])}
     out: list[str] = []
-    for rule in rule_ids:
-        rule = str(rule).strip()
-        if rule not in RULES:
+    for rule in wanted:
+        if rule not in known:
             raise Invalid(f"unknown rule {rule!r}: this instance has no such rule")
         if rule not in out:
             out.append(rule)
@@ -152,7 +166,7 @@ async def file_report(
     _check_target(reporter, target)
     if len(comment) > MAX_COMMENT:
         raise Invalid(f"comment is longer than {MAX_COMMENT} characters")
-    rules = _rules(rule_ids)
+    rules = await _rules(rule_ids)
     kind = _category(category, rules)
     statuses = await _statuses(target, status_ids, reporter)
     forward = forward and not target.local
@@ -176,7 +190,32 @@ async def file_report(
             report.uri = flag_id(instance, report)
             await Report.filter(pk=report.pk).using_db(conn).update(uri=report.uri)
             await events.emit(conn, "report.forwarded", instance.pk, report_id=report.pk)
+        await _tell_staff(report, reporter)
     return report
+
+
+async def _tell_staff(report: Report, reporter: Account) -> None:
+    """Notify the instance's staff of a new *report* (Mastodon's ``admin.report``), inside
+    the report's transaction (as :mod:`.signup` tells admins of a sign-up): both commit or
+    neither. The reporter is the notification's account; a staff member who filed it is
+    not told of their own report."""
+    from tortoise.expressions import Q
+
+    from fedisora.services.notify import notify
+
+    staff = Q(user__is_admin=True)
+    if "is_moderator" in User._meta.fields_map:  # roles, when the model has them
+        staff |= Q(user__is_moderator=True)
+    for member in await Account.filter(
+        staff, domain=None, suspended_at=None, user__disabled=False
+    ).distinct():
+        await notify(
+            member,
+            NotificationType.ADMIN_REPORT,
+            dedupe_key=f"report:{report.pk}",
+            from_account=reporter,
+            report=report,
+        )
 
 
 async def receive_report(
@@ -198,14 +237,18 @@ async def receive_report(
     if uri and await Report.filter(uri=uri, target_account_id=target.pk).exists():
         raise Conflict(f"the report {uri} was received already")
     statuses = await _statuses(target, status_ids, None)
-    return await Report.create(
-        account_id=reporter.pk,
-        target_account_id=target.pk,
-        status_ids=[s.pk for s in statuses],
-        category=ReportCategory.OTHER,
-        comment=comment.strip()[:MAX_REMOTE_COMMENT],
-        uri=uri,
-    )
+    async with events.transaction() as conn:
+        report = await Report.create(
+            account_id=reporter.pk,
+            target_account_id=target.pk,
+            status_ids=[s.pk for s in statuses],
+            category=ReportCategory.OTHER,
+            comment=comment.strip()[:MAX_REMOTE_COMMENT],
+            uri=uri,
+            using_db=conn,
+        )
+        await _tell_staff(report, reporter)
+    return report
 
 
 async def reports(
@@ -323,29 +366,41 @@ async def _warn(
 
 
 async def take_action(report: Report, action: str, by: Account, text: str = "") -> Report:
-    """Act on an open *report*: ``dismiss`` it, ``delete`` its clips and comments, or
-    ``suspend`` its target; the report is resolved, the action logged, and (except for a
-    dismissal) the target told. A resolved report must be reopened first (409)."""
+    """Act on an open *report*: ``dismiss`` it, ``delete`` its clips and comments or
+    ``mark_sensitive`` them, mark its target ``sensitive``, ``silence`` or ``suspend`` it;
+    the report is resolved, the action logged, and (except for a dismissal) the target
+    told with a warning it can appeal. A resolved report must be reopened first (409)."""
     if action not in ACTIONS:
         raise Invalid(f"action must be one of {', '.join(ACTIONS)}")
     if len(text) > MAX_COMMENT:
         raise Invalid(f"the text is longer than {MAX_COMMENT} characters")
     target = await Account.get(pk=report.target_account_id)
-    if action == "delete" and not report.status_ids:
-        raise Invalid(f"report #{report.pk} names no clips or comments to delete")
-    if action == "suspend" and target.pk == by.pk:
+    if action in ("delete", "mark_sensitive") and not report.status_ids:
+        raise Invalid(f"report #{report.pk} names no clips or comments to act on")
+    if action != "dismiss" and target.pk == by.pk:
         raise Forbidden("This action is not allowed on your own account")
-    if action == "suspend":
+    if action in ("suspend", "silence", "sensitive"):
         await roles.check_may_moderate(by, target)
     if not await _claim(report, by):
         raise Conflict(f"report #{report.pk} is resolved already: reopen it first")
     if action == "dismiss":
         await audit.record(by, "report.resolve", _target(report), "dismissed")
         return await _reload(report)
+    from fedisora.services import moderation
+
     touched: list[int] = []
     if action == "delete":
         touched = await _delete_statuses(target, report.status_ids)
         detail = f"{len(touched)} of {len(report.status_ids)} clips and comments deleted"
+    elif action == "mark_sensitive":
+        touched = await moderation.mark_sensitive(target, report.status_ids, by=by)
+        detail = f"{len(touched)} of {len(report.status_ids)} clips and comments marked sensitive"
+    elif action == "sensitive":
+        await moderation.sensitize(target, by=by)
+        detail = f"@{target.acct} marked sensitive"
+    elif action == "silence":
+        await moderation.silence(target, by=by)
+        detail = f"@{target.acct} silenced"
     else:
         from fedisora.services.account_deletion import suspend_account
 
@@ -382,6 +437,6 @@ async def account_action(
         raise Invalid(f"report #{report.pk} is not about @{account.acct}")
     if await _claim(report, by):
         await audit.record(by, "report.resolve", _target(report), f"account action: {kind}")
-        if kind in ("disable", "suspend") or text:
+        if kind in ("disable", "sensitive", "silence", "suspend") or text:
             await _warn(account, report, kind, text, [])
     return await _reload(report)

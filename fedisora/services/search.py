@@ -28,6 +28,7 @@ from fedisora.config import Settings
 from fedisora.models import Account, Clip, Comment, Follow, FollowState, Tag
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.tags import visible_tags
+from fedisora.services.visibility import limited_account_ids
 
 __all__ = [
     "MAX_QUERY",
@@ -112,8 +113,9 @@ async def search_accounts(
         }
         query = query.filter(pk__in=sorted(followed))
     hidden = await hidden_account_ids(me, mutes=False)
-    if hidden:
-        query = query.exclude(pk__in=list(hidden))
+    limited = await limited_account_ids(me)  # silenced: found by followers (or by full name)
+    if hidden | limited:
+        query = query.exclude(pk__in=sorted(hidden | limited))
     found: list[Account] = list(
         await query.order_by("-followers_count", "id").offset(offset).limit(limit)
     )
@@ -157,7 +159,7 @@ async def search_statuses(
         )
         clips += list(await Comment.filter(Q(uri=text) | Q(url=text), deleted_at=None))
         return (await visible_statuses(me, clips))[offset : offset + limit]
-    hidden = await hidden_account_ids(me)
+    hidden = await hidden_account_ids(me) | await limited_account_ids(me)
     indexable = Q(account__indexable=True) | Q(account_id=me.pk)
     wanted = offset + limit
     out: list[Clip | Comment] = []

@@ -1,4 +1,15 @@
-"""Who may see what. Every read path (API, web, federation) asks these functions."""
+"""Who may see what. Every read path (API, web, federation) asks these functions.
+
+Moderation's two softer measures live here too, each in one place:
+
+- A **silenced** account (Mastodon's "limited", :attr:`Account.silenced_at`) is left out of
+  the public lists (local and federated timelines, trends, hashtags, search) for everyone but
+  itself and its accepted followers (:func:`limited_account_ids`, :func:`without_limited`);
+  its profile and its clips' own pages still show them, and its notifications to accounts
+  that do not follow it are dropped (:func:`limits_notification`).
+- A **sensitized** account's clips and comments are all served as sensitive
+  (:func:`shown_sensitive`: the API entity, the ActivityPub objects and the web cards).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +25,11 @@ __all__ = [
     "can_see_clip",
     "can_see_comment",
     "is_blocked",
+    "limited_account_ids",
+    "limits_notification",
+    "shown_sensitive",
     "visible_clips_q",
+    "without_limited",
 ]
 
 
@@ -106,3 +121,45 @@ async def account_clips_visible_to(
     if mentioned:
         allowed |= Q(pk__in=mentioned)
     return clips.filter(allowed)
+
+
+def shown_sensitive(status: Clip | Comment, author: Account) -> bool:
+    """Whether *status* is served as sensitive: its own flag, or its author marked sensitive
+    by a moderator (:attr:`Account.sensitized_at`; lifting it restores each clip's own)."""
+    return bool(status.sensitive) or author.sensitized_at is not None
+
+
+async def limited_account_ids(viewer: Account | None) -> set[int]:
+    """The silenced accounts whose clips *viewer* does not see in public lists: all of them
+    but *viewer* itself and the accounts it follows (accepted)."""
+    rows: list[Any] = list(
+        await Account.filter(silenced_at__not_isnull=True).values_list("id", flat=True)
+    )
+    ids = {int(i) for i in rows}
+    if not ids or viewer is None:
+        return ids
+    ids.discard(viewer.pk)
+    followed: list[Any] = list(
+        await Follow.filter(
+            follower_id=viewer.pk, target_id__in=sorted(ids), state=FollowState.ACCEPTED
+        ).values_list("target_id", flat=True)
+    )
+    return ids - {int(i) for i in followed}
+
+
+async def without_limited(query: QuerySet[Clip], viewer: Account | None) -> QuerySet[Clip]:
+    """*query* (of clips, for a public list) without the clips of silenced accounts *viewer*
+    does not follow (:func:`limited_account_ids`)."""
+    limited = await limited_account_ids(viewer)
+    return query.exclude(account_id__in=sorted(limited)) if limited else query
+
+
+async def limits_notification(recipient: Account, sender: Account) -> bool:
+    """Whether *sender* being silenced keeps its notification from *recipient*: it is, and
+    *recipient* does not follow it (as Mastodon filters a limited account's notifications)."""
+    if sender.pk == recipient.pk:
+        return False
+    # (read from the row: the caller's copy of the sender may predate the silence)
+    if not await Account.filter(pk=sender.pk, silenced_at__not_isnull=True).exists():
+        return False
+    return not await _follows(recipient, sender.pk)

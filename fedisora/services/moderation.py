@@ -1,0 +1,256 @@
+"""Moderation of accounts short of suspension, and appeals of moderators' decisions.
+
+**Silence** (Mastodon's "limit", :func:`silence`, :func:`unsilence`) and **sensitive**
+(:func:`sensitize`, :func:`unsensitize`) set a column on the account; what they do to what
+others see is :mod:`fedisora.services.visibility`'s (one rule each, for the API, the web
+pages and federation alike). :func:`mark_sensitive` flags some clips and comments sensitive
+themselves. Each is audited (``account.silence``, ``account.unsilence``,
+``account.sensitive``, ``account.unsensitive``, ``status.mark_sensitive``); doing it twice
+changes and logs nothing the second time. Report actions (:func:`.reports.take_action`) and
+the admin accounts API call these.
+
+**Appeals**: the owner of a warning (:class:`~fedisora.models.AccountWarning`) can appeal it
+once (:func:`file_appeal`), within :data:`APPEAL_WINDOW`, with at most :data:`MAX_APPEAL`
+characters. A moderator approves it (:func:`approve_appeal`: the action is undone where it
+can be: unsilenced, unsensitized, unsuspended, login enabled, the clips' sensitive flag
+lifted; deleted clips and comments stay deleted) or rejects it (:func:`reject_appeal`); the
+user is told with a ``fedisora.appeal_approved`` or ``fedisora.appeal_rejected``
+notification (Mastodon has no notification type for it: it sends an e-mail), and the
+decision is audited (``appeal.approve``, ``appeal.reject``, target ``appeal:<id>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.queryset import QuerySet
+
+from fedisora.errors import Conflict, Forbidden, Invalid, NotFound
+from fedisora.models import (
+    Account,
+    AccountWarning,
+    Appeal,
+    AppealState,
+    Clip,
+    Comment,
+    NotificationType,
+    User,
+    utcnow,
+)
+from fedisora.services import audit
+from fedisora.services.accounts import INSTANCE_ACTOR
+
+__all__ = [
+    "APPEAL_WINDOW",
+    "MAX_APPEAL",
+    "UNDONE",
+    "appeal_deadline",
+    "approve_appeal",
+    "file_appeal",
+    "mark_sensitive",
+    "pending_appeals",
+    "reject_appeal",
+    "sensitize",
+    "silence",
+    "unsensitize",
+    "unsilence",
+    "warning_of",
+    "warnings_of",
+]
+
+APPEAL_WINDOW = timedelta(days=20)
+"""How long after a warning its owner may appeal it (Mastodon's 20 days)."""
+MAX_APPEAL = 2000
+"""Characters of an appeal's text (Mastodon's limit)."""
+UNDONE: dict[str, str] = {
+    "silence": "the account is no longer silenced",
+    "sensitive": "the account's clips are no longer marked sensitive",
+    "suspend": "the account is no longer suspended",
+    "disable": "the login is enabled again",
+    "mark_statuses_as_sensitive": "the clips and comments are no longer marked sensitive",
+    "delete_statuses": "nothing: deleted clips and comments stay deleted",
+    "none": "nothing: the warning took no action",
+}
+"""What approving an appeal undoes, by the warning's action (shown on the admin page)."""
+
+
+def _refuse_special(account: Account) -> None:
+    if account.local and account.username == INSTANCE_ACTOR:
+        raise Forbidden("the instance actor cannot be moderated")
+
+
+async def _set(
+    account: Account, column: str, on: bool, action: str, by: audit.Actor | None
+) -> Account:
+    _refuse_special(account)
+    query = Account.filter(pk=account.pk, **{f"{column}__isnull": on})
+    changed = await query.update(**{column: utcnow() if on else None})
+    if changed and by is not None:
+        await audit.record(by, action, account)
+    return await Account.get(pk=account.pk)
+
+
+async def silence(account: Account, *, by: audit.Actor | None = None) -> Account:
+    """Silence *account* (Mastodon's limit): see :mod:`fedisora.services.visibility`."""
+    return await _set(account, "silenced_at", True, "account.silence", by)
+
+
+async def unsilence(account: Account, *, by: audit.Actor | None = None) -> Account:
+    return await _set(account, "silenced_at", False, "account.unsilence", by)
+
+
+async def sensitize(account: Account, *, by: audit.Actor | None = None) -> Account:
+    """Mark *account* sensitive: all its clips are served as sensitive."""
+    return await _set(account, "sensitized_at", True, "account.sensitive", by)
+
+
+async def unsensitize(account: Account, *, by: audit.Actor | None = None) -> Account:
+    return await _set(account, "sensitized_at", False, "account.unsensitive", by)
+
+
+async def mark_sensitive(
+    account: Account, ids: Sequence[int], *, by: audit.Actor | None = None
+) -> list[int]:
+    """Mark *account*'s clips and comments among *ids* sensitive; the ids of those that were
+    not (and now are) are returned, the ones an appeal's approval unmarks."""
+    wanted = [int(i) for i in ids]
+    clips: list[Any] = list(
+        await Clip.filter(
+            pk__in=wanted, account_id=account.pk, deleted_at=None, sensitive=False
+        ).values_list("id", flat=True)
+    )
+    comments: list[Any] = list(
+        await Comment.filter(
+            pk__in=wanted, account_id=account.pk, deleted_at=None, sensitive=False
+        ).values_list("id", flat=True)
+    )
+    if clips:
+        await Clip.filter(pk__in=clips).update(sensitive=True)
+    if comments:
+        await Comment.filter(pk__in=comments).update(sensitive=True)
+    done = sorted(int(i) for i in [*clips, *comments])
+    if done and by is not None:
+        await audit.record(by, "status.mark_sensitive", account, f"{len(done)} marked: {done}")
+    return done
+
+
+# --- appeals ---------------------------------------------------------------------------------
+
+
+def appeal_deadline(warning: AccountWarning) -> datetime:
+    """When *warning* can no longer be appealed."""
+    return warning.created_at + APPEAL_WINDOW
+
+
+async def warnings_of(account: Account) -> list[AccountWarning]:
+    """*account*'s warnings, newest first, with their appeals fetched."""
+    return list(
+        await AccountWarning.filter(account_id=account.pk)
+        .order_by("-id")
+        .prefetch_related("appeal")
+        .limit(200)
+    )
+
+
+async def warning_of(account: Account, warning_id: int) -> AccountWarning:
+    """*account*'s warning *warning_id*; anyone else's is unknown (:class:`NotFound`)."""
+    warning = await AccountWarning.get_or_none(pk=warning_id, account_id=account.pk)
+    if warning is None:
+        raise NotFound("you have no such warning")
+    return warning
+
+
+async def file_appeal(account: Account, warning: AccountWarning, text: str) -> Appeal:
+    """*account* appeals its *warning*: once, within :data:`APPEAL_WINDOW`."""
+    if warning.account_id != account.pk:
+        raise NotFound("you have no such warning")
+    text = text.strip()
+    if not text:
+        raise Invalid("say why the decision should be reversed")
+    if len(text) > MAX_APPEAL:
+        raise Invalid(f"an appeal is at most {MAX_APPEAL} characters")
+    if warning.action == "none":
+        raise Invalid("this warning took no action: there is nothing to appeal")
+    if utcnow() > warning.created_at + APPEAL_WINDOW:
+        raise Forbidden(f"warnings can be appealed for {APPEAL_WINDOW.days} days; this one no more")
+    if await Appeal.filter(account_warning_id=warning.pk).exists():
+        raise Conflict("you have appealed this warning already: one appeal per warning")
+    from tortoise.exceptions import IntegrityError
+
+    try:
+        return await Appeal.create(account_id=account.pk, account_warning_id=warning.pk, text=text)
+    except IntegrityError as exc:  # a concurrent appeal of the same warning won
+        raise Conflict("you have appealed this warning already: one appeal per warning") from exc
+
+
+def pending_appeals() -> QuerySet[Appeal]:
+    """Appeals waiting for a decision, oldest first (a query; the caller limits it)."""
+    return Appeal.filter(state=AppealState.PENDING).order_by("id")
+
+
+def _target(appeal: Appeal) -> str:
+    return audit.target("appeal", appeal.pk, f"appeal #{appeal.pk}")
+
+
+async def _decide(appeal: Appeal, by: Account, state: AppealState) -> Appeal:
+    now = utcnow()
+    changed = await Appeal.filter(pk=appeal.pk, state=AppealState.PENDING).update(
+        state=state, decided_by_id=by.pk, decided_at=now
+    )
+    if not changed:
+        raise Conflict(f"appeal #{appeal.pk} is decided already")
+    return await Appeal.get(pk=appeal.pk)
+
+
+async def _undo(warning: AccountWarning, account: Account, by: Account) -> str:
+    """Undo what *warning* did, where it can be undone; what was done, in words."""
+    from fedisora.services.account_deletion import unsuspend_account
+
+    action = warning.action
+    if action == "silence":
+        await unsilence(account, by=by)
+    elif action == "sensitive":
+        await unsensitize(account, by=by)
+    elif action == "suspend":
+        if account.suspended_at is not None:
+            await unsuspend_account(account, by=by)
+    elif action == "disable":
+        if await User.filter(account_id=account.pk, disabled=True).update(disabled=False):
+            await audit.record(by, "account.enable", account)
+    elif action == "mark_statuses_as_sensitive" and warning.status_ids:
+        ids = [int(i) for i in warning.status_ids]
+        await Clip.filter(pk__in=ids, account_id=account.pk).update(sensitive=False)
+        await Comment.filter(pk__in=ids, account_id=account.pk).update(sensitive=False)
+        await audit.record(by, "status.unmark_sensitive", account, f"{len(ids)} unmarked: {ids}")
+    return UNDONE.get(action, "nothing")
+
+
+async def _tell(
+    account: Account, warning: AccountWarning, appeal: Appeal, kind: NotificationType
+) -> None:
+    from fedisora.services.notify import notify
+
+    await notify(account, kind, dedupe_key=f"appeal:{appeal.pk}", account_warning=warning)
+
+
+async def approve_appeal(appeal: Appeal, by: Account) -> Appeal:
+    """Approve *appeal*: its warning's action is undone where it can be, the user told."""
+    warning = await AccountWarning.get(pk=appeal.account_warning_id)
+    account = await Account.get(pk=warning.account_id)
+    decided = await _decide(appeal, by, AppealState.APPROVED)
+    undone = await _undo(warning, account, by)
+    await audit.record(by, "appeal.approve", _target(appeal), f"{warning.action}: undone {undone}")
+    await _tell(account, warning, decided, NotificationType.APPEAL_APPROVED)
+    return decided
+
+
+async def reject_appeal(appeal: Appeal, by: Account) -> Appeal:
+    """Reject *appeal*: the decision stands; the user is told."""
+    warning = await AccountWarning.get(pk=appeal.account_warning_id)
+    account = await Account.get(pk=warning.account_id)
+    decided = await _decide(appeal, by, AppealState.REJECTED)
+    await audit.record(by, "appeal.reject", _target(appeal), warning.action)
+    await _tell(account, warning, decided, NotificationType.APPEAL_REJECTED)
+    return decided

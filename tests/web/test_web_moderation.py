@@ -1,0 +1,193 @@
+"""Moderation in the pages: a silenced account's clips in the feeds, a sensitive account's
+clips behind a click, warnings and appeals (the user's page, the admins' page, the undo), the
+admins' rules page and the rules on the sign-up and report pages."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from factories import local_account, rendered_video
+from webhelpers import browser, form_csrf, logged_in
+
+from fedisora.models import (
+    Account,
+    Appeal,
+    AuditEntry,
+    Notification,
+    NotificationType,
+    Report,
+    Rule,
+)
+from fedisora.services import follows, posts, reports
+
+
+def _reels(page: str) -> list[str]:
+    return re.findall(r'<article class="reel[^"]*"[^>]*data-clip-id="(\d+)"', page)
+
+
+async def test_silence_sensitive_warning_and_appeal_in_the_pages(
+    web: httpx.ASGITransport,
+) -> None:
+    boss = await local_account("boss", admin=True)
+    alice, bob, carol = [await local_account(n) for n in ("alice", "bob", "carol")]
+    await follows.follow(carol, bob)
+    clip = await posts.post_clip(bob, await rendered_video(bob), caption="loud clip")
+    report = await reports.file_report(alice, bob, status_ids=[clip.pk])
+    async with logged_in(web, "boss") as admin:
+        page = (await admin.get(f"/admin/reports/{report.pk}")).text
+        assert f"/admin/reports/{report.pk}/silence" in page
+        assert f"/admin/reports/{report.pk}/mark_sensitive" in page
+        r = await admin.post(
+            f"/admin/reports/{report.pk}/silence",
+            data={"csrf": form_csrf(page), "text": "too loud"},
+        )
+        assert r.status_code == 303
+        assert "(limited)" in (await admin.get(f"/admin/reports/{report.pk}")).text
+
+    async with logged_in(web, "alice") as http:
+        assert str(clip.pk) not in _reels((await http.get("/explore?tab=local")).text)
+        assert "loud clip" in (await http.get("/@bob")).text  # the profile still shows it
+        assert "loud clip" not in (await http.get("/tags/nothing")).text
+    async with browser(web) as anon:
+        assert str(clip.pk) not in _reels((await anon.get("/explore?tab=local")).text)
+    async with logged_in(web, "carol") as http:  # a follower
+        assert str(clip.pk) in _reels((await http.get("/explore?tab=local")).text)
+        assert "Sensitive content" not in (await http.get(f"/@bob/{clip.pk}")).text
+
+    # Bob reads the warning from its notification and appeals it.
+    async with logged_in(web, "bob") as http:
+        notes = (await http.get("/notifications")).text
+        assert "/settings/warnings#warning-" in notes
+        page = await http.get("/settings/warnings")
+        assert page.status_code == 200
+        assert "Your account was limited" in page.text and "too loud" in page.text
+        warning_id = int(re.findall(r'id="warning-(\d+)"', page.text)[0])
+        token = form_csrf(page.text)
+        r = await http.post(f"/settings/warnings/{warning_id}/appeal", data={"text": "ok"})
+        assert r.status_code == 403  # no CSRF token: nothing filed
+        r = await http.post(
+            f"/settings/warnings/{warning_id}/appeal", data={"csrf": token, "text": "  "}
+        )
+        assert r.status_code == 422 and "say why" in r.text.lower()
+        r = await http.post(
+            f"/settings/warnings/{warning_id}/appeal",
+            data={"csrf": token, "text": "I will keep it down"},
+        )
+        assert r.status_code == 303
+        r = await http.post(
+            f"/settings/warnings/{warning_id}/appeal", data={"csrf": token, "text": "again"}
+        )
+        assert r.status_code == 409 and "appealed this warning already" in r.text
+        page = (await http.get("/settings/warnings")).text
+        assert "Your appeal: pending" in page and "I will keep it down" in page
+    # Someone else's warning is not found.
+    async with logged_in(web, "alice") as http:
+        token = form_csrf((await http.get("/settings/warnings")).text)
+        r = await http.post(
+            f"/settings/warnings/{warning_id}/appeal", data={"csrf": token, "text": "mine?"}
+        )
+        assert r.status_code == 404
+        assert (await http.get("/admin/appeals")).status_code == 403
+    assert await Appeal.all().count() == 1
+
+    # The admins approve it: bob is unsilenced and told; it is audited.
+    async with logged_in(web, "boss") as admin:
+        page = (await admin.get("/admin/appeals")).text
+        assert "I will keep it down" in page and "no longer silenced" in page
+        appeal = await Appeal.get()
+        r = await admin.post(f"/admin/appeals/{appeal.pk}/approve", data={"csrf": "bad"})
+        assert r.status_code == 403
+        r = await admin.post(f"/admin/appeals/{appeal.pk}/approve", data={"csrf": form_csrf(page)})
+        assert r.status_code == 303
+        r = await admin.post(f"/admin/appeals/{appeal.pk}/reject", data={"csrf": form_csrf(page)})
+        assert r.status_code == 409 and "decided already" in r.text
+    assert (await Account.get(pk=bob.pk)).silenced_at is None
+    assert await Notification.filter(
+        recipient_id=bob.pk, type=NotificationType.APPEAL_APPROVED
+    ).exists()
+    async with logged_in(web, "alice") as http:
+        assert str(clip.pk) in _reels((await http.get("/explore?tab=local")).text)
+    logged = [e.action for e in await AuditEntry.all().order_by("id")]
+    assert logged[-2:] == ["account.unsilence", "appeal.approve"]
+    assert "report.silence" in logged
+
+    # A sensitive account: its clips are behind a click in the pages.
+    second = await reports.file_report(alice, bob, comment="nsfw")
+    await reports.take_action(second, "sensitive", boss)
+    async with logged_in(web, "carol") as http:
+        assert "Sensitive content" in (await http.get(f"/@bob/{clip.pk}")).text
+
+
+async def test_rules_admin_page_signup_and_report(web: httpx.ASGITransport) -> None:
+    await local_account("boss", admin=True)
+    await local_account("alice")
+    await local_account("bob")
+    async with logged_in(web, "alice") as http:
+        assert (await http.get("/admin/rules")).status_code == 403
+    async with logged_in(web, "boss") as admin:
+        page = (await admin.get("/admin/rules")).text
+        assert 'href="/admin/rules"' in page and "No rules yet" in page
+        token = form_csrf(page)
+        r = await admin.post("/admin/rules", data={"text": "Be kind"})
+        assert r.status_code == 403 and not await Rule.exists()
+        r = await admin.post("/admin/rules", data={"csrf": token, "text": " ", "hint": "x"})
+        assert r.status_code == 422 and "A rule needs its text" in r.text
+        for text in ("Be kind", "Label AI likeness", "No spam"):
+            r = await admin.post("/admin/rules", data={"csrf": token, "text": text})
+            assert r.status_code == 303
+        kind, label, spam = await Rule.all().order_by("id")
+        r = await admin.post(
+            f"/admin/rules/{kind.pk}/edit",
+            data={"csrf": token, "text": "Be kind, always", "hint": "No harassment"},
+        )
+        assert r.status_code == 303
+        for _ in range(3):  # to the top (the third time: at the top, nothing moves)
+            r = await admin.post(f"/admin/rules/{spam.pk}/up", data={"csrf": token})
+            assert r.status_code == 303
+        r = await admin.post(f"/admin/rules/{label.pk}/remove", data={"csrf": token})
+        assert r.status_code == 303
+        r = await admin.post(f"/admin/rules/{kind.pk}/edit", data={"csrf": token, "text": ""})
+        assert r.status_code == 422 and "needs its text" in r.text
+        assert (await admin.post("/admin/rules/999999/up", data={"csrf": token})).status_code == 404
+        page = (await admin.get("/admin/rules")).text
+        assert page.index("No spam") < page.index("Be kind, always")
+        assert "Label AI likeness" not in page
+    logged = [e.action for e in await AuditEntry.filter(target_type="rule").order_by("id")]
+    assert logged == ["rule.add"] * 3 + ["rule.edit", "rule.move", "rule.move", "rule.remove"]
+
+    async with browser(web) as anon:
+        signup = (await anon.get("/signup")).text
+        assert "Be kind, always" in signup and "No harassment" in signup
+    async with logged_in(web, "alice") as http:
+        bob = await Account.get(username="bob")
+        form = await http.get(f"/report?account={bob.pk}")
+        assert f'name="rule_ids" value="{kind.pk}"' in form.text
+        r = await http.post(
+            "/report",
+            data={
+                "csrf": form_csrf(form.text),
+                "account": str(bob.pk),
+                "category": "violation",
+                "rule_ids": [str(kind.pk)],
+            },
+        )
+        assert r.status_code == 200, r.text
+        report = await Report.get(account_id=(await Account.get(username="alice")).pk)
+        assert report.category == "violation" and report.rule_ids == [str(kind.pk)]
+        # A rule that is gone: the form again, with the message.
+        r = await http.post(
+            "/report",
+            data={
+                "csrf": form_csrf(form.text),
+                "account": str(bob.pk),
+                "category": "violation",
+                "rule_ids": [str(label.pk)],
+            },
+        )
+        assert r.status_code == 422 and "no such rule" in r.text
+    async with logged_in(web, "boss") as admin:
+        page = (await admin.get(f"/admin/reports/{report.pk}")).text
+        assert "Rules cited" in page and "Be kind, always" in page
+        notes = (await admin.get("/notifications")).text
+        assert f"/admin/reports/{report.pk}" in notes  # admin.report
