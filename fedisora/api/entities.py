@@ -79,8 +79,8 @@ __all__ = [
     "reblog_entity",
     "relationships",
     "report_entity",
-    "rule_entity",
     "role_entity",
+    "rule_entity",
     "status_entities",
     "tag_entities",
 ]

@@ -19,7 +19,7 @@ from fedisora.api.entities import iso, report_entity, rule_entity, status_entiti
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import get_account
 from fedisora.api.pagination import Page, link_header
-from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.errors import Invalid, NotFound
 from fedisora.models import Account, Clip, Comment, Report, Rule, User
 from fedisora.services import reports as service
 from fedisora.services import roles
