@@ -12,6 +12,7 @@ apps   20 per 5 minutes        client IP, OAuth app registrations
 render 30 per hour             account, renders queued (API and web, besides the quotas)
 upload 60 per 30 minutes       account, media uploads (API and the web's stills)
 inbox  600 per 5 minutes       remote host (the signature's keyId), inbox POSTs
+mail   5 per 30 minutes        client IP, confirmation mails asked for again
 ====== ======================= ===========================================================
 
 ``FEDISORA_RATE_LIMITS`` overrides them: ``render=10/1h,upload=100/30m`` (windows in s, m, h
@@ -83,6 +84,7 @@ DEFAULTS: Mapping[str, Limit] = {
     "render": Limit(30, 3600.0),
     "upload": Limit(60, 1800.0),
     "inbox": Limit(600, 300.0),
+    "mail": Limit(5, 1800.0),  # confirmation mails asked for again, per client IP
 }
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -200,6 +202,11 @@ class Store:
     def limit(self, name: str) -> Limit:
         return self.limits[name]
 
+    def set_limits(self, limits: Mapping[str, Limit]) -> None:
+        """Count against *limits* (over :data:`DEFAULTS`) from now on: the admin settings
+        page changed them (:mod:`fedisora.services.instance_settings`)."""
+        self.limits = {**DEFAULTS, **limits}
+
     async def hit(self, name: str, key: str) -> Decision:
         raise NotImplementedError
 
@@ -224,6 +231,12 @@ class MemoryStore(Store):
 
     async def hit(self, name: str, key: str) -> Decision:
         return self.hit_now(name, key)
+
+    def set_limits(self, limits: Mapping[str, Limit]) -> None:
+        before = self.limits
+        super().set_limits(limits)
+        for name in [n for n in self._limiters if before.get(n) != self.limits.get(n)]:
+            del self._limiters[name]  # a changed limit counts afresh
 
     def clear(self) -> None:
         """Forget every count."""
@@ -252,6 +265,10 @@ class RedisStore(Store):
         self._failing = False
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set_limits(self, limits: Mapping[str, Limit]) -> None:
+        super().set_limits(limits)
+        self.fallback.set_limits(limits)
 
     def _redis(self) -> Any:
         # A client's connections belong to the event loop that made them: one per loop.

@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 from activitypub.federation.provenance_check import public_reason
 from activitypub.objects import web_url
 from fedisora import urls
+from fedisora.services.instance_settings import cached
 from fedisora.services.text import clean_name
 
 __all__ = ["error_page", "html_errors", "own_url", "render", "safe_url", "templates"]
@@ -59,7 +60,9 @@ P = ParamSpec("P")
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     settings = request.app.state.settings
-    context.setdefault("instance_name", settings.instance_name)
+    values = cached(settings)  # loaded as the request started (InstanceSettingsRefresh)
+    context.setdefault("instance_name", values.instance_name)
+    context.setdefault("instance_description", values.short_description)
     context.setdefault("domain", settings.domain)
     context.setdefault("source_url", settings.source_url)
     context.setdefault("session_user", request.session.get("username"))
