@@ -1,12 +1,14 @@
 """Signing up for a local account, as the instance's registration mode allows, and the
 admins' decision on sign-ups that wait for approval.
 
-``FEDISORA_REGISTRATIONS`` is ``open`` (the account works at once), ``approval`` (a reason is
-required and the account waits for an admin) or ``closed`` (refused, with the admin's
-``FEDISORA_REGISTRATIONS_MESSAGE`` when there is one). An invite (:mod:`.invites`) signs up
-whatever the mode, approved at once, as on Mastodon. The client API (``POST
-/api/v1/accounts``), the web pages (``/signup``, ``/invite/<code>``) all sign up through
-:func:`sign_up`.
+The registration mode (``FEDISORA_REGISTRATIONS``, or the value saved at ``/admin/settings``:
+:mod:`.instance_settings`) is ``open`` (the account works at once), ``approval`` (a reason is
+required and the account waits for an admin) or ``closed`` (refused, with the admins'
+message when there is one). Where mail is configured (``FEDISORA_SMTP_URL``), the new account
+also confirms its e-mail address before it can log in (:mod:`.email_confirmation`). An
+invite (:mod:`.invites`) signs up whatever the mode, approved at once, as on Mastodon.
+The client API (``POST /api/v1/accounts``), the web pages (``/signup``,
+``/invite/<code>``) all sign up through :func:`sign_up`.
 
 A pending account is approved (:func:`approve`: it can log in from then on) or rejected
 (:func:`reject`: deleted with its login, its username and e-mail free again, as Mastodon
