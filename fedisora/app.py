@@ -246,6 +246,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.rate_limits = rate_limits
+    app.state.instance_limits = dict(rate_limits.limits)  # as the environment sets them
     from fedisora.services import instance_settings
 
     instance_settings.reset()  # a new app (a test's) reads the saved values afresh

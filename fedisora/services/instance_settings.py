@@ -21,12 +21,14 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from fedisora.config import REGISTRATION_MODES, Settings
-from fedisora.errors import Invalid
+from fedisora.errors import Conflict, Invalid
 from fedisora.models import InstanceSetting, utcnow
 from fedisora.ratelimits import DEFAULTS, Limit, for_app, parse_limits
 
@@ -207,12 +209,13 @@ async def effective(settings: Settings) -> InstanceValues:
         rows = await InstanceSetting.all().values_list("key", "value")
     except Exception as exc:  # an outage: the last copy stands, the request goes on
         log.warning("instance settings: could not read them (%s); using the last copy", exc)
-        return entry[2] if entry is not None and entry[0] is settings else defaults(settings)
-    saved = {str(k): str(v) for k, v in rows if k in FIELDS}
-    values = _merge(defaults(settings), saved)
+        values = entry[2] if entry is not None and entry[0] is settings else defaults(settings)
+    else:
+        saved = {str(k): str(v) for k, v in rows if k in FIELDS}
+        values = _merge(defaults(settings), saved)
     if len(_cache) > 16:  # a test process makes many settings objects
         _cache.clear()
-    _cache[id(settings)] = (settings, now, values)
+    _cache[id(settings)] = (settings, now, values)  # (after a failure: tried again in a TTL)
     return values
 
 
@@ -226,11 +229,13 @@ def _merge(base: InstanceValues, saved: Mapping[str, str]) -> InstanceValues:
 
 async def refresh_for_app(app: Any) -> InstanceValues:
     """Load the values for a request of *app* (:func:`effective`), and give the app's
-    rate-limit store any changed limits."""
+    rate-limit store the limits when they changed since they were last given to it
+    (``app.state.instance_limits``, the environment's at first: see ``create_app``)."""
     values = await effective(app.state.settings)
-    store = for_app(app)
-    if dict(store.limits) != dict(values.limits):
-        store.set_limits(values.limits)
+    limits = dict(values.limits)
+    if getattr(app.state, "instance_limits", None) != limits:
+        for_app(app).set_limits(limits)
+        app.state.instance_limits = limits
     return values
 
 
@@ -243,7 +248,6 @@ async def save(settings: Settings, by: audit.Actor, raw: Mapping[str, str]) -> l
 
     Raises :class:`SettingsInvalid` (every field's problem at once) and saves nothing when
     any value is refused."""
-    from fedisora.services import audit
 
     clean, errors = _validate(raw)
     if errors:
@@ -254,6 +258,24 @@ async def save(settings: Settings, by: audit.Actor, raw: Mapping[str, str]) -> l
     if not changed:
         return []
     now = utcnow()
+    try:
+        await _write(settings, by, clean, changed, base, now)
+    except IntegrityError:  # another admin saved the same setting at the same instant
+        raise Conflict("the settings were saved by someone else meanwhile: try again") from None
+    reset()
+    return changed
+
+
+async def _write(
+    settings: Settings,
+    by: audit.Actor,
+    clean: dict[str, str],
+    changed: list[str],
+    base: InstanceValues,
+    now: datetime,
+) -> None:
+    from fedisora.services import audit
+
     async with in_transaction():
         for key in changed:
             value = clean[key]
@@ -267,8 +289,6 @@ async def save(settings: Settings, by: audit.Actor, raw: Mapping[str, str]) -> l
             audit.target("instance", settings.domain),
             detail="changed: " + ", ".join(_described(k, clean[k]) for k in changed),
         )
-    reset()
-    return changed
 
 
 def _described(key: str, value: str) -> str:
