@@ -138,6 +138,14 @@ async def test_a_sign_up_confirms_its_address_by_mail_before_logging_in(
         assert r.status_code == 410 and "expired" in r.text
         assert (await _login(http, "newbie")).status_code == 303
 
+        # Asking for mails again is limited per client address (5 per 30 minutes).
+        page = await http.get("/auth/confirm")
+        for _ in range(4):
+            r = await http.post("/auth/confirm", data={"csrf": form_csrf(page.text), "login": "x"})
+            assert r.status_code == 303
+        r = await http.post("/auth/confirm", data={"csrf": form_csrf(page.text), "login": "x"})
+        assert r.status_code == 429 and "Too many mails" in r.text and "Retry-After" in r.headers
+
 
 async def test_an_api_sign_up_confirms_by_mail_and_the_password_grant_waits(
     web: httpx.ASGITransport,
