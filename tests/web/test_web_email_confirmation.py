@@ -200,3 +200,4 @@ async def test_an_api_sign_up_confirms_by_mail_and_the_password_grant_waits(
         assert r.status_code == 400
         assert r.json()["error"] == "invalid_grant"
         assert "not confirmed yet" in r.json()["error_description"]
+        assert "https://fedisora.test/auth/confirm" in r.json()["error_description"]
