@@ -232,10 +232,13 @@ async def refresh_for_app(app: Any) -> InstanceValues:
     rate-limit store the limits when they changed since they were last given to it
     (``app.state.instance_limits``, the environment's at first: see ``create_app``)."""
     values = await effective(app.state.settings)
-    limits = dict(values.limits)
-    if getattr(app.state, "instance_limits", None) != limits:
-        for_app(app).set_limits(limits)
-        app.state.instance_limits = limits
+    # The same copy as the last request's (the usual case): nothing to compare.
+    if getattr(app.state, "instance_values", None) is not values:
+        app.state.instance_values = values
+        limits = dict(values.limits)
+        if getattr(app.state, "instance_limits", None) != limits:
+            for_app(app).set_limits(limits)
+            app.state.instance_limits = limits
     return values
 
 
