@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activitypub import federation
 from fedisora import ratelimits, urls
@@ -148,6 +149,22 @@ async def healthz(request: Request) -> Response:
     return JSONResponse(report, status, headers={"Cache-Control": "no-store"})
 
 
+class InstanceSettingsRefresh:
+    """Loads the instance settings saved by admins (:mod:`fedisora.services.instance_settings`,
+    cached for a few seconds) as each request starts: templates read them synchronously, and
+    the rate-limit store takes changed limits from them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            from fedisora.services.instance_settings import refresh_for_app
+
+            await refresh_for_app(scope["app"])
+        await self.app(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -214,6 +231,7 @@ def create_app(
         ],
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(InstanceSettingsRefresh),
             Middleware(InputBoundary, trusted_proxies=settings.trusted_proxies),
             Middleware(InboxShortcut),
             Middleware(SessionMiddleware, https_only=not settings.insecure_http),
@@ -228,6 +246,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.rate_limits = rate_limits
+    app.state.instance_limits = dict(rate_limits.limits)  # as the environment sets them
+    from fedisora.services import instance_settings
+
+    instance_settings.reset()  # a new app (a test's) reads the saved values afresh
     return app
 
 

@@ -181,6 +181,37 @@ def _check_rate_limits(name: str, raw: str) -> dict[str, Any]:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _check_smtp_url(name: str, raw: str) -> str:
+    """Where mail is sent: empty (no mail: sign-ups need no e-mail confirmation), or
+    ``smtp://[user:password@]host[:port]`` (STARTTLS when the server offers it) or
+    ``smtps://...`` (TLS from the first byte)."""
+    value = raw.strip()
+    if not value:
+        return ""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port: {raw!r}") from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(
+            f"{name} must be smtp://[user:password@]host[:port] or smtps://..., not {raw!r}"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or port == 0:
+        raise ConfigError(f"{name} takes a host and port, no path or query: {raw!r}")
+    return value
+
+
+_MAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
+
+
+def _check_mail_from(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and (len(value) > 254 or not _MAIL_RE.match(value)):
+        raise ConfigError(f"{name} must be an e-mail address (noreply@example.com), not {raw!r}")
+    return value
+
+
 DEFAULT_SOURCE_URL = "https://github.com/fedisora/fedisora"
 
 
@@ -259,6 +290,10 @@ class Settings:
     likeness_check_timeout_seconds: float = 60.0
     # Rate limits overriding fedisora.ratelimits.DEFAULTS: name -> Limit(count, window).
     rate_limits: Mapping[str, Any] = field(default_factory=dict)
+    # Where mail goes (smtp:// or smtps://); when set, sign-ups confirm their e-mail address
+    # (fedisora.services.email_confirmation). The sender defaults to noreply@<domain host>.
+    smtp_url: str = ""
+    smtp_from: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -268,6 +303,11 @@ class Settings:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.domain}"
+
+    @property
+    def mail_from(self) -> str:
+        """The sender of this instance's mail."""
+        return self.smtp_from or f"noreply@{self.domain.partition(':')[0]}"
 
     @property
     def uses_sqlite(self) -> bool:
@@ -406,6 +446,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TRUSTED_PROXIES": ("trusted_proxies", _check_trusted_proxies),
     "LIKENESS_CHECK": ("likeness_check", _check_likeness_check),
     "RATE_LIMITS": ("rate_limits", _check_rate_limits),
+    "SMTP_URL": ("smtp_url", _check_smtp_url),
+    "SMTP_FROM": ("smtp_from", _check_mail_from),
     "LIKENESS_CHECK_TIMEOUT_SECONDS": (
         "likeness_check_timeout_seconds",
         lambda n, raw: _parse_float(n, raw, 0.1, 3600.0),

@@ -220,6 +220,10 @@ class User(Model):
     disabled = fields.BooleanField(default=False)
     signup_reason = fields.TextField(default="")
     """Why they want to join, given at sign-up when sign-ups need approval (for the admins)."""
+    email_confirmed = fields.BooleanField(default=True)
+    """False from a sign-up on an instance that sends mail (``FEDISORA_SMTP_URL``) until the
+    link of the confirmation mail is followed (:mod:`fedisora.services.email_confirmation`);
+    accounts made otherwise (the CLI, an admin, before mail was configured) are confirmed."""
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)
 
@@ -1767,3 +1771,62 @@ class AccountDomainBlock(Model):
 
 
 __all__ += ["AccountDomainBlock", "DomainAllow", "DomainBlock", "DomainSeverity"]
+
+
+class InstanceSetting(Model):
+    """A saved instance setting, overriding its ``FEDISORA_*`` default.
+
+    Saved on the admin settings page (:mod:`fedisora.services.instance_settings`); no row:
+    the default applies."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    value = fields.TextField()
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "instance_settings"
+
+
+class EmailConfirmation(Model):
+    """A link that confirms a user's e-mail address, sent by mail.
+
+    Only the SHA-256 of its token is kept; it expires after a day and works once."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fedisora.User", related_name="email_confirmations", on_delete=fields.CASCADE
+    )
+    user_id: int
+    token_hash = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "email_confirmations"
+
+
+class OutgoingMail(WorkRow):
+    """A mail to send (a durable work row: :mod:`fedisora.services.mail`).
+
+    Its body is made when it is sent (a confirmation link's token is never stored in the
+    clear); a crash sends again at most the mail not yet marked ``sent``."""
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=32)
+    to_address = fields.CharField(max_length=254)
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "fedisora.User", related_name="mails", null=True, on_delete=fields.CASCADE
+    )
+    user_id: int | None
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "outgoing_mails"
+        indexes = (
+            Index(fields=("state", "next_attempt_at")),
+            Index(fields=("state", "state_changed_at")),
+        )
+
+
+__all__ += ["EmailConfirmation", "InstanceSetting", "OutgoingMail"]

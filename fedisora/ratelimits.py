@@ -3,21 +3,7 @@
 A limit is a number of hits per fixed window for one key (an account, a client IP, a remote
 host), answered as a :class:`Decision` with Mastodon's ``X-RateLimit-*`` headers. The limits:
 
-======== ======================= ===========================================================
-name     default                 counted per
-======== ======================= ===========================================================
-api      300 per 5 minutes       account (or app token); client IP without a token
-api_ip   7500 per 5 minutes      client IP, every API request
-signup   5 per 30 minutes        client IP, sign-ups (API and web)
-apps     20 per 5 minutes        client IP, OAuth app registrations
-render   30 per hour             account, renders queued (API and web, besides the quotas)
-upload   60 per 30 minutes       account, media uploads (API and the web's stills)
-inbox    600 per 5 minutes       remote host (the signature's keyId), inbox POSTs
-login    25 per hour             account, failed password attempts (the passwords guard)
-login_ip 25 per 5 minutes        client IP, failed password attempts
-optout   30 per hour             client IP, rights holders' opt-out requests (API and web)
-======== ======================= ===========================================================
-
+======== ======================= ====================================================
 ``FEDISORA_RATE_LIMITS`` overrides them: ``render=10/1h,upload=100/30m`` (windows in s, m, h
 or d). Login attempts are counted by their own guard (:mod:`fedisora.services.passwords`)
 in the same store, under ``login`` and ``login_ip``: only failures count there.
@@ -92,6 +78,7 @@ DEFAULTS: Mapping[str, Limit] = {
     "login": Limit(25, 3600.0),  # failed password attempts per account
     "login_ip": Limit(25, 300.0),  # failed password attempts per address
     "optout": Limit(30, 3600.0),
+    "mail": Limit(5, 1800.0),  # confirmation mails asked for again, per client IP
 }
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -215,6 +202,11 @@ class Store:
     def limit(self, name: str) -> Limit:
         return self.limits[name]
 
+    def set_limits(self, limits: Mapping[str, Limit]) -> None:
+        """Count against *limits* (over :data:`DEFAULTS`) from now on: the admin settings
+        page changed them (:mod:`fedisora.services.instance_settings`)."""
+        self.limits = {**DEFAULTS, **limits}
+
     async def hit(self, name: str, key: str) -> Decision:
         raise NotImplementedError
 
@@ -253,6 +245,12 @@ class MemoryStore(Store):
     async def release(self, name: str, key: str) -> None:
         self.release_now(name, key)
 
+    def set_limits(self, limits: Mapping[str, Limit]) -> None:
+        before = self.limits
+        super().set_limits(limits)
+        for name in [n for n in self._limiters if before.get(n) != self.limits.get(n)]:
+            del self._limiters[name]  # a changed limit counts afresh
+
     def clear(self) -> None:
         """Forget every count."""
         self._limiters.clear()
@@ -290,6 +288,10 @@ class RedisStore(Store):
         self._failing = False
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set_limits(self, limits: Mapping[str, Limit]) -> None:
+        super().set_limits(limits)
+        self.fallback.set_limits(limits)
 
     def _redis(self) -> Any:
         # A client's connections belong to the event loop that made them: one per loop.

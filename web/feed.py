@@ -60,6 +60,7 @@ from fedisora.models import (
     WebSession,
 )
 from fedisora.services import follows, interactions
+from fedisora.services.instance_settings import effective
 from fedisora.services.visibility import without_limited
 from fedisora.streaming.channels import Viewer, parse_stream
 from fedisora.streaming.hub import Connection, TooManyStreams
@@ -594,9 +595,10 @@ def _action_route(path: str, handler: Action, action: str) -> Route:
 async def manifest(request: Request) -> Response:
     """The PWA manifest: the instance as an installable app."""
     settings = request.app.state.settings
+    name = (await effective(settings)).instance_name
     body = {
-        "name": settings.instance_name,
-        "short_name": settings.instance_name[:12],
+        "name": name,
+        "short_name": name[:12],
         "description": f"AI short videos on {settings.domain}, part of the fediverse",
         "start_url": "/",
         "scope": "/",

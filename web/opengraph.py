@@ -16,6 +16,7 @@ from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile, Visibility
+from fedisora.services.instance_settings import cached
 from fedisora.services.text import clean_name
 from fedisora.services.visibility import shown_sensitive
 
@@ -80,7 +81,7 @@ def profile_meta(account: Account, settings: Settings) -> PageMeta:
     description = shorten(f"{counts} · {bio}" if bio else counts)
     avatar = web_url(account.avatar_url)
     properties = [
-        ("og:site_name", settings.instance_name),
+        ("og:site_name", cached(settings).instance_name),
         ("og:type", "profile"),
         ("og:url", url),
         ("og:title", title),
@@ -112,7 +113,7 @@ def clip_meta(clip: Clip, author: Account, media: MediaFile | None, settings: Se
     else:
         description = shorten(clip.caption) or f"A clip by @{handle(author, settings)}"
     properties = [
-        ("og:site_name", settings.instance_name),
+        ("og:site_name", cached(settings).instance_name),
         ("og:type", "video.other"),
         ("og:url", url),
         ("og:title", title),
@@ -148,7 +149,7 @@ def tag_meta(name: str, settings: Settings) -> PageMeta:
     return PageMeta(
         canonical=url,
         properties=[
-            ("og:site_name", settings.instance_name),
+            ("og:site_name", cached(settings).instance_name),
             ("og:type", "website"),
             ("og:url", url),
             ("og:title", f"#{name}"),

@@ -16,6 +16,7 @@ from activitypub.federation.provenance_check import public_reason
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.services import roles
+from fedisora.services.instance_settings import cached
 from fedisora.services.text import clean_name
 
 __all__ = ["error_page", "html_errors", "own_url", "render", "safe_url", "templates"]
@@ -60,7 +61,9 @@ P = ParamSpec("P")
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     settings = request.app.state.settings
-    context.setdefault("instance_name", settings.instance_name)
+    values = cached(settings)  # loaded as the request started (InstanceSettingsRefresh)
+    context.setdefault("instance_name", values.instance_name)
+    context.setdefault("instance_description", values.short_description)
     context.setdefault("domain", settings.domain)
     context.setdefault("source_url", settings.source_url)
     context.setdefault("session_user", request.session.get("username"))

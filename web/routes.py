@@ -23,6 +23,7 @@ from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, utcnow
 from fedisora.services import roles
 from fedisora.services.accounts import INSTANCE_ACTOR, LoginRefused, authenticate
+from fedisora.services.email_confirmation import Unconfirmed
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
 from fedisora.services.storage import media_disk, media_space, work_space
@@ -61,6 +62,8 @@ async def login(request: Request) -> Response:
     to an account of its choosing) and counts against the password guard."""
     error = None
     status = 200
+    unconfirmed = False
+    login_name = ""
     headers: dict[str, str] = {}
     target = _local_target(request.query_params.get("next", "/"))
     if request.method == "POST":
@@ -85,6 +88,7 @@ async def login(request: Request) -> Response:
                 headers["Retry-After"] = str(exc.retry_after)
             except LoginRefused as exc:
                 error, status = str(exc), exc.status
+                unconfirmed = isinstance(exc, Unconfirmed)
             else:
                 if account is None:
                     error, status = "That e-mail/username and password do not match.", 401
@@ -96,6 +100,8 @@ async def login(request: Request) -> Response:
         "login.html",
         status=status,
         error=error,
+        unconfirmed=unconfirmed,
+        login_name=login_name,
         next=target,
         csrf=csrf_token(request),
     )
@@ -245,7 +251,9 @@ def routes() -> list[BaseRoute]:
         admin_policy,  # the prompt policy's lists; it imports _admin_user
         admin_renders,  # the render queue and quota overrides; it imports _admin_user
         admin_reports,  # reports; it imports _admin_user
+        admin_settings,  # the instance settings; it imports _admin_user
         clip_pages,
+        confirm,  # e-mail confirmation links and the form asking for another mail
         create,  # the create form, a render's page, the drafts
         feed,
         invites,  # invite links (settings and admin); it imports _admin_user
@@ -276,7 +284,9 @@ def routes() -> list[BaseRoute]:
         *admin_domains.routes(),
         *admin_federation.routes(),
         *admin_renders.routes(),
+        *admin_settings.routes(),
         *signup.routes(),
+        *confirm.routes(),
         *invites.routes(),
         *likenesses.routes(),
         *settings.routes(),

@@ -22,7 +22,8 @@ from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.models import Account, Invite
-from fedisora.services import rules
+from fedisora.services import email_confirmation, rules
+from fedisora.services.instance_settings import cached, effective
 from fedisora.services.invites import find_usable
 from fedisora.services.signup import MAX_REASON, SIGNUP_RATE, closed_message, sign_up
 from web.pages import render
@@ -43,17 +44,17 @@ async def _page(
     inviter: Account | None = None,
     **values: Any,
 ) -> Response:
-    settings = request.app.state.settings
+    current = cached(request.app.state.settings)  # loaded as the request started
     return render(
         request,
         "signup.html",
         status=status,
         error=error,
-        mode="invite" if invite is not None else settings.registrations,
+        mode="invite" if invite is not None else current.registrations,
         invite=invite,
         inviter=inviter,
-        closed_message=closed_message(settings),
-        message=settings.registrations_message,
+        closed_message=closed_message(current),
+        message=current.registrations_message,
         max_reason=MAX_REASON,
         rules=await rules.rules(),
         csrf=csrf_token(request),
@@ -84,6 +85,7 @@ async def invite_signup(request: Request) -> Response:
 
 async def _submit(request: Request, invite: Invite | None) -> Response:
     settings = request.app.state.settings
+    values_now = await effective(settings)
     form = await read_form(request)
     values: dict[str, Any] = {name: str(form.get(name, ""))[:MAX_REASON] for name in _FIELDS}
     if invite is not None:
@@ -93,8 +95,8 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
         return await _page(
             request, status=403, error="The form expired; please try again.", **values
         )
-    if invite is None and settings.registrations == "closed":
-        return await _page(request, status=403, error=closed_message(settings), **values)
+    if invite is None and values_now.registrations == "closed":
+        return await _page(request, status=403, error=closed_message(values_now), **values)
     decision = await ratelimits.for_app(request.app).hit(SIGNUP_RATE, f"ip:{client_ip(request)}")
     if not decision.allowed:
         response = await _page(
@@ -123,7 +125,9 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
         if message == "agreement must be accepted":
             message = "Please accept the server's rules to sign up."
         return await _page(request, status=exc.status, error=message, **values)
-    if invite is None and settings.registrations == "approval":
+    if email_confirmation.required(settings):  # nobody is logged in before confirming
+        return RedirectResponse("/auth/confirm/sent", status_code=303)
+    if invite is None and values_now.registrations == "approval":
         return RedirectResponse("/signup/pending", status_code=303)
     await begin_session(request, account)
     return RedirectResponse("/", status_code=303)

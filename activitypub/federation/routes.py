@@ -271,6 +271,9 @@ async def nodeinfo(request: Request) -> Response:
     version = request.path_params["version"]
     if version not in ("2.0", "2.1"):
         return _error(404, "unknown NodeInfo version")
+    from fedisora.services.instance_settings import effective
+
+    values = await effective(settings)
     now = utcnow()
     users = User.filter(disabled=False, approved=True)
     software: dict[str, Any] = {"name": "fedisora", "version": _version()}
@@ -282,7 +285,7 @@ async def nodeinfo(request: Request) -> Response:
         "software": software,
         "protocols": ["activitypub"],
         "services": {"inbound": [], "outbound": []},
-        "openRegistrations": settings.registrations == "open",
+        "openRegistrations": values.registrations == "open",
         "usage": {
             "users": {
                 "total": await users.count(),
@@ -296,7 +299,11 @@ async def nodeinfo(request: Request) -> Response:
             "localPosts": await Clip.filter(local=True, deleted_at=None).count(),
             "localComments": await Comment.filter(local=True, deleted_at=None).count(),
         },
-        "metadata": {"nodeName": settings.instance_name, "aiGeneratedMedia": True},
+        "metadata": {
+            "nodeName": values.instance_name,
+            "nodeDescription": values.short_description,
+            "aiGeneratedMedia": True,
+        },
     }
     if own_root(settings) is not None:  # where peers fetch the root that verifies our clips
         doc["metadata"]["provenanceRoot"] = root_url(settings.base_url)

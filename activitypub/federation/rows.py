@@ -10,7 +10,7 @@ from fedisora.models import WorkRow, utcnow
 from fedisora.work.engine import Engine
 from fedisora.work.group_commit import GroupInsert
 
-__all__ = ["create_row", "insert_grouped", "set_engine"]
+__all__ = ["create_row", "insert_grouped", "set_engine", "wake_row"]
 
 _engine: Engine | None = None
 _groups: weakref.WeakKeyDictionary[
@@ -43,6 +43,14 @@ async def create_row(model: type[WorkRow], initial: str, **values: Any) -> Any:
     return await model.create(
         state=initial, state_changed_at=now, next_attempt_at=now, created_at=now, **values
     )
+
+
+async def wake_row(model: type[WorkRow], row: Any) -> None:
+    """Wake a runner for *row*, which the caller inserted in a transaction now committed
+    (a wake-up before the commit could find nothing); none without an engine."""
+    engine = _machine_engine(model)
+    if engine is not None:
+        await engine.wake(engine.machine_for(model), row)
 
 
 async def _wake(model: type[WorkRow]) -> None:

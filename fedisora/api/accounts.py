@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from tortoise.expressions import Q
 
+from fedisora import ratelimits
 from fedisora.api.entities import (
     credential_account,
     relationships,
@@ -33,7 +34,7 @@ from fedisora.models import (
     Mute,
     OAuthApplication,
 )
-from fedisora.services import follows
+from fedisora.services import email_confirmation, follows, instance_settings
 from fedisora.services import uploads as media
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.profiles import MAX_DISPLAY_NAME, MAX_NOTE, ProfileChange, update_profile
@@ -49,8 +50,9 @@ async def register(ctx: Ctx) -> Response:
     unless an ``invite_code`` (of an ``/invite/<code>`` link) is given: then the invite."""
     p = ctx.params
     invite_code = p.text("invite_code", max_length=64)
-    if ctx.settings.registrations == "closed" and not invite_code:
-        raise Forbidden(closed_message(ctx.settings))
+    values = await instance_settings.effective(ctx.settings)
+    if values.registrations == "closed" and not invite_code:
+        raise Forbidden(closed_message(values))
     account = await sign_up(
         ctx.settings,
         username=p.required_text("username", max_length=64),
@@ -288,9 +290,36 @@ async def mutes_list(ctx: Ctx) -> Response:
     return json(body, headers=headers)
 
 
+@endpoint("write", "write:accounts", user=True, unconfirmed=True)
+async def resend_confirmation(ctx: Ctx) -> Response:
+    """Mastodon's ``POST /api/v1/emails/confirmations``: the confirmation mail again (the
+    address cannot be changed here)."""
+    from fedisora.api.http import client_ip
+
+    assert ctx.user is not None
+    if ctx.params.text("email"):
+        raise Forbidden("The e-mail address cannot be changed here")
+    await email_confirmation.resend_to(
+        ctx.settings,
+        ctx.user,
+        ip=client_ip(ctx.request),
+        store=ratelimits.for_app(ctx.request.app),
+    )
+    return json({})
+
+
+@endpoint("read", "read:accounts", user=True, unconfirmed=True)
+async def check_confirmation(ctx: Ctx) -> Response:
+    """Mastodon's ``GET /api/v1/emails/check_confirmation``: whether it is confirmed."""
+    assert ctx.user is not None
+    return json(ctx.user.email_confirmed)
+
+
 def routes() -> list[BaseRoute]:
     a = "/api/v1/accounts"
     return [
+        *api_route("/api/v1/emails/confirmations", resend_confirmation, ["POST"]),
+        *api_route("/api/v1/emails/check_confirmation", check_confirmation, ["GET"]),
         *api_route(a, register, ["POST"]),
         *api_route(f"{a}/verify_credentials", verify_credentials, ["GET"]),
         *api_route(f"{a}/update_credentials", update_credentials, ["PATCH"]),

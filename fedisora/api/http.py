@@ -109,8 +109,11 @@ def bearer_token(request: Request) -> str | None:
     return param or None
 
 
-async def load_token(raw: str) -> tuple[OAuthAccessToken, Account | None, User | None]:
-    """The live token for *raw*, its account and user; 401 for unknown, expired or revoked."""
+async def load_token(
+    raw: str, *, unconfirmed: bool = False
+) -> tuple[OAuthAccessToken, Account | None, User | None]:
+    """The live token for *raw*, its account and user; 401 for unknown, expired or revoked.
+    A user whose e-mail address is not confirmed is refused (403) unless *unconfirmed*."""
     token = await OAuthAccessToken.get_or_none(token=raw)
     if token is None or token.revoked_at is not None:
         raise Unauthorized("The access token is invalid")
@@ -124,6 +127,8 @@ async def load_token(raw: str) -> tuple[OAuthAccessToken, Account | None, User |
             raise Unauthorized("The access token is invalid")
         if user.disabled:
             raise Forbidden("Your login is currently disabled")
+        if not user.email_confirmed and not unconfirmed:
+            raise Forbidden("Your login is missing a confirmed e-mail address")
         if not user.approved:
             raise Forbidden("Your login is missing a confirmed e-mail address or approval")
     return token, account, user
@@ -137,10 +142,12 @@ def endpoint(
     auth: bool = False,
     user: bool = False,
     rate: str | None = None,
+    unconfirmed: bool = False,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap *handler*. *scopes*: any one suffices, and they apply only when a token is given
     unless *auth* (a token is required) or *user* (a token with a user is required) is set.
     *rate* names an extra limit (:mod:`fedisora.ratelimits`) per client IP, e.g. ``signup``.
+    *unconfirmed*: users whose e-mail address is not confirmed yet may call it too.
     """
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -150,7 +157,7 @@ def endpoint(
                 raw = bearer_token(request)
                 token = account = user_row = None
                 if raw is not None:
-                    token, account, user_row = await load_token(raw)
+                    token, account, user_row = await load_token(raw, unconfirmed=unconfirmed)
                 elif auth or user:
                     raise Unauthorized("The access token is invalid")
                 if (

@@ -20,7 +20,7 @@ from fedisora.api.scopes import ALL_SCOPES
 from fedisora.boundary.limits import IMAGE_SIZE_LIMIT as IMAGE_SIZE_LIMIT
 from fedisora.boundary.limits import VIDEO_SIZE_LIMIT as VIDEO_SIZE_LIMIT
 from fedisora.models import Account, Clip, User, utcnow
-from fedisora.services import rules
+from fedisora.services import instance_settings, rules
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.interactions import MAX_COMMENT
 from fedisora.services.posts import MAX_CAPTION
@@ -113,14 +113,15 @@ async def instance_v2(ctx: Ctx) -> Response:
     settings = ctx.settings
     contact = await _contact_account()
     _users, active, _statuses = await _counts()
-    mode = settings.registrations
+    values = await instance_settings.effective(settings)
+    mode = values.registrations
     return json(
         {
             "domain": settings.domain,
-            "title": settings.instance_name,
+            "title": values.instance_name,
             "version": version_string(),
             "source_url": settings.source_url,
-            "description": "A federated home for AI-generated short video.",
+            "description": values.short_description,
             "usage": {"users": {"active_month": active}},
             "thumbnail": {"url": f"{settings.base_url}/favicon.ico"},
             "icon": [],
@@ -129,14 +130,14 @@ async def instance_v2(ctx: Ctx) -> Response:
             "registrations": {
                 "enabled": mode != "closed",
                 "approval_required": mode == "approval",
-                "message": settings.registrations_message or None,
+                "message": values.registrations_message or None,
                 "url": None,
                 "min_age": None,
                 "reason_required": mode == "approval",
             },
             "api_versions": {"mastodon": MASTODON_API_VERSION, "fedisora": 1},
             "contact": {
-                "email": "",
+                "email": values.contact_email,
                 "account": account_entities([contact])[0] if contact else None,
             },
             "rules": await _rules(),
@@ -151,14 +152,15 @@ async def instance_v1(ctx: Ctx) -> Response:
     users, _active, statuses = await _counts()
     domains = await column(Account.exclude(domain=None).distinct(), "domain")
     config = _configuration(ctx)
-    mode = settings.registrations
+    values = await instance_settings.effective(settings)
+    mode = values.registrations
     return json(
         {
             "uri": settings.domain,
-            "title": settings.instance_name,
-            "short_description": "A federated home for AI-generated short video.",
-            "description": "A federated home for AI-generated short video.",
-            "email": "",
+            "title": values.instance_name,
+            "short_description": values.short_description,
+            "description": values.description,
+            "email": values.contact_email,
             "version": version_string(),
             "urls": {"streaming_api": _streaming_url(ctx)},
             "stats": {
@@ -193,6 +195,20 @@ async def peers(ctx: Ctx) -> Response:
 
 
 @endpoint()
+async def extended_description(ctx: Ctx) -> Response:
+    """The long description (Mastodon's ``/api/v1/instance/extended_description``), as HTML
+    paragraphs of the admins' plain text."""
+    from html import escape
+
+    values = await instance_settings.effective(ctx.settings)
+    paragraphs = [p.strip() for p in values.description.split("\n\n") if p.strip()]
+    content = "".join(
+        "<p>" + "<br>".join(escape(line) for line in p.split("\n")) + "</p>" for p in paragraphs
+    )
+    return json({"updated_at": None, "content": content})
+
+
+@endpoint()
 async def empty_list(ctx: Ctx) -> Response:
     """Custom emojis: fedisora has none."""
     return json([])
@@ -213,6 +229,7 @@ def routes() -> list[BaseRoute]:
         *api_route("/api/v1/instance", instance_v1, ["GET"]),
         *api_route("/api/v2/instance", instance_v2, ["GET"]),
         *api_route("/api/v1/instance/peers", peers, ["GET"]),
+        *api_route("/api/v1/instance/extended_description", extended_description, ["GET"]),
         *api_route("/api/v1/custom_emojis", empty_list, ["GET"]),
         *api_route("/api/v1/instance/rules", instance_rules, ["GET"]),
     ]

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 from tortoise.transactions import in_transaction
 
 from activitypub.objects import web_url
+from fedisora import urls
 from fedisora.api import scopes as scope_rules
 from fedisora.api.http import Ctx, api_route, client_ip, endpoint, json, with_cors
 from fedisora.api.params import Params, read_params
@@ -36,6 +37,7 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services.accounts import LoginRefused, authenticate
+from fedisora.services.email_confirmation import Unconfirmed
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 
 __all__ = ["application_entity", "issue_token", "routes", "token_entity"]
@@ -349,7 +351,10 @@ async def _grant_password(request: Request, params: Params, app: OAuthApplicatio
             headers={"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"},
         )
     except LoginRefused as exc:
-        raise OAuthError("invalid_grant", str(exc)) from None
+        message = str(exc)
+        if isinstance(exc, Unconfirmed):  # where to ask for the mail again
+            message += f" A new mail: {urls.current().base}/auth/confirm"
+        raise OAuthError("invalid_grant", message) from None
     if account is None:
         raise OAuthError(
             "invalid_grant", "The user credentials were incorrect or the account is not usable."

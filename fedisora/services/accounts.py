@@ -96,11 +96,14 @@ async def create_local_account(
     display_name: str = "",
     signup_reason: str = "",
     claim: Callable[[], Awaitable[object]] | None = None,
+    email_confirmed: bool = True,
+    then: Callable[[User], Awaitable[object]] | None = None,
 ) -> Account:
     """Create a local account and its login. Nothing is written if any check fails.
 
     *claim* runs first in the transaction that creates them (an invite's use, which is
-    given back if the account cannot be created); what it raises refuses the sign-up."""
+    given back if the account cannot be created); what it raises refuses the sign-up.
+    *then* runs last in it, with the new login (a confirmation mail queued)."""
     validate_new_user(username, email, password)
     email = email.strip().lower()
     if await Account.filter(username__iexact=username, domain=None).exists():
@@ -119,14 +122,17 @@ async def create_local_account(
             **_local_actor_fields(username),
             **keys,
         )
-        await User.create(
+        user = await User.create(
             account=account,
             email=email,
             password_hash=password_hash,
             is_admin=admin,
             approved=approved,
             signup_reason=signup_reason,
+            email_confirmed=email_confirmed,
         )
+        if then is not None:
+            await then(user)
     return account
 
 
@@ -196,6 +202,10 @@ async def authenticate(
     assert user is not None
     if user.disabled:
         raise LoginRefused(DISABLED_MESSAGE)
+    if not user.email_confirmed:
+        from fedisora.services.email_confirmation import Unconfirmed
+
+        raise Unconfirmed()
     if not user.approved:
         raise LoginRefused(PENDING_MESSAGE)
     user.last_login_at = utcnow()

@@ -1,12 +1,14 @@
 """Signing up for a local account, as the instance's registration mode allows, and the
 admins' decision on sign-ups that wait for approval.
 
-``FEDISORA_REGISTRATIONS`` is ``open`` (the account works at once), ``approval`` (a reason is
-required and the account waits for an admin) or ``closed`` (refused, with the admin's
-``FEDISORA_REGISTRATIONS_MESSAGE`` when there is one). An invite (:mod:`.invites`) signs up
-whatever the mode, approved at once, as on Mastodon. The client API (``POST
-/api/v1/accounts``), the web pages (``/signup``, ``/invite/<code>``) all sign up through
-:func:`sign_up`.
+The registration mode (``FEDISORA_REGISTRATIONS``, or the value saved at ``/admin/settings``:
+:mod:`.instance_settings`) is ``open`` (the account works at once), ``approval`` (a reason is
+required and the account waits for an admin) or ``closed`` (refused, with the admins'
+message when there is one). Where mail is configured (``FEDISORA_SMTP_URL``), the new account
+also confirms its e-mail address before it can log in (:mod:`.email_confirmation`). An
+invite (:mod:`.invites`) signs up whatever the mode, approved at once, as on Mastodon.
+The client API (``POST /api/v1/accounts``), the web pages (``/signup``,
+``/invite/<code>``) all sign up through :func:`sign_up`.
 
 A pending account is approved (:func:`approve`: it can log in from then on) or rejected
 (:func:`reject`: deleted with its login, its username and e-mail free again, as Mastodon
@@ -22,9 +24,10 @@ from tortoise.transactions import in_transaction
 
 from fedisora.config import Settings
 from fedisora.errors import Forbidden, Invalid
-from fedisora.models import Account, Invite, NotificationType, User
-from fedisora.services import audit, invites
+from fedisora.models import Account, Invite, NotificationType, OutgoingMail, User
+from fedisora.services import audit, email_confirmation, invites, mail
 from fedisora.services.accounts import INSTANCE_ACTOR, create_local_account
+from fedisora.services.instance_settings import InstanceValues, effective
 
 __all__ = [
     "MAX_REASON",
@@ -44,9 +47,9 @@ MAX_REASON = 1000
 """Characters of the reason for joining (Mastodon's limit too)."""
 
 
-def closed_message(settings: Settings) -> str:
-    """What a visitor is told when sign-ups are closed."""
-    return settings.registrations_message or "Registrations are closed on this server."
+def closed_message(values: InstanceValues) -> str:
+    """What a visitor is told when sign-ups are closed (the effective settings' message)."""
+    return values.closed_message
 
 
 async def sign_up(
@@ -71,14 +74,15 @@ async def sign_up(
     ``Conflict``, from the account checks) for values that cannot be accepted; nothing is
     written then.
     """
+    values = await effective(settings)
     invite: Invite | None = None
     if invite_code is not None:
         invite = await invites.find_usable(invite_code)
         mode = "open"
     else:
-        mode = settings.registrations
+        mode = values.registrations
     if mode == "closed":
-        raise Forbidden(closed_message(settings))
+        raise Forbidden(closed_message(values))
     if not agreement:
         raise Invalid("agreement must be accepted")
     reason = reason.strip()
@@ -87,6 +91,12 @@ async def sign_up(
     if mode == "approval" and not reason:
         raise Invalid("reason is required because sign-ups need approval here")
     code = invite.code if invite is not None else ""
+    confirm = email_confirmation.required(settings)
+    mails: list[OutgoingMail] = []
+
+    async def queue_mail(user: User) -> None:
+        mails.append(await email_confirmation.queue_confirmation(user))
+
     account = await create_local_account(
         username,
         email,
@@ -94,7 +104,11 @@ async def sign_up(
         approved=mode != "approval",
         signup_reason=reason if mode == "approval" else "",
         claim=(lambda: invites.claim(code)) if invite is not None else None,
+        email_confirmed=not confirm,
+        then=queue_mail if confirm else None,
     )
+    for row in mails:  # committed with the account: a runner may send it now
+        await mail.wake(row)
     if invite is not None and invite.autofollow:
         await _follow_inviter(account, invite)
     if mode == "approval":

@@ -25,6 +25,7 @@ PROVIDERS: list[str] = [
     "activitypub.federation.cameo_clips:machines",
     "fedisora.work.housekeeping:machines",
     "fedisora.services.outbox:machines",
+    "fedisora.services.mail:machines",
 ]
 
 

@@ -200,6 +200,7 @@ async def test_the_shell_on_other_pages(
         page = await context.new_page()
         for path, name in (
             ("/admin", "admin"),
+            ("/admin/settings", "admin settings"),
             (f"/@{ann.username}", "profile"),
             ("/settings", "settings"),
         ):

@@ -44,6 +44,10 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("FEDISORA_INBOX_HOST_MAX_ITEMS", "-5", "FEDISORA_INBOX_HOST_MAX_ITEMS must be between"),
         ("FEDISORA_INBOX_DEDUPE_DAYS", "0", "FEDISORA_INBOX_DEDUPE_DAYS must be between 1"),
         ("FEDISORA_MEDIA_UNATTACHED_HOURS", "a day", "must be a whole number"),
+        ("FEDISORA_SMTP_URL", "http://mail.example", "FEDISORA_SMTP_URL must be smtp://"),
+        ("FEDISORA_SMTP_URL", "smtp://127.0.0.1:port", "FEDISORA_SMTP_URL has an invalid port"),
+        ("FEDISORA_SMTP_URL", "smtp://127.0.0.1/x", "FEDISORA_SMTP_URL takes a host and port"),
+        ("FEDISORA_SMTP_FROM", "nobody", "FEDISORA_SMTP_FROM must be an e-mail address"),
     ],
 )
 def test_invalid_settings_fail_fast_naming_the_setting(
@@ -86,6 +90,15 @@ def test_source_url_defaults_to_upstream_and_can_name_a_fork(tmp_path: Path) -> 
     assert load_settings({**base, "FEDISORA_SOURCE_URL": " "}).source_url == DEFAULT_SOURCE_URL
     fork = "https://code.example/me/fedisora-fork"
     assert load_settings({**base, "FEDISORA_SOURCE_URL": fork}).source_url == fork
+
+
+def test_mail_settings(tmp_path: Path) -> None:
+    base = {"FEDISORA_DATA_DIR": str(tmp_path), "FEDISORA_DOMAIN": "clips.example:8443"}
+    plain = load_settings(base)
+    assert plain.smtp_url == "" and plain.mail_from == "noreply@clips.example"
+    url = "smtps://me:secret@127.0.0.1:2465"
+    mail = load_settings({**base, "FEDISORA_SMTP_URL": url, "FEDISORA_SMTP_FROM": "hi@x.org"})
+    assert mail.smtp_url == url and mail.mail_from == "hi@x.org"
 
 
 def test_storage_settings(tmp_path: Path) -> None:
