@@ -11,11 +11,28 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import tortoise.models
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
 from fedisora.ids import new_id
+
+_source_comments = tortoise.models._get_comments
+
+
+def _no_source_comments(cls: type[Model]) -> dict[str, str]:
+    """No ``#:`` field comments here: fedisora documents fields with docstrings.
+
+    tortoise's ModelMeta looks for ``#:`` comments in each model's source, and reading it
+    (``inspect.getsource``) parses this whole module with ``ast`` once per model: about 3 s
+    of CPU in every process that imports the models (each CLI command, web process and
+    worker). Models defined elsewhere are read as tortoise does.
+    """
+    return {} if cls.__module__ == __name__ else _source_comments(cls)
+
+
+tortoise.models._get_comments = _no_source_comments
 
 __all__ = [
     "Account",
@@ -213,14 +230,14 @@ class User(Model):
     email = fields.CharField(max_length=254, unique=True)
     password_hash = fields.CharField(max_length=255)
     is_admin = fields.BooleanField(default=False)
-    is_moderator = fields.BooleanField(default=False)
+    is_moderator = fields.BooleanField(default=False, db_default=False)
     """Acts on reports, accounts and the likeness queue, not on the instance's settings (an
     admin can do everything; see :mod:`fedisora.services.roles`)."""
     approved = fields.BooleanField(default=True)
     disabled = fields.BooleanField(default=False)
-    signup_reason = fields.TextField(default="")
+    signup_reason = fields.TextField(default="", db_default="")
     """Why they want to join, given at sign-up when sign-ups need approval (for the admins)."""
-    email_confirmed = fields.BooleanField(default=True)
+    email_confirmed = fields.BooleanField(default=True, db_default=True)
     """False from a sign-up on an instance that sends mail (``FEDISORA_SMTP_URL``) until the
     link of the confirmation mail is followed (:mod:`fedisora.services.email_confirmation`);
     accounts made otherwise (the CLI, an admin, before mail was configured) are confirmed."""
@@ -711,9 +728,9 @@ class InboxItem(WorkRow):
     payload: dict[str, Any] = fields.JSONField()
     """The activity; ``{}`` once retention dropped it (then :attr:`size` is 0)."""
     received_at = fields.DatetimeField(default=utcnow)
-    host = fields.CharField(max_length=255, default="")
+    host = fields.CharField(max_length=255, default="", db_default="")
     """The actor's host[:port], for the per-host inbox limits."""
-    size = fields.IntField(default=0)
+    size = fields.IntField(default=0, db_default=0)
     """Bytes of the payload held (the request body's length), 0 once it was dropped: what the
     per-actor and per-host inbox limits count (:mod:`activitypub.federation.inbox_limits`)."""
 
