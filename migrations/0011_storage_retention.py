@@ -119,12 +119,12 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="InboxItem",
             name="host",
-            field=fields.CharField(default="", max_length=255),
+            field=fields.CharField(default="", db_default="", max_length=255),
         ),
         ops.AddField(
             model_name="InboxItem",
             name="size",
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddIndex(
             model_name="InboxItem",

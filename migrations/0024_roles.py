@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="User",
             name="is_moderator",
-            field=fields.BooleanField(default=False),
+            field=fields.BooleanField(default=False, db_default=False),
         ),
         ops.CreateModel(
             name="PasswordReset",

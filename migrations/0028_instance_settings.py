@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="User",
             name="email_confirmed",
-            field=fields.BooleanField(default=True),
+            field=fields.BooleanField(default=True, db_default=True),
         ),
         ops.CreateModel(
             name="InstanceSetting",

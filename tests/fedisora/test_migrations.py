@@ -149,3 +149,49 @@ async def test_every_declared_index_exists_after_migrating(db: str) -> None:
         have = await _index_columns(meta.db_table)
         missing += [(meta.db_table, cols) for cols in wanted if cols not in have]
     assert missing == []
+
+
+async def test_every_migration_applies_to_a_database_with_rows(tmp_path: Path) -> None:
+    """An instance upgrades a database that holds data: a migration that adds a NOT NULL
+    column without a default in the database (``db_default``) passes on the empty tables of
+    a fresh install and fails on a used one (SQLite and PostgreSQL alike). So: the first
+    migration, one row in every table, then all the others."""
+    import aiosqlite
+
+    path = tmp_path / "used.sqlite3"
+    await migrate(f"sqlite://{path}", target="fedisora.0001_initial")
+    async with aiosqlite.connect(path) as conn:
+        tables = [
+            name
+            for (name,) in await (
+                await conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'"
+                    " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'tortoise_%'"
+                )
+            ).fetchall()
+        ]
+        for table in tables:
+            row: dict[str, object] = {}
+            for _, name, kind, notnull, default, _pk in await (
+                await conn.execute(f'PRAGMA table_info("{table}")')
+            ).fetchall():
+                if not notnull or default is not None:
+                    continue
+                kind = kind.upper()
+                row[name] = (
+                    1
+                    if "INT" in kind or "BOOL" in kind or "REAL" in kind
+                    else "2026-01-01 00:00:00+00:00"
+                    if "TIMESTAMP" in kind or "DATE" in kind
+                    else "{}"
+                    if "JSON" in kind
+                    else "x"
+                )
+            names = ", ".join(f'"{n}"' for n in row)
+            marks = ", ".join("?" for _ in row)
+            await conn.execute(
+                f'INSERT INTO "{table}" ({names}) VALUES ({marks})', list(row.values())
+            )
+        await conn.commit()
+    assert len(tables) > 10
+    await migrate(f"sqlite://{path}")  # every later migration, on tables that hold a row
