@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from instance import TEST_RATE_LIMITS
+from instance import TEST_RATE_LIMITS, seed_database
 from loopback import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +65,7 @@ def start(name: str, tmp: Path) -> Instance:
         FEDISORA_RATE_LIMITS=TEST_RATE_LIMITS,  # as every test instance (tests/support)
     )
     instance = Instance(name, port, env)
+    seed_database(env)
     init = subprocess.run(
         [sys.executable, "-m", "fedisora", "init", "--admin-password", "correct horse battery"],
         env=env,

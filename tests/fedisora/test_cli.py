@@ -16,7 +16,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_init_is_idempotent_and_prints_admin_login(env: dict[str, str]) -> None:
-    out = cli_ok(fedisora(["init"], env))
+    out = cli_ok(fedisora(["init"], env, seed=False))  # a fresh database, migrated for real
     assert "created admin @admin <admin@localhost>" in out
     assert "admin password: " in out
     data = Path(env["FEDISORA_DATA_DIR"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,9 +26,68 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_TEMPLATES = Path.home() / ".cache" / "fedisora-tests"
+
+
+def _migrated_template() -> Path:
+    """An empty SQLite database with every migration applied, made once for these
+    migrations (the file is named by a hash of them and of the models they import).
+
+    Migrating a fresh database costs tortoise about 10 s of CPU (it rebuilds its model
+    state at each step), and the tests start dozens of instances; ``fedisora init`` finds
+    a copy of this one migrated already. tests/fedisora/test_migrations.py and the CLI's
+    init test migrate for real."""
+    sources = [*sorted((ROOT / "migrations").glob("*.py")), ROOT / "fedisora" / "models.py"]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    path = _TEMPLATES / f"migrated-{digest}.sqlite3"
+    if not path.exists():
+        _TEMPLATES.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        script = (
+            "import asyncio, sys\n"
+            "from fedisora.db import migrate\n"
+            "asyncio.run(migrate('sqlite://' + sys.argv[1]))\n"
+        )
+        made = subprocess.run(
+            [sys.executable, "-c", script, str(partial)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+        os.replace(partial, path)  # whole or not at all, whichever process finishes first
+    return path
+
+
+def seed_database(env: dict[str, str]) -> None:
+    """Give an instance about to be initialised (its embedded SQLite database, not yet
+    made) a copy of the migrated template."""
+    if env.get("FEDISORA_DATABASE_URL") or not env.get("FEDISORA_DATA_DIR"):
+        return
+    target = Path(env["FEDISORA_DATA_DIR"]) / "fedisora.sqlite3"
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(_migrated_template())
+    try:
+        copy = sqlite3.connect(target)
+        try:
+            source.backup(copy)  # a consistent copy, whatever journal the file keeps
+        finally:
+            copy.close()
+    finally:
+        source.close()
+
+
 def fedisora(
-    args: list[str], env: dict[str, str], timeout: float = 120
+    args: list[str], env: dict[str, str], timeout: float = 120, *, seed: bool = True
 ) -> subprocess.CompletedProcess[str]:
+    """Run a ``fedisora`` command. ``init`` starts from the migrated template (see
+    :func:`seed_database`) unless *seed* is false."""
+    if seed and args[:1] == ["init"]:
+        seed_database(env)
     return subprocess.run(
         [sys.executable, "-m", "fedisora", *args],
         env=env,
