@@ -66,14 +66,16 @@ class Site:
         """A username no other test of the session used (the instance lives all session)."""
         return f"{prefix}{next(_names)}"
 
-    async def user(self, username: str | None = None, *, admin: bool = False) -> Account:
+    async def user(
+        self, username: str | None = None, *, admin: bool = False, moderator: bool = False
+    ) -> Account:
         """A local account whose password is :data:`PASSWORD`."""
         from fedisora.models import User
 
         username = username or self.name()
         account = await create_local_account(username, f"{username}@example.com", PASSWORD)
-        if admin:
-            await User.filter(account_id=account.pk).update(is_admin=True)
+        if admin or moderator:
+            await User.filter(account_id=account.pk).update(is_admin=admin, is_moderator=moderator)
         return account
 
     async def video(self, author: Account) -> MediaFile:

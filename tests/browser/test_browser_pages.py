@@ -82,3 +82,67 @@ async def test_settings_create_drafts_and_signup_pages(
             await assert_accessible(page, f"{path} ({kind})")
             await screenshot(page, name)
     assert page_errors == []
+
+
+async def test_the_admin_pages_on_a_phone_for_an_admin_and_a_moderator(
+    site: Site, new_context: Any, page_errors: list[str]
+) -> None:
+    """Every page of the admin nav at phone size: nothing scrolls sideways, each has its
+    heading; an admin blocks a domain through the form and finds it in the audit log; a
+    moderator sees only the pages moderators may use, is refused the others, and limits a
+    reported account from the report's page (audited)."""
+    from fedisora.models import Account, AuditEntry
+    from fedisora.services import reports
+
+    boss = await site.user(admin=True)
+    mod = await site.user(moderator=True)
+    ann, bob = await site.user(), await site.user()
+    clip = await site.clip(ann, "a reported clip")
+    report = await reports.file_report(
+        bob, ann, status_ids=[clip.pk], comment="spam", category="spam"
+    )
+
+    admin = await new_context("phone")
+    await site.login(admin, boss.username)
+    page = await admin.new_page()
+    await page.goto("/admin")
+    nav = page.get_by_role("navigation", name="Admin")
+    hrefs = [await link.get_attribute("href") for link in await nav.get_by_role("link").all()]
+    for expected in ("/admin/domains", "/admin/settings", "/admin/audit", "/admin/reports"):
+        assert expected in hrefs, hrefs
+    for href in hrefs:
+        assert href is not None
+        response = await page.goto(href)
+        assert response is not None and response.status == 200, href
+        assert await page.locator("h1").count() >= 1, href
+        assert await page.evaluate(NO_SIDEWAYS), href
+        await screenshot(page, "admin" + href.replace("/admin", "").replace("/", "-") or "")
+    await page.goto("/admin/domains")
+    await page.fill('form[action="/admin/domains/blocks"] input[name="domain"]', "spam.example")
+    async with page.expect_navigation():
+        await page.click('form[action="/admin/domains/blocks"] button[type="submit"]')
+    assert "spam.example" in await page.content()
+    await page.goto("/admin/audit")
+    assert "spam.example" in await page.locator("main").inner_text()
+    await assert_accessible(page, "admin audit log")
+
+    moderator = await new_context("phone")
+    await site.login(moderator, mod.username)
+    page = await moderator.new_page()
+    await page.goto("/admin")
+    nav = page.get_by_role("navigation", name="Admin")
+    shown = {await link.get_attribute("href") for link in await nav.get_by_role("link").all()}
+    assert "/admin/reports" in shown and "/admin/accounts" in shown
+    assert not shown & {"/admin/domains", "/admin/settings", "/admin/audit", "/admin/policy"}
+    for refused in ("/admin/domains", "/admin/settings", "/admin/audit"):
+        response = await page.goto(refused)
+        assert response is not None and response.status == 403, refused
+        assert "admins" in await page.locator("main").inner_text()
+    await page.goto(f"/admin/reports/{report.pk}")
+    assert await page.evaluate(NO_SIDEWAYS)
+    await screenshot(page, "admin-report-moderator")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name=f"Limit (silence) @{ann.username}").click()
+    assert (await Account.get(pk=ann.pk)).silenced_at is not None
+    assert await AuditEntry.filter(actor_id=mod.pk, action="report.silence").count() == 1
+    assert page_errors == []
