@@ -1,8 +1,9 @@
 """Real fedisora instances for tests: ``fedisora init`` + ``fedisora serve`` on loopback.
 
-Each instance has its own data directory and SQLite database, listens on a free 127.0.0.1
-port, and runs with FEDISORA_INSECURE_HTTP=1 (plain http and loopback peers allowed). Users
-act through ``_peer.py`` in separate processes.
+Each instance has its own data directory and SQLite database, listens on a free port of
+127.0.0.1 (or of another loopback address: two instances that must not share a host, as a
+domain block between them needs), and runs with FEDISORA_INSECURE_HTTP=1 (plain http and
+loopback peers allowed). Users act through ``_peer.py`` in separate processes.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from loopback import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER = Path(__file__).with_name("_peer.py")
+ADMIN_PASSWORD = "correct horse battery"
+"""The password ``fedisora init`` gives each instance's admin here (see :func:`start`)."""
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -39,6 +42,11 @@ class Instance(OnLoopback):
     port: int
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
+
+    @property
+    def domain(self) -> str:
+        return f"{self.host}:{self.port}"
 
     def act(self, *args: str) -> Any:
         out = subprocess.run(
@@ -53,21 +61,21 @@ class Instance(OnLoopback):
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def start(name: str, tmp: Path) -> Instance:
-    port = free_port()
+def start(name: str, tmp: Path, host: str = "127.0.0.1") -> Instance:
+    port = free_port(host)
     data = tmp / name
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
     env.update(
         FEDISORA_DATA_DIR=str(data),
-        FEDISORA_DOMAIN=f"127.0.0.1:{port}",
+        FEDISORA_DOMAIN=f"{host}:{port}",
         FEDISORA_INSECURE_HTTP="1",
         FEDISORA_LOG_LEVEL="warning",
         FEDISORA_RATE_LIMITS=TEST_RATE_LIMITS,  # as every test instance (tests/support)
     )
-    instance = Instance(name, port, env)
+    instance = Instance(name, port, env, host=host)
     seed_database(env)
     init = subprocess.run(
-        [sys.executable, "-m", "fedisora", "init", "--admin-password", "correct horse battery"],
+        [sys.executable, "-m", "fedisora", "init", "--admin-password", ADMIN_PASSWORD],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -94,10 +102,17 @@ def instances(tmp: Path, *names: str) -> Iterator[tuple[Instance, ...]]:
 
 
 @contextmanager
-def two_instances(tmp: Path) -> Iterator[tuple[Instance, Instance]]:
-    """Instances ``a`` and ``b`` for the block; those that started are stopped after it."""
-    with instances(tmp, "a", "b") as (a, b):
-        yield a, b
+def two_instances(tmp: Path, b_host: str = "127.0.0.1") -> Iterator[tuple[Instance, Instance]]:
+    """Instances ``a`` (on 127.0.0.1) and ``b`` (on *b_host*, another loopback address for
+    two hosts) for the block; those that started are stopped after it."""
+    started: list[Instance] = []
+    try:
+        started.append(start("a", tmp))
+        started.append(start("b", tmp, b_host))
+        yield started[0], started[1]
+    finally:
+        for instance in started:
+            stop(instance)
 
 
 def serve(instance: Instance, tmp: Path) -> None:
@@ -111,7 +126,7 @@ def serve(instance: Instance, tmp: Path) -> None:
                 "fedisora",
                 "serve",
                 "--host",
-                "127.0.0.1",
+                instance.host,
                 "--port",
                 str(instance.port),
                 "--no-render-worker",
@@ -157,3 +172,31 @@ def wait_for(
             return state
         time.sleep(0.5)
     raise AssertionError(f"{instance.name}: timed out waiting for {what}; state {state}")
+
+
+def api_headers(instance: Instance, scopes: str, username: str = "admin") -> dict[str, str]:
+    """An ``Authorization`` header for the Mastodon API: a token of *username* (the admin
+    by default) with *scopes*, through the real app and OAuth password-grant endpoints."""
+    with httpx.Client(base_url=instance.base, timeout=30) as http:
+        app = http.post(
+            "/api/v1/apps",
+            data={
+                "client_name": "tests",
+                "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+                "scopes": scopes,
+            },
+        )
+        assert app.status_code == 200, app.text
+        token = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "client_id": app.json()["client_id"],
+                "client_secret": app.json()["client_secret"],
+                "username": username,
+                "password": ADMIN_PASSWORD,
+                "scope": scopes,
+            },
+        )
+        assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -1,26 +1,31 @@
 """Two real instances on loopback federating over HTTP: follow, post, like, comment, remix,
-delete, unfollow, and a dead peer coming back.
+delete, unfollow, a report forwarded as a ``Flag`` (and one refused by a domain block), and a
+dead peer coming back.
 
 Each instance is ``fedisora init`` + ``fedisora serve`` in its own process with its own
-SQLite database, on a free 127.0.0.1 port, with FEDISORA_INSECURE_HTTP=1 (plain http and
-loopback addresses allowed). Users act through ``_peer.py`` (the real services, in a
-separate process); everything between the instances goes over HTTP, signed and verified.
+SQLite database, on a free port, with FEDISORA_INSECURE_HTTP=1 (plain http and loopback
+addresses allowed): ``a`` on 127.0.0.1, ``b`` on 127.0.0.2, two hosts (a domain block covers
+a host, whatever the port, and an instance cannot block its own). Users act through
+``_peer.py`` (the real services, in a separate process) and the Mastodon API; everything
+between the instances goes over HTTP, signed and verified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from fedinstances import Instance, serve, stop, two_instances, wait_for
+from fedinstances import Instance, api_headers, serve, stop, two_instances, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[tuple[Instance, Instance, Path]]:
-    with two_instances(tmp_path) as (a, b):
+    with two_instances(tmp_path, b_host="127.0.0.2") as (a, b):
         yield a, b, tmp_path
 
 
@@ -103,6 +108,118 @@ def test_follow_post_like_comment_remix_delete_unfollow(
     )
     b.act("unfollow", "admin", a_admin)
     wait_for(a, lambda s: s["follows"] == [], "the Undo(Follow)")
+
+    _report_across(a, b, remix_uri)
+
+
+FLAGS_TIMEOUT = 120  # CI is loaded: a delivery, then the inbox's turn on the other side
+
+
+def _flags(state: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    return [x for x in state[key] if x["type"] == "Flag"]
+
+
+def _report_across(a: Instance, b: Instance, remix_uri: str) -> None:
+    """a's admin reports b's admin's remix through the Mastodon API: forwarded, it reaches b
+    as a ``Flag`` from a's instance actor, which b's admin sees and resolves; kept at a, it
+    goes nowhere; once b blocks a with ``reject_reports``, a forwarded one is ignored."""
+    on_a = api_headers(a, "read write:reports admin:read:reports")
+    on_b = api_headers(b, "admin:read:reports admin:write:reports admin:write:domain_blocks")
+    with (
+        httpx.Client(base_url=a.base, timeout=30) as http_a,
+        httpx.Client(base_url=b.base, timeout=30) as http_b,
+    ):
+        found = http_a.get("/api/v1/accounts/lookup", params={"acct": f"admin@{b.domain}"})
+        assert found.status_code == 200, found.text
+        target = found.json()["id"]
+        clips = http_a.get(f"/api/v1/accounts/{target}/statuses", headers=on_a)
+        assert clips.status_code == 200, clips.text
+        [remix_id] = [st["id"] for st in clips.json() if st["uri"] == remix_uri]
+
+        def report(forward: bool, comment: str, category: str = "spam") -> dict[str, Any]:
+            r = http_a.post(
+                "/api/v1/reports",
+                data={
+                    "account_id": target,
+                    "status_ids[]": [remix_id],
+                    "category": category,
+                    "comment": comment,
+                    "forward": "true" if forward else "false",
+                },
+                headers=on_a,
+            )
+            assert r.status_code == 200, r.text
+            filed: dict[str, Any] = r.json()
+            assert filed["forwarded"] is forward and filed["comment"] == comment
+            assert filed["category"] == category and filed["status_ids"] == [remix_id]
+            return filed
+
+        report(True, "the same remix posted again and again")
+        report(False, "for our moderators only", "other")
+
+        # b hears of the forwarded one alone, from a's instance actor (the reporter is not
+        # named), about its admin and the remix, with the comment.
+        wait_for(
+            b,
+            lambda s: [i["state"] for i in _flags(s, "inbox")] == ["processed"],
+            "the Flag",
+            FLAGS_TIMEOUT,
+        )
+        listed = http_b.get("/api/v1/admin/reports", headers=on_b)
+        assert listed.status_code == 200, listed.text
+        [received] = listed.json()
+        assert received["comment"] == "the same remix posted again and again"
+        assert received["target_account"]["username"] == "admin"
+        assert received["target_account"]["domain"] is None  # b's own admin
+        assert [st["uri"] for st in received["statuses"]] == [remix_uri]
+        # a's instance actor, named after its domain (FEP-d556, as Mastodon's).
+        reporter = received["account"]
+        assert (reporter["username"], reporter["domain"]) == (a.domain, a.domain)
+        finger = http_a.get(
+            "/.well-known/webfinger", params={"resource": f"acct:{a.domain}@{a.domain}"}
+        )
+        assert finger.status_code == 200, finger.text
+        [instance_actor] = [x["href"] for x in finger.json()["links"] if x["rel"] == "self"]
+        assert reporter["account"]["uri"] == instance_actor
+        assert received["action_taken"] is False and received["forwarded"] is False
+        # a sent one Flag, signed by its instance actor (b verified it), and kept the other.
+        a_state = wait_for(
+            a,
+            lambda s: [d["state"] for d in _flags(s, "deliveries")] == ["delivered"],
+            "the Flag to be recorded as delivered",
+            FLAGS_TIMEOUT,
+        )
+        [flag] = _flags(a_state, "deliveries")
+        assert flag["id"].startswith(f"{instance_actor}#flags/")
+        kept = http_a.get("/api/v1/admin/reports", headers=on_a)
+        assert [r["forwarded"] for r in kept.json()] == [False, True], kept.text
+
+        # b's admin resolves it.
+        done = http_b.post(f"/api/v1/admin/reports/{received['id']}/resolve", headers=on_b)
+        assert done.status_code == 200 and done.json()["action_taken"] is True, done.text
+        assert http_b.get("/api/v1/admin/reports", headers=on_b).json() == []
+
+        # b blocks a's domain for reports only: a later forwarded report is ignored there.
+        block = http_b.post(
+            "/api/v1/admin/domain_blocks",
+            data={"domain": a.domain, "severity": "noop", "reject_reports": "true"},
+            headers=on_b,
+        )
+        assert block.status_code == 200, block.text
+        assert block.json()["domain"] == "127.0.0.1" and block.json()["reject_reports"] is True
+        report(True, "again")
+        b_state = wait_for(
+            b,
+            lambda s: [i["state"] for i in _flags(s, "inbox")] == ["processed", "ignored"],
+            "the second Flag",
+            FLAGS_TIMEOUT,
+        )
+        ignored = _flags(b_state, "inbox")[1]["error"]
+        assert "reports from 127.0.0.1" in ignored and "rejected" in ignored, ignored
+        every = http_b.get(
+            "/api/v1/admin/reports", params={"resolved": "true", "unresolved": "true"}, headers=on_b
+        )
+        assert [r["id"] for r in every.json()] == [received["id"]], every.text
 
 
 def test_dead_peer_coming_back(instances: tuple[Instance, Instance, Path]) -> None:
