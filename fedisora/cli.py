@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedisora import urls
@@ -70,10 +69,6 @@ def _require_secret(settings: Settings) -> None:
         )
 
 
-def provenance_dir(settings: Settings) -> Path:
-    return settings.data_dir / "provenance"
-
-
 # --- init -----------------------------------------------------------------------------------
 
 
@@ -94,43 +89,6 @@ def _write_env_file(settings: Settings) -> Settings:
     return load_settings()
 
 
-def _write_provenance_credentials(settings: Settings, *, replace: bool = False) -> str:
-    """The instance's own C2PA signing CA and leaf (admins may replace them with their own).
-
-    Kept when they exist, unless *replace*. Every root is kept in the root history
-    (``provenance/roots/``, see :mod:`render.instance`) before it is replaced, so the clips
-    signed under it keep verifying here and on other instances."""
-    from render.instance import record_roots, retired_roots, roots_dir
-
-    directory = provenance_dir(settings)
-    if (directory / "chain.pem").is_file() and not replace:
-        record_roots(settings)  # a data dir from before root history: keep its root now
-        return "kept"
-    from render.provenance import generate_instance_ca
-
-    record_roots(settings)  # the root being replaced, if there is one, stays in the history
-    host = settings.domain.split(":", 1)[0]
-    if not any(c.isalpha() for c in host):
-        host = f"{host.replace('.', '-')}.localhost"  # a CA name needs a DNS-style label
-    creds = generate_instance_ca(host)
-    directory.mkdir(parents=True, exist_ok=True)
-    replaced = (directory / "root.pem").is_file()
-    key_path = directory / "key.pem"
-    key_path.unlink(missing_ok=True)  # written afresh, never readable by others
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as key_file:
-        key_file.write(creds.key_pem)
-    (directory / "chain.pem").write_text(creds.chain_pem)
-    (directory / "root.pem").write_text(creds.root_pem)
-    record_roots(settings, creds.root_pem)
-    if not replaced:
-        return "created"
-    return (
-        f"replaced; {len(retired_roots(settings))} retired root(s) in {roots_dir(settings)} "
-        "stay published and trusted for the clips signed under them"
-    )
-
-
 async def cmd_init(args: argparse.Namespace) -> int:
     from fedisora.models import User
     from fedisora.services.accounts import (
@@ -145,8 +103,12 @@ async def cmd_init(args: argparse.Namespace) -> int:
     await init_db(settings)
     try:
         await create_instance_actor()
-        written = _write_provenance_credentials(settings, replace=args.new_provenance_root)
-        print(f"provenance signing certificate: {written}")
+        from fedisora.services import audit, provenance
+
+        written = await provenance.provision(
+            settings, by=audit.CLI, replace=args.new_provenance_root
+        )
+        print(f"provenance signing certificate: {written.describe()}")
         admin = await User.filter(is_admin=True).prefetch_related("account").first()
         if admin is not None:
             print(f"admin account @{admin.account.username} already exists")

@@ -71,6 +71,7 @@ async def check_workers(required_queues: tuple[str, ...] = ("default", "render")
                 "queues": b.queues.split(","),
                 "pid": b.pid,
                 "seconds_since_seen": round((now - b.last_seen).total_seconds(), 1),
+                "report": b.report,
             }
             for b in beats
         ],

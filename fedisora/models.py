@@ -836,6 +836,9 @@ class WorkerHeartbeat(Model):
     queues = fields.CharField(max_length=200, default="")
     started_at = fields.DatetimeField(default=utcnow)
     last_seen = fields.DatetimeField(default=utcnow)
+    # What the runner says of itself (fedisora.work.runner.worker_report): a render worker's
+    # model and device (render.worker_report). NULL for runners with nothing to report.
+    report: dict[str, Any] | None = fields.JSONField(null=True)
 
     class Meta:
         table = "worker_heartbeats"

@@ -15,13 +15,17 @@ leaked) withdraws it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from fedisora.config import Settings
 from render.errors import ProvenanceError
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 __all__ = [
+    "CredentialsWritten",
+    "RootInfo",
     "ca_certificates",
     "current_roots",
     "load_credentials",
@@ -38,10 +44,12 @@ __all__ = [
     "record_roots",
     "retired_roots",
     "root_fingerprint",
+    "root_info",
     "roots_dir",
     "trusted_roots",
     "watermark_id",
     "watermark_key",
+    "write_credentials",
 ]
 
 log = logging.getLogger("fedisora.render")
@@ -56,19 +64,123 @@ def roots_dir(settings: Settings) -> Path:
     return provenance_dir(settings) / "roots"
 
 
-def load_credentials(settings: Settings) -> tuple[str, str, str]:
-    """(root PEM, chain PEM, key PEM); ``ProvenanceError`` says how to fix a missing file."""
+@contextlib.contextmanager
+def _credentials_lock(settings: Settings, *, exclusive: bool) -> Iterator[None]:
+    """Hold ``provenance/.lock``: :func:`write_credentials` exclusively while it writes the
+    three files, :func:`load_credentials` shared while it reads them, so a render never signs
+    with a new key under an old chain (or verifies against the old root). Across processes
+    on this host (flock); a directory the process cannot write to goes unlocked."""
     directory = provenance_dir(settings)
     try:
-        return tuple(  # type: ignore[return-value]
-            (directory / name).read_text(encoding="ascii")
-            for name in ("root.pem", "chain.pem", "key.pem")
-        )
+        if exclusive:
+            directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        if exclusive:
+            raise
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def load_credentials(settings: Settings) -> tuple[str, str, str]:
+    """(root PEM, chain PEM, key PEM); ``ProvenanceError`` says how to fix a missing file.
+
+    Read afresh on every call (the render queue calls it for each clip it signs), so a root
+    replaced by :func:`write_credentials` signs the next clip, without a restart."""
+    directory = provenance_dir(settings)
+    try:
+        with _credentials_lock(settings, exclusive=False):
+            return tuple(  # type: ignore[return-value]
+                (directory / name).read_text(encoding="ascii")
+                for name in ("root.pem", "chain.pem", "key.pem")
+            )
     except (OSError, UnicodeDecodeError) as exc:
         raise ProvenanceError(
             f"the instance's provenance credentials in {directory} are missing or unreadable "
             f"({exc}); run `fedisora init` to create them"
         ) from exc
+
+
+@dataclass(frozen=True)
+class CredentialsWritten:
+    """What :func:`write_credentials` did."""
+
+    outcome: Literal["kept", "created", "replaced"]
+    root: str
+    """The sha256 fingerprint of the root signed under from now on ("" when none is
+    readable, as with credentials put in by hand that hold no CA)."""
+    previous: str | None
+    """The fingerprint of the root that was replaced (``replaced`` only)."""
+    retired: int
+    """How many retired roots the root history holds now."""
+    history: Path
+
+    def describe(self) -> str:
+        """The outcome as ``fedisora init`` prints it."""
+        if self.outcome != "replaced":
+            return self.outcome
+        return (
+            f"replaced; {self.retired} retired root(s) in {self.history} "
+            "stay published and trusted for the clips signed under them"
+        )
+
+
+def _write_atomically(path: Path, text: str, mode: int) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:  # mkstemp: readable by us only
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_credentials(settings: Settings, *, replace: bool = False) -> CredentialsWritten:
+    """Make the instance's own C2PA signing CA and leaf (admins may put in their own instead).
+
+    Kept when they exist, unless *replace*. Every root is kept in the root history
+    (:func:`record_roots`) before it is replaced, so the clips signed under it keep verifying
+    here and on other instances. The three files are replaced each atomically, under the
+    lock :func:`load_credentials` takes, so the next render signs under the new root and no
+    render sees half of each. Called by :func:`fedisora.services.provenance.provision` (the
+    CLI's ``init`` and the admin page)."""
+    directory = provenance_dir(settings)
+    with _credentials_lock(settings, exclusive=True):
+        current = _read_roots(directory / "root.pem")
+        previous = _fingerprint(current[0]) if current else None
+        if (directory / "chain.pem").is_file() and not replace:
+            record_roots(settings)  # a data dir from before root history: keep its root now
+            return CredentialsWritten(
+                "kept", previous or "", None, len(retired_roots(settings)), roots_dir(settings)
+            )
+        from render.provenance import generate_instance_ca
+
+        record_roots(settings)  # the root being replaced, if there is one, stays in the history
+        host = settings.domain.split(":", 1)[0]
+        if not any(c.isalpha() for c in host):
+            host = f"{host.replace('.', '-')}.localhost"  # a CA name needs a DNS-style label
+        creds = generate_instance_ca(host)
+        replaced = (directory / "root.pem").is_file()
+        _write_atomically(directory / "key.pem", creds.key_pem, 0o600)
+        _write_atomically(directory / "chain.pem", creds.chain_pem, 0o644)
+        _write_atomically(directory / "root.pem", creds.root_pem, 0o644)
+        record_roots(settings, creds.root_pem)
+    return CredentialsWritten(
+        "replaced" if replaced else "created",
+        root_fingerprint(creds.root_pem),
+        previous if replaced else None,
+        len(retired_roots(settings)),
+        roots_dir(settings),
+    )
 
 
 # --- root certificates -----------------------------------------------------------------------
@@ -109,6 +221,35 @@ def _fingerprint(certificate: x509.Certificate) -> str:
 def root_fingerprint(pem: str) -> str:
     """The sha256 (hex) of the DER encoding of the first certificate in *pem*."""
     return _fingerprint(ca_certificates(pem)[0])
+
+
+@dataclass(frozen=True)
+class RootInfo:
+    """A root certificate as an admin reads it."""
+
+    subject: str
+    fingerprint: str
+    """sha256 of the DER encoding, hex (the root history's file name)."""
+    not_before: dt.datetime
+    not_after: dt.datetime
+    pem: str
+
+    def fingerprint_colons(self) -> str:
+        """The fingerprint as certificate viewers show it: ``AB:CD:...``."""
+        upper = self.fingerprint.upper()
+        return ":".join(upper[i : i + 2] for i in range(0, len(upper), 2))
+
+
+def root_info(pem: str) -> RootInfo:
+    """The first certificate in *pem* (``ValueError`` when there is none)."""
+    certificate = ca_certificates(pem)[0]
+    return RootInfo(
+        subject=certificate.subject.rfc4514_string(),
+        fingerprint=_fingerprint(certificate),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        pem=_pem(certificate),
+    )
 
 
 def _read_roots(path: Path) -> list[x509.Certificate]:

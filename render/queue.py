@@ -86,6 +86,7 @@ from render.states import (
     RENDERING,
     SIGNING,
 )
+from render.worker_report import WorkerReport
 
 __all__ = [
     "QUEUE",
@@ -832,6 +833,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         on_move=_on_move,
         transaction=events.transaction,
         light=False,  # GPU work, one row at a time, in select_due's order: never claimed ahead
+        report=WorkerReport(settings),  # the model and GPU, in the worker's heartbeat
     )
 
 

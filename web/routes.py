@@ -217,12 +217,42 @@ async def admin(request: Request) -> Response:
         render_queue=await queue_depth(),
         deliveries=await delivery_health(),
         render_workers=[
-            w for w in report["workers"].get("workers", []) if RENDER_QUEUE in w["queues"]
+            {**w, **_worker_summary(w.get("report"))}
+            for w in report["workers"].get("workers", [])
+            if RENDER_QUEUE in w["queues"]
         ],
         render_model=_model_label(settings),
         disk=await media_disk(settings.media_root),
         now=utcnow(),
     )
+
+
+def _worker_summary(report: object) -> dict[str, str]:
+    """A render worker's heartbeat report (:mod:`render.worker_report`) as the overview
+    shows it: ``model`` ("wan2.1 (wan)") and ``device`` ("CPU", "NVIDIA L4: GPU memory 3.2 GB
+    used of 24.0 GB"); "not reported" for a worker that sent none (an older version)."""
+    if not isinstance(report, dict):
+        return {"model": "not reported", "device": "not reported"}
+    model = report.get("model")
+    if isinstance(model, dict):
+        label = f"{model.get('name', '?')} ({model.get('family', '?')})"
+        if not model.get("loaded"):
+            label += ", not loaded yet (it loads for the first render)"
+    else:
+        label = "not reported"
+    gpu = report.get("gpu")
+    if report.get("device") == "cuda" and isinstance(gpu, dict):
+        device = str(gpu.get("name") or "GPU")
+        used, total = gpu.get("memory_used"), gpu.get("memory_total")
+        if isinstance(used, int) and isinstance(total, int):
+            device += f": GPU memory {_size(used)} used of {_size(total)} (the whole device)"
+        else:
+            device += ": GPU memory could not be read"
+    elif report.get("device") == "cpu":
+        device = "CPU (no GPU)"
+    else:
+        device = "not reported"
+    return {"model": label, "device": device}
 
 
 def _model_label(settings: Settings) -> str:
@@ -249,6 +279,7 @@ def routes() -> list[BaseRoute]:
         admin_federation,  # delivery health per host; it imports _admin_user
         admin_optouts,  # the opt-out registry; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
+        admin_provenance,  # the signing root, its history and replacing it; imports _admin_user
         admin_renders,  # the render queue and quota overrides; it imports _admin_user
         admin_reports,  # reports; it imports _admin_user
         admin_settings,  # the instance settings; it imports _admin_user
@@ -285,6 +316,7 @@ def routes() -> list[BaseRoute]:
         *admin_federation.routes(),
         *admin_renders.routes(),
         *admin_settings.routes(),
+        *admin_provenance.routes(),
         *signup.routes(),
         *confirm.routes(),
         *invites.routes(),

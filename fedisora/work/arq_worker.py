@@ -53,7 +53,7 @@ from arq.worker import Worker, func
 from redis.exceptions import RedisError, ResponseError, WatchError
 
 from fedisora.work.engine import Engine, Machine
-from fedisora.work.runner import STOP_GRACE, Pump, beat
+from fedisora.work.runner import STOP_GRACE, Pump, beat, worker_report
 
 __all__ = [
     "SWEEP_BUCKET_MS",
@@ -414,7 +414,7 @@ def build_worker(
             await on_shutdown(ctx)
 
     async def on_beat() -> None:
-        await beat(name, "arq", [queue], engine.clock)
+        await beat(name, "arq", [queue], engine.clock, await worker_report(machines))
 
     return LeasedWorker(
         lease=engine.lease,

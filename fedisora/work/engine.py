@@ -147,6 +147,10 @@ class Machine:
     # one at a time. None: light unless the machine picks its own due rows (select_due, as the
     # render queue does: a batch claimed ahead would lock jobs before their fair turn).
     light: bool | None = None
+    # What a runner serving this machine's queue adds to its heartbeat (``report`` in
+    # ``worker_heartbeats``): the render queue's says which model the worker serves, on what
+    # device. Called every beat: work out what does not change once.
+    report: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
 
     def __post_init__(self) -> None:
         missing = set(self.graph.active_states) - set(self.handlers)

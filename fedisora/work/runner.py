@@ -26,7 +26,7 @@ from typing import Any
 from fedisora.models import WorkerHeartbeat
 from fedisora.work.engine import Engine, Machine
 
-__all__ = ["STOP_GRACE", "InProcessRunner", "Pump", "beat"]
+__all__ = ["STOP_GRACE", "InProcessRunner", "Pump", "beat", "worker_report"]
 
 log = logging.getLogger("fedisora.work")
 
@@ -40,8 +40,11 @@ STAGGER = 0.05
 rows that wait longer than this (a request to a peer) side by side."""
 
 
-async def beat(name: str, kind: str, queues: Iterable[str], clock: Any) -> None:
-    """Record that a runner is alive (read by /healthz).
+async def beat(
+    name: str, kind: str, queues: Iterable[str], clock: Any, report: dict[str, Any] | None = None
+) -> None:
+    r"""Record that a runner is alive (read by /healthz and the admin overview), with what
+    it *report*\ s of itself (:func:`worker_report`).
 
     One upsert (``INSERT ... ON CONFLICT (name) DO UPDATE``, on SQLite and PostgreSQL alike):
     two beats for a name with no row yet (a worker's startup sweep and its first cron sweep)
@@ -55,10 +58,28 @@ async def beat(name: str, kind: str, queues: Iterable[str], clock: Any) -> None:
         queues=",".join(queues),
         started_at=now,
         last_seen=now,
+        report=report,
     )
     await WorkerHeartbeat.bulk_create(
-        [row], on_conflict=["name"], update_fields=["kind", "pid", "queues", "last_seen"]
+        [row], on_conflict=["name"], update_fields=["kind", "pid", "queues", "last_seen", "report"]
     )
+
+
+async def worker_report(machines: Iterable[Machine]) -> dict[str, Any] | None:
+    """What the *machines* a runner serves report for its heartbeat (:attr:`Machine.report`),
+    merged; None when none reports anything. A report that fails is logged and left out:
+    the beat goes on."""
+    merged: dict[str, Any] = {}
+    for machine in machines:
+        if machine.report is None:
+            continue
+        try:
+            part = await machine.report()
+        except Exception:
+            log.warning("%s: the heartbeat report failed", machine.name, exc_info=True)
+            continue
+        merged.update(part or {})
+    return merged or None
 
 
 @dataclass(frozen=True)
@@ -372,7 +393,13 @@ class InProcessRunner:
             now = self.engine.clock()
             if last_beat is None or now - last_beat > timedelta(seconds=5):
                 try:
-                    await beat(self.name, "inprocess", self.queues, self.engine.clock)
+                    await beat(
+                        self.name,
+                        "inprocess",
+                        self.queues,
+                        self.engine.clock,
+                        await worker_report(self.machines),
+                    )
                     last_beat = now
                 except Exception:
                     log.warning("heartbeat failed", exc_info=True)

@@ -28,11 +28,10 @@ from activitypub.federation.provenance_root import (
     PROVENANCE_ROOT_PATH,
     parse_root_pem,
 )
-from fedisora.cli import _write_provenance_credentials
 from fedisora.config import Settings
 from fedisora.models import Clip, MediaFile, RemoteMediaCheck
 from fedisora.work import Engine
-from render.instance import record_roots, root_fingerprint
+from render.instance import record_roots, root_fingerprint, write_credentials
 from render.provenance import InstanceCredentials, SignedVideo, generate_instance_ca
 
 TABLE = "remote_media_checks"
@@ -51,13 +50,13 @@ async def test_retired_roots_are_published_after_the_current_one(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     provenance = settings.data_dir / "provenance"
-    assert _write_provenance_credentials(settings) == "created"
+    assert write_credentials(settings).outcome == "created"
     first = (provenance / "root.pem").read_text()
     answer = await client.get(PROVENANCE_ROOT_PATH)
     assert answer.status_code == 200 and answer.text == first
 
     # The admin replaces the root (`fedisora init --new-provenance-root`).
-    assert _write_provenance_credentials(settings, replace=True).startswith("replaced; 1 ")
+    assert write_credentials(settings, replace=True).describe().startswith("replaced; 1 ")
     second = (provenance / "root.pem").read_text()
     for path in (PROVENANCE_ROOT_PATH, ROOTS):
         answer = await client.get(path)

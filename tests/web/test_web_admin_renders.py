@@ -70,7 +70,7 @@ async def test_queue_filters_cancel_requeue_and_the_overview(web: httpx.ASGITran
         )
         assert 'href="/admin/renders?state=queued">1</a>' in overview.text
         assert 'href="/admin/renders?state=rendering">1</a>' in overview.text
-        assert "arq:render:gpu1:42" in overview.text and "GPU memory: not reported" in overview.text
+        assert "arq:render:gpu1:42" in overview.text and "Device: not reported" in overview.text
         assert "Model: tiny (tiny)" in overview.text
         assert "0 pending" in overview.text and "Media disk" in overview.text
 
