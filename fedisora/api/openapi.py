@@ -653,7 +653,7 @@ def _optout_paths() -> Json:
         "type": "object",
         "required": ["who", "kind", "contact"],
         "properties": {
-            "who": {**_TEXT, "maxLength": optouts.MAX_WHO},
+            "who": {**_TEXT, "minLength": 1, "maxLength": optouts.MAX_WHO},
             "kind": {"type": "string", "enum": list(optouts.KINDS)},
             "terms": {
                 "type": "array",
@@ -665,6 +665,7 @@ def _optout_paths() -> Json:
             "evidence": {**_TEXT, "maxLength": optouts.MAX_EVIDENCE},
             "contact": {
                 **_TEXT,
+                "minLength": 1,
                 "maxLength": optouts.MAX_CONTACT,
                 "description": "Required: an e-mail address or an http(s) URL.",
             },

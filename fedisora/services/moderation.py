@@ -39,7 +39,7 @@ from fedisora.models import (
     User,
     utcnow,
 )
-from fedisora.services import audit
+from fedisora.services import audit, events
 from fedisora.services.accounts import INSTANCE_ACTOR
 
 __all__ = [
@@ -239,10 +239,14 @@ async def approve_appeal(appeal: Appeal, by: Account) -> Appeal:
     """Approve *appeal*: its warning's action is undone where it can be, the user told."""
     warning = await AccountWarning.get(pk=appeal.account_warning_id)
     account = await Account.get(pk=warning.account_id)
-    decided = await _decide(appeal, by, AppealState.APPROVED)
-    undone = await _undo(warning, account, by)
-    await audit.record(by, "appeal.approve", _target(appeal), f"{warning.action}: undone {undone}")
-    await _tell(account, warning, decided, NotificationType.APPEAL_APPROVED)
+    # One transaction: the decision, its undoing and the notice commit together (a crash
+    # between them must not leave an appeal decided that its owner is never told of).
+    async with events.transaction():
+        decided = await _decide(appeal, by, AppealState.APPROVED)
+        undone = await _undo(warning, account, by)
+        detail = f"{warning.action}: undone {undone}"
+        await audit.record(by, "appeal.approve", _target(appeal), detail)
+        await _tell(account, warning, decided, NotificationType.APPEAL_APPROVED)
     return decided
 
 
@@ -250,7 +254,8 @@ async def reject_appeal(appeal: Appeal, by: Account) -> Appeal:
     """Reject *appeal*: the decision stands; the user is told."""
     warning = await AccountWarning.get(pk=appeal.account_warning_id)
     account = await Account.get(pk=warning.account_id)
-    decided = await _decide(appeal, by, AppealState.REJECTED)
-    await audit.record(by, "appeal.reject", _target(appeal), warning.action)
-    await _tell(account, warning, decided, NotificationType.APPEAL_REJECTED)
+    async with events.transaction():  # as approve_appeal: decided and told together
+        decided = await _decide(appeal, by, AppealState.REJECTED)
+        await audit.record(by, "appeal.reject", _target(appeal), warning.action)
+        await _tell(account, warning, decided, NotificationType.APPEAL_REJECTED)
     return decided

@@ -45,7 +45,6 @@ from fedisora.models import (
     Report,
     ReportCategory,
     Rule,
-    User,
     utcnow,
 )
 from fedisora.services import audit, events, roles
@@ -199,15 +198,10 @@ async def _tell_staff(report: Report, reporter: Account) -> None:
     the report's transaction (as :mod:`.signup` tells admins of a sign-up): both commit or
     neither. The reporter is the notification's account; a staff member who filed it is
     not told of their own report."""
-    from tortoise.expressions import Q
-
     from fedisora.services.notify import notify
 
-    staff = Q(user__is_admin=True)
-    if "is_moderator" in User._meta.fields_map:  # roles, when the model has them
-        staff |= Q(user__is_moderator=True)
     for member in await Account.filter(
-        staff, domain=None, suspended_at=None, user__disabled=False
+        roles.staff_accounts(), domain=None, suspended_at=None, user__disabled=False
     ).distinct():
         await notify(
             member,

@@ -63,6 +63,8 @@ from fedisora import urls
 from fedisora.config import Settings, load_settings
 from fedisora.models import (
     Account,
+    AccountWarning,
+    Appeal,
     Audience,
     Clip,
     Delivery,
@@ -87,6 +89,7 @@ from fedisora.services import (
     follows,
     interactions,
     likeness,
+    moderation,
     posts,
     reports,
     signup,
@@ -646,6 +649,34 @@ async def _act_warn_ben(w: World) -> None:
     await reports._warn(w.ben, w.rows["report"], "suspend", "please stop", [])
 
 
+async def _setup_appeal_of_ben(w: World) -> None:
+    await _setup_report_about_ben(w)
+    warning = await AccountWarning.create(
+        account_id=w.ben.pk, report_id=w.rows["report"].pk, action="silence", text="calm down"
+    )
+    w.rows["warning"] = warning
+    w.rows["appeal"] = await Appeal.create(
+        account_id=w.ben.pk, account_warning_id=warning.pk, text="I was calm"
+    )
+
+
+async def _act_tell_ben_of_the_appeal(w: World) -> None:
+    # A moderator decided ben's appeal (the decision itself is other sites'): ben is told.
+    await w.begin()
+    await moderation._tell(w.ben, w.rows["warning"], w.rows["appeal"], N.APPEAL_APPROVED)
+
+
+async def _setup_ann_admin_and_a_report(w: World) -> None:
+    await _setup_ann_admin(w)
+    await _setup_report_about_ben(w)
+
+
+async def _act_tell_staff_of_the_report(w: World) -> None:
+    # A report about ben from rita (a Flag) was stored (other sites'): the staff, ann, are told.
+    await w.begin()
+    await reports._tell_staff(w.rows["report"], w.rita.account)
+
+
 async def _setup_ann_admin(w: World) -> None:
     await User.filter(account_id=w.ann.pk).update(is_admin=True)
 
@@ -676,6 +707,24 @@ SCENARIOS = [
         {},
         {("ben", N.MODERATION_WARNING): 1},
         setup=_setup_report_about_ben,
+    ),
+    Scenario(
+        "an appeal decided, told to ben",
+        (("fedisora/services/moderation.py", "_tell", "notification.created"), NOTIFY),
+        _act_tell_ben_of_the_appeal,
+        {"notification.created": 1},
+        {},
+        {("ben", N.APPEAL_APPROVED): 1},
+        setup=_setup_appeal_of_ben,
+    ),
+    Scenario(
+        "a new report, told to the staff",
+        ((REPORTS, "_tell_staff", "notification.created"), NOTIFY),
+        _act_tell_staff_of_the_report,
+        {"notification.created": 1},
+        {},
+        {("ann", N.ADMIN_REPORT): 1},
+        setup=_setup_ann_admin_and_a_report,
     ),
     Scenario(
         "a sign-up waiting for approval, told to the admins",

@@ -184,7 +184,7 @@ async def test_silenced_domain_leaves_the_federated_feed(web: httpx.ASGITranspor
     mine = await posts.store_clip(
         Clip(id=pk, account=me, uri=f"https://fedisora.test/users/me/clips/{pk}", local=True), me
     )
-    before = {c.pk for c in (await _public(None, local=False)).clips}
+    before = {c.pk for c in (await _public(None, None, local=False)).clips}
     assert {clips["loud"].pk, clips["calm"].pk, mine.pk} <= before
     async with logged_in(web, "boss") as admin:
         token = form_csrf((await admin.get("/admin/domains")).text)
@@ -193,5 +193,5 @@ async def test_silenced_domain_leaves_the_federated_feed(web: httpx.ASGITranspor
             data={"csrf": token, "domain": "loud.example", "severity": "silence"},
         )
         assert r.status_code == 303
-    after = {c.pk for c in (await _public(None, local=False)).clips}
+    after = {c.pk for c in (await _public(None, None, local=False)).clips}
     assert clips["loud"].pk not in after and {clips["calm"].pk, mine.pk} <= after
