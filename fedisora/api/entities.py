@@ -79,6 +79,7 @@ __all__ = [
     "reblog_entity",
     "relationships",
     "report_entity",
+    "report_fields",
     "role_entity",
     "rule_entity",
     "status_entities",
@@ -689,8 +690,8 @@ def appeal_entity(appeal: Appeal) -> Json:
     return {"text": appeal.text, "state": str(getattr(appeal.state, "value", appeal.state))}
 
 
-def report_entity(report: Report, target: Account) -> Json:
-    """Mastodon's ``Report``, as its reporter (or an ``admin.report`` notification) shows it."""
+def report_fields(report: Report) -> Json:
+    """The fields Mastodon's ``Report`` and ``Admin::Report`` share."""
     return {
         "id": str(report.pk),
         "action_taken": report.action_taken_at is not None,
@@ -699,6 +700,13 @@ def report_entity(report: Report, target: Account) -> Json:
         "comment": report.comment,
         "forwarded": report.forwarded,
         "created_at": iso(report.created_at),
+    }
+
+
+def report_entity(report: Report, target: Account) -> Json:
+    """Mastodon's ``Report``, as its reporter (or an ``admin.report`` notification) shows it."""
+    return {
+        **report_fields(report),
         "status_ids": [str(i) for i in report.status_ids],
         "rule_ids": [str(i) for i in report.rule_ids] or None,
         "collection_ids": [],

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from fedisora.api.admin import admin_account_entity
-from fedisora.api.entities import iso, report_entity, rule_entity, status_entities
+from fedisora.api.entities import iso, report_entity, report_fields, rule_entity, status_entities
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import get_account
 from fedisora.api.pagination import Page, link_header
@@ -27,18 +27,6 @@ from fedisora.services import roles
 __all__ = ["admin_report_entities", "report_entity", "routes"]
 
 Json = dict[str, Any]
-
-
-def _common(report: Report) -> Json:
-    return {
-        "id": str(report.pk),
-        "action_taken": report.action_taken_at is not None,
-        "action_taken_at": iso(report.action_taken_at),
-        "category": str(getattr(report.category, "value", report.category)),
-        "comment": report.comment,
-        "forwarded": report.forwarded,
-        "created_at": iso(report.created_at),
-    }
 
 
 @endpoint("write", "write:reports", user=True)
@@ -82,7 +70,7 @@ async def admin_report_entities(viewer: Account, reports: Sequence[Report]) -> l
     for r in reports:
         out.append(
             {
-                **_common(r),
+                **report_fields(r),
                 "updated_at": iso(r.updated_at),
                 "account": admin[r.account_id],
                 "target_account": admin[r.target_account_id],
