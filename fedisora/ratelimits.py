@@ -196,6 +196,8 @@ class Limiter:
 class Store:
     """Where counts live. :meth:`hit` counts one hit of limit *name* for *key*."""
 
+    clock: Callable[[], float] = staticmethod(time.time)  # the windows' time (unix seconds)
+
     def __init__(self, limits: Mapping[str, Limit] | None = None) -> None:
         self.limits: dict[str, Limit] = {**DEFAULTS, **(limits or {})}
 

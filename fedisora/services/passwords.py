@@ -243,7 +243,7 @@ class PasswordGuard:
         if refused:
             for name, key in hits:  # a refused attempt reserves nothing
                 await self.shared.release(name, key)
-            raise TooManyAttempts(max(d.reset_at for d in refused) - time.time())
+            raise TooManyAttempts(max(d.reset_at for d in refused) - self.shared.clock())
 
     async def give_back(self, *, ip: str, account: str) -> None:
         """:meth:`succeeded`, in the shared store when there is one."""

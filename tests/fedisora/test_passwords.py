@@ -182,8 +182,15 @@ async def test_a_guard_on_redis_counts_failures_across_processes(redis_url: str)
     from fedisora.ratelimits import Limit, MemoryStore, RedisStore
 
     limits = {"login": Limit(2, 3600.0), "login_ip": Limit(3, 300.0)}
-    one, two = RedisStore(redis_url, limits), RedisStore(redis_url, limits)
-    ip, user, other = f"10.{uuid4().int % 250}.0.1", f"user:{uuid4().hex}", f"user:{uuid4().hex}"
+
+    # One instant for both "processes", in the middle of both windows: the counts are in
+    # fixed windows, and a window ending mid-test would start the counts afresh.
+    def now() -> float:
+        return 1_000_000_000.0 + 150
+
+    one, two = RedisStore(redis_url, limits, clock=now), RedisStore(redis_url, limits, clock=now)
+    ip, elsewhere = f"ip-{uuid4().hex}", f"ip-{uuid4().hex}"  # unique keys, run after run
+    user, other = f"user:{uuid4().hex}", f"user:{uuid4().hex}"
     first = PasswordGuard(shared=one, per_ip=1, per_account=1)  # shared: its own counts unused
     second = PasswordGuard(shared=two)
     try:
@@ -200,7 +207,7 @@ async def test_a_guard_on_redis_counts_failures_across_processes(redis_url: str)
         with pytest.raises(TooManyAttempts):
             await verify_guarded(first, "correct horse battery", STORED, ip=ip, account=other)
         assert await verify_guarded(
-            first, "correct horse battery", STORED, ip="10.255.0.9", account=other
+            first, "correct horse battery", STORED, ip=elsewhere, account=other
         )  # another address: other has one failure of two
     finally:
         await one.aclose()
