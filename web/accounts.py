@@ -31,7 +31,7 @@ from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.ids import row_id
 from fedisora.models import Account, User
-from fedisora.services import password_resets, roles
+from fedisora.services import moderation, password_resets, roles
 from fedisora.services.account_deletion import (
     AccountDeletion,
     delete_local_account,
@@ -249,6 +249,21 @@ async def admin_unsuspend_account(request: Request) -> Response:
     return await _moderate(request, unsuspend_account, remote=True)
 
 
+_LIMITS = {
+    "silence": moderation.silence,
+    "unsilence": moderation.unsilence,
+    "sensitive": moderation.sensitize,
+    "unsensitive": moderation.unsensitize,
+}
+
+
+async def admin_limit_account(request: Request) -> Response:
+    """Limit (silence) or mark sensitive an account, local or remote, or lift either: the
+    services the report actions and the admin API use (audited there)."""
+    name = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    return await _moderate(request, _LIMITS[name], remote=True)
+
+
 async def admin_role(request: Request) -> Response:
     """Make a local account an admin, a moderator or a user (admins only; an admin may
     change their own role unless they are the last admin)."""
@@ -386,6 +401,15 @@ def routes() -> list[BaseRoute]:
         Route("/admin/accounts/{account_id}/reject", admin_reject_account, methods=["POST"]),
         Route("/admin/accounts/{account_id}/suspend", admin_suspend_account, methods=["POST"]),
         Route("/admin/accounts/{account_id}/unsuspend", admin_unsuspend_account, methods=["POST"]),
+        *(
+            Route(
+                f"/admin/accounts/{{account_id}}/{name}",
+                admin_limit_account,
+                methods=["POST"],
+                name=f"admin_{name}_account",
+            )
+            for name in _LIMITS
+        ),
         Route("/admin/accounts/{account_id}/role", admin_role, methods=["POST"]),
         Route(
             "/admin/accounts/{account_id}/password-reset", admin_password_reset, methods=["POST"]

@@ -85,8 +85,30 @@ async def test_a_moderator_moderates_but_does_not_run_the_instance(
             for action in ("suspend", "unsuspend"):
                 r = await m.post(f"/admin/accounts/{target.pk}/{action}", data={"csrf": token})
                 assert r.status_code == 303, (target.username, action, r.text)
+        # ... and to limit (silence) or mark sensitive, and lift either, from the list
+        assert f'action="/admin/accounts/{bob.pk}/silence"' in listing
+        assert f'action="/admin/accounts/{bob.pk}/sensitive"' in listing
+        for action, field, done in (
+            ("silence", "silenced_at", True),
+            ("sensitive", "sensitized_at", True),
+            ("unsilence", "silenced_at", False),
+            ("unsensitive", "sensitized_at", False),
+        ):
+            r = await m.post(f"/admin/accounts/{bob.pk}/{action}", data={"csrf": token})
+            assert r.status_code == 303, (action, r.text)
+            assert (getattr(await Account.get(pk=bob.pk), field) is not None) is done, action
+        r = await m.post(f"/admin/accounts/{bob.pk}/silence", data={})  # no CSRF token
+        assert r.status_code == 403 and (await Account.get(pk=bob.pk)).silenced_at is None
+        assert [a for a, *_ in await _actions("@mod") if a.startswith("account.")][-4:] == [
+            "account.silence",
+            "account.sensitive",
+            "account.unsilence",
+            "account.unsensitive",
+        ]
         # ... an admin is not
         assert f'action="/admin/accounts/{boss.pk}/suspend"' not in listing
+        r = await m.post(f"/admin/accounts/{boss.pk}/silence", data={"csrf": token})
+        assert r.status_code == 403 and (await Account.get(pk=boss.pk)).silenced_at is None
         r = await m.post(f"/admin/accounts/{boss.pk}/suspend", data={"csrf": token})
         assert r.status_code == 403 and "Moderators cannot act on a moderator" in r.text
         assert (await Account.get(pk=boss.pk)).suspended_at is None
