@@ -13,6 +13,7 @@ Moderation's two softer measures live here too, each in one place:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from tortoise.expressions import Q
@@ -145,6 +146,20 @@ async def limited_account_ids(viewer: Account | None) -> set[int]:
         ).values_list("target_id", flat=True)
     )
     return ids - {int(i) for i in followed}
+
+
+async def public_readers_of_limited(author_id: int, viewer_ids: Collection[int]) -> set[int] | None:
+    """Which of *viewer_ids* see *author_id*'s clips in public lists (streams) when the author
+    is silenced: the author and its followers (:func:`limited_account_ids`, for one author and
+    many viewers at once). None when the author is not silenced: everyone does."""
+    if not await Account.filter(pk=author_id, silenced_at__not_isnull=True).exists():
+        return None
+    followers: list[Any] = list(
+        await Follow.filter(
+            target_id=author_id, follower_id__in=sorted(viewer_ids), state=FollowState.ACCEPTED
+        ).values_list("follower_id", flat=True)
+    )
+    return {int(i) for i in followers} | ({author_id} & set(viewer_ids))
 
 
 async def without_limited(query: QuerySet[Clip], viewer: Account | None) -> QuerySet[Clip]:

@@ -52,6 +52,7 @@ from fedisora.models import (
     Visibility,
 )
 from fedisora.services.events import Event
+from fedisora.services.visibility import public_readers_of_limited
 
 __all__ = [
     "STREAM_NAMES",
@@ -395,6 +396,14 @@ async def _clip_fan_out(
         and _user_streams(sub, "user")
     }
     in_home = await _home_owners(clip.pk, home_readers) if home_readers else set()
+    # A silenced author's clips reach public streams of its followers only (as the timelines).
+    limited_to = (
+        await public_readers_of_limited(
+            clip.account_id, {s.viewer.account.pk for s in subs if s.viewer.account is not None}
+        )
+        if public
+        else None
+    )
 
     wanted: list[tuple[Sub, list[Stream]]] = []
     for sub in subs:
@@ -405,7 +414,10 @@ async def _clip_fan_out(
                 if me is not None and me.pk in in_home and sub.viewer.may("read:statuses"):
                     targets.append(stream)
             elif (
-                stream.name != "user:notification" and public and _public_match(stream, clip, tags)
+                stream.name != "user:notification"
+                and public
+                and _public_match(stream, clip, tags)
+                and (limited_to is None or (me is not None and me.pk in limited_to))
             ):
                 targets.append(stream)
         if targets:

@@ -28,7 +28,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import bookmarks, events, follows, interactions, posts
+from fedisora.services import bookmarks, events, follows, interactions, moderation, posts
 from fedisora.services.events import Event
 from fedisora.services.notify import notify
 from fedisora.services.outbox import build_machine
@@ -109,6 +109,26 @@ async def test_clip_events_follow_visibility(client: httpx.AsyncClient, db: str)
     # unlisted: the follower's home, never public streams
     got = await messages_for(created(unlisted), _viewer(bob), ALL)
     assert [m.stream for m in got] == [["user"]]
+
+    # a silenced (limited) author: public streams reach its followers and itself only
+    await moderation.silence(alice.account)
+    followers = await messages_for(created(public), _viewer(bob), ALL)
+    assert [m.stream for m in followers] == [
+        ["user"],
+        ["public"],
+        ["public:local"],
+        ["hashtag", "waves"],
+    ]
+    own = await messages_for(created(public), _viewer(alice), ALL)
+    assert ["public"] in [m.stream for m in own]
+    assert await messages_for(created(public), _viewer(stranger), ALL) == []
+    assert await messages_for(created(public), Viewer(None), ALL) == []
+    await moderation.unsilence(alice.account)
+    assert [m.stream for m in await messages_for(created(public), Viewer(None), ALL)] == [
+        ["public"],
+        ["public:local"],
+        ["hashtag", "waves"],
+    ]
 
     # a token that cannot read statuses gets no updates on the user stream
     assert await messages_for(created(public), _viewer(bob, "read:notifications"), ALL[:1]) == []
