@@ -37,7 +37,7 @@ from fedisora.services.interactions import MAX_COMMENT
 from fedisora.services.remixes import approved
 from fedisora.services.text import clean_name
 from fedisora.services.threads import COMMENTS_PAGE, clip_comments
-from fedisora.services.visibility import can_see_clip, can_see_comment
+from fedisora.services.visibility import can_see_clip, can_see_comment, shown_sensitive
 from web.clips import (
     ClipCard,
     author_href,
@@ -72,6 +72,11 @@ class CommentView:
     @property
     def remote(self) -> bool:
         return not self.comment.local
+
+    @property
+    def sensitive(self) -> bool:
+        """Behind a click: its own flag, or its author marked sensitive by a moderator."""
+        return shown_sensitive(self.comment, self.author)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.text import clean_name
-from fedisora.services.visibility import can_see_clip, can_see_comment
+from fedisora.services.visibility import can_see_clip, can_see_comment, shown_sensitive
 from web.clips import author_href, profile_path, session_account
 from web.opengraph import shorten
 from web.pages import html_errors, render
@@ -83,6 +83,7 @@ async def comment_page(request: Request) -> Response:
         "comment.html",
         comment=comment,
         html=Markup(comment.content),  # rendered here from its author's text
+        sensitive=shown_sensitive(comment, owner),
         author=owner,
         author_href=profile_path(owner),
         title=f"{name}: “{summary}”" if summary else f"A comment by {name}",

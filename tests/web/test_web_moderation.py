@@ -19,7 +19,8 @@ from fedisora.models import (
     Report,
     Rule,
 )
-from fedisora.services import follows, posts, reports
+from fedisora.services import follows, interactions, posts, reports
+from web.comment_pages import comment_href
 
 
 def _reels(page: str) -> list[str]:
@@ -112,11 +113,22 @@ async def test_silence_sensitive_warning_and_appeal_in_the_pages(
     assert logged[-2:] == ["account.unsilence", "appeal.approve"]
     assert "report.silence" in logged
 
-    # A sensitive account: its clips are behind a click in the pages.
+    # A sensitive account: its clips, and its comments on others' clips, are behind a click
+    # in the pages.
+    calm = await posts.post_clip(alice, await rendered_video(alice), caption="calm clip")
+    remark = await interactions.comment(bob, calm, "a loud remark")
+    remark_href = comment_href(remark)
+    assert remark_href is not None
+    behind = '<details class="cw"><summary>Sensitive content</summary>'
+    async with logged_in(web, "carol") as http:
+        assert behind not in (await http.get(f"/@alice/{calm.pk}")).text
     second = await reports.file_report(alice, bob, comment="nsfw")
     await reports.take_action(second, "sensitive", boss)
     async with logged_in(web, "carol") as http:
         assert "Sensitive content" in (await http.get(f"/@bob/{clip.pk}")).text
+        page = (await http.get(f"/@alice/{calm.pk}")).text
+        assert behind in page and "a loud remark" in page.split(behind, 1)[1]
+        assert behind in (await http.get(remark_href)).text
 
 
 async def test_rules_admin_page_signup_and_report(web: httpx.ASGITransport) -> None:
