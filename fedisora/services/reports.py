@@ -200,9 +200,7 @@ async def _tell_staff(report: Report, reporter: Account) -> None:
     not told of their own report."""
     from fedisora.services.notify import notify
 
-    for member in await Account.filter(
-        roles.staff_accounts(), domain=None, suspended_at=None, user__disabled=False
-    ).distinct():
+    for member in await roles.active_staff():
         await notify(
             member,
             NotificationType.ADMIN_REPORT,

@@ -30,6 +30,7 @@ __all__ = [
     "ROLES",
     "USER",
     "Level",
+    "active_staff",
     "check_may_moderate",
     "is_admin",
     "is_staff",
@@ -94,6 +95,16 @@ def require(user: User | None, level: Level, message: str = _REFUSED) -> User:
 def staff_accounts() -> Q:
     """The filter of :class:`Account` rows whose login is an admin's or a moderator's."""
     return Q(user__is_admin=True) | Q(user__is_moderator=True)
+
+
+async def active_staff() -> list[Account]:
+    """The staff who can act now (local, not suspended, login not disabled): those told of
+    new sign-ups and new reports."""
+    return list(
+        await Account.filter(
+            staff_accounts(), domain=None, suspended_at=None, user__disabled=False
+        ).distinct()
+    )
 
 
 def may_moderate(by: User, target: User | None) -> bool:

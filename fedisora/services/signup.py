@@ -131,12 +131,9 @@ async def _follow_inviter(account: Account, invite: Invite) -> None:
 async def _tell_admins(account: Account) -> None:
     """The staff (admins and moderators, who approve sign-ups) hear of a new one."""
     from fedisora.services.notify import notify
-    from fedisora.services.roles import staff_accounts
+    from fedisora.services.roles import active_staff
 
-    admins = await Account.filter(
-        staff_accounts(), domain=None, suspended_at=None, user__disabled=False
-    )
-    for admin in admins:
+    for admin in await active_staff():
         await notify(
             admin,
             NotificationType.ADMIN_SIGN_UP,
