@@ -491,6 +491,12 @@ async def stop_worker(worker: Worker, task: asyncio.Task[None], grace: float = S
         await asyncio.wait(running, timeout=deadline - loop.time())
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    # arq's close cancels the jobs, then gathers them without return_exceptions: it returns
+    # as soon as the first one ends cancelled (often a sweep), while a cancelled step may
+    # still be giving its row back. The caller closes the database next, so every job task
+    # (arq's run_job and the job's own task) is awaited here until it has ended.
+    jobs = [t for t in (*worker.tasks.values(), *worker.job_tasks.values()) if not t.done()]
     await asyncio.gather(worker.close(), return_exceptions=True)
+    await asyncio.gather(*jobs, return_exceptions=True)
     if pump is not None:
         await pump.close(cancel=True)

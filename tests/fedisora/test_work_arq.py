@@ -7,12 +7,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.worker import Worker
 from redis.asyncio import Redis
-from work_machines import machine
+from work_machines import IN_FLIGHT, machine
 
 from fedisora.models import InboxItem, Tag, WorkerHeartbeat, utcnow
 from fedisora.work import Engine
@@ -269,3 +270,42 @@ async def test_a_running_jobs_in_progress_marker_is_a_renewed_lease(
     assert all(0 < ttl <= LEASE.total_seconds() * 1000 for ttl in ttls), ttls
     assert await Tag.filter(name="effect-long").count() == 1
     assert (await InboxItem.get(pk=row.pk)).state == "done"
+
+
+class _SlowGiveBack(Engine):
+    """An engine whose give-back takes a while, as it does on a loaded database."""
+
+    async def give_back(self, machine: Any, pk: Any, token: str) -> None:
+        await asyncio.sleep(0.5)
+        await super().give_back(machine, pk, token)
+
+
+async def test_a_stopped_worker_returns_only_once_its_cancelled_steps_gave_their_rows_back(
+    db: str, redis_url: str
+) -> None:
+    """arq's own close returns when its first cancelled job ends (here a quick one beside the
+    step); the caller then closes the database. stop_worker waits for the step's give-back,
+    so the row is free for the next worker without an attempt counted."""
+    prefix = f"fedisora-test-{secrets.token_hex(4)}"
+    m = machine(light=False)
+    engine = _SlowGiveBack([m], lease=LEASE)
+    waker = await ArqWaker.connect(redis_url, prefix)
+    engine.add_waker(waker)
+    row = await engine.create(InboxItem, activity_id="given", actor_uri="x", payload={"pause": 60})
+    worker = build_worker(engine, redis_url, "default", prefix=prefix, sweep_seconds=range(60))
+    task = asyncio.create_task(worker.async_run())
+    try:
+
+        async def pausing() -> bool:
+            return IN_FLIGHT["now"] == 1  # the step is in its pause, its row claimed
+
+        await _until(pausing, 20)
+        worker.tasks["quick"] = asyncio.create_task(asyncio.sleep(60))
+    finally:
+        await stop_worker(worker, task, grace=0)
+        keys = await waker.pool.keys(f"*{prefix}*")
+        if keys:
+            await waker.pool.delete(*keys)
+        await waker.pool.aclose()
+    given = await InboxItem.get(pk=row.pk)
+    assert (given.state, given.lock_token, given.attempts) == ("processing", None, 0)
