@@ -333,6 +333,11 @@ class Clip(Model):
     comments_count = fields.IntField(default=0)
     boosts_count = fields.IntField(default=0)
     remixes_count = fields.IntField(default=0)
+    # What viewers' players reported (fedisora.for_you.signals): each viewer counts once per
+    # clip for views, completions and skips, so no one account can inflate them.
+    views_count = fields.IntField(default=0, db_default=0)
+    completions_count = fields.IntField(default=0, db_default=0)
+    skips_count = fields.IntField(default=0, db_default=0)
     pinned = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(default=utcnow)
     edited_at = fields.DatetimeField(null=True)
@@ -1850,3 +1855,133 @@ class OutgoingMail(WorkRow):
 
 
 __all__ += ["EmailConfirmation", "InstanceSetting", "OutgoingMail"]
+
+
+# --- For You (fedisora.for_you) --------------------------------------------------------------
+
+
+class InterestKind(StrEnum):
+    CREATOR = "creator"  # key: the account's id
+    TAG = "tag"  # key: the hashtag's name, lower-cased, without '#'
+
+
+class ClipView(Model):
+    """What one account's player reported of one clip (fedisora.for_you.signals): one row per
+    viewer and clip, aggregated (so a flood of reports costs one row), aged out after a while.
+    A row also marks the clip as seen for For You; ``hidden`` is "not interested"."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, on_delete=fields.CASCADE
+    )
+    account_id: int
+    clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name=False, on_delete=fields.CASCADE
+    )
+    clip_id: int
+    impressions = fields.IntField(default=0)
+    watch_ms = fields.BigIntField(default=0)
+    completions = fields.IntField(default=0)
+    replays = fields.IntField(default=0)
+    skips = fields.IntField(default=0)
+    hidden = fields.BooleanField(default=False)
+    first_seen_at = fields.DatetimeField(default=utcnow)
+    last_seen_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "clip_views"
+        unique_together = (("account", "clip"),)
+        indexes = (Index(fields=("account_id", "last_seen_at")), Index(fields=("last_seen_at",)))
+
+
+class Interest(Model):
+    """An account's learned affinity for a creator or a hashtag. ``weight`` is as of
+    ``updated_at`` and decays from there (fedisora.for_you.rank): a signal adds to the
+    decayed value, so no sweep is needed to age it. People can see and reset these."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, on_delete=fields.CASCADE
+    )
+    account_id: int
+    kind = fields.CharEnumField(InterestKind, max_length=8)
+    key = fields.CharField(max_length=255)
+    weight = fields.FloatField(default=0.0)
+    events = fields.IntField(default=0)
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "interests"
+        unique_together = (("account", "kind", "key"),)
+
+
+class ForYouSettings(Model):
+    """One account's For You controls. Without a row, the defaults below apply."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.OneToOneRelation[Account] = fields.OneToOneField(
+        "fedisora.Account", related_name=False, on_delete=fields.CASCADE
+    )
+    account_id: int
+    personalised = fields.BooleanField(default=True)
+    popular = fields.FloatField(default=0.5)  # slider: 0 fresh ... 1 popular
+    discovery = fields.FloatField(default=0.3)  # slider: 0 following ... 1 discovery
+    include_unverified = fields.BooleanField(default=False)  # remote clips without provenance
+    tags: list[str] = fields.JSONField(default=list)  # hashtags picked at sign-up (cold start)
+    updated_at = fields.DatetimeField(default=utcnow)
+
+    class Meta:
+        table = "for_you_settings"
+
+
+class ForYouCandidate(Model):
+    """One clip of an account's precomputed For You list, in the order it is served
+    (``position``), with the plain-words ``reason`` shown beside it. A refresh writes a new
+    ``generation`` and drops the older ones; a page is an index range scan."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, on_delete=fields.CASCADE
+    )
+    account_id: int
+    clip: fields.ForeignKeyRelation[Clip] = fields.ForeignKeyField(
+        "fedisora.Clip", related_name=False, on_delete=fields.CASCADE
+    )
+    clip_id: int
+    generation = fields.IntField()
+    position = fields.IntField()
+    score = fields.FloatField()
+    source = fields.CharField(max_length=16)
+    reason = fields.CharField(max_length=300)
+
+    class Meta:
+        table = "for_you_candidates"
+        unique_together = (("account", "generation", "position"),)
+
+
+class ForYouRefresh(WorkRow):
+    """The durable work of recomputing one account's For You candidates (one row per
+    account, made due again when its list runs low or its signals changed much)."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.OneToOneRelation[Account] = fields.OneToOneField(
+        "fedisora.Account", related_name=False, on_delete=fields.CASCADE
+    )
+    account_id: int
+    generation = fields.IntField(default=0)  # the generation of the list now served
+    requested_at = fields.DatetimeField(default=utcnow)
+    refreshed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "for_you_refreshes"
+        indexes = (Index(fields=("state", "next_attempt_at")),)
+
+
+__all__ += [
+    "ClipView",
+    "ForYouCandidate",
+    "ForYouRefresh",
+    "ForYouSettings",
+    "Interest",
+    "InterestKind",
+]
