@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import socket
@@ -29,6 +30,25 @@ def free_port() -> int:
 _TEMPLATES = Path.home() / ".cache" / "fedisora-tests"
 
 
+def _migrations_digest() -> str:
+    """A hash of the migrations and of the models they import: names the templates."""
+    sources = [*sorted((ROOT / "migrations").glob("*.py")), ROOT / "fedisora" / "models.py"]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+
+
+@contextmanager
+def _templates_lock() -> Iterator[None]:
+    """One process at a time makes a template (the test processes of one run start together;
+    the others wait for it instead of migrating too)."""
+    _TEMPLATES.mkdir(parents=True, exist_ok=True)
+    with open(_TEMPLATES / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _migrated_template() -> Path:
     """An empty SQLite database with every migration applied, made once for these
     migrations (the file is named by a hash of them and of the models they import).
@@ -37,38 +57,32 @@ def _migrated_template() -> Path:
     state at each step), and the tests start dozens of instances; ``fedisora init`` finds
     a copy of this one migrated already. tests/fedisora/test_migrations.py and the CLI's
     init test migrate for real."""
-    sources = [*sorted((ROOT / "migrations").glob("*.py")), ROOT / "fedisora" / "models.py"]
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
-    path = _TEMPLATES / f"migrated-{digest}.sqlite3"
-    if not path.exists():
-        _TEMPLATES.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.unlink(missing_ok=True)
-        script = (
-            "import asyncio, sys\n"
-            "from fedisora.db import migrate\n"
-            "asyncio.run(migrate('sqlite://' + sys.argv[1]))\n"
-        )
-        made = subprocess.run(
-            [sys.executable, "-c", script, str(partial)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert made.returncode == 0, made.stderr[-3000:]
-        os.replace(partial, path)  # whole or not at all, whichever process finishes first
+    path = _TEMPLATES / f"migrated-{_migrations_digest()}.sqlite3"
+    if path.exists():
+        return path
+    with _templates_lock():
+        if not path.exists():
+            partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+            partial.unlink(missing_ok=True)
+            script = (
+                "import asyncio, sys\n"
+                "from fedisora.db import migrate\n"
+                "asyncio.run(migrate('sqlite://' + sys.argv[1]))\n"
+            )
+            made = subprocess.run(
+                [sys.executable, "-c", script, str(partial)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert made.returncode == 0, made.stderr[-3000:]
+            os.replace(partial, path)  # whole or not at all
     return path
 
 
-def seed_database(env: dict[str, str]) -> None:
-    """Give an instance about to be initialised (its embedded SQLite database, not yet
-    made) a copy of the migrated template."""
-    if env.get("FEDISORA_DATABASE_URL") or not env.get("FEDISORA_DATA_DIR"):
-        return
-    target = Path(env["FEDISORA_DATA_DIR"]) / "fedisora.sqlite3"
-    if target.exists():
-        return
+def copy_migrated_sqlite(target: Path) -> None:
+    """Make *target* a copy of the migrated SQLite template."""
     target.parent.mkdir(parents=True, exist_ok=True)
     source = sqlite3.connect(_migrated_template())
     try:
@@ -79,6 +93,67 @@ def seed_database(env: dict[str, str]) -> None:
             copy.close()
     finally:
         source.close()
+
+
+def migrated_postgres_template(admin_url: str) -> str:
+    """The name of a PostgreSQL database with every migration applied, made once for these
+    migrations on that server (``CREATE DATABASE ... TEMPLATE`` copies it in a fraction of a
+    second; migrating costs ~10 s of CPU). Older templates beyond the three newest are dropped."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"fedisora_template_{_migrations_digest()}"
+    admin = admin_url.replace("postgres://", "postgresql://", 1)
+
+    partial = f"{name}_partial"
+
+    async def sql(*statements: str) -> bool:
+        """Run *statements* unless the template exists; whether it does."""
+        conn = await asyncpg.connect(admin)
+        try:
+            if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                return True
+            for statement in statements:
+                if statement == "DROP OLD":
+                    # Keep the three newest: other checkouts on this server may be using theirs.
+                    for (old,) in await conn.fetch(
+                        "SELECT datname FROM pg_database "
+                        "WHERE datname LIKE 'fedisora\\_template\\_%' ORDER BY oid DESC OFFSET 3"
+                    ):
+                        await conn.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
+                else:
+                    await conn.execute(statement)
+            return False
+        finally:
+            await conn.close()
+
+    script = (
+        "import asyncio, sys\nfrom fedisora.db import migrate\nasyncio.run(migrate(sys.argv[1]))\n"
+    )
+    with _templates_lock():
+        if asyncio.run(sql("DROP OLD", f'CREATE DATABASE "{partial}"')):
+            return name
+        made = subprocess.run(
+            [sys.executable, "-c", script, admin_url.rsplit("/", 1)[0] + f"/{partial}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+        asyncio.run(sql(f'ALTER DATABASE "{partial}" RENAME TO "{name}"'))  # whole or not
+    return name
+
+
+def seed_database(env: dict[str, str]) -> None:
+    """Give an instance about to be initialised (its embedded SQLite database, not yet
+    made) a copy of the migrated template."""
+    if env.get("FEDISORA_DATABASE_URL") or not env.get("FEDISORA_DATA_DIR"):
+        return
+    target = Path(env["FEDISORA_DATA_DIR"]) / "fedisora.sqlite3"
+    if not target.exists():
+        copy_migrated_sqlite(target)
 
 
 def fedisora(
