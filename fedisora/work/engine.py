@@ -403,7 +403,15 @@ class Engine:
         )
         if updated != 1:
             return None
-        row = await machine.model.get_or_none(pk=pk, lock_token=token)
+        try:
+            row = await machine.model.get_or_none(pk=pk, lock_token=token)
+        except asyncio.CancelledError:
+            # The runner is stopping between the claim and its step: the row was not
+            # started, so it is released at once (no lease to wait out, no attempt counted
+            # for its takeover).
+            with contextlib.suppress(Exception):
+                await self.release(machine, [pk], token)
+            raise
         return None if row is None else (row, token)
 
     async def claim_due(self, machine: Machine, limit: int, start: int | None = None) -> Claims:

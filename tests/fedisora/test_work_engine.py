@@ -894,3 +894,36 @@ async def test_a_row_that_kills_its_runner_every_time_ends_failed(db: str) -> No
     assert TAKEN_OVER in poison.last_error
     after = await InboxItem.get(activity_id="after")
     assert after.state == "done" and await Tag.filter(name="effect-after").count() == 1
+
+
+async def test_a_runner_stopped_between_its_claim_and_the_step_releases_the_row(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (a cancelled task) can land after the claim's UPDATE and before the step
+    starts: the row is released at once, not left under a lease whose takeover would count
+    an attempt (seen in CI: a render worker stopped just after it took a job over)."""
+    engine = Engine([machine(light=False)], lease=timedelta(seconds=30))
+    row = await _processing(engine, "claimed")
+    reading = asyncio.Event()
+    get_or_none = InboxItem.get_or_none
+
+    def slow_read(*args: Any, **kwargs: Any) -> Any:
+        async def read() -> Any:
+            reading.set()
+            await asyncio.sleep(30)  # the claim's read, on a loaded database
+            return await get_or_none(*args, **kwargs)
+
+        return read()
+
+    monkeypatch.setattr(InboxItem, "get_or_none", slow_read)
+    step = asyncio.create_task(engine.advance("inbox_items", row.pk))
+    await asyncio.wait_for(reading.wait(), 10)
+    monkeypatch.undo()
+    claimed = await InboxItem.get(pk=row.pk)
+    assert claimed.lock_token is not None  # the UPDATE took it
+    step.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    released = await InboxItem.get(pk=row.pk)
+    assert (released.lock_token, released.locked_until, released.attempts) == (None, None, 0)
+    assert await engine.advance("inbox_items", row.pk) == AdvanceResult.MOVED  # due at once
