@@ -1,5 +1,5 @@
 """The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, approve,
-reject, suspend, unsuspend, likeness, check.
+reject, role, suspend, unsuspend, likeness, policy, optout, check, render, verify.
 
 Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
 (2 for a malformed command line); no traceback reaches them.
@@ -711,6 +711,72 @@ async def cmd_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_optout(args: argparse.Namespace) -> int:
+    """``optout list [--state S]`` / ``optout approve ID`` / ``optout reject ID --reason R`` /
+    ``optout subscribe URL [--auto]`` / ``optout unsubscribe URL``: the rights holders'
+    opt-out registry, as on ``/admin/optouts`` (see :func:`optout_command`)."""
+    if args.action in ("approve", "reject") and _row_id(args.id) is None:
+        raise CommandError(f"{args.id!r} is not an opt-out id: `fedisora optout list` shows them")
+    if args.action == "reject" and not (args.reason or "").strip():
+        raise CommandError("optout reject needs --reason (the rights holder may be told it)")
+    settings = _settings()
+    urls.configure(settings)
+    await init_db(settings)
+    try:
+        print(await optout_command(args, insecure=settings.insecure_http))
+    finally:
+        await close_db()
+    return 0
+
+
+async def optout_command(args: argparse.Namespace, *, insecure: bool = False) -> str:
+    """Run a parsed ``fedisora optout`` command through the services the admin page uses
+    (the audit log names the command line as the actor); *insecure* allows ``http://``
+    list URLs, as the page does on an instance serving plain HTTP. Returns what to print;
+    :class:`CommandError` for a refusal (an unknown id, an opt-out decided already, a bad
+    URL, a list subscribed already or not subscribed)."""
+    from fedisora.models import OptOutState
+    from fedisora.services import audit, optouts
+
+    action = args.action
+    if action == "list":
+        state = OptOutState(args.state) if args.state else None
+        rows = await optouts.optouts(state, limit=10_000)
+        lines = []
+        for r in rows:
+            line = f"{r.pk}\t{r.state.value}\t{r.kind.value}\t{r.who}\t{'; '.join(r.terms)}"
+            line += f"\t{r.source}"
+            lines.append(line + (f"\t{r.reason}" if r.reason else ""))
+        return "\n".join(lines) or "no opt-outs" + (f" {args.state}" if args.state else "")
+    try:
+        if action == "approve":
+            row = await optouts.approve(audit.CLI, _row_id(args.id) or 0)
+            return f"approved opt-out {row.pk} ({row.who}): {'; '.join(row.terms)}"
+        if action == "reject":
+            row = await optouts.reject(audit.CLI, _row_id(args.id) or 0, args.reason)
+            return f"rejected opt-out {row.pk} ({row.who}): {row.reason}"
+        if action == "subscribe":
+            mode = "auto" if args.auto else "review"
+            sub = await optouts.subscribe(audit.CLI, args.url, mode, insecure=insecure)
+            then = (
+                "its changes are applied as fetched"
+                if args.auto
+                else "new versions wait for review on /admin/optouts"
+            )
+            return f"subscribed to {sub.url} ({mode}): fetched by the optout_lists chore; {then}"
+        sub = await optouts.subscription_at(args.url)
+        await optouts.unsubscribe(audit.CLI, sub.pk)
+        return f"unsubscribed from {sub.url}: the opt-outs it brought left the prompt policy"
+    except FedisoraError as exc:
+        if action in ("approve", "reject"):
+            if exc.status == 404:
+                raise CommandError(
+                    f"no opt-out {args.id}: `fedisora optout list` shows them"
+                ) from None
+            raise CommandError(f"cannot {action} opt-out {args.id}: {exc.message}") from None
+        raise CommandError(exc.message) from None
+
+
 def _row_id(raw: str | None) -> int | None:
     from fedisora.ids import row_id
 
@@ -878,6 +944,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("term", nargs="*", help="add: the name to protect")
     p.add_argument("--note", default="", help="add: why (shown to admins)")
     p.set_defaults(func=cmd_policy, is_async=True)
+
+    p = sub.add_parser("optout", help="review opt-out requests and subscribed opt-out lists")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    o = actions.add_parser("list", help="list the opt-outs (newest first)")
+    o.add_argument(
+        "--state", default="", choices=("", "pending", "approved", "rejected"), help="only these"
+    )
+    o = actions.add_parser("approve", help="approve a pending opt-out: its terms join the policy")
+    o.add_argument("id", help="the opt-out's id (optout list shows it)")
+    o = actions.add_parser("reject", help="reject a pending opt-out")
+    o.add_argument("id", help="the opt-out's id (optout list shows it)")
+    o.add_argument("--reason", default="", help="why (required; the rights holder may be told)")
+    o = actions.add_parser("subscribe", help="subscribe to another instance's opt-out list")
+    o.add_argument("url", help="the list's URL (https)")
+    o.add_argument(
+        "--auto", action="store_true", help="apply its changes as fetched (default: review)"
+    )
+    o = actions.add_parser("unsubscribe", help="end a subscription: its opt-outs leave the policy")
+    o.add_argument("url", help="the subscribed list's URL")
+    p.set_defaults(func=cmd_optout, is_async=True)
 
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)

@@ -203,8 +203,17 @@ async def _clip_updated(actor: Account, data: dict[str, Any]) -> Audience | None
         # and its revocation may come within a second and peers drop a known activity id.
         suffix = f"updates/quote/{new_id()}"
     else:
-        suffix = f"updates/{int((clip.edited_at or utcnow()).timestamp())}"
+        suffix = _update_suffix(clip, data)
     return _create("Update", actor, note, suffix), await _clip_audience(clip, actor)
+
+
+def _update_suffix(row: Clip | Comment, data: dict[str, Any]) -> str:
+    if data.get("moderated"):
+        # A moderator marked it sensitive or an appeal lifted that (services.moderation): an
+        # id of its own, since both may come within a second of each other or of an edit,
+        # and peers drop a known activity id.
+        return f"updates/moderation/{new_id()}"
+    return f"updates/{int((row.edited_at or utcnow()).timestamp())}"
 
 
 def _delete(actor: Account, uri: str, to: list[str], cc: list[str]) -> dict[str, Any]:
@@ -230,6 +239,17 @@ async def _comment_created(actor: Account, data: dict[str, Any]) -> Audience | N
         _create("Create", actor, note, "activity"),
         await _comment_audience(comment, actor),
     )
+
+
+async def _comment_updated(actor: Account, data: dict[str, Any]) -> Audience | None:
+    """A local comment edited (:mod:`fedisora.services.comment_edits`) or its sensitive flag
+    changed by a moderator: an ``Update`` of its Note to the audience of its ``Create``."""
+    comment = await Comment.get_or_none(pk=data["comment_id"], local=True, deleted_at=None)
+    if comment is None:
+        return None
+    note = await comment_note(comment)
+    update = _create("Update", actor, note, _update_suffix(comment, data))
+    return update, await _comment_audience(comment, actor)
 
 
 async def _comment_deleted(actor: Account, data: dict[str, Any]) -> Audience | None:
@@ -529,6 +549,7 @@ _BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | No
     "clip.updated": _clip_updated,
     "clip.deleted": _clip_deleted,
     "comment.created": _comment_created,
+    "comment.updated": _comment_updated,
     "comment.deleted": _comment_deleted,
     "like.created": _like_created,
     "like.deleted": _like_deleted,

@@ -21,7 +21,7 @@ async def edit_comment(
     language: str | None = None,
 ) -> Comment:
     """Change a comment's text and flags; only its author may. Emits ``comment.updated`` in
-    the transaction of the change."""
+    the transaction of the change (federated as an ``Update`` of its Note)."""
     if row.account_id != editor.pk:
         raise Forbidden("only the author can edit a comment")
     if row.deleted_at is not None:

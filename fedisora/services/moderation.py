@@ -4,10 +4,11 @@
 (:func:`sensitize`, :func:`unsensitize`) set a column on the account; what they do to what
 others see is :mod:`fedisora.services.visibility`'s (one rule each, for the API, the web
 pages and federation alike). :func:`mark_sensitive` flags some clips and comments sensitive
-themselves. Each is audited (``account.silence``, ``account.unsilence``,
-``account.sensitive``, ``account.unsensitive``, ``status.mark_sensitive``); doing it twice
-changes and logs nothing the second time. Report actions (:func:`.reports.take_action`) and
-the admin accounts API call these.
+themselves; a local account's are edited and federated (an ``Update`` of each, as Mastodon
+sends), and so is the flag's lifting by an approved appeal. Each is audited
+(``account.silence``, ``account.unsilence``, ``account.sensitive``, ``account.unsensitive``,
+``status.mark_sensitive``); doing it twice changes and logs nothing the second time. Report
+actions (:func:`.reports.take_action`) and the admin accounts API call these.
 
 **Appeals**: the owner of a warning (:class:`~fedisora.models.AccountWarning`) can appeal it
 once (:func:`file_appeal`), within :data:`APPEAL_WINDOW`, with at most :data:`MAX_APPEAL`
@@ -126,14 +127,41 @@ async def mark_sensitive(
             pk__in=wanted, account_id=account.pk, deleted_at=None, sensitive=False
         ).values_list("id", flat=True)
     )
-    if clips:
-        await Clip.filter(pk__in=clips).update(sensitive=True)
-    if comments:
-        await Comment.filter(pk__in=comments).update(sensitive=True)
     done = sorted(int(i) for i in [*clips, *comments])
-    if done and by is not None:
-        await audit.record(by, "status.mark_sensitive", account, f"{len(done)} marked: {done}")
+    if not done:
+        return done
+    async with events.transaction():  # the flags, their Updates and the log commit together
+        await _flag(account, clips, comments, True)
+        if by is not None:
+            await audit.record(by, "status.mark_sensitive", account, f"{len(done)} marked: {done}")
     return done
+
+
+async def _flag(account: Account, clips: list[Any], comments: list[Any], on: bool) -> None:
+    """Set the sensitive flag of *account*'s *clips* and *comments* (ids) to *on*, in the
+    caller's :func:`events.transaction`.
+
+    A local account's clips and comments are edited and federated, as Mastodon's
+    ``UpdateStatusService`` does when a moderator marks a local post sensitive: their
+    ``edited_at`` is now (Mastodon applies an ``Update`` only when the Note's ``updated`` is
+    newer than what it has), and a ``clip.updated`` or ``comment.updated`` event each sends
+    an ``Update`` of the Note to the audience of its ``Create``
+    (:mod:`activitypub.federation.delivery`; ``moderated`` gives each its own activity id).
+    A remote account's are only flagged here: they are its server's to federate."""
+    values: dict[str, Any] = {"sensitive": on}
+    if account.local:
+        values["edited_at"] = utcnow()
+    async with events.transaction() as conn:
+        if clips:
+            await Clip.filter(pk__in=clips).using_db(conn).update(**values)
+        if comments:
+            await Comment.filter(pk__in=comments).using_db(conn).update(**values)
+        if not account.local:
+            return
+        for pk in clips:
+            await events.emit(conn, "clip.updated", account.pk, clip_id=pk, moderated=True)
+        for pk in comments:
+            await events.emit(conn, "comment.updated", account.pk, comment_id=pk, moderated=True)
 
 
 # --- appeals ---------------------------------------------------------------------------------
@@ -221,8 +249,10 @@ async def _undo(warning: AccountWarning, account: Account, by: Account) -> str:
             await audit.record(by, "account.enable", account)
     elif action == "mark_statuses_as_sensitive" and warning.status_ids:
         ids = [int(i) for i in warning.status_ids]
-        await Clip.filter(pk__in=ids, account_id=account.pk).update(sensitive=False)
-        await Comment.filter(pk__in=ids, account_id=account.pk).update(sensitive=False)
+        marked = {"pk__in": ids, "account_id": account.pk, "deleted_at": None, "sensitive": True}
+        clips: list[Any] = list(await Clip.filter(**marked).values_list("id", flat=True))
+        comments: list[Any] = list(await Comment.filter(**marked).values_list("id", flat=True))
+        await _flag(account, clips, comments, False)
         await audit.record(by, "status.unmark_sensitive", account, f"{len(ids)} unmarked: {ids}")
     return UNDONE.get(action, "nothing")
 

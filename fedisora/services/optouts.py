@@ -6,9 +6,11 @@ subscriptions to other instances' lists.
   or their characters and works (``protected_work``); a contact (an e-mail address or a URL)
   is required, the evidence is kept as text and never fetched.
 - Admins approve or reject each request (:func:`approve`, :func:`reject`) and may withdraw
-  an approved one (:func:`remove`). An approved opt-out's terms are :class:`PolicyTerm` rows
-  of source ``optout`` (``source_ref`` ``optout:<id>``, note ``opted out by <who>``), so the
-  prompt policy's one matcher refuses them and names the rule.
+  an approved one (:func:`remove`), on ``/admin/optouts`` or with ``fedisora optout`` (the
+  audit log names the command line as the actor, :data:`~fedisora.services.audit.CLI`). An
+  approved opt-out's terms are :class:`PolicyTerm` rows of source ``optout`` (``source_ref``
+  ``optout:<id>``, note ``opted out by <who>``), so the prompt policy's one matcher refuses
+  them and names the rule.
 - The approved local opt-outs are published as a list signed by the instance actor
   (:func:`published_list`, :mod:`fedisora.policy.optout_list`), whose version grows with each
   approval and removal.
@@ -90,6 +92,7 @@ __all__ = [
     "set_mode",
     "submit",
     "subscribe",
+    "subscription_at",
     "subscriptions",
     "unsubscribe",
 ]
@@ -250,11 +253,17 @@ async def _get(optout_id: int) -> OptOut:
     return row
 
 
+def _account_id(by: audit.Actor) -> int | None:
+    """The reviewer or creator recorded on a row: the acting account, none for the command
+    line or the chore (the audit log names them)."""
+    return by.pk if isinstance(by, Account) else None
+
+
 def _label(row: OptOut) -> str:
     return audit.target("optout", row.pk, row.who)
 
 
-async def approve(by: Account, optout_id: int) -> OptOut:
+async def approve(by: audit.Actor, optout_id: int) -> OptOut:
     """Approve a pending opt-out: its terms join the prompt policy, the published list gets
     a new version."""
     row = await _get(optout_id)
@@ -263,7 +272,7 @@ async def approve(by: Account, optout_id: int) -> OptOut:
     now = utcnow()
     async with in_transaction():
         claimed = await OptOut.filter(pk=row.pk, state=OptOutState.PENDING).update(
-            state=OptOutState.APPROVED, reviewed_by_id=by.pk, reviewed_at=now, reason=""
+            state=OptOutState.APPROVED, reviewed_by_id=_account_id(by), reviewed_at=now, reason=""
         )
         if not claimed:
             raise Invalid("the opt-out was reviewed meanwhile")
@@ -281,7 +290,7 @@ def _reason(reason: str) -> str:
     return reason
 
 
-async def reject(by: Account, optout_id: int, reason: str) -> OptOut:
+async def reject(by: audit.Actor, optout_id: int, reason: str) -> OptOut:
     """Reject a pending opt-out, with *reason*."""
     why = _reason(reason)
     row = await _get(optout_id)
@@ -289,7 +298,10 @@ async def reject(by: Account, optout_id: int, reason: str) -> OptOut:
         raise Invalid(f"the opt-out is {row.state.value}, not pending")
     async with in_transaction():
         claimed = await OptOut.filter(pk=row.pk, state=OptOutState.PENDING).update(
-            state=OptOutState.REJECTED, reviewed_by_id=by.pk, reviewed_at=utcnow(), reason=why
+            state=OptOutState.REJECTED,
+            reviewed_by_id=_account_id(by),
+            reviewed_at=utcnow(),
+            reason=why,
         )
         if not claimed:
             raise Invalid("the opt-out was reviewed meanwhile")
@@ -297,7 +309,7 @@ async def reject(by: Account, optout_id: int, reason: str) -> OptOut:
     return await _get(row.pk)
 
 
-async def remove(by: Account, optout_id: int, reason: str) -> OptOut:
+async def remove(by: audit.Actor, optout_id: int, reason: str) -> OptOut:
     """Withdraw an approved local opt-out (it becomes rejected, with *reason*): its terms
     leave the policy, the published list gets a new version. An entry of a subscribed list
     leaves with that list (or by unsubscribing)."""
@@ -310,7 +322,7 @@ async def remove(by: Account, optout_id: int, reason: str) -> OptOut:
     now = utcnow()
     async with in_transaction():
         claimed = await OptOut.filter(pk=row.pk, state=OptOutState.APPROVED).update(
-            state=OptOutState.REJECTED, reviewed_by_id=by.pk, reviewed_at=now, reason=why
+            state=OptOutState.REJECTED, reviewed_by_id=_account_id(by), reviewed_at=now, reason=why
         )
         if not claimed:
             raise Invalid("the opt-out was changed meanwhile")
@@ -366,7 +378,7 @@ def _mode(value: str) -> OptOutMode:
 
 
 async def subscribe(
-    by: Account, url: str, mode: str, *, insecure: bool = False
+    by: audit.Actor, url: str, mode: str, *, insecure: bool = False
 ) -> OptOutSubscription:
     """Subscribe to the list at *url* (``https://``; ``http://`` too with *insecure*),
     fetched by the ``optout_lists`` chore."""
@@ -379,7 +391,7 @@ async def subscribe(
     if await OptOutSubscription.filter(url=url).exists():
         raise Invalid("this list is subscribed already")
     try:
-        row = await OptOutSubscription.create(url=url, mode=kind, created_by_id=by.pk)
+        row = await OptOutSubscription.create(url=url, mode=kind, created_by_id=_account_id(by))
     except IntegrityError:
         raise Invalid("this list is subscribed already") from None
     await audit.record(by, "optout.subscribe", audit.target("optout_list", row.pk, url), kind.value)
@@ -389,7 +401,7 @@ async def subscribe(
     return row
 
 
-async def set_mode(by: Account, sub_id: int, mode: str) -> OptOutSubscription:
+async def set_mode(by: audit.Actor, sub_id: int, mode: str) -> OptOutSubscription:
     """Switch a subscription between ``review`` and ``auto`` (from its next fetch on; a
     version waiting for review still waits)."""
     kind = _mode(mode)
@@ -406,7 +418,15 @@ async def _subscription(sub_id: int) -> OptOutSubscription:
     return row
 
 
-async def unsubscribe(by: Account, sub_id: int) -> OptOutSubscription:
+async def subscription_at(url: str) -> OptOutSubscription:
+    """The subscription to the list at *url* (as it was subscribed, spaces around ignored)."""
+    row = await OptOutSubscription.get_or_none(url=url.strip())
+    if row is None:
+        raise NotFound(f"no subscription to {url.strip()}")
+    return row
+
+
+async def unsubscribe(by: audit.Actor, sub_id: int) -> OptOutSubscription:
     """End a subscription: the entries it brought leave the policy."""
     row = await _subscription(sub_id)
     async with in_transaction():
@@ -453,7 +473,7 @@ async def _apply(
             terms=list(entry.terms),
             contact=sub.url[:MAX_CONTACT],
             state=OptOutState.APPROVED,
-            reviewed_by_id=by.pk if isinstance(by, Account) else None,
+            reviewed_by_id=_account_id(by),
             reviewed_at=now,
             reason=f"version {version} of {sub.url}"[:MAX_REASON],
             source=sub.url,
@@ -472,7 +492,7 @@ def _entries(raw: Any) -> list[optout_list.ListEntry]:
     return [optout_list.ListEntry.read(e) for e in raw or []]
 
 
-async def apply_pending(by: Account, sub_id: int) -> OptOutSubscription:
+async def apply_pending(by: audit.Actor, sub_id: int) -> OptOutSubscription:
     """Apply the changes of a subscription's version waiting for review."""
     sub = await _subscription(sub_id)
     pending = sub.pending
@@ -495,7 +515,7 @@ async def apply_pending(by: Account, sub_id: int) -> OptOutSubscription:
     return await _subscription(sub.pk)
 
 
-async def discard_pending(by: Account, sub_id: int) -> OptOutSubscription:
+async def discard_pending(by: audit.Actor, sub_id: int) -> OptOutSubscription:
     """Discard the changes waiting for review (that version is skipped: it counts as
     applied, so only a newer one comes back)."""
     sub = await _subscription(sub_id)
@@ -605,7 +625,7 @@ async def fetch_subscription(
     return FetchOutcome("pending")
 
 
-async def fetch_now(fed: Federation, by: Account, sub_id: int) -> FetchOutcome:
+async def fetch_now(fed: Federation, by: audit.Actor, sub_id: int) -> FetchOutcome:
     """An admin's fetch of a subscription, now (audited)."""
     sub = await _subscription(sub_id)
     outcome = await fetch_subscription(fed, sub)

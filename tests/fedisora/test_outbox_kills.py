@@ -666,6 +666,35 @@ async def _act_tell_ben_of_the_appeal(w: World) -> None:
     await moderation._tell(w.ben, w.rows["warning"], w.rows["appeal"], N.APPEAL_APPROVED)
 
 
+async def _setup_clip_and_comment_of_ann(w: World) -> None:
+    await _setup_comment(w)
+    w.rows["clip"] = await _clip(w)
+
+
+async def _act_mark_ann_sensitive(w: World) -> None:
+    # A moderator (ben) marks ann's clip and comment sensitive: an Update of each.
+    await w.begin()
+    ids = [w.rows["clip"].pk, w.rows["comment"].pk]
+    await moderation.mark_sensitive(w.ann, ids, by=w.ben)
+
+
+async def _setup_appeal_of_a_mark(w: World) -> None:
+    clip = w.rows["clip"] = await _clip(w)
+    await Clip.filter(pk=clip.pk).update(sensitive=True)
+    warning = w.rows["warning"] = await AccountWarning.create(
+        account_id=w.ann.pk, action="mark_statuses_as_sensitive", status_ids=[clip.pk]
+    )
+    w.rows["appeal"] = await Appeal.create(
+        account_id=w.ann.pk, account_warning_id=warning.pk, text="a documentary"
+    )
+
+
+async def _act_approve_the_appeal(w: World) -> None:
+    # ben approves ann's appeal: the flag is lifted (an Update) and ann told, together.
+    await w.begin()
+    await moderation.approve_appeal(w.rows["appeal"], w.ben)
+
+
 async def _setup_ann_admin_and_a_report(w: World) -> None:
     await _setup_ann_admin(w)
     await _setup_report_about_ben(w)
@@ -689,6 +718,7 @@ async def _act_tell_admins_of_ben(w: World) -> None:
 
 LIKENESS = "fedisora/services/likeness.py"
 REPORTS = "fedisora/services/reports.py"
+MODERATION = "fedisora/services/moderation.py"
 
 SCENARIOS = [
     Scenario(
@@ -707,6 +737,26 @@ SCENARIOS = [
         {},
         {("ben", N.MODERATION_WARNING): 1},
         setup=_setup_report_about_ben,
+    ),
+    Scenario(
+        "a moderator marks ann's clip and comment sensitive",
+        (
+            (MODERATION, "_flag", "clip.updated"),
+            (MODERATION, "_flag", "comment.updated"),
+        ),
+        _act_mark_ann_sensitive,
+        {"clip.updated": 1, "comment.updated": 1},
+        {("Update(Note)", REMOTE): 2},
+        setup=_setup_clip_and_comment_of_ann,
+    ),
+    Scenario(
+        "ann's appeal of a mark approved: lifted and told",
+        ((MODERATION, "_flag", "clip.updated"), (MODERATION, "_tell", "notification.created")),
+        _act_approve_the_appeal,
+        {"clip.updated": 1, "notification.created": 1},
+        {("Update(Note)", REMOTE): 1},
+        {("ann", N.APPEAL_APPROVED): 1},
+        setup=_setup_appeal_of_a_mark,
     ),
     Scenario(
         "an appeal decided, told to ben",
@@ -935,6 +985,7 @@ SCENARIOS = [
         (("fedisora/services/comment_edits.py", "edit_comment", "comment.updated"),),
         lambda w: comment_edits.edit_comment(w.ann, w.rows["comment"], text="nicer"),
         {"comment.updated": 1},
+        {("Update(Note)", REMOTE): 1},
         setup=_setup_comment,
     ),
     Scenario(

@@ -1,0 +1,188 @@
+"""``fedisora optout list|approve|reject|subscribe|unsubscribe``: the opt-out registry from the
+command line, through the services the admin page uses; the audit log names the command line
+as the actor; refusals are one clear line and exit code 1.
+
+In-process: :func:`optout_command` on the test's database, and :func:`main` (in a thread, as
+the program runs it) on an instance's own SQLite database for the exit codes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from instance import seed_database
+
+from fedisora.cli import CommandError, build_parser, main, optout_command
+from fedisora.models import (
+    AuditEntry,
+    OptOut,
+    OptOutMode,
+    OptOutState,
+    OptOutSubscription,
+    PolicySource,
+    PolicyTerm,
+)
+from fedisora.services import optouts
+
+LIST = "https://lists.example/api/fedisora/v1/optouts/list"
+
+
+async def _run(*argv: str, insecure: bool = False) -> str:
+    return await optout_command(build_parser().parse_args(["optout", *argv]), insecure=insecure)
+
+
+async def _refused(*argv: str, insecure: bool = False) -> str:
+    with pytest.raises(CommandError) as caught:
+        await _run(*argv, insecure=insecure)
+    return str(caught.value)
+
+
+async def _logged() -> list[tuple[str | None, str, str, str]]:
+    rows = await AuditEntry.all().order_by("id")
+    return [(r.actor_label, r.action, r.target_label, r.detail) for r in rows]
+
+
+async def test_list_approve_and_reject(db: str) -> None:
+    taylor = await optouts.submit(
+        who="Taylor Swift", kind="public_figure", terms=[], contact="legal@example.com"
+    )
+    mouse = await optouts.submit(
+        who="Mouse Studio",
+        kind="protected_work",
+        terms=["Mickey Mouse", "Minnie Mouse"],
+        contact="https://mouse.example/legal",
+    )
+    assert await _run("list") == "\n".join(
+        [
+            f"{mouse.pk}\tpending\tprotected_work\tMouse Studio\tMickey Mouse; Minnie Mouse\tlocal",
+            f"{taylor.pk}\tpending\tpublic_figure\tTaylor Swift\tTaylor Swift\tlocal",
+        ]
+    )
+
+    said = await _run("approve", str(taylor.pk))
+    assert said == f"approved opt-out {taylor.pk} (Taylor Swift): Taylor Swift"
+    approved = await OptOut.get(pk=taylor.pk)
+    assert approved.state == OptOutState.APPROVED and approved.reviewed_by_id is None
+    terms = [t.term for t in await PolicyTerm.filter(source=PolicySource.OPTOUT)]
+    assert terms == ["Taylor Swift"]
+
+    said = await _run("reject", str(mouse.pk), "--reason", "  not the rights holder ")
+    assert said == f"rejected opt-out {mouse.pk} (Mouse Studio): not the rights holder"
+    assert (await OptOut.get(pk=mouse.pk)).state == OptOutState.REJECTED
+    assert await PolicyTerm.filter(source=PolicySource.OPTOUT).count() == 1
+
+    assert await _logged() == [
+        ("cli", "optout.approve", "Taylor Swift", "Taylor Swift"),
+        ("cli", "optout.reject", "Mouse Studio", "not the rights holder"),
+    ]
+    assert await AuditEntry.filter(actor_id__not_isnull=True).count() == 0
+
+    assert (await _run("list", "--state", "approved")).split("\t")[:2] == [
+        str(taylor.pk),
+        "approved",
+    ]
+    rejected = await _run("list", "--state", "rejected")
+    assert rejected.endswith("\tlocal\tnot the rights holder")
+    assert await _run("list", "--state", "pending") == "no opt-outs pending"
+
+    # Refusals: decided already, an unknown id; nothing changes, nothing is logged.
+    for argv in (("approve", str(taylor.pk)), ("reject", str(taylor.pk), "--reason", "no")):
+        assert await _refused(*argv) == (
+            f"cannot {argv[0]} opt-out {taylor.pk}: the opt-out is approved, not pending"
+        )
+    assert await _refused("approve", str(mouse.pk)) == (
+        f"cannot approve opt-out {mouse.pk}: the opt-out is rejected, not pending"
+    )
+    assert await _refused("approve", "424242") == (
+        "no opt-out 424242: `fedisora optout list` shows them"
+    )
+    assert await _refused("reject", "424242", "--reason", "no") == (
+        "no opt-out 424242: `fedisora optout list` shows them"
+    )
+    late = await optouts.submit(who="Someone", kind="public_figure", terms=[], contact="a@b.cd")
+    assert "at most 1000" in await _refused("reject", str(late.pk), "--reason", "x" * 1001)
+    assert (await OptOut.get(pk=late.pk)).state == OptOutState.PENDING
+    assert len(await _logged()) == 2
+
+
+async def test_subscribe_and_unsubscribe(db: str) -> None:
+    said = await _run("subscribe", f" {LIST} ")
+    assert said.startswith(f"subscribed to {LIST} (review): ")
+    review = await OptOutSubscription.get(url=LIST)
+    assert review.mode == OptOutMode.REVIEW and review.created_by_id is None
+    other = "https://other.example/optouts.json"
+    assert (await _run("subscribe", other, "--auto")).startswith(f"subscribed to {other} (auto)")
+    assert (await OptOutSubscription.get(url=other)).mode == OptOutMode.AUTO
+
+    assert await _refused("subscribe", LIST) == "this list is subscribed already"
+    for bad in ("http://lists.example/list", "ftp://lists.example/list", "lists.example", ""):
+        assert await _refused("subscribe", bad) == (
+            "the list URL must be an https URL (at most 1024)"
+        )
+    # On an instance serving plain HTTP (as the page allows there), http:// too.
+    plain = "http://lists.example/list"
+    assert (await _run("subscribe", plain, insecure=True)).startswith(f"subscribed to {plain}")
+
+    # An entry the list brought leaves the policy with it.
+    entry = await OptOut.create(
+        who="Listed", kind="public_figure", terms=["Listed"], state=OptOutState.APPROVED,
+        source=LIST, remote_id=f"{LIST}#1", contact=LIST,
+    )  # fmt: skip
+    await PolicyTerm.create(
+        list_name="public_figure", term="Listed", key="listed", source=PolicySource.OPTOUT,
+        source_ref=f"optout:{entry.pk}",
+    )  # fmt: skip
+    said = await _run("unsubscribe", LIST)
+    assert said == f"unsubscribed from {LIST}: the opt-outs it brought left the prompt policy"
+    assert not await OptOutSubscription.filter(url=LIST).exists()
+    assert not await OptOut.filter(pk=entry.pk).exists()
+    assert not await PolicyTerm.filter(source=PolicySource.OPTOUT).exists()
+    assert await _refused("unsubscribe", LIST) == f"no subscription to {LIST}"
+
+    logged = await _logged()
+    assert [(a, action, target) for a, action, target, _ in logged] == [
+        ("cli", "optout.subscribe", LIST),
+        ("cli", "optout.subscribe", other),
+        ("cli", "optout.subscribe", plain),
+        ("cli", "optout.unsubscribe", LIST),
+    ]
+    assert [detail for *_, detail in logged[:2]] == ["review", "auto"]
+
+
+def _main(*argv: str) -> int:
+    # The program calls asyncio.run: a thread keeps it off the test session's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(main, ["optout", *argv]).result()
+
+
+def test_exit_codes_of_the_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("FEDISORA_DATABASE_URL", "FEDISORA_MEDIA_ROOT", "FEDISORA_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"FEDISORA_DATA_DIR": str(tmp_path / "data"), "FEDISORA_DOMAIN": "clips.example"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FEDISORA_LOG_LEVEL", "warning")
+    seed_database(env)  # a migrated database, as `fedisora init` leaves it
+
+    assert _main("list") == 0
+    assert capsys.readouterr().out == "no opt-outs\n"
+    for argv, message in (
+        (("approve", "424242"), "error: no opt-out 424242: `fedisora optout list` shows them"),
+        (("approve", "abc"), "error: 'abc' is not an opt-out id"),
+        (("reject", "424242"), "error: optout reject needs --reason"),
+        (("subscribe", "ftp://lists.example/list"), "error: the list URL must be an https URL"),
+        (("unsubscribe", LIST), f"error: no subscription to {LIST}"),
+    ):
+        assert _main(*argv) == 1, argv
+        captured = capsys.readouterr()
+        assert captured.err.startswith(message), captured.err
+        assert "Traceback" not in captured.err and captured.out == ""
+    assert _main("subscribe", LIST) == 0
+    assert capsys.readouterr().out.startswith(f"subscribed to {LIST} (review)")
+    with pytest.raises(SystemExit) as malformed:  # argparse: exit code 2, its usage line
+        _main("approve")
+    assert malformed.value.code == 2
