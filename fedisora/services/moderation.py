@@ -54,6 +54,7 @@ __all__ = [
     "reject_appeal",
     "sensitize",
     "silence",
+    "suspension_notice",
     "unsensitize",
     "unsilence",
     "warning_of",
@@ -183,6 +184,15 @@ async def file_appeal(account: Account, warning: AccountWarning, text: str) -> A
         return await Appeal.create(account_id=account.pk, account_warning_id=warning.pk, text=text)
     except IntegrityError as exc:  # a concurrent appeal of the same warning won
         raise Conflict("you have appealed this warning already: one appeal per warning") from exc
+
+
+async def suspension_notice(account: Account) -> AccountWarning | None:
+    """The warning that told *account* of its suspension (the newest ``suspend`` one); None
+    when it was suspended without one. Its owner is shown it while logged in to the
+    suspended account (:mod:`fedisora.services.sessions`)."""
+    return (
+        await AccountWarning.filter(account_id=account.pk, action="suspend").order_by("-id").first()
+    )
 
 
 def pending_appeals() -> QuerySet[Appeal]:
