@@ -125,13 +125,13 @@ async def warnings_page(request: Request) -> Response:
 
 
 async def suspended_page(request: Request) -> Response:
-    """What a suspended account sees: the notice and the way to appeal it. Anyone else is
-    sent where they belong (the login page, or the home page if not suspended)."""
+    """What a suspended account sees: the notice and the way to appeal it (an account that
+    is not suspended, or no longer, is told so; logged out: the login page)."""
     live = current_session(request)
     if live is None:
         return RedirectResponse("/login?next=/settings/suspended", status_code=303)
     if not live.restricted:
-        return RedirectResponse("/", status_code=303)
+        return render(request, "suspended.html", account=live.account, suspended=False)
     notice = await moderation.suspension_notice(live.account)
     appeal = None
     if notice is not None:
@@ -141,6 +141,7 @@ async def suspended_page(request: Request) -> Response:
         request,
         "suspended.html",
         account=live.account,
+        suspended=True,
         notice=notice,
         appeal=appeal,
         appeal_state=state,
