@@ -133,6 +133,10 @@ class NotificationType(StrEnum):
     warning; Mastodon tells this by e-mail only)."""
     APPEAL_REJECTED = "fedisora.appeal_rejected"
     """Your appeal of a moderator's warning was rejected."""
+    ADMIN_APPEAL = "fedisora.admin_appeal"
+    """To each staff member who may decide it: a new appeal of a moderator's warning (its
+    ``account_warning`` is the warning appealed, its ``from_account`` the appellant; Mastodon
+    has no such type)."""
 
 
 class Account(Model):

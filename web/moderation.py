@@ -1,5 +1,8 @@
 """Moderation pages: a user's warnings and appeals, the admins' appeals and the rules.
 
+- ``/settings/suspended``: where a suspended account's (restricted) session lands
+  (:mod:`web.sessions`): that it is suspended, the moderator's words, its appeal's state,
+  and what it can still do (appeal, download its clips, log out).
 - ``/settings/warnings``: what moderators did to the logged-in user's account or clips (each
   warning: the action, the moderator's text, the clips and comments it touched), with the
   form to appeal one (``POST /settings/warnings/{id}/appeal``) while it can be.
@@ -24,13 +27,22 @@ from starlette.routing import BaseRoute, Route
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.ids import row_id
-from fedisora.models import Account, AccountWarning, Appeal, AppealState, Clip, Comment, Rule
+from fedisora.models import (
+    Account,
+    AccountWarning,
+    Appeal,
+    AppealState,
+    Clip,
+    Comment,
+    Rule,
+    utcnow,
+)
 from fedisora.services import moderation, rules
 from web.clips import session_account
 from web.comment_pages import clip_href, comment_href
 from web.pages import html_errors, render
 from web.routes import _admin_user, _staff_user
-from web.sessions import check_csrf, csrf_token
+from web.sessions import check_csrf, csrf_token, current_session
 
 __all__ = ["routes"]
 
@@ -67,8 +79,6 @@ async def _items(account: Account, ids: list[int]) -> list[dict[str, Any]]:
 
 
 async def _warning_views(account: Account, warnings: list[AccountWarning]) -> list[Any]:
-    from fedisora.models import utcnow
-
     appeals = {
         a.account_warning_id: a
         for a in await Appeal.filter(account_warning_id__in=[w.pk for w in warnings])
@@ -112,6 +122,34 @@ async def warnings_page(request: Request) -> Response:
     if me is None:
         return RedirectResponse("/login?next=/settings/warnings", status_code=303)
     return await _warnings_page(request, me)
+
+
+async def suspended_page(request: Request) -> Response:
+    """What a suspended account sees: the notice and the way to appeal it (an account that
+    is not suspended, or no longer, is told so; logged out: the login page)."""
+    live = current_session(request)
+    if live is None:
+        return RedirectResponse("/login?next=/settings/suspended", status_code=303)
+    if not live.restricted:
+        return render(request, "suspended.html", account=live.account, suspended=False)
+    notice = await moderation.suspension_notice(live.account)
+    appeal = None
+    if notice is not None:
+        appeal = await Appeal.get_or_none(account_warning_id=notice.pk)
+    state = str(getattr(appeal.state, "value", appeal.state)) if appeal is not None else ""
+    return render(
+        request,
+        "suspended.html",
+        account=live.account,
+        suspended=True,
+        notice=notice,
+        appeal=appeal,
+        appeal_state=state,
+        deadline=moderation.appeal_deadline(notice) if notice is not None else None,
+        can_appeal=notice is not None
+        and appeal is None
+        and utcnow() <= moderation.appeal_deadline(notice),
+    )
 
 
 @html_errors
@@ -274,6 +312,7 @@ async def admin_rule_change(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
+        Route("/settings/suspended", suspended_page),
         Route("/settings/warnings", warnings_page),
         Route("/settings/warnings/{warning_id}/appeal", appeal_post, methods=["POST"]),
         Route("/admin/appeals", admin_appeals),

@@ -131,6 +131,8 @@ def _action(kind: str, target: Clip | Comment | None) -> tuple[str, str | None]:
             return "Your appeal was rejected:", "see the decision"
         case NotificationType.ADMIN_REPORT.value:
             return "filed a report:", "review it"
+        case NotificationType.ADMIN_APPEAL.value:
+            return "appealed a moderator's decision:", "review appeals"
         case NotificationType.ADMIN_SIGN_UP.value:
             return "signed up and waits for approval:", "review sign-ups"
     return f"sent a notification ({kind})", None  # pragma: no cover - every type is above
@@ -168,6 +170,8 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
             href = f"/renders/{group.latest.render_job_id}"  # its page (web.create)
         elif kind == NotificationType.ADMIN_SIGN_UP.value:
             href = "/admin/accounts?status=pending"  # web.accounts
+        elif kind == NotificationType.ADMIN_APPEAL.value:
+            href = "/admin/appeals"  # web.moderation (its warning is the appellant's)
         elif group.latest.report_id is not None:
             href = f"/admin/reports/{group.latest.report_id}"  # web.admin_reports
         elif group.latest.account_warning_id is not None:

@@ -69,14 +69,18 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("session_user", request.session.get("username"))
     context.setdefault("session_admin", False)
     context.setdefault("session_staff", False)
+    context.setdefault("session_restricted", False)
     if context["session_user"]:
         from web.sessions import csrf_token, current_session
 
         context.setdefault("csrf", csrf_token(request))
         live = current_session(request)
         user = live.user if live is not None else None
-        context["session_admin"] = roles.is_admin(user)
-        context["session_staff"] = roles.is_staff(user)
+        # a suspended account's pages link to what it can still reach (web.sessions)
+        restricted = live is not None and live.restricted
+        context["session_restricted"] = restricted
+        context["session_admin"] = roles.is_admin(user) and not restricted
+        context["session_staff"] = roles.is_staff(user) and not restricted
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -12,6 +12,14 @@ field, checked by :func:`check_csrf`. The token is derived from a secret only th
 cookies hold: the session token once logged in, else a random ``fedisora_csrf`` cookie (set
 when a page first needs it), so that the login form is protected too (login CSRF). Both
 cookies are HttpOnly, SameSite=Lax, and Secure unless the instance runs on plain HTTP.
+
+A suspended account's session is restricted (:func:`fedisora.services.sessions.is_restricted`)
+and the middleware is its one gate: such a browser reaches :data:`SUSPENDED_PAGE` (why, and
+what it can still do), its warnings and the appeal form, the export of its clips, the login
+and the logout (:data:`RESTRICTED_PATHS`); any other page is a redirect to
+:data:`SUSPENDED_PAGE` (a GET) or a 403 page saying so (a form's POST), before any handler
+runs. The API and the machine endpoints (:data:`_NOT_PAGES`) never read this session: for
+them the browser is anonymous, and its tokens are refused as they always were.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -28,6 +37,7 @@ from typing import Any
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise.exceptions import BaseORMException
 
@@ -52,7 +62,9 @@ from fedisora.services.sessions import (
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_FIELD",
+    "RESTRICTED_PATHS",
     "SESSION_COOKIE",
+    "SUSPENDED_PAGE",
     "Refusal",
     "SessionMiddleware",
     "begin_session",
@@ -73,6 +85,29 @@ _CSRF_COOKIE_AGE = 7 * 24 * 3600
 _SKIP_PREFIXES = ("/static/", "/media/")
 """Files: no session is looked up for them (a page's videos would each cost a query)."""
 _STATE = "web_session"
+
+SUSPENDED_PAGE = "/settings/suspended"
+"""Where a suspended account's browser lands: why, and what it can still do (web.moderation)."""
+RESTRICTED_PATHS = re.compile(
+    r"/settings/suspended|/settings/warnings(/\d{1,20}/appeal)?|/settings/export(\.zip)?"
+    r"|/login|/logout"
+)
+"""The pages a restricted (suspended) session reaches, matched whole: its suspension, its
+warnings and the appeal form, the export of its clips, logging in (as someone else) and out."""
+_NOT_PAGES = (
+    "/api/",
+    "/oauth/token",
+    "/oauth/revoke",
+    "/.well-known/",
+    "/nodeinfo/",
+    "/manifest.webmanifest",
+)
+"""Machine endpoints: a redirect to a page would break their clients, and none reads the
+browser's session (the API goes by tokens)."""
+_SUSPENDED = (
+    "Your account is suspended: you can read why, appeal, download your clips and log out, "
+    "nothing else."
+)
 
 
 @dataclass
@@ -144,6 +179,12 @@ class SessionMiddleware:
                 stale = state.live is None
                 if state.live is not None and state.live.touched:
                     state.cookies.append(state.session_cookie(state.token))
+        refused = False
+        if state.live is not None and state.live.restricted:
+            if scope["path"].startswith(_NOT_PAGES):
+                state.live = None  # anonymous there: the cookie stays, unused
+            else:
+                refused = RESTRICTED_PATHS.fullmatch(scope["path"]) is None
         scope.setdefault("state", {})[_STATE] = state
         scope["session"] = _session_view(state.live)
 
@@ -159,7 +200,21 @@ class SessionMiddleware:
                     headers["cache-control"] = "private"  # a logged-in page: no shared cache
             await send(message)
 
+        if refused:
+            await _restricted_answer(Request(scope, receive))(scope, receive, send_with_cookies)
+            return
         await self.app(scope, receive, send_with_cookies)
+
+
+def _restricted_answer(request: Request) -> Response:
+    """What a suspended account's browser gets for a page it may not see: a GET goes to
+    :data:`SUSPENDED_PAGE`; anything else (a form, a like, a post) is refused with a page
+    that says why (403), before its handler reads the body."""
+    if request.method in ("GET", "HEAD") and "x-fedisora-partial" not in request.headers:
+        return RedirectResponse(SUSPENDED_PAGE, status_code=303)
+    from web.pages import error_page
+
+    return error_page(request, 403, _SUSPENDED)
 
 
 def _session_view(live: LiveSession | None) -> Any:

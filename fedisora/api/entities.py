@@ -17,7 +17,11 @@ How fedisora maps onto Mastodon:
   ``fedisora.render_finished`` and ``fedisora.render_failed`` (your render job ended;
   ``account`` is you, ``render_job_id`` names the job).
   A moderator's action on your account or posts is Mastodon 4.3's ``moderation_warning``
-  (``account`` is you, ``moderation_warning`` the ``AccountWarning``).
+  (``account`` is you, ``moderation_warning`` the ``AccountWarning``);
+  ``fedisora.appeal_approved`` and ``fedisora.appeal_rejected`` tell you of your appeal's
+  decision (the same fields). Staff are told of a new appeal with ``fedisora.admin_appeal``
+  (``account`` is the appellant, ``moderation_warning`` the warning appealed, with its
+  ``appeal``; it is decided at ``/admin/appeals``).
 """
 
 from __future__ import annotations
@@ -614,7 +618,10 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
     (:func:`fedisora.services.notifications.visible_targets`)."""
     from fedisora.services.notifications import group_key, visible_targets
 
+    warning_ids = {n.account_warning_id for n in notes if n.account_warning_id is not None}
+    warnings = {w.pk: w for w in await AccountWarning.filter(pk__in=warning_ids)}
     account_ids = {n.from_account_id for n in notes if n.from_account_id is not None}
+    account_ids |= {w.account_id for w in warnings.values()}  # whose warning (an appellant's)
     accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
     shown = await visible_targets(viewer, notes)
     targets = [t for t in dict.fromkeys(shown.values()) if t is not None]
@@ -623,8 +630,6 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
         for s, e in zip(targets, await status_entities(viewer, targets), strict=True)
     }
     moved = await moved_targets(accounts.values())
-    warning_ids = {n.account_warning_id for n in notes if n.account_warning_id is not None}
-    warnings = {w.pk: w for w in await AccountWarning.filter(pk__in=warning_ids)}
     appeals = {
         a.account_warning_id: a for a in await Appeal.filter(account_warning_id__in=warning_ids)
     }
@@ -656,7 +661,7 @@ async def notification_entities(viewer: Account, notes: Sequence[Notification]) 
             if warning is None:
                 continue
             entity["moderation_warning"] = account_warning_entity(
-                warning, viewer, moved, appeals.get(warning.pk)
+                warning, accounts.get(warning.account_id, viewer), moved, appeals.get(warning.pk)
             )
         if note.report_id is not None:
             report = reports.get(note.report_id)

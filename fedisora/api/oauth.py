@@ -235,6 +235,11 @@ async def verify_app(ctx: Ctx) -> Response:
 async def issue_token(
     app: OAuthApplication, account: Account | None, scopes: list[str]
 ) -> OAuthAccessToken:
+    """A new token of *app* for *account* (None: the app's own). A suspended account gets
+    none, by any grant (its web login is restricted to its suspension, and
+    :func:`~fedisora.api.http.load_token` refuses its older tokens)."""
+    if account is not None and account.suspended_at is not None:
+        raise OAuthError("invalid_grant", _SUSPENDED_GRANT)
     return await OAuthAccessToken.create(
         token=_secret(),
         refresh_token=_secret() if account is not None else None,
@@ -242,6 +247,11 @@ async def issue_token(
         account=account,
         scopes=" ".join(scopes),
     )
+
+
+_SUSPENDED_GRANT = (
+    "Your account is suspended: apps cannot use it. Log in on the web to read why and to appeal."
+)
 
 
 class OAuthError(FedisoraError):

@@ -422,7 +422,11 @@ _SCHEMAS: dict[str, Json] = {
             "``fedisora.render_failed``: your render ended (``account`` is you, "
             "``render_job_id`` names the render). ``fedisora.remix`` is sent to clients as "
             "Mastodon's ``quote`` type (``status`` is the remix); ``types[]=fedisora.remix`` "
-            "filters for it."
+            "filters for it. ``fedisora.appeal_approved`` / ``fedisora.appeal_rejected``: "
+            "your appeal of a moderator's warning was decided (``moderation_warning`` is the "
+            "warning, with its ``appeal``). ``fedisora.admin_appeal``, to staff who may "
+            "decide it: a new appeal (``account`` is the appellant, ``moderation_warning`` "
+            "the warning appealed, with its ``appeal``; decided at /admin/appeals)."
         ),
     },
     **_LIKENESS_SCHEMAS,
@@ -437,6 +441,10 @@ _SCHEMAS: dict[str, Json] = {
             "account": {"type": "object", "description": "Mastodon Account."},
             "status": {"type": ["object", "null"], "description": "Mastodon Status."},
             "render_job_id": {"type": "string", "description": "For render_* types."},
+            "moderation_warning": {
+                "type": "object",
+                "description": "Mastodon AccountWarning: for the appeal types.",
+            },
         },
     },
 }

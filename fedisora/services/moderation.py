@@ -17,7 +17,10 @@ can be: unsilenced, unsensitized, unsuspended, login enabled, the clips' sensiti
 lifted; deleted clips and comments stay deleted) or rejects it (:func:`reject_appeal`); the
 user is told with a ``fedisora.appeal_approved`` or ``fedisora.appeal_rejected``
 notification (Mastodon has no notification type for it: it sends an e-mail), and the
-decision is audited (``appeal.approve``, ``appeal.reject``, target ``appeal:<id>``).
+decision is audited (``appeal.approve``, ``appeal.reject``, target ``appeal:<id>``). A new
+appeal is told to every active staff member who may decide it (:func:`roles.may_moderate`
+of the appellant) with a ``fedisora.admin_appeal`` notification, in the appeal's transaction
+(as a new report is told with ``admin.report``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from fedisora.models import (
     User,
     utcnow,
 )
-from fedisora.services import audit, events
+from fedisora.services import audit, events, roles
 from fedisora.services.accounts import INSTANCE_ACTOR
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "reject_appeal",
     "sensitize",
     "silence",
+    "suspension_notice",
     "unsensitize",
     "unsilence",
     "warning_of",
@@ -208,9 +212,49 @@ async def file_appeal(account: Account, warning: AccountWarning, text: str) -> A
     from tortoise.exceptions import IntegrityError
 
     try:
-        return await Appeal.create(account_id=account.pk, account_warning_id=warning.pk, text=text)
+        # One transaction: the appeal and the staff's notices commit together (a crash
+        # between them must not leave an appeal no moderator hears of).
+        async with events.transaction():
+            appeal = await Appeal.create(
+                account_id=account.pk, account_warning_id=warning.pk, text=text
+            )
+            await _tell_staff(account, warning, appeal)
     except IntegrityError as exc:  # a concurrent appeal of the same warning won
         raise Conflict("you have appealed this warning already: one appeal per warning") from exc
+    return appeal
+
+
+async def _tell_staff(account: Account, warning: AccountWarning, appeal: Appeal) -> None:
+    """Notify the staff who may decide *appeal* (``fedisora.admin_appeal``): the active staff
+    (:func:`roles.active_staff`) who may moderate the appellant *account* (an appeal by a
+    moderator goes to the admins only); the appellant is its account."""
+    from fedisora.services.notify import notify
+
+    staff = await roles.active_staff()
+    users = {
+        u.account_id: u
+        for u in await User.filter(account_id__in=[*(m.pk for m in staff), account.pk])
+    }
+    for member in staff:
+        user = users.get(member.pk)
+        if user is None or not roles.may_moderate(user, users.get(account.pk)):
+            continue
+        await notify(
+            member,
+            NotificationType.ADMIN_APPEAL,
+            dedupe_key=f"appeal:{appeal.pk}",
+            from_account=account,
+            account_warning=warning,
+        )
+
+
+async def suspension_notice(account: Account) -> AccountWarning | None:
+    """The warning that told *account* of its suspension (the newest ``suspend`` one); None
+    when it was suspended without one. Its owner is shown it while logged in to the
+    suspended account (:mod:`fedisora.services.sessions`)."""
+    return (
+        await AccountWarning.filter(account_id=account.pk, action="suspend").order_by("-id").first()
+    )
 
 
 def pending_appeals() -> QuerySet[Appeal]:

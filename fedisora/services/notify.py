@@ -65,9 +65,13 @@ async def notify(
     return note
 
 
-# What staff are told about an account (a report by it, its sign-up) reaches them whether
-# or not it is silenced.
-_STAFF_TYPES = {NotificationType.ADMIN_SIGN_UP, NotificationType.ADMIN_REPORT}
+# What staff are told about an account (a report by it, its sign-up, its appeal) reaches
+# them whether or not it is silenced.
+_STAFF_TYPES = {
+    NotificationType.ADMIN_SIGN_UP,
+    NotificationType.ADMIN_REPORT,
+    NotificationType.ADMIN_APPEAL,
+}
 
 # Notifications about your own render or your own likeness are still worth sending.
 _SELF_TYPES = {

@@ -8,6 +8,15 @@ one (:mod:`fedisora.services.credentials`); suspending or disabling an account e
 its (:func:`end_account_sessions`), and deleting it deletes them with its login row. A
 session idle for :data:`IDLE_LIMIT` is over. The web pages (:mod:`web.sessions`) and any
 future API call these functions.
+
+A **suspended** local account may still log in, as on Mastodon, but its session is
+*restricted* (:func:`is_restricted`, :attr:`LiveSession.restricted`): it reaches only the
+pages that say why it was suspended, its warnings and the appeal form, the export of its
+clips and the logout (the web's one gate: :class:`web.sessions.SessionMiddleware`). Its
+tokens stay refused (:func:`fedisora.api.http.load_token`, and no token is issued to it).
+Once the suspension is lifted (an approved appeal, a moderator's unsuspension) the same
+session works in full. A disabled login, an unapproved sign-up and a deleted account
+(no login row) have no session at all.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ __all__ = [
     "end_other_sessions",
     "end_session",
     "end_session_by_token",
+    "is_restricted",
     "list_sessions",
     "resume_session",
     "start_session",
@@ -50,18 +60,26 @@ class LiveSession:
     touched: bool
     """Whether this request refreshed ``last_seen_at`` (and so the cookie's lifetime)."""
 
+    @property
+    def restricted(self) -> bool:
+        """Whether the session may only see its account's suspension (:func:`is_restricted`)."""
+        return is_restricted(self.account)
+
+
+def is_restricted(account: Account) -> bool:
+    """Whether a login of the local *account* is restricted to its suspension: reading why,
+    appealing, exporting its clips and logging out (Mastodon's suspended user). The one rule
+    every page's access goes by (:class:`web.sessions.SessionMiddleware` applies it)."""
+    return account.suspended_at is not None
+
 
 def _key_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def _usable(user: User, account: Account) -> bool:
-    return (
-        not user.disabled
-        and user.approved
-        and account.domain is None
-        and account.suspended_at is None
-    )
+    """Whether *user* may have a session at all (a suspended one: a restricted session)."""
+    return not user.disabled and user.approved and account.domain is None
 
 
 def _clip(text: str, limit: int) -> str:

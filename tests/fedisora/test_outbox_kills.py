@@ -695,6 +695,19 @@ async def _act_approve_the_appeal(w: World) -> None:
     await moderation.approve_appeal(w.rows["appeal"], w.ben)
 
 
+async def _setup_ann_admin_and_a_warning_of_ben(w: World) -> None:
+    await _setup_ann_admin(w)
+    await _setup_report_about_ben(w)
+    w.rows["warning"] = await AccountWarning.create(
+        account_id=w.ben.pk, report_id=w.rows["report"].pk, action="silence", text="calm down"
+    )
+
+
+async def _act_ben_appeals(w: World) -> None:
+    # ben appeals his warning: the appeal and the staff's notice (ann's) commit together.
+    await moderation.file_appeal(w.ben, w.rows["warning"], "I was calm")
+
+
 async def _setup_ann_admin_and_a_report(w: World) -> None:
     await _setup_ann_admin(w)
     await _setup_report_about_ben(w)
@@ -766,6 +779,15 @@ SCENARIOS = [
         {},
         {("ben", N.APPEAL_APPROVED): 1},
         setup=_setup_appeal_of_ben,
+    ),
+    Scenario(
+        "an appeal filed, told to the staff",
+        (("fedisora/services/moderation.py", "_tell_staff", "notification.created"), NOTIFY),
+        _act_ben_appeals,
+        {"notification.created": 1},
+        {},
+        {("ann", N.ADMIN_APPEAL): 1},
+        setup=_setup_ann_admin_and_a_warning_of_ben,
     ),
     Scenario(
         "a new report, told to the staff",

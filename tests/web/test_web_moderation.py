@@ -12,14 +12,16 @@ from webhelpers import browser, form_csrf, logged_in
 
 from fedisora.models import (
     Account,
+    AccountWarning,
     Appeal,
     AuditEntry,
     Notification,
     NotificationType,
     Report,
     Rule,
+    User,
 )
-from fedisora.services import follows, interactions, posts, reports
+from fedisora.services import audit, follows, interactions, moderation, posts, reports, roles
 from web.comment_pages import comment_href
 
 
@@ -203,3 +205,75 @@ async def test_rules_admin_page_signup_and_report(web: httpx.ASGITransport) -> N
         assert "Rules cited" in page and "Be kind, always" in page
         notes = (await admin.get("/notifications")).text
         assert f"/admin/reports/{report.pk}" in notes  # admin.report
+
+
+async def test_a_new_appeal_is_told_to_the_staff_who_may_decide_it(
+    web: httpx.ASGITransport,
+) -> None:
+    """``fedisora.admin_appeal``: every active staff member who may moderate the appellant is
+    told (the appellant named, the warning attached), in the page with a link to the
+    appeals and in the API; a disabled moderator is not, and a moderator's own appeal goes to
+    the admins only."""
+    boss = await local_account("boss", admin=True)
+    mia, gone, bob, alice = [await local_account(n) for n in ("mia", "gone", "bob", "alice")]
+    for staff in (mia, gone):
+        await roles.set_role(staff, "moderator", by=audit.CLI)
+    await User.filter(account_id=gone.pk).update(disabled=True)
+    report = await reports.file_report(alice, bob, comment="loud")
+    await reports.take_action(report, "silence", mia, "too loud")
+    warning = await AccountWarning.get(account_id=bob.pk)
+
+    async with logged_in(web, "bob") as http:
+        page = (await http.get("/settings/warnings")).text
+        r = await http.post(
+            f"/settings/warnings/{warning.pk}/appeal",
+            data={"csrf": form_csrf(page), "text": "I will keep it down"},
+        )
+        assert r.status_code == 303
+    told = await Notification.filter(type=NotificationType.ADMIN_APPEAL).order_by("recipient_id")
+    assert [n.recipient_id for n in told] == [boss.pk, mia.pk]
+    assert {(n.from_account_id, n.account_warning_id) for n in told} == {(bob.pk, warning.pk)}
+
+    async with logged_in(web, "mia") as http:
+        notes = (await http.get("/notifications")).text
+        found = re.search(r'<li [^>]*data-type="fedisora.admin_appeal".*?</li>', notes, re.S)
+        assert found is not None, notes
+        item = found.group(0)
+        assert '<span class="acct">@bob</span>' in item and "appealed a moderator" in item
+        assert 'href="/admin/appeals"' in item
+    async with httpx.AsyncClient(transport=web, base_url="https://fedisora.test") as api:
+        r = await api.post(
+            "/api/v1/apps",
+            data={"client_name": "t", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"},
+        )
+        app = r.json()
+        r = await api.post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "client_id": app["client_id"],
+                "client_secret": app["client_secret"],
+                "username": "boss",
+                "password": "correct horse battery",
+                "scope": "read",
+            },
+        )
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = await api.get("/api/v1/notifications?types[]=fedisora.admin_appeal", headers=headers)
+        assert r.status_code == 200
+        (entity,) = r.json()
+        assert entity["type"] == "fedisora.admin_appeal"
+        assert entity["account"]["id"] == str(bob.pk)
+        shown = entity["moderation_warning"]
+        assert shown["id"] == str(warning.pk) and shown["action"] == "silence"
+        assert shown["target_account"]["id"] == str(bob.pk)  # the appellant, not the viewer
+        assert shown["appeal"] == {"text": "I will keep it down", "state": "pending"}
+
+    # A moderator's own appeal: the admins decide it, so only they are told.
+    report = await reports.file_report(alice, mia, comment="rude")
+    await reports.take_action(report, "silence", boss, "calm down")
+    own = await AccountWarning.get(account_id=mia.pk)
+    appeal = await moderation.file_appeal(mia, own, "I was calm")
+    told = await Notification.filter(type=NotificationType.ADMIN_APPEAL, account_warning_id=own.pk)
+    assert [n.recipient_id for n in told] == [boss.pk]
+    assert await Appeal.filter(pk=appeal.pk).exists()
