@@ -287,6 +287,7 @@ async def _apply(viewer_id: int, deltas: Mapping[Key, float], now: datetime) -> 
     wanted = {k: d for k, d in deltas.items() if abs(d) > 1e-9}
     if not wanted:
         return 0.0
+    await _ensure_aging()
     for attempt in range(3):
         try:
             async with in_transaction() as conn:
@@ -359,6 +360,20 @@ async def _request_refresh(viewer: Account) -> None:
         log.exception("For You: could not request a refresh of account %s's list", viewer.pk)
 
 
+_aging_ensured = False
+
+
+async def _ensure_aging() -> None:
+    """Make sure the aging chore has its row (a database migrated before the chore existed
+    has none), once per process, before the first row it ages is written."""
+    global _aging_ensured
+    if not _aging_ensured:
+        from fedisora.work.housekeeping import ensure_chores
+
+        await ensure_chores()
+        _aging_ensured = True
+
+
 async def _changed(viewer: Account, total: float) -> None:
     if total >= NOTICEABLE:
         await _request_refresh(viewer)
@@ -394,6 +409,7 @@ async def record_feedback(
     accepted = sum(tallies[c.pk].events for c in visible)
     if not visible:
         return {"accepted": accepted, "ignored": ignored}
+    await _ensure_aging()
     lengths = await _lengths(visible)
     learns = viewer.local
     keys = await _clip_keys([c for c in visible if c.account_id != viewer.pk]) if learns else {}

@@ -273,3 +273,19 @@ async def test_aging_deletes_old_views_and_faded_interests(db: str) -> None:
     assert counts == {"views_aged": 1, "interests_forgotten": 2} and not more and fenced
     assert [v.clip_id for v in await ClipView.all()] == [d.pk]
     assert sorted(r.key for r in await Interest.filter(kind=InterestKind.TAG)) == ["kept"]
+
+
+async def test_the_aging_chore_runs_as_housekeeping(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database without the chore's row gets it with the first signal; the chore runs
+    through the housekeeping machine like the others."""
+    from fedisora.models import Chore
+    from fedisora.work.housekeeping import CHORES
+
+    assert CHORES["for_you_aging"].every == timedelta(hours=1)
+    await Chore.filter(name="for_you_aging").delete()
+    monkeypatch.setattr(signals, "_aging_ensured", False)
+    ann, bob = await local_account("ann"), await local_account("bob")
+    await signals.record_feedback(ann, [ev(await clip(bob), "impression")])
+    assert await Chore.filter(name="for_you_aging").exists()
