@@ -307,6 +307,7 @@ async def _apply_in(
         for row in await Interest.filter(
             account_id=viewer_id, key__in=sorted({key for _, key in deltas})
         )
+        .order_by("id")  # locked in one order: concurrent batches cannot deadlock
         .select_for_update()
         .using_db(conn)
     }
@@ -449,10 +450,18 @@ async def _record_view(
     played = tally.impressions or tally.completions or tally.replays or tally.skips or watch
     own = clip.account_id == viewer.pk
     worth = 0.0
+    await _ensure_view_row(viewer.pk, clip.pk, now)
     async with in_transaction() as conn:
-        row, created = await _view_row(conn, viewer.pk, clip.pk, now)
+        # locked for this transaction (PostgreSQL; SQLite's writers take turns anyway)
+        row = await (
+            ClipView.filter(account_id=viewer.pk, clip_id=clip.pk)
+            .using_db(conn)
+            .select_for_update()
+            .get()
+        )
         before = _Counts(row.watch_ms, row.completions, row.replays, row.skips)
-        fresh_day = created or row.last_seen_at < _day_start(now)
+        # (a row made just now has zero counts: either way its worth is the batch's)
+        fresh_day = row.last_seen_at < _day_start(now)
         impressions = row.impressions + max(tally.impressions, 1 if played else 0)
         after = _Counts(
             min(row.watch_ms + watch, COUNT_CAP * per_event),
@@ -506,30 +515,18 @@ def _since(after: _Counts, before: _Counts) -> _Counts:
     )
 
 
-async def _view_row(
-    conn: BaseDBAsyncClient, viewer_id: int, clip_id: int, now: datetime
-) -> tuple[ClipView, bool]:
-    """The viewer's row for the clip, locked for this transaction (PostgreSQL; SQLite's
-    writers are serialized anyway); made when missing."""
-    query = ClipView.filter(account_id=viewer_id, clip_id=clip_id).using_db(conn)
-    row = await query.select_for_update().first()
-    if row is not None:
-        return row, False
-    async with in_transaction() as inner:  # a savepoint: a concurrent insert is no failure
-        try:
-            made = await ClipView.create(
-                account_id=viewer_id,
-                clip_id=clip_id,
-                first_seen_at=now,
-                last_seen_at=now,
-                using_db=inner,
-            )
-            return made, True
-        except IntegrityError:
-            pass
-    row = await query.select_for_update().first()
-    assert row is not None
-    return row, False
+async def _ensure_view_row(viewer_id: int, clip_id: int, now: datetime) -> None:
+    """Make the viewer's row for the clip when missing, in a statement of its own (a
+    concurrent batch making it first is no failure; PostgreSQL would abort a transaction
+    that met the conflict)."""
+    if await ClipView.filter(account_id=viewer_id, clip_id=clip_id).exists():
+        return
+    try:
+        await ClipView.create(
+            account_id=viewer_id, clip_id=clip_id, first_seen_at=now, last_seen_at=now
+        )
+    except IntegrityError:
+        pass
 
 
 # --------------------------------------------------------------------------- explicit choices

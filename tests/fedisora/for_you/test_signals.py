@@ -4,6 +4,9 @@ aging; against real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import types
 from datetime import timedelta
 from typing import Any
 
@@ -289,3 +292,39 @@ async def test_the_aging_chore_runs_as_housekeeping(
     ann, bob = await local_account("ann"), await local_account("bob")
     await signals.record_feedback(ann, [ev(await clip(bob), "impression")])
     assert await Chore.filter(name="for_you_aging").exists()
+
+
+async def test_concurrent_batches_count_a_viewer_once(db: str) -> None:
+    ann, bob = await local_account("ann"), await local_account("bob")
+    c = await clip(bob, "#sea")
+    batch = [ev(c, "impression"), ev(c, "complete"), ev(c, "skip")]
+    await asyncio.gather(*(signals.record_feedback(ann, batch) for _ in range(6)))
+    row = await ClipView.get(account_id=ann.pk)
+    assert (row.impressions, row.completions, row.skips) == (6, 6, 6)
+    fresh = await Clip.get(pk=c.pk)
+    assert (fresh.views_count, fresh.completions_count, fresh.skips_count) == (1, 1, 1)
+    assert await Interest.filter(account_id=ann.pk).count() == 2  # bob, #sea: one row each
+
+
+async def test_noticeable_changes_ask_for_a_refresh(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serving side's ``candidates.request_refresh`` is called when it exists (issue 17:
+    it is merged separately) and interests moved by NOTICEABLE or more."""
+    asked: list[int] = []
+
+    async def request_refresh(account: Account) -> None:
+        asked.append(account.pk)
+
+    fake = types.ModuleType("fedisora.for_you.candidates")
+    fake.request_refresh = request_refresh  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fedisora.for_you.candidates", fake)
+    ann, bob = await local_account("ann"), await local_account("bob")
+    c = await clip(bob, "#sea")
+    await signals.record_feedback(ann, [ev(c, "impression"), ev(c, "watch", 1000)])
+    assert asked == []  # a glance moves little
+    await interactions.like(ann, c)
+    await signals.not_interested(ann, await clip(bob))
+    await signals.reset_interests(ann)
+    await signals.update_settings(ann, popular=0.9)
+    assert asked == [ann.pk] * 4
