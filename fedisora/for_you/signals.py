@@ -19,9 +19,9 @@ decayed on read by :func:`fedisora.for_you.interest.decayed`):
   :data:`DEFAULT_CLIP_MS`): a player may report a loop that played several times, no more.
   Batches count against the ``feedback`` rate limit per account
   (:mod:`fedisora.ratelimits`).
-- **Actions** (:func:`record_action`): likes (an unlike takes one back), comments, boosts,
-  remixes and follows (an unfollow takes one back), called by the services
-  (:mod:`fedisora.services.interactions`, :mod:`~fedisora.services.posts`,
+- **Actions** (:func:`record_action`): likes, comments, boosts, remixes and follows (an
+  unlike, unboost or unfollow takes one back, so that a loop of them adds nothing), called
+  by the services (:mod:`fedisora.services.interactions`, :mod:`~fedisora.services.posts`,
   :mod:`~fedisora.services.follows`) so that the API, the web and federation all count.
   Only local viewers learn: a peer's like of a local clip counts in the clip's own counters
   (``likes_count``...), as it always did, and makes no interest row.
@@ -151,6 +151,7 @@ ACTIONS: dict[str, float] = {
     "unlike": -SIGNAL_WEIGHTS["like"],  # takes the like back
     "comment": SIGNAL_WEIGHTS["comment"],
     "boost": SIGNAL_WEIGHTS["boost"],
+    "unboost": -SIGNAL_WEIGHTS["boost"],
     "remix": SIGNAL_WEIGHTS["remix"],
     "follow": SIGNAL_WEIGHTS["follow"],  # the creator only
     "unfollow": -SIGNAL_WEIGHTS["follow"],
@@ -394,8 +395,8 @@ async def record_feedback(
     n, "ignored": m}``, events counted. Raises :class:`~fedisora.errors.Invalid` (422) for
     a malformed batch, :class:`~fedisora.errors.RateLimited` (429) over the ``feedback``
     limit of *limits* (the process's store by default)."""
+    await ratelimits.enforce(RATE, f"account:{viewer.pk}", limits)  # malformed ones count too
     tallies = _parse(events)
-    await ratelimits.enforce(RATE, f"account:{viewer.pk}", limits)
     now = now or utcnow()
     ids = sorted(i for i in tallies if i >= 0)
     clips = {c.pk: c for c in await Clip.filter(pk__in=ids, deleted_at=None)} if ids else {}
@@ -577,10 +578,10 @@ async def record_action(
     viewer: Account, target: Clip | Account, kind: str, *, now: datetime | None = None
 ) -> float:
     """What an action says of the viewer's taste: ``like``, ``unlike``, ``comment``,
-    ``boost``, ``remix`` (of *target*, a clip: its creator and hashtags) or ``follow``,
-    ``unfollow`` (*target* an account, or a clip whose creator it is). Only local viewers
-    learn, never of themselves; a second comment on or remix of the same clip adds nothing.
-    Returns the total change."""
+    ``boost``, ``unboost``, ``remix`` (of *target*, a clip: its creator and hashtags) or
+    ``follow``, ``unfollow`` (*target* an account, or a clip whose creator it is). Only local
+    viewers learn, never of themselves; a second comment on or remix of the same clip adds
+    nothing. Returns the total change."""
     if kind not in ACTIONS:
         raise ValueError(f"unknown For You action {kind!r}")
     if not viewer.local:

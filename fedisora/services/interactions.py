@@ -282,4 +282,6 @@ async def unboost(account: Account, clip: Clip) -> bool:
                 .delete()
             )
             await events.emit(conn, "boost.deleted", account.pk, boost_uri=row.uri, clip_id=clip.pk)
+    if deleted:
+        await note_action(account, clip, "unboost")
     return bool(deleted)

@@ -41,6 +41,9 @@ async def test_the_player_reports_on_the_session(web: httpx.ASGITransport) -> No
     async with browser(web) as anon:
         r = await anon.post("/feedback", json={"events": events})
         assert r.status_code == 401 and "error" in r.json()
+        script = await anon.get("/static/feedback.js")  # app.js imports it
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert 'from "./feedback.js"' in (await anon.get("/static/app.js")).text
     async with logged_in(web, "ann") as http:
         token = meta_csrf((await http.get("/")).text)
         r = await http.post("/feedback", json={"events": events})

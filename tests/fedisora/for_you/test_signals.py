@@ -181,6 +181,8 @@ async def test_actions_from_the_services_count_for_local_viewers_only(db: str) -
     await interactions.comment(ann, c, "really")  # a second comment adds nothing
     assert (await weights(ann))[("tag", "sea")] == pytest.approx(4.0, abs=0.01)
     await interactions.boost(ann, c)
+    await interactions.unboost(ann, c)  # a loop of boosts adds one boost's worth at most
+    await interactions.boost(ann, c)
     await follows.follow(ann, bob)
     w = await weights(ann)
     assert w[("creator", str(bob.pk))] == pytest.approx(4.0 + 4.0 + 6.0, abs=0.02)
