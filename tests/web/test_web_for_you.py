@@ -95,7 +95,7 @@ async def test_not_interested_and_show_less_from_the_feed(web: httpx.ASGITranspo
         assert r.status_code == 404
     assert (await ClipView.get(clip_id=first.pk)).hidden
     assert not (await ClipView.get(clip_id=second.pk)).hidden
-    weights = {(i.kind, i.key): i.weight for i in await Interest.all()}
+    weights = {(str(i.kind), i.key): i.weight for i in await Interest.all()}
     assert weights[("creator", str(bob.pk))] == -8.0 and weights[("tag", "sky")] == -4.0
     async with browser(web) as anon:
         r = await anon.post(f"/clips/{first.pk}/not_interested", data={})
