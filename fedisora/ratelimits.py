@@ -79,6 +79,9 @@ DEFAULTS: Mapping[str, Limit] = {
     "login_ip": Limit(25, 300.0),  # failed password attempts per address
     "optout": Limit(30, 3600.0),
     "mail": Limit(5, 1800.0),  # confirmation mails asked for again, per client IP
+    # For You's batches of player reports, per account (fedisora.for_you.signals): a player
+    # sends one every few clips and when the page is hidden.
+    "feedback": Limit(120, 300.0),
 }
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -394,6 +397,7 @@ def refusal(name: str) -> str:
         "upload": "Too many uploads; try again later",
         "signup": "Too many sign-ups from your network; try again later",
         "optout": "Too many opt-out requests from your network; try again later",
+        "feedback": "Too many feedback reports; try again later",
     }.get(name, "Too many requests")
 
 

@@ -287,6 +287,7 @@ def routes() -> list[BaseRoute]:
         confirm,  # e-mail confirmation links and the form asking for another mail
         create,  # the create form, a render's page, the drafts
         feed,
+        for_you,  # For You's reports, "Not interested", /settings/for-you
         invites,  # invite links (settings and admin); it imports _admin_user
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         moderation,  # warnings and appeals, the rules; it imports _admin_user
@@ -324,6 +325,7 @@ def routes() -> list[BaseRoute]:
         *settings.routes(),
         *clip_routes(),
         *feed.routes(),
+        *for_you.routes(),
         *profiles.routes(),
         *clip_pages.routes(),
         *tags.routes(),

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from fedisora.api.feedback import FEEDBACK, INTERESTS, SETTINGS
 from fedisora.api.http import with_cors
 from fedisora.api.likeness import LIKENESSES
 from fedisora.api.likeness import PREFIX as LIKENESS
@@ -632,6 +633,7 @@ def _paths() -> Json:
         },
         **_likeness_paths(),
         **_optout_paths(),
+        **_for_you_paths(),
         OPENAPI_PATH: {
             "get": {
                 "operationId": "getOpenAPI",
@@ -639,6 +641,157 @@ def _paths() -> Json:
                 "security": [],
                 "responses": {"200": _ok("OpenAPI 3.1 document.", {"type": "object"})},
             }
+        },
+    }
+
+
+def _for_you_paths() -> Json:
+    """For You's feedback and controls (fedisora.api.feedback)."""
+    from fedisora.for_you import signals
+
+    event: Json = {
+        "type": "object",
+        "required": ["clip_id", "type"],
+        "properties": {
+            "clip_id": {**_TEXT, "description": "A clip's id."},
+            "type": {"type": "string", "enum": list(signals.EVENT_TYPES)},
+            "watch_ms": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": signals.MAX_WATCH_MS,
+                "description": "Milliseconds watched; counted up to a few loops of the clip.",
+            },
+        },
+    }
+    batch: Json = {
+        "type": "object",
+        "required": ["events"],
+        "properties": {"events": {"type": "array", "maxItems": signals.MAX_EVENTS, "items": event}},
+    }
+    counts: Json = {
+        "type": "object",
+        "required": ["accepted", "ignored"],
+        "properties": {"accepted": {"type": "integer"}, "ignored": {"type": "integer"}},
+    }
+    interest: Json = {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string"},
+            "acct": {"type": "string"},
+            "account_id": {"type": "string"},
+            "name": {"type": "string"},
+            "weight": {"type": "number"},
+            "events": {"type": "integer"},
+            "updated_at": {"type": ["string", "null"]},
+        },
+    }
+    settings: Json = {
+        "type": "object",
+        "properties": {
+            "personalised": {"type": "boolean"},
+            "popular": {"type": "number", "minimum": 0, "maximum": 1},
+            "discovery": {"type": "number", "minimum": 0, "maximum": 1},
+            "include_unverified": {"type": "boolean"},
+            "tags": {
+                "type": "array",
+                "maxItems": signals.MAX_SETTINGS_TAGS,
+                "items": {"type": "string", "pattern": r"^#?\w{1,100}$"},
+            },
+        },
+    }
+    write, read = ["write:accounts", "write"], ["read:accounts", "read"]
+    return {
+        FEEDBACK: {
+            "post": {
+                "operationId": "sendFeedback",
+                "summary": "Report what the player saw: impressions, watch time, skips",
+                "description": (
+                    "Events about clips that do not exist or that you cannot see are ignored "
+                    "and counted. A viewer counts once per clip in its view, completion and "
+                    "skip counts; what one clip's reports teach For You is capped a day. "
+                    "Rate-limited per account (``feedback``)."
+                ),
+                "security": _secured(["write:statuses", "write"]),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": batch}},
+                },
+                "responses": {
+                    "200": _ok("How many events were taken and ignored.", counts),
+                    **_errors("400", "401", "403", "422", "429"),
+                },
+            }
+        },
+        INTERESTS: {
+            "get": {
+                "operationId": "forYouInterests",
+                "summary": "What For You learned of you: creators and hashtags, strongest first",
+                "security": _secured(read),
+                "responses": {
+                    "200": _ok(
+                        "Decayed weights (negative: shown less).",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "creators": {"type": "array", "items": interest},
+                                "tags": {"type": "array", "items": interest},
+                            },
+                        },
+                    ),
+                    **_errors("401", "403", "429"),
+                },
+            },
+            "delete": {
+                "operationId": "resetForYouInterests",
+                "summary": "Forget what For You learned: all, or one (kind and key)",
+                "security": _secured(write),
+                "parameters": [
+                    {
+                        "name": "kind",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["creator", "tag"]},
+                    },
+                    {
+                        "name": "key",
+                        "in": "query",
+                        "description": "An account id (creator) or a hashtag (tag).",
+                        "schema": {**_TEXT, "maxLength": 200},
+                    },
+                ],
+                "responses": {
+                    "200": _ok(
+                        "How many were forgotten.",
+                        {"type": "object", "properties": {"removed": {"type": "integer"}}},
+                    ),
+                    **_errors("401", "403", "422", "429"),
+                },
+            },
+        },
+        SETTINGS: {
+            "get": {
+                "operationId": "forYouSettings",
+                "summary": "Your For You controls",
+                "security": _secured(read),
+                "responses": {
+                    "200": _ok("The controls (defaults until changed).", settings),
+                    **_errors("401", "403", "429"),
+                },
+            },
+            "patch": {
+                "operationId": "updateForYouSettings",
+                "summary": "Change your For You controls (fields left out stay)",
+                "security": _secured(write),
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": settings},
+                        "application/x-www-form-urlencoded": {"schema": settings},
+                    }
+                },
+                "responses": {
+                    "200": _ok("The controls.", settings),
+                    **_errors("400", "401", "403", "422", "429"),
+                },
+            },
         },
     }
 

@@ -20,7 +20,15 @@ def routes() -> list[BaseRoute]:
         *_fedisora_media_routes(),
         *_streaming_and_search_routes(),
         *_admin_routes(),
+        *_for_you_routes(),
     ]
+
+
+def _for_you_routes() -> list[BaseRoute]:
+    """For You's feedback from players, and people's control of what it learned."""
+    from fedisora.api import feedback
+
+    return feedback.routes()
 
 
 def _streaming_and_search_routes() -> list[BaseRoute]:

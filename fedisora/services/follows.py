@@ -10,6 +10,7 @@ from tortoise.expressions import F
 
 from fedisora import urls
 from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.for_you.signals import note_action
 from fedisora.models import (
     Account,
     Block,
@@ -126,6 +127,7 @@ async def follow(follower: Account, target: Account, *, uri: str | None = None) 
                 )
     except IntegrityError:
         return await Follow.get(follower_id=follower.pk, target_id=target.pk)
+    await note_action(follower, target, "follow")  # For You (local followers only)
     return row
 
 
@@ -204,6 +206,7 @@ async def unfollow(follower: Account, target: Account) -> bool:
     if row is None:
         return False
     await _remove(row, "follow.deleted", follower.pk)
+    await note_action(follower, target, "unfollow")
     return True
 
 

@@ -9,6 +9,7 @@ from tortoise.expressions import F
 
 from fedisora import urls
 from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.for_you.signals import note_action
 from fedisora.ids import new_id
 from fedisora.models import (
     Account,
@@ -88,6 +89,8 @@ async def like(account: Account, target: Clip | Comment, *, uri: str | None = No
             )
     except IntegrityError:  # a concurrent like of the same target by the same account
         return await Like.get(account_id=account.pk, target_key=key)
+    if isinstance(target, Clip):  # For You learns from it (local accounts only)
+        await note_action(account, target, "like")
     return row
 
 
@@ -106,6 +109,8 @@ async def unlike(account: Account, target: Clip | Comment) -> bool:
                 .update(likes_count=F("likes_count") - 1)
             )
             await events.emit(conn, "like.deleted", account.pk, like_uri=row.uri, target=key)
+    if deleted and isinstance(target, Clip):
+        await note_action(account, target, "unlike")
     return bool(deleted)
 
 
@@ -198,6 +203,7 @@ async def store_comment(
                 clip=clip,
                 comment=row,
             )
+    await note_action(author, clip, "comment")  # For You (local authors only; the first one)
     return row
 
 
@@ -254,6 +260,7 @@ async def boost(account: Account, clip: Clip, *, uri: str | None = None) -> Boos
             )
     except IntegrityError:
         return await Boost.get(account_id=account.pk, clip_id=clip.pk)
+    await note_action(account, clip, "boost")
     return row
 
 
@@ -275,4 +282,6 @@ async def unboost(account: Account, clip: Clip) -> bool:
                 .delete()
             )
             await events.emit(conn, "boost.deleted", account.pk, boost_uri=row.uri, clip_id=clip.pk)
+    if deleted:
+        await note_action(account, clip, "unboost")
     return bool(deleted)

@@ -9,6 +9,7 @@ from tortoise.expressions import F
 
 from fedisora import urls
 from fedisora.errors import Forbidden, Invalid, NotFound
+from fedisora.for_you.signals import note_action
 from fedisora.ids import new_id
 from fedisora.models import (
     Account,
@@ -240,6 +241,8 @@ async def store_clip(
             )
         if within is not None:
             await within(conn, clip)
+    if remix_of is not None:  # For You learns from it (local authors only; the first one)
+        await note_action(author, remix_of, "remix")
     return clip
 
 

@@ -35,6 +35,9 @@ Chores:
 - ``optout_lists`` (every hour): each subscribed opt-out list fetched, verified and applied
   or kept for review (:func:`fedisora.services.optouts.run_chore`); the row is added by
   :func:`ensure_chores`, which each subscription calls.
+- ``for_you_aging`` (every hour): For You's view rows unseen for 90 days and its interests
+  decayed to nothing deleted (:func:`fedisora.for_you.signals.age_out`); the row is added by
+  :func:`ensure_chores`, which the first recorded signal of a process calls.
 """
 
 from __future__ import annotations
@@ -167,6 +170,14 @@ async def _optout_lists(
     return await run_chore(ctx, settings, progress, fence)
 
 
+async def _for_you_aging(
+    ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
+) -> tuple[dict[str, int], bool]:
+    from fedisora.for_you.signals import age_out
+
+    return await age_out(now=ctx.now(), fence=fence)
+
+
 CHORES: dict[str, ChoreSpec] = {
     "work_retention": ChoreSpec(_work_retention, timedelta(minutes=1)),
     # Registration wakes it; the regular run catches a lost wake-up (and a check configured
@@ -181,6 +192,9 @@ CHORES: dict[str, ChoreSpec] = {
     # The subscribed opt-out lists (the row is added by ensure_chores, which a subscription
     # calls).
     "optout_lists": ChoreSpec(_optout_lists, timedelta(hours=1)),
+    # For You's old view rows and faded interests (the row is added by ensure_chores, which
+    # the first signal a process records calls).
+    "for_you_aging": ChoreSpec(_for_you_aging, timedelta(hours=1)),
 }
 
 

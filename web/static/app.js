@@ -19,6 +19,10 @@
 //   (204 without streaming, 429 over the limit). Only the region changes: the feed stays.
 // - [data-badge]: a tab's count (new notifications), fetched from its URL after load and
 //   every minute.
+// - For You's signals: the FeedPlayer tells a FeedbackRecorder (feedback.js) which clip is
+//   in view; it sends impressions, watch time, completions, replays and skips in batches.
+
+import { FeedbackRecorder } from "./feedback.js";
 
 export const PARTIAL_HEADERS = { "X-Fedisora-Partial": "1" };
 const SOUND_KEY = "fedisora.sound";
@@ -174,6 +178,7 @@ export class FeedPlayer {
     this.feed = scroller.querySelector('[role="feed"]');
     this.current = null;
     this.loading = false;
+    this.feedback = FeedbackRecorder.forPage(csrfToken()); // logged in only
     this.visible = new IntersectionObserver((entries) => this.onIntersect(entries), {
       root: scroller,
       threshold: 0.6,
@@ -258,6 +263,7 @@ export class FeedPlayer {
 
   activate(article) {
     if (article === this.current) return;
+    if (this.feedback) this.feedback.start(article); // before the previous clip is paused
     this.current = article;
     const index = this.recycle();
     this.playCurrent();
