@@ -310,20 +310,24 @@ def _offset_limit(ctx: Ctx, default: int, maximum: int) -> tuple[int, int]:
     return p.number("offset", 0, high=10_000), limit
 
 
-async def trending_clips(viewer: Account | None, offset: int, limit: int) -> list[Clip]:
+async def trending_clips(
+    viewer: Account | None, offset: int, limit: int, *, federated: bool = False
+) -> list[Clip]:
     """Public local clips of the last week that *viewer* may see, ranked by likes + boosts +
-    comments (ties: newer); clips nobody engaged with are not trending. The API's trends and
-    the web feed's For You tab both read this."""
-    candidates = (
-        await Clip.filter(
-            visibility=Visibility.PUBLIC,
-            deleted_at=None,
-            local=True,
-            created_at__gte=utcnow() - TREND_WINDOW,
-        )
-        .order_by("-id")
-        .limit(TREND_SCAN)
+    comments (ties: newer); clips nobody engaged with are not trending. The API's trends,
+    the web feed's Trending tab and For You's candidates (:mod:`fedisora.for_you.candidates`)
+    read this. ``federated=True``: remote clips instead (of the latest :data:`TREND_SCAN`,
+    those of domains this instance silences or suspends left out, as public timelines do),
+    by the engagement this instance knows of."""
+    query = Clip.filter(
+        visibility=Visibility.PUBLIC,
+        deleted_at=None,
+        local=not federated,
+        created_at__gte=utcnow() - TREND_WINDOW,
     )
+    if federated:
+        query = await public_timeline(query)
+    candidates = await query.order_by("-id").limit(TREND_SCAN)
     hidden = await hidden_account_ids(viewer) | await limited_account_ids(viewer)
     scored = [
         c
