@@ -82,7 +82,8 @@ class FeedItem:
 class FeedPage:
     items: list[FeedItem]
     next_cursor: str | None
-    """Where the next page starts (None: nothing was served, the list is used up)."""
+    """Where the next page starts (None: the list is used up; its refresh was asked for,
+    and a first page shows it once made)."""
 
 
 def _key(secret: str) -> bytes:
@@ -233,6 +234,6 @@ async def page(
         )
         if not await ahead.exists():
             await candidates.request_refresh(viewer, now)
-    if position < 0 or (not items and not left):
-        return FeedPage(items, None)
+    if position < 0 or (not left and (generation == current or not items)):
+        return FeedPage(items, None)  # the list is used up (a refresh was asked for)
     return FeedPage(items, cursor_for(viewer.pk, generation, position, secret=secret))

@@ -118,5 +118,4 @@ async def test_a_cursor_into_the_previous_generation_goes_on_then_moves_on(db: s
     third = await feed.page(viewer, second.next_cursor, 5, secret=SECRET)
     assert [i.clip.pk for i in third.items] == [clips[4].pk, clips[5].pk]
     assert [i.reason for i in third.items] == ["reason new 1", "reason new 2"]
-    fourth = await feed.page(viewer, third.next_cursor, 5, secret=SECRET)
-    assert fourth.items == [] and fourth.next_cursor is None
+    assert third.next_cursor is None  # used up
