@@ -79,6 +79,9 @@ NEW_CREATOR = 1.0
 TRENDING = 0.2
 WINDOW = 5
 MAX_TAG_IN_WINDOW = 2
+SPREAD = 10  # how many of the last clips the diminishing-returns penalty looks at
+CREATOR_REPEAT = 0.5  # less per clip of the same creator among them
+TAG_REPEAT = 0.2  # less per clip sharing a hashtag among them (averaged over the tags)
 #: The least affinity contribution worth naming as the reason.
 REASON_MIN = 0.3
 
@@ -131,12 +134,32 @@ class Ranked:
 class _Scored:
     features: Features
     score: float
-    source: str
-    reason: str
 
 
-def _clamp01(x: float) -> float:
-    return min(1.0, max(0.0, x))
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What one call of :func:`rank` computes once: the sliders' effects and the time."""
+
+    taste: Taste
+    now: datetime
+    recency_per_day: float  # ln 2 / half-life in days
+    popular_weight: float
+    new_creator: float
+    followed: float
+
+    @classmethod
+    def of(cls, taste: Taste, now: datetime) -> _Context:
+        popular = min(1.0, max(0.0, taste.popular))
+        discovery = min(1.0, max(0.0, taste.discovery))
+        half_life = HALF_LIFE_FRESH + (HALF_LIFE_POPULAR - HALF_LIFE_FRESH) * popular
+        return cls(
+            taste=taste,
+            now=now,
+            recency_per_day=math.log(2) / half_life,
+            popular_weight=POPULAR_MIN + (POPULAR_MAX - POPULAR_MIN) * popular,
+            new_creator=NEW_CREATOR * discovery,
+            followed=FOLLOWED * (1 - discovery / 2),
+        )
 
 
 def _quality(f: Features) -> float:
@@ -153,74 +176,88 @@ def _quality(f: Features) -> float:
     return QUALITY * math.log(rate / PRIOR_RATE) - SKIP_PENALTY * (skip_rate - PRIOR_SKIP)
 
 
-def _tag_affinity(f: Features, taste: Taste) -> tuple[float, str | None, float]:
-    """The tags' summed contribution, and the hashtag contributing most (and how much)."""
+def _creator_affinity(f: Features, taste: Taste) -> float:
+    weight = taste.creators.get(f.author_id)
+    return CREATOR * math.tanh(weight / SCALE) if weight else 0.0
+
+
+def _tag_parts(f: Features, taste: Taste) -> list[tuple[float, str]]:
+    """Each hashtag's share of the affinity (the clip's tags share ``TAG`` by sqrt)."""
     if not f.tags:
-        return 0.0, None, 0.0
-    norm = math.sqrt(len(f.tags))
-    total = 0.0
-    best: str | None = None
-    best_part = 0.0
-    for tag in f.tags:
-        part = TAG * math.tanh(taste.tags.get(tag, 0.0) / SCALE) / norm
-        total += part
-        if part > best_part:
-            best, best_part = tag, part
-    return total, best, best_part
+        return []
+    norm = TAG / math.sqrt(len(f.tags))
+    tags = taste.tags
+    return [(norm * math.tanh(tags.get(t, 0.0) / SCALE), t) for t in f.tags]
 
 
-def score(f: Features, taste: Taste, now: datetime) -> tuple[float, str, str]:
-    """The clip's score, the source it is shown for and the reason, in plain words."""
-    popular = _clamp01(taste.popular)
-    discovery = _clamp01(taste.discovery)
-    age_days = max(0.0, (now - f.created_at).total_seconds() / 86400)
-    half_life = HALF_LIFE_FRESH + (HALF_LIFE_POPULAR - HALF_LIFE_FRESH) * popular
+def _score(f: Features, ctx: _Context) -> float:
+    """The formula of the module docstring."""
+    age_days = max(0.0, (ctx.now - f.created_at).total_seconds() / 86400)
     interactions = max(0, f.likes + f.boosts + f.comments + f.remixes)
-    popularity = (POPULAR_MIN + (POPULAR_MAX - POPULAR_MIN) * popular) * math.log1p(interactions)
-    total = _quality(f) + popularity - math.log(2) * age_days / half_life
-
-    # Contributions that can be named as the reason: (value, source, reason).
-    named: list[tuple[float, str, str]] = []
+    total = (
+        _quality(f) + ctx.popular_weight * math.log1p(interactions) - ctx.recency_per_day * age_days
+    )
     if f.author_new:
-        part = NEW_CREATOR * discovery
-        total += part
-        named.append((part, "discovery", "new creator"))
+        total += ctx.new_creator
     if "trending" in f.sources:
         total += TRENDING
-        where = "on this instance" if f.local else "across the fediverse"
+    taste = ctx.taste
+    if taste.personalised:
+        total += _creator_affinity(f, taste)
+        if f.tags and taste.tags:
+            total += sum(part for part, _ in _tag_parts(f, taste))
+        if f.author_followed:
+            total += ctx.followed
+        if f.remix_of_liked:
+            total += REMIX_OF_LIKED
+    return total
+
+
+def _explain(f: Features, ctx: _Context) -> tuple[str, str]:
+    """The source the clip is shown for and why, in plain words: the largest contribution
+    that can be named (personal ones only when personalised), else a global reason."""
+    taste = ctx.taste
+    where = "on this instance" if f.local else "across the fediverse"
+    named: list[tuple[float, str, str]] = []
+    if f.author_new:
+        named.append((ctx.new_creator, "discovery", "new creator"))
+    if "trending" in f.sources:
         named.append((REASON_MIN, "trending", f"trending {where}"))
     if taste.personalised:
-        creator_part = CREATOR * math.tanh(taste.creators.get(f.author_id, 0.0) / SCALE)
-        tags_part, best_tag, best_tag_part = _tag_affinity(f, taste)
-        total += creator_part + tags_part
         liked = taste.liked_by_creator.get(f.author_id, 0)
+        creator_part = _creator_affinity(f, taste)
         if liked > 0:
             clips = "a clip" if liked == 1 else f"{liked} clips"
             named.append((creator_part, "creator", f"because you liked {clips} by {f.author}"))
         else:
             named.append((creator_part, "creator", f"because you often watch {f.author}"))
-        if best_tag is not None:
-            named.append((best_tag_part, "tag", f"because you watch #{best_tag}"))
+        parts = _tag_parts(f, taste)
+        if parts:
+            part, tag = max(parts)
+            named.append((part, "tag", f"because you watch #{tag}"))
         if f.author_followed:
-            part = FOLLOWED * (1 - discovery / 2)
-            total += part
-            named.append((part + REASON_MIN, "following", f"from {f.author}, whom you follow"))
+            named.append(
+                (ctx.followed + REASON_MIN, "following", f"from {f.author}, whom you follow")
+            )
         if f.remix_of_liked:
-            total += REMIX_OF_LIKED
             named.append((REMIX_OF_LIKED + REASON_MIN, "remix", "a remix of a clip you liked"))
         if "cold_start" in f.sources:
             picked = next((t for t in f.tags if t in taste.picked_tags), None)
             if picked is not None:
                 named.append((REASON_MIN, "cold_start", f"because you picked #{picked}"))
-
     best = max(named, key=lambda n: n[0], default=None)
     if best is not None and best[0] >= REASON_MIN:
-        return total, best[1], best[2]
-    where = "on this instance" if f.local else "across the fediverse"
+        return best[1], best[2]
     source = next((s for s in SOURCES if s in f.sources), "trending")
-    if age_days < 1:
-        return total, source, f"fresh {where}"
-    return total, source, f"popular {where}"
+    if (ctx.now - f.created_at).total_seconds() < 86400:
+        return source, f"fresh {where}"
+    return source, f"popular {where}"
+
+
+def score(f: Features, taste: Taste, now: datetime) -> tuple[float, str, str]:
+    """One clip's score, the source it is shown for and the reason, in plain words."""
+    ctx = _Context.of(taste, now)
+    return (_score(f, ctx), *_explain(f, ctx))
 
 
 def _fits(f: Features, recent: deque[Features], check_tags: bool, check_creator: bool) -> bool:
@@ -233,29 +270,53 @@ def _fits(f: Features, recent: deque[Features], check_tags: bool, check_creator:
     return True
 
 
+def _penalty(f: Features, spread: deque[Features]) -> float:
+    """Diminishing returns: how much the clips placed recently already cover this clip's
+    creator and hashtags."""
+    if not spread:
+        return 0.0
+    penalty = CREATOR_REPEAT * sum(r.author_id == f.author_id for r in spread)
+    if f.tags:
+        covered = sum(sum(t in r.tags for r in spread) for t in f.tags)
+        penalty += TAG_REPEAT * covered / len(f.tags)
+    return penalty
+
+
 def _diversify(ordered: list[_Scored], limit: int) -> list[_Scored]:
-    """Greedy: at each position the best remaining clip that keeps the rules over the last
-    ``WINDOW`` clips; relax the hashtag rule, then the creator rule, when none fits."""
-    remaining = list(ordered)
+    """Greedy: at each position the remaining clip with the best score less its
+    :func:`_penalty` among those that keep the rules over the last ``WINDOW`` clips; the
+    hashtag rule is relaxed, then the creator rule, when none fits. *ordered* is by score,
+    best first, and a penalty only lowers a score, so each scan stops at the first clip
+    whose bare score cannot beat the best found."""
+    taken = [False] * len(ordered)
+    head = 0  # every clip before it is taken
     out: list[_Scored] = []
     recent: deque[Features] = deque(maxlen=WINDOW - 1)
-    while remaining and len(out) < limit:
-        pick = None
+    spread: deque[Features] = deque(maxlen=SPREAD)
+    while len(out) < limit and head < len(ordered):
+        pick = -1
         for check_tags, check_creator in ((True, True), (False, True), (False, False)):
-            pick = next(
-                (
-                    i
-                    for i, s in enumerate(remaining)
-                    if _fits(s.features, recent, check_tags, check_creator)
-                ),
-                None,
-            )
-            if pick is not None:
+            best_key = -math.inf
+            for i in range(head, len(ordered)):
+                if taken[i]:
+                    continue
+                s = ordered[i]
+                if s.score <= best_key:
+                    break
+                if not _fits(s.features, recent, check_tags, check_creator):
+                    continue
+                key = s.score - _penalty(s.features, spread)
+                if key > best_key:
+                    pick, best_key = i, key
+            if pick >= 0:
                 break
-        assert pick is not None  # the last pass accepts anything
-        chosen = remaining.pop(pick)
+        taken[pick] = True
+        while head < len(ordered) and taken[head]:
+            head += 1
+        chosen = ordered[pick]
         out.append(chosen)
         recent.append(chosen.features)
+        spread.append(chosen.features)
     return out
 
 
@@ -264,13 +325,16 @@ def rank(candidates: Iterable[Features], taste: Taste, now: datetime, limit: int
     source and reason (see the module docstring for the formula)."""
     if limit <= 0:
         return []
+    ctx = _Context.of(taste, now)
     best: dict[int, _Scored] = {}
     for f in candidates:
-        value, source, reason = score(f, taste, now)
+        value = _score(f, ctx)
         kept = best.get(f.clip_id)
         if kept is None or value > kept.score:
-            best[f.clip_id] = _Scored(f, value, source, reason)
+            best[f.clip_id] = _Scored(f, value)
     ordered = sorted(best.values(), key=lambda s: (-s.score, -s.features.clip_id))
-    return [
-        Ranked(s.features.clip_id, s.score, s.source, s.reason) for s in _diversify(ordered, limit)
-    ]
+    out = []
+    for s in _diversify(ordered, limit):
+        source, reason = _explain(s.features, ctx)
+        out.append(Ranked(s.features.clip_id, s.score, source, reason))
+    return out
