@@ -196,7 +196,7 @@ async def measure(clips: int, rounds: int) -> Sample:
     """Refresh every viewer's list, then time pages over it (the database is open)."""
     from fedisora.api.entities import status_entities
     from fedisora.for_you import candidates, feed
-    from fedisora.models import Account, ForYouCandidate
+    from fedisora.models import Account, ForYouCandidate, ForYouRefresh
 
     viewers = [await Account.get(pk=v) for v in range(1, VIEWERS + 1)]
     refreshes = []
@@ -211,7 +211,7 @@ async def measure(clips: int, rounds: int) -> Sample:
     cursors: list[tuple[Account, str | None]] = []
     for viewer in viewers:
         cursors.append((viewer, None))
-        row = await candidates.ForYouRefresh.get(account_id=viewer.pk)
+        row = await ForYouRefresh.get(account_id=viewer.pk)
         for position in range(PAGE - 1, 200, PAGE):
             made = feed.cursor_for(viewer.pk, row.generation, position, secret=SECRET)
             cursors.append((viewer, made))
