@@ -17,7 +17,13 @@ list's range read and the page's re-checks), and with the Status entities the AP
 their ratio (target <= 1.3), and the refresh times.
 
 Run: ``.venv/bin/python bench/for_you_cost.py`` (about a few minutes; ``--small``/``--large``
-change the sizes). The lead's ``bench/for_you.py`` calls :func:`run_cost`.
+change the sizes). The lead's ``bench/for_you.py`` calls :func:`run_cost` and :func:`report`.
+
+Found with it: the entities (:func:`~fedisora.api.entities.status_entities`, every
+timeline's) load a page's hashtags with ``clip_tags.clip_id IN (...)``, and ``clip_tags``
+has no index that starts with ``clip_id`` (only ``(tag_id, clip_id)``): a scan of the whole
+join table, so the API page grows with the number of clips. ``--clip-tags-index`` measures
+the same with such an index added to the scratch database.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ TAGS = 300
 VIEWERS = 5
 FOLLOWS = 40
 PAGE = 20
-ROUNDS = 200
+ROUNDS = 500
 SECRET = "bench-secret-" + "x" * 30
 BASE_MS = 1_700_000_000_000
 
@@ -242,9 +248,15 @@ async def measure(clips: int, rounds: int) -> Sample:
 
 
 async def run_cost(
-    small: int = 10_000, large: int = 1_000_000, rounds: int = ROUNDS
+    small: int = 10_000,
+    large: int = 1_000_000,
+    rounds: int = ROUNDS,
+    *,
+    clip_tags_index: bool = False,
 ) -> tuple[Sample, Sample]:
-    """Build the scratch database, measure at *small* then *large* clips, drop it."""
+    """Build the scratch database, measure at *small* then *large* clips, drop it.
+    *clip_tags_index*: add an index on ``clip_tags (clip_id)`` to the scratch database (not
+    in the schema: what it would change; the entities load a page's hashtags by clip)."""
     name = f"fedisora_bench_foryou_{secrets.token_hex(3)}"
     admin = ADMIN.replace("postgres://", "postgresql://", 1)
     conn = await asyncpg.connect(admin)
@@ -258,6 +270,8 @@ async def run_cost(
     try:
         await migrate(url)
         data = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+        if clip_tags_index:
+            await data.execute("CREATE INDEX bench_clip_tags_clip_id ON clip_tags (clip_id)")
         await _base(data, large)
         t = time.perf_counter()
         await fill(data, large - small, large, large)
@@ -310,8 +324,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument(
+        "--clip-tags-index",
+        action="store_true",
+        help="index clip_tags (clip_id) in the scratch database (not in the schema)",
+    )
     args = parser.parse_args(argv)
-    first, second = asyncio.run(run_cost(args.small, args.large, args.rounds))
+    run = run_cost(args.small, args.large, args.rounds, clip_tags_index=args.clip_tags_index)
+    first, second = asyncio.run(run)
     report(first, second)
 
 
