@@ -12,40 +12,55 @@ Score of a clip (natural-log units; higher is better), all terms added::
 - **quality**, smoothed engagement per view: the clip's engagement
   ``e = likes + 2 comments + 2 boosts + 3 remixes + 0.5 completions`` over its exposure
   ``n = max(views, likes + comments + boosts + remixes)`` (remote clips have no local
-  views), shrunk toward the instance-wide prior by ``PRIOR_VIEWS`` pseudo-views:
-  ``QUALITY * ln(((e + PRIOR_RATE * PRIOR_VIEWS) / (n + PRIOR_VIEWS)) / PRIOR_RATE)``,
-  minus ``SKIP_PENALTY`` times the smoothed skip rate above the prior skip rate. A clip
-  with few views scores near 0 whatever its counts, so a handful of likes cannot push a
-  clip up; a clip that most viewers finish and like scores high.
-- **popularity**: ``popular_weight * ln(1 + likes + boosts + comments + remixes)`` where
-  ``popular_weight`` grows with the fresh-popular slider (``POPULAR_MIN .. POPULAR_MAX``).
-- **recency**: ``-ln 2 * age / half_life``, i.e. the score halves every ``half_life``,
-  from ``HALF_LIFE_FRESH`` (slider at fresh) to ``HALF_LIFE_POPULAR`` (slider at popular).
-- **affinity** (personalised only): ``CREATOR * tanh(creator interest / SCALE)`` plus, over
-  the clip's hashtags, ``TAG * sum(tanh(tag interest / SCALE)) / sqrt(number of tags)``
-  (so many tags do not add up to more than one strong one). Interests are the decayed
-  weights of :mod:`.interest` and may be negative: a creator or a hashtag the viewer skips
-  or asked to see less of pushes the clip down.
+  views), shrunk toward an instance-wide prior by ``PRIOR_VIEWS`` pseudo-views:
+  ``rate = (e + PRIOR_RATE * PRIOR_VIEWS) / (n + PRIOR_VIEWS)``, quality =
+  ``QUALITY * ln(rate / PRIOR_RATE)`` minus ``SKIP_PENALTY`` times the smoothed skip rate
+  above the prior skip rate. A clip with few views scores near 0 whatever its counts (a
+  handful of likes cannot push a clip up); a clip most viewers finish and like scores high.
+  *Exploration* (personalised only): ``rate`` is multiplied by ``exp(explore * z /
+  sqrt(e + PRIOR_RATE * PRIOR_VIEWS))`` with ``explore = EXPLORE * discovery`` and ``z`` a
+  fixed pseudo-random number of mean 0 and variance 1 per viewer, day and clip (Thompson
+  sampling's idea: the less is known of a clip, the wider its draw), so new clips get
+  their first viewers and different viewers see different clips among near-equals; the
+  same inputs always give the same list.
+- **popularity**: ``popular_weight * ln(1 + likes + boosts + comments + remixes)``;
+  ``popular_weight`` goes from ``POPULAR_MIN`` to ``POPULAR_MAX`` with the fresh-popular
+  slider.
+- **recency**: ``-ln 2 * age / half_life``: the score halves every ``half_life``, from
+  ``HALF_LIFE_FRESH`` days (slider at fresh) to ``HALF_LIFE_POPULAR`` (slider at popular).
+- **affinity** (personalised only): ``CREATOR * tanh(creator interest / SCALE)``, or
+  ``UNKNOWN_CREATOR * discovery`` for a creator the viewer has no interest in and does not
+  follow (someone new to them), plus over the clip's hashtags ``TAG * sum(tanh(tag
+  interest / SCALE)) / sqrt(number of tags)`` (many tags do not add up to more than one
+  strong one). Interests are the decayed weights of :mod:`.interest` and may be negative:
+  a creator or a hashtag the viewer skips or asked to see less of pushes the clip down.
 - **priors** by source: a followed author adds ``FOLLOWED * (1 - discovery / 2)``, a remix
-  of a clip the viewer liked adds ``REMIX_OF_LIKED`` (personalised only); a new creator
-  adds ``NEW_CREATOR * discovery`` (the following-discovery slider), trending adds
-  ``TRENDING``.
+  of a clip the viewer liked adds ``REMIX_OF_LIKED`` (personalised only); a new creator's
+  clip adds ``NEW_CREATOR * discovery``. Trending clips get no prior of their own: the
+  trending source brings them into the candidates, their engagement ranks them.
 
-With ``personalised=False`` the affinity and the personal priors (followed, remix of a liked
-clip) are left out: the score is quality + popularity + recency + the new-creator and
-trending priors, the same for every viewer with the same sliders (a global ranking).
+``discovery`` and ``popular`` are the viewer's sliders (0..1). With ``personalised=False``
+the affinity, the personal priors and exploration are left out: the score is quality +
+popularity + recency + the new-creator prior, the same for every viewer with the same
+sliders (a global ranking).
 
-**Diversity**: the list is built greedily from the best remaining clip that keeps the
-rules within every ``WINDOW`` consecutive clips: no creator twice, no hashtag more than
-``MAX_TAG_IN_WINDOW`` times. When no remaining clip fits, the hashtag rule is relaxed
-first, then the creator rule (a viewer who follows one creator still gets a list).
+**Diversity**: the list is built greedily. At each position, among the remaining clips that
+keep the rules within every ``WINDOW`` consecutive clips (no creator twice, no hashtag more
+than ``MAX_TAG_IN_WINDOW`` times), the one with the best score less a diminishing-returns
+penalty: ``CREATOR_REPEAT`` per clip of the same creator and ``TAG_REPEAT`` per clip
+sharing a hashtag (averaged over the clip's tags) among the last ``SPREAD`` placed. When no
+remaining clip fits, the hashtag rule is relaxed first, then the creator rule (a viewer who
+follows one creator still gets a list). ``Ranked.score`` is the score before the penalty.
 
-**Reason**: the largest personal contribution, in plain words ("from @bob, whom you
-follow", "a remix of a clip you liked", "because you liked 3 clips by @ann", "because you
-watch #cats"), else "new creator", "trending on this instance" (or "... across the
-fediverse" for a remote clip), "because you picked #cats" for cold-start clips, else
-"popular on this instance" / "fresh on this instance". ``Ranked.source`` is the source
-that reason speaks for.
+**Reason**: the largest contribution that can be named, in plain words ("from @bob, whom
+you follow", "a remix of a clip you liked", "because you liked 3 clips by @ann", "because
+you often watch @ann", "because you watch #cats", "new creator", "trending on this
+instance" or "... across the fediverse" for a remote clip, "because you picked #cats" for
+a cold-start clip, "someone new to you"), else "fresh on this instance" (under a day
+old) or "popular on this instance". Personal reasons only when personalised.
+``Ranked.source`` is the source that reason speaks for.
+
+The constants were tuned with ``bench/for_you.py`` (synthetic instance; see its docstring).
 """
 
 from __future__ import annotations
@@ -67,21 +82,22 @@ PRIOR_VIEWS = 20.0  # how many views' worth that prior counts for
 QUALITY = 1.0
 SKIP_PENALTY = 1.0
 POPULAR_MIN = 0.05
-POPULAR_MAX = 0.5
-HALF_LIFE_FRESH = 1.0  # days
-HALF_LIFE_POPULAR = 10.0  # days
+POPULAR_MAX = 0.2
+HALF_LIFE_FRESH = 2.0  # days
+HALF_LIFE_POPULAR = 20.0  # days
 SCALE = 5.0  # interest weight at which tanh reaches 0.76
 CREATOR = 1.5
 TAG = 1.2
 FOLLOWED = 0.8
 REMIX_OF_LIKED = 0.8
 NEW_CREATOR = 1.0
-TRENDING = 0.2
+UNKNOWN_CREATOR = 3.0  # times the discovery slider: a creator the viewer has no interest in
+EXPLORE = 4.0  # times the discovery slider: spread of the exploration draw on quality
 WINDOW = 5
 MAX_TAG_IN_WINDOW = 2
 SPREAD = 10  # how many of the last clips the diminishing-returns penalty looks at
-CREATOR_REPEAT = 0.5  # less per clip of the same creator among them
-TAG_REPEAT = 0.2  # less per clip sharing a hashtag among them (averaged over the tags)
+CREATOR_REPEAT = 1.5  # less per clip of the same creator among them
+TAG_REPEAT = 0.6  # less per clip sharing a hashtag among them (averaged over the tags)
 #: The least affinity contribution worth naming as the reason.
 REASON_MIN = 0.3
 
@@ -120,6 +136,7 @@ class Taste:
     popular: float = 0.5  # slider: 0 fresh .. 1 popular
     discovery: float = 0.3  # slider: 0 following .. 1 discovery
     picked_tags: tuple[str, ...] = ()  # hashtags picked at sign-up (cold start), for reasons
+    viewer: int = 0  # the viewer's account id: seeds the exploration draw (see rank)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +162,10 @@ class _Context:
     recency_per_day: float  # ln 2 / half-life in days
     popular_weight: float
     new_creator: float
+    unknown_creator: float
     followed: float
+    explore: float
+    draw_key: int  # viewer and day, for the exploration draw
 
     @classmethod
     def of(cls, taste: Taste, now: datetime) -> _Context:
@@ -158,11 +178,27 @@ class _Context:
             recency_per_day=math.log(2) / half_life,
             popular_weight=POPULAR_MIN + (POPULAR_MAX - POPULAR_MIN) * popular,
             new_creator=NEW_CREATOR * discovery,
+            unknown_creator=UNKNOWN_CREATOR * discovery,
             followed=FOLLOWED * (1 - discovery / 2),
+            explore=EXPLORE * discovery if taste.personalised else 0.0,
+            draw_key=(taste.viewer * 1_000_003 + int(now.timestamp()) // 86400) & _MASK,
         )
 
 
-def _quality(f: Features) -> float:
+_MASK = (1 << 64) - 1
+
+
+def _draw(key: int, clip_id: int) -> float:
+    """A fixed pseudo-random number in [-sqrt 3, sqrt 3) (mean 0, variance 1) for the viewer,
+    the day and the clip: splitmix64's finaliser."""
+    x = (key * 0x9E3779B97F4A7C15 + clip_id + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    return (x / 2.0**63 - 1.0) * 1.7320508075688772
+
+
+def _quality(f: Features, explore: float = 0.0, draw_key: int = 0) -> float:
     exposure = max(f.views, f.likes + f.comments + f.boosts + f.remixes, 0)
     engagement = (
         max(f.likes, 0)
@@ -172,6 +208,11 @@ def _quality(f: Features) -> float:
         + 0.5 * max(f.completions, 0)
     )
     rate = (engagement + PRIOR_RATE * PRIOR_VIEWS) / (exposure + PRIOR_VIEWS)
+    if explore:
+        # Thompson-style: the rate's log is known to about 1 / sqrt(engagements seen).
+        rate *= math.exp(
+            explore * _draw(draw_key, f.clip_id) / math.sqrt(engagement + PRIOR_RATE * PRIOR_VIEWS)
+        )
     skip_rate = (max(f.skips, 0) + PRIOR_SKIP * PRIOR_VIEWS) / (exposure + PRIOR_VIEWS)
     return QUALITY * math.log(rate / PRIOR_RATE) - SKIP_PENALTY * (skip_rate - PRIOR_SKIP)
 
@@ -195,15 +236,18 @@ def _score(f: Features, ctx: _Context) -> float:
     age_days = max(0.0, (ctx.now - f.created_at).total_seconds() / 86400)
     interactions = max(0, f.likes + f.boosts + f.comments + f.remixes)
     total = (
-        _quality(f) + ctx.popular_weight * math.log1p(interactions) - ctx.recency_per_day * age_days
+        _quality(f, ctx.explore, ctx.draw_key)
+        + ctx.popular_weight * math.log1p(interactions)
+        - ctx.recency_per_day * age_days
     )
     if f.author_new:
         total += ctx.new_creator
-    if "trending" in f.sources:
-        total += TRENDING
     taste = ctx.taste
     if taste.personalised:
-        total += _creator_affinity(f, taste)
+        if f.author_id in taste.creators:
+            total += _creator_affinity(f, taste)
+        elif not f.author_followed:
+            total += ctx.unknown_creator
         if f.tags and taste.tags:
             total += sum(part for part, _ in _tag_parts(f, taste))
         if f.author_followed:
@@ -245,6 +289,9 @@ def _explain(f: Features, ctx: _Context) -> tuple[str, str]:
             picked = next((t for t in f.tags if t in taste.picked_tags), None)
             if picked is not None:
                 named.append((REASON_MIN, "cold_start", f"because you picked #{picked}"))
+        if f.author_id not in taste.creators and not f.author_followed and ctx.unknown_creator:
+            # Last: the reasons above say more when they apply (the first of equals wins).
+            named.append((min(ctx.unknown_creator, REASON_MIN), "discovery", "someone new to you"))
     best = max(named, key=lambda n: n[0], default=None)
     if best is not None and best[0] >= REASON_MIN:
         return best[1], best[2]
