@@ -50,7 +50,8 @@ than ``MAX_TAG_IN_WINDOW`` times), the one with the best score less a diminishin
 penalty: ``CREATOR_REPEAT`` per clip of the same creator and ``TAG_REPEAT`` per clip
 sharing a hashtag (averaged over the clip's tags) among the last ``SPREAD`` placed. When no
 remaining clip fits, the hashtag rule is relaxed first, then the creator rule (a viewer who
-follows one creator still gets a list). ``Ranked.score`` is the score before the penalty.
+follows one creator still gets a list; :func:`_diversify` tells how the work is bounded).
+``Ranked.score`` is the score before the penalty.
 
 **Reason**: the largest contribution that can be named, in plain words ("from @bob, whom
 you follow", "a remix of a clip you liked", "because you liked 3 clips by @ann", "because
@@ -66,7 +67,7 @@ The constants were tuned with ``bench/for_you.py`` (synthetic instance; see its 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,6 +96,7 @@ UNKNOWN_CREATOR = 3.0  # times the discovery slider: a creator the viewer has no
 EXPLORE = 4.0  # times the discovery slider: spread of the exploration draw on quality
 WINDOW = 5
 MAX_TAG_IN_WINDOW = 2
+LOOKAHEAD = 200  # clips a position looks at (see _diversify)
 SPREAD = 10  # how many of the last clips the diminishing-returns penalty looks at
 CREATOR_REPEAT = 1.5  # less per clip of the same creator among them
 TAG_REPEAT = 0.6  # less per clip sharing a hashtag among them (averaged over the tags)
@@ -307,63 +309,101 @@ def score(f: Features, taste: Taste, now: datetime) -> tuple[float, str, str]:
     return (_score(f, ctx), *_explain(f, ctx))
 
 
-def _fits(f: Features, recent: deque[Features], check_tags: bool, check_creator: bool) -> bool:
-    if check_creator and any(r.author_id == f.author_id for r in recent):
-        return False
-    if check_tags:
-        for tag in set(f.tags):
-            if sum(tag in r.tags for r in recent) >= MAX_TAG_IN_WINDOW:
-                return False
-    return True
+class _Window:
+    """The last *size* clips placed, with how many of them have each creator and hashtag."""
+
+    __slots__ = ("clips", "creators", "tags")
+
+    def __init__(self, size: int) -> None:
+        self.clips: deque[Features] = deque(maxlen=size)
+        self.creators: Counter[int] = Counter()
+        self.tags: Counter[str] = Counter()
+
+    def push(self, f: Features) -> None:
+        if len(self.clips) == self.clips.maxlen:
+            old = self.clips[0]
+            self.creators[old.author_id] -= 1
+            self.tags.subtract(set(old.tags))
+        self.clips.append(f)
+        self.creators[f.author_id] += 1
+        self.tags.update(set(f.tags))
 
 
-def _penalty(f: Features, spread: deque[Features]) -> float:
+def _tags_fit(f: Features, recent: _Window) -> bool:
+    return all(recent.tags[t] < MAX_TAG_IN_WINDOW for t in f.tags)
+
+
+def _penalty(f: Features, spread: _Window) -> float:
     """Diminishing returns: how much the clips placed recently already cover this clip's
     creator and hashtags."""
-    if not spread:
-        return 0.0
-    penalty = CREATOR_REPEAT * sum(r.author_id == f.author_id for r in spread)
+    penalty = CREATOR_REPEAT * spread.creators[f.author_id]
     if f.tags:
-        covered = sum(sum(t in r.tags for r in spread) for t in f.tags)
-        penalty += TAG_REPEAT * covered / len(f.tags)
+        penalty += TAG_REPEAT * sum(spread.tags[t] for t in f.tags) / len(f.tags)
     return penalty
 
 
 def _diversify(ordered: list[_Scored], limit: int) -> list[_Scored]:
     """Greedy: at each position the remaining clip with the best score less its
-    :func:`_penalty` among those that keep the rules over the last ``WINDOW`` clips; the
-    hashtag rule is relaxed, then the creator rule, when none fits. *ordered* is by score,
-    best first, and a penalty only lowers a score, so each scan stops at the first clip
-    whose bare score cannot beat the best found."""
+    :func:`_penalty` among those that keep the rules over the last ``WINDOW`` clips; when
+    none does, the hashtag rule is relaxed, then the creator rule.
+
+    The work is bounded: a position looks at the ``LOOKAHEAD`` best remaining clips (fewer
+    when, *ordered* being by score and a penalty only lowering a score, a clip's bare score
+    cannot beat the best fitting key found), so the hashtag rule and the penalty hold
+    within that horizon. The creator rule holds whenever it can: remaining clips are
+    counted per creator; when every remaining creator is in the window, the rule applies
+    to the longest shorter window it can hold over (round robin among the last creators
+    left); else the scan goes on past the horizon to the first clip that keeps it.
+    Cost O(limit * LOOKAHEAD * WINDOW), whatever the number of candidates."""
     taken = [False] * len(ordered)
     head = 0  # every clip before it is taken
     out: list[_Scored] = []
-    recent: deque[Features] = deque(maxlen=WINDOW - 1)
-    spread: deque[Features] = deque(maxlen=SPREAD)
+    recent = _Window(WINDOW - 1)
+    spread = _Window(SPREAD)
+    by_creator = Counter(s.features.author_id for s in ordered)
     while len(out) < limit and head < len(ordered):
-        pick = -1
-        for check_tags, check_creator in ((True, True), (False, True), (False, False)):
-            best_key = -math.inf
-            for i in range(head, len(ordered)):
-                if taken[i]:
-                    continue
-                s = ordered[i]
-                if s.score <= best_key:
-                    break
-                if not _fits(s.features, recent, check_tags, check_creator):
-                    continue
-                key = s.score - _penalty(s.features, spread)
-                if key > best_key:
-                    pick, best_key = i, key
-            if pick >= 0:
+        # The creator rule over the last WINDOW - 1 clips, or over fewer when so few
+        # creators remain that it cannot hold (three creators left: no repeat within 3).
+        placed = list(recent.clips)
+        while True:
+            recent_creators = {r.author_id for r in placed}
+            if len(by_creator) > len(recent_creators & by_creator.keys()):
                 break
+            placed.pop(0)
+        creator_rule = bool(recent_creators)
+        # Best index and key per level: 0 keeps both rules, 1 only the creator rule, 2 none.
+        picks = [-1, -1, -1]
+        keys = [-math.inf, -math.inf, -math.inf]
+        scanned = 0
+        for i in range(head, len(ordered)):
+            if taken[i]:
+                continue
+            s = ordered[i]
+            if s.score <= keys[0]:
+                break
+            scanned += 1
+            if scanned > LOOKAHEAD and (picks[0] >= 0 or picks[1] >= 0 or not creator_rule):
+                break
+            f = s.features
+            if creator_rule and f.author_id in recent_creators:
+                level = 2
+            else:
+                level = 0 if _tags_fit(f, recent) else 1
+            key = s.score - _penalty(f, spread)
+            if key > keys[level]:
+                picks[level], keys[level] = i, key
+        pick = next(p for p in picks if p >= 0)
         taken[pick] = True
         while head < len(ordered) and taken[head]:
             head += 1
         chosen = ordered[pick]
+        author = chosen.features.author_id
+        by_creator[author] -= 1
+        if not by_creator[author]:
+            del by_creator[author]
         out.append(chosen)
-        recent.append(chosen.features)
-        spread.append(chosen.features)
+        recent.push(chosen.features)
+        spread.push(chosen.features)
     return out
 
 

@@ -81,6 +81,18 @@ def test_one_creator_only_still_gives_a_full_list() -> None:
     assert len(rank(candidates, NEUTRAL, NOW, 10)) == 10
 
 
+def test_too_few_creators_take_turns() -> None:
+    # Three creators cannot keep "no creator twice in 5": they take turns instead, even
+    # though creator 0's clips are all better.
+    candidates = [
+        clip(i, author_id=i % 3, likes=300 if i % 3 == 0 else 5, views=400) for i in range(60)
+    ]
+    authors = [c % 3 for c in ids(rank(candidates, NEUTRAL, NOW, 30))]
+    assert len(authors) == 30
+    for start in range(len(authors) - 2):
+        assert len(set(authors[start : start + 3])) == 3, authors
+
+
 def test_limit_and_duplicates() -> None:
     candidates = [clip(i, author_id=i) for i in range(30)]
     assert len(rank(candidates, NEUTRAL, NOW, 7)) == 7
