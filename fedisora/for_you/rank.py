@@ -12,46 +12,62 @@ Score of a clip (natural-log units; higher is better), all terms added::
 - **quality**, smoothed engagement per view: the clip's engagement
   ``e = likes + 2 comments + 2 boosts + 3 remixes + 0.5 completions`` over its exposure
   ``n = max(views, likes + comments + boosts + remixes)`` (remote clips have no local
-  views), shrunk toward the instance-wide prior by ``PRIOR_VIEWS`` pseudo-views:
-  ``QUALITY * ln(((e + PRIOR_RATE * PRIOR_VIEWS) / (n + PRIOR_VIEWS)) / PRIOR_RATE)``,
-  minus ``SKIP_PENALTY`` times the smoothed skip rate above the prior skip rate. A clip
-  with few views scores near 0 whatever its counts, so a handful of likes cannot push a
-  clip up; a clip that most viewers finish and like scores high.
-- **popularity**: ``popular_weight * ln(1 + likes + boosts + comments + remixes)`` where
-  ``popular_weight`` grows with the fresh-popular slider (``POPULAR_MIN .. POPULAR_MAX``).
-- **recency**: ``-ln 2 * age / half_life``, i.e. the score halves every ``half_life``,
-  from ``HALF_LIFE_FRESH`` (slider at fresh) to ``HALF_LIFE_POPULAR`` (slider at popular).
-- **affinity** (personalised only): ``CREATOR * tanh(creator interest / SCALE)`` plus, over
-  the clip's hashtags, ``TAG * sum(tanh(tag interest / SCALE)) / sqrt(number of tags)``
-  (so many tags do not add up to more than one strong one). Interests are the decayed
-  weights of :mod:`.interest` and may be negative: a creator or a hashtag the viewer skips
-  or asked to see less of pushes the clip down.
+  views), shrunk toward an instance-wide prior by ``PRIOR_VIEWS`` pseudo-views:
+  ``rate = (e + PRIOR_RATE * PRIOR_VIEWS) / (n + PRIOR_VIEWS)``, quality =
+  ``QUALITY * ln(rate / PRIOR_RATE)`` minus ``SKIP_PENALTY`` times the smoothed skip rate
+  above the prior skip rate. A clip with few views scores near 0 whatever its counts (a
+  handful of likes cannot push a clip up); a clip most viewers finish and like scores high.
+  *Exploration* (personalised only): ``rate`` is multiplied by ``exp(explore * z /
+  sqrt(e + PRIOR_RATE * PRIOR_VIEWS))`` with ``explore = EXPLORE * discovery`` and ``z`` a
+  fixed pseudo-random number of mean 0 and variance 1 per viewer, day and clip (Thompson
+  sampling's idea: the less is known of a clip, the wider its draw), so new clips get
+  their first viewers and different viewers see different clips among near-equals; the
+  same inputs always give the same list.
+- **popularity**: ``popular_weight * ln(1 + likes + boosts + comments + remixes)``;
+  ``popular_weight`` goes from ``POPULAR_MIN`` to ``POPULAR_MAX`` with the fresh-popular
+  slider.
+- **recency**: ``-ln 2 * age / half_life``: the score halves every ``half_life``, from
+  ``HALF_LIFE_FRESH`` days (slider at fresh) to ``HALF_LIFE_POPULAR`` (slider at popular).
+- **affinity** (personalised only): ``CREATOR * tanh(creator interest / SCALE)``, or
+  ``UNKNOWN_CREATOR * discovery`` for a creator the viewer has no interest in and does not
+  follow (someone new to them), plus over the clip's hashtags ``TAG * sum(tanh(tag
+  interest / SCALE)) / sqrt(number of tags)`` (many tags do not add up to more than one
+  strong one). Interests are the decayed weights of :mod:`.interest` and may be negative:
+  a creator or a hashtag the viewer skips or asked to see less of pushes the clip down.
 - **priors** by source: a followed author adds ``FOLLOWED * (1 - discovery / 2)``, a remix
-  of a clip the viewer liked adds ``REMIX_OF_LIKED`` (personalised only); a new creator
-  adds ``NEW_CREATOR * discovery`` (the following-discovery slider), trending adds
-  ``TRENDING``.
+  of a clip the viewer liked adds ``REMIX_OF_LIKED`` (personalised only); a new creator's
+  clip adds ``NEW_CREATOR * discovery``. Trending clips get no prior of their own: the
+  trending source brings them into the candidates, their engagement ranks them.
 
-With ``personalised=False`` the affinity and the personal priors (followed, remix of a liked
-clip) are left out: the score is quality + popularity + recency + the new-creator and
-trending priors, the same for every viewer with the same sliders (a global ranking).
+``discovery`` and ``popular`` are the viewer's sliders (0..1). With ``personalised=False``
+the affinity, the personal priors and exploration are left out: the score is quality +
+popularity + recency + the new-creator prior, the same for every viewer with the same
+sliders (a global ranking).
 
-**Diversity**: the list is built greedily from the best remaining clip that keeps the
-rules within every ``WINDOW`` consecutive clips: no creator twice, no hashtag more than
-``MAX_TAG_IN_WINDOW`` times. When no remaining clip fits, the hashtag rule is relaxed
-first, then the creator rule (a viewer who follows one creator still gets a list).
+**Diversity**: the list is built greedily. At each position, among the remaining clips that
+keep the rules within every ``WINDOW`` consecutive clips (no creator twice, no hashtag more
+than ``MAX_TAG_IN_WINDOW`` times), the one with the best score less a diminishing-returns
+penalty: ``CREATOR_REPEAT`` per clip of the same creator and ``TAG_REPEAT`` per clip
+sharing a hashtag (averaged over the clip's tags) among the last ``SPREAD`` placed. When no
+remaining clip fits, the hashtag rule is relaxed first, then the creator rule (a viewer who
+follows one creator still gets a list; :func:`_diversify` tells how the work is bounded).
+``Ranked.score`` is the score before the penalty.
 
-**Reason**: the largest personal contribution, in plain words ("from @bob, whom you
-follow", "a remix of a clip you liked", "because you liked 3 clips by @ann", "because you
-watch #cats"), else "new creator", "trending on this instance" (or "... across the
-fediverse" for a remote clip), "because you picked #cats" for cold-start clips, else
-"popular on this instance" / "fresh on this instance". ``Ranked.source`` is the source
-that reason speaks for.
+**Reason**: the largest contribution that can be named, in plain words ("from @bob, whom
+you follow", "a remix of a clip you liked", "because you liked 3 clips by @ann", "because
+you often watch @ann", "because you watch #cats", "new creator", "trending on this
+instance" or "... across the fediverse" for a remote clip, "because you picked #cats" for
+a cold-start clip, "someone new to you"), else "fresh on this instance" (under a day
+old) or "popular on this instance". Personal reasons only when personalised.
+``Ranked.source`` is the source that reason speaks for.
+
+The constants were tuned with ``bench/for_you.py`` (synthetic instance; see its docstring).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,21 +83,23 @@ PRIOR_VIEWS = 20.0  # how many views' worth that prior counts for
 QUALITY = 1.0
 SKIP_PENALTY = 1.0
 POPULAR_MIN = 0.05
-POPULAR_MAX = 0.5
-HALF_LIFE_FRESH = 1.0  # days
-HALF_LIFE_POPULAR = 10.0  # days
+POPULAR_MAX = 0.2
+HALF_LIFE_FRESH = 2.0  # days
+HALF_LIFE_POPULAR = 20.0  # days
 SCALE = 5.0  # interest weight at which tanh reaches 0.76
 CREATOR = 1.5
 TAG = 1.2
 FOLLOWED = 0.8
 REMIX_OF_LIKED = 0.8
 NEW_CREATOR = 1.0
-TRENDING = 0.2
+UNKNOWN_CREATOR = 3.0  # times the discovery slider: a creator the viewer has no interest in
+EXPLORE = 4.0  # times the discovery slider: spread of the exploration draw on quality
 WINDOW = 5
 MAX_TAG_IN_WINDOW = 2
+LOOKAHEAD = 200  # clips a position looks at (see _diversify)
 SPREAD = 10  # how many of the last clips the diminishing-returns penalty looks at
-CREATOR_REPEAT = 0.5  # less per clip of the same creator among them
-TAG_REPEAT = 0.2  # less per clip sharing a hashtag among them (averaged over the tags)
+CREATOR_REPEAT = 1.5  # less per clip of the same creator among them
+TAG_REPEAT = 0.6  # less per clip sharing a hashtag among them (averaged over the tags)
 #: The least affinity contribution worth naming as the reason.
 REASON_MIN = 0.3
 
@@ -120,6 +138,7 @@ class Taste:
     popular: float = 0.5  # slider: 0 fresh .. 1 popular
     discovery: float = 0.3  # slider: 0 following .. 1 discovery
     picked_tags: tuple[str, ...] = ()  # hashtags picked at sign-up (cold start), for reasons
+    viewer: int = 0  # the viewer's account id: seeds the exploration draw (see rank)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +164,10 @@ class _Context:
     recency_per_day: float  # ln 2 / half-life in days
     popular_weight: float
     new_creator: float
+    unknown_creator: float
     followed: float
+    explore: float
+    draw_key: int  # viewer and day, for the exploration draw
 
     @classmethod
     def of(cls, taste: Taste, now: datetime) -> _Context:
@@ -158,11 +180,27 @@ class _Context:
             recency_per_day=math.log(2) / half_life,
             popular_weight=POPULAR_MIN + (POPULAR_MAX - POPULAR_MIN) * popular,
             new_creator=NEW_CREATOR * discovery,
+            unknown_creator=UNKNOWN_CREATOR * discovery,
             followed=FOLLOWED * (1 - discovery / 2),
+            explore=EXPLORE * discovery if taste.personalised else 0.0,
+            draw_key=(taste.viewer * 1_000_003 + int(now.timestamp()) // 86400) & _MASK,
         )
 
 
-def _quality(f: Features) -> float:
+_MASK = (1 << 64) - 1
+
+
+def _draw(key: int, clip_id: int) -> float:
+    """A fixed pseudo-random number in [-sqrt 3, sqrt 3) (mean 0, variance 1) for the viewer,
+    the day and the clip: splitmix64's finaliser."""
+    x = (key * 0x9E3779B97F4A7C15 + clip_id + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    return (x / 2.0**63 - 1.0) * 1.7320508075688772
+
+
+def _quality(f: Features, explore: float = 0.0, draw_key: int = 0) -> float:
     exposure = max(f.views, f.likes + f.comments + f.boosts + f.remixes, 0)
     engagement = (
         max(f.likes, 0)
@@ -172,6 +210,11 @@ def _quality(f: Features) -> float:
         + 0.5 * max(f.completions, 0)
     )
     rate = (engagement + PRIOR_RATE * PRIOR_VIEWS) / (exposure + PRIOR_VIEWS)
+    if explore:
+        # Thompson-style: the rate's log is known to about 1 / sqrt(engagements seen).
+        rate *= math.exp(
+            explore * _draw(draw_key, f.clip_id) / math.sqrt(engagement + PRIOR_RATE * PRIOR_VIEWS)
+        )
     skip_rate = (max(f.skips, 0) + PRIOR_SKIP * PRIOR_VIEWS) / (exposure + PRIOR_VIEWS)
     return QUALITY * math.log(rate / PRIOR_RATE) - SKIP_PENALTY * (skip_rate - PRIOR_SKIP)
 
@@ -195,15 +238,18 @@ def _score(f: Features, ctx: _Context) -> float:
     age_days = max(0.0, (ctx.now - f.created_at).total_seconds() / 86400)
     interactions = max(0, f.likes + f.boosts + f.comments + f.remixes)
     total = (
-        _quality(f) + ctx.popular_weight * math.log1p(interactions) - ctx.recency_per_day * age_days
+        _quality(f, ctx.explore, ctx.draw_key)
+        + ctx.popular_weight * math.log1p(interactions)
+        - ctx.recency_per_day * age_days
     )
     if f.author_new:
         total += ctx.new_creator
-    if "trending" in f.sources:
-        total += TRENDING
     taste = ctx.taste
     if taste.personalised:
-        total += _creator_affinity(f, taste)
+        if f.author_id in taste.creators:
+            total += _creator_affinity(f, taste)
+        elif not f.author_followed:
+            total += ctx.unknown_creator
         if f.tags and taste.tags:
             total += sum(part for part, _ in _tag_parts(f, taste))
         if f.author_followed:
@@ -245,6 +291,9 @@ def _explain(f: Features, ctx: _Context) -> tuple[str, str]:
             picked = next((t for t in f.tags if t in taste.picked_tags), None)
             if picked is not None:
                 named.append((REASON_MIN, "cold_start", f"because you picked #{picked}"))
+        if f.author_id not in taste.creators and not f.author_followed and ctx.unknown_creator:
+            # Last: the reasons above say more when they apply (the first of equals wins).
+            named.append((min(ctx.unknown_creator, REASON_MIN), "discovery", "someone new to you"))
     best = max(named, key=lambda n: n[0], default=None)
     if best is not None and best[0] >= REASON_MIN:
         return best[1], best[2]
@@ -260,63 +309,101 @@ def score(f: Features, taste: Taste, now: datetime) -> tuple[float, str, str]:
     return (_score(f, ctx), *_explain(f, ctx))
 
 
-def _fits(f: Features, recent: deque[Features], check_tags: bool, check_creator: bool) -> bool:
-    if check_creator and any(r.author_id == f.author_id for r in recent):
-        return False
-    if check_tags:
-        for tag in set(f.tags):
-            if sum(tag in r.tags for r in recent) >= MAX_TAG_IN_WINDOW:
-                return False
-    return True
+class _Window:
+    """The last *size* clips placed, with how many of them have each creator and hashtag."""
+
+    __slots__ = ("clips", "creators", "tags")
+
+    def __init__(self, size: int) -> None:
+        self.clips: deque[Features] = deque(maxlen=size)
+        self.creators: Counter[int] = Counter()
+        self.tags: Counter[str] = Counter()
+
+    def push(self, f: Features) -> None:
+        if len(self.clips) == self.clips.maxlen:
+            old = self.clips[0]
+            self.creators[old.author_id] -= 1
+            self.tags.subtract(set(old.tags))
+        self.clips.append(f)
+        self.creators[f.author_id] += 1
+        self.tags.update(set(f.tags))
 
 
-def _penalty(f: Features, spread: deque[Features]) -> float:
+def _tags_fit(f: Features, recent: _Window) -> bool:
+    return all(recent.tags[t] < MAX_TAG_IN_WINDOW for t in f.tags)
+
+
+def _penalty(f: Features, spread: _Window) -> float:
     """Diminishing returns: how much the clips placed recently already cover this clip's
     creator and hashtags."""
-    if not spread:
-        return 0.0
-    penalty = CREATOR_REPEAT * sum(r.author_id == f.author_id for r in spread)
+    penalty = CREATOR_REPEAT * spread.creators[f.author_id]
     if f.tags:
-        covered = sum(sum(t in r.tags for r in spread) for t in f.tags)
-        penalty += TAG_REPEAT * covered / len(f.tags)
+        penalty += TAG_REPEAT * sum(spread.tags[t] for t in f.tags) / len(f.tags)
     return penalty
 
 
 def _diversify(ordered: list[_Scored], limit: int) -> list[_Scored]:
     """Greedy: at each position the remaining clip with the best score less its
-    :func:`_penalty` among those that keep the rules over the last ``WINDOW`` clips; the
-    hashtag rule is relaxed, then the creator rule, when none fits. *ordered* is by score,
-    best first, and a penalty only lowers a score, so each scan stops at the first clip
-    whose bare score cannot beat the best found."""
+    :func:`_penalty` among those that keep the rules over the last ``WINDOW`` clips; when
+    none does, the hashtag rule is relaxed, then the creator rule.
+
+    The work is bounded: a position looks at the ``LOOKAHEAD`` best remaining clips (fewer
+    when, *ordered* being by score and a penalty only lowering a score, a clip's bare score
+    cannot beat the best fitting key found), so the hashtag rule and the penalty hold
+    within that horizon. The creator rule holds whenever it can: remaining clips are
+    counted per creator; when every remaining creator is in the window, the rule applies
+    to the longest shorter window it can hold over (round robin among the last creators
+    left); else the scan goes on past the horizon to the first clip that keeps it.
+    Cost O(limit * LOOKAHEAD * WINDOW), whatever the number of candidates."""
     taken = [False] * len(ordered)
     head = 0  # every clip before it is taken
     out: list[_Scored] = []
-    recent: deque[Features] = deque(maxlen=WINDOW - 1)
-    spread: deque[Features] = deque(maxlen=SPREAD)
+    recent = _Window(WINDOW - 1)
+    spread = _Window(SPREAD)
+    by_creator = Counter(s.features.author_id for s in ordered)
     while len(out) < limit and head < len(ordered):
-        pick = -1
-        for check_tags, check_creator in ((True, True), (False, True), (False, False)):
-            best_key = -math.inf
-            for i in range(head, len(ordered)):
-                if taken[i]:
-                    continue
-                s = ordered[i]
-                if s.score <= best_key:
-                    break
-                if not _fits(s.features, recent, check_tags, check_creator):
-                    continue
-                key = s.score - _penalty(s.features, spread)
-                if key > best_key:
-                    pick, best_key = i, key
-            if pick >= 0:
+        # The creator rule over the last WINDOW - 1 clips, or over fewer when so few
+        # creators remain that it cannot hold (three creators left: no repeat within 3).
+        placed = list(recent.clips)
+        while True:
+            recent_creators = {r.author_id for r in placed}
+            if len(by_creator) > len(recent_creators & by_creator.keys()):
                 break
+            placed.pop(0)
+        creator_rule = bool(recent_creators)
+        # Best index and key per level: 0 keeps both rules, 1 only the creator rule, 2 none.
+        picks = [-1, -1, -1]
+        keys = [-math.inf, -math.inf, -math.inf]
+        scanned = 0
+        for i in range(head, len(ordered)):
+            if taken[i]:
+                continue
+            s = ordered[i]
+            if s.score <= keys[0]:
+                break
+            scanned += 1
+            if scanned > LOOKAHEAD and (picks[0] >= 0 or picks[1] >= 0 or not creator_rule):
+                break
+            f = s.features
+            if creator_rule and f.author_id in recent_creators:
+                level = 2
+            else:
+                level = 0 if _tags_fit(f, recent) else 1
+            key = s.score - _penalty(f, spread)
+            if key > keys[level]:
+                picks[level], keys[level] = i, key
+        pick = next(p for p in picks if p >= 0)
         taken[pick] = True
         while head < len(ordered) and taken[head]:
             head += 1
         chosen = ordered[pick]
+        author = chosen.features.author_id
+        by_creator[author] -= 1
+        if not by_creator[author]:
+            del by_creator[author]
         out.append(chosen)
-        recent.append(chosen.features)
-        spread.append(chosen.features)
+        recent.push(chosen.features)
+        spread.push(chosen.features)
     return out
 
 
