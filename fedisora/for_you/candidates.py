@@ -248,6 +248,7 @@ async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], r
         popular=settings.popular,
         discovery=settings.discovery,
         picked_tags=tuple(t.lower().lstrip("#") for t in settings.tags or []),
+        viewer=viewer.pk,
     )
     return features, taste
 

@@ -79,6 +79,7 @@ async def test_each_source_finds_its_clips(db: str) -> None:
     assert by_id[by_carol.pk].author == "@carol"
     assert taste.creators[carol.pk] > 7 and taste.tags["cats"] > 5
     assert taste.liked_by_creator == {dave.pk: 1} and taste.picked_tags == ("dogs",)
+    assert taste.viewer == viewer.pk
 
 
 async def test_rules_leave_out_what_timelines_leave_out(db: str) -> None:
