@@ -58,8 +58,9 @@ __all__ = [
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 40
-ROUNDS = 3
-"""Reads of the list one page makes at most, each of twice the missing clips' positions."""
+ROUNDS = 4
+"""Reads of the list one page makes at most: one of *limit* positions, then one more of as
+many as were left out by the checks, and so on."""
 STALE = timedelta(hours=6)
 """A list older than this is refreshed when its first page is served."""
 MAX_CURSOR = 200
@@ -160,7 +161,7 @@ async def _read(
         wanted = limit - len(items)
         if wanted <= 0:
             return position, True
-        batch = 2 * wanted
+        batch = wanted  # (most pages lose none: read no clip more than needed)
         rows = list(
             await ForYouCandidate.filter(
                 account_id=viewer.pk, generation=generation, position__gt=position
