@@ -623,7 +623,6 @@ class LoopsRanker(Ranker):
         personal = [cid for _, cid in scored[:wanted]]
         if not interests:
             picked = set(personal)
-            by_id = {c.id: c for c in pool}
             popular = sorted(
                 (c for c in pool if c.id not in picked and c.id not in seen),
                 key=lambda c: -self._popular(world, c, now),
@@ -631,7 +630,6 @@ class LoopsRanker(Ranker):
             mixed = [(s, cid) for s, cid in scored[:wanted]] + [
                 (self._popular(world, c, now), c.id) for c in popular
             ]
-            del by_id
             mixed.sort(key=lambda t: -t[0])
             return [cid for _, cid in mixed[:n]]
         picked = set(personal)
