@@ -1,6 +1,7 @@
 """The vertical feed (``/`` logged in, ``/explore`` for everyone) and its controls.
 
-Tabs: For You (trending clips, then recent local ones, until a ranking exists), Following
+Tabs: For You (the viewer's ranked list, :func:`fedisora.for_you.feed.page`, each clip with
+its reason in plain words, paged by the list's opaque ``cursor``), Following
 (the home timeline's ``TimelineEntry`` rows, as the API's), Local and Federated (public clips
 made here / everywhere this instance knows), and Trending on ``/explore``. Each page lists
 :data:`FEED_PAGE` clips, newest first, with cursor pagination on ``max_id``: a plain link
@@ -31,7 +32,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -47,6 +48,7 @@ from fedisora.api.timelines import trending_clips
 from fedisora.api.visibility import public_timeline
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
+from fedisora.for_you import feed as for_you
 from fedisora.ids import row_id
 from fedisora.models import (
     Account,
@@ -82,8 +84,6 @@ __all__ = [
 
 FEED_PAGE = 10
 """Clips per page of the vertical feed (each is a full-screen video)."""
-TRENDING_FIRST = 5
-"""Trending clips at the top of For You's first page."""
 NEW_CAP = 20
 """The most "N new" counts ("20+ new clips")."""
 PARTIAL_HEADER = "x-fedisora-partial"
@@ -109,6 +109,13 @@ class FeedItem:
     follow: str | None = None
     """The viewer's follow of the author: "none", "following", "requested", "self"; None for
     a visitor."""
+    reason: str | None = None
+    """Why For You shows it, in plain words (None on other tabs)."""
+
+    @property
+    def shown_reason(self) -> str | None:
+        """The reason as a sentence ("Because you liked 3 clips by @ann")."""
+        return self.reason[:1].upper() + self.reason[1:] if self.reason else None
 
     @property
     def clip(self) -> Clip:
@@ -135,10 +142,14 @@ class FeedItem:
         return f"AI-generated video: {text[:300]}" if text else "AI-generated video"
 
 
-async def feed_items(viewer: Account | None, cards: Sequence[ClipCard]) -> list[FeedItem]:
-    """*cards* with whether *viewer* liked and boosted each clip and follows each author."""
+async def feed_items(
+    viewer: Account | None, cards: Sequence[ClipCard], reasons: dict[int, str] | None = None
+) -> list[FeedItem]:
+    """*cards* with whether *viewer* liked and boosted each clip and follows each author (and
+    For You's *reasons*, by clip id)."""
+    why = reasons or {}
     if viewer is None or not cards:
-        return [FeedItem(card) for card in cards]
+        return [FeedItem(card, reason=why.get(card.clip.pk)) for card in cards]
     ids = [c.clip.pk for c in cards]
     follow = await follow_states(viewer, [c.author.pk for c in cards])
     liked = set(
@@ -149,7 +160,13 @@ async def feed_items(viewer: Account | None, cards: Sequence[ClipCard]) -> list[
     )
     boosted = set(await column(Boost.filter(account_id=viewer.pk, clip_id__in=ids), "clip_id"))
     return [
-        FeedItem(card, card.clip.pk in liked, card.clip.pk in boosted, follow[card.author.pk])
+        FeedItem(
+            card,
+            card.clip.pk in liked,
+            card.clip.pk in boosted,
+            follow[card.author.pk],
+            why.get(card.clip.pk),
+        )
         for card in cards
     ]
 
@@ -187,6 +204,9 @@ class _Page:
     clips: list[Clip]
     boosters: list[int | None]
     older: int | None
+    cursor: str | None = None
+    """For You: where its next page starts (its list has no ``max_id``)."""
+    reasons: dict[int, str] = field(default_factory=dict)
 
 
 async def _public(
@@ -219,9 +239,28 @@ async def _following(me: Account, max_id: int | None, since_id: int | None = Non
     return _Page([clips[e.clip_id] for e in kept], [e.boosted_by_id for e in kept], older)
 
 
+async def _for_you(viewer: Account, cursor: str | None, secret: str) -> _Page:
+    """A page of the viewer's For You list; a bad cursor is a 400 page."""
+    try:
+        found = await for_you.page(viewer, cursor, FEED_PAGE, secret=secret)
+    except for_you.BadCursor as exc:
+        raise HTTPException(400, exc.message) from None
+    clips = [item.clip for item in found.items]
+    reasons = {item.clip.pk: item.reason for item in found.items}
+    return _Page(clips, [None] * len(clips), None, found.next_cursor, reasons)
+
+
 async def _tab_page(
-    tab: str, viewer: Account | None, max_id: int | None, since_id: int | None = None
+    tab: str,
+    viewer: Account | None,
+    max_id: int | None,
+    since_id: int | None = None,
+    *,
+    cursor: str | None = None,
+    secret: str = "",
 ) -> _Page:
+    if tab == "foryou" and viewer is not None and since_id is None:
+        return await _for_you(viewer, cursor, secret)
     if tab == "following" and viewer is not None:
         return await _following(viewer, max_id, since_id)
     if tab == "federated":
@@ -231,14 +270,7 @@ async def _tab_page(
             return _Page([], [], None)  # one ranked page: it has no cursor
         rows = await trending_clips(viewer, 0, FEED_PAGE)
         return _Page(rows, [None] * len(rows), None)
-    page = await _public(viewer, max_id, local=True, since_id=since_id)
-    if tab == "foryou" and max_id is None and since_id is None:
-        # Trending first, then the newest local clips (each clip once).
-        top = await trending_clips(viewer, 0, TRENDING_FIRST)
-        seen = {c.pk for c in top}
-        rest = [c for c in page.clips if c.pk not in seen]
-        return _Page(top + rest, [None] * (len(top) + len(rest)), page.older)
-    return page
+    return await _public(viewer, max_id, local=True, since_id=since_id)
 
 
 def _tab(request: Request, tabs: dict[str, str], default: str) -> str:
@@ -262,12 +294,16 @@ async def _feed_response(
     request: Request, *, base: str, tabs: dict[str, str], tab: str, viewer: Account | None
 ) -> Response:
     max_id = max_id_param(request)
-    page = await _tab_page(tab, viewer, max_id)
+    cursor = request.query_params.get("cursor") or None
+    secret = request.app.state.settings.secret_key
+    page = await _tab_page(tab, viewer, max_id, cursor=cursor, secret=secret)
     cards = await clip_cards(viewer, page.clips, page.boosters)
-    items = await feed_items(viewer, cards)
+    items = await feed_items(viewer, cards, page.reasons)
     older_href = None
     if page.older is not None:
         older_href = f"{base}?{urlencode({'tab': tab, 'max_id': page.older})}"
+    elif page.cursor is not None and page.clips:
+        older_href = f"{base}?{urlencode({'tab': tab, 'cursor': page.cursor})}"
     newest = max((c.pk for c in page.clips), default=None)
     context: dict[str, Any] = {
         "items": items,
@@ -280,7 +316,7 @@ async def _feed_response(
         response: Response = render(request, "_reel_page.html", **context)
     else:
         poll = stream = None
-        if max_id is None and tab != "trending":
+        if max_id is None and cursor is None and tab != "trending":
             since = urlencode({"tab": tab, "since_id": newest or 0})
             poll, stream = f"/feed/new?{since}", f"/feed/stream?{since}"
         response = render(

@@ -634,6 +634,7 @@ def _paths() -> Json:
         **_likeness_paths(),
         **_optout_paths(),
         **_for_you_paths(),
+        **_for_you_timeline_paths(),
         OPENAPI_PATH: {
             "get": {
                 "operationId": "getOpenAPI",
@@ -793,6 +794,50 @@ def _for_you_paths() -> Json:
                 },
             },
         },
+    }
+
+
+def _for_you_timeline_paths() -> Json:
+    """For You's page (:mod:`fedisora.for_you.feed`)."""
+    status: Json = {
+        "type": "object",
+        "description": (
+            "A Mastodon Status whose ``fedisora`` object carries ``reason``: why it is in "
+            "your For You list, in plain words."
+        ),
+        "required": ["id", "fedisora"],
+        "properties": {
+            "id": {"type": "string"},
+            "fedisora": {
+                "type": "object",
+                "required": ["reason"],
+                "properties": {"reason": {"type": "string"}},
+            },
+        },
+    }
+    return {
+        "/api/fedisora/v1/timelines/for_you": {
+            "get": {
+                "operationId": "forYouTimeline",
+                "summary": "A page of your For You list",
+                "description": (
+                    "Your precomputed, personal ranking of local and federated clips, with "
+                    "the timelines' visibility rules. The ``Link`` header's next page carries "
+                    "an opaque cursor in ``max_id`` (``cursor`` is read too), valid for your "
+                    "account only: another account's or an altered one is a 400."
+                ),
+                "security": _secured(_READ),
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": _QUERY_SCHEMAS["limit"]},
+                    {"name": "max_id", "in": "query", "schema": {**_TEXT, "maxLength": 200}},
+                    {"name": "cursor", "in": "query", "schema": {**_TEXT, "maxLength": 200}},
+                ],
+                "responses": {
+                    "200": _ok("Statuses, best first.", {"type": "array", "items": status}),
+                    **_errors("400", "401", "403", "422", "429"),
+                },
+            }
+        }
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -140,6 +141,38 @@ async def tag(ctx: Ctx) -> Response:
         tagged = ClipTag.filter(tag__name__in=excluded).values("clip_id")
         query = query.exclude(pk__in=Subquery(tagged))
     return await _clip_timeline(ctx, query)
+
+
+@endpoint("read", "read:statuses", user=True)
+async def for_you(ctx: Ctx) -> Response:
+    """``GET /api/fedisora/v1/timelines/for_you``: a page of the caller's For You list
+    (:func:`fedisora.for_you.feed.page`), Status entities each with ``fedisora.reason``.
+    Pages by an opaque cursor: the ``Link`` header's next page carries it in ``max_id``
+    (``cursor`` is read as well); a ranked list has no previous page."""
+    from fedisora.for_you import feed
+
+    p = ctx.params
+    limit = min(p.number("limit", feed.DEFAULT_LIMIT, low=1, high=2**31), feed.MAX_LIMIT)
+    cursor = p.text("max_id", max_length=feed.MAX_CURSOR) or p.text(
+        "cursor", max_length=feed.MAX_CURSOR
+    )
+    found = await feed.page(ctx.me, cursor or None, limit, secret=ctx.settings.secret_key)
+    body = await status_entities(ctx.me, [item.clip for item in found.items])
+    for entity, item in zip(body, found.items, strict=True):
+        extra = entity.get("fedisora")
+        entity["fedisora"] = {**(extra if isinstance(extra, dict) else {}), "reason": item.reason}
+    headers: dict[str, str] = {}
+    if found.next_cursor is not None and found.items:
+        request = ctx.request
+        keep = [
+            (k, v)
+            for k, v in request.query_params.multi_items()
+            if k not in ("max_id", "cursor", "since_id", "min_id")
+        ]
+        base = ctx.settings.base_url + request.url.path
+        query = urlencode([*keep, ("max_id", found.next_cursor)])
+        headers["Link"] = f'<{base}?{query}>; rel="next"'
+    return json(body, headers=headers)
 
 
 @endpoint("read", "read:notifications", user=True)
@@ -310,20 +343,24 @@ def _offset_limit(ctx: Ctx, default: int, maximum: int) -> tuple[int, int]:
     return p.number("offset", 0, high=10_000), limit
 
 
-async def trending_clips(viewer: Account | None, offset: int, limit: int) -> list[Clip]:
+async def trending_clips(
+    viewer: Account | None, offset: int, limit: int, *, federated: bool = False
+) -> list[Clip]:
     """Public local clips of the last week that *viewer* may see, ranked by likes + boosts +
-    comments (ties: newer); clips nobody engaged with are not trending. The API's trends and
-    the web feed's For You tab both read this."""
-    candidates = (
-        await Clip.filter(
-            visibility=Visibility.PUBLIC,
-            deleted_at=None,
-            local=True,
-            created_at__gte=utcnow() - TREND_WINDOW,
-        )
-        .order_by("-id")
-        .limit(TREND_SCAN)
+    comments (ties: newer); clips nobody engaged with are not trending. The API's trends,
+    the web feed's Trending tab and For You's candidates (:mod:`fedisora.for_you.candidates`)
+    read this. ``federated=True``: remote clips instead (of the latest :data:`TREND_SCAN`,
+    those of domains this instance silences or suspends left out, as public timelines do),
+    by the engagement this instance knows of."""
+    query = Clip.filter(
+        visibility=Visibility.PUBLIC,
+        deleted_at=None,
+        local=not federated,
+        created_at__gte=utcnow() - TREND_WINDOW,
     )
+    if federated:
+        query = await public_timeline(query)
+    candidates = await query.order_by("-id").limit(TREND_SCAN)
     hidden = await hidden_account_ids(viewer) | await limited_account_ids(viewer)
     scored = [
         c
@@ -388,6 +425,7 @@ def routes() -> list[BaseRoute]:
         *api_route("/api/v1/timelines/home", home, ["GET"]),
         *api_route("/api/v1/timelines/public", public, ["GET"]),
         *api_route("/api/v1/timelines/tag/{hashtag}", tag, ["GET"]),
+        *api_route("/api/fedisora/v1/timelines/for_you", for_you, ["GET"]),
         *api_route("/api/v1/notifications", notifications, ["GET"]),
         *api_route("/api/v1/notifications/clear", clear, ["POST"]),
         *api_route("/api/v1/notifications/unread_count", unread_count, ["GET"]),

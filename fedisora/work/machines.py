@@ -26,6 +26,7 @@ PROVIDERS: list[str] = [
     "fedisora.work.housekeeping:machines",
     "fedisora.services.outbox:machines",
     "fedisora.services.mail:machines",
+    "fedisora.for_you.candidates:machines",
 ]
 
 

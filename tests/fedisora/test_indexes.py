@@ -13,9 +13,26 @@ from typing import Any
 import pytest
 from tortoise import connections
 
-from fedisora.models import Clip, ClipTag, Comment, Notification, TimelineEntry, Visibility
+from fedisora.models import (
+    Clip,
+    ClipTag,
+    Comment,
+    ForYouCandidate,
+    Notification,
+    TimelineEntry,
+    Visibility,
+)
 
-QUERY_NAMES = ["home", "public", "local", "account", "tag", "notifications", "comments"]
+QUERY_NAMES = [
+    "home",
+    "public",
+    "local",
+    "account",
+    "tag",
+    "notifications",
+    "comments",
+    "for_you",
+]
 
 
 def _queries() -> dict[str, Any]:
@@ -27,6 +44,10 @@ def _queries() -> dict[str, Any]:
         "tag": ClipTag.filter(tag_id=1).order_by("-clip_id").limit(20),
         "notifications": Notification.filter(recipient_id=1).order_by("-id").limit(20),
         "comments": Comment.filter(clip_id=1).order_by("id").limit(40),
+        # fedisora.for_you.feed: a page of an account's list after the cursor's position
+        "for_you": ForYouCandidate.filter(account_id=1, generation=3, position__gt=19)
+        .order_by("position")
+        .limit(40),
     }
 
 

@@ -1,0 +1,240 @@
+"""Serving a page of an account's For You list.
+
+A page is an index range scan of ``ForYouCandidate`` on ``(account_id, generation,
+position)`` (the table's unique index): positions after the cursor's, in order. Its cost
+depends on the page size, not on how many clips the instance has.
+
+The cursor is opaque to clients: the generation and the position of the last clip served,
+with an HMAC under a key derived from the instance's secret key, bound to the viewer. A
+cursor made for another account, altered, or not a cursor at all is :class:`BadCursor` (400).
+A refresh keeps the generation before the new one (:mod:`.candidates`), so a cursor into it
+goes on where it was; once it is used up, the page continues with the new generation,
+leaving out the clips of the old one served already. A cursor older than that starts the
+new generation from its beginning.
+
+The clips of a page are checked again (a clip deleted, an author blocked, muted, silenced or
+suspended since the list was made, a clip seen or hidden since): those are skipped, and more
+positions read in their place, a bounded number of times (:data:`ROUNDS`). When fewer than
+two pages are left of the current generation, a refresh is requested
+(:func:`~fedisora.for_you.candidates.request_refresh`); a list older than :data:`STALE` is
+refreshed at a first page too. A first visit without any list computes one inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fedisora.api.lookup import column
+from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
+from fedisora.errors import FedisoraError
+from fedisora.for_you import candidates
+from fedisora.models import (
+    Account,
+    Clip,
+    ClipView,
+    ForYouCandidate,
+    ForYouRefresh,
+    MediaFile,
+    Visibility,
+    utcnow,
+)
+from fedisora.services.visibility import limited_account_ids
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "BadCursor",
+    "FeedItem",
+    "FeedPage",
+    "cursor_for",
+    "open_cursor",
+    "page",
+]
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 40
+ROUNDS = 4
+"""Reads of the list one page makes at most: one of *limit* positions, then one more of as
+many as were left out by the checks, and so on."""
+STALE = timedelta(hours=6)
+"""A list older than this is refreshed when its first page is served."""
+MAX_CURSOR = 200
+
+
+class BadCursor(FedisoraError):
+    """A cursor that is not this viewer's (another account's, altered, or garbage)."""
+
+    status = 400
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    clip: Clip
+    reason: str
+    source: str
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    items: list[FeedItem]
+    next_cursor: str | None
+    """Where the next page starts (None: the list is used up; its refresh was asked for,
+    and a first page shows it once made)."""
+
+
+def _key(secret: str) -> bytes:
+    return hashlib.sha256(b"fedisora for you cursor\0" + secret.encode()).digest()
+
+
+def _mac(secret: str, viewer_id: int, generation: int, position: int) -> str:
+    message = f"{viewer_id}\0{generation}\0{position}".encode()
+    digest = hmac.new(_key(secret), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def cursor_for(viewer_id: int, generation: int, position: int, *, secret: str) -> str:
+    """The opaque cursor of *viewer_id*'s list after *position* of *generation*."""
+    body = base64.urlsafe_b64encode(f"{generation}.{position}".encode()).decode().rstrip("=")
+    return f"{body}.{_mac(secret, viewer_id, generation, position)}"
+
+
+def open_cursor(cursor: str, viewer_id: int, *, secret: str) -> tuple[int, int]:
+    """(generation, position) of *cursor*; :class:`BadCursor` unless *viewer_id*'s."""
+    refused = BadCursor(
+        "This cursor is not valid for your account (it belongs to another account, or was "
+        "altered): load the first page without one."
+    )
+    if len(cursor) > MAX_CURSOR or cursor.count(".") != 1:
+        raise refused
+    body, mac = cursor.split(".")
+    try:
+        text = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii")
+        generation_text, position_text = text.split(".")
+        generation, position = int(generation_text), int(position_text)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise refused from None
+    if generation < 0 or position < -1 or generation > 2**31 or position > 2**31:
+        raise refused
+    if not hmac.compare_digest(mac, _mac(secret, viewer_id, generation, position)):
+        raise refused
+    return generation, position
+
+
+async def _shown(viewer: Account, rows: list[ForYouCandidate], hidden: set[int]) -> dict[int, Clip]:
+    """The clips of *rows* that may still be served to *viewer* (whose *hidden* accounts
+    are left out), by id."""
+    ids = [r.clip_id for r in rows]
+    if not ids:
+        return {}
+    query = Clip.filter(pk__in=ids, visibility=Visibility.PUBLIC, deleted_at=None)
+    if hidden:
+        query = query.exclude(account_id__in=sorted(hidden))
+    clips = await (await public_timeline(query))
+    seen = set(await column(ClipView.filter(account_id=viewer.pk, clip_id__in=ids), "clip_id"))
+    clips = [c for c in clips if c.pk not in seen]
+    remote_media = [c.media_id for c in clips if not c.local and c.media_id is not None]
+    if remote_media:  # a re-check may have found a remote clip invalid since
+        rows_ = await MediaFile.filter(pk__in=remote_media).values("id", "provenance")
+        states = {int(r["id"]): (r["provenance"] or {}).get("state") for r in rows_}
+        clips = [c for c in clips if c.local or states.get(c.media_id or 0) != "invalid"]
+    return {c.pk: c for c in await visible_statuses(viewer, clips)}
+
+
+async def _read(
+    viewer: Account,
+    generation: int,
+    after: int,
+    limit: int,
+    items: list[FeedItem],
+    skip: set[int],
+    hidden: set[int],
+) -> tuple[int, bool]:
+    """Add to *items* up to *limit* clips of *generation* after position *after* (clips in
+    *skip* left out); return the position of the last row read and whether rows were left."""
+    position = after
+    for _ in range(ROUNDS):
+        wanted = limit - len(items)
+        if wanted <= 0:
+            return position, True
+        batch = wanted  # (most pages lose none: read no clip more than needed)
+        rows = list(
+            await ForYouCandidate.filter(
+                account_id=viewer.pk, generation=generation, position__gt=position
+            )
+            .order_by("position")
+            .limit(batch)
+        )
+        shown = await _shown(viewer, [r for r in rows if r.clip_id not in skip], hidden)
+        for row in rows:
+            if len(items) >= limit:
+                return position, True
+            position = row.position
+            clip = shown.get(row.clip_id) if row.clip_id not in skip else None
+            if clip is not None:
+                items.append(FeedItem(clip, row.reason, row.source))
+        if len(rows) < batch:
+            return position, False
+    return position, True
+
+
+async def page(
+    viewer: Account,
+    cursor: str | None,
+    limit: int = DEFAULT_LIMIT,
+    *,
+    secret: str,
+    now: datetime | None = None,
+) -> FeedPage:
+    """A page of *viewer*'s For You list after *cursor* (None: the first page), at most
+    *limit* clips (clamped to 1..:data:`MAX_LIMIT`), each with its reason in plain words.
+    *secret* is the instance's secret key (the cursor's HMAC key is derived from it)."""
+    now = now or utcnow()
+    limit = max(1, min(limit, MAX_LIMIT))
+    place = open_cursor(cursor, viewer.pk, secret=secret) if cursor else None
+    state = await ForYouRefresh.get_or_none(account_id=viewer.pk)
+    current = state.generation if state is not None else 0
+    if current == 0:
+        current = await candidates.refresh_now(viewer, now)
+        state = await ForYouRefresh.get_or_none(account_id=viewer.pk)
+    elif place is None and state is not None:
+        stale = state.refreshed_at is None or state.refreshed_at < now - STALE
+        if stale and state.state != "pending":
+            await candidates.request_refresh(viewer, now)
+    if current == 0:
+        return FeedPage([], None)
+
+    items: list[FeedItem] = []
+    hidden = await hidden_account_ids(viewer) | await limited_account_ids(viewer)
+    generation, position = place if place is not None else (current, -1)
+    left = False
+    if generation != current:
+        # A cursor into the generation before: go on there, then into the current one.
+        position, left = await _read(viewer, generation, position, limit, items, set(), hidden)
+        if not left and len(items) < limit:
+            served = set(
+                await column(
+                    ForYouCandidate.filter(
+                        account_id=viewer.pk, generation=generation, position__lte=position
+                    ),
+                    "clip_id",
+                )
+            )
+            generation, position = current, -1
+            position, left = await _read(viewer, current, position, limit, items, served, hidden)
+    else:
+        position, left = await _read(viewer, generation, position, limit, items, set(), hidden)
+
+    if generation == current and state is not None and state.state != "pending":
+        ahead = ForYouCandidate.filter(
+            account_id=viewer.pk, generation=current, position=position + 2 * limit
+        )
+        if not await ahead.exists():
+            await candidates.request_refresh(viewer, now)
+    if position < 0 or (not left and (generation == current or not items)):
+        return FeedPage(items, None)  # the list is used up (a refresh was asked for)
+    return FeedPage(items, cursor_for(viewer.pk, generation, position, secret=secret))
