@@ -58,7 +58,7 @@ from tortoise.transactions import in_transaction
 from fedisora.api.lookup import column
 from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
 from fedisora.config import Settings
-from fedisora.for_you import interest, rank
+from fedisora.for_you import rank, signals
 from fedisora.models import (
     Account,
     Clip,
@@ -69,8 +69,6 @@ from fedisora.models import (
     ForYouCandidate,
     ForYouRefresh,
     ForYouSettings,
-    Interest,
-    InterestKind,
     Like,
     MediaFile,
     Tag,
@@ -90,7 +88,6 @@ __all__ = [
     "machines",
     "refresh_now",
     "request_refresh",
-    "settings_for",
     "write_generation",
 ]
 
@@ -129,12 +126,6 @@ class _Raced(RuntimeError):
     """Another refresh of the same account wrote a generation meanwhile."""
 
 
-async def settings_for(viewer: Account) -> ForYouSettings:
-    """The viewer's For You controls: its row, or the defaults (unsaved) without one."""
-    found = await ForYouSettings.get_or_none(account_id=viewer.pk)
-    return found if found is not None else ForYouSettings(account_id=viewer.pk)
-
-
 def eligible_provenance(provenance: dict[str, Any] | None, include_unverified: bool) -> bool:
     """Whether a remote clip whose media has *provenance* may be a candidate."""
     from activitypub.federation.media_proxy import video_checked
@@ -159,20 +150,6 @@ class _Found:
             self.sources.setdefault(int(i), set()).add(source)
 
 
-async def _taste_rows(viewer: Account, now: datetime) -> tuple[dict[int, float], dict[str, float]]:
-    creators: dict[int, float] = {}
-    tags: dict[str, float] = {}
-    rows = await Interest.filter(account_id=viewer.pk).limit(MAX_INTEREST_ROWS)
-    for row in rows:
-        weight = interest.decayed(row.weight, row.updated_at, now)
-        if row.kind == InterestKind.CREATOR:
-            if row.key.isdigit():
-                creators[int(row.key)] = weight
-        else:
-            tags[row.key] = weight
-    return creators, tags
-
-
 def _top(weights: dict[Any, float], n: int) -> list[Any]:
     positive = [(w, k) for k, w in weights.items() if w > 0]
     return [k for _, k in sorted(positive, key=lambda p: (-p[0], str(p[1])))[:n]]
@@ -194,8 +171,8 @@ async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], r
     """The viewer's candidates that pass every rule (see the module), and its taste."""
     from fedisora.api.timelines import trending_clips
 
-    settings = await settings_for(viewer)
-    creators, tags = await _taste_rows(viewer, now)
+    settings = await signals.settings_of(viewer)
+    creators, tags = await signals.weights_of(viewer, now=now, limit=MAX_INTEREST_ROWS)
     found = _Found({})
 
     # following: the home feed's own clips (not boosts) of followed accounts

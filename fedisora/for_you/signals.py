@@ -679,13 +679,17 @@ async def interests_of(viewer: Account, *, now: datetime | None = None) -> list[
 
 
 async def weights_of(
-    viewer: Account, *, now: datetime | None = None
+    viewer: Account, *, now: datetime | None = None, limit: int | None = None
 ) -> tuple[dict[int, float], dict[str, float]]:
-    """The viewer's decayed interests as ranking reads them: by creator id and by hashtag."""
+    """The viewer's decayed interests as ranking reads them: by creator id and by hashtag
+    (the *limit* most recently updated, when given)."""
     now = now or utcnow()
     creators: dict[int, float] = {}
     tags: dict[str, float] = {}
-    for row in await Interest.filter(account_id=viewer.pk):
+    query = Interest.filter(account_id=viewer.pk)
+    if limit is not None:
+        query = query.order_by("-updated_at").limit(limit)
+    for row in await query:
         weight = decayed(row.weight, row.updated_at, now)
         if abs(weight) < FORGET_BELOW:
             continue
