@@ -163,3 +163,13 @@ def redis_url() -> str:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Slowest modules first (tests/support/module_durations.py says why); scripts/test runs
+    pytest-xdist with --no-loadscope-reorder so that this order is the order of work."""
+    from module_durations import order
+
+    order(items)
