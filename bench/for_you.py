@@ -3,7 +3,13 @@
 **Quality** (this part; pure Python, in memory, no database): a synthetic instance with
 hidden preferences, a simulated day, and next-session engagement, for three rankers in one
 run, over several seeds. Printed: hit-rate@10, NDCG@10 and diversity per ranker, and the
-ratios fedisora / Loops. Run: ``.venv/bin/python bench/for_you.py [--seeds 5]``.
+ratios fedisora / Loops.
+
+**Cost** (bench/for_you_cost.py, run after it by default): PostgreSQL at 10 k and then 1 M
+clips; p50 and p99 of a For You page (the list alone, and with the API's entities) and the
+time to refresh one user's candidates; printed with the ratios (target <= 1.3).
+
+Run: ``.venv/bin/python bench/for_you.py [--seeds 5] [--cost yes|no|only]``.
 
 The instance (:func:`build_instance`):
 
@@ -822,8 +828,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=150)
     parser.add_argument("--creators", type=int, default=120)
     parser.add_argument("--clips", type=int, default=1200)
+    parser.add_argument(
+        "--cost",
+        choices=("yes", "no", "only"),
+        default="yes",
+        help="also measure the cost of a page at 10 k and 1 M clips in PostgreSQL "
+        "(bench/for_you_cost.py; about two minutes), or only that",
+    )
+    parser.add_argument("--small", type=int, default=10_000, help="clips, cost part")
+    parser.add_argument("--large", type=int, default=1_000_000, help="clips, cost part")
     args = parser.parse_args(argv)
-    run_quality(args.seeds, args.users, args.creators, args.clips, args.first_seed)
+    if args.cost != "only":
+        run_quality(args.seeds, args.users, args.creators, args.clips, args.first_seed)
+    if args.cost != "no":
+        import asyncio
+
+        from for_you_cost import report, run_cost  # beside this file
+
+        print()
+        report(*asyncio.run(run_cost(args.small, args.large)))
 
 
 if __name__ == "__main__":
