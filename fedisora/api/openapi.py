@@ -663,11 +663,15 @@ def _for_you_paths() -> Json:
                 "description": "Milliseconds watched; counted up to a few loops of the clip.",
             },
         },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
     }
     batch: Json = {
         "type": "object",
         "required": ["events"],
         "properties": {"events": {"type": "array", "maxItems": signals.MAX_EVENTS, "items": event}},
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
     }
     counts: Json = {
         "type": "object",
@@ -699,6 +703,8 @@ def _for_you_paths() -> Json:
                 "items": {"type": "string", "pattern": r"^#?\w{1,100}$"},
             },
         },
+        "additionalProperties": _UNKNOWN_PARAMS,
+        "propertyNames": _TEXT,
     }
     write, read = ["write:accounts", "write"], ["read:accounts", "read"]
     return {
@@ -744,7 +750,7 @@ def _for_you_paths() -> Json:
             },
             "delete": {
                 "operationId": "resetForYouInterests",
-                "summary": "Forget what For You learned: all, or one (kind and key)",
+                "summary": "Forget what For You learned: all, all of a kind, or one (key)",
                 "security": _secured(write),
                 "parameters": [
                     {
@@ -755,7 +761,8 @@ def _for_you_paths() -> Json:
                     {
                         "name": "key",
                         "in": "query",
-                        "description": "An account id (creator) or a hashtag (tag).",
+                        "description": "An account id (creator) or a hashtag (tag); without "
+                        "kind, either.",
                         "schema": {**_TEXT, "maxLength": 200},
                     },
                 ],

@@ -703,19 +703,26 @@ async def weights_of(
 async def reset_interests(
     viewer: Account, *, kind: str | None = None, key: str | None = None
 ) -> int:
-    """Forget what was learned: everything, or one interest (*kind* ``creator`` with an
-    account id as *key*, or ``tag`` with a hashtag). Returns how many were forgotten.
-    Hidden clips stay hidden."""
+    """Forget what was learned: everything; everything of one *kind* (``creator`` or
+    ``tag``); or one interest (*kind* with *key*: an account id, or a hashtag; a *key*
+    alone forgets it under either kind). Returns how many were forgotten. Hidden clips stay
+    hidden."""
     query = Interest.filter(account_id=viewer.pk)
-    if kind is not None or key is not None:
+    if kind is not None:
         if kind not in {k.value for k in InterestKind}:
             raise Invalid("kind must be creator or tag")
-        if not key:
-            raise Invalid("key is required with kind (an account id, or a hashtag)")
+        query = query.filter(kind=kind)
+    if key is not None:
         key = key.strip()
+        tag = key.lstrip("#").lower()
         if kind == InterestKind.TAG:
-            key = key.lstrip("#").lower()
-        query = query.filter(kind=kind, key=key)
+            query = query.filter(key=tag)
+        elif kind == InterestKind.CREATOR:
+            query = query.filter(key=key)
+        else:
+            query = query.filter(
+                Q(kind=InterestKind.TAG, key=tag) | Q(kind=InterestKind.CREATOR, key=key)
+            )
     removed = await query.delete()
     if removed:
         await _request_refresh(viewer)

@@ -108,6 +108,9 @@ CONTENT_DEPENDENT = {
     "registerLikeness",
     "updateLikenessPolicy",
     "requestLikeness",
+    # For You's cursor is signed for one account: any other string is refused (400), as it
+    # must be; tests/api/test_api_for_you.py covers real cursors.
+    "forYouTimeline",
     "createLikenessGrant",
     "approveLikenessRequest",  # an expiry in the past is refused
     # An opt-out's terms must be distinct names long enough to match on, and its contact an
@@ -218,8 +221,9 @@ def test_schemathesis_finds_no_server_errors(live: Live) -> None:
     assert time.monotonic() - started < 60
     # 9 operations, 5 of them again with an existing id, and the documented render example;
     # 16 likeness operations, 4 of them with an id (the render's: someone else's row); the
-    # opt-out request and the published list.
-    assert len(seen) == 9 + 5 + 1 + 16 + 4 + 2, seen
+    # opt-out request and the published list; For You's feedback, interests (read, reset),
+    # controls (read, change) and page.
+    assert len(seen) == 9 + 5 + 1 + 16 + 4 + 2 + 6, seen
     assert all(code < 500 for codes in seen.values() for code in codes), seen
     # The token works and the happy paths ran: renders queued from the documented examples,
     # the caller's own media and render read, updated and cancelled.

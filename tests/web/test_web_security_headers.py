@@ -109,8 +109,9 @@ async def test_every_html_route_sends_the_security_headers(
         assert r.headers["x-content-type-options"] == "nosniff"
     web_routes = {r.path for r in routes if r.endpoint.__module__.startswith("web.")}
     # every page was seen answering HTML (the PWA manifest is JSON, the export a ZIP archive
-    # and the feed's "N new" an event stream, 204 here where no streaming hub runs: not pages)
-    not_pages = {"/manifest.webmanifest", "/settings/export.zip", "/feed/stream"}
+    # and the feed's "N new" an event stream, 204 here where no streaming hub runs, and the
+    # player's For You feedback a JSON beacon: not pages)
+    not_pages = {"/manifest.webmanifest", "/settings/export.zip", "/feed/stream", "/feedback"}
     assert web_routes - html_paths == not_pages
     assert {"/oauth/authorize", "/users/{username}", "/@{username}/{clip_id}"} <= html_paths
     assert await Account.filter(pk=bob.pk, suspended_at=None).exists()  # empty POSTs did nothing

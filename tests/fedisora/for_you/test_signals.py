@@ -222,7 +222,10 @@ async def test_interests_listed_decayed_and_reset(db: str) -> None:
     assert await signals.reset_interests(ann, kind="creator", key=str(cy.pk)) == 1
     with pytest.raises(Invalid):
         await signals.reset_interests(ann, kind="mood", key="x")
-    assert await signals.reset_interests(ann) == 1
+    assert await signals.reset_interests(ann, key="#nothing") == 0  # a key alone: either kind
+    assert await signals.reset_interests(ann, kind="tag") == 0  # a kind alone: all of it
+    assert await signals.reset_interests(ann, key=str(bob.pk)) == 1
+    assert await signals.reset_interests(ann) == 0
     assert await signals.interests_of(ann) == []
 
 
