@@ -325,3 +325,59 @@ async def test_a_new_clip_shows_as_new_without_moving_the_feed(
     await notice.click()
     await page.locator(f'article[data-clip-id="{fresh.pk}"]').wait_for()
     assert page_errors == []
+
+
+async def test_for_you_explains_learns_from_the_player_and_takes_not_interested(
+    site: Site, phone: Page, page_errors: list[str]
+) -> None:
+    """For You in the browser: each clip says why it is shown; "Not interested" from a clip's
+    menu hides it; the player's impression and skip of the clip left within 2 s reach the
+    server (POST /feedback) when the page is hidden; the settings page shows what was
+    learned, accessibly."""
+    from fedisora.models import ClipView
+    from fedisora.services import follows
+
+    ann = await site.user()
+    bob = await site.user()
+    made = [await site.clip(bob, f"a tide pool take {n}") for n in range(3)]
+    await follows.follow(ann, bob)
+    await site.login(phone.context, ann.username)
+    await phone.goto("/")  # For You: a first visit computes the list
+    articles = phone.locator("article.reel")
+    await articles.first.wait_for()
+    # Every clip says why (other tests' clips are on this instance too: trending, new
+    # creators); one of bob's, because ann follows him.
+    for reason in await articles.locator(".reel-reason").all_text_contents():
+        assert reason.strip(), reason
+    bobs = phone.locator(",".join(f'article[data-clip-id="{c.pk}"]' for c in made)).first
+    said = (await bobs.locator(".reel-reason").text_content() or "").lower()
+    assert "follow" in said or bob.username in said, said
+    first = await articles.first.get_attribute("data-clip-id")
+    await phone.keyboard.press("j")  # the next clip: the first was left within 2 s
+    second = articles.nth(1)
+    shown = await second.get_attribute("data-clip-id")
+    await second.locator("summary", has_text="More").click()
+    await second.get_by_role("button", name="Not interested").click()
+
+    async def until(what: Any) -> None:
+        for _ in range(50):
+            if await what.exists():
+                return
+            await phone.wait_for_timeout(100)
+        assert await what.exists()
+
+    await until(ClipView.filter(account_id=ann.pk, clip_id=shown, hidden=True))
+    # The page is hidden (another tab, the phone locked): the batch is sent.
+    await phone.evaluate(
+        """() => { Object.defineProperty(document, 'hidden', {value: true, configurable: true});
+                   document.dispatchEvent(new Event('visibilitychange')); }"""
+    )
+    await until(ClipView.filter(account_id=ann.pk, clip_id=first, impressions__gt=0, skips__gt=0))
+
+    await phone.goto("/settings/for-you")
+    await phone.get_by_role("heading", level=1).wait_for()
+    text = await phone.locator("main").inner_text()
+    assert f"@{bob.username}" in text, text  # the follow taught it
+    await assert_accessible(phone, "/settings/for-you")
+    await screenshot(phone, "for-you-settings")
+    assert page_errors == []
