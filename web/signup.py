@@ -11,6 +11,7 @@ is a 404 page, a revoked, expired or used-up one a 410 page saying which.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from fedisora import ratelimits
 from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
+from fedisora.for_you import signals
 from fedisora.models import Account, Invite
 from fedisora.services import email_confirmation, rules
 from fedisora.services.instance_settings import cached, effective
@@ -31,7 +33,7 @@ from web.sessions import begin_session, csrf_matches, csrf_token, current_sessio
 
 __all__ = ["routes"]
 
-_FIELDS = ("username", "email", "reason")
+_FIELDS = ("username", "email", "reason", "tags")
 """What the form shows again after a refusal (never the passwords)."""
 
 
@@ -110,6 +112,10 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
     password = str(form.get("password", ""))
     if password != str(form.get("confirm_password", "")):
         return await _page(request, status=422, error="The two passwords differ.", **values)
+    try:  # For You's cold start: hashtags picked now (optional; changeable in settings)
+        tags = signals.normalize_tags(re.split(r"[\s,]+", values["tags"]))
+    except FedisoraError as exc:
+        return await _page(request, status=422, error=f"Hashtags: {exc}", **values)
     try:
         account = await sign_up(
             settings,
@@ -125,6 +131,8 @@ async def _submit(request: Request, invite: Invite | None) -> Response:
         if message == "agreement must be accepted":
             message = "Please accept the server's rules to sign up."
         return await _page(request, status=exc.status, error=message, **values)
+    if tags:
+        await signals.update_settings(account, tags=tags)
     if email_confirmation.required(settings):  # nobody is logged in before confirming
         return RedirectResponse("/auth/confirm/sent", status_code=303)
     if invite is None and values_now.registrations == "approval":

@@ -159,3 +159,20 @@ def test_the_registrations_message_is_checked(value: str) -> None:
     with pytest.raises(ConfigError, match="FEDISORA_REGISTRATIONS_MESSAGE"):
         load_settings({"FEDISORA_REGISTRATIONS_MESSAGE": value, "FEDISORA_SECRET_KEY": "s" * 40})
     assert isinstance(load_settings({"FEDISORA_SECRET_KEY": "s" * 40}), Settings)
+
+
+async def test_hashtags_picked_at_sign_up_start_the_for_you_feed(
+    web: httpx.ASGITransport,
+) -> None:
+    from fedisora.for_you import signals
+
+    async with browser(web) as http:
+        page = await http.get("/signup")
+        assert 'name="tags"' in page.text
+        r = await http.post("/signup", data=_form(page.text, tags="#sea #no-dashes"))
+        assert r.status_code == 422 and "is not a hashtag" in r.text
+        assert 'value="#sea #no-dashes"' in r.text  # kept, to be corrected
+        r = await http.post("/signup", data=_form(page.text, tags="#Sea, cats  #sea"))
+        assert r.status_code == 303
+    account = await Account.get(username="newbie")
+    assert (await signals.settings_of(account)).tags == ["sea", "cats"]
