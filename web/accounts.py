@@ -45,7 +45,7 @@ from fedisora.services.account_deletion import (
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.signup import approve, pending_accounts, reject
 from web.pages import render
-from web.routes import _admin_user, _staff_user
+from web.routes import _admin_user, _staff_user, staff_form
 from web.sessions import (
     Refusal,
     check_csrf,
@@ -231,9 +231,8 @@ async def _moderate(
     refusals (a deleted account, one not suspended, a notice too long) are its 4xx pages."""
     staff = await _staff_user(request)
     account = await _moderated(request, staff, "this is your own account", remote=remote)
-    form = await read_form(request)
-    check_csrf(request, form)
-    await action(account, await Account.get(pk=staff.account_id), form)
+    form, me = await staff_form(request, staff)
+    await action(account, me, form)
     return RedirectResponse(back, status_code=303)
 
 
@@ -290,11 +289,8 @@ async def admin_role(request: Request) -> Response:
     change their own role unless they are the last admin)."""
     admin = await _admin_user(request)
     account = await _account(request)
-    form = await read_form(request)
-    check_csrf(request, form)
-    _, new = await roles.set_role(
-        account, str(form.get("role", "")), by=await Account.get(pk=admin.account_id)
-    )
+    form, me = await staff_form(request, admin)
+    _, new = await roles.set_role(account, str(form.get("role", "")), by=me)
     # an admin who made themselves a plain user has no admin page to go back to
     own = account.pk == admin.account_id and new == roles.USER
     return RedirectResponse("/" if own else "/admin/accounts", status_code=303)
@@ -305,9 +301,8 @@ async def admin_password_reset(request: Request) -> Response:
     shown once, to pass on."""
     admin = await _admin_user(request)
     account = await _account(request)
-    form = await read_form(request)
-    check_csrf(request, form)
-    token = await password_resets.create_reset(account, by=await Account.get(pk=admin.account_id))
+    _, me = await staff_form(request, admin)
+    token = await password_resets.create_reset(account, by=me)
     return render(
         request,
         "admin/password_reset_link.html",
@@ -326,8 +321,7 @@ async def admin_delete_account(request: Request) -> Response:
         return render(
             request, "admin/delete_account.html", csrf=csrf_token(request), error=None, **context
         )
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, admin)
     typed = str(form.get("confirm", "")).strip().removeprefix("@")
     if typed.lower() != account.username.lower():
         return render(
@@ -338,7 +332,7 @@ async def admin_delete_account(request: Request) -> Response:
             error=f"Type the username {account.username} to confirm.",
             **context,
         )
-    done = await _deletion(request, account, by=await Account.get(pk=admin.account_id))
+    done = await _deletion(request, account, by=me)
     return render(request, "admin/account_deleted.html", done=done)
 
 
