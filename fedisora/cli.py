@@ -555,9 +555,9 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
     workers to deliver; a remote account's suspension is local moderation (nothing is sent)."""
     from activitypub.federation import install as install_federation
     from activitypub.federation import uninstall as uninstall_federation
-    from fedisora.models import Delivery, utcnow
-    from fedisora.services import audit
-    from fedisora.services.account_deletion import suspend_account, unsuspend_account
+    from fedisora.models import Account, Delivery, utcnow
+    from fedisora.services import audit, moderation
+    from fedisora.services.account_deletion import unsuspend_account
 
     settings = _settings()
     urls.configure(settings)
@@ -576,8 +576,10 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
                 note = await _refetched(settings, account)
         elif account.suspended_at is not None:
             raise CommandError(f"@{account.acct} is already suspended here")
-        else:
-            account = await suspend_account(account, by=audit.CLI)
+        else:  # as the admin pages and API: a local account is told, and can appeal
+            notice = getattr(args, "text", "") or ""
+            await moderation.act_on_account(account, "suspend", by=audit.CLI, text=notice)
+            account = await Account.get(pk=account.pk)
         sent = await Delivery.filter(
             sender_id=account.pk,
             activity_id__startswith=f"{account.uri}#updates/",
@@ -918,6 +920,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=what)
         p.add_argument("acct", help="name (a local account) or name@domain (a remote one)")
+        if name == "suspend":
+            p.add_argument(
+                "--text",
+                default="",
+                help="the notice a local account's owner reads (and can appeal)",
+            )
         p.set_defaults(func=func, is_async=True)
 
     p = sub.add_parser(

@@ -5,8 +5,11 @@ host), answered as a :class:`Decision` with Mastodon's ``X-RateLimit-*`` headers
 
 ======== ======================= ====================================================
 ``FEDISORA_RATE_LIMITS`` overrides them: ``render=10/1h,upload=100/30m`` (windows in s, m, h
-or d). Login attempts are counted by their own guard (:mod:`fedisora.services.passwords`)
-in the same store, under ``login`` and ``login_ip``: only failures count there.
+or d), and so does the admin's ``/admin/settings`` (:mod:`fedisora.services.instance_settings`
+hands the store its changes: :meth:`Store.set_limits`). Every counter reads the store's
+limit at each hit, so a change applies at once, in memory as in Redis. Login attempts are
+counted by their own guard (:mod:`fedisora.services.passwords`) in the same store, under
+``login`` and ``login_ip``: only failures count there.
 
 Where the counts live (:func:`configure`, once per process at app start, from the settings):
 
@@ -164,7 +167,9 @@ def tighter(*decisions: Decision) -> Decision:
 @dataclass
 class Limiter:
     """*limit* hits per *window* seconds for each key, in this process's memory (the window
-    starts at a key's first hit)."""
+    starts at a key's first hit). A refused hit counts too, as Redis's ``INCR`` counts it
+    (:class:`RedisStore`): taking it back (:meth:`release`) leaves the count as it was, in
+    either store."""
 
     limit: int
     window: float
@@ -180,7 +185,7 @@ class Limiter:
             self._windows = {k: v for k, v in self._windows.items() if now - v[0] < self.window}
         reset_at = start + self.window
         if count >= self.limit:
-            self._windows[key] = (start, count)
+            self._windows[key] = (start, count + 1)
             return Decision(False, self.limit, 0, reset_at)
         count += 1
         self._windows[key] = (start, count)

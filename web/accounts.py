@@ -4,9 +4,12 @@ changes its role or makes a password reset link; a user deletes their own accoun
 new password through a reset link.
 
 Every change is a POST carrying the session's CSRF token (compared in constant time, as the
-OAuth consent form does). Suspending and unsuspending are buttons on the account list (both
-reversible); deleting goes through a confirmation page, where the admin confirms by typing
-the username and the user by their password. They call
+OAuth consent form does). Suspending, limiting (silencing) and marking sensitive are buttons
+on the account list, each with an optional notice to the account's owner; they go through
+:func:`fedisora.services.moderation.act_on_account`, as the admin API and report actions do,
+so a local account is told with a warning it can appeal (a suspended owner sees it at
+``/settings/suspended``). Each has its undoing button. Deleting goes through a confirmation
+page, where the admin confirms by typing the username and the user by their password. They call
 :mod:`fedisora.services.account_deletion`; approving and rejecting,
 :mod:`fedisora.services.signup` (``/admin/accounts?status=pending`` lists the sign-ups
 waiting, with the reasons given); roles, :mod:`fedisora.services.roles` (which also says who
@@ -19,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -36,13 +40,12 @@ from fedisora.services.account_deletion import (
     AccountDeletion,
     delete_local_account,
     is_deleted,
-    suspend_account,
     unsuspend_account,
 )
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.signup import approve, pending_accounts, reject
 from web.pages import render
-from web.routes import _admin_user, _staff_user
+from web.routes import _admin_user, _staff_user, staff_form
 from web.sessions import (
     Refusal,
     check_csrf,
@@ -187,6 +190,7 @@ async def admin_accounts(request: Request) -> Response:
         waiting=await pending_accounts().count(),
         is_admin=roles.is_admin(staff),
         roles=roles.ROLES,
+        max_notice=moderation.MAX_WARNING,
     )
 
 
@@ -216,52 +220,68 @@ async def _deletable(request: Request, admin: User) -> Account:
     return await _moderated(request, admin, "delete your own account from /settings/delete instead")
 
 
+Action = Callable[[Account, Account, FormData], Awaitable[object]]
+"""What a moderation button does: (the account, the moderator's, the form)."""
+
+
 async def _moderate(
-    request: Request,
-    action: Callable[..., Awaitable[object]],
-    back: str = "/admin/accounts",
-    *,
-    remote: bool = False,
+    request: Request, action: Action, back: str = "/admin/accounts", *, remote: bool = False
 ) -> Response:
     """Run *action* on the account the path names, then back to the list. The service's
-    refusals (a deleted account, one not suspended) are its 4xx pages."""
+    refusals (a deleted account, one not suspended, a notice too long) are its 4xx pages."""
     staff = await _staff_user(request)
     account = await _moderated(request, staff, "this is your own account", remote=remote)
-    form = await read_form(request)
-    check_csrf(request, form)
-    await action(account, by=await Account.get(pk=staff.account_id))
+    form, me = await staff_form(request, staff)
+    await action(account, me, form)
     return RedirectResponse(back, status_code=303)
 
 
+def _service(service: Callable[..., Awaitable[object]]) -> Action:
+    """A button that calls *service* (account, by=the moderator)."""
+
+    async def run(account: Account, by: Account, form: FormData) -> object:
+        return await service(account, by=by)
+
+    return run
+
+
+def _acting(kind: str) -> Action:
+    """A button that takes the action *kind* (:data:`moderation.ACCOUNT_ACTIONS`) through
+    :func:`moderation.act_on_account`, as the admin API and report actions do: audited, and
+    a local account told with a warning it can appeal, with the form's optional ``text``."""
+
+    async def run(account: Account, by: Account, form: FormData) -> object:
+        text = str(form.get("text", ""))
+        return await moderation.act_on_account(account, kind, by=by, text=text)
+
+    return run
+
+
+_BUTTONS: dict[str, Action] = {
+    "suspend": _acting("suspend"),
+    "unsuspend": _service(unsuspend_account),
+    "silence": _acting("silence"),
+    "unsilence": _service(moderation.unsilence),
+    "sensitive": _acting("sensitive"),
+    "unsensitive": _service(moderation.unsensitize),
+}
+"""The buttons on an account of the list, local or remote: suspend, limit (silence), mark
+sensitive, and their undoing."""
+
+
 async def admin_approve_account(request: Request) -> Response:
-    return await _moderate(request, approve, "/admin/accounts?status=pending")
+    return await _moderate(request, _service(approve), "/admin/accounts?status=pending")
 
 
 async def admin_reject_account(request: Request) -> Response:
-    return await _moderate(request, reject, "/admin/accounts?status=pending")
+    return await _moderate(request, _service(reject), "/admin/accounts?status=pending")
 
 
-async def admin_suspend_account(request: Request) -> Response:
-    return await _moderate(request, suspend_account, remote=True)
-
-
-async def admin_unsuspend_account(request: Request) -> Response:
-    return await _moderate(request, unsuspend_account, remote=True)
-
-
-_LIMITS = {
-    "silence": moderation.silence,
-    "unsilence": moderation.unsilence,
-    "sensitive": moderation.sensitize,
-    "unsensitive": moderation.unsensitize,
-}
-
-
-async def admin_limit_account(request: Request) -> Response:
-    """Limit (silence) or mark sensitive an account, local or remote, or lift either: the
-    services the report actions and the admin API use (audited there)."""
+async def admin_moderate_account(request: Request) -> Response:
+    """Suspend, limit (silence) or mark sensitive an account, local or remote, or lift any
+    of them (:data:`_BUTTONS`)."""
     name = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-    return await _moderate(request, _LIMITS[name], remote=True)
+    return await _moderate(request, _BUTTONS[name], remote=True)
 
 
 async def admin_role(request: Request) -> Response:
@@ -269,11 +289,8 @@ async def admin_role(request: Request) -> Response:
     change their own role unless they are the last admin)."""
     admin = await _admin_user(request)
     account = await _account(request)
-    form = await read_form(request)
-    check_csrf(request, form)
-    _, new = await roles.set_role(
-        account, str(form.get("role", "")), by=await Account.get(pk=admin.account_id)
-    )
+    form, me = await staff_form(request, admin)
+    _, new = await roles.set_role(account, str(form.get("role", "")), by=me)
     # an admin who made themselves a plain user has no admin page to go back to
     own = account.pk == admin.account_id and new == roles.USER
     return RedirectResponse("/" if own else "/admin/accounts", status_code=303)
@@ -284,9 +301,8 @@ async def admin_password_reset(request: Request) -> Response:
     shown once, to pass on."""
     admin = await _admin_user(request)
     account = await _account(request)
-    form = await read_form(request)
-    check_csrf(request, form)
-    token = await password_resets.create_reset(account, by=await Account.get(pk=admin.account_id))
+    _, me = await staff_form(request, admin)
+    token = await password_resets.create_reset(account, by=me)
     return render(
         request,
         "admin/password_reset_link.html",
@@ -305,8 +321,7 @@ async def admin_delete_account(request: Request) -> Response:
         return render(
             request, "admin/delete_account.html", csrf=csrf_token(request), error=None, **context
         )
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, admin)
     typed = str(form.get("confirm", "")).strip().removeprefix("@")
     if typed.lower() != account.username.lower():
         return render(
@@ -317,7 +332,7 @@ async def admin_delete_account(request: Request) -> Response:
             error=f"Type the username {account.username} to confirm.",
             **context,
         )
-    done = await _deletion(request, account, by=await Account.get(pk=admin.account_id))
+    done = await _deletion(request, account, by=me)
     return render(request, "admin/account_deleted.html", done=done)
 
 
@@ -399,16 +414,14 @@ def routes() -> list[BaseRoute]:
         Route("/admin/accounts/{account_id}/delete", admin_delete_account, methods=["GET", "POST"]),
         Route("/admin/accounts/{account_id}/approve", admin_approve_account, methods=["POST"]),
         Route("/admin/accounts/{account_id}/reject", admin_reject_account, methods=["POST"]),
-        Route("/admin/accounts/{account_id}/suspend", admin_suspend_account, methods=["POST"]),
-        Route("/admin/accounts/{account_id}/unsuspend", admin_unsuspend_account, methods=["POST"]),
         *(
             Route(
                 f"/admin/accounts/{{account_id}}/{name}",
-                admin_limit_account,
+                admin_moderate_account,
                 methods=["POST"],
                 name=f"admin_{name}_account",
             )
-            for name in _LIMITS
+            for name in _BUTTONS
         ),
         Route("/admin/accounts/{account_id}/role", admin_role, methods=["POST"]),
         Route(

@@ -16,23 +16,17 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.boundary import read_form
 from fedisora.errors import Invalid
 from fedisora.ids import row_id
-from fedisora.models import Account, DomainAllow, DomainBlock, User
+from fedisora.models import DomainAllow, DomainBlock
 from fedisora.services import domain_blocks as service
 from web.pages import render
-from web.routes import _admin_user
-from web.sessions import check_csrf, csrf_token
+from web.routes import _admin_user, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["routes"]
 
 PAGE = "/admin/domains"
-
-
-async def _admin(request: Request) -> tuple[User, Account]:
-    admin = await _admin_user(request)
-    return admin, await Account.get(pk=admin.account_id)
 
 
 async def _page(request: Request, status: int = 200, **context: Any) -> Response:
@@ -64,20 +58,13 @@ def _options(form: FormData) -> dict[str, Any]:
     }
 
 
-async def _form(request: Request) -> FormData:
-    form = await read_form(request)
-    check_csrf(request, form)
-    return form
-
-
 async def admin_domains(request: Request) -> Response:
-    await _admin(request)
+    await _admin_user(request)
     return await _page(request)
 
 
 async def add_block(request: Request) -> Response:
-    _, me = await _admin(request)
-    form = await _form(request)
+    form, me = await staff_form(request, await _admin_user(request))
     domain = str(form.get("domain", ""))
     try:
         await service.create_block(me, domain, request.app.state.settings, **_options(form))
@@ -97,7 +84,7 @@ async def _block(request: Request) -> DomainBlock:
 
 
 async def edit_block(request: Request) -> Response:
-    _, me = await _admin(request)
+    admin = await _admin_user(request)
     block = await _block(request)
     if request.method == "GET":
         return render(
@@ -108,7 +95,7 @@ async def edit_block(request: Request) -> Response:
             csrf=csrf_token(request),
             error=None,
         )
-    form = await _form(request)
+    form, me = await staff_form(request, admin)
     try:
         await service.update_block(me, block, **_options(form))
     except Invalid as exc:
@@ -125,16 +112,15 @@ async def edit_block(request: Request) -> Response:
 
 
 async def remove_block(request: Request) -> Response:
-    _, me = await _admin(request)
+    admin = await _admin_user(request)
     block = await _block(request)
-    await _form(request)
+    _, me = await staff_form(request, admin)
     await service.delete_block(me, block)
     return RedirectResponse(PAGE, status_code=303)
 
 
 async def add_allow(request: Request) -> Response:
-    _, me = await _admin(request)
-    form = await _form(request)
+    form, me = await staff_form(request, await _admin_user(request))
     domain = str(form.get("domain", ""))
     try:
         await service.create_allow(me, domain, request.app.state.settings)
@@ -144,19 +130,18 @@ async def add_allow(request: Request) -> Response:
 
 
 async def remove_allow(request: Request) -> Response:
-    _, me = await _admin(request)
+    admin = await _admin_user(request)
     pk = row_id(str(request.path_params["allow_id"]))
     allow = await DomainAllow.get_or_none(pk=pk) if pk is not None else None
     if allow is None:
         raise HTTPException(404, "no such allowed domain")
-    await _form(request)
+    _, me = await staff_form(request, admin)
     await service.delete_allow(me, allow)
     return RedirectResponse(PAGE, status_code=303)
 
 
 async def import_blocks(request: Request) -> Response:
-    _, me = await _admin(request)
-    form = await _form(request)
+    form, me = await staff_form(request, await _admin_user(request))
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
@@ -181,7 +166,7 @@ async def import_blocks(request: Request) -> Response:
 
 
 async def export_blocks(request: Request) -> Response:
-    await _admin(request)
+    await _admin_user(request)
     text = service.export_csv(await DomainBlock.all().order_by("domain"))
     return Response(
         text,

@@ -17,13 +17,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from activitypub.federation import delivery_health
-from fedisora.boundary import read_form
 from fedisora.errors import Invalid
-from fedisora.models import Account, utcnow
+from fedisora.models import utcnow
 from fedisora.work import Engine
 from web.pages import render
-from web.routes import _admin_user, _age
-from web.sessions import check_csrf, csrf_token
+from web.routes import _admin_user, _age, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["routes"]
 
@@ -76,10 +75,7 @@ async def admin_federation(request: Request) -> Response:
 
 
 async def retry(request: Request) -> Response:
-    admin = await _admin_user(request)
-    me = await Account.get(pk=admin.account_id)
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, await _admin_user(request))
     host = _param(form.get("host"), "host")
     search = _param(form.get("search"), "search")
     engine: Engine | None = getattr(request.app.state, "engine", None)

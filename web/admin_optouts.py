@@ -19,14 +19,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.ids import row_id
 from fedisora.models import Account, OptOutState
 from fedisora.services import optouts
 from web.pages import render
-from web.routes import _admin_user
-from web.sessions import check_csrf, csrf_token
+from web.routes import _admin_user, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["routes"]
 
@@ -68,10 +67,8 @@ def _action(do: Action, anchor: str) -> Callable[[Request], Awaitable[Response]]
         ident = row_id(str(request.path_params["id"]))
         if ident is None:
             raise HTTPException(404, "no such opt-out or subscription")
-        form = await read_form(request)
-        check_csrf(request, form)
+        form, me = await staff_form(request, admin)
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-        me = await Account.get(pk=admin.account_id)
         try:
             notice = await do(me, ident, values)
         except FedisoraError as exc:
@@ -143,9 +140,7 @@ async def admin_optouts_fetch(request: Request) -> Response:
 
 async def admin_optouts_subscribe(request: Request) -> Response:
     admin = await _admin_user(request)
-    form = await read_form(request)
-    check_csrf(request, form)
-    me = await Account.get(pk=admin.account_id)
+    form, me = await staff_form(request, admin)
     try:
         row = await optouts.subscribe(
             me,

@@ -16,15 +16,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.ids import row_id
-from fedisora.models import Account, PolicyList
+from fedisora.models import PolicyList
 from fedisora.policy.matcher import LISTS, MAX_TERM_CHARS
 from fedisora.services import prompt_policy
 from web.pages import render
-from web.routes import _admin_user
-from web.sessions import check_csrf, csrf_token
+from web.routes import _admin_user, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["routes"]
 
@@ -60,16 +59,12 @@ async def admin_policy(request: Request) -> Response:
 
 
 async def admin_policy_add(request: Request) -> Response:
-    admin = await _admin_user(request)
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, await _admin_user(request))
     list_name = str(form.get("list", ""))
     term = str(form.get("term", ""))
     note = str(form.get("note", ""))
     try:
-        row = await prompt_policy.add_term(
-            await Account.get(pk=admin.account_id), list_name, term, note
-        )
+        row = await prompt_policy.add_term(me, list_name, term, note)
     except FedisoraError as exc:
         message = exc.message[:1].upper() + exc.message[1:] + "."
         typed = {"list": list_name, "term": term, "note": note}
@@ -82,9 +77,8 @@ async def admin_policy_remove(request: Request) -> Response:
     term_id = row_id(str(request.path_params["term_id"]))
     if term_id is None:
         raise HTTPException(404, "no such policy term")
-    form = await read_form(request)
-    check_csrf(request, form)
-    await prompt_policy.remove_term(await Account.get(pk=admin.account_id), term_id)
+    _, me = await staff_form(request, admin)
+    await prompt_policy.remove_term(me, term_id)
     return RedirectResponse("/admin/policy", status_code=303)
 
 

@@ -13,12 +13,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.boundary import read_form
-from fedisora.models import Account
 from fedisora.services import provenance
 from web.pages import render
-from web.routes import _admin_user
-from web.sessions import check_csrf, csrf_token
+from web.routes import _admin_user, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["PEM_TYPE", "routes"]
 
@@ -46,9 +44,7 @@ async def admin_provenance(request: Request) -> Response:
 
 
 async def replace_root(request: Request) -> Response:
-    admin = await _admin_user(request)
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, await _admin_user(request))
     if form.get("confirm") != "yes":
         return await _page(
             request,
@@ -56,9 +52,7 @@ async def replace_root(request: Request) -> Response:
             error="Nothing was replaced: tick the box to confirm you want a new root.",
         )
     try:
-        await provenance.provision(
-            request.app.state.settings, by=await Account.get(pk=admin.account_id), replace=True
-        )
+        await provenance.provision(request.app.state.settings, by=me, replace=True)
     except OSError as exc:  # a read-only or full data directory
         return await _page(
             request,

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError, Invalid
 from fedisora.ids import row_id
 from fedisora.models import Account, RenderJob
@@ -29,8 +28,8 @@ from fedisora.work import Engine
 from render import service
 from render.stats import STATES, jobs_page
 from web.pages import render
-from web.routes import _admin_user, _age
-from web.sessions import check_csrf, csrf_token
+from web.routes import _admin_user, _age, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["routes"]
 
@@ -42,11 +41,6 @@ MAX_FILTER = 320
 def _engine(request: Request) -> Engine | None:
     engine: Engine | None = getattr(request.app.state, "engine", None)
     return engine
-
-
-async def _admin(request: Request) -> Account:
-    admin = await _admin_user(request)
-    return await Account.get(pk=admin.account_id)
 
 
 async def _owner(name: str) -> Account | None:
@@ -135,14 +129,8 @@ async def _page(
 
 
 async def admin_renders(request: Request) -> Response:
-    await _admin(request)
+    await _admin_user(request)
     return await _page(request, _filters(request.query_params))
-
-
-async def _form(request: Request) -> FormData:
-    form = await read_form(request)
-    check_csrf(request, form)
-    return form
 
 
 async def _job(request: Request) -> RenderJob:
@@ -154,9 +142,9 @@ async def _job(request: Request) -> RenderJob:
 
 
 async def _act(request: Request, requeue: bool) -> Response:
-    me = await _admin(request)
+    admin = await _admin_user(request)
     job = await _job(request)
-    form = await _form(request)
+    form, me = await staff_form(request, admin)
     filters = _filters(form)
     try:
         if requeue:
@@ -208,8 +196,7 @@ def _float_value(form: FormData, name: str) -> float | None:
 
 
 async def set_quota(request: Request) -> Response:
-    me = await _admin(request)
-    form = await _form(request)
+    form, me = await staff_form(request, await _admin_user(request))
     filters = _filters(form)
     owner = await _owner(filters["user"]) if filters["user"] else None
     if owner is None:

@@ -18,15 +18,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.boundary import read_form
 from fedisora.ids import row_id
 from fedisora.models import Account, Appeal, Clip, Comment, Report, Rule
 from fedisora.services import reports
 from web.clips import author_href
 from web.comment_pages import clip_href, comment_href
 from web.pages import render
-from web.routes import _staff_user
-from web.sessions import check_csrf, csrf_token
+from web.routes import _staff_user, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["routes"]
 
@@ -125,9 +124,7 @@ async def admin_report_action(request: Request) -> Response:
     action = str(request.path_params["action"])
     if action not in BUTTONS:
         raise HTTPException(404, "no such action")
-    form = await read_form(request)
-    check_csrf(request, form)
-    admin = await Account.get(pk=user.account_id)
+    form, admin = await staff_form(request, user)
     if action == "assign":
         await reports.assign(report, admin)
     elif action == "unassign":

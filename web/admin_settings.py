@@ -13,15 +13,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisora.boundary import read_form
 from fedisora.config import REGISTRATION_MODES
-from fedisora.models import Account
 from fedisora.ratelimits import DEFAULTS
 from fedisora.services import instance_settings
 from fedisora.services.instance_settings import FIELDS, SettingsInvalid, limits_text
 from web.pages import render
-from web.routes import _admin_user
-from web.sessions import check_csrf, csrf_token
+from web.routes import _admin_user, staff_form
+from web.sessions import csrf_token
 
 __all__ = ["routes"]
 
@@ -63,13 +61,10 @@ async def admin_settings(request: Request) -> Response:
     admin = await _admin_user(request)
     if request.method == "GET":
         return await _page(request, saved=request.query_params.get("saved") == "1")
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, admin)
     typed = {key: str(form.get(key, "")) for key in FIELDS if key in form}
     try:
-        await instance_settings.save(
-            request.app.state.settings, await Account.get(pk=admin.account_id), typed
-        )
+        await instance_settings.save(request.app.state.settings, me, typed)
     except SettingsInvalid as exc:
         return await _page(request, status=422, typed=typed, errors=exc.errors)
     return RedirectResponse("/admin/settings?saved=1", status_code=303)

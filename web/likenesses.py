@@ -39,14 +39,13 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from tortoise.queryset import QuerySet
 
-from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.ids import row_id
 from fedisora.models import Account, ConsentCheck, Likeness, LikenessState, User
 from fedisora.services import likeness as svc
 from web.pages import render
-from web.routes import _staff_user
-from web.sessions import check_csrf, csrf_token, current_session
+from web.routes import _staff_user, staff_form
+from web.sessions import csrf_token, current_session
 
 __all__ = ["ADMIN_PAGE", "AUDIT_PAGE", "routes"]
 
@@ -270,19 +269,16 @@ async def admin_likeness(request: Request) -> Response:
 
 async def _decide(request: Request, verdict: str) -> Response:
     """Verify or reject, through the service the CLI uses; the admin is the verifier."""
-    await _staff_user(request)
-    live = current_session(request)
-    assert live is not None  # _staff_user refused anyone else
+    staff = await _staff_user(request)
     likeness = await _likeness(request)
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, staff)
     owner = await Account.get(pk=likeness.account_id)
     try:
         if verdict == "verify":
-            await svc.verify(owner.username, by=live.account, method="admin")
+            await svc.verify(owner.username, by=me, method="admin")
         else:
             reason = str(form.get("reason", "")).strip()
-            await svc.reject(owner.username, reason=reason, by=live.account)
+            await svc.reject(owner.username, reason=reason, by=me)
     except FedisoraError as exc:
         fresh = await Likeness.get(pk=likeness.pk)
         return await _detail(request, fresh, status=exc.status, error=exc.message)

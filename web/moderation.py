@@ -41,7 +41,7 @@ from fedisora.services import moderation, rules
 from web.clips import session_account
 from web.comment_pages import clip_href, comment_href
 from web.pages import html_errors, render
-from web.routes import _admin_user, _staff_user
+from web.routes import _admin_user, _staff_user, staff_form
 from web.sessions import check_csrf, csrf_token, current_session
 
 __all__ = ["routes"]
@@ -175,11 +175,6 @@ async def appeal_post(request: Request) -> Response:
 # --- admin: appeals ---------------------------------------------------------------------------
 
 
-async def _admin(request: Request) -> Account:
-    user = await _admin_user(request)
-    return await Account.get(pk=user.account_id)
-
-
 async def _appeal_rows(appeals: list[Appeal]) -> list[dict[str, Any]]:
     warnings = {
         w.pk: w for w in await AccountWarning.filter(pk__in=[a.account_warning_id for a in appeals])
@@ -217,20 +212,13 @@ async def _appeals_page(request: Request, status: int = 200, error: str = "") ->
     )
 
 
-async def _staff(request: Request) -> Account:
-    user = await _staff_user(request)  # moderators decide appeals, as they act on reports
-    return await Account.get(pk=user.account_id)
-
-
 async def admin_appeals(request: Request) -> Response:
-    await _staff(request)
+    await _staff_user(request)  # moderators decide appeals, as they act on reports
     return await _appeals_page(request)
 
 
 async def admin_appeal_decide(request: Request) -> Response:
-    me = await _staff(request)
-    form = await read_form(request)
-    check_csrf(request, form)
+    _, me = await staff_form(request, await _staff_user(request))
     decision = str(request.path_params["decision"])
     if decision not in ("approve", "reject"):
         raise HTTPException(404, "no such decision")
@@ -268,14 +256,12 @@ async def _rules_page(
 
 
 async def admin_rules(request: Request) -> Response:
-    await _admin(request)
+    await _admin_user(request)
     return await _rules_page(request)
 
 
 async def admin_rule_add(request: Request) -> Response:
-    me = await _admin(request)
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, await _admin_user(request))
     text = str(form.get("text", ""))[: rules.MAX_TEXT * 2]
     hint = str(form.get("hint", ""))[: rules.MAX_HINT * 2]
     try:
@@ -286,9 +272,7 @@ async def admin_rule_add(request: Request) -> Response:
 
 
 async def admin_rule_change(request: Request) -> Response:
-    me = await _admin(request)
-    form = await read_form(request)
-    check_csrf(request, form)
+    form, me = await staff_form(request, await _admin_user(request))
     change = str(request.path_params["change"])
     if change not in ("edit", "remove", "up", "down"):
         raise HTTPException(404, "no such change")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -143,6 +144,17 @@ async def _staff_user(request: Request) -> User:
         return roles.require(live.user, "staff")
     except Forbidden:
         raise HTTPException(403, "this page is for the instance's moderators and admins") from None
+
+
+async def staff_form(request: Request, staff: User) -> tuple[FormData, Account]:
+    """The preamble of every admin page's POST after its role check (*staff*, from
+    :func:`_admin_user` or :func:`_staff_user`) and the lookups of the rows its path names
+    (their 401, 403 and 404 answer first, as they always have): the form, read within the
+    input bounds, its CSRF token checked (403), and the acting account, the actor the
+    services write to the audit log."""
+    form = await read_form(request)
+    check_csrf(request, form)
+    return form, await Account.get(pk=staff.account_id)
 
 
 # Names the overview has always used; other work tables are named after their table.

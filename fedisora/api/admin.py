@@ -27,8 +27,6 @@ from fedisora.models import Account, Report, User
 from fedisora.services import moderation, reports, roles
 from fedisora.services.account_deletion import (
     delete_local_account,
-    disable_login,
-    suspend_account,
     unsuspend_account,
 )
 from fedisora.services.accounts import INSTANCE_ACTOR
@@ -39,7 +37,7 @@ __all__ = ["admin_account_entity", "routes"]
 
 Json = dict[str, Any]
 
-ACTION_TYPES = ("none", "disable", "sensitive", "silence", "suspend")
+ACTION_TYPES = moderation.ACCOUNT_ACTIONS
 
 
 def admin_account_entity(account: Account, user: User | None) -> Json:
@@ -195,17 +193,18 @@ async def get_account(ctx: Ctx) -> Response:
 
 @endpoint("admin:write:accounts", user=True)
 async def account_action(ctx: Ctx) -> Response:
-    """``type``: none, disable, sensitive, silence or suspend (the same services as the
-    report actions: :mod:`fedisora.services.moderation`). With ``report_id`` (a report about
-    this account) the report is resolved, and the account is told of anything but ``none``
-    (of ``none`` too when there is a ``text``). Mastodon's ``warning_preset_id`` and
-    ``send_email_notification`` are accepted and ignored."""
+    """``type``: none, disable, sensitive, silence or suspend, through
+    :func:`fedisora.services.moderation.act_on_account` (as the admin pages and report
+    actions): a local account is told of anything but ``none`` (of ``none`` too when there
+    is a ``text``) with a warning it can appeal. With ``report_id`` (a report about this
+    account) the warning names the report, and the report is resolved. Mastodon's
+    ``warning_preset_id`` and ``send_email_notification`` are accepted and ignored."""
     account = await _target(ctx)
     kind = (ctx.params.text("type", max_length=20) or "").strip().lower()
     if kind not in ACTION_TYPES:
         raise Invalid(f"type must be one of {', '.join(ACTION_TYPES)}")
     _not_self(ctx, account)
-    text = ctx.params.text("text", "", max_length=reports.MAX_COMMENT) or ""
+    text = ctx.params.text("text", "", max_length=moderation.MAX_WARNING) or ""
     report: Report | None = None
     report_id = ctx.params.id("report_id")
     if report_id is not None:
@@ -214,16 +213,9 @@ async def account_action(ctx: Ctx) -> Response:
             raise NotFound("Record not found")
         if report.target_account_id != account.pk:
             raise Invalid(f"report #{report.pk} is not about @{account.acct}")
-    if kind == "disable":
-        await disable_login(account, by=ctx.me)
-    elif kind == "suspend":
-        await suspend_account(account, by=ctx.me)
-    elif kind == "silence":
-        await moderation.silence(account, by=ctx.me)
-    elif kind == "sensitive":
-        await moderation.sensitize(account, by=ctx.me)
+    await moderation.act_on_account(account, kind, by=ctx.me, text=text, report=report)
     if report is not None:
-        await reports.account_action(report, account, kind, ctx.me, text)
+        await reports.account_action(report, account, kind, ctx.me)
     return json({})
 
 

@@ -1,4 +1,14 @@
-"""Moderation of accounts short of suspension, and appeals of moderators' decisions.
+"""Moderators' actions on accounts, the warnings that tell their owners, and appeals.
+
+**One path for an action on an account**: :func:`act_on_account` suspends, silences, marks
+sensitive or disables an account (or only warns it) and tells its owner. The admin web pages
+(``/admin/accounts``), the Mastodon admin API (``POST /api/v1/admin/accounts/:id/action``),
+report actions (:func:`.reports.take_action`) and the ``fedisora suspend`` command all call
+it, so an account is told of a suspension however it was decided. Telling is :func:`warn`: an
+:class:`~fedisora.models.AccountWarning` with the moderator's words (which its owner reads at
+``/settings/warnings``, and a suspended owner at ``/settings/suspended``, and can appeal) and
+a ``moderation_warning`` notification (Mastodon 4.3's), committed together. Only a local
+account is told (a remote one's owner is not ours to reach).
 
 **Silence** (Mastodon's "limit", :func:`silence`, :func:`unsilence`) and **sensitive**
 (:func:`sensitize`, :func:`unsensitize`) set a column on the account; what they do to what
@@ -40,6 +50,7 @@ from fedisora.models import (
     Clip,
     Comment,
     NotificationType,
+    Report,
     User,
     utcnow,
 )
@@ -47,9 +58,12 @@ from fedisora.services import audit, events, roles
 from fedisora.services.accounts import INSTANCE_ACTOR
 
 __all__ = [
+    "ACCOUNT_ACTIONS",
     "APPEAL_WINDOW",
     "MAX_APPEAL",
+    "MAX_WARNING",
     "UNDONE",
+    "act_on_account",
     "appeal_deadline",
     "approve_appeal",
     "file_appeal",
@@ -61,9 +75,16 @@ __all__ = [
     "suspension_notice",
     "unsensitize",
     "unsilence",
+    "warn",
     "warning_of",
     "warnings_of",
 ]
+
+ACCOUNT_ACTIONS = ("none", "disable", "sensitive", "silence", "suspend")
+"""What a moderator does to a whole account (Mastodon's admin account action types):
+:func:`act_on_account`."""
+MAX_WARNING = 1000
+"""Characters of a moderator's words to the account (Mastodon's limit for a report comment)."""
 
 APPEAL_WINDOW = timedelta(days=20)
 """How long after a warning its owner may appeal it (Mastodon's 20 days)."""
@@ -166,6 +187,97 @@ async def _flag(account: Account, clips: list[Any], comments: list[Any], on: boo
             await events.emit(conn, "clip.updated", account.pk, clip_id=pk, moderated=True)
         for pk in comments:
             await events.emit(conn, "comment.updated", account.pk, comment_id=pk, moderated=True)
+
+
+# --- acting on an account, and telling it ---------------------------------------------------
+
+
+async def warn(
+    account: Account,
+    action: str,
+    text: str = "",
+    *,
+    report: Report | None = None,
+    status_ids: Sequence[int] = (),
+) -> AccountWarning | None:
+    """Tell the local *account* what a moderator did (*action*, one of
+    :class:`~fedisora.models.AccountWarning`'s): a warning with the moderator's *text*, the
+    *report* it answered and the clips and comments it touched, and its notification. A
+    remote account is not told (None)."""
+    if not account.local:
+        return None
+    from fedisora.services.notify import notify
+
+    # One transaction: the warning and its notification commit together (a crash between
+    # them must not leave a warning its owner is never told of).
+    async with events.transaction() as conn:
+        warning = await AccountWarning.create(
+            account_id=account.pk,
+            report_id=report.pk if report is not None else None,
+            action=action,
+            text=text,
+            status_ids=list(status_ids),
+            using_db=conn,
+        )
+        await notify(
+            account,
+            NotificationType.MODERATION_WARNING,
+            dedupe_key=f"warning:{warning.pk}",
+            account_warning=warning,
+        )
+    return warning
+
+
+async def act_on_account(
+    account: Account,
+    action: str,
+    *,
+    by: audit.Actor,
+    text: str = "",
+    report: Report | None = None,
+) -> AccountWarning | None:
+    """The moderator *by* takes *action* (one of :data:`ACCOUNT_ACTIONS`) on *account*, and
+    the account is told: the one path of every place that suspends, silences, marks
+    sensitive or disables an account.
+
+    ``suspend`` is :func:`~fedisora.services.account_deletion.suspend_account` (federated,
+    sessions ended), ``disable`` :func:`~fedisora.services.account_deletion.disable_login`,
+    ``silence`` and ``sensitive`` :func:`silence` and :func:`sensitize`; each is audited by
+    the service that does it (``account.suspend``...). ``none`` does nothing but warn, and is
+    audited as ``account.warn``. Then a local account gets a warning (:func:`warn`) with
+    *text* and the *report* it answers (if any), which it can appeal: for every action but
+    ``none``, and for ``none`` when there is a *text* (Mastodon's rule). The action and the
+    warning commit together. The warning (None if there is none) is returned.
+
+    Refused, with nothing done: an unknown action or a *text* over :data:`MAX_WARNING`
+    characters (:class:`Invalid`); a moderator acting on their own account or (if not an
+    admin) on staff, or on the instance actor (:class:`Forbidden`)."""
+    if action not in ACCOUNT_ACTIONS:
+        raise Invalid(f"the action must be one of {', '.join(ACCOUNT_ACTIONS)}")
+    text = text.strip()
+    if len(text) > MAX_WARNING:
+        raise Invalid(f"the text is longer than {MAX_WARNING} characters")
+    if isinstance(by, Account):
+        if by.pk == account.pk:
+            raise Forbidden("This action is not allowed on your own account")
+        await roles.check_may_moderate(by, account)
+    from fedisora.services.account_deletion import disable_login, suspend_account
+
+    async with events.transaction():
+        if action == "suspend":
+            await suspend_account(account, by=by)
+        elif action == "disable":
+            await disable_login(account, by=by)
+        elif action == "silence":
+            await silence(account, by=by)
+        elif action == "sensitive":
+            await sensitize(account, by=by)
+        elif not text or not account.local:
+            return None  # nothing done, and no one to tell
+        else:  # the others refuse the instance actor themselves
+            _refuse_special(account)
+            await audit.record(by, "account.warn", account, text)
+        return await warn(account, action, text, report=report)
 
 
 # --- appeals ---------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ attempts in a window; past it the check is refused before any hashing
 (:class:`TooManyAttempts`, a 429 saying when to retry). A success does not count. The counts
 live where the rate limits' do (:mod:`fedisora.ratelimits`, limits ``login`` and
 ``login_ip``): in Redis when the instance has one, shared by every web process, else in this
-process's memory (a restart forgets them, and each web process counts apart).
+process's memory (a restart forgets them, and each web process counts apart). Either way the
+limits are the store's as they are at each attempt: changed at ``/admin/settings``, they apply
+at once, without a restart.
 """
 
 from __future__ import annotations
@@ -174,19 +176,18 @@ async def hash_password_off_loop(password: str) -> str:
 
 
 @dataclass
-class _Window:
-    start: float
-    count: int
-
-
-@dataclass
 class PasswordGuard:
-    """Failed password attempts per client IP and per account, in fixed windows.
+    """Failed password attempts per client IP (the rate limit ``login_ip``) and per account
+    (``login``), counted in a rate-limit *store* (:mod:`fedisora.ratelimits`), whose limits
+    in force are read at each attempt.
 
     An attempt reserves one failure in both counts before its check runs (so concurrent
-    attempts cannot overshoot the limit); a success gives the reservation back. With a
-    *shared* store (Redis) the counts live there, under its ``login`` and ``login_ip`` limits
-    (fixed windows); otherwise in the windows here.
+    attempts cannot overshoot the limit); a success gives the reservation back. The app's
+    guard (:func:`guard_for`) counts in the app's store, Redis or memory alike, so a limit
+    the admin changes at ``/admin/settings`` applies to the next attempt in both. A guard
+    made without a store counts in a :class:`~fedisora.ratelimits.MemoryStore` of its own,
+    with the limits given here (*per_ip* per *ip_window* seconds, *per_account* per
+    *account_window*).
     """
 
     per_ip: int = PER_IP
@@ -195,63 +196,38 @@ class PasswordGuard:
     account_window: float = ACCOUNT_WINDOW
     hasher: Hasher = field(default_factory=default_hasher)
     clock: Callable[[], float] = time.monotonic
-    shared: ratelimits.Store | None = None
-    _ips: dict[str, _Window] = field(default_factory=dict)
-    _accounts: dict[str, _Window] = field(default_factory=dict)
+    store: ratelimits.Store | None = None
 
-    def _current(self, table: dict[str, _Window], key: str, window: float) -> _Window:
-        now = self.clock()
-        if len(table) > 100_000:  # bound memory: forget expired windows
-            for stale in [k for k, w in table.items() if now - w.start >= window]:
-                del table[stale]
-        found = table.get(key)
-        if found is None or now - found.start >= window:
-            found = table[key] = _Window(now, 0)
-        return found
+    def __post_init__(self) -> None:
+        if self.store is None:
+            own = {
+                "login_ip": ratelimits.Limit(self.per_ip, self.ip_window),
+                "login": ratelimits.Limit(self.per_account, self.account_window),
+            }
+            self.store = ratelimits.MemoryStore(own, clock=self.clock)
 
-    def admit(self, *, ip: str, account: str) -> None:
-        """Reserve one failed attempt for *ip* and *account*, or raise :class:`TooManyAttempts`
-        (nothing reserved) when either has none left."""
-        by_ip = self._current(self._ips, ip, self.ip_window)
-        by_account = self._current(self._accounts, account, self.account_window)
-        now = self.clock()
-        waits = []
-        if by_ip.count >= self.per_ip:
-            waits.append(by_ip.start + self.ip_window - now)
-        if by_account.count >= self.per_account:
-            waits.append(by_account.start + self.account_window - now)
-        if waits:
-            raise TooManyAttempts(max(waits))
-        by_ip.count += 1
-        by_account.count += 1
-
-    def succeeded(self, *, ip: str, account: str) -> None:
-        """Give back the reservation of an attempt that was not a failure."""
-        for table, key in ((self._ips, ip), (self._accounts, account)):
-            found = table.get(key)
-            if found is not None and found.count > 0:
-                found.count -= 1
+    @property
+    def counts(self) -> ratelimits.Store:
+        """Where the attempts are counted (the store given, or the guard's own)."""
+        assert self.store is not None  # set in __post_init__
+        return self.store
 
     async def reserve(self, *, ip: str, account: str) -> None:
-        """:meth:`admit`, in the shared store when there is one."""
-        if self.shared is None:
-            self.admit(ip=ip, account=account)
-            return
+        """Reserve one failed attempt for *ip* and *account*, or raise :class:`TooManyAttempts`
+        (nothing reserved) when either has none left under the store's current limits."""
+        store = self.counts
         hits = (("login_ip", ip), ("login", account))
-        decisions = [await self.shared.hit(name, key) for name, key in hits]
+        decisions = [await store.hit(name, key) for name, key in hits]
         refused = [d for d in decisions if not d.allowed]
         if refused:
             for name, key in hits:  # a refused attempt reserves nothing
-                await self.shared.release(name, key)
-            raise TooManyAttempts(max(d.reset_at for d in refused) - self.shared.clock())
+                await store.release(name, key)
+            raise TooManyAttempts(max(d.reset_at for d in refused) - store.clock())
 
     async def give_back(self, *, ip: str, account: str) -> None:
-        """:meth:`succeeded`, in the shared store when there is one."""
-        if self.shared is None:
-            self.succeeded(ip=ip, account=account)
-            return
-        await self.shared.release("login_ip", ip)
-        await self.shared.release("login", account)
+        """Give back the reservation of an attempt that was not a failure."""
+        await self.counts.release("login_ip", ip)
+        await self.counts.release("login", account)
 
 
 def user_key(user_id: int) -> str:
@@ -260,23 +236,13 @@ def user_key(user_id: int) -> str:
 
 
 def guard_for(state: Any) -> PasswordGuard:
-    """The :class:`PasswordGuard` of an app (its ``app.state``), made on first use with the
-    app's rate-limit store: its ``login`` and ``login_ip`` limits, and the store itself when
-    it is Redis (shared by every process)."""
+    """The :class:`PasswordGuard` of an app (its ``app.state``), made on first use: it counts
+    in the app's rate-limit store (Redis, shared by every process, or this process's memory)
+    under its ``login`` and ``login_ip`` limits as they are at each attempt."""
     guard = getattr(state, "password_guard", None)
     if not isinstance(guard, PasswordGuard):
         store = getattr(state, "rate_limits", None)
-        if isinstance(store, ratelimits.Store):
-            by_ip, by_account = store.limit("login_ip"), store.limit("login")
-            guard = PasswordGuard(
-                per_ip=by_ip.count,
-                ip_window=by_ip.window,
-                per_account=by_account.count,
-                account_window=by_account.window,
-                shared=store if isinstance(store, ratelimits.RedisStore) else None,
-            )
-        else:
-            guard = PasswordGuard()
+        guard = PasswordGuard(store=store if isinstance(store, ratelimits.Store) else None)
         state.password_guard = guard
     return guard
 

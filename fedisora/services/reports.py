@@ -14,13 +14,13 @@ Moderators (admins) list reports (:func:`reports`), assign them to themselves
 :func:`reopen`), and act on one (:func:`take_action`): ``dismiss`` (resolve, nothing else),
 ``delete`` (the reported clips and comments are deleted through the services that delete
 them elsewhere), ``mark_sensitive`` (they are marked sensitive), ``sensitive`` (the whole
-account's clips are), ``silence`` (the account is limited: :mod:`.moderation`) or
-``suspend`` (:func:`~fedisora.services.account_deletion.suspend_account`).
+account's clips are), ``silence`` (the account is limited) or ``suspend``; the last three
+are :func:`.moderation.act_on_account`, as on the admin pages and in the admin API.
 An action resolves the report; every one is written to the audit log
 (:mod:`fedisora.services.audit`, target ``report:<id>``). An action other than dismissing
-tells the local account it concerns: an :class:`~fedisora.models.AccountWarning` and a
-``moderation_warning`` notification (Mastodon 4.3's), which it can appeal
-(:mod:`.moderation`).
+tells the local account it concerns (:func:`.moderation.warn`): an
+:class:`~fedisora.models.AccountWarning` naming the report and a ``moderation_warning``
+notification (Mastodon 4.3's), which it can appeal.
 
 A new report, filed here or received, notifies the instance's staff (``admin.report``, in
 the report's transaction), as Mastodon does.
@@ -38,7 +38,6 @@ from collections.abc import Iterable, Sequence
 from fedisora.errors import Conflict, Forbidden, Invalid
 from fedisora.models import (
     Account,
-    AccountWarning,
     Clip,
     Comment,
     NotificationType,
@@ -78,14 +77,14 @@ CATEGORIES: tuple[str, ...] = tuple(c.value for c in ReportCategory)
 ACTIONS = ("dismiss", "delete", "mark_sensitive", "sensitive", "silence", "suspend")
 """What a moderator does with a report (:func:`take_action`)."""
 
-_WARNING_ACTION = {
-    "delete": "delete_statuses",
-    "mark_sensitive": "mark_statuses_as_sensitive",
-    "sensitive": "sensitive",
-    "silence": "silence",
-    "suspend": "suspend",
+_WARNING_ACTION = {"delete": "delete_statuses", "mark_sensitive": "mark_statuses_as_sensitive"}
+"""Mastodon's ``AccountWarning`` action for the actions on a report's clips and comments (the
+actions on its account are :data:`.moderation.ACCOUNT_ACTIONS`, warned by their name)."""
+_ON_STATUSES = {
+    "delete": "clips and comments deleted",
+    "mark_sensitive": "clips and comments marked sensitive",
 }
-"""Mastodon's ``AccountWarning`` action for each of :data:`ACTIONS` (but dismissing)."""
+_ON_ACCOUNT = {"sensitive": "marked sensitive", "silence": "silenced", "suspend": "suspended"}
 
 
 def flag_id(instance_actor: Account, report: Report) -> str:
@@ -329,43 +328,18 @@ async def reopen(report: Report, by: audit.Actor) -> Report:
     return await _reload(report)
 
 
-async def _warn(
-    account: Account, report: Report | None, action: str, text: str, status_ids: Sequence[int]
-) -> AccountWarning | None:
-    """Tell the local *account* what a moderator did: a warning and its notification."""
-    if not account.local:
-        return None
-    from fedisora.services.notify import notify
-
-    # One transaction: the warning and its notification commit together (a crash between
-    # them must not leave a warning its owner is never told of).
-    async with events.transaction() as conn:
-        warning = await AccountWarning.create(
-            account_id=account.pk,
-            report_id=report.pk if report is not None else None,
-            action=action,
-            text=text,
-            status_ids=list(status_ids),
-            using_db=conn,
-        )
-        await notify(
-            account,
-            NotificationType.MODERATION_WARNING,
-            dedupe_key=f"warning:{warning.pk}",
-            account_warning=warning,
-        )
-    return warning
-
-
 async def take_action(report: Report, action: str, by: Account, text: str = "") -> Report:
     """Act on an open *report*: ``dismiss`` it, ``delete`` its clips and comments or
     ``mark_sensitive`` them, mark its target ``sensitive``, ``silence`` or ``suspend`` it;
     the report is resolved, the action logged, and (except for a dismissal) the target
     told with a warning it can appeal. A resolved report must be reopened first (409)."""
+    from fedisora.services import moderation
+
     if action not in ACTIONS:
         raise Invalid(f"action must be one of {', '.join(ACTIONS)}")
-    if len(text) > MAX_COMMENT:
-        raise Invalid(f"the text is longer than {MAX_COMMENT} characters")
+    text = text.strip()
+    if len(text) > moderation.MAX_WARNING:
+        raise Invalid(f"the text is longer than {moderation.MAX_WARNING} characters")
     target = await Account.get(pk=report.target_account_id)
     if action in ("delete", "mark_sensitive") and not report.status_ids:
         raise Invalid(f"report #{report.pk} names no clips or comments to act on")
@@ -378,28 +352,20 @@ async def take_action(report: Report, action: str, by: Account, text: str = "") 
     if action == "dismiss":
         await audit.record(by, "report.resolve", _target(report), "dismissed")
         return await _reload(report)
-    from fedisora.services import moderation
-
-    touched: list[int] = []
-    if action == "delete":
-        touched = await _delete_statuses(target, report.status_ids)
-        detail = f"{len(touched)} of {len(report.status_ids)} clips and comments deleted"
-    elif action == "mark_sensitive":
-        touched = await moderation.mark_sensitive(target, report.status_ids, by=by)
-        detail = f"{len(touched)} of {len(report.status_ids)} clips and comments marked sensitive"
-    elif action == "sensitive":
-        await moderation.sensitize(target, by=by)
-        detail = f"@{target.acct} marked sensitive"
-    elif action == "silence":
-        await moderation.silence(target, by=by)
-        detail = f"@{target.acct} silenced"
-    else:
-        from fedisora.services.account_deletion import suspend_account
-
-        await suspend_account(target, by=by)
-        detail = f"@{target.acct} suspended"
-    await audit.record(by, f"report.{action}", _target(report), detail)
-    await _warn(target, report, _WARNING_ACTION[action], text, touched)
+    if action in _ON_STATUSES:
+        if action == "delete":
+            touched = await _delete_statuses(target, report.status_ids)
+        else:
+            touched = await moderation.mark_sensitive(target, report.status_ids, by=by)
+        detail = f"{len(touched)} of {len(report.status_ids)} {_ON_STATUSES[action]}"
+        await audit.record(by, f"report.{action}", _target(report), detail)
+        await moderation.warn(
+            target, _WARNING_ACTION[action], text, report=report, status_ids=touched
+        )
+    else:  # the account's own: done, audited and told as everywhere else
+        await moderation.act_on_account(target, action, by=by, text=text, report=report)
+        detail = f"@{target.acct} {_ON_ACCOUNT[action]}"
+        await audit.record(by, f"report.{action}", _target(report), detail)
     return await _reload(report)
 
 
@@ -418,17 +384,13 @@ async def _delete_statuses(target: Account, ids: Sequence[int]) -> list[int]:
     return done
 
 
-async def account_action(
-    report: Report, account: Account, kind: str, by: Account, text: str = ""
-) -> Report:
+async def account_action(report: Report, account: Account, kind: str, by: Account) -> Report:
     """Resolve *report* for an action taken on *account* through the admin accounts API
-    (``POST /api/v1/admin/accounts/:id/action`` with ``report_id``; the action itself is
-    the caller's, done first). Telling the account is part of it for ``disable`` and
-    ``suspend``. The report must be about *account*."""
+    (``POST /api/v1/admin/accounts/:id/action`` with ``report_id``; the action, and telling
+    the account, are the caller's: :func:`.moderation.act_on_account`, done first). The
+    report must be about *account*; resolving a resolved one changes nothing."""
     if report.target_account_id != account.pk:
         raise Invalid(f"report #{report.pk} is not about @{account.acct}")
     if await _claim(report, by):
         await audit.record(by, "report.resolve", _target(report), f"account action: {kind}")
-        if kind in ("disable", "sensitive", "silence", "suspend") or text:
-            await _warn(account, report, kind, text, [])
     return await _reload(report)

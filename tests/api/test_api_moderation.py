@@ -217,3 +217,47 @@ async def test_rules_in_the_api_and_in_reports(client: httpx.AsyncClient, db: st
     assert r.json()[0]["rules"] == [expected[1]]
     logged = [e.action for e in await AuditEntry.filter(target_type="rule").order_by("id")]
     assert logged == ["rule.add", "rule.add", "rule.move"]
+
+
+async def test_an_admin_api_action_without_a_report_is_told(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    """``POST /api/v1/admin/accounts/:id/action`` with no ``report_id`` tells the account
+    too, as the admin pages and report actions do (moderation.act_on_account): a warning
+    with the text, and its notification; ``none`` warns only with a text."""
+    boss = await local_account("boss", admin=True)
+    admin = await login(client, boss, ADMIN_SCOPES, app_scopes=ADMIN_SCOPES)
+    erin = await local_account("erin")
+    action = f"/api/v1/admin/accounts/{erin.pk}/action"
+    for data in (
+        {"type": "none"},  # nothing done, nothing to tell
+        {"type": "none", "text": "Read the rules, please."},
+        {"type": "silence"},
+        {"type": "suspend", "text": "Ban evasion."},
+    ):
+        r = await client.post(action, data=data, headers=admin.headers)
+        assert r.status_code == 200, r.text
+    r = await client.post(
+        action,
+        data={"type": "none", "text": "x" * (moderation.MAX_WARNING + 1)},
+        headers=admin.headers,
+    )
+    assert r.status_code == 422
+    told = [
+        (w.action, w.text, w.report_id)
+        for w in await AccountWarning.filter(account_id=erin.pk).order_by("id")
+    ]
+    assert told == [
+        ("none", "Read the rules, please.", None),
+        ("silence", "", None),
+        ("suspend", "Ban evasion.", None),
+    ]
+    assert (
+        await Notification.filter(
+            recipient_id=erin.pk, type=NotificationType.MODERATION_WARNING
+        ).count()
+        == 3
+    )
+    logged = [e.action for e in await AuditEntry.filter(target_id=str(erin.pk)).order_by("id")]
+    assert logged == ["account.warn", "account.silence", "account.suspend"]
+    assert await moderation.suspension_notice(erin) is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -200,3 +201,23 @@ def api_headers(instance: Instance, scopes: str, username: str = "admin") -> dic
         )
         assert token.status_code == 200, token.text
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def form_csrf(page: str) -> str:
+    """The CSRF token of the (first) form of a page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, page[-2000:]
+    return found.group(1)
+
+
+@contextmanager
+def web_session(instance: Instance, username: str = "admin") -> Iterator[httpx.Client]:
+    """A browser on *instance*'s web pages for the block, logged in as *username* (the admin
+    by default) through the real login form: for the admin pages that have no API."""
+    with httpx.Client(base_url=instance.base, timeout=30, headers={"accept": "text/html"}) as http:
+        page = http.get("/login")
+        assert page.status_code == 200, page.text[-2000:]
+        form = {"login": username, "password": ADMIN_PASSWORD, "csrf": form_csrf(page.text)}
+        r = http.post("/login", data=form)
+        assert r.status_code == 303, r.text[-2000:]
+        yield http

@@ -1,6 +1,6 @@
 """Two real instances on loopback federating over HTTP: follow, post, like, comment, remix,
-delete, unfollow, a report forwarded as a ``Flag`` (and one refused by a domain block), and a
-dead peer coming back.
+delete, unfollow, a subscription to the other's signed opt-out list, a report forwarded as a
+``Flag`` (and one refused by a domain block), and a dead peer coming back.
 
 Each instance is ``fedisora init`` + ``fedisora serve`` in its own process with its own
 SQLite database, on a free port, with FEDISORA_INSECURE_HTTP=1 (plain http and loopback
@@ -18,7 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fedinstances import Instance, api_headers, serve, stop, two_instances, wait_for
+from fedinstances import (
+    Instance,
+    api_headers,
+    form_csrf,
+    serve,
+    stop,
+    two_instances,
+    wait_for,
+    web_session,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +118,114 @@ def test_follow_post_like_comment_remix_delete_unfollow(
     b.act("unfollow", "admin", a_admin)
     wait_for(a, lambda s: s["follows"] == [], "the Undo(Follow)")
 
+    _optout_list_across(a, b)
     _report_across(a, b, remix_uri)
+
+
+OPTOUTS = "/api/fedisora/v1/optouts"
+RENDERS = "/api/fedisora/v1/renders"
+
+
+def _optout_list_across(a: Instance, b: Instance) -> None:
+    """b's admin approves a rights holder's opt-out; a's admin subscribes to b's signed list
+    (plain http: both instances run with FEDISORA_INSECURE_HTTP, which the subscribe form
+    passes on) and fetches it now from the admin page: in review mode the diff waits there
+    and a prompt naming the term still passes; applied, a's prompt policy refuses it, naming
+    the rule. Switched to auto, b's next approval applies at a's next fetch."""
+    on_a = api_headers(a, "read write")
+    with (
+        httpx.Client(base_url=b.base, timeout=30) as http_b,
+        httpx.Client(base_url=a.base, timeout=30) as http_a,
+        web_session(a) as admin_a,
+        web_session(b) as admin_b,
+    ):
+
+        def opt_out(who: str, term: str) -> None:
+            """A rights holder asks b (no account needed); b's admin approves it."""
+            asked = http_b.post(
+                OPTOUTS,
+                json={
+                    "who": who,
+                    "kind": "protected_work",
+                    "terms": [term],
+                    "evidence": "we own the character",
+                    "contact": "legal@glimmerfox.example",
+                },
+            )
+            assert asked.status_code == 202, asked.text
+            page = admin_b.get("/admin/optouts")
+            assert page.status_code == 200 and who in page.text, page.text[-2000:]
+            approved = admin_b.post(
+                f"/admin/optouts/{asked.json()['id']}/approve", data={"csrf": form_csrf(page.text)}
+            )
+            assert approved.status_code == 303, approved.text[-2000:]
+
+        def render(prompt: str) -> httpx.Response:
+            return http_a.post(RENDERS, data={"prompt": prompt, "seconds": "1"}, headers=on_a)
+
+        def fetch_now(sub: str) -> str:
+            page = admin_a.get("/admin/optouts")
+            done = admin_a.post(
+                f"/admin/optouts/lists/{sub}/fetch", data={"csrf": form_csrf(page.text)}
+            )
+            assert done.status_code == 200, done.text[-2000:]
+            return done.text
+
+        opt_out("Glimmerfox Studios", "Captain Glimmerfox")
+        published = http_b.get(f"{OPTOUTS}/list")
+        assert published.status_code == 200, published.text
+        listed = published.json()
+        assert listed["version"] == 1 and listed["proof"]["type"] == "DataIntegrityProof"
+        assert [e["terms"] for e in listed["entries"]] == [["Captain Glimmerfox"]]
+        issuer = listed["issuer"]
+        assert issuer.startswith(f"{b.base}/")
+
+        # a's admin subscribes for review; plain http is allowed on this loopback pair only
+        page = admin_a.get("/admin/optouts")
+        list_url = f"{b.base}{OPTOUTS}/list"
+        subscribed = admin_a.post(
+            "/admin/optouts/lists",
+            data={"csrf": form_csrf(page.text), "url": list_url, "mode": "review"},
+        )
+        assert subscribed.status_code == 303, subscribed.text[-2000:]
+        sub = subscribed.headers["location"].rsplit("#list-", 1)[1]
+
+        # fetched now: verified with b's instance actor's key; the diff waits for review
+        diff = fetch_now(sub)
+        assert "Fetched: a new version waits for review below." in diff, diff[-3000:]
+        assert "Version 1 (issued" in diff and f"issuer {issuer}" in diff
+        assert "Added: <strong>Glimmerfox Studios</strong>" in diff and "Captain Glimmerfox" in diff
+        queued = render("captain glimmerfox surfing a wave at dusk")
+        assert queued.status_code == 202, queued.text  # not applied yet
+        cancelled = http_a.post(f"{RENDERS}/{queued.json()['id']}/cancel", headers=on_a)
+        assert cancelled.status_code == 200, cancelled.text
+
+        page = admin_a.get("/admin/optouts")
+        applied = admin_a.post(
+            f"/admin/optouts/lists/{sub}/apply", data={"csrf": form_csrf(page.text)}
+        )
+        assert applied.status_code == 303, applied.text[-2000:]
+        page = admin_a.get("/admin/optouts")
+        assert "version 1 applied" in page.text and f"from {list_url}" in page.text
+        refused = render("captain glimmerfox surfing a wave at dusk")
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == (
+            "This prompt names a protected character or work "
+            "(rule: opted out by Glimmerfox Studios: “Captain Glimmerfox”)"
+        )
+
+        # auto mode: b's next approval is applied at a's next fetch, with no review
+        switched = admin_a.post(
+            f"/admin/optouts/lists/{sub}/mode",
+            data={"csrf": form_csrf(page.text), "mode": "auto"},
+        )
+        assert switched.status_code == 303, switched.text[-2000:]
+        opt_out("Pebblewick Ltd", "Sir Pebblewick")
+        assert "Fetched: the new version is applied." in fetch_now(sub)
+        refused = render("sir pebblewick bakes bread")
+        assert refused.status_code == 422, refused.text
+        assert "opted out by Pebblewick Ltd" in refused.json()["error"]
+        assert "Fetched: no newer version." in fetch_now(sub)
 
 
 FLAGS_TIMEOUT = 120  # CI is loaded: a delivery, then the inbox's turn on the other side

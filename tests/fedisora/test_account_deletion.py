@@ -25,6 +25,8 @@ from fedisora.config import Settings, load_settings
 from fedisora.errors import Conflict, Forbidden, Invalid
 from fedisora.models import (
     Account,
+    AccountWarning,
+    AuditEntry,
     Block,
     Bookmark,
     Boost,
@@ -528,9 +530,18 @@ async def test_suspend_and_unsuspend_commands(
         cli_fails(await run(command, "carol"), "error: @carol was deleted")
         cli_fails(await run(command, "gone@remote.example"), "deleted by its server")
 
-    out = cli_ok(await run("suspend", "@bob"))
+    out = cli_ok(await run("suspend", "@bob", "--text", "Spam in every comment."))
     assert out.strip() == "suspended @bob; the actor's Update goes to 1 remote inboxes"
     assert (await Account.get(pk=bob.pk)).suspended_at is not None
+    # bob is told, as from the admin pages and API, and can appeal it from his session
+    [warning] = await AccountWarning.filter(account_id=bob.pk)
+    assert (warning.action, warning.text, warning.report_id) == (
+        "suspend",
+        "Spam in every comment.",
+        None,
+    )
+    assert await Notification.filter(recipient_id=bob.pk, account_warning_id=warning.pk).exists()
+    assert await AuditEntry.filter(actor_label="cli", action="account.suspend").count() == 1
     [update] = await Delivery.filter(sender_id=bob.pk)
     assert update.payload["type"] == "Update" and update.payload["object"]["suspended"] is True
     cli_fails(await run("suspend", "bob@fedisora.test"), "error: @bob is already suspended")
@@ -549,6 +560,7 @@ async def test_suspend_and_unsuspend_commands(
     row = await Account.get(pk=fan.pk)
     assert row.suspended_at is None and row.fetched_at is None
     assert await Delivery.all().count() == 2  # bob's two Updates, nothing for fan
+    assert not await AccountWarning.filter(account_id=fan.pk).exists()  # not ours to tell
 
     usage = await run("suspend")
     assert usage.returncode == 2 and "acct" in usage.stderr

@@ -646,7 +646,7 @@ async def _setup_report_about_ben(w: World) -> None:
 async def _act_warn_ben(w: World) -> None:
     # A moderator acted on the report (the action itself is other sites'): ben is told.
     await w.begin()
-    await reports._warn(w.ben, w.rows["report"], "suspend", "please stop", [])
+    await moderation.warn(w.ben, "suspend", "please stop", report=w.rows["report"])
 
 
 async def _setup_appeal_of_ben(w: World) -> None:
@@ -744,7 +744,7 @@ SCENARIOS = [
     ),
     Scenario(
         "a moderator's action on a report, told to ben",
-        ((REPORTS, "_warn", "notification.created"), NOTIFY),
+        ((MODERATION, "warn", "notification.created"), NOTIFY),
         _act_warn_ben,
         {"notification.created": 1},
         {},

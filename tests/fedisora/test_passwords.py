@@ -174,8 +174,8 @@ def test_no_code_hashes_a_password_on_the_event_loop() -> None:
 
 async def test_a_guard_on_redis_counts_failures_across_processes(redis_url: str) -> None:
     """Two web processes' guards on one Redis share the counts of failures (not of
-    successes); a refused attempt reserves nothing; the app's guard takes the store's
-    ``login`` limits, and Redis only when the app has it."""
+    successes); a refused attempt reserves nothing; the app's guard counts in the app's
+    store, Redis or memory alike."""
     from types import SimpleNamespace
     from uuid import uuid4
 
@@ -191,8 +191,8 @@ async def test_a_guard_on_redis_counts_failures_across_processes(redis_url: str)
     one, two = RedisStore(redis_url, limits, clock=now), RedisStore(redis_url, limits, clock=now)
     ip, elsewhere = f"ip-{uuid4().hex}", f"ip-{uuid4().hex}"  # unique keys, run after run
     user, other = f"user:{uuid4().hex}", f"user:{uuid4().hex}"
-    first = PasswordGuard(shared=one, per_ip=1, per_account=1)  # shared: its own counts unused
-    second = PasswordGuard(shared=two)
+    first = PasswordGuard(store=one, per_ip=1, per_account=1)  # a store's limits, not these
+    second = PasswordGuard(store=two)
     try:
         assert await verify_guarded(first, "correct horse battery", STORED, ip=ip, account=user)
         assert not await verify_guarded(first, "wrong", STORED, ip=ip, account=user)
@@ -212,7 +212,6 @@ async def test_a_guard_on_redis_counts_failures_across_processes(redis_url: str)
     finally:
         await one.aclose()
         await two.aclose()
-    app_guard = passwords.guard_for(SimpleNamespace(rate_limits=RedisStore(redis_url, limits)))
-    assert app_guard.shared is not None and app_guard.per_account == 2
-    memory_guard = passwords.guard_for(SimpleNamespace(rate_limits=MemoryStore(limits)))
-    assert memory_guard.shared is None and (memory_guard.per_ip, memory_guard.ip_window) == (3, 300)
+    redis_store, memory_store = RedisStore(redis_url, limits), MemoryStore(limits)
+    assert passwords.guard_for(SimpleNamespace(rate_limits=redis_store)).store is redis_store
+    assert passwords.guard_for(SimpleNamespace(rate_limits=memory_store)).store is memory_store

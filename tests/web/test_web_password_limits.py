@@ -9,8 +9,11 @@ import httpx
 from factories import local_account
 from webhelpers import PASSWORD, browser, form_csrf, logged_in
 
+from fedisora.config import Settings
 from fedisora.models import OAuthAccessToken, User
-from fedisora.services.passwords import PasswordGuard
+from fedisora.ratelimits import MemoryStore
+from fedisora.services import audit, instance_settings
+from fedisora.services.passwords import PasswordGuard, guard_for
 
 HTML = {"accept": "text/html"}
 
@@ -98,3 +101,29 @@ async def test_the_deletion_confirmation_is_limited_and_refusal_deletes_nothing(
         assert r.status_code == 429 and "Too many failed password attempts" in r.text
         assert "retry-after" in r.headers
     assert await User.filter(account_id=cat.pk).exists()
+
+
+async def test_login_limits_saved_by_an_admin_apply_at_once_without_redis(
+    web: httpx.ASGITransport, settings: Settings
+) -> None:
+    """Without Redis the app's guard counts in the app's memory store, under the limits in
+    force at each attempt, as it does in Redis: a ``login_ip`` limit saved through the
+    instance settings (what ``/admin/settings`` calls) applies to the next login, with no
+    restart, and so does its removal."""
+    await local_account("ann")
+    store = web.app.state.rate_limits  # type: ignore[attr-defined]
+    assert isinstance(store, MemoryStore)
+    async with browser(at(web, "198.51.100.7")) as http:
+        r = await login_form(http, "ann", "wrong password")
+        assert r.status_code == 401  # the default, 25 failures in 5 minutes: room left
+        assert guard_for(web.app.state).store is store  # type: ignore[attr-defined]
+        await instance_settings.save(settings, audit.CLI, {"rate_limits": "login_ip=2/5m"})
+        for _ in range(2):  # a changed limit counts afresh
+            r = await login_form(http, "ann", "wrong password")
+            assert r.status_code == 401
+        r = await login_form(http, "ann", PASSWORD)
+        assert r.status_code == 429 and "Too many failed password attempts" in r.text
+        assert 0 < int(r.headers["retry-after"]) <= 300
+        await instance_settings.save(settings, audit.CLI, {"rate_limits": ""})
+        r = await login_form(http, "ann", PASSWORD)
+        assert r.status_code == 303

@@ -9,11 +9,22 @@ from __future__ import annotations
 import re
 
 import httpx
-from factories import local_account, rendered_video
+from factories import local_account, remote_account, rendered_video
 from webhelpers import PASSWORD, browser, form_csrf, log_in, logged_in
 
-from fedisora.models import Account, Appeal, Clip, Comment, Like, User, WebSession
-from fedisora.services import posts, reports
+from fedisora.models import (
+    Account,
+    AccountWarning,
+    Appeal,
+    AuditEntry,
+    Clip,
+    Comment,
+    Like,
+    Notification,
+    User,
+    WebSession,
+)
+from fedisora.services import moderation, posts, reports
 
 SUSPENDED = "/settings/suspended"
 
@@ -197,3 +208,84 @@ async def test_a_suspended_session_logs_out_and_a_disabled_login_stays_refused(
         await User.filter(account_id=dora.pk).update(disabled=True)
         r = await http.get(SUSPENDED)
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+async def test_a_suspension_from_the_admin_accounts_page_is_told_and_can_be_appealed(
+    web: httpx.ASGITransport,
+) -> None:
+    """The account list's buttons go through the path the reports and the admin API take
+    (moderation.act_on_account): a local account suspended, limited or marked sensitive
+    there gets a warning with the moderator's optional notice, which it reads and appeals;
+    a remote account's owner is not ours to tell; a notice too long is refused, nothing done."""
+    boss = await local_account("boss", admin=True)
+    bob, carl, dora = [await local_account(n) for n in ("bob", "carl", "dora")]
+    fan = await remote_account("fan", "remote.example")
+    async with logged_in(web, "boss") as admin:
+        listing = (await admin.get("/admin/accounts")).text
+        token = form_csrf(listing)
+        # a notice field on the suspend, limit and mark forms of local accounts only
+        for what in ("suspension", "limit", "mark"):
+            assert f'aria-label="Notice to @bob with the {what} (optional)"' in listing
+        assert "Notice to @fan@remote.example" not in listing
+        assert "Notice to @boss" not in listing  # no buttons for oneself
+
+        base = "/admin/accounts"
+        r = await admin.post(
+            f"{base}/{bob.pk}/suspend", data={"csrf": token, "text": " Spam in every comment. "}
+        )
+        assert r.status_code == 303
+        r = await admin.post(f"{base}/{carl.pk}/silence", data={"csrf": token, "text": "Calm."})
+        assert r.status_code == 303
+        r = await admin.post(f"{base}/{carl.pk}/sensitive", data={"csrf": token})
+        assert r.status_code == 303
+        r = await admin.post(f"{base}/{fan.pk}/suspend", data={"csrf": token, "text": "Spam."})
+        assert r.status_code == 303
+        long = "x" * (moderation.MAX_WARNING + 1)
+        r = await admin.post(f"{base}/{dora.pk}/suspend", data={"csrf": token, "text": long})
+        assert r.status_code == 422 and "longer than" in r.text
+        # the undoing buttons tell nobody
+        r = await admin.post(f"{base}/{carl.pk}/unsensitive", data={"csrf": token})
+        assert r.status_code == 303
+
+    assert (await Account.get(pk=bob.pk)).suspended_at is not None
+    assert (await Account.get(pk=fan.pk)).suspended_at is not None
+    row = await Account.get(pk=dora.pk)
+    assert row.suspended_at is None
+    told = [
+        (w.account_id, w.action, w.text, w.report_id)
+        for w in await AccountWarning.all().order_by("id")
+    ]
+    assert told == [
+        (bob.pk, "suspend", "Spam in every comment.", None),
+        (carl.pk, "silence", "Calm.", None),
+        (carl.pk, "sensitive", "", None),
+    ]
+    for account_id in (bob.pk, carl.pk):
+        warnings = await AccountWarning.filter(account_id=account_id)
+        notes = await Notification.filter(recipient_id=account_id, type="moderation_warning")
+        assert {n.account_warning_id for n in notes} == {w.pk for w in warnings}
+    logged = [
+        (e.action, e.target_label) for e in await AuditEntry.filter(actor_id=boss.pk).order_by("id")
+    ]
+    assert logged == [
+        ("account.suspend", "@bob"),
+        ("account.silence", "@carl"),
+        ("account.sensitive", "@carl"),
+        ("account.suspend", "@fan@remote.example"),
+        ("account.unsensitive", "@carl"),
+    ]
+
+    # bob, suspended, reads the notice in his restricted session and appeals it.
+    async with logged_in(web, "bob") as http:
+        page = await http.get(SUSPENDED)
+        assert page.status_code == 200 and "Spam in every comment." in page.text
+        assert "gave no reason" not in page.text
+        listed = await http.get("/settings/warnings")
+        warning_id = int(re.findall(r'id="warning-(\d+)"', listed.text)[0])
+        r = await http.post(
+            f"/settings/warnings/{warning_id}/appeal",
+            data={"csrf": form_csrf(listed.text), "text": "It was not spam."},
+        )
+        assert r.status_code == 303
+    appeal = await Appeal.get(account_id=bob.pk)
+    assert appeal.account_warning_id == warning_id
