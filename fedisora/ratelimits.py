@@ -4,6 +4,22 @@ A limit is a number of hits per fixed window for one key (an account, a client I
 host), answered as a :class:`Decision` with Mastodon's ``X-RateLimit-*`` headers. The limits:
 
 ======== ======================= ====================================================
+name     default                 counted per
+======== ======================= ====================================================
+api      300 per 5 minutes       account (or app token); address without a token
+api_ip   7500 per 5 minutes      client address, every API request
+signup   5 per 30 minutes        client address, sign-ups (API and web)
+apps     20 per 5 minutes        client address, OAuth app registrations
+render   30 per hour             account, renders queued (API and web, besides quotas)
+upload   60 per 30 minutes       account, media uploads (API and the web's stills)
+inbox    600 per 5 minutes       remote host (the signature's keyId), inbox POSTs
+login    25 per hour             account, failed password attempts
+login_ip 25 per 5 minutes        client address, failed password attempts
+optout   30 per hour             client address, opt-out requests
+mail     5 per 30 minutes        client address, confirmation mails asked for again
+feedback 120 per 5 minutes       account, For You's batches of player reports
+======== ======================= ====================================================
+
 ``FEDISORA_RATE_LIMITS`` overrides them: ``render=10/1h,upload=100/30m`` (windows in s, m, h
 or d), and so does the admin's ``/admin/settings`` (:mod:`fedisora.services.instance_settings`
 hands the store its changes: :meth:`Store.set_limits`). Every counter reads the store's
