@@ -83,6 +83,7 @@ from fedisora.work.graph import State, StateGraph, exponential
 __all__ = [
     "LIST_SIZE",
     "REFRESH_GRAPH",
+    "eligible",
     "eligible_provenance",
     "gather",
     "machines",
@@ -215,7 +216,7 @@ async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], r
     )
     found.add((r["id"] for r in recent if r["account_id"] in new_authors), "discovery")
 
-    clips = await _eligible(viewer, settings, sorted(found.sources))
+    clips = await eligible(viewer, sorted(found.sources), settings)
     features = await _features(viewer, clips, found, liked, new_authors)
     taste = rank.Taste(
         creators=creators,
@@ -230,13 +231,18 @@ async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], r
     return features, taste
 
 
-async def _eligible(viewer: Account, settings: ForYouSettings, ids: list[int]) -> list[Clip]:
-    """The clips of *ids* that may be candidates for *viewer* (see the module)."""
+async def eligible(
+    viewer: Account, ids: list[int], settings: ForYouSettings, hidden: set[int] | None = None
+) -> list[Clip]:
+    """The clips of *ids* that may be For You clips for *viewer*, now (see the module): the
+    one rule, for a refresh's candidates and again for each page served (*hidden*: the
+    viewer's hidden and limited accounts, when the caller has them already)."""
     if not ids:
         return []
     query = Clip.filter(pk__in=ids, visibility=Visibility.PUBLIC, deleted_at=None)
     query = query.exclude(account_id=viewer.pk)
-    hidden = await hidden_account_ids(viewer) | await limited_account_ids(viewer)
+    if hidden is None:
+        hidden = await hidden_account_ids(viewer) | await limited_account_ids(viewer)
     if hidden:
         query = query.exclude(account_id__in=sorted(hidden))
     clips = await (await public_timeline(query))

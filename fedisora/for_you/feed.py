@@ -30,17 +30,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fedisora.api.lookup import column
-from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
+from fedisora.api.visibility import hidden_account_ids
 from fedisora.errors import FedisoraError
-from fedisora.for_you import candidates
+from fedisora.for_you import candidates, signals
 from fedisora.models import (
     Account,
     Clip,
-    ClipView,
     ForYouCandidate,
     ForYouRefresh,
-    MediaFile,
-    Visibility,
+    ForYouSettings,
     utcnow,
 )
 from fedisora.services.visibility import limited_account_ids
@@ -125,24 +123,20 @@ def open_cursor(cursor: str, viewer_id: int, *, secret: str) -> tuple[int, int]:
     return generation, position
 
 
-async def _shown(viewer: Account, rows: list[ForYouCandidate], hidden: set[int]) -> dict[int, Clip]:
-    """The clips of *rows* that may still be served to *viewer* (whose *hidden* accounts
-    are left out), by id."""
+async def _shown(viewer: Account, rows: list[ForYouCandidate], rules: _Rules) -> dict[int, Clip]:
+    """The clips of *rows* that may still be served to *viewer*, by id: the candidates' own
+    rule, now (blocks, deletions, views and provenance since the list was made)."""
     ids = [r.clip_id for r in rows]
-    if not ids:
-        return {}
-    query = Clip.filter(pk__in=ids, visibility=Visibility.PUBLIC, deleted_at=None)
-    if hidden:
-        query = query.exclude(account_id__in=sorted(hidden))
-    clips = await (await public_timeline(query))
-    seen = set(await column(ClipView.filter(account_id=viewer.pk, clip_id__in=ids), "clip_id"))
-    clips = [c for c in clips if c.pk not in seen]
-    remote_media = [c.media_id for c in clips if not c.local and c.media_id is not None]
-    if remote_media:  # a re-check may have found a remote clip invalid since
-        rows_ = await MediaFile.filter(pk__in=remote_media).values("id", "provenance")
-        states = {int(r["id"]): (r["provenance"] or {}).get("state") for r in rows_}
-        clips = [c for c in clips if c.local or states.get(c.media_id or 0) != "invalid"]
-    return {c.pk: c for c in await visible_statuses(viewer, clips)}
+    found = await candidates.eligible(viewer, ids, rules.settings, rules.hidden)
+    return {c.pk: c for c in found}
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a page's checks need of the viewer, read once a page."""
+
+    settings: ForYouSettings
+    hidden: set[int]
 
 
 async def _read(
@@ -152,7 +146,7 @@ async def _read(
     limit: int,
     items: list[FeedItem],
     skip: set[int],
-    hidden: set[int],
+    rules: _Rules,
 ) -> tuple[int, bool]:
     """Add to *items* up to *limit* clips of *generation* after position *after* (clips in
     *skip* left out); return the position of the last row read and whether rows were left."""
@@ -169,7 +163,7 @@ async def _read(
             .order_by("position")
             .limit(batch)
         )
-        shown = await _shown(viewer, [r for r in rows if r.clip_id not in skip], hidden)
+        shown = await _shown(viewer, [r for r in rows if r.clip_id not in skip], rules)
         for row in rows:
             if len(items) >= limit:
                 return position, True
@@ -209,12 +203,15 @@ async def page(
         return FeedPage([], None)
 
     items: list[FeedItem] = []
-    hidden = await hidden_account_ids(viewer) | await limited_account_ids(viewer)
+    rules = _Rules(
+        await signals.settings_of(viewer),
+        await hidden_account_ids(viewer) | await limited_account_ids(viewer),
+    )
     generation, position = place if place is not None else (current, -1)
     left = False
     if generation != current:
         # A cursor into the generation before: go on there, then into the current one.
-        position, left = await _read(viewer, generation, position, limit, items, set(), hidden)
+        position, left = await _read(viewer, generation, position, limit, items, set(), rules)
         if not left and len(items) < limit:
             served = set(
                 await column(
@@ -225,9 +222,9 @@ async def page(
                 )
             )
             generation, position = current, -1
-            position, left = await _read(viewer, current, position, limit, items, served, hidden)
+            position, left = await _read(viewer, current, position, limit, items, served, rules)
     else:
-        position, left = await _read(viewer, generation, position, limit, items, set(), hidden)
+        position, left = await _read(viewer, generation, position, limit, items, set(), rules)
 
     if generation == current and state is not None and state.state != "pending":
         ahead = ForYouCandidate.filter(
