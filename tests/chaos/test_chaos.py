@@ -19,16 +19,19 @@ from typing import Any
 import pytest
 from invariants import HOST_COLUMNS, connect, machines, settle, work_tables
 from load import submit_render
-from rig import RENDER_STEPS, ChaosRig
+from rig import LEASE_SECONDS, RENDER_STEPS, ChaosRig
 from scenario import SCALE, SEED, Scenario, Tally
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 KILL_TARGETS = ("render", "web", "default")
-OUTCOME_LOST = 2.0
+OUTCOME_LOST = float(LEASE_SECONDS)
 """Seconds before a fault in which a delivery the peer got may not have been recorded
 as delivered yet (a request answered, its commit not done): a redelivery of one that
-arrived then is at-least-once delivery doing its job, not an effect done twice."""
+arrived then is at-least-once delivery doing its job, not an effect done twice. One lease:
+the step holding the row has that long to record its outcome before the row is anyone's;
+2 s was too short on a loaded machine (a copy received 2-5 s before a SIGKILL, sent again:
+CI-like runs failed on it twice)."""
 
 
 async def _in_thread(func: object, *args: object) -> None:
