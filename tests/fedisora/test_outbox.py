@@ -280,7 +280,9 @@ async def test_a_command_leaves_an_event_to_the_runners_behind_its_actors_earlie
     await InProcessRunner(_engine(), poll_interval=3600).drain()
     # The clip's Create is not sent: its author is suspended by the time it would be.
     assert [d.payload["type"] for d in await Delivery.all().order_by("id")] == ["Update"]
-    assert [e.kind for e in world.heard] == ["clip.created", "account.suspended"]
+    # ... and ann is told (the warning she can appeal), after the suspension.
+    kinds = ["clip.created", "account.suspended", "notification.created"]
+    assert [e.kind for e in world.heard] == kinds
     done = await asyncio.to_thread(fedisora, ["unsuspend", "ann"], _env(world))
     assert done.stdout.strip() == "unsuspended @ann; the actor's Update goes to 1 remote inboxes"
 
