@@ -94,7 +94,8 @@ def comment_html(comment: Comment) -> Markup:
     return Markup(comment.content) if comment.local else remote_html(comment.text)
 
 
-def _clip_id(value: object) -> int:
+def clip_id_or_404(value: object) -> int:
+    """A clip id from a path (404 with the pages' message for anything else)."""
     found = row_id(str(value))
     if found is None:
         raise HTTPException(404, _NO_CLIP)
@@ -168,7 +169,7 @@ async def _page_clip(request: Request) -> tuple[Account, Clip, Account | None]:
     """The local clip the path names, its author and the viewer; the page's errors as
     :class:`HTTPException` (404 for a clip the viewer may not see, as for a missing one)."""
     owner = await find_local(str(request.path_params["username"]))
-    clip_id = _clip_id(request.path_params["clip_id"])
+    clip_id = clip_id_or_404(request.path_params["clip_id"])
     deleted = await is_deleted(owner)
     if owner.suspended_at is not None and not deleted:
         raise HTTPException(403, f"@{owner.username} is suspended by this instance's moderators.")

@@ -31,8 +31,8 @@ from fedisora.api.lookup import get_status
 from fedisora.boundary import MAX_CLIENT_DEPTH, InputRefused, parse_json, read_form
 from fedisora.errors import FedisoraError
 from fedisora.for_you import signals
-from fedisora.ids import row_id
 from fedisora.models import Clip
+from web.clip_pages import clip_id_or_404
 from web.clips import session_account
 from web.feed import CSRF_HEADER, action_form, back_to, is_partial
 from web.pages import render
@@ -90,7 +90,7 @@ async def _choice(request: Request, kind: str) -> Response:
     assert me is not None
     record, done = _CHOICES[kind]
     try:
-        found = row_id_or_404(request)
+        found = clip_id_or_404(request.path_params["clip_id"])
         status = await get_status(me, found)
         if not isinstance(status, Clip):
             raise HTTPException(404, "Only clips can be shown less.")
@@ -102,13 +102,6 @@ async def _choice(request: Request, kind: str) -> Response:
     if is_partial(request):
         return render(request, "_for_you_done.html", message=done, kind=kind)
     return RedirectResponse(back_to(request, form, f"#clip-{status.pk}"), status_code=303)
-
-
-def row_id_or_404(request: Request) -> int:
-    found = row_id(str(request.path_params["clip_id"]))
-    if found is None:
-        raise HTTPException(404, "There is no such clip here.")
-    return found
 
 
 def _refused(request: Request, status: int, message: str) -> Response:
