@@ -87,6 +87,7 @@ TARGET_SCORE = 90
 START_TIMEOUT = 60.0
 PLAY_TIMEOUT_MS = 30_000
 COPIES = ("copy of /explore", "copy of /")
+STYLED = "floor + site.css/app.js"
 
 # Set before any page script runs: the first <video> to fire "playing" (a capture listener on
 # window sees every element's event), when (ms since the navigation started) and its source.
@@ -189,6 +190,17 @@ def write_floor(url: str, floor_dir: Path) -> str:
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<title>floor</title>\n</head>\n<body>\n"
+        f'<video autoplay muted playsinline loop src="{src}"></video>\n'
+        "</body>\n</html>\n"
+    )
+    # The same floor with only the app's stylesheet and script linked as every page links
+    # them (no app markup): what a styled page costs the browser before any content of its own.
+    (floor_dir / "floor-styled.html").write_text(
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>floor</title>\n"
+        '<link rel="stylesheet" href="/static/site.css">\n'
+        '<script type="module" src="/static/app.js"></script>\n</head>\n<body>\n'
         f'<video autoplay muted playsinline loop src="{src}"></video>\n'
         "</body>\n</html>\n"
     )
@@ -318,6 +330,7 @@ async def measure(
                 "/ (For You)": (f"{url}/", state),
                 COPIES[0]: (f"{url}{FLOOR_MOUNT}/copy-explore.html", None),
                 COPIES[1]: (f"{url}{FLOOR_MOUNT}/copy-home.html", None),
+                STYLED: (f"{url}{FLOOR_MOUNT}/floor-styled.html", None),
             }
             loads: dict[str, list[Load]] = {name: [] for name in pages}
             for target, storage in pages.values():  # warm-up, not counted
@@ -410,7 +423,7 @@ def report(loads: dict[str, list[Load]]) -> None:
         return float(statistics.median(getattr(load, attr) for load in loads[name]))
 
     runs = len(loads["floor"])
-    feeds = [name for name in loads if name != "floor" and name not in COPIES]
+    feeds = [name for name in loads if name not in ("floor", STYLED, *COPIES)]
     names = ["floor", *feeds]
     print(f"\nmedians over {runs} runs (fresh context each, cache disabled, phone 412x915)")
     header = f"{'':28}" + "".join(f"{name:>14}" for name in names)
@@ -449,6 +462,14 @@ def report(loads: dict[str, list[Load]]) -> None:
             f"{statistics.median(paired):.2f}x) <= {TARGET_RATIO}x "
             f"{verdict(live / static <= TARGET_RATIO)} (the proposed checkable target)"
         )
+    styled = med(STYLED, "play")
+    paired = sorted(s.play / b.play for s, b in zip(loads[STYLED], loads["floor"], strict=True))
+    print(
+        f"  the floor with only site.css and app.js linked (no app markup): {styled:6.1f} ms = "
+        f"{styled / floor_play:.2f}x the floor "
+        f"(same round: median {statistics.median(paired):.2f}x):"
+        "\n  what the app's stylesheet and script alone cost the first play"
+    )
     print("\nbytes received before the first clip plays (response bodies, median run):")
     for name in names:
         page_kb = med(name, "page_bytes") / 1024

@@ -149,3 +149,42 @@ async def test_the_admin_pages_on_a_phone_for_an_admin_and_a_moderator(
     assert (await Account.get(pk=ann.pk)).silenced_at is not None
     assert await AuditEntry.filter(actor_id=mod.pk, action="report.silence").count() == 1
     assert page_errors == []
+
+
+async def test_a_suspended_account_in_the_browser_reads_why_and_appeals(
+    site: Site, new_context: Any, page_errors: list[str]
+) -> None:
+    """A suspended account logs in through the form and lands on its suspension page, on a
+    phone and a desktop: the moderator's notice is shown, the page passes axe, nothing scrolls
+    sideways; it appeals through the form and the page then says the appeal is waiting."""
+    from fedisora.models import Appeal
+    from fedisora.services import moderation
+
+    boss = await site.user(admin=True)
+    for kind, scheme in (("phone", "dark"), ("desktop", "light")):
+        bob = await site.user()
+        await moderation.act_on_account(bob, "suspend", by=boss, text="Spam in every comment.")
+        context = await new_context(kind, color_scheme=scheme)
+        await site.login(context, bob.username)
+        page = await context.new_page()
+        await page.goto("/")
+        assert page.url.endswith("/settings/suspended"), page.url
+        main = page.locator("main")
+        assert "Your account is suspended" in await main.inner_text()
+        assert "Spam in every comment." in await main.inner_text()
+        assert await page.evaluate(NO_SIDEWAYS), f"the suspension page scrolls sideways ({kind})"
+        await assert_accessible(page, f"suspension page ({kind})")
+        await screenshot(page, "suspended")
+        # the appeal, through the page's own links and form
+        await page.goto("/settings/warnings")
+        form = page.locator('form.stack-form[action$="/appeal"]')
+        await form.locator("textarea").fill("It was a friend's joke, I removed it.")
+        async with page.expect_navigation():
+            await form.locator("button[type=submit]").click()
+        assert await Appeal.filter(account_id=bob.pk).exists()
+        await page.goto("/settings/suspended")
+        assert "appeal is waiting" in await page.locator("main").inner_text()
+        assert await page.evaluate(NO_SIDEWAYS)
+        await assert_accessible(page, f"after the appeal ({kind})")
+        await screenshot(page, "suspended-appealed")
+    assert page_errors == []
