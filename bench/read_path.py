@@ -1,0 +1,472 @@
+"""How fast is the read path? Timelines, the account page and the clip page next to a bare
+endpoint serving the same bytes, in one run (issue 20, point 6).
+
+Builds a scratch PostgreSQL database (FEDISORA_TEST_POSTGRES's server, default the local one)
+with ``fedisora init``, then fills it: ``--accounts`` local accounts following each other,
+the newest ``--recent`` clips made through the real services (captions with hashtags and
+mentions, likes, boosts, remixes, comments: what a page shows), and older clips copied from
+them with SQL up to ``--clips`` in all (they make the tables as large as an instance's; the
+pages read the newest). Two servers then run side by side on 127.0.0.1, each a child process
+under uvicorn with the same options (one process, no access log):
+
+- fedisora: the app exactly as ``fedisora serve`` builds it, on that database (no Redis);
+- bare: a starlette app answering each measured path with the bytes fedisora answered it
+  with (same status, content type and ``Link`` header), read once at start.
+
+``wrk`` (Debian's package; installed by ``.ci``-style ``apt-get`` when missing, as the
+README says) drives each path for ``--duration`` seconds with ``--connections`` connections
+on one thread, alternating fedisora and bare, ``--rounds`` times; printed: requests/s, p50
+and p99 of each, and the ratio fedisora/bare of requests/s per path (median of rounds;
+target >= 0.10).
+
+Then, in this process, the number of SQL queries a page costs at limits 5, 20 and 40
+(counted on tortoise's query log): the target is the same count at every size.
+
+``--profile`` also runs the public timeline in this process under cProfile and prints the
+functions that take the time.
+
+Run: ``.venv/bin/python bench/read_path.py`` (about 3 minutes; ``--quick`` for 1 round of
+3 s). Only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import logging
+import os
+import pstats
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/ itself is not on the path: its web.py would stand for the `web` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
+
+HOST = "127.0.0.1"
+ADMIN = os.environ.get("FEDISORA_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+TARGET = 0.10
+START_TIMEOUT = 120.0
+
+
+# --- the data -----------------------------------------------------------------------------------
+
+
+async def fill(env: dict[str, str], accounts: int, recent: int, clips: int) -> dict[str, Any]:
+    """The instance's content, through the services (the newest *recent* clips) and SQL
+    copies of them (the older ones). Returns what the measured paths need."""
+    from factories import rendered_video
+
+    from fedisora.config import load_settings
+    from fedisora.db import close_db, init_db
+    from fedisora.models import Account, Clip
+    from fedisora.services import follows, interactions, posts
+    from fedisora.services.accounts import create_local_account
+
+    settings = load_settings(env)
+    from fedisora import urls
+
+    urls.configure(settings)
+    await init_db(settings)
+    try:
+        people: list[Account] = []
+        for n in range(accounts):
+            people.append(
+                await create_local_account(f"reader{n}", f"reader{n}@example.com", "bench pw 1")
+            )
+        for i, person in enumerate(people):
+            for k in (1, 2, 3, 5, 8):
+                await follows.follow(person, people[(i + k) % len(people)])
+        made: list[Clip] = []
+        for n in range(recent):
+            author = people[n % len(people)]
+            friend = people[(n + 1) % len(people)]
+            source = made[n - 7] if n >= 7 and n % 4 == 0 else None
+            clip = await posts.post_clip(
+                author,
+                await rendered_video(author),
+                caption=(
+                    f"A lighthouse in a storm, take {n}, waves over the rocks at dusk "
+                    f"#sea #storm{n % 9} #lighthouse with @{friend.username}"
+                ),
+                remix_of=source,
+            )
+            made.append(clip)
+            for fan in people[(n * 3) % len(people) :][:4]:
+                if fan.pk != author.pk:
+                    await interactions.like(fan, clip)
+            if n % 3 == 0:
+                await interactions.boost(friend, clip)
+                await interactions.comment(friend, clip, f"@{author.username} what light!")
+        older = max(0, clips - recent)
+        if older:
+            await _copy_older(settings.database_url, older)
+        return {
+            "account_id": people[0].pk,
+            "username": people[0].username,
+            "clip_id": made[-1].pk,
+            "clip_author": (await Account.get(pk=made[-1].account_id)).username,
+        }
+    finally:
+        await close_db()
+
+
+async def _copy_older(url: str, count: int) -> None:
+    """*count* older clips, copies of the services' ones (every column, new ids and uris),
+    with their media and hashtags: the tables as large as an instance's."""
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        columns = [
+            r["column_name"]
+            for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'clips' ORDER BY ordinal_position"
+            )
+        ]
+        changed = {
+            "id": "(c.id - ((g + 1)::bigint * 65536 * 3600000))",  # an hour older per generation
+            "uri": "c.uri || '-old-' || g",
+            "url": "c.url || '-old-' || g",
+            "created_at": "c.created_at - (g + 1) * interval '1 hour'",
+            "remix_of_id": "NULL",
+        }
+        chosen = ", ".join(changed.get(c, f"c.{c}") for c in columns)
+        per = await conn.fetchval("SELECT count(*) FROM clips")
+        generations = -(-count // per)
+        await conn.execute(
+            f"INSERT INTO clips ({', '.join(columns)}) SELECT {chosen} FROM clips c,"
+            f" generate_series(0, $1::int - 1) g ORDER BY g, c.id LIMIT $2",
+            generations,
+            count,
+        )
+        await conn.execute(
+            "INSERT INTO clip_tags (tag_id, clip_id) SELECT t.tag_id, o.id FROM clips o"
+            " JOIN clips c ON c.uri = split_part(o.uri, '-old-', 1)"
+            " JOIN clip_tags t ON t.clip_id = c.id WHERE o.uri LIKE '%-old-%'"
+            " ON CONFLICT DO NOTHING"
+        )
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+# --- the servers --------------------------------------------------------------------------------
+
+
+def serve_fedisora(port: int) -> None:
+    """In a child process: the app as ``fedisora serve`` builds it."""
+    import uvicorn
+
+    from fedisora.app import create_app
+
+    uvicorn.run(create_app(), host=HOST, port=port, log_level="warning", proxy_headers=False)
+
+
+def serve_bare(pages_dir: str, port: int) -> None:
+    """In a child process: each saved page's bytes, status and headers, from memory."""
+    import json
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    saved = json.loads((Path(pages_dir) / "index.json").read_text())
+    bodies = {path: (Path(pages_dir) / entry["file"]).read_bytes() for path, entry in saved.items()}
+
+    async def app_call(request: Request) -> Response:
+        key = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        entry = saved.get(key)
+        if entry is None:
+            return Response(b'{"error":"not saved"}', 404, media_type="application/json")
+        return Response(bodies[key], entry["status"], headers=entry["headers"])
+
+    from starlette.routing import Route
+
+    app = Starlette(routes=[Route("/{path:path}", app_call)])
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", proxy_headers=False)
+
+
+@contextlib.contextmanager
+def child(argv: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[None]:
+    from instance import serving
+
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    with serving(proc, url, lambda: log.read_text()[-3000:], START_TIMEOUT):
+        yield
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if found is None:
+        raise ValueError(f"wrk printed a latency I cannot read: {text!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def wrk(url: str, seconds: float, connections: int) -> Run:
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    out = done.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    socket_errors = re.search(r"Socket errors:.*", out)
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return Run(rps, p50, p99, errors)
+
+
+def save_pages(url: str, paths: dict[str, str], pages_dir: Path) -> dict[str, int]:
+    """fedisora's answer to each path, saved for the bare server; returns the sizes."""
+    import json
+
+    index: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
+    for n, path in enumerate(paths.values()):
+        r = httpx.get(f"{url}{path}", timeout=60)
+        if r.status_code != 200:
+            raise SystemExit(f"{path} answered {r.status_code}: {r.text[:300]}")
+        kept = {k: v for k, v in r.headers.items() if k.lower() in ("content-type", "link")}
+        (pages_dir / f"{n}.body").write_bytes(r.content)
+        index[path] = {"file": f"{n}.body", "status": r.status_code, "headers": kept}
+        sizes[path] = len(r.content)
+    (pages_dir / "index.json").write_text(json.dumps(index))
+    return sizes
+
+
+async def queries_per_page(
+    env: dict[str, str], paths: list[str], show: bool = False
+) -> dict[str, int]:
+    """SQL queries each path costs, counted on tortoise's query log, in this process."""
+    from fedisora.app import create_app
+    from fedisora.config import load_settings
+    from fedisora.db import close_db, init_db
+
+    settings = load_settings(env)
+    await init_db(settings)
+    app = create_app(settings, run_work=False, manage_db=False)
+    counted: list[str] = []
+
+    class Count(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            counted.append(record.getMessage())
+
+    log = logging.getLogger("tortoise.db_client")
+    handler = Count(logging.DEBUG)
+    old_level = log.level
+    log.addHandler(handler)
+    counts: dict[str, int] = {}
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as http:
+            for path in paths:
+                await http.get(path)  # caches warm, as a running instance's are
+                log.setLevel(logging.DEBUG)
+                counted.clear()
+                r = await http.get(path)
+                log.setLevel(old_level)
+                if r.status_code != 200:
+                    raise SystemExit(f"{path} answered {r.status_code} in process")
+                counts[path] = len(counted)
+                if show:
+                    print(f"\n{path}:\n" + "\n".join(f"  {q[:300]}" for q in counted))
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+        await close_db()
+    return counts
+
+
+async def profile(env: dict[str, str], path: str, pages: int) -> str:
+    from fedisora.app import create_app
+    from fedisora.config import load_settings
+    from fedisora.db import close_db, init_db
+
+    settings = load_settings(env)
+    await init_db(settings)
+    app = create_app(settings, run_work=False, manage_db=False)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as http:
+            await http.get(path)
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(pages):
+                await http.get(path)
+            prof.disable()
+    finally:
+        await close_db()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+    return out.getvalue()
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=10_000)
+    parser.add_argument("--recent", type=int, default=120)
+    parser.add_argument("--accounts", type=int, default=30)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
+    parser.add_argument("--queries", action="store_true", help="print each page's SQL")
+    parser.add_argument("--profile", action="store_true", help="cProfile the public timeline")
+    parser.add_argument("--serve-fedisora", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fedisora:
+        serve_fedisora(args.serve_fedisora)
+        return
+    if args.serve_bare:
+        serve_bare(args.serve_bare[0], int(args.serve_bare[1]))
+        return
+    if args.quick:
+        args.rounds, args.duration = 1, 3.0
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (Debian's package)")
+
+    from instance import fedisora, free_port, instance_env
+
+    name = f"fedisora_bench_read_{secrets.token_hex(3)}"
+    admin = ADMIN.replace("postgres://", "postgresql://", 1)
+    db_url = f"{ADMIN.rsplit('/', 1)[0]}/{name}"
+
+    async def create_db() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    async def drop_db() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    asyncio.run(create_db())
+    try:
+        with tempfile.TemporaryDirectory(prefix="fedisora-read-") as tmp:
+            data, pages_dir = Path(tmp) / "data", Path(tmp) / "pages"
+            data.mkdir()
+            pages_dir.mkdir()
+            port, bare_port = free_port(), free_port()
+            env = instance_env(data, port, FEDISORA_DATABASE_URL=db_url)
+            env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+            init = fedisora(["init", "--admin-password", "bench-admin-password-1"], env)
+            if init.returncode != 0:
+                raise SystemExit(f"fedisora init failed:\n{init.stderr}")
+            print(f"filling {args.clips:,} clips ({args.recent} through the services)...")
+            made = asyncio.run(fill(env, args.accounts, args.recent, args.clips))
+            paths = {
+                "public timeline": "/api/v1/timelines/public?limit=20",
+                "account's clips": f"/api/v1/accounts/{made['account_id']}/statuses?limit=20",
+                "clip page (web)": f"/@{made['clip_author']}/{made['clip_id']}",
+            }
+            url, bare_url = f"http://{HOST}:{port}", f"http://{HOST}:{bare_port}"
+            me = [sys.executable, __file__]
+            with child([*me, "--serve-fedisora", str(port)], env, url, data / "serve.log"):
+                sizes = save_pages(url, paths, pages_dir)
+                bare = [*me, "--serve-bare", str(pages_dir), str(bare_port)]
+                with child(bare, env, bare_url, data / "bare.log"):
+                    results: dict[str, dict[str, list[Run]]] = {
+                        label: {"fedisora": [], "bare": []} for label in paths
+                    }
+                    for n in range(args.rounds):
+                        for label, path in paths.items():
+                            for side, base in (("fedisora", url), ("bare", bare_url)):
+                                results[label][side].append(
+                                    wrk(f"{base}{path}", args.duration, args.connections)
+                                )
+                        print(f"round {n + 1}/{args.rounds} done", flush=True)
+            report(results, paths, sizes, args)
+            account_path = f"/api/v1/accounts/{made['account_id']}/statuses"
+            sql_paths = [f"/api/v1/timelines/public?limit={n}" for n in (5, 20, 40)]
+            sql_paths += [f"{account_path}?limit={n}" for n in (5, 20, 40)]
+            counts = asyncio.run(queries_per_page(env, sql_paths, args.queries))
+            print("\nSQL queries per page (counted in process, caches warm):")
+            for path, count in counts.items():
+                print(f"  {path:60} {count:4d}")
+            for prefix in ("/api/v1/timelines/public", f"/api/v1/accounts/{made['account_id']}"):
+                seen = {c for p, c in counts.items() if p.startswith(prefix)}
+                verdict = "PASS" if len(seen) == 1 else "MISS"
+                print(f"  {prefix}: the same count at every page size: {verdict}")
+            if args.profile:
+                print(asyncio.run(profile(env, paths["public timeline"], 200)))
+    finally:
+        asyncio.run(drop_db())
+
+
+def report(
+    results: dict[str, dict[str, list[Run]]],
+    paths: dict[str, str],
+    sizes: dict[str, int],
+    args: argparse.Namespace,
+) -> None:
+    cores = os.cpu_count()
+    print(
+        f"\nwrk, 1 thread, {args.connections} connections, {args.duration:g} s per run, "
+        f"{args.rounds} round(s) alternating; {cores} CPUs (the load tool takes one); "
+        f"{args.clips:,} clips on PostgreSQL"
+    )
+    head = f"{'':18}{'bytes':>8}{'fedisora r/s':>14}{'p50':>9}{'p99':>9}"
+    head += f"{'bare r/s':>11}{'p50':>9}{'p99':>9}{'ratio':>8}  target"
+    print(head)
+    for label, path in paths.items():
+        f, b = results[label]["fedisora"], results[label]["bare"]
+        ratios = [x.rps / y.rps for x, y in zip(f, b, strict=True)]
+        ratio = statistics.median(ratios)
+
+        def med(runs: list[Run], attr: str) -> float:
+            return float(statistics.median(getattr(r, attr) for r in runs))
+
+        errors = sum(r.errors for r in f + b)
+        print(
+            f"{label:18}{sizes[path]:8d}{med(f, 'rps'):14.0f}{med(f, 'p50_ms'):8.1f}m"
+            f"{med(f, 'p99_ms'):8.1f}m{med(b, 'rps'):11.0f}{med(b, 'p50_ms'):8.1f}m"
+            f"{med(b, 'p99_ms'):8.1f}m{ratio:8.3f}  >= {TARGET} "
+            f"{'PASS' if ratio >= TARGET else 'MISS'}" + (f"  ({errors} errors)" if errors else "")
+        )
+
+
+if __name__ == "__main__":
+    main()
