@@ -536,6 +536,9 @@ class Follow(Model):
     target_id: int
     state = fields.CharEnumField(FollowState, max_length=10, default=FollowState.PENDING)
     uri = fields.CharField(max_length=2048, unique=True)
+    previous_uri = fields.CharField(max_length=2048, null=True)
+    """The id of the follower's Follow before its latest one (a repeated Follow takes the
+    ``uri``): an Undo of either ends the follow."""
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -248,6 +248,8 @@ async def _undo(fed: Federation, actor: Account, activity: dict[str, Any]) -> No
 
 async def _undo_follow(actor: Account, uri: str | None, inner: dict[str, Any] | None) -> bool:
     row = await Follow.get_or_none(uri=uri, follower_id=actor.pk) if uri else None
+    if row is None and uri:  # the Follow before the follower's latest one
+        row = await Follow.get_or_none(previous_uri=uri, follower_id=actor.pk)
     if row is None and inner is not None:
         target = await Account.get_or_none(uri=objects.id_of(inner.get("object")))
         if target is not None:

@@ -90,6 +90,8 @@ async def follow(follower: Account, target: Account, *, uri: str | None = None) 
         raise Forbidden("you cannot follow an account that blocks you or that you block")
     existing = await Follow.get_or_none(follower_id=follower.pk, target_id=target.pk)
     if existing is not None:
+        if uri is not None and uri != existing.uri and not follower.local:
+            return await _followed_again(existing, uri)
         return existing
     if uri is None:
         uri = (
@@ -129,6 +131,22 @@ async def follow(follower: Account, target: Account, *, uri: str | None = None) 
         return await Follow.get(follower_id=follower.pk, target_id=target.pk)
     await note_action(follower, target, "follow")  # For You (local followers only)
     return row
+
+
+async def _followed_again(row: Follow, uri: str) -> Follow:
+    """A remote follower sent a new Follow (id *uri*) while its follow stands: it lost its
+    state, or our Accept was lost. As on Mastodon, the stored id becomes the new one (the
+    old one is kept in ``previous_uri``: an Undo of either ends the follow) and an accepted
+    follow is accepted again, so that the peer stops waiting; a pending request stays
+    pending under the new id, without a second notification."""
+    try:
+        async with events.transaction() as conn:
+            await Follow.filter(pk=row.pk).using_db(conn).update(uri=uri, previous_uri=row.uri)
+            if row.state == FollowState.ACCEPTED:
+                await events.emit(conn, "follow.accepted", row.target_id, follow_id=row.pk)
+    except IntegrityError:
+        raise Invalid("that Follow id is another follow's") from None
+    return await Follow.get(pk=row.pk)
 
 
 async def accept_follow(target: Account, row: Follow) -> Follow:
