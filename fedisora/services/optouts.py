@@ -85,11 +85,13 @@ __all__ = [
     "FetchOutcome",
     "apply_pending",
     "approve",
+    "change_summary",
     "discard_pending",
     "entry_id",
     "fetch_now",
     "fetch_subscription",
     "optouts",
+    "pending_summary",
     "published_list",
     "reject",
     "remove",
@@ -485,12 +487,35 @@ async def _apply(
             remote_id=entry.id,
         )
         await _add_terms(row)
+    detail = change_summary(version, added, removed)
+    await audit.record(by, action, audit.target("optout_list", sub.pk, sub.url), detail)
+    return True
+
+
+def change_summary(
+    version: int,
+    added: Sequence[optout_list.ListEntry],
+    removed: Sequence[optout_list.ListEntry],
+) -> str:
+    """A version's changes in one line, ``version 3: +1 -0 (+Ann Star)``: the audit log's
+    detail of an applied version, the command line's account of one."""
     detail = f"version {version}: +{len(added)} -{len(removed)}"
     names = [f"+{e.who}" for e in added] + [f"-{e.who}" for e in removed]
     if names:
         detail += " (" + ", ".join(names) + ")"
-    await audit.record(by, action, audit.target("optout_list", sub.pk, sub.url), detail)
-    return True
+    return detail
+
+
+def pending_summary(sub: OptOutSubscription) -> str:
+    """The changes of *sub*'s version waiting for review in one line (:func:`change_summary`),
+    or "" when none waits."""
+    if not sub.pending:
+        return ""
+    return change_summary(
+        int(sub.pending["version"]),
+        _entries(sub.pending.get("added")),
+        _entries(sub.pending.get("removed")),
+    )
 
 
 def _entries(raw: Any) -> list[optout_list.ListEntry]:
