@@ -26,6 +26,7 @@ from fedisora.db import DatabaseError, close_db, init_db, migrate
 from fedisora.errors import FedisoraError
 
 if TYPE_CHECKING:
+    from activitypub.federation.context import Federation
     from fedisora.models import Account
 
 __all__ = ["main"]
@@ -716,21 +717,25 @@ async def cmd_policy(args: argparse.Namespace) -> int:
 async def cmd_optout(args: argparse.Namespace) -> int:
     """``optout list [--state S]`` / ``optout approve ID`` / ``optout reject ID --reason R`` /
     ``optout remove ID --reason R`` / ``optout lists`` / ``optout subscribe URL [--auto]`` /
-    ``optout mode URL review|auto`` / ``optout apply URL`` / ``optout discard URL`` /
-    ``optout unsubscribe URL``: the rights holders' opt-out registry, as on
-    ``/admin/optouts`` (see :func:`optout_command`)."""
+    ``optout mode URL review|auto`` / ``optout fetch URL`` / ``optout apply URL`` /
+    ``optout discard URL`` / ``optout unsubscribe URL``: the rights holders' opt-out
+    registry, as on ``/admin/optouts`` (see :func:`optout_command`)."""
     if args.action in _OPTOUT_ROW_ACTIONS and _row_id(args.id) is None:
         raise CommandError(f"{args.id!r} is not an opt-out id: `fedisora optout list` shows them")
     if args.action in ("reject", "remove") and not (args.reason or "").strip():
         raise CommandError(
             f"optout {args.action} needs --reason (the rights holder may be told it)"
         )
+    from activitypub.federation.context import close_federation, get_federation
+
     settings = _settings()
     urls.configure(settings)
     await init_db(settings)
     try:
-        print(await optout_command(args, insecure=settings.insecure_http))
+        fed = get_federation(settings) if args.action == "fetch" else None
+        print(await optout_command(args, insecure=settings.insecure_http, fed=fed))
     finally:
+        await close_federation()
         await close_db()
     return 0
 
@@ -739,13 +744,15 @@ _OPTOUT_ROW_ACTIONS = ("approve", "reject", "remove")
 """``fedisora optout`` actions on an opt-out (by id); the others act on a subscribed list."""
 
 
-async def optout_command(args: argparse.Namespace, *, insecure: bool = False) -> str:
+async def optout_command(
+    args: argparse.Namespace, *, insecure: bool = False, fed: Federation | None = None
+) -> str:
     """Run a parsed ``fedisora optout`` command through the services the admin page uses
     (the audit log names the command line as the actor); *insecure* allows ``http://``
-    list URLs, as the page does on an instance serving plain HTTP. Returns what to print;
-    :class:`CommandError` for a refusal (an unknown id, an opt-out decided already or not
-    approved, a bad URL or mode, a list subscribed already or not subscribed, nothing
-    waiting for review)."""
+    list URLs, as the page does on an instance serving plain HTTP; *fed* fetches a list
+    (``fetch``). Returns what to print; :class:`CommandError` for a refusal (an unknown id,
+    an opt-out decided already or not approved, a bad URL or mode, a list subscribed
+    already or not subscribed, nothing waiting for review, a failed fetch)."""
     from fedisora.models import OptOutState
     from fedisora.services import audit, optouts
 
@@ -807,6 +814,21 @@ async def optout_command(args: argparse.Namespace, *, insecure: bool = False) ->
             if not waiting.startswith(f"version {done.applied_version}:"):
                 waiting = f"version {done.applied_version}"  # a newer one came meanwhile
             return f"applied {waiting} of {done.url}"
+        if action == "fetch":
+            if fed is None:
+                raise RuntimeError("optout fetch needs the federation's peer client")
+            outcome = await optouts.fetch_now(fed, audit.CLI, sub.pk)
+            sub = await optouts.subscription_at(sub.url)
+            if outcome.result == "error":
+                raise CommandError(f"the fetch of {sub.url} failed: {outcome.message}")
+            if outcome.result == "pending":
+                return (
+                    f"fetched {sub.url}: {optouts.pending_summary(sub)} waits for review "
+                    "(`fedisora optout apply` or discard)"
+                )
+            if outcome.result == "applied":
+                return f"fetched {sub.url}: version {sub.applied_version} is applied"
+            return f"fetched {sub.url}: no newer version (version {sub.applied_version} applied)"
         if action == "discard":
             done = await optouts.discard_pending(audit.CLI, sub.pk)
             return (
@@ -1024,6 +1046,10 @@ def build_parser() -> argparse.ArgumentParser:
     o = actions.add_parser("mode", help="switch a subscribed list between review and auto")
     o.add_argument("url", help="the subscribed list's URL")
     o.add_argument("mode", choices=("review", "auto"), help="from its next fetch on")
+    o = actions.add_parser(
+        "fetch", help="fetch a subscribed list now (applied, or kept for review, by its mode)"
+    )
+    o.add_argument("url", help="the subscribed list's URL")
     o = actions.add_parser("apply", help="apply the changes of a list's version waiting for review")
     o.add_argument("url", help="the subscribed list's URL")
     o = actions.add_parser(

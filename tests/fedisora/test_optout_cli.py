@@ -1,4 +1,4 @@
-"""``fedisora optout list|approve|reject|remove|lists|subscribe|mode|apply|discard|unsubscribe``:
+"""``fedisora optout list|approve|reject|remove|lists|subscribe|mode|fetch|apply|discard|...``:
 the opt-out registry from the command line, through the services the admin page uses; the
 audit log names the command line as the actor; refusals are one clear line and exit code 1.
 
@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 from instance import seed_database
+from optout_peer import LIST_URL, serving
 
+from activitypub.federation.context import get_federation
 from fedisora.cli import CommandError, build_parser, main, optout_command
+from fedisora.config import load_settings
 from fedisora.models import (
     AuditEntry,
     OptOut,
@@ -28,7 +31,7 @@ from fedisora.models import (
 from fedisora.policy.optout_list import ListEntry
 from fedisora.services import optouts
 
-LIST = "https://lists.example/api/fedisora/v1/optouts/list"
+LIST = LIST_URL  # lists.example's, which optout_peer serves
 
 
 async def _run(*argv: str, insecure: bool = False) -> str:
@@ -243,6 +246,61 @@ async def test_remove_mode_apply_and_discard(db: str) -> None:
     ]
 
 
+async def test_fetch(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``optout fetch URL``: the admin page's "Fetch now", through the same service."""
+    settings = load_settings(
+        {"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": str(tmp_path),
+         "FEDISORA_SECRET_KEY": "s" * 40, "FEDISORA_DATABASE_URL": db}
+    )  # fmt: skip
+    ann = ListEntry(f"{LIST}#1", "Ann Star", "public_figure", ("Ann Star",))
+    async with serving(settings, monkeypatch) as peer:
+        fed = get_federation(settings)
+
+        async def fetch() -> str:
+            return await optout_command(
+                build_parser().parse_args(["optout", "fetch", LIST]), fed=fed
+            )
+
+        with pytest.raises(CommandError) as caught:
+            await fetch()
+        assert str(caught.value) == f"no subscription to {LIST}"
+        await _run("subscribe", LIST)
+        peer.publish(1, ann)
+        assert await fetch() == (
+            f"fetched {LIST}: version 1: +1 -0 (+Ann Star) waits for review "
+            "(`fedisora optout apply` or discard)"
+        )
+        assert await _run("apply", LIST) == f"applied version 1: +1 -0 (+Ann Star) of {LIST}"
+        assert await fetch() == f"fetched {LIST}: no newer version (version 1 applied)"
+        await _run("mode", LIST, "auto")
+        peer.publish(2)
+        assert await fetch() == f"fetched {LIST}: version 2 is applied"
+        assert not await OptOut.filter(source=LIST).exists()
+        peer.publish(3, ann)
+        peer.document["entries"] = []  # tampered with: the proof no longer holds
+        with pytest.raises(CommandError) as caught:
+            await fetch()
+        assert str(caught.value) == (
+            f"the fetch of {LIST} failed: BadSignature: bad proof: the signature does not "
+            "verify (tampered, or another key)"
+        )
+    assert (await OptOutSubscription.get(url=LIST)).applied_version == 2
+    assert [(action, detail) for _, action, _, detail in await _logged()] == [
+        ("optout.subscribe", "review"),
+        ("optout.fetch", "pending"),
+        ("optout.apply", "version 1: +1 -0 (+Ann Star)"),
+        ("optout.fetch", "unchanged"),
+        ("optout.mode", "auto"),
+        ("optout.sync", "version 2: +0 -1 (-Ann Star)"),
+        ("optout.fetch", "applied"),
+        (
+            "optout.fetch",
+            "error: BadSignature: bad proof: the signature does not verify (tampered, or "
+            "another key)",
+        ),
+    ]
+
+
 def _main(*argv: str) -> int:
     # The program calls asyncio.run: a thread keeps it off the test session's event loop.
     with ThreadPoolExecutor(1) as pool:
@@ -271,6 +329,7 @@ def test_exit_codes_of_the_program(
         (("remove", "424242", "--reason", "r"), "error: no opt-out 424242: `fedisora optout"),
         (("mode", LIST, "auto"), f"error: no subscription to {LIST}"),
         (("apply", LIST), f"error: no subscription to {LIST}"),
+        (("fetch", LIST), f"error: no subscription to {LIST}"),
         (("subscribe", "ftp://lists.example/list"), "error: the list URL must be an https URL"),
         (("unsubscribe", LIST), f"error: no subscription to {LIST}"),
     ):
