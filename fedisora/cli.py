@@ -26,6 +26,7 @@ from fedisora.db import DatabaseError, close_db, init_db, migrate
 from fedisora.errors import FedisoraError
 
 if TYPE_CHECKING:
+    from activitypub.federation.context import Federation
     from fedisora.models import Account
 
 __all__ = ["main"]
@@ -715,28 +716,43 @@ async def cmd_policy(args: argparse.Namespace) -> int:
 
 async def cmd_optout(args: argparse.Namespace) -> int:
     """``optout list [--state S]`` / ``optout approve ID`` / ``optout reject ID --reason R`` /
-    ``optout subscribe URL [--auto]`` / ``optout unsubscribe URL``: the rights holders'
-    opt-out registry, as on ``/admin/optouts`` (see :func:`optout_command`)."""
-    if args.action in ("approve", "reject") and _row_id(args.id) is None:
+    ``optout remove ID --reason R`` / ``optout lists`` / ``optout subscribe URL [--auto]`` /
+    ``optout mode URL review|auto`` / ``optout fetch URL`` / ``optout apply URL`` /
+    ``optout discard URL`` / ``optout unsubscribe URL``: the rights holders' opt-out
+    registry, as on ``/admin/optouts`` (see :func:`optout_command`)."""
+    if args.action in _OPTOUT_ROW_ACTIONS and _row_id(args.id) is None:
         raise CommandError(f"{args.id!r} is not an opt-out id: `fedisora optout list` shows them")
-    if args.action == "reject" and not (args.reason or "").strip():
-        raise CommandError("optout reject needs --reason (the rights holder may be told it)")
+    if args.action in ("reject", "remove") and not (args.reason or "").strip():
+        raise CommandError(
+            f"optout {args.action} needs --reason (the rights holder may be told it)"
+        )
+    from activitypub.federation.context import close_federation, get_federation
+
     settings = _settings()
     urls.configure(settings)
     await init_db(settings)
     try:
-        print(await optout_command(args, insecure=settings.insecure_http))
+        fed = get_federation(settings) if args.action == "fetch" else None
+        print(await optout_command(args, insecure=settings.insecure_http, fed=fed))
     finally:
+        await close_federation()
         await close_db()
     return 0
 
 
-async def optout_command(args: argparse.Namespace, *, insecure: bool = False) -> str:
+_OPTOUT_ROW_ACTIONS = ("approve", "reject", "remove")
+"""``fedisora optout`` actions on an opt-out (by id); the others act on a subscribed list."""
+
+
+async def optout_command(
+    args: argparse.Namespace, *, insecure: bool = False, fed: Federation | None = None
+) -> str:
     """Run a parsed ``fedisora optout`` command through the services the admin page uses
     (the audit log names the command line as the actor); *insecure* allows ``http://``
-    list URLs, as the page does on an instance serving plain HTTP. Returns what to print;
-    :class:`CommandError` for a refusal (an unknown id, an opt-out decided already, a bad
-    URL, a list subscribed already or not subscribed)."""
+    list URLs, as the page does on an instance serving plain HTTP; *fed* fetches a list
+    (``fetch``). Returns what to print; :class:`CommandError` for a refusal (an unknown id,
+    an opt-out decided already or not approved, a bad URL or mode, a list subscribed
+    already or not subscribed, nothing waiting for review, a failed fetch)."""
     from fedisora.models import OptOutState
     from fedisora.services import audit, optouts
 
@@ -750,6 +766,14 @@ async def optout_command(args: argparse.Namespace, *, insecure: bool = False) ->
             line += f"\t{r.source}"
             lines.append(line + (f"\t{r.reason}" if r.reason else ""))
         return "\n".join(lines) or "no opt-outs" + (f" {args.state}" if args.state else "")
+    if action == "lists":
+        lines = []
+        for sub in await optouts.subscriptions():
+            line = f"{sub.url}\t{sub.mode.value}\tversion {sub.applied_version} applied"
+            waiting = optouts.pending_summary(sub)
+            line += f"\twaiting for review: {waiting}" if waiting else ""
+            lines.append(line + (f"\tlast error: {sub.last_error}" if sub.last_error else ""))
+        return "\n".join(lines) or "no subscribed lists"
     try:
         if action == "approve":
             row = await optouts.approve(audit.CLI, _row_id(args.id) or 0)
@@ -757,6 +781,12 @@ async def optout_command(args: argparse.Namespace, *, insecure: bool = False) ->
         if action == "reject":
             row = await optouts.reject(audit.CLI, _row_id(args.id) or 0, args.reason)
             return f"rejected opt-out {row.pk} ({row.who}): {row.reason}"
+        if action == "remove":
+            row = await optouts.remove(audit.CLI, _row_id(args.id) or 0, args.reason)
+            return (
+                f"removed opt-out {row.pk} ({row.who}): {row.reason}; its terms left the "
+                "prompt policy and the published list"
+            )
         if action == "subscribe":
             mode = "auto" if args.auto else "review"
             sub = await optouts.subscribe(audit.CLI, args.url, mode, insecure=insecure)
@@ -767,10 +797,48 @@ async def optout_command(args: argparse.Namespace, *, insecure: bool = False) ->
             )
             return f"subscribed to {sub.url} ({mode}): fetched by the optout_lists chore; {then}"
         sub = await optouts.subscription_at(args.url)
+        if action == "mode":
+            sub = await optouts.set_mode(audit.CLI, sub.pk, args.mode)
+            said = f"{sub.url} is in {sub.mode.value} mode: " + (
+                "new versions are applied as fetched"
+                if sub.mode.value == "auto"
+                else "new versions wait for review"
+            )
+            waiting = optouts.pending_summary(sub)
+            if waiting:
+                said += f"; {waiting} still waits for review (`fedisora optout apply` or discard)"
+            return said
+        if action == "apply":
+            waiting = optouts.pending_summary(sub)
+            done = await optouts.apply_pending(audit.CLI, sub.pk)
+            if not waiting.startswith(f"version {done.applied_version}:"):
+                waiting = f"version {done.applied_version}"  # a newer one came meanwhile
+            return f"applied {waiting} of {done.url}"
+        if action == "fetch":
+            if fed is None:
+                raise RuntimeError("optout fetch needs the federation's peer client")
+            outcome = await optouts.fetch_now(fed, audit.CLI, sub.pk)
+            sub = await optouts.subscription_at(sub.url)
+            if outcome.result == "error":
+                raise CommandError(f"the fetch of {sub.url} failed: {outcome.message}")
+            if outcome.result == "pending":
+                return (
+                    f"fetched {sub.url}: {optouts.pending_summary(sub)} waits for review "
+                    "(`fedisora optout apply` or discard)"
+                )
+            if outcome.result == "applied":
+                return f"fetched {sub.url}: version {sub.applied_version} is applied"
+            return f"fetched {sub.url}: no newer version (version {sub.applied_version} applied)"
+        if action == "discard":
+            done = await optouts.discard_pending(audit.CLI, sub.pk)
+            return (
+                f"discarded version {done.applied_version} of {done.url}: only a newer "
+                "version comes back"
+            )
         await optouts.unsubscribe(audit.CLI, sub.pk)
         return f"unsubscribed from {sub.url}: the opt-outs it brought left the prompt policy"
     except FedisoraError as exc:
-        if action in ("approve", "reject"):
+        if action in _OPTOUT_ROW_ACTIONS:
             if exc.status == 404:
                 raise CommandError(
                     f"no opt-out {args.id}: `fedisora optout list` shows them"
@@ -964,11 +1032,30 @@ def build_parser() -> argparse.ArgumentParser:
     o = actions.add_parser("reject", help="reject a pending opt-out")
     o.add_argument("id", help="the opt-out's id (optout list shows it)")
     o.add_argument("--reason", default="", help="why (required; the rights holder may be told)")
+    o = actions.add_parser(
+        "remove", help="withdraw an approved opt-out: its terms leave the policy and the list"
+    )
+    o.add_argument("id", help="the opt-out's id (optout list shows it)")
+    o.add_argument("--reason", default="", help="why (required; the rights holder may be told)")
+    actions.add_parser("lists", help="the subscribed lists, each with what waits for review")
     o = actions.add_parser("subscribe", help="subscribe to another instance's opt-out list")
     o.add_argument("url", help="the list's URL (https)")
     o.add_argument(
         "--auto", action="store_true", help="apply its changes as fetched (default: review)"
     )
+    o = actions.add_parser("mode", help="switch a subscribed list between review and auto")
+    o.add_argument("url", help="the subscribed list's URL")
+    o.add_argument("mode", choices=("review", "auto"), help="from its next fetch on")
+    o = actions.add_parser(
+        "fetch", help="fetch a subscribed list now (applied, or kept for review, by its mode)"
+    )
+    o.add_argument("url", help="the subscribed list's URL")
+    o = actions.add_parser("apply", help="apply the changes of a list's version waiting for review")
+    o.add_argument("url", help="the subscribed list's URL")
+    o = actions.add_parser(
+        "discard", help="discard a list's version waiting for review (only a newer one comes back)"
+    )
+    o.add_argument("url", help="the subscribed list's URL")
     o = actions.add_parser("unsubscribe", help="end a subscription: its opt-outs leave the policy")
     o.add_argument("url", help="the subscribed list's URL")
     p.set_defaults(func=cmd_optout, is_async=True)

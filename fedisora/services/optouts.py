@@ -19,7 +19,11 @@ subscriptions to other instances' lists.
   peer client (SSRF guard, domain blocks), checks the proof with the issuer actor's Ed25519
   key, ignores versions not newer than the one applied, and applies the changes (auto) or
   keeps them for an admin (:func:`apply_pending`, :func:`discard_pending`). A bad signature
-  or a malformed list is the subscription's ``last_error``; nothing is applied.
+  or a malformed list is the subscription's ``last_error``; nothing is applied. An admin may
+  fetch a list now (:func:`fetch_now`); the chore leaves a list whose fetch began less than
+  :data:`REFETCH_AFTER` ago, and overlapping fetches of one list are decided one after the
+  other on its locked row, each reporting what it found against the version applied when
+  it began (:class:`FetchOutcome`).
 
 Likeness owners are protected by consent whatever these lists say: nothing here touches it.
 Every admin action and every applied change is written to the audit log.
@@ -31,13 +35,13 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from activitypub import integrity
@@ -76,15 +80,18 @@ __all__ = [
     "MAX_URL",
     "MAX_WHO",
     "RATE",
+    "REFETCH_AFTER",
     "SYNC_ACTOR",
     "FetchOutcome",
     "apply_pending",
     "approve",
+    "change_summary",
     "discard_pending",
     "entry_id",
     "fetch_now",
     "fetch_subscription",
     "optouts",
+    "pending_summary",
     "published_list",
     "reject",
     "remove",
@@ -480,12 +487,35 @@ async def _apply(
             remote_id=entry.id,
         )
         await _add_terms(row)
+    detail = change_summary(version, added, removed)
+    await audit.record(by, action, audit.target("optout_list", sub.pk, sub.url), detail)
+    return True
+
+
+def change_summary(
+    version: int,
+    added: Sequence[optout_list.ListEntry],
+    removed: Sequence[optout_list.ListEntry],
+) -> str:
+    """A version's changes in one line, ``version 3: +1 -0 (+Ann Star)``: the audit log's
+    detail of an applied version, the command line's account of one."""
     detail = f"version {version}: +{len(added)} -{len(removed)}"
     names = [f"+{e.who}" for e in added] + [f"-{e.who}" for e in removed]
     if names:
         detail += " (" + ", ".join(names) + ")"
-    await audit.record(by, action, audit.target("optout_list", sub.pk, sub.url), detail)
-    return True
+    return detail
+
+
+def pending_summary(sub: OptOutSubscription) -> str:
+    """The changes of *sub*'s version waiting for review in one line (:func:`change_summary`),
+    or "" when none waits."""
+    if not sub.pending:
+        return ""
+    return change_summary(
+        int(sub.pending["version"]),
+        _entries(sub.pending.get("added")),
+        _entries(sub.pending.get("removed")),
+    )
 
 
 def _entries(raw: Any) -> list[optout_list.ListEntry]:
@@ -538,8 +568,13 @@ async def discard_pending(by: audit.Actor, sub_id: int) -> OptOutSubscription:
 
 @dataclass(frozen=True)
 class FetchOutcome:
-    """What one fetch did: ``applied``, ``pending`` (kept for review), ``unchanged`` (a
-    version not newer), or ``error`` (``message`` says why)."""
+    """What one fetch found, against the version applied when it began: ``applied`` (a newer
+    version, applied now: by this fetch, or by another one that ran at the same time),
+    ``pending`` (a newer version waits for review: kept by this fetch or before it),
+    ``unchanged`` (nothing newer), or ``error`` (``message`` says why).
+
+    Fetches of one list may overlap (the chore's and an admin's "Fetch now", or two
+    admins'): what each reports does not depend on which of them wrote first."""
 
     result: str
     message: str = ""
@@ -586,34 +621,60 @@ async def fetch_subscription(
     fed: Federation, sub: OptOutSubscription, *, now: datetime | None = None
 ) -> FetchOutcome:
     """Fetch, verify and (auto) apply or (review) keep the list of *sub*. Errors are the
-    subscription's ``last_error``, with nothing applied."""
+    subscription's ``last_error``, with nothing applied.
+
+    The fetch is stamped (``last_fetched_at``) as it begins, so that the chore leaves a
+    list an admin is fetching alone (:data:`REFETCH_AFTER`); what the answer does is
+    decided on the subscription as it is when the answer comes, its row locked: the mode
+    then (a fetch in flight when an admin switched it follows the switch) and the versions
+    applied and waiting then (another fetch may have moved them on meanwhile)."""
     from activitypub.federation.http import FetchError
 
     now = now or utcnow()
+    began = await _subscription(sub.pk)
+    await OptOutSubscription.filter(pk=sub.pk).update(last_fetched_at=now)
     try:
         _, doc = await fed.client.get_json(sub.url, accept="application/json")
-        listed = await _verified(fed, sub, doc, now)
+        listed = await _verified(fed, began, doc, now)
     except (FetchError, optout_list.ListError) as exc:
         message = f"{type(exc).__name__}: {exc}"[:2000]
         await OptOutSubscription.filter(pk=sub.pk).update(last_error=message, last_fetched_at=now)
         log.info("opt-out list %s refused: %s", sub.url, message)
         return FetchOutcome("error", message)
-    fresh = await _subscription(sub.pk)
-    await OptOutSubscription.filter(pk=sub.pk).update(
-        last_error="", last_fetched_at=now, issuer=listed.issuer
-    )
-    waiting = int((fresh.pending or {}).get("version", 0))
-    if listed.version <= fresh.applied_version or (
-        fresh.mode == OptOutMode.REVIEW and listed.version <= waiting
-    ):
+    async with in_transaction() as conn:
+        fresh = (
+            await OptOutSubscription.filter(pk=sub.pk).select_for_update().using_db(conn).first()
+        )
+        if fresh is None:
+            raise NotFound("no such subscription")  # unsubscribed meanwhile
+        await (
+            OptOutSubscription.filter(pk=sub.pk)
+            .using_db(conn)
+            .update(last_error="", last_fetched_at=now, issuer=listed.issuer)
+        )
+        return await _settle(fresh, began.applied_version, listed)
+
+
+async def _settle(
+    fresh: OptOutSubscription, applied_before: int, listed: optout_list.PublishedList
+) -> FetchOutcome:
+    """What a verified *listed* version does to the subscription *fresh* (read locked, in
+    the caller's transaction); *applied_before*: the version applied when the fetch began."""
+    if listed.version <= applied_before:
         return FetchOutcome("unchanged")
+    if listed.version <= fresh.applied_version:
+        # Another fetch applied it (or, in review mode, an admin applied or discarded it)
+        # while this one was at the peer.
+        return FetchOutcome("applied" if fresh.mode == OptOutMode.AUTO else "unchanged")
+    waiting = int((fresh.pending or {}).get("version", 0))
+    if fresh.mode == OptOutMode.REVIEW and listed.version <= waiting:
+        return FetchOutcome("pending")  # it (or a newer one) waits for review already
     applied = _applied(await OptOut.filter(source=fresh.url))
     changes = optout_list.diff(applied, listed.entries)
     if fresh.mode == OptOutMode.AUTO:
-        async with in_transaction():
-            done = await _apply(
-                fresh, listed.version, changes.added, changes.removed, SYNC_ACTOR, "optout.sync"
-            )
+        done = await _apply(
+            fresh, listed.version, changes.added, changes.removed, SYNC_ACTOR, "optout.sync"
+        )
         return FetchOutcome("applied" if done else "unchanged")
     pending = {
         "version": listed.version,
@@ -621,7 +682,9 @@ async def fetch_subscription(
         "added": [e.public() for e in changes.added],
         "removed": [e.public() for e in changes.removed],
     }
-    await OptOutSubscription.filter(pk=sub.pk).update(pending=pending)
+    await OptOutSubscription.filter(pk=fresh.pk, applied_version=fresh.applied_version).update(
+        pending=pending
+    )
     return FetchOutcome("pending")
 
 
@@ -636,13 +699,26 @@ async def fetch_now(fed: Federation, by: audit.Actor, sub_id: int) -> FetchOutco
 
 #: The most subscriptions one chore run fetches (the rest wait for the next run).
 CHORE_BATCH = 50
+REFETCH_AFTER = timedelta(minutes=10)
+"""The chore leaves a list whose last fetch (an admin's "Fetch now", or its own) began less
+than this ago: an admin's fetch is not raced by the chore's of the same list (which used to
+apply the version the admin was fetching, and the admin's fetch then found nothing newer)."""
+
+
+async def _due(sub: OptOutSubscription, now: datetime) -> bool:
+    """Claim *sub* for the chore's fetch (stamping it fetched now) unless a fetch of it
+    began less than :data:`REFETCH_AFTER` ago: one conditional update, so that a fetch
+    beginning meanwhile is seen (or sees this one)."""
+    stale = Q(last_fetched_at__isnull=True) | Q(last_fetched_at__lte=now - REFETCH_AFTER)
+    return bool(await OptOutSubscription.filter(stale, pk=sub.pk).update(last_fetched_at=now))
 
 
 async def run_chore(
     ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Any
 ) -> tuple[dict[str, int], bool]:
     """One run of the ``optout_lists`` chore: fetch each subscribed list (from where the
-    last run stopped, :data:`CHORE_BATCH` at most)."""
+    last run stopped, :data:`CHORE_BATCH` at most) that no fetch began within
+    :data:`REFETCH_AFTER`."""
     from activitypub.federation.context import get_federation
 
     after = int(progress.get("after", 0))
@@ -650,9 +726,15 @@ async def run_chore(
     counts: dict[str, int] = {}
     fed = get_federation(settings)
     for sub in rows:
-        async with ctx.keep_lease():  # requests to other servers
-            outcome = await fetch_subscription(fed, sub, now=ctx.now())
-        counts[f"lists_{outcome.result}"] = counts.get(f"lists_{outcome.result}", 0) + 1
+        now = ctx.now()
+        result = "recent"  # fetched by an admin (or another run) a moment ago
+        if await _due(sub, now):
+            try:
+                async with ctx.keep_lease():  # requests to other servers
+                    result = (await fetch_subscription(fed, sub, now=now)).result
+            except NotFound:  # unsubscribed meanwhile
+                result = "gone"
+        counts[f"lists_{result}"] = counts.get(f"lists_{result}", 0) + 1
     more = len(rows) == CHORE_BATCH
     progress["after"] = rows[-1].pk if more else 0
     return counts, more

@@ -33,8 +33,10 @@ Chores:
   (:func:`fedisora.services.domain_blocks.purge_step`); the row is added by
   :func:`ensure_chores`, which each suspension of a domain calls.
 - ``optout_lists`` (every hour): each subscribed opt-out list fetched, verified and applied
-  or kept for review (:func:`fedisora.services.optouts.run_chore`); the row is added by
-  :func:`ensure_chores`, which each subscription calls.
+  or kept for review (:func:`fedisora.services.optouts.run_chore`), except a list whose last
+  fetch (an admin's "Fetch now") began less than ten minutes ago; the row is added by
+  :func:`ensure_chores`, which each subscription calls (so the first subscription's list is
+  fetched at once).
 - ``for_you_aging`` (every hour): For You's view rows unseen for 90 days and its interests
   decayed to nothing deleted (:func:`fedisora.for_you.signals.age_out`); the row is added by
   :func:`ensure_chores`, which the first recorded signal of a process calls.

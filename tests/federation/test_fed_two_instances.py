@@ -131,8 +131,10 @@ def _optout_list_across(a: Instance, b: Instance) -> None:
     (plain http: both instances run with FEDISORA_INSECURE_HTTP, which the subscribe form
     passes on) and fetches it now from the admin page: in review mode the diff waits there
     and a prompt naming the term still passes; applied, a's prompt policy refuses it, naming
-    the rule. (Auto mode is tested against a stub peer in tests/web/test_web_optouts.py; a
-    step for it here failed once, unexplained, and was taken out until it is understood.)"""
+    the rule. Switched to auto, b's next approval applies at a's next fetch. (a's
+    ``optout_lists`` chore, due at once after this first subscription, runs alongside
+    within the second: it leaves a list an admin fetched a moment ago, and an admin's fetch
+    that overlaps another reports what it found all the same.)"""
     on_a = api_headers(a, "read write")
     with (
         httpx.Client(base_url=b.base, timeout=30) as http_b,
@@ -214,6 +216,19 @@ def _optout_list_across(a: Instance, b: Instance) -> None:
             "This prompt names a protected character or work "
             "(rule: opted out by Glimmerfox Studios: “Captain Glimmerfox”)"
         )
+
+        # auto mode: b's next approval is applied at a's next fetch, with no review
+        switched = admin_a.post(
+            f"/admin/optouts/lists/{sub}/mode",
+            data={"csrf": form_csrf(page.text), "mode": "auto"},
+        )
+        assert switched.status_code == 303, switched.text[-2000:]
+        opt_out("Pebblewick Ltd", "Sir Pebblewick")
+        assert "Fetched: the new version is applied." in fetch_now(sub)
+        refused = render("sir pebblewick bakes bread")
+        assert refused.status_code == 422, refused.text
+        assert "opted out by Pebblewick Ltd" in refused.json()["error"]
+        assert "Fetched: no newer version." in fetch_now(sub)
 
 
 FLAGS_TIMEOUT = 120  # CI is loaded: a delivery, then the inbox's turn on the other side

@@ -6,24 +6,22 @@ signed list and its issuer's actor) in review and auto modes."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from chores import engine_for, run_chore
+from chores import Clock, engine_for, run_chore
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from factories import local_account
+from optout_peer import ISSUER, LIST_URL, ListPeer, serving
 from webhelpers import browser, form_csrf, logged_in
 
-import activitypub.federation.http as peer_http
-from activitypub import keys, objects
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
+from activitypub.federation.context import get_federation
 from activitypub.keys import public_key_from_multibase
 from fedisora.app import create_app
 from fedisora.config import Settings, load_settings
@@ -41,10 +39,6 @@ from fedisora.policy import optout_list as ol
 from fedisora.services import optouts, prompt_policy
 
 API = "/api/fedisora/v1/optouts"
-PEER = "https://lists.example"
-LIST_URL = f"{PEER}/api/fedisora/v1/optouts/list"
-ISSUER = f"{PEER}/actor"
-WHEN = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _alert(page: str) -> str:
@@ -230,58 +224,10 @@ async def test_requests_are_rate_limited_per_address(db: str, tmp_path: Path) ->
 # --------------------------------------------------------------------------- subscriptions
 
 
-class ListPeer:
-    """lists.example: its instance actor (with an Ed25519 key) and its signed list."""
-
-    def __init__(self) -> None:
-        self.key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-        rsa = keys.generate_rsa_key()
-        self.actor = objects.actor_document(
-            objects.ActorInfo(
-                id=ISSUER, type="Application", username="lists.example", name="lists",
-                summary="", url=ISSUER, inbox=f"{ISSUER}/inbox", outbox=f"{ISSUER}/outbox",
-                followers=f"{ISSUER}/followers", following=f"{ISSUER}/following",
-                featured=f"{ISSUER}/featured", shared_inbox=f"{PEER}/inbox",
-                public_key_id=f"{ISSUER}#main-key",
-                public_key_pem=keys.public_key_to_pem(rsa.public_key()),
-                published="2026-01-01T00:00:00Z", ed25519_key_id=f"{ISSUER}#ed25519-key",
-                ed25519_multibase=keys.public_key_to_multibase(self.key.public_key()),
-            )
-        )  # fmt: skip
-        self.document: Any = None
-        self.asked: list[str] = []
-
-    def publish(self, version: int, *entries: ol.ListEntry) -> None:
-        doc = ol.build_list(version=version, issued_at=WHEN, issuer=ISSUER, entries=entries)
-        self.document = ol.sign_list(doc, self.key, key_id=f"{ISSUER}#ed25519-key", created=WHEN)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        url = str(request.url)
-        self.asked.append(url)
-        if url == ISSUER:
-            return httpx.Response(200, json=self.actor)
-        if url == LIST_URL:
-            return httpx.Response(200, json=self.document)
-        return httpx.Response(404)
-
-
 @pytest.fixture
 async def peer(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ListPeer]:
-    async def public(host: str, port: int) -> list[str]:
-        assert host == "lists.example", host
-        return ["93.184.216.34"]
-
-    monkeypatch.setattr(peer_http, "system_resolve", public)
-    scripted = ListPeer()
-    federation = Federation(
-        settings, PeerClient(insecure=False, transport=httpx.MockTransport(scripted))
-    )
-    set_federation(federation)
-    try:
+    async with serving(settings, monkeypatch) as scripted:
         yield scripted
-    finally:
-        set_federation(None)
-        await federation.aclose()
 
 
 def _entry(n: int, who: str, *terms: str, kind: str = "public_figure") -> ol.ListEntry:
@@ -383,16 +329,22 @@ async def test_subscriptions_in_review_and_auto_modes(
         )
         assert r.status_code == 303
         assert (await OptOutSubscription.get(pk=auto.pk)).mode == OptOutMode.AUTO
-    engine = engine_for(settings, lambda: datetime.now(UTC))
+    clock = Clock()
+    engine = engine_for(settings, clock)
     peer.publish(6, ANN, OWL)
     chore = await run_chore(engine, "optout_lists")
     assert chore.progress["last"]["counts"] == {"lists_applied": 1}
     assert "opted out by Owl Works" in await _refusal("Professor Owl teaches")
     peer.publish(7, ANN)
+    chore = await run_chore(engine, "optout_lists")  # fetched a moment ago: not again yet
+    assert chore.progress["last"]["counts"] == {"lists_recent": 1}
+    clock.passed += timedelta(hours=1)
     await run_chore(engine, "optout_lists")
     assert await _refusal("Professor Owl teaches") == ""
     assert [o.who for o in await OptOut.filter(source=LIST_URL)] == ["Ann Star"]
-    await run_chore(engine, "optout_lists")  # the same version again: nothing to do
+    clock.passed += timedelta(hours=1)
+    chore = await run_chore(engine, "optout_lists")  # the same version again: nothing to do
+    assert chore.progress["last"]["counts"] == {"lists_unchanged": 1}
     assert (await OptOutSubscription.get(pk=auto.pk)).applied_version == 7
 
     entries = await AuditEntry.filter(action__startswith="optout.").order_by("id")
@@ -418,3 +370,99 @@ async def test_subscriptions_in_review_and_auto_modes(
     ]
     assert {e.actor_label for e in entries if e.actor_id is None} == {optouts.SYNC_ACTOR}
     assert set(peer.asked) == {LIST_URL, ISSUER}
+
+
+# ------------------------------------------------- fetches at once: an admin's and the chore's
+
+
+async def _sync_details() -> list[tuple[str, str]]:
+    entries = await AuditEntry.filter(action__in=("optout.sync", "optout.fetch")).order_by("id")
+    return [(e.action, e.detail) for e in entries]
+
+
+async def test_an_admins_fetch_while_the_chore_runs(settings: Settings, peer: ListPeer) -> None:
+    """The two-instance failure: an admin switched a list to auto and pressed "Fetch now"
+    while the chore (due at once after the first subscription) ran too. The chore fetched
+    and applied the new version while the admin's fetch was at the peer, which then found it
+    "not newer" and said so. A list an admin fetches is not fetched again by the chore for
+    :data:`~fedisora.services.optouts.REFETCH_AFTER`, and a fetch reports a version newer
+    than the one applied when it began as applied, whoever applied it."""
+    boss = await local_account("boss", admin=True)
+    other = await local_account("other", admin=True)
+    clock = Clock()
+    engine = engine_for(settings, clock)
+    fed = get_federation(settings)
+    sub = await optouts.subscribe(boss, LIST_URL, "auto")
+    peer.publish(1, ANN)
+    assert (await optouts.fetch_now(fed, boss, sub.pk)).result == "applied"
+
+    # The chore's run while the admin's fetch of version 2 is at the peer: it leaves the
+    # list to that fetch, which applies it.
+    peer.publish(2, ANN, OWL)
+    gate = peer.hold()
+    fetching = asyncio.create_task(optouts.fetch_now(fed, boss, sub.pk))
+    await peer.arrived.wait()
+    chore = await run_chore(engine, "optout_lists")
+    assert chore.progress["last"]["counts"] == {"lists_recent": 1}
+    gate.set()
+    assert (await fetching).result == "applied"
+    assert "opted out by Owl Works" in await _refusal("Professor Owl teaches")
+
+    # Two admins' fetches at once (the page's and the command line's): one applies version
+    # 3, and both report it applied; a fetch after them finds nothing newer.
+    peer.publish(3, ANN)
+    gate = peer.hold()
+    fetching = asyncio.create_task(optouts.fetch_now(fed, boss, sub.pk))
+    await peer.arrived.wait()
+    assert (await optouts.fetch_now(fed, other, sub.pk)).result == "applied"
+    gate.set()
+    assert (await fetching).result == "applied"
+    assert (await optouts.fetch_now(fed, boss, sub.pk)).result == "unchanged"
+    assert [o.who for o in await OptOut.filter(source=LIST_URL)] == ["Ann Star"]
+    assert await PolicyTerm.filter(source="optout").count() == 1
+
+    # An hour on, the chore fetches the list again.
+    peer.publish(4, ANN, OWL)
+    clock.passed += timedelta(hours=1)
+    chore = await run_chore(engine, "optout_lists")
+    assert chore.progress["last"]["counts"] == {"lists_applied": 1}
+    assert await _sync_details() == [
+        ("optout.sync", "version 1: +1 -0 (+Ann Star)"),
+        ("optout.fetch", "applied"),
+        ("optout.sync", "version 2: +1 -0 (+Owl Works)"),
+        ("optout.fetch", "applied"),
+        ("optout.sync", "version 3: +0 -1 (-Owl Works)"),
+        ("optout.fetch", "applied"),  # the other admin's, which applied it
+        ("optout.fetch", "applied"),  # the first one's, at the peer meanwhile
+        ("optout.fetch", "unchanged"),
+        ("optout.sync", "version 4: +1 -0 (+Owl Works)"),
+    ]
+
+
+async def test_review_a_version_the_chore_fetched_first(settings: Settings, peer: ListPeer) -> None:
+    """In review mode, the chore's first fetch right after the subscription may come before
+    the admin's "Fetch now": the admin's fetch still says the version waits for review (it
+    does), not "no newer version". A fetch in flight when the mode changes is decided by
+    the mode when its answer comes, and never leaves a version waiting that is applied."""
+    boss = await local_account("boss", admin=True)
+    clock = Clock()
+    engine = engine_for(settings, clock)
+    fed = get_federation(settings)
+    sub = await optouts.subscribe(boss, LIST_URL, "review")
+    peer.publish(1, ANN)
+    chore = await run_chore(engine, "optout_lists")
+    assert chore.progress["last"]["counts"] == {"lists_pending": 1}
+    assert (await optouts.fetch_now(fed, boss, sub.pk)).result == "pending"
+    await optouts.apply_pending(boss, sub.pk)
+    assert (await optouts.fetch_now(fed, boss, sub.pk)).result == "unchanged"
+
+    peer.publish(2, ANN, OWL)
+    gate = peer.hold()
+    fetching = asyncio.create_task(optouts.fetch_now(fed, boss, sub.pk))
+    await peer.arrived.wait()
+    await optouts.set_mode(boss, sub.pk, "auto")
+    gate.set()
+    assert (await fetching).result == "applied"
+    row = await OptOutSubscription.get(pk=sub.pk)
+    assert row.applied_version == 2 and row.pending is None
+    assert "opted out by Owl Works" in await _refusal("Professor Owl teaches")
