@@ -299,7 +299,7 @@ def _verification_kind(raw: bytes) -> tuple[str, str]:
     """(content type, file suffix) of a verification sample: a still image (decoded and
     re-encoded) or a short MP4/QuickTime video (recognised by its ``ftyp`` box)."""
     if not raw:
-        raise LikenessInputError("verification is empty")
+        raise LikenessInputError("verification sample is missing or empty")
     if len(raw) > MAX_VERIFICATION_BYTES:
         raise LikenessInputError(
             f"verification is {len(raw) / 1048576:.1f} MB; at most "
@@ -447,7 +447,8 @@ async def register(
     now = now or utcnow()
     if not 1 <= len(references) <= MAX_REFERENCE_IMAGES:
         raise LikenessInputError(
-            f"reference_images: send 1 to {MAX_REFERENCE_IMAGES} images, not {len(references)}"
+            f"reference images: send 1 to {MAX_REFERENCE_IMAGES} stills of your face, not "
+            f"{len(references)}"
         )
     code = (challenge or "").strip()
     if not code or len(code) > 32:
@@ -464,7 +465,7 @@ async def register(
         raise LikenessInputError("challenge: this code expired; get a new one")
     existing = await get_likeness(account)
     if existing is not None and existing.state == LikenessState.VERIFIED:
-        raise Conflict("your likeness is verified; revoke it (DELETE) before registering anew")
+        raise Conflict("your likeness is verified; revoke it before registering anew")
 
     def prepare() -> tuple[list[str], str, str]:
         images = [
