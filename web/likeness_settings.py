@@ -697,7 +697,11 @@ async def _use_views(me: Account, rows: list[LikenessUse]) -> list[UseView]:
                 removed=_when(u.removed_at),
                 removable=u.removed_at is None
                 and u.kind != "refused"
-                and (u.clip_id is not None or u.render_job_id is not None or bool(u.clip_uri)),
+                and (
+                    u.clip_id is not None
+                    or u.render_job_id is not None
+                    or (u.remote and u.grant_id is not None)
+                ),
             )
         )
     return out

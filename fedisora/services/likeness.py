@@ -1507,7 +1507,9 @@ async def uses_of(
 
 async def remove_from_clip(owner: Account, use_id: int, *, engine: Any = None) -> LikenessUse:
     """Remove *owner* from the clip (or draft) of one use: a local clip is deleted (its
-    Delete federates), a render still in progress is cancelled."""
+    Delete federates), a render still in progress is cancelled; a clip (or draft) hosted on
+    another instance is taken down there by revoking, with a take-down, the grant it was made
+    with (:func:`revoke_grant`)."""
     from fedisora.services.posts import delete_clip
     from render.service import cancel_render
 
@@ -1519,12 +1521,15 @@ async def remove_from_clip(owner: Account, use_id: int, *, engine: Any = None) -
     remote_clip = (
         await Clip.get_or_none(pk=use.clip_id, local=False) if use.clip_id is not None else None
     )
-    if remote_clip is not None:
+    # A use another instance reported (its LikenessUse notice) whose clip or draft is not
+    # held here is hosted there, as a remote clip is.
+    reported = use.remote and use.clip_id is None and use.render_job_id is None
+    if remote_clip is not None or reported:
         # A clip hosted on another instance: the owner takes back the grant it was published
         # with, with a take-down. The signed revocation goes to the hosting instance, which
         # deletes the clip (its Delete federates) and refuses new uses of that grant.
         grant_row = await LikenessGrant.get_or_none(pk=use.grant_id) if use.grant_id else None
-        if grant_row is None:
+        if grant_row is None and remote_clip is not None:
             uri = await Cameo.filter(clip_id=remote_clip.pk, account_id=owner.pk).values_list(
                 "consent_uri", flat=True
             )

@@ -446,14 +446,15 @@ async def test_uses_with_remove_me_and_the_consent_checks(
     decision = await svc.check_consent(bob, ann, publish=True, stage="publish")
     posted = await svc.record_use(decision, bob, "published", clip=clip)
     rita = await peer_account("rita")
-    remote = await LikenessUse.create(
+    ritas = await svc.grant(ann, rita)
+    remote = await LikenessUse.create(  # as rita's server reports it (a LikenessUse notice)
         owner_id=ann.pk,
         user_id=rita.pk,
+        grant_id=ritas.pk,
         kind="published",
         clip_uri="https://peer.example/@rita/7",
         remote=True,
     )
-    await Account.filter(pk=ann.pk).update(suspended_at=None)
     await svc.update_policy(ann, audience="nobody")
     await svc.check_consent(bob, ann, publish=False, stage="request")  # refused: audited
     theirs = await svc.record_use(
@@ -484,6 +485,13 @@ async def test_uses_with_remove_me_and_the_consent_checks(
         page = (await http.get(f"{L}/uses?done=removed")).text
         assert "Removed: you are no longer in that clip." in page
         assert page.count("Remove me from this clip") == 2
+        # A clip on rita's server: the permission it was made with is taken back, with a
+        # take-down (the signed revocation goes to her server, which deletes it).
+        r = await http.post(f"{L}/uses/{remote.pk}/remove", data={"csrf": csrf})
+        assert r.status_code == 303
+        taken = await LikenessGrant.get(pk=ritas.pk)
+        assert taken.revoked_at is not None and taken.take_down
+        assert (await LikenessUse.get(pk=remote.pk)).removed_at is not None
         assert (await http.get(f"{L}/uses?max_id=x")).status_code == 400
         # The audit: every check of ann's likeness, newest first, and not carl's.
         page = (await http.get(f"{L}/checks")).text
@@ -493,3 +501,12 @@ async def test_uses_with_remove_me_and_the_consent_checks(
         assert f'<li data-check-id="{mine[0].pk}" data-allowed="false">' in page
         assert "Refused</strong>: " in page and "on asking" in page
         assert "before posting" in page and "(to post)" in page
+
+
+def test_the_registration_page_has_the_registration_bounds() -> None:
+    from fedisora.boundary.limits import FORM_BODY_LIMIT, LIKENESS_BODY_LIMIT, body_class
+
+    page = body_class("POST", f"{L}/register")
+    assert page.limit == LIKENESS_BODY_LIMIT and page.files > svc.MAX_REFERENCE_IMAGES + 1
+    assert body_class("POST", f"{L}/policy").limit == FORM_BODY_LIMIT
+    assert body_class("POST", f"{L}/requests").limit == FORM_BODY_LIMIT
