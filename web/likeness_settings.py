@@ -137,19 +137,20 @@ async def _people(ids: set[int]) -> dict[int, Person]:
 
 
 def _verification(likeness: Likeness) -> str:
-    """How the likeness was verified (or where its verification stands), in words."""
+    """The likeness's state and how it was verified (or where its verification stands), in
+    words."""
     method = likeness.verification_method
     if likeness.state == LikenessState.VERIFIED:
         how = _METHODS.get(method)
         if how is None:
             how = "by this instance's automatic check" if method.startswith("check ") else ""
-        return f"Verified {how} on {_when(likeness.verified_at)}".replace("  ", " ")
+        return " ".join(("Verified", how, f"on {_when(likeness.verified_at)}.")).replace("  ", " ")
     if likeness.state == LikenessState.PENDING:
         if method.endswith(": undecided"):
-            return "The automatic check could not decide: an admin will look at it."
-        return "Waiting for verification by this instance."
+            return "Pending: the automatic check could not decide; an admin will look at it."
+        return "Pending: waiting for verification by this instance."
     if likeness.state == LikenessState.REJECTED:
-        return "Verification refused."
+        return "Rejected: this instance refused to verify it."
     return f"Revoked on {_when(likeness.revoked_at)}."
 
 
@@ -533,7 +534,8 @@ class GrantView:
     basis: str
     scope: str
     single_use: bool
-    restrictions_accepted: bool
+    restrictions_pending: bool
+    """The owner's current restrictions are not the ones this grant was accepted under."""
     created: str
     expires: str
     expired: bool
@@ -542,8 +544,11 @@ class GrantView:
     uri: str | None
 
 
-async def _grant_views(rows: list[LikenessGrant], other: str) -> list[GrantView]:
+async def _grant_views(
+    rows: list[LikenessGrant], other: str, restrictions: str = ""
+) -> list[GrantView]:
     people = await _people({getattr(g, f"{other}_id") for g in rows})
+    digest = svc.restrictions_digest(restrictions)
     now = utcnow()
     return [
         GrantView(
@@ -552,7 +557,7 @@ async def _grant_views(rows: list[LikenessGrant], other: str) -> list[GrantView]
             basis=g.basis,
             scope=g.scope,
             single_use=g.single_use,
-            restrictions_accepted=bool(g.restrictions_digest),
+            restrictions_pending=bool(digest) and g.restrictions_digest != digest,
             created=_when(g.created_at),
             expires=_when(g.expires_at),
             expired=g.expires_at is not None and g.expires_at <= now,
@@ -581,7 +586,9 @@ async def _grants_page(
         status=status,
         error=error,
         done=_done(request),
-        given=await _grant_views(given, "grantee"),
+        given=await _grant_views(
+            given, "grantee", likeness.restrictions if likeness is not None else ""
+        ),
         held=await _grant_views(held, "owner"),
         live=likeness is not None and likeness.state != LikenessState.REVOKED,
         expiries=EXPIRIES,

@@ -93,7 +93,7 @@ async def test_register_with_the_code_and_see_each_state(
         page = (await http.get(r.headers["location"])).text
         assert "Registered: your likeness waits for verification" in page
         assert 'data-likeness-state="pending"' in page
-        assert "Waiting for verification by this instance." in page
+        assert "Pending: waiting for verification by this instance." in page
         likeness = await Likeness.get(account_id=ann.pk)
         assert likeness.state == LikenessState.PENDING and len(likeness.reference_files) == 2
         # Rejected: the reason in words (escaped), and the form to register again.
