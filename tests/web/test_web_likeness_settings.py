@@ -510,3 +510,33 @@ def test_the_registration_page_has_the_registration_bounds() -> None:
     assert page.limit == LIKENESS_BODY_LIMIT and page.files > svc.MAX_REFERENCE_IMAGES + 1
     assert body_class("POST", f"{L}/policy").limit == FORM_BODY_LIMIT
     assert body_class("POST", f"{L}/requests").limit == FORM_BODY_LIMIT
+
+
+async def test_every_form_of_these_pages_needs_the_csrf_token(
+    web: httpx.ASGITransport, settings: Settings
+) -> None:
+    from web import likeness_settings
+
+    ann = await local_account("ann")
+    bob = await local_account("bob")
+    await verified_likeness(ann, settings, audience="approved")
+    request = await svc.request_use(bob, ann)
+    grant = await svc.grant(ann, bob)
+    posts_ = {
+        route.path
+        for route in likeness_settings.routes()
+        if "POST" in (getattr(route, "methods", None) or ())
+    }
+    assert len(posts_) == 11
+    async with logged_in(web, "ann") as http:
+        for path in sorted(posts_):
+            row = grant.pk if "grants" in path else request.pk
+            url = path.replace("{id}", str(row)).replace("{username}", "bob")
+            data = {"csrf": "forged", "take_down": "yes", "acct": "@bob", "audience": "nobody"}
+            r = await http.post(url, data=data)
+            assert r.status_code == 403, (url, r.status_code)
+    assert (await LikenessRequest.get(pk=request.pk)).state == "pending"
+    assert (await LikenessGrant.get(pk=grant.pk)).revoked_at is None
+    likeness = await Likeness.get(account_id=ann.pk)
+    assert likeness.state == LikenessState.VERIFIED and likeness.audience == "approved"
+    assert await LikenessRequest.all().count() == 1
