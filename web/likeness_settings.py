@@ -833,7 +833,7 @@ async def request_cameo(request: Request) -> Response:
     username = str(request.path_params["username"])
     live = current_session(request)
     if live is None:
-        return RedirectResponse(f"/login?next={quote('/@' + username)}", status_code=303)
+        return RedirectResponse(f"/login?next={quote('/@' + username, safe='/@')}", status_code=303)
     form = await _form(request)
     owner = await find_local(username)
     await refuse_unavailable(owner)

@@ -117,6 +117,10 @@ async def test_register_with_the_code_and_see_each_state(
     async with httpx.AsyncClient(transport=web, base_url="https://fedisora.test") as anon:
         r = await anon.get(L)
         assert r.status_code == 303 and r.headers["location"] == f"/login?next={L}"
+        assert (await anon.post(f"{L}/policy", data={"audience": "everyone"})).status_code == 401
+        r = await anon.post("/@ann/cameo", data={})
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/@ann"
+    assert (await Likeness.get(account_id=ann.pk)).audience == "nobody"
 
 
 async def test_registration_refusals_are_words_in_the_page(
