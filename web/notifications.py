@@ -3,7 +3,9 @@
 Grouped as the API's ``/api/v2/notifications`` groups them, by the same service
 (:mod:`fedisora.services.notifications`): "alice and 3 others liked your clip". Each group is
 said in words, with links to the accounts, the clip (its page here for a local clip, its own
-instance's for a remote one) or the comment (a local comment's id opens its page here).
+instance's for a remote one) or the comment (a local comment's id opens its page here); a
+likeness request links to the requests to answer, a use of one's likeness without a clip to
+see to the uses (``/settings/likeness/...``, :mod:`web.likeness_settings`).
 Pages go back in time with a plain "Older" link (``max_id``, the API's cursor). Dismissing one
 group and clearing them all are POST forms carrying the session's CSRF token.
 
@@ -112,10 +114,10 @@ def _action(kind: str, target: Clip | Comment | None) -> tuple[str, str | None]:
             return "remixed your clip in", "their remix"
         case NotificationType.LIKENESS_USE.value:
             if target is None:
-                return "used your likeness in a render (not posted)", None
+                return "used your likeness in a render (not posted):", "see the uses"
             return "used your likeness in", "a clip"
         case NotificationType.LIKENESS_REQUEST.value:
-            return "asked to use your likeness", None
+            return "asked to use your likeness:", "answer"
         case NotificationType.RENDER_FINISHED.value:
             return "Your render is ready:", "see it and publish it"
         case NotificationType.RENDER_FAILED.value:
@@ -166,6 +168,10 @@ async def describe(viewer: Account, groups: list[NotificationGroup]) -> list[Not
         elif isinstance(target, Clip) and target.account_id in accounts:
             href = clip_href(target, accounts[target.account_id])
             remote = not target.local
+        elif kind == NotificationType.LIKENESS_USE.value:
+            href = "/settings/likeness/uses"  # web.likeness_settings (the render is theirs)
+        elif kind == NotificationType.LIKENESS_REQUEST.value:
+            href = "/settings/likeness/requests#incoming"
         elif group.latest.render_job_id is not None:
             href = f"/renders/{group.latest.render_job_id}"  # its page (web.create)
         elif kind == NotificationType.ADMIN_SIGN_UP.value:

@@ -46,6 +46,7 @@ __all__ = [
     "find_local",
     "instance_actor_page",
     "profile_page",
+    "profile_page_with",
     "refuse_unavailable",
     "routes",
 ]
@@ -95,17 +96,37 @@ def _profile_context(request: Request, account: Account, tab: str) -> dict[str, 
 
 
 async def _relation(viewer: Account | None, account: Account) -> dict[str, Any]:
-    """The viewer's follow, block and mute of the profile's *account* (its card's buttons)."""
+    """The viewer's follow, block and mute of the profile's *account* (its card's buttons),
+    and asking for their likeness (:func:`web.likeness_settings.cameo_context`)."""
+    from web.likeness_settings import cameo_context  # it imports this module's find_local
+
+    cameo = await cameo_context(viewer, account)
     if viewer is None or viewer.pk == account.pk:
-        return {"follow": None, "blocking": False, "muting": False}
+        return {"follow": None, "blocking": False, "muting": False, **cameo}
     return {
         "follow": (await follow_states(viewer, [account.pk]))[account.pk],
         "blocking": await Block.filter(account_id=viewer.pk, target_id=account.pk).exists(),
         "muting": await Mute.filter(account_id=viewer.pk, target_id=account.pk).exists(),
+        **cameo,
     }
 
 
-async def _clip_tab(request: Request, username: str, *, remixes: bool) -> Response:
+async def profile_page_with(
+    request: Request, username: str, *, status: int = 200, **extra: Any
+) -> Response:
+    """The profile's clips tab with *extra* context (the answer of a cameo request sent
+    from it: :func:`web.likeness_settings.request_cameo`), as a page of its own."""
+    return await _clip_tab(request, username, remixes=False, status=status, extra=extra)
+
+
+async def _clip_tab(
+    request: Request,
+    username: str,
+    *,
+    remixes: bool,
+    status: int = 200,
+    extra: dict[str, Any] | None = None,
+) -> Response:
     account = await find_local(username)
     await refuse_unavailable(account)
     max_id = max_id_param(request)
@@ -124,7 +145,9 @@ async def _clip_tab(request: Request, username: str, *, remixes: bool) -> Respon
     return render(
         request,
         "profile.html",
+        status=status,
         **context,
+        **(extra or {}),
         cards=await clip_cards(viewer, rows, mutes=False),
         here=here,
         max_id=max_id,

@@ -301,6 +301,7 @@ def routes() -> list[BaseRoute]:
         feed,
         for_you,  # For You's reports, "Not interested", /settings/for-you
         invites,  # invite links (settings and admin); it imports _admin_user
+        likeness_settings,  # one's own likeness: /settings/likeness, "Request cameo"
         likenesses,  # likeness verification and the consent audit; it imports _admin_user
         moderation,  # warnings and appeals, the rules; it imports _admin_user
         notifications,
@@ -334,6 +335,7 @@ def routes() -> list[BaseRoute]:
         *confirm.routes(),
         *invites.routes(),
         *likenesses.routes(),
+        *likeness_settings.routes(),  # before the clip pages' /@{username}/{clip_id}
         *settings.routes(),
         *clip_routes(),
         *feed.routes(),

@@ -249,35 +249,11 @@ async def policy(ctx: Ctx) -> Response:
 
 
 async def _named_account(ctx: Ctx) -> Account:
-    account_id = ctx.params.id("account_id")
-    acct = ctx.params.text("acct", max_length=320)
-    if account_id is None and not acct:
-        raise Invalid("account_id or acct is required")
-    try:
-        return await svc.find_owner(
-            account_id=account_id, acct=acct, local_domain=ctx.settings.domain
-        )
-    except NotFound:
-        remote = await _resolve_remote(ctx, acct) if account_id is None and acct else None
-        if remote is None:
-            raise
-        return remote
-
-
-async def _resolve_remote(ctx: Ctx, acct: str) -> Account | None:
-    """An account of another instance named ``user@domain`` we do not know yet, looked up
-    (WebFinger, then its actor) so that it can be asked for its likeness."""
-    from activitypub.federation.actors import ActorError, resolve_acct
-    from activitypub.federation.context import get_federation
-
-    name, _, domain = acct.strip().removeprefix("@").partition("@")
-    if not name or not domain or domain.lower() == ctx.settings.domain.lower():
-        return None
-    try:
-        account = await resolve_acct(get_federation(ctx.settings), f"{name}@{domain}")
-    except ActorError:
-        return None
-    return None if account.suspended else account
+    return await svc.named_account(
+        account_id=ctx.params.id("account_id"),
+        acct=ctx.params.text("acct", max_length=320),
+        settings=ctx.settings,
+    )
 
 
 @endpoint(*_WRITE, user=True)

@@ -13,7 +13,8 @@ inbox POSTs             :data:`INBOX_BODY_LIMIT` (an activity; Mastodon takes ab
 media uploads           the video size limit Mastodon clients are told, and the parts
                         beside the file
 profile updates         an avatar and a header image, and the fields beside them
-likeness registration   5 reference images and a verification sample (a short video)
+likeness registration   5 reference images and a verification sample (a short video),
+                        by the API or the settings page
 domain blocks' CSV      :data:`DOMAIN_CSV_LIMIT` (``/admin/domains/import``)
 the web's create form   an input still (:data:`IMAGE_SIZE_LIMIT`) and the fields beside it
 anything else           :data:`FORM_BODY_LIMIT`: the API's JSON and form bodies, the OAuth
@@ -75,6 +76,9 @@ _MEDIA = BodyClass("a media upload", MEDIA_BODY_LIMIT)
 _PROFILE = BodyClass("a profile update", PROFILE_BODY_LIMIT)
 _FORM = BodyClass("a form or JSON body", FORM_BODY_LIMIT)
 _LIKENESS = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=6)
+# The settings page's form: a person choosing too many stills is told so in the page (the
+# service counts them), not refused for the parts alone; the bytes are bounded the same.
+_LIKENESS_PAGE = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=12)
 _CREATE = BodyClass("a render request with its still", IMAGE_SIZE_LIMIT + _UPLOAD_SLACK)
 _DOMAIN_CSV = BodyClass("a CSV of domain blocks", DOMAIN_CSV_LIMIT + _UPLOAD_SLACK, files=1)
 _DOMAIN_CSV_PATH = "/admin/domains/import"
@@ -83,6 +87,7 @@ _LIKENESS_PATH = re.compile(r"/api/fedisora/v1/likeness/?")
 _MEDIA_PATH = re.compile(r"/api/v[12]/media/?")
 _PROFILE_PATH = re.compile(r"/api/v1/accounts/update_credentials/?")
 _PROFILE_PAGE = re.compile(r"/settings/profile/?")  # the settings page's form (web.settings)
+_LIKENESS_PAGE_PATH = "/settings/likeness/register"  # web.likeness_settings
 
 
 def body_class(method: str, path: str) -> BodyClass:
@@ -94,6 +99,8 @@ def body_class(method: str, path: str) -> BodyClass:
             return _MEDIA
         if _LIKENESS_PATH.fullmatch(path):
             return _LIKENESS
+        if path == _LIKENESS_PAGE_PATH:
+            return _LIKENESS_PAGE
         if _PROFILE_PAGE.fullmatch(path):
             return _PROFILE
         if path == _CREATE_PATH:

@@ -97,8 +97,10 @@ __all__ = [
     "grants_of",
     "is_admin",
     "local_likenesses",
+    "named_account",
     "new_challenge",
     "normalise_reference",
+    "open_challenge",
     "private_dir",
     "record_use",
     "reference_paths",
@@ -112,6 +114,7 @@ __all__ = [
     "restrictions_digest",
     "revoke_grant",
     "revoke_likeness",
+    "standing",
     "update_policy",
     "usable_likenesses",
     "uses_of",
@@ -296,7 +299,7 @@ def _verification_kind(raw: bytes) -> tuple[str, str]:
     """(content type, file suffix) of a verification sample: a still image (decoded and
     re-encoded) or a short MP4/QuickTime video (recognised by its ``ftyp`` box)."""
     if not raw:
-        raise LikenessInputError("verification is empty")
+        raise LikenessInputError("verification sample is missing or empty")
     if len(raw) > MAX_VERIFICATION_BYTES:
         raise LikenessInputError(
             f"verification is {len(raw) / 1048576:.1f} MB; at most "
@@ -406,6 +409,19 @@ async def new_challenge(account: Account, *, now: datetime | None = None) -> Lik
     )
 
 
+async def open_challenge(
+    account: Account, *, now: datetime | None = None
+) -> LikenessChallenge | None:
+    """*account*'s newest challenge still usable (unexpired, never used), if any: a page shows
+    it again on a reload rather than handing out a new code each time."""
+    now = now or utcnow()
+    return (
+        await LikenessChallenge.filter(account_id=account.pk, consumed_at=None, expires_at__gt=now)
+        .order_by("-id")
+        .first()
+    )
+
+
 async def register(
     account: Account,
     *,
@@ -431,11 +447,15 @@ async def register(
     now = now or utcnow()
     if not 1 <= len(references) <= MAX_REFERENCE_IMAGES:
         raise LikenessInputError(
-            f"reference_images: send 1 to {MAX_REFERENCE_IMAGES} images, not {len(references)}"
+            f"reference images: send 1 to {MAX_REFERENCE_IMAGES} stills of your face, not "
+            f"{len(references)}"
         )
     code = (challenge or "").strip()
     if not code or len(code) > 32:
-        raise LikenessInputError("challenge is required: get one from GET .../likeness/challenge")
+        raise LikenessInputError(
+            "challenge is required: get a code first (GET .../likeness/challenge, or the "
+            "Likeness page of the settings)"
+        )
     row = await LikenessChallenge.get_or_none(code=code, account_id=account.pk)
     if row is None:
         raise LikenessInputError("challenge: unknown code (it must be one given to you)")
@@ -445,7 +465,7 @@ async def register(
         raise LikenessInputError("challenge: this code expired; get a new one")
     existing = await get_likeness(account)
     if existing is not None and existing.state == LikenessState.VERIFIED:
-        raise Conflict("your likeness is verified; revoke it (DELETE) before registering anew")
+        raise Conflict("your likeness is verified; revoke it before registering anew")
 
     def prepare() -> tuple[list[str], str, str]:
         images = [
@@ -1088,6 +1108,40 @@ async def find_owner(
     return account
 
 
+async def named_account(
+    *, account_id: int | None = None, acct: str | None = None, settings: Settings
+) -> Account:
+    """The account a person names to ask for a likeness or to grant theirs: by id, or by
+    ``name`` / ``@name`` / ``name@domain`` (:func:`find_owner`); an account of another instance
+    not known here yet is looked up (WebFinger, then its actor) so that it can be asked or
+    granted. 404 when there is none (or it is suspended), 422 when nothing is named. The API
+    and the web pages name accounts through this one function."""
+    acct = (acct or "").strip() or None
+    if account_id is None and not acct:
+        raise Invalid("account_id or acct is required")
+    try:
+        return await find_owner(account_id=account_id, acct=acct, local_domain=settings.domain)
+    except NotFound:
+        remote = await _resolve_remote(acct, settings) if account_id is None and acct else None
+        if remote is None:
+            raise
+        return remote
+
+
+async def _resolve_remote(acct: str, settings: Settings) -> Account | None:
+    from activitypub.federation.actors import ActorError, resolve_acct
+    from activitypub.federation.context import get_federation
+
+    name, _, domain = acct.strip().removeprefix("@").partition("@")
+    if not name or not domain or domain.lower() == settings.domain.lower():
+        return None
+    try:
+        account = await resolve_acct(get_federation(settings), f"{name}@{domain}")
+    except ActorError:
+        return None
+    return None if account.suspended else account
+
+
 async def request_use(
     requester: Account,
     owner: Account,
@@ -1125,8 +1179,7 @@ async def request_use(
     digest = restrictions_digest(likeness.restrictions)
     if likeness.restrictions and not accept_restrictions:
         raise Invalid(
-            f"@{owner.acct} asks you to accept these restrictions first (accept_restrictions="
-            f"true): {likeness.restrictions}"
+            f"@{owner.acct} asks you to accept these restrictions first: {likeness.restrictions}"
         )
     pending = await LikenessRequest.get_or_none(
         requester_id=requester.pk, owner_id=owner.pk, state="pending"
@@ -1454,7 +1507,9 @@ async def uses_of(
 
 async def remove_from_clip(owner: Account, use_id: int, *, engine: Any = None) -> LikenessUse:
     """Remove *owner* from the clip (or draft) of one use: a local clip is deleted (its
-    Delete federates), a render still in progress is cancelled."""
+    Delete federates), a render still in progress is cancelled; a clip (or draft) hosted on
+    another instance is taken down there by revoking, with a take-down, the grant it was made
+    with (:func:`revoke_grant`)."""
     from fedisora.services.posts import delete_clip
     from render.service import cancel_render
 
@@ -1466,12 +1521,15 @@ async def remove_from_clip(owner: Account, use_id: int, *, engine: Any = None) -
     remote_clip = (
         await Clip.get_or_none(pk=use.clip_id, local=False) if use.clip_id is not None else None
     )
-    if remote_clip is not None:
+    # A use another instance reported (its LikenessUse notice) whose clip or draft is not
+    # held here is hosted there, as a remote clip is.
+    reported = use.remote and use.clip_id is None and use.render_job_id is None
+    if remote_clip is not None or reported:
         # A clip hosted on another instance: the owner takes back the grant it was published
         # with, with a take-down. The signed revocation goes to the hosting instance, which
         # deletes the clip (its Delete federates) and refuses new uses of that grant.
         grant_row = await LikenessGrant.get_or_none(pk=use.grant_id) if use.grant_id else None
-        if grant_row is None:
+        if grant_row is None and remote_clip is not None:
             uri = await Cameo.filter(clip_id=remote_clip.pk, account_id=owner.pk).values_list(
                 "consent_uri", flat=True
             )
@@ -1553,6 +1611,18 @@ async def restrictions_accepted(requester: Account, owner: Account) -> bool:
     return await LikenessRequest.filter(
         requester_id=requester.pk, owner_id=owner.pk, state="pending", accepted_restrictions=digest
     ).exists()
+
+
+async def standing(requester: Account, owner: Account) -> str:
+    """Where *requester* stands with *owner*'s likeness, as the owner's profile page tells
+    them: ``usable`` (they could use it now), ``pending`` (a request of theirs waits for the
+    owner), else ``""``."""
+    if await _could_use(requester, owner):
+        return "usable"
+    pending = await LikenessRequest.filter(
+        requester_id=requester.pk, owner_id=owner.pk, state="pending"
+    ).exists()
+    return "pending" if pending else ""
 
 
 async def _could_use(requester: Account, owner: Account) -> bool:

@@ -99,7 +99,7 @@ async def test_register_normalises_private_references(db: str, settings: Setting
         (["tiny"], None, "at least 64"),
         (["gif"], None, "GIF image"),
         (None, b"%PDF-1.4 not a still", "verification must be"),
-        (None, b"", "verification is empty"),
+        (None, b"", "verification sample is missing or empty"),
     ],
 )
 async def test_register_refuses_bad_files_and_stores_nothing(

@@ -72,7 +72,7 @@ async def test_every_type_grouped_and_in_words(web: httpx.ASGITransport) -> None
         "mention": "Bob Builder @bob mentioned you in a comment",
         "fedisora.remix": "Bob Builder @bob remixed your clip in their remix",
         "fedisora.likeness_use": "Bob Builder @bob used your likeness in a clip",
-        "fedisora.likeness_request": "Bob Builder @bob asked to use your likeness",
+        "fedisora.likeness_request": "Bob Builder @bob asked to use your likeness: answer",
         "status": "Bob Builder @bob posted a new clip",
         "update": "Bob Builder @bob edited a clip you interacted with",
         "fedisora.render_finished": "Your render is ready: see it and publish it",
@@ -86,12 +86,32 @@ async def test_every_type_grouped_and_in_words(web: httpx.ASGITransport) -> None
     assert f'<a class="note-target" href="/@ann/{clip.pk}">' in shown["reblog"][1]
     assert f'<a class="note-target" href="/@bob/{remix.pk}">' in shown["fedisora.remix"][1]
     assert f'href="/@bob/{remix.pk}"' in shown["fedisora.likeness_use"][1]
-    assert "note-target" not in shown["fedisora.likeness_request"][1]
+    # a likeness request links to the requests to answer (web.likeness_settings)
+    answer = '<a class="note-target" href="/settings/likeness/requests#incoming">answer</a>'
+    assert answer in shown["fedisora.likeness_request"][1]
     assert f'href="/renders/{job.pk}"' in shown["fedisora.render_finished"][1]
     # the comment page the mention links to opens in a browser
     async with logged_in(web, "ann") as http:
         page = await http.get(f"/users/bob/comments/{reply.pk}")
         assert page.status_code == 200 and "what a sea" in page.text
+
+
+async def test_a_use_of_ones_likeness_in_a_render_links_to_the_uses(
+    web: httpx.ASGITransport,
+) -> None:
+    ann = await local_account("ann")
+    bob = await local_account("bob")
+    job = await RenderJob.create(account=bob, state="ready", spec={"prompt": "ann dances"})
+    await notify(
+        ann, NotificationType.LIKENESS_USE, dedupe_key="u1", from_account=bob, render_job=job
+    )
+    async with logged_in(web, "ann") as http:
+        (kind, words, markup), *_ = notes((await http.get("/notifications")).text)
+        # bob's render is not ann's page: the uses of her likeness are
+        assert kind == "fedisora.likeness_use"
+        assert words == "@bob used your likeness in a render (not posted): see the uses"
+        assert 'href="/settings/likeness/uses"' in markup and "/renders/" not in markup
+        assert (await http.get("/settings/likeness/uses")).status_code == 200
 
 
 async def test_a_notification_about_a_clip_no_longer_visible_is_not_shown(
