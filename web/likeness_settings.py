@@ -61,7 +61,7 @@ from fedisora.services.visibility import can_see_clip
 from web.clips import author_href
 from web.comment_pages import clip_href
 from web.pages import render
-from web.sessions import check_csrf, current_session
+from web.sessions import SUSPENDED_PAGE, check_csrf, current_session
 from web.settings import _logged_in
 
 __all__ = ["HERE", "PAGE", "cameo_context", "routes"]
@@ -372,7 +372,9 @@ async def revoke(request: Request) -> Response:
             except FedisoraError as exc:
                 error, status = _words(exc), exc.status
             else:
-                return RedirectResponse(f"{HERE}?done=revoked", status_code=303)
+                # a suspended account's session reaches only its suspension page besides this
+                done = SUSPENDED_PAGE if live.restricted else f"{HERE}?done=revoked"
+                return RedirectResponse(done, status_code=303)
     given, _ = await svc.grants_of(me)
     return render(
         request,

@@ -34,9 +34,11 @@ from fedisora.models import (
     AppealState,
     Clip,
     Comment,
+    LikenessState,
     Rule,
     utcnow,
 )
+from fedisora.services import likeness as likeness_svc
 from fedisora.services import moderation, rules
 from web.clips import session_account
 from web.comment_pages import clip_href, comment_href
@@ -137,9 +139,11 @@ async def suspended_page(request: Request) -> Response:
     if notice is not None:
         appeal = await Appeal.get_or_none(account_warning_id=notice.pk)
     state = str(getattr(appeal.state, "value", appeal.state)) if appeal is not None else ""
+    likeness = await likeness_svc.get_likeness(live.account)
     return render(
         request,
         "suspended.html",
+        has_likeness=likeness is not None and likeness.state != LikenessState.REVOKED,
         account=live.account,
         suspended=True,
         notice=notice,

@@ -15,8 +15,8 @@ cookies are HttpOnly, SameSite=Lax, and Secure unless the instance runs on plain
 
 A suspended account's session is restricted (:func:`fedisora.services.sessions.is_restricted`)
 and the middleware is its one gate: such a browser reaches :data:`SUSPENDED_PAGE` (why, and
-what it can still do), its warnings and the appeal form, the export of its clips, the login
-and the logout (:data:`RESTRICTED_PATHS`); any other page is a redirect to
+what it can still do), its warnings and the appeal form, the export of its clips, revoking its
+likeness, the login and the logout (:data:`RESTRICTED_PATHS`); any other page is a redirect to
 :data:`SUSPENDED_PAGE` (a GET) or a 403 page saying so (a form's POST), before any handler
 runs. The API and the machine endpoints (:data:`_NOT_PAGES`) never read this session: for
 them the browser is anonymous, and its tokens are refused as they always were.
@@ -90,10 +90,12 @@ SUSPENDED_PAGE = "/settings/suspended"
 """Where a suspended account's browser lands: why, and what it can still do (web.moderation)."""
 RESTRICTED_PATHS = re.compile(
     r"/settings/suspended|/settings/warnings(/\d{1,20}/appeal)?|/settings/export(\.zip)?"
-    r"|/login|/logout"
+    r"|/settings/likeness/revoke|/login|/logout"
 )
 """The pages a restricted (suspended) session reaches, matched whole: its suspension, its
-warnings and the appeal form, the export of its clips, logging in (as someone else) and out."""
+warnings and the appeal form, the export of its clips, taking back its likeness (consent to
+a person's likeness is never held hostage by a suspension), logging in (as someone else) and
+out."""
 _NOT_PAGES = (
     "/api/",
     "/oauth/token",

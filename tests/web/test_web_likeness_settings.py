@@ -544,3 +544,33 @@ async def test_every_form_of_these_pages_needs_the_csrf_token(
     likeness = await Likeness.get(account_id=ann.pk)
     assert likeness.state == LikenessState.VERIFIED and likeness.audience == "approved"
     assert await LikenessRequest.all().count() == 1
+
+
+async def test_a_suspended_account_can_still_take_back_its_likeness(
+    web: httpx.ASGITransport, settings: Settings
+) -> None:
+    """Consent to a person's likeness is never held by a suspension: the restricted session
+    reaches the revocation (and nothing else of these pages) from its suspension page."""
+    from fedisora.services import moderation
+
+    boss = await local_account("boss", admin=True)
+    ann = await local_account("ann")
+    bob = await local_account("bob")
+    await verified_likeness(ann, settings, audience="approved")
+    grant = await svc.grant(ann, bob)
+    await moderation.act_on_account(ann, "suspend", by=boss, text="Spam.")
+    async with logged_in(web, "ann") as http:
+        page = await http.get("/settings/suspended")
+        assert 'href="/settings/likeness/revoke"' in page.text
+        for other in (L, f"{L}/requests", f"{L}/grants", f"{L}/uses"):
+            r = await http.get(other)
+            assert r.status_code == 303 and r.headers["location"] == "/settings/suspended"
+        r = await http.get(f"{L}/revoke")
+        assert r.status_code == 200
+        csrf = form_csrf(r.text)
+        r = await http.post(f"{L}/revoke", data={"csrf": csrf, "take_down": "no"})
+        assert r.status_code == 303 and r.headers["location"] == "/settings/suspended"
+        assert (await Likeness.get(account_id=ann.pk)).state == LikenessState.REVOKED
+        assert (await LikenessGrant.get(pk=grant.pk)).revoked_at is not None
+        page = await http.get("/settings/suspended")
+        assert 'href="/settings/likeness/revoke"' not in page.text
