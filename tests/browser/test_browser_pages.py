@@ -188,3 +188,69 @@ async def test_a_suspended_account_in_the_browser_reads_why_and_appeals(
         await assert_accessible(page, f"after the appeal ({kind})")
         await screenshot(page, "suspended-appealed")
     assert page_errors == []
+
+
+async def test_the_likeness_pages_on_a_phone_and_a_desktop(
+    site: Site, new_context: Any, page_errors: list[str]
+) -> None:
+    """A person's likeness pages (state, registration, policy, requests, grants, uses,
+    checks) and another person's profile with its "Request cameo" form: axe finds nothing
+    serious, nothing scrolls sideways; a cameo is requested from the profile through its
+    form (restrictions ticked) and approved by the owner on her requests page."""
+    from likenesses import verified_likeness
+
+    from fedisora.models import LikenessGrant
+
+    for kind, scheme in (("phone", "dark"), ("desktop", "light")):
+        ann, bob, newcomer = await site.user(), await site.user(), await site.user()
+        await verified_likeness(
+            ann,
+            site.served.settings,
+            audience="approved",
+            restrictions="Never in political content <b>please</b>",
+        )
+        context = await new_context(kind, color_scheme=scheme)
+        await site.login(context, bob.username)
+        page = await context.new_page()
+        await page.goto(f"/@{ann.username}")
+        cameo = page.locator("form[action$='/cameo']")
+        assert "Never in political content <b>please</b>" in await cameo.inner_text()
+        await assert_accessible(page, f"profile with a cameo ({kind})")
+        await screenshot(page, "profile-cameo")
+        await cameo.get_by_role("checkbox").check()
+        async with page.expect_navigation():
+            await cameo.get_by_role("button", name="Request cameo").click()
+        assert "waiting" in (await page.locator("#cameo").inner_text()).lower()
+        assert await page.evaluate(NO_SIDEWAYS)
+
+        owner = await new_context(kind, color_scheme=scheme)
+        await site.login(owner, ann.username)
+        page = await owner.new_page()
+        for path, name in (
+            ("/settings/likeness", "likeness"),
+            ("/settings/likeness/requests", "likeness-requests"),
+            ("/settings/likeness/grants", "likeness-grants"),
+            ("/settings/likeness/uses", "likeness-uses"),
+            ("/settings/likeness/checks", "likeness-checks"),
+            ("/settings/likeness/revoke", "likeness-revoke"),
+        ):
+            response = await page.goto(path)
+            assert response is not None and response.status == 200, path
+            assert await page.evaluate(NO_SIDEWAYS), f"{path} scrolls sideways ({kind})"
+            await assert_accessible(page, f"{path} ({kind})")
+            await screenshot(page, name)
+        await page.goto("/settings/likeness/requests")
+        incoming = page.locator("form[action$='/approve']")
+        async with page.expect_navigation():
+            await incoming.get_by_role("button").first.click()
+        assert await LikenessGrant.filter(owner_id=ann.pk, grantee_id=bob.pk).exists()
+        await page.goto("/settings/likeness/grants")
+        assert bob.username in await page.locator("main").inner_text()
+
+        fresh = await new_context(kind, color_scheme=scheme)
+        await site.login(fresh, newcomer.username)
+        page = await fresh.new_page()
+        await page.goto("/settings/likeness")
+        await assert_accessible(page, f"likeness registration ({kind})")
+        await screenshot(page, "likeness-new")
+    assert page_errors == []
