@@ -6,7 +6,10 @@ not allowed in limited federation; checked before the body is read or any signat
 and counted, :func:`fedisora.services.domain_blocks.count_refusal`), size (413), a signature
 at all (401), JSON shape (400), the actor's host blocked (403, as the key's), signature
 (400 malformed / 401 bad),
-signer is the activity's actor (401), the actor's and its host's held activities under their
+an object integrity proof when the activity carries one (FEP-8b32 ``eddsa-jcs-2022``, by a
+key of the actor: 401 with the reason when it does not hold, whoever signed the request),
+signer is the activity's actor or the activity is proven by it (a forwarded activity: 401
+otherwise), the actor's and its host's held activities under their
 caps (429, :mod:`activitypub.federation.inbox_limits`). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
 effect) and answered 202; the InboxItem machine (:mod:`activitypub.federation.inbox`)
@@ -33,7 +36,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from activitypub import objects
-from activitypub.errors import SignatureError, UnknownKey
+from activitypub.errors import ProofError, SignatureError, UnknownKey
 from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
 from activitypub.federation.inbox import INBOX_GRAPH
@@ -47,7 +50,12 @@ from activitypub.federation.render import (
     iso,
 )
 from activitypub.federation.rows import insert_grouped
-from activitypub.federation.verify import UNKNOWN_KEY, signed_request, verify_signer
+from activitypub.federation.verify import (
+    UNKNOWN_KEY,
+    signed_request,
+    verify_proof_of,
+    verify_signer,
+)
 from activitypub.signatures.request import Headers
 from fedisora import ratelimits, urls
 from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
@@ -713,13 +721,23 @@ async def inbox(request: Request) -> Response:
         if _is_gone_actor_delete(payload, actor_id):
             return Response(status_code=202)  # a deleted actor's key cannot be fetched any more
         return _refuse(request, exc.http_status, _signature_refusal(exc))  # verify logs why
+    proven: Account | None = None
+    if "proof" in payload:  # FEP-8b32: verified whoever signed the request; a bad one refused
+        try:
+            proven = await verify_proof_of(fed, payload, actor_id)
+        except ProofError as exc:
+            return _refuse(request, 401, f"the activity's proof does not hold: {exc.reason}")
     if signer.uri != actor_id:
-        return _refuse(
-            request,
-            401,
-            "the signing key is not the actor's",
-            f"signed by {signer.uri}, not by the actor {actor_id}",
-        )
+        if proven is None:
+            return _refuse(
+                request,
+                401,
+                "the signing key is not the actor's, and no proof of the actor's is attached",
+                f"signed by {signer.uri}, not by the actor {actor_id}",
+            )
+        # A forwarded activity (a relay, a reply forwarded by the thread's server): the
+        # actor's own proof vouches for it; the HTTP signer only carried it.
+        signer = proven
     if not objects.same_origin(activity_id, actor_id):
         return _refuse(request, 400, "the activity id is not on the actor's host")
     if signer.suspended_at is not None:

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from starlette.requests import Request as HttpRequest
 
-from activitypub.errors import SignatureInvalid, UnknownKey, UnsupportedSignature
+from activitypub import integrity, objects
+from activitypub.errors import (
+    InvalidProof,
+    ProofError,
+    SignatureInvalid,
+    UnknownKey,
+    UnsupportedSignature,
+)
 from activitypub.federation.actors import ActorError, key_for
 from activitypub.federation.context import Federation
 from activitypub.signatures import Request, parse_signature, precheck, verify_prechecked
 from activitypub.signatures.request import Headers
 from fedisora.models import Account
 
-__all__ = ["UNKNOWN_KEY", "signed_request", "verify_signer"]
+__all__ = ["UNKNOWN_KEY", "signed_request", "verify_proof_of", "verify_signer"]
 
 log = logging.getLogger("fedisora.federation")
 
@@ -94,3 +103,43 @@ async def verify_signer(fed: Federation, request: Request) -> Account:
     verify_prechecked(parsed, request, key)
     log.info("key of %s was rotated; verified with the refetched key", account.uri)
     return account
+
+
+async def verify_proof_of(fed: Federation, payload: dict[str, Any], actor_id: str) -> Account:
+    """The actor *actor_id*, when *payload* carries a valid FEP-8b32 proof (a
+    ``DataIntegrityProof``, ``eddsa-jcs-2022``) made with one of its keys.
+
+    The proof's ``verificationMethod`` must be a key of the actor's own document (its FEP-521a
+    ``assertionMethod`` Multikey, as :func:`~activitypub.federation.actors.key_for` reads
+    it), fetched when not cached; a proof that fails with the cached key is tried once more
+    with the actor fetched again (a rotated key). Raises :class:`ProofError` with the reason
+    (a key of someone else, no such key, an unknown cryptosuite, a tampered activity, a
+    ``created`` far in the future...)."""
+    proof = payload.get("proof")
+    method = proof.get("verificationMethod") if isinstance(proof, dict) else None
+    if not isinstance(method, str) or not method:
+        raise InvalidProof("the proof names no verificationMethod")
+    if objects.id_of(method.split("#", 1)[0]) != actor_id:
+        raise InvalidProof(f"the proof's key {method[:200]} is not the actor's ({actor_id})")
+    last: ProofError | None = None
+    for refresh in (False, True):
+        try:
+            found = await key_for(fed, method, refresh=refresh)
+        except ActorError as exc:
+            log.info("cannot get proof key %s: %s", method, exc)
+            raise InvalidProof("the proof's key could not be fetched") from exc
+        if found is None:
+            if last is not None:
+                raise last
+            raise InvalidProof(f"the actor lists no key {method[:200]}")
+        account, key = found
+        if account.uri != actor_id or not isinstance(key, ed25519.Ed25519PublicKey):
+            raise InvalidProof(f"{method[:200]} is not an Ed25519 key of the actor")
+        try:
+            integrity.verify(payload, key)
+        except ProofError as exc:
+            last = exc
+            continue
+        return account
+    assert last is not None
+    raise last

@@ -101,6 +101,8 @@ async def test_a_key_of_another_actor_is_refused_without_naming_it(
     with caplog.at_level(logging.WARNING, logger="fedisora.federation"):
         r = await guarded.post("/inbox", content=body, headers=headers)
     assert r.status_code == 401
-    assert r.json() == {"error": "the signing key is not the actor's"}
+    assert r.json() == {
+        "error": "the signing key is not the actor's, and no proof of the actor's is attached"
+    }
     assert f"signed by {rita.uri}, not by the actor {mallory}" in caplog.text
     assert await InboxItem.all().count() == 0

@@ -147,7 +147,9 @@ async def test_refusals(client: httpx.AsyncClient, federation: Federation) -> No
     # Mallory signs an activity claiming to be Rita's.
     r = await post(client, mallory, activity)
     assert r.status_code == 401
-    assert r.json() == {"error": "the signing key is not the actor's"}
+    assert r.json() == {
+        "error": "the signing key is not the actor's, and no proof of the actor's is attached"
+    }
 
     # A right key with a wrong signature (another key, same key id).
     r = await post(client, rita, activity, private_key=keys.generate_rsa_key())

@@ -1,0 +1,133 @@
+"""Object integrity proofs on incoming activities (FEP-8b32, ``eddsa-jcs-2022``; issue 19,
+point 2): an activity with a valid proof by its actor's Ed25519 key (the FEP-521a Multikey of
+its actor document) is accepted even when another server signed the HTTP request (a relay,
+a thread's server forwarding a reply); a proof that does not hold is refused with its reason
+whoever signed the request, and nothing is stored; a forwarded activity without a proof is
+refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from factories import local_account, rendered_video
+from fedhelpers import DOMAIN, RemoteActor, make_remote
+
+from activitypub import integrity, keys
+from activitypub.federation.context import Federation
+from fedisora.config import Settings
+from fedisora.models import Account, InboxItem, Like
+from fedisora.services import posts
+from fedisora.work.machines import build_engine
+
+INBOX = f"https://{DOMAIN}/inbox"
+
+
+async def _with_ed25519(remote: RemoteActor) -> ed25519.Ed25519PrivateKey:
+    """Give *remote*'s cached actor an Ed25519 Multikey, as a Fedify actor publishes one."""
+    key = keys.generate_ed25519_key()
+    await Account.filter(pk=remote.account.pk).update(
+        ed25519_public_multibase=keys.public_key_to_multibase(key.public_key())
+    )
+    return key
+
+
+def _like(remote: RemoteActor, clip_uri: str, n: int = 1) -> dict[str, Any]:
+    return {
+        "@context": ["https://www.w3.org/ns/activitystreams", integrity.DATA_INTEGRITY_CONTEXT],
+        "id": f"{remote.uri}#likes/{n}",
+        "type": "Like",
+        "actor": remote.uri,
+        "object": clip_uri,
+    }
+
+
+def _signed(
+    doc: dict[str, Any], key: ed25519.Ed25519PrivateKey, method: str, **when: Any
+) -> dict[str, Any]:
+    created = when.get("created", datetime.now(UTC) - timedelta(seconds=5))
+    return integrity.sign(doc, key, method, created=created)
+
+
+async def _post(
+    client: httpx.AsyncClient, sender: RemoteActor, activity: dict[str, Any]
+) -> httpx.Response:
+    body, headers = sender.signed(INBOX, activity)
+    return await client.post("/inbox", content=body, headers=headers)
+
+
+async def _process(settings: Settings) -> list[str]:
+    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine.context["settings"] = settings
+    for row in await InboxItem.filter(state="received").order_by("id"):
+        await engine.advance("inbox_items", row.pk)
+    return [i.state for i in await InboxItem.all().order_by("id")]
+
+
+async def test_a_forwarded_activity_with_its_actors_proof_is_accepted(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="a storm at sea")
+    rita = await make_remote()
+    relay = await make_remote("relay", domain="relay.example")
+    key = await _with_ed25519(rita)
+    like = _signed(_like(rita, clip.uri), key, f"{rita.uri}#ed25519-key")
+    r = await _post(client, relay, like)  # HTTP-signed by the relay, proven by rita
+    assert r.status_code == 202, r.text
+    assert await _process(settings) == ["processed"]
+    [stored] = await Like.all()
+    assert stored.account_id == rita.account.pk and stored.clip_id == clip.pk
+
+    # the same from rita herself, with her proof: accepted too
+    again = _signed(_like(rita, clip.uri, 2), key, f"{rita.uri}#ed25519-key")
+    assert (await _post(client, rita, again)).status_code == 202
+
+
+async def test_proofs_that_do_not_hold_are_refused_with_their_reason(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="a storm at sea")
+    rita = await make_remote()
+    otto = await make_remote("otto", domain="otto.example")
+    relay = await make_remote("relay", domain="relay.example")
+    key = await _with_ed25519(rita)
+    otto_key = await _with_ed25519(otto)
+    method = f"{rita.uri}#ed25519-key"
+
+    tampered = _signed(_like(rita, clip.uri), key, method)
+    tampered["object"] = f"https://{DOMAIN}/users/ann"
+    wrong_key = _signed(_like(rita, clip.uri, 2), otto_key, method)  # otto's key, rita's name
+    others_key = _signed(_like(rita, clip.uri, 3), otto_key, f"{otto.uri}#ed25519-key")
+    rsa_named = _signed(_like(rita, clip.uri, 4), key, f"{rita.uri}#main-key")
+    future = _signed(
+        _like(rita, clip.uri, 5), key, method, created=datetime.now(UTC) + timedelta(hours=2)
+    )
+    suite = _signed(_like(rita, clip.uri, 6), key, method)
+    suite["proof"]["cryptosuite"] = "eddsa-rdfc-2022"
+    cases = [
+        (tampered, "does not verify"),
+        (wrong_key, "does not verify"),
+        (others_key, "is not the actor's"),
+        (rsa_named, "is not an Ed25519 key"),
+        (future, "in the future"),
+        (suite, "unknown cryptosuite"),
+    ]
+    for sender in (relay, rita):  # forwarded, and from the actor itself
+        for activity, reason in cases:
+            r = await _post(client, sender, activity)
+            assert r.status_code == 401, (sender.uri, activity["id"], r.text)
+            assert reason in r.json()["error"], r.text
+    # an actor that publishes no Ed25519 key cannot have made a proof
+    nokey = await make_remote("nokey", domain="nokey.example")
+    stray = _signed(_like(nokey, clip.uri), otto_key, f"{nokey.uri}#ed25519-key")
+    r = await _post(client, relay, stray)
+    assert r.status_code == 401 and "lists no key" in r.json()["error"], r.text
+    # forwarded without any proof: the relay cannot speak for rita
+    r = await _post(client, relay, _like(rita, clip.uri, 7))
+    assert r.status_code == 401 and "no proof" in r.json()["error"]
+    assert not await InboxItem.exists()
+    assert not await Like.exists()
