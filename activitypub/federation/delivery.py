@@ -49,7 +49,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import domain_blocks
+from fedisora.services import domain_blocks, events
 from fedisora.services.events import Event
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
@@ -537,7 +537,53 @@ async def _report_forwarded(actor: Account, data: dict[str, Any]) -> Audience | 
 
 
 #: Builders of further activities for an event (none, one or several each).
+FORWARDED = "activity.forwarded"
+"""The event of a remote activity this server forwards as received (:func:`forward_reply`)."""
+
+
+async def forward_reply(
+    conn: BaseDBAsyncClient, activity: dict[str, Any], comment: Comment, clip: Clip
+) -> None:
+    """Forward a remote reply in a thread this server holds, as received (its actor's proof
+    unchanged), to the remote followers of the local clip's author and the thread's remote
+    people not on the reply's own server: Mastodon's inbox forwarding, so that a thread
+    reads the same everywhere. Only an activity carrying its actor's FEP-8b32 proof is
+    forwarded (what another server can verify without asking us), only for a public or
+    unlisted reply to a local clip. Written in *conn*, the transaction that stores the
+    reply: it is forwarded exactly once."""
+    if not clip.local or comment.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
+        return
+    if not isinstance(activity.get("proof"), dict):
+        return
+    author = await Account.get(pk=clip.account_id, using_db=conn)
+    people = [m.account_id for m in await Mention.filter(comment_id=comment.pk).using_db(conn)]
+    if comment.parent_id is not None:
+        parent = await Comment.get_or_none(pk=comment.parent_id, using_db=conn)
+        if parent is not None:
+            people.append(parent.account_id)
+    await events.emit(
+        conn,
+        FORWARDED,
+        author.pk,
+        activity=activity,
+        people=people,
+        origin=domain_of(comment.uri),
+    )
+
+
+async def _forwarded(actor: Account, data: dict[str, Any]) -> list[Audience]:
+    activity = data.get("activity")
+    if not isinstance(activity, dict):
+        return []
+    origin = data.get("origin")
+    recipients = await _remote([int(i) for i in data.get("people") or ()])
+    recipients += await _remote_followers(actor)
+    kept = {a.pk: a for a in recipients if a.domain != origin}
+    return [(activity, list(kept.values()))] if kept else []
+
+
 _MORE: dict[str, Callable[[Account, dict[str, Any]], Awaitable[list[Audience]]]] = {
+    FORWARDED: _forwarded,
     "clip.created": _quote_requested,
     "clip.deleted": _quote_authorizations_revoked,
     "account.deleted": _account_deleted,

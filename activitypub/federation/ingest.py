@@ -20,11 +20,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from activitypub import objects
 from activitypub.federation import cameo_clips, likeness
 from activitypub.federation.actors import ActorError, domain_of, fetch_actor, store_actor
 from activitypub.federation.context import Federation
-from activitypub.federation.delivery import enqueue
+from activitypub.federation.delivery import enqueue, forward_reply
 from activitypub.federation.http import BlockedHost, FetchError
 from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
 from activitypub.federation.moves import MoveRefused, apply_move
@@ -385,7 +387,7 @@ async def _create(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     note = _parse(obj)
     _check_authorship(actor, note)
     if note.in_reply_to:
-        await _store_comment(fed, actor, note)
+        await _store_comment(fed, actor, note, activity)
     elif note.video is not None:
         if await Clip.filter(uri=note.id).exists():
             raise Ignored(f"{note.id} is known already")
@@ -544,7 +546,9 @@ async def _save_clip(
     )
 
 
-async def _store_comment(fed: Federation, author: Account, note: objects.ParsedNote) -> None:
+async def _store_comment(
+    fed: Federation, author: Account, note: objects.ParsedNote, activity: dict[str, Any]
+) -> None:
     if await Comment.filter(uri=note.id).exists():
         raise Ignored(f"{note.id} is known already")
     parent_target = await _target(note.in_reply_to)
@@ -574,7 +578,11 @@ async def _store_comment(fed: Federation, author: Account, note: objects.ParsedN
         created_at=_parse_time(note.published) or utcnow(),
     )
     mentioned = await _mentioned_locals(note)
-    await interactions.store_comment(row, author, clip, parent, mentioned=mentioned)
+
+    async def forward(conn: BaseDBAsyncClient) -> None:
+        await forward_reply(conn, activity, row, clip)
+
+    await interactions.store_comment(row, author, clip, parent, mentioned=mentioned, then=forward)
 
 
 async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:

@@ -83,6 +83,7 @@ KINDS = frozenset(
         "likeness.federate",  # a consent activity, prepared (activitypub.federation.likeness)
         "likeness.revoked",
         "report.forwarded",  # a report sent on as a Flag by the instance actor (services.reports)
+        "activity.forwarded",  # a remote reply forwarded as received (federation.delivery)
     }
 )
 

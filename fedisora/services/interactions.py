@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
@@ -168,9 +169,11 @@ async def store_comment(
     *,
     mentioned: Sequence[Account] = (),
     once: idempotency.Key | None = None,
+    then: Callable[[BaseDBAsyncClient], Awaitable[object]] | None = None,
 ) -> Comment:
     """Save a new comment, local or remote: mentions, counters, the ``Idempotency-Key``
-    *once*, event, notifications, in one transaction.
+    *once*, event, notifications, in one transaction; *then* runs in it last (federation
+    forwards a remote reply there, exactly once).
 
     Callers check permissions and build the unsaved row. Used by :func:`comment` and by
     federation for remote replies.
@@ -203,6 +206,8 @@ async def store_comment(
                 clip=clip,
                 comment=row,
             )
+        if then is not None:
+            await then(conn)
     await note_action(author, clip, "comment")  # For You (local authors only; the first one)
     return row
 

@@ -23,6 +23,7 @@ from fedisora.services import posts
 from fedisora.work.machines import build_engine
 
 INBOX = f"https://{DOMAIN}/inbox"
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 
 
 async def _with_ed25519(remote: RemoteActor) -> ed25519.Ed25519PrivateKey:
@@ -131,3 +132,60 @@ async def test_proofs_that_do_not_hold_are_refused_with_their_reason(
     assert r.status_code == 401 and "no proof" in r.json()["error"]
     assert not await InboxItem.exists()
     assert not await Like.exists()
+
+
+def _reply(remote: RemoteActor, clip_uri: str, n: int, *, public: bool = True) -> dict[str, Any]:
+    note = {
+        "id": f"{remote.uri}/notes/{n}",
+        "type": "Note",
+        "attributedTo": remote.uri,
+        "inReplyTo": clip_uri,
+        "content": f"<p>what light! ({n})</p>",
+        "published": "2026-12-07T09:00:00Z",
+        "to": ["https://www.w3.org/ns/activitystreams#Public"]
+        if public
+        else [f"{remote.uri}/followers"],
+        "cc": [f"{remote.uri}/followers"] if public else [],
+    }
+    return {
+        "@context": ["https://www.w3.org/ns/activitystreams", integrity.DATA_INTEGRITY_CONTEXT],
+        "id": f"{note['id']}/activity",
+        "type": "Create",
+        "actor": remote.uri,
+        "object": note,
+        "to": note["to"],
+        "cc": note["cc"],
+    }
+
+
+async def test_a_proven_reply_to_a_local_clip_is_forwarded_as_received(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    """Mastodon's inbox forwarding: the reply goes, unchanged (its proof verifiable by
+    anyone), to the clip author's remote followers on other servers than the reply's;
+    a reply without a proof, or not public, is not forwarded."""
+    from fedisora.models import Comment, Delivery
+    from fedisora.services import follows
+
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="a storm at sea")
+    rita = await make_remote()
+    otto = await make_remote("otto", domain="otto.example")
+    rita_friend = await make_remote("rosa")  # on rita's own server
+    for fan in (otto, rita_friend):
+        await follows.follow(fan.account, ann, uri=f"{fan.uri}#follows/1")
+    await Delivery.all().delete()  # the Accepts
+    key = await _with_ed25519(rita)
+    proven = _signed(_reply(rita, clip.uri, 1), key, f"{rita.uri}#ed25519-key")
+    unproven = _reply(rita, clip.uri, 2)
+    private = _signed(_reply(rita, clip.uri, 3, public=False), key, f"{rita.uri}#ed25519-key")
+    for activity in (proven, unproven, private):
+        assert (await _post(client, rita, activity)).status_code == 202
+    assert await _process(settings) == ["processed"] * 3
+    assert await Comment.filter(clip_id=clip.pk).count() == 3
+    forwarded = await Delivery.all()
+    assert [d.inbox_url for d in forwarded] == ["https://otto.example/inbox"]
+    [one] = forwarded
+    assert one.payload == proven and one.sender_id == ann.pk
+    # what otto's server gets verifies by rita's key alone
+    integrity.verify(one.payload, key.public_key())

@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 from apihelpers import login
 from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote
 
-from activitypub import objects
+from activitypub import integrity, keys, objects
 from activitypub.federation import install, uninstall
 from activitypub.federation.context import Federation, set_federation
 from activitypub.federation.delivery import quote_request_id
@@ -407,6 +407,45 @@ async def _setup_blocked_idol(w: World) -> None:
 
 async def _setup_rita_clip(w: World) -> None:
     w.rows["clip"] = await _remote_clip(w, w.rita, 1)
+
+
+async def _setup_reply_forwarding(w: World) -> None:
+    """ann's clip, followed by fan (another server than rita's); rita publishes an Ed25519
+    Multikey, as a Fedify actor does."""
+    w.rows["clip"] = await posts.post_clip(w.ann, await rendered_video(w.ann), caption="sea")
+    await follows.follow(w.fan, w.ann, uri="https://fans.example/users/fan#follows/ann")
+    key = keys.generate_ed25519_key()
+    multibase = keys.public_key_to_multibase(key.public_key())
+    await Account.filter(pk=w.rita.account.pk).update(ed25519_public_multibase=multibase)
+    w.rows["key"] = key
+
+
+async def _act_proven_reply(w: World) -> None:
+    note = {
+        "id": f"{w.rita.uri}/notes/reply",
+        "type": "Note",
+        "attributedTo": w.rita.uri,
+        "inReplyTo": w.rows["clip"].uri,
+        "content": "<p>what light!</p>",
+        "to": [objects.PUBLIC],
+        "cc": [f"{w.rita.uri}/followers"],
+    }
+    create = {
+        "@context": [objects.AS_CONTEXT, integrity.DATA_INTEGRITY_CONTEXT],
+        "id": f"{note['id']}/activity",
+        "type": "Create",
+        "actor": w.rita.uri,
+        "object": note,
+        "to": note["to"],
+        "cc": note["cc"],
+    }
+    key_id = f"{w.rita.uri}#ed25519-key"
+    await _inbox(w, integrity.sign(create, w.rows["key"], key_id, created=utcnow()))
+
+
+async def _act_follow_again(w: World) -> None:
+    follow = {"type": "Follow", "actor": w.rita.uri, "object": w.ann.uri}
+    await _inbox(w, {"id": f"{w.rita.uri}#follows/ann-again", **follow})
 
 
 async def _setup_liked(w: World) -> None:
@@ -993,6 +1032,28 @@ SCENARIOS = [
         {("Create(Note)", REMOTE): 1},
         {("ben", N.MENTION): 1},
         setup=_setup_ben_clip,
+    ),
+    Scenario(
+        "rita's proven reply to ann's clip, forwarded to ann's followers elsewhere",
+        (
+            (INTERACTIONS, "store_comment", "comment.created"),
+            (INTERACTIONS, "store_comment", "notification.created"),
+            ("activitypub/federation/delivery.py", "forward_reply", None),
+        ),
+        _act_proven_reply,
+        {"comment.created": 1, "notification.created": 1, "activity.forwarded": 1},
+        {("Create(Note)", "fans.example"): 1},
+        {("ann", N.MENTION): 1},
+        setup=_setup_reply_forwarding,
+        work="inbox_items",
+    ),
+    Scenario(
+        "rita follows ann again (a new Follow id): accepted again",
+        ((FOLLOWS, "_followed_again", "follow.accepted"),),
+        _act_follow_again,
+        {"follow.accepted": 1},
+        {("Accept(Follow)", REMOTE): 1},
+        work="inbox_items",
     ),
     Scenario(
         "delete a comment",
