@@ -11,7 +11,8 @@ decayed on read by :func:`fedisora.for_you.interest.decayed`):
   a viewer counts once per clip in the clip's ``views_count``, ``completions_count`` and
   ``skips_count`` (the transition of the row's count from zero, under the row's lock).
   Clips that do not exist, were deleted or that the viewer may not see
-  (:func:`fedisora.services.visibility.can_see_clip`) are ignored and counted as such; a
+  (:func:`fedisora.services.visibility.visible_to`, the rule of ``can_see_clip`` for the
+  batch's clips at once) are ignored and counted as such; a
   malformed batch (not a list, more than :data:`MAX_EVENTS`, an unknown type, a negative
   or non-integer ``watch_ms``, or one over :data:`MAX_WATCH_MS`) is refused whole (422).
   Watch time within that bound is *clamped*, not refused, to the clip's length times
@@ -91,7 +92,7 @@ from fedisora.models import (
 )
 from fedisora.services.retention import Fence
 from fedisora.services.text import HASHTAG_RE
-from fedisora.services.visibility import can_see_clip
+from fedisora.services.visibility import can_see_clip, visible_to
 
 __all__ = [
     "ACTIONS",
@@ -399,16 +400,10 @@ async def record_feedback(
     tallies = _parse(events)
     now = now or utcnow()
     ids = sorted(i for i in tallies if i >= 0)
-    clips = {c.pk: c for c in await Clip.filter(pk__in=ids, deleted_at=None)} if ids else {}
-    visible: list[Clip] = []
-    ignored = 0
-    for clip_id, tally in tallies.items():
-        clip = clips.get(clip_id)
-        if clip is None or not await can_see_clip(viewer, clip):
-            ignored += tally.events
-        else:
-            visible.append(clip)
+    found = list(await Clip.filter(pk__in=ids, deleted_at=None).order_by("id")) if ids else []
+    visible = await visible_to(viewer, found)  # (one batch: a fixed number of queries)
     accepted = sum(tallies[c.pk].events for c in visible)
+    ignored = sum(t.events for t in tallies.values()) - accepted
     if not visible:
         return {"accepted": accepted, "ignored": ignored}
     await _ensure_aging()
