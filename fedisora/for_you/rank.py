@@ -35,8 +35,9 @@ Score of a clip (natural-log units; higher is better), all terms added::
   strong one). Interests are the decayed weights of :mod:`.interest` and may be negative:
   a creator or a hashtag the viewer skips or asked to see less of pushes the clip down.
 - **priors** by source: a followed author adds ``FOLLOWED * (1 - discovery / 2)``, a remix
-  of a clip the viewer liked adds ``REMIX_OF_LIKED`` (personalised only); a new creator's
-  clip adds ``NEW_CREATOR * discovery``. Trending clips get no prior of their own: the
+  of a clip the viewer liked adds ``REMIX_OF_LIKED``, of one they watched to the end (and
+  did not like) ``REMIX_OF_WATCHED`` (personalised only); a new creator's clip adds
+  ``NEW_CREATOR * discovery``. Trending clips get no prior of their own: the
   trending source brings them into the candidates, their engagement ranks them.
 
 ``discovery`` and ``popular`` are the viewer's sliders (0..1). With ``personalised=False``
@@ -55,10 +56,11 @@ follows one creator still gets a list; :func:`_diversify` tells how the work is 
 
 **Reason**: the largest contribution that can be named, in plain words ("from @bob, whom
 you follow", "a remix of a clip you liked", "because you liked 3 clips by @ann", "because
-you often watch @ann", "because you watch #cats", "new creator", "trending on this
-instance" or "... across the fediverse" for a remote clip, "because you picked #cats" for
-a cold-start clip, "someone new to you"), else "fresh on this instance" (under a day
-old) or "popular on this instance". Personal reasons only when personalised.
+you often watch @ann", "because you watch #cats", "a remix of a clip you watched", "new
+creator", "trending on this instance" or "... across the fediverse" for a remote clip,
+"because you picked #cats" for a cold-start clip, "someone new to you"), else "fresh on
+this instance" (under a day old) or "popular on this instance". Personal reasons only when
+personalised.
 ``Ranked.source`` is the source that reason speaks for.
 
 The constants were tuned with ``bench/for_you.py`` (synthetic instance; see its docstring).
@@ -91,6 +93,7 @@ CREATOR = 1.5
 TAG = 1.2
 FOLLOWED = 0.8
 REMIX_OF_LIKED = 0.8
+REMIX_OF_WATCHED = 0.5
 NEW_CREATOR = 1.0
 UNKNOWN_CREATOR = 3.0  # times the discovery slider: a creator the viewer has no interest in
 EXPLORE = 4.0  # times the discovery slider: spread of the exploration draw on quality
@@ -123,6 +126,7 @@ class Features:
     local: bool
     sources: frozenset[str]  # of SOURCES
     remix_of_liked: bool = False  # a remix of a clip the viewer liked
+    remix_of_watched: bool = False  # ... watched to the end (and did not like)
     author_followed: bool = False
     author_new: bool = False  # the creator's first clips (discovery)
 
@@ -256,6 +260,8 @@ def _score(f: Features, ctx: _Context) -> float:
             total += ctx.followed
         if f.remix_of_liked:
             total += REMIX_OF_LIKED
+        elif f.remix_of_watched:
+            total += REMIX_OF_WATCHED
     return total
 
 
@@ -287,6 +293,8 @@ def _explain(f: Features, ctx: _Context) -> tuple[str, str]:
             )
         if f.remix_of_liked:
             named.append((REMIX_OF_LIKED + REASON_MIN, "remix", "a remix of a clip you liked"))
+        elif f.remix_of_watched:
+            named.append((REMIX_OF_WATCHED + REASON_MIN, "remix", "a remix of a clip you watched"))
         if "cold_start" in f.sources:
             picked = next((t for t in f.tags if t in taste.picked_tags), None)
             if picked is not None:
