@@ -20,6 +20,10 @@ decayed on read by :func:`fedisora.for_you.interest.decayed`):
   :data:`DEFAULT_CLIP_MS`): a player may report a loop that played several times, no more.
   Batches count against the ``feedback`` rate limit per account
   (:mod:`fedisora.ratelimits`).
+- **Pages served** (:func:`note_served`, called by :func:`fedisora.for_you.feed.page`): each
+  clip of a For You page counts as an impression for its viewer (Mastodon clients send no
+  reports), once: the player's first impression report of a clip served so is that same
+  impression (``ClipView.served``), not a second one.
 - **Actions** (:func:`record_action`): likes, comments, boosts, remixes and follows (an
   unlike, unboost or unfollow takes one back, so that a loop of them adds nothing), called
   by the services (:mod:`fedisora.services.interactions`, :mod:`~fedisora.services.posts`,
@@ -107,6 +111,7 @@ __all__ = [
     "interests_of",
     "not_interested",
     "note_action",
+    "note_served",
     "record_action",
     "record_feedback",
     "reset_interests",
@@ -420,6 +425,60 @@ async def record_feedback(
     return {"accepted": accepted, "ignored": ignored}
 
 
+async def note_served(
+    viewer: Account, clips: Sequence[Clip], *, now: datetime | None = None
+) -> int:
+    """Count the clips of a page served to *viewer* as shown to it (an impression), as the
+    web player's report of them would: a Mastodon client reports nothing, and without this
+    its For You would serve the same top clips again until the next refresh.
+
+    Only clips the viewer has no view row for count (one row per viewer and clip, as the
+    player's reports make): the row is made with one impression, marked ``served``, and the
+    clip's ``views_count`` moves as for a player's first impression. The player's own first
+    impression report of the clip later is that impression, not another
+    (:func:`record_feedback`). The row marks the clip as seen: For You leaves it out from
+    then on (:func:`fedisora.for_you.candidates.eligible`). A fixed number of queries for a
+    page (one transaction); returns how many clips were counted."""
+    ids = sorted({c.pk for c in clips if c.account_id != viewer.pk})
+    if not ids:
+        return 0
+    now = now or utcnow()
+    had = await ClipView.filter(account_id=viewer.pk, clip_id__in=ids).values_list(
+        "clip_id", flat=True
+    )
+    seen: set[Any] = set(had)
+    fresh = [i for i in ids if i not in seen]
+    if not fresh:
+        return 0
+    await _ensure_aging()
+    async with in_transaction() as conn:
+        await ClipView.bulk_create(
+            [
+                ClipView(
+                    account_id=viewer.pk,
+                    clip_id=clip_id,
+                    impressions=1,
+                    served=True,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+                for clip_id in fresh
+            ],
+            ignore_conflicts=True,  # (a player's report made one meanwhile: it counted)
+            using_db=conn,
+        )
+        made: list[Any] = list(
+            await ClipView.filter(
+                account_id=viewer.pk, clip_id__in=fresh, served=True, first_seen_at=now
+            )
+            .using_db(conn)
+            .values_list("clip_id", flat=True)
+        )
+        if made:
+            await Clip.filter(pk__in=made).using_db(conn).update(views_count=F("views_count") + 1)
+    return len(made)
+
+
 async def _lengths(clips: Sequence[Clip]) -> dict[int, int]:
     """Each clip's length in milliseconds (DEFAULT_CLIP_MS when its media does not say)."""
     media_ids = [c.media_id for c in clips if c.media_id is not None]
@@ -458,7 +517,10 @@ async def _record_view(
         before = _Counts(row.watch_ms, row.completions, row.replays, row.skips)
         # (a row made just now has zero counts: either way its worth is the batch's)
         fresh_day = row.last_seen_at < _day_start(now)
-        impressions = row.impressions + max(tally.impressions, 1 if played else 0)
+        shown = max(tally.impressions, 1 if played else 0)
+        # A page that served the clip counted one impression already: this is that one.
+        absorbed = 1 if row.served and shown else 0
+        impressions = row.impressions + shown - absorbed
         after = _Counts(
             min(row.watch_ms + watch, COUNT_CAP * per_event),
             min(row.completions + tally.completions, COUNT_CAP),
@@ -476,6 +538,7 @@ async def _record_view(
                 replays=after.replays,
                 skips=after.skips,
                 hidden=row.hidden or tally.not_interested,
+                served=row.served and not absorbed,
                 last_seen_at=now,
             )
         )
