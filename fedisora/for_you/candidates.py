@@ -63,6 +63,7 @@ from fedisora.api.lookup import column
 from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
 from fedisora.config import Settings
 from fedisora.for_you import rank, signals
+from fedisora.ids import id_for_time
 from fedisora.models import (
     Account,
     Clip,
@@ -305,12 +306,28 @@ async def new_candidates(viewer: Account, after: int, limit: int) -> list[Clip]:
     """The clips newer than *after* that would enter *viewer*'s list at its next refresh:
     the candidate sources (:func:`sources` with *after*) and :func:`eligible`, newest first,
     at most *limit*. What the web feed's "N new" counts on the For You tab; each source is
-    one bounded query on an index."""
+    one bounded query on an index. When there are some and the viewer's list was made before
+    the newest arrived, the list is made due for a refresh (so that the page the notice
+    links to can have them)."""
     settings = await signals.settings_of(viewer)
     creators, tags = await signals.weights_of(viewer, limit=NEW_INTEREST_ROWS)
     found = await sources(viewer, settings, creators, tags, after)
-    clips = await eligible(viewer, sorted(found.found.sources), settings)
-    return sorted(clips, key=lambda c: -c.pk)[: max(limit, 0)]
+    clips = sorted(
+        await eligible(viewer, sorted(found.found.sources), settings), key=lambda c: -c.pk
+    )
+    if clips:
+        # The list should have them when the viewer opens it: due if made before they came.
+        row = await ForYouRefresh.get_or_none(account_id=viewer.pk)
+        if (
+            row is not None
+            and row.state == "idle"
+            and (
+                row.refreshed_at is None  # (ids are arrival times; created_at may be older)
+                or id_for_time(int(row.refreshed_at.timestamp() * 1000)) < clips[0].pk
+            )
+        ):
+            await request_refresh(viewer)
+    return clips[: max(limit, 0)]
 
 
 async def eligible(
