@@ -94,16 +94,20 @@ async def visible_to(
         ).values("account_id", "target_id")
         blocked |= {int(b["target_id"]) for b in blocks} | {int(b["account_id"]) for b in blocks}
         blocked.discard(viewer.pk)
-        followed = await _ids(
-            Follow.filter(follower_id=viewer.pk, target_id__in=authors, state=FollowState.ACCEPTED),
-            "target_id",
-        )
-        closed = [_key(s) for s in others if s.visibility not in _OPEN]
-        if closed:
-            rows = await Mention.filter(account_id=viewer.pk, target_key__in=closed).values(
-                "target_key"
-            )
+        closed = [s for s in others if s.visibility not in _OPEN]
+        if closed:  # (public and unlisted ones need neither)
+            rows = await Mention.filter(
+                account_id=viewer.pk, target_key__in=[_key(s) for s in closed]
+            ).values("target_key")
             mentioned = {str(r["target_key"]) for r in rows}
+        private = sorted({s.account_id for s in closed if s.visibility == Visibility.FOLLOWERS})
+        if private:
+            followed = await _ids(
+                Follow.filter(
+                    follower_id=viewer.pk, target_id__in=private, state=FollowState.ACCEPTED
+                ),
+                "target_id",
+            )
 
     def sees(status: Clip | Comment) -> bool:
         if status.deleted_at is not None:
