@@ -298,6 +298,7 @@ async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], r
         discovery=settings.discovery,
         picked_tags=tuple(t.lower().lstrip("#") for t in settings.tags or []),
         viewer=viewer.pk,
+        half_life=await signals.instance_half_life(),
     )
     return features, taste
 

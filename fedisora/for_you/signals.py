@@ -52,11 +52,16 @@ read and change :class:`~fedisora.models.ForYouSettings`.
 **Aging** (:func:`age_out`, the ``for_you_aging`` chore of
 :mod:`fedisora.work.housekeeping`, hourly): view rows not seen for :data:`VIEW_RETENTION` are
 deleted (the clip may come back in For You), and interests whose decayed weight fell under
-:data:`FORGET_BELOW`.
+:data:`FORGET_BELOW`. Once a day (:data:`FIT_EVERY`) the same chore fits the instance's
+recency half-life (:func:`refit_half_life`: :func:`fedisora.for_you.rank.fit_half_life` over
+the latest :data:`FIT_SAMPLE` view rows the players reported, each the clip's age when first
+seen and whether it was finished or replayed) and keeps it in its row's progress, where
+:func:`instance_half_life` reads it for each refresh.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -108,12 +113,15 @@ __all__ = [
     "RATE",
     "InterestEntry",
     "age_out",
+    "fit_views",
+    "instance_half_life",
     "interests_of",
     "not_interested",
     "note_action",
     "note_served",
     "record_action",
     "record_feedback",
+    "refit_half_life",
     "reset_interests",
     "settings_of",
     "show_less",
@@ -149,6 +157,13 @@ FORGET_BELOW = 0.05
 """Interests whose decayed weight is smaller than this (either way) are shown as nothing
 and forgotten by the aging chore."""
 AGING_BATCH = 5000
+FIT_EVERY = timedelta(days=1)
+"""How often the aging chore fits the instance's recency half-life again."""
+FIT_SAMPLE = 20_000
+"""The latest view rows the fit reads."""
+FIT_BIN_DAYS = 0.25
+FIT_MAX_AGE_DAYS = 120.0
+AGING_CHORE = "for_you_aging"
 MAX_SETTINGS_TAGS = 10
 
 #: What each action adds to the creator's and the clip's hashtags' interests.
@@ -906,3 +921,69 @@ async def age_out(
         await fence(conn)
     counts = {k: v for k, v in (("views_aged", views), ("interests_forgotten", forgotten)) if v}
     return counts, len(ids) == batch
+
+
+# --------------------------------------------------------------------------- recency
+
+
+async def fit_views(limit: int = FIT_SAMPLE) -> list[tuple[float, int, int]]:
+    """The latest *limit* view rows the players reported (not those only served to a
+    client that reports nothing: their outcome is unknown), grouped by the clip's age when
+    first seen (:data:`FIT_BIN_DAYS` wide, up to :data:`FIT_MAX_AGE_DAYS`): ``(age in
+    days, views, engaged)``, engaged meaning finished or replayed."""
+    rows = (
+        await ClipView.filter(served=False, impressions__gt=0)
+        .order_by("-id")
+        .limit(limit)
+        .values("first_seen_at", "completions", "replays", "clip__created_at")
+    )
+    groups: dict[int, list[int]] = {}
+    for row in rows:
+        made = row["clip__created_at"]
+        if made is None:
+            continue
+        age = max(0.0, (row["first_seen_at"] - made).total_seconds() / 86400)
+        if age > FIT_MAX_AGE_DAYS:
+            continue
+        group = groups.setdefault(int(age / FIT_BIN_DAYS), [0, 0])
+        group[0] += 1
+        group[1] += 1 if row["completions"] or row["replays"] else 0
+    return [((b + 0.5) * FIT_BIN_DAYS, n, k) for b, (n, k) in sorted(groups.items())]
+
+
+async def refit_half_life(progress: dict[str, Any], now: datetime) -> float | None:
+    """The aging chore's step: when the last fit is older than :data:`FIT_EVERY`, fit the
+    instance's recency half-life from :func:`fit_views` (in a thread: it is a second of
+    arithmetic) and keep it in *progress* (``half_life``: ``days``, None when there were too
+    few views, and ``at``). Returns the half-life kept."""
+    kept = progress.get("half_life")
+    if isinstance(kept, dict):
+        try:
+            fresh = now - datetime.fromisoformat(str(kept.get("at"))) < FIT_EVERY
+        except ValueError:
+            fresh = False
+        if fresh:
+            days = kept.get("days")
+            return float(days) if isinstance(days, (int, float)) else None
+    from fedisora.for_you.rank import fit_half_life
+
+    groups = await fit_views()
+    days = await asyncio.to_thread(fit_half_life, groups)
+    progress["half_life"] = {
+        "days": days,
+        "views": sum(n for _, n, _ in groups),
+        "at": now.isoformat(),
+    }
+    return days
+
+
+async def instance_half_life() -> float | None:
+    """The recency half-life in days the aging chore last fitted (None: none yet)."""
+    from fedisora.models import Chore
+
+    rows = await Chore.filter(name=AGING_CHORE).values("progress")
+    if not rows:
+        return None
+    kept = (rows[0]["progress"] or {}).get("half_life")
+    days = kept.get("days") if isinstance(kept, dict) else None
+    return float(days) if isinstance(days, (int, float)) and days > 0 else None
