@@ -36,7 +36,7 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
             continue
         original: Callable[..., Awaitable[Any]] = getattr(conn, name)
 
-        def wrapper(*args: Any, _original: Any = original, **kwargs: Any) -> Awaitable[Any]:
+        def wrapper(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
             seen.append(str(args[0])[:80] if args else "")
             return _original(*args, **kwargs)
 
@@ -119,8 +119,7 @@ async def test_the_batch_and_the_one_status_checks_agree_case_by_case(db: str) -
         viewer: (everyone - {by_blocked, by_blocker}) | {mentions_viewer, own},
         follower: everyone | {followers, mentions_viewer, comment_on_closed, comment_closed},
         mentioned: everyone | {direct},
-        ann: everyone
-        | {followers, direct, mentions_viewer, comment_closed, comment_on_closed},
+        ann: everyone | {followers, direct, mentions_viewer, comment_closed, comment_on_closed},
         blocked: everyone,  # ("blocked" by the viewer only: others see it as anyone does)
     }
     for who, seen in expected.items():
