@@ -12,8 +12,9 @@ A refresh gathers candidate clips from several sources, each one bounded query o
 - ``cold_start``: the same for the hashtags picked at sign-up (``ForYouSettings.tags``);
 - ``remix``: the newest :data:`REMIX_SCAN` public remixes of the clips the viewer liked (its
   :data:`LIKED_SCAN` latest likes) or watched to the end (its :data:`COMPLETED_SCAN` latest
-  view rows with a completion), one range of the clips' ``(remix_of_id, id)`` index per
-  clip (remix momentum: what people build on what the viewer enjoyed);
+  view rows with a completion), one query on the clips' ``(remix_of_id, id)`` index (its
+  cost grows with those clips' remixes, not with the instance; remix momentum: what people
+  build on what the viewer enjoyed);
 - ``trending``: :func:`fedisora.api.timelines.trending_clips`, local and federated;
 - ``discovery``: the newest public clips (among the newest :data:`RECENT_SCAN`) of new
   creators, whose first :data:`NEW_CREATOR_CLIPS` clips they are.
