@@ -10,11 +10,11 @@ A refresh gathers candidate clips from several sources, each one bounded query o
 - ``tag``: the newest :data:`PER_TAG` clips of each of the :data:`TOP_TAGS` hashtags the
   viewer has most interest in (the clip-tag join's ``(tag_id, clip_id)`` index);
 - ``cold_start``: the same for the hashtags picked at sign-up (``ForYouSettings.tags``);
-- ``remix``: the newest :data:`REMIX_SCAN` public remixes of the clips the viewer liked (its
-  :data:`LIKED_SCAN` latest likes) or watched to the end (its :data:`COMPLETED_SCAN` latest
-  view rows with a completion), one query on the clips' ``(remix_of_id, id)`` index (its
-  cost grows with those clips' remixes, not with the instance; remix momentum: what people
-  build on what the viewer enjoyed);
+- ``remix``: the newest :data:`PER_REMIXED` public remixes of each of the :data:`REMIX_SOURCES`
+  newest clips with remixes (``remixes_count``) that the viewer liked (its :data:`LIKED_SCAN`
+  latest likes) or watched to the end (its :data:`COMPLETED_SCAN` latest view rows with a
+  completion), one range of the clips' ``(remix_of_id, id)`` index each (remix momentum:
+  what people build on what the viewer enjoyed);
 - ``trending``: :func:`fedisora.api.timelines.trending_clips`, local and federated;
 - ``discovery``: the newest public clips (among the newest :data:`RECENT_SCAN`) of new
   creators, whose first :data:`NEW_CREATOR_CLIPS` clips they are.
@@ -111,7 +111,9 @@ TOP_TAGS = 10
 PER_TAG = 30
 LIKED_SCAN = 200
 COMPLETED_SCAN = 200
-REMIX_SCAN = 200
+REMIX_SOURCES = 20
+"""Liked or finished clips (the newest that have remixes) whose remixes are read."""
+PER_REMIXED = 10
 RECENT_SCAN = 1000
 NEW_SCAN = 100
 """Clips newer than a page one source reads at most for the "N new" count."""
@@ -248,17 +250,23 @@ async def sources(
     )
     watched = {int(i) for i in await column(completed, "clip_id")}
     if liked or watched:
-        remixes = (
-            Clip.filter(
-                remix_of_id__in=sorted(liked | watched),
-                visibility=Visibility.PUBLIC,
-                deleted_at=None,
-                **newer,
-            )
+        # The newest of those clips that have remixes (primary key lookups), then each one's
+        # newest remixes: one range of the (remix_of_id, id) index each. (One query for all
+        # of them would let PostgreSQL walk the clips newest first instead, filtering.)
+        remixed = (
+            Clip.filter(pk__in=sorted(liked | watched), remixes_count__gt=0)
             .order_by("-id")
-            .limit(REMIX_SCAN)
+            .limit(REMIX_SOURCES)
         )
-        found.add(await column(remixes, "id"), "remix")
+        for source in await column(remixed, "id"):
+            remixes = (
+                Clip.filter(
+                    remix_of_id=source, visibility=Visibility.PUBLIC, deleted_at=None, **newer
+                )
+                .order_by("-id")
+                .limit(PER_REMIXED)
+            )
+            found.add(await column(remixes, "id"), "remix")
 
     if after is None:
         found.add((c.pk for c in await trending_clips(viewer, 0, TRENDING_LOCAL)), "trending")
