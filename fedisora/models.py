@@ -366,6 +366,7 @@ class Clip(Model):
             Index(fields=("visibility", "id")),
             Index(fields=("local", "visibility", "id")),
             Index(fields=("media_id",)),
+            Index(fields=("remix_of_id", "id")),  # a clip's remixes (For You's remix source)
         )
 
     async def save(self, *args: Any, **kwargs: Any) -> None:
@@ -1896,6 +1897,9 @@ class ClipView(Model):
     replays = fields.IntField(default=0)
     skips = fields.IntField(default=0)
     hidden = fields.BooleanField(default=False)
+    served = fields.BooleanField(default=False, db_default=False)
+    """One of ``impressions`` was counted when a page served the clip (a Mastodon client
+    reports nothing); the player's first impression report of it is that one, not another."""
     first_seen_at = fields.DatetimeField(default=utcnow)
     last_seen_at = fields.DatetimeField(default=utcnow)
 

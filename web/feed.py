@@ -21,8 +21,9 @@ browser session to the tab's stream in the streaming hub (:mod:`fedisora.streami
 streaming API's streams and visibility rules, through
 :func:`fedisora.api.streaming.open_event_stream`; a browser session holds no OAuth token for
 the API itself) and, whenever a clip arrives there, sends the notice of :func:`new_notice`:
-the count of clips newer than ``since_id`` by the tab's own query, so the streamed count and
-the polled one (:func:`new_clips`, ``/feed/new``) are the same rule. The page polls every
+the count of clips newer than ``since_id`` by the tab's own query (For You: the new clips
+that would enter the viewer's list), so the streamed count and the polled one
+(:func:`new_clips`, ``/feed/new``) are the same rule. The page polls every
 30 s only where the stream is missing or refused (no ``EventSource``; no hub in the process,
 answered 204; over the limit of open streams, 429).
 """
@@ -49,7 +50,8 @@ from fedisora.api.visibility import public_timeline
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
 from fedisora.for_you import feed as for_you
-from fedisora.ids import row_id
+from fedisora.for_you.candidates import new_candidates as new_for_you
+from fedisora.ids import id_for_time, row_id
 from fedisora.models import (
     Account,
     Boost,
@@ -305,6 +307,8 @@ async def _feed_response(
     elif page.cursor is not None and page.clips:
         older_href = f"{base}?{urlencode({'tab': tab, 'cursor': page.cursor})}"
     newest = max((c.pk for c in page.clips), default=None)
+    if tab == "foryou" and viewer is not None:
+        newest = id_for_time(int(time.time() * 1000))  # (new: arrived after this page)
     context: dict[str, Any] = {
         "items": items,
         "older_href": older_href,
@@ -368,8 +372,17 @@ def _new_tab(request: Request, viewer: Account | None) -> str:
 async def new_notice(viewer: Account | None, tab: str, since: int | None) -> str:
     """The "N new clips" fragment: how many clips newer than *since* *viewer* may see on
     *tab* (the tab's own query and card rules), empty when none. The one count of both
-    :func:`new_clips` (polled) and :func:`stream_new_clips` (streamed)."""
-    page = await _tab_page("local" if tab == "foryou" else tab, viewer, None, since or 0)
+    :func:`new_clips` (polled) and :func:`stream_new_clips` (streamed). For You counts the
+    clips that would enter the viewer's list
+    (:func:`fedisora.for_you.candidates.new_candidates`); its page's *since* is the id of
+    the time it was made (its clips are ranked, not the newest)."""
+    if tab == "foryou" and viewer is not None:
+        # The clips that would enter the viewer's list (its candidate sources and rules).
+        found = await new_for_you(viewer, since or 0, NEW_CAP + 1)
+        more = len(found) > NEW_CAP
+        page = _Page(found[:NEW_CAP], [None] * min(len(found), NEW_CAP), 1 if more else None)
+    else:
+        page = await _tab_page(tab, viewer, None, since or 0)
     cards = await clip_cards(viewer, page.clips[:NEW_CAP], page.boosters[:NEW_CAP])
     base = "/" if viewer is not None else "/explore"
     count = len(cards)
@@ -395,7 +408,7 @@ async def new_clips(request: Request) -> Response:
 
 TAB_STREAMS = {
     "following": "user",
-    "foryou": "public:local",
+    "foryou": "public",  # (For You lists local and remote clips)
     "local": "public:local",
     "federated": "public",
 }

@@ -715,7 +715,9 @@ def _for_you_paths() -> Json:
                 "description": (
                     "Events about clips that do not exist or that you cannot see are ignored "
                     "and counted. A viewer counts once per clip in its view, completion and "
-                    "skip counts; what one clip's reports teach For You is capped a day. "
+                    "skip counts; what one clip's reports teach For You is capped a day. A "
+                    "For You page counted its clips as shown already: the first impression "
+                    "reported of such a clip is that one, not another. "
                     "Rate-limited per account (``feedback``)."
                 ),
                 "security": _secured(["write:statuses", "write"]),
@@ -831,7 +833,9 @@ def _for_you_timeline_paths() -> Json:
                     "Your precomputed, personal ranking of local and federated clips, with "
                     "the timelines' visibility rules. The ``Link`` header's next page carries "
                     "an opaque cursor in ``max_id`` (``cursor`` is read too), valid for your "
-                    "account only: another account's or an altered one is a 400."
+                    "account only: another account's or an altered one is a 400. The clips "
+                    "served count as shown to you (an impression): the next first page goes "
+                    "on with clips not served yet."
                 ),
                 "security": _secured(_READ),
                 "parameters": [

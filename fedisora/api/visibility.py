@@ -1,7 +1,9 @@
-"""Batch forms of :mod:`fedisora.services.visibility` for lists of statuses.
+"""What lists of statuses leave out, on top of :mod:`fedisora.services.visibility`.
 
-The rules are the same as ``can_see_clip``/``can_see_comment`` (tests compare them), but a page
-of forty statuses costs a fixed number of queries instead of forty times several.
+:func:`visible_statuses` is the services' one rule of who sees a status
+(:func:`~fedisora.services.visibility.visible_to`, of which ``can_see_clip`` and
+``can_see_comment`` are the one-status form), plus the viewer's domain blocks: a page of
+forty statuses costs a fixed number of queries instead of forty times several.
 """
 
 from __future__ import annotations
@@ -13,24 +15,13 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from fedisora.api.lookup import column
-from fedisora.models import (
-    Account,
-    AccountDomainBlock,
-    Block,
-    Clip,
-    Comment,
-    Follow,
-    FollowState,
-    Mention,
-    Mute,
-    Visibility,
-)
+from fedisora.models import Account, AccountDomainBlock, Block, Clip, Comment, Mute
 from fedisora.services import domain_blocks
+from fedisora.services.visibility import visible_to
 
-__all__ = ["hidden_account_ids", "public_timeline", "visible_statuses"]
+__all__ = ["domain_blocked_ids", "hidden_account_ids", "public_timeline", "visible_statuses"]
 
 S = TypeVar("S", bound=Clip | Comment)
-_OPEN = (Visibility.PUBLIC, Visibility.UNLISTED)
 
 
 async def hidden_account_ids(viewer: Account | None, *, mutes: bool = True) -> set[int]:
@@ -43,14 +34,19 @@ async def hidden_account_ids(viewer: Account | None, *, mutes: bool = True) -> s
     )
     if mutes:
         ids |= set(await column(Mute.filter(account_id=viewer.pk), "target_id"))
+    return {int(i) for i in ids} | await domain_blocked_ids(viewer)
+
+
+async def domain_blocked_ids(viewer: Account) -> set[int]:
+    """The accounts of the domains *viewer* blocked (``/api/v1/domain_blocks``)."""
     domains = [
         str(d) for d in await column(AccountDomainBlock.filter(account_id=viewer.pk), "domain")
     ]
-    if domains:
-        q = domain_blocks.domain_q("domain", domains)
-        assert q is not None
-        ids |= set(await column(Account.filter(q).exclude(domain=None), "id"))
-    return {int(i) for i in ids}
+    if not domains:
+        return set()
+    q = domain_blocks.domain_q("domain", domains)
+    assert q is not None
+    return {int(i) for i in await column(Account.filter(q).exclude(domain=None), "id")}
 
 
 async def public_timeline(query: QuerySet[Clip]) -> QuerySet[Clip]:
@@ -66,71 +62,9 @@ async def public_timeline(query: QuerySet[Clip]) -> QuerySet[Clip]:
 
 
 async def visible_statuses(viewer: Account | None, items: Sequence[S]) -> list[S]:
-    """The statuses of *items* that *viewer* may see, in order (comments need their clip too)."""
-    if not items:
-        return []
-    comments = [s for s in items if isinstance(s, Comment)]
-    clips_needed = {c.clip_id for c in comments} - {s.pk for s in items if isinstance(s, Clip)}
-    parent_clips = {c.pk: c for c in await Clip.filter(pk__in=clips_needed)} if clips_needed else {}
-    parent_clips.update({s.pk: s for s in items if isinstance(s, Clip)})
-    everything: list[Clip | Comment] = [*items, *parent_clips.values()]
-
-    author_ids = {s.account_id for s in everything}
-    hidden_here = Q(suspended_at__not_isnull=True) | Q(origin_suspended_at__not_isnull=True)
-    suspended = set(await column(Account.filter(hidden_here, pk__in=author_ids), "id"))
-    blocked: set[int] = set()
-    followed: set[int] = set()
-    mentioned: set[str] = set()
-    if viewer is not None:
-        blocked = await hidden_account_ids(viewer, mutes=False)
-        followed = set(
-            await column(
-                Follow.filter(
-                    follower_id=viewer.pk, target_id__in=author_ids, state=FollowState.ACCEPTED
-                ),
-                "target_id",
-            )
-        )
-        closed_clips = [
-            s.pk for s in everything if isinstance(s, Clip) and s.visibility not in _OPEN
-        ]
-        closed_comments = [
-            s.pk for s in everything if isinstance(s, Comment) and s.visibility not in _OPEN
-        ]
-        if closed_clips or closed_comments:
-            mentioned = set(
-                await column(
-                    Mention.filter(
-                        Q(clip_id__in=closed_clips) | Q(comment_id__in=closed_comments),
-                        account_id=viewer.pk,
-                    ),
-                    "target_key",
-                )
-            )
-
-    def sees(status: Clip | Comment) -> bool:
-        if status.deleted_at is not None:
-            return False
-        if viewer is not None and viewer.pk == status.account_id:
-            return True
-        if status.account_id in suspended or status.account_id in blocked:
-            return False
-        if status.visibility in _OPEN:
-            return True
-        if viewer is None:
-            return False
-        kind = "clip" if isinstance(status, Clip) else "comment"
-        if f"{kind}:{status.pk}" in mentioned:
-            return True
-        return status.visibility == Visibility.FOLLOWERS and status.account_id in followed
-
-    out: list[S] = []
-    for status in items:
-        if not sees(status):
-            continue
-        if isinstance(status, Comment):
-            clip = parent_clips.get(status.clip_id)
-            if clip is None or not sees(clip):
-                continue
-        out.append(status)
-    return out
+    """The statuses of *items* that *viewer* may see in a list, in order: the one rule of
+    :func:`fedisora.services.visibility.visible_to`, and not those of the accounts of the
+    domains *viewer* blocked."""
+    if not items or viewer is None:
+        return await visible_to(viewer, items)
+    return await visible_to(viewer, items, hidden=await domain_blocked_ids(viewer))

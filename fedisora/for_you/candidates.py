@@ -10,12 +10,17 @@ A refresh gathers candidate clips from several sources, each one bounded query o
 - ``tag``: the newest :data:`PER_TAG` clips of each of the :data:`TOP_TAGS` hashtags the
   viewer has most interest in (the clip-tag join's ``(tag_id, clip_id)`` index);
 - ``cold_start``: the same for the hashtags picked at sign-up (``ForYouSettings.tags``);
-- ``remix``: remixes of clips the viewer liked (its :data:`LIKED_SCAN` latest likes), among
-  the newest :data:`RECENT_SCAN` public clips (there is no index on ``remix_of_id``: the
-  recent window is the bound, and remix momentum is recent anyway);
+- ``remix``: the newest :data:`PER_REMIXED` public remixes of each of the :data:`REMIX_SOURCES`
+  newest clips with remixes (``remixes_count``) that the viewer liked (its :data:`LIKED_SCAN`
+  latest likes) or watched to the end (its :data:`COMPLETED_SCAN` latest view rows with a
+  completion), one range of the clips' ``(remix_of_id, id)`` index each (remix momentum:
+  what people build on what the viewer enjoyed);
 - ``trending``: :func:`fedisora.api.timelines.trending_clips`, local and federated;
-- ``discovery``: the newest public clips (the same recent window) of new creators, whose
-  first :data:`NEW_CREATOR_CLIPS` clips they are.
+- ``discovery``: the newest public clips (among the newest :data:`RECENT_SCAN`) of new
+  creators, whose first :data:`NEW_CREATOR_CLIPS` clips they are.
+
+:func:`sources` gathers them, all or only clips newer than a given id (what the web feed's
+"N new" counts for For You: :func:`new_candidates`).
 
 Every candidate then passes the rules every timeline applies, reused from where they live:
 :func:`fedisora.api.visibility.visible_statuses` (deleted, suspended authors, blocks),
@@ -59,6 +64,7 @@ from fedisora.api.lookup import column
 from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
 from fedisora.config import Settings
 from fedisora.for_you import rank, signals
+from fedisora.ids import id_for_time
 from fedisora.models import (
     Account,
     Clip,
@@ -87,8 +93,10 @@ __all__ = [
     "eligible_provenance",
     "gather",
     "machines",
+    "new_candidates",
     "refresh_now",
     "request_refresh",
+    "sources",
     "write_generation",
 ]
 
@@ -102,7 +110,15 @@ PER_CREATOR = 10
 TOP_TAGS = 10
 PER_TAG = 30
 LIKED_SCAN = 200
+COMPLETED_SCAN = 200
+REMIX_SOURCES = 20
+"""Liked or finished clips (the newest that have remixes) whose remixes are read."""
+PER_REMIXED = 10
 RECENT_SCAN = 1000
+NEW_SCAN = 100
+"""Clips newer than a page one source reads at most for the "N new" count."""
+NEW_INTEREST_ROWS = 200
+"""The viewer's latest interests the "N new" count reads (a refresh reads more)."""
 TRENDING_LOCAL = 100
 TRENDING_FEDERATED = 60
 MAX_INTEREST_ROWS = 2000
@@ -156,35 +172,68 @@ def _top(weights: dict[Any, float], n: int) -> list[Any]:
     return [k for _, k in sorted(positive, key=lambda p: (-p[0], str(p[1])))[:n]]
 
 
-async def _tagged(names: Iterable[str]) -> list[int]:
-    """The newest :data:`PER_TAG` clip ids of each hashtag (one index range each)."""
+async def _tagged(names: Iterable[str], after: int | None = None) -> list[int]:
+    """The newest :data:`PER_TAG` clip ids of each hashtag (one index range each); with
+    *after*, the clips newer than that id of all of them (one query)."""
     wanted = sorted({n.lower().lstrip("#") for n in names if n})
     if not wanted:
         return []
+    tag_ids = [int(i) for i in await column(Tag.filter(name__in=wanted), "id")]
+    if not tag_ids:
+        return []
+    if after is not None:
+        query = ClipTag.filter(tag_id__in=tag_ids, clip_id__gt=after)
+        return [int(i) for i in await column(query.order_by("-clip_id").limit(NEW_SCAN), "clip_id")]
     ids: list[int] = []
-    for tag_id in await column(Tag.filter(name__in=wanted), "id"):
+    for tag_id in tag_ids:
         query = ClipTag.filter(tag_id=tag_id).order_by("-clip_id").limit(PER_TAG)
         ids.extend(int(i) for i in await column(query, "clip_id"))
     return ids
 
 
-async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], rank.Taste]:
-    """The viewer's candidates that pass every rule (see the module), and its taste."""
+@dataclass
+class Sources:
+    """What :func:`sources` found: the candidate ids, and what ranking reads of how."""
+
+    found: _Found
+    liked: set[int]
+    """Clips the viewer liked (its latest :data:`LIKED_SCAN`)."""
+    watched: set[int]
+    """Clips the viewer watched to the end (its latest :data:`COMPLETED_SCAN`)."""
+    liked_by_creator: Counter[int]
+    new_authors: set[int]
+
+
+async def sources(
+    viewer: Account,
+    settings: ForYouSettings,
+    creators: dict[int, float],
+    tags: dict[str, float],
+    after: int | None = None,
+) -> Sources:
+    """The candidate sources of the module, merged (not yet checked by :func:`eligible`).
+    With *after* (a clip id): only clips newer than it, each source one query, and no
+    trending (a clip that just arrived has no engagement to trend with yet)."""
     from fedisora.api.timelines import trending_clips
 
-    settings = await signals.settings_of(viewer)
-    creators, tags = await signals.weights_of(viewer, now=now, limit=MAX_INTEREST_ROWS)
     found = _Found({})
+    newer: dict[str, Any] = {} if after is None else {"id__gt": after}
 
     # following: the home feed's own clips (not boosts) of followed accounts
     home = TimelineEntry.filter(owner_id=viewer.pk, boosted_by_id=None)
+    if after is not None:
+        home = home.filter(clip_id__gt=after)
     found.add(await column(home.order_by("-clip_id").limit(FOLLOWING_SCAN), "clip_id"), "following")
 
-    for creator in _top(creators, TOP_CREATORS):
+    top = _top(creators, TOP_CREATORS)
+    if after is not None and top:
+        query = Clip.filter(account_id__in=top, **newer).order_by("-id").limit(NEW_SCAN)
+        found.add(await column(query, "id"), "creator")
+    for creator in top if after is None else ():
         query = Clip.filter(account_id=creator).order_by("-id").limit(PER_CREATOR)
         found.add(await column(query, "id"), "creator")
-    found.add(await _tagged(_top(tags, TOP_TAGS)), "tag")
-    found.add(await _tagged(settings.tags or []), "cold_start")
+    found.add(await _tagged(_top(tags, TOP_TAGS), after), "tag")
+    found.add(await _tagged(settings.tags or [], after), "cold_start")
 
     liked_rows = (
         await Like.filter(account_id=viewer.pk, clip_id__not_isnull=True)
@@ -194,41 +243,101 @@ async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], r
     )
     liked = {int(r["clip_id"]) for r in liked_rows}
     liked_by_creator = Counter(int(r["clip__account_id"]) for r in liked_rows)
+    completed = (
+        ClipView.filter(account_id=viewer.pk, completions__gt=0)
+        .order_by("-last_seen_at")
+        .limit(COMPLETED_SCAN)
+    )
+    watched = {int(i) for i in await column(completed, "clip_id")}
+    if liked or watched:
+        # The newest of those clips that have remixes (primary key lookups), then each one's
+        # newest remixes: one range of the (remix_of_id, id) index each. (One query for all
+        # of them would let PostgreSQL walk the clips newest first instead, filtering.)
+        remixed = (
+            Clip.filter(pk__in=sorted(liked | watched), remixes_count__gt=0)
+            .order_by("-id")
+            .limit(REMIX_SOURCES)
+        )
+        for source in await column(remixed, "id"):
+            remixes = (
+                Clip.filter(
+                    remix_of_id=source, visibility=Visibility.PUBLIC, deleted_at=None, **newer
+                )
+                .order_by("-id")
+                .limit(PER_REMIXED)
+            )
+            found.add(await column(remixes, "id"), "remix")
+
+    if after is None:
+        found.add((c.pk for c in await trending_clips(viewer, 0, TRENDING_LOCAL)), "trending")
+        trending_remote = await trending_clips(viewer, 0, TRENDING_FEDERATED, federated=True)
+        found.add((c.pk for c in trending_remote), "trending")
 
     recent = (
-        await Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None)
+        await Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None, **newer)
         .order_by("-id")
-        .limit(RECENT_SCAN)
-        .values("id", "account_id", "remix_of_id")
+        .limit(RECENT_SCAN if after is None else NEW_SCAN)
+        .values("id", "account_id")
     )
-    remixes = {int(r["id"]) for r in recent if r["remix_of_id"] in liked}
-    found.add(remixes, "remix")
-
-    found.add((c.pk for c in await trending_clips(viewer, 0, TRENDING_LOCAL)), "trending")
-    trending_remote = await trending_clips(viewer, 0, TRENDING_FEDERATED, federated=True)
-    found.add((c.pk for c in trending_remote), "trending")
-
     recent_authors = {int(r["account_id"]) for r in recent}
-    new_authors = set(
-        await column(
-            Account.filter(pk__in=recent_authors, clips_count__lte=NEW_CREATOR_CLIPS), "id"
+    new_authors: set[int] = set()
+    if recent_authors:
+        new_authors = set(
+            await column(
+                Account.filter(pk__in=recent_authors, clips_count__lte=NEW_CREATOR_CLIPS), "id"
+            )
         )
-    )
     found.add((r["id"] for r in recent if r["account_id"] in new_authors), "discovery")
+    return Sources(found, liked, watched - liked, liked_by_creator, new_authors)
 
-    clips = await eligible(viewer, sorted(found.sources), settings)
-    features = await _features(viewer, clips, found, liked, new_authors)
+
+async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], rank.Taste]:
+    """The viewer's candidates that pass every rule (see the module), and its taste."""
+    settings = await signals.settings_of(viewer)
+    creators, tags = await signals.weights_of(viewer, now=now, limit=MAX_INTEREST_ROWS)
+    found = await sources(viewer, settings, creators, tags)
+    clips = await eligible(viewer, sorted(found.found.sources), settings)
+    features = await _features(viewer, clips, found)
     taste = rank.Taste(
         creators=creators,
         tags=tags,
-        liked_by_creator=dict(liked_by_creator),
+        liked_by_creator=dict(found.liked_by_creator),
         personalised=settings.personalised,
         popular=settings.popular,
         discovery=settings.discovery,
         picked_tags=tuple(t.lower().lstrip("#") for t in settings.tags or []),
         viewer=viewer.pk,
+        half_life=await signals.instance_half_life(),
     )
     return features, taste
+
+
+async def new_candidates(viewer: Account, after: int, limit: int) -> list[Clip]:
+    """The clips newer than *after* that would enter *viewer*'s list at its next refresh:
+    the candidate sources (:func:`sources` with *after*) and :func:`eligible`, newest first,
+    at most *limit*. What the web feed's "N new" counts on the For You tab; each source is
+    one bounded query on an index. When there are some and the viewer's list was made before
+    the newest arrived, the list is made due for a refresh (so that the page the notice
+    links to can have them)."""
+    settings = await signals.settings_of(viewer)
+    creators, tags = await signals.weights_of(viewer, limit=NEW_INTEREST_ROWS)
+    found = await sources(viewer, settings, creators, tags, after)
+    clips = sorted(
+        await eligible(viewer, sorted(found.found.sources), settings), key=lambda c: -c.pk
+    )
+    if clips:
+        # The list should have them when the viewer opens it: due if made before they came.
+        row = await ForYouRefresh.get_or_none(account_id=viewer.pk)
+        if (
+            row is not None
+            and row.state == "idle"
+            and (
+                row.refreshed_at is None  # (ids are arrival times; created_at may be older)
+                or id_for_time(int(row.refreshed_at.timestamp() * 1000)) < clips[0].pk
+            )
+        ):
+            await request_refresh(viewer)
+    return clips[: max(limit, 0)]
 
 
 async def eligible(
@@ -267,9 +376,7 @@ async def eligible(
     return await visible_statuses(viewer, clips)
 
 
-async def _features(
-    viewer: Account, clips: list[Clip], found: _Found, liked: set[int], new_authors: set[int]
-) -> list[rank.Features]:
+async def _features(viewer: Account, clips: list[Clip], src: Sources) -> list[rank.Features]:
     if not clips:
         return []
     ids = [c.pk for c in clips]
@@ -297,7 +404,7 @@ async def _features(
         if author is None:
             continue
         acct = f"@{author['username']}" + (f"@{author['domain']}" if author["domain"] else "")
-        new = clip.account_id in new_authors or author["clips_count"] <= NEW_CREATOR_CLIPS
+        new = clip.account_id in src.new_authors or author["clips_count"] <= NEW_CREATOR_CLIPS
         out.append(
             rank.Features(
                 clip_id=clip.pk,
@@ -313,8 +420,9 @@ async def _features(
                 completions=clip.completions_count,
                 skips=clip.skips_count,
                 local=clip.local,
-                sources=frozenset(found.sources.get(clip.pk, ())),
-                remix_of_liked=clip.remix_of_id is not None and clip.remix_of_id in liked,
+                sources=frozenset(src.found.sources.get(clip.pk, ())),
+                remix_of_liked=clip.remix_of_id is not None and clip.remix_of_id in src.liked,
+                remix_of_watched=clip.remix_of_id is not None and clip.remix_of_id in src.watched,
                 author_followed=clip.account_id in followed,
                 author_new=new,
             )

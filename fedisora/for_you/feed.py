@@ -14,7 +14,10 @@ new generation from its beginning.
 
 The clips of a page are checked again (a clip deleted, an author blocked, muted, silenced or
 suspended since the list was made, a clip seen or hidden since): those are skipped, and more
-positions read in their place, a bounded number of times (:data:`ROUNDS`). When fewer than
+positions read in their place, a bounded number of times (:data:`ROUNDS`). The clips served
+count as shown to the viewer (:func:`fedisora.for_you.signals.note_served`): they are seen
+from then on, so the next first page starts with clips not served yet, for Mastodon
+clients (which report no impressions) as for the web player. When fewer than
 two pages are left of the current generation, a refresh is requested
 (:func:`~fedisora.for_you.candidates.request_refresh`); a list older than :data:`STALE` is
 refreshed at a first page too. A first visit without any list computes one inline.
@@ -57,8 +60,9 @@ __all__ = [
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 40
 ROUNDS = 4
-"""Reads of the list one page makes at most: one of *limit* positions, then one more of as
-many as were left out by the checks, and so on."""
+"""Reads of the list one page makes at most: one of *limit* positions, then, when the checks
+left clips out, reads of 2, 4 and 8 times *limit* (a first page after a few others skips
+what they served: 15 times *limit* covers a list of :data:`~.candidates.LIST_SIZE`)."""
 STALE = timedelta(hours=6)
 """A list older than this is refreshed when its first page is served."""
 MAX_CURSOR = 200
@@ -151,11 +155,13 @@ async def _read(
     """Add to *items* up to *limit* clips of *generation* after position *after* (clips in
     *skip* left out); return the position of the last row read and whether rows were left."""
     position = after
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):
         wanted = limit - len(items)
         if wanted <= 0:
             return position, True
-        batch = wanted  # (most pages lose none: read no clip more than needed)
+        # Most pages lose none: read no clip more than needed. A first page after others
+        # were served skips what they served: each further read is twice the one before.
+        batch = wanted if round_ == 0 else max(wanted, limit << round_)
         rows = list(
             await ForYouCandidate.filter(
                 account_id=viewer.pk, generation=generation, position__gt=position
@@ -226,6 +232,9 @@ async def page(
     else:
         position, left = await _read(viewer, generation, position, limit, items, set(), rules)
 
+    # Served is shown: the next page, or the next visit, goes on with other clips (a
+    # Mastodon client reports no impressions; the web player's later report is this one).
+    await signals.note_served(viewer, [item.clip for item in items], now=now)
     if generation == current and state is not None and state.state != "pending":
         ahead = ForYouCandidate.filter(
             account_id=viewer.pk, generation=current, position=position + 2 * limit

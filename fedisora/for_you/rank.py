@@ -27,7 +27,15 @@ Score of a clip (natural-log units; higher is better), all terms added::
   ``popular_weight`` goes from ``POPULAR_MIN`` to ``POPULAR_MAX`` with the fresh-popular
   slider.
 - **recency**: ``-ln 2 * age / half_life``: the score halves every ``half_life``, from
-  ``HALF_LIFE_FRESH`` days (slider at fresh) to ``HALF_LIFE_POPULAR`` (slider at popular).
+  ``HALF_LIFE_FRESH`` days (slider at fresh) to ``HALF_LIFE_POPULAR`` (slider at popular),
+  through the *instance's* half-life at the slider's middle, where it is until the viewer
+  moves it: ``Taste.half_life``, fitted from the instance's own views by
+  :func:`fit_half_life` (the aging chore, daily; kept within the slider's two ends), else
+  the two ends' mean (11 days). In between, linear on either side of the middle.
+  The fit: a view engages (the viewer finished or replayed the clip) with probability
+  ``p0 * 2 ** (-age / h)``, age the clip's when the viewer first had it; ``h`` (and ``p0``)
+  maximise the likelihood of the instance's latest views (:data:`FIT_MIN_VIEWS` at least),
+  the same multiplicative decay the recency term gives a clip's score.
 - **affinity** (personalised only): ``CREATOR * tanh(creator interest / SCALE)``, or
   ``UNKNOWN_CREATOR * discovery`` for a creator the viewer has no interest in and does not
   follow (someone new to them), plus over the clip's hashtags ``TAG * sum(tanh(tag
@@ -35,8 +43,9 @@ Score of a clip (natural-log units; higher is better), all terms added::
   strong one). Interests are the decayed weights of :mod:`.interest` and may be negative:
   a creator or a hashtag the viewer skips or asked to see less of pushes the clip down.
 - **priors** by source: a followed author adds ``FOLLOWED * (1 - discovery / 2)``, a remix
-  of a clip the viewer liked adds ``REMIX_OF_LIKED`` (personalised only); a new creator's
-  clip adds ``NEW_CREATOR * discovery``. Trending clips get no prior of their own: the
+  of a clip the viewer liked adds ``REMIX_OF_LIKED``, of one they watched to the end (and
+  did not like) ``REMIX_OF_WATCHED`` (personalised only); a new creator's clip adds
+  ``NEW_CREATOR * discovery``. Trending clips get no prior of their own: the
   trending source brings them into the candidates, their engagement ranks them.
 
 ``discovery`` and ``popular`` are the viewer's sliders (0..1). With ``personalised=False``
@@ -55,10 +64,11 @@ follows one creator still gets a list; :func:`_diversify` tells how the work is 
 
 **Reason**: the largest contribution that can be named, in plain words ("from @bob, whom
 you follow", "a remix of a clip you liked", "because you liked 3 clips by @ann", "because
-you often watch @ann", "because you watch #cats", "new creator", "trending on this
-instance" or "... across the fediverse" for a remote clip, "because you picked #cats" for
-a cold-start clip, "someone new to you"), else "fresh on this instance" (under a day
-old) or "popular on this instance". Personal reasons only when personalised.
+you often watch @ann", "because you watch #cats", "a remix of a clip you watched", "new
+creator", "trending on this instance" or "... across the fediverse" for a remote clip,
+"because you picked #cats" for a cold-start clip, "someone new to you"), else "fresh on
+this instance" (under a day old) or "popular on this instance". Personal reasons only when
+personalised.
 ``Ranked.source`` is the source that reason speaks for.
 
 The constants were tuned with ``bench/for_you.py`` (synthetic instance; see its docstring).
@@ -68,11 +78,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["SOURCES", "Features", "Ranked", "Taste", "rank", "score"]
+__all__ = [
+    "SOURCES",
+    "Features",
+    "Ranked",
+    "Taste",
+    "fit_half_life",
+    "rank",
+    "score",
+    "slider_half_life",
+]
 
 SOURCES = ("following", "creator", "tag", "remix", "trending", "discovery", "cold_start")
 
@@ -86,11 +105,15 @@ POPULAR_MIN = 0.05
 POPULAR_MAX = 0.2
 HALF_LIFE_FRESH = 2.0  # days
 HALF_LIFE_POPULAR = 20.0  # days
+FIT_MIN_VIEWS = 500  # views a half-life is fitted from, at least
+FIT_MIN_ENGAGED = 30  # ... of which engaged
+FIT_RANGE = (0.25, 365.0)  # days: the half-lives the fit considers
 SCALE = 5.0  # interest weight at which tanh reaches 0.76
 CREATOR = 1.5
 TAG = 1.2
 FOLLOWED = 0.8
 REMIX_OF_LIKED = 0.8
+REMIX_OF_WATCHED = 0.5
 NEW_CREATOR = 1.0
 UNKNOWN_CREATOR = 3.0  # times the discovery slider: a creator the viewer has no interest in
 EXPLORE = 4.0  # times the discovery slider: spread of the exploration draw on quality
@@ -123,6 +146,7 @@ class Features:
     local: bool
     sources: frozenset[str]  # of SOURCES
     remix_of_liked: bool = False  # a remix of a clip the viewer liked
+    remix_of_watched: bool = False  # ... watched to the end (and did not like)
     author_followed: bool = False
     author_new: bool = False  # the creator's first clips (discovery)
 
@@ -139,6 +163,7 @@ class Taste:
     discovery: float = 0.3  # slider: 0 following .. 1 discovery
     picked_tags: tuple[str, ...] = ()  # hashtags picked at sign-up (cold start), for reasons
     viewer: int = 0  # the viewer's account id: seeds the exploration draw (see rank)
+    half_life: float | None = None  # days: the instance's fitted one (None: not fitted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +198,7 @@ class _Context:
     def of(cls, taste: Taste, now: datetime) -> _Context:
         popular = min(1.0, max(0.0, taste.popular))
         discovery = min(1.0, max(0.0, taste.discovery))
-        half_life = HALF_LIFE_FRESH + (HALF_LIFE_POPULAR - HALF_LIFE_FRESH) * popular
+        half_life = slider_half_life(popular, taste.half_life)
         return cls(
             taste=taste,
             now=now,
@@ -188,6 +213,78 @@ class _Context:
 
 
 _MASK = (1 << 64) - 1
+
+
+def slider_half_life(popular: float, fitted: float | None = None) -> float:
+    """The recency half-life in days at the fresh-popular slider's *popular* (0..1): the
+    instance's *fitted* one at the middle (kept between the two ends; None: their mean),
+    linear from there to ``HALF_LIFE_FRESH`` at 0 and ``HALF_LIFE_POPULAR`` at 1."""
+    middle = (HALF_LIFE_FRESH + HALF_LIFE_POPULAR) / 2
+    if fitted is not None and math.isfinite(fitted):
+        middle = min(HALF_LIFE_POPULAR, max(HALF_LIFE_FRESH, fitted))
+    popular = min(1.0, max(0.0, popular))
+    if popular <= 0.5:
+        return HALF_LIFE_FRESH + (middle - HALF_LIFE_FRESH) * 2 * popular
+    return middle + (HALF_LIFE_POPULAR - middle) * (2 * popular - 1)
+
+
+def fit_half_life(views: Iterable[tuple[float, int, int]]) -> float | None:
+    """The half-life in days that best explains engagement by a clip's age: *views* are
+    ``(age in days, views, engaged)`` groups (views of clips of about that age, and how
+    many of them engaged). Maximum likelihood of ``P(engaged) = p0 * 2 ** (-age / h)``
+    over ``h`` in :data:`FIT_RANGE` (a log grid, then refined) and ``p0``. None when there
+    are fewer than :data:`FIT_MIN_VIEWS` views or :data:`FIT_MIN_ENGAGED` engaged ones.
+    Pure; cost linear in the number of groups (callers group views, e.g. by quarter day)."""
+    groups = [(max(0.0, a), n, min(max(k, 0), n)) for a, n, k in views if n > 0]
+    if sum(n for _, n, _ in groups) < FIT_MIN_VIEWS:
+        return None
+    if sum(k for _, _, k in groups) < FIT_MIN_ENGAGED:
+        return None
+
+    def best(rate: float) -> float:
+        """The log-likelihood at decay *rate* (per day), maximised over log p0."""
+        return _max_concave(lambda a: _log_likelihood(groups, a, rate), -30.0, 0.0)
+
+    low, high = (math.log(h) for h in FIT_RANGE)
+    steps = 60
+    grid = [math.exp(low + (high - low) * i / steps) for i in range(steps + 1)]
+    scores = [best(math.log(2) / h) for h in grid]
+    i = max(range(len(grid)), key=lambda j: scores[j])
+    lo, hi = math.log(grid[max(0, i - 1)]), math.log(grid[min(steps, i + 1)])
+    log_h = _argmax(lambda x: best(math.log(2) / math.exp(x)), lo, hi)
+    return math.exp(log_h)
+
+
+def _log_likelihood(groups: list[tuple[float, int, int]], a: float, rate: float) -> float:
+    total = 0.0
+    for age, n, k in groups:
+        log_p = min(a - rate * age, -1e-9)
+        total += k * log_p + (n - k) * math.log1p(-math.exp(log_p))
+    return total
+
+
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def _argmax(f: Callable[[float], float], lo: float, hi: float, steps: int = 40) -> float:
+    """Where a unimodal *f* is largest on [lo, hi] (golden-section search)."""
+    a, b = lo, hi
+    c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(steps):
+        if fc >= fd:
+            b, d, fd = d, c, fc
+            c = b - _GOLDEN * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + _GOLDEN * (b - a)
+            fd = f(d)
+    return (a + b) / 2
+
+
+def _max_concave(f: Callable[[float], float], lo: float, hi: float) -> float:
+    return f(_argmax(f, lo, hi))
 
 
 def _draw(key: int, clip_id: int) -> float:
@@ -256,6 +353,8 @@ def _score(f: Features, ctx: _Context) -> float:
             total += ctx.followed
         if f.remix_of_liked:
             total += REMIX_OF_LIKED
+        elif f.remix_of_watched:
+            total += REMIX_OF_WATCHED
     return total
 
 
@@ -287,6 +386,8 @@ def _explain(f: Features, ctx: _Context) -> tuple[str, str]:
             )
         if f.remix_of_liked:
             named.append((REMIX_OF_LIKED + REASON_MIN, "remix", "a remix of a clip you liked"))
+        elif f.remix_of_watched:
+            named.append((REMIX_OF_WATCHED + REASON_MIN, "remix", "a remix of a clip you watched"))
         if "cold_start" in f.sources:
             picked = next((t for t in f.tags if t in taste.picked_tags), None)
             if picked is not None:

@@ -11,7 +11,8 @@ decayed on read by :func:`fedisora.for_you.interest.decayed`):
   a viewer counts once per clip in the clip's ``views_count``, ``completions_count`` and
   ``skips_count`` (the transition of the row's count from zero, under the row's lock).
   Clips that do not exist, were deleted or that the viewer may not see
-  (:func:`fedisora.services.visibility.can_see_clip`) are ignored and counted as such; a
+  (:func:`fedisora.services.visibility.visible_to`, the rule of ``can_see_clip`` for the
+  batch's clips at once) are ignored and counted as such; a
   malformed batch (not a list, more than :data:`MAX_EVENTS`, an unknown type, a negative
   or non-integer ``watch_ms``, or one over :data:`MAX_WATCH_MS`) is refused whole (422).
   Watch time within that bound is *clamped*, not refused, to the clip's length times
@@ -19,6 +20,10 @@ decayed on read by :func:`fedisora.for_you.interest.decayed`):
   :data:`DEFAULT_CLIP_MS`): a player may report a loop that played several times, no more.
   Batches count against the ``feedback`` rate limit per account
   (:mod:`fedisora.ratelimits`).
+- **Pages served** (:func:`note_served`, called by :func:`fedisora.for_you.feed.page`): each
+  clip of a For You page counts as an impression for its viewer (Mastodon clients send no
+  reports), once: the player's first impression report of a clip served so is that same
+  impression (``ClipView.served``), not a second one.
 - **Actions** (:func:`record_action`): likes, comments, boosts, remixes and follows (an
   unlike, unboost or unfollow takes one back, so that a loop of them adds nothing), called
   by the services (:mod:`fedisora.services.interactions`, :mod:`~fedisora.services.posts`,
@@ -47,11 +52,16 @@ read and change :class:`~fedisora.models.ForYouSettings`.
 **Aging** (:func:`age_out`, the ``for_you_aging`` chore of
 :mod:`fedisora.work.housekeeping`, hourly): view rows not seen for :data:`VIEW_RETENTION` are
 deleted (the clip may come back in For You), and interests whose decayed weight fell under
-:data:`FORGET_BELOW`.
+:data:`FORGET_BELOW`. Once a day (:data:`FIT_EVERY`) the same chore fits the instance's
+recency half-life (:func:`refit_half_life`: :func:`fedisora.for_you.rank.fit_half_life` over
+the latest :data:`FIT_SAMPLE` view rows the players reported, each the clip's age when first
+seen and whether it was finished or replayed) and keeps it in its row's progress, where
+:func:`instance_half_life` reads it for each refresh.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -91,7 +101,7 @@ from fedisora.models import (
 )
 from fedisora.services.retention import Fence
 from fedisora.services.text import HASHTAG_RE
-from fedisora.services.visibility import can_see_clip
+from fedisora.services.visibility import can_see_clip, visible_to
 
 __all__ = [
     "ACTIONS",
@@ -103,11 +113,15 @@ __all__ = [
     "RATE",
     "InterestEntry",
     "age_out",
+    "fit_views",
+    "instance_half_life",
     "interests_of",
     "not_interested",
     "note_action",
+    "note_served",
     "record_action",
     "record_feedback",
+    "refit_half_life",
     "reset_interests",
     "settings_of",
     "show_less",
@@ -143,6 +157,13 @@ FORGET_BELOW = 0.05
 """Interests whose decayed weight is smaller than this (either way) are shown as nothing
 and forgotten by the aging chore."""
 AGING_BATCH = 5000
+FIT_EVERY = timedelta(days=1)
+"""How often the aging chore fits the instance's recency half-life again."""
+FIT_SAMPLE = 20_000
+"""The latest view rows the fit reads."""
+FIT_BIN_DAYS = 0.25
+FIT_MAX_AGE_DAYS = 120.0
+AGING_CHORE = "for_you_aging"
 MAX_SETTINGS_TAGS = 10
 
 #: What each action adds to the creator's and the clip's hashtags' interests.
@@ -399,16 +420,10 @@ async def record_feedback(
     tallies = _parse(events)
     now = now or utcnow()
     ids = sorted(i for i in tallies if i >= 0)
-    clips = {c.pk: c for c in await Clip.filter(pk__in=ids, deleted_at=None)} if ids else {}
-    visible: list[Clip] = []
-    ignored = 0
-    for clip_id, tally in tallies.items():
-        clip = clips.get(clip_id)
-        if clip is None or not await can_see_clip(viewer, clip):
-            ignored += tally.events
-        else:
-            visible.append(clip)
+    found = list(await Clip.filter(pk__in=ids, deleted_at=None).order_by("id")) if ids else []
+    visible = await visible_to(viewer, found)  # (one batch: a fixed number of queries)
     accepted = sum(tallies[c.pk].events for c in visible)
+    ignored = sum(t.events for t in tallies.values()) - accepted
     if not visible:
         return {"accepted": accepted, "ignored": ignored}
     await _ensure_aging()
@@ -423,6 +438,60 @@ async def record_feedback(
     total = await _apply(viewer.pk, deltas, now) if learns else 0.0
     await _changed(viewer, total)
     return {"accepted": accepted, "ignored": ignored}
+
+
+async def note_served(
+    viewer: Account, clips: Sequence[Clip], *, now: datetime | None = None
+) -> int:
+    """Count the clips of a page served to *viewer* as shown to it (an impression), as the
+    web player's report of them would: a Mastodon client reports nothing, and without this
+    its For You would serve the same top clips again until the next refresh.
+
+    Only clips the viewer has no view row for count (one row per viewer and clip, as the
+    player's reports make): the row is made with one impression, marked ``served``, and the
+    clip's ``views_count`` moves as for a player's first impression. The player's own first
+    impression report of the clip later is that impression, not another
+    (:func:`record_feedback`). The row marks the clip as seen: For You leaves it out from
+    then on (:func:`fedisora.for_you.candidates.eligible`). A fixed number of queries for a
+    page (one transaction); returns how many clips were counted."""
+    ids = sorted({c.pk for c in clips if c.account_id != viewer.pk})
+    if not ids:
+        return 0
+    now = now or utcnow()
+    had = await ClipView.filter(account_id=viewer.pk, clip_id__in=ids).values_list(
+        "clip_id", flat=True
+    )
+    seen: set[Any] = set(had)
+    fresh = [i for i in ids if i not in seen]
+    if not fresh:
+        return 0
+    await _ensure_aging()
+    async with in_transaction() as conn:
+        await ClipView.bulk_create(
+            [
+                ClipView(
+                    account_id=viewer.pk,
+                    clip_id=clip_id,
+                    impressions=1,
+                    served=True,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+                for clip_id in fresh
+            ],
+            ignore_conflicts=True,  # (a player's report made one meanwhile: it counted)
+            using_db=conn,
+        )
+        made: list[Any] = list(
+            await ClipView.filter(
+                account_id=viewer.pk, clip_id__in=fresh, served=True, first_seen_at=now
+            )
+            .using_db(conn)
+            .values_list("clip_id", flat=True)
+        )
+        if made:
+            await Clip.filter(pk__in=made).using_db(conn).update(views_count=F("views_count") + 1)
+    return len(made)
 
 
 async def _lengths(clips: Sequence[Clip]) -> dict[int, int]:
@@ -463,7 +532,10 @@ async def _record_view(
         before = _Counts(row.watch_ms, row.completions, row.replays, row.skips)
         # (a row made just now has zero counts: either way its worth is the batch's)
         fresh_day = row.last_seen_at < _day_start(now)
-        impressions = row.impressions + max(tally.impressions, 1 if played else 0)
+        shown = max(tally.impressions, 1 if played else 0)
+        # A page that served the clip counted one impression already: this is that one.
+        absorbed = 1 if row.served and shown else 0
+        impressions = row.impressions + shown - absorbed
         after = _Counts(
             min(row.watch_ms + watch, COUNT_CAP * per_event),
             min(row.completions + tally.completions, COUNT_CAP),
@@ -481,6 +553,7 @@ async def _record_view(
                 replays=after.replays,
                 skips=after.skips,
                 hidden=row.hidden or tally.not_interested,
+                served=row.served and not absorbed,
                 last_seen_at=now,
             )
         )
@@ -848,3 +921,69 @@ async def age_out(
         await fence(conn)
     counts = {k: v for k, v in (("views_aged", views), ("interests_forgotten", forgotten)) if v}
     return counts, len(ids) == batch
+
+
+# --------------------------------------------------------------------------- recency
+
+
+async def fit_views(limit: int = FIT_SAMPLE) -> list[tuple[float, int, int]]:
+    """The latest *limit* view rows the players reported (not those only served to a
+    client that reports nothing: their outcome is unknown), grouped by the clip's age when
+    first seen (:data:`FIT_BIN_DAYS` wide, up to :data:`FIT_MAX_AGE_DAYS`): ``(age in
+    days, views, engaged)``, engaged meaning finished or replayed."""
+    rows = (
+        await ClipView.filter(served=False, impressions__gt=0)
+        .order_by("-id")
+        .limit(limit)
+        .values("first_seen_at", "completions", "replays", "clip__created_at")
+    )
+    groups: dict[int, list[int]] = {}
+    for row in rows:
+        made = row["clip__created_at"]
+        if made is None:
+            continue
+        age = max(0.0, (row["first_seen_at"] - made).total_seconds() / 86400)
+        if age > FIT_MAX_AGE_DAYS:
+            continue
+        group = groups.setdefault(int(age / FIT_BIN_DAYS), [0, 0])
+        group[0] += 1
+        group[1] += 1 if row["completions"] or row["replays"] else 0
+    return [((b + 0.5) * FIT_BIN_DAYS, n, k) for b, (n, k) in sorted(groups.items())]
+
+
+async def refit_half_life(progress: dict[str, Any], now: datetime) -> float | None:
+    """The aging chore's step: when the last fit is older than :data:`FIT_EVERY`, fit the
+    instance's recency half-life from :func:`fit_views` (in a thread: it is a second of
+    arithmetic) and keep it in *progress* (``half_life``: ``days``, None when there were too
+    few views, and ``at``). Returns the half-life kept."""
+    kept = progress.get("half_life")
+    if isinstance(kept, dict):
+        try:
+            fresh = now - datetime.fromisoformat(str(kept.get("at"))) < FIT_EVERY
+        except ValueError:
+            fresh = False
+        if fresh:
+            days = kept.get("days")
+            return float(days) if isinstance(days, (int, float)) else None
+    from fedisora.for_you.rank import fit_half_life
+
+    groups = await fit_views()
+    days = await asyncio.to_thread(fit_half_life, groups)
+    progress["half_life"] = {
+        "days": days,
+        "views": sum(n for _, n, _ in groups),
+        "at": now.isoformat(),
+    }
+    return days
+
+
+async def instance_half_life() -> float | None:
+    """The recency half-life in days the aging chore last fitted (None: none yet)."""
+    from fedisora.models import Chore
+
+    rows = await Chore.filter(name=AGING_CHORE).values("progress")
+    if not rows:
+        return None
+    kept = (rows[0]["progress"] or {}).get("half_life")
+    days = kept.get("days") if isinstance(kept, dict) else None
+    return float(days) if isinstance(days, (int, float)) and days > 0 else None

@@ -38,7 +38,9 @@ Chores:
   :func:`ensure_chores`, which each subscription calls (so the first subscription's list is
   fetched at once).
 - ``for_you_aging`` (every hour): For You's view rows unseen for 90 days and its interests
-  decayed to nothing deleted (:func:`fedisora.for_you.signals.age_out`); the row is added by
+  decayed to nothing deleted (:func:`fedisora.for_you.signals.age_out`), and once a day the
+  instance's recency half-life fitted from its views and kept in the row's progress
+  (:func:`fedisora.for_you.signals.refit_half_life`); the row is added by
   :func:`ensure_chores`, which the first recorded signal of a process calls.
 """
 
@@ -175,9 +177,11 @@ async def _optout_lists(
 async def _for_you_aging(
     ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
 ) -> tuple[dict[str, int], bool]:
-    from fedisora.for_you.signals import age_out
+    from fedisora.for_you.signals import age_out, refit_half_life
 
-    return await age_out(now=ctx.now(), fence=fence)
+    counts, more = await age_out(now=ctx.now(), fence=fence)
+    await refit_half_life(progress, ctx.now())  # (daily; kept in progress by the fence)
+    return counts, more
 
 
 CHORES: dict[str, ChoreSpec] = {

@@ -10,7 +10,7 @@ from factories import local_account
 from for_you_factories import author, clip
 
 from fedisora.for_you import candidates
-from fedisora.models import Account, ClipView, ForYouSettings
+from fedisora.models import Account, Clip, ClipView, ForYouSettings
 
 PATH = "/api/fedisora/v1/timelines/for_you"
 
@@ -92,9 +92,35 @@ async def test_blocked_seen_and_unverified_clips_are_not_served(
     assert ids == {*kept, str(verified.pk)}
     assert not ids & {*theirs, str(seen.pk), str(unverified.pk)}
 
-    # Opting in to unverified remote clips takes effect at the next refresh.
+    # Opting in to unverified remote clips takes effect at the next refresh (the clips
+    # served above count as shown: they are not served again).
     await ForYouSettings.create(account=me.account, include_unverified=True)
     await candidates.refresh_now(me.account)  # (what the durable refresh does)
     r = await client.get(PATH, params={"limit": 40}, headers=me.headers)
     ids = {s["id"] for s in r.json()}
-    assert ids == {*kept, str(verified.pk), str(unverified.pk)}
+    assert ids == {str(unverified.pk)}
+
+
+async def test_a_mastodon_client_without_feedback_gets_new_clips_on_each_first_page(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    """A client that sends no reports: each page served counts as shown, so the next first
+    page does not repeat the top of the last one, while the list has clips left."""
+    me = await login(client, await local_account("me"))
+    makers = [await author(f"maker{i}", clips_count=50) for i in range(6)]
+    made = {cid for who in makers for cid in await _popular(who, 3)}
+    pages: list[list[str]] = []
+    for _ in range(4):
+        r = await client.get(PATH, params={"limit": 4}, headers=me.headers)
+        assert r.status_code == 200, r.text
+        pages.append([s["id"] for s in r.json()])
+    assert [len(p) for p in pages] == [4, 4, 4, 4]
+    shown = [cid for p in pages for cid in p]
+    assert len(set(shown)) == 16 and set(shown) <= made  # no clip served twice
+    views = await ClipView.filter(account_id=me.account.pk).values_list("impressions", "served")
+    assert sorted(views) == [(1, True)] * 16
+    counts = await Clip.filter(pk__in=[int(c) for c in shown]).values("views_count")
+    assert {c["views_count"] for c in counts} == {1}
+    # What is left: the list is used up until its refresh brings more.
+    r = await client.get(PATH, params={"limit": 4}, headers=me.headers)
+    assert {s["id"] for s in r.json()} == made - set(shown)

@@ -32,6 +32,7 @@ QUERY_NAMES = [
     "notifications",
     "comments",
     "for_you",
+    "remixes",
 ]
 
 
@@ -48,6 +49,10 @@ def _queries() -> dict[str, Any]:
         "for_you": ForYouCandidate.filter(account_id=1, generation=3, position__gt=19)
         .order_by("position")
         .limit(40),
+        # fedisora.for_you.candidates: a clip's newest remixes (the remix source)
+        "remixes": Clip.filter(remix_of_id=1, visibility=Visibility.PUBLIC, deleted_at=None)
+        .order_by("-id")
+        .limit(20),
     }
 
 

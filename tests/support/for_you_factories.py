@@ -6,6 +6,8 @@ import itertools
 from datetime import datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from fedisora.models import (
     Account,
     Clip,
@@ -16,6 +18,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.services.remixes import recount_remixes
 
 _n = itertools.count(1)
 
@@ -64,6 +67,9 @@ async def clip(
         created_at=created_at or utcnow(),
         **values,
     )
+    if made.remix_of_id is not None:  # (as posting a remix does)
+        async with in_transaction() as conn:
+            await recount_remixes(made.remix_of_id, conn)
     for name in tags:
         tag, _ = await Tag.get_or_create(name=name)
         await ClipTag.create(tag=tag, clip=made)

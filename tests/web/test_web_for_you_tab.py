@@ -9,6 +9,18 @@ from factories import local_account
 from for_you_factories import author, clip
 from webhelpers import browser, logged_in
 
+from fedisora.models import (
+    Block,
+    Follow,
+    FollowState,
+    ForYouRefresh,
+    Interest,
+    InterestKind,
+    TimelineEntry,
+    Visibility,
+    utcnow,
+)
+
 
 def articles(page: str) -> list[str]:
     return re.findall(r'<article class="reel[^"]*"[^>]*data-clip-id="(\d+)"', page)
@@ -43,3 +55,50 @@ async def test_for_you_shows_reasons_and_pages_by_cursor(web: httpx.ASGITranspor
     async with browser(web) as anon:  # visitors keep /explore, without reasons
         front = await anon.get("/")
         assert front.status_code == 200 and "reel-reason" not in front.text
+
+
+async def test_n_new_counts_the_new_clips_that_would_enter_for_you(
+    web: httpx.ASGITransport,
+) -> None:
+    """The For You tab's "N new": clips that arrived after the page was made and that the
+    viewer's candidate sources and rules would list, not every new local clip."""
+    ann = await local_account("ann")
+    bob = await author("bob", clips_count=50)  # followed
+    carol = await author("carol", clips_count=50)  # a creator ann watches
+    dave = await author("dave", clips_count=50)  # nothing to ann
+    far = await author("far", "peer.example", clips_count=50)  # followed, remote
+    pest = await author("pest", clips_count=50)  # blocked
+    for followed in (bob, far):
+        await Follow.create(
+            follower=ann, target=followed, state=FollowState.ACCEPTED, uri=f"f:{followed.pk}"
+        )
+    await Block.create(account=ann, target=pest)
+    await Interest.create(account=ann, kind=InterestKind.CREATOR, key=str(carol.pk), weight=8)
+    await Interest.create(account=ann, kind=InterestKind.TAG, key="cats", weight=6)
+    await clip(dave, likes_count=3)  # something to show
+    async with logged_in(web, "ann") as http:
+        page = await http.get("/")
+        found = re.search(r'data-poll="([^"]+)"', page.text)
+        assert found is not None
+        poll = found.group(1).replace("&amp;", "&")
+        assert poll.startswith("/feed/new?tab=foryou&since_id=")
+        assert (await http.get(poll)).text.strip() == ""
+        await ForYouRefresh.filter(account_id=ann.pk).update(refreshed_at=utcnow())
+
+        for who in (bob, far):
+            made = await clip(who)
+            await TimelineEntry.create(owner=ann, clip=made)  # (the home feed's fan-out)
+        await clip(carol)
+        await clip(dave, tags=("cats",))
+        for _ in range(2):
+            await clip(dave)  # not for ann (yet): nothing of hers leads to them
+        await clip(pest, tags=("cats",))
+        await clip(far, provenance="unverified", tags=("cats",))
+        await clip(dave, visibility=Visibility.UNLISTED, tags=("cats",))
+        notice = await http.get(poll)
+        assert "4 new clips<" in notice.text and 'href="/?tab=foryou"' in notice.text
+        # The list was made before they came: it is due, so the notice's link shows them.
+        assert (await ForYouRefresh.get(account_id=ann.pk)).state == "pending"
+        # The Local tab's count is its own: every new public local clip ann may see.
+        local = await http.get(poll.replace("tab=foryou", "tab=local"))
+        assert "5 new clips<" in local.text

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from for_you_factories import author, clip
 
 from fedisora.config import load_settings
-from fedisora.for_you import candidates
+from fedisora.for_you import candidates, rank
 from fedisora.models import (
     Account,
     AccountDomainBlock,
@@ -80,6 +81,39 @@ async def test_each_source_finds_its_clips(db: str) -> None:
     assert taste.creators[carol.pk] > 7 and taste.tags["cats"] > 5
     assert taste.liked_by_creator == {dave.pk: 1} and taste.picked_tags == ("dogs",)
     assert taste.viewer == viewer.pk
+
+
+async def test_remixes_of_liked_and_watched_clips_are_found_by_their_index(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The remix source reads the remixes of what the viewer liked or finished, however many
+    clips were posted since (it once looked only among the newest public clips)."""
+    monkeypatch.setattr(candidates, "RECENT_SCAN", 3)
+    now = utcnow()
+    viewer = await author("viewer")
+    dave, erin = await author("dave", clips_count=50), await author("erin", clips_count=50)
+    liked, finished, skipped = await clip(dave), await clip(dave), await clip(dave)
+    await Like.create(account=viewer, clip=liked, target_key=f"clip:{liked.pk}", uri="l:1")
+    await ClipView.create(account=viewer, clip=finished, impressions=1, completions=1)
+    await ClipView.create(account=viewer, clip=skipped, impressions=1, skips=1)
+    of_liked = await clip(erin, remix_of=liked)
+    of_finished = await clip(erin, remix_of=finished)
+    of_skipped = await clip(erin, remix_of=skipped)
+    private = await clip(erin, remix_of=liked, visibility=Visibility.FOLLOWERS)
+    for _ in range(5):  # newer clips than the remixes: more than RECENT_SCAN
+        await clip(dave)
+
+    features, _ = await candidates.gather(viewer, now)
+    by_id = {f.clip_id: f for f in features if "remix" in f.sources}
+    assert set(by_id) == {of_liked.pk, of_finished.pk}
+    assert by_id[of_liked.pk].remix_of_liked and not by_id[of_liked.pk].remix_of_watched
+    assert by_id[of_finished.pk].remix_of_watched and not by_id[of_finished.pk].remix_of_liked
+    assert of_skipped.pk not in by_id and private.pk not in by_id
+    taste = rank.Taste(creators={}, tags={}, viewer=viewer.pk)
+    _, source, reason = rank.score(by_id[of_finished.pk], taste, now)
+    assert (source, reason) == ("remix", "a remix of a clip you watched")
+    _, source, reason = rank.score(by_id[of_liked.pk], taste, now)
+    assert (source, reason) == ("remix", "a remix of a clip you liked")
 
 
 async def test_rules_leave_out_what_timelines_leave_out(db: str) -> None:

@@ -6,7 +6,7 @@ import pytest
 from for_you_factories import author, clip
 from tortoise.transactions import in_transaction
 
-from fedisora.for_you import candidates, feed
+from fedisora.for_you import candidates, feed, signals
 from fedisora.for_you.rank import Ranked
 from fedisora.models import Account, Block, Clip, ClipView, ForYouRefresh, utcnow
 
@@ -21,9 +21,8 @@ async def _list(viewer: Account, clips: list[Clip], tag: str = "") -> int:
         return await candidates.write_generation(viewer.pk, ranked, utcnow(), conn)
 
 
-async def _all(viewer: Account, limit: int) -> list[feed.FeedItem]:
+async def _all(viewer: Account, limit: int, cursor: str | None = None) -> list[feed.FeedItem]:
     items: list[feed.FeedItem] = []
-    cursor = None
     for _ in range(50):
         got = await feed.page(viewer, cursor, limit, secret=SECRET)
         items += got.items
@@ -66,8 +65,48 @@ async def test_pages_follow_the_list_in_order(db: str) -> None:
     assert first.next_cursor is not None
     with pytest.raises(feed.BadCursor):
         await feed.page(await author("other"), first.next_cursor, 3, secret=SECRET)
-    served = await _all(viewer, 3)
+    served = first.items + await _all(viewer, 3, first.next_cursor)
     assert [i.clip.pk for i in served] == [c.pk for c in clips]
+
+
+async def test_served_clips_count_as_shown_once(db: str) -> None:
+    """A page's clips are impressions for its viewer (a Mastodon client reports none): the
+    next first page goes on with other clips, each clip's views move once, and the player's
+    own impression report of a served clip later is the same impression."""
+    viewer = await author("viewer")
+    makers = [await author(f"maker{n}") for n in range(4)]
+    clips = [await clip(makers[n % 4]) for n in range(30)]
+    await _list(viewer, clips)
+    first = await feed.page(viewer, None, 3, secret=SECRET)
+    again = await feed.page(viewer, None, 3, secret=SECRET)  # no cursor, no reports
+    assert [i.clip.pk for i in first.items] == [c.pk for c in clips[:3]]
+    assert [i.clip.pk for i in again.items] == [c.pk for c in clips[3:6]]
+    rows = await ClipView.filter(account_id=viewer.pk).order_by("clip_id")
+    assert [(r.clip_id, r.impressions, r.served) for r in rows] == [
+        (c.pk, 1, True) for c in sorted(clips[:6], key=lambda c: c.pk)
+    ]
+    views = dict(
+        await Clip.filter(pk__in=[c.pk for c in clips[:7]]).values_list("id", "views_count")
+    )
+    assert views == {**{c.pk: 1 for c in clips[:6]}, clips[6].pk: 0}
+
+    # The web player reports what it showed: no second impression, no second view.
+    shown = clips[0]
+    events = [{"clip_id": str(shown.pk), "type": "impression"}]
+    await signals.record_feedback(viewer, [*events, {"clip_id": str(shown.pk), "type": "skip"}])
+    row = await ClipView.get(account_id=viewer.pk, clip_id=shown.pk)
+    assert (row.impressions, row.skips, row.served) == (1, 1, False)
+    await signals.record_feedback(viewer, events)  # a replay shown again: that one counts
+    row = await ClipView.get(account_id=viewer.pk, clip_id=shown.pk)
+    assert row.impressions == 2
+    counted = await Clip.get(pk=shown.pk)
+    assert (counted.views_count, counted.skips_count) == (1, 1)
+
+    # A first page after many pages were served still finds the clips left (reads double).
+    for _ in range(6):
+        await feed.page(viewer, None, 3, secret=SECRET)
+    late = await feed.page(viewer, None, 3, secret=SECRET)
+    assert [i.clip.pk for i in late.items] == [c.pk for c in clips[24:27]]
 
 
 async def test_a_page_checks_its_clips_again(db: str) -> None:

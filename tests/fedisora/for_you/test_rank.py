@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from fedisora.for_you.rank import SOURCES, Features, Ranked, Taste, rank, score
+from fedisora.for_you.rank import (
+    SOURCES,
+    Features,
+    Ranked,
+    Taste,
+    fit_half_life,
+    rank,
+    score,
+    slider_half_life,
+)
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 NEUTRAL = Taste(creators={}, tags={})
@@ -283,3 +292,52 @@ def test_rank_is_pure() -> None:
     )
     loaded = set(json.loads(result.stdout))
     assert loaded.isdisjoint({"tortoise", "httpx", "starlette", "asyncpg", "redis"}), loaded
+
+
+def _synthetic_views(half_life: float, seed: int, n: int = 20_000) -> list[tuple[float, int, int]]:
+    """*n* views of clips up to 60 days old, each engaging with probability
+    0.5 * 2 ** (-age / half_life), grouped by quarter day as the aging chore groups them."""
+    import random
+
+    rng = random.Random(seed)
+    groups: dict[int, list[int]] = {}
+    for _ in range(n):
+        age = rng.uniform(0, 60)
+        group = groups.setdefault(int(age * 4), [0, 0])
+        group[0] += 1
+        group[1] += rng.random() < 0.5 * 2 ** (-age / half_life)
+    return [((b + 0.5) / 4, v, k) for b, (v, k) in groups.items()]
+
+
+@pytest.mark.parametrize("half_life", [1.5, 4.0, 11.0, 30.0])
+def test_the_fit_recovers_a_known_half_life(half_life: float) -> None:
+    fitted = fit_half_life(_synthetic_views(half_life, seed=int(half_life * 10)))
+    assert fitted is not None
+    assert abs(fitted / half_life - 1) < 0.15, fitted
+
+
+def test_the_fit_needs_enough_views_and_engagement() -> None:
+    assert fit_half_life([]) is None
+    assert fit_half_life(_synthetic_views(4.0, seed=1, n=300)) is None  # too few views
+    assert fit_half_life([(1.0, 1000, 5), (9.0, 1000, 2)]) is None  # too few engaged
+    # No decay at all: the longest half-life considered.
+    flat = fit_half_life([(a / 4, 100, 30) for a in range(200)])
+    assert flat is not None and flat > 300
+
+
+def test_the_fitted_half_life_is_the_slider_middle() -> None:
+    # Not fitted: as before, linear from the fresh end to the popular end.
+    assert slider_half_life(0.0) == 2.0 and slider_half_life(1.0) == 20.0
+    assert slider_half_life(0.5) == 11.0 and slider_half_life(0.25) == 6.5
+    # Fitted: the middle (the default, where the slider stays until moved) is the fit.
+    assert slider_half_life(0.5, 4.0) == 4.0
+    assert slider_half_life(0.0, 4.0) == 2.0 and slider_half_life(1.0, 4.0) == 20.0
+    assert slider_half_life(0.75, 4.0) == 12.0
+    assert slider_half_life(0.5, 500.0) == 20.0 and slider_half_life(0.5, 0.1) == 2.0
+    # And the ranking uses it: with a short instance half-life, an old clip loses more.
+    old = clip(1, created_at=NOW - timedelta(days=10))
+    fresh = clip(2, created_at=NOW - timedelta(hours=1))
+    gap_default = score(fresh, NEUTRAL, NOW)[0] - score(old, NEUTRAL, NOW)[0]
+    short = replace(NEUTRAL, half_life=2.5)
+    gap_short = score(fresh, short, NOW)[0] - score(old, short, NOW)[0]
+    assert gap_short > gap_default + 1.5

@@ -333,3 +333,66 @@ async def test_noticeable_changes_ask_for_a_refresh(
     await signals.reset_interests(ann)
     await signals.update_settings(ann, popular=0.9)
     assert asked == [ann.pk] * 4
+
+
+async def test_the_aging_chore_fits_the_instance_half_life_from_its_views(db: str) -> None:
+    """Views whose engagement halves every 4 days of a clip's age: the daily fit finds about
+    4 days, keeps it in the chore's row, and each refresh's taste carries it. Views only
+    served (to a client that reports nothing) say nothing and are left out."""
+    from chores import Clock, engine_for, run_chore
+
+    from fedisora.config import load_settings
+    from fedisora.for_you import candidates
+    from fedisora.work.housekeeping import ensure_chores
+
+    now = utcnow()
+    bob = await remote_account("bob")
+    viewers = [await remote_account(f"v{n}") for n in range(25)]
+    ages = [n * 0.5 for n in range(40)]  # 0 to 19.5 days
+    made = [
+        Clip(
+            id=1000 + n,
+            account_id=bob.pk,
+            uri=f"https://remote.example/c/{n}",
+            local=False,
+            created_at=now - timedelta(days=age),
+        )
+        for n, age in enumerate(ages)
+    ]
+    await Clip.bulk_create(made)
+    rows = []
+    for c, age in zip(made, ages, strict=True):
+        engaged = round(len(viewers) * 0.6 * 2 ** (-age / 4.0))  # exact shares
+        for n, v in enumerate(viewers):
+            rows.append(
+                ClipView(
+                    account_id=v.pk,
+                    clip_id=c.pk,
+                    impressions=1,
+                    completions=1 if n < engaged else 0,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+    await ClipView.bulk_create(rows)
+    # Served to a client that reports nothing: of old clips, never "engaged".
+    ann = await local_account("ann")
+    await ClipView.bulk_create(
+        [ClipView(account_id=ann.pk, clip_id=c.pk, impressions=1, served=True) for c in made[:10]]
+    )
+    assert await signals.instance_half_life() is None
+
+    await ensure_chores()
+    settings = load_settings({"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/x"})
+    engine = engine_for(settings, Clock())
+    row = await run_chore(engine, "for_you_aging")
+    kept = row.progress["half_life"]
+    assert kept["views"] == 1000 and abs(kept["days"] / 4.0 - 1) < 0.1, kept
+    assert await signals.instance_half_life() == kept["days"]
+    _features, taste = await candidates.gather(ann, utcnow())
+    assert taste.half_life == kept["days"]
+
+    # Fitted once a day: an hour later the chore keeps it.
+    await ClipView.filter(completions=1).update(completions=0, replays=0)
+    row = await run_chore(engine, "for_you_aging")
+    assert row.progress["half_life"] == kept
