@@ -21,7 +21,7 @@ from jsonld_check import NotBundled, assert_valid, bundled_loader, problems
 from pyld import jsonld
 
 from activitypub import consent, integrity, keys, objects
-from activitypub.federation import likeness
+from activitypub.federation import cameo_clips, likeness
 
 A = "https://a.example"
 ANN = f"{A}/users/ann"
@@ -262,6 +262,10 @@ def _documents() -> dict[str, Any]:
             f"{BOB}/likeness/uses/2", BOB, ANN, grant=grant["id"], kind="refused", reason="revoked"
         ),
         "Offer{grant}": likeness.grant_offer(ANN, grant),
+        "Delete{grant} with the revocation": cameo_clips.revocation_activity(
+            _revocation(grant["id"]), to=[BOB]
+        ),
+        "Delete{likeness} with the revocation": cameo_clips.revocation_activity(_revocation(ANN)),
     }
     return docs
 

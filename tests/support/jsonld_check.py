@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,18 @@ def assert_valid(name: str, document: Any) -> None:
     except jsonld.JsonLdError as exc:
         raise AssertionError(f"{name}: not valid JSON-LD: {_error_text(exc)}") from exc
     assert not found, f"{name}:\n  " + "\n  ".join(found)
+
+
+def failures(documents: Mapping[str, Any]) -> list[str]:
+    """:func:`assert_valid`'s message for each of the named *documents* that fails it (all of
+    them, so that one run names every problem)."""
+    found = []
+    for name, document in documents.items():
+        try:
+            assert_valid(name, document)
+        except AssertionError as exc:
+            found.append(str(exc))
+    return found
 
 
 def _error_text(exc: BaseException | None) -> str:
