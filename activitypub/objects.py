@@ -28,6 +28,8 @@ from activitypub._base58 import b58encode
 from activitypub.errors import ActivityPubError
 
 __all__ = [
+    "ACTOR_CONTEXT",
+    "ACTOR_TERMS",
     "AS_CONTEXT",
     "CONSENT_TERMS",
     "FEDISORA_NS",
@@ -93,7 +95,14 @@ OBJECT_TERMS: dict[str, Any] = {
     "suspended": "toot:suspended",
     "featured": {"@id": "toot:featured", "@type": "@id"},
     "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
-    "digestMultibase": "https://w3id.org/security#digestMultibase",
+    # Defined exactly as the Data Integrity contexts define it (protected there): a document
+    # that also names one of those (to carry a proof) must not redefine it.
+    "digestMultibase": {
+        "@id": "https://w3id.org/security#digestMultibase",
+        "@type": "https://w3id.org/security#multibase",
+    },
+    # A file's size in bytes: PeerTube's term, as FEP-1311 names it.
+    "size": "https://joinpeertube.org/ns#size",
     "quote": {"@id": "https://w3id.org/fep/044f#quote", "@type": "@id"},
     "quoteUri": "http://fedibird.com/ns#quoteUri",
     "QuoteRequest": "https://w3id.org/fep/044f#QuoteRequest",
@@ -144,8 +153,23 @@ OBJECT_TERMS.update(
         "consent": {"@id": "fedisora:consent", "@type": "@id"},
     }
 )
+#: Terms of actor documents beyond those of the security and Multikey contexts: neither
+#: defines ``assertionMethod`` (FEP-521a), and without it a JSON-LD reader sees no Ed25519
+#: key at all. Defined as the DID and controlled-identifier contexts define it.
+ACTOR_TERMS: dict[str, Any] = {
+    "assertionMethod": {
+        "@id": "https://w3id.org/security#assertionMethod",
+        "@type": "@id",
+        "@container": "@set",
+    },
+}
 OBJECT_CONTEXT: list[Any] = [AS_CONTEXT, OBJECT_TERMS]
-ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, OBJECT_TERMS]
+ACTOR_CONTEXT: list[Any] = [
+    AS_CONTEXT,
+    SECURITY_CONTEXT,
+    MULTIKEY_CONTEXT,
+    {**OBJECT_TERMS, **ACTOR_TERMS},
+]
 
 _MAX_TEXT = 100_000
 
@@ -800,6 +824,7 @@ VIDEO_TERMS: dict[str, Any] = {
     "waitTranscoding": "pt:waitTranscoding",
     "isLiveBroadcast": "sc:isLiveBroadcast",
     "size": "pt:size",
+    "comments": {"@id": "as:comments", "@type": "@id"},
     "fps": "pt:fps",
     "aspectRatio": "pt:aspectRatio",
     "state": "pt:state",
