@@ -57,6 +57,7 @@ __all__ = [
     "format_datetime",
     "parse_datetime",
     "sign",
+    "sign_activity",
     "verify",
 ]
 
@@ -288,3 +289,25 @@ def assertion_method_key(actor: Any, verification_method: str) -> ed25519.Ed2551
             raise InvalidProof(f"{verification_method} is not an Ed25519 key")
         return key
     raise InvalidProof(f"{actor['id']} lists no Ed25519 assertionMethod {verification_method}")
+
+
+def sign_activity(
+    activity: Mapping[str, Any],
+    key: ed25519.Ed25519PrivateKey,
+    verification_method: str,
+    *,
+    created: datetime,
+) -> dict[str, Any]:
+    """*activity* as it is sent with its actor's FEP-8b32 proof: the Data Integrity context
+    put right after the first entry of its ``@context`` (ActivityStreams), so that a JSON-LD
+    reader (Fedify) finds ``proof`` defined, then signed by :func:`sign`. An activity that
+    carries a proof already (one forwarded as received) is returned unchanged."""
+    if "proof" in activity:
+        return dict(activity)
+    document = dict(activity)
+    context = document.get("@context")
+    entries = list(context) if isinstance(context, list) else [context] if context else []
+    if DATA_INTEGRITY_CONTEXT not in entries:
+        entries.insert(1 if entries else 0, DATA_INTEGRITY_CONTEXT)
+    document = {"@context": entries, **{k: v for k, v in document.items() if k != "@context"}}
+    return sign(document, key, verification_method, created=created)

@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count
 
-from activitypub import objects
+from activitypub import integrity, objects
 from activitypub.federation import likeness
 from activitypub.federation.actors import domain_of
 from activitypub.federation.context import Federation, get_federation
@@ -31,6 +32,7 @@ from activitypub.federation.hostcap import HostBusy, HostCap, LocalHostCap, Redi
 from activitypub.federation.http import FetchError, UnsafeURL
 from activitypub.federation.render import actor_document, clip_note, comment_note, iso
 from activitypub.federation.rows import create_row
+from activitypub.keys import load_private_key_pem
 from fedisora.config import Settings
 from fedisora.ids import new_id
 from fedisora.models import (
@@ -617,6 +619,20 @@ _BUILDERS: dict[str, Callable[[Account, dict[str, Any]], Awaitable[Audience | No
 _WHILE_SUSPENDED = frozenset({"account.deleted", "account.suspended"})
 
 
+def proven(sender: Account, activity: dict[str, Any]) -> dict[str, Any]:
+    """*activity* with *sender*'s FEP-8b32 proof (``eddsa-jcs-2022`` by its Ed25519 key,
+    the ``assertionMethod`` of its actor document), made once for all its inboxes: a server
+    that reads proofs (Fedify) can then accept it when it reaches it by another way (a
+    relay, forwarding). Unchanged when it has a proof already (forwarded as received) or
+    the sender has no Ed25519 key here."""
+    if "proof" in activity or "@context" not in activity or not sender.ed25519_private_pem:
+        return activity
+    key = load_private_key_pem(sender.ed25519_private_pem)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        return activity
+    return integrity.sign_activity(activity, key, f"{sender.uri}#ed25519-key", created=utcnow())
+
+
 async def enqueue(
     sender: Account,
     activity: dict[str, Any],
@@ -629,6 +645,8 @@ async def enqueue(
     this instance suspends get none (:mod:`fedisora.services.domain_blocks`)."""
     policy = await domain_blocks.current()
     targets = [i for i in inboxes(recipients) if not policy.suspends(domain_of(i))]
+    if targets:
+        activity = proven(sender, activity)
     if conn is None:
         for inbox in targets:
             await create_row(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, RemoteActor, make_remote
@@ -189,3 +190,33 @@ async def test_a_proven_reply_to_a_local_clip_is_forwarded_as_received(
     assert one.payload == proven and one.sender_id == ann.pk
     # what otto's server gets verifies by rita's key alone
     integrity.verify(one.payload, key.public_key())
+
+
+async def test_what_we_send_carries_the_actors_proof(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation
+) -> None:
+    """Every activity a local actor sends carries its FEP-8b32 proof, made once for all
+    inboxes with the Ed25519 key its actor document lists under ``assertionMethod``, with the
+    Data Integrity context after ActivityStreams; what another server verifies from our
+    actor document alone. An activity forwarded as received keeps its own proof."""
+    from fedisora.models import Delivery
+    from fedisora.services import follows, interactions
+
+    ann = await local_account("ann")
+    rita = await make_remote()
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="a storm at sea")
+    await follows.follow(rita.account, ann, uri=f"{rita.uri}#follows/1")  # an Accept
+    await interactions.like(ann, clip)  # nothing federates for a like of one's own clip
+    await follows.follow(ann, rita.account)  # a Follow
+    actor = (await client.get("/users/ann", headers={"Accept": "application/activity+json"})).json()
+    [method] = [m for m in actor["assertionMethod"] if m["type"] == "Multikey"]
+    public = keys.public_key_from_multibase(method["publicKeyMultibase"])
+    sent = await Delivery.all().order_by("id")
+    assert {d.payload["type"] for d in sent} >= {"Accept", "Follow"}
+    for delivery in sent:
+        payload = delivery.payload
+        assert payload["@context"][1] == integrity.DATA_INTEGRITY_CONTEXT, payload["@context"]
+        assert payload["proof"]["verificationMethod"] == method["id"]
+        integrity.verify(payload, public)  # by our published key alone
+        with pytest.raises(integrity.InvalidProof):
+            integrity.verify(dict(payload, actor=rita.uri), public)
