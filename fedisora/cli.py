@@ -740,6 +740,45 @@ async def cmd_optout(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_relay(args: argparse.Namespace) -> int:
+    """``relay list`` / ``relay add URL`` / ``relay remove URL``: the ActivityPub relays this
+    instance subscribes to, as on ``/admin/relays`` (:mod:`fedisora.services.relays`)."""
+    from activitypub.federation.context import close_federation, get_federation
+    from fedisora.errors import FedisoraError
+    from fedisora.services import audit, relays
+
+    settings = _settings()
+    urls.configure(settings)
+    await init_db(settings)
+    try:
+        if args.action == "list":
+            rows = await relays.list_relays()
+            for r in rows:
+                print(f"{r.inbox_url}\t{r.state.value}\t{r.actor_uri or '(no actor known)'}")
+            if not rows:
+                print("no relays")
+            return 0
+        fed = get_federation(settings)
+        try:
+            if args.action == "add":
+                row = await relays.add(args.url, by=audit.CLI, fed=fed)
+                print(f"following the relay {row.inbox_url}: pending until it accepts")
+            else:
+                found = [
+                    r for r in await relays.list_relays() if args.url in (r.inbox_url, r.actor_uri)
+                ]
+                if not found:
+                    raise CommandError(f"no relay {args.url}: `fedisora relay list` shows them")
+                await relays.remove(found[0].pk, by=audit.CLI, fed=fed)
+                print(f"unfollowed the relay {found[0].inbox_url}")
+        except FedisoraError as exc:
+            raise CommandError(exc.message) from exc
+    finally:
+        await close_federation()
+        await close_db()
+    return 0
+
+
 _OPTOUT_ROW_ACTIONS = ("approve", "reject", "remove")
 """``fedisora optout`` actions on an opt-out (by id); the others act on a subscribed list."""
 
@@ -1020,6 +1059,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("term", nargs="*", help="add: the name to protect")
     p.add_argument("--note", default="", help="add: why (shown to admins)")
     p.set_defaults(func=cmd_policy, is_async=True)
+
+    p = sub.add_parser("relay", help="the ActivityPub relays this instance subscribes to")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the relays and whether each accepted")
+    o = actions.add_parser("add", help="subscribe to a relay (its inbox or actor URL)")
+    o.add_argument("url", help="the relay's inbox URL (https://relay.example/inbox) or actor URL")
+    o = actions.add_parser("remove", help="unsubscribe from a relay")
+    o.add_argument("url", help="the relay's inbox or actor URL, as `relay list` shows it")
+    p.set_defaults(func=cmd_relay, is_async=True)
 
     p = sub.add_parser("optout", help="review opt-out requests and subscribed opt-out lists")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

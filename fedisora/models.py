@@ -1534,6 +1534,35 @@ class OptOutMode(StrEnum):
     AUTO = "auto"  # applied as fetched
 
 
+class RelayState(StrEnum):
+    PENDING = "pending"  # our Follow sent, no answer yet
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Relay(Model):
+    """An ActivityPub relay this instance subscribes to.
+
+    The Mastodon/LitePub protocol: the instance actor's ``Follow`` of ``as:Public`` went to
+    ``inbox_url``; once accepted, public clips are sent there and what the relay announces is
+    taken in (fetched from its origin)."""
+
+    id = fields.BigIntField(primary_key=True)
+    inbox_url = fields.CharField(max_length=2048, unique=True)
+    actor_uri = fields.CharField(max_length=2048, null=True)  # known when the relay serves one
+    follow_uri = fields.CharField(max_length=2048, unique=True)
+    state = fields.CharEnumField(RelayState, max_length=16, default=RelayState.PENDING)
+    created_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_by_id: int | None
+    created_at = fields.DatetimeField(default=utcnow)
+    answered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "relays"
+
+
 class OptOutSubscription(Model):
     """Another instance's signed opt-out list, fetched by the ``optout_lists`` chore.
 

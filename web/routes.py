@@ -292,6 +292,7 @@ def routes() -> list[BaseRoute]:
         admin_optouts,  # the opt-out registry; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
         admin_provenance,  # the signing root, its history and replacing it; imports _admin_user
+        admin_relays,  # the ActivityPub relays subscribed to; it imports _admin_user
         admin_renders,  # the render queue and quota overrides; it imports _admin_user
         admin_reports,  # reports; it imports _admin_user
         admin_settings,  # the instance settings; it imports _admin_user
@@ -331,6 +332,7 @@ def routes() -> list[BaseRoute]:
         *admin_renders.routes(),
         *admin_settings.routes(),
         *admin_provenance.routes(),
+        *admin_relays.routes(),
         *signup.routes(),
         *confirm.routes(),
         *invites.routes(),

@@ -51,7 +51,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import domain_blocks, events
+from fedisora.services import domain_blocks, events, relays
 from fedisora.services.events import Event
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
@@ -156,6 +156,8 @@ async def _clip_audience(clip: Clip, author: Account) -> list[Account]:
     recipients = await _remote(extra)
     if clip.visibility != Visibility.DIRECT:
         recipients += await _remote_followers(author)
+    if clip.visibility == Visibility.PUBLIC:
+        recipients += await relays.inboxes()  # the relays this instance subscribes to
     return recipients
 
 

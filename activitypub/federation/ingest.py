@@ -56,8 +56,9 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import domain_blocks, events, follows, interactions, posts
+from fedisora.services import domain_blocks, events, follows, interactions, posts, relays
 from fedisora.services.account_deletion import is_remote_deleted, mark_remote_deleted
+from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.remixes import notify_approved, recount_remixes
 from fedisora.services.text import render_html
 from fedisora.services.visibility import is_blocked
@@ -184,7 +185,13 @@ async def handle_activity(fed: Federation, activity: dict[str, Any]) -> None:
 
 async def _follow(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
     target = await _local_actor(objects.id_of(activity.get("object")))
-    await follows.follow(actor, target, uri=activity["id"])
+    row = await follows.follow(actor, target, uri=activity["id"])
+    if (
+        row.state == FollowState.PENDING
+        and target.username == INSTANCE_ACTOR
+        and await relays.is_relay(actor)
+    ):  # a LitePub relay we subscribed to follows our instance actor back
+        await follows.accept_follow(target, row)
 
 
 async def _follow_of(actor: Account, inner: Any) -> Follow:
@@ -210,6 +217,8 @@ async def _accept(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
         return
     if isinstance(inner, dict) and inner.get("type") not in (None, "Follow"):
         raise Ignored(f"Accept of {inner.get('type')!r}")
+    if await relays.answered(actor, objects.id_of(inner), True):  # our Follow of a relay
+        return
     row = await _follow_of(actor, inner)
     if row.state == FollowState.ACCEPTED:
         raise Ignored("follow already accepted")
@@ -222,6 +231,8 @@ async def _reject(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
     remix = await _remix_asking(actor, activity.get("object"))
     if remix is not None:  # the source's author said no: the remix stays without a stamp
         await _set_stamp(remix, None, rejected(remix.quote_state))
+        return
+    if await relays.answered(actor, objects.id_of(activity.get("object")), False):
         return
     row = await _follow_of(actor, activity.get("object"))
     await follows.reject_follow(actor, row)
@@ -308,7 +319,19 @@ async def _like(fed: Federation, actor: Account, activity: dict[str, Any]) -> No
 
 
 async def _announce(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
-    uri = objects.id_of(activity.get("object"))
+    inner = activity.get("object")
+    if await relays.is_relay(actor):
+        # A relay passes on what it received: a Create (LitePub relays announce the activity)
+        # or the object itself. The clip is taken from its origin, never as the relay says
+        # it is, and the relay's Announce is no boost.
+        if isinstance(inner, dict) and inner.get("type") == "Create":
+            inner = inner.get("object")
+        uri = objects.id_of(inner)
+        if not uri:
+            raise Ignored("a relay's Announce without an object")
+        await resolve_clip(fed, uri)
+        return
+    uri = objects.id_of(inner)
     if not uri:
         raise Ignored("Announce without an object")
     clip = await resolve_clip(fed, uri)
