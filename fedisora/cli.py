@@ -1,5 +1,5 @@
 """The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, approve,
-reject, role, suspend, unsuspend, likeness, policy, optout, check, render, verify.
+reject, role, suspend, unsuspend, likeness, policy, optout, check, render, verify, model.
 
 Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
 (2 for a malformed command line); no traceback reaches them.
@@ -814,7 +814,7 @@ async def cmd_check(args: argparse.Namespace) -> int:
     print(f"database: {settings.database_url}")
     print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
     print(f"media: {settings.media_root}")
-    print(f"render model: {settings.render_model}")
+    print(f"render model: {settings.render_model} (unless `fedisora model use` chose another)")
     print(f"likeness check: {settings.likeness_check or 'none (admins verify likenesses)'}")
     if settings.likeness_check:
         from fedisora.services import likeness_check
@@ -976,7 +976,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)
 
-    from render.cli import cmd_render, cmd_verify  # light: no torch until a command runs
+    from render.cli import cmd_model, cmd_render, cmd_verify  # light: no torch until it runs
 
     p = sub.add_parser("render", help="render one clip through the render queue")
     p.add_argument("prompt")
@@ -990,6 +990,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a clip's C2PA provenance and watermark")
     p.add_argument("file")
     p.set_defaults(func=cmd_verify, is_async=True)
+
+    p = sub.add_parser("model", help="list, pull and choose the render model")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the models (what each needs; installed, in use)")
+    o = actions.add_parser(
+        "pull", help="download a catalogue model into the models directory, checked"
+    )
+    o.add_argument("name", help="a catalogue name (model list shows them)")
+    o.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="DIR",
+        help="copy from a Hugging Face hub cache (offline) instead of downloading",
+    )
+    o = actions.add_parser("use", help="put a model in use (workers load it for their next render)")
+    o.add_argument("name", help="a tiny model, an installed model's name, or a model directory")
+    p.set_defaults(func=cmd_model, is_async=True)
     return parser
 
 

@@ -71,6 +71,8 @@ from fedisora.services import events
 from fedisora.services.notify import notify
 from fedisora.work import LeaseLost, Machine, Retry, WorkContext
 from fedisora.work.engine import Outcome
+from render import models
+from render.catalogue import is_tiny
 from render.consent import check_cameo_consent
 from render.errors import ModelLoadError, RenderError
 from render.fairness import admission, next_in_line, one_admission_at_a_time, select_due
@@ -159,7 +161,7 @@ def pipeline_options(settings: Settings, *, cuda: bool) -> dict[str, Any]:
     """``load_pipeline``'s keyword arguments for *settings* (the FEDISORA_RENDER_* knobs)."""
     dtype = settings.render_dtype
     if dtype == "auto":
-        dtype = "bfloat16" if cuda and settings.render_model != "tiny" else "float32"
+        dtype = "bfloat16" if cuda and not is_tiny(settings.render_model) else "float32"
     return {
         "family": settings.render_family or None,
         "dtype": dtype,
@@ -188,6 +190,11 @@ def _load_sync(settings: Settings) -> Any:
         if key not in _PIPELINES:
             import torch
 
+            if _PIPELINES:  # another model was put in use: one model per process
+                log.info("render model changed: unloading %s", list(_PIPELINES.values()))
+                _PIPELINES.clear()
+                _free_memory()
+
             options = pipeline_options(settings, cuda=torch.cuda.is_available())
             loaded = load_pipeline(settings.render_model, **options)
             _PIPELINES[key] = loaded
@@ -196,7 +203,12 @@ def _load_sync(settings: Settings) -> Any:
 
 
 async def pipeline_for(settings: Settings) -> Any:
-    """The loaded pipeline for *settings*, loaded once per process (in a thread)."""
+    """The loaded pipeline for *settings* with the model in use applied (an admin's choice,
+    :func:`render.models.effective`), loaded once per process (in a thread); a model put in
+    use since replaces the one loaded before."""
+    from render import models
+
+    settings = await models.effective(settings)
     hit = _PIPELINES.get(_pipeline_key(settings))
     if hit is not None:
         return hit
@@ -262,7 +274,7 @@ def stage_timeout(settings: Settings) -> float:
     about 4 minutes unoptimised on an RTX 4090, 14B models several times that)."""
     if settings.render_timeout_seconds:
         return settings.render_timeout_seconds
-    if settings.render_model == "tiny":
+    if is_tiny(settings.render_model):
         return 600.0
     return max(600.0, 360.0 * settings.max_clip_seconds)
 
@@ -535,7 +547,7 @@ def _sign(
     claim = ProvenanceClaim(
         instance=settings.domain,
         job_id=str(job.pk),
-        model=model if model == "tiny" else Path(model).name,
+        model=model if is_tiny(model) else Path(model).name,
         seed=int(spec["seed"]),
         prompt_sha256=prompt_sha256(spec["prompt"]),
         creator=creator_uri,
@@ -800,7 +812,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         refs = tuple(str(r) for r in job.spec.get("consent_refs") or ())
         try:
             async with ctx.keep_lease():
-                values = await _in_thread(_sign, settings, job, account.uri, refs)
+                in_use = await models.effective(settings)  # the model named in the manifest
+                values = await _in_thread(_sign, in_use, job, account.uri, refs)
         except RenderError as exc:
             if disk_full(exc):
                 raise

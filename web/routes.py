@@ -28,6 +28,7 @@ from fedisora.services.email_confirmation import Unconfirmed
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
 from fedisora.services.storage import media_disk, media_space, work_space
+from render import models
 from render.queue import QUEUE as RENDER_QUEUE
 from render.stats import daily_outcomes, queue_depth
 from web.clips import routes as clip_routes
@@ -233,7 +234,7 @@ async def admin(request: Request) -> Response:
             for w in report["workers"].get("workers", [])
             if RENDER_QUEUE in w["queues"]
         ],
-        render_model=_model_label(settings),
+        render_model=_model_label(await models.effective(settings)),
         disk=await media_disk(settings.media_root),
         now=utcnow(),
     )
@@ -270,11 +271,12 @@ def _worker_summary(report: object) -> dict[str, str]:
 def _model_label(settings: Settings) -> str:
     """The configured render model as the admin reads it: its directory's name (never the
     server path, as in a clip's provenance) and family."""
+    from render.catalogue import is_tiny
     from render.errors import ModelLoadError
     from render.service import model_family
 
     model = settings.render_model
-    name = model if model == "tiny" else Path(model).name
+    name = model if is_tiny(model) else Path(model).name
     try:
         return f"{name} ({model_family(settings)})"
     except ModelLoadError:
