@@ -72,21 +72,53 @@ def _require_secret(settings: Settings) -> None:
 # --- init -----------------------------------------------------------------------------------
 
 
+RECORDED_SETTINGS = ("FEDISORA_DOMAIN", "FEDISORA_INSECURE_HTTP")
+"""Settings that shape every URL the instance makes (actor ids, links): ``init`` records
+them in ``fedisora.env`` when the environment gives them (as ``scripts/serve`` does), so a
+command run later against the same data directory without them (``createuser``) makes the
+same URLs. Without this, an http instance started by ``scripts/serve`` got https actor ids
+from a ``createuser`` run in a plain shell, for good."""
+
+
 def _write_env_file(settings: Settings) -> Settings:
-    """Create ``<data dir>/fedisora.env`` with a generated secret key, once."""
+    """Create ``<data dir>/fedisora.env`` with a generated secret key, once, and record the
+    :data:`RECORDED_SETTINGS` the environment gives that it does not hold yet."""
     path = settings.data_dir / ENV_FILE_NAME
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     existing = read_env_file(path) if path.is_file() else {}
-    if settings.secret_key or "FEDISORA_SECRET_KEY" in existing:
+    lines: list[str] = []
+    if not path.is_file():
+        lines.append("# Written by `fedisora init`. Environment variables override these values.")
+    if not settings.secret_key and "FEDISORA_SECRET_KEY" not in existing:
+        lines.append(f"FEDISORA_SECRET_KEY={secrets.token_urlsafe(48)}")
+    chosen = {
+        "FEDISORA_DOMAIN": settings.domain,
+        "FEDISORA_INSECURE_HTTP": "1" if settings.insecure_http else "0",
+    }
+    for key in RECORDED_SETTINGS:
+        if key not in os.environ:
+            continue
+        if key not in existing:
+            lines.append(f"{key}={chosen[key]}")
+        elif _recorded_form(existing[key], key) != chosen[key]:
+            print(
+                f"warning: {key} is {os.environ[key]!r} here but {existing[key]!r} in {path}; "
+                "the environment wins for this command only (URLs already made keep theirs)",
+                file=sys.stderr,
+            )
+    if not lines:
         return settings
-    lines = [
-        "# Written by `fedisora init`. Environment variables override these values.",
-        f"FEDISORA_SECRET_KEY={secrets.token_urlsafe(48)}",
-    ]
     with path.open("a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     path.chmod(0o600)
     return load_settings()
+
+
+def _recorded_form(raw: str, key: str) -> str:
+    """A recorded value as :func:`_write_env_file` writes it (for comparing)."""
+    if key == "FEDISORA_INSECURE_HTTP":
+        return "1" if raw.strip().lower() in ("1", "true", "yes", "on") else "0"
+    return raw.strip().lower()
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
