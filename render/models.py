@@ -49,6 +49,7 @@ __all__ = [
     "CACHE_SECONDS",
     "MARKER",
     "SETTING_KEY",
+    "DownloadFailed",
     "FileCheck",
     "Installed",
     "ModelError",
@@ -81,6 +82,11 @@ _SKIPPED = re.compile(r"\.(fp16|bf16|fp32|non_ema)\.[^/]+$")
 
 class ModelError(Invalid):
     """A model cannot be pulled or used; the message names the problem (and the fix)."""
+
+
+class DownloadFailed(ModelError):
+    """Fetching from the hub failed on the way (the network, the hub): what was fetched is
+    kept, and the next pull resumes it."""
 
 
 class NotEnoughSpace(ModelError):
@@ -323,9 +329,14 @@ def _hub_files(entry: CatalogueEntry, staging: Path) -> tuple[str, list[FileChec
     ``model_index.json`` is fetched first to know the components."""
     from huggingface_hub import HfApi, hf_hub_download
 
-    info = HfApi().model_info(entry.repo_id, revision=entry.revision, files_metadata=True)
-    commit = str(info.sha)
-    hf_hub_download(entry.repo_id, "model_index.json", revision=commit, local_dir=staging)
+    try:
+        info = HfApi().model_info(entry.repo_id, revision=entry.revision, files_metadata=True)
+        commit = str(info.sha)
+        hf_hub_download(entry.repo_id, "model_index.json", revision=commit, local_dir=staging)
+    except Exception as exc:  # offline, the hub down, a gated repo: said plainly
+        raise DownloadFailed(
+            f"the hub did not list {entry.repo_id} ({type(exc).__name__}: {exc})"
+        ) from exc
     components = _components(_model_index(staging))
     files = []
     for sibling in info.siblings or ():
@@ -525,7 +536,7 @@ def _download(
     except ModelError:
         raise
     except Exception as exc:  # network, gated repo, disk: said plainly, the partial kept
-        raise ModelError(
+        raise DownloadFailed(
             f"downloading {entry.repo_id} failed ({type(exc).__name__}: {exc}); what was "
             f"fetched is kept in {partial} and the next pull resumes it"
         ) from exc

@@ -291,6 +291,7 @@ def routes() -> list[BaseRoute]:
         admin_audit,  # the audit log; it imports _admin_user
         admin_domains,  # domain blocks and allows; it imports _admin_user
         admin_federation,  # delivery health per host; it imports _admin_user
+        admin_models,  # render models: pull, use; it imports _admin_user
         admin_optouts,  # the opt-out registry; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
         admin_provenance,  # the signing root, its history and replacing it; imports _admin_user
@@ -330,6 +331,7 @@ def routes() -> list[BaseRoute]:
         *admin_domains.routes(),
         *admin_federation.routes(),
         *admin_renders.routes(),
+        *admin_models.routes(),
         *admin_settings.routes(),
         *admin_provenance.routes(),
         *signup.routes(),
