@@ -1996,9 +1996,10 @@ __all__ += [
 
 
 class ModelPull(WorkRow):
-    """An admin's request to pull a render model into the models directory, run by a render
-    worker (:mod:`render.model_pulls`): downloads take minutes to hours, never a request's
-    time. ``phase``, ``done_bytes`` and ``total_bytes`` say how far it got."""
+    """A render model an admin asked to pull (a durable work row: :mod:`render.model_pulls`).
+
+    A render worker runs it: downloads take minutes to hours, never a request's time.
+    ``phase``, ``done_bytes`` and ``total_bytes`` say how far it got."""
 
     id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=64)  # a render.catalogue name

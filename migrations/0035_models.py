@@ -72,8 +72,8 @@ class Migration(migrations.Migration):
                 "indexes": [Index(fields=["state", "next_attempt_at"])],
                 "pk_attr": "id",
                 "table_description": (
-                    "An admin's request to pull a render model into the models directory, run "
-                    "by a render worker (:mod:`render.model_pulls`)."
+                    "A render model an admin asked to pull (a durable work row: "
+                    ":mod:`render.model_pulls`)."
                 ),
             },
             bases=["WorkRow"],

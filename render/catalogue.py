@@ -17,7 +17,8 @@ How exact these figures are (checked when written, December 2026):
   counts (bfloat16 weights plus activations at the family's resolution), not measured here:
   this machine has no GPU. ``offload`` "model" is diffusers' ``enable_model_cpu_offload``
   (one component on the GPU at a time), "sequential" ``enable_sequential_cpu_offload``
-  (much slower, least memory).
+  (much slower, least memory). fedisora's loader does not apply offloading yet
+  (:data:`OFFLOAD_NOTE`): a setting that needs it does not fit that GPU with this version.
 * Licences are the ones the model cards state; read the card before serving a model.
 """
 
@@ -30,6 +31,7 @@ from typing import Literal
 
 __all__ = [
     "CATALOGUE",
+    "OFFLOAD_NOTE",
     "TINY_MODELS",
     "CatalogueEntry",
     "GpuSettings",
@@ -39,6 +41,12 @@ __all__ = [
 ]
 
 Offload = Literal["none", "model", "sequential"]
+
+OFFLOAD_NOTE = (
+    "offload: the diffusers CPU offload a setting assumes; this version of fedisora loads "
+    "the whole model on the GPU (no offloading yet), so a setting with offload other than "
+    "none needs a bigger GPU here"
+)
 
 
 @dataclass(frozen=True, slots=True)
