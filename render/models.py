@@ -324,15 +324,24 @@ def _without_duplicates(files: list[FileCheck]) -> list[FileCheck]:
     ]
 
 
-def _hub_files(entry: CatalogueEntry, staging: Path) -> tuple[str, list[FileCheck]]:
+def _hub_files(
+    entry: CatalogueEntry, staging: Path, endpoint: str | None
+) -> tuple[str, list[FileCheck]]:
     """(commit, files to fetch) of *entry* on the hub, from its listing with file metadata;
     ``model_index.json`` is fetched first to know the components."""
     from huggingface_hub import HfApi, hf_hub_download
 
     try:
-        info = HfApi().model_info(entry.repo_id, revision=entry.revision, files_metadata=True)
+        api = HfApi(endpoint=endpoint)
+        info = api.model_info(entry.repo_id, revision=entry.revision, files_metadata=True)
         commit = str(info.sha)
-        hf_hub_download(entry.repo_id, "model_index.json", revision=commit, local_dir=staging)
+        hf_hub_download(
+            entry.repo_id,
+            "model_index.json",
+            revision=commit,
+            local_dir=staging,
+            endpoint=endpoint,
+        )
     except Exception as exc:  # offline, the hub down, a gated repo: said plainly
         raise DownloadFailed(
             f"the hub did not list {entry.repo_id} ({type(exc).__name__}: {exc})"
@@ -429,12 +438,14 @@ def pull(
     free_bytes: FreeBytes = _free_bytes,
     progress: ProgressHook | None = None,
     show_progress: bool = False,
+    endpoint: str | None = None,
 ) -> Installed:
     """Fetch catalogue model *name* into the models directory, checked; see the module's
     docstring. *source* is a hub cache to copy from instead of the hub (``--from``);
     *free_bytes* measures a directory's free space (a hook for tests and odd filesystems);
     *progress* is told each phase and the bytes done; *show_progress* draws progress bars
-    (the CLI). A pull of an installed model replaces it once the new copy is checked."""
+    (the CLI); *endpoint* is the hub's URL (default: ``HF_ENDPOINT``, else huggingface.co).
+    A pull of an installed model replaces it once the new copy is checked."""
     entry = CATALOGUE.get(name)
     if entry is None:
         raise ModelError(f"{name!r} is not in the catalogue (known: {', '.join(CATALOGUE)})")
@@ -454,7 +465,7 @@ def pull(
             report("checking")
             if source is None:
                 partial.mkdir(parents=True, exist_ok=True)
-                commit, files = _hub_files(entry, partial)
+                commit, files = _hub_files(entry, partial, endpoint)
                 have = sum(
                     f.size
                     for f in files
@@ -462,7 +473,7 @@ def pull(
                 )
                 _check_space(root, sum(f.size for f in files) - have, free_bytes, name)
                 report("downloading", have, sum(f.size for f in files))
-                _download(entry, commit, partial, files, show_progress)
+                _download(entry, commit, partial, files, show_progress, endpoint)
                 origin = partial
             else:
                 commit, origin, files = _cache_files(entry, Path(source))
@@ -518,7 +529,12 @@ def pull(
 
 
 def _download(
-    entry: CatalogueEntry, commit: str, partial: Path, files: list[FileCheck], show: bool
+    entry: CatalogueEntry,
+    commit: str,
+    partial: Path,
+    files: list[FileCheck],
+    show: bool,
+    endpoint: str | None,
 ) -> None:
     """``snapshot_download`` of *files* into *partial* (resumed when partly there)."""
     from huggingface_hub import snapshot_download
@@ -532,6 +548,7 @@ def _download(
             revision=commit,
             local_dir=partial,
             allow_patterns=[f.path for f in files],
+            endpoint=endpoint,
         )
     except ModelError:
         raise

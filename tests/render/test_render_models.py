@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_layout import blob_of, lay_out
+from fake_hub import FakeHub, serving
+from hub_layout import COMMIT, blob_of, lay_out
 from instance import cli_fails, cli_ok, fedisora, free_port, instance_env
 
 from fedisora.config import load_settings
@@ -240,3 +241,56 @@ def test_the_cli_pulls_from_a_cache_lists_and_uses(saved: dict[str, Path], tmp_p
     )
     cli_fails(fedisora(["model", "use", "cogvideox-2b"], env), "is not installed")
     assert _leftovers(tmp_path / "data" / "models") == [WAN.name]
+
+
+# --------------------------------------------------------------------------- from the hub
+
+
+def test_pull_from_the_hub_downloads_checks_and_resumes(
+    saved: dict[str, Path], settings: Any
+) -> None:
+    """The online path against a hub on 127.0.0.1 (tests/support/fake_hub.py): listing with
+    checksums, snapshot_download into .partial, checked, moved in; a file that arrives
+    corrupted is refused and fetched again by the next pull, which resumes the rest."""
+    hub = FakeHub.of(WAN.repo_id, saved["wan"])
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    hub.corrupt.add(weights)
+    phases: list[str] = []
+    with serving(hub) as endpoint:
+        with pytest.raises(models.ModelError, match=f"{weights} is corrupted"):
+            models.pull(settings, WAN.name, endpoint=endpoint)
+        assert _leftovers(settings.models_dir) == []
+        partial = settings.models_dir / ".partial" / WAN.name
+        assert (partial / "vae" / "diffusion_pytorch_model.safetensors").is_file()  # kept
+        assert not (partial / weights).exists()  # the bad one is not resumed from
+        first = list(hub.served)
+        assert "single-file.safetensors" not in first  # not a component of the checkpoint
+
+        hub.corrupt.clear()
+        done = models.pull(
+            settings, WAN.name, endpoint=endpoint, progress=lambda p: phases.append(p.phase)
+        )
+    assert hub.served[len(first) :] == [weights]  # only the refused file came again
+    assert done.pipeline_class == "WanPipeline" and done.revision == COMMIT
+    assert phases[:2] == ["checking", "downloading"] and phases[-1] == "done"
+    assert _leftovers(settings.models_dir) == [WAN.name]
+    assert not (settings.models_dir / ".partial" / WAN.name).exists()
+    assert not (done.path / ".cache").exists()  # the hub's download records stay behind
+
+
+def test_the_space_check_comes_before_any_weight_is_downloaded(
+    saved: dict[str, Path], settings: Any
+) -> None:
+    hub = FakeHub.of(WAN.repo_id, saved["wan"])
+    with (
+        serving(hub) as endpoint,
+        pytest.raises(models.NotEnoughSpace, match="nothing was downloaded"),
+    ):
+        models.pull(settings, WAN.name, endpoint=endpoint, free_bytes=lambda _path: 1 << 20)
+    assert hub.served == ["model_index.json"]  # read to know the components; nothing else
+
+
+def test_a_hub_that_cannot_be_reached_is_said_plainly(settings: Any) -> None:
+    with pytest.raises(models.DownloadFailed, match="the hub did not list Wan-AI/"):
+        models.pull(settings, WAN.name, endpoint=f"http://127.0.0.1:{free_port()}")
+    assert _leftovers(settings.models_dir) == []

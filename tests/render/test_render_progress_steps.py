@@ -46,7 +46,9 @@ class RowReadingPipeline:
             on_step(done, total)
 
             async def read() -> int:
-                return int(await RenderJob.all().first().values_list("progress_step", flat=True))
+                job = await RenderJob.all().first()
+                assert job is not None
+                return job.progress_step
 
             row_step = asyncio.run_coroutine_threadsafe(read(), self.loop).result(10)
             self.seen.append((done, total, row_step))

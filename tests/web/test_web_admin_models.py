@@ -102,15 +102,13 @@ async def test_a_pull_is_queued_run_by_a_worker_and_put_in_use(
     assert models.in_use(await models.effective(settings)) == WAN
     models.reset()
     assert (await models.effective(settings)).render_model == str(settings.models_dir / WAN)
-    actions = await AuditEntry.filter(action__startswith="render.model").values_list(
-        "action", flat=True
-    )
+    actions = [e.action for e in await AuditEntry.filter(action__startswith="render.model")]
     assert sorted(actions) == ["render.model", "render.model_pull", "render.model_pull"]
 
     async with logged_in(web, "boss") as admin:
-        page = html.unescape((await admin.get("/admin/models")).text)
-        assert f"<strong>{WAN}</strong>" in page and "chosen here" in page
-        token = form_csrf(page)
+        shown = html.unescape((await admin.get("/admin/models")).text)
+        assert f"<strong>{WAN}</strong>" in shown and "chosen here" in shown
+        token = form_csrf(shown)
         r = await admin.post("/admin/models/use", data={"csrf": token, "name": "tiny-ltx"})
         assert r.status_code == 303 and r.headers["location"] == "/admin/models?in_use=tiny-ltx"
         assert "tiny-ltx is in use" in (await admin.get(r.headers["location"])).text
