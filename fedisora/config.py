@@ -260,6 +260,7 @@ class Settings:
     render_vae_tiling: bool = True
     render_compile: bool = False  # torch.compile the transformer (slow first render)
     render_first_block_cache: float = 0.0  # First Block Cache threshold; 0 disables it
+    render_offload: str = "none"  # "model": components on the GPU one at a time
     log_level: str = "info"
     # Storage bounds (see fedisora.services.retention, fedisora.services.media_gc and
     # activitypub.federation.inbox_limits).
@@ -406,6 +407,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RENDER_DTYPE": ("render_dtype", _check_choice(RENDER_DTYPES)),
     "RENDER_VAE_TILING": ("render_vae_tiling", _parse_bool),
     "RENDER_COMPILE": ("render_compile", _parse_bool),
+    "RENDER_OFFLOAD": ("render_offload", _check_choice(("none", "model"))),
     "RENDER_FIRST_BLOCK_CACHE": (
         "render_first_block_cache",
         lambda n, raw: _parse_float(n, raw, 0.0, 1.0),

@@ -15,10 +15,11 @@ How exact these figures are (checked when written, December 2026):
   checks the free space against that.
 * VRAM figures and the 24/80 GB settings are published figures or estimates from parameter
   counts (bfloat16 weights plus activations at the family's resolution), not measured here:
-  this machine has no GPU. ``offload`` "model" is diffusers' ``enable_model_cpu_offload``
-  (one component on the GPU at a time), "sequential" ``enable_sequential_cpu_offload``
-  (much slower, least memory). fedisora's loader does not apply offloading yet
-  (:data:`OFFLOAD_NOTE`): a setting that needs it does not fit that GPU with this version.
+  this machine has no GPU. ``offload`` "model" is ``FEDISORA_RENDER_OFFLOAD=model``
+  (diffusers' ``enable_model_cpu_offload``: one component on the GPU at a time). Sequential
+  (per-layer) offload is not offered: it failed on the tiny model here (accelerate 1.16,
+  torch 2.13), so a model whose transformer alone does not fit a GPU is marked as not
+  fitting it.
 * Licences are the ones the model cards state; read the card before serving a model.
 """
 
@@ -31,7 +32,6 @@ from typing import Literal
 
 __all__ = [
     "CATALOGUE",
-    "OFFLOAD_NOTE",
     "TINY_MODELS",
     "CatalogueEntry",
     "GpuSettings",
@@ -40,13 +40,7 @@ __all__ = [
     "is_tiny",
 ]
 
-Offload = Literal["none", "model", "sequential"]
-
-OFFLOAD_NOTE = (
-    "offload: the diffusers CPU offload a setting assumes; this version of fedisora loads "
-    "the whole model on the GPU (no offloading yet), so a setting with offload other than "
-    "none needs a bigger GPU here"
-)
+Offload = Literal["none", "model"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +57,13 @@ class GpuSettings:
     note: str = ""
 
     def describe(self, fps: int) -> str:
+        """One line an admin acts on: the sizes, and the settings that give them."""
         seconds = (self.max_frames - 1) / fps
         text = (
             f"{self.vram_gb} GB: {self.width}x{self.height}, up to {self.max_frames} frames "
-            f"({seconds:g} s), {self.steps} steps, offload {self.offload}"
+            f"({seconds:g} s), {self.steps} steps, offload {self.offload}: "
+            f"FEDISORA_MAX_CLIP_SECONDS={seconds:g} FEDISORA_RENDER_STEPS={self.steps} "
+            f"FEDISORA_RENDER_OFFLOAD={self.offload}"
         )
         return f"{text} ({self.note})" if self.note else text
 
@@ -179,9 +176,9 @@ CATALOGUE: Mapping[str, CatalogueEntry] = MappingProxyType(
                 licence_url=_APACHE,
                 disk_gb=80.0,
                 min_vram_gb=24,
-                gpu24=GpuSettings(
-                    24, 480, 832, 49, 40, "sequential", "slow: weights stream from CPU memory"
-                ),
+                # The transformer alone is about 28 GB in bfloat16: more than 24 GB even one
+                # component at a time (sequential offload or quantization would be needed).
+                gpu24=None,
                 gpu80=GpuSettings(80, 480, 832, 81, 50, "none", "about 28 GB of bf16 weights"),
             ),
             CatalogueEntry(
@@ -209,9 +206,9 @@ CATALOGUE: Mapping[str, CatalogueEntry] = MappingProxyType(
                 licence_url=_APACHE,
                 disk_gb=80.0,
                 min_vram_gb=24,
-                gpu24=GpuSettings(
-                    24, 480, 832, 49, 40, "sequential", "slow: weights stream from CPU memory"
-                ),
+                # The transformer alone is about 28 GB in bfloat16: more than 24 GB even one
+                # component at a time (sequential offload or quantization would be needed).
+                gpu24=None,
                 gpu80=GpuSettings(80, 480, 832, 81, 50, "none"),
                 cameos=True,
             ),

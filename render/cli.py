@@ -186,9 +186,7 @@ def model_lines(settings: Settings, in_use: str) -> list[str]:
             words.append("IN USE")
         return ", ".join(words)
 
-    from render.catalogue import OFFLOAD_NOTE
-
-    lines = [f"models directory: {settings.models_dir}", f"in use: {in_use}", OFFLOAD_NOTE, ""]
+    lines = [f"models directory: {settings.models_dir}", f"in use: {in_use}", ""]
     for tiny in TINY_MODELS.values():
         lines.append(f"{tiny.name:<18} {tiny.family:<15} {state(tiny.name, True)}: {tiny.note}")
     lines.append("")

@@ -129,6 +129,7 @@ class LoadedPipeline:
         image_pipe: Any | None,
         device: str,
         reference_pipe: Any | None = None,
+        offload: str = "none",
     ) -> None:
         if text_pipe is None and image_pipe is None and reference_pipe is None:
             raise ValueError("a LoadedPipeline needs at least one pipeline")
@@ -140,6 +141,11 @@ class LoadedPipeline:
         self.image_pipe = image_pipe
         self.reference_pipe = reference_pipe
         self.device = device
+        self.offload = offload
+        """"model": each component goes to ``device`` only while it runs (diffusers'
+        ``enable_model_cpu_offload``), installed on the pipeline about to run (see
+        :meth:`generate`)."""
+        self._offloading: Any | None = None  # the pipeline whose offload hooks are installed
 
     def __repr__(self) -> str:
         return (
@@ -252,6 +258,12 @@ class LoadedPipeline:
         import torch
 
         pipe, kwargs = self.call(plan, spec)
+        if self.offload == "model" and self._offloading is not pipe:
+            # The text-, image- and reference-to-video pipelines share components; the
+            # offload hooks (which move a component in and the previous one out) are those of
+            # the pipeline that runs, so they are put on it before it runs.
+            pipe.enable_model_cpu_offload(device=self.device)
+            self._offloading = pipe
 
         def _callback(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None:
@@ -460,6 +472,7 @@ def load_pipeline(
     vae_tiling: bool = False,
     compile: bool = False,
     first_block_cache: float | None = None,
+    offload: Literal["none", "model"] = "none",
 ) -> LoadedPipeline:
     """Load ``model`` (a built-in tiny model's name, ``render.catalogue.TINY_MODELS``, or a
     local diffusers directory) ready to ``generate``.
@@ -470,7 +483,10 @@ def load_pipeline(
     the pipeline class (a tiny checkpoint saved to disk loads as "wan"); its frame and
     size multiples must match the pipeline's. ``first_block_cache`` is the threshold for
     diffusers' First Block Cache (e.g. 0.05), ``None`` to disable it; ``compile``
-    runs ``torch.compile`` on the transformer (slow first step).
+    runs ``torch.compile`` on the transformer (slow first step). ``offload="model"`` keeps
+    the weights in CPU memory and moves each component (text encoder, transformer, VAE) to
+    the device only while it runs: a model whose components fit the GPU one at a time, but
+    not together, renders (slower by the transfers).
     """
     import torch
 
@@ -479,6 +495,8 @@ def load_pipeline(
         raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(torch_dtype)}")
     if not model:
         raise ModelLoadError("no model configured")
+    if offload not in ("none", "model"):
+        raise ModelLoadError(f"unknown offload {offload!r}; use none or model")
     reference_pipe: Any | None = None
     if is_tiny(model):
         if image_model is not None:
@@ -518,7 +536,8 @@ def load_pipeline(
     target = _pick_device(device)
     seen: set[int] = set()
     for p in pipes:
-        p.to(target)
+        if offload == "none":
+            p.to(target)  # (with offload, each component goes there while it runs)
         if is_tiny(model) and dtype != "float32":
             _cast_built(p, torch_dtype[dtype])
         if type(p.vae).__name__ == "AutoencoderKLWan" and p.vae.dtype != torch.float32:
@@ -552,4 +571,5 @@ def load_pipeline(
         image_pipe=image_pipe,
         reference_pipe=reference_pipe,
         device=target,
+        offload=offload,
     )

@@ -166,6 +166,7 @@ def pipeline_options(settings: Settings, *, cuda: bool) -> dict[str, Any]:
         "vae_tiling": settings.render_vae_tiling,
         "compile": settings.render_compile,
         "first_block_cache": settings.render_first_block_cache or None,
+        "offload": settings.render_offload,
     }
 
 
@@ -177,6 +178,7 @@ def _pipeline_key(settings: Settings) -> tuple[Any, ...]:
         settings.render_vae_tiling,
         settings.render_compile,
         settings.render_first_block_cache,
+        settings.render_offload,
     )
 
 

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisora.errors import FedisoraError
 from render import model_pulls, models
-from render.catalogue import CATALOGUE, OFFLOAD_NOTE, TINY_MODELS
+from render.catalogue import CATALOGUE, TINY_MODELS
 from render.spec import FAMILIES
 from web.pages import render
 from web.routes import _admin_user, _size, staff_form
@@ -80,7 +80,6 @@ async def _page(
         catalogue=catalogue,
         others=[m for name, m in here.items() if name not in CATALOGUE],
         pulls=pulls,
-        offload_note=OFFLOAD_NOTE[0].upper() + OFFLOAD_NOTE[1:] + ".",
         csrf=csrf_token(request),
     )
 
