@@ -222,7 +222,7 @@ def model_lines(settings: Settings, in_use: str) -> list[str]:
 
 async def cmd_model(args: argparse.Namespace) -> int:
     """``fedisora model list|pull|use``: see :mod:`render.models`."""
-    from fedisora.db import close_db, init_db
+    from fedisora.db import close_db, init_db, migrate
     from fedisora.services import audit
     from render import models
 
@@ -241,6 +241,7 @@ async def cmd_model(args: argparse.Namespace) -> int:
             f"`fedisora model use {done.name}`"
         )
         return 0
+    await migrate(settings)  # (as createuser does: the choice is a row of the database)
     await init_db(settings)
     try:
         effective = await models.effective(settings)

@@ -660,6 +660,11 @@ async def use(settings: Settings, name: str, by: audit.Actor) -> str:
     if is_tiny(name):
         value, label = name, f"{name} (built in)"
     else:
+        if not Path(name).is_absolute() and (not name or "/" in name or name.startswith(".")):
+            raise ModelError(
+                f"{name!r}: give a built-in model, an installed model's name or an absolute "
+                "path to a diffusers directory"
+            )
         path = Path(name) if Path(name).is_absolute() else models_dir(settings) / name
         if not path.is_dir():
             if name in CATALOGUE:
@@ -668,7 +673,7 @@ async def use(settings: Settings, name: str, by: audit.Actor) -> str:
             raise ModelError(f"no model {name!r} here (installed or built in: {known})")
         class_name, family = check_directory(path, CATALOGUE.get(path.name))
         _usable(class_name, family, name)
-        value = name if path.parent == models_dir(settings) else str(path)
+        value = name if path.parent == models_dir(settings) else str(path.resolve())
         label = f"{name} ({class_name}, {family})"
     now = utcnow()
     async with in_transaction():

@@ -168,6 +168,8 @@ async def test_use_switches_the_model_every_process_reads(
         await models.use(settings, str(tmp_path / "odd"), audit.CLI)
     with pytest.raises(models.ModelError, match="no model 'nothing'"):
         await models.use(settings, "nothing", audit.CLI)
+    with pytest.raises(models.ModelError, match="an absolute path"):
+        await models.use(settings, f"../{WAN.name}", audit.CLI)
 
     # The tiny models by name; the environment's own model again removes the saved choice.
     await models.use(settings, "tiny-ltx", audit.CLI)
