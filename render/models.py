@@ -196,11 +196,8 @@ def check_directory(path: Path, entry: CatalogueEntry | None = None) -> tuple[st
         raise ModelError(f"{path} is not a directory")
     index = _model_index(path)
     class_name = str(index["_class_name"])
-    if entry is not None and class_name not in entry.pipeline_classes:
-        raise ModelError(
-            f"{path} holds a {class_name}, not {entry.title} "
-            f"({' or '.join(entry.pipeline_classes)}): wrong model family"
-        )
+    if entry is not None:
+        _check_class(index, entry, str(path))
     missing = [c for c in _components(index) if not (path / c).is_dir()]
     if missing:
         raise ModelError(f"{path} is incomplete: no {', '.join(missing)} folder")
@@ -212,6 +209,17 @@ def check_directory(path: Path, entry: CatalogueEntry | None = None) -> tuple[st
         f"{path} holds a {class_name}, which fedisora does not render (supported: "
         f"{', '.join(sorted(SUPPORTED_PIPELINES))})"
     )
+
+
+def _check_class(index: dict[str, Any], entry: CatalogueEntry, where: str) -> None:
+    """Refuse a checkpoint whose ``model_index.json`` names another pipeline than *entry*'s,
+    before any weight is fetched or copied."""
+    class_name = index["_class_name"]
+    if class_name not in entry.pipeline_classes:
+        raise ModelError(
+            f"{where} holds a {class_name}, not {entry.title} "
+            f"({' or '.join(entry.pipeline_classes)}): wrong model family"
+        )
 
 
 def _usable(class_name: str, family: str, where: str) -> None:
@@ -346,7 +354,9 @@ def _hub_files(
         raise DownloadFailed(
             f"the hub did not list {entry.repo_id} ({type(exc).__name__}: {exc})"
         ) from exc
-    components = _components(_model_index(staging))
+    index = _model_index(staging)
+    _check_class(index, entry, entry.repo_id)
+    components = _components(index)
     files = []
     for sibling in info.siblings or ():
         if not _wanted(sibling.rfilename, components):
@@ -383,7 +393,9 @@ def _cache_files(entry: CatalogueEntry, source: Path) -> tuple[str, Path, list[F
         )
     except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         raise ModelError(f"{source}: no complete snapshot of {entry.repo_id}: {exc}") from exc
-    components = _components(_model_index(snapshot))
+    index = _model_index(snapshot)
+    _check_class(index, entry, str(source))
+    components = _components(index)
     files = []
     for path in sorted(snapshot.rglob("*")):
         if path.is_dir():
@@ -472,8 +484,10 @@ def pull(
                     if (partial / f.path).is_file() and (partial / f.path).stat().st_size == f.size
                 )
                 _check_space(root, sum(f.size for f in files) - have, free_bytes, name)
-                report("downloading", have, sum(f.size for f in files))
-                _download(entry, commit, partial, files, show_progress, endpoint)
+                need = sum(f.size for f in files)
+                report("downloading", have, need)
+                with _watching(partial, lambda size: report("downloading", min(size, need), need)):
+                    _download(entry, commit, partial, files, show_progress, endpoint)
                 origin = partial
             else:
                 commit, origin, files = _cache_files(entry, Path(source))
@@ -526,6 +540,33 @@ def pull(
     report("done", total, total)
     log.info("pulled model %s (%s at %s) into %s", name, entry.repo_id, commit, root / name)
     return installed(settings)[name]
+
+
+@contextlib.contextmanager
+def _watching(folder: Path, tell: Callable[[int], None], every: float = 1.0) -> Iterator[None]:
+    """While the block runs, tell the bytes under *folder* every *every* seconds (the hub's
+    download gives no byte count of its own to a caller; partly fetched files count)."""
+    import threading
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every):
+            size = 0
+            for path in folder.rglob("*"):
+                with contextlib.suppress(OSError):
+                    if path.is_file():
+                        size += path.stat().st_size
+            with contextlib.suppress(Exception):  # a report that fails never stops a pull
+                tell(size)
+
+    thread = threading.Thread(target=watch, name="model pull progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _download(

@@ -296,3 +296,16 @@ def test_a_hub_that_cannot_be_reached_is_said_plainly(settings: Any) -> None:
     with pytest.raises(models.DownloadFailed, match="the hub did not list Wan-AI/"):
         models.pull(settings, WAN.name, endpoint=f"http://127.0.0.1:{free_port()}")
     assert _leftovers(settings.models_dir) == []
+
+
+def test_a_hub_repo_of_the_wrong_family_is_refused_before_its_weights_come(
+    saved: dict[str, Path], settings: Any
+) -> None:
+    hub = FakeHub.of(WAN.repo_id, saved["ltx"])  # LTX weights under Wan's name
+    with (
+        serving(hub) as endpoint,
+        pytest.raises(models.ModelError, match=r"holds a LTXPipeline, not Wan 2\.1"),
+    ):
+        models.pull(settings, WAN.name, endpoint=endpoint)
+    assert hub.served == ["model_index.json"]
+    assert _leftovers(settings.models_dir) == []
