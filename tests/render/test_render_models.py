@@ -309,3 +309,18 @@ def test_a_hub_repo_of_the_wrong_family_is_refused_before_its_weights_come(
         models.pull(settings, WAN.name, endpoint=endpoint)
     assert hub.served == ["model_index.json"]
     assert _leftovers(settings.models_dir) == []
+
+
+async def test_a_worker_loads_the_model_put_in_use_for_its_next_render(
+    db: str, settings: Any
+) -> None:
+    from fedisora.services import audit
+    from render.queue import _PIPELINES, pipeline_for
+
+    first = await pipeline_for(settings)
+    assert first.model == "tiny" and first.family.name == "tiny"
+    await models.use(settings, "tiny-cogvideox", audit.CLI)
+    models.reset()  # the worker is another process: it reads the saved choice
+    second = await pipeline_for(settings)
+    assert second.model == "tiny-cogvideox" and second.family.name == "tiny-cogvideox"
+    assert list(_PIPELINES.values()) == [second]  # the old model was let go
