@@ -87,8 +87,6 @@ def _write_env_file(settings: Settings) -> Settings:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     existing = read_env_file(path) if path.is_file() else {}
     lines: list[str] = []
-    if not path.is_file():
-        lines.append("# Written by `fedisora init`. Environment variables override these values.")
     if not settings.secret_key and "FEDISORA_SECRET_KEY" not in existing:
         lines.append(f"FEDISORA_SECRET_KEY={secrets.token_urlsafe(48)}")
     chosen = {
@@ -108,6 +106,8 @@ def _write_env_file(settings: Settings) -> Settings:
             )
     if not lines:
         return settings
+    if not path.is_file():
+        lines.insert(0, "# Written by `fedisora init`. Environment variables override these values.")
     with path.open("a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     path.chmod(0o600)
