@@ -107,7 +107,7 @@ def _write_env_file(settings: Settings) -> Settings:
     if not lines:
         return settings
     if not path.is_file():
-        lines.insert(0, "# Written by `fedisora init`. Environment variables override these values.")
+        lines.insert(0, "# Written by `fedisora init`. Environment variables override these.")
     with path.open("a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     path.chmod(0o600)
