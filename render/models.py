@@ -332,6 +332,17 @@ def _without_duplicates(files: list[FileCheck]) -> list[FileCheck]:
     ]
 
 
+def _require_hub() -> None:
+    """``huggingface_hub`` comes with the render extra: a web-only host says so."""
+    try:
+        import huggingface_hub  # noqa: F401
+    except ImportError:
+        raise ModelError(
+            "pulling a model needs the render extra (pip install 'fedisora[render]'): pull on "
+            "a render worker's host"
+        ) from None
+
+
 def _hub_files(
     entry: CatalogueEntry, staging: Path, endpoint: str | None
 ) -> tuple[str, list[FileCheck]]:
@@ -470,6 +481,7 @@ def pull(
         if progress is not None:
             progress(state)
 
+    _require_hub()
     with _pull_lock(root, name):
         partial = root / ".partial" / name
         staging = root / f".staging-{name}-{secrets.token_hex(4)}"
