@@ -1,5 +1,5 @@
 """The ``fedisora`` command: init, serve, worker, migrate, createuser, deleteuser, approve,
-reject, role, suspend, unsuspend, likeness, policy, optout, check, render, verify.
+reject, role, suspend, unsuspend, likeness, policy, optout, check, render, verify, model.
 
 Every failure a user can cause ends with one line ``error: ...`` on stderr and exit code 1
 (2 for a malformed command line); no traceback reaches them.
@@ -73,21 +73,53 @@ def _require_secret(settings: Settings) -> None:
 # --- init -----------------------------------------------------------------------------------
 
 
+RECORDED_SETTINGS = ("FEDISORA_DOMAIN", "FEDISORA_INSECURE_HTTP")
+"""Settings that shape every URL the instance makes (actor ids, links): ``init`` records
+them in ``fedisora.env`` when the environment gives them (as ``scripts/serve`` does), so a
+command run later against the same data directory without them (``createuser``) makes the
+same URLs. Without this, an http instance started by ``scripts/serve`` got https actor ids
+from a ``createuser`` run in a plain shell, for good."""
+
+
 def _write_env_file(settings: Settings) -> Settings:
-    """Create ``<data dir>/fedisora.env`` with a generated secret key, once."""
+    """Create ``<data dir>/fedisora.env`` with a generated secret key, once, and record the
+    :data:`RECORDED_SETTINGS` the environment gives that it does not hold yet."""
     path = settings.data_dir / ENV_FILE_NAME
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     existing = read_env_file(path) if path.is_file() else {}
-    if settings.secret_key or "FEDISORA_SECRET_KEY" in existing:
+    lines: list[str] = []
+    if not settings.secret_key and "FEDISORA_SECRET_KEY" not in existing:
+        lines.append(f"FEDISORA_SECRET_KEY={secrets.token_urlsafe(48)}")
+    chosen = {
+        "FEDISORA_DOMAIN": settings.domain,
+        "FEDISORA_INSECURE_HTTP": "1" if settings.insecure_http else "0",
+    }
+    for key in RECORDED_SETTINGS:
+        if key not in os.environ:
+            continue
+        if key not in existing:
+            lines.append(f"{key}={chosen[key]}")
+        elif _recorded_form(existing[key], key) != chosen[key]:
+            print(
+                f"warning: {key} is {os.environ[key]!r} here but {existing[key]!r} in {path}; "
+                "the environment wins for this command only (URLs already made keep theirs)",
+                file=sys.stderr,
+            )
+    if not lines:
         return settings
-    lines = [
-        "# Written by `fedisora init`. Environment variables override these values.",
-        f"FEDISORA_SECRET_KEY={secrets.token_urlsafe(48)}",
-    ]
+    if not path.is_file():
+        lines.insert(0, "# Written by `fedisora init`. Environment variables override these.")
     with path.open("a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     path.chmod(0o600)
     return load_settings()
+
+
+def _recorded_form(raw: str, key: str) -> str:
+    """A recorded value as :func:`_write_env_file` writes it (for comparing)."""
+    if key == "FEDISORA_INSECURE_HTTP":
+        return "1" if raw.strip().lower() in ("1", "true", "yes", "on") else "0"
+    return raw.strip().lower()
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
@@ -921,7 +953,7 @@ async def cmd_check(args: argparse.Namespace) -> int:
     print(f"database: {settings.database_url}")
     print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
     print(f"media: {settings.media_root}")
-    print(f"render model: {settings.render_model}")
+    print(f"render model: {settings.render_model} (unless `fedisora model use` chose another)")
     print(f"likeness check: {settings.likeness_check or 'none (admins verify likenesses)'}")
     if settings.likeness_check:
         from fedisora.services import likeness_check
@@ -1111,7 +1143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate configuration and reach database and Redis")
     p.set_defaults(func=cmd_check, is_async=True)
 
-    from render.cli import cmd_render, cmd_verify  # light: no torch until a command runs
+    from render.cli import cmd_model, cmd_render, cmd_verify  # light: no torch until it runs
 
     p = sub.add_parser("render", help="render one clip through the render queue")
     p.add_argument("prompt")
@@ -1125,6 +1157,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a clip's C2PA provenance and watermark")
     p.add_argument("file")
     p.set_defaults(func=cmd_verify, is_async=True)
+
+    p = sub.add_parser("model", help="list, pull and choose the render model")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the models (what each needs; installed, in use)")
+    o = actions.add_parser(
+        "pull", help="download a catalogue model into the models directory, checked"
+    )
+    o.add_argument("name", help="a catalogue name (model list shows them)")
+    o.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="DIR",
+        help="copy from a Hugging Face hub cache (offline) instead of downloading",
+    )
+    o = actions.add_parser("use", help="put a model in use (workers load it for their next render)")
+    o.add_argument("name", help="a tiny model, an installed model's name, or a model directory")
+    p.set_defaults(func=cmd_model, is_async=True)
     return parser
 
 

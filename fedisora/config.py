@@ -115,7 +115,10 @@ def _check_choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
 def _check_model(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
-        raise ConfigError(f"{name} must be 'tiny' or a path to a local model directory")
+        raise ConfigError(
+            f"{name} must be a built-in model (tiny, tiny-wan, tiny-ltx, tiny-cogvideox) or "
+            "a path to a local model directory"
+        )
     return value
 
 
@@ -236,6 +239,7 @@ class Settings:
     media_root: Path = Path("")
     secret_key: str = ""
     render_model: str = "tiny"
+    models_dir: Path = Path("")  # where `fedisora model pull` installs models
     insecure_http: bool = False
     registrations: str = "open"
     registrations_message: str = ""  # shown when sign-ups are closed (or need approval)
@@ -256,6 +260,7 @@ class Settings:
     render_vae_tiling: bool = True
     render_compile: bool = False  # torch.compile the transformer (slow first render)
     render_first_block_cache: float = 0.0  # First Block Cache threshold; 0 disables it
+    render_offload: str = "none"  # "model": components on the GPU one at a time
     log_level: str = "info"
     # Storage bounds (see fedisora.services.retention, fedisora.services.media_gc and
     # activitypub.federation.inbox_limits).
@@ -364,6 +369,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MEDIA_ROOT": ("media_root", lambda _n, raw: Path(raw)),
     "SECRET_KEY": ("secret_key", _check_secret),
     "RENDER_MODEL": ("render_model", _check_model),
+    "MODELS_DIR": ("models_dir", lambda _n, raw: Path(raw)),
     "INSECURE_HTTP": ("insecure_http", _parse_bool),
     "LIMITED_FEDERATION": ("limited_federation", _parse_bool),
     "REGISTRATIONS": ("registrations", _check_choice(REGISTRATION_MODES)),
@@ -401,6 +407,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RENDER_DTYPE": ("render_dtype", _check_choice(RENDER_DTYPES)),
     "RENDER_VAE_TILING": ("render_vae_tiling", _parse_bool),
     "RENDER_COMPILE": ("render_compile", _parse_bool),
+    "RENDER_OFFLOAD": ("render_offload", _check_choice(("none", "model"))),
     "RENDER_FIRST_BLOCK_CACHE": (
         "render_first_block_cache",
         lambda n, raw: _parse_float(n, raw, 0.0, 1.0),
@@ -507,4 +514,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["database_url"] = f"sqlite://{(data_dir / 'fedisora.sqlite3').as_posix()}"
     if not values.get("media_root") or values["media_root"] == Path(""):
         values["media_root"] = data_dir / "media"
+    if not values.get("models_dir") or values["models_dir"] == Path(""):
+        values["models_dir"] = data_dir / "models"
     return Settings(**values)

@@ -2029,3 +2029,30 @@ __all__ += [
     "Interest",
     "InterestKind",
 ]
+
+
+class ModelPull(WorkRow):
+    """A render model an admin asked to pull (a durable work row: :mod:`render.model_pulls`).
+
+    A render worker runs it: downloads take minutes to hours, never a request's time.
+    ``phase``, ``done_bytes`` and ``total_bytes`` say how far it got."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=64)  # a render.catalogue name
+    source = fields.TextField(default="")  # a hub cache on the worker's host; "" the hub
+    use_after = fields.BooleanField(default=False)  # put it in use once pulled
+    requested_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "fedisora.Account", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    requested_by_id: int | None
+    phase = fields.CharField(max_length=16, default="")
+    done_bytes = fields.BigIntField(default=0)
+    total_bytes = fields.BigIntField(default=0)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "model_pulls"
+        indexes = (Index(fields=("state", "next_attempt_at")),)
+
+
+__all__ += ["ModelPull"]

@@ -1,4 +1,4 @@
-"""``fedisora render`` and ``fedisora verify``.
+"""``fedisora render``, ``fedisora verify`` and ``fedisora model``.
 
 ``render`` runs one job through the same queue as everyone else's (a RenderJob row, the
 render machine's handlers) with an in-process runner for the render queue, so what an
@@ -20,7 +20,7 @@ from fedisora.errors import Invalid, NotFound
 from render.errors import RenderError
 from render.instance import trusted_roots, watermark_key
 
-__all__ = ["Verification", "cmd_render", "cmd_verify", "verify_file"]
+__all__ = ["Verification", "cmd_model", "cmd_render", "cmd_verify", "model_lines", "verify_file"]
 
 
 @dataclass(frozen=True)
@@ -165,3 +165,91 @@ async def cmd_render(args: argparse.Namespace) -> int:
         return 0 if report.trusted else 1
     finally:
         await close_db()
+
+
+# --------------------------------------------------------------------------- fedisora model
+
+
+def model_lines(settings: Settings, in_use: str) -> list[str]:
+    """``fedisora model list``: every catalogue model with what it needs and whether it is
+    installed or in use, the built-in tiny models, and installed directories the catalogue
+    does not name."""
+    from render.catalogue import CATALOGUE, TINY_MODELS
+    from render.models import installed
+    from render.spec import FAMILIES
+
+    here = installed(settings)
+
+    def state(name: str, built_in: bool = False) -> str:
+        words = ["built in" if built_in else "installed" if name in here else "not installed"]
+        if name == in_use:
+            words.append("IN USE")
+        return ", ".join(words)
+
+    lines = [f"models directory: {settings.models_dir}", f"in use: {in_use}", ""]
+    for tiny in TINY_MODELS.values():
+        lines.append(f"{tiny.name:<18} {tiny.family:<15} {state(tiny.name, True)}: {tiny.note}")
+    lines.append("")
+    for entry in CATALOGUE.values():
+        fam = FAMILIES.get(entry.family)
+        supported = "" if fam is not None else " (family not supported by this version)"
+        lines.append(
+            f"{entry.name:<18} {entry.family + supported:<15} {state(entry.name)}: {entry.title}"
+        )
+        lines.append(f"    hub: {entry.repo_id}  licence: {entry.licence}")
+        lines.append(
+            f"    needs: about {entry.disk_gb:g} GB of disk, at least {entry.min_vram_gb} GB "
+            "of GPU memory" + (" (renders cameos)" if entry.cameos else "")
+        )
+        fps = fam.fps if fam is not None else 24
+        for gpu in (entry.gpu24, entry.gpu80):
+            if gpu is not None:
+                lines.append(f"    {gpu.describe(fps)}")
+        if entry.gpu24 is None:
+            lines.append("    24 GB: does not fit")
+        if entry.note:
+            lines.append(f"    note: {entry.note}")
+    others = [m for name, m in here.items() if name not in CATALOGUE]
+    if others:
+        lines.append("")
+        for model in others:
+            lines.append(
+                f"{model.name:<18} {model.family:<15} {state(model.name)}: "
+                f"{model.pipeline_class} (not from the catalogue)"
+            )
+    return lines
+
+
+async def cmd_model(args: argparse.Namespace) -> int:
+    """``fedisora model list|pull|use``: see :mod:`render.models`."""
+    from fedisora.db import close_db, init_db, migrate
+    from fedisora.services import audit
+    from render import models
+
+    settings = load_settings()
+    if args.action == "pull":
+        # Files only: no database, so a model can be pulled before the instance runs.
+        source = Path(args.source) if args.source else None
+        where = f"from {source}" if source else "from the Hugging Face hub"
+        print(f"pulling {args.name} {where} into {settings.models_dir}", flush=True)
+        done = await asyncio.to_thread(
+            models.pull, settings, args.name, source=source, show_progress=True
+        )
+        print(
+            f"installed {done.name}: {done.pipeline_class} ({done.family}), "
+            f"{done.size / 1e9:.1f} GB at {done.path}; put it in use with "
+            f"`fedisora model use {done.name}`"
+        )
+        return 0
+    await migrate(settings)  # (as createuser does: the choice is a row of the database)
+    await init_db(settings)
+    try:
+        effective = await models.effective(settings)
+        if args.action == "list":
+            print("\n".join(model_lines(effective, models.in_use(settings))))
+            return 0
+        value = await models.use(settings, args.name, audit.CLI)
+    finally:
+        await close_db()
+    print(f"render model in use: {value} (workers load it for their next render)")
+    return 0

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from fedisora.models import RenderJob
 from render.service import render_progress
-from render.states import OVER
+from render.states import OVER, QUEUED, RENDERING
 
 __all__ = ["POLL_SECONDS", "progress_stream", "render_events"]
 
@@ -33,6 +33,34 @@ KEEPALIVE_SECONDS = 15.0
 
 def _event(kind: str, data: dict[str, Any], event_id: int) -> str:
     return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _steps_between(last: dict[str, Any] | None, now: dict[str, Any]) -> list[dict[str, Any]]:
+    """The progress events from *last* to *now*: one per denoising step that finished since
+    *last*, then *now* itself.
+
+    The worker writes each step to the job's row as it finishes (``render.queue``); a fast
+    model (the tiny one, a distilled one) finishes several between two reads of the row, and
+    each of them is still reported, in order, rather than the bar jumping from 0 to 90 %.
+    Steps are counted from the row: a step is reported only once the row says it finished.
+    """
+    total = int(now.get("total") or 0)
+    rendered = now["state"] == RENDERING or (now["step"] == total and total > 0)
+    if (
+        last is None
+        or last["state"] not in (QUEUED, RENDERING)
+        or last.get("total") != total
+        or not total
+        or not rendered
+    ):
+        return [now]
+    first = int(last["step"]) + 1 if last["state"] == RENDERING else 1
+    end = int(now["step"]) if now["state"] == RENDERING else total + 1
+    step_event = {**now, "state": RENDERING, "error": "", "media_id": None, "done": False}
+    missed = [
+        {**step_event, "step": step, "percent": 90 * step // total} for step in range(first, end)
+    ]
+    return [*missed, now]
 
 
 Describe = Callable[[dict[str, Any]], dict[str, Any]]
@@ -52,9 +80,10 @@ async def _stream(job_id: int, poll: float, describe: Describe | None = None) ->
             return
         progress = await render_progress(job)
         if progress != last:
-            count += 1
-            shown = progress if describe is None else {**progress, **describe(progress)}
-            yield _event("progress", shown, count)
+            for step in _steps_between(last, progress):
+                count += 1
+                shown = step if describe is None else {**step, **describe(step)}
+                yield _event("progress", shown, count)
             last, sent_at = progress, time.monotonic()
         elif time.monotonic() - sent_at >= KEEPALIVE_SECONDS:
             yield ": keepalive\n\n"

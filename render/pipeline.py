@@ -4,10 +4,11 @@ Importing this module is cheap; torch and diffusers are imported inside
 ``load_pipeline`` and ``LoadedPipeline.generate`` so the web process can import the
 package without them.
 
-Weights are never downloaded: ``model`` is either ``"tiny"`` (random weights built in
-memory, see ``render.tiny``) or a local directory holding a diffusers checkpoint
-(``save_pretrained`` layout with ``model_index.json``), loaded with
-``local_files_only=True``.
+Weights are never downloaded here: ``model`` is either a built-in tiny model (``tiny``,
+``tiny-wan``, ``tiny-ltx``, ``tiny-cogvideox``: random weights built in memory, see
+``render.tiny``) or a local directory holding a diffusers checkpoint (``save_pretrained`` or
+hub layout with ``model_index.json``), loaded with ``local_files_only=True``. An admin puts
+one there with ``fedisora model pull`` (:mod:`render.models`).
 
 Cancel: ``on_step`` runs after every denoising step through diffusers'
 ``callback_on_step_end``; whatever it raises aborts the run and propagates out of
@@ -34,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
+from render.catalogue import TINY_MODELS, is_tiny
 from render.errors import ModelLoadError, RenderError
 from render.spec import ModelFamily, RenderPlan, RenderSpec, family_named
 
@@ -66,6 +68,32 @@ SUPPORTED_PIPELINES: dict[str, tuple[str, bool]] = {
 
 REFERENCE_PIPELINES = frozenset({"WanVACEPipeline"})
 """Pipeline classes that condition a render on reference images (``reference_images``)."""
+
+
+class _TorchvisionFallbackFilter(logging.Filter):
+    """Drops transformers' "`CLIPImageProcessor` requires torchvision (not installed);
+    falling back to `CLIPImageProcessorPil`" warning.
+
+    diffusers' Wan image-to-video module imports ``CLIPImageProcessor`` from transformers at
+    import time; transformers 5 then substitutes the PIL processor (the one that was called
+    ``CLIPImageProcessor`` before its refactoring) and warns once per process, so every render
+    worker printed it at start. torchvision is not a dependency (it pins its own torch); the
+    PIL processor is the one fedisora wants, so the substitution is right and only its notice
+    is dropped. Anything else that logger says still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("requires torchvision" in message and "ImageProcessorPil" in message)
+
+
+def quiet_library_warnings() -> None:
+    """Install :class:`_TorchvisionFallbackFilter` on the logger that emits it (once)."""
+    logger = logging.getLogger("transformers.utils.import_utils")
+    if not any(isinstance(f, _TorchvisionFallbackFilter) for f in logger.filters):
+        logger.addFilter(_TorchvisionFallbackFilter())
+
+
+quiet_library_warnings()
 
 
 LTX_DECODE_TIMESTEP = 0.05
@@ -101,6 +129,7 @@ class LoadedPipeline:
         image_pipe: Any | None,
         device: str,
         reference_pipe: Any | None = None,
+        offload: str = "none",
     ) -> None:
         if text_pipe is None and image_pipe is None and reference_pipe is None:
             raise ValueError("a LoadedPipeline needs at least one pipeline")
@@ -112,6 +141,11 @@ class LoadedPipeline:
         self.image_pipe = image_pipe
         self.reference_pipe = reference_pipe
         self.device = device
+        self.offload = offload
+        """"model": each component goes to ``device`` only while it runs (diffusers'
+        ``enable_model_cpu_offload``), installed on the pipeline about to run (see
+        :meth:`generate`)."""
+        self._offloading: Any | None = None  # the pipeline whose offload hooks are installed
 
     def __repr__(self) -> str:
         return (
@@ -224,6 +258,12 @@ class LoadedPipeline:
         import torch
 
         pipe, kwargs = self.call(plan, spec)
+        if self.offload == "model" and self._offloading is not pipe:
+            # The text-, image- and reference-to-video pipelines share components; the
+            # offload hooks (which move a component in and the previous one out) are those of
+            # the pipeline that runs, so they are put on it before it runs.
+            pipe.enable_model_cpu_offload(device=self.device)
+            self._offloading = pipe
 
         def _callback(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None:
@@ -401,6 +441,27 @@ def _cast_built(pipe: Any, dtype: Any) -> None:
                 tensor.data = tensor.data.to(torch.float32)
 
 
+def _build_tiny(model: str) -> tuple[Any, Any, Any | None]:
+    """The text-, image- and reference-to-video pipelines of the built-in tiny *model*
+    (``render.catalogue.TINY_MODELS``), sharing their common components."""
+    from render import tiny
+
+    builder = TINY_MODELS[model].builder
+    first = getattr(tiny, builder)()
+    if builder == "build_tiny_wan":
+        return first, tiny.build_tiny_wan_i2v(share=first), tiny.build_tiny_wan_vace(share=first)
+    if builder == "build_tiny_cogvideox":
+        return first, tiny.build_tiny_cogvideox_i2v(share=first), None
+    if builder == "build_tiny_ltx":
+        import diffusers
+
+        image_class: Any = diffusers.LTXImageToVideoPipeline
+        image_pipe = image_class(**first.components)
+        image_pipe.set_progress_bar_config(disable=True)
+        return first, image_pipe, None
+    raise ModelLoadError(f"no builder for the tiny model {model}")  # pragma: no cover
+
+
 def load_pipeline(
     model: str,
     *,
@@ -411,8 +472,10 @@ def load_pipeline(
     vae_tiling: bool = False,
     compile: bool = False,
     first_block_cache: float | None = None,
+    offload: Literal["none", "model"] = "none",
 ) -> LoadedPipeline:
-    """Load ``model`` ("tiny" or a local diffusers directory) ready to ``generate``.
+    """Load ``model`` (a built-in tiny model's name, ``render.catalogue.TINY_MODELS``, or a
+    local diffusers directory) ready to ``generate``.
 
     ``image_model`` optionally names a second directory holding the same family's
     image-to-video checkpoint (Wan and CogVideoX ship them separately; LTX derives
@@ -420,7 +483,10 @@ def load_pipeline(
     the pipeline class (a tiny checkpoint saved to disk loads as "wan"); its frame and
     size multiples must match the pipeline's. ``first_block_cache`` is the threshold for
     diffusers' First Block Cache (e.g. 0.05), ``None`` to disable it; ``compile``
-    runs ``torch.compile`` on the transformer (slow first step).
+    runs ``torch.compile`` on the transformer (slow first step). ``offload="model"`` keeps
+    the weights in CPU memory and moves each component (text encoder, transformer, VAE) to
+    the device only while it runs: a model whose components fit the GPU one at a time, but
+    not together, renders (slower by the transfers).
     """
     import torch
 
@@ -429,17 +495,14 @@ def load_pipeline(
         raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(torch_dtype)}")
     if not model:
         raise ModelLoadError("no model configured")
+    if offload not in ("none", "model"):
+        raise ModelLoadError(f"unknown offload {offload!r}; use none or model")
     reference_pipe: Any | None = None
-    if model == "tiny":
-        from render.tiny import build_tiny_wan, build_tiny_wan_i2v, build_tiny_wan_vace
-
+    if is_tiny(model):
         if image_model is not None:
-            raise ModelLoadError("the tiny model brings its own image-to-video pipeline")
-        fam = _family(family or "tiny")
-        first = build_tiny_wan()
-        text_pipe: Any | None = first
-        image_pipe: Any | None = build_tiny_wan_i2v(share=first)
-        reference_pipe = build_tiny_wan_vace(share=first)
+            raise ModelLoadError(f"the {model} model brings its own image-to-video pipeline")
+        fam = _family(family or TINY_MODELS[model].family)
+        text_pipe, image_pipe, reference_pipe = _build_tiny(model)
     else:
         first = _from_dir(Path(model), torch_dtype[dtype])
         fam = _family(family or family_of_pipeline(type(first).__name__))
@@ -473,8 +536,9 @@ def load_pipeline(
     target = _pick_device(device)
     seen: set[int] = set()
     for p in pipes:
-        p.to(target)
-        if model == "tiny" and dtype != "float32":
+        if offload == "none":
+            p.to(target)  # (with offload, each component goes there while it runs)
+        if is_tiny(model) and dtype != "float32":
             _cast_built(p, torch_dtype[dtype])
         if type(p.vae).__name__ == "AutoencoderKLWan" and p.vae.dtype != torch.float32:
             # Wan's VAE decodes visibly worse below float32 (diffusers' Wan docs).
@@ -507,4 +571,5 @@ def load_pipeline(
         image_pipe=image_pipe,
         reference_pipe=reference_pipe,
         device=target,
+        offload=offload,
     )

@@ -71,6 +71,8 @@ from fedisora.services import events
 from fedisora.services.notify import notify
 from fedisora.work import LeaseLost, Machine, Retry, WorkContext
 from fedisora.work.engine import Outcome
+from render import models
+from render.catalogue import is_tiny
 from render.consent import check_cameo_consent
 from render.errors import ModelLoadError, RenderError
 from render.fairness import admission, next_in_line, one_admission_at_a_time, select_due
@@ -106,8 +108,6 @@ __all__ = [
 log = logging.getLogger("fedisora.render")
 
 QUEUE = "render"
-PROGRESS_INTERVAL = 0.5
-"""Seconds between progress writes from ``on_step`` (the last step is always written)."""
 
 _ENCODED_META = "encoded.json"
 """Written last by the encoding stage: its presence means the stage finished."""
@@ -159,13 +159,14 @@ def pipeline_options(settings: Settings, *, cuda: bool) -> dict[str, Any]:
     """``load_pipeline``'s keyword arguments for *settings* (the FEDISORA_RENDER_* knobs)."""
     dtype = settings.render_dtype
     if dtype == "auto":
-        dtype = "bfloat16" if cuda and settings.render_model != "tiny" else "float32"
+        dtype = "bfloat16" if cuda and not is_tiny(settings.render_model) else "float32"
     return {
         "family": settings.render_family or None,
         "dtype": dtype,
         "vae_tiling": settings.render_vae_tiling,
         "compile": settings.render_compile,
         "first_block_cache": settings.render_first_block_cache or None,
+        "offload": settings.render_offload,
     }
 
 
@@ -177,6 +178,7 @@ def _pipeline_key(settings: Settings) -> tuple[Any, ...]:
         settings.render_vae_tiling,
         settings.render_compile,
         settings.render_first_block_cache,
+        settings.render_offload,
     )
 
 
@@ -188,6 +190,11 @@ def _load_sync(settings: Settings) -> Any:
         if key not in _PIPELINES:
             import torch
 
+            if _PIPELINES:  # another model was put in use: one model per process
+                log.info("render model changed: unloading %s", list(_PIPELINES.values()))
+                _PIPELINES.clear()
+                _free_memory()
+
             options = pipeline_options(settings, cuda=torch.cuda.is_available())
             loaded = load_pipeline(settings.render_model, **options)
             _PIPELINES[key] = loaded
@@ -196,7 +203,12 @@ def _load_sync(settings: Settings) -> Any:
 
 
 async def pipeline_for(settings: Settings) -> Any:
-    """The loaded pipeline for *settings*, loaded once per process (in a thread)."""
+    """The loaded pipeline for *settings* with the model in use applied (an admin's choice,
+    :func:`render.models.effective`), loaded once per process (in a thread); a model put in
+    use since replaces the one loaded before."""
+    from render import models
+
+    settings = await models.effective(settings)
     hit = _PIPELINES.get(_pipeline_key(settings))
     if hit is not None:
         return hit
@@ -262,7 +274,7 @@ def stage_timeout(settings: Settings) -> float:
     about 4 minutes unoptimised on an RTX 4090, 14B models several times that)."""
     if settings.render_timeout_seconds:
         return settings.render_timeout_seconds
-    if settings.render_model == "tiny":
+    if is_tiny(settings.render_model):
         return 600.0
     return max(600.0, 360.0 * settings.max_clip_seconds)
 
@@ -370,7 +382,6 @@ class _Progress:
     def __init__(self, job: RenderJob, ctx: WorkContext, loop: asyncio.AbstractEventLoop) -> None:
         self.job, self.ctx, self.loop = job, ctx, loop
         self.stop: BaseException | None = None  # set by the heartbeat: cancel or lease lost
-        self.last_write = 0.0
 
     async def write(self, done: int, total: int) -> None:
         updated = await RenderJob.filter(pk=self.job.pk, lock_token=self.ctx.token).update(
@@ -388,13 +399,14 @@ class _Progress:
             raise RenderCancelled("cancelled by its owner")
 
     def on_step(self, done: int, total: int) -> None:
-        """Called in the pipeline thread after every denoising step; raising aborts it."""
+        """Called in the pipeline thread after every denoising step (diffusers'
+        ``callback_on_step_end``); raising aborts it. Every step is written before the next
+        one starts, so the row (and the progress stream reading it) moves one step at a time;
+        the write also checks for a cancel. (One UPDATE and one SELECT: milliseconds, where a
+        real model's step takes seconds.)"""
         if self.stop is not None:
             raise self.stop
-        now = time.monotonic()
-        if done >= total or now - self.last_write >= PROGRESS_INTERVAL:
-            self.last_write = now
-            asyncio.run_coroutine_threadsafe(self.write(done, total), self.loop).result(60)
+        asyncio.run_coroutine_threadsafe(self.write(done, total), self.loop).result(60)
 
     async def heartbeat(self, interval: float) -> None:
         """Extend the lease and watch for cancellation while the thread works."""
@@ -535,7 +547,7 @@ def _sign(
     claim = ProvenanceClaim(
         instance=settings.domain,
         job_id=str(job.pk),
-        model=model if model == "tiny" else Path(model).name,
+        model=model if is_tiny(model) else Path(model).name,
         seed=int(spec["seed"]),
         prompt_sha256=prompt_sha256(spec["prompt"]),
         creator=creator_uri,
@@ -800,7 +812,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         refs = tuple(str(r) for r in job.spec.get("consent_refs") or ())
         try:
             async with ctx.keep_lease():
-                values = await _in_thread(_sign, settings, job, account.uri, refs)
+                in_use = await models.effective(settings)  # the model named in the manifest
+                values = await _in_thread(_sign, in_use, job, account.uri, refs)
         except RenderError as exc:
             if disk_full(exc):
                 raise

@@ -130,11 +130,15 @@ class RenderQuotaError(RateLimited):
 
 
 def model_family(settings: Settings) -> str:
-    """The model family of the configured model, read without loading any weights."""
+    """The model family of the model in use, read without loading any weights."""
+    from render import models
+    from render.catalogue import TINY_MODELS
+
+    settings = models.cached(settings)  # an admin's choice (render.models.use)
     if settings.render_family:
         return settings.render_family
-    if settings.render_model == "tiny":
-        return "tiny"
+    if settings.render_model in TINY_MODELS:
+        return TINY_MODELS[settings.render_model].family
     from render.pipeline import SUPPORTED_PIPELINES
 
     return SUPPORTED_PIPELINES[_model_class(settings)][0]
@@ -143,12 +147,15 @@ def model_family(settings: Settings) -> str:
 def model_takes_references(settings: Settings) -> bool:
     """Whether the configured model renders cameos (a reference-to-video pipeline, Wan VACE;
     the tiny model has one), read without loading any weights."""
+    from render import models
+    from render.catalogue import is_tiny
     from render.pipeline import REFERENCE_PIPELINES
     from render.spec import family_named
 
+    settings = models.cached(settings)
     if not family_named(model_family(settings)).takes_references:
         return False
-    return settings.render_model == "tiny" or _model_class(settings) in REFERENCE_PIPELINES
+    return is_tiny(settings.render_model) or _model_class(settings) in REFERENCE_PIPELINES
 
 
 def _model_class(settings: Settings) -> str:
@@ -488,6 +495,9 @@ async def submit_render(
     """
     if not account.local or account.suspended_at is not None:
         raise Forbidden("only active local accounts can render")
+    from render import models
+
+    settings = await models.effective(settings)  # the model in use, as an admin chose it
     if once is not None and (made := await render_made_by(account, once)) is not None:
         return made
     if enforce_quota:  # the ``render`` rate limit, besides the quotas (RateLimited, a 429)

@@ -196,6 +196,19 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             takes_references=True,
             note="the tiny model at 256 px (FEDISORA_RENDER_FAMILY=tiny256): the benchmark's size",
         ),
+        "tiny-ltx": ModelFamily(
+            name="tiny-ltx",
+            fps=24,
+            frame_step=8,
+            min_frames=9,
+            max_frames=241,
+            sizes=_sizes((96, 160), (128, 128), (160, 96)),
+            size_multiple=32,
+            default_steps=2,
+            guidance_scale=3.0,
+            note="LTX-Video's rules (24 fps, 8k+1 frames, sizes in multiples of 32) at 160 px, "
+            "for the tiny random LTX model (FEDISORA_RENDER_MODEL=tiny-ltx)",
+        ),
         "tiny-cogvideox": ModelFamily(
             name="tiny-cogvideox",
             fps=8,

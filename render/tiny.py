@@ -39,6 +39,10 @@ from typing import Any
 
 import torch
 
+from render.pipeline import quiet_library_warnings
+
+quiet_library_warnings()  # building the tiny Wan image-to-video pipeline imports diffusers' Wan
+
 __all__ = [
     "build_tiny_cogvideox",
     "build_tiny_cogvideox_i2v",

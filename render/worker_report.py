@@ -42,16 +42,18 @@ class WorkerReport:
         self.settings = settings
         self._torch = torch
         self._model: dict[str, Any] | None = None
+        self._model_of: Settings | None = None  # the settings _model was worked out for
         self._device: dict[str, Any] | None = None  # {"device": ..., "gpu_name": ...}
 
-    def _static_model(self) -> dict[str, Any]:
+    def _static_model(self, settings: Settings) -> dict[str, Any]:
+        from render.catalogue import is_tiny
         from render.errors import ModelLoadError
         from render.service import model_family
 
-        model = self.settings.render_model
-        name = model if model == "tiny" else Path(model).name
+        model = settings.render_model
+        name = model if is_tiny(model) else Path(model).name
         try:
-            family = model_family(self.settings)
+            family = model_family(settings)
         except ModelLoadError:
             family = "unreadable"
         return {"name": name, "family": family}
@@ -81,19 +83,22 @@ class WorkerReport:
             return None
         return int(total) - int(free), int(total)
 
-    def _loaded(self) -> bool:
+    def _loaded(self, settings: Settings) -> bool:
         from render.queue import _PIPELINES, _pipeline_key
 
-        return _pipeline_key(self.settings) in _PIPELINES
+        return _pipeline_key(settings) in _PIPELINES
 
     async def __call__(self) -> dict[str, Any]:
-        if self._model is None:
-            self._model = self._static_model()
+        from render import models
+
+        settings = await models.effective(self.settings)  # an admin may change the model
+        if self._model is None or self._model_of is not settings:
+            self._model, self._model_of = self._static_model(settings), settings
         if self._device is None:
             self._device = await asyncio.to_thread(self._static_device)
         device = self._device
         report: dict[str, Any] = {
-            "model": {**self._model, "loaded": self._loaded()},
+            "model": {**self._model, "loaded": self._loaded(settings)},
             "device": device["device"],
         }
         if device["device"] == "cuda":

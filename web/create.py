@@ -239,9 +239,10 @@ async def _source(me: Account, page: FormPage) -> None:
 
 
 async def _show_form(request: Request, me: Account, page: FormPage) -> Response:
+    from render import models
     from render.service import render_limits
 
-    settings = request.app.state.settings
+    settings = await models.effective(request.app.state.settings)
     try:
         limits = render_limits(settings)
     except ModelLoadError as exc:

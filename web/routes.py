@@ -28,6 +28,7 @@ from fedisora.services.email_confirmation import Unconfirmed
 from fedisora.services.passwords import PasswordChecksBusy, TooManyAttempts, guard_for
 from fedisora.services.retention import tallies
 from fedisora.services.storage import media_disk, media_space, work_space
+from render import models
 from render.queue import QUEUE as RENDER_QUEUE
 from render.stats import daily_outcomes, queue_depth
 from web.clips import routes as clip_routes
@@ -233,7 +234,7 @@ async def admin(request: Request) -> Response:
             for w in report["workers"].get("workers", [])
             if RENDER_QUEUE in w["queues"]
         ],
-        render_model=_model_label(settings),
+        render_model=_model_label(await models.effective(settings)),
         disk=await media_disk(settings.media_root),
         now=utcnow(),
     )
@@ -270,11 +271,12 @@ def _worker_summary(report: object) -> dict[str, str]:
 def _model_label(settings: Settings) -> str:
     """The configured render model as the admin reads it: its directory's name (never the
     server path, as in a clip's provenance) and family."""
+    from render.catalogue import is_tiny
     from render.errors import ModelLoadError
     from render.service import model_family
 
     model = settings.render_model
-    name = model if model == "tiny" else Path(model).name
+    name = model if is_tiny(model) else Path(model).name
     try:
         return f"{name} ({model_family(settings)})"
     except ModelLoadError:
@@ -289,6 +291,7 @@ def routes() -> list[BaseRoute]:
         admin_audit,  # the audit log; it imports _admin_user
         admin_domains,  # domain blocks and allows; it imports _admin_user
         admin_federation,  # delivery health per host; it imports _admin_user
+        admin_models,  # render models: pull, use; it imports _admin_user
         admin_optouts,  # the opt-out registry; it imports _admin_user
         admin_policy,  # the prompt policy's lists; it imports _admin_user
         admin_provenance,  # the signing root, its history and replacing it; imports _admin_user
@@ -330,6 +333,7 @@ def routes() -> list[BaseRoute]:
         *admin_domains.routes(),
         *admin_federation.routes(),
         *admin_renders.routes(),
+        *admin_models.routes(),
         *admin_settings.routes(),
         *admin_provenance.routes(),
         *admin_relays.routes(),

@@ -618,8 +618,10 @@ def _paths() -> Json:
                 "summary": "Server-sent events of a render's progress",
                 "description": (
                     "``event: progress`` (data: the progress fields of a Render) whenever it "
-                    "changes, a comment line every 15 s, and ``event: end`` (data: id and final "
-                    "state) once the render is ready, published, failed or cancelled."
+                    "changes, one for each denoising step (``step`` 1 to ``total``, in order, "
+                    "also when several finished between two reads), a comment line every 15 s, "
+                    "and ``event: end`` (data: id and final state) once the render is ready, "
+                    "published, failed or cancelled."
                 ),
                 "security": _secured(_READ),
                 "responses": {

@@ -18,6 +18,7 @@ __all__ = ["PROVIDERS", "build_engine", "build_machines"]
 # Filled as capabilities land: the render queue, deliveries, the inbox, consent revocations.
 PROVIDERS: list[str] = [
     "render.queue:machines",
+    "render.model_pulls:machines",
     "activitypub.federation.inbox:machines",
     "activitypub.federation.delivery:machines",
     "activitypub.federation.media_check:machines",

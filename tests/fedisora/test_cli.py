@@ -251,3 +251,25 @@ def _ok_to_connect(port: str) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", int(port))) == 0
+
+
+def test_init_records_the_url_settings_for_later_commands(env: dict[str, str]) -> None:
+    """scripts/serve gives FEDISORA_INSECURE_HTTP and FEDISORA_DOMAIN in the environment only;
+    a createuser run later in a plain shell must still make http actor ids at that domain."""
+    cli_ok(fedisora(["init"], env))
+    data = Path(env["FEDISORA_DATA_DIR"])
+    recorded = (data / "fedisora.env").read_text()
+    assert "FEDISORA_INSECURE_HTTP=1\n" in recorded
+    assert f"FEDISORA_DOMAIN={env['FEDISORA_DOMAIN']}\n" in recorded
+    shell = {k: v for k, v in env.items() if k not in ("FEDISORA_INSECURE_HTTP", "FEDISORA_DOMAIN")}
+    out = cli_ok(
+        fedisora(
+            ["createuser", "bob", "--email", "bob@example.com", "--password", "a good password"],
+            shell,
+        )
+    )
+    assert f"(http://{env['FEDISORA_DOMAIN']}/users/bob)" in out
+    # Running init again with another value does not rewrite what URLs were made with.
+    again = fedisora(["init"], {**env, "FEDISORA_DOMAIN": "other.example"})
+    assert again.returncode == 0 and "FEDISORA_DOMAIN is 'other.example' here" in again.stderr
+    assert (data / "fedisora.env").read_text() == recorded
