@@ -18,6 +18,11 @@ renders through the model's reference-to-video pipeline, Wan VACE (``WanVACEPipe
 ``reference_images``), which the tiny model has too. A model without one refuses it with
 a ``RenderError``, and so does a cameo without its stills: no cameo is rendered from the
 prompt alone.
+
+Sound: an LTX-2 model (``LTX2Pipeline``, and ``LTX2ImageToVideoPipeline`` built from the
+same weights) renders the clip's sound track jointly with its picture; ``render`` returns
+both (``Rendered``), ``generate`` the frames alone. A plan without ``audio`` drops the
+track (LTX-2 denoises it either way: the two streams attend to each other).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 import logging
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,12 +41,14 @@ import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from render.errors import ModelLoadError, RenderError
-from render.spec import ModelFamily, RenderPlan, RenderSpec, family_named
+from render.spec import TINY_MODELS, ModelFamily, RenderPlan, RenderSpec, family_named
 
 __all__ = [
+    "AUDIO_PIPELINES",
     "REFERENCE_PIPELINES",
     "SUPPORTED_PIPELINES",
     "LoadedPipeline",
+    "Rendered",
     "family_of_pipeline",
     "load_conditioning_image",
     "load_pipeline",
@@ -62,16 +70,41 @@ SUPPORTED_PIPELINES: dict[str, tuple[str, bool]] = {
     "CogVideoXImageToVideoPipeline": ("cogvideox", True),
     # Wan 2.1 VACE: text-to-video, and reference-to-video for cameos.
     "WanVACEPipeline": ("wan", False),
+    # LTX-2: video and sound together.
+    "LTX2Pipeline": ("ltx2", False),
+    "LTX2ImageToVideoPipeline": ("ltx2", True),
 }
+
+AUDIO_PIPELINES = frozenset({"LTX2Pipeline", "LTX2ImageToVideoPipeline"})
+"""Pipeline classes that render a sound track with the picture (``.audio`` of their output)."""
 
 REFERENCE_PIPELINES = frozenset({"WanVACEPipeline"})
 """Pipeline classes that condition a render on reference images (``reference_images``)."""
+
+
+_IMAGE_FROM_TEXT = {
+    "LTXPipeline": "LTXImageToVideoPipeline",
+    "LTX2Pipeline": "LTX2ImageToVideoPipeline",
+}
+"""Text-to-video classes whose weights also make their image-to-video pipeline."""
 
 
 LTX_DECODE_TIMESTEP = 0.05
 LTX_DECODE_NOISE_SCALE = 0.025
 """Decode settings for timestep-conditioned LTX-Video VAEs (0.9.1 and later), from
 diffusers' LTX-Video documentation; 0.9.0's VAE ignores them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What one render made: the frames and, when the plan asked for it, the sound."""
+
+    frames: npt.NDArray[np.uint8]
+    """uint8, (frames, height, width, 3), C order."""
+    audio: npt.NDArray[np.float32] | None = None
+    """float32 samples in [-1, 1], (channels, samples); as long as the model made it (the
+    encoder fits it to the clip)."""
+    sample_rate: int | None = None
 
 
 def family_of_pipeline(class_name: str) -> str:
@@ -159,6 +192,17 @@ class LoadedPipeline:
             # no noise) skips that. diffusers' LTX docs recommend 0.05 and 0.025.
             kwargs["decode_timestep"] = LTX_DECODE_TIMESTEP
             kwargs["decode_noise_scale"] = LTX_DECODE_NOISE_SCALE
+        stg = params.get("spatio_temporal_guidance_blocks")
+        layers = getattr(getattr(pipe.transformer, "config", None), "num_layers", None)
+        if stg is not None and isinstance(stg.default, list) and isinstance(layers, int):
+            # LTX-2's spatio-temporal guidance perturbs block 28 of its 48 by default: a
+            # smaller transformer (the tiny one has 2) would pay an extra pass per step for
+            # a block it lacks. Keep the blocks it has; without any, no STG pass.
+            blocks = [b for b in stg.default if b < layers]
+            kwargs["spatio_temporal_guidance_blocks"] = blocks or None
+            if not blocks:
+                kwargs["stg_scale"] = 0.0
+                kwargs["audio_stg_scale"] = 0.0
         return kwargs
 
     def call(self, plan: RenderPlan, spec: RenderSpec) -> tuple[Any, dict[str, Any]]:
@@ -221,9 +265,21 @@ class LoadedPipeline:
         ``on_step(done, total)`` is called after each denoising step; raising from it
         cancels the render (the exception propagates unchanged).
         """
+        return self.render(plan, spec, on_step).frames
+
+    def render(
+        self,
+        plan: RenderPlan,
+        spec: RenderSpec,
+        on_step: StepCallback | None = None,
+    ) -> Rendered:
+        """Render ``plan``: its frames (as ``generate``) and, when ``plan.audio`` asks for it,
+        the sound the model rendered with them (a ``RenderError`` if it renders none)."""
         import torch
 
         pipe, kwargs = self.call(plan, spec)
+        if plan.audio and type(pipe).__name__ not in AUDIO_PIPELINES:
+            raise RenderError(f"model {self.model} renders no sound")
 
         def _callback(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None:
@@ -232,15 +288,33 @@ class LoadedPipeline:
 
         kwargs["callback_on_step_end"] = _callback
         with torch.inference_mode():
-            out = pipe(**kwargs).frames
-        video = np.asarray(out[0])
+            output = pipe(**kwargs)
+        video = np.asarray(output.frames[0])
         expected = (plan.frames, plan.height, plan.width, 3)
         if video.shape != expected:
             raise RenderError(f"pipeline returned frames shaped {video.shape}, planned {expected}")
         # C order: the pipeline's frames are a transposed view, and writing or encoding a
         # strided array is many times slower (np.save took 250 ms instead of 10 for 49 frames
         # at 256x256; bench/render_overhead.py).
-        return np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8, order="C")
+        frames = np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8, order="C")
+        if not plan.audio:
+            return Rendered(frames)
+        return Rendered(frames, *_sound_of(pipe, output))
+
+
+def _sound_of(pipe: Any, output: Any) -> tuple[npt.NDArray[np.float32], int]:
+    """The first clip's sound track of an LTX-2 output, (channels, samples) float32, and its
+    rate (the vocoder's output rate, 24 kHz for LTX-2)."""
+    audio = output.audio[0]
+    if hasattr(audio, "detach"):
+        audio = audio.detach().to("cpu").float().numpy()
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[None, :]
+    rate = getattr(getattr(pipe.vocoder, "config", None), "output_sampling_rate", None)
+    if samples.ndim != 2 or not isinstance(rate, int):
+        raise RenderError(f"pipeline returned sound shaped {samples.shape} at rate {rate!r}")
+    return np.clip(samples, -1.0, 1.0), rate
 
 
 def load_conditioning_image(path: str | Path, width: int, height: int) -> Image.Image:
@@ -412,7 +486,8 @@ def load_pipeline(
     compile: bool = False,
     first_block_cache: float | None = None,
 ) -> LoadedPipeline:
-    """Load ``model`` ("tiny" or a local diffusers directory) ready to ``generate``.
+    """Load ``model`` (a name in ``TINY_MODELS``, or a local diffusers directory) ready to
+    ``generate``.
 
     ``image_model`` optionally names a second directory holding the same family's
     image-to-video checkpoint (Wan and CogVideoX ship them separately; LTX derives
@@ -430,16 +505,21 @@ def load_pipeline(
     if not model:
         raise ModelLoadError("no model configured")
     reference_pipe: Any | None = None
-    if model == "tiny":
-        from render.tiny import build_tiny_wan, build_tiny_wan_i2v, build_tiny_wan_vace
+    if model in TINY_MODELS:
+        from render import tiny
 
         if image_model is not None:
-            raise ModelLoadError("the tiny model brings its own image-to-video pipeline")
-        fam = _family(family or "tiny")
-        first = build_tiny_wan()
-        text_pipe: Any | None = first
-        image_pipe: Any | None = build_tiny_wan_i2v(share=first)
-        reference_pipe = build_tiny_wan_vace(share=first)
+            raise ModelLoadError(f"the {model} model brings its own image-to-video pipeline")
+        fam = _family(family or TINY_MODELS[model])
+        text_pipe: Any | None
+        image_pipe: Any | None
+        if model == "tiny-ltx2":
+            text_pipe = tiny.build_tiny_ltx2()
+            image_pipe = tiny.build_tiny_ltx2_i2v(share=text_pipe)
+        else:
+            text_pipe = tiny.build_tiny_wan()
+            image_pipe = tiny.build_tiny_wan_i2v(share=text_pipe)
+            reference_pipe = tiny.build_tiny_wan_vace(share=text_pipe)
     else:
         first = _from_dir(Path(model), torch_dtype[dtype])
         fam = _family(family or family_of_pipeline(type(first).__name__))
@@ -454,13 +534,13 @@ def load_pipeline(
             if second_family != family_of_pipeline(type(first).__name__):
                 raise ModelLoadError(f"{image_model} is a {second_family} model, unlike {model}")
             image_pipe = second
-        elif image_pipe is None and type(first).__name__ == "LTXPipeline":
+        elif image_pipe is None and type(first).__name__ in _IMAGE_FROM_TEXT:
             import diffusers
 
-            # LTX conditions on the image through its latents: same weights, new pipeline.
-            # Not from_pipe(): it casts the shared modules to its own dtype argument
+            # LTX and LTX-2 condition on the image through its latents: same weights, new
+            # pipeline. Not from_pipe(): it casts the shared modules to its own dtype argument
             # (float32 unless given), which silently undid a bfloat16 load for both pipes.
-            image_class: Any = diffusers.LTXImageToVideoPipeline
+            image_class: Any = getattr(diffusers, _IMAGE_FROM_TEXT[type(first).__name__])
             image_pipe = image_class(**first.components)
             image_pipe.set_progress_bar_config(disable=True)
 
@@ -474,7 +554,7 @@ def load_pipeline(
     seen: set[int] = set()
     for p in pipes:
         p.to(target)
-        if model == "tiny" and dtype != "float32":
+        if model in TINY_MODELS and dtype != "float32":
             _cast_built(p, torch_dtype[dtype])
         if type(p.vae).__name__ == "AutoencoderKLWan" and p.vae.dtype != torch.float32:
             # Wan's VAE decodes visibly worse below float32 (diffusers' Wan docs).
