@@ -299,6 +299,8 @@ class RenderLimits:
     """What a create form tells the person before they ask: the limits :func:`submit_render`
     applies with this instance's settings and model."""
 
+    family: str
+    """The configured model's family (``render.spec.FAMILIES``)."""
     max_seconds: float
     aspects: tuple[str, ...]
     max_prompt_chars: int
@@ -315,6 +317,7 @@ def render_limits(settings: Settings) -> RenderLimits:
     the configured model cannot be read)."""
     family = family_named(model_family(settings))
     return RenderLimits(
+        family=family.name,
         max_seconds=seconds_cap(family, settings.max_clip_seconds),
         aspects=tuple(a for a in ASPECTS if a in family.sizes),
         max_prompt_chars=MAX_PROMPT_CHARS,
