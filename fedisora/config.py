@@ -115,7 +115,10 @@ def _check_choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
 def _check_model(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
-        raise ConfigError(f"{name} must be 'tiny' or a path to a local model directory")
+        raise ConfigError(
+            f"{name} must be a built-in tiny model (tiny, tiny-ltx2) or a path to a local model "
+            "directory"
+        )
     return value
 
 

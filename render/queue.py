@@ -501,18 +501,23 @@ _AUDIO = "audio.npz"
 
 
 def _save_rendered(rendered: Any, out_dir: Path) -> None:
-    """The frames to ``frames.npy`` and the sound (if any) to ``audio.npz``, each atomically;
-    a stale sound file of an earlier attempt goes first, so frames never pair with it."""
+    """The sound (if any) to ``audio.npz``, then the frames to ``frames.npy``, each atomically.
+
+    The encoding stage starts from the frames: written last, after the files of an earlier
+    attempt are gone, they are never found beside another attempt's sound or without this
+    one's (a worker killed in between leaves no frames, and the job renders again)."""
     import numpy as np
 
     from render.encode import atomic_path
 
-    (out_dir / _AUDIO).unlink(missing_ok=True)
-    _save_frames(rendered.frames, out_dir / "frames.npy")
+    for stale in ("frames.npy", _AUDIO):
+        (out_dir / stale).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if rendered.audio is not None:
         with atomic_path(out_dir / _AUDIO) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, samples=rendered.audio, rate=np.int64(rendered.sample_rate))
+    _save_frames(rendered.frames, out_dir / "frames.npy")
 
 
 def _load_audio(out_dir: Path) -> tuple[Any, int] | None:

@@ -1,4 +1,4 @@
-"""Tiny random-weight Wan, LTX-Video and CogVideoX pipelines, built entirely offline.
+"""Tiny random-weight Wan, LTX-Video, LTX-2 and CogVideoX pipelines, built entirely offline.
 
 They exercise the real diffusers code paths (tokenizer, text encoder, transformer,
 scheduler, VAE decode, step callbacks, save/load, reference-to-video) in well under a
@@ -29,6 +29,10 @@ LTX-Video's (the tests' VAE compresses 4x and 4x), so a saved tiny LTX directory
 the ``ltx`` family's 8k+1 / multiple-of-32 check; and both transformers have two blocks,
 so First Block Cache has a block to skip. ``render.pipeline`` loads neither as ``"tiny"``:
 they are for ``save_pretrained`` to a directory and loading it as an admin's model would.
+
+LTX-2 (``build_tiny_ltx2``, with sound) is loaded by name, ``"tiny-ltx2"``: its text encoder
+is a random ``Gemma3ForConditionalGeneration`` and its tokenizer a ``GemmaTokenizer`` over the
+same characters, both made from configs in memory; see ``build_tiny_ltx2`` for its sizes.
 """
 
 from __future__ import annotations
