@@ -28,7 +28,8 @@ def ca() -> InstanceCredentials:
 
 @pytest.fixture
 def silent(tmp_path: Path, ca: InstanceCredentials, db: str) -> Settings:
-    return signed_settings(tmp_path, ca, db, DOMAIN)  # the default model, "tiny"
+    made: Settings = signed_settings(tmp_path, ca, db, DOMAIN)
+    return made  # the default model, "tiny"
 
 
 def _client(settings: Settings) -> httpx.AsyncClient:

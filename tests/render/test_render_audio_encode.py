@@ -76,8 +76,14 @@ def test_the_pyav_read_of_streams_agrees(tmp_path: Path, make_frames: Frames) ->
     )
     with av.open(str(out.path)) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
-        v_start, a_start = float(v.start_time * v.time_base), float(a.start_time * a.time_base)
-        v_len, a_len = float(v.duration * v.time_base), float(a.duration * a.time_base)
+        assert None not in (v.start_time, a.start_time, v.duration, a.duration)
+        assert v.time_base is not None and a.time_base is not None
+        v_start = float((v.start_time or 0) * v.time_base)
+        a_start = float((a.start_time or 0) * a.time_base)
+        v_len, a_len = (
+            float((v.duration or 0) * v.time_base),
+            float((a.duration or 0) * a.time_base),
+        )
     assert v_len == pytest.approx(25 / 24)
     assert abs(a_start - v_start) < 1 / 24
     assert abs(a_len - v_len) < 1 / 24

@@ -26,7 +26,8 @@ def ca() -> InstanceCredentials:
 
 @pytest.fixture
 def settings(tmp_path: Path, ca: InstanceCredentials, db: str) -> Settings:
-    return signed_settings(tmp_path, ca, db, DOMAIN)
+    made: Settings = signed_settings(tmp_path, ca, db, DOMAIN)
+    return made
 
 
 async def _fields(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
