@@ -40,6 +40,40 @@ def decoded_audio(path: Path) -> tuple[np.ndarray, int]:
         return np.concatenate(chunks, axis=1), stream.codec_context.sample_rate
 
 
+def ffmpeg_loudness(path: Path) -> float:
+    """Integrated loudness of the MP4's sound by FFmpeg's own EBU R128 meter (the ``ebur128``
+    filter PyAV's FFmpeg has): a second implementation, independent of pyloudnorm."""
+    import av
+    import av.filter
+
+    running: str | None = None
+
+    def drain(graph: av.filter.Graph) -> None:
+        nonlocal running
+        while True:
+            try:
+                out = graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            running = out.metadata.get("lavfi.r128.I", running)
+
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        graph = av.filter.Graph()
+        source = graph.add_abuffer(template=stream)
+        meter, sink = graph.add("ebur128", "metadata=1"), graph.add("abuffersink")
+        source.link_to(meter)
+        meter.link_to(sink)
+        graph.configure()
+        for frame in c.decode(stream):
+            graph.push(frame)
+            drain(graph)
+        graph.push(None)
+        drain(graph)
+    assert running is not None
+    return float(running)
+
+
 @pytest.mark.parametrize(("frames", "fps"), [(17, 24), (49, 24), (33, 16)])
 def test_sound_starts_and_ends_with_the_picture(
     tmp_path: Path, make_frames: Frames, frames: int, fps: int
@@ -97,9 +131,10 @@ def test_output_loudness_is_the_target(tmp_path: Path, make_frames: Frames) -> N
     )
     assert out.audio_loudness == pytest.approx(TARGET_LUFS, abs=0.01)
 
-    # Measured on what a player decodes from the file (AAC and all).
+    # Measured on what a player decodes from the file (AAC and all), by two meters.
     samples, rate = decoded_audio(out.path)
     assert abs(integrated_loudness(samples, rate) - TARGET_LUFS) < 1.0
+    assert abs(ffmpeg_loudness(out.path) - TARGET_LUFS) < 1.0
 
 
 def test_loud_input_is_brought_down(tmp_path: Path, make_frames: Frames) -> None:
@@ -109,6 +144,7 @@ def test_loud_input_is_brought_down(tmp_path: Path, make_frames: Frames) -> None
     )
     samples, rate = decoded_audio(out.path)
     assert abs(integrated_loudness(samples, rate) - TARGET_LUFS) < 1.0
+    assert abs(ffmpeg_loudness(out.path) - TARGET_LUFS) < 1.0
 
 
 def test_the_peak_ceiling_wins_over_the_target() -> None:

@@ -59,6 +59,16 @@ def test_tiny_ltx2_renders_picture_and_sound(tiny_ltx2: Any) -> None:
     assert again.audio is not None and np.allclose(again.audio, out.audio)
 
 
+def test_call_arguments_fit_the_model(tiny_ltx2: Any) -> None:
+    pipe, kwargs = tiny_ltx2.call(plan(SPEC, tiny_ltx2.family, 10), SPEC)
+    assert type(pipe).__name__ == "LTX2Pipeline"
+    assert kwargs["frame_rate"] == 24 and kwargs["max_sequence_length"] == 32
+    # LTX-2 perturbs block 28 for its spatio-temporal guidance; the tiny one has 2 blocks, so
+    # no STG pass is paid for (a real 48-block LTX-2 keeps diffusers' default).
+    assert kwargs["spatio_temporal_guidance_blocks"] is None
+    assert kwargs["stg_scale"] == kwargs["audio_stg_scale"] == 0.0
+
+
 def test_sound_is_dropped_when_not_asked_for(tiny_ltx2: Any) -> None:
     silent = dataclasses.replace(SPEC, audio=False)
     out = tiny_ltx2.render(plan(silent, tiny_ltx2.family, 10), silent)
