@@ -286,6 +286,13 @@ _SCHEMAS: dict[str, Json] = {
                         "properties": {
                             "ai_generated": {"type": "boolean"},
                             "provenance": {"type": "string"},
+                            "audio": {
+                                "type": "boolean",
+                                "description": (
+                                    "Videos: whether the clip has a sound track, as its signed "
+                                    "provenance claim says (false when unknown)."
+                                ),
+                            },
                         },
                     },
                 },

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +17,8 @@ from signed_settings import signed_settings
 
 from fedisora.app import create_app
 from fedisora.config import Settings
+from fedisora.work import Engine
+from fedisora.work.runner import InProcessRunner
 from render.provenance import InstanceCredentials, generate_instance_ca
 
 DOMAIN = "fedisora.test"
@@ -24,6 +28,13 @@ RENDERS = "/api/fedisora/v1/renders"
 @pytest.fixture(scope="module")
 def ca() -> InstanceCredentials:
     return generate_instance_ca(DOMAIN)
+
+
+@pytest.fixture(scope="module")
+def tiny_ltx2() -> Any:
+    from render.pipeline import load_pipeline
+
+    return load_pipeline("tiny-ltx2", device="cpu")
 
 
 @pytest.fixture
@@ -99,3 +110,31 @@ async def test_a_model_with_sound_renders_it_by_default(sound_client: httpx.Asyn
     assert r.json()["audio"] is False
     mine = await client.get(RENDERS, headers=alice.headers)
     assert [j["audio"] for j in mine.json()] == [False, True]
+
+
+async def test_the_finished_clip_says_it_has_sound(
+    silent: Settings, sound_client: httpx.AsyncClient, tiny_ltx2: Any
+) -> None:
+    from render.queue import build_render_machine
+
+    settings = dataclasses.replace(silent, render_model="tiny-ltx2")
+
+    async def load(_settings: Any) -> Any:
+        return tiny_ltx2
+
+    engine = Engine(
+        [build_render_machine(settings, load=load)],
+        lease=timedelta(seconds=60),
+        context={"settings": settings},
+    )
+    client = sound_client
+    alice = await login(client, await local_account("alice"))
+    for audio in (True, False):
+        r = await client.post(
+            RENDERS, json={"prompt": "rain", "seconds": 0.4, "audio": audio}, headers=alice.headers
+        )
+        assert r.status_code == 202, r.text
+    await InProcessRunner(engine, queues=("render",), concurrency=1).drain(120)
+    done = (await client.get(RENDERS, headers=alice.headers)).json()
+    assert [j["state"] for j in done] == ["ready", "ready"], [j["error"] for j in done]
+    assert [j["media_attachment"]["meta"]["fedisora"]["audio"] for j in done] == [False, True]
