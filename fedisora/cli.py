@@ -1150,6 +1150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--aspect", default=None, help="9:16 (default), 1:1 or 16:9")
     p.add_argument("--seed", type=int, default=None, help="default: random")
+    p.add_argument(
+        "--audio",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a sound track (default: on where the model renders sound, LTX-2)",
+    )
     p.add_argument("--out", default=None, help="also copy the signed MP4 here")
     p.add_argument("--user", default=None, help="render as this local user (default: admin)")
     p.set_defaults(func=cmd_render, is_async=True)

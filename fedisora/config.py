@@ -116,8 +116,8 @@ def _check_model(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
         raise ConfigError(
-            f"{name} must be a built-in model (tiny, tiny-wan, tiny-ltx, tiny-cogvideox) or "
-            "a path to a local model directory"
+            f"{name} must be a built-in model (tiny, tiny-wan, tiny-ltx, tiny-ltx2, "
+            "tiny-cogvideox) or a path to a local model directory"
         )
     return value
 

@@ -121,6 +121,12 @@ TINY_MODELS: Mapping[str, TinyModel] = MappingProxyType(
         "tiny-ltx": TinyModel(
             "tiny-ltx", "tiny-ltx", "build_tiny_ltx", "LTX-Video-shaped, with image-to-video"
         ),
+        "tiny-ltx2": TinyModel(
+            "tiny-ltx2",
+            "tiny-ltx2",
+            "build_tiny_ltx2",
+            "LTX-2-shaped: picture and sound together, with image-to-video",
+        ),
         "tiny-cogvideox": TinyModel(
             "tiny-cogvideox",
             "tiny-cogvideox",
@@ -129,8 +135,7 @@ TINY_MODELS: Mapping[str, TinyModel] = MappingProxyType(
         ),
     }
 )
-"""The built-in models, by the name ``FEDISORA_RENDER_MODEL`` or ``fedisora model use`` takes.
-(An LTX-2 one with audio is not built here yet.)"""
+"""The built-in models, by the name ``FEDISORA_RENDER_MODEL`` or ``fedisora model use`` takes."""
 
 
 def is_tiny(model: str) -> bool:
@@ -263,8 +268,8 @@ CATALOGUE: Mapping[str, CatalogueEntry] = MappingProxyType(
                 min_vram_gb=32,
                 gpu24=None,  # not without quantization
                 gpu80=GpuSettings(80, 448, 768, 121, 40, "model"),
-                note="needs the ltx2 family (synchronized audio), which this version may "
-                "not support yet: `model use` says so",
+                note="renders the sound with the picture (family ltx2; tiny-ltx2 runs the same "
+                "code path offline); not tried with these weights here",
             ),
             # --- CogVideoX 1.0 (family "cogvideox": 49 frames at 720x480, 8 fps) -------------
             CatalogueEntry(

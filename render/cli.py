@@ -61,6 +61,8 @@ def verify_file(path: Path, settings: Settings) -> Verification:
         lines.append(f"validation: {result.state.value} ({verdict}; {len(roots)} trusted roots)")
         lines.append(f"signer: {result.signer or '-'}")
         lines.append(f"source type: {result.digital_source_type or '-'}")
+        if result.created_tracks:
+            lines.append(f"generated tracks: {', '.join(result.created_tracks)}")
         if result.failures:
             lines.append(f"failures: {', '.join(result.failures)}")
         claim = result.claim
@@ -74,7 +76,13 @@ def verify_file(path: Path, settings: Settings) -> Verification:
                 f"consent refs: {', '.join(claim.consent_refs) or '-'}"
             )
     try:
-        probe(path)
+        info = probe(path)
+        if info.audio is not None:
+            lines.append(
+                f"sound: {info.audio.codec} {info.audio.sample_rate} Hz, {info.audio.channels} "
+                f"channel(s), {info.audio.duration:.3f} s from {info.audio.start:.3f} s "
+                f"(picture: {info.duration:.3f} s)"
+            )
         import av
 
         with av.open(str(path)) as container:
@@ -128,6 +136,8 @@ async def cmd_render(args: argparse.Namespace) -> int:
             spec["aspect"] = args.aspect
         if args.seed is not None:
             spec["seed"] = args.seed
+        if getattr(args, "audio", None) is not None:
+            spec["audio"] = args.audio
         engine = build_engine(settings, providers=["render.queue:machines"])
         try:
             job = await submit_render(

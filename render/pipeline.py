@@ -19,6 +19,11 @@ renders through the model's reference-to-video pipeline, Wan VACE (``WanVACEPipe
 ``reference_images``), which the tiny model has too. A model without one refuses it with
 a ``RenderError``, and so does a cameo without its stills: no cameo is rendered from the
 prompt alone.
+
+Sound: an LTX-2 model (``LTX2Pipeline``, and ``LTX2ImageToVideoPipeline`` built from the
+same weights) renders the clip's sound track jointly with its picture; ``render`` returns
+both (``Rendered``), ``generate`` the frames alone. A plan without ``audio`` drops the
+track (LTX-2 denoises it either way: the two streams attend to each other).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import logging
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,9 +46,11 @@ from render.errors import ModelLoadError, RenderError
 from render.spec import ModelFamily, RenderPlan, RenderSpec, family_named
 
 __all__ = [
+    "AUDIO_PIPELINES",
     "REFERENCE_PIPELINES",
     "SUPPORTED_PIPELINES",
     "LoadedPipeline",
+    "Rendered",
     "family_of_pipeline",
     "load_conditioning_image",
     "load_pipeline",
@@ -64,7 +72,13 @@ SUPPORTED_PIPELINES: dict[str, tuple[str, bool]] = {
     "CogVideoXImageToVideoPipeline": ("cogvideox", True),
     # Wan 2.1 VACE: text-to-video, and reference-to-video for cameos.
     "WanVACEPipeline": ("wan", False),
+    # LTX-2: video and sound together.
+    "LTX2Pipeline": ("ltx2", False),
+    "LTX2ImageToVideoPipeline": ("ltx2", True),
 }
+
+AUDIO_PIPELINES = frozenset({"LTX2Pipeline", "LTX2ImageToVideoPipeline"})
+"""Pipeline classes that render a sound track with the picture (``.audio`` of their output)."""
 
 REFERENCE_PIPELINES = frozenset({"WanVACEPipeline"})
 """Pipeline classes that condition a render on reference images (``reference_images``)."""
@@ -94,12 +108,29 @@ def quiet_library_warnings() -> None:
 
 
 quiet_library_warnings()
+_IMAGE_FROM_TEXT = {
+    "LTXPipeline": "LTXImageToVideoPipeline",
+    "LTX2Pipeline": "LTX2ImageToVideoPipeline",
+}
+"""Text-to-video classes whose weights also make their image-to-video pipeline."""
 
 
 LTX_DECODE_TIMESTEP = 0.05
 LTX_DECODE_NOISE_SCALE = 0.025
 """Decode settings for timestep-conditioned LTX-Video VAEs (0.9.1 and later), from
 diffusers' LTX-Video documentation; 0.9.0's VAE ignores them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What one render made: the frames and, when the plan asked for it, the sound."""
+
+    frames: npt.NDArray[np.uint8]
+    """uint8, (frames, height, width, 3), C order."""
+    audio: npt.NDArray[np.float32] | None = None
+    """float32 samples in [-1, 1], (channels, samples); as long as the model made it (the
+    encoder fits it to the clip)."""
+    sample_rate: int | None = None
 
 
 def family_of_pipeline(class_name: str) -> str:
@@ -193,6 +224,17 @@ class LoadedPipeline:
             # no noise) skips that. diffusers' LTX docs recommend 0.05 and 0.025.
             kwargs["decode_timestep"] = LTX_DECODE_TIMESTEP
             kwargs["decode_noise_scale"] = LTX_DECODE_NOISE_SCALE
+        stg = params.get("spatio_temporal_guidance_blocks")
+        layers = getattr(getattr(pipe.transformer, "config", None), "num_layers", None)
+        if stg is not None and isinstance(stg.default, list) and isinstance(layers, int):
+            # LTX-2's spatio-temporal guidance perturbs block 28 of its 48 by default: a
+            # smaller transformer (the tiny one has 2) would pay an extra pass per step for
+            # a block it lacks. Keep the blocks it has; without any, no STG pass.
+            blocks = [b for b in stg.default if b < layers]
+            kwargs["spatio_temporal_guidance_blocks"] = blocks or None
+            if not blocks:
+                kwargs["stg_scale"] = 0.0
+                kwargs["audio_stg_scale"] = 0.0
         return kwargs
 
     def call(self, plan: RenderPlan, spec: RenderSpec) -> tuple[Any, dict[str, Any]]:
@@ -255,6 +297,16 @@ class LoadedPipeline:
         ``on_step(done, total)`` is called after each denoising step; raising from it
         cancels the render (the exception propagates unchanged).
         """
+        return self.render(plan, spec, on_step).frames
+
+    def render(
+        self,
+        plan: RenderPlan,
+        spec: RenderSpec,
+        on_step: StepCallback | None = None,
+    ) -> Rendered:
+        """Render ``plan``: its frames (as ``generate``) and, when ``plan.audio`` asks for it,
+        the sound the model rendered with them (a ``RenderError`` if it renders none)."""
         import torch
 
         pipe, kwargs = self.call(plan, spec)
@@ -264,6 +316,8 @@ class LoadedPipeline:
             # the pipeline that runs, so they are put on it before it runs.
             pipe.enable_model_cpu_offload(device=self.device)
             self._offloading = pipe
+        if plan.audio and type(pipe).__name__ not in AUDIO_PIPELINES:
+            raise RenderError(f"model {self.model} renders no sound")
 
         def _callback(p: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if on_step is not None:
@@ -272,15 +326,33 @@ class LoadedPipeline:
 
         kwargs["callback_on_step_end"] = _callback
         with torch.inference_mode():
-            out = pipe(**kwargs).frames
-        video = np.asarray(out[0])
+            output = pipe(**kwargs)
+        video = np.asarray(output.frames[0])
         expected = (plan.frames, plan.height, plan.width, 3)
         if video.shape != expected:
             raise RenderError(f"pipeline returned frames shaped {video.shape}, planned {expected}")
         # C order: the pipeline's frames are a transposed view, and writing or encoding a
         # strided array is many times slower (np.save took 250 ms instead of 10 for 49 frames
         # at 256x256; bench/render_overhead.py).
-        return np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8, order="C")
+        frames = np.clip(np.rint(video * 255.0), 0, 255).astype(np.uint8, order="C")
+        if not plan.audio:
+            return Rendered(frames)
+        return Rendered(frames, *_sound_of(pipe, output))
+
+
+def _sound_of(pipe: Any, output: Any) -> tuple[npt.NDArray[np.float32], int]:
+    """The first clip's sound track of an LTX-2 output, (channels, samples) float32, and its
+    rate (the vocoder's output rate, 24 kHz for LTX-2)."""
+    audio = output.audio[0]
+    if hasattr(audio, "detach"):
+        audio = audio.detach().to("cpu").float().numpy()
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[None, :]
+    rate = getattr(getattr(pipe.vocoder, "config", None), "output_sampling_rate", None)
+    if samples.ndim != 2 or not isinstance(rate, int):
+        raise RenderError(f"pipeline returned sound shaped {samples.shape} at rate {rate!r}")
+    return np.clip(samples, -1.0, 1.0), rate
 
 
 def load_conditioning_image(path: str | Path, width: int, height: int) -> Image.Image:
@@ -452,6 +524,8 @@ def _build_tiny(model: str) -> tuple[Any, Any, Any | None]:
         return first, tiny.build_tiny_wan_i2v(share=first), tiny.build_tiny_wan_vace(share=first)
     if builder == "build_tiny_cogvideox":
         return first, tiny.build_tiny_cogvideox_i2v(share=first), None
+    if builder == "build_tiny_ltx2":
+        return first, tiny.build_tiny_ltx2_i2v(share=first), None
     if builder == "build_tiny_ltx":
         import diffusers
 
@@ -517,13 +591,13 @@ def load_pipeline(
             if second_family != family_of_pipeline(type(first).__name__):
                 raise ModelLoadError(f"{image_model} is a {second_family} model, unlike {model}")
             image_pipe = second
-        elif image_pipe is None and type(first).__name__ == "LTXPipeline":
+        elif image_pipe is None and type(first).__name__ in _IMAGE_FROM_TEXT:
             import diffusers
 
-            # LTX conditions on the image through its latents: same weights, new pipeline.
-            # Not from_pipe(): it casts the shared modules to its own dtype argument
+            # LTX and LTX-2 condition on the image through its latents: same weights, new
+            # pipeline. Not from_pipe(): it casts the shared modules to its own dtype argument
             # (float32 unless given), which silently undid a bfloat16 load for both pipes.
-            image_class: Any = diffusers.LTXImageToVideoPipeline
+            image_class: Any = getattr(diffusers, _IMAGE_FROM_TEXT[type(first).__name__])
             image_pipe = image_class(**first.components)
             image_pipe.set_progress_bar_config(disable=True)
 

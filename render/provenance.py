@@ -5,6 +5,14 @@ model (``c2pa.actions`` / ``c2pa.created`` with an IPTC digitalSourceType) plus 
 own ``org.fedisora.render`` assertion (instance, job, model, seed, prompt digest,
 remix source, consent references).
 
+A clip with sound (LTX-2 renders picture and sound together) says so twice: its
+``c2pa.created`` action lists both tracks as the regions it made (C2PA regions of interest of
+type ``identified``, naming each MP4 ``track_id``), and our assertion's ``tracks`` gives each
+track's IPTC source type (the sound is ``trainedAlgorithmicMedia``; the picture is composite
+where an input image or a likeness went in). The manifest's ``c2pa.hash.bmff`` covers the whole
+file but the manifest box itself, so altering a single audio sample breaks it as surely as
+altering a pixel.
+
 Certificates: c2pa refuses a self-signed signing certificate and one without an
 extended key usage, so each instance makes a small local root CA and a leaf with EKU
 emailProtection, critical KeyUsage digitalSignature, BasicConstraints CA:false and
@@ -93,6 +101,8 @@ class ProvenanceClaim:
     """Whether a real input image conditioned the render."""
     remix_frames: bool = False
     """Whether frames of the remix source (``remix_source``) conditioned the render."""
+    audio: bool = False
+    """Whether the clip has a sound track, rendered by the model with the picture."""
 
     @property
     def digital_source_type(self) -> str:
@@ -101,6 +111,15 @@ class ProvenanceClaim:
         if self.input_image or self.consent_refs or self.remix_frames:
             return COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
         return TRAINED_ALGORITHMIC_MEDIA
+
+    @property
+    def tracks(self) -> dict[str, str]:
+        """IPTC source type of each track the clip has: the picture's is
+        ``digital_source_type``; sound is only ever the model's (nothing recorded went in)."""
+        tracks = {"video": self.digital_source_type}
+        if self.audio:
+            tracks["audio"] = TRAINED_ALGORITHMIC_MEDIA
+        return tracks
 
     def to_assertion(self) -> dict[str, Any]:
         return {
@@ -114,6 +133,8 @@ class ProvenanceClaim:
             "consent_refs": list(self.consent_refs),
             "input_image": self.input_image,
             "remix_frames": self.remix_frames,
+            "audio": self.audio,
+            "tracks": self.tracks,
         }
 
     @classmethod
@@ -131,6 +152,7 @@ class ProvenanceClaim:
                 consent_refs=tuple(str(r) for r in data.get("consent_refs") or ()),
                 input_image=bool(data.get("input_image", False)),
                 remix_frames=bool(data.get("remix_frames", False)),
+                audio=bool(data.get("audio", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed {RENDER_ASSERTION_LABEL} assertion: {exc}") from exc
@@ -283,6 +305,32 @@ def _software_agent() -> dict[str, str]:
     return agent
 
 
+def _track_ids(path: Path) -> dict[str, int]:
+    """The MP4 ``track_id`` of the first video and the first audio track of *path*."""
+    import av
+
+    try:
+        with av.open(str(path), "r") as container:
+            found: dict[str, int] = {}
+            for stream in container.streams:
+                if stream.type in ("video", "audio") and stream.type not in found:
+                    found[stream.type] = int(stream.id)
+            return found
+    except (av.FFmpegError, OSError) as exc:
+        raise ProvenanceError(f"cannot read the tracks of {path}: {exc}") from exc
+
+
+def _track_region(kind: str, track_id: int) -> dict[str, Any]:
+    """A C2PA region of interest naming one MP4 track (an ``identified`` range)."""
+    return {
+        "name": kind,
+        "region": [
+            {"type": "identified", "item": {"identifier": "track_id", "value": str(track_id)}}
+        ],
+        "description": f"the {kind} track",
+    }
+
+
 def sign_mp4(
     src: Path | str,
     dst: Path | str,
@@ -301,23 +349,23 @@ def sign_mp4(
 
     src, dst = Path(src), Path(dst)
     agent = _software_agent()
+    created: dict[str, Any] = {
+        "action": "c2pa.created",
+        "digitalSourceType": claim.digital_source_type,
+        "softwareAgent": agent,
+    }
+    if claim.audio:
+        tracks = _track_ids(src)
+        if "audio" not in tracks:
+            raise ProvenanceError(f"{src} has no sound track, and the claim says it has one")
+        created["description"] = "picture and sound generated together by a trained model"
+        created["changes"] = [_track_region(kind, tracks[kind]) for kind in claim.tracks]
     manifest = {
         "claim_generator_info": [agent],
         "title": title or dst.name,
         "format": "video/mp4",
         "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": claim.digital_source_type,
-                            "softwareAgent": agent,
-                        }
-                    ]
-                },
-            },
+            {"label": "c2pa.actions", "data": {"actions": [created]}},
             {"label": RENDER_ASSERTION_LABEL, "data": claim.to_assertion()},
         ],
     }
@@ -366,6 +414,9 @@ class VerificationResult:
     """Common name of the signing certificate."""
     failures: tuple[str, ...] = field(default=())
     """C2PA validation failure codes, e.g. ``assertion.bmffHash.mismatch``."""
+    created_tracks: tuple[str, ...] = field(default=())
+    """The tracks (``video``, ``audio``) the ``c2pa.created`` action names as the regions it
+    made; empty when it names none (a clip signed before sound, made whole)."""
 
     @property
     def trusted(self) -> bool:
@@ -469,11 +520,15 @@ def verify_mp4(path: Path | str, trusted_roots_pem: Sequence[str] = ()) -> Verif
         except ValueError:
             claim = None
     source_type = None
+    created_tracks: list[str] = []
     actions = _find_assertion(manifest, "c2pa.actions")
     if isinstance(actions, Mapping):
         for action in actions.get("actions") or ():
             if action.get("action") == "c2pa.created":
                 source_type = action.get("digitalSourceType")
+                for change in action.get("changes") or ():
+                    if isinstance(change, Mapping) and isinstance(change.get("name"), str):
+                        created_tracks.append(change["name"])
                 break
     signer = (manifest.get("signature_info") or {}).get("common_name")
     return VerificationResult(
@@ -483,4 +538,5 @@ def verify_mp4(path: Path | str, trusted_roots_pem: Sequence[str] = ()) -> Verif
         manifest_digest=manifest_digest_of(path),
         signer=signer,
         failures=failures,
+        created_tracks=tuple(created_tracks),
     )

@@ -5,12 +5,16 @@ Each stage is one handler; the row is the truth (see ``fedisora.work``):
 - **rendering** runs the diffusers pipeline in a thread. ``on_step`` writes progress to the
   row (throttled) and raises when ``cancel_requested`` is set or our lease is gone; a
   heartbeat task keeps the lease alive through long steps and the VAE decode. The frames
-  go to ``<media_root>/render-work/<job>/frames.npy`` under a temporary name. A remix of a
+  go to ``<media_root>/render-work/<job>/frames.npy`` under a temporary name, and the sound
+  track a model with sound rendered with them (when the request kept ``audio`` on) to
+  ``audio.npz`` beside them. A remix of a
   local clip whose file is still there renders image-to-video from the source's middle
   frame when the model has an image pipeline (``remix_frames`` in the spec and the claim).
 - **encoding** stamps the visible mark (instance and creator) and the invisible id
-  (mapping back to the job), writes the H.264 MP4 and poster, and refuses output that breaks
-  the clip limits, before and after the encode.
+  (mapping back to the job), writes the H.264 MP4 (with its AAC sound track, loudness-
+  normalised and fitted to the clip) and poster, and refuses output that breaks the clip
+  limits, before and after the encode: a sound track that would play past the last frame
+  among them.
 - **signing** signs the MP4 with the instance's C2PA chain, verifies it against the
   instance root, and creates the ``MediaFile`` in the same transaction as the move to
   ``ready``: a job resumed after a crash redoes the unfinished stage (rendering again
@@ -327,6 +331,7 @@ def job_spec(
         remix_source=s.get("remix_source"),
         cameo_refs=consent_refs,
         references=references,
+        audio=bool(s.get("audio", False)),
     )
 
 
@@ -423,10 +428,19 @@ class _Progress:
 
 
 def _generate(pipe: Any, p: RenderPlan, spec: RenderSpec, progress: _Progress) -> Any:
+    """The pipeline's ``Rendered`` (frames and sound); a loader's pipeline that only has
+    ``generate`` (frames) renders silent clips."""
+    from render.pipeline import Rendered
+
     with _GENERATE_LOCK:
         if progress.stop is not None:
             raise progress.stop
-        return pipe.generate(p, spec, progress.on_step)
+        render = getattr(pipe, "render", None)
+        if render is not None:
+            return render(p, spec, progress.on_step)
+        if p.audio:
+            raise RenderError("this render pipeline renders no sound")
+        return Rendered(pipe.generate(p, spec, progress.on_step))
 
 
 Stage = Callable[[RenderJob, WorkContext], Awaitable[Outcome]]
@@ -495,26 +509,71 @@ def _save_frames(frames: Any, dst: Path) -> None:
             np.save(fh, frames, allow_pickle=False)
 
 
+_AUDIO = "audio.npz"
+
+
+def _save_rendered(rendered: Any, out_dir: Path) -> None:
+    """The sound (if any) to ``audio.npz``, then the frames to ``frames.npy``, each atomically.
+
+    The encoding stage starts from the frames: written last, after the files of an earlier
+    attempt are gone, they are never found beside another attempt's sound or without this
+    one's (a worker killed in between leaves no frames, and the job renders again)."""
+    import numpy as np
+
+    from render.encode import atomic_path
+
+    for stale in ("frames.npy", _AUDIO):
+        (out_dir / stale).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rendered.audio is not None:
+        with atomic_path(out_dir / _AUDIO) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, samples=rendered.audio, rate=np.int64(rendered.sample_rate))
+    _save_frames(rendered.frames, out_dir / "frames.npy")
+
+
+def _load_audio(out_dir: Path) -> tuple[Any, int] | None:
+    import numpy as np
+
+    path = out_dir / _AUDIO
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return data["samples"], int(data["rate"])
+
+
 def _encode(
     frames_path: Path, out_dir: Path, p: RenderPlan, settings: Settings, job_id: int, creator: str
 ) -> None:
     import numpy as np
 
     from render.encode import atomic_path, encode_mp4, probe
-    from render.spec import check_output
+    from render.spec import check_output, check_sound
     from render.watermark import apply_visible_mark, embed_id
 
     frames = np.load(frames_path, allow_pickle=False)
     count, height, width, _ = frames.shape
     check_output(count, p.fps, width, height, p.family, settings.max_clip_seconds)
+    sound = _load_audio(out_dir) if p.audio else None
+    if p.audio and sound is None:
+        raise RenderError("the render asked for sound and the pipeline made none")
     marked = apply_visible_mark(frames, instance=settings.domain, creator=creator)
     marked = embed_id(marked, watermark_id(job_id), key=watermark_key(settings))
-    encoded = encode_mp4(marked, out_dir / "encoded.mp4", fps=p.fps, poster=out_dir / "poster.jpg")
+    encoded = encode_mp4(
+        marked,
+        out_dir / "encoded.mp4",
+        fps=p.fps,
+        poster=out_dir / "poster.jpg",
+        audio=None if sound is None else sound[0],
+        sample_rate=None if sound is None else sound[1],
+    )
     # What players will see: the container's own numbers (encode_mp4 wrote it atomically).
     info = probe(encoded.path, decode=False)
     check_output(
         info.frames, round(info.fps), info.width, info.height, p.family, settings.max_clip_seconds
     )
+    track = None if info.audio is None else (info.audio.start - info.start, info.audio.duration)
+    check_sound(p.audio, p.fps, info.frames, track)
     with atomic_path(out_dir / _ENCODED_META) as tmp:
         tmp.write_text(json.dumps({"blurhash": encoded.blurhash}))
 
@@ -555,6 +614,7 @@ def _sign(
         consent_refs=consent_refs,
         input_image=bool(spec.get("input_image")),
         remix_frames=bool(spec.get("remix_frames")),
+        audio=bool(spec.get("plan", {}).get("audio")),
     )
     try:
         signed = sign_mp4(
@@ -733,8 +793,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
                 spec, remix_frames = replace(spec, input_image=str(still)), True
         started = time.monotonic()
         try:
-            frames = await _in_thread(_generate, pipe, p, spec, progress)
-            await _in_thread(_save_frames, frames, out_dir / "frames.npy")
+            rendered = await _in_thread(_generate, pipe, p, spec, progress)
+            await _in_thread(_save_rendered, rendered, out_dir)
         except LeaseLost:
             raise
         except asyncio.CancelledError:

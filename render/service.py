@@ -95,6 +95,7 @@ __all__ = [
     "drafts_of",
     "input_still",
     "model_family",
+    "model_renders_audio",
     "model_takes_references",
     "publish_render",
     "remix_source",
@@ -113,8 +114,9 @@ _MIN_IMAGE_SIDE = 16
 _IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 _SPEC_FIELDS = frozenset(
     {"prompt", "negative_prompt", "seconds", "aspect", "seed", "kind", "input_image"}
-    | {"remix_of", "cameos"}
+    | {"remix_of", "cameos", "audio"}
 )
+_TRUE, _FALSE = frozenset({"true", "1", "on", "yes"}), frozenset({"false", "0", "off", "no", ""})
 _DAY = timedelta(hours=24)
 
 
@@ -158,6 +160,14 @@ def model_takes_references(settings: Settings) -> bool:
     return is_tiny(settings.render_model) or _model_class(settings) in REFERENCE_PIPELINES
 
 
+def model_renders_audio(settings: Settings) -> bool:
+    """Whether the configured model renders a sound track with its clips (the LTX-2 family;
+    ``tiny-ltx2``), read without loading any weights."""
+    from render.spec import family_named
+
+    return family_named(model_family(settings)).audio
+
+
 def _model_class(settings: Settings) -> str:
     """The pipeline class named by the configured model directory's ``model_index.json``."""
     from render.pipeline import SUPPORTED_PIPELINES
@@ -190,6 +200,17 @@ def _number(limit: str, value: Any, kind: type[int] | type[float]) -> Any:
         except ValueError:
             pass
     raise RenderLimitError(limit, f"must be a number, got {value!r}")
+
+
+def _flag(limit: str, value: Any) -> bool:
+    """A yes/no field from JSON (true/false) or a form ("true", "1", "on"...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise RenderLimitError(limit, f"must be true or false, got {value!r}")
 
 
 def _store_input_image(data: bytes | str | Path, settings: Settings) -> str:
@@ -286,11 +307,15 @@ class RenderLimits:
     """What a create form tells the person before they ask: the limits :func:`submit_render`
     applies with this instance's settings and model."""
 
+    family: str
+    """The configured model's family (``render.spec.FAMILIES``)."""
     max_seconds: float
     aspects: tuple[str, ...]
     max_prompt_chars: int
     cameos: bool
     """Whether the model renders cameos (reference images)."""
+    audio: bool
+    """Whether the model renders a sound track (the default of a request's ``audio``)."""
     concurrent_jobs: int
     clips_per_day: int
 
@@ -300,10 +325,12 @@ def render_limits(settings: Settings) -> RenderLimits:
     the configured model cannot be read)."""
     family = family_named(model_family(settings))
     return RenderLimits(
+        family=family.name,
         max_seconds=seconds_cap(family, settings.max_clip_seconds),
         aspects=tuple(a for a in ASPECTS if a in family.sizes),
         max_prompt_chars=MAX_PROMPT_CHARS,
         cameos=model_takes_references(settings),
+        audio=family.audio,
         concurrent_jobs=settings.render_concurrent_jobs,
         clips_per_day=settings.render_clips_per_day,
     )
@@ -483,10 +510,12 @@ async def submit_render(
     requests with one key queue one render.
 
     *spec_dict* holds ``prompt``, and optionally ``negative_prompt``, ``seconds``, ``aspect``,
-    ``seed`` (drawn at random when absent), ``kind``, ``remix_of`` (a clip id or URI) and
-    ``cameos`` (account ids). The still for an image-to-video render comes as *image*
-    (bytes, a path, or the account's uploaded image as a :class:`MediaFile`, whose description
-    the prompt policy checks too) or ``spec_dict["input_image"]``. Admin tools pass a higher
+    ``seed`` (drawn at random when absent), ``kind``, ``remix_of`` (a clip id or URI),
+    ``cameos`` (account ids) and ``audio`` (a sound track: on by default where the model
+    renders one; asked of a model without sound, a ``RenderLimitError`` naming ``audio``).
+    The still for an image-to-video render comes as *image* (bytes, a path, or the account's
+    uploaded image as a :class:`MediaFile`, whose description the prompt policy checks too)
+    or ``spec_dict["input_image"]``. Admin tools pass a higher
     *priority* and may skip quotas.
 
     Every text that shapes the render (the prompt, the remixed clip's caption and prompt, the
@@ -534,6 +563,8 @@ async def submit_render(
     if not isinstance(cameos_raw, list | tuple):
         raise RenderLimitError("cameos", "must be a list of account ids")
     cameos = [_number("cameos", c, int) for c in cameos_raw]
+    audio_raw = spec_dict.get("audio")
+    audio = family_named(family).audio if audio_raw is None else _flag("audio", audio_raw)
     spec = RenderSpec(
         prompt=prompt,
         seed=seed,
@@ -544,6 +575,7 @@ async def submit_render(
         input_image="(pending)" if image_input is not None else None,
         remix_source=remix.uri if remix is not None else None,
         cameo_refs=tuple(f"account:{c}" for c in cameos),
+        audio=audio,
     )
     p = plan(spec, family, settings.max_clip_seconds, steps=settings.render_steps or None)
     if cameos and not model_takes_references(settings):  # (plan refused families without any)
@@ -601,6 +633,7 @@ async def submit_render(
             "remix_clip_id": remix.pk if remix is not None else None,
             "cameos": cameos,
             "family": family,
+            "audio": spec.audio,
         },
     }
     try:
@@ -743,6 +776,7 @@ _REQUEST_KEYS = (
     "remix_clip_id",
     "cameos",
     "family",
+    "audio",
 )
 """What :func:`submit_render` stores in a job's spec (the stages add their own keys)."""
 

@@ -33,6 +33,7 @@ __all__ = [
     "RenderPlan",
     "RenderSpec",
     "check_output",
+    "check_sound",
     "family_named",
     "plan",
     "seconds_cap",
@@ -74,6 +75,9 @@ class RenderSpec:
     references: tuple[str, ...] = ()
     """Local paths of the reference stills of those likenesses (the worker's consent check
     gives them): the render is conditioned on them (reference-to-video). Never stored."""
+    audio: bool = False
+    """Whether the clip gets a sound track; only a family that renders sound (``ModelFamily.
+    audio``, LTX-2) can make one. The request layer defaults it to the family's ability."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,9 @@ class ModelFamily:
     """Whether the family has a reference-to-video model (Wan VACE) to render cameos with;
     a cameo asked of a family without one is refused. (A family that has one may still be
     served by a model that lacks it: ``LoadedPipeline`` refuses those cameos.)"""
+    audio: bool = False
+    """Whether the family renders a sound track with the picture (LTX-2 renders both jointly);
+    asking a family without sound for one is refused."""
     note: str = field(default="", compare=False)
 
     @property
@@ -152,6 +159,20 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             default_steps=50,
             guidance_scale=3.0,
             note="LTX-Video (LTXPipeline, LTXImageToVideoPipeline)",
+        ),
+        "ltx2": ModelFamily(
+            name="ltx2",
+            fps=24,
+            frame_step=8,
+            min_frames=9,
+            max_frames=257,
+            sizes=_sizes((448, 768), (576, 576), (768, 448)),
+            size_multiple=32,
+            default_steps=40,
+            guidance_scale=4.0,
+            audio=True,
+            note="LTX-2 (LTX2Pipeline, LTX2ImageToVideoPipeline): video and its synchronized "
+            "sound, rendered jointly",
         ),
         "cogvideox": ModelFamily(
             name="cogvideox",
@@ -224,6 +245,22 @@ FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
             "a tiny random CogVideoX (render.tiny.build_tiny_cogvideox) on a CPU: at 720x480 "
             "even that takes half a minute",
         ),
+        "tiny-ltx2": ModelFamily(
+            name="tiny-ltx2",
+            fps=24,
+            frame_step=8,
+            min_frames=9,
+            max_frames=241,
+            sizes=_sizes((64, 128), (96, 96), (128, 64)),
+            size_multiple=32,
+            default_steps=2,
+            guidance_scale=3.0,
+            max_sequence_length=32,
+            audio=True,
+            note="LTX-2's rules (8k+1 frames at 24 fps, sizes in multiples of 32, with sound) "
+            "for a tiny random LTX-2 (FEDISORA_RENDER_MODEL=tiny-ltx2, render.tiny."
+            "build_tiny_ltx2) on a CPU",
+        ),
     }
 )
 
@@ -240,6 +277,8 @@ class RenderPlan:
     steps: int
     guidance_scale: float
     seed: int
+    audio: bool = False
+    """Whether the clip gets its rendered sound track (plans stored before sound had none)."""
 
     @property
     def duration(self) -> float:
@@ -354,6 +393,14 @@ def validate(spec: RenderSpec, family: ModelFamily | str, instance_max_seconds: 
             f"model family {fam.name} cannot render cameos: it takes no reference images "
             "(a Wan VACE model does)",
         )
+    if not isinstance(spec.audio, bool):
+        raise RenderLimitError("audio", f"must be true or false, got {spec.audio!r}")
+    if spec.audio and not fam.audio:
+        raise RenderLimitError(
+            "audio",
+            f"model family {fam.name} renders no sound; ask for a silent clip (audio false) "
+            "or use a family with sound (LTX-2)",
+        )
     stills = spec.references
     if not isinstance(stills, tuple) or not all(isinstance(r, str) and r for r in stills):
         raise RenderLimitError("references", "must be a tuple of file paths")
@@ -402,6 +449,7 @@ def plan(
         steps=steps,
         guidance_scale=fam.guidance_scale,
         seed=spec.seed,
+        audio=spec.audio,
     )
 
 
@@ -444,4 +492,32 @@ def check_output(
         raise RenderLimitError(
             "width",
             f"{width}x{height} exceeds family {fam.name}'s largest size ({fam.max_pixels} pixels)",
+        )
+
+
+_MP4_TIMESCALE_SLACK = 0.0005
+"""An MP4 states an edited track's length in the movie's timescale (FFmpeg writes ms), so a
+track cut to the clip's exact length may read up to half a millisecond longer."""
+
+
+def check_sound(wanted: bool, fps: int, frames: int, sound: tuple[float, float] | None) -> None:
+    """Refuse an encoded clip whose sound breaks the limits: a track asked for and missing
+    (or the reverse), one that starts a frame or more away from the picture, or one that
+    plays past the last frame. ``sound`` is the track's (start offset from the picture's
+    first frame, duration) in seconds, ``None`` without a track."""
+    if sound is None:
+        if wanted:
+            raise RenderLimitError("audio", "the clip was to have sound and has no sound track")
+        return
+    if not wanted:
+        raise RenderLimitError("audio", "the clip was to be silent and has a sound track")
+    start, duration = sound
+    clip = frames / fps
+    if abs(start) >= 1 / fps:
+        raise RenderLimitError(
+            "audio", f"the sound starts {start * 1000:.0f} ms away from the picture's first frame"
+        )
+    if start + duration > clip + _MP4_TIMESCALE_SLACK:
+        raise RenderLimitError(
+            "audio", f"the sound plays {start + duration:.3f} s, longer than the {clip:.3f} s clip"
         )

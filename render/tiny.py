@@ -1,4 +1,4 @@
-"""Tiny random-weight Wan, LTX-Video and CogVideoX pipelines, built entirely offline.
+"""Tiny random-weight Wan, LTX-Video, LTX-2 and CogVideoX pipelines, built entirely offline.
 
 They exercise the real diffusers code paths (tokenizer, text encoder, transformer,
 scheduler, VAE decode, step callbacks, save/load, reference-to-video) in well under a
@@ -29,6 +29,10 @@ LTX-Video's (the tests' VAE compresses 4x and 4x), so a saved tiny LTX directory
 the ``ltx`` family's 8k+1 / multiple-of-32 check; and both transformers have two blocks,
 so First Block Cache has a block to skip. ``render.pipeline`` loads neither as ``"tiny"``:
 they are for ``save_pretrained`` to a directory and loading it as an admin's model would.
+
+LTX-2 (``build_tiny_ltx2``, with sound) is loaded by name, ``"tiny-ltx2"``: its text encoder
+is a random ``Gemma3ForConditionalGeneration`` and its tokenizer a ``GemmaTokenizer`` over the
+same characters, both made from configs in memory; see ``build_tiny_ltx2`` for its sizes.
 """
 
 from __future__ import annotations
@@ -46,7 +50,10 @@ quiet_library_warnings()  # building the tiny Wan image-to-video pipeline import
 __all__ = [
     "build_tiny_cogvideox",
     "build_tiny_cogvideox_i2v",
+    "build_tiny_gemma_tokenizer",
     "build_tiny_ltx",
+    "build_tiny_ltx2",
+    "build_tiny_ltx2_i2v",
     "build_tiny_t5_tokenizer",
     "build_tiny_tokenizer",
     "build_tiny_wan",
@@ -108,6 +115,21 @@ def build_tiny_t5_tokenizer() -> Any:
     if (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) != (_PAD_ID, _EOS_ID, _UNK_ID):
         raise RuntimeError("T5Tokenizer assigned unexpected special-token ids")  # pragma: no cover
     return tok
+
+
+_GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
+
+
+def build_tiny_gemma_tokenizer() -> Any:
+    """The character vocabulary as a ``GemmaTokenizer`` (the class LTX-2 declares).
+
+    transformers 5 builds it in memory from a vocabulary and an (empty) merge list: a BPE
+    over single characters with byte fallback, spaces as U+2581, ids 0-4 being pad, eos,
+    bos, unk and mask as in Gemma's own.
+    """
+    pieces = ["\u2581", *string.ascii_letters, *string.digits, *string.punctuation]
+    vocab = {piece: i for i, piece in enumerate((*_GEMMA_SPECIALS, *pieces))}
+    return _transformers().GemmaTokenizer(vocab=vocab, merges=[], model_max_length=512)
 
 
 def _seeded(seed: int, *builders: Callable[[], Any]) -> list[Any]:
@@ -319,6 +341,169 @@ def build_tiny_ltx(seed: int = 0) -> Any:
         tokenizer=tokenizer,
         transformer=transformer,
     )
+    _to_eval(pipe)
+    return pipe
+
+
+_LTX2_TEXT_DIM = 32
+_LTX2_TEXT_LAYERS = 2
+
+
+def _tiny_gemma3(vocab_size: int) -> Any:
+    """A random ``Gemma3ForConditionalGeneration`` (LTX-2's text encoder class): a two-layer
+    text model 32 wide and a one-layer SigLIP vision tower the pipeline never runs."""
+    t = _transformers()
+    return t.Gemma3ForConditionalGeneration(
+        t.Gemma3Config(
+            text_config={
+                "vocab_size": vocab_size,
+                "hidden_size": _LTX2_TEXT_DIM,
+                "intermediate_size": 37,
+                "num_hidden_layers": _LTX2_TEXT_LAYERS,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "head_dim": 8,
+                "sliding_window": 16,
+                "max_position_embeddings": 512,
+                "pad_token_id": 0,
+                "eos_token_id": 1,
+                "bos_token_id": 2,
+            },
+            vision_config={
+                "hidden_size": 8,
+                "intermediate_size": 16,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 8,
+                "patch_size": 4,
+            },
+            mm_tokens_per_image=4,
+        )
+    )
+
+
+def build_tiny_ltx2(seed: int = 0) -> Any:
+    """A random-weight ``LTX2Pipeline``: video and sound rendered jointly, as LTX-2 does.
+
+    Sizes follow diffusers' LTX-2 tests (tests/pipelines/ltx2) except where LTX-2's real
+    geometry matters to fedisora:
+
+    * the video VAE compresses 32x in space and 8x in time like LTX-2's (patches of 4, then
+      spatial, temporal and two spatio-temporal 2x stages; three spatio-temporal 2x stages
+      back up), so the ``tiny-ltx2`` family keeps the ``ltx2`` family's 8k+1 / multiple-of-32
+      rules;
+    * the sound path keeps LTX-2's clock: the audio VAE works on 16 kHz mel frames of 160
+      samples (8 mel bins here), 4 mel frames to a latent step, and the vocoder upsamples
+      each mel frame 240x (6 x 5 x 8) to 24 kHz stereo, LTX-2's output rate. The tests'
+      vocoder upsamples 4x and labels it 16 kHz, which would play 40 times too fast.
+
+    The text encoder is a random ``Gemma3ForConditionalGeneration`` (``_tiny_gemma3``);
+    its hidden states (3 of them, 32 wide) feed ``LTX2TextConnectors``.
+    ``build_tiny_ltx2_i2v`` is its image-to-video pipeline (same weights).
+    """
+    d = _diffusers()
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    tokenizer = build_tiny_gemma_tokenizer()
+    mel_bins, audio_latent_channels = 8, 2
+    text_encoder, transformer, connectors, vae, audio_vae, vocoder = _seeded(
+        seed,
+        lambda: _tiny_gemma3(len(tokenizer)),
+        lambda: d.LTX2VideoTransformer3DModel(
+            in_channels=4,
+            out_channels=4,
+            patch_size=1,
+            patch_size_t=1,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            cross_attention_dim=16,
+            # latent channels x latent mel bins (mel bins / 4)
+            audio_in_channels=audio_latent_channels * mel_bins // 4,
+            audio_out_channels=audio_latent_channels * mel_bins // 4,
+            audio_num_attention_heads=2,
+            audio_attention_head_dim=4,
+            audio_cross_attention_dim=8,
+            num_layers=2,
+            qk_norm="rms_norm_across_heads",
+            caption_channels=_LTX2_TEXT_DIM,
+            rope_double_precision=False,
+            rope_type="split",
+        ),
+        lambda: LTX2TextConnectors(
+            caption_channels=_LTX2_TEXT_DIM,
+            text_proj_in_factor=_LTX2_TEXT_LAYERS + 1,
+            video_connector_num_attention_heads=4,
+            video_connector_attention_head_dim=8,
+            video_connector_num_layers=1,
+            video_connector_num_learnable_registers=None,
+            audio_connector_num_attention_heads=4,
+            audio_connector_attention_head_dim=8,
+            audio_connector_num_layers=1,
+            audio_connector_num_learnable_registers=None,
+            connector_rope_base_seq_len=32,
+            rope_double_precision=False,
+            rope_type="split",
+        ),
+        lambda: d.AutoencoderKLLTX2Video(
+            latent_channels=4,
+            block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8),
+            layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1),
+            spatio_temporal_scaling=(True, True, True, True),
+            decoder_spatio_temporal_scaling=(True, True, True),
+            decoder_inject_noise=(False, False, False, False),
+            upsample_residual=(False, False, False),
+            upsample_factor=(1, 1, 1),
+            # The config's own formula would say 64x / 16x; the stages make 32x / 8x.
+            spatial_compression_ratio=32,
+            temporal_compression_ratio=8,
+            patch_size=4,
+            patch_size_t=1,
+            decoder_causal=False,
+        ),
+        lambda: d.AutoencoderKLLTX2Audio(
+            base_channels=audio_latent_channels * mel_bins // 4,
+            ch_mult=(1, 2, 4),
+            num_res_blocks=1,
+            resolution=32,
+            latent_channels=audio_latent_channels,
+            sample_rate=16000,
+            mel_hop_length=160,
+            mel_bins=mel_bins,
+        ),
+        lambda: LTX2Vocoder(
+            in_channels=2 * mel_bins,  # stereo mel frames
+            hidden_channels=32,
+            out_channels=2,
+            upsample_kernel_sizes=[12, 10, 16],
+            upsample_factors=[6, 5, 8],
+            resnet_kernel_sizes=[3],
+            resnet_dilations=[[1, 3, 5]],
+            output_sampling_rate=24000,
+        ),
+    )
+    pipe = d.LTX2Pipeline(
+        scheduler=d.FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        audio_vae=audio_vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        connectors=connectors,
+        transformer=transformer,
+        vocoder=vocoder,
+    )
+    _to_eval(pipe)
+    return pipe
+
+
+def build_tiny_ltx2_i2v(seed: int = 0, *, share: Any | None = None) -> Any:
+    """The tiny LTX-2's ``LTX2ImageToVideoPipeline``: the same modules (``share``'s when
+    given), the still encoded by the video VAE as the first latent frame."""
+    d = _diffusers()
+    base = share if share is not None else build_tiny_ltx2(seed)
+    pipe = d.LTX2ImageToVideoPipeline(**base.components)
     _to_eval(pipe)
     return pipe
 

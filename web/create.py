@@ -78,6 +78,7 @@ _FIELD_LABELS = {
     "remix_of": "Remix",
     "cameos": "Cameos",
     "media_id": "Still image",
+    "audio": "Sound",
 }
 _FIELD_NAMES = {"input_image": "still", "media_id": "still", "cameo_refs": "cameos"}
 _VISIBILITIES = (
@@ -134,6 +135,8 @@ class FormValues:
     media_id: str = ""
     cameos: set[str] = field(default_factory=set)
     accept_restrictions: bool = False
+    audio: bool | None = None
+    """The sound checkbox; ``None`` when the form had none (the model's default applies)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,10 @@ def _values(form: FormData) -> FormValues:
         media_id=_text(form, "media_id").strip(),
         cameos={v.strip() for v in form.getlist("cameos") if isinstance(v, str) and v.strip()},
         accept_restrictions=_text(form, "accept_restrictions") in ("1", "on", "true", "yes"),
+        # An unticked box sends nothing: "audio_shown" tells it from a form without the box.
+        audio=(_text(form, "audio") in ("1", "on", "true", "yes"))
+        if _text(form, "audio_shown")
+        else None,
     )
 
 
@@ -367,6 +374,8 @@ async def _submit(request: Request, me: Account, data: FormData) -> Response:
         spec["remix_of"] = values.remix_of
     if cameo_ids:
         spec["cameos"] = cameo_ids
+    if values.audio is not None:
+        spec["audio"] = values.audio
     try:
         job = await submit_render(
             me,

@@ -314,6 +314,11 @@ def media_entity(media: MediaFile) -> Json:
         "ai_generated": True,
         "provenance": provenance.get("state", "unverified"),
     }
+    if media.kind == "video":
+        # Whether it has sound, as its signed claim says (LTX-2 renders picture and sound):
+        # players offer the unmute control only then. Unknown (unverified) reads as silent.
+        claim = provenance.get("claim")
+        meta["fedisora"]["audio"] = isinstance(claim, dict) and claim.get("audio") is True
     if provenance.get("local") is False:
         reason = provenance.get("reason")
         meta["fedisora"]["provenance_reason"] = public_reason(reason) if reason else reason

@@ -88,8 +88,30 @@ def _configuration(ctx: Ctx) -> dict[str, Any]:
             "max_expiration": 0,
         },
         "translation": {"enabled": False},
+        "fedisora_renders": _render_capabilities(ctx),
         "vapid": {"public_key": ""},
         "oauth": {"scopes": list(ALL_SCOPES)},
+    }
+
+
+def _render_capabilities(ctx: Ctx) -> dict[str, Any] | None:
+    """What the configured render model can make: what a client shows before it asks for a
+    render (``audio``: whether it renders sound, the default of a request's ``audio``).
+    ``None`` when the model cannot be read (the worker's log says why)."""
+    from render.errors import ModelLoadError
+    from render.service import render_limits
+
+    try:
+        limits = render_limits(ctx.settings)
+    except ModelLoadError:
+        return None
+    return {
+        "family": limits.family,
+        "max_seconds": limits.max_seconds,
+        "aspects": list(limits.aspects),
+        "max_prompt_characters": limits.max_prompt_chars,
+        "cameos": limits.cameos,
+        "audio": limits.audio,
     }
 
 

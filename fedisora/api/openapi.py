@@ -286,6 +286,13 @@ _SCHEMAS: dict[str, Json] = {
                         "properties": {
                             "ai_generated": {"type": "boolean"},
                             "provenance": {"type": "string"},
+                            "audio": {
+                                "type": "boolean",
+                                "description": (
+                                    "Videos: whether the clip has a sound track, as its signed "
+                                    "provenance claim says (false when unknown)."
+                                ),
+                            },
                         },
                     },
                 },
@@ -337,6 +344,10 @@ _SCHEMAS: dict[str, Json] = {
             "aspect": _NULLABLE_STRING,
             "seed": {"type": ["integer", "null"]},
             "kind": _NULLABLE_STRING,
+            "audio": {
+                "type": "boolean",
+                "description": "Whether the clip gets the sound the model renders with it.",
+            },
             "remix_of_id": _NULLABLE_STRING,
             "cameo_ids": {"type": "array", "items": {"type": "string"}},
             "media_attachment": {
@@ -384,6 +395,16 @@ _SCHEMAS: dict[str, Json] = {
                     "rendering and again before publishing. A remote account's consent is a "
                     "grant of theirs received and verified here (ask with "
                     "POST /api/fedisora/v1/likeness/requests)."
+                ),
+            },
+            "audio": {
+                "type": "boolean",
+                "description": (
+                    "A synchronized sound track (AAC, loudness-normalised to -16 LUFS, never "
+                    "longer than the clip), rendered with the picture by a model that has "
+                    "sound (the LTX-2 family). Default: true where the model renders sound, "
+                    "false elsewhere; true on a silent model is a 422 naming audio. "
+                    "GET /api/v2/instance tells which: configuration.fedisora_renders.audio."
                 ),
             },
         },

@@ -7,7 +7,10 @@ collide with them; the OpenAPI description is at ``/api/fedisora/openapi.json``.
   or ``write``): ``prompt``, ``seconds`` (or ``duration``), ``aspect`` (9:16, 1:1, 16:9),
   ``seed``, ``negative_prompt``, ``media_id`` (an image you uploaded through
   ``POST /api/v2/media``: image-to-video), ``remix_of_id`` (a clip you can see) and
-  ``cameo_ids[]`` (accounts whose likeness to use). 202 with the Render entity. A retry with
+  ``cameo_ids[]`` (accounts whose likeness to use) and ``audio`` (a sound track: true by
+  default where the model renders one, LTX-2; true on a model without sound is a 422 naming
+  ``audio``, which ``configuration.fedisora_renders.audio`` of ``/api/v2/instance`` tells
+  beforehand). 202 with the Render entity. A retry with
   the same ``Idempotency-Key`` header answers the render the first try queued.
 - ``GET /api/fedisora/v1/renders`` lists your renders, newest first, paginated like Mastodon
   (``max_id``/``since_id``/``min_id``/``limit``, ``Link`` header). Scope ``read``.
@@ -85,6 +88,7 @@ async def render_entities(jobs: list[RenderJob]) -> list[dict[str, Any]]:
                 "aspect": spec.get("aspect"),
                 "seed": spec.get("seed"),
                 "kind": spec.get("kind"),
+                "audio": bool(spec.get("audio", False)),
                 "remix_of_id": None if remix is None else str(remix),
                 "cameo_ids": [str(c) for c in spec.get("cameos") or ()],
                 "media_attachment": None if output is None else media_entity(output),
@@ -119,7 +123,7 @@ async def _input_image(ctx: Ctx) -> MediaFile | None:
 
 async def _spec(ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
-    for name in ("prompt", "negative_prompt", "seconds", "duration", "aspect", "seed"):
+    for name in ("prompt", "negative_prompt", "seconds", "duration", "aspect", "seed", "audio"):
         if len(p.items(name)) > 1:
             raise Invalid(f"{name} must be a single value")
     spec: dict[str, Any] = {"prompt": p.text("prompt", "")}
@@ -134,6 +138,11 @@ async def _spec(ctx: Ctx) -> dict[str, Any]:
             if isinstance(value, (dict, list)):
                 raise Invalid(f"{name} must be a single value")
             spec[name] = value
+    audio = p.raw("audio")
+    if audio is not None and audio != "":
+        if isinstance(audio, (dict, list)):
+            raise Invalid("audio must be a single value")
+        spec["audio"] = audio  # true/false, checked (and defaulted) by submit_render
     remix_id = p.id("remix_of_id")
     if remix_id is None:
         remix_id = p.id("remix_status_id")

@@ -276,7 +276,11 @@ async def test_own_render_uploaded_again_can_be_posted(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["type"] == "video" and body["description"] == "kite"
-    assert body["meta"]["fedisora"] == {"ai_generated": True, "provenance": "trusted"}
+    assert body["meta"]["fedisora"] == {
+        "ai_generated": True,
+        "provenance": "trusted",
+        "audio": False,
+    }
     assert body["meta"]["original"]["frame_rate"] == "8/1"
     assert body["meta"]["original"]["width"] == 48 and body["meta"]["original"]["height"] == 64
     row = await MediaFile.get(pk=int(body["id"]))

@@ -128,7 +128,11 @@ async def test_render_then_post_with_media_ids(
     assert done["finished_at"] is None or isinstance(done["finished_at"], str)
     video = done["media_attachment"]
     assert video["type"] == "video" and video["id"] == done["media_id"]
-    assert video["meta"]["fedisora"] == {"ai_generated": True, "provenance": "trusted"}
+    assert video["meta"]["fedisora"] == {
+        "ai_generated": True,
+        "provenance": "trusted",
+        "audio": False,
+    }
     row = await MediaFile.get(pk=int(video["id"]))
     check = verify_mp4(settings.media_root / str(row.file), [(await _root(settings))])
     assert check.state is ValidationState.TRUSTED

@@ -20,6 +20,14 @@ def tiny() -> Any:
 
 
 @pytest.fixture(scope="session")
+def tiny_ltx2() -> Any:
+    """The tiny random-weight LTX-2 pipeline (picture and sound; text- and image-to-video)."""
+    from render.pipeline import load_pipeline
+
+    return load_pipeline("tiny-ltx2", device="cpu")
+
+
+@pytest.fixture(scope="session")
 def credentials() -> Any:
     """One instance's C2PA root, chain and key, made once (ES256)."""
     from render.provenance import generate_instance_ca

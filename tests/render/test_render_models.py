@@ -196,7 +196,7 @@ def test_tiny_models_are_listed_and_each_loads_by_name() -> None:
     from render.pipeline import load_pipeline
     from render.spec import FAMILIES
 
-    assert set(TINY_MODELS) == {"tiny", "tiny-wan", "tiny-ltx", "tiny-cogvideox"}
+    assert set(TINY_MODELS) == {"tiny", "tiny-wan", "tiny-ltx", "tiny-ltx2", "tiny-cogvideox"}
     for name, tiny in TINY_MODELS.items():
         assert tiny.family in FAMILIES
         if name in ("tiny", "tiny-wan"):

@@ -82,3 +82,35 @@ def test_render_verify_and_bad_requests(
         "render-1.jpg",
         "render-1.mp4",
     ]
+
+
+def test_render_with_sound_from_the_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tiny_ltx2: Any,
+) -> None:  # fmt: skip
+    key = render.queue._pipeline_key(Settings(render_model="tiny-ltx2"))
+    monkeypatch.setitem(render.queue._PIPELINES, key, tiny_ltx2)
+    for name in ("FEDISORA_DATABASE_URL", "FEDISORA_MEDIA_ROOT", "FEDISORA_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FEDISORA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FEDISORA_DOMAIN", "clips.example")
+    monkeypatch.setenv("FEDISORA_LOG_LEVEL", "warning")
+    monkeypatch.setenv("FEDISORA_RENDER_MODEL", "tiny-ltx2")
+    assert _run(["init", "--admin-password", "correct horse battery"]) == 0
+    out = tmp_path / "surf.mp4"
+    capsys.readouterr()
+    code = _run(["render", "surf on rocks", "--seconds", "0.5", "--seed", "4", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "model tiny-ltx2, seed 4" in printed
+    assert "generated tracks: video, audio" in printed
+    assert "sound: aac 24000 Hz, 2 channel(s), 0.708 s from 0.000 s (picture: 0.708 s)" in printed
+
+    code = _run(["render", "still water", "--seconds", "0.5", "--no-audio", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "generated tracks" not in printed and "sound:" not in printed
+
+    monkeypatch.setenv("FEDISORA_RENDER_MODEL", "tiny")
+    assert _run(["render", "a bell", "--seconds", "0.5", "--audio"]) == 1
+    assert "error: audio: model family tiny renders no sound" in capsys.readouterr().err
