@@ -302,6 +302,17 @@ class MediaFile(Model):
         table = "media_files"
         indexes = (Index(fields=("attached_at", "id")),)
 
+    def has_sound(self) -> bool | None:
+        """Whether the video has sound, as its signed render claim says (LTX-2 renders
+        picture and sound); False for one rendered here without a claim of sound; None when
+        nobody knows (another server's video without a fedisora claim, or not checked):
+        players offer the unmute control unless it is False."""
+        provenance = self.provenance or {}
+        claim = provenance.get("claim")
+        if isinstance(claim, dict):
+            return claim.get("audio") is True
+        return False if provenance.get("local") is True else None
+
 
 class Clip(Model):
     """A video post: one rendered clip with its caption. Always exactly one video."""

@@ -100,6 +100,11 @@ class ClipCard:
         return str(prov.get("state") or "unverified")
 
     @property
+    def silent(self) -> bool:
+        """Known to have no sound (its claim says so): the player offers no unmute."""
+        return self.media is not None and self.media.has_sound() is False
+
+    @property
     def awaiting_check(self) -> bool:
         """A remote clip whose video is not shown until its provenance check fetched it."""
         return self.remote and self.media is not None and not video_checked(self.media)

@@ -315,10 +315,9 @@ def media_entity(media: MediaFile) -> Json:
         "provenance": provenance.get("state", "unverified"),
     }
     if media.kind == "video":
-        # Whether it has sound, as its signed claim says (LTX-2 renders picture and sound):
-        # players offer the unmute control only then. Unknown (unverified) reads as silent.
-        claim = provenance.get("claim")
-        meta["fedisora"]["audio"] = isinstance(claim, dict) and claim.get("audio") is True
+        # Whether it has sound, as its signed claim says (LTX-2 renders picture and sound);
+        # null when unknown (another server's video): a player offers unmute unless false.
+        meta["fedisora"]["audio"] = media.has_sound()
     if provenance.get("local") is False:
         reason = provenance.get("reason")
         meta["fedisora"]["provenance_reason"] = public_reason(reason) if reason else reason

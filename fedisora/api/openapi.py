@@ -287,10 +287,11 @@ _SCHEMAS: dict[str, Json] = {
                             "ai_generated": {"type": "boolean"},
                             "provenance": {"type": "string"},
                             "audio": {
-                                "type": "boolean",
+                                "type": ["boolean", "null"],
                                 "description": (
                                     "Videos: whether the clip has a sound track, as its signed "
-                                    "provenance claim says (false when unknown)."
+                                    "provenance claim says; null when unknown (another "
+                                    "server's video): offer unmute unless false."
                                 ),
                             },
                         },

@@ -65,7 +65,8 @@ async def test_only_admins_see_the_page_and_its_actions(
         assert 'href="/admin/models"' in page.text  # in the admin nav
         assert "In use" in text and "<strong>tiny</strong>" in text
         assert REPO in text and "Apache-2.0" in text and "24 GB: 480x832" in text
-        assert "LTX-2 Community License" in text and "not supported by this version yet" in text
+        assert "LTX-2 Community License" in text  # family ltx2: supported (synchronized audio)
+        assert "not supported by this version yet" not in text
 
 
 async def test_a_pull_is_queued_run_by_a_worker_and_put_in_use(

@@ -281,3 +281,23 @@ async def test_admin_counts_people_not_the_instance_actor(web: httpx.ASGITranspo
     async with logged_in(web, "boss") as http:
         page = (await http.get("/admin")).text
     assert '<a href="/admin/accounts">2 local accounts</a>' in page
+
+
+async def test_the_sound_control_follows_what_the_clip_claims(web: httpx.ASGITransport) -> None:
+    """A clip whose signed claim says it has sound gets the Sound toggle; one rendered
+    silent says "No sound" instead; another server's video, whose sound nobody knows, keeps
+    the toggle (``MediaFile.has_sound``, which the API's ``meta.fedisora.audio`` reads too)."""
+    ann = await local_account("ann")
+    silent = await clip(ann, "a silent sea")
+    loud = await posts.post_clip(
+        ann,
+        await rendered_video(ann, claim={"audio": True, "job_id": "1"}),
+        caption="a bell at sea",
+    )
+    async with browser(web) as anon:
+        page = (await anon.get("/explore")).text
+    assert "action-sound" in card(page, loud) and "No sound" not in card(page, loud)
+    assert "No sound" in card(page, silent) and "action-sound" not in card(page, silent)
+    remote_media = await rendered_video(ann, local=False, state="verified")
+    assert remote_media.has_sound() is None
+    assert (await rendered_video(ann, claim={"audio": False})).has_sound() is False
