@@ -335,8 +335,64 @@ async def profile(env: dict[str, str], path: str, pages: int) -> str:
     finally:
         await close_db()
     out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+    stats = pstats.Stats(prof, stream=out)
+    stats.sort_stats("cumulative").print_stats(45)
     return out.getvalue()
+
+
+async def cpu_per_page(
+    env: dict[str, str], paths: dict[str, str], pages_dir: Path, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Process CPU time per page, in this process over ASGI (no network, no server loop),
+    for fedisora's app and for a bare starlette app answering the same saved bytes: the
+    median of *rounds* pages each, in ms. CPU time is what one web process spends on a page,
+    whatever else the machine is doing (the database's work is the server's, not counted)."""
+    import json as jsonlib
+    import time
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from fedisora.app import create_app
+    from fedisora.config import load_settings
+    from fedisora.db import close_db, init_db
+
+    saved = jsonlib.loads((pages_dir / "index.json").read_text())
+    bodies = {k: (pages_dir / v["file"]).read_bytes() for k, v in saved.items()}
+
+    async def bare_call(request: Request) -> Response:
+        key = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Response(bodies[key], saved[key]["status"], headers=saved[key]["headers"])
+
+    bare = Starlette(routes=[Route("/{path:path}", bare_call)])
+    settings = load_settings(env)
+    await init_db(settings)
+    app = create_app(settings, run_work=False, manage_db=False)
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        for label, path in paths.items():
+            medians = []
+            for target in (app, bare):
+                transport = httpx.ASGITransport(app=target)
+                async with httpx.AsyncClient(
+                    transport=transport, base_url=settings.base_url
+                ) as http:
+                    for _ in range(3):
+                        await http.get(path)
+                    samples = []
+                    for _ in range(rounds):
+                        started = time.process_time()
+                        r = await http.get(path)
+                        samples.append((time.process_time() - started) * 1000)
+                        if r.status_code != 200:
+                            raise SystemExit(f"{path} answered {r.status_code} in process")
+                medians.append(statistics.median(samples))
+            out[label] = (medians[0], medians[1])
+    finally:
+        await close_db()
+    return out
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -352,6 +408,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
     parser.add_argument("--queries", action="store_true", help="print each page's SQL")
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="only the in-process CPU per page (no wrk)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the public timeline")
     parser.add_argument("--serve-fedisora", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", nargs=2, help=argparse.SUPPRESS)
@@ -411,14 +470,25 @@ def main() -> None:
                     results: dict[str, dict[str, list[Run]]] = {
                         label: {"fedisora": [], "bare": []} for label in paths
                     }
-                    for n in range(args.rounds):
+                    for n in range(0 if args.cpu_only else args.rounds):
                         for label, path in paths.items():
                             for side, base in (("fedisora", url), ("bare", bare_url)):
                                 results[label][side].append(
                                     wrk(f"{base}{path}", args.duration, args.connections)
                                 )
                         print(f"round {n + 1}/{args.rounds} done", flush=True)
-            report(results, paths, sizes, args)
+            if not args.cpu_only:
+                report(results, paths, sizes, args)
+            cpu = asyncio.run(cpu_per_page(env, paths, pages_dir, 60 if args.quick else 200))
+            print("\nCPU per page in one process (ASGI in process, median; the ratio bare/fedisora")
+            print("is the throughput ratio one CPU-bound web process can reach):")
+            for label, (mine, bare_ms) in cpu.items():
+                ratio = bare_ms / mine if mine else 0.0
+                verdict = "PASS" if ratio >= TARGET else "MISS"
+                print(
+                    f"  {label:18} fedisora {mine:7.2f} ms  bare {bare_ms:6.2f} ms  "
+                    f"ratio {ratio:.3f} (target >= {TARGET}) {verdict}"
+                )
             account_path = f"/api/v1/accounts/{made['account_id']}/statuses"
             sql_paths = [f"/api/v1/timelines/public?limit={n}" for n in (5, 20, 40)]
             sql_paths += [f"{account_path}?limit={n}" for n in (5, 20, 40)]
