@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedisora import urls
@@ -401,6 +402,35 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     await migrate(settings)
     print(f"migrations applied to {settings.database_url}")
+    return 0
+
+
+async def cmd_backup(args: argparse.Namespace) -> int:
+    """``backup DIR``: the database, configuration, provenance keys and roots, and media into
+    a new directory (:mod:`fedisora.backup`)."""
+    from fedisora.backup import BackupError, backup
+
+    settings = _settings()
+    try:
+        done = await asyncio.to_thread(backup, settings, Path(args.dir))
+    except BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"backed up to {args.dir}: {done.backend} database, {done.files} files, {done.bytes:,} B")
+    return 0
+
+
+async def cmd_restore(args: argparse.Namespace) -> int:
+    """``restore DIR``: a backup into this empty instance (:mod:`fedisora.backup`)."""
+    from fedisora.backup import BackupError, restore
+
+    settings = _settings()
+    try:
+        done = await restore(settings, Path(args.dir))
+    except BackupError as exc:
+        raise CommandError(str(exc)) from exc
+    print(
+        f"restored {args.dir}: {done.backend} database and {done.files} files, {done.bytes:,} bytes"
+    )
     return 0
 
 
@@ -1091,6 +1121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("term", nargs="*", help="add: the name to protect")
     p.add_argument("--note", default="", help="add: why (shown to admins)")
     p.set_defaults(func=cmd_policy, is_async=True)
+
+    p = sub.add_parser(
+        "backup", help="back up the database, configuration, provenance keys and media"
+    )
+    p.add_argument("dir", help="a new (or empty) directory")
+    p.set_defaults(func=cmd_backup, is_async=True)
+    p = sub.add_parser("restore", help="restore a backup into this empty instance")
+    p.add_argument("dir", help="the backup's directory")
+    p.set_defaults(func=cmd_restore, is_async=True)
 
     p = sub.add_parser("relay", help="the ActivityPub relays this instance subscribes to")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
