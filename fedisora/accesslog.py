@@ -57,9 +57,18 @@ class RedactSecrets(logging.Filter):
 def log_config() -> dict[str, Any]:
     """uvicorn's own logging configuration, with :class:`RedactSecrets` on its access logger
     (passed to every web process, ``--workers`` included)."""
+    import os
+
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config.setdefault("filters", {})["redact_secrets"] = {"()": f"{__name__}.RedactSecrets"}
     config["loggers"]["uvicorn.access"]["filters"] = ["redact_secrets"]
+    if os.environ.get("FEDISORA_LOG_FORMAT", "").strip().lower() == "json":
+        # uvicorn's lines as JSON too, each with its request's id
+        config["filters"]["request_id"] = {"()": "fedisora.logs.RequestIdFilter"}
+        for name in config["formatters"]:
+            config["formatters"][name] = {"()": "fedisora.logs.JsonFormatter"}
+        for handler in config["handlers"].values():
+            handler.setdefault("filters", []).append("request_id")
     return config

@@ -217,6 +217,7 @@ def create_app(
     from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
     from fedisora.boundary.middleware import InputBoundary
+    from fedisora.metrics import RequestMetrics, metrics_endpoint
     from web.routes import routes as web_routes
     from web.security import SecurityHeaders
     from web.sessions import SessionMiddleware
@@ -224,12 +225,14 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/metrics", metrics_endpoint),
             *api_routes(),
             *federation_routes(),
             Mount("/media", app=media_files(settings), name="media"),
             *web_routes(),
         ],
         middleware=[
+            Middleware(RequestMetrics),
             Middleware(SecurityHeaders),
             Middleware(InstanceSettingsRefresh),
             Middleware(InputBoundary, trusted_proxies=settings.trusted_proxies),

@@ -1226,9 +1226,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = os.environ.get("FEDISORA_LOG_LEVEL", "info").upper()
-    logging.basicConfig(
-        level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    fmt = os.environ.get("FEDISORA_LOG_FORMAT", "text").strip().lower()
+    from fedisora.logs import configure
+
+    configure(
+        level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
+        "json" if fmt == "json" else "text",
     )
     if level != "DEBUG":  # tortoise logs every connection shutdown at INFO
         logging.getLogger("tortoise").setLevel(logging.WARNING)

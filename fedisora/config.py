@@ -288,6 +288,10 @@ class Settings:
     # Reverse proxies (IPs, CIDR networks) whose X-Forwarded-For names the client; none by
     # default: the connection's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
+    metrics_allow: tuple[str, ...] = ()
+    """Addresses and networks besides loopback that may read ``/metrics``."""
+    metrics_token: str = ""
+    """A bearer token that may read ``/metrics`` from anywhere."""
     # How a registered likeness is verified besides an admin: "" (admins only),
     # "command:/path/to/program" or "python:package.module:function"
     # (fedisora.services.likeness_check), and how long that check may take.
@@ -451,6 +455,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),
     "TRUSTED_PROXIES": ("trusted_proxies", _check_trusted_proxies),
+    "METRICS_ALLOW": ("metrics_allow", _check_trusted_proxies),
+    "METRICS_TOKEN": ("metrics_token", lambda _n, raw: raw.strip()),
     "LIKENESS_CHECK": ("likeness_check", _check_likeness_check),
     "RATE_LIMITS": ("rate_limits", _check_rate_limits),
     "SMTP_URL": ("smtp_url", _check_smtp_url),
