@@ -337,6 +337,7 @@ async def profile(env: dict[str, str], path: str, pages: int) -> str:
     out = io.StringIO()
     stats = pstats.Stats(prof, stream=out)
     stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(40)
     return out.getvalue()
 
 

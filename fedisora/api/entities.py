@@ -349,9 +349,37 @@ async def status_entities(
 
     Visibility is the caller's business: pass only statuses *viewer* may see. A remix's source
     is included as its ``quote`` only when *viewer* may see it (same rules, checked in batch).
+    The sources are rendered in the same pass as the page (one batch of queries for both),
+    as shallow quotes (a quote inside a quote names only its id, as Mastodon does).
     """
     if not items:
         return []
+    sources: list[Clip] = []
+    deleted_sources: set[int] = set()
+    source_ids = {c.remix_of_id for c in items if isinstance(c, Clip) and c.remix_of_id}
+    if quotes and source_ids:
+        from activitypub.federation.quote_check import refresh_if_stale
+        from fedisora.api.visibility import visible_statuses
+
+        # FEP-044f: a remote remix's accepted stamp is verified again when it is shown a
+        # while after the last check (no query unless one is due).
+        await refresh_if_stale([c for c in items if isinstance(c, Clip) and c.remix_of_id])
+        found = await Clip.filter(pk__in=source_ids)
+        deleted_sources = {c.pk for c in found if c.deleted_at is not None}
+        sources = list(await visible_statuses(viewer, found))
+    rendered = await _entities(viewer, [*items, *sources], full=len(items) if quotes else 0)
+    page, nested = rendered[: len(items)], rendered[len(items) :]
+    if quotes:
+        quoted: dict[int, Json | None] = {s.pk: e for s, e in zip(sources, nested, strict=True)}
+        for status, entity in zip(items, page, strict=True):
+            if isinstance(status, Clip) and (status.remix_of_id is not None or status.remix_of_uri):
+                entity["quote"] = _quote(status, quoted, deleted_sources, True)
+    return page
+
+
+async def _entities(viewer: Account | None, items: Sequence[Status], *, full: int) -> list[Json]:
+    """The entities of *items*; the first *full* get their quote from the caller
+    (:func:`status_entities`), the others a shallow one here."""
     clips = [s for s in items if isinstance(s, Clip)]
     comments = [s for s in items if isinstance(s, Comment)]
     clip_ids = [c.pk for c in clips]
@@ -419,26 +447,10 @@ async def status_entities(
             )
         )
 
-    quoted: dict[int, Json | None] = {}
-    deleted_sources: set[int] = set()
-    source_ids = {c.remix_of_id for c in clips if c.remix_of_id is not None}
-    if quotes and source_ids:
-        from activitypub.federation.quote_check import refresh_if_stale
-        from fedisora.api.visibility import visible_statuses
-
-        # FEP-044f: a remote remix's accepted stamp is verified again when it is shown a
-        # while after the last check (no query unless one is due).
-        await refresh_if_stale([c for c in clips if c.remix_of_id is not None])
-        sources = await Clip.filter(pk__in=source_ids)
-        deleted_sources = {c.pk for c in sources if c.deleted_at is not None}
-        visible = await visible_statuses(viewer, sources)
-        rendered = await status_entities(viewer, visible, quotes=False)
-        quoted = {s.pk: r for s, r in zip(visible, rendered, strict=True)}
-
     moved = await moved_targets(accounts.values())
     u = urls.current()
     out: list[Json] = []
-    for status in items:
+    for index, status in enumerate(items):
         account = accounts[status.account_id]
         key = f"{'clip' if isinstance(status, Clip) else 'comment'}:{status.pk}"
         entity: Json = {
@@ -488,8 +500,8 @@ async def status_entities(
             ]
             if viewer is not None and viewer.pk == status.account_id:
                 entity["pinned"] = status.pinned
-            if status.remix_of_id is not None or status.remix_of_uri:
-                entity["quote"] = _quote(status, quoted, deleted_sources, quotes)
+            if index >= full and (status.remix_of_id is not None or status.remix_of_uri):
+                entity["quote"] = _quote(status, {}, set(), False)
         else:
             entity["content"] = status.content
             entity["replies_count"] = status.replies_count

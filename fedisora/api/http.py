@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -66,8 +67,20 @@ class Ctx:
         return parse_id(self.request.path_params.get(name, ""))
 
 
+class FastJSONResponse(JSONResponse):
+    """Starlette's JSON response, encoded by orjson (a timeline page of 20 statuses: ~1 ms
+    with the standard library, ~0.1 ms with orjson); the same bytes for what the API sends
+    (compact, UTF-8). What orjson refuses (an integer beyond 64 bits) goes the standard way."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:
+            return super().render(content)
+
+
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(data, status, headers=headers)
+    return FastJSONResponse(data, status, headers=headers)
 
 
 def client_ip(request: Request) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -125,6 +126,7 @@ def _joining(char: str) -> bool:
     return any(low <= code <= high for low, high in _JOINING_SCRIPTS)
 
 
+@functools.lru_cache(maxsize=8192)  # pure, and called for every name on every page
 def clean_name(text: str) -> str:
     """*text* as a name may be shown: one line, without the characters that make a name
     pretend to be another or reorder what is shown around it.
