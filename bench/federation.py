@@ -191,7 +191,7 @@ def _run_fed_variant(variant: str, port: int) -> None:
     no switch for it."""
     import uvicorn
 
-    from activitypub.federation import routes
+    from fedisora.federation import routes
 
     if variant in ("no-verify", "neither"):
         real_verify = getattr(routes, "verify_signer")  # noqa: B009 - replaced below
@@ -799,11 +799,10 @@ def print_breakdown(
 async def _fanout(args: argparse.Namespace, data: Path, ports: list[int], sink_port: int) -> None:
     import httpx
 
-    from activitypub import federation
-    from activitypub.federation.context import close_federation
-    from fedisora import urls
+    from fedisora import federation, urls
     from fedisora.config import load_settings
     from fedisora.db import close_db, init_db
+    from fedisora.federation.context import close_federation
     from fedisora.models import (
         Account,
         Delivery,

@@ -19,8 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from activitypub import federation
-from fedisora import ratelimits, urls
+from fedisora import federation, ratelimits, urls
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
 from fedisora.errors import FedisoraError
@@ -212,11 +211,11 @@ def create_app(
             if manage_db:
                 await close_db()
 
-    from activitypub.federation.inbox_shortcut import InboxShortcut
-    from activitypub.federation.routes import routes as federation_routes
     from fedisora.api.media import media_files
     from fedisora.api.routes import routes as api_routes
     from fedisora.boundary.middleware import InputBoundary
+    from fedisora.federation.inbox_shortcut import InboxShortcut
+    from fedisora.federation.routes import routes as federation_routes
     from fedisora.metrics import RequestMetrics, metrics_endpoint
     from web.routes import routes as web_routes
     from web.security import SecurityHeaders

@@ -27,7 +27,7 @@ from fedisora.db import DatabaseError, close_db, init_db, migrate
 from fedisora.errors import FedisoraError
 
 if TYPE_CHECKING:
-    from activitypub.federation.context import Federation
+    from fedisora.federation.context import Federation
     from fedisora.models import Account
 
 __all__ = ["main"]
@@ -310,7 +310,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         raise CommandError("--queues needs at least one queue name (default, render)")
     await init_db(settings)
     engine = build_engine(settings)
-    from activitypub.federation import install as install_federation
+    from fedisora.federation import install as install_federation
 
     install_federation(engine)  # local actions taken by handlers are delivered
     from fedisora.streaming.broker import start_publisher
@@ -455,8 +455,8 @@ async def cmd_createuser(args: argparse.Namespace) -> int:
 async def cmd_deleteuser(args: argparse.Namespace) -> int:
     """Delete a local account as the admin pages and API do; its Delete is queued for the
     running instance's workers to deliver."""
-    from activitypub.federation import install as install_federation
-    from activitypub.federation import uninstall as uninstall_federation
+    from fedisora.federation import install as install_federation
+    from fedisora.federation import uninstall as uninstall_federation
     from fedisora.models import Account
     from fedisora.services import audit
     from fedisora.services.account_deletion import delete_local_account, is_deleted
@@ -616,8 +616,8 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
     """Suspend (or with *lift*, unsuspend) an account as the admin API and pages do, through
     the same service: a local account's actor ``Update`` is queued for the running instance's
     workers to deliver; a remote account's suspension is local moderation (nothing is sent)."""
-    from activitypub.federation import install as install_federation
-    from activitypub.federation import uninstall as uninstall_federation
+    from fedisora.federation import install as install_federation
+    from fedisora.federation import uninstall as uninstall_federation
     from fedisora.models import Account, Delivery, utcnow
     from fedisora.services import audit, moderation
     from fedisora.services.account_deletion import unsuspend_account
@@ -667,8 +667,8 @@ async def _moderate(args: argparse.Namespace, *, lift: bool) -> int:
 async def _refetched(settings: Settings, account: Account) -> str:
     """Refetch a remote account just unsuspended, as the admin API does: its server may have
     changed it while the suspension here refused its activities. Says how it went."""
-    from activitypub.federation.actors import refetch_unsuspended
-    from activitypub.federation.context import get_federation
+    from fedisora.federation.actors import refetch_unsuspended
+    from fedisora.federation.context import get_federation
 
     fresh = await refetch_unsuspended(get_federation(settings), account)
     if fresh is None:
@@ -788,7 +788,7 @@ async def cmd_optout(args: argparse.Namespace) -> int:
         raise CommandError(
             f"optout {args.action} needs --reason (the rights holder may be told it)"
         )
-    from activitypub.federation.context import close_federation, get_federation
+    from fedisora.federation.context import close_federation, get_federation
 
     settings = _settings()
     urls.configure(settings)
@@ -805,8 +805,8 @@ async def cmd_optout(args: argparse.Namespace) -> int:
 async def cmd_relay(args: argparse.Namespace) -> int:
     """``relay list`` / ``relay add URL`` / ``relay remove URL``: the ActivityPub relays this
     instance subscribes to, as on ``/admin/relays`` (:mod:`fedisora.services.relays`)."""
-    from activitypub.federation.context import close_federation, get_federation
     from fedisora.errors import FedisoraError
+    from fedisora.federation.context import close_federation, get_federation
     from fedisora.services import audit, relays
 
     settings = _settings()

@@ -263,7 +263,7 @@ class Settings:
     render_offload: str = "none"  # "model": components on the GPU one at a time
     log_level: str = "info"
     # Storage bounds (see fedisora.services.retention, fedisora.services.media_gc and
-    # activitypub.federation.inbox_limits).
+    # fedisora.federation.inbox_limits).
     inbox_actor_max_items: int = 10000  # inbox payloads held per remote actor
     inbox_actor_max_mb: int = 64
     inbox_host_max_items: int = 50000  # ... and per remote host

@@ -188,7 +188,7 @@ class Account(Model):
         "fedisora.Account", related_name="moved_from", null=True, on_delete=fields.SET_NULL
     )
     """Remote accounts only: the account it moved to, set by an accepted ``Move`` (see
-    :mod:`activitypub.federation.moves`); cleared when its actor names no ``movedTo`` any more."""
+    :mod:`fedisora.federation.moves`); cleared when its actor names no ``movedTo`` any more."""
     moved_to_id: int | None
     also_known_as: list[str] | None = fields.JSONField(null=True)
     """Remote accounts only: the actor's ``alsoKnownAs``, the accounts it says it also is
@@ -286,7 +286,7 @@ class MediaFile(Model):
     description = fields.TextField(default="")
     # Provenance as checked when the file entered the instance: {"state": "trusted" (rendered
     # or uploaded here) | "verified" | "unverified" | "invalid" (remote, see
-    # activitypub.federation.media_check), "manifest_digest": ..., "claim": {...}, "reason",
+    # fedisora.federation.media_check), "manifest_digest": ..., "claim": {...}, "reason",
     # "checked_at"}.
     provenance: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -365,7 +365,7 @@ class Clip(Model):
     quote_state = fields.CharField(max_length=16, null=True)
     """A :class:`QuoteState` for a remix (null: not tracked, see ``fedisora.api.entities``).
     Remote remixes are ``pending`` until their stamp is verified
-    (:mod:`activitypub.federation.quote_check`)."""
+    (:mod:`fedisora.federation.quote_check`)."""
     quote_checked_at = fields.DatetimeField(null=True)
     """When a remote remix's stamp was last verified or queued for it: re-verified when the
     remix is shown and this is old (FEP-044f opportunistic re-verification)."""
@@ -760,7 +760,7 @@ class InboxItem(WorkRow):
     """The actor's host[:port], for the per-host inbox limits."""
     size = fields.IntField(default=0, db_default=0)
     """Bytes of the payload held (the request body's length), 0 once it was dropped: what the
-    per-actor and per-host inbox limits count (:mod:`activitypub.federation.inbox_limits`)."""
+    per-actor and per-host inbox limits count (:mod:`fedisora.federation.inbox_limits`)."""
 
     class Meta:
         table = "inbox_items"
@@ -775,7 +775,7 @@ class RemoteMediaCheck(WorkRow):
     """A remote clip's video to fetch once and check for C2PA provenance.
 
     The outcome is the label in the media's ``provenance`` (verified, unverified or invalid).
-    The state graph lives in ``activitypub/federation/media_check.py``. The file is not kept.
+    The state graph lives in ``fedisora/federation/media_check.py``. The file is not kept.
     """
 
     id = fields.BigIntField(primary_key=True)
@@ -804,7 +804,7 @@ class QuoteCheck(WorkRow):
     be written before the remix (see ``ingest._store_clip``).
 
     The outcome is the remix's ``quote_state``. The state graph lives in
-    ``activitypub/federation/quote_check.py``.
+    ``fedisora/federation/quote_check.py``.
     """
 
     id = fields.BigIntField(primary_key=True)
@@ -1352,7 +1352,7 @@ class CameoCheck(WorkRow):
     already shown whose consent is revoked with a take-down is hidden (``hidden``). A check
     that cannot be made now (the owner's actor cannot be fetched) stays ``pending`` with the
     Note, retried like the other federation work. The state graph lives in
-    ``activitypub/federation/cameo_clips.py``.
+    ``fedisora/federation/cameo_clips.py``.
     """
 
     id = fields.BigIntField(primary_key=True)

@@ -26,7 +26,7 @@ class Urls:
 
     def media_proxy(self, media_id: int, kind: str, remote_url: str) -> str:
         """Where this server serves a remote clip's video (``original``) or poster
-        (``small``): see :mod:`activitypub.federation.media_proxy`."""
+        (``small``): see :mod:`fedisora.federation.media_proxy`."""
         token = self.media_proxy_token(media_id, kind, remote_url)
         return f"{self.base}/media_proxy/{media_id}/{token}/{kind}"
 

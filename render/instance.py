@@ -8,7 +8,7 @@ of every root this instance has signed under, named by the sha256 of its DER enc
 ``fedisora init`` records the root it finds and the root it makes, and the render queue
 records the current root before it signs, so a root replaced by hand is kept too. A root
 there that is not the current ``root.pem`` is *retired*: the instance no longer signs under
-it, but it stays published (:mod:`activitypub.federation.provenance_root`) and trusted for
+it, but it stays published (:mod:`fedisora.federation.provenance_root`) and trusted for
 this instance's own clips, which it signed. Deleting a retired root's file (say its key
 leaked) withdraws it.
 """

@@ -52,7 +52,7 @@ async def request_pull(
     """Queue a pull of catalogue model *name* (audited); :class:`Conflict` while one of the
     same model is under way, :class:`render.models.ModelError` for a name not in the
     catalogue."""
-    from activitypub.federation.rows import wake_row
+    from fedisora.federation.rows import wake_row
     from fedisora.services import audit
 
     if name not in CATALOGUE:

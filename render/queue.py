@@ -66,8 +66,8 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
-from activitypub.federation.likeness import discard_references
 from fedisora.config import Settings
+from fedisora.federation.likeness import discard_references
 from fedisora.models import Account, Clip, MediaFile, MediaKind, NotificationType, RenderJob
 from fedisora.models import utcnow as _utcnow
 from fedisora.outages import disk_full
@@ -758,7 +758,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             return await _rendering(job, ctx, progress)
         finally:
             # A remote owner's stills serve this one job: gone once it rendered, failed or
-            # was cancelled (activitypub.federation.likeness.fetch_references).
+            # was cancelled (fedisora.federation.likeness.fetch_references).
             await asyncio.to_thread(discard_references, settings, job.pk)
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)

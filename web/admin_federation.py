@@ -2,8 +2,8 @@
 
 Hosts with pending or failed deliveries by name (or, searched, every host whose name contains
 the text), 50 a page with an ``after`` cursor: pending and failed deliveries, the last that
-reached the host, its back-off and next attempt (:mod:`activitypub.federation.delivery_health`).
-"Retry now" is :func:`~activitypub.federation.delivery_health.retry_host` (a POST with the
+reached the host, its back-off and next attempt (:mod:`fedisora.federation.delivery_health`).
+"Retry now" is :func:`~fedisora.federation.delivery_health.retry_host` (a POST with the
 session's CSRF token, audited by the service); a refusal is shown in the page with a 422.
 """
 
@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from activitypub.federation import delivery_health
 from fedisora.errors import Invalid
+from fedisora.federation import delivery_health
 from fedisora.models import utcnow
 from fedisora.work import Engine
 from web.pages import render

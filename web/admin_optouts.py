@@ -121,7 +121,7 @@ async def _unsubscribe(me: Account, ident: int, form: dict[str, str]) -> str:
 
 def _fetcher(request: Request) -> Action:
     async def _fetch(me: Account, ident: int, form: dict[str, str]) -> str:
-        from activitypub.federation.context import get_federation
+        from fedisora.federation.context import get_federation
 
         fed = get_federation(request.app.state.settings)
         outcome = await optouts.fetch_now(fed, me, ident)

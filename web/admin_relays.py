@@ -24,7 +24,7 @@ from web.routes import _admin_user, staff_form
 from web.sessions import csrf_token
 
 if TYPE_CHECKING:
-    from activitypub.federation.context import Federation
+    from fedisora.federation.context import Federation
 
 __all__ = ["routes"]
 
@@ -42,7 +42,7 @@ async def _page(request: Request, *, status: int = 200, error: str = "", url: st
 
 
 def _fed(request: Request) -> Federation:
-    from activitypub.federation.context import get_federation
+    from fedisora.federation.context import get_federation
 
     return get_federation(request.app.state.settings)
 

@@ -1,7 +1,7 @@
 """The public page of a local clip.
 
 A browser gets it at the clip's ActivityPub id ``/users/<name>/clips/<id>`` (ActivityPub
-clients get the ``Note`` there: :mod:`activitypub.federation.routes` hands the browser branch
+clients get the ``Note`` there: :mod:`fedisora.federation.routes` hands the browser branch
 to :func:`clip_page`) and at ``/@<name>/<id>``, the clip's ``url``.
 
 Who may open it is :func:`fedisora.services.visibility.can_see_clip` with the session's
@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from activitypub.federation.routes import wants_activity
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.errors import FedisoraError, Invalid
+from fedisora.federation.routes import wants_activity
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
 from fedisora.services import idempotency, interactions

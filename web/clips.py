@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from activitypub.federation.media_proxy import proxied_poster, proxied_video, video_checked
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.federation.media_proxy import proxied_poster, proxied_video, video_checked
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry, Visibility
 from fedisora.services.text import render_html
@@ -161,7 +161,7 @@ def _card(
     else:
         caption = remote_html(clip.caption)
         # From this server's media proxy, once the provenance check has fetched the video:
-        # a viewer's browser never contacts the peer (activitypub.federation.media_proxy).
+        # a viewer's browser never contacts the peer (fedisora.federation.media_proxy).
         video = proxied_video(media)
         poster = proxied_poster(media)
         origin_href = web_url(clip.url) or web_url(clip.uri)

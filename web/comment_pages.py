@@ -1,7 +1,7 @@
 """The page of a local comment, for a browser at the comment's ActivityPub id.
 
 ``/users/<name>/comments/<id>`` serves ActivityPub clients the ``Note``
-(:func:`activitypub.federation.routes.comment_object`) and a browser this page: the comment,
+(:func:`fedisora.federation.routes.comment_object`) and a browser this page: the comment,
 the clip it is on, the comment it answers, and a link to it in the clip's thread. Who may
 open it is :func:`fedisora.services.visibility.can_see_comment` with the session's account
 as viewer (the same rule as the JSON's); the clip and the answered comment are linked only

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
-from activitypub.federation.provenance_check import public_reason
 from activitypub.objects import web_url
 from fedisora import urls
+from fedisora.federation.provenance_check import public_reason
 from fedisora.services import roles
 from fedisora.services.instance_settings import cached
 from fedisora.services.text import clean_name

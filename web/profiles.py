@@ -1,7 +1,7 @@
 """Public profile pages of local accounts.
 
 A browser gets the profile at the actor's URL ``/users/<name>`` (ActivityPub clients get the
-actor there: :mod:`activitypub.federation.routes` hands the browser branch to
+actor there: :mod:`fedisora.federation.routes` hands the browser branch to
 :func:`profile_page`) and at ``/@<name>``, the profile URL the actor and WebFinger publish.
 
 The profile shows the clips as a grid of posters (each linking to its clip page, where the
@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from activitypub.federation.routes import wants_activity
 from fedisora import urls
+from fedisora.federation.routes import wants_activity
 from fedisora.ids import row_id
 from fedisora.models import Account, Block, Clip, Mute
 from fedisora.services.account_deletion import is_deleted

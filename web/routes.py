@@ -15,11 +15,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from tortoise.functions import Count
 
-from activitypub.federation.delivery_health import delivery_health
 from fedisora.api.http import client_ip
 from fedisora.boundary import read_form
 from fedisora.config import Settings
 from fedisora.errors import Forbidden
+from fedisora.federation.delivery_health import delivery_health
 from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, utcnow
 from fedisora.services import roles

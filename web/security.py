@@ -10,7 +10,7 @@ Pages only widen the policy in one declared way: the OAuth consent page lets its
 redirect reach the app's registered redirect URI (:func:`allow_form_action`), since browsers
 apply ``form-action`` to the redirect after a form is submitted. Images and media come from
 this site only: remote clips' videos and posters are served through the media proxy
-(:mod:`activitypub.federation.media_proxy`), and no page embeds another remote URL (avatars
+(:mod:`fedisora.federation.media_proxy`), and no page embeds another remote URL (avatars
 shown are local accounts' own uploads; OpenGraph images are metadata, never loaded by the
 page). Nothing needs ``data:`` or ``blob:``.
 """

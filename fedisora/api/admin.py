@@ -230,8 +230,8 @@ async def unsuspend(ctx: Ctx) -> Response:
     _not_self(ctx, account)
     account = await unsuspend_account(account, by=ctx.me)
     if not account.local:
-        from activitypub.federation.actors import refetch_unsuspended
-        from activitypub.federation.context import get_federation
+        from fedisora.federation.actors import refetch_unsuspended
+        from fedisora.federation.context import get_federation
 
         account = await refetch_unsuspended(get_federation(ctx.settings), account) or account
     return json(await _entity(account))

@@ -33,10 +33,10 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from activitypub.federation.media_proxy import proxied_poster, proxied_video
-from activitypub.federation.provenance_check import public_reason
 from fedisora import urls
 from fedisora.api.lookup import column
+from fedisora.federation.media_proxy import proxied_poster, proxied_video
+from fedisora.federation.provenance_check import public_reason
 from fedisora.ids import id_for_time
 from fedisora.models import (
     Account,
@@ -358,8 +358,8 @@ async def status_entities(
     deleted_sources: set[int] = set()
     source_ids = {c.remix_of_id for c in items if isinstance(c, Clip) and c.remix_of_id}
     if quotes and source_ids:
-        from activitypub.federation.quote_check import refresh_if_stale
         from fedisora.api.visibility import visible_statuses
+        from fedisora.federation.quote_check import refresh_if_stale
 
         # FEP-044f: a remote remix's accepted stamp is verified again when it is shown a
         # while after the last check (no query unless one is due).

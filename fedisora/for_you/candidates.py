@@ -145,7 +145,7 @@ class _Raced(RuntimeError):
 
 def eligible_provenance(provenance: dict[str, Any] | None, include_unverified: bool) -> bool:
     """Whether a remote clip whose media has *provenance* may be a candidate."""
-    from activitypub.federation.media_proxy import video_checked
+    from fedisora.federation.media_proxy import video_checked
 
     prov = provenance or {}
     state = prov.get("state", "unverified")
@@ -511,7 +511,7 @@ async def refresh_now(viewer: Account, now: datetime | None = None) -> int:
 async def request_refresh(account: Account, now: datetime | None = None) -> None:
     """Make *account*'s refresh due (creating its row if missing) and wake a runner. A
     refresh running now runs again once done. For local accounts; a remote one is ignored."""
-    from activitypub.federation.rows import wake_row
+    from fedisora.federation.rows import wake_row
 
     if account.domain is not None:
         return

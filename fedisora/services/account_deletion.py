@@ -21,7 +21,7 @@ A remote account its own server deleted (an incoming ``Delete`` of the actor) ke
 marked ``origin_deleted_at`` and suspended both here and by its server
 (:func:`mark_remote_deleted`); :func:`is_remote_deleted` tells it from an account suspended
 here, whose activities that undo or remove things are still processed (see
-:mod:`activitypub.federation.ingest`). Nothing brings it back: it cannot be unsuspended here.
+:mod:`fedisora.federation.ingest`). Nothing brings it back: it cannot be unsuspended here.
 
 Suspension is reversible (:func:`unsuspend_account`); deletion is not. They federate only for
 local accounts, each as one activity to every inbox that knew the account: suspending sends
@@ -35,7 +35,7 @@ Remote accounts have two suspensions, kept apart: ``suspended_at`` is this insta
 moderators' (nothing federates; an incoming ``Delete`` of the actor sets it too), and
 ``origin_suspended_at`` is their own server's, followed from the ``suspended`` flag of their
 actor whenever it comes in (an ``Update`` or a fetch, see
-:mod:`activitypub.federation.actors`). Either hides the account (``Account.suspended``); the
+:mod:`fedisora.federation.actors`). Either hides the account (``Account.suspended``); the
 origin lifting its suspension never lifts a local moderator's, and a moderator here can lift
 only their own.
 

@@ -4,7 +4,7 @@ One place holds the rules; everything else asks :func:`current` for the policy a
 
 - ``suspend``: the inbox refuses the domain's POSTs before any signature work or body parsing
   (403, counted: :func:`count_refusal`); no delivery goes to it (pending ones are cancelled,
-  new ones are not written, :mod:`activitypub.federation.delivery`); nothing is fetched from
+  new ones are not written, :mod:`fedisora.federation.delivery`); nothing is fetched from
   it (the peer client's guard, :func:`peer_guard`); its accounts are suspended here and their
   clips removed, in bounded batches by the ``domain_purge`` chore (:func:`purge_step`).
 - ``silence``: its accounts' clips stay out of the public timelines
@@ -300,13 +300,13 @@ async def is_blocked(host: str, settings: Settings | None = None) -> bool:
 
 
 def peer_guard(settings: Settings) -> Any:
-    """The check :class:`~activitypub.federation.http.PeerClient` makes before each request
+    """The check :class:`~fedisora.federation.http.PeerClient` makes before each request
     (each redirect hop too): raises its ``BlockedHost`` (an ``UnsafeURL``) for a suspended
     (or, in limited federation, not allowed) host, and for media of a host whose media is
     rejected."""
 
     async def guard(url: str, media: bool) -> None:
-        from activitypub.federation.http import BlockedHost
+        from fedisora.federation.http import BlockedHost
 
         try:
             host = (urlsplit(url).hostname or "").lower()

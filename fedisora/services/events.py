@@ -80,7 +80,7 @@ KINDS = frozenset(
         "account.suspended",
         "account.unsuspended",
         "notification.created",
-        "likeness.federate",  # a consent activity, prepared (activitypub.federation.likeness)
+        "likeness.federate",  # a consent activity, prepared (fedisora.federation.likeness)
         "likeness.revoked",
         "report.forwarded",  # a report sent on as a Flag by the instance actor (services.reports)
         "activity.forwarded",  # a remote reply forwarded as received (federation.delivery)

@@ -902,7 +902,7 @@ async def _decide_remote(
     requester: Account, owner: Account, *, publish: bool, job_id: int | None, now: datetime
 ) -> Consent:
     """A remote owner's consent here is a grant of theirs we received and verified
-    (:func:`activitypub.federation.likeness.store_grant`), unrevoked and unexpired."""
+    (:func:`fedisora.federation.likeness.store_grant`), unrevoked and unexpired."""
     name = f"@{owner.acct}"
     if not requester.local:
         return Consent(False, f"{name} and the requester are both on other instances", owner)
@@ -977,8 +977,8 @@ async def _remote_references(
     """A remote owner's stills, fetched for *job* from their instance (which checks the
     consent again), or the refusal when they cannot be had."""
     from activitypub.errors import ConsentError
-    from activitypub.federation import likeness as federated
-    from activitypub.federation.context import get_federation
+    from fedisora.federation import likeness as federated
+    from fedisora.federation.context import get_federation
 
     assert decision.grant is not None
     try:
@@ -1015,7 +1015,7 @@ async def record_use(
         use = await LikenessUse.get_or_none(owner_id=owner.pk, render_job_id=job.pk, kind=kind)
     if use is not None and (not owner.local or use.uri is not None or not tell):
         if not owner.local and use.uri is None:
-            from activitypub.federation import likeness as federated
+            from fedisora.federation import likeness as federated
 
             await federated.tell_use(use, user, owner, grant_row)
         return use
@@ -1034,7 +1034,7 @@ async def record_use(
                 reason="" if decision.allowed else _cap(decision.reason),
             )
         if not owner.local:  # a remote owner hears of it at their instance
-            from activitypub.federation import likeness as federated
+            from fedisora.federation import likeness as federated
 
             await federated.tell_use(use, user, owner, grant_row)
         elif tell:
@@ -1129,8 +1129,8 @@ async def named_account(
 
 
 async def _resolve_remote(acct: str, settings: Settings) -> Account | None:
-    from activitypub.federation.actors import ActorError, resolve_acct
-    from activitypub.federation.context import get_federation
+    from fedisora.federation.actors import ActorError, resolve_acct
+    from fedisora.federation.context import get_federation
 
     name, _, domain = acct.strip().removeprefix("@").partition("@")
     if not name or not domain or domain.lower() == settings.domain.lower():
@@ -1156,13 +1156,13 @@ async def request_use(
     Restrictions, when the owner wrote some, must be accepted (422 otherwise).
 
     A remote *owner* is asked by a ``CameoRequest`` (the request stays pending here until
-    their instance answers: :mod:`activitypub.federation.likeness`); a remote *requester*'s
+    their instance answers: :mod:`fedisora.federation.likeness`); a remote *requester*'s
     request (*uri*: its activity's id) is answered by the same rules here, and the answer
-    federates (:func:`activitypub.federation.likeness.answer_request`)."""
+    federates (:func:`fedisora.federation.likeness.answer_request`)."""
     if requester.pk == owner.pk:
         raise Invalid("you do not need to ask for your own likeness")
     if not owner.local:
-        from activitypub.federation import likeness as federated
+        from fedisora.federation import likeness as federated
 
         if not requester.local:
             raise Invalid("neither account of this request is local")
@@ -1285,7 +1285,7 @@ async def _answered(request_id: int) -> LikenessRequest:
     """The request, answered; a remote requester is told (the signed grant, or a Reject)."""
     request = await LikenessRequest.get(pk=request_id)
     if request.uri is not None:
-        from activitypub.federation import likeness as federated
+        from fedisora.federation import likeness as federated
 
         await federated.answer_request(request)
     return request
@@ -1312,7 +1312,7 @@ async def grant(
     """The owner approves *grantee* ahead of any request (for one use when the owner
     approves every use). Restrictions, if any, are still to be accepted by the grantee (with
     a request) before the first use. A remote *grantee*'s instance is sent the signed grant
-    (an ``Offer``, :func:`activitypub.federation.likeness.offer_grant`) in the same
+    (an ``Offer``, :func:`fedisora.federation.likeness.offer_grant`) in the same
     transaction: the grantee may then use it without asking."""
     likeness = await _mine(owner)
     if grantee.pk == owner.pk:
@@ -1335,7 +1335,7 @@ async def grant(
             single_use=likeness.approval_required,
         )
         if not grantee.local:
-            from activitypub.federation import likeness as federated
+            from fedisora.federation import likeness as federated
 
             await federated.offer_grant(conn, row, owner, grantee)
     return row

@@ -72,7 +72,7 @@ async def queue(kind: str, to_address: str, *, user_id: int | None = None) -> Ou
 
 async def wake(row: OutgoingMail) -> None:
     """Wake this process's runner for *row* (best effort: a sweep finds it anyway)."""
-    from activitypub.federation.rows import wake_row
+    from fedisora.federation.rows import wake_row
 
     try:
         await wake_row(OutgoingMail, row)

@@ -171,7 +171,7 @@ async def _flag(account: Account, clips: list[Any], comments: list[Any], on: boo
     ``edited_at`` is now (Mastodon applies an ``Update`` only when the Note's ``updated`` is
     newer than what it has), and a ``clip.updated`` or ``comment.updated`` event each sends
     an ``Update`` of the Note to the audience of its ``Create``
-    (:mod:`activitypub.federation.delivery`; ``moderated`` gives each its own activity id).
+    (:mod:`fedisora.federation.delivery`; ``moderated`` gives each its own activity id).
     A remote account's are only flagged here: they are its server's to federate."""
     values: dict[str, Any] = {"sensitive": on}
     if account.local:

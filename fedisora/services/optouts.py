@@ -65,8 +65,8 @@ from fedisora.policy.matcher import LISTS, TermError, check_term, spelling_key
 from fedisora.services import audit
 
 if TYPE_CHECKING:
-    from activitypub.federation.context import Federation
     from fedisora.config import Settings
+    from fedisora.federation.context import Federation
     from fedisora.work.engine import WorkContext
 
 __all__ = [
@@ -581,7 +581,7 @@ class FetchOutcome:
 
 
 async def _issuer_key(fed: Federation, issuer: str, *, refresh: bool) -> ed25519.Ed25519PublicKey:
-    from activitypub.federation.actors import ActorError, fetch_actor
+    from fedisora.federation.actors import ActorError, fetch_actor
 
     try:
         account = await fetch_actor(fed, issuer, refresh=refresh)
@@ -628,7 +628,7 @@ async def fetch_subscription(
     decided on the subscription as it is when the answer comes, its row locked: the mode
     then (a fetch in flight when an admin switched it follows the switch) and the versions
     applied and waiting then (another fetch may have moved them on meanwhile)."""
-    from activitypub.federation.http import FetchError
+    from fedisora.federation.http import FetchError
 
     now = now or utcnow()
     began = await _subscription(sub.pk)
@@ -719,7 +719,7 @@ async def run_chore(
     """One run of the ``optout_lists`` chore: fetch each subscribed list (from where the
     last run stopped, :data:`CHORE_BATCH` at most) that no fetch began within
     :data:`REFETCH_AFTER`."""
-    from activitypub.federation.context import get_federation
+    from fedisora.federation.context import get_federation
 
     after = int(progress.get("after", 0))
     rows = list(await OptOutSubscription.filter(id__gt=after).order_by("id").limit(CHORE_BATCH))

@@ -72,8 +72,8 @@ OUTBOX_GRAPH = StateGraph(
 #: not subscribed at run time: a process that forgot to subscribe one would otherwise
 #: mark events done without their deliveries.
 EFFECTS: tuple[str, ...] = (
-    "activitypub.federation.delivery:on_event",
-    "activitypub.federation.cameo_clips:on_event",
+    "fedisora.federation.delivery:on_event",
+    "fedisora.federation.cameo_clips:on_event",
 )
 
 #: An earlier pending event of the same actor holds a later one back while it has failed

@@ -56,8 +56,8 @@ async def add(url: str, *, by: audit.Actor, fed: Any) -> Relay:
     actor URL names its inbox); otherwise *url* is taken as the inbox (Mastodon's form).
     Raises :class:`Invalid` for a bad URL, our own host, a blocked domain or a relay added
     already."""
-    from activitypub.federation.actors import domain_of
-    from activitypub.federation.http import FetchError, UnsafeURL
+    from fedisora.federation.actors import domain_of
+    from fedisora.federation.http import FetchError, UnsafeURL
 
     url = _check_url(url, fed.settings.insecure_http)
     host = domain_of(url)
@@ -123,13 +123,13 @@ def _follow(uri: str, actor: str, *, context: bool = True) -> dict[str, Any]:
 
 def _inbox_only(inbox: str) -> Account:
     """An unsaved account standing for a relay's inbox: what the delivery reads of one."""
-    from activitypub.federation.actors import domain_of
+    from fedisora.federation.actors import domain_of
 
     return Account(inbox_uri=inbox, shared_inbox_uri=None, domain=domain_of(inbox))
 
 
 async def _send(sender: Account, activity: dict[str, Any], inbox: str, conn: Any) -> None:
-    from activitypub.federation.delivery import enqueue
+    from fedisora.federation.delivery import enqueue
 
     await enqueue(sender, activity, [_inbox_only(inbox)], conn)
 
@@ -159,7 +159,7 @@ async def answered(actor: Account, follow_uri: str | None, accepted: bool) -> bo
     row = await Relay.get_or_none(follow_uri=follow_uri)
     if row is None:
         return False
-    from activitypub.federation.actors import domain_of
+    from fedisora.federation.actors import domain_of
 
     if row.actor_uri is not None and row.actor_uri != actor.uri:
         return False  # somebody else answering for the relay

@@ -7,7 +7,7 @@ id space), with a category, a comment and rule ids. It is filed by a local user
 (:func:`receive_report`; its reporter is that instance's actor). A local user's report about
 a remote account can be *forwarded* to the account's instance: the report's row and the
 ``report.forwarded`` event commit in one transaction, and the outbox writes the ``Flag``'s
-Delivery row, sent by this instance's actor (:mod:`activitypub.federation.delivery`).
+Delivery row, sent by this instance's actor (:mod:`fedisora.federation.delivery`).
 
 Moderators (admins) list reports (:func:`reports`), assign them to themselves
 (:func:`assign`, :func:`unassign`), resolve and reopen them (:func:`resolve`,

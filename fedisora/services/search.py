@@ -53,8 +53,8 @@ def is_url(q: str) -> bool:
 
 async def resolve_remote(settings: Settings, q: str) -> Account | None:
     """The remote account *q* names (``user@domain`` or an actor URL), fetched if needed."""
-    from activitypub.federation.actors import ActorError, fetch_actor, resolve_acct
-    from activitypub.federation.context import get_federation
+    from fedisora.federation.actors import ActorError, fetch_actor, resolve_acct
+    from fedisora.federation.context import get_federation
 
     fed = get_federation(settings)
     try:

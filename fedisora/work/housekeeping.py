@@ -22,7 +22,7 @@ Chores:
 - ``expired_rows`` (every 10 minutes): :mod:`fedisora.services.expiry`;
 - ``cameo_recheck`` (every 10 minutes): the consents of shown remote clips with cameos,
   last verified more than ``cameo_recheck_hours`` ago, asked about again at the owners'
-  servers (:func:`activitypub.federation.cameo_clips.recheck_shown`; seeded by migration
+  servers (:func:`fedisora.federation.cameo_clips.recheck_shown`; seeded by migration
   0017).
 - ``likeness_checks`` (every minute, and woken by each likeness registration): the
   automatic likeness check of ``FEDISORA_LIKENESS_CHECK``, one likeness a run
@@ -137,8 +137,8 @@ CAMEO_RECHECK_BATCH = 50
 async def _cameo_recheck(
     ctx: WorkContext, settings: Settings, progress: dict[str, Any], fence: Fence
 ) -> tuple[dict[str, int], bool]:
-    from activitypub.federation.cameo_clips import recheck_shown
-    from activitypub.federation.context import get_federation
+    from fedisora.federation.cameo_clips import recheck_shown
+    from fedisora.federation.context import get_federation
 
     async with ctx.keep_lease():  # requests to other servers
         done = await recheck_shown(

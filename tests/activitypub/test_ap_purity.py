@@ -1,4 +1,6 @@
-"""The pure protocol modules import no database, network or GPU stack."""
+"""The pure protocol modules import no database, network or GPU stack: every module of
+``activitypub/`` (the application's federation layer, with its models, services, HTTP and
+work machines, is ``fedisora/federation/``), and the pure parts of the policy."""
 
 from __future__ import annotations
 
@@ -7,19 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-PURE_MODULES = [
-    "activitypub",
-    "activitypub.errors",
-    "activitypub.keys",
-    "activitypub.digest",
-    "activitypub.signatures",
-    "activitypub.signatures.cavage",
-    "activitypub.signatures.rfc9421",
-    "activitypub.integrity",
-    "activitypub.consent",
-    "fedisora.policy.matcher",
-    "fedisora.policy.optout_list",
-]
+ROOT = Path(__file__).parents[2]
+ACTIVITYPUB = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for path in (ROOT / "activitypub").rglob("*.py")
+)
+PURE_MODULES = [*ACTIVITYPUB, "fedisora.policy.matcher", "fedisora.policy.optout_list"]
 FORBIDDEN = ["tortoise", "httpx", "httpcore", "torch", "diffusers", "starlette", "asyncpg"]
 
 
@@ -35,11 +30,28 @@ def test_pure_modules_import_no_io_stack() -> None:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parents[2],
+        cwd=ROOT,
     )
     loaded = set(json.loads(result.stdout))
     assert "activitypub" in loaded
     assert loaded.isdisjoint(FORBIDDEN), loaded & set(FORBIDDEN)
+
+
+def test_the_protocol_package_is_all_pure_and_needs_nothing_of_the_application() -> None:
+    """Every module under ``activitypub/`` (objects.py included) loads alone: no database,
+    network or GPU stack, and nothing of ``fedisora`` (the application's own federation
+    layer lives in ``fedisora/federation/``)."""
+    assert "activitypub.objects" in ACTIVITYPUB and len(ACTIVITYPUB) >= 10
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {ACTIVITYPUB!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = set(json.loads(result.stdout))
+    assert loaded.isdisjoint([*FORBIDDEN, "fedisora", "web", "render"]), loaded
 
 
 def test_public_names_are_exported() -> None:

@@ -21,7 +21,7 @@ from jsonld_check import NotBundled, assert_valid, bundled_loader, problems
 from pyld import jsonld
 
 from activitypub import consent, integrity, keys, objects
-from activitypub.federation import cameo_clips, likeness
+from fedisora.federation import cameo_clips, likeness
 
 A = "https://a.example"
 ANN = f"{A}/users/ann"

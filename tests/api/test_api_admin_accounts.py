@@ -9,7 +9,7 @@ import pytest
 from apihelpers import PASSWORD, app_token, login
 from factories import local_account, remote_account, rendered_video
 
-from activitypub.federation import install, uninstall
+from fedisora.federation import install, uninstall
 from fedisora.models import Account, AuditEntry, Clip, Delivery, User, utcnow
 from fedisora.services import follows
 

@@ -91,7 +91,7 @@ async def test_silence_and_sensitive_through_reports_and_admin_api(
     assert r.status_code == 200, r.text
     r = await client.get(f"/api/v1/statuses/{bobs}", headers=carol.headers)
     assert r.json()["sensitive"] is True
-    from activitypub.federation.render import clip_note
+    from fedisora.federation.render import clip_note
 
     clip = await Clip.get(pk=int(bobs))
     assert (await clip_note(clip))["sensitive"] is True

@@ -11,7 +11,7 @@ import pytest
 from apihelpers import Login, login
 from factories import local_account, remote_account, rendered_video
 
-from activitypub.federation import install, uninstall
+from fedisora.federation import install, uninstall
 from fedisora.models import (
     Account,
     AccountWarning,

@@ -166,7 +166,7 @@ def _fill(path: Path) -> None:
 
 def _attempts_allowed(seconds: float) -> int:
     """How many attempts the delivery retry schedule allows in *seconds* from the first."""
-    from activitypub.federation.delivery import RETRY_SCHEDULE
+    from fedisora.federation.delivery import RETRY_SCHEDULE
 
     spent, attempts = 0.0, 1
     for delay in RETRY_SCHEDULE:

@@ -24,13 +24,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from activitypub import consent, federation  # noqa: E402
-from activitypub.federation.actors import fetch_actor, resolve_acct  # noqa: E402
-from activitypub.federation.context import get_federation  # noqa: E402
+from activitypub import consent  # noqa: E402
 from activitypub.keys import load_private_key_pem  # noqa: E402
-from fedisora import urls  # noqa: E402
+from fedisora import federation, urls  # noqa: E402
 from fedisora.config import load_settings  # noqa: E402
 from fedisora.db import close_db, init_db  # noqa: E402
+from fedisora.federation.actors import fetch_actor, resolve_acct  # noqa: E402
+from fedisora.federation.context import get_federation  # noqa: E402
 from fedisora.models import (  # noqa: E402
     Account,
     Audience,

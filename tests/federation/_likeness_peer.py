@@ -42,15 +42,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 from likenesses import verified_likeness  # noqa: E402
 
 from activitypub import consent  # noqa: E402
-from activitypub import federation as fed_module  # noqa: E402
 from activitypub.errors import ConsentError  # noqa: E402
-from activitypub.federation import likeness as federated  # noqa: E402
-from activitypub.federation.actors import resolve_acct  # noqa: E402
-from activitypub.federation.context import get_federation  # noqa: E402
 from activitypub.keys import load_private_key_pem  # noqa: E402
+from fedisora import federation as fed_module  # noqa: E402
 from fedisora import urls  # noqa: E402
 from fedisora.config import load_settings  # noqa: E402
 from fedisora.db import close_db, init_db  # noqa: E402
+from fedisora.federation import likeness as federated  # noqa: E402
+from fedisora.federation.actors import resolve_acct  # noqa: E402
+from fedisora.federation.context import get_federation  # noqa: E402
 from fedisora.models import (  # noqa: E402
     Account,
     LikenessGrant,

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fedhelpers import DOMAIN, Peer
 
-from activitypub.federation import install, uninstall
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
 from fedisora.config import Settings, load_settings
+from fedisora.federation import install, uninstall
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.http import PeerClient
 
 
 @pytest.fixture
@@ -89,8 +89,8 @@ async def fed(db: str, settings: Settings, own_ca: Any) -> AsyncIterator[Federat
     """The process's federation context with a real PeerClient (loopback allowed) and our own
     provenance credentials, for the remote provenance checks; no peer roots cached before or
     after."""
-    from activitypub.federation.provenance_root import peer_roots
     from fedisora import urls
+    from fedisora.federation.provenance_root import peer_roots
 
     urls.configure(settings)
     federation = Federation(settings, PeerClient(insecure=True, timeout=5.0))

@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fedhelpers import Peer, RemoteActor, make_remote
 
 from activitypub import consent, keys, objects
-from activitypub.federation import cameo_clips
-from activitypub.federation.context import Federation
-from activitypub.federation.http import FetchError
-from activitypub.federation.ingest import Ignored, handle_activity
 from fedisora.config import Settings
+from fedisora.federation import cameo_clips
+from fedisora.federation.context import Federation
+from fedisora.federation.http import FetchError
+from fedisora.federation.ingest import Ignored, handle_activity
 from fedisora.models import (
     Account,
     Cameo,

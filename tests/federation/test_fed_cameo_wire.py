@@ -1,4 +1,4 @@
-"""The wire shape of a federated likeness revocation (activitypub.federation.cameo_clips)."""
+"""The wire shape of a federated likeness revocation (fedisora.federation.cameo_clips)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from activitypub import consent
-from activitypub.federation.cameo_clips import carries_revocation, revocation_activity
+from fedisora.federation.cameo_clips import carries_revocation, revocation_activity
 
 KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 ALICE = "https://alice.example/users/alice"

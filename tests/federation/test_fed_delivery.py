@@ -10,11 +10,11 @@ from factories import local_account, rendered_video
 from fedhelpers import REMOTE, Peer, make_remote
 
 from activitypub import objects
-from activitypub.federation.context import Federation
-from activitypub.federation.delivery import DELIVERY_GRAPH, RETRY_SCHEDULE, delivery_stats
 from activitypub.keys import load_public_key_pem
 from activitypub.signatures import Request, verify_request
 from fedisora.config import Settings
+from fedisora.federation.context import Federation
+from fedisora.federation.delivery import DELIVERY_GRAPH, RETRY_SCHEDULE, delivery_stats
 from fedisora.ids import new_id
 from fedisora.models import Account, Clip, Delivery, Follow, FollowState
 from fedisora.services import follows, interactions, posts
@@ -23,7 +23,7 @@ from fedisora.work.machines import build_engine
 
 
 def engine_for(settings: Settings) -> Engine:
-    engine = build_engine(settings, providers=["activitypub.federation.delivery:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.delivery:machines"])
     engine.context["settings"] = settings
     return engine
 

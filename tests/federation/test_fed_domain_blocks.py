@@ -12,11 +12,11 @@ import pytest
 from factories import local_account
 from fedhelpers import DOMAIN, REMOTE, Peer, make_remote
 
-from activitypub.federation import routes
-from activitypub.federation.actors import ActorError, fetch_actor
-from activitypub.federation.context import Federation
-from activitypub.federation.http import UnsafeURL
 from fedisora.config import Settings
+from fedisora.federation import routes
+from fedisora.federation.actors import ActorError, fetch_actor
+from fedisora.federation.context import Federation
+from fedisora.federation.http import UnsafeURL
 from fedisora.models import Delivery, DomainBlock, Follow, InboxItem, WorkTally, utcnow
 from fedisora.services import domain_blocks
 from fedisora.services.audit import CLI
@@ -142,7 +142,7 @@ async def test_nothing_is_fetched_from_or_sent_to_a_suspended_domain(
         await federation.client.get_json(f"https://sub.{REMOTE}/objects/1")
     # A delivery written before the block (and held by a worker then) fails when it is sent.
     await domain_blocks.delete_block(CLI, await DomainBlock.get(domain=REMOTE))
-    from activitypub.federation.delivery import enqueue
+    from fedisora.federation.delivery import enqueue
 
     assert await enqueue(alice, {"id": "https://fedisora.test/act/1"}, [rita.account]) == 1
     row = await Delivery.get()
@@ -151,7 +151,7 @@ async def test_nothing_is_fetched_from_or_sent_to_a_suspended_domain(
     await Delivery.filter(pk=row.pk).update(
         state="pending", last_error="", next_attempt_at=utcnow()
     )
-    engine = build_engine(settings, providers=["activitypub.federation.delivery:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.delivery:machines"])
     engine.context["settings"] = settings
     await engine.advance("deliveries", row.pk)
     fresh = await Delivery.get(pk=row.pk)
@@ -180,7 +180,7 @@ async def test_activity_stored_before_the_block_is_ignored(
     body, signed = rita.signed(INBOX, _follow(rita.uri, bob.uri))
     assert (await client.post("/inbox", content=body, headers=signed)).status_code == 202
     await domain_blocks.create_block(CLI, REMOTE, settings, severity="suspend")
-    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
     engine.context["settings"] = settings
     item = await InboxItem.get()
     await engine.advance("inbox_items", item.pk)

@@ -30,7 +30,7 @@ from loopback import (
     running,
 )
 
-from activitypub.federation.http import (
+from fedisora.federation.http import (
     USER_AGENT,
     DownloadResult,
     FetchError,

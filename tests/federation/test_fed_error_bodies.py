@@ -21,11 +21,11 @@ from factories import local_account
 from fedhelpers import DOMAIN, make_remote
 
 from activitypub import keys
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
-from activitypub.federation.verify import UNKNOWN_KEY
 from activitypub.signatures import Request, sign_request
 from fedisora.config import Settings
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.http import PeerClient
+from fedisora.federation.verify import UNKNOWN_KEY
 from fedisora.models import InboxItem
 
 INTERNAL = ("127.0.0.1", "::1", "10.1.2.3", "resolve", "non-public", "errno", "refus", "localhost")

@@ -17,9 +17,9 @@ import pytest
 from factories import local_account
 from fedhelpers import DOMAIN, RemoteActor, make_remote
 
-from activitypub.federation.context import Federation
 from fedisora.config import Settings
 from fedisora.errors import Invalid
+from fedisora.federation.context import Federation
 from fedisora.models import (
     Account,
     Delivery,
@@ -47,7 +47,7 @@ _settings: list[Settings] = []
 
 
 async def _process(client: httpx.AsyncClient) -> str:
-    engine = build_engine(_settings[0], providers=["activitypub.federation.inbox:machines"])
+    engine = build_engine(_settings[0], providers=["fedisora.federation.inbox:machines"])
     engine.context["settings"] = _settings[0]
     last = "none"
     for row in await InboxItem.filter(state="received").order_by("id"):

@@ -21,18 +21,18 @@ import pytest
 from factories import local_account
 from loopback import LoopbackServer, parse_head, running
 
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.delivery import (
+from fedisora import urls
+from fedisora.config import Settings, load_settings
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.delivery import (
     DELIVERY_GRAPH,
     PER_HOST_CONCURRENCY,
     THROTTLED_RETRY_SECONDS,
     host_cap,
 )
-from activitypub.federation.hostcap import HostBusy, LocalHostCap, RedisHostCap, SlotsUnavailable
-from activitypub.federation.http import PeerClient
-from activitypub.federation.rows import create_row
-from fedisora import urls
-from fedisora.config import Settings, load_settings
+from fedisora.federation.hostcap import HostBusy, LocalHostCap, RedisHostCap, SlotsUnavailable
+from fedisora.federation.http import PeerClient
+from fedisora.federation.rows import create_row
 from fedisora.models import Account, Delivery, utcnow
 from fedisora.work.engine import AdvanceResult
 from fedisora.work.machines import build_engine
@@ -96,8 +96,8 @@ def prefix() -> str:
 _WORKER = textwrap.dedent(
     """
     import asyncio, sys
-    from activitypub.federation.hostcap import LocalHostCap, RedisHostCap
-    from activitypub.federation.http import PeerClient
+    from fedisora.federation.hostcap import LocalHostCap, RedisHostCap
+    from fedisora.federation.http import PeerClient
 
     mode, redis_url, prefix, inbox, host, count, limit, name = sys.argv[1:]
     if mode == "redis":
@@ -192,7 +192,7 @@ async def test_without_redis_each_process_has_its_own_cap(
 _HOLDER = textwrap.dedent(
     """
     import asyncio, sys
-    from activitypub.federation.hostcap import RedisHostCap
+    from fedisora.federation.hostcap import RedisHostCap
 
     redis_url, prefix, host, lease = sys.argv[1:]
 
@@ -302,7 +302,7 @@ async def delivering(
     try:
         yield settings, await local_account("ann")
     finally:
-        from activitypub.federation.context import close_federation
+        from fedisora.federation.context import close_federation
 
         await close_federation()
 
@@ -331,7 +331,7 @@ async def test_a_throttled_delivery_is_rescheduled_without_using_an_attempt(
     """Throttling is a non-counting retry (``Retry(counts=False)``): a row one counted failure
     from ``failed`` is throttled again and again and stays pending, its attempts as stored."""
     settings, ann = delivering
-    engine = build_engine(settings, providers=["activitypub.federation.delivery:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.delivery:machines"])
     engine.context["host_cap"] = RedisHostCap(redis_url, 2, prefix=prefix, wait=0.3)
     [row] = await _rows(ann, sink, 1)
     max_attempts = DELIVERY_GRAPH["pending"].max_attempts
@@ -383,7 +383,7 @@ async def test_two_engines_deliver_within_the_shared_cap(
     settings, ann = delivering
     engines = []
     for _ in range(2):
-        engine = build_engine(settings, providers=["activitypub.federation.delivery:machines"])
+        engine = build_engine(settings, providers=["fedisora.federation.delivery:machines"])
         engine.context["host_cap"] = RedisHostCap(redis_url, 2, prefix=prefix, wait=30)
         engines.append(engine)
     rows = await _rows(ann, sink, 12)
@@ -402,7 +402,7 @@ async def test_a_delivery_while_redis_is_away_waits_without_using_an_attempt(
     """Redis, which keeps the host slots, does not answer (a restart): the delivery is
     rescheduled as a throttled one, not failed an attempt it never got to make."""
     settings, ann = delivering
-    engine = build_engine(settings, providers=["activitypub.federation.delivery:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.delivery:machines"])
     with socket.socket() as closed:  # a port nothing listens on: Redis is down
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]

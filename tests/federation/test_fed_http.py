@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from activitypub import keys
-from activitypub.federation.http import FetchError, PeerClient, SchemeMemory, UnsafeURL
 from activitypub.signatures import Request, verify_request
+from fedisora.federation.http import FetchError, PeerClient, SchemeMemory, UnsafeURL
 
 PUBLIC_IP = "https://93.184.216.34"  # an IP literal: the guard needs no DNS lookup
 

@@ -14,12 +14,12 @@ from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote
 
 from activitypub import keys
-from activitypub.federation.context import Federation
-from activitypub.federation.http import UnsafeURL, check_url
-from activitypub.federation.ingest import Ignored, handle_activity
-from activitypub.federation.routes import MAX_INBOX_BYTES
 from activitypub.signatures import Request, sign_request
 from fedisora.config import Settings
+from fedisora.federation.context import Federation
+from fedisora.federation.http import UnsafeURL, check_url
+from fedisora.federation.ingest import Ignored, handle_activity
+from fedisora.federation.routes import MAX_INBOX_BYTES
 from fedisora.models import (
     Account,
     Block,
@@ -55,7 +55,7 @@ async def post(
 async def process_all(settings: Settings) -> list[InboxItem]:
     engine = build_engine(
         settings,
-        providers=["activitypub.federation.inbox:machines"],
+        providers=["fedisora.federation.inbox:machines"],
     )
     engine.context["settings"] = settings
     for row in await InboxItem.filter(state="received").order_by("id"):

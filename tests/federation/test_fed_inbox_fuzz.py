@@ -16,7 +16,7 @@ import httpx
 from factories import local_account
 from fedhelpers import DOMAIN, make_remote
 
-from activitypub.federation.context import Federation
+from fedisora.federation.context import Federation
 
 ROUNDS = 800
 PATHS = (

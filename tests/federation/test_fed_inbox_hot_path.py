@@ -10,9 +10,9 @@ from fedhelpers import DOMAIN, make_remote
 from test_fed_inbox import follow_activity, post, process_all
 
 from activitypub import keys
-from activitypub.federation.context import Federation
-from activitypub.federation.keycache import KeyCache, TimedCache
 from fedisora.config import Settings
+from fedisora.federation.context import Federation
+from fedisora.federation.keycache import KeyCache, TimedCache
 from fedisora.models import Account, InboxItem, utcnow
 
 
@@ -102,7 +102,7 @@ async def test_a_body_sent_in_chunks_is_read_whole_and_capped(
     """The inbox reads the ASGI channel itself: a chunked body (no Content-Length) arrives in
     several messages, is put together before the signature check, and is refused with 413
     once it grows past the limit, whatever it declared."""
-    from activitypub.federation.routes import MAX_INBOX_BYTES
+    from fedisora.federation.routes import MAX_INBOX_BYTES
 
     ann = await local_account("ann")
     rita = await make_remote()

@@ -14,11 +14,11 @@ from chores import Clock, engine_for, run_chore
 from factories import local_account
 from fedhelpers import DOMAIN, RemoteActor, make_remote
 
-from activitypub.federation import inbox_limits
-from activitypub.federation.context import Federation
-from activitypub.federation.inbox_limits import Caps, InboxLimits, limits_for
-from activitypub.federation.routes import MAX_INBOX_BYTES
 from fedisora.config import Settings, load_settings
+from fedisora.federation import inbox_limits
+from fedisora.federation.context import Federation
+from fedisora.federation.inbox_limits import Caps, InboxLimits, limits_for
+from fedisora.federation.routes import MAX_INBOX_BYTES
 from fedisora.models import InboxItem, WorkTally
 from fedisora.work import Engine
 from fedisora.work.housekeeping import ensure_chores

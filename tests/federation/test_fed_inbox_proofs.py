@@ -17,8 +17,8 @@ from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, RemoteActor, make_remote
 
 from activitypub import integrity, keys
-from activitypub.federation.context import Federation
 from fedisora.config import Settings
+from fedisora.federation.context import Federation
 from fedisora.models import Account, InboxItem, Like
 from fedisora.services import posts
 from fedisora.work.machines import build_engine
@@ -61,7 +61,7 @@ async def _post(
 
 
 async def _process(settings: Settings) -> list[str]:
-    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
     engine.context["settings"] = settings
     for row in await InboxItem.filter(state="received").order_by("id"):
         await engine.advance("inbox_items", row.pk)

@@ -20,11 +20,11 @@ from typing import Any
 from factories import local_account, rendered_video
 from fedhelpers import REMOTE, Peer, make_remote
 
-from activitypub.federation.actors import ActorError
-from activitypub.federation.context import Federation
-from activitypub.federation.http import FetchError
-from activitypub.federation.ingest import Ignored, handle_activity
 from activitypub.objects import id_of
+from fedisora.federation.actors import ActorError
+from fedisora.federation.context import Federation
+from fedisora.federation.http import FetchError
+from fedisora.federation.ingest import Ignored, handle_activity
 from fedisora.services import follows, interactions, posts
 
 ROUNDS = 1500

@@ -20,10 +20,10 @@ from jsonld_check import failures
 from likenesses import verified_likeness
 
 from activitypub import consent, keys, objects
-from activitypub.federation import likeness as fl
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import quote_stamp
 from fedisora.config import Settings
+from fedisora.federation import likeness as fl
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import quote_stamp
 from fedisora.models import (
     Account,
     Clip,
@@ -55,7 +55,7 @@ async def _post(client: httpx.AsyncClient, remote: RemoteActor, activity: dict[s
 
 
 async def _process_inbox(settings: Settings) -> None:
-    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
     engine.context["settings"] = settings
     for row in await InboxItem.filter(state="received").order_by("id"):
         await engine.advance("inbox_items", row.pk)

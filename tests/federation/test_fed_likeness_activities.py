@@ -17,11 +17,11 @@ from likenesses import verified_likeness
 
 from activitypub import consent, integrity, keys
 from activitypub.errors import ConsentError
-from activitypub.federation import likeness as fl
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import Ignored
-from activitypub.federation.render import actor_document
 from fedisora.config import Settings
+from fedisora.federation import likeness as fl
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import Ignored
+from fedisora.federation.render import actor_document
 from fedisora.models import (
     Account,
     ConsentCheck,

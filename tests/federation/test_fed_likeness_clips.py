@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fedinstances import ROOT, Instance, instances
 
 from activitypub import consent
-from activitypub.federation.cameo_clips import revocation_activity
+from fedisora.federation.cameo_clips import revocation_activity
 
 # Its tests build on each other's state: the suite runs a module's tests in one test process,
 # in order (``--dist loadscope`` in scripts/test).

@@ -30,20 +30,20 @@ from provclips import (
 )
 
 from activitypub import objects
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import handle_activity
-from activitypub.federation.media_check import (
+from fedisora import urls
+from fedisora.api.entities import status_entities
+from fedisora.config import Settings
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import handle_activity
+from fedisora.federation.media_check import (
     REMOTE_MEDIA_GRAPH,
     RETRY_SCHEDULE,
     TooLarge,
     download,
     machines,
 )
-from activitypub.federation.provenance_check import CHECK_GAVE_UP, FETCH_FAILED, NO_C2PA_DATA
-from activitypub.federation.provenance_root import PROVENANCE_ROOT_PATH
-from fedisora import urls
-from fedisora.api.entities import status_entities
-from fedisora.config import Settings
+from fedisora.federation.provenance_check import CHECK_GAVE_UP, FETCH_FAILED, NO_C2PA_DATA
+from fedisora.federation.provenance_root import PROVENANCE_ROOT_PATH
 from fedisora.models import Clip, MediaFile, RemoteMediaCheck, utcnow
 from fedisora.services import posts
 from fedisora.work import AdvanceResult, Engine
@@ -513,7 +513,7 @@ async def test_no_room_for_the_download_is_retried_with_a_clear_reason(
     room."""
     from throwaway import fill_filesystem, small_filesystem
 
-    from activitypub.federation.media_check import DISK_FULL
+    from fedisora.federation.media_check import DISK_FULL
 
     ca = generate_instance_ca(origin.domain)
     publish(origin, ca)

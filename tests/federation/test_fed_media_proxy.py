@@ -26,16 +26,16 @@ from factories import local_account
 from fedhelpers import DOMAIN, make_remote
 
 from activitypub import objects
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
-from activitypub.federation.ingest import handle_activity
-from activitypub.federation.media_proxy import (
+from fedisora import urls
+from fedisora.config import Settings
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.http import PeerClient
+from fedisora.federation.ingest import handle_activity
+from fedisora.federation.media_proxy import (
     MAX_POSTER_BYTES,
     MAX_STREAMS,
     MAX_STREAMS_PER_CLIENT,
 )
-from fedisora import urls
-from fedisora.config import Settings
 from fedisora.models import Account, Clip, MediaFile
 from fedisora.services import posts
 from fedisora.services.account_deletion import suspend_account

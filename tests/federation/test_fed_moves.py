@@ -10,10 +10,10 @@ import pytest
 from factories import local_account
 from fedhelpers import Peer, RemoteActor, make_remote
 
-from activitypub.federation.actors import store_actor
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import Ignored, handle_activity
 from fedisora.api.entities import render_accounts
+from fedisora.federation.actors import store_actor
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import Ignored, handle_activity
 from fedisora.models import Account, Block, Delivery, Follow, FollowState, Mute
 from fedisora.services import follows
 

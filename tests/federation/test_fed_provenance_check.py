@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from provclips import encoded_clip, sign_clip, unsigned_copy
 
-from activitypub.federation.provenance_check import (
+from fedisora.federation.provenance_check import (
     Expected,
     Label,
     Verdict,
@@ -23,7 +23,7 @@ from activitypub.federation.provenance_check import (
     origin_of,
     sha256_of_multibase,
 )
-from activitypub.federation.provenance_root import (
+from fedisora.federation.provenance_root import (
     LEGACY_ROOT_CERTIFICATES,
     MAX_ROOT_CERTIFICATES,
     parse_root_pem,

@@ -19,16 +19,16 @@ from fedhelpers import DOMAIN, RemoteActor, make_remote
 from provclips import LoopbackPeer, Served, encoded_clip, sign_clip
 
 from activitypub import objects
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import handle_activity
-from activitypub.federation.media_check import machines
-from activitypub.federation.provenance_root import (
+from fedisora.config import Settings
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import handle_activity
+from fedisora.federation.media_check import machines
+from fedisora.federation.provenance_root import (
     LEGACY_ROOT_CERTIFICATES,
     PEM_TYPE,
     PROVENANCE_ROOT_PATH,
     parse_root_pem,
 )
-from fedisora.config import Settings
 from fedisora.models import Clip, MediaFile, RemoteMediaCheck
 from fedisora.work import Engine
 from render.instance import record_roots, root_fingerprint, write_credentials

@@ -22,13 +22,13 @@ import pytest
 from fedinstances import ROOT, Instance, two_instances, wait_for
 from instance import fedisora
 
-from activitypub.federation.provenance_check import FETCH_FAILED
+from fedisora.federation.provenance_check import FETCH_FAILED
 
 pytestmark = pytest.mark.slow
 
 _POST_LATEST_RENDER = """
 import asyncio, json, sys
-from activitypub import federation
+from fedisora import federation
 from fedisora import urls
 from fedisora.config import load_settings
 from fedisora.db import close_db, init_db
@@ -59,7 +59,7 @@ asyncio.run(main(sys.argv[1]))
 
 _POST_UNPOSTED_RENDER = """
 import asyncio, json, sys
-from activitypub import federation
+from fedisora import federation
 from fedisora import urls
 from fedisora.config import load_settings
 from fedisora.db import close_db, init_db

@@ -19,15 +19,15 @@ from factories import local_account, rendered_video
 from fedhelpers import REMOTE, Peer, RemoteActor, make_remote, stamp_doc
 
 from activitypub import objects
-from activitypub.federation import http as peer_http
-from activitypub.federation import quote_check
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
-from activitypub.federation.ingest import handle_activity, quote_stamp
-from activitypub.federation.quote_check import REFRESH_INTERVAL, refresh_if_stale
 from activitypub.objects import stamp_mismatch
 from fedisora.api.entities import status_entities
 from fedisora.config import Settings
+from fedisora.federation import http as peer_http
+from fedisora.federation import quote_check
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.http import PeerClient
+from fedisora.federation.ingest import handle_activity, quote_stamp
+from fedisora.federation.quote_check import REFRESH_INTERVAL, refresh_if_stale
 from fedisora.models import (
     Account,
     Clip,

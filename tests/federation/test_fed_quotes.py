@@ -10,11 +10,11 @@ from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote, stamp_doc
 
 from activitypub import objects
-from activitypub.federation.context import Federation
-from activitypub.federation.delivery import quote_request_id
-from activitypub.federation.ingest import quote_stamp
 from fedisora.api.entities import status_entities
 from fedisora.config import Settings
+from fedisora.federation.context import Federation
+from fedisora.federation.delivery import quote_request_id
+from fedisora.federation.ingest import quote_stamp
 from fedisora.models import Account, Clip, Delivery, InboxItem, utcnow
 from fedisora.services import events, follows, interactions, posts
 from fedisora.work.machines import build_engine
@@ -29,7 +29,7 @@ async def post(client: httpx.AsyncClient, remote: RemoteActor, activity: dict[st
 
 
 async def process_all(settings: Settings) -> list[InboxItem]:
-    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
     engine.context["settings"] = settings
     for row in await InboxItem.filter(state="received").order_by("id"):
         await engine.advance("inbox_items", row.pk)

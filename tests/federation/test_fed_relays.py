@@ -13,9 +13,9 @@ import pytest
 from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote
 
-from activitypub.federation.context import Federation
 from fedisora.config import Settings
 from fedisora.errors import Invalid
+from fedisora.federation.context import Federation
 from fedisora.models import (
     Boost,
     Clip,
@@ -44,7 +44,7 @@ async def _post(
 
 
 async def _process(settings: Settings) -> list[str]:
-    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
     engine.context["settings"] = settings
     for row in await InboxItem.filter(state="received").order_by("id"):
         await engine.advance("inbox_items", row.pk)

@@ -12,8 +12,8 @@ import httpx
 from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, make_remote
 
-from activitypub.federation.context import Federation
 from fedisora.config import Settings
+from fedisora.federation.context import Federation
 from fedisora.models import Clip, InboxItem, Report
 from fedisora.services import audit, domain_blocks, posts
 from fedisora.work.machines import build_engine
@@ -31,7 +31,7 @@ def _flag(**subst: str) -> dict[str, Any]:
 
 
 async def _process(settings: Settings) -> list[InboxItem]:
-    engine = build_engine(settings, providers=["activitypub.federation.inbox:machines"])
+    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
     engine.context["settings"] = settings
     for row in await InboxItem.filter(state="received").order_by("id"):
         await engine.advance("inbox_items", row.pk)

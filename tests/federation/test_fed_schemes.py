@@ -8,9 +8,9 @@ import time
 import httpx
 
 from activitypub import keys
-from activitypub.federation.http import PeerClient
-from activitypub.federation.schemes import StoredSchemes
 from activitypub.signatures import Request, verify_request
+from fedisora.federation.http import PeerClient
+from fedisora.federation.schemes import StoredSchemes
 from fedisora.models import PeerSignatureScheme
 
 PUBLIC_IP = "https://93.184.216.34"

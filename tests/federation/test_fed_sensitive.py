@@ -16,8 +16,8 @@ from factories import local_account, rendered_video
 from fedhelpers import REMOTE, RemoteActor, make_remote
 
 from activitypub import objects
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import Ignored, handle_activity
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import Ignored, handle_activity
 from fedisora.models import Account, AccountWarning, Clip, Comment, Delivery
 from fedisora.services import comment_edits, follows, interactions, moderation, posts, reports
 

@@ -23,11 +23,11 @@ from factories import local_account
 from loopback import LoopbackServer, parse_head, running
 
 from activitypub import keys
-from activitypub.federation.context import Federation, close_federation, set_federation
-from activitypub.federation.delivery import enqueue
-from activitypub.federation.http import PeerClient
 from fedisora import urls
 from fedisora.config import Settings, load_settings
+from fedisora.federation.context import Federation, close_federation, set_federation
+from fedisora.federation.delivery import enqueue
+from fedisora.federation.http import PeerClient
 from fedisora.models import Account, Delivery, Follow, InboxItem, utcnow
 from fedisora.work.engine import Engine
 from fedisora.work.machines import build_machines
@@ -121,9 +121,9 @@ async def _two_runners_until(settings: Settings, table: str, done: Any) -> list[
     """Two runners with a one-second lease, polling ten times a second (each would take over
     any row whose lease ran out), until *done*; both stopped. They run the deliveries, and
     for an inbox item the inbox and the outbox (which turns the answer into a delivery)."""
-    providers = ["activitypub.federation.delivery:machines"]
+    providers = ["fedisora.federation.delivery:machines"]
     if table == "inbox_items":
-        providers += ["activitypub.federation.inbox:machines", "fedisora.services.outbox:machines"]
+        providers += ["fedisora.federation.inbox:machines", "fedisora.services.outbox:machines"]
     runners = [
         InProcessRunner(
             Engine(

@@ -28,8 +28,8 @@ from loopback import (
     running,
 )
 
-from activitypub.federation.http import FetchError, PeerClient, UnsafeURL, check_url
-from activitypub.federation.pinning import (
+from fedisora.federation.http import FetchError, PeerClient, UnsafeURL, check_url
+from fedisora.federation.pinning import (
     PinnedBackend,
     RefusedAddress,
     forbidden_address,

@@ -18,11 +18,11 @@ from fedhelpers import REMOTE, Peer, RemoteActor, make_remote
 from test_fed_inbox import _video_note, follow_activity, post, process_all
 
 from activitypub import objects
-from activitypub.federation.actors import fetch_actor, store_actor
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import Ignored, handle_activity
 from fedisora.config import Settings
 from fedisora.errors import Forbidden
+from fedisora.federation.actors import fetch_actor, store_actor
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import Ignored, handle_activity
 from fedisora.models import Account, Boost, Clip, Comment, Follow, InboxItem, Like
 from fedisora.services import follows, posts
 from fedisora.services.account_deletion import (

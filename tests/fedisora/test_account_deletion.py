@@ -19,10 +19,10 @@ import pytest
 from factories import local_account, remote_account, rendered_video
 from instance import cli_fails, cli_ok, fedisora, free_port, instance_env
 
-from activitypub.federation import install, uninstall
 from fedisora.api.http import Unauthorized, load_token
 from fedisora.config import Settings, load_settings
 from fedisora.errors import Conflict, Forbidden, Invalid
+from fedisora.federation import install, uninstall
 from fedisora.models import (
     Account,
     AccountWarning,

@@ -234,7 +234,7 @@ async def test_suspension_cancels_pending_deliveries(db: str, settings: Settings
         assert fresh.state == "failed" and "suspended" in fresh.last_error
     assert (await Delivery.get(pk=kept.pk)).state == "pending"
     # No new deliveries are written for it.
-    from activitypub.federation.delivery import enqueue
+    from fedisora.federation.delivery import enqueue
 
     evil = await remote_account("eve", "evil.example")
     good = await remote_account("gus", "good.example")

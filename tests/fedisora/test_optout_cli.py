@@ -15,9 +15,9 @@ import pytest
 from instance import seed_database
 from optout_peer import LIST_URL, serving
 
-from activitypub.federation.context import get_federation
 from fedisora.cli import CommandError, build_parser, main, optout_command
 from fedisora.config import load_settings
+from fedisora.federation.context import get_federation
 from fedisora.models import (
     AuditEntry,
     OptOut,

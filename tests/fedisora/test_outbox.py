@@ -27,9 +27,9 @@ from factories import local_account, remote_account, rendered_video
 from instance import fedisora
 from tortoise.transactions import in_transaction
 
-from activitypub.federation import delivery, install, uninstall
 from fedisora import urls
 from fedisora.config import Settings, load_settings
+from fedisora.federation import delivery, install, uninstall
 from fedisora.models import (
     Account,
     Clip,
@@ -226,7 +226,7 @@ async def test_a_real_sigkill_during_processing_is_resumed_once(world: World) ->
     done = _child(
         world,
         """
-        from activitypub.federation.delivery import on_event
+        from fedisora.federation.delivery import on_event
         from fedisora.services.outbox import build_machine
         from fedisora.work import Engine
 

@@ -53,14 +53,14 @@ from apihelpers import login
 from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote
 
 from activitypub import integrity, keys, objects
-from activitypub.federation import install, uninstall
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.delivery import quote_request_id
-from activitypub.federation.http import PeerClient
-from activitypub.federation.ingest import handle_activity, quote_stamp
-from activitypub.federation.likeness import likeness_use
 from fedisora import urls
 from fedisora.config import Settings, load_settings
+from fedisora.federation import install, uninstall
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.delivery import quote_request_id
+from fedisora.federation.http import PeerClient
+from fedisora.federation.ingest import handle_activity, quote_stamp
+from fedisora.federation.likeness import likeness_use
 from fedisora.models import (
     Account,
     AccountWarning,
@@ -274,9 +274,9 @@ async def _effects(w: World, notes_after: int) -> Effects:
 
 
 WORK = {
-    "inbox_items": "activitypub.federation.inbox:machines",
-    "quote_checks": "activitypub.federation.quote_check:machines",
-    "remote_media_checks": "activitypub.federation.media_check:machines",
+    "inbox_items": "fedisora.federation.inbox:machines",
+    "quote_checks": "fedisora.federation.quote_check:machines",
+    "remote_media_checks": "fedisora.federation.media_check:machines",
     "render_jobs": "render.queue:machines",
 }
 
@@ -323,8 +323,8 @@ POSTS = "fedisora/services/posts.py"
 FOLLOWS = "fedisora/services/follows.py"
 INTERACTIONS = "fedisora/services/interactions.py"
 DELETION = "fedisora/services/account_deletion.py"
-INGEST = "activitypub/federation/ingest.py"
-QUOTES = "activitypub/federation/quote_check.py"
+INGEST = "fedisora/federation/ingest.py"
+QUOTES = "fedisora/federation/quote_check.py"
 RENDER = "render/queue.py"
 NOTIFY: Site = ("fedisora/services/notify.py", "notify", "notification.created")
 FANS, IDOLS = "fans.example", "idols.example"
@@ -653,7 +653,7 @@ async def _act_use_of_fan(w: World) -> None:
 
 async def _act_refused_clip_of_ann(w: World) -> None:
     # A clip by fan presenting ann's consent is refused here: ann is told (a refused use).
-    from activitypub.federation.cameo_clips import Judgement, _tell_refused
+    from fedisora.federation.cameo_clips import Judgement, _tell_refused
 
     found = Judgement(
         [], reason="consent revoked", failed=w.ann, failed_consent=w.rows["grant"].uri
@@ -848,7 +848,7 @@ SCENARIOS = [
     ),
     Scenario(
         "fan tells ann of a draft with her likeness",
-        (("activitypub/federation/likeness.py", "on_likeness_use", "notification.created"),),
+        (("fedisora/federation/likeness.py", "on_likeness_use", "notification.created"),),
         _act_fan_tells_a_use,
         {"notification.created": 1},
         {},
@@ -858,7 +858,7 @@ SCENARIOS = [
     ),
     Scenario(
         "a draft with fan's likeness, told to fans.example",
-        (("activitypub/federation/likeness.py", "emit_activity", None),),
+        (("fedisora/federation/likeness.py", "emit_activity", None),),
         _act_use_of_fan,
         {"likeness.federate": 1},
         {("LikenessUse", FANS): 1},
@@ -866,7 +866,7 @@ SCENARIOS = [
     Scenario(
         "a received clip refused on ann's consent",
         (
-            ("activitypub/federation/cameo_clips.py", "_tell_refused", "notification.created"),
+            ("fedisora/federation/cameo_clips.py", "_tell_refused", "notification.created"),
             NOTIFY,
         ),
         _act_refused_clip_of_ann,
@@ -1038,7 +1038,7 @@ SCENARIOS = [
         (
             (INTERACTIONS, "store_comment", "comment.created"),
             (INTERACTIONS, "store_comment", "notification.created"),
-            ("activitypub/federation/delivery.py", "forward_reply", None),
+            ("fedisora/federation/delivery.py", "forward_reply", None),
         ),
         _act_proven_reply,
         {"comment.created": 1, "notification.created": 1, "activity.forwarded": 1},
@@ -1168,7 +1168,7 @@ SCENARIOS = [
     ),
     Scenario(
         "a remote clip's media check",
-        (("activitypub/federation/media_check.py", "_check", "clip.updated"),),
+        (("fedisora/federation/media_check.py", "_check", "clip.updated"),),
         _act_media_check,
         {"clip.updated": 1},
         setup=_setup_rita_clip,

@@ -35,8 +35,8 @@ from worker_procs import (
 )
 
 from activitypub import keys
-from activitypub.federation.delivery import enqueue
 from fedisora.config import load_settings
+from fedisora.federation.delivery import enqueue
 from fedisora.health import check_workers
 from fedisora.models import (
     Account,

@@ -211,7 +211,7 @@ def test_a_finished_loop_is_not_kept_alive_by_its_group() -> None:
     import gc
     import weakref
 
-    from activitypub.federation import rows
+    from fedisora.federation import rows
 
     async def use() -> weakref.ref[asyncio.AbstractEventLoop]:
         loop = asyncio.get_running_loop()

@@ -18,9 +18,9 @@ from factories import local_account
 from PIL import Image
 
 from activitypub import consent, keys
-from activitypub.federation import likeness as fl
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
+from fedisora.federation import likeness as fl
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.http import PeerClient
 from fedisora.models import Account, ConsentCheck, OutboxEvent, RenderJob, utcnow
 from fedisora.work.runner import InProcessRunner
 from render.service import publish_render, submit_render

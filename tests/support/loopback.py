@@ -7,7 +7,7 @@
 * The pinned transport's seams: :class:`ScriptedResolver` (a name server under the test's
   control) and :class:`RecordingNetwork` (opens the sockets, recording each attempt and
   routing "public" literals to local ports); :func:`pinned_client` puts them under a
-  production :class:`~activitypub.federation.http.PeerClient`.
+  production :class:`~fedisora.federation.http.PeerClient`.
 * :func:`make_certs`: a throwaway CA and a server certificate for DNS names.
 """
 
@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from activitypub.federation.http import PeerClient
-from activitypub.federation.pinning import PinnedTransport
+from fedisora.federation.http import PeerClient
+from fedisora.federation.pinning import PinnedTransport
 
 #: A public address no test contacts: :class:`RecordingNetwork` routes or refuses it.
 PUBLIC_V4 = "93.184.216.34"

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-import activitypub.federation.http as peer_http
+import fedisora.federation.http as peer_http
 from activitypub import keys, objects
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
 from fedisora.config import Settings
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.http import PeerClient
 from fedisora.policy import optout_list as ol
 
 PEER = "https://lists.example"

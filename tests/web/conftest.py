@@ -14,10 +14,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from webhelpers import DOMAIN
 
-from activitypub.federation.context import Federation
-from activitypub.federation.http import PeerClient
 from fedisora.app import create_app
 from fedisora.config import Settings, load_settings
+from fedisora.federation.context import Federation
+from fedisora.federation.http import PeerClient
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import pytest
 from factories import local_account, remote_account
 from webhelpers import log_in
 
-from activitypub.federation import install, uninstall
 from fedisora.app import create_app
 from fedisora.config import load_settings
+from fedisora.federation import install, uninstall
 from fedisora.models import Account, Delivery, User
 from fedisora.services import follows
 from fedisora.services.account_deletion import is_deleted

@@ -12,7 +12,7 @@ import httpx
 from factories import local_account
 from webhelpers import form_csrf, logged_in
 
-from activitypub.federation.context import Federation, set_federation
+from fedisora.federation.context import Federation, set_federation
 from fedisora.models import AuditEntry, Delivery, utcnow
 
 

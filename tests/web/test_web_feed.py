@@ -10,7 +10,7 @@ import httpx
 from factories import local_account, rendered_video
 from webhelpers import DOMAIN, browser, card, create, form_csrf, logged_in, peer_account, receive
 
-from activitypub.federation.context import Federation
+from fedisora.federation.context import Federation
 from fedisora.models import Account, Boost, Clip, Follow, Like, User
 from fedisora.services import follows, posts
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from webhelpers import browser, card, create, peer_account, receive
 
-from activitypub.federation.context import Federation
-from activitypub.federation.provenance_check import CHECK_GAVE_UP, FETCH_FAILED, NO_C2PA_DATA
+from fedisora.federation.context import Federation
+from fedisora.federation.provenance_check import CHECK_GAVE_UP, FETCH_FAILED, NO_C2PA_DATA
 from fedisora.models import MediaFile
 
 INTERNAL = ("10.0.0.5", "Errno", "ConnectError", "/srv/fedisora/tmp", "resolves")

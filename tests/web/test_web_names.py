@@ -13,8 +13,8 @@ import pytest
 from factories import local_account, rendered_video
 from webhelpers import DOMAIN, PASSWORD, PEER, browser, create, peer_account, receive
 
-from activitypub.federation.actors import ActorError, store_actor
-from activitypub.federation.context import Federation
+from fedisora.federation.actors import ActorError, store_actor
+from fedisora.federation.context import Federation
 from fedisora.models import Account, Comment
 from fedisora.services import interactions, posts
 

@@ -21,11 +21,11 @@ from factories import local_account
 from optout_peer import ISSUER, LIST_URL, ListPeer, serving
 from webhelpers import browser, form_csrf, logged_in
 
-from activitypub.federation.context import get_federation
 from activitypub.keys import public_key_from_multibase
 from fedisora.app import create_app
 from fedisora.config import Settings, load_settings
 from fedisora.errors import Invalid
+from fedisora.federation.context import get_federation
 from fedisora.models import (
     Account,
     AuditEntry,

@@ -32,9 +32,9 @@ from webhelpers import (
     scripts_besides_app,
 )
 
-from activitypub.federation.context import Federation
 from fedisora import urls
 from fedisora.config import Settings
+from fedisora.federation.context import Federation
 from fedisora.ids import new_id
 from fedisora.models import Account, Clip, Comment, MediaFile
 from fedisora.services import follows, interactions, posts

@@ -30,9 +30,9 @@ from webhelpers import (
     video_url,
 )
 
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import handle_activity
 from fedisora import urls
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import handle_activity
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry
 from fedisora.services import follows, posts
 

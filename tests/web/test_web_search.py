@@ -14,10 +14,10 @@ from factories import local_account, rendered_video
 from webhelpers import browser, logged_in
 
 from activitypub import keys, objects
-from activitypub.federation import http as peer_http
-from activitypub.federation.context import Federation, set_federation
-from activitypub.federation.http import PeerClient
 from fedisora.config import Settings
+from fedisora.federation import http as peer_http
+from fedisora.federation.context import Federation, set_federation
+from fedisora.federation.http import PeerClient
 from fedisora.models import Account
 from fedisora.services import interactions, posts
 

@@ -11,9 +11,9 @@ from factories import local_account, rendered_video
 from starlette.routing import Mount, Route
 from webhelpers import DOMAIN, browser, create, logged_in, peer_account, receive
 
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import handle_activity
 from fedisora import urls
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import handle_activity
 from fedisora.models import Account, MediaFile
 from fedisora.services import follows, posts
 from fedisora.services.accounts import create_instance_actor

@@ -13,8 +13,8 @@ import httpx
 from factories import remote_account
 
 from activitypub import objects
-from activitypub.federation.context import Federation
-from activitypub.federation.ingest import handle_activity
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import handle_activity
 from fedisora.models import Account, Clip, utcnow
 
 PASSWORD = "correct horse battery"

@@ -7,7 +7,7 @@ provenance check has fetched it, or serve it from here), this is the second, as 
 serves cached remote media:
 
 - a viewer's browser never contacts a remote host, for any clip (its address stays here);
-- this server fetches with the same :class:`~activitypub.federation.http.PeerClient` as
+- this server fetches with the same :class:`~fedisora.federation.http.PeerClient` as
   every other peer request (SSRF guard, pinned connections to checked addresses, at most
   three redirects, each checked again, timeouts), unsigned;
 - only the URLs of stored remote clips are served: a proxy URL carries an HMAC of the media
@@ -17,7 +17,7 @@ serves cached remote media:
 - only once the clip's provenance check has fetched the video (its label is decided from the
   file): before, nothing is fetched for it, and the pages say the video shows once checked;
   afterwards a file whose size is not the checked one is refused (it changed on its server);
-- the answer is capped (:data:`~activitypub.federation.media_check.MAX_REMOTE_VIDEO_BYTES`
+- the answer is capped (:data:`~fedisora.federation.media_check.MAX_REMOTE_VIDEO_BYTES`
   for a video, :data:`MAX_POSTER_BYTES` for a poster), streamed (never whole in memory),
   typed by this server (a video type the clip was stored with, or an image type) with
   ``nosniff`` and a sandboxing CSP, and a single byte range (``Range``) is passed on, so
@@ -46,12 +46,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from activitypub.federation.context import get_federation
-from activitypub.federation.http import FetchError
-from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.http import client_ip
+from fedisora.federation.context import get_federation
+from fedisora.federation.http import FetchError
+from fedisora.federation.media_check import MAX_REMOTE_VIDEO_BYTES
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, MediaFile
 

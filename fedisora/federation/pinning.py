@@ -49,7 +49,7 @@ class RefusedAddress(Exception):
     """The host has no address we may connect to (all private, loopback and the like).
 
     Deliberately not an ``httpcore``/``httpx`` error: it passes through both unchanged, so
-    :class:`~activitypub.federation.http.PeerClient` can tell it from a network failure."""
+    :class:`~fedisora.federation.http.PeerClient` can tell it from a network failure."""
 
     def __init__(self, host: str, addresses: Iterable[str]) -> None:
         self.host = host

@@ -10,11 +10,11 @@ an object integrity proof when the activity carries one (FEP-8b32 ``eddsa-jcs-20
 key of the actor: 401 with the reason when it does not hold, whoever signed the request),
 signer is the activity's actor or the activity is proven by it (a forwarded activity: 401
 otherwise), the actor's and its host's held activities under their
-caps (429, :mod:`activitypub.federation.inbox_limits`). A passing activity is stored as an
+caps (429, :mod:`fedisora.federation.inbox_limits`). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
-effect) and answered 202; the InboxItem machine (:mod:`activitypub.federation.inbox`)
+effect) and answered 202; the InboxItem machine (:mod:`fedisora.federation.inbox`)
 processes it later. One exception: from an actor suspended here only what removes or updates
-its own things is stored (:func:`~activitypub.federation.ingest.kept_while_suspended`); the
+its own things is stored (:func:`~fedisora.federation.ingest.kept_while_suspended`); the
 rest is answered 202 too and dropped, so that its server does not retry it for days.
 """
 
@@ -37,30 +37,30 @@ from starlette.routing import BaseRoute, Route
 
 from activitypub import objects
 from activitypub.errors import ProofError, SignatureError, UnknownKey
-from activitypub.federation.actors import domain_of
-from activitypub.federation.context import Federation, get_federation
-from activitypub.federation.inbox import INBOX_GRAPH
-from activitypub.federation.inbox_limits import RETRY_AFTER, limits_for
-from activitypub.federation.ingest import quote_stamp, quoting_uri_of
-from activitypub.federation.render import (
+from activitypub.signatures.request import Headers
+from fedisora import ratelimits, urls
+from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
+from fedisora.boundary.limits import INBOX_BODY_LIMIT
+from fedisora.config import Settings
+from fedisora.federation.actors import domain_of
+from fedisora.federation.context import Federation, get_federation
+from fedisora.federation.inbox import INBOX_GRAPH
+from fedisora.federation.inbox_limits import RETRY_AFTER, limits_for
+from fedisora.federation.ingest import quote_stamp, quoting_uri_of
+from fedisora.federation.render import (
     actor_document,
     clip_note,
     clip_video,
     comment_note,
     iso,
 )
-from activitypub.federation.rows import insert_grouped
-from activitypub.federation.verify import (
+from fedisora.federation.rows import insert_grouped
+from fedisora.federation.verify import (
     UNKNOWN_KEY,
     signed_request,
     verify_proof_of,
     verify_signer,
 )
-from activitypub.signatures.request import Headers
-from fedisora import ratelimits, urls
-from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
-from fedisora.boundary.limits import INBOX_BODY_LIMIT
-from fedisora.config import Settings
 from fedisora.ids import row_id
 from fedisora.models import (
     Account,
@@ -273,7 +273,7 @@ async def nodeinfo_links(request: Request) -> Response:
 
 
 async def nodeinfo(request: Request) -> Response:
-    from activitypub.federation.provenance_root import own_root, root_url
+    from fedisora.federation.provenance_root import own_root, root_url
 
     settings = _settings(request)
     version = request.path_params["version"]
@@ -621,7 +621,7 @@ def _refuse(request: Request, status: int, reason: str, detail: str = "") -> JSO
 def _signature_refusal(exc: SignatureError) -> str:
     """The body's text for a refused signature. The checks of :mod:`activitypub.signatures`
     read the request alone, so their text may be sent back; a key lookup's failure is the
-    fixed :data:`~activitypub.federation.verify.UNKNOWN_KEY`, whatever it carried."""
+    fixed :data:`~fedisora.federation.verify.UNKNOWN_KEY`, whatever it carried."""
     if isinstance(exc, UnknownKey):
         return f"signature: {UNKNOWN_KEY}"
     return f"signature: {exc}"
@@ -741,7 +741,7 @@ async def inbox(request: Request) -> Response:
     if not objects.same_origin(activity_id, actor_id):
         return _refuse(request, 400, "the activity id is not on the actor's host")
     if signer.suspended_at is not None:
-        from activitypub.federation.ingest import kept_while_suspended  # for this path only
+        from fedisora.federation.ingest import kept_while_suspended  # for this path only
 
         if not await kept_while_suspended(signer, payload["type"]):
             # Answered 202 and dropped, as Mastodon does: a 403 (or any error) would have the
@@ -782,8 +782,8 @@ def _is_gone_actor_delete(payload: dict[str, Any], actor_id: str) -> bool:
 
 
 def routes() -> list[BaseRoute]:
-    from activitypub.federation import likeness, media_proxy
-    from activitypub.federation import provenance_root as root
+    from fedisora.federation import likeness, media_proxy
+    from fedisora.federation import provenance_root as root
 
     return [
         *media_proxy.routes(),

@@ -12,8 +12,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from activitypub.federation.routes import inbox
 from fedisora.boundary.limits import INBOX_PATH
+from fedisora.federation.routes import inbox
 
 __all__ = ["InboxShortcut"]
 

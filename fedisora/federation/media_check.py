@@ -1,14 +1,14 @@
 """The RemoteMediaCheck machine: a remote clip's video, fetched once and its provenance checked.
 
-Remote clips are played through the media proxy (:mod:`activitypub.federation.media_proxy`)
+Remote clips are played through the media proxy (:mod:`fedisora.federation.media_proxy`)
 once this check has fetched their video. When one is stored, a :class:`RemoteMediaCheck`
 row is created with it (:func:`request_check`); this machine downloads the video with
-:meth:`PeerClient.download <activitypub.federation.http.PeerClient.download>` (SSRF guard,
+:meth:`PeerClient.download <fedisora.federation.http.PeerClient.download>` (SSRF guard,
 pinned connections, a size limit, timeouts) into a temporary file, checks it and deletes
 the file. The label lands in the media's ``provenance``: ``verified``, ``unverified`` or
 ``invalid`` with a short public reason (what a failed fetch met is logged, and kept in the
 row's ``last_error`` while it is retried, never in the reason) and ``checked_at`` (the
-rules are in :mod:`activitypub.federation.provenance_check`).
+rules are in :mod:`fedisora.federation.provenance_check`).
 
 ``pending`` -> ``verified`` | ``unverified`` | ``invalid`` (the label), or ``skipped`` when the
 clip was deleted first, or its host's media is rejected by a domain block (nothing is fetched:
@@ -34,16 +34,17 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from activitypub.federation.context import get_federation
-from activitypub.federation.hostcap import LocalHostCap
-from activitypub.federation.http import (
+from fedisora.config import Settings
+from fedisora.federation.context import get_federation
+from fedisora.federation.hostcap import LocalHostCap
+from fedisora.federation.http import (
     DownloadResult,
     FetchError,
     PeerClient,
     TooLarge,
     UnsafeURL,
 )
-from activitypub.federation.provenance_check import (
+from fedisora.federation.provenance_check import (
     CHECK_GAVE_UP,
     FETCH_FAILED,
     NO_C2PA_DATA,
@@ -56,9 +57,8 @@ from activitypub.federation.provenance_check import (
     origin_of,
     sha256_of_multibase,
 )
-from activitypub.federation.provenance_root import peer_roots
-from activitypub.federation.rows import create_row
-from fedisora.config import Settings
+from fedisora.federation.provenance_root import peer_roots
+from fedisora.federation.rows import create_row
 from fedisora.models import Account, Clip, MediaFile, RemoteMediaCheck, utcnow
 from fedisora.outages import disk_full
 from fedisora.services import domain_blocks, events
@@ -86,7 +86,7 @@ MAX_REMOTE_VIDEO_BYTES = 100 * 1024 * 1024
 DOWNLOAD_TIMEOUT = 300.0
 """Seconds for a whole download (each read has the PeerClient's own shorter timeout)."""
 # Downloads per origin host at once, in this process. Deliberately not the deliveries' cap
-# (activitypub.federation.hostcap): a download holds its slot for minutes, longer than that
+# (fedisora.federation.hostcap): a download holds its slot for minutes, longer than that
 # cap's Redis lease (sized for inbox POSTs), and would starve time-sensitive deliveries to a
 # host; videos often come from a media host that is not the inbox's host anyway.
 PER_HOST_DOWNLOADS = 2

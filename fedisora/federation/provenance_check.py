@@ -2,7 +2,7 @@
 
 A remote clip is labelled ``verified`` only when its file carries a C2PA manifest that chains
 to a root its origin instance publishes (its current root or one it retired; see
-:mod:`activitypub.federation.provenance_root`) or to a root this instance trusts, names that
+:mod:`fedisora.federation.provenance_root`) or to a root this instance trusts, names that
 instance as its maker, says the video is AI-generated, was made for the clip's author, and is
 the manifest (and the file) the note announced. A file without a manifest (any Mastodon,
 PeerTube or Loops video) is ``unverified``; a manifest that fails any of these checks, or a

@@ -23,10 +23,10 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.functions import Count, Max, Min
 
-from activitypub.federation.context import get_federation
-from activitypub.federation.delivery import DELIVERY_GRAPH
 from fedisora.config import Settings
 from fedisora.errors import Invalid
+from fedisora.federation.context import get_federation
+from fedisora.federation.delivery import DELIVERY_GRAPH
 from fedisora.models import Account, Delivery, utcnow
 from fedisora.services import audit, domain_blocks
 from fedisora.work.engine import Engine

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from activitypub.federation.context import get_federation
-from activitypub.federation.ingest import Ignored, handle_activity
 from fedisora.config import Settings
+from fedisora.federation.context import get_federation
+from fedisora.federation.ingest import Ignored, handle_activity
 from fedisora.models import InboxItem
 from fedisora.work.engine import Machine, Outcome, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential

@@ -23,21 +23,21 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from activitypub import objects
-from activitypub.federation import cameo_clips, likeness
-from activitypub.federation.actors import ActorError, domain_of, fetch_actor, store_actor
-from activitypub.federation.context import Federation
-from activitypub.federation.delivery import enqueue, forward_reply
-from activitypub.federation.http import BlockedHost, FetchError
-from activitypub.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
-from activitypub.federation.moves import MoveRefused, apply_move
-from activitypub.federation.quote_check import (
+from fedisora import urls
+from fedisora.errors import FedisoraError
+from fedisora.federation import cameo_clips, likeness
+from fedisora.federation.actors import ActorError, domain_of, fetch_actor, store_actor
+from fedisora.federation.context import Federation
+from fedisora.federation.delivery import enqueue, forward_reply
+from fedisora.federation.http import BlockedHost, FetchError
+from fedisora.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
+from fedisora.federation.moves import MoveRefused, apply_move
+from fedisora.federation.quote_check import (
     rejected,
     remix_changed,
     request_verification,
     stamp_deleted,
 )
-from fedisora import urls
-from fedisora.errors import FedisoraError
 from fedisora.ids import new_id
 from fedisora.models import (
     Account,
@@ -444,7 +444,7 @@ async def _store_checked(
     depth: int = 0,
 ) -> Clip:
     """Store a remote clip; one with cameos only once each consent is verified
-    (:mod:`activitypub.federation.cameo_clips`): refused (:class:`Ignored`, the reason kept
+    (:mod:`fedisora.federation.cameo_clips`): refused (:class:`Ignored`, the reason kept
     for the admin) or held for a durable check when an owner cannot be fetched now."""
     cameos: list[tuple[Account, str]] = []
     if note.cameos:
@@ -482,9 +482,9 @@ async def _store_clip(
 ) -> Clip:
     """Store a remote clip (its video is not copied here: it plays through the media proxy
     once checked), provenance unverified until the check queued with it
-    (:mod:`activitypub.federation.media_check`) has fetched its video. A remix
+    (:mod:`fedisora.federation.media_check`) has fetched its video. A remix
     (*note* quotes a clip) is ``pending`` until the check of its *stamp* queued with it
-    (:mod:`activitypub.federation.quote_check`) has verified it; *depth* as for
+    (:mod:`fedisora.federation.quote_check`) has verified it; *depth* as for
     :func:`resolve_clip`."""
     video = note.video
     if video is None:

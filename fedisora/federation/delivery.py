@@ -4,9 +4,9 @@ One row per inbox, and one inbox per peer host where it has a shared inbox: a cl
 10,000 followers on 500 servers is 500 rows. Each row retries with exponential backoff for
 a little over two days, then fails; 4xx answers other than 401/408/429 fail at once.
 Requests are signed with RFC 9421, falling back to draft-cavage on a 401 (remembered per
-host by :class:`~activitypub.federation.http.SchemeMemory`). At most
+host by :class:`~fedisora.federation.http.SchemeMemory`). At most
 :data:`PER_HOST_CONCURRENCY` requests per host run at once: in the process without Redis,
-across every worker process with it (:mod:`activitypub.federation.hostcap`). A delivery that
+across every worker process with it (:mod:`fedisora.federation.hostcap`). A delivery that
 finds its host's slots taken for a while is rescheduled a few seconds later without counting
 an attempt: throttling is not the peer failing.
 """
@@ -25,15 +25,15 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count
 
 from activitypub import integrity, objects
-from activitypub.federation import likeness
-from activitypub.federation.actors import domain_of
-from activitypub.federation.context import Federation, get_federation
-from activitypub.federation.hostcap import HostBusy, HostCap, LocalHostCap, RedisHostCap
-from activitypub.federation.http import FetchError, UnsafeURL
-from activitypub.federation.render import actor_document, clip_note, comment_note, iso
-from activitypub.federation.rows import create_row
 from activitypub.keys import load_private_key_pem
 from fedisora.config import Settings
+from fedisora.federation import likeness
+from fedisora.federation.actors import domain_of
+from fedisora.federation.context import Federation, get_federation
+from fedisora.federation.hostcap import HostBusy, HostCap, LocalHostCap, RedisHostCap
+from fedisora.federation.http import FetchError, UnsafeURL
+from fedisora.federation.render import actor_document, clip_note, comment_note, iso
+from fedisora.federation.rows import create_row
 from fedisora.ids import new_id
 from fedisora.models import (
     Account,
@@ -450,7 +450,7 @@ async def _quote_authorizations_revoked(actor: Account, data: dict[str, Any]) ->
     remix's audience, and to everyone we have reason to think saw the remix (FEP-044f's
     SHOULD; Mastodon's RevokeQuoteService sends it to the reach of both posts): the clip's
     followers and the remote accounts that liked, commented on or boosted it."""
-    from activitypub.federation.ingest import quote_stamp
+    from fedisora.federation.ingest import quote_stamp
 
     clip = await Clip.get_or_none(pk=data["clip_id"], local=True)
     if clip is None:

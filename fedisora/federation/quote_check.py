@@ -10,7 +10,7 @@ quoted clip. A remixer quoting their own clip needs no stamp (Mastodon's fast tr
 The remix is stored at once, ``pending``; the check is a durable :class:`QuoteCheck` row
 (written before the remix itself, see ``ingest._store_clip``), so a peer that is down or a
 crash loses nothing. Its machine fetches the quoted clip when it is not known (through
-:func:`~activitypub.federation.ingest.resolve_clip`: the guarded client, and the remote-clip
+:func:`~fedisora.federation.ingest.resolve_clip`: the guarded client, and the remote-clip
 path that queues the clip's provenance check), then the stamp, and writes the verdict into
 the remix's ``quote_state`` in the same transaction as the row's move:
 
@@ -47,12 +47,12 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from activitypub import objects
-from activitypub.federation.actors import ActorError
-from activitypub.federation.context import Federation, get_federation
-from activitypub.federation.http import FetchError, TooLarge, UnsafeURL
-from activitypub.federation.provenance_check import origin_of
-from activitypub.federation.rows import create_row
 from fedisora.config import Settings
+from fedisora.federation.actors import ActorError
+from fedisora.federation.context import Federation, get_federation
+from fedisora.federation.http import FetchError, TooLarge, UnsafeURL
+from fedisora.federation.provenance_check import origin_of
+from fedisora.federation.rows import create_row
 from fedisora.models import Account, Clip, QuoteCheck, QuoteState, Visibility, utcnow
 from fedisora.services import events
 from fedisora.services.remixes import notify_approved, recount_remixes
@@ -248,7 +248,7 @@ class _Verdict:
 
 async def _quoted_clip(fed: Federation, remix: Clip, row: QuoteCheck) -> Clip | _Verdict:
     """The quoted clip, fetched and stored when unknown; a verdict when there is none."""
-    from activitypub.federation.ingest import Gone, Ignored, resolve_clip
+    from fedisora.federation.ingest import Gone, Ignored, resolve_clip
 
     source = await Clip.get_or_none(pk=remix.remix_of_id) if remix.remix_of_id else None
     source = source or await Clip.get_or_none(uri=row.quoted_uri)
@@ -289,7 +289,7 @@ async def _judge(fed: Federation, remix: Clip, row: QuoteCheck) -> _Verdict:
         return _Verdict(QuoteState.PENDING, f"{stamp} is not on the quoted clip's server", source)
     gone: str | None = None
     if source.local:  # our own stamp: what the stamp route would answer, without a request
-        from activitypub.federation.ingest import quote_stamp
+        from fedisora.federation.ingest import quote_stamp
 
         if stamp != quote_stamp(source, remix.uri):
             return _Verdict(QuoteState.PENDING, f"{stamp} is not this remix's stamp", source)

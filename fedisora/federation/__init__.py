@@ -2,16 +2,16 @@
 
 Set up in a process with one call, :func:`install` (the app's lifespan and the worker do)::
 
-    from activitypub.federation import install
+    from fedisora.federation import install
     install(engine)       # at start-up: committed events and new rows wake engine's runners
     await uninstall()     # at shutdown: undo that, close the peer HTTP client
 
 Local actions reach federation through the transactional outbox: the outbox machine
-(:mod:`fedisora.services.outbox`) calls :func:`activitypub.federation.delivery.on_event`,
+(:mod:`fedisora.services.outbox`) calls :func:`fedisora.federation.delivery.on_event`,
 which writes the Delivery rows. The durable-work machines are registered in
-:data:`fedisora.work.machines.PROVIDERS` (``activitypub.federation.inbox:machines``,
-``activitypub.federation.delivery:machines`` and the checks); the routes are
-:func:`activitypub.federation.routes.routes`.
+:data:`fedisora.work.machines.PROVIDERS` (``fedisora.federation.inbox:machines``,
+``fedisora.federation.delivery:machines`` and the checks); the routes are
+:func:`fedisora.federation.routes.routes`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def install(engine: Engine | None = None) -> None:
     Without an engine (a CLI command, a test), this process processes its committed events
     at once through the outbox machine, and the next sweep of the instance's runners finds
     the rows that makes."""
-    from activitypub.federation.rows import set_engine
+    from fedisora.federation.rows import set_engine
     from fedisora.services import events
 
     set_engine(engine)
@@ -39,8 +39,8 @@ def install(engine: Engine | None = None) -> None:
 
 async def uninstall() -> None:
     """Undo :func:`install` and close this process's peer HTTP client (at shutdown)."""
-    from activitypub.federation.context import close_federation
-    from activitypub.federation.rows import set_engine
+    from fedisora.federation.context import close_federation
+    from fedisora.federation.rows import set_engine
     from fedisora.services import events
 
     set_engine(None)

@@ -44,13 +44,13 @@ from tortoise.exceptions import IntegrityError
 
 from activitypub import consent, integrity, objects
 from activitypub.errors import ConsentError
-from activitypub.federation.actors import ActorError, domain_of, fetch_actor
-from activitypub.federation.context import Federation, get_federation
-from activitypub.federation.http import ACCEPT_ACTIVITY, FetchError, UnsafeURL
-from activitypub.federation.rows import create_row
 from activitypub.keys import public_key_from_multibase
 from fedisora.boundary.text import MAX_PEER_DEPTH, InputRefused, parse_json
 from fedisora.config import Settings
+from fedisora.federation.actors import ActorError, domain_of, fetch_actor
+from fedisora.federation.context import Federation, get_federation
+from fedisora.federation.http import ACCEPT_ACTIVITY, FetchError, UnsafeURL
+from fedisora.federation.rows import create_row
 from fedisora.models import (
     Account,
     Cameo,
@@ -414,7 +414,7 @@ async def admit(
     """The ``(owner, grant id)`` cameos of the received clip *note*, all verified, for it to
     be stored with. A clip that fails is recorded and refused (:class:`Ignored`, with the
     reason); one that cannot be checked now is queued (:class:`Held`)."""
-    from activitypub.federation.ingest import Ignored
+    from fedisora.federation.ingest import Ignored
 
     if await CameoCheck.filter(clip_uri=note.id, state="pending").exists():
         raise Held(f"{note.id}: its consents are being verified")
@@ -456,7 +456,7 @@ async def recheck_update(
     refused clip (the reason kept in a :class:`CameoCheck`), and :class:`Ignored` raised.
     When an owner cannot be reached now, :class:`FetchError` (the inbox retries the Update;
     the clip stays as it was, with the consents verified before)."""
-    from activitypub.federation.ingest import Ignored
+    from fedisora.federation.ingest import Ignored
     from fedisora.services.posts import delete_clip
 
     sent = {(c.actor, c.consent_id) for c in note.cameos}
@@ -527,7 +527,7 @@ async def record_uses(clip: Clip, cameos: Sequence[tuple[Account, str]]) -> None
 
 
 async def _verify(row: CameoCheck, ctx: WorkContext) -> Outcome:
-    from activitypub.federation.ingest import Ignored, store_admitted_clip
+    from fedisora.federation.ingest import Ignored, store_admitted_clip
 
     settings: Settings = ctx.engine.context["settings"]
     if await Clip.filter(uri=row.clip_uri).exists():
@@ -735,7 +735,7 @@ async def on_event(event: Event, conn: BaseDBAsyncClient) -> int:
         return 0
     activity = revocation_activity(revocation)
     now = utcnow()
-    from activitypub.federation.delivery import DELIVERY_GRAPH
+    from fedisora.federation.delivery import DELIVERY_GRAPH
 
     await Delivery.bulk_create(
         [
@@ -774,7 +774,7 @@ async def revocation_received(fed: Federation, actor: Account, activity: dict[st
     """Apply the revocation a ``Delete`` from *actor* carries; what happened, as a sentence.
     A forged one (bad proof, another owner, a malformed object) raises :class:`Ignored`
     and is logged; a replay (its id seen here) changes nothing."""
-    from activitypub.federation.ingest import Ignored
+    from fedisora.federation.ingest import Ignored
 
     doc = activity["instrument"]
     try:

@@ -20,9 +20,9 @@ from tortoise.exceptions import IntegrityError
 
 from activitypub import objects
 from activitypub.errors import KeyFormatError
-from activitypub.federation.context import Federation
-from activitypub.federation.http import FetchError
 from activitypub.keys import PublicKey, load_public_key_pem, public_key_from_multibase
+from fedisora.federation.context import Federation
+from fedisora.federation.http import FetchError
 from fedisora.models import Account, ActorType, utcnow
 from fedisora.services.text import clean_name
 

@@ -8,7 +8,7 @@ processed one by default). A cap on unprocessed items alone would not bound stor
 whose activities are ignored at once (the 0.9 MB ``Flag`` of the review) would never reach
 it. Counting held payloads bounds what one actor or host can store to its caps, whatever it
 sends: ``FEDISORA_INBOX_ACTOR_MAX_ITEMS`` / ``_MB`` and ``FEDISORA_INBOX_HOST_MAX_ITEMS`` /
-``_MB``. One activity is at most :data:`~activitypub.federation.routes.MAX_INBOX_BYTES`
+``_MB``. One activity is at most :data:`~fedisora.federation.routes.MAX_INBOX_BYTES`
 (413 past it, read once at the inbox); the byte caps are whole megabytes, so an empty budget
 always takes the largest activity.
 

@@ -22,9 +22,9 @@ import logging
 from typing import Any
 
 from activitypub import objects
-from activitypub.federation.actors import fetch_actor
-from activitypub.federation.context import Federation
 from fedisora.errors import FedisoraError
+from fedisora.federation.actors import fetch_actor
+from fedisora.federation.context import Federation
 from fedisora.models import Account, Block, Follow, FollowState, Mute
 from fedisora.services import follows
 
@@ -41,7 +41,7 @@ async def apply_move(fed: Federation, actor: Account, activity: dict[str, Any]) 
     """Carry out *actor*'s ``Move``; return how many local followers now follow the target.
 
     Raises :class:`MoveRefused` for a move that is not *actor*'s own or whose target does not
-    name *actor* as an alias, and :class:`~activitypub.federation.actors.ActorError` when the
+    name *actor* as an alias, and :class:`~fedisora.federation.actors.ActorError` when the
     target cannot be fetched (the inbox item is then tried again later)."""
     if objects.id_of(activity.get("object")) != actor.uri:
         raise MoveRefused("a Move of an account other than its actor")

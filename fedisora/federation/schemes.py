@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from activitypub.federation.http import SchemeMemory
 from activitypub.signatures import Scheme
+from fedisora.federation.http import SchemeMemory
 from fedisora.models import PeerSignatureScheme
 
 __all__ = ["StoredSchemes"]

@@ -6,7 +6,7 @@ Every request to a peer goes through :class:`PeerClient`:
   than the canonical one (``2130706433``, ``0177.0.0.1``, ``127.1``) are refused outright;
 * the host must not resolve to a private, loopback, link-local or otherwise special address
   (unless ``insecure_http``: the loopback test instances need it). The check is made where
-  the connection is opened (:mod:`activitypub.federation.pinning`): the host is resolved once,
+  the connection is opened (:mod:`fedisora.federation.pinning`): the host is resolved once,
   refused addresses are dropped, and the socket is connected to a checked IP literal while
   TLS (SNI, certificate) and the ``Host`` header keep the name, so DNS rebinding between the
   check and the connect is not possible;
@@ -38,7 +38,10 @@ from urllib.parse import urljoin, urlsplit
 import anyio
 import httpx
 
-from activitypub.federation.pinning import (
+from activitypub.keys import PrivateKey
+from activitypub.signatures import Request, Scheme, sign_request
+from fedisora.boundary.text import MAX_PEER_DEPTH, InputRefused, parse_json
+from fedisora.federation.pinning import (
     PinnedTransport,
     RefusedAddress,
     Resolver,
@@ -46,9 +49,6 @@ from activitypub.federation.pinning import (
     ip_literal,
     system_resolve,
 )
-from activitypub.keys import PrivateKey
-from activitypub.signatures import Request, Scheme, sign_request
-from fedisora.boundary.text import MAX_PEER_DEPTH, InputRefused, parse_json
 
 __all__ = [
     "ACCEPT_ACTIVITY",
@@ -106,7 +106,7 @@ class DownloadResult:
 class SchemeMemory:
     """Which signature scheme each host accepted last (cavage after an RFC 9421 401).
 
-    This one lives in process memory; :class:`~activitypub.federation.schemes.StoredSchemes`
+    This one lives in process memory; :class:`~fedisora.federation.schemes.StoredSchemes`
     keeps it in the database. :class:`PeerClient` calls :meth:`load` before a signed request
     and :meth:`save` after it (``auth_flow`` is synchronous and cannot do I/O itself)."""
 
@@ -191,7 +191,7 @@ async def check_url(url: str, *, insecure: bool, resolve: Resolver | None = syst
     """Refuse URLs we must not request (the SSRF guard before connecting).
 
     With *resolve*, the host name is resolved and every address checked; ``None`` leaves that
-    to the connection (:class:`~activitypub.federation.pinning.PinnedBackend`), which is the
+    to the connection (:class:`~fedisora.federation.pinning.PinnedBackend`), which is the
     check that counts: a resolution here says nothing about the one made to connect."""
     parts = urlsplit(url)
     if parts.scheme not in (("http", "https") if insecure else ("https",)):

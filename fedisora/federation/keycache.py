@@ -1,4 +1,4 @@
-"""Small in-memory caches of federation facts (see :mod:`activitypub.federation.verify`).
+"""Small in-memory caches of federation facts (see :mod:`fedisora.federation.verify`).
 
 Each entry lives for a fixed time; the oldest entry goes first when the cache is full. They
 spare a database query per POST for facts that change rarely (an actor's key, whether a

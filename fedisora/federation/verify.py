@@ -1,7 +1,7 @@
 """Verifying signed requests against remote actors' keys (with one refetch for rotation).
 
-Keys are kept in the process's :class:`~activitypub.federation.context.Federation` (a
-:class:`~activitypub.federation.keycache.KeyCache`) for a minute after a database lookup, so a
+Keys are kept in the process's :class:`~fedisora.federation.context.Federation` (a
+:class:`~fedisora.federation.keycache.KeyCache`) for a minute after a database lookup, so a
 busy peer's POSTs do not each cost a query. A key that fails to verify is refetched
 (rotation) and replaces the cached one. An actor suspended or deleted meanwhile may get a
 request past this check for at most that long; processing reads the account again and
@@ -25,10 +25,10 @@ from activitypub.errors import (
     UnknownKey,
     UnsupportedSignature,
 )
-from activitypub.federation.actors import ActorError, key_for
-from activitypub.federation.context import Federation
 from activitypub.signatures import Request, parse_signature, precheck, verify_prechecked
 from activitypub.signatures.request import Headers
+from fedisora.federation.actors import ActorError, key_for
+from fedisora.federation.context import Federation
 from fedisora.models import Account
 
 __all__ = ["UNKNOWN_KEY", "signed_request", "verify_proof_of", "verify_signer"]
@@ -110,7 +110,7 @@ async def verify_proof_of(fed: Federation, payload: dict[str, Any], actor_id: st
     ``DataIntegrityProof``, ``eddsa-jcs-2022``) made with one of its keys.
 
     The proof's ``verificationMethod`` must be a key of the actor's own document (its FEP-521a
-    ``assertionMethod`` Multikey, as :func:`~activitypub.federation.actors.key_for` reads
+    ``assertionMethod`` Multikey, as :func:`~fedisora.federation.actors.key_for` reads
     it), fetched when not cached; a proof that fails with the cached key is tried once more
     with the actor fetched again (a rotated key). Raises :class:`ProofError` with the reason
     (a key of someone else, no such key, an unknown cryptosuite, a tampered activity, a

@@ -34,10 +34,10 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from activitypub.federation.http import FetchError, PeerClient
-from activitypub.federation.keycache import TimedCache
 from activitypub.objects import same_origin
 from fedisora.config import Settings
+from fedisora.federation.http import FetchError, PeerClient
+from fedisora.federation.keycache import TimedCache
 from render.instance import ca_certificates, own_roots
 
 __all__ = [

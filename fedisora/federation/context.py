@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from activitypub.federation.http import PeerClient, SignatureAuth
-from activitypub.federation.keycache import KeyCache, TimedCache
-from activitypub.federation.schemes import StoredSchemes
 from activitypub.keys import PrivateKey, load_private_key_pem
 from fedisora.config import Settings
+from fedisora.federation.http import PeerClient, SignatureAuth
+from fedisora.federation.keycache import KeyCache, TimedCache
+from fedisora.federation.schemes import StoredSchemes
 from fedisora.models import Account
 
 __all__ = ["Federation", "close_federation", "get_federation", "set_federation"]
@@ -30,7 +30,7 @@ class Federation:
         self.keys = KeyCache()  # remote actors' public keys, for inbox verification
         self.local_inboxes: TimedCache[str, bool] = TimedCache(30.0, 10_000)
         # host -> when its back-off ends: deliveries this process claimed before the host was
-        # found down wait with it (see activitypub.federation.delivery)
+        # found down wait with it (see fedisora.federation.delivery)
         self.down_hosts: dict[str, datetime] = {}
 
     async def instance_actor(self) -> Account:
