@@ -90,8 +90,13 @@ def verify_file(path: Path, settings: Settings) -> Verification:
                 [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
             ).astype(np.uint8)
         reading = read_id(frames, key=watermark_key(settings))
-        verdict = "present" if reading.likely_marked else "not found (noise-level votes)"
-        mark = f"watermark: id {reading.id}, confidence {reading.confidence:.2f}, {verdict}"
+        if reading.likely_marked:
+            mark = (
+                f"watermark: id {reading.id}, confidence {reading.confidence:.2f}, present "
+                f"({reading.scheme} scheme)"
+            )
+        else:
+            mark = f"watermark: not found (sync peak {reading.sync_z:.1f} sd: unmarked level)"
         if reading.likely_marked and result.claim is not None:
             same = str(reading.id) == str(int(result.claim.job_id) % (1 << 32))
             mark += "; matches the claim's job" if same else "; does NOT match the claim's job"
