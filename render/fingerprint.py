@@ -1,0 +1,297 @@
+"""Perceptual fingerprints of clips: PDQ hashes of frames sampled in time, and their alignment.
+
+A clip's fingerprint is the PDQ hash (Meta's 256-bit perceptual image hash, ``pdqhash``) of
+one frame every 1 / :data:`RATE` seconds (an eighth of a second), in time order, each frame
+whole and without its edges (:data:`VARIANTS`), plus the invisible watermark's id when it can
+be read (:mod:`render.watermark`). Matching follows Meta's TMK+PDQF in spirit: per-frame PDQ
+features taken at a fixed rate (so a copy re-encoded at another frame rate samples the same
+instants), and a temporal match, here a direct search over the offsets of the query's hash
+sequence against the clip's (:func:`align`), which TMK approximates with Fourier kernels for
+long videos; ours are seconds long, so the exact search costs microseconds. An offset search
+tolerates trimming (the query is any stretch of the clip); the median distance over the
+aligned frames tolerates a few frames spoiled by a caption or a cut. A mirrored copy is
+matched by hashing the query's frames mirrored too. (PDQ's dihedral variants, computed from
+one DCT by ``compute_dihedral``, are not used: on frames with sharp edges its left-right
+variant was found 50 bits from the hash of the flipped frame, a third of a match's margin.)
+
+Scores: ``1 - median Hamming distance / 128`` over the best offset, so identical frames
+score 1, unrelated ones about 0 (PDQ distances of unrelated frames centre on 128).
+:data:`MATCH_SCORE` is the decision threshold (``bench/lookup.py`` measures recall and
+false matches at it). Pure apart from decoding with PyAV: no database here.
+``pdqhash`` and ``av`` are imported lazily (the render extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from render.errors import ProbeError
+
+__all__ = [
+    "CHUNKS",
+    "HASH_BYTES",
+    "INDEX_EVERY",
+    "MATCH_SCORE",
+    "RATE",
+    "VARIANTS",
+    "Alignment",
+    "ClipPrint",
+    "QueryPrint",
+    "align",
+    "chunk_keys",
+    "fingerprint_file",
+    "fingerprint_frames",
+    "hash_frames",
+    "hashes_from_hex",
+    "hashes_to_hex",
+    "indexed_hashes",
+    "query_file",
+    "query_key_hashes",
+]
+
+RATE = 8.0
+"""Frames hashed per second of video, on both sides (a clip and a query): dense enough that
+a copy trimmed at any instant has samples within 1/16 s of the clip's."""
+HASH_BYTES = 32
+CHUNKS = 16
+"""Multi-index hashing: each 256-bit hash is cut into 16 chunks of 16 bits (see
+:mod:`fedisora.services.fingerprints`)."""
+INDEX_EVERY = 4
+"""Every fourth sampled hash (two per second) goes into the index; all are kept for
+alignment."""
+MAX_SAMPLES = 480
+"""At most a minute of a clip is hashed (clips are at most a few tens of seconds)."""
+MAX_QUERY_SAMPLES = 480
+MAX_QUERY_KEYS_FRAMES = 16
+"""Query frames whose chunks are looked up in the index (spread over the query)."""
+WATERMARK_FRAMES = 24
+MATCH_SCORE = 0.35
+"""A candidate whose best alignment scores at least this is a match (median distance of the
+aligned frames at most 83 of 256 bits). Unrelated clips scored at most 0.14 in the bench; a
+caption burned into a fifth of the frame, the harshest of its transformations, about 0.4."""
+_MIN_OVERLAP = 0.5  # of the shorter sequence: an offset must align at least this much of it
+
+VARIANTS = 2
+"""Hashes stored per sampled frame of a clip: the whole frame, and its centre without
+:data:`CROP_EDGE` of each edge (PDQ does not survive cropping: a copy cropped 5 % at each
+edge is about 80 bits from the whole frame's hash, and near its centre's)."""
+CROP_EDGE = 0.05
+
+Hashes = npt.NDArray[np.uint8]
+"""Packed hashes, shape (n, 32) for a query, (n, VARIANTS, 32) for a clip."""
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
+
+
+@dataclass(frozen=True)
+class ClipPrint:
+    """What is stored for a clip: its hashes at :data:`RATE` (each sample's
+    :data:`VARIANTS`), and its watermark id if read."""
+
+    hashes: Hashes
+    rate: float = RATE
+    watermark_id: int | None = None
+    frames: int = 0
+    """Frames decoded (the whole clip)."""
+
+
+@dataclass(frozen=True)
+class QueryPrint:
+    """A copy being looked up: its hashes as they are and mirrored, and a watermark reading."""
+
+    hashes: Hashes
+    mirrored: Hashes
+    watermark_id: int | None = None
+    watermark_confidence: float = 0.0
+    qualities: tuple[int, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Alignment:
+    score: float
+    offset: int
+    """Index in the clip's sequence of the query's first sample."""
+    overlap: int
+    mirrored: bool = False
+
+
+def hashes_to_hex(hashes: Hashes) -> str:
+    return bytes(np.ascontiguousarray(hashes, dtype=np.uint8)).hex()
+
+
+def hashes_from_hex(text: str) -> Hashes:
+    """Parse a clip's hashes (:func:`hashes_to_hex`); ``ValueError`` on anything else."""
+    raw = bytes.fromhex(text)
+    if len(raw) % (HASH_BYTES * VARIANTS):
+        raise ValueError(f"a clip's fingerprint is whole groups of {VARIANTS} PDQ hashes")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, VARIANTS, HASH_BYTES).copy()
+
+
+def _pack(bits: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    return np.packbits(np.asarray(bits, dtype=np.uint8))
+
+
+def hash_frames(
+    frames: Sequence[npt.NDArray[np.uint8]], *, mirror: bool = True
+) -> tuple[Hashes, Hashes, list[int]]:
+    """PDQ hashes of RGB frames as they are and (with *mirror*) mirrored left-right, and
+    their qualities."""
+    import pdqhash
+
+    plain, mirrored, qualities = [], [], []
+    for frame in frames:
+        bits, quality = pdqhash.compute(np.ascontiguousarray(frame))
+        plain.append(_pack(bits))
+        if mirror:
+            flipped, _ = pdqhash.compute(np.ascontiguousarray(frame[:, ::-1]))
+            mirrored.append(_pack(flipped))
+        qualities.append(int(quality))
+    empty = np.zeros((0, HASH_BYTES), dtype=np.uint8)
+    return (
+        np.stack(plain) if plain else empty,
+        np.stack(mirrored) if mirrored else empty,
+        qualities,
+    )
+
+
+def _sample(path: Path, rate: float, limit: int) -> tuple[list[npt.NDArray[np.uint8]], int]:
+    """Frames (RGB) at instants 0, 1/rate, 2/rate... of the video, and the frames decoded.
+
+    Raises :class:`ProbeError` when *path* is not a video PyAV can decode."""
+    import av
+
+    samples: list[npt.NDArray[np.uint8]] = []
+    decoded = 0
+    try:
+        with av.open(str(path), "r") as container:
+            if not container.streams.video:
+                raise ProbeError("the file has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            start: float | None = None
+            next_at = 0.0
+            for frame in container.decode(stream):
+                decoded += 1
+                t = frame.time if frame.time is not None else decoded / 25.0
+                if start is None:
+                    start = t
+                if t - start + 1e-6 < next_at:
+                    continue
+                samples.append(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+                if len(samples) >= limit:
+                    break
+                next_at = len(samples) / rate
+                while t - start + 1e-6 >= next_at:  # a long gap: one sample per frame only
+                    next_at += 1 / rate
+    except ProbeError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise ProbeError(f"not a readable video: {exc}") from exc
+    if not samples:
+        raise ProbeError("the file holds no decodable video frame")
+    return samples, decoded
+
+
+def _watermark(samples: list[npt.NDArray[np.uint8]], key: bytes | None) -> tuple[int | None, float]:
+    if key is None:
+        return None, 0.0
+    from render.watermark import read_id
+
+    frames = samples[:WATERMARK_FRAMES]
+    try:
+        reading = read_id(np.stack(frames).astype(np.uint8), key=key)
+    except ValueError:  # too small for one block
+        return None, 0.0
+    return (reading.id if reading.likely_marked else None), reading.confidence
+
+
+def _centre(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    h, w = frame.shape[:2]
+    dy, dx = round(h * CROP_EDGE), round(w * CROP_EDGE)
+    return frame[dy : h - dy, dx : w - dx]
+
+
+def fingerprint_frames(samples: Sequence[npt.NDArray[np.uint8]]) -> Hashes:
+    """A clip's hashes from its sampled frames: shape (n, :data:`VARIANTS`, 32)."""
+    whole, _, _ = hash_frames(samples, mirror=False)
+    centre, _, _ = hash_frames([_centre(f) for f in samples], mirror=False)
+    return np.stack([whole, centre], axis=1)
+
+
+def fingerprint_file(path: Path | str, *, watermark_key: bytes | None = None) -> ClipPrint:
+    """The fingerprint of a clip's video file (:class:`ProbeError` if it is not one)."""
+    samples, decoded = _sample(Path(path), RATE, MAX_SAMPLES)
+    mark, _ = _watermark(samples, watermark_key)
+    return ClipPrint(hashes=fingerprint_frames(samples), watermark_id=mark, frames=decoded)
+
+
+def query_file(path: Path | str, *, watermark_key: bytes | None = None) -> QueryPrint:
+    """The fingerprint of a copy to look up (:class:`ProbeError` if it is not a video)."""
+    samples, _ = _sample(Path(path), RATE, MAX_QUERY_SAMPLES)
+    hashes, mirrored, qualities = hash_frames(samples)
+    mark, confidence = _watermark(samples, watermark_key)
+    return QueryPrint(hashes, mirrored, mark, confidence, tuple(qualities))
+
+
+def chunk_keys(hashes: Hashes) -> list[int]:
+    """The multi-index keys of *hashes* (any shape ending in 32 bytes): chunk position << 16
+    | the chunk's 16 bits, for every chunk of every hash, without repeats."""
+    hashes = hashes.reshape(-1, HASH_BYTES)
+    if len(hashes) == 0:
+        return []
+    words = hashes.reshape(len(hashes), CHUNKS, 2).astype(np.int64)
+    values = words[:, :, 0] << 8 | words[:, :, 1]
+    keys = (np.arange(CHUNKS, dtype=np.int64)[None, :] << 16) | values
+    return sorted({int(k) for k in keys.ravel()})
+
+
+def indexed_hashes(hashes: Hashes) -> Hashes:
+    """The hashes of a clip that go into the index: both variants, two samples per second."""
+    return hashes[::INDEX_EVERY].reshape(-1, HASH_BYTES)
+
+
+def query_key_hashes(query: QueryPrint) -> Hashes:
+    """The query hashes looked up in the index: up to :data:`MAX_QUERY_KEYS_FRAMES` of each
+    orientation, spread over the query."""
+    n = len(query.hashes)
+    picks = np.unique(np.linspace(0, n - 1, min(n, MAX_QUERY_KEYS_FRAMES)).round().astype(int))
+    return np.concatenate([query.hashes[picks], query.mirrored[picks]])
+
+
+def distances(query: Hashes, clip: Hashes) -> npt.NDArray[np.uint16]:
+    """Hamming distance of every query hash (q, 32) to every sample of a clip (c, V, 32),
+    the nearest of the sample's variants: shape (q, c)."""
+    x = np.bitwise_xor(query[:, None, None, :], clip[None, :, :, :])
+    return np.asarray(_POPCOUNT[x].sum(axis=3, dtype=np.uint16).min(axis=2))
+
+
+def _best_offset(d: npt.NDArray[np.uint16]) -> tuple[float, int, int]:
+    q, c = d.shape
+    need = max(1, int(np.ceil(_MIN_OVERLAP * min(q, c))))
+    best = (0.0, 0, 0)
+    for offset in range(-(q - 1), c):
+        i0, i1 = max(0, -offset), min(q, c - offset)
+        if i1 - i0 < need:
+            continue
+        rows = np.arange(i0, i1)
+        median = float(np.median(d[rows, rows + offset]))
+        score = max(0.0, 1.0 - median / 128.0)
+        if score > best[0]:
+            best = (score, offset, i1 - i0)
+    return best
+
+
+def align(query: QueryPrint, clip: Hashes) -> Alignment:
+    """The best temporal alignment of *query* (either orientation) with a clip's hashes."""
+    if len(query.hashes) == 0 or len(clip) == 0:
+        return Alignment(0.0, 0, 0)
+    score, offset, overlap = _best_offset(distances(query.hashes, clip))
+    flip, f_offset, f_overlap = _best_offset(distances(query.mirrored, clip))
+    if flip > score:
+        return Alignment(flip, f_offset, f_overlap, mirrored=True)
+    return Alignment(score, offset, overlap)
