@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,7 @@ __all__ = [
     "HASH_BYTES",
     "INDEX_EVERY",
     "MATCH_SCORE",
+    "QUERY_PHASES",
     "RATE",
     "VARIANTS",
     "Alignment",
@@ -67,6 +69,11 @@ alignment."""
 MAX_SAMPLES = 480
 """At most a minute of a clip is hashed (clips are at most a few tens of seconds)."""
 MAX_QUERY_SAMPLES = 480
+QUERY_PHASES = 2
+"""A copy is sampled at twice :data:`RATE` and aligned at each phase (its even samples, its
+odd ones): a copy trimmed at any instant then has samples within 1/32 s of the clip's, and
+for a clip of 16 frames per second or fewer, on the very frames the clip's samples hashed.
+That matters where consecutive frames differ much (fast motion; the tiny test model's noise)."""
 MAX_QUERY_KEYS_FRAMES = 16
 """Query frames whose chunks are looked up in the index (spread over the query)."""
 WATERMARK_FRAMES = 24
@@ -160,9 +167,10 @@ def hash_frames(
 
 
 def _sample(path: Path, rate: float, limit: int) -> tuple[list[npt.NDArray[np.uint8]], int]:
-    """Frames (RGB) at instants 0, 1/rate, 2/rate... of the video, and the frames decoded.
-
-    Raises :class:`ProbeError` when *path* is not a video PyAV can decode."""
+    """Frames (RGB) shown at instants 0, 1/rate, 2/rate... of the video (the latest frame at
+    or before each instant, so a video of fewer frames per second repeats frames), and the
+    number of frames decoded. Raises :class:`ProbeError` when *path* is not a video PyAV can
+    decode."""
     import av
 
     samples: list[npt.NDArray[np.uint8]] = []
@@ -174,20 +182,29 @@ def _sample(path: Path, rate: float, limit: int) -> tuple[list[npt.NDArray[np.ui
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             start: float | None = None
-            next_at = 0.0
+            shown: Any = None  # the frame on screen, and its pixels once needed
+            pixels: npt.NDArray[np.uint8] | None = None
+            t = 0.0
             for frame in container.decode(stream):
                 decoded += 1
                 t = frame.time if frame.time is not None else decoded / 25.0
                 if start is None:
                     start = t
-                if t - start + 1e-6 < next_at:
-                    continue
-                samples.append(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+                t -= start
+                # Instants before this frame showed the previous one.
+                while shown is not None and len(samples) / rate < t - 1e-6:
+                    if pixels is None:
+                        pixels = np.asarray(shown.to_ndarray(format="rgb24"), dtype=np.uint8)
+                    samples.append(pixels)
+                    if len(samples) >= limit:
+                        return samples, decoded
+                shown, pixels = frame, None
+            while shown is not None and len(samples) / rate <= t + 1e-6:
+                if pixels is None:
+                    pixels = np.asarray(shown.to_ndarray(format="rgb24"), dtype=np.uint8)
+                samples.append(pixels)
                 if len(samples) >= limit:
                     break
-                next_at = len(samples) / rate
-                while t - start + 1e-6 >= next_at:  # a long gap: one sample per frame only
-                    next_at += 1 / rate
     except ProbeError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -231,8 +248,9 @@ def fingerprint_file(path: Path | str, *, watermark_key: bytes | None = None) ->
 
 
 def query_file(path: Path | str, *, watermark_key: bytes | None = None) -> QueryPrint:
-    """The fingerprint of a copy to look up (:class:`ProbeError` if it is not a video)."""
-    samples, _ = _sample(Path(path), RATE, MAX_QUERY_SAMPLES)
+    """The fingerprint of a copy to look up (:class:`ProbeError` if it is not a video): its
+    hashes at :data:`QUERY_PHASES` times :data:`RATE`."""
+    samples, _ = _sample(Path(path), RATE * QUERY_PHASES, MAX_QUERY_SAMPLES * QUERY_PHASES)
     hashes, mirrored, qualities = hash_frames(samples)
     mark, confidence = _watermark(samples, watermark_key)
     return QueryPrint(hashes, mirrored, mark, confidence, tuple(qualities))
@@ -287,11 +305,17 @@ def _best_offset(d: npt.NDArray[np.uint16]) -> tuple[float, int, int]:
 
 
 def align(query: QueryPrint, clip: Hashes) -> Alignment:
-    """The best temporal alignment of *query* (either orientation) with a clip's hashes."""
-    if len(query.hashes) == 0 or len(clip) == 0:
-        return Alignment(0.0, 0, 0)
-    score, offset, overlap = _best_offset(distances(query.hashes, clip))
-    flip, f_offset, f_overlap = _best_offset(distances(query.mirrored, clip))
-    if flip > score:
-        return Alignment(flip, f_offset, f_overlap, mirrored=True)
-    return Alignment(score, offset, overlap)
+    """The best temporal alignment of *query* (either orientation, each sampling phase) with
+    a clip's hashes; the offset counts the clip's samples."""
+    best = Alignment(0.0, 0, 0)
+    if len(clip) == 0:
+        return best
+    for mirrored, hashes in ((False, query.hashes), (True, query.mirrored)):
+        for phase in range(QUERY_PHASES):
+            part = hashes[phase::QUERY_PHASES]
+            if len(part) == 0:
+                continue
+            score, offset, overlap = _best_offset(distances(part, clip))
+            if score > best.score:
+                best = Alignment(score, offset, overlap, mirrored)
+    return best
