@@ -59,7 +59,7 @@ from fedisora.models import (
 )
 from fedisora.services import events
 from fedisora.services.visibility import can_see_clip
-from fedisora.work.engine import Machine, Outcome, WorkContext
+from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
 
 __all__ = [
@@ -246,20 +246,22 @@ async def _compute(row: Fingerprint, ctx: WorkContext) -> Outcome:
     settings: Settings = ctx.engine.context["settings"]
     clip = await Clip.get_or_none(pk=row.clip_id)
     media = await MediaFile.get_or_none(pk=clip.media_id) if clip and clip.media_id else None
-    if clip is None or clip.deleted_at is not None or media is None or not media.file:
+    path = settings.media_root / media.file if media is not None and media.file else None
+    if clip is None or clip.deleted_at is not None or path is None:
         await ctx.move("skipped", last_error="the clip or its video was deleted")
         return "skipped"
-    path = settings.media_root / media.file
-    if not await asyncio.to_thread(path.is_file):  # storage away for a while: tried again
-        raise FileNotFoundError(f"the clip's video file {media.file} is gone")
+    if not await asyncio.to_thread(path.is_file):  # nothing to hash (its row says a file)
+        await ctx.move("skipped", last_error=f"the clip's video file {path.name} is missing")
+        return "skipped"
     try:
         async with ctx.keep_lease():
             printed = await asyncio.to_thread(
                 fingerprint_file, path, watermark_key=watermark_key(settings)
             )
-    except ProbeError as exc:  # our own file does not decode: nothing to retry
-        await ctx.move("skipped", last_error=f"the video does not decode: {exc}")
-        return "skipped"
+    except ProbeError as exc:
+        # Our own signed file should decode: a copy still arriving on a shared volume, a disk
+        # error. Tried again on the retry schedule, then failed (the clip stays posted).
+        return Retry(f"the video does not decode: {exc}")
     hashes = hashes_to_hex(printed.hashes)
     async with ctx.transition("done") as conn:
         await (
