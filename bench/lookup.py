@@ -140,7 +140,8 @@ def decode(path: Path) -> tuple[Frames, int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = round(float(stream.average_rate or 16))
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    frames: Frames = np.asarray(np.stack(decoded), dtype=np.uint8)
     return frames, fps
 
 
@@ -473,9 +474,9 @@ async def run(args: argparse.Namespace) -> int:
         pairs = pair_false = 0
         for path in unrelated:
             query = query_file(path)
-            for hashes in corpus.values():
+            for clip_hashes in corpus.values():
                 pairs += 1
-                pair_false += align(query, hashes).score >= MATCH_SCORE
+                pair_false += align(query, clip_hashes).score >= MATCH_SCORE
         print(
             f"false matches: {false} in {len(unrelated)} lookups of unrelated clips "
             f"({indexed} indexed); per comparison {pair_false} in {pairs} "
