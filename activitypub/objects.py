@@ -646,8 +646,8 @@ class FingerprintInfo:
     variants: int
 
 
-#: The longest ``pdqHashes`` read (a minute at 8 samples per second, 2 hashes each).
-MAX_FINGERPRINT_HEX = 60 * 8 * 2 * 64
+#: The longest ``pdqHashes`` read (a minute at 8 samples per second, 3 hashes each).
+MAX_FINGERPRINT_HEX = 60 * 8 * 3 * 64
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,24 @@
 
 A clip's fingerprint is the PDQ hash (Meta's 256-bit perceptual image hash, ``pdqhash``) of
 one frame every 1 / :data:`RATE` seconds (an eighth of a second), in time order, each frame
-whole and without its edges (:data:`VARIANTS`), plus the invisible watermark's id when it can
-be read (:mod:`render.watermark`). Matching follows Meta's TMK+PDQF in spirit: per-frame PDQ
-features taken at a fixed rate (so a copy re-encoded at another frame rate samples the same
-instants), and a temporal match, here a direct search over the offsets of the query's hash
-sequence against the clip's (:func:`align`), which TMK approximates with Fourier kernels for
-long videos; ours are seconds long, so the exact search costs microseconds. An offset search
-tolerates trimming (the query is any stretch of the clip); the median distance over the
-aligned frames tolerates a few frames spoiled by a caption or a cut. A mirrored copy is
-matched by hashing the query's frames mirrored too. (PDQ's dihedral variants, computed from
-one DCT by ``compute_dihedral``, are not used: on frames with sharp edges its left-right
-variant was found 50 bits from the hash of the flipped frame, a third of a match's margin.)
+whole, without its edges and its top part (:data:`VARIANTS`), plus the invisible watermark's
+id when it can be read (:mod:`render.watermark`). Matching follows Meta's TMK+PDQF in
+spirit: per-frame PDQ features taken at a fixed rate (so a copy re-encoded at another frame
+rate samples the same instants), and a temporal match, here a direct search over the offsets
+of the query's hash sequence against the clip's (:func:`align`), which TMK approximates with
+Fourier kernels for long videos; ours are seconds long, so the exact search costs
+microseconds. An offset search tolerates trimming (the query is any stretch of the clip);
+the median distance over the aligned frames tolerates a few frames spoiled by a caption or a
+cut. A mirrored copy is matched by hashing the query's frames mirrored too. (PDQ's dihedral
+variants, computed from one DCT by ``compute_dihedral``, are not used: on frames with sharp
+edges its left-right variant was found 50 bits from the hash of the flipped frame, a third
+of a match's margin.)
 
 Scores: ``1 - median Hamming distance / 128`` over the best offset, so identical frames
 score 1, unrelated ones about 0 (PDQ distances of unrelated frames centre on 128).
-:data:`MATCH_SCORE` is the decision threshold (``bench/lookup.py`` measures recall and
-false matches at it). Pure apart from decoding with PyAV: no database here.
-``pdqhash`` and ``av`` are imported lazily (the render extra).
+:data:`MATCH_SCORE` is the decision threshold (``bench/lookup.py`` measures recall and false
+matches at it). Pure apart from decoding with PyAV: no database here. ``pdqhash`` and ``av``
+are imported lazily (the render extra).
 """
 
 from __future__ import annotations
@@ -74,20 +75,25 @@ QUERY_PHASES = 2
 odd ones): a copy trimmed at any instant then has samples within 1/32 s of the clip's, and
 for a clip of 16 frames per second or fewer, on the very frames the clip's samples hashed.
 That matters where consecutive frames differ much (fast motion; the tiny test model's noise)."""
-MAX_QUERY_KEYS_FRAMES = 16
-"""Query frames whose chunks are looked up in the index (spread over the query)."""
+MAX_QUERY_KEYS_FRAMES = 12
+"""Query frames whose chunks are looked up in the index (spread over the query), each as it
+is, mirrored, and their top parts."""
 WATERMARK_FRAMES = 24
 MATCH_SCORE = 0.35
 """A candidate whose best alignment scores at least this is a match (median distance of the
-aligned frames at most 83 of 256 bits). Unrelated clips scored at most 0.14 in the bench; a
-caption burned into a fifth of the frame, the harshest of its transformations, about 0.4."""
+aligned frames at most 83 of 256 bits). Unrelated synthetic clips scored at most 0.2 in the
+bench, transformed copies at least about 0.8; the tiny test model's renders (grey noise under
+the same visible mark) score 0.45 to 0.6 against one another: see bench/lookup.py."""
 _MIN_OVERLAP = 0.5  # of the shorter sequence: an offset must align at least this much of it
 
-VARIANTS = 2
-"""Hashes stored per sampled frame of a clip: the whole frame, and its centre without
+VARIANTS = 3
+"""Hashes stored per sampled frame of a clip: the whole frame; its centre without
 :data:`CROP_EDGE` of each edge (PDQ does not survive cropping: a copy cropped 5 % at each
-edge is about 80 bits from the whole frame's hash, and near its centre's)."""
+edge is about 80 bits from the whole frame's hash, and near its centre's); and its top
+:data:`UPPER` (a caption burned into the bottom of a copy leaves that part as it was: a
+query's top part is compared with it)."""
 CROP_EDGE = 0.05
+UPPER = 0.75
 
 Hashes = npt.NDArray[np.uint8]
 """Packed hashes, shape (n, 32) for a query, (n, VARIANTS, 32) for a clip."""
@@ -116,6 +122,9 @@ class QueryPrint:
     watermark_id: int | None = None
     watermark_confidence: float = 0.0
     qualities: tuple[int, ...] = field(default=())
+    upper: Hashes | None = None
+    """The hashes of each sample's top :data:`UPPER`, as it is and mirrored."""
+    upper_mirrored: Hashes | None = None
 
 
 @dataclass(frozen=True)
@@ -233,11 +242,16 @@ def _centre(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return frame[dy : h - dy, dx : w - dx]
 
 
+def _upper(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    return frame[: max(1, round(frame.shape[0] * UPPER))]
+
+
 def fingerprint_frames(samples: Sequence[npt.NDArray[np.uint8]]) -> Hashes:
     """A clip's hashes from its sampled frames: shape (n, :data:`VARIANTS`, 32)."""
     whole, _, _ = hash_frames(samples, mirror=False)
     centre, _, _ = hash_frames([_centre(f) for f in samples], mirror=False)
-    return np.stack([whole, centre], axis=1)
+    upper, _, _ = hash_frames([_upper(f) for f in samples], mirror=False)
+    return np.stack([whole, centre, upper], axis=1)
 
 
 def fingerprint_file(path: Path | str, *, watermark_key: bytes | None = None) -> ClipPrint:
@@ -252,8 +266,9 @@ def query_file(path: Path | str, *, watermark_key: bytes | None = None) -> Query
     hashes at :data:`QUERY_PHASES` times :data:`RATE`."""
     samples, _ = _sample(Path(path), RATE * QUERY_PHASES, MAX_QUERY_SAMPLES * QUERY_PHASES)
     hashes, mirrored, qualities = hash_frames(samples)
+    upper, upper_mirrored, _ = hash_frames([_upper(f) for f in samples])
     mark, confidence = _watermark(samples, watermark_key)
-    return QueryPrint(hashes, mirrored, mark, confidence, tuple(qualities))
+    return QueryPrint(hashes, mirrored, mark, confidence, tuple(qualities), upper, upper_mirrored)
 
 
 def chunk_keys(hashes: Hashes) -> list[int]:
@@ -278,7 +293,8 @@ def query_key_hashes(query: QueryPrint) -> Hashes:
     orientation, spread over the query."""
     n = len(query.hashes)
     picks = np.unique(np.linspace(0, n - 1, min(n, MAX_QUERY_KEYS_FRAMES)).round().astype(int))
-    return np.concatenate([query.hashes[picks], query.mirrored[picks]])
+    kinds = [query.hashes, query.mirrored, query.upper, query.upper_mirrored]
+    return np.concatenate([k[picks] for k in kinds if k is not None])
 
 
 def distances(query: Hashes, clip: Hashes) -> npt.NDArray[np.uint16]:
@@ -310,12 +326,19 @@ def align(query: QueryPrint, clip: Hashes) -> Alignment:
     best = Alignment(0.0, 0, 0)
     if len(clip) == 0:
         return best
-    for mirrored, hashes in ((False, query.hashes), (True, query.mirrored)):
+    tops = clip[:, VARIANTS - 1 :]  # the clip's top parts, for the query's
+    for mirrored, hashes, upper in (
+        (False, query.hashes, query.upper),
+        (True, query.mirrored, query.upper_mirrored),
+    ):
         for phase in range(QUERY_PHASES):
             part = hashes[phase::QUERY_PHASES]
             if len(part) == 0:
                 continue
-            score, offset, overlap = _best_offset(distances(part, clip))
+            d = distances(part, clip)
+            if upper is not None:
+                d = np.minimum(d, distances(upper[phase::QUERY_PHASES], tops))
+            score, offset, overlap = _best_offset(d)
             if score > best.score:
                 best = Alignment(score, offset, overlap, mirrored)
     return best

@@ -20,7 +20,7 @@ from fedisora.services import fingerprints
 from render.fingerprint import RATE, VARIANTS, fingerprint_file, hashes_to_hex
 
 
-def _info(hashes: str = "ab" * 64, rate: float = RATE, variants: int = VARIANTS) -> Any:
+def _info(hashes: str = "ab" * 32 * VARIANTS, rate: float = RATE, variants: int = VARIANTS) -> Any:
     return objects.FingerprintInfo(pdq_hashes=hashes, frame_rate=rate, variants=variants)
 
 
@@ -49,7 +49,7 @@ def test_fingerprint_property_shape_and_round_trip() -> None:
         "type": "VideoFingerprint",
         "frameRate": RATE,
         "variants": VARIANTS,
-        "pdqHashes": "ab" * 64,
+        "pdqHashes": "ab" * 32 * VARIANTS,
     }
     terms = doc["@context"][1]
     assert terms["fingerprint"] == "fedisora:fingerprint"

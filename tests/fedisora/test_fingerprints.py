@@ -171,7 +171,7 @@ async def test_only_public_and_unlisted_fingerprints_federate(
             assert shown[visibility.value] == {
                 "type": "VideoFingerprint",
                 "frameRate": 8.0,
-                "variants": 2,
+                "variants": VARIANTS,
                 "pdqHashes": hashes,
             }
             terms = note["@context"][1]
