@@ -1,14 +1,15 @@
 """Clips' perceptual fingerprints: computing them, indexing them, and naming a copy's origin.
 
-Every local clip with a video gets a :class:`~fedisora.models.Fingerprint` row in the clip's
-own transaction (:func:`request`, from :func:`fedisora.services.posts.post_clip`), ``pending``;
-a worker of the render queue (it has PyAV and ``pdqhash``) hashes the video
+Every local clip with a video gets a :class:`~fedisora.models.Fingerprint` row in the clip's own
+transaction (:func:`request`, from :func:`fedisora.services.posts.post_clip`), ``pending``; a
+worker of the render queue (it has PyAV and ``pdqhash``) hashes the video
 (:func:`render.fingerprint.fingerprint_file`) and moves it to ``done`` with its index rows in
-one transaction. A failure is retried with backoff for a day, then the row is ``failed``:
-publishing never waits for it. A public or unlisted clip whose fingerprint lands after its
-``Create`` went out federates it with an ``Update`` of its Note (``clip.updated``). Remote
-clips bring theirs (the ``fingerprint`` extension property of the video, see
-:mod:`activitypub.objects`), stored ``done`` when the clip is received (:func:`store_received`).
+one transaction. A video that does not decode is retried with backoff for a day, then the row is
+``failed``; a deleted clip or a missing file is ``skipped``: publishing never waits. A public or
+unlisted clip whose fingerprint lands after its ``Create`` went out federates it with an
+``Update`` of its Note (``clip.updated``). Remote clips bring theirs (the ``fingerprint``
+extension property of the video, see :mod:`activitypub.objects`), stored ``done`` when the clip
+is received (:func:`store_received`).
 
 The index: multi-index hashing (Norouzi, Punjani and Fleet, "Fast search in Hamming space
 with multi-index hashing", 2012; the PDQ reference implementation's index does the same).
@@ -17,10 +18,13 @@ chunk value, fingerprint) goes into ``fingerprint_chunks`` with a B-tree index o
 ``(key, fingerprint_id)``. By the pigeonhole principle a hash within Hamming distance 15 of a
 query shares at least one chunk exactly, and in practice far more distant ones do (a hash
 with 40 random bits changed keeps some chunk intact with probability 0.7, and a query has
-many frames). A lookup is one indexed ``IN`` query over at most 16 x 32 keys (the query's key
-frames, as they are and mirrored): its cost grows with the depth of the B-tree and the rows
-each key holds, not with a scan of the table. Candidates are ranked by chunk hits and the
-best :data:`CANDIDATES` are aligned in full (:func:`render.fingerprint.align`).
+many frames). A lookup is one indexed ``IN`` query over at most 16 x 48 keys (12 key frames
+of the query, each as it is, mirrored, and their top parts): its cost grows with the depth of
+the B-tree and the rows each key holds, not with a scan of the table. Candidates are ranked
+by chunk hits and the best :data:`CANDIDATES` are aligned in full
+(:func:`render.fingerprint.align`). The rows a key holds do grow with the corpus (16-bit
+chunks: about one per 65,536 indexed hashes at each position), so the random candidates
+counted grow too; ``bench/lookup.py`` measures what that costs at 1 M clips.
 
 Why not a BK-tree: its search visits a share of the tree that grows with the corpus at
 the radii PDQ needs (distances of 30 to 80 bits between a copy and its source), it lives in
