@@ -33,6 +33,30 @@ each, i.e. that many seconds of clip). Printed: the whole lookup (decode, hash, 
 alignment) and the index query alone, median, and their ratios large / small.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/lookup.py`` (``--quick`` for a smaller run).
+
+Measured (default run, 2,000 synthetic clips + 24 tiny renders, 66 queries per transformation,
+PostgreSQL, a 2-core machine shared with other work: 21 minutes; recall at 10 k indexed clips):
+
+==============  =======  =========  ===========
+transformation  overall  synthetic  tiny renders
+==============  =======  =========  ===========
+reencode        97.0 %   100 %      4 of 6
+resize          93.9 %   100 %      2 of 6
+crop            100 %    100 %      6 of 6
+trim            100 %    100 %      6 of 6
+mirror          100 %    100 %      6 of 6
+strip           100 %    100 %      6 of 6
+caption         98.5 %   100 %      5 of 6
+==============  =======  =========  ===========
+
+False matches: none in 200 lookups of unrelated clips; 2 in 404,800 comparisons (4.9e-6).
+But 6 of 6 unrelated tiny renders were matched to indexed ones: the tiny model's frames are
+grey noise under the same visible mark, which is most of what PDQ sees (they score 0.45 to
+0.6 against each other); their watermark tells them apart where it reads (re-encoding at
+CRF 20, stripping, trimming), not after a resize. Lookup time, median of 50: the whole lookup
+192 ms at 10 k, 225 ms at 1 M (x1.17); the index query alone 7.7 ms -> 25.9 ms (x3.4): its
+16-bit chunks hold more random rows per key as the corpus grows. Recall of the timed queries
+at 1 M: 49 of 50.
 """
 
 from __future__ import annotations
