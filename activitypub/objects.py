@@ -8,7 +8,12 @@ attachment (what Mastodon and Loops render as a video post), carrying:
 * FEP-1311 media fields on the attachment (``digestMultibase``, ``size``, ``duration``);
 * ``quote`` (FEP-044f) for remixes, plus an FEP-e232 ``Link`` tag as fallback;
 * an AI marker, ``aiGenerated`` (``fedisora:aiGenerated``), on the note and the attachment,
-  and ``provenance`` with the C2PA manifest digest.
+  and ``provenance`` with the C2PA manifest digest;
+* ``fingerprint`` (``fedisora:fingerprint``) on the attachment of a public or unlisted clip: a
+  ``VideoFingerprint`` with the PDQ hashes of its frames (``pdqHashes``, hex, in time order,
+  ``variants`` hashes per sampled frame, ``frameRate`` samples per second), so that an
+  instance can name the origin of a copy of a clip made elsewhere
+  (:mod:`fedisora.services.fingerprints`).
 
 Incoming objects are read with :func:`parse_note`, which accepts the shapes Mastodon,
 Loops and PeerTube send (``Note`` or ``Video``, ``url`` as a string, a Link or a list).
@@ -34,6 +39,7 @@ __all__ = [
     "CONSENT_TERMS",
     "FEDISORA_NS",
     "MAX_CAMEOS",
+    "MAX_FINGERPRINT_HEX",
     "OBJECT_CONTEXT",
     "PUBLIC",
     "SECURITY_CONTEXT",
@@ -41,6 +47,7 @@ __all__ = [
     "VIDEO_TITLE_LIMIT",
     "ActorInfo",
     "CameoInfo",
+    "FingerprintInfo",
     "InvalidObject",
     "NoteInfo",
     "ParsedActor",
@@ -56,6 +63,7 @@ __all__ = [
     "cameo_document",
     "collection",
     "digest_multibase",
+    "fingerprint_document",
     "has_unstorable",
     "html_to_text",
     "id_of",
@@ -63,6 +71,7 @@ __all__ = [
     "note_document",
     "parse_actor",
     "parse_cameos",
+    "parse_fingerprint",
     "parse_iso_duration",
     "parse_note",
     "quote_authorization",
@@ -122,6 +131,11 @@ OBJECT_TERMS: dict[str, Any] = {
     "C2PAManifest": "fedisora:C2PAManifest",
     "manifestDigest": "fedisora:manifestDigest",
     "provenanceState": "fedisora:provenanceState",
+    "VideoFingerprint": "fedisora:VideoFingerprint",
+    "fingerprint": "fedisora:fingerprint",
+    "frameRate": "fedisora:frameRate",
+    "variants": "fedisora:variants",
+    "pdqHashes": "fedisora:pdqHashes",
 }
 #: The terms of likeness consent objects (``activitypub.consent``,
 #: docs/fep-likeness-consent.md): their own compact context, so that a signed grant does
@@ -643,6 +657,21 @@ class VideoInfo:
     fps: float | None = None
     poster_width: int | None = None
     poster_height: int | None = None
+    fingerprint: FingerprintInfo | None = None
+
+
+@dataclass(frozen=True)
+class FingerprintInfo:
+    """A video's perceptual fingerprint as it federates (the ``fingerprint`` property)."""
+
+    pdq_hashes: str
+    """Hex of the packed 32-byte PDQ hashes, *variants* per sample, in time order."""
+    frame_rate: float
+    variants: int
+
+
+#: The longest ``pdqHashes`` read (a minute at 8 samples per second, 3 hashes each).
+MAX_FINGERPRINT_HEX = 60 * 8 * 3 * 64
 
 
 @dataclass(frozen=True)
@@ -713,7 +742,38 @@ def _attachment(video: VideoInfo) -> dict[str, Any]:
         doc["icon"] = {"type": "Image", "mediaType": "image/jpeg", "url": video.poster_url}
     if video.provenance is not None:
         doc["provenance"] = _provenance(video.provenance)
+    if video.fingerprint is not None:
+        doc["fingerprint"] = fingerprint_document(video.fingerprint)
     return doc
+
+
+def fingerprint_document(fingerprint: FingerprintInfo) -> dict[str, Any]:
+    return {
+        "type": "VideoFingerprint",
+        "frameRate": fingerprint.frame_rate,
+        "variants": fingerprint.variants,
+        "pdqHashes": fingerprint.pdq_hashes,
+    }
+
+
+def parse_fingerprint(value: Any) -> FingerprintInfo | None:
+    """A received ``fingerprint``; None when it is absent or malformed (a clip is stored
+    without it rather than refused: it is an extension)."""
+    if not isinstance(value, Mapping) or value.get("type") != "VideoFingerprint":
+        return None
+    hashes, rate, variants = value.get("pdqHashes"), value.get("frameRate"), value.get("variants")
+    if not isinstance(hashes, str) or not 0 < len(hashes) <= MAX_FINGERPRINT_HEX:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 120:
+        return None
+    if isinstance(variants, bool) or not isinstance(variants, int) or not 1 <= variants <= 8:
+        return None
+    if len(hashes) % (64 * variants) or not _HEX.fullmatch(hashes):
+        return None
+    return FingerprintInfo(pdq_hashes=hashes.lower(), frame_rate=float(rate), variants=variants)
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def note_document(note: NoteInfo, *, context: bool = True) -> dict[str, Any]:
@@ -1023,6 +1083,7 @@ class ParsedVideo:
     digest_multibase: str | None
     ai_generated: bool | None
     manifest_digest: str | None
+    fingerprint: FingerprintInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -1143,6 +1204,7 @@ def _video(
         ),
         ai_generated=ai if isinstance(ai, bool) else None,
         manifest_digest=_provenance_digest(item.get("provenance")),
+        fingerprint=parse_fingerprint(item.get("fingerprint")),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -393,6 +394,37 @@ async def _until_stopped_or_dead(
             log.error("the worker for %s stopped", tasks[task], exc_info=error)
             return tasks[task]
     return None
+
+
+# --- lookup ----------------------------------------------------------------------------------
+
+
+async def cmd_lookup(args: argparse.Namespace) -> int:
+    """Which clip is the video FILE a copy of? (the service the API and /provenance use)"""
+    from fedisora.services.fingerprints import lookup_file
+
+    path = Path(args.file)
+    if not await asyncio.to_thread(path.is_file):
+        raise CommandError(f"{path} does not exist or is not a file")
+    settings = _settings()
+    urls.configure(settings)
+    await migrate(settings)
+    await init_db(settings)
+    try:
+        matches = await lookup_file(path, settings)
+    finally:
+        await close_db()
+    if args.json:
+        print(json.dumps({"matches": [m.to_json() for m in matches]}, indent=2))
+    elif not matches:
+        print(f"{path}: no clip known here matches it")
+    else:
+        for m in matches:
+            print(
+                f"{path}: a copy of {m.url} by @{m.author} (status {m.status_id}, "
+                f"provenance {m.provenance}), score {m.score:.2f}"
+            )
+    return 0 if matches else 1
 
 
 # --- migrate / createuser / deleteuser / check -----------------------------------------------
@@ -1220,6 +1252,13 @@ def build_parser() -> argparse.ArgumentParser:
     o = actions.add_parser("use", help="put a model in use (workers load it for their next render)")
     o.add_argument("name", help="a tiny model, an installed model's name, or a model directory")
     p.set_defaults(func=cmd_model, is_async=True)
+    p = sub.add_parser(
+        "lookup",
+        help="name the clip a video is a copy of (exit 0), or say none is known (exit 1)",
+    )
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    p.set_defaults(func=cmd_lookup, is_async=True)
     return parser
 
 

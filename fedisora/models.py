@@ -2067,3 +2067,45 @@ class ModelPull(WorkRow):
 
 
 __all__ += ["ModelPull"]
+
+
+class Fingerprint(WorkRow):
+    """A clip's perceptual fingerprint (:mod:`render.fingerprint`) and the durable work of
+    computing it (:mod:`fedisora.services.fingerprints`): ``pending`` until a worker has
+    hashed the clip's video (a local clip) or ``done`` at once (received with a remote clip,
+    or hashed while publishing). One row per clip."""
+
+    id = fields.BigIntField(primary_key=True)
+    clip: fields.OneToOneRelation[Clip] = fields.OneToOneField(
+        "fedisora.Clip", related_name=False, on_delete=fields.CASCADE
+    )
+    clip_id: int
+    rate = fields.FloatField(default=8.0)
+    hashes = fields.TextField(default="")
+    """Hex of the packed PDQ hashes, in time order (render.fingerprint.hashes_to_hex)."""
+    watermark_id = fields.BigIntField(null=True)
+    origin = fields.CharField(max_length=8, default="local")  # local | remote
+    computed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "fingerprints"
+        indexes = (Index(fields=("state", "next_attempt_at")),)
+
+
+class FingerprintChunk(Model):
+    """Multi-index hashing over indexed PDQ hashes: one row per (16-bit chunk at its position,
+    fingerprint). ``key`` is position << 16 | chunk (see :mod:`fedisora.services.fingerprints`)."""
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.IntField()
+    fingerprint: fields.ForeignKeyRelation[Fingerprint] = fields.ForeignKeyField(
+        "fedisora.Fingerprint", related_name=False, on_delete=fields.CASCADE
+    )
+    fingerprint_id: int
+
+    class Meta:
+        table = "fingerprint_chunks"
+        indexes = (Index(fields=("key", "fingerprint_id")), Index(fields=("fingerprint_id",)))
+
+
+__all__ += ["Fingerprint", "FingerprintChunk"]

@@ -16,6 +16,7 @@ inbox    600 per 5 minutes       remote host (the signature's keyId), inbox POST
 login    25 per hour             account, failed password attempts
 login_ip 25 per 5 minutes        client address, failed password attempts
 optout   30 per hour             client address, opt-out requests
+lookup   60 per hour             client address, copies looked up (API, web and their decoding)
 mail     5 per 30 minutes        client address, confirmation mails asked for again
 feedback 120 per 5 minutes       account, For You's batches of player reports
 ======== ======================= ====================================================
@@ -97,6 +98,7 @@ DEFAULTS: Mapping[str, Limit] = {
     "login": Limit(25, 3600.0),  # failed password attempts per account
     "login_ip": Limit(25, 300.0),  # failed password attempts per address
     "optout": Limit(30, 3600.0),
+    "lookup": Limit(60, 3600.0),  # copies looked up per address: each decodes a video
     "mail": Limit(5, 1800.0),  # confirmation mails asked for again, per client IP
     # For You's batches of player reports, per account (fedisora.for_you.signals): a player
     # sends one every few clips and when the page is hidden.
@@ -418,6 +420,7 @@ def refusal(name: str) -> str:
         "upload": "Too many uploads; try again later",
         "signup": "Too many sign-ups from your network; try again later",
         "optout": "Too many opt-out requests from your network; try again later",
+        "lookup": "Too many lookups from your network; try again later",
         "feedback": "Too many feedback reports; try again later",
     }.get(name, "Too many requests")
 

@@ -311,6 +311,7 @@ def routes() -> list[BaseRoute]:
         notifications,
         optout,  # the public opt-out form
         profiles,
+        provenance,  # the public lookup of a copy's origin
         reports,  # reporting a clip, a comment or an account
         search,
         settings,
@@ -354,4 +355,5 @@ def routes() -> list[BaseRoute]:
         *search.routes(),
         *reports.routes(),
         *optout.routes(),
+        *provenance.routes(),
     ]

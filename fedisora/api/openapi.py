@@ -20,6 +20,7 @@ from fedisora.api.likeness import LIKENESSES
 from fedisora.api.likeness import PREFIX as LIKENESS
 from fedisora.api.media import AI_ONLY_RULE, DESCRIPTION_LIMIT, MIN_IMAGE_SIDE
 from fedisora.api.optouts import PREFIX as OPTOUTS
+from fedisora.api.provenance import LOOKUP_PATH
 from fedisora.api.renders import PREFIX
 from fedisora.boundary.text import CONTROL_CHARS
 from fedisora.models import NotificationType
@@ -657,6 +658,7 @@ def _paths() -> Json:
         },
         **_likeness_paths(),
         **_optout_paths(),
+        **_provenance_paths(),
         **_for_you_paths(),
         **_for_you_timeline_paths(),
         OPENAPI_PATH: {
@@ -972,6 +974,70 @@ def _optout_paths() -> Json:
                         },
                     ),
                     **_errors("401", "429"),
+                },
+            }
+        },
+    }
+
+
+def _provenance_paths() -> Json:
+    """The lookup of a copy's origin: no token needed (a token, when given, must be valid)."""
+    from fedisora.services.fingerprints import LOOKUP_SIZE_LIMIT
+
+    match: Json = {
+        "type": "object",
+        "required": ["url", "uri", "status_id", "instance", "author", "provenance", "score"],
+        "properties": {
+            "url": {"type": "string", "description": "The clip's page."},
+            "uri": {"type": "string", "description": "The clip's ActivityPub id."},
+            "status_id": {"type": "string", "description": "The clip's status id here."},
+            "instance": {"type": "string", "description": "The domain it was made on."},
+            "author": {"type": "string", "description": "Its author's acct (user@domain)."},
+            "provenance": {
+                "type": "string",
+                "description": "The state of the original's C2PA provenance as checked here: "
+                "trusted (made here), verified, unverified or invalid.",
+            },
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    }
+    return {
+        LOOKUP_PATH: {
+            "post": {
+                "operationId": "lookUpProvenance",
+                "summary": "Which clip is this video a copy of?",
+                "description": (
+                    "The copy (re-encoded, resized, cropped a little, trimmed, mirrored, "
+                    "stripped of its metadata, with a caption burned in) is compared with "
+                    "the perceptual fingerprints of the clips this instance knows, its own "
+                    "and those federated to it (PDQ hashes of frames at 8 per second, "
+                    "aligned in time), and with the invisible watermark of its own clips. "
+                    f"At most {LOOKUP_SIZE_LIMIT // (1024 * 1024)} MB. Rate-limited per address."
+                ),
+                "security": [{}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {"file": {"type": "string", "format": "binary"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok(
+                        "The clips it is a copy of, best first; empty when none is known.",
+                        {
+                            "type": "object",
+                            "required": ["matches"],
+                            "properties": {"matches": {"type": "array", "items": match}},
+                        },
+                    ),
+                    **_errors("400", "401", "413", "422", "429"),
+                    "503": _error("This server is installed without the render extra."),
                 },
             }
         },

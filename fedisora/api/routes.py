@@ -39,12 +39,13 @@ def _streaming_and_search_routes() -> list[BaseRoute]:
 
 
 def _fedisora_media_routes() -> list[BaseRoute]:
-    """Media uploads, fedisora's render, likeness and opt-out endpoints and their OpenAPI
-    description."""
-    from fedisora.api import likeness, media, openapi, optouts, renders
+    """Media uploads, fedisora's render, likeness, opt-out and provenance lookup endpoints
+    and their OpenAPI description."""
+    from fedisora.api import likeness, media, openapi, optouts, provenance, renders
 
     return [
         *media.routes(),
+        *provenance.routes(),
         *renders.routes(),
         *likeness.routes(),
         *optouts.routes(),

@@ -15,6 +15,7 @@ media uploads           the video size limit Mastodon clients are told, and the 
 profile updates         an avatar and a header image, and the fields beside them
 likeness registration   5 reference images and a verification sample (a short video),
                         by the API or the settings page
+provenance lookups      a copy of a clip (:data:`LOOKUP_VIDEO_LIMIT`), API and web page
 domain blocks' CSV      :data:`DOMAIN_CSV_LIMIT` (``/admin/domains/import``)
 the web's create form   an input still (:data:`IMAGE_SIZE_LIMIT`) and the fields beside it
 anything else           :data:`FORM_BODY_LIMIT`: the API's JSON and form bodies, the OAuth
@@ -36,6 +37,8 @@ __all__ = [
     "INBOX_BODY_LIMIT",
     "INBOX_PATH",
     "LIKENESS_BODY_LIMIT",
+    "LOOKUP_BODY_LIMIT",
+    "LOOKUP_VIDEO_LIMIT",
     "MEDIA_BODY_LIMIT",
     "PROFILE_BODY_LIMIT",
     "VIDEO_SIZE_LIMIT",
@@ -56,6 +59,9 @@ PROFILE_BODY_LIMIT = 2 * IMAGE_SIZE_LIMIT + _UPLOAD_SLACK
 #: A CSV of domain blocks imported at /admin/domains (Mastodon's lists run to a few thousand).
 DOMAIN_CSV_LIMIT = 4 * 1024 * 1024
 LIKENESS_BODY_LIMIT = 5 * 8 * 1024 * 1024 + 24 * 1024 * 1024 + _UPLOAD_SLACK
+#: fedisora.services.fingerprints.LOOKUP_SIZE_LIMIT (a copy looked up; Loops' video limit).
+LOOKUP_VIDEO_LIMIT = 100 * 1024 * 1024
+LOOKUP_BODY_LIMIT = LOOKUP_VIDEO_LIMIT + _UPLOAD_SLACK
 
 #: The inbox paths: the shared inbox, the instance actor's and each account's.
 INBOX_PATH = re.compile(r"/(?:inbox|actor/inbox|users/(?P<username>[^/]+)/inbox)")
@@ -79,6 +85,8 @@ _LIKENESS = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=6)
 # The settings page's form: a person choosing too many stills is told so in the page (the
 # service counts them), not refused for the parts alone; the bytes are bounded the same.
 _LIKENESS_PAGE = BodyClass("a likeness registration", LIKENESS_BODY_LIMIT, files=12)
+_LOOKUP = BodyClass("a provenance lookup", LOOKUP_BODY_LIMIT, files=1)
+_LOOKUP_PATH = re.compile(r"/api/fedisora/v1/provenance/lookup/?|/provenance/?")
 _CREATE = BodyClass("a render request with its still", IMAGE_SIZE_LIMIT + _UPLOAD_SLACK)
 _DOMAIN_CSV = BodyClass("a CSV of domain blocks", DOMAIN_CSV_LIMIT + _UPLOAD_SLACK, files=1)
 _DOMAIN_CSV_PATH = "/admin/domains/import"
@@ -101,6 +109,8 @@ def body_class(method: str, path: str) -> BodyClass:
             return _LIKENESS
         if path == _LIKENESS_PAGE_PATH:
             return _LIKENESS_PAGE
+        if _LOOKUP_PATH.fullmatch(path):
+            return _LOOKUP
         if _PROFILE_PAGE.fullmatch(path):
             return _PROFILE
         if path == _CREATE_PATH:

@@ -212,6 +212,9 @@ async def _clip_updated(actor: Account, data: dict[str, Any]) -> Audience | None
 
 
 def _update_suffix(row: Clip | Comment, data: dict[str, Any]) -> str:
+    if data.get("fingerprint"):
+        # Its fingerprint, computed after its Create (fedisora.services.fingerprints): once.
+        return "updates/fingerprint"
     if data.get("moderated"):
         # A moderator marked it sensitive or an appeal lifted that (services.moderation): an
         # id of its own, since both may come within a second of each other or of an edit,

@@ -56,7 +56,15 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import domain_blocks, events, follows, interactions, posts, relays
+from fedisora.services import (
+    domain_blocks,
+    events,
+    fingerprints,
+    follows,
+    interactions,
+    posts,
+    relays,
+)
 from fedisora.services.account_deletion import is_remote_deleted, mark_remote_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR
 from fedisora.services.remixes import notify_approved, recount_remixes
@@ -560,12 +568,20 @@ async def _save_clip(
         created_at=_parse_time(note.published) or utcnow(),
     )
     mentioned = await _mentioned_locals(note)
+
+    async def fingerprinted(conn: BaseDBAsyncClient, stored: Clip) -> None:
+        # Its fingerprint, sent with it, names it when a copy is looked up here.
+        await fingerprints.store_received(
+            stored, note.video.fingerprint if note.video else None, conn
+        )
+
     return await posts.store_clip(
         clip,
         author,
         mentioned=mentioned,
         tags=note.hashtags,
         cameos=[(owner, grant) for owner, grant in cameos],
+        within=fingerprinted,
     )
 
 
@@ -632,6 +648,8 @@ async def _update(fed: Federation, actor: Account, activity: dict[str, Any]) -> 
         # New or changed cameos are verified first (as a new clip's): a failing Update hides
         # the clip instead of being applied (cameo_clips.recheck_update raises Ignored).
         cameos = await cameo_clips.recheck_update(fed, actor, clip, note)
+        if note.video is not None:  # a fingerprint computed after the clip's Create
+            await fingerprints.store_received(clip, note.video.fingerprint)
         async with events.transaction() as conn:
             # Its quote is verified again if it changed (in a savepoint of this transaction).
             quote_changed = await remix_changed(clip, note.quote, objects.stamp_of(obj))

@@ -77,12 +77,21 @@ def actor_document(account: Account) -> dict[str, object]:
     return objects.actor_document(info)
 
 
+async def _fingerprint(clip: Clip) -> objects.FingerprintInfo | None:
+    """A public or unlisted clip's fingerprint, once computed (the ``fingerprint`` term)."""
+    from fedisora.services.fingerprints import federated
+
+    return await federated(clip)
+
+
 async def _mentions(**where: object) -> list[Account]:
     rows = await Mention.filter(**where).prefetch_related("account")
     return [m.account for m in rows]
 
 
-def _video(media: MediaFile) -> objects.VideoInfo:
+def _video(
+    media: MediaFile, fingerprint: objects.FingerprintInfo | None = None
+) -> objects.VideoInfo:
     u = urls.current()
     url = u.media(media.file) if media.file else media.remote_url or ""
     poster = u.media(media.poster_file) if media.poster_file else media.remote_poster_url
@@ -103,6 +112,7 @@ def _video(media: MediaFile) -> objects.VideoInfo:
             manifest_digest=prov.get("manifest_digest"), state=str(prov.get("state", "unverified"))
         ),
         fps=media.fps,
+        fingerprint=fingerprint,
     )
 
 
@@ -173,7 +183,7 @@ async def _clip_info(clip: Clip) -> objects.NoteInfo:
         summary=clip.spoiler_text,
         sensitive=shown_sensitive(clip, author),
         language=clip.language,
-        video=_video(media) if media is not None else None,
+        video=_video(media, await _fingerprint(clip)) if media is not None else None,
         hashtags=[(str(name), u.tag(str(name))) for name in tag_names],
         mentions=[
             (a.uri, f"@{a.username}@{a.domain or u.base.split('://', 1)[1]}") for a in mentioned

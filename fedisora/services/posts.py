@@ -26,7 +26,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services import events, idempotency
+from fedisora.services import events, fingerprints, idempotency
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.media_gc import attach_media, detach_media
 from fedisora.services.notify import notify
@@ -181,9 +181,24 @@ async def post_clip(
     )
     clip.uri = u.clip(author.username, clip.id)
     clip.url = u.clip_page(author.username, clip.id)
-    return await store_clip(
-        clip, author, mentioned=mentioned, tags=tags, cameos=cameos, once=once, within=within
+
+    async def fingerprinted(conn: BaseDBAsyncClient, stored: Clip) -> None:
+        # Its fingerprint is computed by a worker after the commit (durable: the row).
+        await fingerprints.request(conn, stored)
+        if within is not None:
+            await within(conn, stored)
+
+    posted = await store_clip(
+        clip,
+        author,
+        mentioned=mentioned,
+        tags=tags,
+        cameos=cameos,
+        once=once,
+        within=fingerprinted,
     )
+    await fingerprints.wake(posted)
+    return posted
 
 
 async def store_clip(

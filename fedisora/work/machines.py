@@ -28,6 +28,7 @@ PROVIDERS: list[str] = [
     "fedisora.services.outbox:machines",
     "fedisora.services.mail:machines",
     "fedisora.for_you.candidates:machines",
+    "fedisora.services.fingerprints:machines",
 ]
 
 

@@ -103,6 +103,8 @@ CONTENT_DEPENDENT = {
     "uploadMediaV1",
     "uploadMediaV2",
     "createRender",
+    # Whether a file is a video is in its bytes (an empty or random "binary" is not one).
+    "lookUpProvenance",
     # A likeness is registered from real images and a one-time challenge; requests, grants
     # and policies need a likeness (and an owner who allows them) to exist.
     "registerLikeness",
@@ -222,8 +224,8 @@ def test_schemathesis_finds_no_server_errors(live: Live) -> None:
     # 9 operations, 5 of them again with an existing id, and the documented render example;
     # 16 likeness operations, 4 of them with an id (the render's: someone else's row); the
     # opt-out request and the published list; For You's feedback, interests (read, reset),
-    # controls (read, change) and page.
-    assert len(seen) == 9 + 5 + 1 + 16 + 4 + 2 + 6, seen
+    # controls (read, change) and page; the provenance lookup.
+    assert len(seen) == 9 + 5 + 1 + 16 + 4 + 2 + 6 + 1, seen
     assert all(code < 500 for codes in seen.values() for code in codes), seen
     # The token works and the happy paths ran: renders queued from the documented examples,
     # the caller's own media and render read, updated and cancelled.
