@@ -278,6 +278,7 @@ WORK = {
     "quote_checks": "fedisora.federation.quote_check:machines",
     "remote_media_checks": "fedisora.federation.media_check:machines",
     "render_jobs": "render.queue:machines",
+    "fingerprints": "fedisora.services.fingerprints:machines",
 }
 
 
@@ -446,6 +447,25 @@ async def _act_proven_reply(w: World) -> None:
 async def _act_follow_again(w: World) -> None:
     follow = {"type": "Follow", "actor": w.rita.uri, "object": w.ann.uri}
     await _inbox(w, {"id": f"{w.rita.uri}#follows/ann-again", **follow})
+
+
+async def _setup_clip_to_fingerprint(w: World) -> None:
+    """ann's public clip with a real video on disk, its fingerprint waiting (rita follows)."""
+    import shutil
+
+    from fedisora.models import Fingerprint
+
+    media = await rendered_video(w.ann)
+    target = w.settings.media_root / str(media.file)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).parents[1] / "fixtures" / "video" / "tiny.mp4", target)
+    clip = await posts.post_clip(w.ann, media, caption="a storm at sea")
+    w.rows["fingerprint"] = await Fingerprint.get(clip_id=clip.pk)
+
+
+async def _act_fingerprint(w: World) -> None:
+    await w.begin()
+    await _advance(w, "fingerprints", w.rows["fingerprint"].pk)
 
 
 async def _setup_liked(w: World) -> None:
@@ -1054,6 +1074,15 @@ SCENARIOS = [
         {"follow.accepted": 1},
         {("Accept(Follow)", REMOTE): 1},
         work="inbox_items",
+    ),
+    Scenario(
+        "ann's public clip fingerprinted: an Update carries the fingerprint",
+        (("fedisora/services/fingerprints.py", "_compute", "clip.updated"),),
+        _act_fingerprint,
+        {"clip.updated": 1},
+        {("Update(Note)", REMOTE): 1},
+        setup=_setup_clip_to_fingerprint,
+        work="fingerprints",
     ),
     Scenario(
         "delete a comment",
