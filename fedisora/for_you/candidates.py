@@ -291,12 +291,24 @@ async def sources(
     return Sources(found, liked, watched - liked, liked_by_creator, new_authors)
 
 
+REFILL_BELOW = 60
+"""Under this many unseen candidates, a refresh keeps the seen ones on the list too."""
+
+
 async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], rank.Taste]:
     """The viewer's candidates that pass every rule (see the module), and its taste."""
     settings = await signals.settings_of(viewer)
     creators, tags = await signals.weights_of(viewer, now=now, limit=MAX_INTEREST_ROWS)
     found = await sources(viewer, settings, creators, tags)
-    clips = await eligible(viewer, sorted(found.found.sources), settings)
+    ids = sorted(found.found.sources)
+    clips = await eligible(viewer, ids, settings)
+    if len(clips) < REFILL_BELOW:
+        # Few clips left unseen (a small instance, a long session): the list keeps the seen
+        # ones too, so that a first page shows them again rather than nothing (pages serve
+        # the unseen ones first: they skip seen clips while any unseen is left).
+        fresh = {c.pk for c in clips}
+        again = await eligible(viewer, ids, settings, allow_seen=True)
+        clips += [c for c in again if c.pk not in fresh]
     features = await _features(viewer, clips, found)
     taste = rank.Taste(
         creators=creators,
@@ -341,11 +353,18 @@ async def new_candidates(viewer: Account, after: int, limit: int) -> list[Clip]:
 
 
 async def eligible(
-    viewer: Account, ids: list[int], settings: ForYouSettings, hidden: set[int] | None = None
+    viewer: Account,
+    ids: list[int],
+    settings: ForYouSettings,
+    hidden: set[int] | None = None,
+    *,
+    allow_seen: bool = False,
 ) -> list[Clip]:
     """The clips of *ids* that may be For You clips for *viewer*, now (see the module): the
     one rule, for a refresh's candidates and again for each page served (*hidden*: the
-    viewer's hidden and limited accounts, when the caller has them already)."""
+    viewer's hidden and limited accounts, when the caller has them already). With
+    *allow_seen*, clips the viewer saw are kept (not those marked "not interested"): what a
+    first page shows again when everything on the list was seen."""
     if not ids:
         return []
     query = Clip.filter(pk__in=ids, visibility=Visibility.PUBLIC, deleted_at=None)
@@ -355,7 +374,8 @@ async def eligible(
     if hidden:
         query = query.exclude(account_id__in=sorted(hidden))
     clips = await (await public_timeline(query))
-    seen = set(await column(ClipView.filter(account_id=viewer.pk, clip_id__in=ids), "clip_id"))
+    views = ClipView.filter(account_id=viewer.pk, clip_id__in=ids)
+    seen = set(await column(views.filter(hidden=True) if allow_seen else views, "clip_id"))
     clips = [c for c in clips if c.pk not in seen]
     remote_media = [c.media_id for c in clips if not c.local and c.media_id is not None]
     provenance: dict[int, Any] = {}

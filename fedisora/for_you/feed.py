@@ -131,7 +131,9 @@ async def _shown(viewer: Account, rows: list[ForYouCandidate], rules: _Rules) ->
     """The clips of *rows* that may still be served to *viewer*, by id: the candidates' own
     rule, now (blocks, deletions, views and provenance since the list was made)."""
     ids = [r.clip_id for r in rows]
-    found = await candidates.eligible(viewer, ids, rules.settings, rules.hidden)
+    found = await candidates.eligible(
+        viewer, ids, rules.settings, rules.hidden, allow_seen=rules.allow_seen
+    )
     return {c.pk: c for c in found}
 
 
@@ -141,6 +143,8 @@ class _Rules:
 
     settings: ForYouSettings
     hidden: set[int]
+    allow_seen: bool = False
+    """A first page with nothing unseen left shows seen clips again (not an empty feed)."""
 
 
 async def _read(
@@ -232,6 +236,12 @@ async def page(
     else:
         position, left = await _read(viewer, generation, position, limit, items, set(), rules)
 
+    if place is None and not items and current:
+        # Everything on the list was seen (a small instance, a long session): the feed shows
+        # it again, best first, rather than nothing, until the refresh finds new clips.
+        again = _Rules(rules.settings, rules.hidden, allow_seen=True)
+        generation = current
+        position, left = await _read(viewer, current, -1, limit, items, set(), again)
     # Served is shown: the next page, or the next visit, goes on with other clips (a
     # Mastodon client reports no impressions; the web player's later report is this one).
     await signals.note_served(viewer, [item.clip for item in items], now=now)

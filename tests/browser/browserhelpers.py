@@ -78,7 +78,7 @@ class Site:
             await User.filter(account_id=account.pk).update(is_admin=admin, is_moderator=moderator)
         return account
 
-    async def video(self, author: Account) -> MediaFile:
+    async def video(self, author: Account, *, sound: bool = False) -> MediaFile:
         """A finished render of *author*'s: the real tiny MP4 in the media directory, with
         the provenance the render queue records for a clip it signed (as
         ``tests/support/factories.rendered_video``; the C2PA signing itself is tested in
@@ -98,12 +98,22 @@ class Site:
             fps=8.0,
             frames=16,
             size=target.stat().st_size,
-            provenance={"state": "trusted", "local": True, "manifest_digest": "sha256:test"},
+            provenance={
+                "state": "trusted",
+                "local": True,
+                "manifest_digest": "sha256:test",
+                # what a render's signed claim says of its sound (LTX-2 renders it)
+                "claim": {"audio": sound},
+            },
         )
 
-    async def clip(self, author: Account, caption: str = "", **kwargs: Any) -> Clip:
-        """A published clip of *author*'s (``posts.post_clip``: the real service)."""
-        return await posts.post_clip(author, await self.video(author), caption=caption, **kwargs)
+    async def clip(
+        self, author: Account, caption: str = "", *, sound: bool = False, **kwargs: Any
+    ) -> Clip:
+        """A published clip of *author*'s (``posts.post_clip``: the real service); *sound*:
+        its claim says it has a sound track."""
+        video = await self.video(author, sound=sound)
+        return await posts.post_clip(author, video, caption=caption, **kwargs)
 
     async def login(self, context: BrowserContext, username: str) -> None:
         """Log *context* in as *username* through the login form (its cookies then hold the

@@ -237,8 +237,12 @@ async def test_sound_is_off_until_a_tap_and_then_remembered(
     site: Site, phone: Page, page_errors: list[str]
 ) -> None:
     ann = await site.user()
-    first = await site.clip(ann, "tap for sound")
+    silent = await site.clip(ann, "a silent one")
+    first = await site.clip(ann, "tap for sound", sound=True)
     await phone.goto("/explore")
+    quiet = phone.locator(f'article[data-clip-id="{silent.pk}"]')
+    assert await quiet.locator(".action-sound").count() == 0  # known silent: no toggle
+    assert "No sound" in await quiet.locator(".action-silent").inner_text()
     video = phone.locator(f'article[data-clip-id="{first.pk}"] video')
     await phone.wait_for_function(PLAYING, arg=str(first.pk))
     assert await video.evaluate("v => v.muted") is True  # autoplay is muted

@@ -158,3 +158,34 @@ async def test_a_cursor_into_the_previous_generation_goes_on_then_moves_on(db: s
     assert [i.clip.pk for i in third.items] == [clips[4].pk, clips[5].pk]
     assert [i.reason for i in third.items] == ["reason new 1", "reason new 2"]
     assert third.next_cursor is None  # used up
+
+
+async def test_when_everything_was_seen_the_first_page_shows_it_again(db: str) -> None:
+    """A small instance, or a long session: every clip on the list was served. The next first
+    page shows them again, best first, rather than an empty feed; a clip the viewer said
+    "not interested" to never comes back."""
+    viewer = await author("viewer")
+    makers = [await author(f"maker{n}") for n in range(3)]
+    clips = [await clip(makers[n]) for n in range(3)]
+    await _list(viewer, clips)
+    first = await feed.page(viewer, None, 5, secret=SECRET)
+    assert [i.clip.pk for i in first.items] == [c.pk for c in clips]
+    await signals.not_interested(viewer, clips[1])
+    again = await feed.page(viewer, None, 5, secret=SECRET)
+    assert [i.clip.pk for i in again.items] == [clips[0].pk, clips[2].pk]
+    rows = await ClipView.filter(account_id=viewer.pk, clip_id=clips[0].pk)
+    assert [r.impressions for r in rows] == [1]  # shown again: not a second impression
+
+
+async def test_a_refresh_after_everything_was_seen_keeps_the_seen_clips(db: str) -> None:
+    """The durable refresh after the viewer saw every candidate writes a list that still
+    holds them (few unseen left), so the first page is not empty."""
+    viewer = await author("viewer")
+    makers = [await author(f"maker{n}") for n in range(3)]
+    clips = [await clip(makers[n]) for n in range(3)]
+    await candidates.refresh_now(viewer)
+    first = await feed.page(viewer, None, 5, secret=SECRET)
+    assert {i.clip.pk for i in first.items} == {c.pk for c in clips}
+    await candidates.refresh_now(viewer)  # as the runner would, all three seen now
+    again = await feed.page(viewer, None, 5, secret=SECRET)
+    assert {i.clip.pk for i in again.items} == {c.pk for c in clips}
