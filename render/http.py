@@ -49,7 +49,8 @@ def _steps_between(last: dict[str, Any] | None, now: dict[str, Any]) -> list[dic
     if (
         last is None
         or last["state"] not in (QUEUED, RENDERING)
-        or last.get("total") != total
+        # (before its first step a job's total may still be the plan's: no step is done yet)
+        or (int(last["step"]) > 0 and last.get("total") != total)
         or not total
         or not rendered
     ):

@@ -114,10 +114,14 @@ async def test_the_progress_stream_sends_one_event_per_step(
     job = await submit_render(alice, QUICK, settings=render_settings, engine=engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-        drain = asyncio.create_task(_runner(engine).drain(60))
-        response = await client.get(
-            f"/render/{job.pk}/events", headers={"x-account": str(alice.pk)}
+        # The stream is open and has read the queued job before the render starts (on a
+        # loaded machine a render started first could be over before the stream's first read).
+        streaming = asyncio.create_task(
+            client.get(f"/render/{job.pk}/events", headers={"x-account": str(alice.pk)})
         )
+        await asyncio.sleep(1.5)
+        drain = asyncio.create_task(_runner(engine).drain(60))
+        response = await streaming
         await drain
     progress = [data for kind, data in _events(response.text) if kind == "progress"]
     rendering = [p for p in progress if p["state"] == "rendering" and p["step"] > 0]
