@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from benchlookup import encode, synthetic_clip, transform_file
 from fingerprint_clips import fingerprinted_clip
 
-from bench.lookup import encode, synthetic_clip, transform_file
 from fedisora.boundary.limits import LOOKUP_BODY_LIMIT, body_class
 from fedisora.services import fingerprints
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from benchlookup import encode, synthetic_clip, transform_file
 from fedhelpers import make_remote
 
 from activitypub import objects
-from bench.lookup import encode, synthetic_clip, transform_file
 from fedisora.config import Settings
 from fedisora.federation.context import Federation
 from fedisora.federation.ingest import handle_activity

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from benchlookup import encode, synthetic_clip, transform_file
 from factories import local_account, rendered_video
 
-from bench.lookup import encode, synthetic_clip, transform_file
 from fedisora.config import Settings, load_settings
 from fedisora.models import (
     Clip,

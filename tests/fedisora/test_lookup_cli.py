@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from benchlookup import encode, synthetic_clip, transform_file
 from fingerprint_clips import fingerprinted_clip
 from instance import seed_database
 
-from bench.lookup import encode, synthetic_clip, transform_file
 from fedisora import urls
 from fedisora.cli import main
 from fedisora.config import load_settings

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchlookup import encode, synthetic_clip, transform_file
 
-from bench.lookup import encode, synthetic_clip, transform_file
 from render.errors import ProbeError
 from render.fingerprint import (
     CHUNKS,

@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from benchlookup import transform_file
 from factories import local_account
 
-from bench.lookup import transform_file
 from fedisora.models import Fingerprint, FingerprintChunk, MediaFile, RenderJob
 from fedisora.services import fingerprints
 from fedisora.work import Engine

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchlookup import encode, synthetic_clip
 from factories import local_account, rendered_video
 from tortoise.transactions import in_transaction
 
-from bench.lookup import encode, synthetic_clip
 from fedisora.models import Clip, Fingerprint
 from fedisora.services import fingerprints, posts
 from render.fingerprint import fingerprint_file, hashes_to_hex

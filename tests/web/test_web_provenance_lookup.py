@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 
 import httpx
+from benchlookup import encode, synthetic_clip, transform_file
 from fingerprint_clips import fingerprinted_clip
 from webhelpers import browser, form_csrf
-
-from bench.lookup import encode, synthetic_clip, transform_file
 
 
 def _words(page: str) -> str:
