@@ -142,6 +142,15 @@ async def new_context(
                 lambda m: page_errors.append(f"console: {m.text}") if m.type == "error" else None,
             )
             page.on("pageerror", lambda e: page_errors.append(f"exception: {e}"))
+            # which request failed (the console's line names no URL)
+            page.on(
+                "response",
+                lambda r: (
+                    page_errors.append(f"response: {r.status} {r.request.method} {r.url}")
+                    if r.status >= 500
+                    else None
+                ),
+            )
 
         context.on("page", watch)
         made.append(context)
