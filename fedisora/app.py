@@ -217,6 +217,7 @@ def create_app(
     from fedisora.federation.inbox_shortcut import InboxShortcut
     from fedisora.federation.routes import routes as federation_routes
     from fedisora.metrics import RequestMetrics, metrics_endpoint
+    from web.routes import object_pages
     from web.routes import routes as web_routes
     from web.security import SecurityHeaders
     from web.sessions import SessionMiddleware
@@ -247,6 +248,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.object_pages = object_pages()  # fedisora.negotiation: a browser gets pages
     app.state.rate_limits = rate_limits
     app.state.instance_limits = dict(rate_limits.limits)  # as the environment sets them
     from fedisora.services import instance_settings

@@ -27,9 +27,9 @@ from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.errors import FedisoraError, Invalid
-from fedisora.federation.routes import wants_activity
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
+from fedisora.negotiation import wants_activity
 from fedisora.services import idempotency, interactions
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import could_name_local

@@ -28,9 +28,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fedisora import urls
-from fedisora.federation.routes import wants_activity
 from fedisora.ids import row_id
 from fedisora.models import Account, Block, Clip, Mute
+from fedisora.negotiation import wants_activity
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
 from fedisora.services.follows import network_page

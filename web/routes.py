@@ -22,6 +22,7 @@ from fedisora.errors import Forbidden
 from fedisora.federation.delivery_health import delivery_health
 from fedisora.health import health
 from fedisora.models import Account, Clip, Delivery, Likeness, LikenessState, User, utcnow
+from fedisora.negotiation import ObjectPages
 from fedisora.services import roles
 from fedisora.services.accounts import INSTANCE_ACTOR, LoginRefused, authenticate
 from fedisora.services.email_confirmation import Unconfirmed
@@ -281,6 +282,20 @@ def _model_label(settings: Settings) -> str:
         return f"{name} ({model_family(settings)})"
     except ModelLoadError:
         return f"{name} (unreadable: see the worker's log)"
+
+
+def object_pages() -> ObjectPages:
+    """The pages that show ActivityPub objects to browsers, for the federation routes."""
+    from web.clip_pages import clip_page
+    from web.comment_pages import comment_page
+    from web.profiles import instance_actor_page, profile_page
+
+    return ObjectPages(
+        profile=profile_page,
+        instance_actor=instance_actor_page,
+        clip=clip_page,
+        comment=comment_page,
+    )
 
 
 def routes() -> list[BaseRoute]:

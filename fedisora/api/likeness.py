@@ -377,7 +377,7 @@ async def grant_document(request: Request) -> Response:
 
     grant_id = parse_id(request.path_params.get("id", ""))
     row = await LikenessGrant.get_or_none(pk=grant_id, remote=False) if grant_id >= 0 else None
-    from fedisora.federation.routes import wants_page
+    from fedisora.negotiation import wants_page
 
     if row is None or row.document is None:
         if wants_page(request):

@@ -46,10 +46,11 @@ from activitypub import consent, integrity, objects
 from activitypub.errors import ConsentError
 from activitypub.keys import public_key_from_multibase
 from fedisora.boundary.text import MAX_PEER_DEPTH, InputRefused, parse_json
-from fedisora.config import Settings
 from fedisora.federation.actors import ActorError, domain_of, fetch_actor
-from fedisora.federation.context import Federation, get_federation
+from fedisora.federation.context import Federation
+from fedisora.federation.delivery_graph import DELIVERY_GRAPH
 from fedisora.federation.http import ACCEPT_ACTIVITY, FetchError, UnsafeURL
+from fedisora.federation.outcomes import Ignored
 from fedisora.federation.rows import create_row
 from fedisora.models import (
     Account,
@@ -64,7 +65,6 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services.events import Event
-from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import check_graph, exponential
 
 __all__ = [
@@ -76,7 +76,6 @@ __all__ = [
     "carries_revocation",
     "judge",
     "likeness_id",
-    "machines",
     "on_event",
     "recheck_shown",
     "recheck_update",
@@ -328,7 +327,7 @@ def _consent_ids(note: objects.ParsedNote) -> list[str]:
     return [c.consent_id for c in note.cameos if c.consent_id]
 
 
-async def _consent_audit(author: Account, found: Judgement) -> None:
+async def consent_audit(author: Account, found: Judgement) -> None:
     """The consent audit (:class:`~fedisora.models.ConsentCheck`, what owners and admins
     read): each consent that held, and the one that failed, for a received clip."""
     for one in found.admitted:
@@ -353,7 +352,7 @@ async def _consent_audit(author: Account, found: Judgement) -> None:
         )
 
 
-async def _tell_refused(author: Account, found: Judgement, clip_uri: str) -> None:
+async def tell_refused(author: Account, found: Judgement, clip_uri: str) -> None:
     """A received clip refused on a consent of a local owner: the owner is told (a use of
     kind ``refused``, with the reason, and a ``fedisora.likeness_use`` notification), once
     per clip."""
@@ -414,8 +413,6 @@ async def admit(
     """The ``(owner, grant id)`` cameos of the received clip *note*, all verified, for it to
     be stored with. A clip that fails is recorded and refused (:class:`Ignored`, with the
     reason); one that cannot be checked now is queued (:class:`Held`)."""
-    from fedisora.federation.ingest import Ignored
-
     if await CameoCheck.filter(clip_uri=note.id, state="pending").exists():
         raise Held(f"{note.id}: its consents are being verified")
     try:
@@ -432,9 +429,9 @@ async def admit(
             reason=f"waiting: {exc}"[:2000],
         )
         raise Held(f"{note.id}: its consents cannot be verified now ({exc})") from exc
-    await _consent_audit(author, found)
+    await consent_audit(author, found)
     if found.reason is not None:
-        await _tell_refused(author, found, note.id)
+        await tell_refused(author, found, note.id)
         await _audit(note, author, "refused", found.reason, depth)
         log.warning("%s refused: %s", note.id, found.reason)
         raise Ignored(f"clip with cameos refused: {found.reason}")
@@ -456,7 +453,6 @@ async def recheck_update(
     refused clip (the reason kept in a :class:`CameoCheck`), and :class:`Ignored` raised.
     When an owner cannot be reached now, :class:`FetchError` (the inbox retries the Update;
     the clip stays as it was, with the consents verified before)."""
-    from fedisora.federation.ingest import Ignored
     from fedisora.services.posts import delete_clip
 
     sent = {(c.actor, c.consent_id) for c in note.cameos}
@@ -466,8 +462,8 @@ async def recheck_update(
         found = await judge(fed, author, note.cameos, clip_uri=clip.uri)
     except ActorError as exc:
         raise FetchError(str(exc)) from exc
-    await _consent_audit(author, found)
-    await _tell_refused(author, found, clip.uri)
+    await consent_audit(author, found)
+    await tell_refused(author, found, clip.uri)
     if found.reason is None:
         await _audit(note, author, "shown", "an Update: every consent verified")
         return [(a.owner, a.grant_id) for a in found.admitted]
@@ -521,55 +517,6 @@ async def record_uses(clip: Clip, cameos: Sequence[tuple[Account, str]]) -> None
             kind="published",
             remote=True,
         )
-
-
-# --- the machine: checks that could not be made at once ------------------------------------
-
-
-async def _verify(row: CameoCheck, ctx: WorkContext) -> Outcome:
-    from fedisora.federation.ingest import Ignored, store_admitted_clip
-
-    settings: Settings = ctx.engine.context["settings"]
-    if await Clip.filter(uri=row.clip_uri).exists():
-        await ctx.move("skipped", reason="the clip is stored already")
-        return "skipped"
-    author = await Account.get_or_none(uri=row.author_uri)
-    if author is None or author.suspended_at is not None or not row.note:
-        await ctx.move("skipped", reason="its author is gone")
-        return "skipped"
-    try:
-        note = objects.parse_note(row.note)
-    except objects.InvalidObject as exc:
-        await ctx.move("skipped", reason=str(exc)[:1000])
-        return "skipped"
-    fed = get_federation(settings)
-    try:
-        async with ctx.keep_lease():
-            found = await judge(fed, author, note.cameos, clip_uri=row.clip_uri)
-    except (ActorError, FetchError) as exc:
-        return Retry(str(exc))
-    await _consent_audit(author, found)
-    await _tell_refused(author, found, row.clip_uri)
-    reason = found.reason
-    if reason is None:
-        cameos = [(a.owner, a.grant_id) for a in found.admitted]
-        try:
-            await store_admitted_clip(author, note, row.note, cameos, depth=row.depth)
-        except Ignored as exc:
-            reason = f"not stored: {exc}"
-    outcome = "shown" if reason is None else "refused"
-    async with ctx.transition("checked") as conn:
-        await (
-            CameoCheck.filter(pk=row.pk)
-            .using_db(conn)
-            .update(outcome=outcome, reason=(reason or "every consent verified")[:2000], note=None)
-        )
-    log.info("%s: cameos %s (%s)", row.clip_uri, outcome, reason or "verified")
-    return "checked"
-
-
-def machines(settings: Settings) -> list[Machine]:
-    return [Machine(CameoCheck, CAMEO_CHECK_GRAPH, {"pending": _verify})]
 
 
 # --- the sweep: shown clips asked about again ------------------------------------------------
@@ -735,8 +682,6 @@ async def on_event(event: Event, conn: BaseDBAsyncClient) -> int:
         return 0
     activity = revocation_activity(revocation)
     now = utcnow()
-    from fedisora.federation.delivery import DELIVERY_GRAPH
-
     await Delivery.bulk_create(
         [
             Delivery(
@@ -774,8 +719,6 @@ async def revocation_received(fed: Federation, actor: Account, activity: dict[st
     """Apply the revocation a ``Delete`` from *actor* carries; what happened, as a sentence.
     A forged one (bad proof, another owner, a malformed object) raises :class:`Ignored`
     and is logged; a replay (its id seen here) changes nothing."""
-    from fedisora.federation.ingest import Ignored
-
     doc = activity["instrument"]
     try:
         if not actor.ed25519_public_multibase:

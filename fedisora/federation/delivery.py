@@ -30,8 +30,10 @@ from fedisora.config import Settings
 from fedisora.federation import likeness
 from fedisora.federation.actors import domain_of
 from fedisora.federation.context import Federation, get_federation
+from fedisora.federation.delivery_graph import DELIVERY_GRAPH, RETRY_SCHEDULE
 from fedisora.federation.hostcap import HostBusy, HostCap, LocalHostCap, RedisHostCap
 from fedisora.federation.http import FetchError, UnsafeURL
+from fedisora.federation.quote_stamps import quote_stamp
 from fedisora.federation.render import actor_document, clip_note, comment_note, iso
 from fedisora.federation.rows import create_row
 from fedisora.ids import new_id
@@ -54,7 +56,6 @@ from fedisora.models import (
 from fedisora.services import domain_blocks, events, relays
 from fedisora.services.events import Event
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
-from fedisora.work.graph import State, StateGraph, exponential
 
 __all__ = [
     "DELIVERY_GRAPH",
@@ -70,24 +71,6 @@ __all__ = [
 
 log = logging.getLogger("fedisora.federation")
 
-RETRY_SCHEDULE = exponential(
-    timedelta(seconds=30), 2.0, timedelta(hours=6), timedelta(days=2, hours=1)
-)
-DELIVERY_GRAPH = StateGraph(
-    "delivery",
-    [
-        State(
-            "pending",
-            to=("delivered",),
-            retry=RETRY_SCHEDULE,
-            max_attempts=len(RETRY_SCHEDULE) + 1,
-        ),
-        State("delivered", terminal=True),
-        State("failed", terminal=True),
-    ],
-    initial="pending",
-    failed="failed",
-)
 PER_HOST_CONCURRENCY = 4
 #: When a host's slots stay taken, the delivery is tried again this many seconds later.
 THROTTLED_RETRY_SECONDS = (5.0, 15.0)
@@ -453,8 +436,6 @@ async def _quote_authorizations_revoked(actor: Account, data: dict[str, Any]) ->
     remix's audience, and to everyone we have reason to think saw the remix (FEP-044f's
     SHOULD; Mastodon's RevokeQuoteService sends it to the reach of both posts): the clip's
     followers and the remote accounts that liked, commented on or boosted it."""
-    from fedisora.federation.ingest import quote_stamp
-
     clip = await Clip.get_or_none(pk=data["clip_id"], local=True)
     if clip is None:
         return []

@@ -15,7 +15,6 @@ deleted (:func:`~fedisora.services.account_deletion.is_remote_deleted`) is ignor
 
 from __future__ import annotations
 
-import base64
 import logging
 from datetime import datetime
 from typing import Any
@@ -32,12 +31,14 @@ from fedisora.federation.delivery import enqueue, forward_reply
 from fedisora.federation.http import BlockedHost, FetchError
 from fedisora.federation.media_check import MAX_REMOTE_VIDEO_BYTES, request_check
 from fedisora.federation.moves import MoveRefused, apply_move
+from fedisora.federation.outcomes import Gone, Ignored
 from fedisora.federation.quote_check import (
     rejected,
     remix_changed,
     request_verification,
     stamp_deleted,
 )
+from fedisora.federation.quote_stamps import quote_stamp, quoting_uri_of, uri_token
 from fedisora.ids import new_id
 from fedisora.models import (
     Account,
@@ -84,14 +85,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("fedisora.federation")
-
-
-class Ignored(Exception):
-    """The activity is valid but has nothing for us to do; the message says why."""
-
-
-class Gone(Ignored):
-    """The object was deleted: its origin answers 404 or 410, or we hold its tombstone."""
 
 
 #: What a suspended actor (here or by its own server) may still send: Mastodon's
@@ -726,24 +719,6 @@ async def _delete_actor(actor: Account) -> None:
     await mark_remote_deleted(actor)  # its server ended it: nothing here brings it back
 
 
-def quote_stamp(clip: Clip, quoting_uri: str) -> str:
-    """The URL of the QuoteAuthorization for *quoting_uri* quoting *clip* (stateless: the
-    quoting post's URI is in the URL, and the stamp is served while the clip may be quoted)."""
-    return f"{clip.uri}/quote_authorizations/{_token(quoting_uri)}"
-
-
-def _token(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def quoting_uri_of(token: str) -> str | None:
-    try:
-        uri = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return uri if uri.startswith(("https://", "http://")) and len(uri) <= 2048 else None
-
-
 async def _quote_request(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
     """FEP-044f: answer a request to quote (remix) a local clip, at once, by its policy."""
 
@@ -764,7 +739,7 @@ async def _quote_request(fed: Federation, actor: Account, activity: dict[str, An
         "object": clip.uri,
         "instrument": quoting,
     }
-    answer_id = f"{clip.uri}#quote_answers/{_token(activity['id'])}"
+    answer_id = f"{clip.uri}#quote_answers/{uri_token(activity['id'])}"
     if allowed:
         stamp = quote_stamp(clip, quoting)
         answer = objects.activity(

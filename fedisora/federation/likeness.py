@@ -52,8 +52,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from activitypub import consent, integrity, objects
 from activitypub.errors import ConsentError, ProofError, SignatureError
 from fedisora.config import Settings
-from fedisora.federation.context import Federation
+from fedisora.federation.cameo_clips import revoked_here
+from fedisora.federation.context import Federation, get_federation
 from fedisora.federation.http import FetchError
+from fedisora.federation.outcomes import Ignored
+from fedisora.federation.verify import signed_request, verify_signer
 from fedisora.models import (
     Account,
     ConsentCheck,
@@ -408,8 +411,6 @@ async def store_grant(
             now=now,
             key_id=key_id,
         )
-        from fedisora.federation.cameo_clips import revoked_here
-
         revoked = await revoked_here(grant, owner)  # a revocation may have come first
         if revoked is not None:
             raise ConsentError(revoked)
@@ -461,8 +462,6 @@ async def _our_request(actor: Account, inner: Any) -> LikenessRequest | None:
     if row is None:
         return None
     if row.owner_id != actor.pk:
-        from fedisora.federation.ingest import Ignored
-
         raise Ignored("a likeness request is answered by the owner it asked")
     return row
 
@@ -470,8 +469,6 @@ async def _our_request(actor: Account, inner: Any) -> LikenessRequest | None:
 async def answered(fed: Federation, actor: Account, activity: dict[str, Any]) -> bool:
     """ingest's Accept and Reject ask this first: when *activity* answers one of our
     ``CameoRequest``\\ s it is handled here (True), else it is not ours (False)."""
-    from fedisora.federation.ingest import Ignored
-
     row = await _our_request(actor, activity.get("object"))
     if row is None:
         return False
@@ -520,8 +517,6 @@ async def on_offer(fed: Federation, actor: Account, activity: dict[str, Any]) ->
     grantee may use it without asking. Refused (:class:`Ignored`, with the reason; a grant
     that fails verification is audited too): an Offer of anything else, a grant for an
     account that is not local or not the Offer's ``target``, a grant not the actor's."""
-    from fedisora.federation.ingest import Ignored
-
     if not is_grant_offer(activity):
         raise Ignored("an Offer of something other than a likeness grant")
     doc = activity["object"]
@@ -566,7 +561,6 @@ async def on_cameo_request(fed: Federation, actor: Account, activity: dict[str, 
     """A remote account asks a local owner: the local policy answers (the same code as a
     local request), at once or once the owner decides."""
     from fedisora.errors import FedisoraError
-    from fedisora.federation.ingest import Ignored
     from fedisora.services import likeness
 
     try:
@@ -725,8 +719,6 @@ def _refuse(status: int, message: str) -> JSONResponse:
 async def _reference_access(request: Request) -> tuple[Any, JSONResponse | None]:
     """The (likeness, grant) a stills request may read, or the refusal to answer."""
     from fedisora.api.params import parse_id
-    from fedisora.federation.context import get_federation
-    from fedisora.federation.verify import signed_request, verify_signer
     from fedisora.services import likeness
 
     grant_id = parse_id(request.path_params.get("id", ""))
@@ -842,7 +834,6 @@ async def tell_use(
 async def on_likeness_use(fed: Federation, actor: Account, activity: dict[str, Any]) -> None:
     """A remote grantee used a local owner's likeness: recorded (``remote``) and told to the
     owner. Ignored unless the named grant is the owner's, to this actor."""
-    from fedisora.federation.ingest import Ignored
     from fedisora.services import events
     from fedisora.services.notify import notify
 

@@ -42,11 +42,14 @@ from fedisora import ratelimits, urls
 from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
 from fedisora.boundary.limits import INBOX_BODY_LIMIT
 from fedisora.config import Settings
+from fedisora.federation import likeness, media_proxy
+from fedisora.federation import provenance_root as root
 from fedisora.federation.actors import domain_of
 from fedisora.federation.context import Federation, get_federation
 from fedisora.federation.inbox import INBOX_GRAPH
 from fedisora.federation.inbox_limits import RETRY_AFTER, limits_for
-from fedisora.federation.ingest import quote_stamp, quoting_uri_of
+from fedisora.federation.ingest import kept_while_suspended
+from fedisora.federation.quote_stamps import quote_stamp, quoting_uri_of
 from fedisora.federation.render import (
     actor_document,
     clip_note,
@@ -71,6 +74,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
+from fedisora.negotiation import object_pages, wants_activity, wants_page
 from fedisora.services import domain_blocks
 from fedisora.services.account_deletion import is_deleted
 from fedisora.services.accounts import INSTANCE_ACTOR, could_name_local
@@ -109,21 +113,6 @@ def _settings(request: Request) -> Settings:
 
 def _fed(request: Request) -> Federation:
     return get_federation(_settings(request))
-
-
-def wants_activity(request: Request) -> bool:
-    """Content negotiation: ActivityPub clients ask for activity+json or ld+json."""
-    accept = request.headers.get("accept", "").lower()
-    if "application/activity+json" in accept or "application/ld+json" in accept:
-        return True
-    return "json" in accept and "html" not in accept
-
-
-def wants_page(request: Request) -> bool:
-    """Whether a browser asks (it names ``text/html``, and not ActivityPub): what used to
-    answer only JSON answers a page only then, so a server sending no ``Accept`` still
-    gets the JSON."""
-    return "html" in request.headers.get("accept", "").lower() and not wants_activity(request)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -338,11 +327,10 @@ async def _local(username: str) -> Account | None:
 
 
 def _actor_or_page(request: Request, account: Account) -> Response:
-    if wants_activity(request):
+    pages = object_pages(request)
+    if wants_activity(request) or pages is None:
         return _activity(actor_document(account))
-    from web.profiles import instance_actor_page  # browsers get web pages
-
-    return instance_actor_page(request, account)
+    return pages.instance_actor(request, account)  # browsers get web pages
 
 
 async def _deleted_local(username: str) -> Account | None:
@@ -368,10 +356,9 @@ async def actor(request: Request) -> Response:
     clients with its minimal document saying ``suspended`` (as Mastodon does, so that peers
     can refresh it). Browsers get the profile page (web.profiles: 403 suspended, 410 gone)."""
     username = request.path_params["username"]
-    if not wants_activity(request):
-        from web.profiles import profile_page
-
-        return await profile_page(request, username)
+    pages = object_pages(request)
+    if not wants_activity(request) and pages is not None:
+        return await pages.profile(request, username)
     account = None
     if username.lower() != INSTANCE_ACTOR and could_name_local(username):  # see /actor
         account = await Account.get_or_none(username__iexact=username, domain=None)
@@ -427,10 +414,9 @@ async def _clip(request: Request) -> tuple[Clip | None, Response | None]:
 
 
 async def clip_object(request: Request) -> Response:
-    if not wants_activity(request):
-        from web.clip_pages import clip_page  # browsers get the clip's page
-
-        return await clip_page(request)
+    pages = object_pages(request)
+    if not wants_activity(request) and pages is not None:
+        return await pages.clip(request)  # browsers get the clip's page
     clip, refused = await _clip(request)
     if clip is None:
         assert refused is not None
@@ -491,10 +477,9 @@ async def quote_authorization(request: Request) -> Response:
 
 
 async def comment_object(request: Request) -> Response:
-    if wants_page(request):
-        from web.comment_pages import comment_page  # browsers get the comment's page
-
-        return await comment_page(request)
+    pages = object_pages(request)
+    if wants_page(request) and pages is not None:
+        return await pages.comment(request)  # browsers get the comment's page
     owner, gone = await _owner(request.path_params["username"])
     comment = None
     pk = row_id(request.path_params["comment_id"])
@@ -741,8 +726,6 @@ async def inbox(request: Request) -> Response:
     if not objects.same_origin(activity_id, actor_id):
         return _refuse(request, 400, "the activity id is not on the actor's host")
     if signer.suspended_at is not None:
-        from fedisora.federation.ingest import kept_while_suspended  # for this path only
-
         if not await kept_while_suspended(signer, payload["type"]):
             # Answered 202 and dropped, as Mastodon does: a 403 (or any error) would have the
             # peer deliver it again, for days, to no end. What undoes or deletes is kept.
@@ -782,9 +765,6 @@ def _is_gone_actor_delete(payload: dict[str, Any], actor_id: str) -> bool:
 
 
 def routes() -> list[BaseRoute]:
-    from fedisora.federation import likeness, media_proxy
-    from fedisora.federation import provenance_root as root
-
     return [
         *media_proxy.routes(),
         *likeness.routes(),

@@ -20,7 +20,7 @@ from fedhelpers import Peer, RemoteActor, make_remote
 
 from activitypub import consent, keys, objects
 from fedisora.config import Settings
-from fedisora.federation import cameo_clips
+from fedisora.federation import cameo_clips, cameo_verify
 from fedisora.federation.context import Federation
 from fedisora.federation.http import FetchError
 from fedisora.federation.ingest import Ignored, handle_activity
@@ -150,7 +150,7 @@ def create(author: RemoteActor, n: int, consent_doc: dict[str, Any]) -> dict[str
 
 
 async def run_checks(settings: Settings) -> list[Any]:
-    engine = Engine(cameo_clips.machines(settings), context={"settings": settings})
+    engine = Engine(cameo_verify.machines(settings), context={"settings": settings})
     return [
         await engine.advance("cameo_checks", row.pk)
         for row in await CameoCheck.filter(state="pending").order_by("id")

@@ -23,7 +23,7 @@ from activitypub.objects import stamp_mismatch
 from fedisora.api.entities import status_entities
 from fedisora.config import Settings
 from fedisora.federation import http as peer_http
-from fedisora.federation import quote_check
+from fedisora.federation import quote_check, quote_verify
 from fedisora.federation.context import Federation, set_federation
 from fedisora.federation.http import PeerClient
 from fedisora.federation.ingest import handle_activity, quote_stamp
@@ -88,7 +88,7 @@ def later(delta: timedelta) -> Callable[[], datetime]:
 async def run_checks(
     settings: Settings, clock: Callable[[], datetime] = utcnow
 ) -> list[AdvanceResult]:
-    engine = Engine(quote_check.machines(settings), context={"settings": settings}, clock=clock)
+    engine = Engine(quote_verify.machines(settings), context={"settings": settings}, clock=clock)
     return [
         await engine.advance(TABLE, row.pk)
         for row in await QuoteCheck.filter(state="pending").order_by("id")

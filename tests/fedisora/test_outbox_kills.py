@@ -275,7 +275,7 @@ async def _effects(w: World, notes_after: int) -> Effects:
 
 WORK = {
     "inbox_items": "fedisora.federation.inbox:machines",
-    "quote_checks": "fedisora.federation.quote_check:machines",
+    "quote_checks": "fedisora.federation.quote_verify:machines",
     "remote_media_checks": "fedisora.federation.media_check:machines",
     "render_jobs": "render.queue:machines",
     "fingerprints": "fedisora.services.fingerprints:machines",
@@ -326,6 +326,7 @@ INTERACTIONS = "fedisora/services/interactions.py"
 DELETION = "fedisora/services/account_deletion.py"
 INGEST = "fedisora/federation/ingest.py"
 QUOTES = "fedisora/federation/quote_check.py"
+QUOTE_MACHINE = "fedisora/federation/quote_verify.py"
 RENDER = "render/queue.py"
 NOTIFY: Site = ("fedisora/services/notify.py", "notify", "notification.created")
 FANS, IDOLS = "fans.example", "idols.example"
@@ -673,12 +674,12 @@ async def _act_use_of_fan(w: World) -> None:
 
 async def _act_refused_clip_of_ann(w: World) -> None:
     # A clip by fan presenting ann's consent is refused here: ann is told (a refused use).
-    from fedisora.federation.cameo_clips import Judgement, _tell_refused
+    from fedisora.federation.cameo_clips import Judgement, tell_refused
 
     found = Judgement(
         [], reason="consent revoked", failed=w.ann, failed_consent=w.rows["grant"].uri
     )
-    await _tell_refused(w.fan, found, f"{w.fan.uri}/clips/1")
+    await tell_refused(w.fan, found, f"{w.fan.uri}/clips/1")
 
 
 async def _act_notify_alone(w: World) -> None:
@@ -886,7 +887,7 @@ SCENARIOS = [
     Scenario(
         "a received clip refused on ann's consent",
         (
-            ("fedisora/federation/cameo_clips.py", "_tell_refused", "notification.created"),
+            ("fedisora/federation/cameo_clips.py", "tell_refused", "notification.created"),
             NOTIFY,
         ),
         _act_refused_clip_of_ann,
@@ -1179,7 +1180,10 @@ SCENARIOS = [
     ),
     Scenario(
         "a quote check approves a remote remix",
-        ((QUOTES, "_verify", "clip.updated"), (QUOTES, "_verify", "notification.created")),
+        (
+            (QUOTE_MACHINE, "_verify", "clip.updated"),
+            (QUOTE_MACHINE, "_verify", "notification.created"),
+        ),
         _act_quote_check,
         {"clip.updated": 1, "notification.created": 1},
         {},
