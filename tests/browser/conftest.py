@@ -142,11 +142,15 @@ async def new_context(
                 lambda m: page_errors.append(f"console: {m.text}") if m.type == "error" else None,
             )
             page.on("pageerror", lambda e: page_errors.append(f"exception: {e}"))
-            # which request failed (the console's line names no URL)
+            # which request failed (the console's line names no URL), and the instance's log
+            # at that moment (its traceback)
             page.on(
                 "response",
                 lambda r: (
-                    page_errors.append(f"response: {r.status} {r.request.method} {r.url}")
+                    page_errors.append(
+                        f"response: {r.status} {r.request.method} {r.url}\n"
+                        f"serve.log ends: {served.log.read_text(errors='replace')[-4000:]}"
+                    )
                     if r.status >= 500
                     else None
                 ),
