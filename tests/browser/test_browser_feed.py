@@ -112,6 +112,40 @@ async def test_reading_without_javascript(
     assert page_errors == []
 
 
+async def test_the_first_clip_plays_before_the_others_are_built(
+    site: Site, phone: Page, page_errors: list[str]
+) -> None:
+    """The first response builds one clip; the page's other clips (inert in a <noscript>)
+    join the feed after the first one plays, in order, numbered, and playable."""
+    ann = await site.user()
+    clips = [await site.clip(ann, f"deferred {n}") for n in range(12)]
+    newest = [str(c.pk) for c in reversed(clips)]
+    await phone.add_init_script(
+        """document.addEventListener('playing', () => {
+          if (window.atFirstPlay) return;
+          window.atFirstPlay = {
+            articles: document.querySelectorAll('[role=feed] > article').length,
+            waiting: document.querySelectorAll('[role=feed] > noscript').length,
+          };
+        }, true);"""
+    )
+    await phone.goto("/explore")
+    await phone.wait_for_function("() => !!window.atFirstPlay")
+    assert await phone.evaluate("() => window.atFirstPlay") == {"articles": 1, "waiting": 1}
+    await phone.wait_for_function(
+        "() => document.querySelectorAll('[role=feed] > article').length === 10"
+    )
+    shown = await phone.evaluate(
+        """() => [...document.querySelectorAll('[role=feed] > article')]
+            .map(a => [a.dataset.clipId, a.getAttribute('aria-posinset')])"""
+    )
+    assert shown == [[newest[n], str(n + 1)] for n in range(10)]
+    # the joined clips are the feed's own: j moves to the second, which plays
+    await phone.keyboard.press("j")
+    await phone.wait_for_function(PLAYING, arg=newest[1])
+    assert page_errors == []
+
+
 async def test_like_changes_the_button_and_its_count(
     site: Site, phone: Page, page_errors: list[str]
 ) -> None:
@@ -171,7 +205,11 @@ async def test_infinite_scroll_appends_the_next_page(
     newest = [str(c.pk) for c in reversed(clips)]
     await phone.goto("/explore")
     articles = phone.locator('[role="feed"] > article')
-    assert await articles.count() == 10
+    # the page's other nine clips join the first once it plays (web/templates/timeline.html)
+    await phone.wait_for_function(
+        "() => document.querySelectorAll('[role=feed] > article').length === 10"
+    )
+    assert await phone.locator("[role=feed] > noscript").count() == 0
     await articles.nth(8).scroll_into_view_if_needed()
     await phone.wait_for_function(
         "() => document.querySelectorAll('[role=feed] > article').length > 10"

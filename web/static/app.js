@@ -184,6 +184,10 @@ export class FeedPlayer {
       threshold: 0.6,
     });
     this.articles().forEach((a) => this.adopt(a));
+    // The page's other clips wait in a <noscript> (web/templates/timeline.html) until the
+    // first one plays or the viewer moves: then they join the feed.
+    this.rest = this.feed.querySelector(":scope > noscript[data-reels-rest]");
+    if (this.rest) this.revealLater();
     this.watchMore();
     scroller.addEventListener("focusin", (event) => {
       const article = event.target.closest && event.target.closest("article.reel");
@@ -195,6 +199,32 @@ export class FeedPlayer {
 
   articles() {
     return [...this.feed.querySelectorAll(":scope > article")];
+  }
+
+  revealLater() {
+    const reveal = () => this.revealRest();
+    const video = this.feed.querySelector(":scope > article .reel-video");
+    if (video) video.addEventListener("playing", () => setTimeout(reveal, 0), { once: true });
+    setTimeout(reveal, video ? 1500 : 0); // a clip that cannot play (or is behind a warning)
+    const opts = { once: true, passive: true, capture: true };
+    for (const type of ["keydown", "pointerdown", "touchstart", "wheel"]) {
+      window.addEventListener(type, reveal, opts);
+    }
+    this.scroller.addEventListener("scroll", reveal, { once: true, passive: true });
+  }
+
+  // The markup in the <noscript> is the server's own (escaped) HTML, inert text while
+  // scripts run: parsed here into the feed's next articles.
+  revealRest() {
+    const rest = this.rest;
+    if (!rest || !rest.isConnected) return;
+    this.rest = null;
+    const articles = [...fragmentOf(rest.textContent).children].filter((a) =>
+      a.matches("article.reel"),
+    );
+    rest.replaceWith(...articles);
+    articles.forEach((a) => this.adopt(a));
+    if (this.current) this.recycle();
   }
 
   adopt(article) {
@@ -267,7 +297,7 @@ export class FeedPlayer {
     this.current = article;
     const index = this.recycle();
     this.playCurrent();
-    if (this.articles().length - index <= 3) this.loadMore();
+    if (!this.rest && this.articles().length - index <= 3) this.loadMore();
   }
 
   // Pause every clip but the current one; only those within LIVE_AROUND of it keep their
@@ -289,6 +319,7 @@ export class FeedPlayer {
   }
 
   move(delta) {
+    this.revealRest();
     const list = this.articles();
     if (!list.length) return;
     const from = this.current ? list.indexOf(this.current) : -1;
@@ -310,6 +341,10 @@ export class FeedPlayer {
   async loadMore() {
     const more = this.scroller.querySelector("[data-feed-more]");
     const link = more && more.querySelector("a.feed-next");
+    if (this.rest) {
+      this.revealRest(); // this page's own clips first
+      return;
+    }
     if (this.loading || !link) return;
     this.loading = true;
     this.feed.setAttribute("aria-busy", "true");
