@@ -252,7 +252,10 @@ def sign(
     with _lock:
         message = _hex(_canonical(_options_of(options))) + _hex(_canonical(unsigned))
     value = key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return {**unsigned, "signature": {**options, "signatureValue": base64.b64encode(value).decode()}}
+    return {
+        **unsigned,
+        "signature": {**options, "signatureValue": base64.b64encode(value).decode()},
+    }
 
 
 def _hex(canonical: str) -> str:
