@@ -29,9 +29,10 @@ What such a signature covers is the RDF graph, not the JSON: a member whose term
 defines is not signed at all, and a document that redefines ``content`` in its own
 ``@context`` reads, as JSON, other than what was signed. :func:`verify` therefore also checks
 that the document means the same when read with the standard terms (ActivityStreams, the
-security vocabulary, :data:`~activitypub.objects.OBJECT_TERMS`), refuses ``@graph``,
-``@included`` and ``@reverse`` (as Fedify does) and types no context defines, and returns the
-document without the members that were not signed (Mastodon drops them by compacting).
+security vocabulary, fedisora's own; other extension terms as the document defines them, but
+never as another name of a standard one), refuses ``@graph``, ``@included`` and ``@reverse``
+(as Fedify does) and types no context defines, and returns the document without the members
+that were not signed (Mastodon drops them by compacting).
 
 Nothing here fetches a key: the caller looks up the ``creator`` key (which must be a key of
 the activity's actor) and passes it.
@@ -47,6 +48,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -56,7 +58,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from activitypub import contexts
 from activitypub.errors import InvalidProof, MalformedProof, ProofError
 from activitypub.integrity import format_datetime
-from activitypub.objects import AS_CONTEXT, OBJECT_TERMS, SECURITY_CONTEXT
+from activitypub.objects import AS_CONTEXT, FEDISORA_NS, OBJECT_TERMS, SECURITY_CONTEXT
 
 __all__ = [
     "IDENTITY_CONTEXT",
@@ -301,39 +303,68 @@ def verify(document: Mapping[str, Any], key: rsa.RSAPublicKey) -> dict[str, Any]
     return {**kept, "signature": signature}
 
 
-def _reference_terms() -> frozenset[str]:
-    terms: set[str] = set(OBJECT_TERMS)
+_STANDARD_NAMESPACES = ("https://www.w3.org/ns/activitystreams#", "https://w3id.org/security#")
+
+
+@cache
+def _fixed_terms() -> tuple[frozenset[str], dict[str, Any]]:
+    """The names whose meaning a document cannot change (those of ActivityStreams and
+    security/v1, and fedisora's own), and the definitions of fedisora's own terms."""
+    names: set[str] = set()
     for url in (AS_CONTEXT, SECURITY_CONTEXT):
         loaded = contexts.load(url)
         assert loaded is not None
-        terms.update(loaded["@context"])
-    return frozenset(terms)
-
-
-_REFERENCE_TERMS: frozenset[str] | None = None
+        names.update(loaded["@context"])
+    ours: dict[str, Any] = {"fedisora": FEDISORA_NS}
+    for term, definition in OBJECT_TERMS.items():
+        iri = definition.get("@id") if isinstance(definition, Mapping) else definition
+        if isinstance(iri, str) and (iri.startswith(("fedisora:", FEDISORA_NS))):
+            ours[term] = definition
+    names.update(ours)
+    return frozenset(names), ours
 
 
 def _standard_reading(document: Mapping[str, Any]) -> dict[str, Any]:
-    """*document* with the standard terms' meanings: its nested contexts removed, and its
-    top-level one replaced by ActivityStreams, security/v1 and
-    :data:`~activitypub.objects.OBJECT_TERMS`, followed by its own inline definitions of
-    other terms (``@vocab`` and ``@base`` left out)."""
-    global _REFERENCE_TERMS
-    if _REFERENCE_TERMS is None:
-        _REFERENCE_TERMS = _reference_terms()
+    """*document* read with the standard terms' meanings: its nested contexts removed, its
+    top-level one replaced by ActivityStreams, security/v1 and fedisora's own terms, followed
+    by its own inline definitions of the other terms (Mastodon's ``toot:`` ones, say), less
+    ``@vocab`` and ``@base``. Raises :class:`InvalidProof` for an inline term that names an
+    ActivityStreams or security property under another name (``"quote": "as:inReplyTo"``)."""
+    fixed, ours = _fixed_terms()
     own = document.get("@context")
     extra: dict[str, Any] = {}
     for item in own if isinstance(own, list) else [own]:
         if isinstance(item, Mapping):
             for term, definition in item.items():
-                if term not in _REFERENCE_TERMS and term not in ("@vocab", "@base"):
+                if term not in fixed and term not in ("@vocab", "@base"):
                     extra[term] = definition
-    reference: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, dict(OBJECT_TERMS)]
+    reference: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, ours]
     if extra:
         reference.append(extra)
+        _check_aliases(reference, extra)
     body = _strip_contexts({k: v for k, v in document.items() if k != "@context"})
     assert isinstance(body, dict)
     return {"@context": reference, **body}
+
+
+def _check_aliases(reference: list[Any], extra: Mapping[str, Any]) -> None:
+    jsonld = _jsonld()
+    for term in extra:
+        if term.startswith("@"):
+            continue
+        try:
+            expanded = jsonld.expand(
+                {"@context": reference, term: []}, {"documentLoader": _load_context}
+            )
+        except jsonld.JsonLdError as exc:
+            raise MalformedProof(f"the document is not valid JSON-LD: {_cause(exc)}") from exc
+        for iri in expanded[0] if expanded else ():
+            for namespace in _STANDARD_NAMESPACES:
+                local = iri.removeprefix(namespace)
+                if local != iri and local and local != term:
+                    raise InvalidProof(
+                        f"the activity's @context makes {term[:100]!r} mean {iri[:200]}"
+                    )
 
 
 def _strip_contexts(value: Any) -> Any:

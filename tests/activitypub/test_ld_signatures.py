@@ -223,6 +223,88 @@ def test_a_context_that_changes_what_a_term_means_is_refused(rsa_key: rsa.RSAPri
     _refused(_sign(with_vocab, rsa_key), public, "another meaning")
 
 
+# Mastodon's extension terms as it names them (app/helpers/context_helper.rb): some mean
+# other IRIs than fedisora's own definitions of the same names (``canQuote`` is GoToSocial's).
+MASTODON_FULL_CONTEXT: list[Any] = [
+    "https://www.w3.org/ns/activitystreams",
+    "https://w3id.org/security/v1",
+    {
+        "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+        "sensitive": "as:sensitive",
+        "Hashtag": "as:Hashtag",
+        "movedTo": {"@id": "as:movedTo", "@type": "@id"},
+        "toot": "http://joinmastodon.org/ns#",
+        "Emoji": "toot:Emoji",
+        "ostatus": "http://ostatus.org#",
+        "atomUri": "ostatus:atomUri",
+        "inReplyToAtomUri": "ostatus:inReplyToAtomUri",
+        "conversation": "ostatus:conversation",
+        "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
+        "blurhash": "toot:blurhash",
+        "votersCount": "toot:votersCount",
+        "quote": {"@id": "https://w3id.org/fep/044f#quote", "@type": "@id"},
+        "quoteUri": "http://fedibird.com/ns#quoteUri",
+        "_misskey_quote": "https://misskey-hub.net/ns#_misskey_quote",
+        "quoteAuthorization": {
+            "@id": "https://w3id.org/fep/044f#quoteAuthorization",
+            "@type": "@id",
+        },
+        "gts": "https://gotosocial.org/ns#",
+        "interactionPolicy": {"@id": "gts:interactionPolicy", "@type": "@id"},
+        "canQuote": {"@id": "gts:canQuote", "@type": "@id"},
+        "automaticApproval": {"@id": "gts:automaticApproval", "@type": "@id"},
+        "manualApproval": {"@id": "gts:manualApproval", "@type": "@id"},
+        "interactingObject": {"@id": "gts:interactingObject"},
+    },
+]
+
+
+def test_mastodons_own_extension_terms_are_read_as_it_defines_them(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    doc = _reply(
+        interactionPolicy={"canQuote": {"automaticApproval": [PUBLIC]}},
+        quote="https://mastodon.example/users/carol/statuses/9",
+        tag=[
+            {"type": "Hashtag", "href": "https://mastodon.example/tags/sea", "name": "#sea"},
+            {"type": "Emoji", "id": "https://mastodon.example/emojis/1", "name": ":wave:"},
+        ],
+        attachment=[
+            {
+                "type": "Document",
+                "mediaType": "image/png",
+                "url": "https://mastodon.example/media/1.png",
+                "blurhash": "UBL_:rOpGG-oBUNG,qRj2so|=eE1w^n4S5NH",
+                "focalPoint": [0.0, 0.5],
+            }
+        ],
+    )
+    doc["@context"] = MASTODON_FULL_CONTEXT
+    signed = _sign(doc, rsa_key)
+    assert ld_signatures.verify(signed, rsa_key.public_key()) == signed
+
+
+def test_an_extension_term_made_another_name_of_a_standard_one_is_refused(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    """``quote`` defined as ``as:inReplyTo`` and the reply's ``inReplyTo`` moved under it: the
+    graph, and the signature, stay the same, but a reader by name sees a quote post."""
+    doc = _reply()
+    signed = _sign(doc, rsa_key)
+    forged = copy.deepcopy(signed)
+    forged["@context"] = [
+        doc["@context"][0],
+        {**doc["@context"][1], "quote": {"@id": "as:inReplyTo", "@type": "@id"}},
+    ]
+    forged["object"]["quote"] = forged["object"].pop("inReplyTo")
+    _refused(forged, rsa_key.public_key(), "makes 'quote' mean")
+    # fedisora's own terms keep fedisora's meaning whatever the document says
+    ours = copy.deepcopy(signed)
+    ours["@context"] = [doc["@context"][0], {**doc["@context"][1], "aiGenerated": "as:sensitive"}]
+    ours["object"]["aiGenerated"] = ours["object"].pop("sensitive")
+    _refused(ours, rsa_key.public_key(), "another meaning")
+
+
 def test_members_no_context_defines_are_not_signed_and_dropped(
     rsa_key: rsa.RSAPrivateKey,
 ) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
 from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, RemoteActor, make_remote
 
@@ -120,7 +121,9 @@ async def test_a_forwarded_reply_signed_by_its_author_is_accepted_and_forwarded(
     # forwarded on as received (Mastodon's inbox forwarding), verifiable by rita's key alone
     [forwarded] = await Delivery.all()
     assert forwarded.inbox_url == "https://fan.example/inbox" and forwarded.payload == reply
-    ld_signatures.verify(forwarded.payload, rita.private_key.public_key())
+    public = rita.private_key.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    ld_signatures.verify(forwarded.payload, public)
 
 
 async def test_signatures_that_do_not_hold_are_refused_with_their_reason(
