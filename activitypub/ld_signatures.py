@@ -43,12 +43,12 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -182,15 +182,11 @@ def _canonical(document: Any) -> str:
                 raise MalformedProof("the document's blank nodes are too costly to canonicalise")
             return super().hash_n_degree_quads(id_, issuer)
 
-    try:
-        dataset = jsonld.to_rdf(
-            copy.deepcopy(document),
-            {"documentLoader": _load_context, "produceGeneralizedRdf": False},
-        )
-    except jsonld.JsonLdError as exc:
-        raise MalformedProof(f"the document is not valid JSON-LD: {_cause(exc)}") from exc
-    except RecursionError as exc:
-        raise MalformedProof("the document is nested too deeply") from exc
+    dataset = _read(
+        jsonld.to_rdf,
+        copy.deepcopy(document),
+        {"documentLoader": _load_context, "produceGeneralizedRdf": False},
+    )
     blanks = {
         term["value"]
         for quads in dataset.values()
@@ -200,9 +196,27 @@ def _canonical(document: Any) -> str:
     }
     if len(blanks) > _MAX_BLANK_NODES:
         raise MalformedProof("the document has too many blank nodes")
-    result = _Bounded().main(dataset, {"format": "application/n-quads"})
+    result = _read(_Bounded().main, dataset, {"format": "application/n-quads"})
     assert isinstance(result, str)
     return result
+
+
+def _read(step: Callable[..., Any], *args: Any) -> Any:
+    """One of pyld's steps on a received document: whatever it raises on hostile input (its
+    own errors, and a KeyError or ValueError from deep inside) is a :class:`MalformedProof`
+    with the reason; ours (a context not bundled, a bound) pass through."""
+    jsonld = _jsonld()
+    try:
+        return step(*args)
+    except ProofError:
+        raise
+    except jsonld.JsonLdError as exc:
+        raise MalformedProof(f"the document is not valid JSON-LD: {_cause(exc)}") from exc
+    except RecursionError as exc:
+        raise MalformedProof("the document is nested too deeply") from exc
+    except Exception as exc:  # pyld on input it did not expect: refused, never a crash
+        reason = str(exc)[:200] or type(exc).__name__
+        raise MalformedProof(f"the document cannot be read as JSON-LD: {reason}") from exc
 
 
 def _cause(exc: BaseException) -> str:
@@ -306,7 +320,7 @@ def verify(document: Mapping[str, Any], key: rsa.RSAPublicKey) -> dict[str, Any]
 _STANDARD_NAMESPACES = ("https://www.w3.org/ns/activitystreams#", "https://w3id.org/security#")
 
 
-@cache
+@functools.cache
 def _fixed_terms() -> tuple[frozenset[str], dict[str, Any]]:
     """The names whose meaning a document cannot change (those of ActivityStreams and
     security/v1, and fedisora's own), and the definitions of fedisora's own terms."""
@@ -352,12 +366,9 @@ def _check_aliases(reference: list[Any], extra: Mapping[str, Any]) -> None:
     for term in extra:
         if term.startswith("@"):
             continue
-        try:
-            expanded = jsonld.expand(
-                {"@context": reference, term: []}, {"documentLoader": _load_context}
-            )
-        except jsonld.JsonLdError as exc:
-            raise MalformedProof(f"the document is not valid JSON-LD: {_cause(exc)}") from exc
+        expanded = _read(
+            jsonld.expand, {"@context": reference, term: []}, {"documentLoader": _load_context}
+        )
         for iri in expanded[0] if expanded else ():
             for namespace in _STANDARD_NAMESPACES:
                 local = iri.removeprefix(namespace)
@@ -381,14 +392,11 @@ def _undefined_terms(document: dict[str, Any]) -> set[str]:
     node type: another undefined one would verify as well)."""
     jsonld = _jsonld()
     dropped: list[str | None] = []
-    try:
-        expanded = jsonld.expand(
-            copy.deepcopy(document),
-            {"documentLoader": _load_context},
-            on_property_dropped=dropped.append,
-        )
-    except jsonld.JsonLdError as exc:
-        raise MalformedProof(f"the document is not valid JSON-LD: {_cause(exc)}") from exc
+    expanded = _read(
+        functools.partial(jsonld.expand, on_property_dropped=dropped.append),
+        copy.deepcopy(document),
+        {"documentLoader": _load_context},
+    )
     found = {name for name in dropped if name}
     _walk_expanded(expanded, found.add)
     return found

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from activitypub import contexts, keys, ld_signatures
 from activitypub.errors import InvalidProof, MalformedProof, ProofError
@@ -370,3 +372,44 @@ def test_the_runtime_contexts_are_the_test_fixtures_and_nothing_else_loads() -> 
     assert contexts.load("https://w3id.org/security/v2") is None
     with pytest.raises(MalformedProof, match="nothing is fetched"):
         ld_signatures.canonical_hash({"@context": "https://example.com/ctx", "a": 1})
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(
+        ["", "as:content", "@id", "@type", "@list", "@language", "_:b0", "https://x.example/a"]
+    )
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    *("@context", "@id", "@type", "@value", "@language", "@list", "@set", "@vocab"),
+                    *("id", "type", "content", "to", "tag", "name", "x", "as:name", "_:k"),
+                ]
+            )
+            | st.text(max_size=6),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(body=st.dictionaries(st.text(max_size=8) | st.sampled_from(["@context", "object"]), _JSON))
+def test_any_document_is_verified_or_refused_with_a_reason(body: dict[str, Any]) -> None:
+    """Whatever a peer sends with a signature, the verifier answers with a ProofError (a
+    reason), never another exception."""
+    key = _vector_key()
+    doc = {**_reply(), **body, "signature": _vector()["signature"]}
+    with pytest.raises(ProofError):
+        ld_signatures.verify(doc, key)
+    contextual = {**body, "@context": body.get("@context", _reply()["@context"])}
+    with pytest.raises(ProofError):
+        ld_signatures.verify({**contextual, "signature": _vector()["signature"]}, key)
