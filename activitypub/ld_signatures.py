@@ -353,7 +353,7 @@ def _standard_reading(document: Mapping[str, Any]) -> dict[str, Any]:
             for term, definition in item.items():
                 if term not in fixed and term not in ("@vocab", "@base"):
                     extra[term] = definition
-    reference: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, ours]
+    reference: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, copy.deepcopy(ours)]
     if extra:
         reference.append(extra)
         try:
@@ -373,7 +373,7 @@ def _check_aliases(extra_json: str) -> None:
     property under another name."""
     jsonld = _jsonld()
     extra = json.loads(extra_json)
-    reference: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, _fixed_terms()[1], extra]
+    reference: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, copy.deepcopy(_fixed_terms()[1]), extra]
     for term in extra:
         if term.startswith("@"):
             continue
