@@ -535,13 +535,15 @@ async def forward_reply(
     """Forward a remote reply in a thread this server holds, as received (its actor's proof
     unchanged), to the remote followers of the local clip's author and the thread's remote
     people not on the reply's own server: Mastodon's inbox forwarding, so that a thread
-    reads the same everywhere. Only an activity carrying its actor's FEP-8b32 proof is
-    forwarded (what another server can verify without asking us), only for a public or
-    unlisted reply to a local clip. Written in *conn*, the transaction that stores the
-    reply: it is forwarded exactly once."""
+    reads the same everywhere. Only an activity carrying its actor's FEP-8b32 proof or
+    Mastodon's ``RsaSignature2017`` Linked Data signature is forwarded (what another server
+    can verify without asking us), only for a public or unlisted reply to a local clip.
+    Written in *conn*, the transaction that stores the reply: it is forwarded exactly once."""
     if not clip.local or comment.visibility not in (Visibility.PUBLIC, Visibility.UNLISTED):
         return
-    if not isinstance(activity.get("proof"), dict):
+    if not isinstance(activity.get("proof"), dict) and not isinstance(
+        activity.get("signature"), dict
+    ):
         return
     author = await Account.get(pk=clip.account_id, using_db=conn)
     people = [m.account_id for m in await Mention.filter(comment_id=comment.pk).using_db(conn)]
@@ -609,9 +611,12 @@ def proven(sender: Account, activity: dict[str, Any]) -> dict[str, Any]:
     """*activity* with *sender*'s FEP-8b32 proof (``eddsa-jcs-2022`` by its Ed25519 key,
     the ``assertionMethod`` of its actor document), made once for all its inboxes: a server
     that reads proofs (Fedify) can then accept it when it reaches it by another way (a
-    relay, forwarding). Unchanged when it has a proof already (forwarded as received) or
-    the sender has no Ed25519 key here."""
-    if "proof" in activity or "@context" not in activity or not sender.ed25519_private_pem:
+    relay, forwarding). Unchanged when it has a proof or a Linked Data signature already
+    (forwarded as received: anything added would break the signature) or the sender has no
+    Ed25519 key here."""
+    if "proof" in activity or "signature" in activity or "@context" not in activity:
+        return activity
+    if not sender.ed25519_private_pem:
         return activity
     key = load_private_key_pem(sender.ed25519_private_pem)
     if not isinstance(key, ed25519.Ed25519PrivateKey):

@@ -9,7 +9,9 @@ at all (401), JSON shape (400), the actor's host blocked (403, as the key's), si
 an object integrity proof when the activity carries one (FEP-8b32 ``eddsa-jcs-2022``, by a
 key of the actor: 401 with the reason when it does not hold, whoever signed the request),
 signer is the activity's actor or the activity is proven by it (a forwarded activity: 401
-otherwise), the actor's and its host's held activities under their
+otherwise; proven by an FEP-8b32 proof, or by Mastodon's ``RsaSignature2017`` Linked Data
+signature of the actor, 401 with the reason when it does not hold), the actor's and its
+host's held activities under their
 caps (429, :mod:`fedisora.federation.inbox_limits`). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
 effect) and answered 202; the InboxItem machine (:mod:`fedisora.federation.inbox`)
@@ -61,6 +63,7 @@ from fedisora.federation.rows import insert_grouped
 from fedisora.federation.verify import (
     UNKNOWN_KEY,
     signed_request,
+    verify_ld_signature_of,
     verify_proof_of,
     verify_signer,
 )
@@ -712,6 +715,13 @@ async def inbox(request: Request) -> Response:
             proven = await verify_proof_of(fed, payload, actor_id)
         except ProofError as exc:
             return _refuse(request, 401, f"the activity's proof does not hold: {exc.reason}")
+    if signer.uri != actor_id and proven is None and "signature" in payload:
+        # Mastodon's forwarded activities: an RsaSignature2017 Linked Data signature by the
+        # actor vouches for it as a proof does; what it does not cover is left out.
+        try:
+            proven, payload = await verify_ld_signature_of(fed, payload, actor_id)
+        except ProofError as exc:
+            return _refuse(request, 401, f"the activity's signature does not hold: {exc.reason}")
     if signer.uri != actor_id:
         if proven is None:
             return _refuse(

@@ -10,14 +10,15 @@ ignores it then.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from starlette.requests import Request as HttpRequest
 
-from activitypub import integrity, objects
+from activitypub import integrity, ld_signatures, objects
 from activitypub.errors import (
     InvalidProof,
     ProofError,
@@ -31,7 +32,13 @@ from fedisora.federation.actors import ActorError, key_for
 from fedisora.federation.context import Federation
 from fedisora.models import Account
 
-__all__ = ["UNKNOWN_KEY", "signed_request", "verify_proof_of", "verify_signer"]
+__all__ = [
+    "UNKNOWN_KEY",
+    "signed_request",
+    "verify_ld_signature_of",
+    "verify_proof_of",
+    "verify_signer",
+]
 
 log = logging.getLogger("fedisora.federation")
 
@@ -141,5 +148,46 @@ async def verify_proof_of(fed: Federation, payload: dict[str, Any], actor_id: st
             last = exc
             continue
         return account
+    assert last is not None
+    raise last
+
+
+async def verify_ld_signature_of(
+    fed: Federation, payload: dict[str, Any], actor_id: str
+) -> tuple[Account, dict[str, Any]]:
+    """The actor *actor_id* and the part of *payload* it signed, when *payload* carries a
+    valid ``RsaSignature2017`` Linked Data signature by one of its keys (Mastodon's, on the
+    activities it forwards: :mod:`activitypub.ld_signatures`).
+
+    The signature's ``creator`` must be a key of the actor's own document (its RSA
+    ``publicKey``), fetched when not cached; a signature that fails with the cached key is
+    tried once more with the actor fetched again (a rotated key). The canonicalisation runs
+    in a worker thread. The payload returned lacks the members no JSON-LD context defines (no
+    signature covers them). Raises :class:`ProofError` with the reason (an unknown signature
+    type, a key of someone else, a modified activity, a context not bundled here...)."""
+    parsed = ld_signatures.parse(payload)
+    creator = parsed.creator
+    if objects.id_of(creator.split("#", 1)[0]) != actor_id:
+        raise InvalidProof(f"the signature's key {creator[:200]} is not the actor's ({actor_id})")
+    last: ProofError | None = None
+    for refresh in (False, True):
+        try:
+            found = await key_for(fed, creator, refresh=refresh)
+        except ActorError as exc:
+            log.info("cannot get signature key %s: %s", creator, exc)
+            raise InvalidProof("the signature's key could not be fetched") from exc
+        if found is None:
+            if last is not None:
+                raise last
+            raise InvalidProof(f"the actor lists no key {creator[:200]}")
+        account, key = found
+        if account.uri != actor_id or not isinstance(key, rsa.RSAPublicKey):
+            raise InvalidProof(f"{creator[:200]} is not an RSA key of the actor")
+        try:
+            signed = await asyncio.to_thread(ld_signatures.verify, payload, key)
+        except ProofError as exc:
+            last = exc
+            continue
+        return account, signed
     assert last is not None
     raise last
