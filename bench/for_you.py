@@ -5,9 +5,10 @@ hidden preferences, a simulated day, and next-session engagement, for three rank
 run, over several seeds. Printed: hit-rate@10, NDCG@10 and diversity per ranker, and the
 ratios fedisora / Loops.
 
-**Cost** (bench/for_you_cost.py, run after it by default): PostgreSQL at 10 k and then 1 M
-clips; p50 and p99 of a For You page (the list alone, and with the API's entities) and the
-time to refresh one user's candidates; printed with the ratios (target <= 1.3).
+**Cost** (bench/for_you_cost.py, run after it by default): PostgreSQL at 10 k and at 1 M
+clips, side by side; p50 and p99 of a For You page (the list alone, and with the API's
+entities) and the time to refresh one user's candidates; printed with the ratios (target
+<= 1.3).
 
 Run: ``.venv/bin/python bench/for_you.py [--seeds 5] [--cost yes|no|only]``.
 

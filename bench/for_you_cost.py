@@ -8,12 +8,16 @@ remote, with verified provenance), ``TAGS`` hashtags (each clip has one), engage
 long tail; ``VIEWERS`` local viewers, each following ``FOLLOWS`` authors (their clips in the
 viewer's home feed), with interests in creators and hashtags, likes and seen clips.
 
-At each size, for each viewer: the time to refresh its list
+Two databases, one per size (the small one holds the same newest clips as the large one),
+both built first. In each, for each viewer: the time to refresh its list
 (:func:`fedisora.for_you.candidates.refresh_now`: the sources, the rules, the ranking, the
 write of ~300 rows), then the latency of a For You page of 20 over the computed list, at
 cursors spread over its first 200 positions: :func:`fedisora.for_you.feed.page` alone (the
 list's range read and the page's re-checks), and with the Status entities the API renders
-(:func:`fedisora.api.entities.status_entities`). Printed: p50 and p99 of each at both sizes,
+(:func:`fedisora.api.entities.status_entities`). The pages of the two sizes are timed side
+by side: blocks of ``--block`` pages, one database then the other, so that the machine's
+other load falls on both alike (timed one size after the other, the p99 ratio moved by
++-0.4 between runs on a busy machine). Printed: p50 and p99 of each at both sizes,
 their ratio (target <= 1.3), and the refresh times.
 
 Run: ``.venv/bin/python bench/for_you_cost.py`` (about a few minutes; ``--small``/``--large``
@@ -64,6 +68,8 @@ VIEWERS = 5
 FOLLOWS = 40
 PAGE = 20
 ROUNDS = 500
+#: Pages timed in one database before the other's turn (see :func:`run_cost`).
+BLOCK = 50
 SECRET = "bench-secret-" + "x" * 30
 BASE_MS = 1_700_000_000_000
 
@@ -212,94 +218,144 @@ def _pct(samples: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(clips: int, rounds: int) -> Sample:
-    """Refresh every viewer's list, then time pages over it (the database is open)."""
-    from fedisora.api.entities import status_entities
+@dataclass
+class Prepared:
+    """A database whose viewers' lists are computed: where to time pages."""
+
+    url: str
+    clips: int
+    refreshes: list[float]
+    list_size: int
+    cursors: list[tuple[int, str | None]]  # (viewer's account id, cursor)
+
+
+async def prepare(url: str, clips: int) -> Prepared:
+    """Refresh every viewer's list (timed) and lay out the cursors pages are read at."""
     from fedisora.for_you import candidates, feed
     from fedisora.models import Account, ForYouCandidate, ForYouRefresh
 
-    viewers = [await Account.get(pk=v) for v in range(1, VIEWERS + 1)]
-    refreshes = []
-    sizes = []
-    for viewer in viewers:
-        t = time.perf_counter()
-        generation = await candidates.refresh_now(viewer)
-        refreshes.append(time.perf_counter() - t)
-        sizes.append(
-            await ForYouCandidate.filter(account_id=viewer.pk, generation=generation).count()
-        )
-    cursors: list[tuple[Account, str | None]] = []
-    for viewer in viewers:
-        cursors.append((viewer, None))
-        row = await ForYouRefresh.get(account_id=viewer.pk)
-        for position in range(PAGE - 1, 200, PAGE):
-            made = feed.cursor_for(viewer.pk, row.generation, position, secret=SECRET)
-            cursors.append((viewer, made))
-    page_times: list[float] = []
-    api_times: list[float] = []
-    for i in range(20):  # warm the caches
-        viewer, cursor = cursors[i % len(cursors)]
-        await feed.page(viewer, cursor, PAGE, secret=SECRET)
-    for i in range(rounds):
-        viewer, cursor = cursors[i % len(cursors)]
-        t = time.perf_counter()
-        found = await feed.page(viewer, cursor, PAGE, secret=SECRET)
-        middle = time.perf_counter()
-        await status_entities(viewer, [item.clip for item in found.items])
-        end = time.perf_counter()
-        page_times.append(middle - t)
-        api_times.append(end - t)
+    await init_db(url)
+    try:
+        viewers = [await Account.get(pk=v) for v in range(1, VIEWERS + 1)]
+        refreshes = []
+        sizes = []
+        for viewer in viewers:
+            t = time.perf_counter()
+            generation = await candidates.refresh_now(viewer)
+            refreshes.append(time.perf_counter() - t)
+            sizes.append(
+                await ForYouCandidate.filter(account_id=viewer.pk, generation=generation).count()
+            )
+        cursors: list[tuple[int, str | None]] = []
+        for viewer in viewers:
+            cursors.append((viewer.pk, None))
+            row = await ForYouRefresh.get(account_id=viewer.pk)
+            for position in range(PAGE - 1, 200, PAGE):
+                made = feed.cursor_for(viewer.pk, row.generation, position, secret=SECRET)
+                cursors.append((viewer.pk, made))
+    finally:
+        await close_db()
+    return Prepared(url, clips, refreshes, min(sizes), cursors)
+
+
+async def time_pages(
+    db: Prepared, start: int, count: int, page_times: list[float], api_times: list[float]
+) -> None:
+    """Time *count* pages of *db* (cursors from *start* on), after a few untimed ones."""
+    from fedisora.api.entities import status_entities
+    from fedisora.for_you import feed
+    from fedisora.models import Account
+
+    await init_db(db.url)
+    try:
+        viewers = {pk: await Account.get(pk=pk) for pk in range(1, VIEWERS + 1)}
+        for i in range(5):  # warm the connection and the caches
+            pk, cursor = db.cursors[(start + i) % len(db.cursors)]
+            await feed.page(viewers[pk], cursor, PAGE, secret=SECRET)
+        for i in range(start, start + count):
+            pk, cursor = db.cursors[i % len(db.cursors)]
+            viewer = viewers[pk]
+            t = time.perf_counter()
+            found = await feed.page(viewer, cursor, PAGE, secret=SECRET)
+            middle = time.perf_counter()
+            await status_entities(viewer, [item.clip for item in found.items])
+            end = time.perf_counter()
+            page_times.append(middle - t)
+            api_times.append(end - t)
+    finally:
+        await close_db()
+
+
+def _sample(db: Prepared, page_times: list[float], api_times: list[float]) -> Sample:
     return Sample(
-        clips=clips,
+        clips=db.clips,
         page_p50=statistics.median(page_times),
         page_p99=_pct(page_times, 0.99),
         api_p50=statistics.median(api_times),
         api_p99=_pct(api_times, 0.99),
-        refresh_median=statistics.median(refreshes),
-        refresh_max=max(refreshes),
-        list_size=min(sizes),
+        refresh_median=statistics.median(db.refreshes),
+        refresh_max=max(db.refreshes),
+        list_size=db.list_size,
     )
+
+
+async def _scratch(admin: str, tag: str) -> tuple[str, str]:
+    name = f"fedisora_bench_foryou_{tag}_{secrets.token_hex(3)}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    return name, f"{ADMIN.rsplit('/', 1)[0]}/{name}"
+
+
+async def _build(url: str, clips: int, large: int) -> None:
+    """The newest *clips* of a *large* instance (the same ids, authors and engagement as
+    the large one's newest: the two databases differ only by the older clips)."""
+    await migrate(url)
+    data = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await _base(data, large)
+        t = time.perf_counter()
+        await fill(data, large - clips, large, large)
+        print(f"built {clips:,} clips in {time.perf_counter() - t:.1f} s", flush=True)
+    finally:
+        await data.close()
 
 
 async def run_cost(
     small: int = 10_000,
     large: int = 1_000_000,
     rounds: int = ROUNDS,
+    block: int = BLOCK,
 ) -> tuple[Sample, Sample]:
-    """Build the scratch database, measure at *small* then *large* clips, drop it. (An index
-    on ``clip_tags (clip_id)``, added by migration 0032 after this bench showed the API page
-    5x slower at 1 M clips without it, is part of the schema.)"""
-    name = f"fedisora_bench_foryou_{secrets.token_hex(3)}"
+    """Build two scratch databases (*small* and *large* clips), compute the viewers' lists
+    in each, then time pages in both side by side: blocks of *block* pages, alternating,
+    until each has *rounds* (so that whatever else the machine does falls on both alike);
+    drop them. (An index on ``clip_tags (clip_id)``, added by migration 0032 after this bench
+    showed the API page 5x slower at 1 M clips without it, is part of the schema.)"""
     admin = ADMIN.replace("postgres://", "postgresql://", 1)
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = f"{ADMIN.rsplit('/', 1)[0]}/{name}"
     settings = load_settings(
         {"FEDISORA_DOMAIN": "fedisora.test", "FEDISORA_DATA_DIR": "/nonexistent"}
     )
     urls.configure(settings)
+    names: list[str] = []
     try:
-        await migrate(url)
-        data = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-        await _base(data, large)
-        t = time.perf_counter()
-        await fill(data, large - small, large, large)
-        print(f"built {small:,} clips in {time.perf_counter() - t:.1f} s", flush=True)
-        await init_db(url)
-        first = await measure(small, rounds)
-        await close_db()
-        await data.execute("DELETE FROM for_you_candidates; DELETE FROM for_you_refreshes")
-        t = time.perf_counter()
-        await fill(data, 0, large - small, large)
-        print(f"grew to {large:,} clips in {time.perf_counter() - t:.1f} s", flush=True)
-        await data.close()
-        await init_db(url)
-        second = await measure(large, rounds)
-        await close_db()
+        small_name, small_url = await _scratch(admin, "small")
+        names.append(small_name)
+        large_name, large_url = await _scratch(admin, "large")
+        names.append(large_name)
+        await _build(small_url, small, large)
+        await _build(large_url, large, large)
+        dbs = [await prepare(small_url, small), await prepare(large_url, large)]
+        times: list[tuple[list[float], list[float]]] = [([], []), ([], [])]
+        for start in range(0, rounds, block):
+            count = min(block, rounds - start)
+            for db, (page_times, api_times) in zip(dbs, times, strict=True):
+                await time_pages(db, start, count, page_times, api_times)
+        first, second = (_sample(db, *t) for db, t in zip(dbs, times, strict=True))
     finally:
         conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
     return first, second
 
@@ -340,8 +396,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--block", type=int, default=BLOCK, help="pages per turn")
     args = parser.parse_args(argv)
-    run = run_cost(args.small, args.large, args.rounds)
+    run = run_cost(args.small, args.large, args.rounds, args.block)
     first, second = asyncio.run(run)
     report(first, second)
 
