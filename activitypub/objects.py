@@ -119,7 +119,7 @@ OBJECT_TERMS: dict[str, Any] = {
     "quoteAuthorization": {"@id": "https://w3id.org/fep/044f#quoteAuthorization", "@type": "@id"},
     "gts": "https://gotosocial.org/ns#",
     "interactionPolicy": {"@id": "gts:interactionPolicy", "@type": "@id"},
-    "canQuote": {"@id": "https://w3id.org/fep/044f#canQuote", "@type": "@id"},
+    "canQuote": {"@id": "gts:canQuote", "@type": "@id"},  # as FEP-044f and Mastodon define it
     "automaticApproval": {"@id": "gts:automaticApproval", "@type": "@id"},
     "manualApproval": {"@id": "gts:manualApproval", "@type": "@id"},
     "interactingObject": {"@id": "gts:interactingObject", "@type": "@id"},
