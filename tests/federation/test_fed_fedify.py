@@ -298,7 +298,12 @@ def test_likes_boosts_replies_and_their_undo(
     state = wait_for(instance, lambda s: counts(s) == (likes, boosts), "both Undos")
     assert reply["note"] in state["comments"]
     assert all(i["state"] == "processed" for i in state["inbox"] if i["type"] != "Create"), state
-    assert a.state()["outboxErrors"] == []
+    peer = a.state()
+    assert peer["outboxErrors"] == []
+    # Each went once, with an RFC 9421 signature (Fedify's first knock), and was taken.
+    for activity in (like, boost, reply["id"]):
+        posts = [o for o in peer["outgoing"] if o["activity"] == activity]
+        assert [(o["signature"], o["status"]) for o in posts] == [("rfc9421", 202)], posts
 
 
 # --- (3) the follow state machine --------------------------------------------------------

@@ -63,6 +63,36 @@ const received = []; // what the inbox listener got, after Fedify's verification
 const posts = []; // every POST to an inbox, as received, with Fedify's answer
 const outboxErrors = [];
 
+// Every request this process sends (Fedify's deliveries and fetches), as answered: which
+// HTTP signature it carried (Fedify knocks with RFC 9421 first, then draft-cavage on a 4xx).
+const outgoing = [];
+const realFetch = globalThis.fetch;
+globalThis.fetch = async (input, init) => {
+  const request = new Request(input, init);
+  let activity = null;
+  if (request.method === "POST") {
+    try {
+      activity = JSON.parse(await request.clone().text())?.id ?? null;
+    } catch {
+      // not JSON: recorded without an id
+    }
+  }
+  const response = await realFetch(request);
+  const headers = request.headers;
+  outgoing.push({
+    method: request.method,
+    url: request.url,
+    activity,
+    signature: headers.has("signature-input")
+      ? "rfc9421"
+      : headers.has("signature")
+        ? "draft-cavage"
+        : null,
+    status: response.status,
+  });
+  return response;
+};
+
 const federation = createFederation({
   kv: new MemoryKvStore(),
   queue: new InProcessMessageQueue(),
@@ -413,7 +443,7 @@ const control = {
   async state() {
     const followers = {};
     for (const [name, actor] of actors) followers[name] = [...actor.followers.keys()];
-    return { received, posts, outboxErrors, followers };
+    return { received, posts, outboxErrors, followers, outgoing };
   },
 };
 
