@@ -157,6 +157,8 @@ def test_every_document_expands_without_undefined_terms(
         result = a.control("expand", uri=uri)
         if not result["ok"]:
             failures[uri] = result
+        elif not a.control("lookup", uri=uri)["found"]:  # Fedify's parser took it too
+            failures[uri] = "lookupObject found nothing"
     assert not failures, failures
     # The check itself: a term no context defines is refused, not dropped.
     served = httpx.get(clip, headers={"Accept": "application/activity+json"}).json()
@@ -182,12 +184,19 @@ def test_fedify_reads_the_clip_as_a_note_with_a_video_document(a: FedifyPeer, cl
 def test_fedify_verifies_the_proofs_of_what_fedisora_delivers(
     instance: Instance, a: FedifyPeer, admin: str, clip: str
 ) -> None:
-    # alice follows admin (the clip fixture): fedisora's Accept and the clip's Create came.
+    # alice follows admin (the clip fixture): fedisora's Accept and the clip's Create came;
+    # a clip posted and deleted sends a Create and a Delete.
+    gone = instance.act("post", "admin", "soon deleted")["uri"]
+    instance.act("delete", "admin", gone)
     state = a.wait_for(
-        lambda s: any(_created(p, clip) for p in s["posts"]), "the Create of the clip"
+        lambda s: (
+            any(_created(p, clip) for p in s["posts"])
+            and any(_deletes(p, gone) for p in s["posts"])
+        ),
+        "the Create of the clip and the Delete of the other",
     )
     delivered = [p for p in state["posts"] if p["document"]["actor"] == admin]
-    assert {p["document"]["type"] for p in delivered} >= {"Accept", "Create"}
+    assert {p["document"]["type"] for p in delivered} >= {"Accept", "Create", "Delete"}
     for post in delivered:
         assert post["status"] == 202, post
         assert post["document"]["proof"]["cryptosuite"] == "eddsa-jcs-2022"
@@ -226,6 +235,14 @@ def test_fedisora_verifies_fedifys_proofs_and_refuses_a_tampered_one(
     assert tampered["note"] not in state["comments"]
     assert forged["note"] not in state["comments"]
     assert all(i["state"] != "failed" for i in state["inbox"])
+
+
+def _deletes(post: dict[str, Any], obj: str) -> bool:
+    document = post.get("document") or {}
+    inner = document.get("object")
+    return document.get("type") == "Delete" and (
+        inner == obj or (isinstance(inner, dict) and inner.get("id") == obj)
+    )
 
 
 def _created(post: dict[str, Any], obj: str) -> bool:
