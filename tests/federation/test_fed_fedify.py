@@ -203,9 +203,9 @@ def test_fedify_verifies_the_proofs_of_what_fedisora_delivers(
         assert post["proof"] == {"verified": True}, post
         expanded = a.control("expandJson", document=post["document"])
         assert expanded["ok"], (post["document"]["type"], expanded.get("undefinedTerms"))
-    # Fedify's inbox took each as verified (its listener ran).
-    ids = {r["id"] for r in state["received"]}
-    assert {p["document"]["id"] for p in delivered} <= ids
+    # Fedify's inbox took each as verified (its listener ran, maybe after the answer).
+    ids = {p["document"]["id"] for p in delivered}
+    a.wait_for(lambda s: ids <= {r["id"] for r in s["received"]}, "Fedify's listener")
 
 
 def test_fedisora_verifies_fedifys_proofs_and_refuses_a_tampered_one(
@@ -263,8 +263,12 @@ def _received(peer: FedifyPeer, check: Any, what: str) -> dict[str, Any]:
 
 def _proof_held(peer: FedifyPeer, activity_id: str) -> None:
     """Every POST of *activity_id* to *peer* was taken, and Fedify verified its proof."""
-    posts = [p for p in peer.state()["posts"] if (p["document"] or {}).get("id") == activity_id]
-    assert posts, activity_id
+
+    def of(state: dict[str, Any]) -> list[dict[str, Any]]:
+        return [p for p in state["posts"] if (p["document"] or {}).get("id") == activity_id]
+
+    # Listed once Fedify answered the POST, which may be after its listener ran.
+    posts = of(peer.wait_for(lambda s: bool(of(s)), f"the POST of {activity_id}"))
     for post in posts:
         assert post["status"] == 202, post
         assert post["proof"] == {"verified": True}, post
@@ -315,10 +319,11 @@ def test_likes_boosts_replies_and_their_undo(
     state = wait_for(instance, lambda s: counts(s) == (likes, boosts), "both Undos")
     assert reply["note"] in state["comments"]
     assert all(i["state"] == "processed" for i in state["inbox"] if i["type"] != "Create"), state
-    peer = a.state()
+    sent = {like, boost, reply["id"]}
+    peer = a.wait_for(lambda s: sent <= {o["activity"] for o in s["outgoing"]}, "the answers")
     assert peer["outboxErrors"] == []
     # Each went once, with an RFC 9421 signature (Fedify's first knock), and was taken.
-    for activity in (like, boost, reply["id"]):
+    for activity in sent:
         posts = [o for o in peer["outgoing"] if o["activity"] == activity]
         assert [(o["signature"], o["status"]) for o in posts] == [("rfc9421", 202)], posts
 
