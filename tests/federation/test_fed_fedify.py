@@ -209,31 +209,39 @@ def test_fedify_verifies_the_proofs_of_what_fedisora_delivers(
 
 
 def test_fedisora_verifies_fedifys_proofs_and_refuses_a_tampered_one(
-    instance: Instance, a: FedifyPeer, admin: str, clip: str
+    instance: Instance, a: FedifyPeer, b: FedifyPeer, admin: str, clip: str
 ) -> None:
-    # Every activity Fedify sends carries its proof (and an LD signature added after it).
+    # (What Fedify's sendActivity delivers carries a proof and an LD signature added after
+    # it: every other test here sends such activities.) A Create with bob's proof alone
+    # (Fedify's signObject), HTTP-signed by bob himself:
     own = a.control("forward", actor="bob", inReplyTo=clip, to=[admin], content="bob's own")
     assert own["status"] == 202, own
-    # bob's reply, HTTP-signed by alice (another actor): a forwarded activity, taken by its
-    # proof.
+    # ... by alice, another actor of bob's server: a forwarded activity, taken by its proof;
     same_host = a.control(
         "forward", actor="bob", via="alice", inReplyTo=clip, to=[admin], content="via alice"
     )
     assert same_host["status"] == 202, same_host
-    assert same_host["json"]["proof"]["verificationMethod"].startswith(a.actor("bob"))
-    state = wait_for(
-        instance,
-        lambda s: {own["note"], same_host["note"]} <= set(s["comments"]),
-        "both replies",
+    assert same_host["json"]["proof"]["verificationMethod"].startswith(a.actor("bob") + "#")
+    # ... and by carol of another server (as a relay or a thread's server forwards it).
+    made = a.control(
+        "forward", actor="bob", inReplyTo=clip, to=[admin], content="via carol", deliver=False
     )
+    other_host = b.control("forward", via="carol", to=[admin], document=made["json"])
+    assert other_host["status"] == 202, other_host
+    notes = {own["note"], same_host["note"], other_host["note"]}
+    wait_for(instance, lambda s: notes <= set(s["comments"]), "the three replies")
+
+    # Changed after signing: refused, whoever signed the request.
     tampered = a.control("forward", actor="bob", inReplyTo=clip, to=[admin], tamper=True)
-    assert tampered["status"] == 401, tampered
-    assert "proof does not hold" in tampered["body"]
     forged = a.control("forward", actor="bob", via="alice", inReplyTo=clip, to=[admin], tamper=True)
-    assert forged["status"] == 401, forged
+    made = a.control("forward", actor="bob", inReplyTo=clip, to=[admin], deliver=False)
+    made["json"]["object"]["content"] = "not what bob wrote"
+    relayed = b.control("forward", via="carol", to=[admin], document=made["json"])
+    for refused in (tampered, forged, relayed):
+        assert refused["status"] == 401, refused
+        assert "proof does not hold" in refused["body"], refused
     state = instance.act("state")
-    assert tampered["note"] not in state["comments"]
-    assert forged["note"] not in state["comments"]
+    assert not {tampered["note"], forged["note"], relayed["note"]} & set(state["comments"])
     assert all(i["state"] != "failed" for i in state["inbox"])
 
 

@@ -395,36 +395,18 @@ const control = {
   // A Create(Note) of body.actor with its own Ed25519 proof (Fedify's signObject), POSTed to
   // body.to's inbox with an HTTP signature of body.via (another actor): a forwarded activity.
   // With body.tamper, the note's content is changed after signing (the proof no longer holds).
+  // With body.deliver false it is only returned; body.document (such an activity, of any
+  // server) is POSTed as it is, HTTP-signed by body.via.
   async forward(ctx, body) {
-    const name = actorName(body);
-    const via = body.via ?? name;
+    const via = body.via ?? body.actor;
     if (!actors.has(via)) throw new ControlError(400, `no actor ${via} here`);
+    const json = body.document ?? (await signedCreate(ctx, body));
+    if (body.deliver === false) return { json, id: json.id, note: json.object.id };
     const recipient = await lookupActor(ctx, body.to[0]);
-    const note = attributedNote(ctx, name, body);
-    const create = new Create({
-      id: newId(name),
-      actor: ctx.getActorUri(name),
-      object: note,
-      to: PUBLIC_COLLECTION,
-      ccs: body.to.map((u) => new URL(u)),
-      published: Temporal.Now.instant(),
-    });
-    const ed = await keyOf(ctx, name, "Ed25519");
-    // The proof names the key's Multikey id (the actor's assertionMethod), as Fedify's
-    // sendActivity does; ed.keyId is the id of its CryptographicKey form.
-    const signed = await signObject(create, ed.privateKey, ed.multikey.id, {
-      contextLoader: ctx.contextLoader,
-    });
-    const json = publicAudienceInFull(
-      await signed.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader }),
-    );
-    if (body.tamper) json.object.content = `${json.object.content} (changed after signing)`;
-    const payload = JSON.stringify(json);
-    const inbox = recipient.endpoints?.sharedInbox ?? recipient.inboxId;
-    const request = new Request(inbox, {
+    const request = new Request(recipient.endpoints?.sharedInbox ?? recipient.inboxId, {
       method: "POST",
       headers: { "content-type": "application/activity+json", accept: "application/json" },
-      body: payload,
+      body: JSON.stringify(json),
     });
     const rsa = await keyOf(ctx, via, "RSASSA-PKCS1-v1_5");
     const signedRequest = await signRequest(request, rsa.privateKey, rsa.keyId, {
@@ -434,8 +416,8 @@ const control = {
     return {
       status: response.status,
       body: await response.text(),
-      id: create.id.href,
-      note: note.id.href,
+      id: json.id,
+      note: json.object.id,
       json,
     };
   },
@@ -446,6 +428,30 @@ const control = {
     return { received, posts, outboxErrors, followers, outgoing };
   },
 };
+
+async function signedCreate(ctx, body) {
+  const name = actorName(body);
+  const note = attributedNote(ctx, name, body);
+  const create = new Create({
+    id: newId(name),
+    actor: ctx.getActorUri(name),
+    object: note,
+    to: PUBLIC_COLLECTION,
+    ccs: body.to.map((u) => new URL(u)),
+    published: Temporal.Now.instant(),
+  });
+  const ed = await keyOf(ctx, name, "Ed25519");
+  // The proof names the key's Multikey id (the actor's assertionMethod), as Fedify's
+  // sendActivity does; ed.keyId is the id of its CryptographicKey form.
+  const signed = await signObject(create, ed.privateKey, ed.multikey.id, {
+    contextLoader: ctx.contextLoader,
+  });
+  const json = publicAudienceInFull(
+    await signed.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader }),
+  );
+  if (body.tamper) json.object.content = `${json.object.content} (changed after signing)`;
+  return json;
+}
 
 // jsonld.js's safe mode refuses what expansion would drop; the ActivityStreams context's
 // "@vocab": "_:" keeps an undefined term instead, as a blank-node property ("_:term") that
