@@ -348,6 +348,44 @@ def test_a_document_context_extending_the_signed_one_is_refused_by_the_signature
         integrity.verify(signed, PUBLIC, now=NOW)
 
 
+LD_SIGNATURE = {
+    "@context": "https://w3id.org/identity/v1",
+    "type": "RsaSignature2017",
+    "creator": f"{ALICE}#main-key",
+    "created": "2026-12-06T17:00:01Z",
+    "signatureValue": "bm90IGNoZWNrZWQgaGVyZQ==",
+}
+
+
+def test_a_linked_data_signature_added_after_the_proof_is_left_out() -> None:
+    # Fedify's order: the FEP-8b32 proof first, then an RsaSignature2017 over the proven
+    # document. Refused before (every activity from a Fedify server got a 401).
+    signed = {**_signed(), "signature": LD_SIGNATURE}
+    assert integrity.verify(signed, PUBLIC, now=NOW).value == PROOF_VALUE
+    # The proof still covers the rest of the document.
+    signed["content"] = "changed after signing"
+    with pytest.raises(InvalidProof, match="does not verify"):
+        integrity.verify(signed, PUBLIC, now=NOW)
+
+
+def test_a_signature_member_that_was_signed_stays_covered() -> None:
+    signed = _signed({**DOCUMENT, "signature": LD_SIGNATURE})
+    assert integrity.verify(signed, PUBLIC, now=NOW).value != PROOF_VALUE
+    signed["signature"] = {**LD_SIGNATURE, "signatureValue": "b3RoZXI="}  # replaced after
+    with pytest.raises(InvalidProof, match="does not verify"):
+        integrity.verify(signed, PUBLIC, now=NOW)
+    del signed["signature"]  # or taken out
+    with pytest.raises(InvalidProof, match="does not verify"):
+        integrity.verify(signed, PUBLIC, now=NOW)
+
+
+def test_only_a_linked_data_signature_is_left_out() -> None:
+    # A "signature" member that is no LD signature (no signatureValue) is part of the document.
+    signed = {**_signed(), "signature": {"type": "Something", "value": "x"}}
+    with pytest.raises(InvalidProof, match="does not verify"):
+        integrity.verify(signed, PUBLIC, now=NOW)
+
+
 def test_another_key_is_refused() -> None:
     other = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))).public_key()
     with pytest.raises(InvalidProof, match="does not verify"):

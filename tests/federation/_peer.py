@@ -99,7 +99,12 @@ async def run(action: str, args: list[str]) -> Any:
         follow_rows = await Follow.all().prefetch_related("follower", "target")
         return {
             "follows": [
-                {"follower": f.follower.uri, "target": f.target.uri, "state": f.state.value}
+                {
+                    "follower": f.follower.uri,
+                    "target": f.target.uri,
+                    "state": f.state.value,
+                    "uri": f.uri,
+                }
                 for f in follow_rows
             ],
             "clips": [
@@ -107,6 +112,7 @@ async def run(action: str, args: list[str]) -> Any:
                     "uri": c.uri,
                     "local": c.local,
                     "likes": c.likes_count,
+                    "boosts": c.boosts_count,
                     "comments": c.comments_count,
                     "remixes": c.remixes_count,
                     "remix_of": c.remix_of_uri,

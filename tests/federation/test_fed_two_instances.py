@@ -57,7 +57,9 @@ def test_follow_post_like_comment_remix_delete_unfollow(
         "the Accept",
     )
     a_state = a.act("state")
-    assert {"follower": b_admin, "target": a_admin, "state": "accepted"} in a_state["follows"]
+    # Stored on both sides under the Follow's own id.
+    row = {"follower": b_admin, "target": a_admin, "state": "accepted", "uri": followed["follow"]}
+    assert row in a_state["follows"]
 
     # a posts; the clip reaches b as a remote clip.
     clip_uri = a.act("post", "admin", "sunset over the bay #waves")["uri"]
