@@ -47,6 +47,7 @@ from tortoise.transactions import in_transaction
 from activitypub import integrity
 from activitypub.keys import load_private_key_pem, public_key_from_multibase
 from fedisora import urls
+from fedisora.boundary.peer_urls import check_peer_url
 from fedisora.errors import Invalid, NotFound
 from fedisora.models import (
     Account,
@@ -389,11 +390,7 @@ async def subscribe(
 ) -> OptOutSubscription:
     """Subscribe to the list at *url* (``https://``; ``http://`` too with *insecure*),
     fetched by the ``optout_lists`` chore."""
-    url = url.strip()
-    parts = urlsplit(url)
-    schemes = ("https", "http") if insecure else ("https",)
-    if parts.scheme not in schemes or not parts.hostname or len(url) > MAX_URL or " " in url:
-        raise Invalid(f"the list URL must be an {' or '.join(schemes)} URL (at most {MAX_URL})")
+    url = check_peer_url(url, what="the list", insecure=insecure, max_length=MAX_URL)
     kind = _mode(mode)
     if await OptOutSubscription.filter(url=url).exists():
         raise Invalid("this list is subscribed already")

@@ -22,6 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from fedisora import urls
+from fedisora.boundary.peer_urls import check_peer_url
 from fedisora.errors import Invalid, NotFound
 from fedisora.models import Account, Relay, RelayState, utcnow
 from fedisora.services import audit, domain_blocks
@@ -36,21 +37,6 @@ async def list_relays() -> list[Relay]:
     return await Relay.all().order_by("id")
 
 
-def _check_url(url: str, insecure: bool) -> str:
-    from urllib.parse import urlsplit
-
-    url = url.strip()
-    if not url or len(url) > MAX_URL:
-        raise Invalid("a relay's URL is needed (its inbox, or its actor)")
-    parts = urlsplit(url)
-    allowed = ("https", "http") if insecure else ("https",)
-    if parts.scheme not in allowed or not parts.hostname:
-        raise Invalid(f"a relay's URL must be an {' or '.join(allowed)} URL with a host")
-    if parts.fragment or parts.username or parts.password:
-        raise Invalid("a relay's URL has no fragment or credentials")
-    return url
-
-
 async def add(url: str, *, by: audit.Actor, fed: Any) -> Relay:
     """Subscribe to the relay at *url*. Its actor is looked up first (a LitePub relay's
     actor URL names its inbox); otherwise *url* is taken as the inbox (Mastodon's form).
@@ -59,7 +45,7 @@ async def add(url: str, *, by: audit.Actor, fed: Any) -> Relay:
     from fedisora.federation.actors import domain_of
     from fedisora.federation.http import FetchError, UnsafeURL
 
-    url = _check_url(url, fed.settings.insecure_http)
+    url = check_peer_url(url, what="a relay", insecure=fed.settings.insecure_http)
     host = domain_of(url)
     if host == domain_of(urls.current().base):
         raise Invalid("that is this instance, not a relay")

@@ -162,6 +162,9 @@ async def test_what_a_relay_announces_is_fetched_from_its_origin(
         ("ftp://relay.example/inbox", "must be an https"),
         (f"https://{DOMAIN}/inbox", "this instance"),
         ("https://relay.example/inbox#x", "no fragment"),
+        ("https://user:pw@relay.example/inbox", "no fragment or credentials"),
+        ("https://relay.example:99999999/inbox", "not a valid URL"),
+        ("https://relay.example/" + "x" * 2048, "too long"),
     ],
 )
 async def test_bad_relay_urls_are_refused(federation: Federation, url: str, error: str) -> None:

@@ -122,10 +122,18 @@ async def test_subscribe_and_unsubscribe(db: str) -> None:
     assert (await OptOutSubscription.get(url=other)).mode == OptOutMode.AUTO
 
     assert await _refused("subscribe", LIST) == "this list is subscribed already"
-    for bad in ("http://lists.example/list", "ftp://lists.example/list", "lists.example", ""):
+    for bad in ("http://lists.example/list", "ftp://lists.example/list", "lists.example"):
         assert await _refused("subscribe", bad) == (
-            "the list URL must be an https URL (at most 1024)"
+            "the list's URL must be an https URL with a host"
         )
+    assert await _refused("subscribe", "") == "the list's URL is needed"
+    too_long = "https://lists.example/" + "x" * 1024
+    assert await _refused("subscribe", too_long) == (
+        "the list's URL is too long (at most 1024 characters)"
+    )
+    assert await _refused("subscribe", "https://lists.example:port/list") == (
+        "the list's URL is not a valid URL"
+    )
     # On an instance serving plain HTTP (as the page allows there), http:// too.
     plain = "http://lists.example/list"
     assert (await _run("subscribe", plain, insecure=True)).startswith(f"subscribed to {plain}")
@@ -330,7 +338,7 @@ def test_exit_codes_of_the_program(
         (("mode", LIST, "auto"), f"error: no subscription to {LIST}"),
         (("apply", LIST), f"error: no subscription to {LIST}"),
         (("fetch", LIST), f"error: no subscription to {LIST}"),
-        (("subscribe", "ftp://lists.example/list"), "error: the list URL must be an https URL"),
+        (("subscribe", "ftp://lists.example/list"), "error: the list's URL must be an https URL"),
         (("unsubscribe", LIST), f"error: no subscription to {LIST}"),
     ):
         assert _main(*argv) == 1, argv
