@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from locust import HttpUser, constant, events, task
+from cryptography.hazmat.primitives.asymmetric import rsa
+from locust import HttpUser, between, constant, events, task
 
 from activitypub.signatures import Request as SignedRequest
 from activitypub.signatures import sign_request
@@ -42,7 +43,7 @@ _RUN = f"{os.getpid()}-{int(time.time())}"
 STREAMED = {"events": 0, "streams": 0}
 
 
-@events.quitting.add_listener
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
 def _write_counts(environment: Any, **_: Any) -> None:
     out = os.environ.get("FEDISORA_LOAD_COUNTS")
     if out:
@@ -115,13 +116,18 @@ class Visitor(_Base):
 
 
 class Peer(_Base):
+    """A remote server sends a few activities a second per actor, not as fast as it can."""
+
     weight = 1
+    wait_time = between(0.2, 0.6)
 
     def on_start(self) -> None:
         super().on_start()
         actors = CONFIG["peer"]["actors"]
         self.actor = actors[self.n % len(actors)]
-        self.key = serialization.load_pem_private_key(self.actor["pem"].encode(), None)
+        key = serialization.load_pem_private_key(self.actor["pem"].encode(), None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        self.key = key
 
     def _send(self, activity: dict[str, Any]) -> None:
         body = json.dumps(activity).encode()
@@ -182,7 +188,13 @@ class Peer(_Base):
         n = f"{_RUN}-{next(_ids)}"
         uri = self.actor["uri"]
         self._send(
-            {"@context": AS, "id": f"{uri}#likes/load-{n}", "type": "Like", "actor": uri, "object": clip}
+            {
+                "@context": AS,
+                "id": f"{uri}#likes/load-{n}",
+                "type": "Like",
+                "actor": uri,
+                "object": clip,
+            }
         )
 
 

@@ -56,7 +56,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "tests" / "chaos"))
 
-from instance import TEST_RATE_LIMITS, fedisora, free_port, instance_env  # noqa: E402
+from instance import (  # noqa: E402
+    TEST_RATE_LIMITS,
+    fedisora,
+    free_port,
+    instance_env,
+    migrated_postgres_template,
+)
 from peer import ChaosPeer  # noqa: E402
 from throwaway import Process  # noqa: E402
 
@@ -212,7 +218,7 @@ def _wait(url: str, process: Process, name: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/healthz", timeout=3).status_code == 200:
+            if httpx.get(f"{url}/.well-known/nodeinfo", timeout=3).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -285,9 +291,7 @@ def run_phase(
             before = os.getloadavg()[0]
             _locust(args, here, urls[0])
             phase.load = (before, os.getloadavg()[0])
-            phase.memory = {
-                n: (start[n], tree_rss_kb(p.pid)) for n, (_, p) in processes.items()
-            }
+            phase.memory = {n: (start[n], tree_rss_kb(p.pid)) for n, (_, p) in processes.items()}
             for n, (_, p) in processes.items():
                 if not p.alive:
                     raise SystemExit(f"{n} died under load:\n{p.tail()}")
@@ -302,15 +306,16 @@ def run_phase(
 def _pem(key: Any) -> str:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(
+    pem: bytes = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    ).decode()
+    )
+    return pem.decode()
 
 
 def _env(data: Path, port: int, database: str, args: argparse.Namespace) -> dict[str, str]:
-    env = instance_env(
+    env: dict[str, str] = instance_env(
         data,
         port,
         FEDISORA_DATABASE_URL=database,
@@ -376,7 +381,9 @@ def report(phase: Phase) -> None:
         f"\n== {phase.webs} web process{'es' if phase.webs > 1 else ''}, "
         f"{phase.seconds:.0f} s (load average {phase.load[0]:.1f} -> {phase.load[1]:.1f})"
     )
-    print(f"  {'route class':<16}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(
+        f"  {'route class':<16}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+    )
     for name in [*CLASSES, *sorted(set(phase.stats) - set(CLASSES))]:
         s = phase.stats.get(name)
         if s is None:
@@ -444,7 +451,8 @@ def main() -> None:
     phases: list[Phase] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedisora-load-")))
-        asyncio.run(_sql(f'CREATE DATABASE "{template_db}"'))
+        migrated = migrated_postgres_template(ADMIN)  # made once per migration set
+        asyncio.run(_sql(f'CREATE DATABASE "{template_db}" TEMPLATE "{migrated}"'))
         stack.callback(
             lambda: asyncio.run(_sql(f'DROP DATABASE IF EXISTS "{template_db}" WITH (FORCE)'))
         )
@@ -455,12 +463,13 @@ def main() -> None:
         env.pop("FEDISORA_REDIS_URL")  # nothing runs work while the template is made
         started = time.monotonic()
         made = build_template(env, args.accounts, 10, args.clips)
-        print(f"template: {args.accounts} accounts, {args.clips} clips each, "
-              f"{time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"template: {args.accounts} accounts, {args.clips} clips each, "
+            f"{time.monotonic() - started:.0f} s",
+            flush=True,
+        )
         for webs in counts:
-            phases.append(
-                run_phase(args, webs, tmp, base_data, template_db, domain_port, made)
-            )
+            phases.append(run_phase(args, webs, tmp, base_data, template_db, domain_port, made))
             report(phases[-1])
     by_webs = {p.webs: p for p in phases}
     if 1 in by_webs and 2 in by_webs:
