@@ -13,7 +13,10 @@ a public stream is open on each. Then, with no fault injected:
   at the peer) hold with no excused window, and no delivery row or notification exists twice;
 * every clip posted through either web process reached the stream on both;
 * a render asked for on one web process and made by the render worker is seen, its video
-  served, and published and shown, through the other.
+  served, and published and shown, through the other;
+* one request id links a request and its work across processes: a render job keeps its
+  request's ``X-Request-Id``, and every delivery the default worker made carries the id of
+  the request it came from (an API call, an inbox POST).
 
 Media: the backend every process uses comes from :func:`media_settings`, the one place that
 switches object storage on (see there).
@@ -119,10 +122,11 @@ async def _ask_render(rig: ChaosRig, scenario: Scenario, web: str) -> str:
     async with httpx.AsyncClient(timeout=15) as http:
         r = await http.post(
             f"{rig.url_of(web)}{RENDERS}",
-            headers=rig.users[1].headers(),
+            headers={**rig.users[1].headers(), "X-Request-Id": f"scale-out-render-{web}"},
             json={"prompt": f"scale-out render on {web}", "seconds": 0.5},
         )
     assert r.status_code == 202, r.text
+    assert r.headers["x-request-id"] == f"scale-out-render-{web}"
     job = str(r.json()["id"])
     scenario.ledger.renders.add(job)
     return job
@@ -249,6 +253,21 @@ async def test_two_web_processes_and_two_workers_share_the_work(scaled: ChaosRig
         renders = await conn.fetchval(
             "SELECT count(*) FROM render_jobs WHERE output_id IS NOT NULL"
         )
+        # One request id links a request and the work it caused, across processes: the
+        # render jobs keep the id they were asked for under, and every delivery (made by the
+        # default worker from an event of a request, of an inbox item or of a render) carries
+        # the id of the request at its origin.
+        asked = dict(
+            await conn.fetch(
+                "SELECT request_id, id::text FROM render_jobs WHERE id = ANY($1::bigint[])",
+                [int(j) for j in jobs.values()],
+            )
+        )
+        assert asked == {f"scale-out-render-{w}": j for w, j in jobs.items()}, asked
+        unlinked = await conn.fetch(
+            "SELECT id, activity_id FROM deliveries WHERE request_id IS NULL LIMIT 8"
+        )
+        assert not unlinked, f"deliveries without a request id: {[tuple(r) for r in unlinked]}"
     finally:
         await conn.close()
     assert done > 0 and delivered > 0 and renders >= 3
