@@ -19,11 +19,20 @@ kept as a template. Each phase then runs on a fresh copy of it, with the Redis d
   clips and likes to the inbox, and ``--listeners`` clients holding the public stream.
   Each user talks to one web process (round robin over the users).
 
+Redis: ``--redis URL`` (or ``FEDISORA_BENCH_REDIS``), else a ``redis-server`` of the bench's
+own on a free loopback port, gone afterwards.
+
 Printed per phase: requests/s, p50 and p99 per route class, errors (failures by kind), the
 resident memory of each process at the start and the end, the clips the stream listeners
 received and the activities the peer received; then the 2-process / 1-process throughput
 ratio (target >= 1.7 on a machine with the cores for it) and the cores used. The request
 rate limits are lifted for the run (one address sends everything).
+
+Measured on the 2-core machine shared with other jobs (load average 10 to 11 throughout),
+60 s per phase, 40 users + 4 listeners, locust on the same 2 cores: 1 web process 31.7
+req/s (p50 1.2 s, p99 3.0 s), 2 web processes 44.5 req/s (p50 0.84 s, p99 1.9 s), ratio
+1.40x, no errors; about 120 MB resident per web process and 105-115 MB for the worker, a
+few MB more at the end. Noise: the machine had no core free for either web process.
 
 Run: ``.venv/bin/python bench/load.py [--minutes 10] [--users 40] [--redis URL]``;
 ``--quick`` runs 20 s per phase with 12 users, ``--seconds`` sets the phase length
@@ -64,7 +73,7 @@ from instance import (  # noqa: E402
     migrated_postgres_template,
 )
 from peer import ChaosPeer  # noqa: E402
-from throwaway import Process  # noqa: E402
+from throwaway import Process, redis_server  # noqa: E402
 
 ADMIN = os.environ.get("FEDISORA_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 LOCUSTFILE = Path(__file__).resolve().parent / "_load_locust.py"
@@ -423,8 +432,9 @@ def main() -> None:
     parser.add_argument("--webs", default="1,2", help="web process counts to run (1,2)")
     parser.add_argument(
         "--redis",
-        default=os.environ.get("FEDISORA_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
-        help="a Redis database the bench may empty (FLUSHDB) before each phase",
+        default=os.environ.get("FEDISORA_BENCH_REDIS"),
+        help="a Redis database the bench may empty (FLUSHDB) before each phase; default: a "
+        "redis-server of its own on a free loopback port",
     )
     args = parser.parse_args()
     if args.quick:
@@ -451,6 +461,8 @@ def main() -> None:
     phases: list[Phase] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedisora-load-")))
+        if args.redis is None:
+            args.redis = stack.enter_context(redis_server(tmp)).url(0)
         migrated = migrated_postgres_template(ADMIN)  # made once per migration set
         asyncio.run(_sql(f'CREATE DATABASE "{template_db}" TEMPLATE "{migrated}"'))
         stack.callback(
