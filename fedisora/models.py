@@ -17,6 +17,7 @@ from tortoise.indexes import Index
 from tortoise.models import Model
 
 from fedisora.ids import new_id
+from fedisora.logs import REQUEST_ID
 
 _source_comments = tortoise.models._get_comments
 
@@ -673,6 +674,11 @@ class Notification(Model):
         indexes = (Index(fields=("recipient_id", "id")),)
 
 
+def current_request_id() -> str | None:
+    """The request id the current request (or work step) runs under (:mod:`fedisora.logs`)."""
+    return REQUEST_ID.get()
+
+
 class WorkRow(Model):
     """Columns every durable state-machine row carries (see :mod:`fedisora.work`)."""
 
@@ -684,6 +690,11 @@ class WorkRow(Model):
     lock_token = fields.CharField(max_length=36, null=True)
     last_error = fields.TextField(default="")
     created_at = fields.DatetimeField(default=utcnow)
+    request_id = fields.CharField(max_length=64, null=True, default=current_request_id)
+    """The ``X-Request-Id`` of the request that caused this work (the one running when the
+    row was made: a request, or a step of a row that carries one), None for work nothing
+    asked for (sweeps, chores). A worker runs each step under it, so its log lines name it
+    (:meth:`fedisora.work.engine.Engine.advance_claimed`)."""
 
     class Meta:
         abstract = True

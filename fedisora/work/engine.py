@@ -31,6 +31,7 @@ from tortoise.expressions import Case, F, Q, When
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from fedisora.logs import REQUEST_ID
 from fedisora.models import WorkRow, utcnow
 from fedisora.work.graph import StateGraph
 
@@ -496,7 +497,22 @@ class Engine:
         return await self.advance_claimed(machine, row, token)
 
     async def advance_claimed(self, machine: Machine, row: Any, token: str) -> AdvanceResult:
-        """Run one step of *row*, claimed under *token* (:meth:`claim`, :meth:`claim_due`)."""
+        """Run one step of *row*, claimed under *token* (:meth:`claim`, :meth:`claim_due`).
+
+        The step runs under the row's ``request_id`` (that of the request that caused the
+        work): its log lines name it, and rows it creates carry it on. A step of a row that
+        has one is logged (``fedisora.work``, info), so that one id links a request and all
+        the work it caused in the logs."""
+        request_id = getattr(row, "request_id", None)
+        reset = REQUEST_ID.set(request_id)
+        try:
+            if request_id is not None:
+                log.info("%s:%s: running %s", machine.name, row.pk, row.state)
+            return await self._advance_claimed(machine, row, token)
+        finally:
+            REQUEST_ID.reset(reset)
+
+    async def _advance_claimed(self, machine: Machine, row: Any, token: str) -> AdvanceResult:
         pk = row.pk
         source = row.state
         state = machine.graph[source]

@@ -1,8 +1,10 @@
 """The chaos suite: faults injected into a real deployment under load (see test_chaos.py).
 
 Every test here is marked ``chaos`` (``-m "not chaos"`` leaves them out, ``-m chaos`` runs
-only them). ``FEDISORA_TEST_CHAOS_SCALE`` (default 1) multiplies the faults each test
-injects and the load between them (``scripts/chaos`` runs it larger);
+only them), but test_scale_out.py's, which injects no fault: it uses the same rig with two
+web processes to show scale-out (marked ``slow`` only). ``FEDISORA_TEST_CHAOS_SCALE``
+(default 1) multiplies the faults each test injects and the load between them
+(``scripts/chaos`` runs it larger);
 ``FEDISORA_TEST_CHAOS_SEED`` picks the seed (default ``fedisora``). The tally of faults
 injected and survived is printed in the terminal summary, above pytest's own last line.
 """

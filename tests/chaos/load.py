@@ -102,6 +102,7 @@ class Load:
         peer_sends: bool = True,
         renders: int = 3,
         uploads: bool = False,
+        webs: list[str] | None = None,
     ) -> None:
         self.rig = rig
         self.ledger = ledger
@@ -110,6 +111,8 @@ class Load:
         self.peer_sends = peer_sends
         self.render_budget = renders
         self.uploads = uploads
+        self.webs = webs or ["web"]  # requests go to these web processes in turn
+        self.served: Counter[str] = Counter()  # web process -> requests sent to it
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=3.0))
@@ -136,6 +139,12 @@ class Load:
                     raise result
 
     # --- the clients ------------------------------------------------------------------------
+
+    def _base(self) -> str:
+        """The next web process's base URL (round robin, as a load balancer would)."""
+        web = self.webs[sum(self.served.values()) % len(self.webs)]
+        self.served[web] += 1
+        return self.rig.url_of(web)
 
     def _key(self, client: int) -> str:
         self._n += 1
@@ -171,8 +180,8 @@ class Load:
         """The request, retried after no answer or a 5xx; None if it never got an answer."""
         response: httpx.Response | None = None
         extra = kwargs.pop("headers_extra", {})
-        url = f"{self.rig.url}{path}"
         for attempt in range(RETRIES):
+            url = f"{self._base()}{path}"
             try:
                 headers = {**user.headers(), **extra}
                 response = await self._http.request(method, url, headers=headers, **kwargs)
@@ -253,7 +262,7 @@ class Load:
         # would be a second render (the client decides, as apps do).
         try:
             r = await self._http.post(
-                f"{self.rig.url}{RENDERS}",
+                f"{self._base()}{RENDERS}",
                 headers=user.headers(),
                 json={"prompt": f"chaos {rng.randrange(10**6)}", "seconds": 0.5},
             )
@@ -340,7 +349,8 @@ class Load:
             what = Inbound("Reply", activity["object"]["id"])
         for attempt in range(RETRIES):
             try:
-                status = await peer.send(self._http, self.rig.url, actor, activity)
+                via = self._base()
+                status = await peer.send(self._http, self.rig.url, actor, activity, via=via)
             except httpx.TransportError as exc:
                 self.ledger.outcomes[f"inbox {type(exc).__name__}"] += 1
             else:

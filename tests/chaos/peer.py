@@ -299,12 +299,17 @@ class ChaosPeer:
         activity: dict[str, Any],
         *,
         path: str = "/inbox",
+        via: str | None = None,
     ) -> int:
         """POST *activity*, signed as *actor* (RFC 9421, as Mastodon 4.5 sends), to
-        *target_base* + *path*; return the status (raises httpx errors)."""
+        *target_base* + *path*; return the status (raises httpx errors). *via*: the base URL
+        of the web process to send it through (another of the instance's web processes, as
+        a load balancer would: the request keeps the instance's Host)."""
         body = json.dumps(activity).encode()
         url = f"{target_base}{path}"
         headers = {"content-type": ACTIVITY_JSON}
+        if via is not None and via != target_base:
+            headers["host"] = httpx.URL(target_base).netloc.decode("ascii")
         headers.update(
             sign_request(
                 SignedRequest("POST", url, headers, body),
@@ -313,7 +318,8 @@ class ChaosPeer:
                 now=time.time(),
             )
         )
-        response = await client.post(url, content=body, headers=headers)
+        sent_to = url if via is None else f"{via}{path}"
+        response = await client.post(sent_to, content=body, headers=headers)
         return response.status_code
 
 

@@ -74,10 +74,21 @@ class ChaosRig:
     clock_file: Path | None
     processes: dict[str, Process] = field(default_factory=dict)
     users: list[LoadUser] = field(default_factory=list)
+    more_webs: dict[str, int] = field(default_factory=dict)
+    """Web processes beyond ``web`` (``web2``, ...), by name, with the port each listens on:
+    the same instance (its domain is ``web``'s), as behind a load balancer."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def webs(self) -> list[str]:
+        return ["web", *self.more_webs]
+
+    def url_of(self, web: str) -> str:
+        """The base URL web process *web* answers on."""
+        return self.url if web == "web" else f"http://127.0.0.1:{self.more_webs[web]}"
 
     @property
     def domain(self) -> str:
@@ -89,7 +100,8 @@ class ChaosRig:
         return [sys.executable, *args]
 
     def _process(self, name: str) -> Process:
-        if name == "web":
+        if name in self.webs:
+            port = self.port if name == "web" else self.more_webs[name]
             argv = self._python(
                 "-m",
                 "fedisora",
@@ -97,7 +109,7 @@ class ChaosRig:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(self.port),
+                str(port),
                 "--no-render-worker",
             )
         elif name == "default" and self.clock_file is not None:
@@ -111,15 +123,18 @@ class ChaosRig:
     def start(self, name: str) -> None:
         process = self.processes.setdefault(name, self._process(name))
         process.start()
-        if name == "web":
-            self.wait_web(process)
+        if name in self.webs:
+            self.wait_web(process, web=name)
 
-    def wait_web(self, process: Process | None = None, timeout: float = 60) -> None:
-        process = process or self.processes["web"]
+    def wait_web(
+        self, process: Process | None = None, timeout: float = 60, *, web: str = "web"
+    ) -> None:
+        process = process or self.processes[web]
+        url = self.url_of(web)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{self.url}/.well-known/nodeinfo", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/.well-known/nodeinfo", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -231,10 +246,19 @@ def chaos_template(users: int = 4, tokens: int = 20, media: int = 80) -> Iterato
 
 
 @contextlib.contextmanager
-def chaos_rig(tmp: Path, template: Template, *, warped: bool = False) -> Iterator[ChaosRig]:
+def chaos_rig(
+    tmp: Path,
+    template: Template,
+    *,
+    warped: bool = False,
+    webs: int = 1,
+    env: dict[str, str] | None = None,
+) -> Iterator[ChaosRig]:
     """The whole deployment for the block, from *template*; every process, server, mount
     and directory is gone after it, whatever happened. *warped*: the default worker's
-    engine reads a clock the test moves (:meth:`ChaosRig.set_clock_offset`)."""
+    engine reads a clock the test moves (:meth:`ChaosRig.set_clock_offset`). *webs*: how
+    many web processes serve the instance (``web``, then ``web2``, ... on ports of their
+    own); *env*: more settings for every process."""
     with contextlib.ExitStack() as stack:
         pg = stack.enter_context(postgres_cluster(template.pgdata))
         redis = stack.enter_context(redis_server(tmp))
@@ -252,6 +276,7 @@ def chaos_rig(tmp: Path, template: Template, *, warped: bool = False) -> Iterato
             database_url,
             FEDISORA_REDIS_URL=redis.url(0),
             FEDISORA_MEDIA_ROOT=str(media_root),
+            **(env or {}),
         )
         clock_file = tmp / "clock-offset" if warped else None
         rig = ChaosRig(
@@ -271,7 +296,9 @@ def chaos_rig(tmp: Path, template: Template, *, warped: bool = False) -> Iterato
             LoadUser(str(u["id"]), u["username"], u["uri"], list(u["tokens"]), list(u["media"]))
             for u in template.users
         ]
-        rig.start("web")
+        rig.more_webs = {f"web{n}": free_port() for n in range(2, webs + 1)}
+        for web in rig.webs:
+            rig.start(web)
         rig.start("default")
         rig.start("render")
         yield rig

@@ -49,10 +49,11 @@ class Scenario:
     rounds: int = 0
     warm_up_seconds: float = 0.0
 
-    async def warm_up(self) -> None:
+    async def warm_up(self, *, render: bool = True) -> None:
         """Before any fault: each peer actor follows each local user (so every local post
-        and comment federates to the peer), the peer posts two clips, and one render runs
-        (the render worker loads its pipeline) and is published; all of it settled."""
+        and comment federates to the peer), the peer posts two clips, and (*render*) one
+        render runs (the render worker loads its pipeline) and is published; all of it
+        settled."""
         rig, peer, ledger = self.rig, self.rig.peer, self.ledger
         started = time.monotonic()
         async with httpx.AsyncClient(timeout=15) as http:
@@ -65,20 +66,8 @@ class Scenario:
                     clip = peer.clip(actor, f"{actor.name} warm-up clip {n}")
                     assert await peer.send(http, rig.url, actor, clip) == 202
                     ledger.inbound[clip["id"]] = Inbound("Create", clip["object"]["id"])
-            user = rig.users[0]
-            job = await submit_render(rig, ledger, "chaos warm-up")
-            await settle(rig, bound=120)
-            r = await http.get(f"{rig.url}{RENDERS}/{job}", headers=user.headers())
-            assert r.json()["state"] == "ready", r.text
-            media = r.json()["media_attachment"]["id"]
-            r = await http.post(
-                f"{rig.url}/api/v1/statuses",
-                headers={**user.headers(), "Idempotency-Key": "warm-up"},
-                data={"status": "chaos post [warm-up]", "media_ids[]": media},
-            )
-            assert r.status_code == 200, r.text
-            ledger.posts["warm-up"] = r.json()["id"]
-            ledger.published[job] = r.json()["id"]
+        if render:
+            await self._warm_up_render()
         await settle(rig, bound=60)
         self.warm_up_seconds = time.monotonic() - started
         conn = await connect(rig)
@@ -96,6 +85,24 @@ class Scenario:
             ]
         finally:
             await conn.close()
+
+    async def _warm_up_render(self) -> None:
+        rig, ledger = self.rig, self.ledger
+        async with httpx.AsyncClient(timeout=15) as http:
+            user = rig.users[0]
+            job = await submit_render(rig, ledger, "chaos warm-up")
+            await settle(rig, bound=120)
+            r = await http.get(f"{rig.url}{RENDERS}/{job}", headers=user.headers())
+            assert r.json()["state"] == "ready", r.text
+            media = r.json()["media_attachment"]["id"]
+            r = await http.post(
+                f"{rig.url}/api/v1/statuses",
+                headers={**user.headers(), "Idempotency-Key": "warm-up"},
+                data={"status": "chaos post [warm-up]", "media_ids[]": media},
+            )
+            assert r.status_code == 200, r.text
+            ledger.posts["warm-up"] = r.json()["id"]
+            ledger.published[job] = r.json()["id"]
 
     async def round(
         self,
