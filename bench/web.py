@@ -14,8 +14,10 @@ then loads, in a fresh context each run (phone viewport, HTTP cache disabled ove
 turn: the floor, ``/explore`` as a visitor, ``/`` logged in (the For You tab), and static
 copies of those two pages as they were served (saved under the floor's mount: same assets,
 same clips, no server work for the page). The copies split a feed page's time between the
-server (the page next to its copy) and the browser (the copy next to the floor). Per page,
-medians over ``--runs`` runs of:
+server (the page next to its copy) and the browser (the copy next to the floor). One more
+copy of ``/explore`` has its later clips built at once instead of waiting in a
+``<noscript>`` until the first plays (as the feed served them before): what that saves. Per
+page, medians over ``--runs`` runs of:
 
 - time to first byte: the navigation's ``responseStart`` (ms from navigation start);
 - first clip playing: the first ``playing`` event of a ``<video>`` (ms from navigation start);
@@ -88,6 +90,9 @@ START_TIMEOUT = 60.0
 PLAY_TIMEOUT_MS = 30_000
 COPIES = ("copy of /explore", "copy of /")
 STYLED = "floor + site.css/app.js"
+BUILT = "copy of /explore, all built"
+REST_OPEN = '<noscript class="reels-rest" data-reels-rest>'
+
 
 # Set before any page script runs: the first <video> to fire "playing" (a capture listener on
 # window sees every element's event), when (ms since the navigation started) and its source.
@@ -311,6 +316,16 @@ def write_copies(url: str, floor_dir: Path, cookie: str) -> None:
         page = httpx.get(f"{url}{path}", headers=headers, timeout=30)
         page.raise_for_status()
         (floor_dir / f"copy-{name}.html").write_text(page.text)
+        if name == "explore":
+            # The same page with its later clips built at once, as the feed served them
+            # before they waited in a <noscript> (web/templates/timeline.html): what that
+            # deferral saves, measured in the same rounds.
+            start = page.text.index(REST_OPEN)
+            end = page.text.index("</noscript>", start)
+            built = (
+                page.text[:start] + page.text[start + len(REST_OPEN) : end] + page.text[end + 11 :]
+            )
+            (floor_dir / "copy-explore-built.html").write_text(built)
 
 
 async def measure(
@@ -331,6 +346,7 @@ async def measure(
                 COPIES[0]: (f"{url}{FLOOR_MOUNT}/copy-explore.html", None),
                 COPIES[1]: (f"{url}{FLOOR_MOUNT}/copy-home.html", None),
                 STYLED: (f"{url}{FLOOR_MOUNT}/floor-styled.html", None),
+                BUILT: (f"{url}{FLOOR_MOUNT}/copy-explore-built.html", None),
             }
             loads: dict[str, list[Load]] = {name: [] for name in pages}
             for target, storage in pages.values():  # warm-up, not counted
@@ -423,7 +439,7 @@ def report(loads: dict[str, list[Load]]) -> None:
         return float(statistics.median(getattr(load, attr) for load in loads[name]))
 
     runs = len(loads["floor"])
-    feeds = [name for name in loads if name not in ("floor", STYLED, *COPIES)]
+    feeds = [name for name in loads if name not in ("floor", STYLED, BUILT, *COPIES)]
     names = ["floor", *feeds]
     print(f"\nmedians over {runs} runs (fresh context each, cache disabled, phone 412x915)")
     header = f"{'':28}" + "".join(f"{name:>14}" for name in names)
@@ -469,6 +485,14 @@ def report(loads: dict[str, list[Load]]) -> None:
         f"{styled / floor_play:.2f}x the floor "
         f"(same round: median {statistics.median(paired):.2f}x):"
         "\n  what the app's stylesheet and script alone cost the first play"
+    )
+    built = med(BUILT, "play")
+    paired = sorted(c.play / b.play for c, b in zip(loads[COPIES[0]], loads[BUILT], strict=True))
+    print(
+        f"  the copy of /explore with all its clips built at once (no <noscript>): "
+        f"{built:6.1f} ms = {built / floor_play:.2f}x the floor; the copy as served / it: "
+        f"{med(COPIES[0], 'play') / built:.2f}x (same round: median "
+        f"{statistics.median(paired):.2f}x): what waiting with the later clips saves"
     )
     print("\nbytes received before the first clip plays (response bodies, median run):")
     for name in names:
