@@ -29,19 +29,21 @@ has no index that starts with ``clip_id`` (only ``(tag_id, clip_id)``): a scan o
 join table, so the API page grows with the number of clips. ``--clip-tags-index`` measures
 the same with such an index added to the scratch database.
 
-Measured (2 shared cores, PostgreSQL 15, 2026-12-07; p99 of 500 pages moves by +-0.4 between
-runs on this busy machine, p50 by +-0.15):
+Measured side by side (2 cores shared with five other jobs, load average about 10, PostgreSQL
+15, 2026-12-07; the absolute times are the machine's load, the ratios are the measure):
 
 =============================  ===========  ===========  =====
                                10 k clips   1 M clips    ratio
 =============================  ===========  ===========  =====
-page p50 (feed.page)           6.6 ms       7.0 ms       1.07
-page p99 (feed.page)           10.0 ms      15.1 ms      1.51
-API page p50 (entities too)    12.5 ms      69.9 ms      5.58
-API page p50, clip_tags index  13.2 ms      13.4 ms      1.02
-API page p99, clip_tags index  27.8 ms      26.5 ms      0.95
-refresh one user (median)      126 ms       180 ms       1.43
+page p50 (feed.page)           72.4 ms      71.4 ms      0.99
+page p99 (feed.page)           798 ms       725 ms       0.91
+API page p50 (entities too)    78.4 ms      75.1 ms      0.96
+API page p99 (entities too)    798 ms       808 ms       1.01
+refresh one user (median)      416 ms       367 ms       0.88
 =============================  ===========  ===========  =====
+
+(Timed one size after the other, as this bench did before, the p99 ratio was 1.51 in one
+run and moved by +-0.4 between runs: the machine's other load, not the page.)
 """
 
 from __future__ import annotations
