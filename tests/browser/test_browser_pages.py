@@ -59,7 +59,11 @@ async def test_settings_create_drafts_and_signup_pages(
     await site.clip(ann, "a clip to export")
     for kind, scheme in (("phone", "dark"), ("desktop", "light")):
         visitor = await (await new_context(kind, color_scheme=scheme)).new_page()
-        for path, name in (("/signup", "signup"), ("/login", "login")):
+        for path, name in (
+            ("/signup", "signup"),
+            ("/login", "login"),
+            ("/provenance", "provenance"),
+        ):
             await visitor.goto(path)
             assert await visitor.evaluate(NO_SIDEWAYS), f"{path} scrolls sideways ({kind})"
             await assert_accessible(visitor, f"{path} ({kind})")
