@@ -97,6 +97,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _valid(keys: Iterable[str | None]) -> list[str]:
+    """The media keys among *keys* (a name that could never be stored names nothing)."""
+    found = []
+    for key in keys:
+        if key:
+            with contextlib.suppress(ValueError):
+                found.append(check_key(key))
+    return found
+
+
 def _content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
@@ -132,7 +142,7 @@ class MediaStore(ABC):
                 f.write(data)
             await self.put_file(key, Path(name), content_type)
         finally:
-            Path(name).unlink(missing_ok=True)
+            await asyncio.to_thread(Path(name).unlink, missing_ok=True)
 
     @abstractmethod
     async def info(self, key: str) -> ObjectInfo | None:
@@ -211,10 +221,7 @@ class LocalStore(MediaStore):
         return self.root / check_key(key)
 
     async def put_file(self, key: str, src: Path, content_type: str | None = None) -> None:
-        dest = self.path(key)
-        if src.resolve() == dest.resolve():
-            return  # staged in place
-        await asyncio.to_thread(_replace_into, src, dest)
+        await asyncio.to_thread(_replace_into, src, self.path(key))
 
     async def info(self, key: str) -> ObjectInfo | None:
         try:
@@ -226,13 +233,16 @@ class LocalStore(MediaStore):
     async def get_bytes(self, key: str) -> bytes:
         return await asyncio.to_thread(self.path(key).read_bytes)
 
-    async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def stream(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         f = await asyncio.to_thread(open, self.path(key), "rb")
         try:
             f.seek(start)
             left = None if end is None else end - start
             while left is None or left > 0:
-                chunk = await asyncio.to_thread(f.read, _CHUNK if left is None else min(_CHUNK, left))
+                size = _CHUNK if left is None else min(_CHUNK, left)
+                chunk = await asyncio.to_thread(f.read, size)
                 if not chunk:
                     break
                 if left is not None:
@@ -253,7 +263,7 @@ class LocalStore(MediaStore):
         yield path  # the file itself: no copy
 
     async def delete(self, keys: Iterable[str | None]) -> None:
-        await asyncio.to_thread(_unlink_under, self.root, [k for k in keys if k])
+        await asyncio.to_thread(_unlink_under, self.root, _valid(keys))
 
     async def keys(self, prefix: str = "") -> AsyncIterator[str]:
         for key in await asyncio.to_thread(lambda: list(_walk(self.root, prefix))):
@@ -264,6 +274,8 @@ class LocalStore(MediaStore):
 
 
 def _replace_into(src: Path, dest: Path) -> None:
+    if src.resolve() == dest.resolve():
+        return  # staged in place
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(src, dest)
@@ -281,12 +293,10 @@ def _replace_into(src: Path, dest: Path) -> None:
 def _unlink_under(root: Path, keys: list[str]) -> None:
     base = root.resolve()
     for key in keys:
-        try:
-            path = (root / check_key(key)).resolve()
-        except ValueError:
-            continue
-        if path.is_relative_to(base):
-            path.unlink(missing_ok=True)
+        path = (root / key).resolve()
+        if path.is_relative_to(base) and path != base:  # (a symlink may point elsewhere)
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                path.unlink()
 
 
 def _walk(root: Path, prefix: str = "") -> Iterator[str]:
@@ -379,8 +389,7 @@ class S3Store(MediaStore):
         import obstore
 
         check_key(key)
-        digest = await asyncio.to_thread(sha256_of, src)
-        size = src.stat().st_size
+        digest, size = await asyncio.to_thread(lambda: (sha256_of(src), src.stat().st_size))
         attributes = {"Content-Type": content_type or _content_type(key), SHA256_META: digest}
         with self._errors("store", key):
             # One PUT (or one completed multipart upload): the object appears whole or not
@@ -392,7 +401,7 @@ class S3Store(MediaStore):
                 f"the media store ({self.describe()}) kept {head['size']} bytes of {key}, "
                 f"not {size}"
             )
-        src.unlink(missing_ok=True)
+        await asyncio.to_thread(src.unlink, missing_ok=True)
 
     async def info(self, key: str) -> ObjectInfo | None:
         import obstore
@@ -420,7 +429,9 @@ class S3Store(MediaStore):
             result = await obstore.get_async(self._client, key)
             return bytes(await result.bytes_async())
 
-    async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def stream(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         import obstore
 
         check_key(key)
@@ -434,19 +445,22 @@ class S3Store(MediaStore):
 
     async def fetch(self, key: str, dest: Path) -> Path:
         part = dest.with_name(f".{dest.name}.part")
+        f = await asyncio.to_thread(open, part, "wb")
         try:
-            with open(part, "wb") as f:
+            try:
                 async for chunk in self.stream(key):
                     await asyncio.to_thread(f.write, chunk)
-            os.replace(part, dest)
+            finally:
+                f.close()
+            await asyncio.to_thread(os.replace, part, dest)
         finally:
-            part.unlink(missing_ok=True)
+            await asyncio.to_thread(part.unlink, missing_ok=True)
         return dest
 
     async def delete(self, keys: Iterable[str | None]) -> None:
         import obstore
 
-        wanted = [check_key(k) for k in keys if k]
+        wanted = _valid(keys)
         for i in range(0, len(wanted), 500):
             batch = wanted[i : i + 500]
             with self._errors("delete", batch[0]):
@@ -515,8 +529,10 @@ def media_store(settings: Settings) -> MediaStore:
     with _LOCK:
         store = _STORES.get(key)
         if store is None:
-            store = s3_store(settings) if settings.media_backend == "s3" else LocalStore(
-                settings.media_root
+            store = (
+                s3_store(settings)
+                if settings.media_backend == "s3"
+                else LocalStore(settings.media_root)
             )
             _STORES[key] = store
         return store
