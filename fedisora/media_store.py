@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -156,7 +156,9 @@ class MediaStore(ABC):
         """The object's bytes (FileNotFoundError when there is none)."""
 
     @abstractmethod
-    def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def stream(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """Bytes ``[start, end)`` of the object, in chunks."""
 
     @abstractmethod
@@ -235,7 +237,7 @@ class LocalStore(MediaStore):
 
     async def stream(
         self, key: str, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         f = await asyncio.to_thread(open, self.path(key), "rb")
         try:
             f.seek(start)
@@ -342,7 +344,7 @@ class S3Store(MediaStore):
         self.endpoint, self.bucket = endpoint.rstrip("/"), bucket
         self.public_base = public_url.rstrip("/")
         self.url_seconds = url_seconds
-        options: dict[str, Any] = {
+        options: Any = {
             "connect_timeout": "5s",
             "timeout": f"{max(int(timeout_seconds), 1)}s",
             "allow_http": endpoint.startswith("http://"),
@@ -394,7 +396,7 @@ class S3Store(MediaStore):
         with self._errors("store", key):
             # One PUT (or one completed multipart upload): the object appears whole or not
             # at all, so a reader never sees part of it.
-            await obstore.put_async(self._client, key, src, attributes=attributes)  # type: ignore[arg-type]
+            await obstore.put_async(self._client, key, src, attributes=attributes)
             head = await obstore.head_async(self._client, key)
         if head["size"] != size:
             raise MediaStoreError(
@@ -431,7 +433,7 @@ class S3Store(MediaStore):
 
     async def stream(
         self, key: str, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         import obstore
 
         check_key(key)

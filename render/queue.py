@@ -775,7 +775,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             )
         return RENDERING
 
-    async def rendering(job: RenderJob, ctx: WorkContext) -> str:
+    async def rendering(job: RenderJob, ctx: WorkContext) -> Outcome:
         # The heartbeat keeps the lease from the claim on, through the model load (minutes
         # for a real model, the first time) as much as the steps: a live worker's job is
         # never taken over, a dead worker's is resumed within a lease.
@@ -793,7 +793,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             await asyncio.gather(beat, return_exceptions=True)
             await _wake_next(ctx)
 
-    async def _rendering(job: RenderJob, ctx: WorkContext, progress: _Progress) -> str:
+    async def _rendering(job: RenderJob, ctx: WorkContext, progress: _Progress) -> Outcome:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         cameos = [int(i) for i in job.spec.get("cameos") or ()]
@@ -894,7 +894,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             return await _finish(job, ctx, FAILED, f"output refused: {exc}")
         return SIGNING
 
-    async def signing(job: RenderJob, ctx: WorkContext) -> str:
+    async def signing(job: RenderJob, ctx: WorkContext) -> Outcome:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         out_dir = work_dir(settings, job.pk)
