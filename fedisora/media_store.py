@@ -130,8 +130,11 @@ class MediaStore(ABC):
                 await self.put_file(key, self.staging(key))
 
     @abstractmethod
-    async def put_file(self, key: str, src: Path, content_type: str | None = None) -> None:
-        """Place the finished local file *src* under *key* atomically; *src* is consumed."""
+    async def put_file(
+        self, key: str, src: Path, content_type: str | None = None, *, consume: bool = True
+    ) -> None:
+        """Place the finished local file *src* under *key* atomically; *src* is consumed
+        (moved, or removed once stored) unless *consume* is false."""
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         check_key(key)
@@ -222,8 +225,10 @@ class LocalStore(MediaStore):
         """The file of *key* on disk."""
         return self.root / check_key(key)
 
-    async def put_file(self, key: str, src: Path, content_type: str | None = None) -> None:
-        await asyncio.to_thread(_replace_into, src, self.path(key))
+    async def put_file(
+        self, key: str, src: Path, content_type: str | None = None, *, consume: bool = True
+    ) -> None:
+        await asyncio.to_thread(_replace_into, src, self.path(key), consume)
 
     async def info(self, key: str) -> ObjectInfo | None:
         try:
@@ -275,11 +280,13 @@ class LocalStore(MediaStore):
         return f"local ({self.root})"
 
 
-def _replace_into(src: Path, dest: Path) -> None:
+def _replace_into(src: Path, dest: Path, consume: bool = True) -> None:
     if src.resolve() == dest.resolve():
         return  # staged in place
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if not consume:
+            raise OSError("copy")
         os.replace(src, dest)
     except OSError:  # another file system: copy beside the target, then rename over it
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -289,7 +296,8 @@ def _replace_into(src: Path, dest: Path) -> None:
             os.replace(name, dest)
         finally:
             Path(name).unlink(missing_ok=True)
-        src.unlink(missing_ok=True)
+        if consume:
+            src.unlink(missing_ok=True)
 
 
 def _unlink_under(root: Path, keys: list[str]) -> None:
@@ -387,7 +395,9 @@ class S3Store(MediaStore):
         except Exception as exc:
             raise self._error(action, key, exc) from exc
 
-    async def put_file(self, key: str, src: Path, content_type: str | None = None) -> None:
+    async def put_file(
+        self, key: str, src: Path, content_type: str | None = None, *, consume: bool = True
+    ) -> None:
         import obstore
 
         check_key(key)
@@ -403,7 +413,8 @@ class S3Store(MediaStore):
                 f"the media store ({self.describe()}) kept {head['size']} bytes of {key}, "
                 f"not {size}"
             )
-        await asyncio.to_thread(src.unlink, missing_ok=True)
+        if consume:
+            await asyncio.to_thread(src.unlink, missing_ok=True)
 
     async def info(self, key: str) -> ObjectInfo | None:
         import obstore
