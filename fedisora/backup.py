@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fedisora.config import ENV_FILE_NAME, Settings
-from fedisora.media_store import MediaStore, MediaStoreError, media_store
+from fedisora.media_store import MediaStore, MediaStoreError, check_key, media_store
 
 __all__ = ["FORMAT", "BackupError", "Summary", "backup", "restore"]
 
@@ -345,8 +345,12 @@ async def restore(settings: Settings, source: Path) -> Summary:
             dest = settings.data_dir / "provenance" / rest
         elif top == "media" and store.backend != "local":
             try:
+                check_key(rest)
+            except ValueError:
+                continue  # scratch work or a temporary file: never a stored object
+            try:
                 await store.put_file(rest, source / name, consume=False)
-            except (MediaStoreError, ValueError) as exc:
+            except MediaStoreError as exc:
                 raise BackupError(f"media/{rest} could not be stored: {exc}") from exc
             continue
         elif top == "media":

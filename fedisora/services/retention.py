@@ -48,7 +48,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from fedisora.config import Settings
-from fedisora.media_store import MediaStore
+from fedisora.media_store import LocalStore, MediaStore
 from fedisora.models import Chore, Delivery, InboxItem, RenderJob, WorkRow, WorkTally
 from fedisora.work.graph import StateGraph
 
@@ -209,12 +209,17 @@ async def run_policies(
     now: datetime,
     progress: dict[str, Any],
     fence: Fence,
-    store: MediaStore,
+    store: MediaStore | None = None,
+    media_root: Path | None = None,
     between: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[dict[str, int], bool]:
     """One step of every rule of *found*: rows changed per ``table:rule``, and whether some
     rule had a full batch (more is due at once). *between* runs between steps (a lease
-    heartbeat)."""
+    heartbeat). Files go from *store* (or the local store at *media_root*)."""
+    if store is None:
+        if media_root is None:
+            raise TypeError("run_policies needs the media store (or the local media_root)")
+        store = LocalStore(media_root)
     done: dict[str, int] = {}
     more = False
     for policy in found:
