@@ -4,6 +4,7 @@ takes a fresh bucket of its own (:meth:`S3Server.bucket`)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,17 @@ class S3Server:
         name = f"media-{uuid.uuid4().hex[:16]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+    def make_public(self, bucket: str) -> None:
+        """Anyone may read *bucket*'s objects without signing (as a CDN-fronted bucket)."""
+        statement = {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        }
+        policy = {"Version": "2012-10-17", "Statement": [statement]}
+        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
     def objects(self, bucket: str) -> dict[str, bytes]:
         """Every object in *bucket*, key -> bytes."""
