@@ -160,7 +160,7 @@ def backup(settings: Settings, target: Path) -> Summary:
         try:
             objects = asyncio.run(_object_list(store))
         except MediaStoreError as exc:
-            raise BackupError(f"the media objects cannot be listed: {exc}") from exc
+            raise BackupError(f"the media objects cannot be listed: {exc.detail}") from exc
         listing = {"store": store.describe(), "objects": objects}
         (target / OBJECTS_FILE).write_text(json.dumps(listing, indent=1, sort_keys=True))
     files = {
@@ -249,7 +249,7 @@ async def _check_objects(source: Path, files: dict[str, Any], store: MediaStore)
             elif (info.sha256 or await store.checksum(key)) != entry.get("sha256"):
                 bad.append(key)
     except MediaStoreError as exc:
-        raise BackupError(f"the media objects cannot be checked: {exc}") from exc
+        raise BackupError(f"the media objects cannot be checked: {exc.detail}") from exc
     except (OSError, ValueError) as exc:
         raise BackupError(f"{OBJECTS_FILE} cannot be read: {exc}") from exc
     if bad:
@@ -351,7 +351,7 @@ async def restore(settings: Settings, source: Path) -> Summary:
             try:
                 await store.put_file(rest, source / name, consume=False)
             except MediaStoreError as exc:
-                raise BackupError(f"media/{rest} could not be stored: {exc}") from exc
+                raise BackupError(f"media/{rest} could not be stored: {exc.detail}") from exc
             continue
         elif top == "media":
             dest = settings.media_root / rest

@@ -477,7 +477,7 @@ async def cmd_media(args: argparse.Namespace) -> int:
     try:
         target = s3_store(settings, scratch=settings.media_root)
     except MediaStoreError as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(exc.detail) from exc
     print(f"moving media from {source.describe()} to {target.describe()}", flush=True)
     try:
         done = await migrate_media(

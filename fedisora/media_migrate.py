@@ -85,7 +85,7 @@ async def migrate_media(
                 read_back = await target.checksum(key)
             except MediaStoreError as exc:
                 raise MigrateError(
-                    f"{exc}\nstopped after {number - 1} of {len(keys)} files; nothing was "
+                    f"{exc.detail}\nstopped after {number - 1} of {len(keys)} files; nothing was "
                     "removed from local disk. Run the same command again to go on."
                 ) from exc
             if read_back != digest:

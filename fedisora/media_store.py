@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import mimetypes
 import os
 import shutil
@@ -52,6 +53,8 @@ __all__ = [
     "sha256_of",
 ]
 
+log = logging.getLogger(__name__)
+
 PRIVATE_TOP = ("render-work",)
 """Top-level folders of ``media_root`` that are scratch work, never stored media."""
 SHA256_META = "sha256"
@@ -60,9 +63,17 @@ _CHUNK = 1 << 20
 
 
 class MediaStoreError(FedisoraError):
-    """The media store cannot be reached or refused the operation; nothing was stored."""
+    """The media store cannot be reached or refused the operation; nothing was stored.
+
+    Its message is for anyone (an API client, a render's owner): it names no server;
+    :attr:`detail` adds which store and what it answered (logged where it is raised, and
+    printed by the admin's commands)."""
 
     status = 503
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclass(frozen=True)
@@ -382,8 +393,12 @@ class S3Store(MediaStore):
 
     def _error(self, action: str, key: str, exc: BaseException) -> MediaStoreError:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = f"the media store ({self.describe()}) could not {action} {key}: {first}"
+        log.warning("%s", detail)
         return MediaStoreError(
-            f"the media store ({self.describe()}) could not {action} {key}: {first}"
+            f"the media store could not {action} {key}: it cannot be reached or refused; "
+            "nothing was stored, try again later",
+            detail,
         )
 
     @contextlib.contextmanager
@@ -410,8 +425,9 @@ class S3Store(MediaStore):
             head = await obstore.head_async(self._client, key)
         if head["size"] != size:
             raise MediaStoreError(
+                f"the media store did not keep {key} whole; try again later",
                 f"the media store ({self.describe()}) kept {head['size']} bytes of {key}, "
-                f"not {size}"
+                f"not {size}",
             )
         if consume:
             await asyncio.to_thread(src.unlink, missing_ok=True)

@@ -809,7 +809,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         try:
             spec = await _local_input(settings, job, spec, work_dir(settings, job.pk))
         except MediaStoreError as exc:
-            log.warning("render job %s: %s", job.pk, exc)
+            log.warning("render job %s: %s", job.pk, exc.detail)
             return Retry(f"{STORE_DOWN}: {exc}")
         try:
             p = plan(
@@ -916,7 +916,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
         try:  # the clip and its poster, each whole or not at all; then the row that names them
             await store.commit(values["file"], values["poster_file"])
         except MediaStoreError as exc:
-            log.warning("render job %s: %s", job.pk, exc)
+            log.warning("render job %s: %s", job.pk, exc.detail)
             await _forget(store, values["file"], values["poster_file"])
             return Retry(f"{STORE_DOWN}: {exc}")
         async with ctx.transition(READY) as conn:
@@ -979,7 +979,9 @@ async def _discard_output(settings: Settings, job: RenderJob) -> None:
     try:
         await media_store(settings).delete([media.file, media.poster_file])
     except MediaStoreError as exc:  # the row is gone: media_gc cannot find these again
-        log.error("render job %s: the cancelled clip's files stay in the store: %s", job.pk, exc)
+        log.error(
+            "render job %s: the cancelled clip's files stay in the store: %s", job.pk, exc.detail
+        )
 
 
 async def _forget(store: Any, *keys: str) -> None:

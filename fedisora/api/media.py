@@ -211,7 +211,7 @@ class StoredMedia:
                 return RedirectResponse(url, 307, headers={"Cache-Control": "no-store"})
             info = await self.store.info(key)
         except MediaStoreError as exc:
-            log.warning("/media/%s: %s", key, exc)
+            log.warning("/media/%s: %s", key, exc.detail)
             return JSONResponse({"error": "the media store cannot be reached; try again"}, 503)
         if info is None:
             return PlainTextResponse("Not Found", 404)

@@ -104,8 +104,10 @@ async def test_an_unreachable_store_is_a_clear_error_and_consumes_nothing(
     src = store.staging("clips/x.mp4")
     src.parent.mkdir(parents=True)
     src.write_bytes(b"clip")
-    with pytest.raises(MediaStoreError, match=r"media store \(s3 \(bucket media-nowhere"):
+    with pytest.raises(MediaStoreError, match=r"could not store clips/x\.mp4") as caught:
         await store.commit("clips/x.mp4")
+    assert "127.0.0.1" not in str(caught.value)  # for anyone: names no server
+    assert "media store (s3 (bucket media-nowhere at http://127.0.0.1:" in caught.value.detail
     assert src.read_bytes() == b"clip"  # kept for the retry
     with pytest.raises(MediaStoreError):
         await store.info("clips/x.mp4")
