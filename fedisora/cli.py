@@ -1043,7 +1043,17 @@ async def cmd_check(args: argparse.Namespace) -> int:
     print(f"domain: {settings.domain} ({settings.base_url})")
     print(f"database: {settings.database_url}")
     print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
-    print(f"media: {settings.media_root}")
+    from fedisora.media_store import MediaStoreError, media_store
+
+    store = media_store(settings)
+    if store.backend == "local":
+        print(f"media: {settings.media_root}")
+    else:
+        print(f"media: {store.describe()}, scratch work in {settings.media_root}")
+        try:  # a look-up of a key that is never stored: reachable, the credentials accepted
+            await store.exists("fedisora-check/reachable")
+        except MediaStoreError as exc:
+            problems.append(f"media store: {exc.detail}")
     print(f"render model: {settings.render_model} (unless `fedisora model use` chose another)")
     print(f"likeness check: {settings.likeness_check or 'none (admins verify likenesses)'}")
     if settings.likeness_check:
