@@ -223,3 +223,17 @@ async def test_a_backup_with_files_restores_into_an_empty_bucket(
     bucket = s3.bucket()
     await restore(settings("there", **s3.env(bucket)), tmp_path / "backup")
     assert s3.objects(bucket) == files
+
+
+def test_check_says_whether_the_media_store_answers(tmp_path: Path, s3: Any) -> None:
+    from instance import cli_fails, cli_ok, fedisora, free_port, instance_env
+
+    env = instance_env(tmp_path / "data", free_port())
+    cli_ok(fedisora(["init"], env))
+    bucket = s3.bucket()
+    out = cli_ok(fedisora(["check"], dict(env, **s3.env(bucket))))
+    assert f"media: s3 (bucket {bucket} at {s3.endpoint})" in out and out.strip().endswith("ok")
+    down = dict(env, **s3.env(bucket, FEDISORA_S3_ENDPOINT=f"http://127.0.0.1:{closed_port()}"))
+    cli_fails(
+        fedisora(["check"], down), f"error: media store: the media store (s3 (bucket {bucket}"
+    )

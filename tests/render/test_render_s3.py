@@ -263,3 +263,43 @@ async def test_a_store_that_stays_down_fails_the_render_with_that_reason(
     assert await MediaFile.all().count() == 0
     assert _local_files(settings.media_root) == set()
     assert not (settings.media_root / "render-work" / str(job.pk)).exists()
+
+
+async def test_a_still_and_a_remix_source_come_from_the_bucket(
+    db: str, tmp_path: Path, credentials: Any, tiny_loader: Any, s3: Any
+) -> None:
+    import io
+
+    from PIL import Image
+
+    bucket = s3.bucket()
+    settings = _settings(tmp_path, credentials, s3.env(bucket))
+    engine = _engine(settings, tiny_loader)
+    bob = await local_account("bob")
+    still = io.BytesIO()
+    Image.new("RGB", (120, 90), (200, 40, 40)).save(still, format="JPEG")
+    job = await submit_render(
+        bob,
+        {"prompt": "the red card flies away", "seconds": 0.25},
+        settings=settings,
+        engine=engine,
+        image=still.getvalue(),
+    )
+    key = job.spec["input_image"]
+    assert key.startswith("render-inputs/") and key in s3.objects(bucket)
+    assert _local_files(settings.media_root) == set()  # the worker fetches it from the bucket
+    job = await _render(engine, job)
+    media = await MediaFile.get(pk=job.output_id)
+    assert media.provenance["claim"]["input_image"] is True
+    clip = await posts.post_clip(bob, media)
+
+    # a remix conditions on the source clip's middle frame, read from the bucket
+    remix = await submit_render(
+        bob,
+        {"prompt": "the card again", "seconds": 0.25, "remix_of": clip.pk},
+        settings=settings,
+        engine=engine,
+    )
+    remix = await _render(engine, remix)
+    assert remix.spec["remix_frames"] is True
+    assert _local_files(settings.media_root) == set()
