@@ -914,7 +914,8 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             return await _finish(job, ctx, FAILED, f"provenance: {exc}")
         store = media_store(settings)
         try:  # the clip and its poster, each whole or not at all; then the row that names them
-            await store.commit(values["file"], values["poster_file"])
+            async with ctx.keep_lease():  # (a large clip to a slow store)
+                await store.commit(values["file"], values["poster_file"])
         except MediaStoreError as exc:
             log.warning("render job %s: %s", job.pk, exc.detail)
             await _forget(store, values["file"], values["poster_file"])
