@@ -7,7 +7,11 @@
 - ``config/fedisora.env``: the instance's configuration (its secret key, domain);
 - ``provenance/``: the C2PA signing key, chain and every root, current and retired (clips
   signed under a retired root keep verifying only while it is kept);
-- ``media/``: the media files (rendered clips, posters, stills, avatars);
+- ``media/``: the media files (rendered clips, posters, stills, avatars); or, when the
+  media is kept in an S3 bucket (``FEDISORA_MEDIA_BACKEND=s3``), ``media-objects.json``
+  instead: every object's key with its size and SHA-256, and the bucket that holds them (the
+  bucket is backed up by its own means: versioning, replication). Restore then checks that
+  the restored instance's bucket holds each object, whole;
 - ``MANIFEST.json`` last: what the backup holds, each file's size and SHA-256. A directory
   without it is an unfinished backup, and restore refuses it.
 
@@ -29,6 +33,7 @@ the checks around them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -41,6 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fedisora.config import ENV_FILE_NAME, Settings
+from fedisora.media_store import MediaStore, MediaStoreError, check_key, media_store
 
 __all__ = ["FORMAT", "BackupError", "Summary", "backup", "restore"]
 
@@ -48,6 +54,7 @@ FORMAT = 1
 MANIFEST = "MANIFEST.json"
 SQLITE_FILE = "database.sqlite3"
 PG_FILE = "database.pgdump"
+OBJECTS_FILE = "media-objects.json"
 _CHUNK = 1 << 20
 
 
@@ -143,10 +150,19 @@ def backup(settings: Settings, target: Path) -> Summary:
         dest = target / "provenance" / path.relative_to(provenance)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
-    for path in _files_under(settings.media_root):
-        dest = target / "media" / path.relative_to(settings.media_root)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest)
+    store = media_store(settings)
+    if store.backend == "local":
+        for path in _files_under(settings.media_root):
+            dest = target / "media" / path.relative_to(settings.media_root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+    else:
+        try:
+            objects = asyncio.run(_object_list(store))
+        except MediaStoreError as exc:
+            raise BackupError(f"the media objects cannot be listed: {exc.detail}") from exc
+        listing = {"store": store.describe(), "objects": objects}
+        (target / OBJECTS_FILE).write_text(json.dumps(listing, indent=1, sort_keys=True))
     files = {
         path.relative_to(target).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
         for path in _files_under(target)
@@ -161,6 +177,18 @@ def backup(settings: Settings, target: Path) -> Summary:
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return Summary(backend, len(files), sum(int(str(f["size"])) for f in files.values()))
+
+
+async def _object_list(store: MediaStore) -> dict[str, dict[str, Any]]:
+    """Every stored object's size and SHA-256 (as recorded when it was written, else read)."""
+    found: dict[str, dict[str, Any]] = {}
+    async for key in store.keys():
+        info = await store.info(key)
+        if info is None:  # deleted while we listed
+            continue
+        digest = info.sha256 or await store.checksum(key)
+        found[key] = {"size": info.size, "sha256": digest}
+    return found
 
 
 # --- restore -----------------------------------------------------------------------------------
@@ -192,6 +220,45 @@ def _check_files(source: Path, files: dict[str, Any]) -> None:
             raise BackupError(f"the backup is damaged: {name} is missing")
         if path.stat().st_size != entry.get("size") or _sha256(path) != entry.get("sha256"):
             raise BackupError(f"the backup is damaged: {name} differs from its checksum")
+
+
+async def _check_objects(source: Path, files: dict[str, Any], store: MediaStore) -> None:
+    """A backup whose media is in a bucket restores only into an instance whose store holds
+    every object it lists, whole; one with media files, into an empty store."""
+    try:
+        if OBJECTS_FILE not in files:
+            if store.backend != "local" and [k async for k in store.keys()]:
+                raise BackupError(
+                    f"the media store, {store.describe()}, holds media already: restore needs "
+                    "an empty instance"
+                )
+            return
+        if store.backend == "local":
+            raise BackupError(
+                f"this backup's media is in an S3 bucket (listed in {OBJECTS_FILE}): restore "
+                "into an instance with FEDISORA_MEDIA_BACKEND=s3 and the FEDISORA_S3_* "
+                "settings of that bucket (or a copy of it)"
+            )
+        listing = json.loads((source / OBJECTS_FILE).read_text())
+        objects: dict[str, Any] = listing.get("objects") or {}
+        bad: list[str] = []
+        for key, entry in sorted(objects.items()):
+            info = await store.info(key)
+            if info is None or info.size != entry.get("size"):
+                bad.append(key)
+            elif (info.sha256 or await store.checksum(key)) != entry.get("sha256"):
+                bad.append(key)
+    except MediaStoreError as exc:
+        raise BackupError(f"the media objects cannot be checked: {exc.detail}") from exc
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"{OBJECTS_FILE} cannot be read: {exc}") from exc
+    if bad:
+        shown = ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise BackupError(
+            f"the media store, {store.describe()}, lacks {len(bad)} of the {len(objects)} "
+            f"objects this backup lists, or holds other bytes under their keys ({shown}): "
+            "point FEDISORA_S3_* at the bucket that holds them"
+        )
 
 
 async def _database_is_empty(settings: Settings) -> bool:
@@ -233,12 +300,14 @@ async def restore(settings: Settings, source: Path) -> Summary:
             f"{settings.data_dir / ENV_FILE_NAME} exists: restore goes into an instance that "
             "was never set up (no `fedisora init` before it)"
         )
+    store = media_store(settings)
     for what, root in (
         ("provenance files", settings.data_dir / "provenance"),
         ("media", settings.media_root),
     ):
         if _files_under(root, skip=(".lock",)):
             raise BackupError(f"{root} holds {what} already: restore needs an empty instance")
+    await _check_objects(source, files, store)
     if not await _database_is_empty(settings):
         raise BackupError("the database has tables already: restore needs an empty database")
 
@@ -274,6 +343,16 @@ async def restore(settings: Settings, source: Path) -> Summary:
             dest = settings.data_dir / ENV_FILE_NAME
         elif top == "provenance":
             dest = settings.data_dir / "provenance" / rest
+        elif top == "media" and store.backend != "local":
+            try:
+                check_key(rest)
+            except ValueError:
+                continue  # scratch work or a temporary file: never a stored object
+            try:
+                await store.put_file(rest, source / name, consume=False)
+            except MediaStoreError as exc:
+                raise BackupError(f"media/{rest} could not be stored: {exc.detail}") from exc
+            continue
         elif top == "media":
             dest = settings.media_root / rest
         else:

@@ -466,6 +466,35 @@ async def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_media(args: argparse.Namespace) -> int:
+    """``media migrate --to s3``: this instance's media files from local disk into its S3
+    bucket, verified and resumable (:mod:`fedisora.media_migrate`)."""
+    from fedisora.media_migrate import MigrateError, migrate_media
+    from fedisora.media_store import LocalStore, MediaStoreError, s3_store
+
+    settings = _settings()
+    source = LocalStore(settings.media_root)
+    try:
+        target = s3_store(settings, scratch=settings.media_root)
+    except MediaStoreError as exc:
+        raise CommandError(exc.detail) from exc
+    print(f"moving media from {source.describe()} to {target.describe()}", flush=True)
+    try:
+        done = await migrate_media(
+            source, target, keep_local=args.keep_local, say=lambda s: print(s, flush=True)
+        )
+    except MigrateError as exc:
+        raise CommandError(f"media migrate: {exc}") from exc
+    print(
+        f"done: {done.total} files in the bucket ({done.copied} uploaded, {done.bytes:,} bytes; "
+        f"{done.already} there already), all verified by SHA-256; "
+        f"{done.removed} local copies removed"
+    )
+    if settings.media_backend != "s3":
+        print("now set FEDISORA_MEDIA_BACKEND=s3 and restart the instance")
+    return 0
+
+
 async def cmd_createuser(args: argparse.Namespace) -> int:
     from fedisora.services.accounts import create_local_account
 
@@ -1014,7 +1043,17 @@ async def cmd_check(args: argparse.Namespace) -> int:
     print(f"domain: {settings.domain} ({settings.base_url})")
     print(f"database: {settings.database_url}")
     print(f"redis: {settings.redis_url or 'not set (in-process runner)'}")
-    print(f"media: {settings.media_root}")
+    from fedisora.media_store import MediaStoreError, media_store
+
+    store = media_store(settings)
+    if store.backend == "local":
+        print(f"media: {settings.media_root}")
+    else:
+        print(f"media: {store.describe()}, scratch work in {settings.media_root}")
+        try:  # a look-up of a key that is never stored: reachable, the credentials accepted
+            await store.exists("fedisora-check/reachable")
+        except MediaStoreError as exc:
+            problems.append(f"media store: {exc.detail}")
     print(f"render model: {settings.render_model} (unless `fedisora model use` chose another)")
     print(f"likeness check: {settings.likeness_check or 'none (admins verify likenesses)'}")
     if settings.likeness_check:
@@ -1162,6 +1201,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="restore a backup into this empty instance")
     p.add_argument("dir", help="the backup's directory")
     p.set_defaults(func=cmd_restore, is_async=True)
+
+    p = sub.add_parser("media", help="move the media files into object storage")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    o = actions.add_parser(
+        "migrate", help="copy every media file into the S3 bucket, verified; resumable"
+    )
+    o.add_argument("--to", required=True, choices=["s3"], help="where to: s3 (FEDISORA_S3_*)")
+    o.add_argument(
+        "--keep-local", action="store_true", help="keep the local files once all are moved"
+    )
+    p.set_defaults(func=cmd_media, is_async=True)
 
     p = sub.add_parser("relay", help="the ActivityPub relays this instance subscribes to")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -228,6 +228,51 @@ def _check_source_url(name: str, raw: str) -> str:
     return value
 
 
+MEDIA_BACKENDS = ("local", "s3")
+S3_SERVE_MODES = ("proxy", "redirect", "public")
+
+
+def _check_http_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an http(s) URL (https://s3.example.com), not {raw!r}")
+    return value
+
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _check_bucket(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and not _BUCKET_RE.match(value):
+        raise ConfigError(
+            f"{name} must be an S3 bucket name (3-63 lower-case letters, digits, dots and "
+            f"hyphens), not {raw!r}"
+        )
+    return value
+
+
+def _check_media_store(values: dict[str, Any]) -> None:
+    """The object storage settings hang together (checked when the s3 backend is chosen)."""
+    if values.get("media_backend", "local") != "s3":
+        return
+    prefix = ENV_PREFIX
+    missing = [
+        prefix + env
+        for env, attr in (("S3_BUCKET", "s3_bucket"), ("S3_ENDPOINT", "s3_endpoint"))
+        if not values.get(attr)
+    ]
+    if missing:
+        raise ConfigError(f"{prefix}MEDIA_BACKEND=s3 needs {' and '.join(missing)}")
+    serve = values.get("s3_serve") or ("public" if values.get("s3_public_url") else "proxy")
+    if serve == "public" and not values.get("s3_public_url"):
+        raise ConfigError(f"{prefix}S3_SERVE=public needs {prefix}S3_PUBLIC_URL")
+    values["s3_serve"] = serve
+
+
 @dataclass(frozen=True)
 class Settings:
     """All instance settings. Build with :func:`load_settings`, not directly."""
@@ -237,6 +282,21 @@ class Settings:
     database_url: str = ""
     redis_url: str | None = None
     media_root: Path = Path("")
+    # Where finished media (renders, uploads, posters, avatars) is kept: "local" (under
+    # media_root) or "s3" (an S3-compatible bucket; media_root then only holds scratch work).
+    # See fedisora.media_store.
+    media_backend: str = "local"
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_public_url: str = ""  # the bucket's public base URL (a CDN), if it has one
+    # How /media/... answers with the s3 backend: "proxy" (the instance streams the object,
+    # with Range), "redirect" (to a presigned URL), "public" (links point at s3_public_url).
+    # "" picks "public" when s3_public_url is set, else "proxy".
+    s3_serve: str = ""
+    s3_url_seconds: int = 3600  # how long a presigned URL lasts
     secret_key: str = ""
     render_model: str = "tiny"
     models_dir: Path = Path("")  # where `fedisora model pull` installs models
@@ -372,6 +432,15 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "REDIS_URL": ("redis_url", _check_redis_url),
     "MEDIA_ROOT": ("media_root", lambda _n, raw: Path(raw)),
     "SECRET_KEY": ("secret_key", _check_secret),
+    "MEDIA_BACKEND": ("media_backend", _check_choice(MEDIA_BACKENDS)),
+    "S3_ENDPOINT": ("s3_endpoint", _check_http_url),
+    "S3_BUCKET": ("s3_bucket", _check_bucket),
+    "S3_REGION": ("s3_region", lambda _n, raw: raw.strip() or "us-east-1"),
+    "S3_ACCESS_KEY": ("s3_access_key", lambda _n, raw: raw.strip()),
+    "S3_SECRET_KEY": ("s3_secret_key", lambda _n, raw: raw.strip()),
+    "S3_PUBLIC_URL": ("s3_public_url", _check_http_url),
+    "S3_SERVE": ("s3_serve", _check_choice(S3_SERVE_MODES)),
+    "S3_URL_SECONDS": ("s3_url_seconds", lambda n, raw: _parse_int(n, raw, 60, 7 * 24 * 3600)),
     "RENDER_MODEL": ("render_model", _check_model),
     "MODELS_DIR": ("models_dir", lambda _n, raw: Path(raw)),
     "INSECURE_HTTP": ("insecure_http", _parse_bool),
@@ -522,4 +591,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["media_root"] = data_dir / "media"
     if not values.get("models_dir") or values["models_dir"] == Path(""):
         values["models_dir"] = data_dir / "models"
+    _check_media_store(values)
     return Settings(**values)

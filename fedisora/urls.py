@@ -13,8 +13,11 @@ __all__ = ["Urls", "configure", "current"]
 
 
 class Urls:
-    def __init__(self, base_url: str, secret_key: str = "") -> None:
+    def __init__(self, base_url: str, secret_key: str = "", media_base: str = "") -> None:
         self.base = base_url.rstrip("/")
+        # Where clients fetch stored media: this server's /media/ unless the media store is a
+        # public bucket (FEDISORA_S3_SERVE=public), whose URL is then given out directly.
+        self.media_base = media_base.rstrip("/") or f"{self.base}/media"
         self._proxy_key = hashlib.sha256(b"fedisora media proxy\0" + secret_key.encode()).digest()
 
     def media_proxy_token(self, media_id: int, kind: str, remote_url: str) -> str:
@@ -73,7 +76,8 @@ class Urls:
         return f"{self.actor(username)}/{kind}/{uuid.uuid4()}"
 
     def media(self, relative_path: str) -> str:
-        return f"{self.base}/media/{relative_path}"
+        """The URL of the stored media file with key *relative_path*."""
+        return f"{self.media_base}/{relative_path}"
 
     def tag(self, name: str) -> str:
         return f"{self.base}/tags/{name}"
@@ -84,7 +88,10 @@ _current: Urls | None = None
 
 def configure(settings: Settings) -> Urls:
     global _current
-    _current = Urls(settings.base_url, settings.secret_key)
+    public = settings.media_backend == "s3" and settings.s3_serve == "public"
+    _current = Urls(
+        settings.base_url, settings.secret_key, settings.s3_public_url if public else ""
+    )
     return _current
 
 

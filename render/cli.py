@@ -116,6 +116,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 async def cmd_render(args: argparse.Namespace) -> int:
     from fedisora import urls
     from fedisora.db import close_db, init_db, migrate
+    from fedisora.media_store import media_store
     from fedisora.models import Account, MediaFile, RenderJob, User
     from fedisora.work.machines import build_engine
     from fedisora.work.runner import InProcessRunner
@@ -168,14 +169,16 @@ async def cmd_render(args: argparse.Namespace) -> int:
         if job.state != READY or job.output_id is None:
             raise Invalid(f"render job {job.pk} {job.state}: {job.last_error}")
         media = await MediaFile.get(pk=job.output_id)
-        path = settings.media_root / str(media.file)
-        if args.out:
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, out)
-            path = out
-        print(f"output: {path}")
-        report = await asyncio.to_thread(verify_file, path, settings)
+        store = media_store(settings)
+        async with store.local_copy(str(media.file)) as stored:
+            path = stored
+            if args.out:
+                out = Path(args.out)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(stored, out)
+                path = out
+            print(f"output: {path if store.backend == 'local' or args.out else media.file}")
+            report = await asyncio.to_thread(verify_file, path, settings)
         print("\n".join(report.lines))
         return 0 if report.trusted else 1
     finally:

@@ -51,7 +51,6 @@ import contextvars
 import gc
 import json
 import logging
-import os
 import shutil
 import sys
 import threading
@@ -68,6 +67,7 @@ from tortoise.expressions import F
 
 from fedisora.config import Settings
 from fedisora.federation.likeness import discard_references
+from fedisora.media_store import MediaStoreError, media_store
 from fedisora.models import Account, Clip, MediaFile, MediaKind, NotificationType, RenderJob
 from fedisora.models import utcnow as _utcnow
 from fedisora.outages import disk_full
@@ -122,6 +122,10 @@ DISK_FULL = (
     "the server's media storage is full: the render is tried again when there is room, "
     "and fails if there is none after a few tries"
 )
+
+
+STORE_DOWN = "the media store could not take the finished clip; retrying"
+"""The start of ``last_error`` while a render waits for the media store (S3) to come back."""
 
 
 def _on_full_disk(
@@ -598,7 +602,10 @@ def _sign(
         log.warning("could not keep the provenance root in the root history: %s", exc)
     src_dir = work_dir(settings, job.pk)
     video_rel, poster_rel = clip_paths(job.pk)
-    video, poster = settings.media_root / video_rel, settings.media_root / poster_rel
+    # Placed where the media store takes finished files from (for the local store, their
+    # final place); ``signing`` hands them over.
+    store = media_store(settings)
+    video, poster = store.staging(video_rel), store.staging(poster_rel)
     video.parent.mkdir(parents=True, exist_ok=True)
     _remove_parts(video.parent, f"render-{job.pk}.")
     spec = job.spec
@@ -683,14 +690,36 @@ async def _remix_still(
     if clip is None or not clip.local or clip.media_id is None:
         return None
     media = await MediaFile.get_or_none(pk=clip.media_id)
-    source = settings.media_root / media.file if media is not None and media.file else None
-    if source is None or not source.is_file():
+    if media is None or not media.file:
         return None
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     try:
-        return await asyncio.to_thread(middle_frame, source, out_dir / "remix-source.png")
+        async with media_store(settings).local_copy(media.file) as source:
+            return await asyncio.to_thread(middle_frame, source, out_dir / "remix-source.png")
+    except FileNotFoundError:
+        return None
     except ProbeError as exc:
         log.warning("render job %s: remix source unreadable, text only: %s", job.pk, exc)
         return None
+
+
+async def _local_input(
+    settings: Settings, job: RenderJob, spec: RenderSpec, out_dir: Path
+) -> RenderSpec:
+    """*spec* with its input still on local disk: a store other than media_root's disk
+    (S3) has it copied into the job's work directory first. A still that is gone is left
+    to fail as it does on local disk (the pipeline cannot read it)."""
+    image = job.spec.get("input_image")
+    store = media_store(settings)
+    if not image or store.backend == "local":
+        return spec
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    local = out_dir / ("input-" + Path(str(image)).name)
+    try:
+        await store.fetch(str(image), local)
+    except FileNotFoundError:
+        return spec
+    return replace(spec, input_image=str(local))
 
 
 # --------------------------------------------------------------------------- the machine
@@ -746,7 +775,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             )
         return RENDERING
 
-    async def rendering(job: RenderJob, ctx: WorkContext) -> str:
+    async def rendering(job: RenderJob, ctx: WorkContext) -> Outcome:
         # The heartbeat keeps the lease from the claim on, through the model load (minutes
         # for a real model, the first time) as much as the steps: a live worker's job is
         # never taken over, a dead worker's is resumed within a lease.
@@ -764,7 +793,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             await asyncio.gather(beat, return_exceptions=True)
             await _wake_next(ctx)
 
-    async def _rendering(job: RenderJob, ctx: WorkContext, progress: _Progress) -> str:
+    async def _rendering(job: RenderJob, ctx: WorkContext, progress: _Progress) -> Outcome:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         cameos = [int(i) for i in job.spec.get("cameos") or ()]
@@ -777,6 +806,11 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             log.error("render job %s: the render model cannot be loaded: %s", job.pk, exc)
             return await _finish(job, ctx, FAILED, ModelLoadError.PUBLIC)
         spec = job_spec(job, settings, decision.refs, decision.references)
+        try:
+            spec = await _local_input(settings, job, spec, work_dir(settings, job.pk))
+        except MediaStoreError as exc:
+            log.warning("render job %s: %s", job.pk, exc.detail)
+            return Retry(f"{STORE_DOWN}: {exc}")
         try:
             p = plan(
                 spec, pipe.family, settings.max_clip_seconds, steps=settings.render_steps or None
@@ -860,7 +894,7 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             return await _finish(job, ctx, FAILED, f"output refused: {exc}")
         return SIGNING
 
-    async def signing(job: RenderJob, ctx: WorkContext) -> str:
+    async def signing(job: RenderJob, ctx: WorkContext) -> Outcome:
         if job.cancel_requested:
             return await _finish(job, ctx, CANCELLED, "cancelled by its owner")
         out_dir = work_dir(settings, job.pk)
@@ -878,6 +912,14 @@ def build_render_machine(settings: Settings, *, load: PipelineLoader = pipeline_
             if disk_full(exc):
                 raise
             return await _finish(job, ctx, FAILED, f"provenance: {exc}")
+        store = media_store(settings)
+        try:  # the clip and its poster, each whole or not at all; then the row that names them
+            async with ctx.keep_lease():  # (a large clip to a slow store)
+                await store.commit(values["file"], values["poster_file"])
+        except MediaStoreError as exc:
+            log.warning("render job %s: %s", job.pk, exc.detail)
+            await _forget(store, values["file"], values["poster_file"])
+            return Retry(f"{STORE_DOWN}: {exc}")
         async with ctx.transition(READY) as conn:
             media = await MediaFile.create(
                 account_id=job.account_id, kind=MediaKind.VIDEO, using_db=conn, **values
@@ -935,10 +977,22 @@ async def _discard_output(settings: Settings, job: RenderJob) -> None:
         return
     await RenderJob.filter(pk=job.pk).update(output_id=None)
     await media.delete()
-    for rel in (media.file, media.poster_file):
-        if rel:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(settings.media_root / rel)
+    try:
+        await media_store(settings).delete([media.file, media.poster_file])
+    except MediaStoreError as exc:  # the row is gone: media_gc cannot find these again
+        log.error(
+            "render job %s: the cancelled clip's files stay in the store: %s", job.pk, exc.detail
+        )
+
+
+async def _forget(store: Any, *keys: str) -> None:
+    """A clip that could not be stored: its staged files and whatever part of it the store
+    took (the video without its poster) are removed, so nothing of it is ever served."""
+    for key in keys:
+        with contextlib.suppress(OSError):
+            store.staging(key).unlink(missing_ok=True)
+    with contextlib.suppress(MediaStoreError):
+        await store.delete(keys)
 
 
 def machines(settings: Settings) -> list[Machine]:

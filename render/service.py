@@ -36,6 +36,7 @@ from tortoise.transactions import in_transaction
 from fedisora import ratelimits
 from fedisora.config import Settings
 from fedisora.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from fedisora.media_store import media_store
 from fedisora.models import (
     Account,
     Clip,
@@ -214,7 +215,8 @@ def _flag(limit: str, value: Any) -> bool:
 
 
 def _store_input_image(data: bytes | str | Path, settings: Settings) -> str:
-    """Check an uploaded still and keep a clean PNG copy; return its path under media_root."""
+    """Check an uploaded still and write a clean PNG copy where the media store takes it
+    from (:meth:`~fedisora.media_store.MediaStore.staging`); return its key."""
     from PIL import Image
 
     if isinstance(data, str | Path):
@@ -267,7 +269,7 @@ def _store_input_image(data: bytes | str | Path, settings: Settings) -> str:
     from render.encode import atomic_path
 
     rel = f"render-inputs/{uuid.uuid4().hex}.png"
-    dst = settings.media_root / rel
+    dst = media_store(settings).staging(rel)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:
         clean.save(tmp, format="PNG")
@@ -542,7 +544,10 @@ async def submit_render(
         if not image.file:
             raise RenderLimitError("input_image", "the still has no file")
         image_description = image.description
-        image = settings.media_root / image.file
+        try:  # (a still is small: at most MAX_INPUT_IMAGE_BYTES)
+            image = await media_store(settings).get_bytes(image.file)
+        except FileNotFoundError:
+            raise RenderLimitError("input_image", "cannot be read: its file is gone") from None
     prompt = spec_dict.get("prompt", "")
     remix: Clip | None = None
     remix_prompt = ""
@@ -616,6 +621,11 @@ async def submit_render(
     if image_input is not None:  # decoding a large still must not block the event loop
         with disk_space():
             stored_image = await asyncio.to_thread(_store_input_image, image_input, settings)
+        try:
+            await media_store(settings).commit(stored_image)
+        except BaseException:  # the store is down: no job without its still
+            media_store(settings).staging(stored_image).unlink(missing_ok=True)
+            raise
 
     values: dict[str, Any] = {
         "account": account,
@@ -663,16 +673,15 @@ async def submit_render(
                 await idempotency.record(conn, once, job.pk)
     except (_Again, idempotency.Replayed) as exc:
         if stored_image is not None:
-            with contextlib.suppress(FileNotFoundError):
-                (settings.media_root / stored_image).unlink()
+            await media_store(settings).delete([stored_image])
         made = exc.job if isinstance(exc, _Again) else await render_made_by(account, exc.key)
         if made is None:
             raise
         return made
     except BaseException:
         if stored_image is not None:
-            with contextlib.suppress(FileNotFoundError):
-                (settings.media_root / stored_image).unlink()
+            with contextlib.suppress(Exception):  # (the store down as well: an orphan object)
+                await media_store(settings).delete([stored_image])
         raise
     if consents:  # each owner is told of the request
         await record_requested(consents, account, job)
@@ -756,6 +765,7 @@ async def admin_cancel_render(
 def _copy(source: Path, dst: Path) -> None:
     from render.encode import atomic_path
 
+    dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:
         shutil.copyfile(source, tmp)
 
@@ -804,14 +814,22 @@ async def requeue_render(
     spec = {k: job.spec[k] for k in _REQUEST_KEYS if k in job.spec}
     still = spec.get("input_image")
     if still:  # a copy of its own: retention removes a finished job's still
-        source = settings.media_root / str(still)
-        if not source.is_file():
+        store = media_store(settings)
+        spec["input_image"] = f"render-inputs/{uuid.uuid4().hex}.png"
+        staged = store.staging(spec["input_image"])
+        try:
+            async with store.local_copy(str(still)) as source:
+                with disk_space():
+                    await asyncio.to_thread(_copy, source, staged)
+        except FileNotFoundError:
             raise Conflict(
                 "its still image is gone (removed with the finished job): ask for a new one"
-            )
-        spec["input_image"] = f"render-inputs/{uuid.uuid4().hex}.png"
-        with disk_space():
-            await asyncio.to_thread(_copy, source, settings.media_root / spec["input_image"])
+            ) from None
+        try:
+            await store.commit(spec["input_image"])
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
     now = engine.clock() if engine is not None else utcnow()
     new = await RenderJob.create(
         account_id=owner.pk,

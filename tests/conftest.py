@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,6 +159,16 @@ async def db(request: pytest.FixtureRequest, migrated: dict[str, str]) -> AsyncI
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[Any]:
+    """A real S3-compatible server (moto's) on a loopback port for the whole session; each
+    test takes a bucket of its own with ``s3.bucket()`` (tests/support/s3server.py)."""
+    from s3server import s3_server
+
+    with s3_server() as server:
+        yield server
 
 
 @pytest.fixture

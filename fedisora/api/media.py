@@ -20,21 +20,30 @@ create form calls too.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fedisora.api.entities import media_entity
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.config import Settings
 from fedisora.errors import Invalid, NotFound
+from fedisora.media_store import MediaStore, MediaStoreError, check_key, media_store
 from fedisora.models import MediaFile, MediaKind
 from fedisora.services.uploads import (
     AI_ONLY_RULE,
@@ -50,6 +59,7 @@ __all__ = [
     "DESCRIPTION_LIMIT",
     "MIN_IMAGE_SIDE",
     "MediaFiles",
+    "StoredMedia",
     "TooLarge",
     "discard",
     "media_files",
@@ -57,6 +67,8 @@ __all__ = [
     "routes",
     "store_image",
 ]
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION_LIMIT = 1500
 # Hidden names are temporary files (``atomic_path``); ``render-work`` holds unfinished renders.
@@ -167,9 +179,87 @@ class MediaFiles(StaticFiles):
         return path
 
 
-def media_files(settings: Settings) -> MediaFiles:
-    """The ASGI app to mount at ``/media``."""
-    return MediaFiles(directory=settings.media_root, check_dir=False)
+class StoredMedia:
+    """``/media/<key>`` from a media store other than local disk (S3), as
+    ``FEDISORA_S3_SERVE`` says: ``proxy`` streams the object through this server (with
+    single-range ``Range`` requests, for video players), ``redirect`` answers 307 to a
+    presigned URL of the object, ``public`` 301 to its public URL (links are given out with
+    that URL already; this serves links handed out before). Scratch work and temporary names
+    are never served; an unreachable store is a 503 with a JSON error."""
+
+    def __init__(self, store: MediaStore, mode: str) -> None:
+        self.store, self.mode = store, mode
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._answer(scope)
+        await response(scope, receive, send)
+
+    async def _answer(self, scope: Scope) -> Response:
+        method = scope.get("method", "GET")
+        if method not in ("GET", "HEAD"):
+            return PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "GET, HEAD"})
+        path, root = scope["path"], scope.get("root_path", "")
+        route = path[len(root) :] if root and path.startswith(root) else path
+        try:
+            key = check_key(route.lstrip("/"))
+        except ValueError:
+            return PlainTextResponse("Not Found", 404)
+        try:
+            if self.mode == "public" and (url := self.store.public_url(key)):
+                return RedirectResponse(url, 301)
+            if self.mode == "redirect" and (url := await self.store.signed_url(key)):
+                return RedirectResponse(url, 307, headers={"Cache-Control": "no-store"})
+            info = await self.store.info(key)
+        except MediaStoreError as exc:
+            log.warning("/media/%s: %s", key, exc.detail)
+            return JSONResponse({"error": "the media store cannot be reached; try again"}, 503)
+        if info is None:
+            return PlainTextResponse("Not Found", 404)
+        headers = {"Accept-Ranges": "bytes", "Content-Type": info.content_type}
+        if info.etag:
+            headers["ETag"] = info.etag
+        start, end, status = 0, info.size, 200
+        wanted = _byte_range(Headers(scope=scope).get("range"), info.size)
+        if isinstance(wanted, str):  # unsatisfiable
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{info.size}"})
+        if wanted is not None:
+            start, end, status = wanted[0], wanted[1], 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+        headers["Content-Length"] = str(end - start)
+        if method == "HEAD" or end == start:
+            return Response(status_code=status, headers=headers)
+        return StreamingResponse(self.store.stream(key, start, end), status, headers=headers)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(raw: str | None, size: int) -> tuple[int, int] | str | None:
+    """``[start, end)`` of a single ``Range: bytes=...`` on an object of *size* bytes; None to
+    send it whole (no range, several, or one we do not read), "unsatisfiable" for a 416."""
+    match = _RANGE.match((raw or "").strip())
+    if match is None or match.group(0) == "bytes=-":
+        return None
+    first, last = match.groups()
+    if first == "":  # the last N bytes
+        start, end = max(size - int(last), 0), size
+    else:
+        start = int(first)
+        end = min(int(last) + 1, size) if last else size
+        if last and int(last) < start:
+            return None
+    if start >= size or (first == "" and int(last) == 0):
+        return "unsatisfiable"
+    return start, end
+
+
+def media_files(settings: Settings) -> ASGIApp:
+    """The ASGI app to mount at ``/media``: the media root's files for the local store (as
+    always), else :class:`StoredMedia`."""
+    store = media_store(settings)
+    if store.backend == "local":
+        return MediaFiles(directory=settings.media_root, check_dir=False)
+    return StoredMedia(store, settings.s3_serve)
 
 
 def routes() -> list[BaseRoute]:

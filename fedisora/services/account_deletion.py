@@ -67,10 +67,8 @@ Web sessions are signed cookies naming the account; every page acting for a user
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tortoise.expressions import Q
@@ -78,6 +76,7 @@ from tortoise.expressions import Q
 from fedisora import urls
 from fedisora.config import Settings
 from fedisora.errors import Conflict, Forbidden, Invalid
+from fedisora.media_store import MediaStore, check_key, media_store
 from fedisora.models import (
     Account,
     Block,
@@ -267,11 +266,11 @@ async def delete_local_account(
 ) -> AccountDeletion:
     """Delete the local *account*: its login and content go, the row and username stay.
 
-    Files are removed from ``settings.media_root``; *engine* is the caller's work engine if it
-    has one (the app's): its runners hear of cancelled render jobs at once. *by*, an admin
-    (or the CLI), is written to the audit log; the owner deleting their own account is not
-    moderation and passes nothing. Raises
-    :class:`Invalid` for a remote account or the instance actor. See the module docstring.
+    Files are removed from the media store (:mod:`fedisora.media_store`); *engine* is the
+    caller's work engine if it has one (the app's): its runners hear of cancelled render jobs
+    at once. *by*, an admin (or the CLI), is written to the audit log; the owner deleting
+    their own account is not moderation and passes nothing. Raises :class:`Invalid` for a
+    remote account or the instance actor. See the module docstring.
     """
     account = await Account.get(pk=account.pk)
     if not account.local:
@@ -289,7 +288,7 @@ async def delete_local_account(
     from fedisora.services import likeness  # its reference images are private files
 
     await likeness.forget(account, settings=settings, engine=engine)
-    media = await _delete_media(account, settings.media_root, profile_files)
+    media = await _delete_media(account, media_store(settings), profile_files)
     await Account.filter(pk=account.pk).update(
         followers_count=0, following_count=0, clips_count=0, last_clip_at=None
     )
@@ -369,7 +368,7 @@ async def _cancel_render_jobs(account: Account, settings: Settings, engine: Engi
     finished = await RenderJob.filter(account_id=account.pk, state__in=over)
     stills = [str(j.spec.get("input_image") or "") for j in finished]
     await RenderJob.filter(pk__in=[j.pk for j in finished]).delete()
-    await _unlink(settings.media_root, [s for s in stills if s])
+    await media_store(settings).delete(_stored_keys([s for s in stills if s]))
     return cancelled
 
 
@@ -434,12 +433,14 @@ async def _delete_private_rows(account: Account) -> None:
     await Marker.filter(account_id=pk).delete()
 
 
-async def _delete_media(account: Account, media_root: Path, extra: list[str]) -> int:
-    """The account's media rows (clips, stills, uploads) and their files, plus *extra* files."""
+async def _delete_media(account: Account, store: MediaStore, extra: list[str]) -> int:
+    """The account's media rows (clips, stills, uploads) and their files, plus *extra* files.
+    Files first: a store that cannot be reached fails the deletion before a row goes (run
+    again, it finishes), never leaving objects no row names."""
     rows = await MediaFile.filter(account_id=account.pk)
     files = [f for m in rows for f in (m.file, m.poster_file) if f]
+    await store.delete(_stored_keys(files + extra))
     await MediaFile.filter(pk__in=[m.pk for m in rows]).delete()
-    await _unlink(media_root, files + extra)
     return len(rows)
 
 
@@ -455,16 +456,11 @@ def _profile_files(account: Account) -> list[str]:
     return found
 
 
-async def _unlink(media_root: Path, relative: list[str]) -> None:
-    if relative:
-        await asyncio.to_thread(_unlink_files, media_root, relative)
-
-
-def _unlink_files(media_root: Path, relative: list[str]) -> None:
-    root = media_root.resolve()
+def _stored_keys(relative: list[str]) -> list[str]:
+    """The names that are media keys (a stored path never leaves the store; one that would
+    is left alone)."""
+    keys = []
     for rel in relative:
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root) or path == root:
-            continue  # a stored path never leaves the media root; refuse if one would
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            path.unlink()
+        with contextlib.suppress(ValueError):
+            keys.append(check_key(rel))
+    return keys

@@ -9,7 +9,6 @@ memory, not the archive.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import zipfile
@@ -19,6 +18,7 @@ from typing import Any
 
 from fedisora import urls
 from fedisora.config import Settings
+from fedisora.media_store import media_store
 from fedisora.models import Account, Clip, MediaFile
 
 __all__ = ["export_clips", "export_name"]
@@ -108,20 +108,21 @@ async def export_clips(account: Account, settings: Settings, now: datetime) -> A
             row = media.get(clip.media_id) if clip.media_id is not None else None
             name = None
             if row is not None and row.file:
-                path = settings.media_root / row.file
+                store = media_store(settings)
+                chunks = store.stream(row.file)
                 try:
-                    source = await asyncio.to_thread(path.open, "rb")
+                    first: bytes | None = await anext(chunks, b"")
                 except OSError:
-                    source = None  # the file is gone: listed in the index without it
-                if source is not None:
+                    first = None  # the file is gone: listed in the index without it
+                if first is not None:
                     name = f"clips/{clip.pk}.mp4"
-                    try:
-                        with archive.open(name, "w", force_zip64=True) as target:
-                            while chunk := await asyncio.to_thread(source.read, CHUNK):
-                                target.write(chunk)
-                                yield sink.take()
-                    finally:
-                        source.close()
+                    with archive.open(name, "w", force_zip64=True) as target:
+                        target.write(first)
+                        yield sink.take()
+                        async for chunk in chunks:
+                            target.write(chunk)
+                            yield sink.take()
+                await chunks.aclose()
             index.append(_entry(clip, row, name))
             yield sink.take()
     archive.writestr("clips.json", json.dumps({"account": account.uri, "clips": index}, indent=2))

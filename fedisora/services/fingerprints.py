@@ -52,6 +52,7 @@ from fedisora import urls
 from fedisora.boundary.limits import LOOKUP_VIDEO_LIMIT
 from fedisora.config import Settings
 from fedisora.errors import FedisoraError, Invalid
+from fedisora.media_store import media_store
 from fedisora.models import (
     Account,
     Clip,
@@ -250,18 +251,19 @@ async def _compute(row: Fingerprint, ctx: WorkContext) -> Outcome:
     settings: Settings = ctx.engine.context["settings"]
     clip = await Clip.get_or_none(pk=row.clip_id)
     media = await MediaFile.get_or_none(pk=clip.media_id) if clip and clip.media_id else None
-    path = settings.media_root / media.file if media is not None and media.file else None
-    if clip is None or clip.deleted_at is not None or path is None:
+    key = media.file if media is not None and media.file else None
+    if clip is None or clip.deleted_at is not None or key is None:
         await ctx.move("skipped", last_error="the clip or its video was deleted")
         return "skipped"
-    if not await asyncio.to_thread(path.is_file):  # nothing to hash (its row says a file)
-        await ctx.move("skipped", last_error=f"the clip's video file {path.name} is missing")
-        return "skipped"
     try:
-        async with ctx.keep_lease():
+        async with ctx.keep_lease(), media_store(settings).local_copy(key) as path:
             printed = await asyncio.to_thread(
                 fingerprint_file, path, watermark_key=watermark_key(settings)
             )
+    except FileNotFoundError:  # nothing to hash (its row says a file)
+        name = key.rsplit("/", 1)[-1]
+        await ctx.move("skipped", last_error=f"the clip's video file {name} is missing")
+        return "skipped"
     except ProbeError as exc:
         # Our own signed file should decode: a copy still arriving on a shared volume, a disk
         # error. Tried again on the retry schedule, then failed (the clip stays posted).

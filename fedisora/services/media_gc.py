@@ -26,18 +26,17 @@ A clip's deletion clears ``attached_at`` (:func:`detach_media`) in its own trans
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from fedisora.errors import Invalid
+from fedisora.media_store import MediaStore
 from fedisora.models import Clip, MediaFile, RenderJob, utcnow
-from fedisora.services.retention import BATCH, Fence, remove_files
+from fedisora.services.retention import BATCH, Fence
 
 __all__ = ["CURSOR", "attach_media", "collect_unattached", "detach_media", "needed"]
 
@@ -82,7 +81,7 @@ async def collect_unattached(
     *,
     now: datetime,
     older_than: timedelta,
-    media_root: Path,
+    store: MediaStore,
     progress: dict[str, Any],
     fence: Fence,
 ) -> tuple[int, bool]:
@@ -109,7 +108,7 @@ async def collect_unattached(
     ).values("id", "file", "poster_file")
     paths = [p for r in doomed for p in (r["file"], r["poster_file"]) if p]
     if paths:  # files first: a crash before the row goes removes them again, harmlessly
-        await asyncio.to_thread(remove_files, media_root, paths)
+        await store.delete(paths)
     full = len(rows) == BATCH
     progress[CURSOR] = rows[-1]["id"] if full else 0
     async with in_transaction() as conn:

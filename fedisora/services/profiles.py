@@ -7,6 +7,7 @@ change a profile through :func:`update_profile`, so its limits and clean-up live
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from fedisora import urls
@@ -58,7 +59,9 @@ async def update_profile(account: Account, change: ProfileChange, settings: Sett
     try:
         for name, data in change.images.items():
             with disk_space():
-                stored.append(await asyncio.to_thread(media.store_image, data, settings))
+                image = await asyncio.to_thread(media.store_image, data, settings)
+            await media.keep(image, settings)
+            stored.append(image)
             setattr(account, f"{name}_url", urls.current().media(stored[-1].values["file"]))
             changed.append(f"{name}_url")
         if change.display_name is not None:
@@ -80,6 +83,7 @@ async def update_profile(account: Account, change: ProfileChange, settings: Sett
     except BaseException:
         if not saved:
             for image in stored:
-                media.discard(image, settings)
+                with contextlib.suppress(Exception):  # (the store down too: orphan objects)
+                    await media.discard(image, settings)
         raise
     return account

@@ -34,7 +34,6 @@ has.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -49,6 +48,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from fedisora.config import Settings
+from fedisora.media_store import LocalStore, MediaStore
 from fedisora.models import Chore, Delivery, InboxItem, RenderJob, WorkRow, WorkTally
 from fedisora.work.graph import StateGraph
 
@@ -209,18 +209,23 @@ async def run_policies(
     now: datetime,
     progress: dict[str, Any],
     fence: Fence,
-    media_root: Path,
+    store: MediaStore | None = None,
+    media_root: Path | None = None,
     between: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[dict[str, int], bool]:
     """One step of every rule of *found*: rows changed per ``table:rule``, and whether some
     rule had a full batch (more is due at once). *between* runs between steps (a lease
-    heartbeat)."""
+    heartbeat). Files go from *store* (or the local store at *media_root*)."""
+    if store is None:
+        if media_root is None:
+            raise TypeError("run_policies needs the media store (or the local media_root)")
+        store = LocalStore(media_root)
     done: dict[str, int] = {}
     more = False
     for policy in found:
         for rule in policy.rules:
             if isinstance(rule, Strip):
-                count, full = await _strip(policy.model, rule, now, progress, fence, media_root)
+                count, full = await _strip(policy.model, rule, now, progress, fence, store)
                 key = f"{policy.table}:{rule.name}"
             else:
                 count, full = await _delete(policy.model, rule, now, progress, fence)
@@ -246,7 +251,7 @@ async def _strip(
     now: datetime,
     progress: dict[str, Any],
     fence: Fence,
-    media_root: Path,
+    store: MediaStore,
 ) -> tuple[int, bool]:
     key = _cursor_key(model, rule)
     cutoff = now - rule.after
@@ -268,7 +273,7 @@ async def _strip(
     if rule.files is not None:
         paths = [path for row in rows for path in rule.files(row)]
         if paths:  # before the cursor moves on: a crash in between removes them again
-            await asyncio.to_thread(remove_files, media_root, paths)
+            await store.delete(paths)
     last = rows[-1]
     progress[key] = [last["state_changed_at"].isoformat(), last[pk]]
     async with in_transaction() as conn:

@@ -13,6 +13,7 @@ over the size limits is :class:`TooLarge` (413). A full disk leaves no file and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import os
@@ -34,6 +35,7 @@ from fedisora.api.instance import (
 )
 from fedisora.config import Settings
 from fedisora.errors import FedisoraError, Invalid
+from fedisora.media_store import MediaStoreError, media_store
 from fedisora.models import Account, MediaFile, MediaKind
 from fedisora.outages import disk_space
 
@@ -151,14 +153,15 @@ def store_image(data: bytes, settings: Settings) -> StoredUpload:
     )
     rel = f"uploads/images/{name}.{ext}"
     preview_rel = f"uploads/images/{name}-small.jpg"
-    dst = settings.media_root / rel
+    store = media_store(settings)
+    dst = store.staging(rel)
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(dst) as tmp:
             clean.save(tmp, format=save_as, **({"quality": 95} if save_as == "JPEG" else {}))
         preview = clean.copy()
         preview.thumbnail((_PREVIEW_SIDE, _PREVIEW_SIDE))
-        with atomic_path(settings.media_root / preview_rel) as tmp:
+        with atomic_path(store.staging(preview_rel)) as tmp:
             preview.save(tmp, format="JPEG", quality=85)
         return StoredUpload(
             {
@@ -180,14 +183,33 @@ def store_image(data: bytes, settings: Settings) -> StoredUpload:
 
 
 def _remove(settings: Settings, *rels: str | None) -> None:
+    """Remove staged files (written, not yet handed to the media store)."""
+    store = media_store(settings)
     for rel in rels:
         if rel:
-            (settings.media_root / rel).unlink(missing_ok=True)
+            store.staging(rel).unlink(missing_ok=True)
 
 
-def discard(stored: StoredUpload, settings: Settings) -> None:
+async def keep(stored: StoredUpload, settings: Settings) -> None:
+    """Hand the files of *stored* to the media store (nothing to do for the local store).
+    :class:`~fedisora.media_store.MediaStoreError` (503) when the store cannot take them:
+    then nothing of the upload is left, staged or stored."""
+    store = media_store(settings)
+    keys = (stored.values.get("file"), stored.values.get("poster_file"))
+    try:
+        await store.commit(*keys)
+    except BaseException:
+        _remove(settings, *keys)
+        with contextlib.suppress(MediaStoreError):
+            await store.delete(keys)
+        raise
+
+
+async def discard(stored: StoredUpload, settings: Settings) -> None:
     """Remove the files of an upload whose row was not stored after all."""
-    _remove(settings, stored.values.get("file"), stored.values.get("poster_file"))
+    keys = (stored.values.get("file"), stored.values.get("poster_file"))
+    _remove(settings, *keys)
+    await media_store(settings).delete(keys)
 
 
 # --------------------------------------------------------------------------- videos
@@ -215,7 +237,8 @@ def _store_video(data: bytes, settings: Settings, uploader: Account) -> StoredUp
     from render.provenance import ValidationState, verify_mp4
 
     name = uuid.uuid4().hex
-    folder = settings.media_root / "uploads" / "videos"
+    store = media_store(settings)
+    folder = store.staging(f"uploads/videos/{name}.mp4").parent
     folder.mkdir(parents=True, exist_ok=True)
     incoming = folder / f".{name}.incoming"
     incoming.write_bytes(data)
@@ -270,13 +293,13 @@ def _store_video(data: bytes, settings: Settings, uploader: Account) -> StoredUp
         rel = f"uploads/videos/{name}.mp4"
         poster_rel = f"uploads/videos/{name}.jpg"
         try:
-            poster = write_poster(_first_frame(incoming), settings.media_root / poster_rel)
-            with atomic_path(settings.media_root / rel) as tmp:
+            poster = write_poster(_first_frame(incoming), store.staging(poster_rel))
+            with atomic_path(store.staging(rel)) as tmp:
                 os.replace(incoming, tmp)
         except BaseException:  # a full disk: no poster without its video
             _remove(settings, poster_rel)
             raise
-        video = settings.media_root / rel
+        video = store.staging(rel)
     finally:
         incoming.unlink(missing_ok=True)
     return StoredUpload(
@@ -343,6 +366,7 @@ async def store_upload(
             return again
         with disk_space():
             stored = await asyncio.to_thread(_store_video, data, settings, account)
+        await keep(stored, settings)
     else:
         data = await read_capped(upload, IMAGE_SIZE_LIMIT)
         if _image_format(data) is None:
@@ -355,11 +379,13 @@ async def store_upload(
             )
         with disk_space():
             stored = await asyncio.to_thread(store_image, data, settings)
+    await keep(stored, settings)
     values = dict(stored.values)
     if focus is not None:
         values["provenance"] = {**values["provenance"], "focus": focus}
     try:
         return await MediaFile.create(account=account, description=description, **values)
     except BaseException:  # no row (the database is full or down): no files either
-        discard(stored, settings)
+        with contextlib.suppress(Exception):
+            await discard(stored, settings)
         raise

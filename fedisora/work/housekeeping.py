@@ -56,6 +56,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from fedisora.config import Settings
+from fedisora.media_store import media_store
 from fedisora.models import Chore, utcnow
 from fedisora.services.expiry import delete_expired, expiries
 from fedisora.services.media_gc import collect_unattached
@@ -105,7 +106,7 @@ async def _work_retention(
         now=ctx.now(),
         progress=progress,
         fence=fence,
-        media_root=settings.media_root,
+        store=media_store(settings),
         between=ctx.heartbeat,
     )
 
@@ -116,7 +117,7 @@ async def _media_gc(
     removed, more = await collect_unattached(
         now=ctx.now(),
         older_than=timedelta(hours=settings.media_unattached_hours),
-        media_root=settings.media_root,
+        store=media_store(settings),
         progress=progress,
         fence=fence,
     )
