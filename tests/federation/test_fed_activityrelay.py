@@ -20,8 +20,10 @@ What is checked, through fedisora's own CLI (``fedisora relay add|list|remove``)
 the relay accepts both instances (its ``inboxes`` rows, fedisora's ``accepted``) and follows
 their instance actors back; a public clip posted on ``a`` reaches ``b`` through the relay's
 Announce (which carries only the clip's id: ``b`` fetches it from ``a``) and shows in ``b``'s
-federated timeline; unlisted and followers-only clips never reach the relay; ``relay remove``
-sends the Undo of the Follow and the relay drops ``a``.
+federated timeline; unlisted and followers-only clips never reach the relay; the clip's
+``Delete``, forwarded by the relay under its own signature, is taken by ``b`` on ``a``'s proof;
+``relay remove`` sends the Undo of the Follow, the relay drops ``a``, and ``a`` drops the relay's
+follow back.
 """
 
 from __future__ import annotations
@@ -349,10 +351,20 @@ def test_two_instances_federate_through_activityrelay(rig: Rig) -> None:
     assert all(d["state"] == "delivered" for d in to_relay), to_relay
     assert unlisted not in relay.relayed() and private not in relay.relayed()
 
+    # a deletes the clip: its Delete goes to the relay alone, which forwards it as it is
+    # (signed by the relay, not by a's admin); b takes it on the proof of a's admin it carries
+    a.act("delete", "admin", public)
+    wait_for(b, lambda s: all(c["uri"] != public for c in s["clips"]), "the forwarded Delete")
+    deletes = [d for d in a.act("state")["deliveries"] if d["type"] == "Delete"]
+    assert [(d["inbox"], d["state"]) for d in deletes] == [(relay.inbox, "delivered")]
+
     # a leaves: the Undo of its Follow reaches the relay, which drops it; b stays
     fedisora(a, "relay", "remove", relay.actor)
     until(lambda: a.host not in relay.subscribers(), "the relay to drop a", rig)
     assert set(relay.subscribers()) == {b.host}
     assert "no relays" in fedisora(a, "relay", "list")
-    undo = [d for d in a.act("state")["deliveries"] if d["type"] == "Undo"]
+    a_state = a.act("state")
+    undo = [d for d in a_state["deliveries"] if d["type"] == "Undo"]
     assert [(d["inbox"], d["state"]) for d in undo] == [(relay.inbox, "delivered")]
+    # ... and the relay's follow of a's instance actor ends with it
+    assert not [f for f in a_state["follows"] if f["follower"] == relay.actor]
