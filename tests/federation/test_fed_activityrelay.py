@@ -3,18 +3,21 @@
 vendored), in a virtualenv of its own under ~/.cache/fedisora-tests (its aiohttp must not meet
 ours). Without PyPI the virtualenv cannot be made and the test fails, saying so.
 
-ActivityRelay speaks https only: its actor, inbox and activity ids are ``https://{domain}/...``
-whatever it listens on, and it reads a subscriber's NodeInfo at
+ActivityRelay assumes the default ports. Its actor, inbox and activity ids are
+``https://{domain}/...`` whatever it listens on; it reads a subscriber's NodeInfo at
 ``https://{actor's host name}/.well-known/nodeinfo`` (the host name alone: port 443) before it
-accepts a Follow. So everything here also answers TLS on port 443 of a loopback address of its
-own (three addresses of 127.0.0.0/8, one per server), through a small TLS-terminating forwarder
-in this process, with a certificate from a throwaway CA for those addresses. The relay's venv
-trusts that CA through SSL_CERT_FILE (OpenSSL's variable, which aiohttp reads), and so do the
-fedisora instances (their peer client reads it too: :func:`fedisora.federation.pinning.
-trusted_roots`). The instances themselves still run as every federation test's do, on plain
-http (FEDISORA_INSECURE_HTTP=1); their https front matters only for NodeInfo. Nothing in the
-relay is patched: it runs as ``activityrelay run`` with a config file written here, and its
-state is read from its own SQLite database.
+accepts a Follow; and it signs the ``host`` of a POST as the inbox URL's host name without its
+port (aputils' draft-cavage signer), which fedisora rightly refuses when the instance is on
+another port. So each server here has a loopback address of its own (three random addresses of
+127.0.0.0/8) and the default ports there: the fedisora instances serve plain http on port 80
+(FEDISORA_INSECURE_HTTP=1, as every federation test's instances run), and everything also
+answers TLS on port 443 through a small TLS-terminating forwarder in this process, with a
+certificate for those addresses from a throwaway CA. The relay's venv trusts that CA through
+SSL_CERT_FILE (OpenSSL's variable, which aiohttp reads), and so do the fedisora instances (their
+peer client reads it too: :func:`fedisora.federation.pinning.trusted_roots`). Ports 80 and 443
+need root, as the suite runs here and in CI. Nothing in the relay is patched: it runs as
+``activityrelay run`` with a config file written here, and its state is read from its own
+SQLite database (``inboxes``, and the ``handle-relay`` cache of what it announced).
 
 What is checked, through fedisora's own CLI (``fedisora relay add|list|remove``) and API:
 the relay accepts both instances (its ``inboxes`` rows, fedisora's ``accepted``) and follows
@@ -54,7 +57,7 @@ pytestmark = pytest.mark.slow
 RELAY_VERSION = "0.3.5"
 
 
-# --- TLS on port 443 of loopback addresses -----------------------------------------------------
+# --- loopback addresses with ports 80 and 443, TLS on 443 ------------------------------------
 
 
 def _free_addresses(count: int) -> list[str]:
@@ -62,7 +65,9 @@ def _free_addresses(count: int) -> list[str]:
     away from 127.0.0.x, so that parallel runs and other servers are unlikely to meet)."""
     found: list[str] = []
     rng = random.Random()
-    while len(found) < count:
+    for _ in range(50):
+        if len(found) == count:
+            return found
         host = f"127.{rng.randint(100, 250)}.{rng.randint(1, 250)}.{rng.randint(1, 250)}"
         try:
             for port in (80, 443):
@@ -74,7 +79,9 @@ def _free_addresses(count: int) -> list[str]:
             continue
         if host not in found:
             found.append(host)
-    return found
+    if len(found) == count:
+        return found
+    pytest.fail("ports 80 and 443 of loopback are taken (a server on 0.0.0.0?)")
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
