@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -35,6 +36,7 @@ __all__ = [
     "Resolver",
     "forbidden_address",
     "system_resolve",
+    "trusted_roots",
 ]
 
 #: Resolves ``(host, port)`` to IP address strings, in the order to try them.
@@ -186,6 +188,18 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         await self.network.sleep(seconds)
 
 
+def trusted_roots() -> ssl.SSLContext:
+    """The TLS context peers are verified with: certifi's roots, or the operator's own when
+    ``SSL_CERT_FILE`` (a PEM bundle) or ``SSL_CERT_DIR`` (a hashed directory) is set, as
+    OpenSSL and httpx read them (an instance federating under a private CA). The proxy
+    variables httpx would also read stay ignored: peers are always reached directly."""
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
 class PinnedTransport(httpx.AsyncHTTPTransport):
     """``httpx.AsyncHTTPTransport`` whose connections go through a :class:`PinnedBackend`.
 
@@ -202,6 +216,8 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        if verify is True:
+            verify = trusted_roots()
         super().__init__(verify=verify, trust_env=False, limits=limits)
         self.backend = PinnedBackend(allow_private=allow_private, resolve=resolve, network=network)
         self._pool = httpcore.AsyncConnectionPool(

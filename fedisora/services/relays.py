@@ -84,7 +84,8 @@ async def add(url: str, *, by: audit.Actor, fed: Any) -> Relay:
 
 
 async def remove(relay_id: int, *, by: audit.Actor, fed: Any) -> None:
-    """Unsubscribe: ``Undo`` of the Follow to the relay, and the row is gone."""
+    """Unsubscribe: ``Undo`` of the Follow to the relay, and the row is gone; the relay's
+    follow of the instance actor (a LitePub relay's follow back) is removed too."""
     row = await Relay.get_or_none(pk=relay_id)
     if row is None:
         raise NotFound("no such relay")
@@ -100,6 +101,25 @@ async def remove(relay_id: int, *, by: audit.Actor, fed: Any) -> None:
         await Relay.filter(pk=row.pk).using_db(conn).delete()
         await _send(instance, undo, row.inbox_url, conn)
         await audit.record(by, "relay.remove", target=row.inbox_url)
+    await _drop_follow_back(row, instance)
+
+
+async def _drop_follow_back(row: Relay, instance: Account) -> None:
+    """A LitePub relay follows the instance actor back as part of the subscription; with the
+    subscription gone that follower goes too, with a ``Reject`` as Mastodon's "remove
+    follower" sends (ActivityRelay answers our Undo with an Undo of that Undo, not of its own
+    Follow, so it would otherwise stay a follower for good)."""
+    from fedisora.models import Follow
+    from fedisora.services import follows
+
+    if row.actor_uri is None:
+        return
+    relay = await Account.get_or_none(uri=row.actor_uri)
+    if relay is None:
+        return
+    back = await Follow.get_or_none(follower_id=relay.pk, target_id=instance.pk)
+    if back is not None:
+        await follows.reject_follow(instance, back)
 
 
 def _follow(uri: str, actor: str, *, context: bool = True) -> dict[str, Any]:

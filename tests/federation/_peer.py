@@ -6,7 +6,7 @@ once. Actions go through the real services; the federation listener turns them i
 Delivery rows that the instance's own server process then delivers.
 
     python tests/federation/_peer.py follow admin admin@127.0.0.1:8001
-    python tests/federation/_peer.py post admin "caption"
+    python tests/federation/_peer.py post admin "caption" [public|unlisted|private|direct]
     python tests/federation/_peer.py like admin <clip uri>
     python tests/federation/_peer.py comment admin <clip uri> "text"
     python tests/federation/_peer.py remix admin <clip uri> "caption"
@@ -42,6 +42,7 @@ from fedisora.models import (  # noqa: E402
     MediaFile,
     MediaKind,
     QuoteCheck,
+    Visibility,
 )
 from fedisora.services import follows, interactions, posts  # noqa: E402
 
@@ -68,7 +69,8 @@ async def run(action: str, args: list[str]) -> Any:
         return {"follow": row.uri, "target": target.uri}
     if action == "post":
         me = await Account.get(username=args[0], domain=None)
-        clip = await posts.post_clip(me, await _media(me), caption=args[1])
+        visibility = Visibility(args[2]) if len(args) > 2 else Visibility.PUBLIC
+        clip = await posts.post_clip(me, await _media(me), caption=args[1], visibility=visibility)
         return {"uri": clip.uri}
     if action == "remix":
         me = await Account.get(username=args[0], domain=None)

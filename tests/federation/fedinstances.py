@@ -46,8 +46,14 @@ class Instance(OnLoopback):
     host: str = "127.0.0.1"
 
     @property
+    def env_dir(self) -> Path:
+        """Where the instance's data directory and server log are (the test's tmp dir)."""
+        return Path(self.env["FEDISORA_DATA_DIR"]).parent
+
+    @property
     def domain(self) -> str:
-        return f"{self.host}:{self.port}"
+        """host:port, or the host alone on port 80 (http's own port, as a deployment has)."""
+        return self.host if self.port == 80 else f"{self.host}:{self.port}"
 
     def act(self, *args: str) -> Any:
         out = subprocess.run(
@@ -62,17 +68,26 @@ class Instance(OnLoopback):
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def start(name: str, tmp: Path, host: str = "127.0.0.1") -> Instance:
-    port = free_port(host)
+def start(
+    name: str,
+    tmp: Path,
+    host: str = "127.0.0.1",
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Instance:
+    """Instance *name* on *port* of *host* (a free one by default), its environment with
+    *extra_env* added."""
+    port = port or free_port(host)
     data = tmp / name
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
     env.update(
         FEDISORA_DATA_DIR=str(data),
-        FEDISORA_DOMAIN=f"{host}:{port}",
+        FEDISORA_DOMAIN=Instance(name, port, {}, host=host).domain,
         FEDISORA_INSECURE_HTTP="1",
         FEDISORA_LOG_LEVEL="warning",
         FEDISORA_RATE_LIMITS=TEST_RATE_LIMITS,  # as every test instance (tests/support)
     )
+    env.update(extra_env or {})
     instance = Instance(name, port, env, host=host)
     seed_database(env)
     init = subprocess.run(

@@ -103,13 +103,17 @@ async def test_a_relay_followed_accepted_fed_and_removed(
     sent = [(d.inbox_url, d.payload["type"]) for d in await Delivery.all()]
     assert sent == [(RELAY_INBOX, "Create")]
 
-    # removing it: the Undo of our Follow goes out, the row is gone
+    # removing it: the Undo of our Follow goes out, the row is gone, and so is the relay's
+    # follow back (Rejected, as Mastodon removes a follower)
     await Delivery.all().delete()
     await relays.remove(row.pk, by=audit.CLI, fed=federation)
-    [undo] = await Delivery.all()
-    assert undo.inbox_url == RELAY_INBOX and undo.payload["type"] == "Undo"
-    assert undo.payload["object"]["id"] == row.follow_uri
+    sent = {d.payload["type"]: d for d in await Delivery.all()}
+    assert set(sent) == {"Undo", "Reject"}
+    undo = sent["Undo"]
+    assert undo.inbox_url == RELAY_INBOX and undo.payload["object"]["id"] == row.follow_uri
+    assert sent["Reject"].payload["object"]["id"] == back["id"]
     assert not await Relay.exists()
+    assert not await Follow.filter(follower_id=relay.account.pk).exists()
 
 
 async def test_what_a_relay_announces_is_fetched_from_its_origin(

@@ -334,3 +334,30 @@ async def test_default_transport_reaches_loopback_when_insecure(guard: Server) -
         await client.aclose()
     assert by_name == by_ip == {"ok": True}
     assert guard.hosts == [f"localhost:{guard.port}", f"127.0.0.1:{guard.port}"]
+
+
+async def test_an_operators_ca_bundle_is_trusted_through_ssl_cert_file(
+    tls_peer: tuple[Server, Certs], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSL_CERT_FILE (as OpenSSL and httpx read it) names the roots peers are verified with:
+    a federation under a private CA. Without it certifi's roots refuse the test CA."""
+    server, _ = tls_peer
+    resolver = ScriptedResolver({"peer.test": [[PUBLIC_V4]]})
+    routes = {(PUBLIC_V4, server.port): server.port}
+    url = f"https://peer.test:{server.port}/actor"
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    strict = pinned_client(resolver, RecordingNetwork(routes=routes))
+    try:
+        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+            await strict.get_json(url)
+    finally:
+        await strict.aclose()
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    trusting = pinned_client(resolver, RecordingNetwork(routes=routes))
+    try:
+        _, doc = await trusting.get_json(url)
+    finally:
+        await trusting.aclose()
+    assert doc == {"ok": True} and server.sni == ["peer.test", "peer.test"]

@@ -8,7 +8,7 @@
   control) and :class:`RecordingNetwork` (opens the sockets, recording each attempt and
   routing "public" literals to local ports); :func:`pinned_client` puts them under a
   production :class:`~fedisora.federation.http.PeerClient`.
-* :func:`make_certs`: a throwaway CA and a server certificate for DNS names.
+* :func:`make_certs`: a throwaway CA and a server certificate for host names or IPs.
 """
 
 from __future__ import annotations
@@ -205,8 +205,17 @@ class Certs:
     client: ssl.SSLContext
 
 
+def _san(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def make_certs(tmp: Path, names: list[str]) -> Certs:
-    """A throwaway CA and a server certificate for *names* (DNS names only, no IP)."""
+    """A throwaway CA and a server certificate for *names* (host names, or IP addresses as
+    IP subject names). Written to *tmp*: ``server.pem`` (with the CA), ``server.key`` and
+    ``ca.pem`` (the CA alone, for another process's ``SSL_CERT_FILE``)."""
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedisora test CA")])
@@ -245,7 +254,7 @@ def make_certs(tmp: Path, names: list[str]) -> Certs:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(hours=1))
         .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
         .add_extension(
@@ -255,6 +264,7 @@ def make_certs(tmp: Path, names: list[str]) -> Certs:
     )
     pem = serialization.Encoding.PEM
     (tmp / "server.pem").write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
+    (tmp / "ca.pem").write_bytes(ca.public_bytes(pem))
     (tmp / "server.key").write_bytes(
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
