@@ -31,7 +31,6 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -276,7 +275,8 @@ def _effect(kind: str, activity_id: str, inbound: Inbound) -> Any:
 
 
 def _on_disk(rig: ChaosRig, *files: str | None) -> bool:
-    return all((rig.media_root / f).is_file() for f in files if f)
+    """Whether every one of *files* is stored (on disk, or in the bucket)."""
+    return all(rig.has_media(f) for f in files if f)
 
 
 COUNTERS = {
@@ -363,12 +363,14 @@ async def _renders(conn: Any, rig: ChaosRig, report: Report) -> None:
         ],
     )
     stray = []
-    clips_dir = rig.media_root / "clips"
-    for path in sorted(clips_dir.glob("render-*")) if clips_dir.is_dir() else []:
-        job_id = path.name.removeprefix("render-").split(".")[0]
+    for key in rig.media_keys():
+        name = key.removeprefix("clips/")
+        if name == key or not name.startswith("render-"):
+            continue
+        job_id = name.removeprefix("render-").split(".")[0]
         state = jobs.get(int(job_id)) if job_id.isdigit() else None
         if state not in FINISHED:
-            stray.append(f"{path.name} ({state or 'no job'})")
+            stray.append(f"{name} ({state or 'no job'})")
     report.fail("render outputs on disk without a finished job", stray)
     work = rig.media_root / "render-work"
     report.fail(
@@ -386,7 +388,7 @@ async def _renders(conn: Any, rig: ChaosRig, report: Report) -> None:
         "files in the media root that no media row refers to (temporary files included)",
         [
             rel
-            for rel in media_root_files(rig.media_root)
+            for rel in rig.media_keys()
             if rel not in referenced and not rel.startswith("render-work/")
         ],
     )
@@ -466,7 +468,3 @@ async def _federation(
     report.fail("committed changes that never reached the peer", missing)
     report.counts["activities the peer received"] = len(received)
     report.counts["activities the peer should have"] = len(expected) + len(peer_follows)
-
-
-def media_root_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())

@@ -82,6 +82,62 @@ class ChaosRig:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    # --- stored media (the media root, or the bucket with FEDISORA_MEDIA_BACKEND=s3) ------
+
+    def _bucket(self) -> tuple[Any, str] | None:
+        """(a boto3 client, the bucket) when the instance keeps its media in S3."""
+        if self.env.get("FEDISORA_MEDIA_BACKEND") != "s3":
+            return None
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.env["FEDISORA_S3_ENDPOINT"],
+            region_name=self.env.get("FEDISORA_S3_REGION", "us-east-1"),
+            aws_access_key_id=self.env["FEDISORA_S3_ACCESS_KEY"],
+            aws_secret_access_key=self.env["FEDISORA_S3_SECRET_KEY"],
+        )
+        return client, self.env["FEDISORA_S3_BUCKET"]
+
+    def media_keys(self) -> list[str]:
+        """Every stored media file's key (its path under the media root), sorted; render
+        scratch work (``render-work/``) stays on the worker's disk whatever the backend."""
+        bucket = self._bucket()
+        local = sorted(
+            str(p.relative_to(self.media_root)) for p in self.media_root.rglob("*") if p.is_file()
+        )
+        if bucket is None:
+            return local
+        client, name = bucket
+        keys = [k for k in local if k.startswith("render-work/")]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return sorted(keys)
+
+    def media_bytes(self, key: str) -> bytes | None:
+        """A stored media file's bytes, or None when there is none under *key*."""
+        bucket = self._bucket()
+        if bucket is None:
+            path = self.media_root / key
+            return path.read_bytes() if path.is_file() else None
+        client, name = bucket
+        try:
+            body: bytes = client.get_object(Bucket=name, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+        return body
+
+    def has_media(self, key: str) -> bool:
+        bucket = self._bucket()
+        if bucket is None:
+            return (self.media_root / key).is_file()
+        client, name = bucket
+        try:
+            client.head_object(Bucket=name, Key=key)
+        except client.exceptions.ClientError:
+            return False
+        return True
+
     @property
     def webs(self) -> list[str]:
         return ["web", *self.more_webs]

@@ -1,5 +1,5 @@
 """Scale-out, shown (issue 20, point 2): one instance served by two web processes and two
-workers (``default`` and ``render``) on one PostgreSQL and one Redis, with shared media.
+workers (``default`` and ``render``) on one PostgreSQL, one Redis and one S3 bucket of media.
 
 The chaos rig (:mod:`rig`) deploys it as in production, on loopback, with ``web2`` beside
 ``web`` (the same domain, another port: what a load balancer in front sees). A mixed load
@@ -18,8 +18,8 @@ a public stream is open on each. Then, with no fault injected:
   request's ``X-Request-Id``, and every delivery the default worker made carries the id of
   the request it came from (an API call, an inbox POST).
 
-Media: the backend every process uses comes from :func:`media_settings`, the one place that
-switches object storage on (see there).
+Media: every process keeps it in one S3 bucket (:func:`media_settings`; moto's server on
+loopback in the suite, MinIO or another S3-compatible store in production).
 """
 
 from __future__ import annotations
@@ -46,24 +46,18 @@ RENDER_WAIT = 150.0  # two renders and the pipeline's first load, on a busy CPU
 STREAM = "/api/v1/streaming/public"
 
 
-def media_settings(tmp: Path) -> dict[str, str]:
-    """The media settings of every process of the rig.
-
-    Today the local backend: one media directory (the rig's ``FEDISORA_MEDIA_ROOT``) that
-    the web processes and both workers share, as processes on one host do.
-
-    S3 SWITCH: once ``FEDISORA_MEDIA_BACKEND=s3`` is on main (branch h-s3, a moto server in
-    its tests), return its settings here (``FEDISORA_MEDIA_BACKEND=s3`` and the bucket,
-    endpoint and keys of a moto server this function starts), and make the on-disk checks
-    of :mod:`invariants` (``_on_disk``, ``media_root_files``) read the bucket. Nothing else
-    in this test names a media backend."""
-    del tmp
-    return {}
+def media_settings(s3: Any) -> dict[str, str]:
+    """The media settings of every process of the rig: object storage, a bucket of its own
+    on the suite's S3 server (moto's, on loopback: tests/support/s3server.py), as an
+    instance on several hosts keeps its media. Render scratch work stays on the render
+    worker's disk; the invariants read the stored files through the rig
+    (``ChaosRig.media_keys``, ``has_media``), whatever the backend."""
+    return dict(s3.env(s3.bucket()))
 
 
 @pytest.fixture
-def scaled(tmp_path: Path, template: Template) -> Iterator[ChaosRig]:
-    with chaos_rig(tmp_path, template, webs=2, env=media_settings(tmp_path)) as built:
+def scaled(tmp_path: Path, template: Template, s3: Any) -> Iterator[ChaosRig]:
+    with chaos_rig(tmp_path, template, webs=2, env=media_settings(s3)) as built:
         yield built
 
 
@@ -164,7 +158,7 @@ async def _render_seen_across(
             )
         finally:
             await conn.close()
-        assert video.content == (rig.media_root / file).read_bytes()  # S3: the object's bytes
+        assert video.content == rig.media_bytes(file)  # the object in the bucket
 
         key = f"scale-out publish {job}"
         r = await http.post(
