@@ -22,7 +22,9 @@ from fedisora.models import (
     Delivery,
     Follow,
     FollowState,
+    ForYouCandidate,
     InboxItem,
+    MediaFile,
     Relay,
     RelayState,
     Visibility,
@@ -157,6 +159,23 @@ async def test_what_a_relay_announces_is_fetched_from_its_origin(
     clip = await Clip.get(uri=note["id"])
     assert clip.account_id == otto.account.pk and "a lighthouse" in clip.content
     assert not await Boost.exists()  # a relay's Announce is not a boost
+
+    # A local viewer's For You takes the relayed clip once its provenance check says
+    # verified (as every remote clip: the relay adds nothing and takes nothing away)
+    from fedisora.for_you import candidates
+
+    viewer = await local_account("viewer")
+    await candidates.refresh_now(viewer)
+    listed = {c.clip_id for c in await ForYouCandidate.filter(account_id=viewer.pk)}
+    assert clip.pk not in listed  # not checked yet
+    assert clip.media_id is not None
+    media = await MediaFile.get(pk=clip.media_id)
+    await MediaFile.filter(pk=media.pk).update(
+        provenance={**(media.provenance or {}), "state": "verified"}
+    )
+    await candidates.refresh_now(viewer)
+    listed = {c.clip_id for c in await ForYouCandidate.filter(account_id=viewer.pk)}
+    assert clip.pk in listed
 
 
 @pytest.mark.parametrize(
