@@ -393,7 +393,12 @@ async def _object_of(fed: Federation, actor: Account, activity: dict[str, Any]) 
     if isinstance(obj, str):  # only a reference: fetch it from its origin
         if not objects.same_origin(obj, actor.uri):
             raise Ignored("object reference on another host")
-        _, obj = await fed.client.get_json(obj, auth=await fed.instance_auth())
+        try:
+            _, obj = await fed.client.get_json(obj, auth=await fed.instance_auth())
+        except FetchError as exc:
+            if exc.status in (404, 410):  # its origin does not serve it: nothing to retry
+                raise Gone(f"its origin does not serve the object: {exc}") from exc
+            raise
     if not isinstance(obj, dict):
         raise Ignored("no object")
     return obj

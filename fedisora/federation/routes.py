@@ -10,9 +10,10 @@ an object integrity proof when the activity carries one (FEP-8b32 ``eddsa-jcs-20
 key of the actor: 401 with the reason when it does not hold, whoever signed the request),
 signer is the activity's actor or the activity is proven by it (a forwarded activity: 401
 otherwise; proven by an FEP-8b32 proof, or by Mastodon's ``RsaSignature2017`` Linked Data
-signature of the actor, 401 with the reason when it does not hold), the actor's and its
-host's held activities under their
-caps (429, :mod:`fedisora.federation.inbox_limits`). A passing activity is stored as an
+signature of the actor, 401 with the reason when it does not hold; a forwarded ``Create``
+without either is taken by its object's id alone, fetched from the actor's host), the
+actor's and its host's held activities under their caps (429,
+:mod:`fedisora.federation.inbox_limits`). A passing activity is stored as an
 :class:`~fedisora.models.InboxItem` (unique by activity id, so a redelivery has no second
 effect) and answered 202; the InboxItem machine (:mod:`fedisora.federation.inbox`)
 processes it later. One exception: from an actor suspended here only what removes or updates
@@ -46,8 +47,9 @@ from fedisora.boundary.limits import INBOX_BODY_LIMIT
 from fedisora.config import Settings
 from fedisora.federation import likeness, media_proxy
 from fedisora.federation import provenance_root as root
-from fedisora.federation.actors import domain_of
+from fedisora.federation.actors import ActorError, domain_of, fetch_actor
 from fedisora.federation.context import Federation, get_federation
+from fedisora.federation.http import FetchError
 from fedisora.federation.inbox import INBOX_GRAPH
 from fedisora.federation.inbox_limits import RETRY_AFTER, limits_for
 from fedisora.federation.ingest import kept_while_suspended
@@ -723,6 +725,17 @@ async def inbox(request: Request) -> Response:
         except ProofError as exc:
             return _refuse(request, 401, f"the activity's signature does not hold: {exc.reason}")
     if signer.uri != actor_id:
+        by_reference = _origin_fetchable(payload, actor_id) if proven is None else None
+        if by_reference is not None:
+            # A Create forwarded with no proof (Mastodon forwards replies with a Linked Data
+            # signature only where it has one): nothing the forwarder sent is believed but
+            # the object's id, on the actor's own host; ingest fetches the object from there
+            # (a 404 or 410 there ends it, stored as ignored with that reason).
+            try:
+                proven = await fetch_actor(fed, actor_id)
+            except (ActorError, FetchError) as exc:
+                return _refuse(request, 401, f"the activity's actor cannot be fetched: {exc}")
+            payload = by_reference
         if proven is None:
             return _refuse(
                 request,
@@ -731,7 +744,8 @@ async def inbox(request: Request) -> Response:
                 f"signed by {signer.uri}, not by the actor {actor_id}",
             )
         # A forwarded activity (a relay, a reply forwarded by the thread's server): the
-        # actor's own proof vouches for it; the HTTP signer only carried it.
+        # actor's own proof vouches for it (or its object comes from its origin); the HTTP
+        # signer only carried it.
         signer = proven
     if not objects.same_origin(activity_id, actor_id):
         return _refuse(request, 400, "the activity id is not on the actor's host")
@@ -760,6 +774,24 @@ async def inbox(request: Request) -> Response:
         size=len(body),
     )
     return Response(status_code=202)
+
+
+def _origin_fetchable(payload: dict[str, Any], actor_id: str) -> dict[str, Any] | None:
+    """A forwarded ``Create`` reduced to what can be checked at its origin: the object by
+    its id (on the actor's host, as the activity's own id), the forwarder's copy and any
+    signature dropped; None for any other activity."""
+    if payload.get("type") != "Create":
+        return None
+    object_id = objects.id_of(payload.get("object"))
+    activity_id = payload.get("id")
+    if not isinstance(object_id, str) or not isinstance(activity_id, str):
+        return None
+    if not (
+        objects.same_origin(object_id, actor_id) and objects.same_origin(activity_id, actor_id)
+    ):
+        return None
+    kept = {k: v for k, v in payload.items() if k not in ("object", "signature", "proof")}
+    return {**kept, "object": object_id}
 
 
 def _has_signature(headers: Headers) -> bool:

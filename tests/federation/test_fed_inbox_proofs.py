@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, RemoteActor, make_remote
+from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote
 
 from activitypub import integrity, keys
 from fedisora.config import Settings
@@ -220,3 +220,39 @@ async def test_what_we_send_carries_the_actors_proof(
         integrity.verify(payload, public)  # by our published key alone
         with pytest.raises(integrity.InvalidProof):
             integrity.verify(dict(payload, actor=rita.uri), public)
+
+
+async def test_a_forwarded_create_without_a_proof_is_taken_from_its_origin(
+    client: httpx.AsyncClient, settings: Settings, federation: Federation, peer: Peer
+) -> None:
+    """A reply forwarded with no proof and no signature of its actor: only its object's id
+    is believed, and the object is what the actor's own server serves; an object its origin
+    does not serve is stored as nothing, the reason kept; any other activity so forwarded is
+    refused."""
+    from fedisora.models import Comment
+
+    ann = await local_account("ann")
+    clip = await posts.post_clip(ann, await rendered_video(ann), caption="a storm at sea")
+    rita = await make_remote()
+    relay = await make_remote("relay", domain="relay.example")
+    reply = _reply(rita, clip.uri, 1)
+    peer.documents[reply["object"]["id"]] = dict(reply["object"], content="<p>from the origin</p>")
+    forged = dict(reply, object=dict(reply["object"], content="<p>the forwarder's</p>"))
+    assert (await _post(client, relay, forged)).status_code == 202
+    assert await _process(settings) == ["processed"]
+    [comment] = await Comment.filter(clip_id=clip.pk)
+    assert comment.account_id == rita.account.pk and "from the origin" in comment.content
+
+    unserved = _reply(rita, clip.uri, 2)  # its origin answers 404
+    assert (await _post(client, relay, unserved)).status_code == 202
+    await _process(settings)
+    row = await InboxItem.get(activity_id=unserved["id"])
+    assert row.state == "ignored" and "404" in (row.last_error or ""), (row.state, row.last_error)
+    assert await Comment.filter(clip_id=clip.pk).count() == 1
+
+    elsewhere = dict(_reply(rita, clip.uri, 3))  # an object on another host than the actor's
+    elsewhere["object"] = dict(elsewhere["object"], id="https://relay.example/notes/3")
+    like = _like(rita, clip.uri, 4)
+    for refused in (elsewhere, like):
+        r = await _post(client, relay, refused)
+        assert r.status_code == 401 and "no proof of the actor's" in r.json()["error"], r.text
