@@ -11,6 +11,9 @@ by host and state (the busiest :data:`HOSTS` hosts), the age of each host's olde
 delivery (its back-off), render jobs finished in the last hour per model family with their
 render time and queue wait, accounts and clips.
 
+Read from this process's caches at scrape time (:class:`CacheCollector`): lookups per cache
+(actor keys, local inboxes, provenance roots, shown names) by hit or miss.
+
 Who may read it: requests from loopback by default; from the addresses and networks in
 ``FEDISORA_METRICS_ALLOW``; or with ``Authorization: Bearer <FEDISORA_METRICS_TOKEN>``.
 Anyone else gets a 403 (the page tells no secret, but it tells an instance's load).
@@ -29,13 +32,14 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fedisora import cachestats
 from fedisora.logs import REQUEST_ID, new_request_id
 
 __all__ = ["HOSTS", "RequestMetrics", "metrics_endpoint", "route_class"]
@@ -232,6 +236,26 @@ class DatabaseCollector(Collector):
 
 _DATABASE = DatabaseCollector()
 REGISTRY.register(_DATABASE)
+
+
+class CacheCollector(Collector):
+    """Lookups of this process's in-memory caches by result (:mod:`fedisora.cachestats`):
+    ``rate(fedisora_cache_lookups_total{result="hit"}[5m])`` over all results is a cache's
+    hit rate."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "fedisora_cache_lookups",
+            "Lookups of this process's in-memory caches, by cache and result.",
+            labels=("cache", "result"),
+        )
+        for cache, (hits, misses) in sorted(cachestats.snapshot().items()):
+            family.add_metric((cache, "hit"), float(hits))
+            family.add_metric((cache, "miss"), float(misses))
+        return [family]
+
+
+REGISTRY.register(CacheCollector())
 
 
 def _allowed(request: Request) -> bool:

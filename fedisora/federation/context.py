@@ -28,7 +28,7 @@ class Federation:
             self.client.host_guard = peer_guard(settings)
         self._keys: dict[int, tuple[str, PrivateKey]] = {}
         self.keys = KeyCache()  # remote actors' public keys, for inbox verification
-        self.local_inboxes: TimedCache[str, bool] = TimedCache(30.0, 10_000)
+        self.local_inboxes: TimedCache[str, bool] = TimedCache(30.0, 10_000, name="local_inboxes")
         # host -> when its back-off ends: deliveries this process claimed before the host was
         # found down wait with it (see fedisora.federation.delivery)
         self.down_hosts: dict[str, datetime] = {}

@@ -143,7 +143,9 @@ class PeerRoots:
         self.miss_ttl = miss_ttl
         self.clock = clock
         # (roots, fetched at) rather than roots: a peer known to publish none is cached too.
-        self._cache: TimedCache[str, tuple[str | None, float]] = TimedCache(ttl, 10_000, clock)
+        self._cache: TimedCache[str, tuple[str | None, float]] = TimedCache(
+            ttl, 10_000, clock, name="provenance_roots"
+        )
 
     def clear(self) -> None:
         self._cache.clear()

@@ -9,6 +9,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fedisora import cachestats
+
 __all__ = ["ParsedText", "clean_name", "parse_text", "render_html"]
 
 HASHTAG_RE = re.compile(r"(?<![\w/#&])#(\w{1,100})", re.UNICODE)
@@ -186,3 +188,6 @@ def clean_name(text: str) -> str:
             continue
         out.append(char)
     return "".join(out).strip()
+
+
+cachestats.watch_lru("shown_names", clean_name)  # its hits and misses in /metrics

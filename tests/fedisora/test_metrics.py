@@ -110,6 +110,34 @@ async def test_what_the_metrics_say(db: str) -> None:
     assert _value(after, "fedisora_objects", lambda labels: labels["kind"] == "local_accounts") >= 1
 
 
+async def test_cache_lookups_are_counted_per_cache(db: str) -> None:
+    from fedisora.federation.keycache import TimedCache
+    from fedisora.services.text import clean_name
+
+    app = _app(db)
+    lookups = "fedisora_cache_lookups_total"
+    cache: TimedCache[str, int] = TimedCache(60.0, 10, name="test_cache")
+    cache.put("a", 1)
+    async with _from(app, "127.0.0.1") as http:
+        before = _samples((await http.get("/metrics")).text)
+        assert cache.get("a") == 1 and cache.get("a") == 1 and cache.get("b") is None
+        name = "a name seen once " + str(id(cache))
+        clean_name(name)
+        clean_name(name)
+        after = _samples((await http.get("/metrics")).text)
+
+    def grew(cache_name: str, result: str) -> float:
+        def match(labels: dict[str, str]) -> bool:
+            return labels == {"cache": cache_name, "result": result}
+
+        return _value(after, lookups, match) - _value(before, lookups, match)
+
+    assert (grew("test_cache", "hit"), grew("test_cache", "miss")) == (2, 1)
+    assert grew("shown_names", "hit") >= 1 and grew("shown_names", "miss") >= 1
+    shown = {labels["cache"] for labels, _ in after[lookups]}
+    assert {"shown_names", "test_cache"} <= shown
+
+
 async def test_each_request_has_an_id_in_its_answer_and_its_json_log_lines(db: str) -> None:
     import json
     import logging
