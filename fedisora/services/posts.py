@@ -30,6 +30,7 @@ from fedisora.services import events, fingerprints, idempotency
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.media_gc import attach_media, detach_media
 from fedisora.services.notify import notify
+from fedisora.services.entity_versions import bump_clips
 from fedisora.services.remixes import recount_remixes
 from fedisora.services.text import parse_text, render_html
 from fedisora.services.visibility import can_see_clip
@@ -301,6 +302,9 @@ async def edit_clip(
             await Mention.get_or_create(
                 account=account, clip=clip, target_key=f"clip:{clip.pk}", using_db=conn
             )
+        await bump_clips([clip.pk], conn)  # its hashtags and mentions: cached entities go
+        versions = await Clip.filter(pk=clip.pk).using_db(conn).values_list("version", flat=True)
+        clip.version = int(versions[0])
         await events.emit(conn, "clip.updated", editor.pk, clip_id=clip.pk)
         boosters = await Boost.filter(clip_id=clip.pk).using_db(conn).prefetch_related("account")
         stamp = int(clip.edited_at.timestamp())
@@ -332,6 +336,7 @@ async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> 
         await detach_media(clip.media_id, conn)  # collected with its files from now on
         await TimelineEntry.filter(clip_id=clip.pk).using_db(conn).delete()
         await ClipTag.filter(clip_id=clip.pk).using_db(conn).delete()
+        await bump_clips([clip.pk], conn)
         await (
             Account.filter(pk=clip.account_id, clips_count__gt=0)
             .using_db(conn)
