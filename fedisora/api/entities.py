@@ -421,8 +421,7 @@ async def _entities(
             misses.append(status)
             continue
         stamp = (entity_cache.status_stamp(status), account_stamp, u)
-        key = (type(status) is Clip, status.pk)
-        base = cache.get(key, stamp)
+        base = cache.get((type(status) is Clip, status.pk), stamp)
         stamps.append(stamp)
         bases.append(base)
         if base is None:
@@ -458,18 +457,22 @@ async def _entities(
 
     out: list[Json] = []
     for index, status in enumerate(items):
-        entity = dict(bases[index])  # type: ignore[arg-type]  # (a copy: callers set keys)
-        is_clip = isinstance(status, Clip)
-        if index >= full and is_clip and (status.remix_of_id is not None or status.remix_of_uri):
-            entity["quote"] = _quote(status, {}, set(), False)  # type: ignore[arg-type]
-        if viewer is not None:
-            key = f"{'clip' if is_clip else 'comment'}:{status.pk}"
-            entity["favourited"] = key in favourited
-            entity["reblogged"] = is_clip and status.pk in reblogged
+        entity = dict(bases[index] or {})  # (a copy: callers set keys)
+        if isinstance(status, Clip):
+            if index >= full and (status.remix_of_id is not None or status.remix_of_uri):
+                entity["quote"] = _quote(status, {}, set(), False)
+            if viewer is not None:
+                entity["favourited"] = f"clip:{status.pk}" in favourited
+                entity["reblogged"] = status.pk in reblogged
+                entity["muted"] = False
+                entity["bookmarked"] = status.pk in bookmarked
+                if viewer.pk == status.account_id:
+                    entity["pinned"] = status.pinned
+        elif viewer is not None:
+            entity["favourited"] = f"comment:{status.pk}" in favourited
+            entity["reblogged"] = False
             entity["muted"] = False
             entity["bookmarked"] = status.pk in bookmarked
-            if is_clip and viewer.pk == status.account_id:
-                entity["pinned"] = status.pinned  # type: ignore[union-attr]
         out.append(entity)
     return out
 

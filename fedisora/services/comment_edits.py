@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fedisora.errors import Forbidden, Invalid, NotFound
 from fedisora.models import Account, Comment, Mention, utcnow
 from fedisora.services import events
@@ -52,7 +54,9 @@ async def edit_comment(
                 account=account, comment=row, target_key=f"comment:{row.pk}", using_db=conn
             )
         await bump_comments([row.pk], conn)  # its mentions: cached entities go
-        versions = await Comment.filter(pk=row.pk).using_db(conn).values_list("version", flat=True)
+        versions: list[Any] = list(
+            await Comment.filter(pk=row.pk).using_db(conn).values_list("version", flat=True)
+        )
         row.version = int(versions[0])
         await events.emit(conn, "comment.updated", editor.pk, comment_id=row.pk)
     return row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -27,10 +28,10 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services import events, fingerprints, idempotency
+from fedisora.services.entity_versions import bump_clips
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.media_gc import attach_media, detach_media
 from fedisora.services.notify import notify
-from fedisora.services.entity_versions import bump_clips
 from fedisora.services.remixes import recount_remixes
 from fedisora.services.text import parse_text, render_html
 from fedisora.services.visibility import can_see_clip
@@ -303,7 +304,9 @@ async def edit_clip(
                 account=account, clip=clip, target_key=f"clip:{clip.pk}", using_db=conn
             )
         await bump_clips([clip.pk], conn)  # its hashtags and mentions: cached entities go
-        versions = await Clip.filter(pk=clip.pk).using_db(conn).values_list("version", flat=True)
+        versions: list[Any] = list(
+            await Clip.filter(pk=clip.pk).using_db(conn).values_list("version", flat=True)
+        )
         clip.version = int(versions[0])
         await events.emit(conn, "clip.updated", editor.pk, clip_id=clip.pk)
         boosters = await Boost.filter(clip_id=clip.pk).using_db(conn).prefetch_related("account")
