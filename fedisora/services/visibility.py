@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from fedisora.models import Account, Block, Clip, Comment, Follow, FollowState, Mention, Visibility
@@ -241,9 +241,15 @@ async def public_readers_of_limited(author_id: int, viewer_ids: Collection[int])
 
 async def without_limited(query: QuerySet[Clip], viewer: Account | None) -> QuerySet[Clip]:
     """*query* (of clips, for a public list) without the clips of silenced accounts *viewer*
-    does not follow (:func:`limited_account_ids`)."""
-    limited = await limited_account_ids(viewer)
-    return query.exclude(account_id__in=sorted(limited)) if limited else query
+    does not follow (:func:`limited_account_ids`), as a subquery of the list's own query
+    (one query less per page: the silenced accounts are a handful, the list an index scan)."""
+    limited = Account.filter(silenced_at__not_isnull=True)
+    if viewer is not None:
+        followed = Follow.filter(follower_id=viewer.pk, state=FollowState.ACCEPTED)
+        limited = limited.exclude(pk=viewer.pk).exclude(
+            pk__in=Subquery(followed.values("target_id"))
+        )
+    return query.exclude(account_id__in=Subquery(limited.values("id")))
 
 
 async def limits_notification(recipient: Account, sender: Account) -> bool:
