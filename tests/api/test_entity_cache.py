@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import pytest
 from factories import local_account, remote_account, rendered_video
 
 from fedisora.api import entity_cache
@@ -219,3 +220,21 @@ async def test_the_metrics_count_hits_and_misses(client: httpx.AsyncClient) -> N
     body = (await client.get("/metrics")).text
     assert 'fedisora_entity_cache_requests_total{cache="status",result="hit"}' in body
     assert 'fedisora_entity_cache_entries{cache="status"}' in body
+
+
+def test_the_size_setting(tmp_path: Any) -> None:
+    from fedisora.config import ConfigError, load_settings
+
+    base = {"FEDISORA_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).entity_cache_size == entity_cache.DEFAULT_SIZE
+    assert load_settings({**base, "FEDISORA_ENTITY_CACHE_SIZE": "0"}).entity_cache_size == 0
+    for bad in ("-1", "many"):
+        with pytest.raises(ConfigError, match="ENTITY_CACHE_SIZE"):
+            load_settings({**base, "FEDISORA_ENTITY_CACHE_SIZE": bad})
+    try:
+        entity_cache.configure(1)
+        entity_cache.ACCOUNTS.put(1, "a", {})
+        entity_cache.ACCOUNTS.put(2, "b", {})
+        assert len(entity_cache.ACCOUNTS) == 1
+    finally:
+        entity_cache.configure(entity_cache.DEFAULT_SIZE)
