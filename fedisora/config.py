@@ -284,7 +284,7 @@ class Settings:
     streams_per_token: int = 20
     # Status and Account entities kept rendered in each web process, per kind (the rendering
     # cache, fedisora.api.entity_cache; never served stale); 0 turns it off.
-    entity_cache_size: int = 20_000
+    entity_cache_size: int = 10_000
     # Where this instance's source code is offered (AGPL section 13): an instance running
     # modified code must point at its own.
     source_url: str = DEFAULT_SOURCE_URL

@@ -43,9 +43,9 @@ __all__ = [
     "status_stamp",
 ]
 
-DEFAULT_SIZE = 20_000
+DEFAULT_SIZE = 10_000
 """Entries kept per kind (statuses, accounts) in each web process: a Status entity is about
-3 kB, so about 60 MB at most for the statuses."""
+3 kB, so about 30 MB at most for the statuses."""
 
 
 class EntityCache:
