@@ -238,3 +238,25 @@ def test_the_size_setting(tmp_path: Any) -> None:
         assert len(entity_cache.ACCOUNTS) == 1
     finally:
         entity_cache.configure(entity_cache.DEFAULT_SIZE)
+
+
+async def test_saving_a_row_read_before_a_bump_keeps_the_bump(db: str) -> None:
+    """A plain ``save()`` of a clip or comment read before its version was raised writes
+    every other column but never sets the version back (a cached entity of the older
+    version could match again)."""
+    from fedisora.services.entity_versions import bump_clips, bump_comments
+
+    alice = await local_account("alice")
+    clip = await posts.post_clip(alice, await rendered_video(alice), caption="kept")
+    comment = await interactions.comment(alice, clip, "kept too")
+    stale_clip = await Clip.get(pk=clip.pk)
+    stale_comment = await Comment.get(pk=comment.pk)
+    await bump_clips([clip.pk])
+    await bump_comments([comment.pk])
+    stale_clip.spoiler_text = "saved"
+    await stale_clip.save()
+    stale_comment.spoiler_text = "saved"
+    await stale_comment.save()
+    fresh_clip, fresh_comment = await Clip.get(pk=clip.pk), await Comment.get(pk=comment.pk)
+    assert (fresh_clip.version, fresh_clip.spoiler_text) == (1, "saved")
+    assert (fresh_comment.version, fresh_comment.spoiler_text) == (1, "saved")
