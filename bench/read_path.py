@@ -20,7 +20,9 @@ and p99 of each, and the ratio fedisora/bare of requests/s per path (median of r
 target >= 0.10).
 
 Then, in this process, the number of SQL queries a page costs at limits 5, 20 and 40
-(counted on tortoise's query log): the target is the same count at every size.
+(counted on tortoise's query log): the target is a count that does not grow with the size
+(never more at a larger size than at 5; a larger page may need one query less, when the
+rows it would load were read already, e.g. the authors of the clips remixed on it).
 
 ``--profile`` also runs the public timeline in this process under cProfile and prints the
 functions that take the time.
@@ -498,9 +500,9 @@ def main() -> None:
             for path, count in counts.items():
                 print(f"  {path:60} {count:4d}")
             for prefix in ("/api/v1/timelines/public", f"/api/v1/accounts/{made['account_id']}"):
-                seen = {c for p, c in counts.items() if p.startswith(prefix)}
-                verdict = "PASS" if len(seen) == 1 else "MISS"
-                print(f"  {prefix}: the same count at every page size: {verdict}")
+                seen = [c for p, c in counts.items() if p.startswith(prefix)]
+                verdict = "PASS" if max(seen) <= seen[0] else "MISS"
+                print(f"  {prefix}: no more queries at a larger page size: {verdict}")
             if args.profile:
                 print(asyncio.run(profile(env, paths["public timeline"], 200)))
     finally:

@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fedisora import federation, ratelimits, urls
+from fedisora.api import entity_cache
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
 from fedisora.errors import FedisoraError
@@ -173,6 +174,7 @@ def create_app(
     """Build the app. *run_work* starts the in-process runner when there is no Redis."""
     settings = settings or load_settings()
     urls.configure(settings)
+    entity_cache.configure(settings.entity_cache_size)
     # The rate limits' store (Redis or memory), for the API frame and the services alike.
     rate_limits = ratelimits.configure(settings)
 

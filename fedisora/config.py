@@ -342,6 +342,9 @@ class Settings:
     # per access token, in each web process.
     streams_per_ip: int = 50
     streams_per_token: int = 20
+    # Status and Account entities kept rendered in each web process, per kind (the rendering
+    # cache, fedisora.api.entity_cache; never served stale); 0 turns it off.
+    entity_cache_size: int = 10_000
     # Where this instance's source code is offered (AGPL section 13): an instance running
     # modified code must point at its own.
     source_url: str = DEFAULT_SOURCE_URL
@@ -521,6 +524,10 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     ),
     "STREAMS_PER_IP": ("streams_per_ip", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
     "STREAMS_PER_TOKEN": ("streams_per_token", lambda n, raw: _parse_int(n, raw, 1, 1_000_000)),
+    "ENTITY_CACHE_SIZE": (
+        "entity_cache_size",
+        lambda n, raw: _parse_int(n, raw, 0, 10_000_000),
+    ),
     "LOG_LEVEL": ("log_level", _check_choice(("debug", "info", "warning", "error"))),
     "SOURCE_URL": ("source_url", _check_source_url),
     "TRUSTED_PROXIES": ("trusted_proxies", _check_trusted_proxies),

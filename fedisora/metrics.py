@@ -3,7 +3,8 @@
 Measured in this web process as requests pass (:class:`RequestMetrics`, a pure ASGI
 middleware): request latency as a histogram per route class (``api``, ``web``, ``inbox``,
 ``federation``, ``media``, ``static``, ``streaming``, ``health``), method and status class;
-open streaming connections (server-sent events and WebSockets) per route class.
+open streaming connections (server-sent events and WebSockets) per route class; the
+rendering cache's hits, misses and entries (:class:`EntityCacheCollector`).
 
 Read from the database at scrape time (:class:`DatabaseCollector`: the rows are the truth,
 so every web process answers the same for these): work rows by table and state, deliveries
@@ -256,6 +257,35 @@ class CacheCollector(Collector):
 
 
 REGISTRY.register(CacheCollector())
+
+
+class EntityCacheCollector(Collector):
+    """The rendering cache of this web process (:mod:`fedisora.api.entity_cache`): lookups
+    that were served (``hit``) or rendered again (``miss``: never seen, evicted, or its rows
+    changed), and the entries kept, per kind (``status``, ``account``). Read from the cache's
+    own counters at scrape time: nothing is done per lookup for the metrics."""
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        from fedisora.api import entity_cache
+
+        lookups = CounterMetricFamily(
+            "fedisora_entity_cache_requests",
+            "Lookups of rendered entities in this web process's cache, by kind and result.",
+            labels=("cache", "result"),
+        )
+        entries = GaugeMetricFamily(
+            "fedisora_entity_cache_entries",
+            "Rendered entities kept in this web process's cache, by kind.",
+            labels=("cache",),
+        )
+        for cache in entity_cache.caches():
+            lookups.add_metric((cache.name, "hit"), float(cache.hits))
+            lookups.add_metric((cache.name, "miss"), float(cache.misses))
+            entries.add_metric((cache.name,), float(len(cache)))
+        return [lookups, entries]
+
+
+REGISTRY.register(EntityCacheCollector())
 
 
 def _allowed(request: Request) -> bool:

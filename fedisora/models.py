@@ -73,6 +73,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _saved_columns(model: type[Model]) -> list[str]:
+    """Every column of *model* a plain ``save()`` of a loaded row writes: all but the id and
+    ``version``, which only :mod:`fedisora.services.entity_versions` raises (in SQL): a row
+    loaded before a bump and saved after it must not set the version back."""
+    return [f for f in model._meta.fields_db_projection if f not in ("id", "version")]
+
+
+async def _save_versioned(
+    row: Clip | Comment,
+    using_db: Any = None,
+    update_fields: Any = None,
+    force_create: bool = False,
+    force_update: bool = False,
+) -> None:
+    if row.id is None:
+        row.id = new_id()
+    if update_fields is None and not force_create and row._saved_in_db:
+        update_fields = _saved_columns(type(row))
+    await Model.save(row, using_db, update_fields, force_create, force_update)
+
+
 class Visibility(StrEnum):
     PUBLIC = "public"
     UNLISTED = "unlisted"
@@ -370,6 +391,12 @@ class Clip(Model):
     quote_checked_at = fields.DatetimeField(null=True)
     """When a remote remix's stamp was last verified or queued for it: re-verified when the
     remix is shown and this is old (FEP-044f opportunistic re-verification)."""
+    version = fields.IntField(default=0, db_default=0)
+    """Raised (atomically, in the writing transaction) whenever what the clip's Status entity
+    shows from other rows changes: its hashtags, its mentions (or a mentioned account's name
+    or address), its media row. Its own columns need no bump: the rendering cache
+    (:mod:`fedisora.api.entity_cache`) compares them as read. See
+    :mod:`fedisora.services.entity_versions`."""
 
     class Meta:
         table = "clips"
@@ -381,10 +408,14 @@ class Clip(Model):
             Index(fields=("remix_of_id", "id")),  # a clip's remixes (For You's remix source)
         )
 
-    async def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.id is None:
-            self.id = new_id()
-        await super().save(*args, **kwargs)
+    async def save(
+        self,
+        using_db: Any = None,
+        update_fields: Any = None,
+        force_create: bool = False,
+        force_update: bool = False,
+    ) -> None:
+        await _save_versioned(self, using_db, update_fields, force_create, force_update)
 
 
 class ClipTag(Model):
@@ -436,15 +467,22 @@ class Comment(Model):
     created_at = fields.DatetimeField(default=utcnow)
     edited_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
+    version = fields.IntField(default=0, db_default=0)
+    """As :attr:`Clip.version`: raised when the comment's mentions (or a mentioned account's
+    name or address) change."""
 
     class Meta:
         table = "comments"
         indexes = (Index(fields=("clip_id", "id")), Index(fields=("account_id", "id")))
 
-    async def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.id is None:
-            self.id = new_id()
-        await super().save(*args, **kwargs)
+    async def save(
+        self,
+        using_db: Any = None,
+        update_fields: Any = None,
+        force_create: bool = False,
+        force_update: bool = False,
+    ) -> None:
+        await _save_versioned(self, using_db, update_fields, force_create, force_update)
 
 
 class Mention(Model):

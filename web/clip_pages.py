@@ -37,7 +37,11 @@ from fedisora.services.interactions import MAX_COMMENT
 from fedisora.services.remixes import approved
 from fedisora.services.text import clean_name
 from fedisora.services.threads import COMMENTS_PAGE, clip_comments
-from fedisora.services.visibility import can_see_clip, can_see_comment, shown_sensitive
+from fedisora.services.visibility import (
+    can_see_comment,
+    shown_sensitive,
+    visible_to,
+)
 from web.clips import (
     ClipCard,
     author_href,
@@ -131,7 +135,7 @@ async def _comments(
             if answered.account_id not in hidden:
                 by_id[answered.pk] = answered
     account_ids = {c.account_id for c in by_id.values()}
-    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
+    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)} if account_ids else {}
     views = []
     for c in shown:
         author = accounts.get(c.account_id)
@@ -151,13 +155,16 @@ async def _comments(
     return views, page.after
 
 
-async def _remix_source(viewer: Account | None, clip: Clip) -> RemixSource | None:
+async def _remix_source(
+    viewer: Account | None, clip: Clip, authors: dict[int, Account]
+) -> RemixSource | None:
     if clip.remix_of_id is None:
         return None
     source = await Clip.get_or_none(pk=clip.remix_of_id)
-    if source is None or not await can_see_clip(viewer, source):
+    # (its author's row read once, for the check and the link; kept in *authors*)
+    if source is None or not await visible_to(viewer, [source], authors=authors):
         return None
-    author = await Account.get(pk=source.account_id)
+    author = authors[source.account_id]
     if source.local:
         href: str | None = f"{profile_path(author)}/{source.pk}"
     else:
@@ -179,7 +186,8 @@ async def _page_clip(request: Request) -> tuple[Account, Clip, Account | None]:
     if clip.deleted_at is not None or deleted:
         raise HTTPException(410, "This clip was deleted.")
     viewer = await session_account(request)
-    if not await can_see_clip(viewer, clip):
+    # (the owner's row, just read, is the author's: not read again for the check)
+    if not await visible_to(viewer, [clip], authors={owner.pk: owner}):
         raise HTTPException(404, _NO_CLIP)
     return owner, clip, viewer
 
@@ -201,14 +209,17 @@ async def _reply_target(viewer: Account | None, clip: Clip, raw: object) -> Comm
     return CommentView(found, author, comment_html(found), author_href(author), None)
 
 
-async def _remixes(viewer: Account | None, clip: Clip) -> list[ClipCard]:
-    """The newest approved remixes of *clip* the viewer may see (the remix lineage below)."""
+async def _remixes(
+    viewer: Account | None, clip: Clip, authors: dict[int, Account]
+) -> list[ClipCard]:
+    """The newest approved remixes of *clip* the viewer may see (the remix lineage below);
+    *authors*: the account rows this request read (:func:`web.clips.clip_cards`)."""
     rows = (
         await Clip.filter(approved(clip.local), remix_of_id=clip.pk, deleted_at=None)
         .order_by("-id")
         .limit(REMIXES_SHOWN)
     )
-    return await clip_cards(viewer, rows)
+    return await clip_cards(viewer, rows, authors=authors)
 
 
 async def clip_page_response(
@@ -221,7 +232,8 @@ async def clip_page_response(
 ) -> Response:
     """The clip page, with the composer's state after a refused comment."""
     owner, clip, viewer = await _page_clip(request)
-    cards = await clip_cards(viewer, [clip], mutes=False)
+    authors = {owner.pk: owner}  # the account rows read: each read once for the page
+    cards = await clip_cards(viewer, [clip], mutes=False, authors=authors)
     if not cards:
         raise HTTPException(404, _NO_CLIP)
     card = cards[0]
@@ -251,8 +263,8 @@ async def clip_page_response(
         comments_after=after,
         first_comments_href=f"{page}#comments",
         next_comments_href=f"{page}?after={next_after}#comments" if next_after else None,
-        remix=await _remix_source(viewer, clip),
-        remixes=await _remixes(viewer, clip),
+        remix=await _remix_source(viewer, clip, authors),
+        remixes=await _remixes(viewer, clip, authors),
         download_href=card.video_src if clip.local else None,
         reply_to=await _reply_target(viewer, clip, reply_to),
         comment_error=comment_error,

@@ -186,15 +186,19 @@ async def clip_cards(
     boosters: Sequence[int | None] | None = None,
     *,
     mutes: bool = True,
+    authors: dict[int, Account] | None = None,
 ) -> list[ClipCard]:
     """Cards for the *clips* that *viewer* may see, in order, minus blocked and muted authors.
 
     *boosters*, parallel to *clips*, names who boosted each one into a feed (None: nobody);
     a boost by a hidden account is dropped too. ``mutes=False`` keeps muted authors: a page
     the viewer opened for that author (a profile, a clip) shows their clips, as Mastodon's do.
+    *authors*: account rows this request read already, by id (the authors' rows read here
+    are added: the visibility check and the cards read each once).
     """
     by = list(boosters) if boosters is not None else [None] * len(clips)
-    visible = {c.pk for c in await visible_statuses(viewer, clips)}
+    known: dict[int, Account] = {} if authors is None else authors
+    visible = {c.pk for c in await visible_statuses(viewer, clips, authors=known)}
     hidden = await hidden_account_ids(viewer, mutes=mutes)
     shown = [
         (clip, booster)
@@ -204,9 +208,12 @@ async def clip_cards(
         and (booster is None or booster not in hidden)
     ]
     account_ids = {c.account_id for c, _ in shown} | {b for _, b in shown if b is not None}
-    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
+    unread = account_ids - known.keys()
+    if unread:
+        known.update({a.pk: a for a in await Account.filter(pk__in=sorted(unread))})
+    accounts = {i: known[i] for i in account_ids if i in known}
     media_ids = {c.media_id for c, _ in shown if c.media_id is not None}
-    media = {m.pk: m for m in await MediaFile.filter(pk__in=media_ids)}
+    media = {m.pk: m for m in await MediaFile.filter(pk__in=media_ids)} if media_ids else {}
     return [
         _card(
             clip,

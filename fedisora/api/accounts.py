@@ -140,8 +140,9 @@ async def account_statuses(ctx: Ctx) -> Response:
     if not (only_media or pinned or exclude_replies or tagged):
         comments_q = Comment.filter(account_id=account.pk, deleted_at=None)
         items = merge_pages(page, items, [*await page_of(comments_q, page)])
-    visible = await visible_statuses(viewer, items)
-    body = await status_entities(viewer, visible)
+    authors = {account.pk: account}  # read once: for their visibility and their entities
+    visible = await visible_statuses(viewer, items, authors=authors)
+    body = await status_entities(viewer, visible, authors=authors)
     headers = link_header(ctx.request, items[0].pk, items[-1].pk) if items else {}
     return json(body, headers=headers)
 

@@ -34,6 +34,7 @@ from typing import Any
 from tortoise.expressions import Q
 
 from fedisora import urls
+from fedisora.api import entity_cache
 from fedisora.api.lookup import column
 from fedisora.federation.media_proxy import proxied_poster, proxied_video
 from fedisora.federation.provenance_check import public_reason
@@ -164,8 +165,10 @@ def account_entities(
     accounts: Iterable[Account], moved: Mapping[int, Account] | None = None
 ) -> list[Json]:
     """Account entities (no queries: every field is on the row, and the accounts moved ones
-    moved to come in *moved*, from :func:`moved_targets`)."""
-    return [_account(a, moved) for a in accounts]
+    moved to come in *moved*, from :func:`moved_targets`); from the rendering cache when the
+    rows say nothing shown changed (copies: callers may set keys)."""
+    u = urls.current()
+    return [dict(_cached_account(a, moved or {}, u)[1]) for a in accounts]
 
 
 async def render_accounts(accounts: Sequence[Account]) -> list[Json]:
@@ -343,7 +346,11 @@ def _quote_approval(status: Status, viewer: Account | None) -> Json:
 
 
 async def status_entities(
-    viewer: Account | None, items: Sequence[Status], *, quotes: bool = True
+    viewer: Account | None,
+    items: Sequence[Status],
+    *,
+    quotes: bool = True,
+    authors: dict[int, Account] | None = None,
 ) -> list[Json]:
     """Status entities for clips and comments, in the order given.
 
@@ -351,7 +358,13 @@ async def status_entities(
     is included as its ``quote`` only when *viewer* may see it (same rules, checked in batch).
     The sources are rendered in the same pass as the page (one batch of queries for both),
     as shallow quotes (a quote inside a quote names only its id, as Mastodon does).
+
+    *authors*: account rows this request read already (by id), as the visibility check
+    (:func:`fedisora.api.visibility.visible_statuses`) leaves them: not read again. What
+    every viewer sees comes from the rendering cache (:mod:`fedisora.api.entity_cache`).
     """
+    if authors is None:
+        authors = {}
     if not items:
         return []
     sources: list[Clip] = []
@@ -366,8 +379,10 @@ async def status_entities(
         await refresh_if_stale([c for c in items if isinstance(c, Clip) and c.remix_of_id])
         found = await Clip.filter(pk__in=source_ids)
         deleted_sources = {c.pk for c in found if c.deleted_at is not None}
-        sources = list(await visible_statuses(viewer, found))
-    rendered = await _entities(viewer, [*items, *sources], full=len(items) if quotes else 0)
+        sources = list(await visible_statuses(viewer, found, authors=authors))
+    rendered = await _entities(
+        viewer, [*items, *sources], full=len(items) if quotes else 0, authors=authors
+    )
     page, nested = rendered[: len(items)], rendered[len(items) :]
     if quotes:
         quoted: dict[int, Json | None] = {s.pk: e for s, e in zip(sources, nested, strict=True)}
@@ -377,9 +392,116 @@ async def status_entities(
     return page
 
 
-async def _entities(viewer: Account | None, items: Sequence[Status], *, full: int) -> list[Json]:
+async def _entities(
+    viewer: Account | None, items: Sequence[Status], *, full: int, authors: dict[int, Account]
+) -> list[Json]:
     """The entities of *items*; the first *full* get their quote from the caller
-    (:func:`status_entities`), the others a shallow one here."""
+    (:func:`status_entities`), the others a shallow one here.
+
+    What every viewer sees comes from the rendering cache when the rows read say nothing
+    shown changed (:mod:`fedisora.api.entity_cache`): a page of cached statuses costs the
+    query of their authors (whose rows the cache checks) and the viewer's own flags."""
+    u = urls.current()
+    unread = {s.account_id for s in items} - authors.keys()
+    if unread:
+        authors.update({a.pk: a for a in await Account.filter(pk__in=sorted(unread))})
+    accounts = {s.account_id: authors[s.account_id] for s in items}
+    moved = await moved_targets(accounts.values())
+    rendered_accounts = {pk: _cached_account(a, moved, u) for pk, a in accounts.items()}
+
+    bases: list[Json | None] = []
+    stamps: list[Any] = []
+    misses: list[Status] = []
+    cache = entity_cache.STATUSES
+    for status in items:
+        account_stamp, _ = rendered_accounts[status.account_id]
+        if status._partial:  # (a row loaded with some columns only: not cached)
+            stamps.append(None)
+            bases.append(None)
+            misses.append(status)
+            continue
+        stamp = (entity_cache.status_stamp(status), account_stamp, u)
+        base = cache.get((type(status) is Clip, status.pk), stamp)
+        stamps.append(stamp)
+        bases.append(base)
+        if base is None:
+            misses.append(status)
+    if misses:
+        fresh = await _base_entities(misses, accounts, rendered_accounts)
+        for index, status in enumerate(items):
+            if bases[index] is None:
+                bases[index] = base = fresh[(type(status) is Clip, status.pk)]
+                if stamps[index] is not None:
+                    cache.put((type(status) is Clip, status.pk), stamps[index], base)
+
+    clip_ids = [s.pk for s in items if isinstance(s, Clip)]
+    comment_ids = [s.pk for s in items if isinstance(s, Comment)]
+    favourited: set[str] = set()
+    reblogged: set[int] = set()
+    bookmarked: set[int] = set()
+    if viewer is not None:
+        keys = [f"clip:{i}" for i in clip_ids] + [f"comment:{i}" for i in comment_ids]
+        favourited = set(
+            await column(Like.filter(account_id=viewer.pk, target_key__in=keys), "target_key")
+        )
+        if clip_ids:
+            reblogged = set(
+                await column(Boost.filter(account_id=viewer.pk, clip_id__in=clip_ids), "clip_id")
+            )
+        bookmarked = set(
+            await column(
+                Bookmark.filter(account_id=viewer.pk, status_id__in=clip_ids + comment_ids),
+                "status_id",
+            )
+        )
+
+    out: list[Json] = []
+    for index, status in enumerate(items):
+        entity = dict(bases[index] or {})  # (a copy: callers set keys)
+        if isinstance(status, Clip):
+            if index >= full and (status.remix_of_id is not None or status.remix_of_uri):
+                entity["quote"] = _quote(status, {}, set(), False)
+            if viewer is not None:
+                entity["favourited"] = f"clip:{status.pk}" in favourited
+                entity["reblogged"] = status.pk in reblogged
+                entity["muted"] = False
+                entity["bookmarked"] = status.pk in bookmarked
+                if viewer.pk == status.account_id:
+                    entity["pinned"] = status.pinned
+        elif viewer is not None:
+            entity["favourited"] = f"comment:{status.pk}" in favourited
+            entity["reblogged"] = False
+            entity["muted"] = False
+            entity["bookmarked"] = status.pk in bookmarked
+        out.append(entity)
+    return out
+
+
+def _cached_account(
+    account: Account, moved: Mapping[int, Account], u: urls.Urls
+) -> tuple[Any, Json]:
+    """*account*'s stamp and entity, from the rendering cache when its row (and that of the
+    account it moved to) says nothing shown changed."""
+    target = moved.get(account.moved_to_id) if account.moved_to_id else None
+    stamp = (
+        entity_cache.account_stamp(account),
+        None if target is None else entity_cache.account_stamp(target),
+        u,
+    )
+    found = entity_cache.ACCOUNTS.get(account.pk, stamp)
+    if found is None:
+        found = _account(account, moved)
+        entity_cache.ACCOUNTS.put(account.pk, stamp, found)
+    return stamp, found
+
+
+async def _base_entities(
+    items: Sequence[Status],
+    accounts: Mapping[int, Account],
+    rendered_accounts: Mapping[int, tuple[Any, Json]],
+) -> dict[tuple[bool, int], Json]:
+    """What every viewer sees of *items* (no viewer flags, no quote), by (is a clip, id):
+    their media, hashtags, mentions and reply targets loaded in a fixed number of queries."""
     clips = [s for s in items if isinstance(s, Clip)]
     comments = [s for s in items if isinstance(s, Comment)]
     clip_ids = [c.pk for c in clips]
@@ -389,11 +511,10 @@ async def _entities(viewer: Account | None, items: Sequence[Status], *, full: in
     parent_ids = {c.parent_id for c in comments if c.parent_id is not None}
     parents = {c.pk: c for c in await Comment.filter(pk__in=parent_ids)} if parent_ids else {}
     reply_clip_ids = {c.clip_id for c in comments} - set(clip_ids)
-    reply_clips = {c.pk: c for c in await Clip.filter(pk__in=reply_clip_ids)}
+    reply_clips: dict[int, Clip] = {}
+    if reply_clip_ids:
+        reply_clips = {c.pk: c for c in await Clip.filter(pk__in=reply_clip_ids)}
     reply_clips.update({c.pk: c for c in clips})
-
-    account_ids = {s.account_id for s in items}
-    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)}
 
     media_ids = {c.media_id for c in clips if c.media_id is not None}
     media = {m.pk: m for m in await MediaFile.filter(pk__in=media_ids)} if media_ids else {}
@@ -428,29 +549,9 @@ async def _entities(viewer: Account | None, items: Sequence[Status], *, full: in
             }
         )
 
-    keys = [f"clip:{i}" for i in clip_ids] + [f"comment:{i}" for i in comment_ids]
-    favourited: set[str] = set()
-    reblogged: set[int] = set()
-    bookmarked: set[int] = set()
-    if viewer is not None:
-        favourited = set(
-            await column(Like.filter(account_id=viewer.pk, target_key__in=keys), "target_key")
-        )
-        if clip_ids:
-            reblogged = set(
-                await column(Boost.filter(account_id=viewer.pk, clip_id__in=clip_ids), "clip_id")
-            )
-        bookmarked = set(
-            await column(
-                Bookmark.filter(account_id=viewer.pk, status_id__in=clip_ids + comment_ids),
-                "status_id",
-            )
-        )
-
-    moved = await moved_targets(accounts.values())
     u = urls.current()
-    out: list[Json] = []
-    for index, status in enumerate(items):
+    out: dict[tuple[bool, int], Json] = {}
+    for status in items:
         account = accounts[status.account_id]
         key = f"{'clip' if isinstance(status, Clip) else 'comment'}:{status.pk}"
         entity: Json = {
@@ -470,7 +571,7 @@ async def _entities(viewer: Account | None, items: Sequence[Status], *, full: in
             "favourites_count": status.likes_count,
             "reblog": None,
             "application": None,
-            "account": _account(account, moved),
+            "account": rendered_accounts[status.account_id][1],
             "media_attachments": [],
             "mentions": mentions.get(key, []),
             "tags": [],
@@ -478,15 +579,10 @@ async def _entities(viewer: Account | None, items: Sequence[Status], *, full: in
             "card": None,
             "poll": None,
             "quote": None,
-            "quote_approval": _quote_approval(status, viewer),
+            "quote_approval": _quote_approval(status, None),
             "quotes_count": 0,
             "filtered": [],
         }
-        if viewer is not None:
-            entity["favourited"] = key in favourited
-            entity["reblogged"] = isinstance(status, Clip) and status.pk in reblogged
-            entity["muted"] = False
-            entity["bookmarked"] = status.pk in bookmarked
         if isinstance(status, Clip):
             entity["content"] = status.content
             entity["replies_count"] = status.comments_count
@@ -498,10 +594,6 @@ async def _entities(viewer: Account | None, items: Sequence[Status], *, full: in
                 {"name": name, "url": u.tag(name)}
                 for name in sorted(tags_by_clip.get(status.pk, []))
             ]
-            if viewer is not None and viewer.pk == status.account_id:
-                entity["pinned"] = status.pinned
-            if index >= full and (status.remix_of_id is not None or status.remix_of_uri):
-                entity["quote"] = _quote(status, {}, set(), False)
         else:
             entity["content"] = status.content
             entity["replies_count"] = status.replies_count
@@ -515,7 +607,7 @@ async def _entities(viewer: Account | None, items: Sequence[Status], *, full: in
                 entity["in_reply_to_id"] = str(status.clip_id)
                 if clip is not None:
                     entity["in_reply_to_account_id"] = str(clip.account_id)
-        out.append(entity)
+        out[(isinstance(status, Clip), status.pk)] = entity
     return out
 
 
@@ -571,7 +663,7 @@ def reblog_entity(boost: Boost, booster: Account, inner: Json) -> Json:
         "content": "",
         "reblog": inner,
         "application": None,
-        "account": _account(booster),
+        "account": _cached_account(booster, {}, urls.current())[1],
         "media_attachments": [],
         "mentions": [],
         "tags": [],

@@ -38,6 +38,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from tortoise.transactions import in_transaction
 
 from fedisora.api.entities import media_entity
 from fedisora.api.http import Ctx, api_route, endpoint, json
@@ -45,6 +46,7 @@ from fedisora.config import Settings
 from fedisora.errors import Invalid, NotFound
 from fedisora.media_store import MediaStore, MediaStoreError, check_key, media_store
 from fedisora.models import MediaFile, MediaKind
+from fedisora.services.entity_versions import bump_media
 from fedisora.services.uploads import (
     AI_ONLY_RULE,
     MIN_IMAGE_SIDE,
@@ -159,7 +161,9 @@ async def update(ctx: Ctx) -> Response:
             provenance["focus"] = focus
         changes["provenance"] = provenance
     if changes:
-        await MediaFile.filter(pk=media.pk).update(**changes)
+        async with in_transaction() as conn:
+            await MediaFile.filter(pk=media.pk).using_db(conn).update(**changes)
+            await bump_media(media.pk, conn)  # a clip showing it: its cached entity goes
         media = await MediaFile.get(pk=media.pk)
     return json(_entity(media))
 

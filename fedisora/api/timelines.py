@@ -72,7 +72,8 @@ async def home(ctx: Ctx) -> Response:
     entries = await page_of(query, page, field="clip_id")
     clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
     ordered = [clips[e.clip_id] for e in entries if e.clip_id in clips]
-    visible = {c.pk: c for c in await visible_statuses(me, ordered)}
+    authors: dict[int, Account] = {}  # read once: for their visibility and their entities
+    visible = {c.pk: c for c in await visible_statuses(me, ordered, authors=authors)}
     shown = [
         e
         for e in entries
@@ -80,7 +81,7 @@ async def home(ctx: Ctx) -> Response:
         and visible[e.clip_id].account_id not in hidden
         and (e.boosted_by_id is None or e.boosted_by_id not in hidden)
     ]
-    rendered = await status_entities(me, [visible[e.clip_id] for e in shown])
+    rendered = await status_entities(me, [visible[e.clip_id] for e in shown], authors=authors)
     boost_keys = [(e.boosted_by_id, e.clip_id) for e in shown if e.boosted_by_id is not None]
     boosts: dict[tuple[int, int], Boost] = {}
     boosters: dict[int, Account] = {}
@@ -115,9 +116,10 @@ async def _clip_timeline(ctx: Ctx, query: Any) -> Response:
     if hidden:
         query = query.exclude(account_id__in=list(hidden))
     rows = await page_of(query, page)
-    visible = await visible_statuses(ctx.account, rows)
+    authors: dict[int, Account] = {}  # read once: for their visibility and their entities
+    visible = await visible_statuses(ctx.account, rows, authors=authors)
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
-    return json(await status_entities(ctx.account, visible), headers=headers)
+    return json(await status_entities(ctx.account, visible, authors=authors), headers=headers)
 
 
 @endpoint("read", "read:statuses")

@@ -61,10 +61,14 @@ async def public_timeline(query: QuerySet[Clip]) -> QuerySet[Clip]:
     return query.exclude(Q(account__domain__not_isnull=True) & q)
 
 
-async def visible_statuses(viewer: Account | None, items: Sequence[S]) -> list[S]:
+async def visible_statuses(
+    viewer: Account | None, items: Sequence[S], *, authors: dict[int, Account] | None = None
+) -> list[S]:
     """The statuses of *items* that *viewer* may see in a list, in order: the one rule of
     :func:`fedisora.services.visibility.visible_to`, and not those of the accounts of the
-    domains *viewer* blocked."""
+    domains *viewer* blocked. *authors*: as ``visible_to``'s (the account rows read, kept
+    for the page's rendering)."""
     if not items or viewer is None:
-        return await visible_to(viewer, items)
-    return await visible_to(viewer, items, hidden=await domain_blocked_ids(viewer))
+        return await visible_to(viewer, items, authors=authors)
+    hidden = await domain_blocked_ids(viewer)
+    return await visible_to(viewer, items, hidden=hidden, authors=authors)

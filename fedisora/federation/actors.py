@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from activitypub import objects
 from activitypub.errors import KeyFormatError
@@ -24,6 +25,7 @@ from activitypub.keys import PublicKey, load_public_key_pem, public_key_from_mul
 from fedisora.federation.context import Federation
 from fedisora.federation.http import FetchError
 from fedisora.models import Account, ActorType, utcnow
+from fedisora.services.entity_versions import bump_mentioning
 from fedisora.services.text import clean_name
 
 __all__ = [
@@ -106,7 +108,12 @@ async def store_actor(doc: dict[str, Any], fetched_from: str) -> Account:
         if account.local:
             raise ActorError(f"{parsed.id} claims to be a local account")
         _origin_suspension(account, parsed, values)
-        await Account.filter(pk=account.pk).update(uri=parsed.id, **values)
+        shown = (account.username, account.domain, account.url, account.uri)
+        async with in_transaction() as conn:
+            await Account.filter(pk=account.pk).using_db(conn).update(uri=parsed.id, **values)
+            if shown != (parsed.username, domain, parsed.url, parsed.id):
+                # Mentions of it show these: the cached entities of what mentions it go.
+                await bump_mentioning(account.pk, conn)
         return await Account.get(pk=account.pk)
     values["origin_suspended_at"] = utcnow() if parsed.suspended else None
     try:

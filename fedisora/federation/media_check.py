@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+from tortoise.transactions import in_transaction
 
 from fedisora.config import Settings
 from fedisora.federation.context import get_federation
@@ -62,6 +63,7 @@ from fedisora.federation.rows import create_row
 from fedisora.models import Account, Clip, MediaFile, RemoteMediaCheck, utcnow
 from fedisora.outages import disk_full
 from fedisora.services import domain_blocks, events
+from fedisora.services.entity_versions import bump_media
 from fedisora.work.engine import Machine, Outcome, Retry, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
 from render.errors import ProvenanceError
@@ -273,6 +275,7 @@ async def _check(row: RemoteMediaCheck, ctx: WorkContext) -> Outcome:
     # The event commits with the transition (the outer transaction): streams show the label.
     async with events.transaction(), ctx.transition(verdict.label.value) as conn:
         await MediaFile.filter(pk=media.pk).using_db(conn).update(provenance=provenance)
+        await bump_media(media.pk, conn)  # the label its entity shows: cached ones go
         if clip is not None:
             await events.emit(conn, "clip.updated", clip.account_id, clip_id=clip.pk)
     log.info("%s: provenance %s (%s)", row.clip_uri, verdict.label.value, verdict.reason)
@@ -292,7 +295,9 @@ async def _on_transition(row: RemoteMediaCheck, source: str, target: str) -> Non
         "reason": CHECK_GAVE_UP,  # the row's last_error says why, for the admin
         "checked_at": utcnow().isoformat(),
     }
-    await MediaFile.filter(pk=media.pk).update(provenance=provenance)
+    async with in_transaction() as conn:
+        await MediaFile.filter(pk=media.pk).using_db(conn).update(provenance=provenance)
+        await bump_media(media.pk, conn)
 
 
 def machines(settings: Settings) -> list[Machine]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fedisora.errors import Forbidden, Invalid, NotFound
 from fedisora.models import Account, Comment, Mention, utcnow
 from fedisora.services import events
+from fedisora.services.entity_versions import bump_comments
 from fedisora.services.interactions import MAX_COMMENT
 from fedisora.services.posts import MAX_SPOILER, _render_caption
 
@@ -50,5 +53,10 @@ async def edit_comment(
             await Mention.get_or_create(
                 account=account, comment=row, target_key=f"comment:{row.pk}", using_db=conn
             )
+        await bump_comments([row.pk], conn)  # its mentions: cached entities go
+        versions: list[Any] = list(
+            await Comment.filter(pk=row.pk).using_db(conn).values_list("version", flat=True)
+        )
+        row.version = int(versions[0])
         await events.emit(conn, "comment.updated", editor.pk, comment_id=row.pk)
     return row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -27,6 +28,7 @@ from fedisora.models import (
     utcnow,
 )
 from fedisora.services import events, fingerprints, idempotency
+from fedisora.services.entity_versions import bump_clips
 from fedisora.services.feeds import add_to_feeds, local_follower_ids
 from fedisora.services.media_gc import attach_media, detach_media
 from fedisora.services.notify import notify
@@ -301,6 +303,11 @@ async def edit_clip(
             await Mention.get_or_create(
                 account=account, clip=clip, target_key=f"clip:{clip.pk}", using_db=conn
             )
+        await bump_clips([clip.pk], conn)  # its hashtags and mentions: cached entities go
+        versions: list[Any] = list(
+            await Clip.filter(pk=clip.pk).using_db(conn).values_list("version", flat=True)
+        )
+        clip.version = int(versions[0])
         await events.emit(conn, "clip.updated", editor.pk, clip_id=clip.pk)
         boosters = await Boost.filter(clip_id=clip.pk).using_db(conn).prefetch_related("account")
         stamp = int(clip.edited_at.timestamp())
@@ -332,6 +339,7 @@ async def delete_clip(actor: Account, clip: Clip, *, as_admin: bool = False) -> 
         await detach_media(clip.media_id, conn)  # collected with its files from now on
         await TimelineEntry.filter(clip_id=clip.pk).using_db(conn).delete()
         await ClipTag.filter(clip_id=clip.pk).using_db(conn).delete()
+        await bump_clips([clip.pk], conn)
         await (
             Account.filter(pk=clip.account_id, clips_count__gt=0)
             .using_db(conn)

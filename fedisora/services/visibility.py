@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from fedisora.models import Account, Block, Clip, Comment, Follow, FollowState, Mention, Visibility
@@ -55,7 +55,11 @@ _OPEN = (Visibility.PUBLIC, Visibility.UNLISTED)
 
 
 async def visible_to(
-    viewer: Account | None, items: Sequence[S], *, hidden: Collection[int] = ()
+    viewer: Account | None,
+    items: Sequence[S],
+    *,
+    hidden: Collection[int] = (),
+    authors: dict[int, Account] | None = None,
 ) -> list[S]:
     """The statuses of *items* that *viewer* may see, in order: the one rule of who sees a
     clip or a comment (:func:`can_see_clip` and :func:`can_see_comment` are this for one
@@ -65,7 +69,11 @@ async def visible_to(
     is suspended (here or by its server) or either account blocks the other (or the author
     is in *hidden*: a list's own exclusions, such as the viewer's domain blocks); public
     and unlisted ones by everyone; followers-only ones by accepted followers; any closed
-    one by the accounts it mentions. A comment also needs its clip to be seen."""
+    one by the accounts it mentions. A comment also needs its clip to be seen.
+
+    *authors*: the account rows the caller read already, by id; the authors' rows this reads
+    are added to it (a page then renders them without reading them again: see
+    :func:`fedisora.api.entities.status_entities`)."""
     if not items:
         return []
     comments = [s for s in items if isinstance(s, Comment)]
@@ -79,18 +87,23 @@ async def visible_to(
         for s in everything
         if s.deleted_at is None and (viewer is None or s.account_id != viewer.pk)
     ]
-    authors = sorted({s.account_id for s in others})
+    author_ids = sorted({s.account_id for s in others})
     suspended: set[int] = set()
     blocked: set[int] = set(hidden)
     followed: set[int] = set()
     mentioned: set[str] = set()
-    if authors:
+    if authors is not None:
+        unread = {s.account_id for s in everything} - authors.keys()
+        if unread:
+            authors.update({a.pk: a for a in await Account.filter(pk__in=sorted(unread))})
+        suspended = {i for i in author_ids if i in authors and authors[i].suspended}
+    elif author_ids:
         gone = Q(suspended_at__not_isnull=True) | Q(origin_suspended_at__not_isnull=True)
-        suspended = await _ids(Account.filter(gone, pk__in=authors), "id")
-    if authors and viewer is not None:
+        suspended = await _ids(Account.filter(gone, pk__in=author_ids), "id")
+    if author_ids and viewer is not None:
         blocks = await Block.filter(
-            Q(account_id=viewer.pk, target_id__in=authors)
-            | Q(account_id__in=authors, target_id=viewer.pk)
+            Q(account_id=viewer.pk, target_id__in=author_ids)
+            | Q(account_id__in=author_ids, target_id=viewer.pk)
         ).values("account_id", "target_id")
         blocked |= {int(b["target_id"]) for b in blocks} | {int(b["account_id"]) for b in blocks}
         blocked.discard(viewer.pk)
@@ -228,9 +241,15 @@ async def public_readers_of_limited(author_id: int, viewer_ids: Collection[int])
 
 async def without_limited(query: QuerySet[Clip], viewer: Account | None) -> QuerySet[Clip]:
     """*query* (of clips, for a public list) without the clips of silenced accounts *viewer*
-    does not follow (:func:`limited_account_ids`)."""
-    limited = await limited_account_ids(viewer)
-    return query.exclude(account_id__in=sorted(limited)) if limited else query
+    does not follow (:func:`limited_account_ids`), as a subquery of the list's own query
+    (one query less per page: the silenced accounts are a handful, the list an index scan)."""
+    limited = Account.filter(silenced_at__not_isnull=True)
+    if viewer is not None:
+        followed = Follow.filter(follower_id=viewer.pk, state=FollowState.ACCEPTED)
+        limited = limited.exclude(pk=viewer.pk).exclude(
+            pk__in=Subquery(followed.values("target_id"))
+        )
+    return query.exclude(account_id__in=Subquery(limited.values("id")))
 
 
 async def limits_notification(recipient: Account, sender: Account) -> bool:
