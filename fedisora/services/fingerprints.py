@@ -73,9 +73,12 @@ __all__ = [
     "Match",
     "NotAVideo",
     "Unavailable",
+    "candidates_query",
     "federated",
     "index",
     "lookup_file",
+    "lookup_fingerprint",
+    "lookup_print",
     "lookup_upload",
     "machines",
     "request",
@@ -125,11 +128,15 @@ class Match:
 
     url: str
     uri: str
-    status_id: str
+    status_id: str | None
+    """The clip's id here; None for a clip a peer named that this instance has not received."""
     instance: str
     author: str
     provenance: str
+    """The original's C2PA provenance as checked here, or by the peer that named it."""
     score: float
+    via: str | None = None
+    """The peer that named it (a local lookup found nothing): its answer, not ours."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -308,19 +315,24 @@ def _check_available() -> None:
             )
 
 
+def candidates_query(keys: list[int]) -> Any:
+    """The index query: fingerprints sharing the most chunks with *keys*, best first (a
+    queryset of (fingerprint_id, hits); ``bench/lookup.py`` explains it)."""
+    return (
+        FingerprintChunk.filter(key__in=keys)
+        .annotate(hits=Count("id"))
+        .group_by("fingerprint_id")
+        .order_by("-hits", "fingerprint_id")
+        .limit(CANDIDATES)
+        .values_list("fingerprint_id", "hits")
+    )
+
+
 async def _candidates(keys: list[int]) -> list[int]:
     """Fingerprints sharing the most chunks with the query's keys, best first."""
     if not keys:
         return []
-    rows = (
-        await FingerprintChunk.filter(key__in=keys)
-        .annotate(hits=Count("id"))
-        .group_by("fingerprint_id")
-        .order_by("-hits")
-        .limit(CANDIDATES)
-        .values_list("fingerprint_id", "hits")
-    )
-    return [int(fid) for fid, _ in rows]
+    return [int(fid) for fid, _ in await candidates_query(keys)]
 
 
 def _instance(account: Account) -> str:
@@ -345,19 +357,25 @@ async def _match(clip: Clip, score: float) -> Match | None:
     )
 
 
-async def lookup_file(path: Path, settings: Settings, *, limit: int = 10) -> list[Match]:
-    """The visible clips the video at *path* is a copy of, best first (empty: unknown).
+def _marked_otherwise(clip: Clip, mark: int | None) -> bool:
+    """Whether the copy's watermark (read with our key) names another render than *clip*, one
+    of ours: then it is not *clip*, however alike they look (renders of the tiny test model
+    are a grey field under the same visible mark, a few grey levels apart)."""
+    if mark is None or not clip.local or clip.render_job_id is None:
+        return False
+    return bool(clip.render_job_id % (1 << 32) != mark)
+
+
+async def lookup_file(
+    path: Path, settings: Settings, *, limit: int = 10, ask_peers: bool = True
+) -> list[Match]:
+    """The visible clips the video at *path* is a copy of, best first (empty: unknown). When
+    none is known here and *ask_peers*, the instances this one holds fingerprints from are
+    asked (:func:`fedisora.federation.peer_lookup.ask_peers`): their matches say ``via``.
 
     Raises :class:`NotAVideo` when *path* does not decode as a video."""
     from render.errors import ProbeError
-    from render.fingerprint import (
-        MATCH_SCORE,
-        align,
-        chunk_keys,
-        hashes_from_hex,
-        query_file,
-        query_key_hashes,
-    )
+    from render.fingerprint import query_file
     from render.instance import watermark_key
 
     _check_available()
@@ -365,6 +383,38 @@ async def lookup_file(path: Path, settings: Settings, *, limit: int = 10) -> lis
         query = await asyncio.to_thread(query_file, path, watermark_key=watermark_key(settings))
     except ProbeError as exc:
         raise NotAVideo(f"the file is not a video this server can read ({exc})") from exc
+    found = await lookup_print(query, limit=limit)
+    if not found and ask_peers:
+        from fedisora.federation.peer_lookup import ask_peers as ask
+
+        found = await ask(query, settings, limit=limit)
+    return found
+
+
+async def lookup_fingerprint(value: Any) -> list[Match]:
+    """A peer's question (:func:`render.fingerprint.query_to_json`): the clips known here
+    that the copy it fingerprinted is, without asking further peers. ``Invalid`` (422) for
+    anything else."""
+    from render.fingerprint import query_from_json
+
+    try:
+        query = query_from_json(value)
+    except ValueError as exc:
+        raise Invalid(f"fingerprint: {exc}") from exc
+    return await lookup_print(query)
+
+
+async def lookup_print(query: Any, *, limit: int = 10) -> list[Match]:
+    """The visible clips known here that the copy fingerprinted as *query* (a
+    :class:`render.fingerprint.QueryPrint`) is, best first."""
+    from render.fingerprint import (
+        MATCH_SCORE,
+        align,
+        chunk_keys,
+        hashes_from_hex,
+        query_key_hashes,
+    )
+
     scores: dict[int, float] = {}
     rows = await Fingerprint.filter(
         pk__in=await _candidates(chunk_keys(query_key_hashes(query))), state="done"
@@ -384,6 +434,8 @@ async def lookup_file(path: Path, settings: Settings, *, limit: int = 10) -> lis
             scores[marked.pk] = max(scores.get(marked.pk, 0.0), query.watermark_confidence)
     found: list[tuple[tuple[float, int, Any], Match]] = []
     for clip in await Clip.filter(pk__in=list(scores)):
+        if _marked_otherwise(clip, query.watermark_id):
+            continue
         score = scores[clip.pk]
         match = await _match(clip, score)
         if match is not None:
