@@ -13,18 +13,28 @@ is received (:func:`store_received`).
 
 The index: multi-index hashing (Norouzi, Punjani and Fleet, "Fast search in Hamming space
 with multi-index hashing", 2012; the PDQ reference implementation's index does the same).
-Each indexed 256-bit hash is cut into 16 chunks of 16 bits; one row per (chunk position,
-chunk value, fingerprint) goes into ``fingerprint_chunks`` with a B-tree index on
-``(key, fingerprint_id)``. By the pigeonhole principle a hash within Hamming distance 15 of a
-query shares at least one chunk exactly, and in practice far more distant ones do (a hash
-with 40 random bits changed keeps some chunk intact with probability 0.7, and a query has
-many frames). A lookup is one indexed ``IN`` query over at most 16 x 48 keys (12 key frames
-of the query, each as it is, mirrored, and their top parts): its cost grows with the depth of
-the B-tree and the rows each key holds, not with a scan of the table. Candidates are ranked
-by chunk hits and the best :data:`CANDIDATES` are aligned in full
-(:func:`render.fingerprint.align`). The rows a key holds do grow with the corpus (16-bit
-chunks: about one per 65,536 indexed hashes at each position), so the random candidates
-counted grow too; ``bench/lookup.py`` measures what that costs at 1 M clips.
+Each indexed 256-bit hash (every variant of every second sample, four a second) is cut into 8
+chunks of 32 bits; one row per (chunk position, chunk value, fingerprint) goes into
+``fingerprint_chunks`` (``key`` = position << 32 | chunk, a bigint) with a B-tree index on
+``(key, fingerprint_id)``. By the pigeonhole principle a hash within Hamming distance 7 of a
+query shares at least one chunk exactly, and in practice farther ones do (the copy of a clip
+has many frames, each hashed as it is, mirrored and its top part, against several indexed
+samples and variants). A lookup is one indexed equality query (``key = ANY(...)``) over at
+most 8 x 96 keys (24 key frames of the query in 4 forms): its cost is the B-tree's depth per
+key plus the rows it finds. With 16-bit chunks (migration 0037) each key also held about one
+unrelated row per 65,536 indexed hashes, a number that grows with the corpus (the index query
+took 3.4x as long at 1 M clips as at 10 k); with 32-bit chunks that is one per 4.3 billion,
+so the rows found are the copy's own clip's, at any size (``bench/lookup.py`` prints the
+plan and the rows read at both sizes). The price: a 32-bit chunk survives fewer changed bits,
+so a copy whose every frame lies 60 or more bits from its clip's (the tiny test model's
+64x112 renders after a 0.5x resize or CRF 28: a grey field whose PDQ bits flip at a third of
+the positions) finds no key in common; at real output sizes the invisible watermark names
+our own renders there. Candidates are ranked by chunk hits and the best :data:`CANDIDATES`
+are aligned in full (:func:`render.fingerprint.align`). A copy whose watermark reads (with
+our key) another of our renders' id is not taken for a render it merely looks like.
+
+A lookup that finds nothing asks the instances whose fingerprints this one holds
+(:mod:`fedisora.federation.peer_lookup`): their matches say ``via``.
 
 Why not a BK-tree: its search visits a share of the tree that grows with the corpus at
 the radii PDQ needs (distances of 30 to 80 bits between a copy and its source), it lives in
