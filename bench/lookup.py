@@ -2,10 +2,16 @@
 
 Corpus: ``--clips`` synthetic moving-pattern clips (a random low-frequency colour field
 panning under moving shapes, each clip its own seed, size, frame rate and length) plus
-``--renders`` real renders of the tiny random-weight model (visible and invisible marks
-as the render queue applies them), each encoded with libx264 and fingerprinted from the
-file as publishing does (:func:`render.fingerprint.fingerprint_file`), then stored and
-indexed through :mod:`fedisora.services.fingerprints` in a scratch PostgreSQL database.
+``--renders`` real renders of the tiny random-weight model brought to 480x832 (the size a
+real family renders at 9:16) and marked there as the render queue marks them (visible mark,
+invisible id), each encoded with libx264 and fingerprinted from the file as publishing does
+(:func:`render.fingerprint.fingerprint_file`), then stored and indexed through
+:mod:`fedisora.services.fingerprints` in a scratch PostgreSQL database. ``--native-renders``
+more renders at the tiny model's own 64x112 are indexed and queried too, and reported apart:
+a grey field under the visible mark, two of them a couple of grey levels apart (less than two
+frames of one), too small for the watermark after a 0.5x resize (its chips become 1 px) and
+with PDQ bits that flip at a third of the positions under a resize or CRF 28; the bench used
+to count them, where they were all of the misses (see below).
 
 Queries: ``--queries`` clips of the corpus per transformation, each transformed file
 looked up through the service (:func:`fedisora.services.fingerprints.lookup`), as the API
@@ -34,29 +40,39 @@ alignment) and the index query alone, median, and their ratios large / small.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/lookup.py`` (``--quick`` for a smaller run).
 
-Measured (default run, 2,000 synthetic clips + 24 tiny renders, 66 queries per transformation,
-PostgreSQL, a 2-core machine shared with other work: 21 minutes; recall at 10 k indexed clips):
+Measured (``--clips 1976 --renders 24``: 2,000 indexed clips, plus 6 native renders; 66
+queries per transformation, 60 synthetic and 6 renders; PostgreSQL 15, a 2-core machine
+under a load of about 10 from other work: 48 minutes; recall at 10 k indexed clips):
 
-==============  =======  =========  ===========
-transformation  overall  synthetic  tiny renders
-==============  =======  =========  ===========
-reencode        97.0 %   100 %      4 of 6
-resize          93.9 %   100 %      2 of 6
-crop            100 %    100 %      6 of 6
-trim            100 %    100 %      6 of 6
-mirror          100 %    100 %      6 of 6
-strip           100 %    100 %      6 of 6
-caption         98.5 %   100 %      5 of 6
-==============  =======  =========  ===========
+==============  =======  =========  ============  ==========================
+transformation  overall  synthetic  renders       64x112 renders, apart
+==============  =======  =========  ============  ==========================
+reencode        100 %    100 %      6 of 6        0 of 6
+resize          100 %    100 %      6 of 6        0 of 6
+crop            100 %    100 %      6 of 6        6 of 6
+trim            100 %    100 %      6 of 6        6 of 6
+mirror          100 %    100 %      6 of 6        6 of 6
+strip           100 %    100 %      6 of 6        6 of 6
+caption         100 %    100 %      6 of 6        1 of 6
+==============  =======  =========  ============  ==========================
 
-False matches: none in 200 lookups of unrelated clips; 2 in 404,800 comparisons (4.9e-6).
-But 6 of 6 unrelated tiny renders were matched to indexed ones: the tiny model's frames are
-grey noise under the same visible mark, which is most of what PDQ sees (they score 0.45 to
-0.6 against each other); their watermark tells them apart where it reads (re-encoding at
-CRF 20, stripping, trimming), not after a resize. Lookup time, median of 50: the whole lookup
-192 ms at 10 k, 225 ms at 1 M (x1.17); the index query alone 7.7 ms -> 25.9 ms (x3.4): its
-16-bit chunks hold more random rows per key as the corpus grows. Recall of the timed queries
-at 1 M: 49 of 50.
+False matches: none in 200 lookups of unrelated clips; 2 in 401,200 comparisons (5.0e-6,
+target 1e-4); none for 6 unrelated renders (not indexed; their watermark names a render
+that is not the one they look like). Lookup time, median of 50: the whole lookup 96.4 ms
+at 10 k, 87.7 ms at 1 M (x0.91); the index query alone 5.01 ms -> 5.56 ms (x1.11, target
+x1.5). The index query reads a median of 34 rows (at most 196, then 197) at both sizes:
+the plan is an index scan on ``(key, fingerprint_id)`` (a bitmap index scan at 10 k) and
+2,265 shared buffers either way. Recall of the timed queries at 1 M: 50 of 50.
+
+The run before (16-bit chunks, migration 0037; renders at 64x112 counted): resize 93.9 %
+(the 4 misses all tiny renders), reencode 97.0 %, caption 98.5 %, the rest 100 %; the
+index query 7.7 ms -> 25.9 ms (x3.4), each of its 768 keys holding one unrelated row per
+65,536 indexed hashes (16 rows a key at 1 M). With 32-bit chunks the 64x112 renders lose
+what their 16-bit keys found after CRF 28 (4 of 6 then), a 0.5x resize (2 of 6) and a
+caption (5 of 6): their copies lie 60 to 80 bits from every frame of their clip, past what
+a 32-bit chunk survives. The random fingerprints that grow the index have one indexed hash
+each (8 rows), not the 60 of a 15-second clip: at that density the arithmetic stays (about
+0.01 unrelated rows a key at 1 M clips) but the B-tree gains a level, not measured here.
 """
 
 from __future__ import annotations
