@@ -240,3 +240,26 @@ async def test_a_miss_asks_at_most_four_peers_and_keeps_their_sound_answers(
     peer.requests.clear()
     assert await fingerprints.lookup_file(unknown, settings, ask_peers=False) == []
     assert not [r for r in peer.requests if r.method == "POST"]
+
+
+async def test_a_slow_peer_is_given_up_on_time() -> None:
+    """A peer that does not answer within the timeout is left out, not waited for."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from fedisora.federation import peer_lookup
+    from fedisora.federation.http import PeerClient
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200, json={"matches": []})
+
+    client = PeerClient(insecure=True, transport=httpx.MockTransport(slow))
+    try:
+        started = time.monotonic()
+        found = await peer_lookup._ask(client, "slow.example", "https://slow.example", b"{}", 0.5)
+        assert found == [] and time.monotonic() - started < 5
+    finally:
+        await client.aclose()
