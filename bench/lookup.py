@@ -2,10 +2,16 @@
 
 Corpus: ``--clips`` synthetic moving-pattern clips (a random low-frequency colour field
 panning under moving shapes, each clip its own seed, size, frame rate and length) plus
-``--renders`` real renders of the tiny random-weight model (visible and invisible marks
-as the render queue applies them), each encoded with libx264 and fingerprinted from the
-file as publishing does (:func:`render.fingerprint.fingerprint_file`), then stored and
-indexed through :mod:`fedisora.services.fingerprints` in a scratch PostgreSQL database.
+``--renders`` real renders of the tiny random-weight model brought to 480x832 (the size a
+real family renders at 9:16) and marked there as the render queue marks them (visible mark,
+invisible id), each encoded with libx264 and fingerprinted from the file as publishing does
+(:func:`render.fingerprint.fingerprint_file`), then stored and indexed through
+:mod:`fedisora.services.fingerprints` in a scratch PostgreSQL database. ``--native-renders``
+more renders at the tiny model's own 64x112 are indexed and queried too, and reported apart:
+a grey field under the visible mark, two of them a couple of grey levels apart (less than two
+frames of one), too small for the watermark after a 0.5x resize (its chips become 1 px) and
+with PDQ bits that flip at a third of the positions under a resize or CRF 28; the bench used
+to count them, where they were all of the misses (see below).
 
 Queries: ``--queries`` clips of the corpus per transformation, each transformed file
 looked up through the service (:func:`fedisora.services.fingerprints.lookup`), as the API
@@ -34,29 +40,39 @@ alignment) and the index query alone, median, and their ratios large / small.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/lookup.py`` (``--quick`` for a smaller run).
 
-Measured (default run, 2,000 synthetic clips + 24 tiny renders, 66 queries per transformation,
-PostgreSQL, a 2-core machine shared with other work: 21 minutes; recall at 10 k indexed clips):
+Measured (``--clips 1976 --renders 24``: 2,000 indexed clips, plus 6 native renders; 66
+queries per transformation, 60 synthetic and 6 renders; PostgreSQL 15, a 2-core machine
+under a load of about 10 from other work: 48 minutes; recall at 10 k indexed clips):
 
-==============  =======  =========  ===========
-transformation  overall  synthetic  tiny renders
-==============  =======  =========  ===========
-reencode        97.0 %   100 %      4 of 6
-resize          93.9 %   100 %      2 of 6
-crop            100 %    100 %      6 of 6
-trim            100 %    100 %      6 of 6
-mirror          100 %    100 %      6 of 6
-strip           100 %    100 %      6 of 6
-caption         98.5 %   100 %      5 of 6
-==============  =======  =========  ===========
+==============  =======  =========  ============  ==========================
+transformation  overall  synthetic  renders       64x112 renders, apart
+==============  =======  =========  ============  ==========================
+reencode        100 %    100 %      6 of 6        0 of 6
+resize          100 %    100 %      6 of 6        0 of 6
+crop            100 %    100 %      6 of 6        6 of 6
+trim            100 %    100 %      6 of 6        6 of 6
+mirror          100 %    100 %      6 of 6        6 of 6
+strip           100 %    100 %      6 of 6        6 of 6
+caption         100 %    100 %      6 of 6        1 of 6
+==============  =======  =========  ============  ==========================
 
-False matches: none in 200 lookups of unrelated clips; 2 in 404,800 comparisons (4.9e-6).
-But 6 of 6 unrelated tiny renders were matched to indexed ones: the tiny model's frames are
-grey noise under the same visible mark, which is most of what PDQ sees (they score 0.45 to
-0.6 against each other); their watermark tells them apart where it reads (re-encoding at
-CRF 20, stripping, trimming), not after a resize. Lookup time, median of 50: the whole lookup
-192 ms at 10 k, 225 ms at 1 M (x1.17); the index query alone 7.7 ms -> 25.9 ms (x3.4): its
-16-bit chunks hold more random rows per key as the corpus grows. Recall of the timed queries
-at 1 M: 49 of 50.
+False matches: none in 200 lookups of unrelated clips; 2 in 401,200 comparisons (5.0e-6,
+target 1e-4); none for 6 unrelated renders (not indexed; their watermark names a render
+that is not the one they look like). Lookup time, median of 50: the whole lookup 96.4 ms
+at 10 k, 87.7 ms at 1 M (x0.91); the index query alone 5.01 ms -> 5.56 ms (x1.11, target
+x1.5). The index query reads a median of 34 rows (at most 196, then 197) at both sizes:
+the plan is an index scan on ``(key, fingerprint_id)`` (a bitmap index scan at 10 k) and
+2,265 shared buffers either way. Recall of the timed queries at 1 M: 50 of 50.
+
+The run before (16-bit chunks, migration 0037; renders at 64x112 counted): resize 93.9 %
+(the 4 misses all tiny renders), reencode 97.0 %, caption 98.5 %, the rest 100 %; the
+index query 7.7 ms -> 25.9 ms (x3.4), each of its 768 keys holding one unrelated row per
+65,536 indexed hashes (16 rows a key at 1 M). With 32-bit chunks the 64x112 renders lose
+what their 16-bit keys found after CRF 28 (4 of 6 then), a 0.5x resize (2 of 6) and a
+caption (5 of 6): their copies lie 60 to 80 bits from every frame of their clip, past what
+a 32-bit chunk survives. The random fingerprints that grow the index have one indexed hash
+each (8 rows), not the 60 of a 15-second clip: at that density the arithmetic stays (about
+0.01 unrelated rows a key at 1 M clips) but the B-tree gains a level, not measured here.
 """
 
 from __future__ import annotations
@@ -121,9 +137,16 @@ def synthetic_clip(seed: int) -> tuple[Frames, int]:
     return out, fps
 
 
-def tiny_renders(count: int, key: bytes, seed: int = 0) -> list[tuple[Frames, int]]:
-    """Two-second clips of the tiny random-weight model, marked as the render queue marks
-    them (visible mark, then the invisible id 1000 + i under *key*)."""
+RENDER_SIZE = (480, 832)
+"""(width, height) the bench's renders are brought to: what a real family renders at 9:16."""
+
+
+def tiny_renders(
+    count: int, key: bytes, seed: int = 0, *, size: tuple[int, int] | None = RENDER_SIZE
+) -> list[tuple[Frames, int]]:
+    """Two-second clips of the tiny random-weight model, brought to *size* (a real family's
+    output size; None keeps the tiny model's own 64x112) and marked as the render queue marks
+    them (visible mark, then the invisible id 1000 + seed + i under *key*)."""
     from render.pipeline import load_pipeline
     from render.spec import RenderSpec, plan
     from render.watermark import apply_visible_mark, embed_id
@@ -131,11 +154,18 @@ def tiny_renders(count: int, key: bytes, seed: int = 0) -> list[tuple[Frames, in
     pipe = load_pipeline("tiny", device="cpu")
     clips = []
     for i in range(count):
-        spec = RenderSpec(prompt=f"a bench clip number {i}", seed=seed + i, seconds=2.0)
+        spec = RenderSpec(prompt=f"a bench clip number {seed + i}", seed=seed + i, seconds=2.0)
         p = plan(spec, pipe.family, 10)
         frames = pipe.generate(p, spec)
-        frames = apply_visible_mark(frames, instance="bench.example", creator=f"user{i}")
-        clips.append((embed_id(frames, 1000 + i, key=key), p.fps))
+        if size is not None:
+            frames = np.stack(
+                [
+                    np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BICUBIC))
+                    for f in frames
+                ]
+            )
+        frames = apply_visible_mark(frames, instance="bench.example", creator=f"user{seed + i}")
+        clips.append((embed_id(frames, 1000 + seed + i, key=key), p.fps))
     return clips
 
 
@@ -300,11 +330,12 @@ async def _drop_database(admin: str, name: str) -> None:
 
 async def _fill_random(url: str, start: int, stop: int, hashes_each: int) -> None:
     """Clips start..stop with random fingerprints of *hashes_each* indexed samples, in bulk:
-    one account, the clips, their done fingerprints (random hex) and their index rows (16
-    random chunks per indexed hash), the chunk indexes dropped and built again around it."""
+    one account, the clips, their done fingerprints (random hex) and their index rows
+    (:data:`~render.fingerprint.CHUNKS` random chunks per indexed hash), the chunk indexes
+    dropped and built again around it."""
     import asyncpg
 
-    from render.fingerprint import HASH_BYTES, INDEX_EVERY, VARIANTS
+    from render.fingerprint import CHUNK_BITS, CHUNKS, HASH_BYTES, INDEX_EVERY, VARIANTS
 
     conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
     try:
@@ -347,16 +378,20 @@ async def _fill_random(url: str, start: int, stop: int, hashes_each: int) -> Non
         await conn.execute(
             """
             INSERT INTO fingerprint_chunks (key, fingerprint_id)
-            SELECT ((c % 16) << 16) | floor(random() * 65536)::int, f.id
+            SELECT ((c % $4::int)::bigint << $5::int)
+                   | floor(random() * (1::bigint << $5::int))::bigint,
+                   f.id
             FROM fingerprints f
             JOIN clips ON clips.id = f.clip_id
-            CROSS JOIN generate_series(0, $3 * 16 - 1) AS c
+            CROSS JOIN generate_series(0, $3::int * $4::int - 1) AS c
             WHERE clips.id >= (1800000000000::bigint + $1) << 16
               AND clips.id < (1800000000000::bigint + $2) << 16
             """,
             start,
             stop,
             hashes_each,
+            CHUNKS,
+            CHUNK_BITS,
         )
         for row in indexes:
             await conn.execute(row["indexdef"])
@@ -439,6 +474,11 @@ async def run(args: argparse.Namespace) -> int:
             encode(frames, work / f"stray{j}.mp4", fps)
             for j, (frames, fps) in enumerate(made[args.renders :])
         ]
+        # The tiny model's own 64x112 renders: reported apart (see the module doc).
+        native_from = args.clips + args.renders
+        native = tiny_renders(args.native_renders, key, seed=len(made), size=None)
+        for j, (frames, fps) in enumerate(native):
+            files[native_from + j] = encode(frames, media_dir / f"n{j}.mp4", fps)
         printed = pool.map(_fingerprint, [(i, p, key) for i, p in files.items()])
         clip_of: dict[int, int] = {}
         for i, hashes, _mark in printed:
@@ -453,9 +493,8 @@ async def run(args: argparse.Namespace) -> int:
             clip = await posts.post_clip(account, media)
             clip_of[i] = clip.pk
             if i >= args.clips:  # a render: its job's id is the watermark id it carries
-                job = await RenderJob.create(
-                    id=1000 + i - args.clips, account=account, spec={}, state="published"
-                )
+                mark = 1000 + (i - args.clips if i < native_from else len(made) + i - native_from)
+                job = await RenderJob.create(id=mark, account=account, spec={}, state="published")
                 await Clip.filter(pk=clip.pk).update(render_job_id=job.pk)
             row = await Fingerprint.get(clip_id=clip.pk)
             async with in_transaction() as conn:
@@ -473,35 +512,38 @@ async def run(args: argparse.Namespace) -> int:
         indexed = await Fingerprint.filter(state="done").count()
 
         # -- recall per transformation
-        step = max(1, total // args.queries)
-        sources = list(range(0, total, step))[: args.queries]
-        renders = list(range(args.clips, total))[: max(1, args.queries // 10)]
-        sources = sorted(set(sources) | set(renders))
+        step = max(1, native_from // args.queries)
+        sources = list(range(0, native_from, step))[: args.queries]
+        renders = list(range(args.clips, native_from))[: max(1, args.queries // 10)]
+        sources = sorted(set(sources) | set(renders) | set(range(native_from, total)))
         qdir = work / "queries"
         qdir.mkdir()
         jobs = [
             (files[i], qdir / f"{name}-{i}.mp4", name, i) for name in TRANSFORMS for i in sources
         ]
         paths = pool.map(_transform, jobs)
-        print(f"recall at {indexed} indexed clips ({len(sources)} queries each):", flush=True)
+        counted = len(sources) - len(native)
+        print(f"recall at {indexed} indexed clips ({counted} queries each):", flush=True)
         timings: list[tuple[Path, int]] = []
         for name in TRANSFORMS:
-            hits = {"synthetic": [0, 0], "render": [0, 0]}
+            hits = {"synthetic": [0, 0], "render": [0, 0], "native": [0, 0]}
             for (_src, _dst, kind_of, i), path in zip(jobs, paths, strict=True):
                 if kind_of != name:
                     continue
-                matches = await fingerprints.lookup_file(path, settings)
-                kind = "render" if i >= args.clips else "synthetic"
+                matches = await fingerprints.lookup_file(path, settings, ask_peers=False)
+                kind = "synthetic" if i < args.clips else "render" if i < native_from else "native"
                 hits[kind][1] += 1
                 hits[kind][0] += bool(matches) and matches[0].status_id == str(clip_of[i])
-                timings.append((path, clip_of[i]))
+                if kind != "native":
+                    timings.append((path, clip_of[i]))
             both = [
                 hits["synthetic"][0] + hits["render"][0],
                 hits["synthetic"][1] + hits["render"][1],
             ]
             print(
                 f"  {name:9s} {_pct(*both)}   synthetic {_pct(*hits['synthetic'])}"
-                f"   renders {_pct(*hits['render'])}",
+                f"   renders {_pct(*hits['render'])}   (64x112 renders, apart: "
+                f"{hits['native'][0]} of {hits['native'][1]})",
                 flush=True,
             )
 
@@ -515,7 +557,7 @@ async def run(args: argparse.Namespace) -> int:
         ]
         false = 0
         for path in unrelated:
-            false += len(await fingerprints.lookup_file(path, settings))
+            false += len(await fingerprints.lookup_file(path, settings, ask_peers=False))
         pairs = pair_false = 0
         owners = np.concatenate([np.full(len(h), i) for i, h in corpus.items()])
         stacked = np.concatenate(list(corpus.values()))
@@ -530,7 +572,9 @@ async def run(args: argparse.Namespace) -> int:
             f"({pair_false / max(pairs, 1):.2e}, target <= 1.0e-04)",
             flush=True,
         )
-        stray_false = [len(await fingerprints.lookup_file(p, settings)) for p in stray]
+        stray_false = [
+            len(await fingerprints.lookup_file(p, settings, ask_peers=False)) for p in stray
+        ]
         if stray:
             print(
                 f"  unrelated tiny renders (not indexed): {sum(stray_false)} matches in "
@@ -541,21 +585,39 @@ async def run(args: argparse.Namespace) -> int:
         # -- lookup time, small and large
         timed = timings[:: max(1, len(timings) // args.timed)][: args.timed]
 
-        async def time_lookups() -> tuple[float, float]:
+        async def time_lookups(explain: bool = False) -> tuple[float, float]:
+            from tortoise import connections
+
+            from fedisora.models import FingerprintChunk
             from render.fingerprint import chunk_keys, query_key_hashes
 
-            whole, index = [], []
+            whole, index, rows = [], [], []
             for path, _clip in timed:
                 t0 = time.perf_counter()
-                await fingerprints.lookup_file(path, settings)
+                await fingerprints.lookup_file(path, settings, ask_peers=False)
                 whole.append(time.perf_counter() - t0)
                 keys = chunk_keys(query_key_hashes(query_file(path)))
                 t0 = time.perf_counter()
                 await fingerprints._candidates(keys)
                 index.append(time.perf_counter() - t0)
+                if explain:
+                    rows.append(await FingerprintChunk.filter(key__in=keys).count())
+            if explain:
+                # The plan of the last query, and the index rows the queries read (all keys).
+                sql = fingerprints.candidates_query(keys).sql(params_inline=True)
+                conn = connections.get("default")
+                _, plan = await conn.execute_query(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+                lines = [r["QUERY PLAN"] for r in plan]
+                print(
+                    "  " + "\n  ".join(ln if len(ln) < 160 else ln[:150] + " ..." for ln in lines)
+                )
+                print(
+                    f"  index rows read per lookup: median {statistics.median(rows):.0f}, "
+                    f"max {max(rows)} ({len(keys)} keys in the last)"
+                )
             return statistics.median(whole), statistics.median(index)
 
-        await time_lookups()  # warm the caches
+        await time_lookups(explain=True)  # warm the caches
         small = await time_lookups()
         await close_db()
         fill_started = time.monotonic()
@@ -563,11 +625,11 @@ async def run(args: argparse.Namespace) -> int:
         await init_db(settings)
         grown = await Fingerprint.filter(state="done").count()
         print(f"grown to {grown} indexed clips in {time.monotonic() - fill_started:.0f} s")
-        await time_lookups()
+        await time_lookups(explain=True)
         large = await time_lookups()
         still = 0
         for path, clip_id in timed:
-            matches = await fingerprints.lookup_file(path, settings)
+            matches = await fingerprints.lookup_file(path, settings, ask_peers=False)
             still += bool(matches) and matches[0].status_id == str(clip_id)
         print(
             f"lookup time, median of {len(timed)}: whole lookup {small[0] * 1000:.1f} ms at "
@@ -598,6 +660,12 @@ def main() -> int:
     parser.add_argument(
         "--unrelated-renders", type=int, default=6, help="tiny renders looked up, not indexed"
     )
+    parser.add_argument(
+        "--native-renders",
+        type=int,
+        default=6,
+        help="tiny renders at the model's own 64x112, indexed and queried, reported apart",
+    )
     parser.add_argument("--small", type=int, default=10_000, help="indexed clips, first timing")
     parser.add_argument("--large", type=int, default=1_000_000, help="indexed, second timing")
     parser.add_argument("--random-hashes", type=int, default=1, help="per random fingerprint")
@@ -606,6 +674,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.clips, args.renders, args.queries, args.unrelated_renders = 300, 6, 20, 3
+        args.native_renders = 2
         args.unrelated, args.small, args.large, args.timed = 30, 1_000, 100_000, 20
     return asyncio.run(run(args))
 

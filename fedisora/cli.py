@@ -420,9 +420,11 @@ async def cmd_lookup(args: argparse.Namespace) -> int:
         print(f"{path}: no clip known here matches it")
     else:
         for m in matches:
+            where = f"status {m.status_id}" if m.status_id else "not received here"
+            said = f", named by {m.via}" if m.via else ""
             print(
-                f"{path}: a copy of {m.url} by @{m.author} (status {m.status_id}, "
-                f"provenance {m.provenance}), score {m.score:.2f}"
+                f"{path}: a copy of {m.url} by @{m.author} ({where}, "
+                f"provenance {m.provenance}), score {m.score:.2f}{said}"
             )
     return 0 if matches else 1
 

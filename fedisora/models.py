@@ -2142,11 +2142,11 @@ class Fingerprint(WorkRow):
 
 
 class FingerprintChunk(Model):
-    """Multi-index hashing over indexed PDQ hashes: one row per (16-bit chunk at its position,
-    fingerprint). ``key`` is position << 16 | chunk (see :mod:`fedisora.services.fingerprints`)."""
+    """Multi-index hashing over indexed PDQ hashes: one row per (32-bit chunk at its position,
+    fingerprint). ``key`` is position << 32 | chunk (see :mod:`fedisora.services.fingerprints`)."""
 
     id = fields.BigIntField(primary_key=True)
-    key = fields.IntField()
+    key = fields.BigIntField()
     fingerprint: fields.ForeignKeyRelation[Fingerprint] = fields.ForeignKeyField(
         "fedisora.Fingerprint", related_name=False, on_delete=fields.CASCADE
     )

@@ -29,6 +29,14 @@ _PROVENANCE_WORDS = {
     "unverified": "its C2PA manifest could not be verified (yet)",
     "invalid": "its C2PA manifest did not verify",
 }
+_PEER_PROVENANCE_WORDS = {
+    **_PROVENANCE_WORDS,
+    "trusted": "made and signed by the render queue of that server (C2PA manifest)",
+    "verified": "its C2PA manifest was verified there against its server's root",
+    "unverified": "its C2PA manifest could not be verified there (yet)",
+    "invalid": "its C2PA manifest did not verify there",
+    "unknown": "not said",
+}
 
 
 def _page(
@@ -47,6 +55,7 @@ def _page(
         matches=matches,
         file_name=name,
         words=_PROVENANCE_WORDS,
+        peer_words=_PEER_PROVENANCE_WORDS,
         csrf=csrf_token(request),
         limit_mb=fingerprints.LOOKUP_SIZE_LIMIT // (1024 * 1024),
     )

@@ -990,7 +990,11 @@ def _provenance_paths() -> Json:
         "properties": {
             "url": {"type": "string", "description": "The clip's page."},
             "uri": {"type": "string", "description": "The clip's ActivityPub id."},
-            "status_id": {"type": "string", "description": "The clip's status id here."},
+            "status_id": {
+                "type": ["string", "null"],
+                "description": "The clip's status id here; null for a clip a peer named "
+                "that this instance has not received.",
+            },
             "instance": {"type": "string", "description": "The domain it was made on."},
             "author": {"type": "string", "description": "Its author's acct (user@domain)."},
             "provenance": {
@@ -999,6 +1003,36 @@ def _provenance_paths() -> Json:
                 "trusted (made here), verified, unverified or invalid.",
             },
             "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "via": {
+                "type": ["string", "null"],
+                "description": "The peer instance that named this clip, when none was known "
+                "here (the peers this instance holds fingerprints from are asked); null for "
+                "a match found here.",
+            },
+        },
+    }
+    fingerprint: Json = {
+        "type": "object",
+        "description": "A copy's fingerprint, as one instance asks another: PDQ hashes (hex) "
+        "of its frames at 16 a second, as they are, mirrored, and of their top three "
+        "quarters; at most 192 hashes each.",
+        "required": [
+            "type",
+            "frameRate",
+            "phases",
+            "pdqHashes",
+            "mirrored",
+            "upper",
+            "upperMirrored",
+        ],
+        "properties": {
+            "type": {"type": "string", "enum": ["VideoQueryFingerprint"]},
+            "frameRate": {"type": "number"},
+            "phases": {"type": "integer"},
+            "pdqHashes": {"type": "string"},
+            "mirrored": {"type": "string"},
+            "upper": {"type": "string"},
+            "upperMirrored": {"type": "string"},
         },
     }
     return {
@@ -1012,6 +1046,10 @@ def _provenance_paths() -> Json:
                     "the perceptual fingerprints of the clips this instance knows, its own "
                     "and those federated to it (PDQ hashes of frames at 8 per second, "
                     "aligned in time), and with the invisible watermark of its own clips. "
+                    "When none matches, the instances it holds fingerprints from are asked "
+                    "(at most 4, 5 s each) and their matches say which answered (via). "
+                    "Another instance asks with the copy's fingerprint as JSON instead of "
+                    "the file; that answer is local only. "
                     f"At most {LOOKUP_SIZE_LIMIT // (1024 * 1024)} MB. Rate-limited per address."
                 ),
                 "security": [{}],
@@ -1024,7 +1062,14 @@ def _provenance_paths() -> Json:
                                 "required": ["file"],
                                 "properties": {"file": {"type": "string", "format": "binary"}},
                             }
-                        }
+                        },
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["fingerprint"],
+                                "properties": {"fingerprint": fingerprint},
+                            }
+                        },
                     },
                 },
                 "responses": {

@@ -13,18 +13,28 @@ is received (:func:`store_received`).
 
 The index: multi-index hashing (Norouzi, Punjani and Fleet, "Fast search in Hamming space
 with multi-index hashing", 2012; the PDQ reference implementation's index does the same).
-Each indexed 256-bit hash is cut into 16 chunks of 16 bits; one row per (chunk position,
-chunk value, fingerprint) goes into ``fingerprint_chunks`` with a B-tree index on
-``(key, fingerprint_id)``. By the pigeonhole principle a hash within Hamming distance 15 of a
-query shares at least one chunk exactly, and in practice far more distant ones do (a hash
-with 40 random bits changed keeps some chunk intact with probability 0.7, and a query has
-many frames). A lookup is one indexed ``IN`` query over at most 16 x 48 keys (12 key frames
-of the query, each as it is, mirrored, and their top parts): its cost grows with the depth of
-the B-tree and the rows each key holds, not with a scan of the table. Candidates are ranked
-by chunk hits and the best :data:`CANDIDATES` are aligned in full
-(:func:`render.fingerprint.align`). The rows a key holds do grow with the corpus (16-bit
-chunks: about one per 65,536 indexed hashes at each position), so the random candidates
-counted grow too; ``bench/lookup.py`` measures what that costs at 1 M clips.
+Each indexed 256-bit hash (every variant of every second sample, four a second) is cut into 8
+chunks of 32 bits; one row per (chunk position, chunk value, fingerprint) goes into
+``fingerprint_chunks`` (``key`` = position << 32 | chunk, a bigint) with a B-tree index on
+``(key, fingerprint_id)``. By the pigeonhole principle a hash within Hamming distance 7 of a
+query shares at least one chunk exactly, and in practice farther ones do (the copy of a clip
+has many frames, each hashed as it is, mirrored and its top part, against several indexed
+samples and variants). A lookup is one indexed equality query (``key = ANY(...)``) over at
+most 8 x 96 keys (24 key frames of the query in 4 forms): its cost is the B-tree's depth per
+key plus the rows it finds. With 16-bit chunks (migration 0037) each key also held about one
+unrelated row per 65,536 indexed hashes, a number that grows with the corpus (the index query
+took 3.4x as long at 1 M clips as at 10 k); with 32-bit chunks that is one per 4.3 billion,
+so the rows found are the copy's own clip's, at any size (``bench/lookup.py`` prints the
+plan and the rows read at both sizes). The price: a 32-bit chunk survives fewer changed bits,
+so a copy whose every frame lies 60 or more bits from its clip's (the tiny test model's
+64x112 renders after a 0.5x resize or CRF 28: a grey field whose PDQ bits flip at a third of
+the positions) finds no key in common; at real output sizes the invisible watermark names
+our own renders there. Candidates are ranked by chunk hits and the best :data:`CANDIDATES`
+are aligned in full (:func:`render.fingerprint.align`). A copy whose watermark reads (with
+our key) another of our renders' id is not taken for a render it merely looks like.
+
+A lookup that finds nothing asks the instances whose fingerprints this one holds
+(:mod:`fedisora.federation.peer_lookup`): their matches say ``via``.
 
 Why not a BK-tree: its search visits a share of the tree that grows with the corpus at
 the radii PDQ needs (distances of 30 to 80 bits between a copy and its source), it lives in
@@ -74,9 +84,12 @@ __all__ = [
     "Match",
     "NotAVideo",
     "Unavailable",
+    "candidates_query",
     "federated",
     "index",
     "lookup_file",
+    "lookup_fingerprint",
+    "lookup_print",
     "lookup_upload",
     "machines",
     "request",
@@ -126,11 +139,15 @@ class Match:
 
     url: str
     uri: str
-    status_id: str
+    status_id: str | None
+    """The clip's id here; None for a clip a peer named that this instance has not received."""
     instance: str
     author: str
     provenance: str
+    """The original's C2PA provenance as checked here, or by the peer that named it."""
     score: float
+    via: str | None = None
+    """The peer that named it (a local lookup found nothing): its answer, not ours."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -310,19 +327,24 @@ def _check_available() -> None:
             )
 
 
+def candidates_query(keys: list[int]) -> Any:
+    """The index query: fingerprints sharing the most chunks with *keys*, best first (a
+    queryset of (fingerprint_id, hits); ``bench/lookup.py`` explains it)."""
+    return (
+        FingerprintChunk.filter(key__in=keys)
+        .annotate(hits=Count("id"))
+        .group_by("fingerprint_id")
+        .order_by("-hits", "fingerprint_id")
+        .limit(CANDIDATES)
+        .values_list("fingerprint_id", "hits")
+    )
+
+
 async def _candidates(keys: list[int]) -> list[int]:
     """Fingerprints sharing the most chunks with the query's keys, best first."""
     if not keys:
         return []
-    rows = (
-        await FingerprintChunk.filter(key__in=keys)
-        .annotate(hits=Count("id"))
-        .group_by("fingerprint_id")
-        .order_by("-hits")
-        .limit(CANDIDATES)
-        .values_list("fingerprint_id", "hits")
-    )
-    return [int(fid) for fid, _ in rows]
+    return [int(fid) for fid, _ in await candidates_query(keys)]
 
 
 def _instance(account: Account) -> str:
@@ -347,19 +369,25 @@ async def _match(clip: Clip, score: float) -> Match | None:
     )
 
 
-async def lookup_file(path: Path, settings: Settings, *, limit: int = 10) -> list[Match]:
-    """The visible clips the video at *path* is a copy of, best first (empty: unknown).
+def _marked_otherwise(clip: Clip, mark: int | None) -> bool:
+    """Whether the copy's watermark (read with our key) names another render than *clip*, one
+    of ours: then it is not *clip*, however alike they look (renders of the tiny test model
+    are a grey field under the same visible mark, a few grey levels apart)."""
+    if mark is None or not clip.local or clip.render_job_id is None:
+        return False
+    return bool(clip.render_job_id % (1 << 32) != mark)
+
+
+async def lookup_file(
+    path: Path, settings: Settings, *, limit: int = 10, ask_peers: bool = True
+) -> list[Match]:
+    """The visible clips the video at *path* is a copy of, best first (empty: unknown). When
+    none is known here and *ask_peers*, the instances this one holds fingerprints from are
+    asked (:func:`fedisora.federation.peer_lookup.ask_peers`): their matches say ``via``.
 
     Raises :class:`NotAVideo` when *path* does not decode as a video."""
     from render.errors import ProbeError
-    from render.fingerprint import (
-        MATCH_SCORE,
-        align,
-        chunk_keys,
-        hashes_from_hex,
-        query_file,
-        query_key_hashes,
-    )
+    from render.fingerprint import query_file
     from render.instance import watermark_key
 
     _check_available()
@@ -367,6 +395,38 @@ async def lookup_file(path: Path, settings: Settings, *, limit: int = 10) -> lis
         query = await asyncio.to_thread(query_file, path, watermark_key=watermark_key(settings))
     except ProbeError as exc:
         raise NotAVideo(f"the file is not a video this server can read ({exc})") from exc
+    found = await lookup_print(query, limit=limit)
+    if not found and ask_peers:
+        from fedisora.federation.peer_lookup import ask_peers as ask
+
+        found = await ask(query, settings, limit=limit)
+    return found
+
+
+async def lookup_fingerprint(value: Any) -> list[Match]:
+    """A peer's question (:func:`render.fingerprint.query_to_json`): the clips known here
+    that the copy it fingerprinted is, without asking further peers. ``Invalid`` (422) for
+    anything else."""
+    from render.fingerprint import query_from_json
+
+    try:
+        query = query_from_json(value)
+    except ValueError as exc:
+        raise Invalid(f"fingerprint: {exc}") from exc
+    return await lookup_print(query)
+
+
+async def lookup_print(query: Any, *, limit: int = 10) -> list[Match]:
+    """The visible clips known here that the copy fingerprinted as *query* (a
+    :class:`render.fingerprint.QueryPrint`) is, best first."""
+    from render.fingerprint import (
+        MATCH_SCORE,
+        align,
+        chunk_keys,
+        hashes_from_hex,
+        query_key_hashes,
+    )
+
     scores: dict[int, float] = {}
     rows = await Fingerprint.filter(
         pk__in=await _candidates(chunk_keys(query_key_hashes(query))), state="done"
@@ -386,6 +446,8 @@ async def lookup_file(path: Path, settings: Settings, *, limit: int = 10) -> lis
             scores[marked.pk] = max(scores.get(marked.pk, 0.0), query.watermark_confidence)
     found: list[tuple[tuple[float, int, Any], Match]] = []
     for clip in await Clip.filter(pk__in=list(scores)):
+        if _marked_otherwise(clip, query.watermark_id):
+            continue
         score = scores[clip.pk]
         match = await _match(clip, score)
         if match is not None:

@@ -32,7 +32,17 @@ async def test_a_copy_is_named_and_an_unknown_clip_is_not(
     answer = await _post(client, copy)
     assert answer.status_code == 200, answer.text
     (match,) = answer.json()["matches"]
-    assert set(match) == {"url", "uri", "status_id", "instance", "author", "provenance", "score"}
+    assert set(match) == {
+        "url",
+        "uri",
+        "status_id",
+        "instance",
+        "author",
+        "provenance",
+        "score",
+        "via",
+    }
+    assert match["via"] is None  # found here
     assert match["status_id"] == str(clip.pk) and match["uri"] == clip.uri
     assert match["url"] == clip.url and match["author"] == "alice@fedisora.test"
     assert match["instance"] == "fedisora.test" and match["provenance"] == "trusted"
@@ -77,3 +87,37 @@ def test_the_request_boundary_allows_a_lookup_its_video_and_no_more() -> None:
     assert body_class("POST", "/provenance").limit == LOOKUP_BODY_LIMIT
     assert body_class("POST", LOOKUP).files == 1
     assert LOOKUP_BODY_LIMIT > fingerprints.LOOKUP_SIZE_LIMIT
+
+
+async def test_a_peer_asks_with_a_fingerprint_and_gets_local_matches(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Another instance sends the copy's fingerprint as JSON (fedisora.federation.peer_lookup):
+    the answer is this instance's matches, the same as for the file; malformed ones are 422."""
+    from render.fingerprint import query_file, query_to_json
+
+    clip, video = await fingerprinted_clip("carol", 33, tmp_path)
+    copy = transform_file(video, tmp_path / "copy.mp4", "caption")
+    wire = query_to_json(query_file(copy))
+    answer = await client.post(LOOKUP, json={"fingerprint": wire})
+    assert answer.status_code == 200, answer.text
+    (match,) = answer.json()["matches"]
+    assert (match["uri"], match["status_id"], match["via"]) == (clip.uri, str(clip.pk), None)
+
+    frames, fps = synthetic_clip(4343)
+    unknown = encode(frames, tmp_path / "unknown.mp4", fps)
+    answer = await client.post(LOOKUP, json={"fingerprint": query_to_json(query_file(unknown))})
+    assert answer.status_code == 200 and answer.json() == {"matches": []}
+
+    for bad, says in [
+        ("ab" * 32, "must be an object of type VideoQueryFingerprint"),
+        ({**wire, "frameRate": 8}, "sampled at 16 frames a second"),
+        ({**wire, "mirrored": "zz" * 32}, "mirrored is not hex"),
+        ({**wire, "upper": wire["upper"][:64]}, "equally long"),
+        ({**wire, "pdqHashes": "ab" * 32 * 193}, "at most 192 whole PDQ hashes"),
+        ({**wire, "upperMirrored": ""}, "upperMirrored must be a non-empty string"),
+    ]:
+        answer = await client.post(LOOKUP, json={"fingerprint": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+        error = answer.json()["error"]
+        assert error.startswith("fingerprint: ") and says in error, error

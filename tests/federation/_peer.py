@@ -72,6 +72,35 @@ async def run(action: str, args: list[str]) -> Any:
         visibility = Visibility(args[2]) if len(args) > 2 else Visibility.PUBLIC
         clip = await posts.post_clip(me, await _media(me), caption=args[1], visibility=visibility)
         return {"uri": clip.uri}
+    if action == "post_video":  # a clip of this video file, fingerprinted as the worker does
+        import shutil
+
+        from fedisora.models import Fingerprint
+        from fedisora.services import events, fingerprints
+        from render.fingerprint import fingerprint_file, hashes_to_hex
+
+        me = await Account.get(username=args[0], domain=None)
+        media = await _media(me)
+        target = SETTINGS.media_root / media.file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args[1], target)
+        clip = await posts.post_clip(me, media, caption=args[2])
+        hashes = hashes_to_hex(fingerprint_file(target).hashes)
+        row = await Fingerprint.get(clip_id=clip.pk)
+        async with events.transaction() as conn:
+            await (
+                Fingerprint.filter(pk=row.pk)
+                .using_db(conn)
+                .update(state="done", hashes=hashes, computed_at=row.created_at)
+            )
+            await fingerprints.index(conn, row.pk, hashes)
+            await events.emit(conn, "clip.updated", me.pk, clip_id=clip.pk, fingerprint=True)
+        return {"uri": clip.uri, "id": str(clip.pk)}
+    if action == "fingerprints":  # the clips whose fingerprints are indexed here
+        from fedisora.models import Fingerprint
+
+        rows = await Fingerprint.filter(state="done").values_list("clip__uri", "origin")
+        return {"fingerprints": [{"uri": u, "origin": o} for u, o in rows]}
     if action == "remix":
         me = await Account.get(username=args[0], domain=None)
         source = await Clip.get(uri=args[1])

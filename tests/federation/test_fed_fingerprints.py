@@ -139,3 +139,127 @@ async def test_received_fingerprints_name_remote_clips(
     )
     third = await Clip.get(uri=other["id"])
     assert not await Fingerprint.filter(clip_id=third.pk).exists()
+
+
+async def test_a_miss_asks_at_most_four_peers_and_keeps_their_sound_answers(
+    federation: Federation, settings: Settings, peer: Any, clip_file: Path, tmp_path: Path
+) -> None:
+    """The peers asked are the domains whose fingerprints are held here, the most first, at
+    most four; each is sent the copy's fingerprint (not the file); an answer's malformed
+    entries, a peer that fails and a peer's nonsense are left out; matches say ``via``."""
+    import json
+    import re
+
+    import httpx
+    import numpy as np
+
+    from fedisora.federation import peer_lookup
+    from render.fingerprint import QUERY_WIRE_TYPE
+
+    rng = np.random.default_rng(7)
+    for n, domain in enumerate(["p1.example", "p2.example", "p3.example", "p4.example"] * 2):
+        actor = await make_remote(f"u{n}", domain=domain)
+        hashes = hashes_to_hex(rng.integers(0, 256, (4, VARIANTS, 32), dtype=np.uint8))
+        note = _note(f"https://{domain}/c/{n}", actor.account.uri, _info(hashes))
+        await handle_activity(
+            federation, objects.activity("Create", f"{note['id']}/a", actor.account.uri, note)
+        )
+    actor = await make_remote("lone", domain="p5.example")  # one fingerprint: the fifth
+    note = _note("https://p5.example/c/9", actor.account.uri, _info("cd" * 32 * VARIANTS))
+    await handle_activity(
+        federation, objects.activity("Create", f"{note['id']}/a", actor.account.uri, note)
+    )
+    known = await Clip.get(uri="https://p2.example/c/1")
+    first = await Clip.get(uri="https://p1.example/c/0")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host == "p1.example":
+            good = {
+                "url": "https://p1.example/@u0/1",
+                "uri": "https://p1.example/c/0",
+                "status_id": "99",
+                "instance": "p1.example",
+                "author": "u0@p1.example",
+                "provenance": "trusted",
+                "score": 0.8,
+            }
+            return httpx.Response(
+                200,
+                json={
+                    "matches": [
+                        good,
+                        {**good, "uri": "javascript:alert(1)"},
+                        {**good, "score": "high"},
+                        {**good, "uri": "https://p1.example/c/x", "score": 7, "provenance": "?"},
+                        "nonsense",
+                    ]
+                },
+            )
+        if host == "p2.example":  # names a clip received here too: its status id here
+            return httpx.Response(
+                200,
+                json={
+                    "matches": [
+                        {
+                            "url": known.url,
+                            "uri": known.uri,
+                            "status_id": "1",
+                            "instance": "p2.example",
+                            "author": "u1@p2.example",
+                            "provenance": "trusted",
+                            "score": 0.5,
+                        }
+                    ]
+                },
+            )
+        if host == "p3.example":
+            return httpx.Response(500, json={"error": "down"})
+        return httpx.Response(200, content=b"<html>not json</html>")
+
+    peer.handler = answer
+    peer_lookup._peers.clear()
+    frames, fps = synthetic_clip(1234)
+    unknown = encode(frames, tmp_path / "unknown.mp4", fps)
+    found = await fingerprints.lookup_file(unknown, settings)
+
+    asked = [r for r in peer.requests if r.method == "POST"]
+    assert sorted(r.url.host for r in asked) == [f"p{i}.example" for i in range(1, 5)]
+    for request in asked:
+        assert request.url.path == "/api/fedisora/v1/provenance/lookup"
+        body = json.loads(request.content)
+        assert body["fingerprint"]["type"] == QUERY_WIRE_TYPE
+        assert re.fullmatch(r"[0-9a-f]+", body["fingerprint"]["pdqHashes"])
+    assert [(m.uri, m.via, m.status_id, m.score, m.provenance) for m in found] == [
+        ("https://p1.example/c/x", "p1.example", None, 1.0, "unknown"),
+        ("https://p1.example/c/0", "p1.example", str(first.pk), 0.8, "trusted"),
+        (known.uri, "p2.example", str(known.pk), 0.5, "trusted"),
+    ]
+
+    # Without peers asked (a peer's own question): nothing.
+    peer.requests.clear()
+    assert await fingerprints.lookup_file(unknown, settings, ask_peers=False) == []
+    assert not [r for r in peer.requests if r.method == "POST"]
+
+
+async def test_a_slow_peer_is_given_up_on_time() -> None:
+    """A peer that does not answer within the timeout is left out, not waited for."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from fedisora.federation import peer_lookup
+    from fedisora.federation.http import PeerClient
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200, json={"matches": []})
+
+    client = PeerClient(insecure=True, transport=httpx.MockTransport(slow))
+    try:
+        started = time.monotonic()
+        found = await peer_lookup._ask(client, "slow.example", "https://slow.example", b"{}", 0.5)
+        assert found == [] and time.monotonic() - started < 5
+    finally:
+        await client.aclose()

@@ -195,3 +195,38 @@ async def test_every_migration_applies_to_a_database_with_rows(tmp_path: Path) -
         await conn.commit()
     assert len(tables) > 10
     await migrate(f"sqlite://{path}")  # every later migration, on tables that hold a row
+
+
+async def test_0040_writes_the_lookup_index_again_with_32_bit_keys(tmp_path: Path) -> None:
+    """0040 widens the index keys to position << 32 | 32 bits and writes every done
+    fingerprint's rows again from its stored hashes, as the service now indexes them."""
+    import aiosqlite
+    import numpy as np
+
+    from render.fingerprint import chunk_keys, hashes_to_hex, indexed_hashes
+
+    path = tmp_path / "old.sqlite3"
+    await migrate(f"sqlite://{path}", target="fedisora.0037_fingerprints")
+    rng = np.random.default_rng(38)
+    hashes = rng.integers(0, 256, (9, 3, 32), dtype=np.uint8)
+    async with aiosqlite.connect(path) as conn:
+        for fid, (state, text) in enumerate(
+            [("done", hashes_to_hex(hashes)), ("pending", ""), ("done", "not hex")], start=1
+        ):
+            await conn.execute(
+                "INSERT INTO fingerprints (id, state, state_changed_at, attempts, last_error, "
+                "created_at, clip_id, rate, hashes, origin) VALUES (?, ?, ?, 0, '', ?, ?, 8, ?, "
+                "'local')",
+                [fid, state, "2026-01-01 00:00:00+00:00", "2026-01-01 00:00:00+00:00", fid, text],
+            )
+        await conn.execute(  # an old 16-bit key
+            "INSERT INTO fingerprint_chunks (key, fingerprint_id) VALUES (?, 1)", [5 << 16 | 7]
+        )
+        await conn.commit()
+    await migrate(f"sqlite://{path}")
+    async with aiosqlite.connect(path) as conn:
+        rows = await (
+            await conn.execute("SELECT fingerprint_id, key FROM fingerprint_chunks")
+        ).fetchall()
+    assert {f for f, _ in rows} == {1}  # nothing for the pending one or the broken one
+    assert sorted(k for _, k in rows) == chunk_keys(indexed_hashes(hashes))

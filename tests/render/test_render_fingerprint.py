@@ -65,16 +65,21 @@ def test_clip_fingerprint_samples_at_the_fixed_rate(clips: dict[str, Path]) -> N
         hashes_from_hex("ab" * 33)
 
 
-def test_chunk_keys_find_any_hash_within_fifteen_bits() -> None:
+def test_chunk_keys_find_any_hash_within_seven_bits() -> None:
     rng = np.random.default_rng(5)
     stored = rng.integers(0, 256, (1, 32), dtype=np.uint8)
     keys = set(chunk_keys(stored))
-    assert len(keys) == CHUNKS and all(k >> 16 < CHUNKS for k in keys)
-    for trial in range(200):  # pigeonhole: 15 flipped bits leave one 16-bit chunk intact
+    assert len(keys) == CHUNKS == 8 and sorted(k >> 32 for k in keys) == list(range(CHUNKS))
+    # Each key is its chunk's 32 bits, big-endian, under its position.
+    assert int.from_bytes(bytes(stored[0, 4:8]), "big") in {k & 0xFFFFFFFF for k in keys}
+    for trial in range(200):  # pigeonhole: 7 flipped bits leave one 32-bit chunk intact
         bits = np.unpackbits(stored[0])
-        bits[rng.choice(256, 15, replace=False)] ^= 1
+        bits[rng.choice(256, 7, replace=False)] ^= 1
         near = np.packbits(bits)[None, :]
         assert keys & set(chunk_keys(near)), trial
+    bits = np.unpackbits(stored[0])
+    bits[::32] ^= 1  # one bit in every chunk: no key left in common
+    assert not keys & set(chunk_keys(np.packbits(bits)[None, :]))
 
 
 @pytest.mark.parametrize("name", ["reencode", "resize", "crop", "trim", "mirror", "caption"])

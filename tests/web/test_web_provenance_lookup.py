@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from benchlookup import encode, synthetic_clip, transform_file
 from fingerprint_clips import fingerprinted_clip
 from webhelpers import browser, form_csrf
@@ -58,3 +59,41 @@ async def test_the_page_names_the_origin_or_says_it_is_unknown(
         assert answer.status_code == 422 and "Choose a video file" in _words(answer.text)
         answer = await _look_up(http, copy, "forged")
         assert answer.status_code == 403 and "The form expired" in _words(answer.text)
+
+
+async def test_a_clip_a_peer_named_says_so(
+    web: httpx.ASGITransport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clip unknown here that a peer named (fedisora.federation.peer_lookup) is shown with
+    the peer's name: its answer, not this server's."""
+    from fedisora.federation import peer_lookup
+    from fedisora.services.fingerprints import Match
+
+    named = Match(
+        url="https://peer.example/@zed/1",
+        uri="https://peer.example/c/1",
+        status_id=None,
+        instance="peer.example",
+        author="zed@peer.example",
+        provenance="trusted",
+        score=0.9,
+        via="peer.example",
+    )
+
+    async def ask(query: object, settings: object, **kwargs: object) -> list[Match]:
+        return [named]
+
+    monkeypatch.setattr(peer_lookup, "ask_peers", ask)
+    frames, fps = synthetic_clip(4444)
+    unknown = encode(frames, tmp_path / "elsewhere.mp4", fps)
+    async with browser(web) as http:
+        csrf = form_csrf((await http.get("/provenance")).text)
+        answer = await _look_up(http, unknown, csrf)
+    assert answer.status_code == 200
+    words = _words(answer.text)
+    assert "a clip by @zed@peer.example on peer.example: a 90&nbsp;% match" in words
+    assert (
+        "Provenance: made and signed by the render queue of that server (C2PA manifest) "
+        "(as peer.example says: this server did not know the clip and asked peer.example)."
+    ) in words
+    assert 'href="https://peer.example/@zed/1"' in answer.text
