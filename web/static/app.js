@@ -481,6 +481,26 @@ function startPolling(region, show) {
   }, POLL_MS);
 }
 
+// What can wait (the "N new" stream: a request the server answers for as long as the page
+// is open) starts once the page's first clip plays, so that it does not compete with the
+// clip's own requests (bench/web.py); at once where no clip is starting.
+function afterFirstPlay(video, run) {
+  if (!video || !video.paused || video.error) {
+    run();
+    return;
+  }
+  let done = false;
+  const go = () => {
+    if (done) return;
+    done = true;
+    run();
+  };
+  video.addEventListener("playing", go, { once: true });
+  video.addEventListener("error", go, { once: true });
+  setTimeout(go, 3000);
+}
+
+const firstClip = document.querySelector("[data-reels] .reel-video[autoplay]");
 export const feedPlayer = startFeed();
-startNewClips();
+afterFirstPlay(firstClip, startNewClips);
 startBadges();
