@@ -102,12 +102,12 @@ class Stream:
                 await self._task
 
 
-async def _until(condition: Any, seconds: float) -> bool:
+async def _until(condition: Any, seconds: float, every: float = 0.2) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await condition():
             return True
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(every)
     return bool(await condition())
 
 
@@ -143,7 +143,9 @@ async def _render_seen_across(
             state = got.json().get("state", got.text) if got.status_code == 200 else got.text
             return state == "ready"
 
-        assert await _until(ready, RENDER_WAIT), (
+        # Asked every 2 s: a render on a busy CPU takes minutes, and a client polling faster
+        # runs into the account's API rate limit (300 requests in 5 minutes, as Mastodon's).
+        assert await _until(ready, RENDER_WAIT, every=2.0), (
             f"render {job} {state}, seen on {seen_on}\n{rig.logs()}"
         )
         body = (await http.get(f"{seen}{RENDERS}/{job}", headers=user.headers())).json()

@@ -614,7 +614,7 @@ async def test_a_queued_row_taken_over_meanwhile_is_left_to_its_new_holder(
     clock_a, clock_b = [start], [start]
     a = Engine([machine()], lease=timedelta(seconds=30), clock=lambda: clock_a[0])
     b = Engine([machine()], lease=timedelta(seconds=30), clock=lambda: clock_b[0])
-    await _processing(a, "slow", pause=0.5)
+    await _processing(a, "slow", pause=2.0)  # long enough for the steps below under load
     await _processing(a, "late")
     runner = InProcessRunner(a, concurrency=1, poll_interval=0.05)
     runner.start()
