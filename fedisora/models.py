@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import tortoise.models
 from tortoise import fields
@@ -80,18 +80,23 @@ def _saved_columns(model: type[Model]) -> list[str]:
     return [f for f in model._meta.fields_db_projection if f not in ("id", "version")]
 
 
-async def _save_versioned(
-    row: Clip | Comment,
-    using_db: Any = None,
-    update_fields: Any = None,
-    force_create: bool = False,
-    force_update: bool = False,
-) -> None:
-    if row.id is None:
-        row.id = new_id()
-    if update_fields is None and not force_create and row._saved_in_db:
-        update_fields = _saved_columns(type(row))
-    await Model.save(row, using_db, update_fields, force_create, force_update)
+class _VersionedSave:
+    """The ``save()`` of the rows with a ``version`` (:class:`Clip`, :class:`Comment`): a new
+    row gets its time-ordered id; a loaded one writes every column but ``version``."""
+
+    async def save(
+        self,
+        using_db: Any = None,
+        update_fields: Any = None,
+        force_create: bool = False,
+        force_update: bool = False,
+    ) -> None:
+        row = cast("Clip | Comment", self)
+        if row.id is None:
+            row.id = new_id()
+        if update_fields is None and not force_create and row._saved_in_db:
+            update_fields = _saved_columns(type(row))
+        await Model.save(row, using_db, update_fields, force_create, force_update)
 
 
 class Visibility(StrEnum):
@@ -336,7 +341,7 @@ class MediaFile(Model):
         return False if provenance.get("local") is True else None
 
 
-class Clip(Model):
+class Clip(_VersionedSave, Model):
     """A video post: one rendered clip with its caption. Always exactly one video."""
 
     id = fields.BigIntField(primary_key=True, generated=False)
@@ -408,15 +413,6 @@ class Clip(Model):
             Index(fields=("remix_of_id", "id")),  # a clip's remixes (For You's remix source)
         )
 
-    async def save(
-        self,
-        using_db: Any = None,
-        update_fields: Any = None,
-        force_create: bool = False,
-        force_update: bool = False,
-    ) -> None:
-        await _save_versioned(self, using_db, update_fields, force_create, force_update)
-
 
 class ClipTag(Model):
     id = fields.BigIntField(primary_key=True)
@@ -437,7 +433,7 @@ class ClipTag(Model):
         indexes = (Index(fields=("clip_id",)),)
 
 
-class Comment(Model):
+class Comment(_VersionedSave, Model):
     """A threaded reply under a clip (``parent`` is another comment, or null for top level)."""
 
     id = fields.BigIntField(primary_key=True, generated=False)
@@ -474,15 +470,6 @@ class Comment(Model):
     class Meta:
         table = "comments"
         indexes = (Index(fields=("clip_id", "id")), Index(fields=("account_id", "id")))
-
-    async def save(
-        self,
-        using_db: Any = None,
-        update_fields: Any = None,
-        force_create: bool = False,
-        force_update: bool = False,
-    ) -> None:
-        await _save_versioned(self, using_db, update_fields, force_create, force_update)
 
 
 class Mention(Model):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from starlette.requests import Request as HttpRequest
@@ -31,6 +32,8 @@ from activitypub.signatures.request import Headers
 from fedisora.federation.actors import ActorError, key_for
 from fedisora.federation.context import Federation
 from fedisora.models import Account
+
+T = TypeVar("T")
 
 __all__ = [
     "UNKNOWN_KEY",
@@ -126,30 +129,14 @@ async def verify_proof_of(fed: Federation, payload: dict[str, Any], actor_id: st
     method = proof.get("verificationMethod") if isinstance(proof, dict) else None
     if not isinstance(method, str) or not method:
         raise InvalidProof("the proof names no verificationMethod")
-    if objects.id_of(method.split("#", 1)[0]) != actor_id:
-        raise InvalidProof(f"the proof's key {method[:200]} is not the actor's ({actor_id})")
-    last: ProofError | None = None
-    for refresh in (False, True):
-        try:
-            found = await key_for(fed, method, refresh=refresh)
-        except ActorError as exc:
-            log.info("cannot get proof key %s: %s", method, exc)
-            raise InvalidProof("the proof's key could not be fetched") from exc
-        if found is None:
-            if last is not None:
-                raise last
-            raise InvalidProof(f"the actor lists no key {method[:200]}")
-        account, key = found
-        if account.uri != actor_id or not isinstance(key, ed25519.Ed25519PublicKey):
-            raise InvalidProof(f"{method[:200]} is not an Ed25519 key of the actor")
-        try:
-            integrity.verify(payload, key)
-        except ProofError as exc:
-            last = exc
-            continue
-        return account
-    assert last is not None
-    raise last
+
+    async def check(key: Any) -> None:
+        integrity.verify(payload, key)
+
+    account, _ = await _by_actor_key(
+        fed, method, actor_id, what="the proof", key_type=ed25519.Ed25519PublicKey, check=check
+    )
+    return account
 
 
 async def verify_ld_signature_of(
@@ -165,29 +152,48 @@ async def verify_ld_signature_of(
     in a worker thread. The payload returned lacks the members no JSON-LD context defines (no
     signature covers them). Raises :class:`ProofError` with the reason (an unknown signature
     type, a key of someone else, a modified activity, a context not bundled here...)."""
-    parsed = ld_signatures.parse(payload)
-    creator = parsed.creator
-    if objects.id_of(creator.split("#", 1)[0]) != actor_id:
-        raise InvalidProof(f"the signature's key {creator[:200]} is not the actor's ({actor_id})")
+    creator = ld_signatures.parse(payload).creator
+
+    async def check(key: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(ld_signatures.verify, payload, key)
+
+    return await _by_actor_key(
+        fed, creator, actor_id, what="the signature", key_type=rsa.RSAPublicKey, check=check
+    )
+
+
+async def _by_actor_key(
+    fed: Federation,
+    key_id: str,
+    actor_id: str,
+    *,
+    what: str,
+    key_type: type,
+    check: Callable[[Any], Awaitable[T]],
+) -> tuple[Account, T]:
+    """(the actor, what *check* made of its key) for *key_id*, a key of *actor_id*'s own
+    document of *key_type*: fetched when not cached, and when *check* fails with the cached
+    key, fetched once more (a rotated key). *what* names the proof in the reasons."""
+    if objects.id_of(key_id.split("#", 1)[0]) != actor_id:
+        raise InvalidProof(f"{what}'s key {key_id[:200]} is not the actor's ({actor_id})")
+    kind = "an Ed25519" if key_type is ed25519.Ed25519PublicKey else "an RSA"
     last: ProofError | None = None
     for refresh in (False, True):
         try:
-            found = await key_for(fed, creator, refresh=refresh)
+            found = await key_for(fed, key_id, refresh=refresh)
         except ActorError as exc:
-            log.info("cannot get signature key %s: %s", creator, exc)
-            raise InvalidProof("the signature's key could not be fetched") from exc
+            log.info("cannot get %s key %s: %s", what.removeprefix("the "), key_id, exc)
+            raise InvalidProof(f"{what}'s key could not be fetched") from exc
         if found is None:
             if last is not None:
                 raise last
-            raise InvalidProof(f"the actor lists no key {creator[:200]}")
+            raise InvalidProof(f"the actor lists no key {key_id[:200]}")
         account, key = found
-        if account.uri != actor_id or not isinstance(key, rsa.RSAPublicKey):
-            raise InvalidProof(f"{creator[:200]} is not an RSA key of the actor")
+        if account.uri != actor_id or not isinstance(key, key_type):
+            raise InvalidProof(f"{key_id[:200]} is not {kind} key of the actor")
         try:
-            signed = await asyncio.to_thread(ld_signatures.verify, payload, key)
+            return account, await check(key)
         except ProofError as exc:
             last = exc
-            continue
-        return account, signed
     assert last is not None
     raise last
