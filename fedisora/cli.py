@@ -1361,7 +1361,11 @@ def _exit_past_daemon_threads(code: int) -> int:
     for thread in threading.enumerate():
         if thread.daemon and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
-    if any(t.daemon and t.is_alive() for t in threading.enumerate()):
+    # The object store's client (obstore) runs a native runtime of its own threads, which
+    # the interpreter's finalization can abort as well (SIGABRT after the command's output,
+    # seen once with `fedisora check` against S3): end such a process the same way.
+    native = "obstore" in sys.modules
+    if native or any(t.daemon and t.is_alive() for t in threading.enumerate()):
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

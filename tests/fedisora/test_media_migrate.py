@@ -146,7 +146,7 @@ def test_a_bad_setting_is_named(tmp_path: Path, s3: Any) -> None:
 
 
 async def test_a_backup_lists_the_buckets_objects_and_restore_checks_them(
-    db: str, tmp_path: Path, s3: Any
+    tmp_path: Path, s3: Any
 ) -> None:
     bucket = s3.bucket()
 
@@ -199,9 +199,7 @@ async def test_a_backup_lists_the_buckets_objects_and_restore_checks_them(
     assert s3.objects(bucket) == files
 
 
-async def test_a_backup_with_files_restores_into_an_empty_bucket(
-    db: str, tmp_path: Path, s3: Any
-) -> None:
+async def test_a_backup_with_files_restores_into_an_empty_bucket(tmp_path: Path, s3: Any) -> None:
     def settings(where: str, **env: str) -> Any:
         return load_settings(
             {
