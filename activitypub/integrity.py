@@ -54,6 +54,7 @@ __all__ = [
     "Proof",
     "ProofError",
     "assertion_method_key",
+    "check_bounds",
     "format_datetime",
     "parse_datetime",
     "sign",
@@ -113,7 +114,10 @@ def parse_datetime(value: Any, name: str) -> datetime:
     return parsed
 
 
-def _check_bounds(document: Any) -> None:
+def check_bounds(document: Any, *, refused_keys: frozenset[str] = frozenset()) -> None:
+    """Refuse (:class:`MalformedProof`) a *document* nested deeper or holding more values than
+    any proof here reads (checked before any hashing or canonicalisation: an unbounded one
+    would exhaust the stack or the time), or using one of *refused_keys* anywhere."""
     stack: list[tuple[Any, int]] = [(document, 0)]
     nodes = 0
     while stack:
@@ -122,7 +126,10 @@ def _check_bounds(document: Any) -> None:
         if depth > _MAX_DEPTH or nodes > _MAX_NODES:
             raise MalformedProof("the document is nested too deeply or is too large")
         if isinstance(value, Mapping):
-            stack.extend((item, depth + 1) for item in value.values())
+            for key, item in value.items():
+                if key in refused_keys:
+                    raise MalformedProof(f"the document uses {key}, which is not accepted here")
+                stack.append((item, depth + 1))
         elif isinstance(value, list | tuple):
             stack.extend((item, depth + 1) for item in value)
 
@@ -202,7 +209,7 @@ def verify(
     (it chose *key*)."""
     if not isinstance(document, Mapping):
         raise MalformedProof("the document is not a JSON object")
-    _check_bounds(document)
+    check_bounds(document)
     proof = document.get("proof")
     if proof is None:
         raise MalformedProof("the document carries no proof")

@@ -56,7 +56,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from activitypub import contexts
+from activitypub import contexts, integrity
 from activitypub.errors import InvalidProof, MalformedProof, ProofError
 from activitypub.integrity import format_datetime
 from activitypub.objects import AS_CONTEXT, FEDISORA_NS, OBJECT_TERMS, SECURITY_CONTEXT
@@ -80,9 +80,8 @@ IDENTITY_CONTEXT = "https://w3id.org/identity/v1"
 _MAX_SIGNATURE_VALUE = 1400
 _MAX_FIELD = 2048
 # Bounds on the document before any JSON-LD work (a received one is capped by the inbox's
-# body size too): canonicalisation recurses, and its cost grows with blank nodes.
-_MAX_DEPTH = 32
-_MAX_NODES = 10_000
+# body size too): canonicalisation recurses, and its cost grows with blank nodes. Depth and
+# size are the proofs' own (integrity.check_bounds).
 _MAX_BLANK_NODES = 500
 # URDNA2015's n-degree hashing is exponential on crafted graphs (many alike blank nodes);
 # an activity needs a handful of calls, a poisoned graph is refused past this many.
@@ -147,20 +146,7 @@ def _load_context(url: str, options: Any = None) -> dict[str, Any]:
 
 
 def _check_bounds(document: Any) -> None:
-    stack: list[tuple[Any, int]] = [(document, 0)]
-    nodes = 0
-    while stack:
-        value, depth = stack.pop()
-        nodes += 1
-        if depth > _MAX_DEPTH or nodes > _MAX_NODES:
-            raise MalformedProof("the document is nested too deeply or is too large")
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if key in _UNSAFE_KEYWORDS:
-                    raise MalformedProof(f"the document uses {key}, which is not accepted here")
-                stack.append((item, depth + 1))
-        elif isinstance(value, list | tuple):
-            stack.extend((item, depth + 1) for item in value)
+    integrity.check_bounds(document, refused_keys=_UNSAFE_KEYWORDS)
 
 
 def _jsonld() -> Any:
