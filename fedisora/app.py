@@ -25,6 +25,7 @@ from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
 from fedisora.errors import FedisoraError
 from fedisora.health import health, public_report
+from fedisora.routing import index_router
 from fedisora.work.machines import build_engine
 from fedisora.work.runner import InProcessRunner
 
@@ -249,6 +250,7 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    index_router(app)  # (trying only the routes a path can match)
     app.state.settings = settings
     app.state.object_pages = object_pages()  # fedisora.negotiation: a browser gets pages
     app.state.rate_limits = rate_limits

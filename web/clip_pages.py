@@ -22,11 +22,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from tortoise.queryset import QuerySet
 
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.errors import FedisoraError, Invalid
+from fedisora.fastload import by_ids, prepared, prepared_one
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, Comment
 from fedisora.negotiation import wants_activity
@@ -135,7 +137,7 @@ async def _comments(
             if answered.account_id not in hidden:
                 by_id[answered.pk] = answered
     account_ids = {c.account_id for c in by_id.values()}
-    accounts = {a.pk: a for a in await Account.filter(pk__in=account_ids)} if account_ids else {}
+    accounts = {a.pk: a for a in await by_ids(Account, account_ids)}
     views = []
     for c in shown:
         author = accounts.get(c.account_id)
@@ -160,7 +162,8 @@ async def _remix_source(
 ) -> RemixSource | None:
     if clip.remix_of_id is None:
         return None
-    source = await Clip.get_or_none(pk=clip.remix_of_id)
+    found = await by_ids(Clip, [clip.remix_of_id])
+    source = found[0] if found else None
     # (its author's row read once, for the check and the link; kept in *authors*)
     if source is None or not await visible_to(viewer, [source], authors=authors):
         return None
@@ -172,6 +175,10 @@ async def _remix_source(
     return RemixSource(href=href, author=author, local=source.local)
 
 
+def _local_clip(clip_id: int, account_id: int) -> QuerySet[Clip]:
+    return Clip.filter(pk=clip_id, account_id=account_id, local=True)
+
+
 async def _page_clip(request: Request) -> tuple[Account, Clip, Account | None]:
     """The local clip the path names, its author and the viewer; the page's errors as
     :class:`HTTPException` (404 for a clip the viewer may not see, as for a missing one)."""
@@ -180,7 +187,7 @@ async def _page_clip(request: Request) -> tuple[Account, Clip, Account | None]:
     deleted = await is_deleted(owner)
     if owner.suspended_at is not None and not deleted:
         raise HTTPException(403, f"@{owner.username} is suspended by this instance's moderators.")
-    clip = await Clip.get_or_none(pk=clip_id, account_id=owner.pk, local=True)
+    clip = await prepared_one("clip_page", Clip, _local_clip, clip_id, owner.pk)
     if clip is None:
         raise HTTPException(404, _NO_CLIP)
     if clip.deleted_at is not None or deleted:
@@ -214,11 +221,12 @@ async def _remixes(
 ) -> list[ClipCard]:
     """The newest approved remixes of *clip* the viewer may see (the remix lineage below);
     *authors*: the account rows this request read (:func:`web.clips.clip_cards`)."""
-    rows = (
-        await Clip.filter(approved(clip.local), remix_of_id=clip.pk, deleted_at=None)
-        .order_by("-id")
-        .limit(REMIXES_SHOWN)
-    )
+
+    def newest(source_id: int) -> QuerySet[Clip]:
+        query = Clip.filter(approved(clip.local), remix_of_id=source_id, deleted_at=None)
+        return query.order_by("-id").limit(REMIXES_SHOWN)
+
+    rows = await prepared(("clip_page_remixes", clip.local), Clip, newest, clip.pk)
     return await clip_cards(viewer, rows, authors=authors)
 
 

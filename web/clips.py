@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from activitypub.objects import web_url
 from fedisora import urls
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.fastload import by_ids
 from fedisora.federation.media_proxy import proxied_poster, proxied_video, video_checked
 from fedisora.ids import row_id
 from fedisora.models import Account, Clip, MediaFile, TimelineEntry, Visibility
@@ -210,10 +211,10 @@ async def clip_cards(
     account_ids = {c.account_id for c, _ in shown} | {b for _, b in shown if b is not None}
     unread = account_ids - known.keys()
     if unread:
-        known.update({a.pk: a for a in await Account.filter(pk__in=sorted(unread))})
+        known.update({a.pk: a for a in await by_ids(Account, unread)})
     accounts = {i: known[i] for i in account_ids if i in known}
     media_ids = {c.media_id for c, _ in shown if c.media_id is not None}
-    media = {m.pk: m for m in await MediaFile.filter(pk__in=media_ids)} if media_ids else {}
+    media = {m.pk: m for m in await by_ids(MediaFile, media_ids)}
     return [
         _card(
             clip,
@@ -244,7 +245,7 @@ async def feed(request: Request) -> Response:
     if max_id is not None:
         query = query.filter(clip_id__lt=max_id)
     entries = await query.order_by("-clip_id").limit(PAGE)
-    clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
+    clips = {c.pk: c for c in await by_ids(Clip, [e.clip_id for e in entries])}
     kept = [e for e in entries if e.clip_id in clips]
     cards = await clip_cards(me, [clips[e.clip_id] for e in kept], [e.boosted_by_id for e in kept])
     older = entries[-1].clip_id if len(entries) == PAGE else None

@@ -49,6 +49,7 @@ from fedisora.api.timelines import trending_clips
 from fedisora.api.visibility import public_timeline
 from fedisora.boundary import read_form
 from fedisora.errors import FedisoraError
+from fedisora.fastload import by_ids
 from fedisora.for_you import feed as for_you
 from fedisora.for_you.candidates import new_candidates as new_for_you
 from fedisora.ids import id_for_time, row_id
@@ -235,7 +236,7 @@ async def _following(me: Account, max_id: int | None, since_id: int | None = Non
     if since_id is not None:
         query = query.filter(clip_id__gt=since_id)
     entries = await query.order_by("-clip_id").limit(FEED_PAGE)
-    clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
+    clips = {c.pk: c for c in await by_ids(Clip, [e.clip_id for e in entries])}
     kept = [e for e in entries if e.clip_id in clips]
     older = entries[-1].clip_id if len(entries) == FEED_PAGE else None
     return _Page([clips[e.clip_id] for e in kept], [e.boosted_by_id for e in kept], older)

@@ -26,8 +26,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from tortoise.queryset import QuerySet
 
 from fedisora import urls
+from fedisora.fastload import prepared_one
 from fedisora.ids import row_id
 from fedisora.models import Account, Block, Clip, Mute
 from fedisora.negotiation import wants_activity
@@ -52,6 +54,10 @@ __all__ = [
 ]
 
 
+def _local_named(username: str) -> QuerySet[Account]:
+    return Account.filter(username__iexact=username, domain=None)
+
+
 async def find_local(username: str) -> Account:
     """The local account named *username* (any case), suspended and deleted ones included;
     a 404 when there is none (the instance actor has its page at ``/actor``)."""
@@ -59,7 +65,7 @@ async def find_local(username: str) -> Account:
         raise HTTPException(404, "There is no such account here.")
     account = None
     if username.lower() != INSTANCE_ACTOR:
-        account = await Account.get_or_none(username__iexact=username, domain=None)
+        account = await prepared_one("find_local", Account, _local_named, username)
     if account is None:
         raise HTTPException(404, f"There is no account @{username} here.")
     return account

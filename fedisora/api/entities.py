@@ -36,6 +36,7 @@ from tortoise.expressions import Q
 from fedisora import urls
 from fedisora.api import entity_cache
 from fedisora.api.lookup import column
+from fedisora.fastload import by_ids, related
 from fedisora.federation.media_proxy import proxied_poster, proxied_video
 from fedisora.federation.provenance_check import public_reason
 from fedisora.ids import id_for_time
@@ -182,7 +183,7 @@ async def moved_targets(accounts: Iterable[Account]) -> dict[int, Account]:
     ids = {a.moved_to_id for a in accounts if a.moved_to_id is not None}
     if not ids:
         return {}
-    return {a.pk: a for a in await Account.filter(pk__in=ids) if not a.suspended}
+    return {a.pk: a for a in await by_ids(Account, ids) if not a.suspended}
 
 
 async def credential_account(account: Account, user: User | None) -> Json:
@@ -377,7 +378,8 @@ async def status_entities(
         # FEP-044f: a remote remix's accepted stamp is verified again when it is shown a
         # while after the last check (no query unless one is due).
         await refresh_if_stale([c for c in items if isinstance(c, Clip) and c.remix_of_id])
-        found = await Clip.filter(pk__in=source_ids)
+        found = await by_ids(Clip, source_ids, related="account")
+        authors.update(related(found, "account"))
         deleted_sources = {c.pk for c in found if c.deleted_at is not None}
         sources = list(await visible_statuses(viewer, found, authors=authors))
     rendered = await _entities(
@@ -404,7 +406,7 @@ async def _entities(
     u = urls.current()
     unread = {s.account_id for s in items} - authors.keys()
     if unread:
-        authors.update({a.pk: a for a in await Account.filter(pk__in=sorted(unread))})
+        authors.update({a.pk: a for a in await by_ids(Account, unread)})
     accounts = {s.account_id: authors[s.account_id] for s in items}
     moved = await moved_targets(accounts.values())
     rendered_accounts = {pk: _cached_account(a, moved, u) for pk, a in accounts.items()}
@@ -509,15 +511,15 @@ async def _base_entities(
 
     # Targets of replies: parent comments and the clips comments belong to.
     parent_ids = {c.parent_id for c in comments if c.parent_id is not None}
-    parents = {c.pk: c for c in await Comment.filter(pk__in=parent_ids)} if parent_ids else {}
+    parents = {c.pk: c for c in await by_ids(Comment, parent_ids)}
     reply_clip_ids = {c.clip_id for c in comments} - set(clip_ids)
     reply_clips: dict[int, Clip] = {}
     if reply_clip_ids:
-        reply_clips = {c.pk: c for c in await Clip.filter(pk__in=reply_clip_ids)}
+        reply_clips = {c.pk: c for c in await by_ids(Clip, reply_clip_ids)}
     reply_clips.update({c.pk: c for c in clips})
 
     media_ids = {c.media_id for c in clips if c.media_id is not None}
-    media = {m.pk: m for m in await MediaFile.filter(pk__in=media_ids)} if media_ids else {}
+    media = {m.pk: m for m in await by_ids(MediaFile, media_ids)}
 
     tags_by_clip: dict[int, list[str]] = {}
     if clip_ids:

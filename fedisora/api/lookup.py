@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fedisora.errors import NotFound
+from fedisora.fastload import by_ids
 from fedisora.models import Account, Clip, Comment
 from fedisora.services.visibility import can_see_clip, can_see_comment
 
@@ -12,7 +13,8 @@ __all__ = ["column", "get_account", "get_status", "get_status_row"]
 
 
 async def get_account(account_id: int) -> Account:
-    account = await Account.get_or_none(pk=account_id) if account_id >= 0 else None
+    found = await by_ids(Account, [account_id]) if account_id >= 0 else []
+    account = found[0] if found else None
     if account is None or account.suspended:
         raise NotFound("Record not found")
     return account
@@ -22,10 +24,11 @@ async def get_status_row(status_id: int) -> Clip | Comment | None:
     """The clip or comment with this id (one id space), deleted or not."""
     if status_id < 0:
         return None
-    clip = await Clip.get_or_none(pk=status_id)
-    if clip is not None:
-        return clip
-    return await Comment.get_or_none(pk=status_id)
+    clips = await by_ids(Clip, [status_id])
+    if clips:
+        return clips[0]
+    comments = await by_ids(Comment, [status_id])
+    return comments[0] if comments else None
 
 
 async def get_status(viewer: Account | None, status_id: int) -> Clip | Comment:

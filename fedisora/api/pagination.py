@@ -17,6 +17,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from fedisora.api.params import Params
+from fedisora.fastload import select
 
 __all__ = ["Page", "link_header", "merge_pages", "page_of"]
 
@@ -41,17 +42,21 @@ class Page:
         )
 
 
-async def page_of(query: QuerySet[M], page: Page, field: str = "id") -> list[M]:
-    """Apply *page* to *query* on the time-ordered integer column *field*; newest first."""
+async def page_of(
+    query: QuerySet[M], page: Page, field: str = "id", *, related: str = ""
+) -> list[M]:
+    """Apply *page* to *query* on the time-ordered integer column *field*; newest first.
+    *related*: a foreign key whose rows are loaded with the page's (``select_related``)."""
     if page.max_id is not None:
         query = query.filter(**{f"{field}__lt": page.max_id})
     if page.since_id is not None:
         query = query.filter(**{f"{field}__gt": page.since_id})
     if page.min_id is not None:
         query = query.filter(**{f"{field}__gt": page.min_id})
-        rows = await query.order_by(field).limit(page.limit)
+        rows = await select(query.order_by(field).limit(page.limit), related=related, order=field)
         return list(reversed(rows))
-    return list(await query.order_by(f"-{field}").limit(page.limit))
+    newest = f"-{field}"
+    return await select(query.order_by(newest).limit(page.limit), related=related, order=newest)
 
 
 def link_header(request: Request, first_id: Any, last_id: Any) -> dict[str, str]:

@@ -28,6 +28,7 @@ from fedisora.api.lookup import column
 from fedisora.api.pagination import Page, link_header, page_of
 from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
 from fedisora.errors import NotFound
+from fedisora.fastload import by_ids, related
 from fedisora.models import (
     Account,
     Boost,
@@ -70,9 +71,11 @@ async def home(ctx: Ctx) -> Response:
     hidden = await hidden_account_ids(me)
     query = TimelineEntry.filter(owner_id=me.pk)
     entries = await page_of(query, page, field="clip_id")
-    clips = {c.pk: c for c in await Clip.filter(pk__in=[e.clip_id for e in entries])}
+    found = await by_ids(Clip, [e.clip_id for e in entries], related="account")
+    clips = {c.pk: c for c in found}
     ordered = [clips[e.clip_id] for e in entries if e.clip_id in clips]
-    authors: dict[int, Account] = {}  # read once: for their visibility and their entities
+    # The authors, read with the clips: for their visibility and their entities.
+    authors: dict[int, Account] = related(found, "account")
     visible = {c.pk: c for c in await visible_statuses(me, ordered, authors=authors)}
     shown = [
         e
@@ -90,7 +93,7 @@ async def home(ctx: Ctx) -> Response:
             account_id__in=[k[0] for k in boost_keys], clip_id__in=[k[1] for k in boost_keys]
         )
         boosts = {(b.account_id, b.clip_id): b for b in rows}
-        boosters = {a.pk: a for a in await Account.filter(pk__in=[k[0] for k in boost_keys])}
+        boosters = {a.pk: a for a in await by_ids(Account, [k[0] for k in boost_keys])}
     body: list[dict[str, Any]] = []
     for entry, entity in zip(shown, rendered, strict=True):
         key = (entry.boosted_by_id, entry.clip_id) if entry.boosted_by_id is not None else None
@@ -115,8 +118,9 @@ async def _clip_timeline(ctx: Ctx, query: Any) -> Response:
     hidden = await hidden_account_ids(ctx.account)
     if hidden:
         query = query.exclude(account_id__in=list(hidden))
-    rows = await page_of(query, page)
-    authors: dict[int, Account] = {}  # read once: for their visibility and their entities
+    rows = await page_of(query, page, related="account")
+    # The authors, read with the page: for their visibility and their entities.
+    authors: dict[int, Account] = related(rows, "account")
     visible = await visible_statuses(ctx.account, rows, authors=authors)
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}
     return json(await status_entities(ctx.account, visible, authors=authors), headers=headers)

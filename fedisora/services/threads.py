@@ -26,7 +26,10 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tortoise.queryset import QuerySet
+
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
+from fedisora.fastload import prepared
 from fedisora.ids import id_for_time
 from fedisora.models import Account, Clip, Comment, Visibility
 
@@ -221,15 +224,22 @@ async def clip_comments(
     The query reads at most ``limit + 1`` rows of the ``(clip_id, id)`` index; comments the
     viewer may not see are dropped from the page (so a page may show fewer), and the cursor
     moves past them."""
-    query = Comment.filter(clip_id=clip.pk, deleted_at=None)
-    if after is not None:
-        query = query.filter(id__gt=after)
-    hidden = await hidden_account_ids(viewer)
-    if hidden:
-        query = query.exclude(account_id__in=sorted(hidden))
-    if viewer is None:
-        query = query.filter(visibility__in=list(_OPEN))
-    rows = list(await query.order_by("id").limit(limit + 1))
+    hidden = sorted(await hidden_account_ids(viewer))
+
+    def comments(clip_id: int, *rest: int) -> QuerySet[Comment]:
+        query = Comment.filter(clip_id=clip_id, deleted_at=None)
+        if after is not None:
+            query = query.filter(id__gt=rest[0])
+        if hidden:
+            query = query.exclude(account_id__in=list(rest[after is not None :]))
+        if viewer is None:
+            query = query.filter(visibility__in=list(_OPEN))
+        return query.order_by("id").limit(limit + 1)
+
+    # (the statement's shape: whether there is a cursor, how many hidden, a visitor or not)
+    shape = ("clip_comments", after is None, len(hidden), viewer is None, limit)
+    first = [] if after is None else [after]
+    rows = await prepared(shape, Comment, comments, clip.pk, *first, *hidden)
     more = len(rows) > limit
     rows = rows[:limit]
     return CommentsPage(

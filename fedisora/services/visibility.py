@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
+from fedisora.fastload import by_ids
 from fedisora.models import Account, Block, Clip, Comment, Follow, FollowState, Mention, Visibility
 
 __all__ = [
@@ -79,7 +80,7 @@ async def visible_to(
     comments = [s for s in items if isinstance(s, Comment)]
     given = {s.pk: s for s in items if isinstance(s, Clip)}
     needed = {c.clip_id for c in comments} - given.keys()
-    parents: dict[int, Clip] = {c.pk: c for c in await Clip.filter(pk__in=needed)} if needed else {}
+    parents: dict[int, Clip] = {c.pk: c for c in await by_ids(Clip, needed)}
     parents.update(given)
     everything: list[Clip | Comment] = [*items, *parents.values()]
     others = [
@@ -95,7 +96,7 @@ async def visible_to(
     if authors is not None:
         unread = {s.account_id for s in everything} - authors.keys()
         if unread:
-            authors.update({a.pk: a for a in await Account.filter(pk__in=sorted(unread))})
+            authors.update({a.pk: a for a in await by_ids(Account, unread)})
         suspended = {i for i in author_ids if i in authors and authors[i].suspended}
     elif author_ids:
         gone = Q(suspended_at__not_isnull=True) | Q(origin_suspended_at__not_isnull=True)

@@ -1,0 +1,386 @@
+"""Rows of the read path loaded without the ORM's per-query machinery (issue 20, point 6).
+
+A timeline page loads four batches of rows (the page, its authors, the clips it remixes and
+their authors); tortoise spent most of the page's CPU on them: building each statement anew
+with pypika, its generic executor, and its per-field conversion of every row (11-15 us an
+object on this machine, ``Model._init_from_db``). What this module changes is only how the
+rows are turned into the same model objects:
+
+- :func:`select` runs a queryset's own SQL (every filter and rule stays in the ORM
+  query that callers build) on the queryset's connection, and builds its objects with a
+  loader made once per model;
+- :func:`by_ids` loads rows by primary key with one statement made once per model (per
+  number of ids on SQLite), the batches pages load most.
+
+Hand-rolled because tortoise offers neither (``sql()`` drops the parameters; there is no
+public "load these rows"): the loader mirrors ``Model._init_from_db`` (same attributes, the
+fields' own ``to_python_value``), specialising only the conversion of an aware datetime,
+which is ``astimezone`` of the default zone there too. tests/fedisora/test_fastload.py
+checks every model's objects against tortoise's, field by field, on both databases, and
+pins the tortoise internals this reads. Statements go through the connection's
+``execute_query``, so transactions, query logging and error translation are tortoise's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from tortoise import timezone
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.fields.data import DatetimeField, JSONField
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+__all__ = ["by_ids", "load_rows", "one", "prepared", "prepared_one", "related", "select"]
+
+M = TypeVar("M", bound=Model)
+
+SQLITE_CHUNK = 500
+"""Ids per statement on SQLite (whose oldest builds allow 999 parameters)."""
+
+ROW_CACHE_SIZE = 20_000
+"""Rows whose objects a process keeps for :func:`load_rows` (``FEDISORA_ENTITY_CACHE_SIZE``
+sets it with the entity caches; 0 turns it off)."""
+
+_built: dict[tuple[int, Any], tuple[tuple[Any, ...], dict[str, Any]]] = {}
+_shapes: dict[tuple[Any, ...], int] = {}
+_loaders: dict[tuple[type[Model], str], Callable[[Mapping[str, Any]], Any]] = {}
+_statements: dict[tuple[type[Model], str, int, str], str] = {}
+
+
+def _converter(field: Any) -> Callable[[Any], Any]:
+    """*field*'s ``to_python_value``; for an unmodified datetime field with time zones on,
+    the same result without its generic checks when the value is an aware datetime."""
+    convert: Callable[[Any], Any] = field.to_python_value
+    if type(field).to_python_value is not DatetimeField.to_python_value or not (
+        timezone.get_use_tz()
+    ):
+        return convert
+    zone = timezone.get_default_timezone()
+
+    def aware(value: Any) -> Any:
+        if value is None:
+            return None
+        if type(value) is datetime and value.tzinfo is not None:
+            return value.astimezone(zone)
+        return convert(value)
+
+    return aware
+
+
+def _loader(model: type[M], prefix: str = "") -> Callable[[Mapping[str, Any]], M]:
+    """The loader of *model*'s rows, whose columns are named *prefix* + column."""
+    found = _loaders.get((model, prefix))
+    if found is not None:
+        return found
+    meta = model._meta
+    native = tuple((prefix + key, attr) for key, attr, _ in meta.db_native_fields)
+    typed = tuple(
+        (prefix + key, attr, field.field_type) for key, attr, field in meta.db_default_fields
+    )
+    complex_ = tuple(
+        (prefix + key, attr, _converter(field)) for key, attr, field in meta.db_complex_fields
+    )
+    custom_pk = meta.db_pk_column not in meta.generated_db_fields
+    new = model.__new__
+    init_from_db = model._init_from_db
+
+    def load(row: Mapping[str, Any]) -> M:
+        obj = new(model)
+        values = obj.__dict__
+        try:
+            for key, attr in native:
+                values[attr] = row[key]
+            for key, attr, kind in typed:
+                value = row[key]
+                values[attr] = None if value is None else kind(value)
+            for key, attr, convert in complex_:
+                values[attr] = convert(row[key])
+        except KeyError:  # (some columns only: tortoise's own path marks it partial)
+            if prefix:
+                raise
+            return init_from_db(**dict(row))
+        values["_partial"] = False
+        values["_saved_in_db"] = True
+        values["_custom_generated_pk"] = custom_pk
+        values["_await_when_save"] = {}
+        return obj
+
+    _loaders[(model, prefix)] = load
+    return load
+
+
+def load_rows(model: type[M], rows: Iterable[Mapping[str, Any]], prefix: str = "") -> list[M]:
+    """*model* objects of database *rows* (all columns, by column name, each *prefix* +
+    column), as tortoise makes them.
+
+    A row that PostgreSQL returned exactly as it did before, to the same statement shape,
+    is not converted again: its object is a copy of the one built then (kept for
+    :data:`ROW_CACHE_SIZE` rows a process, first in first out; JSON values are decoded
+    anew, as they are mutable). Equal column values give an equal object, so nothing
+    can be served that the database did not just return."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not rows:
+        return []
+    load = _loader(model, prefix)
+    if ROW_CACHE_SIZE <= 0 or type(rows[0]) is not asyncpg.Record:
+        return [load(row) for row in rows]
+    keys = list(rows[0].keys())
+    mine = [i for i, k in enumerate(keys) if k.startswith(prefix) and "." not in k[len(prefix) :]]
+    start, end = mine[0], mine[-1] + 1
+    shape = _shapes.setdefault((model, prefix, tuple(keys[start:end])), len(_shapes))
+    at = keys.index(prefix + model._meta.db_pk_column)
+    fresh = _fresh_fields(model, prefix)
+    new = model.__new__
+    built = _built
+    out: list[M] = []
+    for row in rows:
+        raw = tuple(row)[start:end]
+        key = (shape, raw[at - start])
+        hit = built.get(key)
+        if hit is not None and hit[0] == raw:
+            obj = new(model)
+            values = obj.__dict__
+            values.update(hit[1])
+            for column, attr, convert in fresh:
+                values[attr] = convert(row[column])
+            values["_await_when_save"] = {}
+        else:
+            obj = load(row)
+            built[key] = (raw, dict(obj.__dict__))
+            if len(built) > ROW_CACHE_SIZE:
+                del built[next(iter(built))]
+        out.append(obj)
+    return out
+
+
+def _fresh_fields(model: type[Model], prefix: str) -> tuple[tuple[str, str, Any], ...]:
+    """The fields whose values are mutable (JSON): converted anew for each object."""
+    return tuple(
+        (prefix + key, attr, field.to_python_value)
+        for key, attr, field in model._meta.db_complex_fields
+        if isinstance(field, JSONField)
+    )
+
+
+def _runnable(query: QuerySet[Any]) -> bool:
+    """Whether :func:`select` runs *query* itself: whole rows of its model and nothing else
+    (no related rows, prefetch, annotation, column subset, single object or row lock)."""
+    return not (
+        query._prefetch_map
+        or query._prefetch_queries
+        or query._select_related
+        or query._annotations
+        or query._custom_filters
+        or query._fields_for_select
+        or query._single
+        or query._select_for_update
+    )
+
+
+async def select(query: QuerySet[M], *, related: str = "", order: str = "") -> list[M]:
+    """The objects of *query*, as ``await query`` gives them.
+
+    *related*: a foreign key of the query's model whose rows come in the same statement,
+    as with ``select_related`` (the query is wrapped: its own SQL, joined to them); the
+    order of *query* must then be given as *order* (``"-id"``), since a join does not keep
+    it."""
+    if not _runnable(query) or (related and not order):
+        return list(await (query.select_related(related) if related else query))
+    query._choose_db_if_not_chosen()
+    query._make_query()
+    sql, values = query.query.get_parameterized_sql()
+    if related:
+        sql = _joined(query.model, related, sql)
+    _, rows = await query._db.execute_query(sql, values)
+    if related and rows:
+        field = order.lstrip("-")
+        rows = sorted(rows, key=lambda row: row[field], reverse=order.startswith("-"))
+    objects = load_rows(query.model, rows)
+    if related and rows:
+        _set_related(objects, rows, _related_model(query.model, related), f"{related}.", related)
+    return objects
+
+
+PREPARE_TRIES = 3
+"""First calls of a shape :func:`prepared` tries to make its statement from, before it
+builds every call's statement instead (see there)."""
+
+_prepared: dict[tuple[Hashable, str], tuple[str, list[Any], list[int], type[Model]] | int] = {}
+
+
+async def prepared(
+    key: Hashable, model: type[M], query_of: Callable[..., QuerySet[M]], *args: Any
+) -> list[M]:
+    """``await select(query_of(*args))`` (a query of *model*), with its SQL built once
+    per *key*.
+
+    tortoise builds a query's SQL anew on each run (about 0.1 ms of CPU with pypika, the
+    largest cost of a page's small queries). The first call of a *key* builds it as usual
+    and notes where each of *args* went among the statement's parameters (by identity: a
+    value tortoise converted, or one found twice, or one equal to a constant of the
+    statement is not placed, and the next call tries again, :data:`PREPARE_TRIES` times);
+    later calls run that statement with their own *args* in those places.
+
+    *key* must stand for everything that shapes the statement besides the values of
+    *args*: a name for the call site and the branches it took (which filters, how many
+    ids). *args* must not be None or a bool (those can change the SQL, not only a value)."""
+    if any(a is None or isinstance(a, bool) for a in args):
+        return await select(query_of(*args))
+    db = model._choose_db()
+    slot = (key, _placeholders(db))
+    found = _prepared.get(slot, 0)
+    if isinstance(found, tuple):
+        sql, template, places, _ = found
+        values = list(template)
+        for place, value in zip(places, args, strict=True):
+            values[place] = value
+        _, rows = await db.execute_query(sql, values)
+        return load_rows(model, rows)
+    query = query_of(*args)
+    if not _runnable(query) or query.model is not model or found >= PREPARE_TRIES:
+        return await select(query)
+    query._choose_db_if_not_chosen()
+    query._make_query()
+    sql, values = query.query.get_parameterized_sql()
+    spots = [[i for i, v in enumerate(values) if v is a] for a in args]
+    if all(len(s) == 1 for s in spots) and len({s[0] for s in spots}) == len(args):
+        made = [s[0] for s in spots]
+        constants = [v for i, v in enumerate(values) if i not in made]
+        if not any(c is a for c in constants for a in args):
+            _prepared[slot] = (sql, list(values), made, query.model)
+    if not isinstance(_prepared.get(slot), tuple):
+        _prepared[slot] = found + 1  # (not placed: the next call tries again)
+    _, rows = await query._db.execute_query(sql, values)
+    return load_rows(query.model, rows)
+
+
+async def prepared_one(
+    key: Hashable, model: type[M], query_of: Callable[..., QuerySet[M]], *args: Any
+) -> M | None:
+    """The object the query finds, or None, as :func:`one`, its SQL built once per *key*
+    (:func:`prepared`)."""
+    found = await prepared(key, model, lambda *a: query_of(*a).limit(2), *args)
+    if len(found) > 1:
+        return await query_of(*args).get_or_none()  # (its MultipleObjectsReturned)
+    return found[0] if found else None
+
+
+def _placeholders(db: BaseDBAsyncClient) -> str:
+    return "$n" if isinstance(db, AsyncpgDBClient) else db.capabilities.dialect
+
+
+async def one(query: QuerySet[M]) -> M | None:
+    """The object *query* finds, or None: ``await query.get_or_none()`` (which raises on
+    more than one, as this does)."""
+    found = await select(query.limit(2))
+    if len(found) > 1:
+        return await query.get_or_none()  # (its MultipleObjectsReturned)
+    return found[0] if found else None
+
+
+def _joined(model: type[Model], relation: str, sql: str) -> str:
+    """*sql* (a select of *model*'s rows) with the rows its *relation* points to, as columns
+    named ``relation.column``."""
+    other = _related_model(model, relation)._meta
+    source: Any = model._meta.fields_map[relation]
+    columns = ", ".join(f'"r"."{c}" "{relation}.{c}"' for c in other.fields_db_projection.values())
+    return (
+        f'SELECT "page".*, {columns} FROM ({sql}) "page" LEFT OUTER JOIN "{other.db_table}" "r" '
+        f'ON "r"."{other.db_pk_column}" = "page"."{source.source_field}"'
+    )
+
+
+def _set_related(
+    objects: list[Any], rows: Any, model: type[Model], prefix: str, relation: str
+) -> None:
+    pk = prefix + model._meta.db_pk_column
+    present = [i for i, row in enumerate(rows) if row[pk] is not None]
+    loaded = load_rows(model, [rows[i] for i in present], prefix)
+    found = dict(zip(present, loaded, strict=True))
+    for i, obj in enumerate(objects):
+        object.__setattr__(obj, f"_{relation}", found.get(i))
+
+
+def related(objects: Iterable[Model], relation: str) -> dict[Any, Any]:
+    """The objects *objects* were loaded with for *relation* (``select_related``), by
+    primary key."""
+    out: dict[Any, Any] = {}
+    for obj in objects:
+        found = getattr(obj, f"_{relation}", None)
+        if found is not None:
+            out[found.pk] = found
+    return out
+
+
+def _related_model(model: type[Model], relation: str) -> type[Model]:
+    """The model *model*'s foreign key *relation* points to."""
+    field: Any = model._meta.fields_map[relation]
+    return field.related_model  # type: ignore[no-any-return]
+
+
+def _statement(model: type[Model], dialect: str, count: int, relation: str) -> str:
+    key = (model, dialect, count if dialect == "sqlite" else 0, relation)
+    found = _statements.get(key)
+    if found is None:
+        meta = model._meta
+        table = f'"{meta.db_table}"'
+        columns = [f'{table}."{c}"' for c in meta.fields_db_projection.values()]
+        joins = ""
+        if relation:
+            other = _related_model(model, relation)._meta
+            alias = f'"{relation}"'
+            columns += [
+                f'{alias}."{c}" "{relation}.{c}"' for c in other.fields_db_projection.values()
+            ]
+            source: Any = meta.fields_map[relation]
+            joins = (
+                f' LEFT OUTER JOIN "{other.db_table}" {alias} '
+                f'ON {alias}."{other.db_pk_column}" = {table}."{source.source_field}"'
+            )
+        pk = f'{table}."{meta.db_pk_column}"'
+        where = (
+            f"{pk} = ANY($1)" if dialect == "postgres" else f"{pk} IN ({', '.join('?' * count)})"
+        )
+        found = f"SELECT {', '.join(columns)} FROM {table}{joins} WHERE {where}"
+        _statements[key] = found
+    return found
+
+
+async def by_ids(
+    model: type[M],
+    ids: Iterable[Any],
+    *,
+    related: str = "",
+    db: BaseDBAsyncClient | None = None,
+) -> list[M]:
+    """The rows of *model* whose primary key is among *ids*, in no particular order, as
+    ``model.filter(pk__in=ids)``; with the rows its foreign key *related* points to, as
+    ``.select_related(related)`` (one statement)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    db = db or model._choose_db()
+    dialect = db.capabilities.dialect
+    batches: list[list[Any]]
+    if isinstance(db, AsyncpgDBClient):  # (its transactions too; $n placeholders)
+        batches = [[wanted]]
+    elif dialect == "sqlite":
+        batches = [wanted[i : i + SQLITE_CHUNK] for i in range(0, len(wanted), SQLITE_CHUNK)]
+    else:
+        query = model.filter(pk__in=wanted).using_db(db)
+        return list(await (query.select_related(related) if related else query))
+    out: list[M] = []
+    for values in batches:
+        count = len(values) if dialect == "sqlite" else 0
+        statement = _statement(model, "postgres" if count == 0 else "sqlite", count, related)
+        _, rows = await db.execute_query(statement, values)
+        objects = load_rows(model, rows)
+        if related and rows:
+            _set_related(objects, rows, _related_model(model, related), f"{related}.", related)
+        out.extend(objects)
+    return out

@@ -1,0 +1,152 @@
+"""fedisora.fastload: the read path's rows, loaded as tortoise loads them (issue 20, point 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from factories import local_account, remote_account
+from for_you_factories import clip
+from tortoise import Tortoise
+from tortoise.exceptions import MultipleObjectsReturned
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+from fedisora import fastload
+from fedisora.models import Account, Clip, Comment, MediaFile, Visibility, utcnow
+
+
+def _state(obj: Model) -> dict[str, Any]:
+    """Every attribute of *obj* with its value's type: what tortoise set on it."""
+    return {k: (v, type(v), getattr(v, "tzinfo", None)) for k, v in vars(obj).items()}
+
+
+async def _content() -> tuple[Account, Account, list[Clip]]:
+    ann = await local_account("ann", display_name="Ann")
+    await Account.filter(pk=ann.pk).update(also_known_as=["https://a.test/u"])
+    bob = await remote_account("bob", suspended_at=utcnow())
+    clips = [await clip(ann), await clip(ann, visibility=Visibility.UNLISTED), await clip(bob)]
+    await Clip.filter(pk=clips[0].pk).update(deleted_at=utcnow(), caption="gone")
+    await Comment.create(account=bob, clip=clips[1], uri="https://b.test/c/1", content="hi")
+    return ann, bob, clips
+
+
+async def test_every_model_loads_exactly_as_tortoise_loads_it(db: str) -> None:
+    """Every table's rows, through select, by_ids (each also a second time, from the row
+    cache) and load_rows, give objects with the same attributes, values and types as
+    tortoise's own (time zones included)."""
+    await _content()
+    checked = 0
+    for model in Tortoise.apps["fedisora"].values():
+        expected = {o.pk: _state(o) for o in await model.all()}
+        if not expected:
+            continue
+        for _ in range(2):  # (the second time from the row cache on PostgreSQL)
+            selected = await fastload.select(model.all())
+            assert {o.pk: _state(o) for o in selected} == expected, model
+            by_id = await fastload.by_ids(model, expected)
+            assert {o.pk: _state(o) for o in by_id} == expected, model
+        checked += 1
+    assert checked >= 5  # (accounts, users, clips, comments, media at least)
+
+
+async def test_related_rows_come_with_the_page_as_select_related_gives_them(db: str) -> None:
+    ann, bob, clips = await _content()
+    query = Clip.all().order_by("-id")
+    wanted = await query.select_related("account")
+    got = await fastload.select(Clip.all().order_by("-id"), related="account", order="-id")
+    assert [c.pk for c in got] == [c.pk for c in wanted]  # (the order is kept)
+    assert [_state(c.account) for c in got] == [_state(c.account) for c in wanted]
+    assert fastload.related(got, "account").keys() == {ann.pk, bob.pk}
+    oldest = await fastload.select(Clip.all().order_by("id"), related="account", order="id")
+    assert [c.pk for c in oldest] == [c.pk for c in reversed(wanted)]
+    by_id = await fastload.by_ids(Clip, [c.pk for c in clips], related="account")
+    assert {c.pk: _state(c.account) for c in by_id} == {c.pk: _state(c.account) for c in wanted}
+    # A query select cannot run itself is tortoise's, with the same answer.
+    annotated = await fastload.select(Clip.all().only("id", "account_id"))
+    assert sorted(c.pk for c in annotated) == sorted(c.pk for c in clips)
+
+
+async def test_a_cached_row_is_a_fresh_copy_and_a_changed_row_is_read_again(db: str) -> None:
+    ann = await local_account("ann")
+    await Account.filter(pk=ann.pk).update(also_known_as=["https://a.test/u"])
+    ann = await Account.get(pk=ann.pk)
+    first = (await fastload.by_ids(Account, [ann.pk]))[0]
+    first.display_name = "changed in memory"
+    assert first.also_known_as is not None
+    first.also_known_as.append("https://mutated.test")  # (a JSON value: mutable)
+    second = (await fastload.by_ids(Account, [ann.pk]))[0]
+    assert second is not first
+    assert second.display_name == ann.display_name
+    assert second.also_known_as == ["https://a.test/u"]
+    assert second._await_when_save is not first._await_when_save
+    await Account.filter(pk=ann.pk).update(display_name="Renamed")
+    third = (await fastload.by_ids(Account, [ann.pk]))[0]
+    assert third.display_name == "Renamed"
+    # Saving a loaded object works as for tortoise's.
+    third.note = "saved"
+    await third.save()
+    assert (await Account.get(pk=ann.pk)).note == "saved"
+
+
+async def test_by_ids_takes_any_number_of_ids(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann = await local_account("ann")
+    made = [await clip(ann) for _ in range(7)]
+    monkeypatch.setattr(fastload, "SQLITE_CHUNK", 3)  # (several statements on SQLite)
+    found = await fastload.by_ids(Clip, [c.pk for c in made] + [made[0].pk, 10**15])
+    assert sorted(c.pk for c in found) == sorted(c.pk for c in made)
+    assert await fastload.by_ids(Clip, []) == []
+    assert await fastload.by_ids(MediaFile, [10**15]) == []
+
+
+def _named(name: str) -> QuerySet[Account]:
+    return Account.filter(username__iexact=name, domain=None)
+
+
+async def test_prepared_runs_its_statement_with_each_calls_values(db: str) -> None:
+    fastload._prepared.clear()
+    ann = await local_account("ann")
+    bob = await local_account("bob")
+    assert await fastload.prepared_one(("test", "named"), Account, _named, "ANN") == ann
+    slot = next(k for k in fastload._prepared if k[0] == ("test", "named"))
+    assert isinstance(fastload._prepared[slot], tuple)  # (placed: built once)
+    assert await fastload.prepared_one(("test", "named"), Account, _named, "Bob") == bob
+    assert await fastload.prepared_one(("test", "named"), Account, _named, "nobody") is None
+
+    # An argument equal to one of the statement's constants cannot be placed by identity:
+    # the call is built as usual (right all the same), and the next one tries again.
+    def visible_of(author_id: int, limit: int) -> QuerySet[Clip]:
+        return Clip.filter(account_id=author_id, deleted_at=None).limit(limit)
+
+    for _ in range(3):
+        await clip(ann)
+    key = ("test", "limit")
+    same = ann.pk  # (one object for both arguments: its place is not known)
+    assert len(await fastload.prepared(key, Clip, visible_of, same, same)) == min(3, same)
+    assert not isinstance(fastload._prepared.get((key, _slot_kind())), tuple)
+    two = ann.pk + 1  # (another object)
+    assert len(await fastload.prepared(key, Clip, visible_of, ann.pk, two)) == min(3, two)
+    assert isinstance(fastload._prepared.get((key, _slot_kind())), tuple)
+    assert len(await fastload.prepared(key, Clip, visible_of, bob.pk, two)) == 0
+    assert len(await fastload.prepared(key, Clip, visible_of, ann.pk, 10**6 + 1)) == 3
+    assert len(await fastload.prepared(key, Clip, visible_of, ann.pk, 10**6 - 10**6 + 1)) == 1
+
+
+def _slot_kind() -> str:
+    from tortoise import connections
+
+    return fastload._placeholders(connections.get("default"))
+
+
+async def test_prepared_one_says_when_there_is_more_than_one(db: str) -> None:
+    ann = await local_account("ann")
+    await clip(ann)
+    await clip(ann)
+
+    def of(author_id: int) -> QuerySet[Clip]:
+        return Clip.filter(account_id=author_id)
+
+    with pytest.raises(MultipleObjectsReturned):
+        await fastload.prepared_one(("test", "two"), Clip, of, ann.pk)
+    with pytest.raises(MultipleObjectsReturned):
+        await fastload.one(of(ann.pk))
