@@ -6,12 +6,10 @@ back is accepted, and removing it sends the Undo. Bad URLs are refused with a re
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote
+from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote, post_inbox, process_inbox
 
 from fedisora.config import Settings
 from fedisora.errors import Invalid
@@ -23,34 +21,17 @@ from fedisora.models import (
     Follow,
     FollowState,
     ForYouCandidate,
-    InboxItem,
     MediaFile,
     Relay,
     RelayState,
     Visibility,
 )
 from fedisora.services import audit, posts, relays
-from fedisora.work.machines import build_engine
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 RELAY = "relay.example"
 RELAY_ACTOR = f"https://{RELAY}/actor"
 RELAY_INBOX = f"https://{RELAY}/inbox"
-
-
-async def _post(
-    client: httpx.AsyncClient, sender: RemoteActor, activity: dict[str, Any], path: str = "/inbox"
-) -> httpx.Response:
-    body, headers = sender.signed(f"https://{DOMAIN}{path}", activity)
-    return await client.post(path, content=body, headers=headers)
-
-
-async def _process(settings: Settings) -> list[str]:
-    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
-    engine.context["settings"] = settings
-    for row in await InboxItem.filter(state="received").order_by("id"):
-        await engine.advance("inbox_items", row.pk)
-    return [i.state for i in await InboxItem.all().order_by("id")]
 
 
 async def _relay(peer: Peer) -> RemoteActor:
@@ -88,9 +69,9 @@ async def test_a_relay_followed_accepted_fed_and_removed(
         "actor": RELAY_ACTOR,
         "object": f"https://{DOMAIN}/actor",
     }
-    assert (await _post(client, relay, accept)).status_code == 202
-    assert (await _post(client, relay, back, "/actor/inbox")).status_code == 202
-    assert await _process(settings) == ["processed", "processed"]
+    assert (await post_inbox(client, relay, accept)).status_code == 202
+    assert (await post_inbox(client, relay, back, "/actor/inbox")).status_code == 202
+    assert await process_inbox(settings) == ["processed", "processed"]
     assert (await Relay.get(pk=row.pk)).state == RelayState.ACCEPTED
     [followed_back] = await Follow.filter(follower_id=relay.account.pk)
     assert followed_back.state == FollowState.ACCEPTED
@@ -154,8 +135,8 @@ async def test_what_a_relay_announces_is_fetched_from_its_origin(
         },
         "to": [PUBLIC],
     }
-    assert (await _post(client, relay, announced)).status_code == 202
-    assert await _process(settings) == ["processed"]
+    assert (await post_inbox(client, relay, announced)).status_code == 202
+    assert await process_inbox(settings) == ["processed"]
     clip = await Clip.get(uri=note["id"])
     assert clip.account_id == otto.account.pk and "a lighthouse" in clip.content
     assert not await Boost.exists()  # a relay's Announce is not a boost
