@@ -194,6 +194,7 @@ async def test_what_we_send_carries_the_actors_proof(
     actor = (await client.get("/users/ann", headers={"Accept": "application/activity+json"})).json()
     [method] = [m for m in actor["assertionMethod"] if m["type"] == "Multikey"]
     public = keys.public_key_from_multibase(method["publicKeyMultibase"])
+    assert isinstance(public, ed25519.Ed25519PublicKey)
     sent = await Delivery.all().order_by("id")
     assert {d.payload["type"] for d in sent} >= {"Accept", "Follow"}
     for delivery in sent:

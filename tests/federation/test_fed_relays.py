@@ -6,6 +6,8 @@ back is accepted, and removing it sends the Undo. Bad URLs are refused with a re
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from factories import local_account, rendered_video
@@ -90,11 +92,11 @@ async def test_a_relay_followed_accepted_fed_and_removed(
     # follow back (Rejected, as Mastodon removes a follower)
     await Delivery.all().delete()
     await relays.remove(row.pk, by=audit.CLI, fed=federation)
-    sent = {d.payload["type"]: d for d in await Delivery.all()}
-    assert set(sent) == {"Undo", "Reject"}
-    undo = sent["Undo"]
+    by_type = {d.payload["type"]: d for d in await Delivery.all()}
+    assert set(by_type) == {"Undo", "Reject"}
+    undo = by_type["Undo"]
     assert undo.inbox_url == RELAY_INBOX and undo.payload["object"]["id"] == row.follow_uri
-    assert sent["Reject"].payload["object"]["id"] == back["id"]
+    assert by_type["Reject"].payload["object"]["id"] == back["id"]
     assert not await Relay.exists()
     assert not await Follow.filter(follower_id=relay.account.pk).exists()
 
@@ -107,7 +109,7 @@ async def test_what_a_relay_announces_is_fetched_from_its_origin(
     await Relay.filter(pk=row.pk).update(state=RelayState.ACCEPTED)
     otto = await make_remote("otto", "otto.example")
     peer.documents[otto.uri] = otto.document()
-    note = {
+    note: dict[str, Any] = {
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": f"{otto.uri}/clips/1",
         "type": "Note",
