@@ -4,7 +4,7 @@ Measured in this web process as requests pass (:class:`RequestMetrics`, a pure A
 middleware): request latency as a histogram per route class (``api``, ``web``, ``inbox``,
 ``federation``, ``media``, ``static``, ``streaming``, ``health``), method and status class;
 open streaming connections (server-sent events and WebSockets) per route class; the
-rendering cache's hits, misses and entries (:class:`EntityCacheCollector`).
+rendering cache's entries (:class:`EntityCacheCollector`).
 
 Read from the database at scrape time (:class:`DatabaseCollector`: the rows are the truth,
 so every web process answers the same for these): work rows by table and state, deliveries
@@ -13,7 +13,8 @@ delivery (its back-off), render jobs finished in the last hour per model family 
 render time and queue wait, accounts and clips.
 
 Read from this process's caches at scrape time (:class:`CacheCollector`): lookups per cache
-(actor keys, local inboxes, provenance roots, shown names) by hit or miss.
+(actor keys, local inboxes, provenance roots, shown names, the rendering cache's status and
+account entities) by hit or miss.
 
 Who may read it: requests from loopback by default; from the addresses and networks in
 ``FEDISORA_METRICS_ALLOW``; or with ``Authorization: Bearer <FEDISORA_METRICS_TOKEN>``.
@@ -260,29 +261,22 @@ REGISTRY.register(CacheCollector())
 
 
 class EntityCacheCollector(Collector):
-    """The rendering cache of this web process (:mod:`fedisora.api.entity_cache`): lookups
-    that were served (``hit``) or rendered again (``miss``: never seen, evicted, or its rows
-    changed), and the entries kept, per kind (``status``, ``account``). Read from the cache's
-    own counters at scrape time: nothing is done per lookup for the metrics."""
+    """The entries kept by the rendering cache of this web process
+    (:mod:`fedisora.api.entity_cache`), per kind (``status_entities``, ``account_entities``).
+    Its lookups, served (``hit``) or rendered again (``miss``: never seen, evicted, or its
+    rows changed), are in ``fedisora_cache_lookups_total`` (:class:`CacheCollector`)."""
 
-    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily]:
         from fedisora.api import entity_cache
 
-        lookups = CounterMetricFamily(
-            "fedisora_entity_cache_requests",
-            "Lookups of rendered entities in this web process's cache, by kind and result.",
-            labels=("cache", "result"),
-        )
         entries = GaugeMetricFamily(
             "fedisora_entity_cache_entries",
             "Rendered entities kept in this web process's cache, by kind.",
             labels=("cache",),
         )
         for cache in entity_cache.caches():
-            lookups.add_metric((cache.name, "hit"), float(cache.hits))
-            lookups.add_metric((cache.name, "miss"), float(cache.misses))
             entries.add_metric((cache.name,), float(len(cache)))
-        return [lookups, entries]
+        return [entries]
 
 
 REGISTRY.register(EntityCacheCollector())

@@ -21,7 +21,9 @@ a remix's quoted clip) is never cached: :func:`fedisora.api.entities.status_enti
 to a copy of the cached part on each request. Cached entities are shared: callers may set
 top-level keys of what they are handed (a copy), never change nested values.
 
-Hits and misses are counted for ``/metrics`` (``fedisora_entity_cache_requests_total``).
+Each cache counts its hits and misses; ``/metrics`` reads them through
+:mod:`fedisora.cachestats`, with the process's other caches
+(``fedisora_cache_lookups_total{cache="status_entities"}``, ``"account_entities"``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collections import OrderedDict
 from operator import attrgetter
 from typing import Any
 
+from fedisora import cachestats
 from fedisora.models import Account, Clip, Comment
 
 __all__ = [
@@ -58,6 +61,10 @@ class EntityCache:
         self.misses = 0
         self._entries: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
 
+    def counts(self) -> tuple[int, int]:
+        """(hits, misses) so far, as :func:`fedisora.cachestats.watch` reads them."""
+        return self.hits, self.misses
+
     def get(self, key: Any, stamp: Any) -> Any:
         """The entity stored for *key* under *stamp*; None (a miss) otherwise."""
         entry = self._entries.get(key)
@@ -83,12 +90,16 @@ class EntityCache:
         return len(self._entries)
 
 
-STATUSES = EntityCache("status", DEFAULT_SIZE)
-ACCOUNTS = EntityCache("account", DEFAULT_SIZE)
+STATUSES = EntityCache("status_entities", DEFAULT_SIZE)
+ACCOUNTS = EntityCache("account_entities", DEFAULT_SIZE)
 
 
 def caches() -> tuple[EntityCache, ...]:
     return (STATUSES, ACCOUNTS)
+
+
+for _cache in caches():
+    cachestats.watch(_cache.name, _cache.counts)  # their hits and misses in /metrics
 
 
 def configure(size: int) -> None:

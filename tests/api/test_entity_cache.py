@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from factories import local_account, remote_account, rendered_video
+from prometheus_client.parser import text_string_to_metric_families
 
 from fedisora.api import entity_cache
 from fedisora.api.entities import account_entities, status_entities
@@ -213,13 +214,33 @@ async def test_a_bounded_cache_evicts_the_least_recently_used() -> None:
 
 
 async def test_the_metrics_count_hits_and_misses(client: httpx.AsyncClient) -> None:
+    """Through fedisora.cachestats, in the family of the process's other caches."""
     alice = await local_account("alice")
     await posts.post_clip(alice, await rendered_video(alice), caption="counted")
+    _empty()
+
+    def lookups(body: str) -> dict[tuple[str, str], float]:
+        return {
+            (s.labels["cache"], s.labels["result"]): s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == "fedisora_cache_lookups_total"
+        }
+
+    before = lookups((await client.get("/metrics")).text)
     for _ in range(2):
         assert (await client.get("/api/v1/timelines/public")).status_code == 200
     body = (await client.get("/metrics")).text
-    assert 'fedisora_entity_cache_requests_total{cache="status",result="hit"}' in body
-    assert 'fedisora_entity_cache_entries{cache="status"}' in body
+    after = lookups(body)
+
+    def grew(cache: str, result: str) -> float:
+        return after[cache, result] - before.get((cache, result), 0.0)
+
+    # the first page renders the clip (a miss), the second serves it (a hit)
+    assert grew("status_entities", "miss") >= 1 and grew("status_entities", "hit") >= 1
+    assert ("account_entities", "hit") in after
+    assert 'fedisora_entity_cache_entries{cache="status_entities"} 1.0' in body
+    assert "fedisora_entity_cache_requests" not in body  # the family it had of its own
 
 
 def test_the_size_setting(tmp_path: Any) -> None:

@@ -12,7 +12,9 @@ import httpx
 
 from activitypub import keys
 from activitypub.signatures import Request, sign_request
-from fedisora.models import Account, utcnow
+from fedisora.config import Settings
+from fedisora.models import Account, InboxItem, utcnow
+from fedisora.work.machines import build_engine
 
 DOMAIN = "fedisora.test"
 REMOTE = "remote.example"
@@ -115,6 +117,28 @@ async def make_remote(
         fetched_at=utcnow(),
     )
     return RemoteActor(account, key)
+
+
+async def post_inbox(
+    client: httpx.AsyncClient,
+    sender: RemoteActor,
+    activity: dict[str, Any],
+    path: str = "/inbox",
+) -> httpx.Response:
+    """POST *activity* to our inbox at *path* (the shared ``/inbox`` unless told), HTTP-signed
+    by *sender*; the response, for the caller to check."""
+    body, headers = sender.signed(f"https://{DOMAIN}{path}", activity)
+    return await client.post(path, content=body, headers=headers)
+
+
+async def process_inbox(settings: Settings) -> list[str]:
+    """Advance every received inbox item once, oldest first, as the inbox worker would; the
+    states of all inbox items afterwards, in id order."""
+    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
+    engine.context["settings"] = settings
+    for row in await InboxItem.filter(state="received").order_by("id"):
+        await engine.advance("inbox_items", row.pk)
+    return [i.state for i in await InboxItem.all().order_by("id")]
 
 
 def stamp_doc(stamp: str, author: str, quoting: str, quoted: str) -> dict[str, Any]:

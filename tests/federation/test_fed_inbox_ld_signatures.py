@@ -16,16 +16,14 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, RemoteActor, make_remote
+from fedhelpers import DOMAIN, RemoteActor, make_remote, post_inbox, process_inbox
 
 from activitypub import keys, ld_signatures
 from fedisora.config import Settings
 from fedisora.federation.context import Federation
 from fedisora.models import Account, Comment, Delivery, InboxItem, utcnow
 from fedisora.services import follows, posts
-from fedisora.work.machines import build_engine
 
-INBOX = f"https://{DOMAIN}/inbox"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "ld_signatures"
 MASTODON_CONTEXT: list[Any] = [
@@ -80,21 +78,6 @@ def _signed(doc: dict[str, Any], key: Any, creator: str) -> dict[str, Any]:
     return ld_signatures.sign(doc, key, creator, created=datetime.now(UTC))
 
 
-async def _post(
-    client: httpx.AsyncClient, sender: RemoteActor, activity: dict[str, Any]
-) -> httpx.Response:
-    body, headers = sender.signed(INBOX, activity)
-    return await client.post("/inbox", content=body, headers=headers)
-
-
-async def _process(settings: Settings) -> list[str]:
-    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
-    engine.context["settings"] = settings
-    for row in await InboxItem.filter(state="received").order_by("id"):
-        await engine.advance("inbox_items", row.pk)
-    return [i.state for i in await InboxItem.all().order_by("id")]
-
-
 async def test_a_forwarded_reply_signed_by_its_author_is_accepted_and_forwarded(
     client: httpx.AsyncClient, settings: Settings, federation: Federation
 ) -> None:
@@ -109,12 +92,12 @@ async def test_a_forwarded_reply_signed_by_its_author_is_accepted_and_forwarded(
     reply = _signed(_reply(rita, clip.uri, ann.uri, 1), rita.private_key, f"{rita.uri}#main-key")
     sent = copy.deepcopy(reply)
     sent["object"]["mood"] = "added on the way"  # no context defines it: not signed
-    r = await _post(client, otto, sent)  # HTTP-signed by otto, signed (LD) by rita
+    r = await post_inbox(client, otto, sent)  # HTTP-signed by otto, signed (LD) by rita
     assert r.status_code == 202, r.text
     [item] = await InboxItem.all()
     assert item.actor_uri == rita.uri
     assert item.payload == reply  # what the signature does not cover is not kept
-    assert await _process(settings) == ["processed"]
+    assert await process_inbox(settings) == ["processed"]
     [comment] = await Comment.filter(clip_id=clip.pk)
     assert comment.account_id == rita.account.pk and "what light! (1)" in comment.content
 
@@ -161,7 +144,7 @@ async def test_signatures_that_do_not_hold_are_refused_with_their_reason(
         (not_bundled, "is not known here"),
     ]
     for activity, reason in cases:
-        r = await _post(client, otto, activity)
+        r = await post_inbox(client, otto, activity)
         assert r.status_code == 401, (activity["id"], r.text)
         error = r.json()["error"]
         assert error.startswith("the activity's signature does not hold: "), error
@@ -169,7 +152,7 @@ async def test_signatures_that_do_not_hold_are_refused_with_their_reason(
     assert not await InboxItem.exists()
     # forwarded with no signature and no proof: otto cannot speak for rita; only the
     # object's id is kept, for ingest to fetch from rita's server (test_fed_inbox_proofs)
-    r = await _post(client, otto, reply(8))
+    r = await post_inbox(client, otto, reply(8))
     assert r.status_code == 202, r.text
     [row] = await InboxItem.all()
     assert row.payload["object"] == reply(8)["object"]["id"] and "signature" not in row.payload
@@ -178,7 +161,7 @@ async def test_signatures_that_do_not_hold_are_refused_with_their_reason(
 
     # From rita herself the HTTP signature is what counts: her Linked Data signature is not
     # read (Mastodon reads it only for an activity another server signed).
-    r = await _post(client, rita, tampered)
+    r = await post_inbox(client, rita, tampered)
     assert r.status_code == 202, r.text
 
 
@@ -204,9 +187,9 @@ async def test_fedifys_signed_reply_is_accepted_when_forwarded(
     otto = await make_remote("otto", domain="otto.example")
     changed = copy.deepcopy(vector)
     changed["object"]["content"] = "<p>changed</p>"
-    r = await _post(client, otto, changed)
+    r = await post_inbox(client, otto, changed)
     assert r.status_code == 401 and "does not match" in r.json()["error"], r.text
-    r = await _post(client, otto, vector)
+    r = await post_inbox(client, otto, vector)
     assert r.status_code == 202, r.text
     [item] = await InboxItem.all()
     assert item.actor_uri == bob and item.payload == vector

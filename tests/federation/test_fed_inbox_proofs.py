@@ -14,16 +14,14 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote
+from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote, post_inbox, process_inbox
 
 from activitypub import integrity, keys
 from fedisora.config import Settings
 from fedisora.federation.context import Federation
 from fedisora.models import Account, InboxItem, Like
 from fedisora.services import posts
-from fedisora.work.machines import build_engine
 
-INBOX = f"https://{DOMAIN}/inbox"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 
 
@@ -53,21 +51,6 @@ def _signed(
     return integrity.sign(doc, key, method, created=created)
 
 
-async def _post(
-    client: httpx.AsyncClient, sender: RemoteActor, activity: dict[str, Any]
-) -> httpx.Response:
-    body, headers = sender.signed(INBOX, activity)
-    return await client.post("/inbox", content=body, headers=headers)
-
-
-async def _process(settings: Settings) -> list[str]:
-    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
-    engine.context["settings"] = settings
-    for row in await InboxItem.filter(state="received").order_by("id"):
-        await engine.advance("inbox_items", row.pk)
-    return [i.state for i in await InboxItem.all().order_by("id")]
-
-
 async def test_a_forwarded_activity_with_its_actors_proof_is_accepted(
     client: httpx.AsyncClient, settings: Settings, federation: Federation
 ) -> None:
@@ -77,15 +60,15 @@ async def test_a_forwarded_activity_with_its_actors_proof_is_accepted(
     relay = await make_remote("relay", domain="relay.example")
     key = await _with_ed25519(rita)
     like = _signed(_like(rita, clip.uri), key, f"{rita.uri}#ed25519-key")
-    r = await _post(client, relay, like)  # HTTP-signed by the relay, proven by rita
+    r = await post_inbox(client, relay, like)  # HTTP-signed by the relay, proven by rita
     assert r.status_code == 202, r.text
-    assert await _process(settings) == ["processed"]
+    assert await process_inbox(settings) == ["processed"]
     [stored] = await Like.all()
     assert stored.account_id == rita.account.pk and stored.clip_id == clip.pk
 
     # the same from rita herself, with her proof: accepted too
     again = _signed(_like(rita, clip.uri, 2), key, f"{rita.uri}#ed25519-key")
-    assert (await _post(client, rita, again)).status_code == 202
+    assert (await post_inbox(client, rita, again)).status_code == 202
 
 
 async def test_proofs_that_do_not_hold_are_refused_with_their_reason(
@@ -120,16 +103,16 @@ async def test_proofs_that_do_not_hold_are_refused_with_their_reason(
     ]
     for sender in (relay, rita):  # forwarded, and from the actor itself
         for activity, reason in cases:
-            r = await _post(client, sender, activity)
+            r = await post_inbox(client, sender, activity)
             assert r.status_code == 401, (sender.uri, activity["id"], r.text)
             assert reason in r.json()["error"], r.text
     # an actor that publishes no Ed25519 key cannot have made a proof
     nokey = await make_remote("nokey", domain="nokey.example")
     stray = _signed(_like(nokey, clip.uri), otto_key, f"{nokey.uri}#ed25519-key")
-    r = await _post(client, relay, stray)
+    r = await post_inbox(client, relay, stray)
     assert r.status_code == 401 and "lists no key" in r.json()["error"], r.text
     # forwarded without any proof: the relay cannot speak for rita
-    r = await _post(client, relay, _like(rita, clip.uri, 7))
+    r = await post_inbox(client, relay, _like(rita, clip.uri, 7))
     assert r.status_code == 401 and "no proof" in r.json()["error"]
     assert not await InboxItem.exists()
     assert not await Like.exists()
@@ -181,8 +164,8 @@ async def test_a_proven_reply_to_a_local_clip_is_forwarded_as_received(
     unproven = _reply(rita, clip.uri, 2)
     private = _signed(_reply(rita, clip.uri, 3, public=False), key, f"{rita.uri}#ed25519-key")
     for activity in (proven, unproven, private):
-        assert (await _post(client, rita, activity)).status_code == 202
-    assert await _process(settings) == ["processed"] * 3
+        assert (await post_inbox(client, rita, activity)).status_code == 202
+    assert await process_inbox(settings) == ["processed"] * 3
     assert await Comment.filter(clip_id=clip.pk).count() == 3
     forwarded = await Delivery.all()
     assert [d.inbox_url for d in forwarded] == ["https://otto.example/inbox"]
@@ -211,6 +194,7 @@ async def test_what_we_send_carries_the_actors_proof(
     actor = (await client.get("/users/ann", headers={"Accept": "application/activity+json"})).json()
     [method] = [m for m in actor["assertionMethod"] if m["type"] == "Multikey"]
     public = keys.public_key_from_multibase(method["publicKeyMultibase"])
+    assert isinstance(public, ed25519.Ed25519PublicKey)
     sent = await Delivery.all().order_by("id")
     assert {d.payload["type"] for d in sent} >= {"Accept", "Follow"}
     for delivery in sent:
@@ -238,14 +222,14 @@ async def test_a_forwarded_create_without_a_proof_is_taken_from_its_origin(
     reply = _reply(rita, clip.uri, 1)
     peer.documents[reply["object"]["id"]] = dict(reply["object"], content="<p>from the origin</p>")
     forged = dict(reply, object=dict(reply["object"], content="<p>the forwarder's</p>"))
-    assert (await _post(client, relay, forged)).status_code == 202
-    assert await _process(settings) == ["processed"]
+    assert (await post_inbox(client, relay, forged)).status_code == 202
+    assert await process_inbox(settings) == ["processed"]
     [comment] = await Comment.filter(clip_id=clip.pk)
     assert comment.account_id == rita.account.pk and "from the origin" in comment.content
 
     unserved = _reply(rita, clip.uri, 2)  # its origin answers 404
-    assert (await _post(client, relay, unserved)).status_code == 202
-    await _process(settings)
+    assert (await post_inbox(client, relay, unserved)).status_code == 202
+    await process_inbox(settings)
     row = await InboxItem.get(activity_id=unserved["id"])
     assert row.state == "ignored" and "404" in (row.last_error or ""), (row.state, row.last_error)
     assert await Comment.filter(clip_id=clip.pk).count() == 1
@@ -254,5 +238,5 @@ async def test_a_forwarded_create_without_a_proof_is_taken_from_its_origin(
     elsewhere["object"] = dict(elsewhere["object"], id="https://relay.example/notes/3")
     like = _like(rita, clip.uri, 4)
     for refused in (elsewhere, like):
-        r = await _post(client, relay, refused)
+        r = await post_inbox(client, relay, refused)
         assert r.status_code == 401 and "no proof of the actor's" in r.json()["error"], r.text

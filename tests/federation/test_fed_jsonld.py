@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote
+from fedhelpers import DOMAIN, REMOTE, Peer, RemoteActor, make_remote, post_inbox, process_inbox
 from jsonld_check import failures
 from likenesses import verified_likeness
 
@@ -28,7 +28,6 @@ from fedisora.models import (
     Account,
     Clip,
     Delivery,
-    InboxItem,
     LikenessGrant,
     MediaFile,
     utcnow,
@@ -43,22 +42,8 @@ from fedisora.services import (
     reports,
 )
 from fedisora.services import likeness as likeness_svc
-from fedisora.work.machines import build_engine
 
 AP = {"Accept": "application/activity+json"}
-INBOX = f"https://{DOMAIN}/inbox"
-
-
-async def _post(client: httpx.AsyncClient, remote: RemoteActor, activity: dict[str, Any]) -> None:
-    body, headers = remote.signed(INBOX, activity)
-    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
-
-
-async def _process_inbox(settings: Settings) -> None:
-    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
-    engine.context["settings"] = settings
-    for row in await InboxItem.filter(state="received").order_by("id"):
-        await engine.advance("inbox_items", row.pk)
 
 
 def _remote_note(remote: RemoteActor, n: int, **extra: Any) -> dict[str, Any]:
@@ -118,8 +103,8 @@ async def test_served_documents_are_strict_json_ld(
     gone = await posts.post_clip(ann, await rendered_video(ann), caption="gone")
     await posts.delete_clip(ann, gone)
     remix = _remote_note(rita, 7, quote=clip.uri)
-    await _post(client, rita, remix)
-    await _process_inbox(settings)
+    assert (await post_inbox(client, rita, remix)).status_code == 202
+    await process_inbox(settings)
     stamp = quote_stamp(clip, remix["object"]["id"])
 
     clip_path = clip.uri.removeprefix(f"https://{DOMAIN}")
@@ -224,8 +209,8 @@ async def test_sent_activities_are_strict_json_ld(
     await posts.edit_clip(ann, clip, caption="fox, edited #snow")
     # A remote clip: liked, boosted, commented on, each undone or edited or deleted.
     theirs = _remote_note(rita, 3)
-    await _post(client, rita, theirs)
-    await _process_inbox(settings)
+    assert (await post_inbox(client, rita, theirs)).status_code == 202
+    await process_inbox(settings)
     remote_clip = await Clip.get(uri=theirs["object"]["id"])
     await interactions.like(ann, remote_clip)
     await interactions.unlike(ann, remote_clip)
@@ -243,8 +228,9 @@ async def test_sent_activities_are_strict_json_ld(
     # A remix of the remote clip asks its author (QuoteRequest); a remote remix of ours gets
     # a stamp, and deleting ours then withdraws it (Delete{QuoteAuthorization}).
     await posts.remix_clip(ann, remote_clip, await rendered_video(ann), caption="remix")
-    await _post(client, rita, _remote_note(rita, 8, quote=clip.uri))
-    await _process_inbox(settings)
+    quoting = _remote_note(rita, 8, quote=clip.uri)
+    assert (await post_inbox(client, rita, quoting)).status_code == 202
+    await process_inbox(settings)
     await posts.delete_clip(ann, clip)
 
     # Likeness consent: ann's likeness, granted ahead (Offer), asked for by rita (Accept

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote
+from fedhelpers import DOMAIN, Peer, RemoteActor, make_remote, post_inbox, process_inbox
 
 from fedisora.config import Settings
 from fedisora.errors import Invalid
@@ -23,34 +23,17 @@ from fedisora.models import (
     Follow,
     FollowState,
     ForYouCandidate,
-    InboxItem,
     MediaFile,
     Relay,
     RelayState,
     Visibility,
 )
 from fedisora.services import audit, posts, relays
-from fedisora.work.machines import build_engine
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 RELAY = "relay.example"
 RELAY_ACTOR = f"https://{RELAY}/actor"
 RELAY_INBOX = f"https://{RELAY}/inbox"
-
-
-async def _post(
-    client: httpx.AsyncClient, sender: RemoteActor, activity: dict[str, Any], path: str = "/inbox"
-) -> httpx.Response:
-    body, headers = sender.signed(f"https://{DOMAIN}{path}", activity)
-    return await client.post(path, content=body, headers=headers)
-
-
-async def _process(settings: Settings) -> list[str]:
-    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
-    engine.context["settings"] = settings
-    for row in await InboxItem.filter(state="received").order_by("id"):
-        await engine.advance("inbox_items", row.pk)
-    return [i.state for i in await InboxItem.all().order_by("id")]
 
 
 async def _relay(peer: Peer) -> RemoteActor:
@@ -88,9 +71,9 @@ async def test_a_relay_followed_accepted_fed_and_removed(
         "actor": RELAY_ACTOR,
         "object": f"https://{DOMAIN}/actor",
     }
-    assert (await _post(client, relay, accept)).status_code == 202
-    assert (await _post(client, relay, back, "/actor/inbox")).status_code == 202
-    assert await _process(settings) == ["processed", "processed"]
+    assert (await post_inbox(client, relay, accept)).status_code == 202
+    assert (await post_inbox(client, relay, back, "/actor/inbox")).status_code == 202
+    assert await process_inbox(settings) == ["processed", "processed"]
     assert (await Relay.get(pk=row.pk)).state == RelayState.ACCEPTED
     [followed_back] = await Follow.filter(follower_id=relay.account.pk)
     assert followed_back.state == FollowState.ACCEPTED
@@ -109,11 +92,11 @@ async def test_a_relay_followed_accepted_fed_and_removed(
     # follow back (Rejected, as Mastodon removes a follower)
     await Delivery.all().delete()
     await relays.remove(row.pk, by=audit.CLI, fed=federation)
-    sent = {d.payload["type"]: d for d in await Delivery.all()}
-    assert set(sent) == {"Undo", "Reject"}
-    undo = sent["Undo"]
+    by_type = {d.payload["type"]: d for d in await Delivery.all()}
+    assert set(by_type) == {"Undo", "Reject"}
+    undo = by_type["Undo"]
     assert undo.inbox_url == RELAY_INBOX and undo.payload["object"]["id"] == row.follow_uri
-    assert sent["Reject"].payload["object"]["id"] == back["id"]
+    assert by_type["Reject"].payload["object"]["id"] == back["id"]
     assert not await Relay.exists()
     assert not await Follow.filter(follower_id=relay.account.pk).exists()
 
@@ -126,7 +109,7 @@ async def test_what_a_relay_announces_is_fetched_from_its_origin(
     await Relay.filter(pk=row.pk).update(state=RelayState.ACCEPTED)
     otto = await make_remote("otto", "otto.example")
     peer.documents[otto.uri] = otto.document()
-    note = {
+    note: dict[str, Any] = {
         "@context": "https://www.w3.org/ns/activitystreams",
         "id": f"{otto.uri}/clips/1",
         "type": "Note",
@@ -154,8 +137,8 @@ async def test_what_a_relay_announces_is_fetched_from_its_origin(
         },
         "to": [PUBLIC],
     }
-    assert (await _post(client, relay, announced)).status_code == 202
-    assert await _process(settings) == ["processed"]
+    assert (await post_inbox(client, relay, announced)).status_code == 202
+    assert await process_inbox(settings) == ["processed"]
     clip = await Clip.get(uri=note["id"])
     assert clip.account_id == otto.account.pk and "a lighthouse" in clip.content
     assert not await Boost.exists()  # a relay's Announce is not a boost

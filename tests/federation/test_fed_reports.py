@@ -10,16 +10,14 @@ from typing import Any
 
 import httpx
 from factories import local_account, rendered_video
-from fedhelpers import DOMAIN, make_remote
+from fedhelpers import make_remote, post_inbox, process_inbox
 
 from fedisora.config import Settings
 from fedisora.federation.context import Federation
 from fedisora.models import Clip, InboxItem, Report
 from fedisora.services import audit, domain_blocks, posts
-from fedisora.work.machines import build_engine
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "activitypub"
-INBOX = f"https://{DOMAIN}/inbox"
 
 
 def _flag(**subst: str) -> dict[str, Any]:
@@ -28,14 +26,6 @@ def _flag(**subst: str) -> dict[str, Any]:
         text = text.replace(key, value)
     data: dict[str, Any] = json.loads(text)
     return data
-
-
-async def _process(settings: Settings) -> list[InboxItem]:
-    engine = build_engine(settings, providers=["fedisora.federation.inbox:machines"])
-    engine.context["settings"] = settings
-    for row in await InboxItem.filter(state="received").order_by("id"):
-        await engine.advance("inbox_items", row.pk)
-    return await InboxItem.all().order_by("id")
 
 
 async def test_a_mastodon_flag_becomes_a_report(
@@ -51,21 +41,19 @@ async def test_a_mastodon_flag_becomes_a_report(
     stranger = await make_remote("someone", "mastodon.example")
 
     flag = _flag(TARGET_URI=ann.uri, OBJECT_URI=clip.uri)
-    body, headers = peer.signed(INBOX, flag)
-    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    assert (await post_inbox(client, peer, flag)).status_code == 202
     # About a remote account only: not ours to judge.
     elsewhere = _flag(TARGET_URI=stranger.uri, OBJECT_URI="https://mastodon.example/s/1")
     elsewhere["id"] += "-2"
-    body, headers = peer.signed(INBOX, elsewhere)
-    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    assert (await post_inbox(client, peer, elsewhere)).status_code == 202
     # Naming someone else's clip with ann (as Mastodon reads a Flag): a report about ann
     # alone; the clip that is not hers is not attached to it.
     mixed = _flag(TARGET_URI=ann.uri, OBJECT_URI=others.uri)
     mixed["id"] += "-3"
-    body, headers = peer.signed(INBOX, mixed)
-    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
+    assert (await post_inbox(client, peer, mixed)).status_code == 202
 
-    items = await _process(settings)
+    await process_inbox(settings)
+    items = await InboxItem.all().order_by("id")
     assert [i.state for i in items] == ["processed", "ignored", "processed"], [
         i.last_error for i in items
     ]
@@ -79,9 +67,8 @@ async def test_a_mastodon_flag_becomes_a_report(
 
     # The same Flag delivered again (a new activity id is what the inbox dedupes; the report
     # checks its own) adds nothing.
-    body, headers = peer.signed(INBOX, {**flag, "id": flag["id"]})
-    assert (await client.post("/inbox", content=body, headers=headers)).status_code in (202, 200)
-    await _process(settings)
+    assert (await post_inbox(client, peer, {**flag, "id": flag["id"]})).status_code in (202, 200)
+    await process_inbox(settings)
     assert await Report.all().count() == 2
 
 
@@ -93,9 +80,10 @@ async def test_flags_from_a_domain_blocked_with_reject_reports_are_ignored(
     await domain_blocks.create_block(
         audit.CLI, "mastodon.example", settings, severity="noop", reject_reports=True
     )
-    body, headers = peer.signed(INBOX, _flag(TARGET_URI=ann.uri, OBJECT_URI=ann.uri))
-    assert (await client.post("/inbox", content=body, headers=headers)).status_code == 202
-    (item,) = await _process(settings)
+    flag = _flag(TARGET_URI=ann.uri, OBJECT_URI=ann.uri)
+    assert (await post_inbox(client, peer, flag)).status_code == 202
+    await process_inbox(settings)
+    (item,) = await InboxItem.all()
     assert item.state == "ignored" and "reports from mastodon.example are rejected" in (
         item.last_error
     )

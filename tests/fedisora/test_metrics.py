@@ -49,7 +49,7 @@ def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def _value(found: Any, name: str, match: Callable[[dict[str, str]], bool]) -> float:
-    return sum(v for labels, v in found.get(name, []) if match(labels))
+    return float(sum(v for labels, v in found.get(name, []) if match(labels)))
 
 
 async def test_who_may_read_the_metrics(db: str) -> None:
@@ -135,7 +135,8 @@ async def test_cache_lookups_are_counted_per_cache(db: str) -> None:
     assert (grew("test_cache", "hit"), grew("test_cache", "miss")) == (2, 1)
     assert grew("shown_names", "hit") >= 1 and grew("shown_names", "miss") >= 1
     shown = {labels["cache"] for labels, _ in after[lookups]}
-    assert {"shown_names", "test_cache"} <= shown
+    assert {"shown_names", "test_cache", "status_entities", "account_entities"} <= shown
+    assert not [name for name in after if name.startswith("fedisora_entity_cache_requests")]
 
 
 async def test_each_request_has_an_id_in_its_answer_and_its_json_log_lines(db: str) -> None:

@@ -57,7 +57,7 @@ for (const name of NAMES) {
   });
 }
 
-const sent = new Map(); // activity id -> {activity, recipients, actor}
+const sent = new Map(); // activity id -> {activity, recipients, actor}: what deliver() sent
 const incomingFollows = new Map(); // follow id -> {follow (vocab), follower (vocab), actor}
 const received = []; // what the inbox listener got, after Fedify's verification
 const posts = []; // every POST to an inbox, as received, with Fedify's answer
@@ -189,8 +189,7 @@ async function answerFollow(ctx, followId, Cls) {
   } else {
     actors.get(actor).followers.delete(follower.id.href);
   }
-  await ctx.sendActivity({ identifier: actor }, follower, activity);
-  return activity.id.href;
+  return deliver(ctx, actor, [follower], activity);
 }
 
 class ControlError extends Error {
@@ -218,14 +217,31 @@ async function lookupActor(ctx, uri) {
   return found;
 }
 
+// Record *activity* in `sent` (so it can be undone) and send it as *name* to *recipients*
+// (Fedify actors); its id.
+async function deliver(ctx, name, recipients, activity, options = {}) {
+  sent.set(activity.id.href, { activity, recipients, actor: name });
+  await ctx.sendActivity({ identifier: name }, recipients, activity, options);
+  return activity.id.href;
+}
+
+// deliver() to the actors at *recipientUris*, looked up first, at their shared inboxes.
 async function send(ctx, name, recipientUris, activity) {
   const recipients = [];
   for (const uri of recipientUris) recipients.push(await lookupActor(ctx, uri));
-  sent.set(activity.id.href, { activity, recipients, actor: name });
-  await ctx.sendActivity({ identifier: name }, recipients, activity, {
-    preferSharedInbox: true,
+  return deliver(ctx, name, recipients, activity, { preferSharedInbox: true });
+}
+
+// A public Create of *note* by *name*, addressed (cc) to body.to.
+function publicCreate(ctx, name, note, body) {
+  return new Create({
+    id: newId(name),
+    actor: ctx.getActorUri(name),
+    object: note,
+    to: PUBLIC_COLLECTION,
+    ccs: body.to.map((u) => new URL(u)),
+    published: Temporal.Now.instant(),
   });
-  return activity.id.href;
 }
 
 function attributedNote(ctx, name, body) {
@@ -354,14 +370,7 @@ const control = {
   async reply(ctx, body) {
     const name = actorName(body);
     const note = attributedNote(ctx, name, body);
-    const create = new Create({
-      id: newId(name),
-      actor: ctx.getActorUri(name),
-      object: note,
-      to: PUBLIC_COLLECTION,
-      ccs: body.to.map((u) => new URL(u)),
-      published: Temporal.Now.instant(),
-    });
+    const create = publicCreate(ctx, name, note, body);
     return { id: await send(ctx, name, body.to, create), note: note.id.href };
   },
 
@@ -374,9 +383,7 @@ const control = {
       actor: ctx.getActorUri(name),
       object: original.activity,
     });
-    sent.set(undo.id.href, { activity: undo, recipients: original.recipients, actor: name });
-    await ctx.sendActivity({ identifier: name }, original.recipients, undo);
-    return { id: undo.id.href };
+    return { id: await deliver(ctx, name, original.recipients, undo) };
   },
 
   async accept(ctx, body) {
@@ -431,15 +438,7 @@ const control = {
 
 async function signedCreate(ctx, body) {
   const name = actorName(body);
-  const note = attributedNote(ctx, name, body);
-  const create = new Create({
-    id: newId(name),
-    actor: ctx.getActorUri(name),
-    object: note,
-    to: PUBLIC_COLLECTION,
-    ccs: body.to.map((u) => new URL(u)),
-    published: Temporal.Now.instant(),
-  });
+  const create = publicCreate(ctx, name, attributedNote(ctx, name, body), body);
   const ed = await keyOf(ctx, name, "Ed25519");
   // The proof names the key's Multikey id (the actor's assertionMethod), as Fedify's
   // sendActivity does; ed.keyId is the id of its CryptographicKey form.
