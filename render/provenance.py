@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from render.encode import atomic_path
 from render.errors import ProvenanceError
 
 __all__ = [
@@ -346,6 +345,10 @@ def sign_mp4(
     renamed, so a failed sign leaves neither a 0-byte nor a partial ``dst``.
     """
     import c2pa
+
+    # Here, not at the top: render.encode imports numpy and PIL (~0.15 s), which the web
+    # process and the CLI load this module without needing (they read and check manifests).
+    from render.encode import atomic_path
 
     src, dst = Path(src), Path(dst)
     agent = _software_agent()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from instance import ROOT, Instance, admin_headers, running_instance
+from instance import ROOT, Instance, admin_headers, copy_migrated_sqlite, running_instance
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +114,20 @@ def test_login_and_admin_page(instance: Instance) -> None:
     assert replayed.status_code == 401
 
 
-def test_web_process_never_imports_torch() -> None:
-    """Start the app's lifespan in a fresh interpreter and look at what got imported."""
+def test_web_process_never_imports_torch(tmp_path: Path) -> None:
+    """Start the app's lifespan in a fresh interpreter and look at what got imported. Its
+    database is a copy of the migrated template (migrate finds nothing to do; migrating
+    afresh, ~10 s of CPU, is tests/test_web_only_install.py's, in a venv without torch)."""
+    copy_migrated_sqlite(tmp_path / "fedisora.sqlite3")
     code = textwrap.dedent(
         """
-        import asyncio, sys, tempfile
+        import asyncio, sys
         from fedisora.config import load_settings
         from fedisora.app import create_app
         from fedisora.db import migrate
 
         async def main():
-            d = tempfile.mkdtemp()
+            d = sys.argv[1]
             s = load_settings({"FEDISORA_DATA_DIR": d, "FEDISORA_SECRET_KEY": "s" * 40})
             await migrate(s)
             app = create_app(s)
@@ -136,7 +139,11 @@ def test_web_process_never_imports_torch() -> None:
         """
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -61,6 +61,14 @@ def _env(tmp_path: Path, s3: Any, bucket: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def _migrated_database(data_dir: Path) -> None:
+    """``db.sqlite3`` in *data_dir*: a copy of the migrated SQLite template (tests/support/
+    instance.py), not ~10 s of CPU migrating afresh (tests/fedisora/test_migrations.py does)."""
+    from instance import copy_migrated_sqlite
+
+    copy_migrated_sqlite(data_dir / "db.sqlite3")
+
+
 def _migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fedisora", "media", "migrate", "--to", "s3"],
@@ -164,9 +172,7 @@ async def test_a_backup_lists_the_buckets_objects_and_restore_checks_them(
 
     here = settings("here")
     here.data_dir.mkdir()
-    from fedisora.db import migrate
-
-    await migrate(here.database_url)
+    _migrated_database(tmp_path / "here")
     store = media_store(here)
     files = {f"clips/{n}.mp4": secrets.token_bytes(3000 + n) for n in range(5)}
     for key, data in files.items():
@@ -213,9 +219,7 @@ async def test_a_backup_with_files_restores_into_an_empty_bucket(tmp_path: Path,
 
     here = settings("here")
     here.media_root.mkdir(parents=True)
-    from fedisora.db import migrate
-
-    await migrate(here.database_url)
+    _migrated_database(tmp_path / "here")
     files = _media(here.media_root)
     await asyncio.to_thread(backup, here, tmp_path / "backup")
     bucket = s3.bucket()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from instance import copy_migrated_sqlite
 
 import render.queue
 from fedisora.cli import main
@@ -22,6 +23,13 @@ def _run(argv: list[str]) -> int:
         return pool.submit(main, argv).result()
 
 
+def _seed(tmp_path: Path) -> None:
+    """The instance's SQLite database, a copy of the migrated template (tests/support/
+    instance.py): ``init`` then finds nothing to migrate, not ~10 s of CPU per test
+    (tests/fedisora/test_cli.py and test_migrations.py migrate for real)."""
+    copy_migrated_sqlite(tmp_path / "data" / "fedisora.sqlite3")
+
+
 @pytest.fixture
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: Any) -> Path:
     # The worker's once-per-process pipeline cache, seeded with the session's tiny pipeline.
@@ -31,6 +39,7 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: Any) -> Path
     monkeypatch.setenv("FEDISORA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FEDISORA_DOMAIN", "clips.example")
     monkeypatch.setenv("FEDISORA_LOG_LEVEL", "warning")
+    _seed(tmp_path)
     assert _run(["init", "--admin-password", "correct horse battery"]) == 0
     return tmp_path
 
@@ -96,6 +105,7 @@ def test_render_with_sound_from_the_shell(
     monkeypatch.setenv("FEDISORA_DOMAIN", "clips.example")
     monkeypatch.setenv("FEDISORA_LOG_LEVEL", "warning")
     monkeypatch.setenv("FEDISORA_RENDER_MODEL", "tiny-ltx2")
+    _seed(tmp_path)
     assert _run(["init", "--admin-password", "correct horse battery"]) == 0
     out = tmp_path / "surf.mp4"
     capsys.readouterr()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from instance import copy_migrated_sqlite
 
 import render.queue
 from fedisora.cli import main
@@ -45,6 +46,9 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: Any) -> Path:
     monkeypatch.setenv("FEDISORA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FEDISORA_DOMAIN", "clips.example")
     monkeypatch.setenv("FEDISORA_LOG_LEVEL", "warning")
+    # A copy of the migrated template (tests/support/instance.py): init migrates nothing, not
+    # ~10 s of CPU per test (tests/fedisora/test_cli.py and test_migrations.py migrate for real).
+    copy_migrated_sqlite(tmp_path / "data" / "fedisora.sqlite3")
     assert _run(["init", "--admin-password", "correct horse battery"]) == 0
     return tmp_path / "data"
 

@@ -197,8 +197,13 @@ class PostgresCluster:
     def running(self) -> bool:
         return (self.root / "data" / "postmaster.pid").exists() and port_open(self.port)
 
-    def create_database(self, name: str) -> str:
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database *name*; a copy of database *template* if given (which nobody may be
+        connected to meanwhile)."""
+        copy = ("-T", template) if template else ()
+        self._run(
+            "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *copy, name
+        )
         return self.url(name)
 
     def save(self, dest: Path) -> None:
