@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fedisora import federation, ratelimits, urls
+from fedisora import fastload, federation, ratelimits, urls
 from fedisora.api import entity_cache
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
@@ -176,6 +176,7 @@ def create_app(
     settings = settings or load_settings()
     urls.configure(settings)
     entity_cache.configure(settings.entity_cache_size)
+    fastload.configure(settings.entity_cache_size)  # (the rows those are rendered from)
     # The rate limits' store (Redis or memory), for the API frame and the services alike.
     rate_limits = ratelimits.configure(settings)
 

@@ -4,21 +4,26 @@ A timeline page loads four batches of rows (the page, its authors, the clips it 
 their authors); tortoise spent most of the page's CPU on them: building each statement anew
 with pypika, its generic executor, and its per-field conversion of every row (11-15 us an
 object on this machine, ``Model._init_from_db``). What this module changes is only how the
-rows are turned into the same model objects:
+rows are turned into the same model objects, and how often a statement is built:
 
-- :func:`select` runs a queryset's own SQL (every filter and rule stays in the ORM
-  query that callers build) on the queryset's connection, and builds its objects with a
-  loader made once per model;
-- :func:`by_ids` loads rows by primary key with one statement made once per model (per
-  number of ids on SQLite), the batches pages load most.
+- :func:`select` runs a queryset's own SQL (every filter and rule stays in the ORM query
+  that callers build) on the queryset's connection; with ``related``, that SQL joined to
+  the rows a foreign key points to (a page and its authors in one statement);
+- :func:`by_ids` loads rows by primary key (and those a foreign key points to) with one
+  statement made once per model (per number of ids on SQLite), the batches pages load most;
+- :func:`prepared` builds a call site's statement once and runs it with each call's values;
+- :func:`load_rows` builds the objects with a loader made once per model, and does not
+  convert again a row PostgreSQL returned exactly as before (a copy of the object built
+  then: :data:`ROW_CACHE_SIZE`).
 
-Hand-rolled because tortoise offers neither (``sql()`` drops the parameters; there is no
+Hand-rolled because tortoise offers none of it (``sql()`` drops the parameters; there is no
 public "load these rows"): the loader mirrors ``Model._init_from_db`` (same attributes, the
 fields' own ``to_python_value``), specialising only the conversion of an aware datetime,
 which is ``astimezone`` of the default zone there too. tests/fedisora/test_fastload.py
 checks every model's objects against tortoise's, field by field, on both databases, and
-pins the tortoise internals this reads. Statements go through the connection's
-``execute_query``, so transactions, query logging and error translation are tortoise's.
+pins the tortoise internals this reads (pyproject.toml pins tortoise below 1.2). Statements
+go through the connection's ``execute_query``: transactions, query logging and error
+translation are tortoise's.
 """
 
 from __future__ import annotations
@@ -35,21 +40,39 @@ from tortoise.fields.data import DatetimeField, JSONField
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-__all__ = ["by_ids", "load_rows", "one", "prepared", "prepared_one", "related", "select"]
+__all__ = [
+    "by_ids",
+    "configure",
+    "load_rows",
+    "one",
+    "prepared",
+    "prepared_one",
+    "related",
+    "select",
+]
 
 M = TypeVar("M", bound=Model)
 
 SQLITE_CHUNK = 500
 """Ids per statement on SQLite (whose oldest builds allow 999 parameters)."""
 
-ROW_CACHE_SIZE = 20_000
-"""Rows whose objects a process keeps for :func:`load_rows` (``FEDISORA_ENTITY_CACHE_SIZE``
-sets it with the entity caches; 0 turns it off)."""
+ROW_CACHE_SIZE = 10_000
+"""Rows whose objects a process keeps for :func:`load_rows`, about 3 kB each
+(``FEDISORA_ENTITY_CACHE_SIZE`` sets it with the entity caches: :func:`configure`; 0 turns
+it off)."""
 
 _built: dict[tuple[int, Any], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 _shapes: dict[tuple[Any, ...], int] = {}
 _loaders: dict[tuple[type[Model], str], Callable[[Mapping[str, Any]], Any]] = {}
 _statements: dict[tuple[type[Model], str, int, str], str] = {}
+
+
+def configure(size: int) -> None:
+    """Keep at most *size* rows' objects (0: none)."""
+    global ROW_CACHE_SIZE
+    ROW_CACHE_SIZE = max(size, 0)
+    while len(_built) > ROW_CACHE_SIZE:
+        del _built[next(iter(_built))]
 
 
 def _converter(field: Any) -> Callable[[Any], Any]:

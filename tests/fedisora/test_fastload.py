@@ -150,3 +150,27 @@ async def test_prepared_one_says_when_there_is_more_than_one(db: str) -> None:
         await fastload.prepared_one(("test", "two"), Clip, of, ann.pk)
     with pytest.raises(MultipleObjectsReturned):
         await fastload.one(of(ann.pk))
+
+
+async def test_the_tortoise_internals_it_reads_are_there(db: str) -> None:
+    """What fastload reads of tortoise besides its public API (pinned below 1.2)."""
+    import tortoise
+
+    assert tortoise.__version__.startswith("1.1."), tortoise.__version__
+    query = Clip.all()
+    for name in (
+        "_prefetch_map",
+        "_prefetch_queries",
+        "_select_related",
+        "_annotations",
+        "_custom_filters",
+        "_fields_for_select",
+        "_single",
+        "_select_for_update",
+        "_db",
+    ):
+        assert hasattr(query, name), name
+    meta = Account._meta
+    for name in ("db_native_fields", "db_default_fields", "db_complex_fields"):
+        assert all(len(entry) == 3 for entry in getattr(meta, name)), name
+    assert meta.db_pk_column in meta.fields_db_projection.values()
