@@ -22,6 +22,9 @@ from fedisora.services.text import clean_name
 __all__ = ["error_page", "html_errors", "own_url", "render", "safe_url", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# The templates are the installed package's: not looked at again on each page (jinja2's
+# default checks every template's file time per render, a twentieth of a clip page's CPU).
+templates.env.auto_reload = False
 templates.env.filters["public_reason"] = public_reason
 templates.env.filters["name"] = clean_name  # every name a page shows (remote ones above all)
 
