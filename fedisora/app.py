@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fedisora import fastload, federation, ratelimits, urls
-from fedisora.api import entity_cache
+from fedisora.api import entity_cache, replay_cache
 from fedisora.config import Settings, load_settings
 from fedisora.db import close_db, init_db
 from fedisora.errors import FedisoraError
@@ -177,6 +177,7 @@ def create_app(
     urls.configure(settings)
     entity_cache.configure(settings.entity_cache_size)
     fastload.configure(settings.entity_cache_size)  # (the rows those are rendered from)
+    replay_cache.install()  # (visitors' pages: fedisora.api.replay_cache)
     # The rate limits' store (Redis or memory), for the API frame and the services alike.
     rate_limits = ratelimits.configure(settings)
 

@@ -26,6 +26,7 @@ from tortoise.queryset import QuerySet
 
 from activitypub.objects import web_url
 from fedisora import urls
+from fedisora.api.replay_cache import visitor_html
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.errors import FedisoraError, Invalid
 from fedisora.fastload import by_ids, prepared, prepared_one
@@ -285,7 +286,7 @@ async def clip_page_response(
 
 @html_errors
 async def clip_page(request: Request) -> Response:
-    return await clip_page_response(request)
+    return await visitor_html(request, lambda: clip_page_response(request))
 
 
 async def clip_at(request: Request) -> Response:

@@ -22,6 +22,7 @@ from fedisora.api.instance import IMAGE_SIZE_LIMIT
 from fedisora.api.lookup import column, get_account
 from fedisora.api.oauth import issue_token, token_entity
 from fedisora.api.pagination import Page, link_header, merge_pages, page_of
+from fedisora.api.replay_cache import visitor_page
 from fedisora.api.visibility import hidden_account_ids, visible_statuses
 from fedisora.errors import Forbidden, Invalid, NotFound
 from fedisora.models import (
@@ -119,6 +120,10 @@ async def get_one(ctx: Ctx) -> Response:
 @endpoint("read", "read:statuses")
 async def account_statuses(ctx: Ctx) -> Response:
     """Clips (and, unless excluded, comments) by an account, newest first."""
+    return await visitor_page(ctx, lambda: _account_statuses(ctx))
+
+
+async def _account_statuses(ctx: Ctx) -> Response:
     account = await get_account(ctx.path_id())
     viewer = ctx.account
     p = ctx.params

@@ -26,6 +26,7 @@ from fedisora.api.entities import (
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import column
 from fedisora.api.pagination import Page, link_header, page_of
+from fedisora.api.replay_cache import visitor_page
 from fedisora.api.visibility import hidden_account_ids, public_timeline, visible_statuses
 from fedisora.errors import NotFound
 from fedisora.fastload import by_ids, related
@@ -128,7 +129,8 @@ async def _clip_timeline(ctx: Ctx, query: Any) -> Response:
 
 @endpoint("read", "read:statuses")
 async def public(ctx: Ctx) -> Response:
-    return await _clip_timeline(ctx, Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None))
+    query = Clip.filter(visibility=Visibility.PUBLIC, deleted_at=None)
+    return await visitor_page(ctx, lambda: _clip_timeline(ctx, query))
 
 
 @endpoint("read", "read:statuses")
@@ -146,7 +148,7 @@ async def tag(ctx: Ctx) -> Response:
     if excluded:
         tagged = ClipTag.filter(tag__name__in=excluded).values("clip_id")
         query = query.exclude(pk__in=Subquery(tagged))
-    return await _clip_timeline(ctx, query)
+    return await visitor_page(ctx, lambda: _clip_timeline(ctx, query))
 
 
 @endpoint("read", "read:statuses", user=True)

@@ -1,0 +1,243 @@
+"""Pages for visitors, answered again while the reads they were made from return the same rows.
+
+The public and tag timelines and an account's statuses are what visitors (no token) read
+most, and the same page for every visitor. Made once, such a page is kept (bytes, status,
+headers) with every statement the request read the database with and the rows each returned.
+The next visitor's request for the same URL runs those statements again, and when each
+returns exactly the rows it did, gets the kept page: the rows are all the page was made
+from, so the page it would make is the same one. Any other answer, and the page is made
+anew. Nothing is invalidated: a change made by any process shows in the rows at once.
+
+What is not in those rows is in the page's context, compared too: the domain policy this
+process holds (:func:`fedisora.services.domain_blocks.current`, which shapes the statements)
+and the URL scheme. A request that writes (an ``INSERT``, ``UPDATE``, a statement that is
+not a ``SELECT``), answers other than 200, reads nothing, or renders an entity anew (the
+rendering cache missed: the next page, made warm, reads less) is not kept. A page is kept
+:data:`MAX_AGE` seconds at most: what depends on time alone (a remote remix's stamp, checked
+again when it is shown a while after the last check) waits that long at most; Mastodon
+lets HTTP caches keep these same pages for visitors too (``cache_if_unauthenticated!``).
+
+PostgreSQL only (asyncpg's statements are recorded at its client: see :func:`install`); on
+SQLite every page is made. Hand-rolled: tortoise has no query log with results, and an HTTP
+cache in front cannot know when the rows changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import Response
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from fedisora import cachestats
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from fedisora.api.http import Ctx
+    from fedisora.config import Settings
+
+__all__ = ["MAX_AGE", "SIZE", "answer", "clear", "install", "visitor_html", "visitor_page"]
+
+MAX_AGE = 30.0
+"""Seconds a page is answered again at most (see the module's docstring)."""
+SIZE = 256
+"""Pages kept per process (least recently used first out): 20 statuses are about 70 kB."""
+
+
+@dataclass
+class _Reads:
+    """What one request read: (method, statement, values, rows), in order."""
+
+    reads: list[tuple[str, str, tuple[Any, ...], tuple[tuple[Any, ...], ...]]] = field(
+        default_factory=list
+    )
+    wrote: bool = False
+
+
+@dataclass(frozen=True)
+class _Page:
+    made: float
+    context: Hashable
+    reads: tuple[tuple[str, str, tuple[Any, ...], tuple[tuple[Any, ...], ...]], ...]
+    status: int
+    body: bytes
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+
+
+_now = time.monotonic  # (the clock pages age by; tests move it)
+_recording: ContextVar[_Reads | None] = ContextVar("fedisora_replay_recording", default=None)
+_pages: OrderedDict[Hashable, _Page] = OrderedDict()
+_counts = [0, 0]  # hits, misses
+cachestats.watch("visitor_pages", lambda: (_counts[0], _counts[1]))
+
+
+def _rows(result: Any) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in result)
+
+
+def _is_read(statement: str) -> bool:
+    head = statement.lstrip()[:6].upper()
+    return head == "SELECT" and "FOR UPDATE" not in statement.upper()
+
+
+def install() -> None:
+    """Record the statements asyncpg's client runs while a page is being made (once per
+    process; nothing is recorded outside :func:`answer`)."""
+    if getattr(AsyncpgDBClient, "_fedisora_replay", False):
+        return
+    run_query = AsyncpgDBClient.execute_query
+    run_dict = AsyncpgDBClient.execute_query_dict
+
+    async def execute_query(
+        self: AsyncpgDBClient, query: str, values: list[Any] | None = None
+    ) -> Any:
+        result = await run_query(self, query, values)
+        reads = _recording.get()
+        if reads is not None:
+            if _is_read(query):
+                reads.reads.append(("query", query, tuple(values or ()), _rows(result[1])))
+            else:
+                reads.wrote = True
+        return result
+
+    async def execute_query_dict(
+        self: AsyncpgDBClient, query: str, values: list[Any] | None = None
+    ) -> Any:
+        result = await run_dict(self, query, values)
+        reads = _recording.get()
+        if reads is not None:
+            if _is_read(query):
+                reads.reads.append(("dict", query, tuple(values or ()), _rows(result)))
+            else:
+                reads.wrote = True
+        return result
+
+    def spoiling(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def run(self: AsyncpgDBClient, *args: Any, **kwargs: Any) -> Any:
+            reads = _recording.get()
+            if reads is not None:
+                reads.wrote = True
+            return await original(self, *args, **kwargs)
+
+        return run
+
+    AsyncpgDBClient.execute_query = execute_query  # type: ignore[method-assign]
+    AsyncpgDBClient.execute_query_dict = execute_query_dict  # type: ignore[method-assign]
+    for name in ("execute_insert", "execute_many", "execute_script"):
+        setattr(AsyncpgDBClient, name, spoiling(getattr(AsyncpgDBClient, name)))
+    AsyncpgDBClient._fedisora_replay = True  # type: ignore[attr-defined]
+
+
+def _rendering_misses() -> int:
+    from fedisora.api import entity_cache
+
+    return sum(cache.misses for cache in entity_cache.caches())
+
+
+def clear() -> None:
+    _pages.clear()
+
+
+async def _same_rows(db: BaseDBAsyncClient, page: _Page) -> bool:
+    for method, statement, values, rows in page.reads:
+        if method == "dict":
+            fresh = _rows(await db.execute_query_dict(statement, list(values)))
+        else:
+            fresh = _rows((await db.execute_query(statement, list(values)))[1])
+        if fresh != rows:
+            return False
+    return True
+
+
+async def answer(
+    db: BaseDBAsyncClient,
+    key: Hashable,
+    context: Hashable,
+    make: Callable[[], Awaitable[Response]],
+) -> Response:
+    """The page *make* makes for *key* (a visitor's request: its URL), or the one it made
+    before in the same *context* while every read it made returns the same rows."""
+    if not isinstance(db, AsyncpgDBClient) or _recording.get() is not None:
+        return await make()
+    page = _pages.get(key)
+    if page is not None and page.context == context and _now() - page.made < MAX_AGE:
+        if await _same_rows(db, page):
+            _pages.move_to_end(key)
+            _counts[0] += 1
+            response = Response(page.body, page.status)
+            response.raw_headers = list(page.raw_headers)
+            return response
+    _counts[1] += 1
+    reads = _Reads()
+    cold = _rendering_misses()
+    token = _recording.set(reads)
+    try:
+        response = await make()
+    finally:
+        _recording.reset(token)
+    body = getattr(response, "body", None)
+    # A page made while the rendering cache missed is not kept: its reads include what its
+    # entities were rendered from, which the next page made (warm) does not read again, and
+    # each answer would check them all.
+    warm = _rendering_misses() == cold
+    if (
+        warm
+        and response.status_code == 200
+        and reads.reads
+        and not reads.wrote
+        and isinstance(body, bytes)
+    ):
+        _pages[key] = _Page(
+            _now(),
+            context,
+            tuple(reads.reads),
+            response.status_code,
+            body,
+            tuple(response.raw_headers),
+        )
+        _pages.move_to_end(key)
+        while len(_pages) > SIZE:
+            _pages.popitem(last=False)
+    return response
+
+
+async def _context(settings: Settings) -> Hashable:
+    """What a visitor's page depends on besides its reads: the domain policy this process
+    holds (it shapes the statements), the instance's settings (names on the pages) and the
+    base URL."""
+    from fedisora.services import domain_blocks
+    from fedisora.services.instance_settings import cached
+
+    return (await domain_blocks.current(), cached(settings), settings.base_url)
+
+
+async def visitor_page(ctx: Ctx, make: Callable[[], Awaitable[Response]]) -> Response:
+    """*make*'s API page for a request without a token, through :func:`answer` (its URL
+    the key); a signed-in caller's is always made."""
+    if ctx.token is not None or ctx.account is not None:
+        return await make()
+    from tortoise import connections
+
+    request = ctx.request
+    key = ("api", request.url.path, request.url.query)
+    context = await _context(ctx.settings)
+    return await answer(connections.get("default"), key, context, make)
+
+
+async def visitor_html(request: Request, make: Callable[[], Awaitable[Response]]) -> Response:
+    """*make*'s web page for a visitor (no signed-in session, no token), through
+    :func:`answer` (its URL the key); a signed-in person's is always made."""
+    if request.session.get("username") or request.headers.get("authorization"):
+        return await make()
+    from tortoise import connections
+
+    key = ("web", request.url.path, request.url.query)
+    context = await _context(request.app.state.settings)
+    return await answer(connections.get("default"), key, context, make)
