@@ -43,12 +43,25 @@ if TYPE_CHECKING:
     from fedisora.api.http import Ctx
     from fedisora.config import Settings
 
-__all__ = ["MAX_AGE", "SIZE", "answer", "clear", "install", "visitor_html", "visitor_page"]
+__all__ = [
+    "BUDGET",
+    "MAX_AGE",
+    "SIZE",
+    "answer",
+    "clear",
+    "install",
+    "visitor_html",
+    "visitor_page",
+]
 
 MAX_AGE = 30.0
 """Seconds a page is answered again at most (see the module's docstring)."""
 SIZE = 256
-"""Pages kept per process (least recently used first out): 20 statuses are about 70 kB."""
+"""Pages kept per process at most (least recently used first out)."""
+BUDGET = 32 * 1024 * 1024
+"""Bytes of pages kept per process at most, their reads counted as much again (a page of
+20 statuses is about 70 kB): any URL is a key, so a visitor asking for many pages only
+pushes the older ones out."""
 
 
 @dataclass
@@ -74,6 +87,7 @@ class _Page:
 _now = time.monotonic  # (the clock pages age by; tests move it)
 _recording: ContextVar[_Reads | None] = ContextVar("fedisora_replay_recording", default=None)
 _pages: OrderedDict[Hashable, _Page] = OrderedDict()
+_kept = [0]  # bytes (see BUDGET)
 _counts = [0, 0]  # hits, misses
 cachestats.watch("visitor_pages", lambda: (_counts[0], _counts[1]))
 
@@ -143,6 +157,12 @@ def _rendering_misses() -> int:
 
 def clear() -> None:
     _pages.clear()
+    _kept[0] = 0
+
+
+def _drop_oldest() -> None:
+    _, page = _pages.popitem(last=False)
+    _kept[0] -= 2 * len(page.body)
 
 
 async def _same_rows(db: BaseDBAsyncClient, page: _Page) -> bool:
@@ -194,6 +214,8 @@ async def answer(
         and not reads.wrote
         and isinstance(body, bytes)
     ):
+        if key in _pages:
+            _kept[0] -= 2 * len(_pages[key].body)
         _pages[key] = _Page(
             _now(),
             context,
@@ -203,8 +225,9 @@ async def answer(
             tuple(response.raw_headers),
         )
         _pages.move_to_end(key)
-        while len(_pages) > SIZE:
-            _pages.popitem(last=False)
+        _kept[0] += 2 * len(body)
+        while _pages and (len(_pages) > SIZE or _kept[0] > BUDGET):
+            _drop_oldest()
     return response
 
 

@@ -199,3 +199,9 @@ async def test_the_kept_pages_are_bounded(db: str, monkeypatch: pytest.MonkeyPat
         await replay_cache.answer(connections.get("default"), n, None, page)
     # (on SQLite nothing is kept: every page is made)
     assert list(replay_cache._pages) == ([2, 3, 4] if db.startswith("postgres") else [])
+    # And by their bytes (a page's reads counted as much again as its body).
+    monkeypatch.setattr(replay_cache, "SIZE", 100)
+    monkeypatch.setattr(replay_cache, "BUDGET", 2 * len(b"alice") * 2)
+    for n in range(5, 9):
+        await replay_cache.answer(connections.get("default"), n, None, page)
+    assert list(replay_cache._pages) == ([7, 8] if db.startswith("postgres") else [])
