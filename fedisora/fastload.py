@@ -28,7 +28,7 @@ translation are tortoise's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -205,28 +205,46 @@ def _runnable(query: QuerySet[Any]) -> bool:
     )
 
 
-async def select(query: QuerySet[M], *, related: str = "", order: str = "") -> list[M]:
+async def select(
+    query: QuerySet[M], *, related: str | Sequence[str] = (), order: str = ""
+) -> list[M]:
     """The objects of *query*, as ``await query`` gives them.
 
-    *related*: a foreign key of the query's model whose rows come in the same statement,
-    as with ``select_related`` (the query is wrapped: its own SQL, joined to them); the
-    order of *query* must then be given as *order* (``"-id"``), since a join does not keep
-    it."""
-    if not _runnable(query) or (related and not order):
-        return list(await (query.select_related(related) if related else query))
+    *related*: foreign keys whose rows come in the same statement, as with
+    ``select_related`` (the query is wrapped: its own SQL, joined to them): a key of the
+    query's model (``"account"``), or of a row named before it (``"remix_of.account"``,
+    after ``"remix_of"``). The order of *query* must then be given as *order* (``"-id"``),
+    since a join does not keep it."""
+    paths = (related,) if isinstance(related, str) and related else tuple(related)
+    if not _runnable(query) or (paths and not order):
+        if paths:
+            query = query.select_related(*(p.replace(".", "__") for p in paths))
+        return list(await query)
     query._choose_db_if_not_chosen()
     query._make_query()
     sql, values = query.query.get_parameterized_sql()
-    if related:
-        sql = _joined(query.model, related, sql)
+    if paths:
+        sql = _joined(query.model, paths, sql)
     _, rows = await query._db.execute_query(sql, values)
-    if related and rows:
+    if paths and rows:
         field = order.lstrip("-")
         rows = sorted(rows, key=lambda row: row[field], reverse=order.startswith("-"))
     objects = load_rows(query.model, rows)
-    if related and rows:
-        _set_related(objects, rows, _related_model(query.model, related), f"{related}.", related)
+    if paths and rows:
+        _attach_paths(query.model, objects, rows, paths)
     return objects
+
+
+def _attach_paths(model: type[Model], objects: list[Any], rows: Any, paths: Sequence[str]) -> None:
+    """Set the rows each of *paths* points to on the objects they belong to (``_<key>``,
+    None where a row has none), from the columns :func:`_joined` named."""
+    per_row: dict[str, list[Any]] = {"": list(objects)}
+    model_of: dict[str, type[Model]] = {"": model}
+    for path in paths:
+        parent, _, name = path.rpartition(".")
+        other = _related_model(model_of[parent], name)
+        per_row[path] = _set_related(per_row[parent], rows, other, f"{path}.", name)
+        model_of[path] = other
 
 
 PREPARE_TRIES = 3
@@ -306,27 +324,43 @@ async def one(query: QuerySet[M]) -> M | None:
     return found[0] if found else None
 
 
-def _joined(model: type[Model], relation: str, sql: str) -> str:
-    """*sql* (a select of *model*'s rows) with the rows its *relation* points to, as columns
-    named ``relation.column``."""
-    other = _related_model(model, relation)._meta
-    source: Any = model._meta.fields_map[relation]
-    columns = ", ".join(f'"r"."{c}" "{relation}.{c}"' for c in other.fields_db_projection.values())
-    return (
-        f'SELECT "page".*, {columns} FROM ({sql}) "page" LEFT OUTER JOIN "{other.db_table}" "r" '
-        f'ON "r"."{other.db_pk_column}" = "page"."{source.source_field}"'
-    )
+def _joined(model: type[Model], paths: Sequence[str], sql: str) -> str:
+    """*sql* (a select of *model*'s rows) with the rows each of *paths* points to, as
+    columns named ``path.column``."""
+    columns = ['"page".*']
+    joins = []
+    alias_of = {"": '"page"'}
+    model_of: dict[str, type[Model]] = {"": model}
+    for n, path in enumerate(paths):
+        parent, _, name = path.rpartition(".")
+        owner = model_of[parent]
+        other = _related_model(owner, name)
+        source: Any = owner._meta.fields_map[name]
+        alias = f'"r{n}"'
+        columns += [
+            f'{alias}."{c}" "{path}.{c}"' for c in other._meta.fields_db_projection.values()
+        ]
+        joins.append(
+            f' LEFT OUTER JOIN "{other._meta.db_table}" {alias} ON {alias}."'
+            f'{other._meta.db_pk_column}" = {alias_of[parent]}."{source.source_field}"'
+        )
+        alias_of[path] = alias
+        model_of[path] = other
+    return f'SELECT {", ".join(columns)} FROM ({sql}) "page"{"".join(joins)}'
 
 
 def _set_related(
-    objects: list[Any], rows: Any, model: type[Model], prefix: str, relation: str
-) -> None:
+    owners: list[Any], rows: Any, model: type[Model], prefix: str, relation: str
+) -> list[Any]:
+    """Set on each row's owner (None: the row has none) the *model* object of its columns
+    named *prefix* + column, as ``_<relation>``; returns those objects, by row."""
     pk = prefix + model._meta.db_pk_column
-    present = [i for i, row in enumerate(rows) if row[pk] is not None]
-    loaded = load_rows(model, [rows[i] for i in present], prefix)
-    found = dict(zip(present, loaded, strict=True))
-    for i, obj in enumerate(objects):
-        object.__setattr__(obj, f"_{relation}", found.get(i))
+    present = [i for i, row in enumerate(rows) if row[pk] is not None and owners[i] is not None]
+    loaded = dict(zip(present, load_rows(model, [rows[i] for i in present], prefix), strict=True))
+    for i, owner in enumerate(owners):
+        if owner is not None:
+            object.__setattr__(owner, f"_{relation}", loaded.get(i))
+    return [loaded.get(i) for i in range(len(rows))]
 
 
 def related(objects: Iterable[Model], relation: str) -> dict[Any, Any]:
@@ -404,6 +438,8 @@ async def by_ids(
         _, rows = await db.execute_query(statement, values)
         objects = load_rows(model, rows)
         if related and rows:
-            _set_related(objects, rows, _related_model(model, related), f"{related}.", related)
+            _set_related(
+                list(objects), rows, _related_model(model, related), f"{related}.", related
+            )
         out.extend(objects)
     return out

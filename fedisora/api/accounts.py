@@ -141,7 +141,10 @@ async def _account_statuses(ctx: Ctx) -> Response:
     tagged = p.text("tagged")
     if tagged:
         clips_q = clips_q.filter(clip_tags__tag__name=tagged.lower().lstrip("#"))
-    items: list[Clip | Comment] = [*await page_of(clips_q, page)]
+    # (the clips they remix, with their authors, read with the page)
+    items: list[Clip | Comment] = [
+        *await page_of(clips_q, page, related=("remix_of", "remix_of.account"))
+    ]
     if not (only_media or pinned or exclude_replies or tagged):
         comments_q = Comment.filter(account_id=account.pk, deleted_at=None)
         items = merge_pages(page, items, [*await page_of(comments_q, page)])

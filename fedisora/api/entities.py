@@ -378,7 +378,11 @@ async def status_entities(
         # FEP-044f: a remote remix's accepted stamp is verified again when it is shown a
         # while after the last check (no query unless one is due).
         await refresh_if_stale([c for c in items if isinstance(c, Clip) and c.remix_of_id])
-        found = await by_ids(Clip, source_ids, related="account")
+        # (the sources a page was read with are not read again: fastload.select)
+        loaded = related([c for c in items if isinstance(c, Clip)], "remix_of")
+        found = [loaded[i] for i in source_ids if i in loaded]
+        unread = source_ids - loaded.keys()
+        found += await by_ids(Clip, unread, related="account") if unread else []
         authors.update(related(found, "account"))
         deleted_sources = {c.pk for c in found if c.deleted_at is not None}
         sources = list(await visible_statuses(viewer, found, authors=authors))

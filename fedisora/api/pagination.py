@@ -43,10 +43,11 @@ class Page:
 
 
 async def page_of(
-    query: QuerySet[M], page: Page, field: str = "id", *, related: str = ""
+    query: QuerySet[M], page: Page, field: str = "id", *, related: Sequence[str] = ()
 ) -> list[M]:
     """Apply *page* to *query* on the time-ordered integer column *field*; newest first.
-    *related*: a foreign key whose rows are loaded with the page's (``select_related``)."""
+    *related*: foreign keys whose rows are loaded with the page's (``select_related``;
+    :func:`fedisora.fastload.select`)."""
     if page.max_id is not None:
         query = query.filter(**{f"{field}__lt": page.max_id})
     if page.since_id is not None:

@@ -68,9 +68,7 @@ pushes the older ones out."""
 class _Reads:
     """What one request read: (method, statement, values, rows), in order."""
 
-    reads: list[tuple[str, str, tuple[Any, ...], tuple[tuple[Any, ...], ...]]] = field(
-        default_factory=list
-    )
+    reads: list[tuple[str, str, tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=list)
     wrote: bool = False
 
 
@@ -78,7 +76,7 @@ class _Reads:
 class _Page:
     made: float
     context: Hashable
-    reads: tuple[tuple[str, str, tuple[Any, ...], tuple[tuple[Any, ...], ...]], ...]
+    reads: tuple[tuple[str, str, tuple[Any, ...], tuple[Any, ...]], ...]
     status: int
     body: bytes
     raw_headers: tuple[tuple[bytes, bytes], ...]
@@ -92,8 +90,10 @@ _counts = [0, 0]  # hits, misses
 cachestats.watch("visitor_pages", lambda: (_counts[0], _counts[1]))
 
 
-def _rows(result: Any) -> tuple[tuple[Any, ...], ...]:
-    return tuple(tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in result)
+def _rows(result: Any) -> tuple[Any, ...]:
+    """The rows of a result as kept: asyncpg's records (immutable, compared by value with
+    the records of a later run), a dict result's rows as tuples of their values."""
+    return tuple(tuple(row.values()) if isinstance(row, dict) else row for row in result)
 
 
 def _is_read(statement: str) -> bool:
@@ -166,13 +166,14 @@ def _drop_oldest() -> None:
 
 
 async def _same_rows(db: BaseDBAsyncClient, page: _Page) -> bool:
-    for method, statement, values, rows in page.reads:
-        if method == "dict":
-            fresh = _rows(await db.execute_query_dict(statement, list(values)))
-        else:
-            fresh = _rows((await db.execute_query(statement, list(values)))[1])
-        if fresh != rows:
-            return False
+    """Whether each of the page's statements returns the rows it did (on one pooled
+    connection, straight through asyncpg: nothing here is the request's own reading)."""
+    async with db.acquire_connection() as connection:
+        for _, statement, values, rows in page.reads:
+            db.log.debug("%s: %s", statement, values)  # (counted as tortoise's are)
+            fresh = await connection.fetch(statement, *values)
+            if len(fresh) != len(rows) or any(a != b for a, b in zip(fresh, rows, strict=True)):
+                return False
     return True
 
 

@@ -58,6 +58,8 @@ from fedisora.services.visibility import limited_account_ids, without_limited
 
 __all__ = ["routes", "trending_clips"]
 
+SOURCES_AND_AUTHORS = ("account", "remix_of", "remix_of.account")
+"""The rows a page of clips is read with: their authors, the clips they remix and theirs."""
 TREND_WINDOW = timedelta(days=7)
 MAX_TAG_TERMS = 4
 """Tags a tag timeline's ``any[]``, ``all[]`` and ``none[]`` each take (Mastodon's limit)."""
@@ -119,8 +121,9 @@ async def _clip_timeline(ctx: Ctx, query: Any) -> Response:
     hidden = await hidden_account_ids(ctx.account)
     if hidden:
         query = query.exclude(account_id__in=list(hidden))
-    rows = await page_of(query, page, related="account")
-    # The authors, read with the page: for their visibility and their entities.
+    # The authors and the clips remixed (with theirs), read with the page: for their
+    # visibility and their entities.
+    rows = await page_of(query, page, related=SOURCES_AND_AUTHORS)
     authors: dict[int, Account] = related(rows, "account")
     visible = await visible_statuses(ctx.account, rows, authors=authors)
     headers = link_header(ctx.request, rows[0].pk, rows[-1].pk) if rows else {}

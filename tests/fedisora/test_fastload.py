@@ -62,9 +62,28 @@ async def test_related_rows_come_with_the_page_as_select_related_gives_them(db: 
     assert [c.pk for c in oldest] == [c.pk for c in reversed(wanted)]
     by_id = await fastload.by_ids(Clip, [c.pk for c in clips], related="account")
     assert {c.pk: _state(c.account) for c in by_id} == {c.pk: _state(c.account) for c in wanted}
+    # Several keys, one through another: the clips remixed, and their authors.
+    remix = await clip(bob, remix_of=clips[1])
+    paths = ("account", "remix_of", "remix_of.account")
+    got = await fastload.select(Clip.all().order_by("-id"), related=paths, order="-id")
+    wanted = await Clip.all().order_by("-id").select_related(
+        "account", "remix_of", "remix_of__account"
+    )
+    assert [c.pk for c in got] == [c.pk for c in wanted]
+    for mine, theirs in zip(got, wanted, strict=True):
+        assert _state(mine.account) == _state(theirs.account)
+        source: Any = getattr(mine, "_remix_of", None)
+        expected: Any = getattr(theirs, "_remix_of", None)
+        if theirs.remix_of_id is None:
+            assert source is None and expected is None
+        else:
+            assert _state(source) == _state(expected)
+            assert _state(source._account) == _state(expected._account)
+    assert fastload.related(got, "remix_of").keys() == {clips[1].pk}
+    assert remix.pk in {c.pk for c in got}
     # A query select cannot run itself is tortoise's, with the same answer.
     annotated = await fastload.select(Clip.all().only("id", "account_id"))
-    assert sorted(c.pk for c in annotated) == sorted(c.pk for c in clips)
+    assert sorted(c.pk for c in annotated) == sorted(c.pk for c in [*clips, remix])
 
 
 async def test_a_cached_row_is_a_fresh_copy_and_a_changed_row_is_read_again(db: str) -> None:
