@@ -109,28 +109,27 @@ def install() -> None:
     run_query = AsyncpgDBClient.execute_query
     run_dict = AsyncpgDBClient.execute_query_dict
 
+    def note(query: str, values: list[Any] | None, method: str, rows: Any) -> None:
+        reads = _recording.get()
+        if reads is None:
+            return
+        if _is_read(query):
+            reads.reads.append((method, query, tuple(values or ()), _rows(rows)))
+        else:
+            reads.wrote = True
+
     async def execute_query(
         self: AsyncpgDBClient, query: str, values: list[Any] | None = None
     ) -> Any:
         result = await run_query(self, query, values)
-        reads = _recording.get()
-        if reads is not None:
-            if _is_read(query):
-                reads.reads.append(("query", query, tuple(values or ()), _rows(result[1])))
-            else:
-                reads.wrote = True
+        note(query, values, "query", result[1])
         return result
 
     async def execute_query_dict(
         self: AsyncpgDBClient, query: str, values: list[Any] | None = None
     ) -> Any:
         result = await run_dict(self, query, values)
-        reads = _recording.get()
-        if reads is not None:
-            if _is_read(query):
-                reads.reads.append(("dict", query, tuple(values or ()), _rows(result)))
-            else:
-                reads.wrote = True
+        note(query, values, "dict", result)
         return result
 
     def spoiling(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -5,28 +5,20 @@ Loops' hit-rate@10, diversity no worse) is for the full run."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchscript import load_bench as _load_bench
 
 BENCH = Path(__file__).parents[2] / "bench" / "for_you.py"
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_for_you", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
+    """bench/for_you.py, loaded from its file (tests/support/benchscript.py)."""
+    return _load_bench("for_you")
 
 
 def test_quality_bench_tiny(capsys: pytest.CaptureFixture[str]) -> None:

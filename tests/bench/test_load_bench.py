@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchscript import load_bench as _load_bench
 
 ROOT = Path(__file__).parents[2]
 BENCH = ROOT / "bench" / "load.py"
@@ -30,23 +31,17 @@ NUMBER = r"(\d+(?:\.\d+)?)"
 
 
 def load() -> ModuleType:
-    """bench/load.py as a module of its own (it imports no locust: bench/_load_locust.py does)."""
-    spec = importlib.util.spec_from_file_location("bench_load", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
+    """bench/load.py, loaded from its file (tests/support/benchscript.py)."""
+    return _load_bench("load")
 
 
 @pytest.mark.slow
 def test_load_bench_quick() -> None:
     # Not imported here: locust monkey-patches the process (gevent) when imported.
-    if importlib.util.find_spec("locust") is None:
-        pytest.skip("locust is not installed (the bench extra: pip install -e '.[bench]')")
+    # (scripts/test installs the bench extra: a missing locust is a failed set-up)
+    assert importlib.util.find_spec("locust") is not None, (
+        "locust is not installed (the bench extra: pip install -e '.[bench]')"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDISORA_")}
     if "FEDISORA_TEST_POSTGRES" in os.environ:
         env["FEDISORA_TEST_POSTGRES"] = os.environ["FEDISORA_TEST_POSTGRES"]

@@ -5,23 +5,20 @@ own clips and transformations; this keeps the script's reporting from rotting.""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchscript import load_bench as _load_bench
 
 BENCH = Path(__file__).parents[2] / "bench" / "watermark.py"
 
 
 def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_watermark", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """bench/watermark.py, loaded from its file (tests/support/benchscript.py)."""
+    return _load_bench("watermark")
 
 
 def test_survive_tallies_each_transformation_and_cost_prints_ratios(

@@ -4,7 +4,6 @@ the older block scheme still read; the visible mark shows."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from benchscript import load_bench as _load_bench
 
 from render.encode import encode_mp4
 from render.spec import RenderSpec, plan
@@ -50,12 +50,8 @@ BENCH = Path(__file__).parents[2] / "bench" / "watermark.py"
 
 
 def load_bench() -> ModuleType:
-    """bench/watermark.py: its clips and transformations are the ones measured there."""
-    spec = importlib.util.spec_from_file_location("bench_watermark", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """bench/watermark.py, loaded from its file (tests/support/benchscript.py)."""
+    return _load_bench("watermark")
 
 
 def render_tiny(tiny: Any, seed: int = 9) -> np.ndarray:
