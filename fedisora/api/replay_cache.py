@@ -9,10 +9,11 @@ from, so the page it would make is the same one. Any other answer, and the page 
 anew. Nothing is invalidated: a change made by any process shows in the rows at once.
 
 What is not in those rows is in the page's context, compared too: the domain policy this
-process holds (:func:`fedisora.services.domain_blocks.current`, which shapes the statements)
-and the URL scheme. A request that writes (an ``INSERT``, ``UPDATE``, a statement that is
-not a ``SELECT``), answers other than 200, reads nothing, or renders an entity anew (the
-rendering cache missed: the next page, made warm, reads less) is not kept. A page is kept
+process holds (:func:`fedisora.services.domain_blocks.current`, which shapes the
+statements), the instance's settings and the process's configuration. A request that
+writes (an ``INSERT``, ``UPDATE``, a statement that is not a ``SELECT``), answers other than
+200, reads nothing, or renders an entity anew (the rendering cache missed: the next page,
+made warm, reads less) is not kept. A page is kept
 :data:`MAX_AGE` seconds at most: what depends on time alone (a remote remix's stamp, checked
 again when it is shown a while after the last check) waits that long at most; Mastodon
 lets HTTP caches keep these same pages for visitors too (``cache_if_unauthenticated!``).
@@ -234,11 +235,11 @@ async def answer(
 async def _context(settings: Settings) -> Hashable:
     """What a visitor's page depends on besides its reads: the domain policy this process
     holds (it shapes the statements), the instance's settings (names on the pages) and the
-    base URL."""
+    process's configuration (its base URL, limits, media URLs...)."""
     from fedisora.services import domain_blocks
     from fedisora.services.instance_settings import cached
 
-    return (await domain_blocks.current(), cached(settings), settings.base_url)
+    return (await domain_blocks.current(), cached(settings), settings)
 
 
 async def visitor_page(ctx: Ctx, make: Callable[[], Awaitable[Response]]) -> Response:
