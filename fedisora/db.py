@@ -15,6 +15,7 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as _migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 
+from fedisora import fastload
 from fedisora.config import Settings, tortoise_config
 
 __all__ = [
@@ -48,6 +49,7 @@ async def init_db(settings: Settings | str) -> None:
     # tortoise caches compiled INSERT statements per connection *name*; a process that switches
     # backends under the same name (the test suite does) must not reuse another dialect's SQL.
     EXECUTOR_CACHE.clear()
+    fastload.forget()  # (its loaders follow tortoise's fields of the database's dialect)
     # A global fallback context: uvicorn runs the lifespan and each request in different tasks,
     # and tortoise's per-task context would not reach the requests otherwise.
     await close_db()

@@ -67,6 +67,15 @@ _loaders: dict[tuple[type[Model], str], Callable[[Mapping[str, Any]], Any]] = {}
 _statements: dict[tuple[type[Model], str, int, str], str] = {}
 
 
+def forget() -> None:
+    """Drop every loader, kept row and prepared statement: tortoise is being set up again
+    (which of a model's fields its database's driver converts itself depends on the
+    database: SQLite returns times as text, PostgreSQL as datetimes)."""
+    _loaders.clear()
+    _built.clear()
+    _prepared.clear()
+
+
 def configure(size: int) -> None:
     """Keep at most *size* rows' objects (0: none)."""
     global ROW_CACHE_SIZE
