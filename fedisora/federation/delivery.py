@@ -13,6 +13,7 @@ an attempt: throttling is not the peer failing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -337,12 +338,19 @@ async def _follow_answered(actor: Account, data: dict[str, Any], kind: str) -> A
     inner = objects.activity("Follow", follow_uri, follower[0].uri, actor.uri, context=False)
     answer = objects.activity(
         kind,
-        f"{actor.uri}#{kind.lower()}s/{follower_id}/{utcnow().timestamp():.0f}",
+        # One id per Follow answered (named by it, not by the second it was answered in: two
+        # Follows answered in one second got one id, and a peer that remembers ids, as Fedify
+        # does, took the second Accept for the first); a retried delivery keeps it.
+        f"{actor.uri}#{kind.lower()}s/{follower_id}/{_digest(follow_uri)}",
         actor.uri,
         inner,
         to=[follower[0].uri],
     )
     return answer, follower
+
+
+def _digest(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:32]
 
 
 async def _follow_accepted(actor: Account, data: dict[str, Any]) -> Audience | None:

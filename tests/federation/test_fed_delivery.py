@@ -278,3 +278,30 @@ async def test_boost_comment_edit_and_manual_approval(federation: Federation) ->
     assert kinds == ["Create", "Update", "Delete"]
     update = (await Delivery.all().order_by("id"))[1]
     assert "v2" in update.payload["object"]["content"]
+
+
+async def test_an_answer_to_a_follow_is_named_by_the_follow_it_answers(db: str) -> None:
+    """Two Follows answered in the same second get two Accept ids (a peer that remembers
+    ids, as Fedify does, took the second for the first); answering one again (a retried
+    delivery) gives the same id; an Accept and a Reject of one Follow differ."""
+    from factories import local_account, remote_account
+
+    from fedisora.federation.delivery import _follow_accepted, _follow_rejected
+
+    admin = await local_account("admin")
+    bob = await remote_account("bob")
+    first = {"follower_id": bob.pk, "follow_uri": "https://remote.example/f/1"}
+    second = {"follower_id": bob.pk, "follow_uri": "https://remote.example/f/2"}
+    ids = []
+    for data, answer in (
+        (first, _follow_accepted),
+        (second, _follow_accepted),
+        (first, _follow_accepted),
+        (first, _follow_rejected),
+    ):
+        found = await answer(admin, data)
+        assert found is not None
+        ids.append(found[0]["id"])
+    assert ids[0] != ids[1]
+    assert ids[0] == ids[2]
+    assert ids[3] != ids[0] and "#rejects/" in ids[3]
