@@ -35,11 +35,13 @@ Run: ``.venv/bin/python bench/read_path.py`` (about 3 minutes; ``--quick`` for 1
 3 s). Only 127.0.0.1 is used.
 
 Measured on 2026-12-07 (2 cores, nothing else running; wrk, PostgreSQL and the server on the
-same cores), fedisora / bare: requests/s 1308 / 13886 (0.096), 1509 / 15001 (0.101), 2186 /
-18442 (0.118) for the public timeline, an account's statuses and a clip page; server CPU
-per request 0.601 / 0.071 ms (0.123), 0.525 / 0.066 (0.126), 0.441 / 0.054 (0.122). Those
-are a visitor's unchanged pages (:mod:`fedisora.api.replay_cache`); a page made anew (its
-rows changed) costs 1.4-1.6 ms in process. Issue 20 measured 0.018 before.
+same cores), fedisora / bare, three full runs: requests/s ratios 0.072-0.096 (public
+timeline), 0.073-0.101 (an account's statuses), 0.118-0.130 (a clip page); server CPU per
+request 0.60-0.98 / 0.071-0.088 ms (0.091-0.123), 0.53-0.81 / 0.066-0.082 ms
+(0.094-0.126), 0.44-0.61 / 0.054-0.077 ms (0.121-0.128). The machine's speed moved between
+runs (the bare endpoint's own cost by 25 %). Those are a visitor's unchanged pages
+(:mod:`fedisora.api.replay_cache`); a page made anew (its rows changed) costs 1.4-2.1 ms in
+process. Issue 20 measured 0.018 before.
 """
 
 from __future__ import annotations
