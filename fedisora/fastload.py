@@ -44,7 +44,6 @@ __all__ = [
     "by_ids",
     "configure",
     "load_rows",
-    "one",
     "prepared",
     "prepared_one",
     "related",
@@ -214,6 +213,14 @@ def _runnable(query: QuerySet[Any]) -> bool:
     )
 
 
+def _parameterized(query: QuerySet[Any]) -> tuple[str, list[Any]]:
+    """*query*'s SQL and parameters, as tortoise runs it (its connection chosen)."""
+    query._choose_db_if_not_chosen()
+    query._make_query()
+    sql, values = query.query.get_parameterized_sql()
+    return sql, list(values)
+
+
 async def select(
     query: QuerySet[M], *, related: str | Sequence[str] = (), order: str = ""
 ) -> list[M]:
@@ -229,9 +236,7 @@ async def select(
         if paths:
             query = query.select_related(*(p.replace(".", "__") for p in paths))
         return list(await query)
-    query._choose_db_if_not_chosen()
-    query._make_query()
-    sql, values = query.query.get_parameterized_sql()
+    sql, values = _parameterized(query)
     if paths:
         sql = _joined(query.model, paths, sql)
     _, rows = await query._db.execute_query(sql, values)
@@ -294,9 +299,7 @@ async def prepared(
     query = query_of(*args)
     if not _runnable(query) or query.model is not model or found >= PREPARE_TRIES:
         return await select(query)
-    query._choose_db_if_not_chosen()
-    query._make_query()
-    sql, values = query.query.get_parameterized_sql()
+    sql, values = _parameterized(query)
     spots = [[i for i, v in enumerate(values) if v is a] for a in args]
     if all(len(s) == 1 for s in spots) and len({s[0] for s in spots}) == len(args):
         made = [s[0] for s in spots]
@@ -312,7 +315,7 @@ async def prepared(
 async def prepared_one(
     key: Hashable, model: type[M], query_of: Callable[..., QuerySet[M]], *args: Any
 ) -> M | None:
-    """The object the query finds, or None, as :func:`one`, its SQL built once per *key*
+    """The object the query finds, or None (as ``get_or_none``), its SQL built once per *key*
     (:func:`prepared`)."""
     found = await prepared(key, model, lambda *a: query_of(*a).limit(2), *args)
     if len(found) > 1:
@@ -322,15 +325,6 @@ async def prepared_one(
 
 def _placeholders(db: BaseDBAsyncClient) -> str:
     return "$n" if isinstance(db, AsyncpgDBClient) else db.capabilities.dialect
-
-
-async def one(query: QuerySet[M]) -> M | None:
-    """The object *query* finds, or None: ``await query.get_or_none()`` (which raises on
-    more than one, as this does)."""
-    found = await select(query.limit(2))
-    if len(found) > 1:
-        return await query.get_or_none()  # (its MultipleObjectsReturned)
-    return found[0] if found else None
 
 
 def _joined(model: type[Model], paths: Sequence[str], sql: str) -> str:
@@ -394,25 +388,14 @@ def _statement(model: type[Model], dialect: str, count: int, relation: str) -> s
     found = _statements.get(key)
     if found is None:
         meta = model._meta
-        table = f'"{meta.db_table}"'
-        columns = [f'{table}."{c}"' for c in meta.fields_db_projection.values()]
-        joins = ""
-        if relation:
-            other = _related_model(model, relation)._meta
-            alias = f'"{relation}"'
-            columns += [
-                f'{alias}."{c}" "{relation}.{c}"' for c in other.fields_db_projection.values()
-            ]
-            source: Any = meta.fields_map[relation]
-            joins = (
-                f' LEFT OUTER JOIN "{other.db_table}" {alias} '
-                f'ON {alias}."{other.db_pk_column}" = {table}."{source.source_field}"'
-            )
-        pk = f'{table}."{meta.db_pk_column}"'
+        columns = ", ".join(f'"{c}"' for c in meta.fields_db_projection.values())
+        pk = f'"{meta.db_pk_column}"'
         where = (
             f"{pk} = ANY($1)" if dialect == "postgres" else f"{pk} IN ({', '.join('?' * count)})"
         )
-        found = f"SELECT {', '.join(columns)} FROM {table}{joins} WHERE {where}"
+        found = f'SELECT {columns} FROM "{meta.db_table}" WHERE {where}'
+        if relation:
+            found = _joined(model, (relation,), found)
         _statements[key] = found
     return found
 
@@ -447,8 +430,6 @@ async def by_ids(
         _, rows = await db.execute_query(statement, values)
         objects = load_rows(model, rows)
         if related and rows:
-            _set_related(
-                list(objects), rows, _related_model(model, related), f"{related}.", related
-            )
+            _attach_paths(model, objects, rows, (related,))
         out.extend(objects)
     return out
