@@ -67,9 +67,9 @@ pushes the older ones out."""
 
 @dataclass
 class _Reads:
-    """What one request read: (method, statement, values, rows), in order."""
+    """What one request read: (statement, values, rows), in order."""
 
-    reads: list[tuple[str, str, tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=list)
+    reads: list[tuple[str, tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=list)
     wrote: bool = False
 
 
@@ -77,7 +77,7 @@ class _Reads:
 class _Page:
     made: float
     context: Hashable
-    reads: tuple[tuple[str, str, tuple[Any, ...], tuple[Any, ...]], ...]
+    reads: tuple[tuple[str, tuple[Any, ...], tuple[Any, ...]], ...]
     status: int
     body: bytes
     raw_headers: tuple[tuple[bytes, bytes], ...]
@@ -110,12 +110,12 @@ def install() -> None:
     run_query = AsyncpgDBClient.execute_query
     run_dict = AsyncpgDBClient.execute_query_dict
 
-    def note(query: str, values: list[Any] | None, method: str, rows: Any) -> None:
+    def note(query: str, values: list[Any] | None, rows: Any) -> None:
         reads = _recording.get()
         if reads is None:
             return
         if _is_read(query):
-            reads.reads.append((method, query, tuple(values or ()), _rows(rows)))
+            reads.reads.append((query, tuple(values or ()), _rows(rows)))
         else:
             reads.wrote = True
 
@@ -123,14 +123,14 @@ def install() -> None:
         self: AsyncpgDBClient, query: str, values: list[Any] | None = None
     ) -> Any:
         result = await run_query(self, query, values)
-        note(query, values, "query", result[1])
+        note(query, values, result[1])
         return result
 
     async def execute_query_dict(
         self: AsyncpgDBClient, query: str, values: list[Any] | None = None
     ) -> Any:
         result = await run_dict(self, query, values)
-        note(query, values, "dict", result)
+        note(query, values, result)
         return result
 
     def spoiling(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -169,7 +169,7 @@ async def _same_rows(db: BaseDBAsyncClient, page: _Page) -> bool:
     """Whether each of the page's statements returns the rows it did (on one pooled
     connection, straight through asyncpg: nothing here is the request's own reading)."""
     async with db.acquire_connection() as connection:
-        for _, statement, values, rows in page.reads:
+        for statement, values, rows in page.reads:
             db.log.debug("%s: %s", statement, values)  # (counted as tortoise's are)
             fresh = await connection.fetch(statement, *values)
             if len(fresh) != len(rows) or any(a != b for a, b in zip(fresh, rows, strict=True)):
