@@ -14,7 +14,11 @@ rows are turned into the same model objects, and how often a statement is built:
 - :func:`prepared` builds a call site's statement once and runs it with each call's values;
 - :func:`load_rows` builds the objects with a loader made once per model, and does not
   convert again a row PostgreSQL returned exactly as before (a copy of the object built
-  then: :data:`ROW_CACHE_SIZE`).
+  then: :data:`ROW_CACHE_SIZE`);
+- :func:`versions` gives, for a statement run here, its twin: the same statement returning
+  only each row's key and row versions (PostgreSQL's ``xmin``), which says whether its
+  rows changed at a fraction of the cost of reading them again
+  (:mod:`fedisora.api.replay_cache`).
 
 Hand-rolled because tortoise offers none of it (``sql()`` drops the parameters; there is no
 public "load these rows"): the loader mirrors ``Model._init_from_db`` (same attributes, the
@@ -48,6 +52,7 @@ __all__ = [
     "prepared_one",
     "related",
     "select",
+    "versions",
 ]
 
 M = TypeVar("M", bound=Model)
@@ -64,6 +69,13 @@ _built: dict[tuple[int, Any], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 _shapes: dict[tuple[Any, ...], int] = {}
 _loaders: dict[tuple[type[Model], str], Callable[[Mapping[str, Any]], Any]] = {}
 _statements: dict[tuple[type[Model], str, int, str], str] = {}
+_versions: dict[str, str | None] = {}
+
+VERSIONS_SIZE = 256
+"""Statements whose twins (:func:`versions`) a process keeps, first in first out (a
+joined page's statement is about 10 kB; its shapes vary with a page's filters)."""
+VERSION = "fedisora.version"
+"""The column of a twin's root row version (see :func:`versions`)."""
 
 
 def forget() -> None:
@@ -73,6 +85,8 @@ def forget() -> None:
     _loaders.clear()
     _built.clear()
     _prepared.clear()
+    _statements.clear()
+    _versions.clear()
 
 
 def configure(size: int) -> None:
@@ -238,7 +252,10 @@ async def select(
         return list(await query)
     sql, values = _parameterized(query)
     if paths:
-        sql = _joined(query.model, paths, sql)
+        inner, sql = sql, _joined(query.model, paths, sql)
+        _note_versions(sql, query.model, paths, inner)
+    else:
+        _note_versions(sql, query.model, (), sql)
     _, rows = await query._db.execute_query(sql, values)
     if paths and rows:
         field = order.lstrip("-")
@@ -306,6 +323,7 @@ async def prepared(
         constants = [v for i, v in enumerate(values) if i not in made]
         if not any(c is a for c in constants for a in args):
             _prepared[slot] = (sql, list(values), made, query.model)
+            _note_versions(sql, query.model, (), sql)
     if not isinstance(_prepared.get(slot), tuple):
         _prepared[slot] = found + 1  # (not placed: the next call tries again)
     _, rows = await query._db.execute_query(sql, values)
@@ -327,11 +345,12 @@ def _placeholders(db: BaseDBAsyncClient) -> str:
     return "$n" if isinstance(db, AsyncpgDBClient) else db.capabilities.dialect
 
 
-def _joined(model: type[Model], paths: Sequence[str], sql: str) -> str:
-    """*sql* (a select of *model*'s rows) with the rows each of *paths* points to, as
-    columns named ``path.column``."""
-    columns = ['"page".*']
-    joins = []
+def _join_parts(model: type[Model], paths: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """For a select of *model*'s rows named ``"page"``, joined to the rows each of *paths*
+    points to: their columns (named ``path.column``), their row versions, the joins."""
+    columns: list[str] = []
+    row_versions: list[str] = []
+    joins: list[str] = []
     alias_of = {"": '"page"'}
     model_of: dict[str, type[Model]] = {"": model}
     for n, path in enumerate(paths):
@@ -343,13 +362,56 @@ def _joined(model: type[Model], paths: Sequence[str], sql: str) -> str:
         columns += [
             f'{alias}."{c}" "{path}.{c}"' for c in other._meta.fields_db_projection.values()
         ]
+        row_versions.append(f"{alias}.xmin::text")
         joins.append(
             f' LEFT OUTER JOIN "{other._meta.db_table}" {alias} ON {alias}."'
             f'{other._meta.db_pk_column}" = {alias_of[parent]}."{source.source_field}"'
         )
         alias_of[path] = alias
         model_of[path] = other
-    return f'SELECT {", ".join(columns)} FROM ({sql}) "page"{"".join(joins)}'
+    return columns, row_versions, joins
+
+
+def _joined(model: type[Model], paths: Sequence[str], sql: str) -> str:
+    """*sql* (a select of *model*'s rows) with the rows each of *paths* points to, as
+    columns named ``path.column``."""
+    columns, _, joins = _join_parts(model, paths)
+    picked = ", ".join(['"page".*', *columns])
+    return f'SELECT {picked} FROM ({sql}) "page"{"".join(joins)}'
+
+
+def _note_versions(statement: str, model: type[Model], paths: Sequence[str], sql: str) -> None:
+    """Make and keep the twin of *statement*: *sql* (a select of *model*'s rows, the
+    statement itself or its inner select) joined to *paths* as :func:`_joined` joins them,
+    each row giving only its key and the versions of the rows it was made from."""
+    if statement in _versions:
+        return
+    table = f'"{model._meta.db_table}"'
+    head = next((h for h in ("SELECT DISTINCT ", "SELECT ") if sql.startswith(h)), None)
+    twin = None
+    if head is not None and f"FROM {table}" in sql:
+        # The root table's version is added in front of the select's own columns (which
+        # stay: DISTINCT and ORDER BY may need them); the rest is the statement's.
+        inner = f'{head}{table}.xmin::text "{VERSION}", {sql[len(head) :]}'
+        _, row_versions, joins = _join_parts(model, paths)
+        pk = model._meta.db_pk_column
+        picked = ", ".join([f'"page"."{pk}"', f'"page"."{VERSION}"', *row_versions])
+        twin = f'SELECT {picked} FROM ({inner}) "page"{"".join(joins)}'
+    while len(_versions) >= VERSIONS_SIZE:
+        del _versions[next(iter(_versions))]
+    _versions[statement] = twin
+
+
+def versions(statement: str) -> str | None:
+    """The twin of *statement* (run by this module since it was last set up), or None.
+
+    The twin takes the same values and selects the same rows from the same tables, in the
+    same order, but returns of each only its key and the row version (``xmin``, changed by
+    every update of a row) of it and of each row joined to it. Two runs of a statement
+    returned the same rows when its twin returned the same (key, versions) rows, run
+    against the same snapshot as the first of them: the rows are made of nothing else.
+    PostgreSQL only (SQLite has no row versions: running it there fails)."""
+    return _versions.get(statement)
 
 
 def _set_related(
@@ -393,9 +455,9 @@ def _statement(model: type[Model], dialect: str, count: int, relation: str) -> s
         where = (
             f"{pk} = ANY($1)" if dialect == "postgres" else f"{pk} IN ({', '.join('?' * count)})"
         )
-        found = f'SELECT {columns} FROM "{meta.db_table}" WHERE {where}'
-        if relation:
-            found = _joined(model, (relation,), found)
+        inner = f'SELECT {columns} FROM "{meta.db_table}" WHERE {where}'
+        found = _joined(model, (relation,), inner) if relation else inner
+        _note_versions(found, model, (relation,) if relation else (), inner)
         _statements[key] = found
     return found
 

@@ -18,6 +18,15 @@ made warm, reads less) is not kept. A page is kept
 again when it is shown a while after the last check) waits that long at most; Mastodon
 lets HTTP caches keep these same pages for visitors too (``cache_if_unauthenticated!``).
 
+Checking a statement by reading its rows again costs about as much as the first read (a
+page's rows with their authors are ~110 kB off the wire). So the first check of a kept
+page reads them all again and, in the same snapshot, their twins
+(:func:`fedisora.fastload.versions`: each row's key and row versions, a few bytes), all
+in one statement; later checks run only that statement, one round trip whatever the
+number of reads. Twins returning the rows they returned beside rows equal to the page's
+mean the statements still return the page's rows. A statement without a twin (not run by
+:mod:`fedisora.fastload`) is read again in full at each check.
+
 PostgreSQL only (asyncpg's statements are recorded at its client: see :func:`install`); on
 SQLite every page is made. Hand-rolled: tortoise has no query log with results, and an HTTP
 cache in front cannot know when the rows changed.
@@ -25,6 +34,7 @@ cache in front cannot know when the rows changed.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -32,11 +42,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from starlette.responses import Response
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from fedisora import cachestats
+from fedisora import cachestats, fastload
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -74,6 +85,18 @@ class _Reads:
 
 
 @dataclass(frozen=True)
+class _Check:
+    """How a kept page is checked, from its first check on: its reads' twins in one
+    statement (or None), its values and the rows it returned beside the page's rows; and
+    the reads without a twin, read again in full."""
+
+    statement: str | None
+    values: tuple[Any, ...]
+    rows: tuple[Any, ...]
+    in_full: tuple[int, ...]
+
+
+@dataclass
 class _Page:
     made: float
     context: Hashable
@@ -81,6 +104,8 @@ class _Page:
     status: int
     body: bytes
     raw_headers: tuple[tuple[bytes, bytes], ...]
+    check: _Check | None = None
+    """None until the page's first check (see :func:`_same_rows`)."""
 
 
 _now = time.monotonic  # (the clock pages age by; tests move it)
@@ -165,16 +190,86 @@ def _drop_oldest() -> None:
     _kept[0] -= 2 * len(page.body)
 
 
+def _equal(fresh: Any, rows: tuple[Any, ...]) -> bool:
+    return len(fresh) == len(rows) and all(a == b for a, b in zip(fresh, rows, strict=True))
+
+
 async def _same_rows(db: BaseDBAsyncClient, page: _Page) -> bool:
     """Whether each of the page's statements returns the rows it did (on one pooled
     connection, straight through asyncpg: nothing here is the request's own reading)."""
     async with db.acquire_connection() as connection:
-        for statement, values, rows in page.reads:
+        check = page.check
+        if check is None:
+            return await _first_check(db, connection, page)
+        for n in check.in_full:
+            statement, values, rows = page.reads[n]
             db.log.debug("%s: %s", statement, values)  # (counted as tortoise's are)
-            fresh = await connection.fetch(statement, *values)
-            if len(fresh) != len(rows) or any(a != b for a, b in zip(fresh, rows, strict=True)):
+            if not _equal(await connection.fetch(statement, *values), rows):
                 return False
+        if check.statement is None:
+            return True
+        db.log.debug("%s: %s", check.statement, check.values)
+        return _equal(await connection.fetch(check.statement, *check.values), check.rows)
+
+
+async def _first_check(db: BaseDBAsyncClient, connection: Any, page: _Page) -> bool:
+    """The page's rows read again, and what later checks compare (:class:`_Check`): its
+    reads' twins, run in the same snapshot (they then say whether the rows changed)."""
+    twins: list[tuple[str, tuple[Any, ...]]] = []
+    in_full: list[int] = []
+    for n, (statement, values, _) in enumerate(page.reads):
+        twin = fastload.versions(statement)
+        if twin is not None and _placeable(twin, len(values)):
+            twins.append((twin, values))
+        else:
+            in_full.append(n)
+    combined, values = _combined(twins) if twins else (None, ())
+    unchanged = False
+    try:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            for statement, read_values, rows in page.reads:
+                db.log.debug("%s: %s", statement, read_values)
+                if not _equal(await connection.fetch(statement, *read_values), rows):
+                    return False
+            unchanged = True
+            found: tuple[Any, ...] = ()
+            if combined is not None:
+                db.log.debug("%s: %s", combined, values)
+                found = tuple(await connection.fetch(combined, *values))
+    except asyncpg.PostgresError:
+        if not unchanged:
+            raise
+        # (a twin PostgreSQL refused: every read is checked in full)
+        page.check = _Check(None, (), (), tuple(range(len(page.reads))))
+        return True
+    page.check = _Check(combined, values, found, tuple(in_full))
     return True
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _placeable(twin: str, count: int) -> bool:
+    """Whether *twin*'s parameters can be renumbered: no string literal (where a ``$n``
+    would be text) and placeholders ``$1``..``$count`` only."""
+    return "'" not in twin and all(1 <= int(m) <= count for m in _PLACEHOLDER.findall(twin))
+
+
+def _combined(twins: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
+    """One statement returning the rows of each twin, as (its number, the row as text),
+    each twin's placeholders moved past those of the twins before it; and its values."""
+    parts: list[str] = []
+    values: list[Any] = []
+    for n, (twin, twin_values) in enumerate(twins):
+        offset = len(values)
+
+        def moved(found: re.Match[str], offset: int = offset) -> str:
+            return f"${int(found.group(1)) + offset}"
+
+        renumbered = _PLACEHOLDER.sub(moved, twin)
+        parts.append(f'SELECT {n} "n", "twin"::text "row" FROM ({renumbered}) "twin"')
+        values.extend(twin_values)
+    return " UNION ALL ".join(parts), tuple(values)
 
 
 async def answer(

@@ -205,3 +205,97 @@ async def test_the_kept_pages_are_bounded(db: str, monkeypatch: pytest.MonkeyPat
     for n in range(5, 9):
         await replay_cache.answer(connections.get("default"), n, None, page)
     assert list(replay_cache._pages) == ([7, 8] if db.startswith("postgres") else [])
+
+
+async def _checked(client: httpx.AsyncClient, path: str) -> replay_cache._Page:
+    """*path* kept and checked once (its twins established): the page as kept."""
+    for _ in range(4):
+        await client.get(path)
+    page = replay_cache._pages[("web" if path.startswith("/@") else "api", *_split(path))]
+    assert page.check is not None
+    return page
+
+
+def _split(path: str) -> tuple[str, str]:
+    route, _, query = path.partition("?")
+    return route, query
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_checked_page_is_checked_by_its_row_versions_and_never_stale(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    """After its first check, a page's reads made by fastload are checked by their twins
+    (row keys and versions) in one statement; every kind of change still shows at once."""
+    alice = await local_account("alice")
+    bob = await local_account("bob")
+    source = await posts.post_clip(alice, await rendered_video(alice), caption="#sea source")
+    clips = [
+        await posts.post_clip(bob, await rendered_video(bob), caption=f"#sea {n}", remix_of=source)
+        for n in range(2)
+    ]
+    paths = [
+        "/api/v1/timelines/public?limit=20",
+        "/api/v1/timelines/tag/sea",
+        f"/api/v1/accounts/{bob.pk}/statuses",
+        f"/@bob/{clips[0].pk}",
+    ]
+    for path in paths:
+        page = await _checked(client, path)
+    for path in paths:
+        page = replay_cache._pages[("web" if path.startswith("/@") else "api", *_split(path))]
+        assert page.check is not None and page.check.statement is not None, path
+        # (the clip page's five reads, the account page's three: one round trip)
+        assert page.check.statement.count("UNION ALL") == len(page.reads) - 1 - len(
+            page.check.in_full
+        )
+
+    async def shows(change: str) -> None:
+        for path in paths:
+            hits = replay_cache._counts[0]
+            kept = await client.get(path)
+            made = replay_cache._counts[0] == hits
+            assert made, (change, path)  # (every page reads what changed)
+            _same(kept, await _fresh(client, path))  # (and every kept page is dropped)
+        for path in paths:
+            await _checked(client, path)
+
+    # A row joined to the page (the remixed clip's author), written as another process would.
+    await Account.filter(pk=alice.pk).update(display_name="Alice Renamed")
+    await shows("the remix source's author renamed")
+    # A counter on the page's own rows.
+    await interactions.like(alice, clips[0])
+    await interactions.like(alice, clips[1])
+    await shows("likes")
+    # The remixed clip itself (joined to each page row).
+    await Clip.filter(pk=source.pk).update(caption="#sea source, edited")
+    await shows("the source edited")
+    # A row gone and one new: the same number of rows, other keys.
+    await Clip.filter(pk=clips[1].pk).update(deleted_at=utcnow())
+    clips.append(
+        await posts.post_clip(bob, await rendered_video(bob), caption="#sea new", remix_of=source)
+    )
+    await shows("one clip deleted, one posted")
+    # Nothing changed: answered from the twins alone.
+    for path in paths:
+        hits = replay_cache._counts[0]
+        assert (await client.get(path)).status_code == 200
+        assert replay_cache._counts[0] == hits + 1, path
+
+
+def test_twins_are_joined_into_one_statement_with_their_placeholders_moved() -> None:
+    combined, values = replay_cache._combined(
+        [
+            ('SELECT "id" FROM "a" WHERE "id" = ANY($1) AND "x" = $2', (1, 2)),
+            ('SELECT "id" FROM "b" WHERE "y" IN ($1,$2) LIMIT $3', (3, 4, 5)),
+        ]
+    )
+    assert values == (1, 2, 3, 4, 5)
+    assert '"id" = ANY($1) AND "x" = $2' in combined
+    assert '"y" IN ($3,$4) LIMIT $5' in combined
+    assert combined.count("UNION ALL") == 1
+    # A twin with a string literal (where "$1" could be text) or a stray placeholder is not
+    # joined: its read is checked in full.
+    assert replay_cache._placeable('SELECT 1 FROM "a" WHERE "x" = $1', 1)
+    assert not replay_cache._placeable('SELECT 1 FROM "a" WHERE "x" = \'$1\'', 1)
+    assert not replay_cache._placeable('SELECT 1 FROM "a" WHERE "x" = $2', 1)

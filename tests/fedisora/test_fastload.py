@@ -191,3 +191,57 @@ async def test_the_tortoise_internals_it_reads_are_there(db: str) -> None:
     for name in ("db_native_fields", "db_default_fields", "db_complex_fields"):
         assert all(len(entry) == 3 for entry in getattr(meta, name)), name
     assert meta.db_pk_column in meta.fields_db_projection.values()
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_statements_twin_gives_its_rows_keys_and_versions(db: str) -> None:
+    """versions(): the same rows, in the same order, as (key, version, joined versions...);
+    any update of a row read or joined changes them (fedisora.api.replay_cache relies on
+    it). PostgreSQL's row versions only: the replay cache does not run on SQLite."""
+    from tortoise import connections
+
+    ann, bob, clips = await _content()
+    await clip(bob, remix_of=clips[0])
+    conn = connections.get("default")
+    paths = ("account", "remix_of", "remix_of.account")
+    seen: list[tuple[str, list[Any]]] = []
+    run = conn.execute_query
+
+    async def noting(query: str, values: Any = None) -> Any:
+        seen.append((query, list(values or [])))
+        return await run(query, values)
+
+    conn.execute_query = noting  # type: ignore[method-assign]
+    try:
+        await fastload.select(Clip.all().order_by("-id").limit(10), related=paths, order="-id")
+        await fastload.by_ids(Account, [ann.pk, bob.pk])
+        pks = [c.pk for c in clips]
+        await fastload.prepared("twins", Clip, lambda pk: Clip.filter(pk=pk), pks[0])
+    finally:
+        del conn.execute_query
+    assert len(seen) == 3
+    for statement, _ in seen:
+        assert fastload.versions(statement) is not None, statement
+
+    async def twin_of(n: int) -> list[tuple[Any, ...]]:
+        statement, values = seen[n]
+        _, found = await conn.execute_query(fastload.versions(statement) or "", values)
+        return sorted(tuple(r) for r in found)
+
+    _, rows = await conn.execute_query(*seen[0])
+    before = await twin_of(0)
+    assert sorted(r["id"] for r in rows) == [r[0] for r in before]
+    assert all(len(r) == 2 + len(paths) for r in before)
+    await Account.filter(pk=ann.pk).update(note="joined row updated")  # (the source's author)
+    after = await twin_of(0)
+    assert after != before
+    assert [r[:2] for r in after] == [r[:2] for r in before]  # (the page's own rows: as were)
+    await Clip.filter(pk=clips[-1].pk).update(likes_count=7)
+    assert await twin_of(0) != after
+    for n, table in ((1, Account), (2, Clip)):
+        was = await twin_of(n)
+        assert len(was) == len((await conn.execute_query(*seen[n]))[1]) > 0
+        await table.filter(pk__in=[r[0] for r in was]).update(created_at=utcnow())
+        assert await twin_of(n) != was
+    # A statement not run here has no twin.
+    assert fastload.versions('SELECT 1 FROM "clips"') is None
