@@ -34,6 +34,7 @@ cache in front cannot know when the rows changed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import OrderedDict
@@ -106,6 +107,10 @@ class _Page:
     raw_headers: tuple[tuple[bytes, bytes], ...]
     check: _Check | None = None
     """None until the page's first check (see :func:`_same_rows`)."""
+    running: asyncio.Task[bool] | None = None
+    """The page's check running now (see :func:`_checked`)."""
+    queued: asyncio.Task[bool] | None = None
+    """The check that runs after it, for every request that came meanwhile."""
 
 
 _now = time.monotonic  # (the clock pages age by; tests move it)
@@ -190,6 +195,38 @@ def _drop_oldest() -> None:
     _kept[0] -= 2 * len(page.body)
 
 
+def _checked(db: BaseDBAsyncClient, page: _Page) -> asyncio.Task[bool]:
+    """A check of *page* (:func:`_same_rows`) that starts after this call: the one that
+    starts now if none runs, else the one queued after the running one, shared by every
+    request that comes while that one runs.
+
+    Many visitors asking for one page at once then cost one check per round trip, not one
+    each, and none is answered by a check that started before it came (which could have
+    missed a change made just before): the answer is as fresh as a check of its own."""
+    running = page.running
+    if running is None or running.done():
+        page.running = task = asyncio.ensure_future(_same_rows(db, page))
+        task.add_done_callback(_retrieved)
+        return task
+    if page.queued is None:
+
+        async def after(before: asyncio.Task[bool]) -> bool:
+            await asyncio.wait([before])  # (its outcome is not this check's)
+            page.running, page.queued = asyncio.current_task(), None
+            return await _same_rows(db, page)
+
+        page.queued = asyncio.ensure_future(after(running))
+        page.queued.add_done_callback(_retrieved)
+    return page.queued
+
+
+def _retrieved(task: asyncio.Task[bool]) -> None:
+    """(A check's error reaches the requests waiting for it; when none waits any more, it
+    is not reported again as never retrieved.)"""
+    if not task.cancelled():
+        task.exception()
+
+
 def _equal(fresh: Any, rows: tuple[Any, ...]) -> bool:
     return len(fresh) == len(rows) and all(a == b for a, b in zip(fresh, rows, strict=True))
 
@@ -256,8 +293,10 @@ def _placeable(twin: str, count: int) -> bool:
 
 
 def _combined(twins: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
-    """One statement returning the rows of each twin, as (its number, the row as text),
-    each twin's placeholders moved past those of the twins before it; and its values."""
+    """One statement returning one value, a digest of the rows of each twin in order
+    (each row as text after its twin's number), each twin's placeholders moved past those
+    of the twins before it; and its values. (A digest: the answer is one short row, whatever
+    the page's size; MD5, as nobody chooses a row's key and versions.)"""
     parts: list[str] = []
     values: list[Any] = []
     for n, (twin, twin_values) in enumerate(twins):
@@ -269,7 +308,9 @@ def _combined(twins: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any,
         renumbered = _PLACEHOLDER.sub(moved, twin)
         parts.append(f'SELECT {n} "n", "twin"::text "row" FROM ({renumbered}) "twin"')
         values.extend(twin_values)
-    return " UNION ALL ".join(parts), tuple(values)
+    rows = " UNION ALL ".join(parts)
+    digest = "md5(string_agg(\"n\" || ' ' || \"row\", E'\\n'))"
+    return f'SELECT {digest} FROM ({rows}) "rows"', tuple(values)
 
 
 async def answer(
@@ -284,7 +325,7 @@ async def answer(
         return await make()
     page = _pages.get(key)
     if page is not None and page.context == context and _now() - page.made < MAX_AGE:
-        if await _same_rows(db, page):
+        if await asyncio.shield(_checked(db, page)):
             _pages.move_to_end(key)
             _counts[0] += 1
             response = Response(page.body, page.status)
