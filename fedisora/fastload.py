@@ -323,7 +323,7 @@ async def prepared(
         constants = [v for i, v in enumerate(values) if i not in made]
         if not any(c is a for c in constants for a in args):
             _prepared[slot] = (sql, list(values), made, query.model)
-            _note_versions(sql, query.model, (), sql)
+    _note_versions(sql, query.model, (), sql)
     if not isinstance(_prepared.get(slot), tuple):
         _prepared[slot] = found + 1  # (not placed: the next call tries again)
     _, rows = await query._db.execute_query(sql, values)
