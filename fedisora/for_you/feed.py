@@ -19,8 +19,10 @@ count as shown to the viewer (:func:`fedisora.for_you.signals.note_served`): the
 from then on, so the next first page starts with clips not served yet, for Mastodon
 clients (which report no impressions) as for the web player. When fewer than
 two pages are left of the current generation, a refresh is requested
-(:func:`~fedisora.for_you.candidates.request_refresh`); a list older than :data:`STALE` is
-refreshed at a first page too. A first visit without any list computes one inline.
+(:func:`~fedisora.for_you.candidates.request_refresh`), unless the list held every clip there
+was (it is shorter than :data:`~.candidates.LIST_SIZE`) and was made less than
+:data:`AGAIN_AFTER` ago; a list older than :data:`STALE` is refreshed at a first page too. A
+first visit without any list computes one inline.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ left clips out, reads of 2, 4 and 8 times *limit* (a first page after a few othe
 what they served: 15 times *limit* covers a list of :data:`~.candidates.LIST_SIZE`)."""
 STALE = timedelta(hours=6)
 """A list older than this is refreshed when its first page is served."""
+AGAIN_AFTER = timedelta(minutes=1)
+"""A list that held every clip there was is not made again this soon when it runs low: on a
+small instance every page would ask for a refresh (all of its clips fit in one list), each
+as much work as a page and more, to find at most the clips posted since."""
 MAX_CURSOR = 200
 
 
@@ -186,6 +192,17 @@ async def _read(
     return position, True
 
 
+async def _whole_and_recent(viewer: Account, state: ForYouRefresh, now: datetime) -> bool:
+    """Whether *viewer*'s current list held every clip there was when it was made (it is
+    shorter than a full list) and was made less than :data:`AGAIN_AFTER` ago."""
+    if state.refreshed_at is None or state.refreshed_at < now - AGAIN_AFTER:
+        return False
+    last = ForYouCandidate.filter(
+        account_id=viewer.pk, generation=state.generation, position=candidates.LIST_SIZE - 1
+    )
+    return not await last.exists()
+
+
 async def page(
     viewer: Account,
     cursor: str | None,
@@ -249,7 +266,7 @@ async def page(
         ahead = ForYouCandidate.filter(
             account_id=viewer.pk, generation=current, position=position + 2 * limit
         )
-        if not await ahead.exists():
+        if not await ahead.exists() and not await _whole_and_recent(viewer, state, now):
             await candidates.request_refresh(viewer, now)
     if position < 0 or (not left and (generation == current or not items)):
         return FeedPage(items, None)  # the list is used up (a refresh was asked for)

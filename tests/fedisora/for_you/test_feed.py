@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from for_you_factories import author, clip
 from tortoise.transactions import in_transaction
@@ -132,16 +134,46 @@ async def test_a_first_visit_computes_the_list_inline(db: str) -> None:
     assert row.generation == 1
 
 
+async def _made_ago(viewer: Account, ago: timedelta) -> None:
+    await ForYouRefresh.filter(account_id=viewer.pk).update(refreshed_at=utcnow() - ago)
+
+
 async def test_a_list_running_low_asks_for_a_refresh(db: str) -> None:
     viewer = await author("viewer")
     bob = await author("bob")
     clips = [await clip(bob) for _ in range(10)]
     await _list(viewer, clips)
+    await _made_ago(viewer, feed.AGAIN_AFTER + timedelta(seconds=5))
     await feed.page(viewer, None, 2, secret=SECRET)  # 8 left: 4 pages
     assert (await ForYouRefresh.get(account_id=viewer.pk)).state == "idle"
     page = await feed.page(viewer, None, 4, secret=SECRET)  # 6 left: under 2 pages
     assert len(page.items) == 4
     assert (await ForYouRefresh.get(account_id=viewer.pk)).state == "pending"
+
+
+async def test_a_list_of_every_clip_made_a_moment_ago_is_not_made_again_at_each_page(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small instance: the list holds every clip there is, so each page runs low. Within
+    AGAIN_AFTER of its making no refresh is asked for (it would find at most the clips
+    posted since); after it, or when the list was full (more clips than it holds), one is."""
+    viewer = await author("viewer")
+    bob = await author("bob")
+    clips = [await clip(bob) for _ in range(10)]
+    await _list(viewer, clips)
+    await _made_ago(viewer, feed.AGAIN_AFTER - timedelta(seconds=5))
+    for _ in range(3):
+        await feed.page(viewer, None, 4, secret=SECRET)
+        assert (await ForYouRefresh.get(account_id=viewer.pk)).state == "idle"
+    await _made_ago(viewer, feed.AGAIN_AFTER + timedelta(seconds=5))
+    await feed.page(viewer, None, 4, secret=SECRET)
+    assert (await ForYouRefresh.get(account_id=viewer.pk)).state == "pending"
+    # A full list (as long as a list may be): there may be more clips than it held.
+    other = await author("other")
+    await _list(other, clips)
+    monkeypatch.setattr(candidates, "LIST_SIZE", len(clips))
+    await feed.page(other, None, 4, secret=SECRET)
+    assert (await ForYouRefresh.get(account_id=other.pk)).state == "pending"
 
 
 async def test_a_cursor_into_the_previous_generation_goes_on_then_moves_on(db: str) -> None:
