@@ -35,13 +35,14 @@ Run: ``.venv/bin/python bench/read_path.py`` (about 3 minutes; ``--quick`` for 1
 3 s). Only 127.0.0.1 is used.
 
 Measured on 2026-12-07 (2 cores, nothing else running; wrk, PostgreSQL and the server on the
-same cores), fedisora / bare, three full runs: requests/s ratios 0.072-0.096 (public
-timeline), 0.073-0.101 (an account's statuses), 0.118-0.130 (a clip page); server CPU per
-request 0.60-0.98 / 0.071-0.088 ms (0.091-0.123), 0.53-0.81 / 0.066-0.082 ms
-(0.094-0.126), 0.44-0.61 / 0.054-0.077 ms (0.121-0.128). The machine's speed moved between
-runs (the bare endpoint's own cost by 25 %). Those are a visitor's unchanged pages
-(:mod:`fedisora.api.replay_cache`); a page made anew (its rows changed) costs 1.4-2.1 ms in
-process. Issue 20 measured 0.018 before.
+same cores), fedisora / bare, three full runs after kept pages came to be checked by their
+reads' row versions in one statement, and requests for a page during its check to share the
+next one: requests/s ratios 0.205-0.229 (public timeline), 0.198-0.260 (an account's
+statuses), 0.278-0.323 (a clip page); server CPU per request 0.35-0.39 / 0.087-0.089 ms
+(0.215-0.245), 0.32-0.34 / 0.071-0.096 ms (0.221-0.272), 0.21-0.26 / 0.061-0.081 ms
+(0.283-0.312). The same day before those two changes: 0.072-0.096, 0.073-0.101, 0.118-0.130.
+Those are a visitor's unchanged pages (:mod:`fedisora.api.replay_cache`); a page made anew
+(its rows changed) costs 1.4-2.5 ms in process. Issue 20 measured 0.018 before.
 """
 
 from __future__ import annotations
