@@ -117,10 +117,13 @@ class Site:
 
     async def login(self, context: BrowserContext, username: str) -> None:
         """Log *context* in as *username* through the login form (its cookies then hold the
-        session, for every page of the context)."""
+        session, for every page of the context). It lands on the settings page, not the
+        feed: a feed page served counts its clips as shown to the viewer (For You serves
+        other clips on the next first page), and a test's own first visit to ``/`` must be
+        its first."""
         page = await context.new_page()
         try:
-            await page.goto(f"{self.url}/login")
+            await page.goto(f"{self.url}/login?next=/settings")
             await page.fill('input[name="login"]', username)
             await page.fill('input[name="password"]', PASSWORD)
             async with page.expect_navigation():
