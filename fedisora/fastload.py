@@ -250,12 +250,9 @@ async def select(
         if paths:
             query = query.select_related(*(p.replace(".", "__") for p in paths))
         return list(await query)
-    sql, values = _parameterized(query)
-    if paths:
-        inner, sql = sql, _joined(query.model, paths, sql)
-        _note_versions(sql, query.model, paths, inner)
-    else:
-        _note_versions(sql, query.model, (), sql)
+    inner, values = _parameterized(query)
+    sql = _joined(query.model, paths, inner) if paths else inner
+    _note_versions(sql, query.model, paths, inner)
     _, rows = await query._db.execute_query(sql, values)
     if paths and rows:
         field = order.lstrip("-")
@@ -456,8 +453,9 @@ def _statement(model: type[Model], dialect: str, count: int, relation: str) -> s
             f"{pk} = ANY($1)" if dialect == "postgres" else f"{pk} IN ({', '.join('?' * count)})"
         )
         inner = f'SELECT {columns} FROM "{meta.db_table}" WHERE {where}'
-        found = _joined(model, (relation,), inner) if relation else inner
-        _note_versions(found, model, (relation,) if relation else (), inner)
+        paths = (relation,) if relation else ()
+        found = _joined(model, paths, inner) if paths else inner
+        _note_versions(found, model, paths, inner)
         _statements[key] = found
     return found
 

@@ -38,7 +38,7 @@ import asyncio
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -238,11 +238,8 @@ async def _same_rows(db: BaseDBAsyncClient, page: _Page) -> bool:
         check = page.check
         if check is None:
             return await _first_check(db, connection, page)
-        for n in check.in_full:
-            statement, values, rows = page.reads[n]
-            db.log.debug("%s: %s", statement, values)  # (counted as tortoise's are)
-            if not _equal(await connection.fetch(statement, *values), rows):
-                return False
+        if not await _reread(db, connection, [page.reads[n] for n in check.in_full]):
+            return False
         if check.statement is None:
             return True
         db.log.debug("%s: %s", check.statement, check.values)
@@ -264,10 +261,8 @@ async def _first_check(db: BaseDBAsyncClient, connection: Any, page: _Page) -> b
     unchanged = False
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
-            for statement, read_values, rows in page.reads:
-                db.log.debug("%s: %s", statement, read_values)
-                if not _equal(await connection.fetch(statement, *read_values), rows):
-                    return False
+            if not await _reread(db, connection, page.reads):
+                return False
             unchanged = True
             found: tuple[Any, ...] = ()
             if combined is not None:
@@ -280,6 +275,19 @@ async def _first_check(db: BaseDBAsyncClient, connection: Any, page: _Page) -> b
         page.check = _Check(None, (), (), tuple(range(len(page.reads))))
         return True
     page.check = _Check(combined, values, found, tuple(in_full))
+    return True
+
+
+async def _reread(
+    db: BaseDBAsyncClient,
+    connection: Any,
+    reads: Iterable[tuple[str, tuple[Any, ...], tuple[Any, ...]]],
+) -> bool:
+    """Whether each of *reads* (statement, values, rows) returns its rows again."""
+    for statement, values, rows in reads:
+        db.log.debug("%s: %s", statement, values)  # (counted as tortoise's are)
+        if not _equal(await connection.fetch(statement, *values), rows):
+            return False
     return True
 
 
