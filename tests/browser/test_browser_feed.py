@@ -99,6 +99,11 @@ async def test_reading_without_javascript(
     controls = articles.first.get_by_role("link", name="Sound and controls: open the clip")
     assert await controls.is_visible()
     assert await articles.nth(1).locator("video").get_attribute("controls") is not None
+    # the clips after the first (in a <noscript>, shown as they are) are full reels too
+    heights = await page.evaluate(
+        "() => [...document.querySelectorAll('article.reel')].map(a => a.offsetHeight)"
+    )
+    assert heights[0] > 400 and set(heights) == {heights[0]}
     assert await articles.first.get_by_text("no script 10").is_visible()
     await controls.click()
     await page.wait_for_url(f"**/{newest[0]}")
@@ -126,12 +131,22 @@ async def test_the_first_clip_plays_before_the_others_are_built(
           window.atFirstPlay = {
             articles: document.querySelectorAll('[role=feed] > article').length,
             waiting: document.querySelectorAll('[role=feed] > noscript').length,
+            // with scripts on, the waiting clips' markup is one text node: never laid out
+            laidOut: [...document.querySelectorAll('[role=feed] > noscript')].map((n) => {
+              const range = document.createRange();
+              range.selectNodeContents(n);
+              return range.getClientRects().length;
+            }),
           };
         }, true);"""
     )
     await phone.goto("/explore")
     await phone.wait_for_function("() => !!window.atFirstPlay")
-    assert await phone.evaluate("() => window.atFirstPlay") == {"articles": 1, "waiting": 1}
+    assert await phone.evaluate("() => window.atFirstPlay") == {
+        "articles": 1,
+        "waiting": 1,
+        "laidOut": [0],
+    }
     await phone.wait_for_function(
         "() => document.querySelectorAll('[role=feed] > article').length === 10"
     )
