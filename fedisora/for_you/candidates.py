@@ -82,13 +82,15 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services.visibility import limited_account_ids
+from fedisora.services.visibility import limited_account_ids, visible_to
 from fedisora.work.engine import Machine, Outcome, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
 
 __all__ = [
     "LIST_SIZE",
     "REFRESH_GRAPH",
+    "Checked",
+    "check",
     "eligible",
     "eligible_provenance",
     "gather",
@@ -301,14 +303,13 @@ async def gather(viewer: Account, now: datetime) -> tuple[list[rank.Features], r
     creators, tags = await signals.weights_of(viewer, now=now, limit=MAX_INTEREST_ROWS)
     found = await sources(viewer, settings, creators, tags)
     ids = sorted(found.found.sources)
-    clips = await eligible(viewer, ids, settings)
+    checked = await check(viewer, ids, settings)
+    clips = checked.unseen()
     if len(clips) < REFILL_BELOW:
         # Few clips left unseen (a small instance, a long session): the list keeps the seen
         # ones too, so that a first page shows them again rather than nothing (pages serve
         # the unseen ones first: they skip seen clips while any unseen is left).
-        fresh = {c.pk for c in clips}
-        again = await eligible(viewer, ids, settings, allow_seen=True)
-        clips += [c for c in again if c.pk not in fresh]
+        clips += [c for c in checked.clips if c.pk in checked.seen]
     features = await _features(viewer, clips, found)
     taste = rank.Taste(
         creators=creators,
@@ -352,21 +353,39 @@ async def new_candidates(viewer: Account, after: int, limit: int) -> list[Clip]:
     return clips[: max(limit, 0)]
 
 
-async def eligible(
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`check` found of some clip ids."""
+
+    clips: list[Clip]
+    """Those that may be For You clips, seen ones included (not those marked "not
+    interested"), in the order read."""
+    seen: set[int]
+    """The ids of *clips* the viewer saw."""
+
+    def unseen(self) -> list[Clip]:
+        return [c for c in self.clips if c.pk not in self.seen]
+
+
+async def check(
     viewer: Account,
     ids: list[int],
     settings: ForYouSettings,
     hidden: set[int] | None = None,
     *,
-    allow_seen: bool = False,
-) -> list[Clip]:
-    """The clips of *ids* that may be For You clips for *viewer*, now (see the module): the
-    one rule, for a refresh's candidates and again for each page served (*hidden*: the
-    viewer's hidden and limited accounts, when the caller has them already). With
-    *allow_seen*, clips the viewer saw are kept (not those marked "not interested"): what a
-    first page shows again when everything on the list was seen."""
+    visible: bool = True,
+) -> Checked:
+    """The clips of *ids* that may be For You clips for *viewer*, now (see the module), and
+    which of them the viewer saw: the one rule, for a refresh's candidates and again for each
+    page served (*hidden*: the viewer's hidden and limited accounts, when the caller has them
+    already). Seen or not is an answer, not a question asked again: a page that finds only
+    seen clips and then shows them again checks each clip once.
+
+    With *visible* false, the last rule (who sees which status,
+    :func:`fedisora.services.visibility.visible_to`) is left to the caller, for the clips it
+    shows: a page that skips seen clips does not ask it of them."""
     if not ids:
-        return []
+        return Checked([], set())
     query = Clip.filter(pk__in=ids, visibility=Visibility.PUBLIC, deleted_at=None)
     query = query.exclude(account_id=viewer.pk)
     if hidden is None:
@@ -374,9 +393,9 @@ async def eligible(
     if hidden:
         query = query.exclude(account_id__in=sorted(hidden))
     clips = await (await public_timeline(query))
-    views = ClipView.filter(account_id=viewer.pk, clip_id__in=ids)
-    seen = set(await column(views.filter(hidden=True) if allow_seen else views, "clip_id"))
-    clips = [c for c in clips if c.pk not in seen]
+    views = await ClipView.filter(account_id=viewer.pk, clip_id__in=ids).values("clip_id", "hidden")
+    not_interested = {int(v["clip_id"]) for v in views if v["hidden"]}
+    clips = [c for c in clips if c.pk not in not_interested]
     remote_media = [c.media_id for c in clips if not c.local and c.media_id is not None]
     provenance: dict[int, Any] = {}
     if remote_media:
@@ -393,7 +412,27 @@ async def eligible(
             and eligible_provenance(provenance[c.media_id], include)
         )
     ]
-    return await visible_statuses(viewer, clips)
+    seen = {int(v["clip_id"]) for v in views}
+    if not visible:
+        return Checked(clips, seen)
+    if hidden is not None:  # (it holds the viewer's domain blocks: visible_statuses' own part)
+        return Checked(await visible_to(viewer, clips, hidden=hidden), seen)
+    return Checked(await visible_statuses(viewer, clips), seen)
+
+
+async def eligible(
+    viewer: Account,
+    ids: list[int],
+    settings: ForYouSettings,
+    hidden: set[int] | None = None,
+    *,
+    allow_seen: bool = False,
+) -> list[Clip]:
+    """The clips of *ids* that may be For You clips for *viewer* (:func:`check`), unseen
+    ones only; with *allow_seen*, clips the viewer saw are kept (not those marked "not
+    interested"): what a first page shows again when everything on the list was seen."""
+    checked = await check(viewer, ids, settings, hidden)
+    return checked.clips if allow_seen else checked.unseen()
 
 
 async def _features(viewer: Account, clips: list[Clip], src: Sources) -> list[rank.Features]:

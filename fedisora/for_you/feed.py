@@ -31,7 +31,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from fedisora.api.lookup import column
@@ -46,7 +46,7 @@ from fedisora.models import (
     ForYouSettings,
     utcnow,
 )
-from fedisora.services.visibility import limited_account_ids
+from fedisora.services.visibility import limited_account_ids, visible_to
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -133,24 +133,51 @@ def open_cursor(cursor: str, viewer_id: int, *, secret: str) -> tuple[int, int]:
     return generation, position
 
 
-async def _shown(viewer: Account, rows: list[ForYouCandidate], rules: _Rules) -> dict[int, Clip]:
-    """The clips of *rows* that may still be served to *viewer*, by id: the candidates' own
-    rule, now (blocks, deletions, views and provenance since the list was made)."""
-    ids = [r.clip_id for r in rows]
-    found = await candidates.eligible(
-        viewer, ids, rules.settings, rules.hidden, allow_seen=rules.allow_seen
-    )
-    return {c.pk: c for c in found}
+async def _shown(viewer: Account, ids: list[int], rules: _Rules) -> dict[int, Clip]:
+    """The clips of *ids* that may still be served to *viewer*, by id: the candidates' own
+    rule, now (blocks, deletions, views and provenance since the list was made). No clip is
+    checked twice in a page (:attr:`_Rules.checked`), and who may see a clip is asked only
+    of the clips this pass would show (a pass skipping seen clips does not ask it of them)."""
+    new = [i for i in ids if i not in rules.checked]
+    if new:
+        found = await candidates.check(viewer, new, rules.settings, rules.hidden, visible=False)
+        rules.checked.update(dict.fromkeys(new))
+        rules.checked.update((c.pk, _Checked(c, c.pk in found.seen)) for c in found.clips)
+    wanted = [
+        c for i in ids if (c := rules.checked[i]) is not None and (rules.allow_seen or not c.seen)
+    ]
+    unasked = [c.clip for c in wanted if c.visible is None]
+    if unasked:
+        seen_by = {s.pk for s in await visible_to(viewer, unasked, hidden=rules.hidden)}
+        for c in wanted:
+            if c.visible is None:
+                c.visible = c.clip.pk in seen_by
+    return {c.clip.pk: c.clip for c in wanted if c.visible}
+
+
+@dataclass
+class _Checked:
+    clip: Clip
+    seen: bool
+    visible: bool | None = None
+    """Whether the viewer may see it (None: not asked yet)."""
 
 
 @dataclass(frozen=True)
 class _Rules:
-    """What a page's checks need of the viewer, read once a page."""
+    """What a page's checks need of the viewer, read once a page, and what they found."""
 
     settings: ForYouSettings
     hidden: set[int]
     allow_seen: bool = False
     """A first page with nothing unseen left shows seen clips again (not an empty feed)."""
+    checked: dict[int, _Checked | None] = field(default_factory=dict)
+    """Each clip id checked in this page (None: it may not be shown). A first page that
+    found only seen clips shows them again without asking about any twice."""
+    rows: dict[tuple[int, int, int], list[ForYouCandidate]] = field(default_factory=dict)
+    """The list's rows read in this page, by (generation, after position, how many)."""
+    ends: dict[int, int] = field(default_factory=dict)
+    """Where a list ends, by generation, once a read in this page found no row after it."""
 
 
 async def _read(
@@ -172,14 +199,19 @@ async def _read(
         # Most pages lose none: read no clip more than needed. A first page after others
         # were served skips what they served: each further read is twice the one before.
         batch = wanted if round_ == 0 else max(wanted, limit << round_)
-        rows = list(
-            await ForYouCandidate.filter(
-                account_id=viewer.pk, generation=generation, position__gt=position
+        rows = rules.rows.get((generation, position, batch))
+        if rows is None:
+            rows = list(
+                await ForYouCandidate.filter(
+                    account_id=viewer.pk, generation=generation, position__gt=position
+                )
+                .order_by("position")
+                .limit(batch)
             )
-            .order_by("position")
-            .limit(batch)
-        )
-        shown = await _shown(viewer, [r for r in rows if r.clip_id not in skip], rules)
+            rules.rows[(generation, position, batch)] = rows
+            if len(rows) < batch:
+                rules.ends[generation] = rows[-1].position if rows else position
+        shown = await _shown(viewer, [r.clip_id for r in rows if r.clip_id not in skip], rules)
         for row in rows:
             if len(items) >= limit:
                 return position, True
@@ -192,15 +224,35 @@ async def _read(
     return position, True
 
 
-async def _whole_and_recent(viewer: Account, state: ForYouRefresh, now: datetime) -> bool:
-    """Whether *viewer*'s current list held every clip there was when it was made (it is
-    shorter than a full list) and was made less than :data:`AGAIN_AFTER` ago."""
+async def _runs_low(
+    viewer: Account,
+    state: ForYouRefresh,
+    position: int,
+    limit: int,
+    *,
+    end: int | None,
+    now: datetime,
+) -> bool:
+    """Whether *viewer*'s current list, served up to *position*, should be made again: fewer
+    than two pages are left of it, and it is not a list that held every clip there was, made
+    less than :data:`AGAIN_AFTER` ago. *end*: where the list ends, when the page's reads
+    found it (what they found is not asked again)."""
+    ahead = position + 2 * limit
+    if end is None or ahead <= end:
+        query = ForYouCandidate.filter(
+            account_id=viewer.pk, generation=state.generation, position=ahead
+        )
+        if await query.exists():
+            return False
     if state.refreshed_at is None or state.refreshed_at < now - AGAIN_AFTER:
+        return True
+    # Made lately: low only if it was a full list (shorter ones held every clip there was).
+    if end is not None and end < candidates.LIST_SIZE - 1:
         return False
     last = ForYouCandidate.filter(
         account_id=viewer.pk, generation=state.generation, position=candidates.LIST_SIZE - 1
     )
-    return not await last.exists()
+    return await last.exists()
 
 
 async def page(
@@ -256,17 +308,15 @@ async def page(
     if place is None and not items and current:
         # Everything on the list was seen (a small instance, a long session): the feed shows
         # it again, best first, rather than nothing, until the refresh finds new clips.
-        again = _Rules(rules.settings, rules.hidden, allow_seen=True)
+        again = replace(rules, allow_seen=True)
         generation = current
         position, left = await _read(viewer, current, -1, limit, items, set(), again)
     # Served is shown: the next page, or the next visit, goes on with other clips (a
     # Mastodon client reports no impressions; the web player's later report is this one).
     await signals.note_served(viewer, [item.clip for item in items], now=now)
     if generation == current and state is not None and state.state != "pending":
-        ahead = ForYouCandidate.filter(
-            account_id=viewer.pk, generation=current, position=position + 2 * limit
-        )
-        if not await ahead.exists() and not await _whole_and_recent(viewer, state, now):
+        end = rules.ends.get(current)
+        if await _runs_low(viewer, state, position, limit, end=end, now=now):
             await candidates.request_refresh(viewer, now)
     if position < 0 or (not left and (generation == current or not items)):
         return FeedPage(items, None)  # the list is used up (a refresh was asked for)

@@ -221,3 +221,37 @@ async def test_a_refresh_after_everything_was_seen_keeps_the_seen_clips(db: str)
     await candidates.refresh_now(viewer)  # as the runner would, all three seen now
     again = await feed.page(viewer, None, 5, secret=SECRET)
     assert {i.clip.pk for i in again.items} == {c.pk for c in clips}
+
+
+async def test_a_first_page_of_seen_clips_asks_about_each_clip_once(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything on the list was seen: the page's first pass skips every clip, and the
+    second shows them again. Each clip is checked once, and who may see a clip is asked only
+    of the clips shown (once each); the rules still hold (a suspended author's clips stay
+    out)."""
+    viewer = await author("viewer")
+    makers = [await author(f"maker{n}") for n in range(3)]
+    clips = [await clip(makers[n % 3]) for n in range(7)]
+    await _list(viewer, clips)
+    for c in clips:
+        await ClipView.create(account=viewer, clip=c, impressions=1)
+    await Account.filter(pk=makers[1].pk).update(suspended_at=utcnow())
+    checked: list[int] = []
+    asked: list[int] = []
+    check, visible_to = candidates.check, feed.visible_to
+
+    async def counted_check(viewer: Account, ids: list[int], *args: object, **kw: bool) -> object:
+        checked.extend(ids)
+        return await check(viewer, ids, *args, **kw)  # type: ignore[arg-type]
+
+    async def counted_visible_to(viewer: Account, items: list[Clip], **kw: object) -> object:
+        asked.extend(c.pk for c in items)
+        return await visible_to(viewer, items, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(candidates, "check", counted_check)
+    monkeypatch.setattr(feed, "visible_to", counted_visible_to)
+    again = await feed.page(viewer, None, 5, secret=SECRET)
+    assert [i.clip.pk for i in again.items] == [clips[n].pk for n in (0, 2, 3, 5, 6)]
+    assert sorted(checked) == sorted(c.pk for c in clips)
+    assert sorted(asked) == sorted(c.pk for c in clips)  # each once: all were candidates
