@@ -406,6 +406,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
         connection = expand_db_url(url)
         connection["credentials"].setdefault("synchronous", "NORMAL")
+        # Transactions take the write lock as they begin: one that read first is never
+        # refused for a write another process committed meanwhile (fedisora.sqlitebackend).
+        connection["engine"] = "fedisora.sqlitebackend"
     elif url.startswith("asyncpg://"):
         from tortoise.backends.base.config_generator import expand_db_url
 
