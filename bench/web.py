@@ -30,7 +30,7 @@ floor; the time-to-first-byte ratio is printed for information: a static file is
 without touching the database, so that ratio says how much of the time the server's page
 costs) and "page and assets: X KB (target < 150 KB) + clip Y KB", each with PASS or MISS.
 The floor has no text, stylesheet or script; a feed page's own copy costs the browser some
-45-55 ms more on the 2-core machines here (software rendering, a fresh renderer each load),
+40-65 ms more on the 2-core machines here (software rendering, a fresh renderer each load),
 whatever the floor's own time (87-143 ms between runs), so two proposed checks are printed
 beside it: each feed page <= 1.5x its own static copy (the server's share), and each copy
 <= 1.5x the floor with the app's stylesheet and script linked (what the page's markup costs).
