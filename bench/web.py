@@ -318,8 +318,17 @@ def write_copies(url: str, floor_dir: Path, cookie: str) -> None:
         ("explore", "/explore", {}),
         ("home", "/", {"Cookie": cookie}),
     ):
-        page = httpx.get(f"{url}{path}", headers=headers, timeout=30)
-        page.raise_for_status()
+        # A For You page served counts its clips as shown, so the next one differs (the
+        # clips not served yet, then, all seen, all of them again): the copy is the page
+        # the measured loads get, once two in a row show the same clips.
+        shown: list[str] = []
+        for _ in range(5):
+            page = httpx.get(f"{url}{path}", headers=headers, timeout=30)
+            page.raise_for_status()
+            clips = re.findall(r'data-clip-id="(\d+)"', page.text)
+            if clips == shown:
+                break
+            shown = clips
         (floor_dir / f"copy-{name}.html").write_text(page.text)
         if name == "explore":
             # The same page with its later clips built at once, as the feed served them
