@@ -82,7 +82,7 @@ from fedisora.models import (
     Visibility,
     utcnow,
 )
-from fedisora.services.visibility import limited_account_ids, visible_to
+from fedisora.services.visibility import limited_account_ids
 from fedisora.work.engine import Machine, Outcome, WorkContext
 from fedisora.work.graph import State, StateGraph, exponential
 
@@ -415,24 +415,13 @@ async def check(
     seen = {int(v["clip_id"]) for v in views}
     if not visible:
         return Checked(clips, seen)
-    if hidden is not None:  # (it holds the viewer's domain blocks: visible_statuses' own part)
-        return Checked(await visible_to(viewer, clips, hidden=hidden), seen)
     return Checked(await visible_statuses(viewer, clips), seen)
 
 
-async def eligible(
-    viewer: Account,
-    ids: list[int],
-    settings: ForYouSettings,
-    hidden: set[int] | None = None,
-    *,
-    allow_seen: bool = False,
-) -> list[Clip]:
-    """The clips of *ids* that may be For You clips for *viewer* (:func:`check`), unseen
-    ones only; with *allow_seen*, clips the viewer saw are kept (not those marked "not
-    interested"): what a first page shows again when everything on the list was seen."""
-    checked = await check(viewer, ids, settings, hidden)
-    return checked.clips if allow_seen else checked.unseen()
+async def eligible(viewer: Account, ids: list[int], settings: ForYouSettings) -> list[Clip]:
+    """The clips of *ids* that may be For You clips for *viewer* and that it has not seen
+    (:func:`check`)."""
+    return (await check(viewer, ids, settings)).unseen()
 
 
 async def _features(viewer: Account, clips: list[Clip], src: Sources) -> list[rank.Features]:
