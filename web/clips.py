@@ -18,7 +18,7 @@ neither loaded nor played (no poster, ``preload="none"``) until the viewer opens
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
@@ -188,6 +188,7 @@ async def clip_cards(
     *,
     mutes: bool = True,
     authors: dict[int, Account] | None = None,
+    checked_with: Collection[int] | None = None,
 ) -> list[ClipCard]:
     """Cards for the *clips* that *viewer* may see, in order, minus blocked and muted authors.
 
@@ -195,12 +196,19 @@ async def clip_cards(
     a boost by a hidden account is dropped too. ``mutes=False`` keeps muted authors: a page
     the viewer opened for that author (a profile, a clip) shows their clips, as Mastodon's do.
     *authors*: account rows this request read already, by id (the authors' rows read here
-    are added: the visibility check and the cards read each once).
+    are added: the visibility check and the cards read each once). *checked_with*: the
+    *clips* passed, in this request, ``visible_to(viewer, clips, hidden=checked_with)``
+    where *checked_with* holds :func:`hidden_account_ids` (For You's page,
+    :attr:`fedisora.for_you.feed.FeedPage.hidden`): that check is not made again.
     """
     by = list(boosters) if boosters is not None else [None] * len(clips)
     known: dict[int, Account] = {} if authors is None else authors
-    visible = {c.pk for c in await visible_statuses(viewer, clips, authors=known)}
-    hidden = await hidden_account_ids(viewer, mutes=mutes)
+    hidden: Collection[int]
+    if checked_with is None:
+        visible = {c.pk for c in await visible_statuses(viewer, clips, authors=known)}
+        hidden = await hidden_account_ids(viewer, mutes=mutes)
+    else:
+        visible, hidden = {c.pk for c in clips}, checked_with
     shown = [
         (clip, booster)
         for clip, booster in zip(clips, by, strict=True)

@@ -210,6 +210,10 @@ class _Page:
     cursor: str | None = None
     """For You: where its next page starts (its list has no ``max_id``)."""
     reasons: dict[int, str] = field(default_factory=dict)
+    checked_with: frozenset[int] | None = None
+    """For You: who-may-see was asked of the clips with these hidden accounts (not again)."""
+    authors: dict[int, Account] = field(default_factory=dict)
+    """Account rows read already, by id."""
 
 
 async def _public(
@@ -250,7 +254,9 @@ async def _for_you(viewer: Account, cursor: str | None, secret: str) -> _Page:
         raise HTTPException(400, exc.message) from None
     clips = [item.clip for item in found.items]
     reasons = {item.clip.pk: item.reason for item in found.items}
-    return _Page(clips, [None] * len(clips), None, found.next_cursor, reasons)
+    return _Page(
+        clips, [None] * len(clips), None, found.next_cursor, reasons, found.hidden, found.authors
+    )
 
 
 async def _tab_page(
@@ -300,7 +306,9 @@ async def _feed_response(
     cursor = request.query_params.get("cursor") or None
     secret = request.app.state.settings.secret_key
     page = await _tab_page(tab, viewer, max_id, cursor=cursor, secret=secret)
-    cards = await clip_cards(viewer, page.clips, page.boosters)
+    cards = await clip_cards(
+        viewer, page.clips, page.boosters, authors=page.authors, checked_with=page.checked_with
+    )
     items = await feed_items(viewer, cards, page.reasons)
     older_href = None
     if page.older is not None:

@@ -168,7 +168,8 @@ async def for_you(ctx: Ctx) -> Response:
         "cursor", max_length=feed.MAX_CURSOR
     )
     found = await feed.page(ctx.me, cursor or None, limit, secret=ctx.settings.secret_key)
-    body = await status_entities(ctx.me, [item.clip for item in found.items])
+    clips = [item.clip for item in found.items]
+    body = await status_entities(ctx.me, clips, authors=found.authors)
     for entity, item in zip(body, found.items, strict=True):
         extra = entity.get("fedisora")
         entity["fedisora"] = {**(extra if isinstance(extra, dict) else {}), "reason": item.reason}

@@ -93,6 +93,14 @@ class FeedPage:
     next_cursor: str | None
     """Where the next page starts (None: the list is used up; its refresh was asked for,
     and a first page shows it once made)."""
+    hidden: frozenset[int] = frozenset()
+    """The accounts this page's check of who may see each clip left out
+    (:func:`~fedisora.services.visibility.visible_to` with this *hidden*): the viewer's
+    blocks both ways, mutes, domain blocks and the silenced accounts it does not follow. A
+    caller showing the items in the same request need not ask again
+    (``web.clips.clip_cards``' *checked_with*)."""
+    authors: dict[int, Account] = field(default_factory=dict)
+    """The items' authors, read by that check (by id): not read again to show them."""
 
 
 def _key(secret: str) -> bytes:
@@ -148,7 +156,10 @@ async def _shown(viewer: Account, ids: list[int], rules: _Rules) -> dict[int, Cl
     ]
     unasked = [c.clip for c in wanted if c.visible is None]
     if unasked:
-        seen_by = {s.pk for s in await visible_to(viewer, unasked, hidden=rules.hidden)}
+        seen_by = {
+            s.pk
+            for s in await visible_to(viewer, unasked, hidden=rules.hidden, authors=rules.authors)
+        }
         for c in wanted:
             if c.visible is None:
                 c.visible = c.clip.pk in seen_by
@@ -178,6 +189,8 @@ class _Rules:
     """The list's rows read in this page, by (generation, after position, how many)."""
     ends: dict[int, int] = field(default_factory=dict)
     """Where a list ends, by generation, once a read in this page found no row after it."""
+    authors: dict[int, Account] = field(default_factory=dict)
+    """The account rows the visibility checks read (the page's authors among them)."""
 
 
 async def _read(
@@ -318,6 +331,8 @@ async def page(
         end = rules.ends.get(current)
         if await _runs_low(viewer, state, position, limit, end=end, now=now):
             await candidates.request_refresh(viewer, now)
+    hidden, authors = frozenset(rules.hidden), rules.authors
     if position < 0 or (not left and (generation == current or not items)):
-        return FeedPage(items, None)  # the list is used up (a refresh was asked for)
-    return FeedPage(items, cursor_for(viewer.pk, generation, position, secret=secret))
+        return FeedPage(items, None, hidden, authors)  # used up (a refresh was asked for)
+    next_cursor = cursor_for(viewer.pk, generation, position, secret=secret)
+    return FeedPage(items, next_cursor, hidden, authors)

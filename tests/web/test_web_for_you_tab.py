@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from factories import local_account
 from for_you_factories import author, clip
 from webhelpers import browser, logged_in
@@ -16,6 +17,7 @@ from fedisora.models import (
     ForYouRefresh,
     Interest,
     InterestKind,
+    Mute,
     TimelineEntry,
     Visibility,
     utcnow,
@@ -55,6 +57,45 @@ async def test_for_you_shows_reasons_and_pages_by_cursor(web: httpx.ASGITranspor
     async with browser(web) as anon:  # visitors keep /explore, without reasons
         front = await anon.get("/")
         assert front.status_code == 200 and "reel-reason" not in front.text
+
+
+async def test_for_you_asks_who_may_see_each_clip_once_and_its_rules_hold(
+    web: httpx.ASGITransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The For You page's cards take its own check of who may see each clip (the list's rule,
+    :func:`fedisora.services.visibility.visible_to` with the viewer's blocks, mutes and
+    domain blocks) instead of asking again; what the viewer came to block or mute after the
+    list was made still stays out. The Local tab asks in the cards, as before."""
+    from web import clips as cards
+
+    ann = await local_account("ann")
+    makers = [await author(f"maker{i}", clips_count=50) for i in range(3)]
+    made = {m.pk: {str((await clip(m, likes_count=3)).pk) for _ in range(2)} for m in makers}
+    asked: list[str] = []
+    checks = cards.visible_statuses, cards.hidden_account_ids
+
+    async def counted_visible(*args: object, **kw: object) -> object:
+        asked.append("visible")
+        return await checks[0](*args, **kw)  # type: ignore[arg-type]
+
+    async def counted_hidden(*args: object, **kw: object) -> object:
+        asked.append("hidden")
+        return await checks[1](*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cards, "visible_statuses", counted_visible)
+    monkeypatch.setattr(cards, "hidden_account_ids", counted_hidden)
+    async with logged_in(web, "ann") as http:
+        first = await http.get("/")
+        assert set(articles(first.text)) == set().union(*made.values())
+        assert asked == []
+        await Mute.create(account=ann, target=makers[1])
+        await Block.create(account=makers[2], target=ann)
+        again = await http.get("/")  # all seen: shown again, less what ann may not see now
+        assert set(articles(again.text)) == made[makers[0].pk]
+        assert asked == []
+        local = await http.get("/?tab=local")
+        assert set(articles(local.text)) == made[makers[0].pk]
+        assert asked == ["visible", "hidden"]
 
 
 async def test_n_new_counts_the_new_clips_that_would_enter_for_you(
