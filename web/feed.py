@@ -30,6 +30,7 @@ answered 204; over the limit of open streams, 429).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -435,6 +436,10 @@ RETRY_MS = 5000
 """How long the browser waits before reopening a stream that ended."""
 RECOUNT_ON = frozenset({"update", "delete"})
 """Stream messages that may change the count (a new clip or boost, a deleted clip)."""
+RECOUNT_EVERY = 3.0
+"""Seconds at least between two counts of one stream: a count is a page's queries (For You's:
+its candidate sources), and a busy federated timeline brings a message every moment; the
+messages of the wait are counted together, at most this late."""
 
 _session_streams: Counter[int] = Counter()
 
@@ -451,28 +456,35 @@ async def _new_clip_events(
     """The "N new" stream's text: the notice when the stream opens if it is not empty, then
     again whenever a message of the tab's stream changes it; a comment every
     :data:`HEARTBEAT` seconds; the end after :data:`STREAM_LIFETIME` seconds, when the hub
-    closes the connection, or when the session is over (it logged out)."""
+    closes the connection, or when the session is over (it logged out). Counts are at least
+    :data:`RECOUNT_EVERY` seconds apart."""
     yield f"retry: {RETRY_MS}\n\n"
     deadline = time.monotonic() + STREAM_LIFETIME
     shown = ""
     recount = True
+    counted = -math.inf  # when the last count began
     while True:
-        if recount:
+        now = time.monotonic()
+        if recount and now - counted >= RECOUNT_EVERY:
+            recount, counted = False, now
             if session_id is not None and not await WebSession.filter(pk=session_id).exists():
                 return
             notice = await new_notice(viewer, tab, since)
             if notice != shown:
                 shown = notice
                 yield _sse("new", notice)
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = deadline - now
         if left <= 0:
             return
-        batch = await conn.receive(min(HEARTBEAT, left))
+        heartbeat = min(HEARTBEAT, left)
+        wait = min(heartbeat, counted + RECOUNT_EVERY - now) if recount else heartbeat
+        batch = await conn.receive(max(wait, 0.0))
         if batch is None:
             return
-        if not batch:
+        if not batch and wait >= heartbeat:
             yield ":thump\n\n"
-        recount = any(m.event in RECOUNT_ON for m in batch)
+        recount = recount or any(m.event in RECOUNT_ON for m in batch)
 
 
 async def stream_new_clips(request: Request) -> Response:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -69,6 +71,12 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture(autouse=True)
+def quick_recounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts 0.25 s apart at least, not 3 s: these tests wait for each count."""
+    monkeypatch.setattr(feed, "RECOUNT_EVERY", 0.25)
 
 
 class Events:
@@ -175,6 +183,38 @@ async def test_a_new_public_clip_is_streamed_as_one_new(served: Served) -> None:
         assert kind == "new" and "2 new clips<" in data
         assert 'href="/explore?tab=federated"' in data
     await hub_holds(served, 0)
+
+
+async def test_a_burst_of_clips_is_counted_at_most_once_a_recount_interval(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each count is a page's queries: a stream counts again at most every
+    ``RECOUNT_EVERY`` seconds however many clips arrive meanwhile, and the count it then
+    shows takes in all of them."""
+    monkeypatch.setattr(feed, "RECOUNT_EVERY", 1.0)
+    counts: list[float] = []
+    count = feed.new_notice
+
+    async def counted(*args: Any) -> str:
+        counts.append(time.monotonic())
+        return await count(*args)
+
+    monkeypatch.setattr(feed, "new_notice", counted)
+    ann = await local_account("ann")
+    first = await clip(ann, "already there")
+    async with stream(served, f"tab=local&since_id={first.pk}") as events:
+        await hub_holds(served, 1)
+        opened = time.monotonic()
+        for n in range(8):
+            await clip(ann, f"burst {n}")
+        while "8 new clips<" not in (await events.next())[1]:
+            pass
+        took = time.monotonic() - opened
+    assert all(b - a >= 0.99 for a, b in itertools.pairwise(counts)), counts
+    # The first count when the stream opened, then one a second at most (unthrottled, each
+    # clip's message would be counted on its own: nine counts).
+    assert len(counts) <= 2 + took, (counts, took)
+    assert len(counts) < 9
 
 
 async def test_clips_the_viewer_may_not_see_do_not_count(served: Served) -> None:
