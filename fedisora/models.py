@@ -231,7 +231,9 @@ class Account(Model):
     class Meta:
         table = "accounts"
         unique_together = (("username", "domain"),)
-        indexes = (Index(fields=("domain", "username")),)
+        # silenced_at: every public list and For You page reads the silenced accounts, a few
+        # rows among every account this instance has seen (migrations/0041_silenced_index.py).
+        indexes = (Index(fields=("domain", "username")), Index(fields=("silenced_at",)))
 
     def __str__(self) -> str:
         return self.acct

@@ -14,6 +14,7 @@ import pytest
 from tortoise import connections
 
 from fedisora.models import (
+    Account,
     Clip,
     ClipTag,
     Comment,
@@ -33,6 +34,7 @@ QUERY_NAMES = [
     "comments",
     "for_you",
     "remixes",
+    "silenced",
 ]
 
 
@@ -53,6 +55,9 @@ def _queries() -> dict[str, Any]:
         "remixes": Clip.filter(remix_of_id=1, visibility=Visibility.PUBLIC, deleted_at=None)
         .order_by("-id")
         .limit(20),
+        # fedisora.services.visibility.limited_account_ids: read by every public list and
+        # For You page (a few silenced accounts among all those the instance has seen)
+        "silenced": Account.filter(silenced_at__not_isnull=True).values_list("id", flat=True),
     }
 
 
