@@ -13,6 +13,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from fedisora import usage
 from fedisora.api.entities import account_entities, rule_entity
 from fedisora.api.http import Ctx, api_route, endpoint, json
 from fedisora.api.lookup import column
@@ -120,21 +121,28 @@ async def _contact_account() -> Account | None:
     return None if admin is None else await Account.get_or_none(pk=admin.account_id)
 
 
-async def _counts() -> tuple[int, int, int]:
+async def _counts(ctx: Ctx) -> tuple[int, int, int, int]:
+    """Local accounts, those who posted in 30 days, local clips and known domains
+    (:mod:`fedisora.usage`: made at most every few minutes)."""
+    return await usage.kept(ctx.request.app.state, "instance", _make_counts)
+
+
+async def _make_counts() -> tuple[int, int, int, int]:
     users = await Account.filter(domain=None).exclude(username=INSTANCE_ACTOR).count()
     active = await column(
         Clip.filter(local=True, created_at__gte=utcnow() - timedelta(days=30)).distinct(),
         "account_id",
     )
     statuses = await Clip.filter(local=True, deleted_at=None).count()
-    return users, len(set(active)), statuses
+    domains = await column(Account.exclude(domain=None).distinct(), "domain")
+    return users, len(set(active)), statuses, len(set(domains))
 
 
 @endpoint()
 async def instance_v2(ctx: Ctx) -> Response:
     settings = ctx.settings
     contact = await _contact_account()
-    _users, active, _statuses = await _counts()
+    _users, active, _statuses, _domains = await _counts(ctx)
     values = await instance_settings.effective(settings)
     mode = values.registrations
     return json(
@@ -171,8 +179,7 @@ async def instance_v2(ctx: Ctx) -> Response:
 async def instance_v1(ctx: Ctx) -> Response:
     settings = ctx.settings
     contact = await _contact_account()
-    users, _active, statuses = await _counts()
-    domains = await column(Account.exclude(domain=None).distinct(), "domain")
+    users, _active, statuses, domains = await _counts(ctx)
     config = _configuration(ctx)
     values = await instance_settings.effective(settings)
     mode = values.registrations
@@ -188,7 +195,7 @@ async def instance_v1(ctx: Ctx) -> Response:
             "stats": {
                 "user_count": users,
                 "status_count": statuses,
-                "domain_count": len(set(domains)),
+                "domain_count": domains,
             },
             "thumbnail": None,
             "languages": ["en"],

@@ -41,7 +41,7 @@ from starlette.routing import BaseRoute, Route
 from activitypub import objects
 from activitypub.errors import ProofError, SignatureError, UnknownKey
 from activitypub.signatures.request import Headers
-from fedisora import ratelimits, urls
+from fedisora import ratelimits, urls, usage
 from fedisora.boundary import MAX_PEER_DEPTH, InputRefused, parse_json
 from fedisora.boundary.limits import INBOX_BODY_LIMIT
 from fedisora.config import Settings
@@ -266,6 +266,22 @@ async def nodeinfo_links(request: Request) -> Response:
     )
 
 
+async def _nodeinfo_usage() -> dict[str, Any]:
+    now = utcnow()
+    users = User.filter(disabled=False, approved=True)
+    return {
+        "users": {
+            "total": await users.count(),
+            "activeMonth": await users.filter(last_login_at__gte=now - timedelta(days=30)).count(),
+            "activeHalfyear": await users.filter(
+                last_login_at__gte=now - timedelta(days=180)
+            ).count(),
+        },
+        "localPosts": await Clip.filter(local=True, deleted_at=None).count(),
+        "localComments": await Comment.filter(local=True, deleted_at=None).count(),
+    }
+
+
 async def nodeinfo(request: Request) -> Response:
     from fedisora.federation.provenance_root import own_root, root_url
 
@@ -276,8 +292,6 @@ async def nodeinfo(request: Request) -> Response:
     from fedisora.services.instance_settings import effective
 
     values = await effective(settings)
-    now = utcnow()
-    users = User.filter(disabled=False, approved=True)
     software: dict[str, Any] = {"name": "fedisora", "version": _version()}
     if version == "2.1":
         software["repository"] = settings.source_url
@@ -288,19 +302,7 @@ async def nodeinfo(request: Request) -> Response:
         "protocols": ["activitypub"],
         "services": {"inbound": [], "outbound": []},
         "openRegistrations": values.registrations == "open",
-        "usage": {
-            "users": {
-                "total": await users.count(),
-                "activeMonth": await users.filter(
-                    last_login_at__gte=now - timedelta(days=30)
-                ).count(),
-                "activeHalfyear": await users.filter(
-                    last_login_at__gte=now - timedelta(days=180)
-                ).count(),
-            },
-            "localPosts": await Clip.filter(local=True, deleted_at=None).count(),
-            "localComments": await Comment.filter(local=True, deleted_at=None).count(),
-        },
+        "usage": await usage.kept(request.app.state, "nodeinfo", _nodeinfo_usage),
         "metadata": {
             "nodeName": values.instance_name,
             "nodeDescription": values.short_description,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from factories import local_account, rendered_video
 from fedhelpers import DOMAIN, RemoteActor, make_remote
 
@@ -84,6 +85,34 @@ async def test_nodeinfo(client: httpx.AsyncClient) -> None:
         assert doc["usage"]["users"]["total"] == 2
         assert doc["usage"]["localPosts"] == 1
     assert (await client.get("/nodeinfo/1.0")).status_code == 404
+
+
+async def test_usage_counts_are_made_again_after_a_while(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NodeInfo's usage and the client API's instance stats are counted at most every
+    ``USAGE_TTL`` seconds (crawlers and client apps ask often; each count reads every local
+    clip, comment, user or remote account): a clip posted meanwhile counts after that."""
+    from fedisora import usage
+
+    clock = [1000.0]
+    monkeypatch.setattr(usage.time, "monotonic", lambda: clock[0])
+    ann = await local_account("ann")
+    await posts.post_clip(ann, await rendered_video(ann))
+
+    async def counts() -> tuple[int, int, int]:
+        node = (await client.get("/nodeinfo/2.0")).json()["usage"]["localPosts"]
+        v1 = (await client.get("/api/v1/instance")).json()["stats"]["status_count"]
+        v2 = (await client.get("/api/v2/instance")).json()["usage"]["users"]["active_month"]
+        return node, v1, v2
+
+    assert await counts() == (1, 1, 1)
+    bob = await local_account("bob")
+    await posts.post_clip(bob, await rendered_video(bob))
+    clock[0] += usage.USAGE_TTL - 1
+    assert await counts() == (1, 1, 1)  # served again
+    clock[0] += 1
+    assert await counts() == (2, 2, 2)
 
 
 async def test_actor_document(client: httpx.AsyncClient) -> None:
