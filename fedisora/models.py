@@ -329,7 +329,9 @@ class MediaFile(Model):
 
     class Meta:
         table = "media_files"
-        indexes = (Index(fields=("attached_at", "id")),)
+        # account_id: an account's media, read when it is deleted
+        # (migrations/0042_foreign_key_indexes.py).
+        indexes = (Index(fields=("attached_at", "id")), Index(fields=("account_id",)))
 
     def has_sound(self) -> bool | None:
         """Whether the video has sound, as its signed render claim says (LTX-2 renders
@@ -495,6 +497,9 @@ class Mention(Model):
     class Meta:
         table = "mentions"
         unique_together = (("account", "target_key"),)
+        # A status's mentions are read by its clip or comment (entities, pages, deletion's
+        # cascade): migrations/0042_foreign_key_indexes.py.
+        indexes = (Index(fields=("clip_id",)), Index(fields=("comment_id",)))
 
 
 class Cameo(Model):
@@ -542,7 +547,13 @@ class Like(Model):
     class Meta:
         table = "likes"
         unique_together = (("account", "target_key"),)
-        indexes = (Index(fields=("clip_id", "id")), Index(fields=("account_id", "id")))
+        # (target_key, id): who liked a clip or a comment, newest first ("favourited by"):
+        # migrations/0042_foreign_key_indexes.py.
+        indexes = (
+            Index(fields=("clip_id", "id")),
+            Index(fields=("account_id", "id")),
+            Index(fields=("target_key", "id")),
+        )
 
 
 class Boost(Model):
@@ -649,8 +660,12 @@ class TimelineEntry(Model):
 
     class Meta:
         table = "timeline_entries"
+        # The unique constraint's index serves the home feed's range scan on (owner_id,
+        # clip_id); clip_id: a clip's entries, removed when it is deleted or unboosted
+        # (migrations/0042_foreign_key_indexes.py, which also dropped an index on (owner_id,
+        # clip_id) that repeated the constraint's).
         unique_together = (("owner", "clip"),)
-        indexes = (Index(fields=("owner_id", "clip_id")),)
+        indexes = (Index(fields=("clip_id",)),)
 
 
 class Notification(Model):
@@ -698,7 +713,9 @@ class Notification(Model):
 
     class Meta:
         table = "notifications"
-        indexes = (Index(fields=("recipient_id", "id")),)
+        # from_account_id: an account's notifications to others, removed when it is deleted
+        # (migrations/0042_foreign_key_indexes.py).
+        indexes = (Index(fields=("recipient_id", "id")), Index(fields=("from_account_id",)))
 
 
 def current_request_id() -> str | None:
@@ -976,6 +993,9 @@ class OAuthAccessToken(Model):
 
     class Meta:
         table = "oauth_access_tokens"
+        # An account's tokens: its authorised apps, revoked with a new password or deletion
+        # (migrations/0042_foreign_key_indexes.py).
+        indexes = (Index(fields=("account_id",)),)
 
 
 class IdempotencyKey(Model):
