@@ -20,9 +20,12 @@ import asyncpg
 import httpx
 import pytest
 from factories import local_account, rendered_video
-from webhelpers import DOMAIN, PASSWORD, browser, logged_in
+from webhelpers import DOMAIN, PASSWORD, browser, create, logged_in, peer_account, receive
 
-from fedisora.models import Block, Mute
+from activitypub.objects import PUBLIC, activity
+from fedisora.federation.context import Federation
+from fedisora.federation.ingest import handle_activity
+from fedisora.models import Account, Block, Clip, Mute
 from fedisora.services import follows, interactions, posts
 
 WHOLE_TABLES = {
@@ -30,6 +33,7 @@ WHOLE_TABLES = {
     "instance settings": re.compile(r'FROM "instance_settings"'),
     "domain policy": re.compile(r'FROM "domain_(blocks|allows)"$'),
     "server rules": re.compile(r'FROM "rules" ORDER BY'),
+    "relays": re.compile(r'FROM "relays" WHERE "actor_uri"='),
     # The counts of NodeInfo and /api/v1/instance read everything they count, once every few
     # minutes per process (fedisora.usage).
     "usage counts": re.compile(r'^SELECT COUNT\(\*\) FROM "(users|comments)" WHERE'),
@@ -106,6 +110,58 @@ def _allowed(statement: str) -> bool:
     return any(pattern.search(one_line) for pattern in WHOLE_TABLES.values())
 
 
+class Plans:
+    """Every statement sent to PostgreSQL, explained before it runs: those reading a whole
+    table (:func:`_whole`) but the allowed ones, by statement."""
+
+    def __init__(self) -> None:
+        self.scans: dict[str, str] = {}
+        self.explained: list[str] = []
+        self._busy = False
+
+    async def explain(self, fetch: Callable[..., Any], conn: Any, query: str, args: Any) -> None:
+        verb = query.lstrip()[:6].upper()
+        if self._busy or verb not in ("SELECT", "DELETE", "UPDATE"):
+            return
+        self._busy = True
+        try:
+            async with conn.transaction():
+                # (and joins by index lookups: on the test's few rows the planner would
+                # rather merge or hash whole tables)
+                for setting in ("enable_seqscan", "enable_mergejoin", "enable_hashjoin"):
+                    await fetch(conn, f"SET LOCAL {setting} = off")
+                rows = await fetch(conn, f"EXPLAIN (FORMAT JSON) {query}", *args)
+            found = [
+                f"{node['Node Type']} on {node.get('Relation Name') or node.get('Index Name')}"
+                f" ({node.get('Index Cond') or node.get('Filter') or 'everything'})"
+                for node in _nodes(json.loads(rows[0][0])[0]["Plan"])
+                if await _whole(conn, node)
+            ]
+        finally:
+            self._busy = False
+        self.explained.append(query)
+        if found and not _allowed(query):
+            self.scans[" ".join(query.split())] = "; ".join(found)
+
+    def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        connection = asyncpg.connection.Connection
+        fetch = connection.fetch
+
+        def watching(original: Callable[..., Any]) -> Callable[..., Any]:
+            async def run(conn: Any, query: str, *args: Any, **kw: Any) -> Any:
+                await self.explain(fetch, conn, query, args)
+                return await original(conn, query, *args, **kw)
+
+            return run
+
+        monkeypatch.setattr(connection, "fetch", watching(fetch))
+        monkeypatch.setattr(connection, "execute", watching(connection.execute))
+
+    def check(self, at_least: int) -> None:
+        assert len(self.explained) >= at_least  # (the statements were seen)
+        assert self.scans == {}, "\n\n".join(f"{q}\n  {p}" for q, p in self.scans.items())
+
+
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
 async def test_no_statement_scans_a_table_for_want_of_an_index(
     db: str, web: httpx.ASGITransport, monkeypatch: pytest.MonkeyPatch
@@ -131,45 +187,8 @@ async def test_no_statement_scans_a_table_for_want_of_an_index(
     await interactions.like(ann, reply)
     await interactions.boost(ann, src)
 
-    scans: dict[str, str] = {}
-    explained: list[str] = []
-    fetch, execute = asyncpg.connection.Connection.fetch, asyncpg.connection.Connection.execute
-    explaining = False
-
-    async def explain(conn: Any, query: str, args: tuple[Any, ...]) -> None:
-        nonlocal explaining
-        verb = query.lstrip()[:6].upper()
-        if explaining or verb not in ("SELECT", "DELETE", "UPDATE"):
-            return
-        explaining = True
-        try:
-            async with conn.transaction():
-                # (and joins by index lookups: on the test's few rows the planner would
-                # rather merge or hash whole tables)
-                for setting in ("enable_seqscan", "enable_mergejoin", "enable_hashjoin"):
-                    await fetch(conn, f"SET LOCAL {setting} = off")
-                rows = await fetch(conn, f"EXPLAIN (FORMAT JSON) {query}", *args)
-            found = [
-                f"{node['Node Type']} on {node.get('Relation Name') or node.get('Index Name')}"
-                f" ({node.get('Index Cond') or node.get('Filter') or 'everything'})"
-                for node in _nodes(json.loads(rows[0][0])[0]["Plan"])
-                if await _whole(conn, node)
-            ]
-        finally:
-            explaining = False
-        explained.append(query)
-        if found and not _allowed(query):
-            scans[" ".join(query.split())] = "; ".join(found)
-
-    def watching(original: Callable[..., Any]) -> Callable[..., Any]:
-        async def run(conn: Any, query: str, *args: Any, **kw: Any) -> Any:
-            await explain(conn, query, args)
-            return await original(conn, query, *args, **kw)
-
-        return run
-
-    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", watching(fetch))
-    monkeypatch.setattr(asyncpg.connection.Connection, "execute", watching(execute))
+    plans = Plans()
+    plans.watch(monkeypatch)
 
     asked: list[tuple[str, int]] = []
     pages = [
@@ -220,5 +239,41 @@ async def test_no_statement_scans_a_table_for_want_of_an_index(
             response = await api.request(method, path, headers=me)
             asked.append((f"{method} {path}", response.status_code))
     assert [a for a in asked if a[1] != 200] == []
-    assert len(explained) > 300  # (the statements were seen)
-    assert scans == {}, "\n\n".join(f"{q}\n  {p}" for q, p in scans.items())
+    plans.check(at_least=300)
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_no_statement_of_the_inbox_scans_a_table_for_want_of_an_index(
+    db: str, fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a federating instance receives most: clips, likes, boosts, follows, their undoing,
+    edits and deletions, and an account's deletion, through the inbox's handlers."""
+    ann = await local_account("ann")
+    bob = await local_account("bob")
+    local = await posts.post_clip(ann, await rendered_video(ann), caption="a tide pool #sea")
+    pam = await peer_account("pam")
+    far = await peer_account("far")
+    await follows.follow(bob, pam)
+    plans = Plans()
+    plans.watch(monkeypatch)
+
+    note = create(pam, 1, mentions=[ann], hashtags=["sea"])
+    await receive(fed, note)
+    await receive(fed, create(far, 2))
+    like = activity("Like", f"{pam.uri}#likes/1", pam.uri, local.uri, context=False)
+    boost = activity("Announce", f"{pam.uri}#boosts/1", pam.uri, local.uri, to=[PUBLIC])
+    follow = activity("Follow", f"{pam.uri}#follows/1", pam.uri, ann.uri)
+    for sent in (like, boost, follow):
+        await handle_activity(fed, sent)
+    for sent in (like, boost, follow):
+        undo = activity("Undo", f"{sent['id']}/undo", pam.uri, sent, context=False)
+        await handle_activity(fed, undo)
+    edited = {**note["object"], "content": "<p>a lighthouse, edited</p>"}
+    edited["updated"] = "2026-01-02T00:00:00Z"
+    await handle_activity(fed, activity("Update", f"{pam.uri}#updates/1", pam.uri, edited))
+    tombstone = {"id": note["object"]["id"], "type": "Tombstone"}
+    await handle_activity(fed, activity("Delete", f"{pam.uri}#deletes/1", pam.uri, tombstone))
+    await handle_activity(fed, activity("Delete", f"{far.uri}#delete", far.uri, far.uri))
+    assert not await Clip.filter(uri=note["object"]["id"], deleted_at=None).exists()
+    assert (await Account.get(pk=far.pk)).origin_deleted_at is not None
+    plans.check(at_least=100)
