@@ -632,6 +632,9 @@ class Mute(Model):
     class Meta:
         table = "mutes"
         unique_together = (("account", "target"),)
+        # target_id: who muted an account (streams; its deletion):
+        # migrations/0042_foreign_key_indexes.py.
+        indexes = (Index(fields=("target_id",)),)
 
 
 class TimelineEntry(Model):
@@ -969,6 +972,7 @@ class OAuthAuthorizationCode(Model):
 
     class Meta:
         table = "oauth_authorization_codes"
+        indexes = (Index(fields=("account_id",)),)  # (its deletion: migrations/0042)
 
 
 class OAuthAccessToken(Model):
