@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from factories import local_account, rendered_video
-from webhelpers import DOMAIN, PASSWORD, PEER, browser, create, peer_account, receive
+from webhelpers import DOMAIN, PEER, api_token, browser, create, peer_account, receive
 
 from fedisora.federation.actors import ActorError, store_actor
 from fedisora.federation.context import Federation
@@ -83,38 +83,13 @@ async def test_names_stored_before_are_shown_cleaned(
     )
 
 
-async def _token(client: httpx.AsyncClient, username: str) -> dict[str, str]:
-    app = (
-        await client.post(
-            "/api/v1/apps",
-            data={
-                "client_name": "t",
-                "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
-                "scopes": "write",
-            },
-        )
-    ).json()
-    token = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "password",
-            "client_id": app["client_id"],
-            "client_secret": app["client_secret"],
-            "username": username,
-            "password": PASSWORD,
-            "scope": "write",
-        },
-    )
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-
 async def test_local_display_names_are_cleaned_as_set(web: httpx.ASGITransport) -> None:
     ann = await local_account("ann")
     async with httpx.AsyncClient(transport=web, base_url=f"https://{DOMAIN}") as client:
         r = await client.patch(
             "/api/v1/accounts/update_credentials",
             data={"display_name": f"{RLO}nnA \u200bthe\u2066 admin"},
-            headers=await _token(client, "ann"),
+            headers=await api_token(client, "ann", "write"),
         )
         assert r.status_code == 200 and r.json()["display_name"] == "nnA the admin"
     assert (await Account.get(pk=ann.pk)).display_name == "nnA the admin"

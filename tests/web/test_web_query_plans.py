@@ -20,7 +20,15 @@ import asyncpg
 import httpx
 import pytest
 from factories import local_account, rendered_video
-from webhelpers import DOMAIN, PASSWORD, browser, create, logged_in, peer_account, receive
+from webhelpers import (
+    DOMAIN,
+    api_token,
+    browser,
+    create,
+    logged_in,
+    peer_account,
+    receive,
+)
 
 from activitypub.objects import PUBLIC, activity
 from fedisora.config import Settings
@@ -51,30 +59,6 @@ WHOLE_TABLES = {
     # The instance's contact: its first admin, at the start of the users in id order.
     "contact": re.compile(r'FROM "users" WHERE "is_admin"=\$1 ORDER BY "id" ASC LIMIT'),
 }
-
-
-async def _token(api: httpx.AsyncClient, username: str) -> dict[str, str]:
-    """Headers with a password-grant token of *username*, through a new app."""
-    app = await api.post(
-        "/api/v1/apps",
-        data={
-            "client_name": "plans",
-            "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
-            "scopes": "read write",
-        },
-    )
-    token = await api.post(
-        "/oauth/token",
-        data={
-            "grant_type": "password",
-            "client_id": app.json()["client_id"],
-            "client_secret": app.json()["client_secret"],
-            "username": username,
-            "password": PASSWORD,
-            "scope": "read write",
-        },
-    )
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -224,7 +208,7 @@ async def test_no_statement_scans_a_table_for_want_of_an_index(
     ]
     activity = {"accept": "application/activity+json"}
     async with httpx.AsyncClient(transport=web, base_url=f"https://{DOMAIN}") as api:
-        me = await _token(api, "ann")
+        me = await api_token(api, "ann")
         for path in reads:
             asked.append((path, (await api.get(path, headers=me)).status_code))
         for path, headers in (

@@ -65,6 +65,34 @@ async def log_in(http: httpx.AsyncClient, login: str, password: str = PASSWORD) 
     assert r.status_code == 303, r.text
 
 
+async def api_token(
+    client: httpx.AsyncClient, username: str, scopes: str = "read write"
+) -> dict[str, str]:
+    """Headers with a client API token of *username* (whose password is :data:`PASSWORD`)
+    with *scopes*: a password grant through a new app."""
+    app = await client.post(
+        "/api/v1/apps",
+        data={
+            "client_name": "tests",
+            "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+            "scopes": scopes,
+        },
+    )
+    token = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": app.json()["client_id"],
+            "client_secret": app.json()["client_secret"],
+            "username": username,
+            "password": PASSWORD,
+            "scope": scopes,
+        },
+    )
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 async def peer_account(username: str, **kwargs: Any) -> Account:
     """A remote account as actor discovery caches it (fetched just now)."""
     uri = f"https://{PEER}/users/{username}"
