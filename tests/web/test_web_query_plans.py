@@ -1,12 +1,14 @@
 """No statement the common pages, client API reads, federation documents and deletions run
 scans a whole table for want of an index (PostgreSQL's plans).
 
-The pages and endpoints are asked through the real app; every statement they send to
-PostgreSQL is explained (not run a second time) with sequential scans disabled: a plan still
-showing one found no index to serve its filter. PostgreSQL does not index a foreign key by
-itself, so each read "by clip", "by account" needs its own. Allowed, each for its reason:
-:data:`WHOLE_TABLES`. What timeline pages' range scans look like is checked in
-tests/fedisora/test_indexes.py.
+The pages and endpoints are asked through the real app (the inbox's handlers and an
+account's deletion called as their runners call them); every SELECT, UPDATE and DELETE they
+send to PostgreSQL is explained first (not run twice) with sequential scans, merge and hash
+joins disabled: a plan still showing a sequential scan, or an index scan whose condition
+leaves out the index's first column (a walk of the whole index), found no index to serve its
+filter. PostgreSQL does not index a foreign key by itself, so each read "by clip", "by
+account" needs its own. Allowed, each for its reason: :data:`WHOLE_TABLES`. What timeline
+pages' range scans look like is checked in tests/fedisora/test_indexes.py.
 """
 
 from __future__ import annotations
