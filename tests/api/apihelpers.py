@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass
 
 import httpx
+from api_tokens import PASSWORD, password_grant, register_app
 
 from fedisora.models import Account
 
-PASSWORD = "correct horse battery"
+__all__ = ["PASSWORD", "Login", "app_token", "log_in_browser", "login", "register_app"]
 
 
 @dataclass
@@ -24,22 +25,6 @@ class Login:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def register_app(
-    client: httpx.AsyncClient, scopes: str = "read write follow push"
-) -> tuple[str, str]:
-    r = await client.post(
-        "/api/v1/apps",
-        data={
-            "client_name": "tests",
-            "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
-            "scopes": scopes,
-        },
-    )
-    assert r.status_code == 200, r.text
-    body = r.json()
-    return body["client_id"], body["client_secret"]
-
-
 async def login(
     client: httpx.AsyncClient,
     account: Account,
@@ -49,20 +34,10 @@ async def login(
 ) -> Login:
     """A password-grant token with *scope* for *account* (made by the ``local_account``
     factory), through a new app registered with *app_scopes*."""
-    client_id, client_secret = await register_app(client, app_scopes)
-    r = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "password",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "username": account.username,
-            "password": PASSWORD,
-            "scope": scope,
-        },
+    token, client_id, client_secret = await password_grant(
+        client, account.username, scope, app_scopes=app_scopes
     )
-    assert r.status_code == 200, r.text
-    return Login(account, r.json()["access_token"], client_id, client_secret)
+    return Login(account, token, client_id, client_secret)
 
 
 async def app_token(client: httpx.AsyncClient, scopes: str = "read write follow") -> dict[str, str]:

@@ -12,7 +12,7 @@ import zipfile
 import httpx
 from factories import local_account, rendered_video
 from PIL import Image
-from webhelpers import DOMAIN, PASSWORD, browser, form_csrf, logged_in
+from webhelpers import DOMAIN, api_token, browser, form_csrf, logged_in
 
 from fedisora.config import Settings
 from fedisora.models import Account, OAuthAccessToken
@@ -71,26 +71,7 @@ async def test_authorized_apps_are_listed_and_revoked(web: httpx.ASGITransport) 
     alice = await local_account("alice")
     await local_account("bob")
     api = httpx.AsyncClient(transport=web, base_url=f"https://{DOMAIN}")
-    app = await api.post(
-        "/api/v1/apps",
-        data={
-            "client_name": "tests",
-            "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
-            "scopes": "read write",
-        },
-    )
-    r = await api.post(
-        "/oauth/token",
-        data={
-            "grant_type": "password",
-            "client_id": app.json()["client_id"],
-            "client_secret": app.json()["client_secret"],
-            "username": alice.username,
-            "password": PASSWORD,
-            "scope": "read write",
-        },
-    )
-    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    headers = await api_token(api, alice.username)  # (an app named "tests", read write)
     async with logged_in(web, "alice") as http:
         page = await http.get("/settings/apps")
         assert "tests" in page.text and "read, write" in page.text

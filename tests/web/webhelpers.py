@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from api_tokens import PASSWORD, password_grant
 from factories import remote_account
 
 from activitypub import objects
@@ -17,7 +18,6 @@ from fedisora.federation.context import Federation
 from fedisora.federation.ingest import handle_activity
 from fedisora.models import Account, Clip, utcnow
 
-PASSWORD = "correct horse battery"
 DOMAIN = "fedisora.test"
 PEER = "peer.example"
 
@@ -70,27 +70,8 @@ async def api_token(
 ) -> dict[str, str]:
     """Headers with a client API token of *username* (whose password is :data:`PASSWORD`)
     with *scopes*: a password grant through a new app."""
-    app = await client.post(
-        "/api/v1/apps",
-        data={
-            "client_name": "tests",
-            "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
-            "scopes": scopes,
-        },
-    )
-    token = await client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "password",
-            "client_id": app.json()["client_id"],
-            "client_secret": app.json()["client_secret"],
-            "username": username,
-            "password": PASSWORD,
-            "scope": scopes,
-        },
-    )
-    assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    token, _, _ = await password_grant(client, username, scopes, app_scopes=scopes)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def peer_account(username: str, **kwargs: Any) -> Account:
